@@ -1,0 +1,99 @@
+/*
+ * common/addr.c: parsing, resolving and formatting of "host:port" addresses.
+ */
+#include "common/addr.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mesh_addr_split(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return -1;
+        h = s + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || memchr(s, ':', (size_t)(colon - s)))
+            return -1; /* no port, or a bare IPv6 address without brackets */
+        hl = (size_t)(colon - s);
+    }
+    if (hl >= hostlen)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || *end != '\0' || p < 0 || p > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+int mesh_addr_resolve(const char *s, struct sockaddr_storage *out, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (mesh_addr_split(s, host, sizeof(host), &port) != 0) {
+        snprintf(err, errlen, "'%s' is not HOST:PORT", s);
+        return -1;
+    }
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *in4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+    if (host[0] == '\0' || strcmp(host, "*") == 0) {
+        in4->sin_family = AF_INET;
+        in4->sin_addr.s_addr = htonl(INADDR_ANY);
+        in4->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    if (out->ss_family == AF_INET)
+        in4->sin_port = htons((uint16_t)port);
+    else
+        in6->sin6_port = htons((uint16_t)port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+void mesh_addr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(in4->sin_port));
+    } else {
+        snprintf(buf, len, "?");
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# tests/integration/cli/test_cli.sh: the meshd binary's command line as a user meets it:
+# --version, --help, unknown commands and flags (usage, exit 2), config errors with
+# file:line (exit 2), check-config on a good file (exit 0).
+set -u
+meshd=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+pass=0
+
+# expect NAME WANT_RC WANT_TEXT -- COMMAND...: runs COMMAND, checks exit code and output.
+expect() {
+  local name=$1 want_rc=$2 want_text=$3
+  shift 4
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  if [ "$rc" -ne "$want_rc" ] || ! grep -qF -- "$want_text" <<<"$out"; then
+    echo "FAIL $name: rc=$rc (want $want_rc), output:"
+    echo "$out" | head -20
+    fail=$((fail + 1))
+  else
+    pass=$((pass + 1))
+  fi
+}
+
+expect version 0 "meshd 0." -- "$meshd" --version
+expect help 0 "commands:" -- "$meshd" --help
+expect help-proxy 0 "MESHD_STATIC" -- "$meshd" help proxy
+expect no-args 2 "usage: meshd" -- "$meshd"
+expect unknown-command 2 "unknown command 'frobnicate'" -- "$meshd" frobnicate
+expect unknown-flag 2 "--lisen: unknown option" -- "$meshd" proxy --lisen 1.2.3.4:5
+expect unknown-flag-usage 2 "usage: meshd proxy" -- "$meshd" proxy --lisen 1.2.3.4:5
+expect bad-value 2 "--workers: 'lots' is not an integer" -- "$meshd" proxy --workers lots
+expect bad-env 2 "MESHD_LISTEN: 'nope' is not HOST:PORT" -- env MESHD_LISTEN=nope "$meshd" proxy
+expect bad-static 2 "static: 'x' in 'a.B=x' is not HOST:PORT" -- "$meshd" proxy --static a.B=x
+
+cat >"$tmp/bad.yaml" <<'YAML'
+listen: 127.0.0.1:7000
+workers: 2
+breaker:
+  failures: 3
+  falures: 4
+YAML
+expect file-unknown 2 "bad.yaml:5: breaker.falures: unknown option" -- "$meshd" check-config "$tmp/bad.yaml"
+expect file-unknown-proxy 2 "bad.yaml:5: breaker.falures: unknown option" -- "$meshd" proxy --config "$tmp/bad.yaml"
+printf 'workers: 2\nlisten: "unterminated\n' >"$tmp/syntax.yaml"
+expect file-syntax 2 "syntax.yaml:2: YAML" -- "$meshd" check-config "$tmp/syntax.yaml"
+expect file-missing 2 "cannot open" -- "$meshd" check-config "$tmp/none.yaml"
+
+cat >"$tmp/good.yaml" <<'YAML'
+listen: 127.0.0.1:7000
+static:
+  meshd.test.Echo: [127.0.0.1:50051, 127.0.0.1:50052]
+breaker:
+  failures: 3
+YAML
+expect file-good 0 'meshd.test.Echo=127.0.0.1:50051,127.0.0.1:50052' -- "$meshd" check-config "$tmp/good.yaml"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
