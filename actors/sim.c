@@ -1,0 +1,171 @@
+/*
+ * actors/sim.c: the simulated executor: one loop, a virtual clock, a seeded PRNG.
+ *
+ * Determinism: the only inputs are the seed and the actors' code. Actor ids come from a
+ * deterministic slot allocator, timers are ordered by (deadline, start sequence), and the
+ * choice of the next event is the PRNG's: each step draws one of the ready actors (its oldest
+ * message is delivered) or, when a timer is due, the timer queue. Time jumps to the next
+ * deadline only when nothing is ready. Every delivery and firing is hashed (FNV-1a).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/runtime.h"
+
+#define FNV_OFFSET 0xcbf29ce484222325ull
+#define FNV_PRIME  0x100000001b3ull
+
+mesh_exec_t *mesh_sim_new(uint64_t seed)
+{
+    mesh_exec_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->sim = 1;
+    e->now = 1000000000ull;
+    e->trace = FNV_OFFSET;
+    mesh_prng_seed(&e->prng, seed);
+    pthread_mutex_init(&e->reg_lock, NULL);
+    e->nloops = 1;
+    e->loops = calloc(1, sizeof(*e->loops));
+    mesh_loop_t *l = e->loops ? calloc(1, sizeof(*l)) : NULL;
+    if (!l) {
+        free(e->loops);
+        e->loops = NULL;
+        mesh_exec_free(e);
+        return NULL;
+    }
+    e->loops[0] = l;
+    mesh_loop_init_common(l, e, 0, seed ^ 0x5157u);
+    e->net = mesh_simnet_new(e);
+    if (!e->net) {
+        mesh_exec_free(e);
+        return NULL;
+    }
+    l->io = mesh_simnet_io(e->net);
+    return e;
+}
+
+static void fnv(uint64_t *h, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        *h ^= (v >> (8 * i)) & 0xFFu;
+        *h *= FNV_PRIME;
+    }
+}
+
+void mesh_sim_trace_event(mesh_exec_t *e, mesh_actor_id_t from, mesh_actor_id_t to, uint32_t type)
+{
+    fnv(&e->trace, e->now);
+    fnv(&e->trace, from);
+    fnv(&e->trace, to);
+    fnv(&e->trace, type);
+    e->steps++;
+    if (e->trace_cb)
+        e->trace_cb(e->now, from, to, type, e->trace_arg);
+}
+
+/* One step at the current time; returns 0 when nothing is ready now. */
+static int sim_step(mesh_exec_t *e)
+{
+    mesh_loop_t *l = e->loops[0];
+    if (atomic_load_explicit(&l->inbox, memory_order_relaxed))
+        mesh_rt_take_inbox(l);
+    int timer_due = mesh_timer_next(l) <= e->now;
+    uint64_t choices = l->nready + (timer_due ? 1u : 0u);
+    if (choices == 0)
+        return 0;
+    uint64_t r = choices == 1 ? 0 : mesh_prng_below(&e->prng, choices);
+    if (r == l->nready) {
+        mesh_timer_fire_one(l, e->now);
+        return 1;
+    }
+    mesh_actor_t *a = l->ready_arr[r];
+    a->pins++;
+    mesh_rt_deliver_one(l, a);
+    if (a->queued && !a->mb_head) {
+        uint32_t ix = a->sim_ix;
+        mesh_actor_t *last = l->ready_arr[--l->nready];
+        l->ready_arr[ix] = last;
+        last->sim_ix = ix;
+        a->queued = 0;
+    }
+    mesh_rt_unpin(a);
+    return 1;
+}
+
+uint64_t mesh_sim_run_until(mesh_exec_t *e, uint64_t until_ns)
+{
+    uint64_t steps = 0;
+    for (;;) {
+        if (sim_step(e)) {
+            steps++;
+            continue;
+        }
+        uint64_t next = mesh_timer_next(e->loops[0]);
+        if (next == UINT64_MAX || next > until_ns) {
+            if (until_ns != UINT64_MAX && e->now < until_ns)
+                e->now = until_ns;
+            return steps;
+        }
+        e->now = next;
+    }
+}
+
+uint64_t mesh_sim_run(mesh_exec_t *e, uint64_t max_steps)
+{
+    uint64_t steps = 0;
+    while (steps < max_steps) {
+        if (sim_step(e)) {
+            steps++;
+            continue;
+        }
+        uint64_t next = mesh_timer_next(e->loops[0]);
+        if (next == UINT64_MAX)
+            break;
+        e->now = next;
+    }
+    return steps;
+}
+
+uint64_t mesh_sim_now(const mesh_exec_t *e)
+{
+    return e->now;
+}
+
+uint64_t mesh_sim_trace_hash(const mesh_exec_t *e)
+{
+    return e->trace;
+}
+
+uint64_t mesh_sim_steps(const mesh_exec_t *e)
+{
+    return e->steps;
+}
+
+uint64_t mesh_sim_random(mesh_exec_t *e)
+{
+    return mesh_prng_next(&e->prng);
+}
+
+mesh_simnet_t *mesh_sim_net(mesh_exec_t *e)
+{
+    return e->net;
+}
+
+int mesh_sim_call_at(mesh_exec_t *e, uint64_t at_ns, void (*fn)(void *), void *arg)
+{
+    mesh_loop_t *l = e->loops[0];
+    uint64_t id = mesh_timer_add(l, at_ns < e->now ? e->now : at_ns, MESH_T_CALL);
+    if (!id)
+        return -MESH_ENOMEM;
+    mesh_tnode_t *n = mesh_timer_find(l, id);
+    n->fn = fn;
+    n->arg = arg;
+    return 0;
+}
+
+void mesh_sim_set_trace(mesh_exec_t *e, mesh_sim_trace_cb cb, void *arg)
+{
+    e->trace_cb = cb;
+    e->trace_arg = arg;
+}

@@ -1,0 +1,723 @@
+/*
+ * registry/etcd_client.c: the etcd JSON-gateway client on libcurl multi + libuv
+ * (see etcd_client.h). Layout: socket/timer glue between curl and libuv, then the request
+ * life cycle (start, write, finish with failover / re-authentication), then the public API.
+ */
+#include "registry/etcd_client.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "registry/etcd_codec.h"
+
+typedef struct sock_ctx {
+    uv_poll_t poll;
+    curl_socket_t fd;
+    etcd_client_t *c;
+    struct sock_ctx *next, *prev;
+} sock_ctx_t;
+
+struct etcd_req {
+    etcd_client_t *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    char *path;
+    char *body;
+    int is_stream;
+    int internal; /* the authentication request itself */
+    int canceled;
+    int queued; /* waiting to start (deferred or waiting for a token) */
+    int attempts;
+    int auth_retried;
+    size_t endpoint;
+    long status;
+    char *resp;
+    size_t resp_len, resp_cap;
+    etcd_done_cb done;
+    etcd_line_cb on_line;
+    etcd_close_cb on_close;
+    void *ud;
+    etcd_req_t *next, *prev; /* every live request */
+};
+
+struct etcd_client {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    char **endpoints;
+    size_t n_endpoints;
+    size_t current;
+    char *username, *password, *ca_file, *cert_file, *key_file;
+    uint32_t request_timeout_ms, connect_timeout_ms;
+    char *token;
+    char *auth_header;
+    int auth_inflight;
+    etcd_req_t *reqs;
+    sock_ctx_t *socks;
+    int depth;
+    int closing;
+};
+
+static void finish_transfer(etcd_req_t *r, CURLcode cc);
+
+/* ---- lists and small helpers ------------------------------------------------------------ */
+
+static void req_link(etcd_client_t *c, etcd_req_t *r)
+{
+    r->prev = NULL;
+    r->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = r;
+    c->reqs = r;
+}
+
+static void req_unlink(etcd_client_t *c, etcd_req_t *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+}
+
+static void req_drop_easy(etcd_req_t *r)
+{
+    if (r->easy) {
+        curl_multi_remove_handle(r->c->multi, r->easy);
+        curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+    }
+    curl_slist_free_all(r->headers);
+    r->headers = NULL;
+}
+
+static void req_free(etcd_req_t *r)
+{
+    req_drop_easy(r);
+    req_unlink(r->c, r);
+    free(r->path);
+    free(r->body);
+    free(r->resp);
+    free(r);
+}
+
+static int append(etcd_req_t *r, const char *p, size_t n)
+{
+    if (r->resp_len + n + 1 > r->resp_cap) {
+        size_t cap = r->resp_cap ? r->resp_cap : 4096;
+        while (cap < r->resp_len + n + 1)
+            cap *= 2;
+        char *b = realloc(r->resp, cap);
+        if (!b)
+            return -1;
+        r->resp = b;
+        r->resp_cap = cap;
+    }
+    memcpy(r->resp + r->resp_len, p, n);
+    r->resp_len += n;
+    r->resp[r->resp_len] = '\0';
+    return 0;
+}
+
+const char *etcd_strerror(int err)
+{
+    switch (err) {
+    case ETCD_OK:
+        return "ok";
+    case ETCD_ERR_NOMEM:
+        return "out of memory";
+    case ETCD_ERR_UNAVAILABLE:
+        return "no etcd endpoint answered";
+    case ETCD_ERR_TIMEOUT:
+        return "etcd request timed out";
+    case ETCD_ERR_SERVER:
+        return "etcd answered with an error";
+    case ETCD_ERR_AUTH:
+        return "etcd authentication failed";
+    case ETCD_ERR_CLOSED:
+        return "stream closed";
+    default:
+        return "unknown error";
+    }
+}
+
+/* ---- curl <-> libuv glue ---------------------------------------------------------------- */
+
+static void enter(etcd_client_t *c)
+{
+    c->depth++;
+}
+
+static void start_transfer(etcd_req_t *r);
+static void client_destroy(etcd_client_t *c);
+
+/* Leaving the outermost call: start deferred requests, reap canceled ones, maybe free. */
+static void leave(etcd_client_t *c)
+{
+    if (--c->depth > 0)
+        return;
+    c->depth++;
+    for (int again = 1; again;) {
+        again = 0;
+        for (etcd_req_t *r = c->reqs, *n; r; r = n) {
+            n = r->next;
+            if (r->canceled || c->closing) {
+                req_free(r);
+                again = 1;
+                break;
+            }
+            if (r->queued == 1) { /* deferred start; 2 means waiting for a token */
+                r->queued = 0;
+                start_transfer(r);
+                again = 1;
+                break;
+            }
+        }
+    }
+    c->depth--;
+    if (c->closing)
+        client_destroy(c);
+}
+
+static void check_multi(etcd_client_t *c)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(c->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        etcd_req_t *r = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        CURLcode cc = m->data.result;
+        if (r)
+            finish_transfer(r, cc);
+    }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    sock_ctx_t *s = h->data;
+    etcd_client_t *c = s->c;
+    int flags = 0;
+    if (status < 0)
+        flags = CURL_CSELECT_ERR;
+    if (events & UV_READABLE)
+        flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+        flags |= CURL_CSELECT_OUT;
+    int running;
+    enter(c);
+    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    check_multi(c);
+    leave(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    etcd_client_t *c = t->data;
+    int running;
+    enter(c);
+    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi(c);
+    leave(c);
+}
+
+static void sock_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void sock_release(etcd_client_t *c, sock_ctx_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->socks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uv_poll_stop(&s->poll);
+    uv_close((uv_handle_t *)&s->poll, sock_closed);
+}
+
+static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    etcd_client_t *c = userp;
+    sock_ctx_t *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            curl_multi_assign(c->multi, fd, NULL);
+            sock_release(c, s);
+        }
+        return 0;
+    }
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return -1;
+        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
+            free(s);
+            return -1;
+        }
+        s->fd = fd;
+        s->c = c;
+        s->poll.data = s;
+        s->next = c->socks;
+        if (c->socks)
+            c->socks->prev = s;
+        c->socks = s;
+        curl_multi_assign(c->multi, fd, s);
+    }
+    int ev = 0;
+    if (what & CURL_POLL_IN)
+        ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT)
+        ev |= UV_WRITABLE;
+    uv_poll_start(&s->poll, ev, on_poll);
+    return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    etcd_client_t *c = userp;
+    if (timeout_ms < 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, (uint64_t)timeout_ms, 0);
+    return 0;
+}
+
+/* ---- request life cycle ----------------------------------------------------------------- */
+
+static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
+{
+    etcd_req_t *r = ud;
+    size_t n = size * nmemb;
+    if (r->canceled)
+        return 0; /* aborts the transfer; reaped in leave() */
+    if (!r->status)
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+    if (append(r, p, n) < 0)
+        return 0;
+    if (!r->is_stream || r->status != 200)
+        return n;
+    /* A stream: hand out each complete line, keep the rest. */
+    size_t start = 0;
+    for (;;) {
+        char *nl = memchr(r->resp + start, '\n', r->resp_len - start);
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - (r->resp + start));
+        if (len > 0)
+            r->on_line(r->ud, r->resp + start, len);
+        start += len + 1;
+        if (r->canceled)
+            return 0;
+    }
+    if (start > 0) {
+        memmove(r->resp, r->resp + start, r->resp_len - start);
+        r->resp_len -= start;
+    }
+    return n;
+}
+
+static void set_auth_header(etcd_req_t *r)
+{
+    etcd_client_t *c = r->c;
+    if (c->token && !r->internal) {
+        free(c->auth_header);
+        c->auth_header = NULL;
+        if (asprintf(&c->auth_header, "Authorization: %s", c->token) > 0)
+            r->headers = curl_slist_append(r->headers, c->auth_header);
+    }
+}
+
+static void fail(etcd_req_t *r, int err, const char *body, size_t len);
+static void submit(etcd_req_t *r);
+
+static void start_transfer(etcd_req_t *r)
+{
+    etcd_client_t *c = r->c;
+    char url[2048];
+    r->endpoint = c->current;
+    r->status = 0;
+    r->resp_len = 0;
+    snprintf(url, sizeof(url), "%s%s", c->endpoints[c->current], r->path);
+    r->easy = curl_easy_init();
+    if (!r->easy) {
+        fail(r, ETCD_ERR_NOMEM, "", 0);
+        return;
+    }
+    r->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (r->is_stream)
+        r->headers = curl_slist_append(r->headers, "Grpc-Metadata-hasleader: true");
+    set_auth_header(r);
+    CURL *e = r->easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    if (!r->is_stream)
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 5L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 2L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (c->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+    if (c->cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
+    if (c->key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
+        fail(r, ETCD_ERR_NOMEM, "", 0);
+}
+
+/* Calls the user's callback once, then the request is reaped. */
+static void fail(etcd_req_t *r, int err, const char *body, size_t len)
+{
+    if (r->canceled)
+        return;
+    r->canceled = 1; /* reaped in leave(); no callback after this one */
+    if (r->is_stream) {
+        if (r->on_close)
+            r->on_close(r->ud, err, body, len);
+    } else if (r->done) {
+        r->done(r->ud, err, body, len);
+    }
+}
+
+static void rotate(etcd_client_t *c, size_t failed)
+{
+    if (c->n_endpoints > 1 && c->current == failed) {
+        c->current = (c->current + 1) % c->n_endpoints;
+        mesh_info("registry", "etcd: endpoint %s failed, moving to %s", c->endpoints[failed],
+                  c->endpoints[c->current]);
+    }
+}
+
+/* Try the request again on the next endpoint, or give up with err. */
+static void failover(etcd_req_t *r, int err, const char *body, size_t len)
+{
+    etcd_client_t *c = r->c;
+    rotate(c, r->endpoint);
+    req_drop_easy(r);
+    if (++r->attempts < (int)c->n_endpoints) {
+        r->queued = 1; /* restarted in leave() */
+        return;
+    }
+    fail(r, err, body, len);
+}
+
+static int retryable_error(long status, const etcd_error_t *e)
+{
+    return status == 503 || e->code == ETCD_CODE_UNAVAILABLE || strstr(e->message, "no leader") ||
+           strstr(e->message, "leader changed") || strstr(e->message, "timed out");
+}
+
+static int auth_error(const etcd_error_t *e)
+{
+    return e->code == ETCD_CODE_UNAUTHENTICATED || strstr(e->message, "invalid auth token") ||
+           strstr(e->message, "user name is empty");
+}
+
+static void finish_transfer(etcd_req_t *r, CURLcode cc)
+{
+    etcd_client_t *c = r->c;
+    if (r->canceled) {
+        req_drop_easy(r);
+        return;
+    }
+    if (!r->status && r->easy)
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+    if (cc != CURLE_OK && r->status == 0) {
+        /* could not connect, no answer, or timed out: next endpoint */
+        mesh_debug("registry", "etcd %s%s: %s", c->endpoints[r->endpoint], r->path,
+                   curl_easy_strerror(cc));
+        failover(r, cc == CURLE_OPERATION_TIMEDOUT ? ETCD_ERR_TIMEOUT : ETCD_ERR_UNAVAILABLE, "",
+                 0);
+        return;
+    }
+    if (r->is_stream && r->status == 200) {
+        /* The stream ended (etcd went away, or the connection broke). */
+        if (cc != CURLE_OK)
+            rotate(c, r->endpoint);
+        req_drop_easy(r);
+        fail(r, ETCD_ERR_CLOSED, "", 0);
+        return;
+    }
+    if (cc != CURLE_OK && r->status == 200) {
+        req_drop_easy(r);
+        failover(r, cc == CURLE_OPERATION_TIMEDOUT ? ETCD_ERR_TIMEOUT : ETCD_ERR_UNAVAILABLE, "",
+                 0);
+        return;
+    }
+    req_drop_easy(r);
+    const char *body = r->resp ? r->resp : "";
+    if (r->status == 200) {
+        fail(r, ETCD_OK, body, r->resp_len);
+        return;
+    }
+    etcd_error_t e;
+    etcd_decode_error(body, r->resp_len, &e);
+    if (!r->internal && c->username && auth_error(&e) && !r->auth_retried) {
+        r->auth_retried = 1;
+        free(c->token);
+        c->token = NULL;
+        mesh_info("registry", "etcd: auth token rejected (%s), authenticating again", e.message);
+        submit(r);
+        return;
+    }
+    if (retryable_error(r->status, &e)) {
+        failover(r, ETCD_ERR_UNAVAILABLE, body, r->resp_len);
+        return;
+    }
+    fail(r, ETCD_ERR_SERVER, body, r->resp_len);
+}
+
+/* ---- authentication --------------------------------------------------------------------- */
+
+static void on_auth(void *ud, int err, const char *body, size_t len)
+{
+    etcd_client_t *c = ud;
+    c->auth_inflight = 0;
+    json_t *root = err == ETCD_OK ? json_loadb(body, len, 0, NULL) : NULL;
+    const json_t *tok = json_object_get(root, "token");
+    if (json_is_string(tok)) {
+        free(c->token);
+        c->token = strdup(json_string_value(tok));
+    }
+    json_decref(root);
+    int ok = c->token != NULL;
+    if (!ok)
+        mesh_warn("registry", "etcd: authentication as %s failed: %.*s", c->username, (int)len,
+                  body);
+    for (etcd_req_t *r = c->reqs; r; r = r->next) {
+        if (r->queued != 2 || r->canceled)
+            continue;
+        if (ok) {
+            r->queued = 1;
+        } else {
+            r->queued = 0;
+            fail(r, err == ETCD_OK || err == ETCD_ERR_SERVER ? ETCD_ERR_AUTH : err, "", 0);
+        }
+    }
+}
+
+static etcd_req_t *req_new(etcd_client_t *c, const char *path, const char *body)
+{
+    etcd_req_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->c = c;
+    r->path = strdup(path);
+    r->body = strdup(body ? body : "{}");
+    if (!r->path || !r->body) {
+        free(r->path);
+        free(r->body);
+        free(r);
+        return NULL;
+    }
+    req_link(c, r);
+    return r;
+}
+
+static void start_auth(etcd_client_t *c)
+{
+    if (c->auth_inflight)
+        return;
+    json_t *j =
+        json_pack("{s:s,s:s}", "name", c->username, "password", c->password ? c->password : "");
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    etcd_req_t *r = body ? req_new(c, "/v3/auth/authenticate", body) : NULL;
+    free(body);
+    if (!r)
+        return;
+    r->internal = 1;
+    r->done = on_auth;
+    r->ud = c;
+    r->queued = 1;
+    c->auth_inflight = 1;
+}
+
+/* Queues r to start when the outermost call returns (after a token, if one is needed). */
+static void submit(etcd_req_t *r)
+{
+    etcd_client_t *c = r->c;
+    r->attempts = 0;
+    if (c->username && !c->token && !r->internal) {
+        r->queued = 2;
+        start_auth(c);
+    } else {
+        r->queued = 1;
+    }
+}
+
+/* ---- public API ------------------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
+{
+    static int curl_ready;
+    if (!curl_ready) {
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        curl_ready = 1;
+    }
+    if (!cfg->endpoints || !*cfg->endpoints)
+        return NULL;
+    etcd_client_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->loop = loop;
+    char *list = strdup(cfg->endpoints), *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        size_t n = strlen(tok);
+        while (n > 0 && (tok[n - 1] == '/' || tok[n - 1] == ' '))
+            n--;
+        if (n == 0)
+            continue;
+        char **e = realloc(c->endpoints, (c->n_endpoints + 1) * sizeof(*e));
+        if (!e)
+            break;
+        c->endpoints = e;
+        c->endpoints[c->n_endpoints++] = strstr(tok, "://") ? strndup(tok, n) : NULL;
+        if (!c->endpoints[c->n_endpoints - 1] &&
+            asprintf(&c->endpoints[c->n_endpoints - 1], "http://%.*s", (int)n, tok) < 0)
+            c->endpoints[c->n_endpoints - 1] = NULL;
+        if (!c->endpoints[c->n_endpoints - 1])
+            c->n_endpoints--;
+    }
+    free(list);
+    c->username = dup_or_null(cfg->username);
+    c->password = cfg->password ? strdup(cfg->password) : NULL;
+    c->ca_file = dup_or_null(cfg->ca_file);
+    c->cert_file = dup_or_null(cfg->cert_file);
+    c->key_file = dup_or_null(cfg->key_file);
+    c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 5000;
+    c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000;
+    c->multi = curl_multi_init();
+    if (c->n_endpoints == 0 || !c->multi) {
+        c->closing = 1;
+        client_destroy(c);
+        return NULL;
+    }
+    uv_timer_init(loop, &c->timer);
+    c->timer.data = c;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    return c;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void client_destroy(etcd_client_t *c)
+{
+    while (c->reqs)
+        req_free(c->reqs);
+    if (c->multi)
+        curl_multi_cleanup(c->multi);
+    c->multi = NULL;
+    while (c->socks)
+        sock_release(c, c->socks);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
+    free(c->endpoints);
+    free(c->username);
+    free(c->password);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->token);
+    free(c->auth_header);
+    if (c->timer.data) {
+        uv_timer_stop(&c->timer);
+        uv_close((uv_handle_t *)&c->timer, timer_closed);
+    } else {
+        free(c);
+    }
+}
+
+void etcd_client_free(etcd_client_t *c)
+{
+    if (!c || c->closing)
+        return;
+    c->closing = 1;
+    if (c->depth == 0)
+        client_destroy(c);
+}
+
+static etcd_req_t *post_common(etcd_client_t *c, const char *path, const char *body)
+{
+    if (c->closing)
+        return NULL;
+    etcd_req_t *r = req_new(c, path, body);
+    if (!r)
+        return NULL;
+    return r;
+}
+
+etcd_req_t *etcd_client_post(etcd_client_t *c, const char *path, const char *body, etcd_done_cb cb,
+                             void *ud)
+{
+    etcd_req_t *r = post_common(c, path, body);
+    if (!r)
+        return NULL;
+    r->done = cb;
+    r->ud = ud;
+    enter(c);
+    submit(r);
+    leave(c);
+    return r;
+}
+
+etcd_req_t *etcd_client_stream(etcd_client_t *c, const char *path, const char *body,
+                               etcd_line_cb on_line, etcd_close_cb on_close, void *ud)
+{
+    etcd_req_t *r = post_common(c, path, body);
+    if (!r)
+        return NULL;
+    r->is_stream = 1;
+    r->on_line = on_line;
+    r->on_close = on_close;
+    r->ud = ud;
+    enter(c);
+    submit(r);
+    leave(c);
+    return r;
+}
+
+void etcd_req_cancel(etcd_req_t *r)
+{
+    if (!r || r->canceled)
+        return;
+    r->canceled = 1;
+    etcd_client_t *c = r->c;
+    enter(c);
+    leave(c);
+}
+
+const char *etcd_client_endpoint(const etcd_client_t *c)
+{
+    return c->endpoints[c->current];
+}

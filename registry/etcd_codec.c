@@ -1,0 +1,433 @@
+/*
+ * registry/etcd_codec.c: base64, request bodies and response decoders for etcd's JSON
+ * gateway (see etcd_codec.h for the quirks of etcd 3.4 handled here).
+ */
+#include "registry/etcd_codec.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t etcd_b64_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+void etcd_b64_encode(const void *in, size_t n, char *out)
+{
+    const unsigned char *p = in;
+    size_t i = 0;
+    char *o = out;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = b64_chars[v >> 18];
+        *o++ = b64_chars[(v >> 12) & 63];
+        *o++ = b64_chars[(v >> 6) & 63];
+        *o++ = b64_chars[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = b64_chars[v >> 18];
+        *o++ = b64_chars[(v >> 12) & 63];
+        *o++ = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    *o = '\0';
+}
+
+static int b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+long etcd_b64_decode(const char *in, size_t len, char *out)
+{
+    while (len > 0 && in[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return -1;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_val((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+size_t etcd_prefix_end(const char *prefix, size_t len, char *out)
+{
+    memcpy(out, prefix, len);
+    for (size_t i = len; i > 0; i--) {
+        if ((unsigned char)out[i - 1] < 0xff) {
+            out[i - 1] = (char)((unsigned char)out[i - 1] + 1);
+            return i;
+        }
+    }
+    out[0] = '\0'; /* every key */
+    return 1;
+}
+
+void etcd_decoder_init(etcd_decoder_t *d)
+{
+    d->buf = NULL;
+    d->cap = 0;
+}
+
+void etcd_decoder_destroy(etcd_decoder_t *d)
+{
+    free(d->buf);
+    d->buf = NULL;
+    d->cap = 0;
+}
+
+static int decoder_reserve(etcd_decoder_t *d, size_t need)
+{
+    if (d->cap >= need)
+        return 0;
+    size_t cap = d->cap ? d->cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    char *b = realloc(d->buf, cap);
+    if (!b)
+        return -1;
+    d->buf = b;
+    d->cap = cap;
+    return 0;
+}
+
+/* An int64 as etcd sends it: a JSON string, or a number; missing means 0. */
+static int64_t json_int64(const json_t *v)
+{
+    if (!v)
+        return 0;
+    if (json_is_integer(v))
+        return (int64_t)json_integer_value(v);
+    if (json_is_string(v))
+        return strtoll(json_string_value(v), NULL, 10);
+    if (json_is_real(v))
+        return (int64_t)json_real_value(v);
+    return 0;
+}
+
+static int json_boolish(const json_t *v)
+{
+    return v && (json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0));
+}
+
+static void error_from_json(const json_t *root, etcd_error_t *err)
+{
+    err->code = 0;
+    err->message[0] = '\0';
+    const json_t *e = json_object_get(root, "error");
+    if (!e)
+        return;
+    const json_t *msg = json_object_get(root, "message");
+    const json_t *code = json_object_get(root, "code");
+    if (json_is_object(e)) { /* streaming form */
+        msg = json_object_get(e, "message");
+        code = json_object_get(e, "grpc_code");
+        if (!code)
+            code = json_object_get(e, "code");
+    } else if (!msg && json_is_string(e)) {
+        msg = e;
+    }
+    err->code = (int)json_int64(code);
+    if (err->code == 0)
+        err->code = -1; /* an error without a code is still an error */
+    snprintf(err->message, sizeof(err->message), "%s",
+             json_is_string(msg) ? json_string_value(msg) : "unknown etcd error");
+}
+
+int etcd_decode_error(const char *body, size_t len, etcd_error_t *err)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        err->code = -1;
+        snprintf(err->message, sizeof(err->message), "not an etcd answer");
+        return -1;
+    }
+    const json_t *inner = json_object_get(root, "result");
+    error_from_json(json_object_get(root, "error") || !inner ? root : inner, err);
+    json_decref(root);
+    return err->code != 0;
+}
+
+/* Decodes the base64 key/value of a JSON kv into the scratch buffer at *off. */
+static int kv_from_json(etcd_decoder_t *d, const json_t *j, etcd_kv_t *kv, size_t *off)
+{
+    const json_t *k = json_object_get(j, "key");
+    const json_t *v = json_object_get(j, "value");
+    const char *ks = json_is_string(k) ? json_string_value(k) : "";
+    const char *vs = json_is_string(v) ? json_string_value(v) : "";
+    size_t kl = strlen(ks), vl = strlen(vs);
+    if (decoder_reserve(d, *off + kl * 3 / 4 + vl * 3 / 4 + 8) < 0)
+        return -1;
+    /* Offsets, not pointers: the buffer may have moved; the caller fixes pointers up. */
+    long kn = etcd_b64_decode(ks, kl, d->buf + *off);
+    if (kn < 0)
+        return -1;
+    kv->key = (const char *)(uintptr_t)*off;
+    kv->key_len = (size_t)kn;
+    *off += (size_t)kn + 1;
+    long vn = etcd_b64_decode(vs, vl, d->buf + *off);
+    if (vn < 0)
+        return -1;
+    kv->value = (const char *)(uintptr_t)*off;
+    kv->value_len = (size_t)vn;
+    *off += (size_t)vn + 1;
+    kv->create_revision = json_int64(json_object_get(j, "create_revision"));
+    kv->mod_revision = json_int64(json_object_get(j, "mod_revision"));
+    kv->version = json_int64(json_object_get(j, "version"));
+    kv->lease = json_int64(json_object_get(j, "lease"));
+    return 0;
+}
+
+static void kv_fix(etcd_decoder_t *d, etcd_kv_t *kv)
+{
+    kv->key = d->buf + (uintptr_t)kv->key;
+    kv->value = d->buf + (uintptr_t)kv->value;
+}
+
+int etcd_decode_range(etcd_decoder_t *d, const char *body, size_t len, etcd_range_info_t *info,
+                      etcd_kv_cb cb, void *ud)
+{
+    memset(info, 0, sizeof(*info));
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    error_from_json(root, &info->err);
+    const json_t *hdr = json_object_get(root, "header");
+    info->revision = json_int64(json_object_get(hdr, "revision"));
+    info->count = json_int64(json_object_get(root, "count"));
+    info->more = json_boolish(json_object_get(root, "more"));
+    const json_t *kvs = json_object_get(root, "kvs");
+    int rc = 0;
+    size_t i;
+    const json_t *j;
+    json_array_foreach(kvs, i, j)
+    {
+        etcd_kv_t kv;
+        size_t off = 0;
+        if (kv_from_json(d, j, &kv, &off) < 0) {
+            rc = -1;
+            break;
+        }
+        kv_fix(d, &kv);
+        if (cb && cb(ud, &kv))
+            break;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int etcd_decode_watch(etcd_decoder_t *d, const char *line, size_t len, etcd_watch_info_t *info,
+                      etcd_event_cb cb, void *ud)
+{
+    memset(info, 0, sizeof(*info));
+    json_t *root = json_loadb(line, len, 0, NULL);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    const json_t *res = json_object_get(root, "result");
+    if (!res) {
+        error_from_json(root, &info->err);
+        json_decref(root);
+        return info->err.code ? 0 : -1;
+    }
+    const json_t *hdr = json_object_get(res, "header");
+    info->revision = json_int64(json_object_get(hdr, "revision"));
+    info->watch_id = json_int64(json_object_get(res, "watch_id"));
+    info->created = json_boolish(json_object_get(res, "created"));
+    info->canceled = json_boolish(json_object_get(res, "canceled"));
+    info->compact_revision = json_int64(json_object_get(res, "compact_revision"));
+    const json_t *reason = json_object_get(res, "cancel_reason");
+    if (json_is_string(reason))
+        snprintf(info->cancel_reason, sizeof(info->cancel_reason), "%s", json_string_value(reason));
+    const json_t *evs = json_object_get(res, "events");
+    info->n_events = (int)json_array_size(evs);
+    int rc = 0;
+    size_t i;
+    const json_t *j;
+    json_array_foreach(evs, i, j)
+    {
+        etcd_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        const json_t *type = json_object_get(j, "type");
+        if (json_is_string(type))
+            ev.type =
+                strcmp(json_string_value(type), "DELETE") == 0 ? ETCD_EVENT_DELETE : ETCD_EVENT_PUT;
+        else if (json_is_integer(type))
+            ev.type = json_integer_value(type) == 1 ? ETCD_EVENT_DELETE : ETCD_EVENT_PUT;
+        size_t off = 0;
+        const json_t *kv = json_object_get(j, "kv");
+        const json_t *prev = json_object_get(j, "prev_kv");
+        if (!json_is_object(kv) || kv_from_json(d, kv, &ev.kv, &off) < 0) {
+            rc = -1;
+            break;
+        }
+        if (json_is_object(prev)) {
+            if (kv_from_json(d, prev, &ev.prev_kv, &off) < 0) {
+                rc = -1;
+                break;
+            }
+            ev.has_prev = 1;
+        }
+        kv_fix(d, &ev.kv);
+        if (ev.has_prev)
+            kv_fix(d, &ev.prev_kv);
+        if (cb && cb(ud, &ev))
+            break;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int etcd_decode_lease(const char *body, size_t len, etcd_lease_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    const json_t *res = json_object_get(root, "result");
+    const json_t *o = res ? res : root;
+    error_from_json(json_object_get(root, "error") ? root : o, &info->err);
+    info->id = json_int64(json_object_get(o, "ID"));
+    info->ttl = json_int64(json_object_get(o, "TTL"));
+    info->revision = json_int64(json_object_get(json_object_get(o, "header"), "revision"));
+    json_decref(root);
+    return 0;
+}
+
+int etcd_decode_header(const char *body, size_t len, int64_t *revision, int *succeeded,
+                       etcd_error_t *err)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (!root || !json_is_object(root)) {
+        json_decref(root);
+        return -1;
+    }
+    error_from_json(root, err);
+    if (revision)
+        *revision = json_int64(json_object_get(json_object_get(root, "header"), "revision"));
+    if (succeeded)
+        *succeeded = json_boolish(json_object_get(root, "succeeded"));
+    json_decref(root);
+    return err->code ? 1 : 0;
+}
+
+/* base64 of a NUL-terminated string, malloc'd. */
+static char *b64_dup(const char *s, size_t n)
+{
+    char *o = malloc(etcd_b64_len(n) + 1);
+    if (o)
+        etcd_b64_encode(s, n, o);
+    return o;
+}
+
+char *etcd_req_range_prefix(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    char *end = malloc(n + 1);
+    if (!end)
+        return NULL;
+    size_t en = etcd_prefix_end(prefix, n, end);
+    char *k = b64_dup(prefix, n), *e = b64_dup(end, en), *out = NULL;
+    free(end);
+    if (k && e && asprintf(&out, "{\"key\":\"%s\",\"range_end\":\"%s\"}", k, e) < 0)
+        out = NULL;
+    free(k);
+    free(e);
+    return out;
+}
+
+char *etcd_req_put(const char *key, const char *value, size_t value_len, int64_t lease)
+{
+    char *k = b64_dup(key, strlen(key)), *v = b64_dup(value, value_len), *out = NULL;
+    if (k && v) {
+        int r = lease
+                    ? asprintf(&out, "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%" PRId64 "\"}",
+                               k, v, lease)
+                    : asprintf(&out, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
+        if (r < 0)
+            out = NULL;
+    }
+    free(k);
+    free(v);
+    return out;
+}
+
+char *etcd_req_delete(const char *key)
+{
+    char *k = b64_dup(key, strlen(key)), *out = NULL;
+    if (k && asprintf(&out, "{\"key\":\"%s\"}", k) < 0)
+        out = NULL;
+    free(k);
+    return out;
+}
+
+char *etcd_req_lease_grant(int64_t ttl)
+{
+    char *out = NULL;
+    if (asprintf(&out, "{\"TTL\":\"%" PRId64 "\"}", ttl) < 0)
+        return NULL;
+    return out;
+}
+
+char *etcd_req_lease_id(int64_t id)
+{
+    char *out = NULL;
+    if (asprintf(&out, "{\"ID\":\"%" PRId64 "\"}", id) < 0)
+        return NULL;
+    return out;
+}
+
+char *etcd_req_watch_prefix(const char *prefix, int64_t start_revision)
+{
+    size_t n = strlen(prefix);
+    char *end = malloc(n + 1);
+    if (!end)
+        return NULL;
+    size_t en = etcd_prefix_end(prefix, n, end);
+    char *k = b64_dup(prefix, n), *e = b64_dup(end, en), *out = NULL;
+    free(end);
+    if (k && e &&
+        asprintf(
+            &out,
+            "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":\"%" PRId64
+            "\",\"prev_kv\":true,\"progress_notify\":true}}",
+            k, e, start_revision) < 0)
+        out = NULL;
+    free(k);
+    free(e);
+    return out;
+}

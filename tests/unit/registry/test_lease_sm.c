@@ -1,0 +1,151 @@
+/*
+ * tests/unit/registry/test_lease_sm.c: the lease/registration state machine under a fake
+ * clock: grant -> put -> keepalive every TTL/3; TTL 0 / lease not found -> new lease + put;
+ * etcd silent for a whole TTL -> lease presumed lost; stop -> delete + revoke.
+ */
+#include <string.h>
+
+#include "registry/lease_sm.h"
+#include "tests/unit/registry/check.h"
+
+static int has(const reg_lfxs_t *fx, reg_lfx_kind_t k, int64_t *arg)
+{
+    for (int i = 0; i < fx->n; i++)
+        if (fx->v[i].kind == k) {
+            if (arg)
+                *arg = fx->v[i].arg;
+            return 1;
+        }
+    return 0;
+}
+
+int main(void)
+{
+    reg_lease_sm_t sm;
+    reg_lfxs_t fx = {.n = 0};
+    int64_t arg;
+    uint64_t now = 1000;
+    reg_lease_sm_init(&sm, 0);
+    CHECK(sm.ttl_s == 10);
+
+    reg_lease_sm_start(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_GRANT, &arg) && arg == 10 && sm.state == REG_LEASE_GRANTING);
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 77, 10, now, &fx);
+    CHECK(has(&fx, REG_LFX_PUT, &arg) && arg == 77);
+    fx.n = 0;
+    reg_lease_sm_put_ok(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_REGISTERED, &arg) && arg == 77);
+    CHECK(has(&fx, REG_LFX_TIMER, &arg) && arg == 3333); /* TTL/3 */
+    CHECK(sm.state == REG_LEASE_ACTIVE);
+
+    /* Keepalives keep it going. */
+    for (int i = 0; i < 3; i++) {
+        fx.n = 0;
+        now += 3333;
+        reg_lease_sm_timer(&sm, now, &fx);
+        CHECK(has(&fx, REG_LFX_KEEPALIVE, &arg) && arg == 77);
+        fx.n = 0;
+        reg_lease_sm_keepalive_ok(&sm, 10, now, &fx);
+        CHECK(has(&fx, REG_LFX_TIMER, &arg) && arg == 3333);
+    }
+
+    /* Keepalive answers TTL 0: lost -> grant a new lease, put again. */
+    fx.n = 0;
+    now += 3333;
+    reg_lease_sm_timer(&sm, now, &fx);
+    fx.n = 0;
+    reg_lease_sm_keepalive_ok(&sm, 0, now, &fx);
+    CHECK(has(&fx, REG_LFX_LOST, &arg) && arg == 77);
+    CHECK(has(&fx, REG_LFX_GRANT, NULL) && sm.state == REG_LEASE_GRANTING && sm.lease == 0);
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 78, 10, now, &fx);
+    CHECK(has(&fx, REG_LFX_PUT, &arg) && arg == 78);
+    fx.n = 0;
+    reg_lease_sm_put_ok(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_REGISTERED, &arg) && arg == 78 && sm.regrants == 1);
+
+    /* "lease not found" on keepalive: same. */
+    fx.n = 0;
+    now += 3333;
+    reg_lease_sm_timer(&sm, now, &fx);
+    fx.n = 0;
+    reg_lease_sm_keepalive_failed(&sm, 1, now, &fx);
+    CHECK(has(&fx, REG_LFX_LOST, &arg) && arg == 78 && has(&fx, REG_LFX_GRANT, NULL));
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 79, 10, now, &fx);
+    fx.n = 0;
+    reg_lease_sm_put_ok(&sm, now, &fx);
+
+    /* etcd unreachable: keepalives retried; after a whole TTL without answer -> lost. */
+    uint64_t last_ok = now;
+    int lost = 0;
+    for (int i = 0; i < 40 && !lost; i++) {
+        fx.n = 0;
+        reg_lease_sm_timer(&sm, now, &fx);
+        CHECK(has(&fx, REG_LFX_KEEPALIVE, NULL));
+        fx.n = 0;
+        reg_lease_sm_keepalive_failed(&sm, 0, now, &fx);
+        if (has(&fx, REG_LFX_LOST, NULL)) {
+            lost = 1;
+            CHECK(now - last_ok >= 10000);
+            CHECK(has(&fx, REG_LFX_GRANT, NULL));
+        } else {
+            CHECK(has(&fx, REG_LFX_TIMER, &arg) && arg >= 100 && arg < 3333);
+            now += (uint64_t)arg;
+        }
+    }
+    CHECK(lost);
+
+    /* Grant fails: backoff, then grant again. */
+    fx.n = 0;
+    reg_lease_sm_grant_failed(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_TIMER, &arg) && sm.state == REG_LEASE_BACKOFF);
+    fx.n = 0;
+    now += (uint64_t)arg;
+    reg_lease_sm_timer(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_GRANT, NULL));
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 80, 10, now, &fx);
+    /* The put fails transiently: retried under the same lease. */
+    fx.n = 0;
+    reg_lease_sm_put_failed(&sm, 0, now, &fx);
+    CHECK(has(&fx, REG_LFX_TIMER, &arg));
+    fx.n = 0;
+    now += (uint64_t)arg;
+    reg_lease_sm_timer(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_PUT, &arg) && arg == 80);
+    /* The put says the lease is gone: new lease. */
+    fx.n = 0;
+    reg_lease_sm_put_failed(&sm, 1, now, &fx);
+    CHECK(has(&fx, REG_LFX_LOST, NULL) && has(&fx, REG_LFX_GRANT, NULL));
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 81, 10, now, &fx);
+    fx.n = 0;
+    reg_lease_sm_put_ok(&sm, now, &fx);
+
+    /* Stop while active: delete + revoke right away. */
+    fx.n = 0;
+    reg_lease_sm_stop(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_REVOKE, &arg) && arg == 81 && sm.state == REG_LEASE_REVOKING);
+    fx.n = 0;
+    reg_lease_sm_revoke_done(&sm, now, &fx);
+    CHECK(has(&fx, REG_LFX_DONE, NULL) && sm.state == REG_LEASE_DONE);
+
+    /* Stop while a keepalive is in flight: the revoke waits for its answer. */
+    reg_lease_sm_init(&sm, 2);
+    fx.n = 0;
+    reg_lease_sm_start(&sm, now, &fx);
+    reg_lease_sm_grant_ok(&sm, 90, 2, now, &fx);
+    reg_lease_sm_put_ok(&sm, now, &fx);
+    fx.n = 0;
+    reg_lease_sm_timer(&sm, now + 666, &fx);
+    CHECK(has(&fx, REG_LFX_KEEPALIVE, NULL));
+    fx.n = 0;
+    reg_lease_sm_stop(&sm, now, &fx);
+    CHECK(fx.n == 0);
+    reg_lease_sm_keepalive_ok(&sm, 2, now, &fx);
+    CHECK(has(&fx, REG_LFX_REVOKE, &arg) && arg == 90);
+    printf("ok\n");
+    return 0;
+}

@@ -1,0 +1,321 @@
+/*
+ * transport/h2_conn.c: an nghttp2 session on a libuv TCP handle: shared-buffer reads,
+ * batched gather writes with lent DATA payloads, keepalive PINGs, deferred close.
+ */
+#include "transport/h2_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* Stop adding to a batch beyond this many bytes. */
+#define BATCH_MAX_BYTES (256u * 1024)
+
+static void do_close(mesh_h2_conn_t *c);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    mesh_h2_conn_t *c = h->data;
+    if (--c->handles_open == 0) {
+        free(c->bytes);
+        c->bytes = NULL;
+        c->ops->on_closed(c);
+    }
+}
+
+int mesh_h2_conn_init(mesh_h2_conn_t *c, uv_loop_t *loop, const mesh_h2_conn_ops_t *ops,
+                      uint8_t *rbuf, size_t rbuf_len, const char *name)
+{
+    memset(c, 0, sizeof(*c));
+    c->ops = ops;
+    c->rbuf = rbuf;
+    c->rbuf_len = rbuf_len;
+    c->name = name;
+    int rv = uv_tcp_init(loop, &c->tcp);
+    if (rv < 0)
+        return rv;
+    c->tcp.data = c;
+    c->handles_open = 1;
+    rv = uv_timer_init(loop, &c->timer);
+    if (rv < 0)
+        return rv;
+    c->timer.data = c;
+    c->handles_open = 2;
+    return 0;
+}
+
+void mesh_h2_conn_set_session(mesh_h2_conn_t *c, nghttp2_session *s)
+{
+    c->session = s;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    mesh_h2_conn_t *c = h->data;
+    buf->base = (char *)c->rbuf;
+    buf->len = c->rbuf_len;
+}
+
+/* Runs the deferred work once the outermost nghttp2 call on this session returned. */
+static void settle(mesh_h2_conn_t *c)
+{
+    if (c->depth > 0)
+        return;
+    if (c->want_close) {
+        do_close(c);
+        return;
+    }
+    if (c->want_flush)
+        mesh_h2_conn_flush(c);
+}
+
+int mesh_h2_conn_feed(mesh_h2_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->closing || c->want_close)
+        return -1;
+    c->depth++;
+    ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
+    c->depth--;
+    if (rv < 0) {
+        mesh_debug("h2", "%s: bad input: %s", c->name, nghttp2_strerror((int)rv));
+        c->want_close = 1;
+        settle(c);
+        return -1;
+    }
+    c->want_flush = 1;
+    settle(c);
+    return 0;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    mesh_h2_conn_t *c = s->data;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            mesh_debug("h2", "%s: read: %s", c->name, uv_strerror((int)nread));
+        mesh_h2_conn_close(c);
+        return;
+    }
+    if (nread > 0)
+        mesh_h2_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+int mesh_h2_conn_start(mesh_h2_conn_t *c)
+{
+    int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (rv == 0)
+        c->reading = 1;
+    nghttp2_session_want_write(c->session);
+    mesh_h2_conn_flush(c);
+    return rv;
+}
+
+static void on_keepalive(uv_timer_t *t)
+{
+    mesh_h2_conn_t *c = t->data;
+    if (c->ping_outstanding) {
+        mesh_info("h2", "%s: keepalive PING unanswered, closing", c->name);
+        mesh_h2_conn_close(c);
+        return;
+    }
+    if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
+        c->ping_outstanding = 1;
+        uv_timer_start(&c->timer, on_keepalive, c->ping_timeout_ms, 0);
+        mesh_h2_conn_flush(c);
+    }
+}
+
+void mesh_h2_conn_keepalive(mesh_h2_conn_t *c, uint64_t interval_ms, uint64_t timeout_ms)
+{
+    c->ping_interval_ms = interval_ms;
+    c->ping_timeout_ms = timeout_ms ? timeout_ms : interval_ms;
+    if (interval_ms && !c->closing)
+        uv_timer_start(&c->timer, on_keepalive, interval_ms, 0);
+}
+
+void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c)
+{
+    c->ping_outstanding = 0;
+    if (c->ping_interval_ms && !c->closing)
+        uv_timer_start(&c->timer, on_keepalive, c->ping_interval_ms, 0);
+}
+
+/* Releases the lent chunks of the batch and empties it. */
+static void batch_reset(mesh_h2_conn_t *c)
+{
+    for (int i = 0; i < c->n_segs; i++)
+        if (c->segs[i].chunk)
+            mesh_chunk_unref(c->segs[i].chunk);
+    c->n_segs = 0;
+    c->bytes_len = 0;
+    c->batch_total = 0;
+}
+
+static int batch_bytes(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->bytes_len + n > c->bytes_cap) {
+        size_t nc = c->bytes_cap ? c->bytes_cap : 16384;
+        while (nc < c->bytes_len + n)
+            nc *= 2;
+        uint8_t *nb = realloc(c->bytes, nc);
+        if (!nb)
+            return -1;
+        c->bytes = nb;
+        c->bytes_cap = nc;
+    }
+    mesh_h2_seg_t *last = c->n_segs ? &c->segs[c->n_segs - 1] : NULL;
+    if (last && !last->chunk && last->off + last->len == c->bytes_len) {
+        last->len += n;
+    } else {
+        if (c->n_segs == MESH_H2_MAX_SEGS)
+            return -1;
+        c->segs[c->n_segs++] = (mesh_h2_seg_t){NULL, NULL, c->bytes_len, n};
+    }
+    memcpy(c->bytes + c->bytes_len, p, n);
+    c->bytes_len += n;
+    c->batch_total += n;
+    return 0;
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    mesh_h2_conn_t *c = req->data;
+    c->writing = 0;
+    batch_reset(c);
+    if (status < 0) {
+        if (status != UV_ECANCELED)
+            mesh_debug("h2", "%s: write: %s", c->name, uv_strerror(status));
+        mesh_h2_conn_close(c);
+        return;
+    }
+    mesh_h2_conn_flush(c);
+}
+
+void mesh_h2_conn_flush(mesh_h2_conn_t *c)
+{
+    if (c->closing || !c->session)
+        return;
+    if (c->depth > 0 || c->writing) {
+        c->want_flush = 1;
+        return;
+    }
+    c->want_flush = 0;
+    c->depth++;
+    while (c->n_segs < MESH_H2_MAX_SEGS - 2 && c->batch_total < BATCH_MAX_BYTES) {
+        const uint8_t *p;
+        ssize_t n = nghttp2_session_mem_send(c->session, &p);
+        if (n < 0) {
+            mesh_debug("h2", "%s: send: %s", c->name, nghttp2_strerror((int)n));
+            c->want_close = 1;
+            break;
+        }
+        if (n == 0)
+            break;
+        if (batch_bytes(c, p, (size_t)n) < 0) {
+            c->want_close = 1;
+            break;
+        }
+    }
+    c->depth--;
+    if (c->want_close) {
+        batch_reset(c);
+        settle(c);
+        return;
+    }
+    if (c->n_segs == 0) {
+        if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
+            mesh_h2_conn_close(c);
+            return;
+        }
+        if (c->ops->on_idle)
+            c->ops->on_idle(c);
+        return;
+    }
+    for (int i = 0; i < c->n_segs; i++) {
+        mesh_h2_seg_t *s = &c->segs[i];
+        c->bufs[i] =
+            uv_buf_init(s->chunk ? (char *)s->data : (char *)c->bytes + s->off, (unsigned)s->len);
+    }
+    c->wreq.data = c;
+    int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->bufs, (unsigned)c->n_segs, on_write);
+    if (rv < 0) {
+        batch_reset(c);
+        mesh_h2_conn_close(c);
+        return;
+    }
+    c->writing = 1;
+}
+
+static void do_close(mesh_h2_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->ops->on_teardown)
+        c->ops->on_teardown(c);
+    if (c->session) {
+        nghttp2_session_del(c->session);
+        c->session = NULL;
+    }
+    uv_timer_stop(&c->timer);
+    if (!c->writing)
+        batch_reset(c);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+void mesh_h2_conn_close(mesh_h2_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->want_close = 1;
+    if (c->depth == 0)
+        do_close(c);
+}
+
+ssize_t mesh_h2_source_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                            void *user_data)
+{
+    mesh_h2_source_t *src = source->ptr;
+    mesh_chunkq_t *q = &src->q;
+    mesh_chunk_t *chunk;
+    const uint8_t *data;
+    size_t n = mesh_chunkq_peek(q, &chunk, &data);
+    if (n == 0 && !q->eof)
+        return NGHTTP2_ERR_DEFERRED;
+    if (n > length)
+        n = length;
+    if (n > 0)
+        *data_flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (q->eof && n == q->unsent) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (src->on_eof && src->on_eof(src, session, stream_id))
+            *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+int mesh_h2_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                      size_t length, nghttp2_data_source *source, void *user_data)
+{
+    mesh_h2_conn_t *c = user_data;
+    mesh_h2_source_t *src = source->ptr;
+    if (c->n_segs + 2 > MESH_H2_MAX_SEGS)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (batch_bytes(c, framehd, 9) < 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (length > 0) {
+        mesh_chunk_t *chunk;
+        const uint8_t *data;
+        size_t n = mesh_chunkq_peek(&src->q, &chunk, &data);
+        if (n < length)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        mesh_chunk_ref(chunk);
+        c->segs[c->n_segs++] = (mesh_h2_seg_t){chunk, data, 0, length};
+        c->batch_total += length;
+        mesh_chunkq_advance(&src->q, length);
+    }
+    return 0;
+}

@@ -1,0 +1,129 @@
+/*
+ * transport/h2_conn.h: one HTTP/2 connection (server or client side) on a libuv TCP handle,
+ * driven by nghttp2 without per-frame allocation.
+ *
+ * Input: the socket is read into a buffer shared by the worker and fed to
+ * nghttp2_session_mem_recv(); DATA payloads are handed to the owner's callbacks as borrowed
+ * slices. Output: frames produced by nghttp2_session_mem_send() are gathered into one write
+ * batch (control frames copied into a reusable byte buffer, DATA payloads lent from chunk
+ * queues through NGHTTP2_DATA_FLAG_NO_COPY and the send_data callback) and written with one
+ * uv_write of several uv_buf_t. At most one write is in flight per connection, which bounds
+ * what a connection buffers and lets a slow socket push back on nghttp2's flow control.
+ *
+ * Re-entrancy: flush and close requests made from inside this connection's nghttp2
+ * callbacks are deferred until the callback returns, so owners may call them anywhere.
+ */
+#ifndef MESH_H2_CONN_H
+#define MESH_H2_CONN_H
+
+#include <nghttp2/nghttp2.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "transport/chunk.h"
+
+/** Largest number of write-batch segments. */
+#define MESH_H2_MAX_SEGS 64
+
+typedef struct mesh_h2_conn mesh_h2_conn_t;
+
+/** What the owner supplies. */
+typedef struct mesh_h2_conn_ops {
+    /** The connection is closing: detach streams. The session is still valid here. */
+    void (*on_teardown)(mesh_h2_conn_t *c);
+    /** All handles are closed: free the owner object. */
+    void (*on_closed)(mesh_h2_conn_t *c);
+    /** Every write completed and nothing is left to send (used to finish a drain). */
+    void (*on_idle)(mesh_h2_conn_t *c);
+} mesh_h2_conn_ops_t;
+
+/** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */
+typedef struct mesh_h2_seg {
+    mesh_chunk_t *chunk; /* NULL: bytes at off in the batch buffer */
+    const uint8_t *data;
+    size_t off, len;
+} mesh_h2_seg_t;
+
+/** The connection; owners embed it as their first member. */
+struct mesh_h2_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* connect timeout, then keepalive */
+    uv_write_t wreq;
+    nghttp2_session *session;
+    const mesh_h2_conn_ops_t *ops;
+    uint8_t *rbuf; /* shared read buffer (owner's) */
+    size_t rbuf_len;
+    /* write batch */
+    uint8_t *bytes;
+    size_t bytes_len, bytes_cap;
+    mesh_h2_seg_t segs[MESH_H2_MAX_SEGS];
+    uv_buf_t bufs[MESH_H2_MAX_SEGS];
+    int n_segs;
+    size_t batch_total;
+    /* state */
+    int depth; /* nesting of nghttp2 calls on this session */
+    int writing;
+    int want_flush;
+    int want_close;
+    int closing;
+    int handles_open;
+    int reading;
+    int ping_outstanding;
+    uint64_t ping_interval_ms, ping_timeout_ms;
+    const char *name; /* for logs */
+};
+
+/**
+ * Initializes the TCP and timer handles on loop (the session is set later with
+ * mesh_h2_conn_set_session). Returns 0 or a negative libuv error.
+ */
+int mesh_h2_conn_init(mesh_h2_conn_t *c, uv_loop_t *loop, const mesh_h2_conn_ops_t *ops,
+                      uint8_t *rbuf, size_t rbuf_len, const char *name);
+
+/** Attaches the nghttp2 session (whose user_data must be c). */
+void mesh_h2_conn_set_session(mesh_h2_conn_t *c, nghttp2_session *s);
+
+/** Starts reading the socket. Returns 0 or a negative libuv error. */
+int mesh_h2_conn_start(mesh_h2_conn_t *c);
+
+/** Sends PINGs every interval_ms and closes the connection when one is unanswered for
+ * timeout_ms; 0 disables. */
+void mesh_h2_conn_keepalive(mesh_h2_conn_t *c, uint64_t interval_ms, uint64_t timeout_ms);
+
+/** Lets the connection know a PING ACK arrived (call from on_frame_recv). */
+void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c);
+
+/** Writes whatever nghttp2 has to send (deferred when called from inside a callback). */
+void mesh_h2_conn_flush(mesh_h2_conn_t *c);
+
+/** Closes the connection (deferred when called from inside a callback). */
+void mesh_h2_conn_close(mesh_h2_conn_t *c);
+
+/** Feeds bytes to the session as if read from the socket (tests, fuzzers). */
+int mesh_h2_conn_feed(mesh_h2_conn_t *c, const uint8_t *data, size_t len);
+
+/**
+ * A DATA source: a chunk queue plus what to do at its end. on_eof (may be NULL) is called
+ * once when the last byte is handed out and q.eof is set; it returns nonzero when it
+ * submitted trailers (the DATA then does not end the stream).
+ */
+typedef struct mesh_h2_source {
+    mesh_chunkq_t q;
+    int (*on_eof)(struct mesh_h2_source *src, nghttp2_session *session, int32_t stream_id);
+} mesh_h2_source_t;
+
+/**
+ * The nghttp2 data source read callback for a mesh_h2_source_t in source->ptr: lends DATA
+ * with NGHTTP2_DATA_FLAG_NO_COPY, defers when the queue is empty, ends the stream at EOF.
+ * Resume a deferred stream with nghttp2_session_resume_data() after appending.
+ */
+ssize_t mesh_h2_source_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                            size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                            void *user_data);
+
+/** The nghttp2 send_data callback paired with mesh_h2_source_read (user_data is the conn). */
+int mesh_h2_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                      size_t length, nghttp2_data_source *source, void *user_data);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * transport/proxy_internal.h: the proxy engine's private types, shared by proxy_worker.c
+ * (listener, routes, drain), upstream_pool.c (endpoints and upstream connections) and
+ * proxy_stream.c (one call through the proxy, both HTTP/2 sessions' callbacks).
+ */
+#ifndef MESH_PROXY_INTERNAL_H
+#define MESH_PROXY_INTERNAL_H
+
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "transport/chunk.h"
+#include "transport/h2_conn.h"
+#include "transport/proxy.h"
+
+/** An intrusive doubly linked list node (a list head is a node too). */
+typedef struct pxy_link {
+    struct pxy_link *prev, *next;
+} pxy_link_t;
+
+static inline void pxy_list_init(pxy_link_t *h)
+{
+    h->prev = h->next = h;
+}
+static inline int pxy_list_empty(const pxy_link_t *h)
+{
+    return h->next == h;
+}
+static inline void pxy_list_push(pxy_link_t *h, pxy_link_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+static inline void pxy_list_remove(pxy_link_t *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+#define PXY_CONTAINER(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
+
+/** Collected header fields of one HEADERS block, stored as offsets into one buffer. */
+typedef struct pxy_hdrs {
+    char *buf;
+    size_t len, cap;
+    struct pxy_hdr {
+        uint32_t no, nl, vo, vl;
+    } * ents;
+    size_t n, ents_cap;
+    size_t size; /* HTTP/2 header list size: name + value + 32 per field */
+} pxy_hdrs_t;
+
+typedef struct pxy_endpoint pxy_endpoint_t;
+typedef struct pxy_ds_conn pxy_ds_conn_t;
+typedef struct pxy_us_conn pxy_us_conn_t;
+typedef struct pxy_stream pxy_stream_t;
+
+/** A client (downstream) connection. */
+struct pxy_ds_conn {
+    mesh_h2_conn_t h2; /* first */
+    mesh_proxy_worker_t *w;
+    pxy_link_t link;    /* in w->ds_conns */
+    pxy_link_t streams; /* pxy_stream_t.ds_link */
+    size_t n_streams;
+    int draining;
+    char name[64];
+};
+
+/** An upstream connection of an endpoint's pool. */
+struct pxy_us_conn {
+    mesh_h2_conn_t h2; /* first */
+    mesh_proxy_worker_t *w;
+    pxy_endpoint_t *ep; /* NULL once the endpoint is gone */
+    pxy_link_t link;    /* in ep->conns */
+    pxy_link_t streams; /* pxy_stream_t.us_link: submitted or waiting for the connect */
+    size_t n_streams;
+    uv_connect_t creq;
+    int connected;
+    int goaway;
+    char name[96];
+};
+
+/** One upstream address, its pool and its health. */
+struct pxy_endpoint {
+    char *addr;
+    struct sockaddr_storage sa;
+    int resolved;        /* 1 ok, -1 failed */
+    uint64_t down_until; /* loop time (ms) before which round robin skips it */
+    uint64_t backoff_ms;
+    pxy_link_t conns;
+    size_t n_conns;
+    pxy_endpoint_t *hnext;
+    pxy_link_t all; /* in w->endpoints */
+};
+
+/** Per-service state of the current table: round-robin counter and endpoints. */
+typedef struct pxy_svc {
+    uint32_t rr;
+    pxy_endpoint_t **eps;
+    size_t n;
+} pxy_svc_t;
+
+/** What a finished response still owes the client. */
+enum { PXY_TRAILERS_NONE = 0, PXY_TRAILERS_FORWARD = 1, PXY_TRAILERS_ERROR = 2 };
+
+/** One call through the proxy. Lives until both its client and upstream streams closed. */
+struct pxy_stream {
+    mesh_proxy_worker_t *w;
+    pxy_ds_conn_t *ds; /* NULL once the client stream closed */
+    int32_t ds_id;
+    pxy_link_t ds_link;
+    pxy_us_conn_t *us; /* NULL when not attached upstream */
+    int32_t us_id;     /* -1 while waiting for the connection */
+    pxy_link_t us_link;
+    pxy_endpoint_t *ep;
+    mesh_routes_t *routes; /* reference held for the call */
+    const mesh_route_service_t *svc;
+    mesh_h2_source_t req;  /* client -> upstream bytes */
+    mesh_h2_source_t resp; /* upstream -> client bytes */
+    pxy_hdrs_t reqh;
+    pxy_hdrs_t resph;
+    nghttp2_nv *nv; /* scratch for submitting headers */
+    size_t nv_cap;
+    uv_timer_t timer;     /* deadline */
+    uint64_t deadline_ms; /* loop time; 0 none */
+    int retries;
+    int started;      /* request headers processed */
+    int hdr_overflow; /* request headers beyond the limit */
+    int resp_headers; /* upstream response HEADERS seen */
+    int resp_started; /* response HEADERS submitted to the client */
+    int resp_done;    /* the client's response is ended (END_STREAM submitted) */
+    int failing;      /* the mesh is ending the call with its own status */
+    int trailers;     /* PXY_TRAILERS_* */
+    int err_code;
+    char err_msg[200];
+    pxy_stream_t *free_next;
+};
+
+/** The worker. */
+struct mesh_proxy_worker {
+    uv_loop_t *loop;
+    mesh_proxy_config_t cfg;
+    char listen_host[64];
+    uv_tcp_t listener;
+    int listening;
+    int port;
+    mesh_chunk_pool_t pool;
+    uint8_t *rbuf;
+    size_t rbuf_len;
+    nghttp2_session_callbacks *ds_cbs, *us_cbs;
+    nghttp2_option *opt;
+    mesh_routes_t *routes;
+    pxy_svc_t *svc;           /* mesh_routes_count(routes) entries */
+    pxy_endpoint_t **svc_eps; /* the endpoint arrays of svc, in one allocation */
+    pxy_endpoint_t **ep_hash;
+    size_t ep_hash_size;
+    pxy_link_t endpoints;
+    pxy_link_t ds_conns;
+    size_t n_ds_conns;
+    pxy_stream_t *free_streams;
+    size_t n_handles; /* open handles and live connections */
+    int draining;
+    int freeing;
+    void (*drain_done)(void *);
+    void *drain_arg;
+    mesh_proxy_stats_t stats;
+};
+
+/* proxy_worker.c */
+void pxy_worker_handle_closed(mesh_proxy_worker_t *w);
+void pxy_worker_check_drained(mesh_proxy_worker_t *w);
+void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
+/** Serves an already connected socket as a client connection (fuzzers, tests). */
+mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
+
+/* upstream_pool.c */
+pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr);
+void pxy_endpoints_free(mesh_proxy_worker_t *w);
+int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep);
+/** Attaches ps to a pooled connection of ep (opening one if needed). 0 or -1. */
+int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t *ps);
+void pxy_us_close_all(mesh_proxy_worker_t *w);
+
+/* proxy_stream.c */
+nghttp2_session_callbacks *pxy_ds_callbacks_new(void);
+nghttp2_session_callbacks *pxy_us_callbacks_new(void);
+/** Submits ps's request on its (connected) upstream connection. */
+void pxy_stream_submit(pxy_stream_t *ps);
+/** The upstream connection of ps closed before the call finished. */
+void pxy_stream_upstream_lost(pxy_stream_t *ps, int never_sent, const char *why);
+/** The client connection of ps closed. */
+void pxy_stream_downstream_lost(pxy_stream_t *ps);
+void pxy_streams_free_pool(mesh_proxy_worker_t *w);
+/** Ends the call with the mesh's own status (printf-style message). */
+void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,805 @@
+/*
+ * transport/proxy_stream.c: one gRPC call through the proxy.
+ *
+ * Life of a call: the client's HEADERS open a pxy_stream (request headers collected in one
+ * buffer); at the end of the block the call is checked (content-type, route, live instance),
+ * its deadline armed, and it is attached to an upstream connection of the chosen endpoint.
+ * Request DATA goes into the stream's request chunk queue and is lent to the upstream
+ * session; response DATA the other way. A byte is consumed (its flow-control window given
+ * back to the sender) only when it left the proxy, so a slow reader slows the writer across
+ * both hops. Until the upstream answers, the request's bytes are retained (up to half the
+ * stream buffer) so a call the upstream never saw can be retried once elsewhere.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "transport/grpc_status.h"
+#include "transport/grpc_timeout.h"
+#include "transport/proxy_internal.h"
+
+#define ACTOR "proxy"
+
+/* ---- header collection ---------------------------------------------------------------- */
+
+static int hdrs_add(pxy_hdrs_t *h, const uint8_t *name, size_t nl, const uint8_t *value, size_t vl)
+{
+    if (h->len + nl + vl > h->cap) {
+        size_t nc = h->cap ? h->cap : 1024;
+        while (nc < h->len + nl + vl)
+            nc *= 2;
+        char *nb = realloc(h->buf, nc);
+        if (!nb)
+            return -1;
+        h->buf = nb;
+        h->cap = nc;
+    }
+    if (h->n == h->ents_cap) {
+        size_t nc = h->ents_cap ? h->ents_cap * 2 : 16;
+        struct pxy_hdr *ne = realloc(h->ents, nc * sizeof(*ne));
+        if (!ne)
+            return -1;
+        h->ents = ne;
+        h->ents_cap = nc;
+    }
+    struct pxy_hdr *e = &h->ents[h->n++];
+    e->no = (uint32_t)h->len;
+    e->nl = (uint32_t)nl;
+    memcpy(h->buf + h->len, name, nl);
+    h->len += nl;
+    e->vo = (uint32_t)h->len;
+    e->vl = (uint32_t)vl;
+    memcpy(h->buf + h->len, value, vl);
+    h->len += vl;
+    h->size += nl + vl + 32;
+    return 0;
+}
+
+static void hdrs_clear(pxy_hdrs_t *h)
+{
+    h->len = h->n = h->size = 0;
+}
+
+static void hdrs_free(pxy_hdrs_t *h)
+{
+    free(h->buf);
+    free(h->ents);
+    memset(h, 0, sizeof(*h));
+}
+
+/* The value of header name (lowercase), or NULL. */
+static const char *hdrs_get(const pxy_hdrs_t *h, const char *name, size_t *vl)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->ents[i].nl == nl && memcmp(h->buf + h->ents[i].no, name, nl) == 0) {
+            *vl = h->ents[i].vl;
+            return h->buf + h->ents[i].vo;
+        }
+    }
+    return NULL;
+}
+
+static int is_hop_by_hop(const char *n, size_t l)
+{
+#define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
+    return IS("connection") || IS("keep-alive") || IS("proxy-connection") ||
+           IS("transfer-encoding") || IS("upgrade") || IS("host") || IS("te");
+#undef IS
+}
+
+static nghttp2_nv *nv_reserve(pxy_stream_t *ps, size_t n)
+{
+    if (ps->nv_cap < n) {
+        nghttp2_nv *nn = realloc(ps->nv, n * sizeof(*nn));
+        if (!nn)
+            return NULL;
+        ps->nv = nn;
+        ps->nv_cap = n;
+    }
+    return ps->nv;
+}
+
+static nghttp2_nv mknv(const char *n, size_t nl, const char *v, size_t vl)
+{
+    return (nghttp2_nv){(uint8_t *)n, (uint8_t *)v, nl, vl, NGHTTP2_NV_FLAG_NONE};
+}
+#define NV_LIT(n, v) mknv(n, sizeof(n) - 1, v, strlen(v))
+
+/* ---- stream objects --------------------------------------------------------------------- */
+
+static void on_req_drop(void *arg, size_t n)
+{
+    pxy_stream_t *ps = arg;
+    if (ps->ds && ps->ds->h2.session) {
+        nghttp2_session_consume(ps->ds->h2.session, ps->ds_id, n);
+        mesh_h2_conn_flush(&ps->ds->h2);
+    }
+}
+
+static void on_resp_drop(void *arg, size_t n)
+{
+    pxy_stream_t *ps = arg;
+    if (ps->us && ps->us_id > 0 && ps->us->h2.session) {
+        nghttp2_session_consume(ps->us->h2.session, ps->us_id, n);
+        mesh_h2_conn_flush(&ps->us->h2);
+    }
+}
+
+static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t id);
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    pxy_stream_t *ps = h->data;
+    mesh_proxy_worker_t *w = ps->w;
+    free(ps);
+    pxy_worker_handle_closed(w);
+}
+
+static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32_t id)
+{
+    pxy_stream_t *ps = w->free_streams;
+    if (ps) {
+        w->free_streams = ps->free_next;
+    } else {
+        ps = calloc(1, sizeof(*ps));
+        if (!ps)
+            return NULL;
+        uv_timer_init(w->loop, &ps->timer);
+        ps->timer.data = ps;
+        w->n_handles++;
+    }
+    /* Keep the buffers and the timer, reset the rest. */
+    pxy_hdrs_t reqh = ps->reqh, resph = ps->resph;
+    nghttp2_nv *nv = ps->nv;
+    size_t nv_cap = ps->nv_cap;
+    uv_timer_t timer = ps->timer;
+    memset(ps, 0, sizeof(*ps));
+    ps->timer = timer;
+    ps->reqh = reqh;
+    ps->resph = resph;
+    ps->nv = nv;
+    ps->nv_cap = nv_cap;
+    hdrs_clear(&ps->reqh);
+    hdrs_clear(&ps->resph);
+    ps->w = w;
+    ps->ds = ds;
+    ps->ds_id = id;
+    ps->us_id = -1;
+    pxy_list_init(&ps->us_link);
+    pxy_list_push(&ds->streams, &ps->ds_link);
+    ds->n_streams++;
+    mesh_chunkq_init(&ps->req.q, &w->pool, on_req_drop, ps);
+    ps->req.q.retain = 1;
+    ps->req.on_eof = NULL;
+    mesh_chunkq_init(&ps->resp.q, &w->pool, on_resp_drop, ps);
+    ps->resp.on_eof = on_resp_eof;
+    return ps;
+}
+
+/* Frees ps when neither side holds it any more. */
+static void stream_maybe_free(pxy_stream_t *ps)
+{
+    if (ps->ds || ps->us)
+        return;
+    mesh_proxy_worker_t *w = ps->w;
+    uv_timer_stop(&ps->timer);
+    mesh_chunkq_discard(&ps->req.q);
+    mesh_chunkq_discard(&ps->resp.q);
+    if (ps->routes)
+        mesh_routes_unref(ps->routes);
+    ps->routes = NULL;
+    if (w->freeing) {
+        hdrs_free(&ps->reqh);
+        hdrs_free(&ps->resph);
+        free(ps->nv);
+        uv_close((uv_handle_t *)&ps->timer, on_timer_closed);
+        return;
+    }
+    ps->free_next = w->free_streams;
+    w->free_streams = ps;
+}
+
+void pxy_streams_free_pool(mesh_proxy_worker_t *w)
+{
+    while (w->free_streams) {
+        pxy_stream_t *ps = w->free_streams;
+        w->free_streams = ps->free_next;
+        hdrs_free(&ps->reqh);
+        hdrs_free(&ps->resph);
+        free(ps->nv);
+        uv_close((uv_handle_t *)&ps->timer, on_timer_closed);
+    }
+}
+
+static void detach_us(pxy_stream_t *ps)
+{
+    if (!ps->us)
+        return;
+    pxy_list_remove(&ps->us_link);
+    ps->us->n_streams--;
+    ps->us = NULL;
+}
+
+static void detach_ds(pxy_stream_t *ps)
+{
+    if (!ps->ds)
+        return;
+    pxy_ds_conn_t *d = ps->ds;
+    pxy_list_remove(&ps->ds_link);
+    d->n_streams--;
+    ps->ds = NULL;
+    pxy_ds_conn_maybe_finish(d);
+}
+
+/* ---- ending calls ----------------------------------------------------------------------- */
+
+static void cancel_upstream(pxy_stream_t *ps)
+{
+    if (!ps->us)
+        return;
+    if (ps->us_id > 0 && ps->us->h2.session) {
+        nghttp2_submit_rst_stream(ps->us->h2.session, NGHTTP2_FLAG_NONE, ps->us_id, NGHTTP2_CANCEL);
+        mesh_h2_conn_flush(&ps->us->h2);
+    } else {
+        /* Not yet sent: just forget it. */
+        detach_us(ps);
+    }
+}
+
+/* Submits a Trailers-Only response: HTTP 200, grpc-status, grpc-message. */
+static void submit_trailers_only(pxy_stream_t *ps, int code, const char *msg)
+{
+    char status[4], enc[sizeof(ps->err_msg) * 3];
+    snprintf(status, sizeof(status), "%d", code);
+    mesh_grpc_message_encode(msg, strlen(msg), enc, sizeof(enc));
+    nghttp2_nv nva[] = {
+        NV_LIT(":status", "200"),
+        NV_LIT("content-type", "application/grpc"),
+        NV_LIT("grpc-status", status),
+        NV_LIT("grpc-message", enc),
+    };
+    nghttp2_submit_response(ps->ds->h2.session, ps->ds_id, nva, msg[0] ? 4 : 3, NULL);
+    ps->resp_done = 1;
+    mesh_h2_conn_flush(&ps->ds->h2);
+}
+
+void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
+{
+    if (ps->resp_done || ps->failing)
+        return;
+    ps->failing = 1;
+    ps->w->stats.calls_failed++;
+    uv_timer_stop(&ps->timer);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->err_msg, sizeof(ps->err_msg), fmt, ap);
+    va_end(ap);
+    ps->err_code = code;
+    mesh_debug(ACTOR, "call failed: %s %s", mesh_grpc_status_name(code), ps->err_msg);
+    cancel_upstream(ps);
+    if (!ps->ds)
+        return;
+    if (!ps->resp_started) {
+        submit_trailers_only(ps, code, ps->err_msg);
+    } else {
+        mesh_chunkq_discard(&ps->resp.q);
+        ps->resp.q.eof = 1;
+        ps->trailers = PXY_TRAILERS_ERROR;
+        nghttp2_session_resume_data(ps->ds->h2.session, ps->ds_id);
+        mesh_h2_conn_flush(&ps->ds->h2);
+    }
+    mesh_chunkq_discard(&ps->req.q);
+}
+
+static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t id)
+{
+    pxy_stream_t *ps = PXY_CONTAINER(src, pxy_stream_t, resp);
+    ps->resp_done = 1;
+    mesh_debug(ACTOR, "stream %d: response ends (trailers %d)", id, ps->trailers);
+    if (ps->trailers == PXY_TRAILERS_ERROR) {
+        char status[4], enc[sizeof(ps->err_msg) * 3];
+        snprintf(status, sizeof(status), "%d", ps->err_code);
+        mesh_grpc_message_encode(ps->err_msg, strlen(ps->err_msg), enc, sizeof(enc));
+        nghttp2_nv nva[] = {NV_LIT("grpc-status", status), NV_LIT("grpc-message", enc)};
+        return nghttp2_submit_trailer(session, id, nva, 2) == 0;
+    }
+    if (ps->trailers == PXY_TRAILERS_FORWARD) {
+        pxy_hdrs_t *h = &ps->resph;
+        nghttp2_nv *nv = nv_reserve(ps, h->n + 1);
+        if (!nv)
+            return 0;
+        size_t n = 0;
+        for (size_t i = 0; i < h->n; i++) {
+            const char *name = h->buf + h->ents[i].no;
+            if (name[0] == ':' || is_hop_by_hop(name, h->ents[i].nl))
+                continue;
+            nv[n++] = mknv(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+        }
+        return nghttp2_submit_trailer(session, id, nv, n) == 0;
+    }
+    return 0;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    pxy_stream_t *ps = t->data;
+    pxy_stream_fail(ps, MESH_GRPC_DEADLINE_EXCEEDED, "meshd: deadline exceeded");
+}
+
+/* ---- choosing an upstream --------------------------------------------------------------- */
+
+static pxy_svc_t *svc_state(pxy_stream_t *ps)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    if (!w->routes || !w->svc)
+        return NULL;
+    if (ps->routes != w->routes) {
+        /* The table changed since the call started: find the service in the new one. */
+        const mesh_route_service_t *s = mesh_routes_service(w->routes, ps->svc->name);
+        if (!s)
+            return NULL;
+        mesh_routes_unref(ps->routes);
+        ps->routes = mesh_routes_ref(w->routes);
+        ps->svc = s;
+    }
+    return &w->svc[mesh_routes_index_of(w->routes, ps->svc)];
+}
+
+static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
+{
+    pxy_svc_t *s = svc_state(ps);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        pxy_endpoint_t *ep = s->eps[s->rr++ % s->n];
+        if (ep != exclude && pxy_endpoint_live(ps->w, ep))
+            return ep;
+    }
+    return NULL;
+}
+
+/* Attaches ps upstream on a live endpoint other than exclude, or fails it. */
+static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const char *why)
+{
+    for (;;) {
+        pxy_endpoint_t *ep = pick_endpoint(ps, exclude);
+        if (!ep) {
+            if (why)
+                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE,
+                                "meshd: %s; no other live instance of %s", why, ps->svc->name);
+            else
+                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: no live instance of %s",
+                                ps->svc->name);
+            return;
+        }
+        ps->ep = ep;
+        if (pxy_endpoint_attach(ps->w, ep, ps) == 0)
+            return;
+        exclude = ep; /* could not open a connection: try another once */
+        if (why)
+            continue;
+        why = "cannot open a connection";
+    }
+}
+
+void pxy_stream_upstream_lost(pxy_stream_t *ps, int never_sent, const char *why)
+{
+    pxy_endpoint_t *ep = ps->ep;
+    detach_us(ps);
+    if (!ps->ds || ps->resp_done || ps->failing) {
+        stream_maybe_free(ps);
+        return;
+    }
+    if (ps->trailers == PXY_TRAILERS_FORWARD)
+        return; /* the upstream finished; the client still drains */
+    if (never_sent && ps->retries == 0 && ps->req.q.retain) {
+        ps->retries++;
+        ps->w->stats.retries++;
+        mesh_chunkq_rewind(&ps->req.q);
+        mesh_debug(ACTOR, "retrying call on another instance of %s: %s", ps->svc->name, why);
+        route_to_upstream(ps, ep, why);
+        return;
+    }
+    pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: %s", why);
+}
+
+void pxy_stream_downstream_lost(pxy_stream_t *ps)
+{
+    /* The client is gone: cancel the upstream call and drop what is buffered. */
+    uv_timer_stop(&ps->timer);
+    cancel_upstream(ps); /* still attached: the upstream stream is not closed yet */
+    detach_ds(ps);
+    mesh_chunkq_discard(&ps->req.q);
+    mesh_chunkq_discard(&ps->resp.q);
+    stream_maybe_free(ps);
+}
+
+/* ---- the request side --------------------------------------------------------------------- */
+
+void pxy_stream_submit(pxy_stream_t *ps)
+{
+    pxy_us_conn_t *u = ps->us;
+    pxy_hdrs_t *h = &ps->reqh;
+    nghttp2_nv *nv = nv_reserve(ps, h->n + 8);
+    if (!nv) {
+        pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: out of memory");
+        return;
+    }
+    size_t n = 0, vl;
+    const char *v;
+    nv[n++] = NV_LIT(":method", "POST");
+    nv[n++] = NV_LIT(":scheme", "http");
+    v = hdrs_get(h, ":path", &vl);
+    nv[n++] = mknv(":path", 5, v, vl);
+    v = hdrs_get(h, ":authority", &vl);
+    if (v)
+        nv[n++] = mknv(":authority", 10, v, vl);
+    else
+        nv[n++] = mknv(":authority", 10, ps->ep->addr, strlen(ps->ep->addr));
+    nv[n++] = NV_LIT("te", "trailers");
+    char tmo[MESH_GRPC_TIMEOUT_MAX_LEN];
+    if (ps->deadline_ms) {
+        uint64_t now = uv_now(ps->w->loop);
+        uint64_t left_ms = ps->deadline_ms > now ? ps->deadline_ms - now : 0;
+        size_t tl = mesh_grpc_timeout_format(left_ms * 1000000ull, tmo);
+        nv[n++] = mknv("grpc-timeout", 12, tmo, tl);
+    }
+    for (size_t i = 0; i < h->n; i++) {
+        const char *name = h->buf + h->ents[i].no;
+        size_t nl = h->ents[i].nl;
+        if (name[0] == ':' || is_hop_by_hop(name, nl) ||
+            (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0))
+            continue;
+        nv[n++] = mknv(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+    }
+    nghttp2_data_provider prd = {.source = {.ptr = &ps->req}, .read_callback = mesh_h2_source_read};
+    int32_t id = nghttp2_submit_request(u->h2.session, NULL, nv, n, &prd, ps);
+    if (id < 0) {
+        pxy_stream_upstream_lost(ps, 1, "upstream refused a new stream");
+        return;
+    }
+    ps->us_id = id;
+    mesh_h2_conn_flush(&u->h2);
+}
+
+/* Checks a complete request and sends it on its way. */
+static void stream_start(pxy_stream_t *ps)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    pxy_hdrs_t *h = &ps->reqh;
+    size_t vl, pl;
+    const char *v;
+    ps->started = 1;
+    w->stats.calls++;
+    mesh_debug(ACTOR, "%s: call on stream %d", ps->ds->name, ps->ds_id);
+    if (ps->hdr_overflow) {
+        pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED,
+                        "meshd: request headers larger than %u bytes", w->cfg.max_header_list_size);
+        return;
+    }
+    v = hdrs_get(h, "content-type", &vl);
+    if (!v || vl < 16 || memcmp(v, "application/grpc", 16) != 0 ||
+        (vl > 16 && v[16] != '+' && v[16] != ';')) {
+        nghttp2_nv nva[] = {NV_LIT(":status", "415"), NV_LIT("content-type", "text/plain"),
+                            NV_LIT("grpc-status", "13"),
+                            NV_LIT("grpc-message", "meshd: content-type is not application/grpc")};
+        nghttp2_submit_response(ps->ds->h2.session, ps->ds_id, nva, 4, NULL);
+        ps->resp_done = 1;
+        ps->failing = 1;
+        w->stats.calls_failed++;
+        mesh_chunkq_discard(&ps->req.q);
+        return;
+    }
+    v = hdrs_get(h, ":method", &vl);
+    const char *path = hdrs_get(h, ":path", &pl);
+    if (!v || vl != 4 || memcmp(v, "POST", 4) != 0 || !path) {
+        pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: a gRPC call must be a POST with a :path");
+        return;
+    }
+    const mesh_route_service_t *svc = NULL;
+    mesh_route_status_t rs =
+        w->routes ? mesh_routes_lookup(w->routes, path, pl, &svc) : MESH_ROUTE_NO_SERVICE;
+    if (rs != MESH_ROUTE_FOUND) {
+        pxy_stream_fail(ps, MESH_GRPC_UNIMPLEMENTED, "meshd: no route for %.*s", (int)pl, path);
+        return;
+    }
+    ps->routes = mesh_routes_ref(w->routes);
+    ps->svc = svc;
+    v = hdrs_get(h, "grpc-timeout", &vl);
+    if (v) {
+        uint64_t ns;
+        if (mesh_grpc_timeout_parse(v, vl, &ns) < 0) {
+            pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: malformed grpc-timeout %.*s", (int)vl,
+                            v);
+            return;
+        }
+        uint64_t ms = ns / 1000000 + (ns % 1000000 != 0);
+        if (ms > (uint64_t)1 << 40)
+            ms = (uint64_t)1 << 40;
+        ps->deadline_ms = uv_now(w->loop) + ms;
+        uv_timer_start(&ps->timer, on_deadline, ms, 0);
+    }
+    route_to_upstream(ps, NULL, NULL);
+}
+
+/* ---- client (downstream) session callbacks ------------------------------------------------ */
+
+static pxy_stream_t *ds_stream(nghttp2_session *s, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(s, id);
+}
+
+static int ds_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    pxy_ds_conn_t *d = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    pxy_stream_t *ps = stream_new(d->w, d, f->hd.stream_id);
+    if (!ps)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, ps);
+    return 0;
+}
+
+static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                        const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    pxy_stream_t *ps = ds_stream(s, f->hd.stream_id);
+    if (!ps || ps->started || ps->hdr_overflow)
+        return 0; /* request trailers are not forwarded (gRPC clients send none) */
+    if (ps->reqh.size + nl + vl + 32 > ps->w->cfg.max_header_list_size) {
+        ps->hdr_overflow = 1;
+        return 0;
+    }
+    if (hdrs_add(&ps->reqh, name, nl, value, vl) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    pxy_ds_conn_t *d = ud;
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        mesh_h2_conn_ping_acked(&d->h2);
+        return 0;
+    }
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+        return 0;
+    pxy_stream_t *ps = ds_stream(s, f->hd.stream_id);
+    if (!ps)
+        return 0;
+    if (f->hd.type == NGHTTP2_HEADERS && !ps->started)
+        stream_start(ps);
+    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && ps->ds) {
+        ps->req.q.eof = 1;
+        if (ps->us && ps->us_id > 0) {
+            nghttp2_session_resume_data(ps->us->h2.session, ps->us_id);
+            mesh_h2_conn_flush(&ps->us->h2);
+        }
+    }
+    return 0;
+}
+
+static int ds_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                            size_t len, void *ud)
+{
+    pxy_stream_t *ps = ds_stream(s, id);
+    if (!ps || ps->failing || ps->resp_done || !ps->started) {
+        nghttp2_session_consume(s, id, len);
+        return 0;
+    }
+    if (mesh_chunkq_append(&ps->req.q, data, len) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (ps->us && ps->us_id > 0) {
+        nghttp2_session_resume_data(ps->us->h2.session, ps->us_id);
+        mesh_h2_conn_flush(&ps->us->h2);
+    }
+    return 0;
+}
+
+static int ds_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    /* After the response ended, stop a client that is still uploading. */
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        nghttp2_session_get_stream_remote_close(s, f->hd.stream_id) == 0)
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    return 0;
+}
+
+static int ds_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    pxy_stream_t *ps = ds_stream(s, id);
+    if (!ps)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    mesh_debug(ACTOR, "stream %d closed err=%u resp_done=%d", id, err, ps->resp_done);
+    if (err != NGHTTP2_NO_ERROR && !ps->resp_done)
+        mesh_debug(ACTOR, "client reset call (%s)", nghttp2_http2_strerror(err));
+    pxy_stream_downstream_lost(ps);
+    return 0;
+}
+
+nghttp2_session_callbacks *pxy_ds_callbacks_new(void)
+{
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb) != 0)
+        return NULL;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, ds_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, ds_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, ds_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, ds_on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, ds_on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, ds_on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, mesh_h2_send_data);
+    return cb;
+}
+
+/* ---- upstream session callbacks ----------------------------------------------------------- */
+
+static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                        const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!ps || !ps->ds || ps->failing)
+        return 0;
+    if (ps->resph.size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (hdrs_add(&ps->resph, name, nl, value, vl) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+/* Forwards the upstream's response HEADERS to the client. */
+static void forward_response(pxy_stream_t *ps, int end_stream)
+{
+    pxy_hdrs_t *h = &ps->resph;
+    size_t vl;
+    const char *st = hdrs_get(h, ":status", &vl);
+    int status = 0;
+    for (size_t i = 0; st && i < vl; i++)
+        status = status * 10 + (st[i] - '0');
+    int has_grpc_status = hdrs_get(h, "grpc-status", &vl) != NULL;
+    if (status != 200 && !(end_stream && has_grpc_status)) {
+        pxy_stream_fail(ps, mesh_grpc_status_from_http(status),
+                        "meshd: upstream %s answered HTTP %d", ps->ep->addr, status);
+        return;
+    }
+    nghttp2_nv *nv = nv_reserve(ps, h->n + 1);
+    if (!nv) {
+        pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: out of memory");
+        return;
+    }
+    size_t n = 0;
+    nv[n++] = mknv(":status", 7, st, 3);
+    for (size_t i = 0; i < h->n; i++) {
+        const char *name = h->buf + h->ents[i].no;
+        if (name[0] == ':' || is_hop_by_hop(name, h->ents[i].nl))
+            continue;
+        nv[n++] = mknv(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+    }
+    nghttp2_session *ds = ps->ds->h2.session;
+    mesh_debug(ACTOR, "stream %d: response headers (end %d)", ps->ds_id, end_stream);
+    if (end_stream) {
+        nghttp2_submit_response(ds, ps->ds_id, nv, n, NULL);
+        ps->resp_done = 1;
+        uv_timer_stop(&ps->timer);
+    } else {
+        nghttp2_data_provider prd = {.source = {.ptr = &ps->resp},
+                                     .read_callback = mesh_h2_source_read};
+        nghttp2_submit_response(ds, ps->ds_id, nv, n, &prd);
+        ps->resp_started = 1;
+    }
+    hdrs_clear(h);
+    mesh_h2_conn_flush(&ps->ds->h2);
+}
+
+static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    pxy_us_conn_t *u = ud;
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        mesh_h2_conn_ping_acked(&u->h2);
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        u->goaway = 1;
+        return 0;
+    }
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (!ps || !ps->ds || ps->failing)
+        return 0;
+    int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (!ps->resp_headers) {
+        ps->resp_headers = 1;
+        mesh_chunkq_commit(&ps->req.q); /* the upstream took the call: no retry from here */
+        forward_response(ps, end);
+    } else if (end) {
+        ps->trailers = PXY_TRAILERS_FORWARD;
+        ps->resp.q.eof = 1;
+        uv_timer_stop(&ps->timer);
+        nghttp2_session_resume_data(ps->ds->h2.session, ps->ds_id);
+        mesh_h2_conn_flush(&ps->ds->h2);
+    }
+    return 0;
+}
+
+static int us_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                            size_t len, void *ud)
+{
+    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, id);
+    if (!ps || !ps->ds || ps->failing || !ps->resp_started) {
+        nghttp2_session_consume(s, id, len);
+        return 0;
+    }
+    if (mesh_chunkq_append(&ps->resp.q, data, len) < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    nghttp2_session_resume_data(ps->ds->h2.session, ps->ds_id);
+    mesh_h2_conn_flush(&ps->ds->h2);
+    return 0;
+}
+
+static int us_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    if (f->hd.type != NGHTTP2_DATA)
+        return 0;
+    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    /* Retain at most half the stream buffer for a retry; beyond that, commit. */
+    if (ps && ps->req.q.retain &&
+        ps->req.q.buffered - ps->req.q.unsent >= ps->w->cfg.stream_buffer / 2)
+        mesh_chunkq_commit(&ps->req.q);
+    return 0;
+}
+
+static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    pxy_us_conn_t *u = ud;
+    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, id);
+    if (!ps)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    char why[160];
+    int never_sent = 0;
+    if (err == NGHTTP2_REFUSED_STREAM) {
+        never_sent = 1;
+        snprintf(why, sizeof(why), "upstream %s refused the call", u->name);
+    } else if (err != NGHTTP2_NO_ERROR) {
+        if (!ps->resp_done && !ps->failing && ps->ds && ps->trailers == PXY_TRAILERS_NONE) {
+            detach_us(ps);
+            pxy_stream_fail(ps, mesh_grpc_status_from_h2_error(err),
+                            "meshd: upstream %s reset the call (%s)", u->name,
+                            nghttp2_http2_strerror(err));
+            stream_maybe_free(ps);
+            return 0;
+        }
+        snprintf(why, sizeof(why), "upstream %s reset the call", u->name);
+    } else {
+        snprintf(why, sizeof(why), "upstream %s ended the call without grpc-status", u->name);
+        if (!ps->resp_done && !ps->failing && ps->ds && ps->trailers == PXY_TRAILERS_NONE) {
+            detach_us(ps);
+            pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: %s", why);
+            stream_maybe_free(ps);
+            return 0;
+        }
+    }
+    pxy_stream_upstream_lost(ps, never_sent, why);
+    return 0;
+}
+
+nghttp2_session_callbacks *pxy_us_callbacks_new(void)
+{
+    nghttp2_session_callbacks *cb;
+    if (nghttp2_session_callbacks_new(&cb) != 0)
+        return NULL;
+    nghttp2_session_callbacks_set_on_header_callback(cb, us_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, us_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, us_on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, us_on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, us_on_stream_close);
+    nghttp2_session_callbacks_set_send_data_callback(cb, mesh_h2_send_data);
+    return cb;
+}

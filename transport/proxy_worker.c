@@ -1,0 +1,335 @@
+/*
+ * transport/proxy_worker.c: the proxy worker: its SO_REUSEPORT listener, client
+ * connections, routing-table installs, graceful drain and teardown.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "transport/proxy_internal.h"
+
+#define ACTOR         "proxy"
+#define READ_BUF_SIZE (64 * 1024)
+
+static void maybe_release(mesh_proxy_worker_t *w)
+{
+    if (!w->freeing || w->n_handles > 0)
+        return;
+    if (w->routes)
+        mesh_routes_unref(w->routes);
+    free(w->svc);
+    free(w->svc_eps);
+    mesh_chunk_pool_destroy(&w->pool);
+    nghttp2_session_callbacks_del(w->ds_cbs);
+    nghttp2_session_callbacks_del(w->us_cbs);
+    nghttp2_option_del(w->opt);
+    free(w->rbuf);
+    free(w);
+}
+
+void pxy_worker_handle_closed(mesh_proxy_worker_t *w)
+{
+    w->n_handles--;
+    pxy_worker_check_drained(w);
+    maybe_release(w);
+}
+
+void pxy_worker_check_drained(mesh_proxy_worker_t *w)
+{
+    if (!w->draining || w->freeing || w->listening || w->n_ds_conns > 0 || !w->drain_done)
+        return;
+    void (*done)(void *) = w->drain_done;
+    w->drain_done = NULL;
+    mesh_info(ACTOR, "worker %d drained", w->cfg.worker_index);
+    done(w->drain_arg);
+}
+
+/* ---- client connections -------------------------------------------------------------------- */
+
+void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d)
+{
+    /* Close once the last bytes are written: the flush reports idle then. */
+    if (d->draining && d->n_streams == 0)
+        mesh_h2_conn_flush(&d->h2);
+}
+
+static void ds_on_teardown(mesh_h2_conn_t *c)
+{
+    pxy_ds_conn_t *d = (pxy_ds_conn_t *)c;
+    mesh_debug(ACTOR, "%s closing with %zu calls", d->name, d->n_streams);
+    while (!pxy_list_empty(&d->streams)) {
+        pxy_stream_t *ps = PXY_CONTAINER(d->streams.next, pxy_stream_t, ds_link);
+        if (c->session)
+            nghttp2_session_set_stream_user_data(c->session, ps->ds_id, NULL);
+        pxy_stream_downstream_lost(ps);
+    }
+    d->draining = 0;
+}
+
+static void ds_on_closed(mesh_h2_conn_t *c)
+{
+    pxy_ds_conn_t *d = (pxy_ds_conn_t *)c;
+    mesh_proxy_worker_t *w = d->w;
+    pxy_list_remove(&d->link);
+    w->n_ds_conns--;
+    free(d);
+    pxy_worker_handle_closed(w);
+}
+
+static void ds_on_idle(mesh_h2_conn_t *c)
+{
+    pxy_ds_conn_t *d = (pxy_ds_conn_t *)c;
+    if (d->draining && d->n_streams == 0)
+        mesh_h2_conn_close(c);
+}
+
+static const mesh_h2_conn_ops_t ds_ops = {
+    .on_teardown = ds_on_teardown,
+    .on_closed = ds_on_closed,
+    .on_idle = ds_on_idle,
+};
+
+/* Creates a client connection; with server set it is accepted from it, else fd is adopted. */
+static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, int fd)
+{
+    pxy_ds_conn_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->w = w;
+    pxy_list_init(&d->streams);
+    snprintf(d->name, sizeof(d->name), "client#%llu", (unsigned long long)w->stats.client_conns);
+    if (mesh_h2_conn_init(&d->h2, w->loop, &ds_ops, w->rbuf, w->rbuf_len, d->name) < 0) {
+        free(d);
+        return NULL;
+    }
+    pxy_list_push(&w->ds_conns, &d->link);
+    w->n_ds_conns++;
+    w->n_handles++;
+    w->stats.client_conns++;
+    nghttp2_session *s = NULL;
+    int rv = server ? uv_accept(server, (uv_stream_t *)&d->h2.tcp) : uv_tcp_open(&d->h2.tcp, fd);
+    if (rv < 0 || nghttp2_session_server_new2(&s, w->ds_cbs, d, w->opt) != 0) {
+        mesh_h2_conn_close(&d->h2);
+        return NULL;
+    }
+    mesh_h2_conn_set_session(&d->h2, s);
+    uv_tcp_nodelay(&d->h2.tcp, 1);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, w->cfg.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, w->cfg.stream_buffer},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, w->cfg.max_header_list_size},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 4);
+    nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+    if (mesh_h2_conn_start(&d->h2) < 0) {
+        mesh_h2_conn_close(&d->h2);
+        return NULL;
+    }
+    mesh_h2_conn_keepalive(&d->h2, w->cfg.keepalive_interval_ms, w->cfg.keepalive_timeout_ms);
+    return d;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    mesh_proxy_worker_t *w = server->data;
+    if (status < 0 || w->draining || w->freeing)
+        return;
+    ds_conn_new(w, server, -1);
+}
+
+mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd)
+{
+    pxy_ds_conn_t *d = ds_conn_new(w, NULL, fd);
+    return d ? &d->h2 : NULL;
+}
+
+/* ---- the worker ---------------------------------------------------------------------------- */
+
+static void defaults(mesh_proxy_config_t *c)
+{
+#define DEF(f, v)                                                                                  \
+    if (!c->f)                                                                                     \
+    c->f = v
+    DEF(max_concurrent_streams, 1000);
+    DEF(max_header_list_size, 16384);
+    DEF(stream_buffer, 256 * 1024);
+    DEF(connect_timeout_ms, 2000);
+    DEF(keepalive_interval_ms, 30000);
+    DEF(keepalive_timeout_ms, 10000);
+    DEF(backoff_initial_ms, 200);
+    DEF(backoff_max_ms, 10000);
+    DEF(max_upstream_conns, 8);
+#undef DEF
+    if (c->stream_buffer < 16384)
+        c->stream_buffer = 16384;
+    if (c->stream_buffer > (1u << 30))
+        c->stream_buffer = 1u << 30;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    mesh_proxy_worker_t *w = h->data;
+    w->listening = 0;
+    pxy_worker_handle_closed(w);
+}
+
+mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_config_t *cfg)
+{
+    mesh_proxy_worker_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->loop = loop;
+    w->cfg = *cfg;
+    defaults(&w->cfg);
+    snprintf(w->listen_host, sizeof(w->listen_host), "%s",
+             cfg->listen_host && *cfg->listen_host ? cfg->listen_host : "0.0.0.0");
+    w->cfg.listen_host = w->listen_host;
+    pxy_list_init(&w->endpoints);
+    pxy_list_init(&w->ds_conns);
+    mesh_chunk_pool_init(&w->pool, 4096);
+    w->rbuf_len = READ_BUF_SIZE;
+    w->rbuf = malloc(w->rbuf_len);
+    w->ds_cbs = pxy_ds_callbacks_new();
+    w->us_cbs = pxy_us_callbacks_new();
+    if (!w->rbuf || !w->ds_cbs || !w->us_cbs || nghttp2_option_new(&w->opt) != 0)
+        goto fail;
+    nghttp2_option_set_no_auto_window_update(w->opt, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(w->opt, 100);
+
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in6 *)&sa) != 0) {
+        mesh_error(ACTOR, "worker %d: bad listen host %s", w->cfg.worker_index, w->listen_host);
+        goto fail;
+    }
+    int rv = uv_tcp_init_ex(loop, &w->listener, sa.ss_family);
+    if (rv < 0)
+        goto fail_uv;
+    w->listener.data = w;
+    w->listening = 1;
+    w->n_handles++;
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((uv_handle_t *)&w->listener, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    rv = uv_tcp_bind(&w->listener, (const struct sockaddr *)&sa, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    if (rv < 0) {
+        mesh_error(ACTOR, "worker %d: cannot listen on %s:%d: %s", w->cfg.worker_index,
+                   w->listen_host, w->cfg.listen_port, uv_strerror(rv));
+        w->freeing = 1;
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+        return NULL; /* released when the loop runs the close */
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &blen);
+    w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
+    return w;
+fail_uv:
+    mesh_error(ACTOR, "worker %d: listener: %s", w->cfg.worker_index, uv_strerror(rv));
+fail:
+    if (w->ds_cbs)
+        nghttp2_session_callbacks_del(w->ds_cbs);
+    if (w->us_cbs)
+        nghttp2_session_callbacks_del(w->us_cbs);
+    if (w->opt)
+        nghttp2_option_del(w->opt);
+    free(w->rbuf);
+    free(w);
+    return NULL;
+}
+
+int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
+{
+    return w->port;
+}
+
+void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
+{
+    size_t n = mesh_routes_count(routes);
+    pxy_svc_t *svc = n ? calloc(n, sizeof(*svc)) : NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += mesh_routes_at(routes, i)->n_instances;
+    /* One array for every service's endpoint pointers, carved per service. */
+    pxy_endpoint_t **eps = total ? calloc(total, sizeof(*eps)) : NULL;
+    if ((n && !svc) || (total && !eps)) {
+        mesh_error(ACTOR, "worker %d: out of memory installing routes", w->cfg.worker_index);
+        free(svc);
+        free(eps);
+        mesh_routes_unref(routes);
+        return;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const mesh_route_service_t *s = mesh_routes_at(routes, i);
+        svc[i].eps = eps + o;
+        svc[i].rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
+        for (size_t j = 0; j < s->n_instances; j++) {
+            pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
+            if (ep)
+                svc[i].eps[svc[i].n++] = ep;
+        }
+        o += s->n_instances;
+    }
+    free(w->svc);
+    if (w->routes)
+        mesh_routes_unref(w->routes);
+    w->routes = routes;
+    w->svc = svc;
+    free(w->svc_eps);
+    w->svc_eps = eps;
+    mesh_info(ACTOR, "worker %d: routing table with %zu services", w->cfg.worker_index, n);
+}
+
+void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void *arg)
+{
+    w->draining = 1;
+    w->drain_done = done;
+    w->drain_arg = arg;
+    if (w->listening && !uv_is_closing((uv_handle_t *)&w->listener))
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    for (pxy_link_t *l = w->ds_conns.next; l != &w->ds_conns;) {
+        pxy_ds_conn_t *d = PXY_CONTAINER(l, pxy_ds_conn_t, link);
+        l = l->next;
+        if (d->h2.closing || !d->h2.session)
+            continue;
+        d->draining = 1;
+        nghttp2_submit_goaway(d->h2.session, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(d->h2.session),
+                              NGHTTP2_NO_ERROR, NULL, 0);
+        mesh_h2_conn_flush(&d->h2);
+    }
+    pxy_worker_check_drained(w);
+}
+
+void mesh_proxy_worker_stats(const mesh_proxy_worker_t *w, mesh_proxy_stats_t *out)
+{
+    *out = w->stats;
+}
+
+void mesh_proxy_worker_free(mesh_proxy_worker_t *w)
+{
+    if (!w)
+        return;
+    w->freeing = 1;
+    w->drain_done = NULL;
+    if (w->listening && !uv_is_closing((uv_handle_t *)&w->listener))
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    for (pxy_link_t *l = w->ds_conns.next; l != &w->ds_conns;) {
+        pxy_ds_conn_t *d = PXY_CONTAINER(l, pxy_ds_conn_t, link);
+        l = l->next;
+        mesh_h2_conn_close(&d->h2);
+    }
+    pxy_endpoints_free(w);
+    pxy_streams_free_pool(w);
+    w->n_handles++; /* hold while checking */
+    pxy_worker_handle_closed(w);
+}
