@@ -283,7 +283,7 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
     size_t idx = (size_t)(o - opts);
     int first = st->src[idx] < src;
     st->src[idx] = (unsigned char)src;
-    int64_t x;
+    int64_t x = 0;
     switch (o->type) {
     case OPT_STR:
     case OPT_ADDR:

@@ -82,7 +82,8 @@ enum {
     MESH_ROLE_SIDECAR = 2,
     MESH_ROLE_GATEWAY = 4,
     MESH_ROLE_MONITOR = 8,
-    MESH_ROLE_ALL = 15,
+    MESH_ROLE_TOOL = 16, /* one-shot commands such as `registry list` */
+    MESH_ROLE_ALL = 31,
 };
 
 /** Fills cfg with every option's default. */

@@ -428,7 +428,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
         pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: out of memory");
         return;
     }
-    size_t n = 0, vl;
+    size_t n = 0, vl = 0;
     const char *v;
     nv[n++] = NV_LIT(":method", "POST");
     nv[n++] = NV_LIT(":scheme", "http");

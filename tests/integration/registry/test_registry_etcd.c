@@ -415,6 +415,53 @@ static void three_members(void)
         h_member_kill(&ec, i);
 }
 
+/* ---- token authentication ----------------------------------------------------------------- */
+
+static void with_auth(void)
+{
+    etcd_cluster_t ec;
+    CHECK(h_cluster_start(&ec, 1) == 0);
+    CHECK(h_etcdctl(ec.endpoints, "user", "add", "root:secret", NULL) == 0);
+    CHECK(h_etcdctl(ec.endpoints, "user", "grant-role", "root", "root", NULL) == 0);
+    CHECK(h_etcdctl(ec.endpoints, "auth", "enable", NULL) == 0);
+    etcd_client_cfg_t cc = {.endpoints = ec.endpoints,
+                            .username = "root",
+                            .password = "secret",
+                            .request_timeout_ms = 1000,
+                            .connect_timeout_ms = 300};
+    etcd_client_t *c = etcd_client_new(loop, &cc);
+    seen_t seen = {0};
+    reg_view_t *v = view_new(c, NULL, &seen);
+    CHECK(wait_link(v, REG_LINK_CONNECTED, 5000));
+    regstate_t st = {0};
+    reg_registration_t *r = register_one(c, "pkg.Secure", "127.0.0.1:7301", 10, &st);
+    CHECK(wait_key(v, P "/pkg.Secure/127.0.0.1:7301", 1, 5000));
+    /* A wrong password is reported, not retried forever. */
+    etcd_client_cfg_t bad = {.endpoints = ec.endpoints, .username = "root", .password = "nope"};
+    FILE *devnull = fopen("/dev/null", "w");
+    CHECK(reg_list_run(&bad, NULL, 0, devnull, devnull) == -1);
+    etcd_client_cfg_t none = {.endpoints = ec.endpoints};
+    CHECK(reg_list_run(&none, NULL, 0, devnull, devnull) == -1);
+    fclose(devnull);
+    /* Restart etcd: its simple tokens are gone, the client authenticates again. */
+    h_member_kill(&ec, 0);
+    CHECK(wait_link(v, REG_LINK_DEGRADED, 5000));
+    CHECK(h_member_start(&ec, 0) == 0);
+    CHECK(wait_link(v, REG_LINK_CONNECTED, 10000));
+    CHECK(h_etcdctl(ec.endpoints, "--user=root:secret", "put", P "/pkg.Secure/127.0.0.1:7302",
+                    "{\"Addr\":\"127.0.0.1:7302\"}", NULL) == 0);
+    CHECK(wait_key(v, P "/pkg.Secure/127.0.0.1:7302", 1, 5000));
+    reg_registration_stop(r);
+    CHECK(h_wait(loop, is_deregistered, &st, 5000));
+    CHECK(wait_key(v, P "/pkg.Secure/127.0.0.1:7301", 0, 5000));
+    printf("token auth: registration, watch and re-authentication after an etcd restart ok\n");
+    reg_registration_free(r);
+    reg_view_free(v);
+    etcd_client_free(c);
+    h_run_for(loop, 20);
+    h_member_kill(&ec, 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--register") == 0)
@@ -430,7 +477,11 @@ int main(int argc, char **argv)
     t0 = h_now_ms();
     three_members();
     printf("three member part: %.1f s\n", (h_now_ms() - t0) / 1000);
-    uv_run(&l, UV_RUN_NOWAIT);
+    t0 = h_now_ms();
+    with_auth();
+    printf("auth part: %.1f s\n", (h_now_ms() - t0) / 1000);
+    uv_run(&l, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&l) == 0);
     printf("ok\n");
     return 0;
 }
