@@ -30,7 +30,8 @@ struct etcd_req {
     int is_stream;
     int internal; /* the authentication request itself */
     int canceled;
-    int queued; /* waiting to start (deferred or waiting for a token) */
+    int queued; /* 1: start deferred, 2: waiting for a token, 3: failure to report */
+    int pending_err;
     int attempts;
     int auth_retried;
     size_t endpoint;
@@ -48,6 +49,8 @@ struct etcd_client {
     uv_loop_t *loop;
     CURLM *multi;
     uv_timer_t timer;
+    uv_timer_t kick; /* reports start failures on the next loop turn, never inside a call */
+    int handles_open;
     char **endpoints;
     size_t n_endpoints;
     size_t current;
@@ -293,6 +296,25 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 
 /* ---- request life cycle ----------------------------------------------------------------- */
 
+static void rotate(etcd_client_t *c, size_t failed);
+static int retryable_error(long status, const etcd_error_t *e);
+static int auth_error(const etcd_error_t *e);
+
+/* An error line inside a stream (e.g. "no leader" on a watch that requires one): the next
+   attempt should go to another endpoint, or authenticate again. */
+static void stream_error(etcd_req_t *r, const char *line, size_t len)
+{
+    etcd_error_t e;
+    if (etcd_decode_error(line, len, &e) != 1)
+        return;
+    if (retryable_error(0, &e))
+        rotate(r->c, r->endpoint);
+    else if (auth_error(&e) && r->c->username) {
+        free(r->c->token);
+        r->c->token = NULL;
+    }
+}
+
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
 {
     etcd_req_t *r = ud;
@@ -312,6 +334,8 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
         if (!nl)
             break;
         size_t len = (size_t)(nl - (r->resp + start));
+        if (len > 9 && memcmp(r->resp + start, "{\"error\":", 9) == 0)
+            stream_error(r, r->resp + start, len);
         if (len > 0)
             r->on_line(r->ud, r->resp + start, len);
         start += len + 1;
@@ -339,6 +363,27 @@ static void set_auth_header(etcd_req_t *r)
 static void fail(etcd_req_t *r, int err, const char *body, size_t len);
 static void submit(etcd_req_t *r);
 
+static void on_kick(uv_timer_t *t)
+{
+    etcd_client_t *c = t->data;
+    enter(c);
+    for (etcd_req_t *r = c->reqs; r; r = r->next)
+        if (r->queued == 3 && !r->canceled) {
+            r->queued = 0;
+            fail(r, r->pending_err, "", 0);
+        }
+    leave(c);
+}
+
+/* A request that could not start: its callback runs on the next loop turn, so the pointer the
+   caller got stays valid until then. */
+static void fail_later(etcd_req_t *r, int err)
+{
+    r->queued = 3;
+    r->pending_err = err;
+    uv_timer_start(&r->c->kick, on_kick, 0, 0);
+}
+
 static void start_transfer(etcd_req_t *r)
 {
     etcd_client_t *c = r->c;
@@ -349,7 +394,7 @@ static void start_transfer(etcd_req_t *r)
     snprintf(url, sizeof(url), "%s%s", c->endpoints[c->current], r->path);
     r->easy = curl_easy_init();
     if (!r->easy) {
-        fail(r, ETCD_ERR_NOMEM, "", 0);
+        fail_later(r, ETCD_ERR_NOMEM);
         return;
     }
     r->headers = curl_slist_append(NULL, "Content-Type: application/json");
@@ -378,8 +423,10 @@ static void start_transfer(etcd_req_t *r)
         curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
     if (c->key_file)
         curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
-        fail(r, ETCD_ERR_NOMEM, "", 0);
+    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        req_drop_easy(r);
+        fail_later(r, ETCD_ERR_NOMEM);
+    }
 }
 
 /* Calls the user's callback once, then the request is reaped. */
@@ -618,7 +665,9 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
         return NULL;
     }
     uv_timer_init(loop, &c->timer);
-    c->timer.data = c;
+    uv_timer_init(loop, &c->kick);
+    c->timer.data = c->kick.data = c;
+    c->handles_open = 2;
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
     curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -628,7 +677,9 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
 
 static void timer_closed(uv_handle_t *h)
 {
-    free(h->data);
+    etcd_client_t *c = h->data;
+    if (--c->handles_open == 0)
+        free(c);
 }
 
 static void client_destroy(etcd_client_t *c)
@@ -651,8 +702,8 @@ static void client_destroy(etcd_client_t *c)
     free(c->token);
     free(c->auth_header);
     if (c->timer.data) {
-        uv_timer_stop(&c->timer);
         uv_close((uv_handle_t *)&c->timer, timer_closed);
+        uv_close((uv_handle_t *)&c->kick, timer_closed);
     } else {
         free(c);
     }

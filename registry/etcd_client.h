@@ -63,7 +63,7 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg);
 
 /**
  * Cancels every request (no callback runs) and frees the client; its handles are released
- * when the loop runs next.
+ * when the loop runs next. Free the views and registrations using it first.
  */
 void etcd_client_free(etcd_client_t *c);
 
@@ -79,7 +79,10 @@ etcd_req_t *etcd_client_post(etcd_client_t *c, const char *path, const char *bod
 etcd_req_t *etcd_client_stream(etcd_client_t *c, const char *path, const char *body,
                                etcd_line_cb on_line, etcd_close_cb on_close, void *ud);
 
-/** Cancels a request; its callbacks will not run. */
+/**
+ * Cancels a request whose final callback has not run yet; its callbacks will not run. A request
+ * is gone once its done / on_close callback returned: drop the pointer there.
+ */
 void etcd_req_cancel(etcd_req_t *r);
 
 /** The endpoint requests currently start from. */

@@ -17,6 +17,53 @@
 
 #include "registry/route_table.h"
 
+/** The final status passed to a filter's on_done when the call failed to reach the upstream
+ * (connect failure, lost connection, no live instance). */
+#define MESH_PROXY_STATUS_CONN_ERROR (-1)
+/** The final status passed to on_done when the call ended without a verdict (client cancel). */
+#define MESH_PROXY_STATUS_NONE (-2)
+
+/** What a filter sees of a call; the strings point into the call (valid during on_call). */
+typedef struct mesh_proxy_call_info {
+    const char *path; /* ":path", "/pkg.Svc/Method" (not NUL-terminated) */
+    size_t path_len;
+    const char *service; /* "pkg.Svc", from the path (not NUL-terminated; may be empty) */
+    size_t service_len;
+    const char *authority; /* ":authority" or NULL */
+    size_t authority_len;
+    int worker_index;
+} mesh_proxy_call_info_t;
+
+/** A filter's rejection: the call is answered with this gRPC status and grpc-message. */
+typedef struct mesh_proxy_verdict {
+    int grpc_status;
+    char message[200];
+} mesh_proxy_verdict_t;
+
+/** on_call's answers. */
+enum { MESH_PROXY_ACCEPT = 0, MESH_PROXY_REJECT = 1 };
+
+/**
+ * A per-call filter: the hook the policy chain (trace ids, JWT, ACLs, rate limits, the
+ * circuit breaker) plugs into. on_call runs on the worker thread for every call once its
+ * request headers are checked (content-type, POST, :path) and before it is routed; it returns
+ * MESH_PROXY_ACCEPT (and may keep per-call state in *call_token, e.g. a packed permit) or
+ * MESH_PROXY_REJECT with *out filled. on_done (may be NULL) runs exactly once for every
+ * accepted call when the call object is released, with the call's final gRPC status: the
+ * upstream's grpc-status, the mesh's own error status, MESH_PROXY_STATUS_CONN_ERROR or
+ * MESH_PROXY_STATUS_NONE. Filters run in the order added; when one rejects, the ones before it
+ * get on_done with the rejection's status. The engine allocates nothing for them.
+ */
+typedef struct mesh_proxy_filter {
+    void *ctx;
+    int (*on_call)(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_verdict_t *out,
+                   void **call_token);
+    void (*on_done)(void *ctx, void *call_token, int grpc_status);
+} mesh_proxy_filter_t;
+
+/** Most filters a worker runs. */
+#define MESH_PROXY_MAX_FILTERS 4
+
 /** Settings of a proxy worker; 0 in a numeric field means its default. */
 typedef struct mesh_proxy_config {
     const char *listen_host;         /* "127.0.0.1", "::" ...; default "0.0.0.0" */
@@ -32,7 +79,19 @@ typedef struct mesh_proxy_config {
     uint64_t backoff_max_ms;         /* doubling up to this; default 10000 */
     uint32_t max_upstream_conns;     /* per endpoint; default 8 */
     int worker_index;                /* for logs */
+    /* Where calls go when the routing table has no entry for their service (the sidecar
+     * forwards every call to its app this way); NULL: such calls get UNIMPLEMENTED. */
+    const char *default_upstream;
+    mesh_proxy_filter_t filter; /* a first filter; on_call NULL: none */
 } mesh_proxy_config_t;
+
+/**
+ * A process-wide hook that adjusts the config of every worker created after it is set, on the
+ * creating thread, before the worker applies its defaults (cfg->worker_index is set). Roles use
+ * it to give the engines a default upstream and per-worker filters when the engines are made
+ * by actors/node.c. NULL removes it.
+ */
+void mesh_proxy_set_config_hook(void (*fn)(mesh_proxy_config_t *cfg, void *arg), void *arg);
 
 /** Counters of one worker (read on its loop thread). */
 typedef struct mesh_proxy_stats {
@@ -65,6 +124,16 @@ void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
  * finish, closes the client connections, then calls done(arg) on the loop thread.
  */
 void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void *arg);
+
+/**
+ * Appends a filter (copied) to the worker's chain; calls already admitted are unaffected.
+ * Returns 0, or -1 when the chain is full or on_call is NULL.
+ */
+int mesh_proxy_worker_add_filter(mesh_proxy_worker_t *w, const mesh_proxy_filter_t *f);
+
+/** Replaces the worker's filters by f (NULL: no filter). Only while no call is in flight
+ * through the filters being removed (their on_done would still be called). */
+void mesh_proxy_worker_set_filter(mesh_proxy_worker_t *w, const mesh_proxy_filter_t *f);
 
 /** A copy of the worker's counters. */
 void mesh_proxy_worker_stats(const mesh_proxy_worker_t *w, mesh_proxy_stats_t *out);

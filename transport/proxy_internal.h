@@ -138,6 +138,12 @@ struct pxy_stream {
     int trailers;     /* PXY_TRAILERS_* */
     int err_code;
     char err_msg[200];
+    int default_route;   /* routed to w->default_ep (no table entry) */
+    const char *svc_str; /* service name from :path (in reqh.buf), for messages */
+    int svc_len;
+    int final_status; /* for the filters' on_done: MESH_PROXY_STATUS_* or a gRPC status */
+    int n_admitted;   /* filters that accepted the call (on_done owed) */
+    void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_stream_t *free_next;
 };
 
@@ -169,6 +175,10 @@ struct mesh_proxy_worker {
     void (*drain_done)(void *);
     void *drain_arg;
     mesh_proxy_stats_t stats;
+    pxy_endpoint_t *default_ep; /* cfg.default_upstream's endpoint, or NULL */
+    char *default_upstream;
+    mesh_proxy_filter_t filters[MESH_PROXY_MAX_FILTERS];
+    int n_filters;
 };
 
 /* proxy_worker.c */

@@ -13,6 +13,15 @@
 #define ACTOR         "proxy"
 #define READ_BUF_SIZE (64 * 1024)
 
+static void (*g_config_hook)(mesh_proxy_config_t *cfg, void *arg);
+static void *g_config_hook_arg;
+
+void mesh_proxy_set_config_hook(void (*fn)(mesh_proxy_config_t *cfg, void *arg), void *arg)
+{
+    g_config_hook = fn;
+    g_config_hook_arg = arg;
+}
+
 static void maybe_release(mesh_proxy_worker_t *w)
 {
     if (!w->freeing || w->n_handles > 0)
@@ -26,6 +35,7 @@ static void maybe_release(mesh_proxy_worker_t *w)
     nghttp2_session_callbacks_del(w->us_cbs);
     nghttp2_option_del(w->opt);
     free(w->rbuf);
+    free(w->default_upstream);
     free(w);
 }
 
@@ -183,7 +193,17 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
         return NULL;
     w->loop = loop;
     w->cfg = *cfg;
+    if (g_config_hook)
+        g_config_hook(&w->cfg, g_config_hook_arg);
     defaults(&w->cfg);
+    if (w->cfg.filter.on_call)
+        mesh_proxy_worker_add_filter(w, &w->cfg.filter);
+    if (w->cfg.default_upstream && *w->cfg.default_upstream) {
+        w->default_upstream = strdup(w->cfg.default_upstream);
+        if (!w->default_upstream)
+            goto fail;
+    }
+    w->cfg.default_upstream = w->default_upstream;
     snprintf(w->listen_host, sizeof(w->listen_host), "%s",
              cfg->listen_host && *cfg->listen_host ? cfg->listen_host : "0.0.0.0");
     w->cfg.listen_host = w->listen_host;
@@ -231,6 +251,11 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
+    if (w->default_upstream) {
+        w->default_ep = pxy_endpoint_get(w, w->default_upstream);
+        mesh_info(ACTOR, "worker %d: calls without a route go to %s", w->cfg.worker_index,
+                  w->default_upstream);
+    }
     return w;
 fail_uv:
     mesh_error(ACTOR, "worker %d: listener: %s", w->cfg.worker_index, uv_strerror(rv));
@@ -242,6 +267,7 @@ fail:
     if (w->opt)
         nghttp2_option_del(w->opt);
     free(w->rbuf);
+    free(w->default_upstream);
     free(w);
     return NULL;
 }
@@ -308,6 +334,21 @@ void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void 
         mesh_h2_conn_flush(&d->h2);
     }
     pxy_worker_check_drained(w);
+}
+
+int mesh_proxy_worker_add_filter(mesh_proxy_worker_t *w, const mesh_proxy_filter_t *f)
+{
+    if (!f || !f->on_call || w->n_filters == MESH_PROXY_MAX_FILTERS)
+        return -1;
+    w->filters[w->n_filters++] = *f;
+    return 0;
+}
+
+void mesh_proxy_worker_set_filter(mesh_proxy_worker_t *w, const mesh_proxy_filter_t *f)
+{
+    w->n_filters = 0;
+    if (f)
+        mesh_proxy_worker_add_filter(w, f);
 }
 
 void mesh_proxy_worker_stats(const mesh_proxy_worker_t *w, mesh_proxy_stats_t *out)

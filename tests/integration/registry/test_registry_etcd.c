@@ -408,6 +408,14 @@ static void three_members(void)
     CHECK(wait_link(v, REG_LINK_CONNECTED, 5000));
     printf("leader killed: view on %s with all 14 instances %.0f ms after the kill\n",
            etcd_client_endpoint(c), h_now_ms() - killed);
+    /* Quorum lost (a second member killed): the last member has no leader and cancels the
+       watch ("hasleader"); the view goes degraded and keeps every instance. */
+    h_member_kill(&ec, others[0]);
+    double q = h_now_ms();
+    CHECK(wait_link(v, REG_LINK_DEGRADED, 15000));
+    printf("quorum lost: view degraded after %.0f ms\n", h_now_ms() - q);
+    h_run_for(loop, 300);
+    CHECK(reg_view_table(v)->n_valid == 14 && reg_view_link(v) == REG_LINK_DEGRADED);
     reg_view_free(v);
     etcd_client_free(c);
     h_run_for(loop, 20);
