@@ -44,23 +44,27 @@ static void publish(registry_state_t *st)
     mesh_node_publish_routes(st->node, t);
 }
 
+static void on_link(void *ud, reg_link_t link, int64_t revision)
+{
+    registry_state_t *st = ud;
+    if ((int)link == st->last_link)
+        return;
+    st->last_link = (int)link;
+    if (link == REG_LINK_CONNECTED)
+        mesh_info("registry", "etcd connected (%s), revision %lld",
+                  etcd_client_endpoint(st->client), (long long)revision);
+    else
+        mesh_warn("registry", "etcd unreachable: degraded, serving the last view (revision %lld)",
+                  (long long)revision);
+}
+
 static void on_view(void *ud, mesh_routes_t *routes, const reg_table_t *table, int64_t revision)
 {
     registry_state_t *st = ud;
-    int link = (int)reg_view_link(st->view);
-    if (link != st->last_link) {
-        st->last_link = link;
-        if (link == REG_LINK_CONNECTED)
-            mesh_info("registry", "etcd connected (%s), revision %lld",
-                      etcd_client_endpoint(st->client), (long long)revision);
-        else
-            mesh_warn("registry", "etcd unreachable: serving the last view (revision %lld)",
-                      (long long)revision);
-    }
     if (!routes)
         return;
-    mesh_debug("registry", "view at revision %lld: %zu services", (long long)revision,
-               mesh_routes_count(routes));
+    mesh_info("registry", "view at revision %lld: %zu service%s", (long long)revision,
+              mesh_routes_count(routes), mesh_routes_count(routes) == 1 ? "" : "s");
     mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, routes);
     publish(st);
 }
@@ -105,6 +109,7 @@ static int registry_start(mesh_actor_t *self, void *arg)
         .prefix = cfg->etcd_prefix,
         .snapshot_path = cfg->snapshot_file,
         .watch = {.seed = mesh_random(self)},
+        .on_link = on_link,
     };
     st->view = reg_view_new(loop, &vc, on_view, st);
     if (!st->view || reg_view_start(st->view) != 0) {

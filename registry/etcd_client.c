@@ -447,8 +447,8 @@ static void rotate(etcd_client_t *c, size_t failed)
 {
     if (c->n_endpoints > 1 && c->current == failed) {
         c->current = (c->current + 1) % c->n_endpoints;
-        mesh_info("registry", "etcd: endpoint %s failed, moving to %s", c->endpoints[failed],
-                  c->endpoints[c->current]);
+        mesh_debug("registry", "etcd: endpoint %s failed, moving to %s", c->endpoints[failed],
+                   c->endpoints[c->current]);
     }
 }
 

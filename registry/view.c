@@ -217,6 +217,8 @@ static void run(reg_view_t *v, reg_wfxs_t *fx)
             else
                 mesh_warn("registry", "etcd unreachable: degraded, keeping %zu instances",
                           v->table.n_valid);
+            if (v->cfg.on_link)
+                v->cfg.on_link(v->ud, (reg_link_t)e->arg, v->sm.revision);
             break;
         }
     }

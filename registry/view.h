@@ -27,6 +27,9 @@ typedef struct reg_view reg_view_t;
 typedef void (*reg_view_cb)(void *ud, mesh_routes_t *routes, const reg_table_t *table,
                             int64_t revision);
 
+/** Called when the link changes (connected / degraded), with the view's revision. */
+typedef void (*reg_view_link_cb)(void *ud, reg_link_t link, int64_t revision);
+
 /** Settings; strings are copied. */
 typedef struct reg_view_cfg {
     etcd_client_t *client;        /* borrowed; must outlive the view */
@@ -35,6 +38,7 @@ typedef struct reg_view_cfg {
     uint32_t snapshot_min_gap_ms; /* at most one snapshot write per gap; default 500 */
     int no_routes;                /* 1: do not build mesh_routes_t (callback gets NULL) */
     reg_watch_cfg_t watch;        /* coalescing, backoff, jitter seed */
+    reg_view_link_cb on_link;     /* optional; gets the callback's ud */
 } reg_view_cfg_t;
 
 /** Creates a view (not started). NULL on OOM. */

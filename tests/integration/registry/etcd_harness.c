@@ -24,6 +24,7 @@ static int n_pids;
 static char tmpdirs[8][256];
 static int n_tmpdirs;
 static int cleanup_installed;
+static char tls_dir[256]; /* certificates for https health checks */
 
 static void cleanup(void)
 {
@@ -123,7 +124,13 @@ int h_member_start(etcd_cluster_t *c, int i)
 {
     etcd_member_t *m = &c->m[i];
     char listen_client[64], listen_peer[64], log[600];
-    snprintf(listen_client, sizeof(listen_client), "http://127.0.0.1:%d", m->client_port);
+    snprintf(listen_client, sizeof(listen_client), "%s://127.0.0.1:%d",
+             c->tls_dir[0] ? "https" : "http", m->client_port);
+    char cert[300], key[300], ca[300];
+    snprintf(cert, sizeof(cert), "--cert-file=%s/server.crt", c->tls_dir);
+    snprintf(key, sizeof(key), "--key-file=%s/server.key", c->tls_dir);
+    snprintf(ca, sizeof(ca), "--trusted-ca-file=%s/ca.crt", c->tls_dir);
+    int tls = c->tls_dir[0] != 0;
     snprintf(listen_peer, sizeof(listen_peer), "http://127.0.0.1:%d", m->peer_port);
     snprintf(log, sizeof(log), "%s.log", m->dir);
     pid_t pid = fork();
@@ -141,7 +148,8 @@ int h_member_start(etcd_cluster_t *c, int i)
                "--advertise-client-urls", listen_client, "--listen-peer-urls", listen_peer,
                "--initial-advertise-peer-urls", listen_peer, "--initial-cluster",
                c->initial_cluster, "--initial-cluster-state", "new", "--initial-cluster-token",
-               c->root, "--heartbeat-interval", "50", "--election-timeout", "500", (char *)NULL);
+               c->root, "--heartbeat-interval", "50", "--election-timeout", "500",
+               tls ? cert : NULL, key, ca, "--client-cert-auth", (char *)NULL);
         _exit(127);
     }
     m->pid = pid;
@@ -176,6 +184,15 @@ static int http(const char *url, const char *body, char *out)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+    char ca[300], cert[300], key[300];
+    if (strncmp(url, "https:", 6) == 0) {
+        snprintf(ca, sizeof(ca), "%s/ca.crt", tls_dir);
+        snprintf(cert, sizeof(cert), "%s/client.crt", tls_dir);
+        snprintf(key, sizeof(key), "%s/client.key", tls_dir);
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+        curl_easy_setopt(e, CURLOPT_SSLCERT, cert);
+        curl_easy_setopt(e, CURLOPT_SSLKEY, key);
+    }
     if (body)
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     CURLcode rc = curl_easy_perform(e);
@@ -206,9 +223,57 @@ int h_cluster_leader(etcd_cluster_t *c)
     return -1;
 }
 
+static int cluster_start(etcd_cluster_t *c, int n, const char *tls);
+
 int h_cluster_start(etcd_cluster_t *c, int n)
 {
+    return cluster_start(c, n, NULL);
+}
+
+int h_cluster_start_tls(etcd_cluster_t *c, int n, const char *tls)
+{
+    return cluster_start(c, n, tls);
+}
+
+static int sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+const char *h_tls_make(void)
+{
+    const char *d = h_tmpdir("meshd-etcd-tls");
+    if (!d)
+        return NULL;
+    char cmd[4096];
+    snprintf(cmd, sizeof(cmd),
+             "exec >/dev/null 2>&1; cd %s && printf "
+             "'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth,"
+             "clientAuth\\n' > server.ext && printf 'extendedKeyUsage=clientAuth\\n' > "
+             "client.ext && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 "
+             "-subj /CN=meshd-test-ca && "
+             "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+             "-subj /CN=127.0.0.1 && "
+             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out server.crt -days 1 -extfile server.ext && "
+             "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr "
+             "-subj /CN=meshd-client && "
+             "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out client.crt -days 1 -extfile client.ext",
+             d);
+    if (sh(cmd) != 0)
+        return NULL;
+    snprintf(tls_dir, sizeof(tls_dir), "%s", d);
+    return d;
+}
+
+static int cluster_start(etcd_cluster_t *c, int n, const char *tls)
+{
     memset(c, 0, sizeof(*c));
+    if (tls)
+        snprintf(c->tls_dir, sizeof(c->tls_dir), "%s", tls);
     const char *root = h_tmpdir("meshd-etcd");
     if (!root)
         return -1;
@@ -221,7 +286,8 @@ int h_cluster_start(etcd_cluster_t *c, int n)
         snprintf(m->dir, sizeof(m->dir), "%s/%s", root, m->name);
         m->client_port = h_free_port();
         m->peer_port = h_free_port();
-        snprintf(m->url, sizeof(m->url), "http://127.0.0.1:%d", m->client_port);
+        snprintf(m->url, sizeof(m->url), "%s://127.0.0.1:%d", tls ? "https" : "http",
+                 m->client_port);
         il += (size_t)snprintf(c->initial_cluster + il, sizeof(c->initial_cluster) - il,
                                "%s%s=http://127.0.0.1:%d", i ? "," : "", m->name, m->peer_port);
         el += (size_t)snprintf(c->endpoints + el, sizeof(c->endpoints) - el, "%s%s", i ? "," : "",

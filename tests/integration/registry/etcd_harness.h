@@ -28,7 +28,15 @@ typedef struct etcd_cluster {
     char root[256];
     char endpoints[256];
     char initial_cluster[512];
+    char tls_dir[256]; /* set by h_tls_make() before start: https with client certificates */
 } etcd_cluster_t;
+
+/**
+ * Creates a CA, a server certificate for 127.0.0.1 and a client certificate under a temp folder
+ * (ca.crt, server.crt/key, client.crt/key) with openssl; the next h_cluster_start() serves
+ * https and requires client certificates. Returns the folder or NULL.
+ */
+const char *h_tls_make(void);
 
 /** A free loopback TCP port. */
 int h_free_port(void);
@@ -38,6 +46,9 @@ const char *h_tmpdir(const char *tag);
 
 /** Starts an n-member cluster and waits until every member reports healthy. 0 or -1. */
 int h_cluster_start(etcd_cluster_t *c, int n);
+
+/** Same, serving https with the certificates made by h_tls_make() in tls_dir. */
+int h_cluster_start_tls(etcd_cluster_t *c, int n, const char *tls_dir);
 
 /** (Re)starts member i on its data dir. Does not wait. */
 int h_member_start(etcd_cluster_t *c, int i);
