@@ -12,16 +12,22 @@
 #include <string.h>
 
 #include "actors/actor.h"
+#include "actors/supervisor.h"
 #include "common/log.h"
 #include "registry/etcd_client.h"
 #include "registry/reconciler.h"
 #include "registry/view.h"
 
-typedef struct registry_args {
+/* What every start of the actor reads; lives from mesh_registry_actor_start to
+ * mesh_registry_actor_release, across restarts. */
+struct mesh_registry_actor {
     mesh_node_t *node;
     const mesh_config_t *cfg;
-    mesh_routes_t *static_routes;
-} registry_args_t;
+    mesh_routes_t *static_routes; /* one reference, held for the whole run */
+    mesh_child_spec_t child;
+    mesh_supervisor_spec_t sup;
+};
+typedef struct mesh_registry_actor registry_args_t;
 
 typedef struct registry_state {
     mesh_node_t *node;
@@ -77,8 +83,8 @@ static int registry_start(mesh_actor_t *self, void *arg)
     st->node = a->node;
     st->last_link = -1;
     mesh_reconciler_init(&st->rec);
-    mesh_reconciler_set(&st->rec, MESH_ROUTE_STATIC, a->static_routes);
-    a->static_routes = NULL;
+    if (a->static_routes)
+        mesh_reconciler_set(&st->rec, MESH_ROUTE_STATIC, mesh_routes_ref(a->static_routes));
     publish(st); /* static routes serve at once, before etcd answers */
 
     size_t len = 1;
@@ -146,19 +152,43 @@ static const mesh_actor_ops_t registry_ops = {
     .on_stop = registry_stop,
 };
 
-int mesh_registry_actor_start(mesh_node_t *node, const mesh_config_t *cfg,
-                              mesh_routes_t *static_routes)
+mesh_registry_actor_t *mesh_registry_actor_start(mesh_node_t *node, const mesh_config_t *cfg,
+                                                 mesh_routes_t *static_routes)
 {
-    static registry_args_t args; /* read once by on_start, on the control loop */
-    args.node = node;
-    args.cfg = cfg;
-    args.static_routes = static_routes;
-    mesh_spawn_opts_t so = {.loop = MESH_LOOP_CONTROL};
-    if (mesh_exec_spawn(mesh_node_exec(node), &registry_ops, &args, &so, NULL) != 0) {
-        mesh_error("registry", "cannot spawn the registry actor");
+    registry_args_t *a = calloc(1, sizeof(*a));
+    if (!a) {
         if (static_routes)
             mesh_routes_unref(static_routes);
-        return -1;
+        return NULL;
     }
-    return 0;
+    a->node = node;
+    a->cfg = cfg;
+    a->static_routes = static_routes;
+    /* Supervised: a failed registry actor (etcd client or watch could not start) is restarted
+     * with backoff while the workers keep routing with the last table they got. */
+    a->child = (mesh_child_spec_t){.ops = &registry_ops, .arg = a};
+    a->sup = (mesh_supervisor_spec_t){
+        .name = "registry-supervisor",
+        .children = &a->child,
+        .nchildren = 1,
+        .max_restarts = 20,
+        .backoff_initial_ns = 100000000ull,
+        .backoff_max_ns = 30000000000ull,
+    };
+    mesh_spawn_opts_t so = {.loop = MESH_LOOP_CONTROL, .name = "registry-supervisor"};
+    if (mesh_exec_spawn(mesh_node_exec(node), &mesh_supervisor_ops, &a->sup, &so, NULL) != 0) {
+        mesh_error("registry", "cannot spawn the registry actor");
+        mesh_registry_actor_release(a);
+        return NULL;
+    }
+    return a;
+}
+
+void mesh_registry_actor_release(mesh_registry_actor_t *a)
+{
+    if (!a)
+        return;
+    if (a->static_routes)
+        mesh_routes_unref(a->static_routes);
+    free(a);
 }

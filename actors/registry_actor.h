@@ -9,11 +9,17 @@
 #include "actors/node.h"
 #include "common/config.h"
 
+typedef struct mesh_registry_actor mesh_registry_actor_t;
+
 /**
- * Spawns the registry actor on node's control loop. static_routes (may be NULL) is merged
- * into every table; the actor takes over that reference. Returns 0 or -1 (logged).
+ * Spawns the registry actor, under a supervisor that restarts it with backoff, on node's
+ * control loop. static_routes (may be NULL) is merged into every table; the actor takes over
+ * that reference. Returns a handle, or NULL (logged). cfg must outlive the node's run.
  */
-int mesh_registry_actor_start(mesh_node_t *node, const mesh_config_t *cfg,
-                              mesh_routes_t *static_routes);
+mesh_registry_actor_t *mesh_registry_actor_start(mesh_node_t *node, const mesh_config_t *cfg,
+                                                 mesh_routes_t *static_routes);
+
+/** Frees what the actor's starts share, after mesh_node_run returned. */
+void mesh_registry_actor_release(mesh_registry_actor_t *a);
 
 #endif

@@ -17,6 +17,7 @@ int mesh_cli_proxy(int argc, char **argv)
         return 2;
     int rc = 1;
     mesh_node_t *node = NULL;
+    mesh_registry_actor_t *registry = NULL;
     char err[512];
     mesh_route_builder_t *b = mesh_route_builder_new();
     if (mesh_route_add_static_all(b, &cfg.static_routes, err, sizeof(err)) != 0) {
@@ -35,7 +36,8 @@ int mesh_cli_proxy(int argc, char **argv)
               mesh_routes_count(routes) == 1 ? "" : "s");
     if (cfg.etcd.n > 0) {
         /* the registry actor merges the static routes into every table it publishes */
-        if (mesh_registry_actor_start(node, &cfg, routes) != 0)
+        registry = mesh_registry_actor_start(node, &cfg, routes);
+        if (!registry)
             goto out;
     } else {
         mesh_node_publish_routes(node, routes);
@@ -43,6 +45,7 @@ int mesh_cli_proxy(int argc, char **argv)
     rc = mesh_node_run(node);
 out:
     mesh_node_free(node);
+    mesh_registry_actor_release(registry);
     mesh_config_destroy(&cfg);
     return rc;
 }
