@@ -33,6 +33,9 @@ void mesh_cli_command_usage(FILE *out, const char *name);
 /** `meshd proxy`: see actors/role_proxy.c. */
 int mesh_cli_proxy(int argc, char **argv);
 
+/** `meshd sidecar`: see actors/role_sidecar.c. */
+int mesh_cli_sidecar(int argc, char **argv);
+
 /** `meshd registry list`: see actors/role_registry.c. */
 int mesh_cli_registry(int argc, char **argv);
 

@@ -20,6 +20,8 @@ static int cmd_check_config(int argc, char **argv);
 static const mesh_cli_command_t commands[] = {
     {"proxy", MESH_ROLE_PROXY, mesh_cli_proxy,
      "gRPC ingress: routes every call by /package.Service/Method to an instance"},
+    {"sidecar", MESH_ROLE_SIDECAR, mesh_cli_sidecar,
+     "runs beside one gRPC app: registers it while healthy, probes, circuit breaker"},
     {"registry", MESH_ROLE_TOOL, mesh_cli_registry,
      "`registry list [--json]`: services, methods and instances in etcd"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},

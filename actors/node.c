@@ -55,6 +55,8 @@ struct mesh_node {
     int exit_code;
     node_hook_t hooks[8];
     int nhooks;
+    void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
+    void *engine_hook_arg;
 };
 
 /* ---- route publishing ---------------------------------------------------------------- */
@@ -145,7 +147,10 @@ int mesh_node_listen(mesh_node_t *n)
         node_worker_t *w = &n->workers[i];
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */
         pc->worker_index = i;
-        w->engine = mesh_proxy_worker_new(mesh_exec_uv_loop(n->exec, w->loop), pc);
+        mesh_proxy_config_t wc = *pc;
+        if (n->engine_hook)
+            n->engine_hook(&wc, n->engine_hook_arg);
+        w->engine = mesh_proxy_worker_new(mesh_exec_uv_loop(n->exec, w->loop), &wc);
         if (!w->engine) {
             mesh_error("node", "cannot listen on %s", cfg->listen);
             return -1;
@@ -156,6 +161,13 @@ int mesh_node_listen(mesh_node_t *n)
     mesh_info("node", "listening on %s:%d with %d worker%s", pc->listen_host, n->port, n->nworkers,
               n->nworkers == 1 ? "" : "s");
     return 0;
+}
+
+void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *cfg, void *arg),
+                               void *arg)
+{
+    n->engine_hook = fn;
+    n->engine_hook_arg = arg;
 }
 
 void mesh_node_on_signal(mesh_node_t *n, void (*fn)(void *arg), void *arg)

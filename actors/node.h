@@ -16,6 +16,8 @@
 #include "common/config.h"
 #include "registry/route_table.h"
 
+struct mesh_proxy_config;
+
 typedef struct mesh_node mesh_node_t;
 
 /** Creates a node for cfg (not yet serving). NULL on failure (logged). */
@@ -23,6 +25,14 @@ mesh_node_t *mesh_node_new(const mesh_config_t *cfg);
 
 /** The node's executor (to spawn control-plane actors before mesh_node_run). */
 mesh_exec_t *mesh_node_exec(mesh_node_t *n);
+
+/**
+ * Sets a function that adjusts each worker's engine settings (cfg->worker_index tells which)
+ * before mesh_node_listen creates the engine: roles use it for a default upstream and
+ * per-worker filters. Called on the thread calling mesh_node_listen.
+ */
+void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(struct mesh_proxy_config *cfg, void *arg),
+                               void *arg);
 
 /**
  * Binds the gRPC listener on every worker (cfg->listen; port 0 picks one port shared by all

@@ -85,14 +85,6 @@ typedef struct mesh_proxy_config {
     mesh_proxy_filter_t filter; /* a first filter; on_call NULL: none */
 } mesh_proxy_config_t;
 
-/**
- * A process-wide hook that adjusts the config of every worker created after it is set, on the
- * creating thread, before the worker applies its defaults (cfg->worker_index is set). Roles use
- * it to give the engines a default upstream and per-worker filters when the engines are made
- * by actors/node.c. NULL removes it.
- */
-void mesh_proxy_set_config_hook(void (*fn)(mesh_proxy_config_t *cfg, void *arg), void *arg);
-
 /** Counters of one worker (read on its loop thread). */
 typedef struct mesh_proxy_stats {
     uint64_t calls;          /* calls accepted from clients */

@@ -168,6 +168,7 @@ static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32
     ps->ds = ds;
     ps->ds_id = id;
     ps->us_id = -1;
+    ps->final_status = MESH_PROXY_STATUS_NONE;
     pxy_list_init(&ps->us_link);
     pxy_list_push(&ds->streams, &ps->ds_link);
     ds->n_streams++;
@@ -179,12 +180,25 @@ static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32
     return ps;
 }
 
+/* Tells the filters that admitted ps how it ended (last admitted first). */
+static void filters_done(pxy_stream_t *ps)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    int n = ps->n_admitted;
+    ps->n_admitted = 0;
+    for (int i = n - 1; i >= 0; i--)
+        if (i < w->n_filters && w->filters[i].on_done)
+            w->filters[i].on_done(w->filters[i].ctx, ps->filter_tokens[i], ps->final_status);
+}
+
 /* Frees ps when neither side holds it any more. */
 static void stream_maybe_free(pxy_stream_t *ps)
 {
     if (ps->ds || ps->us)
         return;
     mesh_proxy_worker_t *w = ps->w;
+    if (ps->n_admitted)
+        filters_done(ps);
     uv_timer_stop(&ps->timer);
     mesh_chunkq_discard(&ps->req.q);
     mesh_chunkq_discard(&ps->resp.q);
@@ -272,6 +286,8 @@ void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
         return;
     ps->failing = 1;
     ps->w->stats.calls_failed++;
+    if (ps->final_status == MESH_PROXY_STATUS_NONE)
+        ps->final_status = code;
     uv_timer_stop(&ps->timer);
     va_list ap;
     va_start(ap, fmt);
@@ -350,6 +366,10 @@ static pxy_svc_t *svc_state(pxy_stream_t *ps)
 
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
+    if (ps->default_route) {
+        pxy_endpoint_t *ep = ps->w->default_ep;
+        return ep && ep != exclude && pxy_endpoint_live(ps->w, ep) ? ep : NULL;
+    }
     pxy_svc_t *s = svc_state(ps);
     if (!s)
         return NULL;
@@ -367,12 +387,17 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
     for (;;) {
         pxy_endpoint_t *ep = pick_endpoint(ps, exclude);
         if (!ep) {
+            ps->final_status = MESH_PROXY_STATUS_CONN_ERROR;
             if (why)
                 pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE,
-                                "meshd: %s; no other live instance of %s", why, ps->svc->name);
+                                "meshd: %s; no other live instance of %.*s", why, ps->svc_len,
+                                ps->svc_str);
+            else if (ps->default_route)
+                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: upstream %s is down",
+                                ps->w->default_upstream);
             else
-                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: no live instance of %s",
-                                ps->svc->name);
+                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: no live instance of %.*s",
+                                ps->svc_len, ps->svc_str);
             return;
         }
         ps->ep = ep;
@@ -399,10 +424,12 @@ void pxy_stream_upstream_lost(pxy_stream_t *ps, int never_sent, const char *why)
         ps->retries++;
         ps->w->stats.retries++;
         mesh_chunkq_rewind(&ps->req.q);
-        mesh_debug(ACTOR, "retrying call on another instance of %s: %s", ps->svc->name, why);
+        mesh_debug(ACTOR, "retrying call on another instance of %.*s: %s", ps->svc_len, ps->svc_str,
+                   why);
         route_to_upstream(ps, ep, why);
         return;
     }
+    ps->final_status = MESH_PROXY_STATUS_CONN_ERROR;
     pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: %s", why);
 }
 
@@ -465,6 +492,37 @@ void pxy_stream_submit(pxy_stream_t *ps)
     mesh_h2_conn_flush(&u->h2);
 }
 
+/* Runs the filters' on_call; 0 when every filter accepted, -1 when one rejected (the call
+ * is then failed with its verdict). */
+static int filters_admit(pxy_stream_t *ps, const char *path, size_t pl)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    size_t al = 0;
+    const char *auth = hdrs_get(&ps->reqh, ":authority", &al);
+    mesh_proxy_call_info_t info = {
+        .path = path,
+        .path_len = pl,
+        .service = ps->svc_str,
+        .service_len = (size_t)ps->svc_len,
+        .authority = auth,
+        .authority_len = auth ? al : 0,
+        .worker_index = w->cfg.worker_index,
+    };
+    for (int i = 0; i < w->n_filters; i++) {
+        mesh_proxy_verdict_t v = {.grpc_status = MESH_GRPC_UNAVAILABLE, .message = ""};
+        void *token = NULL;
+        if (w->filters[i].on_call(w->filters[i].ctx, &info, &v, &token) != MESH_PROXY_ACCEPT) {
+            int code = v.grpc_status > 0 && v.grpc_status <= 16 ? v.grpc_status : MESH_GRPC_UNKNOWN;
+            v.message[sizeof(v.message) - 1] = '\0';
+            pxy_stream_fail(ps, code, "%s", v.message[0] ? v.message : "meshd: call rejected");
+            return -1;
+        }
+        ps->filter_tokens[i] = token;
+        ps->n_admitted = i + 1;
+    }
+    return 0;
+}
+
 /* Checks a complete request and sends it on its way. */
 static void stream_start(pxy_stream_t *ps)
 {
@@ -499,15 +557,24 @@ static void stream_start(pxy_stream_t *ps)
         pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: a gRPC call must be a POST with a :path");
         return;
     }
+    /* The service name from "/pkg.Svc/Method", for filters and messages. */
+    ps->svc_str = pl > 1 ? path + 1 : path;
+    const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
+    ps->svc_len = slash ? (int)(slash - (path + 1)) : (pl > 1 ? (int)pl - 1 : 0);
+    if (w->n_filters && filters_admit(ps, path, pl) != 0)
+        return;
     const mesh_route_service_t *svc = NULL;
     mesh_route_status_t rs =
         w->routes ? mesh_routes_lookup(w->routes, path, pl, &svc) : MESH_ROUTE_NO_SERVICE;
-    if (rs != MESH_ROUTE_FOUND) {
+    if (rs == MESH_ROUTE_FOUND) {
+        ps->routes = mesh_routes_ref(w->routes);
+        ps->svc = svc;
+    } else if (w->default_ep && pl > 1 && path[0] == '/') {
+        ps->default_route = 1;
+    } else {
         pxy_stream_fail(ps, MESH_GRPC_UNIMPLEMENTED, "meshd: no route for %.*s", (int)pl, path);
         return;
     }
-    ps->routes = mesh_routes_ref(w->routes);
-    ps->svc = svc;
     v = hdrs_get(h, "grpc-timeout", &vl);
     if (v) {
         uint64_t ns;
@@ -684,6 +751,9 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
     nghttp2_session *ds = ps->ds->h2.session;
     mesh_debug(ACTOR, "stream %d: response headers (end %d)", ps->ds_id, end_stream);
     if (end_stream) {
+        const char *gs = hdrs_get(h, "grpc-status", &vl);
+        if (gs)
+            ps->final_status = mesh_grpc_status_parse(gs, vl);
         nghttp2_submit_response(ds, ps->ds_id, nv, n, NULL);
         ps->resp_done = 1;
         uv_timer_stop(&ps->timer);
@@ -719,6 +789,9 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         mesh_chunkq_commit(&ps->req.q); /* the upstream took the call: no retry from here */
         forward_response(ps, end);
     } else if (end) {
+        size_t gl;
+        const char *gs = hdrs_get(&ps->resph, "grpc-status", &gl);
+        ps->final_status = gs ? mesh_grpc_status_parse(gs, gl) : MESH_GRPC_INTERNAL;
         ps->trailers = PXY_TRAILERS_FORWARD;
         ps->resp.q.eof = 1;
         uv_timer_stop(&ps->timer);

@@ -13,15 +13,6 @@
 #define ACTOR         "proxy"
 #define READ_BUF_SIZE (64 * 1024)
 
-static void (*g_config_hook)(mesh_proxy_config_t *cfg, void *arg);
-static void *g_config_hook_arg;
-
-void mesh_proxy_set_config_hook(void (*fn)(mesh_proxy_config_t *cfg, void *arg), void *arg)
-{
-    g_config_hook = fn;
-    g_config_hook_arg = arg;
-}
-
 static void maybe_release(mesh_proxy_worker_t *w)
 {
     if (!w->freeing || w->n_handles > 0)
@@ -193,8 +184,6 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
         return NULL;
     w->loop = loop;
     w->cfg = *cfg;
-    if (g_config_hook)
-        g_config_hook(&w->cfg, g_config_hook_arg);
     defaults(&w->cfg);
     if (w->cfg.filter.on_call)
         mesh_proxy_worker_add_filter(w, &w->cfg.filter);
@@ -370,6 +359,7 @@ void mesh_proxy_worker_free(mesh_proxy_worker_t *w)
         mesh_h2_conn_close(&d->h2);
     }
     pxy_endpoints_free(w);
+    w->default_ep = NULL;
     pxy_streams_free_pool(w);
     w->n_handles++; /* hold while checking */
     pxy_worker_handle_closed(w);
