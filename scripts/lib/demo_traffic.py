@@ -6,6 +6,7 @@ interval, printing which instance answered, until interrupted.
 """
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -20,10 +21,13 @@ def main():
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--count", type=int, default=0, help="0 = until Ctrl-C")
     a = ap.parse_args()
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(1))
     served = {}
     n = 0
     with echo_client.EchoClient(a.target) as c:
-        while a.count == 0 or n < a.count:
+        while (a.count == 0 or n < a.count) and not stop:
             n += 1
             r = c.unary(payload=b"hello mesh", report=True, timeout=2.0)
             if r.ok:
