@@ -472,27 +472,43 @@ static int yaml_sequence(yaml_ctx_t *y, const opt_t *o, const char *name)
 }
 
 /*
+ * Reads the next key of a mapping: returns 1 at the mapping's end, 0 with the key copied into
+ * key and its line in *line, or -1 on error (a key that is not a plain scalar is one).
+ */
+static int yaml_key(yaml_ctx_t *y, const char *owner, const char *what, char *key, size_t keylen,
+                    size_t *line)
+{
+    yaml_event_t k;
+    if (yaml_next(y, &k) != 0)
+        return -1;
+    if (k.type == YAML_MAPPING_END_EVENT) {
+        yaml_event_delete(&k);
+        return 1;
+    }
+    *line = k.start_mark.line;
+    if (k.type != YAML_SCALAR_EVENT) {
+        yaml_event_delete(&k);
+        return yaml_fail(y, *line, owner, what);
+    }
+    snprintf(key, keylen, "%s", (char *)k.data.scalar.value);
+    yaml_event_delete(&k);
+    return 0;
+}
+
+/*
  * A mapping under a list option: each "key: value" or "key: [v1, v2]" becomes one item
  * "key=value" or "key=v1,v2" (static: {pkg.Svc: [a:1, b:2]} is --static pkg.Svc=a:1,b:2).
  */
 static int yaml_keyed_list(yaml_ctx_t *y, const opt_t *o)
 {
     for (;;) {
-        yaml_event_t k;
-        if (yaml_next(y, &k) != 0)
-            return -1;
-        if (k.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&k);
-            return 0;
-        }
-        size_t line = k.start_mark.line;
-        if (k.type != YAML_SCALAR_EVENT) {
-            yaml_event_delete(&k);
-            return yaml_fail(y, line, o->name, "expected KEY: VALUE entries");
-        }
+        char key[512];
+        size_t line;
+        int rc = yaml_key(y, o->name, "expected KEY: VALUE entries", key, sizeof(key), &line);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
         char item[1024];
-        size_t n = (size_t)snprintf(item, sizeof(item), "%s=", (char *)k.data.scalar.value);
-        yaml_event_delete(&k);
+        size_t n = (size_t)snprintf(item, sizeof(item), "%s=", key);
         yaml_event_t v;
         if (yaml_next(y, &v) != 0)
             return -1;
@@ -534,22 +550,14 @@ static int yaml_keyed_list(yaml_ctx_t *y, const opt_t *o)
 static int yaml_mapping(yaml_ctx_t *y, const char *prefix)
 {
     for (;;) {
-        yaml_event_t k;
-        if (yaml_next(y, &k) != 0)
-            return -1;
-        if (k.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&k);
-            return 0;
-        }
-        size_t line = k.start_mark.line;
-        if (k.type != YAML_SCALAR_EVENT) {
-            yaml_event_delete(&k);
-            return yaml_fail(y, line, prefix[0] ? prefix : "(top)", "keys must be plain words");
-        }
-        char name[128];
-        snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "",
-                 (char *)k.data.scalar.value);
-        yaml_event_delete(&k);
+        char key[128];
+        size_t line;
+        int krc = yaml_key(y, prefix[0] ? prefix : "(top)", "keys must be plain words", key,
+                           sizeof(key), &line);
+        if (krc != 0)
+            return krc < 0 ? -1 : 0;
+        char name[256];
+        snprintf(name, sizeof(name), "%s%s%s", prefix, prefix[0] ? "." : "", key);
         for (char *c = name; *c; c++)
             if (*c == '_')
                 *c = '-';
@@ -639,6 +647,18 @@ int mesh_config_load_file(mesh_config_t *cfg, const char *path, char *err, size_
 
 /* ---- environment and flags ------------------------------------------------------------ */
 
+/* Sets list option o from v split at sep (every item is checked like a single value). */
+static int opt_set_split(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const char *v,
+                         const char *sep, int src, char *why, size_t whylen)
+{
+    char *copy = strdup(v), *save = NULL;
+    int rc = 0;
+    for (char *it = strtok_r(copy, sep, &save); it && rc == 0; it = strtok_r(NULL, sep, &save))
+        rc = opt_set(cfg, st, o, it, src, why, whylen);
+    free(copy);
+    return rc;
+}
+
 static int load_env(mesh_config_t *cfg, load_state_t *st, char **envp, char *err, size_t errlen)
 {
     if (!envp)
@@ -667,19 +687,12 @@ static int load_env(mesh_config_t *cfg, load_state_t *st, char **envp, char *err
             continue; /* read before the file */
         char why[256];
         const char *v = eq + 1;
-        if (o->type == OPT_LIST) {
-            /* items separated by ";" (a static route itself contains commas) */
-            char *copy = strdup(v), *save = NULL;
-            int rc = 0;
-            for (char *it = strtok_r(copy, ";", &save); it && rc == 0;
-                 it = strtok_r(NULL, ";", &save))
-                rc = opt_set(cfg, st, o, it, SRC_ENV, why, sizeof(why));
-            free(copy);
-            if (rc != 0) {
-                errf(err, errlen, "%.*s: %s", (int)nl, *e, why);
-                return -1;
-            }
-        } else if (opt_set(cfg, st, o, v, SRC_ENV, why, sizeof(why)) != 0) {
+        /* list items are separated by ";" (a static route itself contains commas), etcd
+         * endpoints by "," as on the command line */
+        const char *sep = o->off == F(etcd) ? "," : ";";
+        int rc = o->type == OPT_LIST ? opt_set_split(cfg, st, o, v, sep, SRC_ENV, why, sizeof(why))
+                                     : opt_set(cfg, st, o, v, SRC_ENV, why, sizeof(why));
+        if (rc != 0) {
             errf(err, errlen, "%.*s: %s", (int)nl, *e, why);
             return -1;
         }
@@ -755,17 +768,9 @@ int mesh_config_load(mesh_config_t *cfg, int argc, char **argv, char **envp, uns
         if (o->off == F(config_file))
             continue;
         char why[256];
-        int rc = 0;
-        if (o->type == OPT_LIST && o->off == F(etcd)) {
-            /* endpoint lists are comma-separated */
-            char *copy = strdup(v), *save = NULL;
-            for (char *it = strtok_r(copy, ",", &save); it && rc == 0;
-                 it = strtok_r(NULL, ",", &save))
-                rc = opt_set(cfg, &st, o, it, SRC_FLAG, why, sizeof(why));
-            free(copy);
-        } else {
-            rc = opt_set(cfg, &st, o, v, SRC_FLAG, why, sizeof(why));
-        }
+        /* endpoint lists are comma-separated */
+        int rc = o->off == F(etcd) ? opt_set_split(cfg, &st, o, v, ",", SRC_FLAG, why, sizeof(why))
+                                   : opt_set(cfg, &st, o, v, SRC_FLAG, why, sizeof(why));
         if (rc != 0) {
             errf(err, errlen, "--%.*s: %s", (int)nl, name, why);
             return -1;

@@ -25,14 +25,7 @@
 #include "registry/registration.h"
 #include "registry/view.h"
 #include "tests/integration/registry/etcd_harness.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 #define P "meshd/services"
 

@@ -7,7 +7,7 @@
 
 #include "actors/actor.h"
 #include "actors/sim.h"
-#include "check.h"
+#include "tests/check.h"
 
 #define MS 1000000ull
 

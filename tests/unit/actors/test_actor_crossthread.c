@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "actors/exec.h"
-#include "check.h"
+#include "tests/check.h"
 
 #define NTHREADS 4
 #define PER      1000000u

@@ -12,7 +12,7 @@
 #include "actors/io.h"
 #include "actors/sim.h"
 #include "actors/simnet.h"
-#include "check.h"
+#include "tests/check.h"
 
 #define MS     1000000ull
 #define NNODES 5

@@ -13,7 +13,7 @@
 #include "actors/sim.h"
 #include "actors/simnet.h"
 #include "actors/snapshot.h"
-#include "check.h"
+#include "tests/check.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* Real executor                                                                            */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "actors/exec.h"
-#include "check.h"
+#include "tests/check.h"
 
 #define NACT 6
 

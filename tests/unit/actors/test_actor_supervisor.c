@@ -7,7 +7,7 @@
 
 #include "actors/sim.h"
 #include "actors/supervisor.h"
-#include "check.h"
+#include "tests/check.h"
 
 #define MS 1000000ull
 

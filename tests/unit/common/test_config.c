@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
-#include "test.h"
+#include "tests/check.h"
 
 static char dir[] = "/tmp/meshd-test-config-XXXXXX";
 

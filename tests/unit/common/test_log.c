@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "test.h"
+#include "tests/check.h"
 
 int main(void)
 {

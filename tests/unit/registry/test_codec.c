@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "registry/etcd_codec.h"
-#include "tests/unit/registry/check.h"
+#include "tests/check.h"
 
 typedef struct {
     int n;

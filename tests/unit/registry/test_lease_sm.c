@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "registry/lease_sm.h"
-#include "tests/unit/registry/check.h"
+#include "tests/check.h"
 
 static int has(const reg_lfxs_t *fx, reg_lfx_kind_t k, int64_t *arg)
 {

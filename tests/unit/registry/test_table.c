@@ -11,7 +11,7 @@
 #include "registry/instance.h"
 #include "registry/route_table.h"
 #include "registry/view_table.h"
-#include "tests/unit/registry/check.h"
+#include "tests/check.h"
 
 #define P "meshd/services"
 

@@ -9,7 +9,7 @@
 #include "common/log.h"
 #include "registry/instance.h"
 #include "registry/watch_sm.h"
-#include "tests/unit/registry/check.h"
+#include "tests/check.h"
 
 #define P "meshd/services"
 

@@ -10,14 +10,7 @@
 #include <unistd.h>
 
 #include "demo_set.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 static void check_method(const mesh_desc_pool_t *p, const char *path, mesh_call_kind_t kind,
                          const char *in, const char *out)

@@ -21,14 +21,7 @@
 #include <unistd.h>
 
 #include "sidecar/readiness.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 static pthread_mutex_t ready_mu = PTHREAD_MUTEX_INITIALIZER;
 static mesh_readiness_t readiness;

@@ -6,15 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-
-/** Fails the test program with file:line when cond is false. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "tests/check.h"
 
 /** Runs one test function and prints its name. */
 #define RUN(fn)                                                                                    \

@@ -1,21 +1,36 @@
 /*
- * tests/unit/common/test.h: the tiny assertion macros the C unit tests share.
+ * tests/check.h: the assertion macros every C test program shares. A failed check prints
+ * file:line and what failed, then exits 1 (atexit handlers run, so tests that started
+ * servers still stop them).
  */
-#ifndef MESH_TEST_H
-#define MESH_TEST_H
+#ifndef MESH_TESTS_CHECK_H
+#define MESH_TESTS_CHECK_H
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/** Fails the test when cond is false. */
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
 
+/** Like CHECK for a == b on integers, printing both. */
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long _a = (long long)(a), _b = (long long)(b);                                        \
+        if (_a != _b) {                                                                            \
+            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s = %lld, %s = %lld\n", __FILE__, __LINE__,  \
+                    #a, _a, #b, _b);                                                               \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/** Like CHECK for two strings being equal, printing both. */
 #define CHECK_STR(a, b)                                                                            \
     do {                                                                                           \
         const char *a_ = (a), *b_ = (b);                                                           \
@@ -26,6 +41,7 @@
         }                                                                                          \
     } while (0)
 
+/** Like CHECK for hay containing needle. */
 #define CHECK_CONTAINS(hay, needle)                                                                \
     do {                                                                                           \
         const char *h_ = (hay), *n_ = (needle);                                                    \
