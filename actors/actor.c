@@ -677,18 +677,11 @@ int mesh_send_msg(mesh_actor_t *self, mesh_actor_id_t to, mesh_msg_t *m)
 
 int mesh_send(mesh_actor_t *self, mesh_actor_id_t to, uint32_t type, const void *data, size_t len)
 {
-    if (len > MESH_MSG_INLINE)
-        return -MESH_E2BIG;
-    if (type >= MESH_MSG_SYSTEM)
-        return -MESH_EINVAL;
-    mesh_msg_t *m = mesh_msg_alloc();
+    int rc;
+    mesh_msg_t *m = mesh_msg_make(type, data, len, &rc);
     if (!m)
-        return -MESH_ENOMEM;
-    m->type = type;
-    m->len = (uint16_t)len;
-    if (len)
-        memcpy(m->data, data, len);
-    int rc = mesh_send_msg(self, to, m);
+        return rc;
+    rc = mesh_send_msg(self, to, m);
     if (rc < 0)
         mesh_msg_free(m);
     return rc;
@@ -697,17 +690,13 @@ int mesh_send(mesh_actor_t *self, mesh_actor_id_t to, uint32_t type, const void 
 int mesh_send_ptr(mesh_actor_t *self, mesh_actor_id_t to, uint32_t type, void *ptr,
                   void (*ptr_free)(void *))
 {
-    mesh_msg_t *m = mesh_msg_alloc();
+    int rc;
+    mesh_msg_t *m = mesh_msg_make_ptr(type, ptr, ptr_free, &rc);
     if (!m)
-        return -MESH_ENOMEM;
-    m->type = type;
-    m->ptr = ptr;
-    m->ptr_free = ptr_free;
-    int rc = mesh_send_msg(self, to, m);
-    if (rc < 0) {
-        mesh_msg_take_ptr(m);
-        mesh_msg_free(m);
-    }
+        return rc;
+    rc = mesh_send_msg(self, to, m);
+    if (rc < 0)
+        mesh_msg_discard(m);
     return rc;
 }
 

@@ -267,19 +267,12 @@ int mesh_exec_spawn(mesh_exec_t *e, const mesh_actor_ops_t *ops, void *arg,
 
 int mesh_exec_send(mesh_exec_t *e, mesh_actor_id_t to, uint32_t type, const void *data, size_t len)
 {
-    if (len > MESH_MSG_INLINE)
-        return -MESH_E2BIG;
-    if (type >= MESH_MSG_SYSTEM)
-        return -MESH_EINVAL;
-    mesh_msg_t *m = mesh_msg_alloc();
+    int rc;
+    mesh_msg_t *m = mesh_msg_make(type, data, len, &rc);
     if (!m)
-        return -MESH_ENOMEM;
-    m->type = type;
+        return rc;
     m->to = to;
-    m->len = (uint16_t)len;
-    if (len)
-        memcpy(m->data, data, len);
-    int rc = mesh_rt_route(e, mesh_rt_caller_loop(e), m, 0);
+    rc = mesh_rt_route(e, mesh_rt_caller_loop(e), m, 0);
     if (rc < 0)
         mesh_msg_free(m);
     return rc;
@@ -288,18 +281,14 @@ int mesh_exec_send(mesh_exec_t *e, mesh_actor_id_t to, uint32_t type, const void
 int mesh_exec_send_ptr(mesh_exec_t *e, mesh_actor_id_t to, uint32_t type, void *ptr,
                        void (*ptr_free)(void *))
 {
-    mesh_msg_t *m = mesh_msg_alloc();
+    int rc;
+    mesh_msg_t *m = mesh_msg_make_ptr(type, ptr, ptr_free, &rc);
     if (!m)
-        return -MESH_ENOMEM;
-    m->type = type;
+        return rc;
     m->to = to;
-    m->ptr = ptr;
-    m->ptr_free = ptr_free;
-    int rc = mesh_rt_route(e, mesh_rt_caller_loop(e), m, 0);
-    if (rc < 0) {
-        mesh_msg_take_ptr(m);
-        mesh_msg_free(m);
-    }
+    rc = mesh_rt_route(e, mesh_rt_caller_loop(e), m, 0);
+    if (rc < 0)
+        mesh_msg_discard(m);
     return rc;
 }
 

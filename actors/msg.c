@@ -13,6 +13,10 @@
 
 #include "actors/msg.h"
 
+#include <string.h>
+
+#include "actors/actor.h"
+
 /* Envelopes kept per thread beyond which releases go back to malloc. */
 #define MSG_CACHE_MAX 16384
 
@@ -149,4 +153,42 @@ void mesh_msg_stats(mesh_msg_stats_t *out)
 {
     out->allocated = atomic_load(&g_allocated);
     out->freed = atomic_load(&g_freed);
+}
+
+mesh_msg_t *mesh_msg_make(uint32_t type, const void *data, size_t len, int *err)
+{
+    if (len > MESH_MSG_INLINE) {
+        *err = -MESH_E2BIG;
+        return NULL;
+    }
+    if (type >= MESH_MSG_SYSTEM) {
+        *err = -MESH_EINVAL;
+        return NULL;
+    }
+    mesh_msg_t *m = mesh_msg_alloc();
+    if (!m) {
+        *err = -MESH_ENOMEM;
+        return NULL;
+    }
+    m->type = type;
+    m->len = (uint16_t)len;
+    if (len)
+        memcpy(m->data, data, len);
+    return m;
+}
+
+mesh_msg_t *mesh_msg_make_ptr(uint32_t type, void *ptr, void (*ptr_free)(void *), int *err)
+{
+    mesh_msg_t *m = mesh_msg_make(type, NULL, 0, err);
+    if (m) {
+        m->ptr = ptr;
+        m->ptr_free = ptr_free;
+    }
+    return m;
+}
+
+void mesh_msg_discard(mesh_msg_t *m)
+{
+    mesh_msg_take_ptr(m);
+    mesh_msg_free(m);
 }

@@ -63,6 +63,19 @@ void mesh_msg_free(mesh_msg_t *m);
 /** Takes the pointer payload out of a message so releasing the message does not free it. */
 void *mesh_msg_take_ptr(mesh_msg_t *m);
 
+/**
+ * Makes an envelope of a user type with len bytes of data copied inline (to the senders'
+ * checks: *err = -MESH_E2BIG when len is over MESH_MSG_INLINE, -MESH_EINVAL for a system
+ * type, -MESH_ENOMEM). NULL on error.
+ */
+mesh_msg_t *mesh_msg_make(uint32_t type, const void *data, size_t len, int *err);
+
+/** Makes an envelope of a user type carrying ptr (freed with ptr_free with the envelope). */
+mesh_msg_t *mesh_msg_make_ptr(uint32_t type, void *ptr, void (*ptr_free)(void *), int *err);
+
+/** Releases an envelope a send refused, leaving its pointer payload to the caller. */
+void mesh_msg_discard(mesh_msg_t *m);
+
 /** Returns the inline payload as a const T *, or NULL when the message carries fewer bytes. */
 #define mesh_msg_as(m, T) ((const T *)((m)->len >= sizeof(T) ? (const void *)(m)->data : NULL))
 
