@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -198,6 +199,24 @@ def case_register_cc(env):
     if not env.args.cc_server:
         raise SystemExit(77)
     case_register(env, "cc")
+
+
+def case_descriptor_set(env):
+    """An app without reflection, described by a FileDescriptorSet (protoc --descriptor_set_out
+    --include_imports): the sidecar registers the services and methods the set names."""
+    proto_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(HERE))), "proto")
+    desc = os.path.join(env.dir, "echo.desc")
+    subprocess.run(["protoc", "-I", proto_dir, "--include_imports", "--descriptor_set_out", desc,
+                    "echo.proto"], check=True)
+    env.start_etcd()
+    app = env.start_app("py", "py1", extra=["--no-reflection"])
+    sc = env.start_sidecar(app.addr, "desc", extra=["--descriptor-set", desc])
+    wait_registered(env, sc, ["meshd.test.Echo", "meshd.test.Other"])
+    k = env.keys()
+    methods = k[key_of("meshd.test.Echo", sc.addr)]["Metadata"]["methods"]
+    check("Unary" in methods and "Bidi" in methods, "methods from the set: %s" % methods)
+    st, body = probe(sc.probe, "/readyz")
+    check(st == 200, "/readyz 200 with a descriptor set: %s" % body)
 
 
 def case_round_robin(env):
