@@ -112,6 +112,7 @@ void reg_watch_sm_range_done(reg_watch_sm_t *sm, int64_t revision, uint64_t now_
     if (reg_table_sweep(sm->table) > 0)
         sm->dirty = 1;
     sm->revision = revision;
+    sm->pending_revision = 0; /* events of an older stream must never move the revision */
     sm->failures = 0;
     sm->resyncs++;
     sm->synced = 1;
@@ -149,8 +150,11 @@ void reg_watch_sm_watch_line(reg_watch_sm_t *sm, const reg_watch_line_t *line, u
 {
     if (sm->state != REG_WATCH_WATCHING)
         return;
+    /* pending_revision holds this line's events only: fold it in, then forget it, so that a
+     * revision seen before a resync (etcd restored from an older backup) cannot return. */
     if (sm->pending_revision > sm->revision)
         sm->revision = sm->pending_revision;
+    sm->pending_revision = 0;
     if (line->progress && line->header_revision > sm->revision)
         sm->revision = line->header_revision; /* everything up to here was delivered */
     if (sm->dirty && !sm->flush_pending)
