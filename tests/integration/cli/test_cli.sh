@@ -58,5 +58,14 @@ breaker:
 YAML
 expect file-good 0 'meshd.test.Echo=127.0.0.1:50051,127.0.0.1:50052' -- "$meshd" check-config "$tmp/good.yaml"
 
+# The config embedded in the Kubernetes example stays valid as options evolve.
+manifests=$(dirname "$0")/../../../deploy/kubernetes
+/usr/bin/python3 -c "
+import sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+print(next(d for d in docs if d['kind'] == 'ConfigMap')['data']['meshd.yaml'])
+" "$manifests/meshd-sidecar.yaml" >"$tmp/k8s.yaml"
+expect k8s-config 0 ": ok" -- "$meshd" check-config "$tmp/k8s.yaml"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
