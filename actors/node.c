@@ -296,6 +296,15 @@ void mesh_node_shutdown(mesh_node_t *n)
     uv_timer_start(&n->predrain_timer, on_predrain_done, n->predrain_ms, 0);
 }
 
+void mesh_node_fail(mesh_node_t *n, int exit_code)
+{
+    mesh_error("node", "stopping: a component the node needs has failed (exit %d)", exit_code);
+    n->exit_code = exit_code;
+    n->predrain_ms = 0;
+    if (n->signals == 0)
+        mesh_node_shutdown(n);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     mesh_node_t *n = h->data;

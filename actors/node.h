@@ -61,6 +61,12 @@ void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms);
 /** Begins the orderly shutdown, as a signal would; from the control loop. */
 void mesh_node_shutdown(mesh_node_t *n);
 
+/**
+ * Stops the node because something it cannot run without failed: the drain begins at once
+ * (no pre-drain period) and mesh_node_run returns exit_code. From the control loop.
+ */
+void mesh_node_fail(mesh_node_t *n, int exit_code);
+
 /** Runs until the node has shut down; returns the process exit code (0 after a clean drain). */
 int mesh_node_run(mesh_node_t *n);
 

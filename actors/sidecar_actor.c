@@ -621,6 +621,14 @@ static void on_probe_closed(void *ud)
     sc_maybe_free(ud);
 }
 
+/* The sidecar cannot work without its actor: a failed start stops the node with exit 1
+ * (on_stop then releases what was set up). */
+static int fail_start(sidecar_t *sc)
+{
+    mesh_node_fail(sc->node, 1);
+    return -1;
+}
+
 static int sidecar_start(mesh_actor_t *self, void *arg)
 {
     sidecar_t *sc = arg;
@@ -641,12 +649,13 @@ static int sidecar_start(mesh_actor_t *self, void *arg)
         int port;
         mesh_probe_config_t pc = {.livez = livez, .readyz = readyz, .ud = sc};
         sc->probe = mesh_probe_server_new(sc->loop, &pc);
+        if (sc->probe)
+            sc->handles++; /* its close callback releases one handle, listening or not */
         if (!sc->probe || mesh_addr_split(cfg->probe_listen, host, sizeof(host), &port) != 0 ||
             mesh_probe_server_listen(sc->probe, host[0] ? host : "0.0.0.0", port) != 0) {
             mesh_error(ACTOR, "cannot serve probes on %s", cfg->probe_listen);
-            return -1;
+            return fail_start(sc);
         }
-        sc->handles++;
         mesh_info(ACTOR, "probes /livez /readyz on %s:%d", host[0] ? host : "0.0.0.0",
                   mesh_probe_server_port(sc->probe));
     }
@@ -658,7 +667,7 @@ static int sidecar_start(mesh_actor_t *self, void *arg)
     sc->app = mesh_grpc_client_new(sc->loop, &gc);
     if (!sc->app) {
         mesh_error(ACTOR, "cannot create the gRPC client of the app %s", cfg->app);
-        return -1;
+        return fail_start(sc);
     }
 
     if (cfg->descriptor_set) {
@@ -696,7 +705,7 @@ static int sidecar_start(mesh_actor_t *self, void *arg)
         sc->etcd = sc->endpoints ? etcd_client_new(sc->loop, &ec) : NULL;
         if (!sc->etcd) {
             mesh_error(ACTOR, "cannot create the etcd client for %s", sc->endpoints);
-            return -1;
+            return fail_start(sc);
         }
     } else {
         mesh_warn(ACTOR, "no --etcd: the app's services are not registered anywhere");

@@ -219,6 +219,22 @@ def case_descriptor_set(env):
     check(st == 200, "/readyz 200 with a descriptor set: %s" % body)
 
 
+def case_probe_port_busy(env):
+    """A probe address already in use: the sidecar says so and exits 1 instead of running
+    without probes."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        argv = [env.args.meshd, "sidecar", "--app", "127.0.0.1:1", "--listen", "127.0.0.1:0",
+                "--probe-listen", "127.0.0.1:%d" % busy.getsockname()[1], "--workers", "1"]
+        r = subprocess.run(argv, capture_output=True, timeout=30, env=meshd_env())
+        check(r.returncode == 1, "exit code 1 (got %d)" % r.returncode)
+        check(b"cannot serve probes" in r.stderr, "the log says why: %s" % r.stderr[-500:])
+    finally:
+        busy.close()
+
+
 def case_round_robin(env):
     env.start_etcd()
     a1, a2 = env.start_app("py", "py1"), env.start_app("py", "py2")
