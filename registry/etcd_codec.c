@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,18 +120,31 @@ static int decoder_reserve(etcd_decoder_t *d, size_t need)
     return 0;
 }
 
-/* An int64 as etcd sends it: a JSON string, or a number; missing means 0. */
+/*
+ * An int64 as etcd sends it: a JSON string, or a number; missing means 0. Revisions, lease IDs
+ * and TTLs are never negative in etcd (a TTL of -1 means "gone", as 0 does): anything negative,
+ * out of range or not a number reads as 0.
+ */
 static int64_t json_int64(const json_t *v)
 {
+    long long x = 0;
     if (!v)
         return 0;
-    if (json_is_integer(v))
-        return (int64_t)json_integer_value(v);
-    if (json_is_string(v))
-        return strtoll(json_string_value(v), NULL, 10);
-    if (json_is_real(v))
-        return (int64_t)json_real_value(v);
-    return 0;
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+    } else if (json_is_string(v)) {
+        char *end;
+        errno = 0;
+        x = strtoll(json_string_value(v), &end, 10);
+        if (errno || *end)
+            return 0;
+    } else if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (!(d >= 0 && d < 9.2e18)) /* also false for NaN */
+            return 0;
+        x = (long long)d;
+    }
+    return x > 0 ? (int64_t)x : 0;
 }
 
 static int json_boolish(const json_t *v)

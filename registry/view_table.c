@@ -73,7 +73,7 @@ static reg_entry_t **find_slot(const reg_table_t *t, const char *key, size_t kle
 {
     reg_entry_t **pp = &t->buckets[h & (t->n_buckets - 1)];
     for (; *pp; pp = &(*pp)->next)
-        if ((*pp)->hash == h && strncmp((*pp)->key, key, klen) == 0 && (*pp)->key[klen] == '\0')
+        if ((*pp)->hash == h && (*pp)->klen == klen && memcmp((*pp)->key, key, klen) == 0)
             return pp;
     return pp;
 }
@@ -144,6 +144,7 @@ static reg_entry_t *entry_new(const char *key, size_t klen, const reg_key_t *k,
         e->methods = (const char **)p;
         p += in->n_methods * sizeof(char *);
     }
+    e->klen = (uint32_t)klen;
     e->key = put_str(&p, key, klen);
     e->node = e->zone = e->version = e->service = e->addr = "";
     if (in) {

@@ -28,6 +28,7 @@ typedef struct reg_entry {
     uint16_t n_methods;
     uint32_t weight;
     uint32_t alloc_size; /* bytes of this entry's allocation */
+    uint32_t klen;       /* etcd keys are bytes: they may hold a NUL */
     const char *key;
     const char *service; /* valid entries only */
     const char *addr;

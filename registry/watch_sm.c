@@ -20,6 +20,12 @@ static uint64_t next_rand(reg_watch_sm_t *sm)
     return z ^ (z >> 31);
 }
 
+/* The revision a watch resumes from; saturates (etcd never gets near INT64_MAX). */
+static int64_t next_revision(int64_t revision)
+{
+    return revision < INT64_MAX ? revision + 1 : INT64_MAX;
+}
+
 void reg_watch_sm_init(reg_watch_sm_t *sm, reg_table_t *table, int64_t revision,
                        const reg_watch_cfg_t *cfg)
 {
@@ -120,7 +126,7 @@ void reg_watch_sm_range_done(reg_watch_sm_t *sm, int64_t revision, uint64_t now_
     if (sm->dirty)
         changed(sm, fx);
     sm->state = REG_WATCH_WATCHING;
-    emit(fx, REG_WFX_WATCH, revision + 1);
+    emit(fx, REG_WFX_WATCH, next_revision(revision));
 }
 
 void reg_watch_sm_range_failed(reg_watch_sm_t *sm, uint64_t now_ms, reg_wfxs_t *fx)
@@ -193,7 +199,7 @@ void reg_watch_sm_retry_timer(reg_watch_sm_t *sm, uint64_t now_ms, reg_wfxs_t *f
         return;
     if (sm->synced && sm->resume_watch) {
         sm->state = REG_WATCH_WATCHING;
-        emit(fx, REG_WFX_WATCH, sm->revision + 1);
+        emit(fx, REG_WFX_WATCH, next_revision(sm->revision));
     } else {
         range(sm, fx);
     }
