@@ -20,18 +20,31 @@ void mesh_chunk_pool_destroy(mesh_chunk_pool_t *p)
         free(c);
     }
     p->n_free = 0;
+    while (p->free_small) {
+        mesh_chunk_t *c = p->free_small;
+        p->free_small = c->next;
+        free(c);
+    }
+    p->n_free_small = 0;
 }
 
-mesh_chunk_t *mesh_chunk_get(mesh_chunk_pool_t *p)
+mesh_chunk_t *mesh_chunk_get_for(mesh_chunk_pool_t *p, size_t want)
 {
-    mesh_chunk_t *c = p->free;
+    int small = want <= MESH_CHUNK_SMALL;
+    mesh_chunk_t **list = small ? &p->free_small : &p->free;
+    mesh_chunk_t *c = *list;
     if (c) {
-        p->free = c->next;
-        p->n_free--;
+        *list = c->next;
+        if (small)
+            p->n_free_small--;
+        else
+            p->n_free--;
     } else {
-        c = malloc(sizeof(*c));
+        uint32_t cap = small ? MESH_CHUNK_SMALL : MESH_CHUNK_SIZE;
+        c = malloc(sizeof(*c) + cap);
         if (!c)
             return NULL;
+        c->cap = cap;
     }
     c->next = NULL;
     c->pool = p;
@@ -39,6 +52,11 @@ mesh_chunk_t *mesh_chunk_get(mesh_chunk_pool_t *p)
     c->len = 0;
     p->n_live++;
     return c;
+}
+
+mesh_chunk_t *mesh_chunk_get(mesh_chunk_pool_t *p)
+{
+    return mesh_chunk_get_for(p, MESH_CHUNK_SIZE);
 }
 
 void mesh_chunk_ref(mesh_chunk_t *c)
@@ -52,7 +70,11 @@ void mesh_chunk_unref(mesh_chunk_t *c)
         return;
     mesh_chunk_pool_t *p = c->pool;
     p->n_live--;
-    if (p->n_free < p->max_free) {
+    if (c->cap == MESH_CHUNK_SMALL && p->n_free_small < p->max_free) {
+        c->next = p->free_small;
+        p->free_small = c;
+        p->n_free_small++;
+    } else if (c->cap == MESH_CHUNK_SIZE && p->n_free < p->max_free) {
         c->next = p->free;
         p->free = c;
         p->n_free++;
@@ -84,7 +106,7 @@ static size_t drop_sent(mesh_chunkq_t *q)
     q->head_off = q->cur_off;
     q->buffered = q->unsent;
     /* A fully sent chunk that is also full can go too. */
-    if (q->head && q->head_off == MESH_CHUNK_SIZE) {
+    if (q->head && q->head_off == q->head->cap) {
         mesh_chunk_t *c = q->head;
         q->head = q->cur = c->next;
         if (c == q->tail)
@@ -106,8 +128,9 @@ int mesh_chunkq_append(mesh_chunkq_t *q, const uint8_t *data, size_t len)
 {
     while (len > 0) {
         mesh_chunk_t *t = q->tail;
-        if (!t || t->len == MESH_CHUNK_SIZE) {
-            mesh_chunk_t *c = mesh_chunk_get(q->pool);
+        if (!t || t->len == t->cap) {
+            /* The first chunk of a queue is small when the bytes fit in one. */
+            mesh_chunk_t *c = t ? mesh_chunk_get(q->pool) : mesh_chunk_get_for(q->pool, len);
             if (!c)
                 return -1;
             if (t)
@@ -115,7 +138,7 @@ int mesh_chunkq_append(mesh_chunkq_t *q, const uint8_t *data, size_t len)
             else
                 q->head = c;
             q->tail = t = c;
-            if (!q->cur || (q->cur_off == MESH_CHUNK_SIZE)) {
+            if (!q->cur || (q->cur_off == q->cur->cap)) {
                 /* The cursor sat at the end of a full chunk: move it to the new one. */
                 if (!q->cur)
                     q->head_off = 0;
@@ -123,7 +146,7 @@ int mesh_chunkq_append(mesh_chunkq_t *q, const uint8_t *data, size_t len)
                 q->cur_off = 0;
             }
         }
-        size_t n = MESH_CHUNK_SIZE - t->len;
+        size_t n = t->cap - t->len;
         if (n > len)
             n = len;
         memcpy(t->data + t->len, data, n);
@@ -149,7 +172,7 @@ void mesh_chunkq_advance(mesh_chunkq_t *q, size_t n)
 {
     q->cur_off += (uint32_t)n;
     q->unsent -= n;
-    if (q->cur_off == MESH_CHUNK_SIZE && q->cur->next) {
+    if (q->cur_off == q->cur->cap && q->cur->next) {
         q->cur = q->cur->next;
         q->cur_off = 0;
     }
@@ -168,7 +191,7 @@ void mesh_chunkq_rewind(mesh_chunkq_t *q)
     q->cur = q->head;
     q->cur_off = q->head_off;
     q->unsent = q->buffered;
-    if (q->cur && q->cur_off == MESH_CHUNK_SIZE && q->cur->next) {
+    if (q->cur && q->cur_off == q->cur->cap && q->cur->next) {
         q->cur = q->cur->next;
         q->cur_off = 0;
     }

@@ -15,22 +15,29 @@
 
 /** Payload bytes per chunk. */
 #define MESH_CHUNK_SIZE 16384
+/** Payload bytes of a small chunk: a queue's first chunk when its first bytes fit (most gRPC
+ * messages are small, and a small chunk keeps a call's buffers on fewer cache lines and
+ * pages). The bytes after it go to full-size chunks. */
+#define MESH_CHUNK_SMALL 480
 
-/** One pooled buffer. */
+/** One pooled buffer (data holds cap bytes: MESH_CHUNK_SIZE or MESH_CHUNK_SMALL). */
 typedef struct mesh_chunk {
     struct mesh_chunk *next; /* in a queue or in the pool's free list */
     struct mesh_chunk_pool *pool;
     uint32_t refs;
     uint32_t len; /* bytes written into data */
-    uint8_t data[MESH_CHUNK_SIZE];
+    uint32_t cap;
+    uint8_t data[];
 } mesh_chunk_t;
 
-/** A per-worker (single-thread) pool of chunks. */
+/** A per-worker (single-thread) pool of chunks (full-size and small, each its own list). */
 typedef struct mesh_chunk_pool {
     mesh_chunk_t *free;
     size_t n_free;
-    size_t max_free; /* chunks beyond this are returned to malloc */
+    size_t max_free; /* chunks beyond this (per size) are returned to malloc */
     size_t n_live;   /* chunks handed out and not yet returned */
+    mesh_chunk_t *free_small;
+    size_t n_free_small;
 } mesh_chunk_pool_t;
 
 /** Starts a pool that keeps at most max_free idle chunks. */
@@ -39,8 +46,11 @@ void mesh_chunk_pool_init(mesh_chunk_pool_t *p, size_t max_free);
 /** Frees the idle chunks (live ones are freed when their last reference goes). */
 void mesh_chunk_pool_destroy(mesh_chunk_pool_t *p);
 
-/** A chunk with one reference, len 0; NULL on out of memory. */
+/** A full-size chunk with one reference, len 0; NULL on out of memory. */
 mesh_chunk_t *mesh_chunk_get(mesh_chunk_pool_t *p);
+
+/** A chunk of at least want bytes when want <= MESH_CHUNK_SMALL (small), else full-size. */
+mesh_chunk_t *mesh_chunk_get_for(mesh_chunk_pool_t *p, size_t want);
 
 /** Takes a reference. */
 void mesh_chunk_ref(mesh_chunk_t *c);

@@ -1,6 +1,7 @@
 /*
  * transport/h2_conn.c: an nghttp2 session on a libuv TCP handle: shared-buffer reads,
- * batched gather writes with lent DATA payloads, keepalive PINGs, deferred close.
+ * batched gather writes with lent DATA payloads (uv_try_write first, uv_write for the
+ * remainder), per-loop-turn write coalescing, keepalive PINGs, deferred close.
  */
 #include "transport/h2_conn.h"
 
@@ -13,6 +14,86 @@
 #define BATCH_MAX_BYTES (256u * 1024)
 
 static void do_close(mesh_h2_conn_t *c);
+static void flush_now(mesh_h2_conn_t *c);
+
+/* ---- flusher -------------------------------------------------------------------------------- */
+
+static void dirty_remove(mesh_h2_conn_t *c)
+{
+    if (!c->dirty_pprev)
+        return;
+    *c->dirty_pprev = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_pprev = c->dirty_pprev;
+    c->dirty_next = NULL;
+    c->dirty_pprev = NULL;
+}
+
+static void dirty_push(mesh_h2_flusher_t *f, mesh_h2_conn_t *c)
+{
+    if (c->dirty_pprev)
+        return;
+    c->dirty_next = f->dirty;
+    if (f->dirty)
+        f->dirty->dirty_pprev = &c->dirty_next;
+    f->dirty = c;
+    c->dirty_pprev = &f->dirty;
+}
+
+/* Flushes every queued connection; flushing one may queue others (or itself) again. */
+static void flusher_run(mesh_h2_flusher_t *f)
+{
+    while (f->dirty) {
+        mesh_h2_conn_t *c = f->dirty;
+        dirty_remove(c);
+        flush_now(c);
+    }
+}
+
+static void on_flusher_check(uv_check_t *h)
+{
+    flusher_run(h->data);
+}
+
+static void on_flusher_prepare(uv_prepare_t *h)
+{
+    flusher_run(h->data);
+}
+
+int mesh_h2_flusher_init(mesh_h2_flusher_t *f, uv_loop_t *loop)
+{
+    memset(f, 0, sizeof(*f));
+    /* Neither init can fail in libuv (both only link the handle into the loop). */
+    int rv = uv_prepare_init(loop, &f->prepare);
+    if (rv == 0)
+        rv = uv_check_init(loop, &f->check);
+    if (rv < 0)
+        return rv;
+    f->prepare.data = f;
+    f->check.data = f;
+    uv_prepare_start(&f->prepare, on_flusher_prepare);
+    uv_check_start(&f->check, on_flusher_check);
+    uv_unref((uv_handle_t *)&f->prepare);
+    uv_unref((uv_handle_t *)&f->check);
+    return 0;
+}
+
+void mesh_h2_flusher_close(mesh_h2_flusher_t *f, uv_close_cb cb)
+{
+    if (f->closed)
+        return;
+    f->closed = 1;
+    flusher_run(f);
+    uv_close((uv_handle_t *)&f->prepare, cb);
+    uv_close((uv_handle_t *)&f->check, cb);
+}
+
+void mesh_h2_conn_set_flusher(mesh_h2_conn_t *c, mesh_h2_flusher_t *f)
+{
+    c->flusher = f;
+}
+
+/* ---- connection ----------------------------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -196,11 +277,18 @@ void mesh_h2_conn_flush(mesh_h2_conn_t *c)
 {
     if (c->closing || !c->session)
         return;
-    if (c->depth > 0 || c->writing) {
-        c->want_flush = 1;
+    if (c->flusher && !c->flusher->closed) {
+        dirty_push(c->flusher, c);
         return;
     }
-    c->want_flush = 0;
+    flush_now(c);
+}
+
+/* Gathers what nghttp2 has to send into the batch; returns 1 when it stopped because the
+ * batch is full (more may be pending), 0 when nghttp2 had nothing more (or failed). */
+static int gather(mesh_h2_conn_t *c)
+{
+    int full = 1;
     c->depth++;
     while (c->n_segs < MESH_H2_MAX_SEGS - 2 && c->batch_total < BATCH_MAX_BYTES) {
         const uint8_t *p;
@@ -208,43 +296,97 @@ void mesh_h2_conn_flush(mesh_h2_conn_t *c)
         if (n < 0) {
             mesh_debug("h2", "%s: send: %s", c->name, nghttp2_strerror((int)n));
             c->want_close = 1;
+            full = 0;
             break;
         }
-        if (n == 0)
+        if (n == 0) {
+            full = 0;
             break;
+        }
         if (batch_bytes(c, p, (size_t)n) < 0) {
             c->want_close = 1;
+            full = 0;
             break;
         }
     }
     c->depth--;
-    if (c->want_close) {
-        batch_reset(c);
-        settle(c);
-        return;
-    }
-    if (c->n_segs == 0) {
-        if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
-            mesh_h2_conn_close(c);
-            return;
-        }
-        if (c->ops->on_idle)
-            c->ops->on_idle(c);
-        return;
-    }
-    for (int i = 0; i < c->n_segs; i++) {
-        mesh_h2_seg_t *s = &c->segs[i];
-        c->bufs[i] =
-            uv_buf_init(s->chunk ? (char *)s->data : (char *)c->bytes + s->off, (unsigned)s->len);
-    }
-    c->wreq.data = c;
-    int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->bufs, (unsigned)c->n_segs, on_write);
-    if (rv < 0) {
-        batch_reset(c);
+    return full;
+}
+
+/* Nothing left to send and nothing being written: close a session that is done both ways,
+ * else tell the owner. */
+static void went_idle(mesh_h2_conn_t *c)
+{
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
         mesh_h2_conn_close(c);
         return;
     }
-    c->writing = 1;
+    if (c->ops->on_idle)
+        c->ops->on_idle(c);
+}
+
+static void flush_now(mesh_h2_conn_t *c)
+{
+    if (c->closing || !c->session)
+        return;
+    if (c->depth > 0 || c->writing) {
+        c->want_flush = 1;
+        return;
+    }
+    c->want_flush = 0;
+    for (;;) {
+        int full = gather(c);
+        if (c->want_close) {
+            batch_reset(c);
+            settle(c);
+            return;
+        }
+        if (c->n_segs == 0) {
+            went_idle(c);
+            return;
+        }
+        for (int i = 0; i < c->n_segs; i++) {
+            mesh_h2_seg_t *s = &c->segs[i];
+            c->bufs[i] = uv_buf_init(s->chunk ? (char *)s->data : (char *)c->bytes + s->off,
+                                     (unsigned)s->len);
+        }
+        /* Most batches fit in the socket buffer: write them now, without arming POLLOUT. */
+        int rv = uv_try_write((uv_stream_t *)&c->tcp, c->bufs, (unsigned)c->n_segs);
+        if (rv == UV_EAGAIN || rv == UV_ENOSYS)
+            rv = 0;
+        if (rv < 0) {
+            mesh_debug("h2", "%s: write: %s", c->name, uv_strerror(rv));
+            batch_reset(c);
+            mesh_h2_conn_close(c);
+            return;
+        }
+        if ((size_t)rv == c->batch_total) {
+            batch_reset(c);
+            if (full)
+                continue; /* nghttp2 may have more */
+            went_idle(c); /* it had nothing more and the socket took everything */
+            return;
+        }
+        /* The socket took part of it: queue the rest, the chunks stay lent until it is out. */
+        int first = 0;
+        size_t skip = (size_t)rv;
+        while (skip >= c->bufs[first].len) {
+            skip -= c->bufs[first].len;
+            first++;
+        }
+        c->bufs[first].base += skip;
+        c->bufs[first].len -= skip;
+        c->wreq.data = c;
+        rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->bufs + first,
+                      (unsigned)(c->n_segs - first), on_write);
+        if (rv < 0) {
+            batch_reset(c);
+            mesh_h2_conn_close(c);
+            return;
+        }
+        c->writing = 1;
+        return;
+    }
 }
 
 static void do_close(mesh_h2_conn_t *c)
@@ -252,6 +394,7 @@ static void do_close(mesh_h2_conn_t *c)
     if (c->closing)
         return;
     c->closing = 1;
+    dirty_remove(c);
     if (c->ops->on_teardown)
         c->ops->on_teardown(c);
     if (c->session) {

@@ -10,6 +10,12 @@
  * uv_write of several uv_buf_t. At most one write is in flight per connection, which bounds
  * what a connection buffers and lets a slow socket push back on nghttp2's flow control.
  *
+ * Writes go out with uv_try_write first; only a remainder the socket did not take is queued
+ * with uv_write (so a connection that keeps up never arms POLLOUT). A connection attached to
+ * a flusher (mesh_h2_conn_set_flusher) does not write when asked to flush: it is queued and
+ * written once per loop iteration, so everything one loop turn produced for it (the frames
+ * of every call whose input arrived in that turn, on any connection) leaves in one write.
+ *
  * Re-entrancy: flush and close requests made from inside this connection's nghttp2
  * callbacks are deferred until the callback returns, so owners may call them anywhere.
  */
@@ -27,6 +33,27 @@
 #define MESH_H2_MAX_SEGS 64
 
 typedef struct mesh_h2_conn mesh_h2_conn_t;
+
+/**
+ * Per-loop write coalescing for many connections. Flush requests of attached connections are
+ * queued and run from a uv_check handle (right after the poll phase delivered every ready
+ * socket of this turn) and from a uv_prepare handle (before the loop may block, for requests
+ * made by timers, completed writes or close callbacks). Both handles are unreferenced: they
+ * do not keep the loop alive.
+ */
+typedef struct mesh_h2_flusher {
+    uv_prepare_t prepare;
+    uv_check_t check;
+    mesh_h2_conn_t *dirty; /* queued connections, linked through dirty_next */
+    int closed;            /* after mesh_h2_flusher_close: flushes are immediate again */
+} mesh_h2_flusher_t;
+
+/** Initializes f on loop and starts it. Returns 0 (libuv cannot fail these inits). */
+int mesh_h2_flusher_init(mesh_h2_flusher_t *f, uv_loop_t *loop);
+
+/** Flushes what is queued, then closes both handles; cb runs once per handle (twice). Flushes
+ * of connections still attached are immediate from here on. */
+void mesh_h2_flusher_close(mesh_h2_flusher_t *f, uv_close_cb cb);
 
 /** What the owner supplies. */
 typedef struct mesh_h2_conn_ops {
@@ -61,6 +88,9 @@ struct mesh_h2_conn {
     uv_buf_t bufs[MESH_H2_MAX_SEGS];
     int n_segs;
     size_t batch_total;
+    /* write coalescing (NULL flusher: flush writes at once) */
+    mesh_h2_flusher_t *flusher;
+    mesh_h2_conn_t *dirty_next, **dirty_pprev; /* dirty_pprev set while queued */
     /* state */
     int depth; /* nesting of nghttp2 calls on this session */
     int writing;
@@ -84,6 +114,9 @@ int mesh_h2_conn_init(mesh_h2_conn_t *c, uv_loop_t *loop, const mesh_h2_conn_ops
 /** Attaches the nghttp2 session (whose user_data must be c). */
 void mesh_h2_conn_set_session(mesh_h2_conn_t *c, nghttp2_session *s);
 
+/** Attaches the connection to a flusher of the same loop (before it starts). */
+void mesh_h2_conn_set_flusher(mesh_h2_conn_t *c, mesh_h2_flusher_t *f);
+
 /** Starts reading the socket. Returns 0 or a negative libuv error. */
 int mesh_h2_conn_start(mesh_h2_conn_t *c);
 
@@ -94,7 +127,8 @@ void mesh_h2_conn_keepalive(mesh_h2_conn_t *c, uint64_t interval_ms, uint64_t ti
 /** Lets the connection know a PING ACK arrived (call from on_frame_recv). */
 void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c);
 
-/** Writes whatever nghttp2 has to send (deferred when called from inside a callback). */
+/** Writes whatever nghttp2 has to send (deferred when called from inside a callback, and to
+ * the end of the loop turn when the connection has a flusher). */
 void mesh_h2_conn_flush(mesh_h2_conn_t *c);
 
 /** Closes the connection (deferred when called from inside a callback). */

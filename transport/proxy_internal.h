@@ -14,6 +14,7 @@
 
 #include "transport/chunk.h"
 #include "transport/h2_conn.h"
+#include "transport/h2_mem.h"
 #include "transport/proxy.h"
 
 /** An intrusive doubly linked list node (a list head is a node too). */
@@ -44,6 +45,18 @@ static inline void pxy_list_remove(pxy_link_t *n)
 }
 #define PXY_CONTAINER(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
+/** Header fields the proxy looks at, indexed as they are collected. */
+enum {
+    PXY_H_PATH,
+    PXY_H_AUTHORITY,
+    PXY_H_METHOD,
+    PXY_H_CONTENT_TYPE,
+    PXY_H_GRPC_TIMEOUT,
+    PXY_H_STATUS,
+    PXY_H_GRPC_STATUS,
+    PXY_H_N
+};
+
 /** Collected header fields of one HEADERS block, stored as offsets into one buffer. */
 typedef struct pxy_hdrs {
     char *buf;
@@ -52,7 +65,8 @@ typedef struct pxy_hdrs {
         uint32_t no, nl, vo, vl;
     } * ents;
     size_t n, ents_cap;
-    size_t size; /* HTTP/2 header list size: name + value + 32 per field */
+    size_t size;          /* HTTP/2 header list size: name + value + 32 per field */
+    int32_t idx[PXY_H_N]; /* entry of the first field with that name, or -1 */
 } pxy_hdrs_t;
 
 typedef struct pxy_endpoint pxy_endpoint_t;
@@ -68,6 +82,7 @@ struct pxy_ds_conn {
     pxy_link_t streams; /* pxy_stream_t.ds_link */
     size_t n_streams;
     int draining;
+    pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
     char name[64];
 };
 
@@ -82,6 +97,7 @@ struct pxy_us_conn {
     uv_connect_t creq;
     int connected;
     int goaway;
+    pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
     char name[96];
 };
 
@@ -158,6 +174,9 @@ struct mesh_proxy_worker {
     mesh_chunk_pool_t pool;
     uint8_t *rbuf;
     size_t rbuf_len;
+    mesh_h2_flusher_t flusher; /* one write per connection per loop turn */
+    int flusher_on;
+    mesh_h2_mem_t h2mem; /* allocator of every nghttp2 session of this worker */
     nghttp2_session_callbacks *ds_cbs, *us_cbs;
     nghttp2_option *opt;
     mesh_routes_t *routes;

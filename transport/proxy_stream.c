@@ -24,6 +24,29 @@
 
 /* ---- header collection ---------------------------------------------------------------- */
 
+/* Which PXY_H_* field name is (-1: none of them). */
+static int hdr_key(const uint8_t *n, size_t l)
+{
+#define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
+    switch (l) {
+    case 5:
+        return IS(":path") ? PXY_H_PATH : -1;
+    case 7:
+        return IS(":method") ? PXY_H_METHOD : IS(":status") ? PXY_H_STATUS : -1;
+    case 10:
+        return IS(":authority") ? PXY_H_AUTHORITY : -1;
+    case 11:
+        return IS("grpc-status") ? PXY_H_GRPC_STATUS : -1;
+    case 12:
+        return IS("content-type")   ? PXY_H_CONTENT_TYPE
+               : IS("grpc-timeout") ? PXY_H_GRPC_TIMEOUT
+                                    : -1;
+    default:
+        return -1;
+    }
+#undef IS
+}
+
 static int hdrs_add(pxy_hdrs_t *h, const uint8_t *name, size_t nl, const uint8_t *value, size_t vl)
 {
     if (h->len + nl + vl > h->cap) {
@@ -44,6 +67,9 @@ static int hdrs_add(pxy_hdrs_t *h, const uint8_t *name, size_t nl, const uint8_t
         h->ents = ne;
         h->ents_cap = nc;
     }
+    int key = hdr_key(name, nl);
+    if (key >= 0 && h->idx[key] < 0)
+        h->idx[key] = (int32_t)h->n;
     struct pxy_hdr *e = &h->ents[h->n++];
     e->no = (uint32_t)h->len;
     e->nl = (uint32_t)nl;
@@ -60,6 +86,8 @@ static int hdrs_add(pxy_hdrs_t *h, const uint8_t *name, size_t nl, const uint8_t
 static void hdrs_clear(pxy_hdrs_t *h)
 {
     h->len = h->n = h->size = 0;
+    for (int i = 0; i < PXY_H_N; i++)
+        h->idx[i] = -1;
 }
 
 static void hdrs_free(pxy_hdrs_t *h)
@@ -69,17 +97,14 @@ static void hdrs_free(pxy_hdrs_t *h)
     memset(h, 0, sizeof(*h));
 }
 
-/* The value of header name (lowercase), or NULL. */
-static const char *hdrs_get(const pxy_hdrs_t *h, const char *name, size_t *vl)
+/* The value of the first field named key (PXY_H_*), or NULL. */
+static const char *hdrs_get(const pxy_hdrs_t *h, int key, size_t *vl)
 {
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < h->n; i++) {
-        if (h->ents[i].nl == nl && memcmp(h->buf + h->ents[i].no, name, nl) == 0) {
-            *vl = h->ents[i].vl;
-            return h->buf + h->ents[i].vo;
-        }
-    }
-    return NULL;
+    int32_t i = h->idx[key];
+    if (i < 0)
+        return NULL;
+    *vl = h->ents[i].vl;
+    return h->buf + h->ents[i].vo;
 }
 
 static int is_hop_by_hop(const char *n, size_t l)
@@ -459,9 +484,9 @@ void pxy_stream_submit(pxy_stream_t *ps)
     const char *v;
     nv[n++] = NV_LIT(":method", "POST");
     nv[n++] = NV_LIT(":scheme", "http");
-    v = hdrs_get(h, ":path", &vl);
+    v = hdrs_get(h, PXY_H_PATH, &vl);
     nv[n++] = mknv(":path", 5, v, vl);
-    v = hdrs_get(h, ":authority", &vl);
+    v = hdrs_get(h, PXY_H_AUTHORITY, &vl);
     if (v)
         nv[n++] = mknv(":authority", 10, v, vl);
     else
@@ -498,7 +523,7 @@ static int filters_admit(pxy_stream_t *ps, const char *path, size_t pl)
 {
     mesh_proxy_worker_t *w = ps->w;
     size_t al = 0;
-    const char *auth = hdrs_get(&ps->reqh, ":authority", &al);
+    const char *auth = hdrs_get(&ps->reqh, PXY_H_AUTHORITY, &al);
     mesh_proxy_call_info_t info = {
         .path = path,
         .path_len = pl,
@@ -538,7 +563,7 @@ static void stream_start(pxy_stream_t *ps)
                         "meshd: request headers larger than %u bytes", w->cfg.max_header_list_size);
         return;
     }
-    v = hdrs_get(h, "content-type", &vl);
+    v = hdrs_get(h, PXY_H_CONTENT_TYPE, &vl);
     if (!v || vl < 16 || memcmp(v, "application/grpc", 16) != 0 ||
         (vl > 16 && v[16] != '+' && v[16] != ';')) {
         nghttp2_nv nva[] = {NV_LIT(":status", "415"), NV_LIT("content-type", "text/plain"),
@@ -551,8 +576,8 @@ static void stream_start(pxy_stream_t *ps)
         mesh_chunkq_discard(&ps->req.q);
         return;
     }
-    v = hdrs_get(h, ":method", &vl);
-    const char *path = hdrs_get(h, ":path", &pl);
+    v = hdrs_get(h, PXY_H_METHOD, &vl);
+    const char *path = hdrs_get(h, PXY_H_PATH, &pl);
     if (!v || vl != 4 || memcmp(v, "POST", 4) != 0 || !path) {
         pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: a gRPC call must be a POST with a :path");
         return;
@@ -575,7 +600,7 @@ static void stream_start(pxy_stream_t *ps)
         pxy_stream_fail(ps, MESH_GRPC_UNIMPLEMENTED, "meshd: no route for %.*s", (int)pl, path);
         return;
     }
-    v = hdrs_get(h, "grpc-timeout", &vl);
+    v = hdrs_get(h, PXY_H_GRPC_TIMEOUT, &vl);
     if (v) {
         uint64_t ns;
         if (mesh_grpc_timeout_parse(v, vl, &ns) < 0) {
@@ -608,13 +633,17 @@ static int ds_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void 
     if (!ps)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     nghttp2_session_set_stream_user_data(s, f->hd.stream_id, ps);
+    d->hdr_ps = ps;
     return 0;
 }
 
 static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                         const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
-    pxy_stream_t *ps = ds_stream(s, f->hd.stream_id);
+    pxy_ds_conn_t *d = ud;
+    pxy_stream_t *ps = d->hdr_ps;
+    if (!ps || ps->ds != d || ps->ds_id != f->hd.stream_id)
+        ps = ds_stream(s, f->hd.stream_id);
     if (!ps || ps->started || ps->hdr_overflow)
         return 0; /* request trailers are not forwarded (gRPC clients send none) */
     if (ps->reqh.size + nl + vl + 32 > ps->w->cfg.max_header_list_size) {
@@ -707,10 +736,20 @@ nghttp2_session_callbacks *pxy_ds_callbacks_new(void)
 
 /* ---- upstream session callbacks ----------------------------------------------------------- */
 
+static int us_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    pxy_us_conn_t *u = ud;
+    u->hdr_ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    return 0;
+}
+
 static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
                         const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
-    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    pxy_us_conn_t *u = ud;
+    pxy_stream_t *ps = u->hdr_ps;
+    if (!ps || ps->us != u || ps->us_id != f->hd.stream_id)
+        ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (!ps || !ps->ds || ps->failing)
         return 0;
     if (ps->resph.size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
@@ -725,11 +764,11 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
 {
     pxy_hdrs_t *h = &ps->resph;
     size_t vl;
-    const char *st = hdrs_get(h, ":status", &vl);
+    const char *st = hdrs_get(h, PXY_H_STATUS, &vl);
     int status = 0;
     for (size_t i = 0; st && i < vl; i++)
         status = status * 10 + (st[i] - '0');
-    int has_grpc_status = hdrs_get(h, "grpc-status", &vl) != NULL;
+    int has_grpc_status = hdrs_get(h, PXY_H_GRPC_STATUS, &vl) != NULL;
     if (status != 200 && !(end_stream && has_grpc_status)) {
         pxy_stream_fail(ps, mesh_grpc_status_from_http(status),
                         "meshd: upstream %s answered HTTP %d", ps->ep->addr, status);
@@ -751,7 +790,7 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
     nghttp2_session *ds = ps->ds->h2.session;
     mesh_debug(ACTOR, "stream %d: response headers (end %d)", ps->ds_id, end_stream);
     if (end_stream) {
-        const char *gs = hdrs_get(h, "grpc-status", &vl);
+        const char *gs = hdrs_get(h, PXY_H_GRPC_STATUS, &vl);
         if (gs)
             ps->final_status = mesh_grpc_status_parse(gs, vl);
         nghttp2_submit_response(ds, ps->ds_id, nv, n, NULL);
@@ -790,7 +829,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         forward_response(ps, end);
     } else if (end) {
         size_t gl;
-        const char *gs = hdrs_get(&ps->resph, "grpc-status", &gl);
+        const char *gs = hdrs_get(&ps->resph, PXY_H_GRPC_STATUS, &gl);
         ps->final_status = gs ? mesh_grpc_status_parse(gs, gl) : MESH_GRPC_INTERNAL;
         ps->trailers = PXY_TRAILERS_FORWARD;
         ps->resp.q.eof = 1;
@@ -835,6 +874,15 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     if (!ps)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (err == NGHTTP2_NO_ERROR &&
+        (ps->resp_done || ps->failing || !ps->ds || ps->trailers == PXY_TRAILERS_FORWARD)) {
+        /* The usual end: the response is complete or the client side is settled. (What
+         * pxy_stream_upstream_lost does then, without formatting a reason nobody reads.) */
+        detach_us(ps);
+        if (!ps->ds || ps->resp_done || ps->failing)
+            stream_maybe_free(ps);
+        return 0;
+    }
     char why[160];
     int never_sent = 0;
     if (err == NGHTTP2_REFUSED_STREAM) {
@@ -868,6 +916,7 @@ nghttp2_session_callbacks *pxy_us_callbacks_new(void)
     nghttp2_session_callbacks *cb;
     if (nghttp2_session_callbacks_new(&cb) != 0)
         return NULL;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, us_on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cb, us_on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, us_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, us_on_data_chunk);

@@ -22,6 +22,7 @@ static void maybe_release(mesh_proxy_worker_t *w)
     free(w->svc);
     free(w->svc_eps);
     mesh_chunk_pool_destroy(&w->pool);
+    mesh_h2_mem_destroy(&w->h2mem);
     nghttp2_session_callbacks_del(w->ds_cbs);
     nghttp2_session_callbacks_del(w->us_cbs);
     nghttp2_option_del(w->opt);
@@ -111,19 +112,23 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
     w->stats.client_conns++;
     nghttp2_session *s = NULL;
     int rv = server ? uv_accept(server, (uv_stream_t *)&d->h2.tcp) : uv_tcp_open(&d->h2.tcp, fd);
-    if (rv < 0 || nghttp2_session_server_new2(&s, w->ds_cbs, d, w->opt) != 0) {
+    if (rv < 0 || nghttp2_session_server_new3(&s, w->ds_cbs, d, w->opt, &w->h2mem.mem) != 0) {
         mesh_h2_conn_close(&d->h2);
         return NULL;
     }
     mesh_h2_conn_set_session(&d->h2, s);
+    if (w->flusher_on)
+        mesh_h2_conn_set_flusher(&d->h2, &w->flusher);
     uv_tcp_nodelay(&d->h2.tcp, 1);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, w->cfg.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, w->cfg.stream_buffer},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, w->cfg.max_header_list_size},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        /* gRPC does not use stream priorities: no dependency tree to maintain. */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
-    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 4);
+    nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 5);
     nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, 1 << 30);
     if (mesh_h2_conn_start(&d->h2) < 0) {
         mesh_h2_conn_close(&d->h2);
@@ -170,6 +175,11 @@ static void defaults(mesh_proxy_config_t *c)
         c->stream_buffer = 1u << 30;
 }
 
+static void on_flusher_closed(uv_handle_t *h)
+{
+    pxy_worker_handle_closed(PXY_CONTAINER(h->data, mesh_proxy_worker_t, flusher));
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
     mesh_proxy_worker_t *w = h->data;
@@ -199,6 +209,7 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     pxy_list_init(&w->endpoints);
     pxy_list_init(&w->ds_conns);
     mesh_chunk_pool_init(&w->pool, 4096);
+    mesh_h2_mem_init(&w->h2mem);
     w->rbuf_len = READ_BUF_SIZE;
     w->rbuf = malloc(w->rbuf_len);
     w->ds_cbs = pxy_ds_callbacks_new();
@@ -207,6 +218,8 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
         goto fail;
     nghttp2_option_set_no_auto_window_update(w->opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(w->opt, 100);
+    /* Closed streams are only kept for RFC 7540 priority trees, which gRPC does not use. */
+    nghttp2_option_set_no_closed_streams(w->opt, 1);
 
     struct sockaddr_storage sa;
     if (uv_ip4_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in *)&sa) != 0 &&
@@ -239,6 +252,10 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &blen);
     w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    if (mesh_h2_flusher_init(&w->flusher, loop) == 0) {
+        w->flusher_on = 1;
+        w->n_handles += 2;
+    }
     mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
     if (w->default_upstream) {
         w->default_ep = pxy_endpoint_get(w, w->default_upstream);
@@ -361,6 +378,10 @@ void mesh_proxy_worker_free(mesh_proxy_worker_t *w)
     pxy_endpoints_free(w);
     w->default_ep = NULL;
     pxy_streams_free_pool(w);
+    if (w->flusher_on) {
+        w->flusher_on = 0;
+        mesh_h2_flusher_close(&w->flusher, on_flusher_closed);
+    }
     w->n_handles++; /* hold while checking */
     pxy_worker_handle_closed(w);
 }

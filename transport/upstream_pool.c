@@ -171,8 +171,10 @@ static void on_connect(uv_connect_t *req, int status)
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, w->cfg.stream_buffer},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 4 * w->cfg.max_header_list_size},
+        /* gRPC does not use stream priorities: no dependency tree to maintain. */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
-    nghttp2_submit_settings(u->h2.session, NGHTTP2_FLAG_NONE, iv, 3);
+    nghttp2_submit_settings(u->h2.session, NGHTTP2_FLAG_NONE, iv, 4);
     nghttp2_session_set_local_window_size(u->h2.session, NGHTTP2_FLAG_NONE, 0, 1 << 30);
     if (mesh_h2_conn_start(&u->h2) < 0) {
         mesh_h2_conn_close(&u->h2);
@@ -207,11 +209,13 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     ep->n_conns++;
     w->stats.upstream_conns++;
     nghttp2_session *s;
-    if (nghttp2_session_client_new2(&s, w->us_cbs, u, w->opt) != 0) {
+    if (nghttp2_session_client_new3(&s, w->us_cbs, u, w->opt, &w->h2mem.mem) != 0) {
         mesh_h2_conn_close(&u->h2);
         return NULL;
     }
     mesh_h2_conn_set_session(&u->h2, s);
+    if (w->flusher_on)
+        mesh_h2_conn_set_flusher(&u->h2, &w->flusher);
     u->creq.data = u;
     int rv = uv_tcp_connect(&u->creq, &u->h2.tcp, (const struct sockaddr *)&ep->sa, on_connect);
     if (rv < 0) {

@@ -675,6 +675,62 @@ def case_slow_reader(env):
     check(grown < 48, "meshd buffered a bounded amount (RSS grew %.1f MiB)" % grown)
 
 
+def start_extra_proxy(env, name, *flags):
+    """Another meshd proxy in front of the first backend, with extra flags; returns its target."""
+    port = free_port()
+    argv = [env.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "1",
+            "--static", "meshd.test.Echo=" + env.backends[0].addr] + list(flags)
+    menv = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
+    p = Proc(name, argv, env.dir, env=menv)
+    env.procs.append(p)
+    p.wait_line(r"listening on", 15)
+    return "127.0.0.1:%d" % port, p
+
+
+def case_stream_limit(env):
+    """--max-concurrent-streams 4: 12 concurrent slow calls on one connection all succeed, and
+    the backend never sees more than 4 of them at once."""
+    if env.direct:
+        return
+    target, _ = start_extra_proxy(env, "meshd-limit", "--max-concurrent-streams", "4")
+    results, peak, stop = [], [0], threading.Event()
+
+    def sample():
+        with env.backends[0].client() as b:
+            while not stop.is_set():
+                peak[0] = max(peak[0], len(b.stats(timeout=5).active_call_ids))
+                time.sleep(0.02)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    with EchoClient(target) as c:
+        threads = [threading.Thread(target=lambda i=i: results.append(
+            c.unary(sleep_ms=300, call_id="lim-%d" % i, timeout=20))) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    stop.set()
+    sampler.join(10)
+    check(len(results) == 12 and all(r.ok for r in results), "all 12 calls succeeded: %s"
+          % [(r.code.name, r.details) for r in results if not r.ok])
+    check(1 <= peak[0] <= 4, "at most 4 calls ran at once through the proxy (peak %d)" % peak[0])
+
+
+def case_header_limit(env):
+    """A request whose headers exceed --max-header-list-size is refused with an error, and the
+    proxy keeps serving normal calls."""
+    if env.direct:
+        return
+    target, p = start_extra_proxy(env, "meshd-hdr", "--max-header-list-size", "4KiB")
+    with EchoClient(target) as c:
+        r = c.unary(payload=b"x", metadata=[("x-big", "a" * 8192)], timeout=10)
+        check(not r.ok, "an 8 KiB header is refused (got %s)" % r.code)
+        r = c.unary(payload=b"ok", timeout=10)
+        check(r.ok, "a normal call still works after the refused one (%s %s)"
+              % (r.code, r.details))
+    check(p.alive(), "meshd still runs")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 

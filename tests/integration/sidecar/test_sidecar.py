@@ -371,8 +371,18 @@ def case_rolling_restart(env):
     results = {"ok": 0, "fail": []}
     stop = threading.Event()
     with EchoClient(px.addr) as c:
-        wait_until(lambda: len({c.unary(timeout=5).replies[0].server_id for _ in range(4)}) == 2,
-                   20, "both instances in the proxy's table")
+        def served_by(n, count_failures):
+            """Server ids of n calls; a failed call is None (and, under load, a failure)."""
+            ids = []
+            for _ in range(n):
+                r = c.unary(timeout=5)
+                ids.append(r.replies[0].server_id if r.ok else None)
+                if not r.ok and count_failures:
+                    results["fail"].append((r.code, r.details))
+            return ids
+        # The proxy accepts before etcd's table reaches it: until then calls get "no route".
+        wait_until(lambda: {i for i in served_by(4, False) if i} == {"py1", "py2"}, 20,
+                   "both instances in the proxy's table")
 
         def load():
             while not stop.is_set():
@@ -396,8 +406,8 @@ def case_rolling_restart(env):
                 sc2 = env.start_sidecar(app2.addr, app.sid + "b", listen_port=sc.port,
                                         extra=["--drain-timeout", "2s"])
                 wait_registered(env, sc2, ["meshd.test.Echo"])
-                wait_until(lambda: any(c.unary(timeout=5).replies[0].server_id == app2.sid
-                                       for _ in range(4)), 20, "traffic reaches %s" % app2.sid)
+                wait_until(lambda: app2.sid in served_by(4, True), 20,
+                           "traffic reaches %s" % app2.sid)
         finally:
             stop.set()
             for t in threads:

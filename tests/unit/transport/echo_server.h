@@ -10,6 +10,7 @@
 #define MESH_TEST_ECHO_SERVER_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 /** A running echo server. */
 typedef struct echo_server echo_server_t;
