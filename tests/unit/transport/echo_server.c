@@ -1,6 +1,8 @@
 /*
  * tests/unit/transport/echo_server.c: the echo server of the transport end-to-end tests
- * (test code: simple copies, no pooling).
+ * (test code: simple copies, no pooling). Every stream is linked into its connection so the
+ * ones still open when a connection closes (nghttp2_session_del calls no stream-close
+ * callback) are freed there.
  */
 #include "echo_server.h"
 
@@ -15,28 +17,55 @@ struct echo_server {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t stop;
+    uv_async_t release;
+    atomic_int max_streams;
     pthread_t thread;
     int port;
     atomic_int cancels;
     atomic_int calls;
+    atomic_int mode, mode_arg;
+    atomic_int conns, refused, resets, dropped, completed, headers_frames;
     pthread_mutex_t mu;
     char last_timeout[32];
     nghttp2_session_callbacks *cbs;
 };
+
+typedef struct estream estream_t;
 
 typedef struct {
     uv_tcp_t tcp;
     nghttp2_session *session;
     echo_server_t *srv;
     int closing;
+    int n_streams;  /* request HEADERS seen on this connection */
+    int goaway;     /* GOAWAY submitted */
+    int muted;      /* stopped reading for good */
+    int32_t held;   /* ECHO_MODE_GOAWAY_AFTER_FIRST: the first stream, held unanswered;
+                       ECHO_MODE_GOAWAY_ON_RELEASE: the highest held stream */
+    estream_t *all; /* every live stream of the connection */
 } econn_t;
 
-typedef struct {
+struct estream {
+    econn_t *c;
+    estream_t *prev, *next; /* in c->all */
     char path[64];
     uint8_t *buf;
     size_t len, off;
-    int eof, responded, die;
-} estream_t;
+    int eof, seen, responded, die, dropped, held;
+};
+
+/* Unlinks st from its connection and frees it. */
+static void stream_free(estream_t *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        st->c->all = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    free(st->buf);
+    free(st);
+}
 
 typedef struct {
     uv_write_t req;
@@ -47,6 +76,8 @@ static void on_closed(uv_handle_t *h)
 {
     econn_t *c = h->data;
     nghttp2_session_del(c->session);
+    while (c->all)
+        stream_free(c->all);
     free(c);
 }
 
@@ -100,6 +131,7 @@ static ssize_t read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t leng
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         nghttp2_nv tr[] = {{(uint8_t *)"grpc-status", (uint8_t *)"0", 11, 1, 0}};
         nghttp2_submit_trailer(s, id, tr, 1);
+        atomic_fetch_add(&st->c->srv->completed, 1);
         return (ssize_t)n;
     }
     if (n == 0)
@@ -109,8 +141,26 @@ static ssize_t read_cb(nghttp2_session *s, int32_t id, uint8_t *buf, size_t leng
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
-    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
-        nghttp2_session_set_stream_user_data(s, f->hd.stream_id, calloc(1, sizeof(estream_t)));
+    econn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    estream_t *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    st->c = c;
+    st->next = c->all;
+    if (c->all)
+        c->all->prev = st;
+    c->all = st;
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st);
+    return 0;
+}
+
+static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *ud)
+{
+    econn_t *c = ud;
+    if (hd->type == NGHTTP2_HEADERS)
+        atomic_fetch_add(&c->srv->headers_frames, 1);
     return 0;
 }
 
@@ -132,29 +182,108 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     return 0;
 }
 
+/* Answers a stream: response headers, then the echoed bytes and trailers (Hang: nothing). */
+static void respond(nghttp2_session *s, int32_t id, estream_t *st)
+{
+    st->responded = 1;
+    if (strcmp(st->path, "/test.Echo/Hang") == 0)
+        return;
+    st->die = strcmp(st->path, "/test.Echo/Die") == 0;
+    nghttp2_nv nva[] = {
+        {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
+        {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
+        {(uint8_t *)"x-echo-bin", (uint8_t *)"AAEC", 10, 4, 0},
+    };
+    nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = read_cb};
+    nghttp2_submit_response(s, id, nva, 3, &prd);
+}
+
+/* The first request HEADERS of a stream, per the server's mode; 1 when the stream is answered
+ * (now or later) the normal way. */
+static int on_request(nghttp2_session *s, econn_t *c, int32_t id, estream_t *st)
+{
+    echo_server_t *srv = c->srv;
+    int mode = atomic_load(&srv->mode), arg = atomic_load(&srv->mode_arg);
+    c->n_streams++;
+    switch (mode) {
+    case ECHO_MODE_REFUSE:
+        if (arg > 0 && c->n_streams > arg)
+            return 1;
+        st->dropped = 1;
+        atomic_fetch_add(&srv->refused, 1);
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    case ECHO_MODE_GOAWAY_ZERO:
+        st->dropped = 1;
+        atomic_fetch_add(&srv->dropped, 1);
+        if (!c->goaway) {
+            c->goaway = 1;
+            nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+        }
+        return 0;
+    case ECHO_MODE_GOAWAY_AFTER_FIRST:
+        if (c->n_streams == 1) {
+            c->held = id; /* answered when the second stream arrives */
+            return 0;
+        }
+        st->dropped = 1;
+        atomic_fetch_add(&srv->dropped, 1);
+        if (!c->goaway) {
+            c->goaway = 1;
+            nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, c->held, NGHTTP2_NO_ERROR, NULL, 0);
+            estream_t *h = nghttp2_session_get_stream_user_data(s, c->held);
+            if (h) {
+                respond(s, c->held, h);
+                if (h->eof)
+                    nghttp2_session_resume_data(s, c->held);
+            }
+        }
+        return 0;
+    case ECHO_MODE_RESET_INTERNAL:
+        return 0; /* reset when the request ends */
+    case ECHO_MODE_GOAWAY_ON_RELEASE:
+        if (c->n_streams < arg || c->goaway)
+            return 1;
+        st->held = 1;
+        c->held = id;
+        return 0;
+    case ECHO_MODE_MUTE:
+        st->dropped = 1;
+        atomic_fetch_add(&srv->dropped, 1);
+        if (!c->muted) {
+            c->muted = 1;
+            uv_read_stop((uv_stream_t *)&c->tcp);
+        }
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     econn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+        return 0;
     estream_t *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (!st)
         return 0;
-    if (f->hd.type == NGHTTP2_HEADERS && !st->responded) {
-        st->responded = 1;
+    if (f->hd.type == NGHTTP2_HEADERS && !st->seen) {
+        st->seen = 1;
         atomic_fetch_add(&c->srv->calls, 1);
-        if (strcmp(st->path, "/test.Echo/Hang") == 0)
-            return 0;
-        st->die = strcmp(st->path, "/test.Echo/Die") == 0;
-        nghttp2_nv nva[] = {
-            {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
-            {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
-            {(uint8_t *)"x-echo-bin", (uint8_t *)"AAEC", 10, 4, 0},
-        };
-        nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = read_cb};
-        nghttp2_submit_response(s, f->hd.stream_id, nva, 3, &prd);
+        if (on_request(s, c, f->hd.stream_id, st))
+            respond(s, f->hd.stream_id, st);
     }
-    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->responded) {
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         st->eof = 1;
-        nghttp2_session_resume_data(s, f->hd.stream_id);
+        if (st->responded) {
+            nghttp2_session_resume_data(s, f->hd.stream_id);
+        } else if (!st->dropped && atomic_load(&c->srv->mode) == ECHO_MODE_RESET_INTERNAL) {
+            st->dropped = 1;
+            atomic_fetch_add(&c->srv->resets, 1);
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                      NGHTTP2_INTERNAL_ERROR);
+        }
     }
     return 0;
 }
@@ -169,15 +298,15 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
     if (st->die) {
         /* The session is deleted without stream-close callbacks: free the stream here. */
         nghttp2_session_set_stream_user_data(s, id, NULL);
-        free(st->buf);
-        free(st);
+        stream_free(st);
         conn_close(c);
         return NGHTTP2_ERR_PAUSE;
     }
     st->buf = realloc(st->buf, st->len + len);
     memcpy(st->buf + st->len, data, len);
     st->len += len;
-    nghttp2_session_resume_data(s, id);
+    if (st->responded)
+        nghttp2_session_resume_data(s, id);
     return 0;
 }
 
@@ -187,10 +316,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *u
     estream_t *st = nghttp2_session_get_stream_user_data(s, id);
     if (err == NGHTTP2_CANCEL)
         atomic_fetch_add(&c->srv->cancels, 1);
-    if (st) {
-        free(st->buf);
-        free(st);
-    }
+    if (st)
+        stream_free(st);
     return 0;
 }
 
@@ -205,7 +332,7 @@ static void on_read(uv_stream_t *t, ssize_t n, const uv_buf_t *b)
     econn_t *c = t->data;
     if (n < 0) {
         conn_close(c);
-    } else if (n > 0 && !c->closing) {
+    } else if (n > 0 && !c->closing && !c->muted) {
         if (nghttp2_session_mem_recv(c->session, (uint8_t *)b->base, (size_t)n) < 0)
             conn_close(c);
         else
@@ -219,6 +346,7 @@ static void on_conn(uv_stream_t *l, int status)
     echo_server_t *srv = l->data;
     econn_t *c = calloc(1, sizeof(*c));
     c->srv = srv;
+    atomic_fetch_add(&srv->conns, 1);
     uv_tcp_init(&srv->loop, &c->tcp);
     c->tcp.data = c;
     nghttp2_session_server_new(&c->session, srv->cbs, c);
@@ -226,10 +354,48 @@ static void on_conn(uv_stream_t *l, int status)
         conn_close(c);
         return;
     }
-    nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100}};
+    int max = atomic_load(&srv->max_streams);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max > 0 ? (uint32_t)max : 100}};
     nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 1);
+    if (atomic_load(&srv->mode) == ECHO_MODE_GOAWAY_AT_CONNECT) {
+        c->goaway = 1;
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    }
     conn_flush(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ECHO_MODE_GOAWAY_ON_RELEASE: GOAWAY, then answer the held streams of every connection. */
+static void release_conn(uv_handle_t *h, void *arg)
+{
+    echo_server_t *srv = arg;
+    if (h->type != UV_TCP || h == (uv_handle_t *)&srv->listener || uv_is_closing(h))
+        return;
+    econn_t *c = h->data;
+    if (!c->held || c->goaway)
+        return;
+    c->goaway = 1;
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, c->held, NGHTTP2_NO_ERROR, NULL, 0);
+    for (estream_t *st = c->all; st; st = st->next) {
+        if (!st->held)
+            continue;
+        st->held = 0;
+        for (int32_t id = 1; id <= c->held; id += 2) {
+            if (nghttp2_session_get_stream_user_data(c->session, id) == st) {
+                respond(c->session, id, st);
+                if (st->eof)
+                    nghttp2_session_resume_data(c->session, id);
+            }
+        }
+    }
+    conn_flush(c);
+}
+
+static void on_release(uv_async_t *a)
+{
+    echo_server_t *srv = a->data;
+    uv_walk(&srv->loop, release_conn, srv);
 }
 
 static void close_all(uv_handle_t *h, void *arg)
@@ -264,6 +430,7 @@ echo_server_t *echo_server_start(void)
     nghttp2_session_callbacks_new(&srv->cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(srv->cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(srv->cbs, on_header);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(srv->cbs, on_begin_frame);
     nghttp2_session_callbacks_set_on_frame_recv_callback(srv->cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv->cbs, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(srv->cbs, on_stream_close);
@@ -279,6 +446,8 @@ echo_server_t *echo_server_start(void)
     srv->port = ntohs(sa.sin_port);
     uv_async_init(&srv->loop, &srv->stop, on_stop);
     srv->stop.data = srv;
+    uv_async_init(&srv->loop, &srv->release, on_release);
+    srv->release.data = srv;
     pthread_create(&srv->thread, NULL, run, srv);
     return srv;
 }
@@ -296,6 +465,52 @@ int echo_server_cancels(echo_server_t *s)
 int echo_server_calls(echo_server_t *s)
 {
     return atomic_load(&s->calls);
+}
+
+void echo_server_set_mode(echo_server_t *s, echo_mode_t mode, int arg)
+{
+    atomic_store(&s->mode_arg, arg);
+    atomic_store(&s->mode, (int)mode);
+}
+
+void echo_server_set_max_streams(echo_server_t *s, int n)
+{
+    atomic_store(&s->max_streams, n);
+}
+
+void echo_server_release(echo_server_t *s)
+{
+    uv_async_send(&s->release);
+}
+
+int echo_server_conns(echo_server_t *s)
+{
+    return atomic_load(&s->conns);
+}
+
+int echo_server_refused(echo_server_t *s)
+{
+    return atomic_load(&s->refused);
+}
+
+int echo_server_resets(echo_server_t *s)
+{
+    return atomic_load(&s->resets);
+}
+
+int echo_server_dropped(echo_server_t *s)
+{
+    return atomic_load(&s->dropped);
+}
+
+int echo_server_headers_frames(echo_server_t *s)
+{
+    return atomic_load(&s->headers_frames);
+}
+
+int echo_server_completed(echo_server_t *s)
+{
+    return atomic_load(&s->completed);
 }
 
 void echo_server_last_timeout(echo_server_t *s, char *out, size_t cap)
