@@ -5,14 +5,17 @@
  */
 #include "registry/etcd_client.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "registry/curl_lib.h"
 #include "registry/etcd_codec.h"
+
+/* libcurl, loaded by the first etcd_client_new (registry/curl_lib.h). */
+static const mesh_curl_t *cu;
 
 typedef struct sock_ctx {
     uv_poll_t poll;
@@ -91,11 +94,11 @@ static void req_unlink(etcd_client_t *c, etcd_req_t *r)
 static void req_drop_easy(etcd_req_t *r)
 {
     if (r->easy) {
-        curl_multi_remove_handle(r->c->multi, r->easy);
-        curl_easy_cleanup(r->easy);
+        cu->multi_remove_handle(r->c->multi, r->easy);
+        cu->easy_cleanup(r->easy);
         r->easy = NULL;
     }
-    curl_slist_free_all(r->headers);
+    cu->slist_free_all(r->headers);
     r->headers = NULL;
 }
 
@@ -191,11 +194,11 @@ static void check_multi(etcd_client_t *c)
 {
     CURLMsg *m;
     int left;
-    while ((m = curl_multi_info_read(c->multi, &left))) {
+    while ((m = cu->multi_info_read(c->multi, &left))) {
         if (m->msg != CURLMSG_DONE)
             continue;
         etcd_req_t *r = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        cu->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
         CURLcode cc = m->data.result;
         if (r)
             finish_transfer(r, cc);
@@ -215,7 +218,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
         flags |= CURL_CSELECT_OUT;
     int running;
     enter(c);
-    curl_multi_socket_action(c->multi, s->fd, flags, &running);
+    cu->multi_socket_action(c->multi, s->fd, flags, &running);
     check_multi(c);
     leave(c);
 }
@@ -225,7 +228,7 @@ static void on_timer(uv_timer_t *t)
     etcd_client_t *c = t->data;
     int running;
     enter(c);
-    curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    cu->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_multi(c);
     leave(c);
 }
@@ -253,7 +256,7 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
     sock_ctx_t *s = socketp;
     if (what == CURL_POLL_REMOVE) {
         if (s) {
-            curl_multi_assign(c->multi, fd, NULL);
+            cu->multi_assign(c->multi, fd, NULL);
             sock_release(c, s);
         }
         return 0;
@@ -273,7 +276,7 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
         if (c->socks)
             c->socks->prev = s;
         c->socks = s;
-        curl_multi_assign(c->multi, fd, s);
+        cu->multi_assign(c->multi, fd, s);
     }
     int ev = 0;
     if (what & CURL_POLL_IN)
@@ -322,7 +325,7 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
     if (r->canceled)
         return 0; /* aborts the transfer; reaped in leave() */
     if (!r->status)
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+        cu->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
     if (append(r, p, n) < 0)
         return 0;
     if (!r->is_stream || r->status != 200)
@@ -356,7 +359,7 @@ static void set_auth_header(etcd_req_t *r)
         free(c->auth_header);
         c->auth_header = NULL;
         if (asprintf(&c->auth_header, "Authorization: %s", c->token) > 0)
-            r->headers = curl_slist_append(r->headers, c->auth_header);
+            r->headers = cu->slist_append(r->headers, c->auth_header);
     }
 }
 
@@ -392,38 +395,38 @@ static void start_transfer(etcd_req_t *r)
     r->status = 0;
     r->resp_len = 0;
     snprintf(url, sizeof(url), "%s%s", c->endpoints[c->current], r->path);
-    r->easy = curl_easy_init();
+    r->easy = cu->easy_init();
     if (!r->easy) {
         fail_later(r, ETCD_ERR_NOMEM);
         return;
     }
-    r->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    r->headers = cu->slist_append(NULL, "Content-Type: application/json");
     if (r->is_stream)
-        r->headers = curl_slist_append(r->headers, "Grpc-Metadata-hasleader: true");
+        r->headers = cu->slist_append(r->headers, "Grpc-Metadata-hasleader: true");
     set_auth_header(r);
     CURL *e = r->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
+    cu->easy_setopt(e, CURLOPT_URL, url);
+    cu->easy_setopt(e, CURLOPT_PRIVATE, r);
+    cu->easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+    cu->easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(r->body));
+    cu->easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    cu->easy_setopt(e, CURLOPT_WRITEDATA, r);
+    cu->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
     if (!r->is_stream)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 5L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 2L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+        cu->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
+    cu->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    cu->easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 5L);
+    cu->easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 2L);
+    cu->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     if (c->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+        cu->easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
     if (c->cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
+        cu->easy_setopt(e, CURLOPT_SSLCERT, c->cert_file);
     if (c->key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
-    if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
+        cu->easy_setopt(e, CURLOPT_SSLKEY, c->key_file);
+    if (cu->multi_add_handle(c->multi, e) != CURLM_OK) {
         req_drop_easy(r);
         fail_later(r, ETCD_ERR_NOMEM);
     }
@@ -485,11 +488,11 @@ static void finish_transfer(etcd_req_t *r, CURLcode cc)
         return;
     }
     if (!r->status && r->easy)
-        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+        cu->easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
     if (cc != CURLE_OK && r->status == 0) {
         /* could not connect, no answer, or timed out: next endpoint */
         mesh_debug("registry", "etcd %s%s: %s", c->endpoints[r->endpoint], r->path,
-                   curl_easy_strerror(cc));
+                   cu->easy_strerror(cc));
         failover(r, cc == CURLE_OPERATION_TIMEDOUT ? ETCD_ERR_TIMEOUT : ETCD_ERR_UNAVAILABLE, "",
                  0);
         return;
@@ -619,11 +622,13 @@ static char *dup_or_null(const char *s)
 
 etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
 {
-    static int curl_ready;
-    if (!curl_ready) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = 1;
+    char why[256];
+    const mesh_curl_t *lib = mesh_curl(why, sizeof(why));
+    if (!lib) {
+        mesh_error("etcd", "%s", why);
+        return NULL;
     }
+    cu = lib;
     if (!cfg->endpoints || !*cfg->endpoints)
         return NULL;
     etcd_client_t *c = calloc(1, sizeof(*c));
@@ -658,7 +663,7 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
     c->key_file = dup_or_null(cfg->key_file);
     c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 5000;
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000;
-    c->multi = curl_multi_init();
+    c->multi = cu->multi_init();
     if (c->n_endpoints == 0 || !c->multi) {
         c->closing = 1;
         client_destroy(c);
@@ -668,10 +673,10 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
     uv_timer_init(loop, &c->kick);
     c->timer.data = c->kick.data = c;
     c->handles_open = 2;
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    cu->multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    cu->multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    cu->multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    cu->multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     return c;
 }
 
@@ -687,7 +692,7 @@ static void client_destroy(etcd_client_t *c)
     while (c->reqs)
         req_free(c->reqs);
     if (c->multi)
-        curl_multi_cleanup(c->multi);
+        cu->multi_cleanup(c->multi);
     c->multi = NULL;
     while (c->socks)
         sock_release(c, c->socks);
