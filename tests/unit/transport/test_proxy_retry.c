@@ -121,6 +121,34 @@ static void route_add(mesh_route_builder_t *b, const char *svc, const char *addr
     CHECK(mesh_route_builder_add(b, svc, addr, NULL, 0, MESH_ROUTE_STATIC, "", "", 1) == 0);
 }
 
+/* Two echo servers behind one proxy worker: both serve svc (round robin starts at first);
+ * solo (may be NULL) is served by first alone. Modes are set by the test afterwards. */
+typedef struct pair {
+    echo_server_t *first, *second;
+    proxy_thread_t px;
+} pair_t;
+
+static void pair_start(pair_t *p, mesh_proxy_config_t cfg, const char *svc, const char *solo)
+{
+    p->first = echo_server_start();
+    p->second = echo_server_start();
+    CHECK(p->first && p->second);
+    char a1[64], a2[64];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    route_add(b, svc, addr_of(p->first, a1, sizeof(a1)));
+    route_add(b, svc, addr_of(p->second, a2, sizeof(a2)));
+    if (solo)
+        route_add(b, solo, a1);
+    proxy_start(&p->px, cfg, mesh_route_builder_finish(b));
+}
+
+static void pair_stop(pair_t *p)
+{
+    proxy_stop(&p->px);
+    echo_server_stop(p->first);
+    echo_server_stop(p->second);
+}
+
 /* count gRPC messages of size bytes, each byte distinct per seed. */
 static uint8_t *grpc_msgs(size_t count, size_t size, int seed, size_t *total)
 {
@@ -162,15 +190,10 @@ static void check_echoed(const h2_call_t *call, const uint8_t *req, size_t len)
 
 static void test_refused_retried(void)
 {
-    echo_server_t *ref = echo_server_start(), *ok = echo_server_start();
-    CHECK(ref && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "r.Svc", NULL);
+    echo_server_t *ref = p.first, *ok = p.second;
     echo_server_set_mode(ref, ECHO_MODE_REFUSE, 0); /* refuses every stream */
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "r.Svc", addr_of(ref, a1, sizeof(a1)));
-    route_add(b, "r.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
 
     /* Round robin sends some of these calls to the refusing instance first; all succeed. */
     size_t len;
@@ -178,7 +201,7 @@ static void test_refused_retried(void)
     int n = 0;
     for (; n < 6 && (n < 2 || echo_server_refused(ref) == 0); n++) {
         h2_call_t call;
-        one_call(px.port, "/r.Svc/Echo", NULL, req, len, &call, 10000);
+        one_call(p.px.port, "/r.Svc/Echo", NULL, req, len, &call, 10000);
         check_echoed(&call, req, len);
         h2_call_free(&call);
     }
@@ -186,12 +209,10 @@ static void test_refused_retried(void)
     CHECK(echo_server_completed(ref) == 0);
     CHECK(echo_server_completed(ok) == n);
     CHECK(echo_server_calls(ok) == n); /* each call executed exactly once */
-    mesh_proxy_stats_t st = proxy_stats(&px);
+    mesh_proxy_stats_t st = proxy_stats(&p.px);
     CHECK(st.retries == (uint64_t)echo_server_refused(ref));
     CHECK(st.calls == (uint64_t)n && st.calls_failed == 0);
-    proxy_stop(&px);
-    echo_server_stop(ref);
-    echo_server_stop(ok);
+    pair_stop(&p);
     free(req);
 }
 
@@ -199,20 +220,15 @@ static void test_refused_retried(void)
  * the other instance, and the refusing backend's next stream on that connection is served. */
 static void test_refused_first_stream_only(void)
 {
-    echo_server_t *ref = echo_server_start(), *ok = echo_server_start();
-    CHECK(ref && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "r.Svc", NULL);
+    echo_server_t *ref = p.first, *ok = p.second;
     echo_server_set_mode(ref, ECHO_MODE_REFUSE, 1);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "r.Svc", addr_of(ref, a1, sizeof(a1)));
-    route_add(b, "r.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(1, 7, 2, &len);
     for (int i = 0; i < 6; i++) {
         h2_call_t call;
-        one_call(px.port, "/r.Svc/Echo", NULL, req, len, &call, 10000);
+        one_call(p.px.port, "/r.Svc/Echo", NULL, req, len, &call, 10000);
         check_echoed(&call, req, len);
         h2_call_free(&call);
     }
@@ -220,10 +236,8 @@ static void test_refused_first_stream_only(void)
     CHECK(echo_server_completed(ref) > 0); /* later streams on it were served */
     CHECK(echo_server_completed(ref) + echo_server_completed(ok) == 6);
     CHECK(echo_server_calls(ok) == echo_server_completed(ok));
-    CHECK(proxy_stats(&px).retries == 1);
-    proxy_stop(&px);
-    echo_server_stop(ref);
-    echo_server_stop(ok);
+    CHECK(proxy_stats(&p.px).retries == 1);
+    pair_stop(&p);
     free(req);
 }
 
@@ -232,19 +246,14 @@ static void test_refused_first_stream_only(void)
  * the rest follows there; the echo comes back byte for byte. */
 static void test_refused_retry_streaming_body(void)
 {
-    echo_server_t *ref = echo_server_start(), *ok = echo_server_start();
-    CHECK(ref && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "r.Svc", NULL);
+    echo_server_t *ref = p.first, *ok = p.second;
     echo_server_set_mode(ref, ECHO_MODE_REFUSE, 0);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "r.Svc", addr_of(ref, a1, sizeof(a1))); /* round robin starts here */
-    route_add(b, "r.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(100, 1000, 11, &len); /* under half the 256 KiB stream buffer */
     h2_client_t c;
-    CHECK(h2_client_connect(&c, px.port) == 0);
+    CHECK(h2_client_connect(&c, p.px.port) == 0);
     h2_call_t call;
     CHECK(h2_client_call(&c, &call, "/r.Svc/Echo", "application/grpc", NULL, req, len / 2, 0) == 0);
     long end = now_ms() + 10000;
@@ -256,48 +265,38 @@ static void test_refused_retry_streaming_body(void)
     h2_call_t *calls[] = {&call};
     CHECK(h2_client_wait(&c, calls, 1, 10000) == 0);
     check_echoed(&call, req, len);
-    CHECK(proxy_stats(&px).retries == 1);
+    CHECK(proxy_stats(&p.px).retries == 1);
     h2_client_close(&c);
     h2_call_free(&call);
-    proxy_stop(&px);
-    echo_server_stop(ref);
-    echo_server_stop(ok);
+    pair_stop(&p);
     free(req);
 }
 
 static void test_all_refuse(void)
 {
-    echo_server_t *r1 = echo_server_start(), *r2 = echo_server_start();
-    CHECK(r1 && r2);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "r.Svc", "one.Svc");
+    echo_server_t *r1 = p.first, *r2 = p.second;
     echo_server_set_mode(r1, ECHO_MODE_REFUSE, 0);
     echo_server_set_mode(r2, ECHO_MODE_REFUSE, 0);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "r.Svc", addr_of(r1, a1, sizeof(a1)));
-    route_add(b, "r.Svc", addr_of(r2, a2, sizeof(a2)));
-    route_add(b, "one.Svc", a1);
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(1, 9, 3, &len);
     /* Two refusing instances: tried on both, then UNAVAILABLE (the deadline is far away). */
     h2_call_t call;
-    one_call(px.port, "/r.Svc/Echo", "60S", req, len, &call, 10000);
+    one_call(p.px.port, "/r.Svc/Echo", "60S", req, len, &call, 10000);
     CHECK(call.grpc_status == 14);
     CHECK(strncmp(call.grpc_message, "meshd: ", 7) == 0);
     CHECK(echo_server_refused(r1) == 1 && echo_server_refused(r2) == 1);
     h2_call_free(&call);
     /* A single refusing instance: no other one to retry on. */
-    one_call(px.port, "/one.Svc/Echo", "60S", req, len, &call, 10000);
+    one_call(p.px.port, "/one.Svc/Echo", "60S", req, len, &call, 10000);
     CHECK(call.grpc_status == 14);
     CHECK(strncmp(call.grpc_message, "meshd: ", 7) == 0);
     CHECK(strstr(call.grpc_message, "one.Svc"));
     CHECK(echo_server_refused(r1) == 2);
     h2_call_free(&call);
     CHECK(echo_server_completed(r1) == 0 && echo_server_completed(r2) == 0);
-    proxy_stop(&px);
-    echo_server_stop(r1);
-    echo_server_stop(r2);
+    pair_stop(&p);
     free(req);
 }
 
@@ -306,31 +305,24 @@ static void test_all_refuse(void)
 /* GOAWAY(last_stream_id 0) answering the first stream: that stream is retried elsewhere. */
 static void test_goaway_zero_retried(void)
 {
-    echo_server_t *g = echo_server_start(), *ok = echo_server_start();
-    CHECK(g && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "g.Svc", NULL);
+    echo_server_t *g = p.first, *ok = p.second;
     echo_server_set_mode(g, ECHO_MODE_GOAWAY_ZERO, 0);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "g.Svc", addr_of(g, a1, sizeof(a1)));
-    route_add(b, "g.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(1, 33, 4, &len);
     int n = 0;
     for (; n < 6 && (n < 2 || echo_server_dropped(g) == 0); n++) {
         h2_call_t call;
-        one_call(px.port, "/g.Svc/Echo", NULL, req, len, &call, 10000);
+        one_call(p.px.port, "/g.Svc/Echo", NULL, req, len, &call, 10000);
         check_echoed(&call, req, len);
         h2_call_free(&call);
     }
     CHECK(echo_server_dropped(g) > 0); /* g saw a stream above its GOAWAY */
     CHECK(echo_server_completed(g) == 0);
     CHECK(echo_server_completed(ok) == n && echo_server_calls(ok) == n);
-    CHECK(proxy_stats(&px).retries == (uint64_t)echo_server_dropped(g));
-    proxy_stop(&px);
-    echo_server_stop(g);
-    echo_server_stop(ok);
+    CHECK(proxy_stats(&p.px).retries == (uint64_t)echo_server_dropped(g));
+    pair_stop(&p);
     free(req);
 }
 
@@ -338,30 +330,23 @@ static void test_goaway_zero_retried(void)
  * proxy's stream left before the GOAWAY arrived or not, the call is retried elsewhere. */
 static void test_goaway_at_connect_retried(void)
 {
-    echo_server_t *g = echo_server_start(), *ok = echo_server_start();
-    CHECK(g && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "g.Svc", NULL);
+    echo_server_t *g = p.first, *ok = p.second;
     echo_server_set_mode(g, ECHO_MODE_GOAWAY_AT_CONNECT, 0);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "g.Svc", addr_of(g, a1, sizeof(a1)));
-    route_add(b, "g.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(1, 21, 12, &len);
     for (int i = 0; i < 4; i++) {
         h2_call_t call;
-        one_call(px.port, "/g.Svc/Echo", NULL, req, len, &call, 10000);
+        one_call(p.px.port, "/g.Svc/Echo", NULL, req, len, &call, 10000);
         check_echoed(&call, req, len);
         h2_call_free(&call);
     }
     CHECK(echo_server_conns(g) > 0);
     CHECK(echo_server_calls(g) == 0 && echo_server_completed(g) == 0);
     CHECK(echo_server_completed(ok) == 4 && echo_server_calls(ok) == 4);
-    CHECK(proxy_stats(&px).retries > 0);
-    proxy_stop(&px);
-    echo_server_stop(g);
-    echo_server_stop(ok);
+    CHECK(proxy_stats(&p.px).retries > 0);
+    pair_stop(&p);
     free(req);
 }
 
@@ -369,21 +354,14 @@ static void test_goaway_at_connect_retried(void)
  * the first completes there and is not retried, the second is retried on the other instance. */
 static void test_goaway_above_last_id(void)
 {
-    echo_server_t *g = echo_server_start(), *ok = echo_server_start();
-    CHECK(g && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "both.Svc", "only.Svc");
+    echo_server_t *g = p.first, *ok = p.second;
     echo_server_set_mode(g, ECHO_MODE_GOAWAY_AFTER_FIRST, 0);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    /* only.Svc lives on g alone; both.Svc's round robin starts at g (its first instance). */
-    route_add(b, "only.Svc", addr_of(g, a1, sizeof(a1)));
-    route_add(b, "both.Svc", a1);
-    route_add(b, "both.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t la, lb;
     uint8_t *ra = grpc_msgs(1, 15, 5, &la), *rb = grpc_msgs(2, 25, 6, &lb);
     h2_client_t c;
-    CHECK(h2_client_connect(&c, px.port) == 0);
+    CHECK(h2_client_connect(&c, p.px.port) == 0);
     h2_call_t ca, cb;
     CHECK(h2_client_call(&c, &ca, "/only.Svc/Echo", "application/grpc", NULL, ra, la, 1) == 0);
     /* Let the first call reach g before the second one is sent. */
@@ -399,13 +377,11 @@ static void test_goaway_above_last_id(void)
     CHECK(echo_server_calls(g) == 2 && echo_server_dropped(g) == 1);
     CHECK(echo_server_completed(g) == 1);
     CHECK(echo_server_calls(ok) == 1 && echo_server_completed(ok) == 1); /* no duplicate */
-    CHECK(proxy_stats(&px).retries == 1);
+    CHECK(proxy_stats(&p.px).retries == 1);
     h2_client_close(&c);
     h2_call_free(&ca);
     h2_call_free(&cb);
-    proxy_stop(&px);
-    echo_server_stop(g);
-    echo_server_stop(ok);
+    pair_stop(&p);
     free(ra);
     free(rb);
 }
@@ -415,21 +391,15 @@ static void test_goaway_above_last_id(void)
  * call at the GOAWAY's last id completes where it is. */
 static void test_goaway_queued_stream_retried(void)
 {
-    echo_server_t *g = echo_server_start(), *ok = echo_server_start();
-    CHECK(g && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){.max_upstream_conns = 1}, "both.Svc", "only.Svc");
+    echo_server_t *g = p.first, *ok = p.second;
     echo_server_set_max_streams(g, 1);
     echo_server_set_mode(g, ECHO_MODE_GOAWAY_ON_RELEASE, 2); /* the first stream is served */
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "only.Svc", addr_of(g, a1, sizeof(a1)));
-    route_add(b, "both.Svc", a1); /* round robin starts at g */
-    route_add(b, "both.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){.max_upstream_conns = 1}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(1, 17, 13, &len);
     h2_client_t c;
-    CHECK(h2_client_connect(&c, px.port) == 0);
+    CHECK(h2_client_connect(&c, p.px.port) == 0);
     /* Warm-up: the upstream connection is up and its SETTINGS (one stream) are known. */
     h2_call_t w, ca, cb;
     CHECK(h2_client_call(&c, &w, "/only.Svc/Echo", "application/grpc", NULL, req, len, 1) == 0);
@@ -443,9 +413,9 @@ static void test_goaway_queued_stream_retried(void)
         h2_client_pump(&c, 10);
     CHECK(echo_server_calls(g) == 2);
     CHECK(h2_client_call(&c, &cb, "/both.Svc/Echo", "application/grpc", "60S", req, len, 1) == 0);
-    while (proxy_stats(&px).calls < 3 && now_ms() < end)
+    while (proxy_stats(&p.px).calls < 3 && now_ms() < end)
         h2_client_pump(&c, 10);
-    CHECK(proxy_stats(&px).calls == 3);
+    CHECK(proxy_stats(&p.px).calls == 3);
     h2_client_pump(&c, 100); /* B is attached upstream; let any frame it produces go out */
     echo_server_release(g);  /* GOAWAY(last = A), then A is answered */
     h2_call_t *calls[] = {&ca, &cb};
@@ -460,9 +430,7 @@ static void test_goaway_queued_stream_retried(void)
     h2_call_free(&w);
     h2_call_free(&ca);
     h2_call_free(&cb);
-    proxy_stop(&px);
-    echo_server_stop(g);
-    echo_server_stop(ok);
+    pair_stop(&p);
     free(req);
 }
 
@@ -470,31 +438,24 @@ static void test_goaway_queued_stream_retried(void)
 
 static void test_reset_after_read_not_retried(void)
 {
-    echo_server_t *x = echo_server_start(), *ok = echo_server_start();
-    CHECK(x && ok);
+    pair_t p;
+    pair_start(&p, (mesh_proxy_config_t){0}, "x.Svc", NULL);
+    echo_server_t *x = p.first, *ok = p.second;
     echo_server_set_mode(x, ECHO_MODE_RESET_INTERNAL, 0);
-    char a1[64], a2[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "x.Svc", addr_of(x, a1, sizeof(a1))); /* round robin starts here */
-    route_add(b, "x.Svc", addr_of(ok, a2, sizeof(a2)));
-    proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){0}, mesh_route_builder_finish(b));
     size_t len;
     uint8_t *req = grpc_msgs(1, 12, 7, &len);
     h2_call_t call;
-    one_call(px.port, "/x.Svc/Echo", NULL, req, len, &call, 10000);
+    one_call(p.px.port, "/x.Svc/Echo", NULL, req, len, &call, 10000);
     /* docs/transport.md: upstream RST_STREAM INTERNAL_ERROR -> 13, "meshd: upstream ... reset". */
     CHECK(call.grpc_status == 13);
     CHECK(strncmp(call.grpc_message, "meshd: upstream ", 16) == 0);
     CHECK(strstr(call.grpc_message, "reset"));
     CHECK(echo_server_resets(x) == 1);
     CHECK(echo_server_calls(ok) == 0); /* never executed twice */
-    mesh_proxy_stats_t st = proxy_stats(&px);
+    mesh_proxy_stats_t st = proxy_stats(&p.px);
     CHECK(st.retries == 0);
     h2_call_free(&call);
-    proxy_stop(&px);
-    echo_server_stop(x);
-    echo_server_stop(ok);
+    pair_stop(&p);
     free(req);
 }
 
