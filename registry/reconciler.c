@@ -37,7 +37,7 @@ static int add_table(mesh_route_builder_t *b, const mesh_routes_t *t)
         const mesh_route_service_t *s = mesh_routes_at(t, i);
         for (size_t j = 0; j < s->n_instances; j++) {
             const mesh_route_instance_t *in = &s->instances[j];
-            if (mesh_route_builder_add(b, s->name, in->addr, s->methods, s->n_methods, in->source,
+            if (mesh_route_builder_add(b, s->name, in->addr, in->methods, in->n_methods, in->source,
                                        in->node, in->zone, in->weight) != 0)
                 return -1;
         }

@@ -36,12 +36,41 @@ mesh_route_builder_t *mesh_route_builder_new(void)
     return calloc(1, sizeof(mesh_route_builder_t));
 }
 
+/* Frees an instance's own method list (its strings and array are owned by the table). */
+static void inst_methods_free(mesh_route_instance_t *in)
+{
+    for (size_t i = 0; i < in->n_methods; i++)
+        free((char *)in->methods[i]);
+    free((void *)in->methods);
+    in->methods = NULL;
+    in->n_methods = 0;
+}
+
+/* Replaces an instance's method list with a copy of methods (n of them). */
+static int inst_methods_set(mesh_route_instance_t *in, const char *const *methods, size_t n)
+{
+    inst_methods_free(in);
+    const char **m = calloc(n ? n : 1, sizeof(*m));
+    if (!m)
+        return -1;
+    in->methods = m;
+    for (size_t i = 0; i < n; i++) {
+        if (!methods[i])
+            continue;
+        if (!(m[in->n_methods] = strdup(methods[i])))
+            return -1;
+        in->n_methods++;
+    }
+    return 0;
+}
+
 static void svc_destroy(svc_t *s)
 {
     for (size_t i = 0; i < s->pub.n_instances; i++) {
         free((char *)s->inst[i].addr);
         free((char *)s->inst[i].node);
         free((char *)s->inst[i].zone);
+        inst_methods_free(&s->inst[i]);
     }
     free(s->inst);
     for (size_t i = 0; i < s->pub.n_methods; i++)
@@ -147,6 +176,8 @@ int mesh_route_builder_add(mesh_route_builder_t *b, const char *service, const c
     in->source = source;
     if (methods) {
         s->methods_known = 1;
+        if (inst_methods_set(in, methods, n_methods) < 0)
+            return -1;
         for (size_t i = 0; i < n_methods; i++)
             if (methods[i] && add_method(s, methods[i]) < 0)
                 return -1;
@@ -182,6 +213,9 @@ mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b)
     for (size_t i = 0; i < t->n; i++) {
         svc_t *s = &t->svcs[i];
         s->pub.instances = s->inst;
+        for (size_t j = 0; j < s->pub.n_instances; j++)
+            if (s->inst[j].n_methods > 1)
+                qsort((void *)s->inst[j].methods, s->inst[j].n_methods, sizeof(char *), cmp_str);
         if (s->methods_known) {
             if (s->pub.n_methods > 1)
                 qsort(s->methods, s->pub.n_methods, sizeof(char *), cmp_str);
@@ -270,6 +304,24 @@ mesh_route_status_t mesh_routes_lookup(const mesh_routes_t *t, const char *path,
     if (out)
         *out = &s->pub;
     return MESH_ROUTE_FOUND;
+}
+
+int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *method, size_t len)
+{
+    if (!in->methods)
+        return 1;
+    size_t lo = 0, hi = in->n_methods;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = cmp_n(in->methods[mid], method, len);
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
 }
 
 const mesh_route_service_t *mesh_routes_service(const mesh_routes_t *t, const char *name)

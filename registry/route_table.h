@@ -27,7 +27,9 @@ typedef struct mesh_route_instance {
     const char *zone; /* "" when unknown */
     uint32_t weight;  /* 1 when unknown */
     mesh_route_source_t source;
-    uint32_t index; /* position of this instance in its service, 0..n-1 */
+    uint32_t index;             /* position of this instance in its service, 0..n-1 */
+    const char *const *methods; /* sorted methods this instance serves; NULL when unknown */
+    size_t n_methods;
 } mesh_route_instance_t;
 
 /** A service: its instances and, when known, the methods it serves. */
@@ -48,8 +50,8 @@ mesh_route_builder_t *mesh_route_builder_new(void);
 /**
  * Adds one instance of service at addr. methods (may be NULL) lists the methods this instance
  * serves; a service's method set is the union over its instances. Adding the same
- * (service, addr) twice merges the two (the later source wins). Returns 0, or -1 on bad input
- * (empty service or addr) or out of memory.
+ * (service, addr) twice merges the two (the later source wins, also for the instance's own
+ * method list). Returns 0, or -1 on bad input (empty service or addr) or out of memory.
  */
 int mesh_route_builder_add(mesh_route_builder_t *b, const char *service, const char *addr,
                            const char *const *methods, size_t n_methods, mesh_route_source_t source,
@@ -81,6 +83,13 @@ typedef enum {
  */
 mesh_route_status_t mesh_routes_lookup(const mesh_routes_t *t, const char *path, size_t len,
                                        const mesh_route_service_t **out);
+
+/**
+ * Whether an instance serves a method (len bytes, not NUL-terminated): 1 when it listed the
+ * method or did not list its methods at all, else 0. During a rolling update the instances of
+ * one service may serve different methods; the proxy sends a call only to those that serve it.
+ */
+int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *method, size_t len);
 
 /** Looks up a service by name (NUL-terminated); NULL when absent. */
 const mesh_route_service_t *mesh_routes_service(const mesh_routes_t *t, const char *name);

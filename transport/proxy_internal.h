@@ -118,6 +118,7 @@ struct pxy_endpoint {
 typedef struct pxy_svc {
     uint32_t rr;
     pxy_endpoint_t **eps;
+    const mesh_route_instance_t **insts; /* the table's instance of each endpoint */
     size_t n;
 } pxy_svc_t;
 
@@ -157,6 +158,8 @@ struct pxy_stream {
     int default_route;   /* routed to w->default_ep (no table entry) */
     const char *svc_str; /* service name from :path (in reqh.buf), for messages */
     int svc_len;
+    const char *method_str; /* method name from :path, for instances that list methods */
+    int method_len;
     int final_status; /* for the filters' on_done: MESH_PROXY_STATUS_* or a gRPC status */
     int n_admitted;   /* filters that accepted the call (on_done owed) */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];

@@ -399,8 +399,10 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     if (!s)
         return NULL;
     for (size_t i = 0; i < s->n; i++) {
-        pxy_endpoint_t *ep = s->eps[s->rr++ % s->n];
-        if (ep != exclude && pxy_endpoint_live(ps->w, ep))
+        size_t k = s->rr++ % s->n;
+        pxy_endpoint_t *ep = s->eps[k];
+        if (ep != exclude && pxy_endpoint_live(ps->w, ep) &&
+            mesh_route_instance_serves(s->insts[k], ps->method_str, (size_t)ps->method_len))
             return ep;
     }
     return NULL;
@@ -586,6 +588,8 @@ static void stream_start(pxy_stream_t *ps)
     ps->svc_str = pl > 1 ? path + 1 : path;
     const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
     ps->svc_len = slash ? (int)(slash - (path + 1)) : (pl > 1 ? (int)pl - 1 : 0);
+    ps->method_str = slash ? slash + 1 : path + pl;
+    ps->method_len = slash ? (int)(path + pl - (slash + 1)) : 0;
     if (w->n_filters && filters_admit(ps, path, pl) != 0)
         return;
     const mesh_route_service_t *svc = NULL;

@@ -291,7 +291,11 @@ void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
     for (size_t i = 0; i < n; i++)
         total += mesh_routes_at(routes, i)->n_instances;
     /* One array for every service's endpoint pointers, carved per service. */
-    pxy_endpoint_t **eps = total ? calloc(total, sizeof(*eps)) : NULL;
+    pxy_endpoint_t **eps =
+        total ? calloc(total, sizeof(*eps) + sizeof(mesh_route_instance_t *)) : NULL;
+    /* the instance pointers follow the endpoint pointers in the same allocation */
+    const mesh_route_instance_t **insts =
+        eps ? (const mesh_route_instance_t **)(eps + total) : NULL;
     if ((n && !svc) || (total && !eps)) {
         mesh_error(ACTOR, "worker %d: out of memory installing routes", w->cfg.worker_index);
         free(svc);
@@ -303,11 +307,14 @@ void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
     for (size_t i = 0; i < n; i++) {
         const mesh_route_service_t *s = mesh_routes_at(routes, i);
         svc[i].eps = eps + o;
+        svc[i].insts = insts + o;
         svc[i].rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
         for (size_t j = 0; j < s->n_instances; j++) {
             pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
-            if (ep)
+            if (ep) {
+                svc[i].insts[svc[i].n] = &s->instances[j];
                 svc[i].eps[svc[i].n++] = ep;
+            }
         }
         o += s->n_instances;
     }

@@ -59,10 +59,9 @@ class Etcd:
             raise Fail("etcdctl %s: %s" % (" ".join(args), r.stderr.decode()))
         return r.stdout.decode()
 
-    def register(self, service, addr, node):
-        value = {"Op": 0, "Addr": addr,
-                 "Metadata": {"node": node, "methods": ["Unary", "ServerStream", "ClientStream",
-                                                        "Bidi", "Stats", "SetHealth"]}}
+    def register(self, service, addr, node, methods=("Unary", "ServerStream", "ClientStream",
+                                                     "Bidi", "Stats", "SetHealth")):
+        value = {"Op": 0, "Addr": addr, "Metadata": {"node": node, "methods": list(methods)}}
         self.ctl("put", "%s/%s/%s" % (PREFIX, service, addr), json.dumps(value))
 
     def deregister(self, service, addr):
@@ -139,6 +138,24 @@ def main():
         etcd.deregister("meshd.test.Echo", backends["py1"])
         wait_until(lambda: set(served_by(target, 4)) == {"py2"}, 10, "py1 to leave")
         print("deregistration -> no more traffic in %.1f ms" % ((time.monotonic() - t0) * 1000))
+
+        # A rolling update in which the instances serve different methods: py2 (old version)
+        # lacks ServerStream, so every ServerStream call goes to py1; Unary still alternates.
+        etcd.register("meshd.test.Echo", backends["py1"], "node-py1")
+        etcd.register("meshd.test.Echo", backends["py2"], "node-py2",
+                      methods=("Unary", "Stats", "SetHealth"))
+
+        def streams_go_to_py1():
+            with EchoClient(target) as c:
+                rs = [c.server_stream(reply_count=1, timeout=5) for _ in range(4)]
+            seen = [r.replies[0].server_id if r.ok else "%s: %s" % (r.code.name, r.details)
+                    for r in rs]
+            print("ServerStream served by", seen, flush=True)
+            return seen == ["py1"] * 4
+        wait_until(streams_go_to_py1, 10, "ServerStream calls to go only to py1")
+        check(set(served_by(target, 4)) == {"py1", "py2"}, "Unary still uses both instances")
+        etcd.deregister("meshd.test.Echo", backends["py1"])
+        wait_until(lambda: set(served_by(target, 4)) == {"py2"}, 10, "py1 to leave again")
 
         # etcd dies: the proxy keeps routing with its last view.
         etcd.kill()

@@ -67,6 +67,16 @@ static void test_lookup(void)
     CHECK(mesh_routes_service(t, "pkg.Greeter") == mesh_routes_at(t, 1));
     CHECK(mesh_routes_service(t, "pkg") == NULL);
 
+    /* Each instance keeps its own (sorted) methods: a call goes only where it is served. */
+    s = mesh_routes_at(t, 1);
+    CHECK(s->instances[0].n_methods == 2 && strcmp(s->instances[0].methods[0], "Check") == 0);
+    CHECK(mesh_route_instance_serves(&s->instances[0], "SayHello", 8));
+    CHECK(!mesh_route_instance_serves(&s->instances[0], "Watch", 5));
+    CHECK(mesh_route_instance_serves(&s->instances[1], "Watch", 5));
+    CHECK(!mesh_route_instance_serves(&s->instances[1], "SayHelloX", 8)); /* "SayHello" */
+    CHECK(!mesh_route_instance_serves(&s->instances[1], "Check", 5));
+    CHECK(mesh_route_instance_serves(&mesh_routes_at(t, 0)->instances[0], "Any", 3)); /* unknown */
+
     /* Reference counting: the table lives until the last unref. */
     CHECK(mesh_routes_ref(t) == t);
     mesh_routes_unref(t);
