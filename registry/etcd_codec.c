@@ -120,6 +120,17 @@ static int decoder_reserve(etcd_decoder_t *d, size_t need)
     return 0;
 }
 
+/* Parses an etcd answer; NULL unless it is a JSON object. */
+static json_t *load_object(const char *body, size_t len)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    if (root && !json_is_object(root)) {
+        json_decref(root);
+        root = NULL;
+    }
+    return root;
+}
+
 /*
  * An int64 as etcd sends it: a JSON string, or a number; missing means 0. Revisions, lease IDs
  * and TTLs are never negative in etcd (a TTL of -1 means "gone", as 0 does): anything negative,
@@ -178,9 +189,8 @@ static void error_from_json(const json_t *root, etcd_error_t *err)
 
 int etcd_decode_error(const char *body, size_t len, etcd_error_t *err)
 {
-    json_t *root = json_loadb(body, len, 0, NULL);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    json_t *root = load_object(body, len);
+    if (!root) {
         err->code = -1;
         snprintf(err->message, sizeof(err->message), "not an etcd answer");
         return -1;
@@ -231,9 +241,8 @@ int etcd_decode_range(etcd_decoder_t *d, const char *body, size_t len, etcd_rang
                       etcd_kv_cb cb, void *ud)
 {
     memset(info, 0, sizeof(*info));
-    json_t *root = json_loadb(body, len, 0, NULL);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    json_t *root = load_object(body, len);
+    if (!root) {
         return -1;
     }
     error_from_json(root, &info->err);
@@ -265,9 +274,8 @@ int etcd_decode_watch(etcd_decoder_t *d, const char *line, size_t len, etcd_watc
                       etcd_event_cb cb, void *ud)
 {
     memset(info, 0, sizeof(*info));
-    json_t *root = json_loadb(line, len, 0, NULL);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    json_t *root = load_object(line, len);
+    if (!root) {
         return -1;
     }
     const json_t *res = json_object_get(root, "result");
@@ -327,9 +335,8 @@ int etcd_decode_watch(etcd_decoder_t *d, const char *line, size_t len, etcd_watc
 int etcd_decode_lease(const char *body, size_t len, etcd_lease_info_t *info)
 {
     memset(info, 0, sizeof(*info));
-    json_t *root = json_loadb(body, len, 0, NULL);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    json_t *root = load_object(body, len);
+    if (!root) {
         return -1;
     }
     const json_t *res = json_object_get(root, "result");
@@ -345,9 +352,8 @@ int etcd_decode_lease(const char *body, size_t len, etcd_lease_info_t *info)
 int etcd_decode_header(const char *body, size_t len, int64_t *revision, int *succeeded,
                        etcd_error_t *err)
 {
-    json_t *root = json_loadb(body, len, 0, NULL);
-    if (!root || !json_is_object(root)) {
-        json_decref(root);
+    json_t *root = load_object(body, len);
+    if (!root) {
         return -1;
     }
     error_from_json(root, err);
