@@ -14,6 +14,7 @@
 
 #include "transport/chunk.h"
 #include "transport/h2_conn.h"
+#include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
 #include "transport/proxy.h"
 
@@ -67,6 +68,7 @@ typedef struct pxy_hdrs {
     size_t n, ents_cap;
     size_t size;          /* HTTP/2 header list size: name + value + 32 per field */
     int32_t idx[PXY_H_N]; /* entry of the first field with that name, or -1 */
+    mesh_h2_fields_t chk; /* the block's field rules so far */
 } pxy_hdrs_t;
 
 typedef struct pxy_endpoint pxy_endpoint_t;

@@ -88,6 +88,7 @@ static void hdrs_clear(pxy_hdrs_t *h)
     h->len = h->n = h->size = 0;
     for (int i = 0; i < PXY_H_N; i++)
         h->idx[i] = -1;
+    mesh_h2_fields_reset(&h->chk);
 }
 
 static void hdrs_free(pxy_hdrs_t *h)
@@ -565,6 +566,10 @@ static void stream_start(pxy_stream_t *ps)
                         "meshd: request headers larger than %u bytes", w->cfg.max_header_list_size);
         return;
     }
+    if (mesh_h2_fields_end(&h->chk, MESH_H2_REQUEST) < 0) {
+        pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: malformed request: %s", h->chk.problem);
+        return;
+    }
     v = hdrs_get(h, PXY_H_CONTENT_TYPE, &vl);
     if (!v || vl < 16 || memcmp(v, "application/grpc", 16) != 0 ||
         (vl > 16 && v[16] != '+' && v[16] != ';')) {
@@ -654,6 +659,8 @@ static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
         ps->hdr_overflow = 1;
         return 0;
     }
+    if (mesh_h2_field_check(&ps->reqh.chk, MESH_H2_REQUEST, name, nl, value, vl) < 0)
+        return 0; /* answered when the block ends */
     if (hdrs_add(&ps->reqh, name, nl, value, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
@@ -758,6 +765,9 @@ static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
         return 0;
     if (ps->resph.size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
+    if (mesh_h2_field_check(&ps->resph.chk, blk, name, nl, value, vl) < 0)
+        return 0; /* answered when the block ends */
     if (hdrs_add(&ps->resph, name, nl, value, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
@@ -827,6 +837,14 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     if (!ps || !ps->ds || ps->failing)
         return 0;
     int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
+    if (mesh_h2_fields_end(&ps->resph.chk, blk) < 0 || (blk == MESH_H2_TRAILERS && !end)) {
+        mesh_chunkq_commit(&ps->req.q); /* the upstream saw the call: no retry */
+        pxy_stream_fail(
+            ps, MESH_GRPC_INTERNAL, "meshd: upstream %s sent a malformed response: %s", u->name,
+            ps->resph.chk.problem ? ps->resph.chk.problem : "trailers without END_STREAM");
+        return 0;
+    }
     if (!ps->resp_headers) {
         ps->resp_headers = 1;
         mesh_chunkq_commit(&ps->req.q); /* the upstream took the call: no retry from here */

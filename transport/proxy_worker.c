@@ -220,6 +220,7 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     nghttp2_option_set_peer_max_concurrent_streams(w->opt, 100);
     /* Closed streams are only kept for RFC 7540 priority trees, which gRPC does not use. */
     nghttp2_option_set_no_closed_streams(w->opt, 1);
+    nghttp2_option_set_no_http_messaging(w->opt, 1);
 
     struct sockaddr_storage sa;
     if (uv_ip4_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in *)&sa) != 0 &&

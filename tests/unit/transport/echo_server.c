@@ -189,10 +189,12 @@ static void respond(nghttp2_session *s, int32_t id, estream_t *st)
     if (strcmp(st->path, "/test.Echo/Hang") == 0)
         return;
     st->die = strcmp(st->path, "/test.Echo/Die") == 0;
+    /* /test.Echo/BadHeader: a response field value with a line break (malformed). */
+    int bad = strcmp(st->path, "/test.Echo/BadHeader") == 0;
     nghttp2_nv nva[] = {
         {(uint8_t *)":status", (uint8_t *)"200", 7, 3, 0},
         {(uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0},
-        {(uint8_t *)"x-echo-bin", (uint8_t *)"AAEC", 10, 4, 0},
+        {(uint8_t *)"x-echo-bin", (uint8_t *)(bad ? "A\r\nC" : "AAEC"), 10, 4, 0},
     };
     nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = read_cb};
     nghttp2_submit_response(s, id, nva, 3, &prd);

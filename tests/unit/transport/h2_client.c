@@ -116,7 +116,7 @@ int h2_client_call(h2_client_t *c, h2_call_t *call, const char *path, const char
     call->req = body;
     call->req_len = len;
     call->req_end = end;
-    nghttp2_nv nva[8];
+    nghttp2_nv nva[16];
     size_t n = 0;
 #define NV(a, b) nva[n++] = (nghttp2_nv){(uint8_t *)a, (uint8_t *)b, strlen(a), strlen(b), 0}
     NV(":method", "POST");
@@ -129,6 +129,8 @@ int h2_client_call(h2_client_t *c, h2_call_t *call, const char *path, const char
     if (timeout)
         NV("grpc-timeout", timeout);
 #undef NV
+    for (size_t i = 0; i < c->n_extra && n < sizeof(nva) / sizeof(nva[0]); i++)
+        nva[n++] = c->extra[i];
     nghttp2_data_provider prd = {.source = {.ptr = call}, .read_callback = read_cb};
     call->id = nghttp2_submit_request(c->session, NULL, nva, n, &prd, call);
     return call->id > 0 ? 0 : -1;

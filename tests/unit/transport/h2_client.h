@@ -31,6 +31,8 @@ typedef struct h2_client {
     int fd;
     nghttp2_session *session;
     int dead;
+    const nghttp2_nv *extra; /* fields added to every request (n_extra of them), or NULL */
+    size_t n_extra;
 } h2_client_t;
 
 /** Connects to 127.0.0.1:port. 0 or -1. */

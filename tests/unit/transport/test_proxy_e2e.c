@@ -223,6 +223,66 @@ static void test_not_grpc(void)
     h2_call_free(&call);
 }
 
+/* A request breaking an HTTP/2 field rule gets INTERNAL naming the rule; the connection and
+ * its other calls carry on. */
+static void test_malformed_request(void)
+{
+    static const struct {
+        const char *name, *value, *problem;
+    } cases[] = {
+        {"x upper", "1", "invalid character in a field name"}, /* (nghttp2 lower-cases names) */
+        {"connection", "close", "connection-specific field"},
+        {"x-crlf", "a\r\nb", "control character in a field value"},
+        {"te", "gzip", "te other than \"trailers\""},
+    };
+    size_t len;
+    uint8_t *req = grpc_msgs(1, 11, &len);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        h2_client_t c;
+        CHECK(h2_client_connect(&c, proxy_port) == 0);
+        nghttp2_nv nv = {(uint8_t *)cases[i].name, (uint8_t *)cases[i].value, strlen(cases[i].name),
+                         strlen(cases[i].value), 0};
+        c.extra = &nv;
+        c.n_extra = 1;
+        h2_call_t bad, good;
+        CHECK(h2_client_call(&c, &bad, "/test.Echo/Echo", "application/grpc", NULL, req, len, 1) ==
+              0);
+        c.extra = NULL;
+        c.n_extra = 0;
+        CHECK(h2_client_call(&c, &good, "/test.Echo/Echo", "application/grpc", NULL, req, len, 1) ==
+              0);
+        h2_call_t *calls[] = {&bad, &good};
+        CHECK(h2_client_wait(&c, calls, 2, 5000) == 0);
+        CHECK_EQ(bad.grpc_status, 13);
+        char want[200];
+        snprintf(want, sizeof(want), "meshd: malformed request: %s", cases[i].problem);
+        CHECK_STR(bad.grpc_message, want);
+        CHECK_EQ(good.grpc_status, 0);
+        CHECK(good.body_len == len);
+        h2_call_free(&bad);
+        h2_call_free(&good);
+        h2_client_close(&c);
+    }
+    free(req);
+}
+
+/* An upstream response breaking a field rule reaches the client as INTERNAL saying so. */
+static void test_malformed_response(void)
+{
+    size_t len;
+    uint8_t *req = grpc_msgs(1, 11, &len);
+    h2_call_t call;
+    one_call("/test.Echo/BadHeader", "application/grpc", NULL, req, len, &call, 5000);
+    CHECK_EQ(call.grpc_status, 13);
+    CHECK(
+        strstr(call.grpc_message, "sent a malformed response: control character in a field value"));
+    h2_call_free(&call);
+    one_call("/test.Echo/Echo", "application/grpc", NULL, req, len, &call, 5000);
+    CHECK_EQ(call.grpc_status, 0);
+    h2_call_free(&call);
+    free(req);
+}
+
 static void test_no_live_instance(void)
 {
     h2_call_t call;
@@ -392,6 +452,8 @@ int main(void)
     RUN(test_many_concurrent);
     RUN(test_no_route);
     RUN(test_not_grpc);
+    RUN(test_malformed_request);
+    RUN(test_malformed_response);
     RUN(test_no_live_instance);
     RUN(test_retry_other_instance);
     RUN(test_deadline);

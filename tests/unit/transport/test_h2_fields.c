@@ -1,0 +1,121 @@
+/*
+ * tests/unit/transport/test_h2_fields.c: the HTTP/2 field rules the proxy enforces itself
+ * (transport/h2_fields.c): what a gRPC client or server really sends passes, and each broken
+ * rule is caught with the problem named.
+ */
+#include "transport/h2_fields.h"
+#include "test_util.h"
+
+#include <string.h>
+
+typedef struct {
+    const char *name, *value;
+} field_t;
+
+/* Runs a block through the checker; returns the first problem or NULL. */
+static const char *block(mesh_h2_block_t kind, const field_t *fs)
+{
+    mesh_h2_fields_t f;
+    mesh_h2_fields_reset(&f);
+    for (; fs->name; fs++)
+        mesh_h2_field_check(&f, kind, (const uint8_t *)fs->name, strlen(fs->name),
+                            (const uint8_t *)fs->value, strlen(fs->value));
+    mesh_h2_fields_end(&f, kind);
+    return f.problem;
+}
+
+#define OK(kind, ...) CHECK(block(kind, (const field_t[]){__VA_ARGS__, {NULL, NULL}}) == NULL)
+#define BAD(kind, want, ...)                                                                       \
+    do {                                                                                           \
+        const char *p = block(kind, (const field_t[]){__VA_ARGS__, {NULL, NULL}});                 \
+        CHECK(p != NULL);                                                                          \
+        CHECK_STR(p, want);                                                                        \
+    } while (0)
+
+#define REQ                                                                                        \
+    {":method", "POST"}, {":scheme", "http"},                                                      \
+    {                                                                                              \
+        ":path", "/pkg.Svc/M"                                                                      \
+    }
+
+static void test_valid_blocks(void)
+{
+    /* What grpc-go/grpc-c++ send, metadata and -bin included. */
+    OK(MESH_H2_REQUEST, REQ, {":authority", "svc:50051"}, {"content-type", "application/grpc"},
+       {"te", "trailers"}, {"grpc-timeout", "100m"}, {"user-agent", "grpc-c++/1.51.1"},
+       {"x-trace-bin", "AAEC/w=="}, {"x-tab", "a\tb"}, {"x-empty", ""}, {"x-obs", "caf\xc3\xa9"});
+    OK(MESH_H2_RESPONSE, {":status", "200"}, {"content-type", "application/grpc"});
+    OK(MESH_H2_RESPONSE, {":status", "200"}, {"grpc-status", "5"}, {"grpc-message", "not%20found"});
+    OK(MESH_H2_TRAILERS, {"grpc-status", "0"});
+    OK(MESH_H2_TRAILERS, {"grpc-status", "0"}, {"x-end", "1"});
+}
+
+static void test_names(void)
+{
+    BAD(MESH_H2_REQUEST, "upper-case letter in a field name", REQ, {"X-Upper", "1"});
+    BAD(MESH_H2_REQUEST, "invalid character in a field name", REQ, {"x y", "1"});
+    BAD(MESH_H2_REQUEST, "invalid character in a field name", REQ, {"x:y", "1"});
+    BAD(MESH_H2_REQUEST, "empty field name", REQ, {"", "1"});
+    BAD(MESH_H2_RESPONSE, "invalid character in a field name", {":status", "200"}, {"a\x01", "1"});
+}
+
+static void test_values(void)
+{
+    BAD(MESH_H2_REQUEST, "control character in a field value", REQ, {"x-a", "a\r\nb"});
+    BAD(MESH_H2_REQUEST, "control character in a field value", REQ, {"x-a", "a\x7f"});
+    BAD(MESH_H2_REQUEST, "field value starts or ends with whitespace", REQ, {"x-a", " a"});
+    BAD(MESH_H2_TRAILERS, "field value starts or ends with whitespace", {"grpc-status", "0\t"});
+    /* A NUL inside a value (HPACK carries lengths, so it can arrive). */
+    mesh_h2_fields_t f;
+    mesh_h2_fields_reset(&f);
+    CHECK_EQ(mesh_h2_field_check(&f, MESH_H2_TRAILERS, (const uint8_t *)"x", 1,
+                                 (const uint8_t *)"a\0b", 3),
+             -1);
+    CHECK_STR(f.problem, "control character in a field value");
+    /* The first problem sticks. */
+    CHECK_EQ(
+        mesh_h2_field_check(&f, MESH_H2_TRAILERS, (const uint8_t *)"X", 1, (const uint8_t *)"1", 1),
+        -1);
+    CHECK_STR(f.problem, "control character in a field value");
+}
+
+static void test_pseudo_headers(void)
+{
+    BAD(MESH_H2_REQUEST, "missing :method, :scheme or :path", {":method", "POST"},
+        {":path", "/a/b"});
+    BAD(MESH_H2_REQUEST, "repeated pseudo-header field", REQ, {":path", "/x/y"});
+    BAD(MESH_H2_REQUEST, "pseudo-header field after a regular field", {":method", "POST"},
+        {"x-a", "1"}, {":scheme", "http"}, {":path", "/a/b"});
+    BAD(MESH_H2_REQUEST, "unknown pseudo-header field", REQ, {":status", "200"});
+    BAD(MESH_H2_REQUEST, "unknown pseudo-header field", REQ, {":protocol", "websocket"});
+    BAD(MESH_H2_REQUEST, "empty :method, :scheme or :path", {":method", "POST"},
+        {":scheme", "http"}, {":path", ""});
+    BAD(MESH_H2_RESPONSE, "missing :status", {"content-type", "application/grpc"});
+    BAD(MESH_H2_RESPONSE, "unknown pseudo-header field", {":status", "200"}, {":path", "/"});
+    BAD(MESH_H2_RESPONSE, ":status is not three digits", {":status", "20"});
+    BAD(MESH_H2_RESPONSE, ":status is not three digits", {":status", "2x0"});
+    BAD(MESH_H2_RESPONSE, ":status is not three digits", {":status", "099"});
+    BAD(MESH_H2_TRAILERS, "pseudo-header field in trailers", {":status", "200"});
+}
+
+static void test_connection_fields(void)
+{
+    BAD(MESH_H2_REQUEST, "connection-specific field", REQ, {"connection", "close"});
+    BAD(MESH_H2_REQUEST, "connection-specific field", REQ, {"keep-alive", "1"});
+    BAD(MESH_H2_REQUEST, "connection-specific field", REQ, {"proxy-connection", "1"});
+    BAD(MESH_H2_REQUEST, "connection-specific field", REQ, {"transfer-encoding", "chunked"});
+    BAD(MESH_H2_REQUEST, "connection-specific field", REQ, {"upgrade", "h2c"});
+    BAD(MESH_H2_REQUEST, "te other than \"trailers\"", REQ, {"te", "gzip"});
+    BAD(MESH_H2_RESPONSE, "connection-specific field", {":status", "200"}, {"connection", "x"});
+}
+
+int main(void)
+{
+    RUN(test_valid_blocks);
+    RUN(test_names);
+    RUN(test_values);
+    RUN(test_pseudo_headers);
+    RUN(test_connection_fields);
+    fprintf(stderr, "ok\n");
+    return 0;
+}
