@@ -64,6 +64,55 @@ static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
     return 0;
 }
 
+/* 1 when some byte of the 8 in x is below 0x20 or is 0x7f (bytes >= 0x80 pass). */
+static inline int word_suspect(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t below = (x - ones * 0x20) & ~x & highs;
+    uint64_t del = x ^ (ones * 0x7f);
+    del = (del - ones) & ~del & highs;
+    return (below | del) != 0;
+}
+
+/* 1 when the value has a control character other than HTAB, or DEL. Eight bytes at a time;
+ * a word with a suspect byte (HTAB is one) is looked at byte by byte. */
+static int value_bad(const uint8_t *v, size_t vl)
+{
+    size_t i = 0;
+    for (; i + 8 <= vl; i += 8) {
+        uint64_t x;
+        memcpy(&x, v + i, 8);
+        if (word_suspect(x)) {
+            uint8_t bad = 0;
+            for (size_t j = i; j < i + 8; j++)
+                bad |= VALUE_BAD[v[j]];
+            if (bad)
+                return 1;
+        }
+    }
+    uint8_t bad = 0;
+    for (; i < vl; i++)
+        bad |= VALUE_BAD[v[i]];
+    return bad;
+}
+
+/* 1 when every byte of the name from `from` on is a lower-case token character. */
+static int name_ok(const uint8_t *name, size_t from, size_t nl)
+{
+    uint8_t ok = 1;
+    for (size_t i = from; i < nl; i++)
+        ok &= NAME_OK[name[i]];
+    return ok;
+}
+
+static int name_problem(mesh_h2_fields_t *f, const uint8_t *name, size_t nl)
+{
+    for (size_t i = 0; i < nl; i++)
+        if (name[i] >= 'A' && name[i] <= 'Z')
+            return fail(f, "upper-case letter in a field name");
+    return fail(f, "invalid character in a field name");
+}
+
 int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_t *name, size_t nl,
                         const uint8_t *value, size_t vl)
 {
@@ -74,22 +123,15 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
     if (vl &&
         (value[0] == ' ' || value[0] == '\t' || value[vl - 1] == ' ' || value[vl - 1] == '\t'))
         return fail(f, "field value starts or ends with whitespace");
-    uint8_t bad = 0;
-    for (size_t i = 0; i < vl; i++)
-        bad |= VALUE_BAD[value[i]];
-    if (bad)
+    if (value_bad(value, vl))
         return fail(f, "control character in a field value");
     if (name[0] == ':') {
-        for (size_t i = 1; i < nl; i++)
-            if (!NAME_OK[name[i]])
-                return fail(f, "invalid character in a field name");
+        if (!name_ok(name, 1, nl))
+            return name_problem(f, name, nl);
         return pseudo_field(f, block, name, nl, value, vl);
     }
-    for (size_t i = 0; i < nl; i++) {
-        if (!NAME_OK[name[i]])
-            return fail(f, name[i] >= 'A' && name[i] <= 'Z' ? "upper-case letter in a field name"
-                                                            : "invalid character in a field name");
-    }
+    if (!name_ok(name, 0, nl))
+        return name_problem(f, name, nl);
     f->regular = 1;
     switch (nl) {
     case 2:

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "transport/chunk.h"
+#include "transport/grpc_timeout.h"
 #include "transport/h2_conn.h"
 #include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
@@ -141,9 +142,14 @@ struct pxy_stream {
     const mesh_route_service_t *svc;
     mesh_h2_source_t req;  /* client -> upstream bytes */
     mesh_h2_source_t resp; /* upstream -> client bytes */
-    pxy_hdrs_t reqh;
-    pxy_hdrs_t resph;
-    nghttp2_nv *nv; /* scratch for submitting headers */
+    /* Header blocks. Each is written once per call and stays put until the call object is
+     * reused: submitted fields point into them (NGHTTP2_NV_FLAG_NO_COPY_*), and nghttp2 reads
+     * them when it packs the frame, possibly a loop turn later. */
+    pxy_hdrs_t reqh;                     /* the client's request headers */
+    pxy_hdrs_t resph;                    /* the upstream's response headers */
+    pxy_hdrs_t respt;                    /* the upstream's trailers */
+    char tmo[MESH_GRPC_TIMEOUT_MAX_LEN]; /* grpc-timeout sent upstream */
+    nghttp2_nv *nv;                      /* scratch for submitting headers */
     size_t nv_cap;
     uv_timer_t timer;     /* deadline */
     uint64_t deadline_ms; /* loop time; 0 none */

@@ -98,6 +98,37 @@ static void hdrs_free(pxy_hdrs_t *h)
     memset(h, 0, sizeof(*h));
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MESH_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(MESH_ASAN)
+#define MESH_ASAN 1
+#endif
+#ifdef MESH_ASAN
+#include <sanitizer/asan_interface.h>
+static void hdrs_poison(pxy_hdrs_t *h)
+{
+    if (h->buf)
+        ASAN_POISON_MEMORY_REGION(h->buf, h->cap);
+}
+static void hdrs_unpoison(pxy_hdrs_t *h)
+{
+    if (h->buf)
+        ASAN_UNPOISON_MEMORY_REGION(h->buf, h->cap);
+}
+#else
+static void hdrs_poison(pxy_hdrs_t *h)
+{
+    (void)h;
+}
+static void hdrs_unpoison(pxy_hdrs_t *h)
+{
+    (void)h;
+}
+#endif
+
 /* The value of the first field named key (PXY_H_*), or NULL. */
 static const char *hdrs_get(const pxy_hdrs_t *h, int key, size_t *vl)
 {
@@ -133,6 +164,15 @@ static nghttp2_nv mknv(const char *n, size_t nl, const char *v, size_t vl)
     return (nghttp2_nv){(uint8_t *)n, (uint8_t *)v, nl, vl, NGHTTP2_NV_FLAG_NONE};
 }
 #define NV_LIT(n, v) mknv(n, sizeof(n) - 1, v, strlen(v))
+
+/* A field whose bytes outlive the frame (literals, the call's header blocks): nghttp2 neither
+ * copies nor lower-cases it (names were checked to be lower case on the way in). */
+static nghttp2_nv mknv_nc(const char *n, size_t nl, const char *v, size_t vl)
+{
+    return (nghttp2_nv){(uint8_t *)n, (uint8_t *)v, nl, vl,
+                        NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+}
+#define NV_LIT_NC(n, v) mknv_nc(n, sizeof(n) - 1, v, sizeof(v) - 1)
 
 /* ---- stream objects --------------------------------------------------------------------- */
 
@@ -178,7 +218,7 @@ static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32
         w->n_handles++;
     }
     /* Keep the buffers and the timer, reset the rest. */
-    pxy_hdrs_t reqh = ps->reqh, resph = ps->resph;
+    pxy_hdrs_t reqh = ps->reqh, resph = ps->resph, respt = ps->respt;
     nghttp2_nv *nv = ps->nv;
     size_t nv_cap = ps->nv_cap;
     uv_timer_t timer = ps->timer;
@@ -186,10 +226,15 @@ static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32
     ps->timer = timer;
     ps->reqh = reqh;
     ps->resph = resph;
+    ps->respt = respt;
     ps->nv = nv;
     ps->nv_cap = nv_cap;
     hdrs_clear(&ps->reqh);
     hdrs_clear(&ps->resph);
+    hdrs_clear(&ps->respt);
+    hdrs_unpoison(&ps->reqh);
+    hdrs_unpoison(&ps->resph);
+    hdrs_unpoison(&ps->respt);
     ps->w = w;
     ps->ds = ds;
     ps->ds_id = id;
@@ -217,6 +262,19 @@ static void filters_done(pxy_stream_t *ps)
             w->filters[i].on_done(w->filters[i].ctx, ps->filter_tokens[i], ps->final_status);
 }
 
+/* Frees a call object for good (its timer handle closes asynchronously). */
+static void stream_release(pxy_stream_t *ps)
+{
+    hdrs_unpoison(&ps->reqh);
+    hdrs_unpoison(&ps->resph);
+    hdrs_unpoison(&ps->respt);
+    hdrs_free(&ps->reqh);
+    hdrs_free(&ps->resph);
+    hdrs_free(&ps->respt);
+    free(ps->nv);
+    uv_close((uv_handle_t *)&ps->timer, on_timer_closed);
+}
+
 /* Frees ps when neither side holds it any more. */
 static void stream_maybe_free(pxy_stream_t *ps)
 {
@@ -232,12 +290,13 @@ static void stream_maybe_free(pxy_stream_t *ps)
         mesh_routes_unref(ps->routes);
     ps->routes = NULL;
     if (w->freeing) {
-        hdrs_free(&ps->reqh);
-        hdrs_free(&ps->resph);
-        free(ps->nv);
-        uv_close((uv_handle_t *)&ps->timer, on_timer_closed);
+        stream_release(ps);
         return;
     }
+    /* In sanitizer builds, reading a call's header bytes after it ended is an error. */
+    hdrs_poison(&ps->reqh);
+    hdrs_poison(&ps->resph);
+    hdrs_poison(&ps->respt);
     ps->free_next = w->free_streams;
     w->free_streams = ps;
 }
@@ -247,10 +306,7 @@ void pxy_streams_free_pool(mesh_proxy_worker_t *w)
     while (w->free_streams) {
         pxy_stream_t *ps = w->free_streams;
         w->free_streams = ps->free_next;
-        hdrs_free(&ps->reqh);
-        hdrs_free(&ps->resph);
-        free(ps->nv);
-        uv_close((uv_handle_t *)&ps->timer, on_timer_closed);
+        stream_release(ps);
     }
 }
 
@@ -349,7 +405,7 @@ static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t 
         return nghttp2_submit_trailer(session, id, nva, 2) == 0;
     }
     if (ps->trailers == PXY_TRAILERS_FORWARD) {
-        pxy_hdrs_t *h = &ps->resph;
+        pxy_hdrs_t *h = &ps->respt;
         nghttp2_nv *nv = nv_reserve(ps, h->n + 1);
         if (!nv)
             return 0;
@@ -358,7 +414,7 @@ static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t 
             const char *name = h->buf + h->ents[i].no;
             if (name[0] == ':' || is_hop_by_hop(name, h->ents[i].nl))
                 continue;
-            nv[n++] = mknv(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+            nv[n++] = mknv_nc(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
         }
         return nghttp2_submit_trailer(session, id, nv, n) == 0;
     }
@@ -485,22 +541,21 @@ void pxy_stream_submit(pxy_stream_t *ps)
     }
     size_t n = 0, vl = 0;
     const char *v;
-    nv[n++] = NV_LIT(":method", "POST");
-    nv[n++] = NV_LIT(":scheme", "http");
+    nv[n++] = NV_LIT_NC(":method", "POST");
+    nv[n++] = NV_LIT_NC(":scheme", "http");
     v = hdrs_get(h, PXY_H_PATH, &vl);
-    nv[n++] = mknv(":path", 5, v, vl);
+    nv[n++] = mknv_nc(":path", 5, v, vl);
     v = hdrs_get(h, PXY_H_AUTHORITY, &vl);
     if (v)
-        nv[n++] = mknv(":authority", 10, v, vl);
-    else
+        nv[n++] = mknv_nc(":authority", 10, v, vl);
+    else /* copied: the endpoint may go before the frame is packed */
         nv[n++] = mknv(":authority", 10, ps->ep->addr, strlen(ps->ep->addr));
-    nv[n++] = NV_LIT("te", "trailers");
-    char tmo[MESH_GRPC_TIMEOUT_MAX_LEN];
+    nv[n++] = NV_LIT_NC("te", "trailers");
     if (ps->deadline_ms) {
         uint64_t now = uv_now(ps->w->loop);
         uint64_t left_ms = ps->deadline_ms > now ? ps->deadline_ms - now : 0;
-        size_t tl = mesh_grpc_timeout_format(left_ms * 1000000ull, tmo);
-        nv[n++] = mknv("grpc-timeout", 12, tmo, tl);
+        size_t tl = mesh_grpc_timeout_format(left_ms * 1000000ull, ps->tmo);
+        nv[n++] = mknv_nc("grpc-timeout", 12, ps->tmo, tl);
     }
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->buf + h->ents[i].no;
@@ -508,7 +563,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
         if (name[0] == ':' || is_hop_by_hop(name, nl) ||
             (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0))
             continue;
-        nv[n++] = mknv(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+        nv[n++] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
     }
     nghttp2_data_provider prd = {.source = {.ptr = &ps->req}, .read_callback = mesh_h2_source_read};
     int32_t id = nghttp2_submit_request(u->h2.session, NULL, nv, n, &prd, ps);
@@ -763,12 +818,13 @@ static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
         ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (!ps || !ps->ds || ps->failing)
         return 0;
-    if (ps->resph.size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
+    pxy_hdrs_t *h = ps->resp_headers ? &ps->respt : &ps->resph;
+    if (h->size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
-    if (mesh_h2_field_check(&ps->resph.chk, blk, name, nl, value, vl) < 0)
+    if (mesh_h2_field_check(&h->chk, blk, name, nl, value, vl) < 0)
         return 0; /* answered when the block ends */
-    if (hdrs_add(&ps->resph, name, nl, value, vl) < 0)
+    if (hdrs_add(h, name, nl, value, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -794,12 +850,12 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
         return;
     }
     size_t n = 0;
-    nv[n++] = mknv(":status", 7, st, 3);
+    nv[n++] = mknv_nc(":status", 7, st, 3);
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->buf + h->ents[i].no;
         if (name[0] == ':' || is_hop_by_hop(name, h->ents[i].nl))
             continue;
-        nv[n++] = mknv(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+        nv[n++] = mknv_nc(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
     }
     nghttp2_session *ds = ps->ds->h2.session;
     mesh_debug(ACTOR, "stream %d: response headers (end %d)", ps->ds_id, end_stream);
@@ -816,7 +872,6 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
         nghttp2_submit_response(ds, ps->ds_id, nv, n, &prd);
         ps->resp_started = 1;
     }
-    hdrs_clear(h);
     mesh_h2_conn_flush(&ps->ds->h2);
 }
 
@@ -838,11 +893,11 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         return 0;
     int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
-    if (mesh_h2_fields_end(&ps->resph.chk, blk) < 0 || (blk == MESH_H2_TRAILERS && !end)) {
+    pxy_hdrs_t *h = ps->resp_headers ? &ps->respt : &ps->resph;
+    if (mesh_h2_fields_end(&h->chk, blk) < 0 || (blk == MESH_H2_TRAILERS && !end)) {
         mesh_chunkq_commit(&ps->req.q); /* the upstream saw the call: no retry */
-        pxy_stream_fail(
-            ps, MESH_GRPC_INTERNAL, "meshd: upstream %s sent a malformed response: %s", u->name,
-            ps->resph.chk.problem ? ps->resph.chk.problem : "trailers without END_STREAM");
+        pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: upstream %s sent a malformed response: %s",
+                        u->name, h->chk.problem ? h->chk.problem : "trailers without END_STREAM");
         return 0;
     }
     if (!ps->resp_headers) {
@@ -851,7 +906,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         forward_response(ps, end);
     } else if (end) {
         size_t gl;
-        const char *gs = hdrs_get(&ps->resph, PXY_H_GRPC_STATUS, &gl);
+        const char *gs = hdrs_get(&ps->respt, PXY_H_GRPC_STATUS, &gl);
         ps->final_status = gs ? mesh_grpc_status_parse(gs, gl) : MESH_GRPC_INTERNAL;
         ps->trailers = PXY_TRAILERS_FORWARD;
         ps->resp.q.eof = 1;

@@ -65,6 +65,25 @@ static void test_values(void)
     BAD(MESH_H2_REQUEST, "control character in a field value", REQ, {"x-a", "a\x7f"});
     BAD(MESH_H2_REQUEST, "field value starts or ends with whitespace", REQ, {"x-a", " a"});
     BAD(MESH_H2_TRAILERS, "field value starts or ends with whitespace", {"grpc-status", "0\t"});
+    /* Long values are checked eight bytes at a time: a bad byte anywhere is found, while HTAB
+     * and obs-text (>= 0x80) anywhere pass. */
+    char v[40];
+    for (size_t len = 1; len <= 33; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            static const char bad[] = {'\0', '\x01', '\n', '\r', '\x1f', '\x7f'};
+            static const char good[] = {'\t', '\x80', '\xff', '~', ' '};
+            for (size_t k = 0; k < sizeof(bad) + sizeof(good); k++) {
+                memset(v, 'a', len);
+                v[pos] = k < sizeof(bad) ? bad[k] : good[k - sizeof(bad)];
+                int edge_ws = (v[pos] == ' ' || v[pos] == '\t') && (pos == 0 || pos == len - 1);
+                mesh_h2_fields_t f;
+                mesh_h2_fields_reset(&f);
+                int rc = mesh_h2_field_check(&f, MESH_H2_TRAILERS, (const uint8_t *)"x", 1,
+                                             (const uint8_t *)v, len);
+                CHECK_EQ(rc, k < sizeof(bad) || edge_ws ? -1 : 0);
+            }
+        }
+    }
     /* A NUL inside a value (HPACK carries lengths, so it can arrive). */
     mesh_h2_fields_t f;
     mesh_h2_fields_reset(&f);
