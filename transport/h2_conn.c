@@ -426,8 +426,10 @@ ssize_t mesh_h2_source_read(nghttp2_session *session, int32_t stream_id, uint8_t
     mesh_chunk_t *chunk;
     const uint8_t *data;
     size_t n = mesh_chunkq_peek(q, &chunk, &data);
-    if (n == 0 && !q->eof)
+    if (n == 0 && !q->eof) {
+        src->deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
+    }
     if (n > length)
         n = length;
     if (n > 0)

@@ -386,7 +386,7 @@ void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
         mesh_chunkq_discard(&ps->resp.q);
         ps->resp.q.eof = 1;
         ps->trailers = PXY_TRAILERS_ERROR;
-        nghttp2_session_resume_data(ps->ds->h2.session, ps->ds_id);
+        mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
         mesh_h2_conn_flush(&ps->ds->h2);
     }
     mesh_chunkq_discard(&ps->req.q);
@@ -566,6 +566,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
         nv[n++] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
     }
     nghttp2_data_provider prd = {.source = {.ptr = &ps->req}, .read_callback = mesh_h2_source_read};
+    ps->req.deferred = 0; /* (a retry: the last session's state) */
     int32_t id = nghttp2_submit_request(u->h2.session, NULL, nv, n, &prd, ps);
     if (id < 0) {
         pxy_stream_upstream_lost(ps, 1, "upstream refused a new stream");
@@ -730,7 +731,9 @@ static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     }
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
-    pxy_stream_t *ps = ds_stream(s, f->hd.stream_id);
+    pxy_stream_t *ps = d->hdr_ps;
+    if (!ps || ps->ds != d || ps->ds_id != f->hd.stream_id)
+        ps = ds_stream(s, f->hd.stream_id);
     if (!ps)
         return 0;
     if (f->hd.type == NGHTTP2_HEADERS && !ps->started)
@@ -738,7 +741,7 @@ static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && ps->ds) {
         ps->req.q.eof = 1;
         if (ps->us && ps->us_id > 0) {
-            nghttp2_session_resume_data(ps->us->h2.session, ps->us_id);
+            mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
             mesh_h2_conn_flush(&ps->us->h2);
         }
     }
@@ -756,7 +759,7 @@ static int ds_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     if (mesh_chunkq_append(&ps->req.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     if (ps->us && ps->us_id > 0) {
-        nghttp2_session_resume_data(ps->us->h2.session, ps->us_id);
+        mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
         mesh_h2_conn_flush(&ps->us->h2);
     }
     return 0;
@@ -911,7 +914,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         ps->trailers = PXY_TRAILERS_FORWARD;
         ps->resp.q.eof = 1;
         uv_timer_stop(&ps->timer);
-        nghttp2_session_resume_data(ps->ds->h2.session, ps->ds_id);
+        mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
         mesh_h2_conn_flush(&ps->ds->h2);
     }
     return 0;
@@ -927,7 +930,7 @@ static int us_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     }
     if (mesh_chunkq_append(&ps->resp.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    nghttp2_session_resume_data(ps->ds->h2.session, ps->ds_id);
+    mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
     mesh_h2_conn_flush(&ps->ds->h2);
     return 0;
 }
