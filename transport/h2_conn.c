@@ -50,14 +50,30 @@ static void flusher_run(mesh_h2_flusher_t *f)
     }
 }
 
+static void on_flusher_idle(uv_idle_t *h)
+{
+    (void)h; /* only there to make the next poll non-blocking */
+}
+
 static void on_flusher_check(uv_check_t *h)
 {
-    flusher_run(h->data);
+    mesh_h2_flusher_t *f = h->data;
+    if (f->held) {
+        f->held = 0;
+        uv_idle_stop(&f->idle);
+    } else if (f->dirty && !f->closed) {
+        f->held = 1; /* one more (non-blocking) poll first */
+        uv_idle_start(&f->idle, on_flusher_idle);
+        return;
+    }
+    flusher_run(f);
 }
 
 static void on_flusher_prepare(uv_prepare_t *h)
 {
-    flusher_run(h->data);
+    mesh_h2_flusher_t *f = h->data;
+    if (!f->held) /* (held: the poll right after this does not block) */
+        flusher_run(f);
 }
 
 int mesh_h2_flusher_init(mesh_h2_flusher_t *f, uv_loop_t *loop)
@@ -67,14 +83,18 @@ int mesh_h2_flusher_init(mesh_h2_flusher_t *f, uv_loop_t *loop)
     int rv = uv_prepare_init(loop, &f->prepare);
     if (rv == 0)
         rv = uv_check_init(loop, &f->check);
+    if (rv == 0)
+        rv = uv_idle_init(loop, &f->idle);
     if (rv < 0)
         return rv;
     f->prepare.data = f;
     f->check.data = f;
+    f->idle.data = f;
     uv_prepare_start(&f->prepare, on_flusher_prepare);
     uv_check_start(&f->check, on_flusher_check);
     uv_unref((uv_handle_t *)&f->prepare);
     uv_unref((uv_handle_t *)&f->check);
+    uv_unref((uv_handle_t *)&f->idle);
     return 0;
 }
 
@@ -83,9 +103,11 @@ void mesh_h2_flusher_close(mesh_h2_flusher_t *f, uv_close_cb cb)
     if (f->closed)
         return;
     f->closed = 1;
+    f->held = 0;
     flusher_run(f);
     uv_close((uv_handle_t *)&f->prepare, cb);
     uv_close((uv_handle_t *)&f->check, cb);
+    uv_close((uv_handle_t *)&f->idle, cb);
 }
 
 void mesh_h2_conn_set_flusher(mesh_h2_conn_t *c, mesh_h2_flusher_t *f)

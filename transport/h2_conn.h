@@ -40,19 +40,28 @@ typedef struct mesh_h2_conn mesh_h2_conn_t;
  * socket of this turn) and from a uv_prepare handle (before the loop may block, for requests
  * made by timers, completed writes or close callbacks). Both handles are unreferenced: they
  * do not keep the loop alive.
+ *
+ * It also waits one more poll: when a turn ends with output queued, the flusher first lets
+ * the loop poll once more without blocking (an active idle handle makes libuv's poll timeout
+ * 0), so input that arrived meanwhile joins the same writes; the next check writes everything.
+ * Under load that is about a fifth fewer reads and writes per call for the proxy (bench/proxy,
+ * h2load -c 10 -m 10: writes per call 0.28 -> 0.23); at one call at a time it costs a
+ * non-blocking epoll_wait per turn, lost in the noise of the wake-ups (h2load -c 1 -m 1).
  */
 typedef struct mesh_h2_flusher {
     uv_prepare_t prepare;
     uv_check_t check;
+    uv_idle_t idle;        /* active while holding: the next poll does not block */
     mesh_h2_conn_t *dirty; /* queued connections, linked through dirty_next */
     int closed;            /* after mesh_h2_flusher_close: flushes are immediate again */
+    int held;              /* this turn's writes wait for the next check */
 } mesh_h2_flusher_t;
 
 /** Initializes f on loop and starts it. Returns 0 (libuv cannot fail these inits). */
 int mesh_h2_flusher_init(mesh_h2_flusher_t *f, uv_loop_t *loop);
 
-/** Flushes what is queued, then closes both handles; cb runs once per handle (twice). Flushes
- * of connections still attached are immediate from here on. */
+/** Flushes what is queued, then closes the handles; cb runs once per handle (three times).
+ * Flushes of connections still attached are immediate from here on. */
 void mesh_h2_flusher_close(mesh_h2_flusher_t *f, uv_close_cb cb);
 
 /** What the owner supplies. */

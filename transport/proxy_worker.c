@@ -255,7 +255,7 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     if (mesh_h2_flusher_init(&w->flusher, loop) == 0) {
         w->flusher_on = 1;
-        w->n_handles += 2;
+        w->n_handles += 3; /* prepare, check, idle */
     }
     mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
     if (w->default_upstream) {
