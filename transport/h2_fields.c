@@ -1,19 +1,30 @@
 /*
- * transport/h2_fields.c: HTTP/2 field rules checked by the proxy (see h2_fields.h). Table
- * driven: one lookup per byte of name and value, one switch on the length for the few names
- * with rules of their own.
+ * transport/h2_fields.c: HTTP/2 field rules checked by the proxy (see h2_fields.h).
+ *
+ * One switch on the name's length classifies it: the pseudo-header fields, the names with a
+ * rule of their own (te, the connection-specific ones) and the names every gRPC call carries
+ * (content-type, user-agent, grpc-*), which are then known to be valid without looking at
+ * their bytes. Any other name is checked byte by byte against a table; values eight bytes at a
+ * time.
  */
 #include "transport/h2_fields.h"
 
 #include <string.h>
 
-enum {
-    PSEUDO_METHOD = 1,
-    PSEUDO_SCHEME = 2,
-    PSEUDO_PATH = 4,
-    PSEUDO_AUTHORITY = 8,
-    PSEUDO_STATUS = 16,
-};
+/* What a field name is. The pseudo-header kinds double as bits of mesh_h2_fields_t.pseudo. */
+typedef enum {
+    NAME_UNKNOWN = 0, /* not in the switch: check its bytes */
+    NAME_METHOD = 1,
+    NAME_SCHEME = 2,
+    NAME_PATH = 4,
+    NAME_AUTHORITY = 8,
+    NAME_STATUS = 16,
+    NAME_REGULAR = 32,    /* a common, valid regular name */
+    NAME_TE = 64,         /* te: only "trailers" */
+    NAME_CONNECTION = 128 /* connection-specific: never in HTTP/2 */
+} name_kind_t;
+
+#define REQUEST_PSEUDO (NAME_METHOD | NAME_SCHEME | NAME_PATH | NAME_AUTHORITY)
 
 /* tchar (RFC 9110 section 5.6.2) without upper-case letters. */
 static const uint8_t NAME_OK[256] = {
@@ -32,37 +43,45 @@ static int fail(mesh_h2_fields_t *f, const char *problem)
     return -1;
 }
 
-#define IS(s) (nl == sizeof(s) - 1 && memcmp(name, s, nl) == 0)
+#define IS(s) (memcmp(name, s, sizeof(s) - 1) == 0)
 
-static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_t *name, size_t nl,
-                        const uint8_t *value, size_t vl)
+static name_kind_t classify(const uint8_t *name, size_t nl)
 {
-    if (block == MESH_H2_TRAILERS)
-        return fail(f, "pseudo-header field in trailers");
-    if (f->regular)
-        return fail(f, "pseudo-header field after a regular field");
-    int bit = 0;
-    if (block == MESH_H2_REQUEST) {
-        bit = IS(":method")      ? PSEUDO_METHOD
-              : IS(":scheme")    ? PSEUDO_SCHEME
-              : IS(":path")      ? PSEUDO_PATH
-              : IS(":authority") ? PSEUDO_AUTHORITY
-                                 : 0;
-    } else if (IS(":status")) {
-        bit = PSEUDO_STATUS;
+    switch (nl) {
+    case 2:
+        return IS("te") ? NAME_TE : NAME_UNKNOWN;
+    case 5:
+        return IS(":path") ? NAME_PATH : NAME_UNKNOWN;
+    case 7:
+        return IS(":method")   ? NAME_METHOD
+               : IS(":scheme") ? NAME_SCHEME
+               : IS(":status") ? NAME_STATUS
+               : IS("upgrade") ? NAME_CONNECTION
+                               : NAME_UNKNOWN;
+    case 10:
+        return IS(":authority")                       ? NAME_AUTHORITY
+               : IS("user-agent")                     ? NAME_REGULAR
+               : IS("connection") || IS("keep-alive") ? NAME_CONNECTION
+                                                      : NAME_UNKNOWN;
+    case 11:
+        return IS("grpc-status") ? NAME_REGULAR : NAME_UNKNOWN;
+    case 12:
+        return IS("content-type") || IS("grpc-message") || IS("grpc-timeout") ? NAME_REGULAR
+                                                                              : NAME_UNKNOWN;
+    case 13:
+        return IS("grpc-encoding") ? NAME_REGULAR : NAME_UNKNOWN;
+    case 16:
+        return IS("proxy-connection") ? NAME_CONNECTION : NAME_UNKNOWN;
+    case 17:
+        return IS("transfer-encoding") ? NAME_CONNECTION : NAME_UNKNOWN;
+    case 20:
+        return IS("grpc-accept-encoding") ? NAME_REGULAR : NAME_UNKNOWN;
+    default:
+        return NAME_UNKNOWN;
     }
-    if (!bit)
-        return fail(f, "unknown pseudo-header field");
-    if (f->pseudo & bit)
-        return fail(f, "repeated pseudo-header field");
-    f->pseudo |= (uint8_t)bit;
-    if (bit == PSEUDO_STATUS && (vl != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' ||
-                                 value[1] > '9' || value[2] < '0' || value[2] > '9'))
-        return fail(f, ":status is not three digits");
-    if ((bit == PSEUDO_PATH || bit == PSEUDO_METHOD || bit == PSEUDO_SCHEME) && vl == 0)
-        return fail(f, "empty :method, :scheme or :path");
-    return 0;
 }
+
+#undef IS
 
 /* 1 when some byte of the 8 in x is below 0x20 or is 0x7f (bytes >= 0x80 pass). */
 static inline int word_suspect(uint64_t x)
@@ -74,43 +93,74 @@ static inline int word_suspect(uint64_t x)
     return (below | del) != 0;
 }
 
-/* 1 when the value has a control character other than HTAB, or DEL. Eight bytes at a time;
- * a word with a suspect byte (HTAB is one) is looked at byte by byte. */
-static int value_bad(const uint8_t *v, size_t vl)
+/* The exact check of the bytes of a suspect word. */
+static int bytes_bad(const uint8_t *v, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= vl; i += 8) {
-        uint64_t x;
-        memcpy(&x, v + i, 8);
-        if (word_suspect(x)) {
-            uint8_t bad = 0;
-            for (size_t j = i; j < i + 8; j++)
-                bad |= VALUE_BAD[v[j]];
-            if (bad)
-                return 1;
-        }
-    }
     uint8_t bad = 0;
-    for (; i < vl; i++)
+    for (size_t i = 0; i < n; i++)
         bad |= VALUE_BAD[v[i]];
     return bad;
 }
 
-/* 1 when every byte of the name from `from` on is a lower-case token character. */
-static int name_ok(const uint8_t *name, size_t from, size_t nl)
+static inline uint64_t load32_pair(const uint8_t *a, const uint8_t *b)
 {
-    uint8_t ok = 1;
-    for (size_t i = from; i < nl; i++)
-        ok &= NAME_OK[name[i]];
-    return ok;
+    uint32_t x, y;
+    memcpy(&x, a, 4);
+    memcpy(&y, b, 4);
+    return (uint64_t)x | (uint64_t)y << 32;
 }
 
-static int name_problem(mesh_h2_fields_t *f, const uint8_t *name, size_t nl)
+/* 1 when the value has a control character other than HTAB, or DEL. Eight bytes at a time
+ * (the last word overlapping the one before, short values as two overlapping halves); a word
+ * with a suspect byte (HTAB is one) is looked at byte by byte. */
+static int value_bad(const uint8_t *v, size_t vl)
 {
+    if (vl < 4)
+        return bytes_bad(v, vl);
+    if (vl < 8)
+        return word_suspect(load32_pair(v, v + vl - 4)) && bytes_bad(v, vl);
+    uint64_t x;
+    for (size_t i = 0; i + 8 < vl; i += 8) {
+        memcpy(&x, v + i, 8);
+        if (word_suspect(x) && bytes_bad(v + i, 8))
+            return 1;
+    }
+    memcpy(&x, v + vl - 8, 8);
+    return word_suspect(x) && bytes_bad(v + vl - 8, 8);
+}
+
+/* The problem with a regular name not in the switch, or NULL when it is a valid token. */
+static const char *name_problem(const uint8_t *name, size_t nl)
+{
+    uint8_t ok = 1;
+    for (size_t i = 0; i < nl; i++)
+        ok &= NAME_OK[name[i]];
+    if (ok)
+        return NULL;
     for (size_t i = 0; i < nl; i++)
         if (name[i] >= 'A' && name[i] <= 'Z')
-            return fail(f, "upper-case letter in a field name");
-    return fail(f, "invalid character in a field name");
+            return "upper-case letter in a field name";
+    return "invalid character in a field name";
+}
+
+static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t k,
+                        const uint8_t *value, size_t vl)
+{
+    if (block == MESH_H2_TRAILERS)
+        return fail(f, "pseudo-header field in trailers");
+    if (f->regular)
+        return fail(f, "pseudo-header field after a regular field");
+    if (k == NAME_UNKNOWN || (block == MESH_H2_REQUEST) != ((k & REQUEST_PSEUDO) != 0))
+        return fail(f, "unknown pseudo-header field");
+    if (f->pseudo & k)
+        return fail(f, "repeated pseudo-header field");
+    f->pseudo |= (uint8_t)k;
+    if (k == NAME_STATUS && (vl != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' ||
+                             value[1] > '9' || value[2] < '0' || value[2] > '9'))
+        return fail(f, ":status is not three digits");
+    if ((k & (NAME_PATH | NAME_METHOD | NAME_SCHEME)) && vl == 0)
+        return fail(f, "empty :method, :scheme or :path");
+    return 0;
 }
 
 int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_t *name, size_t nl,
@@ -125,51 +175,30 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
         return fail(f, "field value starts or ends with whitespace");
     if (value_bad(value, vl))
         return fail(f, "control character in a field value");
-    if (name[0] == ':') {
-        if (!name_ok(name, 1, nl))
-            return name_problem(f, name, nl);
-        return pseudo_field(f, block, name, nl, value, vl);
+    name_kind_t k = classify(name, nl);
+    if (name[0] == ':')
+        return pseudo_field(f, block, k, value, vl);
+    if (k == NAME_UNKNOWN) {
+        const char *p = name_problem(name, nl);
+        if (p)
+            return fail(f, p);
     }
-    if (!name_ok(name, 0, nl))
-        return name_problem(f, name, nl);
     f->regular = 1;
-    switch (nl) {
-    case 2:
-        if (IS("te") && !(vl == 8 && memcmp(value, "trailers", 8) == 0))
-            return fail(f, "te other than \"trailers\"");
-        break;
-    case 7:
-        if (IS("upgrade"))
-            return fail(f, "connection-specific field");
-        break;
-    case 10:
-        if (IS("connection") || IS("keep-alive"))
-            return fail(f, "connection-specific field");
-        break;
-    case 16:
-        if (IS("proxy-connection"))
-            return fail(f, "connection-specific field");
-        break;
-    case 17:
-        if (IS("transfer-encoding"))
-            return fail(f, "connection-specific field");
-        break;
-    default:
-        break;
-    }
+    if (k == NAME_TE && !(vl == 8 && memcmp(value, "trailers", 8) == 0))
+        return fail(f, "te other than \"trailers\"");
+    if (k == NAME_CONNECTION)
+        return fail(f, "connection-specific field");
     return 0;
 }
-
-#undef IS
 
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block)
 {
     if (f->problem)
         return -1;
-    if (block == MESH_H2_REQUEST && (f->pseudo & (PSEUDO_METHOD | PSEUDO_SCHEME | PSEUDO_PATH)) !=
-                                        (PSEUDO_METHOD | PSEUDO_SCHEME | PSEUDO_PATH))
+    if (block == MESH_H2_REQUEST && (f->pseudo & (NAME_METHOD | NAME_SCHEME | NAME_PATH)) !=
+                                        (NAME_METHOD | NAME_SCHEME | NAME_PATH))
         return fail(f, "missing :method, :scheme or :path");
-    if (block == MESH_H2_RESPONSE && !(f->pseudo & PSEUDO_STATUS))
+    if (block == MESH_H2_RESPONSE && !(f->pseudo & NAME_STATUS))
         return fail(f, "missing :status");
     return 0;
 }

@@ -25,7 +25,7 @@ typedef enum {
 
 /** What one header block has shown so far. Zero it (or mesh_h2_fields_reset) per block. */
 typedef struct mesh_h2_fields {
-    uint8_t pseudo;      /* MESH_H2_PSEUDO_* seen */
+    uint8_t pseudo;      /* pseudo-header fields seen (one bit each) */
     uint8_t regular;     /* a regular field was seen */
     const char *problem; /* the first rule broken (a static string), or NULL */
 } mesh_h2_fields_t;
