@@ -20,6 +20,18 @@
 #include "transport/grpc_timeout.h"
 #include "transport/proxy_internal.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MESH_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(MESH_ASAN)
+#define MESH_ASAN 1
+#endif
+#ifdef MESH_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define ACTOR "proxy"
 
 /* ---- header collection ---------------------------------------------------------------- */
@@ -98,16 +110,7 @@ static void hdrs_free(pxy_hdrs_t *h)
     memset(h, 0, sizeof(*h));
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MESH_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(MESH_ASAN)
-#define MESH_ASAN 1
-#endif
 #ifdef MESH_ASAN
-#include <sanitizer/asan_interface.h>
 static void hdrs_poison(pxy_hdrs_t *h)
 {
     if (h->buf)
