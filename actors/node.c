@@ -140,6 +140,7 @@ int mesh_node_listen(mesh_node_t *n)
     pc->max_concurrent_streams = (uint32_t)cfg->max_concurrent_streams;
     pc->max_header_list_size = (uint32_t)cfg->max_header_list_size;
     pc->stream_buffer = (uint32_t)cfg->stream_buffer;
+    pc->upstream_streams_per_conn = (uint32_t)cfg->upstream_streams_per_conn;
     pc->connect_timeout_ms = (uint64_t)cfg->connect_timeout_ms;
     pc->keepalive_interval_ms = (uint64_t)cfg->keepalive_interval_ms;
     pc->keepalive_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms;

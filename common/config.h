@@ -40,7 +40,8 @@ typedef struct mesh_config {
     mesh_config_list_t static_routes; /* "SERVICE=HOST:PORT[,HOST:PORT...]" */
     int64_t max_concurrent_streams;
     int64_t max_header_list_size;
-    int64_t stream_buffer; /* bytes buffered per stream and direction */
+    int64_t stream_buffer;             /* bytes buffered per stream and direction */
+    int64_t upstream_streams_per_conn; /* calls per upstream connection before another opens */
     int64_t connect_timeout_ms;
     int64_t keepalive_interval_ms;
     int64_t keepalive_timeout_ms;

@@ -78,7 +78,12 @@ typedef struct mesh_proxy_config {
     uint64_t backoff_initial_ms;     /* endpoint down after a connect failure; default 200 */
     uint64_t backoff_max_ms;         /* doubling up to this; default 10000 */
     uint32_t max_upstream_conns;     /* per endpoint; default 8 */
-    int worker_index;                /* for logs */
+    /* Calls one upstream connection carries before the pool opens another (up to
+     * max_upstream_conns; never above the peer's MAX_CONCURRENT_STREAMS); default 50. gRPC
+     * servers (grpc C++, Java, Go) read and parse each connection on one thread at a time, so
+     * one connection carrying every call caps the backend at one core's worth of parsing. */
+    uint32_t upstream_streams_per_conn;
+    int worker_index; /* for logs */
     /* Where calls go when the routing table has no entry for their service (the sidecar
      * forwards every call to its app this way); NULL: such calls get UNIMPLEMENTED. */
     const char *default_upstream;

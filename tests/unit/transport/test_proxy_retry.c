@@ -566,6 +566,57 @@ static void test_keepalive_busy_healthy(void)
     echo_server_stop(s);
 }
 
+/* ---- 4b. spreading calls over upstream connections ----------------------------------------- */
+
+/* Starts n calls that the server holds (until their 2 s deadline) on client c. */
+static void hold_calls(h2_client_t *c, h2_call_t *calls, int n)
+{
+    for (int i = 0; i < n; i++)
+        CHECK(h2_client_call(c, &calls[i], "/test.Echo/Hang", "application/grpc", "2S", NULL, 0,
+                             1) == 0);
+}
+
+/* An upstream connection carries at most upstream_streams_per_conn calls; more concurrent
+ * calls open further connections (gRPC servers parse each connection on one thread). */
+static void test_upstream_streams_per_conn(void)
+{
+    echo_server_t *s = echo_server_start();
+    CHECK(s);
+    char a1[64];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
+    proxy_thread_t px;
+    proxy_start(&px, (mesh_proxy_config_t){.upstream_streams_per_conn = 10},
+                mesh_route_builder_finish(b));
+    h2_client_t c;
+    CHECK(h2_client_connect(&c, px.port) == 0);
+    enum { N = 25 };
+    static h2_call_t calls[N];
+    hold_calls(&c, calls, 10);
+    long deadline = now_ms() + 5000;
+    while (echo_server_calls(s) < 10 && now_ms() < deadline)
+        h2_client_pump(&c, 20);
+    CHECK_EQ(echo_server_calls(s), 10);
+    CHECK_EQ(echo_server_conns(s), 1); /* up to the limit: one connection */
+    hold_calls(&c, calls + 10, N - 10);
+    while (echo_server_calls(s) < N && now_ms() < deadline)
+        h2_client_pump(&c, 20);
+    CHECK_EQ(echo_server_calls(s), N);
+    CHECK_EQ(echo_server_conns(s), 3); /* 10 + 10 + 5 */
+    CHECK_EQ(proxy_stats(&px).upstream_conns, 3);
+    h2_call_t *ptrs[N];
+    for (int i = 0; i < N; i++)
+        ptrs[i] = &calls[i];
+    CHECK(h2_client_wait(&c, ptrs, N, 10000) == 0);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(calls[i].grpc_status, 4);
+        h2_call_free(&calls[i]);
+    }
+    h2_client_close(&c);
+    proxy_stop(&px);
+    echo_server_stop(s);
+}
+
 /* ---- 5. several workers -----------------------------------------------------------------------
  */
 
@@ -637,6 +688,7 @@ int main(void)
     RUN(test_keepalive_dead_upstream);
     RUN(test_keepalive_idle_healthy);
     RUN(test_keepalive_busy_healthy);
+    RUN(test_upstream_streams_per_conn);
     RUN(test_two_workers_reuseport);
     fprintf(stderr, "ok\n");
     return 0;
