@@ -71,8 +71,9 @@ static const opt_t opts[] = {
      "largest header block accepted"},
     {"stream-buffer", OPT_SIZE, F(stream_buffer), "256KiB", DP, 16384, 1 << 30, NULL,
      "bytes buffered per stream and direction before the sender is slowed"},
-    {"upstream-streams-per-conn", OPT_INT, F(upstream_streams_per_conn), "50", DP, 1, 1 << 20, NULL,
-     "calls per upstream connection before the pool opens another (up to 8)"},
+    {"upstream-streams-per-conn", OPT_INT, F(upstream_streams_per_conn), "0", DP, 0, 1 << 20, NULL,
+     "calls per upstream connection before the pool opens another, up to 8 (0 = the "
+     "server's limit)"},
     {"connect-timeout", OPT_DUR, F(connect_timeout_ms), "2s", DP, 1, INT32_MAX, NULL,
      "upstream connect timeout"},
     {"keepalive-interval", OPT_DUR, F(keepalive_interval_ms), "30s", DP, 0, INT32_MAX, NULL,

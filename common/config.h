@@ -41,7 +41,7 @@ typedef struct mesh_config {
     int64_t max_concurrent_streams;
     int64_t max_header_list_size;
     int64_t stream_buffer;             /* bytes buffered per stream and direction */
-    int64_t upstream_streams_per_conn; /* calls per upstream connection before another opens */
+    int64_t upstream_streams_per_conn; /* calls per upstream connection; 0 = server's limit */
     int64_t connect_timeout_ms;
     int64_t keepalive_interval_ms;
     int64_t keepalive_timeout_ms;

@@ -79,9 +79,11 @@ typedef struct mesh_proxy_config {
     uint64_t backoff_max_ms;         /* doubling up to this; default 10000 */
     uint32_t max_upstream_conns;     /* per endpoint; default 8 */
     /* Calls one upstream connection carries before the pool opens another (up to
-     * max_upstream_conns; never above the peer's MAX_CONCURRENT_STREAMS); default 50. gRPC
-     * servers (grpc C++, Java, Go) read and parse each connection on one thread at a time, so
-     * one connection carrying every call caps the backend at one core's worth of parsing. */
+     * max_upstream_conns); 0 (the default): the peer's MAX_CONCURRENT_STREAMS only, as gRPC
+     * clients and other meshes do. gRPC servers (C++, Java, Go) read and parse each connection
+     * on one thread at a time, so one connection carrying every call caps a busy backend at one
+     * core's worth of parsing; a limit spreads the calls, at some cost in latency variance
+     * (docs/benchmarks.md). */
     uint32_t upstream_streams_per_conn;
     int worker_index; /* for logs */
     /* Where calls go when the routing table has no entry for their service (the sidecar

@@ -168,7 +168,6 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(backoff_initial_ms, 200);
     DEF(backoff_max_ms, 10000);
     DEF(max_upstream_conns, 8);
-    DEF(upstream_streams_per_conn, 50);
 #undef DEF
     if (c->stream_buffer < 16384)
         c->stream_buffer = 16384;

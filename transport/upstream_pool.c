@@ -2,14 +2,14 @@
  * transport/upstream_pool.c: per-worker upstream endpoints and their pools of multiplexed
  * HTTP/2 client connections.
  *
- * An endpoint is one "host:port". Calls share its connections up to upstream_streams_per_conn
- * (50) or the peer's SETTINGS_MAX_CONCURRENT_STREAMS if lower, then another connection is
- * opened (up to max_upstream_conns; beyond that the least loaded one takes the stream, and
- * nghttp2 queues it if the peer's limit is reached). Spreading calls over a few connections
- * lets a gRPC server parse them on more than one thread. A
- * connect failure or timeout marks the endpoint down for a backoff that doubles up to
- * backoff_max_ms; round robin skips it meanwhile, and the calls that waited for that
- * connection are retried on another instance (they never reached an application).
+ * An endpoint is one "host:port". Calls share its connections up to the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS (or upstream_streams_per_conn when set and lower, which
+ * spreads calls so a gRPC server can parse them on more than one thread), then another
+ * connection is opened (up to max_upstream_conns; beyond that the least loaded one takes the
+ * stream, and nghttp2 queues it if the peer's limit is reached). A connect failure or timeout
+ * marks the endpoint down for a backoff that doubles up to backoff_max_ms; round robin skips
+ * it meanwhile, and the calls that waited for that connection are retried on another
+ * instance (they never reached an application).
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -238,8 +238,9 @@ static size_t us_room(pxy_us_conn_t *u)
     uint32_t max = u->connected ? nghttp2_session_get_remote_settings(
                                       u->h2.session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
                                 : 100;
-    if (max > u->w->cfg.upstream_streams_per_conn)
-        max = u->w->cfg.upstream_streams_per_conn;
+    uint32_t cap = u->w->cfg.upstream_streams_per_conn;
+    if (cap && max > cap)
+        max = cap;
     return u->n_streams < max ? max - u->n_streams : 0;
 }
 
