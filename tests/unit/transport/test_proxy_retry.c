@@ -186,6 +186,15 @@ static void check_echoed(const h2_call_t *call, const uint8_t *req, size_t len)
     CHECK(call->body_len == len && memcmp(call->body, req, len) == 0);
 }
 
+/* One call of req to path through the proxy on port, which must come back echoed. */
+static void echoed_call(int port, const char *path, const uint8_t *req, size_t len)
+{
+    h2_call_t call;
+    one_call(port, path, NULL, req, len, &call, 10000);
+    check_echoed(&call, req, len);
+    h2_call_free(&call);
+}
+
 /* ---- 1. REFUSED_STREAM ---------------------------------------------------------------------- */
 
 static void test_refused_retried(void)
@@ -199,12 +208,8 @@ static void test_refused_retried(void)
     size_t len;
     uint8_t *req = grpc_msgs(2, 20, 1, &len);
     int n = 0;
-    for (; n < 6 && (n < 2 || echo_server_refused(ref) == 0); n++) {
-        h2_call_t call;
-        one_call(p.px.port, "/r.Svc/Echo", NULL, req, len, &call, 10000);
-        check_echoed(&call, req, len);
-        h2_call_free(&call);
-    }
+    for (; n < 6 && (n < 2 || echo_server_refused(ref) == 0); n++)
+        echoed_call(p.px.port, "/r.Svc/Echo", req, len);
     CHECK(echo_server_refused(ref) > 0); /* the retry really happened */
     CHECK(echo_server_completed(ref) == 0);
     CHECK(echo_server_completed(ok) == n);
@@ -226,12 +231,8 @@ static void test_refused_first_stream_only(void)
     echo_server_set_mode(ref, ECHO_MODE_REFUSE, 1);
     size_t len;
     uint8_t *req = grpc_msgs(1, 7, 2, &len);
-    for (int i = 0; i < 6; i++) {
-        h2_call_t call;
-        one_call(p.px.port, "/r.Svc/Echo", NULL, req, len, &call, 10000);
-        check_echoed(&call, req, len);
-        h2_call_free(&call);
-    }
+    for (int i = 0; i < 6; i++)
+        echoed_call(p.px.port, "/r.Svc/Echo", req, len);
     CHECK(echo_server_refused(ref) == 1);  /* one upstream connection, its first stream */
     CHECK(echo_server_completed(ref) > 0); /* later streams on it were served */
     CHECK(echo_server_completed(ref) + echo_server_completed(ok) == 6);
@@ -312,12 +313,8 @@ static void test_goaway_zero_retried(void)
     size_t len;
     uint8_t *req = grpc_msgs(1, 33, 4, &len);
     int n = 0;
-    for (; n < 6 && (n < 2 || echo_server_dropped(g) == 0); n++) {
-        h2_call_t call;
-        one_call(p.px.port, "/g.Svc/Echo", NULL, req, len, &call, 10000);
-        check_echoed(&call, req, len);
-        h2_call_free(&call);
-    }
+    for (; n < 6 && (n < 2 || echo_server_dropped(g) == 0); n++)
+        echoed_call(p.px.port, "/g.Svc/Echo", req, len);
     CHECK(echo_server_dropped(g) > 0); /* g saw a stream above its GOAWAY */
     CHECK(echo_server_completed(g) == 0);
     CHECK(echo_server_completed(ok) == n && echo_server_calls(ok) == n);
@@ -336,12 +333,8 @@ static void test_goaway_at_connect_retried(void)
     echo_server_set_mode(g, ECHO_MODE_GOAWAY_AT_CONNECT, 0);
     size_t len;
     uint8_t *req = grpc_msgs(1, 21, 12, &len);
-    for (int i = 0; i < 4; i++) {
-        h2_call_t call;
-        one_call(p.px.port, "/g.Svc/Echo", NULL, req, len, &call, 10000);
-        check_echoed(&call, req, len);
-        h2_call_free(&call);
-    }
+    for (int i = 0; i < 4; i++)
+        echoed_call(p.px.port, "/g.Svc/Echo", req, len);
     CHECK(echo_server_conns(g) > 0);
     CHECK(echo_server_calls(g) == 0 && echo_server_completed(g) == 0);
     CHECK(echo_server_completed(ok) == 4 && echo_server_calls(ok) == 4);
