@@ -15,20 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-/** A socket address (IPv4 or IPv6). */
-typedef struct mesh_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-} mesh_addr_t;
-
-/** Parses "1.2.3.4:80" or "[::1]:80"; returns 0 or -1. */
-int mesh_addr_parse(const char *hostport, mesh_addr_t *out);
-/** Formats as "host:port" into buf; returns 0 or -1. */
-int mesh_addr_str(const mesh_addr_t *a, char *buf, size_t n);
-/** Nonzero when a and b are the same address and port. */
-int mesh_addr_equal(const mesh_addr_t *a, const mesh_addr_t *b);
-/** Nonzero when a and b have the same host (port ignored). */
-int mesh_addr_same_host(const mesh_addr_t *a, const mesh_addr_t *b);
+#include "common/addr.h"
 
 typedef struct mesh_io mesh_io_t;
 typedef struct mesh_udp mesh_udp_t;

@@ -1,5 +1,6 @@
 /*
- * common/addr.c: parsing, resolving and formatting of "host:port" addresses.
+ * common/addr.c: parsing, resolving, formatting and comparing "host:port" addresses (see
+ * common/addr.h).
  */
 #include "common/addr.h"
 
@@ -96,4 +97,65 @@ void mesh_addr_format(const struct sockaddr *sa, char *buf, size_t len)
     } else {
         snprintf(buf, len, "?");
     }
+}
+
+/* A numeric host (no brackets) into a socket address with port. */
+static int numeric(const char *host, int port, mesh_addr_t *out)
+{
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&out->ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->ss;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        out->len = sizeof(*in4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        out->len = sizeof(*in6);
+        return 0;
+    }
+    return -1;
+}
+
+int mesh_addr_parse(const char *hp, mesh_addr_t *out)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    int port;
+    memset(out, 0, sizeof(*out));
+    if (mesh_addr_split(hp, host, sizeof(host), &port) != 0)
+        return -1;
+    return numeric(host, port, out);
+}
+
+int mesh_addr_str(const mesh_addr_t *a, char *buf, size_t n)
+{
+    if (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6)
+        return -1;
+    char tmp[INET6_ADDRSTRLEN + 16];
+    mesh_addr_format((const struct sockaddr *)&a->ss, tmp, sizeof(tmp));
+    return snprintf(buf, n, "%s", tmp) < (int)n ? 0 : -1;
+}
+
+int mesh_addr_same_host(const mesh_addr_t *a, const mesh_addr_t *b)
+{
+    if (a->ss.ss_family != b->ss.ss_family)
+        return 0;
+    if (a->ss.ss_family == AF_INET)
+        return ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
+    if (a->ss.ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
+                      &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, 16) == 0;
+    return 0;
+}
+
+int mesh_addr_equal(const mesh_addr_t *a, const mesh_addr_t *b)
+{
+    if (!mesh_addr_same_host(a, b))
+        return 0;
+    /* sin_port and sin6_port sit at the same offset. */
+    return ((const struct sockaddr_in *)&a->ss)->sin_port ==
+           ((const struct sockaddr_in *)&b->ss)->sin_port;
 }

@@ -52,4 +52,11 @@
         }                                                                                          \
     } while (0)
 
+/** Runs one test function and prints its name. */
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        fprintf(stderr, "-- %s\n", #fn);                                                           \
+        fn();                                                                                      \
+    } while (0)
+
 #endif

@@ -5,7 +5,7 @@
 #include "transport/grpc_frame.h"
 #include "transport/grpc_status.h"
 #include "transport/grpc_timeout.h"
-#include "test_util.h"
+#include "tests/check.h"
 
 #include <stdint.h>
 #include <string.h>

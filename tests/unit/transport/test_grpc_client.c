@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "sidecar/health_msg.h"
+#include "grpc/health_msg.h"
 #include "transport/grpc_client.h"
 #include "transport/grpc_status.h"
 

@@ -4,7 +4,7 @@
  * rule is caught with the problem named.
  */
 #include "transport/h2_fields.h"
-#include "test_util.h"
+#include "tests/check.h"
 
 #include <string.h>
 

@@ -18,7 +18,7 @@
 #include "common/log.h"
 #include "echo_server.h"
 #include "h2_client.h"
-#include "test_util.h"
+#include "tests/check.h"
 #include "transport/grpc_frame.h"
 #include "transport/grpc_timeout.h"
 #include <signal.h>

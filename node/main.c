@@ -1,0 +1,153 @@
+/*
+ * node/main.c: the meshd binary's entry point: global flags, the command table, and the
+ * config loading every role shares. Each role's wiring lives in node/role_<name>.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli.h"
+#include "common/config.h"
+#include "common/log.h"
+
+extern char **environ;
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+static int cmd_check_config(int argc, char **argv);
+
+/* The commands, in the order --help lists them. */
+static const mesh_cli_command_t commands[] = {
+    {"proxy", MESH_ROLE_PROXY, mesh_cli_proxy,
+     "gRPC ingress: routes every call by /package.Service/Method to an instance"},
+    {"sidecar", MESH_ROLE_SIDECAR, mesh_cli_sidecar,
+     "runs beside one gRPC app: registers it while healthy, probes, circuit breaker"},
+    {"registry", MESH_ROLE_TOOL, mesh_cli_registry,
+     "`registry list [--json]`: services, methods and instances in etcd"},
+    {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
+    {"version", 0, cmd_version, "prints the version"},
+    {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: meshd [--version] [--help] COMMAND [OPTIONS]\n\n"
+                 "meshd is a service mesh node for gRPC services.\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nEvery option is also a YAML key (--config FILE) and an environment variable\n"
+                 "(MESHD_<OPTION>); flags beat the environment, which beats the file.\n");
+}
+
+static const mesh_cli_command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+void mesh_cli_command_usage(FILE *out, const char *name)
+{
+    const mesh_cli_command_t *c = find_command(name);
+    if (!c) {
+        usage(out);
+        return;
+    }
+    fprintf(out, "usage: meshd %s [OPTIONS]\n\n%s\n", c->name, c->summary);
+    if (c->roles) {
+        fprintf(out, "\noptions:\n");
+        mesh_config_usage(out, c->roles);
+    }
+}
+
+int mesh_cli_load_config(mesh_config_t *cfg, const char *command, unsigned roles, int argc,
+                         char **argv, mesh_config_list_t *positional)
+{
+    char err[512];
+    mesh_config_init(cfg);
+    if (mesh_config_load(cfg, argc, argv, environ, roles, positional, err, sizeof(err)) != 0) {
+        fprintf(stderr, "meshd %s: %s\n", command, err);
+        if (strstr(err, "unknown option") && strncmp(err, "--", 2) == 0)
+            mesh_cli_command_usage(stderr, command);
+        mesh_config_destroy(cfg);
+        return -1;
+    }
+    if (mesh_config_validate(cfg, roles, err, sizeof(err)) != 0) {
+        fprintf(stderr, "meshd %s: %s\n", command, err);
+        mesh_config_destroy(cfg);
+        return -1;
+    }
+    mesh_log_format_t fmt = MESH_LOG_FORMAT_AUTO;
+    if (strcmp(cfg->log_format, "json") == 0)
+        fmt = MESH_LOG_FORMAT_JSON;
+    else if (strcmp(cfg->log_format, "text") == 0)
+        fmt = MESH_LOG_FORMAT_TEXT;
+    mesh_log_init(cfg->node, cfg->log_level, fmt);
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    printf("meshd %s\n", MESHD_VERSION);
+    return 0;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc > 0)
+        mesh_cli_command_usage(stdout, argv[0]);
+    else
+        usage(stdout);
+    return 0;
+}
+
+static int cmd_check_config(int argc, char **argv)
+{
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "usage: meshd check-config FILE\n");
+        return 2;
+    }
+    mesh_config_t cfg;
+    mesh_config_init(&cfg);
+    char err[512];
+    if (mesh_config_load_file(&cfg, argv[0], err, sizeof(err)) != 0 ||
+        mesh_config_validate(&cfg, 0, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        mesh_config_destroy(&cfg);
+        return 2;
+    }
+    printf("# %s: ok\n", argv[0]);
+    mesh_config_dump(stdout, &cfg);
+    mesh_config_destroy(&cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+        return cmd_version(0, NULL);
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    const mesh_cli_command_t *c = find_command(cmd);
+    if (!c) {
+        fprintf(stderr, "meshd: unknown command '%s'\n\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            mesh_cli_command_usage(stdout, cmd);
+            return 0;
+        }
+    }
+    return c->run(argc - 2, argv + 2);
+}

@@ -1,0 +1,51 @@
+/*
+ * node/role_proxy.c: `meshd proxy`, the mesh's gRPC ingress: callers send any gRPC call to
+ * one fixed address and it is routed by /package.Service/Method to an instance.
+ *
+ * Wiring: a node (node/node.h) with one proxy engine per worker; the routing table comes
+ * from --static routes and, with --etcd, from the registry actor's watch of etcd.
+ */
+#include "node/cli.h"
+#include "node/node.h"
+#include "node/registry_actor.h"
+#include "registry/route_static.h"
+
+int mesh_cli_proxy(int argc, char **argv)
+{
+    mesh_config_t cfg;
+    if (mesh_cli_load_config(&cfg, "proxy", MESH_ROLE_PROXY, argc, argv, NULL) != 0)
+        return 2;
+    int rc = 1;
+    mesh_node_t *node = NULL;
+    mesh_registry_actor_t *registry = NULL;
+    char err[512];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    if (mesh_route_add_static_all(b, &cfg.static_routes, err, sizeof(err)) != 0) {
+        mesh_route_builder_free(b);
+        mesh_error("proxy", "%s", err);
+        rc = 2;
+        goto out;
+    }
+    mesh_routes_t *routes = mesh_route_builder_finish(b);
+    node = mesh_node_new(&cfg);
+    if (!node || mesh_node_listen(node) != 0) {
+        mesh_routes_unref(routes);
+        goto out;
+    }
+    mesh_info("proxy", "%zu static service%s", mesh_routes_count(routes),
+              mesh_routes_count(routes) == 1 ? "" : "s");
+    if (cfg.etcd.n > 0) {
+        /* the registry actor merges the static routes into every table it publishes */
+        registry = mesh_registry_actor_start(node, &cfg, routes);
+        if (!registry)
+            goto out;
+    } else {
+        mesh_node_publish_routes(node, routes);
+    }
+    rc = mesh_node_run(node);
+out:
+    mesh_node_free(node);
+    mesh_registry_actor_release(registry);
+    mesh_config_destroy(&cfg);
+    return rc;
+}

@@ -1,0 +1,92 @@
+/*
+ * node/role_sidecar.c: `meshd sidecar`, the node that runs beside one gRPC app.
+ *
+ * Callers reach the app through the sidecar's --listen port: a node (node/node.h) whose
+ * proxy engines forward every call to --app (the engines' default upstream: the sidecar
+ * publishes no routing table) through a per-worker circuit breaker (policy/breaker_filter.h,
+ * plugged into the engine's filter hook). The control actor (node/sidecar_actor.h) learns
+ * the app's services, checks its health, keeps it registered in etcd under --advertise and
+ * serves the probes. SIGTERM: deregister, keep serving for --drain-timeout, then GOAWAY and
+ * exit 0.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli.h"
+#include "node/node.h"
+#include "node/sidecar_actor.h"
+#include "policy/breaker_filter.h"
+#include "common/addr.h"
+#include "common/log.h"
+
+/* The engines' settings, applied to each worker by the node's engine hook. */
+typedef struct sidecar_engines {
+    const mesh_config_t *cfg;
+    pol_breaker_filter_t breakers[256];
+    int failed;
+} sidecar_engines_t;
+
+static void engine_config(mesh_proxy_config_t *pc, void *arg)
+{
+    sidecar_engines_t *e = arg;
+    pc->default_upstream = e->cfg->app;
+    /* The app restarts in place: retry its port soon rather than after a long backoff. */
+    pc->backoff_max_ms = 1000;
+    int i = pc->worker_index;
+    if (i < 0 || i >= (int)(sizeof(e->breakers) / sizeof(e->breakers[0])) ||
+        pol_breaker_filter_init(&e->breakers[i], e->cfg, e->cfg->app, i, &pc->filter) != 0)
+        e->failed = 1;
+}
+
+int mesh_cli_sidecar(int argc, char **argv)
+{
+    mesh_config_t cfg;
+    if (mesh_cli_load_config(&cfg, "sidecar", MESH_ROLE_SIDECAR, argc, argv, NULL) != 0)
+        return 2;
+    int rc = 1;
+    mesh_node_t *node = NULL;
+    static sidecar_engines_t engines; /* read by the workers for the process's life */
+    engines.cfg = &cfg;
+    char host[256];
+    int port;
+    if (mesh_addr_split(cfg.app, host, sizeof(host), &port) != 0 || port <= 0) {
+        fprintf(stderr, "meshd sidecar: app: '%s' is not HOST:PORT\n", cfg.app);
+        rc = 2;
+        goto out;
+    }
+    node = mesh_node_new(&cfg);
+    if (!node)
+        goto out;
+    mesh_node_set_engine_hook(node, engine_config, &engines);
+    if (mesh_node_listen(node) != 0 || engines.failed)
+        goto out;
+    /* The registered address: --advertise, else --listen with its real port (a wildcard
+     * host is not callable: loopback is used then). */
+    char advertise[300];
+    if (cfg.advertise) {
+        snprintf(advertise, sizeof(advertise), "%s", cfg.advertise);
+    } else {
+        char lh[256];
+        int lp;
+        mesh_addr_split(cfg.listen, lh, sizeof(lh), &lp);
+        if (!lh[0] || strcmp(lh, "0.0.0.0") == 0 || strcmp(lh, "::") == 0) {
+            mesh_warn("sidecar",
+                      "--listen %s is a wildcard: advertising 127.0.0.1 (set --advertise)",
+                      cfg.listen);
+            snprintf(lh, sizeof(lh), "127.0.0.1");
+        }
+        if (strchr(lh, ':'))
+            snprintf(advertise, sizeof(advertise), "[%s]:%d", lh, mesh_node_port(node));
+        else
+            snprintf(advertise, sizeof(advertise), "%s:%d", lh, mesh_node_port(node));
+    }
+    mesh_node_set_predrain(node, (uint64_t)cfg.drain_timeout_ms);
+    if (mesh_sidecar_actor_start(node, &cfg, advertise) != 0)
+        goto out;
+    rc = mesh_node_run(node);
+out:
+    mesh_node_free(node);
+    mesh_config_destroy(&cfg);
+    return rc;
+}
