@@ -219,7 +219,11 @@ void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
 
 /* upstream_pool.c */
+/** The endpoint of addr, created if needed, with one more table reference (drop it with
+ *  pxy_endpoint_release when the routing state that holds it goes away). */
 pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr);
+/** Drops one table reference taken by pxy_endpoint_get. */
+void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep);
 void pxy_endpoints_free(mesh_proxy_worker_t *w);
 int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep);
 /** Attaches ps to a pooled connection of ep (opening one if needed). 0 or -1. */

@@ -319,6 +319,9 @@ void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
         }
         o += s->n_instances;
     }
+    for (size_t i = 0; w->svc && i < mesh_routes_count(w->routes); i++)
+        for (size_t j = 0; j < w->svc[i].n; j++)
+            pxy_endpoint_release(w, w->svc[i].eps[j]);
     free(w->svc);
     if (w->routes)
         mesh_routes_unref(w->routes);

@@ -89,6 +89,12 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
     return ep;
 }
 
+void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
+{
+    (void)w;
+    (void)ep; /* endpoints live until the worker is freed (for now) */
+}
+
 int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep)
 {
     return ep->resolved > 0 && ep->down_until <= uv_now(w->loop);
