@@ -16,6 +16,7 @@ typedef struct sup_state {
     const mesh_supervisor_spec_t *spec;
     mesh_actor_id_t *ids;
     uint32_t *restarts;
+    uint64_t *started; /* when each child last (re)started */
 } sup_state_t;
 
 static int sup_start(mesh_actor_t *self, void *arg)
@@ -25,7 +26,8 @@ static int sup_start(mesh_actor_t *self, void *arg)
     st->spec = spec;
     st->ids = calloc(spec->nchildren ? spec->nchildren : 1, sizeof(*st->ids));
     st->restarts = calloc(spec->nchildren ? spec->nchildren : 1, sizeof(*st->restarts));
-    if (!st->ids || !st->restarts)
+    st->started = calloc(spec->nchildren ? spec->nchildren : 1, sizeof(*st->started));
+    if (!st->ids || !st->restarts || !st->started)
         return -1;
     for (uint32_t i = 0; i < spec->nchildren; i++) {
         mesh_spawn_opts_t o = spec->children[i].opts;
@@ -35,6 +37,9 @@ static int sup_start(mesh_actor_t *self, void *arg)
             mesh_error(mesh_name(self), "cannot spawn child %u: %s", i, mesh_strerror(rc));
             return -1;
         }
+        st->started[i] = mesh_now(self);
+        if (spec->children[i].id_out)
+            *spec->children[i].id_out = st->ids[i];
     }
     return 0;
 }
@@ -64,6 +69,9 @@ static int sup_message(mesh_actor_t *self, mesh_msg_t *msg)
             st->ids[i] = 0; /* stopped for good (normally, or by us) */
             return 0;
         }
+        uint64_t healthy = spec->healthy_after_ns ? spec->healthy_after_ns : 60000000000ull;
+        if (mesh_now(self) - st->started[i] >= healthy)
+            st->restarts[i] = 0; /* it ran long enough: an old failure no longer counts */
         if (st->restarts[i] >= spec->max_restarts) {
             mesh_error(mesh_name(self), "child %u failed after %u restarts: giving up", i,
                        st->restarts[i]);
@@ -78,8 +86,10 @@ static int sup_message(mesh_actor_t *self, mesh_msg_t *msg)
     if ((msg->flags & MESH_MSG_F_TIMER) && msg->type >= SUP_TIMER_BASE &&
         msg->type < SUP_TIMER_BASE + spec->nchildren) {
         uint32_t i = msg->type - SUP_TIMER_BASE;
-        if (st->ids[i])
+        if (st->ids[i]) {
+            st->started[i] = mesh_now(self);
             mesh_restart(self, st->ids[i]);
+        }
     }
     return 0;
 }
@@ -89,6 +99,7 @@ static void sup_stop(mesh_actor_t *self, int reason)
     sup_state_t *st = mesh_state(self);
     free(st->ids);
     free(st->restarts);
+    free(st->started);
 }
 
 const mesh_actor_ops_t mesh_supervisor_ops = {

@@ -1,40 +1,49 @@
 /*
- * node/node.c: a meshd node: executor, per-worker proxy engines, route publishing and the
- * signal-driven drain (see node/node.h).
+ * node/node.c: a meshd node (see node/node.h): the node actor on the control loop, one worker
+ * actor per data-plane loop, signals, drain and the root supervisor.
  *
- * Threads: the node struct is owned by the control loop; each worker slot (node_worker_t) is
- * touched only by its worker's loop thread once the node runs. The proxy engines are created
- * from the main thread before the worker threads start (the loops are not running yet, and
- * pthread_create orders the two), so bind errors are reported synchronously.
+ * Ownership: the node struct is built on the main thread and read-only once the executor
+ * runs, except for exit_code (written by the node actor on the control loop, read after the
+ * run). Each worker slot (node_wk_t) belongs to its worker actor once the loops run: the
+ * engine, the previous counters, the actor pointer. The event ring inside it is shared by
+ * design (one producer, one consumer). The engines are created on the main thread before
+ * the worker threads start (so bind errors are reported synchronously; pthread_create orders
+ * the two), and from then on only their worker actor touches them.
  *
- * Shutdown, all on the control loop unless noted:
- *   signal -> on_signal hooks -> pre-drain timer (0 for the proxy)
- *          -> post drain to every worker; start the drain-timeout timer
- *   worker (its loop): drained -> free its engine -> post "worker done" to control
- *   control: all workers done, or drain timeout (forces the rest) -> mesh_exec_shutdown,
- *            which stops the actors in reverse start order and ends mesh_exec_run.
+ * Shutdown, on the control loop unless noted:
+ *   NODE_MSG_SIGNAL -> NODE_MSG_SHUTDOWN to the watchers -> pre-drain timer (0 for the proxy)
+ *     -> NODE_MSG_DRAIN to every worker; drain-timeout timer
+ *   worker (its loop): engine drained -> free it -> NODE_MSG_WORKER_DONE
+ *   node: all workers done, or the drain timeout (NODE_MSG_FORCE to the rest) ->
+ *     mesh_exec_shutdown, which stops the actors in reverse start order and ends the run.
  */
 #include "node/node.h"
 
-#include <stdatomic.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/evring.h"
 #include "common/addr.h"
 #include "common/log.h"
+#include "node/node_msgs.h"
+#include "registry/reg_msgs.h"
 #include "transport/proxy.h"
 
-typedef struct node_worker {
-    mesh_node_t *node;
-    int loop; /* executor loop index (1..N) */
-    mesh_proxy_worker_t *engine;
-    int draining;
-} node_worker_t;
+#define WORKER_TICK_MS 250
+#define RING_EVENTS    4096
 
-typedef struct node_hook {
-    void (*fn)(void *arg);
-    void *arg;
-} node_hook_t;
+typedef struct node_wk {
+    mesh_node_t *node;
+    int index; /* 0..N-1; executor loop index + 1 */
+    mesh_proxy_worker_t *engine;
+    mesh_evring_t ring;
+    mesh_actor_id_t actor;
+    /* worker thread only */
+    mesh_actor_t *self;
+    mesh_proxy_stats_t last;
+    int draining;
+} node_wk_t;
 
 struct mesh_node {
     mesh_exec_t *exec;
@@ -43,59 +52,378 @@ struct mesh_node {
     char listen_host[256];
     int port;
     int nworkers;
-    node_worker_t *workers;
-    _Atomic int workers_live; /* engines not yet freed */
-
+    node_wk_t *wk;
+    mesh_actor_id_t actor;
     uv_signal_t sigterm, sigint;
-    uv_timer_t predrain_timer, drain_timer;
+    int signals_on;
     uint64_t predrain_ms;
-    int signals; /* signals received */
-    int draining;
-    int finished;
-    int exit_code;
-    node_hook_t hooks[8];
-    int nhooks;
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
+    const mesh_supervisor_spec_t *sup_spec;
+    int exit_code;
 };
 
-/* ---- route publishing ---------------------------------------------------------------- */
+/* ---- the worker actor ------------------------------------------------------------------------ */
 
-typedef struct routes_post {
-    node_worker_t *w;
-    mesh_routes_t *routes;
-} routes_post_t;
-
-static void apply_routes(void *arg)
+/* Reports the counters since the last report into the ring (never blocks). */
+static void wk_report(node_wk_t *w)
 {
-    routes_post_t *p = arg;
-    if (p->w->engine)
-        mesh_proxy_worker_set_routes(p->w->engine, p->routes);
-    else
-        mesh_routes_unref(p->routes);
-    free(p);
+    if (!w->engine)
+        return;
+    mesh_proxy_stats_t s;
+    mesh_proxy_worker_stats(w->engine, &s);
+    if (s.calls == w->last.calls && s.calls_failed == w->last.calls_failed &&
+        s.retries == w->last.retries)
+        return;
+    mesh_event_t e = {.type = MESH_EV_STATS,
+                      .worker = (uint32_t)w->index,
+                      .a = s.calls - w->last.calls,
+                      .b = s.calls_failed - w->last.calls_failed,
+                      .c = s.retries - w->last.retries};
+    if (mesh_evring_push(&w->ring, &e) == 0)
+        w->last = s;
 }
 
-void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes)
+static void wk_poke(node_wk_t *w)
 {
-    for (int i = 0; i < n->nworkers; i++) {
-        node_worker_t *w = &n->workers[i];
-        if (!w->engine)
-            continue;
-        routes_post_t *p = malloc(sizeof(*p));
-        if (!p)
-            continue;
-        p->w = w;
-        p->routes = mesh_routes_ref(routes);
-        if (mesh_exec_post(n->exec, w->loop, apply_routes, p) != 0) {
-            mesh_routes_unref(p->routes);
-            free(p);
+    if (!mesh_evring_want_poke(&w->ring))
+        return;
+    node_worker_t p = {.worker = w->index};
+    if (mesh_send(w->self, w->node->actor, NODE_MSG_EVENTS, &p, sizeof(p)) != 0)
+        mesh_evring_done(&w->ring); /* the node is gone or busy: poke again next tick */
+}
+
+/* Frees the engine (after a drain, or forced) and tells the node. */
+static void wk_release(node_wk_t *w)
+{
+    if (!w->engine)
+        return;
+    wk_report(w);
+    wk_poke(w);
+    mesh_proxy_worker_free(w->engine);
+    w->engine = NULL;
+    node_worker_t p = {.worker = w->index};
+    mesh_send(w->self, w->node->actor, NODE_MSG_WORKER_DONE, &p, sizeof(p));
+}
+
+/* The engine's drain callback (inside the engine): continue outside it. */
+static void wk_drained(void *arg)
+{
+    node_wk_t *w = arg;
+    mesh_send(w->self, mesh_self(w->self), NODE_MSG_DRAINED, NULL, 0);
+}
+
+static int wk_start(mesh_actor_t *self, void *arg)
+{
+    node_wk_t *w = arg;
+    *(node_wk_t **)mesh_state(self) = w;
+    w->self = self;
+    uint64_t t = (uint64_t)WORKER_TICK_MS * 1000000ull;
+    return mesh_timer_start(self, t, t, NODE_MSG_WORKER_TICK, NULL) < 0 ? -1 : 0;
+}
+
+static int wk_message(mesh_actor_t *self, mesh_msg_t *m)
+{
+    node_wk_t *w = *(node_wk_t **)mesh_state(self);
+    switch (m->type) {
+    case NODE_MSG_ROUTES: {
+        mesh_routes_t *routes = mesh_msg_take_ptr(m);
+        if (w->engine && routes)
+            mesh_proxy_worker_set_routes(w->engine, routes);
+        else
+            mesh_routes_unref(routes);
+        return 0;
+    }
+    case NODE_MSG_DRAIN:
+        if (w->engine && !w->draining) {
+            w->draining = 1;
+            mesh_proxy_worker_drain(w->engine, wk_drained, w);
+        } else if (!w->engine) {
+            node_worker_t p = {.worker = w->index};
+            mesh_send(self, w->node->actor, NODE_MSG_WORKER_DONE, &p, sizeof(p));
+        }
+        return 0;
+    case NODE_MSG_DRAINED:
+    case NODE_MSG_FORCE:
+        wk_release(w);
+        return 0;
+    case NODE_MSG_WORKER_TICK:
+        wk_report(w);
+        wk_poke(w);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static void wk_stop(mesh_actor_t *self, int reason)
+{
+    node_wk_t **slot = mesh_state(self);
+    node_wk_t *w = *slot;
+    if (!w)
+        return;
+    if (w->engine) { /* shutdown without a drain */
+        mesh_proxy_worker_free(w->engine);
+        w->engine = NULL;
+    }
+    w->self = NULL;
+}
+
+static const mesh_actor_ops_t worker_ops = {
+    .name = "worker",
+    .state_size = sizeof(node_wk_t *),
+    .on_start = wk_start,
+    .on_message = wk_message,
+    .on_stop = wk_stop,
+};
+
+/* ---- the node actor -------------------------------------------------------------------------- */
+
+typedef struct node_state {
+    mesh_node_t *n;
+    mesh_actor_t *self;
+    mesh_actor_id_t supervisor;
+    mesh_actor_id_t *watchers; /* told when shutdown begins */
+    size_t n_watchers, cap_watchers;
+    int live; /* workers whose engine is not freed yet */
+    int signals;
+    int draining;
+    int finished;
+    uint64_t predrain_timer, drain_timer;
+    uint64_t calls, failed, retries; /* totals reported by the workers */
+} node_state_t;
+
+static void finish(node_state_t *st)
+{
+    if (st->finished)
+        return;
+    st->finished = 1;
+    if (st->predrain_timer)
+        mesh_timer_stop(st->self, st->predrain_timer);
+    if (st->drain_timer)
+        mesh_timer_stop(st->self, st->drain_timer);
+    mesh_info("node",
+              "drained (%llu calls served, %llu failed by the mesh, %llu retried); "
+              "stopping actors",
+              (unsigned long long)st->calls, (unsigned long long)st->failed,
+              (unsigned long long)st->retries);
+    mesh_exec_shutdown(st->n->exec);
+}
+
+static void to_workers(node_state_t *st, uint32_t type)
+{
+    for (int i = 0; i < st->n->nworkers; i++) {
+        int rc = mesh_send(st->self, st->n->wk[i].actor, type, NULL, 0);
+        if (rc != 0)
+            mesh_error("node", "cannot reach worker %d: %s", i, mesh_strerror(rc));
+    }
+}
+
+static void start_drain(node_state_t *st)
+{
+    if (st->draining)
+        return;
+    st->draining = 1;
+    if (st->live == 0) {
+        finish(st);
+        return;
+    }
+    mesh_info("node", "draining: GOAWAY sent, waiting up to %lld ms for calls in flight",
+              (long long)st->n->cfg->drain_timeout_ms);
+    to_workers(st, NODE_MSG_DRAIN);
+    mesh_timer_start(st->self, (uint64_t)st->n->cfg->drain_timeout_ms * 1000000ull, 0,
+                     NODE_MSG_DRAIN_TIMEOUT, &st->drain_timer);
+}
+
+static void force_stop(node_state_t *st)
+{
+    if (st->live == 0) {
+        finish(st);
+        return;
+    }
+    mesh_warn("node", "drain timeout: resetting the calls still in flight on %d worker%s", st->live,
+              st->live == 1 ? "" : "s");
+    to_workers(st, NODE_MSG_FORCE);
+}
+
+static void shutdown_begin(node_state_t *st)
+{
+    st->signals++;
+    if (st->signals > 1) {
+        mesh_warn("node", "second shutdown request: not waiting any longer");
+        start_drain(st);
+        force_stop(st);
+        return;
+    }
+    for (size_t i = 0; i < st->n_watchers; i++)
+        mesh_send(st->self, st->watchers[i], NODE_MSG_SHUTDOWN, NULL, 0);
+    if (st->n->predrain_ms)
+        mesh_info("node", "shutting down: serving %llu ms more before draining",
+                  (unsigned long long)st->n->predrain_ms);
+    mesh_timer_start(st->self, st->n->predrain_ms * 1000000ull, 0, NODE_MSG_PREDRAIN_DONE,
+                     &st->predrain_timer);
+}
+
+static void fail(node_state_t *st, int code, const char *why)
+{
+    mesh_error("node", "stopping: %s (exit %d)", why, code);
+    st->n->exit_code = code;
+    st->n->predrain_ms = 0;
+    if (st->signals == 0)
+        shutdown_begin(st);
+}
+
+static void routes_to_workers(node_state_t *st, mesh_routes_t *routes)
+{
+    for (int i = 0; i < st->n->nworkers; i++) {
+        mesh_routes_t *r = mesh_routes_ref(routes);
+        int rc = mesh_send_ptr(st->self, st->n->wk[i].actor, NODE_MSG_ROUTES, r,
+                               (void (*)(void *))mesh_routes_unref);
+        if (rc != 0) {
+            mesh_routes_unref(r);
+            mesh_error("node", "worker %d did not take the routing table: %s", i,
+                       mesh_strerror(rc));
         }
     }
-    mesh_routes_unref(routes);
 }
 
-/* ---- construction ---------------------------------------------------------------------- */
+static void take_events(node_state_t *st, int i)
+{
+    if (i < 0 || i >= st->n->nworkers)
+        return;
+    mesh_evring_t *ring = &st->n->wk[i].ring;
+    mesh_event_t ev[64];
+    size_t k;
+    do {
+        k = mesh_evring_take(ring, ev, 64);
+        for (size_t j = 0; j < k; j++) {
+            if (ev[j].type == MESH_EV_STATS) {
+                st->calls += ev[j].a;
+                st->failed += ev[j].b;
+                st->retries += ev[j].c;
+            } else if (ev[j].type == MESH_EV_BREAKER) {
+                mesh_info("node", "worker %u: %s", ev[j].worker, ev[j].text);
+            }
+        }
+    } while (k == 64);
+    mesh_evring_done(ring);
+    uint64_t dropped = mesh_evring_take_dropped(ring);
+    if (dropped)
+        mesh_warn("node", "worker %d: %llu events dropped (its event ring was full)", i,
+                  (unsigned long long)dropped);
+}
+
+static int node_start(mesh_actor_t *self, void *arg)
+{
+    node_state_t *st = mesh_state(self);
+    st->n = arg;
+    st->self = self;
+    st->live = st->n->nworkers;
+    for (int i = 0; i < st->n->nworkers; i++)
+        if (!st->n->wk[i].engine)
+            st->live--;
+    if (st->n->sup_spec) {
+        mesh_spawn_opts_t so = {.name = st->n->sup_spec->name};
+        int rc =
+            mesh_spawn(self, &mesh_supervisor_ops, (void *)st->n->sup_spec, &so, &st->supervisor);
+        if (rc != 0) {
+            mesh_error("node", "cannot start the control actors: %s", mesh_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int node_message(mesh_actor_t *self, mesh_msg_t *m)
+{
+    node_state_t *st = mesh_state(self);
+    switch (m->type) {
+    case REG_MSG_ROUTES: {
+        mesh_routes_t *routes = mesh_msg_take_ptr(m);
+        if (routes) {
+            routes_to_workers(st, routes);
+            mesh_routes_unref(routes);
+        }
+        return 0;
+    }
+    case NODE_MSG_SIGNAL: {
+        const node_signal_t *s = mesh_msg_as(m, node_signal_t);
+        mesh_info("node", "signal %d received", s ? s->signum : 0);
+        shutdown_begin(st);
+        return 0;
+    }
+    case NODE_MSG_WATCH_SHUTDOWN:
+        if (st->n_watchers == st->cap_watchers) {
+            size_t nc = st->cap_watchers ? st->cap_watchers * 2 : 4;
+            mesh_actor_id_t *nw = realloc(st->watchers, nc * sizeof(*nw));
+            if (!nw)
+                return -1;
+            st->watchers = nw;
+            st->cap_watchers = nc;
+        }
+        st->watchers[st->n_watchers++] = m->from;
+        if (st->signals) /* asked late: shutdown already began */
+            mesh_send(self, m->from, NODE_MSG_SHUTDOWN, NULL, 0);
+        return 0;
+    case NODE_MSG_FAIL: {
+        const node_fail_t *f = mesh_msg_as(m, node_fail_t);
+        char why[64];
+        snprintf(why, sizeof(why), "%s failed", f && f->why[0] ? f->why : "a component");
+        fail(st, f ? f->exit_code : 1, why);
+        return 0;
+    }
+    case NODE_MSG_EVENTS: {
+        const node_worker_t *w = mesh_msg_as(m, node_worker_t);
+        if (w)
+            take_events(st, w->worker);
+        return 0;
+    }
+    case NODE_MSG_WORKER_DONE: {
+        const node_worker_t *w = mesh_msg_as(m, node_worker_t);
+        if (w)
+            take_events(st, w->worker);
+        if (st->live > 0)
+            st->live--;
+        if (st->live == 0 && st->draining)
+            finish(st);
+        return 0;
+    }
+    case NODE_MSG_PREDRAIN_DONE:
+        st->predrain_timer = 0;
+        start_drain(st);
+        return 0;
+    case NODE_MSG_DRAIN_TIMEOUT:
+        st->drain_timer = 0;
+        force_stop(st);
+        return 0;
+    case MESH_MSG_CHILD_EXIT: {
+        const mesh_child_exit_t *ce = mesh_msg_as(m, mesh_child_exit_t);
+        if (ce && ce->child == st->supervisor && ce->reason == MESH_STOP_FAILED)
+            fail(st, 1, "the control actors kept failing and their supervisor gave up");
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static void node_stop(mesh_actor_t *self, int reason)
+{
+    node_state_t *st = mesh_state(self);
+    free(st->watchers);
+    st->watchers = NULL;
+}
+
+static const mesh_actor_ops_t node_ops = {
+    .name = "node",
+    .state_size = sizeof(node_state_t),
+    .on_start = node_start,
+    .on_message = node_message,
+    .on_stop = node_stop,
+};
+
+/* ---- construction ------------------------------------------------------------------------------
+ */
 
 mesh_node_t *mesh_node_new(const mesh_config_t *cfg)
 {
@@ -110,17 +438,35 @@ mesh_node_t *mesh_node_new(const mesh_config_t *cfg)
         return NULL;
     }
     n->nworkers = mesh_exec_loop_count(n->exec) - 1;
-    n->workers = calloc((size_t)n->nworkers, sizeof(*n->workers));
+    n->wk = calloc((size_t)(n->nworkers > 0 ? n->nworkers : 1), sizeof(*n->wk));
+    if (!n->wk)
+        goto fail;
     for (int i = 0; i < n->nworkers; i++) {
-        n->workers[i].node = n;
-        n->workers[i].loop = i + 1;
+        n->wk[i].node = n;
+        n->wk[i].index = i;
+        if (mesh_evring_init(&n->wk[i].ring, RING_EVENTS) < 0)
+            goto fail;
     }
+    /* The node actor, first to start and last to stop; a big mailbox: every actor talks to
+     * it. */
+    mesh_spawn_opts_t so = {.loop = MESH_LOOP_CONTROL, .mailbox = 1u << 16};
+    if (mesh_exec_spawn(n->exec, &node_ops, n, &so, &n->actor) != 0)
+        goto fail;
     return n;
+fail:
+    mesh_error("node", "cannot create the node");
+    mesh_node_free(n);
+    return NULL;
 }
 
 mesh_exec_t *mesh_node_exec(mesh_node_t *n)
 {
     return n->exec;
+}
+
+mesh_actor_id_t mesh_node_actor(const mesh_node_t *n)
+{
+    return n->actor;
 }
 
 int mesh_node_port(const mesh_node_t *n)
@@ -145,23 +491,35 @@ int mesh_node_listen(mesh_node_t *n)
     pc->keepalive_interval_ms = (uint64_t)cfg->keepalive_interval_ms;
     pc->keepalive_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms;
     for (int i = 0; i < n->nworkers; i++) {
-        node_worker_t *w = &n->workers[i];
+        node_wk_t *w = &n->wk[i];
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */
         pc->worker_index = i;
         mesh_proxy_config_t wc = *pc;
         if (n->engine_hook)
             n->engine_hook(&wc, n->engine_hook_arg);
-        w->engine = mesh_proxy_worker_new(mesh_exec_uv_loop(n->exec, w->loop), &wc);
+        w->engine = mesh_proxy_worker_new(mesh_exec_uv_loop(n->exec, i + 1), &wc);
         if (!w->engine) {
             mesh_error("node", "cannot listen on %s", cfg->listen);
             return -1;
         }
-        atomic_fetch_add(&n->workers_live, 1);
         n->port = mesh_proxy_worker_port(w->engine);
+        mesh_spawn_opts_t so = {.loop = MESH_ON_LOOP(i + 1)};
+        if (mesh_exec_spawn(n->exec, &worker_ops, w, &so, &w->actor) != 0) {
+            mesh_error("node", "cannot start worker %d", i);
+            return -1;
+        }
     }
     mesh_info("node", "listening on %s:%d with %d worker%s", pc->listen_host, n->port, n->nworkers,
               n->nworkers == 1 ? "" : "s");
     return 0;
+}
+
+void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes)
+{
+    for (int i = 0; i < n->nworkers; i++)
+        if (n->wk[i].engine)
+            mesh_proxy_worker_set_routes(n->wk[i].engine, mesh_routes_ref(routes));
+    mesh_routes_unref(routes);
 }
 
 void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *cfg, void *arg),
@@ -171,146 +529,29 @@ void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *c
     n->engine_hook_arg = arg;
 }
 
-void mesh_node_on_signal(mesh_node_t *n, void (*fn)(void *arg), void *arg)
-{
-    if (n->nhooks < (int)(sizeof(n->hooks) / sizeof(n->hooks[0])))
-        n->hooks[n->nhooks++] = (node_hook_t){fn, arg};
-}
-
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms)
 {
     n->predrain_ms = ms;
 }
 
-/* ---- shutdown ---------------------------------------------------------------------------- */
-
-static void finish(mesh_node_t *n)
+int mesh_node_supervise(mesh_node_t *n, const mesh_supervisor_spec_t *spec)
 {
-    if (n->finished)
-        return;
-    n->finished = 1;
-    uv_timer_stop(&n->drain_timer);
-    uv_timer_stop(&n->predrain_timer);
-    mesh_info("node", "drained; stopping actors");
-    mesh_exec_shutdown(n->exec);
+    if (n->sup_spec)
+        return -1;
+    n->sup_spec = spec;
+    return 0;
 }
 
-/* Control loop: one worker has freed its engine. */
-static void worker_done(void *arg)
-{
-    mesh_node_t *n = arg;
-    if (atomic_load(&n->workers_live) == 0)
-        finish(n);
-}
+/* ---- running --------------------------------------------------------------------------------- */
 
-/* Worker loop: frees the engine (once) and tells the control loop. */
-static void worker_release(node_worker_t *w)
-{
-    if (!w->engine)
-        return;
-    mesh_proxy_worker_free(w->engine);
-    w->engine = NULL;
-    atomic_fetch_sub(&w->node->workers_live, 1);
-    mesh_exec_post(w->node->exec, 0, worker_done, w->node);
-}
-
-static void worker_drained_post(void *arg)
-{
-    worker_release(arg);
-}
-
-/* Worker loop: drain finished (called by the engine; free it outside its own callback). */
-static void worker_drained(void *arg)
-{
-    node_worker_t *w = arg;
-    mesh_exec_post(w->node->exec, w->loop, worker_drained_post, w);
-}
-
-static void worker_drain(void *arg)
-{
-    node_worker_t *w = arg;
-    if (!w->engine || w->draining)
-        return;
-    w->draining = 1;
-    mesh_proxy_worker_drain(w->engine, worker_drained, w);
-}
-
-static void worker_force(void *arg)
-{
-    worker_release(arg);
-}
-
-static void start_drain(mesh_node_t *n)
-{
-    if (n->draining)
-        return;
-    n->draining = 1;
-    if (atomic_load(&n->workers_live) == 0) {
-        finish(n);
-        return;
-    }
-    mesh_info("node", "draining: GOAWAY sent, waiting up to %lld ms for calls in flight",
-              (long long)n->cfg->drain_timeout_ms);
-    for (int i = 0; i < n->nworkers; i++)
-        mesh_exec_post(n->exec, n->workers[i].loop, worker_drain, &n->workers[i]);
-}
-
-static void force_stop(mesh_node_t *n)
-{
-    int live = atomic_load(&n->workers_live);
-    if (live == 0) {
-        finish(n);
-        return;
-    }
-    mesh_warn("node", "drain timeout: resetting the calls still in flight on %d worker%s", live,
-              live == 1 ? "" : "s");
-    for (int i = 0; i < n->nworkers; i++)
-        mesh_exec_post(n->exec, n->workers[i].loop, worker_force, &n->workers[i]);
-}
-
-static void on_drain_timeout(uv_timer_t *t)
-{
-    force_stop(t->data);
-}
-
-static void on_predrain_done(uv_timer_t *t)
-{
-    mesh_node_t *n = t->data;
-    start_drain(n);
-    uv_timer_start(&n->drain_timer, on_drain_timeout, (uint64_t)n->cfg->drain_timeout_ms, 0);
-}
-
-void mesh_node_shutdown(mesh_node_t *n)
-{
-    n->signals++;
-    if (n->signals > 1) {
-        mesh_warn("node", "second shutdown request: not waiting any longer");
-        start_drain(n);
-        force_stop(n);
-        return;
-    }
-    for (int i = 0; i < n->nhooks; i++)
-        n->hooks[i].fn(n->hooks[i].arg);
-    if (n->predrain_ms)
-        mesh_info("node", "shutting down: serving %llu ms more before draining",
-                  (unsigned long long)n->predrain_ms);
-    uv_timer_start(&n->predrain_timer, on_predrain_done, n->predrain_ms, 0);
-}
-
-void mesh_node_fail(mesh_node_t *n, int exit_code)
-{
-    mesh_error("node", "stopping: a component the node needs has failed (exit %d)", exit_code);
-    n->exit_code = exit_code;
-    n->predrain_ms = 0;
-    if (n->signals == 0)
-        mesh_node_shutdown(n);
-}
-
+/* The signal adapter: a signal becomes a message to the node actor. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     mesh_node_t *n = h->data;
-    mesh_info("node", "signal %d received", signum);
-    mesh_node_shutdown(n);
+    node_signal_t s = {.signum = signum};
+    int rc = mesh_exec_send(n->exec, n->actor, NODE_MSG_SIGNAL, &s, sizeof(s));
+    if (rc != 0)
+        mesh_error("node", "signal %d: cannot reach the node actor: %s", signum, mesh_strerror(rc));
 }
 
 static void close_handle(uv_handle_t *h)
@@ -319,14 +560,12 @@ static void close_handle(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-/* Control loop, at executor shutdown: the node's own handles close with the loop. */
+/* Control loop, at executor shutdown: the signal handles close with the loop. */
 static void on_exec_shutdown(mesh_exec_t *exec, void *arg)
 {
     mesh_node_t *n = arg;
     close_handle((uv_handle_t *)&n->sigterm);
     close_handle((uv_handle_t *)&n->sigint);
-    close_handle((uv_handle_t *)&n->predrain_timer);
-    close_handle((uv_handle_t *)&n->drain_timer);
 }
 
 int mesh_node_run(mesh_node_t *n)
@@ -334,20 +573,12 @@ int mesh_node_run(mesh_node_t *n)
     uv_loop_t *control = mesh_exec_uv_loop(n->exec, 0);
     uv_signal_init(control, &n->sigterm);
     uv_signal_init(control, &n->sigint);
-    uv_timer_init(control, &n->predrain_timer);
-    uv_timer_init(control, &n->drain_timer);
-    n->sigterm.data = n->sigint.data = n->predrain_timer.data = n->drain_timer.data = n;
+    n->sigterm.data = n->sigint.data = n;
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
+    n->signals_on = 1;
     mesh_exec_on_shutdown(n->exec, on_exec_shutdown, n);
     mesh_exec_run(n->exec);
-    /* Engines not freed yet (shutdown without a drain) are freed on this thread: the worker
-     * loops have stopped, and the executor closes their handles when it is freed. */
-    for (int i = 0; i < n->nworkers; i++)
-        if (n->workers[i].engine) {
-            mesh_proxy_worker_free(n->workers[i].engine);
-            n->workers[i].engine = NULL;
-        }
     return n->exit_code;
 }
 
@@ -355,10 +586,16 @@ void mesh_node_free(mesh_node_t *n)
 {
     if (!n)
         return;
-    for (int i = 0; i < n->nworkers; i++)
-        if (n->workers[i].engine) /* never ran: free the engines, let their closes finish */
-            mesh_proxy_worker_free(n->workers[i].engine);
-    mesh_exec_free(n->exec);
-    free(n->workers);
+    /* Engines of a node that never ran: free them, let their closes finish. */
+    for (int i = 0; n->wk && i < n->nworkers; i++)
+        if (n->wk[i].engine) {
+            mesh_proxy_worker_free(n->wk[i].engine);
+            n->wk[i].engine = NULL;
+        }
+    if (n->exec)
+        mesh_exec_free(n->exec);
+    for (int i = 0; n->wk && i < n->nworkers; i++)
+        mesh_evring_destroy(&n->wk[i].ring);
+    free(n->wk);
     free(n);
 }

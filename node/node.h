@@ -1,18 +1,29 @@
 /*
- * node/node.h: a meshd node: the executor, the data-plane workers and their lifecycle.
+ * node/node.h: a meshd node: the executor, the node actor, one worker actor per data-plane
+ * loop, and the supervised control actors of the roles.
  *
- * Every role that serves gRPC (proxy, sidecar, gateway) is a node: one control loop for the
- * control-plane actors (registry, health, ...) and N worker loops, each running its own proxy
- * engine (transport/proxy.h) on its own SO_REUSEPORT listener. The node publishes routing
- * tables from the control loop to every worker by pointer, and turns SIGTERM/SIGINT into an
- * orderly drain: an optional pre-drain period (the sidecar keeps serving while peers forget
- * it), then GOAWAY and in-flight calls finish (bounded by the drain timeout), then every
- * actor stops in reverse start order and the process exits 0. A second signal skips the wait.
+ * Every role that serves gRPC (proxy, sidecar, gateway) is a node. Threads and actors:
+ *
+ *   control loop:  node actor ── parent of ──> root supervisor ──> control actors (registry,
+ *                  sidecar, ...), restarted with backoff; when the supervisor gives up the
+ *                  node stops with exit 1
+ *   worker loop i: worker actor i, sole owner of its proxy engine (transport/proxy.h) and of
+ *                  its event ring (actors/evring.h)
+ *
+ * Messages (node/node_msgs.h): the registry sends REG_MSG_ROUTES to the node actor, which
+ * hands each worker actor a reference; workers poke the node when their event ring holds
+ * events (counters, breaker transitions); SIGTERM/SIGINT become a message to the node actor,
+ * which tells the actors that asked (NODE_MSG_WATCH_SHUTDOWN) that shutdown began, serves the
+ * pre-drain period, tells every worker to drain (GOAWAY, calls in flight finish, bounded by
+ * the drain timeout), and once all workers report back stops the executor: actors stop in
+ * reverse start order and the process exits 0. A second signal skips the waiting. A control
+ * actor that cannot run sends NODE_MSG_FAIL: the node drains at once and exits with its code.
  */
 #ifndef MESH_NODE_H
 #define MESH_NODE_H
 
 #include "actors/exec.h"
+#include "actors/supervisor.h"
 #include "common/config.h"
 #include "registry/route_table.h"
 
@@ -20,52 +31,46 @@ struct mesh_proxy_config;
 
 typedef struct mesh_node mesh_node_t;
 
-/** Creates a node for cfg (not yet serving). NULL on failure (logged). */
+/** Creates a node for cfg (executor and node actor; not yet serving). NULL on failure. */
 mesh_node_t *mesh_node_new(const mesh_config_t *cfg);
 
-/** The node's executor (to spawn control-plane actors before mesh_node_run). */
+/** The node's executor. */
 mesh_exec_t *mesh_node_exec(mesh_node_t *n);
+
+/** The node actor's address: where routing tables (REG_MSG_ROUTES), shutdown subscriptions
+ *  and failures (node/node_msgs.h) go. */
+mesh_actor_id_t mesh_node_actor(const mesh_node_t *n);
 
 /**
  * Sets a function that adjusts each worker's engine settings (cfg->worker_index tells which)
  * before mesh_node_listen creates the engine: roles use it for a default upstream and
- * per-worker filters. Called on the thread calling mesh_node_listen.
+ * filters. Called on the thread calling mesh_node_listen.
  */
 void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(struct mesh_proxy_config *cfg, void *arg),
                                void *arg);
 
 /**
  * Binds the gRPC listener on every worker (cfg->listen; port 0 picks one port shared by all
- * workers) and starts accepting. Returns 0, or -1 when the address cannot be bound (logged).
+ * workers), starts accepting, and spawns the worker actors that own the engines. Returns 0,
+ * or -1 when the address cannot be bound (logged).
  */
 int mesh_node_listen(mesh_node_t *n);
 
 /** The bound port of the gRPC listener (after mesh_node_listen). */
 int mesh_node_port(const mesh_node_t *n);
 
-/**
- * Publishes a routing table to every worker; takes over the caller's reference. Callable
- * from the control loop or, before mesh_node_run, from the thread that created the node.
- */
+/** Publishes a table to every worker before the node runs (takes over the reference). */
 void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes);
-
-/**
- * Registers a hook run on the control loop when a shutdown signal arrives, before the
- * pre-drain period (the sidecar deregisters here).
- */
-void mesh_node_on_signal(mesh_node_t *n, void (*fn)(void *arg), void *arg);
 
 /** Sets how long the node keeps serving normally after a signal before it drains. */
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms);
 
-/** Begins the orderly shutdown, as a signal would; from the control loop. */
-void mesh_node_shutdown(mesh_node_t *n);
-
 /**
- * Stops the node because something it cannot run without failed: the drain begins at once
- * (no pre-drain period) and mesh_node_run returns exit_code. From the control loop.
+ * Starts the control actors under the node's root supervisor (children in start order; the
+ * spec must outlive the run). A child's failure restarts it with backoff; when the supervisor
+ * gives up, the node stops with exit 1. Call once, before mesh_node_run. 0 or -1.
  */
-void mesh_node_fail(mesh_node_t *n, int exit_code);
+int mesh_node_supervise(mesh_node_t *n, const mesh_supervisor_spec_t *spec);
 
 /** Runs until the node has shut down; returns the process exit code (0 after a clean drain). */
 int mesh_node_run(mesh_node_t *n);

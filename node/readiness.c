@@ -127,12 +127,17 @@ const char *mesh_readiness_reason(const mesh_readiness_t *r)
     return r->reason;
 }
 
+json_t *mesh_readiness_to_json(const mesh_readiness_t *r)
+{
+    return json_pack("{s:b,s:s,s:I,s:I,s:s?}", "ready", r->ready, "reason", r->reason,
+                     "consecutive_failures", (json_int_t)r->consecutive_failures, "threshold",
+                     (json_int_t)r->threshold, "last_check",
+                     r->has_result ? mesh_check_result_name(r->last_result) : NULL);
+}
+
 int mesh_readiness_json(const mesh_readiness_t *r, char *buf, size_t cap)
 {
-    json_t *o = json_pack("{s:b,s:s,s:I,s:I,s:s?}", "ready", r->ready, "reason", r->reason,
-                          "consecutive_failures", (json_int_t)r->consecutive_failures, "threshold",
-                          (json_int_t)r->threshold, "last_check",
-                          r->has_result ? mesh_check_result_name(r->last_result) : NULL);
+    json_t *o = mesh_readiness_to_json(r);
     if (!o)
         return -1;
     size_t n = json_dumpb(o, buf, cap, JSON_COMPACT);

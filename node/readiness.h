@@ -88,6 +88,10 @@ const char *mesh_check_result_name(mesh_check_result_t result);
  * Returns the length, or -1 if it did not fit in cap. */
 int mesh_readiness_json(const mesh_readiness_t *r, char *buf, size_t cap);
 
+/** The same object as a new jansson json_t * (NULL on OOM), for callers that add fields. */
+struct json_t;
+struct json_t *mesh_readiness_to_json(const mesh_readiness_t *r);
+
 /** A /readyz handler for transport/http1_server.h (h1_handler_fn) with ud = the
  * mesh_readiness_t: writes the JSON body and returns 200 when ready, 503 when not (500 if the
  * body does not fit). */

@@ -2,12 +2,13 @@
  * node/role_proxy.c: `meshd proxy`, the mesh's gRPC ingress: callers send any gRPC call to
  * one fixed address and it is routed by /package.Service/Method to an instance.
  *
- * Wiring: a node (node/node.h) with one proxy engine per worker; the routing table comes
- * from --static routes and, with --etcd, from the registry actor's watch of etcd.
+ * Wiring: a node (node/node.h) with one proxy engine per worker; the routing table comes from
+ * --static routes and, with --etcd, from the registry actor's view of etcd (node/control.h).
  */
 #include "node/cli.h"
+#include "node/control.h"
 #include "node/node.h"
-#include "node/registry_actor.h"
+#include "common/log.h"
 #include "registry/route_static.h"
 
 int mesh_cli_proxy(int argc, char **argv)
@@ -17,7 +18,8 @@ int mesh_cli_proxy(int argc, char **argv)
         return 2;
     int rc = 1;
     mesh_node_t *node = NULL;
-    mesh_registry_actor_t *registry = NULL;
+    node_control_t control;
+    node_control_init(&control);
     char err[512];
     mesh_route_builder_t *b = mesh_route_builder_new();
     if (mesh_route_add_static_all(b, &cfg.static_routes, err, sizeof(err)) != 0) {
@@ -34,18 +36,14 @@ int mesh_cli_proxy(int argc, char **argv)
     }
     mesh_info("proxy", "%zu static service%s", mesh_routes_count(routes),
               mesh_routes_count(routes) == 1 ? "" : "s");
-    if (cfg.etcd.n > 0) {
-        /* the registry actor merges the static routes into every table it publishes */
-        registry = mesh_registry_actor_start(node, &cfg, routes);
-        if (!registry)
-            goto out;
-    } else {
-        mesh_node_publish_routes(node, routes);
-    }
+    /* the registry actor merges the static routes into every table it publishes */
+    if (node_control_registry(&control, node, &cfg, routes, 1) != 0 ||
+        node_control_start(&control, node) != 0)
+        goto out;
     rc = mesh_node_run(node);
 out:
     mesh_node_free(node);
-    mesh_registry_actor_release(registry);
+    node_control_release(&control);
     mesh_config_destroy(&cfg);
     return rc;
 }

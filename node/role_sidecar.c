@@ -4,18 +4,18 @@
  * Callers reach the app through the sidecar's --listen port: a node (node/node.h) whose
  * proxy engines forward every call to --app (the engines' default upstream: the sidecar
  * publishes no routing table) through a per-worker circuit breaker (policy/breaker_filter.h,
- * plugged into the engine's filter hook). The control actor (node/sidecar_actor.h) learns
- * the app's services, checks its health, keeps it registered in etcd under --advertise and
- * serves the probes. SIGTERM: deregister, keep serving for --drain-timeout, then GOAWAY and
- * exit 0.
+ * plugged into the engine's filter hook). The control actors (node/control.h): the sidecar
+ * actor (node/sidecar_actor.h) learns the app's services, checks its health and serves the
+ * probes; the registry actor keeps it registered in etcd under --advertise. SIGTERM: deregister,
+ * keep serving for --drain-timeout, then GOAWAY and exit 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node/cli.h"
+#include "node/control.h"
 #include "node/node.h"
-#include "node/sidecar_actor.h"
 #include "policy/breaker_filter.h"
 #include "common/addr.h"
 #include "common/log.h"
@@ -46,6 +46,8 @@ int mesh_cli_sidecar(int argc, char **argv)
         return 2;
     int rc = 1;
     mesh_node_t *node = NULL;
+    node_control_t control;
+    node_control_init(&control);
     static sidecar_engines_t engines; /* read by the workers for the process's life */
     engines.cfg = &cfg;
     char host[256];
@@ -82,11 +84,14 @@ int mesh_cli_sidecar(int argc, char **argv)
             snprintf(advertise, sizeof(advertise), "%s:%d", lh, mesh_node_port(node));
     }
     mesh_node_set_predrain(node, (uint64_t)cfg.drain_timeout_ms);
-    if (mesh_sidecar_actor_start(node, &cfg, advertise) != 0)
+    if (node_control_registry(&control, node, &cfg, NULL, 0) != 0 ||
+        node_control_sidecar(&control, node, &cfg, advertise) != 0 ||
+        node_control_start(&control, node) != 0)
         goto out;
     rc = mesh_node_run(node);
 out:
     mesh_node_free(node);
+    node_control_release(&control);
     mesh_config_destroy(&cfg);
     return rc;
 }

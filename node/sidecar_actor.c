@@ -1,41 +1,58 @@
 /*
  * node/sidecar_actor.c: the sidecar's control actor (see node/sidecar_actor.h).
  *
- * Everything here runs on the control loop. The actor's runtime state only points to a heap
- * object (sidecar_t) that owns uv handles: it is freed once they are all closed, after the
- * actor stopped.
- *
  * Health: every interval, one check. While a Health/Watch stream is open and has reported a
  * status, that status is the check; otherwise a Health/Check call is made (with the health
  * timeout) and a Watch is (re)opened unless the app answered Watch with UNIMPLEMENTED. A
  * SERVING pushed by Watch while not ready counts at once (fast recovery). NOT_SERVING, a
- * failed or timed-out Check and a closed connection count as one failed check each.
+ * failed or timed-out Check and a closed connection count as one failed check each; how a call
+ * failed is decided on the app seam's reason code, never on the text of a message.
  *
  * Registration: wanted while the readiness counter says registered, the services are known
- * and no shutdown began. A change of the service list (new reflection) deregisters and
- * registers again; a new registration waits until the previous one's delete finished, so a
- * late delete never removes fresh keys.
+ * and no shutdown began. The registry actor does the etcd work; this actor keeps one
+ * registration at a time: asked (waiting for REG_MSG_REGISTER_OK), active, or stopping (a
+ * deregistration in flight). A change of the service list deregisters and registers again; a
+ * new registration waits until the previous one's deregistration finished, so a late delete
+ * never removes fresh keys. A registry that cannot be reached yet (starting, restarting) is
+ * asked again on a timer.
+ *
+ * Calls to the app carry tags (kind in the top byte, a sequence below); events of a call that
+ * was replaced or cancelled are dropped.
  */
 #include "node/sidecar_actor.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "actors/actor.h"
+#include "actors/exec.h"
 #include "common/addr.h"
 #include "common/log.h"
-#include "registry/etcd_client.h"
-#include "registry/registration.h"
 #include "grpc/descriptors.h"
 #include "grpc/health_msg.h"
-#include "transport/http1_server.h"
-#include "node/readiness.h"
 #include "grpc/reflection.h"
-#include "transport/grpc_client.h"
+#include "node/node_msgs.h"
+#include "node/readiness.h"
+#include "registry/reg_msgs.h"
+#include "registry/registration.h"
 #include "transport/grpc_status.h"
+#include "transport/http1_server.h"
 
 #define ACTOR "sidecar"
+
+/* Message types of this actor (range 0x5343xxxx, see registry/reg_msgs.h). */
+enum {
+    SC_MSG_RPC = 0x53430001u,         /* ptr: mesh_rpc_event_t */
+    SC_MSG_HEALTH_TICK = 0x53430002u, /* timer */
+    SC_MSG_REFL_RETRY = 0x53430003u,  /* timer */
+    SC_MSG_REG_RETRY = 0x53430004u,   /* timer */
+};
+
+/* Call tags. */
+enum { TAG_REFL = 1, TAG_CHECK = 2, TAG_WATCH = 3 };
+
+#define REG_RETRY_MS 500
 
 typedef struct svc_entry {
     char *name;
@@ -43,15 +60,15 @@ typedef struct svc_entry {
     size_t n_methods;
 } svc_entry_t;
 
-typedef struct sidecar {
-    mesh_node_t *node;
-    const mesh_config_t *cfg;
-    uv_loop_t *loop;
-    char advertise[256];
-    int handles; /* open uv handles + async frees pending */
-    int stopped;
+/* The one registration: none, asked for, active, or being deregistered. */
+enum { REG_NONE = 0, REG_ASKED = 1, REG_ACTIVE = 2, REG_STOPPING = 3 };
 
-    mesh_grpc_client_t *app;
+typedef struct sidecar {
+    sc_args_t *a;
+    const mesh_config_t *cfg;
+    mesh_actor_t *self;
+    mesh_rpc_t *app;
+    uint32_t seq;
     int app_reachable;
     char app_why[256];
 
@@ -65,68 +82,39 @@ typedef struct sidecar {
 
     /* reflection */
     mesh_reflect_t *refl;
-    mesh_grpc_call_t *refl_call;
-    uv_timer_t refl_timer;
+    uint64_t refl_tag; /* the call in flight, 0 none */
+    uint64_t refl_timer;
     uint64_t refl_backoff_ms;
 
     /* health */
     mesh_readiness_t rd;
-    uv_timer_t health_timer;
-    mesh_grpc_call_t *check_call;
-    int check_status; /* decoded HealthCheckResponse status, -1 none */
-    mesh_grpc_call_t *watch_call;
+    uint64_t check_tag;
+    int check_status; /* decoded HealthCheckResponse status, -1 none, -2 undecodable */
+    uint64_t watch_tag;
     int watch_status; /* last status the Watch pushed, -1 none */
     int watch_unsupported;
-    int last_ready;
 
-    /* registry */
-    char *endpoints;
-    etcd_client_t *etcd;
-    reg_registration_t *reg;
-    int reg_stopping;
-    uint64_t reg_gen;
+    /* registration (through the registry actor) */
+    int reg_state;
+    uint32_t reg_id;
+    uint64_t reg_corr;  /* REG_ASKED: the request's correlation id */
+    uint64_t reg_gen;   /* svcs_gen that the registration carries */
+    int reg_confirmed;  /* the registry said the keys are in etcd */
+    uint64_t reg_timer; /* retry when the registry could not be reached */
 
     h1_server_t *probe;
     int shutting_down;
 } sidecar_t;
-
-typedef struct sidecar_actor_state {
-    sidecar_t *sc;
-} sidecar_actor_state_t;
 
 static void reconcile(sidecar_t *sc);
 static void start_reflection(sidecar_t *sc);
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-/* Appends s as a JSON string (quoted, escaped) at buf+*len. */
-static void json_str(char *buf, size_t cap, size_t *len, const char *s)
+static uint64_t new_tag(sidecar_t *sc, int kind)
 {
-    size_t n = *len;
-    if (n + 2 >= cap)
-        return;
-    buf[n++] = '"';
-    for (; *s && n + 8 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)ch;
-        } else if (ch < 0x20) {
-            n += (size_t)snprintf(buf + n, cap - n, "\\u%04x", ch);
-        } else {
-            buf[n++] = (char)ch;
-        }
-    }
-    buf[n++] = '"';
-    buf[n] = '\0';
-    *len = n;
-}
-
-static void json_raw(char *buf, size_t cap, size_t *len, const char *s)
-{
-    int n = snprintf(buf + *len, cap - *len, "%s", s);
-    if (n > 0)
-        *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+    sc->seq = sc->seq + 1 ? sc->seq + 1 : 1;
+    return (uint64_t)kind << 56 | sc->seq;
 }
 
 static void svcs_free(svc_entry_t *v, size_t n)
@@ -138,6 +126,22 @@ static void svcs_free(svc_entry_t *v, size_t n)
         free(v[i].name);
     }
     free(v);
+}
+
+static void notify(sidecar_t *sc)
+{
+    if (sc->a->on_state)
+        sc->a->on_state(sc->a->hooks_ud, sc->reg_state == REG_ASKED || sc->reg_state == REG_ACTIVE,
+                        sc->reg_state == REG_ACTIVE && sc->reg_confirmed);
+}
+
+static void timer_once(sidecar_t *sc, uint64_t *slot, uint64_t ms, uint32_t type)
+{
+    if (*slot)
+        mesh_timer_stop(sc->self, *slot);
+    *slot = 0;
+    if (mesh_timer_start(sc->self, ms * 1000000ull, 0, type, slot) != 0)
+        mesh_error(ACTOR, "cannot start a timer");
 }
 
 /* ---- services ------------------------------------------------------------------------------ */
@@ -196,45 +200,24 @@ static void apply_pool(sidecar_t *sc, mesh_desc_pool_t *pool, const char *how)
 
 /* ---- reflection ----------------------------------------------------------------------------- */
 
-static void refl_drive(sidecar_t *sc);
-
-static void refl_on_message(void *ud, mesh_grpc_call_t *call, const uint8_t *msg, size_t len)
-{
-    sidecar_t *sc = ud;
-    if (!sc->refl || call != sc->refl_call)
-        return;
-    mesh_reflect_on_response(sc->refl, msg, len);
-    refl_drive(sc);
-}
-
-static void refl_on_end(void *ud, mesh_grpc_call_t *call, int status, const char *message)
-{
-    sidecar_t *sc = ud;
-    if (call != sc->refl_call)
-        return;
-    sc->refl_call = NULL;
-    if (!sc->refl)
-        return;
-    mesh_reflect_on_stream_end(sc->refl, status, message);
-    refl_drive(sc);
-}
-
-static const mesh_grpc_call_ops_t refl_ops = {refl_on_message, refl_on_end};
-
-static void on_refl_retry(uv_timer_t *t)
-{
-    sidecar_t *sc = t->data;
-    if (!sc->refl)
-        start_reflection(sc);
-}
-
 static void refl_close_call(sidecar_t *sc)
 {
-    if (sc->refl_call) {
-        mesh_grpc_call_t *c = sc->refl_call;
-        sc->refl_call = NULL;
-        mesh_grpc_call_cancel(c);
-    }
+    if (sc->refl_tag)
+        mesh_rpc_call_cancel(sc->app, sc->refl_tag);
+    sc->refl_tag = 0;
+}
+
+static void refl_failed(sidecar_t *sc)
+{
+    refl_close_call(sc);
+    mesh_reflect_free(sc->refl);
+    sc->refl = NULL;
+    sc->refl_backoff_ms = sc->refl_backoff_ms ? sc->refl_backoff_ms * 2 : 1000;
+    if (sc->refl_backoff_ms > 30000)
+        sc->refl_backoff_ms = 30000;
+    mesh_error(ACTOR, "cannot learn the app's services: %s (retry in %llu ms)", sc->disco_error,
+               (unsigned long long)sc->refl_backoff_ms);
+    timer_once(sc, &sc->refl_timer, sc->refl_backoff_ms, SC_MSG_REFL_RETRY);
 }
 
 static void refl_drive(sidecar_t *sc)
@@ -245,18 +228,21 @@ static void refl_drive(sidecar_t *sc)
         case MESH_REFLECT_OPEN:
             refl_close_call(sc);
             mesh_debug(ACTOR, "reflection: opening %s", out.path);
-            sc->refl_call = mesh_grpc_call_start(sc->app, out.path, NULL, 0, 30000, &refl_ops, sc);
-            if (!sc->refl_call) {
+            sc->refl_tag = new_tag(sc, TAG_REFL);
+            if (mesh_rpc_call_start(sc->app, sc->refl_tag, out.path, 30000) != 0) {
+                sc->refl_tag = 0;
                 snprintf(sc->disco_error, sizeof(sc->disco_error),
                          "reflection: cannot start a call to the app");
-                goto failed_nomsg;
+                refl_failed(sc);
+                return;
             }
             break;
         case MESH_REFLECT_SEND:
-            if (!sc->refl_call || mesh_grpc_call_send(sc->refl_call, out.data, out.len) != 0) {
+            if (!sc->refl_tag || mesh_rpc_call_send(sc->app, sc->refl_tag, out.data, out.len)) {
                 snprintf(sc->disco_error, sizeof(sc->disco_error),
                          "reflection: cannot send to the app");
-                goto failed_nomsg;
+                refl_failed(sc);
+                return;
             }
             break;
         case MESH_REFLECT_WAIT:
@@ -264,9 +250,7 @@ static void refl_drive(sidecar_t *sc)
         case MESH_REFLECT_DONE: {
             refl_close_call(sc);
             mesh_desc_pool_t *pool = mesh_reflect_take_pool(sc->refl);
-            char how[160];
-            snprintf(how, sizeof(how), "reflection (%s)",
-                     strstr(mesh_reflect_path(sc->refl), "v1alpha") ? "v1alpha" : "v1");
+            int alpha = strcmp(mesh_reflect_path(sc->refl), MESH_REFLECT_V1ALPHA_PATH) == 0;
             if (mesh_reflect_warning_count(sc->refl))
                 mesh_warn(ACTOR, "reflection: %zu problem(s), last: %s",
                           mesh_reflect_warning_count(sc->refl),
@@ -275,39 +259,27 @@ static void refl_drive(sidecar_t *sc)
             sc->refl = NULL;
             sc->refl_backoff_ms = 0;
             if (pool)
-                apply_pool(sc, pool, how);
+                apply_pool(sc, pool, alpha ? "reflection (v1alpha)" : "reflection (v1)");
             return;
         }
         case MESH_REFLECT_FAILED:
             snprintf(sc->disco_error, sizeof(sc->disco_error), "reflection failed: %s",
                      mesh_reflect_error(sc->refl));
-            goto failed_nomsg;
+            refl_failed(sc);
+            return;
         }
     }
-    return;
-failed_nomsg:
-    refl_close_call(sc);
-    if (sc->refl) {
-        mesh_reflect_free(sc->refl);
-        sc->refl = NULL;
-    }
-    sc->refl_backoff_ms = sc->refl_backoff_ms ? sc->refl_backoff_ms * 2 : 1000;
-    if (sc->refl_backoff_ms > 30000)
-        sc->refl_backoff_ms = 30000;
-    mesh_error(ACTOR, "cannot learn the app's services: %s (retry in %llu ms)", sc->disco_error,
-               (unsigned long long)sc->refl_backoff_ms);
-    if (!sc->stopped)
-        uv_timer_start(&sc->refl_timer, on_refl_retry, sc->refl_backoff_ms, 0);
 }
 
 static void start_reflection(sidecar_t *sc)
 {
-    if (sc->cfg->descriptor_set || sc->stopped || sc->shutting_down)
+    if (sc->cfg->descriptor_set || sc->shutting_down)
         return;
-    uv_timer_stop(&sc->refl_timer);
+    if (sc->refl_timer)
+        mesh_timer_stop(sc->self, sc->refl_timer);
+    sc->refl_timer = 0;
     refl_close_call(sc);
-    if (sc->refl)
-        mesh_reflect_free(sc->refl);
+    mesh_reflect_free(sc->refl);
     sc->refl = mesh_reflect_new(NULL);
     if (!sc->refl)
         return;
@@ -315,14 +287,13 @@ static void start_reflection(sidecar_t *sc)
     refl_drive(sc);
 }
 
-/* ---- health -----------------------------------------------------------------------------------
- */
+/* ---- health --------------------------------------------------------------------------------- */
 
 static void feed(sidecar_t *sc, mesh_check_result_t res, const char *detail)
 {
     if (sc->shutting_down)
         return;
-    int fx = mesh_readiness_on_check(&sc->rd, res, detail, uv_now(sc->loop) * 1000000ull);
+    int fx = mesh_readiness_on_check(&sc->rd, res, detail, mesh_now(sc->self));
     if (fx & MESH_READINESS_BECAME_READY)
         mesh_info(ACTOR, "app %s is ready (health: SERVING)", sc->cfg->app);
     if (fx & MESH_READINESS_BECAME_NOT_READY)
@@ -334,55 +305,45 @@ static void feed(sidecar_t *sc, mesh_check_result_t res, const char *detail)
         reconcile(sc);
 }
 
-/* A failed call's status as a readiness input. */
-static mesh_check_result_t classify_call(int status, const char *message)
+static mesh_check_result_t of_status(mesh_health_status_t st)
+{
+    return st == MESH_HEALTH_SERVING ? MESH_CHECK_SERVING : MESH_CHECK_NOT_SERVING;
+}
+
+/* A failed call as a readiness input, from its status and the connection's reason code. */
+static mesh_check_result_t classify_call(int status, mesh_grpc_conn_reason_t reason)
 {
     if (status == MESH_GRPC_DEADLINE_EXCEEDED)
         return MESH_CHECK_TIMEOUT;
-    if (status == MESH_GRPC_UNAVAILABLE && message &&
-        (strstr(message, "connect") || strstr(message, "connection") || strstr(message, "GOAWAY")))
+    if (status == MESH_GRPC_UNAVAILABLE && reason != MESH_GRPC_CONN_OK)
         return MESH_CHECK_CONN_CLOSED;
     return MESH_CHECK_FAILED;
 }
 
-static void check_on_message(void *ud, mesh_grpc_call_t *call, const uint8_t *msg, size_t len)
+static void check_end(sidecar_t *sc, const mesh_rpc_event_t *ev)
 {
-    sidecar_t *sc = ud;
-    mesh_health_status_t st;
-    if (mesh_health_decode_response(msg, len, &st) == 0)
-        sc->check_status = (int)st;
-    else
-        sc->check_status = -2;
-}
-
-static void check_on_end(void *ud, mesh_grpc_call_t *call, int status, const char *message)
-{
-    sidecar_t *sc = ud;
-    sc->check_call = NULL;
+    sc->check_tag = 0;
     char detail[300];
-    if (status == MESH_GRPC_OK && sc->check_status >= 0) {
+    if (ev->status == MESH_GRPC_OK && sc->check_status >= 0) {
         mesh_health_status_t st = (mesh_health_status_t)sc->check_status;
         snprintf(detail, sizeof(detail), "Health/Check answered %s", mesh_health_status_name(st));
-        feed(sc, (st == MESH_HEALTH_SERVING ? MESH_CHECK_SERVING : MESH_CHECK_NOT_SERVING), detail);
+        feed(sc, of_status(st), detail);
         return;
     }
-    if (status == MESH_GRPC_OK) {
+    if (ev->status == MESH_GRPC_OK) {
         snprintf(detail, sizeof(detail), "Health/Check answered no valid HealthCheckResponse");
         feed(sc, MESH_CHECK_FAILED, detail);
         return;
     }
-    snprintf(detail, sizeof(detail), "Health/Check: %s%s%s", mesh_grpc_status_name(status),
-             message[0] ? ": " : "", message);
-    feed(sc, classify_call(status, message), detail);
+    snprintf(detail, sizeof(detail), "Health/Check: %s%s%s", mesh_grpc_status_name(ev->status),
+             ev->text[0] ? ": " : "", ev->text);
+    feed(sc, classify_call(ev->status, ev->reason), detail);
 }
 
-static const mesh_grpc_call_ops_t check_ops = {check_on_message, check_on_end};
-
-static void watch_on_message(void *ud, mesh_grpc_call_t *call, const uint8_t *msg, size_t len)
+static void watch_message(sidecar_t *sc, const mesh_rpc_event_t *ev)
 {
-    sidecar_t *sc = ud;
     mesh_health_status_t st;
-    if (mesh_health_decode_response(msg, len, &st) != 0)
+    if (mesh_health_decode_response(ev->data, ev->len, &st) != 0)
         return;
     int was = sc->watch_status;
     sc->watch_status = (int)st;
@@ -392,60 +353,57 @@ static void watch_on_message(void *ud, mesh_grpc_call_t *call, const uint8_t *ms
         feed(sc, MESH_CHECK_SERVING, "Health/Watch pushed SERVING");
 }
 
-static void watch_on_end(void *ud, mesh_grpc_call_t *call, int status, const char *message)
+static void watch_end(sidecar_t *sc, const mesh_rpc_event_t *ev)
 {
-    sidecar_t *sc = ud;
-    sc->watch_call = NULL;
+    sc->watch_tag = 0;
     sc->watch_status = -1;
-    if (status == MESH_GRPC_UNIMPLEMENTED) {
+    if (ev->status == MESH_GRPC_UNIMPLEMENTED) {
         sc->watch_unsupported = 1;
         mesh_info(ACTOR, "app %s does not implement Health/Watch: using periodic Check",
                   sc->cfg->app);
     }
 }
 
-static const mesh_grpc_call_ops_t watch_ops = {watch_on_message, watch_on_end};
-
-static void on_health_tick(uv_timer_t *t)
+/* Starts a call with the one request message every health call sends. */
+static uint64_t health_call(sidecar_t *sc, int kind, const char *path, uint64_t timeout_ms)
 {
-    sidecar_t *sc = t->data;
-    if (sc->shutting_down || sc->stopped)
+    uint8_t req[8];
+    int n = mesh_health_encode_request("", req, sizeof(req));
+    uint64_t tag = new_tag(sc, kind);
+    if (mesh_rpc_call_start(sc->app, tag, path, timeout_ms) != 0)
+        return 0;
+    mesh_rpc_call_send(sc->app, tag, req, (size_t)(n > 0 ? n : 0));
+    mesh_rpc_call_close_send(sc->app, tag);
+    return tag;
+}
+
+static void health_tick(sidecar_t *sc)
+{
+    if (sc->shutting_down)
         return;
-    if (sc->watch_call && sc->watch_status >= 0) {
+    if (sc->watch_tag && sc->watch_status >= 0) {
         mesh_health_status_t st = (mesh_health_status_t)sc->watch_status;
         char detail[128];
         snprintf(detail, sizeof(detail), "Health/Watch says %s", mesh_health_status_name(st));
-        feed(sc, (st == MESH_HEALTH_SERVING ? MESH_CHECK_SERVING : MESH_CHECK_NOT_SERVING), detail);
+        feed(sc, of_status(st), detail);
         return;
     }
-    if (!sc->watch_call && !sc->watch_unsupported) {
-        uint8_t req[8];
-        int n = mesh_health_encode_request("", req, sizeof(req));
+    if (!sc->watch_tag && !sc->watch_unsupported) {
         sc->watch_status = -1;
-        sc->watch_call =
-            mesh_grpc_call_start(sc->app, MESH_HEALTH_WATCH_PATH, NULL, 0, 0, &watch_ops, sc);
-        if (sc->watch_call) {
-            mesh_grpc_call_send(sc->watch_call, req, (size_t)(n > 0 ? n : 0));
-            mesh_grpc_call_close_send(sc->watch_call);
-        }
+        sc->watch_tag = health_call(sc, TAG_WATCH, MESH_HEALTH_WATCH_PATH, 0);
     }
-    if (!sc->check_call) {
-        uint8_t req[8];
-        int n = mesh_health_encode_request("", req, sizeof(req));
+    if (!sc->check_tag) {
         sc->check_status = -1;
-        sc->check_call =
-            mesh_grpc_unary(sc->app, MESH_HEALTH_CHECK_PATH, req, (size_t)(n > 0 ? n : 0),
-                            (uint64_t)sc->cfg->health_timeout_ms, &check_ops, sc);
+        sc->check_tag = health_call(sc, TAG_CHECK, MESH_HEALTH_CHECK_PATH,
+                                    (uint64_t)sc->cfg->health_timeout_ms);
     }
 }
 
-/* ---- the app connection ------------------------------------------------------------------------
- */
+/* ---- the app seam --------------------------------------------------------------------------- */
 
-static void on_app_event(void *ud, mesh_grpc_client_event_t ev, const char *why)
+static void app_conn(sidecar_t *sc, const mesh_rpc_event_t *ev)
 {
-    sidecar_t *sc = ud;
-    if (ev == MESH_GRPC_CLIENT_CONNECTED) {
+    if (ev->kind == MESH_RPC_CONN_UP) {
         if (!sc->app_reachable || sc->app_why[0])
             mesh_info(ACTOR, "connected to the app %s", sc->cfg->app);
         sc->app_reachable = 1;
@@ -453,221 +411,303 @@ static void on_app_event(void *ud, mesh_grpc_client_event_t ev, const char *why)
         start_reflection(sc); /* again on every new connection */
         return;
     }
-    /* A refused/failed connect means the port does not answer; a closed connection (or one
-     * that is not HTTP/2) still answered. */
-    int answers = !(strstr(why, "cannot connect") || strstr(why, "cannot resolve"));
+    /* Nothing answering the port is not alive; a port that answered and then closed (or
+     * did not speak HTTP/2) is. */
+    int answers = !mesh_grpc_conn_unanswered(ev->reason);
     if (sc->app_reachable && !answers)
-        mesh_warn(ACTOR, "the app %s does not answer: %s", sc->cfg->app, why);
-    else if (!sc->app_why[0] || strcmp(sc->app_why, why) != 0)
-        mesh_info(ACTOR, "connection to the app: %s", why);
+        mesh_warn(ACTOR, "the app %s does not answer: %s", sc->cfg->app, ev->text);
+    else if (!sc->app_why[0] || strcmp(sc->app_why, ev->text) != 0)
+        mesh_info(ACTOR, "connection to the app: %s", ev->text);
     sc->app_reachable = answers;
-    snprintf(sc->app_why, sizeof(sc->app_why), "%s", why);
+    snprintf(sc->app_why, sizeof(sc->app_why), "%s", ev->text);
 }
 
-/* ---- registration ---------------------------------------------------------------------------- */
-
-static void on_reg_event(void *ud, reg_registration_event_t ev, int64_t lease)
+static void on_rpc(sidecar_t *sc, const mesh_rpc_event_t *ev)
 {
-    sidecar_t *sc = ud;
-    if (ev != REG_DEREGISTERED)
-        return;
-    reg_registration_free(sc->reg);
-    sc->reg = NULL;
-    sc->reg_stopping = 0;
-    reconcile(sc);
-}
-
-static void reconcile(sidecar_t *sc)
-{
-    if (!sc->etcd || sc->stopped || sc->reg_stopping)
-        return;
-    int want = !sc->shutting_down && mesh_readiness_is_registered(&sc->rd) && sc->svcs_known &&
-               sc->n_svcs > 0;
-    if (sc->reg && (!want || sc->reg_gen != sc->svcs_gen)) {
-        mesh_info(ACTOR, "deregistering %s (%s)", sc->advertise,
-                  !want ? (sc->shutting_down ? "shutting down" : "app not ready")
-                        : "the app's services changed");
-        sc->reg_stopping = 1;
-        reg_registration_stop(sc->reg);
+    if (ev->kind == MESH_RPC_CONN_UP || ev->kind == MESH_RPC_CONN_DOWN) {
+        app_conn(sc, ev);
         return;
     }
-    if (sc->reg || !want)
-        return;
+    if (ev->tag && ev->tag == sc->refl_tag && sc->refl) {
+        if (ev->kind == MESH_RPC_MESSAGE) {
+            mesh_reflect_on_response(sc->refl, ev->data, ev->len);
+        } else {
+            sc->refl_tag = 0;
+            mesh_reflect_on_stream_end(sc->refl, ev->status, ev->text);
+        }
+        refl_drive(sc);
+    } else if (ev->tag && ev->tag == sc->check_tag) {
+        if (ev->kind == MESH_RPC_MESSAGE) {
+            mesh_health_status_t st;
+            sc->check_status =
+                mesh_health_decode_response(ev->data, ev->len, &st) == 0 ? (int)st : -2;
+        } else {
+            check_end(sc, ev);
+        }
+    } else if (ev->tag && ev->tag == sc->watch_tag) {
+        if (ev->kind == MESH_RPC_MESSAGE)
+            watch_message(sc, ev);
+        else
+            watch_end(sc, ev);
+    }
+}
+
+static void deliver(void *ud, mesh_rpc_event_t *ev)
+{
+    sidecar_t *sc = ud;
+    int rc = mesh_send_ptr(sc->self, mesh_self(sc->self), SC_MSG_RPC, ev, mesh_rpc_event_free);
+    if (rc != 0) {
+        mesh_error(ACTOR, "an event of the app connection was refused by the mailbox: %s",
+                   mesh_strerror(rc));
+        mesh_rpc_event_free(ev);
+    }
+}
+
+/* ---- registration --------------------------------------------------------------------------- */
+
+static mesh_actor_id_t registry_of(const sidecar_t *sc)
+{
+    return sc->a->registry ? *sc->a->registry : 0;
+}
+
+static void reg_retry_later(sidecar_t *sc)
+{
+    if (!sc->reg_timer)
+        timer_once(sc, &sc->reg_timer, REG_RETRY_MS, SC_MSG_REG_RETRY);
+}
+
+/* Builds what the registry actor registers: one key per service, the advertised address. */
+static reg_spec_t *build_spec(sidecar_t *sc)
+{
     reg_service_t *rs = calloc(sc->n_svcs, sizeof(*rs));
     if (!rs)
-        return;
+        return NULL;
     for (size_t i = 0; i < sc->n_svcs; i++)
         rs[i] = (reg_service_t){sc->svcs[i].name, (const char *const *)sc->svcs[i].methods,
                                 sc->svcs[i].n_methods};
     reg_registration_cfg_t rc = {
-        .client = sc->etcd,
         .prefix = sc->cfg->etcd_prefix,
-        .addr = sc->advertise,
+        .addr = sc->a->advertise,
         .node = sc->cfg->node,
         .ttl_s = (sc->cfg->lease_ttl_ms + 999) / 1000,
         .services = rs,
         .n_services = sc->n_svcs,
     };
-    sc->reg = reg_registration_new(sc->loop, &rc, on_reg_event, sc);
+    reg_spec_t *spec = reg_spec_build(&rc);
     free(rs);
-    if (!sc->reg) {
-        mesh_error(ACTOR, "cannot build the registration of %s", sc->advertise);
-        return;
-    }
-    sc->reg_gen = sc->svcs_gen;
-    mesh_info(ACTOR, "registering %s: %zu service(s)", sc->advertise, sc->n_svcs);
-    reg_registration_start(sc->reg);
+    return spec;
 }
 
-/* ---- probes ---------------------------------------------------------------------------------- */
+static void ask_register(sidecar_t *sc)
+{
+    reg_spec_t *spec = build_spec(sc);
+    if (!spec) {
+        mesh_error(ACTOR, "cannot build the registration of %s", sc->a->advertise);
+        return;
+    }
+    mesh_msg_t *m = mesh_msg_make_ptr(REG_MSG_REGISTER, spec, reg_spec_free, NULL);
+    if (!m) {
+        reg_spec_free(spec);
+        return;
+    }
+    /* A request without a timeout of its own: the answer is the registry's, and a registry
+     * that restarts answers again (it keeps its registrations); the retry timer covers one that
+     * cannot be reached. */
+    int rc = mesh_send_msg(sc->self, registry_of(sc), m);
+    if (rc != 0) {
+        mesh_msg_discard(m);
+        reg_spec_free(spec);
+        mesh_debug(ACTOR, "registry not reachable yet (%s): retrying", mesh_strerror(rc));
+        reg_retry_later(sc);
+        return;
+    }
+    sc->reg_state = REG_ASKED;
+    sc->reg_gen = sc->svcs_gen;
+    sc->reg_confirmed = 0;
+    mesh_info(ACTOR, "registering %s: %zu service(s)", sc->a->advertise, sc->n_svcs);
+    notify(sc);
+}
+
+static void ask_deregister(sidecar_t *sc)
+{
+    reg_deregister_t d = {.id = sc->reg_id};
+    int rc = mesh_send(sc->self, registry_of(sc), REG_MSG_DEREGISTER, &d, sizeof(d));
+    if (rc != 0) {
+        reg_retry_later(sc);
+        return;
+    }
+    sc->reg_state = REG_STOPPING;
+    notify(sc);
+}
+
+static void reconcile(sidecar_t *sc)
+{
+    if (!registry_of(sc))
+        return;
+    int want = !sc->shutting_down && mesh_readiness_is_registered(&sc->rd) && sc->svcs_known &&
+               sc->n_svcs > 0;
+    switch (sc->reg_state) {
+    case REG_NONE:
+        if (want)
+            ask_register(sc);
+        return;
+    case REG_ASKED:
+    case REG_STOPPING:
+        return; /* the registry's answer moves us on */
+    case REG_ACTIVE:
+        if (!want || sc->reg_gen != sc->svcs_gen) {
+            mesh_info(ACTOR, "deregistering %s (%s)", sc->a->advertise,
+                      !want ? (sc->shutting_down ? "shutting down" : "app not ready")
+                            : "the app's services changed");
+            ask_deregister(sc);
+        }
+        return;
+    }
+}
+
+static void on_register_ok(sidecar_t *sc, const mesh_msg_t *m)
+{
+    const reg_register_ok_t *ok = mesh_msg_as(m, reg_register_ok_t);
+    if (sc->reg_state != REG_ASKED)
+        return;
+    if (!ok || !ok->id) {
+        mesh_error(ACTOR, "the registry refused to register %s", sc->a->advertise);
+        sc->reg_state = REG_NONE;
+        reg_retry_later(sc);
+        notify(sc);
+        return;
+    }
+    sc->reg_id = ok->id;
+    sc->reg_state = REG_ACTIVE;
+    reconcile(sc); /* maybe no longer wanted */
+}
+
+static void on_reg_event(sidecar_t *sc, const mesh_msg_t *m)
+{
+    const reg_event_t *e = mesh_msg_as(m, reg_event_t);
+    if (!e || e->id != sc->reg_id || sc->reg_state == REG_NONE)
+        return;
+    switch (e->event) {
+    case REG_EV_REGISTERED:
+        sc->reg_confirmed = 1;
+        break;
+    case REG_EV_LEASE_LOST:
+        sc->reg_confirmed = 0;
+        break;
+    case REG_EV_DEREGISTERED:
+        sc->reg_state = REG_NONE;
+        sc->reg_id = 0;
+        sc->reg_confirmed = 0;
+        notify(sc);
+        reconcile(sc);
+        return;
+    }
+    notify(sc);
+}
+
+/* ---- probes (read the actor's state on its own thread) ------------------------------------- */
+
+/* Writes o into body (compact) and frees it; returns the length, or 0 when it did not fit. */
+static size_t dump(json_t *o, char *body, size_t cap)
+{
+    size_t n = o ? json_dumpb(o, body, cap, JSON_COMPACT) : 0;
+    json_decref(o);
+    return n <= cap ? n : 0;
+}
 
 static int livez(void *ud, char *body, size_t cap, size_t *len)
 {
     sidecar_t *sc = ud;
-    size_t n = 0;
-    body[0] = '\0';
-    json_raw(body, cap, &n,
-             sc->app_reachable ? "{\"alive\":true,\"app\":" : "{\"alive\":false,\"app\":");
-    json_str(body, cap, &n, sc->cfg->app);
-    json_raw(body, cap, &n, ",\"reason\":");
     char why[400];
     if (sc->app_reachable)
         snprintf(why, sizeof(why), "the sidecar runs and the app's port answers");
     else
         snprintf(why, sizeof(why), "the app's port does not answer: %s", sc->app_why);
-    json_str(body, cap, &n, why);
-    json_raw(body, cap, &n, "}");
-    *len = n;
-    return sc->app_reachable ? 200 : 503;
+    *len = dump(
+        json_pack("{s:b,s:s,s:s}", "alive", sc->app_reachable, "app", sc->cfg->app, "reason", why),
+        body, cap);
+    return *len ? (sc->app_reachable ? 200 : 503) : 500;
 }
 
 static int readyz(void *ud, char *body, size_t cap, size_t *len)
 {
     sidecar_t *sc = ud;
-    size_t n = 0;
-    body[0] = '\0';
     int ready = mesh_readiness_is_ready(&sc->rd) && sc->svcs_known && !sc->shutting_down;
-    char rj[1024];
-    if (mesh_readiness_json(&sc->rd, rj, sizeof(rj)) < 0)
-        snprintf(rj, sizeof(rj), "{}");
+    json_t *o;
     if (ready || !mesh_readiness_is_ready(&sc->rd) || sc->shutting_down) {
-        /* The readiness counter's own body, plus what the sidecar knows. */
-        size_t l = strlen(rj);
-        if (l && rj[l - 1] == '}')
-            rj[l - 1] = '\0';
-        json_raw(body, cap, &n, rj);
-        json_raw(body, cap, &n, ",");
+        o = mesh_readiness_to_json(&sc->rd); /* the readiness counter's own fields */
     } else {
-        json_raw(body, cap, &n, "{\"ready\":false,\"reason\":");
-        json_str(body, cap, &n,
-                 sc->disco_error[0] ? sc->disco_error : "the app's services are not known yet");
-        json_raw(body, cap, &n, ",");
+        o = json_pack("{s:b,s:s}", "ready", 0, "reason",
+                      sc->disco_error[0] ? sc->disco_error
+                                         : "the app's services are not known yet");
     }
-    json_raw(body, cap, &n, "\"app\":");
-    json_str(body, cap, &n, sc->cfg->app);
-    json_raw(body, cap, &n, ",\"registered\":");
-    json_raw(body, cap, &n, sc->reg && !sc->reg_stopping ? "true" : "false");
-    json_raw(body, cap, &n, ",\"services\":[");
-    for (size_t i = 0; sc->svcs_known && i < sc->n_svcs; i++) {
-        if (i)
-            json_raw(body, cap, &n, ",");
-        json_str(body, cap, &n, sc->svcs[i].name);
+    json_t *svcs = json_array();
+    for (size_t i = 0; svcs && sc->svcs_known && i < sc->n_svcs; i++)
+        json_array_append_new(svcs, json_string(sc->svcs[i].name));
+    if (o) {
+        json_object_set_new(o, "app", json_string(sc->cfg->app));
+        json_object_set_new(o, "registered", json_boolean(sc->reg_state == REG_ACTIVE));
+        json_object_set_new(o, "services", svcs ? svcs : json_array());
+        if (sc->disco_error[0])
+            json_object_set_new(o, "error", json_string(sc->disco_error));
+    } else {
+        json_decref(svcs);
     }
-    json_raw(body, cap, &n, "]");
-    if (sc->disco_error[0]) {
-        json_raw(body, cap, &n, ",\"error\":");
-        json_str(body, cap, &n, sc->disco_error);
-    }
-    json_raw(body, cap, &n, "}");
-    *len = n;
-    return ready ? 200 : 503;
+    *len = dump(o, body, cap);
+    return *len ? (ready ? 200 : 503) : 500;
 }
 
-/* ---- life cycle --------------------------------------------------------------------------------
- */
+/* ---- life cycle ----------------------------------------------------------------------------- */
 
-/* Node signal hook: deregister first; the node keeps serving for the drain period. */
-static void on_signal(void *arg)
+static void on_shutdown(sidecar_t *sc)
 {
-    sidecar_t *sc = arg;
-    if (sc->shutting_down || sc->stopped)
+    if (sc->shutting_down)
         return;
     sc->shutting_down = 1;
-    mesh_readiness_shutdown(&sc->rd, uv_now(sc->loop) * 1000000ull);
-    mesh_info(ACTOR, "shutting down: deregistering %s, serving for %lld ms more", sc->advertise,
+    mesh_readiness_shutdown(&sc->rd, mesh_now(sc->self));
+    mesh_info(ACTOR, "shutting down: deregistering %s, serving for %lld ms more", sc->a->advertise,
               (long long)sc->cfg->drain_timeout_ms);
-    uv_timer_stop(&sc->health_timer);
     reconcile(sc);
 }
 
-static void sc_maybe_free(sidecar_t *sc)
+/* The sidecar cannot work without its actor: a failed start stops the node with exit 1. */
+static int fail_start(sidecar_t *sc, const char *what)
 {
-    if (--sc->handles > 0)
-        return;
-    svcs_free(sc->svcs, sc->n_svcs);
-    if (sc->pool)
-        mesh_desc_pool_free(sc->pool);
-    free(sc->endpoints);
-    free(sc);
-}
-
-static void on_handle_closed(uv_handle_t *h)
-{
-    sc_maybe_free(h->data);
-}
-
-static void on_probe_closed(void *ud)
-{
-    sc_maybe_free(ud);
-}
-
-/* The sidecar cannot work without its actor: a failed start stops the node with exit 1
- * (on_stop then releases what was set up). */
-static int fail_start(sidecar_t *sc)
-{
-    mesh_node_fail(sc->node, 1);
+    node_fail_t f = {.exit_code = 1};
+    snprintf(f.why, sizeof(f.why), "%s", what);
+    mesh_send(sc->self, sc->a->node, NODE_MSG_FAIL, &f, sizeof(f));
     return -1;
 }
 
-static int sidecar_start(mesh_actor_t *self, void *arg)
+static int sc_start(mesh_actor_t *self, void *arg)
 {
-    sidecar_t *sc = arg;
-    sidecar_actor_state_t *st = mesh_state(self);
-    st->sc = sc;
+    sidecar_t *sc = mesh_state(self);
+    sc->a = arg;
+    sc->cfg = sc->a->cfg;
+    sc->self = self;
     const mesh_config_t *cfg = sc->cfg;
-    sc->loop = mesh_exec_uv_loop(mesh_node_exec(sc->node), mesh_loop_index(self));
-    uv_timer_init(sc->loop, &sc->refl_timer);
-    uv_timer_init(sc->loop, &sc->health_timer);
-    sc->refl_timer.data = sc->health_timer.data = sc;
-    sc->handles = 2;
     mesh_readiness_init(&sc->rd, (uint32_t)cfg->ready_failures);
     sc->app_reachable = 1;
     sc->check_status = sc->watch_status = -1;
 
-    if (cfg->probe_listen) {
+    if (cfg->probe_listen && sc->a->exec) {
         char host[256];
         int port;
         h1_server_config_t pc = {.livez = livez, .readyz = readyz, .ud = sc};
-        sc->probe = h1_server_new(sc->loop, &pc);
-        if (sc->probe)
-            sc->handles++; /* its close callback releases one handle, listening or not */
+        sc->probe = h1_server_new(mesh_exec_uv_loop(sc->a->exec, mesh_loop_index(self)), &pc);
         if (!sc->probe || mesh_addr_split(cfg->probe_listen, host, sizeof(host), &port) != 0 ||
             h1_server_listen(sc->probe, host[0] ? host : "0.0.0.0", port) != 0) {
             mesh_error(ACTOR, "cannot serve probes on %s", cfg->probe_listen);
-            return fail_start(sc);
+            return fail_start(sc, "the probe server");
         }
         mesh_info(ACTOR, "probes /livez /readyz on %s:%d", host[0] ? host : "0.0.0.0",
                   h1_server_port(sc->probe));
     }
 
-    mesh_grpc_client_cfg_t gc = {.addr = cfg->app,
-                                 .connect_timeout_ms = (uint64_t)cfg->connect_timeout_ms,
-                                 .on_event = on_app_event,
-                                 .ud = sc};
-    sc->app = mesh_grpc_client_new(sc->loop, &gc);
+    sc->app = sc->a->rpc_new(self, deliver, sc, sc->a->rpc_arg);
     if (!sc->app) {
         mesh_error(ACTOR, "cannot create the gRPC client of the app %s", cfg->app);
-        return fail_start(sc);
+        return fail_start(sc, "the app client");
     }
 
     if (cfg->descriptor_set) {
@@ -683,94 +723,96 @@ static int sidecar_start(mesh_actor_t *self, void *arg)
                 mesh_desc_pool_free(pool);
         }
     }
-
-    if (cfg->etcd.n > 0) {
-        size_t len = 1;
-        for (size_t i = 0; i < cfg->etcd.n; i++)
-            len += strlen(cfg->etcd.items[i]) + 1;
-        sc->endpoints = calloc(1, len);
-        for (size_t i = 0; sc->endpoints && i < cfg->etcd.n; i++) {
-            if (i)
-                strcat(sc->endpoints, ",");
-            strcat(sc->endpoints, cfg->etcd.items[i]);
-        }
-        etcd_client_cfg_t ec = {
-            .endpoints = sc->endpoints,
-            .username = cfg->etcd_username,
-            .password = cfg->etcd_password,
-            .ca_file = cfg->etcd_ca,
-            .cert_file = cfg->etcd_cert,
-            .key_file = cfg->etcd_key,
-        };
-        sc->etcd = sc->endpoints ? etcd_client_new(sc->loop, &ec) : NULL;
-        if (!sc->etcd) {
-            mesh_error(ACTOR, "cannot create the etcd client for %s", sc->endpoints);
-            return fail_start(sc);
-        }
-    } else {
+    if (!registry_of(sc))
         mesh_warn(ACTOR, "no --etcd: the app's services are not registered anywhere");
-    }
-    mesh_node_on_signal(sc->node, on_signal, sc);
-    mesh_grpc_client_connect(sc->app);
-    uv_timer_start(&sc->health_timer, on_health_tick, 0, (uint64_t)cfg->health_interval_ms);
+    mesh_send(self, sc->a->node, NODE_MSG_WATCH_SHUTDOWN, NULL, 0);
+    mesh_rpc_connect(sc->app);
+    uint64_t every = (uint64_t)cfg->health_interval_ms * 1000000ull;
+    if (mesh_timer_start(self, 0, every, SC_MSG_HEALTH_TICK, NULL) != 0)
+        return -1;
     mesh_info(ACTOR, "sidecar for the app %s: advertising %s, health every %lld ms", cfg->app,
-              sc->advertise, (long long)cfg->health_interval_ms);
+              sc->a->advertise, (long long)cfg->health_interval_ms);
     return 0;
 }
 
-static int sidecar_message(mesh_actor_t *self, mesh_msg_t *msg)
+static int sc_message(mesh_actor_t *self, mesh_msg_t *m)
 {
-    return 0;
-}
-
-static void sidecar_stop(mesh_actor_t *self, int reason)
-{
-    sidecar_actor_state_t *st = mesh_state(self);
-    sidecar_t *sc = st->sc;
-    if (!sc || sc->stopped)
-        return;
-    sc->stopped = 1;
-    st->sc = NULL;
-    if (sc->refl) {
-        mesh_reflect_free(sc->refl);
-        sc->refl = NULL;
+    sidecar_t *sc = mesh_state(self);
+    switch (m->type) {
+    case SC_MSG_RPC:
+        if (m->ptr)
+            on_rpc(sc, m->ptr);
+        return 0;
+    case SC_MSG_HEALTH_TICK:
+        health_tick(sc);
+        return 0;
+    case SC_MSG_REFL_RETRY:
+        if (m->corr == sc->refl_timer) {
+            sc->refl_timer = 0;
+            if (!sc->refl)
+                start_reflection(sc);
+        }
+        return 0;
+    case SC_MSG_REG_RETRY:
+        if (m->corr == sc->reg_timer) {
+            sc->reg_timer = 0;
+            if (sc->reg_state == REG_ACTIVE && (sc->shutting_down || sc->reg_gen != sc->svcs_gen ||
+                                                !mesh_readiness_is_registered(&sc->rd)))
+                ask_deregister(sc);
+            else
+                reconcile(sc);
+        }
+        return 0;
+    case REG_MSG_REGISTER_OK:
+        on_register_ok(sc, m);
+        return 0;
+    case REG_MSG_EVENT:
+        on_reg_event(sc, m);
+        return 0;
+    case NODE_MSG_SHUTDOWN:
+        on_shutdown(sc);
+        return 0;
+    default:
+        return 0;
     }
-    mesh_grpc_client_free(sc->app); /* drops the calls without callbacks */
-    sc->app = NULL;
-    if (sc->reg)
-        reg_registration_free(sc->reg); /* a delete still in flight: the lease expires */
-    sc->reg = NULL;
-    if (sc->etcd)
-        etcd_client_free(sc->etcd);
-    sc->etcd = NULL;
-    if (sc->probe)
-        h1_server_close(sc->probe, on_probe_closed, sc);
-    sc->probe = NULL;
-    uv_close((uv_handle_t *)&sc->refl_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&sc->health_timer, on_handle_closed);
 }
 
-static const mesh_actor_ops_t sidecar_ops = {
+static void sc_stop(mesh_actor_t *self, int reason)
+{
+    sidecar_t *sc = mesh_state(self);
+    if (!sc->a)
+        return;
+    mesh_reflect_free(sc->refl);
+    sc->refl = NULL;
+    mesh_rpc_free(sc->app); /* drops the calls without events */
+    sc->app = NULL;
+    if (sc->probe)
+        h1_server_close(sc->probe, NULL, NULL);
+    sc->probe = NULL;
+    svcs_free(sc->svcs, sc->n_svcs);
+    sc->svcs = NULL;
+    if (sc->pool)
+        mesh_desc_pool_free(sc->pool);
+    sc->pool = NULL;
+    /* A registration still held by the registry actor: its lease expires on its own (the
+     * registry stops after us and does not deregister). */
+}
+
+const mesh_actor_ops_t sc_actor_ops = {
     .name = "sidecar",
-    .state_size = sizeof(sidecar_actor_state_t),
-    .on_start = sidecar_start,
-    .on_message = sidecar_message,
-    .on_stop = sidecar_stop,
+    .state_size = sizeof(sidecar_t),
+    .on_start = sc_start,
+    .on_message = sc_message,
+    .on_stop = sc_stop,
 };
 
-int mesh_sidecar_actor_start(mesh_node_t *node, const mesh_config_t *cfg, const char *advertise)
+mesh_rpc_t *sc_rpc_grpc_factory(mesh_actor_t *self, mesh_rpc_deliver_fn deliver_fn,
+                                void *deliver_ud, void *arg)
 {
-    sidecar_t *sc = calloc(1, sizeof(*sc));
-    if (!sc)
-        return -1;
-    sc->node = node;
-    sc->cfg = cfg;
-    snprintf(sc->advertise, sizeof(sc->advertise), "%s", advertise);
-    mesh_spawn_opts_t so = {.loop = MESH_LOOP_CONTROL};
-    if (mesh_exec_spawn(mesh_node_exec(node), &sidecar_ops, sc, &so, NULL) != 0) {
-        mesh_error(ACTOR, "cannot spawn the sidecar actor");
-        free(sc);
-        return -1;
-    }
-    return 0;
+    mesh_exec_t *exec = arg;
+    sidecar_t *sc = mesh_state(self);
+    uv_loop_t *loop = mesh_exec_uv_loop(exec, mesh_loop_index(self));
+    return loop ? mesh_rpc_grpc_new(loop, sc->cfg->app, (uint64_t)sc->cfg->connect_timeout_ms,
+                                    deliver_fn, deliver_ud)
+                : NULL;
 }

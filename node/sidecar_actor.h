@@ -1,25 +1,51 @@
 /*
  * node/sidecar_actor.h: the sidecar's control actor, on the node's control loop.
  *
- * It keeps a gRPC connection to the local app (transport/grpc_client.h), learns the app's
- * services and methods through server reflection (grpc/reflection.h; again after every
- * reconnect) or a --descriptor-set file, health-checks the app every interval
- * (grpc.health.v1 Watch where the app supports it, else Check) into the readiness counter
- * (node/readiness.h), keeps the app's services registered in etcd while it is ready
- * (registry/registration.h: one key per service under one lease, methods in the metadata),
- * answers /livez and /readyz (transport/http1_server.h), and on SIGTERM deregisters first.
+ * It talks to the local app through the app seam (transport/rpc.h): learns the app's services
+ * and methods through server reflection (grpc/reflection.h; again after every reconnect) or a
+ * --descriptor-set file, health-checks the app every interval (grpc.health.v1 Watch where the
+ * app supports it, else Check) into the readiness counter (node/readiness.h), and while the
+ * app is ready asks the registry actor to keep it registered (REG_MSG_REGISTER: one key per
+ * service under one lease, methods in the record). It answers /livez and /readyz
+ * (transport/http1_server.h) and, when the node tells it shutdown began, deregisters first.
+ *
+ * Its state changes only in its message handler: app events arrive as messages, its timers are
+ * actor timers, and the registry answers by message, so simulations/ runs this very actor
+ * against simulated apps and a simulated etcd.
  */
 #ifndef MESH_SIDECAR_ACTOR_H
 #define MESH_SIDECAR_ACTOR_H
 
-#include "node/node.h"
+#include "actors/actor.h"
 #include "common/config.h"
+#include "transport/rpc.h"
 
-/**
- * Spawns the sidecar actor on node's control loop. advertise is the "host:port" registered
- * in etcd (copied). Registers the node's signal hook (deregister, then serve for the drain
- * period). Returns 0 or -1 (logged).
- */
-int mesh_sidecar_actor_start(mesh_node_t *node, const mesh_config_t *cfg, const char *advertise);
+/** Builds the actor's app seam; events go to deliver(deliver_ud, ...). */
+typedef mesh_rpc_t *(*sc_rpc_factory_fn)(mesh_actor_t *self, mesh_rpc_deliver_fn deliver,
+                                         void *deliver_ud, void *arg);
+
+/** What every start of the actor reads; must outlive the actor. */
+typedef struct sc_args {
+    const mesh_config_t *cfg;
+    char advertise[256];             /* the address registered in etcd */
+    mesh_actor_id_t node;            /* told NODE_MSG_WATCH_SHUTDOWN / NODE_MSG_FAIL */
+    const mesh_actor_id_t *registry; /* the registry actor (its supervisor fills it); NULL or
+                                        0: no registration */
+    sc_rpc_factory_fn rpc_new;
+    void *rpc_arg;
+    struct mesh_exec *exec; /* the real executor, for the probe server's loop; NULL: no HTTP
+                               probes (simulations) */
+    /** Observation hook for simulations, on the actor's thread: the registration wish changed
+     *  (want: the app is ready and known) or the registry confirmed (registered). */
+    void (*on_state)(void *ud, int want, int registered);
+    void *hooks_ud;
+} sc_args_t;
+
+/** The actor's operations (spawn or supervise with an sc_args_t *). */
+extern const mesh_actor_ops_t sc_actor_ops;
+
+/** The production app seam factory (arg: the mesh_exec_t *). */
+mesh_rpc_t *sc_rpc_grpc_factory(mesh_actor_t *self, mesh_rpc_deliver_fn deliver, void *deliver_ud,
+                                void *arg);
 
 #endif

@@ -365,89 +365,195 @@ int etcd_decode_header(const char *body, size_t len, int64_t *revision, int *suc
     return err->code ? 1 : 0;
 }
 
-/* base64 of a NUL-terminated string, malloc'd. */
-static char *b64_dup(const char *s, size_t n)
+int etcd_decode_txn(etcd_decoder_t *d, const char *body, size_t len, int64_t *revision,
+                    int *succeeded, etcd_error_t *err, etcd_kv_cb cb, void *ud)
+{
+    memset(err, 0, sizeof(*err));
+    json_t *root = load_object(body, len);
+    if (!root)
+        return -1;
+    error_from_json(root, err);
+    *revision = json_int64(json_object_get(json_object_get(root, "header"), "revision"));
+    *succeeded = json_boolish(json_object_get(root, "succeeded"));
+    int rc = err->code ? 1 : 0;
+    size_t i, k;
+    const json_t *r, *j;
+    json_array_foreach(json_object_get(root, "responses"), i, r)
+    {
+        const json_t *rr = json_object_get(r, "response_range");
+        json_array_foreach(json_object_get(rr, "kvs"), k, j)
+        {
+            etcd_kv_t kv;
+            size_t off = 0;
+            if (kv_from_json(d, j, &kv, &off) < 0) {
+                json_decref(root);
+                return -1;
+            }
+            kv_fix(d, &kv);
+            if (cb && cb(ud, &kv))
+                break;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ---- request bodies (built with jansson) -------------------------------------------------- */
+
+/* base64 of n bytes as a new JSON string. */
+static json_t *b64_json(const char *s, size_t n)
 {
     char *o = malloc(etcd_b64_len(n) + 1);
-    if (o)
-        etcd_b64_encode(s, n, o);
-    return o;
+    if (!o)
+        return NULL;
+    etcd_b64_encode(s, n, o);
+    json_t *j = json_string(o);
+    free(o);
+    return j;
+}
+
+/* etcd's int64 fields are JSON strings. */
+static json_t *int64_json(int64_t v)
+{
+    char b[32];
+    snprintf(b, sizeof(b), "%" PRId64, v);
+    return json_string(b);
+}
+
+/* Sets key (and range_end for a prefix) on o; 0 or -1. */
+static int set_key(json_t *o, const char *key, int prefix)
+{
+    size_t n = strlen(key);
+    if (json_object_set_new(o, "key", b64_json(key, n)) < 0)
+        return -1;
+    if (!prefix)
+        return 0;
+    char *end = malloc(n + 2);
+    if (!end)
+        return -1;
+    size_t en = etcd_prefix_end(key, n, end);
+    int rc = json_object_set_new(o, "range_end", b64_json(end, en));
+    free(end);
+    return rc;
+}
+
+/* Dumps o compactly (and frees it); NULL on failure. */
+static char *finish(json_t *o, int ok)
+{
+    char *s = ok && o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    return s;
+}
+
+static json_t *op_json(const etcd_op_t *op)
+{
+    json_t *inner = json_object(), *o = json_object();
+    int ok = inner && o && set_key(inner, op->key, op->kind != ETCD_OP_PUT && op->prefix) == 0;
+    if (ok && op->kind == ETCD_OP_PUT) {
+        ok = json_object_set_new(inner, "value",
+                                 b64_json(op->value ? op->value : "", op->value_len)) == 0;
+        if (ok && op->lease)
+            ok = json_object_set_new(inner, "lease", int64_json(op->lease)) == 0;
+    }
+    const char *name = op->kind == ETCD_OP_PUT      ? "request_put"
+                       : op->kind == ETCD_OP_DELETE ? "request_delete_range"
+                                                    : "request_range";
+    if (ok && json_object_set_new(o, name, inner) == 0)
+        return o;
+    if (!ok)
+        json_decref(inner);
+    json_decref(o);
+    return NULL;
+}
+
+static int ops_json(json_t *txn, const char *name, const etcd_op_t *ops, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, op_json(&ops[i])) < 0) {
+            json_decref(a);
+            return -1;
+        }
+    return a ? json_object_set_new(txn, name, a) : -1;
+}
+
+char *etcd_req_txn(const etcd_cmp_t *cmps, size_t n_cmps, const etcd_op_t *success,
+                   size_t n_success, const etcd_op_t *failure, size_t n_failure)
+{
+    static const char *const targets[] = {"VERSION", "CREATE", "MOD", "LEASE"};
+    static const char *const fields[] = {"version", "create_revision", "mod_revision", "lease"};
+    static const char *const results[] = {"EQUAL", "GREATER", "LESS", "NOT_EQUAL"};
+    json_t *txn = json_object(), *cmp = json_array();
+    int ok = txn && cmp;
+    for (size_t i = 0; ok && i < n_cmps; i++) {
+        const etcd_cmp_t *c = &cmps[i];
+        json_t *o = json_object();
+        ok = o && (unsigned)c->target < 4 && (unsigned)c->result < 4 &&
+             set_key(o, c->key, 0) == 0 &&
+             json_object_set_new(o, "target", json_string(targets[c->target])) == 0 &&
+             json_object_set_new(o, "result", json_string(results[c->result])) == 0 &&
+             json_object_set_new(o, fields[c->target], int64_json(c->value)) == 0;
+        if (json_array_append_new(cmp, o) < 0)
+            ok = 0;
+    }
+    if (ok)
+        ok = json_object_set_new(txn, "compare", cmp) == 0;
+    else
+        json_decref(cmp);
+    ok = ok && ops_json(txn, "success", success, n_success) == 0 &&
+         ops_json(txn, "failure", failure, n_failure) == 0;
+    return finish(txn, ok);
+}
+
+char *etcd_req_range(const char *key, int prefix)
+{
+    json_t *o = json_object();
+    return finish(o, o && set_key(o, key, prefix) == 0);
 }
 
 char *etcd_req_range_prefix(const char *prefix)
 {
-    size_t n = strlen(prefix);
-    char *end = malloc(n + 1);
-    if (!end)
-        return NULL;
-    size_t en = etcd_prefix_end(prefix, n, end);
-    char *k = b64_dup(prefix, n), *e = b64_dup(end, en), *out = NULL;
-    free(end);
-    if (k && e && asprintf(&out, "{\"key\":\"%s\",\"range_end\":\"%s\"}", k, e) < 0)
-        out = NULL;
-    free(k);
-    free(e);
-    return out;
+    return etcd_req_range(prefix, 1);
 }
 
 char *etcd_req_put(const char *key, const char *value, size_t value_len, int64_t lease)
 {
-    char *k = b64_dup(key, strlen(key)), *v = b64_dup(value, value_len), *out = NULL;
-    if (k && v) {
-        int r = lease
-                    ? asprintf(&out, "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%" PRId64 "\"}",
-                               k, v, lease)
-                    : asprintf(&out, "{\"key\":\"%s\",\"value\":\"%s\"}", k, v);
-        if (r < 0)
-            out = NULL;
-    }
-    free(k);
-    free(v);
-    return out;
+    json_t *o = json_object();
+    int ok = o && set_key(o, key, 0) == 0 &&
+             json_object_set_new(o, "value", b64_json(value, value_len)) == 0;
+    if (ok && lease)
+        ok = json_object_set_new(o, "lease", int64_json(lease)) == 0;
+    return finish(o, ok);
 }
 
 char *etcd_req_delete(const char *key)
 {
-    char *k = b64_dup(key, strlen(key)), *out = NULL;
-    if (k && asprintf(&out, "{\"key\":\"%s\"}", k) < 0)
-        out = NULL;
-    free(k);
-    return out;
+    json_t *o = json_object();
+    return finish(o, o && set_key(o, key, 0) == 0);
 }
 
 char *etcd_req_lease_grant(int64_t ttl)
 {
-    char *out = NULL;
-    if (asprintf(&out, "{\"TTL\":\"%" PRId64 "\"}", ttl) < 0)
-        return NULL;
-    return out;
+    json_t *o = json_object();
+    return finish(o, o && json_object_set_new(o, "TTL", int64_json(ttl)) == 0);
 }
 
 char *etcd_req_lease_id(int64_t id)
 {
-    char *out = NULL;
-    if (asprintf(&out, "{\"ID\":\"%" PRId64 "\"}", id) < 0)
-        return NULL;
-    return out;
+    json_t *o = json_object();
+    return finish(o, o && json_object_set_new(o, "ID", int64_json(id)) == 0);
 }
 
 char *etcd_req_watch_prefix(const char *prefix, int64_t start_revision)
 {
-    size_t n = strlen(prefix);
-    char *end = malloc(n + 1);
-    if (!end)
-        return NULL;
-    size_t en = etcd_prefix_end(prefix, n, end);
-    char *k = b64_dup(prefix, n), *e = b64_dup(end, en), *out = NULL;
-    free(end);
-    if (k && e &&
-        asprintf(
-            &out,
-            "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":\"%" PRId64
-            "\",\"prev_kv\":true,\"progress_notify\":true}}",
-            k, e, start_revision) < 0)
-        out = NULL;
-    free(k);
-    free(e);
-    return out;
+    json_t *cr = json_object(), *o = json_object();
+    int ok = cr && o && set_key(cr, prefix, 1) == 0 &&
+             json_object_set_new(cr, "start_revision", int64_json(start_revision)) == 0 &&
+             json_object_set_new(cr, "prev_kv", json_true()) == 0 &&
+             json_object_set_new(cr, "progress_notify", json_true()) == 0;
+    if (ok)
+        ok = json_object_set_new(o, "create_request", cr) == 0;
+    else
+        json_decref(cr);
+    return finish(o, ok);
 }

@@ -84,6 +84,47 @@ typedef struct etcd_lease_info {
     etcd_error_t err;
 } etcd_lease_info_t;
 
+/** What a txn comparison looks at. */
+typedef enum {
+    ETCD_CMP_VERSION = 0, /* the key's version (0: the key does not exist) */
+    ETCD_CMP_CREATE = 1,  /* create_revision */
+    ETCD_CMP_MOD = 2,     /* mod_revision */
+    ETCD_CMP_LEASE = 3,   /* the lease the key is attached to (0: none) */
+} etcd_cmp_target_t;
+
+/** How a comparison compares. */
+typedef enum {
+    ETCD_CMP_EQUAL = 0,
+    ETCD_CMP_GREATER = 1,
+    ETCD_CMP_LESS = 2,
+    ETCD_CMP_NOT_EQUAL = 3,
+} etcd_cmp_result_t;
+
+/** One comparison of a txn: target(key) result value. */
+typedef struct etcd_cmp {
+    const char *key;
+    etcd_cmp_target_t target;
+    etcd_cmp_result_t result;
+    int64_t value;
+} etcd_cmp_t;
+
+/** Kinds of txn operations. */
+typedef enum {
+    ETCD_OP_PUT = 0,
+    ETCD_OP_DELETE = 1, /* the key, or every key under it with prefix */
+    ETCD_OP_RANGE = 2,  /* the key, or every key under it with prefix */
+} etcd_op_kind_t;
+
+/** One operation of a txn branch. */
+typedef struct etcd_op {
+    etcd_op_kind_t kind;
+    const char *key;
+    const char *value; /* PUT */
+    size_t value_len;
+    int64_t lease; /* PUT: 0 for none */
+    int prefix;    /* DELETE / RANGE */
+} etcd_op_t;
+
 /** Called for each key-value pair of a range answer; return nonzero to stop. */
 typedef int (*etcd_kv_cb)(void *ud, const etcd_kv_t *kv);
 
@@ -147,6 +188,21 @@ int etcd_decode_lease(const char *body, size_t len, etcd_lease_info_t *info);
  */
 int etcd_decode_header(const char *body, size_t len, int64_t *revision, int *succeeded,
                        etcd_error_t *err);
+
+/**
+ * Decodes a txn answer: *revision, *succeeded, err (when etcd answered an error), and cb for
+ * every key-value pair of its range responses. Returns 0, 1 when the body is an error, -1 when
+ * malformed.
+ */
+int etcd_decode_txn(etcd_decoder_t *d, const char *body, size_t len, int64_t *revision,
+                    int *succeeded, etcd_error_t *err, etcd_kv_cb cb, void *ud);
+
+/** Body of a txn request (malloc'd): compares, then the success and failure branches. */
+char *etcd_req_txn(const etcd_cmp_t *cmps, size_t n_cmps, const etcd_op_t *success,
+                   size_t n_success, const etcd_op_t *failure, size_t n_failure);
+
+/** Body of a range request of one key, or of every key under it with prefix (malloc'd). */
+char *etcd_req_range(const char *key, int prefix);
 
 /** Body of a prefix range request (malloc'd): {"key":..,"range_end":..}. */
 char *etcd_req_range_prefix(const char *prefix);

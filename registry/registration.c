@@ -1,5 +1,9 @@
 /*
- * registry/registration.c: the libuv adapter of the lease state machine (see registration.h).
+ * registry/registration.c: one registration driven by the registry actor (see registration.h).
+ *
+ * One request is in flight at a time (the lease machine's rule); its tag carries the
+ * registration id and a sequence number, so a result queued for a request that was cancelled
+ * is recognised and dropped.
  */
 #include "registry/registration.h"
 
@@ -9,160 +13,167 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "registry/etcd_codec.h"
 #include "registry/instance.h"
+#include "registry/reg_msgs.h"
 
 struct reg_registration {
-    uv_loop_t *loop;
-    etcd_client_t *client;
+    uint32_t id;
+    mesh_actor_id_t owner;
+    const reg_spec_t *spec;
     reg_lease_sm_t sm;
-    char **keys;
-    char **values;
-    size_t n_keys;
-    char *addr;
-    etcd_req_t *req;
+    mesh_actor_t *self;
+    etcd_api_t *api;
+    uint32_t seq;      /* request in flight (0: none) */
+    uint32_t next_seq; /* for tags */
+    int deleting;      /* the request in flight is the delete of the deregistration */
     int64_t revoke_lease;
-    uv_timer_t timer;
-    int freeing;
-    reg_registration_cb cb;
-    void *ud;
+    uint64_t timer;
 };
+
+/* ---- the spec ------------------------------------------------------------------------------- */
+
+void reg_spec_free(void *p)
+{
+    reg_spec_t *s = p;
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_keys; i++) {
+        free(s->keys[i]);
+        free(s->values[i]);
+    }
+    free(s->keys);
+    free(s->values);
+    free(s->addr);
+    free(s);
+}
+
+reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
+{
+    if (!cfg->addr || !cfg->n_services)
+        return NULL;
+    reg_spec_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->addr = strdup(cfg->addr);
+    s->ttl_s = cfg->ttl_s > 0 ? cfg->ttl_s : 10;
+    s->keys = calloc(cfg->n_services, sizeof(char *));
+    s->values = calloc(cfg->n_services, sizeof(char *));
+    if (!s->addr || !s->keys || !s->values)
+        goto fail;
+    const char *prefix = cfg->prefix ? cfg->prefix : REG_DEFAULT_PREFIX;
+    for (size_t i = 0; i < cfg->n_services; i++) {
+        const reg_service_t *svc = &cfg->services[i];
+        reg_instance_t in = {
+            .addr = cfg->addr,
+            .node = cfg->node,
+            .zone = cfg->zone,
+            .version = cfg->version,
+            .methods = svc->methods,
+            .n_methods = svc->n_methods,
+            .weight = cfg->weight ? cfg->weight : 1,
+        };
+        char key[1024];
+        if (!svc->name || reg_key_format(key, sizeof(key), prefix, svc->name, cfg->addr) < 0)
+            goto fail;
+        s->keys[i] = strdup(key);
+        s->values[i] = reg_value_format(&in);
+        s->n_keys++;
+        if (!s->keys[i] || !s->values[i])
+            goto fail;
+    }
+    return s;
+fail:
+    reg_spec_free(s);
+    return NULL;
+}
+
+/* ---- effects -------------------------------------------------------------------------------- */
 
 static void run(reg_registration_t *r, reg_lfxs_t *fx);
 
-static int lease_gone(int err, const char *body, size_t len)
+static uint64_t now_ms(reg_registration_t *r)
 {
-    if (err != ETCD_ERR_SERVER)
-        return 0;
-    etcd_error_t e;
-    etcd_decode_error(body, len, &e);
-    return e.code == ETCD_CODE_NOT_FOUND || strstr(e.message, "lease not found") != NULL;
+    return mesh_now(r->self) / 1000000ull;
 }
 
-static void on_grant(void *ud, int err, const char *body, size_t len)
+static void tell(reg_registration_t *r, reg_event_kind_t ev, int64_t lease)
 {
-    reg_registration_t *r = ud;
-    r->req = NULL;
-    reg_lfxs_t fx = {.n = 0};
-    etcd_lease_info_t li;
-    uint64_t now = uv_now(r->loop);
-    if (err == ETCD_OK && etcd_decode_lease(body, len, &li) == 0 && li.id && li.ttl > 0) {
-        reg_lease_sm_grant_ok(&r->sm, li.id, li.ttl, now, &fx);
-    } else {
-        mesh_warn("registry", "lease grant for %s failed: %s", r->addr, etcd_strerror(err));
-        reg_lease_sm_grant_failed(&r->sm, now, &fx);
-    }
-    run(r, &fx);
+    reg_event_t e = {.id = r->id, .event = ev, .lease = lease};
+    int rc = mesh_send(r->self, r->owner, REG_MSG_EVENT, &e, sizeof(e));
+    if (rc != 0 && rc != -MESH_ENOENT)
+        mesh_error("registry", "cannot tell the owner of %s about its registration: %s",
+                   r->spec->addr, mesh_strerror(rc));
 }
 
-static void on_put(void *ud, int err, const char *body, size_t len)
+/* Sends a request (NULL: it could not be built); one that cannot be queued fails at once
+ * through on_result, as a request etcd never answered. */
+static void submit(reg_registration_t *r, etcd_request_t *req, etcd_call_t call)
 {
-    reg_registration_t *r = ud;
-    r->req = NULL;
-    reg_lfxs_t fx = {.n = 0};
-    uint64_t now = uv_now(r->loop);
-    etcd_error_t e;
-    int64_t rev = 0;
-    if (err == ETCD_OK && etcd_decode_header(body, len, &rev, NULL, &e) == 0) {
-        reg_lease_sm_put_ok(&r->sm, now, &fx);
-    } else {
-        int gone = lease_gone(err, body, len);
-        mesh_warn("registry", "put of %s failed: %s%s", r->addr, etcd_strerror(err),
-                  gone ? " (lease not found)" : "");
-        reg_lease_sm_put_failed(&r->sm, gone, now, &fx);
-    }
-    run(r, &fx);
-}
-
-static void on_keepalive(void *ud, int err, const char *body, size_t len)
-{
-    reg_registration_t *r = ud;
-    r->req = NULL;
-    reg_lfxs_t fx = {.n = 0};
-    uint64_t now = uv_now(r->loop);
-    etcd_lease_info_t li;
-    if (err == ETCD_OK && etcd_decode_lease(body, len, &li) == 0 && !li.err.code)
-        reg_lease_sm_keepalive_ok(&r->sm, li.ttl, now, &fx);
-    else
-        reg_lease_sm_keepalive_failed(&r->sm, lease_gone(err, body, len), now, &fx);
-    run(r, &fx);
-}
-
-static void on_revoke(void *ud, int err, const char *body, size_t len)
-{
-    reg_registration_t *r = ud;
-    r->req = NULL;
-    reg_lfxs_t fx = {.n = 0};
-    reg_lease_sm_revoke_done(&r->sm, uv_now(r->loop), &fx);
-    run(r, &fx);
-}
-
-static void on_delete(void *ud, int err, const char *body, size_t len)
-{
-    reg_registration_t *r = ud;
-    r->req = NULL;
-    if (err != ETCD_OK)
-        mesh_warn("registry", "delete of %s failed: %s", r->addr, etcd_strerror(err));
-    if (r->revoke_lease) {
-        char *b = etcd_req_lease_id(r->revoke_lease);
-        r->req = b ? etcd_client_post(r->client, "/v3/lease/revoke", b, on_revoke, r) : NULL;
-        free(b);
-        if (r->req)
+    r->seq = ++r->next_seq ? r->next_seq : ++r->next_seq;
+    uint64_t tag = reg_tag(REG_TAG_LEASE, r->id, r->seq);
+    if (req) {
+        req->tag = tag;
+        if (etcd_api_submit(r->api, req) == 0)
             return;
     }
-    on_revoke(r, ETCD_OK, "", 0);
+    etcd_result_t fail = {.call = call, .tag = tag, .err = ETCD_API_ERR_NOMEM};
+    reg_registration_on_result(r, &fail);
 }
 
-/* A txn with one put (lease) or one delete per key. */
-static char *txn_body(reg_registration_t *r, int del, int64_t lease)
+/* The txn that puts every key under lease. */
+static void put_keys(reg_registration_t *r, int64_t lease)
 {
-    size_t cap = 64, len = 0;
-    for (size_t i = 0; i < r->n_keys; i++)
-        cap += etcd_b64_len(strlen(r->keys[i])) + etcd_b64_len(strlen(r->values[i])) + 96;
-    char *b = malloc(cap);
-    if (!b)
-        return NULL;
-    len += (size_t)snprintf(b, cap, "{\"success\":[");
-    for (size_t i = 0; i < r->n_keys; i++) {
-        char *k = malloc(etcd_b64_len(strlen(r->keys[i])) + 1);
-        char *v = malloc(etcd_b64_len(strlen(r->values[i])) + 1);
-        if (!k || !v) {
-            free(k);
-            free(v);
-            free(b);
-            return NULL;
-        }
-        etcd_b64_encode(r->keys[i], strlen(r->keys[i]), k);
-        etcd_b64_encode(r->values[i], strlen(r->values[i]), v);
-        if (del)
-            len += (size_t)snprintf(b + len, cap - len,
-                                    "%s{\"requestDeleteRange\":{\"key\":\"%s\"}}", i ? "," : "", k);
-        else
-            len += (size_t)snprintf(
-                b + len, cap - len,
-                "%s{\"requestPut\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%" PRId64 "\"}}",
-                i ? "," : "", k, v, lease);
-        free(k);
-        free(v);
+    etcd_op_t *ops = calloc(r->spec->n_keys, sizeof(*ops));
+    if (!ops) {
+        submit(r, NULL, ETCD_CALL_TXN);
+        return;
     }
-    snprintf(b + len, cap - len, "]}");
-    return b;
+    for (size_t i = 0; i < r->spec->n_keys; i++)
+        ops[i] = (etcd_op_t){.kind = ETCD_OP_PUT,
+                             .key = r->spec->keys[i],
+                             .value = r->spec->values[i],
+                             .value_len = strlen(r->spec->values[i]),
+                             .lease = lease};
+    etcd_request_t req = {.call = ETCD_CALL_TXN, .success = ops, .n_success = r->spec->n_keys};
+    submit(r, &req, ETCD_CALL_TXN);
+    free(ops);
 }
 
-static void on_timer(uv_timer_t *t)
+/* The deregistration's delete: only keys that still carry our lease. Without a lease nothing
+ * of ours can be in etcd, and there is nothing to delete. */
+static void delete_keys(reg_registration_t *r, int64_t lease)
 {
-    reg_registration_t *r = t->data;
-    reg_lfxs_t fx = {.n = 0};
-    reg_lease_sm_timer(&r->sm, uv_now(r->loop), &fx);
-    run(r, &fx);
+    size_t n = r->spec->n_keys;
+    if (!lease) {
+        reg_lfxs_t fx = {.n = 0};
+        reg_lease_sm_revoke_done(&r->sm, now_ms(r), &fx);
+        run(r, &fx);
+        return;
+    }
+    etcd_cmp_t *cmps = calloc(n, sizeof(*cmps));
+    etcd_op_t *ops = calloc(n, sizeof(*ops));
+    etcd_request_t req = {
+        .call = ETCD_CALL_TXN, .cmps = cmps, .n_cmps = n, .success = ops, .n_success = n};
+    for (size_t i = 0; cmps && ops && i < n; i++) {
+        cmps[i] = (etcd_cmp_t){.key = r->spec->keys[i],
+                               .target = ETCD_CMP_LEASE,
+                               .result = ETCD_CMP_EQUAL,
+                               .value = lease};
+        ops[i] = (etcd_op_t){.kind = ETCD_OP_DELETE, .key = r->spec->keys[i]};
+    }
+    r->deleting = 1;
+    submit(r, cmps && ops ? &req : NULL, ETCD_CALL_TXN);
+    free(cmps);
+    free(ops);
 }
 
-static void post(reg_registration_t *r, const char *path, char *body, etcd_done_cb cb)
+static void timer_arm(reg_registration_t *r, uint64_t ms)
 {
-    r->req = body ? etcd_client_post(r->client, path, body, cb, r) : NULL;
-    free(body);
-    if (!r->req)
-        cb(r, ETCD_ERR_NOMEM, "", 0);
+    if (r->timer)
+        mesh_timer_stop(r->self, r->timer);
+    r->timer = 0;
+    if (mesh_timer_start(r->self, ms * 1000000ull, 0, REG_MSG_LEASE_TIMER, &r->timer) != 0)
+        mesh_error("registry", "cannot start the lease timer of %s", r->spec->addr);
 }
 
 static void run(reg_registration_t *r, reg_lfxs_t *fx)
@@ -170,133 +181,176 @@ static void run(reg_registration_t *r, reg_lfxs_t *fx)
     for (int i = 0; i < fx->n; i++) {
         const reg_lfx_t *e = &fx->v[i];
         switch (e->kind) {
-        case REG_LFX_GRANT:
-            post(r, "/v3/lease/grant", etcd_req_lease_grant(e->arg), on_grant);
+        case REG_LFX_GRANT: {
+            etcd_request_t req = {.call = ETCD_CALL_LEASE_GRANT, .ttl_s = e->arg};
+            submit(r, &req, req.call);
             break;
+        }
         case REG_LFX_PUT:
-            post(r, "/v3/kv/txn", txn_body(r, 0, e->arg), on_put);
+            put_keys(r, e->arg);
             break;
-        case REG_LFX_KEEPALIVE:
-            post(r, "/v3/lease/keepalive", etcd_req_lease_id(e->arg), on_keepalive);
+        case REG_LFX_KEEPALIVE: {
+            etcd_request_t req = {.call = ETCD_CALL_LEASE_KEEPALIVE, .lease = e->arg};
+            submit(r, &req, req.call);
             break;
+        }
         case REG_LFX_REVOKE:
-            uv_timer_stop(&r->timer);
+            if (r->timer)
+                mesh_timer_stop(r->self, r->timer);
+            r->timer = 0;
             r->revoke_lease = e->arg;
-            post(r, "/v3/kv/txn", txn_body(r, 1, 0), on_delete);
+            delete_keys(r, e->arg);
             break;
         case REG_LFX_TIMER:
-            uv_timer_start(&r->timer, on_timer, (uint64_t)e->arg, 0);
+            timer_arm(r, (uint64_t)e->arg);
             break;
         case REG_LFX_REGISTERED:
-            mesh_info("registry", "registered %s (%zu services) under lease %" PRId64, r->addr,
-                      r->n_keys, e->arg);
-            if (r->cb)
-                r->cb(r->ud, REG_REGISTERED, e->arg);
+            mesh_info("registry", "registered %s (%zu services) under lease %" PRId64,
+                      r->spec->addr, r->spec->n_keys, e->arg);
+            tell(r, REG_EV_REGISTERED, e->arg);
             break;
         case REG_LFX_LOST:
             mesh_warn("registry", "lease %" PRId64 " of %s lost; registering again", e->arg,
-                      r->addr);
-            if (r->cb)
-                r->cb(r->ud, REG_LEASE_LOST, e->arg);
+                      r->spec->addr);
+            tell(r, REG_EV_LEASE_LOST, e->arg);
             break;
         case REG_LFX_DONE:
-            mesh_info("registry", "deregistered %s", r->addr);
-            if (r->cb)
-                r->cb(r->ud, REG_DEREGISTERED, 0);
+            mesh_info("registry", "deregistered %s", r->spec->addr);
+            tell(r, REG_EV_DEREGISTERED, 0);
             break;
         }
     }
 }
 
-reg_registration_t *reg_registration_new(uv_loop_t *loop, const reg_registration_cfg_t *cfg,
-                                         reg_registration_cb cb, void *ud)
+/* ---- results -------------------------------------------------------------------------------- */
+
+void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
 {
-    if (!cfg->client || !cfg->addr || !cfg->n_services)
-        return NULL;
+    if (!r->seq || (uint32_t)res->tag != r->seq)
+        return; /* stale: a cancelled request's answer */
+    r->seq = 0;
+    reg_lfxs_t fx = {.n = 0};
+    uint64_t now = now_ms(r);
+    switch (res->call) {
+    case ETCD_CALL_LEASE_GRANT:
+        if (res->err == ETCD_API_OK) {
+            reg_lease_sm_grant_ok(&r->sm, res->lease, res->ttl_s, now, &fx);
+        } else {
+            mesh_warn("registry", "lease grant for %s failed: %s", r->spec->addr,
+                      etcd_api_strerror(res->err));
+            reg_lease_sm_grant_failed(&r->sm, now, &fx);
+        }
+        break;
+    case ETCD_CALL_TXN:
+        if (r->deleting) {
+            r->deleting = 0;
+            if (res->err != ETCD_API_OK)
+                mesh_warn("registry", "delete of %s failed: %s", r->spec->addr,
+                          etcd_api_strerror(res->err));
+            else if (!res->succeeded)
+                mesh_info("registry",
+                          "deregistering %s: a key no longer carries our lease; "
+                          "left to its new owner",
+                          r->spec->addr);
+            if (r->revoke_lease) {
+                etcd_request_t req = {.call = ETCD_CALL_LEASE_REVOKE, .lease = r->revoke_lease};
+                r->revoke_lease = 0;
+                submit(r, &req, req.call);
+                return;
+            }
+            reg_lease_sm_revoke_done(&r->sm, now, &fx);
+        } else if (res->err == ETCD_API_OK) {
+            reg_lease_sm_put_ok(&r->sm, now, &fx);
+        } else {
+            int gone = etcd_result_lease_gone(res);
+            mesh_warn("registry", "put of %s failed: %s%s", r->spec->addr,
+                      etcd_api_strerror(res->err), gone ? " (lease not found)" : "");
+            reg_lease_sm_put_failed(&r->sm, gone, now, &fx);
+        }
+        break;
+    case ETCD_CALL_LEASE_KEEPALIVE:
+        if (res->err == ETCD_API_OK)
+            reg_lease_sm_keepalive_ok(&r->sm, res->ttl_s, now, &fx);
+        else
+            reg_lease_sm_keepalive_failed(&r->sm, etcd_result_lease_gone(res), now, &fx);
+        break;
+    case ETCD_CALL_LEASE_REVOKE:
+        reg_lease_sm_revoke_done(&r->sm, now, &fx);
+        break;
+    case ETCD_CALL_RANGE:
+    case ETCD_CALL_WATCH:
+        break;
+    }
+    run(r, &fx);
+}
+
+int reg_registration_on_timer(reg_registration_t *r, const mesh_msg_t *m)
+{
+    if (!r->timer || m->corr != r->timer)
+        return 0;
+    r->timer = 0;
+    reg_lfxs_t fx = {.n = 0};
+    reg_lease_sm_timer(&r->sm, now_ms(r), &fx);
+    run(r, &fx);
+    return 1;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+reg_registration_t *reg_registration_new(uint32_t id, mesh_actor_id_t owner, const reg_spec_t *spec)
+{
     reg_registration_t *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    r->loop = loop;
-    r->client = cfg->client;
-    r->cb = cb;
-    r->ud = ud;
-    r->addr = strdup(cfg->addr);
-    r->keys = calloc(cfg->n_services, sizeof(char *));
-    r->values = calloc(cfg->n_services, sizeof(char *));
-    if (!r->addr || !r->keys || !r->values)
-        goto fail;
-    const char *prefix = cfg->prefix ? cfg->prefix : REG_DEFAULT_PREFIX;
-    for (size_t i = 0; i < cfg->n_services; i++) {
-        const reg_service_t *s = &cfg->services[i];
-        reg_instance_t in = {
-            .addr = cfg->addr,
-            .node = cfg->node,
-            .zone = cfg->zone,
-            .version = cfg->version,
-            .methods = s->methods,
-            .n_methods = s->n_methods,
-            .weight = cfg->weight ? cfg->weight : 1,
-        };
-        char key[1024];
-        if (!s->name || reg_key_format(key, sizeof(key), prefix, s->name, cfg->addr) < 0)
-            goto fail;
-        r->keys[i] = strdup(key);
-        r->values[i] = reg_value_format(&in);
-        r->n_keys++;
-        if (!r->keys[i] || !r->values[i])
-            goto fail;
-    }
-    reg_lease_sm_init(&r->sm, cfg->ttl_s);
-    uv_timer_init(loop, &r->timer);
-    r->timer.data = r;
+    r->id = id;
+    r->owner = owner;
+    r->spec = spec;
+    reg_lease_sm_init(&r->sm, spec->ttl_s);
     return r;
-fail:
-    for (size_t i = 0; i < r->n_keys; i++) {
-        free(r->keys[i]);
-        free(r->values[i]);
-    }
-    free(r->keys);
-    free(r->values);
-    free(r->addr);
-    free(r);
-    return NULL;
 }
 
-int reg_registration_start(reg_registration_t *r)
+void reg_registration_start(reg_registration_t *r, mesh_actor_t *self, etcd_api_t *api)
 {
+    r->self = self;
+    r->api = api;
     reg_lfxs_t fx = {.n = 0};
-    reg_lease_sm_start(&r->sm, uv_now(r->loop), &fx);
+    reg_lease_sm_start(&r->sm, now_ms(r), &fx);
     run(r, &fx);
-    return 0;
 }
 
 void reg_registration_stop(reg_registration_t *r)
 {
     reg_lfxs_t fx = {.n = 0};
-    reg_lease_sm_stop(&r->sm, uv_now(r->loop), &fx);
+    reg_lease_sm_stop(&r->sm, now_ms(r), &fx);
     run(r, &fx);
 }
 
-static void timer_closed(uv_handle_t *h)
+int reg_registration_done(const reg_registration_t *r)
 {
-    reg_registration_t *r = h->data;
-    for (size_t i = 0; i < r->n_keys; i++) {
-        free(r->keys[i]);
-        free(r->values[i]);
-    }
-    free(r->keys);
-    free(r->values);
-    free(r->addr);
-    free(r);
+    return r->sm.state == REG_LEASE_DONE;
+}
+
+uint32_t reg_registration_id(const reg_registration_t *r)
+{
+    return r->id;
+}
+
+mesh_actor_id_t reg_registration_owner(const reg_registration_t *r)
+{
+    return r->owner;
 }
 
 void reg_registration_free(reg_registration_t *r)
 {
     if (!r)
         return;
-    etcd_req_cancel(r->req);
-    r->req = NULL;
-    uv_close((uv_handle_t *)&r->timer, timer_closed);
+    if (r->self) {
+        if (r->seq)
+            etcd_api_cancel(r->api, reg_tag(REG_TAG_LEASE, r->id, r->seq));
+        if (r->timer)
+            mesh_timer_stop(r->self, r->timer);
+    }
+    free(r);
 }
 
 const reg_lease_sm_t *reg_registration_sm(const reg_registration_t *r)

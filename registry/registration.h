@@ -1,21 +1,26 @@
 /*
- * registry/registration.h: keeps one instance registered in etcd on a libuv loop: the thin
- * adapter that runs reg_lease_sm (lease_sm.h) with etcd_client requests and one uv timer.
+ * registry/registration.h: keeping one instance registered in etcd, a component of the
+ * registry actor (registry/registry_actor.h): it carries out the effects of the sans-I/O lease
+ * machine (registry/lease_sm.h) with the actor's etcd seam and one actor timer.
  *
- * The instance serves one or more services; each gets the key `<prefix>/<service>/<addr>` with
- * the naming-resolver value {"Op":0,"Addr":..,"Metadata":{node, methods, zone, weight,
- * version}}; all keys are written in one txn under one lease (default TTL 10 s, keepalive every
- * TTL/3). A lost lease is replaced and the keys put again. Stopping deletes the keys (one txn)
- * and revokes the lease.
+ * The instance serves one or more services; each gets the key `<prefix>/<service>/<addr>`
+ * with the naming-resolver value (registry/instance.h); all keys are written in one txn under
+ * one lease (default TTL 10 s, keepalive every TTL/3). A lost lease is replaced and the keys
+ * put again. Deregistering deletes the keys in a txn that compares each key's lease with ours
+ * (a slow old pod never deletes the keys of a new pod on the same address), then revokes the
+ * lease.
+ *
+ * Whoever asked for the registration (the sidecar actor) is told what happens through
+ * REG_MSG_EVENT messages (registry/reg_msgs.h).
  */
 #ifndef REG_REGISTRATION_H
 #define REG_REGISTRATION_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
-#include "registry/etcd_client.h"
+#include "actors/actor.h"
+#include "registry/etcd_api.h"
 #include "registry/lease_sm.h"
 
 /** One service of the instance. */
@@ -25,41 +30,83 @@ typedef struct reg_service {
     size_t n_methods;
 } reg_service_t;
 
-/** Settings; everything is copied. */
+/** What to register; everything is copied by reg_spec_build. */
 typedef struct reg_registration_cfg {
-    etcd_client_t *client; /* borrowed; must outlive the registration */
-    const char *prefix;    /* default REG_DEFAULT_PREFIX */
-    const char *addr;      /* "host:port" callers should use */
-    const char *node;      /* node id */
-    const char *zone;      /* may be NULL */
-    const char *version;   /* may be NULL */
-    uint32_t weight;       /* default 1 */
-    int64_t ttl_s;         /* default 10 */
+    const char *prefix;  /* default REG_DEFAULT_PREFIX */
+    const char *addr;    /* "host:port" callers should use */
+    const char *node;    /* node id */
+    const char *zone;    /* may be NULL */
+    const char *version; /* may be NULL */
+    uint32_t weight;     /* default 1 */
+    int64_t ttl_s;       /* default 10 */
     const reg_service_t *services;
     size_t n_services;
 } reg_registration_cfg_t;
 
+/** A registration ready to send to the registry actor: its keys and values, built once. */
+typedef struct reg_spec {
+    char *addr;
+    int64_t ttl_s;
+    size_t n_keys;
+    char **keys;
+    char **values;
+} reg_spec_t;
+
+/** Builds the keys and values of cfg (NULL on bad settings or out of memory). */
+reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg);
+
+/** Frees a spec (NULL is ignored); also usable as a message payload destructor. */
+void reg_spec_free(void *spec);
+
+/** Events reported to the owner (reg_event_t.event). */
+typedef enum {
+    REG_EV_REGISTERED = 0,   /* keys are in etcd (first time, or again after a lost lease) */
+    REG_EV_LEASE_LOST = 1,   /* the lease expired in etcd; registering again */
+    REG_EV_DEREGISTERED = 2, /* deregistration finished */
+} reg_event_kind_t;
+
+/** Payload of REG_MSG_EVENT. */
+typedef struct reg_event {
+    uint32_t id;
+    int32_t event; /* reg_event_kind_t */
+    int64_t lease;
+} reg_event_t;
+
+/** Payload of REG_MSG_REGISTER_OK. */
+typedef struct reg_register_ok {
+    uint32_t id;
+} reg_register_ok_t;
+
+/** Payload of REG_MSG_DEREGISTER. */
+typedef struct reg_deregister {
+    uint32_t id;
+} reg_deregister_t;
+
 typedef struct reg_registration reg_registration_t;
 
-/** Events reported to the owner. */
-typedef enum {
-    REG_REGISTERED = 0,   /* keys are in etcd (first time, or again after a lost lease) */
-    REG_LEASE_LOST = 1,   /* the lease expired in etcd; registering again */
-    REG_DEREGISTERED = 2, /* reg_registration_stop() finished */
-} reg_registration_event_t;
+/** A registration with id for owner (not started); spec is borrowed and must outlive it.
+ *  NULL on OOM. */
+reg_registration_t *reg_registration_new(uint32_t id, mesh_actor_id_t owner,
+                                         const reg_spec_t *spec);
 
-/** Owner callback; lease is the lease concerned. */
-typedef void (*reg_registration_cb)(void *ud, reg_registration_event_t ev, int64_t lease);
+/** Starts registering with the actor's timers and etcd seam. */
+void reg_registration_start(reg_registration_t *r, mesh_actor_t *self, etcd_api_t *api);
 
-/** Creates a registration (not started); NULL on bad settings or OOM. */
-reg_registration_t *reg_registration_new(uv_loop_t *loop, const reg_registration_cfg_t *cfg,
-                                         reg_registration_cb cb, void *ud);
-
-/** Starts registering. Returns 0 or -1. */
-int reg_registration_start(reg_registration_t *r);
-
-/** Deregisters (delete keys + revoke lease); REG_DEREGISTERED is reported when done. */
+/** Deregisters; REG_EV_DEREGISTERED is reported when done. */
 void reg_registration_stop(reg_registration_t *r);
+
+/** Feeds an etcd result tagged with this registration (REG_TAG_LEASE and its id). */
+void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res);
+
+/** Feeds a REG_MSG_LEASE_TIMER message; 1 when it was this registration's timer. */
+int reg_registration_on_timer(reg_registration_t *r, const mesh_msg_t *m);
+
+/** Whether the registration is done (deregistered). */
+int reg_registration_done(const reg_registration_t *r);
+
+/** Its id, and the actor told about its events. */
+uint32_t reg_registration_id(const reg_registration_t *r);
+mesh_actor_id_t reg_registration_owner(const reg_registration_t *r);
 
 /** Frees (without deregistering: the lease then expires on its own). */
 void reg_registration_free(reg_registration_t *r);

@@ -1,7 +1,10 @@
 /*
- * registry/view.c: the libuv adapter of the registry view (see view.h): carries out the
- * effects of reg_watch_sm with etcd_client requests, uv timers, the snapshot file and the
- * user's callback.
+ * registry/view.c: the registry view (see view.h): carries out the effects of reg_watch_sm
+ * with the owner actor's etcd seam and timers, and keeps the snapshot file.
+ *
+ * Requests are tagged with a sequence number (reg_tag): a range or watch that was replaced or
+ * cancelled can still have a result queued in the actor's mailbox, and such stale results are
+ * dropped here. Timers are actor timers; re-arming one stops the previous one first.
  */
 #include "registry/view.h"
 
@@ -9,127 +12,113 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "registry/etcd_codec.h"
+#include "registry/reg_msgs.h"
 
 struct reg_view {
-    uv_loop_t *loop;
     reg_view_cfg_t cfg;
     char *prefix;
     char *snapshot_path;
     reg_table_t table;
     reg_watch_sm_t sm;
-    etcd_decoder_t dec;
-    etcd_req_t *range_req;
-    etcd_req_t *watch_req;
-    uv_timer_t retry_timer;
-    uv_timer_t flush_timer;
-    uv_timer_t snap_timer;
+    mesh_actor_t *self;
+    etcd_api_t *api;
+    uint32_t range_seq, watch_seq; /* current request of each kind; 0 = none */
+    uint32_t next_seq;
+    uint64_t retry_timer, flush_timer, snap_timer;
     uint64_t last_snapshot_ms;
     int snapshot_dirty;
-    int handles_open;
-    reg_view_cb cb;
-    void *ud;
+    reg_view_out_t *out; /* of the call being served */
 };
 
 static void run(reg_view_t *v, reg_wfxs_t *fx);
 
-static void on_range(void *ud, int err, const char *body, size_t len);
-static void on_watch_line(void *ud, const char *line, size_t len);
-static void on_watch_close(void *ud, int err, const char *body, size_t len);
-
-static int range_kv(void *ud, const etcd_kv_t *kv)
+static uint64_t now_ms(reg_view_t *v)
 {
-    reg_view_t *v = ud;
-    reg_watch_sm_range_kv(&v->sm, kv->key, kv->key_len, kv->value, kv->value_len, kv->mod_revision,
-                          kv->lease);
-    return 0;
+    return mesh_now(v->self) / 1000000ull;
 }
 
-static void on_range(void *ud, int err, const char *body, size_t len)
+int reg_view_owns_tag(uint64_t tag)
 {
-    reg_view_t *v = ud;
-    v->range_req = NULL;
+    uint32_t k = reg_tag_kind(tag);
+    return k == REG_TAG_VIEW_RANGE || k == REG_TAG_VIEW_WATCH;
+}
+
+/* ---- results -------------------------------------------------------------------------------- */
+
+static void on_range(reg_view_t *v, const etcd_result_t *res)
+{
+    v->range_seq = 0;
     reg_wfxs_t fx = {.n = 0};
-    uint64_t now = uv_now(v->loop);
-    if (err != ETCD_OK) {
-        mesh_debug("registry", "range of %s failed: %s", v->prefix, etcd_strerror(err));
-        reg_watch_sm_range_failed(&v->sm, now, &fx);
-        run(v, &fx);
-        return;
-    }
-    etcd_range_info_t info;
-    reg_watch_sm_range_begin(&v->sm);
-    if (etcd_decode_range(&v->dec, body, len, &info, range_kv, v) < 0 || info.err.code) {
-        mesh_warn("registry", "range of %s: malformed answer", v->prefix);
-        reg_watch_sm_range_failed(&v->sm, now, &fx);
+    if (res->err != ETCD_API_OK) {
+        mesh_debug("registry", "range of %s failed: %s", v->prefix, etcd_api_strerror(res->err));
+        reg_watch_sm_range_failed(&v->sm, now_ms(v), &fx);
     } else {
-        reg_watch_sm_range_done(&v->sm, info.revision, now, &fx);
+        reg_watch_sm_range_begin(&v->sm);
+        for (size_t i = 0; i < res->n_kvs; i++) {
+            const etcd_api_kv_t *kv = &res->kvs[i];
+            reg_watch_sm_range_kv(&v->sm, kv->key, kv->key_len, kv->value, kv->value_len,
+                                  kv->mod_revision, kv->lease);
+        }
+        reg_watch_sm_range_done(&v->sm, res->revision, now_ms(v), &fx);
     }
     run(v, &fx);
 }
 
-static int watch_event(void *ud, const etcd_event_t *ev)
+static void on_watch(reg_view_t *v, const etcd_result_t *res)
 {
-    reg_view_t *v = ud;
-    reg_watch_sm_event(&v->sm, ev->type == ETCD_EVENT_DELETE, ev->kv.key, ev->kv.key_len,
-                       ev->kv.value, ev->kv.value_len, ev->kv.mod_revision, ev->kv.lease);
-    return 0;
-}
-
-static void on_watch_line(void *ud, const char *line, size_t len)
-{
-    reg_view_t *v = ud;
-    etcd_watch_info_t info;
     reg_wfxs_t fx = {.n = 0};
-    uint64_t now = uv_now(v->loop);
-    if (etcd_decode_watch(&v->dec, line, len, &info, watch_event, v) < 0 || info.err.code) {
-        mesh_warn("registry", "watch of %s: %s", v->prefix,
-                  info.err.code ? info.err.message : "malformed line");
-        /* Treat as a broken stream: close it and resync after a backoff. */
-        fx.v[fx.n++] = (reg_wfx_t){REG_WFX_CANCEL_WATCH, 0};
-        reg_watch_sm_watch_closed(&v->sm, now, &fx);
+    if (res->closed) {
+        v->watch_seq = 0;
+        if (res->err == ETCD_API_ERR_SERVER || res->err == ETCD_API_ERR_MALFORMED)
+            mesh_warn("registry", "watch of %s: %s%s%s", v->prefix, etcd_api_strerror(res->err),
+                      res->server.message[0] ? ": " : "", res->server.message);
+        else
+            mesh_debug("registry", "watch of %s ended: %s", v->prefix, etcd_api_strerror(res->err));
+        reg_watch_sm_watch_closed(&v->sm, now_ms(v), &fx);
         run(v, &fx);
         return;
     }
-    if (info.canceled || info.compact_revision)
+    for (size_t i = 0; i < res->n_events; i++) {
+        const etcd_api_event_t *ev = &res->events[i];
+        reg_watch_sm_event(&v->sm, ev->is_delete, ev->kv.key, ev->kv.key_len, ev->kv.value,
+                           ev->kv.value_len, ev->kv.mod_revision, ev->kv.lease);
+    }
+    if (res->canceled || res->compact_revision)
         mesh_info("registry", "watch of %s %s%s%s; resyncing", v->prefix,
-                  info.compact_revision ? "lost to compaction" : "canceled by etcd",
-                  info.cancel_reason[0] ? ": " : "", info.cancel_reason);
+                  res->compact_revision ? "lost to compaction" : "canceled by etcd",
+                  res->cancel_reason[0] ? ": " : "", res->cancel_reason);
     reg_watch_line_t wl = {
-        .header_revision = info.revision,
-        .created = info.created,
-        .progress = !info.created && !info.canceled && info.n_events == 0,
-        .canceled = info.canceled,
-        .compact_revision = info.compact_revision,
+        .header_revision = res->revision,
+        .created = res->created,
+        .progress = res->progress,
+        .canceled = res->canceled,
+        .compact_revision = res->compact_revision,
     };
-    reg_watch_sm_watch_line(&v->sm, &wl, now, &fx);
+    reg_watch_sm_watch_line(&v->sm, &wl, now_ms(v), &fx);
     run(v, &fx);
 }
 
-static void on_watch_close(void *ud, int err, const char *body, size_t len)
+void reg_view_on_result(reg_view_t *v, const etcd_result_t *res, reg_view_out_t *out)
 {
-    reg_view_t *v = ud;
-    v->watch_req = NULL;
-    mesh_debug("registry", "watch of %s ended: %s", v->prefix, etcd_strerror(err));
-    reg_wfxs_t fx = {.n = 0};
-    reg_watch_sm_watch_closed(&v->sm, uv_now(v->loop), &fx);
-    run(v, &fx);
+    memset(out, 0, sizeof(*out));
+    v->out = out;
+    uint32_t seq = (uint32_t)res->tag;
+    if (reg_tag_kind(res->tag) == REG_TAG_VIEW_RANGE && seq == v->range_seq && seq)
+        on_range(v, res);
+    else if (reg_tag_kind(res->tag) == REG_TAG_VIEW_WATCH && seq == v->watch_seq && seq)
+        on_watch(v, res);
+    v->out = NULL;
 }
 
-static void on_retry_timer(uv_timer_t *t)
-{
-    reg_view_t *v = t->data;
-    reg_wfxs_t fx = {.n = 0};
-    reg_watch_sm_retry_timer(&v->sm, uv_now(v->loop), &fx);
-    run(v, &fx);
-}
+/* ---- timers and the snapshot ---------------------------------------------------------------- */
 
-static void on_flush_timer(uv_timer_t *t)
+static void timer_arm(reg_view_t *v, uint64_t *id, uint64_t ms, uint32_t type)
 {
-    reg_view_t *v = t->data;
-    reg_wfxs_t fx = {.n = 0};
-    reg_watch_sm_flush_timer(&v->sm, uv_now(v->loop), &fx);
-    run(v, &fx);
+    if (*id)
+        mesh_timer_stop(v->self, *id);
+    *id = 0;
+    if (mesh_timer_start(v->self, ms * 1000000ull, 0, type, id) != 0)
+        mesh_error("registry", "cannot start a timer of the view");
 }
 
 static void write_snapshot(reg_view_t *v)
@@ -137,31 +126,64 @@ static void write_snapshot(reg_view_t *v)
     if (!v->snapshot_path || !v->snapshot_dirty)
         return;
     v->snapshot_dirty = 0;
-    v->last_snapshot_ms = uv_now(v->loop);
+    v->last_snapshot_ms = now_ms(v);
     reg_table_save(&v->table, v->snapshot_path, v->sm.revision);
 }
 
-static void on_snap_timer(uv_timer_t *t)
+static void snapshot_later(reg_view_t *v)
 {
-    write_snapshot(t->data);
+    if (!v->snapshot_path)
+        return;
+    v->snapshot_dirty = 1;
+    uint64_t now = now_ms(v);
+    if (!v->last_snapshot_ms || now - v->last_snapshot_ms >= v->cfg.snapshot_min_gap_ms)
+        write_snapshot(v);
+    else if (!v->snap_timer)
+        timer_arm(v, &v->snap_timer, v->cfg.snapshot_min_gap_ms - (now - v->last_snapshot_ms),
+                  REG_MSG_VIEW_SNAPSHOT);
 }
 
-static void publish(reg_view_t *v)
+int reg_view_on_timer(reg_view_t *v, const mesh_msg_t *m, reg_view_out_t *out)
 {
-    if (v->snapshot_path) {
-        v->snapshot_dirty = 1;
-        uint64_t now = uv_now(v->loop);
-        if (now - v->last_snapshot_ms >= v->cfg.snapshot_min_gap_ms || !v->last_snapshot_ms)
-            write_snapshot(v);
-        else if (!uv_is_active((uv_handle_t *)&v->snap_timer))
-            uv_timer_start(&v->snap_timer, on_snap_timer,
-                           v->cfg.snapshot_min_gap_ms - (now - v->last_snapshot_ms), 0);
-    }
-    mesh_routes_t *routes = v->cfg.no_routes ? NULL : reg_table_build_routes(&v->table);
-    if (v->cb)
-        v->cb(v->ud, routes, &v->table, v->sm.revision);
-    else if (routes)
-        mesh_routes_unref(routes);
+    memset(out, 0, sizeof(*out));
+    reg_wfxs_t fx = {.n = 0};
+    uint64_t *slot = m->type == REG_MSG_VIEW_RETRY   ? &v->retry_timer
+                     : m->type == REG_MSG_VIEW_FLUSH ? &v->flush_timer
+                                                     : &v->snap_timer;
+    if (*slot != m->corr)
+        return 0;
+    *slot = 0;
+    v->out = out;
+    if (m->type == REG_MSG_VIEW_RETRY)
+        reg_watch_sm_retry_timer(&v->sm, now_ms(v), &fx);
+    else if (m->type == REG_MSG_VIEW_FLUSH)
+        reg_watch_sm_flush_timer(&v->sm, now_ms(v), &fx);
+    else
+        write_snapshot(v);
+    run(v, &fx);
+    v->out = NULL;
+    return 1;
+}
+
+/* ---- effects -------------------------------------------------------------------------------- */
+
+/* Starts a request; when it cannot even be queued, feeds the failure back at once. */
+static void submit(reg_view_t *v, etcd_request_t *req, uint32_t *seq_slot, uint32_t kind)
+{
+    uint32_t seq = ++v->next_seq ? v->next_seq : ++v->next_seq;
+    req->tag = reg_tag(kind, 0, seq);
+    if (*seq_slot)
+        etcd_api_cancel(v->api, reg_tag(kind, 0, *seq_slot));
+    *seq_slot = seq;
+    if (etcd_api_submit(v->api, req) == 0)
+        return;
+    *seq_slot = 0;
+    reg_wfxs_t more = {.n = 0};
+    if (kind == REG_TAG_VIEW_RANGE)
+        reg_watch_sm_range_failed(&v->sm, now_ms(v), &more);
+    else
+        reg_watch_sm_watch_closed(&v->sm, now_ms(v), &more);
+    run(v, &more);
 }
 
 static void run(reg_view_t *v, reg_wfxs_t *fx)
@@ -170,99 +192,83 @@ static void run(reg_view_t *v, reg_wfxs_t *fx)
         const reg_wfx_t *e = &fx->v[i];
         switch (e->kind) {
         case REG_WFX_RANGE: {
-            char *body = etcd_req_range_prefix(v->prefix);
-            etcd_req_cancel(v->range_req);
-            v->range_req =
-                body ? etcd_client_post(v->cfg.client, "/v3/kv/range", body, on_range, v) : NULL;
-            free(body);
-            if (!v->range_req) {
-                reg_wfxs_t more = {.n = 0};
-                reg_watch_sm_range_failed(&v->sm, uv_now(v->loop), &more);
-                run(v, &more);
-            }
+            etcd_request_t req = {.call = ETCD_CALL_RANGE, .key = v->prefix, .prefix = 1};
+            submit(v, &req, &v->range_seq, REG_TAG_VIEW_RANGE);
             break;
         }
         case REG_WFX_WATCH: {
-            char *body = etcd_req_watch_prefix(v->prefix, e->arg);
-            etcd_req_cancel(v->watch_req);
-            v->watch_req = body ? etcd_client_stream(v->cfg.client, "/v3/watch", body,
-                                                     on_watch_line, on_watch_close, v)
-                                : NULL;
-            free(body);
-            if (!v->watch_req) {
-                reg_wfxs_t more = {.n = 0};
-                reg_watch_sm_watch_closed(&v->sm, uv_now(v->loop), &more);
-                run(v, &more);
-            }
+            etcd_request_t req = {
+                .call = ETCD_CALL_WATCH, .key = v->prefix, .prefix = 1, .start_revision = e->arg};
+            submit(v, &req, &v->watch_seq, REG_TAG_VIEW_WATCH);
             break;
         }
         case REG_WFX_CANCEL_WATCH:
-            etcd_req_cancel(v->watch_req);
-            v->watch_req = NULL;
+            if (v->watch_seq)
+                etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_WATCH, 0, v->watch_seq));
+            v->watch_seq = 0;
             break;
         case REG_WFX_RETRY_TIMER:
-            uv_timer_start(&v->retry_timer, on_retry_timer, (uint64_t)e->arg, 0);
+            timer_arm(v, &v->retry_timer, (uint64_t)e->arg, REG_MSG_VIEW_RETRY);
             break;
         case REG_WFX_FLUSH_TIMER:
-            uv_timer_start(&v->flush_timer, on_flush_timer, (uint64_t)e->arg, 0);
+            timer_arm(v, &v->flush_timer, (uint64_t)e->arg, REG_MSG_VIEW_FLUSH);
             break;
         case REG_WFX_PUBLISH:
-            publish(v);
+            snapshot_later(v);
+            if (v->out)
+                v->out->publish = 1;
             break;
         case REG_WFX_LINK:
             if (e->arg == REG_LINK_CONNECTED)
                 mesh_info("registry", "etcd connected (%s): %zu instances at revision %lld",
-                          etcd_client_endpoint(v->cfg.client), v->table.n_valid,
-                          (long long)v->sm.revision);
+                          etcd_api_endpoint(v->api), v->table.n_valid, (long long)v->sm.revision);
             else
                 mesh_warn("registry", "etcd unreachable: degraded, keeping %zu instances",
                           v->table.n_valid);
-            if (v->cfg.on_link)
-                v->cfg.on_link(v->ud, (reg_link_t)e->arg, v->sm.revision);
+            if (v->out) {
+                v->out->link_changed = 1;
+                v->out->link = (reg_link_t)e->arg;
+            }
             break;
         }
     }
 }
 
-reg_view_t *reg_view_new(uv_loop_t *loop, const reg_view_cfg_t *cfg, reg_view_cb cb, void *ud)
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+reg_view_t *reg_view_new(const reg_view_cfg_t *cfg)
 {
     reg_view_t *v = calloc(1, sizeof(*v));
     if (!v)
         return NULL;
-    v->loop = loop;
     v->cfg = *cfg;
     if (!v->cfg.snapshot_min_gap_ms)
         v->cfg.snapshot_min_gap_ms = 500;
-    v->prefix = strdup(cfg->prefix ? cfg->prefix : REG_DEFAULT_PREFIX);
+    const char *p = cfg->prefix ? cfg->prefix : REG_DEFAULT_PREFIX;
+    size_t pl = strlen(p);
     /* Watch and range "<prefix>/" so that "meshd/services2" is not ours. */
-    size_t pl = v->prefix ? strlen(v->prefix) : 0;
-    if (v->prefix && (pl == 0 || v->prefix[pl - 1] != '/')) {
-        char *p = NULL;
-        if (asprintf(&p, "%s/", v->prefix) > 0) {
-            free(v->prefix);
-            v->prefix = p;
-        }
-    }
+    if (asprintf(&v->prefix, "%s%s", p, pl && p[pl - 1] == '/' ? "" : "/") < 0)
+        v->prefix = NULL;
     v->snapshot_path = cfg->snapshot_path ? strdup(cfg->snapshot_path) : NULL;
-    if (!v->prefix || reg_table_init(&v->table, v->prefix) < 0) {
+    v->cfg.prefix = v->prefix;
+    v->cfg.snapshot_path = v->snapshot_path;
+    if (!v->prefix || (cfg->snapshot_path && !v->snapshot_path) ||
+        reg_table_init(&v->table, v->prefix) < 0) {
         free(v->prefix);
         free(v->snapshot_path);
         free(v);
         return NULL;
     }
-    etcd_decoder_init(&v->dec);
     reg_watch_sm_init(&v->sm, &v->table, 0, &v->cfg.watch);
-    uv_timer_init(loop, &v->retry_timer);
-    uv_timer_init(loop, &v->flush_timer);
-    uv_timer_init(loop, &v->snap_timer);
-    v->retry_timer.data = v->flush_timer.data = v->snap_timer.data = v;
-    v->cb = cb;
-    v->ud = ud;
     return v;
 }
 
-int reg_view_start(reg_view_t *v)
+void reg_view_start(reg_view_t *v, mesh_actor_t *self, etcd_api_t *api, reg_view_out_t *out)
 {
+    memset(out, 0, sizeof(*out));
+    v->self = self;
+    v->api = api;
+    v->out = out;
     if (v->snapshot_path) {
         int64_t rev = 0;
         long n = reg_table_load(&v->table, v->snapshot_path, &rev);
@@ -270,42 +276,36 @@ int reg_view_start(reg_view_t *v)
             v->sm.revision = rev;
             mesh_info("registry", "loaded %ld instances from snapshot %s (revision %lld)", n,
                       v->snapshot_path, (long long)rev);
-            publish(v);
-            v->snapshot_dirty = 0;
+            out->publish = 1;
         }
     }
     reg_wfxs_t fx = {.n = 0};
-    reg_watch_sm_start(&v->sm, uv_now(v->loop), &fx);
+    reg_watch_sm_start(&v->sm, now_ms(v), &fx);
     run(v, &fx);
-    return 0;
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-    reg_view_t *v = h->data;
-    if (--v->handles_open == 0) {
-        reg_table_destroy(&v->table);
-        etcd_decoder_destroy(&v->dec);
-        free(v->prefix);
-        free(v->snapshot_path);
-        free(v);
-    }
+    v->out = NULL;
 }
 
 void reg_view_free(reg_view_t *v)
 {
     if (!v)
         return;
-    reg_wfxs_t fx = {.n = 0};
-    reg_watch_sm_stop(&v->sm, uv_now(v->loop), &fx);
-    etcd_req_cancel(v->range_req);
-    etcd_req_cancel(v->watch_req);
-    v->range_req = v->watch_req = NULL;
-    write_snapshot(v);
-    v->handles_open = 3;
-    uv_close((uv_handle_t *)&v->retry_timer, handle_closed);
-    uv_close((uv_handle_t *)&v->flush_timer, handle_closed);
-    uv_close((uv_handle_t *)&v->snap_timer, handle_closed);
+    if (v->self) {
+        reg_wfxs_t fx = {.n = 0};
+        reg_watch_sm_stop(&v->sm, now_ms(v), &fx);
+        if (v->range_seq)
+            etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_RANGE, 0, v->range_seq));
+        if (v->watch_seq)
+            etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_WATCH, 0, v->watch_seq));
+        uint64_t *timers[] = {&v->retry_timer, &v->flush_timer, &v->snap_timer};
+        for (size_t i = 0; i < 3; i++)
+            if (*timers[i])
+                mesh_timer_stop(v->self, *timers[i]);
+        write_snapshot(v);
+    }
+    reg_table_destroy(&v->table);
+    free(v->prefix);
+    free(v->snapshot_path);
+    free(v);
 }
 
 reg_link_t reg_view_link(const reg_view_t *v)

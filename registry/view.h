@@ -1,53 +1,61 @@
 /*
- * registry/view.h: the watch-fed registry view on a libuv loop: the thin adapter that runs
- * reg_watch_sm (watch_sm.h) against etcd through etcd_client, keeps the table, writes the
- * snapshot file and reports batched changes through one callback.
+ * registry/view.h: the watch-fed registry view, a component of the registry actor
+ * (registry/registry_actor.h): the local table of the prefix (registry/view_table.h), kept by
+ * the sans-I/O watch machine (registry/watch_sm.h) whose effects it carries out with the
+ * actor's etcd seam (registry/etcd_api.h) and the actor's timers.
  *
- * Start-up loads the snapshot (so a node restarted during an etcd outage still routes), then
- * ranges the prefix and watches from revision+1. While etcd is unreachable the last view is
- * kept; when it answers again the view resyncs by diff (instances that still exist never leave).
+ * The owner actor feeds it the etcd results tagged REG_TAG_VIEW_* and the REG_MSG_VIEW_*
+ * timer messages; after each call it reads what changed from reg_view_out_t (a table to
+ * publish, a link change). Start-up loads the snapshot file (so a node restarted during an
+ * etcd outage still routes), then ranges the prefix and watches from revision+1. While etcd is
+ * unreachable the last view is kept; when it answers again the view resyncs by diff (instances
+ * that still exist never leave).
  */
 #ifndef REG_VIEW_H
 #define REG_VIEW_H
 
 #include <stdint.h>
-#include <uv.h>
 
-#include "registry/etcd_client.h"
+#include "actors/actor.h"
+#include "registry/etcd_api.h"
 #include "registry/view_table.h"
 #include "registry/watch_sm.h"
 
 typedef struct reg_view reg_view_t;
 
-/**
- * Called after a batch of changes (at most coalesce_ms after the first), and once after a
- * snapshot was loaded. routes is a new table with one reference for the callee (NULL when
- * building routes is off or failed); table is the view itself, readable during the call.
- */
-typedef void (*reg_view_cb)(void *ud, mesh_routes_t *routes, const reg_table_t *table,
-                            int64_t revision);
-
-/** Called when the link changes (connected / degraded), with the view's revision. */
-typedef void (*reg_view_link_cb)(void *ud, reg_link_t link, int64_t revision);
-
 /** Settings; strings are copied. */
 typedef struct reg_view_cfg {
-    etcd_client_t *client;        /* borrowed; must outlive the view */
     const char *prefix;           /* default REG_DEFAULT_PREFIX */
     const char *snapshot_path;    /* NULL: no snapshot file */
     uint32_t snapshot_min_gap_ms; /* at most one snapshot write per gap; default 500 */
-    int no_routes;                /* 1: do not build mesh_routes_t (callback gets NULL) */
     reg_watch_cfg_t watch;        /* coalescing, backoff, jitter seed */
-    reg_view_link_cb on_link;     /* optional; gets the callback's ud */
 } reg_view_cfg_t;
 
+/** What one call changed, for the owner. */
+typedef struct reg_view_out {
+    int publish;      /* the table changed (a batch, or a snapshot was loaded): publish it */
+    int link_changed; /* link is new */
+    reg_link_t link;
+} reg_view_out_t;
+
 /** Creates a view (not started). NULL on OOM. */
-reg_view_t *reg_view_new(uv_loop_t *loop, const reg_view_cfg_t *cfg, reg_view_cb cb, void *ud);
+reg_view_t *reg_view_new(const reg_view_cfg_t *cfg);
 
-/** Loads the snapshot (if any), then connects. Returns 0 or -1. */
-int reg_view_start(reg_view_t *v);
+/** Loads the snapshot (if any), then ranges. self and api are the owner's and must stay the
+ *  same for the view's life. */
+void reg_view_start(reg_view_t *v, mesh_actor_t *self, etcd_api_t *api, reg_view_out_t *out);
 
-/** Stops, writes a pending snapshot and frees the view (handles close when the loop runs). */
+/** Feeds one etcd result of the view (reg_view_owns_tag); returns 0. */
+void reg_view_on_result(reg_view_t *v, const etcd_result_t *res, reg_view_out_t *out);
+
+/** Feeds one of the view's timer messages (REG_MSG_VIEW_*); returns 1 when it was the view's
+ *  current timer, 0 for a stale one. */
+int reg_view_on_timer(reg_view_t *v, const mesh_msg_t *m, reg_view_out_t *out);
+
+/** Whether an etcd result's tag belongs to the view. */
+int reg_view_owns_tag(uint64_t tag);
+
+/** Stops watching, writes a pending snapshot and frees the view. */
 void reg_view_free(reg_view_t *v);
 
 /** connected / degraded. */
@@ -56,7 +64,7 @@ reg_link_t reg_view_link(const reg_view_t *v);
 /** The etcd revision the view reflects (0 before any data). */
 int64_t reg_view_revision(const reg_view_t *v);
 
-/** The table itself (read-only, on the loop thread). */
+/** The table itself (read-only, on the owner's thread). */
 const reg_table_t *reg_view_table(const reg_view_t *v);
 
 /** The state machine, for statistics (resyncs, compactions). */

@@ -53,6 +53,7 @@ struct mesh_grpc_call {
     char grpc_message[GC_MSG_MAX];
     uint64_t deadline_ms; /* loop time; 0 for none */
     int ended;            /* the owner was told (on_end) or cancelled */
+    int conn_reason;      /* mesh_grpc_conn_reason_t of a connection that ended the call */
     int freeing;          /* the timer is closing */
 };
 
@@ -68,6 +69,7 @@ struct gc_conn {
     int dropping;     /* the client is freed: no owner callbacks */
     int connect_sent; /* uv_tcp_connect issued */
     char why[160];    /* why it closed (for the calls' status) */
+    int reason;       /* mesh_grpc_conn_reason_t, with why */
     char name[96];
     uint8_t rbuf[CONN_RBUF];
 };
@@ -231,10 +233,12 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
             k->established = 1;
             mesh_debug(ACTOR, "%s: HTTP/2 connection established", k->name);
             if (k->client && !k->dropping && k->client->on_event)
-                k->client->on_event(k->client->ud, MESH_GRPC_CLIENT_CONNECTED, "");
+                k->client->on_event(k->client->ud, MESH_GRPC_CLIENT_CONNECTED, MESH_GRPC_CONN_OK,
+                                    "");
         }
     } else if (f->hd.type == NGHTTP2_GOAWAY) {
         k->goaway = 1;
+        k->reason = MESH_GRPC_CONN_GOAWAY;
         conn_detach(k, "the app sent GOAWAY");
     } else if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
         mesh_h2_conn_ping_acked(&k->h2);
@@ -311,16 +315,18 @@ static void conn_detach(gc_conn_t *k, const char *why)
     if (c->conn == k) {
         c->conn = NULL;
         if (!k->dropping && c->on_event)
-            c->on_event(c->ud, MESH_GRPC_CLIENT_DISCONNECTED, why);
+            c->on_event(c->ud, MESH_GRPC_CLIENT_DISCONNECTED, k->reason, why);
     }
 }
 
 static void conn_on_teardown(mesh_h2_conn_t *h)
 {
     gc_conn_t *k = (gc_conn_t *)h;
-    if (!k->why[0])
+    if (!k->why[0]) {
         snprintf(k->why, sizeof(k->why), "connection to %s %s", k->name,
                  k->established ? "lost" : "closed before the HTTP/2 handshake");
+        k->reason = k->established ? MESH_GRPC_CONN_LOST : MESH_GRPC_CONN_HANDSHAKE;
+    }
     mesh_debug(ACTOR, "%s: closing: %s", k->name, k->why);
     conn_detach(k, k->why);
     while (k->calls) {
@@ -328,10 +334,12 @@ static void conn_on_teardown(mesh_h2_conn_t *h)
         if (h->session && call->id > 0)
             nghttp2_session_set_stream_user_data(h->session, call->id, NULL);
         call_unlink(call);
-        if (k->dropping)
+        if (k->dropping) {
             call->ended = 1;
-        else
+        } else {
+            call->conn_reason = k->reason;
             call_end(call, MESH_GRPC_UNAVAILABLE, k->why);
+        }
         call_maybe_free(call);
     }
 }
@@ -347,17 +355,19 @@ static const mesh_h2_conn_ops_t conn_ops = {
     .on_idle = NULL,
 };
 
-static void conn_fail(gc_conn_t *k, const char *fmt, const char *detail)
+static void conn_fail(gc_conn_t *k, int reason, const char *fmt, const char *detail)
 {
-    if (!k->why[0])
+    if (!k->why[0]) {
         snprintf(k->why, sizeof(k->why), fmt, k->name, detail);
+        k->reason = reason;
+    }
     mesh_h2_conn_close(&k->h2);
 }
 
 static void on_connect_timeout(uv_timer_t *t)
 {
     gc_conn_t *k = t->data;
-    conn_fail(k, "cannot connect to %s: %s", "connect timeout");
+    conn_fail(k, MESH_GRPC_CONN_TIMEOUT, "cannot connect to %s: %s", "connect timeout");
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -367,13 +377,13 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     uv_timer_stop(&k->h2.timer);
     if (status < 0) {
-        conn_fail(k, "cannot connect to %s: %s", uv_strerror(status));
+        conn_fail(k, MESH_GRPC_CONN_REFUSED, "cannot connect to %s: %s", uv_strerror(status));
         return;
     }
     k->connected = 1;
     uv_tcp_nodelay(&k->h2.tcp, 1);
     if (mesh_h2_conn_start(&k->h2) < 0)
-        conn_fail(k, "cannot read from %s: %s", "read start failed");
+        conn_fail(k, MESH_GRPC_CONN_LOST, "cannot read from %s: %s", "read start failed");
 }
 
 /* The zero-delay timer: resolve and connect, then bound the connect. */
@@ -386,13 +396,13 @@ static void on_connect_start(uv_timer_t *t)
     struct sockaddr_storage sa;
     char err[160];
     if (mesh_addr_resolve(k->name, &sa, err, sizeof(err)) != 0) {
-        conn_fail(k, "cannot resolve %s: %s", err);
+        conn_fail(k, MESH_GRPC_CONN_RESOLVE, "cannot resolve %s: %s", err);
         return;
     }
     k->creq.data = k;
     int rv = uv_tcp_connect(&k->creq, &k->h2.tcp, (const struct sockaddr *)&sa, on_connect);
     if (rv < 0) {
-        conn_fail(k, "cannot connect to %s: %s", uv_strerror(rv));
+        conn_fail(k, MESH_GRPC_CONN_REFUSED, "cannot connect to %s: %s", uv_strerror(rv));
         return;
     }
     uint64_t tmo = k->client ? k->client->connect_timeout_ms : 2000;
@@ -626,4 +636,30 @@ mesh_grpc_call_t *mesh_grpc_unary(mesh_grpc_client_t *c, const char *path, const
     mesh_grpc_call_send(call, msg, len);
     mesh_grpc_call_close_send(call);
     return call;
+}
+
+mesh_grpc_conn_reason_t mesh_grpc_call_conn_reason(const mesh_grpc_call_t *call)
+{
+    return (mesh_grpc_conn_reason_t)call->conn_reason;
+}
+
+const char *mesh_grpc_conn_reason_name(mesh_grpc_conn_reason_t r)
+{
+    switch (r) {
+    case MESH_GRPC_CONN_OK:
+        return "ok";
+    case MESH_GRPC_CONN_RESOLVE:
+        return "name not resolved";
+    case MESH_GRPC_CONN_REFUSED:
+        return "connect failed";
+    case MESH_GRPC_CONN_TIMEOUT:
+        return "connect timed out";
+    case MESH_GRPC_CONN_HANDSHAKE:
+        return "closed before HTTP/2";
+    case MESH_GRPC_CONN_LOST:
+        return "connection lost";
+    case MESH_GRPC_CONN_GOAWAY:
+        return "GOAWAY";
+    }
+    return "unknown";
 }

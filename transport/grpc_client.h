@@ -30,8 +30,33 @@ typedef enum {
     MESH_GRPC_CLIENT_DISCONNECTED = 1,
 } mesh_grpc_client_event_t;
 
-/** Owner callback for connection events. */
-typedef void (*mesh_grpc_client_event_cb)(void *ud, mesh_grpc_client_event_t ev, const char *why);
+/** Why a connection failed or closed: a code to decide on, beside the text for people. */
+typedef enum {
+    MESH_GRPC_CONN_OK = 0,        /* connected (or the call's end did not come from the
+                                     connection) */
+    MESH_GRPC_CONN_RESOLVE = 1,   /* the app's name did not resolve */
+    MESH_GRPC_CONN_REFUSED = 2,   /* the TCP connect failed (refused, unreachable) */
+    MESH_GRPC_CONN_TIMEOUT = 3,   /* the TCP connect timed out */
+    MESH_GRPC_CONN_HANDSHAKE = 4, /* TCP worked but the peer closed before speaking HTTP/2 */
+    MESH_GRPC_CONN_LOST = 5,      /* an established connection closed or broke */
+    MESH_GRPC_CONN_GOAWAY = 6,    /* the peer sent GOAWAY */
+} mesh_grpc_conn_reason_t;
+
+/** Nonzero when the reason means nothing answers on the app's port (as opposed to a port
+ *  that answered and then closed). */
+static inline int mesh_grpc_conn_unanswered(mesh_grpc_conn_reason_t r)
+{
+    return r == MESH_GRPC_CONN_RESOLVE || r == MESH_GRPC_CONN_REFUSED ||
+           r == MESH_GRPC_CONN_TIMEOUT;
+}
+
+/** The name of a reason, for logs. */
+const char *mesh_grpc_conn_reason_name(mesh_grpc_conn_reason_t r);
+
+/** Owner callback for connection events: reason says why a connection went away (OK for
+ *  CONNECTED), why says it in words. */
+typedef void (*mesh_grpc_client_event_cb)(void *ud, mesh_grpc_client_event_t ev,
+                                          mesh_grpc_conn_reason_t reason, const char *why);
 
 /** Settings of a client; 0/NULL fields take their defaults. */
 typedef struct mesh_grpc_client_cfg {
@@ -95,6 +120,10 @@ int mesh_grpc_call_send(mesh_grpc_call_t *call, const uint8_t *msg, size_t len);
 
 /** Half-closes the request stream (END_STREAM after the queued messages). */
 void mesh_grpc_call_close_send(mesh_grpc_call_t *call);
+
+/** Inside on_end: the connection failure that ended the call (MESH_GRPC_CONN_OK when the
+ *  status came from the app or the deadline). */
+mesh_grpc_conn_reason_t mesh_grpc_call_conn_reason(const mesh_grpc_call_t *call);
 
 /** Cancels a call (RST_STREAM CANCEL): its callbacks are not called any more and the call
  * is invalid once this returns. */

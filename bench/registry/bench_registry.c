@@ -1,9 +1,9 @@
 /*
- * bench/registry/bench_registry.c: the registry view against a real etcd on loopback.
+ * bench/registry/bench_registry.c: the registry actor's view against a real etcd on loopback.
  *
  *   1. put-to-visible: N sequential puts of instance records; the time from issuing each put
- *      until the view's callback publishes a table containing it (includes the 5 ms
- *      coalescing window), p50/p99/max.
+ *      until the registry actor (on its own executor thread) publishes a view containing it
+ *      (includes the 5 ms coalescing window; polled every 1 ms), p50/p99/max.
  *   2. full resync: M instances in etcd; a fresh view's initial range, parse, diff and routing
  *      table build (time to first publish); then a resync of the warm view (range + diff with
  *      nothing changed) and a resync after all M values changed.
@@ -21,45 +21,26 @@
 #include "registry/etcd_client.h"
 #include "registry/etcd_codec.h"
 #include "registry/instance.h"
-#include "registry/view.h"
+#include "registry/view_table.h"
 #include "tests/integration/registry/etcd_harness.h"
+#include "tests/integration/registry/registry_rig.h"
 
 #define P "meshd/services"
 
 static uv_loop_t loop;
 
-typedef struct bench {
-    reg_view_t *view;
-    const char *want; /* key awaited in the next publish */
-    double seen_at;
-    int publishes;
-    double first_publish;
-    size_t services;
-} bench_t;
+static rig_t rig;
 
-static void on_view(void *ud, mesh_routes_t *routes, const reg_table_t *t, int64_t rev)
-{
-    bench_t *b = ud;
-    double now = h_now_ms();
-    b->publishes++;
-    if (!b->first_publish)
-        b->first_publish = now;
-    if (routes) {
-        b->services = mesh_routes_count(routes);
-        mesh_routes_unref(routes);
-    }
-    if (b->want) {
-        reg_entry_t *e = reg_table_find(t, b->want, strlen(b->want));
-        if (e && e->valid) {
-            b->seen_at = now;
-            b->want = NULL;
-        }
-    }
-}
+/* Waits until the viewer holds key. */
+typedef struct want {
+    viewer_t *v;
+    const char *key;
+} want_t;
 
 static int seen(void *ud)
 {
-    return ((bench_t *)ud)->want == NULL;
+    want_t *w = ud;
+    return viewer_has(w->v, w->key);
 }
 
 static int done_flag(void *ud)
@@ -155,15 +136,6 @@ static void populate(etcd_client_t *c, int m, const char *version)
     }
 }
 
-static reg_view_t *new_view(etcd_client_t *c, bench_t *b)
-{
-    reg_view_cfg_t cfg = {.client = c};
-    reg_view_t *v = reg_view_new(&loop, &cfg, on_view, b);
-    b->view = v;
-    reg_view_start(v);
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 1000;
@@ -178,9 +150,10 @@ int main(int argc, char **argv)
     etcd_client_cfg_t cc = {.endpoints = ec.endpoints};
     etcd_client_t *c = etcd_client_new(&loop, &cc);
 
+    rig_start(&rig, &loop);
+
     /* 1. put-to-visible */
-    bench_t b = {0};
-    reg_view_t *v = new_view(c, &b);
+    viewer_t *v = viewer_start(&rig, ec.endpoints, NULL, 0, 0);
     h_run_for(&loop, 200);
     double *lat = calloc((size_t)n, sizeof(double));
     for (int i = 0; i < n; i++) {
@@ -192,65 +165,44 @@ int main(int argc, char **argv)
         char *val = reg_value_format(&in);
         char *body = etcd_req_put(key, val, strlen(val), 0);
         int done = 0;
-        b.want = key;
+        want_t w = {v, key};
         double t0 = h_now_ms();
         etcd_client_post(c, "/v3/kv/put", body, on_done, &done);
-        if (!h_wait(&loop, seen, &b, 5000)) {
+        if (!h_wait(&loop, seen, &w, 5000)) {
             fprintf(stderr, "put %d never became visible\n", i);
             return 1;
         }
-        lat[i] = b.seen_at - t0;
+        lat[i] = h_now_ms() - t0;
         h_wait(&loop, done_flag, &done, 5000);
         free(body);
         free(val);
     }
     qsort(lat, (size_t)n, sizeof(double), cmp_d);
-    reg_view_free(v);
+    viewer_stop(v);
 
     /* 2. full resync of M instances */
     populate(c, m, "1.0");
     struct mallinfo2 mi0 = mallinfo2();
-    bench_t b2 = {0};
     double t0 = h_now_ms();
-    v = new_view(c, &b2);
-    while (!b2.first_publish && h_now_ms() - t0 < 20000)
-        uv_run(&loop, UV_RUN_ONCE);
-    double cold = b2.first_publish - t0;
+    v = viewer_start(&rig, ec.endpoints, NULL, 0, 0);
+    while (viewer_publishes(v) == 0 && h_now_ms() - t0 < 20000)
+        h_run_for(&loop, 1);
+    double cold = h_now_ms() - t0;
     struct mallinfo2 mi1 = mallinfo2();
-    const reg_table_t *t = reg_view_table(v);
-    size_t count = t->n_valid;
-    size_t table_bytes = reg_table_memory(t);
+    size_t count = viewer_valid(v);
+    size_t table_bytes = viewer_table_bytes(v);
+    size_t services = viewer_services(v);
     double heap_per = (double)(mi1.uordblks - mi0.uordblks) / (double)count;
+    viewer_stop(v);
 
-    double t1;
-    reg_view_free(v);
-    h_run_for(&loop, 10);
     /* Changed resync: every value changes (new version), a fresh view ranges again. */
     populate(c, m, "2.0");
-    bench_t b3 = {0};
-    t1 = h_now_ms();
-    v = new_view(c, &b3);
-    while (!b3.first_publish && h_now_ms() - t1 < 20000)
-        uv_run(&loop, UV_RUN_ONCE);
-    double cold2 = b3.first_publish - t1;
-
-    /* Warm resync measured on the table alone: mark, put the same M (same revisions), sweep. */
-    const reg_table_t *t3 = reg_view_table(v);
-    size_t n3 = t3->n_valid;
-    const reg_entry_t **es = calloc(n3, sizeof(*es));
-    reg_table_sorted(t3, es, n3);
-    reg_table_t *tw = (reg_table_t *)t3;
-    double t2 = h_now_ms();
-    reg_table_mark(tw);
-    for (size_t i = 0; i < n3; i++)
-        reg_table_put(tw, es[i]->key, strlen(es[i]->key), "", 0, es[i]->mod_revision, es[i]->lease);
-    size_t removed = reg_table_sweep(tw);
-    double warm_diff = h_now_ms() - t2;
-    double t4 = h_now_ms();
-    mesh_routes_t *routes = reg_table_build_routes(tw);
-    double build = h_now_ms() - t4;
-    mesh_routes_unref(routes);
-    free(es);
+    double t1 = h_now_ms();
+    v = viewer_start(&rig, ec.endpoints, NULL, 0, 0);
+    while (viewer_publishes(v) == 0 && h_now_ms() - t1 < 20000)
+        h_run_for(&loop, 1);
+    double cold2 = h_now_ms() - t1;
+    viewer_stop(v);
 
     /* Where the cold resync goes: etcd serving the range vs. decoding and applying it. */
     raw_t raw = {0};
@@ -268,9 +220,26 @@ int main(int argc, char **argv)
     double t6 = h_now_ms();
     etcd_decode_range(&dec, raw.body, raw.len, &ri, apply_kv, &tt);
     double decode_apply = h_now_ms() - t6;
-    reg_table_destroy(&tt);
     etcd_decoder_destroy(&dec);
     free(raw.body);
+
+    /* Warm resync measured on a table alone: mark, put the same M (same revisions), sweep. */
+    size_t n3 = tt.n_valid;
+    const reg_entry_t **es = calloc(n3, sizeof(*es));
+    reg_table_sorted(&tt, es, n3);
+    double t2 = h_now_ms();
+    reg_table_mark(&tt);
+    for (size_t i = 0; i < n3; i++)
+        reg_table_put(&tt, es[i]->key, strlen(es[i]->key), "", 0, es[i]->mod_revision,
+                      es[i]->lease);
+    size_t removed = reg_table_sweep(&tt);
+    double warm_diff = h_now_ms() - t2;
+    double t4 = h_now_ms();
+    mesh_routes_t *routes = reg_table_build_routes(&tt);
+    double build = h_now_ms() - t4;
+    mesh_routes_unref(routes);
+    free(es);
+    reg_table_destroy(&tt);
 
     printf("\nmeshd registry benchmark (etcd 3.4 on loopback, 1 member)\n");
     printf("%-52s %12s\n", "measure", "value");
@@ -288,9 +257,10 @@ int main(int argc, char **argv)
     printf("%-52s %9.0f B\n", "table bytes per instance (entries + buckets)",
            (double)table_bytes / (double)count);
     printf("%-52s %9.0f B\n", "heap growth per instance (mallinfo2)", heap_per);
-    printf("(removed in warm diff: %zu; services: %zu)\n", removed, b2.services);
+    printf("(removed in warm diff: %zu; services: %zu)\n", removed, services);
     free(lat);
-    reg_view_free(v);
+    rig_stop(&rig);
+    rig_free_all();
     etcd_client_free(c);
     h_run_for(&loop, 10);
     h_member_kill(&ec, 0);

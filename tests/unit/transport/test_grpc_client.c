@@ -201,7 +201,8 @@ static void rec_end(void *ud, mesh_grpc_call_t *call, int status, const char *me
 
 static const mesh_grpc_call_ops_t rec_ops = {rec_message, rec_end};
 
-static void on_event(void *ud, mesh_grpc_client_event_t ev, const char *why)
+static void on_event(void *ud, mesh_grpc_client_event_t ev, mesh_grpc_conn_reason_t reason,
+                     const char *why)
 {
     rec_t *r = ud;
     if (ev == MESH_GRPC_CLIENT_CONNECTED)

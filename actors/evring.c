@@ -1,0 +1,82 @@
+/*
+ * actors/evring.c: the single-producer single-consumer event ring (see actors/evring.h).
+ *
+ * head and tail only grow; slot i lives at i & mask. The producer publishes a slot with a
+ * release store of tail, the consumer frees slots with a release store of head. The poke flag
+ * is cleared by the consumer after it drained, and the producer re-checks emptiness when it
+ * decides whether to poke, so an event pushed while the consumer was draining is never
+ * stranded without a poke.
+ */
+#include "actors/evring.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int mesh_evring_init(mesh_evring_t *r, uint32_t cap)
+{
+    uint32_t n = 8;
+    while (n < cap && n < (1u << 24))
+        n <<= 1;
+    memset(r, 0, sizeof(*r));
+    r->slots = calloc(n, sizeof(*r->slots));
+    if (!r->slots)
+        return -1;
+    r->mask = n - 1;
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    atomic_init(&r->dropped, 0);
+    atomic_init(&r->poked, 0);
+    return 0;
+}
+
+void mesh_evring_destroy(mesh_evring_t *r)
+{
+    free(r->slots);
+    r->slots = NULL;
+}
+
+int mesh_evring_push(mesh_evring_t *r, const mesh_event_t *e)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (tail - head > r->mask) {
+        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+        return -1;
+    }
+    r->slots[tail & r->mask] = *e;
+    atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+    return 0;
+}
+
+int mesh_evring_want_poke(mesh_evring_t *r)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+    int dropped = atomic_load_explicit(&r->dropped, memory_order_relaxed) != 0;
+    if (tail == head && !dropped)
+        return 0;
+    int expected = 0;
+    return atomic_compare_exchange_strong_explicit(&r->poked, &expected, 1, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
+size_t mesh_evring_take(mesh_evring_t *r, mesh_event_t *out, size_t max)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+    size_t n = 0;
+    while (head != tail && n < max)
+        out[n++] = r->slots[head++ & r->mask];
+    atomic_store_explicit(&r->head, head, memory_order_release);
+    return n;
+}
+
+void mesh_evring_done(mesh_evring_t *r)
+{
+    atomic_store_explicit(&r->poked, 0, memory_order_release);
+}
+
+uint64_t mesh_evring_take_dropped(mesh_evring_t *r)
+{
+    return atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
+}

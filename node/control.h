@@ -1,0 +1,52 @@
+/*
+ * node/control.h: the control actors a role runs, built from its config and started under the
+ * node's root supervisor (node/node.h): the registry actor (registry/registry_actor.h) when
+ * etcd is configured, and the sidecar actor (node/sidecar_actor.h) for `meshd sidecar`.
+ *
+ * The registry actor starts first, so the sidecar (started after it) can message it; both are
+ * restarted with backoff when they fail, and the node stops with exit 1 when the supervisor
+ * gives up.
+ */
+#ifndef MESH_NODE_CONTROL_H
+#define MESH_NODE_CONTROL_H
+
+#include "actors/supervisor.h"
+#include "node/node.h"
+#include "node/sidecar_actor.h"
+#include "registry/registry_actor.h"
+
+#define NODE_CONTROL_MAX 4
+
+/** The control actors of one node; lives until the node is freed. */
+typedef struct node_control {
+    mesh_supervisor_spec_t sup;
+    mesh_child_spec_t children[NODE_CONTROL_MAX];
+    reg_curl_factory_t etcd;
+    reg_actor_args_t *registry; /* NULL without etcd */
+    mesh_actor_id_t registry_id;
+    sc_args_t sidecar;
+} node_control_t;
+
+/** Initializes an empty set. */
+void node_control_init(node_control_t *c);
+
+/**
+ * Adds the registry actor (when cfg has etcd endpoints): watch selects whether it keeps a
+ * view of the registry and publishes routing tables to the node (proxies) or only registers
+ * (sidecars). static_routes (may be NULL) is merged into every table; its reference is taken
+ * over. Without etcd, the static routes are published once and nothing is added. 0 or -1.
+ */
+int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
+                          mesh_routes_t *static_routes, int watch);
+
+/** Adds the sidecar actor for cfg, advertising advertise. 0 or -1. */
+int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
+                         const char *advertise);
+
+/** Starts what was added under the node's root supervisor. 0 or -1. */
+int node_control_start(node_control_t *c, mesh_node_t *node);
+
+/** Frees what the actors' starts shared (after mesh_node_run returned). */
+void node_control_release(node_control_t *c);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * registry/registry_actor.h: the registry actor, the node's one owner of etcd.
+ *
+ * It holds the etcd seam (registry/etcd_api.h), the watch-fed view of the prefix
+ * (registry/view.h) when the node routes, the registrations other actors asked for
+ * (registry/registration.h) and the reconciler that merges static routes with the etcd view
+ * (registry/reconciler.h). Its state changes only in its message handler: etcd answers arrive
+ * as REG_MSG_ETCD messages, its timers are actor timers, and other actors talk to it by
+ * message (registry/reg_msgs.h):
+ *
+ *   sidecar  --REG_MSG_REGISTER (request, reg_spec_t)-->  registry  --REG_MSG_REGISTER_OK-->
+ *   sidecar  <--REG_MSG_EVENT (registered / lease lost / deregistered)--  registry
+ *   sidecar  --REG_MSG_DEREGISTER-->  registry
+ *   registry --REG_MSG_ROUTES (mesh_routes_t)-->  subscriber (the node, which hands the table
+ *                                                  to its workers)
+ *
+ * The same actor runs on the real executor (etcd through libcurl) and in simulations/ (etcd
+ * simulated), because the seam is chosen by a factory in its arguments. Run it under a
+ * supervisor (actors/supervisor.h): its arguments live across restarts and remember the last
+ * etcd routes it published, so a restarted actor keeps serving them (and the snapshot file
+ * covers a restarted process) instead of publishing a static-only table.
+ */
+#ifndef REG_REGISTRY_ACTOR_H
+#define REG_REGISTRY_ACTOR_H
+
+#include "actors/actor.h"
+#include "registry/etcd_api.h"
+#include "registry/reg_msgs.h"
+#include "registry/route_table.h"
+#include "registry/view.h"
+
+/** Builds the actor's etcd seam on its loop; results go to deliver(deliver_ud, ...). */
+typedef etcd_api_t *(*reg_etcd_factory_fn)(mesh_actor_t *self, etcd_deliver_fn deliver,
+                                           void *deliver_ud, void *arg);
+
+/** The actor's settings; strings are copied by reg_actor_args_new. */
+typedef struct reg_actor_cfg {
+    reg_etcd_factory_fn etcd_new; /* NULL: no etcd (static routes only) */
+    void *etcd_arg;               /* for etcd_new; must outlive the actor */
+    const char *prefix;           /* default REG_DEFAULT_PREFIX */
+    int watch;                    /* keep a view of the prefix and publish routing tables */
+    const char *snapshot_path;    /* the view's snapshot file, NULL for none */
+    reg_watch_cfg_t watch_cfg;    /* coalescing and backoff (the jitter seed is drawn) */
+    mesh_actor_id_t subscriber;   /* gets REG_MSG_ROUTES; 0: nobody */
+    /** Observation hook for tests and simulations, on the actor's thread: called after every
+     *  step of the view (an etcd result or a timer), with published set when it produced a
+     *  table. */
+    void (*on_view)(void *ud, const reg_view_t *view, int published);
+    void *hooks_ud;
+} reg_actor_cfg_t;
+
+/** What every start of the actor reads (and what it remembers across restarts). */
+typedef struct reg_actor_args reg_actor_args_t;
+
+/** Arguments for cfg; static_routes (may be NULL) is merged into every table and its
+ *  reference is taken over. NULL on OOM. */
+reg_actor_args_t *reg_actor_args_new(const reg_actor_cfg_t *cfg, mesh_routes_t *static_routes);
+
+/** Frees the arguments once no actor uses them (after the executor stopped). */
+void reg_actor_args_free(reg_actor_args_t *a);
+
+/** The actor's operations: spawn (or supervise) with a reg_actor_args_t * as argument. */
+extern const mesh_actor_ops_t reg_actor_ops;
+
+/** Mailbox capacity the actor should be spawned with (etcd answers are never refused). */
+#define REG_ACTOR_MAILBOX (1u << 16)
+
+/** The production etcd factory's argument (registry/etcd_api_curl.c on the actor's loop). */
+typedef struct reg_curl_factory {
+    struct mesh_exec *exec;
+    etcd_api_curl_cfg_t cfg;
+} reg_curl_factory_t;
+
+/** The production factory (arg: reg_curl_factory_t *). */
+etcd_api_t *reg_etcd_curl_factory(mesh_actor_t *self, etcd_deliver_fn deliver, void *deliver_ud,
+                                  void *arg);
+
+#endif
