@@ -397,6 +397,22 @@ static void invoke(mesh_actor_t *a, mesh_msg_t *m)
         actor_finish(a, MESH_STOP_NORMAL, 0);
 }
 
+int mesh_rt_crash(mesh_exec_t *e, mesh_actor_id_t id)
+{
+    uint32_t li = mesh_id_loop(id);
+    if (li >= (uint32_t)e->nloops)
+        return -MESH_ENOENT;
+    mesh_loop_t *l = e->loops[li];
+    mesh_slot_t *s = mesh_slot_get(l, mesh_id_slot(id));
+    if (!s || atomic_load_explicit(&s->gen, memory_order_relaxed) != mesh_id_gen(id))
+        return -MESH_ENOENT;
+    mesh_actor_t *a = s->actor;
+    if (a->status != MESH_ACT_RUNNING)
+        return -MESH_ESTATE;
+    actor_fail(a);
+    return 0;
+}
+
 static void deliver(mesh_loop_t *l, mesh_actor_t *a, mesh_msg_t *m)
 {
     if (m->rflags & MESH_RF_REMOTE)
@@ -591,6 +607,18 @@ void mesh_loop_destroy_common(mesh_loop_t *l)
     mesh_slots_destroy(l);
     free(l->ready_arr);
     pthread_mutex_destroy(&l->slot_lock);
+}
+
+void mesh_rt_stop_live(mesh_exec_t *e)
+{
+    /* The registry lists actors newest first: reverse start order. Every on_stop runs with the
+     * loops still intact, so actors can stop their timers and release what they own. */
+    for (mesh_actor_t *a = e->reg_head; a; a = a->reg_next) {
+        if (a->status != MESH_ACT_RUNNING || !a->state)
+            continue;
+        a->status = MESH_ACT_DEAD;
+        call_on_stop(a, MESH_STOP_SHUTDOWN);
+    }
 }
 
 void mesh_rt_free_all(mesh_exec_t *e)

@@ -211,6 +211,8 @@ void mesh_exec_free(mesh_exec_t *e)
 {
     if (!e)
         return;
+    if (e->sim)
+        mesh_rt_stop_live(e); /* the simulated actors' on_stop release what they own */
     for (int i = 0; e->loops && i < e->nloops; i++) {
         mesh_loop_t *l = e->loops[i];
         if (!l)

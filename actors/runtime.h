@@ -179,6 +179,9 @@ void mesh_rt_enqueue(mesh_loop_t *l, mesh_actor_t *a, mesh_msg_t *m);
 void mesh_rt_take_inbox(mesh_loop_t *l);
 /** Delivers one message from a ready actor's mailbox; returns remaining mailbox emptiness. */
 void mesh_rt_deliver_one(mesh_loop_t *l, mesh_actor_t *a);
+/** Fails a running actor as if its handler had returned < 0 (the simulator's crash fault;
+ *  call on the actor's loop, outside its callbacks). 0, -MESH_ENOENT or -MESH_ESTATE. */
+int mesh_rt_crash(mesh_exec_t *e, mesh_actor_id_t id);
 /** Frees a dead actor nobody references any more. */
 void mesh_rt_maybe_free(mesh_actor_t *a);
 /** Drops a pin; frees the actor when it is dead and unpinned. */
@@ -237,6 +240,9 @@ extern _Thread_local mesh_loop_t *mesh_tls_loop;
 /** The loop a send from outside any actor starts on (the simulator's only loop, the calling
  *  loop thread's, or NULL for foreign threads). */
 mesh_loop_t *mesh_rt_caller_loop(mesh_exec_t *e);
+/** Runs on_stop of every actor still running, in reverse start order (the simulator's
+ *  teardown: its actors are never shut down by messages). */
+void mesh_rt_stop_live(mesh_exec_t *e);
 /** Frees every actor, message and timer still held (executor teardown). */
 void mesh_rt_free_all(mesh_exec_t *e);
 /** Now on this loop's clock. */

@@ -169,3 +169,10 @@ void mesh_sim_set_trace(mesh_exec_t *e, mesh_sim_trace_cb cb, void *arg)
     e->trace_cb = cb;
     e->trace_arg = arg;
 }
+
+int mesh_sim_crash(mesh_exec_t *sim, mesh_actor_id_t id)
+{
+    if (!sim->sim)
+        return -MESH_EINVAL;
+    return mesh_rt_crash(sim, id);
+}

@@ -17,7 +17,8 @@
 
 typedef struct mesh_simnet mesh_simnet_t;
 
-/** Creates a simulated executor seeded with seed; free with mesh_exec_free. The virtual
+/** Creates a simulated executor seeded with seed; free with mesh_exec_free (which runs the
+ *  on_stop of the actors still running, newest first). The virtual
  *  clock starts at 1 s. */
 mesh_exec_t *mesh_sim_new(uint64_t seed);
 
@@ -45,6 +46,11 @@ mesh_simnet_t *mesh_sim_net(mesh_exec_t *sim);
 
 /** Schedules fn(arg) at virtual time at_ns (scenario scripting: partitions, crashes). */
 int mesh_sim_call_at(mesh_exec_t *sim, uint64_t at_ns, void (*fn)(void *arg), void *arg);
+
+/** Crashes a running actor now, as if its message handler had failed (its supervisor sees
+ *  MESH_STOP_FAILED and restarts it): the fault "a component crashed" of the simulations.
+ *  Call from a mesh_sim_call_at callback. 0, -MESH_ENOENT or -MESH_ESTATE. */
+int mesh_sim_crash(mesh_exec_t *sim, mesh_actor_id_t id);
 
 /** Optional per-event observer (tests record the delivery order). */
 typedef void (*mesh_sim_trace_cb)(uint64_t now, mesh_actor_id_t from, mesh_actor_id_t to,

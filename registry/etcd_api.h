@@ -88,6 +88,8 @@ typedef struct etcd_result {
     int err;             /* ETCD_API_OK or ETCD_API_ERR_* */
     etcd_error_t server; /* err == ETCD_API_ERR_SERVER: etcd's code and message */
     int64_t revision;    /* header revision */
+    uint64_t origin;     /* the implementation's annotation of who served it (the simulator:
+                            the store's epoch); the view keeps it for checkers */
     /* RANGE, and the RANGE ops of a TXN */
     etcd_api_kv_t *kvs;
     size_t n_kvs;

@@ -124,7 +124,7 @@ static void view_out(reg_actor_t *st, const reg_view_out_t *out)
             mesh_error("registry", "out of memory building the etcd routes");
         }
     }
-    if (st->a->cfg.on_view)
+    if (st->a->cfg.on_view && st->view)
         st->a->cfg.on_view(st->a->cfg.hooks_ud, st->view, out->publish);
 }
 
@@ -284,6 +284,8 @@ static int reg_start(mesh_actor_t *self, void *arg)
         mesh_reconciler_set(&st->rec, MESH_ROUTE_STATIC, mesh_routes_ref(a->static_routes));
     if (a->last_etcd) /* a restart: keep serving what the previous start published */
         mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, mesh_routes_ref(a->last_etcd));
+    if (a->cfg.on_view) /* a new start: the hook's view is this one from now on */
+        a->cfg.on_view(a->cfg.hooks_ud, NULL, 0);
     if (a->starts++ == 0 || a->last_etcd)
         publish(st); /* static routes serve at once, before etcd answers */
     if (!a->cfg.etcd_new)

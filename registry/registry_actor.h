@@ -44,7 +44,8 @@ typedef struct reg_actor_cfg {
     mesh_actor_id_t subscriber;   /* gets REG_MSG_ROUTES; 0: nobody */
     /** Observation hook for tests and simulations, on the actor's thread: called after every
      *  step of the view (an etcd result or a timer), with published set when it produced a
-     *  table. */
+     *  table; and with view NULL at each start of the actor (a restart: the previous view is
+     *  gone). */
     void (*on_view)(void *ud, const reg_view_t *view, int published);
     void *hooks_ud;
 } reg_actor_cfg_t;

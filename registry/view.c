@@ -24,6 +24,7 @@ struct reg_view {
     etcd_api_t *api;
     uint32_t range_seq, watch_seq; /* current request of each kind; 0 = none */
     uint32_t next_seq;
+    uint64_t range_origin;
     uint64_t retry_timer, flush_timer, snap_timer;
     uint64_t last_snapshot_ms;
     int snapshot_dirty;
@@ -60,6 +61,7 @@ static void on_range(reg_view_t *v, const etcd_result_t *res)
                                   kv->mod_revision, kv->lease);
         }
         reg_watch_sm_range_done(&v->sm, res->revision, now_ms(v), &fx);
+        v->range_origin = res->origin;
     }
     run(v, &fx);
 }
@@ -326,4 +328,9 @@ const reg_table_t *reg_view_table(const reg_view_t *v)
 const reg_watch_sm_t *reg_view_sm(const reg_view_t *v)
 {
     return &v->sm;
+}
+
+uint64_t reg_view_range_origin(const reg_view_t *v)
+{
+    return v->range_origin;
 }

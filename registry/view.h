@@ -67,6 +67,9 @@ int64_t reg_view_revision(const reg_view_t *v);
 /** The table itself (read-only, on the owner's thread). */
 const reg_table_t *reg_view_table(const reg_view_t *v);
 
+/** The origin annotation (etcd_result_t.origin) of the last range the view applied. */
+uint64_t reg_view_range_origin(const reg_view_t *v);
+
 /** The state machine, for statistics (resyncs, compactions). */
 const reg_watch_sm_t *reg_view_sm(const reg_view_t *v);
 

@@ -1,6 +1,8 @@
 /*
- * simulations/registry_sim.c: the registry simulation: N meshd nodes' views (reg_watch_sm over
- * reg_table_t, simulations/sim_watcher.c) against one simulated etcd (simulations/sim_etcd.c)
+ * simulations/registry_sim.c: the registry simulation: N meshd nodes, each running the
+ * production registry actor (registry/registry_actor.h: its view, watch machine, reconciler
+ * and routing tables) under the production supervisor, against one simulated etcd
+ * (simulations/sim_etcd.c) reached through a simulated network (simulations/sim_etcd_link.c)
  * on the simulated executor, with a workload and faults drawn from the seed.
  *
  * Workload: several writers register instances (txns of 1-3 services under the writer's
@@ -9,7 +11,9 @@
  * outside the prefix; the history is compacted at random revisions. Faults: a node's
  * connection drops (with or without losing the lines in flight), error lines, watches canceled
  * by etcd, a node partitioned from etcd, etcd down for everyone, etcd losing its data (restored
- * from an earlier backup). Progress notifications come every few hundred ms.
+ * from an earlier backup), and the registry actor itself crashing (restarted by its supervisor,
+ * it must keep publishing the routes it had and catch up). Progress notifications come every
+ * few hundred ms.
  *
  * After the workload everything heals, a last progress notification goes out and the
  * simulation runs until nothing is left to do; then every node must equal etcd (see
@@ -28,11 +32,14 @@
 
 #include "actors/exec.h"
 #include "actors/sim.h"
+#include "actors/supervisor.h"
 #include "common/log.h"
+#include "registry/reg_msgs.h"
+#include "registry/registry_actor.h"
 #include "simulations/sim_check.h"
 #include "simulations/sim_etcd.h"
+#include "simulations/sim_etcd_link.h"
 #include "simulations/sim_values.h"
-#include "simulations/sim_watcher.h"
 
 #define MS        1000000ull
 #define MAX_NODES 16
@@ -55,21 +62,34 @@ typedef struct opts {
 
 typedef struct world world_t;
 
+/* One simulated meshd node: its link to etcd, its supervised registry actor and the routes
+ * subscriber that receives the actor's tables. */
 typedef struct node_ref {
     world_t *wd;
     int i;
+    sim_etcd_link_t *link;
+    reg_actor_args_t *args;
+    mesh_child_spec_t child;
+    mesh_supervisor_spec_t sup;
+    mesh_actor_id_t registry; /* filled by the supervisor */
+    mesh_actor_id_t subscriber;
+    const reg_view_t *view; /* the current incarnation's, from the hook */
+    uint64_t publishes, tables;
+    size_t last_services;
+    int expect_same; /* crashed: the next table must hold what the last one did */
+    uint64_t tables_at_crash;
+    size_t services_at_crash;
 } node_ref_t;
 
 typedef struct stats {
     uint64_t writes, compactions, restores, backups, drops, partitions, outages, publishes, resyncs,
-        compacted;
+        compacted, crashes;
 } stats_t;
 
 struct world {
     opts_t o;
     mesh_exec_t *sim;
     sim_etcd_t *etcd;
-    sim_watcher_t *w[MAX_NODES];
     node_ref_t ref[MAX_NODES];
     uint64_t t0, t_end, quiet_until;
     int dataloss_run; /* this seed may lose etcd's data (once) */
@@ -160,23 +180,40 @@ static void note_rev(world_t *wd, int64_t rev)
 
 /* ---- node hooks: the invariants checked during the run ---- */
 
-static void on_publish(void *ud, sim_watcher_t *w)
+static void on_publish(world_t *wd, node_ref_t *nr, const reg_view_t *v)
 {
-    world_t *wd = ud;
     char why[512];
     wd->st.publishes++;
-    fold(wd, sim_watcher_fingerprint(w) ^ (uint64_t)sim_watcher_sm(w)->revision);
-    if (sim_check_published(wd->etcd, w, why, sizeof(why)) < 0)
-        fail(wd, (int)sim_watcher_index(w), why);
+    nr->publishes++;
+    uint64_t fp = sim_check_fingerprint(reg_view_table(v));
+    fold(wd, fp ^ (uint64_t)reg_view_sm(v)->revision);
+    if (wd->o.verbose)
+        printf("%8.3f n%d PUBLISH revision %lld, %zu instances, %zu entries\n",
+               (double)(now_ns(wd) - wd->t0) / 1e9, nr->i, (long long)reg_view_sm(v)->revision,
+               reg_view_table(v)->n_valid, reg_view_table(v)->n_entries);
+    if (sim_check_published(wd->etcd, v, fp, why, sizeof(why)) < 0)
+        fail(wd, nr->i, why);
 }
 
-static void on_step(void *ud, sim_watcher_t *w)
+/* The registry actor's hook: after every step of its view. */
+static void on_view(void *ud, const reg_view_t *v, int published)
 {
-    world_t *wd = ud;
-    int i = (int)sim_watcher_index(w);
-    const reg_watch_sm_t *sm = sim_watcher_sm(w);
+    node_ref_t *nr = ud;
+    world_t *wd = nr->wd;
+    int i = nr->i;
+    if (!v) { /* a (re)start of the actor: its view starts over */
+        nr->view = NULL;
+        wd->last_resyncs[i] = 0;
+        wd->last_rev[i] = 0;
+        wd->resync_epoch[i] = 0;
+        return;
+    }
+    nr->view = v;
+    if (published)
+        on_publish(wd, nr, v);
+    const reg_watch_sm_t *sm = reg_view_sm(v);
     int64_t rev = sm->revision;
-    uint32_t epoch = sim_watcher_range_epoch(w);
+    uint32_t epoch = (uint32_t)reg_view_range_origin(v);
     int ranged = sm->resyncs > wd->last_resyncs[i];
     char why[256];
     /* Only a range served by a store that lost its data since the node's previous range may
@@ -219,6 +256,43 @@ static void on_step(void *ud, sim_watcher_t *w)
     }
     wd->last_rev[i] = rev;
 }
+
+/* The node's routes subscriber (what the node actor is in production): every table the
+ * registry actor publishes arrives here. */
+static int sub_start(mesh_actor_t *self, void *arg)
+{
+    *(node_ref_t **)mesh_state(self) = arg;
+    return 0;
+}
+
+static int sub_message(mesh_actor_t *self, mesh_msg_t *m)
+{
+    node_ref_t *nr = *(node_ref_t **)mesh_state(self);
+    if (m->type == REG_MSG_ROUTES && m->ptr) {
+        nr->tables++;
+        nr->last_services = mesh_routes_count(m->ptr);
+        fold(nr->wd, 0x70u ^ nr->last_services);
+        if (nr->expect_same && nr->tables_at_crash > 0) {
+            nr->expect_same = 0;
+            if (nr->last_services != nr->services_at_crash) {
+                char why[160];
+                snprintf(why, sizeof(why),
+                         "the restarted registry actor published %zu services, not the %zu it "
+                         "had before the crash",
+                         nr->last_services, nr->services_at_crash);
+                fail(nr->wd, nr->i, why);
+            }
+        }
+    }
+    return 0;
+}
+
+static const mesh_actor_ops_t sub_ops = {
+    .name = "routes-subscriber",
+    .state_size = sizeof(node_ref_t *),
+    .on_start = sub_start,
+    .on_message = sub_message,
+};
 
 /* ---- workload ---- */
 
@@ -432,6 +506,17 @@ static void do_fault(world_t *wd)
         sim_etcd_backup(wd->etcd);
         wd->st.backups++;
         elog(wd, "backup taken");
+    } else if (r >= 89 && r < 95) {
+        /* The registry actor crashes; its supervisor restarts it with backoff. The restarted
+         * actor must first publish the routes it had (the subscriber checks), then catch up. */
+        node_ref_t *nr = &wd->ref[i];
+        if (nr->registry && mesh_sim_crash(wd->sim, nr->registry) == 0) {
+            wd->st.crashes++;
+            nr->expect_same = nr->publishes > 0; /* it had an etcd table to keep serving */
+            nr->tables_at_crash = nr->tables;
+            nr->services_at_crash = nr->last_services;
+            elog(wd, "node %d's registry actor crashed", i);
+        }
     } else if (r < 89 && wd->dataloss_run && !wd->st.restores) {
         int64_t before = sim_etcd_revision(wd->etcd);
         if (sim_etcd_restore(wd->etcd) < 0)
@@ -520,16 +605,36 @@ static result_t run_seed(const opts_t *o)
                            .fail_min_ns = 1 * MS,
                            .fail_jitter_ns = 500 * MS,
                            .reset_pct = 50};
-    sim_watcher_hooks_t hooks = {.ud = wd,
-                                 .on_publish = on_publish,
-                                 .on_step = on_step,
-                                 .log = o->verbose ? log_line : NULL,
-                                 .fold = fold};
+    sim_link_hooks_t lh = {.ud = wd, .log = o->verbose ? log_line : NULL, .fold = fold};
     for (int i = 0; i < o->nodes; i++) {
-        wd->ref[i] = (node_ref_t){wd, i};
-        reg_watch_cfg_t wc = {.seed = o->seed * 31 + (uint64_t)i};
-        wd->w[i] = sim_watcher_new(wd->sim, wd->etcd, (uint32_t)i, PREFIX, &wc, &link, &hooks);
-        if (!wd->w[i])
+        node_ref_t *nr = &wd->ref[i];
+        *nr = (node_ref_t){.wd = wd, .i = i};
+        nr->link = sim_etcd_link_new(wd->sim, wd->etcd, (uint32_t)i, &link, &lh);
+        if (mesh_exec_spawn(wd->sim, &sub_ops, nr, NULL, &nr->subscriber) < 0)
+            abort();
+        reg_actor_cfg_t rc = {
+            .etcd_new = sim_etcd_factory,
+            .etcd_arg = nr->link,
+            .prefix = PREFIX,
+            .watch = 1,
+            .subscriber = nr->subscriber,
+            .on_view = on_view,
+            .hooks_ud = nr,
+        };
+        nr->args = reg_actor_args_new(&rc, NULL);
+        if (!nr->args)
+            abort();
+        nr->child = (mesh_child_spec_t){.ops = &reg_actor_ops,
+                                        .arg = nr->args,
+                                        .opts = {.mailbox = REG_ACTOR_MAILBOX},
+                                        .id_out = &nr->registry};
+        nr->sup = (mesh_supervisor_spec_t){.name = "registry-supervisor",
+                                           .children = &nr->child,
+                                           .nchildren = 1,
+                                           .max_restarts = 1000,
+                                           .backoff_initial_ns = 50 * MS,
+                                           .backoff_max_ns = 1000 * MS};
+        if (mesh_exec_spawn(wd->sim, &mesh_supervisor_ops, &nr->sup, NULL, NULL) < 0)
             abort();
     }
     wd->dataloss_run = o->dataloss && rnd(wd, 4) == 0;
@@ -551,21 +656,29 @@ static result_t run_seed(const opts_t *o)
 
     char why[512];
     for (int i = 0; i < o->nodes; i++) {
-        wd->st.resyncs += sim_watcher_sm(wd->w[i])->resyncs;
-        wd->st.compacted += sim_watcher_sm(wd->w[i])->compacted;
+        const reg_view_t *v = wd->ref[i].view;
+        if (!v) {
+            fail(wd, i, "its registry actor never ran its view");
+            continue;
+        }
+        wd->st.resyncs += reg_view_sm(v)->resyncs;
+        wd->st.compacted += reg_view_sm(v)->compacted;
     }
     for (int i = 0; !stopped(wd) && i < o->nodes; i++) {
-        const reg_watch_sm_t *sm = sim_watcher_sm(wd->w[i]);
-        if (sim_check_final(wd->etcd, wd->w[i], PREFIX, why, sizeof(why)) < 0)
+        const reg_view_t *v = wd->ref[i].view;
+        const reg_watch_sm_t *sm = reg_view_sm(v);
+        if (sim_check_final(wd->etcd, v, PREFIX, why, sizeof(why)) < 0)
             fail(wd, i, why);
+        if (wd->ref[i].tables == 0)
+            fail(wd, i, "its subscriber never received a routing table");
         if (o->verbose)
             printf("node %d: %s %s revision %lld, %zu instances, %zu entries, %llu publishes, "
-                   "%llu resyncs, %llu compacted\n",
+                   "%llu tables, %llu resyncs, %llu compacted\n",
                    i, reg_watch_state_name(sm->state), reg_link_name(sm->link),
-                   (long long)sm->revision, sim_watcher_table(wd->w[i])->n_valid,
-                   sim_watcher_table(wd->w[i])->n_entries,
-                   (unsigned long long)sim_watcher_publishes(wd->w[i]),
-                   (unsigned long long)sm->resyncs, (unsigned long long)sm->compacted);
+                   (long long)sm->revision, reg_view_table(v)->n_valid,
+                   reg_view_table(v)->n_entries, (unsigned long long)wd->ref[i].publishes,
+                   (unsigned long long)wd->ref[i].tables, (unsigned long long)sm->resyncs,
+                   (unsigned long long)sm->compacted);
     }
     if (!stopped(wd) && sim_etcd_open_watches(wd->etcd) != (size_t)o->nodes) {
         snprintf(why, sizeof(why), "etcd has %zu open watches for %d nodes",
@@ -579,8 +692,10 @@ static result_t run_seed(const opts_t *o)
     r.live = sim_etcd_live_count(wd->etcd);
     snprintf(r.why, sizeof(r.why), "%s", wd->first_failure);
     mesh_exec_free(wd->sim);
-    for (int i = 0; i < o->nodes; i++)
-        sim_watcher_free(wd->w[i]);
+    for (int i = 0; i < o->nodes; i++) {
+        sim_etcd_link_free(wd->ref[i].link);
+        reg_actor_args_free(wd->ref[i].args);
+    }
     sim_etcd_free(wd->etcd);
     free(wd);
     return r;
@@ -680,6 +795,7 @@ int main(int argc, char **argv)
         tot.drops += r.st.drops;
         tot.partitions += r.st.partitions;
         tot.outages += r.st.outages;
+        tot.crashes += r.st.crashes;
         if (r.failures) {
             failed++;
             printf("FAIL seed %llu (hash %016llx): %s\n", (unsigned long long)o.seed,
@@ -708,17 +824,18 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("%llu seeds from %llu, %d nodes, %llu ms each: %llu failed; writes %llu compactions "
-           "%llu data-losses %llu drops %llu partitions %llu outages %llu publishes %llu "
-           "resyncs %llu watches-lost-to-compaction %llu; determinism %s (%llu seeds replayed); "
+           "%llu data-losses %llu drops %llu partitions %llu outages %llu crashes %llu publishes "
+           "%llu resyncs %llu watches-lost-to-compaction %llu; determinism %s (%llu seeds "
+           "replayed); "
            "%.1f s\n",
            (unsigned long long)count, (unsigned long long)first, o.nodes,
            (unsigned long long)o.duration_ms, (unsigned long long)failed,
            (unsigned long long)tot.writes, (unsigned long long)tot.compactions,
            (unsigned long long)tot.restores, (unsigned long long)tot.drops,
            (unsigned long long)tot.partitions, (unsigned long long)tot.outages,
-           (unsigned long long)tot.publishes, (unsigned long long)tot.resyncs,
-           (unsigned long long)tot.compacted, det_fail ? "FAILED" : "ok", (unsigned long long)again,
-           secs);
+           (unsigned long long)tot.crashes, (unsigned long long)tot.publishes,
+           (unsigned long long)tot.resyncs, (unsigned long long)tot.compacted,
+           det_fail ? "FAILED" : "ok", (unsigned long long)again, secs);
     free(hashes);
     return failed || det_fail ? 1 : 0;
 }

@@ -9,17 +9,26 @@
 #include "registry/instance.h"
 #include "simulations/sim_values.h"
 
-int sim_check_published(const sim_etcd_t *e, const sim_watcher_t *w, char *why, size_t cap)
+uint64_t sim_check_fingerprint(const reg_table_t *t)
 {
-    const reg_table_t *t = sim_watcher_table(w);
+    uint64_t fp = 0;
+    for (size_t i = 0; i < t->n_buckets; i++)
+        for (const reg_entry_t *e = t->buckets[i]; e; e = e->next)
+            fp += sim_kv_fp(e->key, e->mod_revision);
+    return fp;
+}
+
+int sim_check_published(const sim_etcd_t *e, const reg_view_t *w, uint64_t fp, char *why,
+                        size_t cap)
+{
+    const reg_table_t *t = reg_view_table(w);
     for (size_t i = 0; i < t->n_buckets; i++)
         for (const reg_entry_t *en = t->buckets[i]; en; en = en->next)
             if (!sim_etcd_ever_written(e, en->key)) {
                 snprintf(why, cap, "published key %s that was never written", en->key);
                 return -1;
             }
-    int64_t rev = sim_watcher_sm(w)->revision;
-    uint64_t fp = sim_watcher_fingerprint(w);
+    int64_t rev = reg_view_sm(w)->revision;
     if (!sim_etcd_fp_existed(e, rev, fp)) {
         snprintf(why, cap,
                  "published a view (%zu entries, fingerprint %016llx) that etcd never had at "
@@ -67,11 +76,11 @@ static int fields_match(const reg_entry_t *en, const sim_kv_t *kv, const char *p
     return 0;
 }
 
-int sim_check_final(const sim_etcd_t *e, const sim_watcher_t *w, const char *prefix, char *why,
+int sim_check_final(const sim_etcd_t *e, const reg_view_t *w, const char *prefix, char *why,
                     size_t cap)
 {
-    const reg_watch_sm_t *sm = sim_watcher_sm(w);
-    const reg_table_t *t = sim_watcher_table(w);
+    const reg_watch_sm_t *sm = reg_view_sm(w);
+    const reg_table_t *t = reg_view_table(w);
     if (sm->link != REG_LINK_CONNECTED || sm->state != REG_WATCH_WATCHING) {
         snprintf(why, cap, "link %s, state %s after healing (want connected, watching)",
                  reg_link_name(sm->link), reg_watch_state_name(sm->state));
@@ -127,7 +136,7 @@ int sim_check_final(const sim_etcd_t *e, const sim_watcher_t *w, const char *pre
                  t->n_entries, want);
         return -1;
     }
-    if (sim_watcher_fingerprint(w) != sim_etcd_fingerprint(e)) {
+    if (sim_check_fingerprint(t) != sim_etcd_fingerprint(e)) {
         snprintf(why, cap, "table fingerprint differs from etcd's");
         return -1;
     }

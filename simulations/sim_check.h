@@ -15,13 +15,18 @@
 #include <stddef.h>
 
 #include "simulations/sim_etcd.h"
-#include "simulations/sim_watcher.h"
+#include "registry/view.h"
 
-/** Checks a view being published; returns 0, or -1 with the reason in why. */
-int sim_check_published(const sim_etcd_t *e, const sim_watcher_t *w, char *why, size_t cap);
+/** The fingerprint of a view's table, comparable with sim_etcd_fingerprint(). */
+uint64_t sim_check_fingerprint(const reg_table_t *t);
 
-/** Checks a node after the run; returns 0, or -1 with the (first) reason in why. */
-int sim_check_final(const sim_etcd_t *e, const sim_watcher_t *w, const char *prefix, char *why,
+/** Checks a view being published (a production registry actor's) whose table fingerprint is
+ *  fp; returns 0, or -1 with the reason in why. */
+int sim_check_published(const sim_etcd_t *e, const reg_view_t *v, uint64_t fp, char *why,
+                        size_t cap);
+
+/** Checks a node's view after the run; returns 0, or -1 with the (first) reason in why. */
+int sim_check_final(const sim_etcd_t *e, const reg_view_t *v, const char *prefix, char *why,
                     size_t cap);
 
 #endif

@@ -55,8 +55,14 @@ struct sim_etcd {
     int down;
     uint64_t partitioned; /* bit per client (clients < 64) */
     uint32_t epoch;
-    char **ever;
+    char **ever; /* every key ever put: an open-addressing hash set (cap_ever slots) */
     size_t n_ever, cap_ever;
+    struct sim_lease {
+        int64_t id, ttl_s;
+        uint64_t expires_ns;
+    } * leases;
+    size_t n_leases, cap_leases;
+    int64_t next_lease;
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -204,9 +210,10 @@ void sim_etcd_free(sim_etcd_t *e)
     for (size_t i = 0; i < e->n_txn; i++)
         kv_release(&e->txn[i].kv);
     free(e->txn);
-    for (size_t i = 0; i < e->n_ever; i++)
+    for (size_t i = 0; i < e->cap_ever; i++)
         free(e->ever[i]);
     free(e->ever);
+    free(e->leases);
     free(e->view_prefix);
     free(e);
 }
@@ -254,21 +261,47 @@ void sim_etcd_txn_delete(sim_etcd_t *e, const char *key)
     ev->kv.key = xstrdup(key);
 }
 
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* The slot of key in the ever-written set: where it is, or the empty slot it would go to. */
+static size_t ever_slot(const sim_etcd_t *e, const char *key)
+{
+    size_t mask = e->cap_ever - 1, i = (size_t)str_hash(key) & mask;
+    while (e->ever[i] && strcmp(e->ever[i], key) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
 static void note_written(sim_etcd_t *e, const char *key)
 {
-    for (size_t i = 0; i < e->n_ever; i++)
-        if (strcmp(e->ever[i], key) == 0)
-            return;
-    GROW(e->ever, e->n_ever, e->cap_ever);
-    e->ever[e->n_ever++] = xstrdup(key);
+    if (2 * (e->n_ever + 1) > e->cap_ever) {
+        char **old = e->ever;
+        size_t old_cap = e->cap_ever;
+        e->cap_ever = old_cap ? old_cap * 2 : 64;
+        e->ever = calloc(e->cap_ever, sizeof(*e->ever));
+        if (!e->ever)
+            abort();
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i])
+                e->ever[ever_slot(e, old[i])] = old[i];
+        free(old);
+    }
+    size_t i = ever_slot(e, key);
+    if (!e->ever[i]) {
+        e->ever[i] = xstrdup(key);
+        e->n_ever++;
+    }
 }
 
 int sim_etcd_ever_written(const sim_etcd_t *e, const char *key)
 {
-    for (size_t i = 0; i < e->n_ever; i++)
-        if (strcmp(e->ever[i], key) == 0)
-            return 1;
-    return 0;
+    return e->cap_ever && e->ever[ever_slot(e, key)] != NULL;
 }
 
 static sim_watch_line_t *line_new(int64_t header)
@@ -326,6 +359,7 @@ int64_t sim_etcd_txn_commit(sim_etcd_t *e)
             s->kvs[idx] = s->kvs[--s->n_kvs];
         } else {
             ev.kv.create_revision = old ? old->create_revision : rev;
+            ev.kv.version = old ? old->version + 1 : 1;
             note_written(e, op->kv.key);
             if (old) {
                 kv_release(old);
@@ -362,6 +396,98 @@ int64_t sim_etcd_revoke(sim_etcd_t *e, int64_t lease)
         if (e->cur.kvs[i].lease == lease)
             sim_etcd_txn_delete(e, e->cur.kvs[i].key);
     return sim_etcd_txn_commit(e);
+}
+
+int64_t sim_etcd_lease_grant(sim_etcd_t *e, uint32_t client, int64_t ttl_s, uint64_t now_ns)
+{
+    if (!sim_etcd_reachable(e, client))
+        return -1;
+    GROW(e->leases, e->n_leases, e->cap_leases);
+    int64_t id = 0x7000000000000000ll + ++e->next_lease;
+    e->leases[e->n_leases++] = (struct sim_lease){
+        .id = id, .ttl_s = ttl_s, .expires_ns = now_ns + (uint64_t)ttl_s * 1000000000ull};
+    return id;
+}
+
+static struct sim_lease *lease_find(const sim_etcd_t *e, int64_t id, size_t *ix)
+{
+    for (size_t i = 0; i < e->n_leases; i++)
+        if (e->leases[i].id == id) {
+            if (ix)
+                *ix = i;
+            return &e->leases[i];
+        }
+    return NULL;
+}
+
+int64_t sim_etcd_lease_keepalive(sim_etcd_t *e, uint32_t client, int64_t id, uint64_t now_ns)
+{
+    if (!sim_etcd_reachable(e, client))
+        return -1;
+    struct sim_lease *l = lease_find(e, id, NULL);
+    if (!l)
+        return 0;
+    l->expires_ns = now_ns + (uint64_t)l->ttl_s * 1000000000ull;
+    return l->ttl_s;
+}
+
+int sim_etcd_lease_exists(const sim_etcd_t *e, int64_t id)
+{
+    return lease_find(e, id, NULL) != NULL;
+}
+
+int64_t sim_etcd_lease_revoke(sim_etcd_t *e, int64_t id)
+{
+    size_t ix;
+    if (lease_find(e, id, &ix))
+        e->leases[ix] = e->leases[--e->n_leases];
+    return sim_etcd_revoke(e, id);
+}
+
+int sim_etcd_expire_leases(sim_etcd_t *e, uint64_t now_ns)
+{
+    int n = 0;
+    for (size_t i = 0; i < e->n_leases;) {
+        if (e->leases[i].expires_ns > now_ns) {
+            i++;
+            continue;
+        }
+        int64_t id = e->leases[i].id;
+        e->leases[i] = e->leases[--e->n_leases];
+        sim_etcd_revoke(e, id);
+        n++;
+    }
+    return n;
+}
+
+int sim_etcd_compare(const sim_etcd_t *e, const char *key, int target, int result, int64_t value)
+{
+    const sim_kv_t *kv = store_find(&e->cur, key, NULL);
+    int64_t v = 0;
+    switch (target) {
+    case 0:
+        v = kv ? kv->version : 0;
+        break;
+    case 1:
+        v = kv ? kv->create_revision : 0;
+        break;
+    case 2:
+        v = kv ? kv->mod_revision : 0;
+        break;
+    default:
+        v = kv ? kv->lease : 0;
+        break;
+    }
+    switch (result) {
+    case 0:
+        return v == value;
+    case 1:
+        return v > value;
+    case 2:
+        return v < value;
+    default:
+        return v != value;
+    }
 }
 
 int sim_etcd_compact(sim_etcd_t *e, int64_t rev)

@@ -39,7 +39,8 @@ typedef struct sim_kv {
     int64_t mod_revision;
     int64_t create_revision;
     int64_t lease;
-    uint32_t tag; /* the writer's own annotation (SIM_TAG_* and free bits) */
+    int64_t version; /* puts since the key was created (1 at creation) */
+    uint32_t tag;    /* the writer's own annotation (SIM_TAG_* and free bits) */
 } sim_kv_t;
 
 /** One watch event; kv.mod_revision is the event's revision (deletes included). */
@@ -153,6 +154,31 @@ void sim_etcd_watch_cancel(sim_etcd_t *e, int64_t id);
 
 /** Sends a progress notification (header = current revision) on every open watch. */
 void sim_etcd_progress(sim_etcd_t *e);
+
+/* ---- leases (what a registering client uses; writers of the scenarios may also put keys
+ * under made-up lease ids, which the store accepts as is) ---- */
+
+/** Grants a lease of ttl_s seconds at virtual time now_ns; returns its id, or -1 when client
+ *  cannot reach etcd. Ids are deterministic. */
+int64_t sim_etcd_lease_grant(sim_etcd_t *e, uint32_t client, int64_t ttl_s, uint64_t now_ns);
+
+/** Renews a lease; returns its TTL in seconds, 0 when the lease does not exist (expired or
+ *  revoked), or -1 when client cannot reach etcd. */
+int64_t sim_etcd_lease_keepalive(sim_etcd_t *e, uint32_t client, int64_t id, uint64_t now_ns);
+
+/** Whether a granted lease exists now. */
+int sim_etcd_lease_exists(const sim_etcd_t *e, int64_t id);
+
+/** Forgets a lease and deletes its keys (sim_etcd_revoke); returns the revision or 0. */
+int64_t sim_etcd_lease_revoke(sim_etcd_t *e, int64_t id);
+
+/** Revokes every granted lease whose TTL ran out by now_ns (as etcd's lessor does); returns
+ *  how many. */
+int sim_etcd_expire_leases(sim_etcd_t *e, uint64_t now_ns);
+
+/** Evaluates one txn comparison against the current store: target is 0 version, 1 create,
+ *  2 mod, 3 lease (etcd_cmp_target_t), result 0 =, 1 >, 2 <, 3 != (etcd_cmp_result_t). */
+int sim_etcd_compare(const sim_etcd_t *e, const char *key, int target, int result, int64_t value);
 
 /** Number of open watches. */
 size_t sim_etcd_open_watches(const sim_etcd_t *e);

@@ -75,6 +75,8 @@ static void free_keys(viewer_t *v)
 static void on_view(void *ud, const reg_view_t *view, int published)
 {
     viewer_t *v = ud;
+    if (!view)
+        return; /* the actor (re)starts */
     const reg_table_t *t = reg_view_table(view);
     const reg_entry_t **es = calloc(t->n_valid ? t->n_valid : 1, sizeof(*es));
     CHECK(es);
