@@ -353,6 +353,12 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     }
     case NODE_MSG_WATCH_SHUTDOWN:
+        for (size_t i = 0; i < st->n_watchers; i++)
+            if (st->watchers[i] == m->from) { /* a restarted actor asks again */
+                if (st->signals)
+                    mesh_send(self, m->from, NODE_MSG_SHUTDOWN, NULL, 0);
+                return 0;
+            }
         if (st->n_watchers == st->cap_watchers) {
             size_t nc = st->cap_watchers ? st->cap_watchers * 2 : 4;
             mesh_actor_id_t *nw = realloc(st->watchers, nc * sizeof(*nw));

@@ -1,12 +1,13 @@
 /*
  * node/sidecar_actor.c: the sidecar's control actor (see node/sidecar_actor.h).
  *
- * Health: every interval, one check. While a Health/Watch stream is open and has reported a
- * status, that status is the check; otherwise a Health/Check call is made (with the health
- * timeout) and a Watch is (re)opened unless the app answered Watch with UNIMPLEMENTED. A
- * SERVING pushed by Watch while not ready counts at once (fast recovery). NOT_SERVING, a
- * failed or timed-out Check and a closed connection count as one failed check each; how a call
- * failed is decided on the app seam's reason code, never on the text of a message.
+ * Health: every interval, one Health/Check call with the health timeout (unless the previous
+ * one is still out), and a Health/Watch stream kept open unless the app answered Watch with
+ * UNIMPLEMENTED. A SERVING pushed by Watch while not ready counts at once (fast recovery); the
+ * Checks decide otherwise, so an app that hangs with its Watch stream open is found out.
+ * NOT_SERVING, a failed or timed-out Check and a closed connection count as one failed check
+ * each; how a call failed is decided on the app seam's reason code, never on the text of a
+ * message.
  *
  * Registration: wanted while the readiness counter says registered, the services are known
  * and no shutdown began. The registry actor does the etcd work; this actor keeps one
@@ -381,13 +382,9 @@ static void health_tick(sidecar_t *sc)
 {
     if (sc->shutting_down)
         return;
-    if (sc->watch_tag && sc->watch_status >= 0) {
-        mesh_health_status_t st = (mesh_health_status_t)sc->watch_status;
-        char detail[128];
-        snprintf(detail, sizeof(detail), "Health/Watch says %s", mesh_health_status_name(st));
-        feed(sc, of_status(st), detail);
-        return;
-    }
+    /* The Watch stream only makes recovery fast; every interval a Check with a deadline is
+     * what counts, so an app that hangs (its Watch stream open and silent, its last word
+     * SERVING) is found out. */
     if (!sc->watch_tag && !sc->watch_unsupported) {
         sc->watch_status = -1;
         sc->watch_tag = health_call(sc, TAG_WATCH, MESH_HEALTH_WATCH_PATH, 0);
@@ -725,6 +722,8 @@ static int sc_start(mesh_actor_t *self, void *arg)
     }
     if (!registry_of(sc))
         mesh_warn(ACTOR, "no --etcd: the app's services are not registered anywhere");
+    else /* a restart: what an earlier start registered is not ours to keep any more */
+        mesh_send(self, registry_of(sc), REG_MSG_RELEASE_OWNER, NULL, 0);
     mesh_send(self, sc->a->node, NODE_MSG_WATCH_SHUTDOWN, NULL, 0);
     mesh_rpc_connect(sc->app);
     uint64_t every = (uint64_t)cfg->health_interval_ms * 1000000ull;

@@ -27,6 +27,9 @@ enum {
     REG_MSG_REGISTER_OK = 0x52450011u,
     /* Deregister (reg_deregister_t); REG_MSG_EVENT REG_EV_DEREGISTERED follows. */
     REG_MSG_DEREGISTER = 0x52450012u,
+    /* Deregister every registration the sender owns (no payload): what a restarted owner sends
+     * first, since it does not know what its previous start registered. */
+    REG_MSG_RELEASE_OWNER = 0x52450014u,
     /* To the registration's owner: reg_event_t. */
     REG_MSG_EVENT = 0x52450013u,
     /* To the subscriber: a new routing table; ptr = mesh_routes_t (one reference). */

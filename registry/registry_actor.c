@@ -241,6 +241,18 @@ static void on_deregister(reg_actor_t *st, const mesh_msg_t *m)
     reap(st);
 }
 
+static void on_release_owner(reg_actor_t *st, const mesh_msg_t *m)
+{
+    for (size_t i = 0; i < st->n_regs; i++)
+        if (st->a->kept[i].owner == m->from && !st->a->kept[i].stopping) {
+            mesh_info("registry", "deregistering %s: its owner started over",
+                      st->a->kept[i].spec->addr);
+            st->a->kept[i].stopping = 1;
+            reg_registration_stop(st->regs[i]);
+        }
+    reap(st);
+}
+
 /* ---- the etcd seam -------------------------------------------------------------------------- */
 
 static void deliver(void *ud, etcd_result_t *res)
@@ -350,6 +362,9 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
         return on_register(st, m);
     case REG_MSG_DEREGISTER:
         on_deregister(st, m);
+        return 0;
+    case REG_MSG_RELEASE_OWNER:
+        on_release_owner(st, m);
         return 0;
     default:
         mesh_debug("registry", "unexpected message %#x", m->type);
