@@ -208,14 +208,50 @@ static void run(reg_registration_t *r, reg_lfxs_t *fx)
     }
 }
 
+/*
+ * Splits "KEY=VALUE" labels into one allocation (the pairs, then the strings); NULL when there
+ * are none, one has no '=' or an empty key (logged), or memory runs out.
+ */
+static reg_label_t *split_labels(const char *const *kv, size_t n)
+{
+    size_t bytes = n * sizeof(reg_label_t);
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = kv[i] ? strchr(kv[i], '=') : NULL;
+        if (!eq || eq == kv[i]) {
+            mesh_error("registry", "label '%s' is not KEY=VALUE", kv[i] ? kv[i] : "(null)");
+            return NULL;
+        }
+        bytes += strlen(kv[i]) + 1;
+    }
+    reg_label_t *ls = n ? malloc(bytes) : NULL;
+    if (!ls)
+        return NULL;
+    char *p = (char *)(ls + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(kv[i]);
+        memcpy(p, kv[i], len + 1);
+        char *eq = strchr(p, '=');
+        *eq = '\0';
+        ls[i].key = p;
+        ls[i].value = eq + 1;
+        p += len + 1;
+    }
+    return ls;
+}
+
 reg_registration_t *reg_registration_new(uv_loop_t *loop, const reg_registration_cfg_t *cfg,
                                          reg_registration_cb cb, void *ud)
 {
-    if (!cfg->client || !cfg->addr || !cfg->n_services)
+    if (!cfg->client || !cfg->addr || !cfg->n_services || cfg->weight > REG_MAX_WEIGHT)
+        return NULL;
+    reg_label_t *labels = split_labels(cfg->labels, cfg->n_labels);
+    if (cfg->n_labels && !labels)
         return NULL;
     reg_registration_t *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r) {
+        free(labels);
         return NULL;
+    }
     r->loop = loop;
     r->client = cfg->client;
     r->cb = cb;
@@ -235,6 +271,8 @@ reg_registration_t *reg_registration_new(uv_loop_t *loop, const reg_registration
             .version = cfg->version,
             .methods = s->methods,
             .n_methods = s->n_methods,
+            .labels = labels,
+            .n_labels = cfg->n_labels,
             .weight = cfg->weight ? cfg->weight : 1,
         };
         char key[1024];
@@ -246,11 +284,13 @@ reg_registration_t *reg_registration_new(uv_loop_t *loop, const reg_registration
         if (!r->keys[i] || !r->values[i])
             goto fail;
     }
+    free(labels);
     reg_lease_sm_init(&r->sm, cfg->ttl_s);
     uv_timer_init(loop, &r->timer);
     r->timer.data = r;
     return r;
 fail:
+    free(labels);
     for (size_t i = 0; i < r->n_keys; i++) {
         free(r->keys[i]);
         free(r->values[i]);

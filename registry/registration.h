@@ -3,10 +3,10 @@
  * adapter that runs reg_lease_sm (lease_sm.h) with etcd_client requests and one uv timer.
  *
  * The instance serves one or more services; each gets the key `<prefix>/<service>/<addr>` with
- * the naming-resolver value {"Op":0,"Addr":..,"Metadata":{node, methods, zone, weight,
- * version}}; all keys are written in one txn under one lease (default TTL 10 s, keepalive every
- * TTL/3). A lost lease is replaced and the keys put again. Stopping deletes the keys (one txn)
- * and revokes the lease.
+ * the naming-resolver value {"Op":0,"Addr":..,"Metadata":null,"meshd":{node, methods, zone,
+ * weight, version, labels}} (registry/instance.h); all keys are written in one txn under one
+ * lease (default TTL 10 s, keepalive every TTL/3). A lost lease is replaced and the keys put
+ * again. Stopping deletes the keys (one txn) and revokes the lease.
  */
 #ifndef REG_REGISTRATION_H
 #define REG_REGISTRATION_H
@@ -27,14 +27,16 @@ typedef struct reg_service {
 
 /** Settings; everything is copied. */
 typedef struct reg_registration_cfg {
-    etcd_client_t *client; /* borrowed; must outlive the registration */
-    const char *prefix;    /* default REG_DEFAULT_PREFIX */
-    const char *addr;      /* "host:port" callers should use */
-    const char *node;      /* node id */
-    const char *zone;      /* may be NULL */
-    const char *version;   /* may be NULL */
-    uint32_t weight;       /* default 1 */
-    int64_t ttl_s;         /* default 10 */
+    etcd_client_t *client;     /* borrowed; must outlive the registration */
+    const char *prefix;        /* default REG_DEFAULT_PREFIX */
+    const char *addr;          /* "host:port" callers should use */
+    const char *node;          /* node id */
+    const char *zone;          /* may be NULL */
+    const char *version;       /* release label (canaries), may be NULL; never a schema hash */
+    uint32_t weight;           /* default 1 (0 means 1); at most REG_MAX_WEIGHT */
+    const char *const *labels; /* "KEY=VALUE" each (KEY non-empty), n_labels of them */
+    size_t n_labels;
+    int64_t ttl_s; /* default 10 */
     const reg_service_t *services;
     size_t n_services;
 } reg_registration_cfg_t;
