@@ -1,5 +1,5 @@
 /*
- * registry/list_cmd.h: `meshd registry list --etcd URLS [--prefix P] [--json]`: one range of
+ * registry/list_cmd.h: `meshd registry list --etcd URLS [--etcd-prefix P] [--json]`: one range of
  * the prefix, printed as a table or as JSON: each service with its methods, each instance with
  * its address, node, zone, weight, version, labels and, where they differ from its service's,
  * its methods.
