@@ -177,6 +177,15 @@ static json_t *json_names(const char *const *names, size_t n)
     return a;
 }
 
+/* The record's form: "meshd" (current), "metadata" (meshd's former form, which crashes grpc-go
+   clients using etcd's resolver) or "plain" (no meshd data: another tool wrote it). */
+static const char *form_name(reg_value_form_t f)
+{
+    return f == REG_VALUE_FORM_MESHD      ? "meshd"
+           : f == REG_VALUE_FORM_METADATA ? "metadata"
+                                          : "plain";
+}
+
 static json_t *json_instance(const list_rec_t *r)
 {
     const reg_instance_t *in = &r->v.inst;
@@ -184,10 +193,10 @@ static json_t *json_instance(const list_rec_t *r)
     for (size_t i = 0; labels && i < in->n_labels; i++)
         json_object_set_new(labels, in->labels[i].key, json_string(in->labels[i].value));
     json_t *methods = in->methods ? json_names(in->methods, in->n_methods) : json_null();
-    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:o,s:o}", "key", r->key, "addr", in->addr, "node",
-                     in->node ? in->node : "", "zone", in->zone ? in->zone : "", "weight",
+    return json_pack("{s:s,s:s,s:s,s:s,s:I,s:s,s:o,s:o,s:s}", "key", r->key, "addr", in->addr,
+                     "node", in->node ? in->node : "", "zone", in->zone ? in->zone : "", "weight",
                      (json_int_t)in->weight, "version", in->version ? in->version : "", "labels",
-                     labels, "methods", methods);
+                     labels, "methods", methods, "record", form_name(r->v.form));
 }
 
 static int print_json(const list_ctx_t *l, FILE *out)
@@ -268,6 +277,9 @@ static int print_table(const list_ctx_t *l, FILE *out)
                 fputs("  methods: ", out);
                 print_names(out, in->methods, in->n_methods);
             }
+            if (l->recs[k].v.form == REG_VALUE_FORM_METADATA)
+                fputs("  (former record form: data in Metadata, which grpc-go clients cannot read)",
+                      out);
             fputc('\n', out);
         }
         free(names);

@@ -228,10 +228,19 @@ def case_plain_forms(c):
           "registry list --json: methods null for the plain instance and for the service")
     check(inst[py1.addr]["weight"] == 1 and inst[py1.addr]["labels"] == {},
           "registry list --json: a plain instance has weight 1, no labels")
+    check(inst[py1.addr]["record"] == "plain" and inst[py2.addr]["record"] == "meshd",
+          "registry list --json: each record's form")
     table = c.registry_list()
     print(table, flush=True)
     check("methods: not listed (serves any)" in table and "methods: any" in table,
           "registry list: the table says which instances do not list their methods")
+    c.put(ECHO, py3.addr, {"Op": 0, "Addr": py3.addr, "Metadata": {"methods": ["Unary"]}})
+    legacy = json.loads(c.registry_list("--json"))
+    echo = next(s for s in legacy["services"] if s["name"] == ECHO)
+    check(next(i for i in echo["instances"] if i["addr"] == py3.addr)["record"] == "metadata",
+          "registry list --json: meshd's former record form is pointed out")
+    check("former record form" in c.registry_list(),
+          "registry list: the table points out meshd's former record form")
 
 
 def ok_ping(target):
