@@ -110,6 +110,15 @@ static const opt_t opts[] = {
     {"ready-failures", OPT_INT, F(ready_failures), "3", S, 1, 1000, NULL,
      "consecutive failed checks before /readyz says 503"},
 
+    {"zone", OPT_STR, F(zone), NULL, S, 0, 0, NULL,
+     "zone of this instance, written into its registration"},
+    {"weight", OPT_INT, F(weight), "1", S, 1, 1000000, NULL,
+     "relative weight of this instance, written into its registration"},
+    {"version", OPT_STR, F(version), NULL, S, 0, 0, NULL,
+     "release label of this instance (e.g. for canaries), written into its registration"},
+    {"label", OPT_LIST, F(labels), NULL, S, 0, 0, NULL,
+     "KEY=VALUE label of this instance, written into its registration (repeatable)"},
+
     {"breaker.failures", OPT_INT, F(breaker_failures), "5", S, 1, 1000000, NULL,
      "consecutive failures that open the circuit"},
     {"breaker.failure-ratio", OPT_RATIO, F(breaker_failure_ratio), "0.5", S, 0, 0, NULL,
@@ -190,6 +199,117 @@ static const opt_t *opt_by_flag(const char *flag, size_t len)
         if (name_eq(f, flag, len))
             return &opts[i];
     }
+    return NULL;
+}
+
+/* ---- value checks of single options ---------------------------------------------------- */
+
+/*
+ * A check sees the option's field (for lists: the items kept so far, or none when replaced is
+ * set because this source replaces them) and the new value; on error it writes the problem.
+ */
+typedef int (*opt_check_fn)(const void *field, int replaced, const char *v, char *err,
+                            size_t errlen);
+
+/* A zone or version: 1..128 bytes, no spaces or control characters. */
+static int check_word(const void *field, int replaced, const char *v, char *err, size_t errlen)
+{
+    (void)field;
+    (void)replaced;
+    size_t n = strlen(v);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] <= ' ' || v[i] == 0x7f)
+            n = 0;
+    if (n == 0 || n > 128) {
+        errf(err, errlen, "'%s' must be 1 to 128 characters without spaces", v);
+        return -1;
+    }
+    return 0;
+}
+
+static int is_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A label name or value as Kubernetes has them: at most 63 of [A-Za-z0-9._-], alphanumeric at
+   both ends (a value may be empty). */
+static int label_part_ok(const char *s, size_t n, int may_be_empty)
+{
+    if (n == 0)
+        return may_be_empty;
+    if (n > 63 || !is_alnum(s[0]) || !is_alnum(s[n - 1]))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* A label's key prefix: a DNS subdomain (lower case, digits, '-' and '.'), at most 253. */
+static int label_prefix_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        int edge = i == 0 || i == n - 1 || s[i - 1] == '.' || s[i + 1] == '.';
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (!edge && c == '-') ||
+              (c == '.' && !edge)))
+            return 0;
+    }
+    return 1;
+}
+
+/* KEY=VALUE with KEY [PREFIX/]NAME; a key given twice in one source is an error. */
+static int check_label(const void *field, int replaced, const char *v, char *err, size_t errlen)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq) {
+        errf(err, errlen, "'%s' is not KEY=VALUE", v);
+        return -1;
+    }
+    size_t kl = (size_t)(eq - v);
+    const char *slash = memchr(v, '/', kl);
+    const char *name = slash ? slash + 1 : v;
+    size_t nl = kl - (size_t)(name - v);
+    if ((slash && !label_prefix_ok(v, (size_t)(slash - v))) || !label_part_ok(name, nl, 0)) {
+        errf(err, errlen,
+             "'%.*s' is not a label key: [PREFIX/]NAME, NAME at most 63 of letters, digits, "
+             "'.', '_', '-', beginning and ending with a letter or digit",
+             (int)kl, v);
+        return -1;
+    }
+    if (!label_part_ok(eq + 1, strlen(eq + 1), 1)) {
+        errf(err, errlen,
+             "'%s' is not a label value: at most 63 of letters, digits, '.', '_', '-', "
+             "beginning and ending with a letter or digit",
+             eq + 1);
+        return -1;
+    }
+    const mesh_config_list_t *l = field;
+    for (size_t i = 0; !replaced && i < l->n; i++)
+        if (strncmp(l->items[i], v, kl + 1) == 0) {
+            errf(err, errlen, "label '%.*s' is given twice", (int)kl, v);
+            return -1;
+        }
+    return 0;
+}
+
+static const struct {
+    size_t off;
+    opt_check_fn check;
+} opt_checks[] = {
+    {F(zone), check_word},
+    {F(version), check_word},
+    {F(labels), check_label},
+};
+
+static opt_check_fn opt_check_of(const opt_t *o)
+{
+    for (size_t i = 0; i < sizeof(opt_checks) / sizeof(opt_checks[0]); i++)
+        if (opt_checks[i].off == o->off)
+            return opt_checks[i].check;
     return NULL;
 }
 
@@ -286,6 +406,9 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
     size_t idx = (size_t)(o - opts);
     int first = st->src[idx] < src;
     st->src[idx] = (unsigned char)src;
+    opt_check_fn check = opt_check_of(o);
+    if (check && check(field, first, v, err, errlen) != 0)
+        return -1;
     int64_t x = 0;
     switch (o->type) {
     case OPT_STR:
@@ -844,7 +967,7 @@ static const char *type_hint(const opt_t *o)
     case OPT_LEVEL:
         return "LEVEL";
     case OPT_LIST:
-        return "VALUE";
+        return o->off == F(labels) ? "KEY=VALUE" : "VALUE";
     default:
         return o->off == F(config_file) || o->off == F(descriptor_set) ? "FILE" : "VALUE";
     }

@@ -67,6 +67,12 @@ typedef struct mesh_config {
     int64_t health_timeout_ms;
     int64_t ready_failures;
 
+    /* sidecar registration: written into the `meshd` object of the instance's etcd records */
+    char *zone;                /* NULL: no zone */
+    int64_t weight;            /* 1..1000000 */
+    char *version;             /* release label (e.g. for canaries), NULL: none */
+    mesh_config_list_t labels; /* "KEY=VALUE" */
+
     /* circuit breaker (sidecar, in front of the app) */
     int64_t breaker_failures;
     double breaker_failure_ratio;

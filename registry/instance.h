@@ -1,7 +1,19 @@
 /*
  * registry/instance.h: one registered instance as stored in etcd: its key
- * `<prefix>/<package.Service>/<host:port>` and its value, the JSON that etcd's grpc-go naming
- * resolver reads: {"Op":0,"Addr":"host:port","Metadata":{node, methods, zone, weight, version}}.
+ * `<prefix>/<package.Service>/<host:port>` and its value.
+ *
+ * The value is the JSON of etcd's naming tools for grpc-go (clientv3/naming/endpoints writes
+ * it, clientv3/naming/resolver reads it), with meshd's own data in a sibling object that those
+ * tools ignore:
+ *
+ *   {"Op":0,"Addr":"host:port","Metadata":null,
+ *    "meshd":{"node":..,"methods":[..],"zone":..,"weight":..,"version":..,"labels":{..}}}
+ *
+ * `Metadata` stays null: grpc-go hands it to its balancers inside resolver.Address, which they
+ * use as a map key, and a JSON object decodes to an unhashable Go map (grpc-go 1.33 panics).
+ * Read are: this form; the form meshd wrote before, with meshd's data inside `Metadata`; and
+ * records with no meshd data at all, as other tools write them (`Metadata` absent, null, or
+ * any value that is not meshd's: an instance whose methods are unknown, weight 1).
  */
 #ifndef REG_INSTANCE_H
 #define REG_INSTANCE_H
@@ -12,15 +24,34 @@
 /** The default key prefix. */
 #define REG_DEFAULT_PREFIX "meshd/services"
 
-/** An instance's fields; strings are borrowed. NULL strings mean "unknown". */
+/** Limits of a value; a record beyond them is malformed (rejected and logged, never cut). */
+#define REG_MAX_METHODS 65535 /* methods of one instance (the view stores the count in 16 bits) */
+#define REG_MAX_WEIGHT  1000000
+
+/** One label; strings are borrowed. */
+typedef struct reg_label {
+    const char *key;
+    const char *value;
+} reg_label_t;
+
+/**
+ * An instance's fields; strings are borrowed. NULL strings mean "unknown".
+ *
+ * methods == NULL means the record does not list the instance's methods: it may serve every
+ * method of its service (records written by other tools). A non-NULL methods with n_methods 0
+ * is an instance that lists no method at all.
+ */
 typedef struct reg_instance {
     const char *addr;
     const char *node;
     const char *zone;
-    const char *version;
-    const char *const *methods; /* method names ("Get"), n_methods entries */
+    const char *version;        /* release label (canaries); never a schema hash */
+    const char *schema;         /* descriptor or schema hash, when one is published */
+    const char *const *methods; /* method names ("Get"), n_methods entries; NULL: unknown */
     size_t n_methods;
-    uint32_t weight; /* 1 when unknown */
+    const reg_label_t *labels; /* n_labels entries, in the record's order */
+    size_t n_labels;
+    uint32_t weight; /* 1 when unknown; 0..REG_MAX_WEIGHT */
 } reg_instance_t;
 
 /** A parsed key: service and addr point into the key (not NUL-terminated). */
@@ -35,14 +66,25 @@ typedef struct reg_key {
 typedef enum {
     REG_VALUE_OK = 0,       /* an instance (Op 0 / Add) */
     REG_VALUE_DELETE = 1,   /* a naming-resolver Delete record (Op 1): no instance */
-    REG_VALUE_INVALID = -1, /* not an instance record */
+    REG_VALUE_INVALID = -1, /* not an instance record (or out of memory) */
 } reg_value_status_t;
 
-/** A parsed value; the strings live in an internal JSON tree freed by reg_value_release(). */
+/** Where a parsed value's meshd data came from. */
+typedef enum {
+    REG_VALUE_FORM_PLAIN = 0,    /* no meshd data: written by another tool */
+    REG_VALUE_FORM_MESHD = 1,    /* the sibling "meshd" object (what meshd writes) */
+    REG_VALUE_FORM_METADATA = 2, /* meshd's data inside "Metadata" (meshd's former format) */
+} reg_value_form_t;
+
+/**
+ * A parsed value. The strings live in an internal JSON tree and the method and label arrays in
+ * one allocation, both freed by reg_value_release().
+ */
 typedef struct reg_value {
     reg_instance_t inst;
-    const char *methods_buf[64]; /* method names (at most 64 kept) */
+    reg_value_form_t form;
     void *json;
+    void *arrays;
 } reg_value_t;
 
 /**
@@ -58,14 +100,26 @@ int reg_key_format(char *buf, size_t cap, const char *prefix, const char *servic
 
 /**
  * Parses a value. On REG_VALUE_OK out->inst is filled (release with reg_value_release()); on
- * the other results nothing needs releasing. Weight defaults to 1, strings to NULL.
+ * the other results nothing needs releasing. Weight defaults to 1, strings and methods to NULL.
+ *
+ * Rules: a JSON object; `Op` absent or 0 (1 is a Delete record); `Addr` a non-empty string
+ * without '/', spaces or control characters. meshd's data is read from `meshd` when present
+ * (an object, or null for none), else from `Metadata` when that is an object; any other
+ * `Metadata` (null, a string, a number...) is another tool's and ignored. In meshd's data,
+ * `weight` is an integer 0..REG_MAX_WEIGHT, `methods` an array of at most REG_MAX_METHODS names,
+ * `labels` an object of strings, and node, zone, version and schema strings (other types are
+ * ignored); a record that breaks these rules is malformed (REG_VALUE_INVALID).
  */
 reg_value_status_t reg_value_parse(const char *val, size_t len, reg_value_t *out);
 
 /** Frees what reg_value_parse() kept. */
 void reg_value_release(reg_value_t *v);
 
-/** Formats an instance as its etcd value (malloc'd, compact JSON), or NULL on OOM. */
+/**
+ * Formats an instance as its etcd value (malloc'd, compact JSON): `Op` 0, `Addr`,
+ * `Metadata` null and the `meshd` object (methods omitted when inst->methods is NULL, labels
+ * when there are none). NULL on out of memory.
+ */
 char *reg_value_format(const reg_instance_t *inst);
 
 #endif

@@ -47,13 +47,49 @@ void reg_spec_free(void *p)
     free(s);
 }
 
+/*
+ * Splits "KEY=VALUE" labels into one allocation (the pairs, then the strings); NULL when there
+ * are none, one has no '=' or an empty key (logged), or memory runs out.
+ */
+static reg_label_t *split_labels(const char *const *kv, size_t n)
+{
+    size_t bytes = n * sizeof(reg_label_t);
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = kv[i] ? strchr(kv[i], '=') : NULL;
+        if (!eq || eq == kv[i]) {
+            mesh_error("registry", "label '%s' is not KEY=VALUE", kv[i] ? kv[i] : "(null)");
+            return NULL;
+        }
+        bytes += strlen(kv[i]) + 1;
+    }
+    reg_label_t *ls = n ? malloc(bytes) : NULL;
+    if (!ls)
+        return NULL;
+    char *p = (char *)(ls + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(kv[i]);
+        memcpy(p, kv[i], len + 1);
+        char *eq = strchr(p, '=');
+        *eq = '\0';
+        ls[i].key = p;
+        ls[i].value = eq + 1;
+        p += len + 1;
+    }
+    return ls;
+}
+
 reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
 {
-    if (!cfg->addr || !cfg->n_services)
+    if (!cfg->addr || !cfg->n_services || cfg->weight > REG_MAX_WEIGHT)
+        return NULL;
+    reg_label_t *labels = split_labels(cfg->labels, cfg->n_labels);
+    if (cfg->n_labels && !labels)
         return NULL;
     reg_spec_t *s = calloc(1, sizeof(*s));
-    if (!s)
+    if (!s) {
+        free(labels);
         return NULL;
+    }
     s->addr = strdup(cfg->addr);
     s->ttl_s = cfg->ttl_s > 0 ? cfg->ttl_s : 10;
     s->keys = calloc(cfg->n_services, sizeof(char *));
@@ -70,6 +106,8 @@ reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
             .version = cfg->version,
             .methods = svc->methods,
             .n_methods = svc->n_methods,
+            .labels = labels,
+            .n_labels = cfg->n_labels,
             .weight = cfg->weight ? cfg->weight : 1,
         };
         char key[1024];
@@ -81,8 +119,10 @@ reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
         if (!s->keys[i] || !s->values[i])
             goto fail;
     }
+    free(labels);
     return s;
 fail:
+    free(labels);
     reg_spec_free(s);
     return NULL;
 }

@@ -3,11 +3,12 @@
  * registry actor (registry/registry_actor.h): it carries out the effects of the sans-I/O lease
  * machine (registry/lease_sm.h) with the actor's etcd seam and one actor timer.
  *
- * The instance serves one or more services; each gets the key `<prefix>/<service>/<addr>`
- * with the naming-resolver value (registry/instance.h); all keys are written in one txn under
- * one lease (default TTL 10 s, keepalive every TTL/3). A lost lease is replaced and the keys
- * put again. Deregistering deletes the keys in a txn that compares each key's lease with ours
- * (a slow old pod never deletes the keys of a new pod on the same address), then revokes the
+ * The instance serves one or more services; each gets the key `<prefix>/<service>/<addr>` with
+ * the naming-resolver value {"Op":0,"Addr":..,"Metadata":null,"meshd":{node, methods, zone,
+ * weight, version, labels}} (registry/instance.h); all keys are written in one txn under one
+ * lease (default TTL 10 s, keepalive every TTL/3). A lost lease is replaced and the keys put
+ * again. Deregistering deletes the keys in a txn that compares each key's lease with ours (a
+ * slow old pod never deletes the keys of a new pod on the same address), then revokes the
  * lease.
  *
  * Whoever asked for the registration (the sidecar actor) is told what happens through
@@ -32,13 +33,15 @@ typedef struct reg_service {
 
 /** What to register; everything is copied by reg_spec_build. */
 typedef struct reg_registration_cfg {
-    const char *prefix;  /* default REG_DEFAULT_PREFIX */
-    const char *addr;    /* "host:port" callers should use */
-    const char *node;    /* node id */
-    const char *zone;    /* may be NULL */
-    const char *version; /* may be NULL */
-    uint32_t weight;     /* default 1 */
-    int64_t ttl_s;       /* default 10 */
+    const char *prefix;        /* default REG_DEFAULT_PREFIX */
+    const char *addr;          /* "host:port" callers should use */
+    const char *node;          /* node id */
+    const char *zone;          /* may be NULL */
+    const char *version;       /* release label (canaries), may be NULL; never a schema hash */
+    uint32_t weight;           /* default 1 (0 means 1); at most REG_MAX_WEIGHT */
+    const char *const *labels; /* "KEY=VALUE" each (KEY non-empty), n_labels of them */
+    size_t n_labels;
+    int64_t ttl_s; /* default 10 */
     const reg_service_t *services;
     size_t n_services;
 } reg_registration_cfg_t;

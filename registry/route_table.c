@@ -213,14 +213,20 @@ mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b)
     for (size_t i = 0; i < t->n; i++) {
         svc_t *s = &t->svcs[i];
         s->pub.instances = s->inst;
-        for (size_t j = 0; j < s->pub.n_instances; j++)
+        int any_unlisted = 0; /* an instance that does not list its methods may serve any */
+        for (size_t j = 0; j < s->pub.n_instances; j++) {
+            any_unlisted |= !s->inst[j].methods;
             if (s->inst[j].n_methods > 1)
                 qsort((void *)s->inst[j].methods, s->inst[j].n_methods, sizeof(char *), cmp_str);
-        if (s->methods_known) {
+        }
+        if (s->methods_known && !any_unlisted) {
             if (s->pub.n_methods > 1)
                 qsort(s->methods, s->pub.n_methods, sizeof(char *), cmp_str);
             s->pub.methods = (const char *const *)s->methods;
-        } else {
+        } else { /* unknown: the union of the listed names is of no use */
+            for (size_t j = 0; j < s->pub.n_methods; j++)
+                free(s->methods[j]);
+            s->pub.n_methods = 0;
             s->pub.methods = NULL;
         }
     }

@@ -37,7 +37,9 @@ typedef struct mesh_route_service {
     const char *name;                       /* "package.Service" */
     const mesh_route_instance_t *instances; /* n_instances entries */
     size_t n_instances;
-    const char *const *methods; /* sorted method names; NULL when unknown */
+    /* sorted method names; NULL when unknown (also when one instance does not list its
+       methods: that instance may serve any method) */
+    const char *const *methods;
     size_t n_methods;
 } mesh_route_service_t;
 

@@ -140,7 +140,7 @@ static reg_entry_t *entry_new(const char *key, size_t klen, const reg_key_t *k,
         return NULL;
     memset(e, 0, sizeof(*e));
     char *p = (char *)(e + 1);
-    if (in) {
+    if (in && in->methods) { /* NULL stays NULL: methods not listed, the instance serves any */
         e->methods = (const char **)p;
         p += in->n_methods * sizeof(char *);
     }
@@ -171,7 +171,7 @@ static int entry_same(const reg_entry_t *e, const reg_key_t *k, const reg_instan
         memcmp(e->service, k->service, k->service_len) != 0 || strcmp(e->addr, in->addr) != 0 ||
         strcmp(e->node, nz(in->node)) != 0 || strcmp(e->zone, nz(in->zone)) != 0 ||
         strcmp(e->version, nz(in->version)) != 0 || e->weight != in->weight ||
-        e->n_methods != in->n_methods)
+        e->n_methods != in->n_methods || !e->methods != !in->methods)
         return 0;
     for (size_t i = 0; i < in->n_methods; i++)
         if (strcmp(e->methods[i], in->methods[i]) != 0)

@@ -35,6 +35,7 @@ typedef struct reg_entry {
     const char *node;    /* "" when unknown */
     const char *zone;    /* "" when unknown */
     const char *version; /* "" when unknown */
+    /* n_methods names; NULL: not listed (the instance serves any method) */
     const char **methods;
 } reg_entry_t;
 

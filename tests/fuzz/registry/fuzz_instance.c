@@ -4,14 +4,17 @@
  * (registry/view_table.h) they fill.
  *
  * 1. The whole input is parsed as a value and as a key. A parsed value formats and parses back
- *    to the same instance; a parsed key formats back to the same bytes.
+ *    to the same instance (methods "not listed" stay apart from an empty list, labels keep
+ *    their order); a parsed key formats back to the same bytes.
  * 2. The input is then read as a sequence of table operations (put, delete, mark, sweep, clear,
  *    build routes); keys and values are either built from a few input bytes (so that the same
- *    keys recur and most values are well-formed) or taken raw from the input. A small model
+ *    keys recur and most values are well-formed, in every record form: meshd's sibling
+ *    "meshd" object, meshd's data inside "Metadata", and no meshd data as other tools write
+ *    it) or taken raw from the input. A small model
  *    kept by the harness says which keys the table must hold, valid or not, at which
  *    mod_revision; after every operation the table must agree with it and with its own
  *    counters (entries, valid entries, bytes, buckets), and routes built from it must hold
- *    every valid instance.
+ *    every valid instance; an instance that does not list its methods is routed any method.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -73,25 +76,38 @@ static void check_value(const char *val, size_t len)
     if (st != REG_VALUE_OK)
         return;
     const reg_instance_t *in = &v.inst;
-    if (!in->addr || !in->addr[0] || strchr(in->addr, '/') || in->weight > 1000000 ||
-        in->n_methods > 64 || (in->n_methods && !in->methods))
+    if (!in->addr || !in->addr[0] || strchr(in->addr, '/') || in->weight > REG_MAX_WEIGHT ||
+        in->n_methods > REG_MAX_METHODS || (in->n_methods && !in->methods) ||
+        (in->n_labels && !in->labels) || v.form > REG_VALUE_FORM_METADATA ||
+        (v.form == REG_VALUE_FORM_PLAIN && (in->methods || in->n_labels || in->node)))
         abort();
     for (size_t i = 0; i < in->n_methods; i++)
         if (!in->methods[i] || !in->methods[i][0])
             abort();
+    for (size_t i = 0; i < in->n_labels; i++)
+        if (!in->labels[i].key || !in->labels[i].key[0] || !in->labels[i].value)
+            abort();
     char *s = reg_value_format(in);
     if (s) {
         reg_value_t w;
-        if (reg_value_parse(s, strlen(s), &w) != REG_VALUE_OK)
+        if (reg_value_parse(s, strlen(s), &w) != REG_VALUE_OK || w.form != REG_VALUE_FORM_MESHD)
             abort();
         const reg_instance_t *b = &w.inst;
         if (strcmp(in->addr, b->addr) != 0 || !same_str(in->node, b->node) ||
             !same_str(in->zone, b->zone) || !same_str(in->version, b->version) ||
-            norm_weight(in->weight) != norm_weight(b->weight) || in->n_methods != b->n_methods)
+            !same_str(in->schema, b->schema) || norm_weight(in->weight) != norm_weight(b->weight) ||
+            !in->methods != !b->methods || in->n_methods != b->n_methods ||
+            in->n_labels != b->n_labels)
             abort();
         for (size_t i = 0; i < in->n_methods; i++)
             if (strcmp(in->methods[i], b->methods[i]) != 0)
                 abort();
+        for (size_t i = 0; i < in->n_labels; i++)
+            if (strcmp(in->labels[i].key, b->labels[i].key) != 0 ||
+                strcmp(in->labels[i].value, b->labels[i].value) != 0)
+                abort();
+        if (!strstr(s, "\"Metadata\":null,\"meshd\":{")) /* what grpc-go's resolver can read */
+            abort();
         reg_value_release(&w);
         free(s);
     }
@@ -187,13 +203,13 @@ static size_t make_key(rd_t *r, char *out)
     return raw(r, out, MAX_KEY);
 }
 
-/* A value built from a few bytes (mostly well-formed) or raw bytes. */
+/* A value built from a few bytes (mostly well-formed, in every record form) or raw bytes. */
 static size_t make_value(rd_t *r, char *out)
 {
     uint8_t sel = u8(r);
     if ((sel & 3) == 0)
         return raw(r, out, MAX_VALUE - 1);
-    uint8_t a = u8(r), b = u8(r), c = u8(r);
+    uint8_t a = u8(r), b = u8(r), c = u8(r), d = u8(r);
     static const char *const ops[] = {"", "\"Op\":0,", "\"Op\":1,", "\"Op\":2,"};
     static const char *const meths[] = {
         "",
@@ -215,12 +231,42 @@ static size_t make_value(rd_t *r, char *out)
         ",\"weight\":1000000",
         ",\"weight\":1.5",
     };
-    int n =
-        snprintf(out, MAX_VALUE,
-                 "{%s\"Addr\":\"10.0.%u.%u:%u\",\"Metadata\":{\"node\":\"n%u\",\"zone\":\"%s\""
-                 "%s%s,\"version\":\"v%u\"}}",
-                 ops[(sel >> 2) & 3], a & 3, b & 7, 5000u + (c & 1), (a >> 2) & 3,
-                 (a & 0x10) ? "" : "z1", meths[(b >> 3) & 7], weights[(c >> 1) & 7], (c >> 4) & 3);
+    static const char *const labels[] = {
+        "",
+        ",\"labels\":{}",
+        ",\"labels\":{\"team\":\"core\"}",
+        ",\"labels\":{\"b\":\"2\",\"a\":\"\",\"x.io/c\":\"3\"}",
+        ",\"labels\":{\"a\":1}",
+        ",\"labels\":[\"a=b\"]",
+        ",\"labels\":{\"\":\"x\"}",
+        ",\"schema\":\"sha256:01\"",
+    };
+    /* Where the data goes: the sibling object (what meshd writes now), inside Metadata (what it
+       wrote before), both (the sibling wins), or nowhere (other tools: no Metadata, {}, null, a
+       string, "meshd":null). */
+    static const char *const forms[] = {
+        "\"Metadata\":null,\"meshd\":%s",
+        "\"Metadata\":%s",
+        "\"Metadata\":{\"x\":1},\"meshd\":%s",
+        "\"Metadata\":%s,\"meshd\":{}",
+        "\"Metadata\":null",
+        "\"Metadata\":{}",
+        "\"Metadata\":\"opaque\"",
+        "\"meshd\":null",
+    };
+    char md[320];
+    snprintf(md, sizeof(md), "{\"node\":\"n%u\",\"zone\":\"%s\"%s%s,\"version\":\"v%u\"%s}",
+             (a >> 2) & 3, (a & 0x10) ? "" : "z1", meths[(b >> 3) & 7], weights[(c >> 1) & 7],
+             (c >> 4) & 3, labels[d & 7]);
+    char data[384];
+    const char *form = forms[(d >> 3) & 7];
+    if (strstr(form, "%s"))
+        snprintf(data, sizeof(data), form, md);
+    else
+        snprintf(data, sizeof(data), "%s", form);
+    int n = snprintf(out, MAX_VALUE, "{%s\"Addr\":\"10.0.%u.%u:%u\"%s%s}", ops[(sel >> 2) & 3],
+                     a & 3, b & 7, 5000u + (c & 1), (d & 0xc0) == 0xc0 ? "" : ",",
+                     (d & 0xc0) == 0xc0 ? "" : data);
     return n < 0 ? 0 : (size_t)n;
 }
 
@@ -239,7 +285,8 @@ static void check_table(const reg_table_t *t, const model_t *m)
                 abort();
             if (e->valid) {
                 nv++;
-                if (!e->service[0] || !e->addr[0] || strchr(e->service, '/'))
+                if (!e->service[0] || !e->addr[0] || strchr(e->service, '/') ||
+                    (!e->methods && e->n_methods))
                     abort();
                 for (size_t j = 0; j < e->n_methods; j++)
                     if (!e->methods[j] || !e->methods[j][0])
@@ -293,14 +340,33 @@ static void check_routes(const reg_table_t *t)
                 found |= strcmp(s->instances[j].addr, v[i]->addr) == 0;
             if (!found)
                 abort();
+            /* A listed method is routed to its service; an instance that does not list its
+               methods is routed any method ("Zz" is in no generated list), and serves it.
+               Entries of one service with the same Addr are one instance: it lists methods
+               when any of them does. */
+            int unlisted = 1;
+            for (size_t j = i; j > 0 && strcmp(v[j - 1]->service, v[i]->service) == 0 &&
+                               strcmp(v[j - 1]->addr, v[i]->addr) == 0;
+                 j--)
+                unlisted &= !v[j - 1]->methods;
+            for (size_t j = i; j < n && strcmp(v[j]->service, v[i]->service) == 0 &&
+                               strcmp(v[j]->addr, v[i]->addr) == 0;
+                 j++)
+                unlisted &= !v[j]->methods;
+            const char *m = v[i]->n_methods ? v[i]->methods[0] : "Zz";
             char path[256];
-            int pl = snprintf(path, sizeof(path), "/%s/%s", v[i]->service,
-                              v[i]->n_methods ? v[i]->methods[0] : "Get");
+            int pl = snprintf(path, sizeof(path), "/%s/%s", v[i]->service, m);
             const mesh_route_service_t *got = NULL;
             if (pl > 0 && (size_t)pl < sizeof(path)) {
                 mesh_route_status_t st = mesh_routes_lookup(rt, path, (size_t)pl, &got);
-                if (v[i]->n_methods && (st != MESH_ROUTE_FOUND || got != s))
+                if ((v[i]->n_methods || unlisted) && (st != MESH_ROUTE_FOUND || got != s))
                     abort();
+                if (unlisted && s->methods)
+                    abort(); /* the service's method set must be unknown too */
+                for (size_t j = 0; j < s->n_instances; j++)
+                    if (strcmp(s->instances[j].addr, v[i]->addr) == 0 && unlisted &&
+                        !mesh_route_instance_serves(&s->instances[j], m, strlen(m)))
+                        abort();
             }
         }
         mesh_routes_unref(rt);

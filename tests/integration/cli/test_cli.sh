@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/cli/test_cli.sh: the meshd binary's command line as a user meets it:
 # --version, --help, unknown commands and flags (usage, exit 2), config errors with
-# file:line (exit 2), check-config on a good file (exit 0).
+# file:line (exit 2), check-config on a good file (exit 0), the sidecar's registration fields.
 set -u
 meshd=$1
 tmp=$(mktemp -d)
@@ -57,6 +57,43 @@ breaker:
   failures: 3
 YAML
 expect file-good 0 'meshd.test.Echo=127.0.0.1:50051,127.0.0.1:50052' -- "$meshd" check-config "$tmp/good.yaml"
+
+# The sidecar's registration fields (zone, weight, version, labels): bad values name their
+# origin (flag, environment variable, file:line); good ones show in the effective config.
+sc=(sidecar --app 127.0.0.1:1)
+expect label-no-eq 2 "--label: 'team' is not KEY=VALUE" -- "$meshd" "${sc[@]}" --label team
+expect label-bad-key 2 "--label: '-team' is not a label key" -- "$meshd" "${sc[@]}" --label -team=a
+expect label-bad-prefix 2 "--label: 'Example.com/team' is not a label key" -- "$meshd" "${sc[@]}" --label Example.com/team=a
+expect label-bad-value 2 "--label: 'a b' is not a label value" -- "$meshd" "${sc[@]}" --label "team=a b"
+expect label-twice 2 "--label: label 'team' is given twice" -- "$meshd" "${sc[@]}" --label team=a --label team=b
+expect label-env 2 "MESHD_LABEL: 'x' is not KEY=VALUE" -- env MESHD_LABEL="team=a;x" "$meshd" "${sc[@]}"
+expect weight-zero 2 "--weight: 0 is out of range [1, 1000000]" -- "$meshd" "${sc[@]}" --weight 0
+expect weight-word 2 "--weight: 'heavy' is not an integer" -- "$meshd" "${sc[@]}" --weight heavy
+expect zone-space 2 "--zone: 'eu 1' must be 1 to 128 characters without spaces" -- "$meshd" "${sc[@]}" --zone "eu 1"
+expect version-empty 2 "--version: '' must be 1 to 128 characters" -- "$meshd" "${sc[@]}" --version ""
+expect label-proxy 2 "--label: unknown option" -- "$meshd" proxy --label a=b
+expect help-sidecar 0 "--label KEY=VALUE" -- "$meshd" help sidecar
+cat >"$tmp/labels.yaml" <<'YAML'
+app: 127.0.0.1:1
+zone: eu-1a
+label:
+  team: core
+  "Bad Key": x
+YAML
+expect file-label 2 "labels.yaml:5: label: 'Bad Key' is not a label key" -- "$meshd" check-config "$tmp/labels.yaml"
+cat >"$tmp/fields.yaml" <<'YAML'
+app: 127.0.0.1:1
+zone: eu-1a
+weight: 7
+version: 2.1.0-canary
+label:
+  team: core
+  app.kubernetes.io/tier: gold
+YAML
+expect file-fields 0 'label: ["team=core", "app.kubernetes.io/tier=gold"]' -- "$meshd" check-config "$tmp/fields.yaml"
+expect file-fields-version 0 'version: "2.1.0-canary"' -- "$meshd" check-config "$tmp/fields.yaml"
+printf 'app: 127.0.0.1:1\nlabel: [team=core, tier=gold]\n' >"$tmp/list.yaml"
+expect file-label-list 0 'label: ["team=core", "tier=gold"]' -- "$meshd" check-config "$tmp/list.yaml"
 
 # The config embedded in the Kubernetes example stays valid as options evolve.
 manifests=$(dirname "$0")/../../../deploy/kubernetes

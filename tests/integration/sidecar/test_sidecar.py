@@ -175,12 +175,13 @@ def case_register(env, kind):
     sc = env.start_sidecar(app.addr, kind)
     k = wait_registered(env, sc, ["meshd.test.Echo", "meshd.test.Other"])
     v = k[key_of("meshd.test.Echo", sc.addr)]
-    check(v["Op"] == 0 and v["Addr"] == sc.addr, "value is the naming resolver's JSON: %s" % v)
-    methods = sorted(v["Metadata"]["methods"])
+    check(v["Op"] == 0 and v["Addr"] == sc.addr and v["Metadata"] is None,
+          "value is the naming resolver's JSON (Metadata null): %s" % v)
+    methods = sorted(v["meshd"]["methods"])
     check(methods == sorted(["Unary", "ServerStream", "ClientStream", "Bidi", "Stats",
                              "SetHealth"]), "Echo methods registered: %s" % methods)
     check(v2 := k[key_of("meshd.test.Other", sc.addr)], "Other registered")
-    check(v2["Metadata"]["methods"] == ["Ping"], "Other's method: %s" % v2["Metadata"]["methods"])
+    check(v2["meshd"]["methods"] == ["Ping"], "Other's method: %s" % v2["meshd"]["methods"])
     check(not any("grpc.health" in x or "reflection" in x for x in k), "no health/reflection keys")
     st, body = probe(sc.probe, "/readyz")
     check(st == 200 and body["ready"], "/readyz 200: %s" % body)
@@ -213,7 +214,7 @@ def case_descriptor_set(env):
     sc = env.start_sidecar(app.addr, "desc", extra=["--descriptor-set", desc])
     wait_registered(env, sc, ["meshd.test.Echo", "meshd.test.Other"])
     k = env.keys()
-    methods = k[key_of("meshd.test.Echo", sc.addr)]["Metadata"]["methods"]
+    methods = k[key_of("meshd.test.Echo", sc.addr)]["meshd"]["methods"]
     check("Unary" in methods and "Bidi" in methods, "methods from the set: %s" % methods)
     st, body = probe(sc.probe, "/readyz")
     check(st == 200, "/readyz 200 with a descriptor set: %s" % body)

@@ -45,9 +45,9 @@ static void test_values(void)
                          .weight = 3};
     char *s = reg_value_format(&in);
     CHECK(s);
-    CHECK(strcmp(s, "{\"Op\":0,\"Addr\":\"127.0.0.1:5000\",\"Metadata\":{\"node\":\"n1\","
-                    "\"methods\":[\"Get\",\"Put\"],\"zone\":\"z1\",\"weight\":3,\"version\":"
-                    "\"1.2.3\"}}") == 0);
+    CHECK(strcmp(s, "{\"Op\":0,\"Addr\":\"127.0.0.1:5000\",\"Metadata\":null,\"meshd\":{"
+                    "\"node\":\"n1\",\"methods\":[\"Get\",\"Put\"],\"zone\":\"z1\",\"weight\":3,"
+                    "\"version\":\"1.2.3\"}}") == 0);
     reg_value_t v;
     CHECK(reg_value_parse(s, strlen(s), &v) == REG_VALUE_OK);
     CHECK(strcmp(v.inst.addr, "127.0.0.1:5000") == 0 && strcmp(v.inst.node, "n1") == 0);
