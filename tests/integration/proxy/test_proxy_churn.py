@@ -56,8 +56,8 @@ CLIENTS = 4     # client threads (each its own channel: connections on both work
 # also keeps a descriptor, which the exact descriptor check catches. What a clean proxy shows:
 # the allocators keep some freed memory (glibc's arenas: malloc_stats showed 3.1 MB in use
 # against 17.9 MB held, and in-use bytes within 0.1 MB across three rounds), so RSS ends
-# between -0.4 and +2.9 MB of the start over the runs recorded in docs/transport.md. 4 MiB
-# sits between the two.
+# between 0 and +2.9 MB of the start over the runs recorded in docs/transport.md ("Endpoint
+# churn"). 4 MiB sits between the two.
 RSS_MARGIN = 4 * 1024 * 1024
 
 
