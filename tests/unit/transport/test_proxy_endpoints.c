@@ -7,7 +7,8 @@
  *   gracefully (the server gets a GOAWAY) and its endpoint is removed; the remaining instance
  *   keeps serving; listing the address again brings it back.
  * - An instance that leaves while a call to it is in flight: the call completes normally
- *   (nothing reset); only then are its connection and endpoint gone.
+ *   (nothing reset) on its connection, which takes no new call; listed again meanwhile, the
+ *   endpoint is the same one and new calls open a new connection; the old one closes.
  * - Churn: 1,000 distinct instances (addresses on 127.0.0.0/8, one server on 0.0.0.0), each
  *   in one table and called once: afterwards the worker holds exactly the endpoints and
  *   connections of the last table, and the server has no connection from a churned one.
@@ -167,7 +168,11 @@ static void test_removed_in_flight(void)
     CHECK_EQ(st.upstream_conns_open, 2);
     CHECK_EQ(echo_server_open_conns(a), 1);
 
-    /* The call completes normally; then a's connection and endpoint go. */
+    /* Listed again (by another service) while its call is in flight: the same endpoint. */
+    proxy_thread_set_routes(&px, routes_of("t.Svc", one_b, 1, "t.Other", one_a[0]));
+    CHECK_EQ(proxy_thread_stats(&px).endpoints, 2);
+
+    /* The call completes normally on its retired connection. */
     echo_server_release(a);
     h2_call_t *calls[] = {&held};
     CHECK(h2_client_wait(&c, calls, 1, 10000) == 0);
@@ -176,9 +181,17 @@ static void test_removed_in_flight(void)
     CHECK_EQ(held.rst_error, 0);
     h2_call_free(&held);
     h2_client_close(&c);
+    /* New calls to a use a new connection; the retired one closes. */
+    echo_server_set_mode(a, ECHO_MODE_NORMAL, 0);
+    CHECK_EQ(call_once(px.port, "/t.Other/Echo", NULL, 0), 0);
+    CHECK_EQ(echo_server_conns(a), 2);
+    wait_held(&px, 2, 2, a, 1);
+
+    /* Gone from the table for good: its connection and endpoint go. */
+    proxy_thread_set_routes(&px, routes_of("t.Svc", one_b, 1, NULL, NULL));
     wait_held(&px, 1, 1, a, 0);
     CHECK_EQ(echo_server_cancels(a), 0); /* nothing in flight was reset */
-    CHECK(echo_server_goaways(a) >= 1);
+    CHECK(echo_server_goaways(a) >= 2);
     proxy_thread_stop(&px);
     echo_server_stop(a);
     echo_server_stop(b);
