@@ -159,7 +159,8 @@ struct pxy_stream {
     pxy_us_conn_t *us; /* NULL when not attached upstream */
     int32_t us_id;     /* -1 while waiting for the connection */
     pxy_link_t us_link;
-    pxy_endpoint_t *ep;
+    pxy_endpoint_t *ep;    /* the chosen endpoint; dereference only while attached (us set):
+                              the connection holds it, nothing else does */
     mesh_routes_t *routes; /* reference held for the call */
     const mesh_route_service_t *svc;
     mesh_h2_source_t req;  /* client -> upstream bytes */
