@@ -83,6 +83,11 @@ static const opt_t opts[] = {
     {"drain-timeout", OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
      "on SIGTERM, how long in-flight calls may take to finish"},
 
+    /* upstream names (transport/upstream_pool.c) */
+    {"dns-refresh", OPT_DUR, F(dns_refresh_ms), "30s", DP, 100, INT32_MAX, NULL,
+     "how often an upstream host name is resolved again (off the worker loops), so routes "
+     "follow DNS"},
+
     {"etcd", OPT_LIST, F(etcd), NULL, ALL, 0, 0, NULL, "etcd endpoint URLs (comma-separated)"},
     {"etcd-prefix", OPT_STR, F(etcd_prefix), "meshd/services", ALL, 0, 0, NULL,
      "key prefix of service instances"},

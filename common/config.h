@@ -47,6 +47,9 @@ typedef struct mesh_config {
     int64_t keepalive_timeout_ms;
     int64_t drain_timeout_ms;
 
+    /* upstream names (transport/upstream_pool.c) */
+    int64_t dns_refresh_ms; /* how often a resolved upstream name is looked up again */
+
     /* registry (etcd) */
     mesh_config_list_t etcd; /* endpoint URLs */
     char *etcd_prefix;

@@ -496,6 +496,7 @@ int mesh_node_listen(mesh_node_t *n)
     pc->connect_timeout_ms = (uint64_t)cfg->connect_timeout_ms;
     pc->keepalive_interval_ms = (uint64_t)cfg->keepalive_interval_ms;
     pc->keepalive_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms;
+    pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
     for (int i = 0; i < n->nworkers; i++) {
         node_wk_t *w = &n->wk[i];
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */

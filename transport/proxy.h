@@ -85,6 +85,17 @@ typedef struct mesh_proxy_config {
      * core's worth of parsing; a limit spreads the calls, at some cost in latency variance
      * (docs/benchmarks.md). */
     uint32_t upstream_streams_per_conn;
+    /* Upstream names ("host:port" with a host name) are resolved on libuv's thread pool, never
+     * on the worker's loop (numeric addresses are parsed at once): at most one lookup per
+     * endpoint per worker at a time. An endpoint is not live until its name resolved. A
+     * resolved name is looked up again every dns_refresh_ms (default 30000), so a route follows
+     * DNS: new connections go to the new address, pooled ones to the old address close once
+     * their calls finished. A failed lookup is retried after dns_retry_initial_ms (default
+     * 1000), doubling up to dns_retry_max_ms (default 30000, never beyond dns_refresh_ms); a
+     * name that resolved before keeps its last address meanwhile. */
+    uint64_t dns_refresh_ms;
+    uint64_t dns_retry_initial_ms;
+    uint64_t dns_retry_max_ms;
     int worker_index; /* for logs */
     /* Where calls go when the routing table has no entry for their service (the sidecar
      * forwards every call to its app this way); NULL: such calls get UNIMPLEMENTED. */
@@ -99,6 +110,9 @@ typedef struct mesh_proxy_stats {
     uint64_t retries;        /* calls re-sent to another endpoint */
     uint64_t upstream_conns; /* upstream connections opened */
     uint64_t client_conns;   /* client connections accepted */
+    /* gauges */
+    uint64_t endpoints;           /* upstream endpoints held (by a table or by their calls) */
+    uint64_t upstream_conns_open; /* upstream connections open or closing */
 } mesh_proxy_stats_t;
 
 typedef struct mesh_proxy_worker mesh_proxy_worker_t;
@@ -114,7 +128,8 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w);
 
 /**
  * Installs a routing table: takes ownership of one reference and drops the previous table.
- * Calls in flight keep the endpoints they already chose.
+ * Calls in flight keep the endpoints they already chose; an endpoint no table lists any more
+ * is removed once its calls finished, and its pooled connections are closed as they go idle.
  */
 void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes);
 

@@ -93,26 +93,48 @@ struct pxy_ds_conn {
 struct pxy_us_conn {
     mesh_h2_conn_t h2; /* first */
     mesh_proxy_worker_t *w;
-    pxy_endpoint_t *ep; /* NULL once the endpoint is gone */
-    pxy_link_t link;    /* in ep->conns */
+    pxy_endpoint_t *ep; /* held until the connection closed; NULL once the worker is freed */
+    pxy_link_t link;    /* in ep->conns, or in ep->retired once retired */
     pxy_link_t streams; /* pxy_stream_t.us_link: submitted or waiting for the connect */
     size_t n_streams;
     uv_connect_t creq;
     int connected;
     int goaway;
+    int retired;          /* takes no new calls; closed once its last call detached */
     pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
     char name[96];
 };
 
-/** One upstream address, its pool and its health. */
+/** Name resolution of one hostname endpoint (numeric addresses have none): one lookup at a
+ *  time on libuv's thread pool, then a timer for the retry or the refresh. Allocated apart
+ *  from the endpoint, so the endpoint can go while a lookup is still running. */
+typedef struct pxy_resolver {
+    uv_getaddrinfo_t req;
+    uv_timer_t timer;
+    mesh_proxy_worker_t *w;
+    pxy_endpoint_t *ep; /* NULL once the endpoint is gone */
+    char host[256];
+    char port[8];
+    int in_flight;     /* a lookup is on the thread pool */
+    int timer_closed;  /* the timer's close callback ran (only after detaching) */
+    uint64_t retry_ms; /* the next retry's delay after a failure */
+} pxy_resolver_t;
+
+/** One upstream address, its pool and its health. Referenced by the routing state that lists
+ *  it (refs) and by its connections until they closed (n_held); freed when both are zero. */
 struct pxy_endpoint {
     char *addr;
     struct sockaddr_storage sa;
-    int resolved;        /* 1 ok, -1 failed */
+    int resolved;        /* 1 has an address; 0 name not resolved yet; -1 lookup failed */
+    int res_err;         /* the last lookup's libuv error (UV_EAI_*), 0 when it succeeded */
     uint64_t down_until; /* loop time (ms) before which round robin skips it */
     uint64_t backoff_ms;
-    pxy_link_t conns;
-    size_t n_conns;
+    uint32_t refs;       /* table references: pxy_endpoint_get/pxy_endpoint_release */
+    uint32_t n_held;     /* connections pointing here, from open until closed */
+    pxy_link_t conns;    /* usable connections (pxy_us_conn_t.link) */
+    size_t n_conns;      /* in conns; at most max_upstream_conns */
+    pxy_link_t retired;  /* connections finishing their calls, taking no new ones */
+    pxy_resolver_t *res; /* hostname endpoints only */
     pxy_endpoint_t *hnext;
     pxy_link_t all; /* in w->endpoints */
 };
@@ -137,7 +159,8 @@ struct pxy_stream {
     pxy_us_conn_t *us; /* NULL when not attached upstream */
     int32_t us_id;     /* -1 while waiting for the connection */
     pxy_link_t us_link;
-    pxy_endpoint_t *ep;
+    pxy_endpoint_t *ep;    /* the chosen endpoint; dereference only while attached (us set):
+                              the connection holds it, nothing else does */
     mesh_routes_t *routes; /* reference held for the call */
     const mesh_route_service_t *svc;
     mesh_h2_source_t req;  /* client -> upstream bytes */
@@ -195,6 +218,8 @@ struct mesh_proxy_worker {
     pxy_endpoint_t **svc_eps; /* the endpoint arrays of svc, in one allocation */
     pxy_endpoint_t **ep_hash;
     size_t ep_hash_size;
+    size_t n_endpoints;
+    size_t n_us_open; /* upstream connections from open until closed */
     pxy_link_t endpoints;
     pxy_link_t ds_conns;
     size_t n_ds_conns;
@@ -220,14 +245,25 @@ mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
 
 /* upstream_pool.c */
 /** The endpoint of addr, created if needed, with one more table reference (drop it with
- *  pxy_endpoint_release when the routing state that holds it goes away). */
+ *  pxy_endpoint_release when the routing state that holds it goes away). A numeric address is
+ *  parsed at once; a name is resolved off the loop (the endpoint is not live until it is). */
 pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr);
-/** Drops one table reference taken by pxy_endpoint_get. */
+/** Drops one table reference taken by pxy_endpoint_get. The last one retires the endpoint's
+ *  connections (each closes once its calls finished) and frees it when none is left. */
 void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep);
 void pxy_endpoints_free(mesh_proxy_worker_t *w);
-int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep);
+/** Whether round robin may pick ep: it has an address and is not backing off. (Per call.) */
+static inline int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep)
+{
+    return ep->resolved > 0 && ep->down_until <= uv_now(w->loop);
+}
+/** When ep has no address because of its name, writes why ("upstream H:P is being resolved",
+ *  "cannot resolve upstream H:P: ...") into buf and returns 1; else 0. */
+int pxy_endpoint_unresolved(const pxy_endpoint_t *ep, char *buf, size_t len);
 /** Attaches ps to a pooled connection of ep (opening one if needed). 0 or -1. */
 int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t *ps);
+/** The last call of a retired connection detached: close it gracefully. */
+void pxy_us_conn_retired_idle(pxy_us_conn_t *u);
 void pxy_us_close_all(mesh_proxy_worker_t *w);
 
 /* proxy_stream.c */

@@ -315,11 +315,13 @@ void pxy_streams_free_pool(mesh_proxy_worker_t *w)
 
 static void detach_us(pxy_stream_t *ps)
 {
-    if (!ps->us)
+    pxy_us_conn_t *u = ps->us;
+    if (!u)
         return;
     pxy_list_remove(&ps->us_link);
-    ps->us->n_streams--;
     ps->us = NULL;
+    if (--u->n_streams == 0 && u->retired)
+        pxy_us_conn_retired_idle(u); /* its endpoint left the table: close it now */
 }
 
 static void detach_ds(pxy_stream_t *ps)
@@ -468,6 +470,18 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     return NULL;
 }
 
+/* When an instance of the call's service that serves its method has no address because of
+ * its name, says why in buf (for the UNAVAILABLE message; not on the per-call path). */
+static int unresolved_instance(pxy_stream_t *ps, char *buf, size_t len)
+{
+    pxy_svc_t *s = svc_state(ps);
+    for (size_t k = 0; s && k < s->n; k++)
+        if (mesh_route_instance_serves(s->insts[k], ps->method_str, (size_t)ps->method_len) &&
+            pxy_endpoint_unresolved(s->eps[k], buf, len))
+            return 1;
+    return 0;
+}
+
 /* Attaches ps upstream on a live endpoint other than exclude, or fails it. */
 static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const char *why)
 {
@@ -475,13 +489,20 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
         pxy_endpoint_t *ep = pick_endpoint(ps, exclude);
         if (!ep) {
             ps->final_status = MESH_PROXY_STATUS_CONN_ERROR;
+            char name[160];
             if (why)
                 pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE,
                                 "meshd: %s; no other live instance of %.*s", why, ps->svc_len,
                                 ps->svc_str);
+            else if (ps->default_route && ps->w->default_ep &&
+                     pxy_endpoint_unresolved(ps->w->default_ep, name, sizeof(name)))
+                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: %s", name);
             else if (ps->default_route)
                 pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: upstream %s is down",
                                 ps->w->default_upstream);
+            else if (unresolved_instance(ps, name, sizeof(name)))
+                pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: no live instance of %.*s: %s",
+                                ps->svc_len, ps->svc_str, name);
             else
                 pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: no live instance of %.*s",
                                 ps->svc_len, ps->svc_str);

@@ -168,7 +168,15 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(backoff_initial_ms, 200);
     DEF(backoff_max_ms, 10000);
     DEF(max_upstream_conns, 8);
+    DEF(dns_refresh_ms, 30000);
+    DEF(dns_retry_initial_ms, 1000);
+    DEF(dns_retry_max_ms, 30000);
 #undef DEF
+    /* A failing name is retried at least as often as a good one is refreshed. */
+    if (c->dns_retry_max_ms > c->dns_refresh_ms)
+        c->dns_retry_max_ms = c->dns_refresh_ms;
+    if (c->dns_retry_max_ms < c->dns_retry_initial_ms)
+        c->dns_retry_max_ms = c->dns_retry_initial_ms;
     if (c->stream_buffer < 16384)
         c->stream_buffer = 16384;
     if (c->stream_buffer > (1u << 30))
@@ -371,6 +379,8 @@ void mesh_proxy_worker_set_filter(mesh_proxy_worker_t *w, const mesh_proxy_filte
 void mesh_proxy_worker_stats(const mesh_proxy_worker_t *w, mesh_proxy_stats_t *out)
 {
     *out = w->stats;
+    out->endpoints = w->n_endpoints;
+    out->upstream_conns_open = w->n_us_open;
 }
 
 void mesh_proxy_worker_free(mesh_proxy_worker_t *w)

@@ -10,6 +10,19 @@
  * marks the endpoint down for a backoff that doubles up to backoff_max_ms; round robin skips
  * it meanwhile, and the calls that waited for that connection are retried on another
  * instance (they never reached an application).
+ *
+ * Lifetime: the routing state holds table references (pxy_endpoint_get/release; the default
+ * upstream holds its own), and each connection holds its endpoint until it closed. When the
+ * last table reference goes, the endpoint's connections are retired: they take no new calls,
+ * and each closes (GOAWAY, then close once written) when its last call detached, so nothing
+ * in flight is reset. The endpoint is freed when no reference and no connection is left; the
+ * same address listed again before that revives it.
+ *
+ * Names: a numeric address is parsed at once. A host name is resolved by uv_getaddrinfo on
+ * libuv's thread pool, completing on the worker's loop; the endpoint is not live until then.
+ * One lookup per endpoint at a time; a failure is retried with a doubling delay; a success is
+ * refreshed every dns_refresh_ms. When the address changes, new connections go to the new one
+ * and the pooled ones are retired like above. A failed refresh keeps the last address.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -17,10 +30,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/addr.h"
 #include "common/log.h"
 #include "transport/proxy_internal.h"
 
 #define ACTOR "proxy"
+
+/* res_err of an address that is not HOST:PORT (never retried). */
+#define PXY_EADDR 1
 
 static size_t hash_str(const char *s)
 {
@@ -30,46 +47,223 @@ static size_t hash_str(const char *s)
     return h;
 }
 
-/* Resolves "host:port" / "[v6]:port"; numeric first, then the system resolver (called when
- * a routing table is installed, not per call). */
-static int resolve(const char *addr, struct sockaddr_storage *out)
+static void us_retire(pxy_us_conn_t *u);
+
+/* ---- name resolution ------------------------------------------------------------------------ */
+
+static void res_start(pxy_resolver_t *r);
+
+static void res_on_timer(uv_timer_t *t)
 {
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr)
-        return -1;
-    size_t hl = (size_t)(colon - addr);
-    const char *h = addr;
-    if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-        h = addr + 1;
-        hl -= 2;
+    res_start(t->data);
+}
+
+/* Frees a detached resolver once its lookup returned and its timer closed. */
+static void res_maybe_free(pxy_resolver_t *r)
+{
+    if (r->ep || r->in_flight || !r->timer_closed)
+        return;
+    mesh_proxy_worker_t *w = r->w;
+    free(r);
+    pxy_worker_handle_closed(w);
+}
+
+static void res_on_timer_closed(uv_handle_t *h)
+{
+    pxy_resolver_t *r = h->data;
+    r->timer_closed = 1;
+    res_maybe_free(r);
+}
+
+/* The endpoint goes: its resolver finishes on its own (a running lookup cannot be stopped). */
+static void res_detach(pxy_resolver_t *r)
+{
+    r->ep = NULL;
+    if (r->in_flight)
+        uv_cancel((uv_req_t *)&r->req); /* fails harmlessly when the lookup already runs */
+    uv_close((uv_handle_t *)&r->timer, res_on_timer_closed);
+}
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+    if (a->ss_family != b->sa_family)
+        return 0;
+    if (b->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
     }
-    if (hl >= sizeof(host))
+    if (b->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return 0;
+}
+
+/* A lookup finished (on the worker's loop): take the address, schedule the next lookup. */
+static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+    pxy_resolver_t *r = req->data;
+    r->in_flight = 0;
+    pxy_endpoint_t *ep = r->ep;
+    if (!ep) {
+        uv_freeaddrinfo(ai);
+        res_maybe_free(r);
+        return;
+    }
+    mesh_proxy_worker_t *w = r->w;
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = ai; a; a = a->ai_next) {
+        if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+            continue;
+        if (!pick)
+            pick = a;
+        if (ep->resolved > 0 && same_addr(&ep->sa, a->ai_addr)) {
+            pick = a; /* still among the answers (DNS may rotate them): keep it */
+            break;
+        }
+    }
+    uint64_t next_ms;
+    if (status == 0 && pick) {
+        char was[64] = "", now[64];
+        mesh_addr_format(pick->ai_addr, now, sizeof(now));
+        if (ep->resolved > 0 && !same_addr(&ep->sa, pick->ai_addr)) {
+            mesh_addr_format((const struct sockaddr *)&ep->sa, was, sizeof(was));
+            mesh_info(ACTOR,
+                      "worker %d: upstream %s now resolves to %s (was %s): %zu pooled "
+                      "connection(s) retire",
+                      w->cfg.worker_index, ep->addr, now, was, ep->n_conns);
+            while (!pxy_list_empty(&ep->conns))
+                us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
+            ep->down_until = 0;
+            ep->backoff_ms = w->cfg.backoff_initial_ms;
+        } else if (ep->resolved <= 0) {
+            mesh_info(ACTOR, "worker %d: upstream %s resolved to %s", w->cfg.worker_index, ep->addr,
+                      now);
+        }
+        memset(&ep->sa, 0, sizeof(ep->sa));
+        memcpy(&ep->sa, pick->ai_addr, pick->ai_addrlen);
+        ep->resolved = 1;
+        ep->res_err = 0;
+        r->retry_ms = w->cfg.dns_retry_initial_ms;
+        next_ms = w->cfg.dns_refresh_ms;
+    } else {
+        ep->res_err = status < 0 ? status : UV_EAI_NODATA;
+        next_ms = r->retry_ms;
+        r->retry_ms *= 2;
+        if (r->retry_ms > w->cfg.dns_retry_max_ms)
+            r->retry_ms = w->cfg.dns_retry_max_ms;
+        if (ep->resolved > 0) {
+            mesh_warn(ACTOR,
+                      "worker %d: cannot resolve upstream %s again (%s): keeping its last "
+                      "address; retrying in %llu ms",
+                      w->cfg.worker_index, ep->addr, uv_strerror(ep->res_err),
+                      (unsigned long long)next_ms);
+        } else {
+            ep->resolved = -1;
+            mesh_warn(ACTOR, "worker %d: cannot resolve upstream %s (%s); retrying in %llu ms",
+                      w->cfg.worker_index, ep->addr, uv_strerror(ep->res_err),
+                      (unsigned long long)next_ms);
+        }
+    }
+    uv_freeaddrinfo(ai);
+    if (ep->refs > 0 && !w->freeing)
+        uv_timer_start(&r->timer, res_on_timer, next_ms, 0);
+}
+
+/* Starts a lookup unless one runs. */
+static void res_start(pxy_resolver_t *r)
+{
+    if (r->in_flight || !r->ep)
+        return;
+    mesh_proxy_worker_t *w = r->w;
+    uv_timer_stop(&r->timer);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    r->req.data = r;
+    int rv = uv_getaddrinfo(w->loop, &r->req, res_on_done, r->host, r->port, &hints);
+    if (rv < 0) {
+        /* Not started (no callback comes): count it as a failed lookup. */
+        r->ep->res_err = rv;
+        if (r->ep->resolved == 0)
+            r->ep->resolved = -1;
+        mesh_warn(ACTOR, "worker %d: cannot start resolving upstream %s: %s", w->cfg.worker_index,
+                  r->ep->addr, uv_strerror(rv));
+        uv_timer_start(&r->timer, res_on_timer, r->retry_ms, 0);
+        return;
+    }
+    r->in_flight = 1;
+}
+
+/* Gives a hostname endpoint its resolver and starts the first lookup. 0 or -1. */
+static int res_new(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *host, int port)
+{
+    pxy_resolver_t *r = calloc(1, sizeof(*r));
+    if (!r)
         return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+    r->w = w;
+    r->ep = ep;
+    snprintf(r->host, sizeof(r->host), "%s", host);
+    snprintf(r->port, sizeof(r->port), "%d", port);
+    r->retry_ms = w->cfg.dns_retry_initial_ms;
+    uv_timer_init(w->loop, &r->timer);
+    uv_unref((uv_handle_t *)&r->timer); /* a refresh alone does not keep the loop alive */
+    r->timer.data = r;
+    w->n_handles++; /* until res_maybe_free */
+    ep->res = r;
+    res_start(r);
+    return 0;
+}
+
+int pxy_endpoint_unresolved(const pxy_endpoint_t *ep, char *buf, size_t len)
+{
+    if (ep->resolved > 0)
+        return 0;
+    if (ep->res_err == PXY_EADDR)
+        snprintf(buf, len, "upstream %s is not HOST:PORT", ep->addr);
+    else if (ep->resolved == 0)
+        snprintf(buf, len, "upstream %s is being resolved", ep->addr);
+    else
+        snprintf(buf, len, "cannot resolve upstream %s: %s", ep->addr, uv_strerror(ep->res_err));
+    return 1;
+}
+
+/* ---- endpoints ------------------------------------------------------------------------------- */
+
+/* Doubles the hash table (endpoints at most one per bucket on average). */
+static int hash_grow(mesh_proxy_worker_t *w)
+{
+    size_t n = w->ep_hash_size ? w->ep_hash_size * 2 : 256;
+    pxy_endpoint_t **h = calloc(n, sizeof(*h));
+    if (!h)
         return -1;
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
+    for (size_t i = 0; i < w->ep_hash_size; i++) {
+        while (w->ep_hash[i]) {
+            pxy_endpoint_t *ep = w->ep_hash[i];
+            w->ep_hash[i] = ep->hnext;
+            size_t b = hash_str(ep->addr) % n;
+            ep->hnext = h[b];
+            h[b] = ep;
+        }
+    }
+    free(w->ep_hash);
+    w->ep_hash = h;
+    w->ep_hash_size = n;
     return 0;
 }
 
 pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
 {
-    if (!w->ep_hash) {
-        w->ep_hash_size = 256;
-        w->ep_hash = calloc(w->ep_hash_size, sizeof(*w->ep_hash));
-        if (!w->ep_hash)
-            return NULL;
-    }
+    if (w->n_endpoints >= w->ep_hash_size && hash_grow(w) < 0 && !w->ep_hash)
+        return NULL;
     size_t b = hash_str(addr) % w->ep_hash_size;
-    for (pxy_endpoint_t *ep = w->ep_hash[b]; ep; ep = ep->hnext)
-        if (strcmp(ep->addr, addr) == 0)
+    for (pxy_endpoint_t *ep = w->ep_hash[b]; ep; ep = ep->hnext) {
+        if (strcmp(ep->addr, addr) == 0) {
+            if (ep->refs++ == 0 && ep->res && !ep->res->in_flight)
+                uv_timer_start(&ep->res->timer, res_on_timer, 0, 0); /* revived: look again */
             return ep;
+        }
+    }
     pxy_endpoint_t *ep = calloc(1, sizeof(*ep));
     if (!ep)
         return NULL;
@@ -78,26 +272,66 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
         free(ep);
         return NULL;
     }
-    ep->resolved = resolve(addr, &ep->sa) == 0 ? 1 : -1;
-    if (ep->resolved < 0)
-        mesh_warn(ACTOR, "worker %d: cannot resolve upstream %s", w->cfg.worker_index, addr);
+    ep->refs = 1;
     ep->backoff_ms = w->cfg.backoff_initial_ms;
     pxy_list_init(&ep->conns);
+    pxy_list_init(&ep->retired);
+    char host[256];
+    int port;
+    mesh_addr_t na;
+    if (mesh_addr_parse(addr, &na) == 0) {
+        memcpy(&ep->sa, &na.ss, sizeof(ep->sa));
+        ep->resolved = 1;
+    } else if (mesh_addr_split(addr, host, sizeof(host), &port) != 0 || !host[0] || !port) {
+        ep->resolved = -1;
+        ep->res_err = PXY_EADDR;
+        mesh_warn(ACTOR, "worker %d: upstream %s is not HOST:PORT", w->cfg.worker_index, addr);
+    } else if (res_new(w, ep, host, port) < 0) {
+        free(ep->addr);
+        free(ep);
+        return NULL;
+    }
     ep->hnext = w->ep_hash[b];
     w->ep_hash[b] = ep;
     pxy_list_push(&w->endpoints, &ep->all);
+    w->n_endpoints++;
     return ep;
+}
+
+/* Frees ep when neither a table nor a connection holds it any more. */
+static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
+{
+    if (ep->refs > 0 || ep->n_held > 0)
+        return;
+    pxy_endpoint_t **pp = &w->ep_hash[hash_str(ep->addr) % w->ep_hash_size];
+    while (*pp != ep)
+        pp = &(*pp)->hnext;
+    *pp = ep->hnext;
+    pxy_list_remove(&ep->all);
+    w->n_endpoints--;
+    if (ep->res)
+        res_detach(ep->res);
+    mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
+    free(ep->addr);
+    free(ep);
 }
 
 void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
 {
-    (void)w;
-    (void)ep; /* endpoints live until the worker is freed (for now) */
-}
-
-int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep)
-{
-    return ep->resolved > 0 && ep->down_until <= uv_now(w->loop);
+    if (!ep)
+        return;
+    if (ep->refs == 0) {
+        mesh_error(ACTOR, "worker %d: upstream %s released more often than taken",
+                   w->cfg.worker_index, ep->addr);
+        return;
+    }
+    if (--ep->refs > 0)
+        return;
+    if (ep->res && !ep->res->in_flight)
+        uv_timer_stop(&ep->res->timer); /* nobody routes here: stop looking it up */
+    while (!pxy_list_empty(&ep->conns))
+        us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
+    ep_maybe_free(w, ep);
 }
 
 static void mark_down(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *why)
@@ -122,8 +356,10 @@ static void us_on_teardown(mesh_h2_conn_t *c)
     else
         snprintf(why, sizeof(why), "connection to upstream %s lost", u->name);
     if (u->ep) {
-        pxy_list_remove(&u->link);
-        u->ep->n_conns--;
+        pxy_list_remove(&u->link); /* from conns or retired: no new call comes here */
+        if (!u->retired)
+            u->ep->n_conns--;
+        u->retired = 1;
     }
     while (!pxy_list_empty(&u->streams)) {
         pxy_stream_t *ps = PXY_CONTAINER(u->streams.next, pxy_stream_t, us_link);
@@ -140,7 +376,13 @@ static void us_on_closed(mesh_h2_conn_t *c)
 {
     pxy_us_conn_t *u = (pxy_us_conn_t *)c;
     mesh_proxy_worker_t *w = u->w;
+    pxy_endpoint_t *ep = u->ep;
     free(u);
+    w->n_us_open--;
+    if (ep) {
+        ep->n_held--;
+        ep_maybe_free(w, ep);
+    }
     pxy_worker_handle_closed(w);
 }
 
@@ -150,10 +392,45 @@ static const mesh_h2_conn_ops_t us_ops = {
     .on_idle = NULL,
 };
 
+/* Closes a connection that carries no call: GOAWAY when the session is up (the flush closes
+ * it once written, as nghttp2 then wants neither to read nor to write), else at once. */
+static void us_close_idle(pxy_us_conn_t *u)
+{
+    if (u->h2.closing || u->h2.want_close)
+        return;
+    if (u->connected && u->h2.session &&
+        nghttp2_submit_goaway(u->h2.session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0) ==
+            0) {
+        u->goaway = 1;
+        mesh_h2_conn_flush(&u->h2);
+        return;
+    }
+    mesh_h2_conn_close(&u->h2);
+}
+
+/* Takes u out of its endpoint's pool: it finishes its calls and then closes. */
+static void us_retire(pxy_us_conn_t *u)
+{
+    pxy_endpoint_t *ep = u->ep;
+    if (u->retired || !ep)
+        return;
+    pxy_list_remove(&u->link);
+    ep->n_conns--;
+    u->retired = 1;
+    pxy_list_push(&ep->retired, &u->link);
+    if (u->n_streams == 0)
+        us_close_idle(u);
+}
+
+void pxy_us_conn_retired_idle(pxy_us_conn_t *u)
+{
+    us_close_idle(u);
+}
+
 static void on_connect_timeout(uv_timer_t *t)
 {
     pxy_us_conn_t *u = t->data;
-    if (u->ep)
+    if (u->ep && !u->retired)
         mark_down(u->w, u->ep, "connect timeout");
     mesh_h2_conn_close(&u->h2);
 }
@@ -165,14 +442,14 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     uv_timer_stop(&u->h2.timer);
     if (status < 0) {
-        if (u->ep)
+        if (u->ep && !u->retired)
             mark_down(u->w, u->ep, uv_strerror(status));
         mesh_h2_conn_close(&u->h2);
         return;
     }
     mesh_proxy_worker_t *w = u->w;
     u->connected = 1;
-    if (u->ep)
+    if (u->ep && !u->retired)
         u->ep->backoff_ms = w->cfg.backoff_initial_ms;
     uv_tcp_nodelay(&u->h2.tcp, 1);
     nghttp2_settings_entry iv[] = {
@@ -197,6 +474,9 @@ static void on_connect(uv_connect_t *req, int status)
         if (ps->us_id < 0)
             pxy_stream_submit(ps);
     }
+    /* Retired while connecting and its calls are gone already: done. */
+    if (u->retired && u->n_streams == 0)
+        us_close_idle(u);
 }
 
 static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
@@ -213,6 +493,8 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
         return NULL;
     }
     w->n_handles++;
+    w->n_us_open++;
+    ep->n_held++;
     pxy_list_push(&ep->conns, &u->link);
     ep->n_conns++;
     w->stats.upstream_conns++;
@@ -277,20 +559,27 @@ int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t
     return 0;
 }
 
+/* Closes every connection of list at once (worker teardown); they forget their endpoint. */
+static void us_close_list(pxy_endpoint_t *ep, pxy_link_t *list)
+{
+    while (!pxy_list_empty(list)) {
+        pxy_us_conn_t *u = PXY_CONTAINER(list->next, pxy_us_conn_t, link);
+        pxy_list_remove(&u->link);
+        if (!u->retired)
+            ep->n_conns--;
+        u->retired = 1;
+        ep->n_held--;
+        u->ep = NULL;
+        mesh_h2_conn_close(&u->h2);
+    }
+}
+
 void pxy_us_close_all(mesh_proxy_worker_t *w)
 {
     for (pxy_link_t *e = w->endpoints.next; e != &w->endpoints; e = e->next) {
         pxy_endpoint_t *ep = PXY_CONTAINER(e, pxy_endpoint_t, all);
-        while (!pxy_list_empty(&ep->conns)) {
-            pxy_us_conn_t *u = PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link);
-            mesh_h2_conn_close(&u->h2); /* teardown unlinks it */
-            if (!pxy_list_empty(&ep->conns) && ep->conns.next == &u->link) {
-                /* Close was deferred (inside a callback): unlink now. */
-                pxy_list_remove(&u->link);
-                ep->n_conns--;
-                u->ep = NULL;
-            }
-        }
+        us_close_list(ep, &ep->conns);
+        us_close_list(ep, &ep->retired);
     }
 }
 
@@ -300,9 +589,13 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w)
     while (!pxy_list_empty(&w->endpoints)) {
         pxy_endpoint_t *ep = PXY_CONTAINER(w->endpoints.next, pxy_endpoint_t, all);
         pxy_list_remove(&ep->all);
+        if (ep->res)
+            res_detach(ep->res);
         free(ep->addr);
         free(ep);
     }
+    w->n_endpoints = 0;
     free(w->ep_hash);
     w->ep_hash = NULL;
+    w->ep_hash_size = 0;
 }

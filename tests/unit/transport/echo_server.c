@@ -25,6 +25,7 @@ struct echo_server {
     atomic_int calls;
     atomic_int mode, mode_arg;
     atomic_int conns, refused, resets, dropped, completed, headers_frames;
+    atomic_int open_conns, goaways;
     pthread_mutex_t mu;
     char last_timeout[32];
     nghttp2_session_callbacks *cbs;
@@ -75,6 +76,7 @@ typedef struct {
 static void on_closed(uv_handle_t *h)
 {
     econn_t *c = h->data;
+    atomic_fetch_sub(&c->srv->open_conns, 1);
     nghttp2_session_del(c->session);
     while (c->all)
         stream_free(c->all);
@@ -249,6 +251,11 @@ static int on_request(nghttp2_session *s, econn_t *c, int32_t id, estream_t *st)
         st->held = 1;
         c->held = id;
         return 0;
+    case ECHO_MODE_HOLD:
+        st->held = 1;
+        if (id > c->held)
+            c->held = id;
+        return 0;
     case ECHO_MODE_MUTE:
         st->dropped = 1;
         atomic_fetch_add(&srv->dropped, 1);
@@ -265,6 +272,8 @@ static int on_request(nghttp2_session *s, econn_t *c, int32_t id, estream_t *st)
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     econn_t *c = ud;
+    if (f->hd.type == NGHTTP2_GOAWAY)
+        atomic_fetch_add(&c->srv->goaways, 1);
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
     estream_t *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -349,10 +358,11 @@ static void on_conn(uv_stream_t *l, int status)
     econn_t *c = calloc(1, sizeof(*c));
     c->srv = srv;
     atomic_fetch_add(&srv->conns, 1);
+    atomic_fetch_add(&srv->open_conns, 1);
     uv_tcp_init(&srv->loop, &c->tcp);
     c->tcp.data = c;
     nghttp2_session_server_new(&c->session, srv->cbs, c);
-    if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0) {
+    if (uv_accept(l, (uv_stream_t *)&c->tcp) < 0 || uv_tcp_nodelay(&c->tcp, 1) < 0) {
         conn_close(c);
         return;
     }
@@ -368,7 +378,8 @@ static void on_conn(uv_stream_t *l, int status)
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
-/* ECHO_MODE_GOAWAY_ON_RELEASE: GOAWAY, then answer the held streams of every connection. */
+/* ECHO_MODE_GOAWAY_ON_RELEASE: GOAWAY, then answer the held streams of every connection;
+ * ECHO_MODE_HOLD: answer them. */
 static void release_conn(uv_handle_t *h, void *arg)
 {
     echo_server_t *srv = arg;
@@ -377,8 +388,11 @@ static void release_conn(uv_handle_t *h, void *arg)
     econn_t *c = h->data;
     if (!c->held || c->goaway)
         return;
-    c->goaway = 1;
-    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, c->held, NGHTTP2_NO_ERROR, NULL, 0);
+    int hold = atomic_load(&srv->mode) == ECHO_MODE_HOLD;
+    if (!hold) {
+        c->goaway = 1;
+        nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, c->held, NGHTTP2_NO_ERROR, NULL, 0);
+    }
     for (estream_t *st = c->all; st; st = st->next) {
         if (!st->held)
             continue;
@@ -391,6 +405,8 @@ static void release_conn(uv_handle_t *h, void *arg)
             }
         }
     }
+    if (hold)
+        c->held = 0; /* later streams are held again */
     conn_flush(c);
 }
 
@@ -424,7 +440,7 @@ static void *run(void *arg)
     return NULL;
 }
 
-echo_server_t *echo_server_start(void)
+static echo_server_t *start_on(const char *host)
 {
     echo_server_t *srv = calloc(1, sizeof(*srv));
     pthread_mutex_init(&srv->mu, NULL);
@@ -439,7 +455,7 @@ echo_server_t *echo_server_start(void)
     uv_tcp_init(&srv->loop, &srv->listener);
     srv->listener.data = srv;
     struct sockaddr_in sa;
-    uv_ip4_addr("127.0.0.1", 0, &sa);
+    uv_ip4_addr(host, 0, &sa);
     if (uv_tcp_bind(&srv->listener, (struct sockaddr *)&sa, 0) < 0 ||
         uv_listen((uv_stream_t *)&srv->listener, 128, on_conn) < 0)
         return NULL;
@@ -452,6 +468,26 @@ echo_server_t *echo_server_start(void)
     srv->release.data = srv;
     pthread_create(&srv->thread, NULL, run, srv);
     return srv;
+}
+
+echo_server_t *echo_server_start(void)
+{
+    return start_on("127.0.0.1");
+}
+
+echo_server_t *echo_server_start_any(void)
+{
+    return start_on("0.0.0.0");
+}
+
+int echo_server_open_conns(echo_server_t *s)
+{
+    return atomic_load(&s->open_conns);
+}
+
+int echo_server_goaways(echo_server_t *s)
+{
+    return atomic_load(&s->goaways);
 }
 
 int echo_server_port(echo_server_t *s)

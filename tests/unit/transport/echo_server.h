@@ -41,6 +41,9 @@ typedef enum {
      * echo_server_release(); then GOAWAY(last_stream_id = the highest held stream) and the
      * held streams are answered normally. */
     ECHO_MODE_GOAWAY_ON_RELEASE = 7,
+    /* Every stream is held unanswered until echo_server_release(); then the held streams are
+     * answered normally (no GOAWAY). */
+    ECHO_MODE_HOLD = 8,
 } echo_mode_t;
 
 /** A running echo server. */
@@ -48,6 +51,15 @@ typedef struct echo_server echo_server_t;
 
 /** Starts a server on 127.0.0.1 with a free port; NULL on failure. */
 echo_server_t *echo_server_start(void);
+
+/** Same on 0.0.0.0 (every 127.x.y.z reaches it, so one server stands for many instances). */
+echo_server_t *echo_server_start_any(void);
+
+/** Connections open now (accepted and not yet closed). */
+int echo_server_open_conns(echo_server_t *s);
+
+/** GOAWAY frames received from clients (a client closing a connection gracefully). */
+int echo_server_goaways(echo_server_t *s);
 
 /** Its port. */
 int echo_server_port(echo_server_t *s);
@@ -67,7 +79,8 @@ void echo_server_set_mode(echo_server_t *s, echo_mode_t mode, int arg);
 /** SETTINGS_MAX_CONCURRENT_STREAMS of connections accepted from now on (default 100). */
 void echo_server_set_max_streams(echo_server_t *s, int n);
 
-/** ECHO_MODE_GOAWAY_ON_RELEASE: sends the GOAWAY and answers the held streams (any thread). */
+/** ECHO_MODE_GOAWAY_ON_RELEASE: sends the GOAWAY and answers the held streams; ECHO_MODE_HOLD:
+ *  answers the held streams (any thread). */
 void echo_server_release(echo_server_t *s);
 
 /** Connections accepted. */
