@@ -311,9 +311,10 @@ def case_breaker(env):
         check(r.code.value[0] == 14 and "meshd: circuit open for meshd.test.Echo" in r.details,
               "fails fast with the circuit open: %r" % r.details)
         wait_until(lambda: c.unary(timeout=5).ok, 20, "the circuit closes once the app recovers")
-    out = sc.output()
-    check("closed -> open" in out and "consecutive failures" in out, "trip logged with its reason")
-    check("half-open -> closed" in out, "close logged")
+    # Log lines are written by meshd's log thread: wait for them.
+    wait_until(lambda: "closed -> open" in sc.output() and "consecutive failures" in sc.output(),
+               10, "trip logged with its reason")
+    wait_until(lambda: "half-open -> closed" in sc.output(), 10, "close logged")
 
 
 def case_breaker_workers(env):
@@ -365,6 +366,7 @@ def case_breaker_workers(env):
             r = c.unary(timeout=5)
             check(r.code.value[0] == 14 and "circuit open" in r.details,
                   "every connection fails fast: %s %r" % (r.code, r.details))
+        wait_until(lambda: "closed -> open" in sc.output(), 10, "the trip logged")
         out = sc.output()
         check(out.count("closed -> open") == 1, "one trip logged:\n" + out[-3000:])
         check("%d consecutive failures" % failures in out, "trip reason names the count")
@@ -390,6 +392,7 @@ def case_breaker_workers(env):
         check(ok == probes and refused == len(slow) - probes,
               "exactly %d probes went through (ok %d, refused %d: %s)"
               % (probes, ok, refused, [(r.code, r.details) for r in results if r and not r.ok]))
+        wait_until(lambda: "half-open -> closed" in sc.output(), 10, "the close logged")
         out = sc.output()
         check(out.count("open -> half-open") == 1 and out.count("half-open -> closed") == 1,
               "half-open and close logged once each:\n" + out[-3000:])
