@@ -3,11 +3,11 @@
  *
  * Callers reach the app through the sidecar's --listen port: a node (node/node.h) whose
  * proxy engines forward every call to --app (the engines' default upstream: the sidecar
- * publishes no routing table) through the app's circuit breaker, one shared by every worker
- * (policy/breaker_filter.h, plugged into each engine's filter hook). The control actor
- * (node/sidecar_actor.h) learns the app's services, checks its health, keeps it registered in etcd
- * under --advertise and serves the probes. SIGTERM: deregister, keep serving for --drain-timeout,
- * then GOAWAY and exit 0.
+ * publishes no routing table) through one circuit breaker for the app, shared by all workers
+ * (policy/breaker_filter.h, the engines' filter). The control actor (node/sidecar_actor.h) learns
+ * the app's services, checks its health, keeps it registered in etcd under --advertise and
+ * serves the probes. SIGTERM: deregister, keep serving for --drain-timeout, then GOAWAY and
+ * exit 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
