@@ -170,12 +170,21 @@ mesh_exec_t *mesh_exec_new(const mesh_exec_opts_t *opts)
     if (opts)
         e->opts = *opts;
     int workers = e->opts.workers;
-    if (workers == 0)
-        workers = (int)uv_available_parallelism();
+    if (workers < -1 || workers > MESH_EXEC_MAX_WORKERS) {
+        mesh_error("exec", "%d worker loops asked for: the range is 0 (one per core) to %d",
+                   workers, MESH_EXEC_MAX_WORKERS);
+        free(e);
+        return NULL;
+    }
+    if (workers == 0) {
+        unsigned cores = uv_available_parallelism();
+        workers = cores > MESH_EXEC_MAX_WORKERS ? MESH_EXEC_MAX_WORKERS : (int)cores;
+        if (cores > MESH_EXEC_MAX_WORKERS)
+            mesh_warn("exec", "%u cores: running %d worker loops, the most a node runs", cores,
+                      MESH_EXEC_MAX_WORKERS);
+    }
     if (workers < 0)
         workers = 0;
-    if (workers > MESH_MAX_LOOPS - 1)
-        workers = MESH_MAX_LOOPS - 1;
     if (!e->opts.drain_timeout_ns)
         e->opts.drain_timeout_ns = 2000000000ull;
     pthread_mutex_init(&e->reg_lock, NULL);

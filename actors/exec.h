@@ -21,14 +21,20 @@
 
 typedef struct mesh_exec mesh_exec_t;
 
+/** Most worker loops an executor runs: an actor address has 8 bits of loop index (loop 0 is
+ *  the control loop). The config's "workers" option has the same bound. */
+#define MESH_EXEC_MAX_WORKERS 255
+
 /** Options of the real executor; zeroed means defaults. */
 typedef struct mesh_exec_opts {
-    int workers;               /* worker loops; 0 = one per core, -1 = none */
+    int workers;               /* worker loops, 1..MESH_EXEC_MAX_WORKERS; 0 = one per core
+                                  (at most MESH_EXEC_MAX_WORKERS), -1 = none */
     uint64_t drain_timeout_ns; /* how long shutdown waits for mailboxes to empty; 0 = 2 s */
     int no_signals;            /* do not install SIGTERM/SIGINT handlers */
 } mesh_exec_opts_t;
 
-/** Creates the real executor (loops are created now, threads start in mesh_exec_run). */
+/** Creates the real executor (loops are created now, threads start in mesh_exec_run).
+ *  Returns NULL (logged) when opts->workers is above MESH_EXEC_MAX_WORKERS or below -1. */
 mesh_exec_t *mesh_exec_new(const mesh_exec_opts_t *opts);
 
 /** Frees an executor that is not running (after mesh_exec_run returned, or never ran). */

@@ -22,8 +22,8 @@
 
 #define MESH_SLOT_CHUNK_BITS 10
 #define MESH_SLOT_CHUNK      (1u << MESH_SLOT_CHUNK_BITS)
-#define MESH_SLOT_CHUNKS     4096 /* 4M actors per loop */
-#define MESH_MAX_LOOPS       255
+#define MESH_SLOT_CHUNKS     4096                        /* 4M actors per loop */
+#define MESH_MAX_LOOPS       (MESH_EXEC_MAX_WORKERS + 1) /* an id has 8 bits of loop index */
 
 /* Runtime-only message types. */
 #define MESH_SYS_START   0xFFFFFF01u

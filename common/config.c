@@ -62,7 +62,10 @@ static const opt_t opts[] = {
 
     {"listen", OPT_ADDR, F(listen), "127.0.0.1:9090", DP, 0, 0, NULL,
      "HOST:PORT the gRPC listener binds (one SO_REUSEPORT socket per worker)"},
-    {"workers", OPT_INT, F(workers), "0", DP, 0, 256, NULL, "worker loops; 0 = one per core"},
+    /* The bound is actors/exec.h's MESH_EXEC_MAX_WORKERS (common/ cannot include actors/;
+     * tests/unit/actors/test_exec_limits.c checks that the two agree). */
+    {"workers", OPT_INT, F(workers), "0", DP, 0, 255, NULL,
+     "worker loops, at most 255; 0 = one per core"},
     {"static", OPT_LIST, F(static_routes), NULL, P | G, 0, 0, NULL,
      "static route SERVICE=HOST:PORT[,HOST:PORT...] (repeatable)"},
     {"max-concurrent-streams", OPT_INT, F(max_concurrent_streams), "1000", DP, 1, 1 << 20, NULL,

@@ -3,11 +3,11 @@
  *
  * Callers reach the app through the sidecar's --listen port: a node (node/node.h) whose
  * proxy engines forward every call to --app (the engines' default upstream: the sidecar
- * publishes no routing table) through a per-worker circuit breaker (policy/breaker_filter.h,
- * plugged into the engine's filter hook). The control actors (node/control.h): the sidecar
- * actor (node/sidecar_actor.h) learns the app's services, checks its health and serves the
- * probes; the registry actor keeps it registered in etcd under --advertise. SIGTERM: deregister,
- * keep serving for --drain-timeout, then GOAWAY and exit 0.
+ * publishes no routing table) through one circuit breaker for the app, shared by all workers
+ * (policy/breaker_filter.h, the engines' filter). The control actors (node/control.h): the
+ * sidecar actor (node/sidecar_actor.h) learns the app's services, checks its health and serves
+ * the probes; the registry actor keeps it registered in etcd under --advertise. SIGTERM:
+ * deregister, keep serving for --drain-timeout, then GOAWAY and exit 0.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,20 +23,26 @@
 /* The engines' settings, applied to each worker by the node's engine hook. */
 typedef struct sidecar_engines {
     const mesh_config_t *cfg;
-    pol_breaker_filter_t breakers[256];
+    pol_breaker_filter_t breaker; /* the app's one breaker, shared by every worker */
+    int breaker_ready;
     int failed;
 } sidecar_engines_t;
 
+/* Called once per worker, from the main thread, before the workers start. */
 static void engine_config(mesh_proxy_config_t *pc, void *arg)
 {
     sidecar_engines_t *e = arg;
     pc->default_upstream = e->cfg->app;
     /* The app restarts in place: retry its port soon rather than after a long backoff. */
     pc->backoff_max_ms = 1000;
-    int i = pc->worker_index;
-    if (i < 0 || i >= (int)(sizeof(e->breakers) / sizeof(e->breakers[0])) ||
-        pol_breaker_filter_init(&e->breakers[i], e->cfg, e->cfg->app, i, &pc->filter) != 0)
-        e->failed = 1;
+    if (!e->breaker_ready) {
+        if (pol_breaker_filter_init(&e->breaker, e->cfg, e->cfg->app) != 0) {
+            e->failed = 1;
+            return;
+        }
+        e->breaker_ready = 1;
+    }
+    pol_breaker_filter_attach(&e->breaker, &pc->filter);
 }
 
 int mesh_cli_sidecar(int argc, char **argv)

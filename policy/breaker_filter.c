@@ -1,6 +1,6 @@
 /*
- * policy/breaker_filter.c: the sidecar's per-worker circuit breaker filter (see
- * policy/breaker_filter.h).
+ * policy/breaker_filter.c: the sidecar's circuit breaker filter, one per app shared by every
+ * worker (see policy/breaker_filter.h).
  *
  * The permit of an admitted call (state generation + probe flag) is packed into the filter's
  * call token, so the hook allocates nothing per call.
@@ -14,9 +14,9 @@
 #include "common/log.h"
 #include "transport/grpc_status.h"
 
-void pol_breaker_filter_config(const mesh_config_t *cfg, mesh_breaker_config_t *out)
+void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *out)
 {
-    mesh_breaker_config_default(out);
+    pol_breaker_config_default(out);
     out->consecutive_failures = (uint32_t)cfg->breaker_failures;
     out->failure_ratio = cfg->breaker_failure_ratio;
     out->ratio_min_calls = (uint32_t)cfg->breaker_min_calls;
@@ -28,63 +28,72 @@ void pol_breaker_filter_config(const mesh_config_t *cfg, mesh_breaker_config_t *
     out->half_open_probes = (uint32_t)cfg->breaker_half_open_calls;
 }
 
-static void on_transition(void *ud, const mesh_breaker_transition_t *t)
+static void on_transition(void *ud, const pol_breaker_transition_t *t)
 {
-    pol_breaker_filter_t *sb = ud;
-    if (t->to == MESH_BREAKER_OPEN)
-        mesh_warn("breaker", "worker %d: circuit for %s %s -> %s: %s", sb->worker, t->service,
-                  mesh_breaker_state_name(t->from), mesh_breaker_state_name(t->to), t->reason);
+    (void)ud;
+    if (t->to == POL_BREAKER_OPEN)
+        mesh_warn("breaker", "circuit for %s %s -> %s: %s", t->service,
+                  pol_breaker_state_name(t->from), pol_breaker_state_name(t->to), t->reason);
     else
-        mesh_info("breaker", "worker %d: circuit for %s %s -> %s: %s", sb->worker, t->service,
-                  mesh_breaker_state_name(t->from), mesh_breaker_state_name(t->to), t->reason);
+        mesh_info("breaker", "circuit for %s %s -> %s: %s", t->service,
+                  pol_breaker_state_name(t->from), pol_breaker_state_name(t->to), t->reason);
 }
 
 static int filter_on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_verdict_t *out,
                           void **token)
 {
-    pol_breaker_filter_t *sb = ctx;
-    mesh_breaker_permit_t p;
-    mesh_breaker_decision_t d = mesh_breaker_allow(&sb->b, uv_hrtime(), &p);
-    if (d == MESH_BREAKER_ALLOWED) {
+    pol_breaker_filter_t *bf = ctx;
+    pol_breaker_permit_t p;
+    pol_breaker_decision_t d = pol_breaker_allow(&bf->b, uv_hrtime(), &p);
+    if (d == POL_BREAKER_ALLOWED) {
         *token = (void *)(((uintptr_t)p.gen << 1) | (p.probe ? 1u : 0u));
         return MESH_PROXY_ACCEPT;
     }
-    sb->rejected++;
     out->grpc_status = MESH_GRPC_UNAVAILABLE;
-    if (d == MESH_BREAKER_REJECT_OPEN)
+    if (d == POL_BREAKER_REJECT_OPEN)
         snprintf(out->message, sizeof(out->message), "meshd: circuit open for %.*s",
                  (int)(info->service_len > 150 ? 150 : info->service_len), info->service);
     else
-        mesh_breaker_reject_message(&sb->b, d, out->message, sizeof(out->message));
+        pol_breaker_reject_message(&bf->b, d, out->message, sizeof(out->message));
     return MESH_PROXY_REJECT;
 }
 
 static void filter_on_done(void *ctx, void *token, int status)
 {
-    pol_breaker_filter_t *sb = ctx;
+    pol_breaker_filter_t *bf = ctx;
     uintptr_t v = (uintptr_t)token;
-    mesh_breaker_permit_t p = {.gen = (uint32_t)(v >> 1), .probe = (uint8_t)(v & 1), .done = 0};
-    mesh_breaker_outcome_t o = status == MESH_PROXY_STATUS_NONE
-                                   ? MESH_BREAKER_IGNORED
-                                   : mesh_breaker_classify_grpc(status);
-    mesh_breaker_done(&sb->b, &p, o, uv_hrtime());
+    pol_breaker_permit_t p = {.gen = (uint32_t)(v >> 1), .probe = (uint8_t)(v & 1), .done = 0};
+    pol_breaker_outcome_t o =
+        status == MESH_PROXY_STATUS_NONE ? POL_BREAKER_IGNORED : pol_breaker_classify_grpc(status);
+    pol_breaker_done(&bf->b, &p, o, uv_hrtime());
 }
 
-int pol_breaker_filter_init(pol_breaker_filter_t *sb, const mesh_config_t *cfg, const char *app,
-                            int worker, mesh_proxy_filter_t *filter)
+int pol_breaker_filter_init(pol_breaker_filter_t *bf, const mesh_config_t *cfg, const char *app)
 {
-    memset(sb, 0, sizeof(*sb));
-    sb->worker = worker;
-    mesh_breaker_config_t bc;
+    pol_breaker_config_t bc;
     pol_breaker_filter_config(cfg, &bc);
-    char name[MESH_BREAKER_SERVICE_MAX];
-    snprintf(name, sizeof(name), "app %s", app);
-    if (mesh_breaker_init(&sb->b, name, &bc, on_transition, sb) != 0) {
-        mesh_error("breaker", "invalid breaker.* configuration");
+    char err[128];
+    if (pol_breaker_config_check(&bc, err, sizeof(err)) != 0) {
+        mesh_error("breaker", "invalid breaker.* configuration: %s", err);
         return -1;
     }
-    filter->ctx = sb;
+    char name[POL_BREAKER_SERVICE_MAX];
+    snprintf(name, sizeof(name), "app %s", app);
+    if (pol_breaker_init(&bf->b, name, &bc, on_transition, bf) != 0) {
+        mesh_error("breaker", "cannot create the breaker of %s", name);
+        return -1;
+    }
+    return 0;
+}
+
+void pol_breaker_filter_attach(pol_breaker_filter_t *bf, mesh_proxy_filter_t *filter)
+{
+    filter->ctx = bf;
     filter->on_call = filter_on_call;
     filter->on_done = filter_on_done;
-    return 0;
+}
+
+void pol_breaker_filter_destroy(pol_breaker_filter_t *bf)
+{
+    pol_breaker_destroy(&bf->b);
 }

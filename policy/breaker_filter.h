@@ -1,34 +1,39 @@
 /*
  * policy/breaker_filter.h: the sidecar's circuit breaker as a proxy-engine filter.
  *
- * Each worker gets its own breaker (policy/breaker.h) in front of the app, used only by that
- * worker's thread, so nothing is locked. It plugs into the engine's per-call filter hook
- * (transport/proxy.h): a call the breaker refuses is answered at once with UNAVAILABLE and
- * grpc-message "meshd: circuit open for <service>"; every admitted call reports its final
- * status back. Transitions are logged with their reason (actor "breaker").
+ * One breaker (policy/breaker.h) per app, shared by every worker: the configured thresholds
+ * hold for the app whatever the worker count. It plugs into the engine's per-call filter hook
+ * (transport/proxy.h) of each worker: a call the breaker refuses is answered at once with
+ * UNAVAILABLE and grpc-message "meshd: circuit open for <service>"; every admitted call
+ * reports its final status back. The per-call path takes no lock and allocates nothing (the
+ * permit is packed into the filter's call token). Transitions are logged once, with their
+ * reason (actor "breaker"), by the worker whose call caused them.
  */
-#ifndef MESH_SIDECAR_BREAKER_H
-#define MESH_SIDECAR_BREAKER_H
+#ifndef POL_BREAKER_FILTER_H
+#define POL_BREAKER_FILTER_H
 
 #include "common/config.h"
 #include "policy/breaker.h"
 #include "transport/proxy.h"
 
-/** One worker's breaker and its counters. */
+/** The breaker of one app. */
 typedef struct pol_breaker_filter {
-    mesh_breaker_t b;
-    int worker;
-    uint64_t rejected;
+    pol_breaker_t b;
 } pol_breaker_filter_t;
 
 /** Fills a breaker configuration from the sidecar's breaker.* options. */
-void pol_breaker_filter_config(const mesh_config_t *cfg, mesh_breaker_config_t *out);
+void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *out);
 
 /**
- * Initializes sb for worker (name: the app's address, for logs) and fills *filter with the
- * engine filter that runs it. Returns 0, or -1 when the configuration is invalid (logged).
+ * Initializes bf for the app at address app (named "app HOST:PORT" in logs and messages).
+ * Returns 0, or -1 when the configuration is invalid (logged).
  */
-int pol_breaker_filter_init(pol_breaker_filter_t *sb, const mesh_config_t *cfg, const char *app,
-                            int worker, mesh_proxy_filter_t *filter);
+int pol_breaker_filter_init(pol_breaker_filter_t *bf, const mesh_config_t *cfg, const char *app);
+
+/** Fills *filter with the engine filter that runs bf; call once per worker (any number). */
+void pol_breaker_filter_attach(pol_breaker_filter_t *bf, mesh_proxy_filter_t *filter);
+
+/** Releases bf once no worker runs its filter any more. */
+void pol_breaker_filter_destroy(pol_breaker_filter_t *bf);
 
 #endif

@@ -3,12 +3,25 @@
  */
 #include "registry/lease_sm.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+
+_Static_assert(REG_LFX_PER_EVENT <= REG_LFX_MAX, "an event's effects must fit an empty list");
+
+/* Appends an effect; a full list is a bug (see registry/watch_sm.c): fail loudly rather than
+ * lose a put, a revoke or a timer. */
 static void emit(reg_lfxs_t *fx, reg_lfx_kind_t kind, int64_t arg)
 {
-    if (fx->n < (int)(sizeof(fx->v) / sizeof(fx->v[0])))
-        fx->v[fx->n++] = (reg_lfx_t){kind, arg};
+    if (fx->n < 0 || fx->n >= REG_LFX_MAX) {
+        mesh_error("registry",
+                   "lease machine: effect list full (%d) adding effect %d: a bug, "
+                   "aborting rather than dropping it",
+                   fx->n, (int)kind);
+        abort();
+    }
+    fx->v[fx->n++] = (reg_lfx_t){kind, arg};
 }
 
 void reg_lease_sm_init(reg_lease_sm_t *sm, int64_t ttl_s)

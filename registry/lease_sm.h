@@ -49,9 +49,17 @@ typedef struct reg_lfx {
     int64_t arg;
 } reg_lfx_t;
 
-/** Effects of one event. */
+/** Most effects one event produces: put_ok with a stop pending (REGISTERED, REVOKE), a lost
+ *  lease (LOST, then GRANT or REVOKE) (tests/unit/registry/test_lease_sm.c drives them). */
+#define REG_LFX_PER_EVENT 2
+
+/** Capacity of an effect list: room for three events. */
+#define REG_LFX_MAX 6
+
+/** Effects of one event (or a few): each event appends at most REG_LFX_PER_EVENT. An effect
+ *  that would not fit is never dropped: the machine logs the bug and aborts. */
 typedef struct reg_lfxs {
-    reg_lfx_t v[6];
+    reg_lfx_t v[REG_LFX_MAX];
     int n;
 } reg_lfxs_t;
 

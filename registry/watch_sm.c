@@ -3,12 +3,27 @@
  */
 #include "registry/watch_sm.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+
+_Static_assert(REG_WFX_PER_EVENT <= REG_WFX_MAX, "an event's effects must fit an empty list");
+
+/* Appends an effect. A full list means a caller kept effects of more than
+ * REG_WFX_MAX / REG_WFX_PER_EVENT events, or an event produced more than REG_WFX_PER_EVENT
+ * (a bug in this file): dropping the effect would leave the adapter out of step with the
+ * machine (a watch never opened, a timer never armed), so fail loudly instead. */
 static void emit(reg_wfxs_t *fx, reg_wfx_kind_t kind, int64_t arg)
 {
-    if (fx->n < (int)(sizeof(fx->v) / sizeof(fx->v[0])))
-        fx->v[fx->n++] = (reg_wfx_t){kind, arg};
+    if (fx->n < 0 || fx->n >= REG_WFX_MAX) {
+        mesh_error("registry",
+                   "watch machine: effect list full (%d) adding effect %d: a bug, "
+                   "aborting rather than dropping it",
+                   fx->n, (int)kind);
+        abort();
+    }
+    fx->v[fx->n++] = (reg_wfx_t){kind, arg};
 }
 
 static uint64_t next_rand(reg_watch_sm_t *sm)

@@ -57,9 +57,18 @@ typedef struct reg_wfx {
     int64_t arg;
 } reg_wfx_t;
 
-/** The effects of one event. */
+/** Most effects one event produces: reg_watch_sm_watch_line() on a line that creates the
+ *  watch after a broken stream, from a store older than the view, with changes pending:
+ *  FLUSH_TIMER, LINK, CANCEL_WATCH, RANGE (tests/unit/registry/test_watch_sm.c drives it). */
+#define REG_WFX_PER_EVENT 4
+
+/** Capacity of an effect list: room for two events. */
+#define REG_WFX_MAX 8
+
+/** The effects of one event (or two): each event appends at most REG_WFX_PER_EVENT. An
+ *  effect that would not fit is never dropped: the machine logs the bug and aborts. */
 typedef struct reg_wfxs {
-    reg_wfx_t v[8];
+    reg_wfx_t v[REG_WFX_MAX];
     int n;
 } reg_wfxs_t;
 

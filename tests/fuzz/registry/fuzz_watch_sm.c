@@ -156,7 +156,7 @@ static void check(const fz_t *f, const reg_wfxs_t *fx, reg_watch_state_t before)
         abort();
     if (before == REG_WATCH_STOPPED && sm->state != REG_WATCH_STOPPED)
         abort();
-    if (fx->n < 0 || fx->n > 8)
+    if (fx->n < 0 || fx->n > REG_WFX_PER_EVENT) /* the documented most per event */
         abort();
     if (sm->revision > f->max_rev)
         abort();

@@ -80,13 +80,13 @@ class Env:
         p.sid = sid
         return p
 
-    def start_sidecar(self, app_addr, name, listen_port=None, extra=()):
+    def start_sidecar(self, app_addr, name, listen_port=None, extra=(), workers=1):
         port = listen_port or free_port()
         probe = free_port()
         argv = [self.args.meshd, "sidecar", "--app", app_addr,
                 "--listen", "127.0.0.1:%d" % port, "--probe-listen", "127.0.0.1:%d" % probe,
                 "--health-interval", "300ms", "--health-timeout", "1s", "--lease-ttl", "2s",
-                "--workers", "1", "--log-format", "text"]
+                "--workers", str(workers), "--log-format", "text"]
         if self.etcd_url:
             argv += ["--etcd", self.etcd_url]
         argv += list(extra)
@@ -312,9 +312,97 @@ def case_breaker(env):
         check(r.code.value[0] == 14 and "meshd: circuit open for meshd.test.Echo" in r.details,
               "fails fast with the circuit open: %r" % r.details)
         wait_until(lambda: c.unary(timeout=5).ok, 20, "the circuit closes once the app recovers")
-    out = sc.output()
-    check("closed -> open" in out and "consecutive failures" in out, "trip logged with its reason")
-    check("half-open -> closed" in out, "close logged")
+    # Log lines are written by meshd's log thread: wait for them.
+    wait_until(lambda: "closed -> open" in sc.output() and "consecutive failures" in sc.output(),
+               10, "trip logged with its reason")
+    wait_until(lambda: "half-open -> closed" in sc.output(), 10, "close logged")
+
+
+def case_breaker_workers(env):
+    """One breaker per app, not per worker: with 4 workers the circuit opens after exactly
+    --breaker-failures consecutive failures spread over the workers (not 4x), every worker
+    then refuses calls, and exactly --breaker-half-open-calls probes go through when the
+    open interval is over."""
+    failures, probes, open_s = 5, 2, 5
+    app = env.start_app("py", "py1")
+    sc = env.start_sidecar(app.addr, "s", workers=4, extra=[
+        "--breaker-failures", str(failures), "--breaker-failure-ratio", "0",
+        "--breaker-open", "%ds" % open_s, "--breaker-half-open-calls", str(probes)])
+    # 16 connections (a channel each, no shared subchannels): the kernel spreads them over the
+    # 4 workers' SO_REUSEPORT sockets. Each worker reaches the app over its own connection, so
+    # the app's view of the caller's address tells which worker carried a call.
+    clients = [EchoClient(sc.addr, options=[("grpc.use_local_subchannel_pool", 1)])
+               for _ in range(16)]
+    try:
+        wait_until(lambda: clients[0].unary(timeout=5).ok, 10, "calls through the sidecar")
+        by_worker = {}
+        for c in clients:
+            r = c.unary(timeout=5, report=True)
+            check(r.ok, "a call on every connection: %s %s" % (r.code, r.details))
+            by_worker.setdefault(r.replies[0].observed.peer, []).append(c)
+        check(len(by_worker) >= 2, "connections spread over %d workers" % len(by_worker))
+        # Take the connections worker by worker in turn, so consecutive calls change workers.
+        order = []
+        groups = list(by_worker.values())
+        for i in range(max(len(g) for g in groups)):
+            order += [g[i] for g in groups if i < len(g)]
+
+        # Failing calls, one at a time, each on the next connection in that order.
+        reached = 0
+        for i in range(4 * failures):
+            r = order[i % len(order)].unary(timeout=5, status_code=14,
+                                            status_message="app failing")
+            check(r.code.value[0] == 14, "UNAVAILABLE either way: %s" % r.code)
+            if r.details == "app failing":
+                reached += 1
+                continue
+            check("meshd: circuit open for meshd.test.Echo" in r.details,
+                  "rejected by the breaker: %r" % r.details)
+            break
+        check(reached == failures,
+              "the circuit opened after exactly %d failures over %d workers (saw %d)"
+              % (failures, len(by_worker), reached))
+        tripped = time.monotonic()
+        for c in clients:  # every worker refuses now, without asking the app
+            r = c.unary(timeout=5)
+            check(r.code.value[0] == 14 and "circuit open" in r.details,
+                  "every connection fails fast: %s %r" % (r.code, r.details))
+        wait_until(lambda: "closed -> open" in sc.output(), 10, "the trip logged")
+        out = sc.output()
+        check(out.count("closed -> open") == 1, "one trip logged:\n" + out[-3000:])
+        check("%d consecutive failures" % failures in out, "trip reason names the count")
+
+        # Half-open: wait for the open interval to end (its length is the configuration's; a
+        # call before would be refused and tell nothing), then 12 slow calls at once on
+        # connections of every worker: exactly `probes` reach the app, the rest are refused
+        # while the probes are in flight, and the probes' success closes the circuit.
+        time.sleep(max(0.0, tripped + open_s + 0.5 - time.monotonic()))
+        slow = order[:12]
+        results = [None] * len(slow)
+
+        def one(i):
+            results[i] = slow[i].unary(timeout=30, sleep_ms=3000)
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(slow))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        ok = sum(1 for r in results if r is not None and r.ok)
+        refused = sum(1 for r in results
+                      if r is not None and not r.ok and "circuit open" in r.details)
+        check(ok == probes and refused == len(slow) - probes,
+              "exactly %d probes went through (ok %d, refused %d: %s)"
+              % (probes, ok, refused, [(r.code, r.details) for r in results if r and not r.ok]))
+        wait_until(lambda: "half-open -> closed" in sc.output(), 10, "the close logged")
+        out = sc.output()
+        check(out.count("open -> half-open") == 1 and out.count("half-open -> closed") == 1,
+              "half-open and close logged once each:\n" + out[-3000:])
+        check("%d probe call(s) succeeded" % probes in out, "close reason names the probes")
+        for c in clients:
+            check(c.unary(timeout=5).ok, "calls flow again on every worker")
+    finally:
+        for c in clients:
+            c.close()
 
 
 def case_bad_input(env):

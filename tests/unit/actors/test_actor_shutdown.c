@@ -21,10 +21,12 @@
 enum { T_PING = 1 };
 
 static mesh_exec_t *g_exec;
-static mesh_actor_id_t g_ids[NACT];
+/* Written by each actor's loop thread at start, read by its peers on other loops. */
+static _Atomic mesh_actor_id_t g_ids[NACT];
 static _Atomic uint64_t g_msgs[NACT];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_order[NACT + 1], g_norder, g_bad_reason;
+static int g_order[NACT + 1], g_norder;
+static _Atomic int g_bad_reason;
 static int g_hook_ran;
 
 typedef struct {
@@ -48,7 +50,7 @@ static const mesh_actor_ops_t act_ops;
 static int act_start(mesh_actor_t *self, void *arg)
 {
     act_arg_t *a = arg;
-    g_ids[a->index] = mesh_self(self);
+    atomic_store(&g_ids[a->index], mesh_self(self));
     if (a->index == 0) { /* actor 0 spawns actor 5 as its child on worker 1 */
         mesh_spawn_opts_t o = {.loop = MESH_ON_LOOP(1)};
         CHECK_EQ(mesh_spawn(self, &act_ops, &g_args[5], &o, NULL), 0);
@@ -63,7 +65,7 @@ static int act_msg(mesh_actor_t *self, mesh_msg_t *m)
 {
     act_arg_t *a = mesh_arg(self);
     atomic_fetch_add_explicit(&g_msgs[a->index], 1, memory_order_relaxed);
-    mesh_actor_id_t peer = g_ids[a->peer];
+    mesh_actor_id_t peer = atomic_load(&g_ids[a->peer]);
     /* Peers may already be stopped during shutdown: ENOENT is fine, keep busy anyway. */
     if (!peer || mesh_send(self, peer, T_PING, NULL, 0) < 0)
         mesh_send(self, mesh_self(self), T_PING, NULL, 0);

@@ -18,12 +18,12 @@
 /* Records the transitions a breaker reports. */
 typedef struct {
     int n;
-    mesh_breaker_state_t from[32], to[32];
+    pol_breaker_state_t from[32], to[32];
     char reason[32][160];
     uint64_t open_until[32];
 } log_t;
 
-static void on_transition(void *ud, const mesh_breaker_transition_t *t)
+static void on_transition(void *ud, const pol_breaker_transition_t *t)
 {
     log_t *l = ud;
     CHECK(strcmp(t->service, "pkg.Svc") == 0);
@@ -37,18 +37,18 @@ static void on_transition(void *ud, const mesh_breaker_transition_t *t)
 }
 
 /* One call admitted at now and finished at now with the given outcome. */
-static mesh_breaker_decision_t call(mesh_breaker_t *b, uint64_t now, mesh_breaker_outcome_t o)
+static pol_breaker_decision_t call(pol_breaker_t *b, uint64_t now, pol_breaker_outcome_t o)
 {
-    mesh_breaker_permit_t p;
-    mesh_breaker_decision_t d = mesh_breaker_allow(b, now, &p);
-    if (d == MESH_BREAKER_ALLOWED)
-        mesh_breaker_done(b, &p, o, now);
+    pol_breaker_permit_t p;
+    pol_breaker_decision_t d = pol_breaker_allow(b, now, &p);
+    if (d == POL_BREAKER_ALLOWED)
+        pol_breaker_done(b, &p, o, now);
     return d;
 }
 
-static void config_only_consecutive(mesh_breaker_config_t *c)
+static void config_only_consecutive(pol_breaker_config_t *c)
 {
-    mesh_breaker_config_default(c);
+    pol_breaker_config_default(c);
     c->consecutive_failures = 3;
     c->failure_ratio = 0;
     c->open_ns = 1 * SEC;
@@ -58,83 +58,82 @@ static void config_only_consecutive(mesh_breaker_config_t *c)
 
 static void test_consecutive_trip_and_recovery(void)
 {
-    mesh_breaker_config_t c;
+    pol_breaker_config_t c;
     config_only_consecutive(&c);
-    mesh_breaker_t b;
+    pol_breaker_t b;
     log_t l = {0};
-    CHECK(mesh_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
+    CHECK(pol_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
     uint64_t t = 100 * SEC;
 
     /* Failures interrupted by a success do not trip. */
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(call(&b, t, MESH_BREAKER_SUCCESS) == MESH_BREAKER_ALLOWED);
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(l.n == 0 && mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(call(&b, t, POL_BREAKER_SUCCESS) == POL_BREAKER_ALLOWED);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(l.n == 0 && pol_breaker_state(&b) == POL_BREAKER_CLOSED);
 
     /* The third consecutive failure trips: closed -> open. */
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(l.n == 1 && l.from[0] == MESH_BREAKER_CLOSED && l.to[0] == MESH_BREAKER_OPEN);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(l.n == 1 && l.from[0] == POL_BREAKER_CLOSED && l.to[0] == POL_BREAKER_OPEN);
     CHECK(strstr(l.reason[0], "3 consecutive failures") != NULL);
     CHECK(l.open_until[0] == t + 1 * SEC);
 
     /* While open every call is rejected, and nothing more is reported. */
-    CHECK(call(&b, t + 999 * MSEC, MESH_BREAKER_SUCCESS) == MESH_BREAKER_REJECT_OPEN);
+    CHECK(call(&b, t + 999 * MSEC, POL_BREAKER_SUCCESS) == POL_BREAKER_REJECT_OPEN);
     CHECK(l.n == 1);
     char msg[128];
-    CHECK(mesh_breaker_reject_message(&b, MESH_BREAKER_REJECT_OPEN, msg, sizeof(msg)) > 0);
+    CHECK(pol_breaker_reject_message(&b, POL_BREAKER_REJECT_OPEN, msg, sizeof(msg)) > 0);
     CHECK(strcmp(msg, "meshd: circuit open for pkg.Svc") == 0);
 
     /* After the open interval: open -> half-open, two probes let through, a third rejected. */
     t += 1 * SEC;
-    mesh_breaker_permit_t p1, p2, p3;
-    CHECK(mesh_breaker_allow(&b, t, &p1) == MESH_BREAKER_ALLOWED);
-    CHECK(l.n == 2 && l.from[1] == MESH_BREAKER_OPEN && l.to[1] == MESH_BREAKER_HALF_OPEN);
+    pol_breaker_permit_t p1, p2, p3;
+    CHECK(pol_breaker_allow(&b, t, &p1) == POL_BREAKER_ALLOWED);
+    CHECK(l.n == 2 && l.from[1] == POL_BREAKER_OPEN && l.to[1] == POL_BREAKER_HALF_OPEN);
     CHECK(p1.probe);
-    CHECK(mesh_breaker_allow(&b, t, &p2) == MESH_BREAKER_ALLOWED);
-    CHECK(mesh_breaker_allow(&b, t, &p3) == MESH_BREAKER_REJECT_OPEN);
+    CHECK(pol_breaker_allow(&b, t, &p2) == POL_BREAKER_ALLOWED);
+    CHECK(pol_breaker_allow(&b, t, &p3) == POL_BREAKER_REJECT_OPEN);
 
     /* One probe succeeding is not enough; both: half-open -> closed. */
-    mesh_breaker_done(&b, &p1, MESH_BREAKER_SUCCESS, t);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_HALF_OPEN);
-    mesh_breaker_done(&b, &p2, MESH_BREAKER_SUCCESS, t);
-    CHECK(l.n == 3 && l.from[2] == MESH_BREAKER_HALF_OPEN && l.to[2] == MESH_BREAKER_CLOSED);
+    pol_breaker_done(&b, &p1, POL_BREAKER_SUCCESS, t);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_HALF_OPEN);
+    pol_breaker_done(&b, &p2, POL_BREAKER_SUCCESS, t);
+    CHECK(l.n == 3 && l.from[2] == POL_BREAKER_HALF_OPEN && l.to[2] == POL_BREAKER_CLOSED);
     CHECK(strstr(l.reason[2], "2 probe call(s) succeeded") != NULL);
-    CHECK(mesh_breaker_in_flight(&b) == 0);
+    CHECK(pol_breaker_in_flight(&b) == 0);
 
     /* Closed again with a fresh failure count. */
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_CLOSED);
 }
 
 static void test_probe_failure_reopens_with_growing_capped_interval(void)
 {
-    mesh_breaker_config_t c;
+    pol_breaker_config_t c;
     config_only_consecutive(&c);
     c.half_open_probes = 1;
-    mesh_breaker_t b;
+    pol_breaker_t b;
     log_t l = {0};
-    CHECK(mesh_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
+    CHECK(pol_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
     uint64_t t = 0;
     for (int i = 0; i < 3; i++)
-        call(&b, t, MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_OPEN);
+        call(&b, t, POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_OPEN);
 
     /* Intervals after each failed probe: 2 s, 4 s, then capped at 5 s. */
     uint64_t expect[] = {2 * SEC, 4 * SEC, 5 * SEC, 5 * SEC};
     uint64_t interval = 1 * SEC;
     for (int i = 0; i < 4; i++) {
         /* Just before the interval ends it is still open. */
-        CHECK(mesh_breaker_poll(&b, t + interval - 1) == MESH_BREAKER_OPEN);
+        CHECK(pol_breaker_poll(&b, t + interval - 1) == POL_BREAKER_OPEN);
         t += interval;
         int before = l.n;
-        CHECK(call(&b, t, MESH_BREAKER_FAILURE) == MESH_BREAKER_ALLOWED);
+        CHECK(call(&b, t, POL_BREAKER_FAILURE) == POL_BREAKER_ALLOWED);
         CHECK(l.n == before + 2);
-        CHECK(l.to[before] == MESH_BREAKER_HALF_OPEN);
-        CHECK(l.from[before + 1] == MESH_BREAKER_HALF_OPEN &&
-              l.to[before + 1] == MESH_BREAKER_OPEN);
+        CHECK(l.to[before] == POL_BREAKER_HALF_OPEN);
+        CHECK(l.from[before + 1] == POL_BREAKER_HALF_OPEN && l.to[before + 1] == POL_BREAKER_OPEN);
         CHECK(strstr(l.reason[before + 1], "probe call failed") != NULL);
         CHECK(l.open_until[before + 1] == t + expect[i]);
         interval = expect[i];
@@ -142,148 +141,153 @@ static void test_probe_failure_reopens_with_growing_capped_interval(void)
 
     /* A successful probe closes it and resets the interval to the base. */
     t += interval;
-    CHECK(call(&b, t, MESH_BREAKER_SUCCESS) == MESH_BREAKER_ALLOWED);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
+    CHECK(call(&b, t, POL_BREAKER_SUCCESS) == POL_BREAKER_ALLOWED);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_CLOSED);
     for (int i = 0; i < 3; i++)
-        call(&b, t, MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_OPEN);
+        call(&b, t, POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_OPEN);
     CHECK(l.open_until[l.n - 1] == t + 1 * SEC);
 }
 
 static void test_ratio_window(void)
 {
-    mesh_breaker_config_t c;
-    mesh_breaker_config_default(&c);
+    pol_breaker_config_t c;
+    pol_breaker_config_default(&c);
     c.consecutive_failures = 0;
     c.failure_ratio = 0.5;
     c.ratio_min_calls = 10;
     c.window_ns = 10 * SEC; /* buckets of 1 s */
-    mesh_breaker_t b;
+    pol_breaker_t b;
     log_t l = {0};
-    CHECK(mesh_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
+    CHECK(pol_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
     uint64_t t = 1000 * SEC;
 
     /* Below the minimum number of calls nothing trips, even at 100% failures. */
     for (int i = 0; i < 9; i++)
-        call(&b, t, MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
-    uint32_t calls, fails;
-    mesh_breaker_window(&b, t, &calls, &fails);
+        call(&b, t, POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_CLOSED);
+    uint64_t calls, fails;
+    pol_breaker_window(&b, t, &calls, &fails);
     CHECK(calls == 9 && fails == 9);
 
     /* Those failures slide out of the window: 10 s later the window is empty. */
     t += 10 * SEC;
-    mesh_breaker_window(&b, t, &calls, &fails);
+    pol_breaker_window(&b, t, &calls, &fails);
     CHECK(calls == 0 && fails == 0);
 
     /* 4 failures and 6 successes: 40% < 50%, no trip. */
     for (int i = 0; i < 6; i++)
-        call(&b, t, MESH_BREAKER_SUCCESS);
+        call(&b, t, POL_BREAKER_SUCCESS);
     for (int i = 0; i < 4; i++)
-        call(&b, t + 1 * SEC, MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
+        call(&b, t + 1 * SEC, POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_CLOSED);
 
     /* The 6 successes expire 10 s later; the 4 failures are still in the window. Adding
      * 6 calls of which 1 fails: 5/10 = 50% -> trip. */
     t += 10 * SEC;
-    mesh_breaker_window(&b, t, &calls, &fails);
+    pol_breaker_window(&b, t, &calls, &fails);
     CHECK(calls == 4 && fails == 4);
     for (int i = 0; i < 5; i++)
-        call(&b, t, MESH_BREAKER_SUCCESS);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
-    call(&b, t, MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_OPEN);
+        call(&b, t, POL_BREAKER_SUCCESS);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_CLOSED);
+    call(&b, t, POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_OPEN);
     CHECK(l.n == 1 && strstr(l.reason[0], "failure ratio 5/10") != NULL);
 }
 
 static void test_concurrency_cap(void)
 {
-    mesh_breaker_config_t c;
-    mesh_breaker_config_default(&c);
+    pol_breaker_config_t c;
+    pol_breaker_config_default(&c);
     c.max_concurrent = 2;
-    mesh_breaker_t b;
+    pol_breaker_t b;
     log_t l = {0};
-    CHECK(mesh_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
-    mesh_breaker_permit_t p1, p2, p3;
-    CHECK(mesh_breaker_allow(&b, 0, &p1) == MESH_BREAKER_ALLOWED);
-    CHECK(mesh_breaker_allow(&b, 0, &p2) == MESH_BREAKER_ALLOWED);
+    CHECK(pol_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
+    pol_breaker_permit_t p1, p2, p3;
+    CHECK(pol_breaker_allow(&b, 0, &p1) == POL_BREAKER_ALLOWED);
+    CHECK(pol_breaker_allow(&b, 0, &p2) == POL_BREAKER_ALLOWED);
     for (int i = 0; i < 50; i++)
-        CHECK(mesh_breaker_allow(&b, 0, &p3) == MESH_BREAKER_REJECT_CONCURRENCY);
+        CHECK(pol_breaker_allow(&b, 0, &p3) == POL_BREAKER_REJECT_CONCURRENCY);
     /* Rejections over the cap never trip the breaker. */
-    CHECK(l.n == 0 && mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
+    CHECK(l.n == 0 && pol_breaker_state(&b) == POL_BREAKER_CLOSED);
     char msg[128];
-    CHECK(mesh_breaker_reject_message(&b, MESH_BREAKER_REJECT_CONCURRENCY, msg, sizeof(msg)) > 0);
+    CHECK(pol_breaker_reject_message(&b, POL_BREAKER_REJECT_CONCURRENCY, msg, sizeof(msg)) > 0);
     CHECK(strstr(msg, "pkg.Svc") != NULL && strstr(msg, "limit 2") != NULL);
-    mesh_breaker_done(&b, &p1, MESH_BREAKER_SUCCESS, 0);
-    mesh_breaker_done(&b, &p1, MESH_BREAKER_SUCCESS, 0); /* twice: no-op */
-    CHECK(mesh_breaker_in_flight(&b) == 1);
-    CHECK(mesh_breaker_allow(&b, 0, &p3) == MESH_BREAKER_ALLOWED);
-    mesh_breaker_done(&b, &p2, MESH_BREAKER_IGNORED, 0);
-    mesh_breaker_done(&b, &p3, MESH_BREAKER_SUCCESS, 0);
-    CHECK(mesh_breaker_in_flight(&b) == 0);
+    pol_breaker_done(&b, &p1, POL_BREAKER_SUCCESS, 0);
+    pol_breaker_done(&b, &p1, POL_BREAKER_SUCCESS, 0); /* twice: no-op */
+    CHECK(pol_breaker_in_flight(&b) == 1);
+    CHECK(pol_breaker_allow(&b, 0, &p3) == POL_BREAKER_ALLOWED);
+    pol_breaker_done(&b, &p2, POL_BREAKER_IGNORED, 0);
+    pol_breaker_done(&b, &p3, POL_BREAKER_SUCCESS, 0);
+    CHECK(pol_breaker_in_flight(&b) == 0);
 }
 
 static void test_stale_permits_and_ignored_probes(void)
 {
-    mesh_breaker_config_t c;
+    pol_breaker_config_t c;
     config_only_consecutive(&c);
     c.half_open_probes = 1;
-    mesh_breaker_t b;
+    pol_breaker_t b;
     log_t l = {0};
-    CHECK(mesh_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
+    CHECK(pol_breaker_init(&b, "pkg.Svc", &c, on_transition, &l) == 0);
 
     /* A slow call admitted while closed ... */
-    mesh_breaker_permit_t slow;
-    CHECK(mesh_breaker_allow(&b, 0, &slow) == MESH_BREAKER_ALLOWED);
+    pol_breaker_permit_t slow;
+    CHECK(pol_breaker_allow(&b, 0, &slow) == POL_BREAKER_ALLOWED);
     for (int i = 0; i < 3; i++)
-        call(&b, 0, MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_OPEN);
+        call(&b, 0, POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_OPEN);
 
     /* ... ending successfully during half-open must not close the breaker. */
-    mesh_breaker_permit_t probe;
-    CHECK(mesh_breaker_allow(&b, 1 * SEC, &probe) == MESH_BREAKER_ALLOWED);
-    mesh_breaker_done(&b, &slow, MESH_BREAKER_SUCCESS, 1 * SEC);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_HALF_OPEN);
+    pol_breaker_permit_t probe;
+    CHECK(pol_breaker_allow(&b, 1 * SEC, &probe) == POL_BREAKER_ALLOWED);
+    pol_breaker_done(&b, &slow, POL_BREAKER_SUCCESS, 1 * SEC);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_HALF_OPEN);
 
     /* A cancelled probe gives its slot back for another probe. */
-    mesh_breaker_permit_t other;
-    CHECK(mesh_breaker_allow(&b, 1 * SEC, &other) == MESH_BREAKER_REJECT_OPEN);
-    mesh_breaker_done(&b, &probe, MESH_BREAKER_IGNORED, 1 * SEC);
-    CHECK(mesh_breaker_allow(&b, 1 * SEC, &other) == MESH_BREAKER_ALLOWED);
-    mesh_breaker_done(&b, &other, MESH_BREAKER_SUCCESS, 1 * SEC);
-    CHECK(mesh_breaker_state(&b) == MESH_BREAKER_CLOSED);
-    CHECK(mesh_breaker_in_flight(&b) == 0);
+    pol_breaker_permit_t other;
+    CHECK(pol_breaker_allow(&b, 1 * SEC, &other) == POL_BREAKER_REJECT_OPEN);
+    pol_breaker_done(&b, &probe, POL_BREAKER_IGNORED, 1 * SEC);
+    CHECK(pol_breaker_allow(&b, 1 * SEC, &other) == POL_BREAKER_ALLOWED);
+    pol_breaker_done(&b, &other, POL_BREAKER_SUCCESS, 1 * SEC);
+    CHECK(pol_breaker_state(&b) == POL_BREAKER_CLOSED);
+    CHECK(pol_breaker_in_flight(&b) == 0);
 }
 
 static void test_classify_and_messages(void)
 {
-    CHECK(mesh_breaker_classify_grpc(14) == MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_classify_grpc(13) == MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_classify_grpc(4) == MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_classify_grpc(-1) == MESH_BREAKER_FAILURE);
-    CHECK(mesh_breaker_classify_grpc(0) == MESH_BREAKER_SUCCESS);
-    CHECK(mesh_breaker_classify_grpc(5) == MESH_BREAKER_SUCCESS);  /* NOT_FOUND */
-    CHECK(mesh_breaker_classify_grpc(3) == MESH_BREAKER_SUCCESS);  /* INVALID_ARGUMENT */
-    CHECK(mesh_breaker_classify_grpc(12) == MESH_BREAKER_SUCCESS); /* UNIMPLEMENTED */
+    CHECK(pol_breaker_classify_grpc(14) == POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_classify_grpc(13) == POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_classify_grpc(4) == POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_classify_grpc(-1) == POL_BREAKER_FAILURE);
+    CHECK(pol_breaker_classify_grpc(0) == POL_BREAKER_SUCCESS);
+    CHECK(pol_breaker_classify_grpc(5) == POL_BREAKER_SUCCESS);  /* NOT_FOUND */
+    CHECK(pol_breaker_classify_grpc(3) == POL_BREAKER_SUCCESS);  /* INVALID_ARGUMENT */
+    CHECK(pol_breaker_classify_grpc(12) == POL_BREAKER_SUCCESS); /* UNIMPLEMENTED */
 
     char buf[64];
-    CHECK(mesh_breaker_format_open_message("a.B", buf, sizeof(buf)) == 27);
+    CHECK(pol_breaker_format_open_message("a.B", buf, sizeof(buf)) == 27);
     CHECK(strcmp(buf, "meshd: circuit open for a.B") == 0);
-    CHECK(mesh_breaker_format_open_message("a.B", buf, 10) == -1);
+    CHECK(pol_breaker_format_open_message("a.B", buf, 10) == -1);
 
-    CHECK(strcmp(mesh_breaker_state_name(MESH_BREAKER_HALF_OPEN), "half-open") == 0);
+    CHECK(strcmp(pol_breaker_state_name(POL_BREAKER_HALF_OPEN), "half-open") == 0);
 
-    mesh_breaker_config_t c;
-    mesh_breaker_t b;
-    mesh_breaker_config_default(&c);
+    pol_breaker_config_t c;
+    pol_breaker_t b;
+    pol_breaker_config_default(&c);
     c.half_open_probes = 0;
-    CHECK(mesh_breaker_init(&b, "x", &c, NULL, NULL) == -1);
-    mesh_breaker_config_default(&c);
+    CHECK(pol_breaker_init(&b, "x", &c, NULL, NULL) == -1);
+    pol_breaker_config_default(&c);
     c.failure_ratio = 1.5;
-    CHECK(mesh_breaker_init(&b, "x", &c, NULL, NULL) == -1);
-    mesh_breaker_config_default(&c);
+    CHECK(pol_breaker_init(&b, "x", &c, NULL, NULL) == -1);
+    pol_breaker_config_default(&c);
     c.open_max_ns = c.open_ns - 1;
-    CHECK(mesh_breaker_init(&b, "x", &c, NULL, NULL) == -1);
+    CHECK(pol_breaker_init(&b, "x", &c, NULL, NULL) == -1);
+    pol_breaker_config_default(&c);
+    c.half_open_probes = POL_BREAKER_PROBES_MAX + 1;
+    char err[128];
+    CHECK(pol_breaker_config_check(&c, err, sizeof(err)) == -1);
+    CHECK(strstr(err, "half-open probes") != NULL);
 }
 
 int main(void)

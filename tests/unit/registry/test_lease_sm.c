@@ -1,9 +1,14 @@
 /*
  * tests/unit/registry/test_lease_sm.c: the lease/registration state machine under a fake
  * clock: grant -> put -> keepalive every TTL/3; TTL 0 / lease not found -> new lease + put;
- * etcd silent for a whole TTL -> lease presumed lost; stop -> delete + revoke.
+ * etcd silent for a whole TTL -> lease presumed lost; stop -> delete + revoke. The longest
+ * effect lists one event produces are driven and checked against REG_LFX_PER_EVENT, and an
+ * effect list that would overflow stops the process loudly instead of dropping an effect.
  */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "registry/lease_sm.h"
 #include "tests/check.h"
@@ -19,8 +24,87 @@ static int has(const reg_lfxs_t *fx, reg_lfx_kind_t k, int64_t *arg)
     return 0;
 }
 
+/* Checks fx holds exactly kinds a, b (the longest lists are two effects long). */
+static void expect_two(const reg_lfxs_t *fx, reg_lfx_kind_t a, reg_lfx_kind_t b)
+{
+    CHECK_EQ(fx->n, REG_LFX_PER_EVENT);
+    CHECK_EQ(fx->v[0].kind, a);
+    CHECK_EQ(fx->v[1].kind, b);
+}
+
+static void test_longest_effect_lists(void)
+{
+    reg_lease_sm_t sm;
+    reg_lfxs_t fx = {.n = 0};
+    /* put_ok while a stop is pending: registered, then revoke. */
+    reg_lease_sm_init(&sm, 10);
+    reg_lease_sm_start(&sm, 0, &fx);
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 5, 10, 0, &fx);
+    fx.n = 0;
+    reg_lease_sm_stop(&sm, 0, &fx);
+    CHECK_EQ(fx.n, 0);
+    reg_lease_sm_put_ok(&sm, 0, &fx);
+    expect_two(&fx, REG_LFX_REGISTERED, REG_LFX_REVOKE);
+    /* A lost lease: lost, then a new grant ... */
+    reg_lease_sm_init(&sm, 10);
+    fx.n = 0;
+    reg_lease_sm_start(&sm, 0, &fx);
+    reg_lease_sm_grant_ok(&sm, 6, 10, 0, &fx);
+    reg_lease_sm_put_ok(&sm, 0, &fx);
+    fx.n = 0;
+    reg_lease_sm_timer(&sm, 3333, &fx);
+    fx.n = 0;
+    reg_lease_sm_keepalive_ok(&sm, 0, 3333, &fx);
+    expect_two(&fx, REG_LFX_LOST, REG_LFX_GRANT);
+    /* ... or, with a stop pending, lost then revoke. */
+    fx.n = 0;
+    reg_lease_sm_grant_ok(&sm, 7, 10, 3333, &fx);
+    fx.n = 0;
+    reg_lease_sm_put_failed(&sm, 0, 3333, &fx); /* backoff */
+    fx.n = 0;
+    reg_lease_sm_timer(&sm, 3400, &fx); /* put again under the same lease */
+    CHECK(sm.state == REG_LEASE_PUTTING);
+    fx.n = 0;
+    reg_lease_sm_stop(&sm, 3400, &fx);
+    reg_lease_sm_put_failed(&sm, 1, 3400, &fx);
+    expect_two(&fx, REG_LFX_LOST, REG_LFX_REVOKE);
+}
+
+/* A list with no room left: the machine logs the bug and aborts (checked in a child). */
+static void test_overflow_is_loud(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        signal(SIGABRT, SIG_DFL);
+        reg_lease_sm_t sm;
+        reg_lease_sm_init(&sm, 10);
+        reg_lfxs_t fx = {.n = REG_LFX_MAX};
+        reg_lease_sm_start(&sm, 0, &fx);
+        _exit(0); /* not reached */
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(buf) - 1 && (n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(p[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    CHECK_CONTAINS(buf, "lease machine: effect list full (6)");
+}
+
 int main(void)
 {
+    test_longest_effect_lists();
+    test_overflow_is_loud();
     reg_lease_sm_t sm;
     reg_lfxs_t fx = {.n = 0};
     int64_t arg;

@@ -2,9 +2,14 @@
  * tests/unit/registry/test_watch_sm.c: the view's watch/resync state machine under a fake
  * clock: initial range then watch from revision+1, coalesced publishing, compaction -> range,
  * diff (removals included) -> watch again, broken stream -> degraded, backoff with jitter ->
- * resync that keeps instances which still exist.
+ * resync that keeps instances which still exist. The longest effect list one event produces
+ * is driven and checked against REG_WFX_PER_EVENT, and an effect list that would overflow
+ * stops the process loudly instead of dropping an effect.
  */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "registry/instance.h"
@@ -65,9 +70,76 @@ static int present(reg_table_t *t, const char *addr)
     return e && e->valid;
 }
 
+/* The longest list: after a broken stream the machine resumes its watch (link degraded); an
+ * event changes the view (no flush armed); then the line creating the watch reports a store
+ * older than the view (etcd lost its data): flush timer, link up, cancel, range. */
+static void test_longest_effect_list(void)
+{
+    reg_table_t t;
+    CHECK(reg_table_init(&t, P) == 0);
+    reg_watch_sm_t sm;
+    reg_watch_sm_init(&sm, &t, 0, NULL);
+    reg_wfxs_t fx = {.n = 0};
+    reg_watch_sm_start(&sm, now, &fx);
+    fx.n = 0;
+    reg_watch_sm_range_begin(&sm);
+    kv(&sm, "a:1", 5);
+    reg_watch_sm_range_done(&sm, 10, now, &fx);
+    fx.n = 0;
+    reg_watch_sm_flush_timer(&sm, now, &fx);
+    fx.n = 0;
+    reg_watch_sm_watch_closed(&sm, now, &fx);
+    fx.n = 0;
+    reg_watch_sm_retry_timer(&sm, now, &fx);
+    CHECK(sm.state == REG_WATCH_WATCHING && sm.link == REG_LINK_DEGRADED);
+    ev(&sm, 0, "b:1", 12);
+    fx.n = 0;
+    line(&sm, 5, 1, 0, 0, 0, &fx);
+    CHECK_EQ(fx.n, REG_WFX_PER_EVENT);
+    static const reg_wfx_kind_t want[] = {REG_WFX_FLUSH_TIMER, REG_WFX_LINK, REG_WFX_CANCEL_WATCH,
+                                          REG_WFX_RANGE};
+    for (int i = 0; i < REG_WFX_PER_EVENT; i++)
+        CHECK_EQ(fx.v[i].kind, want[i]);
+    reg_table_destroy(&t);
+}
+
+/* A list with no room left: the machine logs the bug and aborts (checked in a child). */
+static void test_overflow_is_loud(void)
+{
+    int p[2];
+    CHECK(pipe(p) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 2);
+        signal(SIGABRT, SIG_DFL);
+        reg_table_t t;
+        reg_table_init(&t, P);
+        reg_watch_sm_t sm;
+        reg_watch_sm_init(&sm, &t, 0, NULL);
+        reg_wfxs_t fx = {.n = REG_WFX_MAX};
+        reg_watch_sm_start(&sm, 0, &fx);
+        _exit(0); /* not reached */
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof(buf) - 1 && (n = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(p[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+    CHECK_CONTAINS(buf, "watch machine: effect list full (8)");
+}
+
 int main(void)
 {
     mesh_log_init("test", MESH_LOG_ERROR, MESH_LOG_FORMAT_TEXT);
+    test_longest_effect_list();
+    test_overflow_is_loud();
     reg_table_t t;
     CHECK(reg_table_init(&t, P) == 0);
     reg_watch_sm_t sm;
