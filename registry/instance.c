@@ -217,3 +217,30 @@ char *reg_value_format(const reg_instance_t *inst)
     json_decref(root);
     return s;
 }
+
+int reg_marker_key_format(char *buf, size_t cap, const char *prefix, const char *service,
+                          const char *addr)
+{
+    size_t pl = strlen(prefix);
+    while (pl && prefix[pl - 1] == '/')
+        pl--;
+    size_t root = pl;
+    while (root && prefix[root - 1] != '/')
+        root--;
+    int n = root ? snprintf(buf, cap, "%.*sevicted/%s/%s", (int)root, prefix, service, addr)
+                 : snprintf(buf, cap, "evicted/%s/%s", service, addr);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int64_t reg_marker_lease(const char *val, size_t len)
+{
+    json_t *root = json_loadb(val, len, 0, NULL);
+    const json_t *l = json_object_get(root, "lease");
+    int64_t lease = 0;
+    if (json_is_integer(l))
+        lease = (int64_t)json_integer_value(l);
+    else if (json_is_string(l))
+        lease = strtoll(json_string_value(l), NULL, 10);
+    json_decref(root);
+    return lease;
+}

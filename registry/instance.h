@@ -122,4 +122,18 @@ void reg_value_release(reg_value_t *v);
  */
 char *reg_value_format(const reg_instance_t *inst);
 
+/**
+ * Writes the key of the monitor's eviction marker of service/addr into buf:
+ * `<root>/evicted/<service>/<addr>`, where root is prefix without its last component
+ * ("meshd/services" -> "meshd/evicted/..."). Returns its length, or -1 if cap is short.
+ */
+int reg_marker_key_format(char *buf, size_t cap, const char *prefix, const char *service,
+                          const char *addr);
+
+/**
+ * The lease an eviction marker's value names ({"lease":"<id>",...}; a JSON string or number),
+ * or 0 when the value names none (the marker then applies to any registration).
+ */
+int64_t reg_marker_lease(const char *val, size_t len);
+
 #endif

@@ -25,10 +25,16 @@ struct reg_registration {
     etcd_api_t *api;
     uint32_t seq;      /* request in flight (0: none) */
     uint32_t next_seq; /* for tags */
+    int phase;         /* what the request in flight is: PH_LEASE, PH_VERIFY, PH_REPAIR */
+    int evicted_said;  /* logged that a marker keeps a key out */
     int deleting;      /* the request in flight is the delete of the deregistration */
     int64_t revoke_lease;
     uint64_t timer;
 };
+
+/* The request in flight belongs to the lease machine, or is the check of the keys after a
+ * keepalive, or the put that repairs what the check found missing. */
+enum { PH_LEASE = 0, PH_VERIFY = 1, PH_REPAIR = 2 };
 
 /* ---- the spec ------------------------------------------------------------------------------- */
 
@@ -40,9 +46,12 @@ void reg_spec_free(void *p)
     for (size_t i = 0; i < s->n_keys; i++) {
         free(s->keys[i]);
         free(s->values[i]);
+        if (s->markers)
+            free(s->markers[i]);
     }
     free(s->keys);
     free(s->values);
+    free(s->markers);
     free(s->addr);
     free(s);
 }
@@ -94,7 +103,8 @@ reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
     s->ttl_s = cfg->ttl_s > 0 ? cfg->ttl_s : 10;
     s->keys = calloc(cfg->n_services, sizeof(char *));
     s->values = calloc(cfg->n_services, sizeof(char *));
-    if (!s->addr || !s->keys || !s->values)
+    s->markers = calloc(cfg->n_services, sizeof(char *));
+    if (!s->addr || !s->keys || !s->values || !s->markers)
         goto fail;
     const char *prefix = cfg->prefix ? cfg->prefix : REG_DEFAULT_PREFIX;
     for (size_t i = 0; i < cfg->n_services; i++) {
@@ -116,7 +126,9 @@ reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
         s->keys[i] = strdup(key);
         s->values[i] = reg_value_format(&in);
         s->n_keys++;
-        if (!s->keys[i] || !s->values[i])
+        if (!s->keys[i] || !s->values[i] ||
+            reg_marker_key_format(key, sizeof(key), prefix, svc->name, cfg->addr) < 0 ||
+            !(s->markers[i] = strdup(key)))
             goto fail;
     }
     free(labels);
@@ -149,6 +161,7 @@ static void tell(reg_registration_t *r, reg_event_kind_t ev, int64_t lease)
  * through on_result, as a request etcd never answered. */
 static void submit(reg_registration_t *r, etcd_request_t *req, etcd_call_t call)
 {
+    r->phase = PH_LEASE;
     r->seq = ++r->next_seq ? r->next_seq : ++r->next_seq;
     uint64_t tag = reg_tag(REG_TAG_LEASE, r->id, r->seq);
     if (req) {
@@ -262,6 +275,93 @@ static void run(reg_registration_t *r, reg_lfxs_t *fx)
     }
 }
 
+/* ---- checking the keys ---------------------------------------------------------------------- */
+
+/* After a keepalive: do all keys still carry the lease? If not, range them and their markers. */
+static void verify_keys(reg_registration_t *r)
+{
+    size_t n = r->spec->n_keys;
+    int64_t lease = r->sm.lease;
+    etcd_cmp_t *cmps = calloc(n, sizeof(*cmps));
+    etcd_op_t *ops = calloc(2 * n, sizeof(*ops));
+    if (lease && cmps && ops) {
+        for (size_t i = 0; i < n; i++) {
+            cmps[i] = (etcd_cmp_t){.key = r->spec->keys[i],
+                                   .target = ETCD_CMP_LEASE,
+                                   .result = ETCD_CMP_EQUAL,
+                                   .value = lease};
+            ops[2 * i] = (etcd_op_t){.kind = ETCD_OP_RANGE, .key = r->spec->keys[i]};
+            ops[2 * i + 1] = (etcd_op_t){.kind = ETCD_OP_RANGE, .key = r->spec->markers[i]};
+        }
+        etcd_request_t req = {
+            .call = ETCD_CALL_TXN, .cmps = cmps, .n_cmps = n, .failure = ops, .n_failure = 2 * n};
+        submit(r, &req, ETCD_CALL_TXN);
+        if (r->seq) /* not failed at once */
+            r->phase = PH_VERIFY;
+    }
+    free(cmps);
+    free(ops);
+}
+
+static const etcd_api_kv_t *find_kv(const etcd_result_t *res, const char *key)
+{
+    for (size_t i = 0; i < res->n_kvs; i++)
+        if (strcmp(res->kvs[i].key, key) == 0)
+            return &res->kvs[i];
+    return NULL;
+}
+
+/* The check found keys that do not carry the lease: put back the ones that vanished. */
+static void repair_keys(reg_registration_t *r, const etcd_result_t *res)
+{
+    size_t n = r->spec->n_keys, k = 0;
+    int64_t lease = r->sm.lease;
+    etcd_cmp_t *cmps = calloc(n, sizeof(*cmps));
+    etcd_op_t *ops = calloc(n, sizeof(*ops));
+    for (size_t i = 0; cmps && ops && i < n; i++) {
+        const etcd_api_kv_t *kv = find_kv(res, r->spec->keys[i]);
+        if (kv) {
+            if (kv->lease != lease)
+                mesh_info("registry", "%s now carries lease %lld, not ours (%lld): left to it",
+                          r->spec->keys[i], (long long)kv->lease, (long long)lease);
+            continue;
+        }
+        const etcd_api_kv_t *marker = find_kv(res, r->spec->markers[i]);
+        if (marker) {
+            int64_t ml = reg_marker_lease(marker->value, marker->value_len);
+            if (!ml || ml == lease) {
+                if (!r->evicted_said++)
+                    mesh_warn("registry",
+                              "%s was evicted by the monitor (%s): not put back "
+                              "until the marker is removed",
+                              r->spec->keys[i], r->spec->markers[i]);
+                continue;
+            }
+        }
+        cmps[k] = (etcd_cmp_t){.key = r->spec->keys[i],
+                               .target = ETCD_CMP_VERSION,
+                               .result = ETCD_CMP_EQUAL,
+                               .value = 0};
+        ops[k] = (etcd_op_t){.kind = ETCD_OP_PUT,
+                             .key = r->spec->keys[i],
+                             .value = r->spec->values[i],
+                             .value_len = strlen(r->spec->values[i]),
+                             .lease = lease};
+        mesh_warn("registry", "%s vanished from etcd while lease %lld lives: putting it back",
+                  r->spec->keys[i], (long long)lease);
+        k++;
+    }
+    if (k) {
+        etcd_request_t req = {
+            .call = ETCD_CALL_TXN, .cmps = cmps, .n_cmps = k, .success = ops, .n_success = k};
+        submit(r, &req, ETCD_CALL_TXN);
+        if (r->seq)
+            r->phase = PH_REPAIR;
+    }
+    free(cmps);
+    free(ops);
+}
+
 /* ---- results -------------------------------------------------------------------------------- */
 
 void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
@@ -269,6 +369,16 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
     if (!r->seq || (uint32_t)res->tag != r->seq)
         return; /* stale: a cancelled request's answer */
     r->seq = 0;
+    if (r->phase != PH_LEASE) { /* the check of the keys, outside the lease machine */
+        int phase = r->phase;
+        r->phase = PH_LEASE;
+        if (phase == PH_VERIFY && res->err == ETCD_API_OK && !res->succeeded &&
+            r->sm.state == REG_LEASE_ACTIVE && !r->sm.stop_requested)
+            repair_keys(r, res);
+        else if (phase == PH_VERIFY && res->err == ETCD_API_OK && res->succeeded)
+            r->evicted_said = 0;
+        return;
+    }
     reg_lfxs_t fx = {.n = 0};
     uint64_t now = now_ms(r);
     switch (res->call) {
@@ -313,7 +423,11 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
             reg_lease_sm_keepalive_ok(&r->sm, res->ttl_s, now, &fx);
         else
             reg_lease_sm_keepalive_failed(&r->sm, etcd_result_lease_gone(res), now, &fx);
-        break;
+        run(r, &fx);
+        /* The lease lives: check that the keys do too (no request is in flight now). */
+        if (r->sm.state == REG_LEASE_ACTIVE && !r->seq && !r->sm.stop_requested)
+            verify_keys(r);
+        return;
     case ETCD_CALL_LEASE_REVOKE:
         reg_lease_sm_revoke_done(&r->sm, now, &fx);
         break;

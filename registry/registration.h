@@ -11,6 +11,12 @@
  * slow old pod never deletes the keys of a new pod on the same address), then revokes the
  * lease.
  *
+ * After every keepalive the registration checks that its keys still carry its lease (one txn
+ * that compares them all). A key that vanished while the lease lives (etcd data loss, an
+ * operator's delete) is put again, unless the monitor's eviction marker for it names this
+ * lease: an evicted instance stays out until the monitor removes the marker. A key that now
+ * carries another lease belongs to someone else (a new pod on the same address) and is left.
+ *
  * Whoever asked for the registration (the sidecar actor) is told what happens through
  * REG_MSG_EVENT messages (registry/reg_msgs.h).
  */
@@ -53,6 +59,7 @@ typedef struct reg_spec {
     size_t n_keys;
     char **keys;
     char **values;
+    char **markers; /* the eviction marker key of each key (registry/instance.h) */
 } reg_spec_t;
 
 /** Builds the keys and values of cfg (NULL on bad settings or out of memory). */

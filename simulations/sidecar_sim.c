@@ -9,14 +9,21 @@
  * Faults: an app's health flaps (NOT_SERVING for a while), its process goes down (and may come
  * back as the next version, serving one more service), it hangs (calls never answered); a node
  * is partitioned from etcd (shorter or longer than the lease TTL); etcd is down for everyone;
- * the sidecar actor or the registry actor crashes (restarted by the supervisor). Near the end
- * one node shuts down gracefully (as on SIGTERM). etcd expires leases as its lessor does.
+ * the sidecar actor or the registry actor crashes (restarted by the supervisor); an operator
+ * deletes one of a node's keys (etcd data loss looks the same); the monitor evicts an instance
+ * (deletes its key and writes an eviction marker naming its lease) and later lifts the marker.
+ * Near the end one node shuts down gracefully (as on SIGTERM). etcd expires leases as its
+ * lessor does.
  *
  * Invariants, checked every 100 ms of virtual time (bounds from the configured timers):
  *   - an app unhealthy for longer than the deregistration bound, on a node that reached etcd
  *     for that whole time and did not crash, has no key in etcd;
  *   - an app healthy for longer than the registration bound, on such a node, has exactly its
  *     services registered under a live lease, with its methods;
+ *   - a key that vanished while its lease lives is back within a keepalive period (part of the
+ *     previous rule, with that grace after the delete);
+ *   - a key never carries the lease an eviction marker names (an evicted instance stays out
+ *     until the marker goes);
  *   - a node that shut down has no key once the deregistration bound passed, ever again;
  *   - no sidecar ever gives up (NODE_MSG_FAIL).
  * At the end, after everything healed and went quiet: every running node's app is registered
@@ -62,6 +69,8 @@
 /* Registration: one check, reflection, a lease grant and a put, a keepalive period to notice a
  * lost lease (TTL/3), the backoff of a failed grant, and slack. */
 #define BOUND_REG_NS ((uint64_t)(2 * HEALTH_INTERVAL_MS + LEASE_TTL_MS) * MS + 2 * S)
+/* A deleted key is checked for after every keepalive (TTL/3) and put back in one round trip. */
+#define BOUND_REPAIR_NS ((uint64_t)LEASE_TTL_MS / 3 * MS + 1 * S)
 
 typedef struct opts {
     uint64_t seed;
@@ -97,11 +106,15 @@ typedef struct node {
     uint64_t part_until;
     uint64_t shutdown_at; /* 0: running */
     uint64_t faulty_until;
+    uint64_t disturbed_at; /* an operator or the monitor touched its keys */
+    int evicted;           /* a marker names its lease */
+    char marker[256];
     int failed;
 } node_t;
 
 typedef struct stats {
-    uint64_t flaps, downs, hangs, upgrades, partitions, outages, crashes, checks, registered_ok;
+    uint64_t flaps, downs, hangs, upgrades, partitions, outages, crashes, checks, registered_ok,
+        deletes, evictions;
 } stats_t;
 
 struct world {
@@ -321,8 +334,24 @@ static void check_node(world_t *wd, node_t *n)
             fail(wd, n->i, why);
         }
     }
+    if (n->evicted) {
+        const sim_kv_t *m = sim_etcd_get(wd->etcd, n->marker);
+        char key[256], adv[64];
+        advertise_of(adv, sizeof(adv), n->i);
+        size_t nsvc;
+        const char *const *svcs = sim_app_services(n->app, &nsvc);
+        reg_key_format(key, sizeof(key), PREFIX, svcs[nsvc - 1], adv);
+        const sim_kv_t *kv = sim_etcd_get(wd->etcd, key);
+        if (m && kv && kv->lease == reg_marker_lease(m->value, strlen(m->value))) {
+            snprintf(why, sizeof(why),
+                     "%s is back under lease %llx, which its eviction marker names", key,
+                     (unsigned long long)kv->lease);
+            fail(wd, n->i, why);
+        }
+        return; /* registration is not expected while evicted */
+    }
     if (quiet && n->healthy_since && now - n->healthy_since > BOUND_REG_NS &&
-        now - n->reachable_since > BOUND_REG_NS) {
+        now - n->reachable_since > BOUND_REG_NS && now - n->disturbed_at > BOUND_REPAIR_NS) {
         wd->st.checks++;
         if (check_keys(wd, n, 1, why, sizeof(why)) < 0) {
             char full[560];
@@ -382,6 +411,18 @@ static void heal_part(void *arg)
         return;
     sim_etcd_set_partitioned(n->wd->etcd, (uint32_t)n->i, 0);
     vlog(n->wd, "node %d: partition from etcd healed", n->i);
+}
+
+/* The monitor lifts its eviction marker. */
+static void lift_marker(void *arg)
+{
+    node_t *n = arg;
+    sim_etcd_txn_begin(n->wd->etcd);
+    sim_etcd_txn_delete(n->wd->etcd, n->marker);
+    sim_etcd_txn_commit(n->wd->etcd);
+    n->evicted = 0;
+    n->disturbed_at = now_ns(n->wd);
+    vlog(n->wd, "node %d: eviction marker lifted", n->i);
 }
 
 static void etcd_up(void *arg)
@@ -447,7 +488,41 @@ static void do_fault(world_t *wd)
             track(wd, &wd->n[k]);
         vlog(wd, "etcd down for %llu ms", (unsigned long long)(d / MS));
         at(wd, d, etcd_up, wd);
-    } else if (r < 80) {
+    } else if (r < 86 && !n->evicted) {
+        /* One of its keys is deleted: by an operator, or by the monitor, which also writes an
+         * eviction marker naming the key's lease. */
+        char key[256], adv[64];
+        advertise_of(adv, sizeof(adv), i);
+        size_t nsvc;
+        const char *const *svcs = sim_app_services(n->app, &nsvc);
+        reg_key_format(key, sizeof(key), PREFIX, svcs[nsvc - 1], adv);
+        const sim_kv_t *kv = sim_etcd_get(wd->etcd, key);
+        if (!kv)
+            return;
+        int64_t lease = kv->lease;
+        int evict = rnd(wd, 2) == 0;
+        sim_etcd_txn_begin(wd->etcd);
+        sim_etcd_txn_delete(wd->etcd, key);
+        if (evict) {
+            char val[96];
+            reg_marker_key_format(n->marker, sizeof(n->marker), PREFIX, svcs[nsvc - 1], adv);
+            snprintf(val, sizeof(val), "{\"lease\":\"%lld\",\"reason\":\"no answer\"}",
+                     (long long)lease);
+            sim_etcd_txn_put(wd->etcd, n->marker, val, 0, 0);
+        }
+        sim_etcd_txn_commit(wd->etcd);
+        n->disturbed_at = now;
+        if (evict) {
+            n->evicted = 1;
+            wd->st.evictions++;
+            at(wd, 1 * S + rnd(wd, 4 * S), lift_marker, n);
+        } else {
+            wd->st.deletes++;
+        }
+        vlog(wd, "node %d: %s %s", i, evict ? "the monitor evicted" : "an operator deleted", key);
+    } else if (r < 86) {
+        return;
+    } else if (r < 92) {
         mesh_actor_id_t victim = rnd(wd, 2) ? n->sidecar : n->registry;
         if (victim && mesh_sim_crash(wd->sim, victim) == 0) {
             wd->st.crashes++;
@@ -473,6 +548,8 @@ static void heal_all(void *arg)
     for (int i = 0; i < wd->o.nodes; i++) {
         node_t *n = &wd->n[i];
         n->faulty_until = n->part_until = 0;
+        if (n->evicted)
+            lift_marker(n);
         sim_etcd_set_partitioned(wd->etcd, (uint32_t)i, 0);
         sim_app_set_serving(n->app, 1);
         sim_app_set_hung(n->app, 0);
@@ -697,12 +774,13 @@ int main(int argc, char **argv)
     if (single) {
         result_t r = run_seed(&o);
         printf("seed %llu: hash %016llx flaps %llu downs %llu hangs %llu upgrades %llu partitions "
-               "%llu outages %llu crashes %llu checks %llu: %s\n",
+               "%llu outages %llu crashes %llu deletes %llu evictions %llu checks %llu: %s\n",
                (unsigned long long)o.seed, (unsigned long long)r.hash,
                (unsigned long long)r.st.flaps, (unsigned long long)r.st.downs,
                (unsigned long long)r.st.hangs, (unsigned long long)r.st.upgrades,
                (unsigned long long)r.st.partitions, (unsigned long long)r.st.outages,
-               (unsigned long long)r.st.crashes, (unsigned long long)r.st.checks,
+               (unsigned long long)r.st.crashes, (unsigned long long)r.st.deletes,
+               (unsigned long long)r.st.evictions, (unsigned long long)r.st.checks,
                r.failures ? "FAIL" : "ok");
         if (r.failures) {
             printf("  %d violation(s), first: %s\n", r.failures, r.why);
@@ -728,6 +806,8 @@ int main(int argc, char **argv)
         tot.partitions += r.st.partitions;
         tot.outages += r.st.outages;
         tot.crashes += r.st.crashes;
+        tot.deletes += r.st.deletes;
+        tot.evictions += r.st.evictions;
         tot.checks += r.st.checks;
         if (r.failures) {
             failed++;
@@ -756,14 +836,16 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("%llu seeds from %llu, %d nodes, %llu ms each: %llu failed; app flaps %llu downs %llu "
-           "hangs %llu upgrades %llu; partitions %llu outages %llu crashes %llu; %llu "
-           "registration checks; determinism %s (%llu seeds replayed); %.1f s\n",
+           "hangs %llu upgrades %llu; partitions %llu outages %llu crashes %llu; deletes %llu "
+           "evictions %llu; %llu registration checks; determinism %s (%llu seeds replayed); "
+           "%.1f s\n",
            (unsigned long long)count, (unsigned long long)first, o.nodes,
            (unsigned long long)o.duration_ms, (unsigned long long)failed,
            (unsigned long long)tot.flaps, (unsigned long long)tot.downs,
            (unsigned long long)tot.hangs, (unsigned long long)tot.upgrades,
            (unsigned long long)tot.partitions, (unsigned long long)tot.outages,
-           (unsigned long long)tot.crashes, (unsigned long long)tot.checks,
+           (unsigned long long)tot.crashes, (unsigned long long)tot.deletes,
+           (unsigned long long)tot.evictions, (unsigned long long)tot.checks,
            det_fail ? "FAILED" : "ok", (unsigned long long)again, secs);
     free(hashes);
     return failed || det_fail ? 1 : 0;

@@ -141,6 +141,29 @@ static void single_node(void)
     }
     CHECK(h_etcdctl(ec.endpoints, "get", P "/pkg.Greeter/127.0.0.1:7001", NULL) == 0);
 
+    /* 1b. A key deleted while its lease lives (an operator, etcd data loss) is put back after
+     *     the next keepalive (TTL/3); an eviction marker naming the lease keeps it out until
+     *     the marker is removed. */
+    CHECK(h_etcdctl(ec.endpoints, "del", P "/pkg.Greeter/127.0.0.1:7001", NULL) == 0);
+    CHECK(wait_key(v, P "/pkg.Greeter/127.0.0.1:7001", 0, 2000));
+    double deleted = h_now_ms();
+    CHECK(wait_key(v, P "/pkg.Greeter/127.0.0.1:7001", 1, 8000));
+    printf("deleted key put back %.0f ms after the delete\n", h_now_ms() - deleted);
+    {
+        char marker[128];
+        snprintf(marker, sizeof(marker), "{\"lease\":\"%lld\",\"reason\":\"test\"}",
+                 (long long)e.lease);
+        CHECK(h_etcdctl(ec.endpoints, "put", "meshd/evicted/pkg.Greeter/127.0.0.1:7001", marker,
+                        NULL) == 0);
+        CHECK(h_etcdctl(ec.endpoints, "del", P "/pkg.Greeter/127.0.0.1:7001", NULL) == 0);
+        CHECK(wait_key(v, P "/pkg.Greeter/127.0.0.1:7001", 0, 2000));
+        CHECK(!wait_key(v, P "/pkg.Greeter/127.0.0.1:7001", 1, 5000)); /* two keepalives */
+        CHECK(h_etcdctl(ec.endpoints, "del", "meshd/evicted/pkg.Greeter/127.0.0.1:7001", NULL) ==
+              0);
+        CHECK(wait_key(v, P "/pkg.Greeter/127.0.0.1:7001", 1, 8000));
+        printf("eviction marker kept the key out; put back once the marker was removed\n");
+    }
+
     /* 2. Interoperability: the naming-resolver format written by etcdctl. */
     CHECK(h_etcdctl(ec.endpoints, "put", P "/pkg.Other/127.0.0.1:7100",
                     "{\"Op\":0,\"Addr\":\"127.0.0.1:7100\"}", NULL) == 0);
