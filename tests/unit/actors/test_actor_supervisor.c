@@ -1,7 +1,10 @@
 /*
  * tests/unit/actors/test_actor_supervisor.c: a supervisor restarts a failing child with
  * exponential backoff (exact virtual times), keeps its address, and gives up after
- * max_restarts: it fails and its own parent is told. A child that recovers keeps running.
+ * max_restarts: it fails and its own parent is told. A child that recovers keeps running. The
+ * restart count decays: a child that crashes rarely (each time after running longer than
+ * healthy_after) is restarted forever, at the initial backoff; one that crashes again soon
+ * after each restart exhausts the budget. The child's address is written to id_out.
  */
 #include <string.h>
 
@@ -140,10 +143,73 @@ static void test_recover(void)
     mesh_exec_free(sim);
 }
 
+/* Crash faults injected from outside (mesh_sim_crash), as the simulations do. */
+typedef struct crash_at {
+    mesh_exec_t *sim;
+} crash_at_t;
+
+static mesh_actor_id_t g_decay_child;
+
+static void crash(void *arg)
+{
+    crash_at_t *c = arg;
+    mesh_sim_crash(c->sim, g_decay_child);
+}
+
+static const mesh_child_spec_t decay_children[] = {{.ops = &child_ops, .id_out = &g_decay_child}};
+static const mesh_supervisor_spec_t decay_spec = {.name = "sup",
+                                                  .children = decay_children,
+                                                  .nchildren = 1,
+                                                  .max_restarts = 3,
+                                                  .backoff_initial_ns = 100 * MS,
+                                                  .backoff_max_ns = 300 * MS,
+                                                  .healthy_after_ns = 1000 * MS};
+
+static int decay_parent_start(mesh_actor_t *self, void *arg)
+{
+    mesh_spawn_opts_t o = {.name = "sup"};
+    return mesh_spawn(self, &mesh_supervisor_ops, (void *)&decay_spec, &o, &g_sup);
+}
+
+static const mesh_actor_ops_t decay_parent_ops = {
+    .name = "parent", .on_start = decay_parent_start, .on_message = parent_msg};
+
+static void test_decay(int gap_ms, int crashes, int want_give_up)
+{
+    reset(0);
+    g_decay_child = 0;
+    mesh_exec_t *sim = mesh_sim_new(7);
+    mesh_actor_id_t parent;
+    CHECK_EQ(mesh_exec_spawn(sim, &decay_parent_ops, NULL, NULL, &parent), 0);
+    crash_at_t c = {sim};
+    uint64_t t0 = mesh_sim_now(sim), t = t0;
+    for (int i = 0; i < crashes; i++) {
+        t += (uint64_t)gap_ms * MS;
+        mesh_sim_call_at(sim, t, crash, &c);
+    }
+    mesh_sim_run_until(sim, t + 5000 * MS);
+    CHECK(g_decay_child != 0); /* the supervisor wrote the child's address */
+    if (want_give_up) {
+        CHECK_EQ(g_nstarts, 4); /* 1 start + 3 restarts, then the budget is gone */
+        CHECK_EQ(g_parent_exits, 1);
+        CHECK_EQ(g_parent_reason, MESH_STOP_FAILED);
+    } else {
+        CHECK_EQ(g_nstarts, crashes + 1); /* every crash restarted */
+        CHECK_EQ(g_parent_exits, 0);
+        /* each restart at the initial backoff: the count started over every time */
+        for (int i = 1; i < 16 && i <= crashes; i++)
+            CHECK_EQ(g_starts[i] - (t0 + (uint64_t)i * (uint64_t)gap_ms * MS), 100 * MS);
+        CHECK_EQ(mesh_exec_send(sim, g_decay_child, 1, NULL, 0), 0);
+    }
+    mesh_exec_free(sim);
+}
+
 int main(void)
 {
     test_give_up();
     test_recover();
+    test_decay(1500, 10, 0); /* rare crashes: restarted forever */
+    test_decay(150, 10, 1);  /* crashes soon after each restart: gives up */
     printf("ok\n");
     return 0;
 }
