@@ -9,6 +9,8 @@
  */
 #include "actors/evring.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +81,24 @@ void mesh_evring_done(mesh_evring_t *r)
 uint64_t mesh_evring_take_dropped(mesh_evring_t *r)
 {
     return atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
+}
+
+static _Thread_local mesh_evring_t *current;
+
+void mesh_evring_set_current(mesh_evring_t *r)
+{
+    current = r;
+}
+
+int mesh_evring_emit(uint32_t type, uint64_t a, uint64_t b, const char *fmt, ...)
+{
+    if (!current)
+        return -1;
+    mesh_event_t e = {.type = type, .a = a, .b = b};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.text, sizeof(e.text), fmt, ap);
+    va_end(ap);
+    mesh_evring_push(current, &e);
+    return 0; /* a full ring counts the drop; the consumer reports it */
 }

@@ -28,7 +28,7 @@ typedef struct mesh_event {
 /** Event types of the runtime and the node. */
 enum {
     MESH_EV_STATS = 1,   /* a = calls, b = calls the mesh failed, c = retries (since the last) */
-    MESH_EV_BREAKER = 2, /* a = from state, b = to state; text = "<name>: <reason>" */
+    MESH_EV_BREAKER = 2, /* a = 1 when the circuit opened; text = the transition, for the log */
 };
 
 /** The ring. */
@@ -63,5 +63,17 @@ void mesh_evring_done(mesh_evring_t *r);
 
 /** Consumer: events dropped since the last call. */
 uint64_t mesh_evring_take_dropped(mesh_evring_t *r);
+
+/** Producer: makes r the calling thread's ring (a worker sets its own at start; NULL unsets),
+ *  so code deep in the data plane can report without knowing which worker it runs on. */
+void mesh_evring_set_current(mesh_evring_t *r);
+
+/**
+ * Producer: pushes an event of type with a, b and a printf-formatted text to the calling
+ * thread's ring. Returns 0, or -1 when the thread has no ring (the caller reports the event
+ * itself, e.g. logs it) or the ring is full (counted as dropped and reported by the consumer).
+ */
+int mesh_evring_emit(uint32_t type, uint64_t a, uint64_t b, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

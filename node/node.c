@@ -118,6 +118,7 @@ static int wk_start(mesh_actor_t *self, void *arg)
     node_wk_t *w = arg;
     *(node_wk_t **)mesh_state(self) = w;
     w->self = self;
+    mesh_evring_set_current(&w->ring); /* what the data plane reports goes to this ring */
     uint64_t t = (uint64_t)WORKER_TICK_MS * 1000000ull;
     return mesh_timer_start(self, t, t, NODE_MSG_WORKER_TICK, NULL) < 0 ? -1 : 0;
 }
@@ -166,6 +167,7 @@ static void wk_stop(mesh_actor_t *self, int reason)
         mesh_proxy_worker_free(w->engine);
         w->engine = NULL;
     }
+    mesh_evring_set_current(NULL);
     w->self = NULL;
 }
 
@@ -301,8 +303,10 @@ static void take_events(node_state_t *st, int i)
                 st->calls += ev[j].a;
                 st->failed += ev[j].b;
                 st->retries += ev[j].c;
+            } else if (ev[j].type == MESH_EV_BREAKER && ev[j].a) {
+                mesh_warn("breaker", "%s (worker %d)", ev[j].text, i);
             } else if (ev[j].type == MESH_EV_BREAKER) {
-                mesh_info("node", "worker %u: %s", ev[j].worker, ev[j].text);
+                mesh_info("breaker", "%s (worker %d)", ev[j].text, i);
             }
         }
     } while (k == 64);

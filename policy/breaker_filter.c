@@ -11,6 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "actors/evring.h"
 #include "common/log.h"
 #include "transport/grpc_status.h"
 
@@ -31,6 +32,12 @@ void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *o
 static void on_transition(void *ud, const pol_breaker_transition_t *t)
 {
     (void)ud;
+    /* On a worker, the transition goes to the control loop through the worker's event ring
+     * (batched, never blocking); elsewhere it is logged here. */
+    if (mesh_evring_emit(MESH_EV_BREAKER, t->to == POL_BREAKER_OPEN, 0,
+                         "circuit for %s %s -> %s: %s", t->service, pol_breaker_state_name(t->from),
+                         pol_breaker_state_name(t->to), t->reason) == 0)
+        return;
     if (t->to == POL_BREAKER_OPEN)
         mesh_warn("breaker", "circuit for %s %s -> %s: %s", t->service,
                   pol_breaker_state_name(t->from), pol_breaker_state_name(t->to), t->reason);
