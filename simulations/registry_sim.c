@@ -39,6 +39,7 @@
 #include "simulations/sim_check.h"
 #include "simulations/sim_etcd.h"
 #include "simulations/sim_etcd_link.h"
+#include "simulations/sim_sweep.h"
 #include "simulations/sim_values.h"
 
 #define MS        1000000ull
@@ -701,6 +702,44 @@ static result_t run_seed(const opts_t *o)
     return r;
 }
 
+/* ---- many seeds ---- */
+
+typedef struct sweep {
+    opts_t o;
+    stats_t tot;
+} sweep_t;
+
+static void print_replay(const opts_t *o);
+
+static void sweep_seed(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
+{
+    sweep_t *sw = ud;
+    sw->o.seed = seed;
+    result_t r = run_seed(&sw->o);
+    out->hash = r.hash;
+    out->failures = r.failures;
+    snprintf(out->why, sizeof(out->why), "%s", r.why);
+    if (!tally)
+        return;
+    sw->tot.writes += r.st.writes;
+    sw->tot.compactions += r.st.compactions;
+    sw->tot.restores += r.st.restores;
+    sw->tot.publishes += r.st.publishes;
+    sw->tot.resyncs += r.st.resyncs;
+    sw->tot.compacted += r.st.compacted;
+    sw->tot.drops += r.st.drops;
+    sw->tot.partitions += r.st.partitions;
+    sw->tot.outages += r.st.outages;
+    sw->tot.crashes += r.st.crashes;
+}
+
+static void sweep_replay(void *ud, uint64_t seed)
+{
+    sweep_t *sw = ud;
+    sw->o.seed = seed;
+    print_replay(&sw->o);
+}
+
 /* ---- main ---- */
 
 static void usage(void)
@@ -775,54 +814,13 @@ int main(int argc, char **argv)
         return r.failures ? 1 : 0;
     }
 
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    uint64_t *hashes = calloc(count, sizeof(*hashes));
-    if (!hashes)
-        return 1;
-    uint64_t failed = 0;
-    stats_t tot = {0};
-    for (uint64_t s = 0; s < count; s++) {
-        o.seed = first + s;
-        result_t r = run_seed(&o);
-        hashes[s] = r.hash;
-        tot.writes += r.st.writes;
-        tot.compactions += r.st.compactions;
-        tot.restores += r.st.restores;
-        tot.publishes += r.st.publishes;
-        tot.resyncs += r.st.resyncs;
-        tot.compacted += r.st.compacted;
-        tot.drops += r.st.drops;
-        tot.partitions += r.st.partitions;
-        tot.outages += r.st.outages;
-        tot.crashes += r.st.crashes;
-        if (r.failures) {
-            failed++;
-            printf("FAIL seed %llu (hash %016llx): %s\n", (unsigned long long)o.seed,
-                   (unsigned long long)r.hash, r.why);
-            print_replay(&o);
-        }
-    }
-    /* Determinism: the same seed again gives the same trace; different seeds differ. */
-    int det_fail = 0;
-    uint64_t again = count < 3 ? count : 3;
-    for (uint64_t s = 0; s < again; s++) {
-        o.seed = first + s;
-        result_t r = run_seed(&o);
-        if (r.hash != hashes[s]) {
-            det_fail = 1;
-            printf("NONDETERMINISTIC seed %llu: hash %016llx then %016llx\n",
-                   (unsigned long long)o.seed, (unsigned long long)hashes[s],
-                   (unsigned long long)r.hash);
-        }
-    }
-    if (count > 1 && hashes[0] == hashes[1]) {
-        det_fail = 1;
-        printf("seeds %llu and %llu gave the same trace hash\n", (unsigned long long)first,
-               (unsigned long long)first + 1);
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    sweep_t sw = {.o = o};
+    sim_sweep_result_t sr = sim_sweep(first, count, sweep_seed, sweep_replay, &sw);
+    stats_t tot = sw.tot;
+    uint64_t failed = sr.failed;
+    int det_fail = sr.nondeterministic;
+    unsigned again = sr.replayed;
+    double secs = sr.secs;
     printf("%llu seeds from %llu, %d nodes, %llu ms each: %llu failed; writes %llu compactions "
            "%llu data-losses %llu drops %llu partitions %llu outages %llu crashes %llu publishes "
            "%llu resyncs %llu watches-lost-to-compaction %llu; determinism %s (%llu seeds "
@@ -836,6 +834,5 @@ int main(int argc, char **argv)
            (unsigned long long)tot.crashes, (unsigned long long)tot.publishes,
            (unsigned long long)tot.resyncs, (unsigned long long)tot.compacted,
            det_fail ? "FAILED" : "ok", (unsigned long long)again, secs);
-    free(hashes);
     return failed || det_fail ? 1 : 0;
 }
