@@ -1,10 +1,13 @@
 /*
- * common/config.c: the option table and its four sources (defaults, YAML file, environment,
+ * common/config.c: the option tables and their four sources (defaults, YAML file, environment,
  * flags), see common/config.h.
  *
- * One table describes every option once: its name, type, default, the roles it is meant for
- * and where it lives in mesh_config_t. Every source goes through opt_set(), so a value is
- * checked the same way whichever source it came from, and errors name their origin.
+ * A table describes each of its options once: its name, type, default, the roles it is meant
+ * for and where it lives in its struct. Table 0 is the core table below, whose values live in
+ * mesh_config_t itself; tables 1.. are the sections subsystems registered, whose values live in
+ * the structs mesh_config_init() allocates (cfg->sections[t - 1]). Every source goes through
+ * opt_set(), so a value is checked the same way whichever source and table it came from, and
+ * errors name their origin.
  */
 #include "common/config.h"
 
@@ -18,31 +21,10 @@
 
 #include "common/addr.h"
 
-typedef enum {
-    OPT_STR,   /* any string */
-    OPT_ADDR,  /* host:port */
-    OPT_INT,   /* integer within [min, max] */
-    OPT_DUR,   /* duration: 500ms, 5s, 2m, 1h; stored in ms */
-    OPT_SIZE,  /* size: 4096, 64KiB, 4MiB, 1GiB; stored in bytes */
-    OPT_RATIO, /* number in [0, 1] */
-    OPT_LIST,  /* repeatable string */
-    OPT_LEVEL, /* log level */
-    OPT_ENUM,  /* one of the words in choices */
-} opt_type_t;
-
 /* Where a value came from; a higher source replaces a lower one. */
 enum { SRC_DEFAULT = 0, SRC_FILE = 1, SRC_ENV = 2, SRC_FLAG = 3 };
 
-typedef struct opt {
-    const char *name;
-    opt_type_t type;
-    size_t off;
-    const char *def;
-    unsigned roles;
-    int64_t min, max;
-    const char *choices; /* OPT_ENUM: "a|b|c" */
-    const char *help;
-} opt_t;
+typedef mesh_config_opt_t opt_t;
 
 #define F(field) offsetof(mesh_config_t, field)
 #define P        MESH_ROLE_PROXY
@@ -52,103 +34,150 @@ typedef struct opt {
 #define ALL      MESH_ROLE_ALL
 #define DP       (P | S | G)
 
-static const opt_t opts[] = {
-    {"config", OPT_STR, F(config_file), NULL, ALL, 0, 0, NULL, "YAML configuration file"},
-    {"node", OPT_STR, F(node), NULL, ALL, 0, 0, NULL, "node id (default: the host name)"},
-    {"log-level", OPT_LEVEL, F(log_level), "info", ALL, 0, 0, NULL,
-     "debug | info | warn | error | off"},
-    {"log-format", OPT_ENUM, F(log_format), "auto", ALL, 0, 0, "auto|json|text",
-     "auto (text on a terminal, JSON otherwise) | json | text"},
+/* The core's own value checks (mesh_config_check_fn), defined below. */
+static int check_word(const void *field, int replaced, const char *v, char *err, size_t errlen);
+static int check_label(const void *field, int replaced, const char *v, char *err, size_t errlen);
 
-    {"listen", OPT_ADDR, F(listen), "127.0.0.1:9090", DP, 0, 0, NULL,
-     "HOST:PORT the gRPC listener binds (one SO_REUSEPORT socket per worker)"},
+/* The core table: the options every role shares, in the order --help and check-config list
+ * them. Sections registered by subsystems follow it. */
+static const opt_t core_opts[] = {
+    {"config", MESH_OPT_STR, F(config_file), NULL, ALL, 0, 0, NULL, "YAML configuration file",
+     NULL},
+    {"node", MESH_OPT_STR, F(node), NULL, ALL, 0, 0, NULL, "node id (default: the host name)",
+     NULL},
+    {"log-level", MESH_OPT_LEVEL, F(log_level), "info", ALL, 0, 0, NULL,
+     "debug | info | warn | error | off", NULL},
+    {"log-format", MESH_OPT_ENUM, F(log_format), "auto", ALL, 0, 0, "auto|json|text",
+     "auto (text on a terminal, JSON otherwise) | json | text", NULL},
+
+    {"listen", MESH_OPT_ADDR, F(listen), "127.0.0.1:9090", DP, 0, 0, NULL,
+     "HOST:PORT the gRPC listener binds (one SO_REUSEPORT socket per worker)", NULL},
     /* The bound is actors/exec.h's MESH_EXEC_MAX_WORKERS (common/ cannot include actors/;
      * tests/unit/actors/test_exec_limits.c checks that the two agree). */
-    {"workers", OPT_INT, F(workers), "0", DP, 0, 255, NULL,
-     "worker loops, at most 255; 0 = one per core"},
-    {"static", OPT_LIST, F(static_routes), NULL, P | G, 0, 0, NULL,
-     "static route SERVICE=HOST:PORT[,HOST:PORT...] (repeatable)"},
-    {"max-concurrent-streams", OPT_INT, F(max_concurrent_streams), "1000", DP, 1, 1 << 20, NULL,
-     "HTTP/2 streams per client connection"},
-    {"max-header-list-size", OPT_SIZE, F(max_header_list_size), "16KiB", DP, 1024, 1 << 24, NULL,
-     "largest header block accepted"},
-    {"stream-buffer", OPT_SIZE, F(stream_buffer), "256KiB", DP, 16384, 1 << 30, NULL,
-     "bytes buffered per stream and direction before the sender is slowed"},
-    {"upstream-streams-per-conn", OPT_INT, F(upstream_streams_per_conn), "0", DP, 0, 1 << 20, NULL,
+    {"workers", MESH_OPT_INT, F(workers), "0", DP, 0, 255, NULL,
+     "worker loops, at most 255; 0 = one per core", NULL},
+    {"static", MESH_OPT_LIST, F(static_routes), NULL, P | G, 0, 0, NULL,
+     "static route SERVICE=HOST:PORT[,HOST:PORT...] (repeatable)", NULL},
+    {"max-concurrent-streams", MESH_OPT_INT, F(max_concurrent_streams), "1000", DP, 1, 1 << 20,
+     NULL, "HTTP/2 streams per client connection", NULL},
+    {"max-header-list-size", MESH_OPT_SIZE, F(max_header_list_size), "16KiB", DP, 1024, 1 << 24,
+     NULL, "largest header block accepted", NULL},
+    {"stream-buffer", MESH_OPT_SIZE, F(stream_buffer), "256KiB", DP, 16384, 1 << 30, NULL,
+     "bytes buffered per stream and direction before the sender is slowed", NULL},
+    {"upstream-streams-per-conn", MESH_OPT_INT, F(upstream_streams_per_conn), "0", DP, 0, 1 << 20,
+     NULL,
      "calls per upstream connection before the pool opens another, up to 8 (0 = the "
-     "server's limit)"},
-    {"connect-timeout", OPT_DUR, F(connect_timeout_ms), "2s", DP, 1, INT32_MAX, NULL,
-     "upstream connect timeout"},
-    {"keepalive-interval", OPT_DUR, F(keepalive_interval_ms), "30s", DP, 0, INT32_MAX, NULL,
-     "HTTP/2 PING interval on idle connections (0 = off)"},
-    {"keepalive-timeout", OPT_DUR, F(keepalive_timeout_ms), "10s", DP, 1, INT32_MAX, NULL,
-     "a PING unanswered this long closes the connection"},
-    {"drain-timeout", OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
-     "on SIGTERM, how long in-flight calls may take to finish"},
+     "server's limit)",
+     NULL},
+    {"connect-timeout", MESH_OPT_DUR, F(connect_timeout_ms), "2s", DP, 1, INT32_MAX, NULL,
+     "upstream connect timeout", NULL},
+    {"keepalive-interval", MESH_OPT_DUR, F(keepalive_interval_ms), "30s", DP, 0, INT32_MAX, NULL,
+     "HTTP/2 PING interval on idle connections (0 = off)", NULL},
+    {"keepalive-timeout", MESH_OPT_DUR, F(keepalive_timeout_ms), "10s", DP, 1, INT32_MAX, NULL,
+     "a PING unanswered this long closes the connection", NULL},
+    {"drain-timeout", MESH_OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
+     "on SIGTERM, how long in-flight calls may take to finish", NULL},
 
     /* upstream names (transport/upstream_pool.c) */
-    {"dns-refresh", OPT_DUR, F(dns_refresh_ms), "30s", DP, 100, INT32_MAX, NULL,
+    {"dns-refresh", MESH_OPT_DUR, F(dns_refresh_ms), "30s", DP, 100, INT32_MAX, NULL,
      "how often an upstream host name is resolved again (off the worker loops), so routes "
-     "follow DNS"},
+     "follow DNS",
+     NULL},
 
-    {"etcd", OPT_LIST, F(etcd), NULL, ALL, 0, 0, NULL, "etcd endpoint URLs (comma-separated)"},
-    {"etcd-prefix", OPT_STR, F(etcd_prefix), "meshd/services", ALL, 0, 0, NULL,
-     "key prefix of service instances"},
-    {"etcd-username", OPT_STR, F(etcd_username), NULL, ALL, 0, 0, NULL, "etcd user"},
-    {"etcd-password", OPT_STR, F(etcd_password), NULL, ALL, 0, 0, NULL, "etcd password"},
-    {"etcd-ca", OPT_STR, F(etcd_ca), NULL, ALL, 0, 0, NULL, "CA file for etcd TLS"},
-    {"etcd-cert", OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL, "client certificate for etcd"},
-    {"etcd-key", OPT_STR, F(etcd_key), NULL, ALL, 0, 0, NULL, "client key for etcd"},
-    {"snapshot-file", OPT_STR, F(snapshot_file), NULL, ALL, 0, 0, NULL,
-     "file keeping the last registry view for restarts while etcd is down"},
-    {"lease-ttl", OPT_DUR, F(lease_ttl_ms), "10s", S, 2000, 3600000, NULL,
-     "TTL of the etcd lease registrations live under"},
+    {"etcd", MESH_OPT_LIST, F(etcd), NULL, ALL, 0, 0, NULL, "etcd endpoint URLs (comma-separated)",
+     NULL},
+    {"etcd-prefix", MESH_OPT_STR, F(etcd_prefix), "meshd/services", ALL, 0, 0, NULL,
+     "key prefix of service instances", NULL},
+    {"etcd-username", MESH_OPT_STR, F(etcd_username), NULL, ALL, 0, 0, NULL, "etcd user", NULL},
+    {"etcd-password", MESH_OPT_STR, F(etcd_password), NULL, ALL, 0, 0, NULL, "etcd password", NULL},
+    {"etcd-ca", MESH_OPT_STR, F(etcd_ca), NULL, ALL, 0, 0, NULL, "CA file for etcd TLS", NULL},
+    {"etcd-cert", MESH_OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL, "client certificate for etcd",
+     NULL},
+    {"etcd-key", MESH_OPT_STR, F(etcd_key), NULL, ALL, 0, 0, NULL, "client key for etcd", NULL},
+    {"snapshot-file", MESH_OPT_STR, F(snapshot_file), NULL, ALL, 0, 0, NULL,
+     "file keeping the last registry view for restarts while etcd is down", NULL},
+    {"lease-ttl", MESH_OPT_DUR, F(lease_ttl_ms), "10s", S, 2000, 3600000, NULL,
+     "TTL of the etcd lease registrations live under", NULL},
 
-    {"app", OPT_ADDR, F(app), NULL, S, 0, 0, NULL, "HOST:PORT of the local gRPC server"},
-    {"advertise", OPT_ADDR, F(advertise), NULL, S, 0, 0, NULL,
-     "HOST:PORT registered in etcd (default: --listen)"},
-    {"probe-listen", OPT_ADDR, F(probe_listen), NULL, S, 0, 0, NULL,
-     "HOST:PORT of the HTTP probes /livez and /readyz"},
-    {"descriptor-set", OPT_STR, F(descriptor_set), NULL, S | G, 0, 0, NULL,
-     "FileDescriptorSet describing an app without reflection"},
-    {"health-interval", OPT_DUR, F(health_interval_ms), "1s", S, 10, INT32_MAX, NULL,
-     "interval between health checks of the app"},
-    {"health-timeout", OPT_DUR, F(health_timeout_ms), "1s", S, 10, INT32_MAX, NULL,
-     "a health check unanswered this long failed"},
-    {"ready-failures", OPT_INT, F(ready_failures), "3", S, 1, 1000, NULL,
-     "consecutive failed checks before /readyz says 503"},
+    {"app", MESH_OPT_ADDR, F(app), NULL, S, 0, 0, NULL, "HOST:PORT of the local gRPC server", NULL},
+    {"advertise", MESH_OPT_ADDR, F(advertise), NULL, S, 0, 0, NULL,
+     "HOST:PORT registered in etcd (default: --listen)", NULL},
+    {"probe-listen", MESH_OPT_ADDR, F(probe_listen), NULL, S, 0, 0, NULL,
+     "HOST:PORT of the HTTP probes /livez and /readyz", NULL},
+    {"descriptor-set", MESH_OPT_STR, F(descriptor_set), NULL, S | G, 0, 0, NULL,
+     "FileDescriptorSet describing an app without reflection", NULL},
+    {"health-interval", MESH_OPT_DUR, F(health_interval_ms), "1s", S, 10, INT32_MAX, NULL,
+     "interval between health checks of the app", NULL},
+    {"health-timeout", MESH_OPT_DUR, F(health_timeout_ms), "1s", S, 10, INT32_MAX, NULL,
+     "a health check unanswered this long failed", NULL},
+    {"ready-failures", MESH_OPT_INT, F(ready_failures), "3", S, 1, 1000, NULL,
+     "consecutive failed checks before /readyz says 503", NULL},
 
-    {"zone", OPT_STR, F(zone), NULL, S, 0, 0, NULL,
-     "zone of this instance, written into its registration"},
-    {"weight", OPT_INT, F(weight), "1", S, 1, 1000000, NULL,
-     "relative weight of this instance, written into its registration"},
-    {"version", OPT_STR, F(version), NULL, S, 0, 0, NULL,
-     "release label of this instance (e.g. for canaries), written into its registration"},
-    {"label", OPT_LIST, F(labels), NULL, S, 0, 0, NULL,
-     "KEY=VALUE label of this instance, written into its registration (repeatable)"},
-
-    {"breaker.failures", OPT_INT, F(breaker_failures), "5", S, 1, 1000000, NULL,
-     "consecutive failures that open the circuit"},
-    {"breaker.failure-ratio", OPT_RATIO, F(breaker_failure_ratio), "0.5", S, 0, 0, NULL,
-     "failure ratio over the window that opens the circuit"},
-    {"breaker.window", OPT_DUR, F(breaker_window_ms), "10s", S, 100, INT32_MAX, NULL,
-     "sliding window of the failure ratio"},
-    {"breaker.min-calls", OPT_INT, F(breaker_min_calls), "20", S, 1, 1000000, NULL,
-     "calls in the window before the ratio counts"},
-    {"breaker.max-concurrent", OPT_INT, F(breaker_max_concurrent), "1000", S, 1, 1000000, NULL,
-     "concurrent calls to the app; more are rejected at once"},
-    {"breaker.open", OPT_DUR, F(breaker_open_ms), "5s", S, 10, INT32_MAX, NULL,
-     "how long the circuit stays open before probing"},
-    {"breaker.half-open-calls", OPT_INT, F(breaker_half_open_calls), "3", S, 1, 1000, NULL,
-     "probe calls let through while half-open"},
+    {"zone", MESH_OPT_STR, F(zone), NULL, S, 0, 0, NULL,
+     "zone of this instance, written into its registration", check_word},
+    {"weight", MESH_OPT_INT, F(weight), "1", S, 1, 1000000, NULL,
+     "relative weight of this instance, written into its registration", NULL},
+    {"version", MESH_OPT_STR, F(version), NULL, S, 0, 0, NULL,
+     "release label of this instance (e.g. for canaries), written into its registration",
+     check_word},
+    {"label", MESH_OPT_LIST, F(labels), NULL, S, 0, 0, NULL,
+     "KEY=VALUE label of this instance, written into its registration (repeatable)", check_label},
 };
 
-#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+#define N_CORE (sizeof(core_opts) / sizeof(core_opts[0]))
 
-/* Per-load state: which source set each option last. */
+/* ---- the tables: the core and the registered sections ---------------------------------- */
+
+static const mesh_config_section_t core_section = {
+    .name = "core", .opts = core_opts, .n_opts = N_CORE, .size = sizeof(mesh_config_t)};
+
+/*
+ * Table 0 is the core, table t > 0 the section registered t-th. Registration happens at
+ * start-up, before any config exists; afterwards these are only read.
+ */
+static const mesh_config_section_t *tables[1 + MESH_CONFIG_MAX_SECTIONS] = {&core_section};
+static size_t n_tables = 1;
+/* Options are numbered across tables (for load_state_t): table t's come from table_first[t] on. */
+static size_t table_first[1 + MESH_CONFIG_MAX_SECTIONS];
+static size_t n_all = N_CORE;
+
+/* An option and the table it belongs to. */
+typedef struct opt_ref {
+    size_t t;
+    const opt_t *o;
+} opt_ref_t;
+
+/* True when r is the core option stored in field (for the few options with special rules). */
+#define CORE_IS(r, field) ((r).t == 0 && (r).o->off == F(field))
+
+/* The tables cfg has values for: the core and the sections registered before its init. */
+static size_t tables_of(const mesh_config_t *cfg)
+{
+    return 1 + cfg->n_sections;
+}
+
+/* Where table t's values live in cfg. */
+static void *values_of(const mesh_config_t *cfg, size_t t)
+{
+    return t == 0 ? (void *)cfg : cfg->sections[t - 1];
+}
+
+/* The number of r among all options. */
+static size_t opt_index(opt_ref_t r)
+{
+    return table_first[r.t] + (size_t)(r.o - tables[r.t]->opts);
+}
+
+/* Per-load state: which source set each option last (indexed by opt_index()). */
 typedef struct load_state {
-    unsigned char src[N_OPTS];
+    unsigned char *src;
 } load_state_t;
+
+static void state_destroy(load_state_t *st)
+{
+    free(st->src);
+    st->src = NULL;
+}
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -173,12 +202,14 @@ static int name_eq(const char *a, const char *b, size_t blen)
     return i == blen && a[i] == '\0';
 }
 
-static const opt_t *opt_find(const char *name, size_t len)
+/* The option named name (len bytes) among the first nt tables; .o is NULL when none is. */
+static opt_ref_t opt_find(size_t nt, const char *name, size_t len)
 {
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (name_eq(opts[i].name, name, len))
-            return &opts[i];
-    return NULL;
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < tables[t]->n_opts; i++)
+            if (name_eq(tables[t]->opts[i].name, name, len))
+                return (opt_ref_t){t, &tables[t]->opts[i]};
+    return (opt_ref_t){0, NULL};
 }
 
 /* The flag of an option: "breaker.failures" -> "breaker-failures". */
@@ -199,25 +230,32 @@ static void opt_env(const opt_t *o, char *buf, size_t len)
     buf[n] = '\0';
 }
 
-static const opt_t *opt_by_flag(const char *flag, size_t len)
+static opt_ref_t opt_by_flag(size_t nt, const char *flag, size_t len)
 {
     char f[64];
-    for (size_t i = 0; i < N_OPTS; i++) {
-        opt_flag(&opts[i], f, sizeof(f));
-        if (name_eq(f, flag, len))
-            return &opts[i];
+    for (size_t t = 0; t < nt; t++) {
+        for (size_t i = 0; i < tables[t]->n_opts; i++) {
+            opt_flag(&tables[t]->opts[i], f, sizeof(f));
+            if (name_eq(f, flag, len))
+                return (opt_ref_t){t, &tables[t]->opts[i]};
+        }
     }
-    return NULL;
+    return (opt_ref_t){0, NULL};
+}
+
+/* Whether some option among the first nt tables is in section name (len bytes): "name.x". */
+static int section_known(size_t nt, const char *name, size_t len)
+{
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < tables[t]->n_opts; i++) {
+            const char *o = tables[t]->opts[i].name;
+            if (strlen(o) > len && o[len] == '.' && strncmp(o, name, len) == 0)
+                return 1;
+        }
+    return 0;
 }
 
 /* ---- value checks of single options ---------------------------------------------------- */
-
-/*
- * A check sees the option's field (for lists: the items kept so far, or none when replaced is
- * set because this source replaces them) and the new value; on error it writes the problem.
- */
-typedef int (*opt_check_fn)(const void *field, int replaced, const char *v, char *err,
-                            size_t errlen);
 
 /* A zone or version: 1..128 bytes, no spaces or control characters. */
 static int check_word(const void *field, int replaced, const char *v, char *err, size_t errlen)
@@ -304,23 +342,6 @@ static int check_label(const void *field, int replaced, const char *v, char *err
     return 0;
 }
 
-static const struct {
-    size_t off;
-    opt_check_fn check;
-} opt_checks[] = {
-    {F(zone), check_word},
-    {F(version), check_word},
-    {F(labels), check_label},
-};
-
-static opt_check_fn opt_check_of(const opt_t *o)
-{
-    for (size_t i = 0; i < sizeof(opt_checks) / sizeof(opt_checks[0]); i++)
-        if (opt_checks[i].off == o->off)
-            return opt_checks[i].check;
-    return NULL;
-}
-
 static int parse_int(const char *v, int64_t *out)
 {
     char *end;
@@ -403,26 +424,26 @@ static int list_push(mesh_config_list_t *l, const char *v, char *err, size_t err
 }
 
 /*
- * Sets option o from a string value v coming from source src. A list option is cleared
- * the first time a source above the one that filled it sets it. On error writes the problem
- * (without origin) into err.
+ * Sets option r, whose table's values are at values, from a string value v coming from source
+ * src. A list option is cleared the first time a source above the one that filled it sets it.
+ * On error writes the problem (without origin) into err.
  */
-static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const char *v, int src,
-                   char *err, size_t errlen)
+static int opt_set_at(void *values, load_state_t *st, opt_ref_t r, const char *v, int src,
+                      char *err, size_t errlen)
 {
-    void *field = (char *)cfg + o->off;
-    size_t idx = (size_t)(o - opts);
+    const opt_t *o = r.o;
+    void *field = (char *)values + o->off;
+    size_t idx = opt_index(r);
     int first = st->src[idx] < src;
     st->src[idx] = (unsigned char)src;
-    opt_check_fn check = opt_check_of(o);
-    if (check && check(field, first, v, err, errlen) != 0)
+    if (o->check && o->check(field, first, v, err, errlen) != 0)
         return -1;
     int64_t x = 0;
     switch (o->type) {
-    case OPT_STR:
-    case OPT_ADDR:
-    case OPT_ENUM: {
-        if (o->type == OPT_ADDR && *v) {
+    case MESH_OPT_STR:
+    case MESH_OPT_ADDR:
+    case MESH_OPT_ENUM: {
+        if (o->type == MESH_OPT_ADDR && *v) {
             char host[256];
             int port;
             if (mesh_addr_split(v, host, sizeof(host), &port) != 0) {
@@ -430,7 +451,7 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
                 return -1;
             }
         }
-        if (o->type == OPT_ENUM) {
+        if (o->type == MESH_OPT_ENUM) {
             size_t vl = strlen(v);
             const char *c = o->choices;
             int ok = 0;
@@ -451,25 +472,25 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
         *s = strdup(v);
         return 0;
     }
-    case OPT_INT:
+    case MESH_OPT_INT:
         if (parse_int(v, &x) != 0) {
             errf(err, errlen, "'%s' is not an integer", v);
             return -1;
         }
         break;
-    case OPT_DUR:
+    case MESH_OPT_DUR:
         if (parse_duration(v, &x) != 0) {
             errf(err, errlen, "'%s' is not a duration (like 500ms, 5s, 2m)", v);
             return -1;
         }
         break;
-    case OPT_SIZE:
+    case MESH_OPT_SIZE:
         if (parse_size(v, &x) != 0) {
             errf(err, errlen, "'%s' is not a size (like 4096, 64KiB, 4MiB)", v);
             return -1;
         }
         break;
-    case OPT_RATIO: {
+    case MESH_OPT_RATIO: {
         char *end;
         double d = strtod(v, &end);
         if (end == v || *end || d < 0 || d > 1) {
@@ -479,7 +500,7 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
         *(double *)field = d;
         return 0;
     }
-    case OPT_LEVEL: {
+    case MESH_OPT_LEVEL: {
         mesh_log_level_t l;
         if (mesh_log_level_parse(v, &l) != 0) {
             errf(err, errlen, "'%s' is not a log level (debug, info, warn, error, off)", v);
@@ -488,7 +509,7 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
         *(mesh_log_level_t *)field = l;
         return 0;
     }
-    case OPT_LIST: {
+    case MESH_OPT_LIST: {
         mesh_config_list_t *l = field;
         if (first)
             list_clear(l);
@@ -504,23 +525,259 @@ static int opt_set(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const c
              (long long)o->max);
         return -1;
     }
-    if (o->type == OPT_INT && o->max <= INT_MAX && o->off == F(workers))
+    if (CORE_IS(r, workers)) /* the one int among the core's integers */
         *(int *)field = (int)x;
     else
         *(int64_t *)field = x;
     return 0;
 }
 
+static int opt_set(mesh_config_t *cfg, load_state_t *st, opt_ref_t r, const char *v, int src,
+                   char *err, size_t errlen)
+{
+    return opt_set_at(values_of(cfg, r.t), st, r, v, src, err, errlen);
+}
+
+/* ---- sections, init, destroy ----------------------------------------------------------- */
+
+static void *xcalloc(size_t size)
+{
+    void *p = calloc(1, size);
+    if (!p) {
+        fprintf(stderr, "meshd: config: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+/* The size and alignment of a value of type type; 0 for a type that does not exist. */
+static size_t type_size(mesh_config_opt_type_t type, size_t *align)
+{
+    switch (type) {
+    case MESH_OPT_STR:
+    case MESH_OPT_ADDR:
+    case MESH_OPT_ENUM:
+        *align = _Alignof(char *);
+        return sizeof(char *);
+    case MESH_OPT_INT:
+    case MESH_OPT_DUR:
+    case MESH_OPT_SIZE:
+        *align = _Alignof(int64_t);
+        return sizeof(int64_t);
+    case MESH_OPT_RATIO:
+        *align = _Alignof(double);
+        return sizeof(double);
+    case MESH_OPT_LIST:
+        *align = _Alignof(mesh_config_list_t);
+        return sizeof(mesh_config_list_t);
+    case MESH_OPT_LEVEL:
+        *align = _Alignof(mesh_log_level_t);
+        return sizeof(mesh_log_level_t);
+    }
+    return 0;
+}
+
+/* Frees the strings and lists among the values of section s at values. */
+static void values_free(const mesh_config_section_t *s, void *values)
+{
+    for (size_t i = 0; i < s->n_opts; i++) {
+        const opt_t *o = &s->opts[i];
+        void *field = (char *)values + o->off;
+        if (o->type == MESH_OPT_STR || o->type == MESH_OPT_ADDR || o->type == MESH_OPT_ENUM) {
+            free(*(char **)field);
+            *(char **)field = NULL;
+        } else if (o->type == MESH_OPT_LIST) {
+            list_clear(field);
+        }
+    }
+}
+
+/* The longest option name: its flag and environment name fit opt_flag's and opt_env's buffers. */
+#define OPT_NAME_MAX 48
+
+/* 1..OPT_NAME_MAX of a-z, 0-9, '-' and '.', a letter or digit first, last and around each dot. */
+static int name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > OPT_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = n[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (alnum)
+            continue;
+        if ((c != '-' && c != '.') || i == 0 || i == len - 1)
+            return 0;
+        if (c == '.' && (n[i - 1] == '-' || n[i - 1] == '.' || n[i + 1] == '-' || n[i + 1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Whether option name a is the section b lives in ("breaker" and "breaker.failures"). */
+static int is_section_of(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    return strncmp(a, b, n) == 0 && b[n] == '.';
+}
+
+/* Whether option o (of a section being added) clashes with option e of section es (-1, with
+ * why written) or not (0). */
+static int name_clash(const opt_t *o, const opt_t *e, const char *es, char *why, size_t whylen)
+{
+    char a[96], b[96];
+    opt_env(o, a, sizeof(a));
+    opt_env(e, b, sizeof(b));
+    if (strcmp(a, b) == 0) {
+        if (strcmp(o->name, e->name) == 0)
+            errf(why, whylen, "option '%s' is already declared by section '%s'", o->name, es);
+        else
+            errf(why, whylen,
+                 "option '%s' would have the flag and environment variable of option '%s' of "
+                 "section '%s'",
+                 o->name, e->name, es);
+        return -1;
+    }
+    if (is_section_of(o->name, e->name)) {
+        errf(why, whylen, "option '%s' is also the YAML section of option '%s' of section '%s'",
+             o->name, e->name, es);
+        return -1;
+    }
+    if (is_section_of(e->name, o->name)) {
+        errf(why, whylen, "option '%s' would be under '%s', an option of section '%s'", o->name,
+             e->name, es);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks section s's declaration; on error writes why. */
+static int section_check(const mesh_config_section_t *s, char *why, size_t whylen)
+{
+    if (!s->name || !*s->name || (s->n_opts && !s->opts) || s->size == 0) {
+        errf(why, whylen, "a section needs a name, its options and the size of their struct");
+        return -1;
+    }
+    for (size_t t = 0; t < n_tables; t++)
+        if (tables[t] == s || strcmp(tables[t]->name, s->name) == 0) {
+            errf(why, whylen, "a section named '%s' is already registered", s->name);
+            return -1;
+        }
+    for (size_t i = 0; i < s->n_opts; i++) {
+        const opt_t *o = &s->opts[i];
+        size_t align = 1, size = type_size(o->type, &align);
+        if (!o->name || !name_ok(o->name)) {
+            errf(why, whylen,
+                 "option '%s': a name is 1 to %d of a-z, 0-9, '-' and '.', beginning and ending "
+                 "with a letter or digit",
+                 o->name ? o->name : "(null)", OPT_NAME_MAX);
+            return -1;
+        }
+        if (size == 0) {
+            errf(why, whylen, "option '%s': unknown type %d", o->name, (int)o->type);
+            return -1;
+        }
+        if (o->off % align != 0 || o->off > s->size || s->size - o->off < size) {
+            errf(why, whylen,
+                 "option '%s': its value at offset %zu is outside the struct (%zu bytes)", o->name,
+                 o->off, s->size);
+            return -1;
+        }
+        int ranged = o->type == MESH_OPT_INT || o->type == MESH_OPT_DUR || o->type == MESH_OPT_SIZE;
+        const char *missing = NULL;
+        if (ranged && o->min >= o->max)
+            missing = "a range with min < max";
+        else if (o->type == MESH_OPT_ENUM && (!o->choices || !*o->choices))
+            missing = "its choices";
+        else if (!o->help)
+            missing = "a help line";
+        else if (o->roles & ~(unsigned)MESH_ROLE_ALL)
+            missing = "roles made of MESH_ROLE_* bits";
+        if (missing) {
+            errf(why, whylen, "option '%s' needs %s", o->name, missing);
+            return -1;
+        }
+        for (size_t t = 0; t < n_tables; t++)
+            for (size_t j = 0; j < tables[t]->n_opts; j++)
+                if (name_clash(o, &tables[t]->opts[j], tables[t]->name, why, whylen) != 0)
+                    return -1;
+        for (size_t j = 0; j < i; j++)
+            if (name_clash(o, &s->opts[j], s->name, why, whylen) != 0)
+                return -1;
+    }
+    /* Every default must be a valid value: set them on scratch values as table n_tables. */
+    tables[n_tables] = s;
+    table_first[n_tables] = n_all;
+    void *scratch = xcalloc(s->size);
+    load_state_t st = {xcalloc(n_all + s->n_opts)};
+    int rc = 0;
+    for (size_t i = 0; i < s->n_opts && rc == 0; i++) {
+        const opt_t *o = &s->opts[i];
+        char err[256];
+        if (o->def && opt_set_at(scratch, &st, (opt_ref_t){n_tables, o}, o->def, SRC_DEFAULT, err,
+                                 sizeof(err)) != 0) {
+            errf(why, whylen, "option '%s': default %s", o->name, err);
+            rc = -1;
+        }
+    }
+    values_free(s, scratch);
+    free(scratch);
+    state_destroy(&st);
+    tables[n_tables] = NULL;
+    return rc;
+}
+
+int mesh_config_add_section(const mesh_config_section_t *section)
+{
+    char why[512];
+    const char *name = section->name ? section->name : "(null)";
+    if (n_tables == 1 + MESH_CONFIG_MAX_SECTIONS) {
+        mesh_error("config",
+                   "cannot register option section '%s': all %d places are taken (raise "
+                   "MESH_CONFIG_MAX_SECTIONS in common/config.h)",
+                   name, MESH_CONFIG_MAX_SECTIONS);
+        return -1;
+    }
+    if (section_check(section, why, sizeof(why)) != 0) {
+        mesh_error("config", "cannot register option section '%s': %s", name, why);
+        return -1;
+    }
+    tables[n_tables] = section;
+    table_first[n_tables] = n_all;
+    n_all += section->n_opts;
+    n_tables++;
+    return 0;
+}
+
+const void *mesh_config_section(const mesh_config_t *cfg, const mesh_config_section_t *section)
+{
+    for (size_t t = 1; t < tables_of(cfg); t++)
+        if (tables[t] == section)
+            return cfg->sections[t - 1];
+    /* A bug in the program, not in the configuration: say so where it cannot be missed. */
+    fprintf(stderr,
+            "meshd: config: option section '%s' was not registered before this config was "
+            "initialized (mesh_config_add_section)\n",
+            section->name);
+    abort();
+}
+
 void mesh_config_init(mesh_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    load_state_t st = {{0}};
+    cfg->n_sections = n_tables - 1;
+    for (size_t t = 1; t < n_tables; t++)
+        cfg->sections[t - 1] = xcalloc(tables[t]->size);
+    load_state_t st = {xcalloc(n_all)};
     char err[256];
-    for (size_t i = 0; i < N_OPTS; i++) {
-        if (opts[i].def &&
-            opt_set(cfg, &st, &opts[i], opts[i].def, SRC_DEFAULT, err, sizeof(err)) != 0)
-            abort(); /* a default that does not parse is a bug in the table */
-    }
+    for (size_t t = 0; t < n_tables; t++)
+        for (size_t i = 0; i < tables[t]->n_opts; i++) {
+            opt_ref_t r = {t, &tables[t]->opts[i]};
+            if (r.o->def && opt_set(cfg, &st, r, r.o->def, SRC_DEFAULT, err, sizeof(err)) != 0)
+                abort(); /* a default that does not parse is a bug in the core table (sections'
+                            defaults are checked when they are registered) */
+        }
+    state_destroy(&st);
     char host[256];
     if (gethostname(host, sizeof(host)) != 0)
         snprintf(host, sizeof(host), "meshd");
@@ -530,15 +787,14 @@ void mesh_config_init(mesh_config_t *cfg)
 
 void mesh_config_destroy(mesh_config_t *cfg)
 {
-    for (size_t i = 0; i < N_OPTS; i++) {
-        void *field = (char *)cfg + opts[i].off;
-        if (opts[i].type == OPT_STR || opts[i].type == OPT_ADDR || opts[i].type == OPT_ENUM) {
-            free(*(char **)field);
-            *(char **)field = NULL;
-        } else if (opts[i].type == OPT_LIST) {
-            list_clear(field);
+    for (size_t t = 0; t < tables_of(cfg); t++) {
+        values_free(tables[t], values_of(cfg, t));
+        if (t > 0) {
+            free(cfg->sections[t - 1]);
+            cfg->sections[t - 1] = NULL;
         }
     }
+    cfg->n_sections = 0;
 }
 
 /* ---- YAML --------------------------------------------------------------------------- */
@@ -574,16 +830,16 @@ static int yaml_fail(yaml_ctx_t *y, size_t line, const char *name, const char *w
     return -1;
 }
 
-static int yaml_set(yaml_ctx_t *y, const opt_t *o, const char *v, size_t line)
+static int yaml_set(yaml_ctx_t *y, opt_ref_t r, const char *v, size_t line)
 {
     char why[256];
-    if (opt_set(y->cfg, y->st, o, v, SRC_FILE, why, sizeof(why)) != 0)
-        return yaml_fail(y, line, o->name, why);
+    if (opt_set(y->cfg, y->st, r, v, SRC_FILE, why, sizeof(why)) != 0)
+        return yaml_fail(y, line, r.o->name, why);
     return 0;
 }
 
 /* Reads the items of a sequence into list option o (after its SEQUENCE_START). */
-static int yaml_sequence(yaml_ctx_t *y, const opt_t *o, const char *name)
+static int yaml_sequence(yaml_ctx_t *y, opt_ref_t r, const char *name)
 {
     for (;;) {
         yaml_event_t e;
@@ -598,7 +854,7 @@ static int yaml_sequence(yaml_ctx_t *y, const opt_t *o, const char *name)
             yaml_event_delete(&e);
             return yaml_fail(y, line, name, "expected a list of plain values");
         }
-        int rc = yaml_set(y, o, (const char *)e.data.scalar.value, line);
+        int rc = yaml_set(y, r, (const char *)e.data.scalar.value, line);
         yaml_event_delete(&e);
         if (rc != 0)
             return -1;
@@ -633,8 +889,9 @@ static int yaml_key(yaml_ctx_t *y, const char *owner, const char *what, char *ke
  * A mapping under a list option: each "key: value" or "key: [v1, v2]" becomes one item
  * "key=value" or "key=v1,v2" (static: {pkg.Svc: [a:1, b:2]} is --static pkg.Svc=a:1,b:2).
  */
-static int yaml_keyed_list(yaml_ctx_t *y, const opt_t *o)
+static int yaml_keyed_list(yaml_ctx_t *y, opt_ref_t r)
 {
+    const opt_t *o = r.o;
     for (;;) {
         char key[512];
         size_t line;
@@ -675,7 +932,7 @@ static int yaml_keyed_list(yaml_ctx_t *y, const opt_t *o)
             return yaml_fail(y, line, o->name, "expected KEY: VALUE or KEY: [VALUES]");
         if (n >= sizeof(item))
             return yaml_fail(y, line, o->name, "entry too long");
-        if (yaml_set(y, o, item, line) != 0)
+        if (yaml_set(y, r, item, line) != 0)
             return -1;
     }
 }
@@ -699,29 +956,27 @@ static int yaml_mapping(yaml_ctx_t *y, const char *prefix)
         yaml_event_t v;
         if (yaml_next(y, &v) != 0)
             return -1;
-        const opt_t *o = opt_find(name, strlen(name));
+        size_t nt = tables_of(y->cfg);
+        opt_ref_t r = opt_find(nt, name, strlen(name));
+        const opt_t *o = r.o;
         int rc = 0;
         if (!o && v.type == YAML_MAPPING_START_EVENT) {
             /* a section: known if some option starts with "name." */
-            size_t nl = strlen(name);
-            int known = 0;
-            for (size_t i = 0; i < N_OPTS; i++)
-                if (strlen(opts[i].name) > nl && opts[i].name[nl] == '.' &&
-                    strncmp(opts[i].name, name, nl) == 0)
-                    known = 1;
-            rc = known ? yaml_mapping(y, name) : yaml_fail(y, line, name, "unknown section");
-        } else if (!o || strcmp(o->name, "config") == 0) {
+            rc = section_known(nt, name, strlen(name))
+                     ? yaml_mapping(y, name)
+                     : yaml_fail(y, line, name, "unknown section");
+        } else if (!o || CORE_IS(r, config_file)) {
             rc = yaml_fail(y, line, name, "unknown option");
         } else if (v.type == YAML_SCALAR_EVENT) {
-            rc = yaml_set(y, o, (const char *)v.data.scalar.value, line);
-        } else if (v.type == YAML_SEQUENCE_START_EVENT && o->type == OPT_LIST) {
-            rc = yaml_sequence(y, o, name);
-        } else if (v.type == YAML_MAPPING_START_EVENT && o->type == OPT_LIST) {
-            rc = yaml_keyed_list(y, o);
+            rc = yaml_set(y, r, (const char *)v.data.scalar.value, line);
+        } else if (v.type == YAML_SEQUENCE_START_EVENT && o->type == MESH_OPT_LIST) {
+            rc = yaml_sequence(y, r, name);
+        } else if (v.type == YAML_MAPPING_START_EVENT && o->type == MESH_OPT_LIST) {
+            rc = yaml_keyed_list(y, r);
         } else {
             rc = yaml_fail(y, line, name,
-                           o->type == OPT_LIST ? "expected a value or a list"
-                                               : "expected a single value");
+                           o->type == MESH_OPT_LIST ? "expected a value or a list"
+                                                    : "expected a single value");
         }
         yaml_event_delete(&v);
         if (rc != 0)
@@ -775,20 +1030,22 @@ static int load_file(mesh_config_t *cfg, load_state_t *st, const char *path, cha
 
 int mesh_config_load_file(mesh_config_t *cfg, const char *path, char *err, size_t errlen)
 {
-    load_state_t st = {{0}};
-    return load_file(cfg, &st, path, err, errlen);
+    load_state_t st = {xcalloc(n_all)};
+    int rc = load_file(cfg, &st, path, err, errlen);
+    state_destroy(&st);
+    return rc;
 }
 
 /* ---- environment and flags ------------------------------------------------------------ */
 
 /* Sets list option o from v split at sep (every item is checked like a single value). */
-static int opt_set_split(mesh_config_t *cfg, load_state_t *st, const opt_t *o, const char *v,
+static int opt_set_split(mesh_config_t *cfg, load_state_t *st, opt_ref_t r, const char *v,
                          const char *sep, int src, char *why, size_t whylen)
 {
     char *copy = strdup(v), *save = NULL;
     int rc = 0;
     for (char *it = strtok_r(copy, sep, &save); it && rc == 0; it = strtok_r(NULL, sep, &save))
-        rc = opt_set(cfg, st, o, it, src, why, whylen);
+        rc = opt_set(cfg, st, r, it, src, why, whylen);
     free(copy);
     return rc;
 }
@@ -804,28 +1061,30 @@ static int load_env(mesh_config_t *cfg, load_state_t *st, char **envp, char *err
         if (!eq)
             continue;
         size_t nl = (size_t)(eq - *e);
-        const opt_t *o = NULL;
+        opt_ref_t r = {0, NULL};
         char env[96];
-        for (size_t i = 0; i < N_OPTS && !o; i++) {
-            opt_env(&opts[i], env, sizeof(env));
-            if (strlen(env) == nl && strncmp(env, *e, nl) == 0)
-                o = &opts[i];
-        }
-        if (!o) {
+        for (size_t t = 0; t < tables_of(cfg) && !r.o; t++)
+            for (size_t i = 0; i < tables[t]->n_opts && !r.o; i++) {
+                opt_env(&tables[t]->opts[i], env, sizeof(env));
+                if (strlen(env) == nl && strncmp(env, *e, nl) == 0)
+                    r = (opt_ref_t){t, &tables[t]->opts[i]};
+            }
+        if (!r.o) {
             /* The environment is shared by the whole process tree: an unrelated MESHD_ name
              * is reported, not fatal. */
             mesh_warn("config", "ignoring unknown environment variable %.*s", (int)nl, *e);
             continue;
         }
-        if (o->off == F(config_file))
+        if (CORE_IS(r, config_file))
             continue; /* read before the file */
         char why[256];
         const char *v = eq + 1;
         /* list items are separated by ";" (a static route itself contains commas), etcd
          * endpoints by "," as on the command line */
-        const char *sep = o->off == F(etcd) ? "," : ";";
-        int rc = o->type == OPT_LIST ? opt_set_split(cfg, st, o, v, sep, SRC_ENV, why, sizeof(why))
-                                     : opt_set(cfg, st, o, v, SRC_ENV, why, sizeof(why));
+        const char *sep = CORE_IS(r, etcd) ? "," : ";";
+        int rc = r.o->type == MESH_OPT_LIST
+                     ? opt_set_split(cfg, st, r, v, sep, SRC_ENV, why, sizeof(why))
+                     : opt_set(cfg, st, r, v, SRC_ENV, why, sizeof(why));
         if (rc != 0) {
             errf(err, errlen, "%.*s: %s", (int)nl, *e, why);
             return -1;
@@ -852,18 +1111,18 @@ static const char *find_config(int argc, char **argv, char **envp)
     return path;
 }
 
-int mesh_config_load(mesh_config_t *cfg, int argc, char **argv, char **envp, unsigned roles,
-                     mesh_config_list_t *positional, char *err, size_t errlen)
+/* The sources in order: the file, the environment, the flags. */
+static int load_all(mesh_config_t *cfg, load_state_t *st, int argc, char **argv, char **envp,
+                    unsigned roles, mesh_config_list_t *positional, char *err, size_t errlen)
 {
-    load_state_t st = {{0}};
     const char *path = find_config(argc, argv, envp);
     if (path) {
         free(cfg->config_file);
         cfg->config_file = strdup(path);
-        if (load_file(cfg, &st, path, err, errlen) != 0)
+        if (load_file(cfg, st, path, err, errlen) != 0)
             return -1;
     }
-    if (load_env(cfg, &st, envp, err, errlen) != 0)
+    if (load_env(cfg, st, envp, err, errlen) != 0)
         return -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -885,8 +1144,8 @@ int mesh_config_load(mesh_config_t *cfg, int argc, char **argv, char **envp, uns
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nl = eq ? (size_t)(eq - name) : strlen(name);
-        const opt_t *o = opt_by_flag(name, nl);
-        if (!o || !(o->roles & roles)) {
+        opt_ref_t r = opt_by_flag(tables_of(cfg), name, nl);
+        if (!r.o || !(r.o->roles & roles)) {
             errf(err, errlen, "--%.*s: unknown option", (int)nl, name);
             return -1;
         }
@@ -899,18 +1158,27 @@ int mesh_config_load(mesh_config_t *cfg, int argc, char **argv, char **envp, uns
             errf(err, errlen, "--%.*s: needs a value", (int)nl, name);
             return -1;
         }
-        if (o->off == F(config_file))
+        if (CORE_IS(r, config_file))
             continue;
         char why[256];
         /* endpoint lists are comma-separated */
-        int rc = o->off == F(etcd) ? opt_set_split(cfg, &st, o, v, ",", SRC_FLAG, why, sizeof(why))
-                                   : opt_set(cfg, &st, o, v, SRC_FLAG, why, sizeof(why));
+        int rc = CORE_IS(r, etcd) ? opt_set_split(cfg, st, r, v, ",", SRC_FLAG, why, sizeof(why))
+                                  : opt_set(cfg, st, r, v, SRC_FLAG, why, sizeof(why));
         if (rc != 0) {
             errf(err, errlen, "--%.*s: %s", (int)nl, name, why);
             return -1;
         }
     }
     return 0;
+}
+
+int mesh_config_load(mesh_config_t *cfg, int argc, char **argv, char **envp, unsigned roles,
+                     mesh_config_list_t *positional, char *err, size_t errlen)
+{
+    load_state_t st = {xcalloc(n_all)};
+    int rc = load_all(cfg, &st, argc, argv, envp, roles, positional, err, errlen);
+    state_destroy(&st);
+    return rc;
 }
 
 /* ---- validation, usage, dump ---------------------------------------------------------- */
@@ -956,46 +1224,53 @@ int mesh_config_validate(const mesh_config_t *cfg, unsigned role, char *err, siz
     }
     if (cfg->keepalive_interval_ms && cfg->keepalive_timeout_ms > cfg->keepalive_interval_ms * 10)
         mesh_warn("config", "keepalive-timeout is much longer than keepalive-interval");
+    for (size_t t = 1; t < tables_of(cfg); t++)
+        if (tables[t]->validate &&
+            tables[t]->validate(cfg->sections[t - 1], role, err, errlen) != 0)
+            return -1;
     return 0;
 }
 
-static const char *type_hint(const opt_t *o)
+static const char *type_hint(opt_ref_t r)
 {
+    const opt_t *o = r.o;
     switch (o->type) {
-    case OPT_ADDR:
+    case MESH_OPT_ADDR:
         return "HOST:PORT";
-    case OPT_INT:
+    case MESH_OPT_INT:
         return "N";
-    case OPT_DUR:
+    case MESH_OPT_DUR:
         return "DURATION";
-    case OPT_SIZE:
+    case MESH_OPT_SIZE:
         return "SIZE";
-    case OPT_RATIO:
+    case MESH_OPT_RATIO:
         return "RATIO";
-    case OPT_LEVEL:
+    case MESH_OPT_LEVEL:
         return "LEVEL";
-    case OPT_LIST:
-        return o->off == F(labels) ? "KEY=VALUE" : "VALUE";
+    case MESH_OPT_LIST:
+        return CORE_IS(r, labels) ? "KEY=VALUE" : "VALUE";
     default:
-        return o->off == F(config_file) || o->off == F(descriptor_set) ? "FILE" : "VALUE";
+        return CORE_IS(r, config_file) || CORE_IS(r, descriptor_set) ? "FILE" : "VALUE";
     }
 }
 
 void mesh_config_usage(FILE *out, unsigned roles)
 {
-    for (size_t i = 0; i < N_OPTS; i++) {
-        const opt_t *o = &opts[i];
-        if (!(o->roles & roles))
-            continue;
-        char flag[64], env[96], left[128];
-        opt_flag(o, flag, sizeof(flag));
-        opt_env(o, env, sizeof(env));
-        snprintf(left, sizeof(left), "--%s %s", flag, type_hint(o));
-        fprintf(out, "  %-34s %s", left, o->help);
-        if (o->def && *o->def)
-            fprintf(out, " [%s]", o->def);
-        fprintf(out, "\n  %-34s env %s\n", "", env);
-    }
+    for (size_t t = 0; t < n_tables; t++)
+        for (size_t i = 0; i < tables[t]->n_opts; i++) {
+            opt_ref_t r = {t, &tables[t]->opts[i]};
+            const opt_t *o = r.o;
+            if (!(o->roles & roles))
+                continue;
+            char flag[64], env[96], left[128];
+            opt_flag(o, flag, sizeof(flag));
+            opt_env(o, env, sizeof(env));
+            snprintf(left, sizeof(left), "--%s %s", flag, type_hint(r));
+            fprintf(out, "  %-34s %s", left, o->help);
+            if (o->def && *o->def)
+                fprintf(out, " [%s]", o->def);
+            fprintf(out, "\n  %-34s env %s\n", "", env);
+        }
 }
 
 /* Writes a YAML scalar, quoted when it could be misread. */
@@ -1010,71 +1285,96 @@ static void dump_scalar(FILE *out, const char *s)
     fputc('"', out);
 }
 
+/* Writes option r's value in cfg as "indent name: value". */
+static void dump_opt(FILE *out, const mesh_config_t *cfg, opt_ref_t r, const char *indent,
+                     const char *name)
+{
+    const opt_t *o = r.o;
+    const void *field = (const char *)values_of(cfg, r.t) + o->off;
+    int is_str = o->type == MESH_OPT_STR || o->type == MESH_OPT_ADDR || o->type == MESH_OPT_ENUM;
+    if (is_str && !*(char *const *)field) {
+        fprintf(out, "%s# %s: (unset)\n", indent, name);
+        return;
+    }
+    fprintf(out, "%s%s: ", indent, name);
+    switch (o->type) {
+    case MESH_OPT_STR:
+    case MESH_OPT_ADDR:
+    case MESH_OPT_ENUM: {
+        dump_scalar(out, *(char *const *)field);
+        break;
+    }
+    case MESH_OPT_INT:
+        if (CORE_IS(r, workers))
+            fprintf(out, "%d", *(const int *)field);
+        else
+            fprintf(out, "%lld", (long long)*(const int64_t *)field);
+        break;
+    case MESH_OPT_DUR:
+        fprintf(out, "%lldms", (long long)*(const int64_t *)field);
+        break;
+    case MESH_OPT_SIZE:
+        fprintf(out, "%lld", (long long)*(const int64_t *)field);
+        break;
+    case MESH_OPT_RATIO:
+        fprintf(out, "%g", *(const double *)field);
+        break;
+    case MESH_OPT_LEVEL:
+        fputs(mesh_log_level_name(*(const mesh_log_level_t *)field), out);
+        break;
+    case MESH_OPT_LIST: {
+        const mesh_config_list_t *l = field;
+        fputc('[', out);
+        for (size_t j = 0; j < l->n; j++) {
+            if (j)
+                fputs(", ", out);
+            dump_scalar(out, l->items[j]);
+        }
+        fputc(']', out);
+        break;
+    }
+    }
+    fputc('\n', out);
+}
+
+/* Whether an option before number `before` (in opt_index() order) is in section sec (len). */
+static int section_seen(size_t before, const char *sec, size_t len)
+{
+    for (size_t t = 0; t < n_tables && table_first[t] < before; t++)
+        for (size_t i = 0; i < tables[t]->n_opts && table_first[t] + i < before; i++) {
+            const char *n = tables[t]->opts[i].name;
+            if (strncmp(n, sec, len) == 0 && n[len] == '.')
+                return 1;
+        }
+    return 0;
+}
+
+/*
+ * Options in table order; the options of a YAML section ("breaker.x") all go under its one
+ * header where its first option would be, whichever tables declared them.
+ */
 void mesh_config_dump(FILE *out, const mesh_config_t *cfg)
 {
-    const char *section = "";
-    size_t seclen = 0;
-    for (size_t i = 0; i < N_OPTS; i++) {
-        const opt_t *o = &opts[i];
-        if (o->off == F(config_file) || o->off == F(etcd_password))
-            continue;
-        const char *name = o->name;
-        const char *dot = strchr(name, '.');
-        const char *indent = "";
-        if (dot) {
-            size_t sl = (size_t)(dot - name);
-            if (sl != seclen || strncmp(section, name, sl) != 0) {
-                fprintf(out, "%.*s:\n", (int)sl, name);
-                section = name;
-                seclen = sl;
+    size_t nt = tables_of(cfg);
+    for (size_t t = 0; t < nt; t++)
+        for (size_t i = 0; i < tables[t]->n_opts; i++) {
+            opt_ref_t r = {t, &tables[t]->opts[i]};
+            if (CORE_IS(r, config_file) || CORE_IS(r, etcd_password))
+                continue;
+            const char *dot = strchr(r.o->name, '.');
+            if (!dot) {
+                dump_opt(out, cfg, r, "", r.o->name);
+                continue;
             }
-            name = dot + 1;
-            indent = "  ";
+            size_t sl = (size_t)(dot - r.o->name);
+            if (section_seen(opt_index(r), r.o->name, sl))
+                continue; /* written with the section's first option */
+            fprintf(out, "%.*s:\n", (int)sl, r.o->name);
+            for (size_t u = t; u < nt; u++)
+                for (size_t j = u == t ? i : 0; j < tables[u]->n_opts; j++) {
+                    opt_ref_t q = {u, &tables[u]->opts[j]};
+                    if (strncmp(q.o->name, r.o->name, sl) == 0 && q.o->name[sl] == '.')
+                        dump_opt(out, cfg, q, "  ", q.o->name + sl + 1);
+                }
         }
-        const void *field = (const char *)cfg + o->off;
-        int is_str = o->type == OPT_STR || o->type == OPT_ADDR || o->type == OPT_ENUM;
-        if (is_str && !*(char *const *)field) {
-            fprintf(out, "%s# %s: (unset)\n", indent, name);
-            continue;
-        }
-        fprintf(out, "%s%s: ", indent, name);
-        switch (o->type) {
-        case OPT_STR:
-        case OPT_ADDR:
-        case OPT_ENUM: {
-            dump_scalar(out, *(char *const *)field);
-            break;
-        }
-        case OPT_INT:
-            if (o->off == F(workers))
-                fprintf(out, "%d", *(const int *)field);
-            else
-                fprintf(out, "%lld", (long long)*(const int64_t *)field);
-            break;
-        case OPT_DUR:
-            fprintf(out, "%lldms", (long long)*(const int64_t *)field);
-            break;
-        case OPT_SIZE:
-            fprintf(out, "%lld", (long long)*(const int64_t *)field);
-            break;
-        case OPT_RATIO:
-            fprintf(out, "%g", *(const double *)field);
-            break;
-        case OPT_LEVEL:
-            fputs(mesh_log_level_name(*(const mesh_log_level_t *)field), out);
-            break;
-        case OPT_LIST: {
-            const mesh_config_list_t *l = field;
-            fputc('[', out);
-            for (size_t j = 0; j < l->n; j++) {
-                if (j)
-                    fputs(", ", out);
-                dump_scalar(out, l->items[j]);
-            }
-            fputc(']', out);
-            break;
-        }
-        }
-        fputc('\n', out);
-    }
 }

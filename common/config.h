@@ -1,5 +1,5 @@
 /*
- * common/config.h: meshd's configuration: one table of options, four sources.
+ * common/config.h: meshd's configuration: tables of options, four sources.
  *
  * Every option has one name ("etcd-prefix", or dotted for sections: "breaker.failures") and
  * can be given, from lowest to highest precedence, as its default, in the YAML file
@@ -9,6 +9,15 @@
  * --etcd-prefix=V). List options accumulate within one source (a YAML sequence, repeated
  * flags, or ";"-separated items in the environment) and a higher source replaces a lower one.
  * Errors name their origin: "file:line: option: what is wrong", "--flag: ...", "MESHD_X: ...".
+ *
+ * The options every role shares live in mesh_config_t (the core table in config.c). A
+ * subsystem declares its own options next to its code: a struct for their values, a table of
+ * mesh_config_opt_t pointing into that struct, and a mesh_config_section_t naming both (see
+ * policy/breaker_options.c). The binary registers each section it links once at start-up with
+ * mesh_config_add_section(), before any config is created; from then on every source, --help,
+ * check-config and the errors treat its options exactly like the core ones.
+ * mesh_config_init() allocates each registered section's struct (filled with its defaults),
+ * mesh_config_destroy() frees it, and the subsystem reads it with mesh_config_section().
  */
 #ifndef MESH_CONFIG_H
 #define MESH_CONFIG_H
@@ -20,6 +29,9 @@
 #include "common/log.h"
 
 #define MESH_CONFIG_MAX_LIST 64
+
+/** How many option sections (besides the core table) a process can register. */
+#define MESH_CONFIG_MAX_SECTIONS 16
 
 /** A list option's values (owned by the config). */
 typedef struct mesh_config_list {
@@ -76,14 +88,9 @@ typedef struct mesh_config {
     char *version;             /* release label (e.g. for canaries), NULL: none */
     mesh_config_list_t labels; /* "KEY=VALUE" */
 
-    /* circuit breaker (sidecar, in front of the app) */
-    int64_t breaker_failures;
-    double breaker_failure_ratio;
-    int64_t breaker_window_ms;
-    int64_t breaker_min_calls;
-    int64_t breaker_max_concurrent;
-    int64_t breaker_open_ms;
-    int64_t breaker_half_open_calls;
+    /* the values of the registered sections (mesh_config_section()), owned by the config */
+    void *sections[MESH_CONFIG_MAX_SECTIONS];
+    size_t n_sections; /* sections registered when this config was initialized */
 } mesh_config_t;
 
 /** Role bits: which roles an option is meant for (for --help). */
@@ -96,10 +103,77 @@ enum {
     MESH_ROLE_ALL = 31,
 };
 
-/** Fills cfg with every option's default. */
+/** The type of an option's value, and how it is stored in its struct. */
+typedef enum mesh_config_opt_type {
+    MESH_OPT_STR,   /* any string; char * (NULL when unset) */
+    MESH_OPT_ADDR,  /* host:port; char * */
+    MESH_OPT_INT,   /* integer within [min, max]; int64_t */
+    MESH_OPT_DUR,   /* duration (500ms, 5s, 2m, 1h) within [min, max] ms; int64_t ms */
+    MESH_OPT_SIZE,  /* size (4096, 64KiB, 4MiB, 1GiB) within [min, max]; int64_t bytes */
+    MESH_OPT_RATIO, /* number in [0, 1]; double */
+    MESH_OPT_LIST,  /* repeatable string; mesh_config_list_t */
+    MESH_OPT_LEVEL, /* log level; mesh_log_level_t */
+    MESH_OPT_ENUM,  /* one of the words in choices; char * */
+} mesh_config_opt_type_t;
+
+/**
+ * An option's own value check, run before the value is parsed and stored, whatever the
+ * source. field is the option's storage (for a list: the items kept so far, or to be ignored
+ * when replaced is set because this source replaces them), v the new value. Returns 0, or -1
+ * with the problem (without the option's name) written into err.
+ */
+typedef int (*mesh_config_check_fn)(const void *field, int replaced, const char *v, char *err,
+                                    size_t errlen);
+
+/** One option. */
+typedef struct mesh_config_opt {
+    const char *name;            /* "listen", or "section.key" (YAML `section: {key: V}`) */
+    mesh_config_opt_type_t type; /* its storage is given with mesh_config_opt_type_t */
+    size_t off;                  /* offsetof its value in the section's struct */
+    const char *def;             /* default as it would be written in the file, NULL: none */
+    unsigned roles;              /* MESH_ROLE_* bits: which commands take it as a flag */
+    int64_t min, max;            /* MESH_OPT_INT, _DUR, _SIZE: the accepted range */
+    const char *choices;         /* MESH_OPT_ENUM: "a|b|c" */
+    const char *help;            /* one line for --help */
+    mesh_config_check_fn check;  /* optional */
+} mesh_config_opt_t;
+
+/**
+ * A subsystem's options: a table of options whose values live in a struct of `size` bytes,
+ * allocated (zeroed, then set to the defaults) for every config. validate, optional, checks
+ * rules across the section's options for the roles being run, like mesh_config_validate();
+ * on error it writes "option: problem" into err and returns -1.
+ */
+typedef struct mesh_config_section {
+    const char *name; /* for messages: "breaker" */
+    const mesh_config_opt_t *opts;
+    size_t n_opts;
+    size_t size;
+    int (*validate)(const void *values, unsigned roles, char *err, size_t errlen);
+} mesh_config_section_t;
+
+/**
+ * Registers a section (kept by pointer: it must outlive every config). Call at start-up,
+ * before the first mesh_config_init(), from one thread; a config made earlier has no values
+ * for it. Refuses, logged, with -1: an option name that another option already has (also
+ * when only "_", "-" and "." differ, since flags and environment names would clash), a name
+ * that is also a section prefix, a bad name or default, a value outside the struct, a section
+ * given twice, and more than MESH_CONFIG_MAX_SECTIONS sections.
+ */
+int mesh_config_add_section(const mesh_config_section_t *section);
+
+/**
+ * The values of a registered section in cfg, as the section's struct:
+ * `const pol_breaker_options_t *o = mesh_config_section(cfg, &pol_breaker_options_section);`.
+ * Asking for a section that was not registered before cfg was initialized is a bug: it aborts
+ * with a message saying so.
+ */
+const void *mesh_config_section(const mesh_config_t *cfg, const mesh_config_section_t *section);
+
+/** Fills cfg and the values of every registered section with the options' defaults. */
 void mesh_config_init(mesh_config_t *cfg);
 
-/** Frees what cfg owns. */
+/** Frees what cfg owns, the sections' values included. */
 void mesh_config_destroy(mesh_config_t *cfg);
 
 /**
@@ -115,7 +189,10 @@ int mesh_config_load(mesh_config_t *cfg, int argc, char **argv, char **envp, uns
 /** Loads only a YAML file into cfg (used by check-config). */
 int mesh_config_load_file(mesh_config_t *cfg, const char *path, char *err, size_t errlen);
 
-/** Checks cross-option rules for a role (e.g. the proxy needs a listen address). */
+/**
+ * Checks cross-option rules for a role (e.g. the proxy needs a listen address), then each
+ * registered section's own (mesh_config_section_t.validate).
+ */
 int mesh_config_validate(const mesh_config_t *cfg, unsigned role, char *err, size_t errlen);
 
 /** Writes the options of the given roles with their flags, env names and defaults. */

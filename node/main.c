@@ -9,6 +9,7 @@
 #include "node/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "policy/breaker_options.h"
 
 extern char **environ;
 
@@ -29,6 +30,12 @@ static const mesh_cli_command_t commands[] = {
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The option sections of the subsystems this binary links (common/config.h), in the order
+ * --help and check-config list them after the core options. */
+static const mesh_config_section_t *const sections[] = {
+    &pol_breaker_options_section,
+};
 
 static void usage(FILE *out)
 {
@@ -126,6 +133,9 @@ static int cmd_check_config(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+        if (mesh_config_add_section(sections[i]) != 0)
+            return 1; /* a bug in a section's table, logged */
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -13,20 +13,22 @@
 
 #include "actors/evring.h"
 #include "common/log.h"
+#include "policy/breaker_options.h"
 #include "transport/grpc_status.h"
 
 void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *out)
 {
+    const pol_breaker_options_t *o = pol_breaker_options(cfg);
     pol_breaker_config_default(out);
-    out->consecutive_failures = (uint32_t)cfg->breaker_failures;
-    out->failure_ratio = cfg->breaker_failure_ratio;
-    out->ratio_min_calls = (uint32_t)cfg->breaker_min_calls;
-    out->window_ns = (uint64_t)cfg->breaker_window_ms * 1000000ull;
-    out->max_concurrent = (uint32_t)cfg->breaker_max_concurrent;
-    out->open_ns = (uint64_t)cfg->breaker_open_ms * 1000000ull;
+    out->consecutive_failures = (uint32_t)o->failures;
+    out->failure_ratio = o->failure_ratio;
+    out->ratio_min_calls = (uint32_t)o->min_calls;
+    out->window_ns = (uint64_t)o->window_ms * 1000000ull;
+    out->max_concurrent = (uint32_t)o->max_concurrent;
+    out->open_ns = (uint64_t)o->open_ms * 1000000ull;
     if (out->open_max_ns < out->open_ns)
         out->open_max_ns = out->open_ns;
-    out->half_open_probes = (uint32_t)cfg->breaker_half_open_calls;
+    out->half_open_probes = (uint32_t)o->half_open_calls;
 }
 
 static void on_transition(void *ud, const pol_breaker_transition_t *t)

@@ -21,7 +21,10 @@ typedef struct pol_breaker_filter {
     pol_breaker_t b;
 } pol_breaker_filter_t;
 
-/** Fills a breaker configuration from the sidecar's breaker.* options. */
+/**
+ * Fills a breaker configuration from the sidecar's breaker.* options (the section of
+ * policy/breaker_options.h, which must be registered before cfg was initialized).
+ */
 void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *out);
 
 /**
