@@ -39,9 +39,11 @@ static int add_child(node_control_t *c, const mesh_actor_ops_t *ops, void *arg, 
 int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
                           mesh_routes_t *static_routes, int watch)
 {
+    /* The static routes serve from the first accepted call on, before any actor runs. */
+    if (static_routes)
+        mesh_node_publish_routes(node, mesh_routes_ref(static_routes));
     if (cfg->etcd.n == 0) {
-        if (static_routes)
-            mesh_node_publish_routes(node, static_routes);
+        mesh_routes_unref(static_routes);
         return 0;
     }
     c->etcd = (reg_curl_factory_t){

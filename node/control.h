@@ -33,8 +33,9 @@ void node_control_init(node_control_t *c);
 /**
  * Adds the registry actor (when cfg has etcd endpoints): watch selects whether it keeps a
  * view of the registry and publishes routing tables to the node (proxies) or only registers
- * (sidecars). static_routes (may be NULL) is merged into every table; its reference is taken
- * over. Without etcd, the static routes are published once and nothing is added. 0 or -1.
+ * (sidecars). static_routes (may be NULL) are installed on every worker at once (they serve
+ * from the first accepted call on) and merged into every table the actor publishes; its
+ * reference is taken over. Without etcd nothing is added. 0 or -1.
  */
 int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
                           mesh_routes_t *static_routes, int watch);

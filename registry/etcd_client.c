@@ -14,8 +14,9 @@
 #include "registry/curl_lib.h"
 #include "registry/etcd_codec.h"
 
-/* libcurl, loaded by the first etcd_client_new (registry/curl_lib.h). */
-static const mesh_curl_t *cu;
+/* libcurl, loaded once by the first etcd_client_new (registry/curl_lib.h: pthread_once, so
+ * clients on several threads see it loaded, and nothing is written after). */
+#define cu (mesh_curl(NULL, 0))
 
 typedef struct sock_ctx {
     uv_poll_t poll;
@@ -623,12 +624,10 @@ static char *dup_or_null(const char *s)
 etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
 {
     char why[256];
-    const mesh_curl_t *lib = mesh_curl(why, sizeof(why));
-    if (!lib) {
+    if (!mesh_curl(why, sizeof(why))) {
         mesh_error("etcd", "%s", why);
         return NULL;
     }
-    cu = lib;
     if (!cfg->endpoints || !*cfg->endpoints)
         return NULL;
     etcd_client_t *c = calloc(1, sizeof(*c));

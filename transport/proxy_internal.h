@@ -94,7 +94,7 @@ struct pxy_us_conn {
     mesh_h2_conn_t h2; /* first */
     mesh_proxy_worker_t *w;
     pxy_endpoint_t *ep; /* held until the connection closed; NULL once the worker is freed */
-    pxy_link_t link;    /* in ep->conns, or in ep->retired once retired */
+    pxy_link_t link;    /* in ep->conns, ep->retired once retired, ep->closing once torn down */
     pxy_link_t streams; /* pxy_stream_t.us_link: submitted or waiting for the connect */
     size_t n_streams;
     uv_connect_t creq;
@@ -134,6 +134,7 @@ struct pxy_endpoint {
     pxy_link_t conns;    /* usable connections (pxy_us_conn_t.link) */
     size_t n_conns;      /* in conns; at most max_upstream_conns */
     pxy_link_t retired;  /* connections finishing their calls, taking no new ones */
+    pxy_link_t closing;  /* connections torn down whose handles are still closing */
     pxy_resolver_t *res; /* hostname endpoints only */
     pxy_endpoint_t *hnext;
     pxy_link_t all; /* in w->endpoints */

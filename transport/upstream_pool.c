@@ -276,6 +276,7 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
     ep->backoff_ms = w->cfg.backoff_initial_ms;
     pxy_list_init(&ep->conns);
     pxy_list_init(&ep->retired);
+    pxy_list_init(&ep->closing);
     char host[256];
     int port;
     mesh_addr_t na;
@@ -360,6 +361,9 @@ static void us_on_teardown(mesh_h2_conn_t *c)
         if (!u->retired)
             u->ep->n_conns--;
         u->retired = 1;
+        /* Still pointing at the endpoint until closed: keep it findable, so an endpoint freed
+         * meanwhile (the worker's teardown) can detach it first. */
+        pxy_list_push(&u->ep->closing, &u->link);
     }
     while (!pxy_list_empty(&u->streams)) {
         pxy_stream_t *ps = PXY_CONTAINER(u->streams.next, pxy_stream_t, us_link);
@@ -377,6 +381,8 @@ static void us_on_closed(mesh_h2_conn_t *c)
     pxy_us_conn_t *u = (pxy_us_conn_t *)c;
     mesh_proxy_worker_t *w = u->w;
     pxy_endpoint_t *ep = u->ep;
+    if (ep)
+        pxy_list_remove(&u->link); /* from ep->closing */
     free(u);
     w->n_us_open--;
     if (ep) {
@@ -580,6 +586,12 @@ void pxy_us_close_all(mesh_proxy_worker_t *w)
         pxy_endpoint_t *ep = PXY_CONTAINER(e, pxy_endpoint_t, all);
         us_close_list(ep, &ep->conns);
         us_close_list(ep, &ep->retired);
+        while (!pxy_list_empty(&ep->closing)) { /* already closing: only forget the endpoint */
+            pxy_us_conn_t *u = PXY_CONTAINER(ep->closing.next, pxy_us_conn_t, link);
+            pxy_list_remove(&u->link);
+            ep->n_held--;
+            u->ep = NULL;
+        }
     }
 }
 
