@@ -11,8 +11,8 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 int mesh_evring_init(mesh_evring_t *r, uint32_t cap)
 {
@@ -20,9 +20,13 @@ int mesh_evring_init(mesh_evring_t *r, uint32_t cap)
     while (n < cap && n < (1u << 24))
         n <<= 1;
     memset(r, 0, sizeof(*r));
-    r->slots = calloc(n, sizeof(*r->slots));
-    if (!r->slots)
+    /* mmap: zeroed pages become resident only as the ring first goes round (calloc zeroes). */
+    r->slots = mmap(NULL, n * sizeof(*r->slots), PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r->slots == MAP_FAILED) {
+        r->slots = NULL;
         return -1;
+    }
     r->mask = n - 1;
     atomic_init(&r->head, 0);
     atomic_init(&r->tail, 0);
@@ -33,7 +37,8 @@ int mesh_evring_init(mesh_evring_t *r, uint32_t cap)
 
 void mesh_evring_destroy(mesh_evring_t *r)
 {
-    free(r->slots);
+    if (r->slots)
+        munmap(r->slots, ((size_t)r->mask + 1) * sizeof(*r->slots));
     r->slots = NULL;
 }
 

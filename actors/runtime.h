@@ -20,9 +20,9 @@
 #include "actors/sim.h"
 #include "actors/simnet.h"
 
-#define MESH_SLOT_CHUNK_BITS 10
+#define MESH_SLOT_CHUNK_BITS 12 /* 4096 slots (128 KiB, resident as used) per chunk */
 #define MESH_SLOT_CHUNK      (1u << MESH_SLOT_CHUNK_BITS)
-#define MESH_SLOT_CHUNKS     4096                        /* 4M actors per loop */
+#define MESH_SLOT_CHUNKS     1024                        /* 4M actors per loop */
 #define MESH_MAX_LOOPS       (MESH_EXEC_MAX_WORKERS + 1) /* an id has 8 bits of loop index */
 
 /* Runtime-only message types. */

@@ -7,7 +7,7 @@
  * never reaches a newer actor. Allocation and release take the loop's slot_lock (spawn and
  * stop are not hot paths).
  */
-#include <stdlib.h>
+#include <sys/mman.h>
 
 #include "actors/runtime.h"
 
@@ -28,8 +28,10 @@ mesh_actor_id_t mesh_slot_alloc(mesh_loop_t *l, mesh_actor_t *a, uint32_t capaci
             return 0;
         }
         if (!atomic_load_explicit(&l->chunks[chunk], memory_order_relaxed)) {
-            mesh_slot_t *c = calloc(MESH_SLOT_CHUNK, sizeof(*c));
-            if (!c) {
+            /* mmap: zeroed pages become resident only as slots are used (calloc zeroes). */
+            mesh_slot_t *c = mmap(NULL, MESH_SLOT_CHUNK * sizeof(*c), PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (c == MAP_FAILED) {
                 pthread_mutex_unlock(&l->slot_lock);
                 return 0;
             }
@@ -67,7 +69,7 @@ void mesh_slots_destroy(mesh_loop_t *l)
         mesh_slot_t *c = atomic_load(&l->chunks[i]);
         if (!c)
             break;
-        free(c);
+        munmap(c, MESH_SLOT_CHUNK * sizeof(*c));
         atomic_store(&l->chunks[i], NULL);
     }
 }

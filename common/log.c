@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -465,7 +466,10 @@ static void on_fork_child(void)
 
 static void log_start(void)
 {
-    R.buf = calloc(1, R.cap);
+    /* Zeroed pages from mmap are resident only once a line reaches them (calloc zeroes them). */
+    R.buf = mmap(NULL, R.cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (R.buf == MAP_FAILED)
+        R.buf = NULL;
     R.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!R.buf || R.efd < 0)
         goto direct;
@@ -497,7 +501,8 @@ static void log_start(void)
     atomic_store(&log_mode, MODE_ASYNC);
     return;
 direct:
-    free(R.buf);
+    if (R.buf)
+        munmap(R.buf, R.cap);
     R.buf = NULL;
     if (R.efd >= 0)
         close(R.efd);

@@ -31,7 +31,7 @@
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
-#define RING_EVENTS    4096
+#define RING_EVENTS    1024 /* 128 KiB per worker once the ring has gone round */
 
 typedef struct node_wk {
     mesh_node_t *node;

@@ -24,6 +24,19 @@ static int sym(void *lib, const char *name, void *slot)
     return 0;
 }
 
+/*
+ * GnuTLS is mapped with libcurl only as a dependency of librtmp and libldap (rtmp:// and ldap://
+ * URLs, which meshd never uses: curl's TLS here is OpenSSL). Its library constructor would
+ * initialize it all the same (p11-kit, ASN.1 trees: about 1 MiB of RSS). This is GnuTLS's
+ * documented override for that (GNUTLS_SKIP_GLOBAL_INIT in gnutls/gnutls.h); code that uses
+ * GnuTLS calls gnutls_global_init() itself. The binary exports it (registry/CMakeLists.txt).
+ */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void)
+{
+    return 1;
+}
+
 static void curl_load(void)
 {
     void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);

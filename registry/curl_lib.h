@@ -1,10 +1,10 @@
 /*
  * registry/curl_lib.h: libcurl, loaded when the first etcd client is made.
  *
- * libcurl (with OpenSSL, GnuTLS, Kerberos and LDAP behind it) is about 5 MiB of mapped pages;
- * a node with only static routes never talks to etcd, so meshd does not link libcurl but opens
- * it on first use (dlopen "libcurl.so.4", the soname of Debian's libcurl4) and calls through
- * this table. The headers still come from libcurl4-openssl-dev, so types and options are
+ * libcurl (with OpenSSL, GnuTLS, Kerberos and LDAP behind it) is about 7 MiB of resident pages
+ * (bench/rss); a node with only static routes never talks to etcd, so meshd does not link libcurl
+ * but opens it on first use (dlopen "libcurl.so.4", the soname of Debian's libcurl4) and calls
+ * through this table. The headers still come from libcurl4-openssl-dev, so types and options are
  * checked at compile time.
  */
 #ifndef MESH_CURL_LIB_H
