@@ -23,9 +23,7 @@ struct reg_view {
     etcd_req_t *watch_req;
     uv_timer_t retry_timer;
     uv_timer_t flush_timer;
-    uv_timer_t snap_timer;
-    uint64_t last_snapshot_ms;
-    int snapshot_dirty;
+    reg_snap_writer_t *snap; /* NULL: no snapshot file */
     int handles_open;
     reg_view_cb cb;
     void *ud;
@@ -132,32 +130,10 @@ static void on_flush_timer(uv_timer_t *t)
     run(v, &fx);
 }
 
-static void write_snapshot(reg_view_t *v)
-{
-    if (!v->snapshot_path || !v->snapshot_dirty)
-        return;
-    v->snapshot_dirty = 0;
-    v->last_snapshot_ms = uv_now(v->loop);
-    reg_table_save(&v->table, v->snapshot_path, v->sm.revision);
-}
-
-static void on_snap_timer(uv_timer_t *t)
-{
-    write_snapshot(t->data);
-}
-
 static void publish(reg_view_t *v)
 {
-    if (v->snapshot_path) {
-        v->snapshot_dirty = 1;
-        uint64_t now = uv_now(v->loop);
-        if (now - v->last_snapshot_ms >= v->cfg.snapshot_min_gap_ms || !v->last_snapshot_ms)
-            write_snapshot(v);
-        else if (!uv_is_active((uv_handle_t *)&v->snap_timer))
-            uv_timer_start(&v->snap_timer, on_snap_timer,
-                           v->cfg.snapshot_min_gap_ms - (now - v->last_snapshot_ms), 0);
-    }
-    mesh_routes_t *routes = v->cfg.no_routes ? NULL : reg_table_build_routes(&v->table);
+    reg_snap_writer_kick(v->snap, v->sm.revision); /* coalesced, written off the loop */
+    mesh_routes_t *routes = v->cfg.no_routes ? NULL : reg_table_routes(&v->table);
     if (v->cb)
         v->cb(v->ud, routes, &v->table, v->sm.revision);
     else if (routes)
@@ -254,8 +230,7 @@ reg_view_t *reg_view_new(uv_loop_t *loop, const reg_view_cfg_t *cfg, reg_view_cb
     reg_watch_sm_init(&v->sm, &v->table, 0, &v->cfg.watch);
     uv_timer_init(loop, &v->retry_timer);
     uv_timer_init(loop, &v->flush_timer);
-    uv_timer_init(loop, &v->snap_timer);
-    v->retry_timer.data = v->flush_timer.data = v->snap_timer.data = v;
+    v->retry_timer.data = v->flush_timer.data = v;
     v->cb = cb;
     v->ud = ud;
     return v;
@@ -271,8 +246,11 @@ int reg_view_start(reg_view_t *v)
             mesh_info("registry", "loaded %ld instances from snapshot %s (revision %lld)", n,
                       v->snapshot_path, (long long)rev);
             publish(v);
-            v->snapshot_dirty = 0;
         }
+        v->snap = reg_snap_writer_new(v->loop, &v->table, v->snapshot_path,
+                                      v->cfg.snapshot_min_gap_ms, n >= 0);
+        if (!v->snap)
+            return -1;
     }
     reg_wfxs_t fx = {.n = 0};
     reg_watch_sm_start(&v->sm, uv_now(v->loop), &fx);
@@ -301,11 +279,11 @@ void reg_view_free(reg_view_t *v)
     etcd_req_cancel(v->range_req);
     etcd_req_cancel(v->watch_req);
     v->range_req = v->watch_req = NULL;
-    write_snapshot(v);
-    v->handles_open = 3;
+    reg_snap_writer_free(v->snap); /* writes what is pending, off the loop */
+    v->snap = NULL;
+    v->handles_open = 2;
     uv_close((uv_handle_t *)&v->retry_timer, handle_closed);
     uv_close((uv_handle_t *)&v->flush_timer, handle_closed);
-    uv_close((uv_handle_t *)&v->snap_timer, handle_closed);
 }
 
 reg_link_t reg_view_link(const reg_view_t *v)

@@ -17,10 +17,7 @@ static void maybe_release(mesh_proxy_worker_t *w)
 {
     if (!w->freeing || w->n_handles > 0)
         return;
-    if (w->routes)
-        mesh_routes_unref(w->routes);
-    free(w->svc);
-    free(w->svc_eps);
+    pxy_routes_free(w);
     mesh_chunk_pool_destroy(&w->pool);
     mesh_h2_mem_destroy(&w->h2mem);
     nghttp2_session_callbacks_del(w->ds_cbs);
@@ -284,52 +281,92 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
     return w->port;
 }
 
+/* Builds the state of service s: one endpoint reference per instance. */
+static int svc_build(mesh_proxy_worker_t *w, const mesh_route_service_t *s, pxy_svc_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
+    if (s->n_instances == 0)
+        return 0;
+    /* the instance pointers follow the endpoint pointers in the same allocation */
+    st->eps = malloc(s->n_instances * (sizeof(*st->eps) + sizeof(*st->insts)));
+    if (!st->eps)
+        return -1;
+    st->insts = (const mesh_route_instance_t **)(st->eps + s->n_instances);
+    for (size_t j = 0; j < s->n_instances; j++) {
+        pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
+        if (ep) {
+            st->insts[st->n] = &s->instances[j];
+            st->eps[st->n++] = ep;
+        }
+    }
+    return 0;
+}
+
+/* Drops the state of a service that left the table or changed. */
+static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
+{
+    for (size_t j = 0; j < st->n; j++)
+        pxy_endpoint_release(w, st->eps[j]);
+    free(st->eps);
+    memset(st, 0, sizeof(*st));
+}
+
+void pxy_routes_free(mesh_proxy_worker_t *w)
+{
+    for (size_t i = 0; w->svc && i < mesh_routes_count(w->routes); i++)
+        free(w->svc[i].eps);
+    free(w->svc);
+    w->svc = NULL;
+    if (w->routes)
+        mesh_routes_unref(w->routes);
+    w->routes = NULL;
+}
+
 void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
 {
-    size_t n = mesh_routes_count(routes);
+    /* Walk the old and the new table together (both sorted by name): a service whose object
+     * is the same keeps its state (round-robin position, endpoint references); only changed
+     * services are built again. Cost: a pointer comparison per unchanged service, plus the
+     * changed services' instances. */
+    size_t n = mesh_routes_count(routes), on = w->svc ? mesh_routes_count(w->routes) : 0;
     pxy_svc_t *svc = n ? calloc(n, sizeof(*svc)) : NULL;
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += mesh_routes_at(routes, i)->n_instances;
-    /* One array for every service's endpoint pointers, carved per service. */
-    pxy_endpoint_t **eps =
-        total ? calloc(total, sizeof(*eps) + sizeof(mesh_route_instance_t *)) : NULL;
-    /* the instance pointers follow the endpoint pointers in the same allocation */
-    const mesh_route_instance_t **insts =
-        eps ? (const mesh_route_instance_t **)(eps + total) : NULL;
-    if ((n && !svc) || (total && !eps)) {
+    if (n && !svc) {
         mesh_error(ACTOR, "worker %d: out of memory installing routes", w->cfg.worker_index);
-        free(svc);
-        free(eps);
         mesh_routes_unref(routes);
         return;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mesh_route_service_t *s = mesh_routes_at(routes, i);
-        svc[i].eps = eps + o;
-        svc[i].insts = insts + o;
-        svc[i].rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
-        for (size_t j = 0; j < s->n_instances; j++) {
-            pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
-            if (ep) {
-                svc[i].insts[svc[i].n] = &s->instances[j];
-                svc[i].eps[svc[i].n++] = ep;
-            }
+    size_t i = 0, kept = 0, built = 0, failed = 0;
+    for (size_t j = 0; j < n; j++) {
+        const mesh_route_svc_t *obj = mesh_routes_svc_at(routes, j);
+        const char *name = mesh_routes_at(routes, j)->name;
+        while (i < on && mesh_routes_svc_at(w->routes, i) != obj &&
+               strcmp(mesh_routes_at(w->routes, i)->name, name) < 0)
+            svc_drop(w, &w->svc[i++]); /* gone */
+        if (i < on && mesh_routes_svc_at(w->routes, i) == obj) {
+            svc[j] = w->svc[i++]; /* unchanged: keep */
+            kept++;
+            continue;
         }
-        o += s->n_instances;
+        if (svc_build(w, mesh_routes_at(routes, j), &svc[j]) < 0)
+            failed++;
+        built++;
+        if (i < on && strcmp(mesh_routes_at(w->routes, i)->name, name) == 0)
+            svc_drop(w, &w->svc[i++]); /* changed: the old state goes after the new one is made,
+                                          so endpoints both keep are not released in between */
     }
-    for (size_t i = 0; w->svc && i < mesh_routes_count(w->routes); i++)
-        for (size_t j = 0; j < w->svc[i].n; j++)
-            pxy_endpoint_release(w, w->svc[i].eps[j]);
+    while (i < on)
+        svc_drop(w, &w->svc[i++]);
     free(w->svc);
     if (w->routes)
         mesh_routes_unref(w->routes);
     w->routes = routes;
     w->svc = svc;
-    free(w->svc_eps);
-    w->svc_eps = eps;
-    mesh_info(ACTOR, "worker %d: routing table with %zu services", w->cfg.worker_index, n);
+    if (failed)
+        mesh_error(ACTOR, "worker %d: out of memory routing %zu service%s", w->cfg.worker_index,
+                   failed, failed == 1 ? "" : "s");
+    mesh_debug(ACTOR, "worker %d: routing table with %zu services (%zu kept, %zu built)",
+               w->cfg.worker_index, n, kept, built);
 }
 
 void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void *arg)

@@ -19,7 +19,8 @@
  * resync of M instances, table memory), as the registry's first benchmark measured.
  *
  * Usage: bench_registry [proxy] [--instances M] [--services S] [--rate R] [--seconds T]
- *                       [--probes P] [--conns C] [--workers W] [--meshd PATH]
+ *                       [--probes P] [--conns C] [--workers W] [--meshd PATH] [--hold S]
+ * (--hold keeps the proxy running S seconds after the measurements, to inspect it.)
  *        bench_registry view [N=1000] [M=10000]
  */
 #include <dirent.h>
@@ -421,7 +422,7 @@ static double probe_once(etcd_client_t *c, prober_t *pr, const char *service, ui
 
 typedef struct opts {
     int instances, services, probes, conns, workers;
-    double rate, seconds;
+    double rate, seconds, hold;
     const char *meshd;
 } opts_t;
 
@@ -545,6 +546,12 @@ static int run_proxy(const opts_t *o)
         printf("%-58s %14" PRIu64 "\n", "probe calls made", pr.calls);
     }
     free(lat);
+    if (o->hold > 0) {
+        printf("holding meshd (pid %d, log %s/meshd-main.log) for %.0f s\n", (int)pid, dir,
+               o->hold);
+        fflush(stdout);
+        h_run_for(&loop, (uint64_t)(o->hold * 1000));
+    }
     h_kill_pid(pid);
     for (int i = 0; i < pr.n; i++)
         mesh_grpc_client_free(pr.conns[i].client);
@@ -768,7 +775,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_registry [proxy] [--instances M] [--services S] [--rate R]\n"
                     "                      [--seconds T] [--probes P] [--conns C] [--workers W]\n"
-                    "                      [--meshd PATH]\n"
+                    "                      [--meshd PATH] [--hold S]\n"
                     "       bench_registry view [N=1000] [M=10000]\n");
     exit(2);
 }
@@ -807,6 +814,8 @@ int main(int argc, char **argv)
             o.workers = atoi(v);
         else if (strcmp(a, "--meshd") == 0)
             o.meshd = v;
+        else if (strcmp(a, "--hold") == 0)
+            o.hold = atof(v);
         else
             usage();
     }
