@@ -65,20 +65,13 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(((const mesh_route_edit_t *)a)->name, ((const mesh_route_edit_t *)b)->name);
 }
 
-/* The object of service `name` in table t, or NULL. */
-static mesh_route_svc_t *svc_of(const mesh_routes_t *t, const char *name)
-{
-    const mesh_route_service_t *s = mesh_routes_service(t, name);
-    return s ? mesh_routes_svc_at(t, mesh_routes_index_of(t, s)) : NULL;
-}
-
 /* The merged object of one service: shared when one source has it, else built. */
 static int merge_service(mesh_reconciler_t *r, const char *name, mesh_route_svc_t **out)
 {
     mesh_route_svc_t *objs[MESH_RECONCILER_SOURCES];
     int n = 0, only = -1;
     for (int i = 0; i < MESH_RECONCILER_SOURCES; i++) {
-        objs[i] = svc_of(r->sources[i], name);
+        objs[i] = mesh_routes_find(r->sources[i], name);
         if (objs[i]) {
             n++;
             only = i;

@@ -3,16 +3,20 @@
  *
  * A service object is one allocation: the header, the instances, the method-pointer arrays and
  * a pool of strings. Within an object every distinct string (node ids, zones, method names) is
- * stored once, and so is every distinct method list, however many instances share it.
+ * stored once, and so is every distinct method list, however many instances share it. Each
+ * object has a small id, unique among live objects, for per-service state kept in arrays.
  *
- * A table is one allocation too: one slot per service, sorted by name. A slot is a copy of the
- * object's public header plus the reference to the object, so that the service pointer a lookup
- * returns is a position in the table (mesh_routes_index_of() is pointer arithmetic, and workers
- * keep per-service state in an array beside the table), while the instances it points to live
- * in the shared object.
+ * A table is a root array over leaves; a leaf is a run of up to LEAF_MAX services sorted by
+ * name, holding a reference to each, and is itself reference counted and shared. An update
+ * copies the root (one pointer per leaf), shares every untouched leaf with one reference, and
+ * builds new leaves only where edits fall: the cost is O(services / LEAF_SPLIT) pointer copies
+ * plus O(edits * LEAF_MAX), and one atomic per leaf rather than per service. The table also
+ * keeps the log of its edits against the table it was made from, so that whoever holds that
+ * table (a worker, the reconciler) learns the difference in O(changes).
  */
 #include "registry/route_table.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,22 +24,9 @@
 struct mesh_route_svc {
     mesh_route_service_t pub; /* first; its pointers point into this allocation */
     atomic_uint refs;
+    uint32_t id; /* small, unique among live objects (mesh_routes_index_of) */
     size_t size; /* bytes of the allocation */
 };
-
-typedef struct slot {
-    mesh_route_service_t pub; /* first: a copy of svc->pub */
-    mesh_route_svc_t *svc;
-} slot_t;
-
-struct mesh_routes {
-    atomic_int refs;
-    size_t n;
-    slot_t slots[];
-};
-
-/* The method list of an instance that lists none (it serves nothing). */
-static const char *const no_methods[1] = {NULL};
 
 static int grow(void *pp, size_t *cap, size_t need, size_t elem)
 {
@@ -51,6 +42,42 @@ static int grow(void *pp, size_t *cap, size_t need, size_t elem)
     *cap = nc;
     return 0;
 }
+
+/* Object ids: dense, re-used once their object is gone (LIFO). Taken when an object is built
+ * (the control loop) and given back when it is freed (any thread); the free list always has
+ * room for every id handed out, so giving one back never allocates. */
+static struct {
+    pthread_mutex_t lock;
+    uint32_t *free_ids;
+    size_t n_free, cap;
+    uint32_t next;
+} ids = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int id_take(uint32_t *out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&ids.lock);
+    if (ids.n_free) {
+        *out = ids.free_ids[--ids.n_free];
+    } else if (ids.next == UINT32_MAX ||
+               grow(&ids.free_ids, &ids.cap, (size_t)ids.next + 1, sizeof(uint32_t)) < 0) {
+        rc = -1;
+    } else {
+        *out = ids.next++;
+    }
+    pthread_mutex_unlock(&ids.lock);
+    return rc;
+}
+
+static void id_give_back(uint32_t id)
+{
+    pthread_mutex_lock(&ids.lock);
+    ids.free_ids[ids.n_free++] = id;
+    pthread_mutex_unlock(&ids.lock);
+}
+
+/* The method list of an instance that lists none (it serves nothing). */
+static const char *const no_methods[1] = {NULL};
 
 static uint32_t hash_bytes(uint32_t h, const void *p, size_t n)
 {
@@ -89,8 +116,10 @@ mesh_route_svc_t *mesh_route_svc_ref(mesh_route_svc_t *s)
 
 void mesh_route_svc_unref(mesh_route_svc_t *s)
 {
-    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        id_give_back(s->id);
         free(s);
+    }
 }
 
 size_t mesh_route_svc_memory(const mesh_route_svc_t *s)
@@ -372,6 +401,10 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
     mesh_route_svc_t *s = malloc(size);
     if (!s)
         return NULL;
+    if (id_take(&s->id) < 0) {
+        free(s);
+        return NULL;
+    }
     mesh_route_instance_t *insts = (mesh_route_instance_t *)(s + 1);
     const char **ua = (const char **)(insts + k);
     const char **lp = ua + u;
@@ -458,21 +491,61 @@ int mesh_route_svc_builder_finish(mesh_route_svc_builder_t *b, const char *name,
 
 /* ---- tables --------------------------------------------------------------------------------- */
 
-static mesh_routes_t *table_alloc(size_t n)
+/* Leaves are split into halves of this size when an update makes them larger than LEAF_MAX. */
+#define LEAF_MAX   64
+#define LEAF_SPLIT 32
+
+/* A run of services sorted by name, shared by every table that contains it unchanged. */
+typedef struct leaf {
+    atomic_uint refs;
+    uint32_t n;
+    mesh_route_svc_t *svc[]; /* n, each referenced */
+} leaf_t;
+
+typedef struct root_ent {
+    leaf_t *leaf;      /* referenced */
+    const char *first; /* leaf->svc[0]'s name */
+    size_t before;     /* services in the leaves before this one */
+} root_ent_t;
+
+/* One change from the parent table: before is in the parent, after in this table (neither is
+ * referenced by the log; the parent's and this table's leaves hold them). */
+typedef struct log_ent {
+    const mesh_route_svc_t *before, *after;
+} log_ent_t;
+
+struct mesh_routes {
+    atomic_int refs;
+    uint64_t serial; /* unique per table */
+    uint64_t parent; /* serial of the table this one was made from; 0: none */
+    size_t n;        /* services */
+    size_t n_leaves;
+    root_ent_t *root;
+    size_t n_log;
+    log_ent_t *log;
+};
+
+static atomic_uint_fast64_t serials = 1;
+
+static void leaf_unref(leaf_t *l)
 {
-    mesh_routes_t *t = malloc(sizeof(*t) + n * sizeof(slot_t));
-    if (!t)
-        return NULL;
-    atomic_init(&t->refs, 1);
-    t->n = 0;
-    return t;
+    if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (uint32_t i = 0; i < l->n; i++)
+        mesh_route_svc_unref(l->svc[i]);
+    free(l);
 }
 
-static void table_push(mesh_routes_t *t, mesh_route_svc_t *s)
+/* A leaf of n services taken from v (their references move into the leaf). */
+static leaf_t *leaf_new(mesh_route_svc_t **v, size_t n)
 {
-    t->slots[t->n].pub = s->pub;
-    t->slots[t->n].svc = s;
-    t->n++;
+    leaf_t *l = malloc(sizeof(*l) + n * sizeof(l->svc[0]));
+    if (!l)
+        return NULL;
+    atomic_init(&l->refs, 1);
+    l->n = (uint32_t)n;
+    memcpy(l->svc, v, n * sizeof(v[0]));
+    return l;
 }
 
 static const char *edit_name(const mesh_route_edit_t *e)
@@ -485,67 +558,209 @@ static int cmp_edit(const void *a, const void *b)
     return strcmp(edit_name(a), edit_name(b));
 }
 
+/* Scratch of one update. */
+typedef struct upd {
+    root_ent_t *root;
+    size_t n_root, root_cap;
+    log_ent_t *log;
+    size_t n_log, log_cap;
+    mesh_route_svc_t **run; /* the services of the leaf being rebuilt */
+    size_t n_run, run_cap;
+    int failed;
+} upd_t;
+
+static void push_leaf(upd_t *u, leaf_t *l)
+{
+    if (!l || grow(&u->root, &u->root_cap, u->n_root + 1, sizeof(root_ent_t)) < 0) {
+        u->failed = 1;
+        leaf_unref(l);
+        return;
+    }
+    u->root[u->n_root++].leaf = l;
+}
+
+static void push_log(upd_t *u, const mesh_route_svc_t *before, const mesh_route_svc_t *after)
+{
+    if (grow(&u->log, &u->log_cap, u->n_log + 1, sizeof(log_ent_t)) < 0) {
+        u->failed = 1;
+        return;
+    }
+    u->log[u->n_log++] = (log_ent_t){before, after};
+}
+
+static void push_run(upd_t *u, mesh_route_svc_t *s)
+{
+    if (grow(&u->run, &u->run_cap, u->n_run + 1, sizeof(s)) < 0) {
+        u->failed = 1;
+        mesh_route_svc_unref(s);
+        return;
+    }
+    u->run[u->n_run++] = s;
+}
+
+/* Turns the run into leaves (halves of LEAF_SPLIT when it is too long for one). */
+static void flush_run(upd_t *u)
+{
+    size_t o = 0;
+    while (o < u->n_run) {
+        size_t k = u->n_run - o <= LEAF_MAX ? u->n_run - o : LEAF_SPLIT;
+        leaf_t *l = leaf_new(u->run + o, k);
+        if (!l) {
+            for (size_t i = o; i < o + k; i++)
+                mesh_route_svc_unref(u->run[i]);
+            u->failed = 1;
+        } else {
+            push_leaf(u, l);
+        }
+        o += k;
+    }
+    u->n_run = 0;
+}
+
+/* Merges leaf l (may be NULL) with the sorted edits e[0..n) into the run. */
+static void merge_leaf(upd_t *u, const leaf_t *l, mesh_route_edit_t *e, size_t n)
+{
+    size_t i = 0, j = 0, ln = l ? l->n : 0;
+    while (i < ln || j < n) {
+        int c = j == n ? -1 : i == ln ? 1 : strcmp(l->svc[i]->pub.name, edit_name(&e[j]));
+        if (c < 0) {
+            push_run(u, mesh_route_svc_ref(l->svc[i++]));
+            continue;
+        }
+        const mesh_route_svc_t *before = c == 0 ? l->svc[i++] : NULL;
+        mesh_route_svc_t *after = e[j].svc;
+        e[j++].svc = NULL; /* consumed */
+        if (after == before) {
+            if (after) {
+                push_run(u, after); /* the same object again: no change */
+            }
+            continue;
+        }
+        if (after)
+            push_run(u, after);
+        push_log(u, before, after);
+    }
+}
+
 mesh_routes_t *mesh_routes_update(const mesh_routes_t *base, mesh_route_edit_t *e, size_t ne)
 {
-    size_t bn = base ? base->n : 0;
+    upd_t u = {0};
+    mesh_routes_t *t = NULL;
     if (ne > 1)
         qsort(e, ne, sizeof(*e), cmp_edit);
-    mesh_routes_t *t = table_alloc(bn + ne);
-    if (!t) {
-        for (size_t j = 0; j < ne; j++)
+    /* Of several edits of one name the last in sorted order wins; nameless ones are dropped. */
+    size_t w = 0;
+    for (size_t j = 0; j < ne; j++) {
+        if (!*edit_name(&e[j]) ||
+            (j + 1 < ne && strcmp(edit_name(&e[j]), edit_name(&e[j + 1])) == 0))
             mesh_route_svc_unref(e[j].svc);
-        return NULL;
-    }
-    size_t i = 0, j = 0;
-    while (i < bn || j < ne) {
-        int c = j == ne ? -1 : i == bn ? 1 : strcmp(base->slots[i].pub.name, edit_name(&e[j]));
-        if (c < 0) {
-            table_push(t, mesh_route_svc_ref(base->slots[i++].svc));
-            continue;
-        }
-        if (c == 0)
-            i++; /* replaced or removed */
-        if (j + 1 < ne && strcmp(edit_name(&e[j]), edit_name(&e[j + 1])) == 0) {
-            mesh_route_svc_unref(e[j++].svc); /* a later edit of the same name wins */
-            continue;
-        }
-        if (e[j].svc && *edit_name(&e[j]))
-            table_push(t, e[j].svc);
         else
-            mesh_route_svc_unref(e[j].svc);
-        j++;
+            e[w++] = e[j];
     }
+    ne = w;
+    size_t nl = base ? base->n_leaves : 0, j = 0;
+    if (nl == 0) {
+        merge_leaf(&u, NULL, e, ne);
+        flush_run(&u);
+    }
+    for (size_t li = 0; li < nl; li++) {
+        /* The edits that fall into leaf li: names below the next leaf's first name. */
+        size_t k = j;
+        if (li + 1 == nl)
+            k = ne;
+        else
+            while (k < ne && strcmp(edit_name(&e[k]), base->root[li + 1].first) < 0)
+                k++;
+        leaf_t *l = base->root[li].leaf;
+        if (k == j) {
+            atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+            push_leaf(&u, l); /* untouched: shared */
+            continue;
+        }
+        merge_leaf(&u, l, e + j, k - j);
+        flush_run(&u);
+        j = k;
+    }
+    if (u.failed)
+        goto out;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        goto out;
+    atomic_init(&t->refs, 1);
+    t->serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed);
+    t->parent = base ? base->serial : 0;
+    t->n_leaves = u.n_root;
+    t->root = u.root;
+    for (size_t i = 0; i < u.n_root; i++) {
+        t->root[i].first = u.root[i].leaf->svc[0]->pub.name;
+        t->root[i].before = t->n;
+        t->n += u.root[i].leaf->n;
+    }
+    t->n_log = u.n_log;
+    t->log = u.n_log ? u.log : NULL;
+    if (!u.n_log)
+        free(u.log);
+    u.root = NULL;
+    u.log = NULL;
+out:
+    for (size_t i = 0; u.root && i < u.n_root; i++)
+        leaf_unref(u.root[i].leaf);
+    for (size_t i = 0; i < u.n_run; i++)
+        mesh_route_svc_unref(u.run[i]);
+    for (size_t i = 0; i < ne; i++)
+        if (e[i].svc) /* left unconsumed by a failure */
+            mesh_route_svc_unref(e[i].svc);
+    free(u.root);
+    free(u.log);
+    free(u.run);
     return t;
 }
 
 size_t mesh_routes_diff(const mesh_routes_t *a, const mesh_routes_t *b, mesh_routes_diff_cb cb,
                         void *ud)
 {
-    size_t an = a ? a->n : 0, bn = b ? b->n : 0, i = 0, j = 0, count = 0;
+    if (a && b && b->parent == a->serial) {
+        /* b was made from a: its log is the difference. */
+        for (size_t i = 0; cb && i < b->n_log; i++) {
+            const log_ent_t *l = &b->log[i];
+            cb(ud, (l->after ? l->after : l->before)->pub.name, l->before, l->after);
+        }
+        return b->n_log;
+    }
+    if (a == b)
+        return 0;
+    /* Otherwise walk both in name order, skipping whole shared leaves. */
+    size_t an = mesh_routes_count(a), bn = mesh_routes_count(b), i = 0, j = 0, count = 0;
     while (i < an || j < bn) {
-        if (i < an && j < bn && a->slots[i].svc == b->slots[j].svc) {
+        const mesh_route_svc_t *x = mesh_routes_svc_at(a, i), *y = mesh_routes_svc_at(b, j);
+        if (x && x == y) {
             i++;
             j++;
             continue;
         }
-        int c = i == an ? 1 : j == bn ? -1 : strcmp(a->slots[i].pub.name, b->slots[j].pub.name);
+        int c = !x ? 1 : !y ? -1 : strcmp(x->pub.name, y->pub.name);
         if (c < 0) {
             if (cb)
-                cb(ud, a->slots[i].pub.name, a->slots[i].svc, NULL);
+                cb(ud, x->pub.name, x, NULL);
             i++;
         } else if (c > 0) {
             if (cb)
-                cb(ud, b->slots[j].pub.name, NULL, b->slots[j].svc);
+                cb(ud, y->pub.name, NULL, y);
             j++;
         } else {
             if (cb)
-                cb(ud, a->slots[i].pub.name, a->slots[i].svc, b->slots[j].svc);
+                cb(ud, x->pub.name, x, y);
             i++;
             j++;
         }
         count++;
     }
     return count;
+}
+
+size_t mesh_routes_changes(const mesh_routes_t *t, const mesh_routes_t *parent)
+{
+    return t && parent && t->parent == parent->serial ? t->n_log : (size_t)-1;
 }
 
 mesh_routes_t *mesh_routes_ref(mesh_routes_t *t)
@@ -559,8 +774,10 @@ void mesh_routes_unref(mesh_routes_t *t)
 {
     if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < t->n; i++)
-        mesh_route_svc_unref(t->slots[i].svc);
+    for (size_t i = 0; i < t->n_leaves; i++)
+        leaf_unref(t->root[i].leaf);
+    free(t->root);
+    free(t->log);
     free(t);
 }
 
@@ -574,14 +791,27 @@ static int cmp_n(const char *z, const char *p, size_t len)
     return zl < len ? -1 : zl > len ? 1 : 0;
 }
 
-static const slot_t *find_service(const mesh_routes_t *t, const char *name, size_t len)
+static const mesh_route_svc_t *find_service(const mesh_routes_t *t, const char *name, size_t len)
 {
-    size_t lo = 0, hi = t->n;
+    /* The last leaf whose first name is <= name, then the service inside it. */
+    size_t lo = 0, hi = t->n_leaves;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = cmp_n(t->slots[mid].pub.name, name, len);
+        if (cmp_n(t->root[mid].first, name, len) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return NULL;
+    const leaf_t *l = t->root[lo - 1].leaf;
+    lo = 0;
+    hi = l->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = cmp_n(l->svc[mid]->pub.name, name, len);
         if (c == 0)
-            return &t->slots[mid];
+            return l->svc[mid];
         if (c < 0)
             lo = mid + 1;
         else
@@ -602,7 +832,7 @@ mesh_route_status_t mesh_routes_lookup(const mesh_routes_t *t, const char *path,
     size_t mlen = (size_t)(path + len - method);
     if (memchr(method, '/', mlen))
         return MESH_ROUTE_BAD_PATH;
-    const slot_t *s = t ? find_service(t, path + 1, (size_t)(slash - path - 1)) : NULL;
+    const mesh_route_svc_t *s = t ? find_service(t, path + 1, (size_t)(slash - path - 1)) : NULL;
     if (!s)
         return MESH_ROUTE_NO_SERVICE;
     if (s->pub.methods) {
@@ -646,8 +876,13 @@ int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *meth
 
 const mesh_route_service_t *mesh_routes_service(const mesh_routes_t *t, const char *name)
 {
-    const slot_t *s = t && name ? find_service(t, name, strlen(name)) : NULL;
+    const mesh_route_svc_t *s = t && name ? find_service(t, name, strlen(name)) : NULL;
     return s ? &s->pub : NULL;
+}
+
+mesh_route_svc_t *mesh_routes_find(const mesh_routes_t *t, const char *name)
+{
+    return t && name ? (mesh_route_svc_t *)find_service(t, name, strlen(name)) : NULL;
 }
 
 size_t mesh_routes_count(const mesh_routes_t *t)
@@ -655,25 +890,47 @@ size_t mesh_routes_count(const mesh_routes_t *t)
     return t ? t->n : 0;
 }
 
-const mesh_route_service_t *mesh_routes_at(const mesh_routes_t *t, size_t i)
-{
-    return t && i < t->n ? &t->slots[i].pub : NULL;
-}
-
 mesh_route_svc_t *mesh_routes_svc_at(const mesh_routes_t *t, size_t i)
 {
-    return t && i < t->n ? t->slots[i].svc : NULL;
+    if (!t || i >= t->n)
+        return NULL;
+    size_t lo = 0, hi = t->n_leaves;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (t->root[mid].before <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return t->root[lo].leaf->svc[i - t->root[lo].before];
+}
+
+const mesh_route_service_t *mesh_routes_at(const mesh_routes_t *t, size_t i)
+{
+    const mesh_route_svc_t *s = mesh_routes_svc_at(t, i);
+    return s ? &s->pub : NULL;
 }
 
 size_t mesh_routes_index_of(const mesh_routes_t *t, const mesh_route_service_t *s)
 {
-    /* pub is the first member of slot_t, so the service pointer is the slot pointer. */
-    return (size_t)((const slot_t *)(const void *)s - t->slots);
+    (void)t;
+    /* pub is the first member of the object. */
+    return ((const mesh_route_svc_t *)(const void *)s)->id;
+}
+
+size_t mesh_routes_index_bound(void)
+{
+    pthread_mutex_lock(&ids.lock);
+    size_t n = ids.next;
+    pthread_mutex_unlock(&ids.lock);
+    return n;
 }
 
 size_t mesh_routes_memory(const mesh_routes_t *t)
 {
-    return t ? sizeof(*t) + t->n * sizeof(slot_t) : 0;
+    return t ? sizeof(*t) + t->n_leaves * (sizeof(root_ent_t) + sizeof(leaf_t) + 8) +
+                   t->n * sizeof(mesh_route_svc_t *) + t->n_log * sizeof(log_ent_t)
+             : 0;
 }
 
 /* ---- building a whole table from loose instances -------------------------------------------- */

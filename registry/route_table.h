@@ -4,15 +4,17 @@
  *
  * A service object (mesh_route_svc_t) holds one service's instances, their methods and every
  * string they use, in one allocation; once built it never changes, and it is reference
- * counted. A table (mesh_routes_t) is a sorted array of references to service objects. A new
+ * counted. A table (mesh_routes_t) holds service objects sorted by name, in shared runs. A new
  * table is made from the previous one by mesh_routes_update(), which re-uses every service it
  * is not told about by reference; only changed services are built again (with a
- * mesh_route_svc_builder). So a registry change costs what changed, plus one pointer-sized
- * copy per service, and two tables share the memory of every service they have in common.
+ * mesh_route_svc_builder). So a registry change costs what changed (plus one pointer per run
+ * of 32 to 64 services), and two tables share the memory of every service they have in common.
  *
  * The control loop builds tables and publishes them to the workers by pointer; workers read
- * them without locks and can tell an unchanged service by its object (mesh_routes_svc_at()),
- * so they keep per-service state (round-robin position, endpoints) across tables.
+ * them without locks. A table knows what changed against the one it was made from
+ * (mesh_routes_diff()), and a service object has a small id (mesh_routes_index_of()), so a
+ * worker keeps per-service state (round-robin position, endpoints) in an array by id and
+ * updates only the changed services' state.
  * mesh_route_builder builds a whole table from loose instances (static routes, tests).
  */
 #ifndef MESH_ROUTE_TABLE_H
@@ -113,18 +115,20 @@ typedef struct mesh_route_edit {
 
 /**
  * A new table (reference count 1): base (NULL: the empty table) with the edits applied; every
- * other service of base is shared by reference. Edits are sorted in place; names should be
- * unique (of equal names one wins). Costs O(services of base) pointer copies plus
- * O(edits log edits). Returns NULL on out of memory; the edits' references are consumed either
- * way.
+ * other service of base is shared by reference (whole runs of services at once). Edits are
+ * sorted in place; names should be unique (of equal names one wins). Costs O(edits log edits)
+ * plus O(services / 32) pointer copies. The new table remembers its edits against base (see
+ * mesh_routes_diff()). Returns NULL on out of memory; the edits' references are consumed
+ * either way.
  */
 mesh_routes_t *mesh_routes_update(const mesh_routes_t *base, mesh_route_edit_t *edits,
                                   size_t n_edits);
 
 /**
  * Calls cb for every service whose object differs between tables a and b (either may be
- * NULL): before or after is NULL when the service is only in one of them. Walks both tables
- * once, comparing objects by pointer. Returns the number of differences.
+ * NULL): before or after is NULL when the service is only in one of them. When b was made
+ * from a by mesh_routes_update() this reads b's log (O(changes)); otherwise it walks both
+ * tables in name order comparing objects by pointer. Returns the number of differences.
  */
 typedef void (*mesh_routes_diff_cb)(void *ud, const char *name, const mesh_route_svc_t *before,
                                     const mesh_route_svc_t *after);
@@ -162,23 +166,38 @@ int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *meth
 /** Looks up a service by name (NUL-terminated); NULL when absent. */
 const mesh_route_service_t *mesh_routes_service(const mesh_routes_t *t, const char *name);
 
+/** The object of the service named name (NUL-terminated); NULL when absent. */
+mesh_route_svc_t *mesh_routes_find(const mesh_routes_t *t, const char *name);
+
 /** Number of services, and the i-th in name order (for listings). */
 size_t mesh_routes_count(const mesh_routes_t *t);
 const mesh_route_service_t *mesh_routes_at(const mesh_routes_t *t, size_t i);
 
 /**
- * The object of the i-th service (NULL past the end). Two tables hold the same object for a
- * service exactly when the service did not change between them.
+ * The object of the i-th service in name order (NULL past the end; O(log services)). Two tables
+ * hold the same object for a service exactly when the service did not change between them.
  */
 mesh_route_svc_t *mesh_routes_svc_at(const mesh_routes_t *t, size_t i);
 
 /**
- * The position (0..count-1) of a service returned by this table's lookups, so callers can
- * keep per-service state (round-robin counters) in an array beside the table. O(1).
+ * The index of a service returned by a table's lookups: the id of its object, small and
+ * unique among live service objects (not its position), so callers keep per-service state
+ * (round-robin counters, endpoints) in an array indexed by it, valid across every table that
+ * holds the object. O(1).
  */
 size_t mesh_routes_index_of(const mesh_routes_t *t, const mesh_route_service_t *s);
 
-/** Bytes of heap the table itself holds (its slots, not the shared services). */
+/** An upper bound of every index mesh_routes_index_of() returns at this moment. */
+size_t mesh_routes_index_bound(void);
+
+/**
+ * How many services t changed against parent when t was made from parent by
+ * mesh_routes_update() (then mesh_routes_diff(parent, t) costs only that); (size_t)-1 when t
+ * was not made from parent.
+ */
+size_t mesh_routes_changes(const mesh_routes_t *t, const mesh_routes_t *parent);
+
+/** Bytes of heap the table itself holds (root, leaves and log, not the services). */
 size_t mesh_routes_memory(const mesh_routes_t *t);
 
 /* ---- building a whole table from loose instances -------------------------------------------- */

@@ -558,7 +558,7 @@ static void after_work(uv_work_t *req, int status)
     if (status == 0 && j->rc == 0) {
         if (j->fresh) {
             w->stats.rewrites++;
-            w->appended = j->data.records;
+            w->appended = 0; /* a new file: one record per key, but for keys changed meanwhile */
         } else {
             w->stats.appends++;
             w->appended += j->data.records;

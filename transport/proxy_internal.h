@@ -118,12 +118,13 @@ struct pxy_endpoint {
 };
 
 /**
- * Per-service state of the current table: round-robin counter and endpoints. Kept from one
- * table to the next while the service's object (mesh_routes_svc_at) is the same; built again
- * only for services that changed (mesh_proxy_worker_set_routes). Holds one reference
- * (pxy_endpoint_get) per endpoint in eps.
+ * Per-service state of the current table: round-robin counter and endpoints, in an array
+ * indexed by the service object's id (mesh_routes_index_of). Kept from one table to the next
+ * while the service's object is the same; made afresh only for services that changed
+ * (mesh_proxy_worker_set_routes). Holds one reference (pxy_endpoint_get) per endpoint in eps.
  */
 typedef struct pxy_svc {
+    const mesh_route_svc_t *obj; /* the service this state is for; NULL: unused */
     uint32_t rr;
     pxy_endpoint_t **eps;                /* one allocation with insts */
     const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
@@ -196,7 +197,8 @@ struct mesh_proxy_worker {
     nghttp2_session_callbacks *ds_cbs, *us_cbs;
     nghttp2_option *opt;
     mesh_routes_t *routes;
-    pxy_svc_t *svc; /* mesh_routes_count(routes) entries */
+    pxy_svc_t *svc; /* by service object id (mesh_routes_index_of), svc_cap entries */
+    size_t svc_cap;
     pxy_endpoint_t **ep_hash;
     size_t ep_hash_size;
     pxy_link_t endpoints;

@@ -281,10 +281,12 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
     return w->port;
 }
 
-/* Builds the state of service s: one endpoint reference per instance. */
-static int svc_build(mesh_proxy_worker_t *w, const mesh_route_service_t *s, pxy_svc_t *st)
+/* Builds the state of service object obj: one endpoint reference per instance. */
+static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_svc_t *st)
 {
+    const mesh_route_service_t *s = mesh_route_svc_get(obj);
     memset(st, 0, sizeof(*st));
+    st->obj = obj;
     st->rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
     if (s->n_instances == 0)
         return 0;
@@ -312,61 +314,84 @@ static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
     memset(st, 0, sizeof(*st));
 }
 
+/* Makes the state array hold indexes below n. */
+static int svc_reserve(mesh_proxy_worker_t *w, size_t n)
+{
+    if (n <= w->svc_cap)
+        return 0;
+    size_t nc = w->svc_cap ? w->svc_cap : 64;
+    while (nc < n)
+        nc *= 2;
+    pxy_svc_t *a = realloc(w->svc, nc * sizeof(*a));
+    if (!a)
+        return -1;
+    memset(a + w->svc_cap, 0, (nc - w->svc_cap) * sizeof(*a));
+    w->svc = a;
+    w->svc_cap = nc;
+    return 0;
+}
+
 void pxy_routes_free(mesh_proxy_worker_t *w)
 {
-    for (size_t i = 0; w->svc && i < mesh_routes_count(w->routes); i++)
+    for (size_t i = 0; i < w->svc_cap; i++)
         free(w->svc[i].eps);
     free(w->svc);
     w->svc = NULL;
+    w->svc_cap = 0;
     if (w->routes)
         mesh_routes_unref(w->routes);
     w->routes = NULL;
 }
 
+typedef struct install {
+    mesh_proxy_worker_t *w;
+    size_t changed, failed;
+} install_t;
+
+/* One service that differs between the worker's table and the new one. */
+static void on_change(void *ud, const char *name, const mesh_route_svc_t *before,
+                      const mesh_route_svc_t *after)
+{
+    install_t *in = ud;
+    mesh_proxy_worker_t *w = in->w;
+    in->changed++;
+    /* The new state first, then the old one goes: endpoints both use stay referenced. */
+    if (after &&
+        svc_build(w, after, &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(after))]) < 0)
+        in->failed++;
+    if (before) {
+        pxy_svc_t *st = &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(before))];
+        if (st->obj == before)
+            svc_drop(w, st);
+    }
+}
+
 void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
 {
-    /* Walk the old and the new table together (both sorted by name): a service whose object
-     * is the same keeps its state (round-robin position, endpoint references); only changed
-     * services are built again. Cost: a pointer comparison per unchanged service, plus the
-     * changed services' instances. */
-    size_t n = mesh_routes_count(routes), on = w->svc ? mesh_routes_count(w->routes) : 0;
-    pxy_svc_t *svc = n ? calloc(n, sizeof(*svc)) : NULL;
-    if (n && !svc) {
-        mesh_error(ACTOR, "worker %d: out of memory installing routes", w->cfg.worker_index);
+    /* The state of a service lives at its object's id and stays while the object does: only
+     * the services that differ between the current table and the new one are touched. When
+     * the new table was made from the current one (the usual case) the difference is read
+     * from its log, so an install costs what changed, whatever the size of the table. */
+    if (routes == w->routes) {
         mesh_routes_unref(routes);
         return;
     }
-    size_t i = 0, kept = 0, built = 0, failed = 0;
-    for (size_t j = 0; j < n; j++) {
-        const mesh_route_svc_t *obj = mesh_routes_svc_at(routes, j);
-        const char *name = mesh_routes_at(routes, j)->name;
-        while (i < on && mesh_routes_svc_at(w->routes, i) != obj &&
-               strcmp(mesh_routes_at(w->routes, i)->name, name) < 0)
-            svc_drop(w, &w->svc[i++]); /* gone */
-        if (i < on && mesh_routes_svc_at(w->routes, i) == obj) {
-            svc[j] = w->svc[i++]; /* unchanged: keep */
-            kept++;
-            continue;
-        }
-        if (svc_build(w, mesh_routes_at(routes, j), &svc[j]) < 0)
-            failed++;
-        built++;
-        if (i < on && strcmp(mesh_routes_at(w->routes, i)->name, name) == 0)
-            svc_drop(w, &w->svc[i++]); /* changed: the old state goes after the new one is made,
-                                          so endpoints both keep are not released in between */
+    if (svc_reserve(w, mesh_routes_index_bound()) < 0) {
+        mesh_error(ACTOR, "worker %d: out of memory installing routes; keeping the current ones",
+                   w->cfg.worker_index);
+        mesh_routes_unref(routes);
+        return;
     }
-    while (i < on)
-        svc_drop(w, &w->svc[i++]);
-    free(w->svc);
+    install_t in = {.w = w};
+    mesh_routes_diff(w->routes, routes, on_change, &in);
     if (w->routes)
         mesh_routes_unref(w->routes);
     w->routes = routes;
-    w->svc = svc;
-    if (failed)
+    if (in.failed)
         mesh_error(ACTOR, "worker %d: out of memory routing %zu service%s", w->cfg.worker_index,
-                   failed, failed == 1 ? "" : "s");
-    mesh_debug(ACTOR, "worker %d: routing table with %zu services (%zu kept, %zu built)",
-               w->cfg.worker_index, n, kept, built);
+                   in.failed, in.failed == 1 ? "" : "s");
+    mesh_debug(ACTOR, "worker %d: routing table with %zu services (%zu changed)",
+               w->cfg.worker_index, mesh_routes_count(routes), in.changed);
 }
 
 void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void *arg)

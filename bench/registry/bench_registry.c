@@ -238,18 +238,23 @@ static pid_t spawn_meshd(const char *bin, const char *dir, const char *tag, int 
     return pid;
 }
 
-/* Sum of every thread's CPU time (ns) from schedstat; *control gets the main thread's. */
-static uint64_t proc_cpu_ns(pid_t pid, uint64_t *control)
+/* CPU time (ns, from schedstat) of every thread of a process. */
+typedef struct cpu_sample {
+    int n;
+    int tid[64];
+    uint64_t ns[64];
+} cpu_sample_t;
+
+static void proc_cpu(pid_t pid, cpu_sample_t *out)
 {
     char path[128];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    uint64_t sum = 0;
-    *control = 0;
+    out->n = 0;
     DIR *d = opendir(path);
     if (!d)
-        return 0;
+        return;
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while ((de = readdir(d)) && out->n < 64) {
         if (de->d_name[0] == '.')
             continue;
         int tid = atoi(de->d_name);
@@ -262,12 +267,42 @@ static uint64_t proc_cpu_ns(pid_t pid, uint64_t *control)
                 ns = 0;
             fclose(f);
         }
-        sum += ns;
-        if (tid == pid)
-            *control = ns;
+        out->tid[out->n] = tid;
+        out->ns[out->n++] = ns;
     }
     closedir(d);
+}
+
+/* CPU used between two samples, in ns: all threads, and the main (control) thread. */
+static uint64_t cpu_delta(const cpu_sample_t *a, const cpu_sample_t *b, pid_t pid, uint64_t *ctl)
+{
+    uint64_t sum = 0;
+    *ctl = 0;
+    for (int i = 0; i < b->n; i++) {
+        uint64_t before = 0;
+        for (int j = 0; j < a->n; j++)
+            if (a->tid[j] == b->tid[i])
+                before = a->ns[j];
+        sum += b->ns[i] - before;
+        if (b->tid[i] == pid)
+            *ctl = b->ns[i] - before;
+    }
     return sum;
+}
+
+/* Prints each thread's share of one core between two samples (threads in creation order:
+ * the control loop, the workers, then libuv's pool threads). */
+static void print_threads(const cpu_sample_t *a, const cpu_sample_t *b, double wall_ms)
+{
+    for (int i = 0; i < b->n; i++) {
+        uint64_t before = 0;
+        for (int j = 0; j < a->n; j++)
+            if (a->tid[j] == b->tid[i])
+                before = a->ns[j];
+        double pct = (double)(b->ns[i] - before) / 1e6 / wall_ms * 100.0;
+        if (pct >= 0.01)
+            printf("    thread %-8d %43.2f %%\n", b->tid[i], pct);
+    }
 }
 
 /* A field of /proc/PID/status in kB ("VmRSS", "RssAnon"), or -1. */
@@ -485,20 +520,22 @@ static int run_proxy(const opts_t *o)
     churn_t ch;
     churn_start(&ch, c, o->instances, o->services, o->rate);
     h_run_for(&loop, 3000);
-    uint64_t ctl0, ctl1;
-    uint64_t cpu0 = proc_cpu_ns(pid, &ctl0);
+    cpu_sample_t c0, c1;
+    proc_cpu(pid, &c0);
     uint64_t ops0 = ch.ops;
     double w0 = h_now_ms();
     h_run_for(&loop, (uint64_t)(o->seconds * 1000));
     double wall = h_now_ms() - w0;
-    uint64_t cpu1 = proc_cpu_ns(pid, &ctl1);
+    proc_cpu(pid, &c1);
+    uint64_t ctl;
     double changes_per_s = (double)(ch.ops - ops0) * 1000.0 / wall;
-    double cpu_pct = (double)(cpu1 - cpu0) / 1e6 / wall * 100.0;
-    double ctl_pct = (double)(ctl1 - ctl0) / 1e6 / wall * 100.0;
+    double cpu_pct = (double)cpu_delta(&c0, &c1, pid, &ctl) / 1e6 / wall * 100.0;
+    double ctl_pct = (double)ctl / 1e6 / wall * 100.0;
     long rss1 = proc_status_kb(pid, "VmRSS"), anon1 = proc_status_kb(pid, "RssAnon");
 
     double *lat = calloc((size_t)o->probes, sizeof(double));
-    uint64_t pcpu0 = proc_cpu_ns(pid, &ctl0);
+    cpu_sample_t p0s, p1s;
+    proc_cpu(pid, &p0s);
     double p0 = h_now_ms();
     int n = 0;
     for (int i = 0; i < o->probes; i++) {
@@ -513,7 +550,8 @@ static int run_proxy(const opts_t *o)
         h_run_for(&loop, 20);
     }
     double pwall = h_now_ms() - p0;
-    uint64_t pcpu1 = proc_cpu_ns(pid, &ctl1);
+    proc_cpu(pid, &p1s);
+    uint64_t pctl;
     uv_timer_stop(&ch.timer);
     qsort(lat, (size_t)n, sizeof(double), cmp_d);
 
@@ -529,6 +567,7 @@ static int run_proxy(const opts_t *o)
     printf("%-58s %12.2f %%\n", "CPU of the whole proxy process, % of one core", cpu_pct);
     printf("%-58s %12.2f %%\n", "  of which the control thread", ctl_pct);
     printf("%-58s %12.2f %%\n", "  of which the workers (and other threads)", cpu_pct - ctl_pct);
+    print_threads(&c0, &c1, wall);
     printf("%-58s %11ld kB\n", "RSS of a proxy watching an empty prefix", rss0);
     printf("%-58s %11ld kB\n", "RSS loaded, before churn", rss_loaded);
     printf("%-58s %11ld kB\n", "RSS after churn", rss1);
@@ -542,7 +581,7 @@ static int run_proxy(const opts_t *o)
         printf("%-58s %11.2f ms\n", "put-to-routable p99", lat[(size_t)(n * 0.99)]);
         printf("%-58s %11.2f ms\n", "put-to-routable max", lat[n - 1]);
         printf("%-58s %12.2f %%\n", "CPU of the proxy during the probes (with probe calls)",
-               (double)(pcpu1 - pcpu0) / 1e6 / pwall * 100.0);
+               (double)cpu_delta(&p0s, &p1s, pid, &pctl) / 1e6 / pwall * 100.0);
         printf("%-58s %14" PRIu64 "\n", "probe calls made", pr.calls);
     }
     free(lat);

@@ -25,8 +25,7 @@ static mesh_routes_t *table(mesh_route_source_t src, const char *const *svc_addr
 
 static mesh_route_svc_t *obj(const mesh_routes_t *t, const char *name)
 {
-    const mesh_route_service_t *s = mesh_routes_service(t, name);
-    return s ? mesh_routes_svc_at(t, mesh_routes_index_of(t, s)) : NULL;
+    return mesh_routes_find(t, name);
 }
 
 static void test_merge(void)

@@ -40,7 +40,9 @@ static void test_lookup(void)
     const mesh_route_service_t *s = NULL;
     CHECK(look(t, "/pkg.Greeter/SayHello", &s) == MESH_ROUTE_FOUND);
     CHECK(s == mesh_routes_at(t, 1));
-    CHECK(mesh_routes_index_of(t, s) == 1);
+    CHECK(mesh_routes_index_of(t, s) != mesh_routes_index_of(t, mesh_routes_at(t, 0)));
+    CHECK(mesh_routes_index_of(t, s) < mesh_routes_index_bound());
+    CHECK(mesh_routes_find(t, "pkg.Greeter") == mesh_routes_svc_at(t, 1));
     CHECK(s->n_instances == 2);
     CHECK(strcmp(s->instances[0].addr, "127.0.0.1:1") == 0);
     CHECK(s->instances[0].source == MESH_ROUTE_GOSSIP);
@@ -161,7 +163,11 @@ static void test_update_shares(void)
     CHECK(mesh_routes_service(t2, "c.C") == NULL);
     CHECK(look(t2, "/d.D/Get", NULL) == MESH_ROUTE_FOUND);
     CHECK(look(t2, "/d.D/Put", NULL) == MESH_ROUTE_NO_METHOD);
-    CHECK(mesh_routes_memory(t2) < 1024); /* the slots only: the services are shared */
+    CHECK(mesh_routes_memory(t2) < 1024); /* the root and new leaves: the rest is shared */
+    /* A shared service keeps its index (workers keep its state there). */
+    CHECK(mesh_routes_index_of(t2, mesh_routes_at(t2, 0)) ==
+          mesh_routes_index_of(t1, mesh_routes_at(t1, 0)));
+    CHECK(mesh_routes_changes(t2, t1) == 3 && mesh_routes_changes(t1, t2) == (size_t)-1);
 
     /* The diff names exactly what changed, comparing objects. */
     diffs_t d = {0};
@@ -171,6 +177,9 @@ static void test_update_shares(void)
     CHECK(strcmp(d.names[2], "d.D") == 0 && !d.before[2] && d.after[2]);
     CHECK(mesh_routes_diff(t2, t2, NULL, NULL) == 0);
     CHECK(mesh_routes_diff(NULL, t2, NULL, NULL) == 3);
+    d.n = 0; /* the other way round: no log to read, the tables are walked */
+    CHECK(mesh_routes_diff(t2, t1, on_diff, &d) == 3);
+    CHECK(strcmp(d.names[1], "c.C") == 0 && !d.before[1] && d.after[1]);
 
     /* The old table stays whole after the new one exists, and after the new one is gone. */
     mesh_routes_unref(t2);
@@ -192,6 +201,88 @@ static void test_update_shares(void)
     mesh_routes_t *t3 = mesh_routes_update(NULL, e3, 3);
     CHECK(mesh_routes_count(t3) == 1 && mesh_routes_at(t3, 0)->n_instances >= 1);
     mesh_routes_unref(t3);
+    mesh_route_svc_builder_free(sb);
+}
+
+/* Thousands of services over many shared runs: random edits against a model, lookups by name
+ * and position, and diffs between consecutive and distant tables. */
+static void test_many_services(void)
+{
+    enum { N = 3000 };
+    mesh_route_svc_builder_t *sb = mesh_route_svc_builder_new();
+    static int model[N]; /* version of each service; 0: absent */
+    int p[] = {1};
+    mesh_routes_t *t = mesh_routes_update(NULL, NULL, 0), *first = NULL;
+    uint32_t seed = 7;
+    for (int round = 0; round < 40; round++) {
+        mesh_route_edit_t e[64];
+        char names[64][32];
+        int ne = round == 0 ? 0 : 1 + (int)(seed % 60);
+        if (round == 0) {
+            /* start with N services in one update */
+            mesh_route_edit_t *all = calloc(N, sizeof(*all));
+            for (int i = 0; i < N; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "svc.S%05d", i * 7 % N);
+                p[0] = i * 7 % N;
+                all[i].svc = svc_of(sb, name, p, 1, NULL, 0);
+                model[i * 7 % N] = 1;
+            }
+            mesh_routes_t *n = mesh_routes_update(t, all, N);
+            free(all);
+            mesh_routes_unref(t);
+            t = n;
+            first = mesh_routes_ref(t);
+            continue;
+        }
+        for (int k = 0; k < ne; k++) {
+            seed = seed * 1103515245 + 12345;
+            int i = (int)((seed >> 8) % N);
+            snprintf(names[k], sizeof(names[k]), "svc.S%05d", i);
+            e[k].name = names[k];
+            int dup = 0;
+            for (int m = 0; m < k; m++)
+                dup |= strcmp(names[m], names[k]) == 0;
+            if ((seed >> 20) % 3 == 0 || dup) {
+                e[k].svc = NULL;
+                model[i] = dup ? model[i] : 0;
+                if (dup) {
+                    e[k].name = "svc.none"; /* keep names unique */
+                }
+            } else {
+                p[0] = 10000 + round;
+                e[k].svc = svc_of(sb, names[k], p, 1, NULL, 0);
+                model[i] = 1 + round;
+            }
+        }
+        mesh_routes_t *n = mesh_routes_update(t, e, (size_t)ne);
+        CHECK(n);
+        CHECK(mesh_routes_changes(n, t) <= (size_t)ne);
+        CHECK(mesh_routes_diff(t, n, NULL, NULL) == mesh_routes_changes(n, t));
+        mesh_routes_unref(t);
+        t = n;
+        size_t count = 0;
+        for (int i = 0; i < N; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "svc.S%05d", i);
+            const mesh_route_service_t *s = mesh_routes_service(t, name);
+            CHECK((s != NULL) == (model[i] != 0));
+            if (s) {
+                count++;
+                CHECK(s->instances[0].addr[0] == 'h');
+            }
+        }
+        CHECK_EQ(mesh_routes_count(t), count);
+        for (size_t i = 1; i < count; i++)
+            CHECK(strcmp(mesh_routes_at(t, i - 1)->name, mesh_routes_at(t, i)->name) < 0);
+        CHECK(mesh_routes_at(t, count) == NULL);
+    }
+    /* A table far from the first: the diff walks both and finds every change. */
+    size_t diffs = mesh_routes_diff(first, t, NULL, NULL);
+    CHECK(diffs > 0 && diffs <= N);
+    CHECK(mesh_routes_memory(t) < N * sizeof(void *) * 2); /* no per-service copies */
+    mesh_routes_unref(first);
+    mesh_routes_unref(t);
     mesh_route_svc_builder_free(sb);
 }
 
@@ -262,6 +353,7 @@ int main(void)
     RUN(test_lookup);
     RUN(test_empty);
     RUN(test_update_shares);
+    RUN(test_many_services);
     RUN(test_service_object);
     RUN(test_instance_order);
     fprintf(stderr, "ok\n");

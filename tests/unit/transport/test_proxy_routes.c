@@ -121,8 +121,7 @@ static const char *addr_of(echo_server_t *s, char *buf, size_t cap)
 /* The object of service name in t. */
 static mesh_route_svc_t *obj(const mesh_routes_t *t, const char *name)
 {
-    const mesh_route_service_t *s = mesh_routes_service(t, name);
-    return s ? mesh_routes_svc_at(t, mesh_routes_index_of(t, s)) : NULL;
+    return mesh_routes_find(t, name);
 }
 
 /* A service object named name over the given servers, in that order. */
