@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -511,10 +512,26 @@ struct reg_snap_writer {
 
 static void schedule(reg_snap_writer_t *w);
 
+/* Takes <path>.lock (flock): batches of writers of one file (a restarted view's new writer and
+ * its predecessor's last batch, or two processes) never interleave with a compaction. Returns
+ * the descriptor to close, or -1 (then the batch goes ahead unlocked; it fails on its own if
+ * the folder is unusable). */
+static int lock_path(const char *path)
+{
+    char lp[4096];
+    if (snprintf(lp, sizeof(lp), "%s.lock", path) >= (int)sizeof(lp))
+        return -1;
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    while (fd >= 0 && flock(fd, LOCK_EX) < 0 && errno == EINTR)
+        ;
+    return fd;
+}
+
 static void work(uv_work_t *req)
 {
     job_t *j = req->data;
     reg_snap_writer_t *w = j->w;
+    int lfd = lock_path(w->path);
     if (j->fresh) {
         j->rc = reg_snap_file_write(w->path, w->prefix, j->revision, &j->data);
     } else {
@@ -527,6 +544,8 @@ static void work(uv_work_t *req)
     }
     if (j->rc < 0)
         j->err = errno;
+    if (lfd >= 0)
+        close(lfd); /* releases the lock */
 }
 
 /* Frees a closing writer once its timer is closed and no batch is in flight. */

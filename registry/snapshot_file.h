@@ -29,7 +29,9 @@
  *    when the writer starts on a non-empty view that the file does not hold.
  *
  * A crash can lose the records of the batch in flight (the file keeps every earlier batch)
- * or leave a torn last line, which the reader skips and the next append terminates.
+ * or leave a torn last line, which the reader skips and the next append terminates. Batches
+ * hold an flock on <path>.lock, so writers of one file (a restarted view's new writer and the
+ * last batch of its predecessor, or two processes) never interleave with a compaction.
  */
 #ifndef REG_SNAPSHOT_FILE_H
 #define REG_SNAPSHOT_FILE_H
