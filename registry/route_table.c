@@ -716,6 +716,25 @@ out:
     return t;
 }
 
+/* A position in a table, for walking it in name order. */
+typedef struct cursor {
+    const mesh_routes_t *t;
+    size_t leaf, k;
+} cursor_t;
+
+static const mesh_route_svc_t *cursor_get(const cursor_t *c)
+{
+    return c->t && c->leaf < c->t->n_leaves ? c->t->root[c->leaf].leaf->svc[c->k] : NULL;
+}
+
+static void cursor_next(cursor_t *c)
+{
+    if (++c->k == c->t->root[c->leaf].leaf->n) {
+        c->leaf++;
+        c->k = 0;
+    }
+}
+
 size_t mesh_routes_diff(const mesh_routes_t *a, const mesh_routes_t *b, mesh_routes_diff_cb cb,
                         void *ud)
 {
@@ -729,29 +748,32 @@ size_t mesh_routes_diff(const mesh_routes_t *a, const mesh_routes_t *b, mesh_rou
     }
     if (a == b)
         return 0;
-    /* Otherwise walk both in name order, skipping whole shared leaves. */
-    size_t an = mesh_routes_count(a), bn = mesh_routes_count(b), i = 0, j = 0, count = 0;
-    while (i < an || j < bn) {
-        const mesh_route_svc_t *x = mesh_routes_svc_at(a, i), *y = mesh_routes_svc_at(b, j);
-        if (x && x == y) {
-            i++;
-            j++;
+    /* Otherwise walk both in name order, leaf by leaf. */
+    cursor_t x = {a, 0, 0}, y = {b, 0, 0};
+    size_t count = 0;
+    for (;;) {
+        const mesh_route_svc_t *p = cursor_get(&x), *q = cursor_get(&y);
+        if (!p && !q)
+            break;
+        if (p && p == q) {
+            cursor_next(&x);
+            cursor_next(&y);
             continue;
         }
-        int c = !x ? 1 : !y ? -1 : strcmp(x->pub.name, y->pub.name);
+        int c = !p ? 1 : !q ? -1 : strcmp(p->pub.name, q->pub.name);
         if (c < 0) {
             if (cb)
-                cb(ud, x->pub.name, x, NULL);
-            i++;
+                cb(ud, p->pub.name, p, NULL);
+            cursor_next(&x);
         } else if (c > 0) {
             if (cb)
-                cb(ud, y->pub.name, NULL, y);
-            j++;
+                cb(ud, q->pub.name, NULL, q);
+            cursor_next(&y);
         } else {
             if (cb)
-                cb(ud, x->pub.name, x, y);
-            i++;
-            j++;
+                cb(ud, p->pub.name, p, q);
+            cursor_next(&x);
+            cursor_next(&y);
         }
         count++;
     }
