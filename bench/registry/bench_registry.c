@@ -532,6 +532,7 @@ static int run_proxy(const opts_t *o)
     double cpu_pct = (double)cpu_delta(&c0, &c1, pid, &ctl) / 1e6 / wall * 100.0;
     double ctl_pct = (double)ctl / 1e6 / wall * 100.0;
     long rss1 = proc_status_kb(pid, "VmRSS"), anon1 = proc_status_kb(pid, "RssAnon");
+    long hwm = proc_status_kb(pid, "VmHWM");
 
     double *lat = calloc((size_t)o->probes, sizeof(double));
     cpu_sample_t p0s, p1s;
@@ -571,6 +572,7 @@ static int run_proxy(const opts_t *o)
     printf("%-58s %11ld kB\n", "RSS of a proxy watching an empty prefix", rss0);
     printf("%-58s %11ld kB\n", "RSS loaded, before churn", rss_loaded);
     printf("%-58s %11ld kB\n", "RSS after churn", rss1);
+    printf("%-58s %11ld kB\n", "peak RSS (VmHWM: the initial range is parsed whole)", hwm);
     printf("%-58s %12.0f B\n", "RSS per instance ((after churn - empty) / instances)",
            (double)(rss1 - rss0) * 1024.0 / o->instances);
     printf("%-58s %12.0f B\n", "  anonymous RSS per instance",
