@@ -356,9 +356,13 @@ static void on_change(void *ud, const char *name, const mesh_route_svc_t *before
     mesh_proxy_worker_t *w = in->w;
     in->changed++;
     /* The new state first, then the old one goes: endpoints both use stay referenced. */
-    if (after &&
-        svc_build(w, after, &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(after))]) < 0)
-        in->failed++;
+    if (after) {
+        pxy_svc_t *st = &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(after))];
+        if (st->obj && st->obj != after)
+            svc_drop(w, st); /* cannot happen: an id is re-used only once its object is gone */
+        if (st->obj != after && svc_build(w, after, st) < 0)
+            in->failed++;
+    }
     if (before) {
         pxy_svc_t *st = &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(before))];
         if (st->obj == before)
