@@ -646,6 +646,11 @@ void mesh_rt_free_all(mesh_exec_t *e)
 /* The public actor API                                                                     */
 /* ---------------------------------------------------------------------------------------- */
 
+struct uv_loop_s *mesh_uv_loop(const mesh_actor_t *self)
+{
+    return self->loop->exec->sim ? NULL : &self->loop->uv;
+}
+
 mesh_actor_id_t mesh_self(const mesh_actor_t *self)
 {
     return self->id;

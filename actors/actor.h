@@ -87,6 +87,9 @@ int mesh_loop_count(const mesh_actor_t *self);
 uint64_t mesh_now(const mesh_actor_t *self);
 /** The I/O seam of this actor's loop (libuv or simulated network). */
 mesh_io_t *mesh_io(const mesh_actor_t *self);
+/** The libuv loop of this actor's loop on the real executor, for adapters that need libuv
+ *  itself (the thread pool); NULL in the simulator. */
+struct uv_loop_s *mesh_uv_loop(const mesh_actor_t *self);
 /** A deterministic random number in the simulator, a fast PRNG in the real executor. */
 uint64_t mesh_random(mesh_actor_t *self);
 

@@ -111,13 +111,13 @@ static void publish(reg_actor_t *st)
 static void view_out(reg_actor_t *st, const reg_view_out_t *out)
 {
     if (out->publish) {
-        mesh_routes_t *t = reg_table_build_routes(reg_view_table(st->view));
+        mesh_routes_t *t = reg_view_routes(st->view);
         if (t) {
             mesh_routes_unref(st->a->last_etcd);
             st->a->last_etcd = mesh_routes_ref(t);
-            mesh_info("registry", "view at revision %lld: %zu service%s",
-                      (long long)reg_view_revision(st->view), mesh_routes_count(t),
-                      mesh_routes_count(t) == 1 ? "" : "s");
+            mesh_debug("registry", "view at revision %lld: %zu service%s",
+                       (long long)reg_view_revision(st->view), mesh_routes_count(t),
+                       mesh_routes_count(t) == 1 ? "" : "s");
             mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, t);
             publish(st);
         } else {
@@ -345,7 +345,6 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     case REG_MSG_VIEW_RETRY:
     case REG_MSG_VIEW_FLUSH:
-    case REG_MSG_VIEW_SNAPSHOT:
         if (st->view && (m->flags & MESH_MSG_F_TIMER)) {
             reg_view_out_t out;
             if (reg_view_on_timer(st->view, m, &out))

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "registry/reg_msgs.h"
+#include "registry/snapshot_file.h"
 
 struct reg_view {
     reg_view_cfg_t cfg;
@@ -25,10 +26,9 @@ struct reg_view {
     uint32_t range_seq, watch_seq; /* current request of each kind; 0 = none */
     uint32_t next_seq;
     uint64_t range_origin;
-    uint64_t retry_timer, flush_timer, snap_timer;
-    uint64_t last_snapshot_ms;
-    int snapshot_dirty;
-    reg_view_out_t *out; /* of the call being served */
+    uint64_t retry_timer, flush_timer;
+    reg_snap_writer_t *snap; /* NULL: no snapshot file (or no libuv loop: the simulator) */
+    reg_view_out_t *out;     /* of the call being served */
 };
 
 static void run(reg_view_t *v, reg_wfxs_t *fx);
@@ -123,45 +123,19 @@ static void timer_arm(reg_view_t *v, uint64_t *id, uint64_t ms, uint32_t type)
         mesh_error("registry", "cannot start a timer of the view");
 }
 
-static void write_snapshot(reg_view_t *v)
-{
-    if (!v->snapshot_path || !v->snapshot_dirty)
-        return;
-    v->snapshot_dirty = 0;
-    v->last_snapshot_ms = now_ms(v);
-    reg_table_save(&v->table, v->snapshot_path, v->sm.revision);
-}
-
-static void snapshot_later(reg_view_t *v)
-{
-    if (!v->snapshot_path)
-        return;
-    v->snapshot_dirty = 1;
-    uint64_t now = now_ms(v);
-    if (!v->last_snapshot_ms || now - v->last_snapshot_ms >= v->cfg.snapshot_min_gap_ms)
-        write_snapshot(v);
-    else if (!v->snap_timer)
-        timer_arm(v, &v->snap_timer, v->cfg.snapshot_min_gap_ms - (now - v->last_snapshot_ms),
-                  REG_MSG_VIEW_SNAPSHOT);
-}
-
 int reg_view_on_timer(reg_view_t *v, const mesh_msg_t *m, reg_view_out_t *out)
 {
     memset(out, 0, sizeof(*out));
     reg_wfxs_t fx = {.n = 0};
-    uint64_t *slot = m->type == REG_MSG_VIEW_RETRY   ? &v->retry_timer
-                     : m->type == REG_MSG_VIEW_FLUSH ? &v->flush_timer
-                                                     : &v->snap_timer;
+    uint64_t *slot = m->type == REG_MSG_VIEW_RETRY ? &v->retry_timer : &v->flush_timer;
     if (*slot != m->corr)
         return 0;
     *slot = 0;
     v->out = out;
     if (m->type == REG_MSG_VIEW_RETRY)
         reg_watch_sm_retry_timer(&v->sm, now_ms(v), &fx);
-    else if (m->type == REG_MSG_VIEW_FLUSH)
-        reg_watch_sm_flush_timer(&v->sm, now_ms(v), &fx);
     else
-        write_snapshot(v);
+        reg_watch_sm_flush_timer(&v->sm, now_ms(v), &fx);
     run(v, &fx);
     v->out = NULL;
     return 1;
@@ -216,7 +190,8 @@ static void run(reg_view_t *v, reg_wfxs_t *fx)
             timer_arm(v, &v->flush_timer, (uint64_t)e->arg, REG_MSG_VIEW_FLUSH);
             break;
         case REG_WFX_PUBLISH:
-            snapshot_later(v);
+            if (v->snap) /* coalesced, written off the loop */
+                reg_snap_writer_kick(v->snap, v->sm.revision);
             if (v->out)
                 v->out->publish = 1;
             break;
@@ -271,7 +246,8 @@ void reg_view_start(reg_view_t *v, mesh_actor_t *self, etcd_api_t *api, reg_view
     v->self = self;
     v->api = api;
     v->out = out;
-    if (v->snapshot_path) {
+    uv_loop_t *loop = mesh_uv_loop(self);
+    if (v->snapshot_path && loop) {
         int64_t rev = 0;
         long n = reg_table_load(&v->table, v->snapshot_path, &rev);
         if (n >= 0) {
@@ -280,6 +256,10 @@ void reg_view_start(reg_view_t *v, mesh_actor_t *self, etcd_api_t *api, reg_view
                       v->snapshot_path, (long long)rev);
             out->publish = 1;
         }
+        v->snap = reg_snap_writer_new(loop, &v->table, v->snapshot_path, v->cfg.snapshot_min_gap_ms,
+                                      n >= 0);
+        if (!v->snap)
+            mesh_error("registry", "cannot keep the snapshot file %s", v->snapshot_path);
     }
     reg_wfxs_t fx = {.n = 0};
     reg_watch_sm_start(&v->sm, now_ms(v), &fx);
@@ -298,12 +278,13 @@ void reg_view_free(reg_view_t *v)
             etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_RANGE, 0, v->range_seq));
         if (v->watch_seq)
             etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_WATCH, 0, v->watch_seq));
-        uint64_t *timers[] = {&v->retry_timer, &v->flush_timer, &v->snap_timer};
-        for (size_t i = 0; i < 3; i++)
+        uint64_t *timers[] = {&v->retry_timer, &v->flush_timer};
+        for (size_t i = 0; i < 2; i++)
             if (*timers[i])
                 mesh_timer_stop(v->self, *timers[i]);
-        write_snapshot(v);
     }
+    reg_snap_writer_free(v->snap); /* writes what is pending, off the loop */
+    v->snap = NULL;
     reg_table_destroy(&v->table);
     free(v->prefix);
     free(v->snapshot_path);
@@ -323,6 +304,11 @@ int64_t reg_view_revision(const reg_view_t *v)
 const reg_table_t *reg_view_table(const reg_view_t *v)
 {
     return &v->table;
+}
+
+mesh_routes_t *reg_view_routes(reg_view_t *v)
+{
+    return reg_table_routes(&v->table);
 }
 
 const reg_watch_sm_t *reg_view_sm(const reg_view_t *v)

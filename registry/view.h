@@ -67,6 +67,10 @@ int64_t reg_view_revision(const reg_view_t *v);
 /** The table itself (read-only, on the owner's thread). */
 const reg_table_t *reg_view_table(const reg_view_t *v);
 
+/** The table's routes (a new reference), rebuilt only for the services that changed since the
+ *  previous call (registry/view_table.h reg_table_routes). NULL on OOM. */
+mesh_routes_t *reg_view_routes(reg_view_t *v);
+
 /** The origin annotation (etcd_result_t.origin) of the last range the view applied. */
 uint64_t reg_view_range_origin(const reg_view_t *v);
 

@@ -6,6 +6,12 @@
  * put again (a put with the same mod_revision costs a lookup, nothing else), reg_table_sweep()
  * removes what the range did not contain. Malformed values stay in the table as invalid entries
  * so that each is warned about once, not once per event or resync.
+ *
+ * The valid entries are also grouped by service (each service name is stored once), and the
+ * table remembers which services changed since its routing table was last made, so that
+ * reg_table_routes() rebuilds only those and shares every other service with the previous
+ * routing table. With a snapshot writer attached (registry/snapshot_file.h), every change of a
+ * valid entry is also recorded, as the key and the value bytes etcd sent, into its journal.
  */
 #ifndef REG_VIEW_TABLE_H
 #define REG_VIEW_TABLE_H
@@ -16,6 +22,9 @@
 
 #include "registry/instance.h"
 #include "registry/route_table.h"
+#include "registry/snapshot_file.h"
+
+typedef struct reg_svc reg_svc_t;
 
 /** One key of the view. Strings are NUL-terminated and live inside the entry. */
 typedef struct reg_entry {
@@ -30,7 +39,9 @@ typedef struct reg_entry {
     uint32_t alloc_size; /* bytes of this entry's allocation */
     uint32_t klen;       /* etcd keys are bytes: they may hold a NUL */
     const char *key;
-    const char *service; /* valid entries only */
+    reg_svc_t *svc;             /* valid entries: their service */
+    struct reg_entry *svc_next; /* next valid entry of the same service */
+    const char *service;        /* valid entries only (the service's name) */
     const char *addr;
     const char *node;    /* "" when unknown */
     const char *zone;    /* "" when unknown */
@@ -50,6 +61,18 @@ typedef struct reg_table {
     uint32_t gen;
     size_t n_warned; /* malformed values warned about (for tests) */
     size_t bytes;    /* heap held by entries */
+    /* services of the valid entries */
+    reg_svc_t **svc_buckets;
+    size_t n_svc_buckets; /* power of two */
+    size_t n_svcs;
+    size_t svc_bytes;
+    reg_svc_t *dirty; /* services changed since `routes` was made */
+    size_t n_dirty;
+    mesh_routes_t *routes; /* the last table reg_table_routes() made; NULL: none yet */
+    mesh_route_svc_builder_t *sb;
+    mesh_route_edit_t *edits; /* scratch of reg_table_routes() */
+    size_t edits_cap;
+    reg_snap_buf_t *journal; /* the snapshot writer's journal, or NULL */
 } reg_table_t;
 
 /** Result of reg_table_put / reg_table_delete. */
@@ -96,23 +119,40 @@ size_t reg_table_sweep(reg_table_t *t);
  */
 size_t reg_table_sorted(const reg_table_t *t, const reg_entry_t **out, size_t cap);
 
-/** Builds a routing table (source MESH_ROUTE_ETCD) from the valid entries; NULL on failure. */
+/**
+ * The routing table of the valid entries (source MESH_ROUTE_ETCD), a new reference for the
+ * caller, or NULL on out of memory (the changes stay pending; a later call retries). Only the
+ * services that changed since the previous call are built again; the others are shared with
+ * the previous table by reference. An instance that lists no methods serves every method.
+ */
+mesh_routes_t *reg_table_routes(reg_table_t *t);
+
+/** Services changed since the last reg_table_routes() (0 before the first call). */
+size_t reg_table_changed(const reg_table_t *t);
+
+/** Builds a routing table from scratch, sharing nothing (tests, benchmarks); NULL on failure. */
 mesh_routes_t *reg_table_build_routes(const reg_table_t *t);
 
 /**
- * Writes the view to path atomically (path.tmp, fsync, rename, fsync of the directory),
- * with the revision it reflects. Returns 0 or -1.
+ * Appends a P record for every valid entry to out, each value encoded again from the entry
+ * (reg_value_format): the slow path for writing a snapshot whole. Returns 0 or -1 (OOM).
+ */
+int reg_table_dump(const reg_table_t *t, reg_snap_buf_t *out);
+
+/**
+ * Writes the whole view to path atomically (path.tmp, fsync, rename, fsync of the directory),
+ * with the revision it reflects, blocking. Returns 0 or -1.
  */
 int reg_table_save(const reg_table_t *t, const char *path, int64_t revision);
 
 /**
- * Loads a snapshot written by reg_table_save() into t (which should be empty) and sets
- * *revision. Returns the number of instances loaded, or -1 when the file is missing or not a
- * snapshot of the same prefix.
+ * Loads a snapshot file (registry/snapshot_file.h) into t (which should be empty, and without
+ * a journal) and sets *revision. Returns the number of valid instances then in t, or -1 when
+ * the file is missing or not a snapshot of the same prefix.
  */
 long reg_table_load(reg_table_t *t, const char *path, int64_t *revision);
 
-/** Bytes of heap the table holds (entries and buckets), for the memory benchmark. */
+/** Bytes of heap the table holds (entries, services, buckets), for the memory benchmark. */
 size_t reg_table_memory(const reg_table_t *t);
 
 #endif

@@ -140,11 +140,17 @@ struct pxy_endpoint {
     pxy_link_t all; /* in w->endpoints */
 };
 
-/** Per-service state of the current table: round-robin counter and endpoints. */
+/**
+ * Per-service state of the current table: round-robin counter and endpoints, in an array
+ * indexed by the service object's id (mesh_routes_index_of). Kept from one table to the next
+ * while the service's object is the same; made afresh only for services that changed
+ * (mesh_proxy_worker_set_routes). Holds one reference (pxy_endpoint_get) per endpoint in eps.
+ */
 typedef struct pxy_svc {
+    const mesh_route_svc_t *obj; /* the service this state is for; NULL: unused */
     uint32_t rr;
-    pxy_endpoint_t **eps;
-    const mesh_route_instance_t **insts; /* the table's instance of each endpoint */
+    pxy_endpoint_t **eps;                /* one allocation with insts */
+    const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
     size_t n;
 } pxy_svc_t;
 
@@ -215,8 +221,8 @@ struct mesh_proxy_worker {
     nghttp2_session_callbacks *ds_cbs, *us_cbs;
     nghttp2_option *opt;
     mesh_routes_t *routes;
-    pxy_svc_t *svc;           /* mesh_routes_count(routes) entries */
-    pxy_endpoint_t **svc_eps; /* the endpoint arrays of svc, in one allocation */
+    pxy_svc_t *svc; /* by service object id (mesh_routes_index_of), svc_cap entries */
+    size_t svc_cap;
     pxy_endpoint_t **ep_hash;
     size_t ep_hash_size;
     size_t n_endpoints;
@@ -239,6 +245,9 @@ struct mesh_proxy_worker {
 
 /* proxy_worker.c */
 void pxy_worker_handle_closed(mesh_proxy_worker_t *w);
+/** Drops the table and frees the per-service state at teardown (without releasing
+ *  endpoints: pxy_endpoints_free has freed them all by then). */
+void pxy_routes_free(mesh_proxy_worker_t *w);
 void pxy_worker_check_drained(mesh_proxy_worker_t *w);
 void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 /** Serves an already connected socket as a client connection (fuzzers, tests). */

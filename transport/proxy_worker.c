@@ -17,10 +17,7 @@ static void maybe_release(mesh_proxy_worker_t *w)
 {
     if (!w->freeing || w->n_handles > 0)
         return;
-    if (w->routes)
-        mesh_routes_unref(w->routes);
-    free(w->svc);
-    free(w->svc_eps);
+    pxy_routes_free(w);
     mesh_chunk_pool_destroy(&w->pool);
     mesh_h2_mem_destroy(&w->h2mem);
     nghttp2_session_callbacks_del(w->ds_cbs);
@@ -292,52 +289,121 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
     return w->port;
 }
 
+/* Builds the state of service object obj: one endpoint reference per instance. */
+static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_svc_t *st)
+{
+    const mesh_route_service_t *s = mesh_route_svc_get(obj);
+    memset(st, 0, sizeof(*st));
+    st->obj = obj;
+    st->rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
+    if (s->n_instances == 0)
+        return 0;
+    /* the instance pointers follow the endpoint pointers in the same allocation */
+    st->eps = malloc(s->n_instances * (sizeof(*st->eps) + sizeof(*st->insts)));
+    if (!st->eps)
+        return -1;
+    st->insts = (const mesh_route_instance_t **)(st->eps + s->n_instances);
+    for (size_t j = 0; j < s->n_instances; j++) {
+        pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
+        if (ep) {
+            st->insts[st->n] = &s->instances[j];
+            st->eps[st->n++] = ep;
+        }
+    }
+    return 0;
+}
+
+/* Drops the state of a service that left the table or changed. */
+static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
+{
+    for (size_t j = 0; j < st->n; j++)
+        pxy_endpoint_release(w, st->eps[j]);
+    free(st->eps);
+    memset(st, 0, sizeof(*st));
+}
+
+/* Makes the state array hold indexes below n. */
+static int svc_reserve(mesh_proxy_worker_t *w, size_t n)
+{
+    if (n <= w->svc_cap)
+        return 0;
+    size_t nc = w->svc_cap ? w->svc_cap : 64;
+    while (nc < n)
+        nc *= 2;
+    pxy_svc_t *a = realloc(w->svc, nc * sizeof(*a));
+    if (!a)
+        return -1;
+    memset(a + w->svc_cap, 0, (nc - w->svc_cap) * sizeof(*a));
+    w->svc = a;
+    w->svc_cap = nc;
+    return 0;
+}
+
+void pxy_routes_free(mesh_proxy_worker_t *w)
+{
+    for (size_t i = 0; i < w->svc_cap; i++)
+        free(w->svc[i].eps);
+    free(w->svc);
+    w->svc = NULL;
+    w->svc_cap = 0;
+    if (w->routes)
+        mesh_routes_unref(w->routes);
+    w->routes = NULL;
+}
+
+typedef struct install {
+    mesh_proxy_worker_t *w;
+    size_t changed, failed;
+} install_t;
+
+/* One service that differs between the worker's table and the new one. */
+static void on_change(void *ud, const char *name, const mesh_route_svc_t *before,
+                      const mesh_route_svc_t *after)
+{
+    install_t *in = ud;
+    mesh_proxy_worker_t *w = in->w;
+    in->changed++;
+    /* The new state first, then the old one goes: endpoints both use stay referenced. */
+    if (after) {
+        pxy_svc_t *st = &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(after))];
+        if (st->obj && st->obj != after)
+            svc_drop(w, st); /* cannot happen: an id is re-used only once its object is gone */
+        if (st->obj != after && svc_build(w, after, st) < 0)
+            in->failed++;
+    }
+    if (before) {
+        pxy_svc_t *st = &w->svc[mesh_routes_index_of(NULL, mesh_route_svc_get(before))];
+        if (st->obj == before)
+            svc_drop(w, st);
+    }
+}
+
 void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
 {
-    size_t n = mesh_routes_count(routes);
-    pxy_svc_t *svc = n ? calloc(n, sizeof(*svc)) : NULL;
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += mesh_routes_at(routes, i)->n_instances;
-    /* One array for every service's endpoint pointers, carved per service. */
-    pxy_endpoint_t **eps =
-        total ? calloc(total, sizeof(*eps) + sizeof(mesh_route_instance_t *)) : NULL;
-    /* the instance pointers follow the endpoint pointers in the same allocation */
-    const mesh_route_instance_t **insts =
-        eps ? (const mesh_route_instance_t **)(eps + total) : NULL;
-    if ((n && !svc) || (total && !eps)) {
-        mesh_error(ACTOR, "worker %d: out of memory installing routes", w->cfg.worker_index);
-        free(svc);
-        free(eps);
+    /* The state of a service lives at its object's id and stays while the object does: only
+     * the services that differ between the current table and the new one are touched. When
+     * the new table was made from the current one (the usual case) the difference is read
+     * from its log, so an install costs what changed, whatever the size of the table. */
+    if (routes == w->routes) {
         mesh_routes_unref(routes);
         return;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        const mesh_route_service_t *s = mesh_routes_at(routes, i);
-        svc[i].eps = eps + o;
-        svc[i].insts = insts + o;
-        svc[i].rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
-        for (size_t j = 0; j < s->n_instances; j++) {
-            pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
-            if (ep) {
-                svc[i].insts[svc[i].n] = &s->instances[j];
-                svc[i].eps[svc[i].n++] = ep;
-            }
-        }
-        o += s->n_instances;
+    if (svc_reserve(w, mesh_routes_index_bound()) < 0) {
+        mesh_error(ACTOR, "worker %d: out of memory installing routes; keeping the current ones",
+                   w->cfg.worker_index);
+        mesh_routes_unref(routes);
+        return;
     }
-    for (size_t i = 0; w->svc && i < mesh_routes_count(w->routes); i++)
-        for (size_t j = 0; j < w->svc[i].n; j++)
-            pxy_endpoint_release(w, w->svc[i].eps[j]);
-    free(w->svc);
+    install_t in = {.w = w};
+    mesh_routes_diff(w->routes, routes, on_change, &in);
     if (w->routes)
         mesh_routes_unref(w->routes);
     w->routes = routes;
-    w->svc = svc;
-    free(w->svc_eps);
-    w->svc_eps = eps;
-    mesh_info(ACTOR, "worker %d: routing table with %zu services", w->cfg.worker_index, n);
+    if (in.failed)
+        mesh_error(ACTOR, "worker %d: out of memory routing %zu service%s", w->cfg.worker_index,
+                   in.failed, in.failed == 1 ? "" : "s");
+    mesh_debug(ACTOR, "worker %d: routing table with %zu services (%zu changed)",
+               w->cfg.worker_index, mesh_routes_count(routes), in.changed);
 }
 
 void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void *arg)

@@ -326,7 +326,8 @@ static void check_routes(const reg_table_t *t)
         for (size_t i = 0; i < mesh_routes_count(rt); i++) {
             const mesh_route_service_t *s = mesh_routes_at(rt, i);
             total += s->n_instances;
-            if (mesh_routes_index_of(rt, s) != i)
+            if (mesh_routes_index_of(rt, s) >= mesh_routes_index_bound() ||
+                mesh_route_svc_get(mesh_routes_find(rt, s->name)) != s)
                 abort();
         }
         if (total > n)

@@ -1,6 +1,7 @@
 /*
  * tests/unit/registry/test_route_table.c: route table building, lookup by :path, merging
- * and reference counting.
+ * and reference counting; service objects shared between tables (update, diff), what a
+ * service object stores once, and that an old table stays valid while newer ones are made.
  */
 #include "registry/route_table.h"
 #include "tests/check.h"
@@ -39,7 +40,9 @@ static void test_lookup(void)
     const mesh_route_service_t *s = NULL;
     CHECK(look(t, "/pkg.Greeter/SayHello", &s) == MESH_ROUTE_FOUND);
     CHECK(s == mesh_routes_at(t, 1));
-    CHECK(mesh_routes_index_of(t, s) == 1);
+    CHECK(mesh_routes_index_of(t, s) != mesh_routes_index_of(t, mesh_routes_at(t, 0)));
+    CHECK(mesh_routes_index_of(t, s) < mesh_routes_index_bound());
+    CHECK(mesh_routes_find(t, "pkg.Greeter") == mesh_routes_svc_at(t, 1));
     CHECK(s->n_instances == 2);
     CHECK(strcmp(s->instances[0].addr, "127.0.0.1:1") == 0);
     CHECK(s->instances[0].source == MESH_ROUTE_GOSSIP);
@@ -95,10 +98,264 @@ static void test_empty(void)
     mesh_route_builder_free(b);
 }
 
+/* A service object of name with instances "h:<port>" for each port, all listing methods. */
+static mesh_route_svc_t *svc_of(mesh_route_svc_builder_t *sb, const char *name, const int *ports,
+                                size_t n, const char *const *methods, size_t n_methods)
+{
+    char addrs[16][32];
+    CHECK(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "h:%d", ports[i]);
+        CHECK(mesh_route_svc_builder_add(sb, addrs[i], methods, n_methods, MESH_ROUTE_ETCD, "node",
+                                         "zone", 1) == 0);
+    }
+    mesh_route_svc_t *s = NULL;
+    CHECK(mesh_route_svc_builder_finish(sb, name, &s) == 0);
+    return s;
+}
+
+typedef struct diffs {
+    int n;
+    char names[8][32];
+    int before[8], after[8];
+} diffs_t;
+
+static void on_diff(void *ud, const char *name, const mesh_route_svc_t *before,
+                    const mesh_route_svc_t *after)
+{
+    diffs_t *d = ud;
+    CHECK(d->n < 8);
+    snprintf(d->names[d->n], sizeof(d->names[0]), "%s", name);
+    d->before[d->n] = before != NULL;
+    d->after[d->n] = after != NULL;
+    d->n++;
+}
+
+/* A new table re-uses every service it is not told about: same object, same memory. */
+static void test_update_shares(void)
+{
+    mesh_route_svc_builder_t *sb = mesh_route_svc_builder_new();
+    const char *ms[] = {"Get", "Put"};
+    int p1[] = {1, 2}, p2[] = {3}, p3[] = {4, 5, 6};
+    mesh_route_edit_t e[3] = {
+        {.svc = svc_of(sb, "b.B", p2, 1, ms, 2)},
+        {.svc = svc_of(sb, "a.A", p1, 2, ms, 2)},
+        {.svc = svc_of(sb, "c.C", p3, 3, NULL, 0)},
+    };
+    mesh_routes_t *t1 = mesh_routes_update(NULL, e, 3);
+    CHECK(t1 && mesh_routes_count(t1) == 3);
+    CHECK(strcmp(mesh_routes_at(t1, 0)->name, "a.A") == 0); /* sorted whatever the edit order */
+    CHECK(strcmp(mesh_routes_at(t1, 2)->name, "c.C") == 0);
+
+    /* b.B changes, c.C goes, d.D comes; a.A is untouched. */
+    int p2b[] = {3, 7}, p4[] = {8};
+    mesh_route_edit_t e2[3] = {
+        {.svc = svc_of(sb, "b.B", p2b, 2, ms, 2)},
+        {.name = "c.C", .svc = NULL},
+        {.svc = svc_of(sb, "d.D", p4, 1, ms, 1)},
+    };
+    mesh_routes_t *t2 = mesh_routes_update(t1, e2, 3);
+    CHECK(t2 && mesh_routes_count(t2) == 3);
+    CHECK(mesh_routes_svc_at(t2, 0) == mesh_routes_svc_at(t1, 0)); /* a.A shared */
+    CHECK(mesh_routes_at(t2, 0)->instances == mesh_routes_at(t1, 0)->instances);
+    CHECK(mesh_routes_svc_at(t2, 1) != mesh_routes_svc_at(t1, 1)); /* b.B rebuilt */
+    CHECK(mesh_routes_service(t2, "b.B")->n_instances == 2);
+    CHECK(mesh_routes_service(t2, "c.C") == NULL);
+    CHECK(look(t2, "/d.D/Get", NULL) == MESH_ROUTE_FOUND);
+    CHECK(look(t2, "/d.D/Put", NULL) == MESH_ROUTE_NO_METHOD);
+    CHECK(mesh_routes_memory(t2) < 1024); /* the root and new leaves: the rest is shared */
+    /* A shared service keeps its index (workers keep its state there). */
+    CHECK(mesh_routes_index_of(t2, mesh_routes_at(t2, 0)) ==
+          mesh_routes_index_of(t1, mesh_routes_at(t1, 0)));
+    CHECK(mesh_routes_changes(t2, t1) == 3 && mesh_routes_changes(t1, t2) == (size_t)-1);
+
+    /* The diff names exactly what changed, comparing objects. */
+    diffs_t d = {0};
+    CHECK(mesh_routes_diff(t1, t2, on_diff, &d) == 3 && d.n == 3);
+    CHECK(strcmp(d.names[0], "b.B") == 0 && d.before[0] && d.after[0]);
+    CHECK(strcmp(d.names[1], "c.C") == 0 && d.before[1] && !d.after[1]);
+    CHECK(strcmp(d.names[2], "d.D") == 0 && !d.before[2] && d.after[2]);
+    CHECK(mesh_routes_diff(t2, t2, NULL, NULL) == 0);
+    CHECK(mesh_routes_diff(NULL, t2, NULL, NULL) == 3);
+    d.n = 0; /* the other way round: no log to read, the tables are walked */
+    CHECK(mesh_routes_diff(t2, t1, on_diff, &d) == 3);
+    CHECK(strcmp(d.names[1], "c.C") == 0 && !d.before[1] && d.after[1]);
+
+    /* The old table stays whole after the new one exists, and after the new one is gone. */
+    mesh_routes_unref(t2);
+    CHECK(look(t1, "/c.C/Anything", NULL) == MESH_ROUTE_FOUND);
+    CHECK(mesh_routes_service(t1, "b.B")->n_instances == 1);
+
+    /* An object outlives the tables that held it as long as someone holds a reference. */
+    mesh_route_svc_t *keep = mesh_route_svc_ref(mesh_routes_svc_at(t1, 0));
+    mesh_routes_unref(t1);
+    CHECK(strcmp(mesh_route_svc_get(keep)->instances[1].addr, "h:2") == 0);
+    mesh_route_svc_unref(keep);
+
+    /* Removing what is not there, and two edits of one name: the table stays consistent. */
+    mesh_route_edit_t e3[3] = {
+        {.name = "x.X", .svc = NULL},
+        {.svc = svc_of(sb, "y.Y", p2, 1, NULL, 0)},
+        {.svc = svc_of(sb, "y.Y", p1, 2, NULL, 0)},
+    };
+    mesh_routes_t *t3 = mesh_routes_update(NULL, e3, 3);
+    CHECK(mesh_routes_count(t3) == 1 && mesh_routes_at(t3, 0)->n_instances >= 1);
+    mesh_routes_unref(t3);
+    mesh_route_svc_builder_free(sb);
+}
+
+/* Thousands of services over many shared runs: random edits against a model, lookups by name
+ * and position, and diffs between consecutive and distant tables. */
+static void test_many_services(void)
+{
+    enum { N = 3000 };
+    mesh_route_svc_builder_t *sb = mesh_route_svc_builder_new();
+    static int model[N]; /* version of each service; 0: absent */
+    int p[] = {1};
+    mesh_routes_t *t = mesh_routes_update(NULL, NULL, 0), *first = NULL;
+    uint32_t seed = 7;
+    for (int round = 0; round < 40; round++) {
+        mesh_route_edit_t e[64];
+        char names[64][32];
+        int ne = round == 0 ? 0 : 1 + (int)(seed % 60);
+        if (round == 0) {
+            /* start with N services in one update */
+            mesh_route_edit_t *all = calloc(N, sizeof(*all));
+            for (int i = 0; i < N; i++) {
+                char name[32];
+                snprintf(name, sizeof(name), "svc.S%05d", i * 7 % N);
+                p[0] = i * 7 % N;
+                all[i].svc = svc_of(sb, name, p, 1, NULL, 0);
+                model[i * 7 % N] = 1;
+            }
+            mesh_routes_t *n = mesh_routes_update(t, all, N);
+            free(all);
+            mesh_routes_unref(t);
+            t = n;
+            first = mesh_routes_ref(t);
+            continue;
+        }
+        for (int k = 0; k < ne; k++) {
+            seed = seed * 1103515245 + 12345;
+            int i = (int)((seed >> 8) % N);
+            snprintf(names[k], sizeof(names[k]), "svc.S%05d", i);
+            e[k].name = names[k];
+            int dup = 0;
+            for (int m = 0; m < k; m++)
+                dup |= strcmp(names[m], names[k]) == 0;
+            if ((seed >> 20) % 3 == 0 || dup) {
+                e[k].svc = NULL;
+                model[i] = dup ? model[i] : 0;
+                if (dup) {
+                    e[k].name = "svc.none"; /* keep names unique */
+                }
+            } else {
+                p[0] = 10000 + round;
+                e[k].svc = svc_of(sb, names[k], p, 1, NULL, 0);
+                model[i] = 1 + round;
+            }
+        }
+        mesh_routes_t *n = mesh_routes_update(t, e, (size_t)ne);
+        CHECK(n);
+        CHECK(mesh_routes_changes(n, t) <= (size_t)ne);
+        CHECK(mesh_routes_diff(t, n, NULL, NULL) == mesh_routes_changes(n, t));
+        mesh_routes_unref(t);
+        t = n;
+        size_t count = 0;
+        for (int i = 0; i < N; i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "svc.S%05d", i);
+            const mesh_route_service_t *s = mesh_routes_service(t, name);
+            CHECK((s != NULL) == (model[i] != 0));
+            if (s) {
+                count++;
+                CHECK(s->instances[0].addr[0] == 'h');
+            }
+        }
+        CHECK_EQ(mesh_routes_count(t), count);
+        for (size_t i = 1; i < count; i++)
+            CHECK(strcmp(mesh_routes_at(t, i - 1)->name, mesh_routes_at(t, i)->name) < 0);
+        CHECK(mesh_routes_at(t, count) == NULL);
+    }
+    /* A table far from the first: the diff walks both and finds every change. */
+    size_t diffs = mesh_routes_diff(first, t, NULL, NULL);
+    CHECK(diffs > 0 && diffs <= N);
+    CHECK(mesh_routes_memory(t) < N * sizeof(void *) * 2); /* no per-service copies */
+    mesh_routes_unref(first);
+    mesh_routes_unref(t);
+    mesh_route_svc_builder_free(sb);
+}
+
+/* Inside one service, node ids, zones and whole method lists are stored once. */
+static void test_service_object(void)
+{
+    mesh_route_svc_builder_t *sb = mesh_route_svc_builder_new();
+    const char *ms[] = {"Put", "Get", "Get"}; /* unsorted, with a duplicate */
+    const char *ms2[] = {"Get"};
+    const char *none[1] = {NULL};
+    char addrs[200][32];
+    for (int i = 0; i < 200; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "10.0.%d.%d:50051", i / 250, i % 250);
+        const char *const *m = i == 7 ? ms2 : i == 8 ? none : ms;
+        size_t nm = i == 7 ? 1 : i == 8 ? 0 : 3;
+        CHECK(mesh_route_svc_builder_add(sb, addrs[i], m, nm, MESH_ROUTE_ETCD,
+                                         i % 2 ? "node-a" : "node-b", "zone-1", 1) == 0);
+    }
+    CHECK(mesh_route_svc_builder_count(sb) == 200);
+    mesh_route_svc_t *o = NULL;
+    CHECK(mesh_route_svc_builder_finish(sb, "pkg.Big", &o) == 0 && o);
+    CHECK(mesh_route_svc_builder_count(sb) == 0);
+    const mesh_route_service_t *s = mesh_route_svc_get(o);
+    CHECK(s->n_instances == 200 && strcmp(s->instances[0].addr, "10.0.0.0:50051") == 0);
+    CHECK(s->instances[199].index == 199);
+    CHECK(s->n_methods == 2 && strcmp(s->methods[0], "Get") == 0);
+    CHECK(s->instances[0].n_methods == 2 && strcmp(s->instances[0].methods[1], "Put") == 0);
+    CHECK(s->instances[0].methods == s->instances[5].methods); /* one list for all */
+    CHECK(s->instances[0].node == s->instances[2].node);       /* one "node-b" */
+    CHECK(s->instances[0].zone == s->instances[1].zone);
+    CHECK(s->instances[7].n_methods == 1 && s->instances[7].methods != s->instances[0].methods);
+    /* An instance that lists no method serves none; one that does not list serves all. */
+    CHECK(s->instances[8].methods && s->instances[8].n_methods == 0);
+    CHECK(!mesh_route_instance_serves(&s->instances[8], "Get", 3));
+    /* Everything fits in one allocation well below a copy per instance. */
+    CHECK(mesh_route_svc_memory(o) < 200 * (sizeof(mesh_route_instance_t) + 32));
+    mesh_route_svc_unref(o);
+
+    /* Nothing added: no object. A bad name: an error, and the builder is empty again. */
+    CHECK(mesh_route_svc_builder_finish(sb, "x.X", &o) == 0 && o == NULL);
+    CHECK(mesh_route_svc_builder_add(sb, "", NULL, 0, MESH_ROUTE_ETCD, "", "", 1) == -1);
+    CHECK(mesh_route_svc_builder_add(sb, "h:1", NULL, 0, MESH_ROUTE_ETCD, "", "", 1) == 0);
+    CHECK(mesh_route_svc_builder_finish(sb, "", &o) == -1 && o == NULL);
+    CHECK(mesh_route_svc_builder_count(sb) == 0);
+    mesh_route_svc_builder_free(sb);
+}
+
+/* Instances keep the order they were first added in (round robin starts at the first). */
+static void test_instance_order(void)
+{
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    const char *addrs[] = {"127.0.0.1:40001", "127.0.0.1:39999", "10.0.0.1:1"};
+    for (int i = 0; i < 3; i++)
+        CHECK(mesh_route_builder_add(b, "o.O", addrs[i], NULL, 0, MESH_ROUTE_STATIC, "", "", 1) ==
+              0);
+    CHECK(mesh_route_builder_add(b, "o.O", addrs[0], NULL, 0, MESH_ROUTE_ETCD, "late", "", 1) == 0);
+    mesh_routes_t *t = mesh_route_builder_finish(b);
+    const mesh_route_service_t *s = mesh_routes_service(t, "o.O");
+    CHECK(s && s->n_instances == 3);
+    for (int i = 0; i < 3; i++)
+        CHECK(strcmp(s->instances[i].addr, addrs[i]) == 0 && s->instances[i].index == (uint32_t)i);
+    CHECK(s->instances[0].source == MESH_ROUTE_ETCD && strcmp(s->instances[0].node, "late") == 0);
+    mesh_routes_unref(t);
+}
+
 int main(void)
 {
     RUN(test_lookup);
     RUN(test_empty);
+    RUN(test_update_shares);
+    RUN(test_many_services);
+    RUN(test_service_object);
+    RUN(test_instance_order);
     fprintf(stderr, "ok\n");
     return 0;
 }
