@@ -255,6 +255,10 @@ def main():
                     help="churn rounds of CHURN new instances each (more: a soak run that shows "
                          "whether RSS keeps growing); the checks apply after the last")
     ap.add_argument("--warmup", type=int, default=WARMUP)
+    ap.add_argument("--rss-report-only", action="store_true",
+                    help="print RSS but do not bound it (a ThreadSanitizer build, whose shadow "
+                         "and per-thread history memory grow with the work done, not with what "
+                         "the proxy keeps)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("killed by SIGTERM"))
     workdir = tempfile.mkdtemp(prefix="meshd-it-churn-")
@@ -351,8 +355,12 @@ def main():
               "descriptors other than etcd connections back to their starting set exactly")
         check(abs(fds1 - fds0) <= 2, "all descriptors within 2 of the start (%d -> %d; libcurl "
               "opens and closes etcd connections on its own)" % (fds0, fds1))
-        check(rss1 <= rss0 + RSS_MARGIN, "RSS back within %d KiB of its starting level"
-              % (RSS_MARGIN // 1024))
+        if args.rss_report_only:
+            print("  (RSS not bounded in this build: %+.0f KiB reported only)"
+                  % ((rss1 - rss0) / 1024), flush=True)
+        else:
+            check(rss1 <= rss0 + RSS_MARGIN, "RSS back within %d KiB of its starting level"
+                  % (RSS_MARGIN // 1024))
         check(routable(), "the proxy still routes")
         check(proxy.alive(), "meshd is still running")
         ok = True
