@@ -123,21 +123,24 @@ typedef struct pxy_resolver {
 /** One upstream address, its pool and its health. Referenced by the routing state that lists
  *  it (refs) and by its connections until they closed (n_held); freed when both are zero. */
 struct pxy_endpoint {
-    char *addr;
-    struct sockaddr_storage sa;
-    int resolved;        /* 1 has an address; 0 name not resolved yet; -1 lookup failed */
-    int res_err;         /* the last lookup's libuv error (UV_EAI_*), 0 when it succeeded */
-    uint64_t down_until; /* loop time (ms) before which round robin skips it */
-    uint64_t backoff_ms;
+    union pxy_ep_sa {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } sa;         /* IPv4 or IPv6 only: a sockaddr_storage would cost 100 more bytes per endpoint */
+    int resolved; /* 1 has an address; 0 name not resolved yet; -1 lookup failed */
+    int res_err;  /* the last lookup's libuv error (UV_EAI_*), 0 when it succeeded */
     uint32_t refs;       /* table references: pxy_endpoint_get/pxy_endpoint_release */
     uint32_t n_held;     /* connections pointing here, from open until closed */
-    pxy_link_t conns;    /* usable connections (pxy_us_conn_t.link) */
-    size_t n_conns;      /* in conns; at most max_upstream_conns */
-    pxy_link_t retired;  /* connections finishing their calls, taking no new ones */
-    pxy_link_t closing;  /* connections torn down whose handles are still closing */
-    pxy_resolver_t *res; /* hostname endpoints only */
-    pxy_endpoint_t *hnext;
-    pxy_link_t all; /* in w->endpoints */
+    uint32_t n_conns;    /* in conns; at most max_upstream_conns */
+    uint64_t down_until; /* loop time (ms) before which round robin skips it */
+    uint64_t backoff_ms;
+    pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
+    pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
+    pxy_link_t closing;    /* connections torn down whose handles are still closing */
+    pxy_resolver_t *res;   /* hostname endpoints only */
+    pxy_endpoint_t *hnext; /* in w->ep_hash, which is also the list of all endpoints */
+    char addr[]; /* "host:port" as the table lists it (one allocation with the endpoint) */
 };
 
 /**
@@ -227,7 +230,6 @@ struct mesh_proxy_worker {
     size_t ep_hash_size;
     size_t n_endpoints;
     size_t n_us_open; /* upstream connections from open until closed */
-    pxy_link_t endpoints;
     pxy_link_t ds_conns;
     size_t n_ds_conns;
     pxy_stream_t *free_streams;

@@ -211,7 +211,6 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     snprintf(w->listen_host, sizeof(w->listen_host), "%s",
              cfg->listen_host && *cfg->listen_host ? cfg->listen_host : "0.0.0.0");
     w->cfg.listen_host = w->listen_host;
-    pxy_list_init(&w->endpoints);
     pxy_list_init(&w->ds_conns);
     mesh_chunk_pool_init(&w->pool, 4096);
     mesh_h2_mem_init(&w->h2mem);

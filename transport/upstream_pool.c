@@ -84,9 +84,9 @@ static void res_detach(pxy_resolver_t *r)
     uv_close((uv_handle_t *)&r->timer, res_on_timer_closed);
 }
 
-static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+static int same_addr(const union pxy_ep_sa *a, const struct sockaddr *b)
 {
-    if (a->ss_family != b->sa_family)
+    if (a->sa.sa_family != b->sa_family)
         return 0;
     if (b->sa_family == AF_INET) {
         const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
@@ -128,11 +128,11 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
         char was[64] = "", now[64];
         mesh_addr_format(pick->ai_addr, now, sizeof(now));
         if (ep->resolved > 0 && !same_addr(&ep->sa, pick->ai_addr)) {
-            mesh_addr_format((const struct sockaddr *)&ep->sa, was, sizeof(was));
+            mesh_addr_format(&ep->sa.sa, was, sizeof(was));
             mesh_info(ACTOR,
                       "worker %d: upstream %s now resolves to %s (was %s): %zu pooled "
                       "connection(s) retire",
-                      w->cfg.worker_index, ep->addr, now, was, ep->n_conns);
+                      w->cfg.worker_index, ep->addr, now, was, (size_t)ep->n_conns);
             while (!pxy_list_empty(&ep->conns))
                 us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
             ep->down_until = 0;
@@ -142,7 +142,8 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
                       now);
         }
         memset(&ep->sa, 0, sizeof(ep->sa));
-        memcpy(&ep->sa, pick->ai_addr, pick->ai_addrlen);
+        memcpy(&ep->sa, pick->ai_addr,
+               pick->ai_family == AF_INET ? sizeof(ep->sa.in) : sizeof(ep->sa.in6));
         ep->resolved = 1;
         ep->res_err = 0;
         r->retry_ms = w->cfg.dns_retry_initial_ms;
@@ -264,14 +265,11 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
             return ep;
         }
     }
-    pxy_endpoint_t *ep = calloc(1, sizeof(*ep));
+    size_t alen = strlen(addr);
+    pxy_endpoint_t *ep = calloc(1, sizeof(*ep) + alen + 1);
     if (!ep)
         return NULL;
-    ep->addr = strdup(addr);
-    if (!ep->addr) {
-        free(ep);
-        return NULL;
-    }
+    memcpy(ep->addr, addr, alen + 1);
     ep->refs = 1;
     ep->backoff_ms = w->cfg.backoff_initial_ms;
     pxy_list_init(&ep->conns);
@@ -281,20 +279,19 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
     int port;
     mesh_addr_t na;
     if (mesh_addr_parse(addr, &na) == 0) {
-        memcpy(&ep->sa, &na.ss, sizeof(ep->sa));
+        memcpy(&ep->sa, &na.ss,
+               na.ss.ss_family == AF_INET ? sizeof(ep->sa.in) : sizeof(ep->sa.in6));
         ep->resolved = 1;
     } else if (mesh_addr_split(addr, host, sizeof(host), &port) != 0 || !host[0] || !port) {
         ep->resolved = -1;
         ep->res_err = PXY_EADDR;
         mesh_warn(ACTOR, "worker %d: upstream %s is not HOST:PORT", w->cfg.worker_index, addr);
     } else if (res_new(w, ep, host, port) < 0) {
-        free(ep->addr);
         free(ep);
         return NULL;
     }
     ep->hnext = w->ep_hash[b];
     w->ep_hash[b] = ep;
-    pxy_list_push(&w->endpoints, &ep->all);
     w->n_endpoints++;
     return ep;
 }
@@ -308,12 +305,10 @@ static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     while (*pp != ep)
         pp = &(*pp)->hnext;
     *pp = ep->hnext;
-    pxy_list_remove(&ep->all);
     w->n_endpoints--;
     if (ep->res)
         res_detach(ep->res);
     mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
-    free(ep->addr);
     free(ep);
 }
 
@@ -513,7 +508,7 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     if (w->flusher_on)
         mesh_h2_conn_set_flusher(&u->h2, &w->flusher);
     u->creq.data = u;
-    int rv = uv_tcp_connect(&u->creq, &u->h2.tcp, (const struct sockaddr *)&ep->sa, on_connect);
+    int rv = uv_tcp_connect(&u->creq, &u->h2.tcp, &ep->sa.sa, on_connect);
     if (rv < 0) {
         mark_down(w, ep, uv_strerror(rv));
         mesh_h2_conn_close(&u->h2);
@@ -582,15 +577,16 @@ static void us_close_list(pxy_endpoint_t *ep, pxy_link_t *list)
 
 void pxy_us_close_all(mesh_proxy_worker_t *w)
 {
-    for (pxy_link_t *e = w->endpoints.next; e != &w->endpoints; e = e->next) {
-        pxy_endpoint_t *ep = PXY_CONTAINER(e, pxy_endpoint_t, all);
-        us_close_list(ep, &ep->conns);
-        us_close_list(ep, &ep->retired);
-        while (!pxy_list_empty(&ep->closing)) { /* already closing: only forget the endpoint */
-            pxy_us_conn_t *u = PXY_CONTAINER(ep->closing.next, pxy_us_conn_t, link);
-            pxy_list_remove(&u->link);
-            ep->n_held--;
-            u->ep = NULL;
+    for (size_t b = 0; b < w->ep_hash_size; b++) {
+        for (pxy_endpoint_t *ep = w->ep_hash[b]; ep; ep = ep->hnext) {
+            us_close_list(ep, &ep->conns);
+            us_close_list(ep, &ep->retired);
+            while (!pxy_list_empty(&ep->closing)) { /* already closing: only forget the endpoint */
+                pxy_us_conn_t *u = PXY_CONTAINER(ep->closing.next, pxy_us_conn_t, link);
+                pxy_list_remove(&u->link);
+                ep->n_held--;
+                u->ep = NULL;
+            }
         }
     }
 }
@@ -598,13 +594,14 @@ void pxy_us_close_all(mesh_proxy_worker_t *w)
 void pxy_endpoints_free(mesh_proxy_worker_t *w)
 {
     pxy_us_close_all(w);
-    while (!pxy_list_empty(&w->endpoints)) {
-        pxy_endpoint_t *ep = PXY_CONTAINER(w->endpoints.next, pxy_endpoint_t, all);
-        pxy_list_remove(&ep->all);
-        if (ep->res)
-            res_detach(ep->res);
-        free(ep->addr);
-        free(ep);
+    for (size_t b = 0; b < w->ep_hash_size; b++) {
+        pxy_endpoint_t *next;
+        for (pxy_endpoint_t *ep = w->ep_hash[b]; ep; ep = next) {
+            next = ep->hnext;
+            if (ep->res)
+                res_detach(ep->res);
+            free(ep);
+        }
     }
     w->n_endpoints = 0;
     free(w->ep_hash);
