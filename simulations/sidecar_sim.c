@@ -145,17 +145,7 @@ static uint64_t rnd(world_t *wd, uint64_t n)
 
 static void fold(void *ud, uint64_t v)
 {
-    world_t *wd = ud;
-    for (int i = 0; i < 8; i++) {
-        wd->trace ^= (v >> (8 * i)) & 0xFFu;
-        wd->trace *= 0x100000001b3ull;
-    }
-}
-
-static void log_line(void *ud, const char *line)
-{
-    (void)ud;
-    printf("%s\n", line);
+    sim_trace_fold(&((world_t *)ud)->trace, v);
 }
 
 static void vlog(world_t *wd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -664,7 +654,7 @@ static result_t run_seed(const opts_t *o)
                            .fail_min_ns = 1 * MS,
                            .fail_jitter_ns = 500 * MS,
                            .reset_pct = 50};
-    sim_link_hooks_t lh = {.ud = wd, .log = o->verbose ? log_line : NULL, .fold = fold};
+    sim_link_hooks_t lh = {.ud = wd, .log = o->verbose ? sim_print_line : NULL, .fold = fold};
     for (int i = 0; i < o->nodes; i++)
         node_setup(wd, i, &link, &lh);
     at(wd, 100 * MS, check_tick, wd);

@@ -49,3 +49,17 @@ sim_sweep_result_t sim_sweep(uint64_t first, uint64_t count, sim_seed_fn run, si
     res.secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     return res;
 }
+
+void sim_trace_fold(uint64_t *trace, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        *trace ^= (v >> (8 * i)) & 0xFFu;
+        *trace *= 0x100000001b3ull;
+    }
+}
+
+void sim_print_line(void *ud, const char *line)
+{
+    (void)ud;
+    printf("%s\n", line);
+}
