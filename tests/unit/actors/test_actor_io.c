@@ -1,9 +1,8 @@
 /*
- * tests/unit/actors/test_actor_io.c: the I/O seam on both backends, and snapshots.
+ * tests/unit/actors/test_actor_io.c: the I/O seam on both backends.
  *
  * Real executor: an actor on a worker loop sends a datagram between two loopback sockets,
- * then runs a TCP ping/pong through listen/connect/read/write. A snapshot is published to the
- * worker loop and released exactly once. Simulator: a stream between two simulated hosts
+ * then runs a TCP ping/pong through listen/connect/read/write. Simulator: a stream between two simulated hosts
  * carries data in order and is reset by a partition.
  */
 #include <string.h>
@@ -12,7 +11,6 @@
 #include "actors/io.h"
 #include "actors/sim.h"
 #include "actors/simnet.h"
-#include "actors/snapshot.h"
 #include "tests/check.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -107,29 +105,6 @@ static void io_stop(mesh_actor_t *self, int reason)
 static const mesh_actor_ops_t io_ops = {
     .name = "io", .on_start = io_start, .on_message = io_msg, .on_stop = io_stop};
 
-/* Snapshots: the worker holds the current one in a loop-local holder. */
-typedef struct {
-    mesh_snapshot_t super;
-    int value;
-} table_t;
-
-static int g_released;
-static mesh_snapshot_holder_t g_holder; /* touched only on worker 1 */
-static int g_seen_value;
-
-static void table_release(mesh_snapshot_t *s)
-{
-    g_released++;
-    free(s);
-}
-
-static void apply(int loop, mesh_snapshot_t *s, void *arg)
-{
-    CHECK_EQ(mesh_exec_current_loop(), loop);
-    mesh_snapshot_holder_swap(&g_holder, s);
-    g_seen_value = ((table_t *)g_holder.cur)->value;
-}
-
 static void drop_holder(mesh_exec_t *e, void *arg)
 {
     (void)e;
@@ -146,20 +121,11 @@ static void test_real(void)
     CHECK_EQ(mesh_exec_on_shutdown(g_exec, drop_holder, NULL), 0);
     mesh_spawn_opts_t so = {.loop = MESH_ON_LOOP(1)};
     CHECK_EQ(mesh_exec_spawn(g_exec, &io_ops, NULL, &so, NULL), 0);
-    table_t *t = calloc(1, sizeof(*t));
-    mesh_snapshot_init(&t->super, 1, table_release);
-    t->value = 7;
-    CHECK_EQ(mesh_snapshot_publish(g_exec, &t->super, 1, 1, apply, NULL), 0);
-    mesh_snapshot_unref(&t->super); /* the publisher's own reference */
     CHECK_EQ(mesh_exec_run(g_exec), 0);
     CHECK(g_io.got_dgram);
     CHECK(g_io.loop_ok);
     CHECK(g_io.got_ping);
     CHECK(g_io.got_pong);
-    CHECK_EQ(g_seen_value, 7);
-    CHECK_EQ(g_released, 0); /* the worker still holds it */
-    mesh_snapshot_holder_swap(&g_holder, NULL);
-    CHECK_EQ(g_released, 1);
     mesh_exec_free(g_exec);
 }
 
