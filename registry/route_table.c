@@ -173,6 +173,8 @@ struct mesh_route_svc_builder {
     size_t dlt_cap;
     fin_t *fin;
     size_t fin_cap;
+    const char **merged; /* method lists of instances added more than once, concatenated */
+    size_t merged_cap;
 };
 
 mesh_route_svc_builder_t *mesh_route_svc_builder_new(void)
@@ -193,6 +195,7 @@ void mesh_route_svc_builder_free(mesh_route_svc_builder_t *b)
     free(b->dl);
     free(b->dlt);
     free(b->fin);
+    free(b->merged);
     free(b);
 }
 
@@ -467,25 +470,44 @@ int mesh_route_svc_builder_finish(mesh_route_svc_builder_t *b, const char *name,
         b->n = 0;
         return -1;
     }
-    /* Same address added twice: merge, the later add winning. */
+    /* Same address added more than once: one instance, in the place of its first add. Node,
+     * zone, weight and source: the later add wins; methods: the union of the lists the adds
+     * give (unknown only when none gives one). The unions go to b->merged, sized first. */
     if (b->n > 1)
         qsort(b->p, b->n, sizeof(pend_t), cmp_pend);
-    size_t k = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        pend_t *s = &b->p[i];
-        if (k && strcmp(b->p[k - 1].addr, s->addr) == 0) {
-            pend_t *d = &b->p[k - 1];
-            d->node = s->node;
-            d->zone = s->zone;
-            d->weight = s->weight;
-            d->source = s->source;
-            if (s->methods) {
-                d->methods = s->methods;
-                d->n_methods = s->n_methods;
+    size_t need = 0;
+    for (size_t i = 0, j; i < b->n; i = j) {
+        for (j = i + 1; j < b->n && strcmp(b->p[j].addr, b->p[i].addr) == 0; j++)
+            ;
+        for (size_t r = i; j - i > 1 && r < j; r++)
+            need += b->p[r].n_methods;
+    }
+    if (grow(&b->merged, &b->merged_cap, need + 1, sizeof(char *)) < 0) {
+        b->n = 0;
+        return -1;
+    }
+    size_t k = 0, used = 0;
+    for (size_t i = 0, j; i < b->n; i = j) {
+        for (j = i + 1; j < b->n && strcmp(b->p[j].addr, b->p[i].addr) == 0; j++)
+            ;
+        pend_t d = b->p[j - 1];
+        d.seq = b->p[i].seq;
+        if (j - i > 1) {
+            const char **m = b->merged + used;
+            size_t nm = 0;
+            int listed = 0;
+            for (size_t r = i; r < j; r++) {
+                if (!b->p[r].methods)
+                    continue;
+                listed = 1;
+                for (uint32_t q = 0; q < b->p[r].n_methods; q++)
+                    m[nm++] = b->p[r].methods[q];
             }
-        } else {
-            b->p[k++] = *s;
+            d.methods = listed ? m : NULL;
+            d.n_methods = (uint32_t)nm;
+            used += nm;
         }
+        b->p[k++] = d; /* k <= i: the run was read before */
     }
     /* Instances keep the order of their first add (round robin starts at the first). */
     if (k > 1)

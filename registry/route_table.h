@@ -80,9 +80,10 @@ void mesh_route_svc_builder_free(mesh_route_svc_builder_t *b);
  * Adds one instance to the service under construction. The strings (and the methods array)
  * are borrowed until mesh_route_svc_builder_finish(): keep them alive until then. methods
  * (may be NULL: unknown) lists the methods this instance serves; the service's method set is
- * the union over its instances. Adding the same addr twice merges the two: the later add wins
- * (node, zone, weight, source, and the method list when it gives one). Returns 0, or -1 on
- * bad input (empty addr) or out of memory.
+ * the union over its instances. Adding the same addr again merges the adds into one instance
+ * in the place of the first: the later add wins for node, zone, weight and source; its methods
+ * are the union of the lists the adds give (unknown only when none gives one; an empty list is
+ * a list). Returns 0, or -1 on bad input (empty addr) or out of memory.
  */
 int mesh_route_svc_builder_add(mesh_route_svc_builder_t *b, const char *addr,
                                const char *const *methods, size_t n_methods,

@@ -348,6 +348,49 @@ static void test_instance_order(void)
     mesh_routes_unref(t);
 }
 
+/* Records of one service naming the same address (two keys, say two registrations of one
+ * pod) are one instance; it serves every method any of them lists, whatever order they came
+ * in (found by fuzz_instance: an empty list added after ["Get"] used to replace it). */
+static void test_same_addr_methods(void)
+{
+    mesh_route_svc_builder_t *sb = mesh_route_svc_builder_new();
+    const char *get[] = {"Get"}, *put[] = {"Put", "Get"};
+    const char *none[1] = {NULL};
+    for (int order = 0; order < 2; order++) {
+        /* an empty list and ["Get"], then the other way round; an unlisted add in between */
+        CHECK(mesh_route_svc_builder_add(sb, "10.0.0.2:1", order ? get : none, order ? 1 : 0,
+                                         MESH_ROUTE_ETCD, "n0", "", 1) == 0);
+        CHECK(mesh_route_svc_builder_add(sb, "10.0.0.2:1", NULL, 0, MESH_ROUTE_ETCD, "n1", "", 1) ==
+              0);
+        CHECK(mesh_route_svc_builder_add(sb, "10.0.0.2:1", order ? none : get, order ? 0 : 1,
+                                         MESH_ROUTE_ETCD, "n2", "", 1) == 0);
+        CHECK(mesh_route_svc_builder_add(sb, "10.0.0.3:1", put, 2, MESH_ROUTE_ETCD, "n3", "", 1) ==
+              0);
+        CHECK(mesh_route_svc_builder_add(sb, "10.0.0.3:1", put, 1, MESH_ROUTE_ETCD, "n3", "", 1) ==
+              0);
+        mesh_route_svc_t *o = NULL;
+        CHECK(mesh_route_svc_builder_finish(sb, "demo.Svc", &o) == 0 && o);
+        const mesh_route_service_t *s = mesh_route_svc_get(o);
+        CHECK(s->n_instances == 2 && strcmp(s->instances[0].addr, "10.0.0.2:1") == 0);
+        CHECK(strcmp(s->instances[0].node, "n2") == 0); /* the later add's node */
+        CHECK(s->instances[0].n_methods == 1 &&
+              mesh_route_instance_serves(&s->instances[0], "Get", 3));
+        CHECK(!mesh_route_instance_serves(&s->instances[0], "Put", 3));
+        CHECK(s->instances[1].n_methods == 2); /* duplicates counted once */
+        CHECK(s->n_methods == 2);
+        mesh_route_svc_unref(o);
+    }
+    /* Only unlisted adds: the instance's methods stay unknown (it may serve any). */
+    CHECK(mesh_route_svc_builder_add(sb, "h:1", NULL, 0, MESH_ROUTE_ETCD, "", "", 1) == 0);
+    CHECK(mesh_route_svc_builder_add(sb, "h:1", NULL, 0, MESH_ROUTE_STATIC, "", "", 1) == 0);
+    mesh_route_svc_t *o = NULL;
+    CHECK(mesh_route_svc_builder_finish(sb, "demo.Any", &o) == 0 && o);
+    CHECK(mesh_route_svc_get(o)->instances[0].methods == NULL);
+    CHECK(mesh_route_instance_serves(&mesh_route_svc_get(o)->instances[0], "X", 1));
+    mesh_route_svc_unref(o);
+    mesh_route_svc_builder_free(sb);
+}
+
 int main(void)
 {
     RUN(test_lookup);
@@ -356,6 +399,7 @@ int main(void)
     RUN(test_many_services);
     RUN(test_service_object);
     RUN(test_instance_order);
+    RUN(test_same_addr_methods);
     fprintf(stderr, "ok\n");
     return 0;
 }
