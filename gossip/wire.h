@@ -68,7 +68,7 @@ typedef enum gsp_type {
 typedef struct gsp_ping {
     uint32_t seq;
     gsp_str_t target; /* the node the sender means to probe: a different node at that address
-                         answers with NACK instead of ACK (it restarted under another name) */
+                         (it restarted under another name) does not answer */
     gsp_str_t from, from_addr;
 } gsp_ping_t;
 
