@@ -93,8 +93,10 @@ typedef struct gsp_swim_ops {
     /** A member joined, changed state, or its metadata changed (prev_state: its state before;
      *  joined: first seen). */
     void (*member)(void *ud, const gsp_member_t *m, gsp_state_t prev_state, int joined);
-    /** A method set became known (names are valid during the call). */
-    void (*method_set)(void *ud, uint64_t hash, const gsp_str_t *names, size_t n);
+    /** A method set arrived (names are valid during the call): return 0 to keep it (its hash
+     *  matches its names: gsp_meta_set_hash), -1 to refuse it. Without this callback sets are
+     *  refused (the swim does not know how hashes are made). */
+    int (*method_set)(void *ud, uint64_t hash, const gsp_str_t *names, size_t n);
     /** Another live node claims our name (or a name we know is alive from another address):
      *  the caller decides (at start: refuse to run). */
     void (*conflict)(void *ud, const char *name, const char *ours, const char *theirs);
@@ -119,6 +121,11 @@ void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t
 int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len);
 /** Registers a method set we serve (so we can answer WANT); copies the names. */
 int gsp_swim_add_method_set(gsp_swim_t *s, uint64_t hash, const char *const *names, size_t n);
+
+/** Asks for method sets we do not know (hashes that node's metadata refers to): fetched once
+ *  over a stream from node (the owner). */
+void gsp_swim_want_sets(gsp_swim_t *s, uint64_t now, const char *node, const uint64_t *hashes,
+                        size_t n);
 
 /** Announces that we leave: a DEAD about ourselves, sent at once to a few members and queued.
  *  After this the node stops probing; gsp_swim_leave_sent() says when the update went out to

@@ -1,0 +1,1834 @@
+/*
+ * gossip/swim.c: SWIM membership with Lifeguard, sans-I/O (the API and the protocol summary are
+ * in gossip/swim.h; docs/gossip.md tells the whole story).
+ *
+ * Reading order: members (a table by name plus an array), the update queue (piggybacking),
+ * sending, the three update handlers (alive, suspect, dead: the heart of SWIM's state rules),
+ * suspicion timers (Lifeguard), probes (direct, indirect, stream), relays (PING_REQ for
+ * others), push-pull and fetches (streams), the clock (on_time, late timers), and the view.
+ *
+ * Updates are ordered per member by (incarnation, meta_version, state): a newer incarnation
+ * wins; at the same incarnation suspect beats alive and dead beats suspect; a metadata change
+ * at the same incarnation needs a higher meta_version. Only a member itself raises its
+ * incarnation (to refute a suspicion or a death, or after a restart) and its meta_version.
+ */
+#define _GNU_SOURCE
+#include "gossip/swim.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/prng.h"
+
+#define MS 1000000ull
+#define S  (1000 * MS)
+
+#define RELAY_MAX      64 /* PING_REQs we are serving at once */
+#define CONFIRM_MAX    8  /* independent suspicion confirmations remembered */
+#define STREAMS_MAX    64 /* stream exchanges in flight */
+#define JOIN_BACKOFF0  (1 * S)
+#define JOIN_BACKOFF_MAX (30 * S)
+#define GC_INTERVAL    (60 * S)
+#define LEAVE_FANOUT   3
+
+/* Stream tags: the kind in the top byte, a value below. */
+#define TAG_PROBE     1ull
+#define TAG_PUSH_PULL 2ull
+#define TAG_JOIN      3ull
+#define TAG_WANT      4ull
+#define TAG(kind, v)  ((kind) << 56 | ((uint64_t)(v) & 0x00ffffffffffffffull))
+#define TAG_KIND(t)   ((t) >> 56)
+
+typedef struct member {
+    char name[GSP_NAME_MAX + 1];
+    char addr[GSP_ADDR_MAX + 1];
+    gsp_state_t state;
+    uint32_t inc;
+    uint64_t meta_version;
+    uint8_t *meta; /* NULL while unknown (or none: meta_version 0) */
+    size_t meta_len;
+    uint64_t since;
+    uint64_t name_hash;
+    size_t idx; /* in s->ms */
+    int self;
+    int fetching; /* a WANT for its metadata is in flight */
+    /* suspicion (state SUSPECT) */
+    uint64_t susp_start, susp_deadline, susp_min, susp_max;
+    uint32_t susp_k, susp_n;
+    uint64_t confirmers[CONFIRM_MAX];
+} member_t;
+
+typedef struct bcast {
+    char node[GSP_NAME_MAX + 1];
+    uint32_t transmits;
+    uint64_t id; /* newer entries have larger ids */
+    uint8_t *msg;
+    size_t len;
+} bcast_t;
+
+typedef struct relay {
+    uint32_t seq, origin_seq;
+    int want_nack;
+    uint64_t deadline;
+    char origin[GSP_ADDR_MAX + 1];
+} relay_t;
+
+typedef struct mset {
+    uint64_t hash; /* 0: empty slot */
+    size_t n;
+    char **names; /* one allocation: pointers then the strings */
+} mset_t;
+
+struct gsp_swim {
+    gsp_swim_cfg_t cfg;
+    gsp_swim_ops_t ops;
+    void *ud;
+    mesh_prng_t rng;
+    member_t *self;
+
+    member_t **ms; /* every member, self included */
+    size_t n, cap;
+    member_t **tab; /* open addressing by name hash */
+    size_t tab_cap;
+    size_t live; /* alive or suspect, self included */
+
+    member_t **order; /* probe order (shuffled round robin) */
+    size_t order_n, order_cap, order_pos;
+    member_t **scratch; /* for random picks */
+    size_t scratch_cap;
+
+    bcast_t *q;
+    size_t qn, qcap;
+    uint64_t qid;
+    size_t *qsort_idx;
+
+    member_t **suspects;
+    size_t n_susp, susp_cap;
+
+    struct {
+        int active, acked, indirect;
+        uint32_t seq, nacks_expected, nacks;
+        uint64_t t_indirect, t_end;
+        char target[GSP_NAME_MAX + 1];
+    } probe;
+    relay_t relays[RELAY_MAX];
+    size_t n_relays;
+    uint32_t seq;
+    uint32_t awareness;
+
+    uint64_t next_probe, next_gossip, next_push_pull, next_reconnect, next_gc, next_join;
+    uint64_t join_backoff;
+    char **seeds;
+    size_t n_seeds;
+    int joined;
+    size_t streams; /* exchanges in flight */
+
+    int leaving;
+    uint32_t leave_transmits;
+
+    mset_t *sets;
+    size_t sets_cap, sets_n;
+
+    uint64_t due; /* the next deadline, as last computed */
+    gsp_swim_stats_t st;
+
+    uint8_t dgram[GSP_UDP_MAX];
+    uint8_t *fbuf; /* outgoing frames */
+    size_t fcap;
+    uint8_t *rbuf; /* replies to stream requests */
+    size_t rcap;
+    gsp_decoder_t dec;
+};
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static gsp_str_t str_of(const char *c)
+{
+    return (gsp_str_t){c, (uint32_t)strlen(c)};
+}
+
+/* Copies a borrowed string into a fixed buffer of cap bytes; -1 if it does not fit. */
+static int str_copy(char *dst, size_t cap, gsp_str_t s)
+{
+    if (s.n >= cap || (s.n && memchr(s.p, 0, s.n)))
+        return -1;
+    memcpy(dst, s.p, s.n);
+    dst[s.n] = 0;
+    return 0;
+}
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h ? h : 1;
+}
+
+static void logf_(gsp_swim_t *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void logf_(gsp_swim_t *s, int level, const char *fmt, ...)
+{
+    if (!s->ops.log)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->ops.log(s->ud, level, line);
+}
+
+/* A duration stretched by the local health score (Lifeguard). */
+static uint64_t scaled(const gsp_swim_t *s, uint64_t d)
+{
+    return d * (s->awareness + 1);
+}
+
+static void awareness_add(gsp_swim_t *s, int delta)
+{
+    int64_t a = (int64_t)s->awareness + delta;
+    if (a < 0)
+        a = 0;
+    if (a > (int64_t)s->cfg.awareness_max - 1)
+        a = s->cfg.awareness_max ? s->cfg.awareness_max - 1 : 0;
+    s->awareness = (uint32_t)a;
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(*p, c * elem);
+    if (!n)
+        return -1;
+    *p = n;
+    *cap = c;
+    return 0;
+}
+
+/* ---- profiles ---------------------------------------------------------------------------- */
+
+int gsp_swim_profile(const char *name, gsp_swim_cfg_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->indirect_checks = 3;
+    c->retransmit_mult = 4;
+    c->awareness_max = 8;
+    c->tombstone_ns = 24ull * 3600 * S;
+    c->reconnect_interval_ns = 30 * S;
+    c->reconnect_timeout_ns = 24ull * 3600 * S;
+    c->udp_max = GSP_UDP_MAX - 64; /* room for the sealing header, nonce and tag */
+    if (!name || !strcmp(name, "lan")) {
+        c->probe_interval_ns = 400 * MS;
+        c->probe_timeout_ns = 200 * MS;
+        c->suspicion_mult = 3;
+        c->suspicion_max_mult = 4;
+        c->gossip_interval_ns = 200 * MS;
+        c->gossip_nodes = 3;
+        c->push_pull_interval_ns = 30 * S;
+        c->stream_timeout_ns = 2 * S;
+        c->late_timer_ns = 250 * MS;
+    } else if (!strcmp(name, "wan")) {
+        c->probe_interval_ns = 5 * S;
+        c->probe_timeout_ns = 3 * S;
+        c->suspicion_mult = 6;
+        c->suspicion_max_mult = 4;
+        c->gossip_interval_ns = 500 * MS;
+        c->gossip_nodes = 4;
+        c->push_pull_interval_ns = 60 * S;
+        c->stream_timeout_ns = 10 * S;
+        c->late_timer_ns = 2 * S;
+    } else if (!strcmp(name, "local")) {
+        c->probe_interval_ns = 200 * MS;
+        c->probe_timeout_ns = 100 * MS;
+        c->suspicion_mult = 3;
+        c->suspicion_max_mult = 4;
+        c->gossip_interval_ns = 100 * MS;
+        c->gossip_nodes = 3;
+        c->push_pull_interval_ns = 15 * S;
+        c->stream_timeout_ns = 1 * S;
+        c->late_timer_ns = 150 * MS;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- members ----------------------------------------------------------------------------- */
+
+static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
+{
+    if (!s->tab_cap)
+        return NULL;
+    uint64_t h = hash_bytes(name, len);
+    for (size_t i = h & (s->tab_cap - 1);; i = (i + 1) & (s->tab_cap - 1)) {
+        member_t *m = s->tab[i];
+        if (!m)
+            return NULL;
+        if (m->name_hash == h && strlen(m->name) == len && !memcmp(m->name, name, len))
+            return m;
+    }
+}
+
+static member_t *find_str(const gsp_swim_t *s, gsp_str_t n)
+{
+    return find(s, n.p ? n.p : "", n.n);
+}
+
+static void tab_put(member_t **tab, size_t cap, member_t *m)
+{
+    size_t i = m->name_hash & (cap - 1);
+    while (tab[i])
+        i = (i + 1) & (cap - 1);
+    tab[i] = m;
+}
+
+static int tab_grow(gsp_swim_t *s)
+{
+    if ((s->n + 1) * 2 <= s->tab_cap)
+        return 0;
+    size_t cap = s->tab_cap ? s->tab_cap * 2 : 64;
+    member_t **t = calloc(cap, sizeof *t);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < s->n; i++)
+        tab_put(t, cap, s->ms[i]);
+    free(s->tab);
+    s->tab = t;
+    s->tab_cap = cap;
+    return 0;
+}
+
+/* Removes m from the table (backward-shift deletion keeps probe chains whole). */
+static void tab_del(gsp_swim_t *s, member_t *m)
+{
+    size_t mask = s->tab_cap - 1, i = m->name_hash & mask;
+    while (s->tab[i] != m)
+        i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; s->tab[j]; j = (j + 1) & mask) {
+        size_t home = s->tab[j]->name_hash & mask;
+        /* move j into the hole at i when its home is not in (i, j] */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s->tab[i] = s->tab[j];
+            i = j;
+        }
+    }
+    s->tab[i] = NULL;
+}
+
+static int is_live(const member_t *m)
+{
+    return m->state == GSP_ALIVE || m->state == GSP_SUSPECT;
+}
+
+static void fill_member(const member_t *m, gsp_member_t *out)
+{
+    out->name = m->name;
+    out->addr = m->addr;
+    out->state = m->state;
+    out->incarnation = m->inc;
+    out->meta_version = m->meta_version;
+    out->meta = m->meta;
+    out->meta_len = m->meta_len;
+    out->since_ns = m->since;
+    out->self = m->self;
+}
+
+static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joined)
+{
+    if (!s->ops.member)
+        return;
+    gsp_member_t v;
+    fill_member(m, &v);
+    s->ops.member(s->ud, &v, prev, joined);
+}
+
+static void susp_remove(gsp_swim_t *s, member_t *m)
+{
+    for (size_t i = 0; i < s->n_susp; i++)
+        if (s->suspects[i] == m) {
+            s->suspects[i] = s->suspects[--s->n_susp];
+            return;
+        }
+}
+
+/* Moves m to state st (keeping the live count and the suspect list right). */
+static void set_state(gsp_swim_t *s, member_t *m, gsp_state_t st, uint64_t now)
+{
+    if (m->state == st)
+        return;
+    if (m->state == GSP_SUSPECT)
+        susp_remove(s, m);
+    int was = is_live(m);
+    m->state = st;
+    m->since = now;
+    if (was && !is_live(m))
+        s->live--;
+    else if (!was && is_live(m))
+        s->live++;
+}
+
+/* Inserts m at a random place among the members not yet probed this round. */
+static void order_insert(gsp_swim_t *s, member_t *m)
+{
+    if (grow((void **)&s->order, &s->order_cap, s->order_n + 1, sizeof *s->order))
+        return;
+    size_t lo = s->order_pos, span = s->order_n - lo + 1;
+    size_t at = lo + (size_t)mesh_prng_below(&s->rng, span);
+    s->order[s->order_n++] = s->order[at];
+    s->order[at] = m;
+}
+
+static void order_remove(gsp_swim_t *s, member_t *m)
+{
+    for (size_t i = 0; i < s->order_n; i++)
+        if (s->order[i] == m) {
+            memmove(&s->order[i], &s->order[i + 1], (s->order_n - i - 1) * sizeof *s->order);
+            s->order_n--;
+            if (i < s->order_pos)
+                s->order_pos--;
+            i--;
+        }
+}
+
+static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint64_t now)
+{
+    if (name.n == 0 || tab_grow(s) || grow((void **)&s->ms, &s->cap, s->n + 1, sizeof *s->ms))
+        return NULL;
+    member_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    if (str_copy(m->name, sizeof m->name, name) || str_copy(m->addr, sizeof m->addr, addr)) {
+        free(m);
+        return NULL;
+    }
+    m->name_hash = hash_bytes(m->name, name.n);
+    m->state = GSP_DEAD; /* set_state below counts it */
+    m->since = now;
+    m->idx = s->n;
+    s->ms[s->n++] = m;
+    tab_put(s->tab, s->tab_cap, m);
+    return m;
+}
+
+static void member_free(gsp_swim_t *s, member_t *m)
+{
+    if (m->state == GSP_SUSPECT)
+        susp_remove(s, m);
+    if (is_live(m))
+        s->live--;
+    order_remove(s, m);
+    tab_del(s, m);
+    s->ms[m->idx] = s->ms[--s->n];
+    s->ms[m->idx]->idx = m->idx;
+    free(m->meta);
+    free(m);
+}
+
+static int set_meta_bytes(member_t *m, const uint8_t *p, size_t n)
+{
+    uint8_t *c = NULL;
+    if (n) {
+        c = malloc(n);
+        if (!c)
+            return -1;
+        memcpy(c, p, n);
+    }
+    free(m->meta);
+    m->meta = c;
+    m->meta_len = n;
+    return 0;
+}
+
+/* ---- method sets ------------------------------------------------------------------------- */
+
+static mset_t *set_find(const gsp_swim_t *s, uint64_t h)
+{
+    if (!s->sets_cap || !h)
+        return NULL;
+    for (size_t i = h & (s->sets_cap - 1);; i = (i + 1) & (s->sets_cap - 1)) {
+        if (!s->sets[i].hash)
+            return NULL;
+        if (s->sets[i].hash == h)
+            return &s->sets[i];
+    }
+}
+
+/* Stores a set (names as borrowed strings or C strings); 0, or -1 (bound, memory). */
+static int set_store(gsp_swim_t *s, uint64_t h, const gsp_str_t *bs, const char *const *cs,
+                     size_t n)
+{
+    if (!h || n > GSP_SET_MAX || set_find(s, h))
+        return set_find(s, h) ? 0 : -1;
+    if ((s->sets_n + 1) * 2 > s->sets_cap) {
+        size_t cap = s->sets_cap ? s->sets_cap * 2 : 32;
+        mset_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return -1;
+        for (size_t i = 0; i < s->sets_cap; i++)
+            if (s->sets[i].hash) {
+                size_t j = s->sets[i].hash & (cap - 1);
+                while (t[j].hash)
+                    j = (j + 1) & (cap - 1);
+                t[j] = s->sets[i];
+            }
+        free(s->sets);
+        s->sets = t;
+        s->sets_cap = cap;
+    }
+    size_t bytes = n * sizeof(char *);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = bs ? bs[i].n : strlen(cs[i]);
+        if (l > GSP_FIELD_MAX || (bs && bs[i].n && memchr(bs[i].p, 0, bs[i].n)))
+            return -1;
+        bytes += l + 1;
+    }
+    char **names = malloc(bytes ? bytes : 1);
+    if (!names)
+        return -1;
+    char *w = (char *)(names + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = bs ? bs[i].n : strlen(cs[i]);
+        memcpy(w, bs ? bs[i].p : cs[i], l);
+        w[l] = 0;
+        names[i] = w;
+        w += l + 1;
+    }
+    size_t j = h & (s->sets_cap - 1);
+    while (s->sets[j].hash)
+        j = (j + 1) & (s->sets_cap - 1);
+    s->sets[j] = (mset_t){.hash = h, .n = n, .names = names};
+    s->sets_n++;
+    return 0;
+}
+
+/* ---- the update queue -------------------------------------------------------------------- */
+
+static uint32_t retransmit_limit(const gsp_swim_t *s)
+{
+    double l = ceil(log10((double)s->live + 1.0));
+    uint32_t lim = s->cfg.retransmit_mult * (uint32_t)(l < 1 ? 1 : l);
+    return lim ? lim : 1;
+}
+
+static void queue_drop(gsp_swim_t *s, size_t i)
+{
+    free(s->q[i].msg);
+    s->q[i] = s->q[--s->qn];
+}
+
+/* Queues an encoded message about node, replacing an older one about the same node. */
+static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_t len)
+{
+    uint8_t *c = malloc(len);
+    if (!c) {
+        s->st.dropped_updates++;
+        return;
+    }
+    memcpy(c, msg, len);
+    for (size_t i = 0; i < s->qn; i++)
+        if (!strcmp(s->q[i].node, node)) {
+            free(s->q[i].msg);
+            s->q[i].msg = c;
+            s->q[i].len = len;
+            s->q[i].transmits = 0;
+            s->q[i].id = ++s->qid;
+            return;
+        }
+    if (grow((void **)&s->q, &s->qcap, s->qn + 1, sizeof *s->q)) {
+        free(c);
+        s->st.dropped_updates++;
+        return;
+    }
+    bcast_t *b = &s->q[s->qn++];
+    snprintf(b->node, sizeof b->node, "%s", node);
+    b->msg = c;
+    b->len = len;
+    b->transmits = 0;
+    b->id = ++s->qid;
+}
+
+static int bcast_cmp(const void *a, const void *b, void *arg)
+{
+    const bcast_t *q = arg;
+    const bcast_t *x = &q[*(const size_t *)a], *y = &q[*(const size_t *)b];
+    if (x->transmits != y->transmits)
+        return x->transmits < y->transmits ? -1 : 1;
+    return x->id > y->id ? -1 : (x->id < y->id);
+}
+
+/* Adds queued updates to e, fewest sent first, while they fit. */
+static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
+{
+    if (!s->qn)
+        return;
+    size_t *ix = s->qsort_idx = realloc(s->qsort_idx, s->qn * sizeof *ix);
+    if (!ix)
+        return;
+    for (size_t i = 0; i < s->qn; i++)
+        ix[i] = i;
+    qsort_r(ix, s->qn, sizeof *ix, bcast_cmp, s->q);
+    uint32_t limit = retransmit_limit(s);
+    size_t added = 0;
+    for (size_t k = 0; k < s->qn; k++) {
+        bcast_t *b = &s->q[ix[k]];
+        if (gsp_enc_raw(e, b->msg, b->len))
+            continue; /* a smaller one may still fit */
+        b->transmits++;
+        added++;
+        if (s->leaving && !strcmp(b->node, s->self->name))
+            s->leave_transmits++;
+    }
+    if (!added)
+        return;
+    for (size_t i = 0; i < s->qn;)
+        if (s->q[i].transmits >= limit)
+            queue_drop(s, i);
+        else
+            i++;
+}
+
+/* Encodes one message with fn into a scratch compound and queues its bytes about node. */
+static void queue_alive(gsp_swim_t *s, const member_t *m)
+{
+    uint8_t buf[GSP_UDP_MAX];
+    gsp_enc_t e;
+    gsp_enc_init(&e, buf, sizeof buf);
+    size_t hdr = gsp_enc_len(&e);
+    gsp_alive_t a = {.node = str_of(m->name),
+                     .addr = str_of(m->addr),
+                     .incarnation = m->inc,
+                     .meta_version = m->meta_version,
+                     .meta = {(const char *)m->meta, (uint32_t)m->meta_len}};
+    /* metadata rides along when the update leaves room for others; else receivers fetch it */
+    if (m->meta_len > s->cfg.udp_max / 2 || gsp_enc_alive(&e, &a)) {
+        gsp_enc_init(&e, buf, sizeof buf);
+        a.meta = (gsp_str_t){NULL, 0};
+        if (gsp_enc_alive(&e, &a))
+            return;
+    }
+    queue_put(s, m->name, buf + hdr, gsp_enc_len(&e) - hdr);
+}
+
+static void queue_suspect(gsp_swim_t *s, gsp_type_t type, const char *node, uint32_t inc,
+                          const char *from)
+{
+    uint8_t buf[GSP_MSG_OVERHEAD + 2 * (GSP_NAME_MAX + 5) + 16];
+    gsp_enc_t e;
+    gsp_enc_init(&e, buf, sizeof buf);
+    size_t hdr = gsp_enc_len(&e);
+    gsp_suspect_t m = {.node = str_of(node), .incarnation = inc, .from = str_of(from)};
+    if (gsp_enc_suspect(&e, type, &m))
+        return;
+    queue_put(s, node, buf + hdr, gsp_enc_len(&e) - hdr);
+}
+
+/* ---- sending ----------------------------------------------------------------------------- */
+
+static void send_dgram(gsp_swim_t *s, const char *addr, gsp_enc_t *e)
+{
+    size_t len = gsp_enc_finish(e);
+    s->st.sent_datagrams++;
+    s->st.sent_bytes += len;
+    s->ops.send(s->ud, addr, e->buf, len);
+}
+
+/* A compound in s->dgram. */
+static void dgram_init(gsp_swim_t *s, gsp_enc_t *e)
+{
+    gsp_enc_init(e, s->dgram, s->cfg.udp_max < sizeof s->dgram ? s->cfg.udp_max : sizeof s->dgram);
+}
+
+static void send_ping(gsp_swim_t *s, const char *addr, const char *target, uint32_t seq,
+                      int with_updates, const member_t *suspect_first)
+{
+    gsp_enc_t e;
+    dgram_init(s, &e);
+    gsp_ping_t p = {.seq = seq,
+                    .target = str_of(target),
+                    .from = str_of(s->self->name),
+                    .from_addr = str_of(s->self->addr)};
+    if (gsp_enc_ping(&e, &p))
+        return;
+    if (suspect_first) { /* buddy system: a suspect hears of its suspicion first */
+        gsp_suspect_t m = {.node = str_of(suspect_first->name),
+                           .incarnation = suspect_first->inc,
+                           .from = str_of(s->self->name)};
+        (void)gsp_enc_suspect(&e, GSP_SUSPECT, &m);
+    }
+    if (with_updates)
+        piggyback(s, &e);
+    send_dgram(s, addr, &e);
+}
+
+static void send_ack(gsp_swim_t *s, const char *addr, gsp_type_t type, uint32_t seq)
+{
+    gsp_enc_t e;
+    dgram_init(s, &e);
+    if (gsp_enc_ack(&e, type, seq))
+        return;
+    piggyback(s, &e);
+    send_dgram(s, addr, &e);
+}
+
+/* Picks up to k random members matching want (excluding self and skip) into s->scratch. */
+static size_t pick_random(gsp_swim_t *s, size_t k, const member_t *skip, int (*want)(const gsp_swim_t *, const member_t *, uint64_t), uint64_t now)
+{
+    if (grow((void **)&s->scratch, &s->scratch_cap, s->n + 1, sizeof *s->scratch))
+        return 0;
+    size_t c = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        member_t *m = s->ms[i];
+        if (!m->self && m != skip && want(s, m, now))
+            s->scratch[c++] = m;
+    }
+    if (k > c)
+        k = c;
+    for (size_t i = 0; i < k; i++) {
+        size_t j = i + (size_t)mesh_prng_below(&s->rng, c - i);
+        member_t *t = s->scratch[i];
+        s->scratch[i] = s->scratch[j];
+        s->scratch[j] = t;
+    }
+    return k;
+}
+
+static int want_live(const gsp_swim_t *s, const member_t *m, uint64_t now)
+{
+    (void)s, (void)now;
+    return is_live(m);
+}
+
+/* Gossip goes to live members and to those dead for less than a reconnect interval (so a
+ * member declared dead while alive hears of it and refutes). */
+static int want_gossip(const gsp_swim_t *s, const member_t *m, uint64_t now)
+{
+    return is_live(m) ||
+           (m->state == GSP_DEAD && now - m->since < s->cfg.reconnect_interval_ns);
+}
+
+static int want_recently_dead(const gsp_swim_t *s, const member_t *m, uint64_t now)
+{
+    return m->state == GSP_DEAD && now - m->since < s->cfg.reconnect_timeout_ns;
+}
+
+/* ---- the update rules -------------------------------------------------------------------- */
+
+static void refute(gsp_swim_t *s, uint64_t now, uint32_t inc)
+{
+    (void)now;
+    member_t *me = s->self;
+    me->inc = (inc > me->inc ? inc : me->inc) + 1;
+    s->st.refutations++;
+    awareness_add(s, 1);
+    queue_alive(s, me);
+    logf_(s, 1, "refuting a suspicion or death of ourselves: incarnation now %u", me->inc);
+}
+
+static void fetch_meta(gsp_swim_t *s, member_t *m);
+
+/* An ALIVE (or an alive STATE): meta.p NULL with meta.n 0 means "not included". */
+static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr, uint32_t inc,
+                     uint64_t mv, gsp_str_t meta)
+{
+    if (node.n == 0 || node.n > GSP_NAME_MAX || addr.n == 0 || addr.n > GSP_ADDR_MAX ||
+        meta.n > GSP_META_MAX) {
+        s->st.bad_messages++;
+        return;
+    }
+    member_t *m = find_str(s, node);
+    if (m && m->self) {
+        if (!gsp_str_eq(addr, m->addr)) {
+            char theirs[GSP_ADDR_MAX + 1];
+            if (str_copy(theirs, sizeof theirs, addr))
+                return;
+            s->st.conflicts++;
+            if (s->ops.conflict)
+                s->ops.conflict(s->ud, m->name, m->addr, theirs);
+            return;
+        }
+        /* our own update echoed back, or one from a previous life: outdo the latter */
+        if (!s->leaving && (inc > m->inc || (inc == m->inc && mv > m->meta_version))) {
+            if (mv > m->meta_version)
+                m->meta_version = mv + 1;
+            refute(s, now, inc);
+        }
+        return;
+    }
+    int has_meta = meta.n > 0 || mv == 0;
+    if (!m) {
+        m = member_add(s, node, addr, now);
+        if (!m) {
+            s->st.dropped_updates++;
+            return;
+        }
+        m->inc = inc;
+        m->meta_version = mv;
+        if (has_meta && meta.n)
+            set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
+        set_state(s, m, GSP_ALIVE, now);
+        order_insert(s, m);
+        s->st.joins++;
+        queue_alive(s, m);
+        notify(s, m, GSP_DEAD, 1);
+        if (!has_meta)
+            fetch_meta(s, m);
+        return;
+    }
+    int addr_changed = !gsp_str_eq(addr, m->addr);
+    if (addr_changed && is_live(m)) {
+        char theirs[GSP_ADDR_MAX + 1];
+        if (str_copy(theirs, sizeof theirs, addr))
+            return;
+        s->st.conflicts++;
+        if (s->ops.conflict)
+            s->ops.conflict(s->ud, m->name, m->addr, theirs);
+        return;
+    }
+    int newer_inc = inc > m->inc;
+    int newer_meta = inc == m->inc && mv > m->meta_version && is_live(m);
+    if (!newer_inc && !newer_meta) {
+        /* the metadata we were missing (a fetch's answer, a push-pull) */
+        if (inc == m->inc && mv == m->meta_version && mv && !m->meta && meta.n) {
+            set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
+            m->fetching = 0;
+            notify(s, m, m->state, 0);
+        }
+        return;
+    }
+    gsp_state_t prev = m->state;
+    if (addr_changed && str_copy(m->addr, sizeof m->addr, addr))
+        return;
+    m->inc = inc;
+    if (mv != m->meta_version || meta.n) {
+        if (has_meta) {
+            if (mv != m->meta_version || meta.n != m->meta_len ||
+                (meta.n && memcmp(meta.p, m->meta, meta.n)))
+                set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
+        } else {
+            free(m->meta);
+            m->meta = NULL;
+            m->meta_len = 0;
+        }
+        m->meta_version = mv;
+    }
+    if (newer_inc) {
+        set_state(s, m, GSP_ALIVE, now);
+        if (prev != GSP_ALIVE && prev != GSP_SUSPECT)
+            order_insert(s, m);
+    }
+    queue_alive(s, m);
+    notify(s, m, prev, 0);
+    if (!has_meta)
+        fetch_meta(s, m);
+}
+
+static void suspicion_start(gsp_swim_t *s, member_t *m, uint64_t now, const char *from);
+static int suspicion_confirm(gsp_swim_t *s, member_t *m, uint64_t now, const char *from);
+
+static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
+{
+    member_t *m = find_str(s, node);
+    if (!m || inc < m->inc)
+        return;
+    char f[GSP_NAME_MAX + 1];
+    if (str_copy(f, sizeof f, from))
+        f[0] = 0;
+    if (m->self) {
+        if (!s->leaving)
+            refute(s, now, inc);
+        return;
+    }
+    if (m->state == GSP_SUSPECT) {
+        if (suspicion_confirm(s, m, now, f))
+            queue_suspect(s, GSP_SUSPECT, m->name, m->inc, f);
+        return;
+    }
+    if (m->state != GSP_ALIVE)
+        return;
+    gsp_state_t prev = m->state;
+    m->inc = inc;
+    set_state(s, m, GSP_SUSPECT, now);
+    suspicion_start(s, m, now, f);
+    s->st.suspicions++;
+    queue_suspect(s, GSP_SUSPECT, m->name, inc, f);
+    notify(s, m, prev, 0);
+}
+
+static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
+{
+    member_t *m = find_str(s, node);
+    if (!m || inc < m->inc || m->state == GSP_DEAD || m->state == GSP_LEFT)
+        return;
+    if (m->self) {
+        if (!s->leaving)
+            refute(s, now, inc);
+        return;
+    }
+    int left = gsp_str_eq(from, m->name);
+    char f[GSP_NAME_MAX + 1];
+    if (str_copy(f, sizeof f, from))
+        f[0] = 0;
+    gsp_state_t prev = m->state;
+    m->inc = inc;
+    set_state(s, m, left ? GSP_LEFT : GSP_DEAD, now);
+    if (!left)
+        s->st.deaths++;
+    queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
+    logf_(s, left ? 1 : 2, "member %s (%s) is %s at incarnation %u", m->name, m->addr,
+          left ? "gone (left)" : "dead", inc);
+    notify(s, m, prev, 0);
+}
+
+/* ---- suspicion (Lifeguard) --------------------------------------------------------------- */
+
+static void suspicion_start(gsp_swim_t *s, member_t *m, uint64_t now, const char *from)
+{
+    double n = (double)s->live;
+    double scale = log10(n > 1 ? n : 1);
+    if (scale < 1)
+        scale = 1;
+    uint64_t min = (uint64_t)(s->cfg.suspicion_mult * scale * (double)s->cfg.probe_interval_ns);
+    uint64_t max = min * (s->cfg.suspicion_max_mult ? s->cfg.suspicion_max_mult : 1);
+    uint32_t k = s->cfg.suspicion_mult > 2 ? s->cfg.suspicion_mult - 2 : 0;
+    if (s->live < k + 2)
+        k = 0;
+    if (k > CONFIRM_MAX - 1)
+        k = CONFIRM_MAX - 1;
+    m->susp_start = now;
+    m->susp_min = min;
+    m->susp_max = max;
+    m->susp_k = k;
+    m->susp_n = 0;
+    memset(m->confirmers, 0, sizeof m->confirmers);
+    m->confirmers[0] = hash_bytes(from, strlen(from));
+    m->susp_deadline = now + (k ? max : min);
+    if (!grow((void **)&s->suspects, &s->susp_cap, s->n_susp + 1, sizeof *s->suspects))
+        s->suspects[s->n_susp++] = m;
+}
+
+/* An independent confirmation shortens the timeout: max - (max-min) * log(c+1)/log(k+1). */
+static int suspicion_confirm(gsp_swim_t *s, member_t *m, uint64_t now, const char *from)
+{
+    (void)s, (void)now;
+    if (m->susp_n >= m->susp_k || !from[0])
+        return 0;
+    uint64_t h = hash_bytes(from, strlen(from));
+    for (uint32_t i = 0; i <= m->susp_n; i++)
+        if (m->confirmers[i] == h)
+            return 0;
+    m->confirmers[++m->susp_n] = h;
+    double frac = log((double)m->susp_n + 1) / log((double)m->susp_k + 1);
+    uint64_t t = m->susp_max - (uint64_t)((double)(m->susp_max - m->susp_min) * frac);
+    if (t < m->susp_min)
+        t = m->susp_min;
+    m->susp_deadline = m->susp_start + t;
+    return 1;
+}
+
+/* ---- probes ------------------------------------------------------------------------------ */
+
+static member_t *next_target(gsp_swim_t *s)
+{
+    for (int round = 0; round < 2; round++) {
+        while (s->order_pos < s->order_n) {
+            member_t *m = s->order[s->order_pos++];
+            if (!m->self && is_live(m))
+                return m;
+        }
+        /* a new round: every live member, shuffled */
+        s->order_n = s->order_pos = 0;
+        if (grow((void **)&s->order, &s->order_cap, s->n, sizeof *s->order))
+            return NULL;
+        for (size_t i = 0; i < s->n; i++)
+            if (!s->ms[i]->self && is_live(s->ms[i]))
+                s->order[s->order_n++] = s->ms[i];
+        for (size_t i = s->order_n; i > 1; i--) {
+            size_t j = (size_t)mesh_prng_below(&s->rng, i);
+            member_t *t = s->order[i - 1];
+            s->order[i - 1] = s->order[j];
+            s->order[j] = t;
+        }
+    }
+    return NULL;
+}
+
+static void probe_failed(gsp_swim_t *s, uint64_t now)
+{
+    int delta = 0;
+    if (s->probe.nacks_expected > 0) {
+        if (s->probe.nacks < s->probe.nacks_expected)
+            delta = (int)(s->probe.nacks_expected - s->probe.nacks);
+    } else {
+        delta = 1;
+    }
+    awareness_add(s, delta);
+    member_t *m = find(s, s->probe.target, strlen(s->probe.target));
+    if (!m || m->state != GSP_ALIVE)
+        return;
+    logf_(s, 1, "no answer from %s (%s) to a direct, indirect or stream probe: suspecting it",
+          m->name, m->addr);
+    on_suspect(s, now, str_of(m->name), m->inc, str_of(s->self->name));
+}
+
+static void probe_start(gsp_swim_t *s, uint64_t now)
+{
+    if (s->probe.active && !s->probe.acked)
+        probe_failed(s, now);
+    s->probe.active = 0;
+    uint64_t interval = scaled(s, s->cfg.probe_interval_ns);
+    s->next_probe = now + interval;
+    if (s->leaving)
+        return;
+    member_t *t = next_target(s);
+    if (!t)
+        return;
+    s->probe.active = 1;
+    s->probe.acked = 0;
+    s->probe.indirect = 0;
+    s->probe.nacks = s->probe.nacks_expected = 0;
+    s->probe.seq = ++s->seq;
+    s->probe.t_indirect = now + scaled(s, s->cfg.probe_timeout_ns);
+    s->probe.t_end = now + interval;
+    snprintf(s->probe.target, sizeof s->probe.target, "%s", t->name);
+    s->st.probes++;
+    send_ping(s, t->addr, t->name, s->probe.seq, 1, t->state == GSP_SUSPECT ? t : NULL);
+}
+
+static void stream_send(gsp_swim_t *s, const char *addr, const uint8_t *data, size_t len,
+                        uint64_t tag)
+{
+    if (!s->ops.stream || s->streams >= STREAMS_MAX)
+        return;
+    s->streams++;
+    s->ops.stream(s->ud, addr, data, len, tag);
+}
+
+static void probe_indirect(gsp_swim_t *s, uint64_t now)
+{
+    (void)now;
+    s->probe.indirect = 1;
+    member_t *t = find(s, s->probe.target, strlen(s->probe.target));
+    if (!t || !is_live(t))
+        return;
+    size_t k = pick_random(s, s->cfg.indirect_checks, t, want_live, now);
+    for (size_t i = 0; i < k; i++) {
+        gsp_enc_t e;
+        dgram_init(s, &e);
+        gsp_ping_req_t r = {.seq = s->probe.seq,
+                            .target = str_of(t->name),
+                            .target_addr = str_of(t->addr),
+                            .want_nack = 1,
+                            .from = str_of(s->self->name),
+                            .from_addr = str_of(s->self->addr)};
+        if (gsp_enc_ping_req(&e, &r))
+            continue;
+        piggyback(s, &e);
+        send_dgram(s, s->scratch[i]->addr, &e);
+        s->probe.nacks_expected++;
+    }
+    s->st.indirect_probes++;
+    /* and over a stream: a network that drops datagrams must not make everyone dead */
+    uint8_t buf[GSP_MSG_OVERHEAD + 4 * (GSP_NAME_MAX + 5)];
+    gsp_enc_t e;
+    gsp_enc_init(&e, buf, sizeof buf);
+    gsp_ping_t p = {.seq = s->probe.seq,
+                    .target = str_of(t->name),
+                    .from = str_of(s->self->name),
+                    .from_addr = str_of(s->self->addr)};
+    if (!gsp_enc_ping(&e, &p)) {
+        size_t len = gsp_enc_finish(&e);
+        s->st.stream_probes++;
+        stream_send(s, t->addr, buf, len, TAG(TAG_PROBE, s->probe.seq));
+    }
+}
+
+static void probe_acked(gsp_swim_t *s, uint32_t seq)
+{
+    if (!s->probe.active || s->probe.acked || seq != s->probe.seq)
+        return;
+    s->probe.acked = 1;
+    s->st.probe_acks++;
+    awareness_add(s, -1);
+}
+
+/* ---- relays (PING_REQ for others) -------------------------------------------------------- */
+
+static void on_ping_req(gsp_swim_t *s, uint64_t now, const char *from, const gsp_ping_req_t *r)
+{
+    char target_addr[GSP_ADDR_MAX + 1], target[GSP_NAME_MAX + 1];
+    if (str_copy(target_addr, sizeof target_addr, r->target_addr) ||
+        str_copy(target, sizeof target, r->target) || !target_addr[0])
+        return;
+    if (s->n_relays == RELAY_MAX)
+        return; /* busy: the asker counts a missing nack against itself, not the target */
+    relay_t *rl = &s->relays[s->n_relays++];
+    rl->seq = ++s->seq;
+    rl->origin_seq = r->seq;
+    rl->want_nack = r->want_nack;
+    rl->deadline = now + scaled(s, s->cfg.probe_timeout_ns);
+    snprintf(rl->origin, sizeof rl->origin, "%s", from);
+    send_ping(s, target_addr, target, rl->seq, 0, NULL);
+}
+
+static void relay_acked(gsp_swim_t *s, uint32_t seq)
+{
+    for (size_t i = 0; i < s->n_relays; i++)
+        if (s->relays[i].seq == seq) {
+            send_ack(s, s->relays[i].origin, GSP_ACK, s->relays[i].origin_seq);
+            s->relays[i] = s->relays[--s->n_relays];
+            return;
+        }
+}
+
+/* ---- datagrams --------------------------------------------------------------------------- */
+
+static int handle_update(gsp_swim_t *s, uint64_t now, const gsp_msg_t *m)
+{
+    switch (m->type) {
+    case GSP_ALIVE:
+        on_alive(s, now, m->u.alive.node, m->u.alive.addr, m->u.alive.incarnation,
+                 m->u.alive.meta_version, m->u.alive.meta);
+        return 1;
+    case GSP_SUSPECT:
+        on_suspect(s, now, m->u.suspect.node, m->u.suspect.incarnation, m->u.suspect.from);
+        return 1;
+    case GSP_DEAD:
+        on_dead(s, now, m->u.suspect.node, m->u.suspect.incarnation, m->u.suspect.from);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void settle(gsp_swim_t *s);
+
+void gsp_swim_on_datagram(gsp_swim_t *s, uint64_t now, const char *from, const uint8_t *data,
+                          size_t len)
+{
+    s->st.recv_datagrams++;
+    s->st.recv_bytes += len;
+    gsp_decoder_t *d = &s->dec;
+    if (gsp_dec_init(d, data, len) != GSP_WIRE_OK) {
+        s->st.bad_messages++;
+        settle(s);
+        return;
+    }
+    for (;;) {
+        gsp_msg_t m;
+        int rc = gsp_dec_next(d, &m, NULL, NULL);
+        if (rc == GSP_WIRE_END)
+            break;
+        if (rc == GSP_WIRE_EBAD) {
+            s->st.bad_messages++;
+            break;
+        }
+        if (rc == GSP_WIRE_SKIP) {
+            s->st.unknown_messages++;
+            continue;
+        }
+        switch (m.type) {
+        case GSP_PING:
+            if (s->leaving || (m.u.ping.target.n && !gsp_str_eq(m.u.ping.target, s->self->name)))
+                break; /* not us (a node restarted under another name at that address) */
+            send_ack(s, from, GSP_ACK, m.u.ping.seq);
+            break;
+        case GSP_PING_REQ:
+            if (!s->leaving)
+                on_ping_req(s, now, from, &m.u.ping_req);
+            break;
+        case GSP_ACK:
+            probe_acked(s, m.u.ack.seq);
+            relay_acked(s, m.u.ack.seq);
+            break;
+        case GSP_NACK:
+            if (s->probe.active && m.u.ack.seq == s->probe.seq)
+                s->probe.nacks++;
+            break;
+        default:
+            if (!handle_update(s, now, &m))
+                s->st.unknown_messages++; /* stream-only messages in a datagram */
+            break;
+        }
+    }
+    settle(s);
+}
+
+/* ---- streams: push-pull, fetches, stream pings ------------------------------------------- */
+
+static int frame_room(gsp_swim_t *s, size_t need)
+{
+    return grow((void **)&s->fbuf, &s->fcap, need, 1);
+}
+
+/* Builds a push-pull frame with our whole state (and every method set we know) into buf. */
+static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int join, int reply)
+{
+    size_t need = 64;
+    for (size_t i = 0; i < s->n; i++)
+        need += GSP_MSG_OVERHEAD + strlen(s->ms[i]->name) + strlen(s->ms[i]->addr) +
+                s->ms[i]->meta_len + 24;
+    for (size_t i = 0; i < s->sets_cap; i++)
+        if (s->sets[i].hash) {
+            need += GSP_MSG_OVERHEAD + 16;
+            for (size_t j = 0; j < s->sets[i].n; j++)
+                need += strlen(s->sets[i].names[j]) + 5;
+        }
+    if (need > GSP_FRAME_MAX)
+        need = GSP_FRAME_MAX;
+    if (grow((void **)bufp, capp, need, 1))
+        return 0;
+    gsp_enc_t e;
+    gsp_enc_init(&e, *bufp, need);
+    gsp_push_pull_t h = {.join = (uint8_t)join, .reply = (uint8_t)reply, .n_states = (uint32_t)s->n};
+    if (gsp_enc_push_pull(&e, &h))
+        return 0;
+    size_t left_out = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const member_t *m = s->ms[i];
+        gsp_member_state_t st = {.node = str_of(m->name),
+                                 .addr = str_of(m->addr),
+                                 .incarnation = m->inc,
+                                 .state = (uint8_t)m->state,
+                                 .meta_version = m->meta_version,
+                                 .meta = {(const char *)m->meta, (uint32_t)m->meta_len}};
+        if (gsp_enc_state(&e, &st))
+            left_out++;
+    }
+    for (size_t i = 0; i < s->sets_cap; i++)
+        if (s->sets[i].hash &&
+            gsp_enc_set(&e, s->sets[i].hash, (const char *const *)s->sets[i].names, s->sets[i].n))
+            left_out++;
+    if (left_out)
+        logf_(s, 2, "push-pull frame over %u bytes: %zu members or method sets left out",
+              (unsigned)GSP_FRAME_MAX, left_out);
+    return gsp_enc_finish(&e);
+}
+
+static void push_pull(gsp_swim_t *s, const char *addr, int join)
+{
+    size_t len = build_push_pull(s, &s->fbuf, &s->fcap, join, 0);
+    if (!len)
+        return;
+    s->st.push_pulls++;
+    stream_send(s, addr, s->fbuf, len, TAG(join ? TAG_JOIN : TAG_PUSH_PULL, 0));
+}
+
+/* A STATE merged as memberlist does: a remote dead or suspect is only a suspicion here (we
+ * cannot tell), a remote left is final; unknown dead or left members become tombstones (so
+ * late gossip cannot resurrect them). */
+static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *st)
+{
+    gsp_str_t self = str_of(s->self->name);
+    switch (st->state) {
+    case GSP_ALIVE:
+        on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
+        break;
+    case GSP_SUSPECT:
+        if (!find_str(s, st->node))
+            on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
+        else
+            on_suspect(s, now, st->node, st->incarnation, self);
+        break;
+    case GSP_DEAD:
+    case GSP_LEFT: {
+        member_t *m = find_str(s, st->node);
+        if (!m) {
+            if (st->node.n > GSP_NAME_MAX || st->addr.n > GSP_ADDR_MAX)
+                return;
+            m = member_add(s, st->node, st->addr, now);
+            if (!m)
+                return;
+            m->inc = st->incarnation;
+            m->state = (gsp_state_t)st->state;
+            return;
+        }
+        if (st->state == GSP_LEFT)
+            on_dead(s, now, st->node, st->incarnation, st->node);
+        else
+            on_suspect(s, now, st->node, st->incarnation, self);
+        break;
+    }
+    default:
+        s->st.bad_messages++;
+    }
+}
+
+/* Reads a frame's compound twice: method sets first (states may refer to them), then the
+ * rest. Answers WANT into *reply when asked. Returns the first message's type, or -1. */
+static int read_frame(gsp_swim_t *s, uint64_t now, const uint8_t *data, size_t len,
+                      gsp_msg_t *first)
+{
+    gsp_decoder_t *d = &s->dec;
+    for (int pass = 0; pass < 2; pass++) {
+        if (gsp_dec_init(d, data, len) != GSP_WIRE_OK) {
+            s->st.bad_messages++;
+            return -1;
+        }
+        for (int i = 0;; i++) {
+            gsp_msg_t m;
+            int rc = gsp_dec_next(d, &m, NULL, NULL);
+            if (rc == GSP_WIRE_END)
+                break;
+            if (rc == GSP_WIRE_EBAD) {
+                s->st.bad_messages++;
+                return -1;
+            }
+            if (rc == GSP_WIRE_SKIP)
+                continue;
+            if (i == 0 && pass == 0)
+                *first = m;
+            if (pass == 0) {
+                if (m.type == GSP_SET && !set_find(s, m.u.set.hash) && s->ops.method_set &&
+                    s->ops.method_set(s->ud, m.u.set.hash, m.u.set.names, m.u.set.n) == 0)
+                    set_store(s, m.u.set.hash, m.u.set.names, NULL, m.u.set.n);
+                continue;
+            }
+            if (m.type == GSP_STATE)
+                merge_state(s, now, &m.u.state);
+            else if (m.type == GSP_ACK)
+                probe_acked(s, m.u.ack.seq);
+        }
+    }
+    return (int)first->type;
+}
+
+static int reply_room(gsp_swim_t *s, size_t need)
+{
+    return grow((void **)&s->rbuf, &s->rcap, need, 1);
+}
+
+static size_t answer_want(gsp_swim_t *s, const uint8_t *data, size_t len)
+{
+    gsp_decoder_t *d = &s->dec;
+    if (gsp_dec_init(d, data, len) != GSP_WIRE_OK)
+        return 0;
+    gsp_msg_t m;
+    if (gsp_dec_next(d, &m, NULL, NULL) != GSP_WIRE_OK || m.type != GSP_WANT)
+        return 0;
+    size_t need = 64;
+    for (uint32_t i = 0; i < m.u.want.n_nodes; i++) {
+        member_t *x = find_str(s, m.u.want.nodes[i]);
+        if (x)
+            need += GSP_MSG_OVERHEAD + strlen(x->name) + strlen(x->addr) + x->meta_len + 24;
+    }
+    for (uint32_t i = 0; i < m.u.want.n_sets; i++) {
+        mset_t *x = set_find(s, m.u.want.sets[i]);
+        if (x) {
+            need += GSP_MSG_OVERHEAD + 16;
+            for (size_t j = 0; j < x->n; j++)
+                need += strlen(x->names[j]) + 5;
+        }
+    }
+    if (need > GSP_FRAME_MAX || reply_room(s, need))
+        return 0;
+    gsp_enc_t e;
+    gsp_enc_init(&e, s->rbuf, need);
+    for (uint32_t i = 0; i < m.u.want.n_nodes; i++) {
+        member_t *x = find_str(s, m.u.want.nodes[i]);
+        if (!x)
+            continue;
+        gsp_member_state_t st = {.node = str_of(x->name),
+                                 .addr = str_of(x->addr),
+                                 .incarnation = x->inc,
+                                 .state = (uint8_t)x->state,
+                                 .meta_version = x->meta_version,
+                                 .meta = {(const char *)x->meta, (uint32_t)x->meta_len}};
+        (void)gsp_enc_state(&e, &st);
+    }
+    for (uint32_t i = 0; i < m.u.want.n_sets; i++) {
+        mset_t *x = set_find(s, m.u.want.sets[i]);
+        if (x)
+            (void)gsp_enc_set(&e, x->hash, (const char *const *)x->names, x->n);
+    }
+    return gsp_enc_finish(&e);
+}
+
+const uint8_t *gsp_swim_on_stream_request(gsp_swim_t *s, uint64_t now, const uint8_t *data,
+                                          size_t len, size_t *reply_len)
+{
+    *reply_len = 0;
+    s->st.recv_bytes += len;
+    gsp_msg_t first;
+    memset(&first, 0, sizeof first);
+    gsp_decoder_t *d = &s->dec;
+    if (gsp_dec_init(d, data, len) != GSP_WIRE_OK ||
+        gsp_dec_next(d, &first, NULL, NULL) != GSP_WIRE_OK) {
+        s->st.bad_messages++;
+        settle(s);
+        return NULL;
+    }
+    const uint8_t *out = NULL;
+    switch (first.type) {
+    case GSP_PING:
+        if (!s->leaving &&
+            (!first.u.ping.target.n || gsp_str_eq(first.u.ping.target, s->self->name)) &&
+            !reply_room(s, 32)) {
+            gsp_enc_t e;
+            gsp_enc_init(&e, s->rbuf, 32);
+            if (!gsp_enc_ack(&e, GSP_ACK, first.u.ping.seq)) {
+                *reply_len = gsp_enc_finish(&e);
+                out = s->rbuf;
+            }
+        }
+        break;
+    case GSP_PUSH_PULL:
+        if (read_frame(s, now, data, len, &first) == GSP_PUSH_PULL) {
+            *reply_len = build_push_pull(s, &s->rbuf, &s->rcap, 0, 1);
+            out = *reply_len ? s->rbuf : NULL;
+        }
+        break;
+    case GSP_WANT:
+        *reply_len = answer_want(s, data, len);
+        out = *reply_len ? s->rbuf : NULL;
+        break;
+    default:
+        s->st.unknown_messages++;
+        break;
+    }
+    if (out)
+        s->st.sent_bytes += *reply_len;
+    settle(s);
+    return out;
+}
+
+void gsp_swim_on_stream_reply(gsp_swim_t *s, uint64_t now, uint64_t tag, const uint8_t *data,
+                              size_t len)
+{
+    if (s->streams)
+        s->streams--;
+    uint64_t kind = TAG_KIND(tag);
+    if (data) {
+        s->st.recv_bytes += len;
+        gsp_msg_t first;
+        memset(&first, 0, sizeof first);
+        int t = read_frame(s, now, data, len, &first);
+        if (kind == TAG_JOIN && t == GSP_PUSH_PULL && !s->joined) {
+            s->joined = 1;
+            s->next_join = UINT64_MAX;
+            logf_(s, 1, "joined: %zu members known, %zu alive", s->n, s->live);
+        }
+    }
+    if (kind == TAG_WANT) /* the value is the low bits of the owner's name hash */
+        for (size_t i = 0; i < s->n; i++)
+            if (s->ms[i]->fetching && TAG(TAG_WANT, s->ms[i]->name_hash) == tag)
+                s->ms[i]->fetching = 0;
+    settle(s);
+}
+
+static void send_want(gsp_swim_t *s, member_t *m, const char *const *nodes, size_t n_nodes,
+                      const uint64_t *sets, size_t n_sets)
+{
+    size_t need = 64 + n_nodes * (GSP_NAME_MAX + 5) + n_sets * 9;
+    if (frame_room(s, need))
+        return;
+    gsp_enc_t e;
+    gsp_enc_init(&e, s->fbuf, need);
+    if (gsp_enc_want(&e, nodes, n_nodes, sets, n_sets))
+        return;
+    size_t len = gsp_enc_finish(&e);
+    stream_send(s, m->addr, s->fbuf, len, TAG(TAG_WANT, m->name_hash));
+}
+
+static void fetch_meta(gsp_swim_t *s, member_t *m)
+{
+    if (m->fetching || !is_live(m))
+        return;
+    m->fetching = 1;
+    const char *nodes[1] = {m->name};
+    send_want(s, m, nodes, 1, NULL, 0);
+}
+
+void gsp_swim_want_sets(gsp_swim_t *s, uint64_t now, const char *node, const uint64_t *hashes,
+                        size_t n)
+{
+    (void)now;
+    member_t *m = find(s, node, strlen(node));
+    if (!m || m->self || !is_live(m) || !n)
+        return;
+    uint64_t want[64];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 64; i++)
+        if (hashes[i] && !set_find(s, hashes[i]))
+            want[k++] = hashes[i];
+    if (k)
+        send_want(s, m, NULL, 0, want, k);
+    settle(s);
+}
+
+/* ---- the clock --------------------------------------------------------------------------- */
+
+static void gossip_tick(gsp_swim_t *s, uint64_t now)
+{
+    s->next_gossip = now + s->cfg.gossip_interval_ns;
+    if (!s->qn)
+        return;
+    size_t k = pick_random(s, s->cfg.gossip_nodes, NULL, want_gossip, now);
+    for (size_t i = 0; i < k && s->qn; i++) {
+        gsp_enc_t e;
+        dgram_init(s, &e);
+        piggyback(s, &e);
+        if (e.n)
+            send_dgram(s, s->scratch[i]->addr, &e);
+    }
+}
+
+static int addr_is_live(const gsp_swim_t *s, const char *addr)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (is_live(s->ms[i]) && !strcmp(s->ms[i]->addr, addr))
+            return 1;
+    return 0;
+}
+
+static void reconnect_tick(gsp_swim_t *s, uint64_t now)
+{
+    s->next_reconnect = now + s->cfg.reconnect_interval_ns;
+    if (s->leaving)
+        return;
+    if (pick_random(s, 1, NULL, want_recently_dead, now))
+        push_pull(s, s->scratch[0]->addr, 0);
+    /* seeds that are not live members: a healed partition, a restarted seed */
+    for (size_t i = 0; i < s->n_seeds; i++)
+        if (strcmp(s->seeds[i], s->self->addr) && !addr_is_live(s, s->seeds[i]))
+            push_pull(s, s->seeds[i], 1);
+}
+
+static void gc_tick(gsp_swim_t *s, uint64_t now)
+{
+    s->next_gc = now + GC_INTERVAL;
+    for (size_t i = 0; i < s->n;) {
+        member_t *m = s->ms[i];
+        if (!m->self && !is_live(m) && now - m->since >= s->cfg.tombstone_ns)
+            member_free(s, m);
+        else
+            i++;
+    }
+}
+
+static void join_tick(gsp_swim_t *s, uint64_t now)
+{
+    size_t tried = 0;
+    for (size_t i = 0; i < s->n_seeds; i++)
+        if (strcmp(s->seeds[i], s->self->addr)) {
+            push_pull(s, s->seeds[i], 1);
+            tried++;
+        }
+    if (!tried) {
+        s->joined = 1;
+        s->next_join = UINT64_MAX;
+        return;
+    }
+    s->next_join = now + s->join_backoff;
+    s->join_backoff = s->join_backoff * 2 > JOIN_BACKOFF_MAX ? JOIN_BACKOFF_MAX
+                                                             : s->join_backoff * 2;
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static uint64_t compute_due(const gsp_swim_t *s)
+{
+    uint64_t d = min64(s->next_probe, s->next_gossip);
+    d = min64(d, s->next_push_pull);
+    d = min64(d, s->next_reconnect);
+    d = min64(d, s->next_gc);
+    d = min64(d, s->next_join);
+    if (s->probe.active && !s->probe.acked && !s->probe.indirect)
+        d = min64(d, s->probe.t_indirect);
+    for (size_t i = 0; i < s->n_relays; i++)
+        d = min64(d, s->relays[i].deadline);
+    for (size_t i = 0; i < s->n_susp; i++)
+        d = min64(d, s->suspects[i]->susp_deadline);
+    return d;
+}
+
+static void settle(gsp_swim_t *s)
+{
+    s->due = compute_due(s);
+}
+
+/* After a stall, verdicts wait until the input that queued meanwhile has been read: the
+ * caller's loop reads its sockets before it runs the timer again. */
+static void postpone_verdicts(gsp_swim_t *s, uint64_t now)
+{
+    uint64_t grace = now + scaled(s, s->cfg.probe_timeout_ns);
+    if (s->next_probe <= now && s->probe.active && !s->probe.acked)
+        s->next_probe = grace;
+    if (s->probe.active && !s->probe.indirect && s->probe.t_indirect <= now)
+        s->probe.t_indirect = grace;
+    for (size_t i = 0; i < s->n_relays; i++)
+        if (s->relays[i].deadline <= now)
+            s->relays[i].deadline = grace;
+    for (size_t i = 0; i < s->n_susp; i++)
+        if (s->suspects[i]->susp_deadline <= now)
+            s->suspects[i]->susp_deadline = grace;
+}
+
+void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
+{
+    if (s->due != UINT64_MAX && now > s->due + s->cfg.late_timer_ns) {
+        s->st.late_timers++;
+        awareness_add(s, 1);
+        logf_(s, 2, "timer ran %llu ms late (the loop stalled): reading input before verdicts",
+              (unsigned long long)((now - s->due) / MS));
+        postpone_verdicts(s, now);
+    }
+    if (now >= s->next_join)
+        join_tick(s, now);
+    if (now >= s->next_gossip)
+        gossip_tick(s, now);
+    if (s->probe.active && !s->probe.acked && !s->probe.indirect && now >= s->probe.t_indirect)
+        probe_indirect(s, now);
+    if (now >= s->next_probe)
+        probe_start(s, now);
+    for (size_t i = 0; i < s->n_relays;) {
+        relay_t *r = &s->relays[i];
+        if (now >= r->deadline) {
+            if (r->want_nack)
+                send_ack(s, r->origin, GSP_NACK, r->origin_seq);
+            s->relays[i] = s->relays[--s->n_relays];
+        } else {
+            i++;
+        }
+    }
+    for (size_t i = 0; i < s->n_susp;) {
+        member_t *m = s->suspects[i];
+        if (now >= m->susp_deadline) {
+            logf_(s, 2, "suspicion of %s (%s) timed out after %llu ms with %u confirmations",
+                  m->name, m->addr, (unsigned long long)((now - m->susp_start) / MS), m->susp_n);
+            on_dead(s, now, str_of(m->name), m->inc, str_of(s->self->name)); /* removes it */
+        } else {
+            i++;
+        }
+    }
+    if (now >= s->next_push_pull) {
+        s->next_push_pull = now + s->cfg.push_pull_interval_ns;
+        if (!s->leaving && pick_random(s, 1, NULL, want_live, now))
+            push_pull(s, s->scratch[0]->addr, 0);
+    }
+    if (now >= s->next_reconnect)
+        reconnect_tick(s, now);
+    if (now >= s->next_gc)
+        gc_tick(s, now);
+    settle(s);
+}
+
+uint64_t gsp_swim_next_deadline(const gsp_swim_t *s)
+{
+    return s->due;
+}
+
+/* ---- life cycle -------------------------------------------------------------------------- */
+
+gsp_swim_t *gsp_swim_new(const char *name, const char *addr, const gsp_swim_cfg_t *cfg,
+                         const gsp_swim_ops_t *ops, void *ud, uint64_t seed, uint64_t now)
+{
+    if (!name || !addr || !cfg || !ops || !ops->send || !name[0] || strlen(name) > GSP_NAME_MAX ||
+        !addr[0] || strlen(addr) > GSP_ADDR_MAX || !cfg->probe_interval_ns ||
+        !cfg->gossip_interval_ns || cfg->udp_max < 256)
+        return NULL;
+    gsp_swim_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    if (s->cfg.udp_max > GSP_UDP_MAX)
+        s->cfg.udp_max = GSP_UDP_MAX;
+    s->ops = *ops;
+    s->ud = ud;
+    mesh_prng_seed(&s->rng, seed);
+    s->self = member_add(s, str_of(name), str_of(addr), now);
+    if (!s->self) {
+        gsp_swim_free(s);
+        return NULL;
+    }
+    s->self->self = 1;
+    s->self->inc = 1;
+    set_state(s, s->self, GSP_ALIVE, now);
+    s->joined = 1;
+    s->next_join = UINT64_MAX;
+    /* spread the first probe over an interval so nodes started together do not beat in step */
+    s->next_probe = now + mesh_prng_below(&s->rng, s->cfg.probe_interval_ns);
+    s->next_gossip = now + s->cfg.gossip_interval_ns;
+    s->next_push_pull = s->cfg.push_pull_interval_ns
+                            ? now + s->cfg.push_pull_interval_ns / 2 +
+                                  mesh_prng_below(&s->rng, s->cfg.push_pull_interval_ns)
+                            : UINT64_MAX;
+    s->next_reconnect = s->cfg.reconnect_interval_ns ? now + s->cfg.reconnect_interval_ns
+                                                     : UINT64_MAX;
+    s->next_gc = now + GC_INTERVAL;
+    settle(s);
+    return s;
+}
+
+void gsp_swim_free(gsp_swim_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->ms[i]->meta);
+        free(s->ms[i]);
+    }
+    for (size_t i = 0; i < s->qn; i++)
+        free(s->q[i].msg);
+    for (size_t i = 0; i < s->sets_cap; i++)
+        free(s->sets[i].names);
+    for (size_t i = 0; i < s->n_seeds; i++)
+        free(s->seeds[i]);
+    free(s->seeds);
+    free(s->sets);
+    free(s->ms);
+    free(s->tab);
+    free(s->order);
+    free(s->scratch);
+    free(s->q);
+    free(s->qsort_idx);
+    free(s->suspects);
+    free(s->fbuf);
+    free(s->rbuf);
+    free(s);
+}
+
+void gsp_swim_set_incarnation(gsp_swim_t *s, uint32_t inc)
+{
+    if (inc >= s->self->inc)
+        s->self->inc = inc + 1;
+}
+
+void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!seeds[i] || !seeds[i][0] || strlen(seeds[i]) > GSP_ADDR_MAX)
+            continue;
+        char **g = realloc(s->seeds, (s->n_seeds + 1) * sizeof *g);
+        if (!g)
+            break;
+        s->seeds = g;
+        if ((s->seeds[s->n_seeds] = strdup(seeds[i])))
+            s->n_seeds++;
+    }
+    s->joined = 0;
+    s->join_backoff = JOIN_BACKOFF0;
+    s->next_join = now;
+    queue_alive(s, s->self);
+    settle(s);
+}
+
+int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len)
+{
+    (void)now;
+    if (len > GSP_META_MAX) {
+        logf_(s, 3, "our metadata is %zu bytes, over the %u-byte bound: not announced", len,
+              (unsigned)GSP_META_MAX);
+        return -1;
+    }
+    if (set_meta_bytes(s->self, meta, len))
+        return -1;
+    s->self->meta_version++;
+    queue_alive(s, s->self);
+    notify(s, s->self, GSP_ALIVE, 0);
+    settle(s);
+    return 0;
+}
+
+int gsp_swim_add_method_set(gsp_swim_t *s, uint64_t hash, const char *const *names, size_t n)
+{
+    return set_store(s, hash, NULL, names, n);
+}
+
+void gsp_swim_leave(gsp_swim_t *s, uint64_t now)
+{
+    if (s->leaving)
+        return;
+    s->leaving = 1;
+    s->probe.active = 0;
+    member_t *me = s->self;
+    queue_suspect(s, GSP_DEAD, me->name, me->inc, me->name);
+    size_t k = pick_random(s, LEAVE_FANOUT, NULL, want_live, now);
+    for (size_t i = 0; i < k; i++) {
+        gsp_enc_t e;
+        dgram_init(s, &e);
+        piggyback(s, &e);
+        send_dgram(s, s->scratch[i]->addr, &e);
+    }
+    set_state(s, me, GSP_LEFT, now);
+    logf_(s, 1, "leaving: told %zu members", k);
+    settle(s);
+}
+
+int gsp_swim_leave_sent(const gsp_swim_t *s)
+{
+    if (!s->leaving)
+        return 0;
+    size_t others = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->ms[i]->self && is_live(s->ms[i]))
+            others++;
+    uint32_t want = retransmit_limit(s);
+    if (others < want)
+        want = (uint32_t)others;
+    return s->leave_transmits >= want;
+}
+
+/* ---- the view ---------------------------------------------------------------------------- */
+
+size_t gsp_swim_count(const gsp_swim_t *s)
+{
+    return s->n;
+}
+
+int gsp_swim_member(const gsp_swim_t *s, size_t i, gsp_member_t *out)
+{
+    if (i >= s->n)
+        return -1;
+    fill_member(s->ms[i], out);
+    return 0;
+}
+
+int gsp_swim_find(const gsp_swim_t *s, const char *name, gsp_member_t *out)
+{
+    member_t *m = find(s, name, strlen(name));
+    if (!m)
+        return -1;
+    fill_member(m, out);
+    return 0;
+}
+
+size_t gsp_swim_live(const gsp_swim_t *s)
+{
+    return s->live;
+}
+
+const char *const *gsp_swim_method_set(const gsp_swim_t *s, uint64_t hash, size_t *n)
+{
+    mset_t *m = set_find(s, hash);
+    if (!m)
+        return NULL;
+    *n = m->n;
+    return (const char *const *)m->names;
+}
+
+uint32_t gsp_swim_awareness(const gsp_swim_t *s)
+{
+    return s->awareness;
+}
+
+uint32_t gsp_swim_incarnation(const gsp_swim_t *s)
+{
+    return s->self->inc;
+}
+
+void gsp_swim_stats(const gsp_swim_t *s, gsp_swim_stats_t *out)
+{
+    *out = s->st;
+}
