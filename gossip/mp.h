@@ -89,6 +89,32 @@ static inline int gsp_mpr_array(gsp_mpr_t *r, uint32_t max, uint32_t *n)
     return 0;
 }
 
+/** Reads a map header (any form) of at most max pairs. */
+static inline int gsp_mpr_map(gsp_mpr_t *r, uint32_t max, uint32_t *n)
+{
+    size_t left = gsp_mpr_left(r);
+    if (left < 1)
+        return -1;
+    uint8_t b = r->p[r->pos];
+    uint64_t v;
+    size_t hdr;
+    if ((b & 0xf0) == 0x80) {
+        v = b & 0x0f, hdr = 1;
+    } else if (b == 0xde && left >= 3) {
+        v = gsp_mpr_be(r, 1, 2), hdr = 3;
+    } else if (b == 0xdf && left >= 5) {
+        v = gsp_mpr_be(r, 1, 4), hdr = 5;
+    } else {
+        return -1;
+    }
+    /* Every pair takes at least two bytes. */
+    if (v > max || v > (left - hdr) / 2)
+        return -1;
+    r->pos += hdr;
+    *n = (uint32_t)v;
+    return 0;
+}
+
 /** Reads a non-negative integer (any unsigned or signed form) of at most max. */
 static inline int gsp_mpr_uint(gsp_mpr_t *r, uint64_t max, uint64_t *out)
 {
