@@ -16,6 +16,14 @@
  *
  * Decoded messages borrow their strings and byte strings from the input buffer: they are
  * valid while it is. Strings are not NUL-terminated (gsp_str_t).
+ *
+ * The version: GSP_WIRE_VERSION is the first byte of every sealed packet (gossip/seal.h), in
+ * the header that AES-GCM authenticates, and not part of the compound: a node refuses a packet
+ * of another version before decoding anything (GSP_SEAL_EVERSION). Within a version, messages
+ * may grow trailing fields and new types; a change that older nodes could misread bumps it.
+ *
+ * The fields of each message and the rules both the encoders and the decoders check are
+ * listed at the top of gossip/wire.c.
  */
 #ifndef GSP_WIRE_H
 #define GSP_WIRE_H
@@ -41,12 +49,13 @@ typedef struct gsp_str {
     uint32_t n;
 } gsp_str_t;
 
-/** Member states, ordered: a state only moves up at the same incarnation. */
+/** Member states, ordered: a state only moves up at the same incarnation. (GSP_ST_: the
+ *  message types below own GSP_ALIVE, GSP_SUSPECT and GSP_DEAD.) */
 typedef enum gsp_state {
-    GSP_ALIVE = 0,
-    GSP_SUSPECT = 1,
-    GSP_DEAD = 2,
-    GSP_LEFT = 3, /* left gracefully (a dead message sent by the node itself) */
+    GSP_ST_ALIVE = 0,
+    GSP_ST_SUSPECT = 1,
+    GSP_ST_DEAD = 2,
+    GSP_ST_LEFT = 3, /* left gracefully (a dead message sent by the node itself) */
 } gsp_state_t;
 
 /** Message types (the first element of each encoded message). */
@@ -173,6 +182,10 @@ int gsp_enc_suspect(gsp_enc_t *e, gsp_type_t type /* GSP_SUSPECT or GSP_DEAD */,
                     const gsp_suspect_t *m);
 int gsp_enc_state(gsp_enc_t *e, const gsp_member_state_t *m);
 int gsp_enc_push_pull(gsp_enc_t *e, const gsp_push_pull_t *m);
+/* Each gsp_enc_* also refuses (-1, compound unchanged) a message that breaks the decoders'
+ * rules (gossip/wire.c): an over-long name, a NUL byte in a string, an empty member name, a
+ * state above GSP_ST_LEFT, a SET hash of 0, lists over GSP_SET_MAX... */
+
 /** A method set: names need not be sorted (the hash is the caller's, see gsp_meta_set_hash). */
 int gsp_enc_set(gsp_enc_t *e, uint64_t hash, const char *const *names, size_t n);
 int gsp_enc_want(gsp_enc_t *e, const char *const *nodes, size_t n_nodes, const uint64_t *sets,
@@ -199,11 +212,13 @@ typedef struct gsp_decoder {
     const uint8_t *p;
     size_t len, pos;
     uint32_t left; /* messages not read yet */
+    int err;       /* a message was malformed: every later call returns GSP_WIRE_EBAD */
     gsp_str_t names[GSP_SET_MAX];
     uint64_t hashes[GSP_SET_MAX];
 } gsp_decoder_t;
 
-/** Starts reading a compound; GSP_WIRE_OK or GSP_WIRE_EBAD. */
+/** Starts reading a compound (the whole of buf: bytes after its last message make the end
+ *  GSP_WIRE_EBAD); GSP_WIRE_OK or GSP_WIRE_EBAD. */
 int gsp_dec_init(gsp_decoder_t *d, const void *buf, size_t len);
 
 /**

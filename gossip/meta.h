@@ -1,0 +1,81 @@
+/*
+ * gossip/meta.h: a node's gossiped metadata: the instances it owns, as the registry knows them
+ * (registry/instance.h), and the hash that stands for an instance's method set.
+ *
+ * Format: the metadata (the `meta` bytes of ALIVE and STATE messages, gossip/wire.h) is a
+ * msgpack array of at most GSP_INST_MAX instances, GSP_META_MAX bytes at most; an instance is
+ * an array of fields, in this order:
+ *
+ *   service   str, 1..GSP_FIELD_MAX bytes ("package.Service")
+ *   addr      str, 1..GSP_ADDR_MAX bytes ("host:port")
+ *   node      str, 0..GSP_NAME_MAX bytes (empty: unknown)
+ *   zone      str, 0..GSP_FIELD_MAX bytes (empty: no zone)
+ *   version   str, 0..GSP_FIELD_MAX bytes (release label; empty: none)
+ *   weight    uint, 0..GSP_WEIGHT_MAX
+ *   methods   uint 64: the method set's hash (gsp_meta_set_hash); 0: the instance does not list
+ *             its methods (it may serve every method of its service)
+ *   labels    map of str to str, at most GSP_LABEL_MAX pairs of 0..GSP_FIELD_MAX bytes each
+ *
+ * Fields after these are ignored (a newer node may add some); strings hold no NUL byte. The
+ * method names themselves do not travel with the metadata: nodes exchange the sets by hash
+ * (SET and WANT messages), once per set, since most instances of a service share one.
+ *
+ * Decoding is bounded and allocation-free like the messages': decoded strings borrow from the
+ * input, and metadata that breaks any rule above is refused whole.
+ */
+#ifndef GSP_META_H
+#define GSP_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gossip/wire.h"
+
+#define GSP_LABEL_MAX  16      /* labels of one instance */
+#define GSP_WEIGHT_MAX 1000000 /* as the registry's REG_MAX_WEIGHT */
+
+/** A label; borrowed strings. */
+typedef struct gsp_label {
+    gsp_str_t key, value;
+} gsp_label_t;
+
+/** One instance a node owns; borrowed strings (empty where the registry has NULL). */
+typedef struct gsp_inst {
+    gsp_str_t service, addr;
+    gsp_str_t node, zone, version;
+    uint32_t weight;
+    uint64_t methods; /* method set hash; 0: not listed (an empty list hashes to non-zero) */
+    uint32_t n_labels;
+    gsp_label_t labels[GSP_LABEL_MAX];
+} gsp_inst_t;
+
+/**
+ * Encodes n instances into buf (cap bytes; at most GSP_META_MAX are used). Returns the length,
+ * or -1 when they do not fit or break a rule of the format (too many instances or labels, a
+ * field too long or empty where it may not be, a NUL byte in a string, a weight too big).
+ * Allocates nothing.
+ */
+int gsp_meta_encode(const gsp_inst_t *insts, size_t n, uint8_t *buf, size_t cap);
+
+/**
+ * Decodes metadata (len bytes, the whole of it) into out[0..cap) and sets *n. Returns 0, or -1
+ * when it is malformed, breaks a rule or holds more than cap instances (cap = GSP_INST_MAX
+ * takes any valid metadata). The strings in out point into buf.
+ */
+int gsp_meta_decode(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n);
+
+/**
+ * The hash of a set of method names: the same for any order and any repetition of the names,
+ * never 0 (0 means "not listed"), and the empty set's hash is a fixed non-zero value. FNV-1a 64
+ * over the distinct names in byte order, each preceded by its length (4 bytes, little endian).
+ * Sets of up to GSP_SET_MAX names are hashed without allocating.
+ */
+uint64_t gsp_meta_set_hash(const char *const *names, size_t n);
+
+/** The same hash over borrowed strings (to check a received SET against its hash). */
+uint64_t gsp_meta_set_hash_strs(const gsp_str_t *names, size_t n);
+
+/** The hash of the empty method set. */
+#define GSP_SET_HASH_EMPTY 0xcbf29ce484222325ULL
+
+#endif
