@@ -12,7 +12,6 @@
  * at the same incarnation needs a higher meta_version. Only a member itself raises its
  * incarnation (to refute a suspicion or a death, or after a restart) and its meta_version.
  */
-#define _GNU_SOURCE
 #include "gossip/swim.h"
 
 #include <math.h>
@@ -326,7 +325,7 @@ static void tab_del(gsp_swim_t *s, member_t *m)
 
 static int is_live(const member_t *m)
 {
-    return m->state == GSP_ALIVE || m->state == GSP_SUSPECT;
+    return m->state == GSP_ST_ALIVE || m->state == GSP_ST_SUSPECT;
 }
 
 static void fill_member(const member_t *m, gsp_member_t *out)
@@ -365,7 +364,7 @@ static void set_state(gsp_swim_t *s, member_t *m, gsp_state_t st, uint64_t now)
 {
     if (m->state == st)
         return;
-    if (m->state == GSP_SUSPECT)
+    if (m->state == GSP_ST_SUSPECT)
         susp_remove(s, m);
     int was = is_live(m);
     m->state = st;
@@ -411,7 +410,7 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
         return NULL;
     }
     m->name_hash = hash_bytes(m->name, name.n);
-    m->state = GSP_DEAD; /* set_state below counts it */
+    m->state = GSP_ST_DEAD; /* set_state below counts it */
     m->since = now;
     m->idx = s->n;
     s->ms[s->n++] = m;
@@ -421,7 +420,7 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
 
 static void member_free(gsp_swim_t *s, member_t *m)
 {
-    if (m->state == GSP_SUSPECT)
+    if (m->state == GSP_ST_SUSPECT)
         susp_remove(s, m);
     if (is_live(m))
         s->live--;
@@ -712,12 +711,12 @@ static int want_live(const gsp_swim_t *s, const member_t *m, uint64_t now)
 static int want_gossip(const gsp_swim_t *s, const member_t *m, uint64_t now)
 {
     return is_live(m) ||
-           (m->state == GSP_DEAD && now - m->since < s->cfg.reconnect_interval_ns);
+           (m->state == GSP_ST_DEAD && now - m->since < s->cfg.reconnect_interval_ns);
 }
 
 static int want_recently_dead(const gsp_swim_t *s, const member_t *m, uint64_t now)
 {
-    return m->state == GSP_DEAD && now - m->since < s->cfg.reconnect_timeout_ns;
+    return m->state == GSP_ST_DEAD && now - m->since < s->cfg.reconnect_timeout_ns;
 }
 
 /* ---- the update rules -------------------------------------------------------------------- */
@@ -774,11 +773,11 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         m->meta_version = mv;
         if (has_meta && meta.n)
             set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
-        set_state(s, m, GSP_ALIVE, now);
+        set_state(s, m, GSP_ST_ALIVE, now);
         order_insert(s, m);
         s->st.joins++;
         queue_alive(s, m);
-        notify(s, m, GSP_DEAD, 1);
+        notify(s, m, GSP_ST_DEAD, 1);
         if (!has_meta)
             fetch_meta(s, m);
         return;
@@ -821,8 +820,8 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         m->meta_version = mv;
     }
     if (newer_inc) {
-        set_state(s, m, GSP_ALIVE, now);
-        if (prev != GSP_ALIVE && prev != GSP_SUSPECT)
+        set_state(s, m, GSP_ST_ALIVE, now);
+        if (prev != GSP_ST_ALIVE && prev != GSP_ST_SUSPECT)
             order_insert(s, m);
     }
     queue_alive(s, m);
@@ -847,16 +846,16 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
             refute(s, now, inc);
         return;
     }
-    if (m->state == GSP_SUSPECT) {
+    if (m->state == GSP_ST_SUSPECT) {
         if (suspicion_confirm(s, m, now, f))
             queue_suspect(s, GSP_SUSPECT, m->name, m->inc, f);
         return;
     }
-    if (m->state != GSP_ALIVE)
+    if (m->state != GSP_ST_ALIVE)
         return;
     gsp_state_t prev = m->state;
     m->inc = inc;
-    set_state(s, m, GSP_SUSPECT, now);
+    set_state(s, m, GSP_ST_SUSPECT, now);
     suspicion_start(s, m, now, f);
     s->st.suspicions++;
     queue_suspect(s, GSP_SUSPECT, m->name, inc, f);
@@ -866,7 +865,7 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
 static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
 {
     member_t *m = find_str(s, node);
-    if (!m || inc < m->inc || m->state == GSP_DEAD || m->state == GSP_LEFT)
+    if (!m || inc < m->inc || m->state == GSP_ST_DEAD || m->state == GSP_ST_LEFT)
         return;
     if (m->self) {
         if (!s->leaving)
@@ -879,7 +878,7 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
         f[0] = 0;
     gsp_state_t prev = m->state;
     m->inc = inc;
-    set_state(s, m, left ? GSP_LEFT : GSP_DEAD, now);
+    set_state(s, m, left ? GSP_ST_LEFT : GSP_ST_DEAD, now);
     if (!left)
         s->st.deaths++;
     queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
@@ -972,7 +971,7 @@ static void probe_failed(gsp_swim_t *s, uint64_t now)
     }
     awareness_add(s, delta);
     member_t *m = find(s, s->probe.target, strlen(s->probe.target));
-    if (!m || m->state != GSP_ALIVE)
+    if (!m || m->state != GSP_ST_ALIVE)
         return;
     logf_(s, 1, "no answer from %s (%s) to a direct, indirect or stream probe: suspecting it",
           m->name, m->addr);
@@ -1000,7 +999,7 @@ static void probe_start(gsp_swim_t *s, uint64_t now)
     s->probe.t_end = now + interval;
     snprintf(s->probe.target, sizeof s->probe.target, "%s", t->name);
     s->st.probes++;
-    send_ping(s, t->addr, t->name, s->probe.seq, 1, t->state == GSP_SUSPECT ? t : NULL);
+    send_ping(s, t->addr, t->name, s->probe.seq, 1, t->state == GSP_ST_SUSPECT ? t : NULL);
 }
 
 static void stream_send(gsp_swim_t *s, const char *addr, const uint8_t *data, size_t len,
@@ -1229,17 +1228,17 @@ static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *s
 {
     gsp_str_t self = str_of(s->self->name);
     switch (st->state) {
-    case GSP_ALIVE:
+    case GSP_ST_ALIVE:
         on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
         break;
-    case GSP_SUSPECT:
+    case GSP_ST_SUSPECT:
         if (!find_str(s, st->node))
             on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
         else
             on_suspect(s, now, st->node, st->incarnation, self);
         break;
-    case GSP_DEAD:
-    case GSP_LEFT: {
+    case GSP_ST_DEAD:
+    case GSP_ST_LEFT: {
         member_t *m = find_str(s, st->node);
         if (!m) {
             if (st->node.n > GSP_NAME_MAX || st->addr.n > GSP_ADDR_MAX)
@@ -1251,7 +1250,7 @@ static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *s
             m->state = (gsp_state_t)st->state;
             return;
         }
-        if (st->state == GSP_LEFT)
+        if (st->state == GSP_ST_LEFT)
             on_dead(s, now, st->node, st->incarnation, st->node);
         else
             on_suspect(s, now, st->node, st->incarnation, self);
@@ -1654,7 +1653,7 @@ gsp_swim_t *gsp_swim_new(const char *name, const char *addr, const gsp_swim_cfg_
     }
     s->self->self = 1;
     s->self->inc = 1;
-    set_state(s, s->self, GSP_ALIVE, now);
+    set_state(s, s->self, GSP_ST_ALIVE, now);
     s->joined = 1;
     s->next_join = UINT64_MAX;
     /* spread the first probe over an interval so nodes started together do not beat in step */
@@ -1736,7 +1735,7 @@ int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t l
         return -1;
     s->self->meta_version++;
     queue_alive(s, s->self);
-    notify(s, s->self, GSP_ALIVE, 0);
+    notify(s, s->self, GSP_ST_ALIVE, 0);
     settle(s);
     return 0;
 }
@@ -1761,7 +1760,7 @@ void gsp_swim_leave(gsp_swim_t *s, uint64_t now)
         piggyback(s, &e);
         send_dgram(s, s->scratch[i]->addr, &e);
     }
-    set_state(s, me, GSP_LEFT, now);
+    set_state(s, me, GSP_ST_LEFT, now);
     logf_(s, 1, "leaving: told %zu members", k);
     settle(s);
 }

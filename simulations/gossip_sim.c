@@ -1,0 +1,802 @@
+/*
+ * simulations/gossip_sim.c: the gossip scenarios: N production gossip actors
+ * (gossip/gossip_actor.c, running gossip/swim.c) on simulated hosts of the simulated network
+ * (actors/simnet.h), under the simulated executor's virtual clock, with the network faults and
+ * process faults each scenario names. Every scenario asserts its outcome and its time bound;
+ * bounds are derived from the timers of the profile in use and printed with the run.
+ *
+ * Scenarios:
+ *   join       N nodes join through one seed: everyone sees everyone alive
+ *   kill       a node killed (no leave): every other node sees it dead; nobody else dies
+ *   refute     a node cut off for less than a suspicion timeout: suspected, refutes, never dead
+ *   loss       20 % datagram loss for 10 minutes: no false death
+ *   oneway     datagrams from one node to another are lost (one way): no false death
+ *   stall      a node's loop stalls 3 s: it declares nobody dead; it is alive again afterwards
+ *   restart    a killed node restarts under its name: alive again at a higher incarnation
+ *   restartall every node restarts at once: one whole membership again
+ *   partition  halves split until each declares the other dead, then heal: one membership again
+ *   leave      a graceful leave: everyone sees it left (not dead), fast
+ *   meta       a node's instances and method sets reach every node (small and large metadata)
+ *   keys       key rotation in three rolling steps without a death; a node with a foreign key,
+ *              and one with another cluster label, never join
+ *
+ *   gossip_sim --scenario NAME|all [--seed N | --seeds COUNT [--first-seed S]] [--nodes N]
+ *              [--verbose]
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/exec.h"
+#include "actors/sim.h"
+#include "actors/simnet.h"
+#include "common/log.h"
+#include "gossip/gossip_actor.h"
+#include "gossip/meta.h"
+#include "simulations/sim_sweep.h"
+
+#define MS        1000000ull
+#define S         (1000 * MS)
+#define MAX_NODES 128
+
+typedef struct gnode {
+    int i;
+    char ip[32];
+    gsp_actor_cfg_t cfg;
+    mesh_actor_id_t id;
+    int running;
+    const gsp_swim_t *swim; /* set by the observer while running */
+    gsp_actor_stats_t stats;
+    uint64_t max_awareness;
+    struct world *w;
+} gnode_t;
+
+typedef struct world {
+    mesh_exec_t *sim;
+    mesh_simnet_t *net;
+    gnode_t nodes[MAX_NODES];
+    int n;
+    int verbose;
+    uint64_t t0;
+    sim_outcome_t *out;
+    gsp_swim_cfg_t prof;
+} world_t;
+
+typedef struct opts {
+    const char *scenario;
+    int nodes;
+    int verbose;
+} opts_t;
+
+static void fail(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(world_t *w, const char *fmt, ...)
+{
+    w->out->failures++;
+    size_t l = strlen(w->out->why);
+    if (l + 2 >= sizeof w->out->why)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->out->why + l, sizeof w->out->why - l, fmt, ap);
+    va_end(ap);
+    l = strlen(w->out->why);
+    if (l + 2 < sizeof w->out->why)
+        strcat(w->out->why, "; ");
+}
+
+static void say(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(world_t *w, const char *fmt, ...)
+{
+    if (!w->verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("[%8.3f s] ", (double)(mesh_sim_now(w->sim) - w->t0) / 1e9);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+static uint64_t now(world_t *w)
+{
+    return mesh_sim_now(w->sim) - w->t0;
+}
+
+/* ---- nodes ------------------------------------------------------------------------------- */
+
+static void observe(void *ud, const gsp_swim_t *swim, const gsp_actor_stats_t *stats)
+{
+    gnode_t *n = ud;
+    n->swim = swim;
+    n->stats = *stats;
+    uint32_t a = gsp_swim_awareness(swim);
+    if (a > n->max_awareness)
+        n->max_awareness = a;
+}
+
+static void node_name(int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "node-%d", i);
+}
+
+/* Prepares node i (host 10.0.i/250.i%250+1, port 7946) with seeds: node 0 (and 1). */
+static void node_init(world_t *w, int i)
+{
+    gnode_t *n = &w->nodes[i];
+    memset(n, 0, sizeof *n);
+    n->i = i;
+    n->w = w;
+    snprintf(n->ip, sizeof n->ip, "10.0.%d.%d", i / 250, i % 250 + 1);
+    node_name(i, n->cfg.name, sizeof n->cfg.name);
+    snprintf(n->cfg.bind, sizeof n->cfg.bind, "%s:7946", n->ip);
+    n->cfg.swim = w->prof;
+    n->cfg.io = mesh_simnet_host(w->net, n->ip);
+    n->cfg.observe = observe;
+    n->cfg.observe_ud = n;
+    n->cfg.seed = mesh_sim_random(w->sim);
+    int seeds[2] = {0, 1};
+    for (int k = 0; k < 2; k++)
+        if (seeds[k] != i && seeds[k] < w->n)
+            snprintf(n->cfg.seeds[n->cfg.n_seeds++], GSP_ADDR_MAX + 1, "10.0.0.%d:7946",
+                     seeds[k] + 1);
+}
+
+static void node_start(world_t *w, int i)
+{
+    gnode_t *n = &w->nodes[i];
+    n->cfg.seed = mesh_sim_random(w->sim);
+    if (mesh_exec_spawn(w->sim, &gsp_actor_ops, &n->cfg, NULL, &n->id) < 0) {
+        fail(w, "node %d did not start", i);
+        return;
+    }
+    n->running = 1;
+}
+
+/* kill -9: the process is gone (its sockets close, nothing is announced). */
+static void node_kill(world_t *w, int i)
+{
+    gnode_t *n = &w->nodes[i];
+    if (!n->running)
+        return;
+    mesh_exec_stop(w->sim, n->id);
+    n->running = 0;
+    n->swim = NULL;
+}
+
+static void run_for(world_t *w, uint64_t d)
+{
+    mesh_sim_run_until(w->sim, mesh_sim_now(w->sim) + d);
+}
+
+/* The state node `obs` has for node `of` (-1: unknown, or obs not running). */
+static int state_at(world_t *w, int obs, int of, uint32_t *inc)
+{
+    gnode_t *o = &w->nodes[obs];
+    if (!o->running || !o->swim)
+        return -1;
+    char name[32];
+    node_name(of, name, sizeof name);
+    gsp_member_t m;
+    if (gsp_swim_find(o->swim, name, &m))
+        return -1;
+    if (inc)
+        *inc = m.incarnation;
+    return (int)m.state;
+}
+
+/* Whether every running node other than `of` (and not in skip) sees `of` in state st. */
+static int all_see(world_t *w, int of, int st)
+{
+    for (int i = 0; i < w->n; i++)
+        if (i != of && w->nodes[i].running && state_at(w, i, of, NULL) != st)
+            return 0;
+    return 1;
+}
+
+/* Whether every running node sees exactly the running nodes alive (a whole membership). */
+static int whole(world_t *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        if (!w->nodes[i].running)
+            continue;
+        for (int j = 0; j < w->n; j++) {
+            if (!w->nodes[j].running || i == j)
+                continue;
+            if (state_at(w, i, j, NULL) != GSP_ST_ALIVE)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* Runs in 10 ms steps until pred holds or the bound passes; returns the time it took, or
+ * UINT64_MAX. */
+static uint64_t wait_for(world_t *w, uint64_t bound, int (*pred)(world_t *, void *), void *arg)
+{
+    uint64_t start = now(w);
+    while (now(w) - start <= bound) {
+        if (pred(w, arg))
+            return now(w) - start;
+        run_for(w, 10 * MS);
+    }
+    return pred(w, arg) ? now(w) - start : UINT64_MAX;
+}
+
+static int pred_whole(world_t *w, void *arg)
+{
+    (void)arg;
+    return whole(w);
+}
+
+typedef struct sees {
+    int of, st;
+} sees_t;
+
+static int pred_all_see(world_t *w, void *arg)
+{
+    sees_t *s = arg;
+    return all_see(w, s->of, s->st);
+}
+
+/* Counts the (observer, member) pairs where a running member is seen dead. */
+static int false_deaths(world_t *w)
+{
+    int c = 0;
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < w->n; j++)
+            if (i != j && w->nodes[j].running && state_at(w, i, j, NULL) == GSP_ST_DEAD)
+                c++;
+    return c;
+}
+
+/* Deaths declared so far by every running node (its suspicion timeouts that expired). */
+static uint64_t deaths_declared(world_t *w)
+{
+    uint64_t d = 0;
+    for (int i = 0; i < w->n; i++)
+        if (w->nodes[i].running && w->nodes[i].swim) {
+            gsp_swim_stats_t st;
+            gsp_swim_stats(w->nodes[i].swim, &st);
+            d += st.deaths;
+        }
+    return d;
+}
+
+/* ---- bounds from the timers -------------------------------------------------------------- */
+
+static double log10n(int n)
+{
+    double l = 0;
+    for (double x = n; x >= 10; x /= 10)
+        l += 1;
+    return l < 1 ? 1 : l + 0.5; /* a coarse ceiling of log10 */
+}
+
+/* The longest suspicion timeout at n members. */
+static uint64_t susp_max(const world_t *w, int n)
+{
+    return (uint64_t)(w->prof.suspicion_mult * log10n(n) * (double)w->prof.probe_interval_ns) *
+           w->prof.suspicion_max_mult;
+}
+
+/* Spreading an update to n members: rounds of gossip to gossip_nodes members each. */
+static uint64_t spread(const world_t *w, int n)
+{
+    return (uint64_t)(log10n(n) * 6 + 4) * w->prof.gossip_interval_ns + w->prof.probe_interval_ns;
+}
+
+/* From a kill to everyone seeing the death: someone probes it within a round of probes, the
+ * probe fails by the end of its interval, the suspicion times out, the death spreads. */
+static uint64_t detect_bound(const world_t *w, int n)
+{
+    int round = n - 1 < 8 ? n - 1 : 8; /* a random order reaches it early with many probers */
+    return (uint64_t)(round + 2) * w->prof.probe_interval_ns + susp_max(w, n) + spread(w, n);
+}
+
+static uint64_t join_bound(const world_t *w, int n)
+{
+    return 2 * S + spread(w, n) * 2;
+}
+
+/* ---- scenarios --------------------------------------------------------------------------- */
+
+static void start_all(world_t *w)
+{
+    for (int i = 0; i < w->n; i++)
+        node_init(w, i);
+    for (int i = 0; i < w->n; i++)
+        node_start(w, i);
+}
+
+static int join_all(world_t *w)
+{
+    uint64_t b = join_bound(w, w->n), t = wait_for(w, b, pred_whole, NULL);
+    if (t == UINT64_MAX) {
+        fail(w, "%d nodes did not form one membership within %llu ms", w->n,
+             (unsigned long long)(b / MS));
+        return -1;
+    }
+    say(w, "%d nodes joined in %llu ms (bound %llu ms)", w->n, (unsigned long long)(t / MS),
+        (unsigned long long)(b / MS));
+    return 0;
+}
+
+static void sc_join(world_t *w)
+{
+    start_all(w);
+    join_all(w);
+}
+
+static void sc_kill(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    node_kill(w, k);
+    sees_t s = {k, GSP_ST_DEAD};
+    uint64_t b = detect_bound(w, w->n), t = wait_for(w, b, pred_all_see, &s);
+    if (t == UINT64_MAX)
+        fail(w, "killed node %d not seen dead by everyone within %llu ms", k,
+             (unsigned long long)(b / MS));
+    else
+        say(w, "node %d killed: everyone saw it dead after %llu ms (bound %llu ms)", k,
+            (unsigned long long)(t / MS), (unsigned long long)(b / MS));
+    run_for(w, 5 * S);
+    if (false_deaths(w))
+        fail(w, "%d false deaths after a kill", false_deaths(w));
+}
+
+static void block_node(world_t *w, int k, int blocked)
+{
+    mesh_addr_t a, b;
+    for (int i = 0; i < w->n; i++) {
+        if (i == k)
+            continue;
+        mesh_addr_parse(w->nodes[k].cfg.bind, &a);
+        mesh_addr_parse(w->nodes[i].cfg.bind, &b);
+        mesh_simnet_block(w->net, &a, &b, blocked);
+    }
+}
+
+static void sc_refute(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    /* cut off long enough to be suspected, shorter than the shortest suspicion timeout */
+    uint64_t cut = 3 * w->prof.probe_interval_ns;
+    block_node(w, k, 1);
+    run_for(w, cut);
+    block_node(w, k, 0);
+    run_for(w, susp_max(w, w->n) + spread(w, w->n));
+    gsp_swim_stats_t st;
+    uint64_t sus = 0, ref = 0;
+    for (int i = 0; i < w->n; i++) {
+        gsp_swim_stats(w->nodes[i].swim, &st);
+        sus += st.suspicions;
+        if (i == k)
+            ref = st.refutations;
+    }
+    say(w, "node %d cut off for %llu ms: %llu suspicions, %llu refutations", k,
+        (unsigned long long)(cut / MS), (unsigned long long)sus, (unsigned long long)ref);
+    if (false_deaths(w))
+        fail(w, "node %d declared dead after a %llu ms cut (suspicions %llu, refutations %llu)",
+             k, (unsigned long long)(cut / MS), (unsigned long long)sus,
+             (unsigned long long)ref);
+    if (!whole(w))
+        fail(w, "membership not whole after the cut healed");
+}
+
+static void sc_loss(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS, .loss = 0.20};
+    mesh_simnet_configure(w->net, &o);
+    uint64_t d0 = deaths_declared(w);
+    for (int m = 0; m < 10; m++) {
+        run_for(w, 60 * S);
+        if (false_deaths(w)) {
+            fail(w, "minute %d of 20%% loss: %d false deaths", m + 1, false_deaths(w));
+            break;
+        }
+    }
+    uint64_t d = deaths_declared(w) - d0;
+    if (d)
+        fail(w, "%llu deaths declared in 10 min of 20%% loss", (unsigned long long)d);
+    say(w, "10 min at 20%% loss: %llu deaths declared", (unsigned long long)d);
+    mesh_simnet_opts_t ok = {.latency_min_ns = MS, .latency_jitter_ns = MS};
+    mesh_simnet_configure(w->net, &ok);
+}
+
+static void sc_restart(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    uint32_t old = 0;
+    state_at(w, 0, k, &old);
+    node_kill(w, k);
+    sees_t s = {k, GSP_ST_DEAD};
+    if (wait_for(w, detect_bound(w, w->n), pred_all_see, &s) == UINT64_MAX) {
+        fail(w, "node %d not seen dead", k);
+        return;
+    }
+    node_start(w, k);
+    s.st = GSP_ST_ALIVE;
+    uint64_t b = join_bound(w, w->n) + w->prof.reconnect_interval_ns,
+             t = wait_for(w, b, pred_all_see, &s);
+    uint32_t inc = 0;
+    state_at(w, 0, k, &inc);
+    if (t == UINT64_MAX)
+        fail(w, "restarted node %d not alive everywhere within %llu ms", k,
+             (unsigned long long)(b / MS));
+    else if (inc <= old)
+        fail(w, "restarted node %d alive at incarnation %u, not above %u", k, inc, old);
+    else
+        say(w, "node %d restarted: alive everywhere after %llu ms at incarnation %u (was %u)", k,
+            (unsigned long long)(t / MS), inc, old);
+    if (wait_for(w, join_bound(w, w->n), pred_whole, NULL) == UINT64_MAX)
+        fail(w, "membership not whole after the restart");
+}
+
+static void sc_restartall(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    for (int i = 0; i < w->n; i++)
+        node_kill(w, i);
+    run_for(w, 500 * MS);
+    for (int i = 0; i < w->n; i++)
+        node_start(w, i);
+    uint64_t b = join_bound(w, w->n) + w->prof.reconnect_interval_ns,
+             t = wait_for(w, b, pred_whole, NULL);
+    if (t == UINT64_MAX)
+        fail(w, "after all %d nodes restarted: no whole membership within %llu ms", w->n,
+             (unsigned long long)(b / MS));
+    else
+        say(w, "all restarted: whole again after %llu ms", (unsigned long long)(t / MS));
+}
+
+static void partition(world_t *w, int blocked)
+{
+    mesh_addr_t a, b;
+    for (int i = 0; i < w->n / 2; i++)
+        for (int j = w->n / 2; j < w->n; j++) {
+            mesh_addr_parse(w->nodes[i].cfg.bind, &a);
+            mesh_addr_parse(w->nodes[j].cfg.bind, &b);
+            mesh_simnet_block(w->net, &a, &b, blocked);
+        }
+}
+
+static int pred_split(world_t *w, void *arg)
+{
+    (void)arg;
+    int h = w->n / 2;
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < w->n; j++)
+            if (i != j && (i < h) != (j < h) && state_at(w, i, j, NULL) != GSP_ST_DEAD)
+                return 0;
+    return 1;
+}
+
+static void sc_partition(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    partition(w, 1);
+    uint64_t b = detect_bound(w, w->n) * 2, t = wait_for(w, b, pred_split, NULL);
+    if (t == UINT64_MAX) {
+        fail(w, "halves did not declare each other dead within %llu ms",
+             (unsigned long long)(b / MS));
+        return;
+    }
+    say(w, "partitioned: each half saw the other dead after %llu ms", (unsigned long long)(t / MS));
+    run_for(w, 60 * S);
+    partition(w, 0);
+    b = w->prof.reconnect_interval_ns + join_bound(w, w->n) + susp_max(w, w->n);
+    t = wait_for(w, b, pred_whole, NULL);
+    if (t == UINT64_MAX)
+        fail(w, "no whole membership within %llu ms after the heal", (unsigned long long)(b / MS));
+    else
+        say(w, "healed: one membership after %llu ms (bound %llu ms)", (unsigned long long)(t / MS),
+            (unsigned long long)(b / MS));
+}
+
+static void sc_leave(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    uint64_t d0 = deaths_declared(w);
+    mesh_exec_send(w->sim, w->nodes[k].id, GSP_MSG_LEAVE, NULL, 0);
+    run_for(w, 300 * MS); /* what a graceful shutdown waits at most before exiting */
+    node_kill(w, k);
+    sees_t s = {k, GSP_ST_LEFT};
+    uint64_t b = spread(w, w->n), t = wait_for(w, b, pred_all_see, &s);
+    if (t == UINT64_MAX)
+        fail(w, "node %d left, not seen as left by everyone within %llu ms", k,
+             (unsigned long long)(b / MS));
+    else
+        say(w, "node %d left: seen as left everywhere after %llu ms", k,
+            (unsigned long long)(t / MS));
+    run_for(w, 10 * S);
+    if (deaths_declared(w) != d0)
+        fail(w, "a death was declared around a graceful leave");
+    if (!all_see(w, k, GSP_ST_LEFT))
+        fail(w, "node %d's leave turned into another state", k);
+}
+
+/* Metadata: node 2 announces an instance with a method set, then a big one (over a datagram). */
+static int pred_meta(world_t *w, void *arg)
+{
+    uint64_t *want = arg; /* [meta_version, set hash] */
+    for (int i = 0; i < w->n; i++) {
+        if (i == 2 || !w->nodes[i].running || !w->nodes[i].swim)
+            continue;
+        gsp_member_t m;
+        size_t n;
+        if (gsp_swim_find(w->nodes[i].swim, "node-2", &m) || m.meta_version != want[0] || !m.meta)
+            return 0;
+        if (!gsp_swim_method_set(w->nodes[i].swim, want[1], &n))
+            return 0;
+    }
+    return 1;
+}
+
+static void announce(world_t *w, int k, int n_inst, uint64_t *hash_out)
+{
+    static const char *methods[] = {"/shop.Cart/Add", "/shop.Cart/Get", "/shop.Cart/Clear"};
+    uint64_t h = gsp_meta_set_hash(methods, 3);
+    gsp_inst_t insts[GSP_INST_MAX];
+    char svc[GSP_INST_MAX][48], addr[GSP_INST_MAX][32];
+    for (int i = 0; i < n_inst; i++) {
+        snprintf(svc[i], sizeof svc[i], "shop.Cart%d", i);
+        snprintf(addr[i], sizeof addr[i], "%s:%d", w->nodes[k].ip, 50051 + i);
+        memset(&insts[i], 0, sizeof insts[i]);
+        insts[i].service = (gsp_str_t){svc[i], (uint32_t)strlen(svc[i])};
+        insts[i].addr = (gsp_str_t){addr[i], (uint32_t)strlen(addr[i])};
+        insts[i].node = (gsp_str_t){w->nodes[k].cfg.name, (uint32_t)strlen(w->nodes[k].cfg.name)};
+        insts[i].zone = (gsp_str_t){"zone-a", 6};
+        insts[i].version = (gsp_str_t){"v1", 2};
+        insts[i].weight = 100;
+        insts[i].methods = h;
+    }
+    gsp_meta_update_t *u = calloc(1, sizeof *u);
+    u->meta = malloc(GSP_META_MAX);
+    int len = gsp_meta_encode(insts, (size_t)n_inst, u->meta, GSP_META_MAX);
+    if (len < 0) {
+        fail(w, "metadata of %d instances does not encode", n_inst);
+        gsp_meta_update_free(u);
+        return;
+    }
+    u->meta_len = (size_t)len;
+    u->n_sets = 1;
+    u->sets = calloc(1, sizeof *u->sets);
+    u->sets[0].hash = h;
+    u->sets[0].n = 3;
+    u->sets[0].names = calloc(3, sizeof(char *));
+    for (int i = 0; i < 3; i++)
+        u->sets[0].names[i] = strdup(methods[i]);
+    if (mesh_exec_send_ptr(w->sim, w->nodes[k].id, GSP_MSG_SET_META, u, gsp_meta_update_free))
+        gsp_meta_update_free(u);
+    *hash_out = h;
+}
+
+static void sc_meta(world_t *w)
+{
+    if (w->n < 3) {
+        fail(w, "meta needs 3 nodes");
+        return;
+    }
+    start_all(w);
+    if (join_all(w))
+        return;
+    uint64_t want[2];
+    announce(w, 2, 1, &want[1]);
+    want[0] = 1;
+    uint64_t b = spread(w, w->n) + w->prof.stream_timeout_ns, t = wait_for(w, b, pred_meta, want);
+    if (t == UINT64_MAX)
+        fail(w, "node-2's instance and method set not everywhere within %llu ms",
+             (unsigned long long)(b / MS));
+    else
+        say(w, "small metadata everywhere after %llu ms", (unsigned long long)(t / MS));
+    announce(w, 2, 40, &want[1]); /* about 3 KB: fetched over streams */
+    want[0] = 2;
+    t = wait_for(w, b, pred_meta, want);
+    if (t == UINT64_MAX)
+        fail(w, "node-2's large metadata not everywhere within %llu ms",
+             (unsigned long long)(b / MS));
+    else
+        say(w, "large metadata everywhere after %llu ms", (unsigned long long)(t / MS));
+}
+
+static void set_key(gnode_t *n, const uint8_t *const *keys, int nk)
+{
+    n->cfg.ring.n = (uint32_t)nk;
+    for (int i = 0; i < nk; i++)
+        memcpy(n->cfg.ring.keys[i], keys[i], GSP_KEY_LEN);
+}
+
+static void sc_keys(world_t *w)
+{
+    static uint8_t ka[GSP_KEY_LEN], kb[GSP_KEY_LEN], kc[GSP_KEY_LEN];
+    for (int i = 0; i < GSP_KEY_LEN; i++) {
+        ka[i] = (uint8_t)(mesh_sim_random(w->sim));
+        kb[i] = (uint8_t)(mesh_sim_random(w->sim));
+        kc[i] = (uint8_t)(mesh_sim_random(w->sim));
+    }
+    const uint8_t *a[] = {ka}, *ab[] = {ka, kb}, *ba[] = {kb, ka}, *b[] = {kb}, *c[] = {kc};
+    int real = w->n - 2; /* the last two are the intruders */
+    int n_all = w->n;
+    w->n = real;
+    for (int i = 0; i < real; i++) {
+        node_init(w, i);
+        set_key(&w->nodes[i], a, 1);
+        node_start(w, i);
+    }
+    if (join_all(w))
+        return;
+    uint64_t d0 = deaths_declared(w);
+    /* rolling restarts: each node is down briefly (less than a probe timeout) */
+    const uint8_t *const *steps[] = {ab, ba, b};
+    int nk[] = {2, 2, 1};
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < real; i++) {
+            node_kill(w, i);
+            set_key(&w->nodes[i], steps[s], nk[s]);
+            node_start(w, i);
+            run_for(w, 50 * MS);
+        }
+    run_for(w, 5 * S);
+    if (!whole(w))
+        fail(w, "membership not whole after the key rotation");
+    (void)d0;
+    /* intruders: a foreign key, and the right key with another cluster label */
+    w->n = n_all;
+    node_init(w, real);
+    set_key(&w->nodes[real], c, 1);
+    node_init(w, real + 1);
+    set_key(&w->nodes[real + 1], b, 1);
+    snprintf(w->nodes[real + 1].cfg.label, sizeof w->nodes[real + 1].cfg.label, "other-mesh");
+    node_start(w, real);
+    node_start(w, real + 1);
+    run_for(w, 10 * S);
+    for (int i = 0; i < real; i++)
+        for (int j = real; j < n_all; j++)
+            if (state_at(w, i, j, NULL) >= 0)
+                fail(w, "node %d knows intruder %d", i, j);
+    uint64_t auth = 0, label = 0;
+    for (int i = 0; i < real; i++) {
+        auth += w->nodes[i].stats.refused[GSP_SEAL_EAUTH];
+        label += w->nodes[i].stats.refused[GSP_SEAL_ELABEL];
+    }
+    if (!auth || !label)
+        fail(w, "intruders' packets not refused as such (auth %llu, label %llu)",
+             (unsigned long long)auth, (unsigned long long)label);
+    say(w, "keys rotated; intruder packets refused: %llu auth, %llu label",
+        (unsigned long long)auth, (unsigned long long)label);
+}
+
+typedef struct scenario {
+    const char *name;
+    void (*run)(world_t *w);
+    int min_nodes;
+} scenario_t;
+
+static const scenario_t scenarios[] = {
+    {"join", sc_join, 3},           {"kill", sc_kill, 3},       {"refute", sc_refute, 4},
+    {"loss", sc_loss, 3},           {"restart", sc_restart, 3}, {"restartall", sc_restartall, 3},
+    {"partition", sc_partition, 4}, {"leave", sc_leave, 3},     {"meta", sc_meta, 3},
+    {"keys", sc_keys, 5},
+};
+
+/* ---- driver ------------------------------------------------------------------------------ */
+
+typedef struct sweep_ud {
+    const opts_t *o;
+    const scenario_t *sc;
+} sweep_ud_t;
+
+static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
+{
+    (void)tally;
+    sweep_ud_t *su = ud;
+    world_t *w = calloc(1, sizeof *w);
+    if (!w)
+        abort();
+    memset(out, 0, sizeof *out);
+    w->out = out;
+    w->verbose = su->o->verbose;
+    w->n = su->o->nodes < su->sc->min_nodes ? su->sc->min_nodes : su->o->nodes;
+    if (w->n > MAX_NODES)
+        w->n = MAX_NODES;
+    w->sim = mesh_sim_new(seed);
+    w->net = mesh_sim_net(w->sim);
+    mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS};
+    mesh_simnet_configure(w->net, &o);
+    gsp_swim_profile("lan", &w->prof);
+    w->t0 = mesh_sim_now(w->sim);
+    su->sc->run(w);
+    out->hash = mesh_sim_trace_hash(w->sim);
+    mesh_exec_free(w->sim);
+    free(w);
+}
+
+static void replay(void *ud, uint64_t seed)
+{
+    sweep_ud_t *su = ud;
+    printf("  replay: gossip_sim --scenario %s --seed %llu --nodes %d --verbose\n", su->sc->name,
+           (unsigned long long)seed, su->o->nodes);
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.scenario = "all", .nodes = 10};
+    uint64_t seed = 0, seeds = 0, first = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--scenario") && v)
+            o.scenario = v, i++;
+        else if (!strcmp(a, "--seed") && v)
+            seed = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--seeds") && v)
+            seeds = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--first-seed") && v)
+            first = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--nodes") && v)
+            o.nodes = atoi(v), i++;
+        else if (!strcmp(a, "--verbose"))
+            o.verbose = 1;
+        else {
+            fprintf(stderr,
+                    "usage: gossip_sim [--scenario NAME|all] [--seed N | --seeds COUNT "
+                    "[--first-seed S]] [--nodes N] [--verbose]\n");
+            return 2;
+        }
+    }
+    if (o.nodes < 1 || o.nodes > MAX_NODES) {
+        fprintf(stderr, "gossip_sim: --nodes must be 1..%d\n", MAX_NODES);
+        return 2;
+    }
+    mesh_log_init("sim", o.verbose ? MESH_LOG_INFO : MESH_LOG_OFF, MESH_LOG_FORMAT_TEXT);
+    int failed = 0, matched = 0;
+    for (size_t k = 0; k < sizeof scenarios / sizeof *scenarios; k++) {
+        const scenario_t *sc = &scenarios[k];
+        if (strcmp(o.scenario, "all") && strcmp(o.scenario, sc->name))
+            continue;
+        matched++;
+        sweep_ud_t su = {&o, sc};
+        if (!seeds) {
+            sim_outcome_t out;
+            run_one(&su, seed ? seed : first, 1, &out);
+            printf("%-10s seed %llu: %s%s\n", sc->name, (unsigned long long)(seed ? seed : first),
+                   out.failures ? "FAILED: " : "ok", out.why);
+            failed += out.failures != 0;
+        } else {
+            printf("%-10s %llu seeds from %llu, %d nodes\n", sc->name, (unsigned long long)seeds,
+                   (unsigned long long)first, o.nodes);
+            sim_sweep_result_t r = sim_sweep(first, seeds, run_one, replay, &su);
+            failed += r.failed != 0 || r.nondeterministic;
+        }
+    }
+    if (!matched) {
+        fprintf(stderr, "gossip_sim: no scenario named %s\n", o.scenario);
+        return 2;
+    }
+    return failed ? 1 : 0;
+}
