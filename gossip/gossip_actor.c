@@ -136,6 +136,14 @@ static void emit(gstate_t *g, uint32_t type, void *ptr)
 
 static void kick(gstate_t *g);
 
+/* A packet or frame refused by sealing: counted (and shown to an observer). */
+static void refused(gstate_t *g, gsp_seal_err_t e)
+{
+    g->stats.refused[e]++;
+    if (g->cfg->observe)
+        g->cfg->observe(g->cfg->observe_ud, g->swim, &g->stats);
+}
+
 static int addr_of(const char *text, mesh_addr_t *out)
 {
     return mesh_addr_parse(text, out);
@@ -186,7 +194,7 @@ static void xchg_on_read(mesh_stream_t *st, const void *data, ssize_t len, void 
     }
     gsp_seal_err_t e = gsp_open(g->sealer, frame, flen, g->fscratch, g->fscratch_cap, &body, &blen);
     if (e != GSP_SEAL_OK) {
-        g->stats.refused[e]++;
+        refused(g, e);
         xchg_finish(x, NULL, 0);
         return;
     }
@@ -392,7 +400,7 @@ static void on_dgram(mesh_udp_t *sock, const mesh_addr_t *from, const void *data
     size_t blen;
     gsp_seal_err_t e = gsp_open(g->sealer, data, len, g->scratch, sizeof g->scratch, &body, &blen);
     if (e != GSP_SEAL_OK) {
-        g->stats.refused[e]++;
+        refused(g, e);
         return;
     }
     char fromtext[GSP_ADDR_MAX + 1];
@@ -447,7 +455,7 @@ static void conn_on_read(mesh_stream_t *st, const void *data, ssize_t len, void 
     size_t blen;
     gsp_seal_err_t e = gsp_open(g->sealer, frame, flen, g->fscratch, g->fscratch_cap, &body, &blen);
     if (e != GSP_SEAL_OK) {
-        g->stats.refused[e]++;
+        refused(g, e);
         conn_close(c);
         return;
     }

@@ -41,6 +41,13 @@ enum {
 
 #define GSP_SEEDS_MAX 16
 
+/** Counters, readable by observe callbacks and tests (packets refused by cause, streams). */
+typedef struct gsp_actor_stats {
+    uint64_t refused[GSP_SEAL_NERR];
+    uint64_t streams_out, streams_in, stream_failures;
+} gsp_actor_stats_t;
+
+
 /** How a gossip actor starts (the spawn argument; it must outlive the actor, restarts too). */
 typedef struct gsp_actor_cfg {
     char name[GSP_NAME_MAX + 1];
@@ -107,11 +114,5 @@ void gsp_meta_update_free(void *p);
 
 /** The actor. */
 extern const mesh_actor_ops_t gsp_actor_ops;
-
-/** Counters, readable by observe callbacks and tests (packets refused by cause, streams). */
-typedef struct gsp_actor_stats {
-    uint64_t refused[GSP_SEAL_NERR];
-    uint64_t streams_out, streams_in, stream_failures;
-} gsp_actor_stats_t;
 
 #endif

@@ -882,8 +882,7 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
     if (!left)
         s->st.deaths++;
     queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
-    logf_(s, left ? 1 : 2, "member %s (%s) is %s at incarnation %u", m->name, m->addr,
-          left ? "gone (left)" : "dead", inc);
+
     notify(s, m, prev, 0);
 }
 
@@ -971,8 +970,8 @@ static void probe_failed(gsp_swim_t *s, uint64_t now)
     }
     awareness_add(s, delta);
     member_t *m = find(s, s->probe.target, strlen(s->probe.target));
-    if (!m || m->state != GSP_ST_ALIVE)
-        return;
+    if (!m || !is_live(m))
+        return; /* a suspect one: our own failure is an independent confirmation */
     logf_(s, 1, "no answer from %s (%s) to a direct, indirect or stream probe: suspecting it",
           m->name, m->addr);
     on_suspect(s, now, str_of(m->name), m->inc, str_of(s->self->name));
@@ -1413,6 +1412,11 @@ void gsp_swim_on_stream_reply(gsp_swim_t *s, uint64_t now, uint64_t tag, const u
         if (kind == TAG_JOIN && t == GSP_PUSH_PULL && !s->joined) {
             s->joined = 1;
             s->next_join = UINT64_MAX;
+            /* nodes joining together learn of each other by gossip, which may miss one: an
+             * early push-pull with a random member closes the gap (anti-entropy, sooner) */
+            uint64_t early = now + 5 * s->cfg.probe_interval_ns;
+            if (early < s->next_push_pull)
+                s->next_push_pull = early;
             logf_(s, 1, "joined: %zu members known, %zu alive", s->n, s->live);
         }
     }

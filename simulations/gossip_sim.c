@@ -146,7 +146,8 @@ static void node_start(world_t *w, int i)
 {
     gnode_t *n = &w->nodes[i];
     n->cfg.seed = mesh_sim_random(w->sim);
-    if (mesh_exec_spawn(w->sim, &gsp_actor_ops, &n->cfg, NULL, &n->id) < 0) {
+    mesh_spawn_opts_t so = {.name = n->cfg.name}; /* log lines name the node */
+    if (mesh_exec_spawn(w->sim, &gsp_actor_ops, &n->cfg, &so, &n->id) < 0) {
         fail(w, "node %d did not start", i);
         return;
     }
@@ -294,9 +295,11 @@ static uint64_t detect_bound(const world_t *w, int n)
     return (uint64_t)(round + 2) * w->prof.probe_interval_ns + susp_max(w, n) + spread(w, n);
 }
 
+/* Joining: the push-pull with a seed, gossip, and the early push-pull after the join (5 probe
+ * intervals) that catches what gossip missed among nodes joining at once. */
 static uint64_t join_bound(const world_t *w, int n)
 {
-    return 2 * S + spread(w, n) * 2;
+    return 1 * S + 5 * w->prof.probe_interval_ns + spread(w, n) * 2;
 }
 
 /* ---- scenarios --------------------------------------------------------------------------- */
@@ -315,6 +318,13 @@ static int join_all(world_t *w)
     if (t == UINT64_MAX) {
         fail(w, "%d nodes did not form one membership within %llu ms", w->n,
              (unsigned long long)(b / MS));
+        for (int i = 0; i < w->n; i++) {
+            char row[MAX_NODES + 1];
+            for (int j = 0; j < w->n; j++)
+                row[j] = "?ASDL"[state_at(w, i, j, NULL) + 1];
+            row[w->n] = 0;
+            say(w, "view of node %2d: %s", i, row);
+        }
         return -1;
     }
     say(w, "%d nodes joined in %llu ms (bound %llu ms)", w->n, (unsigned long long)(t / MS),
@@ -658,9 +668,10 @@ static void sc_keys(world_t *w)
     for (int s = 0; s < 3; s++)
         for (int i = 0; i < real; i++) {
             node_kill(w, i);
+            run_for(w, 20 * MS);
             set_key(&w->nodes[i], steps[s], nk[s]);
             node_start(w, i);
-            run_for(w, 50 * MS);
+            run_for(w, 100 * MS);
         }
     run_for(w, 5 * S);
     if (!whole(w))
