@@ -107,9 +107,8 @@ int gsp_meta_decode(const void *buf, size_t len, gsp_inst_t *out, size_t cap, si
 
 /* ---- method set hashes ------------------------------------------------------------------- */
 
-static int str_cmp(const void *a, const void *b)
+static int str_cmp(const gsp_str_t *x, const gsp_str_t *y)
 {
-    const gsp_str_t *x = a, *y = b;
     uint32_t n = x->n < y->n ? x->n : y->n;
     int c = n ? memcmp(x->p, y->p, n) : 0;
     return c ? c : (x->n > y->n) - (x->n < y->n);
@@ -125,10 +124,41 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
+/* Moves v[i] down the max-heap v[0..n). */
+static void sift_down(gsp_str_t *v, size_t i, size_t n)
+{
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            return;
+        if (c + 1 < n && str_cmp(&v[c + 1], &v[c]) > 0)
+            c++;
+        if (str_cmp(&v[c], &v[i]) <= 0)
+            return;
+        gsp_str_t t = v[i];
+        v[i] = v[c];
+        v[c] = t;
+        i = c;
+    }
+}
+
+/* Heapsort: in place and O(n log n), where qsort may allocate. */
+static void sort_strs(gsp_str_t *v, size_t n)
+{
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(v, i, n);
+    for (size_t end = n; end > 1; end--) {
+        gsp_str_t t = v[0];
+        v[0] = v[end - 1];
+        v[end - 1] = t;
+        sift_down(v, 0, end - 1);
+    }
+}
+
 /* Sorts v (n entries, writable) and hashes its distinct entries. */
 static uint64_t hash_sorted(gsp_str_t *v, size_t n)
 {
-    qsort(v, n, sizeof(*v), str_cmp);
+    sort_strs(v, n);
     uint64_t h = GSP_SET_HASH_EMPTY;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && str_cmp(&v[i - 1], &v[i]) == 0)

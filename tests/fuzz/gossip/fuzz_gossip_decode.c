@@ -118,7 +118,7 @@ static void check_meta(const uint8_t *p, size_t len)
     check(lb == la && memcmp(a, b, (size_t)la) == 0, "metadata encoding is a fixed point");
 }
 
-/* Decodes a compound, checking the properties above; returns the number of messages. */
+/* Decodes a compound, checking the properties above. */
 static void check_compound(const uint8_t *p, size_t len)
 {
     if (gsp_dec_init(&dec1, p, len) != GSP_WIRE_OK)

@@ -196,6 +196,24 @@ static void test_set_hash(void)
     }
     uint64_t hm = gsp_meta_set_hash(many, GSP_SET_MAX + 10);
     CHECK(hm != 0 && hm != gsp_meta_set_hash(many, GSP_SET_MAX));
+    /* Shuffled, with duplicates: the same hash. */
+    static const char *shuffled[2 * GSP_SET_MAX];
+    uint64_t h500 = gsp_meta_set_hash(many, 500);
+    for (int round = 0; round < 20; round++) {
+        unsigned seed = (unsigned)round * 2654435761u + 1;
+        for (int i = 0; i < 1000; i++) {
+            seed = seed * 1103515245u + 12345u;
+            shuffled[i] = many[i < 500 ? i : (seed >> 8) % 500];
+        }
+        for (int i = 999; i > 0; i--) {
+            seed = seed * 1103515245u + 12345u;
+            int j = (int)((seed >> 8) % (unsigned)(i + 1));
+            const char *t = shuffled[i];
+            shuffled[i] = shuffled[j];
+            shuffled[j] = t;
+        }
+        CHECK(gsp_meta_set_hash(shuffled, 1000) == h500);
+    }
 }
 
 int main(void)
