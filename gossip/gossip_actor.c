@@ -69,6 +69,7 @@ struct gstate {
     char pending_sets[PENDING_SETS_MAX][GSP_NAME_MAX + 1]; /* members with unknown sets */
     size_t n_pending_sets;
     gsp_actor_stats_t stats;
+    gsp_inst_t insts[GSP_INST_MAX]; /* decoding a member's metadata (big: not on the stack) */
     uint8_t sbuf[GSP_UDP_MAX];     /* a sealed datagram */
     uint8_t scratch[GSP_UDP_MAX];  /* an opened one */
     uint8_t *fscratch; /* opened frames */
@@ -356,7 +357,7 @@ static void kick(gstate_t *g)
     uint64_t now = mesh_now(g->self);
     for (size_t i = 0; i < g->n_pending_sets; i++) {
         gsp_member_t m;
-        gsp_inst_t insts[GSP_INST_MAX];
+        gsp_inst_t *insts = g->insts;
         size_t n = 0;
         if (gsp_swim_find(g->swim, g->pending_sets[i], &m) || !m.meta ||
             gsp_meta_decode(m.meta, m.meta_len, insts, GSP_INST_MAX, &n))

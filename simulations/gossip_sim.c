@@ -572,7 +572,7 @@ static void announce(world_t *w, int k, int n_inst, uint64_t *hash_out)
 {
     static const char *methods[] = {"/shop.Cart/Add", "/shop.Cart/Get", "/shop.Cart/Clear"};
     uint64_t h = gsp_meta_set_hash(methods, 3);
-    gsp_inst_t insts[GSP_INST_MAX];
+    static gsp_inst_t insts[GSP_INST_MAX];
     char svc[GSP_INST_MAX][48], addr[GSP_INST_MAX][32];
     for (int i = 0; i < n_inst; i++) {
         snprintf(svc[i], sizeof svc[i], "shop.Cart%d", i);
