@@ -35,6 +35,17 @@ enum {
     REG_MSG_ROUTES = 0x52450020u,
     /* The snapshot file write finished (from the work pool). */
     REG_MSG_SNAPSHOT_DONE = 0x52450021u,
+    /* Subscribe to this node's own registrations (no payload): the sender gets REG_MSG_LOCAL
+     * now and after every change (the gossip bridge announces them in gossip). */
+    REG_MSG_LOCAL_SUBSCRIBE = 0x52450030u,
+    /* To the local subscriber: ptr = reg_local_t (freed with the message). */
+    REG_MSG_LOCAL = 0x52450031u,
+    /* From the gossip bridge: ptr = reg_gossip_t (freed with the message). */
+    REG_MSG_GOSSIP = 0x52450032u,
+    /* Timers of the registry actor: the end of the gossip grace after etcd came back, and a
+     * corroboration probe's timeout (corr: the timer id). */
+    REG_MSG_GOSSIP_GRACE = 0x52450033u,
+    REG_MSG_PROBE_TIMEOUT = 0x52450034u,
 };
 
 /* etcd request tags: kind in the top byte, the registration id below it, a sequence below. */

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "actors/exec.h"
+#include "actors/io.h"
+#include "common/addr.h"
 #include "common/log.h"
 #include "registry/reconciler.h"
 #include "registry/registration.h"
@@ -34,7 +36,19 @@ struct reg_actor_args {
     reg_kept_t *kept; /* the registrations, kept across restarts */
     size_t n_kept, cap_kept;
     uint32_t next_id;
+    mesh_actor_id_t local_subscriber; /* gets REG_MSG_LOCAL (kept across restarts) */
+    reg_gossip_t *gossip;             /* the last word of gossip (kept across restarts) */
 };
+
+/* A connect that checks whether a dead owner's instance is really gone. */
+typedef enum { PROBE_PENDING = 0, PROBE_GONE = 1, PROBE_ALIVE = 2 } probe_result_t;
+typedef struct probe {
+    struct reg_actor *st;
+    char *addr;
+    probe_result_t result;
+    mesh_stream_t *stream;
+    uint64_t timer;
+} probe_t;
 
 typedef struct reg_actor {
     reg_actor_args_t *a;
@@ -42,9 +56,13 @@ typedef struct reg_actor {
     etcd_api_t *api;
     reg_view_t *view;
     mesh_reconciler_t rec;
-    reg_registration_t **regs; /* one per kept registration, same order */
+    reg_registration_t **regs; /* one per kept registration, same order (NULL without etcd) */
     size_t n_regs;
     uint64_t tables;
+    reg_etcd_state_t etcd_state;
+    int grace; /* etcd came back: gossip routes still merged until the grace timer */
+    probe_t **probes;
+    size_t n_probes;
 } reg_actor_t;
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -78,6 +96,7 @@ void reg_actor_args_free(reg_actor_args_t *a)
     for (size_t i = 0; i < a->n_kept; i++)
         reg_spec_free(a->kept[i].spec);
     free(a->kept);
+    reg_gossip_free(a->gossip);
     free(a->prefix);
     free(a->snapshot_path);
     free(a);
@@ -107,25 +126,293 @@ static void publish(reg_actor_t *st)
     }
 }
 
+static reg_etcd_state_t etcd_state(const reg_actor_t *st)
+{
+    if (!st->api)
+        return REG_ETCD_OFF;
+    if (!st->view)
+        return REG_ETCD_CONNECTED; /* registering only: routing does not depend on it */
+    return reg_view_link(st->view) == REG_LINK_CONNECTED ? REG_ETCD_CONNECTED : REG_ETCD_DEGRADED;
+}
+
+/* ---- dead owners (SWIM) and their corroboration ----------------------------------------- */
+
+static const reg_dead_owner_t *dead_owner(const reg_gossip_t *g, const char *node)
+{
+    if (!g || !node || !node[0])
+        return NULL;
+    for (size_t i = 0; i < g->n_dead; i++)
+        if (!strcmp(g->dead[i].node, node))
+            return &g->dead[i];
+    return NULL;
+}
+
+static probe_t *probe_find(reg_actor_t *st, const char *addr)
+{
+    for (size_t i = 0; i < st->n_probes; i++)
+        if (!strcmp(st->probes[i]->addr, addr))
+            return st->probes[i];
+    return NULL;
+}
+
+static void probe_close(reg_actor_t *st, probe_t *p)
+{
+    if (p->stream)
+        mesh_stream_close(mesh_io(st->self), p->stream);
+    p->stream = NULL;
+    if (p->timer)
+        mesh_timer_stop(st->self, p->timer);
+    p->timer = 0;
+}
+
+static void probes_clear(reg_actor_t *st)
+{
+    for (size_t i = 0; i < st->n_probes; i++) {
+        probe_close(st, st->probes[i]);
+        free(st->probes[i]->addr);
+        free(st->probes[i]);
+    }
+    free(st->probes);
+    st->probes = NULL;
+    st->n_probes = 0;
+}
+
+static void apply_sources(reg_actor_t *st);
+
+static void probe_done(probe_t *p, probe_result_t r)
+{
+    reg_actor_t *st = p->st;
+    probe_close(st, p);
+    p->result = r;
+    mesh_info("registry", "instance %s of a member gossip declares dead: %s", p->addr,
+              r == PROBE_GONE ? "connect failed, removing it from routing"
+                              : "still accepts connections, keeping it (etcd has its lease)");
+    if (r == PROBE_GONE) {
+        apply_sources(st);
+        publish(st);
+    }
+}
+
+static void probe_on_connect(mesh_stream_t *s, int status, void *arg)
+{
+    probe_t *p = arg;
+    if (status < 0)
+        p->stream = NULL; /* closed by the seam */
+    else
+        p->stream = s;
+    probe_done(p, status < 0 ? PROBE_GONE : PROBE_ALIVE);
+}
+
+/* The result of the corroboration of addr: starts a probe the first time. */
+static probe_result_t corroborated(reg_actor_t *st, const char *addr)
+{
+    probe_t *p = probe_find(st, addr);
+    if (p)
+        return p->result;
+    mesh_addr_t to;
+    probe_t **np = realloc(st->probes, (st->n_probes + 1) * sizeof(*np));
+    if (!np)
+        return PROBE_PENDING;
+    st->probes = np;
+    p = calloc(1, sizeof(*p));
+    if (!p || !(p->addr = strdup(addr))) {
+        free(p);
+        return PROBE_PENDING;
+    }
+    p->st = st;
+    st->probes[st->n_probes++] = p;
+    if (mesh_addr_parse(addr, &to)) {
+        p->result = PROBE_ALIVE; /* a name we cannot check here: keep it */
+        return p->result;
+    }
+    uint64_t to_ns = st->a->cfg.corroborate_timeout_ns ? st->a->cfg.corroborate_timeout_ns
+                                                       : 1000000000ull;
+    mesh_timer_start(st->self, to_ns, 0, REG_MSG_PROBE_TIMEOUT, &p->timer);
+    if (mesh_connect(mesh_io(st->self), &to, probe_on_connect, p, &p->stream) != 0) {
+        p->stream = NULL;
+        probe_close(st, p);
+        p->result = PROBE_GONE;
+    }
+    return p->result;
+}
+
+/*
+ * The etcd table without the instances of dead owners (see reg_gossip_t), as a new reference.
+ * Costs the services the dead owners' metadata lists, not the table.
+ */
+static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
+{
+    const reg_gossip_t *g = st->a->gossip;
+    if (!etcd || !g || !g->n_dead)
+        return etcd ? mesh_routes_ref(etcd) : NULL;
+    int connected = st->etcd_state == REG_ETCD_CONNECTED;
+    mesh_route_edit_t *edits = NULL;
+    size_t n_edits = 0, cap = 0;
+    mesh_route_svc_builder_t *b = NULL;
+    for (size_t d = 0; d < g->n_dead; d++)
+        for (size_t k = 0; k < g->dead[d].n_services; k++) {
+            const char *name = g->dead[d].services[k];
+            int seen = 0;
+            for (size_t e = 0; e < n_edits && !seen; e++)
+                seen = !strcmp(edits[e].name, name);
+            const mesh_route_service_t *svc = mesh_routes_service(etcd, name);
+            if (seen || !svc)
+                continue;
+            size_t n = svc->n_instances, drop = 0, keep_min = (n + 1) / 2;
+            char gone[1024] = {0}; /* which instances go (services are small; cap at 1024) */
+            for (size_t i = 0; i < n && i < sizeof(gone); i++) {
+                const mesh_route_instance_t *in = &svc->instances[i];
+                if (!dead_owner(g, in->node))
+                    continue;
+                if (connected && corroborated(st, in->addr) != PROBE_GONE)
+                    continue;
+                if (n - drop <= keep_min) {
+                    mesh_warn("registry", "panic floor: keeping %s of %s although its owner %s is "
+                              "dead (at least half of a service's instances stay routable)",
+                              in->addr, name, in->node);
+                    continue;
+                }
+                gone[i] = 1;
+                drop++;
+            }
+            if (!drop)
+                continue;
+            if (!b && !(b = mesh_route_svc_builder_new()))
+                goto oom;
+            for (size_t i = 0; i < n; i++)
+                if (i >= sizeof(gone) || !gone[i])
+                    mesh_route_svc_builder_add_instance(b, &svc->instances[i]);
+            mesh_route_svc_t *out = NULL;
+            if (mesh_route_svc_builder_finish(b, name, &out) < 0)
+                goto oom;
+            if (n_edits == cap) {
+                cap = cap ? cap * 2 : 8;
+                mesh_route_edit_t *ne = realloc(edits, cap * sizeof(*ne));
+                if (!ne) {
+                    mesh_route_svc_unref(out);
+                    goto oom;
+                }
+                edits = ne;
+            }
+            edits[n_edits++] = (mesh_route_edit_t){.name = name, .svc = out};
+        }
+    mesh_route_svc_builder_free(b);
+    mesh_routes_t *t = n_edits ? mesh_routes_update(etcd, edits, n_edits) : mesh_routes_ref(etcd);
+    free(edits);
+    return t ? t : mesh_routes_ref(etcd);
+oom:
+    for (size_t e = 0; e < n_edits; e++)
+        mesh_route_svc_unref(edits[e].svc);
+    free(edits);
+    mesh_route_svc_builder_free(b);
+    return mesh_routes_ref(etcd);
+}
+
+/* Hands the reconciler the etcd source (minus dead owners) and, while etcd is not connected
+ * (or in the grace after it came back), the gossip source. */
+static void apply_sources(reg_actor_t *st)
+{
+    reg_actor_args_t *a = st->a;
+    if (a->last_etcd)
+        mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, without_dead(st, a->last_etcd));
+    int with_gossip = a->gossip && a->gossip->routes &&
+                      (st->etcd_state != REG_ETCD_CONNECTED || st->grace);
+    mesh_reconciler_set(&st->rec, MESH_ROUTE_GOSSIP,
+                        with_gossip ? mesh_routes_ref(a->gossip->routes) : NULL);
+}
+
+/* The etcd link may have changed: gossip joins or leaves the sources. */
+static void link_check(reg_actor_t *st)
+{
+    reg_etcd_state_t now = etcd_state(st);
+    if (now == st->etcd_state)
+        return;
+    reg_etcd_state_t was = st->etcd_state;
+    st->etcd_state = now;
+    if (now == REG_ETCD_CONNECTED && was == REG_ETCD_DEGRADED && st->a->gossip) {
+        /* sidecars registered meanwhile re-put their keys: keep their gossip routes a while */
+        uint64_t g = st->a->cfg.gossip_grace_ns ? st->a->cfg.gossip_grace_ns : 5000000000ull;
+        st->grace = 1;
+        mesh_timer_start(st->self, g, 0, REG_MSG_GOSSIP_GRACE, NULL);
+    }
+    if (now == REG_ETCD_DEGRADED && st->a->gossip)
+        mesh_warn("registry", "etcd unreachable: routing from the last etcd view and gossip");
+    probes_clear(st); /* corroboration only matters while connected */
+}
+
 /* The view changed and/or its link did. */
 static void view_out(reg_actor_t *st, const reg_view_out_t *out)
 {
+    int changed = 0;
     if (out->publish) {
         mesh_routes_t *t = reg_view_routes(st->view);
         if (t) {
             mesh_routes_unref(st->a->last_etcd);
-            st->a->last_etcd = mesh_routes_ref(t);
+            st->a->last_etcd = t;
             mesh_debug("registry", "view at revision %lld: %zu service%s",
                        (long long)reg_view_revision(st->view), mesh_routes_count(t),
                        mesh_routes_count(t) == 1 ? "" : "s");
-            mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, t);
-            publish(st);
+            changed = 1;
         } else {
             mesh_error("registry", "out of memory building the etcd routes");
         }
     }
+    reg_etcd_state_t before = st->etcd_state;
+    link_check(st);
+    if (changed || before != st->etcd_state) {
+        apply_sources(st);
+        publish(st);
+    }
     if (st->a->cfg.on_view && st->view)
         st->a->cfg.on_view(st->a->cfg.hooks_ud, st->view, out->publish);
+}
+
+static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
+{
+    reg_gossip_t *g = mesh_msg_take_ptr(m);
+    if (!g)
+        return;
+    int dead_changed = !st->a->gossip || st->a->gossip->n_dead != g->n_dead;
+    for (size_t i = 0; !dead_changed && i < g->n_dead; i++)
+        dead_changed = strcmp(g->dead[i].node, st->a->gossip->dead[i].node) != 0;
+    reg_gossip_free(st->a->gossip);
+    st->a->gossip = g;
+    if (dead_changed)
+        probes_clear(st);
+    if (!st->a->cfg.watch)
+        return;
+    apply_sources(st);
+    publish(st);
+}
+
+void reg_local_free(void *p)
+{
+    reg_local_t *l = p;
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->keys[i]);
+        free(l->values[i]);
+    }
+    free(l->keys);
+    free(l->values);
+    free(l);
+}
+
+void reg_gossip_free(void *p)
+{
+    reg_gossip_t *g = p;
+    if (!g)
+        return;
+    mesh_routes_unref(g->routes);
+    for (size_t i = 0; i < g->n_dead; i++) {
+        for (size_t k = 0; k < g->dead[i].n_services; k++)
+            free(g->dead[i].services[k]);
+        free(g->dead[i].services);
+        free(g->dead[i].node);
+    }
+    free(g->dead);
+    free(g);
 }
 
 /* ---- registrations -------------------------------------------------------------------------- */
@@ -194,15 +481,71 @@ static int grow_regs(reg_actor_t *st)
     return 0;
 }
 
+/* Tells the local subscriber (gossip) what this node registers: every kept registration not
+ * being withdrawn, whether or not etcd has it yet. */
+static void local_send(reg_actor_t *st)
+{
+    reg_actor_args_t *a = st->a;
+    if (!a->local_subscriber)
+        return;
+    reg_local_t *l = calloc(1, sizeof(*l));
+    size_t n = 0;
+    for (size_t i = 0; i < a->n_kept; i++)
+        if (!a->kept[i].stopping)
+            n += a->kept[i].spec->n_keys;
+    if (!l || (n && (!(l->keys = calloc(n, sizeof(char *))) ||
+                     !(l->values = calloc(n, sizeof(char *))))))
+        goto oom;
+    for (size_t i = 0; i < a->n_kept; i++) {
+        const reg_spec_t *sp = a->kept[i].spec;
+        if (a->kept[i].stopping)
+            continue;
+        for (size_t k = 0; k < sp->n_keys; k++, l->n++)
+            if (!(l->keys[l->n] = strdup(sp->keys[k])) ||
+                !(l->values[l->n] = strdup(sp->values[k]))) {
+                l->n++;
+                goto oom;
+            }
+    }
+    int rc = mesh_send_ptr(st->self, a->local_subscriber, REG_MSG_LOCAL, l, reg_local_free);
+    if (rc == -MESH_ENOENT)
+        a->local_subscriber = 0;
+    else if (rc)
+        mesh_error("registry", "cannot tell gossip about our registrations: %s", mesh_strerror(rc));
+    if (rc)
+        reg_local_free(l);
+    return;
+oom:
+    reg_local_free(l);
+    mesh_error("registry", "out of memory telling gossip about our registrations");
+}
+
+/* Without etcd (a gossip-only mesh) a registration is the local record gossip announces: it
+ * is registered at once and withdrawn at once. */
+static void local_event(reg_actor_t *st, mesh_actor_id_t owner, uint32_t id, int event)
+{
+    reg_event_t e = {.id = id, .event = event};
+    mesh_send(st->self, owner, REG_MSG_EVENT, &e, sizeof(e));
+}
+
+static void local_drop(reg_actor_t *st, size_t i)
+{
+    reg_actor_args_t *a = st->a;
+    reg_spec_free(a->kept[i].spec);
+    a->kept[i] = a->kept[--a->n_kept];
+    st->n_regs--;
+}
+
 static int on_register(reg_actor_t *st, mesh_msg_t *m)
 {
     reg_actor_args_t *a = st->a;
     reg_spec_t *spec = mesh_msg_take_ptr(m);
     reg_register_ok_t ok = {0};
-    if (!spec || !st->api || grow_regs(st) < 0) {
+    int local = !st->api && a->cfg.local_registry;
+    if (!spec || (!st->api && !local) || grow_regs(st) < 0) {
         mesh_error("registry", "cannot register %s: %s", spec ? spec->addr : "(nothing)",
                    !spec      ? "empty request"
-                   : !st->api ? "no etcd configured"
+                   : !st->api ? "no etcd and no gossip configured"
                               : "out of memory");
         reg_spec_free(spec);
         mesh_send(st->self, m->from, REG_MSG_REGISTER_OK, &ok, sizeof(ok));
@@ -216,6 +559,13 @@ static int on_register(reg_actor_t *st, mesh_msg_t *m)
     st->n_regs++;
     ok.id = id;
     mesh_send(st->self, m->from, REG_MSG_REGISTER_OK, &ok, sizeof(ok));
+    if (local) {
+        st->regs[i] = NULL;
+        mesh_info("registry", "registered %s in gossip (no etcd)", spec->addr);
+        local_event(st, m->from, id, REG_EV_REGISTERED);
+        local_send(st);
+        return 0;
+    }
     if (start_reg(st, i) < 0) {
         st->n_regs--;
         a->n_kept--;
@@ -223,6 +573,7 @@ static int on_register(reg_actor_t *st, mesh_msg_t *m)
         return -1;
     }
     reap(st);
+    local_send(st);
     return 0;
 }
 
@@ -230,6 +581,17 @@ static void on_deregister(reg_actor_t *st, const mesh_msg_t *m)
 {
     const reg_deregister_t *d = mesh_msg_as(m, reg_deregister_t);
     size_t i;
+    if (!st->api) {
+        for (i = 0; d && i < st->a->n_kept; i++)
+            if (st->a->kept[i].id == d->id) {
+                local_drop(st, i);
+                break;
+            }
+        if (d)
+            local_event(st, m->from, d->id, REG_EV_DEREGISTERED);
+        local_send(st);
+        return;
+    }
     reg_registration_t *r = d ? find_reg(st, d->id, &i) : NULL;
     if (r) {
         st->a->kept[i].stopping = 1;
@@ -239,10 +601,20 @@ static void on_deregister(reg_actor_t *st, const mesh_msg_t *m)
         mesh_send(st->self, m->from, REG_MSG_EVENT, &e, sizeof(e));
     }
     reap(st);
+    local_send(st);
 }
 
 static void on_release_owner(reg_actor_t *st, const mesh_msg_t *m)
 {
+    if (!st->api) {
+        for (size_t i = 0; i < st->a->n_kept;)
+            if (st->a->kept[i].owner == m->from)
+                local_drop(st, i);
+            else
+                i++;
+        local_send(st);
+        return;
+    }
     for (size_t i = 0; i < st->n_regs; i++)
         if (st->a->kept[i].owner == m->from && !st->a->kept[i].stopping) {
             mesh_info("registry", "deregistering %s: its owner started over",
@@ -251,6 +623,7 @@ static void on_release_owner(reg_actor_t *st, const mesh_msg_t *m)
             reg_registration_stop(st->regs[i]);
         }
     reap(st);
+    local_send(st);
 }
 
 /* ---- the etcd seam -------------------------------------------------------------------------- */
@@ -294,14 +667,23 @@ static int reg_start(mesh_actor_t *self, void *arg)
     mesh_reconciler_init(&st->rec);
     if (a->static_routes)
         mesh_reconciler_set(&st->rec, MESH_ROUTE_STATIC, mesh_routes_ref(a->static_routes));
-    if (a->last_etcd) /* a restart: keep serving what the previous start published */
-        mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, mesh_routes_ref(a->last_etcd));
+    /* a restart keeps serving what the previous start published (etcd and gossip); until the
+     * view is live again etcd counts as unreachable */
+    st->etcd_state = a->cfg.etcd_new ? REG_ETCD_DEGRADED : REG_ETCD_OFF;
+    apply_sources(st);
     if (a->cfg.on_view) /* a new start: the hook's view is this one from now on */
         a->cfg.on_view(a->cfg.hooks_ud, NULL, 0);
-    if (a->starts++ == 0 || a->last_etcd)
+    if (a->starts++ == 0 || a->last_etcd || a->gossip)
         publish(st); /* static routes serve at once, before etcd answers */
-    if (!a->cfg.etcd_new)
+    if (!a->cfg.etcd_new) {
+        st->n_regs = a->n_kept; /* local registrations (gossip) survive a restart as they are */
+        if (a->n_kept && grow_regs(st) < 0)
+            return -1;
+        for (size_t i = 0; i < a->n_kept; i++)
+            st->regs[i] = NULL;
+        local_send(st);
         return 0;
+    }
     st->api = a->cfg.etcd_new(self, deliver, st, a->cfg.etcd_arg);
     if (!st->api) {
         mesh_error("registry", "cannot create the etcd client");
@@ -365,6 +747,28 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
     case REG_MSG_RELEASE_OWNER:
         on_release_owner(st, m);
         return 0;
+    case REG_MSG_LOCAL_SUBSCRIBE:
+        st->a->local_subscriber = m->from;
+        local_send(st);
+        return 0;
+    case REG_MSG_GOSSIP:
+        on_gossip(st, m);
+        return 0;
+    case REG_MSG_GOSSIP_GRACE:
+        if (st->grace) {
+            st->grace = 0;
+            apply_sources(st);
+            publish(st);
+        }
+        return 0;
+    case REG_MSG_PROBE_TIMEOUT:
+        for (size_t i = 0; i < st->n_probes; i++)
+            if (st->probes[i]->timer == m->corr && st->probes[i]->result == PROBE_PENDING) {
+                st->probes[i]->timer = 0;
+                probe_done(st->probes[i], PROBE_GONE); /* silent: packets dropped */
+                break;
+            }
+        return 0;
     default:
         mesh_debug("registry", "unexpected message %#x", m->type);
         return 0;
@@ -378,6 +782,7 @@ static void reg_stop(mesh_actor_t *self, int reason)
         return;
     reg_view_free(st->view);
     st->view = NULL;
+    probes_clear(st);
     for (size_t i = 0; i < st->n_regs; i++)
         reg_registration_free(st->regs[i]); /* their specs stay kept for the next start */
     free(st->regs);

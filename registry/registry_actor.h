@@ -48,7 +48,55 @@ typedef struct reg_actor_cfg {
      *  gone). */
     void (*on_view)(void *ud, const reg_view_t *view, int published);
     void *hooks_ud;
+    /** Without etcd, registrations are kept locally (announced to the local subscriber, i.e.
+     *  gossip) instead of refused. */
+    int local_registry;
+    uint64_t gossip_grace_ns;       /* after etcd comes back (0: 5 s) */
+    uint64_t corroborate_timeout_ns; /* a corroborating connect gives up (0: 1 s) */
 } reg_actor_cfg_t;
+
+/** This node's own registrations, as etcd records (REG_MSG_LOCAL): what the node announces in
+ *  gossip whether or not etcd is reachable. */
+typedef struct reg_local {
+    size_t n;
+    char **keys;   /* etcd keys (prefix/service/addr) */
+    char **values; /* records (registry/instance.h) */
+} reg_local_t;
+
+/** Frees a reg_local_t (its ptr_free). */
+void reg_local_free(void *p);
+
+/** A member that SWIM declares dead or left, with the services its last metadata listed. */
+typedef struct reg_dead_owner {
+    char *node;
+    size_t n_services;
+    char **services;
+} reg_dead_owner_t;
+
+/**
+ * What gossip knows (REG_MSG_GOSSIP, from the gossip bridge): the instances of live members (a
+ * table of source MESH_ROUTE_GOSSIP) and the owners SWIM declares dead. The routes are merged
+ * while etcd is off or unreachable (and for a grace period after it comes back, while sidecars
+ * re-put their keys); dead owners' instances leave the etcd-sourced routes at once when etcd is
+ * unreachable, and when etcd is connected only once a connect to the instance fails (the data
+ * plane corroborates the death). Either way at least half of a service's instances stay
+ * routable because of gossip alone (the panic floor).
+ */
+typedef struct reg_gossip {
+    mesh_routes_t *routes; /* one reference, or NULL */
+    size_t n_dead;
+    reg_dead_owner_t *dead;
+} reg_gossip_t;
+
+/** Frees a reg_gossip_t (its ptr_free). */
+void reg_gossip_free(void *p);
+
+/** The etcd link as routing sees it. */
+typedef enum {
+    REG_ETCD_OFF = 0,       /* no etcd configured */
+    REG_ETCD_CONNECTED = 1, /* the view is live */
+    REG_ETCD_DEGRADED = 2,  /* unreachable: serving the last view (and gossip) */
+} reg_etcd_state_t;
 
 /** What every start of the actor reads (and what it remembers across restarts). */
 typedef struct reg_actor_args reg_actor_args_t;
