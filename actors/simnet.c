@@ -652,6 +652,8 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
 {
     to->retx_queued = 0;
     if (to->closed || !to->held_head) {
+        if (to->closed && to->killed && to->held_head && to->peer && !to->peer->closed)
+            ev_stream(n, EV_RST, n->sim->now + latency(n), to->peer, 0);
         chunks_free(to->held_head);
         to->held_head = to->held_tail = NULL;
         return;

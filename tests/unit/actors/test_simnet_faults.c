@@ -465,6 +465,28 @@ static void test_stall(void)
     CHECK_EQ(g_log.times[2], t0 + 250 * MS);
     CHECK_EQ(stats(net).deferred, 1);
 
+    /* Streams: a connect to the stalled host completes in its kernel, but the accept
+     * callback and the bytes wait for the end of the stall. */
+    conn_t srv = {.io = g_log.host}, cli = {.io = sc.ha};
+    mesh_addr_t lb = addr("10.0.0.2:80");
+    mesh_listener_t *l;
+    mesh_stream_t *s;
+    CHECK_EQ(mesh_listen(g_log.host, &lb, conn_accept, &srv, &l), 0);
+    t0 = mesh_sim_now(sim);
+    CHECK_EQ(mesh_simnet_stall(net, "10.0.0.2", 100 * MS), 0);
+    CHECK_EQ(mesh_connect(sc.ha, &lb, conn_done, &cli, &s), 0);
+    mesh_sim_run_until(sim, t0 + 50 * MS);
+    CHECK_EQ(cli.status, 0);
+    CHECK_EQ(cli.connects, 1);
+    CHECK(srv.accepted == NULL);
+    CHECK_EQ(mesh_write(sc.ha, s, "xy", 2), 0);
+    mesh_sim_run_until(sim, t0 + 99 * MS);
+    CHECK(srv.accepted == NULL);
+    mesh_sim_run_until(sim, t0 + 200 * MS);
+    CHECK(srv.accepted != NULL);
+    CHECK_EQ(srv.ngot, 2);
+    CHECK(memcmp(srv.got, "xy", 2) == 0);
+
     /* A burst beyond the socket queue: 256 kept, the rest dropped and counted. */
     g_log.dgrams = 0;
     sc.burst = 300;
