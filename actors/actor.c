@@ -38,20 +38,11 @@ mesh_loop_t *mesh_rt_caller_loop(mesh_exec_t *e)
 
 static void ready_push(mesh_loop_t *l, mesh_actor_t *a)
 {
-    a->queued = 1;
     if (l->exec->sim) {
-        if (l->nready == l->cready) {
-            uint32_t nc = l->cready ? l->cready * 2 : 64;
-            mesh_actor_t **arr = realloc(l->ready_arr, nc * sizeof(*arr));
-            if (!arr)
-                abort(); /* out of memory in the simulator: nothing sensible to do */
-            l->ready_arr = arr;
-            l->cready = nc;
-        }
-        a->sim_ix = l->nready;
-        l->ready_arr[l->nready++] = a;
+        mesh_sim_ready_add(l, a);
         return;
     }
+    a->queued = 1;
     a->ready_next = NULL;
     if (l->ready_tail)
         l->ready_tail->ready_next = a;
@@ -60,16 +51,6 @@ static void ready_push(mesh_loop_t *l, mesh_actor_t *a)
     l->ready_tail = a;
     if (!l->draining)
         mesh_rt_schedule(l);
-}
-
-/* Simulator only: removes a from the ready array (swap with the last). */
-static void sim_ready_remove(mesh_loop_t *l, mesh_actor_t *a)
-{
-    uint32_t ix = a->sim_ix;
-    mesh_actor_t *last = l->ready_arr[--l->nready];
-    l->ready_arr[ix] = last;
-    last->sim_ix = ix;
-    a->queued = 0;
 }
 
 void mesh_rt_maybe_free(mesh_actor_t *a)
@@ -357,7 +338,7 @@ static void actor_finish(mesh_actor_t *a, int reason, int ack)
     if (ack)
         send_ack(e);
     if (e->sim && a->queued)
-        sim_ready_remove(l, a);
+        mesh_sim_ready_remove(l, a);
     mesh_rt_maybe_free(a);
 }
 
@@ -538,6 +519,7 @@ int mesh_rt_spawn(mesh_exec_t *e, mesh_actor_t *parent, mesh_loop_t *parent_loop
     a->arg = arg;
     a->name = (opts && opts->name) ? opts->name : (ops->name ? ops->name : "actor");
     a->parent = parent ? parent->id : 0;
+    a->sim_host = parent ? parent->sim_host : NULL; /* a node's actors share its host */
     a->capacity = (opts && opts->mailbox) ? opts->mailbox : 1024;
     a->restartable = opts ? opts->restartable : 0;
     a->status = MESH_ACT_STARTING;
@@ -693,7 +675,7 @@ uint64_t mesh_now(const mesh_actor_t *self)
 
 mesh_io_t *mesh_io(const mesh_actor_t *self)
 {
-    return self->loop->io;
+    return self->sim_host ? self->sim_host->io : self->loop->io;
 }
 
 uint64_t mesh_random(mesh_actor_t *self)

@@ -59,6 +59,25 @@ typedef struct mesh_slot {
 
 typedef struct mesh_loop mesh_loop_t;
 
+/** Stall states of a simulated host (mesh_sim_host_t.state). */
+enum {
+    MESH_HOST_RUNNING = 0,
+    MESH_HOST_STALLED = 1,  /* before resume_at: no actor of the host runs, no timer fires */
+    MESH_HOST_RESUMING = 2, /* at resume_at: late timers fire, then queued I/O, then mailboxes */
+};
+
+/** The runtime's view of one simulated host (embedded in simnet.c's host): the actors bound
+ *  to it (mesh_actor_t.sim_host) are parked and their timers held while it stalls. */
+typedef struct mesh_sim_host {
+    int state;
+    uint64_t resume_at;
+    mesh_io_t *io;
+    struct mesh_actor **parked; /* ready actors waiting for the stall to end, in arrival order */
+    uint32_t nparked, cparked;
+    uint64_t *late; /* ids of timers that came due during the stall, in firing order */
+    uint32_t nlate, clate;
+} mesh_sim_host_t;
+
 /** An actor (the runtime side). */
 struct mesh_actor {
     mesh_actor_id_t id;
@@ -77,7 +96,9 @@ struct mesh_actor {
     int stop_requested;
     int pins;        /* the scheduler or a callback is using this actor */
     int queued;      /* in the ready queue */
-    uint32_t sim_ix; /* index in the simulator's ready array */
+    uint32_t sim_ix; /* index in the simulator's ready array (or its host's parked array) */
+    int sim_parked;  /* queued, but parked on its stalled host */
+    mesh_sim_host_t *sim_host; /* simulator: the host it is bound to (inherited), or NULL */
     mesh_msg_t *mb_head, *mb_tail;
     struct mesh_actor *ready_next;
     uint64_t start_seq;
@@ -167,6 +188,12 @@ mesh_tnode_t *mesh_timer_find(mesh_loop_t *l, uint64_t id);
 void mesh_timer_remove(mesh_loop_t *l, mesh_tnode_t *n);
 /** The earliest deadline, or UINT64_MAX. */
 uint64_t mesh_timer_next(const mesh_loop_t *l);
+/** Takes a node off the heap without freeing it (its id stays valid). */
+void mesh_timer_detach(mesh_loop_t *l, mesh_tnode_t *n);
+/** Puts a detached node back on the heap at deadline, after the nodes already due then. */
+void mesh_timer_requeue(mesh_loop_t *l, mesh_tnode_t *n, uint64_t deadline);
+/** The node at the top of the heap (earliest), or NULL. */
+mesh_tnode_t *mesh_timer_top(mesh_loop_t *l);
 /** Fires one due node (deadline <= now); returns 1 if one fired, 0 if none is due. */
 int mesh_timer_fire_one(mesh_loop_t *l, uint64_t now);
 /** Frees the pool and heap. */
@@ -252,9 +279,22 @@ void mesh_exec_stop_acked(mesh_exec_t *e);
 /** Folds an event into the simulator's trace. */
 void mesh_sim_trace_event(mesh_exec_t *e, mesh_actor_id_t from, mesh_actor_id_t to, uint32_t type);
 
+/** Simulator: adds a ready actor to the ready array, or parks it when its host stalls. */
+void mesh_sim_ready_add(mesh_loop_t *l, mesh_actor_t *a);
+/** Simulator: takes a queued actor out of the ready array or its host's parked array. */
+void mesh_sim_ready_remove(mesh_loop_t *l, mesh_actor_t *a);
+/** Simulator: puts the timers a stall held back on the heap, due now, in their order. */
+void mesh_sim_host_release_timers(mesh_exec_t *e, mesh_sim_host_t *h);
+/** Simulator: makes the actors a stall parked ready again, in their order. */
+void mesh_sim_host_unpark(mesh_exec_t *e, mesh_sim_host_t *h);
+/** Simulator: frees what a host's runtime view holds. */
+void mesh_sim_host_destroy(mesh_sim_host_t *h);
+
 /* --- the simulated network (simnet.c) --- */
 mesh_simnet_t *mesh_simnet_new(mesh_exec_t *sim);
 void mesh_simnet_free(mesh_simnet_t *net);
+/** The runtime view of the simulated host behind io, or NULL when io is not one of net's. */
+mesh_sim_host_t *mesh_simnet_host_rt(mesh_simnet_t *net, mesh_io_t *io);
 
 /* --- the libuv io (io_uv.c) --- */
 mesh_io_t *mesh_io_uv_new(mesh_loop_t *l);

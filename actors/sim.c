@@ -64,33 +64,154 @@ void mesh_sim_trace_event(mesh_exec_t *e, mesh_actor_id_t from, mesh_actor_id_t 
         e->trace_cb(e->now, from, to, type, e->trace_arg);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Ready actors and stalled hosts                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+static void *grow(void *arr, uint32_t *cap, size_t elem)
+{
+    uint32_t nc = *cap ? *cap * 2 : 64;
+    void *p = realloc(arr, nc * elem);
+    if (!p)
+        abort(); /* out of memory in the simulator: nothing sensible to do */
+    *cap = nc;
+    return p;
+}
+
+static int host_holds(const mesh_actor_t *a)
+{
+    return a->sim_host && a->sim_host->state != MESH_HOST_RUNNING;
+}
+
+static void park(mesh_actor_t *a)
+{
+    mesh_sim_host_t *h = a->sim_host;
+    if (h->nparked == h->cparked)
+        h->parked = grow(h->parked, &h->cparked, sizeof(*h->parked));
+    a->sim_parked = 1;
+    a->sim_ix = h->nparked;
+    h->parked[h->nparked++] = a;
+}
+
+static void ready_append(mesh_loop_t *l, mesh_actor_t *a)
+{
+    if (l->nready == l->cready)
+        l->ready_arr = grow(l->ready_arr, &l->cready, sizeof(*l->ready_arr));
+    a->sim_ix = l->nready;
+    l->ready_arr[l->nready++] = a;
+}
+
+void mesh_sim_ready_add(mesh_loop_t *l, mesh_actor_t *a)
+{
+    a->queued = 1;
+    if (host_holds(a))
+        park(a);
+    else
+        ready_append(l, a);
+}
+
+void mesh_sim_ready_remove(mesh_loop_t *l, mesh_actor_t *a)
+{
+    uint32_t ix = a->sim_ix;
+    if (a->sim_parked) {
+        mesh_sim_host_t *h = a->sim_host;
+        mesh_actor_t *last = h->parked[--h->nparked];
+        h->parked[ix] = last;
+        last->sim_ix = ix;
+        a->sim_parked = 0;
+    } else {
+        mesh_actor_t *last = l->ready_arr[--l->nready];
+        l->ready_arr[ix] = last;
+        last->sim_ix = ix;
+    }
+    a->queued = 0;
+}
+
+void mesh_sim_host_release_timers(mesh_exec_t *e, mesh_sim_host_t *h)
+{
+    mesh_loop_t *l = e->loops[0];
+    for (uint32_t i = 0; i < h->nlate; i++) {
+        mesh_tnode_t *n = mesh_timer_find(l, h->late[i]);
+        if (n && n->heap_pos == UINT32_MAX)
+            mesh_timer_requeue(l, n, e->now);
+    }
+    h->nlate = 0;
+}
+
+void mesh_sim_host_unpark(mesh_exec_t *e, mesh_sim_host_t *h)
+{
+    mesh_loop_t *l = e->loops[0];
+    /* Parked actors keep their order; the array is compacted by swaps only on removal. */
+    for (uint32_t i = 0; i < h->nparked; i++) {
+        mesh_actor_t *a = h->parked[i];
+        a->sim_parked = 0;
+        ready_append(l, a);
+    }
+    h->nparked = 0;
+}
+
+void mesh_sim_host_destroy(mesh_sim_host_t *h)
+{
+    free(h->parked);
+    free(h->late);
+    h->parked = NULL;
+    h->late = NULL;
+    h->nparked = h->cparked = h->nlate = h->clate = 0;
+}
+
+/* Takes the due timers of actors on stalled hosts off the heap until the earliest one is
+ * fireable: they wait in their host's late list for the stall to end. */
+static void hold_stalled_timers(mesh_exec_t *e, mesh_loop_t *l)
+{
+    mesh_tnode_t *n;
+    while ((n = mesh_timer_top(l)) && n->deadline <= e->now &&
+           (n->kind == MESH_T_USER || n->kind == MESH_T_REQUEST)) {
+        mesh_slot_t *s = mesh_slot_get(l, mesh_id_slot(n->owner));
+        mesh_actor_t *a = NULL;
+        if (s && atomic_load_explicit(&s->gen, memory_order_relaxed) == mesh_id_gen(n->owner))
+            a = s->actor;
+        if (!a || !a->sim_host || a->sim_host->state != MESH_HOST_STALLED)
+            return;
+        mesh_sim_host_t *h = a->sim_host;
+        if (h->nlate == h->clate)
+            h->late = grow(h->late, &h->clate, sizeof(*h->late));
+        uint32_t ix = (uint32_t)(n - l->tn);
+        h->late[h->nlate++] = ((uint64_t)n->gen << 32) | ix;
+        mesh_timer_detach(l, n);
+    }
+}
+
 /* One step at the current time; returns 0 when nothing is ready now. */
 static int sim_step(mesh_exec_t *e)
 {
     mesh_loop_t *l = e->loops[0];
     if (atomic_load_explicit(&l->inbox, memory_order_relaxed))
         mesh_rt_take_inbox(l);
-    int timer_due = mesh_timer_next(l) <= e->now;
-    uint64_t choices = l->nready + (timer_due ? 1u : 0u);
-    if (choices == 0)
-        return 0;
-    uint64_t r = choices == 1 ? 0 : mesh_prng_below(&e->prng, choices);
-    if (r == l->nready) {
-        mesh_timer_fire_one(l, e->now);
+    for (;;) {
+        hold_stalled_timers(e, l);
+        int timer_due = mesh_timer_next(l) <= e->now;
+        uint64_t choices = l->nready + (timer_due ? 1u : 0u);
+        if (choices == 0)
+            return 0;
+        uint64_t r = choices == 1 ? 0 : mesh_prng_below(&e->prng, choices);
+        if (r == l->nready) {
+            mesh_timer_fire_one(l, e->now);
+            return 1;
+        }
+        mesh_actor_t *a = l->ready_arr[r];
+        if (host_holds(a)) { /* its host stalled after it became ready */
+            mesh_sim_ready_remove(l, a);
+            a->queued = 1;
+            park(a);
+            continue;
+        }
+        a->pins++;
+        mesh_rt_deliver_one(l, a);
+        if (a->queued && !a->mb_head && !a->sim_parked)
+            mesh_sim_ready_remove(l, a);
+        mesh_rt_unpin(a);
         return 1;
     }
-    mesh_actor_t *a = l->ready_arr[r];
-    a->pins++;
-    mesh_rt_deliver_one(l, a);
-    if (a->queued && !a->mb_head) {
-        uint32_t ix = a->sim_ix;
-        mesh_actor_t *last = l->ready_arr[--l->nready];
-        l->ready_arr[ix] = last;
-        last->sim_ix = ix;
-        a->queued = 0;
-    }
-    mesh_rt_unpin(a);
-    return 1;
 }
 
 uint64_t mesh_sim_run_until(mesh_exec_t *e, uint64_t until_ns)
@@ -168,6 +289,30 @@ void mesh_sim_set_trace(mesh_exec_t *e, mesh_sim_trace_cb cb, void *arg)
 {
     e->trace_cb = cb;
     e->trace_arg = arg;
+}
+
+int mesh_sim_spawn_on(mesh_exec_t *sim, mesh_io_t *host, const mesh_actor_ops_t *ops, void *arg,
+                      const mesh_spawn_opts_t *opts, mesh_actor_id_t *id_out)
+{
+    if (!sim->sim)
+        return -MESH_EINVAL;
+    mesh_sim_host_t *h = mesh_simnet_host_rt(sim->net, host);
+    if (!h)
+        return -MESH_EINVAL;
+    mesh_actor_id_t id;
+    int rc = mesh_exec_spawn(sim, ops, arg, opts, &id);
+    if (rc < 0)
+        return rc;
+    mesh_loop_t *l = sim->loops[0];
+    mesh_actor_t *a = mesh_slot_get(l, mesh_id_slot(id))->actor;
+    a->sim_host = h;
+    if (a->queued && host_holds(a)) {
+        mesh_sim_ready_remove(l, a);
+        mesh_sim_ready_add(l, a);
+    }
+    if (id_out)
+        *id_out = id;
+    return 0;
 }
 
 int mesh_sim_crash(mesh_exec_t *sim, mesh_actor_id_t id)

@@ -7,6 +7,13 @@
  * deadline. Every delivery and firing is folded into an FNV-1a trace hash over
  * (time, from, to, type): the same seed gives the same hash, another seed explores another
  * interleaving. Messages from one sender to one receiver keep their order.
+ *
+ * Hosts: an actor spawned with mesh_sim_spawn_on is bound to a simulated host (its children
+ * too); mesh_io() gives it that host's io, and a stall of the host (mesh_simnet_stall) holds
+ * it: no message is delivered to it and none of its timers fires until the stall ends, then
+ * its late timers fire first (now = the resume time), then the host's queued I/O, then its
+ * mailbox. Faults of the network itself (loss, one-way blocks, partitions, hosts down) are
+ * described in simnet.h.
  */
 #ifndef MESH_SIM_H
 #define MESH_SIM_H
@@ -46,6 +53,11 @@ mesh_simnet_t *mesh_sim_net(mesh_exec_t *sim);
 
 /** Schedules fn(arg) at virtual time at_ns (scenario scripting: partitions, crashes). */
 int mesh_sim_call_at(mesh_exec_t *sim, uint64_t at_ns, void (*fn)(void *arg), void *arg);
+
+/** Spawns a root actor bound to a simulated host (host = mesh_simnet_host(...)): it and the
+ *  actors it spawns get host from mesh_io() and stall with it. 0 or a negative MESH_E*. */
+int mesh_sim_spawn_on(mesh_exec_t *sim, mesh_io_t *host, const mesh_actor_ops_t *ops, void *arg,
+                      const mesh_spawn_opts_t *opts, mesh_actor_id_t *id_out);
 
 /** Crashes a running actor now, as if its message handler had failed (its supervisor sees
  *  MESH_STOP_FAILED and restarts it): the fault "a component crashed" of the simulations.

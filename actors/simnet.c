@@ -4,6 +4,12 @@
  * Every transfer becomes an event in the simulator's timer queue at now + latency, latency
  * drawn from the simulator's PRNG, so a seed reproduces the exact arrival order. Objects are
  * never freed before the simulator (closed ones are only marked), so late events find them.
+ *
+ * An event is handled in two stages: the network stage (at arrival: cuts, hosts down, socket
+ * lookup, the kernel's part of a handshake) and the application stage (the callback), which a
+ * stalled host defers to its queue until the stall ends. Hosts, bound sockets, listeners and
+ * per-direction link settings live in open-addressing hash tables, so a packet costs O(1)
+ * lookups whatever the number of hosts or blocks. The fault model is in simnet.h.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,12 +19,140 @@
 #include "actors/runtime.h"
 #include "actors/simnet.h"
 
+#define MS                1000000ull
+#define SEC               1000000000ull
+#define DEFAULT_UDP_QUEUE 256
+#define SYN_RETRIES       6          /* Linux tcp_syn_retries: gives up after 127 s */
+#define RTO_MIN_NS        (200 * MS) /* Linux TCP_RTO_MIN */
+#define RTO_MAX_NS        (120 * SEC)
+#define STREAM_GIVE_UP_NS (900 * SEC) /* about tcp_retries2 = 15 */
+#define FNV_OFFSET        0xcbf29ce484222325ull
+#define FNV_PRIME         0x100000001b3ull
+
+/* ---------------------------------------------------------------------------------------- */
+/* Hash tables: uint64 key -> non-NULL pointer, linear probing, backward-shift deletion      */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct map {
+    uint64_t *keys;
+    void **vals; /* NULL = empty slot */
+    size_t cap, len;
+} map_t;
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void *map_get(const map_t *m, uint64_t key, uint64_t *probes)
+{
+    if (!m->len)
+        return NULL;
+    size_t mask = m->cap - 1;
+    for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
+        (*probes)++;
+        if (!m->vals[i])
+            return NULL;
+        if (m->keys[i] == key)
+            return m->vals[i];
+    }
+}
+
+static void map_place(map_t *m, uint64_t key, void *val)
+{
+    size_t mask = m->cap - 1, i = mix(key) & mask;
+    while (m->vals[i] && m->keys[i] != key)
+        i = (i + 1) & mask;
+    if (!m->vals[i])
+        m->len++;
+    m->keys[i] = key;
+    m->vals[i] = val;
+}
+
+static int map_put(map_t *m, uint64_t key, void *val)
+{
+    if ((m->len + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 64;
+        map_t g = {calloc(nc, sizeof(uint64_t)), calloc(nc, sizeof(void *)), nc, 0};
+        if (!g.keys || !g.vals) {
+            free(g.keys);
+            free(g.vals);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->vals[i])
+                map_place(&g, m->keys[i], m->vals[i]);
+        free(m->keys);
+        free(m->vals);
+        *m = g;
+    }
+    map_place(m, key, val);
+    return 0;
+}
+
+static void map_del(map_t *m, uint64_t key)
+{
+    if (!m->len)
+        return;
+    size_t mask = m->cap - 1, i = mix(key) & mask;
+    while (m->vals[i] && m->keys[i] != key)
+        i = (i + 1) & mask;
+    if (!m->vals[i])
+        return;
+    m->vals[i] = NULL;
+    m->len--;
+    /* Shift back the entries after the hole that would no longer be found from their home. */
+    for (size_t j = (i + 1) & mask; m->vals[j]; j = (j + 1) & mask) {
+        size_t home = mix(m->keys[j]) & mask;
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        m->keys[i] = m->keys[j];
+        m->vals[i] = m->vals[j];
+        m->vals[j] = NULL;
+        i = j;
+    }
+}
+
+static void map_free(map_t *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Objects                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+typedef struct chunk {
+    struct chunk *next;
+    ssize_t len; /* < 0: EOF (-1) or an error */
+    unsigned char data[];
+} chunk_t;
+
+typedef struct simev simev_t;
+
 typedef struct simhost {
-    mesh_io_t io; /* first member */
+    mesh_io_t io;       /* first member */
+    mesh_sim_host_t rt; /* stall state, parked actors, held timers */
     mesh_simnet_t *net;
     uint32_t ip; /* network order */
+    int group;
+    int down;
+    simev_t *defer_head, *defer_tail; /* application events held back by a stall */
     struct simhost *next;
 } simhost_t;
+
+/* One direction between two hosts: a one-way block and a loss override. */
+typedef struct link {
+    int blocked;
+    int has_loss;
+    double loss;
+} link_t;
 
 struct mesh_udp {
     simhost_t *host;
@@ -26,6 +160,7 @@ struct mesh_udp {
     mesh_udp_recv_cb cb;
     void *arg;
     int closed;
+    uint32_t queued; /* datagrams waiting for a stall of the host to end */
     struct mesh_udp *next;
 };
 
@@ -38,12 +173,6 @@ struct mesh_listener {
     struct mesh_listener *next;
 };
 
-typedef struct chunk {
-    struct chunk *next;
-    ssize_t len; /* < 0: EOF / error */
-    unsigned char data[];
-} chunk_t;
-
 struct mesh_stream {
     simhost_t *host;
     mesh_addr_t local, remote;
@@ -53,29 +182,61 @@ struct mesh_stream {
     mesh_connect_cb ccb;
     void *carg;
     int closed, connected, reset;
+    int killed;       /* closed by its host going down: data to it is answered by a reset */
+    int flush_queued; /* an EV_FLUSH for it is scheduled or deferred */
+    int retx_queued;  /* an EV_RETX for it is scheduled */
     uint64_t last_delivery;
-    chunk_t *pend_head, *pend_tail; /* arrived before read_start */
+    chunk_t *pend_head, *pend_tail; /* arrived, not yet given to cb */
+    chunk_t *held_head, *held_tail; /* held back by a silent cut, retransmitted later */
+    uint64_t held_since, rto;
+    uint64_t syn_t0; /* when connect was called */
+    int syn_tries;
     struct mesh_stream *next;
 };
 
-typedef struct simev {
-    struct simev *prev, *next; /* pending list */
+struct simev {
+    struct simev *prev, *next; /* pending list; next alone in a host's deferred queue */
     mesh_simnet_t *net;
     int kind;
+    int status;
     mesh_addr_t from, to;
+    struct mesh_udp *udp;
     mesh_stream_t *stream;
     mesh_listener_t *listener;
     chunk_t *chunk;
-} simev_t;
+};
 
-enum { EV_DGRAM, EV_ACCEPT, EV_CONNECTED, EV_REFUSED, EV_DATA, EV_FLUSH };
+enum {
+    /* network stage */
+    EV_DGRAM,   /* a datagram arrives at to */
+    EV_SYN,     /* a connect's SYN arrives at the listener's host */
+    EV_DATA,    /* a stream chunk arrives at stream */
+    EV_RETX,    /* retransmission of stream's held chunks */
+    EV_RST,     /* a reset arrives at stream */
+    EV_SYNACK,  /* the handshake's answer arrives at the connecting host */
+    EV_CONNERR, /* a connect fails with status (refused or timed out) */
+    /* application stage (deferred while the host stalls) */
+    EV_RECV,     /* udp's callback gets the datagram */
+    EV_ACCEPTED, /* listener's callback gets stream */
+    EV_CONNECTED,
+    EV_CONNFAIL,
+    EV_FLUSH, /* stream's pending chunks go to its callback */
+};
+
+/* Verdicts folded into the trace. */
+enum { V_DELIVER, V_LOST, V_BLOCKED, V_PARTITIONED, V_DOWN, V_OVERFLOW, V_UNREACHABLE, V_HELD };
 
 struct mesh_simnet {
     mesh_exec_t *sim;
     mesh_simnet_opts_t opts;
     simhost_t *hosts, *def;
-    uint64_t *blocked; /* (min ip << 32 | max ip) */
-    size_t nblocked, cblocked;
+    map_t host_map;  /* ip -> simhost_t */
+    map_t udp_map;   /* ip << 16 | port -> live mesh_udp */
+    map_t lis_map;   /* ip << 16 | port -> live listener */
+    map_t link_map;  /* from ip << 32 | to ip -> link_t */
+    size_t nblocked; /* links with blocked set: skip the link lookup when none */
+    size_t nloss;    /* links with a loss override */
+    int ngrouped;    /* hosts outside group 0 (a partition is in place) */
     struct mesh_udp *udps;
     mesh_listener_t *listeners;
     mesh_stream_t *streams;
@@ -86,6 +247,8 @@ struct mesh_simnet {
 
 static const mesh_io_ops_t simnet_ops;
 
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers                                                                                  */
 /* ---------------------------------------------------------------------------------------- */
 
 static uint32_t addr_ip(const mesh_addr_t *a)
@@ -99,6 +262,11 @@ static uint16_t addr_port(const mesh_addr_t *a)
     return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
 }
 
+static uint64_t sock_key(const mesh_addr_t *a)
+{
+    return (uint64_t)addr_ip(a) << 16 | addr_port(a);
+}
+
 static void make_addr(mesh_addr_t *a, uint32_t ip, uint16_t port)
 {
     memset(a, 0, sizeof(*a));
@@ -109,19 +277,69 @@ static void make_addr(mesh_addr_t *a, uint32_t ip, uint16_t port)
     a->len = sizeof(*in);
 }
 
-static int is_blocked(mesh_simnet_t *n, uint32_t a, uint32_t b)
+static void fnv(uint64_t *h, uint64_t v)
 {
-    uint64_t key = a < b ? ((uint64_t)a << 32 | b) : ((uint64_t)b << 32 | a);
-    for (size_t i = 0; i < n->nblocked; i++)
-        if (n->blocked[i] == key)
-            return 1;
+    for (int i = 0; i < 8; i++) {
+        *h ^= (v >> (8 * i)) & 0xFFu;
+        *h *= FNV_PRIME;
+    }
+}
+
+/* Folds one network decision into the trace. */
+static void note(mesh_simnet_t *n, int kind, int verdict, const mesh_addr_t *from,
+                 const mesh_addr_t *to, int64_t len)
+{
+    uint64_t *h = &n->stats.trace;
+    fnv(h, n->sim->now);
+    fnv(h, (uint64_t)kind << 8 | (uint64_t)verdict);
+    fnv(h, from ? sock_key(from) : 0);
+    fnv(h, to ? sock_key(to) : 0);
+    fnv(h, (uint64_t)len);
+}
+
+static simhost_t *host_get(mesh_simnet_t *n, uint32_t ip)
+{
+    return map_get(&n->host_map, ip, &n->stats.probes);
+}
+
+static link_t *link_get(mesh_simnet_t *n, uint32_t from, uint32_t to)
+{
+    return map_get(&n->link_map, (uint64_t)from << 32 | to, &n->stats.probes);
+}
+
+/* Whether traffic from host a (ip from) to ip to is cut: 0, V_PARTITIONED or V_BLOCKED. */
+static int cut(mesh_simnet_t *n, simhost_t *a, uint32_t from, uint32_t to)
+{
+    if (n->ngrouped) {
+        simhost_t *b = host_get(n, to);
+        if ((a ? a->group : 0) != (b ? b->group : 0))
+            return V_PARTITIONED;
+    }
+    if (n->nblocked) {
+        link_t *l = link_get(n, from, to);
+        if (l && l->blocked)
+            return V_BLOCKED;
+    }
     return 0;
+}
+
+static void count_cut(mesh_simnet_t *n, int verdict)
+{
+    if (verdict == V_PARTITIONED)
+        n->stats.partitioned++;
+    else
+        n->stats.blocked++;
 }
 
 static uint64_t latency(mesh_simnet_t *n)
 {
     uint64_t j = n->opts.latency_jitter_ns;
     return n->opts.latency_min_ns + (j ? mesh_sim_random(n->sim) % j : 0);
+}
+
+static int stalled(const simhost_t *h)
+{
+    return h->rt.state != MESH_HOST_RUNNING;
 }
 
 static void ev_fire(void *arg);
@@ -144,6 +362,16 @@ static simev_t *ev_new(mesh_simnet_t *n, int kind, uint64_t at)
     return ev;
 }
 
+/* Schedules an event on a stream (most kinds need nothing else). */
+static void ev_stream(mesh_simnet_t *n, int kind, uint64_t at, mesh_stream_t *s, int status)
+{
+    simev_t *ev = ev_new(n, kind, at);
+    if (ev) {
+        ev->stream = s;
+        ev->status = status;
+    }
+}
+
 static chunk_t *chunk_new(const void *data, ssize_t len)
 {
     chunk_t *c = malloc(sizeof(*c) + (len > 0 ? (size_t)len : 0));
@@ -156,32 +384,337 @@ static chunk_t *chunk_new(const void *data, ssize_t len)
     return c;
 }
 
-static void stream_deliver(mesh_stream_t *s, chunk_t *c)
+static void chunks_free(chunk_t *c)
+{
+    while (c) {
+        chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+}
+
+static void chunk_append(chunk_t **head, chunk_t **tail, chunk_t *c)
+{
+    c->next = NULL;
+    if (*tail)
+        (*tail)->next = c;
+    else
+        *head = c;
+    *tail = c;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The application stage                                                                    */
+/* ---------------------------------------------------------------------------------------- */
+
+static void app_run(mesh_simnet_t *n, simev_t *ev);
+
+/* Runs an application event now, or queues it on its host when that host stalls. Takes ev. */
+static void app_event(mesh_simnet_t *n, simhost_t *h, simev_t *ev)
+{
+    if (stalled(h)) {
+        ev->next = NULL;
+        if (h->defer_tail)
+            h->defer_tail->next = ev;
+        else
+            h->defer_head = ev;
+        h->defer_tail = ev;
+        n->stats.deferred++;
+        return;
+    }
+    app_run(n, ev);
+    free(ev);
+}
+
+/* Schedules (at now) or defers a flush of a stream's pending chunks, once. */
+static void flush_later(mesh_simnet_t *n, mesh_stream_t *s, int now)
+{
+    if (s->flush_queued || !s->cb)
+        return;
+    s->flush_queued = 1;
+    simev_t *ev;
+    if (now) {
+        ev = ev_new(n, EV_FLUSH, n->sim->now);
+    } else {
+        ev = calloc(1, sizeof(*ev));
+        if (ev) {
+            ev->net = n;
+            ev->kind = EV_FLUSH;
+        }
+    }
+    if (!ev) {
+        s->flush_queued = 0;
+        return;
+    }
+    ev->stream = s;
+    if (!now)
+        app_event(n, s->host, ev);
+}
+
+/* Hands a chunk to the stream's reader, or keeps it pending (no reader yet, earlier chunks
+ * pending, or the host stalls). Takes c. */
+static void stream_deliver(mesh_simnet_t *n, mesh_stream_t *s, chunk_t *c)
 {
     if (s->closed) {
         free(c);
         return;
     }
-    if (!s->cb) {
-        if (s->pend_tail)
-            s->pend_tail->next = c;
-        else
-            s->pend_head = c;
-        s->pend_tail = c;
+    if (!s->cb || s->pend_head || stalled(s->host)) {
+        chunk_append(&s->pend_head, &s->pend_tail, c);
+        if (stalled(s->host))
+            flush_later(n, s, 0);
         return;
     }
     s->cb(s, c->data, c->len, s->arg);
     free(c);
 }
 
-static void stream_reset(mesh_stream_t *s)
+/* Ends a stream with an error (a reset or a timeout); later writes fail. */
+static void stream_fail(mesh_simnet_t *n, mesh_stream_t *s, int err)
 {
-    if (s->reset)
+    if (s->reset || s->closed)
         return;
     s->reset = 1;
-    chunk_t *c = chunk_new(NULL, -ECONNRESET);
+    n->stats.resets++;
+    chunk_t *c = chunk_new(NULL, err);
     if (c)
-        stream_deliver(s, c);
+        stream_deliver(n, s, c);
+}
+
+static void app_run(mesh_simnet_t *n, simev_t *ev)
+{
+    switch (ev->kind) {
+    case EV_RECV: {
+        struct mesh_udp *u = ev->udp;
+        if (ev->status) /* counted in the socket's stall queue */
+            u->queued--;
+        if (u->closed) {
+            n->stats.unreachable++;
+        } else {
+            n->stats.delivered++;
+            u->cb(u, &ev->from, ev->chunk->data, (size_t)ev->chunk->len, u->arg);
+        }
+        free(ev->chunk);
+        ev->chunk = NULL;
+        break;
+    }
+    case EV_ACCEPTED: {
+        mesh_listener_t *l = ev->listener;
+        if (l->closed) {
+            simnet_ops.stream_close(ev->stream);
+            break;
+        }
+        l->cb(l, ev->stream, l->arg);
+        break;
+    }
+    case EV_CONNECTED:
+        if (!ev->stream->closed)
+            ev->stream->ccb(ev->stream, 0, ev->stream->carg);
+        break;
+    case EV_CONNFAIL:
+        if (!ev->stream->closed)
+            ev->stream->ccb(ev->stream, ev->status, ev->stream->carg);
+        break;
+    case EV_FLUSH: {
+        mesh_stream_t *s = ev->stream;
+        s->flush_queued = 0;
+        while (s->pend_head && !s->closed && s->cb && !stalled(s->host)) {
+            chunk_t *c = s->pend_head;
+            s->pend_head = c->next;
+            if (!s->pend_head)
+                s->pend_tail = NULL;
+            s->cb(s, c->data, c->len, s->arg);
+            free(c);
+        }
+        if (s->pend_head && !s->closed && stalled(s->host))
+            flush_later(n, s, 0);
+        break;
+    }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The network stage                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/* A SYN was lost to a silent cut: the connecting kernel sends the next one (at 1, 3, 7 ... s
+ * after connect) or, after SYN_RETRIES, fails the connect with -ETIMEDOUT. */
+static void syn_lost(mesh_simnet_t *n, mesh_stream_t *cl)
+{
+    cl->syn_tries++;
+    if (cl->syn_tries > SYN_RETRIES) {
+        ev_stream(n, EV_CONNERR, cl->syn_t0 + ((1ull << (SYN_RETRIES + 1)) - 1) * SEC, cl,
+                  -ETIMEDOUT);
+        return;
+    }
+    uint64_t at = cl->syn_t0 + ((1ull << cl->syn_tries) - 1) * SEC;
+    if (at < n->sim->now)
+        at = n->sim->now;
+    ev_stream(n, EV_SYN, at + latency(n), cl, 0);
+}
+
+/* A chunk met a silent cut: it waits in the receiver's held queue for a retransmission. */
+static void hold(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
+{
+    chunk_append(&to->held_head, &to->held_tail, c);
+    n->stats.held++;
+    if (to->retx_queued)
+        return;
+    to->retx_queued = 1;
+    to->held_since = n->sim->now;
+    to->rto = RTO_MIN_NS;
+    ev_stream(n, EV_RETX, n->sim->now + to->rto, to, 0);
+}
+
+static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
+{
+    if (cl->closed)
+        return;
+    uint32_t cip = cl->host->ip, sip = addr_ip(&cl->remote);
+    simhost_t *sh = host_get(n, sip);
+    int v = cut(n, cl->host, cip, sip);
+    if (!v) /* the SYN-ACK must come back too */
+        v = cut(n, sh, sip, cip);
+    if (v) {
+        count_cut(n, v);
+        note(n, EV_SYN, v, &cl->local, &cl->remote, 0);
+        if (n->opts.cut == MESH_SIMNET_CUT_RESET)
+            ev_stream(n, EV_CONNERR, n->sim->now + latency(n), cl, -ECONNREFUSED);
+        else
+            syn_lost(n, cl);
+        return;
+    }
+    mesh_listener_t *l = map_get(&n->lis_map, sock_key(&cl->remote), &n->stats.probes);
+    if (!l || (sh && sh->down)) {
+        if (sh && sh->down)
+            n->stats.host_down++;
+        note(n, EV_SYN, sh && sh->down ? V_DOWN : V_UNREACHABLE, &cl->local, &cl->remote, 0);
+        ev_stream(n, EV_CONNERR, n->sim->now + latency(n), cl, -ECONNREFUSED);
+        return;
+    }
+    note(n, EV_SYN, V_DELIVER, &cl->local, &cl->remote, 0);
+    mesh_stream_t *sv = calloc(1, sizeof(*sv));
+    simev_t *acc = calloc(1, sizeof(*acc));
+    if (!sv || !acc) {
+        free(sv);
+        free(acc);
+        return;
+    }
+    sv->host = l->host;
+    sv->local = cl->remote;
+    sv->remote = cl->local;
+    sv->peer = cl;
+    sv->connected = 1;
+    cl->peer = sv;
+    sv->next = n->streams;
+    n->streams = sv;
+    ev_stream(n, EV_SYNACK, n->sim->now + latency(n), cl, 0);
+    acc->net = n;
+    acc->kind = EV_ACCEPTED;
+    acc->listener = l;
+    acc->stream = sv;
+    app_event(n, l->host, acc);
+}
+
+static void on_data(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
+{
+    if (to->closed) {
+        /* A killed process's kernel answers with a reset; otherwise the data is dropped. */
+        if (to->killed && to->peer && !to->peer->closed)
+            ev_stream(n, EV_RST, n->sim->now + latency(n), to->peer, 0);
+        free(c);
+        return;
+    }
+    if (to->held_head) { /* behind earlier held data */
+        chunk_append(&to->held_head, &to->held_tail, c);
+        n->stats.held++;
+        return;
+    }
+    mesh_stream_t *from = to->peer;
+    int v = cut(n, from->host, from->host->ip, to->host->ip);
+    note(n, EV_DATA, v ? v : V_DELIVER, &to->remote, &to->local, c->len);
+    if (v) {
+        count_cut(n, v);
+        if (n->opts.cut == MESH_SIMNET_CUT_RESET) {
+            free(c);
+            stream_fail(n, to, -ECONNRESET);
+            stream_fail(n, from, -ECONNRESET);
+            return;
+        }
+        hold(n, to, c);
+        return;
+    }
+    n->stats.delivered++;
+    stream_deliver(n, to, c);
+}
+
+static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
+{
+    to->retx_queued = 0;
+    if (to->closed || !to->held_head) {
+        if (to->closed && to->killed && to->held_head && to->peer && !to->peer->closed)
+            ev_stream(n, EV_RST, n->sim->now + latency(n), to->peer, 0);
+        chunks_free(to->held_head);
+        to->held_head = to->held_tail = NULL;
+        return;
+    }
+    mesh_stream_t *from = to->peer;
+    if (cut(n, from->host, from->host->ip, to->host->ip)) {
+        if (n->sim->now - to->held_since >= STREAM_GIVE_UP_NS) {
+            /* The writer's kernel gives up; the reader hears nothing. */
+            chunks_free(to->held_head);
+            to->held_head = to->held_tail = NULL;
+            note(n, EV_RETX, V_LOST, &to->remote, &to->local, 0);
+            stream_fail(n, from, -ETIMEDOUT);
+            return;
+        }
+        to->rto = to->rto * 2 > RTO_MAX_NS ? RTO_MAX_NS : to->rto * 2;
+        to->retx_queued = 1;
+        ev_stream(n, EV_RETX, n->sim->now + to->rto, to, 0);
+        return;
+    }
+    chunk_t *c = to->held_head;
+    to->held_head = to->held_tail = NULL;
+    while (c) {
+        chunk_t *next = c->next;
+        note(n, EV_RETX, V_DELIVER, &to->remote, &to->local, c->len);
+        n->stats.delivered++;
+        stream_deliver(n, to, c);
+        c = next;
+    }
+}
+
+static void on_dgram(mesh_simnet_t *n, simev_t *ev)
+{
+    struct mesh_udp *u = map_get(&n->udp_map, sock_key(&ev->to), &n->stats.probes);
+    if (!u || u->host->down) {
+        simhost_t *h = u ? u->host : host_get(n, addr_ip(&ev->to));
+        int down = h && h->down;
+        if (down)
+            n->stats.host_down++;
+        else
+            n->stats.unreachable++;
+        note(n, EV_DGRAM, down ? V_DOWN : V_UNREACHABLE, &ev->from, &ev->to, ev->chunk->len);
+        free(ev->chunk);
+        free(ev);
+        return;
+    }
+    uint32_t limit = n->opts.udp_queue ? n->opts.udp_queue : DEFAULT_UDP_QUEUE;
+    if (stalled(u->host) && u->queued >= limit) {
+        n->stats.overflow++;
+        note(n, EV_DGRAM, V_OVERFLOW, &ev->from, &ev->to, ev->chunk->len);
+        free(ev->chunk);
+        free(ev);
+        return;
+    }
+    note(n, EV_DGRAM, V_DELIVER, &ev->from, &ev->to, ev->chunk->len);
+    if (stalled(u->host)) {
+        u->queued++;
+        ev->status = 1;
+    }
+    ev->kind = EV_RECV;
+    ev->udp = u;
+    app_event(n, u->host, ev);
 }
 
 static void ev_fire(void *arg)
@@ -194,83 +727,45 @@ static void ev_fire(void *arg)
         n->pending = ev->next;
     if (ev->next)
         ev->next->prev = ev->prev;
+    ev->prev = ev->next = NULL;
+    mesh_stream_t *s = ev->stream;
     switch (ev->kind) {
-    case EV_DGRAM: {
-        struct mesh_udp *u = n->udps;
-        while (u && (u->closed || !mesh_addr_equal(&u->addr, &ev->to)))
-            u = u->next;
-        if (u) {
-            n->stats.delivered++;
-            u->cb(u, &ev->from, ev->chunk->data, (size_t)ev->chunk->len, u->arg);
-        } else {
-            n->stats.lost++;
-        }
-        free(ev->chunk);
+    case EV_DGRAM:
+        on_dgram(n, ev);
+        return; /* it took ev */
+    case EV_SYN:
+        on_syn(n, s);
         break;
-    }
-    case EV_ACCEPT: {
-        mesh_stream_t *cl = ev->stream;
-        mesh_listener_t *l = n->listeners;
-        while (l && (l->closed || !mesh_addr_equal(&l->addr, &cl->remote)))
-            l = l->next;
-        if (!l || is_blocked(n, addr_ip(&cl->local), addr_ip(&cl->remote)) || cl->closed) {
-            simev_t *r = ev_new(n, EV_REFUSED, n->sim->now + latency(n));
-            if (r)
-                r->stream = cl;
-            break;
-        }
-        mesh_stream_t *sv = calloc(1, sizeof(*sv));
-        if (!sv)
-            break;
-        sv->host = l->host;
-        sv->local = cl->remote;
-        sv->remote = cl->local;
-        sv->peer = cl;
-        sv->connected = 1;
-        cl->peer = sv;
-        sv->next = n->streams;
-        n->streams = sv;
-        simev_t *c = ev_new(n, EV_CONNECTED, n->sim->now + latency(n));
-        if (c)
-            c->stream = cl;
-        l->cb(l, sv, l->arg);
+    case EV_DATA:
+        on_data(n, s, ev->chunk);
+        ev->chunk = NULL;
         break;
-    }
-    case EV_CONNECTED:
-        if (!ev->stream->closed) {
-            ev->stream->connected = 1;
-            ev->stream->ccb(ev->stream, 0, ev->stream->carg);
+    case EV_RETX:
+        on_retx(n, s);
+        break;
+    case EV_RST:
+        if (!s->closed &&
+            !cut(n, host_get(n, addr_ip(&s->remote)), addr_ip(&s->remote), s->host->ip))
+            stream_fail(n, s, -ECONNRESET);
+        break;
+    case EV_SYNACK:
+        if (!s->closed) {
+            s->connected = 1;
+            ev->kind = EV_CONNECTED;
+            app_event(n, s->host, ev);
+            return;
         }
         break;
-    case EV_REFUSED:
-        if (!ev->stream->closed)
-            ev->stream->ccb(ev->stream, -ECONNREFUSED, ev->stream->carg);
-        break;
-    case EV_DATA: {
-        mesh_stream_t *to = ev->stream;
-        if (to->peer && is_blocked(n, addr_ip(&to->local), addr_ip(&to->remote))) {
-            free(ev->chunk);
-            n->stats.blocked++;
-            stream_reset(to);
-            stream_reset(to->peer);
-            break;
-        }
-        n->stats.delivered++;
-        stream_deliver(to, ev->chunk);
-        break;
-    }
-    case EV_FLUSH: {
-        mesh_stream_t *s = ev->stream;
-        while (s->pend_head && !s->closed && s->cb) {
-            chunk_t *c = s->pend_head;
-            s->pend_head = c->next;
-            if (!s->pend_head)
-                s->pend_tail = NULL;
-            s->cb(s, c->data, c->len, s->arg);
-            free(c);
+    case EV_CONNERR:
+        if (!s->closed) {
+            ev->kind = EV_CONNFAIL;
+            app_event(n, s->host, ev);
+            return;
         }
         break;
-    }
+    case EV_FLUSH:
+        app_event(n, s->host, ev);
+        return;
     }
     free(ev);
 }
@@ -297,11 +792,15 @@ static int sn_udp_bind(mesh_io_t *io, const mesh_addr_t *a, mesh_udp_recv_cb cb,
         return -ENOMEM;
     u->host = h;
     make_addr(&u->addr, h->ip, port);
-    for (struct mesh_udp *x = n->udps; x; x = x->next)
-        if (!x->closed && mesh_addr_equal(&x->addr, &u->addr)) {
-            free(u);
-            return -EADDRINUSE;
-        }
+    uint64_t key = sock_key(&u->addr);
+    if (map_get(&n->udp_map, key, &n->stats.probes)) {
+        free(u);
+        return -EADDRINUSE;
+    }
+    if (map_put(&n->udp_map, key, u) < 0) {
+        free(u);
+        return -ENOMEM;
+    }
     u->cb = cb;
     u->arg = arg;
     u->next = n->udps;
@@ -322,12 +821,27 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
     if (u->closed)
         return -EBADF;
     n->stats.sent++;
-    if (is_blocked(n, u->host->ip, addr_ip(to))) {
-        n->stats.blocked++;
+    if (u->host->down) {
+        n->stats.host_down++;
+        note(n, EV_DGRAM, V_DOWN, &u->addr, to, (int64_t)len);
         return 0;
     }
-    if (n->opts.loss > 0 && (double)(mesh_sim_random(n->sim) >> 11) * 0x1.0p-53 < n->opts.loss) {
+    uint32_t dst = addr_ip(to);
+    int v = cut(n, u->host, u->host->ip, dst);
+    if (v) {
+        count_cut(n, v);
+        note(n, EV_DGRAM, v, &u->addr, to, (int64_t)len);
+        return 0;
+    }
+    double loss = n->opts.loss;
+    if (n->nloss) {
+        link_t *l = link_get(n, u->host->ip, dst);
+        if (l && l->has_loss)
+            loss = l->loss;
+    }
+    if (loss > 0 && (double)(mesh_sim_random(n->sim) >> 11) * 0x1.0p-53 < loss) {
         n->stats.lost++;
+        note(n, EV_DGRAM, V_LOST, &u->addr, to, (int64_t)len);
         return 0;
     }
     chunk_t *c = chunk_new(data, (ssize_t)len);
@@ -344,7 +858,10 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
 
 static void sn_udp_close(mesh_udp_t *u)
 {
+    if (u->closed)
+        return;
     u->closed = 1;
+    map_del(&u->host->net->udp_map, sock_key(&u->addr));
 }
 
 static int sn_listen(mesh_io_t *io, const mesh_addr_t *a, mesh_accept_cb cb, void *arg,
@@ -357,11 +874,15 @@ static int sn_listen(mesh_io_t *io, const mesh_addr_t *a, mesh_accept_cb cb, voi
         return -ENOMEM;
     uint16_t port = a ? addr_port(a) : 0;
     make_addr(&l->addr, h->ip, port ? port : n->next_port++);
-    for (mesh_listener_t *x = n->listeners; x; x = x->next)
-        if (!x->closed && mesh_addr_equal(&x->addr, &l->addr)) {
-            free(l);
-            return -EADDRINUSE;
-        }
+    uint64_t key = sock_key(&l->addr);
+    if (map_get(&n->lis_map, key, &n->stats.probes)) {
+        free(l);
+        return -EADDRINUSE;
+    }
+    if (map_put(&n->lis_map, key, l) < 0) {
+        free(l);
+        return -ENOMEM;
+    }
     l->host = h;
     l->cb = cb;
     l->arg = arg;
@@ -379,7 +900,10 @@ static int sn_listener_addr(mesh_listener_t *l, mesh_addr_t *out)
 
 static void sn_listener_close(mesh_listener_t *l)
 {
+    if (l->closed)
+        return;
     l->closed = 1;
+    map_del(&l->host->net->lis_map, sock_key(&l->addr));
 }
 
 static int sn_connect(mesh_io_t *io, const mesh_addr_t *to, mesh_connect_cb cb, void *arg,
@@ -387,6 +911,8 @@ static int sn_connect(mesh_io_t *io, const mesh_addr_t *to, mesh_connect_cb cb, 
 {
     simhost_t *h = (simhost_t *)io;
     mesh_simnet_t *n = h->net;
+    if (h->down)
+        return -ENETDOWN;
     mesh_stream_t *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -395,9 +921,10 @@ static int sn_connect(mesh_io_t *io, const mesh_addr_t *to, mesh_connect_cb cb, 
     s->remote = *to;
     s->ccb = cb;
     s->carg = arg;
+    s->syn_t0 = n->sim->now;
     s->next = n->streams;
     n->streams = s;
-    simev_t *ev = ev_new(n, EV_ACCEPT, n->sim->now + latency(n));
+    simev_t *ev = ev_new(n, EV_SYN, n->sim->now + latency(n));
     if (!ev)
         return -ENOMEM;
     ev->stream = s;
@@ -409,11 +936,8 @@ static int sn_read_start(mesh_stream_t *s, mesh_read_cb cb, void *arg)
 {
     s->cb = cb;
     s->arg = arg;
-    if (s->pend_head) {
-        simev_t *ev = ev_new(s->host->net, EV_FLUSH, s->host->net->sim->now);
-        if (ev)
-            ev->stream = s;
-    }
+    if (s->pend_head)
+        flush_later(s->host->net, s, 1);
     return 0;
 }
 
@@ -475,6 +999,43 @@ static const mesh_io_ops_t simnet_ops = {
 };
 
 /* ---------------------------------------------------------------------------------------- */
+/* Stalls                                                                                   */
+/* ---------------------------------------------------------------------------------------- */
+
+static void on_flush_host(void *arg);
+
+/* The stall's end: the timers it held fire first (they are queued now, before the flush). */
+static void on_resume(void *arg)
+{
+    simhost_t *h = arg;
+    mesh_simnet_t *n = h->net;
+    if (h->rt.state != MESH_HOST_STALLED || n->sim->now < h->rt.resume_at)
+        return; /* extended: a later on_resume ends it */
+    h->rt.state = MESH_HOST_RESUMING;
+    mesh_sim_host_release_timers(n->sim, &h->rt);
+    if (mesh_sim_call_at(n->sim, n->sim->now, on_flush_host, h) < 0)
+        on_flush_host(h);
+}
+
+/* Then the queued I/O, in arrival order; the parked actors run after it. */
+static void on_flush_host(void *arg)
+{
+    simhost_t *h = arg;
+    mesh_simnet_t *n = h->net;
+    if (h->rt.state != MESH_HOST_RESUMING)
+        return; /* stalled again meanwhile */
+    h->rt.state = MESH_HOST_RUNNING;
+    mesh_sim_host_unpark(n->sim, &h->rt);
+    simev_t *ev = h->defer_head;
+    h->defer_head = h->defer_tail = NULL;
+    while (ev) {
+        simev_t *next = ev->next;
+        app_event(n, h, ev); /* defers again if a callback stalled the host */
+        ev = next;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Public                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
 
@@ -484,15 +1045,22 @@ mesh_simnet_t *mesh_simnet_new(mesh_exec_t *sim)
     if (!n)
         return NULL;
     n->sim = sim;
-    n->opts.latency_min_ns = 1000000;
-    n->opts.latency_jitter_ns = 1000000;
+    n->opts.latency_min_ns = MS;
+    n->opts.latency_jitter_ns = MS;
     n->next_port = 40000;
+    n->stats.trace = FNV_OFFSET;
     n->def = (simhost_t *)mesh_simnet_host(n, "127.0.0.1");
     if (!n->def) {
-        free(n);
+        mesh_simnet_free(n);
         return NULL;
     }
     return n;
+}
+
+static void ev_free(simev_t *ev)
+{
+    free(ev->chunk);
+    free(ev);
 }
 
 void mesh_simnet_free(mesh_simnet_t *n)
@@ -500,8 +1068,7 @@ void mesh_simnet_free(mesh_simnet_t *n)
     while (n->pending) {
         simev_t *ev = n->pending;
         n->pending = ev->next;
-        free(ev->chunk);
-        free(ev);
+        ev_free(ev);
     }
     while (n->udps) {
         struct mesh_udp *u = n->udps;
@@ -516,20 +1083,33 @@ void mesh_simnet_free(mesh_simnet_t *n)
     while (n->streams) {
         mesh_stream_t *s = n->streams;
         n->streams = s->next;
-        while (s->pend_head) {
-            chunk_t *c = s->pend_head;
-            s->pend_head = c->next;
-            free(c);
-        }
+        chunks_free(s->pend_head);
+        chunks_free(s->held_head);
         free(s);
     }
     while (n->hosts) {
         simhost_t *h = n->hosts;
         n->hosts = h->next;
+        while (h->defer_head) {
+            simev_t *ev = h->defer_head;
+            h->defer_head = ev->next;
+            ev_free(ev);
+        }
+        mesh_sim_host_destroy(&h->rt);
         free(h);
     }
-    free(n->blocked);
+    for (size_t i = 0; i < n->link_map.cap; i++)
+        free(n->link_map.vals[i]);
+    map_free(&n->host_map);
+    map_free(&n->udp_map);
+    map_free(&n->lis_map);
+    map_free(&n->link_map);
     free(n);
+}
+
+static simhost_t *host_by_text(mesh_simnet_t *n, const char *ip)
+{
+    return ip ? (simhost_t *)mesh_simnet_host(n, ip) : NULL;
 }
 
 mesh_io_t *mesh_simnet_host(mesh_simnet_t *n, const char *ip)
@@ -537,18 +1117,30 @@ mesh_io_t *mesh_simnet_host(mesh_simnet_t *n, const char *ip)
     struct in_addr in;
     if (inet_pton(AF_INET, ip, &in) != 1)
         return NULL;
-    for (simhost_t *h = n->hosts; h; h = h->next)
-        if (h->ip == in.s_addr)
-            return &h->io;
-    simhost_t *h = calloc(1, sizeof(*h));
+    simhost_t *h = host_get(n, in.s_addr);
+    if (h)
+        return &h->io;
+    h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->io.ops = &simnet_ops;
+    h->rt.io = &h->io;
     h->net = n;
     h->ip = in.s_addr;
+    if (map_put(&n->host_map, h->ip, h) < 0) {
+        free(h);
+        return NULL;
+    }
     h->next = n->hosts;
     n->hosts = h;
     return &h->io;
+}
+
+mesh_sim_host_t *mesh_simnet_host_rt(mesh_simnet_t *n, mesh_io_t *io)
+{
+    if (!io || io->ops != &simnet_ops || ((simhost_t *)io)->net != n)
+        return NULL;
+    return &((simhost_t *)io)->rt;
 }
 
 mesh_io_t *mesh_simnet_io(mesh_simnet_t *n)
@@ -561,34 +1153,147 @@ void mesh_simnet_configure(mesh_simnet_t *n, const mesh_simnet_opts_t *o)
     n->opts = *o;
 }
 
+void mesh_simnet_options(const mesh_simnet_t *n, mesh_simnet_opts_t *out)
+{
+    *out = n->opts;
+    if (!out->udp_queue)
+        out->udp_queue = DEFAULT_UDP_QUEUE;
+}
+
+/* The link from -> to, created when missing. */
+static link_t *link_make(mesh_simnet_t *n, uint32_t from, uint32_t to)
+{
+    link_t *l = link_get(n, from, to);
+    if (l)
+        return l;
+    l = calloc(1, sizeof(*l));
+    if (!l || map_put(&n->link_map, (uint64_t)from << 32 | to, l) < 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static int set_blocked(mesh_simnet_t *n, uint32_t from, uint32_t to, int blocked)
+{
+    if (!blocked) {
+        link_t *l = link_get(n, from, to);
+        if (l && l->blocked) {
+            l->blocked = 0;
+            n->nblocked--;
+        }
+        return 0;
+    }
+    link_t *l = link_make(n, from, to);
+    if (!l)
+        return -ENOMEM;
+    if (!l->blocked) {
+        l->blocked = 1;
+        n->nblocked++;
+    }
+    return 0;
+}
+
+int mesh_simnet_block_oneway(mesh_simnet_t *n, const mesh_addr_t *from, const mesh_addr_t *to,
+                             int blocked)
+{
+    return set_blocked(n, addr_ip(from), addr_ip(to), blocked);
+}
+
 int mesh_simnet_block(mesh_simnet_t *n, const mesh_addr_t *a, const mesh_addr_t *b, int blocked)
 {
-    uint32_t x = addr_ip(a), y = addr_ip(b);
-    uint64_t key = x < y ? ((uint64_t)x << 32 | y) : ((uint64_t)y << 32 | x);
-    for (size_t i = 0; i < n->nblocked; i++) {
-        if (n->blocked[i] == key) {
-            if (!blocked)
-                n->blocked[i] = n->blocked[--n->nblocked];
-            return 0;
-        }
-    }
-    if (!blocked)
+    int rc = set_blocked(n, addr_ip(a), addr_ip(b), blocked);
+    return rc < 0 ? rc : set_blocked(n, addr_ip(b), addr_ip(a), blocked);
+}
+
+int mesh_simnet_link_loss(mesh_simnet_t *n, const mesh_addr_t *from, const mesh_addr_t *to,
+                          double loss)
+{
+    if (loss > 1)
+        return -EINVAL;
+    uint32_t x = addr_ip(from), y = addr_ip(to);
+    link_t *l = loss < 0 ? link_get(n, x, y) : link_make(n, x, y);
+    if (!l)
+        return loss < 0 ? 0 : -ENOMEM;
+    if (loss < 0) {
+        if (l->has_loss)
+            n->nloss--;
+        l->has_loss = 0;
         return 0;
-    if (n->nblocked == n->cblocked) {
-        size_t nc = n->cblocked ? n->cblocked * 2 : 16;
-        uint64_t *b2 = realloc(n->blocked, nc * sizeof(*b2));
-        if (!b2)
-            return -1;
-        n->blocked = b2;
-        n->cblocked = nc;
     }
-    n->blocked[n->nblocked++] = key;
+    if (!l->has_loss)
+        n->nloss++;
+    l->has_loss = 1;
+    l->loss = loss;
+    return 0;
+}
+
+int mesh_simnet_partition(mesh_simnet_t *n, const char *const *ips, size_t count, int group)
+{
+    for (size_t i = 0; i < count; i++) {
+        simhost_t *h = host_by_text(n, ips[i]);
+        if (!h)
+            return -EINVAL;
+        n->ngrouped += (group != 0) - (h->group != 0);
+        h->group = group;
+    }
     return 0;
 }
 
 void mesh_simnet_heal(mesh_simnet_t *n)
 {
+    for (simhost_t *h = n->hosts; h; h = h->next)
+        h->group = 0;
+    n->ngrouped = 0;
+    for (size_t i = 0; i < n->link_map.cap; i++) {
+        link_t *l = n->link_map.vals[i];
+        if (l)
+            l->blocked = 0;
+    }
     n->nblocked = 0;
+}
+
+int mesh_simnet_host_down(mesh_simnet_t *n, const char *ip, int down)
+{
+    simhost_t *h = host_by_text(n, ip);
+    if (!h)
+        return -EINVAL;
+    if (!down || h->down) {
+        h->down = down != 0;
+        return 0;
+    }
+    h->down = 1;
+    /* The process is gone: the kernel closes its sockets and resets its connections. */
+    for (struct mesh_udp *u = n->udps; u; u = u->next)
+        if (u->host == h)
+            sn_udp_close(u);
+    for (mesh_listener_t *l = n->listeners; l; l = l->next)
+        if (l->host == h)
+            sn_listener_close(l);
+    for (mesh_stream_t *s = n->streams; s; s = s->next) {
+        if (s->host != h || s->closed)
+            continue;
+        s->closed = 1;
+        s->killed = 1;
+        if (s->peer && !s->peer->closed && !s->reset)
+            ev_stream(n, EV_RST, n->sim->now + latency(n), s->peer, 0);
+    }
+    return 0;
+}
+
+int mesh_simnet_stall(mesh_simnet_t *n, const char *ip, uint64_t duration_ns)
+{
+    simhost_t *h = host_by_text(n, ip);
+    if (!h)
+        return -EINVAL;
+    uint64_t until = n->sim->now + duration_ns;
+    if (h->rt.state == MESH_HOST_STALLED && until <= h->rt.resume_at)
+        return 0;
+    if (mesh_sim_call_at(n->sim, until, on_resume, h) < 0)
+        return -ENOMEM;
+    h->rt.state = MESH_HOST_STALLED;
+    h->rt.resume_at = until;
+    return 0;
 }
 
 void mesh_simnet_stats(const mesh_simnet_t *n, mesh_simnet_stats_t *out)

@@ -137,6 +137,26 @@ void mesh_timer_remove(mesh_loop_t *l, mesh_tnode_t *n)
     node_free(l, n);
 }
 
+void mesh_timer_detach(mesh_loop_t *l, mesh_tnode_t *n)
+{
+    if (n->heap_pos != UINT32_MAX)
+        heap_remove(l, n->heap_pos);
+}
+
+void mesh_timer_requeue(mesh_loop_t *l, mesh_tnode_t *n, uint64_t deadline)
+{
+    if (n->heap_pos != UINT32_MAX)
+        heap_remove(l, n->heap_pos);
+    n->deadline = deadline;
+    n->seq = l->tseq++;
+    heap_push(l, (uint32_t)(n - l->tn));
+}
+
+mesh_tnode_t *mesh_timer_top(mesh_loop_t *l)
+{
+    return l->nheap ? &l->tn[l->heap[0]] : NULL;
+}
+
 uint64_t mesh_timer_next(const mesh_loop_t *l)
 {
     return l->nheap ? l->tn[l->heap[0]].deadline : UINT64_MAX;

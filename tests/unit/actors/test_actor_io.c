@@ -2,8 +2,9 @@
  * tests/unit/actors/test_actor_io.c: the I/O seam on both backends.
  *
  * Real executor: an actor on a worker loop sends a datagram between two loopback sockets,
- * then runs a TCP ping/pong through listen/connect/read/write. Simulator: a stream between two simulated hosts
- * carries data in order and is reset by a partition.
+ * then runs a TCP ping/pong through listen/connect/read/write. Simulator: a stream between two
+ * simulated hosts carries data in order and, with MESH_SIMNET_CUT_RESET, is reset by a partition
+ * (the silent default is tested in test_simnet_faults.c).
  */
 #include <string.h>
 
@@ -182,7 +183,8 @@ static void test_sim_streams(void)
 {
     mesh_exec_t *sim = mesh_sim_new(9);
     mesh_simnet_t *net = mesh_sim_net(sim);
-    mesh_simnet_opts_t o = {.latency_min_ns = 1000000, .latency_jitter_ns = 5000000};
+    mesh_simnet_opts_t o = {
+        .latency_min_ns = 1000000, .latency_jitter_ns = 5000000, .cut = MESH_SIMNET_CUT_RESET};
     mesh_simnet_configure(net, &o);
     g_ss.a = mesh_simnet_host(net, "10.0.0.1");
     g_ss.b = mesh_simnet_host(net, "10.0.0.2");
@@ -196,7 +198,7 @@ static void test_sim_streams(void)
     CHECK(g_ss.connected);
     CHECK_EQ(g_ss.ngot, 10);
     CHECK(memcmp(g_ss.got, "0123456789", 10) == 0); /* in order despite jitter */
-    /* A partition resets the connection on the next transfer. */
+    /* In reset mode a partition resets the connection on the next transfer. */
     mesh_simnet_block(net, &srv, &cli, 1);
     CHECK_EQ(mesh_write(g_ss.a, g_ss.cli, "x", 1), 0);
     mesh_sim_run_until(sim, mesh_sim_now(sim) + 100000000ull);
