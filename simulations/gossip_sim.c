@@ -10,8 +10,8 @@
  *   kill       a node killed (no leave): every other node sees it dead; nobody else dies
  *   refute     a node cut off for less than a suspicion timeout: suspected, refutes, never dead
  *   loss       20 % datagram loss for 10 minutes: no false death
- *   oneway     datagrams from one node to another are lost (one way): no false death
- *   stall      a node's loop stalls 3 s: it declares nobody dead; it is alive again afterwards
+ *   oneway     all datagrams from one node to another lost (one way) for 2 minutes: no death
+ *   stall      a node's loop stalls 3 s: it declares nobody dead; whole again afterwards
  *   restart    a killed node restarts under its name: alive again at a higher incarnation
  *   restartall every node restarts at once: one whole membership again
  *   partition  halves split until each declares the other dead, then heal: one membership again
@@ -147,7 +147,8 @@ static void node_start(world_t *w, int i)
     gnode_t *n = &w->nodes[i];
     n->cfg.seed = mesh_sim_random(w->sim);
     mesh_spawn_opts_t so = {.name = n->cfg.name}; /* log lines name the node */
-    if (mesh_exec_spawn(w->sim, &gsp_actor_ops, &n->cfg, &so, &n->id) < 0) {
+    mesh_simnet_host_down(w->net, n->ip, 0);
+    if (mesh_sim_spawn_on(w->sim, n->cfg.io, &gsp_actor_ops, &n->cfg, &so, &n->id) < 0) {
         fail(w, "node %d did not start", i);
         return;
     }
@@ -161,6 +162,7 @@ static void node_kill(world_t *w, int i)
     if (!n->running)
         return;
     mesh_exec_stop(w->sim, n->id);
+    mesh_simnet_host_down(w->net, n->ip, 1);
     n->running = 0;
     n->swim = NULL;
 }
@@ -425,6 +427,57 @@ static void sc_loss(world_t *w)
     mesh_simnet_configure(w->net, &ok);
 }
 
+static void sc_oneway(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    /* datagrams from a to b are all lost (b to a flows): indirect probes and the stream
+     * fallback keep b alive in a's eyes */
+    int a = 1, b = 2 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 2));
+    mesh_addr_t x, y;
+    mesh_addr_parse(w->nodes[a].cfg.bind, &x);
+    mesh_addr_parse(w->nodes[b].cfg.bind, &y);
+    mesh_simnet_link_loss(w->net, &x, &y, 1.0);
+    uint64_t d0 = deaths_declared(w);
+    run_for(w, 120 * S);
+    if (deaths_declared(w) != d0 || false_deaths(w))
+        fail(w, "one-way loss %d->%d: %llu deaths declared", a, b,
+             (unsigned long long)(deaths_declared(w) - d0));
+    say(w, "2 min of one-way loss %d->%d: no death", a, b);
+    mesh_simnet_link_loss(w->net, &x, &y, -1);
+}
+
+static void sc_stall(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    gsp_swim_stats_t before, after;
+    gsp_swim_stats(w->nodes[k].swim, &before);
+    mesh_simnet_stall(w->net, w->nodes[k].ip, 3 * S);
+    run_for(w, 3 * S);
+    /* the stalled node must not accuse the others when it wakes up */
+    uint64_t b = susp_max(w, w->n) + w->prof.reconnect_interval_ns + spread(w, w->n);
+    uint64_t t = wait_for(w, b, pred_whole, NULL);
+    gsp_swim_stats(w->nodes[k].swim, &after);
+    if (after.deaths != before.deaths)
+        fail(w, "node %d declared %llu deaths after its 3 s stall", k,
+             (unsigned long long)(after.deaths - before.deaths));
+    if (!after.late_timers)
+        fail(w, "node %d did not notice its stall (no late timer)", k);
+    if (t == UINT64_MAX)
+        fail(w, "membership not whole within %llu ms after node %d's stall",
+             (unsigned long long)(b / MS), k);
+    else
+        say(w, "node %d stalled 3 s: %llu late timers, awareness up to %llu, whole again after %llu ms",
+            k, (unsigned long long)after.late_timers, (unsigned long long)w->nodes[k].max_awareness,
+            (unsigned long long)(t / MS));
+}
+
 static void sc_restart(world_t *w)
 {
     start_all(w);
@@ -478,15 +531,16 @@ static void sc_restartall(world_t *w)
         say(w, "all restarted: whole again after %llu ms", (unsigned long long)(t / MS));
 }
 
-static void partition(world_t *w, int blocked)
+static void partition(world_t *w, int split)
 {
-    mesh_addr_t a, b;
-    for (int i = 0; i < w->n / 2; i++)
-        for (int j = w->n / 2; j < w->n; j++) {
-            mesh_addr_parse(w->nodes[i].cfg.bind, &a);
-            mesh_addr_parse(w->nodes[j].cfg.bind, &b);
-            mesh_simnet_block(w->net, &a, &b, blocked);
-        }
+    if (!split) {
+        mesh_simnet_heal(w->net);
+        return;
+    }
+    const char *ips[MAX_NODES];
+    for (int i = w->n / 2; i < w->n; i++)
+        ips[i - w->n / 2] = w->nodes[i].ip;
+    mesh_simnet_partition(w->net, ips, (size_t)(w->n - w->n / 2), 1);
 }
 
 static int pred_split(world_t *w, void *arg)
@@ -711,7 +765,8 @@ typedef struct scenario {
 
 static const scenario_t scenarios[] = {
     {"join", sc_join, 3},           {"kill", sc_kill, 3},       {"refute", sc_refute, 4},
-    {"loss", sc_loss, 3},           {"restart", sc_restart, 3}, {"restartall", sc_restartall, 3},
+    {"loss", sc_loss, 3},           {"oneway", sc_oneway, 4},   {"stall", sc_stall, 3},
+    {"restart", sc_restart, 3}, {"restartall", sc_restartall, 3},
     {"partition", sc_partition, 4}, {"leave", sc_leave, 3},     {"meta", sc_meta, 3},
     {"keys", sc_keys, 5},
 };
