@@ -9,6 +9,7 @@
 #include "node/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "node/admin_options.h"
 #include "policy/breaker_options.h"
 
 extern char **environ;
@@ -35,6 +36,7 @@ static const mesh_cli_command_t commands[] = {
  * --help and check-config list them after the core options. */
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section,
+    &mesh_admin_options_section,
 };
 
 static void usage(FILE *out)
