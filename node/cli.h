@@ -39,4 +39,8 @@ int mesh_cli_sidecar(int argc, char **argv);
 /** `meshd registry list`: see node/role_registry.c. */
 int mesh_cli_registry(int argc, char **argv);
 
+/** `meshd routes` and `meshd members`, clients of a node's admin API: node/role_admin_cli.c. */
+int mesh_cli_routes(int argc, char **argv);
+int mesh_cli_members(int argc, char **argv);
+
 #endif

@@ -66,6 +66,7 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
         .watch = watch,
         .snapshot_path = cfg->snapshot_file,
         .subscriber = watch ? mesh_node_actor(node) : 0,
+        .link_subscriber = mesh_node_actor(node), /* etcd's state in the admin API */
     };
     c->registry = reg_actor_args_new(&rc, static_routes);
     if (!c->registry)

@@ -9,6 +9,7 @@
 #include "node/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "node/admin_options.h"
 #include "policy/breaker_options.h"
 
 extern char **environ;
@@ -25,6 +26,10 @@ static const mesh_cli_command_t commands[] = {
      "runs beside one gRPC app: registers it while healthy, probes, circuit breaker"},
     {"registry", MESH_ROLE_TOOL, mesh_cli_registry,
      "`registry list [--json]`: services, methods and instances in etcd"},
+    {"routes", 0, mesh_cli_routes,
+     "`routes --admin HOST:PORT [--json]`: a running node's routes, from its admin API"},
+    {"members", 0, mesh_cli_members,
+     "`members --admin HOST:PORT [--json]`: a running node's gossip members, from its admin API"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},
@@ -35,6 +40,7 @@ static const mesh_cli_command_t commands[] = {
  * --help and check-config list them after the core options. */
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section,
+    &mesh_admin_options_section,
 };
 
 static void usage(FILE *out)

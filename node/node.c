@@ -4,9 +4,11 @@
  *
  * Ownership: the node struct is built on the main thread and read-only once the executor
  * runs, except for exit_code (written by the node actor on the control loop, read after the
- * run). Each worker slot (node_wk_t) belongs to its worker actor once the loops run: the
- * engine, the previous counters, the actor pointer. The event ring inside it is shared by
- * design (one producer, one consumer). The engines are created on the main thread before
+ * run) and what the admin API reads (the latest routing table, etcd's link, the admin server):
+ * written by the node actor and read by the admin's handlers, both on the control loop, which
+ * is the main thread's loop. Each worker slot (node_wk_t) belongs to its worker actor once the
+ * loops run: the engine, the previous counters, the actor pointer. The event ring inside it is
+ * shared by design (one producer, one consumer). The engines are created on the main thread before
  * the worker threads start (so bind errors are reported synchronously; pthread_create orders
  * the two), and from then on only their worker actor touches them.
  *
@@ -16,16 +18,26 @@
  *   worker (its loop): engine drained -> free it -> NODE_MSG_WORKER_DONE
  *   node: all workers done, or the drain timeout (NODE_MSG_FORCE to the rest) ->
  *     mesh_exec_shutdown, which stops the actors in reverse start order and ends the run.
+ *
+ * Admin API (node/admin.h, with --admin-listen): the node serves /v1/node and /v1/routes from
+ * the table it last handed its workers and from etcd's link (REG_MSG_LINK from the registry
+ * actor). The admin server stops with the node actor, the last actor to stop, so control
+ * actors may remove their endpoints in their own stop.
  */
 #include "node/node.h"
 
+#include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "actors/evring.h"
 #include "common/addr.h"
 #include "common/log.h"
+#include "node/admin.h"
+#include "node/admin_options.h"
 #include "node/node_msgs.h"
 #include "registry/reg_msgs.h"
 #include "transport/proxy.h"
@@ -61,6 +73,13 @@ struct mesh_node {
     void *engine_hook_arg;
     const mesh_supervisor_spec_t *sup_spec;
     int exit_code;
+    /* admin API (control loop) */
+    mesh_admin_t *admin;
+    mesh_routes_t *routes; /* the table the workers were last given */
+    int etcd_connected;    /* the registry's last REG_MSG_LINK (0 before any) */
+    char roles[64];
+    uint64_t started_ns; /* uv_hrtime() at creation */
+    time_t started;
 };
 
 /* ---- the worker actor ------------------------------------------------------------------------ */
@@ -346,8 +365,15 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         mesh_routes_t *routes = mesh_msg_take_ptr(m);
         if (routes) {
             routes_to_workers(st, routes);
-            mesh_routes_unref(routes);
+            mesh_routes_unref(st->n->routes); /* kept for the admin API */
+            st->n->routes = routes;
         }
+        return 0;
+    }
+    case REG_MSG_LINK: {
+        const reg_link_msg_t *l = mesh_msg_as(m, reg_link_msg_t);
+        if (l)
+            st->n->etcd_connected = l->connected != 0;
         return 0;
     }
     case NODE_MSG_SIGNAL: {
@@ -422,6 +448,10 @@ static void node_stop(mesh_actor_t *self, int reason)
     node_state_t *st = mesh_state(self);
     free(st->watchers);
     st->watchers = NULL;
+    if (st->n) { /* the last actor to stop: nothing adds or removes endpoints any more */
+        mesh_admin_close(st->n->admin);
+        st->n->admin = NULL;
+    }
 }
 
 static const mesh_actor_ops_t node_ops = {
@@ -441,6 +471,8 @@ mesh_node_t *mesh_node_new(const mesh_config_t *cfg)
     if (!n)
         return NULL;
     n->cfg = cfg;
+    n->started_ns = uv_hrtime();
+    n->started = time(NULL);
     mesh_exec_opts_t eo = {.workers = cfg->workers > 0 ? cfg->workers : 0, .no_signals = 1};
     n->exec = mesh_exec_new(&eo);
     if (!n->exec) {
@@ -530,7 +562,8 @@ void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes)
     for (int i = 0; i < n->nworkers; i++)
         if (n->wk[i].engine)
             mesh_proxy_worker_set_routes(n->wk[i].engine, mesh_routes_ref(routes));
-    mesh_routes_unref(routes);
+    mesh_routes_unref(n->routes); /* kept for the admin API */
+    n->routes = routes;
 }
 
 void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *cfg, void *arg),
@@ -551,6 +584,90 @@ int mesh_node_supervise(mesh_node_t *n, const mesh_supervisor_spec_t *spec)
         return -1;
     n->sup_spec = spec;
     return 0;
+}
+
+/* ---- admin API ------------------------------------------------------------------------------ */
+
+mesh_admin_t *mesh_node_admin(const mesh_node_t *n)
+{
+    return n->admin;
+}
+
+const char *mesh_node_etcd_state(const mesh_node_t *n)
+{
+    if (n->cfg->etcd.n == 0)
+        return "off";
+    return n->etcd_connected ? "connected" : "degraded";
+}
+
+/* GET /v1/node. */
+static json_t *admin_node(void *ud, const h1_req_t *req, int *status)
+{
+    mesh_node_t *n = ud;
+    size_t services = n->routes ? mesh_routes_count(n->routes) : 0, instances = 0;
+    for (size_t i = 0; i < services; i++)
+        instances += mesh_routes_at(n->routes, i)->n_instances;
+    json_t *roles = json_array();
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s", n->roles);
+    for (char *save = NULL, *r = strtok_r(buf, ",", &save); roles && r;
+         r = strtok_r(NULL, ",", &save))
+        json_array_append_new(roles, json_string(r));
+    char started[32];
+    struct tm tm;
+    gmtime_r(&n->started, &tm);
+    strftime(started, sizeof(started), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char grpc[300];
+    snprintf(grpc, sizeof(grpc), strchr(n->listen_host, ':') ? "[%s]:%d" : "%s:%d",
+             n->listen_host[0] ? n->listen_host : "0.0.0.0", n->port);
+    json_t *etcd = json_array();
+    for (size_t i = 0; etcd && i < n->cfg->etcd.n; i++)
+        json_array_append_new(etcd, json_string(n->cfg->etcd.items[i]));
+    return json_pack("{s:s,s:o,s:s,s:I,s:s,s:f,s:{s:s,s:s},s:i,s:s,s:o,s:{s:I,s:I},s:n}", "node",
+                     n->cfg->node ? n->cfg->node : "", "roles", roles ? roles : json_array(),
+                     "version", MESHD_VERSION, "pid", (json_int_t)getpid(), "started", started,
+                     "uptime_s", (double)(uv_hrtime() - n->started_ns) / 1e9, "listen", "grpc",
+                     grpc, "admin", mesh_admin_address(n->admin), "workers", n->nworkers, "etcd",
+                     mesh_node_etcd_state(n), "etcd_endpoints", etcd ? etcd : json_array(),
+                     "counts", "services", (json_int_t)services, "instances", (json_int_t)instances,
+                     "gossip");
+}
+
+/* The first source of /v1/routes: the table the workers route with. */
+static void admin_routes_table(void *ud, mesh_admin_routes_t *list)
+{
+    mesh_node_t *n = ud;
+    if (mesh_admin_routes_add_table(list, n->routes) != 0)
+        mesh_error("admin", "out of memory listing the routes");
+}
+
+/* GET /v1/routes. */
+static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
+{
+    mesh_node_t *n = ud;
+    mesh_admin_routes_t *list = mesh_admin_routes_new();
+    if (!list)
+        return NULL;
+    mesh_admin_collect_routes(n->admin, list);
+    json_t *o = mesh_admin_routes_json(list, mesh_node_etcd_state(n));
+    mesh_admin_routes_free(list);
+    return o;
+}
+
+int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
+{
+    const char *spec = mesh_admin_options(n->cfg)->listen;
+    snprintf(n->roles, sizeof(n->roles), "%s", roles ? roles : "");
+    if (!spec || !*spec || n->admin)
+        return 0;
+    n->admin = mesh_admin_new(mesh_exec_uv_loop(n->exec, 0));
+    if (!n->admin || mesh_admin_add_json(n->admin, "/v1/node", admin_node, n) != 0 ||
+        mesh_admin_add_json(n->admin, "/v1/routes", admin_routes, n) != 0 ||
+        mesh_admin_add_routes_source(n->admin, admin_routes_table, n) != 0) {
+        mesh_error("node", "cannot create the admin API");
+        return -1;
+    }
+    return mesh_admin_listen(n->admin, spec);
 }
 
 /* ---- running --------------------------------------------------------------------------------- */
@@ -603,8 +720,11 @@ void mesh_node_free(mesh_node_t *n)
             mesh_proxy_worker_free(n->wk[i].engine);
             n->wk[i].engine = NULL;
         }
+    mesh_admin_close(n->admin); /* a node that never ran: its closes finish in mesh_exec_free */
+    n->admin = NULL;
     if (n->exec)
         mesh_exec_free(n->exec);
+    mesh_routes_unref(n->routes);
     for (int i = 0; n->wk && i < n->nworkers; i++)
         mesh_evring_destroy(&n->wk[i].ring);
     free(n->wk);

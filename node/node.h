@@ -28,6 +28,7 @@
 #include "registry/route_table.h"
 
 struct mesh_proxy_config;
+struct mesh_admin;
 
 typedef struct mesh_node mesh_node_t;
 
@@ -58,6 +59,22 @@ int mesh_node_listen(mesh_node_t *n);
 
 /** The bound port of the gRPC listener (after mesh_node_listen). */
 int mesh_node_port(const mesh_node_t *n);
+
+/**
+ * Starts the admin API when admin.listen is set (--admin-listen, node/admin.h) on the control
+ * loop: /v1/node (roles, "proxy" or "sidecar" or a comma-separated list, is what it says) and
+ * /v1/routes. Call after mesh_node_listen, before mesh_node_run. Returns 0 (also when the
+ * option is not set), or -1 when the address cannot be bound (logged).
+ */
+int mesh_node_admin_listen(mesh_node_t *n, const char *roles);
+
+/** The admin API (NULL without --admin-listen), where control actors add their endpoints;
+ *  valid on the control loop until the node actor stops (the last actor to stop). */
+struct mesh_admin *mesh_node_admin(const mesh_node_t *n);
+
+/** etcd as the admin API reports it: "off" (no --etcd), "connected" or "degraded". Control
+ *  loop. */
+const char *mesh_node_etcd_state(const mesh_node_t *n);
 
 /** Publishes a table to every worker before the node runs (takes over the reference). */
 void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes);

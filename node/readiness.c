@@ -148,12 +148,11 @@ int mesh_readiness_json(const mesh_readiness_t *r, char *buf, size_t cap)
     return (int)n;
 }
 
-int mesh_readiness_probe(void *ud, char *body, size_t cap, size_t *len)
+int mesh_readiness_probe(void *ud, const h1_req_t *req, h1_body_t *b)
 {
     const mesh_readiness_t *r = ud;
-    int n = mesh_readiness_json(r, body, cap);
-    if (n < 0)
-        return 500;
-    *len = (size_t)n;
-    return r->ready ? 200 : 503;
+    json_t *o = mesh_readiness_to_json(r);
+    int rc = o ? h1_body_json(b, o) : -1;
+    json_decref(o);
+    return rc != 0 ? 500 : r->ready ? 200 : 503;
 }

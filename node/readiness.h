@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/http1_server.h"
+
 /** Default number of consecutive failed checks that make the app not ready. */
 #define MESH_READINESS_DEFAULT_THRESHOLD 3
 
@@ -94,7 +96,7 @@ struct json_t *mesh_readiness_to_json(const mesh_readiness_t *r);
 
 /** A /readyz handler for transport/http1_server.h (h1_handler_fn) with ud = the
  * mesh_readiness_t: writes the JSON body and returns 200 when ready, 503 when not (500 if the
- * body does not fit). */
-int mesh_readiness_probe(void *ud, char *body, size_t cap, size_t *len);
+ * body could not be written). */
+int mesh_readiness_probe(void *ud, const h1_req_t *req, h1_body_t *b);
 
 #endif

@@ -4,6 +4,7 @@
  *
  * Wiring: a node (node/node.h) with one proxy engine per worker; the routing table comes from
  * --static routes and, with --etcd, from the registry actor's view of etcd (node/control.h).
+ * With --admin-listen the node serves its admin API (node/admin.h).
  */
 #include "node/cli.h"
 #include "node/control.h"
@@ -30,7 +31,7 @@ int mesh_cli_proxy(int argc, char **argv)
     }
     mesh_routes_t *routes = mesh_route_builder_finish(b);
     node = mesh_node_new(&cfg);
-    if (!node || mesh_node_listen(node) != 0) {
+    if (!node || mesh_node_listen(node) != 0 || mesh_node_admin_listen(node, "proxy") != 0) {
         mesh_routes_unref(routes);
         goto out;
     }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "node/cli.h"
+#include "node/admin_options.h"
 #include "node/control.h"
 #include "node/node.h"
 #include "policy/breaker_filter.h"
@@ -63,11 +64,26 @@ int mesh_cli_sidecar(int argc, char **argv)
         rc = 2;
         goto out;
     }
+    /* The probes and the admin API are two servers (node/admin.h says why): two ports. */
+    const char *admin = mesh_admin_options(&cfg)->listen;
+    char ah[256], ph[256];
+    int ap, pp;
+    if (admin && cfg.probe_listen && mesh_admin_listen_split(admin, ah, sizeof(ah), &ap) == 0 &&
+        mesh_addr_split(cfg.probe_listen, ph, sizeof(ph), &pp) == 0 && ap == pp && ap != 0 &&
+        (strcmp(ah, ph) == 0 || !ph[0] || strcmp(ph, "0.0.0.0") == 0)) {
+        fprintf(stderr,
+                "meshd sidecar: --admin-listen %s and --probe-listen %s share a port: the "
+                "admin API and the probes are separate servers\n",
+                admin, cfg.probe_listen);
+        rc = 2;
+        goto out;
+    }
     node = mesh_node_new(&cfg);
     if (!node)
         goto out;
     mesh_node_set_engine_hook(node, engine_config, &engines);
-    if (mesh_node_listen(node) != 0 || engines.failed)
+    if (mesh_node_listen(node) != 0 || engines.failed ||
+        mesh_node_admin_listen(node, "sidecar") != 0)
         goto out;
     /* The registered address: --advertise, else --listen with its real port (a wildcard
      * host is not callable: loopback is used then). */

@@ -609,15 +609,16 @@ static void on_reg_event(sidecar_t *sc, const mesh_msg_t *m)
 
 /* ---- probes (read the actor's state on its own thread) ------------------------------------- */
 
-/* Writes o into body (compact) and frees it; returns the length, or 0 when it did not fit. */
-static size_t dump(json_t *o, char *body, size_t cap)
+/* Writes o into the answer's body and frees it; 0, or -1 when it could not (the server
+ * answers 500). */
+static int dump(json_t *o, h1_body_t *b)
 {
-    size_t n = o ? json_dumpb(o, body, cap, JSON_COMPACT) : 0;
+    int rc = o ? h1_body_json(b, o) : -1;
     json_decref(o);
-    return n <= cap ? n : 0;
+    return rc;
 }
 
-static int livez(void *ud, char *body, size_t cap, size_t *len)
+static int livez(void *ud, const h1_req_t *req, h1_body_t *body)
 {
     sidecar_t *sc = ud;
     char why[400];
@@ -625,13 +626,14 @@ static int livez(void *ud, char *body, size_t cap, size_t *len)
         snprintf(why, sizeof(why), "the sidecar runs and the app's port answers");
     else
         snprintf(why, sizeof(why), "the app's port does not answer: %s", sc->app_why);
-    *len = dump(
-        json_pack("{s:b,s:s,s:s}", "alive", sc->app_reachable, "app", sc->cfg->app, "reason", why),
-        body, cap);
-    return *len ? (sc->app_reachable ? 200 : 503) : 500;
+    if (dump(json_pack("{s:b,s:s,s:s}", "alive", sc->app_reachable, "app", sc->cfg->app, "reason",
+                       why),
+             body) != 0)
+        return 500;
+    return sc->app_reachable ? 200 : 503;
 }
 
-static int readyz(void *ud, char *body, size_t cap, size_t *len)
+static int readyz(void *ud, const h1_req_t *req, h1_body_t *body)
 {
     sidecar_t *sc = ud;
     int ready = mesh_readiness_is_ready(&sc->rd) && sc->svcs_known && !sc->shutting_down;
@@ -655,8 +657,9 @@ static int readyz(void *ud, char *body, size_t cap, size_t *len)
     } else {
         json_decref(svcs);
     }
-    *len = dump(o, body, cap);
-    return *len ? (ready ? 200 : 503) : 500;
+    if (dump(o, body) != 0)
+        return 500;
+    return ready ? 200 : 503;
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------- */
@@ -695,9 +698,11 @@ static int sc_start(mesh_actor_t *self, void *arg)
     if (cfg->probe_listen && sc->a->exec) {
         char host[256];
         int port;
-        h1_server_config_t pc = {.livez = livez, .readyz = readyz, .ud = sc};
+        h1_server_config_t pc = {.name = ACTOR};
         sc->probe = h1_server_new(mesh_exec_uv_loop(sc->a->exec, mesh_loop_index(self)), &pc);
-        if (!sc->probe || mesh_addr_split(cfg->probe_listen, host, sizeof(host), &port) != 0 ||
+        if (!sc->probe || h1_server_add(sc->probe, "/livez", livez, sc) != 0 ||
+            h1_server_add(sc->probe, "/readyz", readyz, sc) != 0 ||
+            mesh_addr_split(cfg->probe_listen, host, sizeof(host), &port) != 0 ||
             h1_server_listen(sc->probe, host[0] ? host : "0.0.0.0", port) != 0) {
             mesh_error(ACTOR, "cannot serve probes on %s", cfg->probe_listen);
             return fail_start(sc, "the probe server");

@@ -50,6 +50,7 @@ static void curl_load(void)
         sym(lib, "curl_easy_setopt", &t->easy_setopt) ||
         sym(lib, "curl_easy_getinfo", &t->easy_getinfo) ||
         sym(lib, "curl_easy_cleanup", &t->easy_cleanup) ||
+        sym(lib, "curl_easy_perform", &t->easy_perform) ||
         sym(lib, "curl_easy_strerror", &t->easy_strerror) ||
         sym(lib, "curl_multi_init", &t->multi_init) ||
         sym(lib, "curl_multi_setopt", &t->multi_setopt) ||

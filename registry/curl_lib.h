@@ -19,6 +19,7 @@ typedef struct mesh_curl {
     CURLcode (*easy_setopt)(CURL *e, CURLoption opt, ...);
     CURLcode (*easy_getinfo)(CURL *e, CURLINFO info, ...);
     void (*easy_cleanup)(CURL *e);
+    CURLcode (*easy_perform)(CURL *e); /* blocking: one-shot commands only, never a loop */
     const char *(*easy_strerror)(CURLcode code);
     CURLM *(*multi_init)(void);
     CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);

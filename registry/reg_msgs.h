@@ -33,6 +33,8 @@ enum {
     REG_MSG_EVENT = 0x52450013u,
     /* To the subscriber: a new routing table; ptr = mesh_routes_t (one reference). */
     REG_MSG_ROUTES = 0x52450020u,
+    /* To the link subscriber: whether etcd answers (reg_link_msg_t), sent when it changes. */
+    REG_MSG_LINK = 0x52450022u,
     /* The snapshot file write finished (from the work pool). */
     REG_MSG_SNAPSHOT_DONE = 0x52450021u,
     /* Subscribe to this node's own registrations (no payload): the sender gets REG_MSG_LOCAL
@@ -47,6 +49,11 @@ enum {
     REG_MSG_GOSSIP_GRACE = 0x52450033u,
     REG_MSG_PROBE_TIMEOUT = 0x52450034u,
 };
+
+/** REG_MSG_LINK's payload. */
+typedef struct reg_link_msg {
+    int32_t connected; /* 1: etcd answers; 0: degraded (unreachable, last view kept) */
+} reg_link_msg_t;
 
 /* etcd request tags: kind in the top byte, the registration id below it, a sequence below. */
 #define REG_TAG_VIEW_RANGE 0x01u

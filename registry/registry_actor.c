@@ -63,6 +63,7 @@ typedef struct reg_actor {
     int grace; /* etcd came back: gossip routes still merged until the grace timer */
     probe_t **probes;
     size_t n_probes;
+    int link; /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
 } reg_actor_t;
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -340,6 +341,18 @@ static void link_check(reg_actor_t *st)
     probes_clear(st); /* corroboration only matters while connected */
 }
 
+/* Tells the link subscriber when etcd's reachability changed. */
+static void link_to(reg_actor_t *st, reg_link_t link)
+{
+    if (st->link == (int)link || !st->a->cfg.link_subscriber)
+        return;
+    st->link = (int)link;
+    reg_link_msg_t lm = {.connected = link == REG_LINK_CONNECTED};
+    int rc = mesh_send(st->self, st->a->cfg.link_subscriber, REG_MSG_LINK, &lm, sizeof(lm));
+    if (rc != 0 && rc != -MESH_ENOENT)
+        mesh_warn("registry", "cannot tell the node about etcd's link: %s", mesh_strerror(rc));
+}
+
 /* The view changed and/or its link did. */
 static void view_out(reg_actor_t *st, const reg_view_out_t *out)
 {
@@ -357,6 +370,8 @@ static void view_out(reg_actor_t *st, const reg_view_out_t *out)
             mesh_error("registry", "out of memory building the etcd routes");
         }
     }
+    if (out->link_changed)
+        link_to(st, out->link);
     reg_etcd_state_t before = st->etcd_state;
     link_check(st);
     if (changed || before != st->etcd_state) {
@@ -649,6 +664,10 @@ static void on_etcd(reg_actor_t *st, const etcd_result_t *res)
         return;
     }
     if (reg_tag_kind(res->tag) == REG_TAG_LEASE) {
+        if (!st->view) /* a node that only registers: its calls tell whether etcd answers */
+            link_to(st, res->err == ETCD_API_OK || res->err == ETCD_API_ERR_SERVER
+                            ? REG_LINK_CONNECTED
+                            : REG_LINK_DEGRADED);
         reg_registration_t *r = find_reg(st, reg_tag_id(res->tag), NULL);
         if (r)
             reg_registration_on_result(r, res);
@@ -664,6 +683,7 @@ static int reg_start(mesh_actor_t *self, void *arg)
     reg_actor_t *st = mesh_state(self);
     st->a = a;
     st->self = self;
+    st->link = -1;
     mesh_reconciler_init(&st->rec);
     if (a->static_routes)
         mesh_reconciler_set(&st->rec, MESH_ROUTE_STATIC, mesh_routes_ref(a->static_routes));

@@ -13,6 +13,8 @@
  *   sidecar  --REG_MSG_DEREGISTER-->  registry
  *   registry --REG_MSG_ROUTES (mesh_routes_t)-->  subscriber (the node, which hands the table
  *                                                  to its workers)
+ *   registry --REG_MSG_LINK (reg_link_msg_t)-->   link subscriber (the node, for its admin API):
+ *                                                  etcd connected or degraded, on each change
  *
  * The same actor runs on the real executor (etcd through libcurl) and in simulations/ (etcd
  * simulated), because the seam is chosen by a factory in its arguments. Run it under a
@@ -42,6 +44,10 @@ typedef struct reg_actor_cfg {
     const char *snapshot_path;    /* the view's snapshot file, NULL for none */
     reg_watch_cfg_t watch_cfg;    /* coalescing and backoff (the jitter seed is drawn) */
     mesh_actor_id_t subscriber;   /* gets REG_MSG_ROUTES; 0: nobody */
+    /** Gets REG_MSG_LINK when etcd's reachability changes (and after each start, once known):
+     *  the view's link when watching, else whether the registrations' etcd calls get answers
+     *  (an answer with an etcd error counts as reachable). 0: nobody. */
+    mesh_actor_id_t link_subscriber;
     /** Observation hook for tests and simulations, on the actor's thread: called after every
      *  step of the view (an etcd result or a timer), with published set when it produced a
      *  table; and with view NULL at each start of the actor (a restart: the previous view is

@@ -7,6 +7,7 @@
  */
 #include "transport/http1_parse.h"
 
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -69,6 +70,13 @@ static int parse_request_line(const char *s, size_t n, h1_req_t *req)
         plen++;
     req->path = target;
     req->path_len = plen;
+    if (plen < tlen && target[plen] == '?') {
+        size_t q = plen + 1, qe = q;
+        while (qe < tlen && target[qe] != '#')
+            qe++;
+        req->query = target + q;
+        req->query_len = qe - q;
+    }
     const char *v = s + i + 1;
     size_t vlen = n - i - 1;
     if (vlen != 8 || memcmp(v, "HTTP/", 5) != 0 || v[6] != '.' || v[5] < '0' || v[5] > '9' ||
@@ -190,4 +198,63 @@ int h1_req_method_is(const h1_req_t *req, const char *m)
 int h1_req_path_is(const h1_req_t *req, const char *p)
 {
     return strlen(p) == req->path_len && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes, NUL-terminated); the length or -2. */
+static int decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -2;
+            c = (char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -2;
+        out[o++] = c;
+    }
+    if (cap == 0 || o > INT32_MAX)
+        return -2;
+    out[o] = '\0';
+    return (int)o;
+}
+
+int h1_req_query(const h1_req_t *req, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *q = req->query;
+    size_t n = req->query ? req->query_len : 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && q[e] != '&' && q[e] != ';')
+            e++;
+        const char *eq = memchr(q + i, '=', e - i);
+        size_t klen = eq ? (size_t)(eq - (q + i)) : e - i;
+        if (klen == nlen && memcmp(q + i, name, nlen) == 0) {
+            if (!eq)
+                return decode("", 0, out, cap);
+            return decode(eq + 1, (size_t)(q + e - (eq + 1)), out, cap);
+        }
+        i = e + 1;
+    }
+    return -1;
 }

@@ -33,9 +33,12 @@ enum {
 typedef struct {
     const char *method;
     size_t method_len;
-    /** The request target up to '?' (the query is dropped). */
+    /** The request target up to '?' or '#'. */
     const char *path;
     size_t path_len;
+    /** The query: what follows '?' up to '#' (without the '?'); query_len 0 when none. */
+    const char *query;
+    size_t query_len;
     /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
     int minor;
     /** Nonzero when the connection stays open after the answer. */
@@ -56,5 +59,13 @@ int h1_req_method_is(const h1_req_t *req, const char *m);
 
 /** Nonzero when the request's path is p. */
 int h1_req_path_is(const h1_req_t *req, const char *p);
+
+/**
+ * Looks up the query parameter name ("a=1&b&c=x%20y": "b" has the value "") and writes its
+ * value, percent-decoded ('+' is a space), NUL-terminated, into out (cap bytes). Returns the
+ * value's length, -1 when the parameter is absent, or -2 when the value does not fit or is
+ * malformed (a bad %-escape, or a NUL byte). The first occurrence wins.
+ */
+int h1_req_query(const h1_req_t *req, const char *name, char *out, size_t cap);
 
 #endif

@@ -1,22 +1,43 @@
 /*
- * transport/http1_server.c: the probe HTTP server behind transport/http1_server.h.
+ * transport/http1_server.c: the HTTP/1.1 server behind transport/http1_server.h.
  *
- * One connection = one uv_tcp_t, one idle uv_timer_t and fixed input/output buffers. Reads
- * append to the input buffer; complete requests are answered one at a time, and reading
- * pauses while an answer is being written, so pipelined requests are answered in order. A
- * connection is freed when both of its handles have closed; the server is freed when the
- * listener and every connection have.
+ * One connection = one uv_tcp_t, one idle uv_timer_t, a fixed input buffer and a body that
+ * begins inline and grows on the heap. Reads append to the input buffer; complete requests are
+ * answered one at a time, and reading pauses while an answer is being written, so pipelined
+ * requests are answered in order. An answer is written as its head plus the first chunk of
+ * the body, then chunk after chunk from the write callback; once written, a heap body is
+ * freed (an idle connection holds no more than its inline buffer). A connection is freed when
+ * both of its handles have closed; the server is freed when the listener and every connection
+ * have.
  */
 #include "transport/http1_server.h"
 
+#include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "transport/http1_parse.h"
 
 typedef struct probe_conn probe_conn_t;
+
+struct h1_body {
+    char *data; /* inl or a heap buffer */
+    size_t len, cap;
+    size_t max; /* the server's max_response */
+    int failed; /* a write did not fit */
+    const char *type;
+    char *inl;
+};
+
+/* One path of the table. */
+typedef struct h1_route {
+    char *path;
+    size_t len;
+    h1_handler_fn fn;
+    void *ud;
+} h1_route_t;
 
 struct h1_server {
     uv_loop_t *loop;
@@ -27,6 +48,10 @@ struct h1_server {
     int port;
     unsigned n_conns;
     unsigned long requests;
+    size_t queued; /* body bytes of answers not yet written */
+    const char *name;
+    h1_route_t *routes; /* sorted by path */
+    size_t n_routes, cap_routes;
     probe_conn_t *conns;
     void (*on_closed)(void *ud);
     void *on_closed_ud;
@@ -45,10 +70,118 @@ struct probe_conn {
     int close_after_write;
     int draining; /* answered with Connection: close; discarding input until EOF */
     size_t in_len;
+    size_t out_off, out_len; /* body bytes written / to write of the current answer */
+    size_t queued;           /* what this answer counts in s->queued */
+    h1_body_t body;
     char in[H1_MAX_HEAD + H1_MAX_BODY];
     char head[512];
-    char body[H1_BODY_MAX];
+    char inl[H1_BODY_INLINE];
 };
+
+/* ---- bodies ------------------------------------------------------------------------------- */
+
+static void body_init(h1_body_t *b, char *inl, size_t max)
+{
+    *b = (h1_body_t){.data = inl, .cap = H1_BODY_INLINE, .max = max, .inl = inl};
+    b->type = "application/json";
+}
+
+/* Drops a heap buffer (back to the inline one) and empties the body. */
+static void body_release(h1_body_t *b)
+{
+    if (b->data != b->inl)
+        free(b->data);
+    b->data = b->inl;
+    b->cap = H1_BODY_INLINE;
+    b->len = 0;
+    b->failed = 0;
+    b->type = "application/json";
+}
+
+int h1_body_write(h1_body_t *b, const void *data, size_t len)
+{
+    if (b->failed)
+        return -1;
+    if (len > b->max || b->len > b->max - len) {
+        b->failed = 1;
+        return -1;
+    }
+    if (b->len + len > b->cap) {
+        size_t nc = b->cap * 2;
+        while (nc < b->len + len)
+            nc *= 2;
+        if (nc > b->max)
+            nc = b->max;
+        char *nd = b->data == b->inl ? malloc(nc) : realloc(b->data, nc);
+        if (!nd) {
+            b->failed = 1;
+            return -1;
+        }
+        if (b->data == b->inl)
+            memcpy(nd, b->inl, b->len);
+        b->data = nd;
+        b->cap = nc;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+int h1_body_printf(h1_body_t *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = 1;
+        return -1;
+    }
+    if ((size_t)n < sizeof(small))
+        return h1_body_write(b, small, (size_t)n);
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->failed = 1;
+        return -1;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    int rc = h1_body_write(b, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+static int json_sink(const char *buf, size_t size, void *ud)
+{
+    return h1_body_write(ud, buf, size);
+}
+
+int h1_body_json(h1_body_t *b, const json_t *j)
+{
+    if (!j || json_dump_callback(j, json_sink, b, JSON_COMPACT) != 0) {
+        b->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+void h1_body_set_type(h1_body_t *b, const char *content_type)
+{
+    b->type = content_type ? content_type : "application/json";
+}
+
+size_t h1_body_len(const h1_body_t *b)
+{
+    return b->len;
+}
+
+void h1_body_reset(h1_body_t *b)
+{
+    b->len = 0;
+    b->failed = 0;
+}
 
 static void conn_process(probe_conn_t *c);
 
@@ -58,6 +191,9 @@ static void server_maybe_free(h1_server_t *s)
         return;
     void (*cb)(void *) = s->on_closed;
     void *ud = s->on_closed_ud;
+    for (size_t i = 0; i < s->n_routes; i++)
+        free(s->routes[i].path);
+    free(s->routes);
     free(s);
     if (cb)
         cb(ud);
@@ -76,6 +212,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
+    s->queued -= c->queued;
+    body_release(&c->body);
     free(c);
     server_maybe_free(s);
 }
@@ -151,6 +289,39 @@ static const char *reason_phrase(int status)
     }
 }
 
+/* Ends the current answer: its bytes leave the queue, a heap body is freed. */
+static void answer_done(probe_conn_t *c)
+{
+    c->s->queued -= c->queued;
+    c->queued = 0;
+    c->out_off = c->out_len = 0;
+    body_release(&c->body);
+}
+
+static void on_written(uv_write_t *wr, int status);
+
+/* Hands libuv the next chunk of the body (after the head, when head_len > 0). */
+static void write_next(probe_conn_t *c, size_t head_len)
+{
+    size_t n = c->out_len - c->out_off;
+    if (n > H1_WRITE_CHUNK)
+        n = H1_WRITE_CHUNK;
+    uv_buf_t bufs[2];
+    unsigned nb = 0;
+    if (head_len)
+        bufs[nb++] = uv_buf_init(c->head, (unsigned)head_len);
+    if (n)
+        bufs[nb++] = uv_buf_init(c->body.data + c->out_off, (unsigned)n);
+    c->out_off += n;
+    c->writing = 1;
+    c->wr.data = c;
+    touch(c); /* a reader that stops reading is closed after the idle timeout */
+    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, bufs, nb, on_written) < 0) {
+        c->writing = 0;
+        conn_close(c);
+    }
+}
+
 static void on_written(uv_write_t *wr, int status)
 {
     probe_conn_t *c = wr->data;
@@ -161,6 +332,11 @@ static void on_written(uv_write_t *wr, int status)
         conn_close(c);
         return;
     }
+    if (c->out_off < c->out_len) {
+        write_next(c, 0);
+        return;
+    }
+    answer_done(c);
     if (c->close_after_write) {
         conn_linger(c);
         return;
@@ -168,38 +344,76 @@ static void on_written(uv_write_t *wr, int status)
     conn_process(c);
 }
 
-/* Writes one answer: head + (unless head_only) body. */
-static void conn_respond(probe_conn_t *c, int status, size_t body_len, int keep_alive, int minor,
-                         int head_only, int allow)
+/* Writes one answer: head + (unless head_only) the body in c->body. */
+static void conn_respond(probe_conn_t *c, int status, int keep_alive, int minor, int head_only,
+                         int allow)
 {
+    h1_server_t *s = c->s;
+    size_t body_len = c->body.len;
     int n = snprintf(c->head, sizeof(c->head),
                      "HTTP/1.1 %d %s\r\n"
-                     "Content-Type: application/json\r\n"
+                     "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n"
                      "%s%s\r\n",
-                     status, reason_phrase(status), body_len, allow ? "Allow: GET, HEAD\r\n" : "",
+                     status, reason_phrase(status), c->body.type, body_len,
+                     allow ? "Allow: GET, HEAD\r\n" : "",
                      !keep_alive  ? "Connection: close\r\n"
                      : minor == 0 ? "Connection: keep-alive\r\n"
                                   : "");
-    uv_buf_t bufs[2] = {uv_buf_init(c->head, (unsigned)n),
-                        uv_buf_init(c->body, head_only ? 0 : (unsigned)body_len)};
-    c->close_after_write = !keep_alive;
-    c->writing = 1;
-    c->wr.data = c;
-    c->s->requests++;
-    if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, bufs, head_only || body_len == 0 ? 1 : 2,
-                 on_written) < 0) {
-        c->writing = 0;
+    if (n < 0 || (size_t)n >= sizeof(c->head)) { /* only a very long Content-Type */
+        mesh_error(s->name, "answer head too long (content type %s)", c->body.type);
         conn_close(c);
+        return;
     }
+    c->out_off = 0;
+    c->out_len = head_only ? 0 : body_len;
+    if (c->out_len > s->cfg.max_queued || s->queued > s->cfg.max_queued - c->out_len) {
+        mesh_warn(s->name,
+                  "closing a connection: its %zu-byte answer would queue more than %zu bytes "
+                  "(%zu queued by slow readers)",
+                  c->out_len, s->cfg.max_queued, s->queued);
+        c->out_len = 0;
+        body_release(&c->body);
+        conn_close(c);
+        return;
+    }
+    c->queued = c->out_len;
+    s->queued += c->queued;
+    c->close_after_write = !keep_alive;
+    s->requests++;
+    write_next(c, (size_t)n);
 }
 
-static size_t set_body(probe_conn_t *c, const char *json)
+/* Replaces the body with a fixed JSON text. */
+static void set_body(probe_conn_t *c, const char *json)
 {
-    size_t n = strlen(json);
-    memcpy(c->body, json, n);
-    return n;
+    body_release(&c->body);
+    h1_body_write(&c->body, json, strlen(json));
+}
+
+static const h1_route_t *find_route(const h1_server_t *s, const h1_req_t *req)
+{
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (s->routes[i].len == req->path_len &&
+            memcmp(s->routes[i].path, req->path, req->path_len) == 0)
+            return &s->routes[i];
+    return NULL;
+}
+
+/* 404: what was asked and the paths there are. */
+static void not_found(probe_conn_t *c, const h1_req_t *req)
+{
+    h1_server_t *s = c->s;
+    json_t *paths = json_array();
+    for (size_t i = 0; paths && i < s->n_routes; i++)
+        json_array_append_new(paths, json_string(s->routes[i].path));
+    json_t *o = json_pack("{s:s,s:s%,s:o*}", "error", "not found", "path", req->path, req->path_len,
+                          "paths", paths);
+    body_release(&c->body);
+    if (!o || h1_body_json(&c->body, o) != 0)
+        set_body(c, "{\"error\":\"not found\"}");
+    json_decref(o);
 }
 
 /* Answers one complete request. */
@@ -208,38 +422,31 @@ static void conn_answer(probe_conn_t *c, const h1_req_t *req)
     h1_server_t *s = c->s;
     int head_only = h1_req_method_is(req, "HEAD");
     if (!head_only && !h1_req_method_is(req, "GET")) {
-        size_t n = set_body(c, "{\"error\":\"method not allowed\",\"allow\":[\"GET\",\"HEAD\"]}");
-        conn_respond(c, 405, n, req->keep_alive, req->minor, 0, 1);
+        set_body(c, "{\"error\":\"method not allowed\",\"allow\":[\"GET\",\"HEAD\"]}");
+        conn_respond(c, 405, req->keep_alive, req->minor, 0, 1);
         return;
     }
-    h1_handler_fn h = NULL;
-    int is_live = h1_req_path_is(req, "/livez");
-    if (is_live)
-        h = s->cfg.livez;
-    else if (h1_req_path_is(req, "/readyz"))
-        h = s->cfg.readyz;
-    else {
-        size_t n = set_body(c, "{\"error\":\"not found\",\"paths\":[\"/livez\",\"/readyz\"]}");
-        conn_respond(c, 404, n, req->keep_alive, req->minor, head_only, 0);
+    const h1_route_t *r = find_route(s, req);
+    if (!r) {
+        not_found(c, req);
+        conn_respond(c, 404, req->keep_alive, req->minor, head_only, 0);
         return;
     }
-    size_t len = 0;
-    int status;
-    if (h) {
-        status = h(s->cfg.ud, c->body, sizeof(c->body), &len);
-        if (status < 100 || status > 599 || len > sizeof(c->body)) {
-            mesh_error("sidecar", "probe handler returned status %d, body %zu bytes", status, len);
-            status = 500;
-            len = set_body(c, "{\"error\":\"probe handler failed\"}");
-        }
-    } else if (is_live) {
-        status = 200;
-        len = set_body(c, "{\"status\":\"alive\"}");
-    } else {
-        status = 503;
-        len = set_body(c, "{\"ready\":false}");
+    body_release(&c->body);
+    int status = r->fn(r->ud, req, &c->body);
+    if (status < 100 || status > 599 || c->body.failed) {
+        mesh_error(s->name, "the handler of %s failed: status %d, %s", r->path, status,
+                   c->body.failed ? "its body did not fit (max-response or memory)" : "body ok");
+        status = 500;
+        char msg[300];
+        snprintf(msg, sizeof(msg), "the handler of %s failed", r->path);
+        json_t *o = json_pack("{s:s}", "error", msg);
+        body_release(&c->body);
+        if (!o || h1_body_json(&c->body, o) != 0)
+            set_body(c, "{\"error\":\"handler failed\"}");
+        json_decref(o);
     }
-    conn_respond(c, status, len, req->keep_alive, req->minor, head_only, 0);
+    conn_respond(c, status, req->keep_alive, req->minor, head_only, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -292,7 +499,8 @@ static void conn_process(probe_conn_t *c)
                           : status == 505 ? "{\"error\":\"HTTP version not supported\"}"
                                           : "{\"error\":\"bad request\"}";
         c->in_len = 0;
-        conn_respond(c, status, set_body(c, msg), 0, 1, 0, 0);
+        set_body(c, msg);
+        conn_respond(c, status, 0, 1, 0, 0);
         return;
     }
     /* Answer, then drop the request from the buffer (the answer does not point into it). */
@@ -310,6 +518,7 @@ static void on_connection(uv_stream_t *ls, int status)
     if (!c)
         return;
     c->s = s;
+    body_init(&c->body, c->inl, s->cfg.max_response);
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
@@ -320,7 +529,7 @@ static void on_connection(uv_stream_t *ls, int status)
     s->conns = c;
     s->n_conns++;
     if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0 || s->n_conns > s->cfg.max_connections) {
-        mesh_warn("sidecar", "probe server: connection refused (%u open)", s->n_conns - 1);
+        mesh_warn(s->name, "connection refused (%u open)", s->n_conns - 1);
         conn_close(c);
         return;
     }
@@ -341,6 +550,13 @@ h1_server_t *h1_server_new(uv_loop_t *loop, const h1_server_config_t *cfg)
         s->cfg.idle_timeout_ms = 30000;
     if (!s->cfg.max_connections)
         s->cfg.max_connections = 64;
+    if (!s->cfg.max_response)
+        s->cfg.max_response = (size_t)64 << 20;
+    if (!s->cfg.max_queued)
+        s->cfg.max_queued = (size_t)256 << 20;
+    if (s->cfg.max_response < H1_BODY_INLINE)
+        s->cfg.max_response = H1_BODY_INLINE;
+    s->name = s->cfg.name ? s->cfg.name : "http";
     s->port = -1;
     return s;
 }
@@ -368,8 +584,54 @@ int h1_server_listen(h1_server_t *s, const char *host, int port)
         return rc;
     s->port = got.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
                                         : ntohs(((struct sockaddr_in *)&got)->sin_port);
-    mesh_info("sidecar", "probe server listening on %s:%d", host, s->port);
+    mesh_debug(s->name, "HTTP server listening on %s:%d", host, s->port);
     return 0;
+}
+
+int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
+{
+    if (!path || path[0] != '/' || !fn)
+        return -1;
+    size_t at = 0;
+    for (; at < s->n_routes; at++) {
+        int c = strcmp(s->routes[at].path, path);
+        if (c == 0)
+            return -1;
+        if (c > 0)
+            break;
+    }
+    if (s->n_routes == s->cap_routes) {
+        size_t nc = s->cap_routes ? s->cap_routes * 2 : 8;
+        h1_route_t *nr = realloc(s->routes, nc * sizeof(*nr));
+        if (!nr)
+            return -1;
+        s->routes = nr;
+        s->cap_routes = nc;
+    }
+    char *p = strdup(path);
+    if (!p)
+        return -1;
+    memmove(&s->routes[at + 1], &s->routes[at], (s->n_routes - at) * sizeof(*s->routes));
+    s->routes[at] = (h1_route_t){.path = p, .len = strlen(p), .fn = fn, .ud = ud};
+    s->n_routes++;
+    return 0;
+}
+
+int h1_server_remove(h1_server_t *s, const char *path)
+{
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (strcmp(s->routes[i].path, path) == 0) {
+            free(s->routes[i].path);
+            memmove(&s->routes[i], &s->routes[i + 1], (s->n_routes - i - 1) * sizeof(*s->routes));
+            s->n_routes--;
+            return 0;
+        }
+    return -1;
+}
+
+size_t h1_server_queued(const h1_server_t *s)
+{
+    return s->queued;
 }
 
 int h1_server_port(const h1_server_t *s)

@@ -22,6 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if ((r.path < buf || r.path + r.path_len > buf + size) && r.path_len != 1)
             abort();
+        if (r.query && (r.query < buf || r.query + r.query_len > buf + size))
+            abort();
+        char v[32];
+        int q = h1_req_query(&r, "a", v, sizeof(v));
+        if (q >= (int)sizeof(v) || (q >= 0 && strlen(v) != (size_t)q))
+            abort();
         /* Parsing the same request again gives the same answer. */
         h1_req_t r2;
         if (h1_parse(buf, (size_t)rc, &r2) != rc)

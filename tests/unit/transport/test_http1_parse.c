@@ -20,6 +20,26 @@ int main(void)
     CHECK(parse(get, &r) == (int)strlen(get));
     CHECK(h1_req_method_is(&r, "GET") && h1_req_path_is(&r, "/readyz"));
     CHECK(r.minor == 1 && r.keep_alive && r.body_len == 0);
+    CHECK(r.query_len == 3 && memcmp(r.query, "x=1", 3) == 0);
+
+    /* Query parameters: found, decoded, absent, malformed, too long. */
+    {
+        char v[16];
+        CHECK(parse("GET /a?x=1&y=a%2Fb+c&z&x=2#frag HTTP/1.1\r\n\r\n", &r) > 0);
+        CHECK(h1_req_path_is(&r, "/a"));
+        CHECK(h1_req_query(&r, "x", v, sizeof(v)) == 1 && strcmp(v, "1") == 0);
+        CHECK(h1_req_query(&r, "y", v, sizeof(v)) == 5 && strcmp(v, "a/b c") == 0);
+        CHECK(h1_req_query(&r, "z", v, sizeof(v)) == 0 && v[0] == '\0');
+        CHECK(h1_req_query(&r, "frag", v, sizeof(v)) == -1);
+        CHECK(h1_req_query(&r, "w", v, sizeof(v)) == -1);
+        CHECK(h1_req_query(&r, "y", v, 3) == -2);
+        CHECK(parse("GET /a?p=%4 HTTP/1.1\r\n\r\n", &r) > 0);
+        CHECK(h1_req_query(&r, "p", v, sizeof(v)) == -2);
+        CHECK(parse("GET /a?p=%00 HTTP/1.1\r\n\r\n", &r) > 0);
+        CHECK(h1_req_query(&r, "p", v, sizeof(v)) == -2);
+        CHECK(parse("GET /a HTTP/1.1\r\n\r\n", &r) > 0 && r.query_len == 0);
+        CHECK(h1_req_query(&r, "p", v, sizeof(v)) == -1);
+    }
 
     /* Every prefix is incomplete, never an error. */
     for (size_t i = 0; i < strlen(get); i++)

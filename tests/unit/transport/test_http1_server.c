@@ -1,11 +1,13 @@
 /*
- * tests/unit/transport/test_http1_server.c: the probe HTTP server on a real uv loop and a real
- * loopback port, queried over raw sockets from a client thread.
+ * tests/unit/transport/test_http1_server.c: the HTTP server's path table on a real uv loop and
+ * a real loopback port, queried over raw sockets from a client thread.
  *
  * The loop runs on the main thread; the client thread drives the scenarios (200/503 from the
- * readiness counter, 404, 405, 400, 431, 505, HEAD, keep-alive, pipelining, HTTP/1.0 close)
- * and then asks the loop (uv_async) to close the server. A watchdog timer fails the test if
- * the client never finishes.
+ * readiness counter, 404 listing the paths, 405, 400, 431, 505, HEAD, keep-alive, pipelining,
+ * HTTP/1.0 close, query strings, a multi-megabyte answer read slowly in small pieces, the
+ * limits on an answer's size and on the bytes queued for slow readers, paths added and
+ * removed) and then asks the loop (uv_async) to close the server. A watchdog timer fails the
+ * test if the client never finishes.
  */
 #include "transport/http1_server.h"
 
@@ -30,13 +32,55 @@ static uv_async_t done_async;
 static h1_server_t *server;
 static int server_closed;
 
-static int readyz(void *ud, char *body, size_t cap, size_t *len)
+static int readyz(void *ud, const h1_req_t *req, h1_body_t *b)
 {
     (void)ud;
     pthread_mutex_lock(&ready_mu);
-    int status = mesh_readiness_probe(&readiness, body, cap, len);
+    int status = mesh_readiness_probe(&readiness, req, b);
     pthread_mutex_unlock(&ready_mu);
     return status;
+}
+
+static int livez(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    return h1_body_write(b, "{\"status\":\"alive\"}", 18) == 0 ? 200 : 500;
+}
+
+/* Big bodies: ?n=COUNT items [{"i":0,"pad":"xxx..."},...] through jansson, a few MB. */
+#define BIG_ITEMS 20000
+static int big(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    char v[32];
+    int n = BIG_ITEMS;
+    if (h1_req_query(req, "n", v, sizeof(v)) > 0)
+        n = atoi(v);
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(a, json_pack("{s:i,s:s}", "i", i, "pad",
+                                           "0123456789abcdefghijklmnopqrstuvwxyz"
+                                           "0123456789abcdefghijklmnopqrstuvwxyz"
+                                           "0123456789abcdefghijklmnopqrstuvwxyz"));
+    int rc = h1_body_json(b, a);
+    json_decref(a);
+    return rc == 0 ? 200 : 500;
+}
+
+/* Echoes the query parameter "q" (and says when it is absent or malformed). */
+static int echo(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    char v[64];
+    int n = h1_req_query(req, "q", v, sizeof(v));
+    json_t *o = json_pack("{s:i,s:s%}", "rc", n, "q", n >= 0 ? v : "", (size_t)(n >= 0 ? n : 0));
+    int rc = h1_body_json(b, o);
+    json_decref(o);
+    return rc == 0 ? 200 : 500;
+}
+
+/* A handler that returns nonsense. */
+static int broken(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    h1_body_printf(b, "{\"half\":");
+    return 42;
 }
 
 static void feed(mesh_check_result_t r)
@@ -75,6 +119,41 @@ typedef struct {
     char body[4096];
     size_t body_len;
 } resp_t;
+
+/* Reads one whole answer of any size into a heap buffer, recv() at most `piece` bytes at a
+ * time with `pause_us` between reads (a slow reader). Returns the body (caller frees). */
+static char *read_big(int fd, int *status, size_t *len, size_t piece, unsigned pause_us)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    char *end = NULL;
+    size_t want = (size_t)-1, head_len = 0;
+    while (n < want) {
+        if (n + piece > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            CHECK(buf);
+        }
+        ssize_t r = recv(fd, buf + n, piece, 0);
+        CHECK(r > 0);
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+            head_len = (size_t)(end - buf) + 4;
+            CHECK(sscanf(buf, "HTTP/1.1 %d", status) == 1);
+            const char *cl = strcasestr(buf, "\r\ncontent-length:");
+            CHECK(cl && cl < end);
+            want = head_len + (size_t)strtoull(cl + 17, NULL, 10);
+        }
+        if (pause_us)
+            usleep(pause_us);
+    }
+    CHECK(n == want);
+    *len = n - head_len;
+    memmove(buf, buf + head_len, *len);
+    buf[*len] = '\0';
+    return buf;
+}
 
 /* Reads one response (head_only: the request was HEAD, no body follows). Buffered bytes past
  * the response stay in *carry for the next call. */
@@ -245,6 +324,84 @@ static void *client(void *arg)
     CHECK(server_closes(fd));
     close(fd);
 
+    /* A query string does not take part in the path match; parameters are decoded. */
+    CHECK(request("GET /echo?a=1&q=hello%20world+x HTTP/1.1\r\n\r\n", &r) == 200);
+    check_json_field(&r, "q", "hello world x");
+    CHECK(request("GET /echo?q HTTP/1.1\r\n\r\n", &r) == 200 && strstr(r.body, "\"rc\":0"));
+    CHECK(request("GET /echo?q=%zz HTTP/1.1\r\n\r\n", &r) == 200 && strstr(r.body, "\"rc\":-2"));
+    CHECK(request("GET /echo? HTTP/1.1\r\n\r\n", &r) == 200 && strstr(r.body, "\"rc\":-1"));
+    CHECK(request("GET /echo?&&=&q=%00 HTTP/1.1\r\n\r\n", &r) == 200);
+    CHECK(request("GET /nope?x=1 HTTP/1.1\r\n\r\n", &r) == 404);
+
+    /* 404 names the path asked for and lists the paths there are. */
+    CHECK(request("GET /v1/none HTTP/1.1\r\n\r\n", &r) == 404);
+    check_json_field(&r, "path", "/v1/none");
+    CHECK(strstr(r.body, "\"paths\":[\"/big\",\"/broken\",\"/echo\",\"/livez\",\"/readyz\"]"));
+
+    /* A handler that fails answers 500 naming the path. */
+    CHECK(request("GET /broken HTTP/1.1\r\n\r\n", &r) == 500);
+    check_json_field(&r, "error", "the handler of /broken failed");
+
+    /* A multi-megabyte answer, read slowly in small pieces, arrives complete and parses; the
+     * connection then serves a probe again. */
+    {
+        int fd2 = connect_server();
+        const char *q = "GET /big HTTP/1.1\r\n\r\n";
+        send_all(fd2, q, strlen(q));
+        int st = 0;
+        size_t len = 0;
+        char *body = read_big(fd2, &st, &len, 1500, 20);
+        CHECK(st == 200 && len > 2 * 1024 * 1024);
+        json_error_t err;
+        json_t *a = json_loadb(body, len, 0, &err);
+        CHECK(a && json_array_size(a) == BIG_ITEMS);
+        CHECK(json_integer_value(json_object_get(json_array_get(a, BIG_ITEMS - 1), "i")) ==
+              BIG_ITEMS - 1);
+        json_decref(a);
+        free(body);
+        const char *q2 = "GET /livez HTTP/1.1\r\n\r\n";
+        send_all(fd2, q2, strlen(q2));
+        carry_len = 0;
+        read_response(fd2, &r, 0, carry, &carry_len);
+        CHECK(r.status == 200);
+        close(fd2);
+    }
+
+    /* HEAD of a big answer: its length, no body. */
+    CHECK(request("HEAD /big?n=10 HTTP/1.1\r\n\r\n", &r) == 200 && r.body_len == 0);
+    CHECK(strcasestr(r.head, "content-length: "));
+
+    /* Beyond max_response (16 MiB in this test): 500, not a cut answer. */
+    CHECK(request("GET /big?n=200000 HTTP/1.1\r\n\r\n", &r) == 500);
+    check_json_field(&r, "error", "/big failed");
+
+    /* Readers that do not read: the answers they hold count against max_queued (12 MiB here);
+     * the answer that would go beyond is not queued: its connection is closed. */
+    {
+        int fds[2];
+        for (int i = 0; i < 2; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            int small = 4096; /* a small window: the kernel cannot take the answer off our hands */
+            setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+            struct timeval tv = {.tv_sec = 10};
+            setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0);
+            /* ~8 MB, unread: more than loopback's socket buffers take (tcp_wmem's 4 MiB) */
+            const char *q = "GET /big?n=64000 HTTP/1.1\r\n\r\n";
+            send_all(fds[i], q, strlen(q));
+            if (i == 0)
+                usleep(500000); /* the first answer is queued first */
+        }
+        char b[64];
+        /* closed without an answer (an RST may come instead of a FIN) */
+        CHECK(recv(fds[1], b, sizeof(b), 0) <= 0);
+        CHECK(recv(fds[0], b, sizeof(b), 0) > 0); /* the first one's answer is there */
+        for (int i = 0; i < 2; i++)
+            close(fds[i]);
+    }
+
     /* A request split across many small writes. */
     fd = connect_server();
     const char *slow = "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -287,9 +444,21 @@ int main(void)
     uv_loop_t loop;
     CHECK(uv_loop_init(&loop) == 0);
     mesh_readiness_init(&readiness, 3);
-    h1_server_config_t cfg = {.readyz = readyz, .idle_timeout_ms = 1500};
+    h1_server_config_t cfg = {.idle_timeout_ms = 1500,
+                              .max_response = 16u << 20,
+                              .max_queued = 12u << 20,
+                              .name = "test"};
     server = h1_server_new(&loop, &cfg);
     CHECK(server);
+    CHECK(h1_server_add(server, "/readyz", readyz, NULL) == 0);
+    CHECK(h1_server_add(server, "/livez", livez, NULL) == 0);
+    CHECK(h1_server_add(server, "/livez", livez, NULL) == -1); /* once */
+    CHECK(h1_server_add(server, "nope", livez, NULL) == -1);
+    CHECK(h1_server_add(server, "/gone", livez, NULL) == 0);
+    CHECK(h1_server_remove(server, "/gone") == 0 && h1_server_remove(server, "/gone") == -1);
+    CHECK(h1_server_add(server, "/big", big, NULL) == 0);
+    CHECK(h1_server_add(server, "/echo", echo, NULL) == 0);
+    CHECK(h1_server_add(server, "/broken", broken, NULL) == 0);
     CHECK(h1_server_listen(server, "127.0.0.1", 0) == 0);
     port = h1_server_port(server);
     CHECK(port > 0);

@@ -1,0 +1,207 @@
+/*
+ * node/admin.c: the admin HTTP API's server (see node/admin.h): an HTTP server
+ * (transport/http1_server.h) whose JSON endpoints return jansson trees, the placeholder of the
+ * gossip members endpoint, and the sources of the /v1/routes listing.
+ */
+#include "node/admin.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "node/admin_options.h"
+
+#define LOG "admin"
+
+/* A JSON endpoint: what h1_server calls back with. */
+typedef struct json_ep {
+    struct json_ep *next;
+    char *path;
+    mesh_admin_json_fn fn;
+    void *ud;
+} json_ep_t;
+
+typedef struct routes_src {
+    mesh_admin_routes_fn fn;
+    void *ud;
+} routes_src_t;
+
+struct mesh_admin {
+    h1_server_t *http;
+    json_ep_t *eps;
+    routes_src_t *srcs;
+    size_t n_srcs, cap_srcs;
+    char address[300];
+};
+
+/* ---- JSON endpoints ------------------------------------------------------------------------ */
+
+static int json_handler(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    json_ep_t *ep = ud;
+    int status = 200;
+    json_t *o = ep->fn(ep->ud, req, &status);
+    if (!o)
+        return 500;
+    int rc = h1_body_json(b, o);
+    json_decref(o);
+    return rc == 0 ? status : 500;
+}
+
+static json_ep_t **find_ep(mesh_admin_t *a, const char *path)
+{
+    json_ep_t **p = &a->eps;
+    while (*p && strcmp((*p)->path, path) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+int mesh_admin_add_json(mesh_admin_t *a, const char *path, mesh_admin_json_fn fn, void *ud)
+{
+    json_ep_t *ep = calloc(1, sizeof(*ep));
+    if (!ep || !(ep->path = strdup(path))) {
+        free(ep);
+        return -1;
+    }
+    ep->fn = fn;
+    ep->ud = ud;
+    if (h1_server_add(a->http, path, json_handler, ep) != 0) {
+        free(ep->path);
+        free(ep);
+        return -1;
+    }
+    ep->next = a->eps;
+    a->eps = ep;
+    return 0;
+}
+
+int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud)
+{
+    return h1_server_add(a->http, path, fn, ud);
+}
+
+int mesh_admin_remove(mesh_admin_t *a, const char *path)
+{
+    if (h1_server_remove(a->http, path) != 0)
+        return -1;
+    json_ep_t **p = find_ep(a, path);
+    if (*p) {
+        json_ep_t *ep = *p;
+        *p = ep->next;
+        free(ep->path);
+        free(ep);
+    }
+    return 0;
+}
+
+/* ---- /v1/members until gossip takes it --------------------------------------------------------
+ */
+
+static json_t *members_off(void *ud, const h1_req_t *req, int *status)
+{
+    *status = 404;
+    return json_pack("{s:s,s:s}", "error", "gossip is not enabled on this node", "path",
+                     MESH_ADMIN_MEMBERS_PATH);
+}
+
+int mesh_admin_set_members(mesh_admin_t *a, mesh_admin_json_fn fn, void *ud)
+{
+    mesh_admin_remove(a, MESH_ADMIN_MEMBERS_PATH);
+    return mesh_admin_add_json(a, MESH_ADMIN_MEMBERS_PATH, fn ? fn : members_off, fn ? ud : NULL);
+}
+
+/* ---- route sources ------------------------------------------------------------------------- */
+
+int mesh_admin_add_routes_source(mesh_admin_t *a, mesh_admin_routes_fn fn, void *ud)
+{
+    if (a->n_srcs == a->cap_srcs) {
+        size_t nc = a->cap_srcs ? a->cap_srcs * 2 : 4;
+        routes_src_t *ns = realloc(a->srcs, nc * sizeof(*ns));
+        if (!ns)
+            return -1;
+        a->srcs = ns;
+        a->cap_srcs = nc;
+    }
+    a->srcs[a->n_srcs++] = (routes_src_t){fn, ud};
+    return 0;
+}
+
+int mesh_admin_remove_routes_source(mesh_admin_t *a, mesh_admin_routes_fn fn, void *ud)
+{
+    for (size_t i = 0; i < a->n_srcs; i++)
+        if (a->srcs[i].fn == fn && a->srcs[i].ud == ud) {
+            memmove(&a->srcs[i], &a->srcs[i + 1], (a->n_srcs - i - 1) * sizeof(*a->srcs));
+            a->n_srcs--;
+            return 0;
+        }
+    return -1;
+}
+
+void mesh_admin_collect_routes(mesh_admin_t *a, mesh_admin_routes_t *list)
+{
+    for (size_t i = 0; i < a->n_srcs; i++)
+        a->srcs[i].fn(a->srcs[i].ud, list);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
+{
+    mesh_admin_t *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    h1_server_config_t hc = {.name = LOG, .max_connections = 32};
+    a->http = h1_server_new(loop, &hc);
+    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0) {
+        mesh_admin_close(a);
+        return NULL;
+    }
+    return a;
+}
+
+int mesh_admin_listen(mesh_admin_t *a, const char *spec)
+{
+    char host[256];
+    int port;
+    if (mesh_admin_listen_split(spec, host, sizeof(host), &port) != 0) {
+        mesh_error(LOG, "admin-listen: '%s' is not HOST:PORT, :PORT or PORT", spec);
+        return -1;
+    }
+    int rc = h1_server_listen(a->http, host, port);
+    if (rc < 0) {
+        mesh_error(LOG, "cannot listen on %s for the admin API: %s", spec, uv_strerror(rc));
+        return -1;
+    }
+    snprintf(a->address, sizeof(a->address), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
+             h1_server_port(a->http));
+    mesh_info(LOG, "admin API on http://%s/v1/", a->address);
+    return 0;
+}
+
+const char *mesh_admin_address(const mesh_admin_t *a)
+{
+    return a->address;
+}
+
+int mesh_admin_port(const mesh_admin_t *a)
+{
+    return h1_server_port(a->http);
+}
+
+void mesh_admin_close(mesh_admin_t *a)
+{
+    if (!a)
+        return;
+    if (a->http) /* frees itself once its handles closed; it holds no pointer into a after */
+        h1_server_close(a->http, NULL, NULL);
+    while (a->eps) {
+        json_ep_t *ep = a->eps;
+        a->eps = ep->next;
+        free(ep->path);
+        free(ep);
+    }
+    free(a->srcs);
+    free(a);
+}

@@ -1,0 +1,341 @@
+/*
+ * node/role_admin_cli.c: `meshd routes` and `meshd members`, clients of a running node's admin
+ * API (node/admin.h): one GET through libcurl (registry/curl_lib.h), then a table for people
+ * or, with --json, the server's JSON as it came.
+ *
+ *   meshd routes  --admin HOST:PORT [--json]   GET /v1/routes
+ *   meshd members --admin HOST:PORT [--json]   GET /v1/members
+ *
+ * Exit codes: 0 shown; 1 the node could not be reached or answered an error (its JSON is
+ * printed); 2 bad flags (with the usage).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node/admin.h"
+#include "node/admin_options.h"
+#include "node/cli.h"
+#include "registry/curl_lib.h"
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+    int oom;
+} buf_t;
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+    buf_t *b = ud;
+    size_t k = size * n;
+    if (b->len + k + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 65536;
+        while (nc < b->len + k + 1)
+            nc *= 2;
+        char *nd = realloc(b->data, nc);
+        if (!nd) {
+            b->oom = 1;
+            return 0;
+        }
+        b->data = nd;
+        b->cap = nc;
+    }
+    memcpy(b->data + b->len, p, k);
+    b->len += k;
+    b->data[b->len] = '\0';
+    return k;
+}
+
+/* GETs path from the admin at addr. Returns the HTTP status (body in *out), or -1 with the
+ * reason in err. */
+static long get(const char *addr, const char *path, buf_t *out, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (mesh_admin_listen_split(addr, host, sizeof(host), &port) != 0 || port == 0) {
+        snprintf(err, errlen, "'%s' is not HOST:PORT", addr);
+        return -1;
+    }
+    const mesh_curl_t *c = mesh_curl(err, errlen);
+    if (!c)
+        return -1;
+    CURL *e = c->easy_init();
+    if (!e) {
+        snprintf(err, errlen, "cannot create a libcurl handle");
+        return -1;
+    }
+    char url[400];
+    snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s", host,
+             port, path);
+    char cerr[CURL_ERROR_SIZE] = "";
+    c->easy_setopt(e, CURLOPT_URL, url);
+    c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+    c->easy_setopt(e, CURLOPT_WRITEDATA, out);
+    c->easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
+    c->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    c->easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
+    c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    c->easy_setopt(e, CURLOPT_NOPROXY, "*"); /* a loopback admin, never through http_proxy */
+    CURLcode rc = c->easy_perform(e);
+    long status = -1;
+    if (rc != CURLE_OK)
+        snprintf(err, errlen, "%s", cerr[0] ? cerr : c->easy_strerror(rc));
+    else if (out->oom)
+        snprintf(err, errlen, "out of memory reading the answer");
+    else
+        c->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    c->easy_cleanup(e);
+    return out->oom ? -1 : status;
+}
+
+/* ---- tables -------------------------------------------------------------------------------- */
+
+/* A table of strings: rows of ncol cells, printed with each column as wide as its widest. */
+typedef struct {
+    size_t ncol, n, cap;
+    char **cells;
+} table_t;
+
+static void table_add(table_t *t, char **row)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        t->cells = realloc(t->cells, t->cap * t->ncol * sizeof(char *));
+        if (!t->cells) {
+            fprintf(stderr, "meshd: out of memory\n");
+            exit(1);
+        }
+    }
+    for (size_t i = 0; i < t->ncol; i++)
+        t->cells[t->n * t->ncol + i] = strdup(row[i] ? row[i] : "");
+    t->n++;
+}
+
+static void table_print(table_t *t, FILE *out)
+{
+    size_t *w = calloc(t->ncol, sizeof(*w));
+    for (size_t r = 0; r < t->n; r++)
+        for (size_t i = 0; i < t->ncol; i++) {
+            size_t l = strlen(t->cells[r * t->ncol + i]);
+            if (l > w[i])
+                w[i] = l;
+        }
+    for (size_t r = 0; r < t->n; r++) {
+        for (size_t i = 0; i < t->ncol; i++) {
+            const char *c = t->cells[r * t->ncol + i];
+            if (i + 1 == t->ncol)
+                fprintf(out, "%s\n", c);
+            else
+                fprintf(out, "%-*s  ", (int)w[i], c);
+        }
+    }
+    for (size_t k = 0; k < t->n * t->ncol; k++)
+        free(t->cells[k]);
+    free(t->cells);
+    free(w);
+}
+
+/* A JSON string, or "-" for null / missing. */
+static const char *str_or_dash(json_t *v)
+{
+    return json_is_string(v) ? json_string_value(v) : "-";
+}
+
+/* Methods as "A,B", "*" for every method (null). */
+static char *methods_text(json_t *m)
+{
+    if (!json_is_array(m))
+        return strdup("*");
+    size_t len = 1;
+    size_t i;
+    json_t *v;
+    json_array_foreach(m, i, v) len += strlen(json_string_value(v) ? json_string_value(v) : "") + 1;
+    char *s = calloc(1, len);
+    json_array_foreach(m, i, v)
+    {
+        if (i)
+            strcat(s, ",");
+        strcat(s, json_string_value(v) ? json_string_value(v) : "");
+    }
+    return s;
+}
+
+static int print_routes(json_t *o, FILE *out)
+{
+    json_t *svcs = json_object_get(o, "services");
+    if (!json_is_array(svcs))
+        return -1;
+    fprintf(out, "etcd: %s\n\n", str_or_dash(json_object_get(o, "etcd")));
+    table_t t = {.ncol = 5};
+    char *head[] = {"SERVICE", "ADDRESS", "SOURCE", "STATE", "METHODS"};
+    table_add(&t, head);
+    size_t i, j, n = 0;
+    json_t *s, *in;
+    json_array_foreach(svcs, i, s)
+    {
+        json_array_foreach(json_object_get(s, "instances"), j, in)
+        {
+            char *m = methods_text(json_object_get(in, "methods"));
+            char *row[] = {(char *)str_or_dash(json_object_get(s, "service")),
+                           (char *)str_or_dash(json_object_get(in, "address")),
+                           (char *)str_or_dash(json_object_get(in, "source")),
+                           (char *)str_or_dash(json_object_get(in, "state")), m};
+            table_add(&t, row);
+            free(m);
+            n++;
+        }
+    }
+    table_print(&t, out);
+    fprintf(out, "\n%zu service%s, %zu instance%s\n", json_array_size(svcs),
+            json_array_size(svcs) == 1 ? "" : "s", n, n == 1 ? "" : "s");
+    return 0;
+}
+
+/* "since" (RFC 3339 UTC or Unix seconds) as an age: 42s, 5m3s, 2h4m, 3d2h. */
+static void age_text(json_t *since, char *buf, size_t cap)
+{
+    time_t t = 0;
+    if (json_is_number(since)) {
+        t = (time_t)json_number_value(since);
+    } else if (json_is_string(since)) {
+        struct tm tm = {0};
+        const char *end = strptime(json_string_value(since), "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!end) {
+            snprintf(buf, cap, "%s", json_string_value(since));
+            return;
+        }
+        t = timegm(&tm);
+    } else {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    long long d = (long long)(time(NULL) - t);
+    if (d < 0)
+        d = 0;
+    if (d < 60)
+        snprintf(buf, cap, "%llds", d);
+    else if (d < 3600)
+        snprintf(buf, cap, "%lldm%llds", d / 60, d % 60);
+    else if (d < 86400)
+        snprintf(buf, cap, "%lldh%lldm", d / 3600, d % 3600 / 60);
+    else
+        snprintf(buf, cap, "%lldd%lldh", d / 86400, d % 86400 / 3600);
+}
+
+static int print_members(json_t *o, FILE *out)
+{
+    json_t *ms = json_object_get(o, "members");
+    if (!json_is_array(ms))
+        return -1;
+    fprintf(out, "self: %s\n\n", str_or_dash(json_object_get(o, "self")));
+    table_t t = {.ncol = 6};
+    char *head[] = {"NODE", "ADDR", "STATE", "INCARNATION", "INSTANCES", "SINCE"};
+    table_add(&t, head);
+    size_t i;
+    json_t *m;
+    json_array_foreach(ms, i, m)
+    {
+        char inc[32], inst[32], age[64];
+        snprintf(inc, sizeof(inc), "%lld",
+                 (long long)json_integer_value(json_object_get(m, "incarnation")));
+        json_t *iv = json_object_get(m, "instances");
+        snprintf(inst, sizeof(inst), "%zu",
+                 json_is_array(iv) ? json_array_size(iv) : (size_t)json_integer_value(iv));
+        age_text(json_object_get(m, "since"), age, sizeof(age));
+        char *row[] = {(char *)str_or_dash(json_object_get(m, "node")),
+                       (char *)str_or_dash(json_object_get(m, "addr")),
+                       (char *)str_or_dash(json_object_get(m, "state")),
+                       inc,
+                       inst,
+                       age};
+        table_add(&t, row);
+    }
+    table_print(&t, out);
+    fprintf(out, "\n%zu member%s\n", json_array_size(ms), json_array_size(ms) == 1 ? "" : "s");
+    return 0;
+}
+
+/* ---- the commands -------------------------------------------------------------------------- */
+
+static int usage(const char *cmd)
+{
+    fprintf(stderr,
+            "usage: meshd %s --admin HOST:PORT [--json]\n\n"
+            "Asks a running node's admin API (its --admin-listen) for its %s:\n"
+            "a table, or with --json the server's JSON as it is.\n",
+            cmd, strcmp(cmd, "routes") == 0 ? "routes" : "gossip members");
+    return 2;
+}
+
+static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *), int argc,
+               char **argv)
+{
+    const char *admin = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if (strcmp(argv[i], "--admin") == 0 && i + 1 < argc) {
+            admin = argv[++i];
+        } else if (strncmp(argv[i], "--admin=", 8) == 0) {
+            admin = argv[i] + 8;
+        } else {
+            fprintf(stderr, "meshd %s: unknown argument '%s'\n", cmd, argv[i]);
+            return usage(cmd);
+        }
+    }
+    if (!admin || !*admin) {
+        fprintf(stderr, "meshd %s: --admin HOST:PORT is required\n", cmd);
+        return usage(cmd);
+    }
+    char host[256];
+    int port;
+    if (mesh_admin_listen_split(admin, host, sizeof(host), &port) != 0 || port == 0) {
+        fprintf(stderr, "meshd %s: --admin: '%s' is not HOST:PORT\n", cmd, admin);
+        return usage(cmd);
+    }
+    buf_t b = {0};
+    char err[512];
+    long status = get(admin, path, &b, err, sizeof(err));
+    int rc = 1;
+    if (status < 0) {
+        fprintf(stderr, "meshd %s: cannot reach admin at %s: %s\n", cmd, admin, err);
+        goto out;
+    }
+    json_error_t jerr;
+    json_t *o = b.data ? json_loadb(b.data, b.len, 0, &jerr) : NULL;
+    if (status != 200) {
+        if (status == 404 && strcmp(path, MESH_ADMIN_MEMBERS_PATH) == 0)
+            fprintf(stderr, "meshd %s: gossip is not enabled on this node (%s)\n", cmd, admin);
+        else
+            fprintf(stderr, "meshd %s: %s answered %ld\n", cmd, admin, status);
+        if (b.len)
+            fprintf(stderr, "%s%s", b.data, b.data[b.len - 1] == '\n' ? "" : "\n");
+    } else if (json) {
+        fwrite(b.data ? b.data : "", 1, b.len, stdout);
+        if (!b.len || b.data[b.len - 1] != '\n')
+            putchar('\n');
+        rc = 0;
+    } else if (!o || print(o, stdout) != 0) {
+        fprintf(stderr, "meshd %s: %s answered something that is not %s's JSON\n", cmd, admin,
+                path);
+    } else {
+        rc = 0;
+    }
+    json_decref(o);
+out:
+    free(b.data);
+    return rc;
+}
+
+int mesh_cli_routes(int argc, char **argv)
+{
+    return run("routes", "/v1/routes", print_routes, argc, argv);
+}
+
+int mesh_cli_members(int argc, char **argv)
+{
+    return run("members", MESH_ADMIN_MEMBERS_PATH, print_members, argc, argv);
+}
