@@ -70,9 +70,9 @@ struct gstate {
     size_t n_pending_sets;
     gsp_actor_stats_t stats;
     gsp_inst_t insts[GSP_INST_MAX]; /* decoding a member's metadata (big: not on the stack) */
-    uint8_t sbuf[GSP_UDP_MAX];     /* a sealed datagram */
-    uint8_t scratch[GSP_UDP_MAX];  /* an opened one */
-    uint8_t *fscratch; /* opened frames */
+    uint8_t sbuf[GSP_UDP_MAX];      /* a sealed datagram */
+    uint8_t scratch[GSP_UDP_MAX];   /* an opened one */
+    uint8_t *fscratch;              /* opened frames */
     size_t fscratch_cap;
 };
 
@@ -96,8 +96,8 @@ static void outbox_flush(gstate_t *g)
         outmsg_t *o = g->out_head;
         int rc = mesh_send_ptr(g->self, g->cfg->subscriber, o->type, o->ptr, free);
         if (rc == -MESH_EFULL || rc == -MESH_EAGAIN) {
-            if (!g->outbox_timer && mesh_timer_start(g->self, 10 * 1000000ull, 0, GSP_MSG_OUTBOX,
-                                                     NULL) == 0)
+            if (!g->outbox_timer &&
+                mesh_timer_start(g->self, 10 * 1000000ull, 0, GSP_MSG_OUTBOX, NULL) == 0)
                 g->outbox_timer = 1;
             return;
         }
@@ -211,7 +211,8 @@ static void xchg_on_connect(mesh_stream_t *st, int status, void *arg)
         return;
     }
     gstate_t *g = x->g;
-    if (mesh_write(g->io, st, x->frame, x->frame_len) || mesh_read_start(g->io, st, xchg_on_read, x))
+    if (mesh_write(g->io, st, x->frame, x->frame_len) ||
+        mesh_read_start(g->io, st, xchg_on_read, x))
         xchg_finish(x, NULL, 0);
 }
 
@@ -462,7 +463,8 @@ static void conn_on_read(mesh_stream_t *st, const void *data, ssize_t len, void 
     }
     c->answered = 1;
     size_t rlen;
-    const uint8_t *reply = gsp_swim_on_stream_request(g->swim, mesh_now(g->self), body, blen, &rlen);
+    const uint8_t *reply =
+        gsp_swim_on_stream_request(g->swim, mesh_now(g->self), body, blen, &rlen);
     uint8_t *out = NULL;
     size_t cap = GSP_FRAME_HDR + gsp_seal_overhead(g->sealer) + rlen, olen;
     if (!reply || !(out = malloc(cap)) ||
@@ -589,8 +591,10 @@ static int g_message(mesh_actor_t *self, mesh_msg_t *m)
             gsp_swim_add_method_set(g->swim, u->sets[i].hash, (const char *const *)u->sets[i].names,
                                     u->sets[i].n);
         if (gsp_swim_set_meta(g->swim, now, u->meta, u->meta_len))
-            glog(g, MESH_LOG_ERROR, "gossip: our instances (%zu bytes encoded) are over the "
-                                    "gossip bound: not announced", u->meta_len);
+            glog(g, MESH_LOG_ERROR,
+                 "gossip: our instances (%zu bytes encoded) are over the "
+                 "gossip bound: not announced",
+                 u->meta_len);
         break;
     }
     case GSP_MSG_LEAVE:
@@ -598,8 +602,8 @@ static int g_message(mesh_actor_t *self, mesh_msg_t *m)
             g->leaving = 1;
             gsp_swim_leave(g->swim, now);
             mesh_timer_start(self,
-                             g->cfg->leave_timeout_ns ? g->cfg->leave_timeout_ns : 2000000000ull,
-                             0, GSP_MSG_LEAVE_TIMEOUT, &g->leave_timer);
+                             g->cfg->leave_timeout_ns ? g->cfg->leave_timeout_ns : 2000000000ull, 0,
+                             GSP_MSG_LEAVE_TIMEOUT, &g->leave_timer);
         }
         g->leave_asker = m->from;
         break;

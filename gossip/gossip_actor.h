@@ -47,12 +47,11 @@ typedef struct gsp_actor_stats {
     uint64_t streams_out, streams_in, stream_failures;
 } gsp_actor_stats_t;
 
-
 /** How a gossip actor starts (the spawn argument; it must outlive the actor, restarts too). */
 typedef struct gsp_actor_cfg {
     char name[GSP_NAME_MAX + 1];
-    char bind[GSP_ADDR_MAX + 1];      /* numeric "ip:port": datagrams and streams */
-    char advertise[GSP_ADDR_MAX + 1]; /* what others reach us at ("": bind) */
+    char bind[GSP_ADDR_MAX + 1];                 /* numeric "ip:port": datagrams and streams */
+    char advertise[GSP_ADDR_MAX + 1];            /* what others reach us at ("": bind) */
     char seeds[GSP_SEEDS_MAX][GSP_ADDR_MAX + 1]; /* numeric "ip:port" */
     size_t n_seeds;
     gsp_swim_cfg_t swim;
@@ -60,8 +59,8 @@ typedef struct gsp_actor_cfg {
     char label[GSP_LABEL_LEN_MAX + 1];
     mesh_io_t *io; /* NULL: the actor's loop's io (mesh_io) */
     mesh_actor_id_t subscriber;
-    uint64_t seed;         /* the swim's PRNG (0: drawn from the actor's) */
-    uint32_t incarnation;  /* a previous life's, when known (0: learn it from peers) */
+    uint64_t seed;             /* the swim's PRNG (0: drawn from the actor's) */
+    uint32_t incarnation;      /* a previous life's, when known (0: learn it from peers) */
     uint64_t leave_timeout_ns; /* 0: 2 s */
     /** Optional, for simulations and tests on the same thread: called with the swim and the
      *  actor's counters after every input (read-only use). */
@@ -106,7 +105,7 @@ typedef struct gsp_meta_update {
         uint64_t hash;
         size_t n;
         char **names;
-    } *sets;
+    } * sets;
 } gsp_meta_update_t;
 
 /** Frees a gsp_meta_update_t (its ptr_free). */

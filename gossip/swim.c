@@ -25,20 +25,20 @@
 #define MS 1000000ull
 #define S  (1000 * MS)
 
-#define RELAY_MAX      64 /* PING_REQs we are serving at once */
-#define CONFIRM_MAX    8  /* independent suspicion confirmations remembered */
-#define STREAMS_MAX    64 /* stream exchanges in flight */
-#define JOIN_BACKOFF0  (1 * S)
+#define RELAY_MAX        64 /* PING_REQs we are serving at once */
+#define CONFIRM_MAX      8  /* independent suspicion confirmations remembered */
+#define STREAMS_MAX      64 /* stream exchanges in flight */
+#define JOIN_BACKOFF0    (1 * S)
 #define JOIN_BACKOFF_MAX (30 * S)
-#define GC_INTERVAL    (60 * S)
-#define LEAVE_FANOUT   3
+#define GC_INTERVAL      (60 * S)
+#define LEAVE_FANOUT     3
 
 /* Stream tags: the kind in the top byte, a value below. */
 #define TAG_PROBE     1ull
 #define TAG_PUSH_PULL 2ull
 #define TAG_JOIN      3ull
 #define TAG_WANT      4ull
-#define TAG(kind, v)  ((kind) << 56 | ((uint64_t)(v) & 0x00ffffffffffffffull))
+#define TAG(kind, v)  ((kind) << 56 | ((uint64_t)(v)&0x00ffffffffffffffull))
 #define TAG_KIND(t)   ((t) >> 56)
 
 typedef struct member {
@@ -679,7 +679,8 @@ static void send_ack(gsp_swim_t *s, const char *addr, gsp_type_t type, uint32_t 
 }
 
 /* Picks up to k random members matching want (excluding self and skip) into s->scratch. */
-static size_t pick_random(gsp_swim_t *s, size_t k, const member_t *skip, int (*want)(const gsp_swim_t *, const member_t *, uint64_t), uint64_t now)
+static size_t pick_random(gsp_swim_t *s, size_t k, const member_t *skip,
+                          int (*want)(const gsp_swim_t *, const member_t *, uint64_t), uint64_t now)
 {
     if (grow((void **)&s->scratch, &s->scratch_cap, s->n + 1, sizeof *s->scratch))
         return 0;
@@ -710,8 +711,7 @@ static int want_live(const gsp_swim_t *s, const member_t *m, uint64_t now)
  * member declared dead while alive hears of it and refutes). */
 static int want_gossip(const gsp_swim_t *s, const member_t *m, uint64_t now)
 {
-    return is_live(m) ||
-           (m->state == GSP_ST_DEAD && now - m->since < s->cfg.reconnect_interval_ns);
+    return is_live(m) || (m->state == GSP_ST_DEAD && now - m->since < s->cfg.reconnect_interval_ns);
 }
 
 static int want_recently_dead(const gsp_swim_t *s, const member_t *m, uint64_t now)
@@ -1186,7 +1186,8 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
         return 0;
     gsp_enc_t e;
     gsp_enc_init(&e, *bufp, need);
-    gsp_push_pull_t h = {.join = (uint8_t)join, .reply = (uint8_t)reply, .n_states = (uint32_t)s->n};
+    gsp_push_pull_t h = {
+        .join = (uint8_t)join, .reply = (uint8_t)reply, .n_states = (uint32_t)s->n};
     if (gsp_enc_push_pull(&e, &h))
         return 0;
     size_t left_out = 0;
@@ -1531,8 +1532,8 @@ static void join_tick(gsp_swim_t *s, uint64_t now)
         return;
     }
     s->next_join = now + s->join_backoff;
-    s->join_backoff = s->join_backoff * 2 > JOIN_BACKOFF_MAX ? JOIN_BACKOFF_MAX
-                                                             : s->join_backoff * 2;
+    s->join_backoff =
+        s->join_backoff * 2 > JOIN_BACKOFF_MAX ? JOIN_BACKOFF_MAX : s->join_backoff * 2;
 }
 
 static uint64_t min64(uint64_t a, uint64_t b)
@@ -1667,8 +1668,8 @@ gsp_swim_t *gsp_swim_new(const char *name, const char *addr, const gsp_swim_cfg_
                             ? now + s->cfg.push_pull_interval_ns / 2 +
                                   mesh_prng_below(&s->rng, s->cfg.push_pull_interval_ns)
                             : UINT64_MAX;
-    s->next_reconnect = s->cfg.reconnect_interval_ns ? now + s->cfg.reconnect_interval_ns
-                                                     : UINT64_MAX;
+    s->next_reconnect =
+        s->cfg.reconnect_interval_ns ? now + s->cfg.reconnect_interval_ns : UINT64_MAX;
     s->next_gc = now + GC_INTERVAL;
     settle(s);
     return s;

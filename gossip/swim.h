@@ -50,20 +50,20 @@ typedef struct gsp_swim gsp_swim_t;
 typedef struct gsp_swim_cfg {
     uint64_t probe_interval_ns;
     uint64_t probe_timeout_ns;
-    uint32_t indirect_checks;     /* members asked to probe for us (PING_REQ) */
-    uint32_t suspicion_mult;      /* min suspicion timeout = mult * log10(n) * probe interval */
-    uint32_t suspicion_max_mult;  /* max suspicion timeout = this * min */
-    uint32_t retransmit_mult;     /* an update is sent mult * ceil(log10(n + 1)) times */
-    uint64_t gossip_interval_ns;  /* queued updates to gossip_nodes random members */
+    uint32_t indirect_checks;    /* members asked to probe for us (PING_REQ) */
+    uint32_t suspicion_mult;     /* min suspicion timeout = mult * log10(n) * probe interval */
+    uint32_t suspicion_max_mult; /* max suspicion timeout = this * min */
+    uint32_t retransmit_mult;    /* an update is sent mult * ceil(log10(n + 1)) times */
+    uint64_t gossip_interval_ns; /* queued updates to gossip_nodes random members */
     uint32_t gossip_nodes;
     uint64_t push_pull_interval_ns;
-    uint32_t awareness_max;       /* local health score stays below this */
-    uint64_t stream_timeout_ns;   /* a stream exchange (push-pull, fetch, ping) gives up */
-    uint64_t tombstone_ns;        /* dead and left members are remembered this long */
+    uint32_t awareness_max;     /* local health score stays below this */
+    uint64_t stream_timeout_ns; /* a stream exchange (push-pull, fetch, ping) gives up */
+    uint64_t tombstone_ns;      /* dead and left members are remembered this long */
     uint64_t reconnect_interval_ns;
     uint64_t reconnect_timeout_ns; /* dead members are retried for this long */
-    uint64_t late_timer_ns;       /* a timer this late means the loop stalled */
-    size_t udp_max;               /* bytes of one compound (the datagram minus sealing) */
+    uint64_t late_timer_ns;        /* a timer this late means the loop stalled */
+    size_t udp_max;                /* bytes of one compound (the datagram minus sealing) */
 } gsp_swim_cfg_t;
 
 /** "lan" (default), "wan" or "local"; returns 0, or -1 for an unknown name. */
@@ -172,9 +172,9 @@ uint32_t gsp_swim_incarnation(const gsp_swim_t *s);
 
 /** Counters. */
 typedef struct gsp_swim_stats {
-    uint64_t probes, probe_acks, indirect_probes, stream_probes, suspicions, refutations,
-        deaths, joins, push_pulls, bad_messages, unknown_messages, late_timers, conflicts,
-        sent_datagrams, sent_bytes, recv_datagrams, recv_bytes, dropped_updates;
+    uint64_t probes, probe_acks, indirect_probes, stream_probes, suspicions, refutations, deaths,
+        joins, push_pulls, bad_messages, unknown_messages, late_timers, conflicts, sent_datagrams,
+        sent_bytes, recv_datagrams, recv_bytes, dropped_updates;
 } gsp_swim_stats_t;
 void gsp_swim_stats(const gsp_swim_t *s, gsp_swim_stats_t *out);
 

@@ -226,8 +226,8 @@ static probe_result_t corroborated(reg_actor_t *st, const char *addr)
         p->result = PROBE_ALIVE; /* a name we cannot check here: keep it */
         return p->result;
     }
-    uint64_t to_ns = st->a->cfg.corroborate_timeout_ns ? st->a->cfg.corroborate_timeout_ns
-                                                       : 1000000000ull;
+    uint64_t to_ns =
+        st->a->cfg.corroborate_timeout_ns ? st->a->cfg.corroborate_timeout_ns : 1000000000ull;
     mesh_timer_start(st->self, to_ns, 0, REG_MSG_PROBE_TIMEOUT, &p->timer);
     if (mesh_connect(mesh_io(st->self), &to, probe_on_connect, p, &p->stream) != 0) {
         p->stream = NULL;
@@ -268,7 +268,8 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
                 if (connected && corroborated(st, in->addr) != PROBE_GONE)
                     continue;
                 if (n - drop <= keep_min) {
-                    mesh_warn("registry", "panic floor: keeping %s of %s although its owner %s is "
+                    mesh_warn("registry",
+                              "panic floor: keeping %s of %s although its owner %s is "
                               "dead (at least half of a service's instances stay routable)",
                               in->addr, name, in->node);
                     continue;
@@ -316,8 +317,8 @@ static void apply_sources(reg_actor_t *st)
     reg_actor_args_t *a = st->a;
     if (a->last_etcd)
         mesh_reconciler_set(&st->rec, MESH_ROUTE_ETCD, without_dead(st, a->last_etcd));
-    int with_gossip = a->gossip && a->gossip->routes &&
-                      (st->etcd_state != REG_ETCD_CONNECTED || st->grace);
+    int with_gossip =
+        a->gossip && a->gossip->routes && (st->etcd_state != REG_ETCD_CONNECTED || st->grace);
     mesh_reconciler_set(&st->rec, MESH_ROUTE_GOSSIP,
                         with_gossip ? mesh_routes_ref(a->gossip->routes) : NULL);
 }
@@ -508,8 +509,8 @@ static void local_send(reg_actor_t *st)
     for (size_t i = 0; i < a->n_kept; i++)
         if (!a->kept[i].stopping)
             n += a->kept[i].spec->n_keys;
-    if (!l || (n && (!(l->keys = calloc(n, sizeof(char *))) ||
-                     !(l->values = calloc(n, sizeof(char *))))))
+    if (!l ||
+        (n && (!(l->keys = calloc(n, sizeof(char *))) || !(l->values = calloc(n, sizeof(char *))))))
         goto oom;
     for (size_t i = 0; i < a->n_kept; i++) {
         const reg_spec_t *sp = a->kept[i].spec;

@@ -57,7 +57,7 @@ typedef struct reg_actor_cfg {
     /** Without etcd, registrations are kept locally (announced to the local subscriber, i.e.
      *  gossip) instead of refused. */
     int local_registry;
-    uint64_t gossip_grace_ns;       /* after etcd comes back (0: 5 s) */
+    uint64_t gossip_grace_ns;        /* after etcd comes back (0: 5 s) */
     uint64_t corroborate_timeout_ns; /* a corroborating connect gives up (0: 1 s) */
 } reg_actor_cfg_t;
 

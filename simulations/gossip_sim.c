@@ -397,9 +397,8 @@ static void sc_refute(world_t *w)
     say(w, "node %d cut off for %llu ms: %llu suspicions, %llu refutations", k,
         (unsigned long long)(cut / MS), (unsigned long long)sus, (unsigned long long)ref);
     if (false_deaths(w))
-        fail(w, "node %d declared dead after a %llu ms cut (suspicions %llu, refutations %llu)",
-             k, (unsigned long long)(cut / MS), (unsigned long long)sus,
-             (unsigned long long)ref);
+        fail(w, "node %d declared dead after a %llu ms cut (suspicions %llu, refutations %llu)", k,
+             (unsigned long long)(cut / MS), (unsigned long long)sus, (unsigned long long)ref);
     if (!whole(w))
         fail(w, "membership not whole after the cut healed");
 }
@@ -473,7 +472,9 @@ static void sc_stall(world_t *w)
         fail(w, "membership not whole within %llu ms after node %d's stall",
              (unsigned long long)(b / MS), k);
     else
-        say(w, "node %d stalled 3 s: %llu late timers, awareness up to %llu, whole again after %llu ms",
+        say(w,
+            "node %d stalled 3 s: %llu late timers, awareness up to %llu, whole again after %llu "
+            "ms",
             k, (unsigned long long)after.late_timers, (unsigned long long)w->nodes[k].max_awareness,
             (unsigned long long)(t / MS));
 }
@@ -764,11 +765,12 @@ typedef struct scenario {
 } scenario_t;
 
 static const scenario_t scenarios[] = {
-    {"join", sc_join, 3},           {"kill", sc_kill, 3},       {"refute", sc_refute, 4},
-    {"loss", sc_loss, 3},           {"oneway", sc_oneway, 4},   {"stall", sc_stall, 3},
-    {"restart", sc_restart, 3}, {"restartall", sc_restartall, 3},
-    {"partition", sc_partition, 4}, {"leave", sc_leave, 3},     {"meta", sc_meta, 3},
-    {"keys", sc_keys, 5},
+    {"join", sc_join, 3},           {"kill", sc_kill, 3},
+    {"refute", sc_refute, 4},       {"loss", sc_loss, 3},
+    {"oneway", sc_oneway, 4},       {"stall", sc_stall, 3},
+    {"restart", sc_restart, 3},     {"restartall", sc_restartall, 3},
+    {"partition", sc_partition, 4}, {"leave", sc_leave, 3},
+    {"meta", sc_meta, 3},           {"keys", sc_keys, 5},
 };
 
 /* ---- driver ------------------------------------------------------------------------------ */
@@ -829,9 +831,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--verbose"))
             o.verbose = 1;
         else {
-            fprintf(stderr,
-                    "usage: gossip_sim [--scenario NAME|all] [--seed N | --seeds COUNT "
-                    "[--first-seed S]] [--nodes N] [--verbose]\n");
+            fprintf(stderr, "usage: gossip_sim [--scenario NAME|all] [--seed N | --seeds COUNT "
+                            "[--first-seed S]] [--nodes N] [--verbose]\n");
             return 2;
         }
     }
