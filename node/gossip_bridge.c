@@ -364,8 +364,8 @@ static json_t *members_json(void *ud, const h1_req_t *req, int *status)
     return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);
 }
 
-/* /v1/routes: instances whose owner SWIM declares dead are marked, those the table dropped are
- * listed. */
+/* /v1/routes: the instances of owners SWIM declares dead that the table dropped are listed as
+ * owner_dead. */
 static void routes_source(void *ud, mesh_admin_routes_t *list)
 {
     bridge_t *b = ud;
@@ -379,12 +379,10 @@ static void routes_source(void *ud, mesh_admin_routes_t *list)
             cstr(svc, sizeof(svc), b->insts[k].service);
             cstr(addr, sizeof(addr), b->insts[k].addr);
             cstr(zone, sizeof(zone), b->insts[k].zone);
-            mesh_admin_route_t *r = mesh_admin_routes_get(list, svc, addr);
-            if (r) {
-                if (r->node && !strcmp(r->node, m->name))
-                    r->state = MESH_ADMIN_ROUTE_OWNER_DEAD;
+            /* still in the table: the registry keeps routing to it (etcd holds its lease and
+             * it still accepts connections, or the panic floor): routable, as it is */
+            if (mesh_admin_routes_get(list, svc, addr))
                 continue;
-            }
             mesh_admin_route_t add = {.service = svc,
                                       .addr = addr,
                                       .node = m->name,

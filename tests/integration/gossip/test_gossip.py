@@ -15,6 +15,12 @@ Cases (--case NAME):
             app + sidecar is routable through gossip within 3 s; a SIGKILLed sidecar's instance
             leaves routing within 5 s. etcd restarted: the view resyncs, and /v1/routes sampled
             every 100 ms never loses an instance present on both sides (no flap).
+  corroborate  etcd connected, four sidecars with 30 s leases: a `kill -9` of one takes its
+            instance out of routing within 5 s (SWIM death, and a connect to it fails: the
+            data plane corroborates), long before its lease expires; a SIGSTOPped one (SWIM
+            declares it dead, but the kernel still accepts connections) stays routable while
+            its lease lives, and is alive again in gossip after SIGCONT; killing two more
+            leaves at least half of the four routable (the panic floor), saying so in the log.
   config    refusals with clear errors and exit 2: gossip on a non-loopback address without
             --gossip-key; a key file with a bad line (FILE:LINE); a second live node with the
             same name.
@@ -308,6 +314,55 @@ def case_etcd(c):
           % len(load.failed))
 
 
+def case_corroborate(c):
+    etcd = Etcd(c.dir)
+    etcd.start()
+    c.procs.append(etcd.proc)
+    gp, proxy_port = free_port(), free_port()
+    proxy = c.node("proxy", "proxy", gp, None,
+                   ["--listen", "127.0.0.1:%d" % proxy_port, "--etcd", etcd.url])
+    join = "127.0.0.1:%d" % gp
+    side = []
+    for i in range(1, 5):
+        app = c.backend("app-%d" % i)
+        side.append(c.sidecar("side-%d" % i, app, join, ["--etcd", etcd.url, "--lease-ttl", "30s"]))
+    wait_until(lambda: set(routable(proxy)) == {s.addr for s in side}, 20,
+               "the four instances routable at the proxy")
+    check(routes(proxy)[1] == "connected", "etcd connected")
+    s1, s2, s3, s4 = side
+    s2.p.send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_until(lambda: s2.addr not in routable(proxy), 5,
+               "the killed sidecar out of routing within 5 s (its lease lives 30 s)")
+    print("killed sidecar out after %.2f s with etcd connected" % (time.monotonic() - t0),
+          flush=True)
+    check(s2.addr in etcd.ctl("get", "--prefix", "--keys-only", "meshd/services"),
+          "its key is still in etcd (the lease lives): gossip and the data plane removed it")
+    s3.p.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: members(proxy).get("side-3", {}).get("state") == "dead",
+                   DETECT_BOUND_S, "the stopped sidecar declared dead by SWIM")
+        time.sleep(2)
+        check(s3.addr in routable(proxy),
+              "a node SWIM declares dead but whose instance still accepts connections stays "
+              "routable while etcd holds its lease (no corroboration)")
+    finally:
+        s3.p.send_signal(signal.SIGCONT)
+    wait_until(lambda: members(proxy).get("side-3", {}).get("state") == "alive", DETECT_BOUND_S,
+               "the continued sidecar alive again in gossip (it refutes)")
+    s1.p.send_signal(signal.SIGKILL)
+    s4.p.send_signal(signal.SIGKILL)
+    wait_until(lambda: members(proxy).get("side-1", {}).get("state") == "dead" and
+               members(proxy).get("side-4", {}).get("state") == "dead", DETECT_BOUND_S,
+               "the two killed sidecars declared dead")
+    time.sleep(2)
+    r = routable(proxy)
+    print("routable after killing three of four:", sorted(r), flush=True)
+    check(len(r) >= 2 and s3.addr in r,
+          "the panic floor keeps at least half of the four instances routable")
+    check("panic floor" in proxy.output(), "the proxy logs the panic floor")
+
+
 def case_config(c):
     def run(*argv):
         r = subprocess.run([c.args.meshd] + list(argv), capture_output=True, env=meshd_env(),
@@ -339,7 +394,8 @@ def case_config(c):
           "the first node keeps running and its name")
 
 
-CASES = {"members": case_members, "only": case_only, "etcd": case_etcd, "config": case_config}
+CASES = {"members": case_members, "only": case_only, "etcd": case_etcd,
+         "corroborate": case_corroborate, "config": case_config}
 
 
 def main():
