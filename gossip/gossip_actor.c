@@ -548,6 +548,8 @@ static int g_start(mesh_actor_t *self, void *arg)
             seeds[i] = cfg->seeds[i];
         gsp_swim_join(g->swim, mesh_now(self), seeds, cfg->n_seeds);
     }
+    if (cfg->subscriber)
+        mesh_timer_start(self, 1000000000ull, 1000000000ull, GSP_MSG_STATS_TICK, NULL);
     glog(g, MESH_LOG_INFO, "gossip: %s listening on %s (advertised %s), %s, %zu seeds", cfg->name,
          cfg->bind, adv, cfg->ring.n ? "encrypted" : "plain", cfg->n_seeds);
     kick(g);
@@ -579,6 +581,17 @@ static int g_message(mesh_actor_t *self, mesh_msg_t *m)
                 break;
             }
         return 0;
+    case GSP_MSG_STATS_TICK: {
+        gsp_stats_event_t *e = malloc(sizeof(*e));
+        if (e) {
+            gsp_swim_stats(g->swim, &e->swim);
+            e->actor = g->stats;
+            e->awareness = gsp_swim_awareness(g->swim);
+            e->incarnation = gsp_swim_incarnation(g->swim);
+        }
+        emit(g, GSP_MSG_STATS, e);
+        return 0;
+    }
     case GSP_MSG_OUTBOX:
         g->outbox_timer = 0;
         outbox_flush(g);

@@ -7,7 +7,8 @@
  * What it tells its subscriber (an actor id given at spawn), in order, never dropping one (a
  * full mailbox is retried): GSP_MSG_MEMBER for every change of a member (joined, state,
  * incarnation, metadata), GSP_MSG_SET for each method set that becomes known, GSP_MSG_CONFLICT
- * when another live node uses a name it sees (our own included: the subscriber decides).
+ * when another live node uses a name it sees (our own included: the subscriber decides), and
+ * GSP_MSG_STATS with its counters every second.
  *
  * What it takes: GSP_MSG_SET_META (our instances, encoded with gossip/meta.h, and the method sets
  * they refer to), GSP_MSG_LEAVE (announce a graceful leave; GSP_MSG_LEFT answers when the news
@@ -29,6 +30,7 @@ enum {
     GSP_MSG_MEMBER = 0x47530001u,   /* to the subscriber: ptr = gsp_member_event_t */
     GSP_MSG_SET = 0x47530002u,      /* to the subscriber: ptr = gsp_set_event_t */
     GSP_MSG_CONFLICT = 0x47530003u, /* to the subscriber: ptr = gsp_conflict_event_t */
+    GSP_MSG_STATS = 0x47530004u,    /* to the subscriber every second: ptr = gsp_stats_event_t */
     GSP_MSG_SET_META = 0x47530010u, /* to the actor: ptr = gsp_meta_update_t */
     GSP_MSG_LEAVE = 0x47530011u,    /* to the actor: no payload */
     GSP_MSG_LEFT = 0x47530012u,     /* to the sender of GSP_MSG_LEAVE: no payload */
@@ -37,6 +39,7 @@ enum {
     GSP_MSG_CONN_TIMEOUT = 0x47530022u,
     GSP_MSG_OUTBOX = 0x47530023u,
     GSP_MSG_LEAVE_TIMEOUT = 0x47530024u,
+    GSP_MSG_STATS_TICK = 0x47530025u,
 };
 
 #define GSP_SEEDS_MAX 16
@@ -67,6 +70,13 @@ typedef struct gsp_actor_cfg {
     void (*observe)(void *ud, const gsp_swim_t *swim, const struct gsp_actor_stats *stats);
     void *observe_ud;
 } gsp_actor_cfg_t;
+
+/** The counters (GSP_MSG_STATS). */
+typedef struct gsp_stats_event {
+    gsp_swim_stats_t swim;
+    gsp_actor_stats_t actor;
+    uint32_t awareness, incarnation;
+} gsp_stats_event_t;
 
 /** A member changed (GSP_MSG_MEMBER). */
 typedef struct gsp_member_event {

@@ -28,7 +28,14 @@ typedef struct routes_src {
     void *ud;
 } routes_src_t;
 
+#define NODE_SECTIONS 8
+
 struct mesh_admin {
+    struct {
+        char name[32];
+        mesh_admin_node_fn fn;
+        void *ud;
+    } sections[NODE_SECTIONS];
     h1_server_t *http;
     json_ep_t *eps;
     routes_src_t *srcs;
@@ -110,6 +117,37 @@ int mesh_admin_set_members(mesh_admin_t *a, mesh_admin_json_fn fn, void *ud)
 {
     mesh_admin_remove(a, MESH_ADMIN_MEMBERS_PATH);
     return mesh_admin_add_json(a, MESH_ADMIN_MEMBERS_PATH, fn ? fn : members_off, fn ? ud : NULL);
+}
+
+/* ---- /v1/node sections ----------------------------------------------------------------------- */
+
+int mesh_admin_set_node_section(mesh_admin_t *a, const char *name, mesh_admin_node_fn fn, void *ud)
+{
+    int free_slot = -1;
+    for (int i = 0; i < NODE_SECTIONS; i++) {
+        if (!strcmp(a->sections[i].name, name)) {
+            a->sections[i].fn = fn;
+            a->sections[i].ud = ud;
+            return 0;
+        }
+        if (free_slot < 0 && !a->sections[i].name[0])
+            free_slot = i;
+    }
+    if (free_slot < 0 || strlen(name) >= sizeof(a->sections[0].name))
+        return -1;
+    snprintf(a->sections[free_slot].name, sizeof(a->sections[0].name), "%s", name);
+    a->sections[free_slot].fn = fn;
+    a->sections[free_slot].ud = ud;
+    return 0;
+}
+
+void mesh_admin_node_sections(mesh_admin_t *a, json_t *obj)
+{
+    for (int i = 0; i < NODE_SECTIONS; i++)
+        if (a->sections[i].name[0]) {
+            json_t *v = a->sections[i].fn ? a->sections[i].fn(a->sections[i].ud) : NULL;
+            json_object_set_new(obj, a->sections[i].name, v ? v : json_null());
+        }
 }
 
 /* ---- route sources ------------------------------------------------------------------------- */

@@ -79,6 +79,18 @@ int mesh_admin_remove(mesh_admin_t *a, const char *path);
  */
 int mesh_admin_set_members(mesh_admin_t *a, mesh_admin_json_fn fn, void *ud);
 
+/** A subsystem's part of /v1/node: a new JSON value (NULL: null). */
+typedef struct json_t *(*mesh_admin_node_fn)(void *ud);
+
+/**
+ * Adds (fn set) or removes (fn NULL) the member `name` of /v1/node, which is null until a
+ * subsystem sets it (the gossip layer sets "gossip"). At most 8 names. 0 or -1.
+ */
+int mesh_admin_set_node_section(mesh_admin_t *a, const char *name, mesh_admin_node_fn fn, void *ud);
+
+/** Sets every section on obj (the /v1/node object): null for names added without fn. */
+void mesh_admin_node_sections(mesh_admin_t *a, struct json_t *obj);
+
 /** Fills a route listing for /v1/routes (node/admin_routes.h). */
 typedef void (*mesh_admin_routes_fn)(void *ud, mesh_admin_routes_t *list);
 

@@ -54,6 +54,7 @@ typedef struct bridge {
     bset_t *sets;
     size_t n_sets, cap_sets;
     int rebuild_pending;
+    gsp_stats_event_t stats; /* the gossip actor's last counters */
     gsp_inst_t insts[GSP_INST_MAX];
 } bridge_t;
 
@@ -364,6 +365,37 @@ static json_t *members_json(void *ud, const h1_req_t *req, int *status)
     return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);
 }
 
+/* /v1/node's "gossip": who we are in gossip, the membership by state, the counters. */
+static json_t *node_json(void *ud)
+{
+    bridge_t *b = ud;
+    json_int_t by[4] = {0};
+    for (size_t i = 0; i < b->n; i++)
+        by[b->ms[i]->state & 3]++;
+    const gsp_swim_stats_t *w = &b->stats.swim;
+    json_t *refused = json_object();
+    for (int e = 1; refused && e < GSP_SEAL_NERR; e++)
+        if (b->stats.actor.refused[e])
+            json_object_set_new(refused, gsp_seal_errname(e),
+                                json_integer((json_int_t)b->stats.actor.refused[e]));
+    return json_pack(
+        "{s:s, s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
+        "name", b->a->gossip.name, "addr",
+        b->a->gossip.advertise[0] ? b->a->gossip.advertise : b->a->gossip.bind, "incarnation",
+        (json_int_t)b->stats.incarnation, "awareness", (json_int_t)b->stats.awareness, "members",
+        "alive", by[GSP_ST_ALIVE], "suspect", by[GSP_ST_SUSPECT], "dead", by[GSP_ST_DEAD], "left",
+        by[GSP_ST_LEFT], "counters", "probes", (json_int_t)w->probes, "probe_acks",
+        (json_int_t)w->probe_acks, "indirect_probes", (json_int_t)w->indirect_probes,
+        "stream_probes", (json_int_t)w->stream_probes, "suspicions", (json_int_t)w->suspicions,
+        "refutations", (json_int_t)w->refutations, "deaths", (json_int_t)w->deaths, "push_pulls",
+        (json_int_t)w->push_pulls, "late_timers", (json_int_t)w->late_timers, "bad_messages",
+        (json_int_t)w->bad_messages, "sent_bytes", (json_int_t)w->sent_bytes, "recv_bytes",
+        (json_int_t)w->recv_bytes, "sent_datagrams", (json_int_t)w->sent_datagrams,
+        "recv_datagrams", (json_int_t)w->recv_datagrams, "refused",
+        refused ? refused : json_object());
+}
+
 /* /v1/routes: the instances of owners SWIM declares dead that the table dropped are listed as
  * owner_dead. */
 static void routes_source(void *ud, mesh_admin_routes_t *list)
@@ -415,6 +447,7 @@ static int br_start(mesh_actor_t *self, void *arg)
     if (b->a->admin) {
         mesh_admin_set_members(b->a->admin, members_json, b);
         mesh_admin_add_routes_source(b->a->admin, routes_source, b);
+        mesh_admin_set_node_section(b->a->admin, "gossip", node_json, b);
     }
     return 0;
 }
@@ -444,6 +477,10 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
         }
         return 0;
     }
+    case GSP_MSG_STATS:
+        if (m->ptr)
+            b->stats = *(const gsp_stats_event_t *)m->ptr;
+        return 0;
     case REG_MSG_LOCAL:
         if (m->ptr)
             on_local(b, m->ptr);
@@ -472,6 +509,7 @@ static void br_stop(mesh_actor_t *self, int reason)
     if (b->a->admin) {
         mesh_admin_set_members(b->a->admin, NULL, NULL);
         mesh_admin_remove_routes_source(b->a->admin, routes_source, b);
+        mesh_admin_set_node_section(b->a->admin, "gossip", NULL, NULL);
     }
     for (size_t i = 0; i < b->n; i++) {
         free(b->ms[i]->meta);

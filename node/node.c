@@ -623,14 +623,17 @@ static json_t *admin_node(void *ud, const h1_req_t *req, int *status)
     json_t *etcd = json_array();
     for (size_t i = 0; etcd && i < n->cfg->etcd.n; i++)
         json_array_append_new(etcd, json_string(n->cfg->etcd.items[i]));
-    return json_pack("{s:s,s:o,s:s,s:I,s:s,s:f,s:{s:s,s:s},s:i,s:s,s:o,s:{s:I,s:I},s:n}", "node",
-                     n->cfg->node ? n->cfg->node : "", "roles", roles ? roles : json_array(),
-                     "version", MESHD_VERSION, "pid", (json_int_t)getpid(), "started", started,
-                     "uptime_s", (double)(uv_hrtime() - n->started_ns) / 1e9, "listen", "grpc",
-                     grpc, "admin", mesh_admin_address(n->admin), "workers", n->nworkers, "etcd",
-                     mesh_node_etcd_state(n), "etcd_endpoints", etcd ? etcd : json_array(),
-                     "counts", "services", (json_int_t)services, "instances", (json_int_t)instances,
-                     "gossip");
+    json_t *o =
+        json_pack("{s:s,s:o,s:s,s:I,s:s,s:f,s:{s:s,s:s},s:i,s:s,s:o,s:{s:I,s:I},s:n}", "node",
+                  n->cfg->node ? n->cfg->node : "", "roles", roles ? roles : json_array(),
+                  "version", MESHD_VERSION, "pid", (json_int_t)getpid(), "started", started,
+                  "uptime_s", (double)(uv_hrtime() - n->started_ns) / 1e9, "listen", "grpc", grpc,
+                  "admin", mesh_admin_address(n->admin), "workers", n->nworkers, "etcd",
+                  mesh_node_etcd_state(n), "etcd_endpoints", etcd ? etcd : json_array(), "counts",
+                  "services", (json_int_t)services, "instances", (json_int_t)instances, "gossip");
+    if (o)
+        mesh_admin_node_sections(n->admin, o); /* "gossip" when gossip runs */
+    return o;
 }
 
 /* The first source of /v1/routes: the table the workers route with. */

@@ -199,6 +199,10 @@ def case_members(c):
                "every node to see the killed n7 dead")
     print("kill -9 of n7 seen dead by all 9 others after %.2f s" % (time.monotonic() - t0),
           flush=True)
+    node = http_json(nodes[0].admin, "/v1/node")
+    g = node["gossip"]
+    check(g["name"] == "n0" and g["members"]["dead"] == 1 and g["members"]["alive"] == 9,
+          "/v1/node's gossip section: our name and the membership by state (%s)" % g["members"])
     leaver = nodes[3]
     leaver.p.send_signal(signal.SIGTERM)
     t0 = time.monotonic()
