@@ -22,13 +22,10 @@ Cases (--case NAME):
 Every case starts its own processes on free loopback ports in a temp folder and kills exactly
 the PIDs it started, also on failure.
 """
-import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 
@@ -38,15 +35,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from cases import Case, meshd_env, run  # noqa: E402
 
 ECHO = "meshd.test.Echo"
 OTHER = "meshd.test.Other"
-
-
-def meshd_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-    env.update(extra)
-    return env
 
 
 def http_get(port, path):
@@ -79,35 +72,10 @@ def served_by(target, n):
     return out
 
 
-class Case:
-    def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-admin-")
-        self.procs = []
-
-    def start_backend(self, sid):
-        p = Proc("backend-" + sid, ["/usr/bin/python3", self.args.py_server, "--port", "0",
-                                    "--id", sid], self.dir)
-        self.procs.append(p)
-        m = p.wait_line(r"listening on (\d+)", 20)
-        p.addr = "127.0.0.1:%s" % m.group(1)
-        return p
-
-    def start(self, name, argv, env=None):
-        print("starting:", " ".join(argv), flush=True)
-        p = Proc(name, argv, self.dir, env=env or meshd_env())
-        self.procs.append(p)
-        return p
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-3000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
+def make_case(args):
+    c = Case(args, "meshd-it-admin-")
+    c.start_backend = c.backend
+    return c
 
 
 def instances(routes):
@@ -276,25 +244,5 @@ def case_etcd(c):
 CASES = {"static": case_static, "etcd": case_etcd}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    args = ap.parse_args()
-    c = Case(args)
-    ok = False
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](c)
-        ok = True
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        c.stop(not ok)
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(CASES, make_case))

@@ -28,15 +28,12 @@ Cases (--case NAME):
 Every case starts its own processes on free loopback ports in a temp folder and kills exactly
 the PIDs it started, also on failure.
 """
-import argparse
 import base64
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -48,17 +45,13 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from cases import Case, meshd_env, run  # noqa: E402
 
 ECHO = "meshd.test.Echo"
 # lan profile: probe 400 ms, suspicion min 3 * log10(n) * 400 ms, max 4x; detection within one
 # probe round, the longest suspicion and a few gossip rounds. Generous for a loaded 2-core CI.
 DETECT_BOUND_S = 15
-
-
-def meshd_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-    env.update(extra)
-    return env
 
 
 def http_json(port, path):
@@ -70,25 +63,7 @@ def http_json(port, path):
         return None
 
 
-class Case:
-    def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-gossip-")
-        self.procs = []
-
-    def start(self, name, argv, env=None):
-        print("starting:", " ".join(argv), flush=True)
-        p = Proc(name, argv, self.dir, env=env or meshd_env())
-        self.procs.append(p)
-        return p
-
-    def backend(self, sid):
-        p = self.start("app-" + sid, ["/usr/bin/python3", self.args.py_server, "--port", "0",
-                                      "--id", sid], env=dict(os.environ))
-        m = p.wait_line(r"listening on (\d+)", 20)
-        p.addr = "127.0.0.1:%s" % m.group(1)
-        return p
-
+class GossipCase(Case):
     def node(self, role, name, gossip_port, join, extra=()):
         """A meshd node with gossip and an admin port; returns the Proc with .admin set."""
         admin = free_port()
@@ -111,16 +86,6 @@ class Case:
                        "--health-interval", "500ms"] + list(extra))
         p.addr = "127.0.0.1:%d" % port
         return p
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-4000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def members(p):
@@ -402,25 +367,5 @@ CASES = {"members": case_members, "only": case_only, "etcd": case_etcd,
          "corroborate": case_corroborate, "config": case_config}
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    args = ap.parse_args()
-    c = Case(args)
-    ok = False
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](c)
-        ok = True
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        c.stop(not ok)
-    return 0 if ok else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(CASES, lambda args: GossipCase(args, "meshd-it-gossip-")))
