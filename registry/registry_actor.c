@@ -392,7 +392,10 @@ static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
     st->a->gossip = g;
     if (dead_changed)
         probes_clear(st);
-    if (!st->a->cfg.watch)
+    /* with etcd connected gossip's routes are not merged: only a change of the dead owners
+     * can change the table */
+    int merged = st->etcd_state != REG_ETCD_CONNECTED || st->grace;
+    if (!st->a->cfg.watch || (!merged && !dead_changed))
         return;
     apply_sources(st);
     publish(st);
