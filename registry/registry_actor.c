@@ -40,12 +40,17 @@ struct reg_actor_args {
     reg_gossip_t *gossip;             /* the last word of gossip (kept across restarts) */
 };
 
-/* A connect that checks whether a dead owner's instance is really gone. */
+/* Whether a dead owner's instance is really gone: a connect to it (GONE when refused or
+ * unanswered, ALIVE when accepted, re-checked after PROBE_RECHECK_NS), or GONE at once when it
+ * left routing while etcd was unreachable (it stays out when etcd comes back). Kept until its
+ * owner is no longer dead. */
 typedef enum { PROBE_PENDING = 0, PROBE_GONE = 1, PROBE_ALIVE = 2 } probe_result_t;
+#define PROBE_RECHECK_NS 5000000000ull
 typedef struct probe {
     struct reg_actor *st;
-    char *addr;
+    char *addr, *node;
     probe_result_t result;
+    uint64_t at; /* when the result came */
     mesh_stream_t *stream;
     uint64_t timer;
 } probe_t;
@@ -166,16 +171,46 @@ static void probe_close(reg_actor_t *st, probe_t *p)
     p->timer = 0;
 }
 
-static void probes_clear(reg_actor_t *st)
+static void probe_drop(reg_actor_t *st, size_t i)
 {
-    for (size_t i = 0; i < st->n_probes; i++) {
-        probe_close(st, st->probes[i]);
-        free(st->probes[i]->addr);
-        free(st->probes[i]);
+    probe_t *p = st->probes[i];
+    probe_close(st, p);
+    free(p->addr);
+    free(p->node);
+    free(p);
+    st->probes[i] = st->probes[--st->n_probes];
+}
+
+/* Forgets the probes of owners that are no longer dead (all when keep is NULL). */
+static void probes_prune(reg_actor_t *st, const reg_gossip_t *keep)
+{
+    for (size_t i = 0; i < st->n_probes;)
+        if (!keep || !dead_owner(keep, st->probes[i]->node))
+            probe_drop(st, i);
+        else
+            i++;
+    if (!st->n_probes) {
+        free(st->probes);
+        st->probes = NULL;
     }
-    free(st->probes);
-    st->probes = NULL;
-    st->n_probes = 0;
+}
+
+static probe_t *probe_new(reg_actor_t *st, const char *node, const char *addr)
+{
+    probe_t **np = realloc(st->probes, (st->n_probes + 1) * sizeof(*np));
+    if (!np)
+        return NULL;
+    st->probes = np;
+    probe_t *p = calloc(1, sizeof(*p));
+    if (!p || !(p->addr = strdup(addr)) || !(p->node = strdup(node))) {
+        if (p)
+            free(p->addr);
+        free(p);
+        return NULL;
+    }
+    p->st = st;
+    st->probes[st->n_probes++] = p;
+    return p;
 }
 
 static void apply_sources(reg_actor_t *st);
@@ -184,11 +219,14 @@ static void probe_done(probe_t *p, probe_result_t r)
 {
     reg_actor_t *st = p->st;
     probe_close(st, p);
+    probe_result_t was = p->result;
     p->result = r;
-    mesh_info("registry", "instance %s of a member gossip declares dead: %s", p->addr,
-              r == PROBE_GONE ? "connect failed, removing it from routing"
-                              : "still accepts connections, keeping it (etcd has its lease)");
-    if (r == PROBE_GONE) {
+    p->at = mesh_now(st->self);
+    if (r != was)
+        mesh_info("registry", "instance %s of %s, which gossip declares dead: %s", p->addr, p->node,
+                  r == PROBE_GONE ? "connect failed, removing it from routing"
+                                  : "still accepts connections, keeping it (etcd has its lease)");
+    if (r == PROBE_GONE && was != PROBE_GONE) {
         apply_sources(st);
         publish(st);
     }
@@ -201,27 +239,14 @@ static void probe_on_connect(mesh_stream_t *s, int status, void *arg)
     probe_done(p, status < 0 ? PROBE_GONE : PROBE_ALIVE);
 }
 
-/* The result of the corroboration of addr: starts a probe the first time. */
-static probe_result_t corroborated(reg_actor_t *st, const char *addr)
+/* Starts (or restarts) the connect of p. */
+static void probe_start(reg_actor_t *st, probe_t *p)
 {
-    probe_t *p = probe_find(st, addr);
-    if (p)
-        return p->result;
     mesh_addr_t to;
-    probe_t **np = realloc(st->probes, (st->n_probes + 1) * sizeof(*np));
-    if (!np)
-        return PROBE_PENDING;
-    st->probes = np;
-    p = calloc(1, sizeof(*p));
-    if (!p || !(p->addr = strdup(addr))) {
-        free(p);
-        return PROBE_PENDING;
-    }
-    p->st = st;
-    st->probes[st->n_probes++] = p;
-    if (mesh_addr_parse(addr, &to)) {
+    if (mesh_addr_parse(p->addr, &to)) {
         p->result = PROBE_ALIVE; /* a name we cannot check here: keep it */
-        return p->result;
+        p->at = UINT64_MAX / 2;
+        return;
     }
     uint64_t to_ns =
         st->a->cfg.corroborate_timeout_ns ? st->a->cfg.corroborate_timeout_ns : 1000000000ull;
@@ -230,8 +255,34 @@ static probe_result_t corroborated(reg_actor_t *st, const char *addr)
         p->stream = NULL;
         probe_close(st, p);
         p->result = PROBE_GONE;
+        p->at = mesh_now(st->self);
+    }
+}
+
+/* The corroboration of node's instance at addr: starts a probe the first time (an ALIVE result
+ * is checked again once it is old; meanwhile it stands). */
+static probe_result_t corroborated(reg_actor_t *st, const char *node, const char *addr)
+{
+    probe_t *p = probe_find(st, addr);
+    if (!p) {
+        if (!(p = probe_new(st, node, addr)))
+            return PROBE_PENDING;
+        probe_start(st, p);
+    } else if (p->result == PROBE_ALIVE && !p->stream &&
+               mesh_now(st->self) - p->at > PROBE_RECHECK_NS) {
+        probe_start(st, p); /* keeps ALIVE until it answers */
     }
     return p->result;
+}
+
+/* An instance that left routing while etcd was unreachable stays out when etcd comes back. */
+static void gone_meanwhile(reg_actor_t *st, const char *node, const char *addr)
+{
+    probe_t *p = probe_find(st, addr);
+    if (!p && (p = probe_new(st, node, addr)) != NULL) {
+        p->result = PROBE_GONE;
+        p->at = mesh_now(st->self);
+    }
 }
 
 /*
@@ -262,7 +313,7 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
                 const mesh_route_instance_t *in = &svc->instances[i];
                 if (!dead_owner(g, in->node))
                     continue;
-                if (connected && corroborated(st, in->addr) != PROBE_GONE)
+                if (connected && corroborated(st, in->node, in->addr) != PROBE_GONE)
                     continue;
                 if (n - drop <= keep_min) {
                     mesh_warn("registry",
@@ -273,6 +324,8 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
                 }
                 gone[i] = 1;
                 drop++;
+                if (!connected)
+                    gone_meanwhile(st, in->node, in->addr);
             }
             if (!drop)
                 continue;
@@ -336,7 +389,6 @@ static void link_check(reg_actor_t *st)
     }
     if (now == REG_ETCD_DEGRADED && st->a->gossip)
         mesh_warn("registry", "etcd unreachable: routing from the last etcd view and gossip");
-    probes_clear(st); /* corroboration only matters while connected */
 }
 
 /* Tells the link subscriber when etcd's reachability changed. */
@@ -391,7 +443,7 @@ static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
     reg_gossip_free(st->a->gossip);
     st->a->gossip = g;
     if (dead_changed)
-        probes_clear(st);
+        probes_prune(st, g);
     /* with etcd connected gossip's routes are not merged: only a change of the dead owners
      * can change the table */
     int merged = st->etcd_state != REG_ETCD_CONNECTED || st->grace;
@@ -784,7 +836,7 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     case REG_MSG_PROBE_TIMEOUT:
         for (size_t i = 0; i < st->n_probes; i++)
-            if (st->probes[i]->timer == m->corr && st->probes[i]->result == PROBE_PENDING) {
+            if (st->probes[i]->timer && st->probes[i]->timer == m->corr) {
                 st->probes[i]->timer = 0;
                 probe_done(st->probes[i], PROBE_GONE); /* silent: packets dropped */
                 break;
@@ -803,7 +855,7 @@ static void reg_stop(mesh_actor_t *self, int reason)
         return;
     reg_view_free(st->view);
     st->view = NULL;
-    probes_clear(st);
+    probes_prune(st, NULL);
     for (size_t i = 0; i < st->n_regs; i++)
         reg_registration_free(st->regs[i]); /* their specs stay kept for the next start */
     free(st->regs);

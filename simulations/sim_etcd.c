@@ -53,7 +53,8 @@ struct sim_etcd {
     sim_event_t *txn;
     size_t n_txn, cap_txn;
     int down;
-    uint64_t partitioned; /* bit per client (clients < 64) */
+    uint8_t *partitioned; /* one byte per client, grown on demand */
+    size_t n_partitioned;
     uint32_t epoch;
     char **ever; /* every key ever put: an open-addressing hash set (cap_ever slots) */
     size_t n_ever, cap_ever;
@@ -215,6 +216,7 @@ void sim_etcd_free(sim_etcd_t *e)
     free(e->ever);
     free(e->leases);
     free(e->view_prefix);
+    free(e->partitioned);
     free(e);
 }
 
@@ -575,18 +577,25 @@ void sim_etcd_set_down(sim_etcd_t *e, int down)
 
 void sim_etcd_set_partitioned(sim_etcd_t *e, uint32_t client, int partitioned)
 {
-    uint64_t bit = 1ull << (client & 63);
-    if (partitioned) {
-        e->partitioned |= bit;
-        break_where(e, 0, client, SIM_BREAK_CLOSE);
-    } else {
-        e->partitioned &= ~bit;
+    if (client >= e->n_partitioned) {
+        if (!partitioned)
+            return;
+        size_t n = (size_t)client * 2 + 64;
+        uint8_t *p = realloc(e->partitioned, n);
+        if (!p)
+            abort(); /* a simulation without memory cannot go on */
+        memset(p + e->n_partitioned, 0, n - e->n_partitioned);
+        e->partitioned = p;
+        e->n_partitioned = n;
     }
+    e->partitioned[client] = partitioned != 0;
+    if (partitioned)
+        break_where(e, 0, client, SIM_BREAK_CLOSE);
 }
 
 int sim_etcd_reachable(const sim_etcd_t *e, uint32_t client)
 {
-    return !e->down && !(e->partitioned & (1ull << (client & 63)));
+    return !e->down && !(client < e->n_partitioned && e->partitioned[client]);
 }
 
 int sim_etcd_break_watches(sim_etcd_t *e, uint32_t client, sim_break_t how)
