@@ -30,8 +30,12 @@
 #define STREAMS_MAX      64 /* stream exchanges in flight */
 #define JOIN_BACKOFF0    (1 * S)
 #define JOIN_BACKOFF_MAX (30 * S)
-#define GC_INTERVAL      (60 * S)
-#define LEAVE_FANOUT     5
+/* Members dead for less than RECONNECT_RECENT_NS are retried every RECONNECT_FAST_NS: a
+ * partition that heals within minutes merges within seconds, not at the next 30 s reconnect. */
+#define RECONNECT_RECENT_NS (120 * S)
+#define RECONNECT_FAST_NS   (5 * S)
+#define GC_INTERVAL         (60 * S)
+#define LEAVE_FANOUT        5
 
 /* Stream tags: the kind in the top byte, a value below. */
 #define TAG_PROBE     1ull
@@ -54,6 +58,7 @@ typedef struct member {
     size_t idx; /* in s->ms */
     int self;
     int fetching; /* a WANT for its metadata is in flight */
+    size_t qi;    /* its update's place in s->q plus one (0: none queued) */
     /* suspicion (state SUSPECT) */
     uint64_t susp_start, susp_deadline, susp_min, susp_max;
     uint32_t susp_k, susp_n;
@@ -159,12 +164,19 @@ static int str_copy(char *dst, size_t cap, gsp_str_t s)
     return 0;
 }
 
+/* FNV-1a, then a finalizer (MurmurHash3's fmix64) so that names differing in their last
+ * characters ("node-17", "node-18") spread over the table's low bits. */
 static uint64_t hash_bytes(const void *p, size_t n)
 {
     const uint8_t *b = p;
     uint64_t h = 0xcbf29ce484222325ull;
     for (size_t i = 0; i < n; i++)
         h = (h ^ b[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h ? h : 1;
 }
 
@@ -418,8 +430,12 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
     return m;
 }
 
+static void queue_drop(gsp_swim_t *s, size_t i);
+
 static void member_free(gsp_swim_t *s, member_t *m)
 {
+    if (m->qi)
+        queue_drop(s, m->qi - 1);
     if (m->state == GSP_ST_SUSPECT)
         susp_remove(s, m);
     if (is_live(m))
@@ -518,13 +534,21 @@ static uint32_t retransmit_limit(const gsp_swim_t *s)
     return lim ? lim : 1;
 }
 
+static member_t *find(const gsp_swim_t *s, const char *name, size_t len);
+
 static void queue_drop(gsp_swim_t *s, size_t i)
 {
+    member_t *m = find(s, s->q[i].node, strlen(s->q[i].node));
+    if (m && m->qi == i + 1)
+        m->qi = 0;
     free(s->q[i].msg);
     s->q[i] = s->q[--s->qn];
+    if (i < s->qn && (m = find(s, s->q[i].node, strlen(s->q[i].node))) != NULL)
+        m->qi = i + 1;
 }
 
-/* Queues an encoded message about node, replacing an older one about the same node. */
+/* Queues an encoded message about node, replacing an older one about the same node (found
+ * through the member's qi: O(1)). */
 static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_t len)
 {
     uint8_t *c = malloc(len);
@@ -533,15 +557,16 @@ static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_
         return;
     }
     memcpy(c, msg, len);
-    for (size_t i = 0; i < s->qn; i++)
-        if (!strcmp(s->q[i].node, node)) {
-            free(s->q[i].msg);
-            s->q[i].msg = c;
-            s->q[i].len = len;
-            s->q[i].transmits = 0;
-            s->q[i].id = ++s->qid;
-            return;
-        }
+    member_t *m = find(s, node, strlen(node));
+    if (m && m->qi) {
+        bcast_t *b = &s->q[m->qi - 1];
+        free(b->msg);
+        b->msg = c;
+        b->len = len;
+        b->transmits = 0;
+        b->id = ++s->qid;
+        return;
+    }
     if (grow((void **)&s->q, &s->qcap, s->qn + 1, sizeof *s->q)) {
         free(c);
         s->st.dropped_updates++;
@@ -553,29 +578,27 @@ static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_
     b->len = len;
     b->transmits = 0;
     b->id = ++s->qid;
+    if (m)
+        m->qi = s->qn;
 }
 
-static int bcast_cmp(const void *a, const void *b, void *arg)
-{
-    const bcast_t *q = arg;
-    const bcast_t *x = &q[*(const size_t *)a], *y = &q[*(const size_t *)b];
-    if (x->transmits != y->transmits)
-        return x->transmits < y->transmits ? -1 : 1;
-    return x->id > y->id ? -1 : (x->id < y->id);
-}
-
-/* Adds queued updates to e, fewest sent first, while they fit. */
+/* Adds queued updates to e, fewest sent first (newest first among equals), while they fit.
+ * A counting sort by transmit count: O(queue) per datagram. */
 static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
 {
     if (!s->qn)
         return;
+    uint32_t limit = retransmit_limit(s);
     size_t *ix = s->qsort_idx = realloc(s->qsort_idx, s->qn * sizeof *ix);
-    if (!ix)
+    size_t start[65] = {0};
+    if (!ix || limit > 64)
         return;
     for (size_t i = 0; i < s->qn; i++)
-        ix[i] = i;
-    qsort_r(ix, s->qn, sizeof *ix, bcast_cmp, s->q);
-    uint32_t limit = retransmit_limit(s);
+        start[(s->q[i].transmits < limit ? s->q[i].transmits : limit - 1) + 1]++;
+    for (uint32_t t = 1; t <= limit; t++)
+        start[t] += start[t - 1];
+    for (size_t i = s->qn; i-- > 0;) /* later in the queue: usually newer */
+        ix[start[s->q[i].transmits < limit ? s->q[i].transmits : limit - 1]++] = i;
     size_t added = 0;
     for (size_t k = 0; k < s->qn; k++) {
         bcast_t *b = &s->q[ix[k]];
@@ -585,6 +608,8 @@ static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
         added++;
         if (s->leaving && !strcmp(b->node, s->self->name))
             s->leave_transmits++;
+        if (e->cap - e->len < 16)
+            break; /* full */
     }
     if (!added)
         return;
@@ -679,12 +704,32 @@ static void send_ack(gsp_swim_t *s, const char *addr, gsp_type_t type, uint32_t 
 }
 
 /* Picks up to k random members matching want (excluding self and skip) into s->scratch. */
+/*
+ * Picks up to k distinct random members matching want (excluding self and skip) into
+ * s->scratch. Draws random members first (O(k) when most members match, as in a healthy group),
+ * and falls back to a scan of all members when draws keep missing.
+ */
 static size_t pick_random(gsp_swim_t *s, size_t k, const member_t *skip,
                           int (*want)(const gsp_swim_t *, const member_t *, uint64_t), uint64_t now)
 {
     if (grow((void **)&s->scratch, &s->scratch_cap, s->n + 1, sizeof *s->scratch))
         return 0;
     size_t c = 0;
+    if (s->n > 4 * k + 8) {
+        for (size_t tries = 0; c < k && tries < 4 * k + 8; tries++) {
+            member_t *m = s->ms[mesh_prng_below(&s->rng, s->n)];
+            if (m->self || m == skip || !want(s, m, now))
+                continue;
+            int dup = 0;
+            for (size_t j = 0; j < c && !dup; j++)
+                dup = s->scratch[j] == m;
+            if (!dup)
+                s->scratch[c++] = m;
+        }
+        if (c == k)
+            return k;
+        c = 0; /* few members match: count them all */
+    }
     for (size_t i = 0; i < s->n; i++) {
         member_t *m = s->ms[i];
         if (!m->self && m != skip && want(s, m, now))
@@ -879,6 +924,8 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
     gsp_state_t prev = m->state;
     m->inc = inc;
     set_state(s, m, left ? GSP_ST_LEFT : GSP_ST_DEAD, now);
+    if (!left && s->next_reconnect > now + RECONNECT_FAST_NS)
+        s->next_reconnect = now + RECONNECT_FAST_NS; /* try it again soon (a short partition) */
     if (!left)
         s->st.deaths++;
     queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
@@ -1470,6 +1517,16 @@ void gsp_swim_want_sets(gsp_swim_t *s, uint64_t now, const char *node, const uin
 
 /* ---- the clock --------------------------------------------------------------------------- */
 
+/* The push-pull interval grows with the group beyond 32 members (as memberlist's
+ * pushPullScale): a full-state exchange costs O(n), so its rate per member falls as log2(n). */
+static uint64_t push_pull_interval(const gsp_swim_t *s)
+{
+    uint64_t mult = 1;
+    for (size_t n = s->live; n > 32; n /= 2)
+        mult++;
+    return s->cfg.push_pull_interval_ns * mult;
+}
+
 static void gossip_tick(gsp_swim_t *s, uint64_t now)
 {
     s->next_gossip = now + s->cfg.gossip_interval_ns;
@@ -1493,11 +1550,23 @@ static int addr_is_live(const gsp_swim_t *s, const char *addr)
     return 0;
 }
 
+static int want_just_dead(const gsp_swim_t *s, const member_t *m, uint64_t now)
+{
+    (void)s;
+    return m->state == GSP_ST_DEAD && now - m->since < RECONNECT_RECENT_NS;
+}
+
 static void reconnect_tick(gsp_swim_t *s, uint64_t now)
 {
     s->next_reconnect = now + s->cfg.reconnect_interval_ns;
     if (s->leaving)
         return;
+    if (pick_random(s, 1, NULL, want_just_dead, now)) {
+        push_pull(s, s->scratch[0]->addr, 0);
+        if (now + RECONNECT_FAST_NS < s->next_reconnect)
+            s->next_reconnect = now + RECONNECT_FAST_NS; /* and again soon */
+        return;
+    }
     if (pick_random(s, 1, NULL, want_recently_dead, now))
         push_pull(s, s->scratch[0]->addr, 0);
     /* seeds that are not live members: a healed partition, a restarted seed */
@@ -1617,7 +1686,7 @@ void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
         }
     }
     if (now >= s->next_push_pull) {
-        s->next_push_pull = now + s->cfg.push_pull_interval_ns;
+        s->next_push_pull = now + push_pull_interval(s);
         if (!s->leaving && pick_random(s, 1, NULL, want_live, now))
             push_pull(s, s->scratch[0]->addr, 0);
     }

@@ -45,6 +45,7 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
     if (static_routes)
         mesh_node_publish_routes(node, mesh_routes_ref(static_routes));
     int gossip = gsp_options_enabled(cfg);
+    c->watch = watch;
     if (cfg->etcd.n == 0 && !gossip) {
         mesh_routes_unref(static_routes);
         return 0;
@@ -104,6 +105,7 @@ int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_
     snprintf(a->prefix, sizeof(a->prefix), "%s",
              cfg->etcd_prefix ? cfg->etcd_prefix : REG_DEFAULT_PREFIX);
     a->admin = mesh_node_admin(node);
+    a->routes = c->watch;
     c->gossip_on = 1;
     return add_child(c, &gsp_bridge_ops, a, 0, NULL);
 }

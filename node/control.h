@@ -29,6 +29,7 @@ typedef struct node_control {
     sc_args_t sidecar;
     gsp_bridge_args_t gossip;
     int gossip_on;
+    int watch; /* the registry actor routes (node_control_registry's watch) */
 } node_control_t;
 
 /** Initializes an empty set. */

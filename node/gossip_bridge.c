@@ -244,8 +244,8 @@ static void rebuild(bridge_t *b)
 
 static void schedule(bridge_t *b)
 {
-    if (b->rebuild_pending)
-        return;
+    if (b->rebuild_pending || !b->a->routes)
+        return; /* a node that does not route (a sidecar) needs no gossip table */
     uint64_t d = b->a->coalesce_ns ? b->a->coalesce_ns : 20 * MS;
     if (mesh_timer_start(b->self, d, 0, GSP_BRIDGE_MSG_REBUILD, NULL) == 0)
         b->rebuild_pending = 1;

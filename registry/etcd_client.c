@@ -6,7 +6,10 @@
 #include "registry/etcd_client.h"
 
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -319,6 +322,21 @@ static void stream_error(etcd_req_t *r, const char *line, size_t len)
     }
 }
 
+/* Per connection: how many keepalive probes may go unanswered, and how long sent data may stay
+ * unacknowledged, before the kernel gives up on the connection. */
+static int sockopt_cb(void *ud, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)ud;
+    if (purpose == CURLSOCKTYPE_IPCXN) {
+        int cnt = 3;
+        unsigned int user_timeout_ms = 5000;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+                         sizeof(user_timeout_ms));
+    }
+    return CURL_SOCKOPT_OK;
+}
+
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
 {
     etcd_req_t *r = ud;
@@ -417,9 +435,14 @@ static void start_transfer(etcd_req_t *r)
     cu->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);
     if (!r->is_stream)
         cu->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->request_timeout_ms);
+    /* an etcd that silently stops answering (a partition drops packets, no RST) is noticed
+     * in about 5 s: keepalive probes every second after 2 idle seconds, 3 unanswered ones
+     * close the connection (the kernel's default count, 9, made it 23 s), and unacknowledged
+     * data gives up after 5 s (TCP_USER_TIMEOUT, sockopt_cb) */
     cu->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    cu->easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 5L);
-    cu->easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 2L);
+    cu->easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 2L);
+    cu->easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 1L);
+    cu->easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
     cu->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     if (c->ca_file)
         cu->easy_setopt(e, CURLOPT_CAINFO, c->ca_file);

@@ -48,6 +48,7 @@ enum {
      * corroboration probe's timeout (corr: the timer id). */
     REG_MSG_GOSSIP_GRACE = 0x52450033u,
     REG_MSG_PROBE_TIMEOUT = 0x52450034u,
+    REG_MSG_PROBE_TICK = 0x52450035u,
 };
 
 /** REG_MSG_LINK's payload. */

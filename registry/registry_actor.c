@@ -41,9 +41,10 @@ struct reg_actor_args {
 };
 
 /* Whether a dead owner's instance is really gone: a connect to it (GONE when refused or
- * unanswered, ALIVE when accepted, re-checked after PROBE_RECHECK_NS), or GONE at once when it
- * left routing while etcd was unreachable (it stays out when etcd comes back). Kept until its
- * owner is no longer dead. */
+ * unanswered, ALIVE when accepted), or GONE at once when it left routing while etcd was
+ * unreachable (it stays out when etcd comes back). A result older than PROBE_RECHECK_NS is
+ * checked again when the table is next built (a partition healed: the instance is back before
+ * gossip says so); it stands meanwhile. Kept until its owner is no longer dead. */
 typedef enum { PROBE_PENDING = 0, PROBE_GONE = 1, PROBE_ALIVE = 2 } probe_result_t;
 #define PROBE_RECHECK_NS 5000000000ull
 typedef struct probe {
@@ -226,7 +227,7 @@ static void probe_done(probe_t *p, probe_result_t r)
         mesh_info("registry", "instance %s of %s, which gossip declares dead: %s", p->addr, p->node,
                   r == PROBE_GONE ? "connect failed, removing it from routing"
                                   : "still accepts connections, keeping it (etcd has its lease)");
-    if (r == PROBE_GONE && was != PROBE_GONE) {
+    if (r != was) {
         apply_sources(st);
         publish(st);
     }
@@ -268,9 +269,9 @@ static probe_result_t corroborated(reg_actor_t *st, const char *node, const char
         if (!(p = probe_new(st, node, addr)))
             return PROBE_PENDING;
         probe_start(st, p);
-    } else if (p->result == PROBE_ALIVE && !p->stream &&
+    } else if (p->result != PROBE_PENDING && !p->stream && !p->timer &&
                mesh_now(st->self) - p->at > PROBE_RECHECK_NS) {
-        probe_start(st, p); /* keeps ALIVE until it answers */
+        probe_start(st, p); /* the old result stands until the new one comes (no flap) */
     }
     return p->result;
 }
@@ -772,6 +773,7 @@ static int reg_start(mesh_actor_t *self, void *arg)
     }
     if (!a->cfg.watch)
         return 0;
+    mesh_timer_start(self, PROBE_RECHECK_NS, PROBE_RECHECK_NS, REG_MSG_PROBE_TICK, NULL);
     reg_view_cfg_t vc = {
         .prefix = a->prefix,
         .snapshot_path = a->snapshot_path,
@@ -833,6 +835,11 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
             apply_sources(st);
             publish(st);
         }
+        return 0;
+    case REG_MSG_PROBE_TICK:
+        /* old corroboration results are checked again (see probe_t) */
+        if (st->etcd_state == REG_ETCD_CONNECTED && st->n_probes)
+            apply_sources(st);
         return 0;
     case REG_MSG_PROBE_TIMEOUT:
         for (size_t i = 0; i < st->n_probes; i++)

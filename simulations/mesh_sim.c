@@ -323,6 +323,7 @@ static void node_start(world_t *w, int i)
             snprintf(n->br.gossip.seeds[n->br.gossip.n_seeds++], GSP_ADDR_MAX + 1, "%s:7946",
                      w->n[s].ip);
     n->br.registry = &n->registry;
+    n->br.routes = n->proxy;
     n->br.node = n->stand_in;
     snprintf(n->br.prefix, sizeof(n->br.prefix), "%s", PREFIX);
     n->children[0] = (mesh_child_spec_t){.ops = &reg_actor_ops,
@@ -389,6 +390,16 @@ static const mesh_route_service_t *svc_of(const mnode_t *p)
     return p->table ? mesh_routes_service(p->table, SERVICE) : NULL;
 }
 
+/* The node whose advertised address is adv (node_init's numbering), or -1. */
+static int owner_of(const world_t *w, const char *adv)
+{
+    unsigned a, b, c;
+    if (sscanf(adv, "10.%u.%u.%u:9091", &a, &b, &c) != 3 || a < 1 || c < 1)
+        return -1;
+    long i = (long)(a - 1) * 62500 + (long)b * 250 + (long)(c - 1);
+    return i < w->nn && !strcmp(w->n[i].adv, adv) ? (int)i : -1;
+}
+
 static int routes_to(const mnode_t *p, const char *adv)
 {
     const mesh_route_service_t *s = svc_of(p);
@@ -419,10 +430,7 @@ static void check_removal(world_t *w, const mnode_t *p)
     uint64_t now = now_ns(w);
     size_t alive = 0, dead_in = 0;
     for (size_t k = 0; k < s->n_instances; k++) {
-        int owner = -1;
-        for (int j = 0; j < w->nn && owner < 0; j++)
-            if (!strcmp(w->n[j].adv, s->instances[k].addr))
-                owner = j;
+        int owner = owner_of(w, s->instances[k].addr);
         if (owner < 0)
             continue;
         const mnode_t *o = &w->n[owner];
@@ -453,10 +461,7 @@ static void check_no_flap(world_t *w, const mnode_t *p)
     if (!w->etcd_back_at || now_ns(w) - w->etcd_back_at > 9 * S)
         return;
     for (size_t k = 0; k < w->n_kept; k++) {
-        int owner = -1;
-        for (int j = 0; j < w->nn && owner < 0; j++)
-            if (!strcmp(w->n[j].adv, w->kept[k]))
-                owner = j;
+        int owner = owner_of(w, w->kept[k]);
         if (owner >= 0 && w->n[owner].running && !w->n[owner].isolated && !routes_to(p, w->kept[k]))
             fail(w, "flap: proxy %d dropped %s, in etcd and alive, while etcd came back", p->i,
                  w->kept[k]);
