@@ -142,6 +142,12 @@ class Node:
             return None
         return {a for (s, a), i in r.items() if s == service and i["state"] == "routable"}
 
+    def gossip_counters(self):
+        """The gossip section's counters of /v1/node (probes, indirect_probes, suspicions,
+        refutations, deaths, ...) or {}."""
+        j = http_json(self.admin + "/v1/node")
+        return ((j or {}).get("gossip") or {}).get("counters") or {}
+
     def etcd_state(self):
         return self.routes()[1]
 
@@ -150,6 +156,21 @@ class Node:
         for p in (self.meshd, self.app):
             if p:
                 p.kill()
+
+
+def counters(nodes):
+    """{counter: sum over nodes} of the gossip counters."""
+    out = {}
+    for n in nodes:
+        for k, v in n.gossip_counters().items():
+            if isinstance(v, int):
+                out[k] = out.get(k, 0) + v
+    return out
+
+
+def counters_delta(before, after, keys=("probes", "indirect_probes", "stream_probes",
+                                        "suspicions", "refutations", "deaths")):
+    return " ".join("%s %d" % (k, after.get(k, 0) - before.get(k, 0)) for k in keys)
 
 
 class Mesh:
@@ -315,7 +336,8 @@ class Mesh:
 
 
 class Load(threading.Thread):
-    """Unary calls through one proxy from the host, in a loop; failures with time and reason."""
+    """Unary calls through one proxy from the host, in a loop (5 s deadline each); failures
+    kept as (start, end, reason), successes as their end times."""
 
     def __init__(self, proxy, interval=0.02):
         super().__init__(daemon=True)
@@ -337,6 +359,7 @@ class Load(threading.Thread):
         from echo_client import EchoClient
         with EchoClient(self.proxy.addr) as c:
             while not self.stop_.is_set():
+                start = time.monotonic()
                 r = c.unary(payload=b"x", timeout=5)
                 now = time.monotonic()
                 if r.ok:
@@ -346,13 +369,14 @@ class Load(threading.Thread):
                     sid = r.replies[0].server_id
                     self.by[sid] = self.by.get(sid, 0) + 1
                 else:
-                    self.failed.append((now, "%s: %s" % (r.code.name, r.details)))
+                    self.failed.append((start, now, "%s: %s" % (r.code.name, r.details)))
                 time.sleep(self.interval)
 
     def ok_between(self, t0, t1):
         return [t for t in self.ok_times if t0 <= t <= t1]
 
     def failed_between(self, t0, t1):
+        """Failed calls that started in [t0, t1]: (start, end, reason)."""
         return [f for f in self.failed if t0 <= f[0] <= t1]
 
     def finish(self):

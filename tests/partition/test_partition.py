@@ -43,7 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import netns  # noqa: E402
-from mesh import (ECHO, SKIP, Fail, Load, Mesh, Sampler, check, wait_until)  # noqa: E402
+from mesh import (ECHO, SKIP, Fail, Load, Mesh, Sampler, check, counters,  # noqa: E402
+                  counters_delta, wait_until)  # noqa: E402
 
 # lan profile: probe 400 ms, suspicion 3 * max(1, log10 n) * 400 ms, up to 4x that without
 # confirmations: a dead node is seen dead in about 2-6 s; on a loaded 2-core CI give it 20 s.
@@ -65,6 +66,23 @@ def timed(pred, timeout, what, since=None):
     t0 = since if since is not None else time.monotonic()
     wait_until(pred, timeout - (time.monotonic() - t0), what)
     return time.monotonic() - t0
+
+
+def first_times(conds, timeout, since):
+    """Polls every (name, pred) until each has been true once; measures each one's first
+    time since `since`. Fails naming the ones that never were."""
+    got = {}
+    deadline = since + timeout
+    while len(got) < len(conds):
+        for name, pred in conds:
+            if name not in got and pred():
+                got[name] = time.monotonic() - since
+                measure(name, got[name])
+        if time.monotonic() > deadline:
+            raise Fail("timed out after %.1f s waiting for: %s" % (
+                timeout, "; ".join(n for n, _ in conds if n not in got)))
+        time.sleep(0.05)
+    return got
 
 
 def start_mesh(m, proxies, sidecars, join=("p1",)):
@@ -98,12 +116,13 @@ def routes_match_etcd(m, proxies, want_echo=None):
 
 
 def failures_excluding(load, t0, t1, dead_addr=None, dead_since=None):
-    """Failed calls in [t0, t1] other than those to dead_addr after dead_since."""
+    """Failed calls started in [t0, t1], except those in flight or sent to dead_addr after
+    dead_since (their reason names it): [(start - t0, duration, reason)]."""
     out = []
-    for t, f in load.failed_between(t0, t1):
-        if dead_addr and t >= dead_since and (dead_addr in f or "s3" in f):
+    for start, end, f in load.failed_between(t0, t1):
+        if dead_addr and end >= dead_since and dead_addr in f:
             continue
-        out.append((round(t - t0, 2), f))
+        out.append((round(start - t0, 2), round(end - start, 2), f))
     return out
 
 
@@ -118,6 +137,7 @@ def hold_until(t_end, loads, what):
 def sc_etcd(m, a):
     hold = a.hold or 60
     proxies, (s1, s2, s3) = start_mesh(m, ["p1", "p2"], ["s1", "s2", "s3"])
+    p1, p2 = proxies
     loads = [Load(p) for p in proxies]
     for ld in loads:
         ld.start()
@@ -157,18 +177,14 @@ def sc_etcd(m, a):
     # heal: etcd's view comes back (leases of s1, s2 expired during the outage)
     t_heal = time.monotonic()
     m.net.heal()
-    for p in proxies:
-        measure("%s reconnected to etcd after the heal" % p.name,
-                timed(lambda: p.etcd_state() == "connected", 30,
-                      "%s to reconnect to etcd" % p.name, t_heal))
     want = {s1.addr, s2.addr, s4.addr}
-    measure("etcd's view back to s1, s2, s4 after the heal",
-            timed(lambda: (m.etcd_view() or set()) >= {(ECHO, x) for x in want} and
-                  {a for s, a in m.etcd_view() if s == ECHO} == want, 30,
-                  "the sidecars to re-put their keys in etcd (s3's gone)", t_heal))
-    measure("routes = etcd's view at both proxies after the heal",
-            timed(lambda: routes_match_etcd(m, proxies, want), 30,
-                  "every proxy's routes to equal etcd's view", t_heal))
+    first_times([
+        ("after the heal: p1 connected to etcd", lambda: p1.etcd_state() == "connected"),
+        ("after the heal: p2 connected to etcd", lambda: p2.etcd_state() == "connected"),
+        ("after the heal: etcd lists s1, s2, s4 (re-put), not s3",
+         lambda: {a for s, a in (m.etcd_view() or ()) if s == ECHO} == want),
+        ("after the heal: routes = etcd's view at both proxies",
+         lambda: routes_match_etcd(m, proxies, want))], 30, t_heal)
     time.sleep(6)  # past the 5 s gossip grace after etcd's return
     check(routes_match_etcd(m, proxies, want), "still equal to etcd's view after the grace")
     srcs = {(p.name, k[1], i["source"]) for p in proxies for k, i in p.routes()[0].items()
@@ -233,18 +249,20 @@ def sc_halves(m, a):
     steady = [(ld.proxy.name, f) for ld in loads for f in ld.failed_between(t_settled, t_heal)]
     for ld in loads:
         measure("failed calls via %s from the cut to settled routes" % ld.proxy.name,
-                len(ld.failed_between(t_cut, t_settled)), "")
+                len(ld.failed_between(t_cut - 5, t_settled)), "")
     check(not steady, "each side serves what it reaches: 0 failed calls once routes settled "
           "(%.1f s of %d s): %s" % (t_heal - t_settled, hold, steady[:5]))
     m.net.heal()
     every = list(m.nodes)
-    measure("membership converged (all alive everywhere) after the heal",
-            timed(lambda: m.members_agree(m.nodes.values(), every), HEAL_BOUND_S,
-                  "every node to see every node alive after the heal", t_heal))
     want = {s.addr for s in sides}
-    measure("routes = etcd's view (all 4) at both proxies after the heal",
-            timed(lambda: routes_match_etcd(m, proxies, want), HEAL_BOUND_S,
-                  "both proxies' routes to equal etcd's view with all four", t_heal))
+    first_times([
+        ("after the heal: etcd lists all 4 instances again",
+         lambda: {a for s, a in (m.etcd_view() or ()) if s == ECHO} == want),
+        ("after the heal: p2 connected to etcd", lambda: p2.etcd_state() == "connected"),
+        ("after the heal: membership converged (all alive everywhere)",
+         lambda: m.members_agree(m.nodes.values(), every)),
+        ("after the heal: routes = etcd's view (all 4) at both proxies",
+         lambda: routes_match_etcd(m, proxies, want))], HEAL_BOUND_S, t_heal)
     t_conv = time.monotonic()
     wait_until(lambda: all(ld.last_ok and ld.last_ok > t_conv for ld in loads), 10,
                "calls to succeed again through both proxies")
@@ -272,9 +290,12 @@ def sc_oneway(m, a):
     sampler = Sampler(m)
     sampler.start()
     time.sleep(2)
+    c0 = counters(m.nodes.values())
     t_cut = time.monotonic()
     m.net.one_way("s1", ["s2", "s3", "s4"])
     hold_until(t_cut + hold, loads, "one-way loss for %d s" % hold)
+    measure("gossip counters during the fault, all nodes",
+            counters_delta(c0, counters(m.nodes.values())), "")
     t_heal = time.monotonic()
     m.net.heal()
     time.sleep(3)
@@ -309,9 +330,12 @@ def sc_loss(m, a):
     sampler = Sampler(m, period=1.0)
     sampler.start()
     want = {s.addr for s in sides}
+    c0 = counters(m.nodes.values())
     t_cut = time.monotonic()
     m.net.loss(pct)
     hold_until(t_cut + hold, loads, "%d%% loss for %d s" % (pct, hold))
+    measure("gossip counters during the loss, all nodes",
+            counters_delta(c0, counters(m.nodes.values())), "")
     t_heal = time.monotonic()
     m.net.heal()
     sampler.finish()
@@ -345,14 +369,14 @@ def sc_isolate(m, a):
     before = p2.routable()
     t_cut = time.monotonic()
     m.net.isolate("p2")
-    measure("p2 sees everyone dead",
-            timed(lambda: (p2.members() or {}) and all(
-                v["state"] == "dead" for k, v in p2.members().items() if k != "p2"),
-                DETECT_BOUND_S + 20, "p2 to see the others dead", t_cut))
-    measure("others see p2 dead",
-            timed(lambda: all((n.members() or {}).get("p2", {}).get("state") == "dead"
-                              for n in (p1, s1, s2, s3)),
-                  DETECT_BOUND_S, "everyone to see p2 dead", t_cut))
+    first_times([
+        ("p2 sees everyone dead", lambda: (p2.members() or {}) and all(
+            v["state"] == "dead" for k, v in p2.members().items() if k != "p2")),
+        ("everyone sees p2 dead", lambda: all(
+            (n.members() or {}).get("p2", {}).get("state") == "dead"
+            for n in (p1, s1, s2, s3))),
+        ("p2 sees etcd degraded", lambda: p2.etcd_state() == "degraded")],
+        DETECT_BOUND_S + 20, t_cut)
     s3.kill()
     t_kill = time.monotonic()
     s4 = m.sidecar("s4", join=["p1"])
@@ -368,7 +392,7 @@ def sc_isolate(m, a):
     l2 = loads[1]
     fails = l2.failed_between(t_cut, t_heal)
     kinds = {}
-    for t, f in fails:
+    for _, _, f in fails:
         k = f.split(":")[0]
         kinds[k] = kinds.get(k, 0) + 1
     measure("calls via p2 while isolated: ok / failed (by code)",
@@ -376,18 +400,14 @@ def sc_isolate(m, a):
     m.net.heal()
     want = {s1.addr, s2.addr, s4.addr}
     alive = ["p1", "p2", "s1", "s2", "s4"]
-    measure("p2 membership converged after the heal (s3 dead, the rest alive)",
-            timed(lambda: m.members_agree([p1, p2, s1, s2, s4], alive), HEAL_BOUND_S,
-                  "every live node to agree on the membership", t_heal))
-    measure("p2 reconnected to etcd after the heal",
-            timed(lambda: p2.etcd_state() == "connected", HEAL_BOUND_S,
-                  "p2 to reconnect to etcd", t_heal))
-    measure("p2's routes = etcd's view (s3 gone, s4 in) after the heal",
-            timed(lambda: routes_match_etcd(m, [p1, p2], want), HEAL_BOUND_S,
-                  "p2's routes to equal etcd's view", t_heal))
-    measure("first successful call via p2 after the heal",
-            timed(lambda: l2.last_ok and l2.last_ok > t_heal, HEAL_BOUND_S,
-                  "a call through p2 to succeed", t_heal))
+    first_times([
+        ("after the heal: p2 connected to etcd", lambda: p2.etcd_state() == "connected"),
+        ("after the heal: a call via p2 succeeds",
+         lambda: l2.last_ok and l2.last_ok > t_heal),
+        ("after the heal: p2's routes = etcd's view (s3 gone, s4 in)",
+         lambda: routes_match_etcd(m, [p1, p2], want)),
+        ("after the heal: membership converged (s3 dead, the rest alive)",
+         lambda: m.members_agree([p1, p2, s1, s2, s4], alive))], HEAL_BOUND_S, t_heal)
     t_conv = time.monotonic()
     time.sleep(3)
     sampler.finish()
