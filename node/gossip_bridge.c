@@ -46,6 +46,8 @@ typedef struct bset {
 
 typedef struct bridge {
     gsp_bridge_args_t *a;
+    bmember_t **tab; /* open addressing by name hash (find is O(1): events come per member) */
+    size_t tab_cap;
     mesh_actor_t *self;
     mesh_actor_id_t gossip;
     uint64_t started;
@@ -60,12 +62,52 @@ typedef struct bridge {
 
 /* ---- the mirror -------------------------------------------------------------------------- */
 
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
+}
+
 static bmember_t *find(bridge_t *b, const char *name)
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (!strcmp(b->ms[i]->name, name))
-            return b->ms[i];
-    return NULL;
+    if (!b->tab_cap)
+        return NULL;
+    for (size_t i = name_hash(name) & (b->tab_cap - 1);; i = (i + 1) & (b->tab_cap - 1)) {
+        if (!b->tab[i])
+            return NULL;
+        if (!strcmp(b->tab[i]->name, name))
+            return b->tab[i];
+    }
+}
+
+/* Indexes m (members are never removed from the mirror: tombstones stay as SWIM's do). */
+static int tab_add(bridge_t *b, bmember_t *m)
+{
+    if ((b->n + 1) * 2 > b->tab_cap) {
+        size_t cap = b->tab_cap ? b->tab_cap * 2 : 64;
+        bmember_t **t = calloc(cap, sizeof(*t));
+        if (!t)
+            return -1;
+        for (size_t i = 0; i < b->tab_cap; i++)
+            if (b->tab[i]) {
+                size_t j = name_hash(b->tab[i]->name) & (cap - 1);
+                while (t[j])
+                    j = (j + 1) & (cap - 1);
+                t[j] = b->tab[i];
+            }
+        free(b->tab);
+        b->tab = t;
+        b->tab_cap = cap;
+    }
+    size_t j = name_hash(m->name) & (b->tab_cap - 1);
+    while (b->tab[j])
+        j = (j + 1) & (b->tab_cap - 1);
+    b->tab[j] = m;
+    return 0;
 }
 
 static const bset_t *set_of(const bridge_t *b, uint64_t hash)
@@ -91,8 +133,12 @@ static void on_member(bridge_t *b, const gsp_member_event_t *e)
         m = calloc(1, sizeof(*m));
         if (!m)
             return;
-        b->ms[b->n++] = m;
         snprintf(m->name, sizeof(m->name), "%s", e->name);
+        if (tab_add(b, m) != 0) {
+            free(m);
+            return;
+        }
+        b->ms[b->n++] = m;
     }
     snprintf(m->addr, sizeof(m->addr), "%s", e->addr);
     m->state = e->state;
@@ -516,6 +562,7 @@ static void br_stop(mesh_actor_t *self, int reason)
         free(b->ms[i]);
     }
     free(b->ms);
+    free(b->tab);
     for (size_t i = 0; i < b->n_sets; i++)
         free(b->sets[i].ev);
     free(b->sets);

@@ -69,7 +69,8 @@ typedef struct reg_actor {
     int grace; /* etcd came back: gossip routes still merged until the grace timer */
     probe_t **probes;
     size_t n_probes;
-    int link; /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
+    int probe_tick; /* the re-check timer is armed (only while probes exist) */
+    int link;       /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
 } reg_actor_t;
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -211,6 +212,9 @@ static probe_t *probe_new(reg_actor_t *st, const char *node, const char *addr)
     }
     p->st = st;
     st->probes[st->n_probes++] = p;
+    if (!st->probe_tick &&
+        mesh_timer_start(st->self, PROBE_RECHECK_NS, 0, REG_MSG_PROBE_TICK, NULL) == 0)
+        st->probe_tick = 1;
     return p;
 }
 
@@ -773,7 +777,6 @@ static int reg_start(mesh_actor_t *self, void *arg)
     }
     if (!a->cfg.watch)
         return 0;
-    mesh_timer_start(self, PROBE_RECHECK_NS, PROBE_RECHECK_NS, REG_MSG_PROBE_TICK, NULL);
     reg_view_cfg_t vc = {
         .prefix = a->prefix,
         .snapshot_path = a->snapshot_path,
@@ -837,9 +840,13 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
         }
         return 0;
     case REG_MSG_PROBE_TICK:
-        /* old corroboration results are checked again (see probe_t) */
+        /* old corroboration results are checked again (see probe_t), while there are any */
+        st->probe_tick = 0;
         if (st->etcd_state == REG_ETCD_CONNECTED && st->n_probes)
             apply_sources(st);
+        if (st->n_probes && !st->probe_tick &&
+            mesh_timer_start(self, PROBE_RECHECK_NS, 0, REG_MSG_PROBE_TICK, NULL) == 0)
+            st->probe_tick = 1;
         return 0;
     case REG_MSG_PROBE_TIMEOUT:
         for (size_t i = 0; i < st->n_probes; i++)

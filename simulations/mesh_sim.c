@@ -393,8 +393,20 @@ static const mesh_route_service_t *svc_of(const mnode_t *p)
 /* The node whose advertised address is adv (node_init's numbering), or -1. */
 static int owner_of(const world_t *w, const char *adv)
 {
-    unsigned a, b, c;
-    if (sscanf(adv, "10.%u.%u.%u:9091", &a, &b, &c) != 3 || a < 1 || c < 1)
+    unsigned long v[3];
+    const char *p = adv;
+    if (strncmp(p, "10.", 3))
+        return -1;
+    p += 3;
+    for (int k = 0; k < 3; k++) {
+        char *end;
+        v[k] = strtoul(p, &end, 10);
+        if (end == p || *end != (k < 2 ? '.' : ':'))
+            return -1;
+        p = end + 1;
+    }
+    unsigned long a = v[0], b = v[1], c = v[2];
+    if (a < 1 || c < 1)
         return -1;
     long i = (long)(a - 1) * 62500 + (long)b * 250 + (long)(c - 1);
     return i < w->nn && !strcmp(w->n[i].adv, adv) ? (int)i : -1;

@@ -177,8 +177,8 @@ def sc_etcd(m, a):
     wait_until(lambda: all("s4" in ld.by for ld in loads), 10, "calls to reach s4 via both")
 
     # a pod killed during the outage
+    t_kill = time.monotonic()  # before the signal: a call in flight fails at once
     s3.kill()
-    t_kill = time.monotonic()
     for p in proxies:
         measure("kill -9ed s3 out of routing at %s" % p.name,
                 timed(lambda: p.routable() is not None and s3.addr not in p.routable(), 5,
@@ -388,8 +388,8 @@ def sc_isolate(m, a):
             for n in (p1, s1, s2, s3))),
         ("p2 sees etcd degraded", lambda: p2.etcd_state() == "degraded")],
         DETECT_BOUND_S + 20, t_cut)
+    t_kill = time.monotonic()  # before the signal: a call in flight fails at once
     s3.kill()
-    t_kill = time.monotonic()
     s4 = m.sidecar("s4", join=["p1"])
     wait_until(lambda: s4.addr in (p1.routable() or ()), 10, "s4 routable at p1")
     hold_until(t_cut + hold, loads, "p2 isolated for %d s" % hold)
