@@ -11,11 +11,12 @@
  * registry actor's corroborating connect meets); a crashed node's host is down (connects
  * refused, datagrams dropped).
  *
- * Faults (drawn from the seed, or one kind with --scenario): etcd down for everyone; etcd
- * partitioned from a subset; the gossip network split in halves (silent drops), a minority
- * cut off, one node isolated from everyone (gossip and etcd); one-way loss from a node; random
- * loss; a node's loop stalling; crashes (kill -9) and restarts of sidecar nodes; new sidecar
- * nodes starting during an outage. Every fault ends before the quiet tail of the run.
+ * Faults (one every 40 s, drawn from the seed, or one kind with --scenario): etcd down for
+ * everyone (with a crash and a new node meanwhile); the gossip network split in halves (silent
+ * drops), a third cut off from the rest, halves joined only through one bridge node; one node
+ * isolated from everyone (gossip and etcd); random loss; a node's loop stalling; a crash (kill
+ * -9) and restart; etcd losing its data back to a 20 s old backup. Every fault ends before the
+ * quiet tail of the run.
  *
  * Invariants, checked every 100 ms of virtual time (bounds from the timers, printed):
  *   - removal: a crashed sidecar node's instance is in no running proxy's table once the
@@ -29,8 +30,8 @@
  *
  *   mesh_sim --seed N [--verbose]                  one seed (replay a failure)
  *   mesh_sim --seeds COUNT [--first-seed S]        many seeds, then the determinism check
- *   options: --nodes N (2..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
- *            stall|loss|churn|mixed, --stats (metrics table and JSON line)
+ *   options: --nodes N (4..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
+ *            stall|loss|churn|minority|bridge|dataloss|mixed, --stats (metrics and a JSON line)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -510,8 +511,20 @@ static void check_tick(void *arg)
 
 /* ---- faults ------------------------------------------------------------------------------ */
 
-typedef enum { F_OUTAGE, F_HALVES, F_ISOLATE, F_STALL, F_LOSS, F_CHURN, F_KINDS } fault_t;
-static const char *const fault_names[] = {"outage", "halves", "isolate", "stall", "loss", "churn"};
+typedef enum {
+    F_OUTAGE,
+    F_HALVES,
+    F_ISOLATE,
+    F_STALL,
+    F_LOSS,
+    F_CHURN,
+    F_MINORITY,
+    F_BRIDGE,
+    F_DATALOSS,
+    F_KINDS
+} fault_t;
+static const char *const fault_names[] = {"outage", "halves",   "isolate", "stall",   "loss",
+                                          "churn",  "minority", "bridge",  "dataloss"};
 
 static int random_sidecar(world_t *w, int running)
 {
@@ -658,6 +671,62 @@ static void fault_churn(world_t *w)
     at(w, 15 * S, start_new, ctx(w, victim));
 }
 
+/* A third of the nodes cut off from the other two thirds (majority / minority). */
+static void fault_minority(world_t *w)
+{
+    const char **ips = malloc((size_t)w->nn * sizeof(char *));
+    size_t k = 0;
+    for (int i = 0; i < w->nn; i++)
+        if (i % 3 == 2)
+            ips[k++] = w->n[i].ip;
+    mesh_simnet_partition(w->net, ips, k, 1);
+    free(ips);
+    vlog(w, "a third of the nodes cut off from the rest for 30 s");
+    at(w, 30 * S, heal, w);
+}
+
+/* Halves that cannot reach each other, except through one node that reaches both (a bridge:
+ * SWIM's indirect probes through it must keep both sides alive, or at least converge after). */
+static void fault_bridge(world_t *w)
+{
+    if (w->nn > 200) { /* pair blocks are O(n^2): halves instead at this size */
+        fault_halves(w);
+        return;
+    }
+    int bridge = (int)rnd(w, (uint64_t)w->nn);
+    mesh_addr_t a, b;
+    for (int i = 0; i < w->nn / 2; i++)
+        for (int j = w->nn / 2; j < w->nn; j++) {
+            if (i == bridge || j == bridge)
+                continue;
+            mesh_addr_parse(w->n[i].adv, &a);
+            mesh_addr_parse(w->n[j].adv, &b);
+            mesh_simnet_block(w->net, &a, &b, 1);
+        }
+    vlog(w, "halves cut except through node %d (a bridge) for 30 s", bridge);
+    at(w, 30 * S, heal, w);
+}
+
+static void restore_etcd(void *arg)
+{
+    world_t *w = arg;
+    if (sim_etcd_restore(w->etcd) == 0)
+        vlog(w, "etcd lost its data: back to the backup of 20 s ago");
+}
+
+/* etcd loses its data: back to a backup taken 20 s earlier (sidecars must repair their keys). */
+static void fault_dataloss(world_t *w)
+{
+    sim_etcd_backup(w->etcd);
+    vlog(w, "etcd backup taken");
+    int victim = random_sidecar(w, 1);
+    if (victim >= 0) /* a change the restore will undo */
+        at(w, 5 * S, crash_one, ctx(w, victim));
+    at(w, 20 * S, restore_etcd, w);
+    if (victim >= 0)
+        at(w, 25 * S, start_new, ctx(w, victim));
+}
+
 static void do_fault(world_t *w, fault_t f)
 {
     switch (f) {
@@ -675,6 +744,15 @@ static void do_fault(world_t *w, fault_t f)
         break;
     case F_LOSS:
         fault_loss(w);
+        break;
+    case F_MINORITY:
+        fault_minority(w);
+        break;
+    case F_BRIDGE:
+        fault_bridge(w);
+        break;
+    case F_DATALOSS:
+        fault_dataloss(w);
         break;
     default:
         fault_churn(w);
@@ -894,8 +972,8 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: mesh_sim [--seed N | --seeds COUNT [--first-seed S]] "
                             "[--nodes N] [--proxies P] [--duration-s S] [--scenario "
-                            "outage|halves|isolate|stall|loss|churn|mixed] [--stats] "
-                            "[--verbose]\n");
+                            "outage|halves|isolate|stall|loss|churn|minority|bridge|dataloss|"
+                            "mixed] [--stats] [--verbose]\n");
             return 2;
         }
     }
