@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
+
+#include "gossip/crypto_lib.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -163,17 +163,33 @@ int gsp_keyring_load(const char *path, gsp_keyring_t *ring, char *err, size_t er
         snprintf(err, errlen, "%s: larger than %d bytes: not a key file", path, MAX_FILE);
     else
         rc = gsp_keyring_parse(text, n, path, ring, err, errlen);
-    OPENSSL_cleanse(text, MAX_FILE + 1);
+    explicit_bzero(text, MAX_FILE + 1);
     free(text);
     return rc;
 }
 
 void gsp_keyring_clear(gsp_keyring_t *ring)
 {
-    OPENSSL_cleanse(ring, sizeof(*ring));
+    explicit_bzero(ring, sizeof(*ring));
 }
 
 /* ---- packets ----------------------------------------------------------------------------- */
+
+/* n bytes from the kernel's CSPRNG; 0 or -1. */
+static int random_bytes(uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
 
 struct gsp_sealer {
     uint8_t hdr[3 + GSP_LABEL_LEN_MAX]; /* the header this node writes (flags included) */
@@ -183,6 +199,7 @@ struct gsp_sealer {
     EVP_CIPHER_CTX *dec[GSP_KEYRING_MAX]; /* every key's, decrypting */
     uint8_t nonce_prefix[8];
     uint32_t counter;
+    const gsp_crypto_t *C; /* libcrypto, loaded for a keyed sealer only */
 };
 
 gsp_sealer_t *gsp_sealer_new(const gsp_keyring_t *ring, const char *label)
@@ -202,15 +219,16 @@ gsp_sealer_t *gsp_sealer_new(const gsp_keyring_t *ring, const char *label)
     s->hdr_len = 3 + label_len;
     if (!s->n_keys)
         return s;
-    if (RAND_bytes(s->nonce_prefix, sizeof(s->nonce_prefix)) != 1)
+    const gsp_crypto_t *C = s->C = gsp_crypto(NULL, 0);
+    if (!C || random_bytes(s->nonce_prefix, sizeof(s->nonce_prefix)) != 0)
         goto fail;
-    s->enc = EVP_CIPHER_CTX_new();
-    if (!s->enc || EVP_EncryptInit_ex(s->enc, EVP_aes_256_gcm(), NULL, ring->keys[0], NULL) != 1)
+    s->enc = C->ctx_new();
+    if (!s->enc || C->encrypt_init(s->enc, C->aes_256_gcm(), NULL, ring->keys[0], NULL) != 1)
         goto fail;
     for (uint32_t i = 0; i < s->n_keys; i++) {
-        s->dec[i] = EVP_CIPHER_CTX_new();
+        s->dec[i] = C->ctx_new();
         if (!s->dec[i] ||
-            EVP_DecryptInit_ex(s->dec[i], EVP_aes_256_gcm(), NULL, ring->keys[i], NULL) != 1)
+            C->decrypt_init(s->dec[i], C->aes_256_gcm(), NULL, ring->keys[i], NULL) != 1)
             goto fail;
     }
     return s;
@@ -223,10 +241,12 @@ void gsp_sealer_delete(gsp_sealer_t *s)
 {
     if (!s)
         return;
-    EVP_CIPHER_CTX_free(s->enc); /* frees the key schedule, wiped */
-    for (uint32_t i = 0; i < GSP_KEYRING_MAX; i++)
-        EVP_CIPHER_CTX_free(s->dec[i]);
-    OPENSSL_cleanse(s, sizeof(*s));
+    if (s->C) {
+        s->C->ctx_free(s->enc); /* frees the key schedule, wiped */
+        for (uint32_t i = 0; i < GSP_KEYRING_MAX; i++)
+            s->C->ctx_free(s->dec[i]);
+    }
+    explicit_bzero(s, sizeof(*s));
     free(s);
 }
 
@@ -249,7 +269,7 @@ size_t gsp_seal_overhead(const gsp_sealer_t *s)
 static int next_nonce(gsp_sealer_t *s, uint8_t *nonce)
 {
     if (s->counter == UINT32_MAX) {
-        if (RAND_bytes(s->nonce_prefix, sizeof(s->nonce_prefix)) != 1)
+        if (random_bytes(s->nonce_prefix, sizeof(s->nonce_prefix)) != 0)
             return -1;
         s->counter = 0;
     }
@@ -276,28 +296,29 @@ gsp_seal_err_t gsp_seal(gsp_sealer_t *s, const void *body, size_t len, uint8_t *
     }
     uint8_t *nonce = out + s->hdr_len, *ct = out + prefix;
     int n, fin;
-    if (next_nonce(s, nonce) < 0 || EVP_EncryptInit_ex(s->enc, NULL, NULL, NULL, nonce) != 1 ||
-        EVP_EncryptUpdate(s->enc, NULL, &n, s->hdr, (int)s->hdr_len) != 1 ||
-        EVP_EncryptUpdate(s->enc, ct, &n, body, (int)len) != 1 ||
-        EVP_EncryptFinal_ex(s->enc, ct + n, &fin) != 1 ||
-        EVP_CIPHER_CTX_ctrl(s->enc, EVP_CTRL_GCM_GET_TAG, GSP_TAG_LEN, ct + len) != 1)
+    const gsp_crypto_t *C = s->C;
+    if (next_nonce(s, nonce) < 0 || C->encrypt_init(s->enc, NULL, NULL, NULL, nonce) != 1 ||
+        C->encrypt_update(s->enc, NULL, &n, s->hdr, (int)s->hdr_len) != 1 ||
+        C->encrypt_update(s->enc, ct, &n, body, (int)len) != 1 ||
+        C->encrypt_final(s->enc, ct + n, &fin) != 1 ||
+        C->ctx_ctrl(s->enc, EVP_CTRL_GCM_GET_TAG, GSP_TAG_LEN, ct + len) != 1)
         return GSP_SEAL_ECRYPTO;
     *out_len = total;
     return GSP_SEAL_OK;
 }
 
 /* Tries to decrypt with one key's context: 1 when it authenticates. */
-static int try_key(EVP_CIPHER_CTX *ctx, const uint8_t *aad, size_t aad_len, const uint8_t *nonce,
-                   const uint8_t *ct, size_t ct_len, uint8_t *out)
+static int try_key(const gsp_crypto_t *C, EVP_CIPHER_CTX *ctx, const uint8_t *aad, size_t aad_len,
+                   const uint8_t *nonce, const uint8_t *ct, size_t ct_len, uint8_t *out)
 {
     int n, fin;
     uint8_t tag[GSP_TAG_LEN];
     memcpy(tag, ct + ct_len, GSP_TAG_LEN); /* the ctrl takes a non-const pointer */
-    return EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
-           EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
-           EVP_DecryptUpdate(ctx, out, &n, ct, (int)ct_len) == 1 &&
-           EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GSP_TAG_LEN, tag) == 1 &&
-           EVP_DecryptFinal_ex(ctx, out + n, &fin) == 1;
+    return C->decrypt_init(ctx, NULL, NULL, NULL, nonce) == 1 &&
+           C->decrypt_update(ctx, NULL, &n, aad, (int)aad_len) == 1 &&
+           C->decrypt_update(ctx, out, &n, ct, (int)ct_len) == 1 &&
+           C->ctx_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GSP_TAG_LEN, tag) == 1 &&
+           C->decrypt_final(ctx, out + n, &fin) == 1;
 }
 
 gsp_seal_err_t gsp_open(gsp_sealer_t *s, const uint8_t *pkt, size_t len, uint8_t *scratch,
@@ -331,7 +352,7 @@ gsp_seal_err_t gsp_open(gsp_sealer_t *s, const uint8_t *pkt, size_t len, uint8_t
         return GSP_SEAL_ESPACE;
     const uint8_t *nonce = pkt + hdr_len, *ct = nonce + GSP_NONCE_LEN;
     for (uint32_t i = 0; i < s->n_keys; i++) {
-        if (try_key(s->dec[i], pkt, hdr_len, nonce, ct, ct_len, scratch)) {
+        if (try_key(s->C, s->dec[i], pkt, hdr_len, nonce, ct, ct_len, scratch)) {
             *body = scratch;
             *body_len = ct_len;
             return GSP_SEAL_OK;
