@@ -27,7 +27,8 @@ typedef void (*mesh_udp_recv_cb)(mesh_udp_t *sock, const mesh_addr_t *from, cons
                                  size_t len, void *arg);
 /** A connection was accepted on a listener; the stream is the callee's to close. */
 typedef void (*mesh_accept_cb)(mesh_listener_t *l, mesh_stream_t *s, void *arg);
-/** A connect finished: status 0 or a negative errno-style code (the stream is then closed). */
+/** A connect finished: status 0 or a negative errno-style code; either way the stream stays
+ *  the caller's to close. */
 typedef void (*mesh_connect_cb)(mesh_stream_t *s, int status, void *arg);
 /** Bytes arrived (borrowed); len < 0 is EOF (-1) or an error: the stream should be closed. */
 typedef void (*mesh_read_cb)(mesh_stream_t *s, const void *data, ssize_t len, void *arg);

@@ -465,7 +465,7 @@ static void stream_deliver(mesh_simnet_t *n, mesh_stream_t *s, chunk_t *c)
             flush_later(n, s, 0);
         return;
     }
-    s->cb(s, c->data, c->len, s->arg);
+    s->cb(s, c->len < 0 ? NULL : c->data, c->len, s->arg); /* len < 0: an error, no bytes */
     free(c);
 }
 

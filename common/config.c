@@ -41,87 +41,93 @@ static int check_label(const void *field, int replaced, const char *v, char *err
 /* The core table: the options every role shares, in the order --help and check-config list
  * them. Sections registered by subsystems follow it. */
 static const opt_t core_opts[] = {
-    {"config", MESH_OPT_STR, F(config_file), NULL, ALL, 0, 0, NULL, "YAML configuration file",
+    {"config", MESH_OPT_STR, F(config_file), NULL, ALL, 0, 0, NULL, "YAML configuration file", NULL,
      NULL},
-    {"node", MESH_OPT_STR, F(node), NULL, ALL, 0, 0, NULL, "node id (default: the host name)",
+    {"node", MESH_OPT_STR, F(node), NULL, ALL, 0, 0, NULL, "node id (default: the host name)", NULL,
      NULL},
     {"log-level", MESH_OPT_LEVEL, F(log_level), "info", ALL, 0, 0, NULL,
-     "debug | info | warn | error | off", NULL},
+     "debug | info | warn | error | off", NULL, NULL},
     {"log-format", MESH_OPT_ENUM, F(log_format), "auto", ALL, 0, 0, "auto|json|text",
-     "auto (text on a terminal, JSON otherwise) | json | text", NULL},
+     "auto (text on a terminal, JSON otherwise) | json | text", NULL, NULL},
 
     {"listen", MESH_OPT_ADDR, F(listen), "127.0.0.1:9090", DP, 0, 0, NULL,
-     "HOST:PORT the gRPC listener binds (one SO_REUSEPORT socket per worker)", NULL},
+     "HOST:PORT the gRPC listener binds (one SO_REUSEPORT socket per worker)", NULL, NULL},
     /* The bound is actors/exec.h's MESH_EXEC_MAX_WORKERS (common/ cannot include actors/;
      * tests/unit/actors/test_exec_limits.c checks that the two agree). */
     {"workers", MESH_OPT_INT, F(workers), "0", DP, 0, 255, NULL,
-     "worker loops, at most 255; 0 = one per core", NULL},
+     "worker loops, at most 255; 0 = one per core", NULL, NULL},
     {"static", MESH_OPT_LIST, F(static_routes), NULL, P | G, 0, 0, NULL,
-     "static route SERVICE=HOST:PORT[,HOST:PORT...] (repeatable)", NULL},
+     "static route SERVICE=HOST:PORT[,HOST:PORT...] (repeatable)", NULL, NULL},
     {"max-concurrent-streams", MESH_OPT_INT, F(max_concurrent_streams), "1000", DP, 1, 1 << 20,
-     NULL, "HTTP/2 streams per client connection", NULL},
+     NULL, "HTTP/2 streams per client connection", NULL, NULL},
     {"max-header-list-size", MESH_OPT_SIZE, F(max_header_list_size), "16KiB", DP, 1024, 1 << 24,
-     NULL, "largest header block accepted", NULL},
+     NULL, "largest header block accepted", NULL, NULL},
     {"stream-buffer", MESH_OPT_SIZE, F(stream_buffer), "256KiB", DP, 16384, 1 << 30, NULL,
-     "bytes buffered per stream and direction before the sender is slowed", NULL},
+     "bytes buffered per stream and direction before the sender is slowed", NULL, NULL},
     {"upstream-streams-per-conn", MESH_OPT_INT, F(upstream_streams_per_conn), "0", DP, 0, 1 << 20,
      NULL,
      "calls per upstream connection before the pool opens another, up to 8 (0 = the "
      "server's limit)",
-     NULL},
+     NULL, NULL},
     {"connect-timeout", MESH_OPT_DUR, F(connect_timeout_ms), "2s", DP, 1, INT32_MAX, NULL,
-     "upstream connect timeout", NULL},
+     "upstream connect timeout", NULL, NULL},
     {"keepalive-interval", MESH_OPT_DUR, F(keepalive_interval_ms), "30s", DP, 0, INT32_MAX, NULL,
-     "HTTP/2 PING interval on idle connections (0 = off)", NULL},
+     "HTTP/2 PING interval on idle connections (0 = off)", NULL, NULL},
     {"keepalive-timeout", MESH_OPT_DUR, F(keepalive_timeout_ms), "10s", DP, 1, INT32_MAX, NULL,
-     "a PING unanswered this long closes the connection", NULL},
+     "a PING unanswered this long closes the connection", NULL, NULL},
     {"drain-timeout", MESH_OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
-     "on SIGTERM, how long in-flight calls may take to finish", NULL},
+     "on SIGTERM, how long in-flight calls may take to finish", NULL, NULL},
 
     /* upstream names (transport/upstream_pool.c) */
     {"dns-refresh", MESH_OPT_DUR, F(dns_refresh_ms), "30s", DP, 100, INT32_MAX, NULL,
      "how often an upstream host name is resolved again (off the worker loops), so routes "
      "follow DNS",
-     NULL},
+     NULL, NULL},
 
     {"etcd", MESH_OPT_LIST, F(etcd), NULL, ALL, 0, 0, NULL, "etcd endpoint URLs (comma-separated)",
-     NULL},
+     NULL, ","},
     {"etcd-prefix", MESH_OPT_STR, F(etcd_prefix), "meshd/services", ALL, 0, 0, NULL,
-     "key prefix of service instances", NULL},
-    {"etcd-username", MESH_OPT_STR, F(etcd_username), NULL, ALL, 0, 0, NULL, "etcd user", NULL},
-    {"etcd-password", MESH_OPT_STR, F(etcd_password), NULL, ALL, 0, 0, NULL, "etcd password", NULL},
-    {"etcd-ca", MESH_OPT_STR, F(etcd_ca), NULL, ALL, 0, 0, NULL, "CA file for etcd TLS", NULL},
-    {"etcd-cert", MESH_OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL, "client certificate for etcd",
+     "key prefix of service instances", NULL, NULL},
+    {"etcd-username", MESH_OPT_STR, F(etcd_username), NULL, ALL, 0, 0, NULL, "etcd user", NULL,
      NULL},
-    {"etcd-key", MESH_OPT_STR, F(etcd_key), NULL, ALL, 0, 0, NULL, "client key for etcd", NULL},
+    {"etcd-password", MESH_OPT_STR, F(etcd_password), NULL, ALL, 0, 0, NULL, "etcd password", NULL,
+     NULL},
+    {"etcd-ca", MESH_OPT_STR, F(etcd_ca), NULL, ALL, 0, 0, NULL, "CA file for etcd TLS", NULL,
+     NULL},
+    {"etcd-cert", MESH_OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL, "client certificate for etcd",
+     NULL, NULL},
+    {"etcd-key", MESH_OPT_STR, F(etcd_key), NULL, ALL, 0, 0, NULL, "client key for etcd", NULL,
+     NULL},
     {"snapshot-file", MESH_OPT_STR, F(snapshot_file), NULL, ALL, 0, 0, NULL,
-     "file keeping the last registry view for restarts while etcd is down", NULL},
+     "file keeping the last registry view for restarts while etcd is down", NULL, NULL},
     {"lease-ttl", MESH_OPT_DUR, F(lease_ttl_ms), "10s", S, 2000, 3600000, NULL,
-     "TTL of the etcd lease registrations live under", NULL},
+     "TTL of the etcd lease registrations live under", NULL, NULL},
 
-    {"app", MESH_OPT_ADDR, F(app), NULL, S, 0, 0, NULL, "HOST:PORT of the local gRPC server", NULL},
+    {"app", MESH_OPT_ADDR, F(app), NULL, S, 0, 0, NULL, "HOST:PORT of the local gRPC server", NULL,
+     NULL},
     {"advertise", MESH_OPT_ADDR, F(advertise), NULL, S, 0, 0, NULL,
-     "HOST:PORT registered in etcd (default: --listen)", NULL},
+     "HOST:PORT registered in etcd (default: --listen)", NULL, NULL},
     {"probe-listen", MESH_OPT_ADDR, F(probe_listen), NULL, S, 0, 0, NULL,
-     "HOST:PORT of the HTTP probes /livez and /readyz", NULL},
+     "HOST:PORT of the HTTP probes /livez and /readyz", NULL, NULL},
     {"descriptor-set", MESH_OPT_STR, F(descriptor_set), NULL, S | G, 0, 0, NULL,
-     "FileDescriptorSet describing an app without reflection", NULL},
+     "FileDescriptorSet describing an app without reflection", NULL, NULL},
     {"health-interval", MESH_OPT_DUR, F(health_interval_ms), "1s", S, 10, INT32_MAX, NULL,
-     "interval between health checks of the app", NULL},
+     "interval between health checks of the app", NULL, NULL},
     {"health-timeout", MESH_OPT_DUR, F(health_timeout_ms), "1s", S, 10, INT32_MAX, NULL,
-     "a health check unanswered this long failed", NULL},
+     "a health check unanswered this long failed", NULL, NULL},
     {"ready-failures", MESH_OPT_INT, F(ready_failures), "3", S, 1, 1000, NULL,
-     "consecutive failed checks before /readyz says 503", NULL},
+     "consecutive failed checks before /readyz says 503", NULL, NULL},
 
     {"zone", MESH_OPT_STR, F(zone), NULL, S, 0, 0, NULL,
-     "zone of this instance, written into its registration", check_word},
+     "zone of this instance, written into its registration", check_word, NULL},
     {"weight", MESH_OPT_INT, F(weight), "1", S, 1, 1000000, NULL,
-     "relative weight of this instance, written into its registration", NULL},
+     "relative weight of this instance, written into its registration", NULL, NULL},
     {"version", MESH_OPT_STR, F(version), NULL, S, 0, 0, NULL,
      "release label of this instance (e.g. for canaries), written into its registration",
-     check_word},
+     check_word, NULL},
     {"label", MESH_OPT_LIST, F(labels), NULL, S, 0, 0, NULL,
-     "KEY=VALUE label of this instance, written into its registration (repeatable)", check_label},
+     "KEY=VALUE label of this instance, written into its registration (repeatable)", check_label,
+     NULL},
 };
 
 #define N_CORE (sizeof(core_opts) / sizeof(core_opts[0]))
@@ -500,6 +506,17 @@ static int opt_set_at(void *values, load_state_t *st, opt_ref_t r, const char *v
         *(double *)field = d;
         return 0;
     }
+    case MESH_OPT_BOOL: {
+        static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                    "off", "0"};
+        for (size_t k = 0; k < 4; k++)
+            if (!strcasecmp(v, yes[k]) || !strcasecmp(v, no[k])) {
+                *(int *)field = !strcasecmp(v, yes[k]);
+                return 0;
+            }
+        errf(err, errlen, "'%s' is not true or false", v);
+        return -1;
+    }
     case MESH_OPT_LEVEL: {
         mesh_log_level_t l;
         if (mesh_log_level_parse(v, &l) != 0) {
@@ -573,6 +590,9 @@ static size_t type_size(mesh_config_opt_type_t type, size_t *align)
     case MESH_OPT_LEVEL:
         *align = _Alignof(mesh_log_level_t);
         return sizeof(mesh_log_level_t);
+    case MESH_OPT_BOOL:
+        *align = _Alignof(int);
+        return sizeof(int);
     }
     return 0;
 }
@@ -1081,7 +1101,7 @@ static int load_env(mesh_config_t *cfg, load_state_t *st, char **envp, char *err
         const char *v = eq + 1;
         /* list items are separated by ";" (a static route itself contains commas), etcd
          * endpoints by "," as on the command line */
-        const char *sep = CORE_IS(r, etcd) ? "," : ";";
+        const char *sep = r.o->sep ? r.o->sep : ";";
         int rc = r.o->type == MESH_OPT_LIST
                      ? opt_set_split(cfg, st, r, v, sep, SRC_ENV, why, sizeof(why))
                      : opt_set(cfg, st, r, v, SRC_ENV, why, sizeof(why));
@@ -1152,6 +1172,8 @@ static int load_all(mesh_config_t *cfg, load_state_t *st, int argc, char **argv,
         const char *v;
         if (eq) {
             v = eq + 1;
+        } else if (r.o->type == MESH_OPT_BOOL) {
+            v = "true"; /* a switch: --gossip-insecure */
         } else if (i + 1 < argc) {
             v = argv[++i];
         } else {
@@ -1162,8 +1184,9 @@ static int load_all(mesh_config_t *cfg, load_state_t *st, int argc, char **argv,
             continue;
         char why[256];
         /* endpoint lists are comma-separated */
-        int rc = CORE_IS(r, etcd) ? opt_set_split(cfg, st, r, v, ",", SRC_FLAG, why, sizeof(why))
-                                  : opt_set(cfg, st, r, v, SRC_FLAG, why, sizeof(why));
+        int rc = r.o->type == MESH_OPT_LIST && r.o->sep
+                     ? opt_set_split(cfg, st, r, v, r.o->sep, SRC_FLAG, why, sizeof(why))
+                     : opt_set(cfg, st, r, v, SRC_FLAG, why, sizeof(why));
         if (rc != 0) {
             errf(err, errlen, "--%.*s: %s", (int)nl, name, why);
             return -1;
@@ -1249,6 +1272,8 @@ static const char *type_hint(opt_ref_t r)
         return "LEVEL";
     case MESH_OPT_LIST:
         return CORE_IS(r, labels) ? "KEY=VALUE" : "VALUE";
+    case MESH_OPT_BOOL:
+        return "";
     default:
         return CORE_IS(r, config_file) || CORE_IS(r, descriptor_set) ? "FILE" : "VALUE";
     }
@@ -1321,6 +1346,9 @@ static void dump_opt(FILE *out, const mesh_config_t *cfg, opt_ref_t r, const cha
         break;
     case MESH_OPT_LEVEL:
         fputs(mesh_log_level_name(*(const mesh_log_level_t *)field), out);
+        break;
+    case MESH_OPT_BOOL:
+        fputs(*(const int *)field ? "true" : "false", out);
         break;
     case MESH_OPT_LIST: {
         const mesh_config_list_t *l = field;

@@ -114,6 +114,7 @@ typedef enum mesh_config_opt_type {
     MESH_OPT_LIST,  /* repeatable string; mesh_config_list_t */
     MESH_OPT_LEVEL, /* log level; mesh_log_level_t */
     MESH_OPT_ENUM,  /* one of the words in choices; char * */
+    MESH_OPT_BOOL,  /* true | false (also yes/no, on/off, 1/0); int. A flag alone means true */
 } mesh_config_opt_type_t;
 
 /**
@@ -136,6 +137,8 @@ typedef struct mesh_config_opt {
     const char *choices;         /* MESH_OPT_ENUM: "a|b|c" */
     const char *help;            /* one line for --help */
     mesh_config_check_fn check;  /* optional */
+    const char *sep; /* MESH_OPT_LIST: characters that split one flag or environment value into
+                        several items (NULL: a flag is one item, the environment splits at ';') */
 } mesh_config_opt_t;
 
 /**

@@ -206,8 +206,7 @@ static void xchg_on_connect(mesh_stream_t *st, int status, void *arg)
 {
     xchg_t *x = arg;
     if (status < 0) {
-        x->st = NULL; /* closed by the seam */
-        xchg_finish(x, NULL, 0);
+        xchg_finish(x, NULL, 0); /* closes the stream */
         return;
     }
     gstate_t *g = x->g;
@@ -343,6 +342,7 @@ static void on_conflict(void *ud, const char *name, const char *ours, const char
         snprintf(e->ours, sizeof e->ours, "%s", ours);
         snprintf(e->theirs, sizeof e->theirs, "%s", theirs);
         e->self = self;
+        e->joining = self && !gsp_swim_joined(g->swim);
     }
     emit(g, GSP_MSG_CONFLICT, e);
 }
@@ -622,8 +622,11 @@ static int g_message(mesh_actor_t *self, mesh_msg_t *m)
 
 static void g_stop(mesh_actor_t *self, int reason)
 {
-    (void)reason;
     gstate_t *g = mesh_state(self);
+    /* a shutdown (SIGTERM) announces the leave, so others do not wait for detection; the
+     * datagrams go out at once (the io seam sends without queueing) */
+    if (reason == MESH_STOP_SHUTDOWN && g->swim && !g->leaving)
+        gsp_swim_leave(g->swim, mesh_now(self));
     while (g->xchgs) {
         xchg_t *x = g->xchgs;
         g->xchgs = x->next;

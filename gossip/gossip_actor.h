@@ -93,7 +93,8 @@ typedef struct gsp_set_event {
 typedef struct gsp_conflict_event {
     char name[GSP_NAME_MAX + 1];
     char ours[GSP_ADDR_MAX + 1], theirs[GSP_ADDR_MAX + 1];
-    int self; /* the name is ours */
+    int self;    /* the name is ours */
+    int joining; /* ... and we have not joined yet: we are the newcomer */
 } gsp_conflict_event_t;
 
 /** Our metadata and its method sets (GSP_MSG_SET_META; the actor frees it). */

@@ -31,7 +31,7 @@
 #define JOIN_BACKOFF0    (1 * S)
 #define JOIN_BACKOFF_MAX (30 * S)
 #define GC_INTERVAL      (60 * S)
-#define LEAVE_FANOUT     3
+#define LEAVE_FANOUT     5
 
 /* Stream tags: the kind in the top byte, a value below. */
 #define TAG_PROBE     1ull
@@ -1825,6 +1825,11 @@ const char *const *gsp_swim_method_set(const gsp_swim_t *s, uint64_t hash, size_
 uint32_t gsp_swim_awareness(const gsp_swim_t *s)
 {
     return s->awareness;
+}
+
+int gsp_swim_joined(const gsp_swim_t *s)
+{
+    return s->joined;
 }
 
 uint32_t gsp_swim_incarnation(const gsp_swim_t *s)

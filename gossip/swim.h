@@ -167,6 +167,8 @@ size_t gsp_swim_live(const gsp_swim_t *s);
 const char *const *gsp_swim_method_set(const gsp_swim_t *s, uint64_t hash, size_t *n);
 /** Our local health score (0 = healthy). */
 uint32_t gsp_swim_awareness(const gsp_swim_t *s);
+/** Whether we joined (a push-pull with a seed answered, or we have no seeds). */
+int gsp_swim_joined(const gsp_swim_t *s);
 /** Our own incarnation. */
 uint32_t gsp_swim_incarnation(const gsp_swim_t *s);
 

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "gossip/gossip_options.h"
+#include "node/admin.h"
 
 void node_control_init(node_control_t *c)
 {
@@ -42,9 +44,22 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
     /* The static routes serve from the first accepted call on, before any actor runs. */
     if (static_routes)
         mesh_node_publish_routes(node, mesh_routes_ref(static_routes));
-    if (cfg->etcd.n == 0) {
+    int gossip = gsp_options_enabled(cfg);
+    if (cfg->etcd.n == 0 && !gossip) {
         mesh_routes_unref(static_routes);
         return 0;
+    }
+    if (cfg->etcd.n == 0) { /* a gossip-only mesh: gossip is the registry */
+        reg_actor_cfg_t rc = {
+            .prefix = cfg->etcd_prefix,
+            .watch = watch,
+            .subscriber = watch ? mesh_node_actor(node) : 0,
+            .local_registry = 1,
+        };
+        c->registry = reg_actor_args_new(&rc, static_routes);
+        if (!c->registry)
+            return -1;
+        return add_child(c, &reg_actor_ops, c->registry, REG_ACTOR_MAILBOX, &c->registry_id);
     }
     c->etcd = (reg_curl_factory_t){
         .exec = mesh_node_exec(node),
@@ -72,6 +87,25 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
     if (!c->registry)
         return -1;
     return add_child(c, &reg_actor_ops, c->registry, REG_ACTOR_MAILBOX, &c->registry_id);
+}
+
+int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg)
+{
+    if (!gsp_options_enabled(cfg))
+        return 0;
+    gsp_bridge_args_t *a = &c->gossip;
+    char err[600];
+    if (gsp_options_actor_cfg(cfg, cfg->node, &a->gossip, err, sizeof(err)) != 0) {
+        mesh_error("node", "%s", err);
+        return -1;
+    }
+    a->registry = c->registry ? &c->registry_id : NULL;
+    a->node = mesh_node_actor(node);
+    snprintf(a->prefix, sizeof(a->prefix), "%s",
+             cfg->etcd_prefix ? cfg->etcd_prefix : REG_DEFAULT_PREFIX);
+    a->admin = mesh_node_admin(node);
+    c->gossip_on = 1;
+    return add_child(c, &gsp_bridge_ops, a, 0, NULL);
 }
 
 int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,

@@ -1,7 +1,8 @@
 /*
  * node/control.h: the control actors a role runs, built from its config and started under the
  * node's root supervisor (node/node.h): the registry actor (registry/registry_actor.h) when
- * etcd is configured, and the sidecar actor (node/sidecar_actor.h) for `meshd sidecar`.
+ * etcd or gossip is configured, the gossip bridge (node/gossip_bridge.h, which runs the gossip
+ * actor) when gossip is, and the sidecar actor (node/sidecar_actor.h) for `meshd sidecar`.
  *
  * The registry actor starts first, so the sidecar (started after it) can message it; both are
  * restarted with backoff when they fail, and the node stops with exit 1 when the supervisor
@@ -12,10 +13,11 @@
 
 #include "actors/supervisor.h"
 #include "node/node.h"
+#include "node/gossip_bridge.h"
 #include "node/sidecar_actor.h"
 #include "registry/registry_actor.h"
 
-#define NODE_CONTROL_MAX 4
+#define NODE_CONTROL_MAX 6
 
 /** The control actors of one node; lives until the node is freed. */
 typedef struct node_control {
@@ -25,6 +27,8 @@ typedef struct node_control {
     reg_actor_args_t *registry; /* NULL without etcd */
     mesh_actor_id_t registry_id;
     sc_args_t sidecar;
+    gsp_bridge_args_t gossip;
+    int gossip_on;
 } node_control_t;
 
 /** Initializes an empty set. */
@@ -39,6 +43,13 @@ void node_control_init(node_control_t *c);
  */
 int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
                           mesh_routes_t *static_routes, int watch);
+
+/**
+ * Adds the gossip bridge (which runs the gossip actor) when cfg configures gossip; call after
+ * node_control_registry. Returns 0 (also when gossip is off), or -1 with the problem logged
+ * (an unreadable key file, an unresolvable seed).
+ */
+int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg);
 
 /** Adds the sidecar actor for cfg, advertising advertise. 0 or -1. */
 int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,

@@ -9,6 +9,7 @@
 #include "node/cli.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "gossip/gossip_options.h"
 #include "node/admin_options.h"
 #include "policy/breaker_options.h"
 
@@ -41,6 +42,7 @@ static const mesh_cli_command_t commands[] = {
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section,
     &mesh_admin_options_section,
+    &gsp_options_section,
 };
 
 static void usage(FILE *out)
@@ -92,6 +94,7 @@ int mesh_cli_load_config(mesh_config_t *cfg, const char *command, unsigned roles
         mesh_config_destroy(cfg);
         return -1;
     }
+    gsp_options_default_name(cfg);
     mesh_log_format_t fmt = MESH_LOG_FORMAT_AUTO;
     if (strcmp(cfg->log_format, "json") == 0)
         fmt = MESH_LOG_FORMAT_JSON;

@@ -38,8 +38,13 @@ int mesh_cli_proxy(int argc, char **argv)
     mesh_info("proxy", "%zu static service%s", mesh_routes_count(routes),
               mesh_routes_count(routes) == 1 ? "" : "s");
     /* the registry actor merges the static routes into every table it publishes */
-    if (node_control_registry(&control, node, &cfg, routes, 1) != 0 ||
-        node_control_start(&control, node) != 0)
+    if (node_control_registry(&control, node, &cfg, routes, 1) != 0)
+        goto out;
+    if (node_control_gossip(&control, node, &cfg) != 0) {
+        rc = 2; /* a key file or a seed that does not work: the config's fault */
+        goto out;
+    }
+    if (node_control_start(&control, node) != 0)
         goto out;
     rc = mesh_node_run(node);
 out:

@@ -106,8 +106,13 @@ int mesh_cli_sidecar(int argc, char **argv)
             snprintf(advertise, sizeof(advertise), "%s:%d", lh, mesh_node_port(node));
     }
     mesh_node_set_predrain(node, (uint64_t)cfg.drain_timeout_ms);
-    if (node_control_registry(&control, node, &cfg, NULL, 0) != 0 ||
-        node_control_sidecar(&control, node, &cfg, advertise) != 0 ||
+    if (node_control_registry(&control, node, &cfg, NULL, 0) != 0)
+        goto out;
+    if (node_control_gossip(&control, node, &cfg) != 0) {
+        rc = 2; /* a key file or a seed that does not work: the config's fault */
+        goto out;
+    }
+    if (node_control_sidecar(&control, node, &cfg, advertise) != 0 ||
         node_control_start(&control, node) != 0)
         goto out;
     rc = mesh_node_run(node);

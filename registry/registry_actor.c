@@ -197,10 +197,7 @@ static void probe_done(probe_t *p, probe_result_t r)
 static void probe_on_connect(mesh_stream_t *s, int status, void *arg)
 {
     probe_t *p = arg;
-    if (status < 0)
-        p->stream = NULL; /* closed by the seam */
-    else
-        p->stream = s;
+    p->stream = s; /* closed by probe_done, whatever the status */
     probe_done(p, status < 0 ? PROBE_GONE : PROBE_ALIVE);
 }
 

@@ -1,0 +1,492 @@
+/*
+ * node/gossip_bridge.c: the gossip bridge (see node/gossip_bridge.h): the membership mirror,
+ * the gossip routing table and dead owners for the registry actor, our registrations as gossip
+ * metadata, and the admin API's members and route annotations.
+ *
+ * Tables are rebuilt whole from the mirror after a short coalescing delay (membership changes
+ * come in bursts: a join, a partition); a rebuild costs the gossip instances, which a
+ * gossip-registered mesh keeps in the thousands, not the etcd view's hundred thousands.
+ */
+#include "node/gossip_bridge.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "gossip/meta.h"
+#include "node/admin.h"
+#include "node/admin_routes.h"
+#include "node/node_msgs.h"
+#include "registry/instance.h"
+#include "registry/reg_msgs.h"
+#include "registry/registry_actor.h"
+
+#define MS 1000000ull
+
+typedef struct bmember {
+    char name[GSP_NAME_MAX + 1];
+    char addr[GSP_ADDR_MAX + 1];
+    gsp_state_t state;
+    uint32_t incarnation;
+    uint64_t since_ns;
+    int self, meta_known;
+    uint8_t *meta;
+    size_t meta_len;
+} bmember_t;
+
+typedef struct bset {
+    uint64_t hash;
+    size_t n;
+    char **names; /* gsp_set_event_t's layout: one allocation */
+    gsp_set_event_t *ev;
+} bset_t;
+
+typedef struct bridge {
+    gsp_bridge_args_t *a;
+    mesh_actor_t *self;
+    mesh_actor_id_t gossip;
+    uint64_t started;
+    bmember_t **ms;
+    size_t n, cap;
+    bset_t *sets;
+    size_t n_sets, cap_sets;
+    int rebuild_pending;
+    gsp_inst_t insts[GSP_INST_MAX];
+} bridge_t;
+
+/* ---- the mirror -------------------------------------------------------------------------- */
+
+static bmember_t *find(bridge_t *b, const char *name)
+{
+    for (size_t i = 0; i < b->n; i++)
+        if (!strcmp(b->ms[i]->name, name))
+            return b->ms[i];
+    return NULL;
+}
+
+static const bset_t *set_of(const bridge_t *b, uint64_t hash)
+{
+    for (size_t i = 0; i < b->n_sets; i++)
+        if (b->sets[i].hash == hash)
+            return &b->sets[i];
+    return NULL;
+}
+
+static void on_member(bridge_t *b, const gsp_member_event_t *e)
+{
+    bmember_t *m = find(b, e->name);
+    if (!m) {
+        if (b->n == b->cap) {
+            size_t nc = b->cap ? b->cap * 2 : 16;
+            bmember_t **nm = realloc(b->ms, nc * sizeof(*nm));
+            if (!nm)
+                return;
+            b->ms = nm;
+            b->cap = nc;
+        }
+        m = calloc(1, sizeof(*m));
+        if (!m)
+            return;
+        b->ms[b->n++] = m;
+        snprintf(m->name, sizeof(m->name), "%s", e->name);
+    }
+    snprintf(m->addr, sizeof(m->addr), "%s", e->addr);
+    m->state = e->state;
+    m->incarnation = e->incarnation;
+    m->since_ns = e->since_ns;
+    m->self = e->self;
+    if (e->meta_known) {
+        uint8_t *c = e->meta_len ? malloc(e->meta_len) : NULL;
+        if (e->meta_len && !c)
+            return;
+        if (c)
+            memcpy(c, e->meta, e->meta_len);
+        free(m->meta);
+        m->meta = c;
+        m->meta_len = e->meta_len;
+        m->meta_known = 1;
+    }
+}
+
+static void on_set(bridge_t *b, gsp_set_event_t *e)
+{
+    if (set_of(b, e->hash)) {
+        free(e);
+        return;
+    }
+    if (b->n_sets == b->cap_sets) {
+        size_t nc = b->cap_sets ? b->cap_sets * 2 : 16;
+        bset_t *ns = realloc(b->sets, nc * sizeof(*ns));
+        if (!ns) {
+            free(e);
+            return;
+        }
+        b->sets = ns;
+        b->cap_sets = nc;
+    }
+    b->sets[b->n_sets++] = (bset_t){.hash = e->hash, .n = e->n, .names = e->names, .ev = e};
+}
+
+/* Decodes a member's instances into b->insts; their count, or 0. */
+static size_t instances_of(bridge_t *b, const bmember_t *m)
+{
+    size_t n = 0;
+    if (!m->meta_known || !m->meta ||
+        gsp_meta_decode(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n) != 0)
+        return 0;
+    return n;
+}
+
+static void cstr(char *buf, size_t cap, gsp_str_t s)
+{
+    size_t n = s.n < cap - 1 ? s.n : cap - 1;
+    if (n)
+        memcpy(buf, s.p, n);
+    buf[n] = 0;
+}
+
+static int is_live(gsp_state_t s)
+{
+    return s == GSP_ST_ALIVE || s == GSP_ST_SUSPECT;
+}
+
+/* ---- what the registry actor routes with -------------------------------------------------- */
+
+static reg_gossip_t *build(bridge_t *b)
+{
+    reg_gossip_t *g = calloc(1, sizeof(*g));
+    mesh_route_builder_t *rb = mesh_route_builder_new();
+    if (!g || !rb)
+        goto oom;
+    size_t n_dead = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const bmember_t *m = b->ms[i];
+        if (!is_live(m->state)) {
+            n_dead += m->meta_known && m->meta;
+            continue;
+        }
+        size_t n = instances_of(b, m);
+        for (size_t k = 0; k < n; k++) {
+            const gsp_inst_t *in = &b->insts[k];
+            const char *const *methods = NULL;
+            size_t n_methods = 0;
+            if (in->methods) {
+                const bset_t *s = set_of(b, in->methods);
+                if (!s)
+                    continue; /* routable once its method set arrived (it is being fetched) */
+                methods = (const char *const *)s->names;
+                n_methods = s->n;
+            }
+            char svc[GSP_FIELD_MAX + 1], addr[GSP_FIELD_MAX + 1], zone[GSP_FIELD_MAX + 1];
+            cstr(svc, sizeof(svc), in->service);
+            cstr(addr, sizeof(addr), in->addr);
+            cstr(zone, sizeof(zone), in->zone);
+            if (mesh_route_builder_add(rb, svc, addr, methods, n_methods, MESH_ROUTE_GOSSIP,
+                                       m->name, zone, in->weight ? in->weight : 1) != 0)
+                mesh_warn("gossip", "instance %s of %s from %s not routable (bad or no memory)",
+                          addr, svc, m->name);
+        }
+    }
+    g->routes = mesh_route_builder_finish(rb);
+    rb = NULL;
+    if (!g->routes)
+        goto oom;
+    if (n_dead && !(g->dead = calloc(n_dead, sizeof(*g->dead))))
+        goto oom;
+    for (size_t i = 0; i < b->n; i++) {
+        const bmember_t *m = b->ms[i];
+        if (is_live(m->state) || !m->meta_known || !m->meta)
+            continue;
+        reg_dead_owner_t *d = &g->dead[g->n_dead++];
+        size_t n = instances_of(b, m);
+        d->node = strdup(m->name);
+        d->services = n ? calloc(n, sizeof(char *)) : NULL;
+        if (!d->node || (n && !d->services))
+            goto oom;
+        for (size_t k = 0; k < n; k++) {
+            char svc[GSP_FIELD_MAX + 1];
+            cstr(svc, sizeof(svc), b->insts[k].service);
+            int dup = 0;
+            for (size_t j = 0; j < d->n_services && !dup; j++)
+                dup = !strcmp(d->services[j], svc);
+            if (!dup && !(d->services[d->n_services++] = strdup(svc)))
+                goto oom;
+        }
+    }
+    return g;
+oom:
+    mesh_route_builder_free(rb);
+    reg_gossip_free(g);
+    mesh_error("gossip", "out of memory building the gossip routes");
+    return NULL;
+}
+
+static void rebuild(bridge_t *b)
+{
+    b->rebuild_pending = 0;
+    if (!b->a->registry || !*b->a->registry)
+        return;
+    reg_gossip_t *g = build(b);
+    if (!g)
+        return;
+    int rc = mesh_send_ptr(b->self, *b->a->registry, REG_MSG_GOSSIP, g, reg_gossip_free);
+    if (rc) {
+        reg_gossip_free(g);
+        if (rc != -MESH_ENOENT)
+            mesh_error("gossip", "cannot hand the gossip routes to the registry: %s",
+                       mesh_strerror(rc));
+    }
+}
+
+static void schedule(bridge_t *b)
+{
+    if (b->rebuild_pending)
+        return;
+    uint64_t d = b->a->coalesce_ns ? b->a->coalesce_ns : 20 * MS;
+    if (mesh_timer_start(b->self, d, 0, GSP_BRIDGE_MSG_REBUILD, NULL) == 0)
+        b->rebuild_pending = 1;
+}
+
+/* ---- our registrations as gossip metadata ------------------------------------------------ */
+
+static void on_local(bridge_t *b, const reg_local_t *l)
+{
+    gsp_meta_update_t *u = calloc(1, sizeof(*u));
+    reg_value_t *vals = l->n ? calloc(l->n, sizeof(*vals)) : NULL;
+    int *ok = l->n ? calloc(l->n, sizeof(int)) : NULL;
+    if (!u || (l->n && (!vals || !ok)))
+        goto out;
+    size_t n = 0;
+    u->sets = l->n ? calloc(l->n, sizeof(*u->sets)) : NULL;
+    u->meta = malloc(GSP_META_MAX);
+    if ((l->n && !u->sets) || !u->meta)
+        goto out;
+    size_t plen = strlen(b->a->prefix);
+    for (size_t i = 0; i < l->n && n < GSP_INST_MAX; i++) {
+        reg_key_t key;
+        if (reg_key_parse(l->keys[i], strlen(l->keys[i]), b->a->prefix, plen, &key) != 0 ||
+            reg_value_parse(l->values[i], strlen(l->values[i]), &vals[i]) != REG_VALUE_OK)
+            continue;
+        ok[i] = 1;
+        const reg_instance_t *in = &vals[i].inst;
+        gsp_inst_t *gi = &b->insts[n++];
+        memset(gi, 0, sizeof(*gi));
+        gi->service = (gsp_str_t){key.service, (uint32_t)key.service_len};
+        gi->addr = (gsp_str_t){in->addr, (uint32_t)strlen(in->addr)};
+#define S_(x) (gsp_str_t){(x) ? (x) : "", (uint32_t)((x) ? strlen(x) : 0)}
+        gi->node = S_(in->node);
+        gi->zone = S_(in->zone);
+        gi->version = S_(in->version);
+#undef S_
+        gi->weight = in->weight;
+        for (size_t k = 0; k < in->n_labels && k < GSP_LABEL_MAX; k++, gi->n_labels++) {
+            gi->labels[k].key = (gsp_str_t){in->labels[k].key, (uint32_t)strlen(in->labels[k].key)};
+            gi->labels[k].value =
+                (gsp_str_t){in->labels[k].value, (uint32_t)strlen(in->labels[k].value)};
+        }
+        if (in->methods) {
+            gi->methods = gsp_meta_set_hash(in->methods, in->n_methods);
+            int known = 0;
+            for (size_t s = 0; s < u->n_sets && !known; s++)
+                known = u->sets[s].hash == gi->methods;
+            if (!known) {
+                u->sets[u->n_sets].hash = gi->methods;
+                u->sets[u->n_sets].n = in->n_methods;
+                u->sets[u->n_sets].names =
+                    calloc(in->n_methods ? in->n_methods : 1, sizeof(char *));
+                if (!u->sets[u->n_sets].names)
+                    goto out;
+                for (size_t k = 0; k < in->n_methods; k++)
+                    if (!(u->sets[u->n_sets].names[k] = strdup(in->methods[k]))) {
+                        u->sets[u->n_sets++].n = k;
+                        goto out;
+                    }
+                u->n_sets++;
+            }
+        }
+    }
+    int len = gsp_meta_encode(b->insts, n, u->meta, GSP_META_MAX);
+    if (len < 0) {
+        mesh_error("gossip",
+                   "our %zu instances do not fit gossip metadata (at most %d, %u bytes): "
+                   "not announced",
+                   n, GSP_INST_MAX, (unsigned)GSP_META_MAX);
+        goto out;
+    }
+    u->meta_len = (size_t)len;
+    if (mesh_send_ptr(b->self, b->gossip, GSP_MSG_SET_META, u, gsp_meta_update_free) == 0)
+        u = NULL;
+    else
+        mesh_error("gossip", "cannot hand our instances to the gossip actor");
+out:
+    for (size_t i = 0; i < l->n; i++)
+        if (ok && ok[i])
+            reg_value_release(&vals[i]);
+    free(vals);
+    free(ok);
+    gsp_meta_update_free(u);
+}
+
+/* ---- admin ------------------------------------------------------------------------------- */
+
+static const char *state_name(gsp_state_t s)
+{
+    return s == GSP_ST_ALIVE     ? "alive"
+           : s == GSP_ST_SUSPECT ? "suspect"
+           : s == GSP_ST_DEAD    ? "dead"
+                                 : "left";
+}
+
+static json_t *members_json(void *ud, const h1_req_t *req, int *status)
+{
+    (void)req, (void)status;
+    bridge_t *b = ud;
+    json_t *arr = json_array();
+    uint64_t now = mesh_now(b->self);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (size_t i = 0; arr && i < b->n; i++) {
+        const bmember_t *m = b->ms[i];
+        time_t since = ts.tv_sec - (time_t)((now - m->since_ns) / 1000000000ull);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&since, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:b}", "node", m->name,
+                                             "addr", m->addr, "state", state_name(m->state),
+                                             "incarnation", (json_int_t)m->incarnation, "instances",
+                                             (json_int_t)instances_of(b, m), "since", when, "self",
+                                             m->self));
+    }
+    return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);
+}
+
+/* /v1/routes: instances whose owner SWIM declares dead are marked, those the table dropped are
+ * listed. */
+static void routes_source(void *ud, mesh_admin_routes_t *list)
+{
+    bridge_t *b = ud;
+    for (size_t i = 0; i < b->n; i++) {
+        const bmember_t *m = b->ms[i];
+        if (is_live(m->state))
+            continue;
+        size_t n = instances_of(b, m);
+        for (size_t k = 0; k < n; k++) {
+            char svc[GSP_FIELD_MAX + 1], addr[GSP_FIELD_MAX + 1], zone[GSP_FIELD_MAX + 1];
+            cstr(svc, sizeof(svc), b->insts[k].service);
+            cstr(addr, sizeof(addr), b->insts[k].addr);
+            cstr(zone, sizeof(zone), b->insts[k].zone);
+            mesh_admin_route_t *r = mesh_admin_routes_get(list, svc, addr);
+            if (r) {
+                if (r->node && !strcmp(r->node, m->name))
+                    r->state = MESH_ADMIN_ROUTE_OWNER_DEAD;
+                continue;
+            }
+            mesh_admin_route_t add = {.service = svc,
+                                      .addr = addr,
+                                      .node = m->name,
+                                      .zone = zone,
+                                      .weight = b->insts[k].weight,
+                                      .source = MESH_ROUTE_GOSSIP,
+                                      .state = MESH_ADMIN_ROUTE_OWNER_DEAD};
+            mesh_admin_routes_put(list, &add);
+        }
+    }
+}
+
+/* ---- the actor --------------------------------------------------------------------------- */
+
+static int br_start(mesh_actor_t *self, void *arg)
+{
+    bridge_t *b = mesh_state(self);
+    b->a = arg;
+    b->self = self;
+    b->started = mesh_now(self);
+    b->a->gossip.subscriber = mesh_self(self);
+    mesh_spawn_opts_t so = {.name = "gossip"};
+    int rc = mesh_spawn(self, &gsp_actor_ops, &b->a->gossip, &so, &b->gossip);
+    if (rc < 0) {
+        mesh_error("gossip", "cannot start the gossip actor: %s", mesh_strerror(rc));
+        return -1;
+    }
+    if (b->a->registry && *b->a->registry)
+        mesh_send(self, *b->a->registry, REG_MSG_LOCAL_SUBSCRIBE, NULL, 0);
+    if (b->a->admin) {
+        mesh_admin_set_members(b->a->admin, members_json, b);
+        mesh_admin_add_routes_source(b->a->admin, routes_source, b);
+    }
+    return 0;
+}
+
+static int br_message(mesh_actor_t *self, mesh_msg_t *m)
+{
+    bridge_t *b = mesh_state(self);
+    switch (m->type) {
+    case GSP_MSG_MEMBER:
+        if (m->ptr) {
+            on_member(b, m->ptr);
+            schedule(b);
+        }
+        return 0;
+    case GSP_MSG_SET:
+        if (m->ptr) {
+            on_set(b, mesh_msg_take_ptr(m));
+            schedule(b);
+        }
+        return 0;
+    case GSP_MSG_CONFLICT: {
+        const gsp_conflict_event_t *c = m->ptr;
+        if (c && c->self && c->joining && b->a->node) { /* we are the newcomer: give way */
+            node_fail_t f = {.exit_code = 2};
+            snprintf(f.why, sizeof(f.why), "gossip name %.24s in use", c->name);
+            mesh_send(self, b->a->node, NODE_MSG_FAIL, &f, sizeof(f));
+        }
+        return 0;
+    }
+    case REG_MSG_LOCAL:
+        if (m->ptr)
+            on_local(b, m->ptr);
+        return 0;
+    case GSP_BRIDGE_MSG_REBUILD:
+        rebuild(b);
+        return 0;
+    case MESH_MSG_CHILD_EXIT: {
+        const mesh_child_exit_t *x = mesh_msg_as(m, mesh_child_exit_t);
+        if (x && x->reason != MESH_STOP_FAILED)
+            return 0; /* a shutdown */
+        mesh_error("gossip", "the gossip actor failed: restarting gossip");
+        return -1; /* our supervisor restarts us, and we the gossip actor */
+    }
+    default:
+        return 0;
+    }
+}
+
+static void br_stop(mesh_actor_t *self, int reason)
+{
+    (void)reason;
+    bridge_t *b = mesh_state(self);
+    if (!b->a)
+        return;
+    if (b->a->admin) {
+        mesh_admin_set_members(b->a->admin, NULL, NULL);
+        mesh_admin_remove_routes_source(b->a->admin, routes_source, b);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->ms[i]->meta);
+        free(b->ms[i]);
+    }
+    free(b->ms);
+    for (size_t i = 0; i < b->n_sets; i++)
+        free(b->sets[i].ev);
+    free(b->sets);
+}
+
+const mesh_actor_ops_t gsp_bridge_ops = {.name = "gossip-bridge",
+                                         .state_size = sizeof(bridge_t),
+                                         .on_start = br_start,
+                                         .on_message = br_message,
+                                         .on_stop = br_stop};

@@ -1,0 +1,366 @@
+#!/usr/bin/python3
+"""tests/integration/gossip/test_gossip.py: SWIM gossip between real meshd processes on
+loopback, as the registry of a gossip-only mesh and as the degraded-mode registry beside etcd.
+
+Cases (--case NAME):
+  members   10 `meshd proxy` nodes gossiping (no etcd): everyone sees everyone alive; a
+            `kill -9` of one is seen as dead by every other node within the detection bound;
+            a SIGTERM of another is seen as left (not dead) at once; `meshd members` shows them.
+  only      a gossip-only mesh: two Python gRPC apps, each behind `meshd sidecar` without
+            --etcd, and `meshd proxy` without --etcd: calls reach both apps through gossip
+            routes (source gossip); `kill -9` of one sidecar takes its instance out of routing
+            within 5 s (state owner_dead), and calls keep succeeding on the other.
+  etcd      etcd plus gossip: two apps and sidecars registered in etcd and gossip, a proxy
+            watching etcd, calls running the whole time. etcd killed: no failed call; a new
+            app + sidecar is routable through gossip within 3 s; a SIGKILLed sidecar's instance
+            leaves routing within 5 s. etcd restarted: the view resyncs, and /v1/routes sampled
+            every 100 ms never loses an instance present on both sides (no flap).
+  config    refusals with clear errors and exit 2: gossip on a non-loopback address without
+            --gossip-key; a key file with a bad line (FILE:LINE); a second live node with the
+            same name.
+
+Every case starts its own processes on free loopback ports in a temp folder and kills exactly
+the PIDs it started, also on failure.
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
+from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy_etcd import Etcd  # noqa: E402
+
+ECHO = "meshd.test.Echo"
+# lan profile: probe 400 ms, suspicion min 3 * log10(n) * 400 ms, max 4x; detection within one
+# probe round, the longest suspicion and a few gossip rounds. Generous for a loaded 2-core CI.
+DETECT_BOUND_S = 15
+
+
+def meshd_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
+    env.update(extra)
+    return env
+
+
+def http_json(port, path):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+            return json.loads(r.read().decode())
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return None
+
+
+class Case:
+    def __init__(self, args):
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="meshd-it-gossip-")
+        self.procs = []
+
+    def start(self, name, argv, env=None):
+        print("starting:", " ".join(argv), flush=True)
+        p = Proc(name, argv, self.dir, env=env or meshd_env())
+        self.procs.append(p)
+        return p
+
+    def backend(self, sid):
+        p = self.start("app-" + sid, ["/usr/bin/python3", self.args.py_server, "--port", "0",
+                                      "--id", sid], env=dict(os.environ))
+        m = p.wait_line(r"listening on (\d+)", 20)
+        p.addr = "127.0.0.1:%s" % m.group(1)
+        return p
+
+    def node(self, role, name, gossip_port, join, extra=()):
+        """A meshd node with gossip and an admin port; returns the Proc with .admin set."""
+        admin = free_port()
+        argv = [self.args.meshd, role, "--node", name, "--workers", "1",
+                "--gossip-bind", "127.0.0.1:%d" % gossip_port, "--admin-listen", str(admin),
+                "--log-format", "text"] + list(extra)
+        if join:
+            argv += ["--gossip-join", join]
+        p = self.start(name, argv)
+        p.admin = admin
+        p.gossip_port = gossip_port
+        p.wait_line(r"admin API on", 15)
+        return p
+
+    def sidecar(self, name, app, join, extra=()):
+        port = free_port()
+        p = self.node("sidecar", name, free_port(), join,
+                      ["--app", app.addr, "--listen", "127.0.0.1:%d" % port,
+                       "--probe-listen", "127.0.0.1:%d" % free_port(),
+                       "--health-interval", "500ms"] + list(extra))
+        p.addr = "127.0.0.1:%d" % port
+        return p
+
+    def stop(self, failed):
+        for p in reversed(self.procs):
+            p.kill()
+        if failed:
+            for name in sorted(os.listdir(self.dir)):
+                if name.endswith(".log"):
+                    with open(os.path.join(self.dir, name), errors="replace") as f:
+                        print("---- %s ----\n%s" % (name, f.read()[-4000:]))
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def members(p):
+    j = http_json(p.admin, "/v1/members")
+    return {m["node"]: m for m in j["members"]} if j else {}
+
+
+def routes(p):
+    j = http_json(p.admin, "/v1/routes")
+    out = {}
+    for s in (j or {}).get("services", []):
+        for i in s["instances"]:
+            out[(s["service"], i["address"])] = i
+    return out, (j or {}).get("etcd")
+
+
+def routable(p, service=ECHO):
+    r, _ = routes(p)
+    return {a: i for (s, a), i in r.items() if s == service and i["state"] == "routable"}
+
+
+def everyone_sees(nodes, name, state):
+    return all(members(n).get(name, {}).get("state") == state for n in nodes)
+
+
+def served_by(target, n):
+    out = []
+    with EchoClient(target) as c:
+        for _ in range(n):
+            r = c.unary(payload=b"x", timeout=5)
+            out.append(r.replies[0].server_id if r.ok else "%s: %s" % (r.code.name, r.details))
+    return out
+
+
+class Load(threading.Thread):
+    """Calls through the proxy in a loop, counting failures (each with its reason)."""
+
+    def __init__(self, target):
+        super().__init__(daemon=True)
+        self.target, self.stop_ = target, threading.Event()
+        self.ok, self.failed, self.by = 0, [], {}
+
+    def run(self):
+        with EchoClient(self.target) as c:
+            while not self.stop_.is_set():
+                r = c.unary(payload=b"x", timeout=5)
+                if r.ok:
+                    self.ok += 1
+                    sid = r.replies[0].server_id
+                    self.by[sid] = self.by.get(sid, 0) + 1
+                else:
+                    self.failed.append((time.monotonic(), "%s: %s" % (r.code.name, r.details)))
+                time.sleep(0.01)
+
+    def finish(self):
+        self.stop_.set()
+        self.join(10)
+
+
+def case_members(c):
+    g0 = free_port()
+    nodes = [c.node("proxy", "n0", g0, None, ["--listen", "127.0.0.1:%d" % free_port()])]
+    for i in range(1, 10):
+        nodes.append(c.node("proxy", "n%d" % i, free_port(), "127.0.0.1:%d" % g0,
+                            ["--listen", "127.0.0.1:%d" % free_port()]))
+    names = ["n%d" % i for i in range(10)]
+    wait_until(lambda: all(set(members(n)) == set(names) and
+                           all(m["state"] == "alive" for m in members(n).values())
+                           for n in nodes), 15, "10 nodes to see each other alive")
+    print("10 nodes joined", flush=True)
+    victim = nodes[7]
+    victim.p.send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    rest = [n for n in nodes if n is not victim]
+    wait_until(lambda: everyone_sees(rest, "n7", "dead"), DETECT_BOUND_S,
+               "every node to see the killed n7 dead")
+    print("kill -9 of n7 seen dead by all 9 others after %.2f s" % (time.monotonic() - t0),
+          flush=True)
+    leaver = nodes[3]
+    leaver.p.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    rest = [n for n in rest if n is not leaver]
+    wait_until(lambda: everyone_sees(rest, "n3", "left"), 3, "every node to see n3 left")
+    print("SIGTERM of n3 seen as left by all after %.2f s" % (time.monotonic() - t0), flush=True)
+    r = subprocess.run([c.args.meshd, "members", "--admin", "127.0.0.1:%d" % nodes[0].admin],
+                       capture_output=True, env=meshd_env(), timeout=20)
+    out, rc = r.stdout.decode(), r.returncode
+    print(out, flush=True)
+    check(rc == 0 and "n7" in out and "dead" in out and "left" in out and "10 members" in out,
+          "meshd members lists the 10 members with n7 dead and n3 left")
+    for n in rest:
+        check(members(n)["n0"]["state"] == "alive", "no false death: n0 alive at %s" % n.name)
+
+
+def case_only(c):
+    a1, a2 = c.backend("app-1"), c.backend("app-2")
+    gp = free_port()
+    proxy_port = free_port()
+    proxy = c.node("proxy", "proxy", gp, None, ["--listen", "127.0.0.1:%d" % proxy_port])
+    join = "127.0.0.1:%d" % gp
+    s1 = c.sidecar("side-1", a1, join)
+    s2 = c.sidecar("side-2", a2, join)
+    wait_until(lambda: set(routable(proxy)) == {s1.addr, s2.addr}, 15,
+               "both sidecars' instances routable at the proxy through gossip")
+    r, etcd = routes(proxy)
+    check(etcd == "off", "/v1/routes says etcd off")
+    check(all(i["source"] == "gossip" for i in r.values()), "every route comes from gossip")
+    check(sorted(r[(ECHO, s1.addr)]["methods"]) ==
+          sorted(["Bidi", "ClientStream", "ServerStream", "SetHealth", "Stats", "Unary"]),
+          "the methods arrived with the instance (method set fetched by hash)")
+    target = "127.0.0.1:%d" % proxy_port
+    check(set(served_by(target, 6)) == {"app-1", "app-2"}, "calls reach both apps")
+    s2.p.send_signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_until(lambda: set(routable(proxy)) == {s1.addr}, 5,
+               "the killed sidecar's instance out of routing within 5 s")
+    print("killed sidecar's instance gone after %.2f s" % (time.monotonic() - t0), flush=True)
+    r, _ = routes(proxy)
+    check(r[(ECHO, s2.addr)]["state"] == "owner_dead", "/v1/routes shows it owner_dead")
+    got = served_by(target, 6)
+    check(got == ["app-1"] * 6, "calls keep succeeding on the live app: %s" % got)
+
+
+def case_etcd(c):
+    etcd = Etcd(c.dir)
+    etcd.start()
+    c.procs.append(etcd.proc)
+    a1, a2 = c.backend("app-1"), c.backend("app-2")
+    gp = free_port()
+    proxy_port = free_port()
+    proxy = c.node("proxy", "proxy", gp, None,
+                   ["--listen", "127.0.0.1:%d" % proxy_port, "--etcd", etcd.url])
+    join = "127.0.0.1:%d" % gp
+    s1 = c.sidecar("side-1", a1, join, ["--etcd", etcd.url])
+    s2 = c.sidecar("side-2", a2, join, ["--etcd", etcd.url])
+    wait_until(lambda: set(routable(proxy)) == {s1.addr, s2.addr}, 15,
+               "both instances routable at the proxy")
+    r, state = routes(proxy)
+    check(state == "connected" and r[(ECHO, s1.addr)]["source"] == "etcd",
+          "with etcd connected the routes come from etcd")
+    load = Load("127.0.0.1:%d" % proxy_port)
+    load.start()
+    time.sleep(1)
+    etcd.kill()
+    wait_until(lambda: routes(proxy)[1] == "degraded", 15, "the proxy to see etcd degraded")
+    print("etcd killed; proxy degraded", flush=True)
+    a3 = c.backend("app-3")
+    t0 = time.monotonic()
+    s3 = c.sidecar("side-3", a3, join, ["--etcd", etcd.url])
+    wait_until(lambda: s3.addr in routable(proxy), 3 + (time.monotonic() - t0),
+               "a new app + sidecar routable through gossip within 3 s of its start")
+    print("new sidecar routable after %.2f s (etcd down)" % (time.monotonic() - t0), flush=True)
+    check(routes(proxy)[0][(ECHO, s3.addr)]["source"] == "gossip", "its route comes from gossip")
+    wait_until(lambda: "app-3" in load.by, 5, "calls to reach app-3")
+    s2.p.send_signal(signal.SIGKILL)
+    t0 = killed = time.monotonic()
+    wait_until(lambda: s2.addr not in routable(proxy), 5,
+               "the SIGKILLed sidecar's instance out of routing within 5 s")
+    print("SIGKILLed sidecar gone after %.2f s" % (time.monotonic() - t0), flush=True)
+    time.sleep(1)
+    # etcd back: sample the routes during the resync
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append(set(routable(proxy)))
+            time.sleep(0.1)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    etcd.start()
+    c.procs.append(etcd.proc)
+    wait_until(lambda: routes(proxy)[1] == "connected", 20, "the proxy to reconnect to etcd")
+    wait_until(lambda: routes(proxy)[0].get((ECHO, s3.addr), {}).get("source") == "etcd", 20,
+               "the gossip-registered sidecar to re-put its key in etcd")
+    time.sleep(6)  # past the gossip grace after etcd's return
+    stop.set()
+    th.join(5)
+    load.finish()
+    print("calls: %d ok, %d failed, by app %s" % (load.ok, len(load.failed), load.by), flush=True)
+    missing = [s for s in samples if s1.addr not in s]
+    check(not missing, "no flap: side-1 (in etcd and gossip) present in all %d samples"
+          % len(samples))
+    check(s2.addr not in routable(proxy),
+          "the dead sidecar stays out after etcd returns (its lease expired or its owner is dead)")
+    check(s3.addr in routable(proxy), "the sidecar registered during the outage stays routable")
+    # calls in flight to the instance killed with SIGKILL fail (retries are not this issue's);
+    # every other call, to live instances, must succeed through the whole run
+    other = [f for t, f in load.failed if t < killed or s2.addr not in f]
+    check(not other, "no failed call to a live instance through the whole run: %s" % other[:5])
+    check(len(load.failed) <= 5, "only the calls in flight to the killed sidecar failed: %d"
+          % len(load.failed))
+
+
+def case_config(c):
+    def run(*argv):
+        r = subprocess.run([c.args.meshd] + list(argv), capture_output=True, env=meshd_env(),
+                           timeout=30)
+        return r.returncode, r.stdout.decode() + r.stderr.decode()
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "0.0.0.0:%d" % free_port())
+    print(out, flush=True)
+    check(rc == 2 and "--gossip-key" in out and "--gossip-insecure" in out,
+          "plain gossip on every interface refused (exit 2) naming --gossip-key")
+    keyfile = os.path.join(c.dir, "gossip.key")
+    with open(keyfile, "w") as f:
+        f.write("# keys\n%s\nnot-base64!!\n" % base64.b64encode(os.urandom(32)).decode())
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-key", keyfile)
+    print(out, flush=True)
+    check(rc == 2 and "%s:3" % keyfile in out, "a bad key line refused (exit 2) with FILE:LINE")
+    g = free_port()
+    first = c.node("proxy", "same", g, None, ["--listen", "127.0.0.1:%d" % free_port()])
+    second = c.start("second", [c.args.meshd, "proxy", "--node", "same", "--workers", "1",
+                                "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                                "127.0.0.1:%d" % free_port(), "--gossip-join",
+                                "127.0.0.1:%d" % g, "--log-format", "text"])
+    wait_until(lambda: not second.alive(), 15, "the second node named 'same' to give up")
+    print(second.output()[-1500:], flush=True)
+    check(second.p.returncode == 2 and "in use" in second.output(),
+          "a second live node with the same name exits 2 saying the name is in use")
+    check(first.alive() and members(first)["same"]["state"] == "alive",
+          "the first node keeps running and its name")
+
+
+CASES = {"members": case_members, "only": case_only, "etcd": case_etcd, "config": case_config}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--meshd", required=True)
+    ap.add_argument("--py-server", required=True)
+    ap.add_argument("--case", required=True, choices=sorted(CASES))
+    args = ap.parse_args()
+    c = Case(args)
+    ok = False
+    try:
+        print("== case", args.case, flush=True)
+        CASES[args.case](c)
+        ok = True
+        print("PASS", args.case)
+    except Fail as e:
+        print("FAIL:", e)
+    finally:
+        c.stop(not ok)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
