@@ -11,6 +11,7 @@
 
 #include <sys/random.h>
 
+#include "common/base64.h"
 #include "gossip/crypto_lib.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -48,51 +49,6 @@ const char *gsp_seal_errname(int err)
 
 /* ---- keyring ----------------------------------------------------------------------------- */
 
-/* The value of a base64 character (standard alphabet), or -1. */
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 text (n bytes, padding optional) into out (cap bytes). Returns the decoded
- * length, -1 when the text is not base64, or cap + 1 when it decodes to more than cap. */
-static long b64_decode(const char *s, size_t n, uint8_t *out, size_t cap)
-{
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    if (n % 4 == 1)
-        return -1;
-    uint32_t acc = 0;
-    size_t bits = 0, len = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_val((unsigned char)s[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (len == cap)
-                return (long)cap + 1;
-            out[len++] = (uint8_t)(acc >> bits);
-        }
-    }
-    /* The bits left over must be zero (a canonical encoding). */
-    if (acc & ((1u << bits) - 1))
-        return -1;
-    return (long)len;
-}
-
 int gsp_keyring_parse(const char *text, size_t len, const char *name, gsp_keyring_t *ring,
                       char *err, size_t errlen)
 {
@@ -115,7 +71,7 @@ int gsp_keyring_parse(const char *text, size_t len, const char *name, gsp_keyrin
             return -1;
         }
         uint8_t *key = ring->keys[ring->n];
-        long n = b64_decode(text + a, b - a, key, GSP_KEY_LEN);
+        long n = mesh_b64_decode(text + a, b - a, key, GSP_KEY_LEN, 1);
         if (n < 0 || n != GSP_KEY_LEN) {
             if (n < 0)
                 snprintf(err, errlen, "%s:%u: not a base64 key", name, line);

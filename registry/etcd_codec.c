@@ -4,6 +4,8 @@
  */
 #include "registry/etcd_codec.h"
 
+#include "common/base64.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,72 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 size_t etcd_b64_len(size_t n)
 {
-    return (n + 2) / 3 * 4;
+    return mesh_b64_len(n);
 }
 
 void etcd_b64_encode(const void *in, size_t n, char *out)
 {
-    const unsigned char *p = in;
-    size_t i = 0;
-    char *o = out;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = b64_chars[v >> 18];
-        *o++ = b64_chars[(v >> 12) & 63];
-        *o++ = b64_chars[(v >> 6) & 63];
-        *o++ = b64_chars[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        *o++ = b64_chars[v >> 18];
-        *o++ = b64_chars[(v >> 12) & 63];
-        *o++ = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    *o = '\0';
-}
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    mesh_b64_encode(in, n, out);
 }
 
 long etcd_b64_decode(const char *in, size_t len, char *out)
 {
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    if (len % 4 == 1)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[o] = '\0';
-    return (long)o;
+    long n = mesh_b64_decode(in, len, out, len, 0); /* base64 never decodes longer */
+    if (n >= 0)
+        out[n] = '\0';
+    return n;
 }
 
 size_t etcd_prefix_end(const char *prefix, size_t len, char *out)
