@@ -129,7 +129,7 @@ static void node_init(world_t *w, int i)
     n->w = w;
     snprintf(n->ip, sizeof n->ip, "10.0.%d.%d", i / 250, i % 250 + 1);
     node_name(i, n->cfg.name, sizeof n->cfg.name);
-    snprintf(n->cfg.bind, sizeof n->cfg.bind, "%s:7946", n->ip);
+    snprintf(n->cfg.bind, sizeof n->cfg.bind, "10.0.%d.%d:7946", i / 250, i % 250 + 1);
     n->cfg.swim = w->prof;
     n->cfg.io = mesh_simnet_host(w->net, n->ip);
     n->cfg.observe = observe;

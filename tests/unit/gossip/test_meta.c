@@ -203,7 +203,7 @@ static void test_set_hash(void)
         unsigned seed = (unsigned)round * 2654435761u + 1;
         for (int i = 0; i < 1000; i++) {
             seed = seed * 1103515245u + 12345u;
-            shuffled[i] = many[i < 500 ? i : (seed >> 8) % 500];
+            shuffled[i] = many[i < 500 ? (unsigned)i : (seed >> 8) % 500];
         }
         for (int i = 999; i > 0; i--) {
             seed = seed * 1103515245u + 12345u;
