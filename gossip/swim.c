@@ -124,6 +124,7 @@ struct gsp_swim {
     uint32_t awareness;
 
     uint64_t next_probe, next_gossip, next_push_pull, next_reconnect, next_gc, next_join;
+    int fast_reconnect; /* a member died since the last reconnect that got an answer */
     uint64_t join_backoff;
     char **seeds;
     size_t n_seeds;
@@ -924,8 +925,11 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
     gsp_state_t prev = m->state;
     m->inc = inc;
     set_state(s, m, left ? GSP_ST_LEFT : GSP_ST_DEAD, now);
-    if (!left && s->next_reconnect > now + RECONNECT_FAST_NS)
-        s->next_reconnect = now + RECONNECT_FAST_NS; /* try it again soon (a short partition) */
+    if (!left) {
+        s->fast_reconnect = 1;
+        if (s->next_reconnect > now + RECONNECT_FAST_NS)
+            s->next_reconnect = now + RECONNECT_FAST_NS; /* try it soon (a short partition) */
+    }
     if (!left)
         s->st.deaths++;
     queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
@@ -1259,13 +1263,18 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
     return gsp_enc_finish(&e);
 }
 
-static void push_pull(gsp_swim_t *s, const char *addr, int join)
+static void push_pull_tag(gsp_swim_t *s, const char *addr, uint64_t tag)
 {
-    size_t len = build_push_pull(s, &s->fbuf, &s->fcap, join, 0);
+    size_t len = build_push_pull(s, &s->fbuf, &s->fcap, TAG_KIND(tag) == TAG_JOIN, 0);
     if (!len)
         return;
     s->st.push_pulls++;
-    stream_send(s, addr, s->fbuf, len, TAG(join ? TAG_JOIN : TAG_PUSH_PULL, 0));
+    stream_send(s, addr, s->fbuf, len, tag);
+}
+
+static void push_pull(gsp_swim_t *s, const char *addr, int join)
+{
+    push_pull_tag(s, addr, TAG(join ? TAG_JOIN : TAG_PUSH_PULL, 0));
 }
 
 /* A STATE merged as memberlist does: a remote dead or suspect is only a suspicion here (we
@@ -1457,6 +1466,8 @@ void gsp_swim_on_stream_reply(gsp_swim_t *s, uint64_t now, uint64_t tag, const u
         gsp_msg_t first;
         memset(&first, 0, sizeof first);
         int t = read_frame(s, now, data, len, &first);
+        if (tag == TAG(TAG_PUSH_PULL, 1) && t == GSP_PUSH_PULL)
+            s->fast_reconnect = 0; /* a dead member answered: back to the usual pace */
         if (kind == TAG_JOIN && t == GSP_PUSH_PULL && !s->joined) {
             s->joined = 1;
             s->next_join = UINT64_MAX;
@@ -1561,10 +1572,12 @@ static void reconnect_tick(gsp_swim_t *s, uint64_t now)
     s->next_reconnect = now + s->cfg.reconnect_interval_ns;
     if (s->leaving)
         return;
-    if (pick_random(s, 1, NULL, want_just_dead, now)) {
-        push_pull(s, s->scratch[0]->addr, 0);
+    /* fast (every 5 s) only until one reconnect gets an answer: the partition healed for us,
+     * and gossip carries the rest (at large n a full state every 5 s would cost O(n) each) */
+    if (s->fast_reconnect && pick_random(s, 1, NULL, want_just_dead, now)) {
+        push_pull_tag(s, s->scratch[0]->addr, TAG(TAG_PUSH_PULL, 1));
         if (now + RECONNECT_FAST_NS < s->next_reconnect)
-            s->next_reconnect = now + RECONNECT_FAST_NS; /* and again soon */
+            s->next_reconnect = now + RECONNECT_FAST_NS;
         return;
     }
     if (pick_random(s, 1, NULL, want_recently_dead, now))

@@ -503,12 +503,16 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
     bridge_t *b = mesh_state(self);
     switch (m->type) {
     case GSP_MSG_MEMBER:
+        if (!b->a->routes && !b->a->admin)
+            return 0; /* nobody reads the mirror here (a sidecar without an admin port) */
         if (m->ptr) {
             on_member(b, m->ptr);
             schedule(b);
         }
         return 0;
     case GSP_MSG_SET:
+        if (!b->a->routes && !b->a->admin)
+            return 0;
         if (m->ptr) {
             on_set(b, mesh_msg_take_ptr(m));
             schedule(b);
