@@ -29,7 +29,7 @@ typedef struct gsp_bridge_args {
     char prefix[256];                /* the etcd key prefix of our registrations */
     struct mesh_admin *admin;        /* on the control loop, or NULL */
     uint64_t coalesce_ns;            /* membership changes gathered before a rebuild (0: 20 ms) */
-    int routes;                      /* the registry actor routes (a proxy): send it REG_MSG_GOSSIP */
+    int routes; /* the registry actor routes (a proxy): send it REG_MSG_GOSSIP */
 } gsp_bridge_args_t;
 
 extern const mesh_actor_ops_t gsp_bridge_ops;

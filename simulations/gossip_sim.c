@@ -256,17 +256,29 @@ static int false_deaths(world_t *w)
     return c;
 }
 
-/* Deaths declared so far by every running node (its suspicion timeouts that expired). */
-static uint64_t deaths_declared(world_t *w)
+/* The counters of every running node, added up (every field is a uint64_t count). */
+_Static_assert(sizeof(gsp_swim_stats_t) % sizeof(uint64_t) == 0,
+               "gsp_swim_stats_t holds only uint64_t counters");
+static gsp_swim_stats_t stats_sum(world_t *w)
 {
-    uint64_t d = 0;
+    gsp_swim_stats_t sum;
+    memset(&sum, 0, sizeof sum);
+    uint64_t *t = (uint64_t *)&sum;
     for (int i = 0; i < w->n; i++)
         if (w->nodes[i].running && w->nodes[i].swim) {
             gsp_swim_stats_t st;
             gsp_swim_stats(w->nodes[i].swim, &st);
-            d += st.deaths;
+            const uint64_t *f = (const uint64_t *)&st;
+            for (size_t k = 0; k < sizeof st / sizeof(uint64_t); k++)
+                t[k] += f[k];
         }
-    return d;
+    return sum;
+}
+
+/* Deaths declared so far by every running node (its suspicion timeouts that expired). */
+static uint64_t deaths_declared(world_t *w)
+{
+    return stats_sum(w).deaths;
 }
 
 /* ---- bounds from the timers -------------------------------------------------------------- */
@@ -811,18 +823,6 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static uint64_t sent_bytes(world_t *w)
-{
-    uint64_t b = 0;
-    for (int i = 0; i < w->n; i++)
-        if (w->nodes[i].running && w->nodes[i].swim) {
-            gsp_swim_stats_t st;
-            gsp_swim_stats(w->nodes[i].swim, &st);
-            b += st.sent_bytes;
-        }
-    return b;
-}
-
 static int pred_any_suspects(world_t *w, void *arg)
 {
     int of = *(int *)arg;
@@ -859,9 +859,9 @@ static int report(uint64_t seed, int n)
         wait_for(w, 60 * S, pred_whole, NULL);
         run_for(w, 5 * S);
     }
-    uint64_t b0 = sent_bytes(w), t0 = now(w);
+    uint64_t b0 = stats_sum(w).sent_bytes, t0 = now(w);
     run_for(w, 60 * S);
-    double bytes = (double)(sent_bytes(w) - b0) / n / ((double)(now(w) - t0) / 1e9);
+    double bytes = (double)(stats_sum(w).sent_bytes - b0) / n / ((double)(now(w) - t0) / 1e9);
     /* dissemination: a metadata update from node 2 reaching everyone */
     uint64_t want[2] = {1, 0};
     announce(w, 2, 1, &want[1]);
@@ -875,22 +875,11 @@ static int report(uint64_t seed, int n)
         w = report_world(seed + 1 + (uint64_t)l, n);
         mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS, .loss = losses[l]};
         mesh_simnet_configure(w->net, &o);
-        gsp_swim_stats_t st;
-        uint64_t d0 = 0, s0 = 0;
-        for (int i = 0; i < n; i++) {
-            gsp_swim_stats(w->nodes[i].swim, &st);
-            d0 += st.deaths;
-            s0 += st.suspicions;
-        }
+        gsp_swim_stats_t before = stats_sum(w);
         run_for(w, 600 * S);
-        deaths[l] = susp[l] = 0;
-        for (int i = 0; i < n; i++) {
-            gsp_swim_stats(w->nodes[i].swim, &st);
-            deaths[l] += st.deaths;
-            susp[l] += st.suspicions;
-        }
-        deaths[l] -= d0;
-        susp[l] -= s0;
+        gsp_swim_stats_t after = stats_sum(w);
+        deaths[l] = after.deaths - before.deaths;
+        susp[l] = after.suspicions - before.suspicions;
         report_free(w);
     }
     double period = (double)prof.probe_interval_ns / 1e9, e = 2.718281828;
