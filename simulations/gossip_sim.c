@@ -349,6 +349,17 @@ static int join_all(world_t *w)
     return 0;
 }
 
+/* Starts every node and waits for one membership, then 2 s more; returns a random node other
+ * than the first seed (the one a scenario acts on), or -1 when the join failed. */
+static int settled(world_t *w)
+{
+    start_all(w);
+    if (join_all(w))
+        return -1;
+    run_for(w, 2 * S);
+    return 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+}
+
 static void sc_join(world_t *w)
 {
     start_all(w);
@@ -357,11 +368,9 @@ static void sc_join(world_t *w)
 
 static void sc_kill(world_t *w)
 {
-    start_all(w);
-    if (join_all(w))
+    int k = settled(w);
+    if (k < 0)
         return;
-    run_for(w, 2 * S);
-    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
     node_kill(w, k);
     sees_t s = {k, GSP_ST_DEAD};
     uint64_t b = detect_bound(w, w->n), t = wait_for(w, b, pred_all_see, &s);
@@ -390,11 +399,9 @@ static void block_node(world_t *w, int k, int blocked)
 
 static void sc_refute(world_t *w)
 {
-    start_all(w);
-    if (join_all(w))
+    int k = settled(w);
+    if (k < 0)
         return;
-    run_for(w, 2 * S);
-    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
     /* cut off long enough to be suspected, shorter than the shortest suspicion timeout */
     uint64_t cut = 3 * w->prof.probe_interval_ns;
     block_node(w, k, 1);
@@ -465,11 +472,9 @@ static void sc_oneway(world_t *w)
 
 static void sc_stall(world_t *w)
 {
-    start_all(w);
-    if (join_all(w))
+    int k = settled(w);
+    if (k < 0)
         return;
-    run_for(w, 2 * S);
-    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
     gsp_swim_stats_t before, after;
     gsp_swim_stats(w->nodes[k].swim, &before);
     mesh_simnet_stall(w->net, w->nodes[k].ip, 3 * S);
@@ -496,11 +501,9 @@ static void sc_stall(world_t *w)
 
 static void sc_restart(world_t *w)
 {
-    start_all(w);
-    if (join_all(w))
+    int k = settled(w);
+    if (k < 0)
         return;
-    run_for(w, 2 * S);
-    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
     uint32_t old = 0;
     state_at(w, 0, k, &old);
     node_kill(w, k);
@@ -597,11 +600,9 @@ static void sc_partition(world_t *w)
 
 static void sc_leave(world_t *w)
 {
-    start_all(w);
-    if (join_all(w))
+    int k = settled(w);
+    if (k < 0)
         return;
-    run_for(w, 2 * S);
-    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
     uint64_t d0 = deaths_declared(w);
     mesh_exec_send(w->sim, w->nodes[k].id, GSP_MSG_LEAVE, NULL, 0);
     run_for(w, 300 * MS); /* what a graceful shutdown waits at most before exiting */
