@@ -1001,7 +1001,8 @@ int main(int argc, char **argv)
         if (!seeds) {
             sim_outcome_t out;
             run_one(&su, seed ? seed : first, 1, &out);
-            printf("%-10s seed %llu: %s%s\n", sc->name, (unsigned long long)(seed ? seed : first),
+            printf("%-10s seed %llu (hash %016llx): %s%s\n", sc->name,
+                   (unsigned long long)(seed ? seed : first), (unsigned long long)out.hash,
                    out.failures ? "FAILED: " : "ok", out.why);
             failed += out.failures != 0;
         } else {
