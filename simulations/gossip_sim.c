@@ -19,6 +19,14 @@
  *   meta       a node's instances and method sets reach every node (small and large metadata)
  *   keys       key rotation in three rolling steps without a death; a node with a foreign key,
  *              and one with another cluster label, never join
+ *   dupreorder 20 % of datagrams duplicated and 20 % delayed past later ones (up to a probe
+ *              interval), from the join on: one membership, no false death in a minute, then
+ *              a killed node is still seen dead everywhere within the detection bound
+ *   longtail   long-tailed latencies (a capped Pareto tail on every link, a far heavier one on
+ *              one node's links) for 2 minutes: no false death (Lifeguard), one membership
+ *   clog       one node's links clogged both ways for 2-4 s (its loop runs): nobody else is
+ *              ever seen dead, the clogged node declares nobody dead, and once unclogged it is
+ *              alive again everywhere within the bound from the timers
  *
  *   gossip_sim --scenario NAME|all [--seed N | --seeds COUNT [--first-seed S]] [--nodes N]
  *              [--verbose]
@@ -774,6 +782,193 @@ static void sc_keys(world_t *w)
         (unsigned long long)auth, (unsigned long long)label);
 }
 
+/* The network's counters, for what a scenario's faults did. */
+static mesh_simnet_stats_t net_stats(world_t *w)
+{
+    mesh_simnet_stats_t st;
+    mesh_simnet_stats(w->net, &st);
+    return st;
+}
+
+/* Whether any running node sees a running node other than `except` dead. */
+static int others_dead(world_t *w, int except)
+{
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < w->n; j++)
+            if (i != j && j != except && w->nodes[j].running &&
+                state_at(w, i, j, NULL) == GSP_ST_DEAD)
+                return 1;
+    return 0;
+}
+
+static void sc_dupreorder(world_t *w)
+{
+    /* From the start: the join itself meets copies and late datagrams. A reordered datagram
+     * is late by up to a probe interval, so half of the late acks miss their probe's timeout. */
+    mesh_simnet_opts_t o = {.latency_min_ns = MS,
+                            .latency_jitter_ns = MS,
+                            .duplicate = 0.20,
+                            .reorder = 0.20,
+                            .reorder_delay_ns = w->prof.probe_interval_ns};
+    mesh_simnet_configure(w->net, &o);
+    start_all(w);
+    if (join_all(w))
+        return;
+    uint64_t d0 = deaths_declared(w);
+    for (int s = 0; s < 60; s += 10) {
+        run_for(w, 10 * S);
+        if (false_deaths(w)) {
+            fail(w, "%d false deaths after %d s of duplication and reordering", false_deaths(w),
+                 s + 10);
+            return;
+        }
+    }
+    gsp_swim_stats_t st = stats_sum(w);
+    mesh_simnet_stats_t ns = net_stats(w);
+    if (deaths_declared(w) != d0)
+        fail(w, "%llu deaths declared in a minute of duplication and reordering",
+             (unsigned long long)(deaths_declared(w) - d0));
+    if (!whole(w))
+        fail(w, "membership not whole after a minute of duplication and reordering");
+    if (!ns.duplicated || !ns.reordered)
+        fail(w, "the faults did not happen (duplicated %llu, reordered %llu)",
+             (unsigned long long)ns.duplicated, (unsigned long long)ns.reordered);
+    say(w,
+        "a minute of 20 %% duplication and 20 %% reordering: %llu duplicated, %llu reordered, "
+        "%llu suspicions, %llu refutations, no death",
+        (unsigned long long)ns.duplicated, (unsigned long long)ns.reordered,
+        (unsigned long long)st.suspicions, (unsigned long long)st.refutations);
+    /* A real death is still found, within the same bound as without the faults. */
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    node_kill(w, k);
+    sees_t s = {k, GSP_ST_DEAD};
+    uint64_t b = detect_bound(w, w->n), t = wait_for(w, b, pred_all_see, &s);
+    if (t == UINT64_MAX)
+        fail(w,
+             "killed node %d not seen dead by everyone within %llu ms under duplication and "
+             "reordering",
+             k, (unsigned long long)(b / MS));
+    else
+        say(w, "node %d killed: dead everywhere after %llu ms (bound %llu ms)", k,
+            (unsigned long long)(t / MS), (unsigned long long)(b / MS));
+    run_for(w, 5 * S);
+    if (false_deaths(w))
+        fail(w, "%d false deaths after the kill", false_deaths(w));
+}
+
+static void link_both(world_t *w, int a, int b, const mesh_simnet_latency_t *lat)
+{
+    mesh_addr_t x, y;
+    mesh_addr_parse(w->nodes[a].cfg.bind, &x);
+    mesh_addr_parse(w->nodes[b].cfg.bind, &y);
+    mesh_simnet_link_latency(w->net, &x, &y, lat);
+    mesh_simnet_link_latency(w->net, &y, &x, lat);
+}
+
+static void sc_longtail(world_t *w)
+{
+    /* Every link: 1 ms + a Pareto tail (alpha 1.5, scale 2 ms: median 1.2 ms, 1 in 1000 packets
+     * beyond a probe timeout), capped at 1 s. One node is far: 20 ms + a heavier tail (alpha
+     * 1.2, scale 30 ms: 1 in 9 packets beyond a probe timeout), capped at 2 s. */
+    mesh_simnet_opts_t o = {.latency_min_ns = MS,
+                            .latency_jitter_ns = 2 * MS,
+                            .latency_dist = MESH_SIMNET_PARETO,
+                            .latency_shape = 1.5,
+                            .latency_cap_ns = 1 * S};
+    mesh_simnet_configure(w->net, &o);
+    start_all(w);
+    if (join_all(w))
+        return;
+    int far = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    mesh_simnet_latency_t slow = {.min_ns = 20 * MS,
+                                  .spread_ns = 30 * MS,
+                                  .dist = MESH_SIMNET_PARETO,
+                                  .shape = 1.2,
+                                  .cap_ns = 2 * S};
+    for (int i = 0; i < w->n; i++)
+        if (i != far)
+            link_both(w, far, i, &slow);
+    uint64_t d0 = deaths_declared(w);
+    gsp_swim_stats_t before = stats_sum(w);
+    for (int s = 0; s < 120; s += 10) {
+        run_for(w, 10 * S);
+        if (false_deaths(w)) {
+            fail(w, "%d false deaths after %d s of long-tailed latency (node %d far)",
+                 false_deaths(w), s + 10, far);
+            return;
+        }
+    }
+    gsp_swim_stats_t after = stats_sum(w);
+    if (deaths_declared(w) != d0)
+        fail(w, "%llu deaths declared in 2 min of long-tailed latency (node %d far)",
+             (unsigned long long)(deaths_declared(w) - d0), far);
+    for (int i = 0; i < w->n; i++)
+        if (i != far)
+            link_both(w, far, i, NULL);
+    uint64_t b = spread(w, w->n) + susp_max(w, w->n);
+    if (wait_for(w, b, pred_whole, NULL) == UINT64_MAX)
+        fail(w, "membership not whole within %llu ms after 2 min of long-tailed latency",
+             (unsigned long long)(b / MS));
+    say(w,
+        "2 min of long-tailed latency (node %d far): %llu suspicions, %llu refutations, "
+        "%llu indirect probes, no death",
+        far, (unsigned long long)(after.suspicions - before.suspicions),
+        (unsigned long long)(after.refutations - before.refutations),
+        (unsigned long long)(after.indirect_probes - before.indirect_probes));
+}
+
+static void sc_clog(world_t *w)
+{
+    int k = settled(w);
+    if (k < 0)
+        return;
+    gsp_swim_stats_t kb, ka;
+    gsp_swim_stats(w->nodes[k].swim, &kb);
+    uint64_t d = 2 * S + mesh_sim_random(w->sim) % (2 * S);
+    mesh_simnet_clog(w->net, w->nodes[k].ip, d, MESH_SIMNET_CLOG_BOTH);
+    uint64_t t0 = now(w);
+    int seen_suspect = 0;
+    while (now(w) - t0 < d) {
+        run_for(w, 10 * MS);
+        if (others_dead(w, k)) {
+            fail(w, "a node other than the clogged node %d seen dead during its clog", k);
+            return;
+        }
+        seen_suspect |= !all_see(w, k, GSP_ST_ALIVE);
+    }
+    /* Alive again everywhere: the held packets arrive, the clogged node hears it is
+     * suspected (or dead) and refutes; members that gave it up meet it again through the
+     * reconnect loop. */
+    uint64_t b = susp_max(w, w->n) + w->prof.reconnect_interval_ns + spread(w, w->n);
+    sees_t s = {k, GSP_ST_ALIVE};
+    uint64_t t1 = now(w), t = UINT64_MAX;
+    while (now(w) - t1 <= b) {
+        if (others_dead(w, k)) {
+            fail(w, "a node other than the clogged node %d seen dead after its clog", k);
+            return;
+        }
+        if (pred_all_see(w, &s) && whole(w)) {
+            t = now(w) - t1;
+            break;
+        }
+        run_for(w, 10 * MS);
+    }
+    gsp_swim_stats(w->nodes[k].swim, &ka);
+    if (ka.deaths != kb.deaths)
+        fail(w, "the clogged node %d declared %llu deaths", k,
+             (unsigned long long)(ka.deaths - kb.deaths));
+    if (t == UINT64_MAX)
+        fail(w, "node %d, clogged %llu ms, not alive everywhere within %llu ms of the clog's end",
+             k, (unsigned long long)(d / MS), (unsigned long long)(b / MS));
+    else
+        say(w,
+            "node %d clogged %llu ms (%s meanwhile, %llu packets held): alive everywhere %llu "
+            "ms after (bound %llu ms)",
+            k, (unsigned long long)(d / MS), seen_suspect ? "suspected" : "never suspected",
+            (unsigned long long)net_stats(w).clogged, (unsigned long long)(t / MS),
+            (unsigned long long)(b / MS));
+}
+
 typedef struct scenario {
     const char *name;
     void (*run)(world_t *w);
@@ -781,12 +976,21 @@ typedef struct scenario {
 } scenario_t;
 
 static const scenario_t scenarios[] = {
-    {"join", sc_join, 3},           {"kill", sc_kill, 3},
-    {"refute", sc_refute, 4},       {"loss", sc_loss, 3},
-    {"oneway", sc_oneway, 4},       {"stall", sc_stall, 3},
-    {"restart", sc_restart, 3},     {"restartall", sc_restartall, 3},
-    {"partition", sc_partition, 4}, {"leave", sc_leave, 3},
-    {"meta", sc_meta, 3},           {"keys", sc_keys, 5},
+    {"join", sc_join, 3},
+    {"kill", sc_kill, 3},
+    {"refute", sc_refute, 4},
+    {"loss", sc_loss, 3},
+    {"oneway", sc_oneway, 4},
+    {"stall", sc_stall, 3},
+    {"restart", sc_restart, 3},
+    {"restartall", sc_restartall, 3},
+    {"partition", sc_partition, 4},
+    {"leave", sc_leave, 3},
+    {"meta", sc_meta, 3},
+    {"keys", sc_keys, 5},
+    {"dupreorder", sc_dupreorder, 4},
+    {"longtail", sc_longtail, 3},
+    {"clog", sc_clog, 3},
 };
 
 /* ---- the report (--report): detection, false positives by loss, dissemination, bytes ------- */
