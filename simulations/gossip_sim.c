@@ -33,10 +33,13 @@
  *   gossip_sim --report [--nodes N] [--seed S]   detection, false positives at 0/5/10/20 %
  *              loss, dissemination rounds and bytes, as a table and a JSON line
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "actors/exec.h"
 #include "actors/sim.h"
@@ -71,6 +74,9 @@ typedef struct world {
     uint64_t t0;
     sim_outcome_t *out;
     gsp_swim_cfg_t prof;
+    /* what the scenario measured, for --json (UINT64_MAX: not measured) */
+    uint64_t m_detect; /* a failure (kill, partition) seen everywhere, from the fault */
+    uint64_t m_heal;   /* one membership again after the fault ended (heal, clog, stall) */
 } world_t;
 
 typedef struct opts {
@@ -78,6 +84,7 @@ typedef struct opts {
     int nodes;
     int verbose;
     int report;
+    int json;
 } opts_t;
 
 static void fail(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -112,6 +119,22 @@ static void say(world_t *w, const char *fmt, ...)
 static uint64_t now(world_t *w)
 {
     return mesh_sim_now(w->sim) - w->t0;
+}
+
+/* The process's peak RSS so far (KiB) and a wall clock: the simulator's own costs, never a
+ * decision of the simulation. */
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- nodes ------------------------------------------------------------------------------- */
@@ -386,6 +409,8 @@ static void sc_kill(world_t *w)
         fail(w, "killed node %d not seen dead by everyone within %llu ms", k,
              (unsigned long long)(b / MS));
     else
+        w->m_detect = t;
+    if (t != UINT64_MAX)
         say(w, "node %d killed: everyone saw it dead after %llu ms (bound %llu ms)", k,
             (unsigned long long)(t / MS), (unsigned long long)(b / MS));
     run_for(w, 5 * S);
@@ -496,6 +521,7 @@ static void sc_stall(world_t *w)
              (unsigned long long)(after.deaths - before.deaths));
     if (!after.late_timers)
         fail(w, "node %d did not notice its stall (no late timer)", k);
+    w->m_heal = t;
     if (t == UINT64_MAX)
         fail(w, "membership not whole within %llu ms after node %d's stall",
              (unsigned long long)(b / MS), k);
@@ -526,6 +552,7 @@ static void sc_restart(world_t *w)
              t = wait_for(w, b, pred_all_see, &s);
     uint32_t inc = 0;
     state_at(w, 0, k, &inc);
+    w->m_heal = t;
     if (t == UINT64_MAX)
         fail(w, "restarted node %d not alive everywhere within %llu ms", k,
              (unsigned long long)(b / MS));
@@ -594,11 +621,13 @@ static void sc_partition(world_t *w)
              (unsigned long long)(b / MS));
         return;
     }
+    w->m_detect = t;
     say(w, "partitioned: each half saw the other dead after %llu ms", (unsigned long long)(t / MS));
     run_for(w, 60 * S);
     partition(w, 0);
     b = w->prof.reconnect_interval_ns + join_bound(w, w->n) + susp_max(w, w->n);
     t = wait_for(w, b, pred_whole, NULL);
+    w->m_heal = t;
     if (t == UINT64_MAX)
         fail(w, "no whole membership within %llu ms after the heal", (unsigned long long)(b / MS));
     else
@@ -849,6 +878,8 @@ static void sc_dupreorder(world_t *w)
              "reordering",
              k, (unsigned long long)(b / MS));
     else
+        w->m_detect = t;
+    if (t != UINT64_MAX)
         say(w, "node %d killed: dead everywhere after %llu ms (bound %llu ms)", k,
             (unsigned long long)(t / MS), (unsigned long long)(b / MS));
     run_for(w, 5 * S);
@@ -953,6 +984,7 @@ static void sc_clog(world_t *w)
         }
         run_for(w, 10 * MS);
     }
+    w->m_heal = t;
     gsp_swim_stats(w->nodes[k].swim, &ka);
     if (ka.deaths != kb.deaths)
         fail(w, "the clogged node %d declared %llu deaths", k,
@@ -995,6 +1027,10 @@ static const scenario_t scenarios[] = {
 
 /* ---- the report (--report): detection, false positives by loss, dissemination, bytes ------- */
 
+/* What the report's worlds added up: simulated node-seconds, and whether one failed to join. */
+static double report_node_s;
+static int report_failures;
+
 static world_t *report_world(uint64_t seed, int n)
 {
     world_t *w = calloc(1, sizeof *w);
@@ -1018,6 +1054,8 @@ static world_t *report_world(uint64_t seed, int n)
 
 static void report_free(world_t *w)
 {
+    report_node_s += (double)w->n * (double)now(w) / 1e9;
+    report_failures += w->out->failures != 0;
     mesh_exec_free(w->sim);
     free(w);
 }
@@ -1037,17 +1075,43 @@ static int pred_any_suspects(world_t *w, void *arg)
     return 0;
 }
 
+/* The sample at quantile q of n sorted samples, in seconds (0 when there is none). */
+static double quantile_s(const uint64_t *v, int n, double q)
+{
+    return n ? (double)v[(int)(q * (n - 1) + 0.5)] / 1e9 : 0;
+}
+
+static json_t *samples_json(const uint64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_real((double)v[i] / 1e9));
+    return a;
+}
+
+static json_t *u64s_json(const uint64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer((json_int_t)v[i]));
+    return a;
+}
+
 /*
  * Prints, for n nodes on the lan profile: detection of a kill (first suspicion anywhere, and
  * dead everywhere; SWIM's expected first detection is e/(e-1) protocol periods), false deaths
  * and suspicions in 10 minutes at 0/5/10/20 % loss, dissemination of a metadata update in
- * gossip rounds against log2 n, and gossip bytes per node per second. A table, then JSON.
+ * gossip rounds against log2 n, gossip bytes per node per second, and the simulator's own
+ * speed (simulated node-seconds per wall second) and memory per simulated node. A table, then
+ * a JSON line with every sample (what simulations/sweep aggregates over seeds).
  */
 static int report(uint64_t seed, int n)
 {
-    enum { KILLS = 10 };
+    enum { KILLS = 10, LOSSES = 4 };
     uint64_t first[KILLS], all[KILLS];
     int k_done = 0;
+    double wall0 = wall_now();
+    long rss0 = peak_rss_kib();
     world_t *w = report_world(seed, n);
     const gsp_swim_cfg_t prof = w->prof;
     for (int k = 0; k < KILLS; k++) {
@@ -1074,9 +1138,9 @@ static int report(uint64_t seed, int n)
     report_free(w);
     qsort(first, (size_t)k_done, sizeof *first, cmp_u64);
     qsort(all, (size_t)k_done, sizeof *all, cmp_u64);
-    static const double losses[] = {0, 0.05, 0.10, 0.20};
-    uint64_t deaths[4], susp[4];
-    for (int l = 0; l < 4; l++) {
+    static const double losses[LOSSES] = {0, 0.05, 0.10, 0.20};
+    uint64_t deaths[LOSSES], susp[LOSSES];
+    for (int l = 0; l < LOSSES; l++) {
         w = report_world(seed + 1 + (uint64_t)l, n);
         mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS, .loss = losses[l]};
         mesh_simnet_configure(w->net, &o);
@@ -1087,6 +1151,7 @@ static int report(uint64_t seed, int n)
         susp[l] = after.suspicions - before.suspicions;
         report_free(w);
     }
+    double wall = wall_now() - wall0, rss_node = (double)(peak_rss_kib() - rss0) / n;
     double period = (double)prof.probe_interval_ns / 1e9, e = 2.718281828;
     double log2n = 0;
     for (int x = n; x > 1; x /= 2)
@@ -1097,12 +1162,12 @@ static int report(uint64_t seed, int n)
     printf("| metric | value | reference |\n|---|---:|---|\n");
     printf("| first suspicion after a kill, p50 / p99 (s) | %.2f / %.2f | SWIM: e/(e-1) periods = "
            "%.2f s; memberlist's 1 s probe: %.2f s |\n",
-           (double)first[k_done / 2] / 1e9, (double)first[(k_done * 99) / 100] / 1e9,
-           period * e / (e - 1), e / (e - 1));
+           quantile_s(first, k_done, 0.5), quantile_s(first, k_done, 0.99), period * e / (e - 1),
+           e / (e - 1));
     printf("| dead everywhere after a kill, p50 / p99 (s) | %.2f / %.2f | serf measured here: "
            "5.6 s (N=10), 8.9 s (N=30) |\n",
-           (double)all[k_done / 2] / 1e9, (double)all[(k_done * 99) / 100] / 1e9);
-    for (int l = 0; l < 4; l++)
+           quantile_s(all, k_done, 0.5), quantile_s(all, k_done, 0.99));
+    for (int l = 0; l < LOSSES; l++)
         printf("| %.0f %% loss, 10 min: deaths declared / suspicions | %llu / %llu | false "
                "positives: %.4f per member-minute |\n",
                losses[l] * 100, (unsigned long long)deaths[l], (unsigned long long)susp[l],
@@ -1111,16 +1176,35 @@ static int report(uint64_t seed, int n)
            log2n);
     printf("| gossip bytes per node per second (idle) | %.0f | bench/gossip: serf 279-342 |\n",
            bytes);
-    printf("\n{\"nodes\":%d,\"first_suspicion_p50_s\":%.3f,\"dead_all_p50_s\":%.3f,"
-           "\"dead_all_p99_s\":%.3f,\"false_deaths\":[%llu,%llu,%llu,%llu],"
-           "\"suspicions\":[%llu,%llu,%llu,%llu],\"dissemination_rounds\":%.1f,"
-           "\"bytes_per_node_s\":%.0f}\n",
-           n, (double)first[k_done / 2] / 1e9, (double)all[k_done / 2] / 1e9,
-           (double)all[(k_done * 99) / 100] / 1e9, (unsigned long long)deaths[0],
-           (unsigned long long)deaths[1], (unsigned long long)deaths[2],
-           (unsigned long long)deaths[3], (unsigned long long)susp[0], (unsigned long long)susp[1],
-           (unsigned long long)susp[2], (unsigned long long)susp[3], rounds, bytes);
-    return k_done == KILLS ? 0 : 1;
+    printf("| simulated node-seconds per wall second; KiB per simulated node | %.0f; %.0f | |\n\n",
+           wall > 0 ? report_node_s / wall : 0, rss_node);
+    json_t *loss_a = json_array();
+    for (int l = 0; loss_a && l < LOSSES; l++)
+        json_array_append_new(loss_a, json_real(losses[l]));
+    json_t *j = json_pack(
+        "{s:s, s:s, s:I, s:i, s:b, s:s, s:f, s:f, s:i, s:i, s:f, s:i, s:o, s:o, s:f, s:f, s:f, "
+        "s:o, s:o, s:o, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        "sim", "gossip", "scenario", "report", "seed", (json_int_t)seed, "nodes", n, "ok",
+        k_done == KILLS && !report_failures, "profile", "lan", "probe_interval_s", period,
+        "probe_timeout_s", (double)prof.probe_timeout_ns / 1e9, "suspicion_mult",
+        (int)prof.suspicion_mult, "suspicion_max_mult", (int)prof.suspicion_max_mult,
+        "gossip_interval_s", (double)prof.gossip_interval_ns / 1e9, "gossip_nodes",
+        (int)prof.gossip_nodes, "first_suspicion_s", samples_json(first, k_done), "dead_all_s",
+        samples_json(all, k_done), "first_suspicion_p50_s", quantile_s(first, k_done, 0.5),
+        "dead_all_p50_s", quantile_s(all, k_done, 0.5), "dead_all_p99_s",
+        quantile_s(all, k_done, 0.99), "loss", loss_a, "false_deaths", u64s_json(deaths, LOSSES),
+        "suspicions", u64s_json(susp, LOSSES), "loss_minutes", 10, "dissemination_rounds", rounds,
+        "log2_n", log2n, "bytes_per_node_s", bytes, "virtual_node_s", report_node_s, "wall_s", wall,
+        "node_s_per_wall_s", wall > 0 ? report_node_s / wall : 0.0, "rss_kib_per_node", rss_node);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (!text) {
+        fprintf(stderr, "gossip_sim: cannot build the report's JSON line\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    json_decref(j);
+    return k_done == KILLS && !report_failures ? 0 : 1;
 }
 
 /* ---- driver ------------------------------------------------------------------------------ */
@@ -1130,15 +1214,30 @@ typedef struct sweep_ud {
     const scenario_t *sc;
 } sweep_ud_t;
 
+/* What one run measured, for --json. */
+typedef struct run_metrics {
+    int nodes;
+    double virtual_s, wall_s;
+    long rss_kib; /* peak RSS growth of the process during the run */
+    uint64_t detect, heal;
+    gsp_swim_stats_t swim; /* summed over the nodes running at the end */
+    mesh_simnet_stats_t net;
+} run_metrics_t;
+
+static run_metrics_t last_run;
+
 static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
 {
     (void)tally;
     sweep_ud_t *su = ud;
+    double wall0 = wall_now();
+    long rss0 = peak_rss_kib();
     world_t *w = calloc(1, sizeof *w);
     if (!w)
         abort();
     memset(out, 0, sizeof *out);
     w->out = out;
+    w->m_detect = w->m_heal = UINT64_MAX;
     w->verbose = su->o->verbose;
     w->n = su->o->nodes < su->sc->min_nodes ? su->sc->min_nodes : su->o->nodes;
     if (w->n > MAX_NODES)
@@ -1151,8 +1250,54 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->t0 = mesh_sim_now(w->sim);
     su->sc->run(w);
     out->hash = mesh_sim_trace_hash(w->sim);
+    run_metrics_t *m = &last_run;
+    m->nodes = w->n;
+    m->virtual_s = (double)now(w) / 1e9;
+    m->detect = w->m_detect;
+    m->heal = w->m_heal;
+    m->swim = stats_sum(w);
+    mesh_simnet_stats(w->net, &m->net);
+    m->rss_kib = peak_rss_kib() - rss0;
     mesh_exec_free(w->sim);
     free(w);
+    m->wall_s = wall_now() - wall0;
+}
+
+/* A duration in seconds, or JSON null when it was not measured. */
+static json_t *secs_or_null(uint64_t ns)
+{
+    return ns == UINT64_MAX ? json_null() : json_real((double)ns / 1e9);
+}
+
+/* Prints one run's outcome and measures as a JSON line (--json). */
+static void print_run_json(const char *scenario, uint64_t seed, const sim_outcome_t *out)
+{
+    const run_metrics_t *m = &last_run;
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)out->hash);
+    double node_s = m->nodes * m->virtual_s;
+    json_t *j = json_pack(
+        "{s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:f, s:f, s:f, s:f, s:o, s:o, s:f, s:{s:I, s:I, "
+        "s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}}",
+        "sim", "gossip", "scenario", scenario, "seed", (json_int_t)seed, "nodes", m->nodes, "ok",
+        !out->failures, "why", out->why, "hash", hash, "virtual_s", m->virtual_s, "wall_s",
+        m->wall_s, "node_s_per_wall_s", m->wall_s > 0 ? node_s / m->wall_s : 0.0,
+        "rss_kib_per_node", (double)m->rss_kib / m->nodes, "detect_s", secs_or_null(m->detect),
+        "heal_s", secs_or_null(m->heal), "bytes_per_node_s",
+        node_s > 0 ? (double)m->swim.sent_bytes / node_s : 0.0, "swim", "suspicions",
+        (json_int_t)m->swim.suspicions, "refutations", (json_int_t)m->swim.refutations, "deaths",
+        (json_int_t)m->swim.deaths, "probes", (json_int_t)m->swim.probes, "indirect_probes",
+        (json_int_t)m->swim.indirect_probes, "net", "lost", (json_int_t)m->net.lost, "duplicated",
+        (json_int_t)m->net.duplicated, "reordered", (json_int_t)m->net.reordered, "clogged",
+        (json_int_t)m->net.clogged, "delivered", (json_int_t)m->net.delivered);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (!text) {
+        fprintf(stderr, "gossip_sim: cannot build the JSON line\n");
+        exit(1);
+    }
+    printf("%s\n", text);
+    free(text);
+    json_decref(j);
 }
 
 static void replay(void *ud, uint64_t seed)
@@ -1182,9 +1327,16 @@ int main(int argc, char **argv)
             o.verbose = 1;
         else if (!strcmp(a, "--report"))
             o.report = 1;
-        else {
+        else if (!strcmp(a, "--json"))
+            o.json = 1;
+        else if (!strcmp(a, "--list")) {
+            for (size_t k = 0; k < sizeof scenarios / sizeof *scenarios; k++)
+                printf("%s\n", scenarios[k].name);
+            return 0;
+        } else {
             fprintf(stderr, "usage: gossip_sim [--scenario NAME|all] [--seed N | --seeds COUNT "
-                            "[--first-seed S]] [--nodes N] [--verbose] | --report [--nodes N]\n");
+                            "[--first-seed S]] [--nodes N] [--verbose] [--json] | --report "
+                            "[--nodes N] [--seed S] | --list\n");
             return 2;
         }
     }
@@ -1208,6 +1360,8 @@ int main(int argc, char **argv)
             printf("%-10s seed %llu (hash %016llx): %s%s\n", sc->name,
                    (unsigned long long)(seed ? seed : first), (unsigned long long)out.hash,
                    out.failures ? "FAILED: " : "ok", out.why);
+            if (o.json)
+                print_run_json(sc->name, seed ? seed : first, &out);
             failed += out.failures != 0;
         } else {
             printf("%-10s %llu seeds from %llu, %d nodes\n", sc->name, (unsigned long long)seeds,
