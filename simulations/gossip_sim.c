@@ -38,8 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "actors/exec.h"
 #include "actors/sim.h"
@@ -121,13 +121,18 @@ static uint64_t now(world_t *w)
     return mesh_sim_now(w->sim) - w->t0;
 }
 
-/* The process's peak RSS so far (KiB) and a wall clock: the simulator's own costs, never a
- * decision of the simulation. */
-static long peak_rss_kib(void)
+/* The process's resident memory now (KiB; getrusage's peak is updated lazily by the kernel)
+ * and a wall clock: the simulator's own costs, never a decision of the simulation. */
+static long rss_now_kib(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static double wall_now(void)
@@ -1030,6 +1035,7 @@ static const scenario_t scenarios[] = {
 /* What the report's worlds added up: simulated node-seconds, and whether one failed to join. */
 static double report_node_s;
 static int report_failures;
+static long report_rss_kib; /* the largest resident size at the end of a world */
 
 static world_t *report_world(uint64_t seed, int n)
 {
@@ -1056,6 +1062,9 @@ static void report_free(world_t *w)
 {
     report_node_s += (double)w->n * (double)now(w) / 1e9;
     report_failures += w->out->failures != 0;
+    long rss = rss_now_kib();
+    if (rss > report_rss_kib)
+        report_rss_kib = rss;
     mesh_exec_free(w->sim);
     free(w);
 }
@@ -1111,7 +1120,7 @@ static int report(uint64_t seed, int n)
     uint64_t first[KILLS], all[KILLS];
     int k_done = 0;
     double wall0 = wall_now();
-    long rss0 = peak_rss_kib();
+    long rss0 = rss_now_kib();
     world_t *w = report_world(seed, n);
     const gsp_swim_cfg_t prof = w->prof;
     for (int k = 0; k < KILLS; k++) {
@@ -1151,7 +1160,7 @@ static int report(uint64_t seed, int n)
         susp[l] = after.suspicions - before.suspicions;
         report_free(w);
     }
-    double wall = wall_now() - wall0, rss_node = (double)(peak_rss_kib() - rss0) / n;
+    double wall = wall_now() - wall0, rss_node = (double)(report_rss_kib - rss0) / n;
     double period = (double)prof.probe_interval_ns / 1e9, e = 2.718281828;
     double log2n = 0;
     for (int x = n; x > 1; x /= 2)
@@ -1218,7 +1227,7 @@ typedef struct sweep_ud {
 typedef struct run_metrics {
     int nodes;
     double virtual_s, wall_s;
-    long rss_kib; /* peak RSS growth of the process during the run */
+    long rss_kib; /* growth of the process's resident memory from before the world to its end */
     uint64_t detect, heal;
     gsp_swim_stats_t swim; /* summed over the nodes running at the end */
     mesh_simnet_stats_t net;
@@ -1231,7 +1240,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     (void)tally;
     sweep_ud_t *su = ud;
     double wall0 = wall_now();
-    long rss0 = peak_rss_kib();
+    long rss0 = rss_now_kib();
     world_t *w = calloc(1, sizeof *w);
     if (!w)
         abort();
@@ -1257,7 +1266,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     m->heal = w->m_heal;
     m->swim = stats_sum(w);
     mesh_simnet_stats(w->net, &m->net);
-    m->rss_kib = peak_rss_kib() - rss0;
+    m->rss_kib = rss_now_kib() - rss0;
     mesh_exec_free(w->sim);
     free(w);
     m->wall_s = wall_now() - wall0;
