@@ -29,9 +29,11 @@
  *              alive again everywhere within the bound from the timers
  *
  *   gossip_sim --scenario NAME|all [--seed N | --seeds COUNT [--first-seed S]] [--nodes N]
- *              [--verbose]
+ *              [--verbose] [--json]   --json: after a single seed's line, a JSON line of what
+ *              it measured (outcome, detection and heal times, bytes, counters, speed, memory)
  *   gossip_sim --report [--nodes N] [--seed S]   detection, false positives at 0/5/10/20 %
- *              loss, dissemination rounds and bytes, as a table and a JSON line
+ *              loss, dissemination rounds, bytes, speed and memory, as a table and a JSON line
+ *   gossip_sim --list                            the scenario names (simulations/sweep)
  */
 #include <jansson.h>
 #include <stdarg.h>
