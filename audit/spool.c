@@ -86,6 +86,13 @@ struct audit_spool {
 
     audit_spool_issue_t *issues;
     size_t nissue, capissue;
+
+    seg_t *zombies; /* segments to delete whose unlink failed: retried, still counted */
+    size_t nzombie, capzombie;
+    uint64_t zombie_at; /* when to retry them (NONE: none) */
+    size_t nkept;       /* segments left unread at open (read errors): kept, counted */
+    uint64_t now;       /* the latest time a call brought */
+    int read_failures;  /* consecutive failed reads at the cursor */
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -259,6 +266,11 @@ static ptrdiff_t find_seg(const audit_spool_t *sp, uint64_t no)
     return lo < sp->nseg && sp->segs[lo].no == no ? (ptrdiff_t)lo : -1;
 }
 
+static void count_segments(audit_spool_t *sp)
+{
+    sp->st.segments = sp->nseg + sp->nzombie + sp->nkept;
+}
+
 static int push_seg(audit_spool_t *sp, const seg_t *s)
 {
     if (sp->nseg == sp->capseg) {
@@ -270,7 +282,7 @@ static int push_seg(audit_spool_t *sp, const seg_t *s)
         sp->capseg = ncap;
     }
     sp->segs[sp->nseg++] = *s;
-    sp->st.segments = sp->nseg;
+    count_segments(sp);
     return 0;
 }
 
@@ -290,13 +302,12 @@ static int seg_open(audit_spool_t *sp, seg_t *s)
     return 0;
 }
 
-/* Closes a segment's handle once nothing needs it: not being written, no sync in flight or
- * due, not under the cursor. */
+/* Closes a segment's handle once nothing needs it: not being written, no sync in flight, not
+ * under the cursor. (A sync still due opens it again: fsync covers what any handle wrote.) So
+ * at most three are open: the active segment, the cursor's and the one being synced. */
 static void seg_maybe_close(audit_spool_t *sp, seg_t *s)
 {
     if (s->fh < 0 || is_active(sp, s) || s->sync_inflight)
-        return;
-    if (s->synced < s->written && !s->sync_failed)
         return;
     if (sp->cur_ok && sp->cur_no == s->no)
         return;
@@ -304,17 +315,63 @@ static void seg_maybe_close(audit_spool_t *sp, seg_t *s)
     s->fh = -1;
 }
 
+/* Retries the unlinks that failed before. */
+static void retry_zombies(audit_spool_t *sp)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < sp->nzombie; i++) {
+        char name[AUDIT_SPOOL_NAME_LEN + 1];
+        audit_spool_segment_name(sp->zombies[i].no, name);
+        int rc = sp->fs.ops->unlink(sp->fs.ctx, name);
+        if (rc == 0 || rc == -ENOENT) {
+            sp->st.bytes -= sp->zombies[i].size;
+            sp->dir_dirty = 1;
+        } else {
+            sp->zombies[k++] = sp->zombies[i];
+        }
+    }
+    sp->nzombie = k;
+    sp->zombie_at = k ? sp->now + 1000 : NONE;
+    count_segments(sp);
+}
+
+/* Unlinks segment no (size bytes, counted in st.bytes); when that fails it stays counted and
+ * is retried at the next deletion or rotation. */
+static void unlink_or_keep(audit_spool_t *sp, uint64_t no, uint64_t size)
+{
+    char name[AUDIT_SPOOL_NAME_LEN + 1];
+    audit_spool_segment_name(no, name);
+    sp->dir_dirty = 1;
+    int rc = sp->fs.ops->unlink(sp->fs.ctx, name);
+    if (rc == 0 || rc == -ENOENT) {
+        sp->st.bytes -= size;
+        if (sp->nzombie)
+            retry_zombies(sp);
+        return;
+    }
+    sp->st.io_errors++;
+    mesh_warn("audit", "spool: cannot delete a segment (retried later): %s", fs_error(sp));
+    if (sp->nzombie == sp->capzombie) {
+        size_t ncap = sp->capzombie ? sp->capzombie * 2 : 8;
+        seg_t *n = realloc(sp->zombies, ncap * sizeof(*n));
+        if (!n) {
+            sp->st.bytes -= size; /* forgotten: replayed (at least once) after a restart */
+            return;
+        }
+        sp->zombies = n;
+        sp->capzombie = ncap;
+    }
+    sp->zombies[sp->nzombie++] = (seg_t){.no = no, .size = size, .fh = -1};
+    if (sp->zombie_at == NONE)
+        sp->zombie_at = sp->now + 1000;
+    count_segments(sp);
+}
+
 /* Deletes the front segment (it is not active). */
 static void remove_front(audit_spool_t *sp)
 {
     seg_t *s = &sp->segs[0];
-    char name[AUDIT_SPOOL_NAME_LEN + 1];
-    audit_spool_segment_name(s->no, name);
-    int rc = sp->fs.ops->unlink(sp->fs.ctx, name);
-    if (rc < 0) {
-        sp->st.io_errors++;
-        mesh_warn("audit", "spool: cannot delete segment: %s", fs_error(sp));
-    }
+    uint64_t no = s->no, size = s->size;
     /* A sync in flight keeps the handle; audit_spool_synced closes it. */
     if (s->fh >= 0 && !s->sync_inflight)
         sp->fs.ops->close(sp->fs.ctx, s->fh);
@@ -322,13 +379,12 @@ static void remove_front(audit_spool_t *sp)
         sp->rseg = 0;
     if (sp->cur_ok && sp->cur_no == s->no)
         sp->cur_ok = 0;
-    sp->st.bytes -= s->size;
     memmove(sp->segs, sp->segs + 1, (sp->nseg - 1) * sizeof(*sp->segs));
     sp->nseg--;
     if (sp->cur_idx)
         sp->cur_idx--;
-    sp->st.segments = sp->nseg;
-    sp->dir_dirty = 1;
+    count_segments(sp);
+    unlink_or_keep(sp, no, size);
 }
 
 /* ---- settling: acknowledged, dropped or lost ----------------------------------------------- */
@@ -547,17 +603,6 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void unlink_name(audit_spool_t *sp, uint64_t no)
-{
-    char name[AUDIT_SPOOL_NAME_LEN + 1];
-    audit_spool_segment_name(no, name);
-    if (sp->fs.ops->unlink(sp->fs.ctx, name) < 0) {
-        sp->st.io_errors++;
-        mesh_warn("audit", "spool: cannot delete segment: %s", fs_error(sp));
-    }
-    sp->dir_dirty = 1;
-}
-
 static void header_encode(uint8_t *h, uint64_t no)
 {
     memset(h, 0, AUDIT_SPOOL_SEG_HDR);
@@ -575,8 +620,32 @@ static int header_ok(const uint8_t *h, uint64_t no)
            get32(h + 28) == mesh_crc32c(h, 28);
 }
 
+/* A segment that cannot be read at open stays on disk untouched, counted, for a later start. */
+static void keep_unread(audit_spool_t *sp, uint64_t no, uint64_t size, uint64_t off)
+{
+    sp->st.io_errors++;
+    add_issue(sp, no, off, 0, AUDIT_SPOOL_IO, 1, 0);
+    sp->nkept++;
+    sp->st.unreadable++;
+    sp->st.bytes += size;
+    count_segments(sp);
+}
+
+/* read_frame, retried when the read itself fails. */
+static int read_frame_retry(audit_spool_t *sp, uint64_t no, int fh, uint64_t off, uint64_t limit,
+                            const uint8_t **data, uint32_t *len, audit_spool_issue_kind_t *kind)
+{
+    for (int i = 0;; i++) {
+        if (read_frame(sp, no, fh, off, limit, data, len, kind) == 0)
+            return 0;
+        if (*kind != AUDIT_SPOOL_IO || i + 1 >= AUDIT_SPOOL_READ_ATTEMPTS)
+            return -1;
+    }
+}
+
 /* Replays segment no: checks every frame, cuts a bad tail (truncating the last segment), and
- * queues its records. A segment without a valid record is deleted. */
+ * queues its records. A segment without a valid record is deleted; one that cannot be read is
+ * kept for a later start (its records are not lost, only later). */
 static int replay_segment(audit_spool_t *sp, uint64_t no, int last)
 {
     char name[AUDIT_SPOOL_NAME_LEN + 1];
@@ -584,56 +653,57 @@ static int replay_segment(audit_spool_t *sp, uint64_t no, int last)
     int fh = -1;
     uint64_t size = 0;
     if (sp->fs.ops->open(sp->fs.ctx, name, &fh, &size) < 0) {
-        /* Not ours to delete: it may be readable later (permissions). */
-        sp->st.io_errors++;
-        add_issue(sp, no, 0, 0, AUDIT_SPOOL_IO, 1, 0);
+        keep_unread(sp, no, 0, 0);
         return 0;
     }
     audit_spool_issue_kind_t kind = AUDIT_SPOOL_HEADER;
-    const uint8_t *h = size >= AUDIT_SPOOL_SEG_HDR
-                           ? rb_get(sp, no, fh, 0, AUDIT_SPOOL_SEG_HDR, size, &kind)
-                           : NULL;
+    const uint8_t *h = NULL;
+    for (int i = 0; size >= AUDIT_SPOOL_SEG_HDR && !h && i < AUDIT_SPOOL_READ_ATTEMPTS; i++)
+        h = rb_get(sp, no, fh, 0, AUDIT_SPOOL_SEG_HDR, size, &kind);
     if (!h && kind == AUDIT_SPOOL_IO) {
-        /* Unreadable is not corrupt: keep the file for a later start. */
-        add_issue(sp, no, 0, 0, AUDIT_SPOOL_IO, 1, 0);
         sp->fs.ops->close(sp->fs.ctx, fh);
+        keep_unread(sp, no, size, 0);
         return 0;
     }
     if (!h || !header_ok(h, no)) {
         add_issue(sp, no, 0, size, AUDIT_SPOOL_HEADER, 1, 0);
         sp->fs.ops->close(sp->fs.ctx, fh);
         sp->rseg = 0;
-        unlink_name(sp, no);
+        sp->st.bytes += size;
+        unlink_or_keep(sp, no, size);
         return 0;
     }
     uint64_t off = AUDIT_SPOOL_SEG_HDR, count = 0;
     while (off < size) {
         const uint8_t *data;
         uint32_t len;
-        if (read_frame(sp, no, fh, off, size, &data, &len, &kind) < 0) {
-            int cut = 0;
-            /* A read error is not a torn tail: stop there, cut nothing. */
-            if (last && kind != AUDIT_SPOOL_IO) {
-                if (sp->fs.ops->truncate(sp->fs.ctx, fh, off) == 0)
-                    cut = 1;
-                else
-                    sp->st.io_errors++;
-            }
-            add_issue(sp, no, off, size - off, kind, 1, cut);
-            if (cut) {
-                size = off;
-                if (sp->rseg == no && sp->roff + sp->rlen > off)
-                    sp->rseg = 0;
-            }
-            break;
+        if (read_frame_retry(sp, no, fh, off, size, &data, &len, &kind) == 0) {
+            off += AUDIT_SPOOL_FRAME_HDR + len;
+            count++;
+            continue;
         }
-        off += AUDIT_SPOOL_FRAME_HDR + len;
-        count++;
+        if (kind == AUDIT_SPOOL_IO) {
+            sp->fs.ops->close(sp->fs.ctx, fh);
+            sp->rseg = 0;
+            keep_unread(sp, no, size, off);
+            return 0;
+        }
+        int cut = last && sp->fs.ops->truncate(sp->fs.ctx, fh, off) == 0;
+        if (last && !cut)
+            sp->st.io_errors++;
+        add_issue(sp, no, off, size - off, kind, 1, cut);
+        if (cut) {
+            size = off;
+            if (sp->rseg == no && sp->roff + sp->rlen > off)
+                sp->rseg = 0;
+        }
+        break;
     }
     sp->fs.ops->close(sp->fs.ctx, fh);
     if (!count) {
         sp->rseg = 0;
-        unlink_name(sp, no);
+        sp->st.bytes += size;
+        unlink_or_keep(sp, no, size);
         return 0;
     }
     seg_t s = {
@@ -661,7 +731,6 @@ static int replay_segment(audit_spool_t *sp, uint64_t no, int last)
 audit_spool_t *audit_spool_open(const audit_spool_cfg_t *cfg_in, const audit_spool_fs_t *fs,
                                 uint64_t now_ms, char *err, size_t errlen)
 {
-    (void)now_ms;
     audit_spool_cfg_t cfg;
     audit_spool_cfg_default(&cfg);
     if (cfg_in) {
@@ -721,6 +790,8 @@ audit_spool_t *audit_spool_open(const audit_spool_cfg_t *cfg_in, const audit_spo
     sp->floor = sp->hi = 1;
     sp->cur_seq = 1;
     sp->flush_at = NONE;
+    sp->zombie_at = NONE;
+    sp->now = now_ms;
     sp->dir_dirty = 1;
 
     listing_t l = {0};
@@ -769,6 +840,7 @@ void audit_spool_close(audit_spool_t *sp)
     free(sp->rbuf);
     free(sp->bits);
     free(sp->issues);
+    free(sp->zombies);
     free(sp);
 }
 
@@ -868,6 +940,8 @@ static int rotate(audit_spool_t *sp, uint64_t now)
         return -1;
     }
     sp->next_no = no + 1;
+    if (sp->nzombie)
+        retry_zombies(sp);
     /* Seal the previous segment: its batch is written; it keeps its handle until its last sync
      * and the cursor are done with it. */
     if (sp->active && sp->nseg >= 2) {
@@ -926,6 +1000,7 @@ static int wbuf_room(audit_spool_t *sp, size_t frame, uint64_t now)
 audit_spool_result_t audit_spool_append(audit_spool_t *sp, const void *data, size_t len,
                                         uint64_t now, uint64_t *seq)
 {
+    sp->now = now;
     if (len == 0 || len > sp->cfg.max_record) {
         sp->st.dropped_size++;
         return AUDIT_SPOOL_DROPPED_SIZE;
@@ -982,13 +1057,15 @@ audit_spool_result_t audit_spool_append(audit_spool_t *sp, const void *data, siz
 uint64_t audit_spool_deadline(const audit_spool_t *sp)
 {
     const seg_t *a = sp->active && sp->nseg ? &sp->segs[sp->nseg - 1] : NULL;
-    if (!a || a->written >= a->end)
-        return UINT64_MAX;
-    return sp->flush_at;
+    uint64_t t = !a || a->written >= a->end ? NONE : sp->flush_at;
+    return sp->zombie_at < t ? sp->zombie_at : t;
 }
 
 void audit_spool_tick(audit_spool_t *sp, uint64_t now)
 {
+    sp->now = now;
+    if (sp->nzombie && now >= sp->zombie_at)
+        retry_zombies(sp);
     if (sp->flush_at != NONE && now >= sp->flush_at)
         write_batch(sp, now);
 }
@@ -1038,7 +1115,7 @@ int audit_spool_sync_run(const audit_spool_t *sp, const audit_spool_sync_t *req)
 
 void audit_spool_synced(audit_spool_t *sp, const audit_spool_sync_t *req, int rc, uint64_t now)
 {
-    (void)now;
+    sp->now = now;
     sp->sync_inflight = 0;
     ptrdiff_t i = find_seg(sp, req->segment);
     if (i < 0) {
@@ -1189,11 +1266,17 @@ int audit_spool_next(audit_spool_t *sp, audit_spool_rec_t *rec)
             audit_spool_issue_kind_t kind = AUDIT_SPOOL_IO;
             if (seg_open(sp, s) < 0 ||
                 read_frame(sp, s->no, s->fh, sp->cur_off, s->written, &data, &len, &kind) < 0) {
-                if (kind == AUDIT_SPOOL_IO && s->fh < 0)
-                    mesh_warn("audit", "spool: cannot open a segment to read it: %s", fs_error(sp));
+                /* An I/O error may pass: try again at the next calls before giving up the
+                 * rest of the segment. */
+                if (kind == AUDIT_SPOOL_IO && ++sp->read_failures < AUDIT_SPOOL_READ_ATTEMPTS) {
+                    mesh_warn("audit", "spool: read-back failed (retried): %s", fs_error(sp));
+                    return 0;
+                }
+                sp->read_failures = 0;
                 lose_rest(sp, s, kind);
                 continue;
             }
+            sp->read_failures = 0;
         }
         uint64_t seq = sp->cur_seq++;
         sp->cur_off += AUDIT_SPOOL_FRAME_HDR + len;
@@ -1214,6 +1297,11 @@ void audit_spool_rewind(audit_spool_t *sp, uint64_t seq)
     if (seq >= max64(sp->cur_seq, sp->skip_to))
         return;
     seek(sp, seq);
+}
+
+uint64_t audit_spool_settled_below(const audit_spool_t *sp)
+{
+    return sp->floor;
 }
 
 const audit_spool_stats_t *audit_spool_stats(const audit_spool_t *sp)

@@ -68,6 +68,8 @@
 #define AUDIT_SPOOL_FRAME_HDR 8u
 /** No record is longer (a longer length field is corruption). */
 #define AUDIT_SPOOL_RECORD_MAX (64u * 1024u * 1024u)
+/** Consecutive failed reads at one place before the rest of its segment is given up. */
+#define AUDIT_SPOOL_READ_ATTEMPTS 3
 /** A segment file name: 20 decimal digits and this suffix. */
 #define AUDIT_SPOOL_SUFFIX   ".spool"
 #define AUDIT_SPOOL_NAME_LEN 26
@@ -184,6 +186,7 @@ typedef struct audit_spool_stats {
     uint64_t lost_corrupt;   /* records unreadable at read-back (the rest of a segment) */
     uint64_t unsynced;       /* records in a segment whose sync failed: never durable */
     uint64_t corrupt_bytes;  /* bytes cut or skipped (at open and at read-back) */
+    uint64_t unreadable;     /* segments left unread at open (read errors): kept for later */
     uint64_t issues;         /* entries of audit_spool_issues() */
     uint64_t writes;         /* write calls (batches) */
     uint64_t bytes_written;  /* bytes written to segment files */
@@ -255,7 +258,10 @@ int audit_spool_sync_run(const audit_spool_t *sp, const audit_spool_sync_t *req)
 /** The sync req finished with rc (0 or -errno). */
 void audit_spool_synced(audit_spool_t *sp, const audit_spool_sync_t *req, int rc, uint64_t now_ms);
 
-/** The next record to send, in order: 1 and *rec set, or 0 when none is left. */
+/** The next record to send, in order: 1 and *rec set, or 0 when none is left for now. A
+ *  record that cannot be read back (corrupt since it was written, or unreadable) ends what is
+ *  read of its segment: reported as an issue, its records counted in lost_corrupt; a read
+ *  error is first retried at the next AUDIT_SPOOL_READ_ATTEMPTS - 1 calls (0 meanwhile). */
 int audit_spool_next(audit_spool_t *sp, audit_spool_rec_t *rec);
 
 /** Kafka acknowledged record seq (any order; unknown or repeated acknowledgements are
@@ -265,6 +271,9 @@ void audit_spool_ack(audit_spool_t *sp, uint64_t seq);
 /** Delivery of seq failed: audit_spool_next hands out again, in order, every record from seq
  *  on that is not acknowledged. */
 void audit_spool_rewind(audit_spool_t *sp, uint64_t seq);
+
+/** Every record below this sequence number is settled: acknowledged, dropped or lost. */
+uint64_t audit_spool_settled_below(const audit_spool_t *sp);
 
 /** The counters. */
 const audit_spool_stats_t *audit_spool_stats(const audit_spool_t *sp);
