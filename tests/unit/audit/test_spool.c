@@ -728,6 +728,124 @@ static void t_power_loss(void)
     rig_free(&r);
 }
 
+/* A segment whose unlink fails stays counted (the bound still sees it) and is deleted later. */
+static void t_unlink_retry(void)
+{
+    rig_t r;
+    rig_init(&r, NULL);
+    rig_open(&r);
+    uint64_t seqs[300];
+    for (uint64_t id = 1; id <= 300; id++)
+        CHECK_EQ(rig_append(&r, id, NULL), AUDIT_SPOOL_OK);
+    rig_settle(&r);
+    CHECK_EQ(rig_next_all(&r, NULL, seqs, 300), 300);
+    size_t nseg = nsegments(&r);
+    CHECK(nseg >= 3);
+    sim_fs_fail_next(r.fs, SIM_FS_UNLINK, EIO, 100);
+    for (int i = 0; i < 300; i++)
+        audit_spool_ack(r.sp, seqs[i]);
+    /* The unlinks failed: the files are still there and still counted. */
+    uint64_t bytes;
+    CHECK_EQ(nsegments(&r), nseg);
+    sim_fs_count(r.fs, AUDIT_SPOOL_SUFFIX, &bytes);
+    CHECK_EQ(audit_spool_stats(r.sp)->segments, nseg);
+    CHECK_EQ(audit_spool_stats(r.sp)->bytes, bytes);
+    CHECK(audit_spool_stats(r.sp)->io_errors >= nseg - 1);
+    sim_fs_fail_next(r.fs, SIM_FS_UNLINK, 0, 0);
+    uint64_t d = audit_spool_deadline(r.sp);
+    CHECK(d != UINT64_MAX);
+    r.now = d;
+    audit_spool_tick(r.sp, r.now);
+    CHECK_EQ(nsegments(&r), 1);
+    CHECK_EQ(audit_spool_stats(r.sp)->segments, 1);
+    CHECK_EQ(audit_spool_deadline(r.sp), UINT64_MAX);
+    rig_free(&r);
+}
+
+/* A read error at read-back is retried; a lasting one gives up the rest of that segment
+ * (counted), never hands out a wrong record, and goes on with the next segment. */
+static void t_read_error(void)
+{
+    rig_t r;
+    rig_init(&r, NULL);
+    rig_open(&r);
+    for (uint64_t id = 1; id <= 300; id++)
+        CHECK_EQ(rig_append(&r, id, NULL), AUDIT_SPOOL_OK);
+    rig_settle(&r);
+    audit_spool_close(r.sp);
+    rig_open(&r); /* everything is read back from the files now */
+    uint64_t ids[400];
+    CHECK_EQ(rig_next_all(&r, ids, NULL, 5), 5);
+    audit_spool_rec_t rec;
+    /* A passing error: one call says "nothing now", the next goes on. */
+    uint64_t reads = sim_fs_stats(r.fs)->reads;
+    size_t n = 5;
+    for (int i = 0; i < 2000 && sim_fs_stats(r.fs)->reads == reads; i++) {
+        CHECK(audit_spool_next(r.sp, &rec));
+        CHECK_EQ(rec_check(rec.data, rec.len, SPAN), ++n);
+    }
+    sim_fs_fail_next(r.fs, SIM_FS_READ, EIO, 1);
+    while (n < 300) {
+        if (!audit_spool_next(r.sp, &rec)) {
+            CHECK_EQ(audit_spool_stats(r.sp)->io_errors, 1);
+            continue;
+        }
+        CHECK_EQ(rec_check(rec.data, rec.len, SPAN), ++n);
+    }
+    CHECK_EQ(audit_spool_stats(r.sp)->lost_corrupt, 0);
+    /* A lasting error: rewind to the start, every read fails. */
+    audit_spool_rewind(r.sp, 1);
+    sim_fs_fail_next(r.fs, SIM_FS_READ, EIO, AUDIT_SPOOL_READ_ATTEMPTS);
+    for (int i = 0; i + 1 < AUDIT_SPOOL_READ_ATTEMPTS; i++)
+        CHECK(!audit_spool_next(r.sp, &rec));
+    CHECK(audit_spool_next(r.sp, &rec)); /* the first segment given up, the second read */
+    const audit_spool_stats_t *st = audit_spool_stats(r.sp);
+    CHECK(st->lost_corrupt > 50);
+    CHECK_EQ(rec.seq, st->lost_corrupt + 1);
+    CHECK_EQ(rec_check(rec.data, rec.len, SPAN), rec.seq);
+    size_t ni = 0;
+    const audit_spool_issue_t *is = audit_spool_issues(r.sp, &ni);
+    CHECK_EQ(ni, 1);
+    CHECK_EQ(is[0].kind, AUDIT_SPOOL_IO);
+    CHECK(!is[0].at_open);
+    /* Rewinding over the lost part does not report it again. */
+    audit_spool_rewind(r.sp, 1);
+    CHECK(audit_spool_next(r.sp, &rec));
+    CHECK_EQ(rec.seq, st->lost_corrupt + 1);
+    audit_spool_issues(r.sp, &ni);
+    CHECK_EQ(ni, 1);
+    rig_free(&r);
+}
+
+/* A killed process keeps the page cache: what was written but not synced comes back, and the
+ * new run syncs it before calling it durable. */
+static void t_process_kill(void)
+{
+    rig_t r;
+    rig_init(&r, NULL);
+    rig_open(&r);
+    for (uint64_t id = 1; id <= 50; id++)
+        CHECK_EQ(rig_append(&r, id, NULL), AUDIT_SPOOL_OK);
+    audit_spool_flush(r.sp, r.now); /* written, never synced */
+    audit_spool_close(r.sp);
+    sim_fs_crash(r.fs, 0);
+    rig_open(&r);
+    CHECK_EQ(audit_spool_stats(r.sp)->replayed, 50);
+    CHECK_EQ(audit_spool_stats(r.sp)->durable, 0);
+    audit_spool_sync_t req;
+    CHECK(audit_spool_take_sync(r.sp, &req));
+    CHECK_EQ(req.from_seq, 1);
+    CHECK_EQ(req.upto_seq, 51);
+    CHECK(req.dir);
+    audit_spool_synced(r.sp, &req, audit_spool_sync_run(r.sp, &req), r.now);
+    CHECK_EQ(audit_spool_stats(r.sp)->durable, 50);
+    audit_spool_close(r.sp);
+    sim_fs_crash(r.fs, 1); /* now a power loss keeps them */
+    rig_open(&r);
+    CHECK_EQ(audit_spool_stats(r.sp)->replayed, 50);
+    rig_free(&r);
+}
+
 static void t_names_and_config(void)
 {
     uint64_t no = 0;
@@ -782,6 +900,9 @@ int main(void)
     RUN(t_create_error);
     RUN(t_read_back);
     RUN(t_power_loss);
+    RUN(t_unlink_retry);
+    RUN(t_read_error);
+    RUN(t_process_kill);
     RUN(t_names_and_config);
     return 0;
 }
