@@ -214,14 +214,22 @@ static void add_issue(audit_spool_t *sp, uint64_t no, uint64_t off, uint64_t byt
         [AUDIT_SPOOL_ZERO] = "a zero length (blocks never written)",
         [AUDIT_SPOOL_LENGTH] = "an impossible length",
         [AUDIT_SPOOL_CRC] = "a CRC mismatch",
-        [AUDIT_SPOOL_HEADER] = "a bad segment header; the segment is deleted",
+        [AUDIT_SPOOL_HEADER] = "a bad segment header",
         [AUDIT_SPOOL_IO] = "unreadable",
     };
-    mesh_warn("audit", "spool: segment %s, byte %" PRIu64 ": %s%s%s; %" PRIu64 " bytes %s %s", name,
-              off, why[kind], kind == AUDIT_SPOOL_IO ? ": " : "",
-              kind == AUDIT_SPOOL_IO ? fs_error(sp) : "", bytes,
-              truncated ? "truncated" : "skipped, never replayed",
-              at_open ? "at replay" : "at read-back");
+    const char *what;
+    if (kind == AUDIT_SPOOL_HEADER)
+        what = "the segment is deleted";
+    else if (kind == AUDIT_SPOOL_IO && at_open)
+        what = "the segment is left as it is for a later start";
+    else if (truncated)
+        what = "truncated, never replayed";
+    else
+        what = at_open ? "skipped, never replayed" : "skipped, its records lost";
+    mesh_warn("audit", "spool: segment %s, byte %" PRIu64 " (%s): %s%s%s; %" PRIu64 " bytes %s",
+              name, off, at_open ? "replay" : "read-back", why[kind],
+              kind == AUDIT_SPOOL_IO ? ": " : "", kind == AUDIT_SPOOL_IO ? fs_error(sp) : "", bytes,
+              what);
     if (sp->nissue == sp->capissue) {
         size_t ncap = sp->capissue ? sp->capissue * 2 : 8;
         audit_spool_issue_t *n = realloc(sp->issues, ncap * sizeof(*n));

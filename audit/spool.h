@@ -43,8 +43,14 @@
  * incomplete frame, a zero or impossible length, a CRC mismatch) ends what is read of that
  * segment: the last segment is truncated there, and every cut is reported
  * (audit_spool_issues(), and a warning in the log). A segment whose header is bad is reported
- * and deleted. Sequence numbers are given afresh at every open (1, 2, ... over the replayed
- * records, then the appended ones); they mean something only within one open spool.
+ * and deleted; one that cannot be read is kept, untouched, for a later start. Sequence numbers
+ * are given afresh at every open (1, 2, ... over the replayed records, then the appended ones);
+ * they mean something only within one open spool.
+ *
+ * Disk errors: a failed write keeps the batch and retries it at the same offset after a backoff
+ * (appends are dropped, counted, once max_buffer is full); a failed sync is never retried on
+ * that file (the kernel may have dropped the pages): its records are never called durable and
+ * new records go to a new segment; a failed unlink stays counted and is retried.
  *
  * Size bound: records, headers and garbage on disk plus the batch buffer never exceed
  * max_bytes because of an append. When an append does not fit, the policy applies: drop the new
