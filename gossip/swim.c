@@ -25,9 +25,12 @@
 #define MS 1000000ull
 #define S  (1000 * MS)
 
-#define RELAY_MAX        64 /* PING_REQs we are serving at once */
-#define CONFIRM_MAX      8  /* independent suspicion confirmations remembered */
-#define STREAMS_MAX      64 /* stream exchanges in flight */
+#define RELAY_MAX        64  /* PING_REQs we are serving at once */
+#define CONFIRM_MAX      8   /* independent suspicion confirmations remembered */
+#define QLISTS           65  /* queue lists: one per transmit count (the limit is at most 64) */
+#define MISFITS_MAX      16  /* updates tried in a row that did not fit: the datagram is full */
+#define MOVED_MAX        256 /* updates one datagram can carry, at most */
+#define STREAMS_MAX      64  /* stream exchanges in flight */
 #define JOIN_BACKOFF0    (1 * S)
 #define JOIN_BACKOFF_MAX (30 * S)
 /* Members dead for less than RECONNECT_RECENT_NS are retried every RECONNECT_FAST_NS: a
@@ -58,19 +61,26 @@ typedef struct member {
     size_t idx; /* in s->ms */
     int self;
     int fetching; /* a WANT for its metadata is in flight */
-    size_t qi;    /* its update's place in s->q plus one (0: none queued) */
+    uint32_t qi;  /* its queued update's slot in s->q plus one (0: none queued) */
     /* suspicion (state SUSPECT) */
     uint64_t susp_start, susp_deadline, susp_min, susp_max;
     uint32_t susp_k, susp_n;
     uint64_t confirmers[CONFIRM_MAX];
 } member_t;
 
+/* A slot of the member table. */
+typedef struct slot {
+    uint64_t hash;
+    member_t *m; /* NULL: empty */
+} slot_t;
+
+/* A queued update about a member, in the list of its transmit count (see piggyback). */
 typedef struct bcast {
-    char node[GSP_NAME_MAX + 1];
-    uint32_t transmits;
-    uint64_t id; /* newer entries have larger ids */
+    member_t *m;
     uint8_t *msg;
-    size_t len;
+    uint32_t len;
+    uint32_t transmits;
+    uint32_t prev, next; /* neighbours in its list, as slot + 1 (0: none); next: free list */
 } bcast_t;
 
 typedef struct relay {
@@ -95,7 +105,7 @@ struct gsp_swim {
 
     member_t **ms; /* every member, self included */
     size_t n, cap;
-    member_t **tab; /* open addressing by name hash */
+    slot_t *tab; /* open addressing by name hash */
     size_t tab_cap;
     size_t live; /* alive or suspect, self included */
 
@@ -104,10 +114,11 @@ struct gsp_swim {
     member_t **scratch; /* for random picks */
     size_t scratch_cap;
 
-    bcast_t *q;
-    size_t qn, qcap;
-    uint64_t qid;
-    size_t *qsort_idx;
+    bcast_t *q;     /* slots; the queue is one list per transmit count, newest first */
+    size_t qn;      /* queued updates */
+    size_t qcap;    /* slots */
+    uint32_t qfree; /* free slots, linked through next (slot + 1; 0: none) */
+    uint32_t qhead[QLISTS], qtail[QLISTS];
 
     member_t **suspects;
     size_t n_susp, susp_cap;
@@ -282,11 +293,12 @@ static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
         return NULL;
     uint64_t h = hash_bytes(name, len);
     for (size_t i = h & (s->tab_cap - 1);; i = (i + 1) & (s->tab_cap - 1)) {
-        member_t *m = s->tab[i];
-        if (!m)
+        const slot_t *t = &s->tab[i];
+        if (!t->m)
             return NULL;
-        if (m->name_hash == h && strlen(m->name) == len && !memcmp(m->name, name, len))
-            return m;
+        /* the hash sits in the slot: a probe touches the member only when it likely matches */
+        if (t->hash == h && strlen(t->m->name) == len && !memcmp(t->m->name, name, len))
+            return t->m;
     }
 }
 
@@ -295,12 +307,12 @@ static member_t *find_str(const gsp_swim_t *s, gsp_str_t n)
     return find(s, n.p ? n.p : "", n.n);
 }
 
-static void tab_put(member_t **tab, size_t cap, member_t *m)
+static void tab_put(slot_t *tab, size_t cap, member_t *m)
 {
     size_t i = m->name_hash & (cap - 1);
-    while (tab[i])
+    while (tab[i].m)
         i = (i + 1) & (cap - 1);
-    tab[i] = m;
+    tab[i] = (slot_t){m->name_hash, m};
 }
 
 static int tab_grow(gsp_swim_t *s)
@@ -308,7 +320,7 @@ static int tab_grow(gsp_swim_t *s)
     if ((s->n + 1) * 2 <= s->tab_cap)
         return 0;
     size_t cap = s->tab_cap ? s->tab_cap * 2 : 64;
-    member_t **t = calloc(cap, sizeof *t);
+    slot_t *t = calloc(cap, sizeof *t);
     if (!t)
         return -1;
     for (size_t i = 0; i < s->n; i++)
@@ -323,17 +335,17 @@ static int tab_grow(gsp_swim_t *s)
 static void tab_del(gsp_swim_t *s, member_t *m)
 {
     size_t mask = s->tab_cap - 1, i = m->name_hash & mask;
-    while (s->tab[i] != m)
+    while (s->tab[i].m != m)
         i = (i + 1) & mask;
-    for (size_t j = (i + 1) & mask; s->tab[j]; j = (j + 1) & mask) {
-        size_t home = s->tab[j]->name_hash & mask;
+    for (size_t j = (i + 1) & mask; s->tab[j].m; j = (j + 1) & mask) {
+        size_t home = s->tab[j].hash & mask;
         /* move j into the hole at i when its home is not in (i, j] */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             s->tab[i] = s->tab[j];
             i = j;
         }
     }
-    s->tab[i] = NULL;
+    s->tab[i] = (slot_t){0, NULL};
 }
 
 static int is_live(const member_t *m)
@@ -431,12 +443,12 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
     return m;
 }
 
-static void queue_drop(gsp_swim_t *s, size_t i);
+static void queue_drop(gsp_swim_t *s, uint32_t slot);
 
 static void member_free(gsp_swim_t *s, member_t *m)
 {
     if (m->qi)
-        queue_drop(s, m->qi - 1);
+        queue_drop(s, m->qi);
     if (m->state == GSP_ST_SUSPECT)
         susp_remove(s, m);
     if (is_live(m))
@@ -535,22 +547,50 @@ static uint32_t retransmit_limit(const gsp_swim_t *s)
     return lim ? lim : 1;
 }
 
-static member_t *find(const gsp_swim_t *s, const char *name, size_t len);
-
-static void queue_drop(gsp_swim_t *s, size_t i)
+static void qlist_unlink(gsp_swim_t *s, uint32_t slot)
 {
-    member_t *m = find(s, s->q[i].node, strlen(s->q[i].node));
-    if (m && m->qi == i + 1)
-        m->qi = 0;
-    free(s->q[i].msg);
-    s->q[i] = s->q[--s->qn];
-    if (i < s->qn && (m = find(s, s->q[i].node, strlen(s->q[i].node))) != NULL)
-        m->qi = i + 1;
+    bcast_t *b = &s->q[slot - 1];
+    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
+    if (b->prev)
+        s->q[b->prev - 1].next = b->next;
+    else
+        s->qhead[t] = b->next;
+    if (b->next)
+        s->q[b->next - 1].prev = b->prev;
+    else
+        s->qtail[t] = b->prev;
+    b->prev = b->next = 0;
 }
 
-/* Queues an encoded message about node, replacing an older one about the same node (found
- * through the member's qi: O(1)). */
-static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_t len)
+static void qlist_push_head(gsp_swim_t *s, uint32_t slot)
+{
+    bcast_t *b = &s->q[slot - 1];
+    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
+    b->prev = 0;
+    b->next = s->qhead[t];
+    if (b->next)
+        s->q[b->next - 1].prev = slot;
+    else
+        s->qtail[t] = slot;
+    s->qhead[t] = slot;
+}
+
+/* Drops the update in slot (slot + 1 numbering, as m->qi). */
+static void queue_drop(gsp_swim_t *s, uint32_t slot)
+{
+    bcast_t *b = &s->q[slot - 1];
+    qlist_unlink(s, slot);
+    if (b->m && b->m->qi == slot)
+        b->m->qi = 0;
+    free(b->msg);
+    *b = (bcast_t){.next = s->qfree};
+    s->qfree = slot;
+    s->qn--;
+}
+
+/* Queues an encoded message about m, replacing an older one about it (found through m->qi:
+ * O(1)). The update goes to the head of the never-sent list. */
+static void queue_put(gsp_swim_t *s, member_t *m, const uint8_t *msg, size_t len)
 {
     uint8_t *c = malloc(len);
     if (!c) {
@@ -558,71 +598,83 @@ static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_
         return;
     }
     memcpy(c, msg, len);
-    member_t *m = find(s, node, strlen(node));
-    if (m && m->qi) {
-        bcast_t *b = &s->q[m->qi - 1];
-        free(b->msg);
-        b->msg = c;
-        b->len = len;
-        b->transmits = 0;
-        b->id = ++s->qid;
-        return;
+    uint32_t slot = m->qi;
+    if (slot) {
+        qlist_unlink(s, slot);
+        free(s->q[slot - 1].msg);
+    } else {
+        if (!s->qfree) {
+            size_t cap = s->qcap ? s->qcap * 2 : 16;
+            bcast_t *q = cap < UINT32_MAX ? realloc(s->q, cap * sizeof *q) : NULL;
+            if (!q) {
+                free(c);
+                s->st.dropped_updates++;
+                return;
+            }
+            for (size_t i = cap; i-- > s->qcap;) {
+                q[i] = (bcast_t){.next = s->qfree};
+                s->qfree = (uint32_t)i + 1;
+            }
+            s->q = q;
+            s->qcap = cap;
+        }
+        slot = s->qfree;
+        s->qfree = s->q[slot - 1].next;
+        s->qn++;
+        m->qi = slot;
     }
-    if (grow((void **)&s->q, &s->qcap, s->qn + 1, sizeof *s->q)) {
-        free(c);
-        s->st.dropped_updates++;
-        return;
-    }
-    bcast_t *b = &s->q[s->qn++];
-    snprintf(b->node, sizeof b->node, "%s", node);
-    b->msg = c;
-    b->len = len;
-    b->transmits = 0;
-    b->id = ++s->qid;
-    if (m)
-        m->qi = s->qn;
+    s->q[slot - 1] = (bcast_t){.m = m, .msg = c, .len = (uint32_t)len};
+    qlist_push_head(s, slot);
 }
 
-/* Adds queued updates to e, fewest sent first (newest first among equals), while they fit.
- * A counting sort by transmit count: O(queue) per datagram. */
+/* Adds queued updates to e while they fit: fewest sent first, newest first among equals (the
+ * lists keep that order), so a datagram costs what it carries, not the queue's length. An
+ * update sent `limit` times leaves the queue. */
 static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
 {
     if (!s->qn)
         return;
     uint32_t limit = retransmit_limit(s);
-    size_t *ix = s->qsort_idx = realloc(s->qsort_idx, s->qn * sizeof *ix);
-    size_t start[65] = {0};
-    if (!ix || limit > 64)
-        return;
-    for (size_t i = 0; i < s->qn; i++)
-        start[(s->q[i].transmits < limit ? s->q[i].transmits : limit - 1) + 1]++;
-    for (uint32_t t = 1; t <= limit; t++)
-        start[t] += start[t - 1];
-    for (size_t i = s->qn; i-- > 0;) /* later in the queue: usually newer */
-        ix[start[s->q[i].transmits < limit ? s->q[i].transmits : limit - 1]++] = i;
-    size_t added = 0;
-    for (size_t k = 0; k < s->qn; k++) {
-        bcast_t *b = &s->q[ix[k]];
-        if (gsp_enc_raw(e, b->msg, b->len))
-            continue; /* a smaller one may still fit */
-        b->transmits++;
-        added++;
-        if (s->leaving && !strcmp(b->node, s->self->name))
-            s->leave_transmits++;
-        if (e->cap - e->len < 16)
-            break; /* full */
+    if (limit > QLISTS - 1)
+        limit = QLISTS - 1;
+    for (uint32_t t = limit; t < QLISTS; t++) /* the limit shrank as members left */
+        while (s->qhead[t])
+            queue_drop(s, s->qhead[t]);
+    uint32_t moved[MOVED_MAX];
+    size_t n_moved = 0, misfits = 0;
+    for (uint32_t t = 0; t < limit && n_moved < MOVED_MAX && misfits < MISFITS_MAX; t++) {
+        for (uint32_t slot = s->qhead[t]; slot && n_moved < MOVED_MAX;) {
+            bcast_t *b = &s->q[slot - 1];
+            uint32_t next = b->next;
+            if (gsp_enc_raw(e, b->msg, b->len)) {
+                if (++misfits >= MISFITS_MAX)
+                    break; /* a smaller one might still fit, but not worth the search */
+                slot = next;
+                continue;
+            }
+            qlist_unlink(s, slot);
+            moved[n_moved++] = slot;
+            if (s->leaving && b->m == s->self)
+                s->leave_transmits++;
+            slot = next;
+            if (e->cap - e->len < 16) {
+                misfits = MISFITS_MAX; /* full */
+                break;
+            }
+        }
     }
-    if (!added)
-        return;
-    for (size_t i = 0; i < s->qn;)
-        if (s->q[i].transmits >= limit)
-            queue_drop(s, i);
+    /* into the next list, at its head and in the order sent (pushed last to first) */
+    for (size_t i = n_moved; i-- > 0;) {
+        bcast_t *b = &s->q[moved[i] - 1];
+        if (++b->transmits >= limit)
+            queue_drop(s, moved[i]);
         else
-            i++;
+            qlist_push_head(s, moved[i]);
+    }
 }
 
 /* Encodes one message with fn into a scratch compound and queues its bytes about node. */
-static void queue_alive(gsp_swim_t *s, const member_t *m)
+static void queue_alive(gsp_swim_t *s, member_t *m)
 {
     uint8_t buf[GSP_UDP_MAX];
     gsp_enc_t e;
@@ -640,17 +692,17 @@ static void queue_alive(gsp_swim_t *s, const member_t *m)
         if (gsp_enc_alive(&e, &a))
             return;
     }
-    queue_put(s, m->name, buf + hdr, gsp_enc_len(&e) - hdr);
+    queue_put(s, m, buf + hdr, gsp_enc_len(&e) - hdr);
 }
 
-static void queue_suspect(gsp_swim_t *s, gsp_type_t type, const char *node, uint32_t inc,
+static void queue_suspect(gsp_swim_t *s, gsp_type_t type, member_t *node, uint32_t inc,
                           const char *from)
 {
     uint8_t buf[GSP_MSG_OVERHEAD + 2 * (GSP_NAME_MAX + 5) + 16];
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     size_t hdr = gsp_enc_len(&e);
-    gsp_suspect_t m = {.node = str_of(node), .incarnation = inc, .from = str_of(from)};
+    gsp_suspect_t m = {.node = str_of(node->name), .incarnation = inc, .from = str_of(from)};
     if (gsp_enc_suspect(&e, type, &m))
         return;
     queue_put(s, node, buf + hdr, gsp_enc_len(&e) - hdr);
@@ -894,7 +946,7 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     }
     if (m->state == GSP_ST_SUSPECT) {
         if (suspicion_confirm(s, m, now, f))
-            queue_suspect(s, GSP_SUSPECT, m->name, m->inc, f);
+            queue_suspect(s, GSP_SUSPECT, m, m->inc, f);
         return;
     }
     if (m->state != GSP_ST_ALIVE)
@@ -904,7 +956,7 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     set_state(s, m, GSP_ST_SUSPECT, now);
     suspicion_start(s, m, now, f);
     s->st.suspicions++;
-    queue_suspect(s, GSP_SUSPECT, m->name, inc, f);
+    queue_suspect(s, GSP_SUSPECT, m, inc, f);
     notify(s, m, prev, 0);
 }
 
@@ -932,7 +984,7 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
     }
     if (!left)
         s->st.deaths++;
-    queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
+    queue_suspect(s, GSP_DEAD, m, inc, f); /* the accuser travels with it */
 
     notify(s, m, prev, 0);
 }
@@ -1765,7 +1817,7 @@ void gsp_swim_free(gsp_swim_t *s)
         free(s->ms[i]->meta);
         free(s->ms[i]);
     }
-    for (size_t i = 0; i < s->qn; i++)
+    for (size_t i = 0; i < s->qcap; i++)
         free(s->q[i].msg);
     for (size_t i = 0; i < s->sets_cap; i++)
         free(s->sets[i].names);
@@ -1778,7 +1830,6 @@ void gsp_swim_free(gsp_swim_t *s)
     free(s->order);
     free(s->scratch);
     free(s->q);
-    free(s->qsort_idx);
     free(s->suspects);
     free(s->fbuf);
     free(s->rbuf);
@@ -1839,7 +1890,7 @@ void gsp_swim_leave(gsp_swim_t *s, uint64_t now)
     s->leaving = 1;
     s->probe.active = 0;
     member_t *me = s->self;
-    queue_suspect(s, GSP_DEAD, me->name, me->inc, me->name);
+    queue_suspect(s, GSP_DEAD, me, me->inc, me->name);
     size_t k = pick_random(s, LEAVE_FANOUT, NULL, want_live, now);
     for (size_t i = 0; i < k; i++) {
         gsp_enc_t e;
