@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@
 #define STREAM_GIVE_UP_NS (900 * SEC) /* about tcp_retries2 = 15 */
 #define FNV_OFFSET        0xcbf29ce484222325ull
 #define FNV_PRIME         0x100000001b3ull
+#define DEFAULT_TAIL_CAP  (1 * SEC)
+#define DEFAULT_REORDER   (10 * MS)
 
 /* ---------------------------------------------------------------------------------------- */
 /* Hash tables: uint64 key -> non-NULL pointer, linear probing, backward-shift deletion      */
@@ -143,15 +146,17 @@ typedef struct simhost {
     uint32_t ip; /* network order */
     int group;
     int down;
+    uint64_t clog_in, clog_out;       /* clogged until (virtual ns), per direction */
     simev_t *defer_head, *defer_tail; /* application events held back by a stall */
     struct simhost *next;
 } simhost_t;
 
-/* One direction between two hosts: a one-way block and a loss override. */
+/* One direction between two hosts: a one-way block and overrides of the global settings. */
 typedef struct link {
     int blocked;
-    int has_loss;
-    double loss;
+    int has_loss, has_dup, has_lat;
+    double loss, dup;
+    mesh_simnet_latency_t lat; /* defaults filled in */
 } link_t;
 
 struct mesh_udp {
@@ -199,6 +204,7 @@ struct simev {
     mesh_simnet_t *net;
     int kind;
     int status;
+    int clogged; /* counted once in stats.clogged */
     mesh_addr_t from, to;
     struct mesh_udp *udp;
     mesh_stream_t *stream;
@@ -224,19 +230,35 @@ enum {
 };
 
 /* Verdicts folded into the trace. */
-enum { V_DELIVER, V_LOST, V_BLOCKED, V_PARTITIONED, V_DOWN, V_OVERFLOW, V_UNREACHABLE, V_HELD };
+enum {
+    V_DELIVER,
+    V_LOST,
+    V_BLOCKED,
+    V_PARTITIONED,
+    V_DOWN,
+    V_OVERFLOW,
+    V_UNREACHABLE,
+    V_HELD,
+    V_DUPLICATED, /* len: the copy's length */
+    V_REORDERED,  /* len: the extra delay */
+    V_CLOGGED,    /* len: the end of the clog */
+};
 
 struct mesh_simnet {
     mesh_exec_t *sim;
     mesh_simnet_opts_t opts;
+    mesh_simnet_latency_t glat; /* the global latency distribution, defaults filled in */
     simhost_t *hosts, *def;
-    map_t host_map;  /* ip -> simhost_t */
-    map_t udp_map;   /* ip << 16 | port -> live mesh_udp */
-    map_t lis_map;   /* ip << 16 | port -> live listener */
-    map_t link_map;  /* from ip << 32 | to ip -> link_t */
-    size_t nblocked; /* links with blocked set: skip the link lookup when none */
-    size_t nloss;    /* links with a loss override */
-    int ngrouped;    /* hosts outside group 0 (a partition is in place) */
+    map_t host_map;    /* ip -> simhost_t */
+    map_t udp_map;     /* ip << 16 | port -> live mesh_udp */
+    map_t lis_map;     /* ip << 16 | port -> live listener */
+    map_t link_map;    /* from ip << 32 | to ip -> link_t */
+    size_t nblocked;   /* links with blocked set: skip the link lookup when none */
+    size_t nloss;      /* links with a loss override */
+    size_t ndup;       /* links with a duplication override */
+    size_t nlat;       /* links with a latency override */
+    uint64_t clog_end; /* the latest end of any clog: no host is clogged from then on */
+    int ngrouped;      /* hosts outside group 0 (a partition is in place) */
     struct mesh_udp *udps;
     mesh_listener_t *listeners;
     mesh_stream_t *streams;
@@ -331,10 +353,64 @@ static void count_cut(mesh_simnet_t *n, int verdict)
         n->stats.blocked++;
 }
 
+/* A uniform draw in [0, 1). */
+static double unit(mesh_simnet_t *n)
+{
+    return (double)(mesh_sim_random(n->sim) >> 11) * 0x1.0p-53;
+}
+
+/* One draw from a latency distribution (see simnet.h). The uniform one draws exactly what the
+ * simulator always drew, so traces without long tails are unchanged. */
+static uint64_t draw(mesh_simnet_t *n, const mesh_simnet_latency_t *l)
+{
+    double x;
+    switch (l->dist) {
+    case MESH_SIMNET_PARETO: /* Lomax: inverse of the CDF 1 - (1 + x/scale)^-alpha */
+        x = (double)l->spread_ns * (pow(1.0 - unit(n), -1.0 / l->shape) - 1.0);
+        break;
+    case MESH_SIMNET_LOGNORMAL: { /* Box-Muller for Z */
+        double u1 = 1.0 - unit(n), u2 = unit(n);
+        double z = sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+        x = (double)l->spread_ns * exp(l->shape * z);
+        break;
+    }
+    default:
+        return l->min_ns + (l->spread_ns ? mesh_sim_random(n->sim) % l->spread_ns : 0);
+    }
+    if (!(x < (double)l->cap_ns)) /* also NaN */
+        x = (double)l->cap_ns;
+    return l->min_ns + (uint64_t)x;
+}
+
+/* The global latency: control packets (resets, refusals, retries of a refused connect). */
 static uint64_t latency(mesh_simnet_t *n)
 {
-    uint64_t j = n->opts.latency_jitter_ns;
-    return n->opts.latency_min_ns + (j ? mesh_sim_random(n->sim) % j : 0);
+    return draw(n, &n->glat);
+}
+
+/* The latency from ip from to ip to (its override or the global distribution); l is the
+ * direction's settings when the caller has looked them up already. */
+static uint64_t path_latency_l(mesh_simnet_t *n, const link_t *l)
+{
+    return draw(n, l && l->has_lat ? &l->lat : &n->glat);
+}
+
+static uint64_t path_latency(mesh_simnet_t *n, uint32_t from, uint32_t to)
+{
+    return path_latency_l(n, n->nlat ? link_get(n, from, to) : NULL);
+}
+
+/* Until when traffic from host a to host b waits in a clog: 0 when it does not. */
+static uint64_t clogged_until(mesh_simnet_t *n, const simhost_t *a, const simhost_t *b)
+{
+    uint64_t now = n->sim->now, until = 0;
+    if (now >= n->clog_end)
+        return 0;
+    if (a && a->clog_out > now)
+        until = a->clog_out;
+    if (b && b->clog_in > until)
+        until = b->clog_in;
+    return until;
 }
 
 static int stalled(const simhost_t *h)
@@ -344,6 +420,19 @@ static int stalled(const simhost_t *h)
 
 static void ev_fire(void *arg);
 
+/* Puts ev (not pending) on the timer queue at at and the pending list. 0 or -ENOMEM. */
+static int ev_schedule(mesh_simnet_t *n, simev_t *ev, uint64_t at)
+{
+    if (mesh_sim_call_at(n->sim, at, ev_fire, ev) < 0)
+        return -ENOMEM;
+    ev->prev = NULL;
+    ev->next = n->pending;
+    if (n->pending)
+        n->pending->prev = ev;
+    n->pending = ev;
+    return 0;
+}
+
 static simev_t *ev_new(mesh_simnet_t *n, int kind, uint64_t at)
 {
     simev_t *ev = calloc(1, sizeof(*ev));
@@ -351,14 +440,10 @@ static simev_t *ev_new(mesh_simnet_t *n, int kind, uint64_t at)
         return NULL;
     ev->net = n;
     ev->kind = kind;
-    if (mesh_sim_call_at(n->sim, at, ev_fire, ev) < 0) {
+    if (ev_schedule(n, ev, at) < 0) {
         free(ev);
         return NULL;
     }
-    ev->next = n->pending;
-    if (n->pending)
-        n->pending->prev = ev;
-    n->pending = ev;
     return ev;
 }
 
@@ -550,7 +635,7 @@ static void syn_lost(mesh_simnet_t *n, mesh_stream_t *cl)
     uint64_t at = cl->syn_t0 + ((1ull << cl->syn_tries) - 1) * SEC;
     if (at < n->sim->now)
         at = n->sim->now;
-    ev_stream(n, EV_SYN, at + latency(n), cl, 0);
+    ev_stream(n, EV_SYN, at + path_latency(n, cl->host->ip, addr_ip(&cl->remote)), cl, 0);
 }
 
 /* A chunk met a silent cut: it waits in the receiver's held queue for a retransmission. */
@@ -564,6 +649,20 @@ static void hold(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
     to->held_since = n->sim->now;
     to->rto = RTO_MIN_NS;
     ev_stream(n, EV_RETX, n->sim->now + to->rto, to, 0);
+}
+
+/* A chunk met a clog: it waits in the receiver's held queue, retransmitted when the clog ends
+ * (a retransmission already scheduled finds the clog and waits for its end). */
+static void clog_hold(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c, uint64_t until)
+{
+    chunk_append(&to->held_head, &to->held_tail, c);
+    n->stats.clogged++;
+    if (to->retx_queued)
+        return;
+    to->retx_queued = 1;
+    to->held_since = n->sim->now;
+    to->rto = RTO_MIN_NS;
+    ev_stream(n, EV_RETX, until, to, 0);
 }
 
 static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
@@ -582,6 +681,15 @@ static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
             ev_stream(n, EV_CONNERR, n->sim->now + latency(n), cl, -ECONNREFUSED);
         else
             syn_lost(n, cl);
+        return;
+    }
+    uint64_t until = clogged_until(n, cl->host, sh), back = clogged_until(n, sh, cl->host);
+    if (back > until)
+        until = back;
+    if (until) { /* the handshake waits for the clog's end; no retry is spent */
+        n->stats.clogged++;
+        note(n, EV_SYN, V_CLOGGED, &cl->local, &cl->remote, (int64_t)until);
+        ev_stream(n, EV_SYN, until, cl, 0);
         return;
     }
     mesh_listener_t *l = map_get(&n->lis_map, sock_key(&cl->remote), &n->stats.probes);
@@ -608,7 +716,7 @@ static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
     cl->peer = sv;
     sv->next = n->streams;
     n->streams = sv;
-    ev_stream(n, EV_SYNACK, n->sim->now + latency(n), cl, 0);
+    ev_stream(n, EV_SYNACK, n->sim->now + path_latency(n, sip, cip), cl, 0);
     acc->net = n;
     acc->kind = EV_ACCEPTED;
     acc->listener = l;
@@ -625,14 +733,22 @@ static void on_data(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
         free(c);
         return;
     }
+    mesh_stream_t *from = to->peer;
     if (to->held_head) { /* behind earlier held data */
         chunk_append(&to->held_head, &to->held_tail, c);
-        n->stats.held++;
+        if (clogged_until(n, from->host, to->host))
+            n->stats.clogged++;
+        else
+            n->stats.held++;
         return;
     }
-    mesh_stream_t *from = to->peer;
     int v = cut(n, from->host, from->host->ip, to->host->ip);
-    note(n, EV_DATA, v ? v : V_DELIVER, &to->remote, &to->local, c->len);
+    uint64_t until = v ? 0 : clogged_until(n, from->host, to->host);
+    note(n, EV_DATA, v ? v : until ? V_CLOGGED : V_DELIVER, &to->remote, &to->local, c->len);
+    if (until) {
+        clog_hold(n, to, c, until);
+        return;
+    }
     if (v) {
         count_cut(n, v);
         if (n->opts.cut == MESH_SIMNET_CUT_RESET) {
@@ -673,6 +789,12 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
         ev_stream(n, EV_RETX, n->sim->now + to->rto, to, 0);
         return;
     }
+    uint64_t until = clogged_until(n, from->host, to->host);
+    if (until) {
+        to->retx_queued = 1;
+        ev_stream(n, EV_RETX, until, to, 0);
+        return;
+    }
     chunk_t *c = to->held_head;
     to->held_head = to->held_tail = NULL;
     while (c) {
@@ -687,6 +809,22 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
 static void on_dgram(mesh_simnet_t *n, simev_t *ev)
 {
     struct mesh_udp *u = map_get(&n->udp_map, sock_key(&ev->to), &n->stats.probes);
+    if (n->sim->now < n->clog_end) {
+        simhost_t *src = host_get(n, addr_ip(&ev->from));
+        simhost_t *dst = u ? u->host : host_get(n, addr_ip(&ev->to));
+        uint64_t until = clogged_until(n, src, dst);
+        if (until) { /* it waits in the network for the clog's end */
+            if (!ev->clogged)
+                n->stats.clogged++;
+            ev->clogged = 1;
+            note(n, EV_DGRAM, V_CLOGGED, &ev->from, &ev->to, (int64_t)until);
+            if (ev_schedule(n, ev, until) < 0) {
+                free(ev->chunk);
+                free(ev);
+            }
+            return;
+        }
+    }
     if (!u || u->host->down) {
         simhost_t *h = u ? u->host : host_get(n, addr_ip(&ev->to));
         int down = h && h->down;
@@ -833,26 +971,38 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
         note(n, EV_DGRAM, v, &u->addr, to, (int64_t)len);
         return 0;
     }
-    double loss = n->opts.loss;
-    if (n->nloss) {
-        link_t *l = link_get(n, u->host->ip, dst);
-        if (l && l->has_loss)
-            loss = l->loss;
-    }
-    if (loss > 0 && (double)(mesh_sim_random(n->sim) >> 11) * 0x1.0p-53 < loss) {
+    const link_t *l = n->nloss || n->ndup || n->nlat ? link_get(n, u->host->ip, dst) : NULL;
+    double loss = l && l->has_loss ? l->loss : n->opts.loss;
+    if (loss > 0 && unit(n) < loss) {
         n->stats.lost++;
         note(n, EV_DGRAM, V_LOST, &u->addr, to, (int64_t)len);
         return 0;
     }
-    chunk_t *c = chunk_new(data, (ssize_t)len);
-    simev_t *ev = c ? ev_new(n, EV_DGRAM, n->sim->now + latency(n)) : NULL;
-    if (!ev) {
-        free(c);
-        return -ENOMEM;
+    double dup = l && l->has_dup ? l->dup : n->opts.duplicate;
+    int copies = 1;
+    if (dup > 0 && unit(n) < dup) {
+        copies = 2;
+        n->stats.duplicated++;
+        note(n, EV_DGRAM, V_DUPLICATED, &u->addr, to, (int64_t)len);
     }
-    ev->from = u->addr;
-    ev->to = *to;
-    ev->chunk = c;
+    for (int k = 0; k < copies; k++) {
+        uint64_t at = n->sim->now + path_latency_l(n, l);
+        if (n->opts.reorder > 0 && unit(n) < n->opts.reorder) {
+            uint64_t extra = 1 + mesh_sim_random(n->sim) % n->opts.reorder_delay_ns;
+            at += extra;
+            n->stats.reordered++;
+            note(n, EV_DGRAM, V_REORDERED, &u->addr, to, (int64_t)extra);
+        }
+        chunk_t *c = chunk_new(data, (ssize_t)len);
+        simev_t *ev = c ? ev_new(n, EV_DGRAM, at) : NULL;
+        if (!ev) {
+            free(c);
+            return -ENOMEM;
+        }
+        ev->from = u->addr;
+        ev->to = *to;
+        ev->chunk = c;
+    }
     return 0;
 }
 
@@ -924,7 +1074,7 @@ static int sn_connect(mesh_io_t *io, const mesh_addr_t *to, mesh_connect_cb cb, 
     s->syn_t0 = n->sim->now;
     s->next = n->streams;
     n->streams = s;
-    simev_t *ev = ev_new(n, EV_SYN, n->sim->now + latency(n));
+    simev_t *ev = ev_new(n, EV_SYN, n->sim->now + path_latency(n, h->ip, addr_ip(to)));
     if (!ev)
         return -ENOMEM;
     ev->stream = s;
@@ -946,7 +1096,7 @@ static int sn_write(mesh_stream_t *s, const void *data, size_t len)
     mesh_simnet_t *n = s->host->net;
     if (s->closed || !s->connected || !s->peer || s->reset)
         return -EPIPE;
-    uint64_t at = n->sim->now + latency(n);
+    uint64_t at = n->sim->now + path_latency(n, s->host->ip, s->peer->host->ip);
     if (at < s->last_delivery)
         at = s->last_delivery; /* a stream keeps its order */
     s->last_delivery = at;
@@ -969,7 +1119,7 @@ static void sn_stream_close(mesh_stream_t *s)
     s->closed = 1;
     mesh_simnet_t *n = s->host->net;
     if (s->peer && !s->peer->closed && !s->reset) {
-        uint64_t at = n->sim->now + latency(n);
+        uint64_t at = n->sim->now + path_latency(n, s->host->ip, s->peer->host->ip);
         if (at < s->last_delivery)
             at = s->last_delivery;
         chunk_t *c = chunk_new(NULL, -1);
@@ -1045,8 +1195,8 @@ mesh_simnet_t *mesh_simnet_new(mesh_exec_t *sim)
     if (!n)
         return NULL;
     n->sim = sim;
-    n->opts.latency_min_ns = MS;
-    n->opts.latency_jitter_ns = MS;
+    mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS};
+    mesh_simnet_configure(n, &o);
     n->next_port = 40000;
     n->stats.trace = FNV_OFFSET;
     n->def = (simhost_t *)mesh_simnet_host(n, "127.0.0.1");
@@ -1148,9 +1298,52 @@ mesh_io_t *mesh_simnet_io(mesh_simnet_t *n)
     return &n->def->io;
 }
 
-void mesh_simnet_configure(mesh_simnet_t *n, const mesh_simnet_opts_t *o)
+static int probability(double p)
 {
+    return p >= 0 && p <= 1; /* also false for NaN */
+}
+
+/* Checks a distribution and fills in its defaults. 0 or -EINVAL. */
+static int latency_fill(mesh_simnet_latency_t *l)
+{
+    if (!(l->shape >= 0))
+        return -EINVAL;
+    switch (l->dist) {
+    case MESH_SIMNET_UNIFORM:
+        break;
+    case MESH_SIMNET_PARETO:
+        if (l->shape == 0)
+            l->shape = 1.5;
+        break;
+    case MESH_SIMNET_LOGNORMAL:
+        if (l->shape == 0)
+            l->shape = 1.0;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (!l->cap_ns)
+        l->cap_ns = DEFAULT_TAIL_CAP;
+    return 0;
+}
+
+int mesh_simnet_configure(mesh_simnet_t *n, const mesh_simnet_opts_t *o)
+{
+    mesh_simnet_latency_t g = {.min_ns = o->latency_min_ns,
+                               .spread_ns = o->latency_jitter_ns,
+                               .dist = o->latency_dist,
+                               .shape = o->latency_shape,
+                               .cap_ns = o->latency_cap_ns};
+    if (!probability(o->loss) || !probability(o->duplicate) || !probability(o->reorder) ||
+        latency_fill(&g) < 0)
+        return -EINVAL;
     n->opts = *o;
+    n->glat = g;
+    n->opts.latency_shape = g.shape;
+    n->opts.latency_cap_ns = g.cap_ns;
+    if (!n->opts.reorder_delay_ns)
+        n->opts.reorder_delay_ns = DEFAULT_REORDER;
+    return 0;
 }
 
 void mesh_simnet_options(const mesh_simnet_t *n, mesh_simnet_opts_t *out)
@@ -1225,6 +1418,68 @@ int mesh_simnet_link_loss(mesh_simnet_t *n, const mesh_addr_t *from, const mesh_
         n->nloss++;
     l->has_loss = 1;
     l->loss = loss;
+    return 0;
+}
+
+int mesh_simnet_link_duplicate(mesh_simnet_t *n, const mesh_addr_t *from, const mesh_addr_t *to,
+                               double p)
+{
+    if (p > 1 || p != p)
+        return -EINVAL;
+    uint32_t x = addr_ip(from), y = addr_ip(to);
+    link_t *l = p < 0 ? link_get(n, x, y) : link_make(n, x, y);
+    if (!l)
+        return p < 0 ? 0 : -ENOMEM;
+    if (p < 0) {
+        if (l->has_dup)
+            n->ndup--;
+        l->has_dup = 0;
+        return 0;
+    }
+    if (!l->has_dup)
+        n->ndup++;
+    l->has_dup = 1;
+    l->dup = p;
+    return 0;
+}
+
+int mesh_simnet_link_latency(mesh_simnet_t *n, const mesh_addr_t *from, const mesh_addr_t *to,
+                             const mesh_simnet_latency_t *lat)
+{
+    uint32_t x = addr_ip(from), y = addr_ip(to);
+    if (!lat) {
+        link_t *l = link_get(n, x, y);
+        if (l && l->has_lat) {
+            l->has_lat = 0;
+            n->nlat--;
+        }
+        return 0;
+    }
+    mesh_simnet_latency_t v = *lat;
+    if (latency_fill(&v) < 0)
+        return -EINVAL;
+    link_t *l = link_make(n, x, y);
+    if (!l)
+        return -ENOMEM;
+    if (!l->has_lat)
+        n->nlat++;
+    l->has_lat = 1;
+    l->lat = v;
+    return 0;
+}
+
+int mesh_simnet_clog(mesh_simnet_t *n, const char *ip, uint64_t duration_ns, int dirs)
+{
+    simhost_t *h = host_by_text(n, ip);
+    if (!h || !(dirs & MESH_SIMNET_CLOG_BOTH) || (dirs & ~MESH_SIMNET_CLOG_BOTH))
+        return -EINVAL;
+    uint64_t until = n->sim->now + duration_ns;
+    if ((dirs & MESH_SIMNET_CLOG_IN) && until > h->clog_in)
+        h->clog_in = until;
+    if ((dirs & MESH_SIMNET_CLOG_OUT) && until > h->clog_out)
+        h->clog_out = until;
+    if (until > n->clog_end)
+        n->clog_end = until;
     return 0;
 }
 

@@ -4,8 +4,9 @@
  * Hosts are IPv4 addresses; each has its own io seam (mesh_simnet_host) so many simulated
  * nodes share one process: a scenario hands each node's actors the io of its host (or spawns
  * them on it with mesh_sim_spawn_on, so that mesh_io() returns it). Each datagram or stream
- * chunk takes latency_min + a PRNG draw in [0, latency_jitter) of virtual time; datagrams are
- * lost with probability loss (so they may also arrive reordered); streams keep their order.
+ * chunk takes a latency drawn from the link's distribution (by default latency_min + a PRNG
+ * draw in [0, latency_jitter) of virtual time); datagrams are lost with probability loss (so
+ * they may also arrive reordered); streams keep their order.
  *
  * The fault model. Every decision draws from the simulator's seeded PRNG, so a seed replays
  * the same faults; every decision is also folded into stats.trace.
@@ -37,6 +38,31 @@
  *     queued I/O is delivered in arrival order, then its actors' mailboxes: the order a libuv
  *     loop uses after a blocking call. The network keeps running meanwhile (connects to the
  *     stalled host complete in its "kernel").
+ *   - Latency: a distribution per direction of a host pair (mesh_simnet_link_latency), else the
+ *     global one of opts: UNIFORM (min + [0, spread)), PARETO (min + spread * (U^(-1/shape) -
+ *     1), a Lomax tail with median spread * (2^(1/shape) - 1); shape 1.5 by default) or
+ *     LOGNORMAL (min + spread * exp(shape * Z), Z standard normal: median spread; shape 1 by
+ *     default). The long tails are capped at min + cap (1 s by default). Datagrams, stream
+ *     chunks, SYNs and SYN-ACKs take the latency of their direction; resets and refusals the
+ *     global one. A stream chunk never overtakes the one written before it.
+ *   - Duplication: a datagram is sent twice with probability duplicate (global, or per
+ *     direction with mesh_simnet_link_duplicate), the copy with its own latency (and reorder)
+ *     draw; each copy then meets the network on its own. Streams are never duplicated.
+ *   - Reordering: beyond the spread of latencies, a datagram is delayed by an extra draw in
+ *     [1, reorder_delay] ns with probability reorder, so it arrives after datagrams sent later.
+ *     Streams are not reordered (TCP).
+ *   - Clogging (FoundationDB's "clog"; mesh_simnet_clog): for a duration, the packets into
+ *     and/or out of one host are held in the network and delivered when the clog ends, not
+ *     dropped: a datagram, stream chunk or SYN that arrives while its receiver's inbound or its
+ *     sender's outbound is clogged waits for the end of the clog (FoundationDB delays too), then
+ *     arrives, in arrival order, at that instant; stream chunks keep their order behind it. The
+ *     host's loop keeps running meanwhile (its timers fire, it sends): unlike a stall, only its
+ *     links are stuck, so its probes time out while its own peers' probes of it time out too.
+ *   Duplication, reordering, latency distributions and clogs draw from the same PRNG and are
+ *   folded into the trace; when they are off, nothing is drawn for them (the traces of runs
+ *   that do not use them are those of a simulator without them). Their per-packet cost is
+ *   O(1) whatever the number of hosts: one lookup of the direction's settings when some link
+ *   has an override, and one or two host lookups on arrival while a clog lasts.
  */
 #ifndef MESH_SIMNET_H
 #define MESH_SIMNET_H
@@ -54,17 +80,40 @@ typedef enum mesh_simnet_cut {
     MESH_SIMNET_CUT_RESET = 1,  /* streams are reset, connects refused */
 } mesh_simnet_cut_t;
 
-/** Link behaviour; zeroed fields other than latency and loss mean defaults. */
+/** The shape of a latency distribution; see the header comment. */
+typedef enum mesh_simnet_dist {
+    MESH_SIMNET_UNIFORM = 0,   /* min + [0, spread) */
+    MESH_SIMNET_PARETO = 1,    /* min + spread * (U^(-1/shape) - 1), capped */
+    MESH_SIMNET_LOGNORMAL = 2, /* min + spread * exp(shape * Z), capped */
+} mesh_simnet_dist_t;
+
+/** One direction's latency distribution. */
+typedef struct mesh_simnet_latency {
+    uint64_t min_ns;         /* the floor every packet takes */
+    uint64_t spread_ns;      /* UNIFORM: the width; PARETO, LOGNORMAL: the tail's scale */
+    mesh_simnet_dist_t dist; /* default UNIFORM */
+    double shape;            /* PARETO: alpha (0 = 1.5); LOGNORMAL: sigma (0 = 1) */
+    uint64_t cap_ns;         /* PARETO, LOGNORMAL: the tail's cap above min (0 = 1 s) */
+} mesh_simnet_latency_t;
+
+/** Link behaviour; zeroed fields other than latency and loss mean defaults (features off). */
 typedef struct mesh_simnet_opts {
-    uint64_t latency_min_ns;    /* default 1 ms */
-    uint64_t latency_jitter_ns; /* default 1 ms */
-    double loss;                /* datagram loss probability, default 0 */
-    mesh_simnet_cut_t cut;      /* default MESH_SIMNET_CUT_SILENT */
-    uint32_t udp_queue;         /* datagrams one socket of a stalled host queues; 0 = 256 */
+    uint64_t latency_min_ns;         /* default 1 ms */
+    uint64_t latency_jitter_ns;      /* default 1 ms: the spread of latency_dist */
+    double loss;                     /* datagram loss probability, default 0 */
+    mesh_simnet_cut_t cut;           /* default MESH_SIMNET_CUT_SILENT */
+    uint32_t udp_queue;              /* datagrams one socket of a stalled host queues; 0 = 256 */
+    mesh_simnet_dist_t latency_dist; /* the global distribution, default UNIFORM */
+    double latency_shape;            /* its shape (0 = the distribution's default) */
+    uint64_t latency_cap_ns;         /* its tail's cap above the minimum (0 = 1 s) */
+    double duplicate;                /* datagram duplication probability, default 0 */
+    double reorder;                  /* probability of an extra delay for a datagram, default 0 */
+    uint64_t reorder_delay_ns;       /* the extra delay's maximum; 0 = 10 ms */
 } mesh_simnet_opts_t;
 
-/** Sets the link behaviour (applies to what is sent afterwards). */
-void mesh_simnet_configure(mesh_simnet_t *net, const mesh_simnet_opts_t *opts);
+/** Sets the link behaviour (applies to what is sent afterwards). 0, or -EINVAL (a probability
+ *  outside [0, 1], an unknown distribution or a negative shape: nothing changed). */
+int mesh_simnet_configure(mesh_simnet_t *net, const mesh_simnet_opts_t *opts);
 
 /** Reads the link behaviour (defaults filled in). */
 void mesh_simnet_options(const mesh_simnet_t *net, mesh_simnet_opts_t *out);
@@ -83,6 +132,29 @@ int mesh_simnet_block_oneway(mesh_simnet_t *net, const mesh_addr_t *from, const 
  *  -ENOMEM. */
 int mesh_simnet_link_loss(mesh_simnet_t *net, const mesh_addr_t *from, const mesh_addr_t *to,
                           double loss);
+
+/** Sets the datagram duplication probability from the host of from to the host of to (one
+ *  direction), overriding opts.duplicate; a negative p restores opts.duplicate. 0, -EINVAL
+ *  (p > 1) or -ENOMEM. */
+int mesh_simnet_link_duplicate(mesh_simnet_t *net, const mesh_addr_t *from, const mesh_addr_t *to,
+                               double p);
+
+/** Sets the latency distribution from the host of from to the host of to (one direction),
+ *  overriding the global one; NULL restores the global one. 0, -EINVAL (unknown distribution,
+ *  negative shape) or -ENOMEM. */
+int mesh_simnet_link_latency(mesh_simnet_t *net, const mesh_addr_t *from, const mesh_addr_t *to,
+                             const mesh_simnet_latency_t *lat);
+
+/** Directions of a clog (or them together). */
+#define MESH_SIMNET_CLOG_IN   1 /* packets to the host */
+#define MESH_SIMNET_CLOG_OUT  2 /* packets from the host */
+#define MESH_SIMNET_CLOG_BOTH 3
+
+/** Clogs the links of a host for duration_ns from now in the directions dirs (extends a running
+ *  clog; see the header comment): packets wait in the network until the clog ends. Hosts that
+ *  are down, stalls and cuts are independent of it; mesh_simnet_heal does not end it. 0 or
+ *  -EINVAL (ip does not parse, dirs empty). */
+int mesh_simnet_clog(mesh_simnet_t *net, const char *ip, uint64_t duration_ns, int dirs);
 
 /** Puts the n hosts named by ips (IPv4 text) into group; traffic between hosts of different
  *  groups is cut. Every host starts in group 0. 0 or -EINVAL (an ip does not parse; the hosts
@@ -115,6 +187,9 @@ typedef struct mesh_simnet_stats {
     uint64_t deferred;    /* I/O events held back by a stall (delivered after it) */
     uint64_t held;        /* stream chunks held back by a silent cut (retransmitted) */
     uint64_t resets;      /* stream ends reset or timed out */
+    uint64_t duplicated;  /* datagrams sent twice (the copy also counts in delivered) */
+    uint64_t reordered;   /* datagrams (copies included) given an extra delay */
+    uint64_t clogged;     /* datagrams, stream chunks and SYNs held by a clog (once each) */
     uint64_t probes;      /* hash slots examined by lookups: a structural cost measure */
     uint64_t trace;       /* FNV-1a over every network decision (time, kind, ends, verdict) */
 } mesh_simnet_stats_t;

@@ -43,4 +43,7 @@ int mesh_cli_registry(int argc, char **argv);
 int mesh_cli_routes(int argc, char **argv);
 int mesh_cli_members(int argc, char **argv);
 
+/** `meshd audit tail`, audit events from Kafka for people: node/role_audit_cli.c. */
+int mesh_cli_audit(int argc, char **argv);
+
 #endif

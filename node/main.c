@@ -31,6 +31,8 @@ static const mesh_cli_command_t commands[] = {
      "`routes --admin HOST:PORT [--json]`: a running node's routes, from its admin API"},
     {"members", 0, mesh_cli_members,
      "`members --admin HOST:PORT [--json]`: a running node's gossip members, from its admin API"},
+    {"audit", 0, mesh_cli_audit,
+     "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},

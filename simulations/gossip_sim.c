@@ -19,16 +19,29 @@
  *   meta       a node's instances and method sets reach every node (small and large metadata)
  *   keys       key rotation in three rolling steps without a death; a node with a foreign key,
  *              and one with another cluster label, never join
+ *   dupreorder 20 % of datagrams duplicated and 20 % delayed past later ones (up to a probe
+ *              interval), from the join on: one membership, no false death in a minute, then
+ *              a killed node is still seen dead everywhere within the detection bound
+ *   longtail   long-tailed latencies (a capped Pareto tail on every link, a far heavier one on
+ *              one node's links) for 2 minutes: no false death (Lifeguard), one membership
+ *   clog       one node's links clogged both ways for 2-4 s (its loop runs): nobody else is
+ *              ever seen dead, the clogged node declares nobody dead, and once unclogged it is
+ *              alive again everywhere within the bound from the timers
  *
  *   gossip_sim --scenario NAME|all [--seed N | --seeds COUNT [--first-seed S]] [--nodes N]
- *              [--verbose]
+ *              [--verbose] [--json]   --json: after a single seed's line, a JSON line of what
+ *              it measured (outcome, detection and heal times, bytes, counters, speed, memory)
  *   gossip_sim --report [--nodes N] [--seed S]   detection, false positives at 0/5/10/20 %
- *              loss, dissemination rounds and bytes, as a table and a JSON line
+ *              loss, dissemination rounds, bytes, speed and memory, as a table and a JSON line
+ *   gossip_sim --list                            the scenario names (simulations/sweep)
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "actors/exec.h"
 #include "actors/sim.h"
@@ -63,6 +76,9 @@ typedef struct world {
     uint64_t t0;
     sim_outcome_t *out;
     gsp_swim_cfg_t prof;
+    /* what the scenario measured, for --json (UINT64_MAX: not measured) */
+    uint64_t m_detect; /* a failure (kill, partition) seen everywhere, from the fault */
+    uint64_t m_heal;   /* one membership again after the fault ended (heal, clog, stall) */
 } world_t;
 
 typedef struct opts {
@@ -70,6 +86,7 @@ typedef struct opts {
     int nodes;
     int verbose;
     int report;
+    int json;
 } opts_t;
 
 static void fail(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -104,6 +121,27 @@ static void say(world_t *w, const char *fmt, ...)
 static uint64_t now(world_t *w)
 {
     return mesh_sim_now(w->sim) - w->t0;
+}
+
+/* The process's resident memory now (KiB; getrusage's peak is updated lazily by the kernel)
+ * and a wall clock: the simulator's own costs, never a decision of the simulation. */
+static long rss_now_kib(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* ---- nodes ------------------------------------------------------------------------------- */
@@ -378,6 +416,8 @@ static void sc_kill(world_t *w)
         fail(w, "killed node %d not seen dead by everyone within %llu ms", k,
              (unsigned long long)(b / MS));
     else
+        w->m_detect = t;
+    if (t != UINT64_MAX)
         say(w, "node %d killed: everyone saw it dead after %llu ms (bound %llu ms)", k,
             (unsigned long long)(t / MS), (unsigned long long)(b / MS));
     run_for(w, 5 * S);
@@ -488,6 +528,7 @@ static void sc_stall(world_t *w)
              (unsigned long long)(after.deaths - before.deaths));
     if (!after.late_timers)
         fail(w, "node %d did not notice its stall (no late timer)", k);
+    w->m_heal = t;
     if (t == UINT64_MAX)
         fail(w, "membership not whole within %llu ms after node %d's stall",
              (unsigned long long)(b / MS), k);
@@ -518,6 +559,7 @@ static void sc_restart(world_t *w)
              t = wait_for(w, b, pred_all_see, &s);
     uint32_t inc = 0;
     state_at(w, 0, k, &inc);
+    w->m_heal = t;
     if (t == UINT64_MAX)
         fail(w, "restarted node %d not alive everywhere within %llu ms", k,
              (unsigned long long)(b / MS));
@@ -586,11 +628,13 @@ static void sc_partition(world_t *w)
              (unsigned long long)(b / MS));
         return;
     }
+    w->m_detect = t;
     say(w, "partitioned: each half saw the other dead after %llu ms", (unsigned long long)(t / MS));
     run_for(w, 60 * S);
     partition(w, 0);
     b = w->prof.reconnect_interval_ns + join_bound(w, w->n) + susp_max(w, w->n);
     t = wait_for(w, b, pred_whole, NULL);
+    w->m_heal = t;
     if (t == UINT64_MAX)
         fail(w, "no whole membership within %llu ms after the heal", (unsigned long long)(b / MS));
     else
@@ -774,6 +818,196 @@ static void sc_keys(world_t *w)
         (unsigned long long)auth, (unsigned long long)label);
 }
 
+/* The network's counters, for what a scenario's faults did. */
+static mesh_simnet_stats_t net_stats(world_t *w)
+{
+    mesh_simnet_stats_t st;
+    mesh_simnet_stats(w->net, &st);
+    return st;
+}
+
+/* Whether any running node sees a running node other than `except` dead. */
+static int others_dead(world_t *w, int except)
+{
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < w->n; j++)
+            if (i != j && j != except && w->nodes[j].running &&
+                state_at(w, i, j, NULL) == GSP_ST_DEAD)
+                return 1;
+    return 0;
+}
+
+static void sc_dupreorder(world_t *w)
+{
+    /* From the start: the join itself meets copies and late datagrams. A reordered datagram
+     * is late by up to a probe interval, so half of the late acks miss their probe's timeout. */
+    mesh_simnet_opts_t o = {.latency_min_ns = MS,
+                            .latency_jitter_ns = MS,
+                            .duplicate = 0.20,
+                            .reorder = 0.20,
+                            .reorder_delay_ns = w->prof.probe_interval_ns};
+    mesh_simnet_configure(w->net, &o);
+    start_all(w);
+    if (join_all(w))
+        return;
+    uint64_t d0 = deaths_declared(w);
+    for (int s = 0; s < 60; s += 10) {
+        run_for(w, 10 * S);
+        if (false_deaths(w)) {
+            fail(w, "%d false deaths after %d s of duplication and reordering", false_deaths(w),
+                 s + 10);
+            return;
+        }
+    }
+    gsp_swim_stats_t st = stats_sum(w);
+    mesh_simnet_stats_t ns = net_stats(w);
+    if (deaths_declared(w) != d0)
+        fail(w, "%llu deaths declared in a minute of duplication and reordering",
+             (unsigned long long)(deaths_declared(w) - d0));
+    if (!whole(w))
+        fail(w, "membership not whole after a minute of duplication and reordering");
+    if (!ns.duplicated || !ns.reordered)
+        fail(w, "the faults did not happen (duplicated %llu, reordered %llu)",
+             (unsigned long long)ns.duplicated, (unsigned long long)ns.reordered);
+    say(w,
+        "a minute of 20 %% duplication and 20 %% reordering: %llu duplicated, %llu reordered, "
+        "%llu suspicions, %llu refutations, no death",
+        (unsigned long long)ns.duplicated, (unsigned long long)ns.reordered,
+        (unsigned long long)st.suspicions, (unsigned long long)st.refutations);
+    /* A real death is still found, within the same bound as without the faults. */
+    int k = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    node_kill(w, k);
+    sees_t s = {k, GSP_ST_DEAD};
+    uint64_t b = detect_bound(w, w->n), t = wait_for(w, b, pred_all_see, &s);
+    if (t == UINT64_MAX)
+        fail(w,
+             "killed node %d not seen dead by everyone within %llu ms under duplication and "
+             "reordering",
+             k, (unsigned long long)(b / MS));
+    else
+        w->m_detect = t;
+    if (t != UINT64_MAX)
+        say(w, "node %d killed: dead everywhere after %llu ms (bound %llu ms)", k,
+            (unsigned long long)(t / MS), (unsigned long long)(b / MS));
+    run_for(w, 5 * S);
+    if (false_deaths(w))
+        fail(w, "%d false deaths after the kill", false_deaths(w));
+}
+
+static void link_both(world_t *w, int a, int b, const mesh_simnet_latency_t *lat)
+{
+    mesh_addr_t x, y;
+    mesh_addr_parse(w->nodes[a].cfg.bind, &x);
+    mesh_addr_parse(w->nodes[b].cfg.bind, &y);
+    mesh_simnet_link_latency(w->net, &x, &y, lat);
+    mesh_simnet_link_latency(w->net, &y, &x, lat);
+}
+
+static void sc_longtail(world_t *w)
+{
+    /* Every link: 1 ms + a Pareto tail (alpha 1.5, scale 2 ms: median 1.2 ms, 1 in 1000 packets
+     * beyond a probe timeout), capped at 1 s. One node is far: 20 ms + a heavier tail (alpha
+     * 1.2, scale 30 ms: 1 in 9 packets beyond a probe timeout), capped at 2 s. */
+    mesh_simnet_opts_t o = {.latency_min_ns = MS,
+                            .latency_jitter_ns = 2 * MS,
+                            .latency_dist = MESH_SIMNET_PARETO,
+                            .latency_shape = 1.5,
+                            .latency_cap_ns = 1 * S};
+    mesh_simnet_configure(w->net, &o);
+    start_all(w);
+    if (join_all(w))
+        return;
+    int far = 1 + (int)(mesh_sim_random(w->sim) % (uint64_t)(w->n - 1));
+    mesh_simnet_latency_t slow = {.min_ns = 20 * MS,
+                                  .spread_ns = 30 * MS,
+                                  .dist = MESH_SIMNET_PARETO,
+                                  .shape = 1.2,
+                                  .cap_ns = 2 * S};
+    for (int i = 0; i < w->n; i++)
+        if (i != far)
+            link_both(w, far, i, &slow);
+    uint64_t d0 = deaths_declared(w);
+    gsp_swim_stats_t before = stats_sum(w);
+    for (int s = 0; s < 120; s += 10) {
+        run_for(w, 10 * S);
+        if (false_deaths(w)) {
+            fail(w, "%d false deaths after %d s of long-tailed latency (node %d far)",
+                 false_deaths(w), s + 10, far);
+            return;
+        }
+    }
+    gsp_swim_stats_t after = stats_sum(w);
+    if (deaths_declared(w) != d0)
+        fail(w, "%llu deaths declared in 2 min of long-tailed latency (node %d far)",
+             (unsigned long long)(deaths_declared(w) - d0), far);
+    for (int i = 0; i < w->n; i++)
+        if (i != far)
+            link_both(w, far, i, NULL);
+    uint64_t b = spread(w, w->n) + susp_max(w, w->n);
+    if (wait_for(w, b, pred_whole, NULL) == UINT64_MAX)
+        fail(w, "membership not whole within %llu ms after 2 min of long-tailed latency",
+             (unsigned long long)(b / MS));
+    say(w,
+        "2 min of long-tailed latency (node %d far): %llu suspicions, %llu refutations, "
+        "%llu indirect probes, no death",
+        far, (unsigned long long)(after.suspicions - before.suspicions),
+        (unsigned long long)(after.refutations - before.refutations),
+        (unsigned long long)(after.indirect_probes - before.indirect_probes));
+}
+
+static void sc_clog(world_t *w)
+{
+    int k = settled(w);
+    if (k < 0)
+        return;
+    gsp_swim_stats_t kb, ka;
+    gsp_swim_stats(w->nodes[k].swim, &kb);
+    uint64_t d = 2 * S + mesh_sim_random(w->sim) % (2 * S);
+    mesh_simnet_clog(w->net, w->nodes[k].ip, d, MESH_SIMNET_CLOG_BOTH);
+    uint64_t t0 = now(w);
+    int seen_suspect = 0;
+    while (now(w) - t0 < d) {
+        run_for(w, 10 * MS);
+        if (others_dead(w, k)) {
+            fail(w, "a node other than the clogged node %d seen dead during its clog", k);
+            return;
+        }
+        seen_suspect |= !all_see(w, k, GSP_ST_ALIVE);
+    }
+    /* Alive again everywhere: the held packets arrive, the clogged node hears it is
+     * suspected (or dead) and refutes; members that gave it up meet it again through the
+     * reconnect loop. */
+    uint64_t b = susp_max(w, w->n) + w->prof.reconnect_interval_ns + spread(w, w->n);
+    sees_t s = {k, GSP_ST_ALIVE};
+    uint64_t t1 = now(w), t = UINT64_MAX;
+    while (now(w) - t1 <= b) {
+        if (others_dead(w, k)) {
+            fail(w, "a node other than the clogged node %d seen dead after its clog", k);
+            return;
+        }
+        if (pred_all_see(w, &s) && whole(w)) {
+            t = now(w) - t1;
+            break;
+        }
+        run_for(w, 10 * MS);
+    }
+    w->m_heal = t;
+    gsp_swim_stats(w->nodes[k].swim, &ka);
+    if (ka.deaths != kb.deaths)
+        fail(w, "the clogged node %d declared %llu deaths", k,
+             (unsigned long long)(ka.deaths - kb.deaths));
+    if (t == UINT64_MAX)
+        fail(w, "node %d, clogged %llu ms, not alive everywhere within %llu ms of the clog's end",
+             k, (unsigned long long)(d / MS), (unsigned long long)(b / MS));
+    else
+        say(w,
+            "node %d clogged %llu ms (%s meanwhile, %llu packets held): alive everywhere %llu "
+            "ms after (bound %llu ms)",
+            k, (unsigned long long)(d / MS), seen_suspect ? "suspected" : "never suspected",
+            (unsigned long long)net_stats(w).clogged, (unsigned long long)(t / MS),
+            (unsigned long long)(b / MS));
+}
+
 typedef struct scenario {
     const char *name;
     void (*run)(world_t *w);
@@ -781,15 +1015,29 @@ typedef struct scenario {
 } scenario_t;
 
 static const scenario_t scenarios[] = {
-    {"join", sc_join, 3},           {"kill", sc_kill, 3},
-    {"refute", sc_refute, 4},       {"loss", sc_loss, 3},
-    {"oneway", sc_oneway, 4},       {"stall", sc_stall, 3},
-    {"restart", sc_restart, 3},     {"restartall", sc_restartall, 3},
-    {"partition", sc_partition, 4}, {"leave", sc_leave, 3},
-    {"meta", sc_meta, 3},           {"keys", sc_keys, 5},
+    {"join", sc_join, 3},
+    {"kill", sc_kill, 3},
+    {"refute", sc_refute, 4},
+    {"loss", sc_loss, 3},
+    {"oneway", sc_oneway, 4},
+    {"stall", sc_stall, 3},
+    {"restart", sc_restart, 3},
+    {"restartall", sc_restartall, 3},
+    {"partition", sc_partition, 4},
+    {"leave", sc_leave, 3},
+    {"meta", sc_meta, 3},
+    {"keys", sc_keys, 5},
+    {"dupreorder", sc_dupreorder, 4},
+    {"longtail", sc_longtail, 3},
+    {"clog", sc_clog, 3},
 };
 
 /* ---- the report (--report): detection, false positives by loss, dissemination, bytes ------- */
+
+/* What the report's worlds added up: simulated node-seconds, and whether one failed to join. */
+static double report_node_s;
+static int report_failures;
+static long report_rss_kib; /* the largest resident size at the end of a world */
 
 static world_t *report_world(uint64_t seed, int n)
 {
@@ -814,6 +1062,11 @@ static world_t *report_world(uint64_t seed, int n)
 
 static void report_free(world_t *w)
 {
+    report_node_s += (double)w->n * (double)now(w) / 1e9;
+    report_failures += w->out->failures != 0;
+    long rss = rss_now_kib();
+    if (rss > report_rss_kib)
+        report_rss_kib = rss;
     mesh_exec_free(w->sim);
     free(w);
 }
@@ -833,17 +1086,43 @@ static int pred_any_suspects(world_t *w, void *arg)
     return 0;
 }
 
+/* The sample at quantile q of n sorted samples, in seconds (0 when there is none). */
+static double quantile_s(const uint64_t *v, int n, double q)
+{
+    return n ? (double)v[(int)(q * (n - 1) + 0.5)] / 1e9 : 0;
+}
+
+static json_t *samples_json(const uint64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_real((double)v[i] / 1e9));
+    return a;
+}
+
+static json_t *u64s_json(const uint64_t *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_integer((json_int_t)v[i]));
+    return a;
+}
+
 /*
  * Prints, for n nodes on the lan profile: detection of a kill (first suspicion anywhere, and
  * dead everywhere; SWIM's expected first detection is e/(e-1) protocol periods), false deaths
  * and suspicions in 10 minutes at 0/5/10/20 % loss, dissemination of a metadata update in
- * gossip rounds against log2 n, and gossip bytes per node per second. A table, then JSON.
+ * gossip rounds against log2 n, gossip bytes per node per second, and the simulator's own
+ * speed (simulated node-seconds per wall second) and memory per simulated node. A table, then
+ * a JSON line with every sample (what simulations/sweep aggregates over seeds).
  */
 static int report(uint64_t seed, int n)
 {
-    enum { KILLS = 10 };
+    enum { KILLS = 10, LOSSES = 4 };
     uint64_t first[KILLS], all[KILLS];
     int k_done = 0;
+    double wall0 = wall_now();
+    long rss0 = rss_now_kib();
     world_t *w = report_world(seed, n);
     const gsp_swim_cfg_t prof = w->prof;
     for (int k = 0; k < KILLS; k++) {
@@ -870,9 +1149,9 @@ static int report(uint64_t seed, int n)
     report_free(w);
     qsort(first, (size_t)k_done, sizeof *first, cmp_u64);
     qsort(all, (size_t)k_done, sizeof *all, cmp_u64);
-    static const double losses[] = {0, 0.05, 0.10, 0.20};
-    uint64_t deaths[4], susp[4];
-    for (int l = 0; l < 4; l++) {
+    static const double losses[LOSSES] = {0, 0.05, 0.10, 0.20};
+    uint64_t deaths[LOSSES], susp[LOSSES];
+    for (int l = 0; l < LOSSES; l++) {
         w = report_world(seed + 1 + (uint64_t)l, n);
         mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS, .loss = losses[l]};
         mesh_simnet_configure(w->net, &o);
@@ -883,6 +1162,7 @@ static int report(uint64_t seed, int n)
         susp[l] = after.suspicions - before.suspicions;
         report_free(w);
     }
+    double wall = wall_now() - wall0, rss_node = (double)(report_rss_kib - rss0) / n;
     double period = (double)prof.probe_interval_ns / 1e9, e = 2.718281828;
     double log2n = 0;
     for (int x = n; x > 1; x /= 2)
@@ -893,12 +1173,12 @@ static int report(uint64_t seed, int n)
     printf("| metric | value | reference |\n|---|---:|---|\n");
     printf("| first suspicion after a kill, p50 / p99 (s) | %.2f / %.2f | SWIM: e/(e-1) periods = "
            "%.2f s; memberlist's 1 s probe: %.2f s |\n",
-           (double)first[k_done / 2] / 1e9, (double)first[(k_done * 99) / 100] / 1e9,
-           period * e / (e - 1), e / (e - 1));
+           quantile_s(first, k_done, 0.5), quantile_s(first, k_done, 0.99), period * e / (e - 1),
+           e / (e - 1));
     printf("| dead everywhere after a kill, p50 / p99 (s) | %.2f / %.2f | serf measured here: "
            "5.6 s (N=10), 8.9 s (N=30) |\n",
-           (double)all[k_done / 2] / 1e9, (double)all[(k_done * 99) / 100] / 1e9);
-    for (int l = 0; l < 4; l++)
+           quantile_s(all, k_done, 0.5), quantile_s(all, k_done, 0.99));
+    for (int l = 0; l < LOSSES; l++)
         printf("| %.0f %% loss, 10 min: deaths declared / suspicions | %llu / %llu | false "
                "positives: %.4f per member-minute |\n",
                losses[l] * 100, (unsigned long long)deaths[l], (unsigned long long)susp[l],
@@ -907,16 +1187,35 @@ static int report(uint64_t seed, int n)
            log2n);
     printf("| gossip bytes per node per second (idle) | %.0f | bench/gossip: serf 279-342 |\n",
            bytes);
-    printf("\n{\"nodes\":%d,\"first_suspicion_p50_s\":%.3f,\"dead_all_p50_s\":%.3f,"
-           "\"dead_all_p99_s\":%.3f,\"false_deaths\":[%llu,%llu,%llu,%llu],"
-           "\"suspicions\":[%llu,%llu,%llu,%llu],\"dissemination_rounds\":%.1f,"
-           "\"bytes_per_node_s\":%.0f}\n",
-           n, (double)first[k_done / 2] / 1e9, (double)all[k_done / 2] / 1e9,
-           (double)all[(k_done * 99) / 100] / 1e9, (unsigned long long)deaths[0],
-           (unsigned long long)deaths[1], (unsigned long long)deaths[2],
-           (unsigned long long)deaths[3], (unsigned long long)susp[0], (unsigned long long)susp[1],
-           (unsigned long long)susp[2], (unsigned long long)susp[3], rounds, bytes);
-    return k_done == KILLS ? 0 : 1;
+    printf("| simulated node-seconds per wall second; KiB per simulated node | %.0f; %.0f | |\n\n",
+           wall > 0 ? report_node_s / wall : 0, rss_node);
+    json_t *loss_a = json_array();
+    for (int l = 0; loss_a && l < LOSSES; l++)
+        json_array_append_new(loss_a, json_real(losses[l]));
+    json_t *j = json_pack(
+        "{s:s, s:s, s:I, s:i, s:b, s:s, s:f, s:f, s:i, s:i, s:f, s:i, s:o, s:o, s:f, s:f, s:f, "
+        "s:o, s:o, s:o, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+        "sim", "gossip", "scenario", "report", "seed", (json_int_t)seed, "nodes", n, "ok",
+        k_done == KILLS && !report_failures, "profile", "lan", "probe_interval_s", period,
+        "probe_timeout_s", (double)prof.probe_timeout_ns / 1e9, "suspicion_mult",
+        (int)prof.suspicion_mult, "suspicion_max_mult", (int)prof.suspicion_max_mult,
+        "gossip_interval_s", (double)prof.gossip_interval_ns / 1e9, "gossip_nodes",
+        (int)prof.gossip_nodes, "first_suspicion_s", samples_json(first, k_done), "dead_all_s",
+        samples_json(all, k_done), "first_suspicion_p50_s", quantile_s(first, k_done, 0.5),
+        "dead_all_p50_s", quantile_s(all, k_done, 0.5), "dead_all_p99_s",
+        quantile_s(all, k_done, 0.99), "loss", loss_a, "false_deaths", u64s_json(deaths, LOSSES),
+        "suspicions", u64s_json(susp, LOSSES), "loss_minutes", 10, "dissemination_rounds", rounds,
+        "log2_n", log2n, "bytes_per_node_s", bytes, "virtual_node_s", report_node_s, "wall_s", wall,
+        "node_s_per_wall_s", wall > 0 ? report_node_s / wall : 0.0, "rss_kib_per_node", rss_node);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (!text) {
+        fprintf(stderr, "gossip_sim: cannot build the report's JSON line\n");
+        return 1;
+    }
+    printf("%s\n", text);
+    free(text);
+    json_decref(j);
+    return k_done == KILLS && !report_failures ? 0 : 1;
 }
 
 /* ---- driver ------------------------------------------------------------------------------ */
@@ -926,15 +1225,30 @@ typedef struct sweep_ud {
     const scenario_t *sc;
 } sweep_ud_t;
 
+/* What one run measured, for --json. */
+typedef struct run_metrics {
+    int nodes;
+    double virtual_s, wall_s;
+    long rss_kib; /* growth of the process's resident memory from before the world to its end */
+    uint64_t detect, heal;
+    gsp_swim_stats_t swim; /* summed over the nodes running at the end */
+    mesh_simnet_stats_t net;
+} run_metrics_t;
+
+static run_metrics_t last_run;
+
 static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
 {
     (void)tally;
     sweep_ud_t *su = ud;
+    double wall0 = wall_now();
+    long rss0 = rss_now_kib();
     world_t *w = calloc(1, sizeof *w);
     if (!w)
         abort();
     memset(out, 0, sizeof *out);
     w->out = out;
+    w->m_detect = w->m_heal = UINT64_MAX;
     w->verbose = su->o->verbose;
     w->n = su->o->nodes < su->sc->min_nodes ? su->sc->min_nodes : su->o->nodes;
     if (w->n > MAX_NODES)
@@ -947,8 +1261,54 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->t0 = mesh_sim_now(w->sim);
     su->sc->run(w);
     out->hash = mesh_sim_trace_hash(w->sim);
+    run_metrics_t *m = &last_run;
+    m->nodes = w->n;
+    m->virtual_s = (double)now(w) / 1e9;
+    m->detect = w->m_detect;
+    m->heal = w->m_heal;
+    m->swim = stats_sum(w);
+    mesh_simnet_stats(w->net, &m->net);
+    m->rss_kib = rss_now_kib() - rss0;
     mesh_exec_free(w->sim);
     free(w);
+    m->wall_s = wall_now() - wall0;
+}
+
+/* A duration in seconds, or JSON null when it was not measured. */
+static json_t *secs_or_null(uint64_t ns)
+{
+    return ns == UINT64_MAX ? json_null() : json_real((double)ns / 1e9);
+}
+
+/* Prints one run's outcome and measures as a JSON line (--json). */
+static void print_run_json(const char *scenario, uint64_t seed, const sim_outcome_t *out)
+{
+    const run_metrics_t *m = &last_run;
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)out->hash);
+    double node_s = m->nodes * m->virtual_s;
+    json_t *j = json_pack(
+        "{s:s, s:s, s:I, s:i, s:b, s:s, s:s, s:f, s:f, s:f, s:f, s:o, s:o, s:f, s:{s:I, s:I, "
+        "s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}}",
+        "sim", "gossip", "scenario", scenario, "seed", (json_int_t)seed, "nodes", m->nodes, "ok",
+        !out->failures, "why", out->why, "hash", hash, "virtual_s", m->virtual_s, "wall_s",
+        m->wall_s, "node_s_per_wall_s", m->wall_s > 0 ? node_s / m->wall_s : 0.0,
+        "rss_kib_per_node", (double)m->rss_kib / m->nodes, "detect_s", secs_or_null(m->detect),
+        "heal_s", secs_or_null(m->heal), "bytes_per_node_s",
+        node_s > 0 ? (double)m->swim.sent_bytes / node_s : 0.0, "swim", "suspicions",
+        (json_int_t)m->swim.suspicions, "refutations", (json_int_t)m->swim.refutations, "deaths",
+        (json_int_t)m->swim.deaths, "probes", (json_int_t)m->swim.probes, "indirect_probes",
+        (json_int_t)m->swim.indirect_probes, "net", "lost", (json_int_t)m->net.lost, "duplicated",
+        (json_int_t)m->net.duplicated, "reordered", (json_int_t)m->net.reordered, "clogged",
+        (json_int_t)m->net.clogged, "delivered", (json_int_t)m->net.delivered);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    if (!text) {
+        fprintf(stderr, "gossip_sim: cannot build the JSON line\n");
+        exit(1);
+    }
+    printf("%s\n", text);
+    free(text);
+    json_decref(j);
 }
 
 static void replay(void *ud, uint64_t seed)
@@ -978,9 +1338,16 @@ int main(int argc, char **argv)
             o.verbose = 1;
         else if (!strcmp(a, "--report"))
             o.report = 1;
-        else {
+        else if (!strcmp(a, "--json"))
+            o.json = 1;
+        else if (!strcmp(a, "--list")) {
+            for (size_t k = 0; k < sizeof scenarios / sizeof *scenarios; k++)
+                printf("%s\n", scenarios[k].name);
+            return 0;
+        } else {
             fprintf(stderr, "usage: gossip_sim [--scenario NAME|all] [--seed N | --seeds COUNT "
-                            "[--first-seed S]] [--nodes N] [--verbose] | --report [--nodes N]\n");
+                            "[--first-seed S]] [--nodes N] [--verbose] [--json] | --report "
+                            "[--nodes N] [--seed S] | --list\n");
             return 2;
         }
     }
@@ -1001,8 +1368,11 @@ int main(int argc, char **argv)
         if (!seeds) {
             sim_outcome_t out;
             run_one(&su, seed ? seed : first, 1, &out);
-            printf("%-10s seed %llu: %s%s\n", sc->name, (unsigned long long)(seed ? seed : first),
+            printf("%-10s seed %llu (hash %016llx): %s%s\n", sc->name,
+                   (unsigned long long)(seed ? seed : first), (unsigned long long)out.hash,
                    out.failures ? "FAILED: " : "ok", out.why);
+            if (o.json)
+                print_run_json(sc->name, seed ? seed : first, &out);
             failed += out.failures != 0;
         } else {
             printf("%-10s %llu seeds from %llu, %d nodes\n", sc->name, (unsigned long long)seeds,
