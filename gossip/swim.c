@@ -49,24 +49,30 @@
 #define TAG_KIND(t)   ((t) >> 56)
 
 typedef struct member {
-    char name[GSP_NAME_MAX + 1];
-    char addr[GSP_ADDR_MAX + 1];
-    gsp_state_t state;
-    uint32_t inc;
     uint64_t meta_version;
     uint8_t *meta; /* NULL while unknown (or none: meta_version 0) */
-    size_t meta_len;
     uint64_t since;
     uint64_t name_hash;
-    size_t idx; /* in s->ms */
-    int self;
-    int fetching; /* a WANT for its metadata is in flight */
-    uint32_t qi;  /* its queued update's slot in s->q plus one (0: none queued) */
-    /* suspicion (state SUSPECT) */
-    uint64_t susp_start, susp_deadline, susp_min, susp_max;
-    uint32_t susp_k, susp_n;
-    uint64_t confirmers[CONFIRM_MAX];
+    gsp_state_t state;
+    uint32_t inc;
+    uint32_t meta_len;
+    uint32_t idx;               /* in s->ms */
+    uint32_t qi;                /* its queued update's slot in s->q plus one (0: none queued) */
+    uint32_t si;                /* while SUSPECT: its suspicion's place in s->suspects plus one */
+    uint8_t self;               /* this member is us */
+    uint8_t fetching;           /* a WANT for its metadata is in flight */
+    uint8_t name_len, addr_len; /* strlen of name and addr (both fit: see the bounds) */
+    char addr[GSP_ADDR_MAX + 1];
+    char name[]; /* name_len + 1 bytes: a member's name never changes */
 } member_t;
+
+/* A suspicion (Lifeguard): kept beside the suspects list, not in every member. */
+typedef struct susp {
+    member_t *m;
+    uint64_t start, deadline, min, max;
+    uint32_t k, n;
+    uint64_t confirmers[CONFIRM_MAX];
+} susp_t;
 
 /* A slot of the member table. */
 typedef struct slot {
@@ -120,7 +126,7 @@ struct gsp_swim {
     uint32_t qfree; /* free slots, linked through next (slot + 1; 0: none) */
     uint32_t qhead[QLISTS], qtail[QLISTS];
 
-    member_t **suspects;
+    susp_t *suspects;
     size_t n_susp, susp_cap;
 
     struct {
@@ -164,6 +170,15 @@ struct gsp_swim {
 static gsp_str_t str_of(const char *c)
 {
     return (gsp_str_t){c, (uint32_t)strlen(c)};
+}
+
+/* A member's name and address without a strlen (they are read for every message). */
+#define M_NAME(m) ((gsp_str_t){(m)->name, (m)->name_len})
+#define M_ADDR(m) ((gsp_str_t){(m)->addr, (m)->addr_len})
+
+static int str_is(gsp_str_t a, gsp_str_t b)
+{
+    return a.n == b.n && (!a.n || !memcmp(a.p, b.p, a.n));
 }
 
 /* Copies a borrowed string into a fixed buffer of cap bytes; -1 if it does not fit. */
@@ -297,7 +312,7 @@ static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
         if (!t->m)
             return NULL;
         /* the hash sits in the slot: a probe touches the member only when it likely matches */
-        if (t->hash == h && strlen(t->m->name) == len && !memcmp(t->m->name, name, len))
+        if (t->hash == h && t->m->name_len == len && !memcmp(t->m->name, name, len))
             return t->m;
     }
 }
@@ -377,11 +392,13 @@ static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joine
 
 static void susp_remove(gsp_swim_t *s, member_t *m)
 {
-    for (size_t i = 0; i < s->n_susp; i++)
-        if (s->suspects[i] == m) {
-            s->suspects[i] = s->suspects[--s->n_susp];
-            return;
-        }
+    if (!m->si)
+        return;
+    size_t i = m->si - 1;
+    m->si = 0;
+    s->suspects[i] = s->suspects[--s->n_susp];
+    if (i < s->n_susp)
+        s->suspects[i].m->si = (uint32_t)i + 1;
 }
 
 /* Moves m to state st (keeping the live count and the suspect list right). */
@@ -427,13 +444,17 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
 {
     if (name.n == 0 || tab_grow(s) || grow((void **)&s->ms, &s->cap, s->n + 1, sizeof *s->ms))
         return NULL;
-    member_t *m = calloc(1, sizeof *m);
+    if (name.n > GSP_NAME_MAX)
+        return NULL;
+    member_t *m = calloc(1, sizeof *m + name.n + 1);
     if (!m)
         return NULL;
-    if (str_copy(m->name, sizeof m->name, name) || str_copy(m->addr, sizeof m->addr, addr)) {
+    if (str_copy(m->name, name.n + 1, name) || str_copy(m->addr, sizeof m->addr, addr)) {
         free(m);
         return NULL;
     }
+    m->name_len = (uint8_t)name.n;
+    m->addr_len = (uint8_t)addr.n;
     m->name_hash = hash_bytes(m->name, name.n);
     m->state = GSP_ST_DEAD; /* set_state below counts it */
     m->since = now;
@@ -680,8 +701,8 @@ static void queue_alive(gsp_swim_t *s, member_t *m)
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     size_t hdr = gsp_enc_len(&e);
-    gsp_alive_t a = {.node = str_of(m->name),
-                     .addr = str_of(m->addr),
+    gsp_alive_t a = {.node = M_NAME(m),
+                     .addr = M_ADDR(m),
                      .incarnation = m->inc,
                      .meta_version = m->meta_version,
                      .meta = {(const char *)m->meta, (uint32_t)m->meta_len}};
@@ -702,7 +723,7 @@ static void queue_suspect(gsp_swim_t *s, gsp_type_t type, member_t *node, uint32
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     size_t hdr = gsp_enc_len(&e);
-    gsp_suspect_t m = {.node = str_of(node->name), .incarnation = inc, .from = str_of(from)};
+    gsp_suspect_t m = {.node = M_NAME(node), .incarnation = inc, .from = str_of(from)};
     if (gsp_enc_suspect(&e, type, &m))
         return;
     queue_put(s, node, buf + hdr, gsp_enc_len(&e) - hdr);
@@ -731,14 +752,14 @@ static void send_ping(gsp_swim_t *s, const char *addr, const char *target, uint3
     dgram_init(s, &e);
     gsp_ping_t p = {.seq = seq,
                     .target = str_of(target),
-                    .from = str_of(s->self->name),
-                    .from_addr = str_of(s->self->addr)};
+                    .from = M_NAME(s->self),
+                    .from_addr = M_ADDR(s->self)};
     if (gsp_enc_ping(&e, &p))
         return;
     if (suspect_first) { /* buddy system: a suspect hears of its suspicion first */
-        gsp_suspect_t m = {.node = str_of(suspect_first->name),
+        gsp_suspect_t m = {.node = M_NAME(suspect_first),
                            .incarnation = suspect_first->inc,
-                           .from = str_of(s->self->name)};
+                           .from = M_NAME(s->self)};
         (void)gsp_enc_suspect(&e, GSP_SUSPECT, &m);
     }
     if (with_updates)
@@ -843,7 +864,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
     }
     member_t *m = find_str(s, node);
     if (m && m->self) {
-        if (!gsp_str_eq(addr, m->addr)) {
+        if (!str_is(addr, M_ADDR(m))) {
             char theirs[GSP_ADDR_MAX + 1];
             if (str_copy(theirs, sizeof theirs, addr))
                 return;
@@ -880,7 +901,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
             fetch_meta(s, m);
         return;
     }
-    int addr_changed = !gsp_str_eq(addr, m->addr);
+    int addr_changed = !str_is(addr, M_ADDR(m));
     if (addr_changed && is_live(m)) {
         char theirs[GSP_ADDR_MAX + 1];
         if (str_copy(theirs, sizeof theirs, addr))
@@ -904,6 +925,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
     gsp_state_t prev = m->state;
     if (addr_changed && str_copy(m->addr, sizeof m->addr, addr))
         return;
+    m->addr_len = (uint8_t)addr.n;
     m->inc = inc;
     if (mv != m->meta_version || meta.n) {
         if (has_meta) {
@@ -970,7 +992,7 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
             refute(s, now, inc);
         return;
     }
-    int left = gsp_str_eq(from, m->name);
+    int left = str_is(from, M_NAME(m));
     char f[GSP_NAME_MAX + 1];
     if (str_copy(f, sizeof f, from))
         f[0] = 0;
@@ -1004,34 +1026,34 @@ static void suspicion_start(gsp_swim_t *s, member_t *m, uint64_t now, const char
         k = 0;
     if (k > CONFIRM_MAX - 1)
         k = CONFIRM_MAX - 1;
-    m->susp_start = now;
-    m->susp_min = min;
-    m->susp_max = max;
-    m->susp_k = k;
-    m->susp_n = 0;
-    memset(m->confirmers, 0, sizeof m->confirmers);
-    m->confirmers[0] = hash_bytes(from, strlen(from));
-    m->susp_deadline = now + (k ? max : min);
-    if (!grow((void **)&s->suspects, &s->susp_cap, s->n_susp + 1, sizeof *s->suspects))
-        s->suspects[s->n_susp++] = m;
+    if (m->si || grow((void **)&s->suspects, &s->susp_cap, s->n_susp + 1, sizeof *s->suspects))
+        return;
+    susp_t *u = &s->suspects[s->n_susp++];
+    *u = (susp_t){.m = m, .start = now, .min = min, .max = max, .k = k};
+    u->confirmers[0] = hash_bytes(from, strlen(from));
+    u->deadline = now + (k ? max : min);
+    m->si = (uint32_t)s->n_susp;
 }
 
 /* An independent confirmation shortens the timeout: max - (max-min) * log(c+1)/log(k+1). */
 static int suspicion_confirm(gsp_swim_t *s, member_t *m, uint64_t now, const char *from)
 {
-    (void)s, (void)now;
-    if (m->susp_n >= m->susp_k || !from[0])
+    (void)now;
+    if (!m->si)
+        return 0;
+    susp_t *u = &s->suspects[m->si - 1];
+    if (u->n >= u->k || !from[0])
         return 0;
     uint64_t h = hash_bytes(from, strlen(from));
-    for (uint32_t i = 0; i <= m->susp_n; i++)
-        if (m->confirmers[i] == h)
+    for (uint32_t i = 0; i <= u->n; i++)
+        if (u->confirmers[i] == h)
             return 0;
-    m->confirmers[++m->susp_n] = h;
-    double frac = log((double)m->susp_n + 1) / log((double)m->susp_k + 1);
-    uint64_t t = m->susp_max - (uint64_t)((double)(m->susp_max - m->susp_min) * frac);
-    if (t < m->susp_min)
-        t = m->susp_min;
-    m->susp_deadline = m->susp_start + t;
+    u->confirmers[++u->n] = h;
+    double frac = log((double)u->n + 1) / log((double)u->k + 1);
+    uint64_t t = u->max - (uint64_t)((double)(u->max - u->min) * frac);
+    if (t < u->min)
+        t = u->min;
+    u->deadline = u->start + t;
     return 1;
 }
 
@@ -1077,7 +1099,7 @@ static void probe_failed(gsp_swim_t *s, uint64_t now)
         return; /* a suspect one: our own failure is an independent confirmation */
     logf_(s, 1, "no answer from %s (%s) to a direct, indirect or stream probe: suspecting it",
           m->name, m->addr);
-    on_suspect(s, now, str_of(m->name), m->inc, str_of(s->self->name));
+    on_suspect(s, now, M_NAME(m), m->inc, M_NAME(s->self));
 }
 
 static void probe_start(gsp_swim_t *s, uint64_t now)
@@ -1125,11 +1147,11 @@ static void probe_indirect(gsp_swim_t *s, uint64_t now)
         gsp_enc_t e;
         dgram_init(s, &e);
         gsp_ping_req_t r = {.seq = s->probe.seq,
-                            .target = str_of(t->name),
-                            .target_addr = str_of(t->addr),
+                            .target = M_NAME(t),
+                            .target_addr = M_ADDR(t),
                             .want_nack = 1,
-                            .from = str_of(s->self->name),
-                            .from_addr = str_of(s->self->addr)};
+                            .from = M_NAME(s->self),
+                            .from_addr = M_ADDR(s->self)};
         if (gsp_enc_ping_req(&e, &r))
             continue;
         piggyback(s, &e);
@@ -1142,9 +1164,9 @@ static void probe_indirect(gsp_swim_t *s, uint64_t now)
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     gsp_ping_t p = {.seq = s->probe.seq,
-                    .target = str_of(t->name),
-                    .from = str_of(s->self->name),
-                    .from_addr = str_of(s->self->addr)};
+                    .target = M_NAME(t),
+                    .from = M_NAME(s->self),
+                    .from_addr = M_ADDR(s->self)};
     if (!gsp_enc_ping(&e, &p)) {
         size_t len = gsp_enc_finish(&e);
         s->st.stream_probes++;
@@ -1238,7 +1260,7 @@ void gsp_swim_on_datagram(gsp_swim_t *s, uint64_t now, const char *from, const u
         }
         switch (m.type) {
         case GSP_PING:
-            if (s->leaving || (m.u.ping.target.n && !gsp_str_eq(m.u.ping.target, s->self->name)))
+            if (s->leaving || (m.u.ping.target.n && !str_is(m.u.ping.target, M_NAME(s->self))))
                 break; /* not us (a node restarted under another name at that address) */
             send_ack(s, from, GSP_ACK, m.u.ping.seq);
             break;
@@ -1275,8 +1297,8 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
 {
     size_t need = 64;
     for (size_t i = 0; i < s->n; i++)
-        need += GSP_MSG_OVERHEAD + strlen(s->ms[i]->name) + strlen(s->ms[i]->addr) +
-                s->ms[i]->meta_len + 24;
+        need +=
+            GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len + s->ms[i]->meta_len + 24;
     for (size_t i = 0; i < s->sets_cap; i++)
         if (s->sets[i].hash) {
             need += GSP_MSG_OVERHEAD + 16;
@@ -1296,8 +1318,8 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
         const member_t *m = s->ms[i];
-        gsp_member_state_t st = {.node = str_of(m->name),
-                                 .addr = str_of(m->addr),
+        gsp_member_state_t st = {.node = M_NAME(m),
+                                 .addr = M_ADDR(m),
                                  .incarnation = m->inc,
                                  .state = (uint8_t)m->state,
                                  .meta_version = m->meta_version,
@@ -1334,7 +1356,7 @@ static void push_pull(gsp_swim_t *s, const char *addr, int join)
  * late gossip cannot resurrect them). */
 static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *st)
 {
-    gsp_str_t self = str_of(s->self->name);
+    gsp_str_t self = M_NAME(s->self);
     switch (st->state) {
     case GSP_ST_ALIVE:
         on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
@@ -1443,8 +1465,8 @@ static size_t answer_want(gsp_swim_t *s, const uint8_t *data, size_t len)
         member_t *x = find_str(s, m.u.want.nodes[i]);
         if (!x)
             continue;
-        gsp_member_state_t st = {.node = str_of(x->name),
-                                 .addr = str_of(x->addr),
+        gsp_member_state_t st = {.node = M_NAME(x),
+                                 .addr = M_ADDR(x),
                                  .incarnation = x->inc,
                                  .state = (uint8_t)x->state,
                                  .meta_version = x->meta_version,
@@ -1477,7 +1499,7 @@ const uint8_t *gsp_swim_on_stream_request(gsp_swim_t *s, uint64_t now, const uin
     switch (first.type) {
     case GSP_PING:
         if (!s->leaving &&
-            (!first.u.ping.target.n || gsp_str_eq(first.u.ping.target, s->self->name)) &&
+            (!first.u.ping.target.n || str_is(first.u.ping.target, M_NAME(s->self))) &&
             !reply_room(s, 32)) {
             gsp_enc_t e;
             gsp_enc_init(&e, s->rbuf, 32);
@@ -1687,7 +1709,7 @@ static uint64_t compute_due(const gsp_swim_t *s)
     for (size_t i = 0; i < s->n_relays; i++)
         d = min64(d, s->relays[i].deadline);
     for (size_t i = 0; i < s->n_susp; i++)
-        d = min64(d, s->suspects[i]->susp_deadline);
+        d = min64(d, s->suspects[i].deadline);
     return d;
 }
 
@@ -1709,8 +1731,8 @@ static void postpone_verdicts(gsp_swim_t *s, uint64_t now)
         if (s->relays[i].deadline <= now)
             s->relays[i].deadline = grace;
     for (size_t i = 0; i < s->n_susp; i++)
-        if (s->suspects[i]->susp_deadline <= now)
-            s->suspects[i]->susp_deadline = grace;
+        if (s->suspects[i].deadline <= now)
+            s->suspects[i].deadline = grace;
 }
 
 void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
@@ -1741,11 +1763,12 @@ void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
         }
     }
     for (size_t i = 0; i < s->n_susp;) {
-        member_t *m = s->suspects[i];
-        if (now >= m->susp_deadline) {
+        const susp_t *u = &s->suspects[i];
+        member_t *m = u->m;
+        if (now >= u->deadline) {
             logf_(s, 2, "suspicion of %s (%s) timed out after %llu ms with %u confirmations",
-                  m->name, m->addr, (unsigned long long)((now - m->susp_start) / MS), m->susp_n);
-            on_dead(s, now, str_of(m->name), m->inc, str_of(s->self->name)); /* removes it */
+                  m->name, m->addr, (unsigned long long)((now - u->start) / MS), u->n);
+            on_dead(s, now, M_NAME(m), m->inc, M_NAME(s->self)); /* removes it */
         } else {
             i++;
         }
