@@ -408,7 +408,7 @@ static uint64_t clogged_until(mesh_simnet_t *n, const simhost_t *a, const simhos
         return 0;
     if (a && a->clog_out > now)
         until = a->clog_out;
-    if (b && b->clog_in > until)
+    if (b && b->clog_in > now && b->clog_in > until)
         until = b->clog_in;
     return until;
 }

@@ -25,9 +25,12 @@
 #define MS 1000000ull
 #define S  (1000 * MS)
 
-#define RELAY_MAX        64 /* PING_REQs we are serving at once */
-#define CONFIRM_MAX      8  /* independent suspicion confirmations remembered */
-#define STREAMS_MAX      64 /* stream exchanges in flight */
+#define RELAY_MAX        64  /* PING_REQs we are serving at once */
+#define CONFIRM_MAX      8   /* independent suspicion confirmations remembered */
+#define QLISTS           65  /* queue lists: one per transmit count (the limit is at most 64) */
+#define MISFITS_MAX      16  /* updates tried in a row that did not fit: the datagram is full */
+#define MOVED_MAX        256 /* updates one datagram can carry, at most */
+#define STREAMS_MAX      64  /* stream exchanges in flight */
 #define JOIN_BACKOFF0    (1 * S)
 #define JOIN_BACKOFF_MAX (30 * S)
 /* Members dead for less than RECONNECT_RECENT_NS are retried every RECONNECT_FAST_NS: a
@@ -46,31 +49,44 @@
 #define TAG_KIND(t)   ((t) >> 56)
 
 typedef struct member {
-    char name[GSP_NAME_MAX + 1];
-    char addr[GSP_ADDR_MAX + 1];
-    gsp_state_t state;
-    uint32_t inc;
     uint64_t meta_version;
     uint8_t *meta; /* NULL while unknown (or none: meta_version 0) */
-    size_t meta_len;
     uint64_t since;
     uint64_t name_hash;
-    size_t idx; /* in s->ms */
-    int self;
-    int fetching; /* a WANT for its metadata is in flight */
-    size_t qi;    /* its update's place in s->q plus one (0: none queued) */
-    /* suspicion (state SUSPECT) */
-    uint64_t susp_start, susp_deadline, susp_min, susp_max;
-    uint32_t susp_k, susp_n;
-    uint64_t confirmers[CONFIRM_MAX];
+    gsp_state_t state;
+    uint32_t inc;
+    uint32_t meta_len;
+    uint32_t idx;               /* in s->ms */
+    uint32_t qi;                /* its queued update's slot in s->q plus one (0: none queued) */
+    uint32_t si;                /* while SUSPECT: its suspicion's place in s->suspects plus one */
+    uint8_t self;               /* this member is us */
+    uint8_t fetching;           /* a WANT for its metadata is in flight */
+    uint8_t name_len, addr_len; /* strlen of name and addr (both fit: see the bounds) */
+    char addr[GSP_ADDR_MAX + 1];
+    char name[]; /* name_len + 1 bytes: a member's name never changes */
 } member_t;
 
+/* A suspicion (Lifeguard): kept beside the suspects list, not in every member. */
+typedef struct susp {
+    member_t *m;
+    uint64_t start, deadline, min, max;
+    uint32_t k, n;
+    uint64_t confirmers[CONFIRM_MAX];
+} susp_t;
+
+/* A slot of the member table. */
+typedef struct slot {
+    uint64_t hash;
+    member_t *m; /* NULL: empty */
+} slot_t;
+
+/* A queued update about a member, in the list of its transmit count (see piggyback). */
 typedef struct bcast {
-    char node[GSP_NAME_MAX + 1];
-    uint32_t transmits;
-    uint64_t id; /* newer entries have larger ids */
+    member_t *m;
     uint8_t *msg;
-    size_t len;
+    uint32_t len;
+    uint32_t transmits;
+    uint32_t prev, next; /* neighbours in its list, as slot + 1 (0: none); next: free list */
 } bcast_t;
 
 typedef struct relay {
@@ -95,7 +111,7 @@ struct gsp_swim {
 
     member_t **ms; /* every member, self included */
     size_t n, cap;
-    member_t **tab; /* open addressing by name hash */
+    slot_t *tab; /* open addressing by name hash */
     size_t tab_cap;
     size_t live; /* alive or suspect, self included */
 
@@ -104,12 +120,13 @@ struct gsp_swim {
     member_t **scratch; /* for random picks */
     size_t scratch_cap;
 
-    bcast_t *q;
-    size_t qn, qcap;
-    uint64_t qid;
-    size_t *qsort_idx;
+    bcast_t *q;     /* slots; the queue is one list per transmit count, newest first */
+    size_t qn;      /* queued updates */
+    size_t qcap;    /* slots */
+    uint32_t qfree; /* free slots, linked through next (slot + 1; 0: none) */
+    uint32_t qhead[QLISTS], qtail[QLISTS];
 
-    member_t **suspects;
+    susp_t *suspects;
     size_t n_susp, susp_cap;
 
     struct {
@@ -153,6 +170,15 @@ struct gsp_swim {
 static gsp_str_t str_of(const char *c)
 {
     return (gsp_str_t){c, (uint32_t)strlen(c)};
+}
+
+/* A member's name and address without a strlen (they are read for every message). */
+#define M_NAME(m) ((gsp_str_t){(m)->name, (m)->name_len})
+#define M_ADDR(m) ((gsp_str_t){(m)->addr, (m)->addr_len})
+
+static int str_is(gsp_str_t a, gsp_str_t b)
+{
+    return a.n == b.n && (!a.n || !memcmp(a.p, b.p, a.n));
 }
 
 /* Copies a borrowed string into a fixed buffer of cap bytes; -1 if it does not fit. */
@@ -282,11 +308,12 @@ static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
         return NULL;
     uint64_t h = hash_bytes(name, len);
     for (size_t i = h & (s->tab_cap - 1);; i = (i + 1) & (s->tab_cap - 1)) {
-        member_t *m = s->tab[i];
-        if (!m)
+        const slot_t *t = &s->tab[i];
+        if (!t->m)
             return NULL;
-        if (m->name_hash == h && strlen(m->name) == len && !memcmp(m->name, name, len))
-            return m;
+        /* the hash sits in the slot: a probe touches the member only when it likely matches */
+        if (t->hash == h && t->m->name_len == len && !memcmp(t->m->name, name, len))
+            return t->m;
     }
 }
 
@@ -295,12 +322,12 @@ static member_t *find_str(const gsp_swim_t *s, gsp_str_t n)
     return find(s, n.p ? n.p : "", n.n);
 }
 
-static void tab_put(member_t **tab, size_t cap, member_t *m)
+static void tab_put(slot_t *tab, size_t cap, member_t *m)
 {
     size_t i = m->name_hash & (cap - 1);
-    while (tab[i])
+    while (tab[i].m)
         i = (i + 1) & (cap - 1);
-    tab[i] = m;
+    tab[i] = (slot_t){m->name_hash, m};
 }
 
 static int tab_grow(gsp_swim_t *s)
@@ -308,7 +335,7 @@ static int tab_grow(gsp_swim_t *s)
     if ((s->n + 1) * 2 <= s->tab_cap)
         return 0;
     size_t cap = s->tab_cap ? s->tab_cap * 2 : 64;
-    member_t **t = calloc(cap, sizeof *t);
+    slot_t *t = calloc(cap, sizeof *t);
     if (!t)
         return -1;
     for (size_t i = 0; i < s->n; i++)
@@ -323,17 +350,17 @@ static int tab_grow(gsp_swim_t *s)
 static void tab_del(gsp_swim_t *s, member_t *m)
 {
     size_t mask = s->tab_cap - 1, i = m->name_hash & mask;
-    while (s->tab[i] != m)
+    while (s->tab[i].m != m)
         i = (i + 1) & mask;
-    for (size_t j = (i + 1) & mask; s->tab[j]; j = (j + 1) & mask) {
-        size_t home = s->tab[j]->name_hash & mask;
+    for (size_t j = (i + 1) & mask; s->tab[j].m; j = (j + 1) & mask) {
+        size_t home = s->tab[j].hash & mask;
         /* move j into the hole at i when its home is not in (i, j] */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             s->tab[i] = s->tab[j];
             i = j;
         }
     }
-    s->tab[i] = NULL;
+    s->tab[i] = (slot_t){0, NULL};
 }
 
 static int is_live(const member_t *m)
@@ -365,11 +392,13 @@ static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joine
 
 static void susp_remove(gsp_swim_t *s, member_t *m)
 {
-    for (size_t i = 0; i < s->n_susp; i++)
-        if (s->suspects[i] == m) {
-            s->suspects[i] = s->suspects[--s->n_susp];
-            return;
-        }
+    if (!m->si)
+        return;
+    size_t i = m->si - 1;
+    m->si = 0;
+    s->suspects[i] = s->suspects[--s->n_susp];
+    if (i < s->n_susp)
+        s->suspects[i].m->si = (uint32_t)i + 1;
 }
 
 /* Moves m to state st (keeping the live count and the suspect list right). */
@@ -415,13 +444,17 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
 {
     if (name.n == 0 || tab_grow(s) || grow((void **)&s->ms, &s->cap, s->n + 1, sizeof *s->ms))
         return NULL;
-    member_t *m = calloc(1, sizeof *m);
+    if (name.n > GSP_NAME_MAX)
+        return NULL;
+    member_t *m = calloc(1, sizeof *m + name.n + 1);
     if (!m)
         return NULL;
-    if (str_copy(m->name, sizeof m->name, name) || str_copy(m->addr, sizeof m->addr, addr)) {
+    if (str_copy(m->name, name.n + 1, name) || str_copy(m->addr, sizeof m->addr, addr)) {
         free(m);
         return NULL;
     }
+    m->name_len = (uint8_t)name.n;
+    m->addr_len = (uint8_t)addr.n;
     m->name_hash = hash_bytes(m->name, name.n);
     m->state = GSP_ST_DEAD; /* set_state below counts it */
     m->since = now;
@@ -431,12 +464,12 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
     return m;
 }
 
-static void queue_drop(gsp_swim_t *s, size_t i);
+static void queue_drop(gsp_swim_t *s, uint32_t slot);
 
 static void member_free(gsp_swim_t *s, member_t *m)
 {
     if (m->qi)
-        queue_drop(s, m->qi - 1);
+        queue_drop(s, m->qi);
     if (m->state == GSP_ST_SUSPECT)
         susp_remove(s, m);
     if (is_live(m))
@@ -535,22 +568,50 @@ static uint32_t retransmit_limit(const gsp_swim_t *s)
     return lim ? lim : 1;
 }
 
-static member_t *find(const gsp_swim_t *s, const char *name, size_t len);
-
-static void queue_drop(gsp_swim_t *s, size_t i)
+static void qlist_unlink(gsp_swim_t *s, uint32_t slot)
 {
-    member_t *m = find(s, s->q[i].node, strlen(s->q[i].node));
-    if (m && m->qi == i + 1)
-        m->qi = 0;
-    free(s->q[i].msg);
-    s->q[i] = s->q[--s->qn];
-    if (i < s->qn && (m = find(s, s->q[i].node, strlen(s->q[i].node))) != NULL)
-        m->qi = i + 1;
+    bcast_t *b = &s->q[slot - 1];
+    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
+    if (b->prev)
+        s->q[b->prev - 1].next = b->next;
+    else
+        s->qhead[t] = b->next;
+    if (b->next)
+        s->q[b->next - 1].prev = b->prev;
+    else
+        s->qtail[t] = b->prev;
+    b->prev = b->next = 0;
 }
 
-/* Queues an encoded message about node, replacing an older one about the same node (found
- * through the member's qi: O(1)). */
-static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_t len)
+static void qlist_push_head(gsp_swim_t *s, uint32_t slot)
+{
+    bcast_t *b = &s->q[slot - 1];
+    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
+    b->prev = 0;
+    b->next = s->qhead[t];
+    if (b->next)
+        s->q[b->next - 1].prev = slot;
+    else
+        s->qtail[t] = slot;
+    s->qhead[t] = slot;
+}
+
+/* Drops the update in slot (slot + 1 numbering, as m->qi). */
+static void queue_drop(gsp_swim_t *s, uint32_t slot)
+{
+    bcast_t *b = &s->q[slot - 1];
+    qlist_unlink(s, slot);
+    if (b->m && b->m->qi == slot)
+        b->m->qi = 0;
+    free(b->msg);
+    *b = (bcast_t){.next = s->qfree};
+    s->qfree = slot;
+    s->qn--;
+}
+
+/* Queues an encoded message about m, replacing an older one about it (found through m->qi:
+ * O(1)). The update goes to the head of the never-sent list. */
+static void queue_put(gsp_swim_t *s, member_t *m, const uint8_t *msg, size_t len)
 {
     uint8_t *c = malloc(len);
     if (!c) {
@@ -558,78 +619,90 @@ static void queue_put(gsp_swim_t *s, const char *node, const uint8_t *msg, size_
         return;
     }
     memcpy(c, msg, len);
-    member_t *m = find(s, node, strlen(node));
-    if (m && m->qi) {
-        bcast_t *b = &s->q[m->qi - 1];
-        free(b->msg);
-        b->msg = c;
-        b->len = len;
-        b->transmits = 0;
-        b->id = ++s->qid;
-        return;
+    uint32_t slot = m->qi;
+    if (slot) {
+        qlist_unlink(s, slot);
+        free(s->q[slot - 1].msg);
+    } else {
+        if (!s->qfree) {
+            size_t cap = s->qcap ? s->qcap * 2 : 16;
+            bcast_t *q = cap < UINT32_MAX ? realloc(s->q, cap * sizeof *q) : NULL;
+            if (!q) {
+                free(c);
+                s->st.dropped_updates++;
+                return;
+            }
+            for (size_t i = cap; i-- > s->qcap;) {
+                q[i] = (bcast_t){.next = s->qfree};
+                s->qfree = (uint32_t)i + 1;
+            }
+            s->q = q;
+            s->qcap = cap;
+        }
+        slot = s->qfree;
+        s->qfree = s->q[slot - 1].next;
+        s->qn++;
+        m->qi = slot;
     }
-    if (grow((void **)&s->q, &s->qcap, s->qn + 1, sizeof *s->q)) {
-        free(c);
-        s->st.dropped_updates++;
-        return;
-    }
-    bcast_t *b = &s->q[s->qn++];
-    snprintf(b->node, sizeof b->node, "%s", node);
-    b->msg = c;
-    b->len = len;
-    b->transmits = 0;
-    b->id = ++s->qid;
-    if (m)
-        m->qi = s->qn;
+    s->q[slot - 1] = (bcast_t){.m = m, .msg = c, .len = (uint32_t)len};
+    qlist_push_head(s, slot);
 }
 
-/* Adds queued updates to e, fewest sent first (newest first among equals), while they fit.
- * A counting sort by transmit count: O(queue) per datagram. */
+/* Adds queued updates to e while they fit: fewest sent first, newest first among equals (the
+ * lists keep that order), so a datagram costs what it carries, not the queue's length. An
+ * update sent `limit` times leaves the queue. */
 static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
 {
     if (!s->qn)
         return;
     uint32_t limit = retransmit_limit(s);
-    size_t *ix = s->qsort_idx = realloc(s->qsort_idx, s->qn * sizeof *ix);
-    size_t start[65] = {0};
-    if (!ix || limit > 64)
-        return;
-    for (size_t i = 0; i < s->qn; i++)
-        start[(s->q[i].transmits < limit ? s->q[i].transmits : limit - 1) + 1]++;
-    for (uint32_t t = 1; t <= limit; t++)
-        start[t] += start[t - 1];
-    for (size_t i = s->qn; i-- > 0;) /* later in the queue: usually newer */
-        ix[start[s->q[i].transmits < limit ? s->q[i].transmits : limit - 1]++] = i;
-    size_t added = 0;
-    for (size_t k = 0; k < s->qn; k++) {
-        bcast_t *b = &s->q[ix[k]];
-        if (gsp_enc_raw(e, b->msg, b->len))
-            continue; /* a smaller one may still fit */
-        b->transmits++;
-        added++;
-        if (s->leaving && !strcmp(b->node, s->self->name))
-            s->leave_transmits++;
-        if (e->cap - e->len < 16)
-            break; /* full */
+    if (limit > QLISTS - 1)
+        limit = QLISTS - 1;
+    for (uint32_t t = limit; t < QLISTS; t++) /* the limit shrank as members left */
+        while (s->qhead[t])
+            queue_drop(s, s->qhead[t]);
+    uint32_t moved[MOVED_MAX];
+    size_t n_moved = 0, misfits = 0;
+    for (uint32_t t = 0; t < limit && n_moved < MOVED_MAX && misfits < MISFITS_MAX; t++) {
+        for (uint32_t slot = s->qhead[t]; slot && n_moved < MOVED_MAX;) {
+            bcast_t *b = &s->q[slot - 1];
+            uint32_t next = b->next;
+            if (gsp_enc_raw(e, b->msg, b->len)) {
+                if (++misfits >= MISFITS_MAX)
+                    break; /* a smaller one might still fit, but not worth the search */
+                slot = next;
+                continue;
+            }
+            qlist_unlink(s, slot);
+            moved[n_moved++] = slot;
+            if (s->leaving && b->m == s->self)
+                s->leave_transmits++;
+            slot = next;
+            if (e->cap - e->len < 16) {
+                misfits = MISFITS_MAX; /* full */
+                break;
+            }
+        }
     }
-    if (!added)
-        return;
-    for (size_t i = 0; i < s->qn;)
-        if (s->q[i].transmits >= limit)
-            queue_drop(s, i);
+    /* into the next list, at its head and in the order sent (pushed last to first) */
+    for (size_t i = n_moved; i-- > 0;) {
+        bcast_t *b = &s->q[moved[i] - 1];
+        if (++b->transmits >= limit)
+            queue_drop(s, moved[i]);
         else
-            i++;
+            qlist_push_head(s, moved[i]);
+    }
 }
 
 /* Encodes one message with fn into a scratch compound and queues its bytes about node. */
-static void queue_alive(gsp_swim_t *s, const member_t *m)
+static void queue_alive(gsp_swim_t *s, member_t *m)
 {
     uint8_t buf[GSP_UDP_MAX];
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     size_t hdr = gsp_enc_len(&e);
-    gsp_alive_t a = {.node = str_of(m->name),
-                     .addr = str_of(m->addr),
+    gsp_alive_t a = {.node = M_NAME(m),
+                     .addr = M_ADDR(m),
                      .incarnation = m->inc,
                      .meta_version = m->meta_version,
                      .meta = {(const char *)m->meta, (uint32_t)m->meta_len}};
@@ -640,17 +713,17 @@ static void queue_alive(gsp_swim_t *s, const member_t *m)
         if (gsp_enc_alive(&e, &a))
             return;
     }
-    queue_put(s, m->name, buf + hdr, gsp_enc_len(&e) - hdr);
+    queue_put(s, m, buf + hdr, gsp_enc_len(&e) - hdr);
 }
 
-static void queue_suspect(gsp_swim_t *s, gsp_type_t type, const char *node, uint32_t inc,
+static void queue_suspect(gsp_swim_t *s, gsp_type_t type, member_t *node, uint32_t inc,
                           const char *from)
 {
     uint8_t buf[GSP_MSG_OVERHEAD + 2 * (GSP_NAME_MAX + 5) + 16];
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     size_t hdr = gsp_enc_len(&e);
-    gsp_suspect_t m = {.node = str_of(node), .incarnation = inc, .from = str_of(from)};
+    gsp_suspect_t m = {.node = M_NAME(node), .incarnation = inc, .from = str_of(from)};
     if (gsp_enc_suspect(&e, type, &m))
         return;
     queue_put(s, node, buf + hdr, gsp_enc_len(&e) - hdr);
@@ -679,14 +752,14 @@ static void send_ping(gsp_swim_t *s, const char *addr, const char *target, uint3
     dgram_init(s, &e);
     gsp_ping_t p = {.seq = seq,
                     .target = str_of(target),
-                    .from = str_of(s->self->name),
-                    .from_addr = str_of(s->self->addr)};
+                    .from = M_NAME(s->self),
+                    .from_addr = M_ADDR(s->self)};
     if (gsp_enc_ping(&e, &p))
         return;
     if (suspect_first) { /* buddy system: a suspect hears of its suspicion first */
-        gsp_suspect_t m = {.node = str_of(suspect_first->name),
+        gsp_suspect_t m = {.node = M_NAME(suspect_first),
                            .incarnation = suspect_first->inc,
-                           .from = str_of(s->self->name)};
+                           .from = M_NAME(s->self)};
         (void)gsp_enc_suspect(&e, GSP_SUSPECT, &m);
     }
     if (with_updates)
@@ -791,7 +864,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
     }
     member_t *m = find_str(s, node);
     if (m && m->self) {
-        if (!gsp_str_eq(addr, m->addr)) {
+        if (!str_is(addr, M_ADDR(m))) {
             char theirs[GSP_ADDR_MAX + 1];
             if (str_copy(theirs, sizeof theirs, addr))
                 return;
@@ -828,7 +901,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
             fetch_meta(s, m);
         return;
     }
-    int addr_changed = !gsp_str_eq(addr, m->addr);
+    int addr_changed = !str_is(addr, M_ADDR(m));
     if (addr_changed && is_live(m)) {
         char theirs[GSP_ADDR_MAX + 1];
         if (str_copy(theirs, sizeof theirs, addr))
@@ -852,6 +925,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
     gsp_state_t prev = m->state;
     if (addr_changed && str_copy(m->addr, sizeof m->addr, addr))
         return;
+    m->addr_len = (uint8_t)addr.n;
     m->inc = inc;
     if (mv != m->meta_version || meta.n) {
         if (has_meta) {
@@ -894,7 +968,7 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     }
     if (m->state == GSP_ST_SUSPECT) {
         if (suspicion_confirm(s, m, now, f))
-            queue_suspect(s, GSP_SUSPECT, m->name, m->inc, f);
+            queue_suspect(s, GSP_SUSPECT, m, m->inc, f);
         return;
     }
     if (m->state != GSP_ST_ALIVE)
@@ -904,7 +978,7 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     set_state(s, m, GSP_ST_SUSPECT, now);
     suspicion_start(s, m, now, f);
     s->st.suspicions++;
-    queue_suspect(s, GSP_SUSPECT, m->name, inc, f);
+    queue_suspect(s, GSP_SUSPECT, m, inc, f);
     notify(s, m, prev, 0);
 }
 
@@ -918,7 +992,7 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
             refute(s, now, inc);
         return;
     }
-    int left = gsp_str_eq(from, m->name);
+    int left = str_is(from, M_NAME(m));
     char f[GSP_NAME_MAX + 1];
     if (str_copy(f, sizeof f, from))
         f[0] = 0;
@@ -932,7 +1006,7 @@ static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, g
     }
     if (!left)
         s->st.deaths++;
-    queue_suspect(s, GSP_DEAD, m->name, inc, f); /* the accuser travels with it */
+    queue_suspect(s, GSP_DEAD, m, inc, f); /* the accuser travels with it */
 
     notify(s, m, prev, 0);
 }
@@ -952,34 +1026,34 @@ static void suspicion_start(gsp_swim_t *s, member_t *m, uint64_t now, const char
         k = 0;
     if (k > CONFIRM_MAX - 1)
         k = CONFIRM_MAX - 1;
-    m->susp_start = now;
-    m->susp_min = min;
-    m->susp_max = max;
-    m->susp_k = k;
-    m->susp_n = 0;
-    memset(m->confirmers, 0, sizeof m->confirmers);
-    m->confirmers[0] = hash_bytes(from, strlen(from));
-    m->susp_deadline = now + (k ? max : min);
-    if (!grow((void **)&s->suspects, &s->susp_cap, s->n_susp + 1, sizeof *s->suspects))
-        s->suspects[s->n_susp++] = m;
+    if (m->si || grow((void **)&s->suspects, &s->susp_cap, s->n_susp + 1, sizeof *s->suspects))
+        return;
+    susp_t *u = &s->suspects[s->n_susp++];
+    *u = (susp_t){.m = m, .start = now, .min = min, .max = max, .k = k};
+    u->confirmers[0] = hash_bytes(from, strlen(from));
+    u->deadline = now + (k ? max : min);
+    m->si = (uint32_t)s->n_susp;
 }
 
 /* An independent confirmation shortens the timeout: max - (max-min) * log(c+1)/log(k+1). */
 static int suspicion_confirm(gsp_swim_t *s, member_t *m, uint64_t now, const char *from)
 {
-    (void)s, (void)now;
-    if (m->susp_n >= m->susp_k || !from[0])
+    (void)now;
+    if (!m->si)
+        return 0;
+    susp_t *u = &s->suspects[m->si - 1];
+    if (u->n >= u->k || !from[0])
         return 0;
     uint64_t h = hash_bytes(from, strlen(from));
-    for (uint32_t i = 0; i <= m->susp_n; i++)
-        if (m->confirmers[i] == h)
+    for (uint32_t i = 0; i <= u->n; i++)
+        if (u->confirmers[i] == h)
             return 0;
-    m->confirmers[++m->susp_n] = h;
-    double frac = log((double)m->susp_n + 1) / log((double)m->susp_k + 1);
-    uint64_t t = m->susp_max - (uint64_t)((double)(m->susp_max - m->susp_min) * frac);
-    if (t < m->susp_min)
-        t = m->susp_min;
-    m->susp_deadline = m->susp_start + t;
+    u->confirmers[++u->n] = h;
+    double frac = log((double)u->n + 1) / log((double)u->k + 1);
+    uint64_t t = u->max - (uint64_t)((double)(u->max - u->min) * frac);
+    if (t < u->min)
+        t = u->min;
+    u->deadline = u->start + t;
     return 1;
 }
 
@@ -1025,7 +1099,7 @@ static void probe_failed(gsp_swim_t *s, uint64_t now)
         return; /* a suspect one: our own failure is an independent confirmation */
     logf_(s, 1, "no answer from %s (%s) to a direct, indirect or stream probe: suspecting it",
           m->name, m->addr);
-    on_suspect(s, now, str_of(m->name), m->inc, str_of(s->self->name));
+    on_suspect(s, now, M_NAME(m), m->inc, M_NAME(s->self));
 }
 
 static void probe_start(gsp_swim_t *s, uint64_t now)
@@ -1073,11 +1147,11 @@ static void probe_indirect(gsp_swim_t *s, uint64_t now)
         gsp_enc_t e;
         dgram_init(s, &e);
         gsp_ping_req_t r = {.seq = s->probe.seq,
-                            .target = str_of(t->name),
-                            .target_addr = str_of(t->addr),
+                            .target = M_NAME(t),
+                            .target_addr = M_ADDR(t),
                             .want_nack = 1,
-                            .from = str_of(s->self->name),
-                            .from_addr = str_of(s->self->addr)};
+                            .from = M_NAME(s->self),
+                            .from_addr = M_ADDR(s->self)};
         if (gsp_enc_ping_req(&e, &r))
             continue;
         piggyback(s, &e);
@@ -1090,9 +1164,9 @@ static void probe_indirect(gsp_swim_t *s, uint64_t now)
     gsp_enc_t e;
     gsp_enc_init(&e, buf, sizeof buf);
     gsp_ping_t p = {.seq = s->probe.seq,
-                    .target = str_of(t->name),
-                    .from = str_of(s->self->name),
-                    .from_addr = str_of(s->self->addr)};
+                    .target = M_NAME(t),
+                    .from = M_NAME(s->self),
+                    .from_addr = M_ADDR(s->self)};
     if (!gsp_enc_ping(&e, &p)) {
         size_t len = gsp_enc_finish(&e);
         s->st.stream_probes++;
@@ -1186,7 +1260,7 @@ void gsp_swim_on_datagram(gsp_swim_t *s, uint64_t now, const char *from, const u
         }
         switch (m.type) {
         case GSP_PING:
-            if (s->leaving || (m.u.ping.target.n && !gsp_str_eq(m.u.ping.target, s->self->name)))
+            if (s->leaving || (m.u.ping.target.n && !str_is(m.u.ping.target, M_NAME(s->self))))
                 break; /* not us (a node restarted under another name at that address) */
             send_ack(s, from, GSP_ACK, m.u.ping.seq);
             break;
@@ -1223,8 +1297,8 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
 {
     size_t need = 64;
     for (size_t i = 0; i < s->n; i++)
-        need += GSP_MSG_OVERHEAD + strlen(s->ms[i]->name) + strlen(s->ms[i]->addr) +
-                s->ms[i]->meta_len + 24;
+        need +=
+            GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len + s->ms[i]->meta_len + 24;
     for (size_t i = 0; i < s->sets_cap; i++)
         if (s->sets[i].hash) {
             need += GSP_MSG_OVERHEAD + 16;
@@ -1244,8 +1318,8 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
         const member_t *m = s->ms[i];
-        gsp_member_state_t st = {.node = str_of(m->name),
-                                 .addr = str_of(m->addr),
+        gsp_member_state_t st = {.node = M_NAME(m),
+                                 .addr = M_ADDR(m),
                                  .incarnation = m->inc,
                                  .state = (uint8_t)m->state,
                                  .meta_version = m->meta_version,
@@ -1282,7 +1356,7 @@ static void push_pull(gsp_swim_t *s, const char *addr, int join)
  * late gossip cannot resurrect them). */
 static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *st)
 {
-    gsp_str_t self = str_of(s->self->name);
+    gsp_str_t self = M_NAME(s->self);
     switch (st->state) {
     case GSP_ST_ALIVE:
         on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
@@ -1391,8 +1465,8 @@ static size_t answer_want(gsp_swim_t *s, const uint8_t *data, size_t len)
         member_t *x = find_str(s, m.u.want.nodes[i]);
         if (!x)
             continue;
-        gsp_member_state_t st = {.node = str_of(x->name),
-                                 .addr = str_of(x->addr),
+        gsp_member_state_t st = {.node = M_NAME(x),
+                                 .addr = M_ADDR(x),
                                  .incarnation = x->inc,
                                  .state = (uint8_t)x->state,
                                  .meta_version = x->meta_version,
@@ -1425,7 +1499,7 @@ const uint8_t *gsp_swim_on_stream_request(gsp_swim_t *s, uint64_t now, const uin
     switch (first.type) {
     case GSP_PING:
         if (!s->leaving &&
-            (!first.u.ping.target.n || gsp_str_eq(first.u.ping.target, s->self->name)) &&
+            (!first.u.ping.target.n || str_is(first.u.ping.target, M_NAME(s->self))) &&
             !reply_room(s, 32)) {
             gsp_enc_t e;
             gsp_enc_init(&e, s->rbuf, 32);
@@ -1635,7 +1709,7 @@ static uint64_t compute_due(const gsp_swim_t *s)
     for (size_t i = 0; i < s->n_relays; i++)
         d = min64(d, s->relays[i].deadline);
     for (size_t i = 0; i < s->n_susp; i++)
-        d = min64(d, s->suspects[i]->susp_deadline);
+        d = min64(d, s->suspects[i].deadline);
     return d;
 }
 
@@ -1657,8 +1731,8 @@ static void postpone_verdicts(gsp_swim_t *s, uint64_t now)
         if (s->relays[i].deadline <= now)
             s->relays[i].deadline = grace;
     for (size_t i = 0; i < s->n_susp; i++)
-        if (s->suspects[i]->susp_deadline <= now)
-            s->suspects[i]->susp_deadline = grace;
+        if (s->suspects[i].deadline <= now)
+            s->suspects[i].deadline = grace;
 }
 
 void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
@@ -1689,11 +1763,12 @@ void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
         }
     }
     for (size_t i = 0; i < s->n_susp;) {
-        member_t *m = s->suspects[i];
-        if (now >= m->susp_deadline) {
+        const susp_t *u = &s->suspects[i];
+        member_t *m = u->m;
+        if (now >= u->deadline) {
             logf_(s, 2, "suspicion of %s (%s) timed out after %llu ms with %u confirmations",
-                  m->name, m->addr, (unsigned long long)((now - m->susp_start) / MS), m->susp_n);
-            on_dead(s, now, str_of(m->name), m->inc, str_of(s->self->name)); /* removes it */
+                  m->name, m->addr, (unsigned long long)((now - u->start) / MS), u->n);
+            on_dead(s, now, M_NAME(m), m->inc, M_NAME(s->self)); /* removes it */
         } else {
             i++;
         }
@@ -1765,7 +1840,7 @@ void gsp_swim_free(gsp_swim_t *s)
         free(s->ms[i]->meta);
         free(s->ms[i]);
     }
-    for (size_t i = 0; i < s->qn; i++)
+    for (size_t i = 0; i < s->qcap; i++)
         free(s->q[i].msg);
     for (size_t i = 0; i < s->sets_cap; i++)
         free(s->sets[i].names);
@@ -1778,7 +1853,6 @@ void gsp_swim_free(gsp_swim_t *s)
     free(s->order);
     free(s->scratch);
     free(s->q);
-    free(s->qsort_idx);
     free(s->suspects);
     free(s->fbuf);
     free(s->rbuf);
@@ -1839,7 +1913,7 @@ void gsp_swim_leave(gsp_swim_t *s, uint64_t now)
     s->leaving = 1;
     s->probe.active = 0;
     member_t *me = s->self;
-    queue_suspect(s, GSP_DEAD, me->name, me->inc, me->name);
+    queue_suspect(s, GSP_DEAD, me, me->inc, me->name);
     size_t k = pick_random(s, LEAVE_FANOUT, NULL, want_live, now);
     for (size_t i = 0; i < k; i++) {
         gsp_enc_t e;

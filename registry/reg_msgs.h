@@ -48,6 +48,8 @@ enum {
      * corroboration probe's timeout (corr: the timer id). */
     REG_MSG_GOSSIP_GRACE = 0x52450033u,
     REG_MSG_PROBE_TIMEOUT = 0x52450034u,
+    /* Corroboration results came in: the table is rebuilt once for all of them. */
+    REG_MSG_PROBE_APPLY = 0x52450036u,
     REG_MSG_PROBE_TICK = 0x52450035u,
 };
 

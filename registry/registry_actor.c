@@ -50,6 +50,7 @@ typedef enum { PROBE_PENDING = 0, PROBE_GONE = 1, PROBE_ALIVE = 2 } probe_result
 typedef struct probe {
     struct reg_actor *st;
     char *addr, *node;
+    uint64_t hash; /* of addr: the probe index's key */
     probe_result_t result;
     uint64_t at; /* when the result came */
     mesh_stream_t *stream;
@@ -69,8 +70,13 @@ typedef struct reg_actor {
     int grace; /* etcd came back: gossip routes still merged until the grace timer */
     probe_t **probes;
     size_t n_probes;
-    int probe_tick; /* the re-check timer is armed (only while probes exist) */
-    int link;       /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
+    probe_t **probe_ix; /* the probes by addr: open addressing, at most half full */
+    size_t probe_ix_cap;
+    int probe_tick;  /* the re-check timer is armed (only while probes exist) */
+    int probe_apply; /* results came in: the table is rebuilt on REG_MSG_PROBE_APPLY */
+    uint8_t *gone;   /* without_dead's scratch: which instances of a service go */
+    size_t gone_cap;
+    int link; /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
 } reg_actor_t;
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -145,21 +151,85 @@ static reg_etcd_state_t etcd_state(const reg_actor_t *st)
 
 /* ---- dead owners (SWIM) and their corroboration ----------------------------------------- */
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int dead_cmp(const void *a, const void *b)
+{
+    return strcmp(((const reg_dead_owner_t *)a)->node, ((const reg_dead_owner_t *)b)->node);
+}
+
+/* g's dead owners are sorted by name when g arrives (on_gossip): a lookup is a binary search,
+ * so a mass death (a partition) costs n log n, not n squared. */
 static const reg_dead_owner_t *dead_owner(const reg_gossip_t *g, const char *node)
 {
-    if (!g || !node || !node[0])
+    if (!g || !node || !node[0] || !g->n_dead)
         return NULL;
-    for (size_t i = 0; i < g->n_dead; i++)
-        if (!strcmp(g->dead[i].node, node))
-            return &g->dead[i];
-    return NULL;
+    reg_dead_owner_t key = {.node = (char *)node};
+    return bsearch(&key, g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
+}
+
+/* ---- the probe index (by instance address) -------------------------------------------------- */
+
+static uint64_t addr_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+static void ix_put(probe_t **ix, size_t cap, probe_t *p)
+{
+    size_t i = p->hash & (cap - 1);
+    while (ix[i])
+        i = (i + 1) & (cap - 1);
+    ix[i] = p;
+}
+
+static int ix_grow(reg_actor_t *st)
+{
+    if ((st->n_probes + 1) * 2 <= st->probe_ix_cap)
+        return 0;
+    size_t cap = st->probe_ix_cap ? st->probe_ix_cap * 2 : 16;
+    probe_t **ix = calloc(cap, sizeof(*ix));
+    if (!ix)
+        return -1;
+    for (size_t i = 0; i < st->n_probes; i++)
+        ix_put(ix, cap, st->probes[i]);
+    free(st->probe_ix);
+    st->probe_ix = ix;
+    st->probe_ix_cap = cap;
+    return 0;
+}
+
+/* Backward-shift deletion keeps the probe chains whole. */
+static void ix_del(reg_actor_t *st, probe_t *p)
+{
+    size_t mask = st->probe_ix_cap - 1, i = p->hash & mask;
+    while (st->probe_ix[i] != p)
+        i = (i + 1) & mask;
+    for (size_t j = (i + 1) & mask; st->probe_ix[j]; j = (j + 1) & mask) {
+        size_t home = st->probe_ix[j]->hash & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            st->probe_ix[i] = st->probe_ix[j];
+            i = j;
+        }
+    }
+    st->probe_ix[i] = NULL;
 }
 
 static probe_t *probe_find(reg_actor_t *st, const char *addr)
 {
-    for (size_t i = 0; i < st->n_probes; i++)
-        if (!strcmp(st->probes[i]->addr, addr))
-            return st->probes[i];
+    if (!st->probe_ix_cap)
+        return NULL;
+    uint64_t h = addr_hash(addr);
+    for (size_t i = h & (st->probe_ix_cap - 1); st->probe_ix[i];
+         i = (i + 1) & (st->probe_ix_cap - 1))
+        if (st->probe_ix[i]->hash == h && !strcmp(st->probe_ix[i]->addr, addr))
+            return st->probe_ix[i];
     return NULL;
 }
 
@@ -177,6 +247,7 @@ static void probe_drop(reg_actor_t *st, size_t i)
 {
     probe_t *p = st->probes[i];
     probe_close(st, p);
+    ix_del(st, p);
     free(p->addr);
     free(p->node);
     free(p);
@@ -194,11 +265,16 @@ static void probes_prune(reg_actor_t *st, const reg_gossip_t *keep)
     if (!st->n_probes) {
         free(st->probes);
         st->probes = NULL;
+        free(st->probe_ix);
+        st->probe_ix = NULL;
+        st->probe_ix_cap = 0;
     }
 }
 
 static probe_t *probe_new(reg_actor_t *st, const char *node, const char *addr)
 {
+    if (ix_grow(st))
+        return NULL;
     probe_t **np = realloc(st->probes, (st->n_probes + 1) * sizeof(*np));
     if (!np)
         return NULL;
@@ -211,7 +287,9 @@ static probe_t *probe_new(reg_actor_t *st, const char *node, const char *addr)
         return NULL;
     }
     p->st = st;
+    p->hash = addr_hash(addr);
     st->probes[st->n_probes++] = p;
+    ix_put(st->probe_ix, st->probe_ix_cap, p);
     if (!st->probe_tick &&
         mesh_timer_start(st->self, PROBE_RECHECK_NS, 0, REG_MSG_PROBE_TICK, NULL) == 0)
         st->probe_tick = 1;
@@ -231,10 +309,10 @@ static void probe_done(probe_t *p, probe_result_t r)
         mesh_info("registry", "instance %s of %s, which gossip declares dead: %s", p->addr, p->node,
                   r == PROBE_GONE ? "connect failed, removing it from routing"
                                   : "still accepts connections, keeping it (etcd has its lease)");
-    if (r != was) {
-        apply_sources(st);
-        publish(st);
-    }
+    /* many results come at once after a partition: one rebuild for all of them */
+    if (r != was && !st->probe_apply &&
+        mesh_timer_start(st->self, 0, 0, REG_MSG_PROBE_APPLY, NULL) == 0)
+        st->probe_apply = 1;
 }
 
 static void probe_on_connect(mesh_stream_t *s, int status, void *arg)
@@ -303,64 +381,88 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
     mesh_route_edit_t *edits = NULL;
     size_t n_edits = 0, cap = 0;
     mesh_route_svc_builder_t *b = NULL;
+    /* each service of a dead owner once, whatever the number of dead owners listing it */
+    size_t n_names = 0;
     for (size_t d = 0; d < g->n_dead; d++)
-        for (size_t k = 0; k < g->dead[d].n_services; k++) {
-            const char *name = g->dead[d].services[k];
-            int seen = 0;
-            for (size_t e = 0; e < n_edits && !seen; e++)
-                seen = !strcmp(edits[e].name, name);
-            const mesh_route_service_t *svc = mesh_routes_service(etcd, name);
-            if (seen || !svc)
-                continue;
-            size_t n = svc->n_instances, drop = 0, keep_min = (n + 1) / 2;
-            char gone[1024] = {0}; /* which instances go (services are small; cap at 1024) */
-            for (size_t i = 0; i < n && i < sizeof(gone); i++) {
-                const mesh_route_instance_t *in = &svc->instances[i];
-                if (!dead_owner(g, in->node))
-                    continue;
-                if (connected && corroborated(st, in->node, in->addr) != PROBE_GONE)
-                    continue;
-                if (n - drop <= keep_min) {
-                    mesh_warn("registry",
-                              "panic floor: keeping %s of %s although its owner %s is "
-                              "dead (at least half of a service's instances stay routable)",
-                              in->addr, name, in->node);
-                    continue;
-                }
-                gone[i] = 1;
-                drop++;
-                if (!connected)
-                    gone_meanwhile(st, in->node, in->addr);
-            }
-            if (!drop)
-                continue;
-            if (!b && !(b = mesh_route_svc_builder_new()))
+        n_names += g->dead[d].n_services;
+    const char **names = n_names ? malloc(n_names * sizeof(*names)) : NULL;
+    if (n_names && !names)
+        return mesh_routes_ref(etcd);
+    n_names = 0;
+    for (size_t d = 0; d < g->n_dead; d++)
+        for (size_t k = 0; k < g->dead[d].n_services; k++)
+            names[n_names++] = g->dead[d].services[k];
+    qsort(names, n_names, sizeof(*names), name_cmp);
+    for (size_t k = 0; k < n_names; k++) {
+        const char *name = names[k];
+        if (k && !strcmp(name, names[k - 1]))
+            continue;
+        const mesh_route_service_t *svc = mesh_routes_service(etcd, name);
+        if (!svc)
+            continue;
+        size_t kept = 0;
+        size_t n = svc->n_instances, drop = 0, keep_min = (n + 1) / 2;
+        if (n > st->gone_cap) { /* which instances go: one flag per instance */
+            uint8_t *ng = realloc(st->gone, n);
+            if (!ng)
                 goto oom;
-            for (size_t i = 0; i < n; i++)
-                if (i >= sizeof(gone) || !gone[i])
-                    mesh_route_svc_builder_add_instance(b, &svc->instances[i]);
-            mesh_route_svc_t *out = NULL;
-            if (mesh_route_svc_builder_finish(b, name, &out) < 0)
-                goto oom;
-            if (n_edits == cap) {
-                cap = cap ? cap * 2 : 8;
-                mesh_route_edit_t *ne = realloc(edits, cap * sizeof(*ne));
-                if (!ne) {
-                    mesh_route_svc_unref(out);
-                    goto oom;
-                }
-                edits = ne;
-            }
-            edits[n_edits++] = (mesh_route_edit_t){.name = name, .svc = out};
+            st->gone = ng;
+            st->gone_cap = n;
         }
+        uint8_t *gone = st->gone;
+        memset(gone, 0, n);
+        for (size_t i = 0; i < n; i++) {
+            const mesh_route_instance_t *in = &svc->instances[i];
+            if (!dead_owner(g, in->node))
+                continue;
+            if (connected && corroborated(st, in->node, in->addr) != PROBE_GONE)
+                continue;
+            if (n - drop <= keep_min) {
+                kept++;
+                continue;
+            }
+            gone[i] = 1;
+            drop++;
+            if (!connected)
+                gone_meanwhile(st, in->node, in->addr);
+        }
+        if (kept)
+            mesh_warn("registry",
+                      "panic floor: keeping %zu instance%s of %s although %s owner%s "
+                      "dead (at least half of a service's instances stay routable)",
+                      kept, kept == 1 ? "" : "s", name, kept == 1 ? "its" : "their",
+                      kept == 1 ? " is" : "s are");
+        if (!drop)
+            continue;
+        if (!b && !(b = mesh_route_svc_builder_new()))
+            goto oom;
+        for (size_t i = 0; i < n; i++)
+            if (!gone[i])
+                mesh_route_svc_builder_add_instance(b, &svc->instances[i]);
+        mesh_route_svc_t *out = NULL;
+        if (mesh_route_svc_builder_finish(b, name, &out) < 0)
+            goto oom;
+        if (n_edits == cap) {
+            cap = cap ? cap * 2 : 8;
+            mesh_route_edit_t *ne = realloc(edits, cap * sizeof(*ne));
+            if (!ne) {
+                mesh_route_svc_unref(out);
+                goto oom;
+            }
+            edits = ne;
+        }
+        edits[n_edits++] = (mesh_route_edit_t){.name = name, .svc = out};
+    }
     mesh_route_svc_builder_free(b);
     mesh_routes_t *t = n_edits ? mesh_routes_update(etcd, edits, n_edits) : mesh_routes_ref(etcd);
     free(edits);
+    free(names);
     return t ? t : mesh_routes_ref(etcd);
 oom:
     for (size_t e = 0; e < n_edits; e++)
         mesh_route_svc_unref(edits[e].svc);
     free(edits);
+    free(names);
     mesh_route_svc_builder_free(b);
     return mesh_routes_ref(etcd);
 }
@@ -442,6 +544,8 @@ static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
     reg_gossip_t *g = mesh_msg_take_ptr(m);
     if (!g)
         return;
+    if (g->n_dead > 1)
+        qsort(g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
     int dead_changed = !st->a->gossip || st->a->gossip->n_dead != g->n_dead;
     for (size_t i = 0; !dead_changed && i < g->n_dead; i++)
         dead_changed = strcmp(g->dead[i].node, st->a->gossip->dead[i].node) != 0;
@@ -848,6 +952,11 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
             mesh_timer_start(self, PROBE_RECHECK_NS, 0, REG_MSG_PROBE_TICK, NULL) == 0)
             st->probe_tick = 1;
         return 0;
+    case REG_MSG_PROBE_APPLY:
+        st->probe_apply = 0;
+        apply_sources(st);
+        publish(st);
+        return 0;
     case REG_MSG_PROBE_TIMEOUT:
         for (size_t i = 0; i < st->n_probes; i++)
             if (st->probes[i]->timer && st->probes[i]->timer == m->corr) {
@@ -870,6 +979,13 @@ static void reg_stop(mesh_actor_t *self, int reason)
     reg_view_free(st->view);
     st->view = NULL;
     probes_prune(st, NULL);
+    free(st->probe_ix);
+    st->probe_ix = NULL;
+    st->probe_ix_cap = 0;
+    free(st->gone);
+    st->gone = NULL;
+    st->gone_cap = 0;
+    st->probe_apply = 0;
     for (size_t i = 0; i < st->n_regs; i++)
         reg_registration_free(st->regs[i]); /* their specs stay kept for the next start */
     free(st->regs);

@@ -15,8 +15,12 @@
  * everyone (with a crash and a new node meanwhile); the gossip network split in halves (silent
  * drops), a third cut off from the rest, halves joined only through one bridge node; one node
  * isolated from everyone (gossip and etcd); random loss; a node's loop stalling; a crash (kill
- * -9) and restart; etcd losing its data back to a 20 s old backup. Every fault ends before the
- * quiet tail of the run.
+ * -9) and restart; etcd losing its data back to a 20 s old backup; etcd cut off from a third of
+ * the nodes (proxies among them) with a crash meanwhile; a bad network (duplicates, reordering,
+ * long-tailed latency); one node's links clogged (packets held while its loop runs). Every
+ * fault ends before the quiet tail of the run. After each heal (and etcd's return) the run
+ * measures how long until every proxy routes to exactly the running nodes and sees every
+ * running node alive (--stats).
  *
  * Invariants, checked every 100 ms of virtual time (bounds from the timers, printed):
  *   - removal: a crashed sidecar node's instance is in no running proxy's table once the
@@ -31,7 +35,8 @@
  *   mesh_sim --seed N [--verbose]                  one seed (replay a failure)
  *   mesh_sim --seeds COUNT [--first-seed S]        many seeds, then the determinism check
  *   options: --nodes N (4..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
- *            stall|loss|churn|minority|bridge|dataloss|mixed, --stats (metrics and a JSON line)
+ *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|mixed, --stats
+ *            (metrics and a JSON line)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -96,6 +101,7 @@ typedef struct mnode {
     uint64_t started_at;
     uint64_t bytes_sent;
     int isolated, stalled;
+    int etcd_cut; /* cut off from etcd only (the etcd-subset fault) */
 } mnode_t;
 
 struct world {
@@ -119,6 +125,14 @@ struct world {
     /* metrics */
     uint64_t det_samples[4096];
     size_t n_det;
+    /* convergence after a heal or etcd's return: routes (every proxy routes to exactly the
+     * running sidecar nodes) and membership (every proxy sees every running node alive) */
+    uint64_t heal_at;
+    mesh_simnet_opts_t netem_saved; /* the link behaviour before the netem fault */
+    int netem_on;
+    int conv_routes_pending, conv_members_pending;
+    uint64_t conv_routes[64], conv_members[64];
+    size_t n_conv_routes, n_conv_members;
     uint64_t false_deaths, crashes;
 };
 
@@ -481,6 +495,60 @@ static void check_no_flap(world_t *w, const mnode_t *p)
     }
 }
 
+/* Whether every running proxy routes to exactly the running sidecar nodes. O(proxies x
+ * instances) per check. */
+static int routes_converged(world_t *w)
+{
+    size_t want = 0;
+    for (int j = w->o.proxies; j < w->nn; j++)
+        want += w->n[j].running;
+    for (int p = 0; p < w->o.proxies; p++) {
+        const mnode_t *px = &w->n[p];
+        if (!px->running)
+            continue;
+        const mesh_route_service_t *s = svc_of(px);
+        if ((s ? s->n_instances : 0) != want)
+            return 0;
+        for (size_t k = 0; s && k < s->n_instances; k++) {
+            int owner = owner_of(w, s->instances[k].addr);
+            if (owner < 0 || !w->n[owner].running)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether every running proxy sees every running node alive (the proxies stand for the
+ * mesh: all n x n views would cost n^2 per check). */
+static int members_converged(world_t *w)
+{
+    for (int p = 0; p < w->o.proxies; p++) {
+        if (!w->n[p].running)
+            continue;
+        for (int j = 0; j < w->nn; j++)
+            if (j != p && w->n[j].running && state_at(&w->n[p], j) != GSP_ST_ALIVE)
+                return 0;
+    }
+    return 1;
+}
+
+static void check_convergence(world_t *w)
+{
+    uint64_t t = now_ns(w) - w->heal_at;
+    if (w->conv_routes_pending && routes_converged(w)) {
+        w->conv_routes_pending = 0;
+        if (w->n_conv_routes < 64)
+            w->conv_routes[w->n_conv_routes++] = t;
+        vlog(w, "routes converged %.1f s after the heal", (double)t / 1e9);
+    }
+    if (w->conv_members_pending && members_converged(w)) {
+        w->conv_members_pending = 0;
+        if (w->n_conv_members < 64)
+            w->conv_members[w->n_conv_members++] = t;
+        vlog(w, "membership converged %.1f s after the heal", (double)t / 1e9);
+    }
+}
+
 static void check_tick(void *arg)
 {
     world_t *w = arg;
@@ -506,6 +574,7 @@ static void check_tick(void *arg)
             c->detect_measured = 1;
         }
     }
+    check_convergence(w);
     at(w, 100 * MS, check_tick, w);
 }
 
@@ -521,10 +590,14 @@ typedef enum {
     F_MINORITY,
     F_BRIDGE,
     F_DATALOSS,
+    F_ETCD_SUBSET,
+    F_NETEM,
+    F_CLOG,
     F_KINDS
 } fault_t;
-static const char *const fault_names[] = {"outage", "halves",   "isolate", "stall",   "loss",
-                                          "churn",  "minority", "bridge",  "dataloss"};
+static const char *const fault_names[] = {"outage",   "halves",      "isolate",  "stall",
+                                          "loss",     "churn",       "minority", "bridge",
+                                          "dataloss", "etcd-subset", "netem",    "clog"};
 
 static int random_sidecar(world_t *w, int running)
 {
@@ -552,6 +625,14 @@ static fault_ctx_t *ctx(world_t *w, int node)
     return c;
 }
 
+/* A fault ended: convergence is measured from now (a fault that begins meanwhile abandons
+ * the measurement). */
+static void healed(world_t *w)
+{
+    w->heal_at = now_ns(w);
+    w->conv_routes_pending = w->conv_members_pending = 1;
+}
+
 static void etcd_up(void *arg)
 {
     world_t *w = arg;
@@ -559,6 +640,7 @@ static void etcd_up(void *arg)
     w->etcd_down = 0;
     w->etcd_back_at = now_ns(w);
     vlog(w, "etcd back");
+    healed(w);
 }
 
 static void start_new(void *arg)
@@ -610,6 +692,9 @@ static void heal(void *arg)
     mesh_simnet_heal(w->net);
     mesh_simnet_opts_t o;
     mesh_simnet_options(w->net, &o);
+    if (w->netem_on)
+        o = w->netem_saved;
+    w->netem_on = 0;
     o.loss = 0;
     mesh_simnet_configure(w->net, &o);
     for (int i = 0; i < w->nn; i++) {
@@ -617,7 +702,13 @@ static void heal(void *arg)
             sim_etcd_set_partitioned(w->etcd, (uint32_t)i, 0);
         w->n[i].isolated = 0;
     }
+    for (int i = 0; i < w->nn; i++)
+        if (w->n[i].etcd_cut) {
+            sim_etcd_set_partitioned(w->etcd, (uint32_t)i, 0);
+            w->n[i].etcd_cut = 0;
+        }
     vlog(w, "network healed");
+    healed(w);
 }
 
 static void fault_halves(world_t *w)
@@ -727,9 +818,65 @@ static void fault_dataloss(world_t *w)
         at(w, 25 * S, start_new, ctx(w, victim));
 }
 
+/* etcd cut off from a third of the nodes (proxies among them) for 30 s, with a crash meanwhile:
+ * those nodes route from their last etcd view and gossip, the others from etcd. */
+static void fault_etcd_subset(world_t *w)
+{
+    for (int i = 0; i < w->nn; i++)
+        if (i % 3 == 1) {
+            sim_etcd_set_partitioned(w->etcd, (uint32_t)i, 1);
+            w->n[i].etcd_cut = 1;
+        }
+    vlog(w, "etcd cut off from a third of the nodes for 30 s");
+    int victim = random_sidecar(w, 1);
+    if (victim >= 0)
+        at(w, 5 * S, crash_one, ctx(w, victim));
+    at(w, 30 * S, heal, w);
+    if (victim >= 0)
+        at(w, 35 * S, start_new, ctx(w, victim));
+}
+
+/* A bad network for 30 s: 10 % duplicates, 10 % reordered by up to 200 ms, latencies with a
+ * Pareto tail (capped at 1.5 s): no false death may come of it. */
+static void fault_netem(world_t *w)
+{
+    mesh_simnet_opts_t o;
+    mesh_simnet_options(w->net, &o);
+    w->netem_saved = o;
+    o.duplicate = 0.10;
+    o.reorder = 0.10;
+    o.reorder_delay_ns = 200 * MS;
+    o.latency_dist = MESH_SIMNET_PARETO;
+    o.latency_shape = 1.5;
+    o.latency_cap_ns = 1500 * MS;
+    mesh_simnet_configure(w->net, &o);
+    w->netem_on = 1;
+    vlog(w, "duplicates, reordering and long-tailed latency for 30 s");
+    at(w, 30 * S, heal, w);
+}
+
+/* One node's links clogged (packets held, its loop running) for 2-4 s. */
+static void fault_clog(world_t *w)
+{
+    int i = (int)rnd(w, (uint64_t)w->nn);
+    uint64_t d = 2 * S + rnd(w, 2 * S);
+    mesh_simnet_clog(w->net, w->n[i].ip, d, MESH_SIMNET_CLOG_BOTH);
+    vlog(w, "node %d's links clogged for %.1f s", i, (double)d / 1e9);
+}
+
 static void do_fault(world_t *w, fault_t f)
 {
+    w->conv_routes_pending = w->conv_members_pending = 0; /* a new fault: not a convergence */
     switch (f) {
+    case F_ETCD_SUBSET:
+        fault_etcd_subset(w);
+        break;
+    case F_NETEM:
+        fault_netem(w);
+        break;
+    case F_CLOG:
+        fault_clog(w);
+        break;
     case F_OUTAGE:
         fault_outage(w);
         break;
@@ -901,18 +1048,32 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                 sent += st.sent_bytes;
             }
         double node_s = (double)w->nn * (double)o->duration_s;
+        qsort(w->conv_routes, w->n_conv_routes, sizeof(uint64_t), cmp_u64);
+        qsort(w->conv_members, w->n_conv_members, sizeof(uint64_t), cmp_u64);
+        double cr50 = w->n_conv_routes ? (double)w->conv_routes[w->n_conv_routes / 2] / 1e9 : 0;
+        double cr99 =
+            w->n_conv_routes ? (double)w->conv_routes[(w->n_conv_routes * 99) / 100] / 1e9 : 0;
+        double cm50 = w->n_conv_members ? (double)w->conv_members[w->n_conv_members / 2] / 1e9 : 0;
+        double cm99 =
+            w->n_conv_members ? (double)w->conv_members[(w->n_conv_members * 99) / 100] / 1e9 : 0;
         printf("seed %llu: %d nodes, %llu s virtual in %.1f s wall (%.0f node-seconds per wall "
                "second), peak RSS %.1f MiB (%.1f KiB per node); crashes %llu, detection p50 %.2f "
                "s p99 %.2f s over %zu crashes; gossip %.0f bytes per node per second\n",
                (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, wall,
                wall > 0 ? node_s / wall : 0, (double)rss_kb() / 1024, (double)rss_kb() / w->nn,
                (unsigned long long)w->crashes, p50, p99, w->n_det, (double)sent / node_s);
+        printf("seed %llu: after %zu heals routes converged in p50 %.2f s p99 %.2f s, membership "
+               "in p50 %.2f s p99 %.2f s (over %zu)\n",
+               (unsigned long long)seed, w->n_conv_routes, cr50, cr99, cm50, cm99,
+               w->n_conv_members);
         printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"wall_s\":%.2f,"
                "\"node_s_per_wall_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
-               "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f}\n",
+               "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f,\"heals\":%zu,"
+               "\"routes_converge_p50_s\":%.3f,\"routes_converge_p99_s\":%.3f,"
+               "\"members_converge_p50_s\":%.3f,\"members_converge_p99_s\":%.3f}\n",
                (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, wall,
                wall > 0 ? node_s / wall : 0, (double)rss_kb() / w->nn, p50, p99,
-               (double)sent / node_s);
+               (double)sent / node_s, w->n_conv_routes, cr50, cr99, cm50, cm99);
     }
     out->hash = mesh_sim_trace_hash(w->sim) ^ w->trace;
     out->failures = w->failures;
@@ -973,7 +1134,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: mesh_sim [--seed N | --seeds COUNT [--first-seed S]] "
                             "[--nodes N] [--proxies P] [--duration-s S] [--scenario "
                             "outage|halves|isolate|stall|loss|churn|minority|bridge|dataloss|"
-                            "mixed] [--stats] [--verbose]\n");
+                            "etcd-subset|netem|clog|mixed] [--stats] [--verbose]\n");
             return 2;
         }
     }

@@ -934,6 +934,15 @@ static void test_clog(void)
     CHECK_EQ(srv.ngot, 10);
     mesh_sim_run_until(sim, t0 + SEC + 10 * MS);
     CHECK_EQ(srv.ngot, 11);
+
+    /* A later clog of another host: B's ended clog holds nothing any more (a datagram into B
+     * used to be rescheduled at B's past clog end, forever). */
+    uint64_t rx0 = arg.rx;
+    t0 = mesh_sim_now(sim);
+    CHECK_EQ(mesh_simnet_clog(net, "10.0.0.3", SEC, MESH_SIMNET_CLOG_BOTH), 0);
+    send_seq(ha, ua, &b, 77);
+    mesh_sim_run_until(sim, t0 + 100 * MS);
+    CHECK_EQ(arg.rx, rx0 + 1);
     rx_free(&la);
     rx_free(&lc);
     mesh_exec_free(sim);
