@@ -392,7 +392,8 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
     for (size_t d = 0; d < g->n_dead; d++)
         for (size_t k = 0; k < g->dead[d].n_services; k++)
             names[n_names++] = g->dead[d].services[k];
-    qsort(names, n_names, sizeof(*names), name_cmp);
+    if (n_names) /* dead owners that listed no service: names is NULL */
+        qsort(names, n_names, sizeof(*names), name_cmp);
     for (size_t k = 0; k < n_names; k++) {
         const char *name = names[k];
         if (k && !strcmp(name, names[k - 1]))
