@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "transport/balancer.h"
 #include "transport/chunk.h"
 #include "transport/grpc_timeout.h"
 #include "transport/h2_conn.h"
@@ -130,11 +131,11 @@ struct pxy_endpoint {
     } sa;         /* IPv4 or IPv6 only: a sockaddr_storage would cost 100 more bytes per endpoint */
     int resolved; /* 1 has an address; 0 name not resolved yet; -1 lookup failed */
     int res_err;  /* the last lookup's libuv error (UV_EAI_*), 0 when it succeeded */
-    uint32_t refs;       /* table references: pxy_endpoint_get/pxy_endpoint_release */
-    uint32_t n_held;     /* connections pointing here, from open until closed */
-    uint32_t n_conns;    /* in conns; at most max_upstream_conns */
-    uint64_t down_until; /* loop time (ms) before which round robin skips it */
-    uint64_t backoff_ms;
+    uint32_t refs;         /* table references: pxy_endpoint_get/pxy_endpoint_release */
+    uint32_t n_held;       /* connections pointing here, from open until closed */
+    uint32_t n_conns;      /* in conns; at most max_upstream_conns */
+    mesh_bal_backoff_t bo; /* connect backoff, in loop time (ms): round robin skips it while
+                              it backs off */
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
@@ -151,7 +152,7 @@ struct pxy_endpoint {
  */
 typedef struct pxy_svc {
     const mesh_route_svc_t *obj; /* the service this state is for; NULL: unused */
-    uint32_t rr;
+    mesh_bal_rr_t rr;
     pxy_endpoint_t **eps;                /* one allocation with insts */
     const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
     size_t n;
@@ -211,6 +212,7 @@ struct pxy_stream {
 struct mesh_proxy_worker {
     uv_loop_t *loop;
     mesh_proxy_config_t cfg;
+    mesh_bal_backoff_cfg_t bal; /* cfg's endpoint backoff, for transport/balancer.h */
     char listen_host[64];
     uv_tcp_t listener;
     int listening;
@@ -267,7 +269,7 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w);
 /** Whether round robin may pick ep: it has an address and is not backing off. (Per call.) */
 static inline int pxy_endpoint_live(const mesh_proxy_worker_t *w, const pxy_endpoint_t *ep)
 {
-    return ep->resolved > 0 && ep->down_until <= uv_now(w->loop);
+    return ep->resolved > 0 && mesh_bal_backoff_up(&ep->bo, uv_now(w->loop));
 }
 /** When ep has no address because of its name, writes why ("upstream H:P is being resolved",
  *  "cannot resolve upstream H:P: ...") into buf and returns 1; else 0. */

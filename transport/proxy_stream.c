@@ -451,6 +451,23 @@ static pxy_svc_t *svc_state(pxy_stream_t *ps)
     return &w->svc[mesh_routes_index_of(w->routes, ps->svc)];
 }
 
+/* What round robin asks of an instance of the call's service. */
+typedef struct pick_ctx {
+    pxy_stream_t *ps;
+    pxy_svc_t *s;
+    const pxy_endpoint_t *exclude;
+} pick_ctx_t;
+
+static int pick_eligible(void *ud, size_t k)
+{
+    const pick_ctx_t *c = ud;
+    const pxy_endpoint_t *ep = c->s->eps[k];
+    return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
+           mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
+}
+
+/* The balancer (transport/balancer.h): round robin over the service's instances that are not
+ * backing off, serve the method and are not the one a retry excludes. */
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
     if (ps->default_route) {
@@ -460,14 +477,9 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     pxy_svc_t *s = svc_state(ps);
     if (!s)
         return NULL;
-    for (size_t i = 0; i < s->n; i++) {
-        size_t k = s->rr++ % s->n;
-        pxy_endpoint_t *ep = s->eps[k];
-        if (ep != exclude && pxy_endpoint_live(ps->w, ep) &&
-            mesh_route_instance_serves(s->insts[k], ps->method_str, (size_t)ps->method_len))
-            return ep;
-    }
-    return NULL;
+    pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
+    ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+    return k < 0 ? NULL : s->eps[k];
 }
 
 /* When an instance of the call's service that serves its method has no address because of

@@ -162,8 +162,8 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(connect_timeout_ms, 2000);
     DEF(keepalive_interval_ms, 30000);
     DEF(keepalive_timeout_ms, 10000);
-    DEF(backoff_initial_ms, 200);
-    DEF(backoff_max_ms, 10000);
+    DEF(backoff_initial_ms, MESH_BAL_BACKOFF_INITIAL_MS);
+    DEF(backoff_max_ms, MESH_BAL_BACKOFF_MAX_MS);
     DEF(max_upstream_conns, 8);
     DEF(dns_refresh_ms, 30000);
     DEF(dns_retry_initial_ms, 1000);
@@ -200,6 +200,9 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     w->loop = loop;
     w->cfg = *cfg;
     defaults(&w->cfg);
+    w->bal = (mesh_bal_backoff_cfg_t){.initial_ms = w->cfg.backoff_initial_ms,
+                                      .max_ms = w->cfg.backoff_max_ms};
+    mesh_bal_backoff_cfg_fix(&w->bal);
     if (w->cfg.filter.on_call)
         mesh_proxy_worker_add_filter(w, &w->cfg.filter);
     if (w->cfg.default_upstream && *w->cfg.default_upstream) {
@@ -294,7 +297,7 @@ static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_sv
     const mesh_route_service_t *s = mesh_route_svc_get(obj);
     memset(st, 0, sizeof(*st));
     st->obj = obj;
-    st->rr = (uint32_t)w->cfg.worker_index; /* workers start at different instances */
+    mesh_bal_rr_init(&st->rr, (uint32_t)w->cfg.worker_index); /* workers start apart */
     if (s->n_instances == 0)
         return 0;
     /* the instance pointers follow the endpoint pointers in the same allocation */

@@ -7,9 +7,10 @@
  * spreads calls so a gRPC server can parse them on more than one thread), then another
  * connection is opened (up to max_upstream_conns; beyond that the least loaded one takes the
  * stream, and nghttp2 queues it if the peer's limit is reached). A connect failure or timeout
- * marks the endpoint down for a backoff that doubles up to backoff_max_ms; round robin skips
- * it meanwhile, and the calls that waited for that connection are retried on another
- * instance (they never reached an application).
+ * marks the endpoint down for a backoff that doubles up to backoff_max_ms (transport/
+ * balancer.h, which the simulator runs too); round robin skips it meanwhile, and the calls that
+ * waited for that connection are retried on another instance (they never reached an
+ * application).
  *
  * Lifetime: the routing state holds table references (pxy_endpoint_get/release; the default
  * upstream holds its own), and each connection holds its endpoint until it closed. When the
@@ -135,8 +136,7 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
                       w->cfg.worker_index, ep->addr, now, was, (size_t)ep->n_conns);
             while (!pxy_list_empty(&ep->conns))
                 us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
-            ep->down_until = 0;
-            ep->backoff_ms = w->cfg.backoff_initial_ms;
+            mesh_bal_backoff_reset(&ep->bo, &w->bal);
         } else if (ep->resolved <= 0) {
             mesh_info(ACTOR, "worker %d: upstream %s resolved to %s", w->cfg.worker_index, ep->addr,
                       now);
@@ -271,7 +271,7 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
         return NULL;
     memcpy(ep->addr, addr, alen + 1);
     ep->refs = 1;
-    ep->backoff_ms = w->cfg.backoff_initial_ms;
+    mesh_bal_backoff_init(&ep->bo, &w->bal);
     pxy_list_init(&ep->conns);
     pxy_list_init(&ep->retired);
     pxy_list_init(&ep->closing);
@@ -332,12 +332,9 @@ void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
 
 static void mark_down(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *why)
 {
-    ep->down_until = uv_now(w->loop) + ep->backoff_ms;
+    uint64_t ms = mesh_bal_backoff_failed(&ep->bo, &w->bal, uv_now(w->loop));
     mesh_warn(ACTOR, "worker %d: upstream %s down for %llu ms: %s", w->cfg.worker_index, ep->addr,
-              (unsigned long long)ep->backoff_ms, why);
-    ep->backoff_ms *= 2;
-    if (ep->backoff_ms > w->cfg.backoff_max_ms)
-        ep->backoff_ms = w->cfg.backoff_max_ms;
+              (unsigned long long)ms, why);
 }
 
 /* ---- upstream connection ------------------------------------------------------------------ */
@@ -451,7 +448,7 @@ static void on_connect(uv_connect_t *req, int status)
     mesh_proxy_worker_t *w = u->w;
     u->connected = 1;
     if (u->ep && !u->retired)
-        u->ep->backoff_ms = w->cfg.backoff_initial_ms;
+        mesh_bal_backoff_connected(&u->ep->bo, &w->bal);
     uv_tcp_nodelay(&u->h2.tcp, 1);
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
