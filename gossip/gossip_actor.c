@@ -276,6 +276,7 @@ static gsp_member_event_t *member_event(const gsp_member_t *m, gsp_state_t prev,
     e->since_ns = m->since_ns;
     e->joined = joined;
     e->self = m->self;
+    e->declared = m->declared;
     e->meta_known = m->meta != NULL || m->meta_version == 0;
     e->meta_len = m->meta_len;
     if (m->meta_len)

@@ -87,6 +87,7 @@ typedef struct gsp_member_event {
     uint64_t meta_version;
     uint64_t since_ns;
     int joined, self;
+    int declared;   /* dead because our own suspicion timeout fired (gsp_member_t.declared) */
     int meta_known; /* meta holds its metadata (else it is being fetched) */
     size_t meta_len;
     uint8_t meta[]; /* encoded (gossip/meta.h) */

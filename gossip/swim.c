@@ -132,6 +132,7 @@ struct gsp_swim {
     size_t streams; /* exchanges in flight */
 
     int leaving;
+    int declaring; /* our own suspicion timeout is declaring a member dead (gsp_member_t) */
     uint32_t leave_transmits;
 
     mset_t *sets;
@@ -352,6 +353,7 @@ static void fill_member(const member_t *m, gsp_member_t *out)
     out->meta_len = m->meta_len;
     out->since_ns = m->since;
     out->self = m->self;
+    out->declared = 0;
 }
 
 static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joined)
@@ -360,6 +362,7 @@ static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joine
         return;
     gsp_member_t v;
     fill_member(m, &v);
+    v.declared = s->declaring;
     s->ops.member(s->ud, &v, prev, joined);
 }
 
@@ -1693,7 +1696,9 @@ void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
         if (now >= m->susp_deadline) {
             logf_(s, 2, "suspicion of %s (%s) timed out after %llu ms with %u confirmations",
                   m->name, m->addr, (unsigned long long)((now - m->susp_start) / MS), m->susp_n);
+            s->declaring = 1;
             on_dead(s, now, str_of(m->name), m->inc, str_of(s->self->name)); /* removes it */
+            s->declaring = 0;
         } else {
             i++;
         }

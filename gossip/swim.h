@@ -81,6 +81,8 @@ typedef struct gsp_member {
     size_t meta_len;
     uint64_t since_ns; /* when it entered its state */
     int self;
+    int declared; /* member(): it is dead because our own suspicion timeout declared it (we
+                     are the one member that reports the death: audit's one emitter per fact) */
 } gsp_member_t;
 
 /** What the swim asks of its host. Every callback is optional but send. */

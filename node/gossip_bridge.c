@@ -473,6 +473,39 @@ static void routes_source(void *ud, mesh_admin_routes_t *list)
     }
 }
 
+/* ---- audit ------------------------------------------------------------------------------- */
+
+/* A member our own suspicion timeout declared dead: we are the one member that reports it. */
+static void audit_death(bridge_t *b, const gsp_member_event_t *e)
+{
+    audit_api_t *api = b->a->audit;
+    if (!audit_api_on(api))
+        return;
+    char reason[300];
+    snprintf(reason, sizeof(reason),
+             "no answer to probes: our suspicion timeout declared %s (%s) dead at incarnation %u",
+             e->name, e->addr, e->incarnation);
+    audit_event_t ev = {
+        .type = AUDIT_MEMBER_DEAD, .member = e->name, .peer_address = e->addr, .reason = reason};
+    audit_emit(b->self, api, &ev);
+    size_t n = 0;
+    if (!e->meta_known || !e->meta_len ||
+        gsp_meta_decode(e->meta, e->meta_len, b->insts, GSP_INST_MAX, &n) != 0)
+        return;
+    snprintf(reason, sizeof(reason), "its owner %s was declared dead by gossip", e->name);
+    for (size_t k = 0; k < n; k++) {
+        char svc[GSP_FIELD_MAX + 1], addr[GSP_FIELD_MAX + 1];
+        cstr(svc, sizeof(svc), b->insts[k].service);
+        cstr(addr, sizeof(addr), b->insts[k].addr);
+        audit_event_t iv = {.type = AUDIT_INSTANCE_REMOVED,
+                            .source = AUDIT_SOURCE_GOSSIP,
+                            .service = svc,
+                            .instance = addr,
+                            .reason = reason};
+        audit_emit(b->self, api, &iv);
+    }
+}
+
 /* ---- the actor --------------------------------------------------------------------------- */
 
 static int br_start(mesh_actor_t *self, void *arg)
@@ -502,7 +535,10 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
 {
     bridge_t *b = mesh_state(self);
     switch (m->type) {
-    case GSP_MSG_MEMBER:
+    case GSP_MSG_MEMBER: {
+        const gsp_member_event_t *e = m->ptr;
+        if (e && e->declared && e->state == GSP_ST_DEAD)
+            audit_death(b, e);
         if (!b->a->routes && !b->a->admin)
             return 0; /* nobody reads the mirror here (a sidecar without an admin port) */
         if (m->ptr) {
@@ -510,6 +546,7 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
             schedule(b);
         }
         return 0;
+    }
     case GSP_MSG_SET:
         if (!b->a->routes && !b->a->admin)
             return 0;
@@ -552,10 +589,20 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
 
 static void br_stop(mesh_actor_t *self, int reason)
 {
-    (void)reason;
     bridge_t *b = mesh_state(self);
     if (!b->a)
         return;
+    if (reason == MESH_STOP_SHUTDOWN && audit_api_on(b->a->audit)) {
+        /* The gossip actor, our child, stopped first and announced the leave. */
+        char why[GSP_NAME_MAX + 64];
+        snprintf(why, sizeof(why), "%s left the mesh: graceful shutdown", b->a->gossip.name);
+        audit_event_t ev = {.type = AUDIT_MEMBER_LEFT,
+                            .member = b->a->gossip.name,
+                            .peer_address = b->a->gossip.advertise[0] ? b->a->gossip.advertise
+                                                                      : b->a->gossip.bind,
+                            .reason = why};
+        audit_emit(self, b->a->audit, &ev);
+    }
     if (b->a->admin) {
         mesh_admin_set_members(b->a->admin, NULL, NULL);
         mesh_admin_remove_routes_source(b->a->admin, routes_source, b);

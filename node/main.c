@@ -8,6 +8,7 @@
 
 #include "node/cli.h"
 #include "common/config.h"
+#include "audit/audit_options.h"
 #include "common/log.h"
 #include "gossip/gossip_options.h"
 #include "node/admin_options.h"
@@ -45,6 +46,7 @@ static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section,
     &mesh_admin_options_section,
     &gsp_options_section,
+    &audit_options_section,
 };
 
 static void usage(FILE *out)
