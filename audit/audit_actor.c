@@ -90,6 +90,7 @@ typedef struct audit_actor {
     uint64_t last_error_logged_ms;
     /* counters of this start */
     uint64_t accepted, sent, acked, failures, rewinds, unreadable;
+    uint64_t report_drops; /* our audit_dropped records the spool refused (retried later) */
     /* File mode */
     audit_jsonl_t file;
     int file_open;
@@ -138,6 +139,8 @@ audit_args_t *audit_args_new(const audit_actor_cfg_t *cfg)
         sc->max_bytes = d.max_bytes;
     if (!sc->segment_bytes)
         sc->segment_bytes = d.segment_bytes;
+    if (!sc->max_record)
+        sc->max_record = AUDIT_REC_MAX; /* no record is longer */
     if (!a->cfg.max_in_flight)
         a->cfg.max_in_flight = 10000;
     if (!a->cfg.max_in_flight_bytes)
@@ -192,9 +195,11 @@ static uint64_t spool_drops(const audit_actor_t *st)
            st->unreadable;
 }
 
+/* Drops of other records than our own reports that did not fit (those are retried, not
+ * counted: the count is of events lost). */
 static uint64_t drops_total(const audit_actor_t *st)
 {
-    return st->a->drops_before + spool_drops(st);
+    return st->a->drops_before + spool_drops(st) - st->report_drops;
 }
 
 static void set_link(audit_actor_t *st, int link, const char *why)
@@ -316,7 +321,7 @@ static void report_drops(audit_actor_t *st)
     snprintf(reason, sizeof(reason),
              "%llu audit records dropped (spool full %llu, oldest deleted %llu, too long %llu, "
              "disk errors %llu, unreadable %llu, counted by earlier starts %llu)",
-             (unsigned long long)n, (unsigned long long)s->dropped_full,
+             (unsigned long long)n, (unsigned long long)(s->dropped_full - st->report_drops),
              (unsigned long long)s->dropped_oldest, (unsigned long long)s->dropped_size,
              (unsigned long long)s->dropped_io,
              (unsigned long long)(s->lost_corrupt + st->unreadable),
@@ -324,8 +329,12 @@ static void report_drops(audit_actor_t *st)
     audit_event_t ev = {
         .type = AUDIT_AUDIT_DROPPED, .reason = reason, .dropped = n, .ts_us = audit_now_us()};
     uint64_t before = spool_drops(st);
-    if (accept_event(st, &ev) != 0 || spool_drops(st) != before)
-        return; /* the report itself was dropped: it counts, and is reported with the rest */
+    if (accept_event(st, &ev) != 0)
+        return;
+    if (spool_drops(st) != before) { /* no room yet: tried again later, not counted */
+        st->report_drops += spool_drops(st) - before;
+        return;
+    }
     a->drops_reported = total;
     a->reports++;
     mesh_warn("audit", "%s: reported as an audit_dropped event", reason);
@@ -488,7 +497,7 @@ static void sink_delivered(void *ud, uint64_t seq, size_t len, int err, const ch
         audit_spool_ack(st->sp, seq);
         st->acked++;
         st->backoff_ms = 0;
-        if (st->failing) {
+        if (st->failing && !st->rewind_at) { /* a resent record went through */
             st->failing = 0;
             mesh_info("audit", "Kafka deliveries succeed again");
         }
@@ -733,7 +742,7 @@ static void au_stop(mesh_actor_t *self, int reason)
                       "audit spool %s: %llu records not acknowledged yet: sent at the "
                       "next start",
                       a->cfg.spool_dir, (unsigned long long)s->pending);
-        a->drops_before += spool_drops(st);
+        a->drops_before += spool_drops(st) - st->report_drops;
         audit_spool_close(st->sp);
         st->sp = NULL;
     }
@@ -856,12 +865,12 @@ json_t *audit_actor_status(const audit_args_t *a)
                       (json_int_t)s->write_errors, "sync_errors", (json_int_t)s->sync_errors));
         json_object_set_new(
             o, "dropped",
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "spool_full", (json_int_t)s->dropped_full,
-                      "oldest_deleted", (json_int_t)s->dropped_oldest, "too_long",
-                      (json_int_t)s->dropped_size, "disk_errors", (json_int_t)s->dropped_io,
-                      "unreadable", (json_int_t)(s->lost_corrupt + st->unreadable),
-                      "earlier_starts", (json_int_t)a->drops_before, "reported",
-                      (json_int_t)a->drops_reported));
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "spool_full",
+                      (json_int_t)(s->dropped_full - st->report_drops), "oldest_deleted",
+                      (json_int_t)s->dropped_oldest, "too_long", (json_int_t)s->dropped_size,
+                      "disk_errors", (json_int_t)s->dropped_io, "unreadable",
+                      (json_int_t)(s->lost_corrupt + st->unreadable), "earlier_starts",
+                      (json_int_t)a->drops_before, "reported", (json_int_t)a->drops_reported));
         json_object_set_new(o, "replayed_at_start", json_integer((json_int_t)s->replayed));
         json_object_set_new(o, "corrupt_bytes_truncated",
                             json_integer((json_int_t)s->corrupt_bytes));

@@ -110,9 +110,10 @@ int audit_emit(mesh_actor_t *self, audit_api_t *api, audit_event_t *ev)
     int rc = mesh_send_ptr(self, api->actor, AUDIT_MSG_RECORD, r, free);
     if (rc != 0) {
         free(r);
-        atomic_fetch_add_explicit(&api->refused, 1, memory_order_relaxed);
-        mesh_warn("audit", "a %s event was not taken by the audit actor: %s",
-                  audit_type_name(ev->type), mesh_strerror(rc));
+        uint64_t n = atomic_fetch_add_explicit(&api->refused, 1, memory_order_relaxed) + 1;
+        if ((n & (n - 1)) == 0) /* the 1st, 2nd, 4th, 8th ...: a restarting actor is not spam */
+            mesh_warn("audit", "a %s event was not taken by the audit actor: %s (%llu so far)",
+                      audit_type_name(ev->type), mesh_strerror(rc), (unsigned long long)n);
         return -1;
     }
     atomic_fetch_add_explicit(&api->emitted, 1, memory_order_relaxed);
