@@ -85,7 +85,7 @@ typedef struct audit_actor {
     int failing;  /* in a streak of failed deliveries (logged once) */
     int dropping; /* in a streak of drops (logged once) */
     uint64_t last_report_ms;
-    char last_error[512];
+    char last_error[1200];
     time_t last_error_at;
     uint64_t last_error_logged_ms;
     /* counters of this start */
@@ -210,7 +210,7 @@ static void set_link(audit_actor_t *st, int link, const char *why)
     st->link = link;
     if (link == LINK_SPOOLING) {
         st->down_since_ms = now_ms(st);
-        mesh_warn("audit", "Kafka unreachable: %s; records are kept in the spool %s", why,
+        mesh_warn("audit", "Kafka does not take records: %s; they are kept in the spool %s", why,
                   st->a->cfg.spool_dir ? st->a->cfg.spool_dir : "");
     } else if (link == LINK_CONNECTED && was == LINK_SPOOLING) {
         const audit_spool_stats_t *s = audit_spool_stats(st->sp);
@@ -474,6 +474,7 @@ static void pump(audit_actor_t *st)
             char what[400];
             snprintf(what, sizeof(what), "Kafka producer refused a record: %s; retrying", err);
             note_error(st, what, 1);
+            set_link(st, LINK_SPOOLING, what);
             audit_spool_rewind(st->sp, rec.seq);
             st->rewinds++;
             pause_sending(st);
@@ -514,14 +515,21 @@ static void sink_delivered(void *ud, uint64_t seq, size_t len, int err, const ch
              st->a->cfg.topic, why);
     note_error(st, what, !st->failing);
     st->failing = 1;
+    set_link(st, LINK_SPOOLING, what);
 }
 
 static void sink_link(void *ud, int down, const char *why)
 {
     audit_actor_t *st = ud;
     if (down == 1) {
-        note_error(st, why, 0);
-        set_link(st, LINK_SPOOLING, why);
+        /* librdkafka says why a broker failed just before it says all are down: keep both */
+        char both[1100];
+        if (!strncmp(st->last_error, "Kafka (", 7))
+            snprintf(both, sizeof(both), "%s; last error: %s", why, st->last_error);
+        else
+            snprintf(both, sizeof(both), "%s", why);
+        note_error(st, both, 0);
+        set_link(st, LINK_SPOOLING, both);
     } else if (down == -1) {
         note_error(st, why, st->link != LINK_SPOOLING); /* while down: said once already */
     }

@@ -80,6 +80,14 @@ static const mesh_config_opt_t opts[] = {
      .min = 0,
      .max = AUDIT_JSONL_KEEP_MAX,
      .help = "rotated audit files kept"},
+    {.name = "audit.test-rate",
+     .type = MESH_OPT_INT,
+     .off = F(test_rate),
+     .def = "0",
+     .roles = P,
+     .min = 0,
+     .max = 1000000,
+     .help = "TESTS ONLY: emit this many synthetic config_rejected events per second"},
 };
 
 static int file_off(const char *f)

@@ -13,6 +13,7 @@
  *   --audit-file PATH            without Kafka: JSON lines in PATH (default
  *                                /var/log/meshd/{node}.audit.jsonl; "off": no file)
  *   --audit-file-max SIZE, --audit-file-keep N   its rotation (64MiB, 5 files)
+ *   --audit-test-rate N          tests and benchmarks only: N synthetic events per second
  *
  * "{node}" in a path is replaced by the node's name (characters other than letters, digits,
  * '.', '_' and '-' become '_'). Which sink a node uses: Kafka when audit.kafka is set; else the
@@ -36,6 +37,7 @@ typedef struct audit_options {
     char *kafka, *topic, *spool, *spool_policy, *file;
     mesh_config_list_t kafka_opts;
     int64_t spool_max, file_max, file_keep;
+    int64_t test_rate; /* --audit-test-rate: synthetic events per second (audit/audit_load.h) */
 } audit_options_t;
 
 /** The audit.* section; register it once with mesh_config_add_section(). */

@@ -81,7 +81,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         k->cbs.link(k->ud, 1, why);
         return;
     }
-    snprintf(why, sizeof(why), "%s: %s", rd_kafka_err2name(err), reason);
+    snprintf(why, sizeof(why), "Kafka (%s): %s", rd_kafka_err2name(err), reason);
     k->cbs.link(k->ud, -1, why);
 }
 

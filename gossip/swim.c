@@ -911,9 +911,19 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     notify(s, m, prev, 0);
 }
 
+static void accused(gsp_swim_t *s, const member_t *m, uint32_t inc, gsp_str_t from)
+{
+    char f[GSP_NAME_MAX + 1];
+    if (!str_copy(f, sizeof f, from))
+        s->ops.accused(s->ud, m->name, inc, f);
+}
+
 static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
 {
     member_t *m = find_str(s, node);
+    if (m && m->state == GSP_ST_DEAD && inc == m->inc && s->ops.accused &&
+        !gsp_str_eq(from, m->name))
+        accused(s, m, inc, from);
     if (!m || inc < m->inc || m->state == GSP_ST_DEAD || m->state == GSP_ST_LEFT)
         return;
     if (m->self) {

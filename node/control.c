@@ -128,9 +128,14 @@ int node_control_audit(node_control_t *c, mesh_node_t *node, const mesh_config_t
         ac.topic = o->topic;
     }
     c->audit_args = audit_args_new(&ac);
-    if (!c->audit_args)
+    if (!c->audit_args ||
+        add_child(c, &audit_actor_ops, c->audit_args, AUDIT_ACTOR_MAILBOX, &c->audit.actor) != 0)
         return -1;
-    return add_child(c, &audit_actor_ops, c->audit_args, AUDIT_ACTOR_MAILBOX, &c->audit.actor);
+    if (o->test_rate > 0) { /* tests and benchmarks: synthetic events */
+        c->audit_load = (audit_load_args_t){.api = &c->audit, .rate = (uint32_t)o->test_rate};
+        return add_child(c, &audit_load_ops, &c->audit_load, 0, NULL);
+    }
+    return 0;
 }
 
 int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,

@@ -16,6 +16,7 @@
 #include "actors/supervisor.h"
 #include "audit/audit_actor.h"
 #include "audit/audit_io.h"
+#include "audit/audit_load.h"
 #include "node/node.h"
 #include "node/gossip_bridge.h"
 #include "node/sidecar_actor.h"
@@ -29,6 +30,7 @@ typedef struct node_control {
     audit_args_t *audit_args; /* NULL when audit is off */
     audit_kafka_factory_t audit_kafka;
     audit_posix_factory_t audit_fs;
+    audit_load_args_t audit_load; /* --audit-test-rate */
     char audit_spool[4096], audit_file[4096];
     mesh_supervisor_spec_t sup;
     mesh_child_spec_t children[NODE_CONTROL_MAX];

@@ -12,8 +12,9 @@
  *
  * Audit (audit/audit_api.h), one emitter per fact: member_dead (and instance_removed with
  * source gossip for each instance its metadata listed) only when our own suspicion timeout
- * declared the member dead; member_left about ourselves when we leave (the gossip actor
- * announces the leave as it stops at shutdown).
+ * declared the member dead, and of the members whose timeouts declared one death within a
+ * tie-break window (ten gossip rounds) only the one whose name sorts first; member_left about
+ * ourselves when we leave (the gossip actor announces the leave as it stops at shutdown).
  *
  * A name conflict about our own name while we are joining (another live node uses it) stops
  * the node with exit 2: names must be unique, and the newcomer gives way.
@@ -44,6 +45,7 @@ extern const mesh_actor_ops_t gsp_bridge_ops;
 /** Message types of the bridge's own timers. */
 enum {
     GSP_BRIDGE_MSG_REBUILD = 0x47530040u,
+    GSP_BRIDGE_MSG_DEATH = 0x47530041u, /* a declared death's tie-break window ended */
 };
 
 #endif
