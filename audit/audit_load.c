@@ -40,7 +40,7 @@ static int lo_message(mesh_actor_t *self, mesh_msg_t *m)
     while (l->a->emitted < due && n++ < MAX_PER_TICK) {
         uint64_t k = ++l->a->emitted;
         char svc[16], reason[96];
-        snprintf(svc, sizeof(svc), "test.Load%u", (unsigned)(k % 4));
+        snprintf(svc, sizeof(svc), "test.Load%u", (unsigned)(k % 16));
         snprintf(reason, sizeof(reason),
                  "synthetic test event %llu of --audit-test-rate (not a real event)",
                  (unsigned long long)k);

@@ -3,9 +3,9 @@
  * (--audit-test-rate N, off by default).
  *
  * An actor on the control loop that emits N events per second through audit_emit, like any
- * control actor does: type config_rejected, outcome failure, service test.Load0 .. test.Load3
- * round robin (four Kafka keys, to check the order per key), reason "synthetic test event K of
- * --audit-test-rate (not a real event)", K counting from 1. It paces itself on a 10 ms timer and
+ * control actor does: type config_rejected, outcome failure, service test.Load0 .. test.Load15
+ * round robin (sixteen Kafka keys, to check the order per key), reason "synthetic test event K
+ * of --audit-test-rate (not a real event)", K counting from 1. It paces itself on a 10 ms timer and
  * catches up after a late one, so the rate holds on a busy loop. Nothing else in meshd emits
  * config_rejected today, so a consumer can tell these records apart by type and reason.
  */

@@ -148,6 +148,16 @@ def read_all(args, bootstrap, timeout=120):
     """Every record of the topic (up to its end offsets now), each checked: valid against the
     schema, key = service (empty when null), header schema=1, Kafka timestamp = ts. Returns a
     list of (record dict, kafka record)."""
+    from kafka import KafkaConsumer, TopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
+    try:
+        tps = [TopicPartition(TOPIC, p) for p in c.partitions_for_topic(TOPIC)]
+        first = c.beginning_offsets(tps)
+    finally:
+        c.close()
+    if any(first.values()):
+        raise Fail("the test cluster dropped old records (librdkafka's mock keeps about 5 MB "
+                   "per partition): %s" % {tp.partition: o for tp, o in first.items() if o})
     want = sum(kafka_rig.end_offsets(bootstrap, TOPIC).values())
     recs = kafka_rig.consume(bootstrap, TOPIC, want, timeout=timeout)
     check(len(recs) >= want, "read the whole topic (%d of %d records)" % (len(recs), want))
@@ -317,7 +327,9 @@ def case_events(run):
 
 
 def outage_run(run, kill):
-    b = run.broker()
+    # librdkafka's mock cluster keeps about 5 MB per partition: 96 partitions put each of the
+    # 16 keys of --audit-test-rate in a partition of its own (murmur2), 2 to 3 MB each here
+    b = run.broker(topics=[(TOPIC, 96)])
     rate = 1000
     extra = ["--listen", "127.0.0.1:%d" % free_port(), "--audit-test-rate", str(rate)]
     p = run.meshd("proxy", "load", b.bootstrap, extra)
