@@ -199,7 +199,9 @@ static uint64_t spool_drops(const audit_actor_t *st)
  * counted: the count is of events lost). */
 static uint64_t drops_total(const audit_actor_t *st)
 {
-    return st->a->drops_before + spool_drops(st) - st->report_drops;
+    const audit_api_t *api = st->a->cfg.api;
+    uint64_t refused = api ? atomic_load_explicit(&api->refused, memory_order_relaxed) : 0;
+    return st->a->drops_before + spool_drops(st) - st->report_drops + refused;
 }
 
 static void set_link(audit_actor_t *st, int link, const char *why)
@@ -318,14 +320,16 @@ static void report_drops(audit_actor_t *st)
     const audit_spool_stats_t *s = audit_spool_stats(st->sp);
     uint64_t n = total - a->drops_reported;
     char reason[400];
-    snprintf(reason, sizeof(reason),
-             "%llu audit records dropped (spool full %llu, oldest deleted %llu, too long %llu, "
-             "disk errors %llu, unreadable %llu, counted by earlier starts %llu)",
-             (unsigned long long)n, (unsigned long long)(s->dropped_full - st->report_drops),
-             (unsigned long long)s->dropped_oldest, (unsigned long long)s->dropped_size,
-             (unsigned long long)s->dropped_io,
-             (unsigned long long)(s->lost_corrupt + st->unreadable),
-             (unsigned long long)a->drops_before);
+    snprintf(
+        reason, sizeof(reason),
+        "%llu audit records dropped (spool full %llu, oldest deleted %llu, too long %llu, "
+        "disk errors %llu, unreadable %llu, not taken by the audit actor %llu, counted by earlier "
+        "starts %llu)",
+        (unsigned long long)n, (unsigned long long)(s->dropped_full - st->report_drops),
+        (unsigned long long)s->dropped_oldest, (unsigned long long)s->dropped_size,
+        (unsigned long long)s->dropped_io, (unsigned long long)(s->lost_corrupt + st->unreadable),
+        (unsigned long long)(a->cfg.api ? atomic_load(&a->cfg.api->refused) : 0),
+        (unsigned long long)a->drops_before);
     audit_event_t ev = {
         .type = AUDIT_AUDIT_DROPPED, .reason = reason, .dropped = n, .ts_us = audit_now_us()};
     uint64_t before = spool_drops(st);
@@ -649,6 +653,8 @@ static int au_message(mesh_actor_t *self, mesh_msg_t *m)
     switch (m->type) {
     case AUDIT_MSG_RECORD: {
         const audit_rec_t *r = m->ptr;
+        if (st->a->cfg.api)
+            audit_api_taken(st->a->cfg.api, 1);
         if (r) {
             take(st, r->data, r->len);
             pump(st);
@@ -656,6 +662,8 @@ static int au_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     }
     case AUDIT_MSG_BATCH:
+        if (m->ptr && st->a->cfg.api)
+            audit_api_taken(st->a->cfg.api, ((const audit_batch_t *)m->ptr)->n);
         if (m->ptr) {
             on_batch(st, m->ptr);
             pump(st);
@@ -799,6 +807,14 @@ void audit_actor_get_stats(const audit_args_t *a, audit_actor_stats_t *out)
     out->dropped_total = drops_total(st);
     out->file_records = st->file_open ? st->file.stats.records : 0;
     out->file_lost = (st->file_open ? st->file.stats.lost : 0) + st->file_lost_closed;
+    if (st->sp) {
+        const audit_spool_stats_t *s = audit_spool_stats(st->sp);
+        out->spool_pending = s->pending;
+        out->spool_bytes_written = s->bytes_written;
+        out->spool_payload = s->payload_bytes;
+        out->spool_fsyncs = s->fsyncs;
+        out->spool_writes = s->writes;
+    }
 }
 
 json_t *audit_actor_status(const audit_args_t *a)
@@ -873,12 +889,14 @@ json_t *audit_actor_status(const audit_args_t *a)
                       (json_int_t)s->write_errors, "sync_errors", (json_int_t)s->sync_errors));
         json_object_set_new(
             o, "dropped",
-            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "spool_full",
-                      (json_int_t)(s->dropped_full - st->report_drops), "oldest_deleted",
-                      (json_int_t)s->dropped_oldest, "too_long", (json_int_t)s->dropped_size,
-                      "disk_errors", (json_int_t)s->dropped_io, "unreadable",
-                      (json_int_t)(s->lost_corrupt + st->unreadable), "earlier_starts",
-                      (json_int_t)a->drops_before, "reported", (json_int_t)a->drops_reported));
+            json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "not_taken",
+                      (json_int_t)(a->cfg.api ? atomic_load(&a->cfg.api->refused) : 0),
+                      "spool_full", (json_int_t)(s->dropped_full - st->report_drops),
+                      "oldest_deleted", (json_int_t)s->dropped_oldest, "too_long",
+                      (json_int_t)s->dropped_size, "disk_errors", (json_int_t)s->dropped_io,
+                      "unreadable", (json_int_t)(s->lost_corrupt + st->unreadable),
+                      "earlier_starts", (json_int_t)a->drops_before, "reported",
+                      (json_int_t)a->drops_reported));
         json_object_set_new(o, "replayed_at_start", json_integer((json_int_t)s->replayed));
         json_object_set_new(o, "corrupt_bytes_truncated",
                             json_integer((json_int_t)s->corrupt_bytes));

@@ -105,6 +105,7 @@ typedef struct audit_actor_stats {
     uint64_t accepted, sent, acked, failures, rewinds, in_flight;
     uint64_t dropped_total, dropped_reported, reports;
     uint64_t file_records, file_lost, off_dropped;
+    uint64_t spool_pending, spool_bytes_written, spool_payload, spool_fsyncs, spool_writes;
 } audit_actor_stats_t;
 void audit_actor_get_stats(const audit_args_t *a, audit_actor_stats_t *out);
 

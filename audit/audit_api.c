@@ -35,7 +35,28 @@ int audit_api_init(audit_api_t *api, const char *node, const char *role, char *e
     atomic_init(&api->emitted, 0);
     atomic_init(&api->off, 0);
     atomic_init(&api->refused, 0);
+    atomic_init(&api->backlog, 0);
     return audit_ctx_init(&api->ctx, node, role, err, errlen);
+}
+
+int audit_api_reserve(audit_api_t *api, uint64_t n)
+{
+    uint64_t was = atomic_fetch_add_explicit(&api->backlog, n, memory_order_relaxed);
+    if (was + n <= AUDIT_BACKLOG_MAX)
+        return 1;
+    atomic_fetch_sub_explicit(&api->backlog, n, memory_order_relaxed);
+    uint64_t r = atomic_fetch_add_explicit(&api->refused, n, memory_order_relaxed) + n;
+    if (((r - n) ^ r) > (r - n)) /* the count crossed a power of two: not once per event */
+        mesh_warn("audit",
+                  "the audit actor is behind (%u events waiting): %llu events dropped "
+                  "so far, reported as audit_dropped",
+                  (unsigned)AUDIT_BACKLOG_MAX, (unsigned long long)r);
+    return 0;
+}
+
+void audit_api_taken(audit_api_t *api, uint64_t n)
+{
+    atomic_fetch_sub_explicit(&api->backlog, n, memory_order_relaxed);
 }
 
 int audit_api_on(const audit_api_t *api)
@@ -107,8 +128,13 @@ int audit_emit(mesh_actor_t *self, audit_api_t *api, audit_event_t *ev)
     }
     r->len = (uint32_t)n;
     memcpy(r->data, buf, (size_t)n);
+    if (!audit_api_reserve(api, 1)) {
+        free(r);
+        return -1;
+    }
     int rc = mesh_send_ptr(self, api->actor, AUDIT_MSG_RECORD, r, free);
     if (rc != 0) {
+        audit_api_taken(api, 1);
         free(r);
         uint64_t n = atomic_fetch_add_explicit(&api->refused, 1, memory_order_relaxed) + 1;
         if ((n & (n - 1)) == 0) /* the 1st, 2nd, 4th, 8th ...: a restarting actor is not spam */

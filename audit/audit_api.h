@@ -73,6 +73,12 @@ typedef struct audit_batch {
     mesh_event_t ev[];
 } audit_batch_t;
 
+/** Events handed to the audit actor and not taken by it yet, at most: past this the actor is
+ *  behind (a burst faster than the spool and Kafka take it) and emitters drop, counted, rather
+ *  than pile messages up in its mailbox, where they would also delay the spool's sync
+ *  completions (a FIFO mailbox) and so the time to durable (16384 events: tens of ms). */
+#define AUDIT_BACKLOG_MAX 16384
+
 /** What the emitters of one node share. Lives as long as the node; any thread may read it. */
 typedef struct audit_api {
     audit_ctx_t ctx;
@@ -80,8 +86,17 @@ typedef struct audit_api {
     mesh_actor_id_t actor;
     _Atomic uint64_t emitted; /* records handed to the actor */
     _Atomic uint64_t off;     /* events not emitted because audit is off */
-    _Atomic uint64_t refused; /* events the actor's mailbox refused or that were invalid */
+    _Atomic uint64_t refused; /* events lost on the way: the actor is behind (backlog full), its
+                                 mailbox refused them, or they were invalid (reported as drops) */
+    _Atomic uint64_t backlog; /* events handed to the actor and not taken yet */
 } audit_api_t;
+
+/** Reserves room for n events in the actor's backlog: 1, or 0 (counted in refused) when the
+ *  actor is behind. Undo with audit_api_taken(api, n) when the send fails. */
+int audit_api_reserve(audit_api_t *api, uint64_t n);
+
+/** The actor took n events (or a send of n failed). */
+void audit_api_taken(audit_api_t *api, uint64_t n);
 
 /**
  * Initializes api for a node (name, role; see audit_ctx_init). Audit stays off until

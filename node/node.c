@@ -333,8 +333,12 @@ static void audit_batch(node_state_t *st, const mesh_event_t *ev, size_t n)
     audit_api_t *api = st->n->audit;
     if (!n || !audit_api_on(api))
         return;
+    if (!audit_api_reserve(api, n)) /* the audit actor is behind: counted, reported */
+        return;
     audit_batch_t *b = malloc(sizeof(*b) + n * sizeof(b->ev[0]));
     if (!b) {
+        audit_api_taken(api, n);
+        atomic_fetch_add_explicit(&api->refused, n, memory_order_relaxed);
         mesh_error("node", "out of memory: %zu audit events of the workers lost", n);
         return;
     }
@@ -342,6 +346,7 @@ static void audit_batch(node_state_t *st, const mesh_event_t *ev, size_t n)
     memcpy(b->ev, ev, n * sizeof(b->ev[0]));
     int rc = mesh_send_ptr(st->self, api->actor, AUDIT_MSG_BATCH, b, free);
     if (rc != 0) {
+        audit_api_taken(api, n);
         free(b);
         atomic_fetch_add_explicit(&api->refused, n, memory_order_relaxed);
         mesh_warn("node", "%zu audit events of the workers not taken by the audit actor: %s", n,

@@ -33,9 +33,9 @@ void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *o
     out->half_open_probes = (uint32_t)o->half_open_calls;
 }
 
-_Static_assert(POL_BREAKER_CLOSED == MESH_EV_BREAKER_CLOSED &&
-                   POL_BREAKER_OPEN == MESH_EV_BREAKER_OPEN &&
-                   POL_BREAKER_HALF_OPEN == MESH_EV_BREAKER_HALF_OPEN,
+_Static_assert((int)POL_BREAKER_CLOSED == (int)MESH_EV_BREAKER_CLOSED &&
+                   (int)POL_BREAKER_OPEN == (int)MESH_EV_BREAKER_OPEN &&
+                   (int)POL_BREAKER_HALF_OPEN == (int)MESH_EV_BREAKER_HALF_OPEN,
                "the event ring's breaker states are the breaker's");
 
 static void on_transition(void *ud, const pol_breaker_transition_t *t)
