@@ -33,7 +33,8 @@ static const mesh_cli_command_t commands[] = {
     {"members", 0, mesh_cli_members,
      "`members --admin HOST:PORT [--json]`: a running node's gossip members, from its admin API"},
     {"audit", 0, mesh_cli_audit,
-     "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka"},
+     "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka; "
+     "`audit status --admin HOST:PORT`: a node's audit pipeline"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},

@@ -472,6 +472,10 @@ def case_wrong(run):
           "last_error: %s" % status(p)["last_error"])
     time.sleep(2)
     check(p.alive() and status(p)["spool"]["records"] > 0, "alive, spooling")
+    r = subprocess.run([run.args.meshd, "audit", "status", "--admin", "127.0.0.1:%d" % p.admin],
+                       capture_output=True, text=True, env=meshd_env(), timeout=30)
+    check(r.returncode == 0 and "state: spooling" in r.stdout and "Connection refused" in r.stdout,
+          "meshd audit status says so:\n" + r.stdout.strip())
     check(term(p) == 0, "clean exit")
     # a name that does not resolve
     p = run.meshd("proxy", "unresolved", "kafka.invalid:9092",
