@@ -17,18 +17,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** MESH_EV_BREAKER's own fields (in place of text): structured, so the consumer (the log line,
+ *  the audit record) needs no parsing. */
+typedef struct mesh_ev_breaker {
+    /** The breaker's upstream ("host:port"): a string that outlives the node's run (the
+     *  consumer reads it later, on the control loop), never copied per event. */
+    const char *instance;
+    uint8_t from, to; /* the states left and entered: MESH_EV_BREAKER_CLOSED, ... */
+    char reason[86];  /* why, NUL-terminated; the breaker's reasons fit (cut to fit otherwise) */
+} mesh_ev_breaker_t;
+
+/** Breaker states in mesh_ev_breaker_t (policy/breaker.h's values, checked there). */
+enum { MESH_EV_BREAKER_CLOSED = 0, MESH_EV_BREAKER_OPEN = 1, MESH_EV_BREAKER_HALF_OPEN = 2 };
+
 /** One event (128 bytes). */
 typedef struct mesh_event {
     uint32_t type;   /* MESH_EV_* or a module's own type */
     uint32_t worker; /* the producer's worker index */
     uint64_t a, b, c;
-    char text[96]; /* NUL-terminated, truncated to fit */
+    union {
+        char text[96];             /* NUL-terminated, truncated to fit */
+        mesh_ev_breaker_t breaker; /* MESH_EV_BREAKER */
+    };
 } mesh_event_t;
 
 /** Event types of the runtime and the node. */
 enum {
     MESH_EV_STATS = 1,   /* a = calls, b = calls the mesh failed, c = retries (since the last) */
-    MESH_EV_BREAKER = 2, /* a = 1 when the circuit opened; text = the transition, for the log */
+    MESH_EV_BREAKER = 2, /* a = 1 when the circuit opened; c = when, Unix time in microseconds;
+                            the transition in .breaker */
 };
 
 /** The ring. */
@@ -67,6 +84,11 @@ uint64_t mesh_evring_take_dropped(mesh_evring_t *r);
 /** Producer: makes r the calling thread's ring (a worker sets its own at start; NULL unsets),
  *  so code deep in the data plane can report without knowing which worker it runs on. */
 void mesh_evring_set_current(mesh_evring_t *r);
+
+/** Producer: pushes a copy of e to the calling thread's ring (e->worker is left as it is).
+ *  Returns 0, or -1 when the thread has no ring (the caller reports the event itself); a full
+ *  ring counts the drop and returns 0 (the consumer reports it). */
+int mesh_evring_push_current(const mesh_event_t *e);
 
 /**
  * Producer: pushes an event of type with a, b and a printf-formatted text to the calling

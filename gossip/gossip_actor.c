@@ -276,6 +276,7 @@ static gsp_member_event_t *member_event(const gsp_member_t *m, gsp_state_t prev,
     e->since_ns = m->since_ns;
     e->joined = joined;
     e->self = m->self;
+    e->declared = m->declared;
     e->meta_known = m->meta != NULL || m->meta_version == 0;
     e->meta_len = m->meta_len;
     if (m->meta_len)
@@ -299,6 +300,18 @@ static void on_member(void *ud, const gsp_member_t *m, gsp_state_t prev, int joi
     /* method sets its metadata refers to: asked for after this input (not re-entrantly) */
     if (m->meta && !m->self && g->n_pending_sets < PENDING_SETS_MAX)
         snprintf(g->pending_sets[g->n_pending_sets++], GSP_NAME_MAX + 1, "%s", m->name);
+}
+
+static void on_accused(void *ud, const char *member, uint32_t inc, const char *accuser)
+{
+    gstate_t *g = ud;
+    gsp_accused_event_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    snprintf(e->member, sizeof e->member, "%s", member);
+    snprintf(e->accuser, sizeof e->accuser, "%s", accuser);
+    e->incarnation = inc;
+    emit(g, GSP_MSG_ACCUSED, e);
 }
 
 static int on_method_set(void *ud, uint64_t hash, const gsp_str_t *names, size_t n)
@@ -531,7 +544,8 @@ static int g_start(mesh_actor_t *self, void *arg)
                           .member = on_member,
                           .method_set = on_method_set,
                           .conflict = on_conflict,
-                          .log = on_log};
+                          .log = on_log,
+                          .accused = on_accused};
     const char *adv = cfg->advertise[0] ? cfg->advertise : cfg->bind;
     g->swim = gsp_swim_new(cfg->name, adv, &sc, &ops, g, cfg->seed ? cfg->seed : mesh_random(self),
                            mesh_now(self));

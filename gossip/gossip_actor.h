@@ -6,7 +6,8 @@
  *
  * What it tells its subscriber (an actor id given at spawn), in order, never dropping one (a
  * full mailbox is retried): GSP_MSG_MEMBER for every change of a member (joined, state,
- * incarnation, metadata), GSP_MSG_SET for each method set that becomes known, GSP_MSG_CONFLICT
+ * incarnation, metadata), GSP_MSG_ACCUSED when another member declares a death we hold too,
+ * GSP_MSG_SET for each method set that becomes known, GSP_MSG_CONFLICT
  * when another live node uses a name it sees (our own included: the subscriber decides), and
  * GSP_MSG_STATS with its counters every second.
  *
@@ -31,6 +32,7 @@ enum {
     GSP_MSG_SET = 0x47530002u,      /* to the subscriber: ptr = gsp_set_event_t */
     GSP_MSG_CONFLICT = 0x47530003u, /* to the subscriber: ptr = gsp_conflict_event_t */
     GSP_MSG_STATS = 0x47530004u,    /* to the subscriber every second: ptr = gsp_stats_event_t */
+    GSP_MSG_ACCUSED = 0x47530005u,  /* to the subscriber: ptr = gsp_accused_event_t */
     GSP_MSG_SET_META = 0x47530010u, /* to the actor: ptr = gsp_meta_update_t */
     GSP_MSG_LEAVE = 0x47530011u,    /* to the actor: no payload */
     GSP_MSG_LEFT = 0x47530012u,     /* to the sender of GSP_MSG_LEAVE: no payload */
@@ -87,10 +89,18 @@ typedef struct gsp_member_event {
     uint64_t meta_version;
     uint64_t since_ns;
     int joined, self;
+    int declared;   /* dead because our own suspicion timeout fired (gsp_member_t.declared) */
     int meta_known; /* meta holds its metadata (else it is being fetched) */
     size_t meta_len;
     uint8_t meta[]; /* encoded (gossip/meta.h) */
 } gsp_member_event_t;
+
+/** Another member declared a death we hold too (GSP_MSG_ACCUSED; gsp_swim_ops_t.accused). */
+typedef struct gsp_accused_event {
+    char member[GSP_NAME_MAX + 1];
+    char accuser[GSP_NAME_MAX + 1];
+    uint32_t incarnation;
+} gsp_accused_event_t;
 
 /** A method set became known (GSP_MSG_SET). */
 typedef struct gsp_set_event {

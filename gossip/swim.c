@@ -149,6 +149,7 @@ struct gsp_swim {
     size_t streams; /* exchanges in flight */
 
     int leaving;
+    int declaring; /* our own suspicion timeout is declaring a member dead (gsp_member_t) */
     uint32_t leave_transmits;
 
     mset_t *sets;
@@ -379,6 +380,7 @@ static void fill_member(const member_t *m, gsp_member_t *out)
     out->meta_len = m->meta_len;
     out->since_ns = m->since;
     out->self = m->self;
+    out->declared = 0;
 }
 
 static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joined)
@@ -387,6 +389,7 @@ static void notify(gsp_swim_t *s, const member_t *m, gsp_state_t prev, int joine
         return;
     gsp_member_t v;
     fill_member(m, &v);
+    v.declared = s->declaring;
     s->ops.member(s->ud, &v, prev, joined);
 }
 
@@ -982,9 +985,19 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     notify(s, m, prev, 0);
 }
 
+static void accused(gsp_swim_t *s, const member_t *m, uint32_t inc, gsp_str_t from)
+{
+    char f[GSP_NAME_MAX + 1];
+    if (!str_copy(f, sizeof f, from))
+        s->ops.accused(s->ud, m->name, inc, f);
+}
+
 static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
 {
     member_t *m = find_str(s, node);
+    if (m && m->state == GSP_ST_DEAD && inc == m->inc && s->ops.accused &&
+        !gsp_str_eq(from, m->name))
+        accused(s, m, inc, from);
     if (!m || inc < m->inc || m->state == GSP_ST_DEAD || m->state == GSP_ST_LEFT)
         return;
     if (m->self) {
@@ -1768,7 +1781,9 @@ void gsp_swim_on_time(gsp_swim_t *s, uint64_t now)
         if (now >= u->deadline) {
             logf_(s, 2, "suspicion of %s (%s) timed out after %llu ms with %u confirmations",
                   m->name, m->addr, (unsigned long long)((now - u->start) / MS), u->n);
+            s->declaring = 1;
             on_dead(s, now, M_NAME(m), m->inc, M_NAME(s->self)); /* removes it */
+            s->declaring = 0;
         } else {
             i++;
         }

@@ -81,6 +81,8 @@ typedef struct gsp_member {
     size_t meta_len;
     uint64_t since_ns; /* when it entered its state */
     int self;
+    int declared; /* member(): it is dead because our own suspicion timeout declared it (we
+                     are the one member that reports the death: audit's one emitter per fact) */
 } gsp_member_t;
 
 /** What the swim asks of its host. Every callback is optional but send. */
@@ -102,6 +104,10 @@ typedef struct gsp_swim_ops {
     void (*conflict)(void *ud, const char *name, const char *ours, const char *theirs);
     /** A log line (level as in common/log.h: 0 debug .. 3 error). */
     void (*log)(void *ud, int level, const char *line);
+    /** A DEAD about a member we already hold dead at that incarnation: accuser's suspicion
+     *  timeout declared it too (audit's tie-break between members that declared one death at
+     *  about the same time). Optional. */
+    void (*accused)(void *ud, const char *member, uint32_t inc, const char *accuser);
 } gsp_swim_ops_t;
 
 /** Creates a node named name advertising addr; seed feeds its PRNG. NULL on bad arguments or

@@ -45,5 +45,7 @@ int mesh_cli_members(int argc, char **argv);
 
 /** `meshd audit tail`, audit events from Kafka for people: node/role_audit_cli.c. */
 int mesh_cli_audit(int argc, char **argv);
+/** `meshd audit status --admin HOST:PORT [--json]` (node/role_admin_cli.c): GET /v1/audit. */
+int mesh_cli_audit_status(int argc, char **argv);
 
 #endif

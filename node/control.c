@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit/audit_options.h"
+#include "audit/spool_fs_posix.h"
 #include "common/log.h"
 #include "gossip/gossip_options.h"
 #include "node/admin.h"
@@ -35,6 +37,104 @@ static int add_child(node_control_t *c, const mesh_actor_ops_t *ops, void *arg, 
         .opts = {.loop = MESH_LOOP_CONTROL, .mailbox = mailbox},
         .id_out = id_out,
     };
+    return 0;
+}
+
+/* GET /v1/audit. */
+static json_t *admin_audit(void *ud, const h1_req_t *req, int *status)
+{
+    (void)req, (void)status;
+    node_control_t *c = ud;
+    if (!c->audit_args)
+        return json_pack("{s:s,s:s,s:s}", "sink", "off", "state", "off", "boot_id",
+                         c->audit.ctx.boot_hex);
+    return audit_actor_status(c->audit_args);
+}
+
+int node_control_audit(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
+                       const char *role)
+{
+    char err[600];
+    const char *name = cfg->node && *cfg->node ? cfg->node : "meshd";
+    if (audit_api_init(&c->audit, name, role, err, sizeof(err)) != 0) {
+        mesh_error("audit", "%s", err);
+        return -1;
+    }
+    mesh_node_set_audit(node, &c->audit);
+    mesh_admin_t *admin = mesh_node_admin(node);
+    if (admin && mesh_admin_add_json(admin, "/v1/audit", admin_audit, c) != 0) {
+        mesh_error("audit", "cannot serve /v1/audit");
+        return -1;
+    }
+    audit_resolved_t r;
+    if (audit_options_resolve(cfg, name, &r, err, sizeof(err)) != 0) {
+        mesh_error("audit", "%s", err);
+        return -2;
+    }
+    const audit_options_t *o = audit_options(cfg);
+    audit_actor_cfg_t ac = {.mode = r.mode, .api = &c->audit};
+    if (r.mode == AUDIT_MODE_OFF) {
+        mesh_info("audit", "audit events are off (audit.file off, no audit.kafka)");
+        return 0;
+    }
+    if (r.mode == AUDIT_MODE_FILE) {
+        snprintf(c->audit_file, sizeof(c->audit_file), "%s", r.file);
+        ac.file = (audit_jsonl_cfg_t){.path = c->audit_file,
+                                      .max_bytes = (uint64_t)o->file_max,
+                                      .keep = (unsigned)o->file_keep};
+        audit_jsonl_t f;
+        if (audit_jsonl_open(&f, &ac.file, err, sizeof(err)) != 0) {
+            if (!r.file_is_default) {
+                mesh_error("audit", "audit.file: %s", err);
+                return -2;
+            }
+            mesh_info("audit",
+                      "audit events are off: the default audit file cannot be opened "
+                      "(%s); give --audit-file PATH (or --audit-kafka BROKERS)",
+                      err);
+            return 0;
+        }
+        audit_jsonl_close(&f);
+    } else {
+        snprintf(c->audit_spool, sizeof(c->audit_spool), "%s", r.spool);
+        /* The spool folder must be usable now: created, and not locked by another process. */
+        if (audit_mkdirs(c->audit_spool, err, sizeof(err)) != 0) {
+            mesh_error("audit", "audit.spool: %s", err);
+            return -2;
+        }
+        audit_spool_posix_t *probe = audit_spool_posix_new(c->audit_spool, err, sizeof(err));
+        if (!probe) {
+            mesh_error("audit", "audit.spool: %s", err);
+            return -2;
+        }
+        audit_spool_posix_delete(probe);
+        c->audit_fs.dir = c->audit_spool;
+        c->audit_kafka.cfg = (audit_kafka_cfg_t){
+            .brokers = o->kafka,
+            .topic = o->topic,
+            .opts = (const char *const *)o->kafka_opts.items,
+            .n_opts = o->kafka_opts.n,
+            .client_id = "meshd",
+        };
+        ac.spool.max_bytes = (uint64_t)o->spool_max;
+        ac.spool.policy = !strcmp(o->spool_policy, "drop-oldest") ? AUDIT_SPOOL_DROP_OLDEST
+                                                                  : AUDIT_SPOOL_DROP_NEWEST;
+        ac.sink_new = audit_kafka_factory;
+        ac.sink_arg = &c->audit_kafka;
+        ac.fs = audit_posix_fs_factory;
+        ac.fs_arg = &c->audit_fs;
+        ac.spool_dir = c->audit_spool;
+        ac.brokers = o->kafka;
+        ac.topic = o->topic;
+    }
+    c->audit_args = audit_args_new(&ac);
+    if (!c->audit_args ||
+        add_child(c, &audit_actor_ops, c->audit_args, AUDIT_ACTOR_MAILBOX, &c->audit.actor) != 0)
+        return -1;
+    if (o->test_rate > 0) { /* tests and benchmarks: synthetic events */
+        c->audit_load = (audit_load_args_t){.api = &c->audit, .rate = (uint32_t)o->test_rate};
+        return add_child(c, &audit_load_ops, &c->audit_load, 0, NULL);
+    }
     return 0;
 }
 
@@ -106,6 +206,7 @@ int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_
              cfg->etcd_prefix ? cfg->etcd_prefix : REG_DEFAULT_PREFIX);
     a->admin = mesh_node_admin(node);
     a->routes = c->watch;
+    a->audit = &c->audit;
     c->gossip_on = 1;
     return add_child(c, &gsp_bridge_ops, a, 0, NULL);
 }
@@ -121,6 +222,7 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
     a->rpc_new = sc_rpc_grpc_factory;
     a->rpc_arg = mesh_node_exec(node);
     a->exec = mesh_node_exec(node);
+    a->audit = &c->audit;
     return add_child(c, &sc_actor_ops, a, 0, NULL);
 }
 
@@ -133,6 +235,8 @@ int node_control_start(node_control_t *c, mesh_node_t *node)
 
 void node_control_release(node_control_t *c)
 {
+    audit_args_free(c->audit_args);
+    c->audit_args = NULL;
     reg_actor_args_free(c->registry);
     c->registry = NULL;
 }

@@ -1,8 +1,10 @@
 /*
  * node/control.h: the control actors a role runs, built from its config and started under the
- * node's root supervisor (node/node.h): the registry actor (registry/registry_actor.h) when
- * etcd or gossip is configured, the gossip bridge (node/gossip_bridge.h, which runs the gossip
- * actor) when gossip is, and the sidecar actor (node/sidecar_actor.h) for `meshd sidecar`.
+ * node's root supervisor (node/node.h): the audit actor (audit/audit_actor.h) when audit is on,
+ * first, so that it stops after every actor that emits; the registry actor
+ * (registry/registry_actor.h) when etcd or gossip is configured, the gossip bridge
+ * (node/gossip_bridge.h, which runs the gossip actor) when gossip is, and the sidecar actor
+ * (node/sidecar_actor.h) for `meshd sidecar`.
  *
  * The registry actor starts first, so the sidecar (started after it) can message it; both are
  * restarted with backoff when they fail, and the node stops with exit 1 when the supervisor
@@ -12,6 +14,9 @@
 #define MESH_NODE_CONTROL_H
 
 #include "actors/supervisor.h"
+#include "audit/audit_actor.h"
+#include "audit/audit_io.h"
+#include "audit/audit_load.h"
 #include "node/node.h"
 #include "node/gossip_bridge.h"
 #include "node/sidecar_actor.h"
@@ -21,6 +26,12 @@
 
 /** The control actors of one node; lives until the node is freed. */
 typedef struct node_control {
+    audit_api_t audit;        /* the node's record context; audit.actor 0: audit off */
+    audit_args_t *audit_args; /* NULL when audit is off */
+    audit_kafka_factory_t audit_kafka;
+    audit_posix_factory_t audit_fs;
+    audit_load_args_t audit_load; /* --audit-test-rate */
+    char audit_spool[4096], audit_file[4096];
     mesh_supervisor_spec_t sup;
     mesh_child_spec_t children[NODE_CONTROL_MAX];
     reg_curl_factory_t etcd;
@@ -34,6 +45,17 @@ typedef struct node_control {
 
 /** Initializes an empty set. */
 void node_control_init(node_control_t *c);
+
+/**
+ * Sets up audit for the node (node name from cfg, role "proxy", "sidecar", ...): the record
+ * context every emitter shares, and the audit actor when the audit.* options turn audit on
+ * (audit/audit_options.h), with GET /v1/audit in the admin API. Call first, after
+ * mesh_node_admin_listen. Checks what can be checked before running: the spool folder can be
+ * created and locked, the audit file opened. Returns 0 (also when audit is off), -1 on a
+ * failure of the node (logged), -2 on a configuration the node cannot run with (logged: exit 2).
+ */
+int node_control_audit(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
+                       const char *role);
 
 /**
  * Adds the registry actor (when cfg has etcd endpoints): watch selects whether it keeps a
@@ -58,6 +80,12 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
 
 /** Starts what was added under the node's root supervisor. 0 or -1. */
 int node_control_start(node_control_t *c, mesh_node_t *node);
+
+/** The node's audit handle (what emitters get). */
+static inline audit_api_t *node_control_audit_api(node_control_t *c)
+{
+    return &c->audit;
+}
 
 /** Frees what the actors' starts shared (after mesh_node_run returned). */
 void node_control_release(node_control_t *c);

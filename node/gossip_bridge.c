@@ -44,6 +44,15 @@ typedef struct bset {
     gsp_set_event_t *ev;
 } bset_t;
 
+/* A death our own suspicion timeout declared, waiting out the tie-break window: when another
+ * member whose name sorts before ours declared it too, it reports and we do not. */
+typedef struct pending_death {
+    gsp_member_event_t *ev; /* a copy */
+    int64_t ts_us;          /* when we declared it */
+    uint64_t timer;
+    int silenced;
+} pending_death_t;
+
 typedef struct bridge {
     gsp_bridge_args_t *a;
     bmember_t **tab; /* open addressing by name hash (find is O(1): events come per member) */
@@ -57,6 +66,8 @@ typedef struct bridge {
     size_t n_sets, cap_sets;
     int rebuild_pending;
     gsp_stats_event_t stats; /* the gossip actor's last counters */
+    pending_death_t *deaths; /* declared by us, not reported yet */
+    size_t n_deaths;
     gsp_inst_t insts[GSP_INST_MAX];
 } bridge_t;
 
@@ -473,6 +484,101 @@ static void routes_source(void *ud, mesh_admin_routes_t *list)
     }
 }
 
+/* ---- audit ------------------------------------------------------------------------------- */
+
+/* A member our own suspicion timeout declared dead: we are the one member that reports it. */
+static void audit_death(bridge_t *b, const gsp_member_event_t *e, int64_t ts_us)
+{
+    audit_api_t *api = b->a->audit;
+    if (!audit_api_on(api))
+        return;
+    char reason[300];
+    snprintf(reason, sizeof(reason),
+             "no answer to probes: our suspicion timeout declared %s (%s) dead at incarnation %u",
+             e->name, e->addr, e->incarnation);
+    audit_event_t ev = {.type = AUDIT_MEMBER_DEAD,
+                        .ts_us = ts_us,
+                        .member = e->name,
+                        .peer_address = e->addr,
+                        .reason = reason};
+    audit_emit(b->self, api, &ev);
+    size_t n = 0;
+    if (!e->meta_known || !e->meta_len ||
+        gsp_meta_decode(e->meta, e->meta_len, b->insts, GSP_INST_MAX, &n) != 0)
+        return;
+    snprintf(reason, sizeof(reason), "its owner %s was declared dead by gossip", e->name);
+    for (size_t k = 0; k < n; k++) {
+        char svc[GSP_FIELD_MAX + 1], addr[GSP_FIELD_MAX + 1];
+        cstr(svc, sizeof(svc), b->insts[k].service);
+        cstr(addr, sizeof(addr), b->insts[k].addr);
+        audit_event_t iv = {.type = AUDIT_INSTANCE_REMOVED,
+                            .ts_us = ts_us,
+                            .source = AUDIT_SOURCE_GOSSIP,
+                            .service = svc,
+                            .instance = addr,
+                            .reason = reason};
+        audit_emit(b->self, api, &iv);
+    }
+}
+
+/* Several members' suspicion timeouts can fire within one gossip round of each other: each
+ * waits this long (ten gossip rounds, at least 1 s) for the others' DEAD news, and only the one
+ * whose name sorts first reports the death. Duplicates remain possible when two declarers never
+ * hear of each other; a death is never left unreported (the first name always reports). */
+static uint64_t tie_window_ns(const bridge_t *b)
+{
+    uint64_t w = 10 * b->a->gossip.swim.gossip_interval_ns;
+    return w < 1000 * MS ? 1000 * MS : w;
+}
+
+static void death_declared(bridge_t *b, const gsp_member_event_t *e)
+{
+    if (!audit_api_on(b->a->audit))
+        return;
+    size_t sz = sizeof(*e) + e->meta_len;
+    pending_death_t *nd = realloc(b->deaths, (b->n_deaths + 1) * sizeof(*nd));
+    gsp_member_event_t *copy = malloc(sz);
+    if (!nd || !copy) {
+        if (nd)
+            b->deaths = nd;
+        free(copy);
+        audit_death(b, e, audit_now_us()); /* no room to wait: report now */
+        return;
+    }
+    b->deaths = nd;
+    memcpy(copy, e, sz);
+    pending_death_t *d = &b->deaths[b->n_deaths];
+    *d = (pending_death_t){.ev = copy, .ts_us = audit_now_us()};
+    if (mesh_timer_start(b->self, tie_window_ns(b), 0, GSP_BRIDGE_MSG_DEATH, &d->timer) != 0) {
+        audit_death(b, copy, d->ts_us);
+        free(copy);
+        return;
+    }
+    b->n_deaths++;
+}
+
+static void death_accused(bridge_t *b, const gsp_accused_event_t *a)
+{
+    for (size_t i = 0; i < b->n_deaths; i++) {
+        pending_death_t *d = &b->deaths[i];
+        if (!d->silenced && !strcmp(d->ev->name, a->member) &&
+            d->ev->incarnation == a->incarnation && strcmp(a->accuser, b->a->gossip.name) < 0) {
+            d->silenced = 1;
+            mesh_debug("gossip", "%s declared %s dead too: it reports the death", a->accuser,
+                       a->member);
+        }
+    }
+}
+
+static void death_report(bridge_t *b, size_t i)
+{
+    pending_death_t d = b->deaths[i];
+    b->deaths[i] = b->deaths[--b->n_deaths];
+    if (!d.silenced)
+        audit_death(b, d.ev, d.ts_us);
+    free(d.ev);
+}
+
 /* ---- the actor --------------------------------------------------------------------------- */
 
 static int br_start(mesh_actor_t *self, void *arg)
@@ -502,7 +608,10 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
 {
     bridge_t *b = mesh_state(self);
     switch (m->type) {
-    case GSP_MSG_MEMBER:
+    case GSP_MSG_MEMBER: {
+        const gsp_member_event_t *e = m->ptr;
+        if (e && e->declared && e->state == GSP_ST_DEAD)
+            death_declared(b, e);
         if (!b->a->routes && !b->a->admin)
             return 0; /* nobody reads the mirror here (a sidecar without an admin port) */
         if (m->ptr) {
@@ -510,6 +619,7 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
             schedule(b);
         }
         return 0;
+    }
     case GSP_MSG_SET:
         if (!b->a->routes && !b->a->admin)
             return 0;
@@ -527,6 +637,17 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
         }
         return 0;
     }
+    case GSP_MSG_ACCUSED:
+        if (m->ptr)
+            death_accused(b, m->ptr);
+        return 0;
+    case GSP_BRIDGE_MSG_DEATH:
+        for (size_t i = 0; i < b->n_deaths; i++)
+            if (b->deaths[i].timer == m->corr) {
+                death_report(b, i);
+                break;
+            }
+        return 0;
     case GSP_MSG_STATS:
         if (m->ptr)
             b->stats = *(const gsp_stats_event_t *)m->ptr;
@@ -552,10 +673,24 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
 
 static void br_stop(mesh_actor_t *self, int reason)
 {
-    (void)reason;
     bridge_t *b = mesh_state(self);
     if (!b->a)
         return;
+    while (b->n_deaths) /* stopping within a tie-break window: report rather than lose it */
+        death_report(b, b->n_deaths - 1);
+    free(b->deaths);
+    b->deaths = NULL;
+    if (reason == MESH_STOP_SHUTDOWN && audit_api_on(b->a->audit)) {
+        /* The gossip actor, our child, stopped first and announced the leave. */
+        char why[GSP_NAME_MAX + 64];
+        snprintf(why, sizeof(why), "%s left the mesh: graceful shutdown", b->a->gossip.name);
+        audit_event_t ev = {.type = AUDIT_MEMBER_LEFT,
+                            .member = b->a->gossip.name,
+                            .peer_address = b->a->gossip.advertise[0] ? b->a->gossip.advertise
+                                                                      : b->a->gossip.bind,
+                            .reason = why};
+        audit_emit(self, b->a->audit, &ev);
+    }
     if (b->a->admin) {
         mesh_admin_set_members(b->a->admin, NULL, NULL);
         mesh_admin_remove_routes_source(b->a->admin, routes_source, b);

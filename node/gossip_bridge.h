@@ -10,6 +10,12 @@
  * actor's own registrations (REG_MSG_LOCAL) and announces them as this node's gossip metadata,
  * with their method sets, whether etcd is reachable or not.
  *
+ * Audit (audit/audit_api.h), one emitter per fact: member_dead (and instance_removed with
+ * source gossip for each instance its metadata listed) only when our own suspicion timeout
+ * declared the member dead, and of the members whose timeouts declared one death within a
+ * tie-break window (ten gossip rounds) only the one whose name sorts first; member_left about
+ * ourselves when we leave (the gossip actor announces the leave as it stops at shutdown).
+ *
  * A name conflict about our own name while we are joining (another live node uses it) stops
  * the node with exit 2: names must be unique, and the newcomer gives way.
  */
@@ -17,6 +23,7 @@
 #define MESH_GOSSIP_BRIDGE_H
 
 #include "actors/actor.h"
+#include "audit/audit_api.h"
 #include "gossip/gossip_actor.h"
 
 struct mesh_admin;
@@ -29,7 +36,8 @@ typedef struct gsp_bridge_args {
     char prefix[256];                /* the etcd key prefix of our registrations */
     struct mesh_admin *admin;        /* on the control loop, or NULL */
     uint64_t coalesce_ns;            /* membership changes gathered before a rebuild (0: 20 ms) */
-    int routes; /* the registry actor routes (a proxy): send it REG_MSG_GOSSIP */
+    int routes;         /* the registry actor routes (a proxy): send it REG_MSG_GOSSIP */
+    audit_api_t *audit; /* where membership audit events go (NULL: nowhere) */
 } gsp_bridge_args_t;
 
 extern const mesh_actor_ops_t gsp_bridge_ops;
@@ -37,6 +45,7 @@ extern const mesh_actor_ops_t gsp_bridge_ops;
 /** Message types of the bridge's own timers. */
 enum {
     GSP_BRIDGE_MSG_REBUILD = 0x47530040u,
+    GSP_BRIDGE_MSG_DEATH = 0x47530041u, /* a declared death's tie-break window ended */
 };
 
 #endif

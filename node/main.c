@@ -8,6 +8,7 @@
 
 #include "node/cli.h"
 #include "common/config.h"
+#include "audit/audit_options.h"
 #include "common/log.h"
 #include "gossip/gossip_options.h"
 #include "node/admin_options.h"
@@ -32,7 +33,8 @@ static const mesh_cli_command_t commands[] = {
     {"members", 0, mesh_cli_members,
      "`members --admin HOST:PORT [--json]`: a running node's gossip members, from its admin API"},
     {"audit", 0, mesh_cli_audit,
-     "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka"},
+     "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka; "
+     "`audit status --admin HOST:PORT`: a node's audit pipeline"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},
@@ -45,6 +47,7 @@ static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section,
     &mesh_admin_options_section,
     &gsp_options_section,
+    &audit_options_section,
 };
 
 static void usage(FILE *out)

@@ -34,11 +34,13 @@
 #include <unistd.h>
 
 #include "actors/evring.h"
+#include "audit/audit_api.h"
 #include "common/addr.h"
 #include "common/log.h"
 #include "node/admin.h"
 #include "node/admin_options.h"
 #include "node/node_msgs.h"
+#include "policy/breaker.h"
 #include "registry/reg_msgs.h"
 #include "transport/proxy.h"
 
@@ -72,6 +74,7 @@ struct mesh_node {
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
     const mesh_supervisor_spec_t *sup_spec;
+    audit_api_t *audit; /* where worker events are audited (NULL: nowhere) */
     int exit_code;
     /* admin API (control loop) */
     mesh_admin_t *admin;
@@ -308,13 +311,56 @@ static void routes_to_workers(node_state_t *st, mesh_routes_t *routes)
     }
 }
 
+/* Logs a breaker transition from its fields. */
+static void log_breaker(const mesh_event_t *e, int worker)
+{
+    const mesh_ev_breaker_t *b = &e->breaker;
+    if (b->to == MESH_EV_BREAKER_OPEN)
+        mesh_warn("breaker", "circuit for app %s %s -> %s: %s (worker %d)",
+                  b->instance ? b->instance : "?",
+                  pol_breaker_state_name((pol_breaker_state_t)b->from),
+                  pol_breaker_state_name((pol_breaker_state_t)b->to), b->reason, worker);
+    else
+        mesh_info("breaker", "circuit for app %s %s -> %s: %s (worker %d)",
+                  b->instance ? b->instance : "?",
+                  pol_breaker_state_name((pol_breaker_state_t)b->from),
+                  pol_breaker_state_name((pol_breaker_state_t)b->to), b->reason, worker);
+}
+
+/* Hands the audited events of one batch to the audit actor: one message per batch. */
+static void audit_batch(node_state_t *st, const mesh_event_t *ev, size_t n)
+{
+    audit_api_t *api = st->n->audit;
+    if (!n || !audit_api_on(api))
+        return;
+    if (!audit_api_reserve(api, n)) /* the audit actor is behind: counted, reported */
+        return;
+    audit_batch_t *b = malloc(sizeof(*b) + n * sizeof(b->ev[0]));
+    if (!b) {
+        audit_api_taken(api, n);
+        atomic_fetch_add_explicit(&api->refused, n, memory_order_relaxed);
+        mesh_error("node", "out of memory: %zu audit events of the workers lost", n);
+        return;
+    }
+    b->n = n;
+    memcpy(b->ev, ev, n * sizeof(b->ev[0]));
+    int rc = mesh_send_ptr(st->self, api->actor, AUDIT_MSG_BATCH, b, free);
+    if (rc != 0) {
+        audit_api_taken(api, n);
+        free(b);
+        atomic_fetch_add_explicit(&api->refused, n, memory_order_relaxed);
+        mesh_warn("node", "%zu audit events of the workers not taken by the audit actor: %s", n,
+                  mesh_strerror(rc));
+    }
+}
+
 static void take_events(node_state_t *st, int i)
 {
     if (i < 0 || i >= st->n->nworkers)
         return;
     mesh_evring_t *ring = &st->n->wk[i].ring;
-    mesh_event_t ev[64];
-    size_t k;
+    mesh_event_t ev[64], audit[64];
+    size_t k, na = 0;
     do {
         k = mesh_evring_take(ring, ev, 64);
         for (size_t j = 0; j < k; j++) {
@@ -322,11 +368,14 @@ static void take_events(node_state_t *st, int i)
                 st->calls += ev[j].a;
                 st->failed += ev[j].b;
                 st->retries += ev[j].c;
-            } else if (ev[j].type == MESH_EV_BREAKER && ev[j].a) {
-                mesh_warn("breaker", "%s (worker %d)", ev[j].text, i);
             } else if (ev[j].type == MESH_EV_BREAKER) {
-                mesh_info("breaker", "%s (worker %d)", ev[j].text, i);
+                log_breaker(&ev[j], i);
+                audit[na++] = ev[j];
             }
+        }
+        if (na == 64 || k < 64) { /* a batch per 64 audited events */
+            audit_batch(st, audit, na);
+            na = 0;
         }
     } while (k == 64);
     mesh_evring_done(ring);
@@ -576,6 +625,11 @@ void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *c
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms)
 {
     n->predrain_ms = ms;
+}
+
+void mesh_node_set_audit(mesh_node_t *n, audit_api_t *api)
+{
+    n->audit = api;
 }
 
 int mesh_node_supervise(mesh_node_t *n, const mesh_supervisor_spec_t *spec)

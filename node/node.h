@@ -12,12 +12,13 @@
  *
  * Messages (node/node_msgs.h): the registry sends REG_MSG_ROUTES to the node actor, which
  * hands each worker actor a reference; workers poke the node when their event ring holds
- * events (counters, breaker transitions); SIGTERM/SIGINT become a message to the node actor,
- * which tells the actors that asked (NODE_MSG_WATCH_SHUTDOWN) that shutdown began, serves the
- * pre-drain period, tells every worker to drain (GOAWAY, calls in flight finish, bounded by
- * the drain timeout), and once all workers report back stops the executor: actors stop in
- * reverse start order and the process exits 0. A second signal skips the waiting. A control
- * actor that cannot run sends NODE_MSG_FAIL: the node drains at once and exits with its code.
+ * events (counters, breaker transitions: logged, and handed to the audit actor in batches);
+ * SIGTERM/SIGINT become a message to the node actor, which tells the actors that asked
+ * (NODE_MSG_WATCH_SHUTDOWN) that shutdown began, serves the pre-drain period, tells every worker to
+ * drain (GOAWAY, calls in flight finish, bounded by the drain timeout), and once all workers report
+ * back stops the executor: actors stop in reverse start order and the process exits 0. A second
+ * signal skips the waiting. A control actor that cannot run sends NODE_MSG_FAIL: the node drains at
+ * once and exits with its code.
  */
 #ifndef MESH_NODE_H
 #define MESH_NODE_H
@@ -29,6 +30,7 @@
 
 struct mesh_proxy_config;
 struct mesh_admin;
+struct audit_api;
 
 typedef struct mesh_node mesh_node_t;
 
@@ -81,6 +83,11 @@ void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes);
 
 /** Sets how long the node keeps serving normally after a signal before it drains. */
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms);
+
+/** Where the workers' audited events (breaker transitions) go: the node hands them to
+ *  api's audit actor in batches (audit/audit_api.h). Call before mesh_node_run; api must
+ *  outlive the run. Without it they are only logged. */
+void mesh_node_set_audit(mesh_node_t *n, struct audit_api *api);
 
 /**
  * Starts the control actors under the node's root supervisor (children in start order; the

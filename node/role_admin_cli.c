@@ -1,10 +1,11 @@
 /*
- * node/role_admin_cli.c: `meshd routes` and `meshd members`, clients of a running node's admin
- * API (node/admin.h): one GET through libcurl (registry/curl_lib.h), then a table for people
- * or, with --json, the server's JSON as it came.
+ * node/role_admin_cli.c: `meshd routes`, `meshd members` and `meshd audit status`, clients of a
+ * running node's admin API (node/admin.h): one GET through libcurl (registry/curl_lib.h), then
+ * a table for people or, with --json, the server's JSON as it came.
  *
- *   meshd routes  --admin HOST:PORT [--json]   GET /v1/routes
- *   meshd members --admin HOST:PORT [--json]   GET /v1/members
+ *   meshd routes  --admin HOST:PORT [--json]         GET /v1/routes
+ *   meshd members --admin HOST:PORT [--json]         GET /v1/members
+ *   meshd audit status --admin HOST:PORT [--json]    GET /v1/audit
  *
  * Exit codes: 0 shown; 1 the node could not be reached or answered an error (its JSON is
  * printed); 2 bad flags (with the usage).
@@ -257,6 +258,54 @@ static int print_members(json_t *o, FILE *out)
     return 0;
 }
 
+static json_int_t int_of(json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+/* GET /v1/audit for people: where records go, how far they got, what was lost. */
+static int print_audit(json_t *o, FILE *out)
+{
+    const char *sink = json_string_value(json_object_get(o, "sink"));
+    if (!sink)
+        return -1;
+    fprintf(out, "sink: %s   state: %s\n", sink, str_or_dash(json_object_get(o, "state")));
+    if (!strcmp(sink, "kafka")) {
+        json_t *sp = json_object_get(o, "spool"), *d = json_object_get(o, "dropped");
+        fprintf(out, "kafka: topic %s at %s\n", str_or_dash(json_object_get(o, "topic")),
+                str_or_dash(json_object_get(o, "brokers")));
+        fprintf(out,
+                "records: %lld accepted, %lld sent, %lld acknowledged, %lld in flight, %lld "
+                "delivery failures\n",
+                (long long)int_of(o, "accepted"), (long long)int_of(o, "sent"),
+                (long long)int_of(o, "acknowledged"), (long long)int_of(o, "in_flight"),
+                (long long)int_of(o, "delivery_failures"));
+        fprintf(out, "spool %s: %lld records waiting, %lld of %lld bytes, %lld segments\n",
+                str_or_dash(json_object_get(sp, "dir")), (long long)int_of(sp, "records"),
+                (long long)int_of(sp, "bytes"), (long long)int_of(sp, "max_bytes"),
+                (long long)int_of(sp, "segments"));
+        fprintf(out, "at start: %lld records replayed, %lld corrupt bytes cut\n",
+                (long long)int_of(o, "replayed_at_start"),
+                (long long)int_of(o, "corrupt_bytes_truncated"));
+        fprintf(out,
+                "dropped: %lld spool full, %lld oldest deleted, %lld disk errors, %lld "
+                "unreadable, %lld not taken; %lld reported in audit_dropped events\n",
+                (long long)int_of(d, "spool_full"), (long long)int_of(d, "oldest_deleted"),
+                (long long)int_of(d, "disk_errors"), (long long)int_of(d, "unreadable"),
+                (long long)int_of(d, "not_taken"), (long long)int_of(d, "reported"));
+    } else if (!strcmp(sink, "file")) {
+        fprintf(out, "file %s: %lld records written, %lld rotations, %lld lost\n",
+                str_or_dash(json_object_get(o, "file")), (long long)int_of(o, "written"),
+                (long long)int_of(o, "rotations"),
+                (long long)int_of(json_object_get(o, "dropped"), "write_errors"));
+    }
+    json_t *le = json_object_get(o, "last_error");
+    if (json_is_string(le))
+        fprintf(out, "last error (%s): %s\n", str_or_dash(json_object_get(o, "last_error_at")),
+                json_string_value(le));
+    return 0;
+}
+
 /* ---- the commands -------------------------------------------------------------------------- */
 
 static int usage(const char *cmd)
@@ -265,7 +314,10 @@ static int usage(const char *cmd)
             "usage: meshd %s --admin HOST:PORT [--json]\n\n"
             "Asks a running node's admin API (its --admin-listen) for its %s:\n"
             "a table, or with --json the server's JSON as it is.\n",
-            cmd, strcmp(cmd, "routes") == 0 ? "routes" : "gossip members");
+            cmd,
+            strcmp(cmd, "routes") == 0    ? "routes"
+            : strcmp(cmd, "members") == 0 ? "gossip members"
+                                          : "audit pipeline's state");
     return 2;
 }
 
@@ -338,4 +390,9 @@ int mesh_cli_routes(int argc, char **argv)
 int mesh_cli_members(int argc, char **argv)
 {
     return run("members", MESH_ADMIN_MEMBERS_PATH, print_members, argc, argv);
+}
+
+int mesh_cli_audit_status(int argc, char **argv)
+{
+    return run("audit status", "/v1/audit", print_audit, argc, argv);
 }

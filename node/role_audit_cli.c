@@ -1,5 +1,6 @@
 /*
- * node/role_audit_cli.c: `meshd audit tail`, the audit events in a Kafka topic for people.
+ * node/role_audit_cli.c: `meshd audit tail`, the audit events in a Kafka topic for people (and
+ * the dispatch of `meshd audit status`, a client of the admin API in node/role_admin_cli.c).
  *
  *   meshd audit tail --kafka BROKERS [--topic T] [--follow] [--json] [--from-beginning]
  *                    [--last N] [--timeout SECONDS] [--kafka-opt KEY=VALUE]...
@@ -59,7 +60,10 @@ static int usage(void)
             "Prints the audit events in a Kafka topic (default " DEFAULT_TOPIC "): one line\n"
             "per event, or with --json each record as it is. Without --from-beginning it\n"
             "starts at the last N records of each partition (--last, default 10). Without\n"
-            "--follow it exits at the end of the topic.\n");
+            "--follow it exits at the end of the topic.\n\n"
+            "       meshd audit status --admin HOST:PORT [--json]\n\n"
+            "Shows a running node's audit pipeline (GET /v1/audit): sink, Kafka state, spool,\n"
+            "drops, last error.\n");
     return 2;
 }
 
@@ -355,8 +359,10 @@ out:
 
 int mesh_cli_audit(int argc, char **argv)
 {
+    if (argc >= 1 && strcmp(argv[0], "status") == 0)
+        return mesh_cli_audit_status(argc - 1, argv + 1);
     if (argc < 1 || strcmp(argv[0], "tail") != 0) {
-        fprintf(stderr, "meshd audit: expected a subcommand: tail\n");
+        fprintf(stderr, "meshd audit: expected a subcommand: tail, status\n");
         return usage();
     }
     tail_args_t a = {.topic = DEFAULT_TOPIC, .last = -1, .timeout_s = 10};

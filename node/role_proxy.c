@@ -4,7 +4,8 @@
  *
  * Wiring: a node (node/node.h) with one proxy engine per worker; the routing table comes from
  * --static routes and, with --etcd, from the registry actor's view of etcd (node/control.h).
- * With --admin-listen the node serves its admin API (node/admin.h).
+ * With --admin-listen the node serves its admin API (node/admin.h). Audit events (the audit.*
+ * options) go through the audit actor (node/control.h).
  */
 #include "node/cli.h"
 #include "node/control.h"
@@ -37,6 +38,12 @@ int mesh_cli_proxy(int argc, char **argv)
     }
     mesh_info("proxy", "%zu static service%s", mesh_routes_count(routes),
               mesh_routes_count(routes) == 1 ? "" : "s");
+    int arc = node_control_audit(&control, node, &cfg, "proxy");
+    if (arc != 0) {
+        mesh_routes_unref(routes);
+        rc = arc == -2 ? 2 : 1;
+        goto out;
+    }
     /* the registry actor merges the static routes into every table it publishes */
     if (node_control_registry(&control, node, &cfg, routes, 1) != 0)
         goto out;

@@ -6,7 +6,8 @@
  * publishes no routing table) through one circuit breaker for the app, shared by all workers
  * (policy/breaker_filter.h, the engines' filter). The control actors (node/control.h): the
  * sidecar actor (node/sidecar_actor.h) learns the app's services, checks its health and serves
- * the probes; the registry actor keeps it registered in etcd under --advertise. SIGTERM:
+ * the probes; the registry actor keeps it registered in etcd under --advertise; the audit actor
+ * (when audit is on) records what happens. SIGTERM:
  * deregister, keep serving for --drain-timeout, then GOAWAY and exit 0.
  */
 #include <stdio.h>
@@ -106,6 +107,11 @@ int mesh_cli_sidecar(int argc, char **argv)
             snprintf(advertise, sizeof(advertise), "%s:%d", lh, mesh_node_port(node));
     }
     mesh_node_set_predrain(node, (uint64_t)cfg.drain_timeout_ms);
+    int arc = node_control_audit(&control, node, &cfg, "sidecar");
+    if (arc != 0) {
+        rc = arc == -2 ? 2 : 1;
+        goto out;
+    }
     if (node_control_registry(&control, node, &cfg, NULL, 0) != 0)
         goto out;
     if (node_control_gossip(&control, node, &cfg) != 0) {

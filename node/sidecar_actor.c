@@ -102,6 +102,9 @@ typedef struct sidecar {
     uint64_t reg_gen;   /* svcs_gen that the registration carries */
     int reg_confirmed;  /* the registry said the keys are in etcd */
     uint64_t reg_timer; /* retry when the registry could not be reached */
+    char **reg_svcs;    /* the services the registration carries (for its audit events) */
+    size_t n_reg_svcs;
+    int reg_audited; /* instance_registered was emitted for this registration (lease) */
 
     h1_server_t *probe;
     int shutting_down;
@@ -127,6 +130,25 @@ static void svcs_free(svc_entry_t *v, size_t n)
         free(v[i].name);
     }
     free(v);
+}
+
+static void reg_svcs_free(sidecar_t *sc)
+{
+    for (size_t i = 0; i < sc->n_reg_svcs; i++)
+        free(sc->reg_svcs[i]);
+    free(sc->reg_svcs);
+    sc->reg_svcs = NULL;
+    sc->n_reg_svcs = 0;
+}
+
+/* Remembers the services a new registration carries. */
+static void reg_svcs_take(sidecar_t *sc)
+{
+    reg_svcs_free(sc);
+    sc->reg_svcs = calloc(sc->n_svcs ? sc->n_svcs : 1, sizeof(char *));
+    for (size_t i = 0; sc->reg_svcs && i < sc->n_svcs; i++)
+        if ((sc->reg_svcs[sc->n_reg_svcs] = strdup(sc->svcs[i].name)) != NULL)
+            sc->n_reg_svcs++;
 }
 
 static void notify(sidecar_t *sc)
@@ -288,6 +310,33 @@ static void start_reflection(sidecar_t *sc)
     refl_drive(sc);
 }
 
+/* ---- audit ---------------------------------------------------------------------------------- */
+
+static void audit_readiness(sidecar_t *sc, int ready, const char *why)
+{
+    char reason[600];
+    snprintf(reason, sizeof(reason), "app %s %s: %s", sc->cfg->app,
+             ready ? "became ready" : "became not ready", why ? why : "");
+    audit_event_t ev = {.type = AUDIT_READINESS_CHANGED, .ready = ready != 0, .reason = reason};
+    audit_emit(sc->self, sc->a->audit, &ev);
+}
+
+/* One event per service of the registration (the Kafka key is the service). */
+static void audit_instance(sidecar_t *sc, audit_type_t type, audit_source_t source,
+                           const char *reason)
+{
+    if (!audit_api_on(sc->a->audit))
+        return;
+    for (size_t i = 0; i < sc->n_reg_svcs; i++) {
+        audit_event_t ev = {.type = type,
+                            .source = source,
+                            .service = sc->reg_svcs[i],
+                            .instance = sc->a->advertise,
+                            .reason = reason};
+        audit_emit(sc->self, sc->a->audit, &ev);
+    }
+}
+
 /* ---- health --------------------------------------------------------------------------------- */
 
 static void feed(sidecar_t *sc, mesh_check_result_t res, const char *detail)
@@ -295,11 +344,14 @@ static void feed(sidecar_t *sc, mesh_check_result_t res, const char *detail)
     if (sc->shutting_down)
         return;
     int fx = mesh_readiness_on_check(&sc->rd, res, detail, mesh_now(sc->self));
-    if (fx & MESH_READINESS_BECAME_READY)
+    if (fx & MESH_READINESS_BECAME_READY) {
         mesh_info(ACTOR, "app %s is ready (health: SERVING)", sc->cfg->app);
-    if (fx & MESH_READINESS_BECAME_NOT_READY)
+        audit_readiness(sc, 1, detail && *detail ? detail : "health: SERVING");
+    }
+    if (fx & MESH_READINESS_BECAME_NOT_READY) {
         mesh_warn(ACTOR, "app %s is not ready: %s", sc->cfg->app, mesh_readiness_reason(&sc->rd));
-    else if (res != MESH_CHECK_SERVING)
+        audit_readiness(sc, 0, mesh_readiness_reason(&sc->rd));
+    } else if (res != MESH_CHECK_SERVING)
         mesh_info(ACTOR, "health check of %s failed: %s%s%s", sc->cfg->app,
                   mesh_check_result_name(res), detail && *detail ? ": " : "", detail ? detail : "");
     if (fx)
@@ -526,6 +578,8 @@ static void ask_register(sidecar_t *sc)
     sc->reg_state = REG_ASKED;
     sc->reg_gen = sc->svcs_gen;
     sc->reg_confirmed = 0;
+    sc->reg_audited = 0;
+    reg_svcs_take(sc);
     mesh_info(ACTOR, "registering %s: %zu service(s)", sc->a->advertise, sc->n_svcs);
     notify(sc);
 }
@@ -589,14 +643,39 @@ static void on_reg_event(sidecar_t *sc, const mesh_msg_t *m)
     const reg_event_t *e = mesh_msg_as(m, reg_event_t);
     if (!e || e->id != sc->reg_id || sc->reg_state == REG_NONE)
         return;
+    int etcd = sc->cfg->etcd.n > 0;
     switch (e->event) {
     case REG_EV_REGISTERED:
         sc->reg_confirmed = 1;
+        if (!sc->reg_audited) { /* once per lease: a key put again under it is not news */
+            sc->reg_audited = 1;
+            char reason[128];
+            if (etcd)
+                snprintf(reason, sizeof(reason), "registered in etcd under lease %lld",
+                         (long long)e->lease);
+            else
+                snprintf(reason, sizeof(reason), "announced in gossip (no etcd)");
+            audit_instance(sc, AUDIT_INSTANCE_REGISTERED, AUDIT_SOURCE_NONE, reason);
+        }
         break;
-    case REG_EV_LEASE_LOST:
+    case REG_EV_LEASE_LOST: {
         sc->reg_confirmed = 0;
+        char reason[128];
+        snprintf(reason, sizeof(reason), "lease %lld expired in etcd; registering again",
+                 (long long)e->lease);
+        if (sc->reg_audited)
+            audit_instance(sc, AUDIT_INSTANCE_REMOVED, AUDIT_SOURCE_LEASE_EXPIRY, reason);
+        sc->reg_audited = 0;
         break;
+    }
     case REG_EV_DEREGISTERED:
+        if (sc->reg_audited)
+            audit_instance(
+                sc, AUDIT_INSTANCE_REMOVED, etcd ? AUDIT_SOURCE_ETCD : AUDIT_SOURCE_GOSSIP,
+                sc->shutting_down             ? "deregistered: shutting down"
+                : sc->reg_gen != sc->svcs_gen ? "deregistered: the app's services changed"
+                                              : "deregistered: the app is not ready");
+        sc->reg_audited = 0;
         sc->reg_state = REG_NONE;
         sc->reg_id = 0;
         sc->reg_confirmed = 0;
@@ -669,7 +748,8 @@ static void on_shutdown(sidecar_t *sc)
     if (sc->shutting_down)
         return;
     sc->shutting_down = 1;
-    mesh_readiness_shutdown(&sc->rd, mesh_now(sc->self));
+    if (mesh_readiness_shutdown(&sc->rd, mesh_now(sc->self)) & MESH_READINESS_BECAME_NOT_READY)
+        audit_readiness(sc, 0, "the sidecar is shutting down");
     mesh_info(ACTOR, "shutting down: deregistering %s, serving for %lld ms more", sc->a->advertise,
               (long long)sc->cfg->drain_timeout_ms);
     reconcile(sc);
@@ -800,6 +880,7 @@ static void sc_stop(mesh_actor_t *self, int reason)
     sc->probe = NULL;
     svcs_free(sc->svcs, sc->n_svcs);
     sc->svcs = NULL;
+    reg_svcs_free(sc);
     if (sc->pool)
         mesh_desc_pool_free(sc->pool);
     sc->pool = NULL;

@@ -9,6 +9,12 @@
  * service under one lease, methods in the record). It answers /livez and /readyz
  * (transport/http1_server.h) and, when the node tells it shutdown began, deregisters first.
  *
+ * Audit (audit/audit_api.h): as the owner of its registration it is the one emitter of
+ * instance_registered (once per service, when the registry confirms the keys are in etcd, or in
+ * gossip without etcd), instance_removed (source etcd when its deregistration finished, gossip
+ * without etcd, lease_expiry when the lease was lost) and readiness_changed (the app became
+ * ready or not ready).
+ *
  * Its state changes only in its message handler: app events arrive as messages, its timers are
  * actor timers, and the registry answers by message, so simulations/ runs this very actor
  * against simulated apps and a simulated etcd.
@@ -17,6 +23,7 @@
 #define MESH_SIDECAR_ACTOR_H
 
 #include "actors/actor.h"
+#include "audit/audit_api.h"
 #include "common/config.h"
 #include "transport/rpc.h"
 
@@ -35,6 +42,7 @@ typedef struct sc_args {
     void *rpc_arg;
     struct mesh_exec *exec; /* the real executor, for the probe server's loop; NULL: no HTTP
                                probes (simulations) */
+    audit_api_t *audit;     /* where this sidecar's audit events go (NULL: nowhere) */
     /** Observation hook for simulations, on the actor's thread: the registration wish changed
      *  (want: the app is ready and known) or the registry confirmed (registered). */
     void (*on_state)(void *ud, int want, int registered);

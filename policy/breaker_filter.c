@@ -8,7 +8,9 @@
 #include "policy/breaker_filter.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <uv.h>
 
 #include "actors/evring.h"
@@ -31,14 +33,27 @@ void pol_breaker_filter_config(const mesh_config_t *cfg, pol_breaker_config_t *o
     out->half_open_probes = (uint32_t)o->half_open_calls;
 }
 
+_Static_assert((int)POL_BREAKER_CLOSED == (int)MESH_EV_BREAKER_CLOSED &&
+                   (int)POL_BREAKER_OPEN == (int)MESH_EV_BREAKER_OPEN &&
+                   (int)POL_BREAKER_HALF_OPEN == (int)MESH_EV_BREAKER_HALF_OPEN,
+               "the event ring's breaker states are the breaker's");
+
 static void on_transition(void *ud, const pol_breaker_transition_t *t)
 {
-    (void)ud;
+    pol_breaker_filter_t *bf = ud;
     /* On a worker, the transition goes to the control loop through the worker's event ring
-     * (batched, never blocking); elsewhere it is logged here. */
-    if (mesh_evring_emit(MESH_EV_BREAKER, t->to == POL_BREAKER_OPEN, 0,
-                         "circuit for %s %s -> %s: %s", t->service, pol_breaker_state_name(t->from),
-                         pol_breaker_state_name(t->to), t->reason) == 0)
+     * (batched, never blocking, nothing allocated): the node logs it and audits it; elsewhere
+     * it is logged here. */
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    mesh_event_t e = {.type = MESH_EV_BREAKER,
+                      .a = t->to == POL_BREAKER_OPEN,
+                      .c = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec};
+    e.breaker.instance = bf->instance;
+    e.breaker.from = (uint8_t)t->from;
+    e.breaker.to = (uint8_t)t->to;
+    snprintf(e.breaker.reason, sizeof(e.breaker.reason), "%s", t->reason);
+    if (mesh_evring_push_current(&e) == 0)
         return;
     if (t->to == POL_BREAKER_OPEN)
         mesh_warn("breaker", "circuit for %s %s -> %s: %s", t->service,
@@ -88,8 +103,11 @@ int pol_breaker_filter_init(pol_breaker_filter_t *bf, const mesh_config_t *cfg, 
     }
     char name[POL_BREAKER_SERVICE_MAX];
     snprintf(name, sizeof(name), "app %s", app);
-    if (pol_breaker_init(&bf->b, name, &bc, on_transition, bf) != 0) {
+    bf->instance = strdup(app);
+    if (!bf->instance || pol_breaker_init(&bf->b, name, &bc, on_transition, bf) != 0) {
         mesh_error("breaker", "cannot create the breaker of %s", name);
+        free(bf->instance);
+        bf->instance = NULL;
         return -1;
     }
     return 0;
@@ -105,4 +123,6 @@ void pol_breaker_filter_attach(pol_breaker_filter_t *bf, mesh_proxy_filter_t *fi
 void pol_breaker_filter_destroy(pol_breaker_filter_t *bf)
 {
     pol_breaker_destroy(&bf->b);
+    free(bf->instance);
+    bf->instance = NULL;
 }

@@ -6,8 +6,9 @@
  * (transport/proxy.h) of each worker: a call the breaker refuses is answered at once with
  * UNAVAILABLE and grpc-message "meshd: circuit open for <service>"; every admitted call
  * reports its final status back. The per-call path takes no lock and allocates nothing (the
- * permit is packed into the filter's call token). Transitions are logged once, with their
- * reason (actor "breaker"), by the worker whose call caused them.
+ * permit is packed into the filter's call token). Each transition goes once, with its reason,
+ * into the event ring of the worker whose call caused it (actors/evring.h MESH_EV_BREAKER, its
+ * fields structured): the node logs it (actor "breaker") and hands it to the audit actor.
  */
 #ifndef POL_BREAKER_FILTER_H
 #define POL_BREAKER_FILTER_H
@@ -19,6 +20,7 @@
 /** The breaker of one app. */
 typedef struct pol_breaker_filter {
     pol_breaker_t b;
+    char *instance; /* the app's "host:port" (the events' instance; lives until destroy) */
 } pol_breaker_filter_t;
 
 /**

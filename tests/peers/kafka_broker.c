@@ -4,7 +4,8 @@
  * in memory, in this one process. No Kafka broker is packaged in Debian; kcat, python3-kafka
  * and librdkafka clients all talk to this one.
  *
- *   kafka_broker [--brokers N] [--topic T [--partitions P]]... [--bootstrap-file FILE]
+ *   kafka_broker [--brokers N] [--topic T [--partitions P]]... [--refuse-topic T]...
+ *                [--bootstrap-file FILE]
  *
  * Starts N brokers (default 1; ids 1..N), creates each --topic with P partitions (default 4;
  * replication factor min(N, 3)), prints the bootstrap list ("127.0.0.1:PORT,...") as one line
@@ -19,7 +20,9 @@
  * Each transition is reported on stderr ("kafka_broker: brokers down"). Signals are read from
  * a signalfd: they are blocked before librdkafka starts its threads, so no handler runs and
  * nothing happens inside one. Topics that clients name and that were not created here are
- * created by the mock cluster on first use (4 partitions).
+ * created by the mock cluster on first use (4 partitions), except those named by --refuse-topic:
+ * metadata requests for them answer UNKNOWN_TOPIC_OR_PART, as a cluster without that topic and
+ * without auto-creation does (a client configured with a wrong topic).
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -36,7 +39,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: kafka_broker [--brokers N] [--topic T [--partitions P]]... "
-                    "[--bootstrap-file FILE]\n");
+                    "[--refuse-topic T]... [--bootstrap-file FILE]\n");
     return 2;
 }
 
@@ -87,6 +90,8 @@ int main(int argc, char **argv)
     const char *topics[MAX_TOPICS];
     long partitions[MAX_TOPICS];
     int ntopics = 0;
+    const char *refused[MAX_TOPICS];
+    int nrefused = 0;
     const char *bootstrap_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -123,6 +128,13 @@ int main(int argc, char **argv)
                 return usage();
             }
             partitions[ntopics - 1] = p;
+        } else if (strcmp(a, "--refuse-topic") == 0) {
+            if (nrefused == MAX_TOPICS || !*v) {
+                fprintf(stderr, "kafka_broker: --refuse-topic: empty, or more than %d\n",
+                        MAX_TOPICS);
+                return usage();
+            }
+            refused[nrefused++] = v;
         } else if (strcmp(a, "--bootstrap-file") == 0) {
             bootstrap_file = v;
         } else {
@@ -173,6 +185,8 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    for (int t = 0; t < nrefused; t++)
+        rd_kafka_mock_topic_set_error(mc, refused[t], RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
     const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
     if (bootstrap_file && write_file(bootstrap_file, bootstraps) != 0) {
         fprintf(stderr, "kafka_broker: --bootstrap-file %s: %s\n", bootstrap_file, strerror(errno));

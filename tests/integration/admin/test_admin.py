@@ -127,9 +127,13 @@ def case_static(c):
     st, body, _ = http_get(admin, "/v1/members")
     check(st == 404 and "gossip is not enabled" in body["error"],
           "/v1/members: 404, gossip is not enabled: %s" % body)
+    st, body, _ = http_get(admin, "/v1/audit")
+    check(st == 200 and body["sink"] in ("off", "file") and len(body["boot_id"]) == 32,
+          "/v1/audit: no Kafka without --audit-kafka (off, or the default file where "
+          "/var/log/meshd exists): %s" % body)
     st, body, _ = http_get(admin, "/v1/nope")
     check(st == 404 and body["path"] == "/v1/nope" and
-          body["paths"] == ["/v1/members", "/v1/node", "/v1/routes"],
+          body["paths"] == ["/v1/audit", "/v1/members", "/v1/node", "/v1/routes"],
           "unknown path: 404 listing the paths: %s" % body)
 
     rc, out, err = meshd_cli(c.args, "routes", "--admin", "127.0.0.1:%d" % admin)
