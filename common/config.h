@@ -56,6 +56,7 @@ typedef struct mesh_config {
     int64_t upstream_streams_per_conn; /* calls per upstream connection; 0 = server's limit */
     int64_t connect_timeout_ms;
     int64_t keepalive_interval_ms;
+    int64_t upstream_stall_ms, upstream_stall_timeout_ms;
     int64_t keepalive_timeout_ms;
     int64_t drain_timeout_ms;
 

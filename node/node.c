@@ -579,8 +579,12 @@ int mesh_node_listen(mesh_node_t *n)
     pc->stream_buffer = (uint32_t)cfg->stream_buffer;
     pc->upstream_streams_per_conn = (uint32_t)cfg->upstream_streams_per_conn;
     pc->connect_timeout_ms = (uint64_t)cfg->connect_timeout_ms;
-    pc->keepalive_interval_ms = (uint64_t)cfg->keepalive_interval_ms;
+    /* (0 in the options is "off"; in the proxy's settings it is "the default") */
+    pc->keepalive_interval_ms =
+        cfg->keepalive_interval_ms ? (uint64_t)cfg->keepalive_interval_ms : UINT64_MAX;
     pc->keepalive_timeout_ms = (uint64_t)cfg->keepalive_timeout_ms;
+    pc->upstream_stall_ms = cfg->upstream_stall_ms ? (uint64_t)cfg->upstream_stall_ms : UINT64_MAX;
+    pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
     for (int i = 0; i < n->nworkers; i++) {
         node_wk_t *w = &n->wk[i];

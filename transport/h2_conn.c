@@ -1,7 +1,8 @@
 /*
  * transport/h2_conn.c: an nghttp2 session on a libuv TCP handle: shared-buffer reads,
  * batched gather writes with lent DATA payloads (uv_try_write first, uv_write for the
- * remainder), per-loop-turn write coalescing, keepalive PINGs, deferred close.
+ * remainder), per-loop-turn write coalescing, keepalive PINGs, liveness PINGs when calls wait
+ * on a silent peer, deferred close.
  */
 #include "transport/h2_conn.h"
 
@@ -200,8 +201,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         mesh_h2_conn_close(c);
         return;
     }
-    if (nread > 0)
+    if (nread > 0) {
+        c->last_rx = uv_now(c->tcp.loop);
         mesh_h2_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+    }
 }
 
 int mesh_h2_conn_start(mesh_h2_conn_t *c)
@@ -214,34 +217,123 @@ int mesh_h2_conn_start(mesh_h2_conn_t *c)
     return rv;
 }
 
-static void on_keepalive(uv_timer_t *t)
+/* ---- keepalive and liveness --------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t);
+
+/* When a liveness PING is due: stall_ms after the later of the last read and the first write
+ * since the last answered liveness PING (each write earns at most one PING while the peer is
+ * quiet, so a long quiet stream costs no more PINGs than keepalive does). */
+static uint64_t stall_due(const mesh_h2_conn_t *c)
+{
+    return (c->last_rx > c->tx_since ? c->last_rx : c->tx_since) + c->stall_ms;
+}
+
+/* Arms the timer for the earliest of: the outstanding PING's deadline, else the next keepalive
+ * PING and the next liveness check. */
+static void schedule(mesh_h2_conn_t *c, uint64_t now)
+{
+    uint64_t due = UINT64_MAX;
+    if (c->ping_outstanding) {
+        due = c->ping_deadline;
+    } else {
+        if (c->ping_interval_ms)
+            due = c->last_ping_ack + c->ping_interval_ms;
+        if (c->stall_ms && c->tx_since && stall_due(c) < due)
+            due = stall_due(c);
+    }
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&c->timer);
+        c->timer_due = 0;
+        return;
+    }
+    c->timer_due = due;
+    uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static void on_timer(uv_timer_t *t)
 {
     mesh_h2_conn_t *c = t->data;
+    uint64_t now = uv_now(t->loop);
+    c->timer_due = 0;
+    if (c->closing)
+        return;
     if (c->ping_outstanding) {
-        mesh_info("h2", "%s: keepalive PING unanswered, closing", c->name);
+        if (now < c->ping_deadline) {
+            schedule(c, now);
+            return;
+        }
+        if (c->ping_for_stall)
+            mesh_info("h2",
+                      "%s: calls outstanding, nothing received for %llu ms and no PING ACK: "
+                      "closing",
+                      c->name, (unsigned long long)(now - c->last_rx));
+        else
+            mesh_info("h2", "%s: keepalive PING unanswered, closing", c->name);
         mesh_h2_conn_close(c);
         return;
     }
-    if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
+    uint64_t wait = 0;
+    int stall = 0;
+    if (c->stall_ms && c->tx_since && now >= stall_due(c)) {
+        if (c->ops->outstanding && c->ops->outstanding(c) > 0) {
+            wait = c->stall_timeout_ms;
+            stall = 1;
+        } else {
+            c->tx_since = 0; /* what was written awaits no answer (a reset, a window update) */
+        }
+    }
+    if (!stall && c->ping_interval_ms && now >= c->last_ping_ack + c->ping_interval_ms)
+        wait = c->ping_timeout_ms;
+    if (wait && nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
         c->ping_outstanding = 1;
-        uv_timer_start(&c->timer, on_keepalive, c->ping_timeout_ms, 0);
+        c->ping_for_stall = stall;
+        c->ping_deadline = now + wait;
         mesh_h2_conn_flush(c);
     }
+    schedule(c, now);
+}
+
+/* A batch went to the socket: start the liveness clock unless an earlier write did. */
+static void note_tx(mesh_h2_conn_t *c)
+{
+    if (!c->stall_ms || c->tx_since)
+        return;
+    uint64_t now = uv_now(c->tcp.loop);
+    c->tx_since = now;
+    if (!c->ping_outstanding && (!c->timer_due || c->timer_due > stall_due(c)))
+        schedule(c, now);
 }
 
 void mesh_h2_conn_keepalive(mesh_h2_conn_t *c, uint64_t interval_ms, uint64_t timeout_ms)
 {
     c->ping_interval_ms = interval_ms;
     c->ping_timeout_ms = timeout_ms ? timeout_ms : interval_ms;
-    if (interval_ms && !c->closing)
-        uv_timer_start(&c->timer, on_keepalive, interval_ms, 0);
+    c->last_ping_ack = uv_now(c->tcp.loop);
+    if (!c->closing)
+        schedule(c, c->last_ping_ack);
+}
+
+void mesh_h2_conn_liveness(mesh_h2_conn_t *c, uint64_t stall_ms, uint64_t timeout_ms)
+{
+    c->stall_ms = stall_ms;
+    c->stall_timeout_ms = timeout_ms ? timeout_ms : stall_ms;
+    if (!c->closing)
+        schedule(c, uv_now(c->tcp.loop));
 }
 
 void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c)
 {
+    if (!c->ping_outstanding)
+        return; /* an ACK we did not ask for */
+    uint64_t now = uv_now(c->tcp.loop);
     c->ping_outstanding = 0;
-    if (c->ping_interval_ms && !c->closing)
-        uv_timer_start(&c->timer, on_keepalive, c->ping_interval_ms, 0);
+    if (c->ping_for_stall)
+        c->tx_since = 0; /* the peer is there: the next write may ask again */
+    c->ping_for_stall = 0;
+    c->last_ping_ack = now;
+    if (!c->closing)
+        schedule(c, now);
 }
 
 /* Releases the lent chunks of the batch and empties it. */
@@ -372,6 +464,7 @@ static void flush_now(mesh_h2_conn_t *c)
             c->bufs[i] = uv_buf_init(s->chunk ? (char *)s->data : (char *)c->bytes + s->off,
                                      (unsigned)s->len);
         }
+        note_tx(c);
         /* Most batches fit in the socket buffer: write them now, without arming POLLOUT. */
         int rv = uv_try_write((uv_stream_t *)&c->tcp, c->bufs, (unsigned)c->n_segs);
         if (rv == UV_EAGAIN || rv == UV_ENOSYS)

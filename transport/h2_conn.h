@@ -72,6 +72,9 @@ typedef struct mesh_h2_conn_ops {
     void (*on_closed)(mesh_h2_conn_t *c);
     /** Every write completed and nothing is left to send (used to finish a drain). */
     void (*on_idle)(mesh_h2_conn_t *c);
+    /** Calls waiting for an answer on this connection (for the liveness check; NULL: the
+     * check never fires). */
+    size_t (*outstanding)(mesh_h2_conn_t *c);
 } mesh_h2_conn_ops_t;
 
 /** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */
@@ -84,7 +87,7 @@ typedef struct mesh_h2_seg {
 /** The connection; owners embed it as their first member. */
 struct mesh_h2_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* connect timeout, then keepalive */
+    uv_timer_t timer; /* connect timeout, then keepalive and liveness */
     uv_write_t wreq;
     nghttp2_session *session;
     const mesh_h2_conn_ops_t *ops;
@@ -109,8 +112,15 @@ struct mesh_h2_conn {
     int handles_open;
     int reading;
     int ping_outstanding;
-    uint64_t ping_interval_ms, ping_timeout_ms;
-    const char *name; /* for logs */
+    int ping_for_stall;                         /* the PING outstanding is a liveness probe */
+    uint64_t ping_interval_ms, ping_timeout_ms; /* keepalive */
+    uint64_t stall_ms, stall_timeout_ms;        /* liveness */
+    uint64_t last_ping_ack;                     /* loop time the last keepalive period started */
+    uint64_t ping_deadline;                     /* loop time the outstanding PING is given up */
+    uint64_t last_rx;                           /* loop time of the last read */
+    uint64_t tx_since;  /* loop time of the first write since the last answered liveness PING */
+    uint64_t timer_due; /* loop time the timer fires; 0: stopped */
+    const char *name;   /* for logs */
 };
 
 /**
@@ -132,6 +142,14 @@ int mesh_h2_conn_start(mesh_h2_conn_t *c);
 /** Sends PINGs every interval_ms and closes the connection when one is unanswered for
  * timeout_ms; 0 disables. */
 void mesh_h2_conn_keepalive(mesh_h2_conn_t *c, uint64_t interval_ms, uint64_t timeout_ms);
+
+/** Liveness: when calls are outstanding (ops->outstanding) and nothing was received for
+ * stall_ms since the later of the last read and a write, a PING is sent, and the connection
+ * is closed when it is not answered within timeout_ms. A peer whose packets are silently
+ * dropped is found in stall_ms + timeout_ms, not after TCP's retransmission timeout; a peer
+ * that is only slow answers the PING, and is not asked again until something more is
+ * written. 0 disables. Call once the connection is established. */
+void mesh_h2_conn_liveness(mesh_h2_conn_t *c, uint64_t stall_ms, uint64_t timeout_ms);
 
 /** Lets the connection know a PING ACK arrived (call from on_frame_recv). */
 void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c);

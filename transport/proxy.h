@@ -73,11 +73,18 @@ typedef struct mesh_proxy_config {
     uint32_t stream_buffer;          /* bytes buffered per stream and direction; default 256 KiB;
                                         also the HTTP/2 stream window advertised */
     uint64_t connect_timeout_ms;     /* upstream connect; default 2000 */
-    uint64_t keepalive_interval_ms;  /* PING period on idle-or-not connections; default 30000 */
+    uint64_t keepalive_interval_ms;  /* PING period on idle-or-not connections; default 30000;
+                                        UINT64_MAX: off */
     uint64_t keepalive_timeout_ms;   /* PING ACK wait; default 10000 */
-    uint64_t backoff_initial_ms;     /* endpoint down after a connect failure; default 200 */
-    uint64_t backoff_max_ms;         /* doubling up to this; default 10000 */
-    uint32_t max_upstream_conns;     /* per endpoint; default 8 */
+    /* Upstream liveness: an upstream connection with calls outstanding that received nothing
+     * for upstream_stall_ms after a write (default 1000; UINT64_MAX: off) is PINGed and closed
+     * when the PING is not answered within upstream_stall_timeout_ms (default 1000), failing
+     * its calls with UNAVAILABLE at once instead of at their deadlines. */
+    uint64_t upstream_stall_ms;
+    uint64_t upstream_stall_timeout_ms;
+    uint64_t backoff_initial_ms; /* endpoint down after a connect failure; default 200 */
+    uint64_t backoff_max_ms;     /* doubling up to this; default 10000 */
+    uint32_t max_upstream_conns; /* per endpoint; default 8 */
     /* Calls one upstream connection carries before the pool opens another (up to
      * max_upstream_conns); 0 (the default): the peer's MAX_CONCURRENT_STREAMS only, as gRPC
      * clients and other meshes do. gRPC servers (C++, Java, Go) read and parse each connection

@@ -25,6 +25,12 @@ typedef struct pxy_link {
     struct pxy_link *prev, *next;
 } pxy_link_t;
 
+/* A duration setting where UINT64_MAX means "off": 0 for the h2 connection's setters. */
+static inline uint64_t pxy_ms_or_off(uint64_t v)
+{
+    return v == UINT64_MAX ? 0 : v;
+}
+
 static inline void pxy_list_init(pxy_link_t *h)
 {
     h->prev = h->next = h;

@@ -131,7 +131,8 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
         mesh_h2_conn_close(&d->h2);
         return NULL;
     }
-    mesh_h2_conn_keepalive(&d->h2, w->cfg.keepalive_interval_ms, w->cfg.keepalive_timeout_ms);
+    mesh_h2_conn_keepalive(&d->h2, pxy_ms_or_off(w->cfg.keepalive_interval_ms),
+                           w->cfg.keepalive_timeout_ms);
     return d;
 }
 
@@ -162,6 +163,8 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(connect_timeout_ms, 2000);
     DEF(keepalive_interval_ms, 30000);
     DEF(keepalive_timeout_ms, 10000);
+    DEF(upstream_stall_ms, 1000);
+    DEF(upstream_stall_timeout_ms, 1000);
     DEF(backoff_initial_ms, MESH_BAL_BACKOFF_INITIAL_MS);
     DEF(backoff_max_ms, MESH_BAL_BACKOFF_MAX_MS);
     DEF(max_upstream_conns, 8);

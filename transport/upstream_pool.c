@@ -384,10 +384,16 @@ static void us_on_closed(mesh_h2_conn_t *c)
     pxy_worker_handle_closed(w);
 }
 
+static size_t us_outstanding(mesh_h2_conn_t *c)
+{
+    return ((pxy_us_conn_t *)c)->n_streams;
+}
+
 static const mesh_h2_conn_ops_t us_ops = {
     .on_teardown = us_on_teardown,
     .on_closed = us_on_closed,
     .on_idle = NULL,
+    .outstanding = us_outstanding,
 };
 
 /* Closes a connection that carries no call: GOAWAY when the session is up (the flush closes
@@ -463,7 +469,10 @@ static void on_connect(uv_connect_t *req, int status)
         mesh_h2_conn_close(&u->h2);
         return;
     }
-    mesh_h2_conn_keepalive(&u->h2, w->cfg.keepalive_interval_ms, w->cfg.keepalive_timeout_ms);
+    mesh_h2_conn_keepalive(&u->h2, pxy_ms_or_off(w->cfg.keepalive_interval_ms),
+                           w->cfg.keepalive_timeout_ms);
+    mesh_h2_conn_liveness(&u->h2, pxy_ms_or_off(w->cfg.upstream_stall_ms),
+                          w->cfg.upstream_stall_timeout_ms);
     /* Send the calls that waited for this connection. */
     pxy_link_t *l = u->streams.next;
     while (l != &u->streams && !u->h2.closing) {

@@ -559,6 +559,63 @@ static void test_keepalive_busy_healthy(void)
     echo_server_stop(s);
 }
 
+/* ---- 4a. upstream liveness ------------------------------------------------------------------ */
+
+/* Keepalive at its 30 s default; liveness at 200 + 300 ms. */
+static const mesh_proxy_config_t liveness_cfg = {.upstream_stall_ms = 200,
+                                                 .upstream_stall_timeout_ms = 300};
+
+/* An upstream that stops reading once a call is sent (the peer whose packets are dropped):
+ * the call ends UNAVAILABLE at once, not at its 60 s deadline nor at the next keepalive. */
+static void test_liveness_silent_upstream(void)
+{
+    echo_server_t *mute = echo_server_start();
+    CHECK(mute);
+    echo_server_set_mode(mute, ECHO_MODE_MUTE, 0);
+    char a1[64];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    route_add(b, "mute.Svc", addr_of(mute, a1, sizeof(a1)));
+    proxy_thread_t px;
+    proxy_start(&px, liveness_cfg, mesh_route_builder_finish(b));
+    size_t len;
+    uint8_t *req = grpc_msgs(1, 10, 8, &len);
+    h2_client_t c;
+    CHECK(h2_client_connect(&c, px.port) == 0);
+    h2_call_t call;
+    CHECK(h2_client_call(&c, &call, "/mute.Svc/Echo", "application/grpc", "60S", req, len, 1) == 0);
+    h2_call_t *calls[] = {&call};
+    CHECK(h2_client_wait(&c, calls, 1, 15000) == 0); /* far below keepalive's 30 + 10 s */
+    CHECK(call.grpc_status == 14);
+    CHECK(strncmp(call.grpc_message, "meshd: ", 7) == 0);
+    h2_call_free(&call);
+    CHECK(!c.dead);
+    h2_client_close(&c);
+    proxy_stop(&px);
+    echo_server_stop(mute);
+    free(req);
+}
+
+/* A healthy upstream that is slow to answer (a call it holds for 2 s) answers the liveness
+ * PING: its connection stays and the call ends by its own deadline. */
+static void test_liveness_slow_upstream(void)
+{
+    echo_server_t *s = echo_server_start();
+    CHECK(s);
+    char a1[64];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
+    proxy_thread_t px;
+    proxy_start(&px, liveness_cfg, mesh_route_builder_finish(b));
+    h2_call_t call;
+    one_call(px.port, "/test.Echo/Hang", "2S", NULL, 0, &call, 10000);
+    CHECK(call.grpc_status == 4);
+    CHECK(strcmp(call.grpc_message, "meshd: deadline exceeded") == 0);
+    CHECK(echo_server_conns(s) == 1 && proxy_stats(&px).upstream_conns == 1);
+    h2_call_free(&call);
+    proxy_stop(&px);
+    echo_server_stop(s);
+}
+
 /* ---- 4b. spreading calls over upstream connections ----------------------------------------- */
 
 /* Starts n calls that the server holds (until their 2 s deadline) on client c. */
@@ -681,6 +738,8 @@ int main(void)
     RUN(test_keepalive_dead_upstream);
     RUN(test_keepalive_idle_healthy);
     RUN(test_keepalive_busy_healthy);
+    RUN(test_liveness_silent_upstream);
+    RUN(test_liveness_slow_upstream);
     RUN(test_upstream_streams_per_conn);
     RUN(test_two_workers_reuseport);
     fprintf(stderr, "ok\n");
