@@ -3,7 +3,7 @@
  *
  * Used for etcd's JSON gateway (keys and values travel base64-encoded) and for gossip key files
  * (one base64 key a line). OpenSSL has an encoder, but meshd does not link libcrypto (it is
- * opened only for gossip encryption: gossip/crypto_lib.h), so this small one is ours.
+ * opened only for gossip encryption: common/crypto_lib.h), so this small one is ours.
  */
 #ifndef MESH_BASE64_H
 #define MESH_BASE64_H

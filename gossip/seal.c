@@ -12,7 +12,7 @@
 #include <sys/random.h>
 
 #include "common/base64.h"
-#include "gossip/crypto_lib.h"
+#include "common/crypto_lib.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -155,7 +155,7 @@ struct gsp_sealer {
     EVP_CIPHER_CTX *dec[GSP_KEYRING_MAX]; /* every key's, decrypting */
     uint8_t nonce_prefix[8];
     uint32_t counter;
-    const gsp_crypto_t *C; /* libcrypto, loaded for a keyed sealer only */
+    const mesh_crypto_t *C; /* libcrypto, loaded for a keyed sealer only */
 };
 
 gsp_sealer_t *gsp_sealer_new(const gsp_keyring_t *ring, const char *label)
@@ -175,7 +175,7 @@ gsp_sealer_t *gsp_sealer_new(const gsp_keyring_t *ring, const char *label)
     s->hdr_len = 3 + label_len;
     if (!s->n_keys)
         return s;
-    const gsp_crypto_t *C = s->C = gsp_crypto(NULL, 0);
+    const mesh_crypto_t *C = s->C = mesh_crypto(NULL, 0);
     if (!C || random_bytes(s->nonce_prefix, sizeof(s->nonce_prefix)) != 0)
         goto fail;
     s->enc = C->ctx_new();
@@ -252,7 +252,7 @@ gsp_seal_err_t gsp_seal(gsp_sealer_t *s, const void *body, size_t len, uint8_t *
     }
     uint8_t *nonce = out + s->hdr_len, *ct = out + prefix;
     int n, fin;
-    const gsp_crypto_t *C = s->C;
+    const mesh_crypto_t *C = s->C;
     if (next_nonce(s, nonce) < 0 || C->encrypt_init(s->enc, NULL, NULL, NULL, nonce) != 1 ||
         C->encrypt_update(s->enc, NULL, &n, s->hdr, (int)s->hdr_len) != 1 ||
         C->encrypt_update(s->enc, ct, &n, body, (int)len) != 1 ||
@@ -264,7 +264,7 @@ gsp_seal_err_t gsp_seal(gsp_sealer_t *s, const void *body, size_t len, uint8_t *
 }
 
 /* Tries to decrypt with one key's context: 1 when it authenticates. */
-static int try_key(const gsp_crypto_t *C, EVP_CIPHER_CTX *ctx, const uint8_t *aad, size_t aad_len,
+static int try_key(const mesh_crypto_t *C, EVP_CIPHER_CTX *ctx, const uint8_t *aad, size_t aad_len,
                    const uint8_t *nonce, const uint8_t *ct, size_t ct_len, uint8_t *out)
 {
     int n, fin;
