@@ -45,7 +45,7 @@
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
-#define RING_EVENTS    1024 /* 128 KiB per worker once the ring has gone round */
+#define RING_EVENTS    1024 /* 384 KiB per worker once the ring has gone round */
 
 typedef struct node_wk {
     mesh_node_t *node;
@@ -371,13 +371,16 @@ static void take_events(node_state_t *st, int i)
             } else if (ev[j].type == MESH_EV_BREAKER) {
                 log_breaker(&ev[j], i);
                 audit[na++] = ev[j];
+            } else if (ev[j].type == MESH_EV_POLICY) {
+                audit[na++] = ev[j]; /* a refused call: recorded, not logged one by one */
+            }
+            if (na == 64) { /* a batch per 64 audited events */
+                audit_batch(st, audit, na);
+                na = 0;
             }
         }
-        if (na == 64 || k < 64) { /* a batch per 64 audited events */
-            audit_batch(st, audit, na);
-            na = 0;
-        }
     } while (k == 64);
+    audit_batch(st, audit, na);
     mesh_evring_done(ring);
     uint64_t dropped = mesh_evring_take_dropped(ring);
     if (dropped)

@@ -100,6 +100,16 @@ const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *c);
 /** Tags the call's log lines with a trace id (copied, at most 64 bytes). */
 void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *c, const char *id, size_t len);
 
+/** What a call did, for access logs (read in on_done or later while the call is held). */
+typedef struct mesh_proxy_call_summary {
+    const char *upstream; /* the last instance tried ("host:port"), or NULL */
+    uint64_t req_bytes;   /* request DATA bytes received from the client */
+    uint64_t resp_bytes;  /* response DATA bytes received from the upstream */
+    int retries;
+} mesh_proxy_call_summary_t;
+
+void mesh_proxy_call_summary(const mesh_proxy_call_t *c, mesh_proxy_call_summary_t *out);
+
 /** Ends a PENDING filter's wait: NULL accepts (the next filters run, then the call is
  * routed), a verdict rejects. Call on the worker thread, once, before the filter's on_done. */
 void mesh_proxy_call_resume(mesh_proxy_call_t *c, const mesh_proxy_verdict_t *reject);

@@ -215,8 +215,10 @@ struct pxy_stream {
     mesh_proxy_body_cb body_cb; /* a filter waits for the request body */
     void *body_ctx;
     size_t body_max;
-    char err_meta[2][64]; /* one more trailer of the mesh's own error: name, value */
-    char trace_id[65];    /* for log lines about the call; "" none */
+    char err_meta[2][64];           /* one more trailer of the mesh's own error: name, value */
+    char trace_id[65];              /* for log lines about the call; "" none */
+    char upstream[48];              /* the last endpoint tried ("host:port"), "" none */
+    uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_stream_t *free_next;
 };

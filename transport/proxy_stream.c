@@ -531,6 +531,7 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
             return;
         }
         ps->ep = ep;
+        snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
         if (pxy_endpoint_attach(ps->w, ep, ps) == 0)
             return;
         exclude = ep; /* could not open a connection: try another once */
@@ -872,6 +873,14 @@ void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *ps, const char *id, size_t 
     ps->trace_id[len] = '\0';
 }
 
+void mesh_proxy_call_summary(const mesh_proxy_call_t *ps, mesh_proxy_call_summary_t *out)
+{
+    out->upstream = ps->upstream[0] ? ps->upstream : NULL;
+    out->req_bytes = ps->req_bytes;
+    out->resp_bytes = ps->resp_bytes;
+    out->retries = ps->retries;
+}
+
 void mesh_proxy_call_resume(mesh_proxy_call_t *ps, const mesh_proxy_verdict_t *reject)
 {
     if (!ps->pending)
@@ -996,6 +1005,7 @@ static int ds_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     }
     if (mesh_chunkq_append(&ps->req.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    ps->req_bytes += len;
     if (ps->body_cb && ps->req.q.buffered >= ps->body_max) {
         body_ready(ps, 0);
         return 0;
@@ -1172,6 +1182,7 @@ static int us_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     }
     if (mesh_chunkq_append(&ps->resp.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    ps->resp_bytes += len;
     mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
     mesh_h2_conn_flush(&ps->ds->h2);
     return 0;
