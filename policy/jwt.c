@@ -376,10 +376,9 @@ static int check_claims(json_t *p, const pol_jwt_rules_t *r, int64_t now, pol_jw
 /* Longest signature: RSA 16384 bits. */
 #define SIG_MAX 2048
 
-/* Decodes and parses a JSON object part; NULL when it is not one. */
-static json_t *json_part(const char *s, size_t len, unsigned char *buf)
+/* Parses n decoded bytes as a JSON object (duplicate members rejected); NULL when not one. */
+static json_t *json_object_part(const unsigned char *buf, long n)
 {
-    long n = pol_b64url_decode(s, len, buf, PART_MAX);
     if (n <= 0)
         return NULL;
     json_t *j = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
@@ -407,7 +406,7 @@ static int verify(const pol_keyset_t *ks, const char *tok, size_t len, const pol
            slen = len - (size_t)(sig_s - tok);
 
     unsigned char part[PART_MAX];
-    json_t *hdr = json_part(tok, hlen, part);
+    json_t *hdr = json_object_part(part, pol_b64url_decode(tok, hlen, part, sizeof(part)));
     if (!hdr)
         return POL_JWT_E_MALFORMED;
     json_t *alg_j = json_object_get(hdr, "alg"), *kid_j = json_object_get(hdr, "kid");
@@ -427,9 +426,11 @@ static int verify(const pol_keyset_t *ks, const char *tok, size_t len, const pol
     if (n < 0)
         return n;
 
+    /* The payload is decoded (syntax) before and parsed (meaning) after the signature check. */
+    long paylen = pol_b64url_decode(d1 + 1, plen, part, sizeof(part));
     unsigned char sig[SIG_MAX];
     long siglen = pol_b64url_decode(sig_s, slen, sig, sizeof(sig));
-    if (siglen <= 0)
+    if (paylen <= 0 || siglen <= 0)
         return POL_JWT_E_MALFORMED;
     const mesh_crypto_t *C = mesh_crypto(NULL, 0);
     if (!C)
@@ -444,7 +445,7 @@ static int verify(const pol_keyset_t *ks, const char *tok, size_t len, const pol
     if (!good)
         return internal ? POL_JWT_E_INTERNAL : POL_JWT_E_SIGNATURE;
 
-    json_t *payload = json_part(d1 + 1, plen, part);
+    json_t *payload = json_object_part(part, paylen);
     if (!payload)
         return POL_JWT_E_MALFORMED;
     pol_jwt_claims_t local, *c = out ? out : &local;
