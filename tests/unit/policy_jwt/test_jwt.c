@@ -22,6 +22,28 @@
 #include <string.h>
 #include "tests/check.h"
 
+/* Allocations by meshd's own code (the test links with --wrap=malloc,calloc,realloc, which
+ * redirects calls from the static meshd_lib and this file, not from shared libraries). */
+static __thread long allocations;
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n)
+{
+    allocations++;
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m)
+{
+    allocations++;
+    return __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    allocations++;
+    return __real_realloc(p, n);
+}
+
 static json_t *vectors;
 static int64_t now;
 static pol_keyset_t *ks_main, *ks_nokid;
@@ -374,6 +396,18 @@ static void test_cache_hit_and_expiry(void)
              0);
     CHECK(hit);
     CHECK_STR(reason, "ok");
+    /* A hit allocates nothing. */
+    long before = allocations;
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(pol_jwt_verify_cached(c, ks_main, good[0], good_len[0], &r, now + 10, &b, &hit,
+                                       reason, sizeof(reason)),
+                 0);
+    CHECK_EQ(allocations - before, 0);
+    /* (The counter works: a key set parse allocates.) */
+    char e2[256];
+    pol_keyset_t *tmp = parse_jwks("nokid", e2, sizeof(e2));
+    CHECK(allocations > before);
+    pol_keyset_unref(tmp);
     CHECK_STR(pol_jwt_claims_sub(&b), pol_jwt_claims_sub(&a));
     CHECK_STR(pol_jwt_claims_iss(&b), pol_jwt_claims_iss(&a));
     CHECK_EQ(b.exp, a.exp);
@@ -410,7 +444,7 @@ static void test_cache_hit_and_expiry(void)
     CHECK(!hit);
     free(bad);
     pol_jwt_cache_stats_t st = pol_jwt_cache_stats(c);
-    CHECK_EQ(st.hits, 2);
+    CHECK_EQ(st.hits, 102);
     CHECK_EQ(st.inserts, 2);
     pol_jwt_cache_delete(c);
 
