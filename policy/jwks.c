@@ -8,6 +8,7 @@
  */
 #include "policy/jwks.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -426,6 +427,32 @@ pol_keyset_t *pol_keyset_parse(const char *json, size_t len, char *err, size_t e
         snprintf(err, errlen, "%s", msgs);
     atomic_init(&ks->refs, 1);
     ks->generation = atomic_fetch_add(&next_generation, 1) + 1;
+    return ks;
+}
+
+pol_keyset_t *pol_keyset_load_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(POL_KEYSET_MAX_DOC + 1);
+    size_t n = buf ? fread(buf, 1, POL_KEYSET_MAX_DOC + 1, f) : 0;
+    int failed = !buf || ferror(f);
+    fclose(f);
+    if (failed) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    char why[1024];
+    pol_keyset_t *ks = pol_keyset_parse(buf, n, why, sizeof(why));
+    free(buf);
+    if (err && errlen)
+        snprintf(err, errlen, "%s%s%s", why[0] ? path : "", why[0] ? ": " : "", why);
     return ks;
 }
 

@@ -102,6 +102,10 @@ typedef struct pol_keyset pol_keyset_t;
  */
 pol_keyset_t *pol_keyset_parse(const char *json, size_t len, char *err, size_t errlen);
 
+/** Reads the JWKS file at path and parses it (pol_keyset_parse()); errors name the path. This
+ *  is the only I/O here: a blocking read, for the control loop or start-up. */
+pol_keyset_t *pol_keyset_load_file(const char *path, char *err, size_t errlen);
+
 /** Takes one more reference (any thread); returns ks. */
 pol_keyset_t *pol_keyset_ref(pol_keyset_t *ks);
 

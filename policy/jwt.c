@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/crypto_lib.h"
 #include "policy/b64url.h"
@@ -457,6 +458,27 @@ static int verify(const pol_keyset_t *ks, const char *tok, size_t len, const pol
     int rc = check_claims(payload, r, now, c);
     json_decref(payload);
     return rc;
+}
+
+int pol_jwt_bearer(const char *value, size_t len, const char **tok, size_t *toklen)
+{
+    size_t i = 0;
+    while (i < len && (value[i] == ' ' || value[i] == '\t'))
+        i++;
+    if (len - i < 7 || strncasecmp(value + i, "bearer", 6) != 0 ||
+        (value[i + 6] != ' ' && value[i + 6] != '\t'))
+        return -1;
+    i += 7;
+    while (i < len && (value[i] == ' ' || value[i] == '\t'))
+        i++;
+    size_t end = len;
+    while (end > i && (value[end - 1] == ' ' || value[end - 1] == '\t'))
+        end--;
+    if (end == i || memchr(value + i, ' ', end - i) || memchr(value + i, '\t', end - i))
+        return -1;
+    *tok = value + i;
+    *toklen = end - i;
+    return 0;
 }
 
 int pol_jwt_verify(const pol_keyset_t *ks, const char *token, size_t len,

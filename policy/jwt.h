@@ -157,6 +157,13 @@ static inline const char *pol_jwt_claims_extra(const pol_jwt_claims_t *c, size_t
 }
 
 /**
+ * Finds the token in an Authorization header value ("Bearer <token>", scheme case-insensitive,
+ * spaces around the token allowed, RFC 6750). Returns 0 with *tok and *toklen set, or -1 when
+ * the value is not a bearer credential (another scheme, no token, or a space inside it).
+ */
+int pol_jwt_bearer(const char *value, size_t len, const char **tok, size_t *toklen);
+
+/**
  * Verifies token (len bytes, need not be NUL-terminated) with the keys of ks under rules at
  * now_s (Unix seconds). Returns POL_JWT_OK and fills out (may be NULL), or a negative
  * pol_jwt_result_t with its reason copied to reason (rlen bytes; may be NULL).

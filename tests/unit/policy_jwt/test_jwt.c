@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "tests/check.h"
 
 /* Allocations by meshd's own code (the test links with --wrap=malloc,calloc,realloc, which
@@ -314,6 +315,49 @@ static void test_keyset_refs_and_generations(void)
     pol_keyset_unref(a);
     pol_keyset_unref(b);
     pol_keyset_unref(NULL);
+}
+
+static void test_load_file(void)
+{
+    char path[] = "/tmp/test_jwt_jwksXXXXXX", err[1024];
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    char *doc = json_dumps(json_object_get(json_object_get(vectors, "jwks"), "mixed"), 0);
+    CHECK(write(fd, doc, strlen(doc)) == (ssize_t)strlen(doc));
+    close(fd);
+    free(doc);
+    pol_keyset_t *ks = pol_keyset_load_file(path, err, sizeof(err));
+    CHECK(ks);
+    CHECK_EQ(pol_keyset_count(ks), 2);
+    CHECK_CONTAINS(err, path); /* the skipped keys, under the file's name */
+    CHECK_CONTAINS(err, "small-rsa");
+    pol_keyset_unref(ks);
+    unlink(path);
+    CHECK(pol_keyset_load_file(path, err, sizeof(err)) == NULL);
+    CHECK_CONTAINS(err, path);
+    CHECK_CONTAINS(err, "No such file");
+}
+
+static void test_bearer(void)
+{
+    const char *t;
+    size_t n;
+    const char *v = "Bearer abc.def.ghi";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == 0);
+    CHECK(n == 11 && memcmp(t, "abc.def.ghi", 11) == 0);
+    v = "  bEaReR \t abc.def.ghi  ";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == 0);
+    CHECK(n == 11 && memcmp(t, "abc.def.ghi", 11) == 0);
+    v = "Basic dXNlcjpwYXNz";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == -1);
+    v = "Bearer";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == -1);
+    v = "Bearer   ";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == -1);
+    v = "Bearerabc.def.ghi";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == -1);
+    v = "Bearer abc def";
+    CHECK(pol_jwt_bearer(v, strlen(v), &t, &n) == -1);
 }
 
 static void test_rules_check(void)
@@ -621,6 +665,8 @@ int main(int argc, char **argv)
     RUN(test_keyset_mixed);
     RUN(test_keyset_bad_docs);
     RUN(test_keyset_refs_and_generations);
+    RUN(test_load_file);
+    RUN(test_bearer);
     RUN(test_rules_check);
     RUN(test_cache_hit_and_expiry);
     RUN(test_cache_generations);
