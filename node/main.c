@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 {
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
         if (mesh_config_add_section(sections[i]) != 0)
-            return 1; /* a bug in a section's table, logged */
+            return 1;                         /* a bug in a section's table, logged */
     if (mesh_config_add_block("policy") != 0) /* read by policy/policy_conf.c */
         return 1;
     if (argc < 2) {

@@ -360,8 +360,8 @@ static void reload_policy(node_state_t *st)
         return;
     }
     policy_to_workers(st, c);
-    mesh_info("policy", "reloaded from %s: %zu rules", n->cfg->config_file ? n->cfg->config_file : "(no file)",
-              pol_chain_conf(c)->n_rules);
+    mesh_info("policy", "reloaded from %s: %zu rules",
+              n->cfg->config_file ? n->cfg->config_file : "(no file)", pol_chain_conf(c)->n_rules);
 }
 
 /* Logs a breaker transition from its fields. */

@@ -47,12 +47,13 @@
 /* Header carrying forwarded claims: prefix + claim name. */
 #define CLAIM_PREFIX "x-meshd-claim-"
 
-/* ---- snapshots -------------------------------------------------------------------------------- */
+/* ---- snapshots --------------------------------------------------------------------------------
+ */
 
 /* What one rule needs at run time. */
 typedef struct rule_rt {
-    pol_acl_t *acl;        /* NULL: no lists */
-    pol_ratelimit_t *rl;   /* NULL: no limit */
+    pol_acl_t *acl;      /* NULL: no lists */
+    pol_ratelimit_t *rl; /* NULL: no limit */
 } rule_rt_t;
 
 struct pol_chain {
@@ -192,8 +193,7 @@ static int build_rules(pol_chain_t *c, char *err, size_t errlen)
     for (size_t i = 0; i < cf->n_rules; i++) {
         const pol_rule_t *r = &cf->rules[i];
         char why[256];
-        if (r->allow_peers.n || r->deny_peers.n || r->allow_identities.n ||
-            r->deny_identities.n) {
+        if (r->allow_peers.n || r->deny_peers.n || r->allow_identities.n || r->deny_identities.n) {
 #define L(l) {(const char *const *)(l).v, (l).n}
             pol_acl_config_t ac = {
                 .allow_peers = L(r->allow_peers),
@@ -329,8 +329,7 @@ json_t *pol_chain_describe(const pol_chain_t *c)
         json_array_append_new(
             rules, json_pack("{s:o, s:i, s:o, s:b, s:b, s:b, s:o}", "match", m, "line", r->line,
                              "authn", authn, "optional", r->optional, "signature", r->signature,
-                             "acl", c->rt[i].acl != NULL,
-                             "rate_limit",
+                             "acl", c->rt[i].acl != NULL, "rate_limit",
                              r->rl_key ? json_pack("{s:s, s:f, s:f}", "key", keys[r->rl_key],
                                                    "rate", r->rl_rate, "burst", r->rl_burst)
                                        : json_null()));
@@ -342,8 +341,8 @@ json_t *pol_chain_describe(const pol_chain_t *c)
                      "present", cf->present, "trace", cf->trace, "access_log", cf->access_log,
                      "access_log_sample", cf->access_log_sample, "jwt_keys",
                      (int)(c->keys ? pol_keyset_count(c->keys) : 0), "signature_clients",
-                     (int)(c->secrets ? pol_sig_secrets_count(c->secrets) : 0),
-                     "mesh_identity", c->has_idkeys, "exempt", exempt, "rules", rules);
+                     (int)(c->secrets ? pol_sig_secrets_count(c->secrets) : 0), "mesh_identity",
+                     c->has_idkeys, "exempt", exempt, "rules", rules);
 }
 
 pol_chain_t *pol_chain_with_jwks(const pol_chain_t *old, const char *json, size_t len, char *err,
@@ -356,8 +355,8 @@ pol_chain_t *pol_chain_with_jwks(const pol_chain_t *old, const char *json, size_
         return NULL;
     }
     /* The new snapshot shares nothing mutable with the old: build it from the same file. */
-    pol_chain_t *c = pol_chain_load(strcmp(old->conf->file, "(defaults)") ? old->conf->file : NULL,
-                                    err, errlen);
+    pol_chain_t *c =
+        pol_chain_load(strcmp(old->conf->file, "(defaults)") ? old->conf->file : NULL, err, errlen);
     if (!c) {
         pol_keyset_unref(ks);
         return NULL;
@@ -367,7 +366,8 @@ pol_chain_t *pol_chain_with_jwks(const pol_chain_t *old, const char *json, size_
     return c;
 }
 
-/* ---- per worker -------------------------------------------------------------------------------- */
+/* ---- per worker --------------------------------------------------------------------------------
+ */
 
 /* A snapshot as one worker holds it: freed once no call of this worker uses it. */
 typedef struct wgen {
@@ -398,8 +398,16 @@ struct pol_worker {
     int freeing;
 };
 
-enum { STEP_TRACE, STEP_IDENTITY, STEP_AUTHN, STEP_SIGNATURE, STEP_ACL, STEP_RATELIMIT,
-       STEP_FORWARD, STEP_DONE };
+enum {
+    STEP_TRACE,
+    STEP_IDENTITY,
+    STEP_AUTHN,
+    STEP_SIGNATURE,
+    STEP_ACL,
+    STEP_RATELIMIT,
+    STEP_FORWARD,
+    STEP_DONE
+};
 
 struct pol_call {
     pol_worker_t *w;
@@ -438,7 +446,8 @@ static const pol_conf_t *conf_of(const pol_call_t *pc)
     return pc->gen->chain->conf;
 }
 
-/* ---- access log ------------------------------------------------------------------------------- */
+/* ---- access log -------------------------------------------------------------------------------
+ */
 
 static void log_flush(pol_worker_t *w)
 {
@@ -477,7 +486,8 @@ static void log_open(pol_worker_t *w)
     if (!path)
         return;
     w->log_path = strdup(path);
-    w->log_fd = !strcmp(path, "-") ? 2 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    w->log_fd =
+        !strcmp(path, "-") ? 2 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (w->log_fd < 0)
         mesh_error(ACTOR, "access log %s: %s (calls are not logged)", path, strerror(errno));
     if (!w->log_buf)
@@ -530,17 +540,17 @@ static void log_call(pol_call_t *pc, int status)
     snprintf(ts + tl, sizeof(ts) - tl, ".%06ldZ", (long)tv.tv_usec);
     if (w->log_len + 1024 > ACCESS_BUF)
         log_flush(w);
-    int n = snprintf(
-        w->log_buf + w->log_len, ACCESS_BUF - w->log_len,
-        "{\"ts\":\"%s\",\"trace_id\":\"%s\",\"request_id\":\"%s\",\"peer\":\"%s\","
-        "\"identity\":%s%s%s,\"path\":\"%s\",\"status\":%d,\"upstream\":%s%s%s,"
-        "\"bytes_in\":%llu,\"bytes_out\":%llu,\"retries\":%d,\"duration_us\":%llu,"
-        "\"worker\":%d}\n",
-        ts, pc->trace.trace_id_hex, rid, pc->peer, pc->has_id ? "\"" : "",
-        pc->has_id ? who : "null", pc->has_id ? "\"" : "", path, status,
-        sum.upstream ? "\"" : "", sum.upstream ? sum.upstream : "null", sum.upstream ? "\"" : "",
-        (unsigned long long)sum.req_bytes, (unsigned long long)sum.resp_bytes, sum.retries,
-        (unsigned long long)((uv_hrtime() - pc->t0_ns) / 1000), w->index);
+    int n = snprintf(w->log_buf + w->log_len, ACCESS_BUF - w->log_len,
+                     "{\"ts\":\"%s\",\"trace_id\":\"%s\",\"request_id\":\"%s\",\"peer\":\"%s\","
+                     "\"identity\":%s%s%s,\"path\":\"%s\",\"status\":%d,\"upstream\":%s%s%s,"
+                     "\"bytes_in\":%llu,\"bytes_out\":%llu,\"retries\":%d,\"duration_us\":%llu,"
+                     "\"worker\":%d}\n",
+                     ts, pc->trace.trace_id_hex, rid, pc->peer, pc->has_id ? "\"" : "",
+                     pc->has_id ? who : "null", pc->has_id ? "\"" : "", path, status,
+                     sum.upstream ? "\"" : "", sum.upstream ? sum.upstream : "null",
+                     sum.upstream ? "\"" : "", (unsigned long long)sum.req_bytes,
+                     (unsigned long long)sum.resp_bytes, sum.retries,
+                     (unsigned long long)((uv_hrtime() - pc->t0_ns) / 1000), w->index);
     if (n > 0 && (size_t)n < ACCESS_BUF - w->log_len)
         w->log_len += (size_t)n;
 }
@@ -548,10 +558,10 @@ static void log_call(pol_call_t *pc, int status)
 /* ---- refusals ------------------------------------------------------------------------------- */
 
 /* Fills out with the refusal and audits it (through the worker's event ring). */
-static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *out,
-                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *out,
-                  const char *fmt, ...)
+static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *out, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *out, const char *fmt,
+                  ...)
 {
     static const char *const filters[] = {"", "authn", "signature", "acl", "ratelimit"};
     char reason[160];
@@ -599,7 +609,8 @@ static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *ou
     return MESH_PROXY_REJECT;
 }
 
-/* ---- steps ------------------------------------------------------------------------------------ */
+/* ---- steps ------------------------------------------------------------------------------------
+ */
 
 static const char *hdr(pol_call_t *pc, const char *name, size_t *len)
 {
@@ -616,8 +627,7 @@ static void step_trace(pol_call_t *pc)
     mesh_proxy_call_set_trace_id(pc->call, pc->trace.trace_id_hex, 32);
     if (!conf_of(pc)->trace)
         return; /* ids for logs and audit only: the headers go on as they came */
-    mesh_proxy_call_set_header(pc->call, "traceparent", pc->trace.traceparent,
-                               POL_TRACEPARENT_LEN);
+    mesh_proxy_call_set_header(pc->call, "traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN);
     if (pc->trace.tracestate_len)
         mesh_proxy_call_set_header(pc->call, "tracestate", pc->trace.tracestate,
                                    pc->trace.tracestate_len);
@@ -642,8 +652,8 @@ static void find_client(pol_call_t *pc)
         const char *name, *value;
         size_t nl, vl;
         int rv;
-        for (size_t i = 0; n < 8 && (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl,
-                                                                     &value, &vl)) >= 0;
+        for (size_t i = 0;
+             n < 8 && (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
              i++)
             if (rv == 1 && nl == 15 && !memcmp(name, "x-forwarded-for", 15))
                 xff[n++] = (pol_str_t){value, vl};
@@ -695,15 +705,18 @@ static void step_identity(pol_call_t *pc)
         mesh_proxy_call_remove_header(pc->call, POL_IDENTITY_TOKEN_HEADER);
 }
 
-/* JWT: a Bearer token in the configured header. 1 done (identity or anonymous allowed),
- * 0 no token (the next authn may try), REJECT. */
+/* What authn_jwt found besides a refusal (MESH_PROXY_REJECT). */
+enum { JWT_NONE = 100, JWT_OK = 101 };
+
+/* JWT: a Bearer token in the configured header: JWT_OK (the identity is set), JWT_NONE (no
+ * token: the next authn may try) or MESH_PROXY_REJECT. */
 static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
 {
     const pol_conf_t *cf = conf_of(pc);
     size_t vl;
     const char *v = hdr(pc, cf->jwt_header, &vl);
     if (!v)
-        return 0;
+        return JWT_NONE;
     if (vl < 7 || strncasecmp(v, "Bearer ", 7) != 0)
         return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
                       "jwt: %s is not a Bearer token", cf->jwt_header);
@@ -720,8 +733,7 @@ static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
     int rc = pol_jwt_verify_cached(pc->w->jwt_cache, ks, tok, tl, &pc->gen->chain->jwt, unix_s(),
                                    &claims, NULL, reason, sizeof(reason));
     if (rc != POL_JWT_OK)
-        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out, "jwt: %s",
-                      reason);
+        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out, "jwt: %s", reason);
     const char *sub = pol_jwt_claims_sub(&claims);
     if (!sub || !sub[0])
         return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
@@ -738,7 +750,7 @@ static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
         snprintf(c->value, sizeof(c->value), "%s", val);
     }
     pc->has_id = 1;
-    return 1;
+    return JWT_OK;
 }
 
 static int step_authn(pol_call_t *pc, mesh_proxy_verdict_t *out)
@@ -748,8 +760,8 @@ static int step_authn(pol_call_t *pc, mesh_proxy_verdict_t *out)
         return MESH_PROXY_ACCEPT;
     if (r->authn & POL_AUTHN_JWT) {
         int rc = authn_jwt(pc, out);
-        if (rc == MESH_PROXY_REJECT || rc == 1)
-            return rc == 1 ? MESH_PROXY_ACCEPT : rc;
+        if (rc != JWT_NONE)
+            return rc == JWT_OK ? MESH_PROXY_ACCEPT : rc;
     }
     if (r->optional)
         return MESH_PROXY_ACCEPT;
@@ -772,7 +784,7 @@ static void on_body(void *ctx, mesh_proxy_call_t *call, int complete)
                     "request larger than %lld bytes cannot be verified",
                     (long long)conf_of(pc)->sig_max_body);
     } else {
-        pol_sig_body_t b;
+        pol_sig_body_t b = {0};
         uint8_t digest[POL_SHA256_LEN];
         size_t pos = 0, n;
         const uint8_t *d;
@@ -787,17 +799,16 @@ static void on_body(void *ctx, mesh_proxy_call_t *call, int complete)
             size_t hl, pl;
             const char *h = hdr(pc, POL_SIG_HEADER, &hl), *path = hdr(pc, ":path", &pl);
             pol_sig_header_t sh;
-            pol_sig_result_t sr = pol_sig_verify(
-                h, hl, path, pl, digest, unix_s(), conf_of(pc)->sig_window_ms / 1000,
-                pc->gen->chain->secrets, nonces, &sh);
+            pol_sig_result_t sr =
+                pol_sig_verify(h, hl, path, pl, digest, unix_s(), conf_of(pc)->sig_window_ms / 1000,
+                               pc->gen->chain->secrets, nonces, &sh);
             if (sr != POL_SIG_OK) {
                 rc = refuse(pc, MESH_EV_POLICY_SIGNATURE, MESH_GRPC_UNAUTHENTICATED, &v, "%s",
                             pol_sig_reason(sr));
             } else {
                 if (!pc->has_id) { /* the signing client is who the call is from */
                     memset(&pc->id, 0, sizeof(pc->id));
-                    snprintf(pc->id.sub, sizeof(pc->id.sub), "%.*s", (int)sh.client_len,
-                             sh.client);
+                    snprintf(pc->id.sub, sizeof(pc->id.sub), "%.*s", (int)sh.client_len, sh.client);
                     snprintf(pc->id.source, sizeof(pc->id.source), "signature");
                     pc->has_id = 1;
                 }
@@ -917,8 +928,8 @@ static void step_forward(pol_call_t *pc)
         if (n > 0)
             mesh_proxy_call_set_header(pc->call, POL_IDENTITY_TOKEN_HEADER, tok, (size_t)n);
         else
-            mesh_warn(ACTOR, "cannot mint an identity token for %s: %s (trace %s)", pc->id.sub,
-                      err, pc->trace.trace_id_hex);
+            mesh_warn(ACTOR, "cannot mint an identity token for %s: %s (trace %s)", pc->id.sub, err,
+                      pc->trace.trace_id_hex);
     }
 }
 
@@ -957,7 +968,8 @@ static int run(pol_call_t *pc, mesh_proxy_verdict_t *out)
     return MESH_PROXY_ACCEPT;
 }
 
-/* ---- the filter ------------------------------------------------------------------------------- */
+/* ---- the filter -------------------------------------------------------------------------------
+ */
 
 static void gen_release(pol_worker_t *w, wgen_t *g)
 {
