@@ -252,6 +252,18 @@ pol_ratelimit_verdict_t pol_ratelimit_check(pol_ratelimit_t *rl, const void *key
     return gcra(rl, tat, now_ns, res);
 }
 
+pol_ratelimit_verdict_t pol_ratelimit_check_ip(pol_ratelimit_t *rl, const pol_ip_t *ip,
+                                               uint64_t now_ns, pol_ratelimit_result_t *res)
+{
+    unsigned char k[17];
+    k[0] = 0x01;
+    for (int i = 0; i < 8; i++) {
+        k[1 + i] = (unsigned char)(ip->hi >> (56 - 8 * i));
+        k[9 + i] = (unsigned char)(ip->lo >> (56 - 8 * i));
+    }
+    return pol_ratelimit_check(rl, k, sizeof(k), now_ns, res);
+}
+
 void pol_ratelimit_stats(const pol_ratelimit_t *rl, pol_ratelimit_stats_t *out)
 {
     out->claimed = atomic_load_explicit(&rl->claimed, memory_order_relaxed);
