@@ -90,7 +90,8 @@ pol_ratelimit_t *pol_ratelimit_new(const pol_ratelimit_config_t *cfg, char *err,
     if (pol_ratelimit_config_check(cfg, err, errlen) != 0)
         return NULL;
     pol_ratelimit_t *rl = aligned_alloc(64, sizeof(*rl));
-    slot_t *slots = aligned_alloc(64, (size_t)cfg->slots * sizeof(slot_t));
+    size_t bytes = ((size_t)cfg->slots * sizeof(slot_t) + 63) & ~(size_t)63;
+    slot_t *slots = aligned_alloc(64, bytes);
     if (!rl || !slots) {
         free(rl);
         free(slots);
