@@ -10,8 +10,9 @@
  *               identity); matched against the identity an earlier filter established (JWT sub,
  *               external authorization, signature client). A call without identity matches no
  *               identity pattern, not even "*";
- *   methods     "pkg.Svc/Method" (exact), "pkg.Svc/" + "*" (every method of a service) or "*"
- * (every call); a leading "/" is allowed and ignored. Matched against the gRPC path.
+ *   methods     "pkg.Svc/Method" (exact), "pkg.Svc/" followed by "*" (every method of a
+ *               service) or "*" (every call); a leading "/" is allowed and ignored. Matched
+ *               against the gRPC path.
  *
  * Semantics, in order:
  *   1. X-Forwarded-For from a trusted proxy that holds a malformed entry: deny (unless
@@ -121,8 +122,8 @@ const char *pol_acl_reason_name(pol_acl_reason_t r);
  * identity alice not allowed", "meshd: acl: no identity (an identity allow list is
  * configured)", "meshd: acl: method /pkg.Svc/M denied", "meshd: acl: malformed
  * X-Forwarded-For entry \"unknown\" from trusted proxy 10.0.0.1". Untrusted bytes (identity,
- * path, XFF entry) are cut at 64 bytes and any byte outside printable ASCII is written as '?'.
- * Returns the length, or -1 when it did not fit (buf then holds a truncated message). */
+ * path, XFF entry) are cut at 64 bytes and any byte outside printable ASCII, and '"', is written as
+ * '?'. Returns the length, or -1 when it did not fit (buf then holds a truncated message). */
 int pol_acl_format_reason(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
                           size_t cap);
 

@@ -52,24 +52,52 @@ int pol_ip_equal(const pol_ip_t *a, const pol_ip_t *b)
     return a->hi == b->hi && a->lo == b->lo;
 }
 
+/* Strict dotted quad, as inet_pton(AF_INET) takes it (four decimal parts 0..255, no leading
+ * zeros), without the copy to a NUL-terminated buffer: XFF walks parse many of these. */
+static int parse_v4(const char *s, size_t len, uint32_t *out)
+{
+    uint32_t v = 0;
+    size_t i = 0;
+    for (int part = 0; part < 4; part++) {
+        if (part > 0) {
+            if (i >= len || s[i] != '.')
+                return -1;
+            i++;
+        }
+        size_t start = i;
+        unsigned n = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+            n = n * 10 + (unsigned)(s[i++] - '0');
+        if (i == start || n > 255 || (i - start > 1 && s[start] == '0'))
+            return -1;
+        v = v << 8 | n;
+    }
+    if (i != len)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int pol_ip_parse(const char *s, size_t len, pol_ip_t *out)
 {
     char buf[INET6_ADDRSTRLEN + 1];
-    if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len))
+    if (len == 0 || len >= sizeof(buf))
         return -1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (memchr(buf, ':', len)) {
+    if (memchr(s, ':', len)) {
         uint8_t b[16];
+        if (memchr(s, '\0', len))
+            return -1;
+        memcpy(buf, s, len);
+        buf[len] = '\0';
         if (inet_pton(AF_INET6, buf, b) != 1)
             return -1;
         ip_from_bytes(b, out);
         return 0;
     }
-    struct in_addr a;
-    if (inet_pton(AF_INET, buf, &a) != 1)
+    uint32_t v4;
+    if (parse_v4(s, len, &v4) != 0)
         return -1;
-    ip_from_v4(ntohl(a.s_addr), out);
+    ip_from_v4(v4, out);
     return 0;
 }
 

@@ -90,7 +90,8 @@ pol_ratelimit_t *pol_ratelimit_new(const pol_ratelimit_config_t *cfg, char *err,
     if (pol_ratelimit_config_check(cfg, err, errlen) != 0)
         return NULL;
     pol_ratelimit_t *rl = aligned_alloc(64, sizeof(*rl));
-    slot_t *slots = aligned_alloc(64, (size_t)cfg->slots * sizeof(slot_t));
+    size_t bytes = ((size_t)cfg->slots * sizeof(slot_t) + 63) & ~(size_t)63;
+    slot_t *slots = aligned_alloc(64, bytes);
     if (!rl || !slots) {
         free(rl);
         free(slots);
@@ -250,6 +251,18 @@ pol_ratelimit_verdict_t pol_ratelimit_check(pol_ratelimit_t *rl, const void *key
         tat = &rl->fallback_tat;
     }
     return gcra(rl, tat, now_ns, res);
+}
+
+pol_ratelimit_verdict_t pol_ratelimit_check_ip(pol_ratelimit_t *rl, const pol_ip_t *ip,
+                                               uint64_t now_ns, pol_ratelimit_result_t *res)
+{
+    unsigned char k[17];
+    k[0] = 0x01;
+    for (int i = 0; i < 8; i++) {
+        k[1 + i] = (unsigned char)(ip->hi >> (56 - 8 * i));
+        k[9 + i] = (unsigned char)(ip->lo >> (56 - 8 * i));
+    }
+    return pol_ratelimit_check(rl, k, sizeof(k), now_ns, res);
 }
 
 void pol_ratelimit_stats(const pol_ratelimit_t *rl, pol_ratelimit_stats_t *out)

@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy/cidr.h"
+
 /** Longest probe window a configuration may ask for. */
 #define POL_RATELIMIT_PROBE_MAX 64
 
@@ -89,6 +91,12 @@ typedef struct {
 /** Takes one token of key[0..len) at now_ns. res may be NULL. Allocates nothing; any thread. */
 pol_ratelimit_verdict_t pol_ratelimit_check(pol_ratelimit_t *rl, const void *key, size_t len,
                                             uint64_t now_ns, pol_ratelimit_result_t *res);
+
+/** Takes one token of the key "client address ip" at now_ns, without formatting it: the same
+ * as pol_ratelimit_check() on the 17 bytes {0x01, ip's 16 bytes, big-endian}, so it never meets
+ * a printable string key. For rules keyed by peer. res may be NULL. */
+pol_ratelimit_verdict_t pol_ratelimit_check_ip(pol_ratelimit_t *rl, const pol_ip_t *ip,
+                                               uint64_t now_ns, pol_ratelimit_result_t *res);
 
 /** Counters since creation (relaxed reads; rare events only, so calls stay uncontended). */
 typedef struct {

@@ -3,9 +3,9 @@
  * fake clock.
  *
  * Covers the exact token arithmetic (burst, refill, steady rate over a long run, fractional
- * rates), retry-after values and messages, independent keys, many keys in one table, a full
- * table (overflowed keys share one limited fallback bucket, never unlimited; idle slots are
- * reused) and config errors.
+ * rates), retry-after values and messages, independent keys, address keys, many keys in one
+ * table, a full table (overflowed keys share one limited fallback bucket, never unlimited; idle
+ * slots are reused) and config errors.
  */
 #include "policy/ratelimit.h"
 
@@ -120,6 +120,24 @@ static void test_keys_independent(void)
     CHECK(pol_ratelimit_check(rl, "a\0b", 3, t, NULL) == POL_RATELIMIT_ALLOWED);
     CHECK(pol_ratelimit_check(rl, "a\0b", 3, t, NULL) == POL_RATELIMIT_LIMITED);
     CHECK(pol_ratelimit_check(rl, "", 0, t, NULL) == POL_RATELIMIT_ALLOWED);
+    pol_ratelimit_free(rl);
+}
+
+static void test_ip_keys(void)
+{
+    pol_ratelimit_t *rl = make(1, 1, 0, 0);
+    pol_ip_t a, b, m;
+    CHECK_EQ(pol_ip_parse("10.1.2.3", 8, &a), 0);
+    CHECK_EQ(pol_ip_parse("10.1.2.4", 8, &b), 0);
+    CHECK_EQ(pol_ip_parse("::ffff:10.1.2.3", 15, &m), 0);
+    uint64_t t = SEC;
+    CHECK(pol_ratelimit_check_ip(rl, &a, t, NULL) == POL_RATELIMIT_ALLOWED);
+    /* The mapped form is the same client. */
+    CHECK(pol_ratelimit_check_ip(rl, &m, t, NULL) == POL_RATELIMIT_LIMITED);
+    CHECK(pol_ratelimit_check_ip(rl, &b, t, NULL) == POL_RATELIMIT_ALLOWED);
+    /* And never the same key as the text of the address. */
+    CHECK(take(rl, "10.1.2.3", t, NULL));
+    CHECK(pol_ratelimit_check_ip(rl, &a, t + SEC, NULL) == POL_RATELIMIT_ALLOWED);
     pol_ratelimit_free(rl);
 }
 
@@ -251,6 +269,7 @@ int main(void)
     RUN(test_burst_and_refill);
     RUN(test_steady_rate_exact);
     RUN(test_keys_independent);
+    RUN(test_ip_keys);
     RUN(test_many_keys);
     RUN(test_table_full);
     RUN(test_messages_and_config);
