@@ -874,8 +874,7 @@ static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)
     size_t kl;
     switch (pc->rule->rl_key) {
     case POL_RL_PEER:
-        memcpy(key, &pc->client, sizeof(pc->client));
-        kl = sizeof(pc->client);
+        kl = 0; /* (keyed by the address itself) */
         snprintf(what, sizeof(what), "peer %s", pc->peer);
         break;
     case POL_RL_IDENTITY:
@@ -891,7 +890,10 @@ static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)
     }
     }
     pol_ratelimit_result_t res;
-    if (pol_ratelimit_check(rl, key, kl, uv_hrtime(), &res) == POL_RATELIMIT_ALLOWED)
+    pol_ratelimit_verdict_t v = pc->rule->rl_key == POL_RL_PEER
+                                    ? pol_ratelimit_check_ip(rl, &pc->client, uv_hrtime(), &res)
+                                    : pol_ratelimit_check(rl, key, kl, uv_hrtime(), &res);
+    if (v == POL_RATELIMIT_ALLOWED)
         return MESH_PROXY_ACCEPT;
     char msg[200];
     pol_ratelimit_reject_message(rl, what, &res, msg, sizeof(msg));

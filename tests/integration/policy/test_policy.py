@@ -420,6 +420,7 @@ def case_reload(c):
                     failed.append((r.code, r.details))
     t = threading.Thread(target=load)
     t.start()
+    time.sleep(0.5)  # the load runs before, between and after the reloads
     try:
         if True:
             check(not stream(p.target).ok, "before: ServerStream denied")
@@ -436,6 +437,7 @@ def case_reload(c):
             check("reload.yaml:4: policy.rules[0].authn: 'kerberos'" in p.output(),
                   "the refusal names file:line")
             check(stream(p.target).ok, "the policy in force stays")
+            time.sleep(0.5)
     finally:
         stop.set()
         t.join()
