@@ -602,6 +602,29 @@ static void test_cache_eviction(void)
                                            NULL, 0),
                      0);
     CHECK_EQ(pol_jwt_cache_size(c), 4);
+    pol_jwt_cache_delete(c);
+
+    /* A slot freed by a stale entry is reused before CLOCK evicts a live one. */
+    c = pol_jwt_cache_new(2, 3600);
+    uint64_t g = pol_keyset_generation(ks_main);
+    for (size_t i = 0; i < 2; i++)
+        CHECK_EQ(
+            pol_jwt_verify_cached(c, ks_main, good[i], good_len[i], &r, now, NULL, &hit, NULL, 0),
+            0);
+    CHECK(!pol_jwt_cache_get(c, good[0], good_len[0], g + 1000, r.generation, now)); /* stale */
+    CHECK_EQ(pol_jwt_cache_size(c), 1);
+    CHECK_EQ(pol_jwt_verify_cached(c, ks_main, good[2], good_len[2], &r, now, NULL, &hit, NULL, 0),
+             0);
+    CHECK_EQ(pol_jwt_cache_stats(c).evictions, 0);
+    CHECK(pol_jwt_cache_get(c, good[1], good_len[1], g, r.generation, now));
+    CHECK(pol_jwt_cache_get(c, good[2], good_len[2], g, r.generation, now));
+    pol_jwt_cache_clear(c);
+    for (size_t i = 3; i < 5; i++)
+        CHECK_EQ(
+            pol_jwt_verify_cached(c, ks_main, good[i], good_len[i], &r, now, NULL, &hit, NULL, 0),
+            0);
+    CHECK_EQ(pol_jwt_cache_stats(c).evictions, 0);
+    CHECK_EQ(pol_jwt_cache_size(c), 2);
     CHECK(pol_jwt_cache_new(0, 10) == NULL);
     CHECK(pol_jwt_cache_new(10, 0) == NULL);
     pol_jwt_cache_delete(c);
