@@ -356,8 +356,10 @@ static void append(char *err, size_t errlen, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err + used, errlen - used, fmt, ap);
+    int n = vsnprintf(err + used, errlen - used, fmt, ap);
     va_end(ap);
+    if (n < 0 || (size_t)n >= errlen - used) /* cut: say so (pol_keyset_skipped() counts all) */
+        memcpy(err + errlen - 4, "...", 4);
 }
 
 pol_keyset_t *pol_keyset_parse(const char *json, size_t len, char *err, size_t errlen)

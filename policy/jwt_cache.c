@@ -36,8 +36,9 @@ struct pol_jwt_cache {
     size_t mask; /* buckets - 1 */
     int32_t *buckets;
     entry_t *entries;
-    size_t hand;  /* CLOCK hand */
-    size_t fresh; /* entries never used yet: [fresh, capacity) */
+    size_t hand;       /* CLOCK hand */
+    size_t fresh;      /* entries never used yet: [fresh, capacity) */
+    int32_t free_head; /* dropped entries, chained through next */
     pol_jwt_cache_stats_t stats;
 };
 
@@ -93,6 +94,7 @@ pol_jwt_cache_t *pol_jwt_cache_new(size_t capacity, int64_t max_ttl_s)
         return NULL;
     }
     memset(c->buckets, 0xFF, nb * sizeof(int32_t));
+    c->free_head = -1;
     if (getrandom(c->seed, sizeof(c->seed), GRND_NONBLOCK) != (ssize_t)sizeof(c->seed)) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -125,11 +127,21 @@ static void unlink_entry(pol_jwt_cache_t *c, int32_t idx)
     c->count--;
 }
 
+/* Puts the unlinked entry idx on the free list. */
+static void release(pol_jwt_cache_t *c, int32_t idx)
+{
+    c->entries[idx].next = c->free_head;
+    c->free_head = idx;
+}
+
 void pol_jwt_cache_clear(pol_jwt_cache_t *c)
 {
     memset(c->buckets, 0xFF, (c->mask + 1) * sizeof(int32_t));
-    for (size_t i = 0; i < c->capacity; i++)
+    c->free_head = -1;
+    for (size_t i = 0; i < c->fresh; i++) {
         c->entries[i].live = 0;
+        release(c, (int32_t)i);
+    }
     c->count = 0;
 }
 
@@ -178,6 +190,7 @@ const pol_jwt_claims_t *pol_jwt_cache_get(pol_jwt_cache_t *c, const char *token,
     entry_t *e = &c->entries[i];
     if (e->ks_gen != ks_gen || e->rules_gen != rules_gen || now_s >= e->deadline) {
         unlink_entry(c, i);
+        release(c, i);
         c->stats.expirations++;
         c->stats.misses++;
         return NULL;
@@ -189,16 +202,21 @@ const pol_jwt_claims_t *pol_jwt_cache_get(pol_jwt_cache_t *c, const char *token,
 
 /* ---- insertion ------------------------------------------------------------------------- */
 
-/* A free entry index: a never-used one, else one CLOCK evicts. */
+/* A free entry index: a dropped one, a never-used one, else one CLOCK evicts. */
 static int32_t take_slot(pol_jwt_cache_t *c)
 {
+    if (c->free_head >= 0) {
+        int32_t idx = c->free_head;
+        c->free_head = c->entries[idx].next;
+        return idx;
+    }
     if (c->fresh < c->capacity)
         return (int32_t)c->fresh++;
-    for (;;) { /* terminates: every pass clears reference bits */
+    for (;;) { /* terminates: a pass clears every reference bit */
         entry_t *e = &c->entries[c->hand];
         int32_t idx = (int32_t)c->hand;
         c->hand = (c->hand + 1) % c->capacity;
-        if (!e->live)
+        if (!e->live) /* not expected (dropped entries are on the free list); harmless */
             return idx;
         if (e->ref) {
             e->ref = 0;
@@ -227,8 +245,10 @@ int pol_jwt_cache_put(pol_jwt_cache_t *c, const char *token, size_t len, uint64_
     size_t need = CLAIMS_HEAD + claims->used + len;
     if (e->block_cap < need) {
         unsigned char *b = realloc(e->block, need);
-        if (!b)
+        if (!b) {
+            release(c, i);
             return -1;
+        }
         e->block = b;
         e->block_cap = need;
     }

@@ -1,13 +1,16 @@
 /*
  * tests/fuzz/policy_jwt/fuzz_jwt.c: libFuzzer harness over JWT verification and JWKS parsing.
  *
- * The first input byte picks the target:
- *   even: the rest is a token, verified against a fixed key set (EC P-256 "ec", Ed25519 "ed",
+ * The first input byte picks the target (its value mod 3):
+ *   0:    the rest is a token, verified against a fixed key set (EC P-256 "ec", Ed25519 "ed",
  *         RSA 2048 "rs", oct "hs"; generated once with python3-jwt, private halves discarded),
  *         directly and twice through a token cache. All three answers must agree, the reason
  *         must be the code's stable reason, and a good token's claims must be NUL-terminated
  *         strings inside the claims buffer without control characters.
- *   odd:  the rest is a JWKS document; when it parses, every key must fit some algorithm, and a
+ *   2:    the rest is a header and a payload separated by the first NUL byte; the harness
+ *         encodes them and signs them with the fixed oct key (HS256), so the fuzzer reaches the
+ *         header and claim checks behind a valid signature; the same checks as for 0 apply.
+ *   1:    the rest is a JWKS document; when it parses, every key must fit some algorithm, and a
  *         fixed HS256 token is verified against it (exercising whatever keys came out).
  * Seeds (seeds/, the first byte is the target): tokens of every algorithm of the fixed set, the
  * set and each of its keys alone.
@@ -15,6 +18,8 @@
 #include "policy/jwks.h"
 #include "policy/jwt.h"
 #include "policy/jwt_cache.h"
+
+#include "common/crypto_lib.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +43,9 @@ static const char hs256_token[] =
     "eyJzdWIiOiJmdXp6IiwiaXNzIjoiaHR0cHM6Ly9pc3N1ZXIuZXhhbXBsZSIsImF1ZCI6Im1lc2hkIiwiZXhwIjo0MTAyND"
     "Q0ODAwLCJpYXQiOjE3MDAwMDAwMDAsImVtYWlsIjoiZkBleGFtcGxlLmNvbSIsImdyb3VwcyI6WyJhIiwiYiJdfQ.h-"
     "WQohilNTgYos9yAmCAode5iOEUOy6LZpxV0mgt6Bw";
+
+/* The oct key "hs" of jwks_doc. */
+static const char hs_secret[] = "fuzz-secret-0123456789abcdefghijklmnopqrstuvwxyz";
 
 static pol_keyset_t *fixed;
 static pol_jwt_cache_t *cache;
@@ -129,6 +137,46 @@ static void fuzz_jwks(const char *doc, size_t len)
     pol_keyset_unref(ks);
 }
 
+/* Unpadded base64url of n bytes into out; returns the length. */
+static size_t b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0, i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = a[v >> 18], out[o++] = a[(v >> 12) & 63], out[o++] = a[(v >> 6) & 63];
+        out[o++] = a[v & 63];
+    }
+    if (n - i == 1) {
+        out[o++] = a[in[i] >> 2], out[o++] = a[(in[i] & 3) << 4];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+        out[o++] = a[v >> 10], out[o++] = a[(v >> 4) & 63], out[o++] = a[(v & 15) << 2];
+    }
+    return o;
+}
+
+static void fuzz_signed(const unsigned char *d, size_t n)
+{
+    const unsigned char *nul = memchr(d, 0, n);
+    if (!nul)
+        return;
+    size_t hl = (size_t)(nul - d), pl = n - hl - 1;
+    char *tok = malloc((hl + pl) / 3 * 4 + 8 + 48);
+    size_t len = b64url(d, hl, tok);
+    tok[len++] = '.';
+    len += b64url(nul + 1, pl, tok + len);
+    const mesh_crypto_t *C = mesh_crypto(NULL, 0);
+    unsigned char mac[32];
+    unsigned int ml = 0;
+    C->hmac(C->sha256(), hs_secret, (int)strlen(hs_secret), (const unsigned char *)tok, len, mac,
+            &ml);
+    tok[len++] = '.';
+    len += b64url(mac, ml, tok + len);
+    fuzz_token(tok, len);
+    free(tok);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!fixed)
@@ -139,8 +187,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     char *buf = malloc(n ? n : 1);
     memcpy(buf, data + 1, n);
-    if (data[0] & 1)
+    if (data[0] % 3 == 1)
         fuzz_jwks(buf, n);
+    else if (data[0] % 3 == 2)
+        fuzz_signed((const unsigned char *)buf, n);
     else
         fuzz_token(buf, n);
     free(buf);

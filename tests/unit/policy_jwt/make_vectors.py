@@ -68,6 +68,10 @@ nokid_keys = [
     jwk(RSAAlgorithm, rsa1.public_key()),
     jwk(RSAAlgorithm, rsa2.public_key()),
 ]
+# Only oct keys without kids: four are all tried, five are too many to try.
+many_hs = [os.urandom(32) for _ in range(5)]
+four_keys = [jwk(HMACAlgorithm, k) for k in many_hs[:4]]
+five_keys = [jwk(HMACAlgorithm, k) for k in many_hs]
 # Some bad keys among good ones (the good ones must survive).
 mixed_keys = [
     jwk(RSAAlgorithm, rsa1.public_key(), kid="good-rsa"),
@@ -87,7 +91,7 @@ rsa1_pem = rsa1.public_key().public_bytes(serialization.Encoding.PEM,
 
 PRIV = {
     "rsa-1": rsa1, "rsa-2": rsa2, "rsa-enc": rsa_enc, "ec-256": ec256, "ec-384": ec384,
-    "ed-1": ed, "hs-1": hs, "hs-512": hs512, "other-hs": other_hs,
+    "ed-1": ed, "hs-1": hs, "hs-512": hs512, "other-hs": other_hs, "many-4": many_hs[3],
 }
 
 
@@ -160,6 +164,11 @@ case("kid of a use=enc key", mint("RS256", "rsa-enc", kid="rsa-enc"), "unknown k
 case("kid of rsa-1 but signed by rsa-2", mint("RS256", "rsa-2", kid="rsa-1"), "bad signature")
 case("no kid, signed by an unknown key", mint("ES256", ec.generate_private_key(ec.SECP256R1())),
      "bad signature")
+case("no kid, 4 fitting keys: the 4th verifies", mint("HS256", "many-4"), "ok", jwks="four")
+case("no kid, 5 fitting keys: too many to try", mint("HS256", "many-4"), "unknown key",
+     jwks="five")
+case("kid given, but the set has no kids", mint("HS256", "many-4", kid="k"), "unknown key",
+     jwks="four")
 case("no kid, no key of the type", mint("ES256", "ec-256"), "unknown key", jwks="nokid")
 case("kid of a key with another alg (HS512 key, HS256 token)", mint("HS256", "hs-512", kid="hs-512"),
      "wrong key type")
@@ -337,6 +346,7 @@ out = {
     "skew": SKEW,
     "claims": CLAIMS,
     "jwks": {"main": {"keys": main_keys}, "nokid": {"keys": nokid_keys},
+             "four": {"keys": four_keys}, "five": {"keys": five_keys},
              "mixed": {"keys": mixed_keys}},
     "mixed_expect": {"keys": 2, "skipped": 7,
                      "mentions": ["small-rsa", "bad-point", "short", "padded-n", "x25519", "p521",

@@ -148,6 +148,27 @@ static void check_claims(json_t *cs, const pol_jwt_claims_t *c, const char *name
 
 /* ---- the python3-jwt vectors ------------------------------------------------------------ */
 
+/* The vectors' key sets by name, parsed once. */
+static struct {
+    const char *name;
+    pol_keyset_t *ks;
+} sets[8];
+
+static pol_keyset_t *keyset_named(const char *name)
+{
+    size_t i = 0;
+    for (; i < 8 && sets[i].name; i++)
+        if (strcmp(sets[i].name, name) == 0)
+            return sets[i].ks;
+    CHECK(i < 8);
+    char err[1024];
+    sets[i].name = name;
+    sets[i].ks = parse_jwks(name, err, sizeof(err));
+    CHECK(sets[i].ks);
+    CHECK_STR(err, "");
+    return sets[i].ks;
+}
+
 static void test_vectors(void)
 {
     json_t *cases = json_object_get(vectors, "cases"), *cs;
@@ -162,7 +183,7 @@ static void test_vectors(void)
         size_t len = json_string_length(json_object_get(cs, "token"));
         const char *expect = json_string_value(json_object_get(cs, "expect"));
         const char *set = json_string_value(json_object_get(cs, "jwks"));
-        pol_keyset_t *ks = strcmp(set, "nokid") == 0 ? ks_nokid : ks_main;
+        pol_keyset_t *ks = keyset_named(set);
         case_rules_t cr;
         rules_for(json_object_get(cs, "rules"), &cr);
 
@@ -199,6 +220,8 @@ static void test_vectors(void)
         }
     }
     fprintf(stderr, "   %d good and %d rejected tokens as expected\n", ok, rejected);
+    for (size_t k = 0; k < 8 && sets[k].name; k++)
+        pol_keyset_unref(sets[k].ks);
     CHECK(ok >= 20 && rejected >= 60);
     pol_jwt_cache_delete(cache);
 }
@@ -602,6 +625,29 @@ static void test_cache_eviction(void)
                                            NULL, 0),
                      0);
     CHECK_EQ(pol_jwt_cache_size(c), 4);
+    pol_jwt_cache_delete(c);
+
+    /* A slot freed by a stale entry is reused before CLOCK evicts a live one. */
+    c = pol_jwt_cache_new(2, 3600);
+    uint64_t g = pol_keyset_generation(ks_main);
+    for (size_t i = 0; i < 2; i++)
+        CHECK_EQ(
+            pol_jwt_verify_cached(c, ks_main, good[i], good_len[i], &r, now, NULL, &hit, NULL, 0),
+            0);
+    CHECK(!pol_jwt_cache_get(c, good[0], good_len[0], g + 1000, r.generation, now)); /* stale */
+    CHECK_EQ(pol_jwt_cache_size(c), 1);
+    CHECK_EQ(pol_jwt_verify_cached(c, ks_main, good[2], good_len[2], &r, now, NULL, &hit, NULL, 0),
+             0);
+    CHECK_EQ(pol_jwt_cache_stats(c).evictions, 0);
+    CHECK(pol_jwt_cache_get(c, good[1], good_len[1], g, r.generation, now));
+    CHECK(pol_jwt_cache_get(c, good[2], good_len[2], g, r.generation, now));
+    pol_jwt_cache_clear(c);
+    for (size_t i = 3; i < 5; i++)
+        CHECK_EQ(
+            pol_jwt_verify_cached(c, ks_main, good[i], good_len[i], &r, now, NULL, &hit, NULL, 0),
+            0);
+    CHECK_EQ(pol_jwt_cache_stats(c).evictions, 0);
+    CHECK_EQ(pol_jwt_cache_size(c), 2);
     CHECK(pol_jwt_cache_new(0, 10) == NULL);
     CHECK(pol_jwt_cache_new(10, 0) == NULL);
     pol_jwt_cache_delete(c);
