@@ -717,13 +717,11 @@ static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
     const char *v = hdr(pc, cf->jwt_header, &vl);
     if (!v)
         return JWT_NONE;
-    if (vl < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+    const char *tok;
+    size_t tl;
+    if (pol_jwt_bearer(v, vl, &tok, &tl) != 0)
         return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
                       "jwt: %s is not a Bearer token", cf->jwt_header);
-    const char *tok = v + 7;
-    size_t tl = vl - 7;
-    while (tl && *tok == ' ')
-        tok++, tl--;
     pol_jwt_claims_t claims;
     char reason[96];
     const pol_keyset_t *ks = pc->gen->chain->keys;
