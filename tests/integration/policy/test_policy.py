@@ -295,6 +295,46 @@ def case_mesh(c):
               "identity (%s %s)" % (what, r.code, r.details))
 
 
+def case_sidecar(c):
+    """The same chain in the sidecar role: proxy -> sidecar -> app, both with the JWT rule and
+    the mesh secret; the app (behind the sidecar) asserts the identity it saw."""
+    pol = (JWT_POLICY.format(jwks=c.jwks, echo=ECHO) +
+           "  identity: {{claims: [email], mesh-secret-file: {k}}}\n".format(k=c.mesh_key))
+    port, probe, admin = free_port(), free_port(), free_port()
+    cfg = c.write("sidecar.yaml", "policy:\n" + pol)
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", c.be.addr,
+                             "--listen", "127.0.0.1:%d" % port, "--probe-listen",
+                             "127.0.0.1:%d" % probe, "--admin-listen", "127.0.0.1:%d" % admin,
+                             "--workers", "2", "--config", cfg, "--audit-file", c.audit,
+                             "--node", "sc"], env=meshd_env())
+    sc.wait_line(r"listening on", 15)
+    sc_addr = "127.0.0.1:%d" % port
+    px = c.proxy("front", pol, upstream=sc_addr)
+    r = call(px.target, [("authorization", "Bearer " + c.token(sub="erin"))])
+    md = observed(r) if r.ok else {}
+    check(r.ok and md.get("x-meshd-identity") == ["erin"] and
+          md.get("x-meshd-claim-email") == ["alice@example.com"],
+          "proxy -> sidecar -> app: the app sees the identity and claim (%s %s %s)"
+          % (r.code, r.details, md))
+    U = grpc.StatusCode.UNAUTHENTICATED
+    for what, md, text in [
+            ("no token", [], "meshd: authn: jwt: missing token"),
+            ("expired", [("authorization", "Bearer " + c.token(exp=int(time.time()) - 60))],
+             "meshd: authn: jwt: expired"),
+            ("wrong audience", [("authorization", "Bearer " + c.token(aud="x"))],
+             "wrong audience"),
+            ("spoofed identity", [("x-meshd-identity", "root")], "missing token")]:
+        r = call(sc_addr, md)
+        check(refused(r, U, text), "straight to the sidecar, %s: refused %r (%s %s)"
+              % (what, text, r.code, r.details))
+    r = call(sc_addr, [("authorization", "Bearer " + c.token(sub="frank"))])
+    check(r.ok and observed(r).get("x-meshd-identity") == ["frank"],
+          "straight to the sidecar with a valid token (%s)" % r.details)
+    wait_until(lambda: any(x["type"] == "authn_failure" and x["role"] == "sidecar"
+                           for x in c.audit_records()), 10, "the sidecar audits its refusals")
+    check_schema(c.audit_records())
+
+
 def sign(client, secret, path, body, ts=None, nonce=None):
     ts = int(time.time()) if ts is None else ts
     nonce = nonce or uuid.uuid4().hex
@@ -499,7 +539,7 @@ def case_reload(c):
     check_schema(c.audit_records())
 
 
-CASES = {"jwt": case_jwt, "trace": case_trace, "mesh": case_mesh, "signature": case_signature,
+CASES = {"jwt": case_jwt, "sidecar": case_sidecar, "trace": case_trace, "mesh": case_mesh, "signature": case_signature,
          "acl": case_acl, "ratelimit": case_ratelimit, "rate_workers": case_rate_workers,
          "reload": case_reload}
 
