@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ void authz_rig_start(authz_rig_t *rig, const char *server_py, const char *proto_
     server_pid = fork();
     CHECK(server_pid >= 0);
     if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a crashed test leaves no server behind */
         execl("/usr/bin/python3", "python3", server_py, "--ports-file", ports_file, "--proto-dir",
               proto_dir, (char *)NULL);
         _exit(127);
