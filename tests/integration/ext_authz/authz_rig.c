@@ -114,7 +114,7 @@ static void on_get(void *ctx, int status, const mesh_http_response_t *resp, cons
     g->done = 1;
 }
 
-char *authz_rig_get(int port, const char *path)
+static char *request(int port, const char *path, const char *body)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -123,7 +123,8 @@ char *authz_rig_get(int port, const char *path)
     char url[256];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     get_t g = {0};
-    mesh_http_request_t q = {.url = url, .timeout_ms = 10000};
+    mesh_http_request_t q = {
+        .url = url, .timeout_ms = 10000, .body = body, .body_len = body ? strlen(body) : 0};
     CHECK(mesh_http_fetch_request(f, &q, on_get, &g));
     CHECK(authz_rig_run_until(&loop, &g.done, 20000) == 0);
     mesh_http_fetch_close(f);
@@ -142,4 +143,16 @@ long authz_rig_stat(const authz_rig_t *rig, const char *key)
     long v = (long)json_integer_value(json_object_get(doc, key));
     json_decref(doc);
     return v;
+}
+
+char *authz_rig_get(int port, const char *path)
+{
+    return request(port, path, NULL);
+}
+
+void authz_rig_post(int port, const char *path, const char *body)
+{
+    char *answer = request(port, path, body);
+    CHECK(answer);
+    free(answer);
 }

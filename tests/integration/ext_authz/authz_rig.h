@@ -30,6 +30,9 @@ int authz_rig_run_until(uv_loop_t *loop, const int *flag, unsigned deadline_ms);
 /** GET http://127.0.0.1:port/path with libcurl on a fresh loop; the body (malloc'd) or NULL. */
 char *authz_rig_get(int port, const char *path);
 
+/** POST body to http://127.0.0.1:port/path; exits the test unless it answers 200. */
+void authz_rig_post(int port, const char *path, const char *body);
+
 /** The integer value of "key" in the server's /_stats. */
 long authz_rig_stat(const authz_rig_t *rig, const char *key);
 
