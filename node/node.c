@@ -42,6 +42,7 @@
 #include "node/node_msgs.h"
 #include "policy/breaker.h"
 #include "policy/chain.h"
+#include "policy/jwks_fetch.h"
 #include "registry/reg_msgs.h"
 #include "transport/proxy.h"
 
@@ -73,6 +74,10 @@ struct mesh_node {
     uv_signal_t sigterm, sigint, sighup;
     int signals_on;
     pol_chain_t *chain; /* the policy the workers were last given (control loop) */
+    pol_jwks_fetch_t *jwks;  /* fetching the policy's jwt.jwks-url, NULL when none */
+    char *jwks_url;          /* the URL it fetches */
+    char *jwks_body;         /* the last good document, for snapshots built later */
+    size_t jwks_len;
     uint64_t predrain_ms;
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
@@ -325,6 +330,79 @@ static void routes_to_workers(node_state_t *st, mesh_routes_t *routes)
     }
 }
 
+/* Builds a snapshot from the config file, with the last JWKS document fetched when the policy
+ * names a jwks-url (control loop). */
+static pol_chain_t *build_chain(mesh_node_t *n, char *err, size_t errlen)
+{
+    pol_chain_t *c = pol_chain_load(n->cfg->config_file, err, errlen);
+    const char *url = c ? pol_chain_conf(c)->jwks_url : NULL;
+    if (c && url && n->jwks_body && n->jwks_url && !strcmp(url, n->jwks_url))
+        pol_chain_set_jwks(c, n->jwks_body, n->jwks_len, err, errlen); /* (it loaded before) */
+    return c;
+}
+
+static void jwks_watch(mesh_node_t *n, const char *url);
+
+/* A JWKS document arrived: a new snapshot with its keys for every worker. */
+static void on_jwks_body(void *ctx, const char *body, size_t len)
+{
+    mesh_node_t *n = ctx;
+    char err[512];
+    pol_chain_t *c = pol_chain_load(n->cfg->config_file, err, sizeof(err));
+    if (!c) {
+        mesh_error("policy", "JWKS fetched but the policy no longer loads: %s", err);
+        return;
+    }
+    if (pol_chain_set_jwks(c, body, len, err, sizeof(err)) != 0) {
+        mesh_error("policy", "%s (the keys in force stay)", err);
+        pol_chain_unref(c);
+        return;
+    }
+    char *copy = malloc(len + 1);
+    if (copy) {
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+        free(n->jwks_body);
+        n->jwks_body = copy;
+        n->jwks_len = len;
+    }
+    mesh_debug("policy", "JWKS from %s: keys updated", n->jwks_url);
+    node_policy_t np = {.chain = c};
+    if (mesh_exec_send(n->exec, n->actor, NODE_MSG_POLICY_NEW, &np, sizeof(np)) != 0) {
+        mesh_error("policy", "the node did not take the JWKS keys");
+        pol_chain_unref(c);
+    }
+}
+
+static void on_jwks_error(void *ctx, const char *msg)
+{
+    mesh_warn("policy", "%s (the keys in force stay)", msg);
+}
+
+/* Starts, replaces or stops the JWKS fetcher for url (NULL: none). Control loop. */
+static void jwks_watch(mesh_node_t *n, const char *url)
+{
+    if (url && n->jwks_url && !strcmp(url, n->jwks_url))
+        return;
+    if (n->jwks)
+        pol_jwks_fetch_stop(n->jwks);
+    n->jwks = NULL;
+    free(n->jwks_url);
+    n->jwks_url = NULL;
+    if (!url)
+        return;
+    n->jwks_url = strdup(url);
+    pol_jwks_fetch_config_t fc = {.url = url,
+                                  .refresh_ms = (uint64_t)pol_chain_conf(n->chain)->jwks_refresh_ms,
+                                  .on_body = on_jwks_body,
+                                  .on_error = on_jwks_error,
+                                  .ctx = n};
+    char err[256];
+    n->jwks = pol_jwks_fetch_start(mesh_exec_uv_loop(n->exec, 0), &fc, err, sizeof(err));
+    if (!n->jwks)
+        mesh_error("policy", "cannot fetch %s: %s", url, err);
+}
+
 /* Gives every worker snapshot c (the node keeps its own reference). */
 static void policy_to_workers(node_state_t *st, pol_chain_t *c)
 {
@@ -351,7 +429,7 @@ static void reload_policy(node_state_t *st)
     if (!n->chain)
         return; /* a node that serves no calls */
     char err[512];
-    pol_chain_t *c = pol_chain_load(n->cfg->config_file, err, sizeof(err));
+    pol_chain_t *c = build_chain(n, err, sizeof(err));
     if (!c) {
         mesh_error("policy", "reload refused, the policy in force stays: %s", err);
         audit_event_t ev = {.type = AUDIT_CONFIG_REJECTED, .reason = err};
@@ -360,6 +438,7 @@ static void reload_policy(node_state_t *st)
         return;
     }
     policy_to_workers(st, c);
+    jwks_watch(n, pol_chain_conf(c)->jwks_url);
     mesh_info("policy", "reloaded from %s: %zu rules",
               n->cfg->config_file ? n->cfg->config_file : "(no file)", pol_chain_conf(c)->n_rules);
 }
@@ -484,6 +563,12 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
     case NODE_MSG_RELOAD:
         reload_policy(st);
         return 0;
+    case NODE_MSG_POLICY_NEW: {
+        const node_policy_t *np = mesh_msg_as(m, node_policy_t);
+        if (np && np->chain)
+            policy_to_workers(st, np->chain);
+        return 0;
+    }
     case NODE_MSG_SIGNAL: {
         const node_signal_t *s = mesh_msg_as(m, node_signal_t);
         mesh_info("node", "signal %d received", s ? s->signum : 0);
@@ -646,11 +731,12 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
     char err[512];
-    n->chain = pol_chain_load(cfg->config_file, err, sizeof(err));
+    n->chain = build_chain(n, err, sizeof(err));
     if (!n->chain) {
         mesh_error("policy", "%s", err);
         return -1;
     }
+    jwks_watch(n, pol_chain_conf(n->chain)->jwks_url);
     for (int i = 0; i < n->nworkers; i++) {
         node_wk_t *w = &n->wk[i];
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */
@@ -841,6 +927,7 @@ static void on_exec_shutdown(mesh_exec_t *exec, void *arg)
     close_handle((uv_handle_t *)&n->sigterm);
     close_handle((uv_handle_t *)&n->sigint);
     close_handle((uv_handle_t *)&n->sighup);
+    jwks_watch(n, NULL);
 }
 
 int mesh_node_run(mesh_node_t *n)
@@ -878,6 +965,8 @@ void mesh_node_free(mesh_node_t *n)
         mesh_exec_free(n->exec);
     mesh_routes_unref(n->routes);
     pol_chain_unref(n->chain);
+    free(n->jwks_body);
+    free(n->jwks_url);
     for (int i = 0; n->wk && i < n->nworkers; i++)
         mesh_evring_destroy(&n->wk[i].ring);
     free(n->wk);

@@ -36,6 +36,9 @@ enum {
     NODE_MSG_RELOAD = 0x4E4F0023u,
     /** To a worker: ptr = pol_chain_t (a reference), the policy for calls from now on. */
     NODE_MSG_POLICY = 0x4E4F0024u,
+    /** To the node: node_policy_t, a snapshot built off the actor (new JWKS keys) for every
+     *  worker. */
+    NODE_MSG_POLICY_NEW = 0x4E4F0025u,
 };
 
 typedef struct node_signal {
@@ -50,5 +53,10 @@ typedef struct node_fail {
 typedef struct node_worker {
     int32_t worker; /* 0..N-1 */
 } node_worker_t;
+
+/** NODE_MSG_POLICY_NEW's payload: a reference to a policy snapshot (policy/chain.h). */
+typedef struct node_policy {
+    struct pol_chain *chain;
+} node_policy_t;
 
 #endif

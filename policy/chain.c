@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "policy/acl.h"
 #include "policy/cidr.h"
+#include "policy/ext_authz.h"
 #include "policy/jwks.h"
 #include "policy/jwt.h"
 #include "policy/jwt_cache.h"
@@ -345,25 +346,21 @@ json_t *pol_chain_describe(const pol_chain_t *c)
                      c->has_idkeys, "exempt", exempt, "rules", rules);
 }
 
-pol_chain_t *pol_chain_with_jwks(const pol_chain_t *old, const char *json, size_t len, char *err,
-                                 size_t errlen)
+int pol_chain_set_jwks(pol_chain_t *c, const char *json, size_t len, char *err, size_t errlen)
 {
     char why[256];
     pol_keyset_t *ks = pol_keyset_parse(json, len, why, sizeof(why));
     if (!ks) {
-        snprintf(err, errlen, "%s", why);
-        return NULL;
+        snprintf(err, errlen, "%s: %s", c->conf->jwks_url ? c->conf->jwks_url : "jwks", why);
+        return -1;
     }
-    /* The new snapshot shares nothing mutable with the old: build it from the same file. */
-    pol_chain_t *c =
-        pol_chain_load(strcmp(old->conf->file, "(defaults)") ? old->conf->file : NULL, err, errlen);
-    if (!c) {
-        pol_keyset_unref(ks);
-        return NULL;
-    }
+    if (pol_keyset_skipped(ks))
+        mesh_warn(ACTOR, "%s: %zu keys skipped (%zu usable)",
+                  c->conf->jwks_url ? c->conf->jwks_url : "jwks", pol_keyset_skipped(ks),
+                  pol_keyset_count(ks));
     pol_keyset_unref(c->keys);
     c->keys = ks;
-    return c;
+    return 0;
 }
 
 /* ---- per worker --------------------------------------------------------------------------------
@@ -374,6 +371,8 @@ typedef struct wgen {
     pol_chain_t *chain;
     size_t calls;
     int current;
+    pol_authz_t *authz; /* this snapshot's external authorization client, made on first use */
+    int authz_failed;   /* it could not be made (logged once) */
 } wgen_t;
 
 typedef struct pol_call pol_call_t;
@@ -421,6 +420,7 @@ struct pol_call {
     int from_mesh; /* the identity came with a mesh identity token */
     int has_id;
     uint64_t t0_ns;
+    pol_authz_call_t *authz_call; /* an external check in flight */
     pol_ip_t client; /* the client address (after trusted X-Forwarded-For) */
     int client_known;
     char peer[48];
@@ -751,6 +751,107 @@ static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
     return JWT_OK;
 }
 
+static int run(pol_call_t *pc, mesh_proxy_verdict_t *out);
+
+/* This snapshot's external authorization client on this worker (made on first use). */
+static pol_authz_t *authz_of(pol_call_t *pc)
+{
+    wgen_t *g = pc->gen;
+    if (g->authz || g->authz_failed)
+        return g->authz;
+    const pol_conf_t *cf = conf_of(pc);
+    pol_authz_config_t ac = {
+        .mode = cf->authz_url ? POL_AUTHZ_HTTP : POL_AUTHZ_GRPC,
+        .target = cf->authz_url ? cf->authz_url : cf->authz_grpc,
+        .headers = (const char *const *)cf->authz_forward.v,
+        .n_headers = cf->authz_forward.n,
+        .identity_header = cf->authz_identity_header,
+        .timeout_ms = (uint64_t)cf->authz_timeout_ms,
+        .fail_open = cf->authz_fail_open,
+        .cache_ttl_ms = (uint64_t)cf->authz_cache_ttl_ms,
+        .cache_off = cf->authz_cache_ttl_ms == 0,
+    };
+    char err[256];
+    g->authz = pol_authz_new(pc->w->loop, &ac, err, sizeof(err));
+    if (!g->authz) {
+        g->authz_failed = 1;
+        mesh_error(ACTOR, "worker %d: %s", pc->w->index, err);
+    }
+    return g->authz;
+}
+
+/* Applies the service's verdict; MESH_PROXY_ACCEPT or a refusal. */
+static int authz_verdict(pol_call_t *pc, const pol_authz_result_t *res, mesh_proxy_verdict_t *out)
+{
+    if (res->verdict != POL_AUTHZ_ALLOW) {
+        const char *m = res->message ? res->message : "denied";
+        if (!strncmp(m, "meshd: ", 7))
+            m += 7;
+        return refuse(pc, MESH_EV_POLICY_AUTHN, res->grpc_status, out, "%s", m);
+    }
+    if (res->service_failed)
+        mesh_warn(ACTOR, "%s: allowed without a verdict (fail-open) (trace %s)",
+                  res->message ? res->message : "authorization service failed",
+                  pc->trace.trace_id_hex);
+    if (res->identity && res->identity[0]) {
+        memset(&pc->id, 0, sizeof(pc->id));
+        snprintf(pc->id.sub, sizeof(pc->id.sub), "%s", res->identity);
+        snprintf(pc->id.source, sizeof(pc->id.source), "ext_authz");
+        pc->has_id = 1;
+    }
+    return MESH_PROXY_ACCEPT;
+}
+
+static void on_authz(void *ctx, const pol_authz_result_t *res)
+{
+    pol_call_t *pc = ctx;
+    pc->authz_call = NULL;
+    mesh_proxy_verdict_t v = {0};
+    int rc = authz_verdict(pc, res, &v);
+    if (rc == MESH_PROXY_ACCEPT) {
+        pc->step = STEP_AUTHN + 1;
+        rc = run(pc, &v);
+    }
+    if (rc == MESH_PROXY_PENDING)
+        return;
+    pc->waiting = 0;
+    mesh_proxy_call_resume(pc->call, rc == MESH_PROXY_REJECT ? &v : NULL);
+}
+
+/* Asks the external authorization service (the call's fields go along; the client picks the
+ * credentials it forwards). */
+static int authn_external(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    pol_authz_t *a = authz_of(pc);
+    if (!a)
+        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAVAILABLE, out,
+                      "ext_authz: the authorization client is not available");
+    pol_authz_field_t fields[64];
+    size_t n = 0, pl, al;
+    const char *name, *value;
+    size_t nl, vl;
+    int rv;
+    for (size_t i = 0;
+         n < 64 && (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0; i++)
+        if (rv == 1 && name[0] != ':')
+            fields[n++] = (pol_authz_field_t){name, nl, value, vl};
+    char path[1024], auth[256];
+    const char *p = hdr(pc, ":path", &pl), *au = hdr(pc, ":authority", &al);
+    snprintf(path, sizeof(path), "%.*s", (int)pl, p ? p : "");
+    snprintf(auth, sizeof(auth), "%.*s", (int)al, au ? au : "");
+    pol_authz_req_info_t info = {.path = path,
+                                 .authority = au ? auth : NULL,
+                                 .peer = pc->peer,
+                                 .request_id = pc->trace.request_id,
+                                 .fields = fields,
+                                 .n_fields = n};
+    pol_authz_result_t res;
+    if (pol_authz_check(a, &info, &res, on_authz, pc, &pc->authz_call) == POL_AUTHZ_DONE)
+        return authz_verdict(pc, &res, out);
+    pc->waiting = 1;
+    return MESH_PROXY_PENDING;
+}
+
 static int step_authn(pol_call_t *pc, mesh_proxy_verdict_t *out)
 {
     const pol_rule_t *r = pc->rule;
@@ -761,12 +862,12 @@ static int step_authn(pol_call_t *pc, mesh_proxy_verdict_t *out)
         if (rc != JWT_NONE)
             return rc == JWT_OK ? MESH_PROXY_ACCEPT : rc;
     }
+    if (r->authn & POL_AUTHN_EXT_AUTHZ) /* no token: the SSO service decides */
+        return authn_external(pc, out);
     if (r->optional)
         return MESH_PROXY_ACCEPT;
     return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
-                  (r->authn & POL_AUTHN_JWT) ? "jwt: missing token (%s: Bearer ...)"
-                                             : "no credentials%s",
-                  (r->authn & POL_AUTHN_JWT) ? conf_of(pc)->jwt_header : "");
+                  "jwt: missing token (%s: Bearer ...)", conf_of(pc)->jwt_header);
 }
 
 static int run(pol_call_t *pc, mesh_proxy_verdict_t *out);
@@ -971,12 +1072,17 @@ static int run(pol_call_t *pc, mesh_proxy_verdict_t *out)
 /* ---- the filter -------------------------------------------------------------------------------
  */
 
+static void gen_free(wgen_t *g)
+{
+    pol_authz_free(g->authz); /* (no check of its calls is pending any more) */
+    pol_chain_unref(g->chain);
+    free(g);
+}
+
 static void gen_release(pol_worker_t *w, wgen_t *g)
 {
-    if (--g->calls == 0 && !g->current) {
-        pol_chain_unref(g->chain);
-        free(g);
-    }
+    if (--g->calls == 0 && !g->current)
+        gen_free(g);
 }
 
 static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_verdict_t *out,
@@ -997,6 +1103,7 @@ static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_ver
     pc->call = info->call;
     pc->step = STEP_TRACE;
     pc->waiting = pc->from_mesh = pc->has_id = pc->client_known = 0;
+    pc->authz_call = NULL;
     pc->t0_ns = uv_hrtime();
     pc->rule = pol_conf_match(conf_of(pc), info->service, info->service_len, info->method,
                               info->method_len, &pc->exempt);
@@ -1017,6 +1124,10 @@ static void on_done(void *ctx, void *token, int status)
 {
     pol_call_t *pc = token;
     pol_worker_t *w = pc->w;
+    if (pc->authz_call) { /* the call ended while the service was asked */
+        pol_authz_cancel(pc->authz_call);
+        pc->authz_call = NULL;
+    }
     log_call(pc, status);
     gen_release(w, pc->gen);
     pc->free_next = w->free_calls;
@@ -1065,10 +1176,8 @@ void pol_worker_set_chain(pol_worker_t *w, pol_chain_t *c)
     wgen_t *old = w->gen;
     w->gen = g;
     old->current = 0;
-    if (old->calls == 0) {
-        pol_chain_unref(old->chain);
-        free(old);
-    }
+    if (old->calls == 0)
+        gen_free(old);
     log_open(w);
 }
 
@@ -1085,10 +1194,8 @@ static void on_worker_closed(uv_handle_t *h)
     pol_jwt_cache_delete(w->jwt_cache);
     if (w->gen) {
         w->gen->current = 0;
-        if (w->gen->calls == 0) {
-            pol_chain_unref(w->gen->chain);
-            free(w->gen);
-        }
+        if (w->gen->calls == 0)
+            gen_free(w->gen);
     }
     free(w->log_buf);
     free(w->log_path);

@@ -61,10 +61,9 @@ void pol_chain_unref(pol_chain_t *c);
 /** The conf it was built from. */
 const pol_conf_t *pol_chain_conf(const pol_chain_t *c);
 
-/** A copy of c with a new JWKS document (from jwks-url); NULL with err when it has no usable
- *  key (c stays as it is). */
-pol_chain_t *pol_chain_with_jwks(const pol_chain_t *c, const char *json, size_t len, char *err,
-                                 size_t errlen);
+/** Gives c the keys of a JWKS document (from jwks-url), replacing its key set; only for a
+ *  snapshot no worker has yet. 0, or -1 with err when the document has no usable key. */
+int pol_chain_set_jwks(pol_chain_t *c, const char *json, size_t len, char *err, size_t errlen);
 
 /** What the admin API shows: rules, what each checks, key and secret counts (never a
  *  secret). */

@@ -335,6 +335,118 @@ def case_sidecar(c):
     check_schema(c.audit_records())
 
 
+def start_authz(c):
+    """tests/peers/authz_server.py: HTTP check, Envoy gRPC Check, a hanging port, /jwks."""
+    ports = os.path.join(c.dir, "authz.ports")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+    c.start("authz", ["/usr/bin/python3", os.path.join(repo, "tests/peers/authz_server.py"),
+                      "--ports-file", ports, "--proto-dir", os.path.join(repo, "proto/ext_authz")],
+            env=dict(os.environ))
+    wait_until(lambda: os.path.exists(ports), 30, "the authorization server")
+    with open(ports) as f:
+        return json.load(f)
+
+
+def http_json(port, path, body=None):
+    import urllib.request
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        data = r.read()
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data
+
+
+def case_ext_authz(c):
+    ports = start_authz(c)
+    http = c.proxy("authz-http", """
+  ext-authz: {url: 'http://127.0.0.1:%d/check', identity-header: x-user-id, timeout: 2s}
+  rules:
+    - match: %s/*
+      authn: ext-authz
+""" % (ports["http"], ECHO))
+    r = call(http.target, [("authorization", "Bearer allow:gina")])
+    check(r.ok and observed(r).get("x-meshd-identity") == ["gina"],
+          "HTTP check allows; the app sees the identity it returned (%s %s)" % (r.code, r.details))
+    before = http_json(ports["http"], "/_stats")["checks"]
+    r = call(http.target, [("authorization", "Bearer allow:gina")])
+    check(r.ok and http_json(ports["http"], "/_stats")["checks"] == before,
+          "the same credentials again: answered from the allow cache")
+    r = call(http.target, [("cookie", "session=hal")])
+    check(r.ok and observed(r).get("x-meshd-identity") == ["hal"], "an SSO cookie is forwarded")
+    r = call(http.target, [("authorization", "Bearer deny")])
+    check(refused(r, grpc.StatusCode.PERMISSION_DENIED, "token revoked"),
+          "a denial: PERMISSION_DENIED with the service's reason (%s %s)" % (r.code, r.details))
+    r = call(http.target)
+    check(refused(r, grpc.StatusCode.UNAUTHENTICATED, "meshd: authn: ext_authz"),
+          "no credentials: UNAUTHENTICATED (%s %s)" % (r.code, r.details))
+    r = call(http.target, [("authorization", "Bearer error")])
+    check(refused(r, grpc.StatusCode.UNAVAILABLE, "authorization service failed"),
+          "the service fails: closed by default, UNAVAILABLE (%s %s)" % (r.code, r.details))
+    g = c.proxy("authz-grpc", """
+  ext-authz: {grpc: '127.0.0.1:%d', identity-header: x-user-id}
+  rules:
+    - match: %s/*
+      authn: ext-authz
+""" % (ports["grpc"], ECHO))
+    r = call(g.target, [("authorization", "Bearer allow:ivy")])
+    check(r.ok and observed(r).get("x-meshd-identity") == ["ivy"],
+          "Envoy's gRPC Check allows with an identity (%s %s)" % (r.code, r.details))
+    r = call(g.target, [("authorization", "Bearer deny")])
+    check(refused(r, grpc.StatusCode.PERMISSION_DENIED, "meshd: authn: ext_authz"),
+          "gRPC Check denies (%s %s)" % (r.code, r.details))
+    fo = c.proxy("authz-open", """
+  ext-authz: {url: 'http://127.0.0.1:%d/check', timeout: 300ms, fail-open: true}
+  rules:
+    - match: %s/*
+      authn: ext-authz
+""" % (ports["hang"], ECHO))
+    r = call(fo.target, [("authorization", "Bearer allow:x")])
+    check(r.ok and "x-meshd-identity" not in observed(r),
+          "a silent service with fail-open: allowed, without an identity (%s)" % r.details)
+    r = call(http.target, [("authorization", "Bearer slow")], timeout=0.5)
+    check(r.code == grpc.StatusCode.DEADLINE_EXCEEDED, "the call's deadline runs while the "
+          "service thinks (%s)" % r.code)
+    check("ERROR" not in http.output() and http.alive(), "the proxy is fine after a call that "
+          "ended while its check was pending")
+    wait_until(lambda: len([x for x in c.audit_records() if x["type"] == "authn_failure"]) >= 4,
+               10, "authn_failure records for the refusals")
+
+
+def case_jwks_url(c):
+    ports = start_authz(c)
+    with open(c.jwks) as f:
+        http_json(ports["http"], "/_jwks", {"status": 200, "body": f.read()})
+    p = c.proxy("jwks-url", """
+  jwt: {jwks-url: 'http://127.0.0.1:%d/jwks', refresh: 1s, audiences: meshd}
+  rules:
+    - match: %s/*
+      authn: jwt
+""" % (ports["http"], ECHO))
+    tok = c.token()
+    wait_until(lambda: call(p.target, [("authorization", "Bearer " + tok)]).ok, 10,
+               "the keys fetched from the JWKS URL")
+    new = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = dict(json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(new.public_key())), kid="rsa-2",
+               use="sig", alg="RS256")
+    http_json(ports["http"], "/_jwks", {"status": 200, "body": json.dumps({"keys": [jwk]})})
+    now = int(time.time())
+    tok2 = jwt.encode({"sub": "kim", "aud": "meshd", "exp": now + 300}, new, algorithm="RS256",
+                      headers={"kid": "rsa-2"})
+    wait_until(lambda: call(p.target, [("authorization", "Bearer " + tok2)]).ok, 10,
+               "a rotated key, picked up at the next refresh")
+    r = call(p.target, [("authorization", "Bearer " + c.token())])
+    check(refused(r, grpc.StatusCode.UNAUTHENTICATED, "unknown key"),
+          "the retired key's tokens are refused (%s)" % r.details)
+    http_json(ports["http"], "/_jwks", {"status": 500, "body": "oops"})
+    time.sleep(2.5)
+    check(call(p.target, [("authorization", "Bearer " + tok2)]).ok,
+          "a failing JWKS URL keeps the keys in force")
+
+
 def sign(client, secret, path, body, ts=None, nonce=None):
     ts = int(time.time()) if ts is None else ts
     nonce = nonce or uuid.uuid4().hex
@@ -539,7 +651,8 @@ def case_reload(c):
     check_schema(c.audit_records())
 
 
-CASES = {"jwt": case_jwt, "sidecar": case_sidecar, "trace": case_trace, "mesh": case_mesh, "signature": case_signature,
+CASES = {"jwt": case_jwt, "sidecar": case_sidecar, "ext_authz": case_ext_authz,
+         "jwks_url": case_jwks_url, "trace": case_trace, "mesh": case_mesh, "signature": case_signature,
          "acl": case_acl, "ratelimit": case_ratelimit, "rate_workers": case_rate_workers,
          "reload": case_reload}
 
