@@ -34,7 +34,7 @@ const char *pol_sig_reason(pol_sig_result_t r)
     case POL_SIG_CACHE_FULL:
         return "replay cache full";
     case POL_SIG_INTERNAL:
-        return "crypto unavailable";
+        return "signature check unavailable";
     }
     return "unknown";
 }
@@ -410,7 +410,7 @@ pol_sig_result_t pol_sig_verify(const char *header, size_t header_len, const cha
     if (h.ts_value > now ? (uint64_t)h.ts_value - (uint64_t)now > (uint64_t)window
                          : (uint64_t)now - (uint64_t)h.ts_value > (uint64_t)window)
         return POL_SIG_EXPIRED;
-    const entry_t *e = find(secrets, h.client, h.client_len);
+    const entry_t *e = secrets ? find(secrets, h.client, h.client_len) : NULL;
     if (!e)
         return POL_SIG_UNKNOWN_CLIENT;
     uint8_t mac[POL_SHA256_LEN];
@@ -419,6 +419,8 @@ pol_sig_result_t pol_sig_verify(const char *header, size_t header_len, const cha
         return POL_SIG_INTERNAL;
     if (!pol_ct_equal(mac, h.sig, POL_SHA256_LEN))
         return POL_SIG_BAD_SIGNATURE;
+    if (!nonces)
+        return POL_SIG_INTERNAL; /* without a replay cache nothing may pass */
     switch (pol_nonce_cache_insert(nonces, h.client, h.client_len, h.nonce, h.nonce_len,
                                    h.ts_value + window, now)) {
     case POL_NONCE_FRESH:

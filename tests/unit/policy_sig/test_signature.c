@@ -197,6 +197,14 @@ static void test_rejections(void)
     make_header(key, 32, "alice", path, now, "nonce-0000000005", digest, h, sizeof(h));
     CHECK_EQ(VERIFY(h, now), POL_SIG_OK);
 
+    /* Without a secrets table nobody is known; without a replay cache nothing passes. */
+    make_header(key, 32, "alice", path, now, "nonce-0000000008", digest, h, sizeof(h));
+    CHECK_EQ(pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, NULL, nc, NULL),
+             POL_SIG_UNKNOWN_CLIENT);
+    CHECK_EQ(pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, s, NULL, NULL),
+             POL_SIG_INTERNAL);
+    CHECK_STR(pol_sig_reason(POL_SIG_INTERNAL), "signature check unavailable");
+
     /* The same nonce from another client is not a replay. */
     const char *two = "alice MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"
                       "carol MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n";
