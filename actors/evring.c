@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-_Static_assert(sizeof(mesh_event_t) == 128, "an event is two cache lines");
+_Static_assert(sizeof(mesh_event_t) == 384, "an event is six cache lines");
 
 int mesh_evring_init(mesh_evring_t *r, uint32_t cap)
 {

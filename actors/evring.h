@@ -30,7 +30,28 @@ typedef struct mesh_ev_breaker {
 /** Breaker states in mesh_ev_breaker_t (policy/breaker.h's values, checked there). */
 enum { MESH_EV_BREAKER_CLOSED = 0, MESH_EV_BREAKER_OPEN = 1, MESH_EV_BREAKER_HALF_OPEN = 2 };
 
-/** One event (128 bytes). */
+/** A call the policy chain refused (MESH_EV_POLICY): everything its audit record needs,
+ *  truncated to fit. */
+typedef struct mesh_ev_policy {
+    uint8_t kind;   /* MESH_EV_POLICY_*: which filter refused */
+    uint8_t status; /* the gRPC status answered */
+    char peer[48];  /* the client, "host:port" */
+    char trace_id[33];
+    char service[80];
+    char method[48];
+    char identity[64]; /* who it proved to be, "" when nobody */
+    char reason[72];
+} mesh_ev_policy_t;
+
+/** Filters in mesh_ev_policy_t.kind. */
+enum {
+    MESH_EV_POLICY_AUTHN = 1,
+    MESH_EV_POLICY_SIGNATURE = 2,
+    MESH_EV_POLICY_ACL = 3,
+    MESH_EV_POLICY_RATELIMIT = 4,
+};
+
+/** One event (384 bytes). */
 typedef struct mesh_event {
     uint32_t type;   /* MESH_EV_* or a module's own type */
     uint32_t worker; /* the producer's worker index */
@@ -38,6 +59,8 @@ typedef struct mesh_event {
     union {
         char text[96];             /* NUL-terminated, truncated to fit */
         mesh_ev_breaker_t breaker; /* MESH_EV_BREAKER */
+        mesh_ev_policy_t policy;   /* MESH_EV_POLICY */
+        char pad[352];
     };
 } mesh_event_t;
 
@@ -46,6 +69,9 @@ enum {
     MESH_EV_STATS = 1,   /* a = calls, b = calls the mesh failed, c = retries (since the last) */
     MESH_EV_BREAKER = 2, /* a = 1 when the circuit opened; c = when, Unix time in microseconds;
                             the transition in .breaker */
+    MESH_EV_POLICY = 3,  /* a call refused: c = when, Unix time in microseconds; a = refusals
+                            of this worker not reported before this one (rate-limited away);
+                            the call in .policy */
 };
 
 /** The ring. */

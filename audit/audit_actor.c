@@ -282,11 +282,57 @@ static int accept_event(audit_actor_t *st, audit_event_t *ev)
     return 0;
 }
 
-/* Worker events: breaker transitions become breaker_* records. */
+/* A call the policy chain refused becomes its denial record. */
+static void on_policy_event(audit_actor_t *st, const mesh_event_t *e)
+{
+    static const audit_type_t types[] = {
+        [MESH_EV_POLICY_AUTHN] = AUDIT_AUTHN_FAILURE,
+        [MESH_EV_POLICY_SIGNATURE] = AUDIT_SIGNATURE_INVALID,
+        [MESH_EV_POLICY_ACL] = AUDIT_ACL_DENIED,
+        [MESH_EV_POLICY_RATELIMIT] = AUDIT_RATE_LIMITED,
+    };
+    const mesh_ev_policy_t *p = &e->policy;
+    if (p->kind < MESH_EV_POLICY_AUTHN || p->kind > MESH_EV_POLICY_RATELIMIT)
+        return;
+    char reason[sizeof(p->reason) + 64];
+    if (e->a)
+        snprintf(reason, sizeof(reason), "%.*s (and %llu more refusals not recorded one by one)",
+                 (int)sizeof(p->reason), p->reason, (unsigned long long)e->a);
+    else
+        snprintf(reason, sizeof(reason), "%.*s", (int)sizeof(p->reason), p->reason);
+    /* (each field is NUL-terminated by the producer; the copies guard against one that is not) */
+    char peer[sizeof(p->peer) + 1], trace[sizeof(p->trace_id) + 1], svc[sizeof(p->service) + 1],
+        method[sizeof(p->method) + 1], who[sizeof(p->identity) + 1];
+    snprintf(peer, sizeof(peer), "%.*s", (int)sizeof(p->peer), p->peer);
+    snprintf(trace, sizeof(trace), "%.*s", (int)sizeof(p->trace_id), p->trace_id);
+    snprintf(svc, sizeof(svc), "%.*s", (int)sizeof(p->service), p->service);
+    snprintf(method, sizeof(method), "%.*s", (int)sizeof(p->method), p->method);
+    snprintf(who, sizeof(who), "%.*s", (int)sizeof(p->identity), p->identity);
+    audit_event_t ev = {
+        .type = types[p->kind],
+        .ts_us = e->c ? (int64_t)e->c : audit_now_us(),
+        .reason = reason,
+        .service = svc[0] ? svc : NULL,
+        .method = method[0] ? method : NULL,
+        .peer_address = peer[0] ? peer : NULL,
+        .peer_identity = who[0] ? who : NULL,
+        .trace_id = trace[0] ? trace : NULL,
+        .has_status = true,
+        .status = p->status,
+    };
+    accept_event(st, &ev);
+}
+
+/* Worker events: breaker transitions become breaker_* records, the policy chain's refusals
+ * their denial records. */
 static void on_batch(audit_actor_t *st, const audit_batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         const mesh_event_t *e = &b->ev[i];
+        if (e->type == MESH_EV_POLICY) {
+            on_policy_event(st, e);
+            continue;
+        }
         if (e->type != MESH_EV_BREAKER)
             continue;
         audit_event_t ev = {

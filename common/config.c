@@ -754,6 +754,31 @@ static int section_check(const mesh_config_section_t *s, char *why, size_t whyle
     return rc;
 }
 
+/* Top-level YAML keys read by a loader of their own (mesh_config_add_block). */
+static const char *blocks[8];
+static size_t n_blocks;
+
+int mesh_config_add_block(const char *key)
+{
+    for (size_t i = 0; i < n_blocks; i++)
+        if (strcmp(blocks[i], key) == 0)
+            return 0;
+    if (n_blocks == sizeof(blocks) / sizeof(blocks[0])) {
+        mesh_error("config", "cannot register YAML block '%s': all places are taken", key);
+        return -1;
+    }
+    blocks[n_blocks++] = key;
+    return 0;
+}
+
+static int is_block(const char *key)
+{
+    for (size_t i = 0; i < n_blocks; i++)
+        if (strcmp(blocks[i], key) == 0)
+            return 1;
+    return 0;
+}
+
 int mesh_config_add_section(const mesh_config_section_t *section)
 {
     char why[512];
@@ -855,6 +880,23 @@ static int yaml_fail(yaml_ctx_t *y, size_t line, const char *name, const char *w
 {
     errf(y->err, y->errlen, "%s:%zu: %s: %s", y->path, line + 1, name, what);
     return -1;
+}
+
+/* Skips the rest of a value whose first event is v (a block another loader reads). */
+static int yaml_skip(yaml_ctx_t *y, const yaml_event_t *v)
+{
+    int depth = v->type == YAML_MAPPING_START_EVENT || v->type == YAML_SEQUENCE_START_EVENT;
+    while (depth > 0) {
+        yaml_event_t e;
+        if (yaml_next(y, &e) != 0)
+            return -1;
+        if (e.type == YAML_MAPPING_START_EVENT || e.type == YAML_SEQUENCE_START_EVENT)
+            depth++;
+        else if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT)
+            depth--;
+        yaml_event_delete(&e);
+    }
+    return 0;
 }
 
 static int yaml_set(yaml_ctx_t *y, opt_ref_t r, const char *v, size_t line)
@@ -987,7 +1029,9 @@ static int yaml_mapping(yaml_ctx_t *y, const char *prefix)
         opt_ref_t r = opt_find(nt, name, strlen(name));
         const opt_t *o = r.o;
         int rc = 0;
-        if (!o && v.type == YAML_MAPPING_START_EVENT) {
+        if (!prefix[0] && is_block(key)) {
+            rc = yaml_skip(y, &v); /* read by its own loader */
+        } else if (!o && v.type == YAML_MAPPING_START_EVENT) {
             /* a section: known if some option starts with "name." */
             rc = section_known(nt, name, strlen(name))
                      ? yaml_mapping(y, name)

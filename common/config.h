@@ -167,6 +167,13 @@ typedef struct mesh_config_section {
 int mesh_config_add_section(const mesh_config_section_t *section);
 
 /**
+ * Registers a top-level YAML key whose value (any structure) another loader reads from the
+ * same file, such as `policy:` (policy/policy_load.h): the option loader skips it. Call at
+ * start-up like mesh_config_add_section(). Returns 0 or -1 (logged).
+ */
+int mesh_config_add_block(const char *key);
+
+/**
  * The values of a registered section in cfg, as the section's struct:
  * `const pol_breaker_options_t *o = mesh_config_section(cfg, &pol_breaker_options_section);`.
  * Asking for a section that was not registered before cfg was initialized is a bug: it aborts

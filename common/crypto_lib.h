@@ -5,7 +5,7 @@
  * meshd's RSS per node), and only some nodes need it: gossip encryption (--gossip-key,
  * gossip/seal.c) and the policy chain's JWT, signature and mesh-identity checks (policy/).
  * So meshd does not link it but opens it on first use (dlopen "libcrypto.so.3", the soname of
- * Debian 12's libssl3) and calls through this table, as registry/curl_lib.h does for libcurl.
+ * Debian 12's libssl3) and calls through this table, as common/curl_lib.h does for libcurl.
  * The headers come from libssl-dev, so types and constants are checked at compile time.
  *
  * Each entry of MESH_CRYPTO_FUNCS is (field, return type, libcrypto symbol, parameters);

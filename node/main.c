@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "node/cli.h"
+#include "policy/chain.h"
 #include "common/config.h"
 #include "audit/audit_options.h"
 #include "common/log.h"
@@ -139,7 +140,16 @@ static int cmd_check_config(int argc, char **argv)
         mesh_config_destroy(&cfg);
         return 2;
     }
-    printf("# %s: ok\n", argv[0]);
+    /* The policy: block, with every file it names (keys, secrets). */
+    pol_chain_t *chain = pol_chain_load(argv[0], err, sizeof(err));
+    if (!chain) {
+        fprintf(stderr, "%s\n", err);
+        mesh_config_destroy(&cfg);
+        return 2;
+    }
+    size_t n_rules = pol_chain_conf(chain)->n_rules;
+    pol_chain_unref(chain);
+    printf("# %s: ok (policy: %zu rules)\n", argv[0], n_rules);
     mesh_config_dump(stdout, &cfg);
     mesh_config_destroy(&cfg);
     return 0;
@@ -149,7 +159,9 @@ int main(int argc, char **argv)
 {
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
         if (mesh_config_add_section(sections[i]) != 0)
-            return 1; /* a bug in a section's table, logged */
+            return 1;                         /* a bug in a section's table, logged */
+    if (mesh_config_add_block("policy") != 0) /* read by policy/policy_conf.c */
+        return 1;
     if (argc < 2) {
         usage(stderr);
         return 2;

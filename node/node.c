@@ -41,16 +41,18 @@
 #include "node/admin_options.h"
 #include "node/node_msgs.h"
 #include "policy/breaker.h"
+#include "policy/chain.h"
 #include "registry/reg_msgs.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
-#define RING_EVENTS    1024 /* 128 KiB per worker once the ring has gone round */
+#define RING_EVENTS    1024 /* 384 KiB per worker once the ring has gone round */
 
 typedef struct node_wk {
     mesh_node_t *node;
     int index; /* 0..N-1; executor loop index + 1 */
     mesh_proxy_worker_t *engine;
+    pol_worker_t *pol; /* the policy chain's filter of this worker */
     mesh_evring_t ring;
     mesh_actor_id_t actor;
     /* worker thread only */
@@ -68,8 +70,9 @@ struct mesh_node {
     int nworkers;
     node_wk_t *wk;
     mesh_actor_id_t actor;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     int signals_on;
+    pol_chain_t *chain; /* the policy the workers were last given (control loop) */
     uint64_t predrain_ms;
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
@@ -124,6 +127,8 @@ static void wk_release(node_wk_t *w)
     wk_poke(w);
     mesh_proxy_worker_free(w->engine);
     w->engine = NULL;
+    pol_worker_free(w->pol); /* after the engine: its calls' on_done ran */
+    w->pol = NULL;
     node_worker_t p = {.worker = w->index};
     mesh_send(w->self, w->node->actor, NODE_MSG_WORKER_DONE, &p, sizeof(p));
 }
@@ -155,6 +160,13 @@ static int wk_message(mesh_actor_t *self, mesh_msg_t *m)
             mesh_proxy_worker_set_routes(w->engine, routes);
         else
             mesh_routes_unref(routes);
+        return 0;
+    }
+    case NODE_MSG_POLICY: {
+        pol_chain_t *c = mesh_msg_take_ptr(m);
+        if (w->pol && c)
+            pol_worker_set_chain(w->pol, c);
+        pol_chain_unref(c);
         return 0;
     }
     case NODE_MSG_DRAIN:
@@ -189,6 +201,8 @@ static void wk_stop(mesh_actor_t *self, int reason)
         mesh_proxy_worker_free(w->engine);
         w->engine = NULL;
     }
+    pol_worker_free(w->pol);
+    w->pol = NULL;
     mesh_evring_set_current(NULL);
     w->self = NULL;
 }
@@ -311,6 +325,45 @@ static void routes_to_workers(node_state_t *st, mesh_routes_t *routes)
     }
 }
 
+/* Gives every worker snapshot c (the node keeps its own reference). */
+static void policy_to_workers(node_state_t *st, pol_chain_t *c)
+{
+    for (int i = 0; i < st->n->nworkers; i++) {
+        if (!st->n->wk[i].engine)
+            continue;
+        pol_chain_t *r = pol_chain_ref(c);
+        int rc = mesh_send_ptr(st->self, st->n->wk[i].actor, NODE_MSG_POLICY, r,
+                               (void (*)(void *))pol_chain_unref);
+        if (rc != 0) {
+            pol_chain_unref(r);
+            mesh_error("node", "worker %d did not take the new policy: %s", i, mesh_strerror(rc));
+        }
+    }
+    pol_chain_unref(st->n->chain);
+    st->n->chain = c;
+}
+
+/* SIGHUP: loads the policy again; a policy that does not load is refused (and audited as
+ * config_rejected) and the one in force stays. */
+static void reload_policy(node_state_t *st)
+{
+    mesh_node_t *n = st->n;
+    if (!n->chain)
+        return; /* a node that serves no calls */
+    char err[512];
+    pol_chain_t *c = pol_chain_load(n->cfg->config_file, err, sizeof(err));
+    if (!c) {
+        mesh_error("policy", "reload refused, the policy in force stays: %s", err);
+        audit_event_t ev = {.type = AUDIT_CONFIG_REJECTED, .reason = err};
+        if (n->audit)
+            audit_emit(st->self, n->audit, &ev);
+        return;
+    }
+    policy_to_workers(st, c);
+    mesh_info("policy", "reloaded from %s: %zu rules",
+              n->cfg->config_file ? n->cfg->config_file : "(no file)", pol_chain_conf(c)->n_rules);
+}
+
 /* Logs a breaker transition from its fields. */
 static void log_breaker(const mesh_event_t *e, int worker)
 {
@@ -371,13 +424,16 @@ static void take_events(node_state_t *st, int i)
             } else if (ev[j].type == MESH_EV_BREAKER) {
                 log_breaker(&ev[j], i);
                 audit[na++] = ev[j];
+            } else if (ev[j].type == MESH_EV_POLICY) {
+                audit[na++] = ev[j]; /* a refused call: recorded, not logged one by one */
+            }
+            if (na == 64) { /* a batch per 64 audited events */
+                audit_batch(st, audit, na);
+                na = 0;
             }
         }
-        if (na == 64 || k < 64) { /* a batch per 64 audited events */
-            audit_batch(st, audit, na);
-            na = 0;
-        }
     } while (k == 64);
+    audit_batch(st, audit, na);
     mesh_evring_done(ring);
     uint64_t dropped = mesh_evring_take_dropped(ring);
     if (dropped)
@@ -425,6 +481,9 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
             st->n->etcd_connected = l->connected != 0;
         return 0;
     }
+    case NODE_MSG_RELOAD:
+        reload_policy(st);
+        return 0;
     case NODE_MSG_SIGNAL: {
         const node_signal_t *s = mesh_msg_as(m, node_signal_t);
         mesh_info("node", "signal %d received", s ? s->signum : 0);
@@ -586,6 +645,12 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_ms = cfg->upstream_stall_ms ? (uint64_t)cfg->upstream_stall_ms : UINT64_MAX;
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
+    char err[512];
+    n->chain = pol_chain_load(cfg->config_file, err, sizeof(err));
+    if (!n->chain) {
+        mesh_error("policy", "%s", err);
+        return -1;
+    }
     for (int i = 0; i < n->nworkers; i++) {
         node_wk_t *w = &n->wk[i];
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */
@@ -593,11 +658,20 @@ int mesh_node_listen(mesh_node_t *n)
         mesh_proxy_config_t wc = *pc;
         if (n->engine_hook)
             n->engine_hook(&wc, n->engine_hook_arg);
-        w->engine = mesh_proxy_worker_new(mesh_exec_uv_loop(n->exec, i + 1), &wc);
+        /* The policy chain runs first, then the role's own filter (the sidecar's breaker). */
+        mesh_proxy_filter_t role_filter = wc.filter;
+        uv_loop_t *loop = mesh_exec_uv_loop(n->exec, i + 1);
+        w->pol = pol_worker_new(loop, i, n->chain);
+        if (!w->pol)
+            return -1;
+        pol_worker_filter(w->pol, &wc.filter);
+        w->engine = mesh_proxy_worker_new(loop, &wc);
         if (!w->engine) {
             mesh_error("node", "cannot listen on %s", cfg->listen);
             return -1;
         }
+        if (role_filter.on_call)
+            mesh_proxy_worker_add_filter(w->engine, &role_filter);
         n->port = mesh_proxy_worker_port(w->engine);
         mesh_spawn_opts_t so = {.loop = MESH_ON_LOOP(i + 1)};
         if (mesh_exec_spawn(n->exec, &worker_ops, w, &so, &w->actor) != 0) {
@@ -715,6 +789,15 @@ static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
     return o;
 }
 
+/* GET /v1/policy: the policy in force (never a secret). */
+static json_t *admin_policy(void *ud, const h1_req_t *req, int *status)
+{
+    mesh_node_t *n = ud;
+    if (!n->chain)
+        return json_pack("{s:b}", "present", 0);
+    return pol_chain_describe(n->chain);
+}
+
 int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
 {
     const char *spec = mesh_admin_options(n->cfg)->listen;
@@ -724,6 +807,7 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
     n->admin = mesh_admin_new(mesh_exec_uv_loop(n->exec, 0));
     if (!n->admin || mesh_admin_add_json(n->admin, "/v1/node", admin_node, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/routes", admin_routes, n) != 0 ||
+        mesh_admin_add_json(n->admin, "/v1/policy", admin_policy, n) != 0 ||
         mesh_admin_add_routes_source(n->admin, admin_routes_table, n) != 0) {
         mesh_error("node", "cannot create the admin API");
         return -1;
@@ -738,7 +822,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     mesh_node_t *n = h->data;
     node_signal_t s = {.signum = signum};
-    int rc = mesh_exec_send(n->exec, n->actor, NODE_MSG_SIGNAL, &s, sizeof(s));
+    int rc = signum == SIGHUP ? mesh_exec_send(n->exec, n->actor, NODE_MSG_RELOAD, NULL, 0)
+                              : mesh_exec_send(n->exec, n->actor, NODE_MSG_SIGNAL, &s, sizeof(s));
     if (rc != 0)
         mesh_error("node", "signal %d: cannot reach the node actor: %s", signum, mesh_strerror(rc));
 }
@@ -755,6 +840,7 @@ static void on_exec_shutdown(mesh_exec_t *exec, void *arg)
     mesh_node_t *n = arg;
     close_handle((uv_handle_t *)&n->sigterm);
     close_handle((uv_handle_t *)&n->sigint);
+    close_handle((uv_handle_t *)&n->sighup);
 }
 
 int mesh_node_run(mesh_node_t *n)
@@ -762,9 +848,11 @@ int mesh_node_run(mesh_node_t *n)
     uv_loop_t *control = mesh_exec_uv_loop(n->exec, 0);
     uv_signal_init(control, &n->sigterm);
     uv_signal_init(control, &n->sigint);
-    n->sigterm.data = n->sigint.data = n;
+    uv_signal_init(control, &n->sighup);
+    n->sigterm.data = n->sigint.data = n->sighup.data = n;
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sighup, on_signal, SIGHUP);
     n->signals_on = 1;
     mesh_exec_on_shutdown(n->exec, on_exec_shutdown, n);
     mesh_exec_run(n->exec);
@@ -777,15 +865,19 @@ void mesh_node_free(mesh_node_t *n)
         return;
     /* Engines of a node that never ran: free them, let their closes finish. */
     for (int i = 0; n->wk && i < n->nworkers; i++)
-        if (n->wk[i].engine) {
-            mesh_proxy_worker_free(n->wk[i].engine);
+        if (n->wk[i].engine || n->wk[i].pol) {
+            if (n->wk[i].engine)
+                mesh_proxy_worker_free(n->wk[i].engine);
             n->wk[i].engine = NULL;
+            pol_worker_free(n->wk[i].pol);
+            n->wk[i].pol = NULL;
         }
     mesh_admin_close(n->admin); /* a node that never ran: its closes finish in mesh_exec_free */
     n->admin = NULL;
     if (n->exec)
         mesh_exec_free(n->exec);
     mesh_routes_unref(n->routes);
+    pol_chain_unref(n->chain);
     for (int i = 0; n->wk && i < n->nworkers; i++)
         mesh_evring_destroy(&n->wk[i].ring);
     free(n->wk);

@@ -32,6 +32,10 @@ enum {
     NODE_MSG_PREDRAIN_DONE = 0x4E4F0020u,
     NODE_MSG_DRAIN_TIMEOUT = 0x4E4F0021u,
     NODE_MSG_WORKER_TICK = 0x4E4F0022u,
+    /** To the node: SIGHUP, reload what can be reloaded (the policy chain). */
+    NODE_MSG_RELOAD = 0x4E4F0023u,
+    /** To a worker: ptr = pol_chain_t (a reference), the policy for calls from now on. */
+    NODE_MSG_POLICY = 0x4E4F0024u,
 };
 
 typedef struct node_signal {

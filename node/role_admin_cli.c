@@ -1,6 +1,6 @@
 /*
  * node/role_admin_cli.c: `meshd routes`, `meshd members` and `meshd audit status`, clients of a
- * running node's admin API (node/admin.h): one GET through libcurl (registry/curl_lib.h), then
+ * running node's admin API (node/admin.h): one GET through libcurl (common/curl_lib.h), then
  * a table for people or, with --json, the server's JSON as it came.
  *
  *   meshd routes  --admin HOST:PORT [--json]         GET /v1/routes
@@ -16,10 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/curl_lib.h"
 #include "node/admin.h"
 #include "node/admin_options.h"
 #include "node/cli.h"
-#include "registry/curl_lib.h"
 
 typedef struct {
     char *data;

@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/curl_lib.h"
 #include "common/log.h"
-#include "registry/curl_lib.h"
 #include "registry/etcd_codec.h"
 
-/* libcurl, loaded once by the first etcd_client_new (registry/curl_lib.h: pthread_once, so
+/* libcurl, loaded once by the first etcd_client_new (common/curl_lib.h: pthread_once, so
  * clients on several threads see it loaded, and nothing is written after). */
 #define cu (mesh_curl(NULL, 0))
 

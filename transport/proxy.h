@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "registry/route_table.h"
@@ -23,36 +24,50 @@
 /** The final status passed to on_done when the call ended without a verdict (client cancel). */
 #define MESH_PROXY_STATUS_NONE (-2)
 
-/** What a filter sees of a call; the strings point into the call (valid during on_call). */
+/** A call, as filters see it (the engine's call object; valid until the filter's on_done). */
+typedef struct pxy_stream mesh_proxy_call_t;
+
+/** What a filter sees of a call; the strings point into the call and are valid during on_call
+ * only (a filter that sets headers may move them: read again with the accessors below). */
 typedef struct mesh_proxy_call_info {
     const char *path; /* ":path", "/pkg.Svc/Method" (not NUL-terminated) */
     size_t path_len;
     const char *service; /* "pkg.Svc", from the path (not NUL-terminated; may be empty) */
     size_t service_len;
+    const char *method; /* "Method", from the path (not NUL-terminated; may be empty) */
+    size_t method_len;
     const char *authority; /* ":authority" or NULL */
     size_t authority_len;
+    const struct sockaddr *peer; /* the client's address (the TCP peer) */
     int worker_index;
+    mesh_proxy_call_t *call; /* for the accessors below and mesh_proxy_call_resume() */
 } mesh_proxy_call_info_t;
 
-/** A filter's rejection: the call is answered with this gRPC status and grpc-message. */
+/** A filter's rejection: the call is answered with this gRPC status and grpc-message, and
+ * with one more trailer when meta_name is set (e.g. "retry-after-ms"). */
 typedef struct mesh_proxy_verdict {
     int grpc_status;
     char message[200];
+    char meta_name[32];
+    char meta_value[64];
 } mesh_proxy_verdict_t;
 
-/** on_call's answers. */
-enum { MESH_PROXY_ACCEPT = 0, MESH_PROXY_REJECT = 1 };
+/** on_call's answers. PENDING: the filter finishes later with mesh_proxy_call_resume() on the
+ * worker's thread; the call waits (its request bytes are buffered, its deadline runs). */
+enum { MESH_PROXY_ACCEPT = 0, MESH_PROXY_REJECT = 1, MESH_PROXY_PENDING = 2 };
 
 /**
  * A per-call filter: the hook the policy chain (trace ids, JWT, ACLs, rate limits, the
  * circuit breaker) plugs into. on_call runs on the worker thread for every call once its
  * request headers are checked (content-type, POST, :path) and before it is routed; it returns
- * MESH_PROXY_ACCEPT (and may keep per-call state in *call_token, e.g. a packed permit) or
- * MESH_PROXY_REJECT with *out filled. on_done (may be NULL) runs exactly once for every
- * accepted call when the call object is released, with the call's final gRPC status: the
- * upstream's grpc-status, the mesh's own error status, MESH_PROXY_STATUS_CONN_ERROR or
- * MESH_PROXY_STATUS_NONE. Filters run in the order added; when one rejects, the ones before it
- * get on_done with the rejection's status. The engine allocates nothing for them.
+ * MESH_PROXY_ACCEPT (and may keep per-call state in *call_token, e.g. a packed permit),
+ * MESH_PROXY_REJECT with *out filled, or MESH_PROXY_PENDING (then it calls
+ * mesh_proxy_call_resume() later, once). on_done (may be NULL) runs exactly once for every
+ * call whose on_call accepted or went pending, when the call object is released, with the
+ * call's final gRPC status: the upstream's grpc-status, the mesh's own error status,
+ * MESH_PROXY_STATUS_CONN_ERROR or MESH_PROXY_STATUS_NONE; a filter still pending then must
+ * drop its work and never resume. Filters run in the order added; when one rejects, the ones
+ * before it get on_done with the rejection's status. The engine allocates nothing for them.
  */
 typedef struct mesh_proxy_filter {
     void *ctx;
@@ -61,8 +76,59 @@ typedef struct mesh_proxy_filter {
     void (*on_done)(void *ctx, void *call_token, int grpc_status);
 } mesh_proxy_filter_t;
 
+/* ---- what a filter can do with a call (worker thread, until on_done) ---------------------- */
+
+/** The value of the first request field called name (lower case), or NULL. */
+const char *mesh_proxy_call_header(const mesh_proxy_call_t *c, const char *name, size_t *len);
+
+/** The i-th request field: 1 with name and value set, 0 for a removed field, -1 past the end. */
+int mesh_proxy_call_header_at(const mesh_proxy_call_t *c, size_t i, const char **name,
+                              size_t *name_len, const char **value, size_t *value_len);
+
+/** Sets request field name (lower case) to value for the upstream, replacing every field of
+ * that name. Pseudo-fields, content-type, te and grpc-timeout cannot be set: -1 (also when
+ * out of memory or over the header size limit). */
+int mesh_proxy_call_set_header(mesh_proxy_call_t *c, const char *name, const char *value,
+                               size_t value_len);
+
+/** Removes every request field called name; returns how many. */
+int mesh_proxy_call_remove_header(mesh_proxy_call_t *c, const char *name);
+
+/** The client's address (the TCP peer). */
+const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *c);
+
+/** Tags the call's log lines with a trace id (copied, at most 64 bytes). */
+void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *c, const char *id, size_t len);
+
+/** What a call did, for access logs (read in on_done or later while the call is held). */
+typedef struct mesh_proxy_call_summary {
+    const char *upstream; /* the last instance tried ("host:port"), or NULL */
+    uint64_t req_bytes;   /* request DATA bytes received from the client */
+    uint64_t resp_bytes;  /* response DATA bytes received from the upstream */
+    int retries;
+} mesh_proxy_call_summary_t;
+
+void mesh_proxy_call_summary(const mesh_proxy_call_t *c, mesh_proxy_call_summary_t *out);
+
+/** Ends a PENDING filter's wait: NULL accepts (the next filters run, then the call is
+ * routed), a verdict rejects. Call on the worker thread, once, before the filter's on_done. */
+void mesh_proxy_call_resume(mesh_proxy_call_t *c, const mesh_proxy_verdict_t *reject);
+
+/** Called when the request body a filter asked for is there: complete is 1 when the client
+ * ended its request, 0 when the request is larger than the limit (or than the stream buffer). */
+typedef void (*mesh_proxy_body_cb)(void *ctx, mesh_proxy_call_t *c, int complete);
+
+/** Asks, from on_call before returning MESH_PROXY_PENDING, for the request body: cb runs once
+ * the client ended the request or max bytes (at most the stream buffer) are buffered; read the
+ * bytes with mesh_proxy_call_body_next(). One filter at a time. */
+void mesh_proxy_call_want_body(mesh_proxy_call_t *c, size_t max, mesh_proxy_body_cb cb, void *ctx);
+
+/** Iterates over the buffered request bytes: start with *pos = 0; returns the length of the
+ * next span at *data (0: no more). */
+size_t mesh_proxy_call_body_next(const mesh_proxy_call_t *c, size_t *pos, const uint8_t **data);
+
 /** Most filters a worker runs. */
-#define MESH_PROXY_MAX_FILTERS 4
+#define MESH_PROXY_MAX_FILTERS 8
 
 /** Settings of a proxy worker; 0 in a numeric field means its default. */
 typedef struct mesh_proxy_config {

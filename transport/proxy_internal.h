@@ -92,7 +92,8 @@ struct pxy_ds_conn {
     pxy_link_t streams; /* pxy_stream_t.ds_link */
     size_t n_streams;
     int draining;
-    pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
+    pxy_stream_t *hdr_ps;         /* call of the header block being received (saves lookups) */
+    struct sockaddr_storage peer; /* the client's address */
     char name[64];
 };
 
@@ -208,8 +209,16 @@ struct pxy_stream {
     int svc_len;
     const char *method_str; /* method name from :path, for instances that list methods */
     int method_len;
-    int final_status; /* for the filters' on_done: MESH_PROXY_STATUS_* or a gRPC status */
-    int n_admitted;   /* filters that accepted the call (on_done owed) */
+    int final_status;           /* for the filters' on_done: MESH_PROXY_STATUS_* or a gRPC status */
+    int n_admitted;             /* filters that accepted the call or went pending (on_done owed) */
+    int pending;                /* 1 + the index of the filter the call waits for; 0: none */
+    mesh_proxy_body_cb body_cb; /* a filter waits for the request body */
+    void *body_ctx;
+    size_t body_max;
+    char err_meta[2][64];           /* one more trailer of the mesh's own error: name, value */
+    char trace_id[65];              /* for log lines about the call; "" none */
+    char upstream[48];              /* the last endpoint tried ("host:port"), "" none */
+    uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_stream_t *free_next;
 };

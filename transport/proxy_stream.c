@@ -361,8 +361,13 @@ static void submit_trailers_only(pxy_stream_t *ps, int code, const char *msg)
         NV_LIT("content-type", "application/grpc"),
         NV_LIT("grpc-status", status),
         NV_LIT("grpc-message", enc),
+        NV_LIT("x", ""),
     };
-    nghttp2_submit_response(ps->ds->h2.session, ps->ds_id, nva, msg[0] ? 4 : 3, NULL);
+    size_t n = msg[0] ? 4 : 3;
+    if (ps->err_meta[0][0]) /* (nghttp2 copies names and values: the array is on the stack) */
+        nva[n++] = mknv(ps->err_meta[0], strlen(ps->err_meta[0]), ps->err_meta[1],
+                        strlen(ps->err_meta[1]));
+    nghttp2_submit_response(ps->ds->h2.session, ps->ds_id, nva, n, NULL);
     ps->resp_done = 1;
     mesh_h2_conn_flush(&ps->ds->h2);
 }
@@ -381,7 +386,12 @@ void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
     vsnprintf(ps->err_msg, sizeof(ps->err_msg), fmt, ap);
     va_end(ap);
     ps->err_code = code;
-    mesh_debug(ACTOR, "call failed: %s %s", mesh_grpc_status_name(code), ps->err_msg);
+    ps->body_cb = NULL;
+    if (ps->trace_id[0])
+        mesh_debug(ACTOR, "call failed: %s %s (trace %s)", mesh_grpc_status_name(code), ps->err_msg,
+                   ps->trace_id);
+    else
+        mesh_debug(ACTOR, "call failed: %s %s", mesh_grpc_status_name(code), ps->err_msg);
     cancel_upstream(ps);
     if (!ps->ds)
         return;
@@ -521,6 +531,7 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
             return;
         }
         ps->ep = ep;
+        snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
         if (pxy_endpoint_attach(ps->w, ep, ps) == 0)
             return;
         exclude = ep; /* could not open a connection: try another once */
@@ -596,7 +607,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->buf + h->ents[i].no;
         size_t nl = h->ents[i].nl;
-        if (name[0] == ':' || is_hop_by_hop(name, nl) ||
+        if (nl == 0 || name[0] == ':' || is_hop_by_hop(name, nl) ||
             (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0))
             continue;
         nv[n++] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
@@ -612,38 +623,115 @@ void pxy_stream_submit(pxy_stream_t *ps)
     mesh_h2_conn_flush(&u->h2);
 }
 
-/* Runs the filters' on_call; 0 when every filter accepted, -1 when one rejected (the call
+/* Points svc_str and method_str into the request headers (again: a filter that sets a field
+ * may move the buffer). Returns the path. */
+static const char *parse_path(pxy_stream_t *ps, size_t *pl_out)
+{
+    size_t pl = 0;
+    const char *path = hdrs_get(&ps->reqh, PXY_H_PATH, &pl);
+    ps->svc_str = pl > 1 ? path + 1 : path;
+    const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
+    ps->svc_len = slash ? (int)(slash - (path + 1)) : (pl > 1 ? (int)pl - 1 : 0);
+    ps->method_str = slash ? slash + 1 : path + pl;
+    ps->method_len = slash ? (int)(path + pl - (slash + 1)) : 0;
+    *pl_out = pl;
+    return path;
+}
+
+/* Fails the call with a filter's verdict. */
+static void fail_verdict(pxy_stream_t *ps, mesh_proxy_verdict_t *v)
+{
+    int code = v->grpc_status > 0 && v->grpc_status <= 16 ? v->grpc_status : MESH_GRPC_UNKNOWN;
+    v->message[sizeof(v->message) - 1] = '\0';
+    v->meta_name[sizeof(v->meta_name) - 1] = '\0';
+    v->meta_value[sizeof(v->meta_value) - 1] = '\0';
+    if (v->meta_name[0]) {
+        snprintf(ps->err_meta[0], sizeof(ps->err_meta[0]), "%s", v->meta_name);
+        snprintf(ps->err_meta[1], sizeof(ps->err_meta[1]), "%s", v->meta_value);
+    }
+    pxy_stream_fail(ps, code, "%s", v->message[0] ? v->message : "meshd: call rejected");
+}
+
+static void body_ready(pxy_stream_t *ps, int complete)
+{
+    mesh_proxy_body_cb cb = ps->body_cb;
+    ps->body_cb = NULL;
+    cb(ps->body_ctx, ps, complete);
+}
+
+/* Whether a filter waiting for the body can have it: 1 complete, 0 too large, -1 not yet. */
+static int body_state(const pxy_stream_t *ps)
+{
+    if (ps->req.q.eof)
+        return 1;
+    return ps->req.q.buffered >= ps->body_max ? 0 : -1;
+}
+
+/* Runs the filters' on_call from filter `from` on: 0 when every filter accepted, 1 when one
+ * went pending (the call resumes with mesh_proxy_call_resume), -1 when one rejected (the call
  * is then failed with its verdict). */
-static int filters_admit(pxy_stream_t *ps, const char *path, size_t pl)
+static int filters_admit(pxy_stream_t *ps, int from)
 {
     mesh_proxy_worker_t *w = ps->w;
-    size_t al = 0;
-    const char *auth = hdrs_get(&ps->reqh, PXY_H_AUTHORITY, &al);
-    mesh_proxy_call_info_t info = {
-        .path = path,
-        .path_len = pl,
-        .service = ps->svc_str,
-        .service_len = (size_t)ps->svc_len,
-        .authority = auth,
-        .authority_len = auth ? al : 0,
-        .worker_index = w->cfg.worker_index,
-    };
-    for (int i = 0; i < w->n_filters; i++) {
-        mesh_proxy_verdict_t v = {.grpc_status = MESH_GRPC_UNAVAILABLE, .message = ""};
+    for (int i = from; i < w->n_filters; i++) {
+        size_t pl, al = 0;
+        const char *path = parse_path(ps, &pl);
+        const char *auth = hdrs_get(&ps->reqh, PXY_H_AUTHORITY, &al);
+        mesh_proxy_call_info_t info = {
+            .path = path,
+            .path_len = pl,
+            .service = ps->svc_str,
+            .service_len = (size_t)ps->svc_len,
+            .method = ps->method_str,
+            .method_len = (size_t)ps->method_len,
+            .authority = auth,
+            .authority_len = auth ? al : 0,
+            .peer = (const struct sockaddr *)&ps->ds->peer,
+            .worker_index = w->cfg.worker_index,
+            .call = ps,
+        };
+        mesh_proxy_verdict_t v = {.grpc_status = MESH_GRPC_UNAVAILABLE};
         void *token = NULL;
-        if (w->filters[i].on_call(w->filters[i].ctx, &info, &v, &token) != MESH_PROXY_ACCEPT) {
-            int code = v.grpc_status > 0 && v.grpc_status <= 16 ? v.grpc_status : MESH_GRPC_UNKNOWN;
-            v.message[sizeof(v.message) - 1] = '\0';
-            pxy_stream_fail(ps, code, "%s", v.message[0] ? v.message : "meshd: call rejected");
+        int rv = w->filters[i].on_call(w->filters[i].ctx, &info, &v, &token);
+        if (rv == MESH_PROXY_REJECT) {
+            ps->body_cb = NULL;
+            fail_verdict(ps, &v);
             return -1;
         }
         ps->filter_tokens[i] = token;
         ps->n_admitted = i + 1;
+        if (rv == MESH_PROXY_PENDING) {
+            ps->pending = i + 1;
+            if (ps->body_cb && body_state(ps) >= 0)
+                body_ready(ps, body_state(ps)); /* may resume (and route) the call at once */
+            return 1;
+        }
     }
     return 0;
 }
 
-/* Checks a complete request and sends it on its way. */
+/* Routes a call that every filter admitted and sends it on its way. */
+static void stream_route(pxy_stream_t *ps)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    size_t pl;
+    const char *path = parse_path(ps, &pl);
+    const mesh_route_service_t *svc = NULL;
+    mesh_route_status_t rs =
+        w->routes ? mesh_routes_lookup(w->routes, path, pl, &svc) : MESH_ROUTE_NO_SERVICE;
+    if (rs == MESH_ROUTE_FOUND) {
+        ps->routes = mesh_routes_ref(w->routes);
+        ps->svc = svc;
+    } else if (w->default_ep && pl > 1 && path[0] == '/') {
+        ps->default_route = 1;
+    } else {
+        pxy_stream_fail(ps, MESH_GRPC_UNIMPLEMENTED, "meshd: no route for %.*s", (int)pl, path);
+        return;
+    }
+    route_to_upstream(ps, NULL, NULL);
+}
+
+/* Checks a complete request, runs the filters and sends it on its way. */
 static void stream_start(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
@@ -681,26 +769,8 @@ static void stream_start(pxy_stream_t *ps)
         pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: a gRPC call must be a POST with a :path");
         return;
     }
-    /* The service name from "/pkg.Svc/Method", for filters and messages. */
-    ps->svc_str = pl > 1 ? path + 1 : path;
-    const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
-    ps->svc_len = slash ? (int)(slash - (path + 1)) : (pl > 1 ? (int)pl - 1 : 0);
-    ps->method_str = slash ? slash + 1 : path + pl;
-    ps->method_len = slash ? (int)(path + pl - (slash + 1)) : 0;
-    if (w->n_filters && filters_admit(ps, path, pl) != 0)
-        return;
-    const mesh_route_service_t *svc = NULL;
-    mesh_route_status_t rs =
-        w->routes ? mesh_routes_lookup(w->routes, path, pl, &svc) : MESH_ROUTE_NO_SERVICE;
-    if (rs == MESH_ROUTE_FOUND) {
-        ps->routes = mesh_routes_ref(w->routes);
-        ps->svc = svc;
-    } else if (w->default_ep && pl > 1 && path[0] == '/') {
-        ps->default_route = 1;
-    } else {
-        pxy_stream_fail(ps, MESH_GRPC_UNIMPLEMENTED, "meshd: no route for %.*s", (int)pl, path);
-        return;
-    }
+    /* The deadline runs from here: a filter that waits (a key fetch, an external check)
+     * spends the call's time, not more. */
     v = hdrs_get(h, PXY_H_GRPC_TIMEOUT, &vl);
     if (v) {
         uint64_t ns;
@@ -715,7 +785,144 @@ static void stream_start(pxy_stream_t *ps)
         ps->deadline_ms = uv_now(w->loop) + ms;
         uv_timer_start(&ps->timer, on_deadline, ms, 0);
     }
-    route_to_upstream(ps, NULL, NULL);
+    if (w->n_filters && filters_admit(ps, 0) != 0)
+        return;
+    stream_route(ps);
+}
+
+/* ---- what filters can do with a call ------------------------------------------------------ */
+
+static int name_is(const pxy_hdrs_t *h, size_t i, const char *name, size_t nl)
+{
+    return h->ents[i].nl == nl && memcmp(h->buf + h->ents[i].no, name, nl) == 0;
+}
+
+const char *mesh_proxy_call_header(const mesh_proxy_call_t *ps, const char *name, size_t *len)
+{
+    const pxy_hdrs_t *h = &ps->reqh;
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(h, i, name, nl)) {
+            *len = h->ents[i].vl;
+            return h->buf + h->ents[i].vo;
+        }
+    return NULL;
+}
+
+int mesh_proxy_call_header_at(const mesh_proxy_call_t *ps, size_t i, const char **name,
+                              size_t *name_len, const char **value, size_t *value_len)
+{
+    const pxy_hdrs_t *h = &ps->reqh;
+    if (i >= h->n)
+        return -1;
+    if (h->ents[i].nl == 0)
+        return 0;
+    *name = h->buf + h->ents[i].no;
+    *name_len = h->ents[i].nl;
+    *value = h->buf + h->ents[i].vo;
+    *value_len = h->ents[i].vl;
+    return 1;
+}
+
+int mesh_proxy_call_remove_header(mesh_proxy_call_t *ps, const char *name)
+{
+    pxy_hdrs_t *h = &ps->reqh;
+    size_t nl = strlen(name);
+    int n = 0;
+    if (nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0)
+        return 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (name_is(h, i, name, nl)) {
+            h->size -= h->ents[i].nl + h->ents[i].vl + 32;
+            h->ents[i].nl = 0;
+            n++;
+        }
+    return n;
+}
+
+int mesh_proxy_call_set_header(mesh_proxy_call_t *ps, const char *name, const char *value,
+                               size_t value_len)
+{
+    pxy_hdrs_t *h = &ps->reqh;
+    size_t nl = strlen(name);
+    if (nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0 ||
+        is_hop_by_hop(name, nl))
+        return -1;
+    for (size_t i = 0; i < nl; i++)
+        if (name[i] <= ' ' || name[i] >= 127 || (name[i] >= 'A' && name[i] <= 'Z'))
+            return -1;
+    for (size_t i = 0; i < value_len; i++)
+        if (value[i] == '\0' || value[i] == '\r' || value[i] == '\n')
+            return -1;
+    mesh_proxy_call_remove_header(ps, name);
+    if (h->size + nl + value_len + 32 > 2 * (size_t)ps->w->cfg.max_header_list_size)
+        return -1;
+    return hdrs_add(h, (const uint8_t *)name, nl, (const uint8_t *)value, value_len);
+}
+
+const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *ps)
+{
+    return (const struct sockaddr *)&ps->ds->peer;
+}
+
+void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *ps, const char *id, size_t len)
+{
+    if (len >= sizeof(ps->trace_id))
+        len = sizeof(ps->trace_id) - 1;
+    memcpy(ps->trace_id, id, len);
+    ps->trace_id[len] = '\0';
+}
+
+void mesh_proxy_call_summary(const mesh_proxy_call_t *ps, mesh_proxy_call_summary_t *out)
+{
+    out->upstream = ps->upstream[0] ? ps->upstream : NULL;
+    out->req_bytes = ps->req_bytes;
+    out->resp_bytes = ps->resp_bytes;
+    out->retries = ps->retries;
+}
+
+void mesh_proxy_call_resume(mesh_proxy_call_t *ps, const mesh_proxy_verdict_t *reject)
+{
+    if (!ps->pending)
+        return;
+    int i = ps->pending - 1;
+    ps->pending = 0;
+    ps->body_cb = NULL;
+    if (ps->failing || ps->resp_done || !ps->ds)
+        return; /* the call ended while the filter waited */
+    if (reject) {
+        mesh_proxy_verdict_t v = *reject;
+        fail_verdict(ps, &v);
+        return;
+    }
+    if (filters_admit(ps, i + 1) != 0)
+        return;
+    stream_route(ps);
+}
+
+void mesh_proxy_call_want_body(mesh_proxy_call_t *ps, size_t max, mesh_proxy_body_cb cb, void *ctx)
+{
+    size_t cap = ps->w->cfg.stream_buffer;
+    ps->body_cb = cb;
+    ps->body_ctx = ctx;
+    ps->body_max = max < cap ? max : cap;
+}
+
+size_t mesh_proxy_call_body_next(const mesh_proxy_call_t *ps, size_t *pos, const uint8_t **data)
+{
+    const mesh_chunkq_t *q = &ps->req.q;
+    size_t skip = *pos;
+    for (const mesh_chunk_t *c = q->head; c; c = c->next) {
+        size_t off = c == q->head ? q->head_off : 0;
+        size_t len = c->len > off ? c->len - off : 0;
+        if (skip < len) {
+            *data = c->data + off + skip;
+            *pos += len - skip;
+            return len - skip;
+        }
+        skip -= len;
+    }
+    return 0;
 }
 
 /* ---- client (downstream) session callbacks ------------------------------------------------ */
@@ -776,6 +983,10 @@ static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         stream_start(ps);
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && ps->ds) {
         ps->req.q.eof = 1;
+        if (ps->body_cb) {
+            body_ready(ps, 1);
+            return 0;
+        }
         if (ps->us && ps->us_id > 0) {
             mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
             mesh_h2_conn_flush(&ps->us->h2);
@@ -794,6 +1005,11 @@ static int ds_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     }
     if (mesh_chunkq_append(&ps->req.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    ps->req_bytes += len;
+    if (ps->body_cb && ps->req.q.buffered >= ps->body_max) {
+        body_ready(ps, 0);
+        return 0;
+    }
     if (ps->us && ps->us_id > 0) {
         mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
         mesh_h2_conn_flush(&ps->us->h2);
@@ -966,6 +1182,7 @@ static int us_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     }
     if (mesh_chunkq_append(&ps->resp.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    ps->resp_bytes += len;
     mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
     mesh_h2_conn_flush(&ps->ds->h2);
     return 0;

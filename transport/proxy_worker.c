@@ -114,6 +114,9 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
         return NULL;
     }
     mesh_h2_conn_set_session(&d->h2, s);
+    int plen = sizeof(d->peer);
+    if (uv_tcp_getpeername(&d->h2.tcp, (struct sockaddr *)&d->peer, &plen) < 0)
+        d->peer.ss_family = AF_UNSPEC;
     if (w->flusher_on)
         mesh_h2_conn_set_flusher(&d->h2, &w->flusher);
     uv_tcp_nodelay(&d->h2.tcp, 1);

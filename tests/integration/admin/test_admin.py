@@ -131,9 +131,13 @@ def case_static(c):
     check(st == 200 and body["sink"] in ("off", "file") and len(body["boot_id"]) == 32,
           "/v1/audit: no Kafka without --audit-kafka (off, or the default file where "
           "/var/log/meshd exists): %s" % body)
+    st, body, _ = http_get(admin, "/v1/policy")
+    check(st == 200 and body["present"] is False and body["rules"] == [] and
+          "grpc.health.v1.Health/*" in body["exempt"] and body["trace"] is True,
+          "/v1/policy: no policy block: trace only, health and reflection exempt: %s" % body)
     st, body, _ = http_get(admin, "/v1/nope")
     check(st == 404 and body["path"] == "/v1/nope" and
-          body["paths"] == ["/v1/audit", "/v1/members", "/v1/node", "/v1/routes"],
+          body["paths"] == ["/v1/audit", "/v1/members", "/v1/node", "/v1/policy", "/v1/routes"],
           "unknown path: 404 listing the paths: %s" % body)
 
     rc, out, err = meshd_cli(c.args, "routes", "--admin", "127.0.0.1:%d" % admin)

@@ -28,6 +28,7 @@ struct echo_server {
     atomic_int open_conns, goaways;
     pthread_mutex_t mu;
     char last_timeout[32];
+    char last_fields[2048];
     nghttp2_session_callbacks *cbs;
 };
 
@@ -173,8 +174,20 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
     estream_t *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (!st)
         return 0;
-    if (nl == 5 && memcmp(name, ":path", 5) == 0 && vl < sizeof(st->path))
+    if (nl == 5 && memcmp(name, ":path", 5) == 0 && vl < sizeof(st->path)) {
         memcpy(st->path, value, vl);
+        pthread_mutex_lock(&c->srv->mu);
+        c->srv->last_fields[0] = '\0'; /* (:path comes first: a new call) */
+        pthread_mutex_unlock(&c->srv->mu);
+    }
+    if (name[0] != ':') {
+        pthread_mutex_lock(&c->srv->mu);
+        size_t used = strlen(c->srv->last_fields);
+        if (used + nl + vl + 3 < sizeof(c->srv->last_fields))
+            snprintf(c->srv->last_fields + used, sizeof(c->srv->last_fields) - used, "%.*s: %.*s\n",
+                     (int)nl, name, (int)vl, value);
+        pthread_mutex_unlock(&c->srv->mu);
+    }
     if (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0 && vl < 32) {
         pthread_mutex_lock(&c->srv->mu);
         memcpy(c->srv->last_timeout, value, vl);
@@ -549,6 +562,13 @@ int echo_server_headers_frames(echo_server_t *s)
 int echo_server_completed(echo_server_t *s)
 {
     return atomic_load(&s->completed);
+}
+
+void echo_server_last_fields(echo_server_t *s, char *out, size_t cap)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(out, cap, "%s", s->last_fields);
+    pthread_mutex_unlock(&s->mu);
 }
 
 void echo_server_last_timeout(echo_server_t *s, char *out, size_t cap)

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -35,6 +36,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         call->grpc_status = atoi((const char *)value);
     if (nl == 10 && memcmp(name, "x-echo-bin", 10) == 0)
         call->saw_echo_bin = 1;
+    size_t used = strlen(call->fields);
+    if (name[0] != ':' && used + nl + vl + 3 < sizeof(call->fields))
+        snprintf(call->fields + used, sizeof(call->fields) - used, "%.*s: %.*s\n", (int)nl, name,
+                 (int)vl, value);
     if (nl == 12 && memcmp(name, "grpc-message", 12) == 0) {
         size_t n = vl < sizeof(call->grpc_message) - 1 ? vl : sizeof(call->grpc_message) - 1;
         memcpy(call->grpc_message, value, n);

@@ -16,6 +16,7 @@ typedef struct h2_call {
     int grpc_status; /* -1 until seen */
     char grpc_message[256];
     int saw_echo_bin;
+    char fields[1024]; /* every response field and trailer but pseudo ones, "name: value\n" */
     uint8_t *body;
     size_t body_len;
     int closed;

@@ -1,5 +1,5 @@
 /*
- * registry/curl_lib.h: libcurl, loaded when the first etcd client is made.
+ * common/curl_lib.h: libcurl, loaded when the first client needs it (etcd, HTTP fetches).
  *
  * libcurl (with OpenSSL, GnuTLS, Kerberos and LDAP behind it) is about 7 MiB of resident pages
  * (bench/rss); a node with only static routes never talks to etcd, so meshd does not link libcurl

@@ -1,7 +1,7 @@
 /*
- * registry/curl_lib.c: opening libcurl on first use (see registry/curl_lib.h).
+ * common/curl_lib.c: opening libcurl on first use (see common/curl_lib.h).
  */
-#include "registry/curl_lib.h"
+#include "common/curl_lib.h"
 
 #include <dlfcn.h>
 #include <pthread.h>

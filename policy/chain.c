@@ -1,0 +1,1108 @@
+/*
+ * policy/chain.c: the policy chain: snapshots built from the `policy:` block, and the
+ * per-worker filter that runs each call through trace, identity, authn, signature, ACL, rate
+ * limit and forward (see policy/chain.h).
+ */
+#include "policy/chain.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "actors/evring.h"
+#include "common/log.h"
+#include "policy/acl.h"
+#include "policy/cidr.h"
+#include "policy/jwks.h"
+#include "policy/jwt.h"
+#include "policy/jwt_cache.h"
+#include "policy/mesh_identity.h"
+#include "policy/nonce_cache.h"
+#include "policy/ratelimit.h"
+#include "policy/signature.h"
+#include "policy/trace.h"
+#include "transport/grpc_status.h"
+
+#define ACTOR "policy"
+
+/* Verified tokens a worker remembers, and for how long at most without an exp. */
+#define JWT_CACHE_ENTRIES 4096
+#define JWT_CACHE_MAX_TTL 3600
+/* Access-log buffer per worker, and how often it is written out. */
+#define ACCESS_BUF   (64 * 1024)
+#define ACCESS_FLUSH 200
+/* Nonces remembered by the node for signature replay checks. */
+#define NONCE_CAPACITY 131072
+/* Header carrying forwarded claims: prefix + claim name. */
+#define CLAIM_PREFIX "x-meshd-claim-"
+
+/* ---- snapshots --------------------------------------------------------------------------------
+ */
+
+/* What one rule needs at run time. */
+typedef struct rule_rt {
+    pol_acl_t *acl;      /* NULL: no lists */
+    pol_ratelimit_t *rl; /* NULL: no limit */
+} rule_rt_t;
+
+struct pol_chain {
+    _Atomic int refs;
+    pol_conf_t *conf;
+    rule_rt_t *rt; /* per rule */
+    pol_keyset_t *keys;
+    pol_jwt_rules_t jwt;
+    pol_identity_keys_t idkeys;
+    int has_idkeys;
+    pol_sig_secrets_t *secrets;
+    pol_cidr_set_t *trusted;
+    uint64_t sample_below; /* trace ids hashing below this are access-logged */
+};
+
+/* The node's nonce cache: one for the process, so a reload never forgets a nonce. */
+static pol_nonce_cache_t *nonces;
+static pthread_once_t nonces_once = PTHREAD_ONCE_INIT;
+static void nonces_init(void)
+{
+    char err[128];
+    nonces = pol_nonce_cache_new(NONCE_CAPACITY, err, sizeof(err));
+    if (!nonces)
+        mesh_error(ACTOR, "replay cache: %s", err);
+}
+
+static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap + 1);
+    for (;;) {
+        if (!b) {
+            fclose(f);
+            snprintf(err, errlen, "%s: out of memory", path);
+            return -1;
+        }
+        n += fread(b + n, 1, cap - n, f);
+        if (n < cap || cap >= (8u << 20))
+            break;
+        cap *= 2;
+        char *nb = realloc(b, cap + 1);
+        if (!nb)
+            free(b);
+        b = nb;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        snprintf(err, errlen, "%s: read error", path);
+        return -1;
+    }
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* The mesh secret file: the current secret (base64) on its first line, optionally the
+ * previous one on the second. */
+static int load_mesh_secret(pol_chain_t *c, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    if (read_file(c->conf->mesh_secret_file, &text, &len, err, errlen) != 0)
+        return -1;
+    char *save = NULL, *cur = strtok_r(text, "\r\n", &save), *prev = strtok_r(NULL, "\r\n", &save);
+    char why[160];
+    int rc = pol_identity_keys_init(&c->idkeys, cur ? cur : "", prev,
+                                    c->conf->mesh_token_ttl_ms / 1000, why, sizeof(why));
+    memset(text, 0, len);
+    free(text);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", c->conf->mesh_secret_file, why);
+        return -1;
+    }
+    c->has_idkeys = 1;
+    return 0;
+}
+
+static int build_jwt(pol_chain_t *c, char *err, size_t errlen)
+{
+    const pol_conf_t *cf = c->conf;
+    pol_jwt_rules_init(&c->jwt);
+    if (cf->algorithms.n) {
+        c->jwt.algs = 0;
+        for (size_t i = 0; i < cf->algorithms.n; i++) {
+            const char *a = cf->algorithms.v[i];
+            pol_jwt_alg_t alg = pol_jwt_alg_from_name(a, strlen(a));
+            if (!alg) {
+                snprintf(err, errlen, "%s: policy.jwt.algorithms: '%s' is not a JWS algorithm",
+                         cf->file, a);
+                return -1;
+            }
+            c->jwt.algs |= POL_JWT_ALG_BIT(alg);
+        }
+    }
+    c->jwt.issuers = (const char *const *)cf->issuers.v;
+    c->jwt.n_issuers = cf->issuers.n;
+    c->jwt.audiences = (const char *const *)cf->audiences.v;
+    c->jwt.n_audiences = cf->audiences.n;
+    c->jwt.skew_s = cf->clock_skew_ms / 1000;
+    c->jwt.claims = (const char *const *)cf->identity_claims.v;
+    c->jwt.n_claims = cf->identity_claims.n;
+    c->jwt.generation = pol_jwt_rules_new_generation();
+    if (pol_jwt_rules_check(&c->jwt, err, errlen) != 0)
+        return -1;
+    if (cf->jwks_file) {
+        char *text, why[256];
+        size_t len;
+        if (read_file(cf->jwks_file, &text, &len, err, errlen) != 0)
+            return -1;
+        c->keys = pol_keyset_parse(text, len, why, sizeof(why));
+        free(text);
+        if (!c->keys) {
+            snprintf(err, errlen, "%s: %s", cf->jwks_file, why);
+            return -1;
+        }
+        if (pol_keyset_skipped(c->keys))
+            mesh_warn(ACTOR, "%s: %zu keys skipped (%zu usable)", cf->jwks_file,
+                      pol_keyset_skipped(c->keys), pol_keyset_count(c->keys));
+    }
+    return 0;
+}
+
+static int build_rules(pol_chain_t *c, char *err, size_t errlen)
+{
+    const pol_conf_t *cf = c->conf;
+    c->rt = calloc(cf->n_rules ? cf->n_rules : 1, sizeof(*c->rt));
+    if (!c->rt)
+        return -1;
+    for (size_t i = 0; i < cf->n_rules; i++) {
+        const pol_rule_t *r = &cf->rules[i];
+        char why[256];
+        if (r->allow_peers.n || r->deny_peers.n || r->allow_identities.n || r->deny_identities.n) {
+#define L(l) {(const char *const *)(l).v, (l).n}
+            pol_acl_config_t ac = {
+                .allow_peers = L(r->allow_peers),
+                .deny_peers = L(r->deny_peers),
+                .allow_identities = L(r->allow_identities),
+                .deny_identities = L(r->deny_identities),
+                .trusted_proxies = L(cf->trusted_proxies),
+            };
+#undef L
+            if (!(c->rt[i].acl = pol_acl_new(&ac, why, sizeof(why)))) {
+                snprintf(err, errlen, "%s:%d: policy.rules[%zu]: %s", cf->file, r->line, i, why);
+                return -1;
+            }
+        }
+        if (r->rl_key) {
+            pol_ratelimit_config_t rc;
+            pol_ratelimit_config_default(&rc);
+            rc.rate = r->rl_rate;
+            rc.burst = r->rl_burst < 1 ? 1 : (uint32_t)r->rl_burst;
+            if (r->rl_key == POL_RL_METHOD)
+                rc.slots = 64; /* a few keys: the rule's methods */
+            if (!(c->rt[i].rl = pol_ratelimit_new(&rc, why, sizeof(why)))) {
+                snprintf(err, errlen, "%s:%d: policy.rules[%zu].rate-limit: %s", cf->file, r->line,
+                         i, why);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+pol_chain_t *pol_chain_build(pol_conf_t *conf, char *err, size_t errlen)
+{
+    pol_chain_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        pol_conf_free(conf);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&c->refs, 1);
+    c->conf = conf;
+    c->sample_below = conf->access_log_sample >= 1.0
+                          ? UINT64_MAX
+                          : (uint64_t)(conf->access_log_sample * 18446744073709551615.0);
+    int rc = build_jwt(c, err, errlen);
+    if (rc == 0 && conf->mesh_secret_file)
+        rc = load_mesh_secret(c, err, errlen);
+    if (rc == 0 && conf->sig_secrets_file) {
+        char why[256];
+        c->secrets = pol_sig_secrets_load(conf->sig_secrets_file, why, sizeof(why));
+        if (!c->secrets) {
+            snprintf(err, errlen, "%s", why);
+            rc = -1;
+        }
+        pthread_once(&nonces_once, nonces_init);
+        if (rc == 0 && !nonces) {
+            snprintf(err, errlen, "policy.signature: no replay cache (out of memory)");
+            rc = -1;
+        }
+    }
+    if (rc == 0 && conf->trusted_proxies.n) {
+        char why[256];
+        c->trusted = pol_cidr_set_new((const char *const *)conf->trusted_proxies.v,
+                                      conf->trusted_proxies.n, why, sizeof(why));
+        if (!c->trusted) {
+            snprintf(err, errlen, "%s: policy.trusted-proxies: %s", conf->file, why);
+            rc = -1;
+        }
+    }
+    if (rc == 0)
+        rc = build_rules(c, err, errlen);
+    if (rc != 0) {
+        pol_chain_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+pol_chain_t *pol_chain_load(const char *path, char *err, size_t errlen)
+{
+    pol_conf_t *conf = path ? pol_conf_load(path, err, errlen) : pol_conf_default();
+    if (!conf)
+        return NULL;
+    if (!conf->file)
+        conf->file = strdup("(defaults)");
+    return pol_chain_build(conf, err, errlen);
+}
+
+pol_chain_t *pol_chain_ref(pol_chain_t *c)
+{
+    if (c)
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void pol_chain_unref(pol_chain_t *c)
+{
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; c->rt && i < c->conf->n_rules; i++) {
+        pol_acl_free(c->rt[i].acl);
+        pol_ratelimit_free(c->rt[i].rl);
+    }
+    free(c->rt);
+    pol_keyset_unref(c->keys);
+    pol_sig_secrets_unref(c->secrets);
+    pol_cidr_set_free(c->trusted);
+    pol_identity_keys_wipe(&c->idkeys);
+    pol_conf_free(c->conf);
+    free(c);
+}
+
+const pol_conf_t *pol_chain_conf(const pol_chain_t *c)
+{
+    return c->conf;
+}
+
+json_t *pol_chain_describe(const pol_chain_t *c)
+{
+    const pol_conf_t *cf = c->conf;
+    json_t *rules = json_array();
+    for (size_t i = 0; i < cf->n_rules; i++) {
+        const pol_rule_t *r = &cf->rules[i];
+        json_t *m = json_array();
+        for (size_t j = 0; j < r->match.n; j++)
+            json_array_append_new(m, json_string(r->match.v[j]));
+        json_t *authn = json_array();
+        if (r->authn & POL_AUTHN_JWT)
+            json_array_append_new(authn, json_string("jwt"));
+        if (r->authn & POL_AUTHN_EXT_AUTHZ)
+            json_array_append_new(authn, json_string("ext-authz"));
+        static const char *const keys[] = {"", "peer", "identity", "method"};
+        json_array_append_new(
+            rules, json_pack("{s:o, s:i, s:o, s:b, s:b, s:b, s:o}", "match", m, "line", r->line,
+                             "authn", authn, "optional", r->optional, "signature", r->signature,
+                             "acl", c->rt[i].acl != NULL, "rate_limit",
+                             r->rl_key ? json_pack("{s:s, s:f, s:f}", "key", keys[r->rl_key],
+                                                   "rate", r->rl_rate, "burst", r->rl_burst)
+                                       : json_null()));
+    }
+    json_t *exempt = json_array();
+    for (size_t i = 0; i < cf->exempt.n; i++)
+        json_array_append_new(exempt, json_string(cf->exempt.v[i]));
+    return json_pack("{s:s, s:b, s:b, s:s?, s:f, s:i, s:i, s:b, s:o, s:o}", "file", cf->file,
+                     "present", cf->present, "trace", cf->trace, "access_log", cf->access_log,
+                     "access_log_sample", cf->access_log_sample, "jwt_keys",
+                     (int)(c->keys ? pol_keyset_count(c->keys) : 0), "signature_clients",
+                     (int)(c->secrets ? pol_sig_secrets_count(c->secrets) : 0), "mesh_identity",
+                     c->has_idkeys, "exempt", exempt, "rules", rules);
+}
+
+pol_chain_t *pol_chain_with_jwks(const pol_chain_t *old, const char *json, size_t len, char *err,
+                                 size_t errlen)
+{
+    char why[256];
+    pol_keyset_t *ks = pol_keyset_parse(json, len, why, sizeof(why));
+    if (!ks) {
+        snprintf(err, errlen, "%s", why);
+        return NULL;
+    }
+    /* The new snapshot shares nothing mutable with the old: build it from the same file. */
+    pol_chain_t *c =
+        pol_chain_load(strcmp(old->conf->file, "(defaults)") ? old->conf->file : NULL, err, errlen);
+    if (!c) {
+        pol_keyset_unref(ks);
+        return NULL;
+    }
+    pol_keyset_unref(c->keys);
+    c->keys = ks;
+    return c;
+}
+
+/* ---- per worker --------------------------------------------------------------------------------
+ */
+
+/* A snapshot as one worker holds it: freed once no call of this worker uses it. */
+typedef struct wgen {
+    pol_chain_t *chain;
+    size_t calls;
+    int current;
+} wgen_t;
+
+typedef struct pol_call pol_call_t;
+
+struct pol_worker {
+    uv_loop_t *loop;
+    int index;
+    wgen_t *gen;
+    pol_jwt_cache_t *jwt_cache;
+    pol_call_t *free_calls;
+    /* access log */
+    int log_fd;
+    char *log_path; /* the file log_fd writes to */
+    char *log_buf;
+    size_t log_len;
+    uv_timer_t log_timer;
+    /* audit budget */
+    int64_t audit_second;
+    unsigned audit_sent;
+    uint64_t audit_suppressed;
+    int handles;
+    int freeing;
+};
+
+enum {
+    STEP_TRACE,
+    STEP_IDENTITY,
+    STEP_AUTHN,
+    STEP_SIGNATURE,
+    STEP_ACL,
+    STEP_RATELIMIT,
+    STEP_FORWARD,
+    STEP_DONE
+};
+
+struct pol_call {
+    pol_worker_t *w;
+    wgen_t *gen;
+    mesh_proxy_call_t *call;
+    const pol_rule_t *rule;
+    size_t rule_idx;
+    int exempt;
+    int step;
+    int waiting;   /* went pending: the verdict goes through mesh_proxy_call_resume */
+    int from_mesh; /* the identity came with a mesh identity token */
+    int has_id;
+    uint64_t t0_ns;
+    pol_ip_t client; /* the client address (after trusted X-Forwarded-For) */
+    int client_known;
+    char peer[48];
+    pol_trace_t trace;
+    pol_identity_t id;
+    pol_call_t *free_next;
+};
+
+static int64_t unix_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static uint64_t unix_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static const pol_conf_t *conf_of(const pol_call_t *pc)
+{
+    return pc->gen->chain->conf;
+}
+
+/* ---- access log -------------------------------------------------------------------------------
+ */
+
+static void log_flush(pol_worker_t *w)
+{
+    size_t off = 0;
+    while (w->log_fd >= 0 && off < w->log_len) {
+        ssize_t n = write(w->log_fd, w->log_buf + off, w->log_len - off);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            mesh_warn(ACTOR, "access log %s: %s (lines dropped)", w->log_path,
+                      n < 0 ? strerror(errno) : "short write");
+            break;
+        }
+        off += (size_t)n;
+    }
+    w->log_len = 0;
+}
+
+static void on_log_timer(uv_timer_t *t)
+{
+    log_flush(t->data);
+}
+
+/* Opens the access log the current snapshot names (or closes it). */
+static void log_open(pol_worker_t *w)
+{
+    const char *path = w->gen->chain->conf->access_log;
+    if (w->log_path && path && !strcmp(path, w->log_path))
+        return;
+    log_flush(w);
+    if (w->log_fd > 2)
+        close(w->log_fd);
+    w->log_fd = -1;
+    free(w->log_path);
+    w->log_path = NULL;
+    if (!path)
+        return;
+    w->log_path = strdup(path);
+    w->log_fd =
+        !strcmp(path, "-") ? 2 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (w->log_fd < 0)
+        mesh_error(ACTOR, "access log %s: %s (calls are not logged)", path, strerror(errno));
+    if (!w->log_buf)
+        w->log_buf = malloc(ACCESS_BUF);
+}
+
+/* JSON string body of s (n bytes) into out: escapes quotes, backslashes and control bytes;
+ * cut at cap. */
+static size_t json_esc(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 7 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static void log_call(pol_call_t *pc, int status)
+{
+    pol_worker_t *w = pc->w;
+    const pol_conf_t *cf = conf_of(pc);
+    if (!cf->access_log || w->log_fd < 0 || !w->log_buf)
+        return;
+    uint64_t h;
+    memcpy(&h, pc->trace.trace_id, sizeof(h));
+    if (h > pc->gen->chain->sample_below)
+        return;
+    mesh_proxy_call_summary_t sum;
+    mesh_proxy_call_summary(pc->call, &sum);
+    char path[256], who[2 * POL_IDENTITY_SUB_MAX], rid[2 * POL_REQUEST_ID_MAX], ts[40];
+    size_t pl = 0;
+    const char *p = mesh_proxy_call_header(pc->call, ":path", &pl);
+    json_esc(path, sizeof(path), p ? p : "", p ? pl : 0);
+    json_esc(who, sizeof(who), pc->has_id ? pc->id.sub : "", pc->has_id ? strlen(pc->id.sub) : 0);
+    json_esc(rid, sizeof(rid), pc->trace.request_id, strlen(pc->trace.request_id));
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + tl, sizeof(ts) - tl, ".%06ldZ", (long)tv.tv_usec);
+    if (w->log_len + 1024 > ACCESS_BUF)
+        log_flush(w);
+    int n = snprintf(w->log_buf + w->log_len, ACCESS_BUF - w->log_len,
+                     "{\"ts\":\"%s\",\"trace_id\":\"%s\",\"request_id\":\"%s\",\"peer\":\"%s\","
+                     "\"identity\":%s%s%s,\"path\":\"%s\",\"status\":%d,\"upstream\":%s%s%s,"
+                     "\"bytes_in\":%llu,\"bytes_out\":%llu,\"retries\":%d,\"duration_us\":%llu,"
+                     "\"worker\":%d}\n",
+                     ts, pc->trace.trace_id_hex, rid, pc->peer, pc->has_id ? "\"" : "",
+                     pc->has_id ? who : "null", pc->has_id ? "\"" : "", path, status,
+                     sum.upstream ? "\"" : "", sum.upstream ? sum.upstream : "null",
+                     sum.upstream ? "\"" : "", (unsigned long long)sum.req_bytes,
+                     (unsigned long long)sum.resp_bytes, sum.retries,
+                     (unsigned long long)((uv_hrtime() - pc->t0_ns) / 1000), w->index);
+    if (n > 0 && (size_t)n < ACCESS_BUF - w->log_len)
+        w->log_len += (size_t)n;
+}
+
+/* ---- refusals ------------------------------------------------------------------------------- */
+
+/* Fills out with the refusal and audits it (through the worker's event ring). */
+static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *out, const char *fmt,
+                  ...) __attribute__((format(printf, 5, 6)));
+static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *out, const char *fmt,
+                  ...)
+{
+    static const char *const filters[] = {"", "authn", "signature", "acl", "ratelimit"};
+    char reason[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    out->grpc_status = status;
+    snprintf(out->message, sizeof(out->message), "meshd: %s: %s", filters[kind], reason);
+    pol_worker_t *w = pc->w;
+    int64_t sec = unix_s();
+    if (sec != w->audit_second) {
+        w->audit_second = sec;
+        w->audit_sent = 0;
+    }
+    if (w->audit_sent >= POL_AUDIT_PER_SEC) {
+        w->audit_suppressed++;
+        return MESH_PROXY_REJECT;
+    }
+    w->audit_sent++;
+    mesh_event_t e = {.type = MESH_EV_POLICY,
+                      .worker = (uint32_t)w->index,
+                      .a = w->audit_suppressed,
+                      .c = unix_us()};
+    mesh_ev_policy_t *p = &e.policy;
+    p->kind = (uint8_t)kind;
+    p->status = (uint8_t)status;
+    snprintf(p->peer, sizeof(p->peer), "%s", pc->peer);
+    snprintf(p->trace_id, sizeof(p->trace_id), "%s", pc->trace.trace_id_hex);
+    size_t pl = 0;
+    const char *path = mesh_proxy_call_header(pc->call, ":path", &pl);
+    const char *slash = path && pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
+    if (slash) {
+        snprintf(p->service, sizeof(p->service), "%.*s", (int)(slash - path - 1), path + 1);
+        snprintf(p->method, sizeof(p->method), "%.*s", (int)(path + pl - slash - 1), slash + 1);
+    }
+    if (pc->has_id)
+        snprintf(p->identity, sizeof(p->identity), "%s", pc->id.sub);
+    snprintf(p->reason, sizeof(p->reason), "%s", reason);
+    if (mesh_evring_push_current(&e) == 0)
+        w->audit_suppressed = 0;
+    else
+        mesh_info(ACTOR, "refused %s from %s: %s (trace %s)", filters[kind], pc->peer, reason,
+                  pc->trace.trace_id_hex);
+    return MESH_PROXY_REJECT;
+}
+
+/* ---- steps ------------------------------------------------------------------------------------
+ */
+
+static const char *hdr(pol_call_t *pc, const char *name, size_t *len)
+{
+    *len = 0;
+    return mesh_proxy_call_header(pc->call, name, len);
+}
+
+static void step_trace(pol_call_t *pc)
+{
+    size_t tpl, tsl, ril;
+    const char *tp = hdr(pc, "traceparent", &tpl), *ts = hdr(pc, "tracestate", &tsl),
+               *ri = hdr(pc, "x-request-id", &ril);
+    pol_trace_begin(&pc->trace, tp, tpl, ts, tsl, ri, ril, POL_TRACE_FLAG_SAMPLED);
+    mesh_proxy_call_set_trace_id(pc->call, pc->trace.trace_id_hex, 32);
+    if (!conf_of(pc)->trace)
+        return; /* ids for logs and audit only: the headers go on as they came */
+    mesh_proxy_call_set_header(pc->call, "traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN);
+    if (pc->trace.tracestate_len)
+        mesh_proxy_call_set_header(pc->call, "tracestate", pc->trace.tracestate,
+                                   pc->trace.tracestate_len);
+    else
+        mesh_proxy_call_remove_header(pc->call, "tracestate");
+    mesh_proxy_call_set_header(pc->call, "x-request-id", pc->trace.request_id,
+                               strlen(pc->trace.request_id));
+}
+
+/* The client's address: the peer, or the address a trusted proxy vouches for. */
+static void find_client(pol_call_t *pc)
+{
+    pol_ip_t peer;
+    const struct sockaddr *sa = mesh_proxy_call_peer(pc->call);
+    if (pol_ip_from_sockaddr(sa, &peer) != 0)
+        memset(&peer, 0, sizeof(peer));
+    pc->client = peer;
+    const pol_cidr_set_t *trusted = pc->gen->chain->trusted;
+    if (trusted) {
+        pol_str_t xff[8];
+        size_t n = 0;
+        const char *name, *value;
+        size_t nl, vl;
+        int rv;
+        for (size_t i = 0;
+             n < 8 && (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
+             i++)
+            if (rv == 1 && nl == 15 && !memcmp(name, "x-forwarded-for", 15))
+                xff[n++] = (pol_str_t){value, vl};
+        if (n)
+            pol_xff_client(trusted, &peer, xff, n, &pc->client, NULL);
+    }
+    char ip[POL_IP_STRLEN];
+    if (pol_ip_format(&pc->client, ip, sizeof(ip)) < 0)
+        snprintf(ip, sizeof(ip), "?");
+    int port = sa->sa_family == AF_INET    ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
+               : sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+                                           : 0;
+    if (pol_ip_equal(&pc->client, &peer))
+        snprintf(pc->peer, sizeof(pc->peer), strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+    else
+        snprintf(pc->peer, sizeof(pc->peer), "%s", ip);
+    pc->client_known = 1;
+}
+
+/* Removes what a client may not say about itself, and trusts a valid mesh identity token. */
+static void step_identity(pol_call_t *pc)
+{
+    const pol_conf_t *cf = conf_of(pc);
+    mesh_proxy_call_remove_header(pc->call, cf->identity_header);
+    const char *name, *value;
+    size_t nl, vl;
+    int rv;
+    char claim[96];
+    for (size_t i = 0; (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
+         i++)
+        if (rv == 1 && nl > sizeof(CLAIM_PREFIX) - 1 && nl < sizeof(claim) &&
+            !memcmp(name, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1)) {
+            memcpy(claim, name, nl);
+            claim[nl] = '\0';
+            mesh_proxy_call_remove_header(pc->call, claim);
+        }
+    size_t tl;
+    const char *tok = hdr(pc, POL_IDENTITY_TOKEN_HEADER, &tl);
+    if (tok && pc->gen->chain->has_idkeys) {
+        size_t pl;
+        const char *path = hdr(pc, ":path", &pl);
+        if (pol_identity_verify(&pc->gen->chain->idkeys, tok, tl, path, pl, unix_s(), &pc->id) ==
+            POL_IDENTITY_OK) {
+            pc->has_id = 1;
+            pc->from_mesh = 1;
+        }
+    }
+    if (tok)
+        mesh_proxy_call_remove_header(pc->call, POL_IDENTITY_TOKEN_HEADER);
+}
+
+/* What authn_jwt found besides a refusal (MESH_PROXY_REJECT). */
+enum { JWT_NONE = 100, JWT_OK = 101 };
+
+/* JWT: a Bearer token in the configured header: JWT_OK (the identity is set), JWT_NONE (no
+ * token: the next authn may try) or MESH_PROXY_REJECT. */
+static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    const pol_conf_t *cf = conf_of(pc);
+    size_t vl;
+    const char *v = hdr(pc, cf->jwt_header, &vl);
+    if (!v)
+        return JWT_NONE;
+    const char *tok;
+    size_t tl;
+    if (pol_jwt_bearer(v, vl, &tok, &tl) != 0)
+        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
+                      "jwt: %s is not a Bearer token", cf->jwt_header);
+    pol_jwt_claims_t claims;
+    char reason[96];
+    const pol_keyset_t *ks = pc->gen->chain->keys;
+    if (!ks)
+        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
+                      "jwt: no keys yet (the JWKS URL has not answered)");
+    int rc = pol_jwt_verify_cached(pc->w->jwt_cache, ks, tok, tl, &pc->gen->chain->jwt, unix_s(),
+                                   &claims, NULL, reason, sizeof(reason));
+    if (rc != POL_JWT_OK)
+        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out, "jwt: %s", reason);
+    const char *sub = pol_jwt_claims_sub(&claims);
+    if (!sub || !sub[0])
+        return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
+                      "jwt: the token has no subject");
+    memset(&pc->id, 0, sizeof(pc->id));
+    snprintf(pc->id.sub, sizeof(pc->id.sub), "%s", sub);
+    snprintf(pc->id.source, sizeof(pc->id.source), "jwt");
+    for (size_t i = 0; i < cf->identity_claims.n && pc->id.nclaims < POL_IDENTITY_CLAIMS_MAX; i++) {
+        const char *val = pol_jwt_claims_extra(&claims, i);
+        if (!val)
+            continue;
+        pol_identity_claim_t *c = &pc->id.claims[pc->id.nclaims++];
+        snprintf(c->name, sizeof(c->name), "%s", cf->identity_claims.v[i]);
+        snprintf(c->value, sizeof(c->value), "%s", val);
+    }
+    pc->has_id = 1;
+    return JWT_OK;
+}
+
+static int step_authn(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    const pol_rule_t *r = pc->rule;
+    if (!r || !r->authn || pc->exempt || pc->from_mesh)
+        return MESH_PROXY_ACCEPT;
+    if (r->authn & POL_AUTHN_JWT) {
+        int rc = authn_jwt(pc, out);
+        if (rc != JWT_NONE)
+            return rc == JWT_OK ? MESH_PROXY_ACCEPT : rc;
+    }
+    if (r->optional)
+        return MESH_PROXY_ACCEPT;
+    return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
+                  (r->authn & POL_AUTHN_JWT) ? "jwt: missing token (%s: Bearer ...)"
+                                             : "no credentials%s",
+                  (r->authn & POL_AUTHN_JWT) ? conf_of(pc)->jwt_header : "");
+}
+
+static int run(pol_call_t *pc, mesh_proxy_verdict_t *out);
+
+/* The request body is there (or too large): verify the signature, then go on. */
+static void on_body(void *ctx, mesh_proxy_call_t *call, int complete)
+{
+    pol_call_t *pc = ctx;
+    mesh_proxy_verdict_t v = {0};
+    int rc;
+    if (!complete) {
+        rc = refuse(pc, MESH_EV_POLICY_SIGNATURE, MESH_GRPC_RESOURCE_EXHAUSTED, &v,
+                    "request larger than %lld bytes cannot be verified",
+                    (long long)conf_of(pc)->sig_max_body);
+    } else {
+        pol_sig_body_t b = {0};
+        uint8_t digest[POL_SHA256_LEN];
+        size_t pos = 0, n;
+        const uint8_t *d;
+        int bad = pol_sig_body_init(&b) != 0;
+        while (!bad && (n = mesh_proxy_call_body_next(call, &pos, &d)) > 0)
+            bad = pol_sig_body_update(&b, d, n) != 0;
+        if (bad || pol_sig_body_final(&b, digest) != 0) {
+            pol_sig_body_abort(&b);
+            rc = refuse(pc, MESH_EV_POLICY_SIGNATURE, MESH_GRPC_UNAVAILABLE, &v,
+                        "crypto unavailable");
+        } else {
+            size_t hl, pl;
+            const char *h = hdr(pc, POL_SIG_HEADER, &hl), *path = hdr(pc, ":path", &pl);
+            pol_sig_header_t sh;
+            pol_sig_result_t sr =
+                pol_sig_verify(h, hl, path, pl, digest, unix_s(), conf_of(pc)->sig_window_ms / 1000,
+                               pc->gen->chain->secrets, nonces, &sh);
+            if (sr != POL_SIG_OK) {
+                rc = refuse(pc, MESH_EV_POLICY_SIGNATURE, MESH_GRPC_UNAUTHENTICATED, &v, "%s",
+                            pol_sig_reason(sr));
+            } else {
+                if (!pc->has_id) { /* the signing client is who the call is from */
+                    memset(&pc->id, 0, sizeof(pc->id));
+                    snprintf(pc->id.sub, sizeof(pc->id.sub), "%.*s", (int)sh.client_len, sh.client);
+                    snprintf(pc->id.source, sizeof(pc->id.source), "signature");
+                    pc->has_id = 1;
+                }
+                pc->step = STEP_SIGNATURE + 1;
+                rc = run(pc, &v);
+            }
+        }
+    }
+    if (rc == MESH_PROXY_PENDING)
+        return;
+    pc->waiting = 0;
+    mesh_proxy_call_resume(call, rc == MESH_PROXY_REJECT ? &v : NULL);
+}
+
+static int step_signature(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    const pol_rule_t *r = pc->rule;
+    if (!r || !r->signature || pc->exempt || pc->from_mesh)
+        return MESH_PROXY_ACCEPT;
+    size_t hl;
+    if (!hdr(pc, POL_SIG_HEADER, &hl))
+        return refuse(pc, MESH_EV_POLICY_SIGNATURE, MESH_GRPC_UNAUTHENTICATED, out,
+                      "missing signature (%s)", POL_SIG_HEADER);
+    pc->waiting = 1;
+    mesh_proxy_call_want_body(pc->call, (size_t)conf_of(pc)->sig_max_body, on_body, pc);
+    return MESH_PROXY_PENDING;
+}
+
+static int step_acl(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    const pol_acl_t *acl = pc->rule ? pc->gen->chain->rt[pc->rule_idx].acl : NULL;
+    if (!acl)
+        return MESH_PROXY_ACCEPT;
+    pol_str_t xff[8];
+    size_t n = 0, pl;
+    const char *name, *value, *path = hdr(pc, ":path", &pl);
+    size_t nl, vl;
+    int rv;
+    for (size_t i = 0;
+         n < 8 && (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0; i++)
+        if (rv == 1 && nl == 15 && !memcmp(name, "x-forwarded-for", 15))
+            xff[n++] = (pol_str_t){value, vl};
+    pol_acl_call_t ac = {.xff = xff, .n_xff = n, .path = {path, pl}};
+    if (pol_ip_from_sockaddr(mesh_proxy_call_peer(pc->call), &ac.peer) != 0)
+        memset(&ac.peer, 0, sizeof(ac.peer));
+    if (pc->has_id)
+        ac.identity = (pol_str_t){pc->id.sub, strlen(pc->id.sub)};
+    pol_acl_result_t res;
+    if (pol_acl_check(acl, &ac, &res) == POL_ACL_ALLOWED)
+        return MESH_PROXY_ACCEPT;
+    char msg[200];
+    pol_acl_format_reason(&ac, &res, msg, sizeof(msg));
+    const char *why = !strncmp(msg, "meshd: acl: ", 12) ? msg + 12 : msg;
+    return refuse(pc, MESH_EV_POLICY_ACL, MESH_GRPC_PERMISSION_DENIED, out, "%s", why);
+}
+
+static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    pol_ratelimit_t *rl = pc->rule ? pc->gen->chain->rt[pc->rule_idx].rl : NULL;
+    if (!rl || pc->exempt)
+        return MESH_PROXY_ACCEPT;
+    char key[POL_IDENTITY_SUB_MAX + 8], what[POL_IDENTITY_SUB_MAX + 16];
+    size_t kl;
+    switch (pc->rule->rl_key) {
+    case POL_RL_PEER:
+        kl = 0; /* (keyed by the address itself) */
+        snprintf(what, sizeof(what), "peer %s", pc->peer);
+        break;
+    case POL_RL_IDENTITY:
+        kl = (size_t)snprintf(key, sizeof(key), "%s", pc->has_id ? pc->id.sub : "");
+        snprintf(what, sizeof(what), "identity %s", pc->has_id ? pc->id.sub : "(anonymous)");
+        break;
+    default: {
+        size_t pl;
+        const char *path = hdr(pc, ":path", &pl);
+        kl = pl < sizeof(key) ? pl : sizeof(key);
+        memcpy(key, path, kl);
+        snprintf(what, sizeof(what), "%.*s", (int)kl, path);
+    }
+    }
+    pol_ratelimit_result_t res;
+    pol_ratelimit_verdict_t v = pc->rule->rl_key == POL_RL_PEER
+                                    ? pol_ratelimit_check_ip(rl, &pc->client, uv_hrtime(), &res)
+                                    : pol_ratelimit_check(rl, key, kl, uv_hrtime(), &res);
+    if (v == POL_RATELIMIT_ALLOWED)
+        return MESH_PROXY_ACCEPT;
+    char msg[200];
+    pol_ratelimit_reject_message(rl, what, &res, msg, sizeof(msg));
+    const char *why = !strncmp(msg, "meshd: ratelimit: ", 18) ? msg + 18 : msg;
+    refuse(pc, MESH_EV_POLICY_RATELIMIT, MESH_GRPC_RESOURCE_EXHAUSTED, out, "%s", why);
+    snprintf(out->meta_name, sizeof(out->meta_name), "retry-after-ms");
+    snprintf(out->meta_value, sizeof(out->meta_value), "%llu",
+             (unsigned long long)pol_ratelimit_retry_after_ms(&res));
+    return MESH_PROXY_REJECT;
+}
+
+/* The upstream learns who called: the subject, the claims, and a token the next meshd node
+ * trusts. */
+static void step_forward(pol_call_t *pc)
+{
+    if (!pc->has_id)
+        return;
+    const pol_conf_t *cf = conf_of(pc);
+    mesh_proxy_call_set_header(pc->call, cf->identity_header, pc->id.sub, strlen(pc->id.sub));
+    for (int i = 0; i < pc->id.nclaims; i++) {
+        char name[sizeof(CLAIM_PREFIX) + POL_IDENTITY_CLAIM_NAME_MAX];
+        int n = snprintf(name, sizeof(name), CLAIM_PREFIX "%s", pc->id.claims[i].name);
+        for (int j = 0; j < n; j++)
+            name[j] = (char)tolower((unsigned char)name[j]);
+        mesh_proxy_call_set_header(pc->call, name, pc->id.claims[i].value,
+                                   strlen(pc->id.claims[i].value));
+    }
+    if (pc->gen->chain->has_idkeys) {
+        char tok[POL_IDENTITY_TOKEN_MAX], err[128];
+        size_t pl;
+        const char *path = hdr(pc, ":path", &pl);
+        long n = pol_identity_mint(&pc->gen->chain->idkeys, &pc->id, path, pl, unix_s(), tok,
+                                   sizeof(tok), err, sizeof(err));
+        if (n > 0)
+            mesh_proxy_call_set_header(pc->call, POL_IDENTITY_TOKEN_HEADER, tok, (size_t)n);
+        else
+            mesh_warn(ACTOR, "cannot mint an identity token for %s: %s (trace %s)", pc->id.sub, err,
+                      pc->trace.trace_id_hex);
+    }
+}
+
+/* Runs the steps from pc->step on. */
+static int run(pol_call_t *pc, mesh_proxy_verdict_t *out)
+{
+    for (; pc->step < STEP_DONE; pc->step++) {
+        int rc = MESH_PROXY_ACCEPT;
+        switch (pc->step) {
+        case STEP_TRACE:
+            step_trace(pc);
+            break;
+        case STEP_IDENTITY:
+            find_client(pc);
+            step_identity(pc);
+            break;
+        case STEP_AUTHN:
+            rc = step_authn(pc, out);
+            break;
+        case STEP_SIGNATURE:
+            rc = step_signature(pc, out);
+            break;
+        case STEP_ACL:
+            rc = step_acl(pc, out);
+            break;
+        case STEP_RATELIMIT:
+            rc = step_ratelimit(pc, out);
+            break;
+        case STEP_FORWARD:
+            step_forward(pc);
+            break;
+        }
+        if (rc != MESH_PROXY_ACCEPT)
+            return rc; /* PENDING: the step continues the run itself */
+    }
+    return MESH_PROXY_ACCEPT;
+}
+
+/* ---- the filter -------------------------------------------------------------------------------
+ */
+
+static void gen_release(pol_worker_t *w, wgen_t *g)
+{
+    if (--g->calls == 0 && !g->current) {
+        pol_chain_unref(g->chain);
+        free(g);
+    }
+}
+
+static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_verdict_t *out,
+                   void **token)
+{
+    pol_worker_t *w = ctx;
+    pol_call_t *pc = w->free_calls;
+    if (pc)
+        w->free_calls = pc->free_next;
+    else if (!(pc = malloc(sizeof(*pc)))) {
+        out->grpc_status = MESH_GRPC_RESOURCE_EXHAUSTED;
+        snprintf(out->message, sizeof(out->message), "meshd: out of memory");
+        return MESH_PROXY_REJECT;
+    }
+    pc->w = w;
+    pc->gen = w->gen;
+    pc->gen->calls++;
+    pc->call = info->call;
+    pc->step = STEP_TRACE;
+    pc->waiting = pc->from_mesh = pc->has_id = pc->client_known = 0;
+    pc->t0_ns = uv_hrtime();
+    pc->rule = pol_conf_match(conf_of(pc), info->service, info->service_len, info->method,
+                              info->method_len, &pc->exempt);
+    pc->rule_idx = pc->rule ? (size_t)(pc->rule - conf_of(pc)->rules) : 0;
+    *token = pc;
+    int rc = run(pc, out);
+    if (rc == MESH_PROXY_REJECT) { /* no on_done for a call this filter refused at once */
+        log_call(pc, out->grpc_status);
+        gen_release(w, pc->gen);
+        pc->free_next = w->free_calls;
+        w->free_calls = pc;
+        *token = NULL;
+    }
+    return rc;
+}
+
+static void on_done(void *ctx, void *token, int status)
+{
+    pol_call_t *pc = token;
+    pol_worker_t *w = pc->w;
+    log_call(pc, status);
+    gen_release(w, pc->gen);
+    pc->free_next = w->free_calls;
+    w->free_calls = pc;
+}
+
+pol_worker_t *pol_worker_new(uv_loop_t *loop, int worker_index, pol_chain_t *c)
+{
+    pol_worker_t *w = calloc(1, sizeof(*w));
+    wgen_t *g = calloc(1, sizeof(*g));
+    if (!w || !g || !(w->jwt_cache = pol_jwt_cache_new(JWT_CACHE_ENTRIES, JWT_CACHE_MAX_TTL))) {
+        free(w);
+        free(g);
+        mesh_error(ACTOR, "worker %d: out of memory", worker_index);
+        return NULL;
+    }
+    w->loop = loop;
+    w->index = worker_index;
+    w->log_fd = -1;
+    g->chain = pol_chain_ref(c);
+    g->current = 1;
+    w->gen = g;
+    uv_timer_init(loop, &w->log_timer);
+    w->log_timer.data = w;
+    w->handles = 1;
+    uv_timer_start(&w->log_timer, on_log_timer, ACCESS_FLUSH, ACCESS_FLUSH);
+    uv_unref((uv_handle_t *)&w->log_timer);
+    log_open(w);
+    return w;
+}
+
+void pol_worker_filter(pol_worker_t *w, mesh_proxy_filter_t *out)
+{
+    *out = (mesh_proxy_filter_t){.ctx = w, .on_call = on_call, .on_done = on_done};
+}
+
+void pol_worker_set_chain(pol_worker_t *w, pol_chain_t *c)
+{
+    wgen_t *g = calloc(1, sizeof(*g));
+    if (!g) {
+        mesh_error(ACTOR, "worker %d: out of memory: the new policy is not in force", w->index);
+        return;
+    }
+    g->chain = pol_chain_ref(c);
+    g->current = 1;
+    wgen_t *old = w->gen;
+    w->gen = g;
+    old->current = 0;
+    if (old->calls == 0) {
+        pol_chain_unref(old->chain);
+        free(old);
+    }
+    log_open(w);
+}
+
+static void on_worker_closed(uv_handle_t *h)
+{
+    pol_worker_t *w = h->data;
+    if (--w->handles > 0)
+        return;
+    while (w->free_calls) {
+        pol_call_t *pc = w->free_calls;
+        w->free_calls = pc->free_next;
+        free(pc);
+    }
+    pol_jwt_cache_delete(w->jwt_cache);
+    if (w->gen) {
+        w->gen->current = 0;
+        if (w->gen->calls == 0) {
+            pol_chain_unref(w->gen->chain);
+            free(w->gen);
+        }
+    }
+    free(w->log_buf);
+    free(w->log_path);
+    free(w);
+}
+
+void pol_worker_free(pol_worker_t *w)
+{
+    if (!w || w->freeing)
+        return;
+    w->freeing = 1;
+    log_flush(w);
+    if (w->log_fd > 2)
+        close(w->log_fd);
+    w->log_fd = -1;
+    uv_close((uv_handle_t *)&w->log_timer, on_worker_closed);
+}

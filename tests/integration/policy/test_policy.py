@@ -1,0 +1,547 @@
+#!/usr/bin/python3
+"""tests/integration/policy/test_policy.py: the policy chain end to end: real `meshd proxy`
+processes with a `policy:` block in their YAML file, real grpcio clients and the Python echo
+server, which reports the metadata it received (so each case asserts what the app saw).
+
+Cases:
+  jwt        tokens minted by python3-jwt (an independent implementation): valid (the app sees
+             x-meshd-identity and the configured claim, a spoofed identity header is replaced),
+             missing, expired, wrong audience, wrong issuer, bad signature, alg none, unknown
+             kid, HS256 signed with the RSA public key (key confusion), not Bearer, optional
+             rules, health exempt; each refusal is an audit record (schema-checked)
+  trace      traceparent/x-request-id created when absent, reused when valid (new span id),
+             replaced when invalid; tracestate kept or dropped
+  mesh       the identity token between nodes: two proxies in a row, the second trusts the
+             first's token (no JWT needed), a forged or expired token is stripped
+  signature  x-meshd-signature computed in Python: valid, replayed, expired, bad, unknown
+             client, missing, a body that is not the signed one
+  acl        deny and allow lists by peer and identity, X-Forwarded-For from a trusted proxy
+             only
+  ratelimit  burst then RESOURCE_EXHAUSTED with retry-after-ms, per peer, refusals audited
+  reload     SIGHUP under load: a good policy takes effect, a bad one is refused with
+             file:line and a config_rejected record, the old one stays, no call fails
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
+from cases import Case, meshd_env, run  # noqa: E402
+from test_proxy import Fail, check, free_port, wait_until  # noqa: E402
+from echo_client import EchoClient  # noqa: E402
+import grpc  # noqa: E402
+import jwt  # noqa: E402 (python3-jwt)
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+
+SCHEMA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(HERE))), "docs",
+                      "audit-event.schema.json")
+ECHO = "meshd.test.Echo"
+
+
+class PolicyCase(Case):
+    def __init__(self, args):
+        super().__init__(args, "meshd-it-policy-")
+        self.be = self.backend("app")
+        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec = ec.generate_private_key(ec.SECP256R1())
+        jwks = {"keys": [
+            dict(json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key())),
+                 kid="rsa-1", use="sig", alg="RS256"),
+            dict(json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key())),
+                 kid="ec-1", use="sig", alg="ES256"),
+        ]}
+        self.jwks = self.write("jwks.json", json.dumps(jwks))
+        self.secret = os.urandom(32)
+        self.mesh_key = self.write("mesh.key", base64.b64encode(self.secret).decode() + "\n")
+        self.client_secret = os.urandom(32)
+        self.clients = self.write("clients.txt", "# test clients\nalice %s\n" %
+                                  base64.b64encode(self.client_secret).decode())
+        self.audit = os.path.join(self.dir, "audit.jsonl")
+
+    def write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def proxy(self, name, policy, upstream=None, extra=()):
+        """A meshd proxy with policy (YAML text under `policy:`); returns (proc, target)."""
+        port, admin = free_port(), free_port()
+        cfg = self.write(name + ".yaml", "policy:\n" + policy)
+        up = upstream or self.be.addr
+        argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "2",
+                "--static", ECHO + "=" + up, "--static", "grpc.health.v1.Health=" + up,
+                "--admin-listen", "127.0.0.1:%d" % admin, "--config", cfg,
+                "--audit-file", self.audit, "--node", name] + list(extra)
+        p = self.start(name, argv, env=meshd_env())
+        p.wait_line(r"listening on", 15)
+        p.cfg = cfg
+        p.target = "127.0.0.1:%d" % port
+        return p
+
+    def token(self, key="rsa", **claims):
+        now = int(time.time())
+        body = {"sub": "alice", "iss": "https://issuer.test", "aud": "meshd", "iat": now,
+                "exp": now + 300, "email": "alice@example.com"}
+        body.update(claims)
+        for k in [k for k, v in body.items() if v is None]:
+            del body[k]
+        if key == "rsa":
+            return jwt.encode(body, self.rsa, algorithm="RS256", headers={"kid": "rsa-1"})
+        if key == "ec":
+            return jwt.encode(body, self.ec, algorithm="ES256", headers={"kid": "ec-1"})
+        raise ValueError(key)
+
+    def audit_records(self):
+        try:
+            with open(self.audit) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+
+def observed(r):
+    """The metadata the echo server received, as a dict of lists."""
+    out = {}
+    for m in r.replies[0].observed.metadata:
+        out.setdefault(m.key, []).append(m.value.decode("latin-1"))
+    return out
+
+
+def call(target, md=(), timeout=10, payload=b"x"):
+    with EchoClient(target) as c:
+        return c.unary(payload=payload, report=True, metadata=list(md), timeout=timeout)
+
+
+def stream(target, md=(), timeout=10):
+    """A server-streaming call (the second method the rules name)."""
+    with EchoClient(target) as c:
+        return c.server_stream(payload=b"s", report=True, metadata=list(md), timeout=timeout)
+
+
+def health_ok(target):
+    with EchoClient(target) as c:
+        try:
+            c.health_check(timeout=10)
+            return True
+        except grpc.RpcError as e:
+            print("  health:", e.code(), e.details())
+            return False
+
+
+def refused(r, code, text):
+    return (not r.ok and r.code == code and text in (r.details or ""))
+
+
+def check_schema(records):
+    try:
+        import jsonschema
+    except ImportError:
+        print("  (python3-jsonschema missing: records not schema-checked)")
+        return
+    with open(SCHEMA) as f:
+        schema = json.load(f)
+    for rec in records:
+        jsonschema.validate(rec, schema)
+
+
+JWT_POLICY = """
+  jwt:
+    jwks-file: {jwks}
+    issuers: https://issuer.test
+    audiences: [meshd, other]
+    algorithms: [RS256, ES256]
+    clock-skew: 5s
+  identity: {{claims: [email]}}
+  rules:
+    - match: {echo}/*
+      authn: jwt
+    - match: {echo}/ServerStream
+      authn: jwt
+      optional: true
+"""
+
+
+def case_jwt(c):
+    p = c.proxy("jwt", JWT_POLICY.format(jwks=c.jwks, echo=ECHO))
+    bearer = lambda t: [("authorization", "Bearer " + t)]  # noqa: E731
+    r = call(p.target, bearer(c.token()) + [("x-meshd-identity", "root"),
+                                             ("x-meshd-claim-email", "root@evil")])
+    check(r.ok, "a valid RS256 token passes (%s %s)" % (r.code, r.details))
+    md = observed(r)
+    check(md.get("x-meshd-identity") == ["alice"],
+          "the app sees the token's subject, not the client's spoofed header: %s" % md)
+    check(md.get("x-meshd-claim-email") == ["alice@example.com"],
+          "the configured claim is forwarded (the spoofed one removed): %s" % md)
+    r = call(p.target, bearer(c.token("ec", sub="bob")))
+    check(r.ok and observed(r).get("x-meshd-identity") == ["bob"], "a valid ES256 token passes")
+    r = call(p.target, bearer(c.token(aud=["x", "meshd"])))
+    check(r.ok, "aud as an array with one of ours passes (%s)" % r.details)
+    U = grpc.StatusCode.UNAUTHENTICATED
+    bad = [
+        ("missing", [], "meshd: authn: jwt: missing token"),
+        ("expired", bearer(c.token(exp=int(time.time()) - 60)), "meshd: authn: jwt: expired"),
+        ("wrong audience", bearer(c.token(aud="someone-else")), "wrong audience"),
+        ("wrong issuer", bearer(c.token(iss="https://evil.test")), "wrong issuer"),
+        ("not Bearer", [("authorization", "Basic YWxpY2U6eA==")], "is not a Bearer token"),
+        ("garbage", bearer("not.a.token"), "meshd: authn: jwt: "),
+    ]
+    good = c.token()
+    h, pl, sig = good.split(".")
+    bad.append(("bad signature", bearer(h + "." + pl + "." + sig[::-1]), "meshd: authn: jwt: "))
+    none = jwt.encode({"sub": "alice", "aud": "meshd", "iss": "https://issuer.test",
+                       "exp": int(time.time()) + 60}, None, algorithm="none")
+    bad.append(("alg none", bearer(none), "meshd: authn: jwt: "))
+    unk = jwt.encode({"sub": "alice", "aud": "meshd", "iss": "https://issuer.test",
+                      "exp": int(time.time()) + 60}, c.rsa, algorithm="RS256",
+                     headers={"kid": "nobody"})
+    bad.append(("unknown kid", bearer(unk), "meshd: authn: jwt: "))
+    pub = c.rsa.public_key().public_bytes(serialization.Encoding.PEM,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+    body = base64.urlsafe_b64encode(json.dumps(
+        {"sub": "mallory", "aud": "meshd", "iss": "https://issuer.test",
+         "exp": int(time.time()) + 60}).encode()).rstrip(b"=").decode()
+    head = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"rsa-1","typ":"JWT"}').rstrip(b"=")
+    signing = head.decode() + "." + body
+    mac = base64.urlsafe_b64encode(hmac.new(pub, signing.encode(), hashlib.sha256).digest())
+    bad.append(("HS256 with the RSA public key", bearer(signing + "." +
+                                                        mac.rstrip(b"=").decode()),
+                "meshd: authn: jwt: "))
+    for what, md, text in bad:
+        r = call(p.target, md)
+        check(refused(r, U, text), "%s: UNAUTHENTICATED %r (%s %s)" % (what, text, r.code,
+                                                                      r.details))
+    r = stream(p.target)
+    check(r.ok, "an optional rule lets an anonymous call through (%s)" % (r.details,))
+    check(health_ok(p.target), "health is exempt from authn")
+
+    def denials():
+        return [x for x in c.audit_records() if x["type"] == "authn_failure"]
+    wait_until(lambda: len(denials()) >= len(bad), 10, "an authn_failure record per refusal")
+    recs = denials()
+    check(all(x["outcome"] == "denied" and x["status"] == 16 and x["service"] == ECHO and
+              x["peer"]["address"].startswith("127.0.0.1") and len(x["trace_id"]) == 32
+              for x in recs), "records carry status, service, peer and trace id: %s" % recs[:2])
+    check(not any(good in json.dumps(x) or sig in json.dumps(x) for x in c.audit_records()),
+          "no token or signature in any record")
+    check_schema(c.audit_records())
+
+
+def case_trace(c):
+    p = c.proxy("trace", "  trace: {enabled: true}\n")
+    r = call(p.target)
+    md = observed(r)
+    tp = md.get("traceparent", [""])[0]
+    check(r.ok and len(tp) == 55 and tp.startswith("00-"), "a traceparent is created: %s" % md)
+    check(len(md.get("x-request-id", [""])[0]) == 36, "an x-request-id (UUID) is created")
+    mine = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    r = call(p.target, [("traceparent", mine), ("tracestate", "congo=t61rcWkgMzE"),
+                        ("x-request-id", "req-42")])
+    md = observed(r)
+    tp = md.get("traceparent", [""])[0]
+    check(tp.startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and
+          tp.split("-")[2] != "00f067aa0ba902b7" and tp.endswith("-01"),
+          "a valid traceparent keeps its trace id, with our span as parent: %s" % tp)
+    check(md.get("tracestate") == ["congo=t61rcWkgMzE"], "tracestate passed on")
+    check(md.get("x-request-id") == ["req-42"], "x-request-id reused")
+    r = call(p.target, [("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+                        ("tracestate", "a=b")])
+    md = observed(r)
+    tp = md.get("traceparent", [""])[0]
+    check("00000000000000000000000000000000" not in tp and len(tp) == 55 and
+          "tracestate" not in md, "an invalid traceparent is replaced, its tracestate dropped")
+
+
+def mint(secret, sub, ttl=30, path=None):
+    lines = "exp=%d\nsub=%s\nsrc=test\n" % (int(time.time()) + ttl, sub)
+    if path:
+        lines += "path=%s\n" % path
+    p = base64.urlsafe_b64encode(lines.encode()).rstrip(b"=").decode()
+    mac = hmac.new(secret, ("v1." + p).encode(), hashlib.sha256).digest()
+    return "v1.%s.%s" % (p, base64.urlsafe_b64encode(mac).rstrip(b"=").decode())
+
+
+def case_mesh(c):
+    pol = (JWT_POLICY.format(jwks=c.jwks, echo=ECHO) +
+           "  identity: {{claims: [email], mesh-secret-file: {k}}}\n".format(k=c.mesh_key))
+    inner = c.proxy("inner", pol)
+    outer = c.proxy("outer", pol, upstream=inner.target)
+    r = call(outer.target, [("authorization", "Bearer " + c.token(sub="carol"))])
+    md = observed(r) if r.ok else {}
+    check(r.ok and md.get("x-meshd-identity") == ["carol"],
+          "through two nodes: the app sees the identity (%s %s)" % (r.code, r.details))
+    check("x-meshd-identity-token" in md, "the last node forwards a token too")
+    path = "/%s/Unary" % ECHO
+    r = call(inner.target, [("x-meshd-identity-token", mint(c.secret, "dave", path=path))])
+    check(r.ok and observed(r).get("x-meshd-identity") == ["dave"],
+          "a node trusts a valid mesh token without a JWT (%s %s)" % (r.code, r.details))
+    U = grpc.StatusCode.UNAUTHENTICATED
+    for what, tok in [("forged", mint(os.urandom(32), "eve", path=path)),
+                      ("expired", mint(c.secret, "eve", ttl=-100, path=path)),
+                      ("for another method", mint(c.secret, "eve", path="/x.Y/Z")),
+                      ("garbage", "v1.abc.def")]:
+        r = call(inner.target, [("x-meshd-identity-token", tok)])
+        check(refused(r, U, "missing token"), "a %s token is stripped: the call has no "
+              "identity (%s %s)" % (what, r.code, r.details))
+
+
+def case_sidecar(c):
+    """The same chain in the sidecar role: proxy -> sidecar -> app, both with the JWT rule and
+    the mesh secret; the app (behind the sidecar) asserts the identity it saw."""
+    pol = (JWT_POLICY.format(jwks=c.jwks, echo=ECHO) +
+           "  identity: {{claims: [email], mesh-secret-file: {k}}}\n".format(k=c.mesh_key))
+    port, probe, admin = free_port(), free_port(), free_port()
+    cfg = c.write("sidecar.yaml", "policy:\n" + pol)
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", c.be.addr,
+                             "--listen", "127.0.0.1:%d" % port, "--probe-listen",
+                             "127.0.0.1:%d" % probe, "--admin-listen", "127.0.0.1:%d" % admin,
+                             "--workers", "2", "--config", cfg, "--audit-file", c.audit,
+                             "--node", "sc"], env=meshd_env())
+    sc.wait_line(r"listening on", 15)
+    sc_addr = "127.0.0.1:%d" % port
+    px = c.proxy("front", pol, upstream=sc_addr)
+    r = call(px.target, [("authorization", "Bearer " + c.token(sub="erin"))])
+    md = observed(r) if r.ok else {}
+    check(r.ok and md.get("x-meshd-identity") == ["erin"] and
+          md.get("x-meshd-claim-email") == ["alice@example.com"],
+          "proxy -> sidecar -> app: the app sees the identity and claim (%s %s %s)"
+          % (r.code, r.details, md))
+    U = grpc.StatusCode.UNAUTHENTICATED
+    for what, md, text in [
+            ("no token", [], "meshd: authn: jwt: missing token"),
+            ("expired", [("authorization", "Bearer " + c.token(exp=int(time.time()) - 60))],
+             "meshd: authn: jwt: expired"),
+            ("wrong audience", [("authorization", "Bearer " + c.token(aud="x"))],
+             "wrong audience"),
+            ("spoofed identity", [("x-meshd-identity", "root")], "missing token")]:
+        r = call(sc_addr, md)
+        check(refused(r, U, text), "straight to the sidecar, %s: refused %r (%s %s)"
+              % (what, text, r.code, r.details))
+    r = call(sc_addr, [("authorization", "Bearer " + c.token(sub="frank"))])
+    check(r.ok and observed(r).get("x-meshd-identity") == ["frank"],
+          "straight to the sidecar with a valid token (%s)" % r.details)
+    wait_until(lambda: any(x["type"] == "authn_failure" and x["role"] == "sidecar"
+                           for x in c.audit_records()), 10, "the sidecar audits its refusals")
+    check_schema(c.audit_records())
+
+
+def sign(client, secret, path, body, ts=None, nonce=None):
+    ts = int(time.time()) if ts is None else ts
+    nonce = nonce or uuid.uuid4().hex
+    canon = "v1\n%s\n%d\n%s\n%s" % (path, ts, nonce, hashlib.sha256(body).hexdigest())
+    mac = hmac.new(secret, canon.encode(), hashlib.sha256).digest()
+    return "keyId=%s,ts=%d,nonce=%s,sig=%s" % (client, ts, nonce,
+                                                base64.b64encode(mac).decode())
+
+
+def case_signature(c):
+    from echo_client import make_request
+    p = c.proxy("sig", """
+  signature: {secrets-file: %s, window: 60s}
+  rules:
+    - match: %s/Unary
+      signature: true
+""" % (c.clients, ECHO))
+    path = "/%s/Unary" % ECHO
+    req = make_request(payload=b"pay", report=True)
+    body = req.SerializeToString()
+    frame = b"\x00" + len(body).to_bytes(4, "big") + body
+
+    def signed(hdr):
+        with EchoClient(p.target) as cl:
+            return cl.unary(payload=b"pay", report=True, timeout=10,
+                            metadata=[("x-meshd-signature", hdr)])
+    h = sign("alice", c.client_secret, path, frame)
+    r = signed(h)
+    check(r.ok and observed(r).get("x-meshd-identity") == ["alice"],
+          "a valid signature passes; the client is the identity (%s %s)" % (r.code, r.details))
+    U = grpc.StatusCode.UNAUTHENTICATED
+    r = signed(h)
+    check(refused(r, U, "meshd: signature: replayed"), "the same request again is a replay "
+          "(%s %s)" % (r.code, r.details))
+    cases = [
+        ("expired", sign("alice", c.client_secret, path, frame, ts=int(time.time()) - 600),
+         "expired"),
+        ("unknown client", sign("zed", c.client_secret, path, frame), "unknown client"),
+        ("bad signature", sign("alice", os.urandom(32), path, frame), "bad signature"),
+        ("other body", sign("alice", c.client_secret, path, frame + b"\x00"), "bad signature"),
+        ("malformed", "keyId=alice", "malformed signature"),
+    ]
+    for what, hdr, text in cases:
+        r = signed(hdr)
+        check(refused(r, U, "meshd: signature: " + text), "%s: %r (%s %s)" % (what, text, r.code,
+                                                                             r.details))
+    r = call(p.target)
+    check(refused(r, U, "meshd: signature: missing signature"), "no signature: refused")
+    wait_until(lambda: len([x for x in c.audit_records() if x["type"] == "signature_invalid"])
+               >= len(cases) + 2, 10, "a signature_invalid record per refusal")
+    check_schema(c.audit_records())
+
+
+def case_acl(c):
+    p = c.proxy("acl", """
+  jwt: {{jwks-file: {jwks}, audiences: meshd}}
+  trusted-proxies: [127.0.0.1/32]
+  rules:
+    - match: {echo}/Unary
+      authn: jwt
+      optional: true
+      deny: {{identities: [mallory], peers: [10.9.9.0/24]}}
+    - match: {echo}/ServerStream
+      allow: {{peers: [10.1.0.0/16]}}
+""".format(jwks=c.jwks, echo=ECHO))
+    P = grpc.StatusCode.PERMISSION_DENIED
+    bearer = lambda s: [("authorization", "Bearer " + c.token(sub=s))]  # noqa: E731
+    check(call(p.target, bearer("alice")).ok, "alice passes")
+    r = call(p.target, bearer("mallory"))
+    check(refused(r, P, "meshd: acl: identity mallory"), "a denied identity: PERMISSION_DENIED "
+          "(%s %s)" % (r.code, r.details))
+    r = call(p.target, [("x-forwarded-for", "10.9.9.7")])
+    check(refused(r, P, "meshd: acl: peer 10.9.9.7"), "a denied client behind a trusted proxy "
+          "(%s %s)" % (r.code, r.details))
+    r = stream(p.target)
+    check(refused(r, P, "meshd: acl: "), "an allow list the peer is not in (%s)" % r.details)
+    r = stream(p.target, [("x-forwarded-for", "10.1.2.3")])
+    check(r.ok, "a client the trusted proxy vouches for is allowed (%s)" % r.details)
+    wait_until(lambda: len([x for x in c.audit_records() if x["type"] == "acl_denied"]) >= 3,
+               10, "an acl_denied record per refusal")
+    check_schema(c.audit_records())
+
+
+def case_ratelimit(c):
+    p = c.proxy("rl", """
+  rules:
+    - match: %s/*
+      rate-limit: {key: peer, rate: 2, burst: 5}
+""" % ECHO)
+    codes = []
+    last = None
+    with EchoClient(p.target) as cl:
+        for _ in range(20):
+            r = cl.unary(payload=b"x", timeout=10)
+            codes.append(r.code)
+            if not r.ok:
+                last = r
+    ok = codes.count(grpc.StatusCode.OK)
+    check(5 <= ok <= 7, "a burst of 5 (plus what 2/s refills) passes: %d of 20" % ok)
+    check(last and last.code == grpc.StatusCode.RESOURCE_EXHAUSTED and
+          "meshd: ratelimit: " in last.details, "the rest: RESOURCE_EXHAUSTED (%s)" %
+          (last and last.details))
+    ra = last.header("retry-after-ms", True)
+    check(ra and 0 < int(ra) <= 1000, "with retry-after-ms (%r)" % ra)
+    check(health_ok(p.target), "health is exempt from rate limits")
+    wait_until(lambda: len([x for x in c.audit_records() if x["type"] == "rate_limited"]) >=
+               20 - ok, 10, "a rate_limited record per refusal")
+
+
+def case_rate_workers(c):
+    """The configured rate holds within 10 % with 1 and with 4 workers (the buckets are shared
+    by the node's workers, not split between them)."""
+    rate, secs = 200, 3.0
+    for workers in (1, 4):
+        p = c.proxy("rw%d" % workers, """
+  rules:
+    - match: %s/*
+      rate-limit: {key: method, rate: %d, burst: 20}
+""" % (ECHO, rate), extra=["--workers", str(workers)])
+        ok = [0]
+        total = [0]
+        stop = time.monotonic() + secs
+        lock = threading.Lock()
+
+        def load():
+            # A channel per thread: grpcio spreads them over separate connections, which the
+            # kernel spreads over the workers' SO_REUSEPORT sockets.
+            with EchoClient(p.target, options=[("grpc.use_local_subchannel_pool", 1)]) as cl:
+                while time.monotonic() < stop:
+                    futs = [cl.echo.Unary.future(make_req(), timeout=10) for _ in range(16)]
+                    for f in futs:
+                        try:
+                            f.result()
+                            with lock:
+                                ok[0] += 1
+                                total[0] += 1
+                        except grpc.RpcError:
+                            with lock:
+                                total[0] += 1
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        span = time.monotonic() - t0
+        want = rate * span + 20
+        print("  %d workers: %d of %d calls allowed in %.2f s (rate %d/s: %.0f expected)"
+              % (workers, ok[0], total[0], span, rate, want), flush=True)
+        check(total[0] > 2 * want, "the offered load is well above the rate (%d calls)" % total[0])
+        check(abs(ok[0] - want) <= 0.1 * want, "%d workers: allowed within 10 %% of the rate "
+              "(%d vs %.0f)" % (workers, ok[0], want))
+        p.kill()
+
+
+def make_req():
+    from echo_client import make_request
+    return make_request(payload=b"x")
+
+
+def case_reload(c):
+    p = c.proxy("reload", "  rules:\n    - match: %s/ServerStream\n      deny: {peers: [127.0.0.1]}\n"
+                % ECHO)
+    stop = threading.Event()
+    failed = []
+    done = [0]
+
+    def load():
+        with EchoClient(p.target) as cl:
+            while not stop.is_set():
+                r = cl.unary(payload=b"x", timeout=10)
+                done[0] += 1
+                if not r.ok:
+                    failed.append((r.code, r.details))
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(0.5)  # the load runs before, between and after the reloads
+    try:
+        if True:
+            check(not stream(p.target).ok, "before: ServerStream denied")
+            with open(p.cfg, "w") as f:
+                f.write("policy:\n  rules:\n    - match: %s/Unary\n      rate-limit: "
+                        "{key: peer, rate: 100000}\n" % ECHO)
+            p.p.send_signal(signal.SIGHUP)
+            wait_until(lambda: stream(p.target).ok, 10, "the new policy (ServerStream allowed)")
+            with open(p.cfg, "w") as f:
+                f.write("policy:\n  rules:\n    - match: %s/ServerStream\n      authn: kerberos\n"
+                        % ECHO)
+            p.p.send_signal(signal.SIGHUP)
+            wait_until(lambda: "reload refused" in p.output(), 10, "the bad policy refused")
+            check("reload.yaml:4: policy.rules[0].authn: 'kerberos'" in p.output(),
+                  "the refusal names file:line")
+            check(stream(p.target).ok, "the policy in force stays")
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        t.join()
+    check(done[0] > 20 and not failed, "%d calls under load during both reloads, failed: %s"
+          % (done[0], failed[:3]))
+    wait_until(lambda: any(x["type"] == "config_rejected" for x in c.audit_records()), 10,
+               "a config_rejected record")
+    check_schema(c.audit_records())
+
+
+CASES = {"jwt": case_jwt, "sidecar": case_sidecar, "trace": case_trace, "mesh": case_mesh, "signature": case_signature,
+         "acl": case_acl, "ratelimit": case_ratelimit, "rate_workers": case_rate_workers,
+         "reload": case_reload}
+
+if __name__ == "__main__":
+    sys.exit(run(CASES, PolicyCase))
