@@ -55,6 +55,9 @@
     X(hmac, unsigned char *, HMAC, (const EVP_MD *md, const void *key, int klen,                   \
       const unsigned char *d, size_t n, unsigned char *md_out, unsigned int *md_len))              \
     X(memcmp_ct, int, CRYPTO_memcmp, (const void *a, const void *b, size_t len))                   \
+    X(sha256_init, int, SHA256_Init, (SHA256_CTX *c))                                              \
+    X(sha256_update, int, SHA256_Update, (SHA256_CTX *c, const void *d, size_t n))                 \
+    X(sha256_final, int, SHA256_Final, (unsigned char *md, SHA256_CTX *c))                         \
     /* public keys and signature verification */                                                   \
     X(pkey_free, void, EVP_PKEY_free, (EVP_PKEY *k))                                               \
     X(pkey_get_id, int, EVP_PKEY_get_id, (const EVP_PKEY *k))                                      \

@@ -75,6 +75,12 @@ int pol_identity_keys_init(pol_identity_keys_t *k, const char *current_b64,
             goto fail;
         k->previous_len = (size_t)n;
     }
+    if (pol_hmac_key_init(&k->current_hk, k->current, k->current_len) != 0 ||
+        (k->previous_len &&
+         pol_hmac_key_init(&k->previous_hk, k->previous, k->previous_len) != 0)) {
+        pol_digest_ready(err, errlen);
+        goto fail;
+    }
     return 0;
 fail:
     pol_identity_keys_wipe(k);
@@ -160,12 +166,11 @@ static int claim_name_ok(const char *s)
     return 1;
 }
 
-/* The MAC of "v1.<payload64>" with key. */
-static int mac_of(const uint8_t *key, size_t klen, const char *p64, size_t n,
-                  uint8_t mac[POL_SHA256_LEN])
+/* The MAC of "v1.<payload64>" with a prepared key. */
+static int mac_of(const pol_hmac_key_t *key, const char *p64, size_t n, uint8_t mac[POL_SHA256_LEN])
 {
     const pol_iov_t iov[] = {{"v1.", 3}, {p64, n}};
-    return pol_hmac_sha256(key, klen, iov, 2, mac);
+    return pol_hmac_sha256_with(key, iov, 2, mac);
 }
 
 long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, const char *path,
@@ -243,7 +248,7 @@ long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, c
     memcpy(out, "v1.", 3);
     size_t n = 3 + b64url(payload, b.len, out + 3);
     uint8_t mac[POL_SHA256_LEN];
-    if (mac_of(k->current, k->current_len, out + 3, n - 3, mac) != 0) {
+    if (mac_of(&k->current_hk, out + 3, n - 3, mac) != 0) {
         snprintf(err, errlen, "identity token: libcrypto unavailable");
         return -1;
     }
@@ -345,13 +350,13 @@ pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const ch
     if (pn < 1 || !b64url_only(p64, pn) || !b64url_only(m64, mn) ||
         mesh_b64_decode(m64, mn, mac, sizeof(mac), 1) != (long)POL_SHA256_LEN)
         return POL_IDENTITY_MALFORMED;
-    if (mac_of(k->current, k->current_len, p64, pn, want) != 0)
+    if (mac_of(&k->current_hk, p64, pn, want) != 0)
         return POL_IDENTITY_INTERNAL;
     int prev = 0;
     if (!pol_ct_equal(mac, want, sizeof(mac))) {
         if (!k->previous_len)
             return POL_IDENTITY_BAD_SIGNATURE;
-        if (mac_of(k->previous, k->previous_len, p64, pn, want) != 0)
+        if (mac_of(&k->previous_hk, p64, pn, want) != 0)
             return POL_IDENTITY_INTERNAL;
         if (!pol_ct_equal(mac, want, sizeof(mac)))
             return POL_IDENTITY_BAD_SIGNATURE;

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy/sig_digest.h"
+
 /** The header between meshd nodes. */
 #define POL_IDENTITY_TOKEN_HEADER "x-meshd-identity-token"
 /** Default token lifetime in seconds, and the largest allowed. */
@@ -70,8 +72,9 @@ typedef struct pol_identity_keys {
     uint8_t current[POL_IDENTITY_SECRET_MAX];
     size_t current_len;
     uint8_t previous[POL_IDENTITY_SECRET_MAX];
-    size_t previous_len; /* 0: none */
-    int64_t ttl;         /* seconds */
+    size_t previous_len;                    /* 0: none */
+    int64_t ttl;                            /* seconds */
+    pol_hmac_key_t current_hk, previous_hk; /* the secrets prepared for HMAC */
 } pol_identity_keys_t;
 
 /** What pol_identity_verify() found. */
@@ -90,7 +93,7 @@ const char *pol_identity_reason(pol_identity_result_t r);
 
 /**
  * Sets k from base64 secrets (previous may be NULL or "") and a ttl in seconds (0: the
- * default). 0, or -1 with err.
+ * default). 0, or -1 with err (also when libcrypto cannot be loaded).
  */
 int pol_identity_keys_init(pol_identity_keys_t *k, const char *current_b64,
                            const char *previous_b64, int64_t ttl, char *err, size_t errlen);

@@ -1,125 +1,117 @@
 /*
- * policy/sig_digest.c: SHA-256 and HMAC-SHA256 on per-thread libcrypto contexts (see
+ * policy/sig_digest.c: SHA-256 and HMAC-SHA256 with the state in the caller's memory (see
  * policy/sig_digest.h).
  */
 #include "policy/sig_digest.h"
 
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "common/crypto_lib.h"
 
-/** Contexts a thread keeps for streamed digests (more in flight at once are freed when done). */
-#define POOL_MAX 64
-
-/* A thread's contexts: one for one-shot work and a free list for streams. */
-typedef struct thread_ctxs {
-    EVP_MD_CTX *oneshot;
-    EVP_MD_CTX *pool[POOL_MAX];
-    int npool;
-} thread_ctxs_t;
-
-static pthread_key_t key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-static _Thread_local thread_ctxs_t *mine;
-
-static void thread_exit(void *p)
-{
-    thread_ctxs_t *t = p;
-    const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    if (C) {
-        if (t->oneshot)
-            C->md_ctx_free(t->oneshot);
-        for (int i = 0; i < t->npool; i++)
-            C->md_ctx_free(t->pool[i]);
-    }
-    free(t);
-}
-
-static void make_key(void)
-{
-    pthread_key_create(&key, thread_exit);
-}
-
-/* The calling thread's contexts, created on its first use. */
-static thread_ctxs_t *ctxs(const mesh_crypto_t *C)
-{
-    if (mine)
-        return mine;
-    pthread_once(&key_once, make_key);
-    thread_ctxs_t *t = calloc(1, sizeof(*t));
-    if (!t)
-        return NULL;
-    t->oneshot = C->md_ctx_new();
-    if (!t->oneshot) {
-        free(t);
-        return NULL;
-    }
-    pthread_setspecific(key, t);
-    mine = t;
-    return t;
-}
+_Static_assert(sizeof(SHA256_CTX) <= sizeof(((pol_sha256_stream_t *)0)->state),
+               "pol_sha256_stream_t too small for SHA256_CTX");
+_Static_assert(sizeof(SHA256_CTX) <= sizeof(((pol_hmac_key_t *)0)->inner),
+               "pol_hmac_key_t too small for SHA256_CTX");
+_Static_assert(_Alignof(SHA256_CTX) <= _Alignof(uint64_t), "SHA256_CTX alignment");
 
 int pol_digest_ready(char *err, size_t errlen)
 {
     return mesh_crypto(err, errlen) ? 0 : -1;
 }
 
-/* SHA-256 of a prefix (optional) and the pieces, on ctx. */
-static int digest(const mesh_crypto_t *C, EVP_MD_CTX *ctx, const void *pre, size_t pre_n,
-                  const pol_iov_t *iov, int niov, uint8_t out[POL_SHA256_LEN])
+/* SHA-256 of a prefix (optional) and the pieces. */
+static int digest(const mesh_crypto_t *C, const void *pre, size_t pre_n, const pol_iov_t *iov,
+                  int niov, uint8_t out[POL_SHA256_LEN])
 {
-    if (C->digest_init(ctx, C->sha256(), NULL) != 1)
-        return -1;
-    if (pre_n && C->digest_update(ctx, pre, pre_n) != 1)
-        return -1;
-    for (int i = 0; i < niov; i++)
-        if (iov[i].n && C->digest_update(ctx, iov[i].p, iov[i].n) != 1)
-            return -1;
-    unsigned int len = 0;
-    if (C->digest_final(ctx, out, &len) != 1 || len != POL_SHA256_LEN)
-        return -1;
-    return 0;
+    SHA256_CTX c;
+    int ok = C->sha256_init(&c) == 1;
+    if (ok && pre_n)
+        ok = C->sha256_update(&c, pre, pre_n) == 1;
+    for (int i = 0; ok && i < niov; i++)
+        if (iov[i].n)
+            ok = C->sha256_update(&c, iov[i].p, iov[i].n) == 1;
+    ok = ok && C->sha256_final(out, &c) == 1;
+    explicit_bzero(&c, sizeof(c));
+    return ok ? 0 : -1;
 }
 
 int pol_sha256(const pol_iov_t *iov, int niov, uint8_t out[POL_SHA256_LEN])
 {
     const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    thread_ctxs_t *t = C ? ctxs(C) : NULL;
-    if (!t)
-        return -1;
-    return digest(C, t->oneshot, NULL, 0, iov, niov, out);
+    return C ? digest(C, NULL, 0, iov, niov, out) : -1;
 }
 
-int pol_hmac_sha256(const void *key_in, size_t key_len, const pol_iov_t *iov, int niov,
-                    uint8_t out[POL_SHA256_LEN])
+static SHA256_CTX *state_of(void *bytes)
+{
+    return (SHA256_CTX *)bytes;
+}
+
+int pol_hmac_key_init(pol_hmac_key_t *k, const void *key, size_t key_len)
 {
     const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    thread_ctxs_t *t = C ? ctxs(C) : NULL;
-    if (!t)
+    if (!C)
         return -1;
+    memset(k, 0, sizeof(*k));
     uint8_t k0[POL_HMAC_BLOCK] = {0};
     if (key_len > POL_HMAC_BLOCK) {
-        pol_iov_t kv = {key_in, key_len};
-        if (digest(C, t->oneshot, NULL, 0, &kv, 1, k0) != 0)
+        pol_iov_t kv = {key, key_len};
+        if (digest(C, NULL, 0, &kv, 1, k0) != 0)
             return -1;
     } else if (key_len) {
-        memcpy(k0, key_in, key_len);
+        memcpy(k0, key, key_len);
     }
-    uint8_t pad[POL_HMAC_BLOCK], inner[POL_SHA256_LEN];
-    for (int i = 0; i < POL_HMAC_BLOCK; i++)
-        pad[i] = k0[i] ^ 0x36;
-    int rc = digest(C, t->oneshot, pad, sizeof(pad), iov, niov, inner);
-    if (rc == 0) {
-        for (int i = 0; i < POL_HMAC_BLOCK; i++)
-            pad[i] = k0[i] ^ 0x5c;
-        pol_iov_t iv = {inner, sizeof(inner)};
-        rc = digest(C, t->oneshot, pad, sizeof(pad), &iv, 1, out);
+    uint8_t ipad[POL_HMAC_BLOCK], opad[POL_HMAC_BLOCK];
+    for (int i = 0; i < POL_HMAC_BLOCK; i++) {
+        ipad[i] = k0[i] ^ 0x36;
+        opad[i] = k0[i] ^ 0x5c;
     }
+    SHA256_CTX *in = state_of(k->inner.bytes), *out = state_of(k->outer.bytes);
+    int ok = C->sha256_init(in) == 1 && C->sha256_update(in, ipad, sizeof(ipad)) == 1 &&
+             C->sha256_init(out) == 1 && C->sha256_update(out, opad, sizeof(opad)) == 1;
     explicit_bzero(k0, sizeof(k0));
-    explicit_bzero(pad, sizeof(pad));
+    explicit_bzero(ipad, sizeof(ipad));
+    explicit_bzero(opad, sizeof(opad));
+    if (!ok)
+        pol_hmac_key_wipe(k);
+    return ok ? 0 : -1;
+}
+
+int pol_hmac_sha256_with(const pol_hmac_key_t *k, const pol_iov_t *iov, int niov,
+                         uint8_t out[POL_SHA256_LEN])
+{
+    const mesh_crypto_t *C = mesh_crypto(NULL, 0);
+    if (!C)
+        return -1;
+    SHA256_CTX c;
+    uint8_t inner[POL_SHA256_LEN];
+    memcpy(&c, k->inner.bytes, sizeof(c));
+    int ok = 1;
+    for (int i = 0; ok && i < niov; i++)
+        if (iov[i].n)
+            ok = C->sha256_update(&c, iov[i].p, iov[i].n) == 1;
+    ok = ok && C->sha256_final(inner, &c) == 1;
+    if (ok) {
+        memcpy(&c, k->outer.bytes, sizeof(c));
+        ok = C->sha256_update(&c, inner, sizeof(inner)) == 1 && C->sha256_final(out, &c) == 1;
+    }
+    explicit_bzero(&c, sizeof(c));
     explicit_bzero(inner, sizeof(inner));
+    return ok ? 0 : -1;
+}
+
+void pol_hmac_key_wipe(pol_hmac_key_t *k)
+{
+    explicit_bzero(k, sizeof(*k));
+}
+
+int pol_hmac_sha256(const void *key, size_t key_len, const pol_iov_t *iov, int niov,
+                    uint8_t out[POL_SHA256_LEN])
+{
+    pol_hmac_key_t k;
+    int rc = pol_hmac_key_init(&k, key, key_len);
+    if (rc == 0)
+        rc = pol_hmac_sha256_with(&k, iov, niov, out);
+    pol_hmac_key_wipe(&k);
     return rc;
 }
 
@@ -146,60 +138,40 @@ void pol_hex(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static SHA256_CTX *ctx_of(pol_sha256_stream_t *s)
+{
+    return (SHA256_CTX *)(void *)s->state.bytes;
+}
+
 int pol_sha256_begin(pol_sha256_stream_t *s)
 {
     const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    thread_ctxs_t *t = C ? ctxs(C) : NULL;
-    if (!t)
-        return -1;
-    if (s->ctx)
-        pol_sha256_abort(s);
-    EVP_MD_CTX *ctx = t->npool ? t->pool[--t->npool] : C->md_ctx_new();
-    if (!ctx)
-        return -1;
-    if (C->digest_init(ctx, C->sha256(), NULL) != 1) {
-        C->md_ctx_free(ctx);
-        return -1;
-    }
-    s->ctx = ctx;
-    return 0;
+    s->active = C && C->sha256_init(ctx_of(s)) == 1;
+    return s->active ? 0 : -1;
 }
 
 int pol_sha256_update(pol_sha256_stream_t *s, const void *d, size_t n)
 {
     const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    if (!s->ctx || !C)
+    if (!s->active || !C)
         return -1;
-    if (n && C->digest_update(s->ctx, d, n) != 1)
+    if (n && C->sha256_update(ctx_of(s), d, n) != 1) {
+        s->active = 0;
         return -1;
+    }
     return 0;
-}
-
-/* Returns a stream's context to the calling thread's free list (or frees it). */
-static void give_back(pol_sha256_stream_t *s)
-{
-    const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    thread_ctxs_t *t = C ? ctxs(C) : NULL;
-    if (t && t->npool < POOL_MAX)
-        t->pool[t->npool++] = s->ctx;
-    else if (C)
-        C->md_ctx_free(s->ctx);
-    s->ctx = NULL;
 }
 
 int pol_sha256_finish(pol_sha256_stream_t *s, uint8_t out[POL_SHA256_LEN])
 {
     const mesh_crypto_t *C = mesh_crypto(NULL, 0);
-    if (!s->ctx || !C)
+    if (!s->active || !C)
         return -1;
-    unsigned int len = 0;
-    int ok = C->digest_final(s->ctx, out, &len) == 1 && len == POL_SHA256_LEN;
-    give_back(s);
-    return ok ? 0 : -1;
+    s->active = 0;
+    return C->sha256_final(out, ctx_of(s)) == 1 ? 0 : -1;
 }
 
 void pol_sha256_abort(pol_sha256_stream_t *s)
 {
-    if (s->ctx)
-        give_back(s);
+    s->active = 0;
 }

@@ -34,7 +34,7 @@ const char *pol_sig_reason(pol_sig_result_t r)
     case POL_SIG_CACHE_FULL:
         return "replay cache full";
     case POL_SIG_INTERNAL:
-        return "crypto unavailable";
+        return "signature check unavailable";
     }
     return "unknown";
 }
@@ -136,6 +136,7 @@ typedef struct entry {
     size_t id_len;
     uint8_t secret[POL_SIG_SECRET_MAX];
     size_t secret_len;
+    pol_hmac_key_t key; /* the secret prepared for HMAC */
 } entry_t;
 
 struct pol_sig_secrets {
@@ -223,6 +224,12 @@ pol_sig_secrets_t *pol_sig_secrets_parse(const char *text, size_t len, const cha
             goto fail;
         }
         e->secret_len = (size_t)k;
+        if (pol_hmac_key_init(&e->key, e->secret, e->secret_len) != 0) {
+            char why[160];
+            pol_digest_ready(why, sizeof(why));
+            snprintf(err, errlen, "%s: %s", name, why);
+            goto fail;
+        }
         for (size_t j = 0; j < s->n; j++)
             if (entry_cmp(s->e[j].id, s->e[j].id_len, e->id, e->id_len) == 0) {
                 snprintf(err, errlen, "%s:%zu: client %.*s listed twice", name, lineno,
@@ -308,23 +315,31 @@ size_t pol_sig_secrets_count(const pol_sig_secrets_t *s)
     return s->n;
 }
 
-const uint8_t *pol_sig_secrets_find(const pol_sig_secrets_t *s, const char *client, size_t len,
-                                    size_t *secret_len)
+/* The client's entry (binary search), or NULL. */
+static const entry_t *find(const pol_sig_secrets_t *s, const char *client, size_t len)
 {
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int c = entry_cmp(s->e[mid].id, s->e[mid].id_len, client, len);
-        if (c == 0) {
-            *secret_len = s->e[mid].secret_len;
-            return s->e[mid].secret;
-        }
+        if (c == 0)
+            return &s->e[mid];
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
     return NULL;
+}
+
+const uint8_t *pol_sig_secrets_find(const pol_sig_secrets_t *s, const char *client, size_t len,
+                                    size_t *secret_len)
+{
+    const entry_t *e = find(s, client, len);
+    if (!e)
+        return NULL;
+    *secret_len = e->secret_len;
+    return e->secret;
 }
 
 /* ---- body digest ----------------------------------------------------------------------------- */
@@ -351,9 +366,10 @@ void pol_sig_body_abort(pol_sig_body_t *b)
 
 /* ---- verification ---------------------------------------------------------------------------- */
 
-int pol_sig_compute(const uint8_t *secret, size_t secret_len, const char *path, size_t path_len,
-                    const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
-                    const uint8_t body_sha256[POL_SHA256_LEN], uint8_t mac[POL_SHA256_LEN])
+/* The MAC of the canonical string with a prepared key. */
+static int compute(const pol_hmac_key_t *key, const char *path, size_t path_len, const char *ts,
+                   size_t ts_len, const char *nonce, size_t nonce_len,
+                   const uint8_t body_sha256[POL_SHA256_LEN], uint8_t mac[POL_SHA256_LEN])
 {
     char hex[2 * POL_SHA256_LEN + 1];
     pol_hex(body_sha256, POL_SHA256_LEN, hex);
@@ -361,7 +377,19 @@ int pol_sig_compute(const uint8_t *secret, size_t secret_len, const char *path, 
         {"v1\n", 3}, {path, path_len},   {"\n", 1}, {ts, ts_len},
         {"\n", 1},   {nonce, nonce_len}, {"\n", 1}, {hex, 2 * POL_SHA256_LEN},
     };
-    return pol_hmac_sha256(secret, secret_len, iov, (int)(sizeof(iov) / sizeof(iov[0])), mac);
+    return pol_hmac_sha256_with(key, iov, (int)(sizeof(iov) / sizeof(iov[0])), mac);
+}
+
+int pol_sig_compute(const uint8_t *secret, size_t secret_len, const char *path, size_t path_len,
+                    const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                    const uint8_t body_sha256[POL_SHA256_LEN], uint8_t mac[POL_SHA256_LEN])
+{
+    pol_hmac_key_t k;
+    int rc = pol_hmac_key_init(&k, secret, secret_len);
+    if (rc == 0)
+        rc = compute(&k, path, path_len, ts, ts_len, nonce, nonce_len, body_sha256, mac);
+    pol_hmac_key_wipe(&k);
+    return rc;
 }
 
 pol_sig_result_t pol_sig_verify(const char *header, size_t header_len, const char *path,
@@ -382,16 +410,17 @@ pol_sig_result_t pol_sig_verify(const char *header, size_t header_len, const cha
     if (h.ts_value > now ? (uint64_t)h.ts_value - (uint64_t)now > (uint64_t)window
                          : (uint64_t)now - (uint64_t)h.ts_value > (uint64_t)window)
         return POL_SIG_EXPIRED;
-    size_t klen = 0;
-    const uint8_t *key = pol_sig_secrets_find(secrets, h.client, h.client_len, &klen);
-    if (!key)
+    const entry_t *e = secrets ? find(secrets, h.client, h.client_len) : NULL;
+    if (!e)
         return POL_SIG_UNKNOWN_CLIENT;
     uint8_t mac[POL_SHA256_LEN];
-    if (pol_sig_compute(key, klen, path, path_len, h.ts, h.ts_len, h.nonce, h.nonce_len,
-                        body_sha256, mac) != 0)
+    if (compute(&e->key, path, path_len, h.ts, h.ts_len, h.nonce, h.nonce_len, body_sha256, mac) !=
+        0)
         return POL_SIG_INTERNAL;
     if (!pol_ct_equal(mac, h.sig, POL_SHA256_LEN))
         return POL_SIG_BAD_SIGNATURE;
+    if (!nonces)
+        return POL_SIG_INTERNAL; /* without a replay cache nothing may pass */
     switch (pol_nonce_cache_insert(nonces, h.client, h.client_len, h.nonce, h.nonce_len,
                                    h.ts_value + window, now)) {
     case POL_NONCE_FRESH:

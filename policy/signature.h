@@ -56,7 +56,7 @@ typedef enum {
     POL_SIG_BAD_SIGNATURE,  /* "bad signature" */
     POL_SIG_REPLAYED,       /* "replayed": nonce seen within the window */
     POL_SIG_CACHE_FULL,     /* "replay cache full": no room to remember the nonce */
-    POL_SIG_INTERNAL,       /* "crypto unavailable": libcrypto could not be used */
+    POL_SIG_INTERNAL,       /* "signature check unavailable": no libcrypto, or no nonce cache */
 } pol_sig_result_t;
 
 /** The reason text of a result (static), e.g. "expired". */
@@ -123,7 +123,8 @@ int pol_sig_compute(const uint8_t *secret, size_t secret_len, const char *path, 
  * Verifies a call's signature: header is the x-meshd-signature value (NULL when absent), path
  * the :path, body_sha256 the body's digest, now in unix seconds, window in seconds. On
  * success the nonce is recorded in nonces. hdr (optional) receives the parsed header, e.g.
- * for the client id in audit events (also on failure after parsing).
+ * for the client id in audit events (also on failure after parsing). A NULL secrets table
+ * knows no client; a NULL nonce cache fails every call (POL_SIG_INTERNAL).
  */
 pol_sig_result_t pol_sig_verify(const char *header, size_t header_len, const char *path,
                                 size_t path_len, const uint8_t body_sha256[POL_SHA256_LEN],

@@ -150,7 +150,7 @@ static void test_rejections(void)
     pol_sig_secrets_t *s = pol_sig_secrets_parse(file, strlen(file), "secrets", err, sizeof(err));
     CHECK(s != NULL);
     const uint8_t *key = (const uint8_t *)"0123456789abcdef0123456789abcdef";
-    pol_nonce_cache_t *nc = pol_nonce_cache_new(64, err, sizeof(err));
+    pol_nonce_cache_t *nc = pol_nonce_cache_new(64 * 64, err, sizeof(err));
     CHECK(nc != NULL);
     uint8_t digest[32];
     pol_iov_t none = {"", 0};
@@ -196,6 +196,14 @@ static void test_rejections(void)
     /* A bad signature does not burn the nonce: the genuine request still passes. */
     make_header(key, 32, "alice", path, now, "nonce-0000000005", digest, h, sizeof(h));
     CHECK_EQ(VERIFY(h, now), POL_SIG_OK);
+
+    /* Without a secrets table nobody is known; without a replay cache nothing passes. */
+    make_header(key, 32, "alice", path, now, "nonce-0000000008", digest, h, sizeof(h));
+    CHECK_EQ(pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, NULL, nc, NULL),
+             POL_SIG_UNKNOWN_CLIENT);
+    CHECK_EQ(pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, s, NULL, NULL),
+             POL_SIG_INTERNAL);
+    CHECK_STR(pol_sig_reason(POL_SIG_INTERNAL), "signature check unavailable");
 
     /* The same nonce from another client is not a replay. */
     const char *two = "alice MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n"
@@ -248,13 +256,19 @@ static void test_rejections(void)
              (long long)now);
     CHECK_EQ(VERIFY(re, now), POL_SIG_OK);
 
-    /* A full replay cache refuses rather than forgets: 64 slots (one per shard). */
+    /* A full replay cache refuses rather than forgets: a cache of 64 entries (one per shard). */
+    pol_nonce_cache_t *tiny = pol_nonce_cache_new(64, err, sizeof(err));
+    CHECK(tiny != NULL);
+    make_header(key, 32, "alice", path, now, "nonce-0000000001", digest, h, sizeof(h));
+    CHECK_EQ(pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, s, tiny, NULL),
+             POL_SIG_OK);
     int full = 0;
     for (int i = 0; i < 1000 && !full; i++) {
         char nonce[32];
         snprintf(nonce, sizeof(nonce), "fill-nonce-%08d", i);
         make_header(key, 32, "alice", path, now, nonce, digest, h, sizeof(h));
-        pol_sig_result_t r = VERIFY(h, now);
+        pol_sig_result_t r =
+            pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, s, tiny, NULL);
         CHECK(r == POL_SIG_OK || r == POL_SIG_CACHE_FULL);
         full = r == POL_SIG_CACHE_FULL;
     }
@@ -262,7 +276,9 @@ static void test_rejections(void)
     CHECK_STR(pol_sig_reason(POL_SIG_CACHE_FULL), "replay cache full");
     /* The first nonce is still remembered. */
     make_header(key, 32, "alice", path, now, "nonce-0000000001", digest, h, sizeof(h));
-    CHECK_EQ(VERIFY(h, now), POL_SIG_REPLAYED);
+    CHECK_EQ(pol_sig_verify(h, strlen(h), path, strlen(path), digest, now, 300, s, tiny, NULL),
+             POL_SIG_REPLAYED);
+    pol_nonce_cache_delete(tiny);
 #undef VERIFY
     pol_nonce_cache_delete(nc);
     pol_sig_secrets_unref(s);
@@ -340,7 +356,8 @@ static void test_body_digest(void)
     /* Done streams refuse more input; an aborted one is harmless; many at once work. */
     CHECK(pol_sig_body_update(&b, "x", 1) == -1);
     pol_sig_body_abort(&b);
-    pol_sig_body_t many[100] = {{0}};
+    pol_sig_body_t many[100];
+    memset(many, 0, sizeof(many));
     for (int i = 0; i < 100; i++)
         CHECK(pol_sig_body_init(&many[i]) == 0);
     for (int i = 0; i < 100; i++)
