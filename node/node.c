@@ -73,10 +73,10 @@ struct mesh_node {
     mesh_actor_id_t actor;
     uv_signal_t sigterm, sigint, sighup;
     int signals_on;
-    pol_chain_t *chain; /* the policy the workers were last given (control loop) */
-    pol_jwks_fetch_t *jwks;  /* fetching the policy's jwt.jwks-url, NULL when none */
-    char *jwks_url;          /* the URL it fetches */
-    char *jwks_body;         /* the last good document, for snapshots built later */
+    pol_chain_t *chain;     /* the policy the workers were last given (control loop) */
+    pol_jwks_fetch_t *jwks; /* fetching the policy's jwt.jwks-url, NULL when none */
+    char *jwks_url;         /* the URL it fetches */
+    char *jwks_body;        /* the last good document, for snapshots built later */
     size_t jwks_len;
     uint64_t predrain_ms;
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);

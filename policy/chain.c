@@ -421,7 +421,7 @@ struct pol_call {
     int has_id;
     uint64_t t0_ns;
     pol_authz_call_t *authz_call; /* an external check in flight */
-    pol_ip_t client; /* the client address (after trusted X-Forwarded-For) */
+    pol_ip_t client;              /* the client address (after trusted X-Forwarded-For) */
     int client_known;
     char peer[48];
     pol_trace_t trace;

@@ -371,10 +371,15 @@ def case_ext_authz(c):
     r = call(http.target, [("authorization", "Bearer allow:gina")])
     check(r.ok and observed(r).get("x-meshd-identity") == ["gina"],
           "HTTP check allows; the app sees the identity it returned (%s %s)" % (r.code, r.details))
-    before = http_json(ports["http"], "/_stats")["checks"]
-    r = call(http.target, [("authorization", "Bearer allow:gina")])
-    check(r.ok and http_json(ports["http"], "/_stats")["checks"] == before,
-          "the same credentials again: answered from the allow cache")
+    with EchoClient(http.target) as cl:  # one connection: one worker, one cache
+        md = [("authorization", "Bearer allow:jo")]
+        r1 = cl.unary(payload=b"x", metadata=md, timeout=10)
+        before = http_json(ports["http"], "/_stats")["checks"]
+        r2 = cl.unary(payload=b"x", metadata=md, timeout=10)
+        after = http_json(ports["http"], "/_stats")["checks"]
+    check(r1.ok and r2.ok and after == before,
+          "the same credentials again on a worker: answered from its allow cache (%d -> %d)"
+          % (before, after))
     r = call(http.target, [("cookie", "session=hal")])
     check(r.ok and observed(r).get("x-meshd-identity") == ["hal"], "an SSO cookie is forwarded")
     r = call(http.target, [("authorization", "Bearer deny")])
