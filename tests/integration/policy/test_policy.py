@@ -74,15 +74,16 @@ class PolicyCase(Case):
             f.write(text)
         return path
 
-    def proxy(self, name, policy, upstream=None, extra=()):
-        """A meshd proxy with policy (YAML text under `policy:`); returns (proc, target)."""
+    def proxy(self, name, policy, upstream=None, extra=(), audit=True):
+        """A meshd proxy with policy (YAML text under `policy:`), auditing to the case's file
+        unless audit is False; .target, .cfg set."""
         port, admin = free_port(), free_port()
         cfg = self.write(name + ".yaml", "policy:\n" + policy)
         up = upstream or self.be.addr
         argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "2",
                 "--static", ECHO + "=" + up, "--static", "grpc.health.v1.Health=" + up,
                 "--admin-listen", "127.0.0.1:%d" % admin, "--config", cfg,
-                "--audit-file", self.audit, "--node", name] + list(extra)
+                "--node", name] + (["--audit-file", self.audit] if audit else []) + list(extra)
         p = self.start(name, argv, env=meshd_env())
         p.wait_line(r"listening on", 15)
         p.cfg = cfg
