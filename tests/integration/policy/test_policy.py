@@ -239,7 +239,8 @@ def case_jwt(c):
 
 
 def case_trace(c):
-    p = c.proxy("trace", "  trace: {enabled: true}\n")
+    log = os.path.join(c.dir, "access.jsonl")
+    p = c.proxy("trace", "  trace: {enabled: true, access-log: %s}\n" % log)
     r = call(p.target)
     md = observed(r)
     tp = md.get("traceparent", [""])[0]
@@ -261,6 +262,22 @@ def case_trace(c):
     tp = md.get("traceparent", [""])[0]
     check("00000000000000000000000000000000" not in tp and len(tp) == 55 and
           "tracestate" not in md, "an invalid traceparent is replaced, its tracestate dropped")
+
+    def lines():
+        try:
+            with open(log) as f:
+                return [json.loads(x) for x in f if x.strip()]
+        except FileNotFoundError:
+            return []
+    wait_until(lambda: len(lines()) >= 3, 10, "an access-log line per call")
+    mine = [x for x in lines() if x["request_id"] == "req-42"]
+    check(len(mine) == 1 and mine[0]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and
+          mine[0]["path"] == "/%s/Unary" % ECHO and mine[0]["status"] == 0 and
+          mine[0]["upstream"] == c.be.addr and mine[0]["bytes_in"] > 0 and
+          mine[0]["bytes_out"] > 0 and mine[0]["peer"].startswith("127.0.0.1:") and
+          mine[0]["identity"] is None and mine[0]["duration_us"] > 0,
+          "the access log: trace and request id, path, status, upstream, bytes, peer, "
+          "duration: %s" % mine)
 
 
 def mint(secret, sub, ttl=30, path=None):
