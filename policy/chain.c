@@ -728,6 +728,8 @@ static int authn_jwt(pol_call_t *pc, mesh_proxy_verdict_t *out)
     if (!ks)
         return refuse(pc, MESH_EV_POLICY_AUTHN, MESH_GRPC_UNAUTHENTICATED, out,
                       "jwt: no keys yet (the JWKS URL has not answered)");
+    if (!pc->w->jwt_cache) /* made on the first token: a node without JWT rules never pays */
+        pc->w->jwt_cache = pol_jwt_cache_new(JWT_CACHE_ENTRIES, JWT_CACHE_MAX_TTL);
     int rc = pol_jwt_verify_cached(pc->w->jwt_cache, ks, tok, tl, &pc->gen->chain->jwt, unix_s(),
                                    &claims, NULL, reason, sizeof(reason));
     if (rc != POL_JWT_OK)
@@ -1138,7 +1140,7 @@ pol_worker_t *pol_worker_new(uv_loop_t *loop, int worker_index, pol_chain_t *c)
 {
     pol_worker_t *w = calloc(1, sizeof(*w));
     wgen_t *g = calloc(1, sizeof(*g));
-    if (!w || !g || !(w->jwt_cache = pol_jwt_cache_new(JWT_CACHE_ENTRIES, JWT_CACHE_MAX_TTL))) {
+    if (!w || !g) {
         free(w);
         free(g);
         mesh_error(ACTOR, "worker %d: out of memory", worker_index);
