@@ -258,18 +258,20 @@ static void call_free(pol_authz_call_t *c)
     free(c);
 }
 
-/* Printable ASCII of s[0..n) into out (at most cap-1 bytes), the rest dropped with "...". */
+/* Printable ASCII of the first line of s[0..n) into out (cap bytes); "..." marks a cut. */
 static void clean_text(char *out, size_t cap, const char *s, size_t n)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+    size_t o = 0, i = 0;
+    for (; i < n && o + 4 < cap; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '\r' || ch == '\n')
             break;
         out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
-    if (o + 4 >= cap && o < n)
-        memcpy(out + o, "...", 3), o += 3;
+    if (i < n && s[i] != '\r' && s[i] != '\n') {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
     out[o] = '\0';
 }
 
@@ -342,6 +344,11 @@ static void on_http(void *ctx, int status, const mesh_http_response_t *resp, con
         result_deny(&r, status == 401 ? MESH_GRPC_UNAUTHENTICATED : MESH_GRPC_PERMISSION_DENIED,
                     msg);
         a->stats.denied++;
+    } else if (status == MESH_HTTP_ERR_BAD_REQUEST) {
+        /* the call's own values could not be sent (a path with a line break): never fail open */
+        snprintf(msg, sizeof(msg), "meshd: ext_authz: denied: %s", error);
+        result_deny(&r, MESH_GRPC_PERMISSION_DENIED, msg);
+        a->stats.denied++;
     } else {
         if (status > 0)
             snprintf(cause, sizeof(cause), "it answered %d %s", status,
@@ -361,8 +368,8 @@ static int ask_http(pol_authz_t *a, pol_authz_call_t *c, const pol_authz_req_inf
     char *vals[a->n_names];
     size_t n = 0;
     int rc = -1;
+    memset(vals, 0, sizeof(vals));
     for (size_t k = 0; k < a->n_names; k++) {
-        vals[k] = NULL;
         if (a->val_len[k] == SIZE_MAX)
             continue;
         vals[k] = strndup(a->scratch + a->val_off[k], a->val_len[k]);
@@ -504,8 +511,8 @@ static int ask_grpc(pol_authz_t *a, pol_authz_call_t *c, const pol_authz_req_inf
     size_t n = 0;
     int rc = -1;
     uint8_t *buf = NULL;
+    memset(vals, 0, sizeof(vals));
     for (size_t k = 0; k < a->n_names; k++) {
-        vals[k] = NULL;
         if (a->val_len[k] == SIZE_MAX)
             continue;
         vals[k] = strndup(a->scratch + a->val_off[k], a->val_len[k]);

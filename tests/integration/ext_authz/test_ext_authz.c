@@ -392,6 +392,18 @@ static void test_bad_credentials(void)
     CHECK_CONTAINS(now.message, "line break");
     CHECK_EQ(authz_rig_stat(&rig, "checks"), before);
     pol_authz_free(a);
+
+    /* a path that cannot go into a header is denied, even when failing open */
+    c.fail_open = 1;
+    a = make(&c);
+    verdict_t v;
+    check(a, "Bearer allow:lea", "/pkg.Svc/Get\r\nX-Evil: 1", &v);
+    CHECK_EQ(v.res.verdict, POL_AUTHZ_DENY);
+    CHECK_EQ(v.res.grpc_status, MESH_GRPC_PERMISSION_DENIED);
+    CHECK(!v.res.service_failed);
+    CHECK_CONTAINS(v.res.message, "x-meshd-path");
+    CHECK_EQ(authz_rig_stat(&rig, "checks"), before);
+    pol_authz_free(a);
 }
 
 static void test_config_errors(void)
