@@ -130,9 +130,9 @@ static int scratch_put(pol_authz_t *a, const void *p, size_t n)
     return 0;
 }
 
-static int name_is(const pol_authz_field_t *f, const char *name)
+static int name_is(const pol_authz_field_t *f, const char *name, size_t len)
 {
-    return f->name_len == strlen(name) && strncasecmp(f->name, name, f->name_len) == 0;
+    return f->name_len == len && strncasecmp(f->name, name, len) == 0;
 }
 
 /*
@@ -149,6 +149,7 @@ static int gather(pol_authz_t *a, const pol_authz_req_info_t *info)
         return -1;
     for (size_t k = 0; k < a->n_names; k++) {
         const char *sep = strcmp(a->names[k], "cookie") == 0 ? "; " : ", ";
+        size_t name_len = strlen(a->names[k]);
         size_t len_at = a->scratch_len;
         uint32_t len = 0;
         if (scratch_put(a, &len, sizeof(len)) < 0)
@@ -157,7 +158,7 @@ static int gather(pol_authz_t *a, const pol_authz_req_info_t *info)
         int seen = 0;
         for (size_t i = 0; i < info->n_fields; i++) {
             const pol_authz_field_t *f = &info->fields[i];
-            if (!name_is(f, a->names[k]))
+            if (!name_is(f, a->names[k], name_len))
                 continue;
             for (size_t j = 0; j < f->value_len; j++)
                 if (f->value[j] == '\r' || f->value[j] == '\n' || f->value[j] == '\0')
