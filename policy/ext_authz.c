@@ -25,6 +25,7 @@
 #define AUTHZ_ENTRIES      1024
 #define AUTHZ_MAX_RESPONSE (64 * 1024)
 #define AUTHZ_MSG_MAX      384
+#define AUTHZ_IDENTITY_MAX 4096
 #define AUTHZ_CHECK_PATH   "/envoy.service.auth.v3.Authorization/Check"
 #define NO_ENTRY           UINT32_MAX
 
@@ -320,6 +321,37 @@ static void call_finish(pol_authz_call_t *c, const pol_authz_result_t *r)
     cb(ctx, r);
 }
 
+/* Nonzero when an identity can be forwarded as a header value: no control characters (tab
+ * and bytes >= 0x80 are allowed, as HTTP allows them) and at most AUTHZ_IDENTITY_MAX bytes. */
+static int identity_ok(const char *id)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++, n++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return n <= AUTHZ_IDENTITY_MAX;
+}
+
+/* An ALLOW with identity id (NULL or "": none), or a failure when id cannot be forwarded. */
+static void result_allow(pol_authz_t *a, pol_authz_result_t *r, const char *id, char *msg,
+                         size_t cap)
+{
+    if (id && *id && !identity_ok(id)) {
+        char cause[160];
+        snprintf(cause, sizeof(cause),
+                 "the identity in %s has control characters or is over %d bytes",
+                 a->identity_header, AUTHZ_IDENTITY_MAX);
+        result_failure(a, r, msg, cap, cause);
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    r->verdict = POL_AUTHZ_ALLOW;
+    r->http_status = 200;
+    r->message = "";
+    r->identity = id && *id ? id : NULL;
+    a->stats.allowed++;
+}
+
 /* ---- asking over HTTP ------------------------------------------------------------------- */
 
 static void on_http(void *ctx, int status, const mesh_http_response_t *resp, const char *body,
@@ -330,13 +362,7 @@ static void on_http(void *ctx, int status, const mesh_http_response_t *resp, con
     char msg[AUTHZ_MSG_MAX], text[160], cause[320];
     pol_authz_result_t r;
     if (status >= 200 && status < 300) {
-        memset(&r, 0, sizeof(r));
-        r.verdict = POL_AUTHZ_ALLOW;
-        r.http_status = 200;
-        r.message = "";
-        const char *id = mesh_http_response_header(resp, a->identity_header);
-        r.identity = id && *id ? id : NULL;
-        a->stats.allowed++;
+        result_allow(a, &r, mesh_http_response_header(resp, a->identity_header), msg, sizeof(msg));
     } else if (status == 401 || status == 403) {
         clean_text(text, sizeof(text), body, len);
         snprintf(msg, sizeof(msg), "meshd: ext_authz: denied (%d%s%s)%s%s", status,
@@ -455,12 +481,8 @@ static void on_grpc_end(void *ud, mesh_grpc_call_t *call, int status, const char
                        c->got_reply ? "Check answered a message that is not a CheckResponse"
                                     : "Check answered no message");
     } else if (!resp->status || resp->status->code == 0) {
-        memset(&r, 0, sizeof(r));
-        r.verdict = POL_AUTHZ_ALLOW;
-        r.http_status = 200;
-        r.message = "";
-        r.identity = ok_identity(a, resp); /* points into resp until it is freed below */
-        a->stats.allowed++;
+        /* the identity points into resp until it is freed below */
+        result_allow(a, &r, ok_identity(a, resp), msg, sizeof(msg));
     } else {
         const Envoy__Service__Auth__V3__DeniedHttpResponse *d =
             resp->http_response_case ==
