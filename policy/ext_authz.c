@@ -25,6 +25,7 @@
 #define AUTHZ_ENTRIES      1024
 #define AUTHZ_MAX_RESPONSE (64 * 1024)
 #define AUTHZ_MSG_MAX      384
+#define AUTHZ_IDENTITY_MAX 4096
 #define AUTHZ_CHECK_PATH   "/envoy.service.auth.v3.Authorization/Check"
 #define NO_ENTRY           UINT32_MAX
 
@@ -130,9 +131,9 @@ static int scratch_put(pol_authz_t *a, const void *p, size_t n)
     return 0;
 }
 
-static int name_is(const pol_authz_field_t *f, const char *name)
+static int name_is(const pol_authz_field_t *f, const char *name, size_t len)
 {
-    return f->name_len == strlen(name) && strncasecmp(f->name, name, f->name_len) == 0;
+    return f->name_len == len && strncasecmp(f->name, name, len) == 0;
 }
 
 /*
@@ -149,6 +150,7 @@ static int gather(pol_authz_t *a, const pol_authz_req_info_t *info)
         return -1;
     for (size_t k = 0; k < a->n_names; k++) {
         const char *sep = strcmp(a->names[k], "cookie") == 0 ? "; " : ", ";
+        size_t name_len = strlen(a->names[k]);
         size_t len_at = a->scratch_len;
         uint32_t len = 0;
         if (scratch_put(a, &len, sizeof(len)) < 0)
@@ -157,7 +159,7 @@ static int gather(pol_authz_t *a, const pol_authz_req_info_t *info)
         int seen = 0;
         for (size_t i = 0; i < info->n_fields; i++) {
             const pol_authz_field_t *f = &info->fields[i];
-            if (!name_is(f, a->names[k]))
+            if (!name_is(f, a->names[k], name_len))
                 continue;
             for (size_t j = 0; j < f->value_len; j++)
                 if (f->value[j] == '\r' || f->value[j] == '\n' || f->value[j] == '\0')
@@ -258,18 +260,20 @@ static void call_free(pol_authz_call_t *c)
     free(c);
 }
 
-/* Printable ASCII of s[0..n) into out (at most cap-1 bytes), the rest dropped with "...". */
+/* Printable ASCII of the first line of s[0..n) into out (cap bytes); "..." marks a cut. */
 static void clean_text(char *out, size_t cap, const char *s, size_t n)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 4 < cap; i++) {
+    size_t o = 0, i = 0;
+    for (; i < n && o + 4 < cap; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch == '\r' || ch == '\n')
             break;
         out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
-    if (o + 4 >= cap && o < n)
-        memcpy(out + o, "...", 3), o += 3;
+    if (i < n && s[i] != '\r' && s[i] != '\n') {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
     out[o] = '\0';
 }
 
@@ -317,6 +321,37 @@ static void call_finish(pol_authz_call_t *c, const pol_authz_result_t *r)
     cb(ctx, r);
 }
 
+/* Nonzero when an identity can be forwarded as a header value: no control characters (tab
+ * and bytes >= 0x80 are allowed, as HTTP allows them) and at most AUTHZ_IDENTITY_MAX bytes. */
+static int identity_ok(const char *id)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++, n++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return n <= AUTHZ_IDENTITY_MAX;
+}
+
+/* An ALLOW with identity id (NULL or "": none), or a failure when id cannot be forwarded. */
+static void result_allow(pol_authz_t *a, pol_authz_result_t *r, const char *id, char *msg,
+                         size_t cap)
+{
+    if (id && *id && !identity_ok(id)) {
+        char cause[160];
+        snprintf(cause, sizeof(cause),
+                 "the identity in %s has control characters or is over %d bytes",
+                 a->identity_header, AUTHZ_IDENTITY_MAX);
+        result_failure(a, r, msg, cap, cause);
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    r->verdict = POL_AUTHZ_ALLOW;
+    r->http_status = 200;
+    r->message = "";
+    r->identity = id && *id ? id : NULL;
+    a->stats.allowed++;
+}
+
 /* ---- asking over HTTP ------------------------------------------------------------------- */
 
 static void on_http(void *ctx, int status, const mesh_http_response_t *resp, const char *body,
@@ -327,13 +362,7 @@ static void on_http(void *ctx, int status, const mesh_http_response_t *resp, con
     char msg[AUTHZ_MSG_MAX], text[160], cause[320];
     pol_authz_result_t r;
     if (status >= 200 && status < 300) {
-        memset(&r, 0, sizeof(r));
-        r.verdict = POL_AUTHZ_ALLOW;
-        r.http_status = 200;
-        r.message = "";
-        const char *id = mesh_http_response_header(resp, a->identity_header);
-        r.identity = id && *id ? id : NULL;
-        a->stats.allowed++;
+        result_allow(a, &r, mesh_http_response_header(resp, a->identity_header), msg, sizeof(msg));
     } else if (status == 401 || status == 403) {
         clean_text(text, sizeof(text), body, len);
         snprintf(msg, sizeof(msg), "meshd: ext_authz: denied (%d%s%s)%s%s", status,
@@ -341,6 +370,11 @@ static void on_http(void *ctx, int status, const mesh_http_response_t *resp, con
                  *text ? ": " : "", text);
         result_deny(&r, status == 401 ? MESH_GRPC_UNAUTHENTICATED : MESH_GRPC_PERMISSION_DENIED,
                     msg);
+        a->stats.denied++;
+    } else if (status == MESH_HTTP_ERR_BAD_REQUEST) {
+        /* the call's own values could not be sent (a path with a line break): never fail open */
+        snprintf(msg, sizeof(msg), "meshd: ext_authz: denied: %s", error);
+        result_deny(&r, MESH_GRPC_PERMISSION_DENIED, msg);
         a->stats.denied++;
     } else {
         if (status > 0)
@@ -361,8 +395,8 @@ static int ask_http(pol_authz_t *a, pol_authz_call_t *c, const pol_authz_req_inf
     char *vals[a->n_names];
     size_t n = 0;
     int rc = -1;
+    memset(vals, 0, sizeof(vals));
     for (size_t k = 0; k < a->n_names; k++) {
-        vals[k] = NULL;
         if (a->val_len[k] == SIZE_MAX)
             continue;
         vals[k] = strndup(a->scratch + a->val_off[k], a->val_len[k]);
@@ -447,12 +481,8 @@ static void on_grpc_end(void *ud, mesh_grpc_call_t *call, int status, const char
                        c->got_reply ? "Check answered a message that is not a CheckResponse"
                                     : "Check answered no message");
     } else if (!resp->status || resp->status->code == 0) {
-        memset(&r, 0, sizeof(r));
-        r.verdict = POL_AUTHZ_ALLOW;
-        r.http_status = 200;
-        r.message = "";
-        r.identity = ok_identity(a, resp); /* points into resp until it is freed below */
-        a->stats.allowed++;
+        /* the identity points into resp until it is freed below */
+        result_allow(a, &r, ok_identity(a, resp), msg, sizeof(msg));
     } else {
         const Envoy__Service__Auth__V3__DeniedHttpResponse *d =
             resp->http_response_case ==
@@ -504,8 +534,8 @@ static int ask_grpc(pol_authz_t *a, pol_authz_call_t *c, const pol_authz_req_inf
     size_t n = 0;
     int rc = -1;
     uint8_t *buf = NULL;
+    memset(vals, 0, sizeof(vals));
     for (size_t k = 0; k < a->n_names; k++) {
-        vals[k] = NULL;
         if (a->val_len[k] == SIZE_MAX)
             continue;
         vals[k] = strndup(a->scratch + a->val_off[k], a->val_len[k]);

@@ -123,7 +123,9 @@ pol_authz_t *pol_authz_new(uv_loop_t *loop, const pol_authz_config_t *cfg, char 
  * service: a credential value with CR/LF/NUL is denied, and a check that cannot start fails
  * as configured); its strings stay valid until the next call into the instance. PENDING: the
  * service was asked; *call is the handle for pol_authz_cancel(), and cb(ctx, result) runs
- * exactly once later on the loop unless cancelled. A cache hit allocates nothing.
+ * exactly once later on the loop unless cancelled (cb is required). A call whose path or peer
+ * cannot be sent in an HTTP check (a line break) is denied, never failed open. A cache hit
+ * allocates nothing.
  */
 pol_authz_status_t pol_authz_check(pol_authz_t *a, const pol_authz_req_info_t *info,
                                    pol_authz_result_t *out, pol_authz_cb cb, void *ctx,

@@ -60,7 +60,7 @@ struct mesh_http_req {
     size_t resp_len, resp_cap;
     char *hbuf; /* header lines of the last response, as received */
     size_t hlen, hcap;
-    int too_large;  /* the write or header callback refused more bytes */
+    int too_large;  /* refused more bytes: 1 the body, 2 the header block */
     int fail_err;   /* nonzero: a failure found before the transfer, reported by on_kick */
     int dead;       /* cancelled or delivered: freed by leave() */
     int delivering; /* inside its own callback */
@@ -195,7 +195,7 @@ static size_t header_cb(char *p, size_t size, size_t nmemb, void *ud)
     if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
         r->hlen = 0; /* a new status line (after a 100 Continue): only the last head counts */
     if (r->hlen + n > FETCH_MAX_HEADER_SIZE) {
-        r->too_large = 1;
+        r->too_large = 2; /* the header block */
         return 0;
     }
     if (grow(&r->hbuf, &r->hcap, r->hlen + n + 1) < 0)
@@ -358,7 +358,9 @@ static void finish(mesh_http_req_t *r, CURLcode cc)
     int err = cc == CURLE_OK ? MESH_HTTP_ERR_PROTOCOL : map_result(r, cc);
     char why[CURL_ERROR_SIZE + 160];
     if (err == MESH_HTTP_ERR_TOO_LARGE)
-        snprintf(why, sizeof(why), "response larger than %zu bytes", r->max_body);
+        snprintf(why, sizeof(why), "response %s larger than %zu bytes",
+                 r->too_large == 2 ? "header fields" : "body",
+                 r->too_large == 2 ? (size_t)FETCH_MAX_HEADER_SIZE : r->max_body);
     else
         snprintf(why, sizeof(why), "%s: %s", mesh_http_err_name(err),
                  r->errbuf[0] ? r->errbuf : cu->easy_strerror(cc));

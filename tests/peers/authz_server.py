@@ -27,6 +27,7 @@ The verdict for a call (both protocols) comes from its authorization header or c
   no credentials, or "Bearer unauth"      401 / UNAUTHENTICATED
   "Bearer slow"           sleeps 3 s, then allows as "slow"
   "Bearer error"          500 / the Check call fails with INTERNAL
+  "Bearer evil-identity"  allow with identity "eve\x01admin" (a control character)
   cookie "session=NAME"   allow, identity NAME
 """
 import argparse
@@ -56,6 +57,8 @@ def decide(headers):
     cookie = headers.get("cookie", "")
     if auth.startswith("Bearer allow:"):
         return "allow", auth[len("Bearer allow:"):]
+    if auth == "Bearer evil-identity":
+        return "allow", "eve\x01admin"
     if auth == "Bearer deny":
         return "deny", "token revoked"
     if auth == "Bearer slow":

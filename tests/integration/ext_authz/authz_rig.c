@@ -87,16 +87,29 @@ static void on_deadline(uv_timer_t *t)
     *(int *)t->data = 1;
 }
 
+/* Before each poll: once the flag is set, stop, so the poll does not block (a timer callback
+ * that set it would otherwise be followed by a poll up to the deadline). */
+static void on_prepare(uv_prepare_t *p)
+{
+    if (*(const int *)p->data)
+        uv_stop(p->loop);
+}
+
 int authz_rig_run_until(uv_loop_t *loop, const int *flag, unsigned deadline_ms)
 {
     uv_timer_t t;
+    uv_prepare_t p;
     int expired = 0;
     uv_timer_init(loop, &t);
     t.data = &expired;
     uv_timer_start(&t, on_deadline, deadline_ms, 0);
+    uv_prepare_init(loop, &p);
+    p.data = (void *)flag;
+    uv_prepare_start(&p, on_prepare);
     while (!*flag && !expired)
         uv_run(loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
+    uv_close((uv_handle_t *)&p, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     return *flag ? 0 : -1;
 }

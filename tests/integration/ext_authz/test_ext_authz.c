@@ -319,6 +319,41 @@ static void test_server_error(pol_authz_mode_t m)
     pol_authz_free(a);
 }
 
+static void test_bad_identity(pol_authz_mode_t m)
+{
+    char t[128];
+    pol_authz_config_t c = config(m, 0, t, sizeof(t));
+    pol_authz_t *a = make(&c);
+    verdict_t v;
+    check(a, "Bearer evil-identity", "/pkg.Svc/Get", &v);
+    CHECK_EQ(v.res.verdict, POL_AUTHZ_DENY); /* a service failure, closed */
+    CHECK(v.res.service_failed);
+    CHECK_CONTAINS(v.res.message, "the identity in x-user-id has control characters");
+    /* not cached either */
+    CHECK_EQ(check(a, "Bearer evil-identity", "/pkg.Svc/Get", &v), POL_AUTHZ_PENDING);
+    pol_authz_free(a);
+}
+
+static void test_ipv6_peer(void)
+{
+    char t[128];
+    pol_authz_config_t c = config(POL_AUTHZ_GRPC, 0, t, sizeof(t));
+    pol_authz_t *a = make(&c);
+    pol_authz_field_t f[] = {{"authorization", 13, "Bearer allow:v6", 15}};
+    pol_authz_req_info_t info = {
+        .path = "/pkg.Svc/Get", .peer = "[2001:db8::7]:443", .fields = f, .n_fields = 1};
+    verdict_t v = {0};
+    pol_authz_call_t *call;
+    pol_authz_result_t now;
+    CHECK_EQ(pol_authz_check(a, &info, &now, on_verdict, &v, &call), POL_AUTHZ_PENDING);
+    CHECK(authz_rig_run_until(&loop, &v.done, 20000) == 0);
+    CHECK_STR(v.res.identity, "v6");
+    json_t *last = last_check();
+    CHECK_STR(json_string_value(json_object_get(last, "peer")), "2001:db8::7:443");
+    json_decref(last);
+    pol_authz_free(a);
+}
+
 static void test_server_down(pol_authz_mode_t m)
 {
     char t[128];
@@ -392,6 +427,18 @@ static void test_bad_credentials(void)
     CHECK_CONTAINS(now.message, "line break");
     CHECK_EQ(authz_rig_stat(&rig, "checks"), before);
     pol_authz_free(a);
+
+    /* a path that cannot go into a header is denied, even when failing open */
+    c.fail_open = 1;
+    a = make(&c);
+    verdict_t v;
+    check(a, "Bearer allow:lea", "/pkg.Svc/Get\r\nX-Evil: 1", &v);
+    CHECK_EQ(v.res.verdict, POL_AUTHZ_DENY);
+    CHECK_EQ(v.res.grpc_status, MESH_GRPC_PERMISSION_DENIED);
+    CHECK(!v.res.service_failed);
+    CHECK_CONTAINS(v.res.message, "x-meshd-path");
+    CHECK_EQ(authz_rig_stat(&rig, "checks"), before);
+    pol_authz_free(a);
 }
 
 static void test_config_errors(void)
@@ -442,9 +489,11 @@ int main(int argc, char **argv)
         RUN_M(test_cache_ttl_and_bound, m);
         RUN_M(test_timeout, m);
         RUN_M(test_server_error, m);
+        RUN_M(test_bad_identity, m);
         RUN_M(test_server_down, m);
         RUN_M(test_cancel_and_free, m);
     }
+    RUN(test_ipv6_peer);
     RUN(test_hang_http);
     RUN(test_bad_credentials);
     RUN(test_config_errors);

@@ -185,7 +185,7 @@ static void test_too_large(void)
     mesh_http_request_t q = {.url = u, .max_response = 1000};
     fetch(&q, &r); /* Content-Length says too much */
     CHECK_EQ(r.status, MESH_HTTP_ERR_TOO_LARGE);
-    CHECK_CONTAINS(r.error, "larger than 1000");
+    CHECK_CONTAINS(r.error, "body larger than 1000");
     free(r.body);
     url(u, sizeof(u), rig.http, "/big/5000?nolen=1");
     fetch(&q, &r); /* no length: the bytes themselves are counted */
