@@ -19,6 +19,7 @@
 #include "transport/http_fetch.h"
 
 static pid_t server_pid;
+static char ports_dir[64];
 static char ports_file[256];
 
 static void stop_server(void)
@@ -40,12 +41,15 @@ static void stop_server(void)
     }
     if (ports_file[0])
         unlink(ports_file);
+    if (ports_dir[0])
+        rmdir(ports_dir);
 }
 
 void authz_rig_start(authz_rig_t *rig, const char *server_py, const char *proto_dir)
 {
     char dir[] = "/tmp/meshd_authz_XXXXXX";
     CHECK(mkdtemp(dir));
+    snprintf(ports_dir, sizeof(ports_dir), "%s", dir);
     snprintf(ports_file, sizeof(ports_file), "%s/ports.json", dir);
     server_pid = fork();
     CHECK(server_pid >= 0);
