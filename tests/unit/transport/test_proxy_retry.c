@@ -536,9 +536,10 @@ static void test_keepalive_idle_healthy(void)
     free(req);
 }
 
-/* A healthy upstream busy with a call that never answers: keepalive does not kill it; the
- * call ends by its own 1 s deadline (DEADLINE_EXCEEDED, not UNAVAILABLE). */
-static void test_keepalive_busy_healthy(void)
+/* A healthy upstream busy with a call it never answers, under cfg: neither the keepalive nor
+ * the liveness PINGs kill its connection; the call ends by its own deadline tmo
+ * (DEADLINE_EXCEEDED, not UNAVAILABLE). */
+static void busy_healthy(mesh_proxy_config_t cfg, const char *tmo)
 {
     echo_server_t *s = echo_server_start();
     CHECK(s);
@@ -546,9 +547,9 @@ static void test_keepalive_busy_healthy(void)
     mesh_route_builder_t *b = mesh_route_builder_new();
     route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
     proxy_thread_t px;
-    proxy_start(&px, keepalive_cfg, mesh_route_builder_finish(b));
+    proxy_start(&px, cfg, mesh_route_builder_finish(b));
     h2_call_t call;
-    one_call(px.port, "/test.Echo/Hang", "1S", NULL, 0, &call, 10000);
+    one_call(px.port, "/test.Echo/Hang", tmo, NULL, 0, &call, 10000);
     CHECK(call.grpc_status == 4);
     CHECK(strcmp(call.grpc_message, "meshd: deadline exceeded") == 0);
     CHECK(echo_server_calls(s) == 1 && echo_server_completed(s) == 0);
@@ -557,6 +558,11 @@ static void test_keepalive_busy_healthy(void)
     h2_call_free(&call);
     proxy_stop(&px);
     echo_server_stop(s);
+}
+
+static void test_keepalive_busy_healthy(void)
+{
+    busy_healthy(keepalive_cfg, "1S");
 }
 
 /* ---- 4a. upstream liveness ------------------------------------------------------------------ */
@@ -599,21 +605,7 @@ static void test_liveness_silent_upstream(void)
  * PING: its connection stays and the call ends by its own deadline. */
 static void test_liveness_slow_upstream(void)
 {
-    echo_server_t *s = echo_server_start();
-    CHECK(s);
-    char a1[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
-    proxy_thread_t px;
-    proxy_start(&px, liveness_cfg, mesh_route_builder_finish(b));
-    h2_call_t call;
-    one_call(px.port, "/test.Echo/Hang", "2S", NULL, 0, &call, 10000);
-    CHECK(call.grpc_status == 4);
-    CHECK(strcmp(call.grpc_message, "meshd: deadline exceeded") == 0);
-    CHECK(echo_server_conns(s) == 1 && proxy_stats(&px).upstream_conns == 1);
-    h2_call_free(&call);
-    proxy_stop(&px);
-    echo_server_stop(s);
+    busy_healthy(liveness_cfg, "2S");
 }
 
 /* ---- 4b. spreading calls over upstream connections ----------------------------------------- */
