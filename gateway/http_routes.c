@@ -107,8 +107,10 @@ static char *dup_opt(const char *s, int *ok)
     return d;
 }
 
-int gw_routes_add(gw_routes_t *rt, const char *http_method, const char *tmpl,
-                  const char *grpc_path, const char *body, const char *response_body)
+/* gw_routes_add(), marking the default route. */
+static int add_route(gw_routes_t *rt, const char *http_method, const char *tmpl,
+                     const char *grpc_path, const char *body, const char *response_body,
+                     int is_default)
 {
     rt->err[0] = 0;
     if (!http_method || !is_token(http_method))
@@ -139,6 +141,7 @@ int gw_routes_add(gw_routes_t *rt, const char *http_method, const char *tmpl,
     r->grpc_path = strdup(grpc_path);
     r->body = dup_opt(body, &ok);
     r->response_body = dup_opt(response_body, &ok);
+    r->is_default = is_default;
     if (!ok || !r->http_method || !r->grpc_path) {
         route_free(r);
         return rt_fail(rt, "out of memory");
@@ -181,6 +184,12 @@ int gw_routes_add(gw_routes_t *rt, const char *http_method, const char *tmpl,
     return 0;
 }
 
+int gw_routes_add(gw_routes_t *rt, const char *http_method, const char *tmpl, const char *grpc_path,
+                  const char *body, const char *response_body)
+{
+    return add_route(rt, http_method, tmpl, grpc_path, body, response_body, 0);
+}
+
 /* Adds one rule's own pattern (not its bindings). */
 static int add_pattern(gw_routes_t *rt, const char *grpc_path, const gw_http_rule_t *rule)
 {
@@ -188,8 +197,8 @@ static int add_pattern(gw_routes_t *rt, const char *grpc_path, const gw_http_rul
         return 0;
     if (!rule->method || !rule->path || !*rule->path)
         return rt_fail(rt, "google.api.http of %s: a pattern without a path", grpc_path);
-    int rc = gw_routes_add(rt, rule->method, rule->path, grpc_path, rule->body,
-                           rule->response_body);
+    int rc =
+        gw_routes_add(rt, rule->method, rule->path, grpc_path, rule->body, rule->response_body);
     return rc < 0 ? -1 : rc == 0;
 }
 
@@ -210,7 +219,7 @@ int gw_routes_add_rule(gw_routes_t *rt, const char *grpc_path, const gw_http_rul
 int gw_routes_add_method(gw_routes_t *rt, const char *grpc_path,
                          const Google__Protobuf__MethodOptions *opts)
 {
-    int rc = gw_routes_add(rt, "POST", grpc_path, grpc_path, "*", NULL);
+    int rc = add_route(rt, "POST", grpc_path, grpc_path, "*", NULL, 1);
     if (rc < 0)
         return -1;
     int added = rc == 0;
@@ -367,7 +376,8 @@ int gw_query_next(gw_query_iter_t *it, char *buf, size_t cap, gw_query_param_t *
             return q_fail(err, errlen, "query parameter name '%.*s': bad %%-escape",
                           (int)(ke - piece), piece);
         const char *vs = eq ? eq + 1 : pe;
-        ssize_t vn = gw_percent_decode(vs, (size_t)(pe - vs), 1, buf + kn + 1, cap - (size_t)kn - 1);
+        ssize_t vn =
+            gw_percent_decode(vs, (size_t)(pe - vs), 1, buf + kn + 1, cap - (size_t)kn - 1);
         if (vn < 0)
             return q_fail(err, errlen, "query parameter '%.*s': bad %%-escape in the value",
                           (int)(ke - piece), piece);

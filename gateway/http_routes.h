@@ -60,8 +60,8 @@ void gw_routes_free(gw_routes_t *rt);
  * identical route (same method, template, gRPC method, body and response body) is already
  * there (nothing added), or -1 with the error set: bad template (with its position), body or
  * response_body not a field path, or a conflict with a route already in the table. */
-int gw_routes_add(gw_routes_t *rt, const char *http_method, const char *tmpl,
-                  const char *grpc_path, const char *body, const char *response_body);
+int gw_routes_add(gw_routes_t *rt, const char *http_method, const char *tmpl, const char *grpc_path,
+                  const char *body, const char *response_body);
 
 /** Adds a rule's pattern and its additional_bindings for grpc_path. A rule without a pattern
  * adds nothing. Returns the number of routes added, or -1 (routes added before the error

@@ -276,21 +276,21 @@ void gw_http_rule_clear(gw_http_rule_t *rule)
 int gw_http_rule_decode(const uint8_t *data, size_t len, gw_http_rule_t *rule, char *err,
                         size_t errlen)
 {
-    rd_t r = {data, data + len, err, errlen};
-    if (!data && len)
-        return fail(&r, "no data");
+    rd_t r = {data, data, err, errlen};
     if (!data)
-        return 0;
+        return len ? fail(&r, "no data") : 0;
+    r.end = data + len;
     return decode_rule(&r, rule, 0);
 }
 
 int gw_http_rule_from_options_bytes(const uint8_t *data, size_t len, gw_http_rule_t *rule,
                                     char *err, size_t errlen)
 {
-    rd_t r = {data, data + len, err, errlen};
+    rd_t r = {data, data, err, errlen};
     memset(rule, 0, sizeof *rule);
     if (!data)
         return len ? fail(&r, "no data") : 0;
+    r.end = data + len;
     int found = 0;
     while (r.p < r.end) {
         uint64_t key;

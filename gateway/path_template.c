@@ -126,8 +126,7 @@ static int parse_literal(parser_t *p, char **out, size_t *out_len, const char *w
         if (c == '/' || c == '}' || c == ':' || c == '{')
             break;
         if (c == '%') {
-            if (p->i + 2 >= p->len || hexval(p->s[p->i + 1]) < 0 ||
-                hexval(p->s[p->i + 2]) < 0)
+            if (p->i + 2 >= p->len || hexval(p->s[p->i + 1]) < 0 || hexval(p->s[p->i + 2]) < 0)
                 return perr(p, p->i, "'%%' must be followed by two hex digits");
             p->i += 3;
             continue;
@@ -460,8 +459,8 @@ int gw_path_template_compare(const gw_path_template_t *a, const gw_path_template
  * ------------------------------------------------------------------------------------------ */
 
 /* Shared decoder: keep(c) says which decoded characters stay escaped as written. */
-static ssize_t decode(const char *src, size_t len, int plus_is_space, gw_unescape_t mode,
-                      int multi, char *out, size_t cap)
+static ssize_t decode(const char *src, size_t len, int plus_is_space, gw_unescape_t mode, int multi,
+                      char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < len;) {
