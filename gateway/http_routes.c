@@ -13,9 +13,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A run of routes of one HTTP method with the same shape (verb or not, and the same kind of
+ * segment at every position): sorted by their literal segments, so a lookup binary-searches
+ * it instead of trying each route. */
+typedef struct {
+    size_t start, end; /* routes[start..end) */
+    size_t n_segs;
+    int has_verb, has_dstar;
+} gw_group_t;
+
 struct gw_routes {
     gw_route_t **routes;
     size_t n, cap;
+    gw_group_t *groups;
+    size_t n_groups;
     char err[512];
 };
 
@@ -52,6 +63,7 @@ void gw_routes_free(gw_routes_t *rt)
     for (size_t i = 0; i < rt->n; i++)
         route_free(rt->routes[i]);
     free(rt->routes);
+    free(rt->groups);
     free(rt);
 }
 
@@ -105,6 +117,38 @@ static char *dup_opt(const char *s, int *ok)
     if (!d)
         *ok = 0;
     return d;
+}
+
+/* Whether two routes have the same shape (see gw_group_t). */
+static int same_shape(const gw_route_t *a, const gw_route_t *b)
+{
+    if (strcmp(a->http_method, b->http_method) != 0 || !a->tmpl.verb != !b->tmpl.verb ||
+        a->tmpl.n_segs != b->tmpl.n_segs)
+        return 0;
+    for (size_t i = 0; i < a->tmpl.n_segs; i++)
+        if (a->tmpl.segs[i].kind != b->tmpl.segs[i].kind)
+            return 0;
+    return 1;
+}
+
+/* Recomputes the groups after a change (building time: O(routes)). */
+static int regroup(gw_routes_t *rt)
+{
+    gw_group_t *g = realloc(rt->groups, (rt->n ? rt->n : 1) * sizeof *g);
+    if (!g)
+        return -1;
+    rt->groups = g;
+    rt->n_groups = 0;
+    for (size_t i = 0; i < rt->n; i++) {
+        if (i == 0 || !same_shape(rt->routes[i - 1], rt->routes[i])) {
+            const gw_path_template_t *t = &rt->routes[i]->tmpl;
+            g[rt->n_groups++] =
+                (gw_group_t){i, i, t->n_segs, t->verb != NULL,
+                             t->n_segs && t->segs[t->n_segs - 1].kind == GW_SEG_DSTAR};
+        }
+        g[rt->n_groups - 1].end = i + 1;
+    }
+    return 0;
 }
 
 /* gw_routes_add(), marking the default route. */
@@ -181,6 +225,14 @@ static int add_route(gw_routes_t *rt, const char *http_method, const char *tmpl,
     memmove(&rt->routes[lo + 1], &rt->routes[lo], (rt->n - lo) * sizeof *rt->routes);
     rt->routes[lo] = r;
     rt->n++;
+    if (regroup(rt) < 0) {
+        /* Keep the table consistent: take the route out again. */
+        memmove(&rt->routes[lo], &rt->routes[lo + 1], (rt->n - lo - 1) * sizeof *rt->routes);
+        rt->n--;
+        route_free(r);
+        (void)regroup(rt);
+        return rt_fail(rt, "out of memory");
+    }
     return 0;
 }
 
@@ -280,32 +332,154 @@ static int try_route(const gw_route_t *r, const char *path, size_t len, gw_match
     return 1;
 }
 
+/* Most request segments indexed for the binary search; a longer path is matched route by
+ * route (slower, never wrong). */
+#define REQ_MAX_SEGS 64
+
+/* A request path split at raw '/': segment i is path[off[i] .. off[i] + len[i]). */
+typedef struct {
+    const char *path;
+    size_t path_len;
+    size_t n;  /* segments; REQ_MAX_SEGS + 1 when there were more */
+    int colon; /* whether the last segment holds a ':' (else no verb route can match) */
+    size_t off[REQ_MAX_SEGS], len[REQ_MAX_SEGS];
+} req_t;
+
+static void req_split(req_t *q, const char *path, size_t len)
+{
+    q->path = path;
+    q->path_len = len;
+    q->n = 0;
+    const char *last = len ? memrchr(path, '/', len) : NULL;
+    q->colon = last && memchr(last, ':', len - (size_t)(last - path)) != NULL;
+    if (len <= 1)
+        return; /* "/" (or a bad path, which no template matches) */
+    size_t p = 1;
+    for (;;) {
+        const char *slash = memchr(path + p, '/', len - p);
+        size_t e = slash ? (size_t)(slash - path) : len;
+        if (q->n == REQ_MAX_SEGS) {
+            q->n = REQ_MAX_SEGS + 1;
+            return;
+        }
+        q->off[q->n] = p;
+        q->len[q->n++] = e - p;
+        if (!slash)
+            return;
+        p = e + 1;
+    }
+}
+
+static int hexv(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Orders request segment s[0..n), percent-decoded (a malformed escape counts as a plain '%'),
+ * against a literal, bytewise as gw_path_template_compare orders literals. */
+static int seg_cmp(const char *s, size_t n, const char *lit, size_t lit_len)
+{
+    size_t i = 0, j = 0;
+    while (i < n && j < lit_len) {
+        unsigned char c = (unsigned char)s[i];
+        int h, l;
+        if (c == '%' && i + 2 < n && (h = hexv(s[i + 1])) >= 0 && (l = hexv(s[i + 2])) >= 0) {
+            c = (unsigned char)(h * 16 + l);
+            i += 3;
+        } else {
+            i++;
+        }
+        unsigned char d = (unsigned char)lit[j++];
+        if (c != d)
+            return c < d ? -1 : 1;
+    }
+    if (i < n)
+        return 1;
+    return j < lit_len ? -1 : 0;
+}
+
+/* Orders a route of a verb-less group against the request by the literal segments. */
+static int key_cmp(const gw_route_t *r, const req_t *q)
+{
+    for (size_t i = 0; i < r->tmpl.n_segs; i++) {
+        const gw_seg_t *sg = &r->tmpl.segs[i];
+        if (sg->kind != GW_SEG_LITERAL)
+            continue;
+        if (i >= q->n)
+            return 1; /* cannot happen: groups are filtered by segment count */
+        int c = seg_cmp(q->path + q->off[i], q->len[i], sg->lit, sg->lit_len);
+        if (c)
+            return -c;
+    }
+    return 0;
+}
+
+/* Tries the routes of group g. */
+static int try_group(const gw_routes_t *rt, const gw_group_t *g, const req_t *q, gw_match_t *m)
+{
+    if (g->has_verb && !q->colon)
+        return 0;
+    int indexed = q->n <= REQ_MAX_SEGS && !g->has_verb;
+    if (indexed) {
+        /* A group's shape fixes how many segments it can match. */
+        if (g->has_dstar ? q->n + 1 < g->n_segs : q->n != g->n_segs)
+            return 0;
+        if (g->end - g->start > 4) {
+            size_t lo = g->start, hi = g->end;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = key_cmp(rt->routes[mid], q);
+                if (c == 0)
+                    return try_route(rt->routes[mid], q->path, q->path_len, m);
+                if (c < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            return 0;
+        }
+    }
+    for (size_t i = g->start; i < g->end; i++)
+        if (try_route(rt->routes[i], q->path, q->path_len, m))
+            return 1;
+    return 0;
+}
+
 gw_route_result_t gw_routes_lookup(const gw_routes_t *rt, const char *method, size_t method_len,
                                    const char *target, size_t target_len, gw_match_t *m)
 {
-    const char *q = memchr(target, '?', target_len);
-    size_t path_len = q ? (size_t)(q - target) : target_len;
+    const char *qm = memchr(target, '?', target_len);
+    size_t path_len = qm ? (size_t)(qm - target) : target_len;
     m->route = NULL;
     m->n_captures = 0;
-    m->query = q ? q + 1 : target + target_len;
-    m->query_len = q ? target_len - path_len - 1 : 0;
-    /* The first route of the method's run. */
-    size_t lo = 0, hi = rt->n;
+    m->query = qm ? qm + 1 : target + target_len;
+    m->query_len = qm ? target_len - path_len - 1 : 0;
+    req_t q;
+    req_split(&q, target, path_len);
+    /* The first group of the method's run. */
+    size_t lo = 0, hi = rt->n_groups;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (cmp_n(rt->routes[mid]->http_method, method, method_len) < 0)
+        if (cmp_n(rt->routes[rt->groups[mid].start]->http_method, method, method_len) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (size_t i = lo; i < rt->n && cmp_n(rt->routes[i]->http_method, method, method_len) == 0;
-         i++)
-        if (try_route(rt->routes[i], target, path_len, m))
+    size_t g = lo;
+    for (; g < rt->n_groups &&
+           cmp_n(rt->routes[rt->groups[g].start]->http_method, method, method_len) == 0;
+         g++)
+        if (try_group(rt, &rt->groups[g], &q, m))
             return GW_ROUTE_FOUND;
-    /* Not found: does the path exist for another method? (the slow path of a failure) */
-    for (size_t i = 0; i < rt->n; i++)
-        if (cmp_n(rt->routes[i]->http_method, method, method_len) != 0 &&
-            try_route(rt->routes[i], target, path_len, NULL))
+    /* Not found: does the path exist for another method? */
+    for (size_t i = 0; i < rt->n_groups; i++)
+        if ((i < lo || i >= g) && try_group(rt, &rt->groups[i], &q, NULL))
             return GW_ROUTE_METHOD_NOT_ALLOWED;
     return GW_ROUTE_NOT_FOUND;
 }

@@ -37,6 +37,7 @@ static int fail(rd_t *r, const char *fmt, ...)
 static int rd_varint(rd_t *r, uint64_t *v)
 {
     uint64_t x = 0;
+    *v = 0;
     for (int shift = 0; shift < 70; shift += 7) {
         if (r->p >= r->end)
             return fail(r, "truncated varint");
@@ -56,6 +57,8 @@ static int rd_varint(rd_t *r, uint64_t *v)
 static int rd_len(rd_t *r, const uint8_t **data, size_t *len)
 {
     uint64_t n;
+    *data = NULL;
+    *len = 0;
     if (rd_varint(r, &n) < 0)
         return -1;
     if (n > (uint64_t)(r->end - r->p))
