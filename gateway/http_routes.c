@@ -290,16 +290,22 @@ int gw_routes_add_method(gw_routes_t *rt, const char *grpc_path,
     return added;
 }
 
-int gw_routes_add_pool(gw_routes_t *rt, const mesh_desc_pool_t *pool)
+int gw_routes_add_pool(gw_routes_t *rt, const mesh_desc_pool_t *pool, gw_routes_on_error_t on_error,
+                       void *ctx)
 {
     int added = 0;
     for (size_t s = 0; s < mesh_desc_pool_service_count(pool); s++) {
         const mesh_desc_service_t *svc = mesh_desc_pool_service(pool, s);
         for (size_t m = 0; m < svc->n_methods; m++) {
             const mesh_desc_method_t *md = &svc->methods[m];
+            int before = (int)rt->n;
             int rc = gw_routes_add_method(rt, md->path, md->proto ? md->proto->options : NULL);
-            if (rc < 0)
+            if (rc < 0 && !on_error)
                 return -1;
+            if (rc < 0) {
+                on_error(ctx, md->path, rt->err);
+                rc = (int)rt->n - before;
+            }
             added += rc;
         }
     }
@@ -454,6 +460,8 @@ static int try_group(const gw_routes_t *rt, const gw_group_t *g, const req_t *q,
 gw_route_result_t gw_routes_lookup(const gw_routes_t *rt, const char *method, size_t method_len,
                                    const char *target, size_t target_len, gw_match_t *m)
 {
+    if (!target)
+        target = "", target_len = 0;
     const char *qm = memchr(target, '?', target_len);
     size_t path_len = qm ? (size_t)(qm - target) : target_len;
     m->route = NULL;

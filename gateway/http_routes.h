@@ -73,9 +73,15 @@ int gw_routes_add_rule(gw_routes_t *rt, const char *grpc_path, const gw_http_rul
 int gw_routes_add_method(gw_routes_t *rt, const char *grpc_path,
                          const Google__Protobuf__MethodOptions *opts);
 
+/** Called by gw_routes_add_pool() for a method whose routes could not all be added. */
+typedef void (*gw_routes_on_error_t)(void *ctx, const char *grpc_path, const char *error);
+
 /** gw_routes_add_method() for every method of every service in the pool's model
- * (mesh_desc_pool_build() first). Stops at the first error. Returns the routes added or -1. */
-int gw_routes_add_pool(gw_routes_t *rt, const mesh_desc_pool_t *pool);
+ * (mesh_desc_pool_build() first). With on_error NULL it stops at the first error and returns
+ * -1; otherwise each failing method is reported (the routes it added before the error stay)
+ * and the others are still added. Returns the number of routes added, or -1. */
+int gw_routes_add_pool(gw_routes_t *rt, const mesh_desc_pool_t *pool, gw_routes_on_error_t on_error,
+                       void *ctx);
 
 /** Finds the route for a request. target is the request target ("/v1/books/1?x=2"), method
  * the HTTP method (case-sensitive). Fills *m on GW_ROUTE_FOUND. Allocates nothing. */

@@ -458,7 +458,8 @@ int gw_path_template_compare(const gw_path_template_t *a, const gw_path_template
  * Decoding
  * ------------------------------------------------------------------------------------------ */
 
-/* Shared decoder: keep(c) says which decoded characters stay escaped as written. */
+/* The decoder behind both: in a multi-segment capture, mode says which decoded characters stay
+ * escaped as written. */
 static ssize_t decode(const char *src, size_t len, int plus_is_space, gw_unescape_t mode, int multi,
                       char *out, size_t cap)
 {

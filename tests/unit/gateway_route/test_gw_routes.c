@@ -19,7 +19,7 @@ static gw_routes_t *shop_routes(void)
     CHECK(mesh_desc_pool_load_set_file(p, path) > 0);
     CHECK(mesh_desc_pool_build(p, NULL, 0) == 0);
     gw_routes_t *rt = gw_routes_new();
-    int n = gw_routes_add_pool(rt, p);
+    int n = gw_routes_add_pool(rt, p, NULL, NULL);
     if (n < 0)
         fprintf(stderr, "%s\n", gw_routes_error(rt));
     /* 7 default routes + GetItem 3 + UpdateItem, CreateItem, ListItems, CancelItem, HeadItem. */
@@ -106,6 +106,51 @@ static void test_shop_lookups(void)
     CHECK(m.route->is_default);
     CHECK_EQ(m.query_len, 0);
     gw_routes_free(rt);
+}
+
+static int n_reported;
+static char reported[512];
+
+static void on_error(void *ctx, const char *grpc_path, const char *error)
+{
+    CHECK(ctx == &n_reported);
+    n_reported++;
+    snprintf(reported, sizeof reported, "%s: %s", grpc_path, error);
+}
+
+/* Two services claiming one path: an error naming both, or (with a callback) a report and the
+ * other methods still routed. */
+static void test_pool_conflict(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/clash_set.pb", GW_TESTDATA);
+    mesh_desc_pool_t *p = mesh_desc_pool_new();
+    CHECK(mesh_desc_pool_load_set_file(p, path) > 0);
+    CHECK(mesh_desc_pool_build(p, NULL, 0) == 0);
+
+    gw_routes_t *rt = gw_routes_new();
+    CHECK_EQ(gw_routes_add_pool(rt, p, NULL, NULL), -1);
+    fprintf(stderr, "   %s\n", gw_routes_error(rt));
+    CHECK_CONTAINS(gw_routes_error(rt),
+                   "route GET /v1/items/{name} for /shop.v1.Shop/GetItem "
+                   "conflicts with GET /v1/items/{name} for /shop.v1.Clash/Get");
+    gw_routes_free(rt);
+
+    rt = gw_routes_new();
+    /* Clash (sorted first): 2 defaults + 2; Shop: 15 less GetItem's bindings after the clash. */
+    CHECK_EQ(gw_routes_add_pool(rt, p, on_error, &n_reported), 17);
+    CHECK_EQ(n_reported, 1);
+    fprintf(stderr, "   reported %s\n", reported);
+    CHECK_CONTAINS(reported, "/shop.v1.Shop/GetItem: route GET /v1/items/{name}");
+    gw_match_t m;
+    char caps[256];
+    CHECK_STR(lookup(rt, "GET", "/v1/items/x", caps, sizeof caps, &m), "/shop.v1.Clash/Get");
+    CHECK_STR(lookup(rt, "GET", "/v1/shelves/s/items/i", caps, sizeof caps, &m),
+              "/shop.v1.Shop/GetItem");
+    CHECK_STR(lookup(rt, "PATCH", "/v1/shelves/s/items/i", caps, sizeof caps, &m),
+              "/shop.v1.Shop/UpdateItem");
+    gw_routes_free(rt);
+    mesh_desc_pool_free(p);
 }
 
 static void test_precedence(void)
@@ -380,6 +425,7 @@ static void test_lookup_matches_linear_scan(void)
 int main(void)
 {
     RUN(test_shop_lookups);
+    RUN(test_pool_conflict);
     RUN(test_precedence);
     RUN(test_conflicts_and_errors);
     RUN(test_binds_field);
