@@ -182,7 +182,9 @@ static int put_key(ctx_t *c, const gw_field_t *f, bool *first)
         return -1;
     *first = false;
     const char *name = c->o->original_names ? f->name : f->json_name;
-    return put_str(c, (const uint8_t *)name, strlen(name));
+    if (put_str(c, (const uint8_t *)name, strlen(name)) < 0)
+        return -1;
+    return put(c, ":", 1);
 }
 
 /* ---- scalars ------------------------------------------------------------------------------ */
@@ -719,7 +721,7 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
             return -1;
         const uint8_t *vp = hv ? b.data : (const uint8_t *)"";
         size_t vl = hv ? b.len : 0;
-        if (t->wkt != GW_WKT_NONE) {
+        if (t->wkt != GW_WKT_NONE && t->wkt != GW_WKT_EMPTY) {
             if (puts_(c, ",\"value\":") < 0 || emit_message(c, t, vp, vl) < 0)
                 return -1;
         } else {
