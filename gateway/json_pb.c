@@ -660,8 +660,9 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
             return -1;
         const char *s = json_string_value(j);
         size_t n = json_string_length(j);
+        /* Like splitting on ',': "" has no paths, "a,,b," has four. */
         size_t at = 0;
-        while (at < n) {
+        while (n > 0 && at <= n) {
             const char *comma = memchr(s + at, ',', n - at);
             size_t k = comma ? (size_t)(comma - s) - at : n - at;
             if (put_tag(c, 1, GW_WT_LEN) < 0)
@@ -669,6 +670,10 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
             long start = begin_len(c);
             if (start < 0 || !gw_buf_reserve(c->out, 2 * k + 1))
                 return fail(c, GW_ERR_NOMEM, "out of memory");
+            for (size_t i = 0; i < k; i++)
+                if ((unsigned char)s[at + i] < 0x20 || s[at + i] == '"' || s[at + i] == '\\')
+                    return fail(c, GW_ERR_TYPE, "FieldMask path has a quote, a backslash or a "
+                                                "control character");
             long w = gw_path_to_snake(s + at, k, (char *)c->out->data + c->out->len);
             if (w < 0)
                 return fail(c, GW_ERR_TYPE, "FieldMask path \"%.*s\" has an underscore",

@@ -223,6 +223,8 @@ static int put_double(ctx_t *c, double d, bool as_float)
         return puts_(c, "\"NaN\"");
     if (isinf(d))
         return puts_(c, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+    if (d == 0 && signbit(d))
+        return puts_(c, "-0.0"); /* "-0" would read back as the integer 0 */
     char buf[40];
     int n = gw_format_double(d, as_float, buf);
     return put(c, buf, (size_t)n);
@@ -309,7 +311,7 @@ static int emit_value(ctx_t *c, const gw_field_t *f, gw_type_t t, uint64_t v, co
 static int emit_default(ctx_t *c, const gw_field_t *f, gw_type_t t)
 {
     if (t == GW_TYPE_MESSAGE)
-        return emit_message(c, f->message, NULL, 0);
+        return emit_message(c, f->message, (const uint8_t *)"", 0);
     return emit_value(c, f, t, 0, (const uint8_t *)"", 0);
 }
 
@@ -656,11 +658,13 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
             first = false;
             if (!gw_buf_reserve(c->out, 2 * r.len + 2))
                 return fail(c, GW_ERR_NOMEM, "out of memory");
-            for (size_t i = 0; i < r.len; i++) {
-                if (r.data[i] < 0x20 || r.data[i] >= 0x80 || r.data[i] == '"' ||
-                    r.data[i] == '\\')
-                    return fail(c, GW_ERR_VALUE, "FieldMask path has a character JSON paths "
-                                                 "cannot carry");
+            for (size_t i = 0; i < r.len;) {
+                size_t k = r.data[i] < 0x80 ? 1 : utf8_len(r.data + i, r.data + r.len);
+                if (!k || r.data[i] < 0x20 || r.data[i] == '"' || r.data[i] == '\\')
+                    return fail(c, GW_ERR_VALUE, "FieldMask path has a character a JSON path "
+                                                 "cannot carry (a quote, a backslash, a control "
+                                                 "character or bad UTF-8)");
+                i += k;
             }
             long n = gw_path_to_camel((const char *)r.data, r.len,
                                       (char *)c->out->data + c->out->len);
