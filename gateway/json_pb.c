@@ -193,8 +193,7 @@ static int to_integer(ctx_t *c, const json_t *j, bool is_signed, int64_t min, ui
                 return fail(c, GW_ERR_TYPE, "expected an integer, got \"%.*s\"",
                             (int)(n > 64 ? 64 : n), s);
             if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-                return fail(c, GW_ERR_TYPE, "integer %.*s out of range", (int)(n > 64 ? 64 : n),
-                            s);
+                return fail(c, GW_ERR_TYPE, "integer %.*s out of range", (int)(n > 64 ? 64 : n), s);
             v = v * 10 + (uint64_t)(s[i] - '0');
         }
         if (neg && v != 0) {
@@ -596,7 +595,8 @@ static int encode_fields(ctx_t *c, const gw_message_t *m, const json_t *j, bool 
             goto out;
         int r;
         if (f->repeated)
-            r = f->message && f->message->map_entry ? encode_map(c, f, x) : encode_repeated(c, f, x);
+            r = f->message && f->message->map_entry ? encode_map(c, f, x)
+                                                    : encode_repeated(c, f, x);
         else
             r = encode_value(c, f, f->type, x, f->has_presence);
         if (r < 0)
@@ -672,8 +672,9 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
                 return fail(c, GW_ERR_NOMEM, "out of memory");
             for (size_t i = 0; i < k; i++)
                 if ((unsigned char)s[at + i] < 0x20 || s[at + i] == '"' || s[at + i] == '\\')
-                    return fail(c, GW_ERR_TYPE, "FieldMask path has a quote, a backslash or a "
-                                                "control character");
+                    return fail(c, GW_ERR_TYPE,
+                                "FieldMask path has a quote, a backslash or a "
+                                "control character");
             long w = gw_path_to_snake(s + at, k, (char *)c->out->data + c->out->len);
             if (w < 0)
                 return fail(c, GW_ERR_TYPE, "FieldMask path \"%.*s\" has an underscore",
@@ -808,8 +809,8 @@ gw_status_t gw_json_to_pb(const gw_message_t *m, const char *json, size_t len,
     if (err && errlen)
         err[0] = 0;
     json_error_t je;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                              &je);
+    json_t *root =
+        json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!root) {
         if (err && errlen)
             snprintf(err, errlen, "line %d column %d: %s", je.line, je.column, je.text);

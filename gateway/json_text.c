@@ -103,8 +103,8 @@ int gw_format_double(double v, bool as_float, char *out)
 
 /* ---- dates ------------------------------------------------------------------------------- */
 
-#define TS_MIN (-62135596800LL) /* 0001-01-01T00:00:00Z */
-#define TS_MAX 253402300799LL   /* 9999-12-31T23:59:59Z */
+#define TS_MIN  (-62135596800LL) /* 0001-01-01T00:00:00Z */
+#define TS_MAX  253402300799LL   /* 9999-12-31T23:59:59Z */
 #define DUR_MAX 315576000000LL
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (era arithmetic, 400-year cycles). */
@@ -201,10 +201,9 @@ static int parse_frac(const char *s, size_t n, size_t *at, int32_t *nanos)
 int gw_parse_timestamp(const char *s, size_t n, int64_t *seconds, int32_t *nanos)
 {
     int y, mo, d, h, mi, se;
-    if (digits(s, n, 0, 4, &y) || n < 20 || s[4] != '-' || digits(s, n, 5, 2, &mo) ||
-        s[7] != '-' || digits(s, n, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        digits(s, n, 11, 2, &h) || s[13] != ':' || digits(s, n, 14, 2, &mi) || s[16] != ':' ||
-        digits(s, n, 17, 2, &se))
+    if (digits(s, n, 0, 4, &y) || n < 20 || s[4] != '-' || digits(s, n, 5, 2, &mo) || s[7] != '-' ||
+        digits(s, n, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') || digits(s, n, 11, 2, &h) ||
+        s[13] != ':' || digits(s, n, 14, 2, &mi) || s[16] != ':' || digits(s, n, 17, 2, &se))
         return -1;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || se > 59)

@@ -573,6 +573,21 @@ static int emit_field(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uin
     return 0;
 }
 
+/* Is f a oneof member that another member of its oneof overrides (a later record wins)? */
+static bool oneof_overridden(const gw_message_t *m, const gw_field_t *f, const uint8_t *p,
+                             const uint8_t *end)
+{
+    const gw_field_t *last = NULL;
+    while (p < end) {
+        gw_wire_field_t r;
+        p += gw_wire_field(p, end, &r, 0);
+        const gw_field_t *g = gw_message_field_by_number(m, r.number);
+        if (g && g->oneof_index == f->oneof_index && record_of(g, &r))
+            last = g;
+    }
+    return last != f;
+}
+
 /* Writes the fields of m (without braces) after *first's state. */
 static int emit_fields(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t len, bool *first)
 {
@@ -582,6 +597,8 @@ static int emit_fields(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t
     const uint8_t *end = p + len, *q = p;
     for (size_t i = 0; i < m->n_fields; i++) {
         const gw_field_t *f = &m->fields[i];
+        if (f->oneof_index >= 0 && oneof_overridden(m, f, p, end))
+            continue;
         if (!canonical) {
             if (emit_field(c, f, p, end, first) < 0)
                 return -1;
@@ -661,16 +678,18 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
             for (size_t i = 0; i < r.len;) {
                 size_t k = r.data[i] < 0x80 ? 1 : utf8_len(r.data + i, r.data + r.len);
                 if (!k || r.data[i] < 0x20 || r.data[i] == '"' || r.data[i] == '\\')
-                    return fail(c, GW_ERR_VALUE, "FieldMask path has a character a JSON path "
-                                                 "cannot carry (a quote, a backslash, a control "
-                                                 "character or bad UTF-8)");
+                    return fail(c, GW_ERR_VALUE,
+                                "FieldMask path has a character a JSON path "
+                                "cannot carry (a quote, a backslash, a control "
+                                "character or bad UTF-8)");
                 i += k;
             }
-            long n = gw_path_to_camel((const char *)r.data, r.len,
-                                      (char *)c->out->data + c->out->len);
+            long n =
+                gw_path_to_camel((const char *)r.data, r.len, (char *)c->out->data + c->out->len);
             if (n < 0)
-                return fail(c, GW_ERR_VALUE, "FieldMask path %.*s cannot be written in "
-                                             "lowerCamelCase",
+                return fail(c, GW_ERR_VALUE,
+                            "FieldMask path %.*s cannot be written in "
+                            "lowerCamelCase",
                             (int)(r.len > 64 ? 64 : r.len), (const char *)r.data);
             c->out->len += (size_t)n;
         }

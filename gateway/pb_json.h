@@ -41,12 +41,12 @@ typedef struct {
 /** Error codes of both directions. */
 typedef enum {
     GW_OK = 0,
-    GW_ERR_WIRE = 1,      /* malformed protobuf bytes */
-    GW_ERR_SYNTAX = 2,    /* malformed JSON */
-    GW_ERR_TYPE = 3,      /* a JSON value of the wrong type or out of range */
-    GW_ERR_UNKNOWN = 4,   /* an unknown JSON field, enum name or Any type */
-    GW_ERR_VALUE = 5,     /* a value the mapping cannot express (bad UTF-8, NaN in Value, ...) */
-    GW_ERR_DEPTH = 6,     /* nesting deeper than GW_MAX_DEPTH */
+    GW_ERR_WIRE = 1,    /* malformed protobuf bytes */
+    GW_ERR_SYNTAX = 2,  /* malformed JSON */
+    GW_ERR_TYPE = 3,    /* a JSON value of the wrong type or out of range */
+    GW_ERR_UNKNOWN = 4, /* an unknown JSON field, enum name or Any type */
+    GW_ERR_VALUE = 5,   /* a value the mapping cannot express (bad UTF-8, NaN in Value, ...) */
+    GW_ERR_DEPTH = 6,   /* nesting deeper than GW_MAX_DEPTH */
     GW_ERR_NOMEM = 7,
 } gw_status_t;
 

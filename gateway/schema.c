@@ -406,7 +406,8 @@ static int build_msg(build_t *b, gw_message_t *out, const type_rec_t *r)
                     fd->name, (int)fd->type);
             return -2;
         }
-        f->repeated = fd->has_label && fd->label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED;
+        f->repeated = fd->has_label &&
+                      fd->label == GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED;
         f->proto3_optional = fd->has_proto3_optional && fd->proto3_optional;
         f->oneof_index = -1;
         if (fd->has_oneof_index) {
@@ -426,9 +427,8 @@ static int build_msg(build_t *b, gw_message_t *out, const type_rec_t *r)
             else
                 f->packed = proto3;
         }
-        f->has_presence = !f->repeated &&
-                          (f->type == GW_TYPE_MESSAGE || f->type == GW_TYPE_GROUP ||
-                           f->oneof_index >= 0 || f->proto3_optional || !proto3);
+        f->has_presence = !f->repeated && (f->type == GW_TYPE_MESSAGE || f->type == GW_TYPE_GROUP ||
+                                           f->oneof_index >= 0 || f->proto3_optional || !proto3);
         if (f->type == GW_TYPE_MESSAGE || f->type == GW_TYPE_GROUP || f->type == GW_TYPE_ENUM) {
             const char *tn = fd->type_name ? fd->type_name : "";
             const char *key = tn[0] == '.' ? tn + 1 : tn;
@@ -506,7 +506,8 @@ static gw_schema_t *build_finish(build_t *b)
         return NULL;
     }
     for (size_t i = 0; i < ws->n_file; i++) {
-        uint8_t *buf = malloc(google__protobuf__file_descriptor_proto__get_packed_size(ws->file[i]));
+        uint8_t *buf =
+            malloc(google__protobuf__file_descriptor_proto__get_packed_size(ws->file[i]));
         if (!buf)
             break;
         size_t n = google__protobuf__file_descriptor_proto__pack(ws->file[i], buf);

@@ -11,8 +11,14 @@
 #include <stdint.h>
 #include <string.h>
 
-enum { GW_WT_VARINT = 0, GW_WT_I64 = 1, GW_WT_LEN = 2, GW_WT_SGROUP = 3, GW_WT_EGROUP = 4,
-       GW_WT_I32 = 5 };
+enum {
+    GW_WT_VARINT = 0,
+    GW_WT_I64 = 1,
+    GW_WT_LEN = 2,
+    GW_WT_SGROUP = 3,
+    GW_WT_EGROUP = 4,
+    GW_WT_I32 = 5
+};
 
 /** Reads a varint of at most 10 bytes. */
 static inline size_t gw_wire_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)

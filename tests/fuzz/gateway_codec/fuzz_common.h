@@ -18,9 +18,11 @@ static gw_schema_t *fz_schema;
 static gw_buf_t fz_a, fz_b, fz_j1, fz_j2;
 
 static const char *const fz_types[] = {
-    "gwtest.AllTypes",         "gwtest.Inner",           "google.protobuf.Struct",
-    "google.protobuf.Value",   "google.protobuf.Any",    "google.protobuf.Timestamp",
-    "google.protobuf.Duration", "google.protobuf.FieldMask", "google.protobuf.ListValue",
+    "gwtest.AllTypes",           "gwtest.Inner",
+    "google.protobuf.Struct",    "google.protobuf.Value",
+    "google.protobuf.Any",       "google.protobuf.Timestamp",
+    "google.protobuf.Duration",  "google.protobuf.FieldMask",
+    "google.protobuf.ListValue",
 };
 
 static void fz_init(void)
@@ -62,8 +64,8 @@ static const gw_message_t *fz_type(uint8_t sel)
 static void fz_check_canonical(const gw_message_t *m, const gw_buf_t *a, bool orig)
 {
     char err[256];
-    gw_pb_json_opts_t po = {.original_names = orig, .resolve = gw_resolve_in_schema,
-                            .resolve_ud = fz_schema};
+    gw_pb_json_opts_t po = {
+        .original_names = orig, .resolve = gw_resolve_in_schema, .resolve_ud = fz_schema};
     gw_json_pb_opts_t jo = {.resolve = gw_resolve_in_schema, .resolve_ud = fz_schema};
     fz_j2.len = 0;
     gw_status_t st = gw_pb_to_json(m, a->data, a->len, &po, &fz_j2, err, sizeof err);

@@ -12,8 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     const gw_message_t *m = fz_type(data[0] >> 2);
-    gw_json_pb_opts_t o = {.ignore_unknown = data[0] & 1, .resolve = gw_resolve_in_schema,
-                           .resolve_ud = fz_schema};
+    gw_json_pb_opts_t o = {
+        .ignore_unknown = data[0] & 1, .resolve = gw_resolve_in_schema, .resolve_ud = fz_schema};
     char err[256];
     fz_a.len = 0;
     gw_status_t st = gw_json_to_pb(m, (const char *)data + 1, size - 1, &o, &fz_a, err, sizeof err);

@@ -15,8 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     const gw_message_t *m = fz_type(data[0] >> 2);
-    gw_pb_json_opts_t o = {.original_names = data[0] & 1, .emit_defaults = (data[0] & 2) != 0,
-                           .resolve = gw_resolve_in_schema, .resolve_ud = fz_schema};
+    gw_pb_json_opts_t o = {.original_names = data[0] & 1,
+                           .emit_defaults = (data[0] & 2) != 0,
+                           .resolve = gw_resolve_in_schema,
+                           .resolve_ud = fz_schema};
     char err[256];
     fz_j1.len = 0;
     gw_status_t st = gw_pb_to_json(m, data + 1, size - 1, &o, &fz_j1, err, sizeof err);
@@ -28,8 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (memmem(fz_j1.data, fz_j1.len, "\\u0000", 6))
         return 0;
     json_error_t je;
-    json_t *j = json_loadb((const char *)fz_j1.data, fz_j1.len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                           &je);
+    json_t *j =
+        json_loadb((const char *)fz_j1.data, fz_j1.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     FZ_ASSERT(j != NULL, "pb -> json wrote invalid JSON: %s (%.*s)", je.text, (int)fz_j1.len,
               (const char *)fz_j1.data);
     json_decref(j);

@@ -22,7 +22,8 @@ static const gw_message_t *ALL;
 /* JSON -> pb with default options (resolver = the schema); returns the status. */
 static gw_status_t j2p(const char *json, gw_buf_t *out, char *err, bool ignore)
 {
-    gw_json_pb_opts_t o = {.ignore_unknown = ignore, .resolve = gw_resolve_in_schema, .resolve_ud = S};
+    gw_json_pb_opts_t o = {
+        .ignore_unknown = ignore, .resolve = gw_resolve_in_schema, .resolve_ud = S};
     out->len = 0;
     return gw_json_to_pb(ALL, json, strlen(json), &o, out, err, 256);
 }
@@ -30,8 +31,10 @@ static gw_status_t j2p(const char *json, gw_buf_t *out, char *err, bool ignore)
 /* pb -> JSON into a NUL-terminated string. */
 static gw_status_t p2j(const uint8_t *pb, size_t n, gw_buf_t *out, char *err, bool orig, bool defs)
 {
-    gw_pb_json_opts_t o = {.original_names = orig, .emit_defaults = defs,
-                           .resolve = gw_resolve_in_schema, .resolve_ud = S};
+    gw_pb_json_opts_t o = {.original_names = orig,
+                           .emit_defaults = defs,
+                           .resolve = gw_resolve_in_schema,
+                           .resolve_ud = S};
     out->len = 0;
     gw_status_t st = gw_pb_to_json(ALL, pb, n, &o, out, err, 256);
     if (st == GW_OK) {
@@ -187,9 +190,9 @@ static void test_json_input_forms(void)
     /* int64 as number and string; uint64 max as string; enum by number; URL-safe unpadded
      * base64; NaN; null means default; original names accepted. */
     CHECK_STR(round_trip("{\"f_int64\": -5, \"fUint64\": \"18446744073709551615\", \"fEnum\": 2,"
-                    " \"fBytes\": \"-_8\", \"fDouble\": \"NaN\", \"fFloat\": \"-Infinity\","
-                    " \"fInt32\": null, \"customName\": \"x\", \"field_name_2x\": 3}",
-                    &pb, &js),
+                         " \"fBytes\": \"-_8\", \"fDouble\": \"NaN\", \"fFloat\": \"-Infinity\","
+                         " \"fInt32\": null, \"customName\": \"x\", \"field_name_2x\": 3}",
+                         &pb, &js),
               "{\"fDouble\":\"NaN\",\"fFloat\":\"-Infinity\",\"fInt64\":\"-5\","
               "\"fUint64\":\"18446744073709551615\",\"fBytes\":\"+/8=\",\"fEnum\":\"GREEN\","
               "\"customName\":\"x\",\"fieldName2x\":3}");
@@ -197,23 +200,24 @@ static void test_json_input_forms(void)
     CHECK_STR(round_trip("{\"oInt32\": 0, \"fInt32\": 0, \"oString\": \"\"}", &pb, &js),
               "{\"oInt32\":0,\"oString\":\"\"}");
     /* Well-known types. */
-    CHECK_STR(round_trip("{\"wTimestamp\": \"1972-01-01T10:00:20.021+01:00\", \"wDuration\": \"-1.5s\","
-                    " \"wInt64\": 7, \"wBool\": false, \"wMask\": \"a.fooBar,b\","
-                    " \"wValue\": [1, \"s\", null, {\"k\": true}], \"wEmpty\": {},"
-                    " \"wAny\": {\"@type\": \"type.googleapis.com/google.protobuf.Duration\","
-                    " \"value\": \"3s\"}, \"rwAny\": [{\"@type\":"
-                    " \"type.googleapis.com/gwtest.Inner\", \"a\": 4}]}",
-                    &pb, &js),
-              "{\"wTimestamp\":\"1972-01-01T09:00:20.021Z\",\"wDuration\":\"-1.500s\","
-              "\"wInt64\":\"7\",\"wBool\":false,\"wValue\":[1,\"s\",null,{\"k\":true}],"
-              "\"wMask\":\"a.fooBar,b\",\"wEmpty\":{},"
-              "\"wAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Duration\","
-              "\"value\":\"3s\"},\"rwAny\":[{\"@type\":\"type.googleapis.com/gwtest.Inner\","
-              "\"a\":4}]}");
+    CHECK_STR(
+        round_trip("{\"wTimestamp\": \"1972-01-01T10:00:20.021+01:00\", \"wDuration\": \"-1.5s\","
+                   " \"wInt64\": 7, \"wBool\": false, \"wMask\": \"a.fooBar,b\","
+                   " \"wValue\": [1, \"s\", null, {\"k\": true}], \"wEmpty\": {},"
+                   " \"wAny\": {\"@type\": \"type.googleapis.com/google.protobuf.Duration\","
+                   " \"value\": \"3s\"}, \"rwAny\": [{\"@type\":"
+                   " \"type.googleapis.com/gwtest.Inner\", \"a\": 4}]}",
+                   &pb, &js),
+        "{\"wTimestamp\":\"1972-01-01T09:00:20.021Z\",\"wDuration\":\"-1.500s\","
+        "\"wInt64\":\"7\",\"wBool\":false,\"wValue\":[1,\"s\",null,{\"k\":true}],"
+        "\"wMask\":\"a.fooBar,b\",\"wEmpty\":{},"
+        "\"wAny\":{\"@type\":\"type.googleapis.com/google.protobuf.Duration\","
+        "\"value\":\"3s\"},\"rwAny\":[{\"@type\":\"type.googleapis.com/gwtest.Inner\","
+        "\"a\":4}]}");
     /* Maps with non-string keys. */
     CHECK_STR(round_trip("{\"mBoolString\": {\"true\": \"t\"}, \"mSint64Double\": {\"-9\": 0.5},"
-                    " \"mUint32Inner\": {\"1\": {}}}",
-                    &pb, &js),
+                         " \"mUint32Inner\": {\"1\": {}}}",
+                         &pb, &js),
               "{\"mUint32Inner\":{\"1\":{}},\"mSint64Double\":{\"-9\":0.5},"
               "\"mBoolString\":{\"true\":\"t\"}}");
     /* Output is canonical: field order by number whatever the key order. */
@@ -232,16 +236,22 @@ static void test_pb_output(void)
     char err[256];
     /* Non-canonical wire: int32 field 5 twice (last wins), f_inner (17) in two records that
      * merge, an unknown field 999, and packed and unpacked records of r_int32 (35). */
-    const uint8_t pb[] = {0x28, 0x01,                   /* f_int32 = 1 */
-                          0x8a, 0x01, 0x02, 0x08, 0x07, /* f_inner { a: 7 } */
-                          0xb8, 0x3e, 0x05,             /* field 999 varint */
-                          0x98, 0x02, 0x01,             /* r_int32: 1 (unpacked) */
-                          0x9a, 0x02, 0x02, 0x02, 0x03, /* r_int32: [2, 3] (packed) */
+    const uint8_t pb[] = {0x28, 0x01,                         /* f_int32 = 1 */
+                          0x8a, 0x01, 0x02, 0x08, 0x07,       /* f_inner { a: 7 } */
+                          0xb8, 0x3e, 0x05,                   /* field 999 varint */
+                          0x98, 0x02, 0x01,                   /* r_int32: 1 (unpacked) */
+                          0x9a, 0x02, 0x02, 0x02, 0x03,       /* r_int32: [2, 3] (packed) */
                           0x8a, 0x01, 0x03, 0x12, 0x01, 0x7a, /* f_inner { b: "z" } */
-                          0x28, 0x02};                  /* f_int32 = 2 */
+                          0x28, 0x02};                        /* f_int32 = 2 */
     CHECK_EQ(p2j(pb, sizeof pb, &js, err, false, false), GW_OK);
     CHECK_STR((const char *)js.data, "{\"fInt32\":2,\"fInner\":{\"a\":7,\"b\":\"z\"},"
                                      "\"rInt32\":[1,2,3]}");
+    /* Of several oneof members on the wire, the last record wins. */
+    const uint8_t oneof[] = {0x82, 0x05, 0x01, 'a', 0x88, 0x05, 0x07, 0x82, 0x05, 0x01, 'b'};
+    CHECK_EQ(p2j(oneof, sizeof oneof, &js, err, false, false), GW_OK);
+    CHECK_STR((const char *)js.data, "{\"cString\":\"b\"}");
+    CHECK_EQ(p2j(oneof, 7, &js, err, false, false), GW_OK);
+    CHECK_STR((const char *)js.data, "{\"cInt32\":7}");
     /* Original names. */
     const uint8_t one[] = {0x28, 0x05};
     CHECK_EQ(p2j(one, sizeof one, &js, err, true, false), GW_OK);
@@ -268,8 +278,8 @@ static void test_pb_output(void)
     const uint8_t badutf[] = {0x4a, 0x01, 0xff};
     CHECK_EQ(p2j(badutf, sizeof badutf, &js, err, false, false), GW_ERR_VALUE);
     CHECK_STR(err, "f_string: string is not valid UTF-8");
-    const uint8_t badts[] = {0xa2, 0x06, 0x0a, 0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                             0xff, 0xff, 0x7f}; /* w_timestamp seconds = 2^63-1 */
+    const uint8_t badts[] = {0xa2, 0x06, 0x0a, 0x08, 0xff, 0xff, 0xff,
+                             0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}; /* w_timestamp seconds = 2^63-1 */
     CHECK_EQ(p2j(badts, sizeof badts, &js, err, false, false), GW_ERR_VALUE);
     CHECK_STR(err, "w_timestamp: timestamp out of range");
     /* The buffer is reused: a second identical call does not grow it. */
