@@ -232,6 +232,33 @@ static int put_double(ctx_t *c, double d, bool as_float)
 
 static int emit_message(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t len);
 
+/* Decimal text of v (optionally negative, optionally quoted) into out; returns the length. */
+static int fmt_int(char *out, uint64_t v, bool neg, bool quote)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    int o = 0;
+    if (quote)
+        out[o++] = '"';
+    if (neg)
+        out[o++] = '-';
+    while (n)
+        out[o++] = tmp[--n];
+    if (quote)
+        out[o++] = '"';
+    return o;
+}
+
+static int fmt_signed(char *out, int64_t v, bool quote)
+{
+    return v < 0 ? fmt_int(out, 0 - (uint64_t)v, true, quote)
+                 : fmt_int(out, (uint64_t)v, false, quote);
+}
+
 /* Writes one value of field f from a wire record (v for numbers, data/len for LEN). */
 static int emit_value(ctx_t *c, const gw_field_t *f, gw_type_t t, uint64_t v, const uint8_t *data,
                       size_t len)
@@ -241,27 +268,27 @@ static int emit_value(ctx_t *c, const gw_field_t *f, gw_type_t t, uint64_t v, co
     switch (t) {
     case GW_TYPE_INT32:
     case GW_TYPE_SFIXED32:
-        n = snprintf(buf, sizeof buf, "%d", (int32_t)(uint32_t)v);
+        n = fmt_signed(buf, (int32_t)(uint32_t)v, false);
         break;
     case GW_TYPE_UINT32:
     case GW_TYPE_FIXED32:
-        n = snprintf(buf, sizeof buf, "%u", (uint32_t)v);
+        n = fmt_int(buf, (uint32_t)v, false, false);
         break;
     case GW_TYPE_SINT32: {
         uint32_t u = (uint32_t)v;
-        n = snprintf(buf, sizeof buf, "%d", (int32_t)((u >> 1) ^ (0u - (u & 1))));
+        n = fmt_signed(buf, (int32_t)((u >> 1) ^ (0u - (u & 1))), false);
         break;
     }
     case GW_TYPE_INT64:
     case GW_TYPE_SFIXED64:
-        n = snprintf(buf, sizeof buf, "\"%lld\"", (long long)(int64_t)v);
+        n = fmt_signed(buf, (int64_t)v, true);
         break;
     case GW_TYPE_UINT64:
     case GW_TYPE_FIXED64:
-        n = snprintf(buf, sizeof buf, "\"%llu\"", (unsigned long long)v);
+        n = fmt_int(buf, v, false, true);
         break;
     case GW_TYPE_SINT64:
-        n = snprintf(buf, sizeof buf, "\"%lld\"", (long long)(int64_t)((v >> 1) ^ (0 - (v & 1))));
+        n = fmt_signed(buf, (int64_t)((v >> 1) ^ (0 - (v & 1))), true);
         break;
     case GW_TYPE_BOOL:
         return puts_(c, v ? "true" : "false");
@@ -366,7 +393,7 @@ static int emit_array(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uin
     long idx = 0;
     bool first = true;
     while (p < end) {
-        gw_wire_field_t r;
+        gw_wire_field_t r = {0};
         size_t k = gw_wire_field(p, end, &r, 0);
         p += k;
         if (!record_of(f, &r))
@@ -393,7 +420,7 @@ static bool last_record(const uint8_t *p, size_t len, uint32_t number, int wt, g
     const uint8_t *end = p + len;
     bool found = false;
     while (p < end) {
-        gw_wire_field_t r;
+        gw_wire_field_t r = {0};
         size_t k = gw_wire_field(p, end, &r, 0);
         if (!k)
             break;
@@ -414,7 +441,7 @@ static int check_records(ctx_t *c, const uint8_t *p, size_t len, bool *canonical
     uint32_t last = 0;
     *canonical = true;
     while (p < end) {
-        gw_wire_field_t r;
+        gw_wire_field_t r = {0};
         size_t k = gw_wire_field(p, end, &r, 0);
         if (!k || r.wt == GW_WT_EGROUP) {
             const gw_field_t *f = NULL;
@@ -469,7 +496,7 @@ static int emit_map(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uint8
     long idx = 0;
     bool first = true;
     while (p < end) {
-        gw_wire_field_t r;
+        gw_wire_field_t r = {0};
         size_t k = gw_wire_field(p, end, &r, 0);
         p += k;
         if (!record_of(f, &r))
@@ -478,7 +505,7 @@ static int emit_map(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uint8
         bool canon;
         if (check_records(c, r.data, r.len, &canon, em) < 0)
             return -1;
-        gw_wire_field_t kr, vr;
+        gw_wire_field_t kr = {0}, vr = {0};
         bool hk = last_record(r.data, r.len, 1, expected_wt(kf->type), &kr);
         bool hv = last_record(r.data, r.len, 2, expected_wt(vf->type), &vr);
         if (!first && put(c, ",", 1) < 0)
@@ -513,7 +540,7 @@ static int emit_field(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uin
     gw_wire_field_t last = {0};
     size_t count = 0;
     for (const uint8_t *q = p; q < end;) {
-        gw_wire_field_t r;
+        gw_wire_field_t r = {0};
         q += gw_wire_field(q, end, &r, 0);
         if (record_of(f, &r)) {
             any = true;
@@ -545,7 +572,7 @@ static int emit_field(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uin
         /* Several records of one singular message merge: parse their concatenation. */
         size_t total = 0;
         for (const uint8_t *q = p; q < end;) {
-            gw_wire_field_t r;
+            gw_wire_field_t r = {0};
             q += gw_wire_field(q, end, &r, 0);
             if (record_of(f, &r))
                 total += r.len;
@@ -555,7 +582,7 @@ static int emit_field(ctx_t *c, const gw_field_t *f, const uint8_t *p, const uin
             return fail(c, GW_ERR_NOMEM, "out of memory");
         size_t at = 0;
         for (const uint8_t *q = p; q < end;) {
-            gw_wire_field_t r;
+            gw_wire_field_t r = {0};
             q += gw_wire_field(q, end, &r, 0);
             if (record_of(f, &r)) {
                 memcpy(tmp + at, r.data, r.len);
@@ -579,7 +606,7 @@ static bool oneof_overridden(const gw_message_t *m, const gw_field_t *f, const u
 {
     const gw_field_t *last = NULL;
     while (p < end) {
-        gw_wire_field_t r;
+        gw_wire_field_t r = {0};
         p += gw_wire_field(p, end, &r, 0);
         const gw_field_t *g = gw_message_field_by_number(m, r.number);
         if (g && g->oneof_index == f->oneof_index && record_of(g, &r))
@@ -595,6 +622,27 @@ static int emit_fields(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t
     if (check_records(c, p, len, &canonical, m) < 0)
         return -1;
     const uint8_t *end = p + len, *q = p;
+    if (canonical && !c->o->emit_defaults) {
+        /* The usual case: walk the runs of records, one field each. */
+        while (q < end) {
+            const uint8_t *gs = q;
+            gw_wire_field_t r = {0};
+            q += gw_wire_field(q, end, &r, 0);
+            while (q < end) {
+                gw_wire_field_t r2 = {0};
+                size_t k = gw_wire_field(q, end, &r2, 0);
+                if (r2.number != r.number)
+                    break;
+                q += k;
+            }
+            const gw_field_t *f = gw_message_field_by_number(m, r.number);
+            if (!f || (f->oneof_index >= 0 && oneof_overridden(m, f, p, end)))
+                continue;
+            if (emit_field(c, f, gs, q, first) < 0)
+                return -1;
+        }
+        return 0;
+    }
     for (size_t i = 0; i < m->n_fields; i++) {
         const gw_field_t *f = &m->fields[i];
         if (f->oneof_index >= 0 && oneof_overridden(m, f, p, end))
@@ -607,7 +655,7 @@ static int emit_fields(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t
         /* The run of f's records: skip smaller numbers, stop at a larger one. */
         const uint8_t *gs = NULL, *ge = NULL;
         while (q < end) {
-            gw_wire_field_t r;
+            gw_wire_field_t r = {0};
             size_t k = gw_wire_field(q, end, &r, 0);
             if (r.number > f->number)
                 break;
@@ -666,7 +714,7 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
         const uint8_t *q = p, *end = p + len;
         bool first = true;
         while (q < end) {
-            gw_wire_field_t r;
+            gw_wire_field_t r = {0};
             q += gw_wire_field(q, end, &r, 0);
             if (r.number != 1 || r.wt != GW_WT_LEN)
                 continue;
@@ -705,7 +753,7 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
         gw_wire_field_t kind = {0};
         const gw_field_t *kf = NULL;
         while (q < end) {
-            gw_wire_field_t r;
+            gw_wire_field_t r = {0};
             q += gw_wire_field(q, end, &r, 0);
             const gw_field_t *f = gw_message_field_by_number(m, r.number);
             if (f && record_of(f, &r)) {

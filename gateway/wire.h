@@ -96,7 +96,7 @@ static inline size_t gw_wire_field(const uint8_t *p, const uint8_t *end, gw_wire
             return 0;
         const uint8_t *start = q;
         for (;;) {
-            gw_wire_field_t in;
+            gw_wire_field_t in = {0};
             if (q >= end)
                 return 0;
             size_t k = gw_wire_field(q, end, &in, depth + 1);
