@@ -7,7 +7,7 @@ For every message:
   original names + emitted defaults;
   JSON -> pb (C) of MessageToJson's output (both name styles) parses to the same message
   (compared through deterministic serialization, since map entries have no byte order);
-  the count of byte-identical encodings is printed.
+  encodings of messages without maps must be byte-identical to Python's serializer.
 Exit status 1 on the first mismatch, printing the seed, the message and both sides.
 """
 import argparse
@@ -318,6 +318,25 @@ def main():
             else:
                 normalize(val)
 
+    def has_map(x):
+        """Does x hold a map entry anywhere (Struct included, Any contents included)?"""
+        if x.DESCRIPTOR.full_name == "google.protobuf.Any" and x.type_url:
+            inner = sdb.GetSymbol(x.TypeName())()
+            x.Unpack(inner)
+            return has_map(inner)
+        for fd, val in x.ListFields():
+            if fd.cpp_type != FD.CPPTYPE_MESSAGE:
+                continue
+            if fd.message_type.GetOptions().map_entry:
+                if len(val):
+                    return True
+            elif fd.label == FD.LABEL_REPEATED:
+                if any(has_map(e) for e in val):
+                    return True
+            elif has_map(val):
+                return True
+        return False
+
     def canon(x):
         y = type(x)()
         y.CopyFrom(x)
@@ -358,11 +377,14 @@ def main():
                 fail(i, "json->pb differs", m, back, m)
             if not kw and out == pb:
                 exact += 1
+            elif out != pb and not has_map(m):
+                fail(i, "json->pb bytes differ from Python's serializer (no maps involved)", m,
+                     out.hex(), pb.hex())
     tool.stdin.close()
     tool.wait()
     print(f"conformance: {a.count} messages both ways (seed {a.seed}); "
           f"{exact} of {a.count} json->pb encodings byte-identical to Python's serializer "
-          f"(all parse to equal messages; maps have no byte order)")
+          f"(the rest hold maps, which have no byte order; all parse to equal messages)")
 
 
 if __name__ == "__main__":
