@@ -802,6 +802,70 @@ static int encode_message(ctx_t *c, const gw_message_t *m, const json_t *j)
     return encode_fields(c, m, j, false);
 }
 
+/* A copy of json[0..len) with every integer literal that does not fit int64 quoted, or NULL
+ * when out of memory. jansson refuses such literals ("too big integer"); quoted, they reach
+ * the integer and float converters, which take numeric strings (a uint64 above 2^63-1 given as
+ * a number is valid proto3 JSON). Only used after jansson reported a numeric overflow. */
+static char *quote_big_integers(const char *json, size_t len, size_t *out_len)
+{
+    char *out = malloc(len * 2 + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len;) {
+        char ch = json[i];
+        if (in_str) {
+            out[o++] = ch;
+            if (ch == '\\' && i + 1 < len) {
+                out[o++] = json[i + 1];
+                i += 2;
+                continue;
+            }
+            in_str = ch != '"';
+            i++;
+            continue;
+        }
+        if (ch == '"') {
+            in_str = true;
+            out[o++] = ch;
+            i++;
+            continue;
+        }
+        if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            size_t j = i + (ch == '-');
+            while (j < len && json[j] >= '0' && json[j] <= '9')
+                j++;
+            bool integer = j == len || (json[j] != '.' && json[j] != 'e' && json[j] != 'E');
+            bool big = false;
+            if (integer && j - i >= 19) {
+                char tmp[32];
+                if (j - i >= sizeof tmp) {
+                    big = true;
+                } else {
+                    memcpy(tmp, json + i, j - i);
+                    tmp[j - i] = 0;
+                    errno = 0;
+                    (void)strtoll(tmp, NULL, 10);
+                    big = errno == ERANGE;
+                }
+            }
+            if (big)
+                out[o++] = '"';
+            memcpy(out + o, json + i, j - i);
+            o += j - i;
+            if (big)
+                out[o++] = '"';
+            i = j;
+            continue;
+        }
+        out[o++] = ch;
+        i++;
+    }
+    *out_len = o;
+    return out;
+}
+
 gw_status_t gw_json_to_pb(const gw_message_t *m, const char *json, size_t len,
                           const gw_json_pb_opts_t *opts, gw_buf_t *out, char *err, size_t errlen)
 {
@@ -809,8 +873,17 @@ gw_status_t gw_json_to_pb(const gw_message_t *m, const char *json, size_t len,
     if (err && errlen)
         err[0] = 0;
     json_error_t je;
-    json_t *root =
-        json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL;
+    json_t *root = json_loadb(json, len, flags, &je);
+    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+        size_t qlen;
+        char *q = quote_big_integers(json, len, &qlen);
+        if (q) {
+            json_error_t je2;
+            root = json_loadb(q, qlen, flags, &je2);
+            free(q);
+        }
+    }
     if (!root) {
         if (err && errlen)
             snprintf(err, errlen, "line %d column %d: %s", je.line, je.column, je.text);

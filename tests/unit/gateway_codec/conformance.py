@@ -343,8 +343,42 @@ def main():
         normalize(y)
         return y.SerializeToString(deterministic=True)
 
+    I64 = {FD.TYPE_INT64, FD.TYPE_UINT64, FD.TYPE_FIXED64, FD.TYPE_SFIXED64, FD.TYPE_SINT64}
+
+    def variant(desc, obj):
+        """Other accepted spellings of Python's JSON: original names, 64-bit integers as
+        numbers, URL-safe unpadded base64, enums by number (well-known types left alone)."""
+        if desc.full_name.startswith("google.protobuf.") or not isinstance(obj, dict):
+            return obj
+        out = {}
+        for key, val in obj.items():
+            fd = next(f for f in desc.fields if key in (f.json_name, f.name))
+            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+                vfd = fd.message_type.fields_by_name["value"]
+                val = {k: one(vfd, v) for k, v in val.items()}
+            elif fd.label == FD.LABEL_REPEATED:
+                val = [one(fd, v) for v in val]
+            else:
+                val = one(fd, val)
+            out[fd.name if rng.random() < 0.5 else key] = val
+        return out
+
+    def one(fd, v):
+        if fd.message_type is not None:
+            return variant(fd.message_type, v)
+        if fd.type in I64 and isinstance(v, str) and rng.random() < 0.5:
+            return int(v)
+        if fd.type == FD.TYPE_BYTES and rng.random() < 0.5:
+            v = v.replace("+", "-").replace("/", "_")
+            return v.rstrip("=") if rng.random() < 0.5 else v
+        if fd.type == FD.TYPE_ENUM and isinstance(v, str) and fd.enum_type.full_name != \
+                "google.protobuf.NullValue" and rng.random() < 0.5:
+            return fd.enum_type.values_by_name[v].number
+        return v
+
     name = "gwtest.AllTypes"
     exact = 0
+    variants = 0
     for i in range(a.count):
         m = gen()
         pb = m.SerializeToString()
@@ -380,11 +414,25 @@ def main():
             elif out != pb and not has_map(m):
                 fail(i, "json->pb bytes differ from Python's serializer (no maps involved)", m,
                      out.hex(), pb.hex())
+        # Other spellings: Python's Parse and ours must agree.
+        if i % 3 == 0:
+            js = json.dumps(variant(T.AllTypes.DESCRIPTOR, json.loads(json_format.MessageToJson(m))))
+            ref = T.AllTypes()
+            json_format.Parse(js, ref)
+            st, out = call(b"J", 0, name, js.encode())
+            if st != 0:
+                fail(i, f"json->pb of a variant failed: {out.decode(errors='replace')}", m, js, "")
+            back = T.AllTypes()
+            back.ParseFromString(out)
+            if canon(back) != canon(ref):
+                fail(i, "json->pb of a variant differs from json_format.Parse", m, back, ref)
+            variants += 1
     tool.stdin.close()
     tool.wait()
     print(f"conformance: {a.count} messages both ways (seed {a.seed}); "
           f"{exact} of {a.count} json->pb encodings byte-identical to Python's serializer "
-          f"(the rest hold maps, which have no byte order; all parse to equal messages)")
+          f"(the rest hold maps, which have no byte order; all parse to equal messages); "
+          f"{variants} respelled JSON inputs agree with json_format.Parse")
 
 
 if __name__ == "__main__":
