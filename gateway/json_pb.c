@@ -50,6 +50,12 @@ static int fail(ctx_t *c, gw_status_t st, const char *fmt, ...)
     c->err[0] = 0;
     for (int i = 0; i < c->depth && n < c->errlen; i++) {
         const path_el_t *p = &c->path[i];
+        if (c->depth > 10 && i == 4) {
+            /* A long path keeps its first and last elements. */
+            n += (size_t)snprintf(c->err + n, c->errlen - n, "...");
+            i = c->depth - 5;
+            continue;
+        }
         if (!p->f)
             continue;
         n += (size_t)snprintf(c->err + n, c->errlen - n, "%s%s", n ? "." : "", p->f->name);
@@ -761,7 +767,8 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
             put_tag(c, 2, GW_WT_LEN) < 0)
             return -1;
         long start = begin_len(c);
-        if (start < 0)
+        /* The value's path element also bounds Any-in-Any nesting by GW_MAX_DEPTH. */
+        if (start < 0 || push(c, gw_message_field_by_number(m, 2), -1) < 0)
             return -1;
         if (tm->wkt != GW_WKT_NONE && tm->wkt != GW_WKT_EMPTY) {
             const char *key;
@@ -780,6 +787,7 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
         } else if (encode_fields(c, tm, j, true) < 0) {
             return -1;
         }
+        pop(c);
         /* An empty value is not written (proto3 bytes default). */
         if (c->out->len == (size_t)start) {
             c->out->len = (size_t)start - 2;

@@ -44,6 +44,12 @@ static int fail(ctx_t *c, gw_status_t st, const char *fmt, ...)
     c->err[0] = 0;
     for (int i = 0; i < c->depth && n < c->errlen; i++) {
         const path_el_t *p = &c->path[i];
+        if (c->depth > 10 && i == 4) {
+            /* A long path keeps its first and last elements. */
+            n += (size_t)snprintf(c->err + n, c->errlen - n, "...");
+            i = c->depth - 5;
+            continue;
+        }
         if (!p->f)
             continue;
         n += (size_t)snprintf(c->err + n, c->errlen - n, "%s%s", n ? "." : "", p->f->name);
@@ -792,6 +798,9 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
             return -1;
         const uint8_t *vp = hv ? b.data : (const uint8_t *)"";
         size_t vl = hv ? b.len : 0;
+        /* The value's path element also bounds Any-in-Any nesting by GW_MAX_DEPTH. */
+        if (push(c, gw_message_field_by_number(m, 2), -1) < 0)
+            return -1;
         if (t->wkt != GW_WKT_NONE && t->wkt != GW_WKT_EMPTY) {
             if (puts_(c, ",\"value\":") < 0 || emit_message(c, t, vp, vl) < 0)
                 return -1;
@@ -800,6 +809,7 @@ static int emit_wkt(ctx_t *c, const gw_message_t *m, const uint8_t *p, size_t le
             if (emit_fields(c, t, vp, vl, &first) < 0)
                 return -1;
         }
+        pop(c);
         return put(c, "}", 1);
     }
     case GW_WKT_NONE:

@@ -293,6 +293,40 @@ static void test_pb_output(void)
                              0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}; /* w_timestamp seconds = 2^63-1 */
     CHECK_EQ(p2j(badts, sizeof badts, &js, err, false, false), GW_ERR_VALUE);
     CHECK_STR(err, "w_timestamp: timestamp out of range");
+    /* Any inside Any inside Any ... past GW_MAX_DEPTH is refused, not a stack overflow. */
+    {
+        static const char url[] = "type.googleapis.com/google.protobuf.Any";
+        gw_buf_t a = {0}, t = {0};
+        for (int i = 0; i < 300; i++) {
+            /* t = Any{type_url: url, value: a} */
+            t.len = 0;
+            uint8_t h[12];
+            size_t k = 0;
+            h[k++] = 0x0a;
+            h[k++] = (uint8_t)(sizeof url - 1);
+            gw_buf_put(&t, h, k);
+            gw_buf_put(&t, url, sizeof url - 1);
+            k = 0;
+            h[k++] = 0x12;
+            size_t n = a.len;
+            do {
+                h[k++] = (uint8_t)((n & 0x7f) | (n >= 0x80 ? 0x80 : 0));
+                n >>= 7;
+            } while (n);
+            gw_buf_put(&t, h, k);
+            gw_buf_put(&t, a.data, a.len);
+            gw_buf_t tmp = a;
+            a = t;
+            t = tmp;
+        }
+        gw_pb_json_opts_t o = {.resolve = gw_resolve_in_schema, .resolve_ud = S};
+        const gw_message_t *any = gw_schema_find_message(S, "google.protobuf.Any");
+        js.len = 0;
+        CHECK_EQ(gw_pb_to_json(any, a.data, a.len, &o, &js, err, sizeof err), GW_ERR_DEPTH);
+        CHECK_CONTAINS(err, "nesting deeper than 100");
+        gw_buf_free(&a);
+        gw_buf_free(&t);
+    }
     /* The buffer is reused: a second identical call does not grow it. */
     CHECK_EQ(p2j(pb, sizeof pb, &js, err, false, false), GW_OK);
     size_t cap = js.cap;
