@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "google/protobuf/descriptor.pb-c.h"
+#include "grpc/descriptors.h"
 
 /* ---- arena ------------------------------------------------------------------------------ */
 
@@ -631,6 +632,33 @@ gw_schema_t *gw_schema_build_set(const uint8_t *set, size_t len, char *err, size
     s = build_finish(&b);
 done:
     google__protobuf__file_descriptor_set__free_unpacked(fs, NULL);
+    build_cleanup(&b);
+    return s;
+}
+
+gw_schema_t *gw_schema_build_from_pool(const struct mesh_desc_pool *pool, char *err, size_t errlen)
+{
+    build_t b = {.err = err, .errlen = errlen};
+    if (err && errlen)
+        err[0] = 0;
+    gw_schema_t *s = NULL;
+    size_t n = mesh_desc_pool_file_count(pool);
+    for (size_t i = 0; i < n; i++) {
+        const Google__Protobuf__FileDescriptorProto *f = mesh_desc_pool_file(pool, i);
+        size_t len = google__protobuf__file_descriptor_proto__get_packed_size(f);
+        uint8_t *buf = malloc(len ? len : 1);
+        if (!buf) {
+            set_err(&b, "out of memory");
+            goto done;
+        }
+        google__protobuf__file_descriptor_proto__pack(f, buf);
+        int rc = add_file(&b, buf, len);
+        free(buf);
+        if (rc < 0)
+            goto done;
+    }
+    s = build_finish(&b);
+done:
     build_cleanup(&b);
     return s;
 }

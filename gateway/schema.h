@@ -130,6 +130,12 @@ gw_schema_t *gw_schema_build(const uint8_t *const *files, const size_t *lens, si
 /** Like gw_schema_build() from one serialized FileDescriptorSet. */
 gw_schema_t *gw_schema_build_set(const uint8_t *set, size_t len, char *err, size_t errlen);
 
+struct mesh_desc_pool;
+
+/** Like gw_schema_build() from every file of a descriptor pool (grpc/descriptors.h), e.g. the
+ * one the sidecar fills from reflection. */
+gw_schema_t *gw_schema_build_from_pool(const struct mesh_desc_pool *pool, char *err, size_t errlen);
+
 /** Takes another reference; returns s. Thread-safe. */
 gw_schema_t *gw_schema_ref(gw_schema_t *s);
 
