@@ -89,7 +89,8 @@ struct gw_message {
     /** The same fields sorted by json_name and by name (for binary search). */
     const gw_field_t *const *by_json_name;
     const gw_field_t *const *by_name;
-    /** Names of the real oneofs (synthetic proto3-optional oneofs excluded are kept, unused). */
+    /** Names of the oneofs by index (synthetic proto3-optional oneofs included; fields of those
+     * have oneof_index -1). */
     const char *const *oneof_names;
     size_t n_oneofs;
     /** This is a map<K,V> entry type (key is field 1, value field 2). */
