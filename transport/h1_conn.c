@@ -453,6 +453,11 @@ static int cb_headers_complete(http_parser *p)
         c->err_why = "an HTTP/1.1 request needs a Host header";
         return -1;
     }
+    if (p->uses_transfer_encoding && !(p->flags & F_CHUNKED)) {
+        c->err_status = 400;
+        c->err_why = "a request body must be chunked or have a Content-Length";
+        return -1;
+    }
     if (p->method == HTTP_CONNECT) {
         c->err_status = 405;
         c->err_why = "CONNECT is not served here";
@@ -926,8 +931,9 @@ size_t h1_conn_take_out(h1_conn_t *c, const char **data, uint64_t now_ms)
             c->buffered -= s->out.len;
             s->out.len = 0;
         }
-        if (!s->ended || !s->req_done)
-            break; /* a slot stays until its request has been read, too */
+        /* A slot stays until its request has been read too, unless it is the last one. */
+        if (!s->ended || (!s->req_done && s->id + 1 < c->close_limit))
+            break;
         s->used = 0;
         c->head_id++;
     }
