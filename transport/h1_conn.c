@@ -274,6 +274,7 @@ static void fail_request(h1_conn_t *c, int status, const char *why)
         return;
     }
     uint64_t id = s->id;
+    int was_ended = s->ended;
     s->req_done = 1;
     limit_close(c, id + 1);
     if (!s->started) {
@@ -286,7 +287,7 @@ static void fail_request(h1_conn_t *c, int status, const char *why)
         s->ended = 1;
         s->keep_alive = 0;
     }
-    if (s->known && c->cbs.on_error && !s->aborted) {
+    if (s->known && !was_ended && c->cbs.on_error && !s->aborted) {
         s->aborted = 1;
         c->cbs.on_error(c->ud, c, id, status, why);
     }
