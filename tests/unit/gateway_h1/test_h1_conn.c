@@ -389,6 +389,18 @@ static void test_connection_close(void)
     CHECK_CONTAINS(a.out, "Connection: close\r\n\r\nGET /again 0");
     CHECK_EQ(closing, 1);
 
+    /* An Upgrade request is served as HTTP/1.1 (the upgrade is declined) and the next
+     * pipelined request is read as usual. */
+    closing = check_splits(&a, ANSWER_ON_END, NULL,
+                           "GET /u HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                           "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n"
+                           "GET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+    CHECK_STR(a.log, "H0 GET /u 1.1 n=4|B0 0|E0|H1 GET /next 1.1 n=1|B1 0|E1|");
+    CHECK_EQ(closing, 0);
+    /* HTTP/2 prior knowledge: 501, PRI is no method http_parser knows (the gateway must tell
+     * h2c apart before feeding). */
+    check_error(NULL, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 501, "");
+
     /* HEAD: the length is said, the body is not sent. */
     const char *head = "HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n";
     h1_conn_t *c = run(&a, ANSWER_ON_END, NULL, head, strlen(head), NULL);
