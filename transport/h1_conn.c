@@ -25,6 +25,9 @@
 #include <string.h>
 #include <strings.h>
 
+/* Buffers up to this many bytes are kept for reuse; bigger ones are freed after use. */
+#define H1C_KEEP (64 * 1024)
+
 /* A growable byte buffer, kept (with its capacity) for the connection's life. */
 typedef struct {
     char *data;
@@ -936,6 +939,10 @@ size_t h1_conn_take_out(h1_conn_t *c, const char **data, uint64_t now_ms)
         if (!s->ended || (!s->req_done && s->id + 1 < c->close_limit))
             break;
         s->used = 0;
+        if (s->out.cap > H1C_KEEP) { /* one huge answer does not pin its buffer for good */
+            free(s->out.data);
+            s->out = (h1c_buf_t){0};
+        }
         c->head_id++;
     }
     if (!c->send.len)
@@ -950,6 +957,10 @@ void h1_conn_sent(h1_conn_t *c, uint64_t now_ms)
 {
     c->sending = 0;
     c->send.len = 0;
+    if (c->send.cap > 4 * H1C_KEEP) {
+        free(c->send.data);
+        c->send = (h1c_buf_t){0};
+    }
     c->last_write_ms = now_ms;
     c->idle_since_ms = now_ms;
     if (c->want_drain && c->buffered <= c->cfg.out_high / 2) {

@@ -7,7 +7,8 @@
  * arrived), requests with `Expect: 100-continue` get their 100, and /stream answers a chunked
  * NDJSON stream one line at a time. A client thread runs the scenarios: a chunked upload with
  * curl, a body over the limit (413), two URLs on one curl connection (reused: one accept),
- * three pipelined requests in one write over a raw socket (answers in order), a stream whose
+ * three pipelined requests in one write over a raw socket (answers in order), 40 pipelined
+ * requests in one write (past the pipeline limit: reading stops and resumes), a stream whose
  * first line reaches the client before the server even produces the second (flushed per
  * message), and Connection: close. Then the server shuts down gracefully. A watchdog timer
  * fails the test if the client never finishes.
@@ -209,6 +210,27 @@ static void *client(void *arg)
                *a3 = strstr(buf, "GET /p3 0 0");
     CHECK(a1 && a2 && a3 && a1 < a2 && a2 < a3);
     CHECK_CONTAINS(buf, "Connection: close\r\n");
+
+    /* 4b. 40 pipelined requests in one write, past the pipeline limit (16): the binding stops
+     * reading, feeds the rest as answers leave, and all 40 come back in order. */
+    fd = connect_server();
+    static char many[8192];
+    size_t ml = 0;
+    for (int i = 0; i < 40; i++)
+        ml +=
+            (size_t)snprintf(many + ml, sizeof(many) - ml, "GET /m%d HTTP/1.1\r\nHost: x\r\n%s\r\n",
+                             i, i == 39 ? "Connection: close\r\n" : "");
+    CHECK_EQ(send(fd, many, ml, MSG_NOSIGNAL), (ssize_t)ml);
+    read_all(fd, buf, sizeof(buf), NULL);
+    close(fd);
+    const char *at = buf;
+    for (int i = 0; i < 40; i++) {
+        char want_i[32];
+        snprintf(want_i, sizeof(want_i), "GET /m%d 0 0", i);
+        const char *p = strstr(at, want_i);
+        CHECK(p);
+        at = p + strlen(want_i);
+    }
 
     /* 5. Streaming: the first NDJSON line arrives before the server has made the second. */
     fd = connect_server();
