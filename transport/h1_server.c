@@ -10,8 +10,10 @@
  */
 #include "transport/h1_server.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/log.h"
 
@@ -379,10 +381,15 @@ int h1_srv_listen(h1_srv_t *s, const char *host, int port)
     if (rc < 0)
         return rc;
     if (!s->listening) {
-        if ((rc = uv_tcp_init(s->loop, &s->listener)) < 0)
+        if ((rc = uv_tcp_init_ex(s->loop, &s->listener, ss.ss_family)) < 0)
             return rc;
         s->listener.data = s;
         s->listening = 1;
+        uv_os_fd_t fd;
+        int one = 1;
+        if (s->cfg.reuseport && uv_fileno((uv_handle_t *)&s->listener, &fd) == 0 &&
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+            return uv_translate_sys_error(errno);
     }
     if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) < 0 ||
         (rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection)) < 0)

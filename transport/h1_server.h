@@ -44,6 +44,9 @@ typedef struct {
     unsigned max_connections;
     /** Bytes of each connection's read buffer; 0 means 64 KiB. */
     size_t read_buffer;
+    /** Nonzero: SO_REUSEPORT on the listener, so each worker loop can listen on the same
+     *  port (the kernel spreads connections), as the proxy's workers do. */
+    int reuseport;
     /** Log component; NULL means "gateway". */
     const char *name;
 } h1_srv_config_t;

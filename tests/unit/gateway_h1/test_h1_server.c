@@ -281,12 +281,21 @@ int main(void)
         .on_close = app_close,
         .cbs = {.on_head = app_head, .on_body = app_body, .on_end = app_end, .on_error = app_error},
     };
-    h1_srv_config_t cfg = {.conn = {.max_body = 1 << 20}};
+    h1_srv_config_t cfg = {.conn = {.max_body = 1 << 20}, .reuseport = 1};
     server = h1_srv_new(&loop, &cfg, &h, NULL);
     CHECK(server);
     CHECK(h1_srv_listen(server, "127.0.0.1", 0) == 0);
     port = h1_srv_port(server);
     CHECK(port > 0);
+    /* SO_REUSEPORT: a second listener (another worker) binds the same port; without it, no. */
+    h1_srv_t *twin = h1_srv_new(&loop, &cfg, &h, NULL);
+    CHECK(twin && h1_srv_listen(twin, "127.0.0.1", port) == 0);
+    h1_srv_close(twin, NULL, NULL);
+    h1_srv_config_t plain = cfg;
+    plain.reuseport = 0;
+    twin = h1_srv_new(&loop, &plain, &h, NULL);
+    CHECK(twin && h1_srv_listen(twin, "127.0.0.1", port) == UV_EADDRINUSE);
+    h1_srv_close(twin, NULL, NULL);
     CHECK(uv_async_init(&loop, &done_async, on_done) == 0);
     CHECK(uv_async_init(&loop, &more_async, on_more) == 0);
     uv_timer_t watchdog;
