@@ -52,6 +52,7 @@ struct h1s_conn {
     int lingering; /* FIN sent: reading and dropping until EOF */
     int pumping, again;
     int opened; /* on_open was called */
+    int eof;    /* the client sent FIN; 2 when the core has been told */
     size_t in_len;
     char in[];
 };
@@ -157,7 +158,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread == UV_EOF) {
         uv_read_stop(st);
         sc->reading = 0;
-        h1_conn_eof(sc->core, uv_now(sc->s->loop));
+        sc->eof = 1; /* told to the core once it has taken every byte before it (pump) */
     } else if (nread == UV_ENOBUFS) {
         uv_read_stop(st); /* the buffer is full: pump() reads again once the core took some */
         sc->reading = 0;
@@ -208,6 +209,12 @@ static void pump_once(h1s_conn_t *sc)
             sc->again = 1;
         }
     }
+    /* The FIN is told to the core once it has taken every byte before it: pipelined requests
+     * sent before a half-close are all read and answered. */
+    if (sc->eof == 1 && (!sc->in_len || h1_conn_should_close(sc->core))) {
+        sc->eof = 2;
+        h1_conn_eof(sc->core, now);
+    }
     if (!sc->writing) {
         const char *data;
         size_t n = h1_conn_take_out(sc->core, &data, now);
@@ -230,7 +237,7 @@ static void pump_once(h1s_conn_t *sc)
         conn_linger(sc);
         return;
     }
-    int want = h1_conn_wants_read(sc->core) && sc->in_len < s->cfg.read_buffer;
+    int want = !sc->eof && h1_conn_wants_read(sc->core) && sc->in_len < s->cfg.read_buffer;
     if (want && !sc->reading) {
         if (uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) == 0)
             sc->reading = 1;

@@ -212,24 +212,31 @@ static void *client(void *arg)
     CHECK_CONTAINS(buf, "Connection: close\r\n");
 
     /* 4b. 40 pipelined requests in one write, past the pipeline limit (16): the binding stops
-     * reading, feeds the rest as answers leave, and all 40 come back in order. */
-    fd = connect_server();
-    static char many[8192];
-    size_t ml = 0;
-    for (int i = 0; i < 40; i++)
-        ml +=
-            (size_t)snprintf(many + ml, sizeof(many) - ml, "GET /m%d HTTP/1.1\r\nHost: x\r\n%s\r\n",
-                             i, i == 39 ? "Connection: close\r\n" : "");
-    CHECK_EQ(send(fd, many, ml, MSG_NOSIGNAL), (ssize_t)ml);
-    read_all(fd, buf, sizeof(buf), NULL);
-    close(fd);
-    const char *at = buf;
-    for (int i = 0; i < 40; i++) {
-        char want_i[32];
-        snprintf(want_i, sizeof(want_i), "GET /m%d 0 0", i);
-        const char *p = strstr(at, want_i);
-        CHECK(p);
-        at = p + strlen(want_i);
+     * reading, feeds the rest as answers leave, and all 40 come back in order. Once with
+     * Connection: close on the last, once with a half-close (FIN) after the last instead. */
+    for (int half = 0; half < 2; half++) {
+        fd = connect_server();
+        static char many[8192];
+        size_t ml = 0;
+        for (int i = 0; i < 40; i++)
+            ml += (size_t)snprintf(many + ml, sizeof(many) - ml,
+                                   "GET /m%d HTTP/1.1\r\nHost: x\r\n%s\r\n", i,
+                                   i == 39 && !half ? "Connection: close\r\n" : "");
+        CHECK_EQ(send(fd, many, ml, MSG_NOSIGNAL), (ssize_t)ml);
+        if (half)
+            CHECK(shutdown(fd, SHUT_WR) == 0);
+        read_all(fd, buf, sizeof(buf), NULL);
+        close(fd);
+        const char *at = buf;
+        for (int i = 0; i < 40; i++) {
+            char want_i[32];
+            snprintf(want_i, sizeof(want_i), "GET /m%d 0 0", i);
+            const char *p = strstr(at, want_i);
+            if (!p)
+                fprintf(stderr, "answer %d missing (half-close %d)\n", i, half);
+            CHECK(p);
+            at = p + strlen(want_i);
+        }
     }
 
     /* 5. Streaming: the first NDJSON line arrives before the server has made the second. */
