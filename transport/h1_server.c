@@ -435,11 +435,14 @@ static void on_listener_closed(uv_handle_t *h)
 
 static void srv_stop(h1_srv_t *s, int hard, void (*on_closed)(void *ud), void *ud)
 {
-    if (s->stopping)
+    if (s->stopping && !hard)
         return;
+    int first = !s->stopping;
     s->stopping = 1;
-    s->on_closed = on_closed;
-    s->on_closed_ud = ud;
+    if (first) {
+        s->on_closed = on_closed;
+        s->on_closed_ud = ud;
+    }
     for (h1s_conn_t *sc = s->conns, *next; sc; sc = next) {
         next = sc->next;
         if (hard || !sc->core) {
@@ -449,6 +452,8 @@ static void srv_stop(h1_srv_t *s, int hard, void (*on_closed)(void *ud), void *u
             pump(sc);
         }
     }
+    if (!first)
+        return; /* a hard close after a graceful one: the listener is closing already */
     if (s->listening)
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     else

@@ -74,7 +74,8 @@ unsigned long h1_srv_accepted(const h1_srv_t *s);
 void h1_srv_shutdown(h1_srv_t *s, void (*on_closed)(void *ud), void *ud);
 
 /** Hard stop: closes the listener and every connection now (their requests get on_error(0));
- *  then as h1_srv_shutdown(). */
+ *  then as h1_srv_shutdown(). After h1_srv_shutdown() (before its on_closed) it closes what is
+ *  left now and keeps the first on_closed. */
 void h1_srv_close(h1_srv_t *s, void (*on_closed)(void *ud), void *ud);
 
 #endif

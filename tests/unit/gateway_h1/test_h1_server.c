@@ -10,8 +10,9 @@
  * three pipelined requests in one write over a raw socket (answers in order), 40 pipelined
  * requests in one write (past the pipeline limit: reading stops and resumes), a stream whose
  * first line reaches the client before the server even produces the second (flushed per
- * message), and Connection: close. Then the server shuts down gracefully. A watchdog timer
- * fails the test if the client never finishes.
+ * message), and Connection: close. Then a request the application never answers keeps a
+ * graceful shutdown waiting until a hard close ends it (the application hears status 0). A watchdog
+ * timer fails the test if the client never finishes.
  */
 #include "transport/h1_server.h"
 
@@ -32,6 +33,10 @@ static uv_async_t done_async, more_async;
 static h1_srv_t *server;
 static int server_closed;
 static int opened; /* connections opened (atomic: read by the client thread) */
+static int hang_fd = -1;
+/* /hang is never answered: a graceful shutdown waits for it, a hard close aborts it. */
+static int hang_seen, hang_errors, hang_status = -1;
+static uv_timer_t force_timer;
 
 /* The /stream request waiting for its next lines. */
 static h1_conn_t *stream_conn;
@@ -80,6 +85,10 @@ static void app_end(void *ud, h1_conn_t *c, uint64_t id)
 {
     conn_state_t *st = ud;
     unsigned i = (unsigned)(id % 64);
+    if (strcmp(st->target[i], "/hang") == 0) {
+        __atomic_store_n(&hang_seen, 1, __ATOMIC_SEQ_CST);
+        return;
+    }
     if (strcmp(st->target[i], "/stream") == 0) {
         h1_conn_hdr_t type = {"Content-Type", 12, "application/x-ndjson", 20};
         CHECK_EQ(h1_conn_respond(c, id, 200, &type, 1, -1), 0);
@@ -97,8 +106,14 @@ static void app_end(void *ud, h1_conn_t *c, uint64_t id)
     CHECK_EQ(h1_conn_end(c, id), 0);
 }
 
+
 static void app_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
 {
+    conn_state_t *st = ud;
+    if (strcmp(st->target[id % 64], "/hang") == 0) {
+        hang_errors++;
+        hang_status = status;
+    }
     if (c == stream_conn && id == stream_id)
         stream_conn = NULL;
 }
@@ -257,6 +272,13 @@ static void *client(void *arg)
 
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
+
+    /* 7. A request the application never answers, then the server stops (see on_done). */
+    hang_fd = connect_server();
+    const char *hang = "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK_EQ(send(hang_fd, hang, strlen(hang), MSG_NOSIGNAL), (ssize_t)strlen(hang));
+    while (!__atomic_load_n(&hang_seen, __ATOMIC_SEQ_CST))
+        usleep(1000);
     uv_async_send(&done_async);
     return NULL;
 }
@@ -266,11 +288,23 @@ static void on_server_closed(void *ud)
     server_closed = 1;
 }
 
+/* The graceful stop is still waiting for /hang (an answer is owed, however long it takes):
+ * close hard; the application hears that /hang is over with status 0. */
+static void on_force(uv_timer_t *t)
+{
+    CHECK(!server_closed);
+    CHECK_EQ(hang_errors, 0);
+    h1_srv_close(server, NULL, NULL);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
 static void on_done(uv_async_t *a)
 {
     h1_srv_shutdown(server, on_server_closed, NULL);
     uv_close((uv_handle_t *)&done_async, NULL);
     uv_close((uv_handle_t *)&more_async, NULL);
+    uv_timer_init(a->loop, &force_timer);
+    uv_timer_start(&force_timer, on_force, 0, 0);
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -314,6 +348,9 @@ int main(void)
     uv_run(&loop, UV_RUN_DEFAULT);
     pthread_join(th, NULL);
     CHECK(server_closed);
+    CHECK_EQ(hang_errors, 1);
+    CHECK_EQ(hang_status, 0);
+    close(hang_fd);
     uv_close((uv_handle_t *)&watchdog, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0);
