@@ -106,7 +106,6 @@ static void app_end(void *ud, h1_conn_t *c, uint64_t id)
     CHECK_EQ(h1_conn_end(c, id), 0);
 }
 
-
 static void app_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
 {
     conn_state_t *st = ud;
