@@ -7,6 +7,7 @@
  * not known before it is written: one byte is reserved and the body moved when the length
  * needs more.
  */
+#include "gateway/field_path.h"
 #include "gateway/json_pb.h"
 
 #include <errno.h>
@@ -21,10 +22,7 @@
 #include "gateway/json_text.h"
 #include "gateway/wire.h"
 
-typedef struct {
-    const gw_field_t *f;
-    long idx;
-} path_el_t;
+typedef gw_path_el_t path_el_t;
 
 typedef struct {
     const gw_json_pb_opts_t *o;
@@ -44,32 +42,10 @@ static int fail(ctx_t *c, gw_status_t st, const char *fmt, ...)
     if (c->st != GW_OK)
         return -1;
     c->st = st;
-    if (!c->err || !c->errlen)
-        return -1;
-    size_t n = 0;
-    c->err[0] = 0;
-    for (int i = 0; i < c->depth && n < c->errlen; i++) {
-        const path_el_t *p = &c->path[i];
-        if (c->depth > 10 && i == 4) {
-            /* A long path keeps its first and last elements. */
-            n += (size_t)snprintf(c->err + n, c->errlen - n, "...");
-            i = c->depth - 5;
-            continue;
-        }
-        if (!p->f)
-            continue;
-        n += (size_t)snprintf(c->err + n, c->errlen - n, "%s%s", n ? "." : "", p->f->name);
-        if (p->idx >= 0 && n < c->errlen)
-            n += (size_t)snprintf(c->err + n, c->errlen - n, "[%ld]", p->idx);
-    }
-    if (n && n < c->errlen)
-        n += (size_t)snprintf(c->err + n, c->errlen - n, ": ");
-    if (n < c->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + n, c->errlen - n, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    gw_path_error(c->path, c->depth, c->err, c->errlen, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
