@@ -178,24 +178,25 @@ static int ec_key(const mesh_crypto_t *C, json_t *jwk, pol_jwk_t *k, char *why, 
         snprintf(why, whylen, "unsupported EC curve \"%.32s\" (P-256, P-384)", crv);
         return -1;
     }
+    /* RFC 7518 wants each coordinate at full length, but common producers (python3-jwt's
+     * to_jwk, some Go libraries) drop leading zero bytes, so one key in 256 has a 31-byte x:
+     * a shorter coordinate is left-padded (the on-curve check still rejects garbage); a longer
+     * one is refused. */
     unsigned char pt[1 + 2 * 48], tmp[64];
     pt[0] = 0x04;
-    long xl = member(jwk, "x", "EC", tmp, sizeof(tmp), why, whylen);
-    if (xl < 0)
-        return -1;
-    if ((size_t)xl != size) {
-        snprintf(why, whylen, "EC \"x\" has %ld bytes, %s needs %zu", xl, crv, size);
-        return -1;
+    static const char *const names[2] = {"x", "y"};
+    for (int i = 0; i < 2; i++) {
+        long l = member(jwk, names[i], "EC", tmp, sizeof(tmp), why, whylen);
+        if (l < 0)
+            return -1;
+        if (l == 0 || (size_t)l > size) {
+            snprintf(why, whylen, "EC \"%s\" has %ld bytes, %s needs %zu", names[i], l, crv, size);
+            return -1;
+        }
+        unsigned char *c = pt + 1 + (size_t)i * size;
+        memset(c, 0, size - (size_t)l);
+        memcpy(c + size - (size_t)l, tmp, (size_t)l);
     }
-    memcpy(pt + 1, tmp, size);
-    long yl = member(jwk, "y", "EC", tmp, sizeof(tmp), why, whylen);
-    if (yl < 0)
-        return -1;
-    if ((size_t)yl != size) {
-        snprintf(why, whylen, "EC \"y\" has %ld bytes, %s needs %zu", yl, crv, size);
-        return -1;
-    }
-    memcpy(pt + 1 + size, tmp, size);
     OSSL_PARAM_BLD *bld = C->param_bld_new();
     EVP_PKEY *pkey = NULL;
     if (bld && C->param_bld_push_utf8(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1 &&

@@ -48,6 +48,12 @@ rsa_enc = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 rsa_small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
 ec256 = ec.generate_private_key(ec.SECP256R1())
 ec384 = ec.generate_private_key(ec.SECP384R1())
+# A P-256 key whose x has a leading zero byte: python3-jwt's to_jwk writes it as 31 bytes
+# (RFC 7518 wants 32); meshd must take it, as other verifiers do.
+while True:
+    ec_short = ec.generate_private_key(ec.SECP256R1())
+    if ec_short.public_key().public_numbers().x < (1 << 248):
+        break
 ed = ed25519.Ed25519PrivateKey.generate()
 hs = os.urandom(64)
 hs512 = os.urandom(64)
@@ -59,6 +65,8 @@ main_keys = [
     jwk(RSAAlgorithm, rsa_enc.public_key(), kid="rsa-enc", use="enc"),
     jwk(ECAlgorithm, ec256.public_key(), kid="ec-256"),
     jwk(ECAlgorithm, ec384.public_key(), kid="ec-384"),
+    dict(jwk(ECAlgorithm, ec_short.public_key(), kid="ec-short"),
+         x=b64(ec_short.public_key().public_numbers().x.to_bytes(31, "big"))),
     jwk(OKPAlgorithm, ed.public_key(), kid="ed-1"),
     jwk(HMACAlgorithm, hs, kid="hs-1"),
     jwk(HMACAlgorithm, hs512, kid="hs-512", alg="HS512"),
@@ -90,7 +98,7 @@ rsa1_pem = rsa1.public_key().public_bytes(serialization.Encoding.PEM,
                                           serialization.PublicFormat.SubjectPublicKeyInfo)
 
 PRIV = {
-    "rsa-1": rsa1, "rsa-2": rsa2, "rsa-enc": rsa_enc, "ec-256": ec256, "ec-384": ec384,
+    "rsa-1": rsa1, "rsa-2": rsa2, "rsa-enc": rsa_enc, "ec-256": ec256, "ec-384": ec384, "ec-short": ec_short,
     "ed-1": ed, "hs-1": hs, "hs-512": hs512, "other-hs": other_hs, "many-4": many_hs[3],
 }
 
@@ -170,6 +178,7 @@ case("no kid, 5 fitting keys: too many to try", mint("HS256", "many-4"), "unknow
 case("kid given, but the set has no kids", mint("HS256", "many-4", kid="k"), "unknown key",
      jwks="four")
 case("no kid, no key of the type", mint("ES256", "ec-256"), "unknown key", jwks="nokid")
+case("ES256 key whose x is written in 31 bytes", mint("ES256", "ec-short", kid="ec-short"), "ok")
 case("kid of a key with another alg (HS512 key, HS256 token)", mint("HS256", "hs-512", kid="hs-512"),
      "wrong key type")
 

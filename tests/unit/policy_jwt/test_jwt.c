@@ -275,11 +275,11 @@ static void test_keyset_mixed(void)
     CHECK_EQ(pol_keyset_key(ks, 1)->kty, POL_KTY_OCT);
     pol_keyset_unref(ks);
 
-    /* The main set: the use=enc key is left out quietly. */
+    /* The main set: the use=enc key is left out quietly (ec-short, whose x is 31 bytes, is in). */
     ks = parse_jwks("main", err, sizeof(err));
     CHECK(ks);
     CHECK_STR(err, "");
-    CHECK_EQ(pol_keyset_count(ks), 7);
+    CHECK_EQ(pol_keyset_count(ks), 8);
     CHECK_EQ(pol_keyset_skipped(ks), 0);
     for (size_t k = 0; k < pol_keyset_count(ks); k++)
         CHECK(strcmp(pol_keyset_key(ks, k)->kid, "rsa-enc") != 0);
@@ -310,9 +310,14 @@ static void test_keyset_bad_docs(void)
                    "key 0 (kid \"a\"): oct key of 1 bytes is too short");
     expect_bad_doc("{\"keys\": [1, {\"kid\": 5}]}", "key 0: not a JSON object; key 1: \"kid\"");
     expect_bad_doc("{\"keys\": [{\"kty\": \"RSA\", \"n\": \"AQAB\"}]}", "RSA has no \"e\"");
+    /* A short coordinate is left-padded (producers drop leading zeros): (1, 1) is then checked
+     * and is not on the curve; a coordinate longer than the field is refused outright. */
     expect_bad_doc("{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": \"AQAB\", \"y\": "
                    "\"AQAB\"}]}",
-                   "EC \"x\" has 3 bytes, P-256 needs 32");
+                   "EC point is not on curve P-256");
+    expect_bad_doc("{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-256\", \"x\": "
+                   "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\", \"y\": \"AQAB\"}]}",
+                   "EC \"x\" has 34 bytes, P-256 needs 32");
     expect_bad_doc("{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"x\": \"AQAB\"}]}",
                    "Ed25519 \"x\" has 3 bytes");
     expect_bad_doc("{\"keys\": [{\"kty\": \"oct\", \"alg\": \"RS256\", \"k\": "
