@@ -341,6 +341,11 @@ static int convert_scalar(ctx_t *c, const gw_field_t *f, gw_type_t t, const json
             if (to_integer(c, j, true, INT32_MIN, INT32_MAX, &v) < 0)
                 return -1;
             v = (uint64_t)(int64_t)(int32_t)v;
+            /* NullValue's JSON form is null, whatever number the wire holds: a number other
+             * than 0 could not come back from JSON, so it is refused here. */
+            if (e->null_value && v != 0)
+                return fail(c, GW_ERR_VALUE, "%s has no value %lld (only null or 0)", e->full_name,
+                            (long long)(int64_t)v);
         } else {
             return fail(c, GW_ERR_TYPE, "expected an enum name or number, got %s", kind_name(j));
         }

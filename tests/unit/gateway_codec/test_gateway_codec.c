@@ -147,6 +147,10 @@ static void test_json_errors(void)
     CHECK_EQ(j2p("{\"fInt32\": 3000000000}", &pb, err, false), GW_ERR_TYPE);
     CHECK_STR(err, "f_int32: integer 3000000000 out of range");
     CHECK_EQ(j2p("{\"fInt32\": 1.5}", &pb, err, false), GW_ERR_TYPE);
+    /* NullValue is null (or 0) in JSON: another number could not come back (found by fuzzing). */
+    CHECK_EQ(j2p("{\"cNull\": 6666666}", &pb, err, false), GW_ERR_VALUE);
+    CHECK_STR(err, "c_null: google.protobuf.NullValue has no value 6666666 (only null or 0)");
+    CHECK_EQ(j2p("{\"cNull\": 0}", &pb, err, false), GW_OK);
     CHECK_EQ(j2p("{\"nope\": 1}", &pb, err, false), GW_ERR_UNKNOWN);
     CHECK_STR(err, "unknown field \"nope\" in gwtest.AllTypes");
     CHECK_EQ(j2p("{\"nope\": 1, \"fInt32\": 2}", &pb, err, true), GW_OK);
