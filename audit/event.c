@@ -36,6 +36,9 @@ static const char *const type_names[AUDIT_TYPE_END] = {
     [AUDIT_ACL_DENIED] = "acl_denied",
     [AUDIT_RATE_LIMITED] = "rate_limited",
     [AUDIT_SIGNATURE_INVALID] = "signature_invalid",
+    [AUDIT_MONITOR_EVICTION] = "monitor_eviction",
+    [AUDIT_MONITOR_READMITTED] = "monitor_readmitted",
+    [AUDIT_MONITOR_EVICTION_HELD] = "monitor_eviction_held",
 };
 
 static const char *const outcome_names[AUDIT_OUTCOME_END] = {
@@ -83,6 +86,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_BREAKER_CLOSED:
     case AUDIT_INSTANCE_REGISTERED:
     case AUDIT_MEMBER_LEFT:
+    case AUDIT_MONITOR_READMITTED:
         return AUDIT_OUTCOME_SUCCESS;
     case AUDIT_INSTANCE_REMOVED:
         /* a deregistration is the normal way out; the others are something failing */
@@ -93,11 +97,13 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_MEMBER_DEAD:
     case AUDIT_CONFIG_REJECTED:
     case AUDIT_AUDIT_DROPPED:
+    case AUDIT_MONITOR_EVICTION:
         return AUDIT_OUTCOME_FAILURE;
     case AUDIT_AUTHN_FAILURE:
     case AUDIT_ACL_DENIED:
     case AUDIT_RATE_LIMITED:
     case AUDIT_SIGNATURE_INVALID:
+    case AUDIT_MONITOR_EVICTION_HELD:
         return AUDIT_OUTCOME_DENIED;
     case AUDIT_BREAKER_HALF_OPEN:
     default:
@@ -126,6 +132,8 @@ const char *audit_event_problem(const audit_event_t *ev)
             return "instance_removed needs a source (etcd, gossip, monitor, lease_expiry)";
         /* fall through */
     case AUDIT_INSTANCE_REGISTERED:
+    case AUDIT_MONITOR_EVICTION:
+    case AUDIT_MONITOR_READMITTED:
         if (!ev->instance)
             return "instance events need the instance's address";
         break;
@@ -472,6 +480,9 @@ ssize_t audit_event_encode(const audit_ctx_t *ctx, const audit_event_t *ev, char
     case AUDIT_BREAKER_HALF_OPEN:
     case AUDIT_BREAKER_CLOSED:
     case AUDIT_INSTANCE_REGISTERED:
+    case AUDIT_MONITOR_EVICTION:
+    case AUDIT_MONITOR_READMITTED:
+    case AUDIT_MONITOR_EVICTION_HELD:
         PUT_LIT(&w, ",\"instance\":");
         put_str(&w, ev->instance, AUDIT_MAX_ADDRESS);
         break;

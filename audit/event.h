@@ -75,7 +75,12 @@ typedef enum audit_type {
     AUDIT_ACL_DENIED,
     AUDIT_RATE_LIMITED,
     AUDIT_SIGNATURE_INVALID,
-    AUDIT_TYPE_END /* one past the last type */
+    /* The monitor's verdicts (docs/monitor.md), with the instance. */
+    AUDIT_MONITOR_EVICTION,      /* evicted from etcd: it stopped answering (failure) */
+    AUDIT_MONITOR_READMITTED,    /* answering again: its eviction marker removed (success) */
+    AUDIT_MONITOR_EVICTION_HELD, /* would be evicted, but a safety valve or a dry run held it
+                                    (denied); instance may be null for a whole batch */
+    AUDIT_TYPE_END               /* one past the last type */
 } audit_type_t;
 
 /** Outcomes. AUDIT_OUTCOME_DEFAULT asks for the type's usual one (audit_type_outcome). */
@@ -118,8 +123,9 @@ typedef struct audit_event {
     int32_t status;  /* the gRPC status code the mesh answered or saw, 0..16 */
 
     /* The types' own fields (ignored for the other types). */
-    const char *instance;  /* breaker_*, instance_*: the instance's "host:port" (required by
-                              instance_registered and instance_removed) */
+    const char *instance;  /* breaker_*, instance_*, monitor_*: the instance's "host:port"
+                              (required by instance_registered, instance_removed,
+                              monitor_eviction and monitor_readmitted) */
     audit_source_t source; /* instance_removed: required */
     const char *member;    /* member_dead, member_left: the gossip member's name (required) */
     bool ready;            /* readiness_changed: the new state */

@@ -115,6 +115,9 @@ static const char *const *own_keys(audit_type_t t)
     case AUDIT_BREAKER_HALF_OPEN:
     case AUDIT_BREAKER_CLOSED:
     case AUDIT_INSTANCE_REGISTERED:
+    case AUDIT_MONITOR_EVICTION:
+    case AUDIT_MONITOR_READMITTED:
+    case AUDIT_MONITOR_EVICTION_HELD:
         return inst;
     case AUDIT_INSTANCE_REMOVED:
         return removed;
@@ -497,7 +500,8 @@ static int emit(void)
             audit_event_t e = make((audit_type_t)t, s, ++seq);
             if (!s) { /* the minimum each type needs */
                 e = (audit_event_t){.type = (audit_type_t)t, .ts_us = audit_now_us(), .seq = seq};
-                e.instance = t == AUDIT_INSTANCE_REGISTERED || t == AUDIT_INSTANCE_REMOVED
+                e.instance = t == AUDIT_INSTANCE_REGISTERED || t == AUDIT_INSTANCE_REMOVED ||
+                                     t == AUDIT_MONITOR_EVICTION || t == AUDIT_MONITOR_READMITTED
                                  ? "10.0.0.1:50051"
                                  : NULL;
                 e.source = AUDIT_SOURCE_GOSSIP;
