@@ -181,6 +181,12 @@ void mon_elect_keepalive_failed(mon_elect_t *e, int lease_gone, uint64_t now, mo
     e->next_keepalive = now + RETRY_KEEPALIVE_MS;
 }
 
+void mon_elect_fenced(mon_elect_t *e, uint64_t now, mon_efxs_t *fx)
+{
+    if (e->state == MON_ELECT_LEADER)
+        lease_lost(e, now, fx);
+}
+
 void mon_elect_tick(mon_elect_t *e, uint64_t now, mon_efxs_t *fx)
 {
     if (e->state == MON_ELECT_IDLE || e->state == MON_ELECT_STOPPED)

@@ -118,6 +118,10 @@ void mon_elect_keepalive_ok(mon_elect_t *e, int64_t ttl_s, uint64_t now, mon_efx
 /** A keepalive failed; lease_gone when etcd said the lease does not exist. */
 void mon_elect_keepalive_failed(mon_elect_t *e, int lease_gone, uint64_t now, mon_efxs_t *fx);
 
+/** A fenced txn of ours failed because someone else's key holds the election (we were
+ *  deposed without noticing): step down and start over. */
+void mon_elect_fenced(mon_elect_t *e, uint64_t now, mon_efxs_t *fx);
+
 /** The clock moved: keepalives due, the leader's deadline, the end of a backoff. */
 void mon_elect_tick(mon_elect_t *e, uint64_t now, mon_efxs_t *fx);
 

@@ -44,8 +44,11 @@ static void inst_free(mon_inst_t *i)
 
 void mon_table_destroy(mon_table_t *t)
 {
-    for (size_t i = 0; i < t->n; i++)
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->on_forget)
+            t->on_forget(t->forget_ud, t->v[i]);
         inst_free(t->v[i]);
+    }
     free(t->v);
     free(t->slots);
     memset(t, 0, sizeof(*t));
@@ -182,6 +185,8 @@ void mon_table_end_sync(mon_table_t *t, uint64_t now)
     for (size_t r = 0; r < t->n; r++) {
         mon_inst_t *i = t->v[r];
         if (!i->reg_seen && !i->marker_seen && !i->busy) {
+            if (t->on_forget)
+                t->on_forget(t->forget_ud, i);
             inst_free(i);
             removed = 1;
             continue;

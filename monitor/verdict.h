@@ -55,6 +55,7 @@ typedef struct mon_inst {
     int reg_seen;           /* its key was listed in the current sync */
     int marker_seen;        /* its marker was listed in the current sync */
     char last_error[160];   /* the last failed check, for logs and audit */
+    void *user;             /* the adapter's (its connection); see mon_table_t.on_forget */
 } mon_inst_t;
 
 /** Thresholds and delays. */
@@ -72,6 +73,9 @@ typedef struct mon_table {
     size_t n, cap;
     size_t *slots; /* open addressing on id: index + 1, 0 = empty */
     size_t n_slots;
+    /** Called before an instance is forgotten (its user data freed there); may be NULL. */
+    void (*on_forget)(void *ud, mon_inst_t *inst);
+    void *forget_ud;
 } mon_table_t;
 
 /** Initializes an empty table (zeroed cfg fields take the defaults). */

@@ -36,6 +36,11 @@ int mesh_cli_proxy(int argc, char **argv);
 /** `meshd sidecar`: see node/role_sidecar.c. */
 int mesh_cli_sidecar(int argc, char **argv);
 
+/** `meshd monitor`: see node/role_monitor.c. */
+int mesh_cli_monitor(int argc, char **argv);
+/** `meshd monitor status --admin HOST:PORT [--json]` (node/role_admin_cli.c): GET /v1/monitor. */
+int mesh_cli_monitor_status(int argc, char **argv);
+
 /** `meshd registry list`: see node/role_registry.c. */
 int mesh_cli_registry(int argc, char **argv);
 

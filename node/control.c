@@ -226,6 +226,43 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
     return add_child(c, &sc_actor_ops, a, 0, NULL);
 }
 
+/* GET /v1/monitor. */
+static json_t *admin_monitor(void *ud, const h1_req_t *req, int *status)
+{
+    (void)req, (void)status;
+    return mon_actor_status(ud);
+}
+
+int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
+                         mon_args_t *a)
+{
+    c->etcd = (reg_curl_factory_t){
+        .exec = mesh_node_exec(node),
+        .cfg =
+            {
+                .endpoints = (const char *const *)cfg->etcd.items,
+                .n_endpoints = cfg->etcd.n,
+                .username = cfg->etcd_username,
+                .password = cfg->etcd_password,
+                .ca_file = cfg->etcd_ca,
+                .cert_file = cfg->etcd_cert,
+                .key_file = cfg->etcd_key,
+            },
+    };
+    a->prefix = cfg->etcd_prefix;
+    a->etcd_new = reg_etcd_curl_factory;
+    a->etcd_arg = &c->etcd;
+    a->rpc_new = mon_rpc_grpc_factory;
+    a->rpc_arg = mesh_node_exec(node);
+    a->audit = &c->audit;
+    mesh_admin_t *admin = mesh_node_admin(node);
+    if (admin && mesh_admin_add_json(admin, "/v1/monitor", admin_monitor, a) != 0) {
+        mesh_error("monitor", "cannot serve /v1/monitor");
+        return -1;
+    }
+    return add_child(c, &mon_actor_ops, a, MON_ACTOR_MAILBOX, NULL);
+}
+
 int node_control_start(node_control_t *c, mesh_node_t *node)
 {
     if (c->sup.nchildren == 0)

@@ -19,6 +19,7 @@
 #include "audit/audit_load.h"
 #include "node/node.h"
 #include "node/gossip_bridge.h"
+#include "monitor/monitor_actor.h"
 #include "node/sidecar_actor.h"
 #include "registry/registry_actor.h"
 
@@ -77,6 +78,14 @@ int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_
 /** Adds the sidecar actor for cfg, advertising advertise. 0 or -1. */
 int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
                          const char *advertise);
+
+/**
+ * Adds the monitor actor (monitor/monitor_actor.h) with its etcd seam on cfg's endpoints and
+ * its gRPC call seam; a fills its own options before. Serves GET /v1/monitor in the admin API.
+ * 0 or -1.
+ */
+int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
+                         mon_args_t *a);
 
 /** Starts what was added under the node's root supervisor. 0 or -1. */
 int node_control_start(node_control_t *c, mesh_node_t *node);

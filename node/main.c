@@ -12,6 +12,7 @@
 #include "audit/audit_options.h"
 #include "common/log.h"
 #include "gossip/gossip_options.h"
+#include "monitor/monitor_options.h"
 #include "node/admin_options.h"
 #include "policy/breaker_options.h"
 
@@ -27,6 +28,9 @@ static const mesh_cli_command_t commands[] = {
      "gRPC ingress: routes every call by /package.Service/Method to an instance"},
     {"sidecar", MESH_ROLE_SIDECAR, mesh_cli_sidecar,
      "runs beside one gRPC app: registers it while healthy, probes, circuit breaker"},
+    {"monitor", MESH_ROLE_MONITOR, mesh_cli_monitor,
+     "evicts instances that stop answering grpc.health.v1 (leader-elected on etcd); "
+     "`monitor status --admin HOST:PORT`"},
     {"registry", MESH_ROLE_TOOL, mesh_cli_registry,
      "`registry list [--json]`: services, methods and instances in etcd"},
     {"routes", 0, mesh_cli_routes,
@@ -45,10 +49,8 @@ static const mesh_cli_command_t commands[] = {
 /* The option sections of the subsystems this binary links (common/config.h), in the order
  * --help and check-config list them after the core options. */
 static const mesh_config_section_t *const sections[] = {
-    &pol_breaker_options_section,
-    &mesh_admin_options_section,
-    &gsp_options_section,
-    &audit_options_section,
+    &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
+    &audit_options_section,       &mon_options_section,
 };
 
 static void usage(FILE *out)

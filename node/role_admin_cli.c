@@ -392,6 +392,56 @@ int mesh_cli_members(int argc, char **argv)
     return run("members", MESH_ADMIN_MEMBERS_PATH, print_members, argc, argv);
 }
 
+/* GET /v1/monitor as a few lines: role, fence, counts, valve, then the verdicts. */
+static int print_monitor(json_t *o, FILE *out)
+{
+    const char *role = json_string_value(json_object_get(o, "role"));
+    if (!role)
+        return -1;
+    json_t *in = json_object_get(o, "instances"), *c = json_object_get(o, "counters"),
+           *v = json_object_get(o, "valve");
+    fprintf(out, "monitor %s: %s   fence: %lld   eviction lease: %lld%s\n",
+            str_or_dash(json_object_get(o, "node")), role,
+            (long long)json_integer_value(json_object_get(o, "fence")),
+            (long long)json_integer_value(json_object_get(o, "eviction_lease")),
+            json_is_true(json_object_get(o, "dry_run")) ? "   (dry run)" : "");
+    fprintf(out, "instances: %lld checked, %lld failing, %lld evicted\n",
+            (long long)json_integer_value(json_object_get(in, "checked")),
+            (long long)json_integer_value(json_object_get(in, "failing")),
+            (long long)json_integer_value(json_object_get(in, "evicted")));
+    fprintf(out,
+            "rounds %lld  checks %lld  failed %lld  evictions %lld  readmissions %lld  "
+            "stale %lld  fenced %lld\n",
+            (long long)json_integer_value(json_object_get(c, "rounds")),
+            (long long)json_integer_value(json_object_get(c, "checks")),
+            (long long)json_integer_value(json_object_get(c, "check_failures")),
+            (long long)json_integer_value(json_object_get(c, "evictions")),
+            (long long)json_integer_value(json_object_get(c, "readmissions")),
+            (long long)json_integer_value(json_object_get(c, "stale_verdicts")),
+            (long long)json_integer_value(json_object_get(c, "fenced")));
+    fprintf(out, "valve: %s   %s\n", json_is_true(json_object_get(v, "closed")) ? "CLOSED" : "open",
+            str_or_dash(json_object_get(v, "reason")));
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(o, "verdicts"), i, e)
+    {
+        fprintf(out, "  %-8s %s %s  fails %lld  oks %lld  evictions %lld  %s\n",
+                str_or_dash(json_object_get(e, "state")),
+                str_or_dash(json_object_get(e, "service")),
+                str_or_dash(json_object_get(e, "address")),
+                (long long)json_integer_value(json_object_get(e, "fails")),
+                (long long)json_integer_value(json_object_get(e, "oks")),
+                (long long)json_integer_value(json_object_get(e, "evictions")),
+                str_or_dash(json_object_get(e, "last_error")));
+    }
+    return 0;
+}
+
+int mesh_cli_monitor_status(int argc, char **argv)
+{
+    return run("monitor status", "/v1/monitor", print_monitor, argc, argv);
+}
+
 int mesh_cli_audit_status(int argc, char **argv)
 {
     return run("audit status", "/v1/audit", print_audit, argc, argv);
