@@ -42,7 +42,7 @@ static const mesh_config_opt_t opts[] = {
     {.name = "admin.listen",
      .type = MESH_OPT_STR,
      .off = offsetof(mesh_admin_options_t, listen),
-     .roles = MESH_ROLE_PROXY | MESH_ROLE_SIDECAR | MESH_ROLE_GATEWAY,
+     .roles = MESH_ROLE_PROXY | MESH_ROLE_SIDECAR | MESH_ROLE_GATEWAY | MESH_ROLE_MONITOR,
      .help = "HOST:PORT of the admin HTTP API (/v1/node, /v1/routes, /v1/members); PORT or "
              ":PORT alone listen on 127.0.0.1",
      .check = check_listen},
