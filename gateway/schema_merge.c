@@ -101,10 +101,9 @@ mesh_desc_pool_t *gwc_merge(gw_cache_t *c)
             if ((t->file->len != file->len || memcmp(t->file->data, file->data, file->len))) {
                 c->conflicts++;
                 mesh_warn(ACTOR,
-                          "file %s differs between %s (version '%s') and %s (version '%s'): "
-                          "the newer, %s's, is used",
-                          file->name, t->v->svc->name, t->v->version, v->svc->name, v->version,
-                          t->v->svc->name);
+                          "file %s differs between %s version '%s' and %s version '%s': the "
+                          "first, seen later, is used",
+                          file->name, t->v->svc->name, t->v->version, v->svc->name, v->version);
             }
         }
     }
