@@ -554,6 +554,10 @@ static void pump(gw_cache_t *c)
         for (size_t i = 0; i < c->max_fetches && !f; i++)
             if (!c->fetches[i].v)
                 f = &c->fetches[i];
+        if (!f) { /* cannot happen: n_fetching counts the busy slots */
+            enqueue(c, v);
+            return;
+        }
         memset(f, 0, sizeof(*f));
         f->v = v;
         v->state = GWC_V_FETCHING;
