@@ -3,6 +3,7 @@
  *
  * Phases: LIST (list_services) -> SYMBOLS (file_containing_symbol per listed service) ->
  * DEPS (file_by_filename per missing import, each asked once) -> build the model -> DONE.
+ * A conversation about one service (mesh_reflect_new_for_service) starts at SYMBOLS.
  * Requests are packed with the v1 generated code into one reusable buffer; responses are
  * unpacked with the v1 code for both versions (the wire formats are identical).
  */
@@ -26,9 +27,11 @@ typedef enum { PH_LIST, PH_SYMBOLS, PH_DEPS, PH_DONE, PH_FAILED } phase_t;
 
 struct mesh_reflect {
     char *host;
-    int alpha;     /* using v1alpha */
-    int need_open; /* next() must say OPEN */
-    int awaiting;  /* a request is out, its answer not in yet */
+    char *only;        /* the one service asked about (no LIST phase); NULL: every listed service */
+    int unimplemented; /* failed: neither version implemented */
+    int alpha;         /* using v1alpha */
+    int need_open;     /* next() must say OPEN */
+    int awaiting;      /* a request is out, its answer not in yet */
     int got_response;
     phase_t phase;
     size_t requests;
@@ -76,6 +79,18 @@ static void reset(mesh_reflect_t *r)
     r->need_open = 1;
     mesh_desc_pool_free(r->pool);
     r->pool = mesh_desc_pool_new();
+    if (r->only) {
+        r->services = calloc(1, sizeof(*r->services));
+        if (r->services)
+            r->services[0] = strdup(r->only);
+        if (!r->services || !r->services[0]) {
+            mesh_desc_pool_free(r->pool);
+            r->pool = NULL; /* reported as out of memory by the callers */
+            return;
+        }
+        r->n_services = 1;
+        r->phase = PH_SYMBOLS;
+    }
 }
 
 mesh_reflect_t *mesh_reflect_new(const char *host)
@@ -92,10 +107,37 @@ mesh_reflect_t *mesh_reflect_new(const char *host)
     return r;
 }
 
+mesh_reflect_t *mesh_reflect_new_for_service(const char *host, const char *service)
+{
+    if (!service || !service[0])
+        return NULL;
+    mesh_reflect_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->host = strdup(host ? host : "");
+    r->only = strdup(service);
+    if (!r->host || !r->only) {
+        mesh_reflect_free(r);
+        return NULL;
+    }
+    reset(r);
+    if (!r->pool) {
+        mesh_reflect_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+int mesh_reflect_unimplemented(const mesh_reflect_t *r)
+{
+    return r->phase == PH_FAILED && r->unimplemented;
+}
+
 void mesh_reflect_free(mesh_reflect_t *r)
 {
     if (!r)
         return;
+    free(r->only);
     free_strv(r->services, r->n_services);
     free_strv(r->tried, r->n_tried);
     free(r->asking);
@@ -128,7 +170,7 @@ static void warn(mesh_reflect_t *r, const char *fmt, ...)
     vsnprintf(r->warning, sizeof(r->warning), fmt, ap);
     va_end(ap);
     r->n_warnings++;
-    mesh_warn("sidecar", "reflection: %s", r->warning);
+    mesh_warn("reflection", "%s", r->warning);
 }
 
 const char *mesh_reflect_path(const mesh_reflect_t *r)
@@ -374,7 +416,11 @@ int mesh_reflect_on_response(mesh_reflect_t *r, const uint8_t *data, size_t len)
         if (r->phase == PH_SYMBOLS)
             r->next_service++;
     } else if (is_error) {
-        if (r->phase == PH_SYMBOLS) {
+        if (r->phase == PH_SYMBOLS && r->only) {
+            fail(r, "service %s not served there: server error %d: %s", r->asking,
+                 m->error_response->error_code, m->error_response->error_message);
+            rc = -1;
+        } else if (r->phase == PH_SYMBOLS) {
             warn(r, "service %s left out: server error %d: %s", r->asking,
                  m->error_response->error_code, m->error_response->error_message);
             free(r->services[r->next_service]);
@@ -397,7 +443,7 @@ void mesh_reflect_on_stream_end(mesh_reflect_t *r, int grpc_status, const char *
     if (r->phase == PH_DONE || r->phase == PH_FAILED)
         return;
     if (grpc_status == GRPC_UNIMPLEMENTED && !r->alpha && !r->got_response) {
-        mesh_info("sidecar", "reflection v1 unimplemented, trying v1alpha");
+        mesh_debug("reflection", "v1 unimplemented, trying v1alpha");
         r->alpha = 1;
         reset(r);
         if (!r->pool)
@@ -406,4 +452,5 @@ void mesh_reflect_on_stream_end(mesh_reflect_t *r, int grpc_status, const char *
     }
     fail(r, "reflection stream %s ended early with status %d: %s", mesh_reflect_path(r),
          grpc_status, message && message[0] ? message : "(no message)");
+    r->unimplemented = grpc_status == GRPC_UNIMPLEMENTED && r->alpha && !r->got_response;
 }

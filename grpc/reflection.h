@@ -60,6 +60,12 @@ typedef struct mesh_reflect mesh_reflect_t;
  * of memory. */
 mesh_reflect_t *mesh_reflect_new(const char *host);
 
+/** A conversation about one service only (the gateway's descriptor cache): no list_services;
+ * file_containing_symbol for service, then file_by_filename for the imports the answers left
+ * out; the pool's model holds that service alone. An error answer for the service fails the
+ * conversation (it is not served there). NULL when out of memory. */
+mesh_reflect_t *mesh_reflect_new_for_service(const char *host, const char *service);
+
 /** Frees the conversation (and its pool unless taken). */
 void mesh_reflect_free(mesh_reflect_t *r);
 
@@ -83,6 +89,10 @@ const char *mesh_reflect_error(const mesh_reflect_t *r);
 
 /** The method path in use (v1 or v1alpha). */
 const char *mesh_reflect_path(const mesh_reflect_t *r);
+
+/** Nonzero when the conversation failed because neither reflection version is implemented
+ * (v1alpha also ended UNIMPLEMENTED before any answer): the server does not serve reflection. */
+int mesh_reflect_unimplemented(const mesh_reflect_t *r);
 
 /** Number of non-fatal problems (a service or a file the server could not describe). */
 size_t mesh_reflect_warning_count(const mesh_reflect_t *r);

@@ -239,11 +239,14 @@ static reg_gossip_t *build(bridge_t *b)
                 n_methods = s->n;
             }
             char svc[GSP_FIELD_MAX + 1], addr[GSP_FIELD_MAX + 1], zone[GSP_FIELD_MAX + 1];
+            char version[GSP_FIELD_MAX + 1];
             cstr(svc, sizeof(svc), in->service);
             cstr(addr, sizeof(addr), in->addr);
             cstr(zone, sizeof(zone), in->zone);
+            cstr(version, sizeof(version), in->version);
             if (mesh_route_builder_add(rb, svc, addr, methods, n_methods, MESH_ROUTE_GOSSIP,
-                                       m->name, zone, in->weight ? in->weight : 1) != 0)
+                                       m->name, zone, in->weight ? in->weight : 1) != 0 ||
+                mesh_route_builder_set_version(rb, version) != 0)
                 mesh_warn("gossip", "instance %s of %s from %s not routable (bad or no memory)",
                           addr, svc, m->name);
         }

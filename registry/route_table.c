@@ -129,7 +129,7 @@ size_t mesh_route_svc_memory(const mesh_route_svc_t *s)
 
 /* An instance as added, strings borrowed. */
 typedef struct pend {
-    const char *addr, *node, *zone;
+    const char *addr, *node, *zone, *version;
     const char *const *methods; /* NULL: unknown */
     uint32_t n_methods;
     uint32_t weight;
@@ -149,7 +149,7 @@ typedef struct dlist {
 
 /* An instance while the object is laid out: pool offsets and its distinct list (-1: none). */
 typedef struct fin {
-    uint32_t addr, node, zone;
+    uint32_t addr, node, zone, version;
     int32_t list;
 } fin_t;
 
@@ -211,6 +211,7 @@ int mesh_route_svc_builder_add(mesh_route_svc_builder_t *b, const char *addr,
         .addr = addr,
         .node = node ? node : "",
         .zone = zone ? zone : "",
+        .version = "",
         .methods = methods,
         .n_methods = methods ? (uint32_t)n_methods : 0,
         .weight = weight ? weight : 1,
@@ -221,11 +222,21 @@ int mesh_route_svc_builder_add(mesh_route_svc_builder_t *b, const char *addr,
     return 0;
 }
 
+int mesh_route_svc_builder_set_version(mesh_route_svc_builder_t *b, const char *version)
+{
+    if (!b || b->n == 0)
+        return -1;
+    b->p[b->n - 1].version = version ? version : "";
+    return 0;
+}
+
 int mesh_route_svc_builder_add_instance(mesh_route_svc_builder_t *b,
                                         const mesh_route_instance_t *in)
 {
-    return mesh_route_svc_builder_add(b, in->addr, in->methods, in->n_methods, in->source, in->node,
-                                      in->zone, in->weight);
+    if (mesh_route_svc_builder_add(b, in->addr, in->methods, in->n_methods, in->source, in->node,
+                                   in->zone, in->weight) < 0)
+        return -1;
+    return mesh_route_svc_builder_set_version(b, in->version);
 }
 
 void mesh_route_svc_builder_reset(mesh_route_svc_builder_t *b)
@@ -352,7 +363,7 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
     u = w;
 
     /* The string pool: every distinct string once. */
-    size_t it_cap = pow2_at_least(2 * (3 * k + u + 1));
+    size_t it_cap = pow2_at_least(2 * (4 * k + u + 1));
     if (grow(&b->it, &b->it_cap, it_cap, sizeof(ient_t)) < 0 ||
         grow(&b->uoff, &b->uoff_cap, u + 1, sizeof(uint32_t)) < 0 ||
         grow(&b->idx, &b->idx_cap, total + 1, sizeof(uint32_t)) < 0 ||
@@ -378,7 +389,7 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
         const pend_t *p = &b->p[i];
         fin_t *f = &b->fin[i];
         if (intern(b, p->addr, &f->addr) < 0 || intern(b, p->node, &f->node) < 0 ||
-            intern(b, p->zone, &f->zone) < 0)
+            intern(b, p->zone, &f->zone) < 0 || intern(b, p->version, &f->version) < 0)
             return NULL;
         f->list = -1;
         if (!p->methods)
@@ -433,6 +444,7 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
             .addr = pool + f->addr,
             .node = pool + f->node,
             .zone = pool + f->zone,
+            .version = pool + f->version,
             .methods = !dl     ? NULL
                        : dl->n ? (const char *const *)lp + dl->start
                                : no_methods,
@@ -987,7 +999,7 @@ size_t mesh_routes_memory(const mesh_routes_t *t)
 
 /* One added instance; strings are offsets into the builder's arena. */
 typedef struct badd {
-    uint32_t svc, addr, node, zone;
+    uint32_t svc, addr, node, zone, version;
     uint32_t m_start, n_methods; /* offsets in moff */
     int has_methods;
     uint32_t weight;
@@ -1039,7 +1051,8 @@ int mesh_route_builder_add(mesh_route_builder_t *b, const char *service, const c
     badd_t *a = &b->adds[b->n];
     memset(a, 0, sizeof(*a));
     if (arena_put(b, service, &a->svc) < 0 || arena_put(b, addr, &a->addr) < 0 ||
-        arena_put(b, node, &a->node) < 0 || arena_put(b, zone, &a->zone) < 0)
+        arena_put(b, node, &a->node) < 0 || arena_put(b, zone, &a->zone) < 0 ||
+        arena_put(b, "", &a->version) < 0)
         return -1;
     a->has_methods = methods != NULL;
     a->m_start = (uint32_t)b->mn;
@@ -1056,6 +1069,13 @@ int mesh_route_builder_add(mesh_route_builder_t *b, const char *service, const c
     a->source = source;
     b->n++;
     return 0;
+}
+
+int mesh_route_builder_set_version(mesh_route_builder_t *b, const char *version)
+{
+    if (!b || b->n == 0)
+        return -1;
+    return arena_put(b, version, &b->adds[b->n - 1].version);
 }
 
 typedef struct ord {
@@ -1091,7 +1111,8 @@ mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b)
         const badd_t *a = &b->adds[ord[i].i];
         if (mesh_route_svc_builder_add(
                 sb, b->arena + a->addr, a->has_methods ? mptr + a->m_start : NULL, a->n_methods,
-                a->source, b->arena + a->node, b->arena + a->zone, a->weight) < 0)
+                a->source, b->arena + a->node, b->arena + a->zone, a->weight) < 0 ||
+            mesh_route_svc_builder_set_version(sb, b->arena + a->version) < 0)
             goto out;
         if (i + 1 < b->n && strcmp(ord[i].svc, ord[i + 1].svc) == 0)
             continue;

@@ -35,6 +35,7 @@ typedef struct mesh_route_instance {
     const char *addr;           /* "host:port" as registered */
     const char *node;           /* node id of the owner, "" when unknown */
     const char *zone;           /* "" when unknown */
+    const char *version;        /* release label ("v2", a canary's); "" when unknown */
     const char *const *methods; /* sorted methods this instance serves; NULL when unknown */
     uint32_t n_methods;
     uint32_t weight; /* 1 when unknown */
@@ -90,7 +91,15 @@ int mesh_route_svc_builder_add(mesh_route_svc_builder_t *b, const char *addr,
                                mesh_route_source_t source, const char *node, const char *zone,
                                uint32_t weight);
 
-/** Adds a copy of an instance of another service object (merging sources). */
+/**
+ * Sets the release label (`version` of the registration; may be NULL or "": unknown) of the
+ * instance added last; borrowed until mesh_route_svc_builder_finish(). When one addr is added
+ * more than once the later add's version wins, like node and zone. Returns 0, or -1 when
+ * nothing was added yet.
+ */
+int mesh_route_svc_builder_set_version(mesh_route_svc_builder_t *b, const char *version);
+
+/** Adds a copy of an instance of another service object (merging sources, version too). */
 int mesh_route_svc_builder_add_instance(mesh_route_svc_builder_t *b,
                                         const mesh_route_instance_t *in);
 
@@ -216,6 +225,10 @@ mesh_route_builder_t *mesh_route_builder_new(void);
 int mesh_route_builder_add(mesh_route_builder_t *b, const char *service, const char *addr,
                            const char *const *methods, size_t n_methods, mesh_route_source_t source,
                            const char *node, const char *zone, uint32_t weight);
+
+/** Sets the release label of the instance added last (copied; NULL or "": unknown). Returns
+ * 0, or -1 when nothing was added yet or out of memory. */
+int mesh_route_builder_set_version(mesh_route_builder_t *b, const char *version);
 
 /** Freezes the builder into a table (reference count 1) and frees the builder. */
 mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b);

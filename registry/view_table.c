@@ -485,7 +485,8 @@ static int svc_build(mesh_route_svc_builder_t *sb, const reg_svc_t *s, mesh_rout
 {
     for (const reg_entry_t *e = s->entries; e; e = e->svc_next)
         if (mesh_route_svc_builder_add(sb, e->addr, (const char *const *)e->methods, e->n_methods,
-                                       MESH_ROUTE_ETCD, e->node, e->zone, e->weight) < 0) {
+                                       MESH_ROUTE_ETCD, e->node, e->zone, e->weight) < 0 ||
+            mesh_route_svc_builder_set_version(sb, e->version) < 0) {
             mesh_route_svc_builder_reset(sb);
             return -1;
         }

@@ -11,7 +11,8 @@
  * (UNIMPLEMENTED exercises the v1alpha fallback). Checks: every action is well formed (OPEN
  * names the current path, SEND is a ServerReflectionRequest that asks something), a failed
  * call leads to FAILED with a reason, and a DONE pool holds no infrastructure service and
- * answers its own lookups.
+ * answers its own lookups. The first byte also picks a conversation about one service
+ * (mesh_reflect_new_for_service, no list_services) instead of the whole app.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -241,7 +242,11 @@ static void check_pool(mesh_desc_pool_t *p)
 static void fuzz_conversation(const uint8_t *data, size_t size)
 {
     rd_t r = {data, size, 0};
-    mesh_reflect_t *c = mesh_reflect_new((u8(&r) & 1) ? "localhost:50051" : NULL);
+    uint8_t mode = u8(&r);
+    const char *host = (mode & 1) ? "localhost:50051" : NULL;
+    /* Bit 1: a conversation about one service (the gateway's descriptor cache). */
+    mesh_reflect_t *c =
+        (mode & 2) ? mesh_reflect_new_for_service(host, "demo.v1.Greeter") : mesh_reflect_new(host);
     if (!c)
         return;
     static uint8_t msg[MSG_CAP];

@@ -391,6 +391,39 @@ static void test_same_addr_methods(void)
     mesh_route_svc_builder_free(sb);
 }
 
+/* The release label: "" unless set; the later add of an address wins; copies keep it. */
+static void test_version(void)
+{
+    mesh_route_svc_builder_t *b = mesh_route_svc_builder_new();
+    CHECK(mesh_route_svc_builder_set_version(b, "v1") == -1); /* nothing added yet */
+    CHECK(mesh_route_svc_builder_add(b, "a:1", NULL, 0, MESH_ROUTE_ETCD, "", "", 1) == 0);
+    CHECK(mesh_route_svc_builder_set_version(b, "v1") == 0);
+    CHECK(mesh_route_svc_builder_add(b, "b:1", NULL, 0, MESH_ROUTE_ETCD, "", "", 1) == 0);
+    CHECK(mesh_route_svc_builder_add(b, "a:1", NULL, 0, MESH_ROUTE_GOSSIP, "", "", 1) == 0);
+    CHECK(mesh_route_svc_builder_set_version(b, "v2") == 0);
+    mesh_route_svc_t *s = NULL;
+    CHECK(mesh_route_svc_builder_finish(b, "pkg.S", &s) == 0 && s);
+    const mesh_route_service_t *rs = mesh_route_svc_get(s);
+    CHECK_EQ(rs->n_instances, 2);
+    CHECK_STR(rs->instances[0].version, "v2");
+    CHECK_STR(rs->instances[1].version, "");
+    CHECK(mesh_route_svc_builder_add_instance(b, &rs->instances[0]) == 0);
+    mesh_route_svc_t *copy = NULL;
+    CHECK(mesh_route_svc_builder_finish(b, "pkg.S", &copy) == 0 && copy);
+    CHECK_STR(mesh_route_svc_get(copy)->instances[0].version, "v2");
+    mesh_route_svc_unref(copy);
+    mesh_route_svc_unref(s);
+    mesh_route_svc_builder_free(b);
+
+    mesh_route_builder_t *tb = mesh_route_builder_new();
+    CHECK(mesh_route_builder_add(tb, "pkg.T", "c:1", NULL, 0, MESH_ROUTE_STATIC, "", "", 1) == 0);
+    CHECK(mesh_route_builder_set_version(tb, "canary") == 0);
+    mesh_routes_t *t = mesh_route_builder_finish(tb);
+    CHECK(t);
+    CHECK_STR(mesh_routes_service(t, "pkg.T")->instances[0].version, "canary");
+    mesh_routes_unref(t);
+}
+
 int main(void)
 {
     RUN(test_lookup);
@@ -400,6 +433,7 @@ int main(void)
     RUN(test_service_object);
     RUN(test_instance_order);
     RUN(test_same_addr_methods);
+    RUN(test_version);
     fprintf(stderr, "ok\n");
     return 0;
 }
