@@ -108,7 +108,7 @@ static int load_descriptor_set(gw_role_t *r, const char *path)
     if (!pool)
         return -1;
     int rc = -1;
-    if (mesh_desc_pool_load_set_file(pool, path) != 0 || mesh_desc_pool_build(pool, NULL, 0) != 0)
+    if (mesh_desc_pool_load_set_file(pool, path) < 0 || mesh_desc_pool_build(pool, NULL, 0) < 0)
         mesh_error("gateway", "descriptor-set %s: %s", path, mesh_desc_pool_error(pool));
     else
         rc = 0;
