@@ -168,7 +168,7 @@ static const h1_conn_hdr_t *resp_headers(gw_req_t *r, const h1_conn_hdr_t *extra
     r->hdrs.len = 0;
     if (!gw_buf_put(&r->hdrs, extra, n_extra * sizeof(*extra)))
         return NULL;
-    const char *p = (const char *)r->rmeta.data, *end = p + r->rmeta.len;
+    const char *p = (const char *)r->rmeta.data, *end = p ? p + r->rmeta.len : p;
     while (p < end) {
         h1_conn_hdr_t h;
         h.name = p;
@@ -611,7 +611,7 @@ static void start_call(gw_req_t *r)
         return;
     }
     mesh_grpc_frame_prefix(r->pb.data, 0, (uint32_t)(r->pb.len - MESH_GRPC_PREFIX_LEN));
-    const char *p = (const char *)r->meta.data, *end = p + r->meta.len;
+    const char *p = (const char *)r->meta.data, *end = p ? p + r->meta.len : p;
     while (p < end) {
         mesh_proxy_field_t fl;
         fl.name = p;

@@ -69,6 +69,9 @@ class Env:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
+        log = open(os.path.join(self.work, "gateway.log")).read()
+        check("Sanitizer" not in log and "runtime error" not in log, "sanitizer report:\n" + log)
+        check(self.procs[-1].returncode == 0, "gateway exit %s" % self.procs[-1].returncode)
 
     def call(self, method, path, body=None, headers=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
