@@ -33,6 +33,9 @@ void mesh_cli_command_usage(FILE *out, const char *name);
 /** `meshd proxy`: see node/role_proxy.c. */
 int mesh_cli_proxy(int argc, char **argv);
 
+/** `meshd gateway`: see node/role_gateway.c. */
+int mesh_cli_gateway(int argc, char **argv);
+
 /** `meshd sidecar`: see node/role_sidecar.c. */
 int mesh_cli_sidecar(int argc, char **argv);
 

@@ -11,6 +11,7 @@
 #include "common/config.h"
 #include "audit/audit_options.h"
 #include "common/log.h"
+#include "gateway/gw_options.h"
 #include "gossip/gossip_options.h"
 #include "monitor/monitor_options.h"
 #include "node/admin_options.h"
@@ -26,6 +27,8 @@ static int cmd_check_config(int argc, char **argv);
 static const mesh_cli_command_t commands[] = {
     {"proxy", MESH_ROLE_PROXY, mesh_cli_proxy,
      "gRPC ingress: routes every call by /package.Service/Method to an instance"},
+    {"gateway", MESH_ROLE_GATEWAY, mesh_cli_gateway,
+     "HTTP/JSON ingress: google.api.http routes transcoded to gRPC calls to instances"},
     {"sidecar", MESH_ROLE_SIDECAR, mesh_cli_sidecar,
      "runs beside one gRPC app: registers it while healthy, probes, circuit breaker"},
     {"monitor", MESH_ROLE_MONITOR, mesh_cli_monitor,
@@ -50,7 +53,7 @@ static const mesh_cli_command_t commands[] = {
  * --help and check-config list them after the core options. */
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
-    &audit_options_section,       &mon_options_section,
+    &audit_options_section,       &mon_options_section,         &gw_options_section,
 };
 
 static void usage(FILE *out)

@@ -53,6 +53,7 @@ typedef struct node_wk {
     mesh_node_t *node;
     int index; /* 0..N-1; executor loop index + 1 */
     mesh_proxy_worker_t *engine;
+    void *fe;          /* the role's front end on this worker (mesh_node_frontend_t), or NULL */
     pol_worker_t *pol; /* the policy chain's filter of this worker */
     mesh_evring_t ring;
     mesh_actor_id_t actor;
@@ -81,6 +82,9 @@ struct mesh_node {
     uint64_t predrain_ms;
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
+    mesh_node_frontend_t fe; /* create NULL: none */
+    int no_listener;
+    int running; /* mesh_node_run began: front end payloads go by message */
     const mesh_supervisor_spec_t *sup_spec;
     audit_api_t *audit; /* where worker events are audited (NULL: nowhere) */
     int exit_code;
@@ -130,6 +134,10 @@ static void wk_release(node_wk_t *w)
         return;
     wk_report(w);
     wk_poke(w);
+    if (w->fe) { /* before the engine: it cancels the calls it started */
+        w->node->fe.destroy(w->fe);
+        w->fe = NULL;
+    }
     mesh_proxy_worker_free(w->engine);
     w->engine = NULL;
     pol_worker_free(w->pol); /* after the engine: its calls' on_done ran */
@@ -143,6 +151,13 @@ static void wk_drained(void *arg)
 {
     node_wk_t *w = arg;
     mesh_send(w->self, mesh_self(w->self), NODE_MSG_DRAINED, NULL, 0);
+}
+
+/* The front end's drain callback: the engine drains next (outside the front end). */
+static void wk_fe_drained(void *arg)
+{
+    node_wk_t *w = arg;
+    mesh_send(w->self, mesh_self(w->self), NODE_MSG_FE_DRAINED, NULL, 0);
 }
 
 static int wk_start(mesh_actor_t *self, void *arg)
@@ -174,10 +189,25 @@ static int wk_message(mesh_actor_t *self, mesh_msg_t *m)
         pol_chain_unref(c);
         return 0;
     }
+    case NODE_MSG_FRONTEND: {
+        void *p = mesh_msg_take_ptr(m);
+        if (w->fe && p)
+            w->node->fe.update(w->fe, p);
+        else if (p)
+            w->node->fe.payload_unref(p);
+        return 0;
+    }
+    case NODE_MSG_FE_DRAINED:
+        if (w->engine)
+            mesh_proxy_worker_drain(w->engine, wk_drained, w);
+        return 0;
     case NODE_MSG_DRAIN:
         if (w->engine && !w->draining) {
             w->draining = 1;
-            mesh_proxy_worker_drain(w->engine, wk_drained, w);
+            if (w->fe)
+                w->node->fe.drain(w->fe, wk_fe_drained, w);
+            else
+                mesh_proxy_worker_drain(w->engine, wk_drained, w);
         } else if (!w->engine) {
             node_worker_t p = {.worker = w->index};
             mesh_send(self, w->node->actor, NODE_MSG_WORKER_DONE, &p, sizeof(p));
@@ -202,6 +232,10 @@ static void wk_stop(mesh_actor_t *self, int reason)
     node_wk_t *w = *slot;
     if (!w)
         return;
+    if (w->fe) {
+        w->node->fe.destroy(w->fe);
+        w->fe = NULL;
+    }
     if (w->engine) { /* shutdown without a drain */
         mesh_proxy_worker_free(w->engine);
         w->engine = NULL;
@@ -742,6 +776,7 @@ int mesh_node_listen(mesh_node_t *n)
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */
         pc->worker_index = i;
         mesh_proxy_config_t wc = *pc;
+        wc.no_listener = n->no_listener;
         if (n->engine_hook)
             n->engine_hook(&wc, n->engine_hook_arg);
         /* The policy chain runs first, then the role's own filter (the sidecar's breaker). */
@@ -759,14 +794,23 @@ int mesh_node_listen(mesh_node_t *n)
         if (role_filter.on_call)
             mesh_proxy_worker_add_filter(w->engine, &role_filter);
         n->port = mesh_proxy_worker_port(w->engine);
+        if (n->fe.create) {
+            w->fe = n->fe.create(n->fe.arg, i, loop, w->engine);
+            if (!w->fe)
+                return -1;
+        }
         mesh_spawn_opts_t so = {.loop = MESH_ON_LOOP(i + 1)};
         if (mesh_exec_spawn(n->exec, &worker_ops, w, &so, &w->actor) != 0) {
             mesh_error("node", "cannot start worker %d", i);
             return -1;
         }
     }
-    mesh_info("node", "listening on %s:%d with %d worker%s", pc->listen_host, n->port, n->nworkers,
-              n->nworkers == 1 ? "" : "s");
+    if (n->no_listener)
+        mesh_info("node", "%d worker%s (no gRPC listener)", n->nworkers,
+                  n->nworkers == 1 ? "" : "s");
+    else
+        mesh_info("node", "listening on %s:%d with %d worker%s", pc->listen_host, n->port,
+                  n->nworkers, n->nworkers == 1 ? "" : "s");
     return 0;
 }
 
@@ -784,6 +828,39 @@ void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *c
 {
     n->engine_hook = fn;
     n->engine_hook_arg = arg;
+}
+
+void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe)
+{
+    n->fe = *fe;
+}
+
+void mesh_node_set_no_listener(mesh_node_t *n, int no_listener)
+{
+    n->no_listener = no_listener;
+}
+
+int mesh_node_frontend_publish(mesh_node_t *n, void *(*ref)(void *), void *payload)
+{
+    int rc = 0;
+    for (int i = 0; i < n->nworkers; i++) {
+        node_wk_t *w = &n->wk[i];
+        if (!w->fe)
+            continue;
+        void *p = ref(payload);
+        if (!n->running) {
+            n->fe.update(w->fe, p);
+            continue;
+        }
+        int e = mesh_exec_send_ptr(n->exec, w->actor, NODE_MSG_FRONTEND, p, n->fe.payload_unref);
+        if (e != 0) {
+            n->fe.payload_unref(p);
+            mesh_error("node", "worker %d did not take the front end's update: %s", i,
+                       mesh_strerror(e));
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms)
@@ -942,6 +1019,7 @@ int mesh_node_run(mesh_node_t *n)
     uv_signal_start(&n->sighup, on_signal, SIGHUP);
     n->signals_on = 1;
     mesh_exec_on_shutdown(n->exec, on_exec_shutdown, n);
+    n->running = 1; /* (set before the worker threads start) */
     mesh_exec_run(n->exec);
     return n->exit_code;
 }
@@ -953,6 +1031,9 @@ void mesh_node_free(mesh_node_t *n)
     /* Engines of a node that never ran: free them, let their closes finish. */
     for (int i = 0; n->wk && i < n->nworkers; i++)
         if (n->wk[i].engine || n->wk[i].pol) {
+            if (n->wk[i].fe)
+                n->fe.destroy(n->wk[i].fe);
+            n->wk[i].fe = NULL;
             if (n->wk[i].engine)
                 mesh_proxy_worker_free(n->wk[i].engine);
             n->wk[i].engine = NULL;

@@ -28,7 +28,10 @@
 #include "common/config.h"
 #include "registry/route_table.h"
 
+#include <uv.h>
+
 struct mesh_proxy_config;
+struct mesh_proxy_worker;
 struct mesh_admin;
 struct audit_api;
 
@@ -51,6 +54,36 @@ mesh_actor_id_t mesh_node_actor(const mesh_node_t *n);
  */
 void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(struct mesh_proxy_config *cfg, void *arg),
                                void *arg);
+
+/**
+ * A second front end on every worker beside the engine (the gateway's HTTP/JSON listener): it
+ * starts its calls through the worker's engine (transport/proxy_call.h). The worker actor owns
+ * it: create runs on the thread calling mesh_node_listen once the worker's engine exists (NULL
+ * fails the listen); update, drain and destroy run on the worker's loop thread. update gets a
+ * payload published with mesh_node_frontend_publish (one reference, the front end's to keep or
+ * drop with payload_unref). At shutdown the front end drains first (it answers what it began,
+ * then calls done), then the engine; destroy runs before the engine is freed.
+ */
+typedef struct mesh_node_frontend {
+    void *(*create)(void *arg, int worker, uv_loop_t *loop, struct mesh_proxy_worker *engine);
+    void (*update)(void *fe, void *payload);
+    void (*drain)(void *fe, void (*done)(void *), void *done_arg);
+    void (*destroy)(void *fe);
+    void (*payload_unref)(void *payload);
+    void *arg;
+} mesh_node_frontend_t;
+
+/** Sets the front end (copied) every worker gets; before mesh_node_listen. */
+void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe);
+
+/** Hands every worker's front end a reference to payload (ref takes one): by message once the
+ *  node runs (from any thread), at once before. Returns 0, or -1 when a worker could not be
+ *  reached (logged). The caller keeps its own reference. */
+int mesh_node_frontend_publish(mesh_node_t *n, void *(*ref)(void *), void *payload);
+
+/** With no_listener set, mesh_node_listen binds no gRPC listener (calls come from the front
+ *  end only). */
+void mesh_node_set_no_listener(mesh_node_t *n, int no_listener);
 
 /**
  * Binds the gRPC listener on every worker (cfg->listen; port 0 picks one port shared by all

@@ -39,6 +39,10 @@ enum {
     /** To the node: node_policy_t, a snapshot built off the actor (new JWKS keys) for every
      *  worker. */
     NODE_MSG_POLICY_NEW = 0x4E4F0025u,
+    /* node -> worker: a payload for the worker's front end (mesh_node_frontend_publish) */
+    NODE_MSG_FRONTEND = 0x4E4F0026u,
+    /* worker -> itself: the front end drained; the engine drains next */
+    NODE_MSG_FE_DRAINED = 0x4E4F0027u,
 };
 
 typedef struct node_signal {

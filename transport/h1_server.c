@@ -34,6 +34,7 @@ struct h1_srv {
     h1s_conn_t *conns;
     void (*on_closed)(void *ud);
     void *on_closed_ud;
+    struct sockaddr_storage peer; /* of the connection being opened (h1_srv_peer) */
 };
 
 struct h1s_conn {
@@ -352,6 +353,9 @@ static void on_connection(uv_stream_t *ls, int status)
     }
     s->accepted++;
     sc->opened = 1;
+    int plen = sizeof(s->peer);
+    if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&s->peer, &plen) < 0)
+        s->peer.ss_family = AF_UNSPEC;
     if (s->h.on_open)
         sc->app_ud = s->h.on_open(s->ud, sc->core);
     uv_tcp_nodelay(&sc->tcp, 1);
@@ -409,6 +413,11 @@ int h1_srv_listen(h1_srv_t *s, const char *host, int port)
                                         : ntohs(((struct sockaddr_in *)&got)->sin_port);
     mesh_debug(s->name, "HTTP/1.1 listening on %s:%d", host, s->port);
     return 0;
+}
+
+const struct sockaddr *h1_srv_peer(const h1_srv_t *s)
+{
+    return (const struct sockaddr *)&s->peer;
 }
 
 int h1_srv_port(const h1_srv_t *s)

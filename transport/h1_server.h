@@ -59,6 +59,10 @@ h1_srv_t *h1_srv_new(uv_loop_t *loop, const h1_srv_config_t *cfg, const h1_srv_h
  *  error. */
 int h1_srv_listen(h1_srv_t *s, const char *host, int port);
 
+/** The address of the client whose connection is being opened: valid during on_open only
+ *  (family AF_UNSPEC when unknown). */
+const struct sockaddr *h1_srv_peer(const h1_srv_t *s);
+
 /** The port listened on, or -1. */
 int h1_srv_port(const h1_srv_t *s);
 

@@ -174,6 +174,9 @@ typedef struct mesh_proxy_config {
      * forwards every call to its app this way); NULL: such calls get UNIMPLEMENTED. */
     const char *default_upstream;
     mesh_proxy_filter_t filter; /* a first filter; on_call NULL: none */
+    /* 1: no gRPC listener; every call comes from a front end on the worker's loop
+     * (transport/proxy_call.h), e.g. the gateway without --grpc-listen. */
+    int no_listener;
 } mesh_proxy_config_t;
 
 /** Counters of one worker (read on its loop thread). */

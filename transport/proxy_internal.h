@@ -165,13 +165,46 @@ typedef struct pxy_svc {
     size_t n;
 } pxy_svc_t;
 
+/**
+ * The front end that holds a call (the downstream): the HTTP/2 client side (proxy_stream.c)
+ * or a caller of the upstream-call API (proxy_call.c, transport/proxy_call.h). The engine
+ * calls these on the worker's thread; ps->down is non-NULL while the front end holds the call.
+ */
+typedef struct pxy_down_ops {
+    /** Answers the call with the mesh's own status before any response began (Trailers-Only);
+     *  sets ps->resp_done. */
+    void (*respond_error)(pxy_stream_t *ps, int code, const char *msg);
+    /** The upstream's response headers (ps->resph, checked) go to the client; end_stream: the
+     *  upstream ended the call with them (Trailers-Only, ps->final_status set). */
+    void (*respond_head)(pxy_stream_t *ps, int end_stream);
+    /** Response bytes were appended to ps->resp.q, or the queue ended (ps->trailers says
+     *  how: forwarded trailers or the mesh's error). */
+    void (*resp_ready)(pxy_stream_t *ps);
+    /** n request bytes left the proxy (credit for the client). */
+    void (*req_consumed)(pxy_stream_t *ps, size_t n);
+    /** The front end lets go of the call (sets ps->down to NULL). */
+    void (*detach)(pxy_stream_t *ps);
+} pxy_down_ops_t;
+
+/** The upstream-call API's state of a call (proxy_call.c). */
+typedef struct pxy_api {
+    const struct mesh_proxy_downstream *ops;
+    void *ud;
+    int ending;    /* on_end is scheduled (the stream's timer, 0 ms) */
+    int cancelled; /* the caller let go: no more callbacks */
+    int req_full;  /* mesh_proxy_call_send said 1: on_req_drain owed */
+} pxy_api_t;
+
 /** What a finished response still owes the client. */
 enum { PXY_TRAILERS_NONE = 0, PXY_TRAILERS_FORWARD = 1, PXY_TRAILERS_ERROR = 2 };
 
 /** One call through the proxy. Lives until both its client and upstream streams closed. */
 struct pxy_stream {
     mesh_proxy_worker_t *w;
-    pxy_ds_conn_t *ds; /* NULL once the client stream closed */
+    const pxy_down_ops_t *dops;  /* the front end's side of the call */
+    void *down;                  /* non-NULL while the front end holds the call */
+    const struct sockaddr *peer; /* the client's address (valid while down is set) */
+    pxy_ds_conn_t *ds;           /* HTTP/2 client side: its connection (NULL once closed) */
     int32_t ds_id;
     pxy_link_t ds_link;
     pxy_us_conn_t *us; /* NULL when not attached upstream */
@@ -220,6 +253,7 @@ struct pxy_stream {
     char upstream[48];              /* the last endpoint tried ("host:port"), "" none */
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
+    pxy_api_t api; /* calls started with mesh_proxy_call_start() */
     pxy_stream_t *free_next;
 };
 
@@ -297,6 +331,21 @@ void pxy_us_close_all(mesh_proxy_worker_t *w);
 
 /* proxy_stream.c */
 nghttp2_session_callbacks *pxy_ds_callbacks_new(void);
+/** A call object from the worker's pool for front end dops/down (not yet started). */
+pxy_stream_t *pxy_stream_new(mesh_proxy_worker_t *w, const pxy_down_ops_t *dops, void *down,
+                             const struct sockaddr *peer);
+/** Adds a request header field (names lower case). 0 or -1 (out of memory). */
+int pxy_stream_add_header(pxy_stream_t *ps, const char *name, size_t nl, const char *value,
+                          size_t vl);
+/** Starts a call whose request headers are complete and valid: its deadline (grpc-timeout),
+ *  the filters, the route, the upstream. */
+void pxy_stream_admit(pxy_stream_t *ps);
+/** After appending request bytes (or ending them): hands them to the filter waiting for the
+ *  body or to the upstream. */
+void pxy_stream_req_ready(pxy_stream_t *ps);
+/** Whether name is one the engine writes itself (pseudo, hop-by-hop, content-type, te,
+ *  grpc-timeout): a front end must not pass it. */
+int pxy_header_reserved(const char *name, size_t nl);
 nghttp2_session_callbacks *pxy_us_callbacks_new(void);
 /** Submits ps's request on its (connected) upstream connection. */
 void pxy_stream_submit(pxy_stream_t *ps);

@@ -182,10 +182,8 @@ static nghttp2_nv mknv_nc(const char *n, size_t nl, const char *v, size_t vl)
 static void on_req_drop(void *arg, size_t n)
 {
     pxy_stream_t *ps = arg;
-    if (ps->ds && ps->ds->h2.session) {
-        nghttp2_session_consume(ps->ds->h2.session, ps->ds_id, n);
-        mesh_h2_conn_flush(&ps->ds->h2);
-    }
+    if (ps->down)
+        ps->dops->req_consumed(ps, n);
 }
 
 static void on_resp_drop(void *arg, size_t n)
@@ -207,7 +205,8 @@ static void on_timer_closed(uv_handle_t *h)
     pxy_worker_handle_closed(w);
 }
 
-static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32_t id)
+pxy_stream_t *pxy_stream_new(mesh_proxy_worker_t *w, const pxy_down_ops_t *dops, void *down,
+                             const struct sockaddr *peer)
 {
     pxy_stream_t *ps = w->free_streams;
     if (ps) {
@@ -239,13 +238,13 @@ static pxy_stream_t *stream_new(mesh_proxy_worker_t *w, pxy_ds_conn_t *ds, int32
     hdrs_unpoison(&ps->resph);
     hdrs_unpoison(&ps->respt);
     ps->w = w;
-    ps->ds = ds;
-    ps->ds_id = id;
+    ps->dops = dops;
+    ps->down = down;
+    ps->peer = peer;
     ps->us_id = -1;
     ps->final_status = MESH_PROXY_STATUS_NONE;
     pxy_list_init(&ps->us_link);
-    pxy_list_push(&ds->streams, &ps->ds_link);
-    ds->n_streams++;
+    pxy_list_init(&ps->ds_link);
     mesh_chunkq_init(&ps->req.q, &w->pool, on_req_drop, ps);
     ps->req.q.retain = 1;
     ps->req.on_eof = NULL;
@@ -281,7 +280,7 @@ static void stream_release(pxy_stream_t *ps)
 /* Frees ps when neither side holds it any more. */
 static void stream_maybe_free(pxy_stream_t *ps)
 {
-    if (ps->ds || ps->us)
+    if (ps->down || ps->us)
         return;
     mesh_proxy_worker_t *w = ps->w;
     if (ps->n_admitted)
@@ -326,13 +325,8 @@ static void detach_us(pxy_stream_t *ps)
 
 static void detach_ds(pxy_stream_t *ps)
 {
-    if (!ps->ds)
-        return;
-    pxy_ds_conn_t *d = ps->ds;
-    pxy_list_remove(&ps->ds_link);
-    d->n_streams--;
-    ps->ds = NULL;
-    pxy_ds_conn_maybe_finish(d);
+    if (ps->down)
+        ps->dops->detach(ps);
 }
 
 /* ---- ending calls ----------------------------------------------------------------------- */
@@ -350,8 +344,8 @@ static void cancel_upstream(pxy_stream_t *ps)
     }
 }
 
-/* Submits a Trailers-Only response: HTTP 200, grpc-status, grpc-message. */
-static void submit_trailers_only(pxy_stream_t *ps, int code, const char *msg)
+/* The HTTP/2 client's Trailers-Only response: HTTP 200, grpc-status, grpc-message. */
+static void h2_respond_error(pxy_stream_t *ps, int code, const char *msg)
 {
     char status[4], enc[sizeof(ps->err_msg) * 3];
     snprintf(status, sizeof(status), "%d", code);
@@ -393,18 +387,17 @@ void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
     else
         mesh_debug(ACTOR, "call failed: %s %s", mesh_grpc_status_name(code), ps->err_msg);
     cancel_upstream(ps);
-    if (!ps->ds)
+    if (!ps->down)
         return;
+    mesh_chunkq_discard(&ps->req.q);
     if (!ps->resp_started) {
-        submit_trailers_only(ps, code, ps->err_msg);
+        ps->dops->respond_error(ps, code, ps->err_msg);
     } else {
         mesh_chunkq_discard(&ps->resp.q);
         ps->resp.q.eof = 1;
         ps->trailers = PXY_TRAILERS_ERROR;
-        mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
-        mesh_h2_conn_flush(&ps->ds->h2);
+        ps->dops->resp_ready(ps);
     }
-    mesh_chunkq_discard(&ps->req.q);
 }
 
 static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t id)
@@ -545,7 +538,7 @@ void pxy_stream_upstream_lost(pxy_stream_t *ps, int never_sent, const char *why)
 {
     pxy_endpoint_t *ep = ps->ep;
     detach_us(ps);
-    if (!ps->ds || ps->resp_done || ps->failing) {
+    if (!ps->down || ps->resp_done || ps->failing) {
         stream_maybe_free(ps);
         return;
     }
@@ -667,6 +660,21 @@ static int body_state(const pxy_stream_t *ps)
     return ps->req.q.buffered >= ps->body_max ? 0 : -1;
 }
 
+void pxy_stream_req_ready(pxy_stream_t *ps)
+{
+    if (ps->body_cb) {
+        if (ps->req.q.eof)
+            body_ready(ps, 1);
+        else if (ps->req.q.buffered >= ps->body_max)
+            body_ready(ps, 0);
+        return;
+    }
+    if (ps->us && ps->us_id > 0) {
+        mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
+        mesh_h2_conn_flush(&ps->us->h2);
+    }
+}
+
 /* Runs the filters' on_call from filter `from` on: 0 when every filter accepted, 1 when one
  * went pending (the call resumes with mesh_proxy_call_resume), -1 when one rejected (the call
  * is then failed with its verdict). */
@@ -686,7 +694,7 @@ static int filters_admit(pxy_stream_t *ps, int from)
             .method_len = (size_t)ps->method_len,
             .authority = auth,
             .authority_len = auth ? al : 0,
-            .peer = (const struct sockaddr *)&ps->ds->peer,
+            .peer = ps->peer,
             .worker_index = w->cfg.worker_index,
             .call = ps,
         };
@@ -731,8 +739,8 @@ static void stream_route(pxy_stream_t *ps)
     route_to_upstream(ps, NULL, NULL);
 }
 
-/* Checks a complete request, runs the filters and sends it on its way. */
-static void stream_start(pxy_stream_t *ps)
+/* Checks an HTTP/2 client's complete request, then admits it. */
+static void h2_stream_start(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
     pxy_hdrs_t *h = &ps->reqh;
@@ -769,9 +777,17 @@ static void stream_start(pxy_stream_t *ps)
         pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: a gRPC call must be a POST with a :path");
         return;
     }
+    pxy_stream_admit(ps);
+}
+
+void pxy_stream_admit(pxy_stream_t *ps)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    size_t vl;
+    const char *v;
     /* The deadline runs from here: a filter that waits (a key fetch, an external check)
      * spends the call's time, not more. */
-    v = hdrs_get(h, PXY_H_GRPC_TIMEOUT, &vl);
+    v = hdrs_get(&ps->reqh, PXY_H_GRPC_TIMEOUT, &vl);
     if (v) {
         uint64_t ns;
         if (mesh_grpc_timeout_parse(v, vl, &ns) < 0) {
@@ -791,6 +807,18 @@ static void stream_start(pxy_stream_t *ps)
 }
 
 /* ---- what filters can do with a call ------------------------------------------------------ */
+
+int pxy_stream_add_header(pxy_stream_t *ps, const char *name, size_t nl, const char *value,
+                          size_t vl)
+{
+    return hdrs_add(&ps->reqh, (const uint8_t *)name, nl, (const uint8_t *)value, vl);
+}
+
+int pxy_header_reserved(const char *name, size_t nl)
+{
+    return nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0 ||
+           is_hop_by_hop(name, nl);
+}
 
 static int name_is(const pxy_hdrs_t *h, size_t i, const char *name, size_t nl)
 {
@@ -862,7 +890,7 @@ int mesh_proxy_call_set_header(mesh_proxy_call_t *ps, const char *name, const ch
 
 const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *ps)
 {
-    return (const struct sockaddr *)&ps->ds->peer;
+    return ps->peer;
 }
 
 void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *ps, const char *id, size_t len)
@@ -888,7 +916,7 @@ void mesh_proxy_call_resume(mesh_proxy_call_t *ps, const mesh_proxy_verdict_t *r
     int i = ps->pending - 1;
     ps->pending = 0;
     ps->body_cb = NULL;
-    if (ps->failing || ps->resp_done || !ps->ds)
+    if (ps->failing || ps->resp_done || !ps->down)
         return; /* the call ended while the filter waited */
     if (reject) {
         mesh_proxy_verdict_t v = *reject;
@@ -927,6 +955,33 @@ size_t mesh_proxy_call_body_next(const mesh_proxy_call_t *ps, size_t *pos, const
 
 /* ---- client (downstream) session callbacks ------------------------------------------------ */
 
+/* The HTTP/2 client side of a call: one implementation of pxy_down_ops_t (defined below). */
+static const pxy_down_ops_t h2_down_ops;
+
+static void h2_resp_ready(pxy_stream_t *ps)
+{
+    mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
+    mesh_h2_conn_flush(&ps->ds->h2);
+}
+
+static void h2_req_consumed(pxy_stream_t *ps, size_t n)
+{
+    if (ps->ds->h2.session) {
+        nghttp2_session_consume(ps->ds->h2.session, ps->ds_id, n);
+        mesh_h2_conn_flush(&ps->ds->h2);
+    }
+}
+
+static void h2_detach(pxy_stream_t *ps)
+{
+    pxy_ds_conn_t *d = ps->ds;
+    pxy_list_remove(&ps->ds_link);
+    d->n_streams--;
+    ps->ds = NULL;
+    ps->down = NULL;
+    pxy_ds_conn_maybe_finish(d);
+}
+
 static pxy_stream_t *ds_stream(nghttp2_session *s, int32_t id)
 {
     return nghttp2_session_get_stream_user_data(s, id);
@@ -937,9 +992,13 @@ static int ds_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void 
     pxy_ds_conn_t *d = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    pxy_stream_t *ps = stream_new(d->w, d, f->hd.stream_id);
+    pxy_stream_t *ps = pxy_stream_new(d->w, &h2_down_ops, d, (const struct sockaddr *)&d->peer);
     if (!ps)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    ps->ds = d;
+    ps->ds_id = f->hd.stream_id;
+    pxy_list_push(&d->streams, &ps->ds_link);
+    d->n_streams++;
     nghttp2_session_set_stream_user_data(s, f->hd.stream_id, ps);
     d->hdr_ps = ps;
     return 0;
@@ -980,17 +1039,10 @@ static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     if (!ps)
         return 0;
     if (f->hd.type == NGHTTP2_HEADERS && !ps->started)
-        stream_start(ps);
+        h2_stream_start(ps);
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && ps->ds) {
         ps->req.q.eof = 1;
-        if (ps->body_cb) {
-            body_ready(ps, 1);
-            return 0;
-        }
-        if (ps->us && ps->us_id > 0) {
-            mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
-            mesh_h2_conn_flush(&ps->us->h2);
-        }
+        pxy_stream_req_ready(ps);
     }
     return 0;
 }
@@ -1006,14 +1058,7 @@ static int ds_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
     if (mesh_chunkq_append(&ps->req.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     ps->req_bytes += len;
-    if (ps->body_cb && ps->req.q.buffered >= ps->body_max) {
-        body_ready(ps, 0);
-        return 0;
-    }
-    if (ps->us && ps->us_id > 0) {
-        mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
-        mesh_h2_conn_flush(&ps->us->h2);
-    }
+    pxy_stream_req_ready(ps);
     return 0;
 }
 
@@ -1071,7 +1116,7 @@ static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
     pxy_stream_t *ps = u->hdr_ps;
     if (!ps || ps->us != u || ps->us_id != f->hd.stream_id)
         ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (!ps || !ps->ds || ps->failing)
+    if (!ps || !ps->down || ps->failing)
         return 0;
     pxy_hdrs_t *h = ps->resp_headers ? &ps->respt : &ps->resph;
     if (h->size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
@@ -1099,6 +1144,21 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
                         "meshd: upstream %s answered HTTP %d", ps->ep->addr, status);
         return;
     }
+    if (end_stream) {
+        const char *gs = hdrs_get(h, PXY_H_GRPC_STATUS, &vl);
+        if (gs)
+            ps->final_status = mesh_grpc_status_parse(gs, vl);
+        uv_timer_stop(&ps->timer);
+    }
+    ps->dops->respond_head(ps, end_stream);
+}
+
+/* The HTTP/2 client's response HEADERS: the upstream's, less pseudo and hop-by-hop fields. */
+static void h2_respond_head(pxy_stream_t *ps, int end_stream)
+{
+    pxy_hdrs_t *h = &ps->resph;
+    size_t vl;
+    const char *st = hdrs_get(h, PXY_H_STATUS, &vl);
     nghttp2_nv *nv = nv_reserve(ps, h->n + 1);
     if (!nv) {
         pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: out of memory");
@@ -1115,12 +1175,8 @@ static void forward_response(pxy_stream_t *ps, int end_stream)
     nghttp2_session *ds = ps->ds->h2.session;
     mesh_debug(ACTOR, "stream %d: response headers (end %d)", ps->ds_id, end_stream);
     if (end_stream) {
-        const char *gs = hdrs_get(h, PXY_H_GRPC_STATUS, &vl);
-        if (gs)
-            ps->final_status = mesh_grpc_status_parse(gs, vl);
         nghttp2_submit_response(ds, ps->ds_id, nv, n, NULL);
         ps->resp_done = 1;
-        uv_timer_stop(&ps->timer);
     } else {
         nghttp2_data_provider prd = {.source = {.ptr = &ps->resp},
                                      .read_callback = mesh_h2_source_read};
@@ -1144,7 +1200,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (!ps || !ps->ds || ps->failing)
+    if (!ps || !ps->down || ps->failing)
         return 0;
     int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
@@ -1166,8 +1222,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
         ps->trailers = PXY_TRAILERS_FORWARD;
         ps->resp.q.eof = 1;
         uv_timer_stop(&ps->timer);
-        mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
-        mesh_h2_conn_flush(&ps->ds->h2);
+        ps->dops->resp_ready(ps);
     }
     return 0;
 }
@@ -1176,15 +1231,14 @@ static int us_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const
                             size_t len, void *ud)
 {
     pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, id);
-    if (!ps || !ps->ds || ps->failing || !ps->resp_started) {
+    if (!ps || !ps->down || ps->failing || !ps->resp_started) {
         nghttp2_session_consume(s, id, len);
         return 0;
     }
     if (mesh_chunkq_append(&ps->resp.q, data, len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     ps->resp_bytes += len;
-    mesh_h2_source_resume(&ps->resp, ps->ds->h2.session, ps->ds_id);
-    mesh_h2_conn_flush(&ps->ds->h2);
+    ps->dops->resp_ready(ps);
     return 0;
 }
 
@@ -1208,11 +1262,11 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
     if (err == NGHTTP2_NO_ERROR &&
-        (ps->resp_done || ps->failing || !ps->ds || ps->trailers == PXY_TRAILERS_FORWARD)) {
+        (ps->resp_done || ps->failing || !ps->down || ps->trailers == PXY_TRAILERS_FORWARD)) {
         /* The usual end: the response is complete or the client side is settled. (What
          * pxy_stream_upstream_lost does then, without formatting a reason nobody reads.) */
         detach_us(ps);
-        if (!ps->ds || ps->resp_done || ps->failing)
+        if (!ps->down || ps->resp_done || ps->failing)
             stream_maybe_free(ps);
         return 0;
     }
@@ -1222,7 +1276,7 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
         never_sent = 1;
         snprintf(why, sizeof(why), "upstream %s refused the call", u->name);
     } else if (err != NGHTTP2_NO_ERROR) {
-        if (!ps->resp_done && !ps->failing && ps->ds && ps->trailers == PXY_TRAILERS_NONE) {
+        if (!ps->resp_done && !ps->failing && ps->down && ps->trailers == PXY_TRAILERS_NONE) {
             detach_us(ps);
             pxy_stream_fail(ps, mesh_grpc_status_from_h2_error(err),
                             "meshd: upstream %s reset the call (%s)", u->name,
@@ -1233,7 +1287,7 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
         snprintf(why, sizeof(why), "upstream %s reset the call", u->name);
     } else {
         snprintf(why, sizeof(why), "upstream %s ended the call without grpc-status", u->name);
-        if (!ps->resp_done && !ps->failing && ps->ds && ps->trailers == PXY_TRAILERS_NONE) {
+        if (!ps->resp_done && !ps->failing && ps->down && ps->trailers == PXY_TRAILERS_NONE) {
             detach_us(ps);
             pxy_stream_fail(ps, MESH_GRPC_INTERNAL, "meshd: %s", why);
             stream_maybe_free(ps);
@@ -1243,6 +1297,14 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     pxy_stream_upstream_lost(ps, never_sent, why);
     return 0;
 }
+
+static const pxy_down_ops_t h2_down_ops = {
+    .respond_error = h2_respond_error,
+    .respond_head = h2_respond_head,
+    .resp_ready = h2_resp_ready,
+    .req_consumed = h2_req_consumed,
+    .detach = h2_detach,
+};
 
 nghttp2_session_callbacks *pxy_us_callbacks_new(void)
 {

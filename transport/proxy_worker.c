@@ -235,6 +235,8 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     nghttp2_option_set_no_closed_streams(w->opt, 1);
     nghttp2_option_set_no_http_messaging(w->opt, 1);
 
+    if (w->cfg.no_listener)
+        goto listening; /* calls come from a front end on this loop (transport/proxy_call.h) */
     struct sockaddr_storage sa;
     if (uv_ip4_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in *)&sa) != 0 &&
         uv_ip6_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in6 *)&sa) != 0) {
@@ -266,11 +268,12 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &blen);
     w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
+listening:
     if (mesh_h2_flusher_init(&w->flusher, loop) == 0) {
         w->flusher_on = 1;
         w->n_handles += 3; /* prepare, check, idle */
     }
-    mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
     if (w->default_upstream) {
         w->default_ep = pxy_endpoint_get(w, w->default_upstream);
         mesh_info(ACTOR, "worker %d: calls without a route go to %s", w->cfg.worker_index,

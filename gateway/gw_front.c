@@ -1,0 +1,820 @@
+/*
+ * gateway/gw_front.c: the gateway's per-worker front end (gateway/gw_front.h): HTTP/1.1
+ * requests in, gRPC calls through the proxy engine out, JSON back.
+ *
+ * Life of a request: on_head matches the route, checks the method, content type and
+ * Grpc-Timeout, encodes the path variables and query parameters (the head is only valid
+ * then) and copies the metadata headers; on_body collects the JSON body (h1_conn limits its
+ * size: 413); on_end encodes the body, frames the request message and starts the call
+ * (mesh_proxy_call_start). The call's response bytes are deframed and each message is
+ * transcoded: a unary answer is sent whole with Content-Length at the call's end (so its
+ * status decides the HTTP status); a server stream starts a chunked 200 at its first message
+ * and writes one line (or one event) per message; a full output buffer stops the reading of
+ * the call's response queue until h1_conn says it drained, and the upstream's flow-control
+ * window closes behind it.
+ */
+#include "gateway/gw_front.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "gateway/gw_errors.h"
+#include "gateway/gw_transcode.h"
+#include "transport/grpc_frame.h"
+#include "transport/grpc_status.h"
+#include "transport/grpc_timeout.h"
+#include "transport/proxy_call.h"
+
+#define ACTOR "gateway"
+
+typedef struct gw_req gw_req_t;
+typedef struct gw_conn gw_conn_t;
+
+struct gw_front {
+    uv_loop_t *loop;
+    mesh_proxy_worker_t *engine;
+    gw_front_config_t cfg;
+    char host[64];
+    h1_srv_t *srv; /* NULL once closed */
+    gw_api_t *api;
+    gw_conn_t *conns;
+    void (*drain_done)(void *);
+    void *drain_arg;
+    int freeing;
+};
+
+struct gw_conn {
+    gw_front_t *f;
+    h1_conn_t *c;
+    gw_conn_t *prev, *next;
+    gw_req_t *reqs;      /* requests in progress */
+    gw_req_t *free_reqs; /* finished ones, their buffers kept */
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
+};
+
+struct gw_req {
+    gw_req_t *next;
+    gw_conn_t *conn;
+    uint64_t id;
+    gw_api_t *api;
+    const gw_method_t *m;
+    const gw_route_t *route;
+    mesh_proxy_call_t *call;
+    uint64_t timeout_ms;
+    int streaming, sse, http_started, paused, answered, n_msgs, bad_response;
+    gw_buf_t body;   /* the request body (JSON) */
+    gw_buf_t params; /* protobuf of the path variables and query parameters */
+    gw_buf_t pb;     /* the framed request message */
+    gw_buf_t meta;   /* request metadata: name, value, name, value ... (NUL-separated) */
+    gw_buf_t fields; /* mesh_proxy_field_t[] over meta */
+    gw_buf_t rmeta;  /* response header fields: "Grpc-Metadata-n", value ... (NUL-separated) */
+    gw_buf_t hdrs;   /* h1_conn_hdr_t[] over rmeta */
+    gw_buf_t out;    /* JSON being written */
+    mesh_grpc_deframer_t dfr;
+    char err[256];
+};
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len);
+
+static gw_req_t *req_new(gw_conn_t *k, uint64_t id)
+{
+    gw_req_t *r = k->free_reqs;
+    if (r) {
+        k->free_reqs = r->next;
+    } else {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return NULL;
+        mesh_grpc_deframer_init(&r->dfr, 0, on_message, r);
+    }
+    gw_buf_t keep[9] = {r->body, r->params, r->pb, r->meta, r->fields, r->rmeta, r->hdrs, r->out};
+    mesh_grpc_deframer_t dfr = r->dfr;
+    memset(r, 0, sizeof(*r));
+    r->body = keep[0];
+    r->params = keep[1];
+    r->pb = keep[2];
+    r->meta = keep[3];
+    r->fields = keep[4];
+    r->rmeta = keep[5];
+    r->hdrs = keep[6];
+    r->out = keep[7];
+    r->body.len = r->params.len = r->pb.len = r->meta.len = r->fields.len = 0;
+    r->rmeta.len = r->hdrs.len = r->out.len = 0;
+    r->dfr = dfr;
+    r->dfr.prefix_have = r->dfr.buf_have = 0;
+    r->dfr.msg_len = 0;
+    r->conn = k;
+    r->id = id;
+    r->next = k->reqs;
+    k->reqs = r;
+    return r;
+}
+
+static gw_req_t *req_find(gw_conn_t *k, uint64_t id)
+{
+    for (gw_req_t *r = k->reqs; r; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static void req_destroy(gw_req_t *r)
+{
+    gw_buf_free(&r->body);
+    gw_buf_free(&r->params);
+    gw_buf_free(&r->pb);
+    gw_buf_free(&r->meta);
+    gw_buf_free(&r->fields);
+    gw_buf_free(&r->rmeta);
+    gw_buf_free(&r->hdrs);
+    gw_buf_free(&r->out);
+    mesh_grpc_deframer_destroy(&r->dfr);
+    free(r);
+}
+
+/* The request is over on our side: cancel its call if any, keep the object for reuse. */
+static void req_free(gw_req_t *r)
+{
+    gw_conn_t *k = r->conn;
+    if (r->call) {
+        mesh_proxy_call_cancel(r->call);
+        r->call = NULL;
+    }
+    gw_api_unref(r->api);
+    r->api = NULL;
+    for (gw_req_t **p = &k->reqs; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    r->next = k->free_reqs;
+    k->free_reqs = r;
+}
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/* The response header fields of r (rmeta) as an array, plus extra ones. */
+static const h1_conn_hdr_t *resp_headers(gw_req_t *r, const h1_conn_hdr_t *extra, size_t n_extra,
+                                         size_t *n)
+{
+    r->hdrs.len = 0;
+    if (!gw_buf_put(&r->hdrs, extra, n_extra * sizeof(*extra)))
+        return NULL;
+    const char *p = (const char *)r->rmeta.data, *end = p ? p + r->rmeta.len : p;
+    while (p < end) {
+        h1_conn_hdr_t h;
+        h.name = p;
+        h.name_len = strlen(p);
+        p += h.name_len + 1;
+        h.value = p;
+        h.value_len = strlen(p);
+        p += h.value_len + 1;
+        if (!gw_buf_put(&r->hdrs, &h, sizeof(h)))
+            return NULL;
+    }
+    *n = r->hdrs.len / sizeof(h1_conn_hdr_t);
+    return (const h1_conn_hdr_t *)(void *)r->hdrs.data;
+}
+
+static const h1_conn_hdr_t json_ct = {"Content-Type", 12, "application/json", 16};
+
+/* Answers r with an error: HTTP status from the gRPC code, the JSON error body. */
+static void answer_error(gw_req_t *r, int http_status, int code, const char *msg, size_t ml)
+{
+    gw_conn_t *k = r->conn;
+    r->answered = 1;
+    r->out.len = 0;
+    if (http_status == 0)
+        http_status = gw_http_status_from_grpc(code);
+    if (gw_error_json(code, msg, ml, &r->out) != 0 || !gw_buf_put(&r->out, "\n", 1)) {
+        h1_conn_respond_error(k->c, r->id, 500, "meshd: gateway: out of memory");
+        return;
+    }
+    size_t n;
+    const h1_conn_hdr_t *h = resp_headers(r, &json_ct, 1, &n);
+    if (!h || h1_conn_respond(k->c, r->id, http_status, h, n, (int64_t)r->out.len) != 0)
+        return;
+    h1_conn_body(k->c, r->id, r->out.data, r->out.len);
+    h1_conn_end(k->c, r->id);
+}
+
+static void answer_errorf(gw_req_t *r, int http_status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void answer_errorf(gw_req_t *r, int http_status, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    answer_error(r, http_status, code, msg,
+                 n < 0                     ? 0
+                 : (size_t)n < sizeof(msg) ? (size_t)n
+                                           : sizeof(msg) - 1);
+}
+
+/* Starts the chunked 200 of a server stream. */
+static int stream_begin(gw_req_t *r)
+{
+    static const h1_conn_hdr_t ndjson = {"Content-Type", 12, "application/x-ndjson", 20};
+    static const h1_conn_hdr_t sse = {"Content-Type", 12, "text/event-stream", 17};
+    size_t n;
+    const h1_conn_hdr_t *h = resp_headers(r, r->sse ? &sse : &ndjson, 1, &n);
+    r->http_started = 1;
+    return h ? h1_conn_respond(r->conn->c, r->id, 200, h, n, -1) : -1;
+}
+
+/* Writes r->out as one line (NDJSON) or one event (SSE, event non-NULL for a named one). */
+static void stream_write(gw_req_t *r, const uint8_t *json, size_t len, const char *event)
+{
+    gw_buf_t *o = &r->out;
+    o->len = 0;
+    if (r->sse) {
+        if (event) {
+            gw_buf_put(o, "event: ", 7);
+            gw_buf_put(o, event, strlen(event));
+            gw_buf_put(o, "\n", 1);
+        }
+        gw_buf_put(o, "data: ", 6);
+        gw_buf_put(o, json, len);
+        gw_buf_put(o, "\n\n", 2);
+    } else {
+        gw_buf_put(o, json, len);
+        gw_buf_put(o, "\n", 1);
+    }
+    if (h1_conn_body(r->conn->c, r->id, o->data, o->len) == 1)
+        r->paused = 1;
+}
+
+/* ---- the call's downstream side ------------------------------------------------------------- */
+
+/* Whether a response field goes back to the client as Grpc-Metadata-*. */
+static int forwarded_meta(const char *n, size_t nl)
+{
+    if (nl >= 5 && memcmp(n, "grpc-", 5) == 0)
+        return 0;
+    return !(nl == 12 && memcmp(n, "content-type", 12) == 0);
+}
+
+static void collect_meta(gw_req_t *r, int trailers, const char *prefix)
+{
+    const char *n, *v;
+    size_t nl, vl;
+    int rc;
+    for (size_t i = 0;
+         (rc = mesh_proxy_call_resp_field(r->call, trailers, i, &n, &nl, &v, &vl)) >= 0; i++) {
+        if (rc == 0 || !forwarded_meta(n, nl) || memchr(v, '\0', vl))
+            continue;
+        if (nl > 4 && memcmp(n + nl - 4, "-bin", 4) == 0)
+            continue; /* binary metadata is not text: not forwarded */
+        gw_buf_put(&r->rmeta, prefix, strlen(prefix));
+        gw_buf_put(&r->rmeta, n, nl);
+        gw_buf_put(&r->rmeta, "", 1);
+        gw_buf_put(&r->rmeta, v, vl);
+        gw_buf_put(&r->rmeta, "", 1);
+    }
+}
+
+static void ds_on_head(void *ud, mesh_proxy_call_t *c, int end_stream)
+{
+    (void)c;
+    (void)end_stream;
+    collect_meta(ud, 0, "Grpc-Metadata-");
+}
+
+static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len)
+{
+    gw_req_t *r = arg;
+    if (compressed) {
+        snprintf(r->err, sizeof(r->err), "meshd: gateway: the upstream sent a compressed message");
+        r->bad_response = 1;
+        return 1;
+    }
+    if (!r->streaming) {
+        if (r->n_msgs++ > 0)
+            return 0; /* a unary call answers once: more is the upstream's error, dropped */
+        r->out.len = 0;
+        if (gw_encode_response(r->api, r->m, r->route->response_body, msg, len, &r->out, r->err,
+                               sizeof(r->err)) != 0) {
+            r->bad_response = 1;
+            return 1;
+        }
+        return 0;
+    }
+    r->n_msgs++;
+    if (!r->http_started && stream_begin(r) != 0)
+        return 1;
+    gw_buf_t json = {0};
+    /* (r->out is the line being written; the message JSON goes into its own buffer first) */
+    if (gw_encode_response(r->api, r->m, r->route->response_body, msg, len, &json, r->err,
+                           sizeof(r->err)) != 0) {
+        gw_buf_free(&json);
+        r->bad_response = 1;
+        return 1;
+    }
+    stream_write(r, json.data, json.len, NULL);
+    gw_buf_free(&json);
+    return 0;
+}
+
+/* Moves response bytes from the call to the client while the client keeps up. */
+static void pump(gw_req_t *r)
+{
+    while (r->call && !r->paused && !r->bad_response) {
+        const uint8_t *d;
+        size_t n = mesh_proxy_call_resp_peek(r->call, &d);
+        if (n == 0)
+            return;
+        int rc = mesh_grpc_deframer_feed(&r->dfr, d, n);
+        mesh_proxy_call_resp_consume(r->call, n);
+        if (rc < 0 && !r->bad_response) {
+            snprintf(r->err, sizeof(r->err),
+                     "meshd: gateway: malformed or too large message from the upstream");
+            r->bad_response = 1;
+        }
+    }
+    if (r->bad_response && r->call) {
+        mesh_proxy_call_cancel(r->call);
+        r->call = NULL;
+        if (r->http_started) {
+            gw_buf_t e = {0};
+            if (gw_error_json(MESH_GRPC_INTERNAL, r->err, strlen(r->err), &e) == 0)
+                stream_write(r, e.data, e.len, "error");
+            gw_buf_free(&e);
+            h1_conn_end(r->conn->c, r->id);
+        } else {
+            answer_error(r, 502, MESH_GRPC_INTERNAL, r->err, strlen(r->err));
+        }
+        req_free(r);
+    }
+}
+
+static void ds_on_data(void *ud, mesh_proxy_call_t *c)
+{
+    (void)c;
+    pump(ud);
+}
+
+static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *msg, size_t ml)
+{
+    gw_req_t *r = ud;
+    r->call = NULL;
+    if (!mesh_grpc_deframer_idle(&r->dfr) && status == 0) {
+        status = MESH_GRPC_INTERNAL;
+        msg = "meshd: gateway: the upstream's last message is truncated";
+        ml = strlen(msg);
+    }
+    if (r->streaming) {
+        if (r->http_started) {
+            if (status != 0) {
+                gw_buf_t e = {0};
+                if (gw_error_json(status, msg, ml, &e) == 0) {
+                    if (r->sse) {
+                        stream_write(r, e.data, e.len, "error");
+                    } else {
+                        gw_buf_t line = {0};
+                        gw_buf_put(&line, "{\"error\":", 9);
+                        gw_buf_put(&line, e.data, e.len);
+                        gw_buf_put(&line, "}", 1);
+                        stream_write(r, line.data, line.len, NULL);
+                        gw_buf_free(&line);
+                    }
+                }
+                gw_buf_free(&e);
+            }
+            h1_conn_end(r->conn->c, r->id);
+        } else if (status == 0) {
+            collect_meta(r, 0, "Grpc-Metadata-");
+            stream_begin(r);
+            h1_conn_end(r->conn->c, r->id);
+        } else {
+            answer_error(r, 0, status, msg, ml);
+        }
+        req_free(r);
+        return;
+    }
+    if (status == 0 && r->n_msgs != 1) {
+        status = MESH_GRPC_INTERNAL;
+        msg = r->n_msgs ? "meshd: gateway: the upstream answered a unary call with several messages"
+                        : "meshd: gateway: the upstream answered without a message";
+        ml = strlen(msg);
+    }
+    if (status != 0) {
+        answer_error(r, 0, status, msg, ml);
+        req_free(r);
+        return;
+    }
+    /* (the call's trailers are readable during on_end) */
+    r->call = c;
+    collect_meta(r, 1, "Grpc-Trailer-");
+    r->call = NULL;
+    size_t n;
+    const h1_conn_hdr_t *h = resp_headers(r, &json_ct, 1, &n);
+    if (h && h1_conn_respond(r->conn->c, r->id, 200, h, n, (int64_t)r->out.len + 1) == 0) {
+        h1_conn_body(r->conn->c, r->id, r->out.data, r->out.len);
+        h1_conn_body(r->conn->c, r->id, "\n", 1);
+        h1_conn_end(r->conn->c, r->id);
+    }
+    r->answered = 1;
+    req_free(r);
+}
+
+static const mesh_proxy_downstream_t ds_ops = {
+    .on_head = ds_on_head,
+    .on_data = ds_on_data,
+    .on_end = ds_on_end,
+};
+
+/* ---- HTTP requests ------------------------------------------------------------------------ */
+
+static int ieq(const char *a, size_t al, const char *b)
+{
+    size_t bl = strlen(b);
+    return al == bl && strncasecmp(a, b, bl) == 0;
+}
+
+/* Whether a lower-cased metadata name may be sent upstream (the engine writes the others). */
+static int meta_name_ok(const char *n, size_t nl)
+{
+    static const char *const reserved[] = {
+        "content-type", "te",         "grpc-timeout",     "grpc-status",
+        "connection",   "keep-alive", "proxy-connection", "transfer-encoding",
+        "upgrade",      "host",       "content-length"};
+    if (nl == 0)
+        return 0;
+    for (size_t i = 0; i < nl; i++) {
+        char ch = n[i];
+        if (ch <= ' ' || ch >= 127 || ch == ':' || (ch >= 'A' && ch <= 'Z'))
+            return 0;
+    }
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strlen(reserved[i]) == nl && memcmp(reserved[i], n, nl) == 0)
+            return 0;
+    return 1;
+}
+
+static void meta_add(gw_req_t *r, const char *n, size_t nl, const char *v, size_t vl)
+{
+    char lower[128];
+    if (nl >= sizeof(lower) || memchr(v, '\0', vl))
+        return;
+    for (size_t i = 0; i < nl; i++)
+        lower[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] + 32 : n[i]);
+    if (!meta_name_ok(lower, nl))
+        return;
+    gw_buf_put(&r->meta, lower, nl);
+    gw_buf_put(&r->meta, "", 1);
+    gw_buf_put(&r->meta, v, vl);
+    gw_buf_put(&r->meta, "", 1);
+}
+
+/* Copies the request headers that become metadata; -1 with r answered on a bad one. */
+static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
+{
+    gw_conn_t *k = r->conn;
+    const char *xff = NULL;
+    size_t xffl = 0;
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const h1_conn_hdr_t *h = &head->headers[i];
+        if (h->name_len > 14 && strncasecmp(h->name, "grpc-metadata-", 14) == 0) {
+            meta_add(r, h->name + 14, h->name_len - 14, h->value, h->value_len);
+        } else if (ieq(h->name, h->name_len, "authorization") ||
+                   ieq(h->name, h->name_len, "x-request-id") ||
+                   ieq(h->name, h->name_len, "traceparent") ||
+                   ieq(h->name, h->name_len, "tracestate")) {
+            meta_add(r, h->name, h->name_len, h->value, h->value_len);
+        } else if (ieq(h->name, h->name_len, "x-forwarded-for")) {
+            xff = h->value;
+            xffl = h->value_len;
+        } else if (ieq(h->name, h->name_len, "grpc-timeout")) {
+            uint64_t ns;
+            if (mesh_grpc_timeout_parse(h->value, h->value_len, &ns) < 0) {
+                answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT,
+                              "meshd: gateway: malformed Grpc-Timeout %.*s (e.g. 500m, 2S)",
+                              (int)(h->value_len > 32 ? 32 : h->value_len), h->value);
+                return -1;
+            }
+            r->timeout_ms = ns / 1000000 + (ns % 1000000 != 0);
+            if (r->timeout_ms == 0)
+                r->timeout_ms = 1;
+        } else if (ieq(h->name, h->name_len, "accept")) {
+            for (size_t j = 0; j + 17 <= h->value_len; j++)
+                if (strncasecmp(h->value + j, "text/event-stream", 17) == 0)
+                    r->sse = 1;
+        }
+    }
+    if (k->peer_ip[0]) {
+        char v[512];
+        int n = xff ? snprintf(v, sizeof(v), "%.*s, %s", (int)(xffl > 400 ? 400 : xffl), xff,
+                               k->peer_ip)
+                    : snprintf(v, sizeof(v), "%s", k->peer_ip);
+        meta_add(r, "x-forwarded-for", 15, v, (size_t)n);
+    }
+    uint64_t max = k->f->cfg.max_timeout_ms;
+    if (!r->timeout_ms)
+        r->timeout_ms = k->f->cfg.default_timeout_ms;
+    else if (max && r->timeout_ms > max)
+        r->timeout_ms = max;
+    return 0;
+}
+
+static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+{
+    gw_conn_t *k = ud;
+    gw_front_t *f = k->f;
+    gw_req_t *r = req_new(k, id);
+    if (!r) {
+        h1_conn_respond_error(c, id, 500, "meshd: gateway: out of memory");
+        return;
+    }
+    if (!f->api) {
+        answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE, "meshd: gateway: no API schema loaded yet");
+        return;
+    }
+    r->api = gw_api_ref(f->api);
+    gw_match_t match;
+    gw_route_result_t rr =
+        gw_routes_lookup(gw_api_routes(r->api), head->method, strlen(head->method), head->target,
+                         head->target_len, &match);
+    const char *q = memchr(head->target, '?', head->target_len);
+    int pl = (int)(q ? (size_t)(q - head->target) : head->target_len);
+    if (rr == GW_ROUTE_NOT_FOUND) {
+        answer_errorf(r, 404, MESH_GRPC_NOT_FOUND, "meshd: gateway: no route for %s %.*s",
+                      head->method, pl > 200 ? 200 : pl, head->target);
+        return;
+    }
+    if (rr == GW_ROUTE_METHOD_NOT_ALLOWED) {
+        answer_errorf(r, 405, MESH_GRPC_UNIMPLEMENTED,
+                      "meshd: gateway: method %s not allowed for %.*s", head->method,
+                      pl > 200 ? 200 : pl, head->target);
+        return;
+    }
+    r->route = match.route;
+    r->m = gw_api_method(r->api, r->route->grpc_path, strlen(r->route->grpc_path));
+    if (!r->m) {
+        answer_errorf(r, 404, MESH_GRPC_NOT_FOUND, "meshd: gateway: no method %s",
+                      r->route->grpc_path);
+        return;
+    }
+    if (r->m->kind == MESH_CALL_CLIENT_STREAMING || r->m->kind == MESH_CALL_BIDI) {
+        answer_errorf(r, 501, MESH_GRPC_UNIMPLEMENTED,
+                      "meshd: gateway: %s streams requests: not supported over HTTP/1.1 yet",
+                      r->route->grpc_path);
+        return;
+    }
+    r->streaming = r->m->kind == MESH_CALL_SERVER_STREAMING;
+    const h1_conn_hdr_t *ct = h1_conn_head_find(head, "content-type");
+    if (head->has_body && r->route->body && *r->route->body && ct &&
+        !(ct->value_len >= 16 && strncasecmp(ct->value, "application/json", 16) == 0)) {
+        answer_errorf(r, 415, MESH_GRPC_INVALID_ARGUMENT,
+                      "meshd: gateway: content-type %.*s: the body must be application/json",
+                      (int)(ct->value_len > 100 ? 100 : ct->value_len), ct->value);
+        return;
+    }
+    if (take_headers(r, head) != 0)
+        return;
+    if (gw_encode_params(r->api, r->m, &match, &r->params, r->err, sizeof(r->err)) != 0) {
+        answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: %s", r->err);
+        return;
+    }
+}
+
+static void on_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    (void)c;
+    gw_req_t *r = req_find(ud, id);
+    if (r && !r->answered && !gw_buf_put(&r->body, data, len))
+        answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
+}
+
+static void start_call(gw_req_t *r)
+{
+    gw_conn_t *k = r->conn;
+    uint8_t prefix[MESH_GRPC_PREFIX_LEN] = {0};
+    gw_buf_put(&r->pb, prefix, sizeof(prefix));
+    if (gw_encode_body(r->api, r->m, r->route->body, (const char *)r->body.data, r->body.len,
+                       &r->pb, r->err, sizeof(r->err)) != 0) {
+        answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: bad request body: %s",
+                      r->err);
+        return;
+    }
+    if (!gw_buf_put(&r->pb, r->params.data, r->params.len)) {
+        answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
+        return;
+    }
+    mesh_grpc_frame_prefix(r->pb.data, 0, (uint32_t)(r->pb.len - MESH_GRPC_PREFIX_LEN));
+    const char *p = (const char *)r->meta.data, *end = p ? p + r->meta.len : p;
+    while (p < end) {
+        mesh_proxy_field_t fl;
+        fl.name = p;
+        fl.name_len = strlen(p);
+        p += fl.name_len + 1;
+        fl.value = p;
+        fl.value_len = strlen(p);
+        p += fl.value_len + 1;
+        gw_buf_put(&r->fields, &fl, sizeof(fl));
+    }
+    mesh_proxy_call_req_t creq = {
+        .path = r->route->grpc_path,
+        .path_len = strlen(r->route->grpc_path),
+        .fields = (const mesh_proxy_field_t *)(void *)r->fields.data,
+        .n_fields = r->fields.len / sizeof(mesh_proxy_field_t),
+        .peer = (const struct sockaddr *)&k->peer,
+        .timeout_ms = r->timeout_ms,
+    };
+    if (mesh_proxy_call_start(k->f->engine, &creq, &ds_ops, r, &r->call) != 0) {
+        answer_errorf(r, 500, MESH_GRPC_INTERNAL, "meshd: gateway: cannot start the call");
+        return;
+    }
+    if (r->call)
+        mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 1);
+}
+
+static void on_end(void *ud, h1_conn_t *c, uint64_t id)
+{
+    (void)c;
+    gw_req_t *r = req_find(ud, id);
+    if (!r)
+        return;
+    if (r->answered) {
+        req_free(r);
+        return;
+    }
+    start_call(r);
+    if (r->answered && !r->call)
+        req_free(r);
+}
+
+static void on_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
+{
+    (void)c;
+    (void)status;
+    (void)why;
+    gw_req_t *r = req_find(ud, id);
+    if (r)
+        req_free(r);
+}
+
+static void on_drain(void *ud, h1_conn_t *c)
+{
+    (void)c;
+    gw_conn_t *k = ud;
+    for (gw_req_t *r = k->reqs, *next; r; r = next) {
+        next = r->next;
+        if (r->paused) {
+            r->paused = 0;
+            pump(r); /* may free r */
+        }
+    }
+}
+
+static void *on_open(void *srv_ud, h1_conn_t *c)
+{
+    gw_front_t *f = srv_ud;
+    gw_conn_t *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->f = f;
+    k->c = c;
+    const struct sockaddr *sa = h1_srv_peer(f->srv);
+    if (sa->sa_family == AF_INET) {
+        memcpy(&k->peer, sa, sizeof(struct sockaddr_in));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, k->peer_ip,
+                  sizeof(k->peer_ip));
+    } else if (sa->sa_family == AF_INET6) {
+        memcpy(&k->peer, sa, sizeof(struct sockaddr_in6));
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, k->peer_ip,
+                  sizeof(k->peer_ip));
+    }
+    k->next = f->conns;
+    if (f->conns)
+        f->conns->prev = k;
+    f->conns = k;
+    return k;
+}
+
+static void on_close(void *conn_ud)
+{
+    gw_conn_t *k = conn_ud;
+    if (!k)
+        return;
+    while (k->reqs)
+        req_free(k->reqs);
+    while (k->free_reqs) {
+        gw_req_t *r = k->free_reqs;
+        k->free_reqs = r->next;
+        req_destroy(r);
+    }
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        k->f->conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    free(k);
+}
+
+/* ---- the front end ------------------------------------------------------------------------ */
+
+gw_front_t *gw_front_new(uv_loop_t *loop, mesh_proxy_worker_t *engine, const gw_front_config_t *cfg)
+{
+    gw_front_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->loop = loop;
+    f->engine = engine;
+    f->cfg = *cfg;
+    snprintf(f->host, sizeof(f->host), "%s", cfg->host && *cfg->host ? cfg->host : "0.0.0.0");
+    f->cfg.host = f->host;
+    h1_srv_config_t hc = cfg->http;
+    hc.reuseport = 1;
+    if (!hc.name)
+        hc.name = ACTOR;
+    h1_srv_handler_t h = {
+        .on_open = on_open,
+        .on_close = on_close,
+        .cbs = {.on_head = on_head,
+                .on_body = on_body,
+                .on_end = on_end,
+                .on_error = on_error,
+                .on_drain = on_drain},
+    };
+    f->srv = h1_srv_new(loop, &hc, &h, f);
+    if (!f->srv) {
+        free(f);
+        return NULL;
+    }
+    int rc = h1_srv_listen(f->srv, f->host, cfg->port);
+    if (rc < 0) {
+        mesh_error(ACTOR, "worker %d: cannot listen on %s:%d: %s", cfg->worker_index, f->host,
+                   cfg->port, uv_strerror(rc));
+        f->freeing = 1;
+        h1_srv_close(f->srv, NULL, NULL);
+        free(f);
+        return NULL;
+    }
+    mesh_info(ACTOR, "worker %d: HTTP/JSON on %s:%d", cfg->worker_index, f->host,
+              h1_srv_port(f->srv));
+    return f;
+}
+
+int gw_front_port(const gw_front_t *f)
+{
+    return f->srv ? h1_srv_port(f->srv) : -1;
+}
+
+void gw_front_set_api(gw_front_t *f, gw_api_t *api)
+{
+    gw_api_unref(f->api);
+    f->api = api;
+}
+
+static void on_srv_closed(void *ud)
+{
+    gw_front_t *f = ud;
+    f->srv = NULL;
+    if (f->drain_done) {
+        void (*done)(void *) = f->drain_done;
+        f->drain_done = NULL;
+        done(f->drain_arg);
+    }
+    if (f->freeing) {
+        gw_api_unref(f->api);
+        free(f);
+    }
+}
+
+void gw_front_drain(gw_front_t *f, void (*done)(void *), void *arg)
+{
+    f->drain_done = done;
+    f->drain_arg = arg;
+    if (f->srv)
+        h1_srv_shutdown(f->srv, on_srv_closed, f);
+    else
+        on_srv_closed(f);
+}
+
+void gw_front_free(gw_front_t *f)
+{
+    f->drain_done = NULL;
+    f->freeing = 1;
+    /* cancel every call now, while the engine still runs */
+    for (gw_conn_t *k = f->conns; k; k = k->next)
+        for (gw_req_t *r = k->reqs; r; r = r->next)
+            if (r->call) {
+                mesh_proxy_call_cancel(r->call);
+                r->call = NULL;
+            }
+    if (f->srv)
+        h1_srv_close(f->srv, on_srv_closed, f);
+    else
+        on_srv_closed(f);
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""tests/integration/gateway/library_server.py: the gRPC server behind the gateway tests, a
+real grpcio server for gwtest.v1.Library (protos/gwtest/v1/library.proto). It needs no
+generated code: the message classes come from the FileDescriptorSet the tests give the gateway.
+
+  library_server.py --descriptor-set FILE --port P
+
+Behaviour the tests check: GetBook answers the name it was asked for (with every field set
+when full is true, after delay_ms); CreateBook returns the book with the shelf in its name;
+UpdateBook and Echo return the request; ListBooks streams count books, then fails with the
+status named in fail if any; Fail fails with the status named by its name. Every method sends
+the request's x-test metadata back as initial metadata x-echo and trailing metadata x-trail,
+and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff.
+"""
+import argparse
+import time
+from concurrent import futures
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+SVC = "gwtest.v1.Library"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--descriptor-set", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    a = ap.parse_args()
+    fds = descriptor_pb2.FileDescriptorSet()
+    with open(a.descriptor_set, "rb") as f:
+        fds.ParseFromString(f.read())
+    pool = descriptor_pool.DescriptorPool()
+    for fd in fds.file:
+        pool.Add(fd)
+    factory = message_factory.MessageFactory(pool)
+
+    def cls(name):
+        return factory.GetPrototype(pool.FindMessageTypeByName(name))
+
+    Book = cls("gwtest.v1.Book")
+    GetReq = cls("gwtest.v1.GetBookRequest")
+    CreateReq = cls("gwtest.v1.CreateBookRequest")
+    ListReq = cls("gwtest.v1.ListBooksRequest")
+
+    def meta(ctx):
+        md = dict(ctx.invocation_metadata())
+        out = []
+        if "x-test" in md:
+            out.append(("x-echo", md["x-test"]))
+        if "authorization" in md:
+            out.append(("x-saw-auth", md["authorization"]))
+        if "x-forwarded-for" in md:
+            out.append(("x-saw-xff", md["x-forwarded-for"]))
+        ctx.send_initial_metadata(out)
+        if "x-test" in md:
+            ctx.set_trailing_metadata([("x-trail", md["x-test"])])
+
+    def get_book(req, ctx):
+        meta(ctx)
+        if req.delay_ms:
+            time.sleep(req.delay_ms / 1000.0)
+        b = Book(name=req.name, title="title of " + req.name, tags=list(req.tags))
+        if req.full:
+            b.pages = 1 << 40
+            b.genre = 2
+            b.published.FromJsonString("2024-05-06T07:08:09.500Z")
+            b.rating.value = 5
+            b.author.name = "Ada"
+        return b
+
+    def create_book(req, ctx):
+        meta(ctx)
+        b = Book()
+        b.CopyFrom(req.book)
+        b.name = "shelves/%s/books/%s" % (req.shelf, req.book.name)
+        return b
+
+    def echo(req, ctx):
+        meta(ctx)
+        return req
+
+    def list_books(req, ctx):
+        meta(ctx)
+        for i in range(req.count):
+            yield Book(name="shelves/%s/books/%d" % (req.shelf, i), pages=i)
+        if req.fail:
+            ctx.abort(getattr(grpc.StatusCode, req.fail), "stream failed as asked")
+
+    def fail(req, ctx):
+        meta(ctx)
+        ctx.abort(getattr(grpc.StatusCode, req.name), "failed as asked: " + req.name)
+
+    def unary(fn, req_cls):
+        return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=req_cls.FromString,
+                                                   response_serializer=lambda m: m.SerializeToString())
+
+    handlers = {
+        "GetBook": unary(get_book, GetReq),
+        "CreateBook": unary(create_book, CreateReq),
+        "UpdateBook": unary(echo, Book),
+        "Echo": unary(echo, Book),
+        "Fail": unary(fail, GetReq),
+        "ListBooks": grpc.unary_stream_rpc_method_handler(
+            list_books, request_deserializer=ListReq.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
+    }
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                         options=[("grpc.max_receive_message_length", 64 << 20)])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SVC, handlers)])
+    server.add_insecure_port("127.0.0.1:%d" % a.port)
+    server.start()
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
