@@ -19,6 +19,9 @@
 #include "monitor/valve.h"
 #include "monitor/verdict.h"
 #include "registry/instance.h"
+#include "registry/reg_msgs.h"
+#include "registry/registry_actor.h"
+#include "registry/view.h"
 #include "transport/grpc_status.h"
 
 #define ACTOR "monitor"
@@ -32,14 +35,14 @@ enum {
 
 #define TICK_NS 200000000ull
 
-/* etcd tags: the kind in the top byte, a sequence below. */
+/* etcd tags: the kind in the top byte, a sequence below (above the registry view's kinds,
+ * registry/reg_msgs.h, which share the seam). */
 enum {
-    T_GRANT = 1,
+    T_GRANT = 0x20,
     T_CAMPAIGN,
     T_KEEPALIVE,
     T_WATCH,
     T_REVOKE,
-    T_LIST_REG,
     T_LIST_MARK,
     T_EVL_RANGE,
     T_EVL_KA,
@@ -74,7 +77,13 @@ typedef struct conn {
 typedef struct mon {
     mesh_actor_t *self;
     mon_args_t *a;
-    etcd_api_t *etcd;
+    etcd_api_t *etcd;   /* NULL: a gossip-only mesh */
+    reg_view_t *view;   /* the registrations, watch-fed (registry/view.h) */
+    int64_t synced_rev; /* the view's revision the table was last synced with */
+    int marks_stale;    /* list the markers before the next sync */
+    uint32_t rounds_since_marks;
+    mesh_routes_t *gossip; /* a gossip-only mesh: the live members' instances */
+    int gossip_dirty;      /* a new table came since the last sync */
     mon_keys_t keys;
     mon_elect_t el;
     mon_table_t table;
@@ -87,7 +96,7 @@ typedef struct mon {
     int ev_ka_inflight;
     /* the round */
     int round_active, lists_pending;
-    etcd_result_t *reg_list, *mark_list;
+    etcd_result_t *mark_list;
     mon_inst_t **queue;
     size_t q_n, q_pos, q_cap;
     slot_t *slots;
@@ -194,6 +203,7 @@ static void run_fx(mon_t *m, const mon_efxs_t *fx)
                       m->keys.leader, e->arg);
             if (!m->a->opts.dry_run)
                 evlease_start(m);
+            m->marks_stale = 1;
             start_round(m);
             break;
         case MON_EFX_STEP_DOWN:
@@ -313,6 +323,7 @@ static void on_evlease(mon_t *m, const etcd_result_t *res)
         } else if (res->err == ETCD_API_OK || etcd_result_lease_gone(res)) {
             /* gone (every marker with it): a new one */
             mesh_warn(ACTOR, "eviction lease %" PRId64 " is gone: granting a new one", m->ev_lease);
+            m->marks_stale = 1; /* every marker went with it */
             m->ev_state = 1;
             m->ev_lease = 0;
             etcd_request_t r = {.call = ETCD_CALL_LEASE_GRANT,
@@ -469,53 +480,18 @@ static void on_rpc(mon_t *m, const mesh_rpc_event_t *ev)
     pump(m);
 }
 
-static void start_round(mon_t *m)
+/* Markers are written and deleted by the leader itself, so the table follows them from its own
+ * txn results; they are listed again when this monitor becomes leader, when the eviction lease
+ * was lost (every marker with it), and every MARK_RELIST_ROUNDS rounds (an operator's delete). */
+#define MARK_RELIST_ROUNDS 12
+
+static int acting(const mon_t *m)
 {
-    if (m->round_active || !mon_elect_leading(&m->el))
-        return;
-    m->round_active = 1;
-    m->lists_pending = 2;
-    etcd_request_t r = {
-        .call = ETCD_CALL_RANGE, .tag = tag(m, T_LIST_REG), .key = m->keys.prefix, .prefix = 1};
-    submit(m, &r);
-    r.tag = tag(m, T_LIST_MARK);
-    r.key = m->keys.marker_prefix;
-    submit(m, &r);
+    return !m->etcd || mon_elect_leading(&m->el);
 }
 
-static void sync_table(mon_t *m)
+static void requeue(mon_t *m)
 {
-    uint64_t now = now_ms(m);
-    mon_table_begin_sync(&m->table);
-    size_t pl = strlen(m->keys.prefix), ml = strlen(m->keys.marker_prefix);
-    char svc[256], addr[256];
-    for (size_t k = 0; m->reg_list && k < m->reg_list->n_kvs; k++) {
-        const etcd_api_kv_t *kv = &m->reg_list->kvs[k];
-        reg_key_t key;
-        if (reg_key_parse(kv->key, kv->key_len, m->keys.prefix, pl, &key) != 0 ||
-            key.service_len >= sizeof(svc) || key.addr_len >= sizeof(addr))
-            continue;
-        reg_value_t v;
-        if (reg_value_parse(kv->value, kv->value_len, &v) != REG_VALUE_OK)
-            continue; /* not an instance record: nothing to probe */
-        snprintf(svc, sizeof(svc), "%.*s", (int)key.service_len, key.service);
-        snprintf(addr, sizeof(addr), "%.*s", (int)key.addr_len, key.addr);
-        mon_table_put_registration(&m->table, svc, addr, v.inst.zone, kv->mod_revision, kv->lease);
-        reg_value_release(&v);
-    }
-    for (size_t k = 0; m->mark_list && k < m->mark_list->n_kvs; k++) {
-        const etcd_api_kv_t *kv = &m->mark_list->kvs[k];
-        reg_key_t key;
-        if (kv->key_len <= ml ||
-            reg_key_parse(kv->key, kv->key_len, m->keys.marker_prefix, ml, &key) != 0 ||
-            key.service_len >= sizeof(svc) || key.addr_len >= sizeof(addr))
-            continue;
-        snprintf(svc, sizeof(svc), "%.*s", (int)key.service_len, key.service);
-        snprintf(addr, sizeof(addr), "%.*s", (int)key.addr_len, key.addr);
-        mon_table_put_marker(&m->table, svc, addr, reg_marker_lease(kv->value, kv->value_len),
-                             kv->mod_revision, mon_marker_evictions(kv->value, kv->value_len), now);
-    }
-    mon_table_end_sync(&m->table, now);
     if (m->q_cap < m->table.n) {
         mon_inst_t **q = realloc(m->queue, m->table.n * sizeof(*q));
         if (!q) {
@@ -532,33 +508,114 @@ static void sync_table(mon_t *m)
     m->q_pos = 0;
 }
 
+/* A gossip-only mesh: the table is the live members' instances. */
+static void sync_gossip(mon_t *m)
+{
+    uint64_t now = now_ms(m);
+    m->gossip_dirty = 0;
+    mon_table_begin_sync(&m->table);
+    for (size_t k = 0; m->gossip && k < mesh_routes_count(m->gossip); k++) {
+        const mesh_route_service_t *svc = mesh_routes_at(m->gossip, k);
+        for (size_t j = 0; j < svc->n_instances; j++)
+            mon_table_put_registration(&m->table, svc->name, svc->instances[j].addr,
+                                       svc->instances[j].zone, 0, 0);
+    }
+    mon_table_end_sync(&m->table, now);
+}
+
+/* The table from the view's entries (no parsing: the view keeps them decoded) and the markers:
+ * listed ones when a listing came, else the ones the table already follows. */
+static void sync_table(mon_t *m)
+{
+    uint64_t now = now_ms(m);
+    const reg_table_t *rt = reg_view_table(m->view);
+    mon_table_begin_sync(&m->table);
+    for (size_t b = 0; b < rt->n_buckets; b++)
+        for (const reg_entry_t *e = rt->buckets[b]; e; e = e->next)
+            if (e->valid)
+                mon_table_put_registration(&m->table, e->service, e->addr, e->zone, e->mod_revision,
+                                           e->lease);
+    m->synced_rev = reg_view_revision(m->view);
+    if (m->mark_list) {
+        size_t ml = strlen(m->keys.marker_prefix);
+        char svc[256], addr[256];
+        for (size_t k = 0; k < m->mark_list->n_kvs; k++) {
+            const etcd_api_kv_t *kv = &m->mark_list->kvs[k];
+            reg_key_t key;
+            if (kv->key_len <= ml ||
+                reg_key_parse(kv->key, kv->key_len, m->keys.marker_prefix, ml, &key) != 0 ||
+                key.service_len >= sizeof(svc) || key.addr_len >= sizeof(addr))
+                continue;
+            snprintf(svc, sizeof(svc), "%.*s", (int)key.service_len, key.service);
+            snprintf(addr, sizeof(addr), "%.*s", (int)key.addr_len, key.addr);
+            mon_table_put_marker(&m->table, svc, addr, reg_marker_lease(kv->value, kv->value_len),
+                                 kv->mod_revision, mon_marker_evictions(kv->value, kv->value_len),
+                                 now);
+        }
+        etcd_result_free(m->mark_list);
+        m->mark_list = NULL;
+    } else {
+        for (size_t k = 0; k < m->table.n; k++) {
+            mon_inst_t *i = m->table.v[k];
+            if (i->has_marker)
+                mon_table_put_marker(&m->table, i->service, i->addr, i->marker_lease,
+                                     i->marker_mod_revision, i->evictions, now);
+        }
+    }
+    mon_table_end_sync(&m->table, now);
+}
+
+static void start_round(mon_t *m)
+{
+    if (m->round_active || !acting(m))
+        return;
+    m->round_active = 1;
+    if (!m->etcd) {
+        if (m->gossip_dirty)
+            sync_gossip(m);
+        requeue(m);
+        pump(m);
+        return;
+    }
+    if (reg_view_revision(m->view) == 0) { /* no listing yet: nothing to check */
+        m->round_active = 0;
+        return;
+    }
+    if (m->marks_stale || ++m->rounds_since_marks >= MARK_RELIST_ROUNDS) {
+        m->lists_pending = 1;
+        etcd_request_t r = {.call = ETCD_CALL_RANGE,
+                            .tag = tag(m, T_LIST_MARK),
+                            .key = m->keys.marker_prefix,
+                            .prefix = 1};
+        submit(m, &r);
+        return;
+    }
+    if (m->synced_rev != reg_view_revision(m->view))
+        sync_table(m);
+    requeue(m);
+    pump(m);
+}
+
 static void on_list(mon_t *m, etcd_result_t *res)
 {
-    if (!m->round_active)
+    if (!m->round_active || m->lists_pending <= 0) {
+        etcd_result_free(res);
         return;
+    }
+    m->lists_pending = 0;
     if (res->err != ETCD_API_OK) {
-        mesh_warn(ACTOR, "listing %s failed: %s; this round checks nothing",
-                  TAG_KIND(res->tag) == T_LIST_REG ? m->keys.prefix : m->keys.marker_prefix,
+        mesh_warn(ACTOR, "listing %s failed: %s; this round checks nothing", m->keys.marker_prefix,
                   etcd_api_strerror(res->err));
-        m->lists_pending = -100; /* the other answer is ignored too */
-        etcd_result_free(m->reg_list);
-        etcd_result_free(m->mark_list);
-        m->reg_list = m->mark_list = NULL;
         m->round_active = 0;
         etcd_result_free(res);
         return;
     }
-    if (TAG_KIND(res->tag) == T_LIST_REG)
-        m->reg_list = res;
-    else
-        m->mark_list = res;
-    if (--m->lists_pending > 0)
-        return;
-    sync_table(m);
-    etcd_result_free(m->reg_list);
     etcd_result_free(m->mark_list);
-    m->reg_list = m->mark_list = NULL;
-    pump(m);
+    m->mark_list = res;
+    m->marks_stale = 0;
+    m->rounds_since_marks = 0;
+    sync_table(m);
+    requeue(m);
 }
 
 /* ---- verdicts into etcd ------------------------------------------------------------------- */
@@ -624,7 +681,7 @@ static void finish_round(mon_t *m)
     m->round_active = 0;
     m->rounds++;
     m->last_round_ms = now_ms(m);
-    if (!mon_elect_leading(&m->el))
+    if (!acting(m))
         return;
     uint64_t now = now_ms(m);
     size_t n = 0;
@@ -639,7 +696,7 @@ static void finish_round(mon_t *m)
         mon_inst_t *i = m->table.v[k];
         if (mon_verdict_should_evict(&m->table, i))
             cand[n++] = i;
-        else if (mon_verdict_should_readmit(&m->table, i, now))
+        else if (m->etcd && mon_verdict_should_readmit(&m->table, i, now))
             readmit(m, i);
     }
     size_t go = mon_valve_decide(&m->valve, &m->table, cand, n, now, say);
@@ -667,10 +724,10 @@ static void finish_round(mon_t *m)
             m->held++;
             continue;
         }
-        if (m->a->opts.dry_run) {
+        if (m->a->opts.dry_run || !m->etcd) {
             m->held++;
-            snprintf(why, sizeof(why), "dry run: would evict after %u failed checks (last: %s)",
-                     i->fails, i->last_error);
+            snprintf(why, sizeof(why), "%s: would evict after %u failed checks (last: %s)",
+                     m->etcd ? "dry run" : "no etcd: no fencing", i->fails, i->last_error);
             mesh_warn(ACTOR, "%s at %s: %s", i->service, i->addr, why);
             audit(m, AUDIT_MONITOR_EVICTION_HELD, i, why);
             i->fails = 0; /* report again after as many failures */
@@ -751,8 +808,15 @@ static void on_verdict_txn(mon_t *m, const etcd_result_t *res)
 
 static void on_etcd(mon_t *m, etcd_result_t *res)
 {
+    if (reg_view_owns_tag(res->tag)) {
+        reg_view_out_t out = {0};
+        reg_view_on_result(m->view, res, &out);
+        if (out.link_changed)
+            mesh_info(ACTOR, "registrations view: etcd %s", reg_link_name(out.link));
+        etcd_result_free(res);
+        return;
+    }
     switch (TAG_KIND(res->tag)) {
-    case T_LIST_REG:
     case T_LIST_MARK:
         on_list(m, res); /* takes res */
         if (m->round_active && m->lists_pending == 0)
@@ -788,6 +852,8 @@ static void etcd_deliver(void *ud, etcd_result_t *res)
 
 static void tick(mon_t *m)
 {
+    if (!m->etcd)
+        return;
     uint64_t now = now_ms(m);
     mon_efxs_t fx = {.n = 0};
     mon_elect_tick(&m->el, now, &fx);
@@ -825,16 +891,33 @@ static int mon_start(mesh_actor_t *self, void *arg)
                                                  .per_minute = (uint32_t)o->per_minute});
     m->n_slots = (size_t)o->max_in_flight;
     m->slots = calloc(m->n_slots, sizeof(*m->slots));
-    m->etcd = m->a->etcd_new(self, etcd_deliver, m, m->a->etcd_arg);
-    if (!m->slots || !m->etcd) {
-        mesh_error(ACTOR, "cannot start: %s", m->etcd ? "out of memory" : "no etcd client");
+    if (!m->slots) {
+        mesh_error(ACTOR, "cannot start: out of memory");
         return -1;
+    }
+    if (m->a->etcd_new) {
+        m->etcd = m->a->etcd_new(self, etcd_deliver, m, m->a->etcd_arg);
+        m->view = reg_view_new(&(reg_view_cfg_t){.prefix = m->a->prefix});
+        if (!m->etcd || !m->view) {
+            mesh_error(ACTOR, "cannot start: %s", m->etcd ? "out of memory" : "no etcd client");
+            return -1;
+        }
     }
     if (mesh_timer_start(self, TICK_NS, TICK_NS, MON_MSG_TICK, &m->tick_timer) != 0 ||
         mesh_timer_start(self, (uint64_t)o->interval_ms * 1000000u,
                          (uint64_t)o->interval_ms * 1000000u, MON_MSG_ROUND, &m->round_timer) != 0)
         return -1;
     m->a->live = m;
+    if (!m->etcd) {
+        mesh_info(ACTOR,
+                  "monitor %s: gossip-only mesh (no etcd): checking the gossip members' "
+                  "instances every %" PRId64 " ms, reporting what %" PRId64
+                  " failures would evict, evicting nothing (no fencing without etcd)",
+                  m->a->node, o->interval_ms, o->failures);
+        return 0;
+    }
+    reg_view_out_t vout = {0};
+    reg_view_start(m->view, self, m->etcd, &vout);
     mesh_info(ACTOR,
               "monitor %s: campaigning on %s (lease TTL %" PRId64 " s); checks every %" PRId64
               " ms, evict after %" PRId64 " failures, re-admit after %" PRId64 " successes%s",
@@ -867,6 +950,21 @@ static int mon_message(mesh_actor_t *self, mesh_msg_t *msg)
     case MON_MSG_ROUND:
         start_round(m);
         return 0;
+    case REG_MSG_VIEW_RETRY:
+    case REG_MSG_VIEW_FLUSH:
+        if (m->view) {
+            reg_view_out_t out = {0};
+            reg_view_on_timer(m->view, msg, &out);
+        }
+        return 0;
+    case REG_MSG_GOSSIP:
+        if (msg->ptr && !m->etcd) {
+            reg_gossip_t *g = msg->ptr;
+            mesh_routes_unref(m->gossip);
+            m->gossip = g->routes ? mesh_routes_ref(g->routes) : NULL;
+            m->gossip_dirty = 1;
+        }
+        return 0;
     default:
         return 0;
     }
@@ -884,8 +982,10 @@ static void mon_stop(mesh_actor_t *self, int reason)
         etcd_api_submit(m->etcd, &r);
     }
     mon_table_destroy(&m->table); /* frees the connections (no events) */
+    if (m->view)
+        reg_view_free(m->view);
     etcd_api_free(m->etcd);
-    etcd_result_free(m->reg_list);
+    mesh_routes_unref(m->gossip);
     etcd_result_free(m->mark_list);
     free(m->queue);
     free(m->slots);
@@ -920,18 +1020,19 @@ json_t *mon_actor_status(const mon_args_t *a)
     }
     return json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
                      "s:{s:b,s:f,s:f,s:i,s:s},s:o}",
-                     "node", a->node ? a->node : "", "role", mon_elect_state_name(m->el.state),
-                     "fence", (json_int_t)m->el.fence, "lease", (json_int_t)m->el.lease,
-                     "eviction_lease", (json_int_t)m->ev_lease, "dry_run", a->opts.dry_run,
-                     "instances", "checked", (json_int_t)registered, "failing", (json_int_t)failing,
-                     "evicted", (json_int_t)evicted, "counters", "rounds", (json_int_t)m->rounds,
-                     "checks", (json_int_t)m->checks, "check_failures",
-                     (json_int_t)m->check_failures, "evictions", (json_int_t)m->evictions,
-                     "readmissions", (json_int_t)m->readmissions, "stale_verdicts",
-                     (json_int_t)m->stale, "fenced", (json_int_t)m->fenced, "valve", "closed",
-                     m->valve.global_closed, "max_share", m->valve.cfg.max_share, "zone_share",
-                     m->valve.cfg.zone_share, "per_minute", (int)m->valve.cfg.per_minute, "reason",
-                     m->valve_reason, "verdicts", ev ? ev : json_array());
+                     "node", a->node ? a->node : "", "role",
+                     m->etcd ? mon_elect_state_name(m->el.state) : "gossip-report", "fence",
+                     (json_int_t)m->el.fence, "lease", (json_int_t)m->el.lease, "eviction_lease",
+                     (json_int_t)m->ev_lease, "dry_run", a->opts.dry_run, "instances", "checked",
+                     (json_int_t)registered, "failing", (json_int_t)failing, "evicted",
+                     (json_int_t)evicted, "counters", "rounds", (json_int_t)m->rounds, "checks",
+                     (json_int_t)m->checks, "check_failures", (json_int_t)m->check_failures,
+                     "evictions", (json_int_t)m->evictions, "readmissions",
+                     (json_int_t)m->readmissions, "stale_verdicts", (json_int_t)m->stale, "fenced",
+                     (json_int_t)m->fenced, "valve", "closed", m->valve.global_closed, "max_share",
+                     m->valve.cfg.max_share, "zone_share", m->valve.cfg.zone_share, "per_minute",
+                     (int)m->valve.cfg.per_minute, "reason", m->valve_reason, "verdicts",
+                     ev ? ev : json_array());
 }
 
 mesh_rpc_t *mon_rpc_grpc_factory(mesh_actor_t *self, const char *addr, uint64_t connect_timeout_ms,

@@ -13,6 +13,12 @@
  * evicted ones to re-admit) with at most monitor.max-in-flight calls at once and a deadline
  * each, and when the round's checks are done asks the valves (monitor/valve.h) and writes the
  * evictions and re-admissions it may. A standby only keeps its election lease alive.
+ *
+ * Without etcd (etcd_new NULL: a gossip-only mesh) there is no election and nothing to fence an
+ * eviction with: the instances come from the gossip bridge (node/gossip_bridge.h sends
+ * REG_MSG_GOSSIP, the live members' instances, to the actor it is given as its registry), every
+ * monitor checks them all, and what it would evict goes through the valves and is logged and
+ * audited as held ("no etcd: no fencing"); nothing is evicted.
  */
 #ifndef MON_MONITOR_ACTOR_H
 #define MON_MONITOR_ACTOR_H
@@ -39,7 +45,7 @@ typedef struct mon_args {
     mon_options_t opts;
     const char *prefix; /* registry prefix (NULL: the default) */
     const char *node;   /* this monitor's name (the election key's value, markers, logs) */
-    mon_etcd_factory_fn etcd_new;
+    mon_etcd_factory_fn etcd_new; /* NULL: a gossip-only mesh (report, evict nothing) */
     void *etcd_arg;
     mon_rpc_factory_fn rpc_new;
     void *rpc_arg;

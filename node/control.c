@@ -200,12 +200,12 @@ int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_
         mesh_error("node", "%s", err);
         return -1;
     }
-    a->registry = c->registry ? &c->registry_id : NULL;
+    a->registry = c->registry ? &c->registry_id : c->monitor_gossip ? &c->monitor_id : NULL;
     a->node = mesh_node_actor(node);
     snprintf(a->prefix, sizeof(a->prefix), "%s",
              cfg->etcd_prefix ? cfg->etcd_prefix : REG_DEFAULT_PREFIX);
     a->admin = mesh_node_admin(node);
-    a->routes = c->watch;
+    a->routes = c->watch || c->monitor_gossip;
     a->audit = &c->audit;
     c->gossip_on = 1;
     return add_child(c, &gsp_bridge_ops, a, 0, NULL);
@@ -250,8 +250,9 @@ int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config
             },
     };
     a->prefix = cfg->etcd_prefix;
-    a->etcd_new = reg_etcd_curl_factory;
+    a->etcd_new = cfg->etcd.n ? reg_etcd_curl_factory : NULL; /* none: gossip-only (report) */
     a->etcd_arg = &c->etcd;
+    c->monitor_gossip = cfg->etcd.n == 0;
     a->rpc_new = mon_rpc_grpc_factory;
     a->rpc_arg = mesh_node_exec(node);
     a->audit = &c->audit;
@@ -260,7 +261,7 @@ int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config
         mesh_error("monitor", "cannot serve /v1/monitor");
         return -1;
     }
-    return add_child(c, &mon_actor_ops, a, MON_ACTOR_MAILBOX, NULL);
+    return add_child(c, &mon_actor_ops, a, MON_ACTOR_MAILBOX, &c->monitor_id);
 }
 
 int node_control_start(node_control_t *c, mesh_node_t *node)

@@ -42,6 +42,8 @@ typedef struct node_control {
     gsp_bridge_args_t gossip;
     int gossip_on;
     int watch; /* the registry actor routes (node_control_registry's watch) */
+    mesh_actor_id_t monitor_id;
+    int monitor_gossip; /* a monitor without etcd: the bridge feeds it the gossip instances */
 } node_control_t;
 
 /** Initializes an empty set. */
@@ -81,8 +83,9 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
 
 /**
  * Adds the monitor actor (monitor/monitor_actor.h) with its etcd seam on cfg's endpoints and
- * its gRPC call seam; a fills its own options before. Serves GET /v1/monitor in the admin API.
- * 0 or -1.
+ * its gRPC call seam; a fills its own options before. Without etcd endpoints the monitor works
+ * from gossip (call node_control_gossip after this: the bridge feeds the monitor the live
+ * members' instances). Serves GET /v1/monitor in the admin API. 0 or -1.
  */
 int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
                          mon_args_t *a);

@@ -5,13 +5,16 @@
  * monitor's state.
  *
  * Wiring: a node (node/node.h) with one worker loop and no gRPC listener; the control actors
- * are the audit actor (node/control.h) and the monitor actor (monitor/monitor_actor.h). With
- * --admin-listen the node serves /v1/monitor.
+ * are the audit actor (node/control.h), the monitor actor (monitor/monitor_actor.h) and, with
+ * --gossip-bind, the gossip bridge: without --etcd it feeds the monitor the gossip members'
+ * instances (a gossip-only mesh: report, evict nothing). With --admin-listen the node serves
+ * /v1/monitor.
  */
 #include <string.h>
 #include <unistd.h>
 
 #include "common/log.h"
+#include "gossip/gossip_options.h"
 #include "monitor/monitor_options.h"
 #include "node/cli.h"
 #include "node/control.h"
@@ -30,10 +33,10 @@ int mesh_cli_monitor(int argc, char **argv)
     node_control_init(&control);
     mon_args_t args;
     memset(&args, 0, sizeof(args));
-    if (cfg.etcd.n == 0) {
-        /* Without etcd there is nothing to fence evictions with (docs/monitor.md). */
-        fprintf(stderr, "meshd monitor: --etcd: the monitor needs etcd (it is elected and "
-                        "evicts there); a gossip-only mesh has no monitor yet\n");
+    if (cfg.etcd.n == 0 && !gsp_options_enabled(&cfg)) {
+        fprintf(stderr, "meshd monitor: nothing to monitor: give --etcd (the registry; the "
+                        "monitor is elected and evicts there) or --gossip-bind (a gossip-only "
+                        "mesh: the monitor reports what it would evict, and evicts nothing)\n");
         goto out;
     }
     args.opts = *mon_options(&cfg);
@@ -59,7 +62,7 @@ int mesh_cli_monitor(int argc, char **argv)
         goto out;
     }
     if (node_control_monitor(&control, node, &cfg, &args) != 0 ||
-        node_control_start(&control, node) != 0)
+        node_control_gossip(&control, node, &cfg) != 0 || node_control_start(&control, node) != 0)
         goto out;
     rc = mesh_node_run(node);
 out:

@@ -20,6 +20,7 @@ does not see it), so a partition is an IP blackhole, not a link down.
   partition(A, B)    drop everything between the groups, both directions
   one_way(src, dsts) drop the packets src sends to dsts (their packets still reach src)
   isolate(n)         partition([n], everyone else)
+  drop_port(n, port) drop the TCP packets others send to n's port (a blackholed data port)
   loss(pct, nodes)   drop pct % of every packet those nodes receive (numgen random mod 100)
   heal()             remove every fault
 There is no netem in this kernel: delay and reordering are the simulator's (simulations/).
@@ -282,6 +283,13 @@ class Net:
             self._drop_from(batch, d, [src])
         self._nft(batch)
         self._log("one-way: what %s sends to %s is dropped" % (src, ",".join(dsts)))
+
+    def drop_port(self, n, port):
+        """Drops every TCP packet the others send to n's port: a blackholed data port (silent,
+        no RST), while n's own connections (to etcd, gossip) keep working."""
+        self._nft({n: ["add rule inet %s in ip saddr %s tcp dport %d drop"
+                       % (TABLE, self.subnet, port)]})
+        self._log("what the others send to %s port %d is dropped" % (n, port))
 
     def isolate(self, n):
         self.partition([n], [x for x in self.names if x != n])

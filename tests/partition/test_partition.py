@@ -27,6 +27,10 @@ Scenarios (--scenario NAME):
             s3 dies and s4 starts: p2 keeps its routing table (at least half of each service,
             the panic floor; never empty), calls through p2 fail fast; p1 is unaffected;
             after the heal p2 resyncs to etcd's view (s3 gone, s4 in) and serves again.
+  monitor   `meshd monitor` in its own namespace; s1's data port drops every packet silently
+            (nftables, tcp dport) while its sidecar keeps its etcd lease: s1's instances are
+            evicted within 3 failed checks (one monitor_eviction each), stay out while the
+            sidecar runs, and are back in etcd after the heal (one monitor_readmitted each).
 
 Exit 0 pass, 1 fail, 77 skipped (namespaces cannot be created here: not root, no nft, ...).
 By hand (as root, after building):
@@ -34,6 +38,7 @@ By hand (as root, after building):
       --proto-py build/test/proto/py --scenario halves [--hold 10] [--keep-logs] [--verbose]
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -44,7 +49,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 import netns  # noqa: E402
 from mesh import (ECHO, SKIP, Fail, Load, Mesh, Sampler, check, counters,  # noqa: E402
-                  counters_delta, wait_until)  # noqa: E402
+                  counters_delta, http_json, wait_until)  # noqa: E402
 
 # lan profile: probe 400 ms, suspicion 3 * max(1, log10 n) * 400 ms, up to 4x that without
 # confirmations: a dead node is seen dead in about 2-6 s; on a loaded 2-core CI give it 20 s.
@@ -437,12 +442,73 @@ def sc_isolate(m, a):
     check(not after, "p2 serves again after convergence: %s" % after[:5])
 
 
+def sc_monitor(m, a):
+    """The monitor's blackhole over a real network: s1's data port (its sidecar's registered
+    listener) drops every packet silently while the sidecar keeps its etcd lease; the monitor in
+    its own namespace evicts s1's instances within 3 failed checks, the sidecar stays out while
+    the marker names its lease, and after the heal the monitor re-admits them and the sidecar
+    registers again."""
+    m.start_etcd()
+    scs = [m.sidecar(s) for s in ("s1", "s2", "s3")]
+    want = {(svc, n.addr) for n in scs for svc in (ECHO, "meshd.test.Other")}
+    wait_until(lambda: (m.etcd_view() or set()) >= want, 30, "6 instances registered")
+    mon = m.net.addrs["m1"]
+    admin = "http://%s:9901" % mon
+    audit = os.path.join(m.dir, "audit-m1.jsonl")
+    interval, timeout, failures, readmit = 1.0, 0.5, 3, 2.0
+    proc = m.start("m1", "m1", [
+        a.meshd, "monitor", "--etcd", m.etcd_url, "--node", "m1", "--admin-listen",
+        "%s:9901" % mon, "--log-format", "text", "--audit-file", audit,
+        "--monitor-interval", "%gs" % interval, "--monitor-check-timeout", "%gms" % (timeout * 1000),
+        "--monitor-failures", str(failures), "--monitor-readmit-delay", "%gs" % readmit])
+
+    def status():
+        if not proc.alive():
+            raise Fail("the monitor exited: %s" % proc.output()[-2000:])
+        return http_json(admin + "/v1/monitor") or {}
+    wait_until(lambda: status().get("role") == "leader" and
+               status()["instances"]["checked"] == 6, 30, "the monitor to lead and check 6")
+    s1 = scs[0]
+    gone = {k for k in want if k[1] == s1.addr}
+    # Evicted within `failures` checks: the first failing check starts within one interval,
+    # each takes the check timeout, and the txn follows the round's end.
+    bound = (failures + 1) * interval + timeout + 1.0
+    t0 = time.monotonic()
+    m.net.drop_port("s1", int(s1.addr.rsplit(":", 1)[1]))
+    t_ev = timed(lambda: not ((m.etcd_view() or want) & gone), 20, "s1's eviction", since=t0)
+    measure("data port dropped -> evicted (bound %.1f s from the timers)" % bound, t_ev)
+    check(t_ev <= bound + 5, "evicted within %d checks (%.1f s, bound %.1f s + 5 s slack)"
+          % (failures, t_ev, bound))
+    with open(audit) as f:
+        evs = [e for e in map(json.loads, f) if e["type"] == "monitor_eviction"]
+    check(len(evs) == 2 and all(e["instance"] == s1.addr for e in evs) and
+          all("%d consecutive" % failures in e["reason"] for e in evs),
+          "one monitor_eviction per instance of s1, after %d checks: %s" % (
+              failures, [(e["service"], e["instance"], e["reason"]) for e in evs]))
+    time.sleep(3 * interval)
+    check(s1.meshd.alive(), "s1's sidecar runs (it keeps its lease)")
+    view = m.etcd_view() or set()
+    check(not (view & gone) and view >= want - gone,
+          "s1 stays out, the others stay in: %s" % sorted(view))
+    t1 = time.monotonic()
+    m.net.heal()
+    back = readmit + 2 * interval + timeout + 2.0
+    t_back = timed(lambda: (m.etcd_view() or set()) >= want, 30, "s1 re-registered", since=t1)
+    measure("heal -> s1 registered again (bound %.1f s: readmit delay + 2 checks + "
+            "re-put)" % back, t_back)
+    with open(audit) as f:
+        back_evs = [e for e in map(json.loads, f) if e["type"] == "monitor_readmitted"]
+    check(len(back_evs) == 2, "one monitor_readmitted per instance: %s" % [
+        (e["service"], e["instance"]) for e in back_evs])
+
+
 SCENARIOS = {
     "etcd": (sc_etcd, ["p1", "p2", "s1", "s2", "s3", "s4"]),
     "halves": (sc_halves, ["p1", "p2", "s1", "s2", "s3", "s4"]),
     "oneway": (sc_oneway, ["p1", "s1", "s2", "s3", "s4"]),
     "loss": (sc_loss, ["p1", "p2", "s1", "s2", "s3", "s4"]),
     "isolate": (sc_isolate, ["p1", "p2", "s1", "s2", "s3", "s4"]),
+    "monitor": (sc_monitor, ["m1", "s1", "s2", "s3"]),
 }
 
 

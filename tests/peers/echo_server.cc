@@ -5,9 +5,11 @@
  * grpc.health.v1 service and its reflection plugin (grpc.reflection.v1alpha in 1.51). It is
  * also the benchmark backend, so Unary runs on the callback API with no per-call logging.
  *
- *   meshd-echo-server-cc --port 0 --id cc1 [--host 127.0.0.1]
- * prints "listening on PORT" when ready. SIGUSR1 sets every health status NOT_SERVING,
- * SIGUSR2 sets them SERVING; SIGTERM/SIGINT stop the server.
+ *   meshd-echo-server-cc --port 0 --id cc1 [--host 127.0.0.1] [--extra-ports N]
+ * prints "listening on PORT" when ready; with --extra-ports N it listens on N more ports (each
+ * picked by the kernel, the same services on all: many instances in one process, for the
+ * monitor's benchmark) and first prints "extra ports P1,P2,...". SIGUSR1 sets every health status
+ * NOT_SERVING, SIGUSR2 sets them SERVING; SIGTERM/SIGINT stop the server.
  */
 #include <atomic>
 #include <chrono>
@@ -399,7 +401,8 @@ class OtherImpl final : public meshd::test::Other::Service
 
 void usage()
 {
-    fprintf(stderr, "usage: meshd-echo-server-cc [--host H] [--port P] [--id ID]\n");
+    fprintf(stderr,
+            "usage: meshd-echo-server-cc [--host H] [--port P] [--id ID] [--extra-ports N]\n");
     exit(2);
 }
 
@@ -408,7 +411,7 @@ void usage()
 int main(int argc, char **argv)
 {
     std::string host = "127.0.0.1";
-    int port = 0;
+    int port = 0, extra = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc)
             usage();
@@ -418,6 +421,8 @@ int main(int argc, char **argv)
             g_id = argv[++i];
         else if (strcmp(argv[i], "--host") == 0)
             host = argv[++i];
+        else if (strcmp(argv[i], "--extra-ports") == 0)
+            extra = atoi(argv[++i]);
         else
             usage();
     }
@@ -437,6 +442,9 @@ int main(int argc, char **argv)
     int selected = 0;
     b.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
                        &selected);
+    std::vector<int> extra_selected(extra > 0 ? extra : 0);
+    for (int &p : extra_selected)
+        b.AddListeningPort(host + ":0", grpc::InsecureServerCredentials(), &p);
     b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     b.SetMaxReceiveMessageSize(kMaxMessage);
     b.SetMaxSendMessageSize(kMaxMessage);
@@ -449,6 +457,12 @@ int main(int argc, char **argv)
     }
     g_server = server.get();
     set_all_health(true);
+    if (!extra_selected.empty()) {
+        printf("extra ports ");
+        for (size_t k = 0; k < extra_selected.size(); k++)
+            printf("%s%d", k ? "," : "", extra_selected[k]);
+        printf("\n");
+    }
     printf("listening on %d\n", selected);
     fflush(stdout);
 

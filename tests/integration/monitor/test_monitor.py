@@ -10,7 +10,9 @@ the blackhole is a TCP relay in this test: each sidecar advertises the relay's p
 Cases (--case NAME): blackhole (evicted after failed checks, the marker names the evicted
 lease, the sidecar stays out, re-admitted after the blackhole ends), failover (the leader is
 SIGKILLed, the standby leads within the lease TTL, one eviction only), valve (every instance
-blackholed: the safety valve holds, nothing is evicted). Timings are printed, not asserted.
+blackholed: the safety valve holds, nothing is evicted), gossip (a gossip-only mesh, no etcd:
+the monitor checks the gossip members' instances and reports and audits what it would evict,
+"no etcd: no fencing", and evicts nothing). Timings are printed, not asserted.
 """
 import argparse
 import base64
@@ -116,10 +118,11 @@ def start_pods(env, n):
     return pods
 
 
-def start_monitor(env, name, extra=()):
+def start_monitor(env, name, extra=(), etcd=True):
     ap = free_port()
     audit = os.path.join(env.dir, "audit-%s.jsonl" % name)
-    argv = [env.args.meshd, "monitor", "--etcd", env.etcd_url, "--node", name,
+    argv = [env.args.meshd, "monitor"] + (["--etcd", env.etcd_url] if etcd else []) + [
+            "--node", name,
             "--admin-listen", "127.0.0.1:%d" % ap, "--log-format", "text",
             "--audit-file", audit,
             "--monitor-interval", "1s", "--monitor-check-timeout", "500ms",
@@ -220,7 +223,51 @@ def case_valve(env):
     check(not audit_events(mon, "monitor_eviction"), "no eviction event")
 
 
-CASES = {"blackhole": case_blackhole, "failover": case_failover, "valve": case_valve}
+def case_gossip(env):
+    seed = free_port()
+    pods = []
+    for k in range(3):
+        app = env.start_app("py", "a%d" % k)
+        lp = free_port()
+        relay = Relay(lp)
+        gport = seed if k == 0 else free_port()
+        extra = ["--advertise", relay.addr, "--gossip-bind", "127.0.0.1:%d" % gport,
+                 "--node", "pod%d" % k, "--gossip-profile", "local"]
+        if k:
+            extra += ["--gossip-join", "127.0.0.1:%d" % seed]
+        sc = env.start_sidecar(app.addr, "s%d" % k, listen_port=lp, extra=extra)
+        pods.append((app, sc, relay))
+    mon = start_monitor(env, "m1", etcd=False,
+                        extra=["--gossip-bind", "127.0.0.1:%d" % free_port(),
+                               "--gossip-join", "127.0.0.1:%d" % seed,
+                               "--gossip-profile", "local"])
+    check(admin(mon.admin)["role"] == "gossip-report", "the monitor reports only: %s" %
+          admin(mon.admin))
+    wait_until(lambda: admin(mon.admin)["instances"]["checked"] == 6, 20,
+               "6 instances (3 pods x 2 services) from gossip checked")
+    _, _, relay = pods[0]
+    t0 = time.time()
+    relay.black = True
+
+    def held():
+        return [e for e in audit_events(mon, "monitor_eviction_held")
+                if e.get("instance") == relay.addr and e["service"] == SERVICE]
+    wait_until(held, 20, "the would-be eviction audited")
+    t_held = time.time() - t0
+    ev = held()[0]
+    check("no etcd: no fencing" in ev["reason"] and "would evict" in ev["reason"],
+          "the held event says why: %s" % ev)
+    check(not audit_events(mon, "monitor_eviction"), "no eviction event")
+    st = admin(mon.admin)
+    check(st["counters"]["evictions"] == 0 and st["instances"]["evicted"] == 0,
+          "nothing evicted: %s" % st)
+    check(all(sc.alive() for _, sc, _ in pods), "every sidecar runs")
+    print("MEASURE gossip-only: blackhole-to-reported %.1f s (interval 1 s, 3 failures)" %
+          t_held)
+
+
+CASES = {"blackhole": case_blackhole, "failover": case_failover, "valve": case_valve,
+         "gossip": case_gossip}
 
 
 def main():
