@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "node/admin_metrics.h"
 #include "node/admin_options.h"
 
 #define LOG "admin"
@@ -28,6 +29,11 @@ typedef struct routes_src {
     void *ud;
 } routes_src_t;
 
+typedef struct metrics_src {
+    mesh_admin_metrics_fn fn;
+    void *ud;
+} metrics_src_t;
+
 #define NODE_SECTIONS 8
 
 struct mesh_admin {
@@ -40,6 +46,8 @@ struct mesh_admin {
     json_ep_t *eps;
     routes_src_t *srcs;
     size_t n_srcs, cap_srcs;
+    metrics_src_t *msrcs;
+    size_t n_msrcs, cap_msrcs;
     char address[300];
 };
 
@@ -183,6 +191,39 @@ void mesh_admin_collect_routes(mesh_admin_t *a, mesh_admin_routes_t *list)
         a->srcs[i].fn(a->srcs[i].ud, list);
 }
 
+/* ---- metrics collectors ------------------------------------------------------------------- */
+
+int mesh_admin_add_metrics(mesh_admin_t *a, mesh_admin_metrics_fn fn, void *ud)
+{
+    if (a->n_msrcs == a->cap_msrcs) {
+        size_t nc = a->cap_msrcs ? a->cap_msrcs * 2 : 8;
+        metrics_src_t *ns = realloc(a->msrcs, nc * sizeof(*ns));
+        if (!ns)
+            return -1;
+        a->msrcs = ns;
+        a->cap_msrcs = nc;
+    }
+    a->msrcs[a->n_msrcs++] = (metrics_src_t){fn, ud};
+    return 0;
+}
+
+int mesh_admin_remove_metrics(mesh_admin_t *a, mesh_admin_metrics_fn fn, void *ud)
+{
+    for (size_t i = 0; i < a->n_msrcs; i++)
+        if (a->msrcs[i].fn == fn && a->msrcs[i].ud == ud) {
+            memmove(&a->msrcs[i], &a->msrcs[i + 1], (a->n_msrcs - i - 1) * sizeof(*a->msrcs));
+            a->n_msrcs--;
+            return 0;
+        }
+    return -1;
+}
+
+void mesh_admin_collect_metrics(mesh_admin_t *a, prom_t *p)
+{
+    for (size_t i = 0; i < a->n_msrcs && !prom_failed(p); i++)
+        a->msrcs[i].fn(a->msrcs[i].ud, p);
+}
+
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
@@ -192,7 +233,7 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
         return NULL;
     h1_server_config_t hc = {.name = LOG, .max_connections = 32};
     a->http = h1_server_new(loop, &hc);
-    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0) {
+    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0 || mesh_admin_metrics_init(a) != 0) {
         mesh_admin_close(a);
         return NULL;
     }
@@ -241,5 +282,6 @@ void mesh_admin_close(mesh_admin_t *a)
         free(ep);
     }
     free(a->srcs);
+    free(a->msrcs);
     free(a);
 }
