@@ -18,6 +18,7 @@
 #include "audit/audit_io.h"
 #include "audit/audit_load.h"
 #include "node/node.h"
+#include "node/control_metrics.h"
 #include "node/gossip_bridge.h"
 #include "monitor/monitor_actor.h"
 #include "node/sidecar_actor.h"
@@ -41,7 +42,8 @@ typedef struct node_control {
     sc_args_t sidecar;
     gsp_bridge_args_t gossip;
     int gossip_on;
-    int watch; /* the registry actor routes (node_control_registry's watch) */
+    int watch;                      /* the registry actor routes (node_control_registry's watch) */
+    node_reg_metrics_t reg_metrics; /* the registry view's figures for /metrics */
 } node_control_t;
 
 /** Initializes an empty set. */
