@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
 #include "node/admin_metrics.h"
@@ -49,6 +50,8 @@ struct mesh_admin {
     metrics_src_t *msrcs;
     size_t n_msrcs, cap_msrcs;
     char address[300];
+    char token[MESH_ADMIN_TOKEN_MAX + 1]; /* "" when none is required */
+    size_t token_len;
 };
 
 /* ---- JSON endpoints ------------------------------------------------------------------------ */
@@ -224,6 +227,51 @@ void mesh_admin_collect_metrics(mesh_admin_t *a, prom_t *p)
         a->msrcs[i].fn(a->msrcs[i].ud, p);
 }
 
+/* ---- the bearer token ------------------------------------------------------------------------ */
+
+/* Equal in a time that depends on the expected length only, not on where they differ. */
+static int same_token(const char *got, size_t got_len, const char *want, size_t want_len)
+{
+    volatile unsigned char d = got_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        d |= (unsigned char)(want[i] ^ (i < got_len ? got[i] : 0));
+    return d == 0;
+}
+
+/* The guard of every request: the probes pass, the rest need the token (when one is set). */
+static int token_guard(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    mesh_admin_t *a = ud;
+    if (!a->token_len || h1_req_path_is(req, "/livez") || h1_req_path_is(req, "/readyz"))
+        return 0;
+    const char *v = req->authorization;
+    size_t n = req->authorization_len;
+    if (v && n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+        v += 7, n -= 7;
+        while (n && *v == ' ')
+            v++, n--;
+        if (same_token(v, n, a->token, a->token_len))
+            return 0;
+    }
+    const char *msg = req->authorization
+                          ? "{\"error\":\"meshd: admin: the bearer token is wrong\"}"
+                          : "{\"error\":\"meshd: admin: this endpoint needs Authorization: Bearer "
+                            "<token> (the node runs with --admin-token-file)\"}";
+    h1_body_write(b, msg, strlen(msg));
+    h1_body_set_header(b, "WWW-Authenticate: Bearer realm=\"meshd-admin\"");
+    return 401;
+}
+
+int mesh_admin_set_token(mesh_admin_t *a, const char *token)
+{
+    size_t n = token ? strlen(token) : 0;
+    if (n > MESH_ADMIN_TOKEN_MAX)
+        return -1;
+    memcpy(a->token, token ? token : "", n + 1);
+    a->token_len = n;
+    return 0;
+}
+
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
@@ -233,6 +281,8 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
         return NULL;
     h1_server_config_t hc = {.name = LOG, .max_connections = 32};
     a->http = h1_server_new(loop, &hc);
+    if (a->http)
+        h1_server_set_guard(a->http, token_guard, a);
     if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0 || mesh_admin_metrics_init(a) != 0) {
         mesh_admin_close(a);
         return NULL;
@@ -255,7 +305,14 @@ int mesh_admin_listen(mesh_admin_t *a, const char *spec)
     }
     snprintf(a->address, sizeof(a->address), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
              h1_server_port(a->http));
-    mesh_info(LOG, "admin API on http://%s/v1/", a->address);
+    mesh_info(LOG, "admin API on http://%s/v1/ (web page http://%s/, metrics /metrics)%s",
+              a->address, a->address, a->token_len ? ", bearer token required" : "");
+    if (!a->token_len && strcmp(host, "127.0.0.1") && strcmp(host, "::1") &&
+        strcmp(host, "localhost"))
+        mesh_warn(LOG,
+                  "the admin API listens on %s without a token: anyone who reaches it sees the "
+                  "routes and members (--admin-token-file protects it)",
+                  a->address);
     return 0;
 }
 

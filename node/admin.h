@@ -58,6 +58,13 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop);
  */
 int mesh_admin_listen(mesh_admin_t *a, const char *spec);
 
+/**
+ * Requires "Authorization: Bearer <token>" on every endpoint but /livez and /readyz (compared
+ * in constant time; others get 401 {"error": ...} with WWW-Authenticate: Bearer). token NULL
+ * lifts the requirement. Copied. 0, or -1 when too long.
+ */
+int mesh_admin_set_token(mesh_admin_t *a, const char *token);
+
 /** The bound address as "host:port" (empty before mesh_admin_listen succeeded). */
 const char *mesh_admin_address(const mesh_admin_t *a);
 

@@ -917,6 +917,15 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
     if (!spec || !*spec || n->admin)
         return 0;
     n->admin = mesh_admin_new(mesh_exec_uv_loop(n->exec, 0));
+    const char *tf = mesh_admin_options(n->cfg)->token_file;
+    if (n->admin && tf && *tf) {
+        char tok[MESH_ADMIN_TOKEN_MAX + 1], err[512];
+        if (mesh_admin_token_read(tf, tok, sizeof(tok), err, sizeof(err)) < 0 ||
+            mesh_admin_set_token(n->admin, tok) != 0) {
+            mesh_error("node", "%s", err);
+            return -1;
+        }
+    }
     if (!n->admin || mesh_admin_add_json(n->admin, "/v1/node", admin_node, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/routes", admin_routes, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/policy", admin_policy, n) != 0 ||
