@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "node/admin_metrics.h"
 #include "node/admin_options.h"
+#include "node/admin_page.h"
 
 #define LOG "admin"
 
@@ -93,6 +94,16 @@ int mesh_admin_add_json(mesh_admin_t *a, const char *path, mesh_admin_json_fn fn
     ep->next = a->eps;
     a->eps = ep;
     return 0;
+}
+
+json_t *mesh_admin_json_of(mesh_admin_t *a, const char *path, const h1_req_t *req, int *status)
+{
+    json_ep_t *ep = *find_ep(a, path);
+    *status = 404;
+    if (!ep)
+        return NULL;
+    *status = 200;
+    return ep->fn(ep->ud, req, status);
 }
 
 int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud)
@@ -283,7 +294,8 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
     a->http = h1_server_new(loop, &hc);
     if (a->http)
         h1_server_set_guard(a->http, token_guard, a);
-    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0 || mesh_admin_metrics_init(a) != 0) {
+    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0 || mesh_admin_metrics_init(a) != 0 ||
+        mesh_admin_page_init(a) != 0) {
         mesh_admin_close(a);
         return NULL;
     }

@@ -78,6 +78,11 @@ int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud
 /** Adds a JSON endpoint. 0, or -1 when the path is taken. */
 int mesh_admin_add_json(mesh_admin_t *a, const char *path, mesh_admin_json_fn fn, void *ud);
 
+/** Runs the JSON endpoint of path as a GET would (the web page renders from them): its new
+ *  tree, with *status set, or NULL when path has no JSON endpoint or the handler failed. */
+struct json_t *mesh_admin_json_of(mesh_admin_t *a, const char *path, const h1_req_t *req,
+                                  int *status);
+
 /** Removes an endpoint (an actor that stops or restarts removes what it added). 0 or -1. */
 int mesh_admin_remove(mesh_admin_t *a, const char *path);
 
