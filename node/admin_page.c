@@ -117,16 +117,21 @@ static json_t *api(mesh_admin_t *a, const char *path, const h1_req_t *req)
     return o;
 }
 
-static void header(h1_body_t *b, json_t *node)
+static void header(h1_body_t *b, json_t *node, int members, int monitor)
 {
     const char *name = json_string_value(json_object_get(node, "node"));
     w(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
          "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-         "<title>meshd ");
+         "<link rel=\"icon\" href=\"data:,\"><title>meshd ");
     esc(b, name);
     w(b, "</title><style>");
     h1_body_write(b, mesh_webui_css, mesh_webui_css_len);
-    w(b, "</style></head><body><header><span id=\"live\" class=\"muted\">static</span>"
+    /* The script asks only for the endpoints this node serves (a 404 is a console error). */
+    w(b, "</style></head><body data-members=\"");
+    w(b, members ? "1" : "0");
+    w(b, "\" data-monitor=\"");
+    w(b, monitor ? "1" : "0");
+    w(b, "\"><header><span id=\"live\" class=\"muted\">static</span>"
          "<h1>meshd <span id=\"node-name\">");
     esc(b, name);
     w(b, "</span></h1><p>roles: <span id=\"node-roles\">");
@@ -322,7 +327,7 @@ static int page_handler(void *ud, const h1_req_t *req, h1_body_t *b)
     json_t *node = api(a, "/v1/node", req), *routes = api(a, "/v1/routes", req);
     json_t *members = api(a, MESH_ADMIN_MEMBERS_PATH, req), *audit = api(a, "/v1/audit", req);
     json_t *mon = api(a, "/v1/monitor", req);
-    header(b, node);
+    header(b, node, members != NULL, mon != NULL);
     routes_section(b, routes);
     members_section(b, members);
     monitor_section(b, mon);

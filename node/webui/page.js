@@ -1,7 +1,8 @@
 /* node/webui/page.js: the admin web page's live refresh (embedded into meshd at build time).
  * The server renders every table first (readable without JavaScript); this script fetches the
  * JSON API (/v1/node, /v1/routes, /v1/members, /v1/audit, /v1/monitor) and /metrics every two
- * seconds and rebuilds the same tables with DOM nodes (textContent only: nothing the mesh
+ * seconds (members and monitor only when the node served them as the page was made) and
+ * rebuilds the same tables with DOM nodes (textContent only: nothing the mesh
  * says is ever parsed as HTML). A token kept in sessionStorage ("meshd-admin-token") is sent
  * as a bearer token. */
 "use strict";
@@ -151,8 +152,11 @@
 
   function refresh() {
     var now = Date.now();
-    Promise.all([get("/v1/node"), get("/v1/routes"), get("/v1/members"), get("/v1/audit"),
-                 get("/v1/monitor"), get("/metrics", true)]).then(function (r) {
+    var body = document.body.dataset;
+    Promise.all([get("/v1/node"), get("/v1/routes"),
+                 body.members === "1" ? get("/v1/members") : null, get("/v1/audit"),
+                 body.monitor === "1" ? get("/v1/monitor") : null,
+                 get("/metrics", true)]).then(function (r) {
       if (r[0]) renderNode(r[0]);
       if (r[1]) renderRoutes(r[1]);
       renderMembers(r[2]);
