@@ -30,6 +30,15 @@ typedef struct mesh_ev_breaker {
 /** Breaker states in mesh_ev_breaker_t (policy/breaker.h's values, checked there). */
 enum { MESH_EV_BREAKER_CLOSED = 0, MESH_EV_BREAKER_OPEN = 1, MESH_EV_BREAKER_HALF_OPEN = 2 };
 
+/** MESH_EV_STATS's own fields: the worker's connection figures (counters as deltas since the
+ *  last report, like a, b, c; gauges as they are now). */
+typedef struct mesh_ev_stats {
+    uint64_t upstream_conns;      /* upstream connections opened (delta) */
+    uint64_t client_conns;        /* client connections accepted (delta) */
+    uint64_t upstream_conns_open; /* gauge */
+    uint64_t endpoints;           /* gauge: upstream endpoints held */
+} mesh_ev_stats_t;
+
 /** A call the policy chain refused (MESH_EV_POLICY): everything its audit record needs,
  *  truncated to fit. */
 typedef struct mesh_ev_policy {
@@ -60,13 +69,15 @@ typedef struct mesh_event {
         char text[96];             /* NUL-terminated, truncated to fit */
         mesh_ev_breaker_t breaker; /* MESH_EV_BREAKER */
         mesh_ev_policy_t policy;   /* MESH_EV_POLICY */
+        mesh_ev_stats_t stats;     /* MESH_EV_STATS */
         char pad[352];
     };
 } mesh_event_t;
 
 /** Event types of the runtime and the node. */
 enum {
-    MESH_EV_STATS = 1,   /* a = calls, b = calls the mesh failed, c = retries (since the last) */
+    MESH_EV_STATS = 1,   /* a = calls, b = calls the mesh failed, c = retries (since the last);
+                            connections in .stats */
     MESH_EV_BREAKER = 2, /* a = 1 when the circuit opened; c = when, Unix time in microseconds;
                             the transition in .breaker */
     MESH_EV_POLICY = 3,  /* a call refused: c = when, Unix time in microseconds; a = refusals

@@ -863,6 +863,11 @@ void audit_actor_get_stats(const audit_args_t *a, audit_actor_stats_t *out)
     }
 }
 
+const char *audit_actor_sink_name(const audit_args_t *a)
+{
+    return mode_name(a->cfg.mode);
+}
+
 json_t *audit_actor_status(const audit_args_t *a)
 {
     const audit_actor_t *st = a->live;

@@ -99,6 +99,9 @@ extern const mesh_actor_ops_t audit_actor_ops;
  */
 json_t *audit_actor_status(const audit_args_t *a);
 
+/** The sink's name: "kafka", "file" or "off". */
+const char *audit_actor_sink_name(const audit_args_t *a);
+
 /** Counters for tests and benchmarks (the actor's loop; zeros when it is not running). */
 typedef struct audit_actor_stats {
     int link; /* 0 connecting, 1 connected, 2 spooling */

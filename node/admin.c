@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/log.h"
+#include "node/admin_metrics.h"
 #include "node/admin_options.h"
+#include "node/admin_page.h"
 
 #define LOG "admin"
 
@@ -28,6 +31,11 @@ typedef struct routes_src {
     void *ud;
 } routes_src_t;
 
+typedef struct metrics_src {
+    mesh_admin_metrics_fn fn;
+    void *ud;
+} metrics_src_t;
+
 #define NODE_SECTIONS 8
 
 struct mesh_admin {
@@ -40,7 +48,11 @@ struct mesh_admin {
     json_ep_t *eps;
     routes_src_t *srcs;
     size_t n_srcs, cap_srcs;
+    metrics_src_t *msrcs;
+    size_t n_msrcs, cap_msrcs;
     char address[300];
+    char token[MESH_ADMIN_TOKEN_MAX + 1]; /* "" when none is required */
+    size_t token_len;
 };
 
 /* ---- JSON endpoints ------------------------------------------------------------------------ */
@@ -82,6 +94,16 @@ int mesh_admin_add_json(mesh_admin_t *a, const char *path, mesh_admin_json_fn fn
     ep->next = a->eps;
     a->eps = ep;
     return 0;
+}
+
+json_t *mesh_admin_json_of(mesh_admin_t *a, const char *path, const h1_req_t *req, int *status)
+{
+    json_ep_t *ep = *find_ep(a, path);
+    *status = 404;
+    if (!ep)
+        return NULL;
+    *status = 200;
+    return ep->fn(ep->ud, req, status);
 }
 
 int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud)
@@ -183,6 +205,84 @@ void mesh_admin_collect_routes(mesh_admin_t *a, mesh_admin_routes_t *list)
         a->srcs[i].fn(a->srcs[i].ud, list);
 }
 
+/* ---- metrics collectors ------------------------------------------------------------------- */
+
+int mesh_admin_add_metrics(mesh_admin_t *a, mesh_admin_metrics_fn fn, void *ud)
+{
+    if (a->n_msrcs == a->cap_msrcs) {
+        size_t nc = a->cap_msrcs ? a->cap_msrcs * 2 : 8;
+        metrics_src_t *ns = realloc(a->msrcs, nc * sizeof(*ns));
+        if (!ns)
+            return -1;
+        a->msrcs = ns;
+        a->cap_msrcs = nc;
+    }
+    a->msrcs[a->n_msrcs++] = (metrics_src_t){fn, ud};
+    return 0;
+}
+
+int mesh_admin_remove_metrics(mesh_admin_t *a, mesh_admin_metrics_fn fn, void *ud)
+{
+    for (size_t i = 0; i < a->n_msrcs; i++)
+        if (a->msrcs[i].fn == fn && a->msrcs[i].ud == ud) {
+            memmove(&a->msrcs[i], &a->msrcs[i + 1], (a->n_msrcs - i - 1) * sizeof(*a->msrcs));
+            a->n_msrcs--;
+            return 0;
+        }
+    return -1;
+}
+
+void mesh_admin_collect_metrics(mesh_admin_t *a, prom_t *p)
+{
+    for (size_t i = 0; i < a->n_msrcs && !prom_failed(p); i++)
+        a->msrcs[i].fn(a->msrcs[i].ud, p);
+}
+
+/* ---- the bearer token ------------------------------------------------------------------------ */
+
+/* Equal in a time that depends on the expected length only, not on where they differ. */
+static int same_token(const char *got, size_t got_len, const char *want, size_t want_len)
+{
+    volatile unsigned char d = got_len != want_len;
+    for (size_t i = 0; i < want_len; i++)
+        d |= (unsigned char)(want[i] ^ (i < got_len ? got[i] : 0));
+    return d == 0;
+}
+
+/* The guard of every request: the probes pass, the rest need the token (when one is set). */
+static int token_guard(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    mesh_admin_t *a = ud;
+    if (!a->token_len || h1_req_path_is(req, "/livez") || h1_req_path_is(req, "/readyz"))
+        return 0;
+    const char *v = req->authorization;
+    size_t n = req->authorization_len;
+    if (v && n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
+        v += 7, n -= 7;
+        while (n && *v == ' ')
+            v++, n--;
+        if (same_token(v, n, a->token, a->token_len))
+            return 0;
+    }
+    const char *msg = req->authorization
+                          ? "{\"error\":\"meshd: admin: the bearer token is wrong\"}"
+                          : "{\"error\":\"meshd: admin: this endpoint needs Authorization: Bearer "
+                            "<token> (the node runs with --admin-token-file)\"}";
+    h1_body_write(b, msg, strlen(msg));
+    h1_body_set_header(b, "WWW-Authenticate: Bearer realm=\"meshd-admin\"");
+    return 401;
+}
+
+int mesh_admin_set_token(mesh_admin_t *a, const char *token)
+{
+    size_t n = token ? strlen(token) : 0;
+    if (n > MESH_ADMIN_TOKEN_MAX)
+        return -1;
+    memcpy(a->token, token ? token : "", n + 1);
+    a->token_len = n;
+    return 0;
+}
+
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
@@ -192,7 +292,10 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
         return NULL;
     h1_server_config_t hc = {.name = LOG, .max_connections = 32};
     a->http = h1_server_new(loop, &hc);
-    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0) {
+    if (a->http)
+        h1_server_set_guard(a->http, token_guard, a);
+    if (!a->http || mesh_admin_set_members(a, NULL, NULL) != 0 || mesh_admin_metrics_init(a) != 0 ||
+        mesh_admin_page_init(a) != 0) {
         mesh_admin_close(a);
         return NULL;
     }
@@ -214,7 +317,14 @@ int mesh_admin_listen(mesh_admin_t *a, const char *spec)
     }
     snprintf(a->address, sizeof(a->address), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host,
              h1_server_port(a->http));
-    mesh_info(LOG, "admin API on http://%s/v1/", a->address);
+    mesh_info(LOG, "admin API on http://%s/v1/ (web page http://%s/, metrics /metrics)%s",
+              a->address, a->address, a->token_len ? ", bearer token required" : "");
+    if (!a->token_len && strcmp(host, "127.0.0.1") && strcmp(host, "::1") &&
+        strcmp(host, "localhost"))
+        mesh_warn(LOG,
+                  "the admin API listens on %s without a token: anyone who reaches it sees the "
+                  "routes and members (--admin-token-file protects it)",
+                  a->address);
     return 0;
 }
 
@@ -241,5 +351,6 @@ void mesh_admin_close(mesh_admin_t *a)
         free(ep);
     }
     free(a->srcs);
+    free(a->msrcs);
     free(a);
 }

@@ -14,8 +14,10 @@
  *   GET /v1/members  the gossip membership: served only once the gossip layer registered
  *                    its handler with mesh_admin_set_members(); until then 404 with
  *                    {"error":"gossip is not enabled on this node"}
- * Metrics and the registry web page are meant to be added the same way (mesh_admin_add for
- * any content type, mesh_admin_add_json for JSON).
+ *   GET /metrics     Prometheus text (node/admin_metrics.h): the process families, then every
+ *                    collector added with mesh_admin_add_metrics()
+ *   GET /            the web page (node/admin_page.h)
+ * Subsystems add endpoints with mesh_admin_add (any content type) or mesh_admin_add_json.
  *
  * JSON is built with jansson and streamed into the answer by json_dump_callback (no second
  * copy of the text). A tree for 10k instances is a few MB for the length of one request;
@@ -32,6 +34,7 @@
 
 #include <uv.h>
 
+#include "common/prom.h"
 #include "node/admin_routes.h"
 #include "transport/http1_server.h"
 
@@ -55,6 +58,13 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop);
  */
 int mesh_admin_listen(mesh_admin_t *a, const char *spec);
 
+/**
+ * Requires "Authorization: Bearer <token>" on every endpoint but /livez and /readyz (compared
+ * in constant time; others get 401 {"error": ...} with WWW-Authenticate: Bearer). token NULL
+ * lifts the requirement. Copied. 0, or -1 when too long.
+ */
+int mesh_admin_set_token(mesh_admin_t *a, const char *token);
+
 /** The bound address as "host:port" (empty before mesh_admin_listen succeeded). */
 const char *mesh_admin_address(const mesh_admin_t *a);
 
@@ -67,6 +77,11 @@ int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud
 
 /** Adds a JSON endpoint. 0, or -1 when the path is taken. */
 int mesh_admin_add_json(mesh_admin_t *a, const char *path, mesh_admin_json_fn fn, void *ud);
+
+/** Runs the JSON endpoint of path as a GET would (the web page renders from them): its new
+ *  tree, with *status set, or NULL when path has no JSON endpoint or the handler failed. */
+struct json_t *mesh_admin_json_of(mesh_admin_t *a, const char *path, const h1_req_t *req,
+                                  int *status);
 
 /** Removes an endpoint (an actor that stops or restarts removes what it added). 0 or -1. */
 int mesh_admin_remove(mesh_admin_t *a, const char *path);
@@ -108,6 +123,23 @@ int mesh_admin_remove_routes_source(mesh_admin_t *a, mesh_admin_routes_fn fn, vo
 
 /** Runs every routes source on list, in order. */
 void mesh_admin_collect_routes(mesh_admin_t *a, mesh_admin_routes_t *list);
+
+/** Writes some metric families into p (GET /metrics): a collector owns its families' names
+ *  (every sample of a family right after its header, common/prom.h). On the control loop;
+ *  reads state, never blocks. */
+typedef void (*mesh_admin_metrics_fn)(void *ud, prom_t *p);
+
+/**
+ * Adds a collector of GET /metrics (node/admin_metrics.h). Collectors run in the order they
+ * were added, after the process families. 0, or -1 on OOM.
+ */
+int mesh_admin_add_metrics(mesh_admin_t *a, mesh_admin_metrics_fn fn, void *ud);
+
+/** Removes a collector added with the same fn and ud (in the actor's stop). 0, or -1. */
+int mesh_admin_remove_metrics(mesh_admin_t *a, mesh_admin_metrics_fn fn, void *ud);
+
+/** Runs every collector on p, in order. */
+void mesh_admin_collect_metrics(mesh_admin_t *a, prom_t *p);
 
 /** Closes the listener and the connections, and frees the admin once they are closed (on the
  *  loop; the loop must run for that). NULL is ignored. */

@@ -4,6 +4,8 @@
  */
 #include "node/admin_options.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,14 +40,71 @@ static int check_listen(const void *field, int replaced, const char *v, char *er
     return 0;
 }
 
+int mesh_admin_token_read(const char *path, char *out, size_t cap, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read the admin token file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char buf[MESH_ADMIN_TOKEN_MAX + 64];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    int bad_read = ferror(f);
+    fclose(f);
+    if (bad_read) {
+        snprintf(err, errlen, "cannot read the admin token file %s", path);
+        return -1;
+    }
+    size_t b = 0, e = n;
+    while (b < e && isspace((unsigned char)buf[b]))
+        b++;
+    while (e > b && isspace((unsigned char)buf[e - 1]))
+        e--;
+    if (e == b) {
+        snprintf(err, errlen, "the admin token file %s is empty", path);
+        return -1;
+    }
+    if (e - b > MESH_ADMIN_TOKEN_MAX || n == sizeof(buf) || cap <= e - b) {
+        snprintf(err, errlen, "the admin token in %s is longer than %d bytes", path,
+                 MESH_ADMIN_TOKEN_MAX);
+        return -1;
+    }
+    for (size_t i = b; i < e; i++)
+        if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f) {
+            snprintf(err, errlen,
+                     "the admin token in %s holds a space or a byte that is not visible ASCII",
+                     path);
+            return -1;
+        }
+    memcpy(out, buf + b, e - b);
+    out[e - b] = '\0';
+    return (int)(e - b);
+}
+
+static int check_token_file(const void *field, int replaced, const char *v, char *err,
+                            size_t errlen)
+{
+    char tok[MESH_ADMIN_TOKEN_MAX + 1];
+    if (*v && mesh_admin_token_read(v, tok, sizeof(tok), err, errlen) < 0)
+        return -1;
+    return 0;
+}
+
 static const mesh_config_opt_t opts[] = {
     {.name = "admin.listen",
      .type = MESH_OPT_STR,
      .off = offsetof(mesh_admin_options_t, listen),
      .roles = MESH_ROLE_PROXY | MESH_ROLE_SIDECAR | MESH_ROLE_GATEWAY | MESH_ROLE_MONITOR,
-     .help = "HOST:PORT of the admin HTTP API (/v1/node, /v1/routes, /v1/members); PORT or "
-             ":PORT alone listen on 127.0.0.1",
+     .help = "HOST:PORT of the admin HTTP API (/, /metrics, /v1/...); PORT or :PORT alone "
+             "listen on 127.0.0.1",
      .check = check_listen},
+    {.name = "admin.token-file",
+     .type = MESH_OPT_STR,
+     .off = offsetof(mesh_admin_options_t, token_file),
+     .roles = MESH_ROLE_PROXY | MESH_ROLE_SIDECAR | MESH_ROLE_GATEWAY | MESH_ROLE_MONITOR,
+     .help = "file holding a bearer token every admin endpoint but /livez and /readyz then "
+             "requires (Authorization: Bearer TOKEN)",
+     .check = check_token_file},
 };
 
 const mesh_config_section_t mesh_admin_options_section = {

@@ -162,6 +162,10 @@ size_t mesh_admin_routes_count(const mesh_admin_routes_t *l)
 int mesh_admin_routes_add_table(mesh_admin_routes_t *l, const mesh_routes_t *t)
 {
     size_t ns = t ? mesh_routes_count(t) : 0;
+    /* Into an empty listing a table's records go in as they are and are sorted once (a table
+     * holds each (service, address) once): a lookup per record would sort again after every
+     * out-of-order append, O(n^2 log n) for 10k instances. */
+    int fresh = l->n == 0;
     for (size_t i = 0; i < ns; i++) {
         const mesh_route_service_t *s = mesh_routes_at(t, i);
         for (size_t j = 0; j < s->n_instances; j++) {
@@ -177,7 +181,7 @@ int mesh_admin_routes_add_table(mesh_admin_routes_t *l, const mesh_routes_t *t)
                 .source = in->source,
                 .state = MESH_ADMIN_ROUTE_ROUTABLE,
             };
-            if (mesh_admin_routes_put(l, &r) != 0)
+            if ((fresh ? append(l, &r) : mesh_admin_routes_put(l, &r)) != 0)
                 return -1;
         }
     }

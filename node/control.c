@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "gossip/gossip_options.h"
 #include "node/admin.h"
+#include "node/control_metrics.h"
 
 void node_control_init(node_control_t *c)
 {
@@ -62,7 +63,8 @@ int node_control_audit(node_control_t *c, mesh_node_t *node, const mesh_config_t
     }
     mesh_node_set_audit(node, &c->audit);
     mesh_admin_t *admin = mesh_node_admin(node);
-    if (admin && mesh_admin_add_json(admin, "/v1/audit", admin_audit, c) != 0) {
+    if (admin && (mesh_admin_add_json(admin, "/v1/audit", admin_audit, c) != 0 ||
+                  mesh_admin_add_metrics(admin, node_audit_metrics_write, &c->audit_args) != 0)) {
         mesh_error("audit", "cannot serve /v1/audit");
         return -1;
     }
@@ -183,7 +185,12 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
         .snapshot_path = cfg->snapshot_file,
         .subscriber = watch ? mesh_node_actor(node) : 0,
         .link_subscriber = mesh_node_actor(node), /* etcd's state in the admin API */
+        .on_view = watch ? node_reg_metrics_on_view : NULL,
+        .hooks_ud = &c->reg_metrics,
     };
+    mesh_admin_t *admin = mesh_node_admin(node);
+    if (watch && admin && mesh_admin_add_metrics(admin, node_reg_metrics_write, &c->reg_metrics))
+        return -1;
     c->registry = reg_actor_args_new(&rc, static_routes);
     if (!c->registry)
         return -1;
@@ -257,7 +264,8 @@ int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config
     a->rpc_arg = mesh_node_exec(node);
     a->audit = &c->audit;
     mesh_admin_t *admin = mesh_node_admin(node);
-    if (admin && mesh_admin_add_json(admin, "/v1/monitor", admin_monitor, a) != 0) {
+    if (admin && (mesh_admin_add_json(admin, "/v1/monitor", admin_monitor, a) != 0 ||
+                  mesh_admin_add_metrics(admin, node_monitor_metrics_write, a) != 0)) {
         mesh_error("monitor", "cannot serve /v1/monitor");
         return -1;
     }

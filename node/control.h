@@ -18,6 +18,7 @@
 #include "audit/audit_io.h"
 #include "audit/audit_load.h"
 #include "node/node.h"
+#include "node/control_metrics.h"
 #include "node/gossip_bridge.h"
 #include "monitor/monitor_actor.h"
 #include "node/sidecar_actor.h"
@@ -44,6 +45,7 @@ typedef struct node_control {
     int watch; /* the registry actor routes (node_control_registry's watch) */
     mesh_actor_id_t monitor_id;
     int monitor_gossip; /* a monitor without etcd: the bridge feeds it the gossip instances */
+    node_reg_metrics_t reg_metrics; /* the registry view's figures for /metrics */
 } node_control_t;
 
 /** Initializes an empty set. */

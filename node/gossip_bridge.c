@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -456,6 +457,59 @@ static json_t *node_json(void *ud)
         refused ? refused : json_object());
 }
 
+/* GET /metrics: the gossip families, from the mirror and the actor's last counters (once a
+ * second). */
+static void gossip_metrics(void *ud, prom_t *p)
+{
+    bridge_t *b = ud;
+    uint64_t by[4] = {0};
+    for (size_t i = 0; i < b->n; i++)
+        by[b->ms[i]->state & 3]++;
+    prom_family(p, "meshd_gossip_members", PROM_GAUGE,
+                "Gossip members by SWIM state, this node included.");
+    for (int st = 0; st < 4; st++) {
+        prom_label_t l[] = {{"state", state_name((gsp_state_t)st)}};
+        prom_sample_u64(p, "meshd_gossip_members", l, 1, by[st]);
+    }
+    prom_one(p, "meshd_gossip_awareness", PROM_GAUGE,
+             "Lifeguard's local health score (0 = healthy; higher stretches probe timeouts).",
+             b->stats.awareness);
+    prom_one(p, "meshd_gossip_incarnation", PROM_GAUGE, "This node's SWIM incarnation.",
+             b->stats.incarnation);
+    const gsp_swim_stats_t *w = &b->stats.swim;
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } c[] = {
+#define C(f, h) {"meshd_gossip_" #f "_total", h, offsetof(gsp_swim_stats_t, f)}
+        C(probes, "Direct probes sent."),
+        C(probe_acks, "Probe acknowledgements received."),
+        C(indirect_probes, "Indirect probes asked of other members."),
+        C(stream_probes, "Probes retried over TCP after no UDP answer."),
+        C(suspicions, "Members this node began to suspect."),
+        C(refutations, "Suspicions of this node that it refuted."),
+        C(deaths, "Members declared dead."),
+        C(push_pulls, "Full state exchanges."),
+        C(late_timers, "Timers that fired late (a stalled loop)."),
+        C(bad_messages, "Messages that did not decode."),
+        C(sent_datagrams, "Datagrams sent."),
+        C(recv_datagrams, "Datagrams received."),
+        C(sent_bytes, "Bytes sent in datagrams."),
+        C(recv_bytes, "Bytes received in datagrams."),
+#undef C
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        prom_family(p, c[i].name, PROM_COUNTER, c[i].help);
+        prom_sample_u64(p, c[i].name, NULL, 0, *(const uint64_t *)((const char *)w + c[i].off));
+    }
+    prom_family(p, "meshd_gossip_refused_total", PROM_COUNTER,
+                "Packets refused by the seal, by cause (auth, label, version, ...).");
+    for (int e = 1; e < GSP_SEAL_NERR; e++) {
+        prom_label_t l[] = {{"cause", gsp_seal_errname(e)}};
+        prom_sample_u64(p, "meshd_gossip_refused_total", l, 1, b->stats.actor.refused[e]);
+    }
+}
+
 /* /v1/routes: the instances of owners SWIM declares dead that the table dropped are listed as
  * owner_dead. */
 static void routes_source(void *ud, mesh_admin_routes_t *list)
@@ -603,6 +657,7 @@ static int br_start(mesh_actor_t *self, void *arg)
         mesh_admin_set_members(b->a->admin, members_json, b);
         mesh_admin_add_routes_source(b->a->admin, routes_source, b);
         mesh_admin_set_node_section(b->a->admin, "gossip", node_json, b);
+        mesh_admin_add_metrics(b->a->admin, gossip_metrics, b);
     }
     return 0;
 }
@@ -698,6 +753,7 @@ static void br_stop(mesh_actor_t *self, int reason)
         mesh_admin_set_members(b->a->admin, NULL, NULL);
         mesh_admin_remove_routes_source(b->a->admin, routes_source, b);
         mesh_admin_set_node_section(b->a->admin, "gossip", NULL, NULL);
+        mesh_admin_remove_metrics(b->a->admin, gossip_metrics, b);
     }
     for (size_t i = 0; i < b->n; i++) {
         free(b->ms[i]->meta);

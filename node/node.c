@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "node/admin.h"
 #include "node/admin_options.h"
+#include "node/node_metrics.h"
 #include "node/node_msgs.h"
 #include "policy/breaker.h"
 #include "policy/chain.h"
@@ -106,14 +107,17 @@ static void wk_report(node_wk_t *w)
         return;
     mesh_proxy_stats_t s;
     mesh_proxy_worker_stats(w->engine, &s);
-    if (s.calls == w->last.calls && s.calls_failed == w->last.calls_failed &&
-        s.retries == w->last.retries)
+    if (!memcmp(&s, &w->last, sizeof(s)))
         return;
     mesh_event_t e = {.type = MESH_EV_STATS,
                       .worker = (uint32_t)w->index,
                       .a = s.calls - w->last.calls,
                       .b = s.calls_failed - w->last.calls_failed,
                       .c = s.retries - w->last.retries};
+    e.stats = (mesh_ev_stats_t){.upstream_conns = s.upstream_conns - w->last.upstream_conns,
+                                .client_conns = s.client_conns - w->last.client_conns,
+                                .upstream_conns_open = s.upstream_conns_open,
+                                .endpoints = s.endpoints};
     if (mesh_evring_push(&w->ring, &e) == 0)
         w->last = s;
 }
@@ -268,6 +272,7 @@ typedef struct node_state {
     int finished;
     uint64_t predrain_timer, drain_timer;
     uint64_t calls, failed, retries; /* totals reported by the workers */
+    node_metrics_t metrics;          /* the rest of what /metrics shows (node/node_metrics.h) */
 } node_state_t;
 
 static void finish(node_state_t *st)
@@ -534,8 +539,10 @@ static void take_events(node_state_t *st, int i)
                 st->calls += ev[j].a;
                 st->failed += ev[j].b;
                 st->retries += ev[j].c;
+                node_metrics_stats(&st->metrics, i, &ev[j].stats);
             } else if (ev[j].type == MESH_EV_BREAKER) {
                 log_breaker(&ev[j], i);
+                node_metrics_breaker(&st->metrics, i, &ev[j].breaker);
                 audit[na++] = ev[j];
             } else if (ev[j].type == MESH_EV_POLICY) {
                 audit[na++] = ev[j]; /* a refused call: recorded, not logged one by one */
@@ -549,9 +556,22 @@ static void take_events(node_state_t *st, int i)
     audit_batch(st, audit, na);
     mesh_evring_done(ring);
     uint64_t dropped = mesh_evring_take_dropped(ring);
+    st->metrics.events_dropped += dropped;
     if (dropped)
         mesh_warn("node", "worker %d: %llu events dropped (its event ring was full)", i,
                   (unsigned long long)dropped);
+}
+
+/* GET /metrics: the node's families. */
+static void node_collect(void *ud, prom_t *p)
+{
+    node_state_t *st = ud;
+    node_metrics_view_t v = {.calls = st->calls,
+                             .failed = st->failed,
+                             .retries = st->retries,
+                             .routes = st->n->routes,
+                             .etcd = mesh_node_etcd_state(st->n)};
+    node_metrics_write(&st->metrics, &v, p);
 }
 
 static int node_start(mesh_actor_t *self, void *arg)
@@ -559,6 +579,11 @@ static int node_start(mesh_actor_t *self, void *arg)
     node_state_t *st = mesh_state(self);
     st->n = arg;
     st->self = self;
+    if (node_metrics_init(&st->metrics, st->n->nworkers) != 0 ||
+        (st->n->admin && mesh_admin_add_metrics(st->n->admin, node_collect, st) != 0)) {
+        mesh_error("node", "out of memory for the metrics");
+        return -1;
+    }
     st->live = st->n->nworkers;
     for (int i = 0; i < st->n->nworkers; i++)
         if (!st->n->wk[i].engine)
@@ -679,6 +704,7 @@ static void node_stop(mesh_actor_t *self, int reason)
         mesh_admin_close(st->n->admin);
         st->n->admin = NULL;
     }
+    node_metrics_destroy(&st->metrics);
 }
 
 static const mesh_actor_ops_t node_ops = {
@@ -968,6 +994,15 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
     if (!spec || !*spec || n->admin)
         return 0;
     n->admin = mesh_admin_new(mesh_exec_uv_loop(n->exec, 0));
+    const char *tf = mesh_admin_options(n->cfg)->token_file;
+    if (n->admin && tf && *tf) {
+        char tok[MESH_ADMIN_TOKEN_MAX + 1], err[512];
+        if (mesh_admin_token_read(tf, tok, sizeof(tok), err, sizeof(err)) < 0 ||
+            mesh_admin_set_token(n->admin, tok) != 0) {
+            mesh_error("node", "%s", err);
+            return -1;
+        }
+    }
     if (!n->admin || mesh_admin_add_json(n->admin, "/v1/node", admin_node, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/routes", admin_routes, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/policy", admin_policy, n) != 0 ||

@@ -6,6 +6,7 @@
  *   meshd routes  --admin HOST:PORT [--json]         GET /v1/routes
  *   meshd members --admin HOST:PORT [--json]         GET /v1/members
  *   meshd audit status --admin HOST:PORT [--json]    GET /v1/audit
+ *   (each also takes --admin-token-file PATH, or MESHD_ADMIN_TOKEN_FILE: the bearer token)
  *
  * Exit codes: 0 shown; 1 the node could not be reached or answered an error (its JSON is
  * printed); 2 bad flags (with the usage).
@@ -51,7 +52,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
 
 /* GETs path from the admin at addr. Returns the HTTP status (body in *out), or -1 with the
  * reason in err. */
-static long get(const char *addr, const char *path, buf_t *out, char *err, size_t errlen)
+static long get(const char *addr, const char *path, const char *token, buf_t *out, char *err,
+                size_t errlen)
 {
     char host[256];
     int port;
@@ -79,6 +81,18 @@ static long get(const char *addr, const char *path, buf_t *out, char *err, size_
     c->easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
     c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     c->easy_setopt(e, CURLOPT_NOPROXY, "*"); /* a loopback admin, never through http_proxy */
+    struct curl_slist *headers = NULL;
+    char auth[MESH_ADMIN_TOKEN_MAX + 32];
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        headers = c->slist_append(NULL, auth);
+        if (!headers) {
+            snprintf(err, errlen, "out of memory");
+            c->easy_cleanup(e);
+            return -1;
+        }
+        c->easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+    }
     CURLcode rc = c->easy_perform(e);
     long status = -1;
     if (rc != CURLE_OK)
@@ -88,6 +102,8 @@ static long get(const char *addr, const char *path, buf_t *out, char *err, size_
     else
         c->easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     c->easy_cleanup(e);
+    if (headers)
+        c->slist_free_all(headers);
     return out->oom ? -1 : status;
 }
 
@@ -311,9 +327,10 @@ static int print_audit(json_t *o, FILE *out)
 static int usage(const char *cmd)
 {
     fprintf(stderr,
-            "usage: meshd %s --admin HOST:PORT [--json]\n\n"
+            "usage: meshd %s --admin HOST:PORT [--admin-token-file PATH] [--json]\n\n"
             "Asks a running node's admin API (its --admin-listen) for its %s:\n"
-            "a table, or with --json the server's JSON as it is.\n",
+            "a table, or with --json the server's JSON as it is. --admin-token-file sends\n"
+            "the node's bearer token (the node's own --admin-token-file).\n",
             cmd,
             strcmp(cmd, "routes") == 0    ? "routes"
             : strcmp(cmd, "members") == 0 ? "gossip members"
@@ -324,7 +341,7 @@ static int usage(const char *cmd)
 static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *), int argc,
                char **argv)
 {
-    const char *admin = NULL;
+    const char *admin = NULL, *token_file = NULL;
     int json = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
@@ -333,6 +350,10 @@ static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *)
             admin = argv[++i];
         } else if (strncmp(argv[i], "--admin=", 8) == 0) {
             admin = argv[i] + 8;
+        } else if (strcmp(argv[i], "--admin-token-file") == 0 && i + 1 < argc) {
+            token_file = argv[++i];
+        } else if (strncmp(argv[i], "--admin-token-file=", 19) == 0) {
+            token_file = argv[i] + 19;
         } else {
             fprintf(stderr, "meshd %s: unknown argument '%s'\n", cmd, argv[i]);
             return usage(cmd);
@@ -348,9 +369,16 @@ static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *)
         fprintf(stderr, "meshd %s: --admin: '%s' is not HOST:PORT\n", cmd, admin);
         return usage(cmd);
     }
+    char token[MESH_ADMIN_TOKEN_MAX + 1], err[512];
+    if (!token_file)
+        token_file = getenv("MESHD_ADMIN_TOKEN_FILE");
+    if (token_file && *token_file &&
+        mesh_admin_token_read(token_file, token, sizeof(token), err, sizeof(err)) < 0) {
+        fprintf(stderr, "meshd %s: %s\n", cmd, err);
+        return 2;
+    }
     buf_t b = {0};
-    char err[512];
-    long status = get(admin, path, &b, err, sizeof(err));
+    long status = get(admin, path, token_file && *token_file ? token : NULL, &b, err, sizeof(err));
     int rc = 1;
     if (status < 0) {
         fprintf(stderr, "meshd %s: cannot reach admin at %s: %s\n", cmd, admin, err);
@@ -361,6 +389,9 @@ static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *)
     if (status != 200) {
         if (status == 404 && strcmp(path, MESH_ADMIN_MEMBERS_PATH) == 0)
             fprintf(stderr, "meshd %s: gossip is not enabled on this node (%s)\n", cmd, admin);
+        else if (status == 401)
+            fprintf(stderr, "meshd %s: %s wants a bearer token: %s\n", cmd, admin,
+                    token_file ? "the token is wrong" : "give --admin-token-file PATH");
         else
             fprintf(stderr, "meshd %s: %s answered %ld\n", cmd, admin, status);
         if (b.len)

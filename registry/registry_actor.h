@@ -48,9 +48,9 @@ typedef struct reg_actor_cfg {
      *  the view's link when watching, else whether the registrations' etcd calls get answers
      *  (an answer with an etcd error counts as reachable). 0: nobody. */
     mesh_actor_id_t link_subscriber;
-    /** Observation hook for tests and simulations, on the actor's thread: called after every
-     *  step of the view (an etcd result or a timer), with published set when it produced a
-     *  table; and with view NULL at each start of the actor (a restart: the previous view is
+    /** Observation hook (tests, simulations, the node's metrics), on the actor's thread: called
+     * after every step of the view (an etcd result or a timer), with published set when it produced
+     * a table; and with view NULL at each start of the actor (a restart: the previous view is
      *  gone). */
     void (*on_view)(void *ud, const reg_view_t *view, int published);
     void *hooks_ud;

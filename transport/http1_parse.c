@@ -114,6 +114,7 @@ static void parse_connection(const char *v, size_t n, int *close_, int *keep)
 int h1_parse(const char *buf, size_t len, h1_req_t *req)
 {
     memset(req, 0, sizeof(*req));
+    req->authorization = NULL;
     size_t limit = len < H1_MAX_HEAD ? len : H1_MAX_HEAD;
     size_t pos = 0, end = 0;
     int empties = 0, have_line = 0, headers = 0, close_ = 0, keep = 0;
@@ -176,6 +177,11 @@ int h1_parse(const char *buf, size_t len, h1_req_t *req)
             if (body >= 0 && body != x)
                 return H1_PARSE_BAD;
             body = x;
+        } else if (name_is(line, c, "authorization")) {
+            if (req->authorization)
+                return H1_PARSE_BAD; /* which one would count? */
+            req->authorization = v;
+            req->authorization_len = vn;
         } else if (name_is(line, c, "transfer-encoding")) {
             return H1_PARSE_BAD;
         }

@@ -4,8 +4,8 @@
  * Bytes in -> a complete request, "need more", or an error with the HTTP status to answer.
  * It parses the request line and headers (RFC 9112 grammar, strict: CRLF or bare LF line
  * ends, no obsolete line folding), pulls out what a probe server needs (method, path, version,
- * Connection, Content-Length) and points into the caller's buffer: nothing is copied or
- * allocated. Requests with a body are accepted when Content-Length is small (the body is
+ * Connection, Content-Length, Authorization) and points into the caller's buffer: nothing is copied
+ * or allocated. Requests with a body are accepted when Content-Length is small (the body is
  * skipped); Transfer-Encoding is refused.
  */
 #ifndef H1_PARSE_H
@@ -47,6 +47,10 @@ typedef struct {
     size_t head_len;
     /** Bytes of the body that follows the head. */
     size_t body_len;
+    /** The Authorization header's value (trimmed), NULL when absent; a request with two is
+     *  malformed (400). */
+    const char *authorization;
+    size_t authorization_len;
 } h1_req_t;
 
 /** Parses one request from buf[0..len). Returns the total length of the request (head +

@@ -28,6 +28,7 @@ struct h1_body {
     size_t max; /* the server's max_response */
     int failed; /* a write did not fit */
     const char *type;
+    const char *header; /* one more header line, or NULL */
     char *inl;
 };
 
@@ -53,6 +54,8 @@ struct h1_server {
     h1_route_t *routes; /* sorted by path */
     size_t n_routes, cap_routes;
     probe_conn_t *conns;
+    h1_guard_fn guard;
+    void *guard_ud;
     void (*on_closed)(void *ud);
     void *on_closed_ud;
 };
@@ -96,6 +99,7 @@ static void body_release(h1_body_t *b)
     b->len = 0;
     b->failed = 0;
     b->type = "application/json";
+    b->header = NULL;
 }
 
 int h1_body_write(h1_body_t *b, const void *data, size_t len)
@@ -170,6 +174,11 @@ int h1_body_json(h1_body_t *b, const json_t *j)
 void h1_body_set_type(h1_body_t *b, const char *content_type)
 {
     b->type = content_type ? content_type : "application/json";
+}
+
+void h1_body_set_header(h1_body_t *b, const char *line)
+{
+    b->header = line;
 }
 
 size_t h1_body_len(const h1_body_t *b)
@@ -270,6 +279,10 @@ static const char *reason_phrase(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -355,9 +368,10 @@ static void conn_respond(probe_conn_t *c, int status, int keep_alive, int minor,
                      "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n"
-                     "%s%s\r\n",
+                     "%s%s%s%s\r\n",
                      status, reason_phrase(status), c->body.type, body_len,
-                     allow ? "Allow: GET, HEAD\r\n" : "",
+                     allow ? "Allow: GET, HEAD\r\n" : "", c->body.header ? c->body.header : "",
+                     c->body.header ? "\r\n" : "",
                      !keep_alive  ? "Connection: close\r\n"
                      : minor == 0 ? "Connection: keep-alive\r\n"
                                   : "");
@@ -425,6 +439,14 @@ static void conn_answer(probe_conn_t *c, const h1_req_t *req)
         set_body(c, "{\"error\":\"method not allowed\",\"allow\":[\"GET\",\"HEAD\"]}");
         conn_respond(c, 405, req->keep_alive, req->minor, 0, 1);
         return;
+    }
+    if (s->guard) {
+        body_release(&c->body);
+        int status = s->guard(s->guard_ud, req, &c->body);
+        if (status) {
+            conn_respond(c, status, req->keep_alive, req->minor, head_only, 0);
+            return;
+        }
     }
     const h1_route_t *r = find_route(s, req);
     if (!r) {
@@ -586,6 +608,12 @@ int h1_server_listen(h1_server_t *s, const char *host, int port)
                                         : ntohs(((struct sockaddr_in *)&got)->sin_port);
     mesh_debug(s->name, "HTTP server listening on %s:%d", host, s->port);
     return 0;
+}
+
+void h1_server_set_guard(h1_server_t *s, h1_guard_fn fn, void *ud)
+{
+    s->guard = fn;
+    s->guard_ud = ud;
 }
 
 int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)

@@ -55,6 +55,10 @@ int h1_body_json(h1_body_t *b, const struct json_t *j);
  *  "application/json". */
 void h1_body_set_type(h1_body_t *b, const char *content_type);
 
+/** Adds one header line to the answer ("WWW-Authenticate: Bearer", no CR LF; a string that
+ *  outlives the answer; NULL removes it). */
+void h1_body_set_header(h1_body_t *b, const char *line);
+
 /** Bytes written so far. */
 size_t h1_body_len(const h1_body_t *b);
 
@@ -68,6 +72,13 @@ void h1_body_reset(h1_body_t *b);
  * pointers are valid during the call only.
  */
 typedef int (*h1_handler_fn)(void *ud, const h1_req_t *req, h1_body_t *b);
+
+/**
+ * Decides whether a request may be answered, before its path is looked up (so an unknown path
+ * tells nothing either): returns 0 to go on, or the HTTP status to answer with the body the
+ * guard wrote into b (401 with {"error": ...}, and a header line with h1_body_set_header).
+ */
+typedef int (*h1_guard_fn)(void *ud, const h1_req_t *req, h1_body_t *b);
 
 /** Limits and names of a server; zeros mean the defaults. */
 typedef struct {
@@ -96,6 +107,9 @@ h1_server_t *h1_server_new(uv_loop_t *loop, const h1_server_config_t *cfg);
  * server's loop (or before it runs).
  */
 int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud);
+
+/** Sets the guard every GET and HEAD passes first (fn NULL: none). */
+void h1_server_set_guard(h1_server_t *s, h1_guard_fn fn, void *ud);
 
 /** Removes path from the table; 0, or -1 when it was not there. */
 int h1_server_remove(h1_server_t *s, const char *path);

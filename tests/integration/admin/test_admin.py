@@ -137,7 +137,8 @@ def case_static(c):
           "/v1/policy: no policy block: trace only, health and reflection exempt: %s" % body)
     st, body, _ = http_get(admin, "/v1/nope")
     check(st == 404 and body["path"] == "/v1/nope" and
-          body["paths"] == ["/v1/audit", "/v1/members", "/v1/node", "/v1/policy", "/v1/routes"],
+          body["paths"] == ["/", "/metrics", "/v1/audit", "/v1/members", "/v1/node", "/v1/policy",
+                          "/v1/routes"],
           "unknown path: 404 listing the paths: %s" % body)
 
     rc, out, err = meshd_cli(c.args, "routes", "--admin", "127.0.0.1:%d" % admin)
@@ -167,7 +168,7 @@ def case_static(c):
     check(rc == 1 and err.startswith("meshd routes: cannot reach admin at 127.0.0.1:%d: " % dead),
           "unreachable admin: exit 1, the address and the reason")
     rc, out, err = meshd_cli(c.args, "routes", "--bogus")
-    check(rc == 2 and "usage: meshd routes --admin HOST:PORT [--json]" in err,
+    check(rc == 2 and "usage: meshd routes --admin HOST:PORT [--admin-token-file PATH] [--json]" in err,
           "unknown flag: usage, exit 2")
     rc, out, err = meshd_cli(c.args, "members")
     check(rc == 2 and "--admin HOST:PORT is required" in err, "missing --admin: exit 2")

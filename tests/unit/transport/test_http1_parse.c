@@ -21,6 +21,13 @@ int main(void)
     CHECK(h1_req_method_is(&r, "GET") && h1_req_path_is(&r, "/readyz"));
     CHECK(r.minor == 1 && r.keep_alive && r.body_len == 0);
     CHECK(r.query_len == 3 && memcmp(r.query, "x=1", 3) == 0);
+    CHECK(r.authorization == NULL && r.authorization_len == 0);
+
+    /* Authorization: trimmed value, any case of the name; two of them are refused. */
+    CHECK(parse("GET /v1/node HTTP/1.1\r\nauthorization:  Bearer abc \r\n\r\n", &r) > 0);
+    CHECK(r.authorization_len == 10 && memcmp(r.authorization, "Bearer abc", 10) == 0);
+    CHECK(parse("GET / HTTP/1.1\r\nAuthorization: a\r\nAUTHORIZATION: b\r\n\r\n", &r) ==
+          H1_PARSE_BAD);
 
     /* Query parameters: found, decoded, absent, malformed, too long. */
     {
