@@ -47,15 +47,23 @@ size_t mon_valve_decide(mon_valve_t *v, const mon_table_t *t, mon_inst_t *const 
     size_t registered, evicted;
     mon_table_counts(t, &registered, &evicted, NULL);
     size_t total = registered + evicted;
-    if ((double)(evicted + n) > v->cfg.max_share * (double)total) {
+    /* Registered instances whose last check failed count too: when the monitor itself is cut
+     * off, every check starts failing within one interval, but the instances reach the failure
+     * threshold in different rounds; counting only the candidates would let the first few go. */
+    size_t failing = 0;
+    for (size_t k = 0; k < t->n; k++)
+        failing += t->v[k]->state == MON_INST_REGISTERED && t->v[k]->fails > 0;
+    if (failing < n)
+        failing = n; /* the candidates are failing instances themselves */
+    if ((double)(evicted + failing) > v->cfg.max_share * (double)total) {
         for (size_t i = 0; i < n; i++)
             say[i] = MON_VALVE_GLOBAL;
         v->held_global += n;
         v->global_closed = 1;
         snprintf(v->reason, sizeof(v->reason),
-                 "safety valve: evicting %zu more of %zu instances (%zu evicted already) would "
-                 "exceed %.0f%%; evicting none",
-                 n, total, evicted, v->cfg.max_share * 100);
+                 "safety valve: %zu of %zu instances failing (%zu of them eviction candidates, "
+                 "%zu evicted already) would exceed %.0f%%; evicting none",
+                 failing, total, n, evicted, v->cfg.max_share * 100);
         return 0;
     }
     v->global_closed = 0;

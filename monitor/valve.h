@@ -4,8 +4,11 @@
  * A monitor cut off from the network sees every instance fail; it must not empty the
  * registry. Before each batch of evictions the leader asks the valves, in this order:
  *
- *   - global: if the instances evicted already plus this batch would exceed `max_share` of
- *     all known instances (registered + evicted), nothing is evicted in this round;
+ *   - global: if the instances evicted already plus every registered instance whose last
+ *     check failed (this batch among them) would exceed `max_share` of all known instances
+ *     (registered + evicted), nothing is evicted in this round. Counting the failing ones, not
+ *     only the candidates, closes the valve in the round a cut-off monitor sees the first
+ *     failures reach the threshold, although the instances reach it in different rounds;
  *   - zone: likewise per zone (`zone_share` of the zone's instances), for instances that
  *     registered a zone; a zone over its share keeps all of its candidates;
  *   - rate: at most `per_minute` evictions per minute (a token bucket holding at most that
