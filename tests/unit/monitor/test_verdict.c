@@ -147,12 +147,40 @@ static void test_valves(void)
     mon_table_destroy(&t);
 }
 
+/* A cut-off monitor: every check fails, but the instances reach the threshold in different
+ * rounds. One candidate while 6 of 10 are failing must be held, not evicted alone. */
+static void test_valve_counts_failing(void)
+{
+    mon_table_t t;
+    mon_table_init(&t, NULL);
+    mon_table_begin_sync(&t);
+    mon_inst_t *v[10];
+    for (int k = 0; k < 10; k++)
+        v[k] = reg(&t, k, "");
+    mon_table_end_sync(&t, 0);
+    mon_valve_t valve;
+    mon_valve_init(&valve, NULL);
+    mon_valve_say_t say[1];
+    for (int k = 0; k < 6; k++)
+        v[k]->fails = k == 0 ? 3 : 1;
+    CHECK_EQ(mon_valve_decide(&valve, &t, v, 1, 0, say), 0);
+    CHECK_EQ(say[0], MON_VALVE_GLOBAL);
+    CHECK_CONTAINS(valve.reason, "6 of 10 instances failing");
+    /* the others recover: the one candidate goes */
+    for (int k = 1; k < 6; k++)
+        v[k]->fails = 0;
+    CHECK_EQ(mon_valve_decide(&valve, &t, v, 1, 0, say), 1);
+    CHECK_EQ(say[0], MON_VALVE_GO);
+    mon_table_destroy(&t);
+}
+
 int main(void)
 {
     test_thresholds_and_hysteresis();
     test_count_from_marker();
     test_fresh_pod_and_forget();
     test_valves();
+    test_valve_counts_failing();
     printf("test_monitor_verdict: ok\n");
     return 0;
 }
