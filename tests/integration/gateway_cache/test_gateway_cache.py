@@ -166,7 +166,10 @@ def case_silent(r):
     r.expect(pool_with("Get"), 20, "the schema from the answering instance")
     assert time.time() - t0 >= 1.0, "the silent instance was not waited for"
     st = r.stats()
-    assert st["timeouts"] == 1, st
+    # The silent instance was tried and given up: by the fetch deadline (counted in timeouts)
+    # or, when the gRPC client's own wait for the server's SETTINGS ends first (a race on a
+    # loaded machine), as a failed connection. Either way the answer came from the good one.
+    assert st["fetches"] == 2 and st["timeouts"] <= 1, st
     assert st["schemas"][0]["versions"][0]["from"] == "127.0.0.1:%d" % good.port, st
 
 
