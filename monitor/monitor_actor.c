@@ -65,6 +65,7 @@ typedef struct pending {
     uint64_t tag;
     mon_inst_t *inst;
     char reason[300];
+    int stale_marker; /* a re-admission txn that removes a marker left for a replaced pod */
 } pending_t;
 
 /* An instance's connection (mon_inst_t.user). */
@@ -676,6 +677,33 @@ static void readmit(mon_t *m, mon_inst_t *i)
     mon_txn_release(&txn);
 }
 
+/* A marker naming a lease the registration no longer has: the evicted pod was replaced by a
+ * fresh one on the same address (which the marker does not hold out). Nothing would ever
+ * delete it while a leader keeps the eviction lease alive, so the leader deletes it, with the
+ * re-admission txn (fenced, conditioned on the marker's mod revision). Found by
+ * simulations/monitor_sim.c. */
+static void drop_stale_marker(mon_t *m, mon_inst_t *i)
+{
+    uint64_t t = tag(m, T_READMIT);
+    pending_t *p = add_pending(m, i, t);
+    if (!p)
+        return;
+    p->stale_marker = 1;
+    snprintf(p->reason, sizeof(p->reason),
+             "its marker names lease %" PRId64 ", replaced by a fresh registration under lease "
+             "%" PRId64,
+             i->marker_lease, i->lease);
+    mon_txn_t txn;
+    if (mon_txn_readmit(&txn, &m->keys, i->service, i->addr, i->marker_mod_revision, m->el.fence,
+                        t) == 0)
+        submit(m, &txn.req);
+    else {
+        i->busy = 0;
+        m->n_pend--;
+    }
+    mon_txn_release(&txn);
+}
+
 static void finish_round(mon_t *m)
 {
     m->round_active = 0;
@@ -698,6 +726,9 @@ static void finish_round(mon_t *m)
             cand[n++] = i;
         else if (m->etcd && mon_verdict_should_readmit(&m->table, i, now))
             readmit(m, i);
+        else if (m->etcd && i->state == MON_INST_REGISTERED && i->has_marker && !i->busy &&
+                 i->lease && i->marker_lease && i->marker_lease != i->lease)
+            drop_stale_marker(m, i);
     }
     size_t go = mon_valve_decide(&m->valve, &m->table, cand, n, now, say);
     (void)go;
@@ -795,6 +826,10 @@ static void on_verdict_txn(mon_t *m, const etcd_result_t *res)
                   i->service, i->addr, i->lease, done.reason,
                   mon_verdict_readmit_delay(&m->table, i->evictions));
         audit(m, AUDIT_MONITOR_EVICTION, i, done.reason);
+    } else if (done.stale_marker) {
+        i->has_marker = 0;
+        mesh_info(ACTOR, "removed the eviction marker of %s at %s: %s", i->service, i->addr,
+                  done.reason);
     } else {
         m->readmissions++;
         i->has_marker = 0;
