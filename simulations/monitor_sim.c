@@ -58,14 +58,14 @@
 #include "simulations/sim_etcd_link.h"
 #include "simulations/sim_sweep.h"
 
-#define MS            1000000ull
-#define S             (1000 * MS)
-#define MAX_MON       3
-#define MAX_INST      16
-#define PREFIX        "meshd/services"
-#define LEADER_KEY    "meshd/monitor/leader"
-#define MARKER_PREFIX "meshd/evicted/"
-#define SIDECAR_TTL_S 6
+#define MS                1000000ull
+#define S                 (1000 * MS)
+#define MAX_MON           3
+#define MAX_INST          16
+#define PREFIX            "meshd/services"
+#define LEADER_KEY        "meshd/monitor/leader"
+#define MARKER_PREFIX     "meshd/evicted/"
+#define SIDECAR_TTL_S     6
 #define CLIENT_SIDECAR(i) (100u + (uint32_t)(i))
 #define CLIENT_CHECKER    200u
 
@@ -111,13 +111,13 @@ typedef struct inst {
     int i;
     char addr[32], service[64], key[256], marker[256];
     sim_app_t *app[MAX_MON];
-    int64_t lease;                                /* the sidecar's lease now */
-    uint64_t ns_until, down_until, hung_until;    /* its own faults (every copy) */
-    uint64_t cut_until[MAX_MON];                  /* cut off from one monitor (that copy) */
-    uint64_t healthy_since, unhealthy_since;      /* 0 when not in that state */
-    uint64_t last_unhealthy;                      /* last time it was seen unhealthy */
-    uint64_t marker_at;                           /* when its live marker was put */
-    int flaps_left;                               /* flapping: NOT_SERVING windows to come */
+    int64_t lease;                             /* the sidecar's lease now */
+    uint64_t ns_until, down_until, hung_until; /* its own faults (every copy) */
+    uint64_t cut_until[MAX_MON];               /* cut off from one monitor (that copy) */
+    uint64_t healthy_since, unhealthy_since;   /* 0 when not in that state */
+    uint64_t last_unhealthy;                   /* last time it was seen unhealthy */
+    uint64_t marker_at;                        /* when its live marker was put */
+    int flaps_left;                            /* flapping: NOT_SERVING windows to come */
     /* the registration etcd holds (from the watch) */
     int64_t shadow_lease;
     int64_t shadow_mod;
@@ -284,8 +284,8 @@ static void apply(inst_t *n)
     for (int k = 0; k < wd->o.monitors; k++) {
         sim_app_set_serving(n->app[k], now >= n->ns_until);
         sim_app_set_up(n->app[k], now >= n->down_until);
-        sim_app_set_hung(n->app[k], now < n->hung_until || now < n->cut_until[k] ||
-                                        now < wd->m[k].cut_until);
+        sim_app_set_hung(n->app[k],
+                         now < n->hung_until || now < n->cut_until[k] || now < wd->m[k].cut_until);
     }
     if (inst_healthy(wd, n)) {
         n->unhealthy_since = 0;
@@ -423,8 +423,9 @@ static void on_eviction(world_t *wd, inst_t *n, const sim_event_t *ev, const sim
     const sim_kv_t *lk = sim_etcd_get(wd->etcd, LEADER_KEY);
     leader_name(wd, leader, sizeof(leader));
     if (!lk || strcmp(leader, mon) != 0)
-        fail(wd, "eviction of instance %d by %s applied at revision %lld while %s holds the "
-                 "leader key",
+        fail(wd,
+             "eviction of instance %d by %s applied at revision %lld while %s holds the "
+             "leader key",
              n->i, mon, (long long)ev->kv.mod_revision, lk ? leader : "nobody");
     if (lk) {
         size_t k = 0;
@@ -448,8 +449,9 @@ static void on_eviction(world_t *wd, inst_t *n, const sim_event_t *ev, const sim
     if (!deleted)
         fail(wd, "eviction of instance %d put a marker without deleting its registration", n->i);
     else if (strtoll(lease, NULL, 10) != n->shadow_lease)
-        fail(wd, "a stale verdict deleted a fresh registration of instance %d: the marker names "
-                 "lease %s, the deleted key was under lease %lld",
+        fail(wd,
+             "a stale verdict deleted a fresh registration of instance %d: the marker names "
+             "lease %s, the deleted key was under lease %lld",
              n->i, lease, (long long)n->shadow_lease);
     /* The valve: never more evicted than the share. */
     int out = evicted_count(wd);
@@ -779,10 +781,8 @@ static void mon_setup(world_t *wd, int k, const sim_link_cfg_t *link, const sim_
         .rpc_new = rpc_factory,
         .rpc_arg = mn,
     };
-    mn->child = (mesh_child_spec_t){.ops = &mon_actor_ops,
-                                    .arg = &mn->args,
-                                    .opts = {.mailbox = 4096},
-                                    .id_out = &mn->actor};
+    mn->child = (mesh_child_spec_t){
+        .ops = &mon_actor_ops, .arg = &mn->args, .opts = {.mailbox = 4096}, .id_out = &mn->actor};
     mn->sup = (mesh_supervisor_spec_t){.name = "monitor-supervisor",
                                        .children = &mn->child,
                                        .nchildren = 1,
@@ -830,8 +830,8 @@ static result_t run_seed(const opts_t *o)
         abort();
     wd->t0 = now_ns(wd);
     wd->t_end = wd->t0 + o->duration_ms * MS;
-    if (sim_etcd_watch(wd->etcd, CLIENT_CHECKER, "meshd/", sim_etcd_revision(wd->etcd) + 1,
-                       on_line, wd) < 0)
+    if (sim_etcd_watch(wd->etcd, CLIENT_CHECKER, "meshd/", sim_etcd_revision(wd->etcd) + 1, on_line,
+                       wd) < 0)
         abort();
     sim_link_cfg_t link = {.latency_min_ns = 1 * MS,
                            .latency_jitter_ns = 9 * MS,
@@ -887,8 +887,8 @@ static void print_replay(const opts_t *o)
 {
     printf("  replay: monitor_sim --seed %llu --verbose%s --monitors %d --instances %d "
            "--duration-ms %llu\n",
-           (unsigned long long)o->seed, o->faults ? "" : " --no-faults", o->monitors,
-           o->instances, (unsigned long long)o->duration_ms);
+           (unsigned long long)o->seed, o->faults ? "" : " --no-faults", o->monitors, o->instances,
+           (unsigned long long)o->duration_ms);
 }
 
 static void add_stats(stats_t *t, const stats_t *s)
