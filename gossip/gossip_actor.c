@@ -43,6 +43,18 @@ typedef struct conn {
     int answered;
 } conn_t;
 
+/* A member's side of an indirect check: a connect to the instance for the asker. */
+typedef struct probe {
+    struct probe *next;
+    gstate_t *g;
+    mesh_stream_t *st;
+    uint64_t timer;
+    uint32_t seq;
+    char to[GSP_ADDR_MAX + 1]; /* the asker's gossip address */
+} probe_t;
+
+#define PROBES_MAX 64 /* connects for others at once; more CHECKs go unanswered */
+
 /* A message waiting for room in the subscriber's mailbox. */
 typedef struct outmsg {
     struct outmsg *next;
@@ -69,6 +81,11 @@ struct gstate {
     char pending_sets[PENDING_SETS_MAX][GSP_NAME_MAX + 1]; /* members with unknown sets */
     size_t n_pending_sets;
     gsp_actor_stats_t stats;
+    gsp_checker_t checker; /* our indirect checks in progress */
+    uint64_t check_timer;
+    probe_t *probes; /* others' checks we run */
+    size_t n_probes;
+    gsp_decoder_t cdec;             /* CHECK and CHECK_ACK datagrams */
     gsp_inst_t insts[GSP_INST_MAX]; /* decoding a member's metadata (big: not on the stack) */
     uint8_t sbuf[GSP_UDP_MAX];      /* a sealed datagram */
     uint8_t scratch[GSP_UDP_MAX];   /* an opened one */
@@ -404,6 +421,155 @@ static void kick(gstate_t *g)
         g->cfg->observe(g->cfg->observe_ud, g->swim, &g->stats);
 }
 
+/* ---- indirect checks (gossip/check.h) ------------------------------------------------------ */
+
+static void check_report(gstate_t *g, const gsp_check_done_t *d)
+{
+    gsp_check_done_t *c = malloc(sizeof(*c));
+    if (!c)
+        return;
+    *c = *d;
+    if (mesh_send_ptr(g->self, (mesh_actor_id_t)d->asker, GSP_MSG_CHECK_DONE, c, free) != 0)
+        free(c);
+}
+
+static void check_arm(gstate_t *g)
+{
+    uint64_t d = gsp_checker_next_deadline(&g->checker), now = mesh_now(g->self);
+    if (g->check_timer)
+        mesh_timer_stop(g->self, g->check_timer);
+    g->check_timer = 0;
+    if (d != UINT64_MAX)
+        mesh_timer_start(g->self, d > now ? d - now : 0, 0, GSP_MSG_CHECK_TICK, &g->check_timer);
+}
+
+static void check_expire(gstate_t *g)
+{
+    gsp_check_done_t d;
+    while (gsp_checker_expire(&g->checker, mesh_now(g->self), &d))
+        check_report(g, &d);
+    check_arm(g);
+}
+
+/* A local actor asks: CHECK to up to k live members (not us), from a random start. */
+static void check_ask(gstate_t *g, const gsp_check_req_t *req)
+{
+    size_t n = gsp_swim_count(g->swim), sent = 0;
+    size_t start = n ? (size_t)(mesh_random(g->self) % n) : 0;
+    const char *targets[16];
+    char addrs[16][GSP_ADDR_MAX + 1];
+    uint32_t k = req->k < 16 ? req->k : 16;
+    for (size_t j = 0; j < n && sent < k; j++) {
+        gsp_member_t m;
+        if (gsp_swim_member(g->swim, (start + j) % n, &m) != 0 || m.self || m.state != GSP_ST_ALIVE)
+            continue;
+        snprintf(addrs[sent], sizeof(addrs[sent]), "%s", m.addr);
+        targets[sent] = addrs[sent];
+        sent++;
+    }
+    uint32_t seq = gsp_checker_begin(&g->checker, mesh_now(g->self), req->reply_to, req->tag,
+                                     (uint32_t)sent, req->timeout_ms);
+    if (seq == 0) {
+        gsp_check_done_t d = {.asker = req->reply_to, .tag = req->tag};
+        check_report(g, &d);
+        return;
+    }
+    const char *me = g->cfg->name;
+    gsp_check_t c = {.seq = seq,
+                     .addr = {req->addr, (uint32_t)strlen(req->addr)},
+                     .timeout_ms = req->timeout_ms,
+                     .from = {me, (uint32_t)strlen(me)}};
+    uint8_t buf[GSP_UDP_MAX];
+    gsp_enc_t e;
+    gsp_enc_init(&e, buf, sizeof(buf) - gsp_seal_overhead(g->sealer));
+    if (gsp_enc_check(&e, &c) == 0) {
+        size_t len = gsp_enc_finish(&e);
+        for (size_t j = 0; j < sent; j++)
+            on_send(g, targets[j], buf, len);
+    }
+    glog(g, MESH_LOG_DEBUG, "gossip: indirect check of %s: asked %zu member(s)", req->addr, sent);
+    check_expire(g); /* asked nobody: answered at once */
+}
+
+static void probe_finish(probe_t *p, int reached)
+{
+    gstate_t *g = p->g;
+    for (probe_t **pp = &g->probes; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    g->n_probes--;
+    if (p->st)
+        mesh_stream_close(g->io, p->st);
+    if (p->timer)
+        mesh_timer_stop(g->self, p->timer);
+    const char *me = g->cfg->name;
+    gsp_check_ack_t a = {
+        .seq = p->seq, .reached = (uint8_t)reached, .from = {me, (uint32_t)strlen(me)}};
+    uint8_t buf[GSP_UDP_MAX];
+    gsp_enc_t e;
+    gsp_enc_init(&e, buf, sizeof(buf) - gsp_seal_overhead(g->sealer));
+    if (gsp_enc_check_ack(&e, &a) == 0)
+        on_send(g, p->to, buf, gsp_enc_finish(&e));
+    free(p);
+}
+
+static void probe_on_connect(mesh_stream_t *st, int status, void *arg)
+{
+    (void)st;
+    probe_finish(arg, status == 0);
+}
+
+/* A member asks us: connect to the instance, answer with CHECK_ACK. */
+static void probe_start(gstate_t *g, const char *from, const gsp_check_t *c)
+{
+    char addr[GSP_ADDR_MAX + 1];
+    mesh_addr_t to;
+    snprintf(addr, sizeof(addr), "%.*s", (int)c->addr.n, c->addr.p);
+    probe_t *p = g->n_probes < PROBES_MAX ? calloc(1, sizeof(*p)) : NULL;
+    if (!p)
+        return; /* unanswered: the asker counts it as not reached */
+    p->g = g;
+    p->seq = c->seq;
+    snprintf(p->to, sizeof(p->to), "%s", from);
+    p->next = g->probes;
+    g->probes = p;
+    g->n_probes++;
+    uint32_t ms =
+        c->timeout_ms < GSP_CHECK_TIMEOUT_MAX_MS ? c->timeout_ms : GSP_CHECK_TIMEOUT_MAX_MS;
+    if (addr_of(addr, &to) != 0 || mesh_connect(g->io, &to, probe_on_connect, p, &p->st) != 0) {
+        p->st = NULL;
+        probe_finish(p, 0);
+        return;
+    }
+    mesh_timer_start(g->self, (uint64_t)ms * 1000000ull, 0, GSP_MSG_PROBE_TIMEOUT, &p->timer);
+}
+
+/* A datagram whose first message is CHECK or CHECK_ACK: handled here, never by the swim.
+ * Returns 0 when it is another kind of datagram. */
+static int check_dgram(gstate_t *g, const char *from, const uint8_t *body, size_t len)
+{
+    gsp_decoder_t *d = &g->cdec;
+    gsp_msg_t m;
+    if (gsp_dec_init(d, body, len) != GSP_WIRE_OK ||
+        gsp_dec_next(d, &m, NULL, NULL) != GSP_WIRE_OK ||
+        (m.type != GSP_CHECK && m.type != GSP_CHECK_ACK))
+        return 0;
+    do {
+        if (m.type == GSP_CHECK) {
+            probe_start(g, from, &m.u.check);
+        } else if (m.type == GSP_CHECK_ACK) {
+            gsp_check_done_t done;
+            if (gsp_checker_on_ack(&g->checker, &m.u.check_ack, &done)) {
+                check_report(g, &done);
+                check_arm(g);
+            }
+        }
+    } while (gsp_dec_next(d, &m, NULL, NULL) == GSP_WIRE_OK);
+    return 1;
+}
+
 /* ---- the sockets ------------------------------------------------------------------------- */
 
 static void on_dgram(mesh_udp_t *sock, const mesh_addr_t *from, const void *data, size_t len,
@@ -420,6 +586,8 @@ static void on_dgram(mesh_udp_t *sock, const mesh_addr_t *from, const void *data
     }
     char fromtext[GSP_ADDR_MAX + 1];
     if (mesh_addr_str(from, fromtext, sizeof fromtext))
+        return;
+    if (check_dgram(g, fromtext, body, blen))
         return;
     gsp_swim_on_datagram(g->swim, mesh_now(g->self), fromtext, body, blen);
     kick(g);
@@ -513,6 +681,7 @@ static void on_accept(mesh_listener_t *l, mesh_stream_t *st, void *arg)
 static int g_start(mesh_actor_t *self, void *arg)
 {
     gstate_t *g = mesh_state(self);
+    gsp_checker_init(&g->checker);
     const gsp_actor_cfg_t *cfg = arg;
     g->self = self;
     g->cfg = cfg;
@@ -595,6 +764,24 @@ static int g_message(mesh_actor_t *self, mesh_msg_t *m)
                 break;
             }
         return 0;
+    case GSP_MSG_CHECK:
+        if (m->ptr)
+            check_ask(g, m->ptr);
+        return 0;
+    case GSP_MSG_CHECK_TICK:
+        if (m->corr == g->check_timer) {
+            g->check_timer = 0;
+            check_expire(g);
+        }
+        return 0;
+    case GSP_MSG_PROBE_TIMEOUT:
+        for (probe_t *p = g->probes; p; p = p->next)
+            if (p->timer == m->corr) {
+                p->timer = 0;
+                probe_finish(p, 0);
+                break;
+            }
+        return 0;
     case GSP_MSG_STATS_TICK: {
         gsp_stats_event_t *e = malloc(sizeof(*e));
         if (e) {
@@ -670,6 +857,18 @@ static void g_stop(mesh_actor_t *self, int reason)
         gsp_frame_reader_destroy(&c->rd);
         free(c);
     }
+    while (g->probes) {
+        probe_t *p = g->probes;
+        g->probes = p->next;
+        if (p->st)
+            mesh_stream_close(g->io, p->st);
+        free(p);
+    }
+    /* asks in progress are answered (nobody reached: the asker decides) */
+    gsp_check_done_t d;
+    while (gsp_checker_expire(&g->checker, UINT64_MAX, &d))
+        check_report(g, &d);
+    gsp_checker_destroy(&g->checker);
     while (g->out_head) {
         outmsg_t *o = g->out_head;
         g->out_head = o->next;

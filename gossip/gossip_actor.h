@@ -11,6 +11,11 @@
  * when another live node uses a name it sees (our own included: the subscriber decides), and
  * GSP_MSG_STATS with its counters every second.
  *
+ * Indirect checks (gossip/check.h): GSP_MSG_CHECK from a local actor asks up to k live members
+ * (GSP_CHECK datagrams) whether they can connect to an instance; GSP_MSG_CHECK_DONE answers.
+ * A member answers a GSP_CHECK with a TCP connect of its own and a GSP_CHECK_ACK datagram.
+ * These datagrams never reach the swim (gossip/swim.c): older nodes skip the unknown types.
+ *
  * What it takes: GSP_MSG_SET_META (our instances, encoded with gossip/meta.h, and the method sets
  * they refer to), GSP_MSG_LEAVE (announce a graceful leave; GSP_MSG_LEFT answers when the news
  * went out to enough members, or after the leave timeout).
@@ -24,25 +29,41 @@
 
 #include "actors/actor.h"
 #include "actors/io.h"
+#include "gossip/check.h"
 #include "gossip/seal.h"
 #include "gossip/swim.h"
 
 enum {
-    GSP_MSG_MEMBER = 0x47530001u,   /* to the subscriber: ptr = gsp_member_event_t */
-    GSP_MSG_SET = 0x47530002u,      /* to the subscriber: ptr = gsp_set_event_t */
-    GSP_MSG_CONFLICT = 0x47530003u, /* to the subscriber: ptr = gsp_conflict_event_t */
-    GSP_MSG_STATS = 0x47530004u,    /* to the subscriber every second: ptr = gsp_stats_event_t */
-    GSP_MSG_ACCUSED = 0x47530005u,  /* to the subscriber: ptr = gsp_accused_event_t */
-    GSP_MSG_SET_META = 0x47530010u, /* to the actor: ptr = gsp_meta_update_t */
-    GSP_MSG_LEAVE = 0x47530011u,    /* to the actor: no payload */
-    GSP_MSG_LEFT = 0x47530012u,     /* to the sender of GSP_MSG_LEAVE: no payload */
-    GSP_MSG_TIMER = 0x47530020u,    /* the actor's own timers */
+    GSP_MSG_MEMBER = 0x47530001u,     /* to the subscriber: ptr = gsp_member_event_t */
+    GSP_MSG_SET = 0x47530002u,        /* to the subscriber: ptr = gsp_set_event_t */
+    GSP_MSG_CONFLICT = 0x47530003u,   /* to the subscriber: ptr = gsp_conflict_event_t */
+    GSP_MSG_STATS = 0x47530004u,      /* to the subscriber every second: ptr = gsp_stats_event_t */
+    GSP_MSG_ACCUSED = 0x47530005u,    /* to the subscriber: ptr = gsp_accused_event_t */
+    GSP_MSG_CHECK_DONE = 0x47530006u, /* to req.reply_to: ptr = gsp_check_done_t */
+    GSP_MSG_CHECK = 0x47530013u,      /* to the actor (or its bridge): ptr = gsp_check_req_t */
+    GSP_MSG_SET_META = 0x47530010u,   /* to the actor: ptr = gsp_meta_update_t */
+    GSP_MSG_LEAVE = 0x47530011u,      /* to the actor: no payload */
+    GSP_MSG_LEFT = 0x47530012u,       /* to the sender of GSP_MSG_LEAVE: no payload */
+    GSP_MSG_TIMER = 0x47530020u,      /* the actor's own timers */
     GSP_MSG_XCHG_TIMEOUT = 0x47530021u,
     GSP_MSG_CONN_TIMEOUT = 0x47530022u,
     GSP_MSG_OUTBOX = 0x47530023u,
     GSP_MSG_LEAVE_TIMEOUT = 0x47530024u,
     GSP_MSG_STATS_TICK = 0x47530025u,
+    GSP_MSG_CHECK_TICK = 0x47530026u,
+    GSP_MSG_PROBE_TIMEOUT = 0x47530027u,
 };
+
+/** An indirect check (gossip/check.h): ask up to k live members to connect to addr within
+ *  timeout_ms; GSP_MSG_CHECK_DONE (a gsp_check_done_t with this tag, asker = reply_to) answers,
+ *  always exactly once. */
+typedef struct gsp_check_req {
+    mesh_actor_id_t reply_to;
+    uint64_t tag;
+    char addr[GSP_ADDR_MAX + 1]; /* numeric "ip:port" */
+    uint32_t k;
+    uint32_t timeout_ms;
+} gsp_check_req_t;
 
 #define GSP_SEEDS_MAX 16
 

@@ -15,6 +15,8 @@
  *   PUSH_PULL   join (bool), reply (bool), n_states
  *   SET         hash, [names...]
  *   WANT        [nodes...], [hashes...]
+ *   CHECK       seq, addr, timeout_ms, from
+ *   CHECK_ACK   seq, reached (bool), from
  *
  * Strings are msgpack str (no NUL byte inside), the metadata msgpack bin. Both sides check the
  * same rules: names at most GSP_NAME_MAX bytes, addresses GSP_ADDR_MAX, method names
@@ -298,11 +300,36 @@ static int rd_strs(gsp_mpr_t *r, gsp_decoder_t *d, uint32_t max, uint32_t *n)
     return 0;
 }
 
+int gsp_enc_check(gsp_enc_t *e, const gsp_check_t *m)
+{
+    msgpack_packer pk;
+    size_t start = e->len;
+    if (m->addr.n == 0 || !addr_ok(m->addr) || !name_ok(m->from))
+        return -1;
+    int rc = msg_begin(e, &pk, GSP_CHECK, 4) || msgpack_pack_uint32(&pk, m->seq) ||
+             gsp_mp_pack_str(&pk, m->addr, 0) || msgpack_pack_uint32(&pk, m->timeout_ms) ||
+             gsp_mp_pack_str(&pk, m->from, 0);
+    return msg_end(e, start, rc);
+}
+
+int gsp_enc_check_ack(gsp_enc_t *e, const gsp_check_ack_t *m)
+{
+    msgpack_packer pk;
+    size_t start = e->len;
+    if (!name_ok(m->from))
+        return -1;
+    int rc = msg_begin(e, &pk, GSP_CHECK_ACK, 3) || msgpack_pack_uint32(&pk, m->seq) ||
+             (m->reached ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) ||
+             gsp_mp_pack_str(&pk, m->from, 0);
+    return msg_end(e, start, rc);
+}
+
 /* Fields each message type needs at least (index: type). */
 static const uint8_t n_fields[GSP_TYPE_MAX + 1] = {
     [GSP_PING] = 4,      [GSP_PING_REQ] = 6, [GSP_ACK] = 1,  [GSP_NACK] = 1,
     [GSP_ALIVE] = 5,     [GSP_SUSPECT] = 3,  [GSP_DEAD] = 3, [GSP_STATE] = 6,
-    [GSP_PUSH_PULL] = 3, [GSP_SET] = 2,      [GSP_WANT] = 2,
+    [GSP_PUSH_PULL] = 3, [GSP_SET] = 2,      [GSP_WANT] = 2, [GSP_CHECK] = 4,
+    [GSP_CHECK_ACK] = 3,
 };
 
 /* Reads the fields of a message of a known type into m: 0, or -1. */
@@ -328,6 +355,17 @@ static int rd_fields(gsp_mpr_t *r, gsp_decoder_t *d, gsp_msg_t *m)
     case GSP_ACK:
     case GSP_NACK:
         return rd_u32(r, &m->u.ack.seq);
+    case GSP_CHECK: {
+        gsp_check_t *c = &m->u.check;
+        return rd_u32(r, &c->seq) || rd_addr(r, &c->addr) || rd_u32(r, &c->timeout_ms) ||
+                       rd_name(r, &c->from) || c->addr.n == 0
+                   ? -1
+                   : 0;
+    }
+    case GSP_CHECK_ACK: {
+        gsp_check_ack_t *c = &m->u.check_ack;
+        return rd_u32(r, &c->seq) || gsp_mpr_bool(r, &c->reached) || rd_name(r, &c->from) ? -1 : 0;
+    }
     case GSP_ALIVE: {
         gsp_alive_t *a = &m->u.alive;
         return rd_member(r, &a->node) || rd_addr(r, &a->addr) || rd_u32(r, &a->incarnation) ||

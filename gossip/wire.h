@@ -64,14 +64,16 @@ typedef enum gsp_type {
     GSP_PING_REQ = 2, /* indirect probe: ping target for me, relay its ACK (NACK if asked) */
     GSP_ACK = 3,
     GSP_NACK = 4,
-    GSP_ALIVE = 5,     /* a member is alive at an incarnation (with its metadata version) */
-    GSP_SUSPECT = 6,   /* a member is suspected at an incarnation */
-    GSP_DEAD = 7,      /* a member is dead (from == node: it left) */
-    GSP_STATE = 8,     /* a member's whole state (push-pull, fetch replies; streams only) */
-    GSP_PUSH_PULL = 9, /* header of a push-pull frame: the STATE and SET messages follow */
-    GSP_SET = 10,      /* a method set: its hash and names */
-    GSP_WANT = 11,     /* asks for metadata (by node) and method sets (by hash) */
-    GSP_TYPE_MAX = 11,
+    GSP_ALIVE = 5,      /* a member is alive at an incarnation (with its metadata version) */
+    GSP_SUSPECT = 6,    /* a member is suspected at an incarnation */
+    GSP_DEAD = 7,       /* a member is dead (from == node: it left) */
+    GSP_STATE = 8,      /* a member's whole state (push-pull, fetch replies; streams only) */
+    GSP_PUSH_PULL = 9,  /* header of a push-pull frame: the STATE and SET messages follow */
+    GSP_SET = 10,       /* a method set: its hash and names */
+    GSP_WANT = 11,      /* asks for metadata (by node) and method sets (by hash) */
+    GSP_CHECK = 12,     /* indirect check: connect to an instance for me, answer CHECK_ACK */
+    GSP_CHECK_ACK = 13, /* the answer to a CHECK: whether the instance accepted a connection */
+    GSP_TYPE_MAX = 13,
 } gsp_type_t;
 
 typedef struct gsp_ping {
@@ -134,6 +136,22 @@ typedef struct gsp_want {
     const uint64_t *sets;   /* method sets with these hashes */
 } gsp_want_t;
 
+/** An indirect check (gossip/check.h): the monitor's node asks a member to open a TCP
+ *  connection to an instance's address within timeout_ms and answer with CHECK_ACK. Nodes
+ *  older than these types skip them (GSP_WIRE_SKIP) and never answer. */
+typedef struct gsp_check {
+    uint32_t seq;
+    gsp_str_t addr; /* the instance: numeric "ip:port" */
+    uint32_t timeout_ms;
+    gsp_str_t from; /* the asking node's name */
+} gsp_check_t;
+
+typedef struct gsp_check_ack {
+    uint32_t seq;
+    uint8_t reached; /* the connection was accepted within the deadline */
+    gsp_str_t from;  /* the answering member's name */
+} gsp_check_ack_t;
+
 /** One decoded message. */
 typedef struct gsp_msg {
     gsp_type_t type;
@@ -147,6 +165,8 @@ typedef struct gsp_msg {
         gsp_push_pull_t push_pull;
         gsp_set_t set;
         gsp_want_t want;
+        gsp_check_t check;
+        gsp_check_ack_t check_ack;
     } u;
 } gsp_msg_t;
 
@@ -190,6 +210,8 @@ int gsp_enc_push_pull(gsp_enc_t *e, const gsp_push_pull_t *m);
 int gsp_enc_set(gsp_enc_t *e, uint64_t hash, const char *const *names, size_t n);
 int gsp_enc_want(gsp_enc_t *e, const char *const *nodes, size_t n_nodes, const uint64_t *sets,
                  size_t n_sets);
+int gsp_enc_check(gsp_enc_t *e, const gsp_check_t *m);
+int gsp_enc_check_ack(gsp_enc_t *e, const gsp_check_ack_t *m);
 /** An already encoded message (as gsp_dec_next's raw output gives it), copied as is. */
 int gsp_enc_raw(gsp_enc_t *e, const void *msg, size_t len);
 

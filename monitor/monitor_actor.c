@@ -13,6 +13,7 @@
 
 #include "actors/exec.h"
 #include "common/log.h"
+#include "gossip/gossip_actor.h"
 #include "grpc/health_msg.h"
 #include "monitor/election.h"
 #include "monitor/evict_txn.h"
@@ -50,6 +51,7 @@ enum {
     T_EVL_PUT,
     T_EVICT,
     T_READMIT,
+    T_INDIRECT,
 };
 #define TAG_KIND(t) ((int)((t) >> 56))
 
@@ -65,6 +67,8 @@ typedef struct pending {
     uint64_t tag;
     mon_inst_t *inst;
     char reason[300];
+    int stale_marker; /* a re-admission txn that removes a marker left for a replaced pod */
+    int indirect;     /* an indirect check (gossip) before an eviction */
 } pending_t;
 
 /* An instance's connection (mon_inst_t.user). */
@@ -105,6 +109,7 @@ typedef struct mon {
     size_t n_pend, cap_pend;
     /* counters */
     uint64_t rounds, checks, check_failures, evictions, readmissions, stale, fenced, held;
+    uint64_t indirect_asked, vetoed;
     uint64_t last_round_ms;
     int valve_was_closed;
     char valve_reason[256];
@@ -676,6 +681,97 @@ static void readmit(mon_t *m, mon_inst_t *i)
     mon_txn_release(&txn);
 }
 
+/* Indirect checks: before an eviction, gossip members try to reach the instance for us. */
+static int indirect_on(const mon_t *m)
+{
+    return m->a->opts.indirect > 0 && m->a->gossip && *m->a->gossip;
+}
+
+static void ask_indirect(mon_t *m, mon_inst_t *i)
+{
+    uint64_t t = tag(m, T_INDIRECT);
+    gsp_check_req_t *req = calloc(1, sizeof(*req));
+    pending_t *p = req ? add_pending(m, i, t) : NULL;
+    if (!p) {
+        free(req);
+        return; /* out of memory: a later round tries again */
+    }
+    p->indirect = 1;
+    *req = (gsp_check_req_t){.reply_to = mesh_self(m->self),
+                             .tag = t,
+                             .k = (uint32_t)m->a->opts.indirect,
+                             .timeout_ms = (uint32_t)m->a->opts.check_timeout_ms};
+    snprintf(req->addr, sizeof(req->addr), "%s", i->addr);
+    m->indirect_asked++;
+    if (mesh_send_ptr(m->self, *m->a->gossip, GSP_MSG_CHECK, req, free) != 0) {
+        free(req);
+        i->busy = 0;
+        m->n_pend--;
+        evict(m, i); /* gossip cannot be asked: the monitor's own checks decide */
+    }
+}
+
+/* The members' answer: any that reached the instance vetoes; else the eviction goes on if this
+ * monitor still may evict. */
+static void on_indirect(mon_t *m, const gsp_check_done_t *d)
+{
+    pending_t *p = NULL;
+    for (size_t k = 0; k < m->n_pend; k++)
+        if (m->pend[k].tag == d->tag && m->pend[k].indirect)
+            p = &m->pend[k];
+    if (!p)
+        return;
+    mon_inst_t *i = p->inst;
+    *p = m->pend[--m->n_pend];
+    i->busy = 0;
+    if (d->reached) {
+        char why[400];
+        m->vetoed++;
+        m->held++;
+        snprintf(why, sizeof(why),
+                 "gossip member %s reached it (%u of %u asked answered): this monitor may be "
+                 "the one cut off; %u failed checks (last: %s)",
+                 d->by, d->answered, d->asked, i->fails, i->last_error);
+        mesh_warn(ACTOR, "%s at %s not evicted: %s", i->service, i->addr, why);
+        audit(m, AUDIT_MONITOR_EVICTION_HELD, i, why);
+        i->fails = 0; /* it must fail as many checks again */
+        return;
+    }
+    if (!acting(m) || m->ev_state != 2 || m->a->opts.dry_run)
+        return; /* no longer leading: the next leader decides */
+    if (d->asked)
+        mesh_info(ACTOR, "%s at %s: none of %u gossip member(s) asked reached it (%u answered)",
+                  i->service, i->addr, d->asked, d->answered);
+    evict(m, i);
+}
+
+/* A marker naming a lease the registration no longer has: the evicted pod was replaced by a
+ * fresh one on the same address (which the marker does not hold out). Nothing would ever
+ * delete it while a leader keeps the eviction lease alive, so the leader deletes it, with the
+ * re-admission txn (fenced, conditioned on the marker's mod revision). Found by
+ * simulations/monitor_sim.c. */
+static void drop_stale_marker(mon_t *m, mon_inst_t *i)
+{
+    uint64_t t = tag(m, T_READMIT);
+    pending_t *p = add_pending(m, i, t);
+    if (!p)
+        return;
+    p->stale_marker = 1;
+    snprintf(p->reason, sizeof(p->reason),
+             "its marker names lease %" PRId64 ", replaced by a fresh registration under lease "
+             "%" PRId64,
+             i->marker_lease, i->lease);
+    mon_txn_t txn;
+    if (mon_txn_readmit(&txn, &m->keys, i->service, i->addr, i->marker_mod_revision, m->el.fence,
+                        t) == 0)
+        submit(m, &txn.req);
+    else {
+        i->busy = 0;
+        m->n_pend--;
+    }
+    mon_txn_release(&txn);
+}
+
 static void finish_round(mon_t *m)
 {
     m->round_active = 0;
@@ -698,6 +794,9 @@ static void finish_round(mon_t *m)
             cand[n++] = i;
         else if (m->etcd && mon_verdict_should_readmit(&m->table, i, now))
             readmit(m, i);
+        else if (m->etcd && i->state == MON_INST_REGISTERED && i->has_marker && !i->busy &&
+                 i->lease && i->marker_lease && i->marker_lease != i->lease)
+            drop_stale_marker(m, i);
     }
     size_t go = mon_valve_decide(&m->valve, &m->table, cand, n, now, say);
     (void)go;
@@ -739,7 +838,10 @@ static void finish_round(mon_t *m)
                       i->addr);
             continue;
         }
-        evict(m, i);
+        if (indirect_on(m))
+            ask_indirect(m, i);
+        else
+            evict(m, i);
     }
     free(cand);
     free(say);
@@ -795,6 +897,10 @@ static void on_verdict_txn(mon_t *m, const etcd_result_t *res)
                   i->service, i->addr, i->lease, done.reason,
                   mon_verdict_readmit_delay(&m->table, i->evictions));
         audit(m, AUDIT_MONITOR_EVICTION, i, done.reason);
+    } else if (done.stale_marker) {
+        i->has_marker = 0;
+        mesh_info(ACTOR, "removed the eviction marker of %s at %s: %s", i->service, i->addr,
+                  done.reason);
     } else {
         m->readmissions++;
         i->has_marker = 0;
@@ -956,6 +1062,10 @@ static int mon_message(mesh_actor_t *self, mesh_msg_t *msg)
             reg_view_out_t out = {0};
             reg_view_on_timer(m->view, msg, &out);
         }
+        return 0;
+    case GSP_MSG_CHECK_DONE:
+        if (msg->ptr)
+            on_indirect(m, msg->ptr);
         return 0;
     case REG_MSG_GOSSIP:
         if (msg->ptr && !m->etcd) {

@@ -50,7 +50,11 @@ typedef struct mon_args {
     mon_rpc_factory_fn rpc_new;
     void *rpc_arg;
     audit_api_t *audit; /* may be NULL */
-    void *live;         /* the running actor's state (the admin API reads it), NULL when none */
+    /* The gossip actor (or its bridge) for indirect checks (gossip/check.h): before evicting,
+     * up to opts.indirect live members are asked to connect to the instance, and any that does
+     * vetoes the eviction. NULL, or an id of 0: evict on the monitor's own checks alone. */
+    const mesh_actor_id_t *gossip;
+    void *live; /* the running actor's state (the admin API reads it), NULL when none */
 } mon_args_t;
 
 /** The actor's operations: spawn (or supervise) with a mon_args_t * as argument. */

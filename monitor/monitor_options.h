@@ -24,6 +24,7 @@ typedef struct mon_options {
     double max_share;         /* monitor.max-share: the global safety valve */
     double zone_share;        /* monitor.zone-share: the per-zone valve */
     int64_t per_minute;       /* monitor.evictions-per-minute */
+    int64_t indirect;         /* monitor.indirect-checks: gossip members asked before evicting */
     int dry_run;              /* monitor.dry-run: report and audit, evict nothing */
 } mon_options_t;
 

@@ -215,7 +215,7 @@ int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_
     a->routes = c->watch || c->monitor_gossip;
     a->audit = &c->audit;
     c->gossip_on = 1;
-    return add_child(c, &gsp_bridge_ops, a, 0, NULL);
+    return add_child(c, &gsp_bridge_ops, a, 0, &c->gossip_id);
 }
 
 int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
@@ -260,6 +260,7 @@ int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config
     a->etcd_new = cfg->etcd.n ? reg_etcd_curl_factory : NULL; /* none: gossip-only (report) */
     a->etcd_arg = &c->etcd;
     c->monitor_gossip = cfg->etcd.n == 0;
+    a->gossip = &c->gossip_id; /* 0 unless gossip is on: then indirect checks */
     a->rpc_new = mon_rpc_grpc_factory;
     a->rpc_arg = mesh_node_exec(node);
     a->audit = &c->audit;

@@ -44,6 +44,7 @@ typedef struct node_control {
     int gossip_on;
     int watch; /* the registry actor routes (node_control_registry's watch) */
     mesh_actor_id_t monitor_id;
+    mesh_actor_id_t gossip_id; /* the gossip bridge (indirect checks go through it) */
     int monitor_gossip; /* a monitor without etcd: the bridge feeds it the gossip instances */
     node_reg_metrics_t reg_metrics; /* the registry view's figures for /metrics */
 } node_control_t;

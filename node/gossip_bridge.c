@@ -666,6 +666,23 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
 {
     bridge_t *b = mesh_state(self);
     switch (m->type) {
+    case GSP_MSG_CHECK: { /* an indirect check (the monitor's): for the gossip actor */
+        gsp_check_req_t *req = m->ptr;
+        if (!req)
+            return 0;
+        m->ptr = NULL;
+        if (b->gossip && mesh_send_ptr(self, b->gossip, GSP_MSG_CHECK, req, free) == 0)
+            return 0;
+        gsp_check_done_t *d = calloc(1, sizeof(*d)); /* no gossip actor now: nobody asked */
+        if (d) {
+            d->asker = req->reply_to;
+            d->tag = req->tag;
+            if (mesh_send_ptr(self, req->reply_to, GSP_MSG_CHECK_DONE, d, free) != 0)
+                free(d);
+        }
+        free(req);
+        return 0;
+    }
     case GSP_MSG_MEMBER: {
         const gsp_member_event_t *e = m->ptr;
         if (e && e->declared && e->state == GSP_ST_DEAD)

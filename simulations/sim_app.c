@@ -397,7 +397,7 @@ static void serve(pkt_t *k)
                      "cannot connect: connection refused");
             break;
         }
-        if (k->timeout_ms) {
+        if (k->timeout_ms && !a->cfg.client_deadline) {
             pkt_t *d = pkt_new(a);
             d->gen = k->gen;
             d->tag = k->tag;
@@ -481,6 +481,13 @@ static int op_call_start(mesh_rpc_t *r, uint64_t tag, const char *path, uint64_t
     c->open = 1;
     c->next = a->calls;
     a->calls = c;
+    if (timeout_ms && a->cfg.client_deadline) {
+        pkt_t *d = pkt_new(a);
+        d->tag = tag;
+        if (mesh_sim_call_at(a->sim, mesh_sim_now(a->sim) + timeout_ms * 1000000ull, deadline_hit,
+                             d) < 0)
+            abort();
+    }
     to_app(a, P_START, tag, path, timeout_ms, NULL, 0);
     return 0;
 }

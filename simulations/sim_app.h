@@ -26,6 +26,10 @@ typedef struct sim_app_cfg {
     const char *package;     /* services are "<package>.Echo" (+ "<package>.Admin" from v2) */
     int watch_unimplemented; /* Health/Watch answers UNIMPLEMENTED */
     int v1alpha_only;        /* reflection v1 answers UNIMPLEMENTED */
+    /* The call's deadline runs on the client from the call's start, as a gRPC client's does
+     * (the monitor scenario: a silent app, hung or cut off, never sees the call); off (0), it
+     * starts when the call reaches the app, as the existing scenarios pin. */
+    int client_deadline;
     uint64_t latency_min_ns, latency_jitter_ns;
     void (*fold)(void *ud, uint64_t v); /* folds events into the run's trace hash */
     void *ud;

@@ -100,6 +100,10 @@ static int encode(gsp_enc_t *e, const gsp_msg_t *m, cstrs_t *c)
     case GSP_WANT:
         return gsp_enc_want(e, to_cstrs(c, m->u.want.nodes, m->u.want.n_nodes), m->u.want.n_nodes,
                             m->u.want.sets, m->u.want.n_sets);
+    case GSP_CHECK:
+        return gsp_enc_check(e, &m->u.check);
+    case GSP_CHECK_ACK:
+        return gsp_enc_check_ack(e, &m->u.check_ack);
     }
     return -1;
 }
