@@ -526,6 +526,16 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
     return 0;
 }
 
+/* Whether path[0..len) is /pkg.Service/Method of a service in the routing table that the
+ * API bundle does not know: its schema is still being learned (503, not 404). */
+static int learning(const gw_front_t *f, const char *path, size_t len)
+{
+    const mesh_routes_t *t = mesh_proxy_worker_routes(f->engine);
+    const mesh_route_service_t *svc;
+    return t && mesh_routes_lookup(t, path, len, &svc) == MESH_ROUTE_FOUND &&
+           (!f->api || !gw_api_method(f->api, path, len));
+}
+
 static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
 {
     gw_conn_t *k = ud;
@@ -535,17 +545,26 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
         h1_conn_respond_error(c, id, 500, "meshd: gateway: out of memory");
         return;
     }
+    const char *q = memchr(head->target, '?', head->target_len);
+    int pl = (int)(q ? (size_t)(q - head->target) : head->target_len);
+    gw_match_t match;
+    gw_route_result_t rr = GW_ROUTE_NOT_FOUND;
+    if (f->api) {
+        r->api = gw_api_ref(f->api);
+        rr = gw_routes_lookup(gw_api_routes(r->api), head->method, strlen(head->method),
+                              head->target, head->target_len, &match);
+    }
+    if (rr == GW_ROUTE_NOT_FOUND && learning(f, head->target, (size_t)pl)) {
+        answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE,
+                      "meshd: gateway: the schema of %.*s is not known yet: it is being learned "
+                      "from its instances by reflection (GET /v1/gateway/schemas); retry shortly",
+                      pl > 200 ? 200 : pl, head->target);
+        return;
+    }
     if (!f->api) {
         answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE, "meshd: gateway: no API schema loaded yet");
         return;
     }
-    r->api = gw_api_ref(f->api);
-    gw_match_t match;
-    gw_route_result_t rr =
-        gw_routes_lookup(gw_api_routes(r->api), head->method, strlen(head->method), head->target,
-                         head->target_len, &match);
-    const char *q = memchr(head->target, '?', head->target_len);
-    int pl = (int)(q ? (size_t)(q - head->target) : head->target_len);
     if (rr == GW_ROUTE_NOT_FOUND) {
         answer_errorf(r, 404, MESH_GRPC_NOT_FOUND, "meshd: gateway: no route for %s %.*s",
                       head->method, pl > 200 ? 200 : pl, head->target);

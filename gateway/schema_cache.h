@@ -3,7 +3,7 @@
  * schema of every service in the routing table by server reflection.
  *
  * Input: the routing table as the registry actor publishes it (REG_MSG_ROUTES, ptr = one
- * mesh_routes_t reference). Each service is split into variants, one per distinct
+ * mesh_routes_t reference), asked for at start from args.routes_from (REG_MSG_ROUTES_WATCH). Each service is split into variants, one per distinct
  * (release label `version`, method set) of its instances: a rolling deploy that changes either
  * brings a new variant, which is fetched while the old one keeps resolving. A variant whose
  * descriptors the cache does not hold is fetched from one of its live instances over the
@@ -57,6 +57,9 @@ typedef struct gw_cache_args {
     void *rpc_arg;
     gw_cache_pool_fn on_pool; /* may be NULL */
     void *ctx;
+    /** Asked for the routing tables at every start (REG_MSG_ROUTES_WATCH: the node actor);
+     *  0: whoever owns the tables sends them unasked. */
+    mesh_actor_id_t routes_from;
     uint32_t max_fetches;      /* fetches at once; default 4 */
     uint32_t tries_per_round;  /* instances tried before backing off; default 3 */
     uint64_t fetch_timeout_ms; /* per instance; default 5000 */

@@ -11,7 +11,8 @@
  *                  its event ring (actors/evring.h)
  *
  * Messages (node/node_msgs.h): the registry sends REG_MSG_ROUTES to the node actor, which
- * hands each worker actor a reference; workers poke the node when their event ring holds
+ * hands each worker actor a reference, and one to each actor that asked with
+ * REG_MSG_ROUTES_WATCH (the gateway's descriptor cache; the current table at once); workers poke the node when their event ring holds
  * events (counters, breaker transitions: logged, and handed to the audit actor in batches);
  * SIGTERM/SIGINT become a message to the node actor, which tells the actors that asked
  * (NODE_MSG_WATCH_SHUTDOWN) that shutdown began, serves the pre-drain period, tells every worker to
