@@ -526,14 +526,18 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
     return 0;
 }
 
-/* Whether path[0..len) is /pkg.Service/Method of a service in the routing table that the
- * API bundle does not know: its schema is still being learned (503, not 404). */
+/* What the routing table says of path[0..len) when the API has no route for it: 1 when it is
+ * /pkg.Service/Method of a routed service the API does not know (its schema is still being
+ * learned: 503, not 404), -1 when no such service is routed at all (404 even before any API),
+ * 0 when it cannot tell (not a gRPC path, no table). */
 static int learning(const gw_front_t *f, const char *path, size_t len)
 {
     const mesh_routes_t *t = mesh_proxy_worker_routes(f->engine);
     const mesh_route_service_t *svc;
-    return t && mesh_routes_lookup(t, path, len, &svc) == MESH_ROUTE_FOUND &&
-           (!f->api || !gw_api_method(f->api, path, len));
+    mesh_route_status_t st = t ? mesh_routes_lookup(t, path, len, &svc) : MESH_ROUTE_BAD_PATH;
+    if (st == MESH_ROUTE_NO_SERVICE)
+        return -1;
+    return st == MESH_ROUTE_FOUND && (!f->api || !gw_api_method(f->api, path, len));
 }
 
 static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
@@ -554,14 +558,15 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
         rr = gw_routes_lookup(gw_api_routes(r->api), head->method, strlen(head->method),
                               head->target, head->target_len, &match);
     }
-    if (rr == GW_ROUTE_NOT_FOUND && learning(f, head->target, (size_t)pl)) {
+    int known = rr == GW_ROUTE_NOT_FOUND ? learning(f, head->target, (size_t)pl) : 0;
+    if (known > 0) {
         answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE,
                       "meshd: gateway: the schema of %.*s is not known yet: it is being learned "
                       "from its instances by reflection (GET /v1/gateway/schemas); retry shortly",
                       pl > 200 ? 200 : pl, head->target);
         return;
     }
-    if (!f->api) {
+    if (!f->api && known == 0) {
         answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE, "meshd: gateway: no API schema loaded yet");
         return;
     }

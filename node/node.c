@@ -626,8 +626,8 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     }
     case REG_MSG_ROUTES_WATCH: {
-        if (ids_add(&st->route_watchers, &st->n_route_watchers, &st->cap_route_watchers,
-                    m->from) < 0)
+        if (ids_add(&st->route_watchers, &st->n_route_watchers, &st->cap_route_watchers, m->from) <
+            0)
             return -1;
         if (st->n->routes && routes_to_watcher(st, m->from, st->n->routes) != 0)
             for (size_t i = 0; i < st->n_route_watchers; i++)
