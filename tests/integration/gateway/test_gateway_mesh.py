@@ -221,6 +221,11 @@ def case_learn(m):
     st, d = call(port, "POST", "/no.such.Service/Echo", {})
     check(st == 404 and json.loads(d)["code"] == 5, "a service nobody routes: %d %r" % (st, d))
     m.app("app", app_port)
+    t0 = time.monotonic()
+    wait_until(lambda: answers(port, "POST", "/%s/Echo" % SVC, {}) is not None, 60,
+               "the first call to answer")
+    print("first HTTP answer %.0f ms after the app came up (the sidecar's health checks, the "
+          "cache's backoff and one reflection fetch)" % ((time.monotonic() - t0) * 1000))
     wait_until(lambda: svc_state(admin) == "ok", 60, "the cache to learn the service")
     check_library(port)
     s = schemas(admin)
@@ -241,9 +246,12 @@ def case_deploy(m):
     check(st == 404, "the v2 route before the deploy: %d %r" % (st, d))
     # Rolling deploy: v2 comes up beside v1, then v1 leaves.
     m.app("app-v2", a2, api=2)
+    t0 = time.monotonic()
     m.sidecar("sidecar-v2", a2, ["--version", "v2"])
     j = wait_until(lambda: answers(port, "GET", "/v2/shelves/top"), 60,
                    "the new method's route to answer")
+    print("the new method's route answered %.0f ms after its sidecar started (health, "
+          "registration in etcd, the watch, one reflection fetch)" % ((time.monotonic() - t0) * 1000))
     check(j == {"name": "shelf top"}, "GET /v2/shelves/top: %r" % j)
     m.stop("sidecar-v1")
     m.stop("app-v1")
