@@ -526,6 +526,20 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
     return 0;
 }
 
+/* What the routing table says of path[0..len) when the API has no route for it: 1 when it is
+ * /pkg.Service/Method of a routed service the API does not know (its schema is still being
+ * learned: 503, not 404), -1 when no such service is routed at all (404 even before any API),
+ * 0 when it cannot tell (not a gRPC path, no table). */
+static int learning(const gw_front_t *f, const char *path, size_t len)
+{
+    const mesh_routes_t *t = mesh_proxy_worker_routes(f->engine);
+    const mesh_route_service_t *svc;
+    mesh_route_status_t st = t ? mesh_routes_lookup(t, path, len, &svc) : MESH_ROUTE_BAD_PATH;
+    if (st == MESH_ROUTE_NO_SERVICE)
+        return -1;
+    return st == MESH_ROUTE_FOUND && (!f->api || !gw_api_method(f->api, path, len));
+}
+
 static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
 {
     gw_conn_t *k = ud;
@@ -535,17 +549,27 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
         h1_conn_respond_error(c, id, 500, "meshd: gateway: out of memory");
         return;
     }
-    if (!f->api) {
+    const char *q = memchr(head->target, '?', head->target_len);
+    int pl = (int)(q ? (size_t)(q - head->target) : head->target_len);
+    gw_match_t match;
+    gw_route_result_t rr = GW_ROUTE_NOT_FOUND;
+    if (f->api) {
+        r->api = gw_api_ref(f->api);
+        rr = gw_routes_lookup(gw_api_routes(r->api), head->method, strlen(head->method),
+                              head->target, head->target_len, &match);
+    }
+    int known = rr == GW_ROUTE_NOT_FOUND ? learning(f, head->target, (size_t)pl) : 0;
+    if (known > 0) {
+        answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE,
+                      "meshd: gateway: the schema of %.*s is not known yet: it is being learned "
+                      "from its instances by reflection (GET /v1/gateway/schemas); retry shortly",
+                      pl > 200 ? 200 : pl, head->target);
+        return;
+    }
+    if (!f->api && known == 0) {
         answer_errorf(r, 503, MESH_GRPC_UNAVAILABLE, "meshd: gateway: no API schema loaded yet");
         return;
     }
-    r->api = gw_api_ref(f->api);
-    gw_match_t match;
-    gw_route_result_t rr =
-        gw_routes_lookup(gw_api_routes(r->api), head->method, strlen(head->method), head->target,
-                         head->target_len, &match);
-    const char *q = memchr(head->target, '?', head->target_len);
-    int pl = (int)(q ? (size_t)(q - head->target) : head->target_len);
     if (rr == GW_ROUTE_NOT_FOUND) {
         answer_errorf(r, 404, MESH_GRPC_NOT_FOUND, "meshd: gateway: no route for %s %.*s",
                       head->method, pl > 200 ? 200 : pl, head->target);

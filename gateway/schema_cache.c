@@ -765,6 +765,9 @@ static int cache_start(mesh_actor_t *self, void *arg)
     if (!c->fetches)
         return -1;
     c->a->live = c;
+    /* A (re)started cache asks for the tables: the current one comes at once. */
+    if (c->a->routes_from && mesh_send(self, c->a->routes_from, REG_MSG_ROUTES_WATCH, NULL, 0) != 0)
+        mesh_warn(ACTOR, "cannot ask for the routing tables: nothing will be learned");
     return 0;
 }
 

@@ -3,18 +3,19 @@
  * schema of every service in the routing table by server reflection.
  *
  * Input: the routing table as the registry actor publishes it (REG_MSG_ROUTES, ptr = one
- * mesh_routes_t reference). Each service is split into variants, one per distinct
- * (release label `version`, method set) of its instances: a rolling deploy that changes either
- * brings a new variant, which is fetched while the old one keeps resolving. A variant whose
- * descriptors the cache does not hold is fetched from one of its live instances over the
- * request-level app seam (transport/rpc.h): reflection v1, else v1alpha, file_containing_symbol
- * for the service, then file_by_filename for the imports the answers left out
- * (grpc/reflection.h). At most max_fetches run at once; each instance gets fetch_timeout_ms
- * (an instance that accepts and never answers is the common failure); on failure the next
- * instance of the variant is tried; after tries_per_round failed instances the service backs
- * off (doubling from backoff_min_ms to backoff_max_ms, with jitter). A service whose instances
- * all answer UNIMPLEMENTED for both reflection versions is logged once, counted and skipped
- * until a new variant appears. grpc.health.v1.Health and the reflection services are left out.
+ * mesh_routes_t reference), asked for at start from args.routes_from (REG_MSG_ROUTES_WATCH). Each
+ * service is split into variants, one per distinct (release label `version`, method set) of its
+ * instances: a rolling deploy that changes either brings a new variant, which is fetched while the
+ * old one keeps resolving. A variant whose descriptors the cache does not hold is fetched from one
+ * of its live instances over the request-level app seam (transport/rpc.h): reflection v1, else
+ * v1alpha, file_containing_symbol for the service, then file_by_filename for the imports the
+ * answers left out (grpc/reflection.h). At most max_fetches run at once; each instance gets
+ * fetch_timeout_ms (an instance that accepts and never answers is the common failure); on failure
+ * the next instance of the variant is tried; after tries_per_round failed instances the service
+ * backs off (doubling from backoff_min_ms to backoff_max_ms, with jitter). A service whose
+ * instances all answer UNIMPLEMENTED for both reflection versions is logged once, counted and
+ * skipped until a new variant appears. grpc.health.v1.Health and the reflection services are left
+ * out.
  *
  * A variant without live instances (the old version after a deploy, a removed service) keeps
  * its descriptors for grace_ms, then they are dropped. Work is proportional to what changed: a
@@ -57,6 +58,9 @@ typedef struct gw_cache_args {
     void *rpc_arg;
     gw_cache_pool_fn on_pool; /* may be NULL */
     void *ctx;
+    /** Asked for the routing tables at every start (REG_MSG_ROUTES_WATCH: the node actor);
+     *  0: whoever owns the tables sends them unasked. */
+    mesh_actor_id_t routes_from;
     uint32_t max_fetches;      /* fetches at once; default 4 */
     uint32_t tries_per_round;  /* instances tried before backing off; default 3 */
     uint64_t fetch_timeout_ms; /* per instance; default 5000 */

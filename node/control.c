@@ -273,6 +273,12 @@ int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config
     return add_child(c, &mon_actor_ops, a, MON_ACTOR_MAILBOX, &c->monitor_id);
 }
 
+int node_control_add(node_control_t *c, const mesh_actor_ops_t *ops, void *arg, uint32_t mailbox,
+                     mesh_actor_id_t *id_out)
+{
+    return add_child(c, ops, arg, mailbox, id_out);
+}
+
 int node_control_start(node_control_t *c, mesh_node_t *node)
 {
     if (c->sup.nchildren == 0)

@@ -24,7 +24,7 @@
 #include "node/sidecar_actor.h"
 #include "registry/registry_actor.h"
 
-#define NODE_CONTROL_MAX 6
+#define NODE_CONTROL_MAX 8
 
 /** The control actors of one node; lives until the node is freed. */
 typedef struct node_control {
@@ -92,6 +92,13 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
  */
 int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,
                          mon_args_t *a);
+
+/**
+ * Adds another control actor (a role's own, e.g. the gateway's descriptor cache) started after
+ * the ones added before it; its id is written to *id_out (may be NULL) at every start. 0 or -1.
+ */
+int node_control_add(node_control_t *c, const mesh_actor_ops_t *ops, void *arg, uint32_t mailbox,
+                     mesh_actor_id_t *id_out);
 
 /** Starts what was added under the node's root supervisor. 0 or -1. */
 int node_control_start(node_control_t *c, mesh_node_t *node);

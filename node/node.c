@@ -266,6 +266,8 @@ typedef struct node_state {
     mesh_actor_id_t supervisor;
     mesh_actor_id_t *watchers; /* told when shutdown begins */
     size_t n_watchers, cap_watchers;
+    mesh_actor_id_t *route_watchers; /* get every routing table (REG_MSG_ROUTES_WATCH) */
+    size_t n_route_watchers, cap_route_watchers;
     int live; /* workers whose engine is not freed yet */
     int signals;
     int draining;
@@ -274,6 +276,36 @@ typedef struct node_state {
     uint64_t calls, failed, retries; /* totals reported by the workers */
     node_metrics_t metrics;          /* the rest of what /metrics shows (node/node_metrics.h) */
 } node_state_t;
+
+/* Adds id to a list of actors: 1 when added, 0 when it was there, -1 out of memory. */
+static int ids_add(mesh_actor_id_t **v, size_t *n, size_t *cap, mesh_actor_id_t id)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*v)[i] == id)
+            return 0;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        mesh_actor_id_t *nv = realloc(*v, nc * sizeof(*nv));
+        if (!nv)
+            return -1;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = id;
+    return 1;
+}
+
+/* Sends watcher a reference of routes; an actor that is gone leaves the list (-1). */
+static int routes_to_watcher(node_state_t *st, mesh_actor_id_t to, mesh_routes_t *routes)
+{
+    mesh_routes_t *r = mesh_routes_ref(routes);
+    int rc = mesh_send_ptr(st->self, to, REG_MSG_ROUTES, r, (void (*)(void *))mesh_routes_unref);
+    if (rc == 0)
+        return 0;
+    mesh_routes_unref(r);
+    mesh_debug("node", "a routing table watcher is gone: %s", mesh_strerror(rc));
+    return -1;
+}
 
 static void finish(node_state_t *st)
 {
@@ -608,9 +640,24 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         mesh_routes_t *routes = mesh_msg_take_ptr(m);
         if (routes) {
             routes_to_workers(st, routes);
+            for (size_t i = 0; i < st->n_route_watchers;)
+                if (routes_to_watcher(st, st->route_watchers[i], routes) != 0)
+                    st->route_watchers[i] = st->route_watchers[--st->n_route_watchers];
+                else
+                    i++;
             mesh_routes_unref(st->n->routes); /* kept for the admin API */
             st->n->routes = routes;
         }
+        return 0;
+    }
+    case REG_MSG_ROUTES_WATCH: {
+        if (ids_add(&st->route_watchers, &st->n_route_watchers, &st->cap_route_watchers, m->from) <
+            0)
+            return -1;
+        if (st->n->routes && routes_to_watcher(st, m->from, st->n->routes) != 0)
+            for (size_t i = 0; i < st->n_route_watchers; i++)
+                if (st->route_watchers[i] == m->from)
+                    st->route_watchers[i] = st->route_watchers[--st->n_route_watchers];
         return 0;
     }
     case REG_MSG_LINK: {
@@ -635,22 +682,10 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     }
     case NODE_MSG_WATCH_SHUTDOWN:
-        for (size_t i = 0; i < st->n_watchers; i++)
-            if (st->watchers[i] == m->from) { /* a restarted actor asks again */
-                if (st->signals)
-                    mesh_send(self, m->from, NODE_MSG_SHUTDOWN, NULL, 0);
-                return 0;
-            }
-        if (st->n_watchers == st->cap_watchers) {
-            size_t nc = st->cap_watchers ? st->cap_watchers * 2 : 4;
-            mesh_actor_id_t *nw = realloc(st->watchers, nc * sizeof(*nw));
-            if (!nw)
-                return -1;
-            st->watchers = nw;
-            st->cap_watchers = nc;
-        }
-        st->watchers[st->n_watchers++] = m->from;
-        if (st->signals) /* asked late: shutdown already began */
+        /* A restarted actor asks again; one asking late learns that shutdown began. */
+        if (ids_add(&st->watchers, &st->n_watchers, &st->cap_watchers, m->from) < 0)
+            return -1;
+        if (st->signals)
             mesh_send(self, m->from, NODE_MSG_SHUTDOWN, NULL, 0);
         return 0;
     case NODE_MSG_FAIL: {
@@ -700,6 +735,8 @@ static void node_stop(mesh_actor_t *self, int reason)
     node_state_t *st = mesh_state(self);
     free(st->watchers);
     st->watchers = NULL;
+    free(st->route_watchers);
+    st->route_watchers = NULL;
     if (st->n) { /* the last actor to stop: nothing adds or removes endpoints any more */
         mesh_admin_close(st->n->admin);
         st->n->admin = NULL;

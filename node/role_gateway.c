@@ -5,117 +5,49 @@
  * and deadlines as `meshd proxy`), and the answers come back as JSON (gateway/gw_front.h).
  *
  * Wiring: a node (node/node.h) whose workers each run a proxy engine (gRPC listener only with
- * --grpc-listen) and a gateway front end (the node's front end hook); routes come from
- * --static and the registry actor as for the proxy. The API schemas reach the workers as
- * immutable bundles (gateway/gw_api.h) through gw_role_publish_pool(): today from
- * --descriptor-set at start-up; the reflection-based descriptor cache calls the same function
- * whenever its merged pool changes.
+ * --grpc-listen) and a gateway front end (node/gw_frontend.h); routes come from --static and
+ * the registry actor as for the proxy. Schemas: the descriptor cache (gateway/schema_cache.h),
+ * a control actor under the node's supervisor, watches the node's routing tables
+ * (REG_MSG_ROUTES_WATCH) and learns every service by reflection; each merged pool it reports
+ * is published to the workers (node_gw_publish), merged with --descriptor-set FILE when one is
+ * given (the file's services win). GET /v1/gateway/schemas reports both.
  */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
-#include "gateway/gw_api.h"
-#include "gateway/gw_front.h"
 #include "gateway/gw_options.h"
-#include "grpc/descriptors.h"
+#include "gateway/schema_cache.h"
+#include "node/admin.h"
 #include "node/cli.h"
 #include "node/control.h"
+#include "node/gw_frontend.h"
 #include "node/node.h"
 #include "registry/route_static.h"
 #include "transport/proxy.h"
 
-/** The gateway role's node-side state (control loop, and the main thread before the run). */
+/* The descriptor cache reports a new merged pool (control loop). */
+static void on_pool(void *ctx, const mesh_desc_pool_t *merged, uint64_t generation)
+{
+    (void)generation;
+    node_gw_publish(ctx, merged);
+}
+
 typedef struct gw_role {
-    mesh_node_t *node;
-    gw_front_config_t fcfg;
-    char http_host[256];
-    int http_port;
-    uint64_t generation; /* of the last bundle published */
+    node_gw_t gw;
+    gw_cache_args_t cache;
 } gw_role_t;
 
-static void *fe_create(void *arg, int worker, uv_loop_t *loop, mesh_proxy_worker_t *engine)
+/* GET /v1/gateway/schemas: the descriptor cache's stats, and the API the workers serve. */
+static json_t *admin_schemas(void *ud, const h1_req_t *req, int *status)
 {
-    gw_role_t *r = arg;
-    gw_front_config_t c = r->fcfg;
-    c.port = r->http_port;
-    c.worker_index = worker;
-    gw_front_t *f = gw_front_new(loop, engine, &c);
-    if (f)
-        r->http_port = gw_front_port(f); /* port 0: the first worker picks, the others share */
-    return f;
-}
-
-static void fe_update(void *fe, void *payload)
-{
-    gw_front_set_api(fe, payload);
-}
-
-static void fe_drain(void *fe, void (*done)(void *), void *arg)
-{
-    gw_front_drain(fe, done, arg);
-}
-
-static void fe_destroy(void *fe)
-{
-    gw_front_free(fe);
-}
-
-static void api_unref(void *p)
-{
-    gw_api_unref(p);
-}
-
-static void *api_ref(void *p)
-{
-    return gw_api_ref(p);
-}
-
-static void on_route_error(void *ctx, const char *grpc_path, const char *error)
-{
-    (void)ctx;
-    mesh_warn("gateway", "%s: no HTTP routes: %s", grpc_path, error);
-}
-
-/**
- * Publishes the API described by pool (its model built) to every worker as a new bundle;
- * generation is the pool's version (a bundle of an older or equal generation than the last
- * one published is ignored). Control loop (or the main thread before the node runs).
- */
-void gw_role_publish_pool(gw_role_t *r, const mesh_desc_pool_t *pool, uint64_t generation)
-{
-    if (r->generation && generation <= r->generation)
-        return;
-    char err[512];
-    gw_api_t *api = gw_api_build(pool, generation, on_route_error, r, err, sizeof(err));
-    if (!api) {
-        mesh_error("gateway", "API schema generation %llu not usable: %s",
-                   (unsigned long long)generation, err);
-        return;
-    }
-    r->generation = generation;
-    mesh_info("gateway", "API generation %llu: %zu methods, %zu HTTP routes",
-              (unsigned long long)generation, gw_api_method_count(api),
-              gw_routes_count(gw_api_routes(api)));
-    mesh_node_frontend_publish(r->node, api_ref, api);
-    gw_api_unref(api);
-}
-
-/* --descriptor-set FILE: the API from a FileDescriptorSet. 0 or -1 (logged). */
-static int load_descriptor_set(gw_role_t *r, const char *path)
-{
-    mesh_desc_pool_t *pool = mesh_desc_pool_new();
-    if (!pool)
-        return -1;
-    int rc = -1;
-    if (mesh_desc_pool_load_set_file(pool, path) < 0 || mesh_desc_pool_build(pool, NULL, 0) < 0)
-        mesh_error("gateway", "descriptor-set %s: %s", path, mesh_desc_pool_error(pool));
-    else
-        rc = 0;
-    if (rc == 0)
-        gw_role_publish_pool(r, pool, 1);
-    mesh_desc_pool_free(pool);
-    return rc;
+    (void)req, (void)status;
+    gw_role_t *r = ud;
+    json_t *o = gw_cache_stats_json(r->cache.live);
+    if (o)
+        json_object_set_new(o, "api", node_gw_status_json(&r->gw));
+    return o;
 }
 
 int mesh_cli_gateway(int argc, char **argv)
@@ -127,24 +59,19 @@ int mesh_cli_gateway(int argc, char **argv)
     mesh_node_t *node = NULL;
     node_control_t control;
     node_control_init(&control);
-    gw_role_t role = {0};
+    static gw_role_t role; /* read by the workers and the cache for the process's life */
     const gw_options_t *go = gw_options(&cfg);
     char err[512];
     /* --listen is the HTTP address; the engine's gRPC listener is --grpc-listen, if any. */
-    if (mesh_addr_split(cfg.listen, role.http_host, sizeof(role.http_host), &role.http_port) != 0) {
-        mesh_error("gateway", "listen: '%s' is not HOST:PORT", cfg.listen);
-        rc = 2;
+    char *http = strdup(cfg.listen);
+    char *grpc = strdup(go->grpc_listen ? go->grpc_listen : "127.0.0.1:0");
+    if (!http || !grpc) {
+        free(http);
+        free(grpc);
         goto out_cfg;
     }
-    char *grpc = strdup(go->grpc_listen ? go->grpc_listen : "127.0.0.1:0");
-    if (!grpc)
-        goto out_cfg;
     free(cfg.listen);
     cfg.listen = grpc;
-    role.fcfg.host = role.http_host[0] ? role.http_host : "0.0.0.0";
-    role.fcfg.default_timeout_ms = (uint64_t)go->timeout_ms;
-    role.fcfg.max_timeout_ms = (uint64_t)go->max_timeout_ms;
-    role.fcfg.http.conn.max_body = (uint64_t)go->max_body;
     mesh_route_builder_t *b = mesh_route_builder_new();
     if (mesh_route_add_static_all(b, &cfg.static_routes, err, sizeof(err)) != 0) {
         mesh_route_builder_free(b);
@@ -158,26 +85,28 @@ int mesh_cli_gateway(int argc, char **argv)
         mesh_routes_unref(routes);
         goto out;
     }
-    role.node = node;
-    mesh_node_frontend_t fe = {
-        .create = fe_create,
-        .update = fe_update,
-        .drain = fe_drain,
-        .destroy = fe_destroy,
-        .payload_unref = api_unref,
-        .arg = &role,
-    };
-    mesh_node_set_frontend(node, &fe);
+    if (node_gw_init(&role.gw, node, &cfg, http, "gateway") != 0) {
+        mesh_routes_unref(routes);
+        rc = 2;
+        goto out;
+    }
     mesh_node_set_no_listener(node, go->grpc_listen == NULL);
     if (mesh_node_listen(node) != 0 || mesh_node_admin_listen(node, "gateway") != 0) {
         mesh_routes_unref(routes);
         goto out;
     }
-    mesh_info("gateway", "HTTP/JSON on %s:%d; %zu static service%s", role.fcfg.host, role.http_port,
-              mesh_routes_count(routes), mesh_routes_count(routes) == 1 ? "" : "s");
-    if (cfg.descriptor_set && load_descriptor_set(&role, cfg.descriptor_set) != 0) {
+    mesh_info("gateway", "HTTP/JSON on %s:%d; %zu static service%s", role.gw.fcfg.host,
+              node_gw_port(&role.gw), mesh_routes_count(routes),
+              mesh_routes_count(routes) == 1 ? "" : "s");
+    if (cfg.descriptor_set && node_gw_load_set(&role.gw, cfg.descriptor_set) != 0) {
         mesh_routes_unref(routes);
         rc = 2;
+        goto out;
+    }
+    mesh_admin_t *admin = mesh_node_admin(node);
+    if (admin && mesh_admin_add_json(admin, "/v1/gateway/schemas", admin_schemas, &role) != 0) {
+        mesh_error("gateway", "cannot serve /v1/gateway/schemas");
+        mesh_routes_unref(routes);
         goto out;
     }
     int arc = node_control_audit(&control, node, &cfg, "gateway");
@@ -192,12 +121,22 @@ int mesh_cli_gateway(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (node_control_start(&control, node) != 0)
+    /* The descriptor cache: every service of the node's routing tables, by reflection. */
+    role.cache = (gw_cache_args_t){
+        .rpc_new = gw_cache_rpc_grpc,
+        .on_pool = on_pool,
+        .ctx = &role.gw,
+        .routes_from = mesh_node_actor(node),
+    };
+    if (node_control_add(&control, &gw_cache_actor_ops, &role.cache, 0, NULL) != 0 ||
+        node_control_start(&control, node) != 0)
         goto out;
     rc = mesh_node_run(node);
 out:
     mesh_node_free(node);
     node_control_release(&control);
+    node_gw_destroy(&role.gw);
+    free(http);
 out_cfg:
     mesh_config_destroy(&cfg);
     return rc;

@@ -9,14 +9,24 @@
  * the probes; the registry actor keeps it registered in etcd under --advertise; the audit actor
  * (when audit is on) records what happens. SIGTERM:
  * deregister, keep serving for --drain-timeout, then GOAWAY and exit 0.
+ *
+ * --http-listen HOST:PORT adds the HTTP/JSON front end (node/gw_frontend.h) on every worker:
+ * its API is the sidecar actor's pool of the app (reflection, or --descriptor-set), published
+ * again whenever the actor re-reads it, and its calls go through the same engines to the app
+ * (same breaker and policy chain as the gRPC listener's calls).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/cli.h"
+#include <jansson.h>
+
+#include "gateway/gw_options.h"
+#include "node/admin.h"
 #include "node/admin_options.h"
+#include "node/cli.h"
 #include "node/control.h"
+#include "node/gw_frontend.h"
 #include "node/node.h"
 #include "policy/breaker_filter.h"
 #include "common/addr.h"
@@ -47,6 +57,20 @@ static void engine_config(mesh_proxy_config_t *pc, void *arg)
     pol_breaker_filter_attach(&e->breaker, &pc->filter);
 }
 
+/* The sidecar actor (re)read the app's API: the HTTP/JSON front ends serve it from now on. */
+static void on_app_pool(void *ud, const mesh_desc_pool_t *pool)
+{
+    node_gw_publish(ud, pool);
+}
+
+/* GET /v1/gateway/schemas: the API the HTTP/JSON front end serves. */
+static json_t *admin_schemas(void *ud, const h1_req_t *req, int *status)
+{
+    (void)req, (void)status;
+    return json_pack("{s:s,s:o}", "source", "the app's reflection (sidecar)", "api",
+                     node_gw_status_json(ud));
+}
+
 int mesh_cli_sidecar(int argc, char **argv)
 {
     mesh_config_t cfg;
@@ -57,6 +81,8 @@ int mesh_cli_sidecar(int argc, char **argv)
     node_control_t control;
     node_control_init(&control);
     static sidecar_engines_t engines; /* read by the workers for the process's life */
+    static node_gw_t http;            /* the HTTP/JSON front end, with --http-listen */
+    const char *http_listen = gw_options(&cfg)->http_listen;
     engines.cfg = &cfg;
     char host[256];
     int port;
@@ -83,9 +109,19 @@ int mesh_cli_sidecar(int argc, char **argv)
     if (!node)
         goto out;
     mesh_node_set_engine_hook(node, engine_config, &engines);
+    if (http_listen && node_gw_init(&http, node, &cfg, http_listen, "sidecar") != 0) {
+        rc = 2;
+        goto out;
+    }
     if (mesh_node_listen(node) != 0 || engines.failed ||
         mesh_node_admin_listen(node, "sidecar") != 0)
         goto out;
+    if (http_listen) {
+        mesh_info("sidecar", "HTTP/JSON for the app on %s:%d", http.fcfg.host, node_gw_port(&http));
+        mesh_admin_t *admin = mesh_node_admin(node);
+        if (admin && mesh_admin_add_json(admin, "/v1/gateway/schemas", admin_schemas, &http) != 0)
+            goto out;
+    }
     /* The registered address: --advertise, else --listen with its real port (a wildcard
      * host is not callable: loopback is used then). */
     char advertise[300];
@@ -118,6 +154,10 @@ int mesh_cli_sidecar(int argc, char **argv)
         rc = 2; /* a key file or a seed that does not work: the config's fault */
         goto out;
     }
+    if (http_listen) {
+        control.sidecar.on_pool = on_app_pool;
+        control.sidecar.pool_ud = &http;
+    }
     if (node_control_sidecar(&control, node, &cfg, advertise) != 0 ||
         node_control_start(&control, node) != 0)
         goto out;
@@ -125,6 +165,7 @@ int mesh_cli_sidecar(int argc, char **argv)
 out:
     mesh_node_free(node);
     node_control_release(&control);
+    node_gw_destroy(&http);
     mesh_config_destroy(&cfg);
     return rc;
 }

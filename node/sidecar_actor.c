@@ -217,7 +217,9 @@ static void apply_pool(sidecar_t *sc, mesh_desc_pool_t *pool, const char *how)
     sc->disco_error[0] = '\0';
     if (sc->pool)
         mesh_desc_pool_free(sc->pool);
-    sc->pool = pool; /* kept for the HTTP/JSON transcoder */
+    sc->pool = pool;
+    if (sc->a->on_pool) /* the HTTP/JSON front end (--http-listen) */
+        sc->a->on_pool(sc->a->pool_ud, pool);
     reconcile(sc);
 }
 

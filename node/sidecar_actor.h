@@ -25,6 +25,7 @@
 #include "actors/actor.h"
 #include "audit/audit_api.h"
 #include "common/config.h"
+#include "grpc/descriptors.h"
 #include "transport/rpc.h"
 
 /** Builds the actor's app seam; events go to deliver(deliver_ud, ...). */
@@ -47,6 +48,11 @@ typedef struct sc_args {
      *  (want: the app is ready and known) or the registry confirmed (registered). */
     void (*on_state)(void *ud, int want, int registered);
     void *hooks_ud;
+    /** The app's API was (re)read (reflection after every reconnect, or the descriptor set):
+     *  pool is its built model, valid during the call only (the sidecar's --http-listen
+     *  publishes it to the HTTP/JSON front ends). May be NULL. On the actor's thread. */
+    void (*on_pool)(void *ud, const mesh_desc_pool_t *pool);
+    void *pool_ud;
 } sc_args_t;
 
 /** The actor's operations (spawn or supervise with an sc_args_t *). */

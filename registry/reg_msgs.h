@@ -33,6 +33,10 @@ enum {
     REG_MSG_EVENT = 0x52450013u,
     /* To the subscriber: a new routing table; ptr = mesh_routes_t (one reference). */
     REG_MSG_ROUTES = 0x52450020u,
+    /* To the node actor (which hands tables to its workers): send the sender a reference of
+     * every routing table from now on (REG_MSG_ROUTES), the current one at once; no payload.
+     * A restarted actor asks again (it is kept once). The gateway's descriptor cache uses it. */
+    REG_MSG_ROUTES_WATCH = 0x52450023u,
     /* To the link subscriber: whether etcd answers (reg_link_msg_t), sent when it changes. */
     REG_MSG_LINK = 0x52450022u,
     /* The snapshot file write finished (from the work pool). */

@@ -209,6 +209,10 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w);
  */
 void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes);
 
+/** The routing table installed now (NULL before any); valid until the next install. Worker
+ *  loop thread; the gateway's front end reads it to tell "not learned yet" from "unknown". */
+const mesh_routes_t *mesh_proxy_worker_routes(const mesh_proxy_worker_t *w);
+
 /**
  * Graceful shutdown: stops accepting, sends GOAWAY to every client, lets calls in flight
  * finish, closes the client connections, then calls done(arg) on the loop thread.

@@ -389,6 +389,11 @@ static void on_change(void *ud, const char *name, const mesh_route_svc_t *before
     }
 }
 
+const mesh_routes_t *mesh_proxy_worker_routes(const mesh_proxy_worker_t *w)
+{
+    return w->routes;
+}
+
 void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
 {
     /* The state of a service lives at its object's id and stays while the object does: only

@@ -3,9 +3,15 @@
 real grpcio server for gwtest.v1.Library (protos/gwtest/v1/library.proto). It needs no
 generated code: the message classes come from the FileDescriptorSet the tests give the gateway.
 
-  library_server.py --descriptor-set FILE --port P
+  library_server.py --descriptor-set FILE --port P [--mesh]
 
-Behaviour the tests check: GetBook answers the name it was asked for (with every field set
+With --mesh it also serves grpc.health.v1.Health and server reflection (tests/peers: the
+files of the descriptor set are added to protobuf's default pool, which reflection answers
+from), as an app behind `meshd sidecar` must; the generated health/reflection stubs are found
+as tests/peers/stubs.py says (MESHD_PROTO_PY). A descriptor set whose Library has GetShelf (the
+"v2" API the deploy tests build) gets that method served too. It prints "listening on P".
+
+Behaviour the tests check (GetShelf answers a book named "shelf NAME"): GetBook answers the name it was asked for (with every field set
 when full is true, after delay_ms); CreateBook returns the book with the shelf in its name;
 UpdateBook and Echo return the request; ListBooks streams count books, then fails with the
 status named in fail if any; Fail fails with the status named by its name. Every method sends
@@ -13,6 +19,8 @@ the request's x-test metadata back as initial metadata x-echo and trailing metad
 and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff.
 """
 import argparse
+import os
+import sys
 import time
 from concurrent import futures
 
@@ -22,10 +30,30 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 SVC = "gwtest.v1.Library"
 
 
+def add_mesh_services(server, fds):
+    """Health and reflection; the set's files go into the default pool reflection reads."""
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                    "peers"))
+    import stubs
+    stubs.load()
+    import health_service
+    import reflection_service
+    default = descriptor_pool.Default()
+    for fd in fds.file:
+        try:
+            default.FindFileByName(fd.name)  # (the well-known types are there already)
+        except KeyError:
+            default.Add(fd)
+    health_service.add_to_server(server, [SVC])
+    reflection_service.add_to_server(server, [SVC])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--descriptor-set", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--mesh", action="store_true", help="serve health and reflection too")
     a = ap.parse_args()
     fds = descriptor_pb2.FileDescriptorSet()
     with open(a.descriptor_set, "rb") as f:
@@ -91,6 +119,10 @@ def main():
         meta(ctx)
         ctx.abort(getattr(grpc.StatusCode, req.name), "failed as asked: " + req.name)
 
+    def get_shelf(req, ctx):
+        meta(ctx)
+        return Book(name="shelf " + req.name)
+
     def unary(fn, req_cls):
         return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=req_cls.FromString,
                                                    response_serializer=lambda m: m.SerializeToString())
@@ -105,11 +137,17 @@ def main():
             list_books, request_deserializer=ListReq.FromString,
             response_serializer=lambda m: m.SerializeToString()),
     }
+    methods = [m.name for m in pool.FindServiceByName(SVC).methods]
+    if "GetShelf" in methods:
+        handlers["GetShelf"] = unary(get_shelf, GetReq)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
                          options=[("grpc.max_receive_message_length", 64 << 20)])
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SVC, handlers)])
+    if a.mesh:
+        add_mesh_services(server, fds)
     server.add_insecure_port("127.0.0.1:%d" % a.port)
     server.start()
+    print("listening on %d" % a.port, flush=True)
     server.wait_for_termination()
 
 
