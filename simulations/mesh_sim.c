@@ -1967,8 +1967,9 @@ int main(int argc, char **argv)
     if (!seeds) {
         sim_outcome_t out;
         run_one(&o, seed ? seed : first, 1, &out);
-        printf("mesh_sim seed %llu: %s%s\n", (unsigned long long)(seed ? seed : first),
-               out.failures ? "FAILED: " : "ok", out.why);
+        printf("mesh_sim seed %llu: %s%s (trace hash %016llx)\n",
+               (unsigned long long)(seed ? seed : first), out.failures ? "FAILED: " : "ok",
+               out.why, (unsigned long long)out.hash);
         return out.failures ? 1 : 0;
     }
     printf("mesh_sim: %llu seeds from %llu, %d nodes (%d proxies), %llu s, scenario %s, %g calls "
