@@ -129,9 +129,40 @@ int mesh_addr_parse(const char *hp, mesh_addr_t *out)
     return numeric(host, port, out);
 }
 
+/* Writes v in decimal at p; returns the end. */
+static char *put_dec(char *p, unsigned v)
+{
+    char d[10];
+    int k = 0;
+    do
+        d[k++] = (char)('0' + v % 10);
+    while ((v /= 10) && k < 10);
+    while (k)
+        *p++ = d[--k];
+    return p;
+}
+
 int mesh_addr_str(const mesh_addr_t *a, char *buf, size_t n)
 {
-    if (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6)
+    if (a->ss.ss_family == AF_INET) {
+        /* by hand: the gossip actor names the sender of every datagram this way, and
+         * inet_ntop + snprintf cost more than the datagram's handling */
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)&a->ss;
+        const uint8_t *b = (const uint8_t *)&in4->sin_addr;
+        char tmp[sizeof "255.255.255.255:65535"], *p = tmp;
+        for (int k = 0; k < 4; k++) {
+            p = put_dec(p, b[k]);
+            *p++ = k < 3 ? '.' : ':';
+        }
+        p = put_dec(p, ntohs(in4->sin_port));
+        size_t len = (size_t)(p - tmp);
+        if (len >= n)
+            return -1;
+        memcpy(buf, tmp, len);
+        buf[len] = 0;
+        return 0;
+    }
+    if (a->ss.ss_family != AF_INET6)
         return -1;
     char tmp[INET6_ADDRSTRLEN + 16];
     mesh_addr_format((const struct sockaddr *)&a->ss, tmp, sizeof(tmp));

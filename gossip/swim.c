@@ -39,6 +39,7 @@
 #define RECONNECT_FAST_NS   (5 * S)
 #define GC_INTERVAL         (60 * S)
 #define LEAVE_FANOUT        5
+#define PREFETCH_BATCH      16 /* messages decoded ahead of handling (prefetch_members) */
 
 /* Stream tags: the kind in the top byte, a value below. */
 #define TAG_PROBE     1ull
@@ -321,6 +322,29 @@ static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
 static member_t *find_str(const gsp_swim_t *s, gsp_str_t n)
 {
     return find(s, n.p ? n.p : "", n.n);
+}
+
+/* Starts loading the table slots, then the members, that the lookups of these names will read
+ * (a hint: nothing is read that the lookup would not read, nothing changes). A datagram or a
+ * push-pull carries updates about many members, and each lookup of a large table misses the
+ * cache twice (slot, member): issued together, the misses overlap instead of queueing. */
+static void prefetch_members(const gsp_swim_t *s, const gsp_str_t *names, size_t n)
+{
+    if (!s->tab_cap || n < 2)
+        return;
+    size_t mask = s->tab_cap - 1, at[PREFETCH_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        at[i] = hash_bytes(names[i].p, names[i].n) & mask;
+        __builtin_prefetch(&s->tab[at[i]]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const member_t *m = s->tab[at[i]].m;
+        if (m) {
+            __builtin_prefetch(m);
+            __builtin_prefetch(m->name);
+            __builtin_prefetch(m->addr);
+        }
+    }
 }
 
 static void tab_put(slot_t *tab, size_t cap, member_t *m)
@@ -1258,43 +1282,60 @@ void gsp_swim_on_datagram(gsp_swim_t *s, uint64_t now, const char *from, const u
         settle(s);
         return;
     }
-    for (;;) {
-        gsp_msg_t m;
-        int rc = gsp_dec_next(d, &m, NULL, NULL);
-        if (rc == GSP_WIRE_END)
-            break;
-        if (rc == GSP_WIRE_EBAD) {
-            s->st.bad_messages++;
-            break;
+    /* Messages are decoded a batch ahead of handling them, so that the table lookups of a
+     * batch's updates overlap (prefetch_members); they are handled in order, as they came. */
+    gsp_msg_t batch[PREFETCH_BATCH];
+    int rc = GSP_WIRE_OK;
+    while (rc != GSP_WIRE_END && rc != GSP_WIRE_EBAD) {
+        size_t n = 0, skipped = 0;
+        gsp_str_t names[PREFETCH_BATCH];
+        size_t n_names = 0;
+        while (n < PREFETCH_BATCH) {
+            rc = gsp_dec_next(d, &batch[n], NULL, NULL);
+            if (rc == GSP_WIRE_END || rc == GSP_WIRE_EBAD)
+                break;
+            if (rc == GSP_WIRE_SKIP) {
+                skipped++;
+                continue;
+            }
+            if (batch[n].type == GSP_ALIVE)
+                names[n_names++] = batch[n].u.alive.node;
+            else if (batch[n].type == GSP_SUSPECT || batch[n].type == GSP_DEAD)
+                names[n_names++] = batch[n].u.suspect.node;
+            n++;
         }
-        if (rc == GSP_WIRE_SKIP) {
-            s->st.unknown_messages++;
-            continue;
-        }
-        switch (m.type) {
-        case GSP_PING:
-            if (s->leaving || (m.u.ping.target.n && !str_is(m.u.ping.target, M_NAME(s->self))))
-                break; /* not us (a node restarted under another name at that address) */
-            send_ack(s, from, GSP_ACK, m.u.ping.seq);
-            break;
-        case GSP_PING_REQ:
-            if (!s->leaving)
-                on_ping_req(s, now, from, &m.u.ping_req);
-            break;
-        case GSP_ACK:
-            probe_acked(s, m.u.ack.seq);
-            relay_acked(s, m.u.ack.seq);
-            break;
-        case GSP_NACK:
-            if (s->probe.active && m.u.ack.seq == s->probe.seq)
-                s->probe.nacks++;
-            break;
-        default:
-            if (!handle_update(s, now, &m))
-                s->st.unknown_messages++; /* stream-only messages in a datagram */
-            break;
+        s->st.unknown_messages += skipped;
+        prefetch_members(s, names, n_names);
+        for (size_t i = 0; i < n; i++) {
+            const gsp_msg_t *m = &batch[i];
+            switch (m->type) {
+            case GSP_PING:
+                if (s->leaving ||
+                    (m->u.ping.target.n && !str_is(m->u.ping.target, M_NAME(s->self))))
+                    break; /* not us (a node restarted under another name at that address) */
+                send_ack(s, from, GSP_ACK, m->u.ping.seq);
+                break;
+            case GSP_PING_REQ:
+                if (!s->leaving)
+                    on_ping_req(s, now, from, &m->u.ping_req);
+                break;
+            case GSP_ACK:
+                probe_acked(s, m->u.ack.seq);
+                relay_acked(s, m->u.ack.seq);
+                break;
+            case GSP_NACK:
+                if (s->probe.active && m->u.ack.seq == s->probe.seq)
+                    s->probe.nacks++;
+                break;
+            default:
+                if (!handle_update(s, now, m))
+                    s->st.unknown_messages++; /* stream-only messages in a datagram */
+                break;
+            }
         }
     }
+    if (rc == GSP_WIRE_EBAD)
+        s->st.bad_messages++;
     settle(s);
 }
 
@@ -1410,34 +1451,57 @@ static int read_frame(gsp_swim_t *s, uint64_t now, const uint8_t *data, size_t l
                       gsp_msg_t *first)
 {
     gsp_decoder_t *d = &s->dec;
-    for (int pass = 0; pass < 2; pass++) {
-        if (gsp_dec_init(d, data, len) != GSP_WIRE_OK) {
+    if (gsp_dec_init(d, data, len) != GSP_WIRE_OK) {
+        s->st.bad_messages++;
+        return -1;
+    }
+    for (int i = 0;; i++) {
+        gsp_msg_t m;
+        int rc = gsp_dec_next(d, &m, NULL, NULL);
+        if (rc == GSP_WIRE_END)
+            break;
+        if (rc == GSP_WIRE_EBAD) {
             s->st.bad_messages++;
             return -1;
         }
-        for (int i = 0;; i++) {
-            gsp_msg_t m;
-            int rc = gsp_dec_next(d, &m, NULL, NULL);
-            if (rc == GSP_WIRE_END)
+        if (rc == GSP_WIRE_SKIP)
+            continue;
+        if (i == 0)
+            *first = m;
+        if (m.type == GSP_SET && !set_find(s, m.u.set.hash) && s->ops.method_set &&
+            s->ops.method_set(s->ud, m.u.set.hash, m.u.set.names, m.u.set.n) == 0)
+            set_store(s, m.u.set.hash, m.u.set.names, NULL, m.u.set.n);
+    }
+    /* the second pass decodes a batch ahead of merging, so the lookups overlap (see
+     * prefetch_members); the compound decoded whole once, so no error can come now */
+    if (gsp_dec_init(d, data, len) != GSP_WIRE_OK)
+        return -1;
+    int rc = GSP_WIRE_OK;
+    while (rc != GSP_WIRE_END) {
+        gsp_msg_t batch[PREFETCH_BATCH];
+        gsp_str_t names[PREFETCH_BATCH];
+        size_t n = 0, n_names = 0;
+        while (n < PREFETCH_BATCH) {
+            rc = gsp_dec_next(d, &batch[n], NULL, NULL);
+            if (rc == GSP_WIRE_END || rc == GSP_WIRE_EBAD) {
+                rc = GSP_WIRE_END;
                 break;
-            if (rc == GSP_WIRE_EBAD) {
-                s->st.bad_messages++;
-                return -1;
             }
             if (rc == GSP_WIRE_SKIP)
                 continue;
-            if (i == 0 && pass == 0)
-                *first = m;
-            if (pass == 0) {
-                if (m.type == GSP_SET && !set_find(s, m.u.set.hash) && s->ops.method_set &&
-                    s->ops.method_set(s->ud, m.u.set.hash, m.u.set.names, m.u.set.n) == 0)
-                    set_store(s, m.u.set.hash, m.u.set.names, NULL, m.u.set.n);
-                continue;
+            if (batch[n].type == GSP_STATE) {
+                names[n_names++] = batch[n].u.state.node;
+                n++;
+            } else if (batch[n].type == GSP_ACK) {
+                n++;
             }
-            if (m.type == GSP_STATE)
-                merge_state(s, now, &m.u.state);
-            else if (m.type == GSP_ACK)
-                probe_acked(s, m.u.ack.seq);
+        }
+        prefetch_members(s, names, n_names);
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i].type == GSP_STATE)
+                merge_state(s, now, &batch[i].u.state);
+            else
+                probe_acked(s, batch[i].u.ack.seq);
         }
     }
     return (int)first->type;

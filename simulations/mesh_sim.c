@@ -43,7 +43,9 @@
  *   mesh_sim --seeds COUNT [--first-seed S]        many seeds, then the determinism check
  *   options: --nodes N (4..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
  *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|mixed, --call-rate
- *            PER_S (per proxy, default 20, 0: no calls), --stats (metrics and a JSON line)
+ *            PER_S (per proxy, default 20, 0: no calls), --stats (metrics and a JSON line; "cpu_s"
+ *            is the process's CPU time), --check-prefix-s S (many seeds: the determinism check
+ *            compares the trace hash after S virtual seconds and replays only that far)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -97,6 +99,9 @@ typedef struct opts {
     uint64_t duration_s;
     const char *scenario;
     double call_rate; /* calls per second per proxy; 0: none */
+    /* many seeds: the determinism check compares the trace hash after this many virtual
+     * seconds and replays only that far (0: the whole run) */
+    uint64_t check_prefix_s;
 } opts_t;
 
 typedef struct world world_t;
@@ -167,6 +172,7 @@ struct world {
     uint64_t *lost_at; /* when instances became unavailable to a proxy (crash, cut, stall...) */
     size_t n_lost, lost_cap;
     uint64_t epoch; /* changes whenever a node may have become reachable or not */
+    int overdue;    /* check_tick: some crashed node is down for longer than the removal bound */
 };
 
 enum { CUT_NONE, CUT_HALVES, CUT_MINORITY, CUT_BRIDGE };
@@ -1169,6 +1175,8 @@ static void check_removal(world_t *w, const mnode_t *p)
     if (!s)
         return;
     uint64_t now = now_ns(w);
+    if (!w->overdue)
+        return; /* no crashed node is past the bound: nothing can be routed against it */
     size_t alive = 0, dead_in = 0;
     for (size_t k = 0; k < s->n_instances; k++) {
         int owner = owner_of(w, s->instances[k].addr);
@@ -1186,10 +1194,12 @@ static void check_removal(world_t *w, const mnode_t *p)
                        state_at(p, owner));
         }
     }
+    if (!dead_in)
+        return;
     /* the panic floor may keep dead instances while the live ones are fewer than half the
      * instances etcd lists */
     size_t listed = etcd_listed(w);
-    if (dead_in && alive * 2 >= (listed > s->n_instances ? listed : s->n_instances) + 1)
+    if (alive * 2 >= (listed > s->n_instances ? listed : s->n_instances) + 1)
         fail(w,
              "proxy %d still routes to %zu instance(s) of nodes crashed more than %.1f s ago "
              "(%zu live instances routed, %zu listed)",
@@ -1267,6 +1277,10 @@ static void check_tick(void *arg)
 {
     world_t *w = arg;
     sim_etcd_expire_leases(w->etcd, now_ns(w));
+    w->overdue = 0;
+    for (int i = w->o.proxies; i < w->nn && !w->overdue; i++)
+        w->overdue =
+            !w->n[i].running && w->n[i].crashed_at && now_ns(w) - w->n[i].crashed_at > w->b_remove;
     if (now_ns(w) - w->t0 > 20 * S)
         for (int i = 0; i < w->o.proxies; i++)
             if (w->n[i].running && !w->n[i].isolated) {
@@ -1739,7 +1753,6 @@ static long rss_kb(void)
 
 static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
 {
-    (void)tally;
     const opts_t *o = ud;
     world_t *w = calloc(1, sizeof(*w));
     if (!w)
@@ -1798,14 +1811,28 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (double)w->b_remove / 1e9, o->call_rate, CALLS_FROM_S,
                (double)CALL_DEADLINE_NS / 1e9, (double)CALL_CONNECT_TIMEOUT_NS / 1e9, CALL_SLACK,
                CALL_WINDOW_S);
+    /* --check-prefix-s: the hash the determinism check compares is the one at the prefix's
+     * end, and a replay (not tallied) stops there */
+    uint64_t prefix_end = o->check_prefix_s ? w->t0 + o->check_prefix_s * S : 0, prefix_hash = 0;
+    int replay_cut = 0;
     while (now_ns(w) < w->t_end && (!w->failures || o->verbose)) {
         uint64_t slice = now_ns(w) + 1 * S;
+        if (prefix_end && !prefix_hash && slice > prefix_end)
+            slice = prefix_end;
         mesh_sim_run_until(w->sim, slice < w->t_end ? slice : w->t_end);
+        if (prefix_end && !prefix_hash && now_ns(w) >= prefix_end) {
+            prefix_hash = mesh_sim_trace_hash(w->sim) ^ w->trace;
+            if (!tally) {
+                replay_cut = 1;
+                break;
+            }
+        }
     }
-    if (!w->failures)
+    if (!w->failures && !replay_cut)
         final_checks(w);
-    double wall = (double)(clock() - c0) / CLOCKS_PER_SEC;
-    if (o->stats) {
+    /* the process's CPU time (clock()), not wall time: the machine's cores are shared */
+    double cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    if (o->stats && !replay_cut) {
         qsort(w->det_samples, w->n_det, sizeof(uint64_t), cmp_u64);
         double p50 = w->n_det ? (double)w->det_samples[w->n_det / 2] / 1e9 : 0;
         double p99 = w->n_det ? (double)w->det_samples[(w->n_det * 99) / 100] / 1e9 : 0;
@@ -1825,11 +1852,11 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
         double cm50 = w->n_conv_members ? (double)w->conv_members[w->n_conv_members / 2] / 1e9 : 0;
         double cm99 =
             w->n_conv_members ? (double)w->conv_members[(w->n_conv_members * 99) / 100] / 1e9 : 0;
-        printf("seed %llu: %d nodes, %llu s virtual in %.1f s wall (%.0f node-seconds per wall "
+        printf("seed %llu: %d nodes, %llu s virtual in %.1f s of CPU (%.0f node-seconds per CPU "
                "second), peak RSS %.1f MiB (%.1f KiB per node); crashes %llu, detection p50 %.2f "
                "s p99 %.2f s over %zu crashes; gossip %.0f bytes per node per second\n",
-               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, wall,
-               wall > 0 ? node_s / wall : 0, (double)rss_kb() / 1024, (double)rss_kb() / w->nn,
+               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu,
+               cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / 1024, (double)rss_kb() / w->nn,
                (unsigned long long)w->crashes, p50, p99, w->n_det, (double)sent / node_s);
         printf("seed %llu: after %zu heals routes converged in p50 %.2f s p99 %.2f s, membership "
                "in p50 %.2f s p99 %.2f s (over %zu)\n",
@@ -1864,8 +1891,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)ct.to_live, (unsigned long long)ct.to_live_netem,
                (unsigned long long)ct.retried, (unsigned long long)ct.opens,
                (unsigned long long)ct.closes, CALL_WINDOW_S, worst_pct, bound_pct, CALL_SLACK);
-        printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"wall_s\":%.2f,"
-               "\"node_s_per_wall_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
+        printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"cpu_s\":%.2f,"
+               "\"node_s_per_cpu_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
                "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f,\"heals\":%zu,"
                "\"routes_converge_p50_s\":%.3f,\"routes_converge_p99_s\":%.3f,"
                "\"members_converge_p50_s\":%.3f,\"members_converge_p99_s\":%.3f,"
@@ -1874,8 +1901,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                "\"failed_no_instance\":%llu,\"breaker_rejected\":%llu,\"retried\":%llu,"
                "\"breaker_opens\":%llu,\"window_failed_pct\":%.2f,"
                "\"window_bound_pct\":%.2f}\n",
-               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, wall,
-               wall > 0 ? node_s / wall : 0, (double)rss_kb() / w->nn, p50, p99,
+               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu,
+               cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / w->nn, p50, p99,
                (double)sent / node_s, w->n_conv_routes, cr50, cr99, cm50, cm99,
                (unsigned long long)ct.calls, (unsigned long long)ct.failed,
                (unsigned long long)ct.to_live, (unsigned long long)ct.to_crashed,
@@ -1884,7 +1911,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)ct.by_cause[CALL_BREAKER_OPEN], (unsigned long long)ct.retried,
                (unsigned long long)ct.opens, worst_pct, bound_pct);
     }
-    out->hash = mesh_sim_trace_hash(w->sim) ^ w->trace;
+    out->hash = prefix_hash ? prefix_hash : mesh_sim_trace_hash(w->sim) ^ w->trace;
     out->failures = w->failures;
     snprintf(out->why, sizeof(out->why), "%s", w->first_failure);
     mesh_exec_free(w->sim);
@@ -1939,6 +1966,8 @@ int main(int argc, char **argv)
             o.scenario = v, i++;
         else if (!strcmp(a, "--call-rate") && v)
             o.call_rate = strtod(v, NULL), i++;
+        else if (!strcmp(a, "--check-prefix-s") && v)
+            o.check_prefix_s = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--verbose"))
             o.verbose = 1;
         else if (!strcmp(a, "--stats"))
@@ -1947,16 +1976,17 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: mesh_sim [--seed N | --seeds COUNT [--first-seed S]] "
                             "[--nodes N] [--proxies P] [--duration-s S] [--scenario "
                             "outage|halves|isolate|stall|loss|churn|minority|bridge|dataloss|"
-                            "etcd-subset|netem|clog|mixed] [--call-rate PER_S] [--stats] "
-                            "[--verbose]\n");
+                            "etcd-subset|netem|clog|mixed] [--call-rate PER_S] "
+                            "[--check-prefix-s S] [--stats] [--verbose]\n");
             return 2;
         }
     }
     if (o.nodes < 4 || o.nodes > MAX_NODES || o.proxies < 1 || o.proxies >= o.nodes ||
-        o.duration_s < 120 || !(o.call_rate >= 0 && o.call_rate <= 1000)) {
+        o.duration_s < 120 || !(o.call_rate >= 0 && o.call_rate <= 1000) ||
+        o.check_prefix_s > o.duration_s) {
         fprintf(stderr,
                 "mesh_sim: --nodes 4..%d, --proxies 1..nodes-1, --duration-s >= 120, "
-                "--call-rate 0..1000\n",
+                "--call-rate 0..1000, --check-prefix-s 0..duration\n",
                 MAX_NODES);
         return 2;
     }
@@ -1967,8 +1997,9 @@ int main(int argc, char **argv)
     if (!seeds) {
         sim_outcome_t out;
         run_one(&o, seed ? seed : first, 1, &out);
-        printf("mesh_sim seed %llu: %s%s\n", (unsigned long long)(seed ? seed : first),
-               out.failures ? "FAILED: " : "ok", out.why);
+        printf("mesh_sim seed %llu: %s%s (trace hash %016llx)\n",
+               (unsigned long long)(seed ? seed : first), out.failures ? "FAILED: " : "ok", out.why,
+               (unsigned long long)out.hash);
         return out.failures ? 1 : 0;
     }
     printf("mesh_sim: %llu seeds from %llu, %d nodes (%d proxies), %llu s, scenario %s, %g calls "

@@ -23,6 +23,19 @@ static void test_forms(void)
     CHECK(mesh_addr_parse("10.1.2.3:80", &a) == 0);
     CHECK(mesh_addr_str(&a, buf, sizeof(buf)) == 0);
     CHECK_STR(buf, "10.1.2.3:80");
+    /* IPv4 is formatted by hand (once per gossip datagram): the extremes, and a buffer one
+     * byte short fails rather than truncating */
+    CHECK(mesh_addr_parse("0.0.0.0:0", &a) == 0);
+    CHECK(mesh_addr_str(&a, buf, sizeof(buf)) == 0);
+    CHECK_STR(buf, "0.0.0.0:0");
+    CHECK(mesh_addr_parse("255.255.255.255:65535", &a) == 0);
+    CHECK(mesh_addr_str(&a, buf, sizeof(buf)) == 0);
+    CHECK_STR(buf, "255.255.255.255:65535");
+    CHECK(mesh_addr_str(&a, buf, strlen("255.255.255.255:65535") + 1) == 0);
+    CHECK(mesh_addr_str(&a, buf, strlen("255.255.255.255:65535")) == -1);
+    CHECK(mesh_addr_parse("192.168.10.200:7946", &a) == 0);
+    CHECK(mesh_addr_str(&a, buf, sizeof(buf)) == 0);
+    CHECK_STR(buf, "192.168.10.200:7946");
 
     CHECK(mesh_addr_split("[::1]:9090", host, sizeof(host), &port) == 0);
     CHECK_STR(host, "::1");
