@@ -257,11 +257,11 @@ void node_calls_write_merged(const node_calls_merged_t *m, prom_t *p)
     insts[ni++] = &m->inst[0];
     prom_family(p, "meshd_upstream_connect_failures_total", PROM_COUNTER,
                 "Failed connection attempts (refused, timed out, unreachable) to an upstream "
-                "instance (\"other\": beyond the label bound).");
+                "instance, host:port (\"other\": beyond the label bound).");
     for (size_t i = 0; i < ni; i++) {
         if (!insts[i]->connect_failures)
             continue;
-        prom_label_t l[] = {{"instance", insts[i]->addr}};
+        prom_label_t l[] = {{"upstream", insts[i]->addr}};
         prom_sample_u64(p, "meshd_upstream_connect_failures_total", l, 1,
                         insts[i]->connect_failures);
     }

@@ -8,7 +8,7 @@
  * name (node_calls_merge) and writes meshd_calls_total{service,method,code},
  * meshd_call_duration_seconds{service} (histogram), meshd_request_bytes_total{service},
  * meshd_response_bytes_total{service}, meshd_retries_total{service} and
- * meshd_upstream_connect_failures_total{instance}. Snapshots are cumulative, so a snapshot
+ * meshd_upstream_connect_failures_total{upstream}. Snapshots are cumulative, so a snapshot
  * lost to a full ring costs nothing but freshness.
  */
 #ifndef MESH_NODE_CALL_METRICS_H

@@ -168,7 +168,7 @@ def per_call(m):
     odd = 'odd<b>"&.S'
     check(total(text, "meshd_calls_total", service=odd, code="UNAVAILABLE") == 2,
           "the refused instance's calls: UNAVAILABLE under their (escaped) service name")
-    check(total(text, "meshd_upstream_connect_failures_total", instance="127.0.0.1:1") >= 1,
+    check(total(text, "meshd_upstream_connect_failures_total", upstream="127.0.0.1:1") >= 1,
           "connect failures of 127.0.0.1:1 counted")
     check('service="odd<b>\\"&.S"' in text, "the label value is escaped")
     promtool(text, "the proxy's /metrics with the per-call families")
@@ -267,7 +267,7 @@ def case_metrics(c):
           "the latency histogram counts every call")
     value('meshd_call_duration_seconds_bucket{job="proxy",service="%s",le="+Inf"}' % ECHO, 8,
           "the +Inf bucket holds every call")
-    value('meshd_upstream_connect_failures_total{job="proxy",instance="127.0.0.1:1"} > bool 0',
+    value('meshd_upstream_connect_failures_total{job="proxy",upstream="127.0.0.1:1"} > bool 0',
           1, "connect failures of the refusing instance")
     value('histogram_quantile(0.5, sum by (le) (meshd_call_duration_seconds_bucket{job="proxy",'
           'service="%s"})) > bool 0' % ECHO, 1, "a median latency from the histogram")

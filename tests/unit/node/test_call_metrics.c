@@ -145,8 +145,8 @@ static void t_write(void)
     CHECK_CONTAINS(t, "meshd_request_bytes_total{service=\"pkg.A\"} 400\n");
     CHECK_CONTAINS(t, "meshd_response_bytes_total{service=\"pkg.B\"} 400\n");
     CHECK_CONTAINS(t, "meshd_retries_total{service=\"pkg.A\"} 0\n");
-    CHECK_CONTAINS(t, "meshd_upstream_connect_failures_total{instance=\"10.0.0.8:80\"} 1\n");
-    CHECK_CONTAINS(t, "meshd_upstream_connect_failures_total{instance=\"10.0.0.9:80\"} 2\n");
+    CHECK_CONTAINS(t, "meshd_upstream_connect_failures_total{upstream=\"10.0.0.8:80\"} 1\n");
+    CHECK_CONTAINS(t, "meshd_upstream_connect_failures_total{upstream=\"10.0.0.9:80\"} 2\n");
     /* each family once */
     const char *fams[] = {"meshd_calls_total",         "meshd_call_duration_seconds",
                           "meshd_request_bytes_total", "meshd_response_bytes_total",
