@@ -83,6 +83,8 @@ enum {
     MESH_EV_POLICY = 3,  /* a call refused: c = when, Unix time in microseconds; a = refusals
                             of this worker not reported before this one (rate-limited away);
                             the call in .policy */
+    MESH_EV_CALLS = 4,   /* a = a pointer to a snapshot of the worker's per-call table
+                            (transport/call_stats.h), which the consumer takes over (free()) */
 };
 
 /** The ring. */

@@ -154,6 +154,12 @@ void prom_one(prom_t *p, const char *name, prom_type_t type, const char *help, d
 
 /* ---- histograms ------------------------------------------------------------------------- */
 
+const double prom_latency_bounds[PROM_LATENCY_BOUNDS] = {
+    0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.005,
+    0.01,   0.02,   0.03,   0.04,   0.05,   0.1,   0.2,   0.3,   0.4,   0.5,
+    1,      2,      3,      4,      5,      10,    20,    30,    40,    50,
+};
+
 int prom_hist_init(prom_hist_t *h, const double *bounds, uint32_t n)
 {
     memset(h, 0, sizeof(*h));

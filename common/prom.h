@@ -70,7 +70,7 @@ int prom_name_ok(const char *s);
 /* ---- histograms ------------------------------------------------------------------------- */
 
 /** Most finite bounds a histogram may have (the +Inf bucket comes on top). */
-#define PROM_HIST_MAX_BOUNDS 24
+#define PROM_HIST_MAX_BOUNDS 32
 
 /** A histogram: bounds shared (static), counts per bucket, the last for +Inf. */
 typedef struct prom_hist {
@@ -80,6 +80,11 @@ typedef struct prom_hist {
     uint64_t count;
     double sum;
 } prom_hist_t;
+
+/** Log-linear latency bounds in seconds, as Linkerd's: 1, 2, 3, 4, 5 in each decade from
+ *  100 us to 50 s (PROM_LATENCY_BOUNDS of them). */
+#define PROM_LATENCY_BOUNDS 30
+extern const double prom_latency_bounds[PROM_LATENCY_BOUNDS];
 
 /** Initializes h over bounds (n at most PROM_HIST_MAX_BOUNDS, ascending; not copied).
  *  0, or -1 when the bounds are not usable. */

@@ -311,7 +311,7 @@ static void monitor_section(h1_body_t *b, json_t *mon)
 static void calls_section(h1_body_t *b)
 {
     static const char *const cols[] = {
-        "Calls", "Total", "Failed by the mesh", "Per second", "Failed per second", NULL};
+        "Calls", "Total", "Errors (status not OK)", "Per second", "Errors per second", NULL};
     w(b, "<section><h2>Calls</h2>");
     table_head(b, "calls", cols);
     table_empty(b, 5, "rates need JavaScript (or /metrics)");

@@ -39,12 +39,14 @@
 #include "common/log.h"
 #include "node/admin.h"
 #include "node/admin_options.h"
+#include "node/call_metrics.h"
 #include "node/node_metrics.h"
 #include "node/node_msgs.h"
 #include "policy/breaker.h"
 #include "policy/chain.h"
 #include "policy/jwks_fetch.h"
 #include "registry/reg_msgs.h"
+#include "transport/call_stats.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
@@ -61,6 +63,7 @@ typedef struct node_wk {
     /* worker thread only */
     mesh_actor_t *self;
     mesh_proxy_stats_t last;
+    uint64_t calls_gen; /* the per-call table's gen in the last snapshot handed over */
     int draining;
 } node_wk_t;
 
@@ -100,11 +103,26 @@ struct mesh_node {
 
 /* ---- the worker actor ------------------------------------------------------------------------ */
 
+/* Hands a snapshot of the per-call table to the node when it changed (one allocation per
+ * report period at most, never per call); a full ring: the next report tries again. */
+static void wk_report_calls(node_wk_t *w)
+{
+    mesh_cs_snap_t *snap = mesh_proxy_worker_call_snapshot(w->engine, &w->calls_gen);
+    if (!snap)
+        return;
+    mesh_event_t e = {.type = MESH_EV_CALLS, .worker = (uint32_t)w->index, .a = (uintptr_t)snap};
+    if (mesh_evring_push(&w->ring, &e) == 0)
+        w->calls_gen = snap->gen;
+    else
+        free(snap);
+}
+
 /* Reports the counters since the last report into the ring (never blocks). */
 static void wk_report(node_wk_t *w)
 {
     if (!w->engine)
         return;
+    wk_report_calls(w);
     mesh_proxy_stats_t s;
     mesh_proxy_worker_stats(w->engine, &s);
     if (!memcmp(&s, &w->last, sizeof(s)))
@@ -275,6 +293,7 @@ typedef struct node_state {
     uint64_t predrain_timer, drain_timer;
     uint64_t calls, failed, retries; /* totals reported by the workers */
     node_metrics_t metrics;          /* the rest of what /metrics shows (node/node_metrics.h) */
+    node_calls_t call_metrics;       /* the workers' per-call tables (node/call_metrics.h) */
 } node_state_t;
 
 /* Adds id to a list of actors: 1 when added, 0 when it was there, -1 out of memory. */
@@ -578,6 +597,8 @@ static void take_events(node_state_t *st, int i)
                 audit[na++] = ev[j];
             } else if (ev[j].type == MESH_EV_POLICY) {
                 audit[na++] = ev[j]; /* a refused call: recorded, not logged one by one */
+            } else if (ev[j].type == MESH_EV_CALLS) {
+                node_calls_take(&st->call_metrics, i, (mesh_cs_snap_t *)(uintptr_t)ev[j].a);
             }
             if (na == 64) { /* a batch per 64 audited events */
                 audit_batch(st, audit, na);
@@ -604,6 +625,7 @@ static void node_collect(void *ud, prom_t *p)
                              .routes = st->n->routes,
                              .etcd = mesh_node_etcd_state(st->n)};
     node_metrics_write(&st->metrics, &v, p);
+    node_calls_write(&st->call_metrics, p);
 }
 
 static int node_start(mesh_actor_t *self, void *arg)
@@ -612,6 +634,7 @@ static int node_start(mesh_actor_t *self, void *arg)
     st->n = arg;
     st->self = self;
     if (node_metrics_init(&st->metrics, st->n->nworkers) != 0 ||
+        node_calls_init(&st->call_metrics, st->n->nworkers) != 0 ||
         (st->n->admin && mesh_admin_add_metrics(st->n->admin, node_collect, st) != 0)) {
         mesh_error("node", "out of memory for the metrics");
         return -1;
@@ -742,6 +765,7 @@ static void node_stop(mesh_actor_t *self, int reason)
         st->n->admin = NULL;
     }
     node_metrics_destroy(&st->metrics);
+    node_calls_destroy(&st->call_metrics);
 }
 
 static const mesh_actor_ops_t node_ops = {
@@ -1120,8 +1144,17 @@ void mesh_node_free(mesh_node_t *n)
     pol_chain_unref(n->chain);
     free(n->jwks_body);
     free(n->jwks_url);
-    for (int i = 0; n->wk && i < n->nworkers; i++)
+    for (int i = 0; n->wk && i < n->nworkers; i++) {
+        mesh_event_t ev[64]; /* events nobody took: free the snapshots they carry */
+        size_t k;
+        do {
+            k = mesh_evring_take(&n->wk[i].ring, ev, 64);
+            for (size_t j = 0; j < k; j++)
+                if (ev[j].type == MESH_EV_CALLS)
+                    free((void *)(uintptr_t)ev[j].a);
+        } while (k == 64);
         mesh_evring_destroy(&n->wk[i].ring);
+    }
     free(n->wk);
     free(n);
 }

@@ -129,7 +129,6 @@ void node_metrics_write(const node_metrics_t *m, const node_metrics_view_t *v, p
         prom_sample(p, "meshd_etcd_state", l, 1, v->etcd && !strcmp(v->etcd, states[i]));
     }
     gauge_u64(p, "meshd_workers", "Data-plane worker loops.", (uint64_t)m->nworkers);
-    counter(p, "meshd_calls_total", "Calls accepted from clients.", v->calls);
     counter(p, "meshd_calls_failed_total",
             "Calls the mesh itself ended with an error status (no route, no live instance, "
             "circuit open, ...).",

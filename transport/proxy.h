@@ -232,6 +232,16 @@ void mesh_proxy_worker_set_filter(mesh_proxy_worker_t *w, const mesh_proxy_filte
 /** A copy of the worker's counters. */
 void mesh_proxy_worker_stats(const mesh_proxy_worker_t *w, mesh_proxy_stats_t *out);
 
+struct mesh_cs_snap;
+
+/**
+ * A copy of the worker's per-call table (transport/call_stats.h) for the control loop, or NULL
+ * when it did not change since the copy whose gen is *since (or out of memory). The caller
+ * owns it (free()) and sets *since to its gen once handed over.
+ */
+struct mesh_cs_snap *mesh_proxy_worker_call_snapshot(const mesh_proxy_worker_t *w,
+                                                     const uint64_t *since);
+
 /**
  * Closes everything at once (calls in flight are reset). Handles close asynchronously: keep
  * running the loop until uv_run() returns; the memory is released by the last close.

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "transport/balancer.h"
+#include "transport/call_stats.h"
 #include "transport/chunk.h"
 #include "transport/grpc_timeout.h"
 #include "transport/h2_conn.h"
@@ -163,6 +164,7 @@ typedef struct pxy_svc {
     pxy_endpoint_t **eps;                /* one allocation with insts */
     const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
     size_t n;
+    uint32_t cs_row; /* the service's row in w->cs + 1; 0: not looked up yet */
 } pxy_svc_t;
 
 /**
@@ -252,6 +254,8 @@ struct pxy_stream {
     char trace_id[65];              /* for log lines about the call; "" none */
     char upstream[48];              /* the last endpoint tried ("host:port"), "" none */
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
+    uint64_t t_start;               /* uv_hrtime() when the call started (0: not a call yet) */
+    uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_api_t api; /* calls started with mesh_proxy_call_start() */
     pxy_stream_t *free_next;
@@ -290,6 +294,7 @@ struct mesh_proxy_worker {
     void (*drain_done)(void *);
     void *drain_arg;
     mesh_proxy_stats_t stats;
+    mesh_call_stats_t cs;       /* per-call figures (transport/call_stats.h) */
     pxy_endpoint_t *default_ep; /* cfg.default_upstream's endpoint, or NULL */
     char *default_upstream;
     mesh_proxy_filter_t filters[MESH_PROXY_MAX_FILTERS];

@@ -277,12 +277,67 @@ static void stream_release(pxy_stream_t *ps)
     uv_close((uv_handle_t *)&ps->timer, on_timer_closed);
 }
 
+/* The status the client saw, for the call metrics. */
+static int client_status(const pxy_stream_t *ps)
+{
+    if (ps->final_status >= 0)
+        return ps->final_status;
+    if (ps->final_status == MESH_PROXY_STATUS_CONN_ERROR)
+        return MESH_GRPC_UNAVAILABLE;
+    return ps->failing && ps->err_code > 0 ? ps->err_code : MESH_GRPC_CANCELLED;
+}
+
+/* Counts a finished call in the worker's per-call table (transport/call_stats.h). A routed
+ * call's row was found at routing time; other calls look theirs up by name, and take a row
+ * only for a service of the table or the default route (never for any name a client sends). */
+static void stream_account(pxy_stream_t *ps)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    mesh_call_stats_t *cs = &w->cs;
+    uint32_t row = ps->cs_row ? ps->cs_row - 1 : MESH_CS_OTHER;
+    const char *const *known = NULL;
+    size_t n_known = 0;
+    if (ps->cs_row) {
+        known = ps->svc ? ps->svc->methods : NULL;
+        n_known = ps->svc ? ps->svc->n_methods : 0;
+    } else if (ps->svc_str && ps->svc_len > 0) {
+        int insert = ps->default_route;
+        if (!insert && w->routes) { /* rejected before routing: a service of the table? */
+            size_t pl;
+            const char *path = hdrs_get(&ps->reqh, PXY_H_PATH, &pl);
+            const mesh_route_service_t *svc = NULL;
+            mesh_route_status_t rs =
+                path ? mesh_routes_lookup(w->routes, path, pl, &svc) : MESH_ROUTE_BAD_PATH;
+            insert = rs == MESH_ROUTE_FOUND || rs == MESH_ROUTE_NO_METHOD;
+            if (rs == MESH_ROUTE_FOUND) {
+                known = svc->methods;
+                n_known = svc->n_methods;
+            } else {
+                static const char *const none[1] = {""};
+                known = none; /* the method is not served: "other" */
+            }
+        }
+        row = mesh_cs_service(cs, ps->svc_str, (size_t)ps->svc_len, insert);
+    }
+    uint32_t col =
+        ps->method_str && row != MESH_CS_OTHER
+            ? mesh_cs_method(cs, row, ps->method_str, (size_t)ps->method_len, known, n_known)
+            : MESH_CS_METHODS;
+    double secs = (double)(uv_hrtime() - ps->t_start) * 1e-9;
+    mesh_cs_record(cs, row, col, client_status(ps), ps->req_bytes, ps->resp_bytes,
+                   (uint32_t)ps->retries, secs);
+}
+
 /* Frees ps when neither side holds it any more. */
 static void stream_maybe_free(pxy_stream_t *ps)
 {
     if (ps->down || ps->us)
         return;
     mesh_proxy_worker_t *w = ps->w;
+    if (ps->t_start) {
+        stream_account(ps);
+        ps->t_start = 0;
+    }
     if (ps->n_admitted)
         filters_done(ps);
     uv_timer_stop(&ps->timer);
@@ -730,6 +785,12 @@ static void stream_route(pxy_stream_t *ps)
     if (rs == MESH_ROUTE_FOUND) {
         ps->routes = mesh_routes_ref(w->routes);
         ps->svc = svc;
+        if (w->svc) { /* the service's metrics row, looked up once per service object */
+            pxy_svc_t *st = &w->svc[mesh_routes_index_of(w->routes, svc)];
+            if (!st->cs_row)
+                st->cs_row = mesh_cs_service(&w->cs, svc->name, strlen(svc->name), 1) + 1;
+            ps->cs_row = st->cs_row;
+        }
     } else if (w->default_ep && pl > 1 && path[0] == '/') {
         ps->default_route = 1;
     } else {
@@ -748,6 +809,7 @@ static void h2_stream_start(pxy_stream_t *ps)
     const char *v;
     ps->started = 1;
     w->stats.calls++;
+    ps->t_start = uv_hrtime();
     mesh_debug(ACTOR, "%s: call on stream %d", ps->ds->name, ps->ds_id);
     if (ps->hdr_overflow) {
         pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED,
@@ -767,6 +829,7 @@ static void h2_stream_start(pxy_stream_t *ps)
         nghttp2_submit_response(ps->ds->h2.session, ps->ds_id, nva, 4, NULL);
         ps->resp_done = 1;
         ps->failing = 1;
+        ps->final_status = MESH_GRPC_INTERNAL;
         w->stats.calls_failed++;
         mesh_chunkq_discard(&ps->req.q);
         return;

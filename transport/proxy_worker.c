@@ -25,6 +25,7 @@ static void maybe_release(mesh_proxy_worker_t *w)
     nghttp2_option_del(w->opt);
     free(w->rbuf);
     free(w->default_upstream);
+    mesh_cs_free(&w->cs);
     free(w);
 }
 
@@ -220,6 +221,8 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     snprintf(w->listen_host, sizeof(w->listen_host), "%s",
              cfg->listen_host && *cfg->listen_host ? cfg->listen_host : "0.0.0.0");
     w->cfg.listen_host = w->listen_host;
+    if (mesh_cs_init(&w->cs) != 0)
+        goto fail;
     pxy_list_init(&w->ds_conns);
     mesh_chunk_pool_init(&w->pool, 4096);
     mesh_h2_mem_init(&w->h2mem);
@@ -283,6 +286,7 @@ listening:
 fail_uv:
     mesh_error(ACTOR, "worker %d: listener: %s", w->cfg.worker_index, uv_strerror(rv));
 fail:
+    mesh_cs_free(&w->cs);
     if (w->ds_cbs)
         nghttp2_session_callbacks_del(w->ds_cbs);
     if (w->us_cbs)
@@ -463,6 +467,14 @@ void mesh_proxy_worker_stats(const mesh_proxy_worker_t *w, mesh_proxy_stats_t *o
     *out = w->stats;
     out->endpoints = w->n_endpoints;
     out->upstream_conns_open = w->n_us_open;
+}
+
+struct mesh_cs_snap *mesh_proxy_worker_call_snapshot(const mesh_proxy_worker_t *w,
+                                                     const uint64_t *since)
+{
+    if (since && *since == w->cs.gen)
+        return NULL;
+    return mesh_cs_snapshot(&w->cs);
 }
 
 void mesh_proxy_worker_free(mesh_proxy_worker_t *w)

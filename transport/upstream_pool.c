@@ -333,6 +333,7 @@ void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
 static void mark_down(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *why)
 {
     uint64_t ms = mesh_bal_backoff_failed(&ep->bo, &w->bal, uv_now(w->loop));
+    mesh_cs_connect_failure(&w->cs, ep->addr);
     mesh_warn(ACTOR, "worker %d: upstream %s down for %llu ms: %s", w->cfg.worker_index, ep->addr,
               (unsigned long long)ms, why);
 }

@@ -123,16 +123,20 @@
     }), "every instance answers", 6);
   }
 
-  /* The call counters of /metrics, by service when the metrics carry one. */
+  /* Calls by service from meshd_calls_total{service,method,code}: every call, and the calls
+     that ended with a status other than OK. */
   function calls(metrics) {
     var out = {};
     metrics.split("\n").forEach(function (line) {
-      var m = /^meshd_calls(_failed)?_total(\{[^}]*\})? ([0-9.e+]+)$/.exec(line);
+      var m = /^meshd_calls_total\{([^}]*)\} ([0-9.e+]+)$/.exec(line);
       if (!m) return;
-      var svc = /service="((?:[^"\\]|\\.)*)"/.exec(m[2] || "");
-      var k = svc ? svc[1] : "(all services)";
+      var svc = /service="((?:[^"\\]|\\.)*)"/.exec(m[1]);
+      var code = /code="([^"]*)"/.exec(m[1]);
+      var k = svc ? svc[1].replace(/\\(.)/g, "$1") : "(all services)";
+      var n = parseFloat(m[2]);
       out[k] = out[k] || { calls: 0, failed: 0 };
-      out[k][m[1] ? "failed" : "calls"] += parseFloat(m[3]);
+      out[k].calls += n;
+      if (code && code[1] !== "OK") out[k].failed += n;
     });
     return out;
   }

@@ -9,7 +9,12 @@ Cases (--case NAME):
            here (its own config, data folder and loopback port) scrapes both, and its query API
            says: both targets up, the proxy routes 2 etcd instances of the echo service, etcd
            connected, 3 gossip members alive, the calls made through the proxy counted, process
-           RSS and open fds present.
+           RSS and open fds present. The per-call families after known calls (5 OK, 3 that
+           the app answers NOT_FOUND, 2 to a static instance that refuses connections):
+           meshd_calls_total by service, method and code on the proxy (and summed over the
+           sidecars, which see the same calls), the latency histogram's count equal to the
+           calls, request and response bytes, connect failures of the refusing instance and
+           the UNAVAILABLE its calls got, label values escaped (promtool accepts them).
   page     GET / without JavaScript already holds the tables (one row per instance, members,
            HTML-escaped names); in headless Chromium (DevTools protocol) the page shows the
            rows, refreshes itself, and when a sidecar is SIGKILLed its instance leaves the
@@ -33,6 +38,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+import grpc  # python3-grpcio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -121,6 +128,61 @@ class Mesh:
 
 # ---- metrics ---------------------------------------------------------------------------------
 
+def samples(text, name):
+    """{frozenset(labels.items()): value} of family member name in exposition text."""
+    out = {}
+    for line in text.splitlines():
+        mt = re.match(r'^%s\{(.*)\} (\S+)$' % re.escape(name), line)
+        if not mt:
+            continue
+        labels = dict((k, v.replace('\\"', '"').replace("\\\\", "\\"))
+                      for k, v in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', mt.group(1)))
+        out[frozenset(labels.items())] = float(mt.group(2))
+    return out
+
+
+def total(text, name, **want):
+    return sum(v for k, v in samples(text, name).items() if all(
+        (lk, lv) in k for lk, lv in want.items()))
+
+
+def per_call(m):
+    """The per-call families on the proxy and the sidecars after the calls above."""
+    want = {("Unary", "OK"): 5, ("Unary", "NOT_FOUND"): 3}
+
+    def proxy_counted():
+        text = http(m.admin, "/metrics")[2]
+        got = {(mth, code): total(text, "meshd_calls_total", service=ECHO, method=mth, code=code)
+               for mth, code in want}
+        return text if got == want else None
+    text = wait_until(proxy_counted, 30, "the proxy counts 5 OK and 3 NOT_FOUND echo calls")
+    check(total(text, "meshd_calls_total", service=ECHO) == 8,
+          "no other echo calls on the proxy: %s" % samples(text, "meshd_calls_total"))
+    check(total(text, "meshd_call_duration_seconds_count", service=ECHO) == 8,
+          "the proxy's latency histogram counts the 8 calls")
+    check(total(text, "meshd_call_duration_seconds_bucket", service=ECHO, le="+Inf") == 8,
+          "the +Inf bucket holds the 8 calls")
+    check(total(text, "meshd_call_duration_seconds_sum", service=ECHO) > 0, "durations summed")
+    check(total(text, "meshd_request_bytes_total", service=ECHO) > 0 and
+          total(text, "meshd_response_bytes_total", service=ECHO) > 0, "bytes in and out counted")
+    odd = 'odd<b>"&.S'
+    check(total(text, "meshd_calls_total", service=odd, code="UNAVAILABLE") == 2,
+          "the refused instance's calls: UNAVAILABLE under their (escaped) service name")
+    check(total(text, "meshd_upstream_connect_failures_total", upstream="127.0.0.1:1") >= 1,
+          "connect failures of 127.0.0.1:1 counted")
+    check('service="odd<b>\\"&.S"' in text, "the label value is escaped")
+    promtool(text, "the proxy's /metrics with the per-call families")
+
+    def sidecars_counted():
+        texts = [http(sc.admin, "/metrics")[2] for sc in m.sidecars]
+        got = {(mth, code): sum(total(t, "meshd_calls_total", service=ECHO, method=mth,
+                                      code=code) for t in texts) for mth, code in want}
+        return texts if got == want else None
+    texts = wait_until(sidecars_counted, 30, "the sidecars count the same calls, by method")
+    check(sum(total(t, "meshd_call_duration_seconds_count", service=ECHO) for t in texts) == 8,
+          "the sidecars' histograms count the 8 calls")
+
+
 def promtool(text, what):
     r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
                        capture_output=True, timeout=30)
@@ -133,6 +195,21 @@ def case_metrics(c):
     m.wait_routed()
     m.wait_members(3)
     m.calls(5)
+    with EchoClient("127.0.0.1:%d" % m.port) as cl:
+        nf = [cl.unary(payload=b"x", status_code=5, status_message="no such thing",
+                       timeout=5).code for _ in range(3)]
+    check(all(x == grpc.StatusCode.NOT_FOUND for x in nf), "3 calls the app answers NOT_FOUND")
+    with grpc.insecure_channel("127.0.0.1:%d" % m.port) as ch:
+        down = []
+        for _ in range(2):
+            try:
+                ch.unary_unary('/odd<b>"&.S/Get')(b"", timeout=5)
+                down.append(grpc.StatusCode.OK)
+            except grpc.RpcError as e:
+                down.append(e.code())
+    check(all(x == grpc.StatusCode.UNAVAILABLE for x in down),
+          "2 calls to the refusing static instance: UNAVAILABLE (%s)" % down)
+    per_call(m)
     st, h, text = http(m.admin, "/metrics")
     check(st == 200 and h["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8",
           "/metrics: 200, text format 0.0.4")
@@ -181,7 +258,19 @@ def case_metrics(c):
           "the proxy routes 2 etcd instances of the echo service")
     value('meshd_etcd_state{job="proxy",state="connected"}', 1, "the proxy sees etcd connected")
     value('meshd_gossip_members{job="proxy",state="alive"}', 3, "3 gossip members alive")
-    value('meshd_calls_total{job="proxy"} >= bool 5', 1, "the 5 calls are counted")
+    value('sum(meshd_calls_total{job="proxy"}) >= bool 5', 1, "the 5 calls are counted")
+    value('sum(meshd_calls_total{job="proxy",service="%s",method="Unary",code="OK"})' % ECHO, 5,
+          "the proxy's OK calls of the echo service")
+    value('sum(meshd_calls_total{job="proxy",service="%s",code="NOT_FOUND"})' % ECHO, 3,
+          "the proxy's NOT_FOUND calls")
+    value('meshd_call_duration_seconds_count{job="proxy",service="%s"}' % ECHO, 8,
+          "the latency histogram counts every call")
+    value('meshd_call_duration_seconds_bucket{job="proxy",service="%s",le="+Inf"}' % ECHO, 8,
+          "the +Inf bucket holds every call")
+    value('meshd_upstream_connect_failures_total{job="proxy",upstream="127.0.0.1:1"} > bool 0',
+          1, "connect failures of the refusing instance")
+    value('histogram_quantile(0.5, sum by (le) (meshd_call_duration_seconds_bucket{job="proxy",'
+          'service="%s"})) > bool 0' % ECHO, 1, "a median latency from the histogram")
     value('meshd_process_resident_memory_bytes{job="proxy"} > bool 1000000', 1, "RSS is there")
     value('meshd_process_open_fds{job="sidecar"} > bool 5', 1, "open fds are there")
     value('meshd_etcd_revision{job="proxy"} > bool 0', 1, "the etcd revision is there")
