@@ -64,6 +64,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/fs_layer.h"
+
 /* ---- on-disk format ------------------------------------------------------------------------ */
 
 /** Segment header: magic (8), version (u32), header length (u32), segment number (u64),
@@ -82,40 +84,12 @@
 
 /* ---- the file layer (the seam) ---------------------------------------------------------- */
 
-/** A file layer over one spool folder. Functions return 0 (or a byte count) on success and
- *  -errno on failure; error(ctx) then describes the failure (the path and the cause). All of
- *  them run on the spool's thread, except sync, which the driver runs off the loop and which
- *  must be safe to call from another thread on a handle the core keeps open meanwhile. */
-typedef struct audit_spool_fs_ops {
-    /** Calls fn once for every name in the folder. */
-    int (*list)(void *ctx, void (*fn)(void *ud, const char *name), void *ud);
-    /** Creates name, which must not exist, for reading and writing; sets *fh. */
-    int (*create)(void *ctx, const char *name, int *fh);
-    /** Opens the existing name for reading and writing; sets *fh and *size (its length). */
-    int (*open)(void *ctx, const char *name, int *fh, uint64_t *size);
-    /** Closes a handle. */
-    void (*close)(void *ctx, int fh);
-    /** Writes all n bytes at offset off, or fails (then a prefix may have been written). */
-    int (*write)(void *ctx, int fh, uint64_t off, const void *p, size_t n);
-    /** Reads up to n bytes at offset off: the count read (short only at the end of the file). */
-    int64_t (*read)(void *ctx, int fh, uint64_t off, void *p, size_t n);
-    /** Sets the length of the file. */
-    int (*truncate)(void *ctx, int fh, uint64_t size);
-    /** Removes name from the folder. */
-    int (*unlink)(void *ctx, const char *name);
-    /** Makes the file's content durable, then the folder's entries too when dir is set
-     *  (created and removed names). Blocks: run it off the loop. */
-    int (*sync)(void *ctx, int fh, int dir);
-    /** The last failure, e.g. "open /var/spool/x/00000000000000000001.spool: Permission
-     *  denied" (never NULL). */
-    const char *(*error)(void *ctx);
-} audit_spool_fs_ops_t;
-
-/** A file layer and its context. */
-typedef struct audit_spool_fs {
-    const audit_spool_fs_ops_t *ops;
-    void *ctx;
-} audit_spool_fs_t;
+/** The spool's file layer is the common one (common/fs_layer.h: list, create, open, close,
+ *  positional write and read, truncate, unlink, sync; the spool uses neither rename nor
+ *  lock). All calls run on the spool's thread, except sync, which the driver runs off the loop
+ *  on a handle the core keeps open meanwhile. */
+typedef mesh_fs_ops_t audit_spool_fs_ops_t;
+typedef mesh_fs_t audit_spool_fs_t;
 
 /* ---- configuration --------------------------------------------------------------------- */
 

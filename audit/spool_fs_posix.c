@@ -1,13 +1,12 @@
 /*
  * audit/spool_fs_posix.c: the audit spool's file layer over a real folder (see
- * spool_fs_posix.h).
+ * spool_fs_posix.h): the folder is created and locked here; the file calls are
+ * common/fs_posix.c's.
  */
 #include "audit/spool_fs_posix.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,195 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fs_posix.h"
+
 struct audit_spool_posix {
-    char *dir;
-    int dirfd;
+    mesh_fs_posix_t *fs;
     int lockfd;
-    char **names; /* names[fd]: the segment an open handle is, for error messages */
-    size_t nnames;
-    char err[512];
-};
-
-/* Remembers the name of handle fd (best effort: only error messages use it). */
-static void name_set(audit_spool_posix_t *fs, int fd, const char *name)
-{
-    if ((size_t)fd >= fs->nnames) {
-        size_t n = fs->nnames ? fs->nnames : 16;
-        while (n <= (size_t)fd)
-            n *= 2;
-        char **v = realloc(fs->names, n * sizeof(*v));
-        if (!v)
-            return;
-        memset(v + fs->nnames, 0, (n - fs->nnames) * sizeof(*v));
-        fs->names = v;
-        fs->nnames = n;
-    }
-    free(fs->names[fd]);
-    fs->names[fd] = name ? strdup(name) : NULL;
-}
-
-static const char *name_of(audit_spool_posix_t *fs, int fd)
-{
-    return fd >= 0 && (size_t)fd < fs->nnames && fs->names[fd] ? fs->names[fd] : "(segment)";
-}
-
-/* Records "<what> <dir>/<name>: <strerror>" and returns -e. */
-static int fail(audit_spool_posix_t *fs, const char *what, const char *name, int e)
-{
-    snprintf(fs->err, sizeof(fs->err), "%s %s%s%s: %s", what, fs->dir, name ? "/" : "",
-             name ? name : "", strerror(e));
-    return -e;
-}
-
-static int p_list(void *ctx, void (*fn)(void *ud, const char *name), void *ud)
-{
-    audit_spool_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(fs, "list", NULL, errno);
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return fail(fs, "list", NULL, e);
-    }
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] != '.')
-            fn(ud, de->d_name);
-        errno = 0;
-    }
-    int e = errno;
-    closedir(d);
-    return e ? fail(fs, "list", NULL, e) : 0;
-}
-
-static int p_create(void *ctx, const char *name, int *fh)
-{
-    audit_spool_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return fail(fs, "create", name, errno);
-    *fh = fd;
-    name_set(fs, fd, name);
-    return 0;
-}
-
-static int p_open(void *ctx, const char *name, int *fh, uint64_t *size)
-{
-    audit_spool_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return fail(fs, "open", name, errno);
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = errno;
-        close(fd);
-        return fail(fs, "stat", name, e);
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(fs, "open", name, EINVAL);
-    }
-    *fh = fd;
-    *size = (uint64_t)st.st_size;
-    name_set(fs, fd, name);
-    return 0;
-}
-
-static void p_close(void *ctx, int fh)
-{
-    audit_spool_posix_t *fs = ctx;
-    name_set(fs, fh, NULL);
-    close(fh);
-}
-
-static int p_write(void *ctx, int fh, uint64_t off, const void *p, size_t n)
-{
-    audit_spool_posix_t *fs = ctx;
-    const char *b = p;
-    while (n) {
-        ssize_t w = pwrite(fh, b, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail(fs, "write", name_of(fs, fh), errno);
-        }
-        if (w == 0)
-            return fail(fs, "write", name_of(fs, fh), ENOSPC);
-        b += w;
-        off += (uint64_t)w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int64_t p_read(void *ctx, int fh, uint64_t off, void *p, size_t n)
-{
-    audit_spool_posix_t *fs = ctx;
-    char *b = p;
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = pread(fh, b + got, n - got, (off_t)(off + got));
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail(fs, "read", name_of(fs, fh), errno);
-        }
-        if (r == 0)
-            break;
-        got += (size_t)r;
-    }
-    return (int64_t)got;
-}
-
-static int p_truncate(void *ctx, int fh, uint64_t size)
-{
-    audit_spool_posix_t *fs = ctx;
-    while (ftruncate(fh, (off_t)size) < 0) {
-        if (errno != EINTR)
-            return fail(fs, "truncate", name_of(fs, fh), errno);
-    }
-    return 0;
-}
-
-static int p_unlink(void *ctx, const char *name)
-{
-    audit_spool_posix_t *fs = ctx;
-    if (unlinkat(fs->dirfd, name, 0) < 0)
-        return fail(fs, "unlink", name, errno);
-    return 0;
-}
-
-/* Off the loop: touches no shared state, reports only through its result. */
-static int p_sync(void *ctx, int fh, int dir)
-{
-    audit_spool_posix_t *fs = ctx;
-    if (fdatasync(fh) < 0)
-        return -errno;
-    if (dir && fsync(fs->dirfd) < 0)
-        return -errno;
-    return 0;
-}
-
-static const char *p_error(void *ctx)
-{
-    audit_spool_posix_t *fs = ctx;
-    return fs->err[0] ? fs->err : "no error";
-}
-
-static const audit_spool_fs_ops_t posix_ops = {
-    .list = p_list,
-    .create = p_create,
-    .open = p_open,
-    .close = p_close,
-    .write = p_write,
-    .read = p_read,
-    .truncate = p_truncate,
-    .unlink = p_unlink,
-    .sync = p_sync,
-    .error = p_error,
 };
 
 audit_spool_posix_t *audit_spool_posix_new(const char *dir, char *err, size_t errlen)
@@ -216,16 +31,18 @@ audit_spool_posix_t *audit_spool_posix_new(const char *dir, char *err, size_t er
         snprintf(err, errlen, "audit spool: create folder %s: %s", dir, strerror(errno));
         return NULL;
     }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        snprintf(err, errlen, "audit spool: open folder %s: %s", dir, strerror(errno));
+    char e2[400];
+    mesh_fs_posix_t *fs = mesh_fs_posix_open(dir, e2, sizeof(e2));
+    if (!fs) {
+        snprintf(err, errlen, "audit spool: %s", e2);
         return NULL;
     }
-    int lfd = openat(dfd, AUDIT_SPOOL_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int lfd =
+        openat(mesh_fs_posix_dirfd(fs), AUDIT_SPOOL_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lfd < 0) {
         snprintf(err, errlen, "audit spool: create %s/%s: %s", dir, AUDIT_SPOOL_LOCK_NAME,
                  strerror(errno));
-        close(dfd);
+        mesh_fs_posix_close(fs);
         return NULL;
     }
     if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
@@ -236,36 +53,31 @@ audit_spool_posix_t *audit_spool_posix_new(const char *dir, char *err, size_t er
             snprintf(err, errlen, "audit spool: lock %s/%s: %s", dir, AUDIT_SPOOL_LOCK_NAME,
                      strerror(errno));
         close(lfd);
-        close(dfd);
+        mesh_fs_posix_close(fs);
         return NULL;
     }
-    audit_spool_posix_t *fs = calloc(1, sizeof(*fs));
-    if (!fs || !(fs->dir = strdup(dir))) {
-        free(fs);
+    audit_spool_posix_t *a = calloc(1, sizeof(*a));
+    if (!a) {
         close(lfd);
-        close(dfd);
+        mesh_fs_posix_close(fs);
         snprintf(err, errlen, "audit spool: out of memory");
         return NULL;
     }
-    fs->dirfd = dfd;
-    fs->lockfd = lfd;
-    return fs;
+    a->fs = fs;
+    a->lockfd = lfd;
+    return a;
 }
 
-void audit_spool_posix_delete(audit_spool_posix_t *fs)
+void audit_spool_posix_delete(audit_spool_posix_t *a)
 {
-    if (!fs)
+    if (!a)
         return;
-    close(fs->lockfd); /* releases the flock */
-    close(fs->dirfd);
-    for (size_t i = 0; i < fs->nnames; i++)
-        free(fs->names[i]);
-    free(fs->names);
-    free(fs->dir);
-    free(fs);
+    close(a->lockfd); /* releases the flock */
+    mesh_fs_posix_close(a->fs);
+    free(a);
 }
 
-audit_spool_fs_t audit_spool_posix_fs(audit_spool_posix_t *fs)
+audit_spool_fs_t audit_spool_posix_fs(audit_spool_posix_t *a)
 {
-    return (audit_spool_fs_t){.ops = &posix_ops, .ctx = fs};
+    return mesh_fs_posix_layer(a->fs);
 }

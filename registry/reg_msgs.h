@@ -18,6 +18,8 @@ enum {
     /* Timers of the view. */
     REG_MSG_VIEW_RETRY = 0x52450002u,
     REG_MSG_VIEW_FLUSH = 0x52450003u,
+    /* Timer of the view's snapshot writer, without a libuv loop (the simulator). */
+    REG_MSG_VIEW_SNAP = 0x52450004u,
     /* Timer of a registration (corr: the timer id). */
     REG_MSG_LEASE_TIMER = 0x52450005u,
     /* Register an instance; ptr = reg_spec_t (freed with the message). The sender gets

@@ -885,6 +885,7 @@ static int reg_start(mesh_actor_t *self, void *arg)
     reg_view_cfg_t vc = {
         .prefix = a->prefix,
         .snapshot_path = a->snapshot_path,
+        .snapshot_fs = a->cfg.snapshot_fs,
         .watch = a->cfg.watch_cfg,
     };
     vc.watch.seed = mesh_random(self);
@@ -910,6 +911,7 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     case REG_MSG_VIEW_RETRY:
     case REG_MSG_VIEW_FLUSH:
+    case REG_MSG_VIEW_SNAP:
         if (st->view && (m->flags & MESH_MSG_F_TIMER)) {
             reg_view_out_t out;
             if (reg_view_on_timer(st->view, m, &out))

@@ -42,8 +42,11 @@ typedef struct reg_actor_cfg {
     const char *prefix;           /* default REG_DEFAULT_PREFIX */
     int watch;                    /* keep a view of the prefix and publish routing tables */
     const char *snapshot_path;    /* the view's snapshot file, NULL for none */
-    reg_watch_cfg_t watch_cfg;    /* coalescing and backoff (the jitter seed is drawn) */
-    mesh_actor_id_t subscriber;   /* gets REG_MSG_ROUTES; 0: nobody */
+    /** The folder holding snapshot_path (then a plain file name), borrowed, outliving the
+     *  actor: the simulator's sim_fs. NULL: the real folder of the path. */
+    const mesh_fs_t *snapshot_fs;
+    reg_watch_cfg_t watch_cfg;  /* coalescing and backoff (the jitter seed is drawn) */
+    mesh_actor_id_t subscriber; /* gets REG_MSG_ROUTES; 0: nobody */
     /** Gets REG_MSG_LINK when etcd's reachability changes (and after each start, once known):
      *  the view's link when watching, else whether the registrations' etcd calls get answers
      *  (an answer with an etcd error counts as reachable). 0: nobody. */

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "common/fs_posix.h"
 #include "common/log.h"
 #include "registry/view_table.h"
 
@@ -204,34 +204,102 @@ static int parse_header(const char *l, size_t n, const char *prefix, int64_t *re
     return 0;
 }
 
+/* ---- the file layer ------------------------------------------------------------------------ */
+
+/* A layer's -errno result as -1 with errno set. */
+static int fs_rc(long long rc)
+{
+    if (rc >= 0)
+        return 0;
+    errno = (int)-rc;
+    return -1;
+}
+
+/* The real folder of path and the file's name in it (the path-based calls and a writer made
+ * with a path): 0, or -1 with errno set. */
+typedef struct folder {
+    mesh_fs_posix_t *posix;
+    mesh_fs_t fs;
+    const char *name;
+    char dir[4096];
+} folder_t;
+
+static int folder_open(folder_t *f, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 0;
+    if (dl + 2 > sizeof(f->dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (!slash)
+        strcpy(f->dir, ".");
+    else if (dl == 0)
+        strcpy(f->dir, "/");
+    else {
+        memcpy(f->dir, path, dl);
+        f->dir[dl] = '\0';
+    }
+    f->name = slash ? slash + 1 : path;
+    if (!*f->name) {
+        errno = EISDIR;
+        return -1;
+    }
+    char err[256];
+    int e;
+    f->posix = mesh_fs_posix_open(f->dir, err, sizeof(err));
+    if (!f->posix) {
+        e = errno ? errno : EIO;
+        errno = e;
+        return -1;
+    }
+    mesh_fs_posix_set_mode(f->posix, 0644);
+    f->fs = mesh_fs_posix_layer(f->posix);
+    return 0;
+}
+
+static void folder_close(folder_t *f)
+{
+    int e = errno;
+    mesh_fs_posix_close(f->posix);
+    errno = e;
+}
+
+/* "<name><suffix>" into buf; 0 or -1 (ENAMETOOLONG). */
+static int name_with(char *buf, size_t cap, const char *name, const char *suffix)
+{
+    if (snprintf(buf, cap, "%s%s", name, suffix) >= (int)cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads a whole file into an anonymous mapping. Returns 0 or -1 (errno). */
-static int read_all(const char *path, char **data, size_t *len, size_t *cap)
+static int read_all(const mesh_fs_t *fs, const char *name, char **data, size_t *len, size_t *cap)
 {
     *data = NULL;
     *len = *cap = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    int fh;
+    uint64_t size = 0;
+    if (fs_rc(fs->ops->open(fs->ctx, name, &fh, &size)) < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || map_reserve(data, cap, 0, (size_t)st.st_size + 1) < 0) {
+    if (map_reserve(data, cap, 0, (size_t)size + 1) < 0) {
         int e = errno;
-        close(fd);
+        fs->ops->close(fs->ctx, fh);
         errno = e;
         return -1;
     }
     for (;;) {
         if (*len == *cap && map_reserve(data, cap, *len, 65536) < 0)
             break;
-        ssize_t r = read(fd, *data + *len, *cap - *len);
-        if (r < 0 && errno == EINTR)
-            continue;
+        int64_t r = fs->ops->read(fs->ctx, fh, *len, *data + *len, *cap - *len);
         if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            close(fd);
+            fs->ops->close(fs->ctx, fh);
             if (r < 0) {
                 map_free(*data, *cap);
                 *data = NULL;
-                errno = e;
+                errno = (int)-r;
                 return -1;
             }
             return 0;
@@ -239,19 +307,19 @@ static int read_all(const char *path, char **data, size_t *len, size_t *cap)
         *len += (size_t)r;
     }
     int e = errno;
-    close(fd);
+    fs->ops->close(fs->ctx, fh);
     map_free(*data, *cap);
     *data = NULL;
     errno = e;
     return -1;
 }
 
-long reg_snap_file_read(const char *path, const char *prefix, int64_t *revision,
-                        reg_snap_record_cb cb, void *ud)
+long reg_snap_fs_read(const mesh_fs_t *fs, const char *name, const char *prefix, int64_t *revision,
+                      reg_snap_record_cb cb, void *ud)
 {
     char *data;
     size_t len, cap;
-    if (read_all(path, &data, &len, &cap) < 0)
+    if (read_all(fs, name, &data, &len, &cap) < 0)
         return -1;
     const char *nl = memchr(data, '\n', len);
     long count = -1;
@@ -278,98 +346,115 @@ long reg_snap_file_read(const char *path, const char *prefix, int64_t *revision,
     return count;
 }
 
-/* ---- writing -------------------------------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t n)
+long reg_snap_file_read(const char *path, const char *prefix, int64_t *revision,
+                        reg_snap_record_cb cb, void *ud)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    folder_t f;
+    if (folder_open(&f, path) < 0)
+        return -1;
+    long n = reg_snap_fs_read(&f.fs, f.name, prefix, revision, cb, ud);
+    folder_close(&f);
+    return n;
 }
 
-static void fsync_dir(const char *path)
-{
-    char *dup = strdup(path);
-    if (!dup)
-        return;
-    int dfd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dup);
-}
-
-/* Writes header + n chunks to path.tmp, fsyncs, renames over path. 0 or -1 (errno). */
-static int write_file(const char *path, const char *prefix, int64_t revision,
+/* Writes header + n chunks to <name>.tmp, syncs it, renames it over name and syncs the
+ * folder. 0 or -1 (errno). */
+static int write_file(const mesh_fs_t *fs, const char *name, const char *prefix, int64_t revision,
                       const struct iovec *chunks, size_t n)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-        errno = ENAMETOOLONG;
+    char tmp[512];
+    if (name_with(tmp, sizeof(tmp), name, ".tmp") < 0)
         return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
+    int rc = fs->ops->unlink(fs->ctx, tmp); /* a file left by a crash: start afresh */
+    int fh;
+    if (rc < 0 && rc != -ENOENT)
+        return fs_rc(rc);
+    if (fs_rc(fs->ops->create(fs->ctx, tmp, &fh)) < 0)
         return -1;
     char hdr[1200];
     int hl = snprintf(hdr, sizeof(hdr), REG_SNAP_MAGIC " %d %" PRId64 " %s\n", REG_SNAP_VERSION,
                       revision, prefix);
-    int ok = hl > 0 && (size_t)hl < sizeof(hdr) && write_all(fd, hdr, (size_t)hl) == 0;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = write_all(fd, chunks[i].iov_base, chunks[i].iov_len) == 0;
-    ok = ok && fsync(fd) == 0;
-    int e = errno;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) < 0) {
-        e = ok ? errno : e;
-        unlink(tmp);
-        errno = e ? e : EIO;
-        return -1;
+    rc = hl > 0 && (size_t)hl < sizeof(hdr) ? 0 : -ENAMETOOLONG;
+    uint64_t off = 0;
+    if (rc == 0) {
+        rc = fs->ops->write(fs->ctx, fh, off, hdr, (size_t)hl);
+        off += (uint64_t)hl;
     }
-    fsync_dir(path);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = fs->ops->write(fs->ctx, fh, off, chunks[i].iov_base, chunks[i].iov_len);
+        off += chunks[i].iov_len;
+    }
+    if (rc == 0)
+        rc = fs->ops->sync(fs->ctx, fh, 0);
+    fs->ops->close(fs->ctx, fh);
+    if (rc == 0)
+        rc = fs->ops->rename(fs->ctx, tmp, name);
+    if (rc < 0) {
+        fs->ops->unlink(fs->ctx, tmp);
+        return fs_rc(rc);
+    }
+    fs->ops->sync(fs->ctx, -1, 1); /* the folder: the new name (best effort, as before) */
     return 0;
+}
+
+int reg_snap_fs_write(const mesh_fs_t *fs, const char *name, const char *prefix, int64_t revision,
+                      const reg_snap_buf_t *records)
+{
+    struct iovec c = {.iov_base = records ? records->data : NULL,
+                      .iov_len = records ? records->len : 0};
+    return write_file(fs, name, prefix, revision, &c, c.iov_len ? 1 : 0);
 }
 
 int reg_snap_file_write(const char *path, const char *prefix, int64_t revision,
                         const reg_snap_buf_t *records)
 {
-    struct iovec c = {.iov_base = records ? records->data : NULL,
-                      .iov_len = records ? records->len : 0};
-    return write_file(path, prefix, revision, &c, c.iov_len ? 1 : 0);
+    folder_t f;
+    if (folder_open(&f, path) < 0)
+        return -1;
+    int rc = reg_snap_fs_write(&f.fs, f.name, prefix, revision, records);
+    folder_close(&f);
+    return rc;
+}
+
+int reg_snap_fs_append(const mesh_fs_t *fs, const char *name, int64_t revision,
+                       const reg_snap_buf_t *records)
+{
+    int fh;
+    uint64_t size = 0;
+    if (fs_rc(fs->ops->open(fs->ctx, name, &fh, &size)) < 0)
+        return -1;
+    char last = '\n';
+    long long rc = 0;
+    if (size > 0) {
+        int64_t r = fs->ops->read(fs->ctx, fh, size - 1, &last, 1);
+        rc = r == 1 ? 0 : r < 0 ? r : -EIO;
+    }
+    if (rc == 0 && last != '\n') { /* a crash tore the last line: end it */
+        rc = fs->ops->write(fs->ctx, fh, size, "\n", 1);
+        size++;
+    }
+    if (rc == 0 && records && records->len) {
+        rc = fs->ops->write(fs->ctx, fh, size, records->data, records->len);
+        size += records->len;
+    }
+    char r[40];
+    int rl = snprintf(r, sizeof(r), "R\t%" PRId64 "\n", revision);
+    if (rc == 0)
+        rc = fs->ops->write(fs->ctx, fh, size, r, (size_t)rl);
+    if (rc == 0)
+        rc = fs->ops->sync(fs->ctx, fh, 0);
+    fs->ops->close(fs->ctx, fh);
+    return fs_rc(rc);
 }
 
 int reg_snap_file_append(const char *path, int64_t revision, const reg_snap_buf_t *records)
 {
-    int fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
-    if (fd < 0)
+    folder_t f;
+    if (folder_open(&f, path) < 0)
         return -1;
-    struct stat st;
-    char last = '\n';
-    int ok = fstat(fd, &st) == 0;
-    if (ok && st.st_size > 0)
-        ok = pread(fd, &last, 1, st.st_size - 1) == 1;
-    if (ok && last != '\n')
-        ok = write_all(fd, "\n", 1) == 0; /* a crash tore the last line: end it */
-    if (ok && records && records->len)
-        ok = write_all(fd, records->data, records->len) == 0;
-    char r[40];
-    int rl = snprintf(r, sizeof(r), "R\t%" PRId64 "\n", revision);
-    ok = ok && write_all(fd, r, (size_t)rl) == 0 && fsync(fd) == 0;
-    int e = errno;
-    ok = close(fd) == 0 && ok;
-    if (!ok) {
-        errno = e ? e : EIO;
-        return -1;
-    }
-    return 0;
+    int rc = reg_snap_fs_append(&f.fs, f.name, revision, records);
+    folder_close(&f);
+    return rc;
 }
 
 /* Compaction index: last record of each key, by line offset; len 0 marks a deleted key. */
@@ -396,12 +481,12 @@ static int cmp_chunk(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int reg_snap_file_compact(const char *path, const char *prefix, size_t *live)
+int reg_snap_fs_compact(const mesh_fs_t *fs, const char *name, const char *prefix, size_t *live)
 {
     char *data;
     size_t len, cap;
     *live = 0;
-    if (read_all(path, &data, &len, &cap) < 0)
+    if (read_all(fs, name, &data, &len, &cap) < 0)
         return -1;
     const char *nl = memchr(data, '\n', len);
     int64_t rev = 0;
@@ -464,7 +549,7 @@ int reg_snap_file_compact(const char *path, const char *prefix, size_t *live)
                     (struct iovec){.iov_base = data + ix[i].off, .iov_len = ix[i].len + 1};
         /* in the order of the records in the old file */
         qsort(chunks, k, sizeof(*chunks), cmp_chunk);
-        rc = write_file(path, prefix, rev, chunks, k);
+        rc = write_file(fs, name, prefix, rev, chunks, k);
         *live = k;
         map_free(cm, ccap);
     }
@@ -472,6 +557,17 @@ int reg_snap_file_compact(const char *path, const char *prefix, size_t *live)
     map_free(im, icap);
     map_free(data, cap);
     errno = e;
+    return rc;
+}
+
+int reg_snap_file_compact(const char *path, const char *prefix, size_t *live)
+{
+    folder_t f;
+    *live = 0;
+    if (folder_open(&f, path) < 0)
+        return -1;
+    int rc = reg_snap_fs_compact(&f.fs, f.name, prefix, live);
+    folder_close(&f);
     return rc;
 }
 
@@ -490,9 +586,11 @@ typedef struct job {
 } job_t;
 
 struct reg_snap_writer {
-    uv_loop_t *loop;
-    reg_table_t *t; /* NULL once detached */
-    char *path;
+    uv_loop_t *loop;      /* NULL: batches run at once, timers through host (the simulator) */
+    reg_snap_host_t host; /* without a loop */
+    mesh_fs_t fs;         /* ops NULL: the real folder of path, opened per batch */
+    reg_table_t *t;       /* NULL once detached */
+    char *path;           /* the file (messages), or its name in fs */
     char *prefix;
     uint32_t min_gap_ms;
     uint32_t gap_ms; /* min_gap_ms, doubled after each failure up to FAIL_GAP_MAX_MS */
@@ -507,45 +605,60 @@ struct reg_snap_writer {
     job_t *last; /* when freed with a batch in flight: the final batch */
     int closing;
     int timer_open;
+    int timer_armed; /* without a loop: the host's timer is armed */
     reg_snap_stats_t stats;
 };
 
 static void schedule(reg_snap_writer_t *w);
 
-/* Takes <path>.lock (flock): batches of writers of one file (a restarted view's new writer and
- * its predecessor's last batch, or two processes) never interleave with a compaction. Returns
- * the descriptor to close, or -1 (then the batch goes ahead unlocked; it fails on its own if
- * the folder is unusable). */
-static int lock_path(const char *path)
+static uint64_t now_ms(const reg_snap_writer_t *w)
 {
-    char lp[4096];
-    if (snprintf(lp, sizeof(lp), "%s.lock", path) >= (int)sizeof(lp))
-        return -1;
-    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    while (fd >= 0 && flock(fd, LOCK_EX) < 0 && errno == EINTR)
-        ;
-    return fd;
+    return w->loop ? uv_now(w->loop) : w->host.now_ms(w->host.ctx);
 }
 
-static void work(uv_work_t *req)
+/* Runs a batch through fs under <name>.lock (the layer's lock: flock on the real folder), so
+ * batches of writers of one file (a restarted view's new writer and its predecessor's last
+ * batch, or two processes) never interleave with a compaction. Without the lock the batch
+ * goes ahead (it fails on its own if the folder is unusable). */
+static void work_in(job_t *j, const mesh_fs_t *fs, const char *name)
 {
-    job_t *j = req->data;
     reg_snap_writer_t *w = j->w;
-    int lfd = lock_path(w->path);
+    char lock[512];
+    int lfh = -1;
+    if (name_with(lock, sizeof(lock), name, ".lock") == 0 && fs->ops->lock(fs->ctx, lock, &lfh) < 0)
+        lfh = -1;
     if (j->fresh) {
-        j->rc = reg_snap_file_write(w->path, w->prefix, j->revision, &j->data);
+        j->rc = reg_snap_fs_write(fs, name, w->prefix, j->revision, &j->data);
     } else {
-        j->rc = reg_snap_file_append(w->path, j->revision, &j->data);
+        j->rc = reg_snap_fs_append(fs, name, j->revision, &j->data);
         if (j->rc == 0 && j->compact) {
-            j->compacted = reg_snap_file_compact(w->path, w->prefix, &j->live) == 0;
+            j->compacted = reg_snap_fs_compact(fs, name, w->prefix, &j->live) == 0;
             if (!j->compacted)
                 j->err = errno; /* the appended file is still whole */
         }
     }
     if (j->rc < 0)
         j->err = errno;
-    if (lfd >= 0)
-        close(lfd); /* releases the lock */
+    if (lfh >= 0)
+        fs->ops->close(fs->ctx, lfh); /* releases the lock */
+}
+
+static void work(uv_work_t *req)
+{
+    job_t *j = req->data;
+    reg_snap_writer_t *w = j->w;
+    if (w->fs.ops) {
+        work_in(j, &w->fs, w->path);
+        return;
+    }
+    folder_t f;
+    if (folder_open(&f, w->path) < 0) {
+        j->rc = -1;
+        j->err = errno;
+        return;
+    }
+    work_in(j, &f.fs, f.name);
+    folder_close(&f);
 }
 
 /* Frees a closing writer once its timer is closed and no batch is in flight. */
@@ -614,11 +727,16 @@ static void after_work(uv_work_t *req, int status)
 
 static void start(reg_snap_writer_t *w, job_t *j)
 {
-    w->last_start = uv_now(w->loop);
+    w->last_start = now_ms(w);
     w->in_flight = j;
     w->stats.in_flight = 1;
     w->stats.records += j->data.records;
     j->req.data = j;
+    if (!w->loop) { /* no pool: the batch runs now */
+        work(&j->req);
+        after_work(&j->req, 0);
+        return;
+    }
     int rv = uv_queue_work(w->loop, &j->req, work, after_work);
     if (rv < 0) {
         /* Cannot happen with valid arguments; report as a failed write, next turn. */
@@ -677,10 +795,16 @@ static void schedule(reg_snap_writer_t *w)
         return;
     if (w->journal.records == 0 && w->base_ok)
         return;
-    uint64_t now = uv_now(w->loop);
+    uint64_t now = now_ms(w);
     if (w->last_start && now < w->last_start + w->gap_ms) {
-        if (!uv_is_active((uv_handle_t *)&w->timer))
+        if (!w->loop) {
+            if (!w->timer_armed) {
+                w->timer_armed = 1;
+                w->host.arm(w->host.ctx, w->last_start + w->gap_ms - now);
+            }
+        } else if (!uv_is_active((uv_handle_t *)&w->timer)) {
             uv_timer_start(&w->timer, on_timer, w->last_start + w->gap_ms - now, 0);
+        }
         return;
     }
     job_t *j = capture(w);
@@ -688,13 +812,18 @@ static void schedule(reg_snap_writer_t *w)
         start(w, j);
 }
 
-reg_snap_writer_t *reg_snap_writer_new(uv_loop_t *loop, reg_table_t *t, const char *path,
-                                       uint32_t min_gap_ms, int file_holds_table)
+static reg_snap_writer_t *writer_new(uv_loop_t *loop, const reg_snap_host_t *host,
+                                     const mesh_fs_t *fs, reg_table_t *t, const char *path,
+                                     uint32_t min_gap_ms, int file_holds_table)
 {
     reg_snap_writer_t *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     w->loop = loop;
+    if (host)
+        w->host = *host;
+    if (fs)
+        w->fs = *fs;
     w->t = t;
     w->path = strdup(path);
     w->prefix = strdup(t->prefix);
@@ -707,11 +836,36 @@ reg_snap_writer_t *reg_snap_writer_new(uv_loop_t *loop, reg_table_t *t, const ch
     w->min_gap_ms = w->gap_ms = min_gap_ms ? min_gap_ms : 500;
     w->base_ok = file_holds_table;
     w->journal_complete = !file_holds_table && t->n_valid == 0;
-    uv_timer_init(loop, &w->timer);
-    w->timer.data = w;
-    w->timer_open = 1;
+    if (loop) {
+        uv_timer_init(loop, &w->timer);
+        w->timer.data = w;
+        w->timer_open = 1;
+    }
     t->journal = &w->journal;
     return w;
+}
+
+reg_snap_writer_t *reg_snap_writer_new(uv_loop_t *loop, reg_table_t *t, const char *path,
+                                       uint32_t min_gap_ms, int file_holds_table)
+{
+    return writer_new(loop, NULL, NULL, t, path, min_gap_ms, file_holds_table);
+}
+
+reg_snap_writer_t *reg_snap_writer_new_fs(uv_loop_t *loop, const reg_snap_host_t *host,
+                                          const mesh_fs_t *fs, reg_table_t *t, const char *name,
+                                          uint32_t min_gap_ms, int file_holds_table)
+{
+    if (!loop && (!host || !host->now_ms || !host->arm))
+        return NULL;
+    return writer_new(loop, host, fs, t, name, min_gap_ms, file_holds_table);
+}
+
+void reg_snap_writer_on_timer(reg_snap_writer_t *w)
+{
+    if (!w || w->loop)
+        return;
+    w->timer_armed = 0;
+    schedule(w);
 }
 
 void reg_snap_writer_kick(reg_snap_writer_t *w, int64_t revision)
@@ -726,7 +880,11 @@ void reg_snap_writer_free(reg_snap_writer_t *w)
 {
     if (!w)
         return;
-    uv_timer_stop(&w->timer);
+    if (w->loop)
+        uv_timer_stop(&w->timer);
+    else if (w->timer_armed && w->host.disarm)
+        w->host.disarm(w->host.ctx);
+    w->timer_armed = 0;
     job_t *last = capture(w); /* while the table still lives */
     if (w->t && w->t->journal == &w->journal)
         w->t->journal = NULL;
@@ -734,11 +892,14 @@ void reg_snap_writer_free(reg_snap_writer_t *w)
     w->closing = 1;
     /* Closed now, not when the last batch is written: a node shutting down closes every
      * handle still open on its loop, then runs the loop until the work requests are done. */
-    uv_close((uv_handle_t *)&w->timer, timer_closed);
+    if (w->loop)
+        uv_close((uv_handle_t *)&w->timer, timer_closed);
     if (w->in_flight)
         w->last = last; /* after_work starts it */
     else if (last)
-        start(w, last);
+        start(w, last); /* without a loop: written and freed now */
+    else if (!w->loop)
+        maybe_free(w);
 }
 
 void reg_snap_writer_stats(const reg_snap_writer_t *w, reg_snap_stats_t *out)

@@ -40,6 +40,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "common/fs_layer.h"
+
 struct reg_table;
 
 #define REG_SNAP_MAGIC   "meshd-registry-snapshot"
@@ -67,6 +69,20 @@ int reg_snap_buf_delete(reg_snap_buf_t *b, const char *key, size_t klen);
 void reg_snap_buf_free(reg_snap_buf_t *b);
 
 /* ---- blocking file operations (any thread) -------------------------------------------------- */
+
+/*
+ * Each operation exists twice: over a file layer (common/fs_layer.h; name is the file's name in
+ * its folder: the real folder in production, sim_fs in the simulator), and over a path (the
+ * real folder of path, opened for the call: common/fs_posix.h). The file's folder must exist.
+ * A new file is written as <name>.tmp (removed first if a crash left one), synced, renamed
+ * over name, and the folder synced; an append writes at the end of the file and syncs it.
+ */
+
+int reg_snap_fs_write(const mesh_fs_t *fs, const char *name, const char *prefix, int64_t revision,
+                      const reg_snap_buf_t *records);
+int reg_snap_fs_append(const mesh_fs_t *fs, const char *name, int64_t revision,
+                       const reg_snap_buf_t *records);
+int reg_snap_fs_compact(const mesh_fs_t *fs, const char *name, const char *prefix, size_t *live);
 
 /**
  * Writes a new file: header (revision, prefix) and the records, to path.tmp, fsync, rename over
@@ -101,10 +117,24 @@ typedef int (*reg_snap_record_cb)(void *ud, char type, const char *key, size_t k
  */
 long reg_snap_file_read(const char *path, const char *prefix, int64_t *revision,
                         reg_snap_record_cb cb, void *ud);
+long reg_snap_fs_read(const mesh_fs_t *fs, const char *name, const char *prefix, int64_t *revision,
+                      reg_snap_record_cb cb, void *ud);
 
 /* ---- the writer on a libuv loop ------------------------------------------------------------- */
 
 typedef struct reg_snap_writer reg_snap_writer_t;
+
+/**
+ * Without a libuv loop (the simulator) a writer runs each batch at once on the caller's thread
+ * and asks its host for the time and for its one timer: arm(delay_ms) (re)arms it, and when
+ * it fires the host calls reg_snap_writer_on_timer; disarm (may be NULL) cancels it.
+ */
+typedef struct reg_snap_host {
+    uint64_t (*now_ms)(void *ctx);
+    void (*arm)(void *ctx, uint64_t delay_ms);
+    void (*disarm)(void *ctx);
+    void *ctx;
+} reg_snap_host_t;
 
 /** Counters of a writer (tests, benchmarks). */
 typedef struct reg_snap_stats {
@@ -127,6 +157,19 @@ typedef struct reg_snap_stats {
  */
 reg_snap_writer_t *reg_snap_writer_new(uv_loop_t *loop, struct reg_table *t, const char *path,
                                        uint32_t min_gap_ms, int file_holds_table);
+
+/**
+ * As reg_snap_writer_new, over the file name of the layer fs (copied; its context must outlive
+ * the writer) instead of a path; with loop NULL, driven by host (above). NULL on OOM (or
+ * without a loop and a host).
+ */
+reg_snap_writer_t *reg_snap_writer_new_fs(uv_loop_t *loop, const reg_snap_host_t *host,
+                                          const mesh_fs_t *fs, struct reg_table *t,
+                                          const char *name, uint32_t min_gap_ms,
+                                          int file_holds_table);
+
+/** The host's timer fired (writers without a loop). */
+void reg_snap_writer_on_timer(reg_snap_writer_t *w);
 
 /**
  * The view now reflects revision and t may have recorded changes: write them soon (at once

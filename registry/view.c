@@ -26,7 +26,7 @@ struct reg_view {
     uint32_t range_seq, watch_seq; /* current request of each kind; 0 = none */
     uint32_t next_seq;
     uint64_t range_origin;
-    uint64_t retry_timer, flush_timer;
+    uint64_t retry_timer, flush_timer, snap_timer;
     reg_snap_writer_t *snap; /* NULL: no snapshot file (or no libuv loop: the simulator) */
     reg_view_out_t *out;     /* of the call being served */
 };
@@ -127,6 +127,13 @@ int reg_view_on_timer(reg_view_t *v, const mesh_msg_t *m, reg_view_out_t *out)
 {
     memset(out, 0, sizeof(*out));
     reg_wfxs_t fx = {.n = 0};
+    if (m->type == REG_MSG_VIEW_SNAP) {
+        if (v->snap_timer != m->corr)
+            return 0;
+        v->snap_timer = 0;
+        reg_snap_writer_on_timer(v->snap);
+        return 0;
+    }
     uint64_t *slot = m->type == REG_MSG_VIEW_RETRY ? &v->retry_timer : &v->flush_timer;
     if (*slot != m->corr)
         return 0;
@@ -139,6 +146,26 @@ int reg_view_on_timer(reg_view_t *v, const mesh_msg_t *m, reg_view_out_t *out)
     run(v, &fx);
     v->out = NULL;
     return 1;
+}
+
+/* The snapshot writer's host without a libuv loop: the actor's clock and timers. */
+static uint64_t snap_now(void *ctx)
+{
+    return now_ms(ctx);
+}
+
+static void snap_arm(void *ctx, uint64_t delay_ms)
+{
+    reg_view_t *v = ctx;
+    timer_arm(v, &v->snap_timer, delay_ms, REG_MSG_VIEW_SNAP);
+}
+
+static void snap_disarm(void *ctx)
+{
+    reg_view_t *v = ctx;
+    if (v->snap_timer)
+        mesh_timer_stop(v->self, v->snap_timer);
+    v->snap_timer = 0;
 }
 
 /* ---- effects -------------------------------------------------------------------------------- */
@@ -247,17 +274,23 @@ void reg_view_start(reg_view_t *v, mesh_actor_t *self, etcd_api_t *api, reg_view
     v->api = api;
     v->out = out;
     uv_loop_t *loop = mesh_uv_loop(self);
-    if (v->snapshot_path && loop) {
+    const mesh_fs_t *fs = v->cfg.snapshot_fs;
+    if (v->snapshot_path && (loop || fs)) {
         int64_t rev = 0;
-        long n = reg_table_load(&v->table, v->snapshot_path, &rev);
+        long n = fs ? reg_table_load_fs(&v->table, fs, v->snapshot_path, &rev)
+                    : reg_table_load(&v->table, v->snapshot_path, &rev);
         if (n >= 0) {
             v->sm.revision = rev;
             mesh_info("registry", "loaded %ld instances from snapshot %s (revision %lld)", n,
                       v->snapshot_path, (long long)rev);
             out->publish = 1;
         }
-        v->snap = reg_snap_writer_new(loop, &v->table, v->snapshot_path, v->cfg.snapshot_min_gap_ms,
-                                      n >= 0);
+        reg_snap_host_t host = {
+            .now_ms = snap_now, .arm = snap_arm, .disarm = snap_disarm, .ctx = v};
+        v->snap = fs ? reg_snap_writer_new_fs(loop, &host, fs, &v->table, v->snapshot_path,
+                                              v->cfg.snapshot_min_gap_ms, n >= 0)
+                     : reg_snap_writer_new(loop, &v->table, v->snapshot_path,
+                                           v->cfg.snapshot_min_gap_ms, n >= 0);
         if (!v->snap)
             mesh_error("registry", "cannot keep the snapshot file %s", v->snapshot_path);
     }
@@ -278,8 +311,8 @@ void reg_view_free(reg_view_t *v)
             etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_RANGE, 0, v->range_seq));
         if (v->watch_seq)
             etcd_api_cancel(v->api, reg_tag(REG_TAG_VIEW_WATCH, 0, v->watch_seq));
-        uint64_t *timers[] = {&v->retry_timer, &v->flush_timer};
-        for (size_t i = 0; i < 2; i++)
+        uint64_t *timers[] = {&v->retry_timer, &v->flush_timer, &v->snap_timer};
+        for (size_t i = 0; i < 3; i++)
             if (*timers[i])
                 mesh_timer_stop(v->self, *timers[i]);
     }

@@ -27,6 +27,7 @@ typedef struct reg_view reg_view_t;
 typedef struct reg_view_cfg {
     const char *prefix;           /* default REG_DEFAULT_PREFIX */
     const char *snapshot_path;    /* NULL: no snapshot file */
+    const mesh_fs_t *snapshot_fs; /* the folder of snapshot_path (a name); NULL: the real one */
     uint32_t snapshot_min_gap_ms; /* at most one snapshot write per gap; default 500 */
     reg_watch_cfg_t watch;        /* coalescing, backoff, jitter seed */
 } reg_view_cfg_t;

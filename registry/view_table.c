@@ -640,6 +640,15 @@ long reg_table_load(reg_table_t *t, const char *path, int64_t *revision)
     return (long)t->n_valid;
 }
 
+long reg_table_load_fs(reg_table_t *t, const mesh_fs_t *fs, const char *name, int64_t *revision)
+{
+    int64_t rev = 0;
+    if (reg_snap_fs_read(fs, name, t->prefix, &rev, load_record, t) < 0)
+        return -1;
+    *revision = rev;
+    return (long)t->n_valid;
+}
+
 size_t reg_table_memory(const reg_table_t *t)
 {
     return t->bytes + t->n_buckets * sizeof(reg_entry_t *) + t->svc_bytes +

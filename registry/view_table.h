@@ -152,6 +152,9 @@ int reg_table_save(const reg_table_t *t, const char *path, int64_t revision);
  */
 long reg_table_load(reg_table_t *t, const char *path, int64_t *revision);
 
+/** As reg_table_load, from the file name of a file layer (common/fs_layer.h). */
+long reg_table_load_fs(reg_table_t *t, const mesh_fs_t *fs, const char *name, int64_t *revision);
+
 /** Bytes of heap the table holds (entries, services, buckets), for the memory benchmark. */
 size_t reg_table_memory(const reg_table_t *t);
 

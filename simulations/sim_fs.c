@@ -352,8 +352,8 @@ static int f_unlink(void *ctx, const char *name)
 static int f_sync(void *ctx, int fh, int dir)
 {
     sim_fs_t *fs = ctx;
-    inode_t *in = handle_get(fs, fh);
-    if (!in)
+    inode_t *in = fh < 0 ? NULL : handle_get(fs, fh);
+    if (!in && fh >= 0)
         return -EBADF;
     int e = planned(fs, SIM_FS_SYNC);
     if (!e && chance(fs, fs->faults.sync_eio)) {
@@ -363,12 +363,14 @@ static int f_sync(void *ctx, int fh, int dir)
     if (e) {
         /* After a writeback error the dirty pages may be dropped: reads then see what the
          * disk has, here zeros past the durable length. */
-        if (e == EIO && in->len > in->dlen && mesh_prng_below(fs->prng, 2))
+        if (e == EIO && in && in->len > in->dlen && mesh_prng_below(fs->prng, 2))
             memset(in->data + in->dlen, 0, in->len - in->dlen);
         return -e;
     }
-    inode_capture(in);
-    fs->st.syncs++;
+    if (in) {
+        inode_capture(in);
+        fs->st.syncs++;
+    }
     if (dir) {
         /* Names gone from both lists free their inodes afterwards. */
         names_t old = {0};
@@ -382,13 +384,44 @@ static int f_sync(void *ctx, int fh, int dir)
     return 0;
 }
 
+static int f_rename(void *ctx, const char *from, const char *to)
+{
+    sim_fs_t *fs = ctx;
+    ptrdiff_t i = names_find(&fs->live, from);
+    if (i < 0)
+        return set_err(fs, "rename", from, ENOENT);
+    int ino = fs->live.v[i].ino;
+    names_del(&fs->live, (size_t)i);
+    ptrdiff_t j = names_find(&fs->live, to);
+    if (j >= 0) {
+        int old = fs->live.v[j].ino;
+        fs->live.v[j].ino = ino;
+        inode_gc(fs, old);
+    } else {
+        names_add(&fs->live, to, ino);
+    }
+    return 0;
+}
+
+/* One thread: nobody else can hold the lock; the name exists, as with flock's file. */
+static int f_lock(void *ctx, const char *name, int *fh)
+{
+    sim_fs_t *fs = ctx;
+    ptrdiff_t i = names_find(&fs->live, name);
+    if (i >= 0) {
+        *fh = handle_new(fs, fs->live.v[i].ino);
+        return 0;
+    }
+    return f_create(ctx, name, fh);
+}
+
 static const char *f_error(void *ctx)
 {
     sim_fs_t *fs = ctx;
     return fs->err[0] ? fs->err : "no error";
 }
 
-static const audit_spool_fs_ops_t sim_ops = {
+static const mesh_fs_ops_t sim_ops = {
     .list = f_list,
     .create = f_create,
     .open = f_open,
@@ -398,6 +431,8 @@ static const audit_spool_fs_ops_t sim_ops = {
     .truncate = f_truncate,
     .unlink = f_unlink,
     .sync = f_sync,
+    .rename = f_rename,
+    .lock = f_lock,
     .error = f_error,
 };
 

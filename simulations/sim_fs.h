@@ -1,6 +1,6 @@
 /*
- * simulations/sim_fs.h: an in-memory folder behind the audit spool's file layer
- * (audit/spool.h), with a crash model that loses what was not synced.
+ * simulations/sim_fs.h: an in-memory folder behind the file layer (common/fs_layer.h: the audit
+ * spool's and the registry snapshot's), with a crash model that loses what was not synced.
  *
  * Each file keeps its live bytes (what reads see: the page cache) and its durable bytes (what a
  * sync last captured); the folder keeps its live names and its durable names (what the last
@@ -10,8 +10,9 @@
  * is lost, or a random prefix of it survives, or that prefix is followed by zeros (blocks
  * allocated but never written), or all of it survives with a few bytes flipped, or all of it
  * survives intact; a file whose live bytes do not extend the durable ones (a truncation) comes
- * back in either state. Each name created or removed since the last folder sync survives the
- * crash or not, half and half (a removed segment may come back).
+ * back in either state. Each name created, renamed or removed since the last folder sync
+ * survives the crash or not, half and half (a removed segment may come back; a renamed file
+ * may be found under its old name, or not at all).
  *
  * Faults on request: write errors (EIO after writing a random prefix), ENOSPC past a capacity
  * (after writing what fits), failing syncs (EIO; half of the time the file's unsynced bytes
