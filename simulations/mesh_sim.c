@@ -72,6 +72,7 @@
 #include "simulations/sim_app.h"
 #include "simulations/sim_etcd.h"
 #include "simulations/sim_etcd_link.h"
+#include "simulations/sim_fs.h"
 #include "simulations/sim_sweep.h"
 #include "transport/balancer.h"
 
@@ -81,6 +82,8 @@
 #define PREFIX    "meshd/services"
 #define SERVICE   "shop.v1.Echo" /* every app serves it: many instances per service */
 
+#define STATE_BOUND_NS (500 * MS) /* see b_state */
+#define SNAPSHOT_NAME      "registry.snapshot" /* in each proxy's simulated folder */
 #define HEALTH_INTERVAL_MS 1000
 #define LEASE_TTL_MS       10000
 
@@ -133,10 +136,17 @@ typedef struct mnode {
      * or from it then are not calls between reachable nodes */
     uint64_t dist_from, dist_until;
     caller_t *caller; /* proxies: their calls */
+    /* proxies: the folder of the registry snapshot (survives crashes; the restart-state
+     * fault wipes it for the proxy that restarts without state), its PRNG, and the layer the
+     * registry actor reads at each batch (dead_fs_ops while the process is being killed) */
+    sim_fs_t *snap_fs;
+    mesh_prng_t snap_prng;
+    mesh_fs_t snap_layer;
 } mnode_t;
 
 struct world {
     opts_t o;
+    uint64_t seed;
     mesh_exec_t *sim;
     mesh_simnet_t *net;
     sim_etcd_t *etcd;
@@ -172,6 +182,13 @@ struct world {
     uint64_t *lost_at; /* when instances became unavailable to a proxy (crash, cut, stall...) */
     size_t n_lost, lost_cap;
     uint64_t epoch; /* changes whenever a node may have become reachable or not */
+    /* restart-state: the proxy restarted with its snapshot folder (and the one without), when
+     * they restarted, and when their tables first held every kept instance of a live node */
+    int rs_with, rs_without;
+    uint64_t rs_with_at, rs_without_at, rs_with_ok, rs_without_ok;
+    uint64_t b_state;
+    uint64_t rs_samples[64], rs_gossip_samples[64];
+    size_t n_rs, n_rs_gossip;
     int overdue;    /* check_tick: some crashed node is down for longer than the removal bound */
 };
 
@@ -725,7 +742,8 @@ static void call_issue(caller_t *c)
         double u = unreachable_share(c);
         c->sec_blind[sec] += u;
         c->sec_exposed[sec] += u > 0;
-        c->sec_n[sec] += u > 0 ? (uint32_t)mesh_route_svc_get(c->obj)->n_instances : 0;
+        /* no table yet (a restarted proxy): no instance is listed */
+        c->sec_n[sec] += u > 0 && c->obj ? (uint32_t)mesh_route_svc_get(c->obj)->n_instances : 0;
     }
     call_route(c, k, -1);
 }
@@ -993,8 +1011,13 @@ static void node_init(world_t *w, int i)
     snprintf(n->ip, sizeof(n->ip), "10.%d.%d.%d", 1 + i / 62500, (i / 250) % 250, i % 250 + 1);
     snprintf(n->adv, sizeof(n->adv), "%s:9091", n->ip);
     n->io = mesh_simnet_host(w->net, n->ip);
-    if (n->proxy)
+    if (n->proxy) {
         n->caller = caller_new(w, n);
+        uint64_t x = w->seed ^ (0x736e6170ull << 20) ^ (uint64_t)i; /* apart from the sim's */
+        mesh_prng_seed(&n->snap_prng, mesh_splitmix64(&x));
+        n->snap_fs = sim_fs_new(&n->snap_prng);
+        n->snap_layer = sim_fs_layer(n->snap_fs);
+    }
     sim_link_cfg_t link = {.latency_min_ns = 1 * MS,
                            .latency_jitter_ns = 4 * MS,
                            .fail_min_ns = 1 * MS,
@@ -1040,6 +1063,8 @@ static void node_start(world_t *w, int i)
                           .etcd_arg = n->link,
                           .prefix = PREFIX,
                           .watch = n->proxy,
+                          .snapshot_path = n->proxy ? SNAPSHOT_NAME : NULL,
+                          .snapshot_fs = n->proxy ? &n->snap_layer : NULL,
                           .subscriber = n->proxy ? n->stand_in : 0};
     n->reg_args = reg_actor_args_new(&rc, NULL);
     if (!n->reg_args)
@@ -1091,14 +1116,94 @@ static void node_start(world_t *w, int i)
     n->started_at = now_ns(w);
 }
 
-/* kill -9: the processes are gone, the host refuses connections and drops datagrams. */
+/* The file layer of a process being killed: nothing it writes on the way down reaches the
+ * folder (the actors' stop handlers run, a killed process's would not). */
+static int dead_list(void *c, void (*fn)(void *, const char *), void *ud)
+{
+    (void)c, (void)fn, (void)ud;
+    return -EIO;
+}
+static int dead_create(void *c, const char *name, int *fh)
+{
+    (void)c, (void)name, (void)fh;
+    return -EIO;
+}
+static int dead_open(void *c, const char *name, int *fh, uint64_t *size)
+{
+    (void)c, (void)name, (void)fh, (void)size;
+    return -EIO;
+}
+static void dead_close(void *c, int fh)
+{
+    (void)c, (void)fh;
+}
+static int dead_write(void *c, int fh, uint64_t off, const void *p, size_t n)
+{
+    (void)c, (void)fh, (void)off, (void)p, (void)n;
+    return -EIO;
+}
+static int64_t dead_read(void *c, int fh, uint64_t off, void *p, size_t n)
+{
+    (void)c, (void)fh, (void)off, (void)p, (void)n;
+    return -EIO;
+}
+static int dead_truncate(void *c, int fh, uint64_t size)
+{
+    (void)c, (void)fh, (void)size;
+    return -EIO;
+}
+static int dead_unlink(void *c, const char *name)
+{
+    (void)c, (void)name;
+    return -EIO;
+}
+static int dead_sync(void *c, int fh, int dir)
+{
+    (void)c, (void)fh, (void)dir;
+    return -EIO;
+}
+static int dead_rename(void *c, const char *from, const char *to)
+{
+    (void)c, (void)from, (void)to;
+    return -EIO;
+}
+static const char *dead_error(void *c)
+{
+    (void)c;
+    return "the process is gone";
+}
+static const mesh_fs_ops_t dead_fs_ops = {.list = dead_list,
+                                          .create = dead_create,
+                                          .open = dead_open,
+                                          .close = dead_close,
+                                          .write = dead_write,
+                                          .read = dead_read,
+                                          .truncate = dead_truncate,
+                                          .unlink = dead_unlink,
+                                          .sync = dead_sync,
+                                          .rename = dead_rename,
+                                          .lock = dead_create,
+                                          .error = dead_error};
+
+/* kill -9: the processes are gone, the host refuses connections and drops datagrams. A
+ * proxy's snapshot folder loses what was not synced (a crash of the host, the harder case). */
 static void node_crash(world_t *w, int i)
 {
     mnode_t *n = &w->n[i];
     if (!n->running)
         return;
+    if (n->snap_fs)
+        n->snap_layer.ops = &dead_fs_ops;
     mesh_exec_stop(w->sim, n->sup_id);
     mesh_exec_stop(w->sim, n->stand_in);
+    if (n->snap_fs) {
+        sim_fs_crash(n->snap_fs, 1);
+        n->snap_layer = sim_fs_layer(n->snap_fs);
+    }
+    if (n->proxy) { /* the process's tables are gone with it */
+        mesh_routes_unref(n->table);
+        n->table = NULL;
+    }
     mesh_simnet_host_down(w->net, n->ip, 1);
     n->running = 0;
     n->swim = NULL;
@@ -1219,6 +1324,56 @@ static void check_no_flap(world_t *w, const mnode_t *p)
     }
 }
 
+/* restart-state: whether proxy p's table holds every kept instance (in etcd before the
+ * outage) of a running node; *missing gets the first one it lacks. */
+static int holds_kept(world_t *w, const mnode_t *p, const char **missing)
+{
+    for (size_t k = 0; k < w->n_kept; k++) {
+        int owner = owner_of(w, w->kept[k]);
+        if (owner >= 0 && w->n[owner].running && !routes_to(p, w->kept[k])) {
+            *missing = w->kept[k];
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* restart-state: the proxy restarted with its folder routes every kept instance of a live node
+ * within b_state of its restart, while etcd is still down; the one restarted without its folder
+ * is only measured (it learns the instances from gossip). */
+static void check_restart_state(world_t *w)
+{
+    const char *missing = NULL;
+    uint64_t now = now_ns(w);
+    if (w->rs_with_at && !w->rs_with_ok && w->n[w->rs_with].running) {
+        if (holds_kept(w, &w->n[w->rs_with], &missing)) {
+            w->rs_with_ok = now;
+            if (w->n_rs < 64)
+                w->rs_samples[w->n_rs++] = now - w->rs_with_at;
+            vlog(w, "proxy %d routes every kept instance %.2f s after its restart with state",
+                 w->rs_with, (double)(now - w->rs_with_at) / 1e9);
+        } else if (now - w->rs_with_at > w->b_state) {
+            w->rs_with_ok = now;
+            fail(w,
+                 "restart-state: proxy %d, restarted with its snapshot during the etcd outage, "
+                 "does not route %s (in etcd before the outage, its node running) %.1f s after "
+                 "the restart (bound %.1f s)",
+                 w->rs_with, missing, (double)(now - w->rs_with_at) / 1e9,
+                 (double)w->b_state / 1e9);
+        }
+    }
+    if (w->rs_without_at && !w->rs_without_ok && w->n[w->rs_without].running &&
+        holds_kept(w, &w->n[w->rs_without], &missing)) {
+        w->rs_without_ok = now;
+        if (w->n_rs_gossip < 64)
+            w->rs_gossip_samples[w->n_rs_gossip++] = now - w->rs_without_at;
+        vlog(w, "proxy %d routes every kept instance %.2f s after its restart without state",
+             w->rs_without, (double)(now - w->rs_without_at) / 1e9);
+    }
+    if (!w->etcd_down)
+        w->rs_with_at = w->rs_without_at = 0; /* etcd's view takes over: the outage checks end */
+}
+
 /* Whether every running proxy routes to exactly the running sidecar nodes. O(proxies x
  * instances) per check. */
 static int routes_converged(world_t *w)
@@ -1302,6 +1457,7 @@ static void check_tick(void *arg)
             c->detect_measured = 1;
         }
     }
+    check_restart_state(w);
     check_convergence(w);
     at(w, 100 * MS, check_tick, w);
 }
@@ -1321,11 +1477,13 @@ typedef enum {
     F_ETCD_SUBSET,
     F_NETEM,
     F_CLOG,
+    F_RESTART_STATE,
     F_KINDS
 } fault_t;
 static const char *const fault_names[] = {"outage",   "halves",      "isolate",  "stall",
                                           "loss",     "churn",       "minority", "bridge",
-                                          "dataloss", "etcd-subset", "netem",    "clog"};
+                                          "dataloss", "etcd-subset", "netem",    "clog",
+                                          "restart-state"};
 
 static int random_sidecar(world_t *w, int running)
 {
@@ -1412,6 +1570,49 @@ static void fault_outage(world_t *w)
     if (fresh >= 0)
         at(w, 8 * S, start_new, ctx(w, fresh));
     at(w, 30 * S, etcd_up, w);
+}
+
+static void proxy_restart(void *arg)
+{
+    fault_ctx_t *c = arg;
+    world_t *w = c->w;
+    if (w->n[c->node].running || !w->etcd_down)
+        return;
+    node_start(w, c->node);
+    if (c->node == w->rs_with)
+        w->rs_with_at = now_ns(w), w->rs_with_ok = 0;
+    else
+        w->rs_without_at = now_ns(w), w->rs_without_ok = 0;
+    vlog(w, "proxy %d restarted %s its snapshot folder", c->node,
+         c->node == w->rs_with ? "with" : "without");
+}
+
+static void proxy_crash(void *arg)
+{
+    fault_ctx_t *c = arg;
+    world_t *w = c->w;
+    node_crash(w, c->node);
+    if (c->node != w->rs_with) { /* the folder is lost with the machine: a fresh one */
+        sim_fs_delete(w->n[c->node].snap_fs);
+        w->n[c->node].snap_fs = sim_fs_new(&w->n[c->node].snap_prng);
+        w->n[c->node].snap_layer = sim_fs_layer(w->n[c->node].snap_fs);
+    }
+    at(w, 1 * S, proxy_restart, c);
+}
+
+/* The etcd outage (above) with a proxy crashing 12 s in (losing what its snapshot folder had
+ * not synced) and restarting 1 s later with its folder: it must route from the snapshot at
+ * once. With two proxies or more, another one crashes at the same time and restarts without
+ * its folder (gossip only), for contrast. */
+static void fault_restart_state(world_t *w)
+{
+    fault_outage(w);
+    w->rs_with = (int)rnd(w, (uint64_t)w->o.proxies);
+    w->rs_without = w->o.proxies > 1 ? (w->rs_with + 1) % w->o.proxies : -1;
+    w->rs_with_at = w->rs_without_at = 0;
+    at(w, 12 * S, proxy_crash, ctx(w, w->rs_with));
+    if (w->rs_without >= 0)
+        at(w, 12 * S, proxy_crash, ctx(w, w->rs_without));
 }
 
 static void heal(void *arg)
@@ -1661,6 +1862,9 @@ static void do_fault(world_t *w, fault_t f)
     case F_DATALOSS:
         fault_dataloss(w);
         break;
+    case F_RESTART_STATE:
+        fault_restart_state(w);
+        break;
     default:
         fault_churn(w);
         break;
@@ -1759,6 +1963,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
         abort();
     memset(out, 0, sizeof(*out));
     w->o = *o;
+    w->seed = seed;
     w->nn = o->nodes;
     w->trace = 0xcbf29ce484222325ull;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
@@ -1778,6 +1983,9 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->b_detect =
         10 * w->prof.probe_interval_ns + susp_max + (uint64_t)(l * 8) * w->prof.gossip_interval_ns;
     w->b_remove = w->b_detect + 2 * S;
+    /* restart with state: the view loads the snapshot and publishes before its first etcd
+     * call; the table reaches the node within the supervisor's first start and a check */
+    w->b_state = STATE_BOUND_NS;
     clock_t c0 = clock();
     w->t0 = now_ns(w);
     w->t_end = w->t0 + o->duration_s * S;
@@ -1925,6 +2133,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
         if (n->app)
             sim_app_free(n->app);
         caller_free(n->caller);
+        sim_fs_delete(n->snap_fs);
     }
     free(w->lost_at);
     for (size_t k2 = 0; k2 < w->n_kept; k2++)
