@@ -588,7 +588,7 @@ typedef struct job {
 struct reg_snap_writer {
     uv_loop_t *loop;      /* NULL: batches run at once, timers through host (the simulator) */
     reg_snap_host_t host; /* without a loop */
-    mesh_fs_t fs;         /* ops NULL: the real folder of path, opened per batch */
+    const mesh_fs_t *fs;  /* NULL: the real folder of path, opened per batch */
     reg_table_t *t;       /* NULL once detached */
     char *path;           /* the file (messages), or its name in fs */
     char *prefix;
@@ -647,8 +647,8 @@ static void work(uv_work_t *req)
 {
     job_t *j = req->data;
     reg_snap_writer_t *w = j->w;
-    if (w->fs.ops) {
-        work_in(j, &w->fs, w->path);
+    if (w->fs) {
+        work_in(j, w->fs, w->path);
         return;
     }
     folder_t f;
@@ -822,8 +822,7 @@ static reg_snap_writer_t *writer_new(uv_loop_t *loop, const reg_snap_host_t *hos
     w->loop = loop;
     if (host)
         w->host = *host;
-    if (fs)
-        w->fs = *fs;
+    w->fs = fs;
     w->t = t;
     w->path = strdup(path);
     w->prefix = strdup(t->prefix);

@@ -159,9 +159,9 @@ reg_snap_writer_t *reg_snap_writer_new(uv_loop_t *loop, struct reg_table *t, con
                                        uint32_t min_gap_ms, int file_holds_table);
 
 /**
- * As reg_snap_writer_new, over the file name of the layer fs (copied; its context must outlive
- * the writer) instead of a path; with loop NULL, driven by host (above). NULL on OOM (or
- * without a loop and a host).
+ * As reg_snap_writer_new, over the file name of the layer fs (which must outlive the writer,
+ * and is read at each batch) instead of a path; with loop NULL, driven by host (above). NULL on OOM
+ * (or without a loop and a host).
  */
 reg_snap_writer_t *reg_snap_writer_new_fs(uv_loop_t *loop, const reg_snap_host_t *host,
                                           const mesh_fs_t *fs, struct reg_table *t,

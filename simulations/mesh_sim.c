@@ -82,7 +82,7 @@
 #define PREFIX    "meshd/services"
 #define SERVICE   "shop.v1.Echo" /* every app serves it: many instances per service */
 
-#define STATE_BOUND_NS (500 * MS) /* see b_state */
+#define STATE_BOUND_NS     (500 * MS)          /* see b_state */
 #define SNAPSHOT_NAME      "registry.snapshot" /* in each proxy's simulated folder */
 #define HEALTH_INTERVAL_MS 1000
 #define LEASE_TTL_MS       10000
@@ -189,7 +189,7 @@ struct world {
     uint64_t b_state;
     uint64_t rs_samples[64], rs_gossip_samples[64];
     size_t n_rs, n_rs_gossip;
-    int overdue;    /* check_tick: some crashed node is down for longer than the removal bound */
+    int overdue; /* check_tick: some crashed node is down for longer than the removal bound */
 };
 
 enum { CUT_NONE, CUT_HALVES, CUT_MINORITY, CUT_BRIDGE };
@@ -1480,10 +1480,9 @@ typedef enum {
     F_RESTART_STATE,
     F_KINDS
 } fault_t;
-static const char *const fault_names[] = {"outage",   "halves",      "isolate",  "stall",
-                                          "loss",     "churn",       "minority", "bridge",
-                                          "dataloss", "etcd-subset", "netem",    "clog",
-                                          "restart-state"};
+static const char *const fault_names[] = {
+    "outage", "halves",   "isolate",     "stall", "loss", "churn",        "minority",
+    "bridge", "dataloss", "etcd-subset", "netem", "clog", "restart-state"};
 
 static int random_sidecar(world_t *w, int running)
 {
