@@ -82,10 +82,10 @@
 #define PREFIX    "meshd/services"
 #define SERVICE   "shop.v1.Echo" /* every app serves it: many instances per service */
 
-#define STATE_BOUND_NS     (500 * MS)          /* see b_state */
-#define SNAPSHOT_NAME      "registry.snapshot" /* in each proxy's simulated folder */
-#define HEALTH_INTERVAL_MS 1000
-#define LEASE_TTL_MS       10000
+#define LINK_LATENCY_MIN_NS (1 * MS)            /* the simulated network's least one-way latency */
+#define SNAPSHOT_NAME       "registry.snapshot" /* in each proxy's simulated folder */
+#define HEALTH_INTERVAL_MS  1000
+#define LEASE_TTL_MS        10000
 
 /* Calls (see "calls through the proxies" below). */
 #define CALL_METHOD      "Call"      /* a method every app's Echo serves */
@@ -1571,6 +1571,13 @@ static void fault_outage(world_t *w)
     at(w, 30 * S, etcd_up, w);
 }
 
+static void check_state_now(void *arg)
+{
+    world_t *w = arg;
+    if (w->rs_with_at && !w->rs_with_ok)
+        check_restart_state(w); /* past b_state: holds every kept instance, or fails */
+}
+
 static void proxy_restart(void *arg)
 {
     fault_ctx_t *c = arg;
@@ -1578,9 +1585,10 @@ static void proxy_restart(void *arg)
     if (w->n[c->node].running || !w->etcd_down)
         return;
     node_start(w, c->node);
-    if (c->node == w->rs_with)
+    if (c->node == w->rs_with) {
         w->rs_with_at = now_ns(w), w->rs_with_ok = 0;
-    else
+        at(w, w->b_state + 1, check_state_now, w);
+    } else
         w->rs_without_at = now_ns(w), w->rs_without_ok = 0;
     vlog(w, "proxy %d restarted %s its snapshot folder", c->node,
          c->node == w->rs_with ? "with" : "without");
@@ -1969,7 +1977,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->sim = mesh_sim_new(seed);
     w->net = mesh_sim_net(w->sim);
     w->etcd = sim_etcd_new(PREFIX "/", seed);
-    mesh_simnet_opts_t no = {.latency_min_ns = 1 * MS, .latency_jitter_ns = 1 * MS};
+    mesh_simnet_opts_t no = {.latency_min_ns = LINK_LATENCY_MIN_NS, .latency_jitter_ns = 1 * MS};
     mesh_simnet_configure(w->net, &no);
     gsp_swim_profile("lan", &w->prof);
     /* bounds from the timers: detection (a probe round of at most 8 probers' intervals, the
@@ -1982,9 +1990,10 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->b_detect =
         10 * w->prof.probe_interval_ns + susp_max + (uint64_t)(l * 8) * w->prof.gossip_interval_ns;
     w->b_remove = w->b_detect + 2 * S;
-    /* restart with state: the view loads the snapshot and publishes before its first etcd
-     * call; the table reaches the node within the supervisor's first start and a check */
-    w->b_state = STATE_BOUND_NS;
+    /* restart with state: the view loads the snapshot and publishes at its start, before any
+     * datagram or etcd call; gossip needs at least a round trip. So the table must be whole
+     * before the least round trip has passed: faster than anything gossip could bring. */
+    w->b_state = 2 * LINK_LATENCY_MIN_NS - 1;
     clock_t c0 = clock();
     w->t0 = now_ns(w);
     w->t_end = w->t0 + o->duration_s * S;
