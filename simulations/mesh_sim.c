@@ -1356,8 +1356,8 @@ static void check_restart_state(world_t *w)
             w->rs_with_ok = now;
             fail(w,
                  "restart-state: proxy %d, restarted with its snapshot during the etcd outage, "
-                 "does not route %s (in etcd before the outage, its node running) %.1f s after "
-                 "the restart (bound %.1f s)",
+                 "does not route %s (in etcd before the outage, its node running) %.3f s after "
+                 "the restart (bound %.3f s)",
                  w->rs_with, missing, (double)(now - w->rs_with_at) / 1e9,
                  (double)w->b_state / 1e9);
         }
