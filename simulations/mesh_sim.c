@@ -19,7 +19,9 @@
  * isolated from everyone (gossip and etcd); random loss; a node's loop stalling; a crash (kill
  * -9) and restart; etcd losing its data back to a 20 s old backup; etcd cut off from a third of
  * the nodes (proxies among them) with a crash meanwhile; a bad network (duplicates, reordering,
- * long-tailed latency); one node's links clogged (packets held while its loop runs). Every
+ * long-tailed latency); one node's links clogged (packets held while its loop runs); the etcd
+ * outage with a proxy killed and restarted with its registry snapshot folder (a sim_fs that
+ * loses unsynced writes) and another restarted without it (restart-state). Every
  * fault ends before the quiet tail of the run. After each heal (and etcd's return) the run
  * measures how long until every proxy routes to exactly the running nodes and sees every
  * running node alive (--stats).
@@ -28,6 +30,9 @@
  *   - removal: a crashed sidecar node's instance is in no running proxy's table once the
  *     removal bound passed, unless the panic floor needs it (at most half of a service's
  *     instances go because of gossip);
+ *   - restart with state: a proxy restarted with its snapshot folder during the etcd outage
+ *     routes every instance in etcd before the outage whose node runs, before the network's
+ *     least round trip has passed (faster than gossip could bring them);
  *   - no flap: while etcd comes back, a proxy's table keeps every instance of a live node that
  *     was in etcd before the outage;
  *   - calls: no call to an instance whose node is running and reachable from the proxy fails
@@ -42,7 +47,8 @@
  *   mesh_sim --seed N [--verbose]                  one seed (replay a failure)
  *   mesh_sim --seeds COUNT [--first-seed S]        many seeds, then the determinism check
  *   options: --nodes N (4..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
- *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|mixed, --call-rate
+ *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|restart-state|
+ *            mixed, --call-rate
  *            PER_S (per proxy, default 20, 0: no calls), --stats (metrics and a JSON line; "cpu_s"
  *            is the process's CPU time), --check-prefix-s S (many seeds: the determinism check
  *            compares the trace hash after S virtual seconds and replays only that far)
@@ -2193,7 +2199,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "usage: mesh_sim [--seed N | --seeds COUNT [--first-seed S]] "
                             "[--nodes N] [--proxies P] [--duration-s S] [--scenario "
                             "outage|halves|isolate|stall|loss|churn|minority|bridge|dataloss|"
-                            "etcd-subset|netem|clog|mixed] [--call-rate PER_S] "
+                            "etcd-subset|netem|clog|restart-state|mixed] [--call-rate PER_S] "
                             "[--check-prefix-s S] [--stats] [--verbose]\n");
             return 2;
         }
