@@ -224,7 +224,7 @@ static reg_gossip_t *build(bridge_t *b)
     for (size_t i = 0; i < b->n; i++) {
         const bmember_t *m = b->ms[i];
         if (!is_live(m->state)) {
-            n_dead += m->meta_known && m->meta;
+            n_dead += !m->self;
             continue;
         }
         size_t n = instances_of(b, m);
@@ -260,10 +260,13 @@ static reg_gossip_t *build(bridge_t *b)
         goto oom;
     for (size_t i = 0; i < b->n; i++) {
         const bmember_t *m = b->ms[i];
-        if (is_live(m->state) || !m->meta_known || !m->meta)
+        if (is_live(m->state) || m->self)
             continue;
         reg_dead_owner_t *d = &g->dead[g->n_dead++];
-        size_t n = instances_of(b, m);
+        /* a member whose metadata we never had (it died before we joined) may own instances
+         * in any service of the etcd view we restarted with: the registry actor looks */
+        d->services_unknown = !m->meta_known || !m->meta;
+        size_t n = d->services_unknown ? 0 : instances_of(b, m);
         d->node = strdup(m->name);
         d->services = n ? calloc(n, sizeof(char *)) : NULL;
         if (!d->node || (n && !d->services))

@@ -76,7 +76,15 @@ typedef struct reg_actor {
     int probe_apply; /* results came in: the table is rebuilt on REG_MSG_PROBE_APPLY */
     uint8_t *gone;   /* without_dead's scratch: which instances of a service go */
     size_t gone_cap;
-    int link; /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
+    /* Services of the etcd table holding an instance of a dead owner whose metadata we never
+     * had (services_unknown): found by one scan when the gossip view changes, then kept up to
+     * date from the etcd table's diffs, so a rebuild costs what changed. */
+    char **unk_names; /* strdup'd, unsorted, unique */
+    size_t n_unk, unk_cap;
+    mesh_routes_t *unk_table; /* the etcd table they reflect (a reference), or NULL */
+    uint64_t unk_gen;         /* the gossip view they reflect (gossip_gen) */
+    uint64_t gossip_gen;      /* bumped for every gossip view taken */
+    int link;                 /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
 } reg_actor_t;
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -368,9 +376,77 @@ static void gone_meanwhile(reg_actor_t *st, const char *node, const char *addr)
     }
 }
 
+static void unk_clear(reg_actor_t *st)
+{
+    for (size_t i = 0; i < st->n_unk; i++)
+        free(st->unk_names[i]);
+    st->n_unk = 0;
+    if (st->unk_table)
+        mesh_routes_unref(st->unk_table);
+    st->unk_table = NULL;
+    st->unk_gen = 0;
+}
+
+/* Adds the service if one of its instances belongs to an unknown dead owner of the gossip view. */
+static void unk_consider(reg_actor_t *st, const char *name, const mesh_route_service_t *svc)
+{
+    const reg_gossip_t *g = st->a->gossip;
+    int hit = 0;
+    for (size_t k = 0; svc && k < svc->n_instances && !hit; k++) {
+        const reg_dead_owner_t *d = dead_owner(g, svc->instances[k].node);
+        hit = d && d->services_unknown;
+    }
+    if (!hit)
+        return;
+    for (size_t i = 0; i < st->n_unk; i++)
+        if (!strcmp(st->unk_names[i], name))
+            return;
+    if (st->n_unk == st->unk_cap) {
+        size_t nc = st->unk_cap ? st->unk_cap * 2 : 8;
+        char **nn = realloc(st->unk_names, nc * sizeof(*nn));
+        if (!nn)
+            return;
+        st->unk_names = nn;
+        st->unk_cap = nc;
+    }
+    char *c = strdup(name);
+    if (c)
+        st->unk_names[st->n_unk++] = c;
+}
+
+static void unk_diff_cb(void *ud, const char *name, const mesh_route_svc_t *before,
+                        const mesh_route_svc_t *after)
+{
+    (void)before;
+    if (after)
+        unk_consider(ud, name, mesh_route_svc_get(after));
+}
+
+/* Brings st->unk_names up to date with the gossip view and the etcd table. */
+static void unk_refresh(reg_actor_t *st, mesh_routes_t *etcd)
+{
+    if (st->unk_gen != st->gossip_gen || !st->unk_table) {
+        unk_clear(st);
+        for (size_t i = 0, n = mesh_routes_count(etcd); i < n; i++) {
+            const mesh_route_service_t *svc = mesh_routes_at(etcd, i);
+            unk_consider(st, svc->name, svc);
+        }
+    } else if (st->unk_table != etcd) {
+        mesh_routes_diff(st->unk_table, etcd, unk_diff_cb, st);
+        mesh_routes_unref(st->unk_table);
+    } else {
+        return;
+    }
+    st->unk_table = mesh_routes_ref(etcd);
+    st->unk_gen = st->gossip_gen;
+}
+
 /*
  * The etcd table without the instances of dead owners (see reg_gossip_t), as a new reference.
- * Costs the services the dead owners' metadata lists, not the table.
+ * Costs the services the dead owners' metadata lists, not the table. A dead owner whose
+ * metadata was never known (it died before this node joined: a proxy restarted from its
+ * snapshot during an etcd outage) may own instances anywhere: the table is scanned once per
+ * gossip view that has such owners, then followed by its diffs (unk_refresh).
  */
 static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
 {
@@ -382,16 +458,25 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
     size_t n_edits = 0, cap = 0;
     mesh_route_svc_builder_t *b = NULL;
     /* each service of a dead owner once, whatever the number of dead owners listing it */
-    size_t n_names = 0;
-    for (size_t d = 0; d < g->n_dead; d++)
+    size_t n_names = 0, unknown = 0;
+    for (size_t d = 0; d < g->n_dead; d++) {
         n_names += g->dead[d].n_services;
-    const char **names = n_names ? malloc(n_names * sizeof(*names)) : NULL;
-    if (n_names && !names)
+        unknown += g->dead[d].services_unknown;
+    }
+    if (unknown)
+        unk_refresh(st, etcd);
+    else if (st->unk_table)
+        unk_clear(st);
+    size_t n_scan = unknown ? st->n_unk : 0;
+    const char **names = n_names + n_scan ? malloc((n_names + n_scan) * sizeof(*names)) : NULL;
+    if (n_names + n_scan && !names)
         return mesh_routes_ref(etcd);
     n_names = 0;
     for (size_t d = 0; d < g->n_dead; d++)
         for (size_t k = 0; k < g->dead[d].n_services; k++)
             names[n_names++] = g->dead[d].services[k];
+    for (size_t i = 0; i < n_scan; i++)
+        names[n_names++] = st->unk_names[i];
     if (n_names) /* dead owners that listed no service: names is NULL */
         qsort(names, n_names, sizeof(*names), name_cmp);
     for (size_t k = 0; k < n_names; k++) {
@@ -552,6 +637,7 @@ static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
         dead_changed = strcmp(g->dead[i].node, st->a->gossip->dead[i].node) != 0;
     reg_gossip_free(st->a->gossip);
     st->a->gossip = g;
+    st->gossip_gen++;
     if (dead_changed)
         probes_prune(st, g);
     /* with etcd connected gossip's routes are not merged: only a change of the dead owners
@@ -988,6 +1074,10 @@ static void reg_stop(mesh_actor_t *self, int reason)
     free(st->gone);
     st->gone = NULL;
     st->gone_cap = 0;
+    unk_clear(st);
+    free(st->unk_names);
+    st->unk_names = NULL;
+    st->unk_cap = 0;
     st->probe_apply = 0;
     for (size_t i = 0; i < st->n_regs; i++)
         reg_registration_free(st->regs[i]); /* their specs stay kept for the next start */

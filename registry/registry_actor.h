@@ -75,11 +75,14 @@ typedef struct reg_local {
 /** Frees a reg_local_t (its ptr_free). */
 void reg_local_free(void *p);
 
-/** A member that SWIM declares dead or left, with the services its last metadata listed. */
+/** A member that SWIM declares dead or left, with the services its last metadata listed.
+ * services_unknown: we never had its metadata (it died before this node joined, e.g. a proxy
+ * restarted from its snapshot during an etcd outage): any service may hold its instances. */
 typedef struct reg_dead_owner {
     char *node;
     size_t n_services;
     char **services;
+    int services_unknown;
 } reg_dead_owner_t;
 
 /**
