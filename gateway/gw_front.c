@@ -48,9 +48,20 @@ struct gw_front {
     int freeing;
 };
 
+/* The response side of a client connection, HTTP/1.1 (h1_conn) or HTTP/2 (h2s_conn): the
+ * request logic below is one for both, and writes its answers through this. */
+typedef struct gw_out {
+    int (*respond)(void *c, uint64_t id, int status, const h1_conn_hdr_t *headers, size_t n,
+                   int64_t content_length);
+    int (*body)(void *c, uint64_t id, const void *data, size_t len);
+    int (*end)(void *c, uint64_t id);
+    int (*respond_error)(void *c, uint64_t id, int status, const char *message);
+} gw_out_t;
+
 struct gw_conn {
     gw_front_t *f;
-    h1_conn_t *c;
+    const gw_out_t *out;
+    void *c; /* the h1_conn_t or h2s_conn_t */
     gw_conn_t *prev, *next;
     gw_req_t *reqs;      /* requests in progress */
     gw_req_t *free_reqs; /* finished ones, their buffers kept */
@@ -195,15 +206,15 @@ static void answer_error(gw_req_t *r, int http_status, int code, const char *msg
     if (http_status == 0)
         http_status = gw_http_status_from_grpc(code);
     if (gw_error_json(code, msg, ml, &r->out) != 0 || !gw_buf_put(&r->out, "\n", 1)) {
-        h1_conn_respond_error(k->c, r->id, 500, "meshd: gateway: out of memory");
+        k->out->respond_error(k->c, r->id, 500, "meshd: gateway: out of memory");
         return;
     }
     size_t n;
     const h1_conn_hdr_t *h = resp_headers(r, &json_ct, 1, &n);
-    if (!h || h1_conn_respond(k->c, r->id, http_status, h, n, (int64_t)r->out.len) != 0)
+    if (!h || k->out->respond(k->c, r->id, http_status, h, n, (int64_t)r->out.len) != 0)
         return;
-    h1_conn_body(k->c, r->id, r->out.data, r->out.len);
-    h1_conn_end(k->c, r->id);
+    k->out->body(k->c, r->id, r->out.data, r->out.len);
+    k->out->end(k->c, r->id);
 }
 
 static void answer_errorf(gw_req_t *r, int http_status, int code, const char *fmt, ...)
@@ -229,7 +240,7 @@ static int stream_begin(gw_req_t *r)
     size_t n;
     const h1_conn_hdr_t *h = resp_headers(r, r->sse ? &sse : &ndjson, 1, &n);
     r->http_started = 1;
-    return h ? h1_conn_respond(r->conn->c, r->id, 200, h, n, -1) : -1;
+    return h ? r->conn->out->respond(r->conn->c, r->id, 200, h, n, -1) : -1;
 }
 
 /* Writes r->out as one line (NDJSON) or one event (SSE, event non-NULL for a named one). */
@@ -250,7 +261,7 @@ static void stream_write(gw_req_t *r, const uint8_t *json, size_t len, const cha
         gw_buf_put(o, json, len);
         gw_buf_put(o, "\n", 1);
     }
-    if (h1_conn_body(r->conn->c, r->id, o->data, o->len) == 1)
+    if (r->conn->out->body(r->conn->c, r->id, o->data, o->len) == 1)
         r->paused = 1;
 }
 
@@ -349,7 +360,7 @@ static void pump(gw_req_t *r)
             if (gw_error_json(MESH_GRPC_INTERNAL, r->err, strlen(r->err), &e) == 0)
                 stream_write(r, e.data, e.len, "error");
             gw_buf_free(&e);
-            h1_conn_end(r->conn->c, r->id);
+            r->conn->out->end(r->conn->c, r->id);
         } else {
             answer_error(r, 502, MESH_GRPC_INTERNAL, r->err, strlen(r->err));
         }
@@ -390,11 +401,11 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
                 }
                 gw_buf_free(&e);
             }
-            h1_conn_end(r->conn->c, r->id);
+            r->conn->out->end(r->conn->c, r->id);
         } else if (status == 0) {
             collect_meta(r, 0, "Grpc-Metadata-");
             stream_begin(r);
-            h1_conn_end(r->conn->c, r->id);
+            r->conn->out->end(r->conn->c, r->id);
         } else {
             answer_error(r, 0, status, msg, ml);
         }
@@ -418,10 +429,10 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
     r->call = NULL;
     size_t n;
     const h1_conn_hdr_t *h = resp_headers(r, &json_ct, 1, &n);
-    if (h && h1_conn_respond(r->conn->c, r->id, 200, h, n, (int64_t)r->out.len + 1) == 0) {
-        h1_conn_body(r->conn->c, r->id, r->out.data, r->out.len);
-        h1_conn_body(r->conn->c, r->id, "\n", 1);
-        h1_conn_end(r->conn->c, r->id);
+    if (h && r->conn->out->respond(r->conn->c, r->id, 200, h, n, (int64_t)r->out.len + 1) == 0) {
+        r->conn->out->body(r->conn->c, r->id, r->out.data, r->out.len);
+        r->conn->out->body(r->conn->c, r->id, "\n", 1);
+        r->conn->out->end(r->conn->c, r->id);
     }
     r->answered = 1;
     req_free(r);
@@ -526,13 +537,12 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
     return 0;
 }
 
-static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+static void req_head(gw_conn_t *k, uint64_t id, const h1_conn_head_t *head)
 {
-    gw_conn_t *k = ud;
     gw_front_t *f = k->f;
     gw_req_t *r = req_new(k, id);
     if (!r) {
-        h1_conn_respond_error(c, id, 500, "meshd: gateway: out of memory");
+        k->out->respond_error(k->c, id, 500, "meshd: gateway: out of memory");
         return;
     }
     if (!f->api) {
@@ -566,7 +576,7 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
     }
     if (r->m->kind == MESH_CALL_CLIENT_STREAMING || r->m->kind == MESH_CALL_BIDI) {
         answer_errorf(r, 501, MESH_GRPC_UNIMPLEMENTED,
-                      "meshd: gateway: %s streams requests: not supported over HTTP/1.1 yet",
+                      "meshd: gateway: %s streams requests: not supported over HTTP yet",
                       r->route->grpc_path);
         return;
     }
@@ -587,10 +597,9 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
     }
 }
 
-static void on_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
+static void req_body(gw_conn_t *k, uint64_t id, const char *data, size_t len)
 {
-    (void)c;
-    gw_req_t *r = req_find(ud, id);
+    gw_req_t *r = req_find(k, id);
     if (r && !r->answered && !gw_buf_put(&r->body, data, len))
         answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
 }
@@ -638,10 +647,9 @@ static void start_call(gw_req_t *r)
         mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 1);
 }
 
-static void on_end(void *ud, h1_conn_t *c, uint64_t id)
+static void req_end(gw_conn_t *k, uint64_t id)
 {
-    (void)c;
-    gw_req_t *r = req_find(ud, id);
+    gw_req_t *r = req_find(k, id);
     if (!r)
         return;
     if (r->answered) {
@@ -653,20 +661,15 @@ static void on_end(void *ud, h1_conn_t *c, uint64_t id)
         req_free(r);
 }
 
-static void on_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
+static void req_error(gw_conn_t *k, uint64_t id)
 {
-    (void)c;
-    (void)status;
-    (void)why;
-    gw_req_t *r = req_find(ud, id);
+    gw_req_t *r = req_find(k, id);
     if (r)
         req_free(r);
 }
 
-static void on_drain(void *ud, h1_conn_t *c)
+static void conn_drain(gw_conn_t *k)
 {
-    (void)c;
-    gw_conn_t *k = ud;
     for (gw_req_t *r = k->reqs, *next; r; r = next) {
         next = r->next;
         if (r->paused) {
@@ -676,13 +679,126 @@ static void on_drain(void *ud, h1_conn_t *c)
     }
 }
 
-static void *on_open(void *srv_ud, h1_conn_t *c)
+/* ---- the two protocols' callbacks and output, onto the one request logic above ----------------
+ */
+
+static int h1o_respond(void *c, uint64_t id, int status, const h1_conn_hdr_t *h, size_t n,
+                       int64_t cl)
 {
-    gw_front_t *f = srv_ud;
+    return h1_conn_respond(c, id, status, h, n, cl);
+}
+
+static int h1o_body(void *c, uint64_t id, const void *data, size_t len)
+{
+    return h1_conn_body(c, id, data, len);
+}
+
+static int h1o_end(void *c, uint64_t id)
+{
+    return h1_conn_end(c, id);
+}
+
+static int h1o_error(void *c, uint64_t id, int status, const char *message)
+{
+    return h1_conn_respond_error(c, id, status, message);
+}
+
+static const gw_out_t h1_out = {h1o_respond, h1o_body, h1o_end, h1o_error};
+
+static int h2o_respond(void *c, uint64_t id, int status, const h1_conn_hdr_t *h, size_t n,
+                       int64_t cl)
+{
+    return h2s_conn_respond(c, id, status, h, n, cl);
+}
+
+static int h2o_body(void *c, uint64_t id, const void *data, size_t len)
+{
+    return h2s_conn_body(c, id, data, len);
+}
+
+static int h2o_end(void *c, uint64_t id)
+{
+    return h2s_conn_end(c, id);
+}
+
+static int h2o_error(void *c, uint64_t id, int status, const char *message)
+{
+    return h2s_conn_respond_error(c, id, status, message);
+}
+
+static const gw_out_t h2_out = {h2o_respond, h2o_body, h2o_end, h2o_error};
+
+static void h1_on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+{
+    (void)c;
+    req_head(ud, id, head);
+}
+
+static void h1_on_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    (void)c;
+    req_body(ud, id, data, len);
+}
+
+static void h1_on_end(void *ud, h1_conn_t *c, uint64_t id)
+{
+    (void)c;
+    req_end(ud, id);
+}
+
+static void h1_on_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
+{
+    (void)c;
+    (void)status;
+    (void)why;
+    req_error(ud, id);
+}
+
+static void h1_on_drain(void *ud, h1_conn_t *c)
+{
+    (void)c;
+    conn_drain(ud);
+}
+
+static void h2_on_head(void *ud, h2s_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+{
+    (void)c;
+    req_head(ud, id, head);
+}
+
+static void h2_on_body(void *ud, h2s_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    (void)c;
+    req_body(ud, id, data, len);
+}
+
+static void h2_on_end(void *ud, h2s_conn_t *c, uint64_t id)
+{
+    (void)c;
+    req_end(ud, id);
+}
+
+static void h2_on_error(void *ud, h2s_conn_t *c, uint64_t id, int status, const char *why)
+{
+    (void)c;
+    (void)status;
+    (void)why;
+    req_error(ud, id);
+}
+
+static void h2_on_drain(void *ud, h2s_conn_t *c)
+{
+    (void)c;
+    conn_drain(ud);
+}
+
+static void *conn_open(gw_front_t *f, const gw_out_t *out, void *c)
+{
     gw_conn_t *k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
     k->f = f;
+    k->out = out;
     k->c = c;
     const struct sockaddr *sa = h1_srv_peer(f->srv);
     if (sa->sa_family == AF_INET) {
@@ -699,6 +815,16 @@ static void *on_open(void *srv_ud, h1_conn_t *c)
         f->conns->prev = k;
     f->conns = k;
     return k;
+}
+
+static void *on_open(void *srv_ud, h1_conn_t *c)
+{
+    return conn_open(srv_ud, &h1_out, c);
+}
+
+static void *on_open_h2(void *srv_ud, h2s_conn_t *c)
+{
+    return conn_open(srv_ud, &h2_out, c);
 }
 
 static void on_close(void *conn_ud)
@@ -741,11 +867,17 @@ gw_front_t *gw_front_new(uv_loop_t *loop, mesh_proxy_worker_t *engine, const gw_
     h1_srv_handler_t h = {
         .on_open = on_open,
         .on_close = on_close,
-        .cbs = {.on_head = on_head,
-                .on_body = on_body,
-                .on_end = on_end,
-                .on_error = on_error,
-                .on_drain = on_drain},
+        .cbs = {.on_head = h1_on_head,
+                .on_body = h1_on_body,
+                .on_end = h1_on_end,
+                .on_error = h1_on_error,
+                .on_drain = h1_on_drain},
+        .on_open_h2 = on_open_h2,
+        .h2cbs = {.on_head = h2_on_head,
+                  .on_body = h2_on_body,
+                  .on_end = h2_on_end,
+                  .on_error = h2_on_error,
+                  .on_drain = h2_on_drain},
     };
     f->srv = h1_srv_new(loop, &hc, &h, f);
     if (!f->srv) {
