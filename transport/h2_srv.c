@@ -379,21 +379,6 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     return 0;
 }
 
-static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
-{
-    (void)ud;
-    if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
-        return 0;
-    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-        return 0;
-    h2s_stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-    /* The answer is complete while the client still sends: stop it (RFC 9113 8.1). */
-    if (s && !s->req_done)
-        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
-                                  NGHTTP2_NO_ERROR);
-    return 0;
-}
-
 /* ---- the data provider -------------------------------------------------------------------- */
 
 static ssize_t data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
@@ -446,7 +431,6 @@ static nghttp2_session_callbacks *callbacks(void)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     return cb;
 }
 

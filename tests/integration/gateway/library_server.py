@@ -3,16 +3,19 @@
 real grpcio server for gwtest.v1.Library (protos/gwtest/v1/library.proto). It needs no
 generated code: the message classes come from the FileDescriptorSet the tests give the gateway.
 
-  library_server.py --descriptor-set FILE --port P
+  library_server.py --descriptor-set FILE --port P [--progress FILE]
 
 Behaviour the tests check: GetBook answers the name it was asked for (with every field set
 when full is true, after delay_ms); CreateBook returns the book with the shelf in its name;
 UpdateBook and Echo return the request; ListBooks streams count books, then fails with the
 status named in fail if any; Fail fails with the status named by its name. Every method sends
 the request's x-test metadata back as initial metadata x-echo and trailing metadata x-trail,
-and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff.
+and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff. With --progress,
+ListBooks writes how many books it has yielded into FILE every 500 books (the flow-control
+tests watch the upstream stop).
 """
 import argparse
+import os
 import time
 from concurrent import futures
 
@@ -26,6 +29,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--descriptor-set", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--progress")
     a = ap.parse_args()
     fds = descriptor_pb2.FileDescriptorSet()
     with open(a.descriptor_set, "rb") as f:
@@ -83,6 +87,10 @@ def main():
     def list_books(req, ctx):
         meta(ctx)
         for i in range(req.count):
+            if a.progress and i % 500 == 0:
+                with open(a.progress + ".tmp", "w") as f:
+                    f.write(str(i))
+                os.replace(a.progress + ".tmp", a.progress)
             yield Book(name="shelves/%s/books/%d" % (req.shelf, i), pages=i)
         if req.fail:
             ctx.abort(getattr(grpc.StatusCode, req.fail), "stream failed as asked")
