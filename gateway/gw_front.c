@@ -1,6 +1,11 @@
 /*
  * gateway/gw_front.c: the gateway's per-worker front end (gateway/gw_front.h): HTTP/1.1
- * requests in, gRPC calls through the proxy engine out, JSON back.
+ * and HTTP/2 (h2c) requests in, gRPC calls through the proxy engine out, JSON back.
+ *
+ * One request logic serves both protocols: the h1_conn and h2s_conn callbacks are thin
+ * adapters onto req_head / req_body / req_end / req_error / conn_drain, and answers go out
+ * through the connection's gw_out_t (respond, body, end, respond_error over h1_conn_* or
+ * h2s_conn_*). A request id is the HTTP/1.1 request's number or the HTTP/2 stream id.
  *
  * Life of a request: on_head matches the route, checks the method, content type and
  * Grpc-Timeout, encodes the path variables and query parameters (the head is only valid
