@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "transport/h2_mem.h"
 
 typedef struct h1s_conn h1s_conn_t;
 
@@ -50,6 +51,7 @@ struct h1_srv {
     void (*on_closed)(void *ud);
     void *on_closed_ud;
     struct sockaddr_storage peer; /* of the connection being opened (h1_srv_peer) */
+    mesh_h2_mem_t h2mem;          /* nghttp2's allocator for the HTTP/2 connections */
 };
 
 struct h1s_conn {
@@ -155,6 +157,7 @@ static void server_maybe_free(h1_srv_t *s)
         return;
     void (*cb)(void *) = s->on_closed;
     void *ud = s->on_closed_ud;
+    mesh_h2_mem_destroy(&s->h2mem);
     free(s);
     if (cb)
         cb(ud);
@@ -596,7 +599,7 @@ static int conn_sniff(h1s_conn_t *sc)
         return 0;
     h2 = h2 && sc->in_len >= H2S_PREFACE_LEN;
     if (h2)
-        sc->h2 = h2s_conn_new(&s->cfg.conn, &forward2, sc, now);
+        sc->h2 = h2s_conn_new(&s->cfg.conn, &forward2, sc, now, &s->h2mem.mem);
     else
         sc->core = h1_conn_new(&s->cfg.conn, &forward, sc, now);
     if (!sc->core && !sc->h2) {
@@ -649,8 +652,9 @@ static void conn_upgrade(h1s_conn_t *sc)
     head.is_head = u->is_head;
     head.minor = 1;
     head.keep_alive = 1;
-    h2s_conn_t *h2 = h2s_conn_new_upgrade(&s->cfg.conn, &forward2, sc, uv_now(s->loop), u->settings,
-                                          (size_t)u->settings_len, &head, u->body, u->body_len);
+    h2s_conn_t *h2 =
+        h2s_conn_new_upgrade(&s->cfg.conn, &forward2, sc, uv_now(s->loop), &s->h2mem.mem,
+                             u->settings, (size_t)u->settings_len, &head, u->body, u->body_len);
     upgrade_free(u);
     free(views);
     if (!h2) {
@@ -733,6 +737,7 @@ h1_srv_t *h1_srv_new(uv_loop_t *loop, const h1_srv_config_t *cfg, const h1_srv_h
     if (!s->cfg.read_buffer)
         s->cfg.read_buffer = 64 << 10;
     s->name = s->cfg.name ? s->cfg.name : "gateway";
+    mesh_h2_mem_init(&s->h2mem);
     s->port = -1;
     return s;
 }

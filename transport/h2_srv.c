@@ -435,7 +435,7 @@ static nghttp2_session_callbacks *callbacks(void)
 }
 
 static h2s_conn_t *conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *cbs, void *ud,
-                            uint64_t now_ms)
+                            uint64_t now_ms, nghttp2_mem *mem)
 {
     h2s_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
@@ -465,7 +465,7 @@ static h2s_conn_t *conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *c
     int rc = -1;
     if (cb && nghttp2_option_new(&opt) == 0) {
         nghttp2_option_set_max_send_header_block_length(opt, 64 << 10);
-        rc = nghttp2_session_server_new2(&c->session, cb, c, opt);
+        rc = nghttp2_session_server_new3(&c->session, cb, c, opt, mem);
     }
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
@@ -484,9 +484,9 @@ static h2s_conn_t *conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *c
 }
 
 h2s_conn_t *h2s_conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *cbs, void *ud,
-                         uint64_t now_ms)
+                         uint64_t now_ms, nghttp2_mem *mem)
 {
-    return conn_new(cfg, cbs, ud, now_ms);
+    return conn_new(cfg, cbs, ud, now_ms, mem);
 }
 
 int h2s_settings_decode(const char *v, size_t len, uint8_t *out, size_t cap)
@@ -524,12 +524,13 @@ int h2s_settings_decode(const char *v, size_t len, uint8_t *out, size_t cap)
 }
 
 h2s_conn_t *h2s_conn_new_upgrade(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *cbs, void *ud,
-                                 uint64_t now_ms, const uint8_t *settings, size_t settings_len,
-                                 const h1_conn_head_t *head, const char *body, size_t body_len)
+                                 uint64_t now_ms, nghttp2_mem *mem, const uint8_t *settings,
+                                 size_t settings_len, const h1_conn_head_t *head, const char *body,
+                                 size_t body_len)
 {
     static const char sw[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                              "Upgrade: h2c\r\n\r\n";
-    h2s_conn_t *c = conn_new(cfg, cbs, ud, now_ms);
+    h2s_conn_t *c = conn_new(cfg, cbs, ud, now_ms, mem);
     if (!c)
         return NULL;
     h2s_stream_t *s = stream_new(c, 1);

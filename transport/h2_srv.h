@@ -25,6 +25,7 @@
 #ifndef TRANSPORT_H2_SRV_H
 #define TRANSPORT_H2_SRV_H
 
+#include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,9 +55,10 @@ typedef struct {
 } h2s_conn_cbs_t;
 
 /** A new connection expecting the client preface (cfg may be NULL: h1_conn's defaults for
- *  max_head, max_target, max_headers, max_body, out_high, idle_timeout_ms), or NULL. */
+ *  max_head, max_target, max_headers, max_body, out_high, idle_timeout_ms), or NULL. mem is
+ *  nghttp2's allocator (the binding's per-loop transport/h2_mem.h; NULL: malloc). */
 h2s_conn_t *h2s_conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *cbs, void *ud,
-                         uint64_t now_ms);
+                         uint64_t now_ms, nghttp2_mem *mem);
 
 /**
  * Decodes an HTTP2-Settings header value (base64url, no padding) into out: its length, or -1
@@ -71,8 +73,9 @@ int h2s_settings_decode(const char *value, size_t len, uint8_t *out, size_t cap)
  * the settings.
  */
 h2s_conn_t *h2s_conn_new_upgrade(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *cbs, void *ud,
-                                 uint64_t now_ms, const uint8_t *settings, size_t settings_len,
-                                 const h1_conn_head_t *head, const char *body, size_t body_len);
+                                 uint64_t now_ms, nghttp2_mem *mem, const uint8_t *settings,
+                                 size_t settings_len, const h1_conn_head_t *head, const char *body,
+                                 size_t body_len);
 
 /** Delivers the upgraded request (on_head, on_body, on_end of stream 1); nothing for a
  *  connection made with h2s_conn_new(). Call once the owner is ready for callbacks. */

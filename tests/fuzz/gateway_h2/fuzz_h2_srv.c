@@ -139,12 +139,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                .minor = 1,
                                .headers = hs,
                                .n_headers = 2};
-        c = h2s_conn_new_upgrade(&cfg, &cbs, &a, now, settings, (size_t)sl, &head, NULL, 0);
+        c = h2s_conn_new_upgrade(&cfg, &cbs, &a, now, NULL, settings, (size_t)sl, &head, NULL, 0);
         if (!c)
             return 0;
         h2s_conn_start(c);
     } else {
-        c = h2s_conn_new(&cfg, &cbs, &a, now);
+        c = h2s_conn_new(&cfg, &cbs, &a, now, NULL);
         if (!c)
             return 0;
         h2s_conn_feed(c, H2S_PREFACE, H2S_PREFACE_LEN, now);

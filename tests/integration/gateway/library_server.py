@@ -16,6 +16,7 @@ tests watch the upstream stop).
 """
 import argparse
 import os
+import threading
 import time
 from concurrent import futures
 
@@ -88,9 +89,10 @@ def main():
         meta(ctx)
         for i in range(req.count):
             if a.progress and i % 500 == 0:
-                with open(a.progress + ".tmp", "w") as f:
+                tmp = "%s.%d" % (a.progress, threading.get_ident())
+                with open(tmp, "w") as f:
                     f.write(str(i))
-                os.replace(a.progress + ".tmp", a.progress)
+                os.replace(tmp, a.progress)
             yield Book(name="shelves/%s/books/%d" % (req.shelf, i), pages=i)
         if req.fail:
             ctx.abort(getattr(grpc.StatusCode, req.fail), "stream failed as asked")
