@@ -84,6 +84,8 @@ struct gw_req {
     mesh_proxy_call_t *call;
     uint64_t timeout_ms;
     int streaming, sse, http_started, paused, answered, n_msgs, bad_response;
+    int req_stream;  /* client-streaming or bidi: each NDJSON line of the body is a message */
+    int req_done;    /* the HTTP request ended */
     gw_buf_t body;   /* the request body (JSON) */
     gw_buf_t params; /* protobuf of the path variables and query parameters */
     gw_buf_t pb;     /* the framed request message */
@@ -99,6 +101,9 @@ struct gw_req {
 /* ---- requests ----------------------------------------------------------------------------- */
 
 static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len);
+static int call_open(gw_req_t *r);
+static void request_failed(gw_req_t *r, int http_status, int code, const char *prefix);
+static void stream_lines(gw_req_t *r, int end);
 
 static gw_req_t *req_new(gw_conn_t *k, uint64_t id)
 {
@@ -270,6 +275,27 @@ static void stream_write(gw_req_t *r, const uint8_t *json, size_t len, const cha
         r->paused = 1;
 }
 
+/* Ends a streamed answer with an error: a last line {"error":{...}} (NDJSON) or an
+ * `event: error` (SSE). */
+static void stream_error(gw_req_t *r, int code, const char *msg, size_t ml)
+{
+    gw_buf_t e = {0};
+    if (gw_error_json(code, msg, ml, &e) == 0) {
+        if (r->sse) {
+            stream_write(r, e.data, e.len, "error");
+        } else {
+            gw_buf_t line = {0};
+            gw_buf_put(&line, "{\"error\":", 9);
+            gw_buf_put(&line, e.data, e.len);
+            gw_buf_put(&line, "}", 1);
+            stream_write(r, line.data, line.len, NULL);
+            gw_buf_free(&line);
+        }
+    }
+    gw_buf_free(&e);
+    r->conn->out->end(r->conn->c, r->id);
+}
+
 /* ---- the call's downstream side ------------------------------------------------------------- */
 
 /* Whether a response field goes back to the client as Grpc-Metadata-*. */
@@ -390,23 +416,10 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
     }
     if (r->streaming) {
         if (r->http_started) {
-            if (status != 0) {
-                gw_buf_t e = {0};
-                if (gw_error_json(status, msg, ml, &e) == 0) {
-                    if (r->sse) {
-                        stream_write(r, e.data, e.len, "error");
-                    } else {
-                        gw_buf_t line = {0};
-                        gw_buf_put(&line, "{\"error\":", 9);
-                        gw_buf_put(&line, e.data, e.len);
-                        gw_buf_put(&line, "}", 1);
-                        stream_write(r, line.data, line.len, NULL);
-                        gw_buf_free(&line);
-                    }
-                }
-                gw_buf_free(&e);
-            }
-            r->conn->out->end(r->conn->c, r->id);
+            if (status != 0)
+                stream_error(r, status, msg, ml);
+            else
+                r->conn->out->end(r->conn->c, r->id);
         } else if (status == 0) {
             collect_meta(r, 0, "Grpc-Metadata-");
             stream_begin(r);
@@ -579,13 +592,8 @@ static void req_head(gw_conn_t *k, uint64_t id, const h1_conn_head_t *head)
                       r->route->grpc_path);
         return;
     }
-    if (r->m->kind == MESH_CALL_CLIENT_STREAMING || r->m->kind == MESH_CALL_BIDI) {
-        answer_errorf(r, 501, MESH_GRPC_UNIMPLEMENTED,
-                      "meshd: gateway: %s streams requests: not supported over HTTP yet",
-                      r->route->grpc_path);
-        return;
-    }
-    r->streaming = r->m->kind == MESH_CALL_SERVER_STREAMING;
+    r->req_stream = r->m->kind == MESH_CALL_CLIENT_STREAMING || r->m->kind == MESH_CALL_BIDI;
+    r->streaming = r->m->kind == MESH_CALL_SERVER_STREAMING || r->m->kind == MESH_CALL_BIDI;
     const h1_conn_hdr_t *ct = h1_conn_head_find(head, "content-type");
     if (head->has_body && r->route->body && *r->route->body && ct &&
         !(ct->value_len >= 16 && strncasecmp(ct->value, "application/json", 16) == 0)) {
@@ -600,31 +608,68 @@ static void req_head(gw_conn_t *k, uint64_t id, const h1_conn_head_t *head)
         answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: %s", r->err);
         return;
     }
+    if (r->req_stream)
+        call_open(r); /* the request's messages follow as its body's lines arrive */
 }
 
 static void req_body(gw_conn_t *k, uint64_t id, const char *data, size_t len)
 {
     gw_req_t *r = req_find(k, id);
-    if (r && !r->answered && !gw_buf_put(&r->body, data, len))
-        answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
+    if (!r || r->answered)
+        return;
+    if (!gw_buf_put(&r->body, data, len)) {
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        request_failed(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "");
+        return;
+    }
+    if (r->req_stream)
+        stream_lines(r, 0);
 }
 
-static void start_call(gw_req_t *r)
+/* The client's request is bad (r->err says why, after prefix): answered with status, or for
+ * a request stream whose call runs, the call is cancelled and the answer (or, once a streamed
+ * answer began, a last error line) says so. */
+static void request_failed(gw_req_t *r, int http_status, int code, const char *prefix)
 {
-    gw_conn_t *k = r->conn;
+    char msg[600];
+    snprintf(msg, sizeof(msg), "meshd: gateway: %s%s", prefix, r->err);
+    if (r->call) {
+        mesh_proxy_call_cancel(r->call);
+        r->call = NULL;
+    }
+    if (r->http_started) {
+        stream_error(r, code, msg, strlen(msg));
+        r->answered = 1;
+    } else {
+        answer_error(r, http_status, code, msg, strlen(msg));
+    }
+}
+
+/* The request message of JSON json (len bytes) plus the path variables and query parameters,
+ * framed, in r->pb. 0, or -1 with r answered (or, for a request stream begun, failed). */
+static int encode_msg(gw_req_t *r, const char *json, size_t len)
+{
     uint8_t prefix[MESH_GRPC_PREFIX_LEN] = {0};
+    r->pb.len = 0;
     gw_buf_put(&r->pb, prefix, sizeof(prefix));
-    if (gw_encode_body(r->api, r->m, r->route->body, (const char *)r->body.data, r->body.len,
-                       &r->pb, r->err, sizeof(r->err)) != 0) {
-        answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: bad request body: %s",
-                      r->err);
-        return;
+    if (gw_encode_body(r->api, r->m, r->route->body, json, len, &r->pb, r->err, sizeof(r->err)) !=
+        0) {
+        request_failed(r, 400, MESH_GRPC_INVALID_ARGUMENT, "bad request body: ");
+        return -1;
     }
     if (!gw_buf_put(&r->pb, r->params.data, r->params.len)) {
-        answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
-        return;
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        request_failed(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "");
+        return -1;
     }
     mesh_grpc_frame_prefix(r->pb.data, 0, (uint32_t)(r->pb.len - MESH_GRPC_PREFIX_LEN));
+    return 0;
+}
+
+/* Starts r's call (no request bytes yet). 0, or -1 with r answered. */
+static int call_open(gw_req_t *r)
+{
+    gw_conn_t *k = r->conn;
     const char *p = (const char *)r->meta.data, *end = p ? p + r->meta.len : p;
     while (p < end) {
         mesh_proxy_field_t fl;
@@ -646,10 +691,48 @@ static void start_call(gw_req_t *r)
     };
     if (mesh_proxy_call_start(k->f->engine, &creq, &ds_ops, r, &r->call) != 0) {
         answer_errorf(r, 500, MESH_GRPC_INTERNAL, "meshd: gateway: cannot start the call");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void start_call(gw_req_t *r)
+{
+    if (encode_msg(r, (const char *)r->body.data, r->body.len) != 0 || call_open(r) != 0)
+        return;
     if (r->call)
         mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 1);
+}
+
+/* Sends every complete line of r->body as one request message (the last, unterminated one
+ * too when end); blank lines are skipped. Bytes of an unfinished line stay in r->body. */
+static void stream_lines(gw_req_t *r, int end)
+{
+    size_t start = 0;
+    const char *b = (const char *)r->body.data;
+    while (r->call && !r->answered) {
+        const char *nl = b ? memchr(b + start, '\n', r->body.len - start) : NULL;
+        if (!nl && !end)
+            break;
+        size_t stop = nl ? (size_t)(nl - b) : r->body.len;
+        size_t i = start;
+        while (i < stop && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r'))
+            i++;
+        if (i < stop) {
+            if (encode_msg(r, b + start, stop - start) != 0)
+                return;
+            mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 0);
+        }
+        start = nl ? stop + 1 : r->body.len;
+        if (!nl)
+            break;
+    }
+    if (start && r->body.data) {
+        memmove(r->body.data, r->body.data + start, r->body.len - start);
+        r->body.len -= start;
+    }
+    if (end && r->call && !r->answered)
+        mesh_proxy_call_send(r->call, NULL, 0, 1);
 }
 
 static void req_end(gw_conn_t *k, uint64_t id)
@@ -657,8 +740,15 @@ static void req_end(gw_conn_t *k, uint64_t id)
     gw_req_t *r = req_find(k, id);
     if (!r)
         return;
-    if (r->answered) {
+    if (r->answered && !r->call) {
         req_free(r);
+        return;
+    }
+    if (r->req_stream) {
+        r->req_done = 1;
+        stream_lines(r, 1); /* the call answers (ds_on_end frees r) */
+        if (r->answered && !r->call)
+            req_free(r);
         return;
     }
     start_call(r);

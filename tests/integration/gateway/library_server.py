@@ -7,7 +7,9 @@ generated code: the message classes come from the FileDescriptorSet the tests gi
 
 Behaviour the tests check: GetBook answers the name it was asked for (with every field set
 when full is true, after delay_ms); CreateBook returns the book with the shelf in its name;
-UpdateBook and Echo return the request; ListBooks streams count books, then fails with the
+UpdateBook and Echo return the request; AddBooks (client stream) answers the count, the
+pages summed and the names of the books it read, failing with the status named by a book
+titled "fail:NAME"; Shout (bidi) sends each book back as it arrives, title upper-cased; ListBooks streams count books, then fails with the
 status named in fail if any; Fail fails with the status named by its name. Every method sends
 the request's x-test metadata back as initial metadata x-echo and trailing metadata x-trail,
 and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff. With --progress,
@@ -97,6 +99,25 @@ def main():
         if req.fail:
             ctx.abort(getattr(grpc.StatusCode, req.fail), "stream failed as asked")
 
+    Summary = cls("gwtest.v1.ShelfSummary")
+
+    def add_books(it, ctx):
+        meta(ctx)
+        out = Summary()
+        for b in it:
+            if b.title.startswith("fail:"):
+                ctx.abort(getattr(grpc.StatusCode, b.title[5:]), "book %d failed as asked" % out.count)
+            out.count += 1
+            out.pages += b.pages
+            out.names.append(b.name)
+        return out
+
+    def shout(it, ctx):
+        meta(ctx)
+        for b in it:
+            b.title = b.title.upper()
+            yield b
+
     def fail(req, ctx):
         meta(ctx)
         ctx.abort(getattr(grpc.StatusCode, req.name), "failed as asked: " + req.name)
@@ -111,6 +132,12 @@ def main():
         "UpdateBook": unary(echo, Book),
         "Echo": unary(echo, Book),
         "Fail": unary(fail, GetReq),
+        "AddBooks": grpc.stream_unary_rpc_method_handler(
+            add_books, request_deserializer=Book.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
+        "Shout": grpc.stream_stream_rpc_method_handler(
+            shout, request_deserializer=Book.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
         "ListBooks": grpc.unary_stream_rpc_method_handler(
             list_books, request_deserializer=ListReq.FromString,
             response_serializer=lambda m: m.SerializeToString()),

@@ -240,6 +240,80 @@ def case_upstream_down(e):
     check(error_body(d, 14)["message"].startswith("meshd:"), repr(d))
 
 
+# ---- request streams: NDJSON bodies -----------------------------------------------------------
+
+def case_client_stream(e):
+    books = [{"name": "b%d" % i, "pages": i} for i in range(50)]
+    body = "\n".join(json.dumps(b) for b in books) + "\n\n"
+    st, h, d = e.call("POST", "/v1/books:batchAdd", body, headers={"Content-Type": "application/json"})
+    check(st == 200 and h["content-type"] == "application/json", "%d %r" % (st, d))
+    j = json.loads(d)
+    check(j == {"count": 50, "pages": str(sum(range(50))), "names": ["b%d" % i for i in range(50)]},
+          repr(j))
+    # chunked upload, lines split across chunks, no final newline
+    c = http.client.HTTPConnection("127.0.0.1", e.port, timeout=30)
+    c.putrequest("POST", "/v1/books:batchAdd")
+    c.putheader("Content-Type", "application/json")
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    text = '{"name": "x", "pages": 3}\n{"name": "y", "pa' + 'ges": 4}\n{"name": "z"}'
+    for part in (text[:10], text[10:33], text[33:]):
+        c.send(b"%x\r\n%s\r\n" % (len(part), part.encode()))
+    c.send(b"0\r\n\r\n")
+    r = c.getresponse()
+    j = json.loads(r.read())
+    c.close()
+    check(r.status == 200 and j == {"count": 3, "pages": "7", "names": ["x", "y", "z"]}, repr(j))
+    # an empty stream, a bad line (400 naming line and column), an upstream error after messages
+    st, _, d = e.call("POST", "/v1/books:batchAdd", "", headers={"Content-Type": "application/json"})
+    check(st == 200 and json.loads(d) == {}, "empty: %d %r" % (st, d))
+    st, _, d = e.call("POST", "/v1/books:batchAdd", '{"name": "a"}\n{"name": }\n',
+                      headers={"Content-Type": "application/json"})
+    check(st == 400 and "line 1 column" in error_body(d, 3)["message"], "bad line: %d %r" % (st, d))
+    st, _, d = e.call("POST", "/v1/books:batchAdd", '{"name": "a"}\n{"title": "fail:OUT_OF_RANGE"}\n',
+                      headers={"Content-Type": "application/json"})
+    check(st == 400 and error_body(d, 11)["message"] == "book 1 failed as asked", "%d %r" % (st, d))
+    # over h2c too
+    ver, st, d = curl(e, ["--http2-prior-knowledge", "-H", "Content-Type: application/json",
+                          "--data-binary", body], "/v1/books:batchAdd")
+    check(ver == "2" and st == 200 and json.loads(d)["count"] == 50, "%s %d %r" % (ver, st, d))
+
+
+def case_bidi_stream(e):
+    body = "".join(json.dumps({"name": "n%d" % i, "title": "t%d" % i}) + "\n" for i in range(20))
+    st, h, d = e.call("POST", "/gwtest.v1.Library/Shout", body,
+                      headers={"Content-Type": "application/json"})
+    check(st == 200 and h["content-type"] == "application/x-ndjson", "%d %r" % (st, h))
+    lines = [json.loads(l) for l in d.decode().splitlines()]
+    check(lines == [{"name": "n%d" % i, "title": "T%d" % i} for i in range(20)], repr(lines))
+    # answers flow while the request is still open: one line in, one line out (a raw socket,
+    # chunked upload)
+    s = socket.create_connection(("127.0.0.1", e.port), timeout=30)
+    s.sendall(b"POST /gwtest.v1.Library/Shout HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    got = b""
+    for i in range(3):
+        line = b'{"title": "hi%d"}\n' % i
+        s.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+        while b'"HI%d"' % i not in got:
+            chunk = s.recv(65536)
+            check(chunk, "closed: %r" % got)
+            got += chunk
+    s.sendall(b"0\r\n\r\n")
+    while not got.endswith(b"0\r\n\r\n"):
+        chunk = s.recv(65536)
+        check(chunk, "closed before the end: %r" % got)
+        got += chunk
+    s.close()
+    # over h2c, and a bad line after good ones: the stream ends with an error line
+    ver, st, d = curl(e, ["--http2-prior-knowledge", "-H", "Content-Type: application/json",
+                          "--data-binary", '{"title": "a"}\n{"title": 5}\n'],
+                      "/gwtest.v1.Library/Shout")
+    lines = [json.loads(l) for l in d.splitlines()]
+    check(ver == "2" and st in (200, 400), "%s %d %r" % (ver, st, d))
+    check(lines[-1].get("error", lines[-1]).get("code") == 3, repr(lines))
+
+
 # ---- h2c: HTTP/2 cleartext on the same port ---------------------------------------------------
 
 def curl(e, args, path):
