@@ -1,6 +1,11 @@
 /*
  * gateway/gw_front.c: the gateway's per-worker front end (gateway/gw_front.h): HTTP/1.1
- * requests in, gRPC calls through the proxy engine out, JSON back.
+ * and HTTP/2 (h2c) requests in, gRPC calls through the proxy engine out, JSON back.
+ *
+ * One request logic serves both protocols: the h1_conn and h2s_conn callbacks are thin
+ * adapters onto req_head / req_body / req_end / req_error / conn_drain, and answers go out
+ * through the connection's gw_out_t (respond, body, end, respond_error over h1_conn_* or
+ * h2s_conn_*). A request id is the HTTP/1.1 request's number or the HTTP/2 stream id.
  *
  * Life of a request: on_head matches the route, checks the method, content type and
  * Grpc-Timeout, encodes the path variables and query parameters (the head is only valid
@@ -48,9 +53,20 @@ struct gw_front {
     int freeing;
 };
 
+/* The response side of a client connection, HTTP/1.1 (h1_conn) or HTTP/2 (h2s_conn): the
+ * request logic below is one for both, and writes its answers through this. */
+typedef struct gw_out {
+    int (*respond)(void *c, uint64_t id, int status, const h1_conn_hdr_t *headers, size_t n,
+                   int64_t content_length);
+    int (*body)(void *c, uint64_t id, const void *data, size_t len);
+    int (*end)(void *c, uint64_t id);
+    int (*respond_error)(void *c, uint64_t id, int status, const char *message);
+} gw_out_t;
+
 struct gw_conn {
     gw_front_t *f;
-    h1_conn_t *c;
+    const gw_out_t *out;
+    void *c; /* the h1_conn_t or h2s_conn_t */
     gw_conn_t *prev, *next;
     gw_req_t *reqs;      /* requests in progress */
     gw_req_t *free_reqs; /* finished ones, their buffers kept */
@@ -68,6 +84,8 @@ struct gw_req {
     mesh_proxy_call_t *call;
     uint64_t timeout_ms;
     int streaming, sse, http_started, paused, answered, n_msgs, bad_response;
+    int req_stream;  /* client-streaming or bidi: each NDJSON line of the body is a message */
+    int req_done;    /* the HTTP request ended */
     gw_buf_t body;   /* the request body (JSON) */
     gw_buf_t params; /* protobuf of the path variables and query parameters */
     gw_buf_t pb;     /* the framed request message */
@@ -83,6 +101,9 @@ struct gw_req {
 /* ---- requests ----------------------------------------------------------------------------- */
 
 static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len);
+static int call_open(gw_req_t *r);
+static void request_failed(gw_req_t *r, int http_status, int code, const char *prefix);
+static void stream_lines(gw_req_t *r, int end);
 
 static gw_req_t *req_new(gw_conn_t *k, uint64_t id)
 {
@@ -195,15 +216,15 @@ static void answer_error(gw_req_t *r, int http_status, int code, const char *msg
     if (http_status == 0)
         http_status = gw_http_status_from_grpc(code);
     if (gw_error_json(code, msg, ml, &r->out) != 0 || !gw_buf_put(&r->out, "\n", 1)) {
-        h1_conn_respond_error(k->c, r->id, 500, "meshd: gateway: out of memory");
+        k->out->respond_error(k->c, r->id, 500, "meshd: gateway: out of memory");
         return;
     }
     size_t n;
     const h1_conn_hdr_t *h = resp_headers(r, &json_ct, 1, &n);
-    if (!h || h1_conn_respond(k->c, r->id, http_status, h, n, (int64_t)r->out.len) != 0)
+    if (!h || k->out->respond(k->c, r->id, http_status, h, n, (int64_t)r->out.len) != 0)
         return;
-    h1_conn_body(k->c, r->id, r->out.data, r->out.len);
-    h1_conn_end(k->c, r->id);
+    k->out->body(k->c, r->id, r->out.data, r->out.len);
+    k->out->end(k->c, r->id);
 }
 
 static void answer_errorf(gw_req_t *r, int http_status, int code, const char *fmt, ...)
@@ -229,7 +250,7 @@ static int stream_begin(gw_req_t *r)
     size_t n;
     const h1_conn_hdr_t *h = resp_headers(r, r->sse ? &sse : &ndjson, 1, &n);
     r->http_started = 1;
-    return h ? h1_conn_respond(r->conn->c, r->id, 200, h, n, -1) : -1;
+    return h ? r->conn->out->respond(r->conn->c, r->id, 200, h, n, -1) : -1;
 }
 
 /* Writes r->out as one line (NDJSON) or one event (SSE, event non-NULL for a named one). */
@@ -250,8 +271,29 @@ static void stream_write(gw_req_t *r, const uint8_t *json, size_t len, const cha
         gw_buf_put(o, json, len);
         gw_buf_put(o, "\n", 1);
     }
-    if (h1_conn_body(r->conn->c, r->id, o->data, o->len) == 1)
+    if (r->conn->out->body(r->conn->c, r->id, o->data, o->len) == 1)
         r->paused = 1;
+}
+
+/* Ends a streamed answer with an error: a last line {"error":{...}} (NDJSON) or an
+ * `event: error` (SSE). */
+static void stream_error(gw_req_t *r, int code, const char *msg, size_t ml)
+{
+    gw_buf_t e = {0};
+    if (gw_error_json(code, msg, ml, &e) == 0) {
+        if (r->sse) {
+            stream_write(r, e.data, e.len, "error");
+        } else {
+            gw_buf_t line = {0};
+            gw_buf_put(&line, "{\"error\":", 9);
+            gw_buf_put(&line, e.data, e.len);
+            gw_buf_put(&line, "}", 1);
+            stream_write(r, line.data, line.len, NULL);
+            gw_buf_free(&line);
+        }
+    }
+    gw_buf_free(&e);
+    r->conn->out->end(r->conn->c, r->id);
 }
 
 /* ---- the call's downstream side ------------------------------------------------------------- */
@@ -349,7 +391,7 @@ static void pump(gw_req_t *r)
             if (gw_error_json(MESH_GRPC_INTERNAL, r->err, strlen(r->err), &e) == 0)
                 stream_write(r, e.data, e.len, "error");
             gw_buf_free(&e);
-            h1_conn_end(r->conn->c, r->id);
+            r->conn->out->end(r->conn->c, r->id);
         } else {
             answer_error(r, 502, MESH_GRPC_INTERNAL, r->err, strlen(r->err));
         }
@@ -374,27 +416,14 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
     }
     if (r->streaming) {
         if (r->http_started) {
-            if (status != 0) {
-                gw_buf_t e = {0};
-                if (gw_error_json(status, msg, ml, &e) == 0) {
-                    if (r->sse) {
-                        stream_write(r, e.data, e.len, "error");
-                    } else {
-                        gw_buf_t line = {0};
-                        gw_buf_put(&line, "{\"error\":", 9);
-                        gw_buf_put(&line, e.data, e.len);
-                        gw_buf_put(&line, "}", 1);
-                        stream_write(r, line.data, line.len, NULL);
-                        gw_buf_free(&line);
-                    }
-                }
-                gw_buf_free(&e);
-            }
-            h1_conn_end(r->conn->c, r->id);
+            if (status != 0)
+                stream_error(r, status, msg, ml);
+            else
+                r->conn->out->end(r->conn->c, r->id);
         } else if (status == 0) {
             collect_meta(r, 0, "Grpc-Metadata-");
             stream_begin(r);
-            h1_conn_end(r->conn->c, r->id);
+            r->conn->out->end(r->conn->c, r->id);
         } else {
             answer_error(r, 0, status, msg, ml);
         }
@@ -418,10 +447,10 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
     r->call = NULL;
     size_t n;
     const h1_conn_hdr_t *h = resp_headers(r, &json_ct, 1, &n);
-    if (h && h1_conn_respond(r->conn->c, r->id, 200, h, n, (int64_t)r->out.len + 1) == 0) {
-        h1_conn_body(r->conn->c, r->id, r->out.data, r->out.len);
-        h1_conn_body(r->conn->c, r->id, "\n", 1);
-        h1_conn_end(r->conn->c, r->id);
+    if (h && r->conn->out->respond(r->conn->c, r->id, 200, h, n, (int64_t)r->out.len + 1) == 0) {
+        r->conn->out->body(r->conn->c, r->id, r->out.data, r->out.len);
+        r->conn->out->body(r->conn->c, r->id, "\n", 1);
+        r->conn->out->end(r->conn->c, r->id);
     }
     r->answered = 1;
     req_free(r);
@@ -540,13 +569,12 @@ static int learning(const gw_front_t *f, const char *path, size_t len)
     return st == MESH_ROUTE_FOUND && (!f->api || !gw_api_method(f->api, path, len));
 }
 
-static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+static void req_head(gw_conn_t *k, uint64_t id, const h1_conn_head_t *head)
 {
-    gw_conn_t *k = ud;
     gw_front_t *f = k->f;
     gw_req_t *r = req_new(k, id);
     if (!r) {
-        h1_conn_respond_error(c, id, 500, "meshd: gateway: out of memory");
+        k->out->respond_error(k->c, id, 500, "meshd: gateway: out of memory");
         return;
     }
     const char *q = memchr(head->target, '?', head->target_len);
@@ -588,13 +616,8 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
                       r->route->grpc_path);
         return;
     }
-    if (r->m->kind == MESH_CALL_CLIENT_STREAMING || r->m->kind == MESH_CALL_BIDI) {
-        answer_errorf(r, 501, MESH_GRPC_UNIMPLEMENTED,
-                      "meshd: gateway: %s streams requests: not supported over HTTP/1.1 yet",
-                      r->route->grpc_path);
-        return;
-    }
-    r->streaming = r->m->kind == MESH_CALL_SERVER_STREAMING;
+    r->req_stream = r->m->kind == MESH_CALL_CLIENT_STREAMING || r->m->kind == MESH_CALL_BIDI;
+    r->streaming = r->m->kind == MESH_CALL_SERVER_STREAMING || r->m->kind == MESH_CALL_BIDI;
     const h1_conn_hdr_t *ct = h1_conn_head_find(head, "content-type");
     if (head->has_body && r->route->body && *r->route->body && ct &&
         !(ct->value_len >= 16 && strncasecmp(ct->value, "application/json", 16) == 0)) {
@@ -609,32 +632,68 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
         answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: %s", r->err);
         return;
     }
+    if (r->req_stream)
+        call_open(r); /* the request's messages follow as its body's lines arrive */
 }
 
-static void on_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
+static void req_body(gw_conn_t *k, uint64_t id, const char *data, size_t len)
 {
-    (void)c;
-    gw_req_t *r = req_find(ud, id);
-    if (r && !r->answered && !gw_buf_put(&r->body, data, len))
-        answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
-}
-
-static void start_call(gw_req_t *r)
-{
-    gw_conn_t *k = r->conn;
-    uint8_t prefix[MESH_GRPC_PREFIX_LEN] = {0};
-    gw_buf_put(&r->pb, prefix, sizeof(prefix));
-    if (gw_encode_body(r->api, r->m, r->route->body, (const char *)r->body.data, r->body.len,
-                       &r->pb, r->err, sizeof(r->err)) != 0) {
-        answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: bad request body: %s",
-                      r->err);
+    gw_req_t *r = req_find(k, id);
+    if (!r || r->answered)
         return;
+    if (!gw_buf_put(&r->body, data, len)) {
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        request_failed(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "");
+        return;
+    }
+    if (r->req_stream)
+        stream_lines(r, 0);
+}
+
+/* The client's request is bad (r->err says why, after prefix): answered with status, or for
+ * a request stream whose call runs, the call is cancelled and the answer (or, once a streamed
+ * answer began, a last error line) says so. */
+static void request_failed(gw_req_t *r, int http_status, int code, const char *prefix)
+{
+    char msg[600];
+    snprintf(msg, sizeof(msg), "meshd: gateway: %s%s", prefix, r->err);
+    if (r->call) {
+        mesh_proxy_call_cancel(r->call);
+        r->call = NULL;
+    }
+    if (r->http_started) {
+        stream_error(r, code, msg, strlen(msg));
+        r->answered = 1;
+    } else {
+        answer_error(r, http_status, code, msg, strlen(msg));
+    }
+}
+
+/* The request message of JSON json (len bytes) plus the path variables and query parameters,
+ * framed, in r->pb. 0, or -1 with r answered (or, for a request stream begun, failed). */
+static int encode_msg(gw_req_t *r, const char *json, size_t len)
+{
+    uint8_t prefix[MESH_GRPC_PREFIX_LEN] = {0};
+    r->pb.len = 0;
+    gw_buf_put(&r->pb, prefix, sizeof(prefix));
+    if (gw_encode_body(r->api, r->m, r->route->body, json, len, &r->pb, r->err, sizeof(r->err)) !=
+        0) {
+        request_failed(r, 400, MESH_GRPC_INVALID_ARGUMENT, "bad request body: ");
+        return -1;
     }
     if (!gw_buf_put(&r->pb, r->params.data, r->params.len)) {
-        answer_errorf(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: gateway: out of memory");
-        return;
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        request_failed(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "");
+        return -1;
     }
     mesh_grpc_frame_prefix(r->pb.data, 0, (uint32_t)(r->pb.len - MESH_GRPC_PREFIX_LEN));
+    return 0;
+}
+
+/* Starts r's call (no request bytes yet). 0, or -1 with r answered. */
+static int call_open(gw_req_t *r)
+{
+    gw_conn_t *k = r->conn;
     const char *p = (const char *)r->meta.data, *end = p ? p + r->meta.len : p;
     while (p < end) {
         mesh_proxy_field_t fl;
@@ -656,20 +715,64 @@ static void start_call(gw_req_t *r)
     };
     if (mesh_proxy_call_start(k->f->engine, &creq, &ds_ops, r, &r->call) != 0) {
         answer_errorf(r, 500, MESH_GRPC_INTERNAL, "meshd: gateway: cannot start the call");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void start_call(gw_req_t *r)
+{
+    if (encode_msg(r, (const char *)r->body.data, r->body.len) != 0 || call_open(r) != 0)
+        return;
     if (r->call)
         mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 1);
 }
 
-static void on_end(void *ud, h1_conn_t *c, uint64_t id)
+/* Sends every complete line of r->body as one request message (the last, unterminated one
+ * too when end); blank lines are skipped. Bytes of an unfinished line stay in r->body. */
+static void stream_lines(gw_req_t *r, int end)
 {
-    (void)c;
-    gw_req_t *r = req_find(ud, id);
+    size_t start = 0;
+    const char *b = (const char *)r->body.data;
+    while (r->call && !r->answered) {
+        const char *nl = b ? memchr(b + start, '\n', r->body.len - start) : NULL;
+        if (!nl && !end)
+            break;
+        size_t stop = nl ? (size_t)(nl - b) : r->body.len;
+        size_t i = start;
+        while (i < stop && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r'))
+            i++;
+        if (i < stop) {
+            if (encode_msg(r, b + start, stop - start) != 0)
+                return;
+            mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 0);
+        }
+        start = nl ? stop + 1 : r->body.len;
+        if (!nl)
+            break;
+    }
+    if (start && r->body.data) {
+        memmove(r->body.data, r->body.data + start, r->body.len - start);
+        r->body.len -= start;
+    }
+    if (end && r->call && !r->answered)
+        mesh_proxy_call_send(r->call, NULL, 0, 1);
+}
+
+static void req_end(gw_conn_t *k, uint64_t id)
+{
+    gw_req_t *r = req_find(k, id);
     if (!r)
         return;
-    if (r->answered) {
+    if (r->answered && !r->call) {
         req_free(r);
+        return;
+    }
+    if (r->req_stream) {
+        r->req_done = 1;
+        stream_lines(r, 1); /* the call answers (ds_on_end frees r) */
+        if (r->answered && !r->call)
+            req_free(r);
         return;
     }
     start_call(r);
@@ -677,20 +780,15 @@ static void on_end(void *ud, h1_conn_t *c, uint64_t id)
         req_free(r);
 }
 
-static void on_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
+static void req_error(gw_conn_t *k, uint64_t id)
 {
-    (void)c;
-    (void)status;
-    (void)why;
-    gw_req_t *r = req_find(ud, id);
+    gw_req_t *r = req_find(k, id);
     if (r)
         req_free(r);
 }
 
-static void on_drain(void *ud, h1_conn_t *c)
+static void conn_drain(gw_conn_t *k)
 {
-    (void)c;
-    gw_conn_t *k = ud;
     for (gw_req_t *r = k->reqs, *next; r; r = next) {
         next = r->next;
         if (r->paused) {
@@ -700,13 +798,126 @@ static void on_drain(void *ud, h1_conn_t *c)
     }
 }
 
-static void *on_open(void *srv_ud, h1_conn_t *c)
+/* ---- the two protocols' callbacks and output, onto the one request logic above ----------------
+ */
+
+static int h1o_respond(void *c, uint64_t id, int status, const h1_conn_hdr_t *h, size_t n,
+                       int64_t cl)
 {
-    gw_front_t *f = srv_ud;
+    return h1_conn_respond(c, id, status, h, n, cl);
+}
+
+static int h1o_body(void *c, uint64_t id, const void *data, size_t len)
+{
+    return h1_conn_body(c, id, data, len);
+}
+
+static int h1o_end(void *c, uint64_t id)
+{
+    return h1_conn_end(c, id);
+}
+
+static int h1o_error(void *c, uint64_t id, int status, const char *message)
+{
+    return h1_conn_respond_error(c, id, status, message);
+}
+
+static const gw_out_t h1_out = {h1o_respond, h1o_body, h1o_end, h1o_error};
+
+static int h2o_respond(void *c, uint64_t id, int status, const h1_conn_hdr_t *h, size_t n,
+                       int64_t cl)
+{
+    return h2s_conn_respond(c, id, status, h, n, cl);
+}
+
+static int h2o_body(void *c, uint64_t id, const void *data, size_t len)
+{
+    return h2s_conn_body(c, id, data, len);
+}
+
+static int h2o_end(void *c, uint64_t id)
+{
+    return h2s_conn_end(c, id);
+}
+
+static int h2o_error(void *c, uint64_t id, int status, const char *message)
+{
+    return h2s_conn_respond_error(c, id, status, message);
+}
+
+static const gw_out_t h2_out = {h2o_respond, h2o_body, h2o_end, h2o_error};
+
+static void h1_on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+{
+    (void)c;
+    req_head(ud, id, head);
+}
+
+static void h1_on_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    (void)c;
+    req_body(ud, id, data, len);
+}
+
+static void h1_on_end(void *ud, h1_conn_t *c, uint64_t id)
+{
+    (void)c;
+    req_end(ud, id);
+}
+
+static void h1_on_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
+{
+    (void)c;
+    (void)status;
+    (void)why;
+    req_error(ud, id);
+}
+
+static void h1_on_drain(void *ud, h1_conn_t *c)
+{
+    (void)c;
+    conn_drain(ud);
+}
+
+static void h2_on_head(void *ud, h2s_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+{
+    (void)c;
+    req_head(ud, id, head);
+}
+
+static void h2_on_body(void *ud, h2s_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    (void)c;
+    req_body(ud, id, data, len);
+}
+
+static void h2_on_end(void *ud, h2s_conn_t *c, uint64_t id)
+{
+    (void)c;
+    req_end(ud, id);
+}
+
+static void h2_on_error(void *ud, h2s_conn_t *c, uint64_t id, int status, const char *why)
+{
+    (void)c;
+    (void)status;
+    (void)why;
+    req_error(ud, id);
+}
+
+static void h2_on_drain(void *ud, h2s_conn_t *c)
+{
+    (void)c;
+    conn_drain(ud);
+}
+
+static void *conn_open(gw_front_t *f, const gw_out_t *out, void *c)
+{
     gw_conn_t *k = calloc(1, sizeof(*k));
     if (!k)
         return NULL;
     k->f = f;
+    k->out = out;
     k->c = c;
     const struct sockaddr *sa = h1_srv_peer(f->srv);
     if (sa->sa_family == AF_INET) {
@@ -723,6 +934,16 @@ static void *on_open(void *srv_ud, h1_conn_t *c)
         f->conns->prev = k;
     f->conns = k;
     return k;
+}
+
+static void *on_open(void *srv_ud, h1_conn_t *c)
+{
+    return conn_open(srv_ud, &h1_out, c);
+}
+
+static void *on_open_h2(void *srv_ud, h2s_conn_t *c)
+{
+    return conn_open(srv_ud, &h2_out, c);
 }
 
 static void on_close(void *conn_ud)
@@ -765,11 +986,17 @@ gw_front_t *gw_front_new(uv_loop_t *loop, mesh_proxy_worker_t *engine, const gw_
     h1_srv_handler_t h = {
         .on_open = on_open,
         .on_close = on_close,
-        .cbs = {.on_head = on_head,
-                .on_body = on_body,
-                .on_end = on_end,
-                .on_error = on_error,
-                .on_drain = on_drain},
+        .cbs = {.on_head = h1_on_head,
+                .on_body = h1_on_body,
+                .on_end = h1_on_end,
+                .on_error = h1_on_error,
+                .on_drain = h1_on_drain},
+        .on_open_h2 = on_open_h2,
+        .h2cbs = {.on_head = h2_on_head,
+                  .on_body = h2_on_body,
+                  .on_end = h2_on_end,
+                  .on_error = h2_on_error,
+                  .on_drain = h2_on_drain},
     };
     f->srv = h1_srv_new(loop, &hc, &h, f);
     if (!f->srv) {

@@ -1,12 +1,13 @@
 /*
- * gateway/gw_front.h: the gateway's front end on one worker: an HTTP/1.1 listener
- * (transport/h1_server.h, SO_REUSEPORT so every worker listens on the same port) whose
- * requests are matched against the current API bundle's routes (gateway/gw_api.h),
- * transcoded to a gRPC request (gateway/gw_transcode.h), sent through the worker's proxy
- * engine with the upstream-call API (transport/proxy_call.h: same filters, routes, pool,
- * retries and deadlines as gRPC clients get) and answered with JSON: one body for unary calls,
- * newline-delimited JSON (or server-sent events when the client accepts text/event-stream) for
- * server streams, flushed per message with backpressure to the upstream.
+ * gateway/gw_front.h: the gateway's front end on one worker: an HTTP/1.1 and h2c listener
+ * (transport/h1_server.h, SO_REUSEPORT so every worker listens on the same port; HTTP/2 by
+ * prior knowledge or Upgrade: h2c, transport/h2_srv.h) whose requests are matched against the
+ * current API bundle's routes (gateway/gw_api.h), transcoded to a gRPC request
+ * (gateway/gw_transcode.h), sent through the worker's proxy engine with the upstream-call API
+ * (transport/proxy_call.h: same filters, routes, pool, retries and deadlines as gRPC clients get)
+ * and answered with JSON: one body for unary calls, newline-delimited JSON (or server-sent events
+ * when the client accepts text/event-stream) for server streams, flushed per message with
+ * backpressure to the upstream.
  *
  * Everything runs on the worker's loop thread. Buffers live per request object and request
  * objects are reused per connection, so a warmed-up connection allocates only what the JSON

@@ -1,7 +1,8 @@
 /*
  * transport/h1_server.c: the libuv binding behind transport/h1_server.h.
  *
- * One connection = one uv_tcp_t, one uv_timer_t, one read buffer and one h1_conn_t. Every
+ * One connection = one uv_tcp_t, one uv_timer_t, one read buffer and one core: an h1_conn_t
+ * or an h2s_conn_t, chosen by the first bytes (the core_* functions call whichever it is). Every
  * event (a read, a finished write, the timer, an application call that woke the core) ends in
  * pump(), which feeds what is buffered while the core wants it, starts the next write,
  * starts or stops reading, re-arms the timer, and closes when the core says so. pump() does
@@ -13,11 +14,26 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "common/log.h"
+#include "transport/h2_mem.h"
 
 typedef struct h1s_conn h1s_conn_t;
+
+/* The first HTTP/1.1 request asked `Upgrade: h2c`: its head and body, kept by the binding. */
+typedef struct {
+    char *head; /* method\0 target\0 name\0 value\0 ... */
+    size_t head_len, head_cap;
+    char *body;
+    size_t body_len, body_cap;
+    size_t n_fields;
+    uint8_t settings[512];
+    int settings_len;
+    int is_head;
+    int ready; /* the request is complete: switch once the HTTP/1.1 output is written */
+} h1s_upgrade_t;
 
 struct h1_srv {
     uv_loop_t *loop;
@@ -35,6 +51,7 @@ struct h1_srv {
     void (*on_closed)(void *ud);
     void *on_closed_ud;
     struct sockaddr_storage peer; /* of the connection being opened (h1_srv_peer) */
+    mesh_h2_mem_t h2mem;          /* nghttp2's allocator for the HTTP/2 connections */
 };
 
 struct h1s_conn {
@@ -43,7 +60,11 @@ struct h1s_conn {
     uv_write_t wr;
     uv_shutdown_t shut;
     h1_srv_t *s;
-    h1_conn_t *core;
+    h1_conn_t *core; /* HTTP/1.1, or */
+    h2s_conn_t *h2;  /* HTTP/2; both NULL until the first bytes said which */
+    h1s_upgrade_t *up;
+    int switching; /* the HTTP/1.1 core is being replaced: its last on_error is not forwarded */
+    struct sockaddr_storage peer;
     void *app_ud;
     h1s_conn_t *next, *prev;
     int handles; /* handles not yet closed */
@@ -60,6 +81,74 @@ struct h1s_conn {
 
 static void pump(h1s_conn_t *sc);
 
+static void upgrade_free(h1s_upgrade_t *u)
+{
+    if (!u)
+        return;
+    free(u->head);
+    free(u->body);
+    free(u);
+}
+
+/* ---- the core, whichever protocol ----------------------------------------------------------- */
+
+static size_t core_feed(h1s_conn_t *sc, const char *d, size_t n, uint64_t now)
+{
+    return sc->h2 ? h2s_conn_feed(sc->h2, d, n, now) : h1_conn_feed(sc->core, d, n, now);
+}
+
+static void core_eof(h1s_conn_t *sc, uint64_t now)
+{
+    if (sc->h2)
+        h2s_conn_eof(sc->h2, now);
+    else
+        h1_conn_eof(sc->core, now);
+}
+
+static int core_wants_read(h1s_conn_t *sc)
+{
+    return sc->h2 ? h2s_conn_wants_read(sc->h2) : h1_conn_wants_read(sc->core);
+}
+
+static size_t core_take_out(h1s_conn_t *sc, const char **d, uint64_t now)
+{
+    return sc->h2 ? h2s_conn_take_out(sc->h2, d, now) : h1_conn_take_out(sc->core, d, now);
+}
+
+static void core_sent(h1s_conn_t *sc, uint64_t now)
+{
+    if (sc->h2)
+        h2s_conn_sent(sc->h2, now);
+    else
+        h1_conn_sent(sc->core, now);
+}
+
+static int core_should_close(h1s_conn_t *sc)
+{
+    return sc->h2 ? h2s_conn_should_close(sc->h2) : h1_conn_should_close(sc->core);
+}
+
+static uint64_t core_deadline(h1s_conn_t *sc)
+{
+    return sc->h2 ? h2s_conn_deadline(sc->h2) : h1_conn_deadline(sc->core);
+}
+
+static void core_on_timer(h1s_conn_t *sc, uint64_t now)
+{
+    if (sc->h2)
+        h2s_conn_on_timer(sc->h2, now);
+    else
+        h1_conn_on_timer(sc->core, now);
+}
+
+static void core_shutdown(h1s_conn_t *sc)
+{
+    if (sc->h2)
+        h2s_conn_shutdown(sc->h2);
+    else
+        h1_conn_shutdown(sc->core);
+}
+
 /* ---- closing ------------------------------------------------------------------------------ */
 
 static void server_maybe_free(h1_srv_t *s)
@@ -68,6 +157,7 @@ static void server_maybe_free(h1_srv_t *s)
         return;
     void (*cb)(void *) = s->on_closed;
     void *ud = s->on_closed_ud;
+    mesh_h2_mem_destroy(&s->h2mem);
     free(s);
     if (cb)
         cb(ud);
@@ -87,6 +177,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
         sc->next->prev = sc->prev;
     s->n_conns--;
     h1_conn_free(sc->core); /* requests still open hear on_error(0) */
+    h2s_conn_free(sc->h2);
+    upgrade_free(sc->up);
     if (sc->opened && s->h.on_close)
         s->h.on_close(sc->app_ud);
     free(sc);
@@ -185,7 +277,7 @@ static void on_written(uv_write_t *wr, int status)
         conn_close(sc);
         return;
     }
-    h1_conn_sent(sc->core, uv_now(sc->s->loop));
+    core_sent(sc, uv_now(sc->s->loop));
     pump(sc);
 }
 
@@ -194,16 +286,38 @@ static void on_timer(uv_timer_t *t)
     h1s_conn_t *sc = t->data;
     if (sc->closing || sc->lingering)
         return;
-    h1_conn_on_timer(sc->core, uv_now(sc->s->loop));
+    if (!sc->core && !sc->h2) {
+        conn_close(sc); /* no first bytes in time */
+        return;
+    }
+    core_on_timer(sc, uv_now(sc->s->loop));
     pump(sc);
 }
+
+static int conn_sniff(h1s_conn_t *sc);
+static void conn_upgrade(h1s_conn_t *sc);
 
 static void pump_once(h1s_conn_t *sc)
 {
     h1_srv_t *s = sc->s;
     uint64_t now = uv_now(s->loop);
-    if (sc->in_len && h1_conn_wants_read(sc->core)) {
-        size_t used = h1_conn_feed(sc->core, sc->in, sc->in_len, now);
+    if (!sc->core && !sc->h2 && !conn_sniff(sc)) {
+        /* waiting for the first bytes (the timer closes a silent connection) */
+        if (sc->closing)
+            return;
+        if (!sc->reading && uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) == 0)
+            sc->reading = 1;
+        return;
+    }
+    if (sc->closing)
+        return;
+    if (sc->up && sc->up->ready && !sc->writing && h1_conn_out_buffered(sc->core) == 0) {
+        conn_upgrade(sc);
+        if (sc->closing)
+            return;
+    }
+    if (sc->in_len && core_wants_read(sc)) {
+        size_t used = core_feed(sc, sc->in, sc->in_len, now);
         if (used) {
             memmove(sc->in, sc->in + used, sc->in_len - used);
             sc->in_len -= used;
@@ -212,13 +326,13 @@ static void pump_once(h1s_conn_t *sc)
     }
     /* The FIN is told to the core once it has taken every byte before it: pipelined requests
      * sent before a half-close are all read and answered. */
-    if (sc->eof == 1 && (!sc->in_len || h1_conn_should_close(sc->core))) {
+    if (sc->eof == 1 && (!sc->in_len || core_should_close(sc))) {
         sc->eof = 2;
-        h1_conn_eof(sc->core, now);
+        core_eof(sc, now);
     }
     if (!sc->writing) {
         const char *data;
-        size_t n = h1_conn_take_out(sc->core, &data, now);
+        size_t n = core_take_out(sc, &data, now);
         if (n) {
             uv_buf_t b = uv_buf_init((char *)data, (unsigned)n);
             sc->wr.data = sc;
@@ -229,7 +343,7 @@ static void pump_once(h1s_conn_t *sc)
             sc->writing = 1;
         }
     }
-    if (!sc->writing && h1_conn_should_close(sc->core)) {
+    if (!sc->writing && core_should_close(sc)) {
         uv_timer_stop(&sc->timer);
         if (sc->reading) {
             uv_read_stop((uv_stream_t *)&sc->tcp);
@@ -238,7 +352,7 @@ static void pump_once(h1s_conn_t *sc)
         conn_linger(sc);
         return;
     }
-    int want = !sc->eof && h1_conn_wants_read(sc->core) && sc->in_len < s->cfg.read_buffer;
+    int want = !sc->eof && core_wants_read(sc) && sc->in_len < s->cfg.read_buffer;
     if (want && !sc->reading) {
         if (uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) == 0)
             sc->reading = 1;
@@ -246,7 +360,7 @@ static void pump_once(h1s_conn_t *sc)
         uv_read_stop((uv_stream_t *)&sc->tcp);
         sc->reading = 0;
     }
-    uint64_t d = h1_conn_deadline(sc->core);
+    uint64_t d = core_deadline(sc);
     if (d)
         uv_timer_start(&sc->timer, on_timer, d > now ? d - now : 0, 0);
     else
@@ -271,9 +385,93 @@ static void pump(h1s_conn_t *sc)
 
 /* ---- the core's callbacks, forwarded -------------------------------------------------------- */
 
+/* Whether a comma-separated header value holds token (case-insensitive). */
+static int has_token(const char *v, size_t vl, const char *token)
+{
+    size_t tl = strlen(token);
+    for (size_t i = 0; i < vl;) {
+        while (i < vl && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < vl && v[j] != ',')
+            j++;
+        size_t e = j;
+        while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - i == tl && strncasecmp(v + i, token, tl) == 0)
+            return 1;
+        i = j;
+    }
+    return 0;
+}
+
+static int up_add(h1s_upgrade_t *u, const char *d, size_t n)
+{
+    if (u->head_len + n + 1 > u->head_cap) {
+        size_t cap = u->head_cap ? u->head_cap : 1024;
+        while (cap < u->head_len + n + 1)
+            cap *= 2;
+        char *p = realloc(u->head, cap);
+        if (!p)
+            return -1;
+        u->head = p;
+        u->head_cap = cap;
+    }
+    memcpy(u->head + u->head_len, d, n);
+    u->head[u->head_len + n] = 0;
+    u->head_len += n + 1;
+    return 0;
+}
+
+/* The connection's first request asks to switch to h2c (RFC 7540 3.2): a copy of it for the
+ * HTTP/2 core, or NULL (not an h2c upgrade, a bad HTTP2-Settings, no memory: served as
+ * HTTP/1.1). */
+static h1s_upgrade_t *upgrade_take(const h1_conn_head_t *head)
+{
+    const h1_conn_hdr_t *up = h1_conn_head_find(head, "upgrade");
+    const h1_conn_hdr_t *conn = h1_conn_head_find(head, "connection");
+    const h1_conn_hdr_t *set = h1_conn_head_find(head, "http2-settings");
+    if (!up || !conn || !set || !has_token(up->value, up->value_len, "h2c") ||
+        !has_token(conn->value, conn->value_len, "upgrade") || head->minor != 1)
+        return NULL;
+    h1s_upgrade_t *u = calloc(1, sizeof(*u));
+    if (!u)
+        return NULL;
+    u->settings_len =
+        h2s_settings_decode(set->value, set->value_len, u->settings, sizeof(u->settings));
+    if (u->settings_len < 0 || up_add(u, head->method, strlen(head->method)) != 0 ||
+        up_add(u, head->target, head->target_len) != 0)
+        goto fail;
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const h1_conn_hdr_t *h = &head->headers[i];
+        static const char *const hop[] = {"connection",     "upgrade",           "http2-settings",
+                                          "keep-alive",     "transfer-encoding", "expect",
+                                          "content-length", "proxy-connection"};
+        int skip = 0;
+        for (size_t j = 0; j < sizeof(hop) / sizeof(hop[0]); j++)
+            if (strlen(hop[j]) == h->name_len && strncasecmp(hop[j], h->name, h->name_len) == 0)
+                skip = 1;
+        if (skip || memchr(h->value, 0, h->value_len))
+            continue;
+        if (up_add(u, h->name, h->name_len) != 0 || up_add(u, h->value, h->value_len) != 0)
+            goto fail;
+        u->n_fields++;
+    }
+    u->is_head = head->is_head;
+    return u;
+fail:
+    upgrade_free(u);
+    return NULL;
+}
+
 static void fw_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
 {
     h1s_conn_t *sc = ud;
+    if (id == 0 && sc->s->h.on_open_h2 && (sc->up = upgrade_take(head)) != NULL) {
+        if (head->expect_continue)
+            h1_conn_continue(c, id);
+        return; /* kept by the binding: the application sees it as HTTP/2 stream 1 */
+    }
     if (sc->s->h.cbs.on_head)
         sc->s->h.cbs.on_head(sc->app_ud, c, id, head);
 }
@@ -281,6 +479,26 @@ static void fw_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
 static void fw_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
 {
     h1s_conn_t *sc = ud;
+    if (id == 0 && sc->up) {
+        h1s_upgrade_t *u = sc->up;
+        if (u->body_len + len > u->body_cap) {
+            size_t cap = u->body_cap ? u->body_cap : 4096;
+            while (cap < u->body_len + len)
+                cap *= 2;
+            char *p = realloc(u->body, cap);
+            if (!p) {
+                h1_conn_respond_error(c, id, 500, "out of memory");
+                upgrade_free(u);
+                sc->up = NULL;
+                return;
+            }
+            u->body = p;
+            u->body_cap = cap;
+        }
+        memcpy(u->body + u->body_len, data, len);
+        u->body_len += len;
+        return;
+    }
     if (sc->s->h.cbs.on_body)
         sc->s->h.cbs.on_body(sc->app_ud, c, id, data, len);
 }
@@ -288,6 +506,10 @@ static void fw_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_
 static void fw_end(void *ud, h1_conn_t *c, uint64_t id)
 {
     h1s_conn_t *sc = ud;
+    if (id == 0 && sc->up) {
+        sc->up->ready = 1; /* pump() switches */
+        return;
+    }
     if (sc->s->h.cbs.on_end)
         sc->s->h.cbs.on_end(sc->app_ud, c, id);
 }
@@ -295,6 +517,11 @@ static void fw_end(void *ud, h1_conn_t *c, uint64_t id)
 static void fw_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
 {
     h1s_conn_t *sc = ud;
+    if (id == 0 && (sc->up || sc->switching)) {
+        upgrade_free(sc->up); /* the core answered it itself (413, ...) */
+        sc->up = NULL;
+        return;
+    }
     if (sc->s->h.cbs.on_error)
         sc->s->h.cbs.on_error(sc->app_ud, c, id, status, why);
 }
@@ -313,6 +540,140 @@ static void on_wake(void *ud, h1_conn_t *c)
 }
 
 static const h1_conn_cbs_t forward = {fw_head, fw_body, fw_end, fw_error, fw_drain, on_wake};
+
+static void fw2_head(void *ud, h2s_conn_t *c, uint64_t id, const h1_conn_head_t *head)
+{
+    h1s_conn_t *sc = ud;
+    if (sc->s->h.h2cbs.on_head)
+        sc->s->h.h2cbs.on_head(sc->app_ud, c, id, head);
+}
+
+static void fw2_body(void *ud, h2s_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    h1s_conn_t *sc = ud;
+    if (sc->s->h.h2cbs.on_body)
+        sc->s->h.h2cbs.on_body(sc->app_ud, c, id, data, len);
+}
+
+static void fw2_end(void *ud, h2s_conn_t *c, uint64_t id)
+{
+    h1s_conn_t *sc = ud;
+    if (sc->s->h.h2cbs.on_end)
+        sc->s->h.h2cbs.on_end(sc->app_ud, c, id);
+}
+
+static void fw2_error(void *ud, h2s_conn_t *c, uint64_t id, int status, const char *why)
+{
+    h1s_conn_t *sc = ud;
+    if (sc->s->h.h2cbs.on_error)
+        sc->s->h.h2cbs.on_error(sc->app_ud, c, id, status, why);
+}
+
+static void fw2_drain(void *ud, h2s_conn_t *c)
+{
+    h1s_conn_t *sc = ud;
+    if (sc->s->h.h2cbs.on_drain)
+        sc->s->h.h2cbs.on_drain(sc->app_ud, c);
+}
+
+static void on_wake2(void *ud, h2s_conn_t *c)
+{
+    (void)c;
+    pump(ud);
+}
+
+static const h2s_conn_cbs_t forward2 = {fw2_head,  fw2_body,  fw2_end,
+                                        fw2_error, fw2_drain, on_wake2};
+
+/* ---- choosing the protocol ------------------------------------------------------------------ */
+
+/* Gives the connection its core once the first bytes say which: 1, or 0 while they may still
+ * be the HTTP/2 preface. */
+static int conn_sniff(h1s_conn_t *sc)
+{
+    h1_srv_t *s = sc->s;
+    uint64_t now = uv_now(s->loop);
+    size_t n = sc->in_len < H2S_PREFACE_LEN ? sc->in_len : H2S_PREFACE_LEN;
+    int h2 = s->h.on_open_h2 && memcmp(sc->in, H2S_PREFACE, n) == 0;
+    if (h2 && sc->in_len < H2S_PREFACE_LEN && !sc->eof)
+        return 0;
+    h2 = h2 && sc->in_len >= H2S_PREFACE_LEN;
+    if (h2)
+        sc->h2 = h2s_conn_new(&s->cfg.conn, &forward2, sc, now, &s->h2mem.mem);
+    else
+        sc->core = h1_conn_new(&s->cfg.conn, &forward, sc, now);
+    if (!sc->core && !sc->h2) {
+        mesh_error(s->name, "out of memory accepting a connection");
+        conn_close(sc);
+        return 0;
+    }
+    sc->opened = 1;
+    s->peer = sc->peer;
+    if (h2 && s->h.on_open_h2)
+        sc->app_ud = s->h.on_open_h2(s->ud, sc->h2);
+    else if (!h2 && s->h.on_open)
+        sc->app_ud = s->h.on_open(s->ud, sc->core);
+    if (s->stopping)
+        core_shutdown(sc);
+    return 1;
+}
+
+/* The upgrade request is complete and the HTTP/1.1 side has written everything: the HTTP/2
+ * core takes over (101, then the request as stream 1). */
+static void conn_upgrade(h1s_conn_t *sc)
+{
+    h1_srv_t *s = sc->s;
+    h1s_upgrade_t *u = sc->up;
+    sc->up = NULL;
+    h1_conn_hdr_t *views = calloc(u->n_fields + 1, sizeof(*views));
+    h1_conn_head_t head = {0};
+    if (!views) {
+        upgrade_free(u);
+        h1_conn_respond_error(sc->core, 0, 500, "out of memory");
+        return;
+    }
+    const char *p = u->head;
+    head.method = p;
+    p += strlen(p) + 1;
+    head.target = p;
+    head.target_len = strlen(p);
+    p += head.target_len + 1;
+    size_t n = 0;
+    for (size_t i = 0; i < u->n_fields; i++, n++) {
+        views[n].name = p;
+        views[n].name_len = strlen(p);
+        p += views[n].name_len + 1;
+        views[n].value = p;
+        views[n].value_len = strlen(p);
+        p += views[n].value_len + 1;
+    }
+    head.headers = views;
+    head.n_headers = n;
+    head.is_head = u->is_head;
+    head.minor = 1;
+    head.keep_alive = 1;
+    h2s_conn_t *h2 =
+        h2s_conn_new_upgrade(&s->cfg.conn, &forward2, sc, uv_now(s->loop), &s->h2mem.mem,
+                             u->settings, (size_t)u->settings_len, &head, u->body, u->body_len);
+    upgrade_free(u);
+    free(views);
+    if (!h2) {
+        h1_conn_respond_error(sc->core, 0, 400, "cannot switch to HTTP/2 (HTTP2-Settings)");
+        return;
+    }
+    sc->switching = 1;
+    h1_conn_free(sc->core);
+    sc->core = NULL;
+    sc->switching = 0;
+    if (s->h.on_close)
+        s->h.on_close(sc->app_ud);
+    sc->h2 = h2;
+    s->peer = sc->peer;
+    sc->app_ud = s->h.on_open_h2(s->ud, h2);
+    h2s_conn_start(h2);
+    if (s->stopping)
+        core_shutdown(sc);
+}
 
 /* ---- the listener ------------------------------------------------------------------------- */
 
@@ -340,25 +701,22 @@ static void on_connection(uv_stream_t *ls, int status)
         conn_close(sc);
         return;
     }
-    sc->core = h1_conn_new(&s->cfg.conn, &forward, sc, uv_now(s->loop));
-    if (!sc->core) {
-        mesh_error(s->name, "out of memory accepting a connection");
-        conn_close(sc);
-        return;
-    }
     if (s->n_conns > s->cfg.max_connections) {
         mesh_warn(s->name, "connection refused: %u open (max-connections)", s->n_conns - 1);
         conn_close(sc);
         return;
     }
     s->accepted++;
-    sc->opened = 1;
-    int plen = sizeof(s->peer);
-    if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&s->peer, &plen) < 0)
-        s->peer.ss_family = AF_UNSPEC;
-    if (s->h.on_open)
-        sc->app_ud = s->h.on_open(s->ud, sc->core);
+    int plen = sizeof(sc->peer);
+    if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&sc->peer, &plen) < 0)
+        sc->peer.ss_family = AF_UNSPEC;
     uv_tcp_nodelay(&sc->tcp, 1);
+    if (!s->h.on_open_h2) {
+        conn_sniff(sc); /* HTTP/1.1 only: nothing to wait for */
+    } else {
+        unsigned t = s->cfg.conn.header_timeout_ms ? s->cfg.conn.header_timeout_ms : 10000;
+        uv_timer_start(&sc->timer, on_timer, t, 0);
+    }
     pump(sc);
 }
 
@@ -379,6 +737,7 @@ h1_srv_t *h1_srv_new(uv_loop_t *loop, const h1_srv_config_t *cfg, const h1_srv_h
     if (!s->cfg.read_buffer)
         s->cfg.read_buffer = 64 << 10;
     s->name = s->cfg.name ? s->cfg.name : "gateway";
+    mesh_h2_mem_init(&s->h2mem);
     s->port = -1;
     return s;
 }
@@ -454,10 +813,10 @@ static void srv_stop(h1_srv_t *s, int hard, void (*on_closed)(void *ud), void *u
     }
     for (h1s_conn_t *sc = s->conns, *next; sc; sc = next) {
         next = sc->next;
-        if (hard || !sc->core) {
+        if (hard || (!sc->core && !sc->h2)) {
             conn_close(sc);
         } else if (!sc->closing && !sc->lingering) {
-            h1_conn_shutdown(sc->core); /* wakes: pump() closes once the answers are out */
+            core_shutdown(sc); /* wakes: pump() closes once the answers are out */
             pump(sc);
         }
     }

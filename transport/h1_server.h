@@ -1,6 +1,15 @@
 /*
- * transport/h1_server.h: the gateway's HTTP/1.1 listener on libuv, a thin binding of the
- * sans-I/O connection in transport/h1_conn.h.
+ * transport/h1_server.h: the gateway's HTTP listener on libuv, a thin binding of the sans-I/O
+ * connections in transport/h1_conn.h (HTTP/1.1) and transport/h2_srv.h (HTTP/2 cleartext).
+ *
+ * When the handler serves HTTP/2 (on_open_h2 set), the first bytes of each connection decide:
+ * the client preface (`PRI * HTTP/2.0...`) makes it an h2c connection (prior knowledge); anything
+ * else HTTP/1.1, whose first request may ask `Upgrade: h2c` (with `HTTP2-Settings`): the binding
+ * then keeps that request to itself, reads its body (within max_body), and replaces the HTTP/1.1
+ * core by an HTTP/2 one that answers `101 Switching Protocols` and serves the request as stream
+ * 1 (the application sees on_close of the HTTP/1.1 connection, which had no request, then
+ * on_open_h2). An Upgrade on a later request, or to anything else, is ignored (answered in
+ * HTTP/1.1, as RFC 9113 allows).
  *
  * The server accepts TCP connections, gives each an h1_conn_t, and moves bytes: reads go into
  * one fixed buffer per connection and are fed to the core (what the core does not take stays
@@ -21,6 +30,7 @@
 #include <uv.h>
 
 #include "transport/h1_conn.h"
+#include "transport/h2_srv.h"
 
 /** A listener and its connections. */
 typedef struct h1_srv h1_srv_t;
@@ -34,6 +44,11 @@ typedef struct {
     void (*on_close)(void *conn_ud);
     /** The request callbacks; on_wake is the binding's own and is ignored here. */
     h1_conn_cbs_t cbs;
+    /** An HTTP/2 connection began (prior knowledge, or upgraded); returns its ud. NULL: HTTP/2
+     *  is not served (a preface is answered by HTTP/1.1's 505). */
+    void *(*on_open_h2)(void *srv_ud, h2s_conn_t *c);
+    /** The HTTP/2 request callbacks; on_wake is ignored here. */
+    h2s_conn_cbs_t h2cbs;
 } h1_srv_handler_t;
 
 /** Limits of a server; zeros mean the defaults. */

@@ -3,7 +3,7 @@
 real grpcio server for gwtest.v1.Library (protos/gwtest/v1/library.proto). It needs no
 generated code: the message classes come from the FileDescriptorSet the tests give the gateway.
 
-  library_server.py --descriptor-set FILE --port P [--mesh]
+  library_server.py --descriptor-set FILE --port P [--mesh] [--progress FILE]
 
 With --mesh it also serves grpc.health.v1.Health and server reflection (tests/peers: the
 files of the descriptor set are added to protobuf's default pool, which reflection answers
@@ -13,14 +13,19 @@ as tests/peers/stubs.py says (MESHD_PROTO_PY). A descriptor set whose Library ha
 
 Behaviour the tests check (GetShelf answers a book named "shelf NAME"): GetBook answers the name it was asked for (with every field set
 when full is true, after delay_ms); CreateBook returns the book with the shelf in its name;
-UpdateBook and Echo return the request; ListBooks streams count books, then fails with the
+UpdateBook and Echo return the request; AddBooks (client stream) answers the count, the
+pages summed and the names of the books it read, failing with the status named by a book
+titled "fail:NAME"; Shout (bidi) sends each book back as it arrives, title upper-cased; ListBooks streams count books, then fails with the
 status named in fail if any; Fail fails with the status named by its name. Every method sends
 the request's x-test metadata back as initial metadata x-echo and trailing metadata x-trail,
-and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff.
+and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff. With --progress,
+ListBooks writes how many books it has yielded into FILE every 500 books (the flow-control
+tests watch the upstream stop).
 """
 import argparse
 import os
 import sys
+import threading
 import time
 from concurrent import futures
 
@@ -54,6 +59,7 @@ def main():
     ap.add_argument("--descriptor-set", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--mesh", action="store_true", help="serve health and reflection too")
+    ap.add_argument("--progress")
     a = ap.parse_args()
     fds = descriptor_pb2.FileDescriptorSet()
     with open(a.descriptor_set, "rb") as f:
@@ -111,9 +117,33 @@ def main():
     def list_books(req, ctx):
         meta(ctx)
         for i in range(req.count):
+            if a.progress and i % 500 == 0:
+                tmp = "%s.%d" % (a.progress, threading.get_ident())
+                with open(tmp, "w") as f:
+                    f.write(str(i))
+                os.replace(tmp, a.progress)
             yield Book(name="shelves/%s/books/%d" % (req.shelf, i), pages=i)
         if req.fail:
             ctx.abort(getattr(grpc.StatusCode, req.fail), "stream failed as asked")
+
+    Summary = cls("gwtest.v1.ShelfSummary")
+
+    def add_books(it, ctx):
+        meta(ctx)
+        out = Summary()
+        for b in it:
+            if b.title.startswith("fail:"):
+                ctx.abort(getattr(grpc.StatusCode, b.title[5:]), "book %d failed as asked" % out.count)
+            out.count += 1
+            out.pages += b.pages
+            out.names.append(b.name)
+        return out
+
+    def shout(it, ctx):
+        meta(ctx)
+        for b in it:
+            b.title = b.title.upper()
+            yield b
 
     def fail(req, ctx):
         meta(ctx)
@@ -133,6 +163,12 @@ def main():
         "UpdateBook": unary(echo, Book),
         "Echo": unary(echo, Book),
         "Fail": unary(fail, GetReq),
+        "AddBooks": grpc.stream_unary_rpc_method_handler(
+            add_books, request_deserializer=Book.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
+        "Shout": grpc.stream_stream_rpc_method_handler(
+            shout, request_deserializer=Book.FromString,
+            response_serializer=lambda m: m.SerializeToString()),
         "ListBooks": grpc.unary_stream_rpc_method_handler(
             list_books, request_deserializer=ListReq.FromString,
             response_serializer=lambda m: m.SerializeToString()),

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """tests/integration/gateway/test_gateway.py: `meshd gateway` end to end: a real grpcio server
 (library_server.py) behind the gateway, called over HTTP/1.1 with http.client and raw sockets,
-as a user would. One case per run (--case NAME); each asserts what the HTTP client sees.
+and over HTTP/2 cleartext on the same port with curl (--http2-prior-knowledge, --http2 for
+Upgrade: h2c), nghttp and a raw HTTP/2 client (flow control), as a user would. One case per run
+(--case NAME); each asserts what the HTTP client sees.
 
   test_gateway.py --meshd MESHD --case NAME
 """
@@ -11,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -49,7 +52,8 @@ class Env:
         self.backend = free_port()
         if backend_up:
             self.start([sys.executable, os.path.join(HERE, "library_server.py"),
-                        "--descriptor-set", self.desc, "--port", str(self.backend)], "server")
+                        "--descriptor-set", self.desc, "--port", str(self.backend),
+                        "--progress", os.path.join(work, "progress")], "server")
             wait_port(self.backend)
         self.port = free_port()
         self.start([meshd, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--workers", "2",
@@ -234,6 +238,315 @@ def case_upstream_down(e):
     st, _, d = e.call("GET", "/v1/shelves/1/books/2")
     check(st == 503, "status %d %r" % (st, d))
     check(error_body(d, 14)["message"].startswith("meshd:"), repr(d))
+
+
+# ---- request streams: NDJSON bodies -----------------------------------------------------------
+
+def case_client_stream(e):
+    books = [{"name": "b%d" % i, "pages": i} for i in range(50)]
+    body = "\n".join(json.dumps(b) for b in books) + "\n\n"
+    st, h, d = e.call("POST", "/v1/books:batchAdd", body, headers={"Content-Type": "application/json"})
+    check(st == 200 and h["content-type"] == "application/json", "%d %r" % (st, d))
+    j = json.loads(d)
+    check(j == {"count": 50, "pages": str(sum(range(50))), "names": ["b%d" % i for i in range(50)]},
+          repr(j))
+    # chunked upload, lines split across chunks, no final newline
+    c = http.client.HTTPConnection("127.0.0.1", e.port, timeout=30)
+    c.putrequest("POST", "/v1/books:batchAdd")
+    c.putheader("Content-Type", "application/json")
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    text = '{"name": "x", "pages": 3}\n{"name": "y", "pa' + 'ges": 4}\n{"name": "z"}'
+    for part in (text[:10], text[10:33], text[33:]):
+        c.send(b"%x\r\n%s\r\n" % (len(part), part.encode()))
+    c.send(b"0\r\n\r\n")
+    r = c.getresponse()
+    j = json.loads(r.read())
+    c.close()
+    check(r.status == 200 and j == {"count": 3, "pages": "7", "names": ["x", "y", "z"]}, repr(j))
+    # an empty stream, a bad line (400 naming line and column), an upstream error after messages
+    st, _, d = e.call("POST", "/v1/books:batchAdd", "", headers={"Content-Type": "application/json"})
+    check(st == 200 and json.loads(d) == {}, "empty: %d %r" % (st, d))
+    st, _, d = e.call("POST", "/v1/books:batchAdd", '{"name": "a"}\n{"name": }\n',
+                      headers={"Content-Type": "application/json"})
+    check(st == 400 and "line 1 column" in error_body(d, 3)["message"], "bad line: %d %r" % (st, d))
+    st, _, d = e.call("POST", "/v1/books:batchAdd", '{"name": "a"}\n{"title": "fail:OUT_OF_RANGE"}\n',
+                      headers={"Content-Type": "application/json"})
+    check(st == 400 and error_body(d, 11)["message"] == "book 1 failed as asked", "%d %r" % (st, d))
+    # over h2c too
+    ver, st, d = curl(e, ["--http2-prior-knowledge", "-H", "Content-Type: application/json",
+                          "--data-binary", body], "/v1/books:batchAdd")
+    check(ver == "2" and st == 200 and json.loads(d)["count"] == 50, "%s %d %r" % (ver, st, d))
+
+
+def case_bidi_stream(e):
+    body = "".join(json.dumps({"name": "n%d" % i, "title": "t%d" % i}) + "\n" for i in range(20))
+    st, h, d = e.call("POST", "/gwtest.v1.Library/Shout", body,
+                      headers={"Content-Type": "application/json"})
+    check(st == 200 and h["content-type"] == "application/x-ndjson", "%d %r" % (st, h))
+    lines = [json.loads(l) for l in d.decode().splitlines()]
+    check(lines == [{"name": "n%d" % i, "title": "T%d" % i} for i in range(20)], repr(lines))
+    # answers flow while the request is still open: one line in, one line out (a raw socket,
+    # chunked upload)
+    s = socket.create_connection(("127.0.0.1", e.port), timeout=30)
+    s.sendall(b"POST /gwtest.v1.Library/Shout HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    got = b""
+    for i in range(3):
+        line = b'{"title": "hi%d"}\n' % i
+        s.sendall(b"%x\r\n%s\r\n" % (len(line), line))
+        while b'"HI%d"' % i not in got:
+            chunk = s.recv(65536)
+            check(chunk, "closed: %r" % got)
+            got += chunk
+    s.sendall(b"0\r\n\r\n")
+    while not got.endswith(b"0\r\n\r\n"):
+        chunk = s.recv(65536)
+        check(chunk, "closed before the end: %r" % got)
+        got += chunk
+    s.close()
+    # over h2c, and a bad line after good ones: the stream ends with an error line
+    ver, st, d = curl(e, ["--http2-prior-knowledge", "-H", "Content-Type: application/json",
+                          "--data-binary", '{"title": "a"}\n{"title": 5}\n'],
+                      "/gwtest.v1.Library/Shout")
+    lines = [json.loads(l) for l in d.splitlines()]
+    check(ver == "2" and st in (200, 400), "%s %d %r" % (ver, st, d))
+    check(lines[-1].get("error", lines[-1]).get("code") == 3, repr(lines))
+
+
+# ---- h2c: HTTP/2 cleartext on the same port ---------------------------------------------------
+
+def curl(e, args, path):
+    """curl over h2c; returns (HTTP version, status, body)."""
+    out = subprocess.run(["curl", "-sS", "--max-time", "20", "-w", "\n%{http_version} %{http_code}"]
+                         + args + ["http://127.0.0.1:%d%s" % (e.port, path)],
+                         capture_output=True, check=True).stdout.decode()
+    body, _, tail = out.rpartition("\n")
+    ver, code = tail.split()
+    return ver, int(code), body
+
+
+def case_h2c_prior(e):
+    pk = ["--http2-prior-knowledge"]
+    ver, st, d = curl(e, pk, "/v1/shelves/1/books/2?full=true&tags=a")
+    check(ver == "2" and st == 200, "%s %d %r" % (ver, st, d))
+    check(json.loads(d)["tags"] == ["a"] and json.loads(d)["pages"] == "1099511627776", d)
+    ver, st, d = curl(e, pk + ["-H", "Content-Type: application/json", "-d",
+                               '{"name": "b9", "pages": 12}'], "/v1/shelves/s1/books")
+    check(ver == "2" and st == 200 and json.loads(d) == {"name": "shelves/s1/books/b9",
+                                                          "pages": "12"}, "%d %r" % (st, d))
+    ver, st, d = curl(e, pk + ["-i"], "/v1/shelves/1/books/2")
+    check("content-length: " in d and "grpc-metadata-x-saw-xff: 127.0.0.1" in d, d)
+    # several requests on one connection, one after the other (upgraded first: Debian's curl
+    # 7.88.1 fails to reuse a prior-knowledge connection, against nghttpx as well)
+    argv = ["curl", "-sS", "--http2", "-w", "%{http_code} %{num_connects}\n"]
+    for i in range(5):
+        argv += ["-o", "/dev/null", "http://127.0.0.1:%d/v1/shelves/1/books/%d" % (e.port, i)]
+    out = subprocess.run(argv,
+                         capture_output=True, check=True).stdout.decode().split()
+    check(out == ["200", "1"] + ["200", "0"] * 4, "reuse: %r" % out)
+
+
+def case_h2c_upgrade(e):
+    ver, st, d = curl(e, ["--http2", "-v"], "/v1/shelves/1/books/2")
+    check(ver == "2" and st == 200 and json.loads(d)["name"] == "shelves/1/books/2",
+          "%s %d %r" % (ver, st, d))
+    # with a body: the HTTP/1.1 request (and its body) becomes stream 1
+    ver, st, d = curl(e, ["--http2", "-H", "Content-Type: application/json", "-d",
+                          '{"title": "up", "pages": "3"}'], "/gwtest.v1.Library/Echo")
+    check(ver == "2" and st == 200 and json.loads(d) == {"title": "up", "pages": "3"},
+          "%s %d %r" % (ver, st, d))
+    ver, st, d = curl(e, ["--http2"], "/v1/shelves/s/books?count=3")
+    check(ver == "2" and [json.loads(l)["name"] for l in d.splitlines()] ==
+          ["shelves/s/books/%d" % i for i in range(3)], "%s %r" % (ver, d))
+    # nghttp's upgrade, then more streams on the upgraded connection
+    out = subprocess.run(["nghttp", "-u", "-s", "http://127.0.0.1:%d/v1/shelves/1/books/2" % e.port,
+                          "http://127.0.0.1:%d/v1/shelves/1/books/3" % e.port],
+                         capture_output=True, timeout=20).stdout.decode()
+    check(out.count(" 200 ") == 2, "nghttp -u: %s" % out)
+    # a later request's Upgrade is ignored: answered in HTTP/1.1
+    s = socket.create_connection(("127.0.0.1", e.port), timeout=20)
+    s.sendall(b"GET /v1/shelves/1/books/1 HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"GET /v1/shelves/1/books/2 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, "
+              b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+    buf = b""
+    while buf.count(b"HTTP/1.1 200") < 2:
+        chunk = s.recv(65536)
+        check(chunk, "closed: %r" % buf)
+        buf += chunk
+    check(b"101" not in buf, repr(buf))
+    s.close()
+
+
+def case_h2c_stream(e):
+    pk = ["--http2-prior-knowledge", "-i"]
+    ver, st, d = curl(e, pk, "/v1/shelves/s/books?count=2&fail=ABORTED")
+    head, _, body = d.replace("\r\n", "\n").partition("\n\n")
+    check(st == 200 and "content-type: application/x-ndjson" in head, d)
+    lines = [json.loads(l) for l in body.splitlines()]
+    check(len(lines) == 3 and lines[1]["name"] == "shelves/s/books/1" and
+          lines[2]["error"]["code"] == 10, repr(lines))
+    ver, st, d = curl(e, ["--http2-prior-knowledge", "-H", "Accept: text/event-stream"],
+                      "/v1/shelves/s/books?count=2&fail=NOT_FOUND")
+    events = [ev for ev in d.split("\n\n") if ev]
+    check(len(events) == 3 and events[2].startswith("event: error\ndata: "), repr(events))
+
+
+def case_h2c_errors(e):
+    pk = ["--http2-prior-knowledge"]
+    for path, st_want, code in [("/nowhere", 404, 5), ("/v1/fail/PERMISSION_DENIED", 403, 7),
+                                ("/v1/fail/UNAVAILABLE", 503, 14)]:
+        ver, st, d = curl(e, pk, path)
+        check(ver == "2" and st == st_want, "%s: %d" % (path, st))
+        error_body(d, code)
+    ver, st, d = curl(e, pk + ["-X", "DELETE"], "/v1/shelves/1/books/2")
+    check(st == 405, "405: %d" % st)
+    ver, st, d = curl(e, pk + ["-X", "PUT", "-H", "Content-Type: application/json", "-d",
+                               '{"name": '], "/v1/books")
+    check(st == 400 and "line 1 column" in error_body(d, 3)["message"], d)
+    ver, st, d = curl(e, pk + ["-X", "PUT", "-H", "Content-Type: text/plain", "-d", "x"], "/v1/books")
+    check(st == 415, "415: %d" % st)
+    big = os.path.join(e.work, "big.json")
+    with open(big, "w") as f:
+        json.dump({"blob": "z" * (2 << 20)}, f)
+    ver, st, d = curl(e, pk + ["-X", "PUT", "-H", "Content-Type: application/json", "--data-binary",
+                               "@" + big], "/v1/books")
+    check(st == 413, "413: %d %r" % (st, d[:200]))
+    ver, st, d = curl(e, pk + ["-H", "Grpc-Timeout: 200m"], "/v1/shelves/1/books/2?delayMs=3000")
+    check(st == 504, "504: %d" % st)
+    # the connection still serves after all that
+    ver, st, d = curl(e, pk, "/v1/shelves/1/books/2")
+    check(st == 200, "after errors: %d" % st)
+
+
+def case_h2c_concurrent(e):
+    # 200 streams on one connection (at most 100 at once: the server's SETTINGS), each its own
+    # answer, unary and streaming mixed
+    urls = []
+    for i in range(150):
+        urls.append("http://127.0.0.1:%d/v1/shelves/1/books/%d" % (e.port, i))
+    for i in range(50):
+        urls.append("http://127.0.0.1:%d/v1/shelves/x%d/books?count=5" % (e.port, i))
+    out = subprocess.run(["nghttp", "-n", "-s"] + urls, capture_output=True, timeout=60)
+    text = out.stdout.decode()
+    ok = [l for l in text.splitlines() if " 200 " in l]
+    check(out.returncode == 0 and len(ok) == 200, "nghttp: %d ok\n%s%s" % (
+        len(ok), text[-2000:], out.stderr.decode()[-2000:]))
+    # the bodies: each stream got its own
+    out = subprocess.run(["nghttp"] + urls[140:160], capture_output=True, timeout=60)
+    text = out.stdout.decode()
+    for i in range(140, 150):
+        check('"name":"shelves/1/books/%d"' % i in text, "book %d missing" % i)
+    for i in range(0, 10):
+        for j in range(5):
+            check('"name":"shelves/x%d/books/%d"' % (i, j) in text, "stream %d/%d missing" % (i, j))
+    # h2load: many connections, many streams each
+    out = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "50",
+                          "http://127.0.0.1:%d/v1/shelves/1/books/2" % e.port],
+                         capture_output=True, timeout=120).stdout.decode()
+    check("2000 succeeded" in out and "2000 2xx" in out, out)
+
+
+def upstream_progress(e):
+    try:
+        return int(open(os.path.join(e.work, "progress")).read())
+    except (OSError, ValueError):
+        return 0
+
+
+class H2Raw:
+    """A minimal HTTP/2 client over a socket: enough to hold a stream's window shut."""
+
+    def __init__(self, port, window):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.buf = bytearray()
+        self.off = 0
+        settings = struct.pack(">HI", 4, window)  # SETTINGS_INITIAL_WINDOW_SIZE
+        self.s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0, settings))
+
+    @staticmethod
+    def frame(typ, flags, sid, payload):
+        return struct.pack(">I", len(payload))[1:] + bytes([typ, flags]) + struct.pack(">I", sid) + payload
+
+    def get(self, sid, path):
+        def lit(n, v):  # literal header field without indexing, no Huffman
+            return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+        block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", path) + \
+            lit(b":authority", b"x")
+        self.s.sendall(self.frame(1, 0x5, sid, block))  # END_STREAM | END_HEADERS
+
+    def window(self, sid, n):
+        self.s.sendall(self.frame(8, 0, sid, struct.pack(">I", n)))
+
+    def read_frame(self):
+        b, o = self.buf, self.off
+        while len(b) - o < 9 or len(b) - o < 9 + int.from_bytes(b[o:o + 3], "big"):
+            chunk = self.s.recv(1 << 20)
+            if not chunk:
+                raise AssertionError("connection closed")
+            del b[:o]
+            o = 0
+            b += chunk
+        n = int.from_bytes(b[o:o + 3], "big")
+        typ, flags = b[o + 3], b[o + 4]
+        sid = int.from_bytes(b[o + 5:o + 9], "big") & 0x7fffffff
+        payload = bytes(b[o + 9:o + 9 + n])
+        self.off = o + 9 + n
+        if typ == 4 and not flags & 1:
+            self.s.sendall(self.frame(4, 1, 0, b""))  # SETTINGS ACK
+        return typ, flags, sid, payload
+
+
+def rss_kb(pid):
+    for l in open("/proc/%d/status" % pid):
+        if l.startswith("VmRSS:"):
+            return int(l.split()[1])
+    return 0
+
+
+def case_h2c_backpressure(e):
+    # A server stream of 200,000 messages (~9 MB of NDJSON) to a client whose stream window is
+    # 0: the gateway holds about a stream buffer, stops reading the upstream call, and the
+    # upstream's HTTP/2 window closes, so the server stops producing far before the end (it
+    # writes its progress); then every line arrives once the client opens its window.
+    gw = e.procs[-1].pid
+    c = H2Raw(e.port, 0)
+    c.get(1, b"/v1/shelves/s/books?count=200000")
+    t = c.read_frame()
+    while not (t[0] == 1 and t[2] == 1):  # the response HEADERS
+        t = c.read_frame()
+    before = rss_kb(gw)
+    # wait until the upstream stops (no progress for 1.5 s; generous deadline)
+    last, still, end = -1, time.monotonic(), time.monotonic() + 60
+    while time.monotonic() < end:
+        p = upstream_progress(e)
+        if p != last:
+            last, still = p, time.monotonic()
+        elif time.monotonic() - still > 1.5:
+            break
+        time.sleep(0.1)
+    stopped_at = upstream_progress(e)
+    grown = rss_kb(gw) - before
+    check(stopped_at < 60000, "the upstream produced %d of 200000 messages while the client "
+          "read nothing" % stopped_at)
+    got = []
+    t0 = time.monotonic()
+    c.window(0, 1 << 30)
+    c.window(1, 1 << 30)
+    while True:
+        typ, flags, sid, payload = c.read_frame()
+        if typ == 0 and sid == 1:
+            got.append(payload)
+            if flags & 1:
+                break
+        elif typ == 3 and sid == 1:
+            raise AssertionError("stream reset after %d frames" % len(got))
+    lines = b"".join(got).decode().splitlines()
+    check(len(lines) == 200000 and json.loads(lines[-1])["name"] == "shelves/s/books/199999",
+          "%d lines, last %r" % (len(lines), lines[-1:]))
+    print("h2c backpressure: the upstream stopped at %d messages, gateway RSS +%d KiB while the "
+          "window was shut; then %d lines in %.1f s" % (stopped_at, grown, len(lines),
+                                                         time.monotonic() - t0))
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
