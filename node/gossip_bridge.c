@@ -515,11 +515,26 @@ static json_t *members_json(void *ud, const h1_req_t *req, int *status)
         char when[32];
         gmtime_r(&since, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:b}", "node", m->name,
-                                             "addr", m->addr, "state", state_name(m->state),
-                                             "incarnation", (json_int_t)m->incarnation, "instances",
-                                             (json_int_t)instances_of(b, m), "since", when, "self",
-                                             m->self));
+        size_t n = 0;
+        int ok =
+            m->meta_known && m->meta &&
+            gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) == 0;
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:b}", "node", m->name, "addr", m->addr,
+                      "state", state_name(m->state), "incarnation", (json_int_t)m->incarnation,
+                      "instances", (json_int_t)(ok ? n : 0), "since", when, "self", m->self);
+        if (o && ok && b->nattrs.role.n) { /* a monitor: its role and what it marked failed */
+            json_t *ev = json_array();
+            for (uint32_t k = 0; ev && k < b->nattrs.n_evicted; k++)
+                json_array_append_new(ev, json_pack("{s:s%, s:s%}", "service",
+                                                    b->nattrs.evicted[k].service.p,
+                                                    (size_t)b->nattrs.evicted[k].service.n,
+                                                    "address", b->nattrs.evicted[k].addr.p,
+                                                    (size_t)b->nattrs.evicted[k].addr.n));
+            json_object_set_new(o, "role", json_stringn(b->nattrs.role.p, b->nattrs.role.n));
+            json_object_set_new(o, "evicted", ev ? ev : json_array());
+        }
+        json_array_append_new(arr, o);
     }
     return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);
 }
