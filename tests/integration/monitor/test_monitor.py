@@ -78,6 +78,7 @@ class Relay:
         self.addr = "127.0.0.1:%d" % self.port
 
     def revive(self):
+        self.dead = False
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.ls.bind(("127.0.0.1", self.port))
@@ -86,6 +87,11 @@ class Relay:
         threading.Thread(target=self._accept, args=(self.ls,), daemon=True).start()
 
     def kill(self):
+        self.dead = True
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)  # wakes the accept() blocked on it (Linux)
+        except OSError:
+            pass
         self.ls.close()
         for s in self.socks:
             try:
@@ -100,6 +106,9 @@ class Relay:
             try:
                 c, peer = ls.accept()
             except OSError:
+                return
+            if self.dead:
+                c.close()
                 return
             try:
                 u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
@@ -387,13 +396,19 @@ def case_indirect(env):
 
 
 def restart_etcd(env):
-    old = [p for p in env.procs if p.name == "etcd"][-1]
+    old = [p for p in env.procs if p.name.startswith("etcd")][-1]
     argv = list(old.p.args)
     old.kill()
-    p = Proc("etcd", argv, env.dir)
+    p = Proc("etcd-restarted", argv, env.dir)
     env.procs.append(p)
-    wait_until(lambda: b"true" in urllib.request.urlopen(env.etcd_url + "/health",
-                                                        timeout=1).read(), 20, "etcd back")
+
+    def healthy():
+        try:
+            with urllib.request.urlopen(env.etcd_url + "/health", timeout=1) as r:
+                return b"true" in r.read()
+        except OSError:
+            return False
+    wait_until(healthy, 20, "etcd back")
 
 
 def proxy_routes(port, service):
@@ -432,8 +447,7 @@ def case_degraded(env):
                "the monitor's evicted list in gossip, seen by the proxy")
     pod0 = {x["node"]: x for x in admin(pa, "/v1/members")["members"]}["pod0"]
     print("pod0's gossip metadata lists %d instance(s) while evicted" % pod0["instances"])
-    etcd = [p for p in env.procs if p.name == "etcd"][-1]
-    etcd.kill()
+    [p for p in env.procs if p.name == "etcd"][-1].kill()
     wait_until(lambda: proxy_routes(pa, SERVICE)[1] == "degraded", 30, "the proxy degraded")
     wait_until(lambda: any(i["source"] == "gossip" for i in proxy_routes(pa, SERVICE)[0].values()),
                30, "gossip-sourced routes at the proxy")
