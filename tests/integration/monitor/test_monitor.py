@@ -12,7 +12,12 @@ lease, the sidecar stays out, re-admitted after the blackhole ends), failover (t
 SIGKILLed, the standby leads within the lease TTL, one eviction only), valve (every instance
 blackholed: the safety valve holds, nothing is evicted), gossip (a gossip-only mesh, no etcd:
 the monitor checks the gossip members' instances and reports and audits what it would evict,
-"no etcd: no fencing", and evicts nothing). Timings are printed, not asserted.
+"no etcd: no fencing", and evicts nothing; of two such replicas only the one whose name sorts
+first reports), indirect (the monitor alone cut off from an instance, by the relay dropping
+only the monitor's connections, while gossip members reach it: a member's veto holds the
+eviction; then the instance gone for everyone: evicted), degraded (an evicted instance stays
+out of a proxy's gossip-sourced routes while etcd is down, through the monitor's evicted list
+in gossip; re-admitted once etcd is back). Timings are printed, not asserted.
 """
 import argparse
 import base64
@@ -321,10 +326,19 @@ def case_gossip(env):
                         extra=["--gossip-bind", "127.0.0.1:%d" % free_port(),
                                "--gossip-join", "127.0.0.1:%d" % seed,
                                "--gossip-profile", "local"])
+    # a second replica: its name sorts after m1's, so m1 alone reports (one report, not two)
+    mon2 = start_monitor(env, "m2", etcd=False,
+                         extra=["--gossip-bind", "127.0.0.1:%d" % free_port(),
+                                "--gossip-join", "127.0.0.1:%d" % seed,
+                                "--gossip-profile", "local"])
     check(admin(mon.admin)["role"] == "gossip-report", "the monitor reports only: %s" %
           admin(mon.admin))
-    wait_until(lambda: admin(mon.admin)["instances"]["checked"] == 6, 20,
-               "6 instances (3 pods x 2 services) from gossip checked")
+    for m in (mon, mon2):
+        wait_until(lambda: admin(m.admin)["instances"]["checked"] == 6, 20,
+                   "6 instances (3 pods x 2 services) from gossip checked")
+    wait_until(lambda: {x.get("role") for x in admin(mon2.admin, "/v1/members")["members"]
+                        if x["node"] in ("m1", "m2")} == {"monitor"}, 10,
+               "m2 to see both monitors' role in gossip")
     _, _, relay = pods[0]
     t0 = time.time()
     relay.black = True
@@ -342,6 +356,11 @@ def case_gossip(env):
     check(st["counters"]["evictions"] == 0 and st["instances"]["evicted"] == 0,
           "nothing evicted: %s" % st)
     check(all(sc.alive() for _, sc, _ in pods), "every sidecar runs")
+    time.sleep(4)  # more than 3 failed checks more: m2 would have reported by now
+    check(not audit_events(mon2, "monitor_eviction_held"),
+          "the second replica leaves the report to m1: %s" % audit_events(mon2,
+                                                                          "monitor_eviction_held"))
+    check("reported by m1" in mon2.output(), "m2 logs that m1 reports it")
     print("MEASURE gossip-only: blackhole-to-reported %.1f s (interval 1 s, 3 failures)" %
           t_held)
 
