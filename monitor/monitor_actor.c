@@ -402,7 +402,7 @@ static slot_t *slot_of(mon_t *m, uint64_t t)
     return NULL;
 }
 
-static void check_done(mon_t *m, slot_t *s, int ok, const char *error)
+static void check_done(mon_t *m, slot_t *s, int ok, int unreached, const char *error)
 {
     mon_inst_t *i = s->inst;
     conn_t *c = i->user;
@@ -423,6 +423,7 @@ static void check_done(mon_t *m, slot_t *s, int ok, const char *error)
     }
     uint32_t before = i->fails;
     mon_verdict_result(&m->table, i, ok, error, now_ms(m));
+    i->unreached = !ok && unreached;
     if (!ok && before == 0)
         mesh_info(ACTOR, "%s at %s: check failed: %s", i->service, i->addr, error);
 }
@@ -440,6 +441,7 @@ static void pump(mon_t *m)
             if (!c || !c->rpc) {
                 free(c);
                 mon_verdict_result(&m->table, i, 0, "cannot create a gRPC client", now_ms(m));
+                i->unreached = 1;
                 continue;
             }
             i->user = c;
@@ -451,6 +453,7 @@ static void pump(mon_t *m)
         if (n < 0 || mesh_rpc_call_start(c->rpc, t, "/grpc.health.v1.Health/Check",
                                          (uint64_t)m->a->opts.check_timeout_ms) != 0) {
             mon_verdict_result(&m->table, i, 0, "cannot start a health check", now_ms(m));
+            i->unreached = 1;
             continue;
         }
         mesh_rpc_call_send(c->rpc, t, req, (size_t)n);
@@ -477,7 +480,7 @@ static void on_rpc(mon_t *m, const mesh_rpc_event_t *ev)
     }
     char err[200];
     if (ev->status == MESH_GRPC_OK && s->health == MESH_HEALTH_SERVING) {
-        check_done(m, s, 1, NULL);
+        check_done(m, s, 1, 0, NULL);
     } else {
         if (ev->status == MESH_GRPC_OK)
             snprintf(err, sizeof(err), "Health/Check answered %s",
@@ -486,7 +489,11 @@ static void on_rpc(mon_t *m, const mesh_rpc_event_t *ev)
         else
             snprintf(err, sizeof(err), "Health/Check: %s%s%s", mesh_grpc_status_name(ev->status),
                      ev->text && ev->text[0] ? ": " : "", ev->text ? ev->text : "");
-        check_done(m, s, 0, err);
+        /* No answer from the app: the connection failed, or nothing came before the deadline
+         * (a silent peer). An answer of any kind means this monitor reached it. */
+        int unreached = s->health < 0 && (ev->reason != MESH_GRPC_CONN_OK ||
+                                          ev->status == MESH_GRPC_DEADLINE_EXCEEDED);
+        check_done(m, s, 0, unreached, err);
     }
     pump(m);
 }
@@ -851,10 +858,10 @@ static void finish_round(mon_t *m)
                       i->addr);
             continue;
         }
-        if (indirect_on(m))
-            ask_indirect(m, i);
+        if (indirect_on(m) && i->unreached)
+            ask_indirect(m, i); /* cut off, or the instance gone? members try to reach it */
         else
-            evict(m, i);
+            evict(m, i); /* it answered, badly: this monitor is not the one cut off */
     }
     free(cand);
     free(say);

@@ -55,6 +55,8 @@ typedef struct mon_inst {
     int reg_seen;           /* its key was listed in the current sync */
     int marker_seen;        /* its marker was listed in the current sync */
     char last_error[160];   /* the last failed check, for logs and audit */
+    int unreached;          /* the last failed check got no answer at all (connection failed,
+                               deadline): only then may the monitor be the one cut off */
     void *user;             /* the adapter's (its connection); see mon_table_t.on_forget */
 } mon_inst_t;
 
