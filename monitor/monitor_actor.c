@@ -566,9 +566,11 @@ static void sync_table(mon_t *m)
                 continue;
             snprintf(svc, sizeof(svc), "%.*s", (int)key.service_len, key.service);
             snprintf(addr, sizeof(addr), "%.*s", (int)key.addr_len, key.addr);
+            char zone[128];
+            mon_marker_zone(kv->value, kv->value_len, zone, sizeof(zone));
             mon_table_put_marker(&m->table, svc, addr, reg_marker_lease(kv->value, kv->value_len),
                                  kv->mod_revision, mon_marker_evictions(kv->value, kv->value_len),
-                                 now);
+                                 zone, now);
         }
         etcd_result_free(m->mark_list);
         m->mark_list = NULL;
@@ -577,7 +579,7 @@ static void sync_table(mon_t *m)
             mon_inst_t *i = m->table.v[k];
             if (i->has_marker)
                 mon_table_put_marker(&m->table, i->service, i->addr, i->marker_lease,
-                                     i->marker_mod_revision, i->evictions, now);
+                                     i->marker_mod_revision, i->evictions, NULL, now);
         }
     }
     mon_table_end_sync(&m->table, now);
@@ -664,8 +666,8 @@ static void evict(mon_t *m, mon_inst_t *i)
              i->fails, i->last_error);
     mon_txn_t txn;
     if (mon_txn_evict(&txn, &m->keys, i->service, i->addr, i->mod_revision, m->el.fence, i->lease,
-                      m->ev_lease, p->reason, m->a->node, i->evictions + 1, audit_now_us() / 1000,
-                      t) == 0)
+                      m->ev_lease, p->reason, m->a->node, i->zone, i->evictions + 1,
+                      audit_now_us() / 1000, t) == 0)
         submit(m, &txn.req);
     else {
         i->busy = 0;
