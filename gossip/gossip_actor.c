@@ -899,6 +899,19 @@ void gsp_meta_update_free(void *p)
     free(u);
 }
 
+void gsp_attrs_update_free(void *p)
+{
+    gsp_attrs_update_t *u = p;
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->n_evicted; i++) {
+        free(u->evicted[i].service);
+        free(u->evicted[i].addr);
+    }
+    free(u->evicted);
+    free(u);
+}
+
 const mesh_actor_ops_t gsp_actor_ops = {.name = "gossip",
                                         .state_size = sizeof(gstate_t),
                                         .on_start = g_start,

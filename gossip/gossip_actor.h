@@ -42,6 +42,7 @@ enum {
     GSP_MSG_CHECK_DONE = 0x47530006u, /* to req.reply_to: ptr = gsp_check_done_t */
     GSP_MSG_CHECK = 0x47530013u,      /* to the actor (or its bridge): ptr = gsp_check_req_t */
     GSP_MSG_SET_META = 0x47530010u,   /* to the actor: ptr = gsp_meta_update_t */
+    GSP_MSG_SET_ATTRS = 0x47530014u,  /* to the bridge: ptr = gsp_attrs_update_t */
     GSP_MSG_LEAVE = 0x47530011u,      /* to the actor: no payload */
     GSP_MSG_LEFT = 0x47530012u,       /* to the sender of GSP_MSG_LEAVE: no payload */
     GSP_MSG_TIMER = 0x47530020u,      /* the actor's own timers */
@@ -152,6 +153,19 @@ typedef struct gsp_meta_update {
 
 /** Frees a gsp_meta_update_t (its ptr_free). */
 void gsp_meta_update_free(void *p);
+
+/** This node's attributes (gossip/meta.h: its role, the instances it evicted) for the gossip
+ *  bridge to announce with its instances (GSP_MSG_SET_ATTRS; each update replaces the last). */
+typedef struct gsp_attrs_update {
+    char role[GSP_FIELD_MAX + 1]; /* "" for none */
+    size_t n_evicted;             /* at most GSP_EVICTED_MAX are announced */
+    struct {
+        char *service, *addr;
+    } * evicted;
+} gsp_attrs_update_t;
+
+/** Frees a gsp_attrs_update_t (its ptr_free). */
+void gsp_attrs_update_free(void *p);
 
 /** The actor. */
 extern const mesh_actor_ops_t gsp_actor_ops;

@@ -42,9 +42,47 @@ static int pack_inst(msgpack_packer *pk, const gsp_inst_t *in)
     return 0;
 }
 
+static int attrs_ok(const gsp_node_attrs_t *a)
+{
+    if (!gsp_mp_str_ok(a->role, GSP_FIELD_MAX) || a->n_evicted > GSP_EVICTED_MAX)
+        return 0;
+    for (uint32_t i = 0; i < a->n_evicted; i++)
+        if (a->evicted[i].service.n == 0 || !gsp_mp_str_ok(a->evicted[i].service, GSP_FIELD_MAX) ||
+            a->evicted[i].addr.n == 0 || !gsp_mp_str_ok(a->evicted[i].addr, GSP_ADDR_MAX))
+            return 0;
+    return 1;
+}
+
+static int pack_key(msgpack_packer *pk, const char *k)
+{
+    return gsp_mp_pack_str(pk, (gsp_str_t){k, (uint32_t)strlen(k)}, 0);
+}
+
+/* The map form's attributes, after its "i" pair. */
+static int pack_attrs(msgpack_packer *pk, const gsp_node_attrs_t *a)
+{
+    if (a->role.n && (pack_key(pk, "role") || gsp_mp_pack_str(pk, a->role, 0)))
+        return -1;
+    if (!a->n_evicted)
+        return 0;
+    if (pack_key(pk, "evicted") || msgpack_pack_array(pk, a->n_evicted))
+        return -1;
+    for (uint32_t i = 0; i < a->n_evicted; i++)
+        if (msgpack_pack_array(pk, 2) || gsp_mp_pack_str(pk, a->evicted[i].service, 0) ||
+            gsp_mp_pack_str(pk, a->evicted[i].addr, 0))
+            return -1;
+    return 0;
+}
+
 int gsp_meta_encode(const gsp_inst_t *insts, size_t n, uint8_t *buf, size_t cap)
 {
-    if (n > GSP_INST_MAX || (n && !insts))
+    return gsp_meta_encode_node(insts, n, NULL, buf, cap);
+}
+
+int gsp_meta_encode_node(const gsp_inst_t *insts, size_t n, const gsp_node_attrs_t *attrs,
+                         uint8_t *buf, size_t cap)
+{
+    if (n > GSP_INST_MAX || (n && !insts) || (attrs && !attrs_ok(attrs)))
         return -1;
     for (size_t i = 0; i < n; i++)
         if (!inst_ok(&insts[i]))
@@ -53,6 +91,15 @@ int gsp_meta_encode(const gsp_inst_t *insts, size_t n, uint8_t *buf, size_t cap)
     gsp_enc_t e = {.buf = buf, .cap = cap < GSP_META_MAX ? cap : GSP_META_MAX, .len = 0};
     msgpack_packer pk;
     gsp_mp_packer(&pk, &e);
+    if (attrs && (attrs->role.n || attrs->n_evicted)) {
+        uint32_t pairs = 1 + (attrs->role.n > 0) + (attrs->n_evicted > 0);
+        if (msgpack_pack_map(&pk, pairs) || pack_key(&pk, "i") || msgpack_pack_array(&pk, n))
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (pack_inst(&pk, &insts[i]))
+                return -1;
+        return pack_attrs(&pk, attrs) ? -1 : (int)e.len;
+    }
     if (msgpack_pack_array(&pk, n))
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -87,20 +134,104 @@ static int rd_inst(gsp_mpr_t *r, gsp_inst_t *in)
     return gsp_mpr_skip(r, k - INST_FIELDS); /* fields of a newer version */
 }
 
-int gsp_meta_decode(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n)
+static int rd_insts(gsp_mpr_t *r, gsp_inst_t *out, size_t cap, size_t *n)
 {
-    gsp_mpr_t r = {buf, len, 0};
     uint32_t k;
-    *n = 0;
-    if (!buf || len > GSP_META_MAX || gsp_mpr_array(&r, GSP_INST_MAX, &k) < 0 || k > cap)
+    if (gsp_mpr_array(r, GSP_INST_MAX, &k) < 0 || k > cap)
         return -1;
     for (uint32_t i = 0; i < k; i++) {
         memset(&out[i], 0, sizeof(out[i]));
-        if (rd_inst(&r, &out[i]) < 0)
+        if (rd_inst(r, &out[i]) < 0)
             return -1;
     }
-    if (r.pos != len)
+    *n = k;
+    return 0;
+}
+
+static int rd_evicted(gsp_mpr_t *r, gsp_node_attrs_t *a)
+{
+    uint32_t k, two;
+    if (gsp_mpr_array(r, GSP_EVICTED_MAX, &k) < 0)
         return -1;
+    for (uint32_t i = 0; i < k; i++) {
+        gsp_evicted_t ev;
+        if (gsp_mpr_array(r, UINT32_MAX, &two) < 0 || two < 2 ||
+            gsp_mpr_str(r, GSP_FIELD_MAX, 0, &ev.service) < 0 || ev.service.n == 0 ||
+            gsp_mpr_str(r, GSP_ADDR_MAX, 0, &ev.addr) < 0 || ev.addr.n == 0 ||
+            gsp_mpr_skip(r, two - 2) < 0)
+            return -1;
+        a->evicted[i] = ev;
+    }
+    a->n_evicted = k;
+    return 0;
+}
+
+static int key_is(gsp_str_t k, const char *s)
+{
+    return k.n == strlen(s) && !memcmp(k.p, s, k.n);
+}
+
+/* The map form: "i", "role", "evicted", and keys of a newer version skipped. */
+static int rd_map(gsp_mpr_t *r, gsp_inst_t *out, size_t cap, size_t *n, gsp_node_attrs_t *a)
+{
+    uint32_t pairs;
+    int seen_i = 0;
+    if (gsp_mpr_map(r, UINT32_MAX, &pairs) < 0)
+        return -1;
+    for (uint32_t i = 0; i < pairs; i++) {
+        gsp_str_t key;
+        if (gsp_mpr_str(r, GSP_FIELD_MAX, 0, &key) < 0)
+            return -1;
+        int rc;
+        if (key_is(key, "i") && !seen_i) {
+            rc = rd_insts(r, out, cap, n);
+            seen_i = 1;
+        } else if (key_is(key, "role")) {
+            rc = gsp_mpr_str(r, GSP_FIELD_MAX, 0, &a->role);
+        } else if (key_is(key, "evicted")) {
+            rc = rd_evicted(r, a);
+        } else {
+            rc = gsp_mpr_skip(r, 1);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return seen_i ? 0 : -1;
+}
+
+int gsp_meta_decode(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n)
+{
+    return gsp_meta_decode_node(buf, len, out, cap, n, NULL);
+}
+
+int gsp_meta_decode_node(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n,
+                         gsp_node_attrs_t *attrs)
+{
+    gsp_mpr_t r = {buf, len, 0};
+    gsp_node_attrs_t *a = attrs;
+    size_t k = 0;
+    *n = 0;
+    if (a) {
+        a->role = (gsp_str_t){"", 0};
+        a->n_evicted = 0;
+    }
+    if (!buf || len == 0 || len > GSP_META_MAX)
+        return -1;
+    int rc;
+    if ((((const uint8_t *)buf)[0] & 0xf0) == 0x80 || ((const uint8_t *)buf)[0] == 0xde ||
+        ((const uint8_t *)buf)[0] == 0xdf) {
+        gsp_node_attrs_t scratch;
+        rc = rd_map(&r, out, cap, &k, a ? a : &scratch);
+    } else {
+        rc = rd_insts(&r, out, cap, &k);
+    }
+    if (rc < 0 || r.pos != len) {
+        if (a) {
+            a->role = (gsp_str_t){"", 0};
+            a->n_evicted = 0;
+        }
+        return -1;
+    }
     *n = k;
     return 0;
 }

@@ -16,6 +16,16 @@
  *             its methods (it may serve every method of its service)
  *   labels    map of str to str, at most GSP_LABEL_MAX pairs of 0..GSP_FIELD_MAX bytes each
  *
+ * Node attributes: a node that has some (a monitor: its role and the instances it evicted)
+ * sends a msgpack map instead of the bare array, with these keys (others are skipped):
+ *
+ *   "i"        the array of instances above
+ *   "role"     str, 0..GSP_FIELD_MAX bytes: what the node is besides its instances ("monitor")
+ *   "evicted"  array of at most GSP_EVICTED_MAX [service, addr] pairs: instances the node (the
+ *              leading monitor) evicted from etcd; proxies keep them out of gossip-sourced routes
+ *
+ * A node without attributes sends the bare array (so sidecars' metadata is what it always was).
+ *
  * Fields after these are ignored (a newer node may add some); strings hold no NUL byte. The
  * method names themselves do not travel with the metadata: nodes exchange the sets by hash
  * (SET and WANT messages), once per set, since most instances of a service share one.
@@ -31,8 +41,12 @@
 
 #include "gossip/wire.h"
 
-#define GSP_LABEL_MAX  16      /* labels of one instance */
-#define GSP_WEIGHT_MAX 1000000 /* as the registry's REG_MAX_WEIGHT */
+#define GSP_LABEL_MAX   16      /* labels of one instance */
+#define GSP_WEIGHT_MAX  1000000 /* as the registry's REG_MAX_WEIGHT */
+#define GSP_EVICTED_MAX 256     /* instances in a node's "evicted" attribute */
+
+/** The role attribute of a `meshd monitor` node. */
+#define GSP_ROLE_MONITOR "monitor"
 
 /** A label; borrowed strings. */
 typedef struct gsp_label {
@@ -49,6 +63,18 @@ typedef struct gsp_inst {
     gsp_label_t labels[GSP_LABEL_MAX];
 } gsp_inst_t;
 
+/** A [service, addr] pair of a node's "evicted" attribute; borrowed strings. */
+typedef struct gsp_evicted {
+    gsp_str_t service, addr;
+} gsp_evicted_t;
+
+/** A node's attributes (see the format above); borrowed strings. */
+typedef struct gsp_node_attrs {
+    gsp_str_t role; /* empty: none */
+    uint32_t n_evicted;
+    gsp_evicted_t evicted[GSP_EVICTED_MAX];
+} gsp_node_attrs_t;
+
 /**
  * Encodes n instances into buf (cap bytes; at most GSP_META_MAX are used). Returns the length,
  * or -1 when they do not fit or break a rule of the format (too many instances or labels, a
@@ -63,6 +89,20 @@ int gsp_meta_encode(const gsp_inst_t *insts, size_t n, uint8_t *buf, size_t cap)
  * takes any valid metadata). The strings in out point into buf.
  */
 int gsp_meta_decode(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n);
+
+/**
+ * As gsp_meta_encode, with the node's attributes (attrs NULL, or with no role and nothing
+ * evicted: the bare array). Fails (-1) also when an attribute breaks a rule of the format.
+ */
+int gsp_meta_encode_node(const gsp_inst_t *insts, size_t n, const gsp_node_attrs_t *attrs,
+                         uint8_t *buf, size_t cap);
+
+/**
+ * As gsp_meta_decode, and fills *attrs (when not NULL) with the node's attributes (zeroed for
+ * the bare array). gsp_meta_decode takes either form too and ignores the attributes.
+ */
+int gsp_meta_decode_node(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n,
+                         gsp_node_attrs_t *attrs);
 
 /**
  * The hash of a set of method names: the same for any order and any repetition of the names,

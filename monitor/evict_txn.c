@@ -95,8 +95,8 @@ static void fence_cmp(mon_txn_t *t, const mon_keys_t *k, int64_t fence)
 
 int mon_txn_evict(mon_txn_t *t, const mon_keys_t *k, const char *service, const char *addr,
                   int64_t mod_revision, int64_t fence, int64_t reg_lease, int64_t ev_lease,
-                  const char *reason, const char *node, uint32_t evictions, int64_t at_unix_ms,
-                  uint64_t tag)
+                  const char *reason, const char *node, const char *zone, uint32_t evictions,
+                  int64_t at_unix_ms, uint64_t tag)
 {
     base(t, tag, k);
     if (!fits(snprintf(t->key, sizeof(t->key), "%s%s/%s", k->prefix, service, addr),
@@ -111,9 +111,11 @@ int mon_txn_evict(mon_txn_t *t, const mon_keys_t *k, const char *service, const 
     gmtime_r(&secs, &tm);
     size_t n = strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(at + n, sizeof(at) - n, ".%03dZ", (int)(at_unix_ms % 1000));
-    if (set_value(t, json_pack("{s:s,s:s,s:s,s:i,s:s}", "lease", lease, "reason",
-                               reason ? reason : "", "monitor", node ? node : "", "evictions",
-                               (int)evictions, "at", at)) != 0)
+    json_t *v = json_pack("{s:s,s:s,s:s,s:i,s:s}", "lease", lease, "reason", reason ? reason : "",
+                          "monitor", node ? node : "", "evictions", (int)evictions, "at", at);
+    if (v && zone && zone[0])
+        json_object_set_new(v, "zone", json_string(zone));
+    if (set_value(t, v) != 0)
         return -1;
     t->cmps[0] = (etcd_cmp_t){
         .key = t->key, .target = ETCD_CMP_MOD, .result = ETCD_CMP_EQUAL, .value = mod_revision};
@@ -171,6 +173,16 @@ uint32_t mon_marker_evictions(const char *val, size_t len)
     json_int_t n = json_is_integer(e) ? json_integer_value(e) : 0;
     json_decref(root);
     return n > 0 && n < 1000000 ? (uint32_t)n : 0;
+}
+
+void mon_marker_zone(const char *val, size_t len, char *buf, size_t cap)
+{
+    json_t *root = json_loadb(val, len, 0, NULL);
+    const char *z = json_string_value(json_object_get(root, "zone"));
+    if (!z || strlen(z) >= cap)
+        z = "";
+    snprintf(buf, cap, "%s", z);
+    json_decref(root);
 }
 
 int mon_txn_fence_holds(const etcd_result_t *res, const mon_keys_t *k, int64_t fence)

@@ -10,7 +10,8 @@
  *   <root>monitor/eviction-lease   the ID of the eviction lease, under that lease itself
  *   <root>evicted/<service>/<addr> an eviction marker (registry/instance.h), under the
  *                                  eviction lease; value {"lease":"<evicted registration's
- *                                  lease>","reason":..,"monitor":..,"evictions":n,"at":..}
+ *                                  lease>","reason":..,"monitor":..,"evictions":n,"at":..,
+ *                                  "zone":..} (zone only when the registration had one)
  *
  * Every write is fenced: the txn compares the election key's create revision with the
  * leader's fence, so a deposed leader's write fails in etcd. An eviction also compares the
@@ -57,13 +58,13 @@ int mon_txn_campaign(mon_txn_t *t, const mon_keys_t *k, const char *node, int64_
 
 /**
  * An eviction of service/addr: mod(key) == mod_revision and create(leader) == fence ?
- * delete key, put marker (naming reg_lease, with reason, node, evictions, at_unix_ms) under
+ * delete key, put marker (naming reg_lease, with reason, node, zone, evictions, at_unix_ms) under
  * ev_lease : range leader. 0, or -1 on out of memory or a key that does not fit.
  */
 int mon_txn_evict(mon_txn_t *t, const mon_keys_t *k, const char *service, const char *addr,
                   int64_t mod_revision, int64_t fence, int64_t reg_lease, int64_t ev_lease,
-                  const char *reason, const char *node, uint32_t evictions, int64_t at_unix_ms,
-                  uint64_t tag);
+                  const char *reason, const char *node, const char *zone, uint32_t evictions,
+                  int64_t at_unix_ms, uint64_t tag);
 
 /** A re-admission: create(leader) == fence and mod(marker) == marker_mod_revision ? delete
  *  marker : range leader. */
@@ -77,6 +78,11 @@ int mon_txn_evlease(mon_txn_t *t, const mon_keys_t *k, int64_t ev_lease, int64_t
 
 /** The eviction count a marker's value records (0 when none). */
 uint32_t mon_marker_evictions(const char *val, size_t len);
+
+/** The zone a marker records (the evicted registration's), copied into buf (cap bytes): ""
+ *  when none, or when it does not fit. A leader that takes over counts an evicted instance in
+ *  its zone's valve by it, the registration being gone. */
+void mon_marker_zone(const char *val, size_t len, char *buf, size_t cap);
 
 /**
  * After a failed fenced txn: whether the answer's read of the election key (res->kvs) shows

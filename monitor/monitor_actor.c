@@ -14,6 +14,7 @@
 #include "actors/exec.h"
 #include "common/log.h"
 #include "gossip/gossip_actor.h"
+#include "gossip/meta.h"
 #include "grpc/health_msg.h"
 #include "monitor/election.h"
 #include "monitor/evict_txn.h"
@@ -111,6 +112,11 @@ typedef struct mon {
     uint64_t rounds, checks, check_failures, evictions, readmissions, stale, fenced, held;
     uint64_t indirect_asked, vetoed;
     uint64_t last_round_ms;
+    /* what this monitor announces in gossip (role, evicted set): its hash, ticks since sent */
+    uint64_t attrs_sig;
+    unsigned attrs_ticks;
+    /* gossip-only: the live monitor whose name sorts first reports ("" unknown, or us) */
+    char first_monitor[GSP_NAME_MAX + 1];
     int valve_was_closed;
     char valve_reason[256];
 } mon_t;
@@ -396,7 +402,7 @@ static slot_t *slot_of(mon_t *m, uint64_t t)
     return NULL;
 }
 
-static void check_done(mon_t *m, slot_t *s, int ok, const char *error)
+static void check_done(mon_t *m, slot_t *s, int ok, int unreached, const char *error)
 {
     mon_inst_t *i = s->inst;
     conn_t *c = i->user;
@@ -417,6 +423,7 @@ static void check_done(mon_t *m, slot_t *s, int ok, const char *error)
     }
     uint32_t before = i->fails;
     mon_verdict_result(&m->table, i, ok, error, now_ms(m));
+    i->unreached = !ok && unreached;
     if (!ok && before == 0)
         mesh_info(ACTOR, "%s at %s: check failed: %s", i->service, i->addr, error);
 }
@@ -434,6 +441,7 @@ static void pump(mon_t *m)
             if (!c || !c->rpc) {
                 free(c);
                 mon_verdict_result(&m->table, i, 0, "cannot create a gRPC client", now_ms(m));
+                i->unreached = 1;
                 continue;
             }
             i->user = c;
@@ -445,6 +453,7 @@ static void pump(mon_t *m)
         if (n < 0 || mesh_rpc_call_start(c->rpc, t, "/grpc.health.v1.Health/Check",
                                          (uint64_t)m->a->opts.check_timeout_ms) != 0) {
             mon_verdict_result(&m->table, i, 0, "cannot start a health check", now_ms(m));
+            i->unreached = 1;
             continue;
         }
         mesh_rpc_call_send(c->rpc, t, req, (size_t)n);
@@ -471,7 +480,7 @@ static void on_rpc(mon_t *m, const mesh_rpc_event_t *ev)
     }
     char err[200];
     if (ev->status == MESH_GRPC_OK && s->health == MESH_HEALTH_SERVING) {
-        check_done(m, s, 1, NULL);
+        check_done(m, s, 1, 0, NULL);
     } else {
         if (ev->status == MESH_GRPC_OK)
             snprintf(err, sizeof(err), "Health/Check answered %s",
@@ -480,7 +489,11 @@ static void on_rpc(mon_t *m, const mesh_rpc_event_t *ev)
         else
             snprintf(err, sizeof(err), "Health/Check: %s%s%s", mesh_grpc_status_name(ev->status),
                      ev->text && ev->text[0] ? ": " : "", ev->text ? ev->text : "");
-        check_done(m, s, 0, err);
+        /* No answer from the app: the connection failed, or nothing came before the deadline
+         * (a silent peer). An answer of any kind means this monitor reached it. */
+        int unreached = s->health < 0 && (ev->reason != MESH_GRPC_CONN_OK ||
+                                          ev->status == MESH_GRPC_DEADLINE_EXCEEDED);
+        check_done(m, s, 0, unreached, err);
     }
     pump(m);
 }
@@ -553,9 +566,11 @@ static void sync_table(mon_t *m)
                 continue;
             snprintf(svc, sizeof(svc), "%.*s", (int)key.service_len, key.service);
             snprintf(addr, sizeof(addr), "%.*s", (int)key.addr_len, key.addr);
+            char zone[128];
+            mon_marker_zone(kv->value, kv->value_len, zone, sizeof(zone));
             mon_table_put_marker(&m->table, svc, addr, reg_marker_lease(kv->value, kv->value_len),
                                  kv->mod_revision, mon_marker_evictions(kv->value, kv->value_len),
-                                 now);
+                                 zone, now);
         }
         etcd_result_free(m->mark_list);
         m->mark_list = NULL;
@@ -564,7 +579,7 @@ static void sync_table(mon_t *m)
             mon_inst_t *i = m->table.v[k];
             if (i->has_marker)
                 mon_table_put_marker(&m->table, i->service, i->addr, i->marker_lease,
-                                     i->marker_mod_revision, i->evictions, now);
+                                     i->marker_mod_revision, i->evictions, NULL, now);
         }
     }
     mon_table_end_sync(&m->table, now);
@@ -651,8 +666,8 @@ static void evict(mon_t *m, mon_inst_t *i)
              i->fails, i->last_error);
     mon_txn_t txn;
     if (mon_txn_evict(&txn, &m->keys, i->service, i->addr, i->mod_revision, m->el.fence, i->lease,
-                      m->ev_lease, p->reason, m->a->node, i->evictions + 1, audit_now_us() / 1000,
-                      t) == 0)
+                      m->ev_lease, p->reason, m->a->node, i->zone, i->evictions + 1,
+                      audit_now_us() / 1000, t) == 0)
         submit(m, &txn.req);
     else {
         i->busy = 0;
@@ -823,6 +838,13 @@ static void finish_round(mon_t *m)
             m->held++;
             continue;
         }
+        if (!m->etcd && m->first_monitor[0]) {
+            /* another live monitor's name sorts first: it reports this one */
+            mesh_info(ACTOR, "%s at %s: would evict after %u failed checks; reported by %s",
+                      i->service, i->addr, i->fails, m->first_monitor);
+            i->fails = 0;
+            continue;
+        }
         if (m->a->opts.dry_run || !m->etcd) {
             m->held++;
             snprintf(why, sizeof(why), "%s: would evict after %u failed checks (last: %s)",
@@ -838,10 +860,10 @@ static void finish_round(mon_t *m)
                       i->addr);
             continue;
         }
-        if (indirect_on(m))
-            ask_indirect(m, i);
+        if (indirect_on(m) && i->unreached)
+            ask_indirect(m, i); /* cut off, or the instance gone? members try to reach it */
         else
-            evict(m, i);
+            evict(m, i); /* it answered, badly: this monitor is not the one cut off */
     }
     free(cand);
     free(say);
@@ -956,8 +978,63 @@ static void etcd_deliver(void *ud, etcd_result_t *res)
     }
 }
 
+/* "Marked failed in gossip": the instances this monitor evicted, announced as its gossip
+ * metadata's "evicted" attribute with role "monitor" (gossip/meta.h); proxies keep them out
+ * of gossip-sourced routes (gossip/evicted.h). The leader announces its evicted instances; a
+ * monitor that lost etcd keeps announcing what it last knew as leader (that is when proxies
+ * route with gossip); a standby (another monitor holds the leader key) announces none. Sent
+ * when the set changes, and every 5 s anyway (a restarted bridge forgets). */
+static void publish_attrs(mon_t *m)
+{
+    if (!m->a->gossip || !*m->a->gossip)
+        return;
+    int listing = m->etcd && m->el.state != MON_ELECT_FOLLOWER;
+    uint64_t sig = 0xcbf29ce484222325ull;
+    size_t n = 0;
+    for (size_t k = 0; listing && k < m->table.n; k++) {
+        const mon_inst_t *i = m->table.v[k];
+        if (i->state != MON_INST_EVICTED)
+            continue;
+        n++;
+        for (const char *c = i->id; *c; c++)
+            sig = (sig ^ (uint8_t)*c) * 0x100000001b3ull;
+        sig = (sig ^ 0xff) * 0x100000001b3ull;
+    }
+    sig ^= n;
+    if (sig == m->attrs_sig && ++m->attrs_ticks < 5000 / (TICK_NS / 1000000u))
+        return;
+    gsp_attrs_update_t *u = calloc(1, sizeof(*u));
+    if (!u || (n && !(u->evicted = calloc(n, sizeof(*u->evicted))))) {
+        gsp_attrs_update_free(u);
+        return;
+    }
+    snprintf(u->role, sizeof(u->role), "%s", GSP_ROLE_MONITOR);
+    for (size_t k = 0; listing && k < m->table.n; k++) {
+        const mon_inst_t *i = m->table.v[k];
+        if (i->state != MON_INST_EVICTED)
+            continue;
+        u->evicted[u->n_evicted].service = strdup(i->service);
+        u->evicted[u->n_evicted].addr = strdup(i->addr);
+        if (!u->evicted[u->n_evicted].service || !u->evicted[u->n_evicted].addr) {
+            u->n_evicted++;
+            gsp_attrs_update_free(u);
+            return;
+        }
+        u->n_evicted++;
+    }
+    if (mesh_send_ptr(m->self, *m->a->gossip, GSP_MSG_SET_ATTRS, u, gsp_attrs_update_free) != 0) {
+        gsp_attrs_update_free(u);
+        return;
+    }
+    if (sig != m->attrs_sig)
+        mesh_info(ACTOR, "announcing %zu evicted instance(s) in gossip", n);
+    m->attrs_sig = sig;
+    m->attrs_ticks = 0;
+}
+
 static void tick(mon_t *m)
 {
+    publish_attrs(m);
     if (!m->etcd)
         return;
     uint64_t now = now_ms(m);
@@ -1073,6 +1150,8 @@ static int mon_message(mesh_actor_t *self, mesh_msg_t *msg)
             mesh_routes_unref(m->gossip);
             m->gossip = g->routes ? mesh_routes_ref(g->routes) : NULL;
             m->gossip_dirty = 1;
+            snprintf(m->first_monitor, sizeof(m->first_monitor), "%s",
+                     g->first_monitor && !g->first_monitor_self ? g->first_monitor : "");
         }
         return 0;
     default:
@@ -1128,21 +1207,22 @@ json_t *mon_actor_status(const mon_args_t *a)
                                             "fails", (int)i->fails, "oks", (int)i->oks, "evictions",
                                             (int)i->evictions, "last_error", i->last_error));
     }
-    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:b,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
-                     "s:{s:b,s:f,s:f,s:i,s:s},s:o}",
-                     "node", a->node ? a->node : "", "role",
-                     m->etcd ? mon_elect_state_name(m->el.state) : "gossip-report", "fence",
-                     (json_int_t)m->el.fence, "lease", (json_int_t)m->el.lease, "eviction_lease",
-                     (json_int_t)m->ev_lease, "dry_run", a->opts.dry_run, "instances", "checked",
-                     (json_int_t)registered, "failing", (json_int_t)failing, "evicted",
-                     (json_int_t)evicted, "counters", "rounds", (json_int_t)m->rounds, "checks",
-                     (json_int_t)m->checks, "check_failures", (json_int_t)m->check_failures,
-                     "evictions", (json_int_t)m->evictions, "readmissions",
-                     (json_int_t)m->readmissions, "stale_verdicts", (json_int_t)m->stale, "fenced",
-                     (json_int_t)m->fenced, "valve", "closed", m->valve.global_closed, "max_share",
-                     m->valve.cfg.max_share, "zone_share", m->valve.cfg.zone_share, "per_minute",
-                     (int)m->valve.cfg.per_minute, "reason", m->valve_reason, "verdicts",
-                     ev ? ev : json_array());
+    return json_pack(
+        "{s:s,s:s,s:I,s:I,s:I,s:b,s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},"
+        "s:{s:b,s:f,s:f,s:i,s:s},s:o}",
+        "node", a->node ? a->node : "", "role",
+        m->etcd ? mon_elect_state_name(m->el.state) : "gossip-report", "fence",
+        (json_int_t)m->el.fence, "lease", (json_int_t)m->el.lease, "eviction_lease",
+        (json_int_t)m->ev_lease, "dry_run", a->opts.dry_run, "instances", "checked",
+        (json_int_t)registered, "failing", (json_int_t)failing, "evicted", (json_int_t)evicted,
+        "counters", "rounds", (json_int_t)m->rounds, "checks", (json_int_t)m->checks,
+        "check_failures", (json_int_t)m->check_failures, "evictions", (json_int_t)m->evictions,
+        "readmissions", (json_int_t)m->readmissions, "stale_verdicts", (json_int_t)m->stale,
+        "fenced", (json_int_t)m->fenced, "held", (json_int_t)m->held, "indirect_asked",
+        (json_int_t)m->indirect_asked, "vetoed", (json_int_t)m->vetoed, "valve", "closed",
+        m->valve.global_closed, "max_share", m->valve.cfg.max_share, "zone_share",
+        m->valve.cfg.zone_share, "per_minute", (int)m->valve.cfg.per_minute, "reason",
+        m->valve_reason, "verdicts", ev ? ev : json_array());
 }
 
 mesh_rpc_t *mon_rpc_grpc_factory(mesh_actor_t *self, const char *addr, uint64_t connect_timeout_ms,

@@ -160,11 +160,18 @@ mon_inst_t *mon_table_put_registration(mon_table_t *t, const char *service, cons
 
 mon_inst_t *mon_table_put_marker(mon_table_t *t, const char *service, const char *addr,
                                  int64_t lease, int64_t mod_revision, uint32_t evictions,
-                                 uint64_t now)
+                                 const char *zone, uint64_t now)
 {
     mon_inst_t *i = get(t, service, addr);
     if (!i)
         return NULL;
+    if (zone && zone[0] && !i->zone[0]) {
+        char *z = strdup(zone);
+        if (z) { /* out of memory: the zone stays unknown until the next listing */
+            free(i->zone);
+            i->zone = z;
+        }
+    }
     i->marker_seen = 1;
     if (!i->has_marker && evictions > i->evictions) {
         /* A marker another leader wrote: take over its count and a fresh delay. */

@@ -55,6 +55,8 @@ typedef struct mon_inst {
     int reg_seen;           /* its key was listed in the current sync */
     int marker_seen;        /* its marker was listed in the current sync */
     char last_error[160];   /* the last failed check, for logs and audit */
+    int unreached;          /* the last failed check got no answer at all (connection failed,
+                               deadline): only then may the monitor be the one cut off */
     void *user;             /* the adapter's (its connection); see mon_table_t.on_forget */
 } mon_inst_t;
 
@@ -92,11 +94,12 @@ void mon_table_begin_sync(mon_table_t *t);
 mon_inst_t *mon_table_put_registration(mon_table_t *t, const char *service, const char *addr,
                                        const char *zone, int64_t mod_revision, int64_t lease);
 
-/** A marker listed, naming lease (0: any), with its mod revision and the eviction count it
- *  records. Returns the instance, or NULL on out of memory. */
+/** A marker listed, naming lease (0: any), with its mod revision, the eviction count and the
+ *  zone it records (NULL or "": none; taken when the instance has no zone yet, as after a
+ *  takeover, its registration gone). Returns the instance, or NULL on out of memory. */
 mon_inst_t *mon_table_put_marker(mon_table_t *t, const char *service, const char *addr,
                                  int64_t lease, int64_t mod_revision, uint32_t evictions,
-                                 uint64_t now);
+                                 const char *zone, uint64_t now);
 
 /** Ends a sync: decides each instance's state and forgets those listed nowhere (except those
  *  with a txn in flight). */

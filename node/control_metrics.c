@@ -144,6 +144,13 @@ void node_monitor_metrics_write(void *ud, prom_t *p)
          "Evictions etcd refused because the registration changed since the verdict."},
         {"fenced", "meshd_monitor_fenced_total",
          "Evictions etcd refused because this monitor was no longer the leader."},
+        {"held", "meshd_monitor_held_total",
+         "Would-be evictions held back and audited: a valve, a dry run, a gossip member's veto, "
+         "or a gossip-only mesh (no fencing)."},
+        {"indirect_asked", "meshd_monitor_indirect_checks_total",
+         "Indirect checks asked of gossip members before an eviction."},
+        {"vetoed", "meshd_monitor_indirect_vetoes_total",
+         "Evictions vetoed because a gossip member reached the instance."},
     };
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++)
         counter(p, c[i].name, c[i].help, uint_at(o, "counters", c[i].key));

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "gossip/evicted.h"
 #include "gossip/meta.h"
 #include "node/admin.h"
 #include "node/admin_routes.h"
@@ -70,6 +71,10 @@ typedef struct bridge {
     pending_death_t *deaths; /* declared by us, not reported yet */
     size_t n_deaths;
     gsp_inst_t insts[GSP_INST_MAX];
+    gsp_attrs_update_t *attrs; /* our node attributes (a monitor's), or NULL */
+    uint8_t *local_meta;       /* our instances alone, as last encoded (NULL: none yet) */
+    size_t local_meta_len;
+    gsp_node_attrs_t nattrs; /* scratch: attributes being encoded or decoded */
 } bridge_t;
 
 /* ---- the mirror -------------------------------------------------------------------------- */
@@ -214,11 +219,40 @@ static int is_live(gsp_state_t s)
 
 /* ---- what the registry actor routes with -------------------------------------------------- */
 
+/* Collects what the live monitors announce: the instances they evicted (into ev) and the one
+ * whose name sorts first (into g). */
+static int monitors_of(bridge_t *b, gsp_evicted_set_t *ev, reg_gossip_t *g)
+{
+    const bmember_t *first = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const bmember_t *m = b->ms[i];
+        size_t n;
+        if (!is_live(m->state) || !m->meta_known || !m->meta ||
+            gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) !=
+                0 ||
+            !b->nattrs.role.n || strlen(GSP_ROLE_MONITOR) != b->nattrs.role.n ||
+            memcmp(b->nattrs.role.p, GSP_ROLE_MONITOR, b->nattrs.role.n) != 0)
+            continue;
+        if (gsp_evicted_set_add_attrs(ev, &b->nattrs) != 0)
+            return -1;
+        if (!first || strcmp(m->name, first->name) < 0)
+            first = m;
+    }
+    if (first) {
+        if (!(g->first_monitor = strdup(first->name)))
+            return -1;
+        g->first_monitor_self = first->self;
+    }
+    return 0;
+}
+
 static reg_gossip_t *build(bridge_t *b)
 {
     reg_gossip_t *g = calloc(1, sizeof(*g));
     mesh_route_builder_t *rb = mesh_route_builder_new();
-    if (!g || !rb)
+    gsp_evicted_set_t ev;
+    gsp_evicted_set_init(&ev);
+    if (!g || !rb || monitors_of(b, &ev, g) != 0)
         goto oom;
     size_t n_dead = 0;
     for (size_t i = 0; i < b->n; i++) {
@@ -245,6 +279,8 @@ static reg_gossip_t *build(bridge_t *b)
             cstr(addr, sizeof(addr), in->addr);
             cstr(zone, sizeof(zone), in->zone);
             cstr(version, sizeof(version), in->version);
+            if (gsp_evicted_set_has(&ev, svc, addr))
+                continue; /* a live monitor evicted it: marked failed in gossip */
             if (mesh_route_builder_add(rb, svc, addr, methods, n_methods, MESH_ROUTE_GOSSIP,
                                        m->name, zone, in->weight ? in->weight : 1) != 0 ||
                 mesh_route_builder_set_version(rb, version) != 0)
@@ -281,8 +317,10 @@ static reg_gossip_t *build(bridge_t *b)
                 goto oom;
         }
     }
+    gsp_evicted_set_destroy(&ev);
     return g;
 oom:
+    gsp_evicted_set_destroy(&ev);
     mesh_route_builder_free(rb);
     reg_gossip_free(g);
     mesh_error("gossip", "out of memory building the gossip routes");
@@ -316,6 +354,57 @@ static void schedule(bridge_t *b)
 }
 
 /* ---- our registrations as gossip metadata ------------------------------------------------ */
+
+/* Encodes b->insts[0..n) with our attributes into buf (GSP_META_MAX bytes). */
+static int encode_with_attrs(bridge_t *b, size_t n, uint8_t *buf)
+{
+    gsp_node_attrs_t *na = &b->nattrs;
+    const gsp_attrs_update_t *a = b->attrs;
+    na->role = (gsp_str_t){a->role, (uint32_t)strlen(a->role)};
+    na->n_evicted = 0;
+    for (size_t i = 0; i < a->n_evicted && na->n_evicted < GSP_EVICTED_MAX; i++)
+        na->evicted[na->n_evicted++] =
+            (gsp_evicted_t){{a->evicted[i].service, (uint32_t)strlen(a->evicted[i].service)},
+                            {a->evicted[i].addr, (uint32_t)strlen(a->evicted[i].addr)}};
+    if (a->n_evicted > GSP_EVICTED_MAX)
+        mesh_warn("gossip",
+                  "%zu evicted instances: only %d announced in gossip (the rest stay routable "
+                  "through gossip while etcd is down)",
+                  a->n_evicted, GSP_EVICTED_MAX);
+    int len = gsp_meta_encode_node(b->insts, n, na, buf, GSP_META_MAX);
+    if (len < 0)
+        mesh_error("gossip",
+                   "our node attributes (role %s, %zu evicted) do not fit gossip "
+                   "metadata: not announced",
+                   a->role, a->n_evicted);
+    return len;
+}
+
+/* New attributes: announce them with the instances we last announced. */
+static void on_attrs(bridge_t *b, gsp_attrs_update_t *a)
+{
+    gsp_attrs_update_free(b->attrs);
+    b->attrs = a;
+    size_t n = 0;
+    if (b->local_meta &&
+        gsp_meta_decode(b->local_meta, b->local_meta_len, b->insts, GSP_INST_MAX, &n) != 0)
+        n = 0;
+    gsp_meta_update_t *u = calloc(1, sizeof(*u));
+    if (!u || !(u->meta = malloc(GSP_META_MAX))) {
+        gsp_meta_update_free(u);
+        return;
+    }
+    int len = encode_with_attrs(b, n, u->meta);
+    if (len < 0) {
+        gsp_meta_update_free(u);
+        return;
+    }
+    u->meta_len = (size_t)len;
+    if (mesh_send_ptr(b->self, b->gossip, GSP_MSG_SET_META, u, gsp_meta_update_free) != 0) {
+        mesh_error("gossip", "cannot hand our node attributes to the gossip actor");
+        gsp_meta_update_free(u);
+    }
+}
 
 static void on_local(bridge_t *b, const reg_local_t *l)
 {
@@ -381,6 +470,15 @@ static void on_local(bridge_t *b, const reg_local_t *l)
                    n, GSP_INST_MAX, (unsigned)GSP_META_MAX);
         goto out;
     }
+    uint8_t *copy = malloc((size_t)len ? (size_t)len : 1);
+    if (!copy)
+        goto out;
+    memcpy(copy, u->meta, (size_t)len);
+    free(b->local_meta);
+    b->local_meta = copy;
+    b->local_meta_len = (size_t)len;
+    if (b->attrs && (len = encode_with_attrs(b, n, u->meta)) < 0)
+        goto out;
     u->meta_len = (size_t)len;
     if (mesh_send_ptr(b->self, b->gossip, GSP_MSG_SET_META, u, gsp_meta_update_free) == 0)
         u = NULL;
@@ -420,11 +518,26 @@ static json_t *members_json(void *ud, const h1_req_t *req, int *status)
         char when[32];
         gmtime_r(&since, &tm);
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:b}", "node", m->name,
-                                             "addr", m->addr, "state", state_name(m->state),
-                                             "incarnation", (json_int_t)m->incarnation, "instances",
-                                             (json_int_t)instances_of(b, m), "since", when, "self",
-                                             m->self));
+        size_t n = 0;
+        int ok =
+            m->meta_known && m->meta &&
+            gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) == 0;
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:b}", "node", m->name, "addr", m->addr,
+                      "state", state_name(m->state), "incarnation", (json_int_t)m->incarnation,
+                      "instances", (json_int_t)(ok ? n : 0), "since", when, "self", m->self);
+        if (o && ok && b->nattrs.role.n) { /* a monitor: its role and what it marked failed */
+            json_t *ev = json_array();
+            for (uint32_t k = 0; ev && k < b->nattrs.n_evicted; k++)
+                json_array_append_new(ev, json_pack("{s:s%, s:s%}", "service",
+                                                    b->nattrs.evicted[k].service.p,
+                                                    (size_t)b->nattrs.evicted[k].service.n,
+                                                    "address", b->nattrs.evicted[k].addr.p,
+                                                    (size_t)b->nattrs.evicted[k].addr.n));
+            json_object_set_new(o, "role", json_stringn(b->nattrs.role.p, b->nattrs.role.n));
+            json_object_set_new(o, "evicted", ev ? ev : json_array());
+        }
+        json_array_append_new(arr, o);
     }
     return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);
 }
@@ -686,6 +799,13 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
         free(req);
         return 0;
     }
+    case GSP_MSG_SET_ATTRS:
+        if (m->ptr) {
+            gsp_attrs_update_t *a = m->ptr;
+            m->ptr = NULL;
+            on_attrs(b, a);
+        }
+        return 0;
     case GSP_MSG_MEMBER: {
         const gsp_member_event_t *e = m->ptr;
         if (e && e->declared && e->state == GSP_ST_DEAD)
@@ -754,6 +874,10 @@ static void br_stop(mesh_actor_t *self, int reason)
     bridge_t *b = mesh_state(self);
     if (!b->a)
         return;
+    gsp_attrs_update_free(b->attrs);
+    b->attrs = NULL;
+    free(b->local_meta);
+    b->local_meta = NULL;
     while (b->n_deaths) /* stopping within a tie-break window: report rather than lose it */
         death_report(b, b->n_deaths - 1);
     free(b->deaths);

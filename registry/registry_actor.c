@@ -676,6 +676,7 @@ void reg_gossip_free(void *p)
         free(g->dead[i].node);
     }
     free(g->dead);
+    free(g->first_monitor);
     free(g);
 }
 

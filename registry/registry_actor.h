@@ -98,6 +98,11 @@ typedef struct reg_gossip {
     mesh_routes_t *routes; /* one reference, or NULL */
     size_t n_dead;
     reg_dead_owner_t *dead;
+    /* Of the live members whose gossip metadata says role "monitor" (gossip/meta.h): the one
+     * whose name sorts first (NULL: none), and whether it is this node (monitors reporting
+     * without etcd leave a would-be eviction to it: one report, not one per replica). */
+    char *first_monitor;
+    int first_monitor_self;
 } reg_gossip_t;
 
 /** Frees a reg_gossip_t (its ptr_free). */

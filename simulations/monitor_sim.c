@@ -51,6 +51,7 @@
 #include "actors/sim.h"
 #include "actors/supervisor.h"
 #include "common/log.h"
+#include "gossip/gossip_actor.h"
 #include "monitor/monitor_actor.h"
 #include "registry/instance.h"
 #include "simulations/sim_app.h"
@@ -79,7 +80,17 @@
 #define READMIT_MS       2000
 #define READMIT_MAX_MS   16000
 #define MAX_SHARE        0.5
-#define PER_MINUTE       120
+#define ZONE_SHARE       0.5
+#define ZONES            2
+#define PER_MINUTE       20
+#define INDIRECT         3
+/* The rate valve's bucket as the checker mirrors it: below this many tokens the leader's own
+ * bucket may be empty (tokens a refused txn spent, which the mirror does not see). */
+#define RATE_LOW 4.0
+/* An instance members reached (up, not silent) for this long before an eviction was reached by
+ * the member asked: the indirect check must have vetoed it. The member's answer, the txn, and
+ * slack. */
+#define VETO_WINDOW_NS ((uint64_t)(CHECK_TIMEOUT_MS + GSP_CHECK_SLACK_MS) * MS + 2 * S)
 /* After the last disturbance of the monitors, a leader leads within TAKEOVER: the deposed
  * leader's lease expires (TTL), the checker's lessor tick (100 ms) deletes its key, the
  * standby's watch and campaign (a few ms), the eviction lease and the markers listed. */
@@ -139,7 +150,7 @@ typedef struct mon_node {
 
 typedef struct stats {
     uint64_t inst_faults, flaps, reregs, crashes, kills, partitions, cutoffs, cuts, revokes,
-        evictions, readmissions, evict_checks, readmit_checks;
+        evictions, readmissions, evict_checks, readmit_checks, indirect, vetoes;
 } stats_t;
 
 /* Fence -> the monitor whose evictions etcd applied under it. */
@@ -155,8 +166,13 @@ struct world {
     mon_node_t m[MAX_MON];
     inst_t in[MAX_INST];
     uint64_t t0, t_end;
-    uint64_t disturbed_until; /* the monitors are undisturbed after this */
-    uint64_t valve_bad_at;    /* last time more instances were bad than the valve lets go */
+    uint64_t disturbed_until;    /* the monitors are undisturbed after this */
+    uint64_t valve_bad_at;       /* last time more instances were bad than the valve lets go */
+    uint64_t zone_bad_at[ZONES]; /* the same per zone */
+    double tokens;               /* the rate valve's bucket, mirrored from applied evictions */
+    uint64_t tokens_at;
+    uint64_t rate_low_at;   /* last time the mirrored bucket was low */
+    mesh_actor_id_t member; /* the gossip member answering indirect checks */
     uint64_t trace;
     stats_t st;
     fence_rec_t fences[256];
@@ -329,12 +345,85 @@ static mesh_rpc_t *rpc_factory(mesh_actor_t *self, const char *addr, uint64_t co
     return a ? sim_app_factory(self, deliver, deliver_ud, a) : NULL;
 }
 
+/* ---- the gossip member asked for indirect checks -------------------------------------------- */
+
+/* It stands for the gossip members a monitor's node asks (gossip/check.h): it answers every
+ * GSP_MSG_CHECK after a delay drawn from the seed, for INDIRECT members, from the instance's
+ * own state at that time: a member's TCP connect reaches an instance that is up and not silent
+ * (NOT_SERVING still accepts connections); the cuts between one monitor and an instance do not
+ * touch the members' paths. */
+typedef struct member_reply {
+    world_t *wd;
+    gsp_check_req_t req;
+} member_reply_t;
+
+static inst_t *inst_by_addr(world_t *wd, const char *addr)
+{
+    for (int i = 0; i < wd->o.instances; i++)
+        if (strcmp(wd->in[i].addr, addr) == 0)
+            return &wd->in[i];
+    return NULL;
+}
+
+static void member_reply(void *arg)
+{
+    member_reply_t *r = arg;
+    world_t *wd = r->wd;
+    uint64_t now = now_ns(wd);
+    const inst_t *n = inst_by_addr(wd, r->req.addr);
+    gsp_check_done_t *d = calloc(1, sizeof(*d));
+    if (!d)
+        abort();
+    d->asker = r->req.reply_to;
+    d->tag = r->req.tag;
+    d->asked = d->answered = r->req.k;
+    if (n && now >= n->down_until && now >= n->hung_until) {
+        d->reached = 1;
+        snprintf(d->by, sizeof(d->by), "member-%d", (int)rnd(wd, r->req.k ? r->req.k : 1));
+        wd->st.vetoes++;
+    }
+    wd->st.indirect++;
+    vlog(wd, "indirect check of %s: %s", r->req.addr,
+         d->reached ? "reached (veto)" : "not reached");
+    if (mesh_exec_send_ptr(wd->sim, r->req.reply_to, GSP_MSG_CHECK_DONE, d, free) != 0)
+        free(d); /* the asking monitor crashed meanwhile */
+    free(r);
+}
+
+static int member_start(mesh_actor_t *self, void *arg)
+{
+    *(world_t **)mesh_state(self) = arg;
+    return 0;
+}
+
+static int member_message(mesh_actor_t *self, mesh_msg_t *m)
+{
+    world_t *wd = *(world_t **)mesh_state(self);
+    if (m->type != GSP_MSG_CHECK || !m->ptr)
+        return 0;
+    member_reply_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        abort();
+    r->wd = wd;
+    r->req = *(const gsp_check_req_t *)m->ptr;
+    /* the datagrams both ways and the members' connects: 2-300 ms */
+    at(wd, 2 * MS + rnd(wd, 298 * MS), member_reply, r);
+    return 0;
+}
+
+static const mesh_actor_ops_t member_ops = {.name = "gossip-member",
+                                            .state_size = sizeof(world_t *),
+                                            .on_start = member_start,
+                                            .on_message = member_message};
+
 /* ---- the scripted sidecars ------------------------------------------------------------------ */
 
 static void put_key(world_t *wd, inst_t *n)
 {
-    char val[128];
-    snprintf(val, sizeof(val), "{\"Op\":0,\"Addr\":\"%s\",\"Metadata\":null}", n->addr);
+    char val[160];
+    snprintf(val, sizeof(val),
+             "{\"Op\":0,\"Addr\":\"%s\",\"Metadata\":null,\"meshd\":{\"zone\":\"z%d\"}}", n->addr,
+             n->i % ZONES);
     sim_etcd_txn_begin(wd->etcd);
     sim_etcd_txn_put(wd->etcd, n->key, val, n->lease, 0);
     sim_etcd_txn_commit(wd->etcd);
@@ -412,6 +501,18 @@ static int evicted_count(world_t *wd)
     return c;
 }
 
+/* The mirrored rate bucket: PER_MINUTE tokens a minute, at most PER_MINUTE. */
+static void refill(world_t *wd)
+{
+    uint64_t now = now_ns(wd);
+    wd->tokens += (double)(now - wd->tokens_at) * PER_MINUTE / (60.0 * S);
+    if (wd->tokens > PER_MINUTE)
+        wd->tokens = PER_MINUTE;
+    wd->tokens_at = now;
+    if (wd->tokens < RATE_LOW)
+        wd->rate_low_at = now;
+}
+
 static void on_eviction(world_t *wd, inst_t *n, const sim_event_t *ev, const sim_watch_line_t *line)
 {
     char mon[32], lease[32], leader[32];
@@ -453,6 +554,31 @@ static void on_eviction(world_t *wd, inst_t *n, const sim_event_t *ev, const sim
              "a stale verdict deleted a fresh registration of instance %d: the marker names "
              "lease %s, the deleted key was under lease %lld",
              n->i, lease, (long long)n->shadow_lease);
+    /* The indirect check: an instance the members reached all along (up and not silent) was
+     * only unreachable from the evicting monitor: a member's veto must have held it. */
+    uint64_t now = now_ns(wd);
+    if (now - n->last_unhealthy > VETO_WINDOW_NS)
+        fail(wd,
+             "instance %d evicted by %s although it answered for %.1f s (members reach it: the "
+             "indirect check must veto)",
+             n->i, mon, (double)(now - n->last_unhealthy) / 1e9);
+    /* The zone valve: never more of a zone evicted than its share. */
+    int z_out = 0, z_total = 0;
+    for (int i = 0; i < wd->o.instances; i++) {
+        inst_t *x = &wd->in[i];
+        if (x->i % ZONES != n->i % ZONES)
+            continue;
+        z_total++;
+        const sim_kv_t *xm = sim_etcd_get(wd->etcd, x->marker);
+        const sim_kv_t *xk = sim_etcd_get(wd->etcd, x->key);
+        z_out += xm && (!xk || xk->lease == reg_marker_lease(xm->value, strlen(xm->value)));
+    }
+    if ((double)z_out > ZONE_SHARE * z_total)
+        fail(wd, "%d of zone z%d's %d instances evicted (zone share %.0f%%) after instance %d",
+             z_out, n->i % ZONES, z_total, ZONE_SHARE * 100, n->i);
+    /* The rate valve, mirrored: its bucket spends a token per eviction. */
+    refill(wd);
+    wd->tokens -= 1.0;
     /* The valve: never more evicted than the share. */
     int out = evicted_count(wd);
     if ((double)out > MAX_SHARE * wd->o.instances)
@@ -511,6 +637,8 @@ static void check_inst(world_t *wd, inst_t *n)
     if (!evicted && k && n->unhealthy_since) {
         /* A dead instance, registered: evicted within the bound when the valve lets it. */
         uint64_t from = max3(n->unhealthy_since, wd->disturbed_until, wd->valve_bad_at);
+        from = max3(from, wd->zone_bad_at[n->i % ZONES],
+                    wd->rate_low_at ? wd->rate_low_at + 60 * S / PER_MINUTE : 0);
         if (now > from + BOUND_EVICT_NS) {
             wd->st.evict_checks++;
             fail(wd,
@@ -544,19 +672,26 @@ static void check_tick(void *arg)
     uint64_t now = now_ns(wd);
     sim_etcd_expire_leases(wd->etcd, now);
     int keepalive = (now / (100 * MS)) % 10 == 0;
-    int bad = 0;
+    int bad = 0, z_bad[ZONES] = {0}, z_total[ZONES] = {0};
     for (int i = 0; i < wd->o.instances; i++) {
         inst_t *n = &wd->in[i];
         sidecar_tick(wd, n, keepalive);
         apply(n);
         /* bad for the valve: failing checks lately, or evicted */
         const sim_kv_t *m = sim_etcd_get(wd->etcd, n->marker);
+        z_total[i % ZONES]++;
         if (now - n->last_unhealthy < (uint64_t)(FAILURES + 2) * INTERVAL_MS * MS ||
-            (m && reg_marker_lease(m->value, strlen(m->value)) == n->lease))
+            (m && reg_marker_lease(m->value, strlen(m->value)) == n->lease)) {
             bad++;
+            z_bad[i % ZONES]++;
+        }
     }
     if ((double)bad > MAX_SHARE * wd->o.instances)
         wd->valve_bad_at = now;
+    for (int z = 0; z < ZONES; z++)
+        if ((double)z_bad[z] > ZONE_SHARE * z_total[z])
+            wd->zone_bad_at[z] = now;
+    refill(wd);
     for (int i = 0; i < wd->o.instances; i++)
         check_inst(wd, &wd->in[i]);
     at(wd, 100 * MS, check_tick, wd);
@@ -772,14 +907,16 @@ static void mon_setup(world_t *wd, int k, const sim_link_cfg_t *link, const sim_
                  .readmit_delay_ms = READMIT_MS,
                  .readmit_max_ms = READMIT_MAX_MS,
                  .max_share = MAX_SHARE,
-                 .zone_share = 0.5,
-                 .per_minute = PER_MINUTE},
+                 .zone_share = ZONE_SHARE,
+                 .per_minute = PER_MINUTE,
+                 .indirect = INDIRECT},
         .prefix = PREFIX,
         .node = mn->name,
         .etcd_new = sim_etcd_factory,
         .etcd_arg = mn->link,
         .rpc_new = rpc_factory,
         .rpc_arg = mn,
+        .gossip = &wd->member,
     };
     mn->child = (mesh_child_spec_t){
         .ops = &mon_actor_ops, .arg = &mn->args, .opts = {.mailbox = 4096}, .id_out = &mn->actor};
@@ -841,6 +978,10 @@ static result_t run_seed(const opts_t *o)
     sim_link_hooks_t lh = {.ud = wd, .log = o->verbose ? sim_print_line : NULL, .fold = fold};
     for (int i = 0; i < o->instances; i++)
         inst_setup(wd, i);
+    wd->tokens = PER_MINUTE;
+    wd->tokens_at = wd->t0;
+    if (mesh_exec_spawn(wd->sim, &member_ops, wd, NULL, &wd->member) < 0)
+        abort();
     for (int k = 0; k < o->monitors; k++)
         mon_setup(wd, k, &link, &lh);
     disturbed(wd, wd->t0 + 1 * S); /* the first election */
@@ -904,19 +1045,22 @@ static void add_stats(stats_t *t, const stats_t *s)
     t->revokes += s->revokes;
     t->evictions += s->evictions;
     t->readmissions += s->readmissions;
+    t->indirect += s->indirect;
+    t->vetoes += s->vetoes;
 }
 
 static void print_stats(const stats_t *s)
 {
     printf("instance faults %llu flaps %llu re-registrations %llu; leader crashes %llu kills %llu "
            "etcd partitions %llu; cut off from all %llu from one %llu; lease revokes %llu; "
-           "evictions %llu marker deletes %llu",
+           "evictions %llu marker deletes %llu; indirect checks %llu vetoes %llu",
            (unsigned long long)s->inst_faults, (unsigned long long)s->flaps,
            (unsigned long long)s->reregs, (unsigned long long)s->crashes,
            (unsigned long long)s->kills, (unsigned long long)s->partitions,
            (unsigned long long)s->cutoffs, (unsigned long long)s->cuts,
            (unsigned long long)s->revokes, (unsigned long long)s->evictions,
-           (unsigned long long)s->readmissions);
+           (unsigned long long)s->readmissions, (unsigned long long)s->indirect,
+           (unsigned long long)s->vetoes);
 }
 
 static void sweep_seed(void *ud, uint64_t seed, int tally, sim_outcome_t *out)

@@ -108,17 +108,21 @@ static int encode(gsp_enc_t *e, const gsp_msg_t *m, cstrs_t *c)
     return -1;
 }
 
+static gsp_node_attrs_t attrs1, attrs2;
+
+/* Metadata in either form (gossip/meta.h: the bare array, or the map with node attributes). */
 static void check_meta(const uint8_t *p, size_t len)
 {
     size_t n, n2;
-    if (gsp_meta_decode(p, len, insts, GSP_INST_MAX, &n) != 0)
+    if (gsp_meta_decode_node(p, len, insts, GSP_INST_MAX, &n, &attrs1) != 0)
         return;
     static uint8_t a[GSP_META_MAX], b[GSP_META_MAX];
-    int la = gsp_meta_encode(insts, n, a, sizeof(a));
+    int la = gsp_meta_encode_node(insts, n, &attrs1, a, sizeof(a));
     check(la > 0, "decoded metadata re-encodes");
-    check(gsp_meta_decode(a, (size_t)la, insts2, GSP_INST_MAX, &n2) == 0 && n2 == n,
+    check(gsp_meta_decode_node(a, (size_t)la, insts2, GSP_INST_MAX, &n2, &attrs2) == 0 && n2 == n &&
+              attrs2.n_evicted == attrs1.n_evicted,
           "re-encoded metadata decodes");
-    int lb = gsp_meta_encode(insts2, n2, b, sizeof(b));
+    int lb = gsp_meta_encode_node(insts2, n2, &attrs2, b, sizeof(b));
     check(lb == la && memcmp(a, b, (size_t)la) == 0, "metadata encoding is a fixed point");
 }
 

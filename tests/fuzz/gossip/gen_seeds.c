@@ -107,6 +107,15 @@ int main(int argc, char **argv)
     int mlen = meta(m, sizeof(m));
     put("meta", 4, m, (size_t)mlen);
 
+    /* A monitor's metadata: node attributes (role, evicted instances), the map form. */
+    static gsp_node_attrs_t na;
+    na.role = S(GSP_ROLE_MONITOR);
+    na.n_evicted = 2;
+    na.evicted[0] = (gsp_evicted_t){S("kv.Store"), S("10.0.0.1:5001")};
+    na.evicted[1] = (gsp_evicted_t){S("echo.Echo"), S("[::1]:5002")};
+    mlen = gsp_meta_encode_node(NULL, 0, &na, m, sizeof(m));
+    put("meta_monitor", 4, m, (size_t)mlen);
+
     /* Two plain frames, read in chunks of 17 bytes (the first byte: chunk size - 1). */
     fr[0] = 16;
     gsp_frame_seal(plain, c, clen, fr + 1, sizeof(fr) - 1, &flen);

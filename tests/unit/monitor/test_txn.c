@@ -98,7 +98,7 @@ static void test_evict_stale_fenced_readmit(void)
     CHECK(r2 > r1);
     mon_txn_t t;
     CHECK_EQ(mon_txn_evict(&t, &k, "pkg.Svc", "10.0.0.1:50051", r1, fence_a, reg_lease, ev,
-                           "3 checks failed", "mon-a", 1, 1700000000123, 2),
+                           "3 checks failed", "mon-a", NULL, 1, 1700000000123, 2),
              0);
     etcd_result_t *res = apply(e, &t.req);
     CHECK(!res->succeeded);
@@ -110,7 +110,7 @@ static void test_evict_stale_fenced_readmit(void)
 
     /* The verdict about r2 evicts: key gone, marker naming the registration's lease. */
     CHECK_EQ(mon_txn_evict(&t, &k, "pkg.Svc", "10.0.0.1:50051", r2, fence_a, reg_lease, ev,
-                           "3 checks failed", "mon-a", 1, 1700000000123, 3),
+                           "3 checks failed", "mon-a", "eu-1a", 1, 1700000000123, 3),
              0);
     res = apply(e, &t.req);
     CHECK(res->succeeded);
@@ -121,6 +121,11 @@ static void test_evict_stale_fenced_readmit(void)
     CHECK_EQ(reg_marker_lease(m->value, strlen(m->value)), reg_lease);
     CHECK_EQ(mon_marker_evictions(m->value, strlen(m->value)), 1);
     CHECK_CONTAINS(m->value, "\"at\":\"2023-11-14T22:13:20.123Z\"");
+    char zone[16];
+    mon_marker_zone(m->value, strlen(m->value), zone, sizeof(zone)); /* for a new leader's */
+    CHECK_STR(zone, "eu-1a");                                        /* zone valve */
+    mon_marker_zone(m->value, strlen(m->value), zone, 4);            /* does not fit: none */
+    CHECK_STR(zone, "");
     int64_t marker_rev = m->mod_revision;
     etcd_result_free(res);
     mon_txn_release(&t);
@@ -138,7 +143,7 @@ static void test_evict_stale_fenced_readmit(void)
     mon_txn_release(&t);
     int64_t r3 = put(e, KEY, "{\"Op\":0,\"Addr\":\"10.0.0.1:50051\"}", reg_lease);
     CHECK_EQ(mon_txn_evict(&t, &k, "pkg.Svc", "10.0.0.1:50051", r3, fence_a, reg_lease, ev, "x",
-                           "mon-a", 2, 0, 5),
+                           "mon-a", NULL, 2, 0, 5),
              0);
     res = apply(e, &t.req);
     CHECK(!res->succeeded);

@@ -39,7 +39,8 @@ static void test_thresholds_and_hysteresis(void)
         mon_verdict_evicted(&t, i, now);
         /* the next listing shows the marker only */
         mon_table_begin_sync(&t);
-        CHECK(mon_table_put_marker(&t, "pkg.Svc", "10.0.0.1:50051", 100, 9, i->evictions, now));
+        CHECK(
+            mon_table_put_marker(&t, "pkg.Svc", "10.0.0.1:50051", 100, 9, i->evictions, NULL, now));
         mon_table_end_sync(&t, now);
         CHECK_EQ(i->state, MON_INST_EVICTED);
         CHECK_EQ(i->readmit_after - now, want[k]);
@@ -64,9 +65,10 @@ static void test_count_from_marker(void)
     mon_table_t t;
     mon_table_init(&t, &(mon_verdict_cfg_t){.readmit_delay = 1000, .readmit_max = 60000});
     mon_table_begin_sync(&t);
-    mon_inst_t *i = mon_table_put_marker(&t, "s.S", "h:1", 7, 3, 4, 500);
+    mon_inst_t *i = mon_table_put_marker(&t, "s.S", "h:1", 7, 3, 4, "z1", 500);
     mon_table_end_sync(&t, 500);
     CHECK_EQ(i->evictions, 4);
+    CHECK_STR(i->zone, "z1"); /* the zone valve counts it in its zone, unregistered */
     CHECK_EQ(i->readmit_after, 500 + 8000);
     mon_table_destroy(&t);
 }
@@ -77,7 +79,7 @@ static void test_fresh_pod_and_forget(void)
     mon_table_t t;
     mon_table_init(&t, NULL);
     mon_table_begin_sync(&t);
-    mon_table_put_marker(&t, "s.S", "h:1", 7, 3, 1, 0);
+    mon_table_put_marker(&t, "s.S", "h:1", 7, 3, 1, NULL, 0);
     mon_inst_t *i = mon_table_put_registration(&t, "s.S", "h:1", NULL, 9, 8);
     mon_table_end_sync(&t, 0);
     CHECK_EQ(i->state, MON_INST_REGISTERED);
