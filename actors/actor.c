@@ -85,8 +85,8 @@ static void inbox_push(mesh_loop_t *l, mesh_msg_t *m)
     } while (!atomic_compare_exchange_weak_explicit(&l->inbox, &old, m, memory_order_release,
                                                     memory_order_relaxed));
     /* Wake only on the empty -> non-empty transition; the loop takes the whole stack. */
-    if (old == NULL && l->uv_ready)
-        uv_async_send(&l->async);
+    if (old == NULL)
+        mesh_loop_wake(l);
 }
 
 /* ---------------------------------------------------------------------------------------- */

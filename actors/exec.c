@@ -139,9 +139,11 @@ static void loop_close_handles(mesh_loop_t *l)
 {
     if (!l->uv_ready)
         return;
+    pthread_mutex_lock(&l->wake_lock); /* no thread wakes the loop from here on */
+    l->uv_ready = 0;
+    pthread_mutex_unlock(&l->wake_lock);
     uv_walk(&l->uv, close_walk, NULL);
     uv_run(&l->uv, UV_RUN_DEFAULT);
-    l->uv_ready = 0;
 }
 
 static void *worker_main(void *arg)
@@ -204,6 +206,7 @@ mesh_exec_t *mesh_exec_new(const mesh_exec_opts_t *opts)
         uv_idle_init(&l->uv, &l->idle);
         uv_timer_init(&l->uv, &l->timer);
         l->async.data = l->idle.data = l->timer.data = l;
+        pthread_mutex_init(&l->wake_lock, NULL);
         l->uv_ready = 1;
         l->io = mesh_io_uv_new(l);
         if (!l->io)
@@ -246,6 +249,8 @@ void mesh_exec_free(mesh_exec_t *e)
         mesh_simnet_free(e->net);
     for (int i = 0; e->loops && i < e->nloops; i++) {
         if (e->loops[i]) {
+            if (!e->sim)
+                pthread_mutex_destroy(&e->loops[i]->wake_lock);
             mesh_loop_destroy_common(e->loops[i]);
             free(e->loops[i]);
         }
@@ -325,8 +330,8 @@ int mesh_exec_post(mesh_exec_t *e, int loop, void (*fn)(void *arg), void *arg)
         m->next = old;
     } while (!atomic_compare_exchange_weak_explicit(&l->inbox, &old, m, memory_order_release,
                                                     memory_order_relaxed));
-    if (old == NULL && l->uv_ready)
-        uv_async_send(&l->async);
+    if (old == NULL)
+        mesh_loop_wake(l);
     return 0;
 }
 

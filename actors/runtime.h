@@ -144,7 +144,9 @@ struct mesh_loop {
     uv_async_t async;
     uv_idle_t idle;
     uv_timer_t timer;
-    int uv_ready, idle_on, draining;
+    _Atomic int uv_ready; /* the libuv handles are open (read by posting threads) */
+    int idle_on, draining;
+    pthread_mutex_t wake_lock; /* real loops: a wake against the async handle's close */
     uint64_t armed_deadline;
     pthread_t thread;
     mesh_io_t *io;
@@ -230,6 +232,19 @@ void mesh_rt_schedule(mesh_loop_t *l);
 void mesh_rt_timer_added(mesh_loop_t *l, uint64_t deadline);
 /** Initializes/destroys the loop parts shared by both executors. */
 int mesh_loop_init_common(mesh_loop_t *l, mesh_exec_t *e, int index, uint64_t seed);
+
+/* Wakes loop l's libuv loop from any thread (after a push onto its empty inbox). The lock keeps
+ * a wake from racing with the loop closing its async handle at the end of mesh_exec_run (a
+ * thread posting during shutdown). Simulated loops never have uv_ready set. */
+static inline void mesh_loop_wake(mesh_loop_t *l)
+{
+    if (!atomic_load_explicit(&l->uv_ready, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&l->wake_lock);
+    if (atomic_load_explicit(&l->uv_ready, memory_order_relaxed))
+        uv_async_send(&l->async);
+    pthread_mutex_unlock(&l->wake_lock);
+}
 void mesh_loop_destroy_common(mesh_loop_t *l);
 
 /* --- executor internals (exec.c / sim.c) --- */
