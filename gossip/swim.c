@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "actors/prng.h"
+#include "gossip/intern.h"
 
 #define MS 1000000ull
 #define S  (1000 * MS)
@@ -63,8 +64,8 @@ typedef struct member {
     uint8_t self;               /* this member is us */
     uint8_t fetching;           /* a WANT for its metadata is in flight */
     uint8_t name_len, addr_len; /* strlen of name and addr (both fit: see the bounds) */
-    char addr[GSP_ADDR_MAX + 1];
-    char name[]; /* name_len + 1 bytes: a member's name never changes */
+    const char *name;           /* interned (gossip/intern.h): a member's name never changes */
+    const char *addr;           /* interned */
 } member_t;
 
 /* A suspicion (Lifeguard): kept beside the suspects list, not in every member. */
@@ -75,11 +76,25 @@ typedef struct susp {
     uint64_t confirmers[CONFIRM_MAX];
 } susp_t;
 
-/* A slot of the member table. */
+/* A slot of the member table: the member's hot record. Most updates that arrive are stale (each
+ * reaches each node about retransmit_mult * log10(n) times); the slot holds what rejecting one
+ * reads, so that costs one cache miss (the slot; the interned name and address it compares are
+ * shared by every swim of the process) instead of two. A copy of the member's fields, kept in
+ * step by slot_sync after every change; 32 bytes, two per cache line. */
 typedef struct slot {
-    uint64_t hash;
-    member_t *m; /* NULL: empty */
+    const gsp_istr_t *name; /* NULL: empty */
+    const gsp_istr_t *addr;
+    uint64_t mv;   /* meta_version */
+    uint32_t inc;  /* incarnation */
+    uint32_t bits; /* idx << 4 | SLOT_SELF | SLOT_META | state */
 } slot_t;
+
+#define SLOT_STATE   3u
+#define SLOT_META    4u /* the member's metadata is known */
+#define SLOT_SELF    8u
+#define SLOT_IDX(t)  ((t)->bits >> 4)
+#define SLOT_ST(t)   ((gsp_state_t)((t)->bits & SLOT_STATE))
+#define SLOT_LIVE(t) (SLOT_ST(t) == GSP_ST_ALIVE || SLOT_ST(t) == GSP_ST_SUSPECT)
 
 /* A queued update about a member, in the list of its transmit count (see piggyback). */
 typedef struct bcast {
@@ -194,19 +209,11 @@ static int str_copy(char *dst, size_t cap, gsp_str_t s)
 }
 
 /* FNV-1a, then a finalizer (MurmurHash3's fmix64) so that names differing in their last
- * characters ("node-17", "node-18") spread over the table's low bits. */
+ * characters ("node-17", "node-18") spread over the table's low bits: the interned strings'
+ * hash, so a member's name hash is its interned name's. */
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ull;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h ? h : 1;
+    return gsp_intern_hash(p, n);
 }
 
 static void logf_(gsp_swim_t *s, int level, const char *fmt, ...)
@@ -304,19 +311,29 @@ int gsp_swim_profile(const char *name, gsp_swim_cfg_t *c)
 
 /* ---- members ----------------------------------------------------------------------------- */
 
-static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
+static const slot_t *find_slot(const gsp_swim_t *s, const char *name, size_t len)
 {
     if (!s->tab_cap)
         return NULL;
     uint64_t h = hash_bytes(name, len);
     for (size_t i = h & (s->tab_cap - 1);; i = (i + 1) & (s->tab_cap - 1)) {
         const slot_t *t = &s->tab[i];
-        if (!t->m)
+        if (!t->name)
             return NULL;
-        /* the hash sits in the slot: a probe touches the member only when it likely matches */
-        if (t->hash == h && t->m->name_len == len && !memcmp(t->m->name, name, len))
-            return t->m;
+        if (t->name->hash == h && t->name->len == len && !memcmp(t->name->s, name, len))
+            return t;
     }
+}
+
+static const slot_t *find_slot_str(const gsp_swim_t *s, gsp_str_t n)
+{
+    return find_slot(s, n.p ? n.p : "", n.n);
+}
+
+static member_t *find(const gsp_swim_t *s, const char *name, size_t len)
+{
+    const slot_t *t = find_slot(s, name, len);
+    return t ? s->ms[SLOT_IDX(t)] : NULL;
 }
 
 static member_t *find_str(const gsp_swim_t *s, gsp_str_t n)
@@ -324,35 +341,46 @@ static member_t *find_str(const gsp_swim_t *s, gsp_str_t n)
     return find(s, n.p ? n.p : "", n.n);
 }
 
-/* Starts loading the table slots, then the members, that the lookups of these names will read
- * (a hint: nothing is read that the lookup would not read, nothing changes). A datagram or a
- * push-pull carries updates about many members, and each lookup of a large table misses the
- * cache twice (slot, member): issued together, the misses overlap instead of queueing. */
+/* Starts loading the table slots that the lookups of these names will read (a hint: nothing is
+ * read that the lookup would not read, nothing changes). A datagram or a push-pull carries
+ * updates about many members, and each lookup of a large table misses the cache: issued
+ * together, the misses overlap instead of queueing. */
 static void prefetch_members(const gsp_swim_t *s, const gsp_str_t *names, size_t n)
 {
     if (!s->tab_cap || n < 2)
         return;
-    size_t mask = s->tab_cap - 1, at[PREFETCH_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        at[i] = hash_bytes(names[i].p, names[i].n) & mask;
-        __builtin_prefetch(&s->tab[at[i]]);
-    }
-    for (size_t i = 0; i < n; i++) {
-        const member_t *m = s->tab[at[i]].m;
-        if (m) {
-            __builtin_prefetch(m);
-            __builtin_prefetch(m->name);
-            __builtin_prefetch(m->addr);
-        }
-    }
+    size_t mask = s->tab_cap - 1;
+    for (size_t i = 0; i < n; i++)
+        __builtin_prefetch(&s->tab[hash_bytes(names[i].p, names[i].n) & mask]);
 }
 
-static void tab_put(slot_t *tab, size_t cap, member_t *m)
+static void slot_fill(slot_t *t, const member_t *m)
+{
+    t->name = gsp_istr_of(m->name);
+    t->addr = gsp_istr_of(m->addr);
+    t->mv = m->meta_version;
+    t->inc = m->inc;
+    t->bits = m->idx << 4 | (m->self ? SLOT_SELF : 0) | (m->meta ? SLOT_META : 0) |
+              ((uint32_t)m->state & SLOT_STATE);
+}
+
+/* Copies m's fields into its slot (after every change of its state, incarnation, metadata,
+ * address or place in s->ms). */
+static void slot_sync(gsp_swim_t *s, const member_t *m)
+{
+    size_t mask = s->tab_cap - 1, i = m->name_hash & mask;
+    const gsp_istr_t *name = gsp_istr_of(m->name);
+    while (s->tab[i].name != name)
+        i = (i + 1) & mask;
+    slot_fill(&s->tab[i], m);
+}
+
+static void tab_put(slot_t *tab, size_t cap, const member_t *m)
 {
     size_t i = m->name_hash & (cap - 1);
-    while (tab[i].m)
+    while (tab[i].name)
         i = (i + 1) & (cap - 1);
-    tab[i] = (slot_t){m->name_hash, m};
+    slot_fill(&tab[i], m);
 }
 
 static int tab_grow(gsp_swim_t *s)
@@ -375,17 +403,18 @@ static int tab_grow(gsp_swim_t *s)
 static void tab_del(gsp_swim_t *s, member_t *m)
 {
     size_t mask = s->tab_cap - 1, i = m->name_hash & mask;
-    while (s->tab[i].m != m)
+    const gsp_istr_t *name = gsp_istr_of(m->name);
+    while (s->tab[i].name != name)
         i = (i + 1) & mask;
-    for (size_t j = (i + 1) & mask; s->tab[j].m; j = (j + 1) & mask) {
-        size_t home = s->tab[j].hash & mask;
+    for (size_t j = (i + 1) & mask; s->tab[j].name; j = (j + 1) & mask) {
+        size_t home = s->tab[j].name->hash & mask;
         /* move j into the hole at i when its home is not in (i, j] */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             s->tab[i] = s->tab[j];
             i = j;
         }
     }
-    s->tab[i] = (slot_t){0, NULL};
+    s->tab[i] = (slot_t){0};
 }
 
 static int is_live(const member_t *m)
@@ -431,17 +460,18 @@ static void susp_remove(gsp_swim_t *s, member_t *m)
 /* Moves m to state st (keeping the live count and the suspect list right). */
 static void set_state(gsp_swim_t *s, member_t *m, gsp_state_t st, uint64_t now)
 {
-    if (m->state == st)
-        return;
-    if (m->state == GSP_ST_SUSPECT)
-        susp_remove(s, m);
-    int was = is_live(m);
-    m->state = st;
-    m->since = now;
-    if (was && !is_live(m))
-        s->live--;
-    else if (!was && is_live(m))
-        s->live++;
+    if (m->state != st) {
+        if (m->state == GSP_ST_SUSPECT)
+            susp_remove(s, m);
+        int was = is_live(m);
+        m->state = st;
+        m->since = now;
+        if (was && !is_live(m))
+            s->live--;
+        else if (!was && is_live(m))
+            s->live++;
+    }
+    slot_sync(s, m);
 }
 
 /* Inserts m at a random place among the members not yet probed this round. */
@@ -473,16 +503,24 @@ static member_t *member_add(gsp_swim_t *s, gsp_str_t name, gsp_str_t addr, uint6
         return NULL;
     if (name.n > GSP_NAME_MAX)
         return NULL;
-    member_t *m = calloc(1, sizeof *m + name.n + 1);
+    if (addr.n > GSP_ADDR_MAX || memchr(name.p, 0, name.n) || (addr.n && memchr(addr.p, 0, addr.n)))
+        return NULL;
+    member_t *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    if (str_copy(m->name, name.n + 1, name) || str_copy(m->addr, sizeof m->addr, addr)) {
+    const gsp_istr_t *in = gsp_intern(name.p, name.n);
+    const gsp_istr_t *ia = gsp_intern(addr.n ? addr.p : "", addr.n);
+    if (!in || !ia) {
+        gsp_intern_release(in);
+        gsp_intern_release(ia);
         free(m);
         return NULL;
     }
+    m->name = in->s;
+    m->addr = ia->s;
     m->name_len = (uint8_t)name.n;
     m->addr_len = (uint8_t)addr.n;
-    m->name_hash = hash_bytes(m->name, name.n);
+    m->name_hash = in->hash;
     m->state = GSP_ST_DEAD; /* set_state below counts it */
     m->since = now;
     m->idx = s->n;
@@ -505,11 +543,15 @@ static void member_free(gsp_swim_t *s, member_t *m)
     tab_del(s, m);
     s->ms[m->idx] = s->ms[--s->n];
     s->ms[m->idx]->idx = m->idx;
+    if (m->idx < s->n)
+        slot_sync(s, s->ms[m->idx]);
+    gsp_intern_release(gsp_istr_of(m->name));
+    gsp_intern_release(gsp_istr_of(m->addr));
     free(m->meta);
     free(m);
 }
 
-static int set_meta_bytes(member_t *m, const uint8_t *p, size_t n)
+static int set_meta_bytes(gsp_swim_t *s, member_t *m, const uint8_t *p, size_t n)
 {
     uint8_t *c = NULL;
     if (n) {
@@ -521,6 +563,7 @@ static int set_meta_bytes(member_t *m, const uint8_t *p, size_t n)
     free(m->meta);
     m->meta = c;
     m->meta_len = n;
+    slot_sync(s, m);
     return 0;
 }
 
@@ -872,6 +915,7 @@ static void refute(gsp_swim_t *s, uint64_t now, uint32_t inc)
     (void)now;
     member_t *me = s->self;
     me->inc = (inc > me->inc ? inc : me->inc) + 1;
+    slot_sync(s, me);
     s->st.refutations++;
     awareness_add(s, 1);
     queue_alive(s, me);
@@ -889,7 +933,18 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         s->st.bad_messages++;
         return;
     }
-    member_t *m = find_str(s, node);
+    const slot_t *t = find_slot_str(s, node);
+    if (t && !(t->bits & SLOT_SELF)) {
+        /* a stale update (most are): rejected from the slot, without reading the member */
+        int live = SLOT_LIVE(t);
+        if (live ? t->addr->len == addr.n && !memcmp(t->addr->s, addr.p, addr.n) : 1) {
+            int newer = inc > t->inc || (inc == t->inc && t->mv < mv && live);
+            int fills = inc == t->inc && mv == t->mv && mv && !(t->bits & SLOT_META) && meta.n;
+            if (!newer && !fills)
+                return;
+        }
+    }
+    member_t *m = t ? s->ms[SLOT_IDX(t)] : NULL;
     if (m && m->self) {
         if (!str_is(addr, M_ADDR(m))) {
             char theirs[GSP_ADDR_MAX + 1];
@@ -918,7 +973,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         m->inc = inc;
         m->meta_version = mv;
         if (has_meta && meta.n)
-            set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
+            set_meta_bytes(s, m, (const uint8_t *)meta.p, meta.n);
         set_state(s, m, GSP_ST_ALIVE, now);
         order_insert(s, m);
         s->st.joins++;
@@ -943,22 +998,29 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
     if (!newer_inc && !newer_meta) {
         /* the metadata we were missing (a fetch's answer, a push-pull) */
         if (inc == m->inc && mv == m->meta_version && mv && !m->meta && meta.n) {
-            set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
+            set_meta_bytes(s, m, (const uint8_t *)meta.p, meta.n);
             m->fetching = 0;
             notify(s, m, m->state, 0);
         }
         return;
     }
     gsp_state_t prev = m->state;
-    if (addr_changed && str_copy(m->addr, sizeof m->addr, addr))
-        return;
+    if (addr_changed) {
+        if (memchr(addr.p, 0, addr.n))
+            return;
+        const gsp_istr_t *a = gsp_intern(addr.p, addr.n);
+        if (!a)
+            return;
+        gsp_intern_release(gsp_istr_of(m->addr));
+        m->addr = a->s;
+    }
     m->addr_len = (uint8_t)addr.n;
     m->inc = inc;
     if (mv != m->meta_version || meta.n) {
         if (has_meta) {
             if (mv != m->meta_version || meta.n != m->meta_len ||
                 (meta.n && memcmp(meta.p, m->meta, meta.n)))
-                set_meta_bytes(m, (const uint8_t *)meta.p, meta.n);
+                set_meta_bytes(s, m, (const uint8_t *)meta.p, meta.n);
         } else {
             free(m->meta);
             m->meta = NULL;
@@ -971,6 +1033,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         if (prev != GSP_ST_ALIVE && prev != GSP_ST_SUSPECT)
             order_insert(s, m);
     }
+    slot_sync(s, m);
     queue_alive(s, m);
     notify(s, m, prev, 0);
     if (!has_meta)
@@ -982,9 +1045,10 @@ static int suspicion_confirm(gsp_swim_t *s, member_t *m, uint64_t now, const cha
 
 static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
 {
-    member_t *m = find_str(s, node);
-    if (!m || inc < m->inc)
-        return;
+    const slot_t *t = find_slot_str(s, node);
+    if (!t || inc < t->inc || (!(t->bits & SLOT_SELF) && !SLOT_LIVE(t)))
+        return; /* stale, or about a member we hold dead or left: nothing to do */
+    member_t *m = s->ms[SLOT_IDX(t)];
     char f[GSP_NAME_MAX + 1];
     if (str_copy(f, sizeof f, from))
         f[0] = 0;
@@ -1009,21 +1073,22 @@ static void on_suspect(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc
     notify(s, m, prev, 0);
 }
 
-static void accused(gsp_swim_t *s, const member_t *m, uint32_t inc, gsp_str_t from)
+static void accused(gsp_swim_t *s, const char *name, uint32_t inc, gsp_str_t from)
 {
     char f[GSP_NAME_MAX + 1];
     if (!str_copy(f, sizeof f, from))
-        s->ops.accused(s->ud, m->name, inc, f);
+        s->ops.accused(s->ud, name, inc, f);
 }
 
 static void on_dead(gsp_swim_t *s, uint64_t now, gsp_str_t node, uint32_t inc, gsp_str_t from)
 {
-    member_t *m = find_str(s, node);
-    if (m && m->state == GSP_ST_DEAD && inc == m->inc && s->ops.accused &&
-        !gsp_str_eq(from, m->name))
-        accused(s, m, inc, from);
-    if (!m || inc < m->inc || m->state == GSP_ST_DEAD || m->state == GSP_ST_LEFT)
+    const slot_t *t = find_slot_str(s, node);
+    if (t && SLOT_ST(t) == GSP_ST_DEAD && inc == t->inc && s->ops.accused &&
+        !gsp_str_eq(from, t->name->s))
+        accused(s, t->name->s, inc, from);
+    if (!t || inc < t->inc || SLOT_ST(t) == GSP_ST_DEAD || SLOT_ST(t) == GSP_ST_LEFT)
         return;
+    member_t *m = s->ms[SLOT_IDX(t)];
     if (m->self) {
         if (!s->leaving)
             refute(s, now, inc);
@@ -1416,18 +1481,17 @@ static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *s
         on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
         break;
     case GSP_ST_SUSPECT:
-        if (!find_str(s, st->node))
+        if (!find_slot_str(s, st->node))
             on_alive(s, now, st->node, st->addr, st->incarnation, st->meta_version, st->meta);
         else
             on_suspect(s, now, st->node, st->incarnation, self);
         break;
     case GSP_ST_DEAD:
     case GSP_ST_LEFT: {
-        member_t *m = find_str(s, st->node);
-        if (!m) {
+        if (!find_slot_str(s, st->node)) {
             if (st->node.n > GSP_NAME_MAX || st->addr.n > GSP_ADDR_MAX)
                 return;
-            m = member_add(s, st->node, st->addr, now);
+            member_t *m = member_add(s, st->node, st->addr, now);
             if (!m)
                 return;
             m->inc = st->incarnation;
@@ -1438,6 +1502,7 @@ static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *s
             /* subscribers learn of it too (with the services its metadata lists): a proxy that
              * restarted from its snapshot may route to this member's instances, and only a dead
              * owner takes them out */
+            slot_sync(s, m);
             notify(s, m, m->state, 0);
             return;
         }
@@ -1923,6 +1988,8 @@ void gsp_swim_free(gsp_swim_t *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->n; i++) {
+        gsp_intern_release(gsp_istr_of(s->ms[i]->name));
+        gsp_intern_release(gsp_istr_of(s->ms[i]->addr));
         free(s->ms[i]->meta);
         free(s->ms[i]);
     }
@@ -1949,6 +2016,7 @@ void gsp_swim_set_incarnation(gsp_swim_t *s, uint32_t inc)
 {
     if (inc >= s->self->inc)
         s->self->inc = inc + 1;
+    slot_sync(s, s->self);
 }
 
 void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t n)
@@ -1978,9 +2046,10 @@ int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t l
               (unsigned)GSP_META_MAX);
         return -1;
     }
-    if (set_meta_bytes(s->self, meta, len))
+    if (set_meta_bytes(s, s->self, meta, len))
         return -1;
     s->self->meta_version++;
+    slot_sync(s, s->self);
     queue_alive(s, s->self);
     notify(s, s->self, GSP_ST_ALIVE, 0);
     settle(s);
