@@ -1498,7 +1498,7 @@ static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *s
             m->state = (gsp_state_t)st->state;
             m->meta_version = st->meta_version;
             if (st->meta.n)
-                set_meta_bytes(m, (const uint8_t *)st->meta.p, st->meta.n);
+                set_meta_bytes(s, m, (const uint8_t *)st->meta.p, st->meta.n);
             /* subscribers learn of it too (with the services its metadata lists): a proxy that
              * restarted from its snapshot may route to this member's instances, and only a dead
              * owner takes them out */
