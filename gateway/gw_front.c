@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "gateway/gw_errors.h"
 #include "gateway/gw_transcode.h"
+#include "gateway/req_timeout.h"
 #include "transport/grpc_frame.h"
 #include "transport/grpc_status.h"
 #include "transport/grpc_timeout.h"
@@ -51,6 +52,8 @@ struct gw_front {
     void (*drain_done)(void *);
     void *drain_arg;
     int freeing;
+    char hname[GW_FRONT_MAX_HEADERS][GW_FRONT_HEADER_LEN + 1]; /* cfg.headers, copied */
+    char *hptr[GW_FRONT_MAX_HEADERS];
 };
 
 /* The response side of a client connection, HTTP/1.1 (h1_conn) or HTTP/2 (h2s_conn): the
@@ -505,12 +508,22 @@ static void meta_add(gw_req_t *r, const char *n, size_t nl, const char *v, size_
     gw_buf_put(&r->meta, "", 1);
 }
 
+/* Whether a request header is on the configured allow-list (--gateway-headers). */
+static int allowed(const gw_front_t *f, const char *n, size_t nl)
+{
+    for (size_t i = 0; i < f->cfg.n_headers; i++)
+        if (ieq(n, nl, f->cfg.headers[i]))
+            return 1;
+    return 0;
+}
+
 /* Copies the request headers that become metadata; -1 with r answered on a bad one. */
 static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
 {
     gw_conn_t *k = r->conn;
     const char *xff = NULL;
     size_t xffl = 0;
+    uint64_t xrt = 0;
     for (size_t i = 0; i < head->n_headers; i++) {
         const h1_conn_hdr_t *h = &head->headers[i];
         if (h->name_len > 14 && strncasecmp(h->name, "grpc-metadata-", 14) == 0) {
@@ -519,6 +532,8 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
                    ieq(h->name, h->name_len, "x-request-id") ||
                    ieq(h->name, h->name_len, "traceparent") ||
                    ieq(h->name, h->name_len, "tracestate")) {
+            meta_add(r, h->name, h->name_len, h->value, h->value_len);
+        } else if (allowed(k->f, h->name, h->name_len)) {
             meta_add(r, h->name, h->name_len, h->value, h->value_len);
         } else if (ieq(h->name, h->name_len, "x-forwarded-for")) {
             xff = h->value;
@@ -534,6 +549,14 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
             r->timeout_ms = ns / 1000000 + (ns % 1000000 != 0);
             if (r->timeout_ms == 0)
                 r->timeout_ms = 1;
+        } else if (ieq(h->name, h->name_len, "x-request-timeout")) {
+            if (gw_req_timeout_parse(h->value, h->value_len, &xrt) < 0) {
+                answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT,
+                              "meshd: gateway: malformed X-Request-Timeout %.*s (seconds as 2 "
+                              "or 0.5, or a duration as 1.5s or 200ms)",
+                              (int)(h->value_len > 32 ? 32 : h->value_len), h->value);
+                return -1;
+            }
         } else if (ieq(h->name, h->name_len, "accept")) {
             for (size_t j = 0; j + 17 <= h->value_len; j++)
                 if (strncasecmp(h->value + j, "text/event-stream", 17) == 0)
@@ -547,6 +570,8 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
                     : snprintf(v, sizeof(v), "%s", k->peer_ip);
         meta_add(r, "x-forwarded-for", 15, v, (size_t)n);
     }
+    if (!r->timeout_ms)
+        r->timeout_ms = xrt; /* Grpc-Timeout wins when both are given */
     uint64_t max = k->f->cfg.max_timeout_ms;
     if (!r->timeout_ms)
         r->timeout_ms = k->f->cfg.default_timeout_ms;
@@ -979,6 +1004,12 @@ gw_front_t *gw_front_new(uv_loop_t *loop, mesh_proxy_worker_t *engine, const gw_
     f->cfg = *cfg;
     snprintf(f->host, sizeof(f->host), "%s", cfg->host && *cfg->host ? cfg->host : "0.0.0.0");
     f->cfg.host = f->host;
+    f->cfg.n_headers = 0;
+    for (size_t i = 0; i < cfg->n_headers && i < GW_FRONT_MAX_HEADERS; i++) {
+        snprintf(f->hname[i], sizeof(f->hname[i]), "%s", cfg->headers[i]);
+        f->hptr[f->cfg.n_headers++] = f->hname[i];
+    }
+    f->cfg.headers = f->hptr;
     h1_srv_config_t hc = cfg->http;
     hc.reuseport = 1;
     if (!hc.name)

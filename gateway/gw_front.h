@@ -23,6 +23,9 @@
 #include "transport/h1_server.h"
 #include "transport/proxy.h"
 
+#define GW_FRONT_MAX_HEADERS 64
+#define GW_FRONT_HEADER_LEN  100
+
 /** Settings of a front end; zeros mean the defaults. */
 typedef struct gw_front_config {
     const char *host; /* listen address (IPv4 or IPv6 literal) */
@@ -30,7 +33,11 @@ typedef struct gw_front_config {
     h1_srv_config_t http;
     uint64_t default_timeout_ms; /* deadline of calls without Grpc-Timeout; 0: none */
     uint64_t max_timeout_ms;     /* cap on a client's Grpc-Timeout; 0: none */
-    int worker_index;            /* for logs */
+    char *const *headers;        /* allow-list: request headers passed as metadata under their
+                                    own names (checked by gw_header_name_check; copied: at most
+                                    GW_FRONT_MAX_HEADERS of GW_FRONT_HEADER_LEN bytes) */
+    size_t n_headers;
+    int worker_index; /* for logs */
 } gw_front_config_t;
 
 typedef struct gw_front gw_front_t;

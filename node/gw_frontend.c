@@ -67,6 +67,8 @@ int node_gw_init(node_gw_t *g, mesh_node_t *node, const mesh_config_t *cfg, cons
     g->fcfg.host = g->http_host[0] ? g->http_host : "0.0.0.0";
     g->fcfg.default_timeout_ms = (uint64_t)go->timeout_ms;
     g->fcfg.max_timeout_ms = (uint64_t)go->max_timeout_ms;
+    g->fcfg.headers = go->headers.items;
+    g->fcfg.n_headers = go->headers.n;
     g->fcfg.http.conn.max_body = (uint64_t)go->max_body;
     mesh_node_frontend_t fe = {
         .create = fe_create,

@@ -86,6 +86,12 @@ def main():
             out.append(("x-saw-auth", md["authorization"]))
         if "x-forwarded-for" in md:
             out.append(("x-saw-xff", md["x-forwarded-for"]))
+        for name in ("x-tenant", "x-user-id", "x-other"):
+            if name in md:
+                out.append(("x-saw-" + name, md[name]))
+        left = ctx.time_remaining()
+        if left is not None:
+            out.append(("x-saw-deadline-ms", str(int(left * 1000))))
         ctx.send_initial_metadata(out)
         if "x-test" in md:
             ctx.set_trailing_metadata([("x-trail", md["x-test"])])

@@ -45,6 +45,7 @@ class Env:
     def __init__(self, meshd, work, backend_up=True):
         self.procs = []
         self.work = work
+        self.meshd = meshd
         self.desc = os.path.join(work, "library.pb")
         args = ["protoc"] + ["-I" + p for p in PROTOS] + [
             "--include_imports", "--descriptor_set_out=" + self.desc, "gwtest/v1/library.proto"]
@@ -58,6 +59,7 @@ class Env:
         self.port = free_port()
         self.start([meshd, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--workers", "2",
                     "--descriptor-set", self.desc, "--log-level", "warn",
+                    "--gateway-headers", "x-tenant,X-User-Id",
                     "--static", "gwtest.v1.Library=127.0.0.1:%d" % self.backend], "gateway")
         wait_port(self.port)
 
@@ -166,6 +168,46 @@ def case_metadata(e):
     check(h.get("grpc-trailer-x-trail") == "hello", "x-trail %r" % h)
     check(h.get("grpc-metadata-x-saw-auth") == "Bearer abc", "auth %r" % h)
     check(h.get("grpc-metadata-x-saw-xff") == "10.1.2.3, 127.0.0.1", "xff %r" % h)
+    # --gateway-headers x-tenant,X-User-Id: those pass under their own lower-cased names, any
+    # other header does not
+    st, h, d = e.call("GET", "/v1/shelves/1/books/2",
+                      headers={"X-Tenant": "acme", "x-user-id": "u-7", "X-Other": "no"})
+    check(st == 200, "status %d" % st)
+    check(h.get("grpc-metadata-x-saw-x-tenant") == "acme", "x-tenant %r" % h)
+    check(h.get("grpc-metadata-x-saw-x-user-id") == "u-7", "x-user-id %r" % h)
+    check("grpc-metadata-x-saw-x-other" not in h, "x-other passed: %r" % h)
+    # the same over h2c (lower-case names on the wire)
+    out = subprocess.run(["curl", "-s", "-D", "-", "-o", "/dev/null", "--http2-prior-knowledge",
+                          "-H", "X-Tenant: h2", "http://127.0.0.1:%d/v1/shelves/1/books/2" % e.port],
+                         capture_output=True, text=True, timeout=30).stdout.lower()
+    check("grpc-metadata-x-saw-x-tenant: h2" in out, "h2c x-tenant: %r" % out)
+
+
+def case_headers_config(e):
+    """Forbidden names in the allow-list are refused at start, from a flag, the environment
+    or the YAML file, with a message naming the header and the reason."""
+    meshd = e.meshd
+    yml = os.path.join(e.work, "bad.yaml")
+    with open(yml, "w") as f:
+        f.write('gateway-headers: [x-tenant, ":path"]\n')
+    tries = [
+        (["--gateway-headers", "x-ok,te"], {}, "'te' cannot be allow-listed: a hop-by-hop"),
+        (["--gateway-headers", "Connection"], {}, "hop-by-hop"),
+        (["--gateway-headers", "grpc-status"], {}, "grpc-* headers belong to gRPC"),
+        (["--gateway-headers", "content-type"], {}, "written by the gateway"),
+        (["--gateway-headers", "bad name"], {}, "is not a header name"),
+        ([], {"MESHD_GATEWAY_HEADERS": "x-a,Grpc-Metadata-X"}, "grpc-* headers"),
+        (["--config", yml], {}, "pseudo-header"),
+    ]
+    for args, env, want in tries:
+        p = subprocess.run([meshd, "gateway", "--listen", "127.0.0.1:%d" % free_port(),
+                            "--static", "gwtest.v1.Library=127.0.0.1:1"] + args,
+                           env=dict(os.environ, **env), capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode != 0, "%r %r started" % (args, env))
+        text = p.stderr + p.stdout
+        check(want in text and ("gateway-headers" in text or "GATEWAY_HEADERS" in text),
+              "%r %r: %r" % (args, env, p.stderr + p.stdout))
 
 
 def case_errors(e):
@@ -198,6 +240,26 @@ def case_deadline(e):
     error_body(d, 4)
     st, _, d = e.call("GET", "/v1/shelves/1/books/2", headers={"Grpc-Timeout": "soon"})
     check(st == 400, "bad Grpc-Timeout: %d" % st)
+    # X-Request-Timeout: seconds (with a fraction) or a Go duration
+    for v in ["0.2", "200ms", "0.1s100ms"]:
+        st, _, d = e.call("GET", "/v1/shelves/1/books/2?delayMs=3000",
+                          headers={"X-Request-Timeout": v})
+        check(st == 504, "X-Request-Timeout %s: status %d %r" % (v, st, d))
+        error_body(d, 4)
+    for v, lo, hi in [("2", 1000, 2000), ("1.5s", 500, 1500), ("1m30s", 80000, 90000),
+                      ("250ms", 1, 250)]:
+        st, h, d = e.call("GET", "/v1/shelves/1/books/2", headers={"X-Request-Timeout": v})
+        left = int(h.get("grpc-metadata-x-saw-deadline-ms", "-1"))
+        check(st == 200 and lo <= left <= hi, "X-Request-Timeout %s: %d, %d ms left" % (v, st, left))
+    # Grpc-Timeout wins over X-Request-Timeout
+    st, h, d = e.call("GET", "/v1/shelves/1/books/2",
+                      headers={"X-Request-Timeout": "100", "Grpc-Timeout": "2S"})
+    left = int(h.get("grpc-metadata-x-saw-deadline-ms", "-1"))
+    check(st == 200 and 0 < left <= 2000, "both: %d ms left" % left)
+    for v in ["soon", "0", "-1s", "1x", "", "1.5.2"]:
+        st, _, d = e.call("GET", "/v1/shelves/1/books/2", headers={"X-Request-Timeout": v})
+        check(st == 400 and "X-Request-Timeout" in error_body(d, 3)["message"],
+              "bad X-Request-Timeout %r: %d %r" % (v, st, d))
 
 
 def case_large_body(e):

@@ -14,6 +14,10 @@ through `meshd gateway` or the sidecar's own --http-listen, as a user would. One
                other learned services are served too
   sidecar_http meshd sidecar --http-listen: the app's API over HTTP/JSON through the sidecar; an
                app restarted with a new API is re-read and its new route answers
+  cc_server    the C++ grpc++ echo server (tests/peers) behind a sidecar, its schema learned by
+               reflection: unary, server and client streams, metadata (Grpc-Metadata-*, the
+               --gateway-headers allow-list), X-Request-Timeout, errors, h2c; through meshd gateway
+               and through the sidecar's --http-listen
   policy_jwt   a JWT-protected method through the gateway and through the sidecar's HTTP port:
                401 with a JSON body without a token or with an expired one, 200 with a valid
                Authorization: Bearer token (python3-jwt)
@@ -21,6 +25,7 @@ through `meshd gateway` or the sidecar's own --http-listen, as a user would. One
   test_gateway_mesh.py --meshd MESHD --case NAME
 """
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -358,6 +363,84 @@ def case_policy_jwt(m):
         check(st == 200, "%s: a method without a rule needs no token: %d %r" % (where, st, d))
 
 
+ECHO = "meshd.test.Echo"
+
+
+def meta_of(j):
+    """Observed metadata of an EchoReply as JSON: {key: value} (values are base64 bytes)."""
+    return {e["key"]: base64.b64decode(e.get("value", "")).decode()
+            for e in j.get("observed", {}).get("metadata", [])}
+
+
+def check_echo(port):
+    """Every call form against meshd.test.Echo, answered by the C++ server."""
+    j = wait_until(lambda: answers(port, "POST", "/%s/Unary" % ECHO,
+                                   {"payload": "aGk=", "report": True},
+                                   {"Grpc-Metadata-X-Test": "t1", "X-Tenant": "acme",
+                                    "X-Request-Timeout": "1.5s"}),
+                   60, "Unary to answer through %d" % port)
+    check(j["payload"] == "aGk=" and j["serverId"] == "cc1" and
+          j["observed"]["method"] == "/%s/Unary" % ECHO, "unary: %r" % j)
+    md = meta_of(j)
+    check(md.get("x-test") == "t1" and md.get("x-tenant") == "acme" and
+          "127.0.0.1" in md.get("x-forwarded-for", ""), "metadata at the C++ server: %r" % md)
+    left = int(j["observed"]["deadlineRemainingMs"])
+    check(0 < left <= 1500, "X-Request-Timeout 1.5s: %d ms left at the server" % left)
+    # a server stream as NDJSON
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/%s/ServerStream" % ECHO, body=json.dumps({"replyCount": 3,
+                                                                  "replySize": 4}),
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    lines = [json.loads(x) for x in r.read().decode().splitlines() if x]
+    c.close()
+    check(r.status == 200 and r.getheader("Content-Type") == "application/x-ndjson" and
+          [x.get("index", 0) for x in lines] == [0, 1, 2] and
+          all(x["payload"] == "AAAAAA==" for x in lines), "stream: %d %r" % (r.status, lines))
+    # a client stream from an NDJSON body
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/%s/ClientStream" % ECHO,
+              body='{"payload":"YQ=="}\n{"payload":"Yg=="}\n{"payload":"Yw=="}\n',
+              headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    j = json.loads(r.read())
+    c.close()
+    check(r.status == 200 and j["observed"]["messagesReceived"] == "3" and j["payload"] == "Yw==",
+          "client stream: %d %r" % (r.status, j))
+    # an error status from the server, mapped by grpc-gateway's table
+    st, d = call(port, "POST", "/%s/Unary" % ECHO, {"statusCode": 5, "statusMessage": "nope"})
+    j = json.loads(d)
+    check(st == 404 and j["code"] == 5 and j["message"] == "nope", "error: %d %r" % (st, d))
+    # a deadline the server exceeds
+    st, d = call(port, "POST", "/%s/Unary" % ECHO, {"sleepMs": 3000},
+                 {"X-Request-Timeout": "200ms"})
+    check(st == 504 and json.loads(d)["code"] == 4, "deadline: %d %r" % (st, d))
+    # h2c (prior knowledge)
+    out = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-H",
+                          "Content-Type: application/json", "-d", '{"payload":"aDI="}',
+                          "http://127.0.0.1:%d/%s/Unary" % (port, ECHO)],
+                         capture_output=True, text=True, timeout=30).stdout
+    check(json.loads(out)["payload"] == "aDI=", "h2c: %r" % out)
+
+
+def case_cc_server(m):
+    """The C++ grpc++ echo server (tests/peers, reflection v1alpha and health) behind a sidecar:
+    its schema is learned by reflection, no descriptor set; called through meshd gateway and
+    through the sidecar's own --http-listen."""
+    check(m.cc_server, "--cc-server is needed")
+    app_port = free_port()
+    m.start("app", [m.cc_server, "--host", "127.0.0.1", "--port", str(app_port), "--id", "cc1"])
+    wait_port(app_port)
+    hp = free_port()
+    sc = m.sidecar("sidecar", app_port, ["--http-listen", "127.0.0.1:%d" % hp,
+                                         "--gateway-headers", "x-tenant"])
+    port, admin = m.gateway(["--static", "%s=127.0.0.1:%d" % (ECHO, sc),
+                             "--gateway-headers", "x-tenant"])
+    check_echo(port)
+    wait_until(lambda: svc_state(admin, ECHO) == "ok", 30, "the cache to report Echo learned")
+    check_echo(hp)
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
@@ -365,9 +448,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--meshd", required=True)
     ap.add_argument("--case", required=True, choices=sorted(CASES))
+    ap.add_argument("--cc-server", help="meshd-echo-server-cc (the cc_server case)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="meshd-gwm-") as work:
         m = Mesh(os.path.abspath(a.meshd), work)
+        m.cc_server = a.cc_server
         failed = True
         try:
             CASES[a.case](m)
