@@ -396,7 +396,7 @@ def check_echo(port):
     c.close()
     check(r.status == 200 and r.getheader("Content-Type") == "application/x-ndjson" and
           [x.get("index", 0) for x in lines] == [0, 1, 2] and
-          all(x["payload"] == "AAAAAA==" for x in lines), "stream: %d %r" % (r.status, lines))
+          all(len(base64.b64decode(x["payload"])) == 4 for x in lines), "stream: %d %r" % (r.status, lines))
     # a client stream from an NDJSON body
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     c.request("POST", "/%s/ClientStream" % ECHO,
