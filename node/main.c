@@ -2,6 +2,7 @@
  * node/main.c: the meshd binary's entry point: global flags, the command table, and the
  * config loading every role shares. Each role's wiring lives in node/role_<name>.c.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,7 @@ static const mesh_cli_command_t commands[] = {
  * --help and check-config list them after the core options. */
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
-    &audit_options_section,       &mon_options_section,         &gw_options_section,
+    &audit_options_section,       &mon_options_section,        &gw_options_section,
 };
 
 static void usage(FILE *out)
@@ -162,6 +163,9 @@ static int cmd_check_config(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A peer that closes while an answer is being written must cost that connection only
+     * (EPIPE from the write), never the process: SIGPIPE's default action kills it. */
+    signal(SIGPIPE, SIG_IGN);
     for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
         if (mesh_config_add_section(sections[i]) != 0)
             return 1;                         /* a bug in a section's table, logged */

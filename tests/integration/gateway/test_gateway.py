@@ -183,6 +183,27 @@ def case_metadata(e):
     check("grpc-metadata-x-saw-x-tenant: h2" in out, "h2c x-tenant: %r" % out)
 
 
+def case_client_gone(e):
+    """Clients that close (with a reset) while their answers are being written cost their own
+    connection only: the gateway keeps serving (a write to a closed socket raised SIGPIPE,
+    which killed the process, before node/main.c ignored it)."""
+    req = (b"GET /v1/shelves/1/books?count=200 HTTP/1.1\r\nHost: x\r\n\r\n" +
+           b"GET /v1/shelves/1/books/2 HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
+    for _ in range(3):
+        socks = []
+        for _ in range(30):
+            c = socket.create_connection(("127.0.0.1", e.port), timeout=10)
+            c.sendall(req)
+            socks.append(c)
+        for c in socks:
+            c.recv(1)  # answers are being written
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+    st, _, d = e.call("GET", "/v1/shelves/1/books/2")
+    check(st == 200, "after clients left: %d %r" % (st, d))
+    check(e.procs[-1].poll() is None, "the gateway exited: %s" % e.procs[-1].returncode)
+
+
 def case_headers_config(e):
     """Forbidden names in the allow-list are refused at start, from a flag, the environment
     or the YAML file, with a message naming the header and the reason."""
