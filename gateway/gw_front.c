@@ -564,11 +564,16 @@ static int take_headers(gw_req_t *r, const h1_conn_head_t *head)
         }
     }
     if (k->peer_ip[0]) {
-        char v[512];
-        int n = xff ? snprintf(v, sizeof(v), "%.*s, %s", (int)(xffl > 400 ? 400 : xffl), xff,
-                               k->peer_ip)
-                    : snprintf(v, sizeof(v), "%s", k->peer_ip);
-        meta_add(r, "x-forwarded-for", 15, v, (size_t)n);
+        char v[512]; /* "XFF, PEER" (at most 400 + 2 + INET6_ADDRSTRLEN) */
+        size_t n = 0, pl = strlen(k->peer_ip);
+        if (xff) {
+            n = xffl > 400 ? 400 : xffl;
+            memcpy(v, xff, n);
+            v[n++] = ',';
+            v[n++] = ' ';
+        }
+        memcpy(v + n, k->peer_ip, pl);
+        meta_add(r, "x-forwarded-for", 15, v, n + pl);
     }
     if (!r->timeout_ms)
         r->timeout_ms = xrt; /* Grpc-Timeout wins when both are given */

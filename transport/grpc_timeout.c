@@ -3,7 +3,9 @@
  */
 #include "transport/grpc_timeout.h"
 
-#include <stdio.h>
+#include <string.h>
+
+#include "common/fmt_num.h"
 
 static const struct {
     char unit;
@@ -47,8 +49,12 @@ size_t mesh_grpc_timeout_format(uint64_t ns, char *out)
         if (value <= MAX_VALUE || u == N_UNITS - 1) {
             if (value > MAX_VALUE)
                 value = MAX_VALUE;
-            return (size_t)snprintf(out, MESH_GRPC_TIMEOUT_MAX_LEN, "%llu%c",
-                                    (unsigned long long)value, units[u].unit);
+            char digits[MESH_FMT_U64_MAX];
+            size_t n = mesh_fmt_u64(digits, value); /* at most 8 digits */
+            memcpy(out, digits, n);
+            out[n] = units[u].unit;
+            out[n + 1] = '\0';
+            return n + 1;
         }
     }
     return 0;

@@ -25,6 +25,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/fmt_num.h"
+
 /* Buffers up to this many bytes are kept for reuse; bigger ones are freed after use. */
 #define H1C_KEEP (64 * 1024)
 
@@ -805,9 +807,19 @@ int h1_conn_respond(h1_conn_t *c, uint64_t id, int status, const h1_conn_hdr_t *
     }
     /* Everything is checked: write the head. */
     char line[96];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, h1_conn_reason(status));
+    const char *reason = h1_conn_reason(status);
+    size_t rl = strlen(reason);
+    memcpy(line, "HTTP/1.1 ", 9);
+    size_t n = 9 + mesh_fmt_u64(line + 9, (uint64_t)status); /* 200..599, checked above */
+    line[n++] = ' ';
+    if (rl > sizeof(line) - n - 2)
+        rl = sizeof(line) - n - 2;
+    memcpy(line + n, reason, rl);
+    n += rl;
+    line[n++] = '\r';
+    line[n++] = '\n';
     size_t before = s->out.len;
-    int rc = out_add(c, s, line, (size_t)n);
+    int rc = out_add(c, s, line, n);
     for (size_t i = 0; rc == 0 && i < n_headers; i++) {
         rc |= out_add(c, s, headers[i].name, headers[i].name_len);
         rc |= out_add(c, s, ": ", 2);
@@ -815,8 +827,11 @@ int h1_conn_respond(h1_conn_t *c, uint64_t id, int status, const h1_conn_hdr_t *
         rc |= out_add(c, s, "\r\n", 2);
     }
     if (rc == 0 && content_length >= 0 && status != 204 && status != 304) {
-        n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", (long long)content_length);
-        rc = out_add(c, s, line, (size_t)n);
+        memcpy(line, "Content-Length: ", 16);
+        n = 16 + mesh_fmt_u64(line + 16, (uint64_t)content_length);
+        line[n++] = '\r';
+        line[n++] = '\n';
+        rc = out_add(c, s, line, n);
     } else if (rc == 0 && chunked) {
         rc = out_add(c, s, "Transfer-Encoding: chunked\r\n", 28);
     }

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/fmt_num.h"
+
 /* Output gathered per take_out, at most (more waits for the next write). */
 #define H2S_OUT_BATCH (64 * 1024)
 
@@ -799,8 +801,8 @@ int h2s_conn_respond(h2s_conn_t *c, uint64_t id, int status, const h1_conn_hdr_t
     /* names lower-cased into scratch; the nva points into it once it stops moving */
     c->scratch.len = 0;
     char st[24], cl[24];
-    snprintf(st, sizeof(st), "%d", status);
-    int cll = content_length >= 0 ? snprintf(cl, sizeof(cl), "%lld", (long long)content_length) : 0;
+    mesh_fmt_u64(st, (uint64_t)status); /* 200..599, checked above */
+    int cll = content_length >= 0 ? (int)mesh_fmt_u64(cl, (uint64_t)content_length) : 0;
     for (size_t i = 0; i < n_headers; i++) {
         const h1_conn_hdr_t *h = &headers[i];
         if (!header_ok(h))
