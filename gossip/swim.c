@@ -148,7 +148,7 @@ struct gsp_swim {
     struct {
         int active, acked, indirect;
         uint32_t seq, nacks_expected, nacks;
-        uint64_t t_indirect, t_end;
+        uint64_t t_start, t_indirect, t_end;
         char target[GSP_NAME_MAX + 1];
     } probe;
     relay_t relays[RELAY_MAX];
@@ -1221,6 +1221,7 @@ static void probe_start(gsp_swim_t *s, uint64_t now)
     s->probe.indirect = 0;
     s->probe.nacks = s->probe.nacks_expected = 0;
     s->probe.seq = ++s->seq;
+    s->probe.t_start = now;
     s->probe.t_indirect = now + scaled(s, s->cfg.probe_timeout_ns);
     s->probe.t_end = now + interval;
     snprintf(s->probe.target, sizeof s->probe.target, "%s", t->name);
@@ -1276,12 +1277,21 @@ static void probe_indirect(gsp_swim_t *s, uint64_t now)
     }
 }
 
-static void probe_acked(gsp_swim_t *s, uint32_t seq)
+const uint64_t gsp_rtt_bounds_us[GSP_RTT_BOUNDS] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
+
+static void probe_acked(gsp_swim_t *s, uint64_t now, uint32_t seq)
 {
     if (!s->probe.active || s->probe.acked || seq != s->probe.seq)
         return;
     s->probe.acked = 1;
     s->st.probe_acks++;
+    uint64_t us = now > s->probe.t_start ? (now - s->probe.t_start) / 1000 : 0;
+    size_t b = 0;
+    while (b < GSP_RTT_BOUNDS && us > gsp_rtt_bounds_us[b])
+        b++;
+    s->st.probe_rtt_buckets[b]++;
+    s->st.probe_rtt_sum_us += us;
     awareness_add(s, -1);
 }
 
@@ -1385,7 +1395,7 @@ void gsp_swim_on_datagram(gsp_swim_t *s, uint64_t now, const char *from, const u
                     on_ping_req(s, now, from, &m->u.ping_req);
                 break;
             case GSP_ACK:
-                probe_acked(s, m->u.ack.seq);
+                probe_acked(s, now, m->u.ack.seq);
                 relay_acked(s, m->u.ack.seq);
                 break;
             case GSP_NACK:
@@ -1573,7 +1583,7 @@ static int read_frame(gsp_swim_t *s, uint64_t now, const uint8_t *data, size_t l
             if (batch[i].type == GSP_STATE)
                 merge_state(s, now, &batch[i].u.state);
             else
-                probe_acked(s, batch[i].u.ack.seq);
+                probe_acked(s, now, batch[i].u.ack.seq);
         }
     }
     return (int)first->type;

@@ -178,11 +178,19 @@ int gsp_swim_joined(const gsp_swim_t *s);
 /** Our own incarnation. */
 uint32_t gsp_swim_incarnation(const gsp_swim_t *s);
 
-/** Counters. */
+/** Upper bounds (microseconds) of the probe round-trip buckets; one more bucket for the rest. */
+#define GSP_RTT_BOUNDS 13
+extern const uint64_t gsp_rtt_bounds_us[GSP_RTT_BOUNDS];
+
+/** Counters (only uint64_t fields: simulators sum them field by field). */
 typedef struct gsp_swim_stats {
     uint64_t probes, probe_acks, indirect_probes, stream_probes, suspicions, refutations, deaths,
         joins, push_pulls, bad_messages, unknown_messages, late_timers, conflicts, sent_datagrams,
         sent_bytes, recv_datagrams, recv_bytes, dropped_updates;
+    /* Probe round trips: from a probe's ping to its first ack (direct, by TCP, or relayed by an
+     * indirect probe); counts per bucket of gsp_rtt_bounds_us (not cumulative), the last one
+     * for longer, and their sum. */
+    uint64_t probe_rtt_buckets[GSP_RTT_BOUNDS + 1], probe_rtt_sum_us;
 } gsp_swim_stats_t;
 void gsp_swim_stats(const gsp_swim_t *s, gsp_swim_stats_t *out);
 

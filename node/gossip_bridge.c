@@ -618,6 +618,22 @@ static void gossip_metrics(void *ud, prom_t *p)
         prom_family(p, c[i].name, PROM_COUNTER, c[i].help);
         prom_sample_u64(p, c[i].name, NULL, 0, *(const uint64_t *)((const char *)w + c[i].off));
     }
+    /* probe round trips: the swim's integer buckets as a Prometheus histogram in seconds */
+    static double rtt_bounds[GSP_RTT_BOUNDS];
+    for (size_t i = 0; i < GSP_RTT_BOUNDS; i++)
+        rtt_bounds[i] = (double)gsp_rtt_bounds_us[i] / 1e6;
+    prom_hist_t rtt;
+    if (prom_hist_init(&rtt, rtt_bounds, GSP_RTT_BOUNDS) == 0) {
+        for (size_t i = 0; i <= GSP_RTT_BOUNDS; i++) {
+            rtt.counts[i] = w->probe_rtt_buckets[i];
+            rtt.count += w->probe_rtt_buckets[i];
+        }
+        rtt.sum = (double)w->probe_rtt_sum_us / 1e6;
+        prom_family(p, "meshd_gossip_probe_rtt_seconds", PROM_HISTOGRAM,
+                    "SWIM probe round trips: from a probe's ping to its first ack (direct, by "
+                    "TCP or through an indirect probe).");
+        prom_histogram(p, "meshd_gossip_probe_rtt_seconds", NULL, 0, &rtt);
+    }
     prom_family(p, "meshd_gossip_refused_total", PROM_COUNTER,
                 "Packets refused by the seal, by cause (auth, label, version, ...).");
     for (int e = 1; e < GSP_SEAL_NERR; e++) {

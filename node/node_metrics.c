@@ -155,14 +155,14 @@ void node_metrics_write(const node_metrics_t *m, const node_metrics_view_t *v, p
         for (int w = 0; w < m->nworkers; w++)
             n[m->br[i].state[w] < 3 ? m->br[i].state[w] : 0]++;
         for (int s = 0; s < 3; s++) {
-            prom_label_t l[] = {{"instance", m->br[i].instance}, {"state", bstates[s]}};
+            prom_label_t l[] = {{"upstream", m->br[i].instance}, {"state", bstates[s]}};
             prom_sample_u64(p, "meshd_breaker_workers", l, 2, n[s]);
         }
     }
     prom_family(p, "meshd_breaker_opened_total", PROM_COUNTER,
                 "Times a worker's circuit breaker for an upstream opened.");
     for (size_t i = 0; i < m->n_br; i++) {
-        prom_label_t l[] = {{"instance", m->br[i].instance}};
+        prom_label_t l[] = {{"upstream", m->br[i].instance}};
         prom_sample_u64(p, "meshd_breaker_opened_total", l, 1, m->br[i].opened);
     }
     counter(p, "meshd_worker_events_dropped_total",

@@ -218,7 +218,8 @@ def case_metrics(c):
     st, _, stext = http(m.sidecars[0].admin, "/metrics")
     promtool(stext, "a sidecar's /metrics")
     for fam in ("meshd_process_cpu_seconds_total", "meshd_etcd_revision",
-                "meshd_gossip_suspicions_total", "meshd_audit_records_dropped_total",
+                "meshd_gossip_suspicions_total", "meshd_gossip_probe_rtt_seconds",
+                "meshd_audit_records_dropped_total",
                 "meshd_upstream_connections_total"):
         check("# TYPE %s " % fam in text, "the proxy exposes %s" % fam)
 
@@ -258,6 +259,10 @@ def case_metrics(c):
           "the proxy routes 2 etcd instances of the echo service")
     value('meshd_etcd_state{job="proxy",state="connected"}', 1, "the proxy sees etcd connected")
     value('meshd_gossip_members{job="proxy",state="alive"}', 3, "3 gossip members alive")
+    value('meshd_gossip_probe_rtt_seconds_count{job="proxy"} > bool 0', 1,
+          "the proxy's SWIM probes have round trips")
+    value('histogram_quantile(0.5, meshd_gossip_probe_rtt_seconds_bucket{job="proxy"}) < bool 1',
+          1, "a median probe round trip under a second on loopback")
     value('sum(meshd_calls_total{job="proxy"}) >= bool 5', 1, "the 5 calls are counted")
     value('sum(meshd_calls_total{job="proxy",service="%s",method="Unary",code="OK"})' % ECHO, 5,
           "the proxy's OK calls of the echo service")
