@@ -37,8 +37,10 @@ audit_spool_posix_t *audit_spool_posix_new(const char *dir, char *err, size_t er
         snprintf(err, errlen, "audit spool: %s", e2);
         return NULL;
     }
+    char lpath[4096];
+    snprintf(lpath, sizeof(lpath), "%s/%s", dir, AUDIT_SPOOL_LOCK_NAME);
     int lfd =
-        openat(mesh_fs_posix_dirfd(fs), AUDIT_SPOOL_LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600); /* open, not openat: see fs_posix.c */
     if (lfd < 0) {
         snprintf(err, errlen, "audit spool: create %s/%s: %s", dir, AUDIT_SPOOL_LOCK_NAME,
                  strerror(errno));

@@ -53,18 +53,29 @@ static int fail(mesh_fs_posix_t *fs, const char *what, const char *name, int e)
     return -e;
 }
 
+/*
+ * Opens <dir>/<name> by path. Not openat(dirfd, ...): ThreadSanitizer does not intercept openat,
+ * so a file opened and closed on a worker thread (the snapshot writer) would look to it like
+ * the previous owner of that descriptor number (a socket of the loop thread) being closed
+ * under that thread's feet.
+ */
+static int open_in(mesh_fs_posix_t *fs, const char *name, int flags, int mode)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s", fs->dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return open(path, flags, mode);
+}
+
 static int p_list(void *ctx, void (*fn)(void *ud, const char *name), void *ud)
 {
     mesh_fs_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    DIR *d = opendir(fs->dir);
+    if (!d)
         return fail(fs, "list", NULL, errno);
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return fail(fs, "list", NULL, e);
-    }
     struct dirent *de;
     errno = 0;
     while ((de = readdir(d)) != NULL) {
@@ -80,7 +91,7 @@ static int p_list(void *ctx, void (*fn)(void *ud, const char *name), void *ud)
 static int p_create(void *ctx, const char *name, int *fh)
 {
     mesh_fs_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, fs->mode);
+    int fd = open_in(fs, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, fs->mode);
     if (fd < 0)
         return fail(fs, "create", name, errno);
     *fh = fd;
@@ -91,7 +102,7 @@ static int p_create(void *ctx, const char *name, int *fh)
 static int p_open(void *ctx, const char *name, int *fh, uint64_t *size)
 {
     mesh_fs_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open_in(fs, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0);
     if (fd < 0)
         return fail(fs, "open", name, errno);
     struct stat st;
@@ -196,7 +207,7 @@ static int p_rename(void *ctx, const char *from, const char *to)
 static int p_lock(void *ctx, const char *name, int *fh)
 {
     mesh_fs_posix_t *fs = ctx;
-    int fd = openat(fs->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, fs->mode);
+    int fd = open_in(fs, name, O_RDWR | O_CREAT | O_CLOEXEC, fs->mode);
     if (fd < 0)
         return fail(fs, "lock", name, errno);
     while (flock(fd, LOCK_EX) < 0) {
