@@ -1,7 +1,9 @@
 /*
  * gateway/json_pb.c: proto3 JSON -> protobuf wire bytes.
  *
- * jansson parses the text into a tree (it reports line and column for malformed JSON); the
+ * json_tape tokenizes the text into a flat tape (it reports line and column for malformed
+ * JSON; the tape and the slot stack are kept per thread: a warm call allocates only for bytes
+ * fields); the
  * encoder then walks the schema fields in number order, looking each up in the JSON object, so
  * the output is in canonical field order whatever the key order. A nested message's length is
  * not known before it is written: one byte is reserved and the body moved when the length
