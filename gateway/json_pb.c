@@ -1,7 +1,9 @@
 /*
  * gateway/json_pb.c: proto3 JSON -> protobuf wire bytes.
  *
- * jansson parses the text into a tree (it reports line and column for malformed JSON); the
+ * json_tape tokenizes the text into a flat tape (it reports line and column for malformed
+ * JSON; the tape and the slot stack are kept per thread: a warm call allocates only for bytes
+ * fields); the
  * encoder then walks the schema fields in number order, looking each up in the JSON object, so
  * the output is in canonical field order whatever the key order. A nested message's length is
  * not known before it is written: one byte is reserved and the body moved when the length
@@ -12,13 +14,14 @@
 
 #include <errno.h>
 #include <float.h>
-#include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/json_tape.h"
 #include "gateway/json_text.h"
 #include "gateway/wire.h"
 
@@ -32,10 +35,87 @@ typedef struct {
     gw_status_t st;
     int depth;
     path_el_t path[GW_MAX_DEPTH + 2];
+    /* The tape: a container's members follow it, each value's next says where it ends. */
+    const jt_tok_t *tok;
     /* Scratch stack of per-field JSON values, one frame per message being encoded. */
-    json_t **slots;
+    const jt_tok_t **slots;
     size_t n_slots, cap_slots;
 } ctx_t;
+
+/* ---- tape access -------------------------------------------------------------------------- */
+
+static inline bool jv_is_null(const jt_tok_t *j)
+{
+    return j->kind == JT_NULL;
+}
+static inline bool jv_is_integer(const jt_tok_t *j)
+{
+    return j->kind == JT_INT;
+}
+static inline bool jv_is_real(const jt_tok_t *j)
+{
+    return j->kind == JT_REAL;
+}
+static inline bool jv_is_number(const jt_tok_t *j)
+{
+    return j->kind == JT_INT || j->kind == JT_REAL;
+}
+static inline bool jv_is_string(const jt_tok_t *j)
+{
+    return j->kind == JT_STRING;
+}
+static inline bool jv_is_boolean(const jt_tok_t *j)
+{
+    return j->kind == JT_TRUE || j->kind == JT_FALSE;
+}
+static inline bool jv_is_true(const jt_tok_t *j)
+{
+    return j->kind == JT_TRUE;
+}
+static inline bool jv_is_object(const jt_tok_t *j)
+{
+    return j->kind == JT_OBJECT;
+}
+static inline bool jv_is_array(const jt_tok_t *j)
+{
+    return j->kind == JT_ARRAY;
+}
+static inline const char *jv_str(const jt_tok_t *j)
+{
+    return j->v.s;
+}
+static inline size_t jv_len(const jt_tok_t *j)
+{
+    return j->n;
+}
+static inline int64_t jv_int(const jt_tok_t *j)
+{
+    return j->v.i;
+}
+static inline double jv_real(const jt_tok_t *j)
+{
+    return j->v.d;
+}
+static inline double jv_num(const jt_tok_t *j)
+{
+    return j->kind == JT_INT ? (double)j->v.i : j->v.d;
+}
+/* The first element of an array or key of an object, and the token after a whole value. */
+static inline const jt_tok_t *jv_first(const jt_tok_t *j)
+{
+    return j + 1;
+}
+#define JV_NEXT(c, j) ((c)->tok + (j)->next)
+/* The value of an object's key k with the given text, or NULL. */
+static const jt_tok_t *jv_get(const ctx_t *c, const jt_tok_t *j, const char *key)
+{
+    size_t n = strlen(key);
+    const jt_tok_t *k = jv_first(j);
+    for (uint32_t i = 0; i < j->n; i++, k = JV_NEXT(c, k + 1))
+        if (k->n == n && memcmp(k->v.s, key, n) == 0)
+            return k + 1;
+    return NULL;
+}
 
 static int fail(ctx_t *c, gw_status_t st, const char *fmt, ...)
 {
@@ -120,20 +200,20 @@ static int end_len(ctx_t *c, long start)
 
 /* ---- scalar conversion -------------------------------------------------------------------- */
 
-static const char *kind_name(const json_t *j)
+static const char *kind_name(const jt_tok_t *j)
 {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT:
+    switch (j->kind) {
+    case JT_OBJECT:
         return "an object";
-    case JSON_ARRAY:
+    case JT_ARRAY:
         return "an array";
-    case JSON_STRING:
+    case JT_STRING:
         return "a string";
-    case JSON_INTEGER:
-    case JSON_REAL:
+    case JT_INT:
+    case JT_REAL:
         return "a number";
-    case JSON_TRUE:
-    case JSON_FALSE:
+    case JT_TRUE:
+    case JT_FALSE:
         return "a boolean";
     default:
         return "null";
@@ -141,18 +221,18 @@ static const char *kind_name(const json_t *j)
 }
 
 /* An integer from a JSON number or a decimal string; *is_neg for the sign of the magnitude. */
-static int to_integer(ctx_t *c, const json_t *j, bool is_signed, int64_t min, uint64_t max,
+static int to_integer(ctx_t *c, const jt_tok_t *j, bool is_signed, int64_t min, uint64_t max,
                       uint64_t *out)
 {
-    if (json_is_integer(j)) {
-        json_int_t v = json_integer_value(j);
+    if (jv_is_integer(j)) {
+        int64_t v = jv_int(j);
         if (v < 0 ? (!is_signed || v < min) : (uint64_t)v > max)
             return fail(c, GW_ERR_TYPE, "integer %lld out of range", (long long)v);
         *out = (uint64_t)v;
         return 0;
     }
-    if (json_is_real(j)) {
-        double d = json_real_value(j);
+    if (jv_is_real(j)) {
+        double d = jv_real(j);
         if (d != floor(d) || !isfinite(d))
             return fail(c, GW_ERR_TYPE, "expected an integer, got %g", d);
         if (d < 0 ? (!is_signed || d < (double)min) : d >= (double)max + 1.0)
@@ -160,9 +240,9 @@ static int to_integer(ctx_t *c, const json_t *j, bool is_signed, int64_t min, ui
         *out = d < 0 ? (uint64_t)(int64_t)d : (uint64_t)d;
         return 0;
     }
-    if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
+    if (jv_is_string(j)) {
+        const char *s = jv_str(j);
+        size_t n = jv_len(j);
         size_t i = 0;
         bool neg = false;
         if (i < n && (s[i] == '-' || s[i] == '+'))
@@ -192,25 +272,25 @@ static int to_integer(ctx_t *c, const json_t *j, bool is_signed, int64_t min, ui
     return fail(c, GW_ERR_TYPE, "expected an integer, got %s", kind_name(j));
 }
 
-static int to_double(ctx_t *c, const json_t *j, bool as_float, double *out)
+static int to_double(ctx_t *c, const jt_tok_t *j, bool as_float, double *out)
 {
     double d;
-    if (json_is_number(j)) {
-        d = json_number_value(j);
-    } else if (json_is_string(j)) {
-        const char *s = json_string_value(j);
-        if (strcmp(s, "NaN") == 0) {
+    if (jv_is_number(j)) {
+        d = jv_num(j);
+    } else if (jv_is_string(j)) {
+        const char *s = jv_str(j);
+        size_t sn = jv_len(j);
+        if (sn == 3 && memcmp(s, "NaN", 3) == 0) {
             d = NAN;
-        } else if (strcmp(s, "Infinity") == 0) {
+        } else if (sn == 8 && memcmp(s, "Infinity", 8) == 0) {
             d = INFINITY;
-        } else if (strcmp(s, "-Infinity") == 0) {
+        } else if (sn == 9 && memcmp(s, "-Infinity", 9) == 0) {
             d = -INFINITY;
         } else {
             char *end;
             errno = 0;
             d = strtod(s, &end);
-            if (!s[0] || *end || end != s + json_string_length(j) || isnan(d) || isinf(d) ||
-                s[0] == ' ')
+            if (!s[0] || *end || end != s + jv_len(j) || isnan(d) || isinf(d) || s[0] == ' ')
                 return fail(c, GW_ERR_TYPE, "expected a number, got \"%.64s\"", s);
         }
     } else {
@@ -227,7 +307,7 @@ static const gw_message_t *resolve(ctx_t *c, const char *url, size_t n)
     return c->o->resolve ? c->o->resolve(c->o->resolve_ud, url, n) : NULL;
 }
 
-static int encode_message(ctx_t *c, const gw_message_t *m, const json_t *j);
+static int encode_message(ctx_t *c, const gw_message_t *m, const jt_tok_t *j);
 
 /* Wire type of a field's values. */
 static int wire_type(gw_type_t t)
@@ -262,7 +342,7 @@ typedef struct {
     uint8_t *bytes; /* malloc'd decoded bytes */
 } scalar_t;
 
-static int convert_scalar(ctx_t *c, const gw_field_t *f, gw_type_t t, const json_t *j,
+static int convert_scalar(ctx_t *c, const gw_field_t *f, gw_type_t t, const jt_tok_t *j,
                           scalar_t *out)
 {
     memset(out, 0, sizeof(*out));
@@ -301,9 +381,9 @@ static int convert_scalar(ctx_t *c, const gw_field_t *f, gw_type_t t, const json
             return -1;
         break;
     case GW_TYPE_BOOL:
-        if (!json_is_boolean(j))
+        if (!jv_is_boolean(j))
             return fail(c, GW_ERR_TYPE, "expected a boolean, got %s", kind_name(j));
-        v = json_is_true(j);
+        v = jv_is_true(j);
         break;
     case GW_TYPE_FLOAT: {
         double d;
@@ -328,16 +408,15 @@ static int convert_scalar(ctx_t *c, const gw_field_t *f, gw_type_t t, const json
     }
     case GW_TYPE_ENUM: {
         const gw_enum_t *e = f->enumeration;
-        if (json_is_null(j) && e->null_value) {
+        if (jv_is_null(j) && e->null_value) {
             v = 0;
-        } else if (json_is_string(j)) {
-            const gw_enum_value_t *ev =
-                gw_enum_by_name(e, json_string_value(j), json_string_length(j));
+        } else if (jv_is_string(j)) {
+            const gw_enum_value_t *ev = gw_enum_by_name(e, jv_str(j), jv_len(j));
             if (!ev)
                 return fail(c, GW_ERR_UNKNOWN, "enum %s has no value \"%.64s\"", e->full_name,
-                            json_string_value(j));
+                            jv_str(j));
             v = (uint64_t)(int64_t)ev->number;
-        } else if (json_is_number(j)) {
+        } else if (jv_is_number(j)) {
             if (to_integer(c, j, true, INT32_MIN, INT32_MAX, &v) < 0)
                 return -1;
             v = (uint64_t)(int64_t)(int32_t)v;
@@ -352,24 +431,24 @@ static int convert_scalar(ctx_t *c, const gw_field_t *f, gw_type_t t, const json
         break;
     }
     case GW_TYPE_STRING:
-        if (!json_is_string(j))
+        if (!jv_is_string(j))
             return fail(c, GW_ERR_TYPE, "expected a string, got %s", kind_name(j));
-        out->s = json_string_value(j);
-        out->n = json_string_length(j);
+        out->s = jv_str(j);
+        out->n = jv_len(j);
         out->is_default = out->n == 0;
         return 0;
     case GW_TYPE_BYTES: {
-        if (!json_is_string(j))
+        if (!jv_is_string(j))
             return fail(c, GW_ERR_TYPE, "expected a base64 string, got %s", kind_name(j));
-        size_t n = json_string_length(j);
+        size_t n = jv_len(j);
         out->bytes = malloc(n * 3 / 4 + 4);
         if (!out->bytes)
             return fail(c, GW_ERR_NOMEM, "out of memory");
-        long k = gw_base64_decode(json_string_value(j), n, out->bytes);
+        long k = gw_base64_decode(jv_str(j), n, out->bytes);
         if (k < 0) {
             free(out->bytes);
             out->bytes = NULL;
-            return fail(c, GW_ERR_TYPE, "expected base64, got \"%.64s\"", json_string_value(j));
+            return fail(c, GW_ERR_TYPE, "expected base64, got \"%.64s\"", jv_str(j));
         }
         out->s = (const char *)out->bytes;
         out->n = (size_t)k;
@@ -402,7 +481,7 @@ static int put_scalar(ctx_t *c, gw_type_t t, const scalar_t *s)
 }
 
 /* Writes one value of field f (tag included) from JSON j. always: write even a default. */
-static int encode_value(ctx_t *c, const gw_field_t *f, gw_type_t t, const json_t *j, bool always)
+static int encode_value(ctx_t *c, const gw_field_t *f, gw_type_t t, const jt_tok_t *j, bool always)
 {
     if (t == GW_TYPE_MESSAGE) {
         if (put_tag(c, f->number, GW_WT_LEN) < 0)
@@ -429,11 +508,11 @@ static bool packable(gw_type_t t)
     return wire_type(t) != GW_WT_LEN;
 }
 
-static int encode_repeated(ctx_t *c, const gw_field_t *f, const json_t *j)
+static int encode_repeated(ctx_t *c, const gw_field_t *f, const jt_tok_t *j)
 {
-    if (!json_is_array(j))
+    if (!jv_is_array(j))
         return fail(c, GW_ERR_TYPE, "expected an array, got %s", kind_name(j));
-    size_t n = json_array_size(j);
+    size_t n = jv_len(j);
     if (n == 0)
         return 0;
     bool value_elems = f->message && f->message->wkt == GW_WKT_VALUE;
@@ -443,10 +522,10 @@ static int encode_repeated(ctx_t *c, const gw_field_t *f, const json_t *j)
         long start = begin_len(c);
         if (start < 0)
             return -1;
-        for (size_t i = 0; i < n; i++) {
+        const jt_tok_t *e = jv_first(j);
+        for (size_t i = 0; i < n; i++, e = JV_NEXT(c, e)) {
             c->path[c->depth - 1].idx = (long)i;
-            const json_t *e = json_array_get(j, i);
-            if (json_is_null(e))
+            if (jv_is_null(e))
                 return fail(c, GW_ERR_TYPE, "null is not allowed in a repeated field");
             scalar_t s;
             if (convert_scalar(c, f, f->type, e, &s) < 0 || put_scalar(c, f->type, &s) < 0)
@@ -454,10 +533,10 @@ static int encode_repeated(ctx_t *c, const gw_field_t *f, const json_t *j)
         }
         return end_len(c, start);
     }
-    for (size_t i = 0; i < n; i++) {
+    const jt_tok_t *e = jv_first(j);
+    for (size_t i = 0; i < n; i++, e = JV_NEXT(c, e)) {
         c->path[c->depth - 1].idx = (long)i;
-        const json_t *e = json_array_get(j, i);
-        if (json_is_null(e) && !value_elems)
+        if (jv_is_null(e) && !value_elems)
             return fail(c, GW_ERR_TYPE, "null is not allowed in a repeated field");
         if (encode_value(c, f, f->type, e, true) < 0)
             return -1;
@@ -479,28 +558,23 @@ static int encode_map_key(ctx_t *c, const gw_field_t *kf, const char *key, size_
             return fail(c, GW_ERR_TYPE, "map key \"%.64s\" is not true or false", key);
         return put_tag(c, 1, GW_WT_VARINT) < 0 || put_varint(c, t) < 0 ? -1 : 0;
     }
-    json_t *s = json_stringn_nocheck(key, klen);
-    if (!s)
-        return fail(c, GW_ERR_NOMEM, "out of memory");
-    int rc = encode_value(c, kf, kf->type, s, true);
-    json_decref(s);
-    return rc;
+    jt_tok_t s = {.kind = JT_STRING, .n = (uint32_t)klen, .v.s = key};
+    return encode_value(c, kf, kf->type, &s, true);
 }
 
-static int encode_map(ctx_t *c, const gw_field_t *f, const json_t *j)
+static int encode_map(ctx_t *c, const gw_field_t *f, const jt_tok_t *j)
 {
-    if (!json_is_object(j))
+    if (!jv_is_object(j))
         return fail(c, GW_ERR_TYPE, "expected an object, got %s", kind_name(j));
     const gw_message_t *em = f->message;
     const gw_field_t *kf = &em->fields[0], *vf = &em->fields[1];
-    const char *key;
-    size_t klen;
-    json_t *v;
-    long idx = 0;
-    json_object_keylen_foreach((json_t *)j, key, klen, v)
-    {
-        c->path[c->depth - 1].idx = idx++;
-        if (json_is_null(v) && !(vf->message && vf->message->wkt == GW_WKT_VALUE))
+    const jt_tok_t *k = jv_first(j);
+    for (uint32_t idx = 0; idx < j->n; idx++, k = JV_NEXT(c, k + 1)) {
+        const char *key = k->v.s;
+        size_t klen = k->n;
+        const jt_tok_t *v = k + 1;
+        c->path[c->depth - 1].idx = idx;
+        if (jv_is_null(v) && !(vf->message && vf->message->wkt == GW_WKT_VALUE))
             return fail(c, GW_ERR_TYPE, "map value for key \"%.64s\" is null", key);
         if (put_tag(c, f->number, GW_WT_LEN) < 0)
             return -1;
@@ -513,9 +587,9 @@ static int encode_map(ctx_t *c, const gw_field_t *f, const json_t *j)
 }
 
 /* Encodes the fields of m from object j (skipping "@type" when in_any). */
-static int encode_fields(ctx_t *c, const gw_message_t *m, const json_t *j, bool in_any)
+static int encode_fields(ctx_t *c, const gw_message_t *m, const jt_tok_t *j, bool in_any)
 {
-    if (!json_is_object(j))
+    if (!jv_is_object(j))
         return fail(c, GW_ERR_TYPE, "expected an object for %s, got %s", m->full_name,
                     kind_name(j));
     size_t base = c->n_slots;
@@ -523,21 +597,21 @@ static int encode_fields(ctx_t *c, const gw_message_t *m, const json_t *j, bool 
         size_t cap = c->cap_slots ? c->cap_slots : 64;
         while (cap < c->n_slots + m->n_fields)
             cap *= 2;
-        json_t **p = realloc(c->slots, cap * sizeof(*p));
+        const jt_tok_t **p = realloc(c->slots, cap * sizeof(*p));
         if (!p)
             return fail(c, GW_ERR_NOMEM, "out of memory");
         c->slots = p;
         c->cap_slots = cap;
     }
-    memset(c->slots + base, 0, m->n_fields * sizeof(json_t *));
+    memset(c->slots + base, 0, m->n_fields * sizeof(jt_tok_t *));
     c->n_slots += m->n_fields;
-    const char *key;
-    size_t klen;
-    json_t *v;
     int rc = -1;
-    json_object_keylen_foreach((json_t *)j, key, klen, v)
-    {
-        if (in_any && strcmp(key, "@type") == 0)
+    const jt_tok_t *k = jv_first(j);
+    for (uint32_t idx = 0; idx < j->n; idx++, k = JV_NEXT(c, k + 1)) {
+        const char *key = k->v.s;
+        size_t klen = k->n;
+        const jt_tok_t *v = k + 1;
+        if (in_any && klen == 5 && memcmp(key, "@type", 5) == 0)
             continue;
         const gw_field_t *f = gw_message_field_by_json(m, key, klen);
         if (!f) {
@@ -557,12 +631,12 @@ static int encode_fields(ctx_t *c, const gw_message_t *m, const json_t *j, bool 
     /* A oneof takes at most one non-null member. */
     for (size_t i = 0; i < m->n_fields; i++) {
         const gw_field_t *f = &m->fields[i];
-        json_t *x = c->slots[base + i];
-        if (f->oneof_index < 0 || !x || json_is_null(x))
+        const jt_tok_t *x = c->slots[base + i];
+        if (f->oneof_index < 0 || !x || jv_is_null(x))
             continue;
         for (size_t k = i + 1; k < m->n_fields; k++) {
-            json_t *y = c->slots[base + k];
-            if (m->fields[k].oneof_index == f->oneof_index && y && !json_is_null(y)) {
+            const jt_tok_t *y = c->slots[base + k];
+            if (m->fields[k].oneof_index == f->oneof_index && y && !jv_is_null(y)) {
                 fail(c, GW_ERR_TYPE, "fields %s and %s are both set but belong to oneof %s",
                      f->name, m->fields[k].name, m->oneof_names[f->oneof_index]);
                 goto out;
@@ -571,11 +645,11 @@ static int encode_fields(ctx_t *c, const gw_message_t *m, const json_t *j, bool 
     }
     for (size_t i = 0; i < m->n_fields; i++) {
         const gw_field_t *f = &m->fields[i];
-        json_t *x = c->slots[base + i];
+        const jt_tok_t *x = c->slots[base + i];
         if (!x)
             continue;
         bool value_field = f->message && f->message->wkt == GW_WKT_VALUE;
-        if (json_is_null(x) && !(value_field && !f->repeated) &&
+        if (jv_is_null(x) && !(value_field && !f->repeated) &&
             !(f->enumeration && f->enumeration->null_value && f->has_presence))
             continue; /* null: the default */
         if (push(c, f, f->repeated ? 0 : -1) < 0)
@@ -598,9 +672,9 @@ out:
 
 /* ---- well-known types --------------------------------------------------------------------- */
 
-static int expect_string(ctx_t *c, const json_t *j, const char *what)
+static int expect_string(ctx_t *c, const jt_tok_t *j, const char *what)
 {
-    if (!json_is_string(j))
+    if (!jv_is_string(j))
         return fail(c, GW_ERR_TYPE, "expected %s string, got %s", what, kind_name(j));
     return 0;
 }
@@ -614,7 +688,7 @@ static int encode_seconds_nanos(ctx_t *c, int64_t s, int32_t ns)
     return 0;
 }
 
-static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
+static int encode_wkt(ctx_t *c, const gw_message_t *m, const jt_tok_t *j)
 {
     switch (m->wkt) {
     case GW_WKT_TIMESTAMP: {
@@ -622,8 +696,8 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
         int32_t ns;
         if (expect_string(c, j, "an RFC 3339 timestamp") < 0)
             return -1;
-        if (gw_parse_timestamp(json_string_value(j), json_string_length(j), &s, &ns) < 0)
-            return fail(c, GW_ERR_TYPE, "bad timestamp \"%.64s\"", json_string_value(j));
+        if (gw_parse_timestamp(jv_str(j), jv_len(j), &s, &ns) < 0)
+            return fail(c, GW_ERR_TYPE, "bad timestamp \"%.64s\"", jv_str(j));
         return encode_seconds_nanos(c, s, ns);
     }
     case GW_WKT_DURATION: {
@@ -631,8 +705,8 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
         int32_t ns;
         if (expect_string(c, j, "a duration") < 0)
             return -1;
-        if (gw_parse_duration(json_string_value(j), json_string_length(j), &s, &ns) < 0)
-            return fail(c, GW_ERR_TYPE, "bad duration \"%.64s\"", json_string_value(j));
+        if (gw_parse_duration(jv_str(j), jv_len(j), &s, &ns) < 0)
+            return fail(c, GW_ERR_TYPE, "bad duration \"%.64s\"", jv_str(j));
         return encode_seconds_nanos(c, s, ns);
     }
     case GW_WKT_WRAPPER: {
@@ -645,8 +719,8 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
     case GW_WKT_FIELD_MASK: {
         if (expect_string(c, j, "a FieldMask") < 0)
             return -1;
-        const char *s = json_string_value(j);
-        size_t n = json_string_length(j);
+        const char *s = jv_str(j);
+        size_t n = jv_len(j);
         /* Like splitting on ',': "" has no paths, "a,,b," has four. */
         size_t at = 0;
         while (n > 0 && at <= n) {
@@ -689,22 +763,22 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
     }
     case GW_WKT_VALUE: {
         uint32_t num;
-        switch (json_typeof(j)) {
-        case JSON_NULL:
+        switch (j->kind) {
+        case JT_NULL:
             num = 1;
             break;
-        case JSON_INTEGER:
-        case JSON_REAL:
+        case JT_INT:
+        case JT_REAL:
             num = 2;
             break;
-        case JSON_STRING:
+        case JT_STRING:
             num = 3;
             break;
-        case JSON_TRUE:
-        case JSON_FALSE:
+        case JT_TRUE:
+        case JT_FALSE:
             num = 4;
             break;
-        case JSON_OBJECT:
+        case JT_OBJECT:
             num = 5;
             break;
         default:
@@ -723,24 +797,24 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
         return 0;
     }
     case GW_WKT_EMPTY:
-        if (!json_is_object(j))
+        if (!jv_is_object(j))
             return fail(c, GW_ERR_TYPE, "expected {} for google.protobuf.Empty, got %s",
                         kind_name(j));
         return encode_fields(c, m, j, false);
     case GW_WKT_ANY: {
-        if (!json_is_object(j))
+        if (!jv_is_object(j))
             return fail(c, GW_ERR_TYPE, "expected an object for google.protobuf.Any, got %s",
                         kind_name(j));
-        const json_t *t = json_object_get(j, "@type");
+        const jt_tok_t *t = jv_get(c, j, "@type");
         if (!t) {
-            if (json_object_size(j) == 0)
+            if (jv_len(j) == 0)
                 return 0;
             return fail(c, GW_ERR_TYPE, "google.protobuf.Any lacks \"@type\"");
         }
-        if (!json_is_string(t))
+        if (!jv_is_string(t))
             return fail(c, GW_ERR_TYPE, "\"@type\" must be a string");
-        const char *url = json_string_value(t);
-        size_t ulen = json_string_length(t);
+        const char *url = jv_str(t);
+        size_t ulen = jv_len(t);
         const gw_message_t *tm = resolve(c, url, ulen);
         if (!tm)
             return fail(c, GW_ERR_UNKNOWN, "Any type %.200s not found", url);
@@ -752,15 +826,14 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
         if (start < 0 || push(c, gw_message_field_by_number(m, 2), -1) < 0)
             return -1;
         if (tm->wkt != GW_WKT_NONE && tm->wkt != GW_WKT_EMPTY) {
-            const char *key;
-            json_t *v;
-            json_object_foreach((json_t *)j, key, v)
-            {
+            const jt_tok_t *k = jv_first(j);
+            for (uint32_t idx = 0; idx < j->n; idx++, k = JV_NEXT(c, k + 1)) {
+                const char *key = k->v.s;
                 if (strcmp(key, "@type") && strcmp(key, "value") && !c->o->ignore_unknown)
                     return fail(c, GW_ERR_UNKNOWN, "unknown field \"%.64s\" in Any of %s", key,
                                 tm->full_name);
             }
-            const json_t *val = json_object_get(j, "value");
+            const jt_tok_t *val = jv_get(c, j, "value");
             if (!val)
                 return fail(c, GW_ERR_TYPE, "Any of %s lacks \"value\"", tm->full_name);
             if (encode_message(c, tm, val) < 0)
@@ -782,7 +855,7 @@ static int encode_wkt(ctx_t *c, const gw_message_t *m, const json_t *j)
     return fail(c, GW_ERR_VALUE, "unhandled well-known type %s", m->full_name);
 }
 
-static int encode_message(ctx_t *c, const gw_message_t *m, const json_t *j)
+static int encode_message(ctx_t *c, const gw_message_t *m, const jt_tok_t *j)
 {
     if (c->depth >= GW_MAX_DEPTH)
         return fail(c, GW_ERR_DEPTH, "nesting deeper than %d", GW_MAX_DEPTH);
@@ -791,69 +864,40 @@ static int encode_message(ctx_t *c, const gw_message_t *m, const json_t *j)
     return encode_fields(c, m, j, false);
 }
 
-/* A copy of json[0..len) with every integer literal that does not fit int64 quoted, or NULL
- * when out of memory. jansson refuses such literals ("too big integer"); quoted, they reach
- * the integer and float converters, which take numeric strings (a uint64 above 2^63-1 given as
- * a number is valid proto3 JSON). Only used after jansson reported a numeric overflow. */
-static char *quote_big_integers(const char *json, size_t len, size_t *out_len)
+/* Each thread keeps its tape and slot stack between calls (released when one grew large), so
+ * a request body costs no allocation once warm. */
+typedef struct {
+    jt_tape_t tape;
+    const jt_tok_t **slots;
+    size_t cap_slots;
+    bool busy;
+} cache_t;
+
+static _Thread_local cache_t tl_cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_release(cache_t *k)
 {
-    char *out = malloc(len * 2 + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len;) {
-        char ch = json[i];
-        if (in_str) {
-            out[o++] = ch;
-            if (ch == '\\' && i + 1 < len) {
-                out[o++] = json[i + 1];
-                i += 2;
-                continue;
-            }
-            in_str = ch != '"';
-            i++;
-            continue;
-        }
-        if (ch == '"') {
-            in_str = true;
-            out[o++] = ch;
-            i++;
-            continue;
-        }
-        if (ch == '-' || (ch >= '0' && ch <= '9')) {
-            size_t j = i + (ch == '-');
-            while (j < len && json[j] >= '0' && json[j] <= '9')
-                j++;
-            bool integer = j == len || (json[j] != '.' && json[j] != 'e' && json[j] != 'E');
-            bool big = false;
-            if (integer && j - i >= 19) {
-                char tmp[32];
-                if (j - i >= sizeof tmp) {
-                    big = true;
-                } else {
-                    memcpy(tmp, json + i, j - i);
-                    tmp[j - i] = 0;
-                    errno = 0;
-                    (void)strtoll(tmp, NULL, 10);
-                    big = errno == ERANGE;
-                }
-            }
-            if (big)
-                out[o++] = '"';
-            memcpy(out + o, json + i, j - i);
-            o += j - i;
-            if (big)
-                out[o++] = '"';
-            i = j;
-            continue;
-        }
-        out[o++] = ch;
-        i++;
-    }
-    *out_len = o;
-    return out;
+    jt_free(&k->tape);
+    free(k->slots);
+    k->slots = NULL;
+    k->cap_slots = 0;
 }
+
+/* Thread exit: frees what the thread's cache holds. */
+static void cache_dtor(void *p)
+{
+    cache_release(p);
+}
+
+static void cache_key_init(void)
+{
+    (void)pthread_key_create(&cache_key, cache_dtor);
+}
+
+#define CACHE_KEEP_TOKENS 4096
+#define CACHE_KEEP_BYTES  (64 * 1024)
 
 gw_status_t gw_json_to_pb(const gw_message_t *m, const char *json, size_t len,
                           const gw_json_pb_opts_t *opts, gw_buf_t *out, char *err, size_t errlen)
@@ -861,31 +905,35 @@ gw_status_t gw_json_to_pb(const gw_message_t *m, const char *json, size_t len,
     static const gw_json_pb_opts_t defaults;
     if (err && errlen)
         err[0] = 0;
-    json_error_t je;
-    const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL;
-    json_t *root = json_loadb(json, len, flags, &je);
-    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
-        size_t qlen;
-        char *q = quote_big_integers(json, len, &qlen);
-        if (q) {
-            json_error_t je2;
-            root = json_loadb(q, qlen, flags, &je2);
-            free(q);
-        }
-    }
-    if (!root) {
-        if (err && errlen)
-            snprintf(err, errlen, "line %d column %d: %s", je.line, je.column, je.text);
-        return GW_ERR_SYNTAX;
-    }
-    ctx_t c = {.o = opts ? opts : &defaults, .out = out, .err = err, .errlen = errlen};
+    (void)pthread_once(&cache_once, cache_key_init);
+    cache_t local = {0}, *k = tl_cache.busy ? &local : &tl_cache;
+    k->busy = true;
+    int prc = jt_parse(&k->tape, json, len, err, errlen);
+    gw_status_t st = GW_OK;
     size_t mark = out->len;
-    int rc = encode_message(&c, m, root);
-    json_decref(root);
-    free(c.slots);
-    if (rc < 0) {
+    ctx_t c = {.o = opts ? opts : &defaults,
+               .out = out,
+               .err = err,
+               .errlen = errlen,
+               .tok = k->tape.tok,
+               .slots = k->slots,
+               .cap_slots = k->cap_slots};
+    if (prc == -2) {
+        st = GW_ERR_NOMEM;
+    } else if (prc < 0) {
+        st = GW_ERR_SYNTAX;
+    } else if (encode_message(&c, m, k->tape.tok) < 0) {
         out->len = mark;
-        return c.st ? c.st : GW_ERR_VALUE;
+        st = c.st ? c.st : GW_ERR_VALUE;
     }
-    return GW_OK;
+    k->slots = c.slots;
+    k->cap_slots = c.cap_slots;
+    if (k == &local || k->tape.cap_tok > CACHE_KEEP_TOKENS || k->tape.cap_str > CACHE_KEEP_BYTES ||
+        k->cap_slots > CACHE_KEEP_TOKENS) {
+        cache_release(k);
+    } else if (!pthread_getspecific(cache_key)) {
+        (void)pthread_setspecific(cache_key, k);
+    }
+    k->busy = false;
+    return st;
 }

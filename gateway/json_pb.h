@@ -1,6 +1,7 @@
 /*
  * gateway/json_pb.h: JSON text -> protobuf wire bytes under the proto3 JSON mapping, driven by
- * a gw_schema_t message type (no generated code). JSON is parsed with jansson.
+ * a gw_schema_t message type (no generated code). JSON is tokenized by
+ * json_tape (strict RFC 8259) into a flat tape, no tree.
  *
  * Accepted: lowerCamelCase and original field names; 64-bit integers as strings or numbers;
  * bytes as standard or URL-safe base64, padded or not; enums by name or number; "NaN",

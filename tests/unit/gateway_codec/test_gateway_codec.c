@@ -173,6 +173,31 @@ static void test_json_errors(void)
     CHECK_EQ(j2p("{\"wMask\": \"a_b\"}", &pb, err, false), GW_ERR_TYPE);
     CHECK_EQ(j2p("[1]", &pb, err, false), GW_ERR_TYPE);
     CHECK_EQ(j2p("{\"a\":1,\"a\":2}", &pb, err, false), GW_ERR_SYNTAX); /* duplicate key */
+    /* The tokenizer's strictness (gateway/json_tape): a duplicate among many keys of a map,
+     * lone surrogates, invalid UTF-8, control characters, trailing commas and garbage after the
+     * value are syntax errors; a uint64 above int64 written as a number is accepted. */
+    {
+        char big[1024] = "{\"mStringValue\":{";
+        for (int i = 0; i < 40; i++)
+            sprintf(big + strlen(big), "\"k%d\":%d,", i, i);
+        strcat(big, "\"k7\":1}}");
+        CHECK_EQ(j2p(big, &pb, err, false), GW_ERR_SYNTAX);
+        CHECK_CONTAINS(err, "duplicate");
+    }
+    CHECK_EQ(j2p("{\"fString\":\"\\ud800\"}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"fString\":\"\\udc00\"}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"fString\":\"\xc3\x28\"}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"fString\":\"a\tb\"}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"rInt32\":[1,]}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"fInt32\":1,}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{} x", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"fDouble\":1e999}", &pb, err, false), GW_ERR_SYNTAX);
+    CHECK_EQ(j2p("{\"fString\":\"\\ud83d\\ude00\"}", &pb, err, false), GW_OK);
+    CHECK_EQ(pb.len, 6); /* tag, length, 4 bytes of U+1F600 */
+    pb.len = 0;
+    CHECK_EQ(j2p("{\"fUint64\":18446744073709551615}", &pb, err, false), GW_OK);
+    CHECK_EQ(j2p("{\"fUint64\":18446744073709551616}", &pb, err, false), GW_ERR_TYPE);
     /* Nesting past GW_MAX_DEPTH is refused cleanly. */
     char deep[4096] = "{\"fInner\":";
     for (int i = 0; i < 150; i++)
