@@ -1022,6 +1022,7 @@ static result_t run_seed(const opts_t *o)
 typedef struct sweep {
     opts_t o;
     stats_t tot;
+    result_t last; /* the latest run */
 } sweep_t;
 
 static void print_replay(const opts_t *o)
@@ -1068,6 +1069,7 @@ static void sweep_seed(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     sweep_t *sw = ud;
     sw->o.seed = seed;
     result_t r = run_seed(&sw->o);
+    sw->last = r;
     out->hash = r.hash;
     out->failures = r.failures;
     snprintf(out->why, sizeof(out->why), "%s", r.why);
@@ -1080,6 +1082,25 @@ static void sweep_replay(void *ud, uint64_t seed)
     sweep_t *sw = ud;
     sw->o.seed = seed;
     print_replay(&sw->o);
+}
+
+static void print_seed(void *ud)
+{
+    const sweep_t *sw = ud;
+    print_stats(&sw->last.st);
+}
+
+static void print_size(void *ud)
+{
+    const sweep_t *sw = ud;
+    printf("%d monitors, %d instances, %llu ms each", sw->o.monitors, sw->o.instances,
+           (unsigned long long)sw->o.duration_ms);
+}
+
+static void print_totals(void *ud)
+{
+    const sweep_t *sw = ud;
+    print_stats(&sw->tot);
 }
 
 /* ---- main ----------------------------------------------------------------------------------- */
@@ -1095,21 +1116,12 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     opts_t o = {.seed = 1, .monitors = 3, .instances = 8, .duration_ms = 60000, .faults = 1};
-    uint64_t count = 0, first = 1;
-    int single = 0;
+    sim_seeds_t seeds = SIM_SEEDS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--seed") && v) {
-            o.seed = strtoull(v, NULL, 0);
-            single = 1;
-            i++;
-        } else if (!strcmp(a, "--seeds") && v) {
-            count = strtoull(v, NULL, 0);
-            i++;
-        } else if (!strcmp(a, "--first-seed") && v) {
-            first = strtoull(v, NULL, 0);
-            i++;
+        if (sim_seeds_arg(&seeds, argc, argv, &i)) {
+            continue;
         } else if (!strcmp(a, "--monitors") && v) {
             o.monitors = atoi(v);
             i++;
@@ -1130,7 +1142,7 @@ int main(int argc, char **argv)
         }
     }
     if (o.monitors < 2 || o.monitors > MAX_MON || o.instances < 2 || o.instances > MAX_INST ||
-        (!single && !count))
+        !sim_seeds_valid(&seeds))
         usage();
     mesh_log_init("sim", o.verbose && getenv("MESHD_SIM_LOG") ? MESH_LOG_DEBUG : MESH_LOG_OFF,
                   MESH_LOG_FORMAT_TEXT);
@@ -1140,24 +1152,7 @@ int main(int argc, char **argv)
                "(%d ms doubling to %d ms)\n",
                (double)TAKEOVER_NS / 1e9, (double)BOUND_EVICT_NS / 1e9,
                (double)BOUND_READMIT_NS / 1e9, READMIT_MS, READMIT_MAX_MS);
-    if (single) {
-        result_t r = run_seed(&o);
-        printf("seed %llu: hash %016llx ", (unsigned long long)o.seed, (unsigned long long)r.hash);
-        print_stats(&r.st);
-        printf(": %s\n", r.failures ? "FAIL" : "ok");
-        if (r.failures) {
-            printf("  %d violation(s), first: %s\n", r.failures, r.why);
-            print_replay(&o);
-        }
-        return r.failures ? 1 : 0;
-    }
     sweep_t sw = {.o = o};
-    sim_sweep_result_t sr = sim_sweep(first, count, sweep_seed, sweep_replay, &sw);
-    printf("%llu seeds from %llu, %d monitors, %d instances, %llu ms each: %llu failed; ",
-           (unsigned long long)count, (unsigned long long)first, o.monitors, o.instances,
-           (unsigned long long)o.duration_ms, (unsigned long long)sr.failed);
-    print_stats(&sw.tot);
-    printf("; determinism %s (%u seeds replayed); %.1f s\n", sr.nondeterministic ? "FAILED" : "ok",
-           sr.replayed, sr.secs);
-    return sr.failed || sr.nondeterministic ? 1 : 0;
+    const sim_main_cfg_t cfg = {sweep_seed, sweep_replay, print_seed, print_size, print_totals};
+    return sim_run_main(&seeds, &cfg, &sw);
 }

@@ -696,6 +696,7 @@ static result_t run_seed(const opts_t *o)
 typedef struct sweep {
     opts_t o;
     stats_t tot;
+    result_t last; /* the latest run */
 } sweep_t;
 
 static void print_replay(const opts_t *o);
@@ -705,6 +706,7 @@ static void sweep_seed(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     sweep_t *sw = ud;
     sw->o.seed = seed;
     result_t r = run_seed(&sw->o);
+    sw->last = r;
     out->hash = r.hash;
     out->failures = r.failures;
     snprintf(out->why, sizeof(out->why), "%s", r.why);
@@ -731,6 +733,35 @@ static void sweep_replay(void *ud, uint64_t seed)
 
 /* ---- main ---- */
 
+static void print_seed(void *ud)
+{
+    const result_t *r = &((const sweep_t *)ud)->last;
+    printf("revision %lld live %zu writes %llu compactions %llu restores %llu publishes %llu "
+           "resyncs %llu compacted-watches %llu",
+           (long long)r->revision, r->live, (unsigned long long)r->st.writes,
+           (unsigned long long)r->st.compactions, (unsigned long long)r->st.restores,
+           (unsigned long long)r->st.publishes, (unsigned long long)r->st.resyncs,
+           (unsigned long long)r->st.compacted);
+}
+
+static void print_size(void *ud)
+{
+    const sweep_t *sw = ud;
+    printf("%d nodes, %llu ms each", sw->o.nodes, (unsigned long long)sw->o.duration_ms);
+}
+
+static void print_totals(void *ud)
+{
+    const stats_t *tot = &((const sweep_t *)ud)->tot;
+    printf("writes %llu compactions %llu data-losses %llu drops %llu partitions %llu outages %llu "
+           "crashes %llu publishes %llu resyncs %llu watches-lost-to-compaction %llu",
+           (unsigned long long)tot->writes, (unsigned long long)tot->compactions,
+           (unsigned long long)tot->restores, (unsigned long long)tot->drops,
+           (unsigned long long)tot->partitions, (unsigned long long)tot->outages,
+           (unsigned long long)tot->crashes, (unsigned long long)tot->publishes,
+           (unsigned long long)tot->resyncs, (unsigned long long)tot->compacted);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: registry_sim [--seed N | --seeds COUNT [--first-seed S]] [--verbose]\n"
@@ -749,21 +780,12 @@ static void print_replay(const opts_t *o)
 int main(int argc, char **argv)
 {
     opts_t o = {.seed = 1, .nodes = 5, .duration_ms = 20000, .dataloss = 1, .faults = 1};
-    uint64_t count = 0, first = 1;
-    int single = 0;
+    sim_seeds_t seeds = SIM_SEEDS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--seed") && v) {
-            o.seed = strtoull(v, NULL, 0);
-            single = 1;
-            i++;
-        } else if (!strcmp(a, "--seeds") && v) {
-            count = strtoull(v, NULL, 0);
-            i++;
-        } else if (!strcmp(a, "--first-seed") && v) {
-            first = strtoull(v, NULL, 0);
-            i++;
+        if (sim_seeds_arg(&seeds, argc, argv, &i)) {
+            continue;
         } else if (!strcmp(a, "--nodes") && v) {
             o.nodes = atoi(v);
             i++;
@@ -782,46 +804,12 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (o.nodes < 1 || o.nodes > MAX_NODES || (!single && !count))
+    if (o.nodes < 1 || o.nodes > MAX_NODES || !sim_seeds_valid(&seeds))
         usage();
     mesh_log_init("sim", MESH_LOG_OFF, MESH_LOG_FORMAT_TEXT);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    if (single) {
-        result_t r = run_seed(&o);
-        printf("seed %llu: hash %016llx revision %lld live %zu writes %llu compactions %llu "
-               "restores %llu publishes %llu resyncs %llu compacted-watches %llu: %s\n",
-               (unsigned long long)o.seed, (unsigned long long)r.hash, (long long)r.revision,
-               r.live, (unsigned long long)r.st.writes, (unsigned long long)r.st.compactions,
-               (unsigned long long)r.st.restores, (unsigned long long)r.st.publishes,
-               (unsigned long long)r.st.resyncs, (unsigned long long)r.st.compacted,
-               r.failures ? "FAIL" : "ok");
-        if (r.failures) {
-            printf("  %d violation(s), first: %s\n", r.failures, r.why);
-            print_replay(&o);
-        }
-        return r.failures ? 1 : 0;
-    }
-
     sweep_t sw = {.o = o};
-    sim_sweep_result_t sr = sim_sweep(first, count, sweep_seed, sweep_replay, &sw);
-    stats_t tot = sw.tot;
-    uint64_t failed = sr.failed;
-    int det_fail = sr.nondeterministic;
-    unsigned again = sr.replayed;
-    double secs = sr.secs;
-    printf("%llu seeds from %llu, %d nodes, %llu ms each: %llu failed; writes %llu compactions "
-           "%llu data-losses %llu drops %llu partitions %llu outages %llu crashes %llu publishes "
-           "%llu resyncs %llu watches-lost-to-compaction %llu; determinism %s (%llu seeds "
-           "replayed); "
-           "%.1f s\n",
-           (unsigned long long)count, (unsigned long long)first, o.nodes,
-           (unsigned long long)o.duration_ms, (unsigned long long)failed,
-           (unsigned long long)tot.writes, (unsigned long long)tot.compactions,
-           (unsigned long long)tot.restores, (unsigned long long)tot.drops,
-           (unsigned long long)tot.partitions, (unsigned long long)tot.outages,
-           (unsigned long long)tot.crashes, (unsigned long long)tot.publishes,
-           (unsigned long long)tot.resyncs, (unsigned long long)tot.compacted,
-           det_fail ? "FAILED" : "ok", (unsigned long long)again, secs);
-    return failed || det_fail ? 1 : 0;
+    const sim_main_cfg_t cfg = {sweep_seed, sweep_replay, print_seed, print_size, print_totals};
+    return sim_run_main(&seeds, &cfg, &sw);
 }

@@ -710,6 +710,7 @@ static result_t run_seed(const opts_t *o)
 typedef struct sweep {
     opts_t o;
     stats_t tot;
+    result_t last; /* the latest run */
 } sweep_t;
 
 static void print_replay(const opts_t *o);
@@ -719,6 +720,7 @@ static void sweep_seed(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     sweep_t *sw = ud;
     sw->o.seed = seed;
     result_t r = run_seed(&sw->o);
+    sw->last = r;
     out->hash = r.hash;
     out->failures = r.failures;
     snprintf(out->why, sizeof(out->why), "%s", r.why);
@@ -745,6 +747,36 @@ static void sweep_replay(void *ud, uint64_t seed)
 
 /* ---- main ----------------------------------------------------------------------------------- */
 
+static void print_seed(void *ud)
+{
+    const stats_t *st = &((const sweep_t *)ud)->last.st;
+    printf("flaps %llu downs %llu hangs %llu upgrades %llu partitions %llu outages %llu crashes "
+           "%llu deletes %llu evictions %llu checks %llu",
+           (unsigned long long)st->flaps, (unsigned long long)st->downs,
+           (unsigned long long)st->hangs, (unsigned long long)st->upgrades,
+           (unsigned long long)st->partitions, (unsigned long long)st->outages,
+           (unsigned long long)st->crashes, (unsigned long long)st->deletes,
+           (unsigned long long)st->evictions, (unsigned long long)st->checks);
+}
+
+static void print_size(void *ud)
+{
+    const sweep_t *sw = ud;
+    printf("%d nodes, %llu ms each", sw->o.nodes, (unsigned long long)sw->o.duration_ms);
+}
+
+static void print_totals(void *ud)
+{
+    const stats_t *tot = &((const sweep_t *)ud)->tot;
+    printf("app flaps %llu downs %llu hangs %llu upgrades %llu; partitions %llu outages %llu "
+           "crashes %llu; deletes %llu evictions %llu; %llu registration checks",
+           (unsigned long long)tot->flaps, (unsigned long long)tot->downs,
+           (unsigned long long)tot->hangs, (unsigned long long)tot->upgrades,
+           (unsigned long long)tot->partitions, (unsigned long long)tot->outages,
+           (unsigned long long)tot->crashes, (unsigned long long)tot->deletes,
+           (unsigned long long)tot->evictions, (unsigned long long)tot->checks);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: sidecar_sim [--seed N | --seeds COUNT [--first-seed S]] [--verbose]\n"
@@ -763,21 +795,12 @@ static void print_replay(const opts_t *o)
 int main(int argc, char **argv)
 {
     opts_t o = {.seed = 1, .nodes = 4, .duration_ms = 30000, .faults = 1};
-    uint64_t count = 0, first = 1;
-    int single = 0;
+    sim_seeds_t seeds = SIM_SEEDS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--seed") && v) {
-            o.seed = strtoull(v, NULL, 0);
-            single = 1;
-            i++;
-        } else if (!strcmp(a, "--seeds") && v) {
-            count = strtoull(v, NULL, 0);
-            i++;
-        } else if (!strcmp(a, "--first-seed") && v) {
-            first = strtoull(v, NULL, 0);
-            i++;
+        if (sim_seeds_arg(&seeds, argc, argv, &i)) {
+            continue;
         } else if (!strcmp(a, "--nodes") && v) {
             o.nodes = atoi(v);
             i++;
@@ -794,46 +817,12 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (o.nodes < 1 || o.nodes > MAX_NODES || (!single && !count))
+    if (o.nodes < 1 || o.nodes > MAX_NODES || !sim_seeds_valid(&seeds))
         usage();
     mesh_log_init("sim", o.verbose && getenv("MESHD_SIM_LOG") ? MESH_LOG_DEBUG : MESH_LOG_OFF,
                   MESH_LOG_FORMAT_TEXT);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (single) {
-        result_t r = run_seed(&o);
-        printf("seed %llu: hash %016llx flaps %llu downs %llu hangs %llu upgrades %llu partitions "
-               "%llu outages %llu crashes %llu deletes %llu evictions %llu checks %llu: %s\n",
-               (unsigned long long)o.seed, (unsigned long long)r.hash,
-               (unsigned long long)r.st.flaps, (unsigned long long)r.st.downs,
-               (unsigned long long)r.st.hangs, (unsigned long long)r.st.upgrades,
-               (unsigned long long)r.st.partitions, (unsigned long long)r.st.outages,
-               (unsigned long long)r.st.crashes, (unsigned long long)r.st.deletes,
-               (unsigned long long)r.st.evictions, (unsigned long long)r.st.checks,
-               r.failures ? "FAIL" : "ok");
-        if (r.failures) {
-            printf("  %d violation(s), first: %s\n", r.failures, r.why);
-            print_replay(&o);
-        }
-        return r.failures ? 1 : 0;
-    }
     sweep_t sw = {.o = o};
-    sim_sweep_result_t sr = sim_sweep(first, count, sweep_seed, sweep_replay, &sw);
-    stats_t tot = sw.tot;
-    uint64_t failed = sr.failed;
-    int det_fail = sr.nondeterministic;
-    unsigned again = sr.replayed;
-    double secs = sr.secs;
-    printf("%llu seeds from %llu, %d nodes, %llu ms each: %llu failed; app flaps %llu downs %llu "
-           "hangs %llu upgrades %llu; partitions %llu outages %llu crashes %llu; deletes %llu "
-           "evictions %llu; %llu registration checks; determinism %s (%llu seeds replayed); "
-           "%.1f s\n",
-           (unsigned long long)count, (unsigned long long)first, o.nodes,
-           (unsigned long long)o.duration_ms, (unsigned long long)failed,
-           (unsigned long long)tot.flaps, (unsigned long long)tot.downs,
-           (unsigned long long)tot.hangs, (unsigned long long)tot.upgrades,
-           (unsigned long long)tot.partitions, (unsigned long long)tot.outages,
-           (unsigned long long)tot.crashes, (unsigned long long)tot.deletes,
-           (unsigned long long)tot.evictions, (unsigned long long)tot.checks,
-           det_fail ? "FAILED" : "ok", (unsigned long long)again, secs);
-    return failed || det_fail ? 1 : 0;
+    const sim_main_cfg_t cfg = {sweep_seed, sweep_replay, print_seed, print_size, print_totals};
+    return sim_run_main(&seeds, &cfg, &sw);
 }

@@ -1,10 +1,12 @@
 /*
- * simulations/sim_sweep.c: the many-seeds mode of the scenarios (see sim_sweep.h).
+ * simulations/sim_sweep.c: the many-seeds mode of the scenarios and the main() shape they share
+ * (see sim_sweep.h).
  */
 #include "simulations/sim_sweep.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 sim_sweep_result_t sim_sweep(uint64_t first, uint64_t count, sim_seed_fn run, sim_replay_fn replay,
@@ -62,4 +64,53 @@ void sim_print_line(void *ud, const char *line)
 {
     (void)ud;
     printf("%s\n", line);
+}
+
+int sim_seeds_arg(sim_seeds_t *s, int argc, char **argv, int *i)
+{
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (!v)
+        return 0;
+    if (!strcmp(a, "--seed")) {
+        s->seed = strtoull(v, NULL, 0);
+        s->single = 1;
+    } else if (!strcmp(a, "--seeds")) {
+        s->count = strtoull(v, NULL, 0);
+    } else if (!strcmp(a, "--first-seed")) {
+        s->first = strtoull(v, NULL, 0);
+    } else {
+        return 0;
+    }
+    (*i)++;
+    return 1;
+}
+
+int sim_seeds_valid(const sim_seeds_t *s)
+{
+    return s->single || s->count;
+}
+
+int sim_run_main(const sim_seeds_t *s, const sim_main_cfg_t *cfg, void *ud)
+{
+    if (s->single) {
+        sim_outcome_t o = {0};
+        cfg->run(ud, s->seed, 1, &o);
+        printf("seed %llu: hash %016llx ", (unsigned long long)s->seed, (unsigned long long)o.hash);
+        cfg->print_seed(ud);
+        printf(": %s\n", o.failures ? "FAIL" : "ok");
+        if (o.failures) {
+            printf("  %d violation(s), first: %s\n", o.failures, o.why);
+            cfg->replay(ud, s->seed);
+        }
+        return o.failures ? 1 : 0;
+    }
+    sim_sweep_result_t sr = sim_sweep(s->first, s->count, cfg->run, cfg->replay, ud);
+    printf("%llu seeds from %llu, ", (unsigned long long)s->count, (unsigned long long)s->first);
+    cfg->print_size(ud);
+    printf(": %llu failed; ", (unsigned long long)sr.failed);
+    cfg->print_totals(ud);
+    printf("; determinism %s (%u seeds replayed); %.1f s\n", sr.nondeterministic ? "FAILED" : "ok",
+           sr.replayed, sr.secs);
+    return sr.failed || sr.nondeterministic ? 1 : 0;
 }

@@ -679,6 +679,7 @@ static result_t run_one(const opts_t *o)
 typedef struct sweep {
     opts_t o;
     stats_t tot;
+    result_t last; /* the latest run */
 } sweep_t;
 
 static void print_replay(const opts_t *o)
@@ -693,6 +694,7 @@ static void sweep_seed(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     sweep_t *sw = ud;
     sw->o.seed = seed;
     result_t r = run_one(&sw->o);
+    sw->last = r;
     out->hash = r.hash;
     out->failures = r.failures;
     memcpy(out->why, r.why, sizeof(out->why));
@@ -716,6 +718,35 @@ static void sweep_replay(void *ud, uint64_t seed)
     print_replay(&sw->o);
 }
 
+static void print_seed(void *ud)
+{
+    const stats_t *st = &((const sweep_t *)ud)->last.st;
+    printf("appends %llu acks %llu nacks %llu crashes %llu (power %llu) replayed %llu drops %llu "
+           "outages %llu",
+           (unsigned long long)st->appends, (unsigned long long)st->acks,
+           (unsigned long long)st->nacks, (unsigned long long)st->crashes,
+           (unsigned long long)st->power_losses, (unsigned long long)st->replayed,
+           (unsigned long long)st->drops, (unsigned long long)st->outages);
+}
+
+static void print_size(void *ud)
+{
+    const sweep_t *sw = ud;
+    printf("%llu ms each", (unsigned long long)sw->o.duration_ms);
+}
+
+static void print_totals(void *ud)
+{
+    const stats_t *tot = &((const sweep_t *)ud)->tot;
+    printf("appends %llu acks %llu nacks %llu crashes %llu (power losses %llu) replayed %llu (%llu "
+           "of them durable and unacknowledged: checked) drops %llu outages %llu",
+           (unsigned long long)tot->appends, (unsigned long long)tot->acks,
+           (unsigned long long)tot->nacks, (unsigned long long)tot->crashes,
+           (unsigned long long)tot->power_losses, (unsigned long long)tot->replayed,
+           (unsigned long long)tot->expected, (unsigned long long)tot->drops,
+           (unsigned long long)tot->outages);
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: spool_sim --seed N | --seeds COUNT [--first-seed S]\n"
@@ -726,21 +757,12 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     opts_t o = {.seed = 1, .duration_ms = 4000, .faults = 1};
-    uint64_t count = 0, first = 1;
-    int single = 0;
+    sim_seeds_t seeds = SIM_SEEDS_INIT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--seed") && v) {
-            o.seed = strtoull(v, NULL, 0);
-            single = 1;
-            i++;
-        } else if (!strcmp(a, "--seeds") && v) {
-            count = strtoull(v, NULL, 0);
-            i++;
-        } else if (!strcmp(a, "--first-seed") && v) {
-            first = strtoull(v, NULL, 0);
-            i++;
+        if (sim_seeds_arg(&seeds, argc, argv, &i)) {
+            continue;
         } else if (!strcmp(a, "--duration-ms") && v) {
             o.duration_ms = strtoull(v, NULL, 0);
             i++;
@@ -752,38 +774,11 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (!single && !count)
+    if (!sim_seeds_valid(&seeds))
         usage();
     mesh_log_init("sim", o.verbose ? MESH_LOG_WARN : MESH_LOG_OFF, MESH_LOG_FORMAT_TEXT);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (single) {
-        result_t r = run_one(&o);
-        printf("seed %llu: hash %016llx appends %llu acks %llu nacks %llu crashes %llu (power "
-               "%llu) replayed %llu drops %llu outages %llu: %s\n",
-               (unsigned long long)o.seed, (unsigned long long)r.hash,
-               (unsigned long long)r.st.appends, (unsigned long long)r.st.acks,
-               (unsigned long long)r.st.nacks, (unsigned long long)r.st.crashes,
-               (unsigned long long)r.st.power_losses, (unsigned long long)r.st.replayed,
-               (unsigned long long)r.st.drops, (unsigned long long)r.st.outages,
-               r.failures ? "FAIL" : "ok");
-        if (r.failures) {
-            printf("  %d violation(s), first: %s\n", r.failures, r.why);
-            print_replay(&o);
-        }
-        return r.failures ? 1 : 0;
-    }
     sweep_t sw = {.o = o};
-    sim_sweep_result_t sr = sim_sweep(first, count, sweep_seed, sweep_replay, &sw);
-    printf("%llu seeds from %llu, %llu ms each: %llu failed; appends %llu acks %llu nacks %llu "
-           "crashes %llu (power losses %llu) replayed %llu (%llu of them durable and "
-           "unacknowledged: checked) drops %llu outages %llu; determinism %s (%u seeds "
-           "replayed); %.1f s\n",
-           (unsigned long long)count, (unsigned long long)first, (unsigned long long)o.duration_ms,
-           (unsigned long long)sr.failed, (unsigned long long)sw.tot.appends,
-           (unsigned long long)sw.tot.acks, (unsigned long long)sw.tot.nacks,
-           (unsigned long long)sw.tot.crashes, (unsigned long long)sw.tot.power_losses,
-           (unsigned long long)sw.tot.replayed, (unsigned long long)sw.tot.expected,
-           (unsigned long long)sw.tot.drops, (unsigned long long)sw.tot.outages,
-           sr.nondeterministic ? "FAILED" : "ok", sr.replayed, sr.secs);
-    return sr.failed || sr.nondeterministic ? 1 : 0;
+    const sim_main_cfg_t cfg = {sweep_seed, sweep_replay, print_seed, print_size, print_totals};
+    return sim_run_main(&seeds, &cfg, &sw);
 }
