@@ -151,6 +151,17 @@ typedef struct mesh_proxy_config {
     uint64_t backoff_initial_ms; /* endpoint down after a connect failure; default 200 */
     uint64_t backoff_max_ms;     /* doubling up to this; default 10000 */
     uint32_t max_upstream_conns; /* per endpoint; default 8 */
+    /* Outlier ejection (transport/outlier.h): an instance whose calls end with
+     * outlier_consecutive gateway failures in a row (UNAVAILABLE, DEADLINE_EXCEEDED, reset,
+     * lost connection; default 5) leaves round robin for outlier_base_ejection_ms (default
+     * 30000) times its number of ejections, capped at outlier_max_ejection_ms (default 300000),
+     * while at most outlier_max_ejection_percent (default 10, at least one instance, never the
+     * last) of its service is out; it returns through a single probe call. outlier_off: never. */
+    uint32_t outlier_consecutive;
+    uint64_t outlier_base_ejection_ms;
+    uint64_t outlier_max_ejection_ms;
+    uint32_t outlier_max_ejection_percent;
+    int outlier_off;
     /* Calls one upstream connection carries before the pool opens another (up to
      * max_upstream_conns); 0 (the default): the peer's MAX_CONCURRENT_STREAMS only, as gRPC
      * clients and other meshes do. gRPC servers (C++, Java, Go) read and parse each connection

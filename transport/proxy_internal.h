@@ -19,6 +19,7 @@
 #include "transport/h2_conn.h"
 #include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
+#include "transport/outlier.h"
 #include "transport/proxy.h"
 
 /** An intrusive doubly linked list node (a list head is a node too). */
@@ -144,6 +145,8 @@ struct pxy_endpoint {
     uint32_t n_conns;      /* in conns; at most max_upstream_conns */
     mesh_bal_backoff_t bo; /* connect backoff, in loop time (ms): round robin skips it while
                               it backs off */
+    mesh_outlier_t ol;     /* outlier ejection, in loop time (ms): round robin skips it while
+                              ejected (transport/outlier.h) */
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
@@ -266,6 +269,7 @@ struct mesh_proxy_worker {
     uv_loop_t *loop;
     mesh_proxy_config_t cfg;
     mesh_bal_backoff_cfg_t bal; /* cfg's endpoint backoff, for transport/balancer.h */
+    mesh_outlier_cfg_t outlier; /* cfg's outlier ejection, for transport/outlier.h */
     char listen_host[64];
     uv_tcp_t listener;
     int listening;

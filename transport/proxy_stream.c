@@ -367,11 +367,61 @@ void pxy_streams_free_pool(mesh_proxy_worker_t *w)
     }
 }
 
+/* What the end of the call's upstream part says about its endpoint (transport/outlier.h): the
+ * upstream's grpc-status (or the mesh's deadline) by its class; a call the client left is
+ * neutral; otherwise the upstream reset it, lost its connection or never answered: a failure. */
+static mesh_outlier_outcome_t us_outcome(const pxy_stream_t *ps)
+{
+    if (ps->final_status >= 0)
+        return mesh_outlier_classify_grpc(ps->final_status);
+    if (!ps->down)
+        return MESH_OUTLIER_NEUTRAL;
+    return MESH_OUTLIER_FAILURE;
+}
+
+/* Reports the outcome of the call's upstream part to its endpoint's outlier state, and logs an
+ * ejection or a return. Only routed calls: the default route is one endpoint, never ejected.
+ * The service's endpoints are counted on failures only (the max ejection percent). */
+static pxy_svc_t *svc_state(pxy_stream_t *ps);
+
+static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    if (ps->default_route || !ps->svc || !ep || w->outlier.disabled)
+        return;
+    mesh_outlier_outcome_t oc = us_outcome(ps);
+    if (oc == MESH_OUTLIER_NEUTRAL)
+        return;
+    size_t n = 0, n_ejected = 0;
+    if (oc == MESH_OUTLIER_FAILURE) {
+        pxy_svc_t *s = svc_state(ps);
+        if (!s)
+            return;
+        n = s->n;
+        for (size_t k = 0; k < s->n; k++)
+            n_ejected += mesh_outlier_is_ejected(&s->eps[k]->ol);
+    }
+    uint64_t ms = 0;
+    switch (mesh_outlier_report(&ep->ol, &w->outlier, oc, n, n_ejected, uv_now(w->loop), &ms)) {
+    case MESH_OUTLIER_EJECTED:
+        mesh_info(ACTOR, "worker %d: upstream %s ejected for %llu ms (%.*s: failed calls in a row)",
+                  w->cfg.worker_index, ep->addr, (unsigned long long)ms, ps->svc_len, ps->svc_str);
+        break;
+    case MESH_OUTLIER_RETURNED:
+        mesh_info(ACTOR, "worker %d: upstream %s returned after its probe call",
+                  w->cfg.worker_index, ep->addr);
+        break;
+    default:
+        break;
+    }
+}
+
 static void detach_us(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
     if (!u)
         return;
+    outlier_report(ps, ps->ep);
     pxy_list_remove(&ps->us_link);
     ps->us = NULL;
     if (--u->n_streams == 0 && u->retired)
@@ -521,11 +571,13 @@ static int pick_eligible(void *ud, size_t k)
     const pick_ctx_t *c = ud;
     const pxy_endpoint_t *ep = c->s->eps[k];
     return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
+           mesh_outlier_up(&ep->ol, uv_now(c->ps->w->loop)) &&
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
 
 /* The balancer (transport/balancer.h): round robin over the service's instances that are not
- * backing off, serve the method and are not the one a retry excludes. */
+ * backing off, not ejected as outliers (transport/outlier.h), serve the method and are not the
+ * one a retry excludes. A pick of an instance whose ejection is over is its probe call. */
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
     if (ps->default_route) {
@@ -537,7 +589,10 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
         return NULL;
     pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
     ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
-    return k < 0 ? NULL : s->eps[k];
+    if (k < 0)
+        return NULL;
+    mesh_outlier_picked(&s->eps[k]->ol, &ps->w->outlier, uv_now(ps->w->loop));
+    return s->eps[k];
 }
 
 /* When an instance of the call's service that serves its method has no address because of

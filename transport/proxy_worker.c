@@ -210,6 +210,12 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     w->bal = (mesh_bal_backoff_cfg_t){.initial_ms = w->cfg.backoff_initial_ms,
                                       .max_ms = w->cfg.backoff_max_ms};
     mesh_bal_backoff_cfg_fix(&w->bal);
+    w->outlier = (mesh_outlier_cfg_t){.consecutive = w->cfg.outlier_consecutive,
+                                      .base_ejection_ms = w->cfg.outlier_base_ejection_ms,
+                                      .max_ejection_ms = w->cfg.outlier_max_ejection_ms,
+                                      .max_ejection_percent = w->cfg.outlier_max_ejection_percent,
+                                      .disabled = w->cfg.outlier_off};
+    mesh_outlier_cfg_fix(&w->outlier);
     if (w->cfg.filter.on_call)
         mesh_proxy_worker_add_filter(w, &w->cfg.filter);
     if (w->cfg.default_upstream && *w->cfg.default_upstream) {

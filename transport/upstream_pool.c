@@ -137,6 +137,7 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
             while (!pxy_list_empty(&ep->conns))
                 us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
             mesh_bal_backoff_reset(&ep->bo, &w->bal);
+            mesh_outlier_init(&ep->ol); /* a new address: its history no longer applies */
         } else if (ep->resolved <= 0) {
             mesh_info(ACTOR, "worker %d: upstream %s resolved to %s", w->cfg.worker_index, ep->addr,
                       now);
@@ -272,6 +273,7 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
     memcpy(ep->addr, addr, alen + 1);
     ep->refs = 1;
     mesh_bal_backoff_init(&ep->bo, &w->bal);
+    mesh_outlier_init(&ep->ol);
     pxy_list_init(&ep->conns);
     pxy_list_init(&ep->retired);
     pxy_list_init(&ep->closing);
