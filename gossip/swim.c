@@ -103,7 +103,7 @@ typedef struct slot {
 /* A queued update about a member, in the list of its transmit count (see piggyback). Its
  * encoding is kept in the slot when it fits (most do: every SUSPECT and DEAD, and an ALIVE with
  * small metadata), so sending it reads the slot alone, and queueing allocates nothing. */
-#define BCAST_INLINE 168 /* a slot takes 192 bytes, three cache lines */
+#define BCAST_INLINE 72 /* a slot takes 96 bytes */
 typedef struct bcast {
     member_t *m;
     uint32_t len;
