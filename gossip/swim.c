@@ -101,10 +101,10 @@ typedef struct slot {
 #define SLOT_LIVE(t) (SLOT_ST(t) == GSP_ST_ALIVE || SLOT_ST(t) == GSP_ST_SUSPECT)
 
 /* A queued update about a member, in the list of its transmit count (see piggyback). Its
- * encoding is kept in the slot when it fits (every SUSPECT and DEAD, and an ALIVE without
- * metadata: the bulk of a partition's updates), so sending it reads the slot alone and queueing
- * allocates nothing; a larger ALIVE is allocated. 72 bytes: 192-byte slots were no faster and
- * took 3 % more memory (docs/partitions.md, "Scale"). */
+ * encoding is kept in the slot when it fits (a SUSPECT or DEAD, and an ALIVE without metadata,
+ * with names and addresses of up to about 25 bytes each: the bulk of a partition's updates), so
+ * sending it reads the slot alone and queueing allocates nothing; a larger ALIVE is allocated. 72
+ * bytes: 192-byte slots were no faster and took 3 % more memory (docs/partitions.md, "Scale"). */
 #define BCAST_INLINE 72 /* a slot takes 96 bytes */
 typedef struct bcast {
     member_t *m;
