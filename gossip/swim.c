@@ -52,7 +52,9 @@
 
 typedef struct member {
     uint64_t meta_version;
-    uint8_t *meta; /* NULL while unknown (or none: meta_version 0) */
+    uint8_t *meta; /* NULL while unknown (or none: meta_version 0); else in blk, after room */
+    uint8_t *blk;  /* room bytes (its STATE's head, right-aligned), then the metadata: NULL
+                      while neither is held (see state_enc) */
     uint64_t since;
     uint64_t name_hash;
     gsp_state_t state;
@@ -64,6 +66,8 @@ typedef struct member {
     uint8_t self;               /* this member is us */
     uint8_t fetching;           /* a WANT for its metadata is in flight */
     uint8_t name_len, addr_len; /* strlen of name and addr (both fit: see the bounds) */
+    uint8_t room;               /* blk's room for the head: GSP_STATE_HEAD_MAX of the lengths */
+    uint8_t head_len;           /* the cached STATE head's length (0: stale, see slot_sync) */
     const char *name;           /* interned (gossip/intern.h): a member's name never changes */
     const char *addr;           /* interned */
 } member_t;
@@ -96,14 +100,34 @@ typedef struct slot {
 #define SLOT_ST(t)   ((gsp_state_t)((t)->bits & SLOT_STATE))
 #define SLOT_LIVE(t) (SLOT_ST(t) == GSP_ST_ALIVE || SLOT_ST(t) == GSP_ST_SUSPECT)
 
-/* A queued update about a member, in the list of its transmit count (see piggyback). */
+/* A queued update about a member, in the list of its transmit count (see piggyback). Its
+ * encoding is kept in the slot when it fits (a SUSPECT or DEAD, and an ALIVE without metadata,
+ * with names and addresses of up to about 25 bytes each: the bulk of a partition's updates), so
+ * sending it reads the slot alone and queueing allocates nothing; a larger ALIVE is allocated. 72
+ * bytes: 192-byte slots were no faster and took 3 % more memory (docs/partitions.md, "Scale"). */
+#define BCAST_INLINE 72 /* a slot takes 96 bytes */
 typedef struct bcast {
     member_t *m;
-    uint8_t *msg;
     uint32_t len;
     uint32_t transmits;
     uint32_t prev, next; /* neighbours in its list, as slot + 1 (0: none); next: free list */
+    union {
+        uint8_t in[BCAST_INLINE]; /* len <= BCAST_INLINE */
+        uint8_t *heap;            /* len > BCAST_INLINE: malloc'd */
+    } msg;
 } bcast_t;
+
+static const uint8_t *bcast_bytes(const bcast_t *b)
+{
+    return b->len > BCAST_INLINE ? b->msg.heap : b->msg.in;
+}
+
+static void bcast_release(bcast_t *b)
+{
+    if (b->len > BCAST_INLINE)
+        free(b->msg.heap);
+    b->len = 0;
+}
 
 typedef struct relay {
     uint32_t seq, origin_seq;
@@ -365,9 +389,10 @@ static void slot_fill(slot_t *t, const member_t *m)
 }
 
 /* Copies m's fields into its slot (after every change of its state, incarnation, metadata,
- * address or place in s->ms). */
-static void slot_sync(gsp_swim_t *s, const member_t *m)
+ * address or place in s->ms), and marks its cached STATE encoding stale. */
+static void slot_sync(gsp_swim_t *s, member_t *m)
 {
+    m->head_len = 0; /* its STATE encoding may have changed */
     size_t mask = s->tab_cap - 1, i = m->name_hash & mask;
     const gsp_istr_t *name = gsp_istr_of(m->name);
     while (s->tab[i].name != name)
@@ -547,24 +572,73 @@ static void member_free(gsp_swim_t *s, member_t *m)
         slot_sync(s, s->ms[m->idx]);
     gsp_intern_release(gsp_istr_of(m->name));
     gsp_intern_release(gsp_istr_of(m->addr));
-    free(m->meta);
+    free(m->blk);
     free(m);
+}
+
+/* Gives m a new block holding the n bytes of metadata at p (which may lie in the old block)
+ * after room for its STATE head; the cached head is stale. 0, or -1 out of memory (m unchanged). */
+static int blk_set(member_t *m, const uint8_t *p, size_t n)
+{
+    size_t room = GSP_STATE_HEAD_MAX(m->name_len, m->addr_len);
+    uint8_t *b = malloc(room + n);
+    if (!b)
+        return -1;
+    if (n)
+        memcpy(b + room, p, n);
+    free(m->blk);
+    m->blk = b;
+    m->room = (uint8_t)room;
+    m->meta = n ? b + room : NULL;
+    m->meta_len = n;
+    m->head_len = 0;
+    return 0;
+}
+
+/* m's metadata is no longer known. */
+static void meta_forget(member_t *m)
+{
+    free(m->blk);
+    m->blk = m->meta = NULL;
+    m->meta_len = 0;
+    m->head_len = 0;
 }
 
 static int set_meta_bytes(gsp_swim_t *s, member_t *m, const uint8_t *p, size_t n)
 {
-    uint8_t *c = NULL;
-    if (n) {
-        c = malloc(n);
-        if (!c)
-            return -1;
-        memcpy(c, p, n);
-    }
-    free(m->meta);
-    m->meta = c;
-    m->meta_len = n;
+    if (n ? blk_set(m, p, n) : (meta_forget(m), 0))
+        return -1;
     slot_sync(s, m);
     return 0;
+}
+
+/*
+ * m's STATE message, encoded: its head (cached, re-encoded after a change: slot_sync marks it
+ * stale) and its metadata, contiguous in m's block, so a push-pull frame copies each member's
+ * state in one piece instead of encoding it field by field. NULL (out of memory, a field the
+ * encoder refuses) means: encode it with gsp_enc_state, which decides as before.
+ */
+static const uint8_t *state_enc(member_t *m, size_t *len)
+{
+    if (!m->head_len) {
+        if ((!m->blk || m->room != GSP_STATE_HEAD_MAX(m->name_len, m->addr_len)) &&
+            blk_set(m, m->meta, m->meta_len))
+            return NULL; /* the address changed since the block was made, or there was none */
+        uint8_t head[GSP_STATE_HEAD_MAX(GSP_NAME_MAX, GSP_ADDR_MAX)];
+        gsp_member_state_t st = {.node = M_NAME(m),
+                                 .addr = M_ADDR(m),
+                                 .incarnation = m->inc,
+                                 .state = (uint8_t)m->state,
+                                 .meta_version = m->meta_version,
+                                 .meta = {(const char *)m->meta, (uint32_t)m->meta_len}};
+        size_t h = gsp_enc_state_head(head, m->room, &st);
+        if (!h)
+            return NULL;
+        memcpy(m->blk + m->room - h, head, h);
+        m->head_len = (uint8_t)h;
+    }
+    *len = m->head_len + (size_t)m->meta_len;
+    return m->blk + m->room - m->head_len;
 }
 
 /* ---- method sets ------------------------------------------------------------------------- */
@@ -673,8 +747,10 @@ static void queue_drop(gsp_swim_t *s, uint32_t slot)
     qlist_unlink(s, slot);
     if (b->m && b->m->qi == slot)
         b->m->qi = 0;
-    free(b->msg);
-    *b = (bcast_t){.next = s->qfree};
+    bcast_release(b);
+    b->m = NULL;
+    b->transmits = 0;
+    b->next = s->qfree;
     s->qfree = slot;
     s->qn--;
 }
@@ -683,16 +759,15 @@ static void queue_drop(gsp_swim_t *s, uint32_t slot)
  * O(1)). The update goes to the head of the never-sent list. */
 static void queue_put(gsp_swim_t *s, member_t *m, const uint8_t *msg, size_t len)
 {
-    uint8_t *c = malloc(len);
-    if (!c) {
+    uint8_t *c = NULL;
+    if (len > BCAST_INLINE && !(c = malloc(len))) {
         s->st.dropped_updates++;
         return;
     }
-    memcpy(c, msg, len);
     uint32_t slot = m->qi;
     if (slot) {
         qlist_unlink(s, slot);
-        free(s->q[slot - 1].msg);
+        bcast_release(&s->q[slot - 1]);
     } else {
         if (!s->qfree) {
             size_t cap = s->qcap ? s->qcap * 2 : 16;
@@ -714,7 +789,14 @@ static void queue_put(gsp_swim_t *s, member_t *m, const uint8_t *msg, size_t len
         s->qn++;
         m->qi = slot;
     }
-    s->q[slot - 1] = (bcast_t){.m = m, .msg = c, .len = (uint32_t)len};
+    bcast_t *b = &s->q[slot - 1];
+    b->m = m;
+    b->len = (uint32_t)len;
+    b->transmits = 0;
+    b->prev = b->next = 0;
+    if (c)
+        b->msg.heap = c;
+    memcpy(c ? c : b->msg.in, msg, len);
     qlist_push_head(s, slot);
 }
 
@@ -737,7 +819,7 @@ static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
         for (uint32_t slot = s->qhead[t]; slot && n_moved < MOVED_MAX;) {
             bcast_t *b = &s->q[slot - 1];
             uint32_t next = b->next;
-            if (gsp_enc_raw(e, b->msg, b->len)) {
+            if (gsp_enc_raw(e, bcast_bytes(b), b->len)) {
                 if (++misfits >= MISFITS_MAX)
                     break; /* a smaller one might still fit, but not worth the search */
                 slot = next;
@@ -1022,9 +1104,7 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
                 (meta.n && memcmp(meta.p, m->meta, meta.n)))
                 set_meta_bytes(s, m, (const uint8_t *)meta.p, meta.n);
         } else {
-            free(m->meta);
-            m->meta = NULL;
-            m->meta_len = 0;
+            meta_forget(m);
         }
         m->meta_version = mv;
     }
@@ -1446,7 +1526,14 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
         return 0;
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
-        const member_t *m = s->ms[i];
+        member_t *m = s->ms[i];
+        size_t len;
+        const uint8_t *enc = state_enc(m, &len);
+        if (enc) {
+            if (gsp_enc_raw(&e, enc, len))
+                left_out++;
+            continue;
+        }
         gsp_member_state_t st = {.node = M_NAME(m),
                                  .addr = M_ADDR(m),
                                  .incarnation = m->inc,
@@ -2000,11 +2087,11 @@ void gsp_swim_free(gsp_swim_t *s)
     for (size_t i = 0; i < s->n; i++) {
         gsp_intern_release(gsp_istr_of(s->ms[i]->name));
         gsp_intern_release(gsp_istr_of(s->ms[i]->addr));
-        free(s->ms[i]->meta);
+        free(s->ms[i]->blk);
         free(s->ms[i]);
     }
     for (size_t i = 0; i < s->qcap; i++)
-        free(s->q[i].msg);
+        bcast_release(&s->q[i]);
     for (size_t i = 0; i < s->sets_cap; i++)
         free(s->sets[i].names);
     for (size_t i = 0; i < s->n_seeds; i++)

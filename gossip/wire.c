@@ -172,6 +172,27 @@ int gsp_enc_state(gsp_enc_t *e, const gsp_member_state_t *m)
     return msg_end(e, start, rc);
 }
 
+size_t gsp_enc_state_head(uint8_t *out, size_t cap, const gsp_member_state_t *m)
+{
+    /* packed as a compound of one message (the packer writes into a gsp_enc_t), without the
+     * metadata's body, then copied out without the compound's header */
+    gsp_enc_t e;
+    msgpack_packer pk;
+    if (!member_ok(m->node) || !addr_ok(m->addr) || m->state > GSP_ST_LEFT || !meta_ok(m->meta))
+        return 0;
+    uint8_t tmp[HDR_LEN + GSP_STATE_HEAD_MAX(GSP_NAME_MAX, GSP_ADDR_MAX)];
+    gsp_enc_init(&e, tmp, sizeof tmp);
+    int rc = msg_begin(&e, &pk, GSP_STATE, 6) || gsp_mp_pack_str(&pk, m->node, 0) ||
+             gsp_mp_pack_str(&pk, m->addr, 0) || msgpack_pack_uint32(&pk, m->incarnation) ||
+             msgpack_pack_uint8(&pk, m->state) || msgpack_pack_uint64(&pk, m->meta_version) ||
+             msgpack_pack_bin(&pk, m->meta.n);
+    size_t n = e.len - HDR_LEN;
+    if (rc || n > cap)
+        return 0;
+    memcpy(out, tmp + HDR_LEN, n);
+    return n;
+}
+
 int gsp_enc_push_pull(gsp_enc_t *e, const gsp_push_pull_t *m)
 {
     msgpack_packer pk;

@@ -201,6 +201,16 @@ int gsp_enc_alive(gsp_enc_t *e, const gsp_alive_t *m);
 int gsp_enc_suspect(gsp_enc_t *e, gsp_type_t type /* GSP_SUSPECT or GSP_DEAD */,
                     const gsp_suspect_t *m);
 int gsp_enc_state(gsp_enc_t *e, const gsp_member_state_t *m);
+/**
+ * The head of a STATE message: its bytes up to the metadata's body, which follows it unchanged
+ * (a STATE is head then meta bytes, so a member's encoding can be cached with its metadata
+ * stored right after it). Written into out (cap bytes; GSP_STATE_HEAD_MAX(name, addr) always
+ * suffice); returns the head's length, or 0 when the message breaks a rule (as gsp_enc_state
+ * refuses it) or does not fit.
+ */
+size_t gsp_enc_state_head(uint8_t *out, size_t cap, const gsp_member_state_t *m);
+/** Bytes a STATE head takes at most for a name and an address of these lengths. */
+#define GSP_STATE_HEAD_MAX(name_len, addr_len) (27 + (size_t)(name_len) + (size_t)(addr_len))
 int gsp_enc_push_pull(gsp_enc_t *e, const gsp_push_pull_t *m);
 /* Each gsp_enc_* also refuses (-1, compound unchanged) a message that breaks the decoders'
  * rules (gossip/wire.c): an over-long name, a NUL byte in a string, an empty member name, a

@@ -84,7 +84,14 @@ typedef struct reg_actor {
     mesh_routes_t *unk_table; /* the etcd table they reflect (a reference), or NULL */
     uint64_t unk_gen;         /* the gossip view they reflect (gossip_gen) */
     uint64_t gossip_gen;      /* bumped for every gossip view taken */
-    int link;                 /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
+    /* The dead owners' service names of the gossip view dead_gen, sorted, each once (they
+     * point into that view): without_dead runs for every etcd batch, the view changes far
+     * less often. */
+    const char **dead_names;
+    size_t n_dead_names, dead_names_cap;
+    uint64_t dead_gen;
+    int dead_names_ok;
+    int link; /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
 } reg_actor_t;
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -441,6 +448,37 @@ static void unk_refresh(reg_actor_t *st, mesh_routes_t *etcd)
     st->unk_gen = st->gossip_gen;
 }
 
+/* Brings st->dead_names up to date with the gossip view (n: the services its dead owners list,
+ * duplicates included): sorted and deduplicated once per view. 0, or -1 out of memory. */
+static int dead_names_refresh(reg_actor_t *st, size_t n)
+{
+    const reg_gossip_t *g = st->a->gossip;
+    if (st->dead_names_ok && st->dead_gen == st->gossip_gen)
+        return 0;
+    st->dead_names_ok = 0;
+    if (n > st->dead_names_cap) {
+        const char **nn = realloc(st->dead_names, n * sizeof(*nn));
+        if (!nn)
+            return -1;
+        st->dead_names = nn;
+        st->dead_names_cap = n;
+    }
+    size_t k = 0;
+    for (size_t d = 0; d < g->n_dead; d++)
+        for (size_t j = 0; j < g->dead[d].n_services; j++)
+            st->dead_names[k++] = g->dead[d].services[j];
+    if (k)
+        qsort(st->dead_names, k, sizeof(*st->dead_names), name_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!u || strcmp(st->dead_names[i], st->dead_names[u - 1]))
+            st->dead_names[u++] = st->dead_names[i];
+    st->n_dead_names = u;
+    st->dead_gen = st->gossip_gen;
+    st->dead_names_ok = 1;
+    return 0;
+}
+
 /*
  * The etcd table without the instances of dead owners (see reg_gossip_t), as a new reference.
  * Costs the services the dead owners' metadata lists, not the table. A dead owner whose
@@ -468,20 +506,27 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
     else if (st->unk_table)
         unk_clear(st);
     size_t n_scan = unknown ? st->n_unk : 0;
-    const char **names = n_names + n_scan ? malloc((n_names + n_scan) * sizeof(*names)) : NULL;
-    if (n_names + n_scan && !names)
-        return mesh_routes_ref(etcd);
-    n_names = 0;
-    for (size_t d = 0; d < g->n_dead; d++)
-        for (size_t k = 0; k < g->dead[d].n_services; k++)
-            names[n_names++] = g->dead[d].services[k];
-    for (size_t i = 0; i < n_scan; i++)
-        names[n_names++] = st->unk_names[i];
-    if (n_names) /* dead owners that listed no service: names is NULL */
+    const char **names = NULL; /* owned here only with unknown owners' services merged in */
+    if (n_scan) {
+        names = malloc((n_names + n_scan) * sizeof(*names));
+        if (!names)
+            return mesh_routes_ref(etcd);
+        n_names = 0;
+        for (size_t d = 0; d < g->n_dead; d++)
+            for (size_t k = 0; k < g->dead[d].n_services; k++)
+                names[n_names++] = g->dead[d].services[k];
+        for (size_t i = 0; i < n_scan; i++)
+            names[n_names++] = st->unk_names[i];
         qsort(names, n_names, sizeof(*names), name_cmp);
+    } else {
+        if (dead_names_refresh(st, n_names))
+            return mesh_routes_ref(etcd);
+        n_names = st->n_dead_names;
+    }
+    const char *const *sorted = n_scan ? names : st->dead_names;
     for (size_t k = 0; k < n_names; k++) {
-        const char *name = names[k];
-        if (k && !strcmp(name, names[k - 1]))
+        const char *name = sorted[k];
+        if (k && !strcmp(name, sorted[k - 1]))
             continue;
         const mesh_route_service_t *svc = mesh_routes_service(etcd, name);
         if (!svc)
@@ -1079,6 +1124,10 @@ static void reg_stop(mesh_actor_t *self, int reason)
     free(st->unk_names);
     st->unk_names = NULL;
     st->unk_cap = 0;
+    free(st->dead_names);
+    st->dead_names = NULL;
+    st->n_dead_names = st->dead_names_cap = 0;
+    st->dead_names_ok = 0;
     st->probe_apply = 0;
     for (size_t i = 0; i < st->n_regs; i++)
         reg_registration_free(st->regs[i]); /* their specs stay kept for the next start */

@@ -2,7 +2,8 @@
  * tests/unit/gossip/test_wire.c: the gossip messages' encoding and decoding (gossip/wire.h):
  * a round trip of every message type, relaying raw messages, the limits (long names, big
  * sets, too many messages), truncation at every byte, unknown types and trailing fields, and
- * a full 1400-byte compound that stays valid when a message is refused.
+ * a full 1400-byte compound that stays valid when a message is refused, and the cached STATE
+ * head (gsp_enc_state_head) against gsp_enc_state.
  */
 #include <msgpack.h>
 #include <string.h>
@@ -443,6 +444,53 @@ static void test_full(void)
     CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_END);
 }
 
+/* A STATE's cached head followed by its metadata is the very message gsp_enc_state writes (a
+ * push-pull frame built from cached heads is byte for byte the one encoded field by field),
+ * for metadata sizes across msgpack's bin 8/16/32 boundaries, names and addresses at their
+ * bounds; the head fits GSP_STATE_HEAD_MAX, and it refuses what gsp_enc_state refuses. */
+static void test_state_head(void)
+{
+    static uint8_t meta[GSP_META_MAX], want[GSP_META_MAX + 512], got[GSP_META_MAX + 512];
+    for (size_t i = 0; i < sizeof meta; i++)
+        meta[i] = (uint8_t)(i * 31 + 7);
+    char name[GSP_NAME_MAX + 1], addr[GSP_ADDR_MAX + 1];
+    memset(name, 'n', GSP_NAME_MAX);
+    name[GSP_NAME_MAX] = 0;
+    memset(addr, '9', GSP_ADDR_MAX);
+    addr[GSP_ADDR_MAX] = 0;
+    const size_t metas[] = {0, 1, 255, 256, 65535, GSP_META_MAX};
+    const gsp_str_t names[] = {S("a"), S("node-17"), S(name)};
+    const gsp_str_t addrs[] = {S(""), S("10.0.3.7:7946"), S(addr)};
+    for (size_t a = 0; a < 6; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t c = 0; c < 3; c++) {
+                gsp_member_state_t st = {.node = names[b],
+                                         .addr = addrs[c],
+                                         .incarnation = c ? 0xffffffffu : 3,
+                                         .state = (uint8_t)(b % 4),
+                                         .meta_version = a ? 0xffffffffffull * a : 0,
+                                         .meta = {(const char *)meta, (uint32_t)metas[a]}};
+                gsp_enc_t e;
+                gsp_enc_init(&e, want, sizeof want);
+                CHECK_EQ(gsp_enc_state(&e, &st), 0);
+                size_t wl = gsp_enc_finish(&e) - 3; /* without the compound's header */
+                uint8_t head[GSP_STATE_HEAD_MAX(GSP_NAME_MAX, GSP_ADDR_MAX)];
+                size_t h = gsp_enc_state_head(head, GSP_STATE_HEAD_MAX(st.node.n, st.addr.n), &st);
+                CHECK(h > 0);
+                CHECK_EQ(h + metas[a], wl);
+                memcpy(got, head, h);
+                memcpy(got + h, meta, metas[a]);
+                CHECK(!memcmp(got, want + 3, wl));
+                CHECK_EQ(gsp_enc_state_head(head, h - 1, &st), 0); /* does not fit */
+            }
+    gsp_member_state_t bad = {.node = S(""), .addr = S("x:1")};
+    uint8_t head[GSP_STATE_HEAD_MAX(GSP_NAME_MAX, GSP_ADDR_MAX)];
+    CHECK_EQ(gsp_enc_state_head(head, sizeof head, &bad), 0); /* an empty member name */
+    bad.node = S("a");
+    bad.state = GSP_ST_LEFT + 1;
+    CHECK_EQ(gsp_enc_state_head(head, sizeof head, &bad), 0);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -450,6 +498,7 @@ int main(void)
     RUN(test_limits);
     RUN(test_unknown);
     RUN(test_full);
+    RUN(test_state_head);
     printf("ok\n");
     return 0;
 }
