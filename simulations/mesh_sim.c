@@ -10,7 +10,8 @@
  * data plane is a listener on its advertised address that answers a request (what the registry
  * actor's corroborating connect meets, and what calls reach); a crashed node's host is down
  * (connects refused, datagrams dropped). Every proxy issues calls (--call-rate per second)
- * through the production circuit breaker (policy/breaker.h) and balancer (transport/balancer.h),
+ * through the production circuit breaker (policy/breaker.h), balancer (transport/balancer.h) and
+ * outlier ejection (transport/outlier.h),
  * each a stream connect, request and answer within a 1 s deadline ("calls" below).
  *
  * Faults (one every 40 s, drawn from the seed, or one kind with --scenario): etcd down for
@@ -21,7 +22,8 @@
  * the nodes (proxies among them) with a crash meanwhile; a bad network (duplicates, reordering,
  * long-tailed latency); one node's links clogged (packets held while its loop runs); the etcd
  * outage with a proxy killed and restarted with its registry snapshot folder (a sim_fs that
- * loses unsynced writes) and another restarted without it (restart-state). Every
+ * loses unsynced writes) and another restarted without it (restart-state); one proxy cut off
+ * from one node everyone else reaches (gray: only outlier ejection helps). Every
  * fault ends before the quiet tail of the run. After each heal (and etcd's return) the run
  * measures how long until every proxy routes to exactly the running nodes and sees every
  * running node alive (--stats).
@@ -47,7 +49,7 @@
  *   mesh_sim --seed N [--verbose]                  one seed (replay a failure)
  *   mesh_sim --seeds COUNT [--first-seed S]        many seeds, then the determinism check
  *   options: --nodes N (4..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
- *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|restart-state|
+ *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|restart-state|gray|
  *            mixed, --call-rate
  *            PER_S (per proxy, default 20, 0: no calls), --stats (metrics and a JSON line; "cpu_s"
  *            is the process's CPU time), --check-prefix-s S (many seeds: the determinism check
@@ -81,6 +83,7 @@
 #include "simulations/sim_fs.h"
 #include "simulations/sim_sweep.h"
 #include "transport/balancer.h"
+#include "transport/outlier.h"
 
 #define MS        1000000ull
 #define S         (1000 * MS)
@@ -196,6 +199,15 @@ struct world {
     uint64_t rs_samples[64], rs_gossip_samples[64];
     size_t n_rs, n_rs_gossip;
     int overdue; /* check_tick: some crashed node is down for longer than the removal bound */
+    /* the gray fault: proxy gray_p cut off (silent drops) from sidecar node gray_o, which
+     * everyone else reaches (gray_until UINT64_MAX while it lasts); gray_n instances in the
+     * proxy's table then; gray_failed calls from it to gray_o failed during the cut; gray_held:
+     * an ejection was held back by the percent cap meanwhile */
+    int gray_p, gray_o;
+    uint64_t gray_from, gray_until, gray_failed;
+    size_t gray_n;
+    int gray_held;
+    uint64_t gray_episodes, gray_failed_max;
 };
 
 enum { CUT_NONE, CUT_HALVES, CUT_MINORITY, CUT_BRIDGE };
@@ -261,9 +273,12 @@ static void at(world_t *w, uint64_t delay_ns, void (*fn)(void *), void *arg)
  *      production defaults of pol_breaker_config_default) admits the call or rejects it
  *      (UNAVAILABLE, "circuit open");
  *   2. the production balancer (transport/balancer.h) picks an instance of the proxy's current
- *      table: round robin over the instances that serve the method and are not backing off
- *      after a failed connect; the counter starts again whenever the service's object changes,
- *      and an address no table lists any more loses its backoff, as in the worker;
+ *      table: round robin over the instances that serve the method, are not backing off
+ *      after a failed connect and are not ejected as outliers (transport/outlier.h, the
+ *      production defaults; a call's outcome goes to its instance's outlier state, and only
+ *      ejected instances left means they take the call); the counter starts again whenever the
+ *      service's object changes, and an address no table lists any more loses its backoff and
+ *      outlier history, as in the worker;
  *   3. the call is a stream connect to the instance's advertised address (the node's data plane
  *      stand-in), a request and its answer, within a 1 s deadline. A refused or reset connect
  *      marks the endpoint down and is retried once on another instance, as the proxy retries a
@@ -314,6 +329,8 @@ typedef struct call_stats {
     uint64_t calls, failed, by_cause[CALL_CAUSES];
     uint64_t to_crashed, to_unreachable, to_live, to_live_netem; /* failures, by instance */
     uint64_t retried, opens, closes;
+    uint64_t ejected, returned, held_back; /* outlier ejection (transport/outlier.h) */
+    uint64_t panic_picks; /* picks among ejected endpoints: nothing else was eligible */
 } call_stats_t;
 
 struct caller {
@@ -324,6 +341,8 @@ struct caller {
     mesh_route_svc_t *obj; /* the service object the round robin state is for (a reference) */
     mesh_bal_rr_t rr;
     mesh_bal_backoff_t *bo; /* per node (addresses are nodes'), as the worker's endpoints */
+    mesh_outlier_cfg_t olc; /* the proxy's defaults (Envoy's: 5 in a row, 30 s, 10 %) */
+    mesh_outlier_t *ol;     /* per node, beside its backoff */
     uint32_t *listed, gen;  /* node k is in obj when listed[k] == gen */
     call_t inflight;        /* list head */
     call_t *free_calls;
@@ -387,6 +406,7 @@ static int call_class(world_t *w, const mnode_t *p, int o, uint64_t t0)
         return CLS_CRASHED;
     if (overlaps(p->dist_from, p->dist_until, t0, t1) ||
         overlaps(on->dist_from, on->dist_until, t0, t1) ||
+        (p->i == w->gray_p && o == w->gray_o && overlaps(w->gray_from, w->gray_until, t0, t1)) ||
         (overlaps(w->cut_from, w->cut_until, t0, t1) && separated(w, p->i, o)))
         return CLS_UNREACHABLE;
     return CLS_LIVE;
@@ -415,7 +435,9 @@ static caller_t *caller_new(world_t *w, mnode_t *n)
     if (pol_breaker_init(&c->br, SERVICE, &bc, on_breaker, c) != 0)
         abort();
     mesh_bal_backoff_cfg_fix(&c->bal); /* the proxy's defaults */
+    mesh_outlier_cfg_fix(&c->olc);
     c->bo = calloc((size_t)w->nn, sizeof(*c->bo));
+    c->ol = calloc((size_t)w->nn, sizeof(*c->ol));
     c->listed = calloc((size_t)w->nn, sizeof(*c->listed));
     c->n_secs = w->o.duration_s + 1;
     c->sec_calls = calloc(c->n_secs, sizeof(uint32_t));
@@ -423,8 +445,8 @@ static caller_t *caller_new(world_t *w, mnode_t *n)
     c->sec_blind = calloc(c->n_secs, sizeof(double));
     c->sec_n = calloc(c->n_secs, sizeof(uint32_t));
     c->sec_exposed = calloc(c->n_secs, sizeof(uint32_t));
-    if (!c->bo || !c->listed || !c->sec_calls || !c->sec_failed || !c->sec_blind || !c->sec_n ||
-        !c->sec_exposed)
+    if (!c->bo || !c->ol || !c->listed || !c->sec_calls || !c->sec_failed || !c->sec_blind ||
+        !c->sec_n || !c->sec_exposed)
         abort();
     for (int k = 0; k < w->nn; k++)
         mesh_bal_backoff_init(&c->bo[k], &c->bal);
@@ -450,6 +472,7 @@ static void caller_free(caller_t *c)
         mesh_route_svc_unref(c->obj);
     pol_breaker_destroy(&c->br);
     free(c->bo);
+    free(c->ol);
     free(c->listed);
     free(c->sec_calls);
     free(c->sec_failed);
@@ -479,8 +502,10 @@ static void caller_sync(caller_t *c)
         const mesh_route_service_t *old = mesh_route_svc_get(c->obj);
         for (size_t k = 0; k < old->n_instances; k++) {
             int o = owner_of(w, old->instances[k].addr);
-            if (o >= 0 && c->listed[o] != c->gen)
+            if (o >= 0 && c->listed[o] != c->gen) {
                 mesh_bal_backoff_init(&c->bo[o], &c->bal);
+                mesh_outlier_init(&c->ol[o]);
+            }
         }
         mesh_route_svc_unref(c->obj);
     }
@@ -493,6 +518,7 @@ typedef struct pick_ctx {
     const mesh_route_service_t *s;
     int exclude; /* node of a refused connect (a retry), or -1 */
     uint64_t now_ms;
+    int panic; /* ejected endpoints are eligible too: no other one is */
 } pick_ctx_t;
 
 static int pick_eligible(void *ud, size_t k)
@@ -501,7 +527,55 @@ static int pick_eligible(void *ud, size_t k)
     const mesh_route_instance_t *in = &x->s->instances[k];
     int o = owner_of(x->c->n->w, in->addr);
     return o >= 0 && o != x->exclude && mesh_bal_backoff_up(&x->c->bo[o], x->now_ms) &&
+           (x->panic || mesh_outlier_up(&x->c->ol[o], x->now_ms)) &&
            mesh_route_instance_serves(in, CALL_METHOD, strlen(CALL_METHOD));
+}
+
+/* What the end of a call says about its instance (transport/outlier.h), as the proxy worker
+ * reports it when a call leaves its upstream: an answer is a success, a reset, a refused
+ * connect or the deadline a gateway failure. The endpoint must still be in the table. */
+static void outlier_report(caller_t *c, int o, int ok)
+{
+    world_t *w = c->n->w;
+    if (o < 0 || c->listed[o] != c->gen || !c->obj)
+        return;
+    const mesh_route_service_t *s = mesh_route_svc_get(c->obj);
+    size_t n_ejected = 0;
+    if (!ok)
+        for (size_t k = 0; k < s->n_instances; k++) {
+            int j = owner_of(w, s->instances[k].addr);
+            n_ejected += j >= 0 && mesh_outlier_is_ejected(&c->ol[j]);
+        }
+    int was = mesh_outlier_is_ejected(&c->ol[o]);
+    uint64_t ms = 0;
+    mesh_outlier_effect_t e =
+        mesh_outlier_report(&c->ol[o], &c->olc, ok ? MESH_OUTLIER_SUCCESS : MESH_OUTLIER_FAILURE,
+                            s->n_instances, n_ejected, now_ns(w) / MS, &ms);
+    size_t cap = s->n_instances * c->olc.max_ejection_percent / 100;
+    switch (e) {
+    case MESH_OUTLIER_EJECTED:
+        c->st.ejected++;
+        vlog(w, "proxy %d: node %d ejected for %.0f s", c->n->i, o, (double)ms / 1e3);
+        /* the percent cap, from the proxy's side: a new ejection never takes out the last
+         * endpoint, nor more than max(1, n x percent) (a failed probe re-ejects one counted) */
+        if (!was && (n_ejected + 1 >= s->n_instances || n_ejected >= (cap > 1 ? cap : 1)))
+            fail(w, "proxy %d ejected node %d with %zu of %zu instances already ejected", c->n->i,
+                 o, n_ejected, s->n_instances);
+        break;
+    case MESH_OUTLIER_RETURNED:
+        c->st.returned++;
+        vlog(w, "proxy %d: node %d returned after its probe", c->n->i, o);
+        break;
+    case MESH_OUTLIER_HELD_BACK:
+        c->st.held_back++;
+        if (c->n->i == w->gray_p && w->gray_until == UINT64_MAX)
+            w->gray_held = 1;
+        break;
+    default:
+        break;
+    }
+    if (e != MESH_OUTLIER_NONE)
+        sim_trace_fold(&w->trace, ((uint64_t)e << 48) ^ ((uint64_t)c->n->i << 24) ^ (uint64_t)o);
 }
 
 static void call_timer(caller_t *c, call_t *k, uint64_t at)
@@ -543,6 +617,8 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
     sim_trace_fold(&w->trace, ((uint64_t)c->n->i << 40) ^ ((uint64_t)cause << 32) ^
                                   (uint64_t)(uint32_t)(k->owner + 1));
     c->st.by_cause[cause]++;
+    if (cause != CALL_NO_INSTANCE && cause != CALL_BREAKER_OPEN)
+        outlier_report(c, k->owner, cause == CALL_OK);
     if (cause == CALL_OK) {
         c->ok_streak++;
         return;
@@ -568,6 +644,9 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
         break;
     case CLS_UNREACHABLE:
         c->st.to_unreachable++;
+        if (c->n->i == w->gray_p && k->owner == w->gray_o && w->gray_until == UINT64_MAX &&
+            k->t0 >= w->gray_from)
+            w->gray_failed++;
         break;
     default:
         c->st.to_live++;
@@ -590,6 +669,13 @@ static void call_route(caller_t *c, call_t *k, int exclude)
         const mesh_route_service_t *s = c->obj ? mesh_route_svc_get(c->obj) : NULL;
         pick_ctx_t x = {.c = c, .s = s, .exclude = exclude, .now_ms = now_ns(w) / MS};
         ptrdiff_t i = s ? mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, &x) : -1;
+        if (i < 0 && s) { /* only ejected ones left: they take the call (the proxy's panic) */
+            x.panic = 1;
+            if ((i = mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, &x)) >= 0)
+                c->st.panic_picks++;
+        }
+        if (i >= 0)
+            mesh_outlier_picked(&c->ol[owner_of(w, s->instances[i].addr)], &c->olc, x.now_ms);
         if (i < 0) {
             call_end(c, k, CALL_NO_INSTANCE);
             call_free(c, k);
@@ -760,6 +846,8 @@ static void caller_start(caller_t *c, mesh_actor_t *self)
 {
     world_t *w = c->n->w;
     c->self = self;
+    for (int k = 0; k < w->nn; k++) /* a new process: no outlier history */
+        mesh_outlier_init(&c->ol[k]);
     if (w->o.call_rate <= 0)
         return;
     uint64_t period = (uint64_t)(1e9 / w->o.call_rate);
@@ -902,6 +990,10 @@ static void calls_total(const world_t *w, call_stats_t *t)
         t->retried += s->retried;
         t->opens += s->opens;
         t->closes += s->closes;
+        t->ejected += s->ejected;
+        t->returned += s->returned;
+        t->held_back += s->held_back;
+        t->panic_picks += s->panic_picks;
     }
 }
 
@@ -1484,11 +1576,12 @@ typedef enum {
     F_NETEM,
     F_CLOG,
     F_RESTART_STATE,
+    F_GRAY,
     F_KINDS
 } fault_t;
 static const char *const fault_names[] = {
-    "outage", "halves",   "isolate",     "stall", "loss", "churn",        "minority",
-    "bridge", "dataloss", "etcd-subset", "netem", "clog", "restart-state"};
+    "outage", "halves",   "isolate",     "stall", "loss", "churn",         "minority",
+    "bridge", "dataloss", "etcd-subset", "netem", "clog", "restart-state", "gray"};
 
 static int random_sidecar(world_t *w, int running)
 {
@@ -1842,6 +1935,76 @@ static void fault_clog(world_t *w)
     vlog(w, "node %d's links clogged for %.1f s", i, (double)d / 1e9);
 }
 
+/* The gray failure (issue 16's): one proxy cut off (silent drops, both ways) from one sidecar
+ * node that everyone else reaches, for GRAY_S. Gossip sees the node alive through the others
+ * and etcd keeps its lease, so it rightly stays in the proxy's table: only the proxy's own
+ * outlier ejection (transport/outlier.h) keeps calls away from it. */
+#define GRAY_S 30
+
+static void gray_heal(void *arg);
+
+static void fault_gray(world_t *w)
+{
+    int p = (int)rnd(w, (uint64_t)w->o.proxies), o = random_sidecar(w, 1);
+    if (o < 0 || !w->n[p].running || !w->n[p].caller)
+        return;
+    mesh_addr_t a, b;
+    mesh_addr_parse(w->n[p].adv, &a);
+    mesh_addr_parse(w->n[o].adv, &b);
+    mesh_simnet_block(w->net, &a, &b, 1);
+    const mesh_route_service_t *s = svc_of(&w->n[p]);
+    w->gray_p = p;
+    w->gray_o = o;
+    w->gray_from = now_ns(w);
+    w->gray_until = UINT64_MAX;
+    w->gray_failed = 0;
+    w->gray_held = 0;
+    w->gray_n = s ? s->n_instances : 0;
+    instances_lost(w);
+    vlog(w, "proxy %d cut off from node %d (silent drops; others reach it) for %d s", p, o, GRAY_S);
+    at(w, GRAY_S * S, gray_heal, w);
+}
+
+/*
+ * The gray bound: calls from the proxy to the cut node that fail during the cut. A call fails
+ * at its deadline D, so the first `consecutive` failures are known D after the last of them was
+ * sent, and the calls round robin sent there meanwhile fail too: at most rate D / (n / 2) + 1 of
+ * them (n / 2: a generous floor on the instances round robin takes turns over). Then the node is
+ * out; each time its ejection ends, one probe call fails (at most GRAY_S / base + 1 of them).
+ * Only calls sent and failed during the cut count, so no slack is needed for a heal. The bound
+ * holds unless the percent cap held the ejection back (other endpoints were still out). Blind
+ * round robin fails rate GRAY_S / n calls (33 at 20 nodes); the simulator's calls each open a
+ * connection, so the connect backoff alone already keeps it to 11-12 there (the production
+ * proxy's pooled connection hangs instead, which only ejection catches), above this bound (10 at
+ * 20 nodes): the check fails without ejection. Measured with it: 5, sometimes 6.
+ */
+static void gray_heal(void *arg)
+{
+    world_t *w = arg;
+    int p = w->gray_p, o = w->gray_o;
+    mesh_addr_t a, b;
+    mesh_addr_parse(w->n[p].adv, &a);
+    mesh_addr_parse(w->n[o].adv, &b);
+    mesh_simnet_block(w->net, &a, &b, 0);
+    w->gray_until = now_ns(w);
+    w->epoch++;
+    const caller_t *c = w->n[p].caller;
+    double d = (double)CALL_DEADLINE_NS / 1e9, n = (double)(w->gray_n > 2 ? w->gray_n : 2);
+    uint64_t bound = c->olc.consecutive + (uint64_t)(w->o.call_rate * d * 2 / n) + 1 +
+                     GRAY_S * 1000 / c->olc.base_ejection_ms + 1;
+    vlog(w,
+         "proxy %d and node %d reach each other again: %llu calls failed meanwhile (bound %llu%s)",
+         p, o, (unsigned long long)w->gray_failed, (unsigned long long)bound,
+         w->gray_held ? ", not applicable: the percent cap held an ejection back" : "");
+    w->gray_episodes++;
+    if (w->gray_failed > w->gray_failed_max)
+        w->gray_failed_max = w->gray_failed;
+    if (!w->gray_held && w->gray_n >= 3 && w->n[p].running && w->gray_failed > bound)
+        fail(w, "proxy %d failed %llu calls to node %d during its %d s gray cut (bound %llu)", p,
+             (unsigned long long)w->gray_failed, o, GRAY_S, (unsigned long long)bound);
+    healed(w);
+}
+
 static void do_fault(world_t *w, fault_t f)
 {
     w->conv_routes_pending = w->conv_members_pending = 0; /* a new fault: not a convergence */
@@ -1881,6 +2044,9 @@ static void do_fault(world_t *w, fault_t f)
         break;
     case F_RESTART_STATE:
         fault_restart_state(w);
+        break;
+    case F_GRAY:
+        fault_gray(w);
         break;
     default:
         fault_churn(w);
@@ -1956,6 +2122,28 @@ static void final_checks(world_t *w)
             return;
         }
     }
+    /* outlier ejection: no endpoint of a running node stays out past its ejection time plus
+     * the wait for its probe (round robin coming round to it, then the probe's deadline) */
+    for (int p = 0; p < w->o.proxies; p++) {
+        caller_t *c = w->n[p].caller;
+        const mesh_route_service_t *s = svc_of(&w->n[p]);
+        if (!c || !s || !w->n[p].running || w->o.call_rate <= 0)
+            continue;
+        uint64_t now_ms = now_ns(w) / MS;
+        uint64_t wait_ms =
+            (uint64_t)(2e3 * (double)s->n_instances / w->o.call_rate) + CALL_DEADLINE_NS / MS;
+        for (int j = w->o.proxies; j < w->nn; j++) {
+            const mesh_outlier_t *ol = &c->ol[j];
+            if (w->n[j].running && c->listed[j] == c->gen && ol->ejected &&
+                now_ms > ol->ejected_until_ms + wait_ms && now_ms > ol->probe_until_ms) {
+                fail(w,
+                     "after the quiet tail proxy %d still ejects running node %d (%.1f s past "
+                     "its ejection time, no probe in flight)",
+                     p, j, (double)(now_ms - ol->ejected_until_ms) / 1e3);
+                return;
+            }
+        }
+    }
     check_call_windows(w);
 }
 
@@ -1983,6 +2171,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->seed = seed;
     w->nn = o->nodes;
     w->trace = 0xcbf29ce484222325ull;
+    w->gray_p = w->gray_o = -1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
     w->sim = mesh_sim_new(seed);
     w->net = mesh_sim_net(w->sim);
@@ -2117,6 +2306,13 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)ct.to_live, (unsigned long long)ct.to_live_netem,
                (unsigned long long)ct.retried, (unsigned long long)ct.opens,
                (unsigned long long)ct.closes, CALL_WINDOW_S, worst_pct, bound_pct, CALL_SLACK);
+        printf("seed %llu: outlier ejection: %llu ejections, %llu returns, %llu held back by the "
+               "percent cap, %llu picks among ejected endpoints; %llu gray cuts, at most %llu "
+               "calls failed in one\n",
+               (unsigned long long)seed, (unsigned long long)ct.ejected,
+               (unsigned long long)ct.returned, (unsigned long long)ct.held_back,
+               (unsigned long long)ct.panic_picks, (unsigned long long)w->gray_episodes,
+               (unsigned long long)w->gray_failed_max);
         printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"cpu_s\":%.2f,"
                "\"node_s_per_cpu_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
                "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f,\"heals\":%zu,"
