@@ -256,13 +256,15 @@ static void test_writer(void)
     reg_snap_writer_free(w);
     uv_run(&loop, UV_RUN_DEFAULT);
 
-    /* A folder that does not exist: the failure is reported and nothing crashes. */
+    /* A folder that does not exist: the failure is reported and nothing crashes. (On a loaded
+     * machine the failed write can outlast the 20 ms gap, so the retry starts before settle()
+     * returns and fails too: at least one failure, not exactly one.) */
     w = reg_snap_writer_new(&loop, &u, "/nonexistent/dir/x.snapshot", 20, 0);
     put_n(&u, 400, 401, 70, 700);
     reg_snap_writer_kick(w, 700);
     settle(w);
     reg_snap_writer_stats(w, &st);
-    CHECK(st.failures == 1);
+    CHECK(st.failures >= 1 && st.rewrites + st.appends == 0);
     reg_snap_writer_free(w);
     uv_run(&loop, UV_RUN_DEFAULT);
 
