@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""tests/unit/deploy/check_manifests.py: checks a rendered Kustomize overlay (YAML on stdin) the way a
-cluster would find out too late: every meshd container's --config names a file of a ConfigMap it
-mounts, and that file passes `meshd check-config`; the image runs as non-root with a read-only
-root file system and has volumes where meshd writes; the grace period covers preStop plus
-drain-timeout; the image reference is set.
+"""tests/unit/deploy/check_manifests.py: checks a rendered Kustomize overlay (YAML on stdin) for
+what a cluster would only show too late: every meshd container's --config names a file of a
+ConfigMap it mounts, and that file passes `meshd check-config`; meshd runs as non-root with a
+read-only root file system and volumes where it writes; the grace period covers meshd's whole
+stop, and the app's preStop sleep beside a sidecar covers it too; the image reference is set.
   check_manifests.py MESHD OVERLAY_NAME WORKDIR < rendered.yaml
 Prints one line per check and 'N passed, N failed'; exit 1 on any failure."""
 import os
@@ -75,11 +75,22 @@ for dep in deployments:
         mounted = {m["mountPath"] for m in c.get("volumeMounts", [])}
         check({"/var/lib/meshd", "/var/log/meshd"} <= mounted,
               f"{where}: volumes on /var/lib/meshd and /var/log/meshd")
-        # The grace period covers the preStop sleep plus meshd's drain.
+        # The grace period covers meshd's whole stop: its preStop sleep, then for a sidecar
+        # the pre-drain period (drain-timeout, deregistered but serving) and the drain itself
+        # (drain-timeout again), for the other roles the drain alone (docs/architecture.md).
         grace = pod.get("terminationGracePeriodSeconds", 30)
         pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
         drain = seconds(conf.get("drain-timeout", "5s"))
-        check(grace > pre + drain, f"{where}: grace {grace} s > preStop {pre} s + drain {drain} s")
+        stop = pre + drain * (2 if args[0] == "sidecar" else 1)
+        check(grace > stop, f"{where}: grace {grace} s > meshd's stop {stop} s")
+        # The app beside a sidecar serves until that stop is over.
+        if args[0] == "sidecar":
+            for app in pod["containers"]:
+                if app is c:
+                    continue
+                a_pre = app.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+                check(stop <= a_pre < grace,
+                      f"{name}/{app['name']}: preStop {a_pre} s covers meshd's stop {stop} s")
 # Every config file of every ConfigMap is valid, also those no container names.
 for cm_name, cm in config_maps.items():
     for key, text in (cm.get("data") or {}).items():
