@@ -24,7 +24,11 @@ pids=()
 mounts=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[$i]}" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  # Unmount before removing: a bound tree still mounted read-only would not go.
+  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do
+    umount "${mounts[$i]}" 2>/dev/null || umount -l "${mounts[$i]}"
+  done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -105,8 +109,9 @@ pids+=($!)
 for _ in $(seq 100); do grep -q '^listening on' "$tmp/backend.log" && break; sleep 0.1; done
 bport=$(sed -n 's/^listening on //p' "$tmp/backend.log")
 pport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-run proxy --listen "127.0.0.1:$pport" --workers 1 --static "meshd.test.Echo=127.0.0.1:$bport" \
-  --log-format text >"$tmp/proxy.log" 2>&1 &
+# chroot execs meshd: $! is meshd's own PID.
+chroot --userspec=65532:65532 "$rootfs" /usr/local/bin/meshd proxy --listen "127.0.0.1:$pport" \
+  --workers 1 --static "meshd.test.Echo=127.0.0.1:$bport" --log-format text >"$tmp/proxy.log" 2>&1 &
 pids+=($!)
 out=$(/usr/bin/python3 "$root/tests/image/echo_peer.py" call "127.0.0.1:$pport" 2>&1)
 st=$?
