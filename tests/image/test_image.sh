@@ -17,6 +17,10 @@ else
   echo "SKIP image: neither podman nor a running docker engine here (apt-get install podman mmdebstrap)"
   exit 77
 fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIP image: chroot and mount need root"
+  exit 77
+fi
 tag=localhost/meshd:ctest
 tmp=$(mktemp -d)
 rootfs=$tmp/rootfs
