@@ -82,7 +82,11 @@ for f in usr/local/bin/meshd usr/lib/*/libcurl.so.4 usr/lib/*/libcrypto.so.3; do
   check "libraries of /$f resolve in the image" $st "$(echo "$out" | grep 'not found' | head -n3)"
 done
 
-run() { chroot --userspec=65532:65532 "$rootfs" /usr/local/bin/meshd "$@"; }
+# The image's environment (MESHD_CONFIG names the default config), as a container gets it.
+read -r -a image_env <<<"$($engine image inspect --format '{{range .Config.Env}}{{.}} {{end}}' "$tag")"
+printf '%s\n' "${image_env[@]}" | grep -qx 'MESHD_CONFIG=/etc/meshd/meshd.yaml'
+check "the image's environment names the default config (${image_env[*]})" $?
+run() { env -i "${image_env[@]}" chroot --userspec=65532:65532 "$rootfs" /usr/local/bin/meshd "$@"; }
 out=$(run --version 2>&1)
 check "meshd --version: $out" $?
 out=$(run check-config /etc/meshd/meshd.yaml 2>&1)
@@ -113,13 +117,17 @@ pids+=($!)
 for _ in $(seq 100); do grep -q '^listening on' "$tmp/backend.log" && break; sleep 0.1; done
 bport=$(sed -n 's/^listening on //p' "$tmp/backend.log")
 pport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-# chroot execs meshd: $! is meshd's own PID.
-chroot --userspec=65532:65532 "$rootfs" /usr/local/bin/meshd proxy --listen "127.0.0.1:$pport" \
-  --workers 1 --static "meshd.test.Echo=127.0.0.1:$bport" --log-format text >"$tmp/proxy.log" 2>&1 &
+# env and chroot exec meshd: $! is meshd's own PID. The default config applies (JSON logs),
+# its listen address is overridden by the flag.
+env -i "${image_env[@]}" chroot --userspec=65532:65532 "$rootfs" /usr/local/bin/meshd proxy --listen "127.0.0.1:$pport" \
+  --workers 1 --static "meshd.test.Echo=127.0.0.1:$bport" >"$tmp/proxy.log" 2>&1 &
 pids+=($!)
 out=$(/usr/bin/python3 "$root/tests/image/echo_peer.py" call "127.0.0.1:$pport" 2>&1)
 st=$?
 check "proxy round trip through the image's meshd ($ro): $out" $st "$(tail -n 5 "$tmp/proxy.log")"
+# Its log is JSON: the default config (log-format: json) was read through MESHD_CONFIG.
+[ "$(head -c 1 "$tmp/proxy.log")" = "{" ]
+check "meshd read the default config (JSON log lines)" $? "$(head -n 2 "$tmp/proxy.log")"
 
 echo "image test: build $((built - start)) s, checks $(($(date +%s) - built)) s, total $(($(date +%s) - start)) s"
 echo "$pass passed, $fail failed"
