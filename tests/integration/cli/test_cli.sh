@@ -95,14 +95,7 @@ expect file-fields-version 0 'version: "2.1.0-canary"' -- "$meshd" check-config 
 printf 'app: 127.0.0.1:1\nlabel: [team=core, tier=gold]\n' >"$tmp/list.yaml"
 expect file-label-list 0 'label: ["team=core", "tier=gold"]' -- "$meshd" check-config "$tmp/list.yaml"
 
-# The config embedded in the Kubernetes example stays valid as options evolve.
-manifests=$(dirname "$0")/../../../deploy/kubernetes
-/usr/bin/python3 -c "
-import sys, yaml
-docs = list(yaml.safe_load_all(open(sys.argv[1])))
-print(next(d for d in docs if d['kind'] == 'ConfigMap')['data']['meshd.yaml'])
-" "$manifests/meshd-sidecar.yaml" >"$tmp/k8s.yaml"
-expect k8s-config 0 ": ok" -- "$meshd" check-config "$tmp/k8s.yaml"
+# The configs of the deployment kit (deploy/) are checked by tests/unit/deploy.
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
