@@ -40,6 +40,7 @@ typedef struct mesh_ev_stats {
     uint64_t retry_budget_exhausted; /* retries the retry budget refused (delta) */
     uint64_t faults_aborted;         /* calls answered with an injected status (delta) */
     uint64_t faults_delayed;         /* calls held by an injected delay (delta) */
+    uint64_t hedges;                 /* hedged attempts started (delta) */
 } mesh_ev_stats_t;
 
 /** A call the policy chain refused (MESH_EV_POLICY): everything its audit record needs,

@@ -140,6 +140,7 @@ static void wk_report(node_wk_t *w)
                                     s.retry_budget_exhausted - w->last.retry_budget_exhausted,
                                 .faults_aborted = s.faults_aborted - w->last.faults_aborted,
                                 .faults_delayed = s.faults_delayed - w->last.faults_delayed,
+                                .hedges = s.hedges - w->last.hedges,
                                 .endpoints = s.endpoints};
     if (mesh_evring_push(&w->ring, &e) == 0)
         w->last = s;

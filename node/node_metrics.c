@@ -40,6 +40,7 @@ void node_metrics_stats(node_metrics_t *m, int worker, const mesh_ev_stats_t *s)
     m->retry_budget_exhausted += s->retry_budget_exhausted;
     m->faults_aborted += s->faults_aborted;
     m->faults_delayed += s->faults_delayed;
+    m->hedges += s->hedges;
     m->upstream_open[worker] = s->upstream_conns_open;
     m->endpoints[worker] = s->endpoints;
 }
@@ -145,6 +146,9 @@ void node_metrics_write(const node_metrics_t *m, const node_metrics_view_t *v, p
             m->faults_aborted);
     counter(p, "meshd_faults_delayed_total",
             "Calls held by an injected delay (routes rules' fault.delay).", m->faults_delayed);
+    counter(p, "meshd_hedges_total",
+            "Hedged attempts started (routes rules' hedging: a second attempt after the delay).",
+            m->hedges);
     counter(p, "meshd_upstream_connections_total", "Upstream connections opened.",
             m->upstream_conns);
     uint64_t open = 0, eps = 0;

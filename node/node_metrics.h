@@ -29,8 +29,8 @@ typedef struct node_breaker {
 /** What the node keeps for /metrics (control loop only). */
 typedef struct node_metrics {
     int nworkers;
-    uint64_t upstream_conns, client_conns;                           /* totals */
-    uint64_t retry_budget_exhausted, faults_aborted, faults_delayed; /* totals */
+    uint64_t upstream_conns, client_conns;                                   /* totals */
+    uint64_t retry_budget_exhausted, faults_aborted, faults_delayed, hedges; /* totals */
     uint64_t *upstream_open, *endpoints; /* per worker: the last reported gauges */
     uint64_t events_dropped;             /* events the rings had no room for */
     node_breaker_t *br;

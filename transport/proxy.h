@@ -214,6 +214,7 @@ typedef struct mesh_proxy_stats {
     uint64_t retry_budget_exhausted; /* retries the retry budget refused */
     uint64_t faults_aborted;         /* calls answered with an injected fault status */
     uint64_t faults_delayed;         /* calls held by an injected delay */
+    uint64_t hedges;                 /* hedged attempts started */
     /* gauges */
     uint64_t endpoints;           /* upstream endpoints held (by a table or by their calls) */
     uint64_t upstream_conns_open; /* upstream connections open or closing */

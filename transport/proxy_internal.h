@@ -270,6 +270,9 @@ struct pxy_stream {
     uint64_t fault_delay_ms;
     uint64_t try_deadline_ms;            /* loop time the attempt's per-try timeout ends; 0 */
     const pxy_endpoint_t *retry_exclude; /* compared only, never dereferenced */
+    uint64_t hedge_at_ms; /* loop time to start a hedged attempt (proxy_hedge.c); 0 none */
+    pxy_stream_t *hedge;  /* the call's hedged attempt in flight, or NULL */
+    int hedged;           /* a hedge was started (one per call) */
     char retry_why[112];
     pxy_stream_t *free_next;
 };
@@ -390,6 +393,24 @@ void pxy_stream_route_to(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const 
 /** (Re)starts the call's timer for what comes first: the deadline or the attempt's per-try
  *  timeout. */
 void pxy_stream_arm_timer(pxy_stream_t *ps);
+
+/** Cancels ps's upstream attempt: RST_STREAM CANCEL once sent, forgotten when not. */
+void pxy_stream_cancel_upstream(pxy_stream_t *ps);
+/** Points svc_str and method_str into ps's request headers. */
+void pxy_stream_parse_path(pxy_stream_t *ps);
+
+/* proxy_hedge.c */
+/** The front end of a hedged attempt (its down is the call it hedges). */
+extern const pxy_down_ops_t pxy_hedge_ops;
+/** The hedge delay of ps is over: a second attempt on another instance (when the request ended
+ *  and is held whole). */
+void pxy_hedge_start(pxy_stream_t *ps);
+/** Cancels ps's hedge, if any (ps ends, or answered first). */
+void pxy_hedge_drop(pxy_stream_t *ps);
+/** Response headers arrived on ps, a call with a hedge or a hedge: the first wins. Returns the
+ *  call that goes on with them (the hedged call when its hedge won), or NULL (a losing hedge:
+ *  ignore the headers). */
+pxy_stream_t *pxy_hedge_settle(pxy_stream_t *ps);
 
 /* proxy_retry.c */
 /** A routed call is about to pick an upstream: counts it in the budget, applies an injected

@@ -196,14 +196,24 @@ int pxy_retry_on_lost(pxy_stream_t *ps, int never_sent, int status, const char *
 
 void pxy_retry_attempt_started(pxy_stream_t *ps)
 {
+    uint64_t now = uv_now(ps->w->loop);
     ps->try_deadline_ms =
-        ps->rp && ps->rp->per_try_timeout_ms ? uv_now(ps->w->loop) + ps->rp->per_try_timeout_ms : 0;
+        ps->rp && ps->rp->per_try_timeout_ms ? now + ps->rp->per_try_timeout_ms : 0;
+    if (ps->rp && ps->rp->hedge_max_attempts > 1 && !ps->hedged && ps->dops != &pxy_hedge_ops)
+        ps->hedge_at_ms = now + ps->rp->hedge_delay_ms;
     pxy_stream_arm_timer(ps);
 }
 
 int pxy_retry_on_timer(pxy_stream_t *ps)
 {
     uint64_t now = uv_now(ps->w->loop);
+    if (ps->hedge_at_ms && now >= ps->hedge_at_ms && !(ps->deadline_ms && now >= ps->deadline_ms)) {
+        ps->hedge_at_ms = 0;
+        pxy_hedge_start(ps); /* (transport/proxy_hedge.c) */
+        if (!ps->failing)
+            pxy_stream_arm_timer(ps);
+        return 1;
+    }
     if (!ps->try_deadline_ms || (ps->deadline_ms && now >= ps->deadline_ms))
         return 0; /* the call's own deadline */
     if (now < ps->try_deadline_ms) {

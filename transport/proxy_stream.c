@@ -331,6 +331,8 @@ static void stream_account(pxy_stream_t *ps)
 /* Frees ps when neither side holds it any more. */
 static void stream_maybe_free(pxy_stream_t *ps)
 {
+    if (ps->hedge)
+        pxy_hedge_drop(ps);
     if (ps->down || ps->us)
         return;
     mesh_proxy_worker_t *w = ps->w;
@@ -475,6 +477,8 @@ void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
 {
     if (ps->resp_done || ps->failing)
         return;
+    if (ps->hedge)
+        pxy_hedge_drop(ps);
     ps->failing = 1;
     ps->w->stats.calls_failed++;
     if (ps->final_status == MESH_PROXY_STATUS_NONE)
@@ -537,7 +541,7 @@ static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t 
 static void on_deadline(uv_timer_t *t)
 {
     pxy_stream_t *ps = t->data;
-    if (ps->try_deadline_ms && pxy_retry_on_timer(ps))
+    if ((ps->try_deadline_ms || ps->hedge_at_ms) && pxy_retry_on_timer(ps))
         return; /* the attempt's per-try timeout (transport/proxy_retry.c) */
     pxy_stream_fail(ps, MESH_GRPC_DEADLINE_EXCEEDED, "meshd: deadline exceeded");
 }
@@ -687,6 +691,8 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 {
     /* The client is gone: cancel the upstream call and drop what is buffered. */
     uv_timer_stop(&ps->timer);
+    if (ps->hedge)
+        pxy_hedge_drop(ps);
     cancel_upstream(ps); /* still attached: the upstream stream is not closed yet */
     detach_ds(ps);
     mesh_chunkq_discard(&ps->req.q);
@@ -1363,6 +1369,9 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
                         u->name, h->chk.problem ? h->chk.problem : "trailers without END_STREAM");
         return 0;
     }
+    if (!ps->resp_headers && (ps->hedge || ps->dops == &pxy_hedge_ops) &&
+        !(ps = pxy_hedge_settle(ps)))
+        return 0; /* a hedged attempt that lost: cancelled */
     if (!ps->resp_headers && end && ps->rp && retry_trailers_only(ps))
         return 0; /* a retryable status: the call goes to another instance */
     if (!ps->resp_headers) {
@@ -1508,11 +1517,24 @@ void pxy_stream_route_to(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const 
     route_to_upstream(ps, exclude, why);
 }
 
+void pxy_stream_cancel_upstream(pxy_stream_t *ps)
+{
+    cancel_upstream(ps);
+}
+
+void pxy_stream_parse_path(pxy_stream_t *ps)
+{
+    size_t pl;
+    parse_path(ps, &pl);
+}
+
 void pxy_stream_arm_timer(pxy_stream_t *ps)
 {
     uint64_t t = ps->deadline_ms;
     if (ps->try_deadline_ms && (!t || ps->try_deadline_ms < t))
         t = ps->try_deadline_ms;
+    if (ps->hedge_at_ms && (!t || ps->hedge_at_ms < t))
+        t = ps->hedge_at_ms;
     uv_timer_stop(&ps->timer);
     if (!t)
         return;

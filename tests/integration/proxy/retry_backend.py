@@ -3,7 +3,8 @@
 per-try-timeout tests (test_proxy_retry.py). Raw-bytes methods of meshd.test.Retry (no stubs):
 
   Get, Put, Fault   answer OK with the server id, or UNAVAILABLE with --fail
-  Slow              sleeps --slow-ms on --slow-share of its calls, then answers OK
+  Slow              sleeps --slow-ms on --slow-share of its calls, then answers OK (a slow
+                    call cancelled meanwhile is counted as SlowCancelled)
   Count             (never fails) the attempts each method saw and how many of them carried
                     grpc-previous-rpc-attempts, as JSON
 
@@ -58,6 +59,9 @@ def slow(request, context):
         hit = rng.random() < ARGS.slow_share
     if hit:
         time.sleep(ARGS.slow_ms / 1000.0)
+        if not context.is_active():  # the proxy cancelled it meanwhile (a hedge's loser)
+            with lock:
+                counts["SlowCancelled"] = counts.get("SlowCancelled", 0) + 1
     return ARGS.id.encode()
 
 
