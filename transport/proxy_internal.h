@@ -273,6 +273,7 @@ struct pxy_stream {
     uint64_t hedge_at_ms; /* loop time to start a hedged attempt (proxy_hedge.c); 0 none */
     pxy_stream_t *hedge;  /* the call's hedged attempt in flight, or NULL */
     int hedged;           /* a hedge was started (one per call) */
+    int held;             /* a backoff or an injected delay took the timer: re-arm the deadline */
     char retry_why[112];
     pxy_stream_t *free_next;
 };

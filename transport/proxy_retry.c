@@ -75,6 +75,7 @@ static void on_hold(uv_timer_t *t)
 static void hold(pxy_stream_t *ps, uint64_t ms)
 {
     uv_timer_stop(&ps->timer);
+    ps->held = 1;
     if (ps->deadline_ms) {
         uint64_t now = uv_now(ps->w->loop);
         uint64_t left = ps->deadline_ms > now ? ps->deadline_ms - now : 0;

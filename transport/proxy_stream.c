@@ -647,7 +647,7 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
         ps->ep = ep;
         snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
         if (pxy_endpoint_attach(ps->w, ep, ps) == 0) {
-            if ((ps->rp || ps->deadline_ms) && ps->us && !ps->failing)
+            if ((ps->rp || ps->held) && ps->us && !ps->failing)
                 pxy_retry_attempt_started(ps); /* per-try timeout; the deadline after a hold */
             return;
         }
