@@ -17,7 +17,7 @@ Cases (--case NAME):
                      and up to 4 attempts every call succeeds; the p99 with and without are printed
                      (never asserted)
   hedging            the same slow tail with hedging after 50 ms: every call succeeds,
-                     each hedge is one more attempt at the servers, losing attempts are
+                     a hedge is at most one more attempt at the servers, losing attempts are
                      cancelled upstream (a server sees the cancellation); p99s printed
   config             check-config accepts the block and names file:line for a bad one;
                      GET /v1/route-policy shows the block; SIGHUP with a bad block keeps the
@@ -321,7 +321,9 @@ def case_hedging(env):
     wait_metric(q.admin, "meshd_hedges_total", lambda v: v > 0, "hedged attempts were started")
     hedges = metric(q.admin, "meshd_hedges_total")
     attempts = sum(counts(x)["counts"].get("Slow", 0) for x in (a, b)) - before
-    check(attempts == 300 + hedges, "each hedge is one more attempt at the servers")
+    print("  %d attempts at the servers for 300 calls and %d hedges" % (attempts, hedges))
+    check(300 < attempts <= 300 + hedges,
+          "a hedge is at most one more attempt (a hedge cancelled before it left is none)")
     wait_until(lambda: sum(counts(x)["counts"].get("SlowCancelled", 0) for x in (a, b)) > 0, 10,
                "a server to see a losing attempt cancelled")
     check(True, "the losing attempts are cancelled upstream (RST_STREAM CANCEL)")
