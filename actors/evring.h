@@ -33,10 +33,14 @@ enum { MESH_EV_BREAKER_CLOSED = 0, MESH_EV_BREAKER_OPEN = 1, MESH_EV_BREAKER_HAL
 /** MESH_EV_STATS's own fields: the worker's connection figures (counters as deltas since the
  *  last report, like a, b, c; gauges as they are now). */
 typedef struct mesh_ev_stats {
-    uint64_t upstream_conns;      /* upstream connections opened (delta) */
-    uint64_t client_conns;        /* client connections accepted (delta) */
-    uint64_t upstream_conns_open; /* gauge */
-    uint64_t endpoints;           /* gauge: upstream endpoints held */
+    uint64_t upstream_conns;         /* upstream connections opened (delta) */
+    uint64_t client_conns;           /* client connections accepted (delta) */
+    uint64_t upstream_conns_open;    /* gauge */
+    uint64_t endpoints;              /* gauge: upstream endpoints held */
+    uint64_t retry_budget_exhausted; /* retries the retry budget refused (delta) */
+    uint64_t faults_aborted;         /* calls answered with an injected status (delta) */
+    uint64_t faults_delayed;         /* calls held by an injected delay (delta) */
+    uint64_t hedges;                 /* hedged attempts started (delta) */
 } mesh_ev_stats_t;
 
 /** A call the policy chain refused (MESH_EV_POLICY): everything its audit record needs,

@@ -154,8 +154,9 @@ static int cmd_check_config(int argc, char **argv)
         return 2;
     }
     size_t n_rules = pol_chain_conf(chain)->n_rules;
+    size_t n_routes = pol_chain_routes(chain)->n_rules;
     pol_chain_unref(chain);
-    printf("# %s: ok (policy: %zu rules)\n", argv[0], n_rules);
+    printf("# %s: ok (policy: %zu rules, routes: %zu rules)\n", argv[0], n_rules, n_routes);
     mesh_config_dump(stdout, &cfg);
     mesh_config_destroy(&cfg);
     return 0;
@@ -170,6 +171,8 @@ int main(int argc, char **argv)
         if (mesh_config_add_section(sections[i]) != 0)
             return 1;                         /* a bug in a section's table, logged */
     if (mesh_config_add_block("policy") != 0) /* read by policy/policy_conf.c */
+        return 1;
+    if (mesh_config_add_block("routes") != 0) /* read by policy/route_conf.c */
         return 1;
     if (argc < 2) {
         usage(stderr);

@@ -45,6 +45,7 @@
 #include "policy/breaker.h"
 #include "policy/chain.h"
 #include "policy/jwks_fetch.h"
+#include "transport/grpc_status.h"
 #include "registry/reg_msgs.h"
 #include "transport/call_stats.h"
 #include "transport/proxy.h"
@@ -135,6 +136,11 @@ static void wk_report(node_wk_t *w)
     e.stats = (mesh_ev_stats_t){.upstream_conns = s.upstream_conns - w->last.upstream_conns,
                                 .client_conns = s.client_conns - w->last.client_conns,
                                 .upstream_conns_open = s.upstream_conns_open,
+                                .retry_budget_exhausted =
+                                    s.retry_budget_exhausted - w->last.retry_budget_exhausted,
+                                .faults_aborted = s.faults_aborted - w->last.faults_aborted,
+                                .faults_delayed = s.faults_delayed - w->last.faults_delayed,
+                                .hedges = s.hedges - w->last.hedges,
                                 .endpoints = s.endpoints};
     if (mesh_evring_push(&w->ring, &e) == 0)
         w->last = s;
@@ -493,6 +499,26 @@ static void jwks_watch(mesh_node_t *n, const char *url)
         mesh_error("policy", "cannot fetch %s: %s", url, err);
 }
 
+/* Fault injection is for chaos tests: every rule that injects faults is logged when the routes
+ * block is loaded (at start and on each reload), so nobody runs faults unknowingly. */
+static void log_faults(const pol_chain_t *c)
+{
+    const pol_routes_conf_t *r = pol_chain_routes(c);
+    for (size_t i = 0; i < r->n_rules; i++) {
+        const pol_route_rule_t *ru = &r->rules[i];
+        if (!ru->has_fault)
+            continue;
+        const pol_fault_t *f = &ru->fault;
+        mesh_warn("routes",
+                  "fault injection on for %s (%s:%d): abort %s %.4g%%, delay %llu ms %.4g%%%s%s",
+                  ru->match[0], r->file ? r->file : "?", ru->line,
+                  f->abort_status ? mesh_grpc_status_name(f->abort_status) : "-",
+                  f->abort_status ? f->abort_percent : 0.0, (unsigned long long)f->delay_ms,
+                  f->delay_ms ? f->delay_percent : 0.0, f->header ? ", only with header " : "",
+                  f->header ? f->header : "");
+    }
+}
+
 /* Gives every worker snapshot c (the node keeps its own reference). */
 static void policy_to_workers(node_state_t *st, pol_chain_t *c)
 {
@@ -529,6 +555,7 @@ static void reload_policy(node_state_t *st)
     }
     policy_to_workers(st, c);
     jwks_watch(n, pol_chain_conf(c)->jwks_url);
+    log_faults(c);
     mesh_info("policy", "reloaded from %s: %zu rules",
               n->cfg->config_file ? n->cfg->config_file : "(no file)", pol_chain_conf(c)->n_rules);
 }
@@ -858,6 +885,8 @@ int mesh_node_listen(mesh_node_t *n)
         return -1;
     }
     jwks_watch(n, pol_chain_conf(n->chain)->jwks_url);
+    log_faults(n->chain);
+    pc->n_workers = n->nworkers;
     for (int i = 0; i < n->nworkers; i++) {
         node_wk_t *w = &n->wk[i];
         pc->listen_port = n->port; /* port 0: the first worker picks, the others share it */
@@ -1039,6 +1068,15 @@ static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
     return o;
 }
 
+/* GET /v1/route-policy: the `routes:` block in force (retries, budget, hedging, faults). */
+static json_t *admin_route_policy(void *ud, const h1_req_t *req, int *status)
+{
+    mesh_node_t *n = ud;
+    if (!n->chain)
+        return json_pack("{s:b}", "present", 0);
+    return pol_routes_describe(pol_chain_routes(n->chain));
+}
+
 /* GET /v1/policy: the policy in force (never a secret). */
 static json_t *admin_policy(void *ud, const h1_req_t *req, int *status)
 {
@@ -1067,6 +1105,7 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
     if (!n->admin || mesh_admin_add_json(n->admin, "/v1/node", admin_node, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/routes", admin_routes, n) != 0 ||
         mesh_admin_add_json(n->admin, "/v1/policy", admin_policy, n) != 0 ||
+        mesh_admin_add_json(n->admin, "/v1/route-policy", admin_route_policy, n) != 0 ||
         mesh_admin_add_routes_source(n->admin, admin_routes_table, n) != 0) {
         mesh_error("node", "cannot create the admin API");
         return -1;

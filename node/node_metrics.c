@@ -37,6 +37,10 @@ void node_metrics_stats(node_metrics_t *m, int worker, const mesh_ev_stats_t *s)
         return;
     m->upstream_conns += s->upstream_conns;
     m->client_conns += s->client_conns;
+    m->retry_budget_exhausted += s->retry_budget_exhausted;
+    m->faults_aborted += s->faults_aborted;
+    m->faults_delayed += s->faults_delayed;
+    m->hedges += s->hedges;
     m->upstream_open[worker] = s->upstream_conns_open;
     m->endpoints[worker] = s->endpoints;
 }
@@ -135,6 +139,16 @@ void node_metrics_write(const node_metrics_t *m, const node_metrics_view_t *v, p
             v->failed);
     counter(p, "meshd_call_retries_total", "Calls re-sent to another instance.", v->retries);
     counter(p, "meshd_client_connections_total", "Client connections accepted.", m->client_conns);
+    counter(p, "meshd_retry_budget_exhausted_total",
+            "Retries the retry budget refused (routes.retry-budget).", m->retry_budget_exhausted);
+    counter(p, "meshd_faults_aborted_total",
+            "Calls answered with an injected fault status (routes rules' fault.abort).",
+            m->faults_aborted);
+    counter(p, "meshd_faults_delayed_total",
+            "Calls held by an injected delay (routes rules' fault.delay).", m->faults_delayed);
+    counter(p, "meshd_hedges_total",
+            "Hedged attempts started (routes rules' hedging: a second attempt after the delay).",
+            m->hedges);
     counter(p, "meshd_upstream_connections_total", "Upstream connections opened.",
             m->upstream_conns);
     uint64_t open = 0, eps = 0;

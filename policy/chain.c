@@ -25,6 +25,7 @@
 #include "policy/acl.h"
 #include "policy/cidr.h"
 #include "policy/ext_authz.h"
+#include "policy/fault.h"
 #include "policy/jwks.h"
 #include "policy/jwt.h"
 #include "policy/jwt_cache.h"
@@ -67,7 +68,8 @@ struct pol_chain {
     int has_idkeys;
     pol_sig_secrets_t *secrets;
     pol_cidr_set_t *trusted;
-    uint64_t sample_below; /* trace ids hashing below this are access-logged */
+    uint64_t sample_below;     /* trace ids hashing below this are access-logged */
+    pol_routes_conf_t *routes; /* the `routes:` block (policy/route_conf.h); never NULL */
 };
 
 /* The node's nonce cache: one for the process, so a reload never forgets a nonce. */
@@ -236,6 +238,12 @@ pol_chain_t *pol_chain_build(pol_conf_t *conf, char *err, size_t errlen)
     }
     atomic_init(&c->refs, 1);
     c->conf = conf;
+    if (!(c->routes = pol_routes_default())) {
+        pol_conf_free(conf);
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
     c->sample_below = conf->access_log_sample >= 1.0
                           ? UINT64_MAX
                           : (uint64_t)(conf->access_log_sample * 18446744073709551615.0);
@@ -280,7 +288,29 @@ pol_chain_t *pol_chain_load(const char *path, char *err, size_t errlen)
         return NULL;
     if (!conf->file)
         conf->file = strdup("(defaults)");
-    return pol_chain_build(conf, err, errlen);
+    pol_routes_conf_t *routes = path ? pol_routes_load(path, err, errlen) : pol_routes_default();
+    if (!routes) {
+        pol_conf_free(conf);
+        return NULL;
+    }
+    pol_chain_t *c = pol_chain_build(conf, err, errlen);
+    if (!c) {
+        pol_routes_free(routes);
+        return NULL;
+    }
+    pol_chain_set_routes(c, routes);
+    return c;
+}
+
+void pol_chain_set_routes(pol_chain_t *c, pol_routes_conf_t *routes)
+{
+    pol_routes_free(c->routes);
+    c->routes = routes;
+}
+
+const pol_routes_conf_t *pol_chain_routes(const pol_chain_t *c)
+{
+    return c->routes;
 }
 
 pol_chain_t *pol_chain_ref(pol_chain_t *c)
@@ -304,6 +334,7 @@ void pol_chain_unref(pol_chain_t *c)
     pol_cidr_set_free(c->trusted);
     pol_identity_keys_wipe(&c->idkeys);
     pol_conf_free(c->conf);
+    pol_routes_free(c->routes);
     free(c);
 }
 
@@ -395,6 +426,7 @@ struct pol_worker {
     uint64_t audit_suppressed;
     int handles;
     int freeing;
+    uint64_t rng; /* xorshift state: fault injection draws */
 };
 
 enum {
@@ -1087,6 +1119,39 @@ static void gen_release(pol_worker_t *w, wgen_t *g)
         gen_free(g);
 }
 
+static uint64_t next_rand(pol_worker_t *w)
+{
+    uint64_t x = w->rng ? w->rng : (uv_hrtime() | 1) ^ ((uint64_t)w->index << 32);
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    w->rng = x;
+    return x;
+}
+
+/* The `routes:` rule of the call: its retry policy and budget, and the faults to inject. */
+static void apply_routes(pol_call_t *pc, const mesh_proxy_call_info_t *info)
+{
+    const pol_routes_conf_t *rc = pc->gen->chain->routes;
+    if (!rc->n_rules)
+        return;
+    const pol_route_rule_t *r =
+        pol_routes_match(rc, info->service, info->service_len, info->method, info->method_len);
+    if (!r)
+        return;
+    mesh_proxy_call_set_retry(pc->call, &r->retry, &rc->budget);
+    if (!r->has_fault)
+        return;
+    size_t hl;
+    int present = r->fault.header && mesh_proxy_call_header(pc->call, r->fault.header, &hl);
+    int abort_status;
+    uint64_t delay_ms;
+    pol_fault_decide(&r->fault, present, next_rand(pc->w), next_rand(pc->w), &abort_status,
+                     &delay_ms);
+    if (abort_status || delay_ms)
+        mesh_proxy_call_inject_fault(pc->call, abort_status, delay_ms);
+}
+
 static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_verdict_t *out,
                    void **token)
 {
@@ -1110,6 +1175,7 @@ static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_ver
     pc->rule = pol_conf_match(conf_of(pc), info->service, info->service_len, info->method,
                               info->method_len, &pc->exempt);
     pc->rule_idx = pc->rule ? (size_t)(pc->rule - conf_of(pc)->rules) : 0;
+    apply_routes(pc, info);
     *token = pc;
     int rc = run(pc, out);
     if (rc == MESH_PROXY_REJECT) { /* no on_done for a call this filter refused at once */

@@ -38,6 +38,7 @@
 #include <uv.h>
 
 #include "policy/policy_conf.h"
+#include "policy/route_conf.h"
 #include "transport/proxy.h"
 
 /** Refusals a worker audits one by one per second; beyond, they are counted. */
@@ -60,6 +61,14 @@ void pol_chain_unref(pol_chain_t *c);
 
 /** The conf it was built from. */
 const pol_conf_t *pol_chain_conf(const pol_chain_t *c);
+
+/** The `routes:` block it carries (per-method retries, hedging, faults: policy/route_conf.h;
+ *  applied to each call by the worker's filter). pol_chain_load reads it from the same file;
+ *  pol_chain_build starts with the defaults. */
+const pol_routes_conf_t *pol_chain_routes(const pol_chain_t *c);
+
+/** Replaces the routes block (taken) of a snapshot no worker has yet. */
+void pol_chain_set_routes(pol_chain_t *c, pol_routes_conf_t *routes);
 
 /** Gives c the keys of a JWKS document (from jwks-url), replacing its key set; only for a
  *  snapshot no worker has yet. 0, or -1 with err when the document has no usable key. */

@@ -110,6 +110,19 @@ typedef struct mesh_proxy_call_summary {
 
 void mesh_proxy_call_summary(const mesh_proxy_call_t *c, mesh_proxy_call_summary_t *out);
 
+struct mesh_retry_policy;
+struct mesh_retry_budget_cfg;
+
+/** Gives the call a retry policy (transport/retry.h; it must stay valid until the filter's
+ *  on_done) and the retry budget's settings (copied; the floor is for the whole node: the
+ *  worker takes its share, cfg.n_workers). Call from on_call. */
+void mesh_proxy_call_set_retry(mesh_proxy_call_t *c, const struct mesh_retry_policy *p,
+                               const struct mesh_retry_budget_cfg *budget);
+
+/** Fault injection, decided by a filter: when the call is routed, abort_status (1..16; 0 none)
+ *  answers it instead ("meshd: fault injected"), else delay_ms holds it first. From on_call. */
+void mesh_proxy_call_inject_fault(mesh_proxy_call_t *c, int abort_status, uint64_t delay_ms);
+
 /** Ends a PENDING filter's wait: NULL accepts (the next filters run, then the call is
  * routed), a verdict rejects. Call on the worker thread, once, before the filter's on_done. */
 void mesh_proxy_call_resume(mesh_proxy_call_t *c, const mesh_proxy_verdict_t *reject);
@@ -181,6 +194,7 @@ typedef struct mesh_proxy_config {
     uint64_t dns_retry_initial_ms;
     uint64_t dns_retry_max_ms;
     int worker_index; /* for logs */
+    int n_workers;    /* workers of the node (the retry budget's floor is shared); default 1 */
     /* Where calls go when the routing table has no entry for their service (the sidecar
      * forwards every call to its app this way); NULL: such calls get UNIMPLEMENTED. */
     const char *default_upstream;
@@ -192,11 +206,15 @@ typedef struct mesh_proxy_config {
 
 /** Counters of one worker (read on its loop thread). */
 typedef struct mesh_proxy_stats {
-    uint64_t calls;          /* calls accepted from clients */
-    uint64_t calls_failed;   /* calls the mesh ended with an error status of its own */
-    uint64_t retries;        /* calls re-sent to another endpoint */
-    uint64_t upstream_conns; /* upstream connections opened */
-    uint64_t client_conns;   /* client connections accepted */
+    uint64_t calls;                  /* calls accepted from clients */
+    uint64_t calls_failed;           /* calls the mesh ended with an error status of its own */
+    uint64_t retries;                /* calls re-sent to another endpoint */
+    uint64_t upstream_conns;         /* upstream connections opened */
+    uint64_t client_conns;           /* client connections accepted */
+    uint64_t retry_budget_exhausted; /* retries the retry budget refused */
+    uint64_t faults_aborted;         /* calls answered with an injected fault status */
+    uint64_t faults_delayed;         /* calls held by an injected delay */
+    uint64_t hedges;                 /* hedged attempts started */
     /* gauges */
     uint64_t endpoints;           /* upstream endpoints held (by a table or by their calls) */
     uint64_t upstream_conns_open; /* upstream connections open or closing */

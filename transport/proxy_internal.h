@@ -21,6 +21,7 @@
 #include "transport/h2_mem.h"
 #include "transport/outlier.h"
 #include "transport/proxy.h"
+#include "transport/retry.h"
 
 /** An intrusive doubly linked list node (a list head is a node too). */
 typedef struct pxy_link {
@@ -261,6 +262,19 @@ struct pxy_stream {
     uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_api_t api; /* calls started with mesh_proxy_call_start() */
+    /* Retry policy and fault injection (transport/proxy_retry.c); set by a filter. */
+    const mesh_retry_policy_t *rp; /* NULL: only the never-sent retry */
+    mesh_retry_budget_cfg_t budget_cfg;
+    int retry_wait;  /* the attempt ended with a retryable status: retry once its stream closed */
+    int fault_abort; /* gRPC status to answer instead of routing; 0 none */
+    uint64_t fault_delay_ms;
+    uint64_t try_deadline_ms;            /* loop time the attempt's per-try timeout ends; 0 */
+    const pxy_endpoint_t *retry_exclude; /* compared only, never dereferenced */
+    uint64_t hedge_at_ms; /* loop time to start a hedged attempt (proxy_hedge.c); 0 none */
+    pxy_stream_t *hedge;  /* the call's hedged attempt in flight, or NULL */
+    int hedged;           /* a hedge was started (one per call) */
+    int held;             /* a backoff or an injected delay took the timer: re-arm the deadline */
+    char retry_why[112];
     pxy_stream_t *free_next;
 };
 
@@ -303,6 +317,8 @@ struct mesh_proxy_worker {
     char *default_upstream;
     mesh_proxy_filter_t filters[MESH_PROXY_MAX_FILTERS];
     int n_filters;
+    mesh_retry_budget_t budget; /* this worker's retry budget (transport/retry.h) */
+    uint64_t rng;               /* xorshift state: backoff jitter */
 };
 
 /* proxy_worker.c */
@@ -366,5 +382,53 @@ void pxy_streams_free_pool(mesh_proxy_worker_t *w);
 /** Ends the call with the mesh's own status (printf-style message). */
 void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* For proxy_retry.c: the attempt's parts of the call. */
+/** Detaches ps from its upstream stream (reports the outcome to the endpoint's outlier state). */
+void pxy_stream_detach_upstream(pxy_stream_t *ps);
+/** Frees ps when neither side holds it. */
+void pxy_stream_release_if_done(pxy_stream_t *ps);
+/** Clears the last attempt's response headers and trailers. */
+void pxy_stream_reset_response(pxy_stream_t *ps);
+/** Attaches ps upstream on a live endpoint other than exclude (or fails it, naming why). */
+void pxy_stream_route_to(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const char *why);
+/** (Re)starts the call's timer for what comes first: the deadline or the attempt's per-try
+ *  timeout. */
+void pxy_stream_arm_timer(pxy_stream_t *ps);
+
+/** Cancels ps's upstream attempt: RST_STREAM CANCEL once sent, forgotten when not. */
+void pxy_stream_cancel_upstream(pxy_stream_t *ps);
+/** Points svc_str and method_str into ps's request headers. */
+void pxy_stream_parse_path(pxy_stream_t *ps);
+
+/* proxy_hedge.c */
+/** The front end of a hedged attempt (its down is the call it hedges). */
+extern const pxy_down_ops_t pxy_hedge_ops;
+/** The hedge delay of ps is over: a second attempt on another instance (when the request ended
+ *  and is held whole). */
+void pxy_hedge_start(pxy_stream_t *ps);
+/** Cancels ps's hedge, if any (ps ends, or answered first). */
+void pxy_hedge_drop(pxy_stream_t *ps);
+/** Response headers arrived on ps, a call with a hedge or a hedge: the first wins. Returns the
+ *  call that goes on with them (the hedged call when its hedge won), or NULL (a losing hedge:
+ *  ignore the headers). */
+pxy_stream_t *pxy_hedge_settle(pxy_stream_t *ps);
+
+/* proxy_retry.c */
+/** A routed call is about to pick an upstream: counts it in the budget, applies an injected
+ *  fault. 1: the call was answered or is held (a delay); 0: route it now. */
+int pxy_retry_before_route(pxy_stream_t *ps);
+/** The attempt's upstream answered Trailers-Only with grpc-status status: 1 when it will be
+ *  retried (ps->retry_wait: the stream is being closed; pxy_retry_attempt_closed follows). */
+int pxy_retry_on_status(pxy_stream_t *ps, int status);
+/** The attempt's upstream stream closed while ps->retry_wait: detach and retry after the
+ *  backoff. */
+void pxy_retry_attempt_closed(pxy_stream_t *ps);
+/** The attempt failed without a status (reset, lost connection; never_sent: it provably never
+ *  left): 1 when it is retried (the call is held or re-routed). */
+int pxy_retry_on_lost(pxy_stream_t *ps, int never_sent, int status, const char *why);
+/** An attempt was attached upstream: starts its per-try timeout, re-arms the call's timer. */
+void pxy_retry_attempt_started(pxy_stream_t *ps);
+/** The call's timer fired: 1 when it was the per-try timeout and was handled. */
+int pxy_retry_on_timer(pxy_stream_t *ps);
 
 #endif

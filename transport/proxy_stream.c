@@ -331,6 +331,8 @@ static void stream_account(pxy_stream_t *ps)
 /* Frees ps when neither side holds it any more. */
 static void stream_maybe_free(pxy_stream_t *ps)
 {
+    if (ps->hedge)
+        pxy_hedge_drop(ps);
     if (ps->down || ps->us)
         return;
     mesh_proxy_worker_t *w = ps->w;
@@ -475,6 +477,8 @@ void pxy_stream_fail(pxy_stream_t *ps, int code, const char *fmt, ...)
 {
     if (ps->resp_done || ps->failing)
         return;
+    if (ps->hedge)
+        pxy_hedge_drop(ps);
     ps->failing = 1;
     ps->w->stats.calls_failed++;
     if (ps->final_status == MESH_PROXY_STATUS_NONE)
@@ -537,6 +541,8 @@ static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t 
 static void on_deadline(uv_timer_t *t)
 {
     pxy_stream_t *ps = t->data;
+    if ((ps->try_deadline_ms || ps->hedge_at_ms) && pxy_retry_on_timer(ps))
+        return; /* the attempt's per-try timeout (transport/proxy_retry.c) */
     pxy_stream_fail(ps, MESH_GRPC_DEADLINE_EXCEEDED, "meshd: deadline exceeded");
 }
 
@@ -610,8 +616,13 @@ static int unresolved_instance(pxy_stream_t *ps, char *buf, size_t len)
 /* Attaches ps upstream on a live endpoint other than exclude, or fails it. */
 static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const char *why)
 {
+    int same = 0;
     for (;;) {
         pxy_endpoint_t *ep = pick_endpoint(ps, exclude);
+        if (!ep && exclude && ps->rp && !same) {
+            same = 1; /* a policy retry with no other instance: the failed one again */
+            ep = pick_endpoint(ps, NULL);
+        }
         if (!ep) {
             ps->final_status = MESH_PROXY_STATUS_CONN_ERROR;
             char name[160];
@@ -635,8 +646,11 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
         }
         ps->ep = ep;
         snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
-        if (pxy_endpoint_attach(ps->w, ep, ps) == 0)
+        if (pxy_endpoint_attach(ps->w, ep, ps) == 0) {
+            if ((ps->rp || ps->held) && ps->us && !ps->failing)
+                pxy_retry_attempt_started(ps); /* per-try timeout; the deadline after a hold */
             return;
+        }
         exclude = ep; /* could not open a connection: try another once */
         if (why)
             continue;
@@ -646,6 +660,10 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
 
 void pxy_stream_upstream_lost(pxy_stream_t *ps, int never_sent, const char *why)
 {
+    if (ps->retry_wait) {
+        pxy_retry_attempt_closed(ps);
+        return;
+    }
     pxy_endpoint_t *ep = ps->ep;
     detach_us(ps);
     if (!ps->down || ps->resp_done || ps->failing) {
@@ -663,6 +681,8 @@ void pxy_stream_upstream_lost(pxy_stream_t *ps, int never_sent, const char *why)
         route_to_upstream(ps, ep, why);
         return;
     }
+    if (ps->rp && pxy_retry_on_lost(ps, never_sent, MESH_GRPC_UNAVAILABLE, why))
+        return;
     ps->final_status = MESH_PROXY_STATUS_CONN_ERROR;
     pxy_stream_fail(ps, MESH_GRPC_UNAVAILABLE, "meshd: %s", why);
 }
@@ -671,6 +691,8 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 {
     /* The client is gone: cancel the upstream call and drop what is buffered. */
     uv_timer_stop(&ps->timer);
+    if (ps->hedge)
+        pxy_hedge_drop(ps);
     cancel_upstream(ps); /* still attached: the upstream stream is not closed yet */
     detach_ds(ps);
     mesh_chunkq_discard(&ps->req.q);
@@ -701,6 +723,11 @@ void pxy_stream_submit(pxy_stream_t *ps)
     else /* copied: the endpoint may go before the frame is packed */
         nv[n++] = mknv(":authority", 10, ps->ep->addr, strlen(ps->ep->addr));
     nv[n++] = NV_LIT_NC("te", "trailers");
+    char prev[12];
+    if (ps->retries > 0) { /* (copied by nghttp2) */
+        snprintf(prev, sizeof(prev), "%d", ps->retries);
+        nv[n++] = mknv("grpc-previous-rpc-attempts", 26, prev, strlen(prev));
+    }
     if (ps->deadline_ms) {
         uint64_t now = uv_now(ps->w->loop);
         uint64_t left_ms = ps->deadline_ms > now ? ps->deadline_ms - now : 0;
@@ -852,6 +879,8 @@ static void stream_route(pxy_stream_t *ps)
         pxy_stream_fail(ps, MESH_GRPC_UNIMPLEMENTED, "meshd: no route for %.*s", (int)pl, path);
         return;
     }
+    if (pxy_retry_before_route(ps))
+        return; /* an injected fault answered or holds the call */
     route_to_upstream(ps, NULL, NULL);
 }
 
@@ -1304,6 +1333,17 @@ static void h2_respond_head(pxy_stream_t *ps, int end_stream)
     mesh_h2_conn_flush(&ps->ds->h2);
 }
 
+/* A Trailers-Only answer (HTTP 200 with grpc-status): 1 when the retry policy takes it. */
+static int retry_trailers_only(pxy_stream_t *ps)
+{
+    size_t vl;
+    const char *st = hdrs_get(&ps->resph, PXY_H_STATUS, &vl);
+    const char *gs = hdrs_get(&ps->resph, PXY_H_GRPC_STATUS, &vl);
+    if (!st || memcmp(st, "200", 3) != 0 || !gs)
+        return 0;
+    return pxy_retry_on_status(ps, mesh_grpc_status_parse(gs, vl));
+}
+
 static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
     pxy_us_conn_t *u = ud;
@@ -1329,6 +1369,11 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
                         u->name, h->chk.problem ? h->chk.problem : "trailers without END_STREAM");
         return 0;
     }
+    if (!ps->resp_headers && (ps->hedge || ps->dops == &pxy_hedge_ops) &&
+        !(ps = pxy_hedge_settle(ps)))
+        return 0; /* a hedged attempt that lost: cancelled */
+    if (!ps->resp_headers && end && ps->rp && retry_trailers_only(ps))
+        return 0; /* a retryable status: the call goes to another instance */
     if (!ps->resp_headers) {
         ps->resp_headers = 1;
         mesh_chunkq_commit(&ps->req.q); /* the upstream took the call: no retry from here */
@@ -1379,6 +1424,10 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     if (!ps)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (ps->retry_wait) { /* the attempt is closed: the retry goes on (proxy_retry.c) */
+        pxy_retry_attempt_closed(ps);
+        return 0;
+    }
     if (err == NGHTTP2_NO_ERROR &&
         (ps->resp_done || ps->failing || !ps->down || ps->trailers == PXY_TRAILERS_FORWARD)) {
         /* The usual end: the response is complete or the client side is settled. (What
@@ -1396,6 +1445,11 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     } else if (err != NGHTTP2_NO_ERROR) {
         if (!ps->resp_done && !ps->failing && ps->down && ps->trailers == PXY_TRAILERS_NONE) {
             detach_us(ps);
+            snprintf(why, sizeof(why), "upstream %s reset the call (%s)", u->name,
+                     nghttp2_http2_strerror(err));
+            if (ps->rp && !ps->resp_started &&
+                pxy_retry_on_lost(ps, 0, mesh_grpc_status_from_h2_error(err), why))
+                return 0;
             pxy_stream_fail(ps, mesh_grpc_status_from_h2_error(err),
                             "meshd: upstream %s reset the call (%s)", u->name,
                             nghttp2_http2_strerror(err));
@@ -1437,4 +1491,53 @@ nghttp2_session_callbacks *pxy_us_callbacks_new(void)
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, us_on_stream_close);
     nghttp2_session_callbacks_set_send_data_callback(cb, mesh_h2_send_data);
     return cb;
+}
+
+/* ---- for transport/proxy_retry.c ---------------------------------------------------------- */
+
+void pxy_stream_detach_upstream(pxy_stream_t *ps)
+{
+    detach_us(ps);
+}
+
+void pxy_stream_release_if_done(pxy_stream_t *ps)
+{
+    stream_maybe_free(ps);
+}
+
+void pxy_stream_reset_response(pxy_stream_t *ps)
+{
+    hdrs_clear(&ps->resph);
+    hdrs_clear(&ps->respt);
+    ps->resp_headers = 0;
+}
+
+void pxy_stream_route_to(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const char *why)
+{
+    route_to_upstream(ps, exclude, why);
+}
+
+void pxy_stream_cancel_upstream(pxy_stream_t *ps)
+{
+    cancel_upstream(ps);
+}
+
+void pxy_stream_parse_path(pxy_stream_t *ps)
+{
+    size_t pl;
+    parse_path(ps, &pl);
+}
+
+void pxy_stream_arm_timer(pxy_stream_t *ps)
+{
+    uint64_t t = ps->deadline_ms;
+    if (ps->try_deadline_ms && (!t || ps->try_deadline_ms < t))
+        t = ps->try_deadline_ms;
+    if (ps->hedge_at_ms && (!t || ps->hedge_at_ms < t))
+        t = ps->hedge_at_ms;
+    uv_timer_stop(&ps->timer);
+    if (!t)
+        return;
+    uint64_t now = uv_now(ps->w->loop);
+    uv_timer_start(&ps->timer, on_deadline, t > now ? t - now : 0, 0);
 }

@@ -1,0 +1,85 @@
+/*
+ * policy/route_conf.h: the `routes:` block of meshd's YAML file: per service/method call
+ * policies of the proxying roles (retries, idempotency, per-try timeout, hedging, fault
+ * injection) and the retry budget, as plain values.
+ *
+ * Loaded like the `policy:` block (policy/policy_conf.h): libyaml's document API on the same
+ * file, every error "file:line: routes.key: what"; immutable once loaded; carried by the policy
+ * snapshot (policy/chain.h), so SIGHUP reloads it with the policy and a refused file leaves the
+ * one in force.
+ *
+ *   routes:
+ *     retry-budget: {ratio: 0.2, min-per-second: 10}   (Linkerd's defaults; these values)
+ *     rules:
+ *       - match: pkg.Svc/Method                       (or a list; exact, pkg.Svc/\*, *)
+ *         idempotent: true                            (default false)
+ *         retry: {max-attempts: 3, initial-backoff: 50ms, max-backoff: 1s,
+ *                 backoff-multiplier: 2, retryable-status: [UNAVAILABLE]}
+ *         per-try-timeout: 500ms
+ *         hedging: {max-attempts: 2, delay: 20ms}     (idempotent methods only)
+ *         fault: {abort: {status: UNAVAILABLE, percent: 10},
+ *                 delay: {duration: 100ms, percent: 5}, header: x-meshd-fault}
+ *
+ * The most specific rule applies, whole (exact before pkg.Svc/\* before *). Room for more: a
+ * rule's keys are read from one table (route_conf.c, rule_keys); balancing keys (`balancer:`,
+ * `weights:`, `header-route:`, `zone:` ...) join it as fields of pol_route_rule_t. A key no
+ * table knows is an error, so a typo never passes silently.
+ */
+#ifndef POL_ROUTE_CONF_H
+#define POL_ROUTE_CONF_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/retry.h"
+
+/** Fault injection of one rule. Percentages 0..100; header NULL: every call may be hit. */
+typedef struct pol_fault {
+    int abort_status; /* gRPC status (1..16); 0: no abort */
+    double abort_percent;
+    uint64_t delay_ms; /* 0: no delay */
+    double delay_percent;
+    char *header; /* only calls with this request header (any value) */
+} pol_fault_t;
+
+/** One rule. */
+typedef struct pol_route_rule {
+    char **match; /* patterns: "pkg.Svc/Method", "pkg.Svc/\*", "*" */
+    size_t n_match;
+    int line; /* of the rule in the file */
+    int has_retry, has_fault;
+    mesh_retry_policy_t retry; /* idempotent, per-try timeout and hedging included */
+    pol_fault_t fault;
+} pol_route_rule_t;
+
+/** The whole block. */
+typedef struct pol_routes_conf {
+    char *file;
+    int present;
+    mesh_retry_budget_cfg_t budget;
+    pol_route_rule_t *rules;
+    size_t n_rules;
+} pol_routes_conf_t;
+
+/** Reads the `routes:` block of the YAML file at path (none: defaults, present 0). NULL on
+ *  error with "file:line: routes.key: what" in err. */
+pol_routes_conf_t *pol_routes_load(const char *path, char *err, size_t errlen);
+
+/** Same from bytes in memory (name is used in messages). */
+pol_routes_conf_t *pol_routes_parse(const char *name, const char *yaml, size_t len, char *err,
+                                    size_t errlen);
+
+/** No rules, the default budget. */
+pol_routes_conf_t *pol_routes_default(void);
+
+void pol_routes_free(pol_routes_conf_t *c);
+
+/** The rule for service/method (not NUL-terminated), or NULL. */
+const pol_route_rule_t *pol_routes_match(const pol_routes_conf_t *c, const char *service,
+                                         size_t service_len, const char *method, size_t method_len);
+
+/** The effective block as JSON (GET /v1/route-policy, check-config). */
+json_t *pol_routes_describe(const pol_routes_conf_t *c);
+
+#endif

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""tests/integration/proxy/retry_backend.py: a real grpcio server for the retry, budget, fault and
+per-try-timeout tests (test_proxy_retry.py). Raw-bytes methods of meshd.test.Retry (no stubs):
+
+  Get, Put, Fault   answer OK with the server id, or UNAVAILABLE with --fail
+  Slow              sleeps --slow-ms on --slow-share of its calls, then answers OK (a slow
+                    call cancelled meanwhile is counted as SlowCancelled)
+  Count             (never fails) the attempts each method saw and how many of them carried
+                    grpc-previous-rpc-attempts, as JSON
+
+Run with /usr/bin/python3: retry_backend.py --id A [--fail] [--slow-ms 500 --slow-share 0.1].
+Prints "listening on PORT" once it serves; SIGTERM stops it.
+"""
+import argparse
+import json
+import random
+import signal
+import threading
+import time
+from concurrent import futures
+
+import grpc
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--port", type=int, default=0)
+ap.add_argument("--id", default="b")
+ap.add_argument("--fail", action="store_true")
+ap.add_argument("--slow-ms", type=int, default=0)
+ap.add_argument("--slow-share", type=float, default=0.0)
+ap.add_argument("--seed", type=int, default=1)
+ARGS = ap.parse_args()
+
+lock = threading.Lock()
+counts = {}
+retried = {}
+rng = random.Random(ARGS.seed)
+
+
+def seen(method, context):
+    md = dict(context.invocation_metadata())
+    with lock:
+        counts[method] = counts.get(method, 0) + 1
+        if "grpc-previous-rpc-attempts" in md:
+            retried[method] = retried.get(method, 0) + 1
+
+
+def answer(method):
+    def handler(request, context):
+        seen(method, context)
+        if ARGS.fail:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "%s is failing" % ARGS.id)
+        return ARGS.id.encode()
+    return handler
+
+
+def slow(request, context):
+    seen("Slow", context)
+    with lock:
+        hit = rng.random() < ARGS.slow_share
+    if hit:
+        time.sleep(ARGS.slow_ms / 1000.0)
+        if not context.is_active():  # the proxy cancelled it meanwhile (a hedge's loser)
+            with lock:
+                counts["SlowCancelled"] = counts.get("SlowCancelled", 0) + 1
+    return ARGS.id.encode()
+
+
+def count(request, context):
+    with lock:
+        return json.dumps({"id": ARGS.id, "counts": counts, "retried": retried}).encode()
+
+
+def unary(fn):
+    return grpc.unary_unary_rpc_method_handler(fn)
+
+
+def main():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
+                         options=[("grpc.so_reuseport", 0)])
+    handlers = {"Get": unary(answer("Get")), "Put": unary(answer("Put")),
+                "Fault": unary(answer("Fault")), "Slow": unary(slow), "Count": unary(count)}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("meshd.test.Retry", handlers),))
+    port = server.add_insecure_port("127.0.0.1:%d" % ARGS.port)
+    server.start()
+    print("listening on %d" % port, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    stop.wait()
+    server.stop(0)
+
+
+if __name__ == "__main__":
+    main()

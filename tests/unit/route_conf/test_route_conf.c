@@ -1,0 +1,186 @@
+/*
+ * tests/unit/route_conf/test_route_conf.c: reading the `routes:` block (policy/route_conf.h):
+ * a full block, the defaults, the most specific rule winning, the errors a person gets
+ * (file:line, the key, what is wrong), and the fault decision (policy/fault.h) at its rates.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/fault.h"
+#include "policy/route_conf.h"
+#include "tests/check.h"
+#include "transport/grpc_status.h"
+
+static pol_routes_conf_t *parse(const char *y, char *err)
+{
+    return pol_routes_parse("r.yaml", y, strlen(y), err, 512);
+}
+
+static const char full[] = "listen: 0.0.0.0:9090\n"
+                           "routes:\n"
+                           "  retry-budget: {ratio: 0.1, min-per-second: 4}\n"
+                           "  rules:\n"
+                           "    - match: '*'\n"
+                           "      retry: {max-attempts: 2}\n"
+                           "    - match: [pkg.Svc/*, other.Svc/Get]\n"
+                           "      idempotent: true\n"
+                           "      retry:\n"
+                           "        max-attempts: 9\n"
+                           "        initial-backoff: 10ms\n"
+                           "        max-backoff: 2s\n"
+                           "        backoff-multiplier: 1.5\n"
+                           "        retryable-status: [UNAVAILABLE, 8, ABORTED]\n"
+                           "      per-try-timeout: 300ms\n"
+                           "    - match: pkg.Svc/Slow\n"
+                           "      idempotent: yes\n"
+                           "      hedging: {max-attempts: 2, delay: 20ms}\n"
+                           "      fault:\n"
+                           "        abort: {status: UNAVAILABLE, percent: 12.5}\n"
+                           "        delay: {duration: 1s, percent: 5}\n"
+                           "        header: x-chaos\n";
+
+static void test_full(void)
+{
+    char err[512] = "";
+    pol_routes_conf_t *c = parse(full, err);
+    if (!c)
+        fprintf(stderr, "%s\n", err);
+    CHECK(c && c->present && c->n_rules == 3);
+    CHECK(c->budget.ratio == 0.1 && c->budget.min_per_s == 4);
+    const pol_route_rule_t *r = &c->rules[0];
+    CHECK(r->has_retry && r->retry.max_attempts == 2 && !r->retry.idempotent);
+    CHECK(r->retry.retryable == 1u << MESH_GRPC_UNAVAILABLE); /* the default list */
+    CHECK_EQ(r->retry.initial_backoff_ms, 50);
+    r = &c->rules[1];
+    CHECK(r->n_match == 2 && r->retry.idempotent && r->line == 7);
+    CHECK_EQ(r->retry.max_attempts, 5); /* capped as gRPC does */
+    CHECK_EQ(r->retry.initial_backoff_ms, 10);
+    CHECK_EQ(r->retry.max_backoff_ms, 2000);
+    CHECK(r->retry.backoff_multiplier == 1.5);
+    CHECK_EQ(r->retry.retryable, (1u << 14) | (1u << 8) | (1u << 10));
+    CHECK_EQ(r->retry.per_try_timeout_ms, 300);
+    r = &c->rules[2];
+    CHECK(!r->has_retry && r->retry.max_attempts == 1);
+    CHECK(r->retry.hedge_max_attempts == 2 && r->retry.hedge_delay_ms == 20);
+    CHECK(r->has_fault && r->fault.abort_status == MESH_GRPC_UNAVAILABLE);
+    CHECK(r->fault.abort_percent == 12.5 && r->fault.delay_ms == 1000);
+    CHECK(r->fault.delay_percent == 5);
+    CHECK_STR(r->fault.header, "x-chaos");
+
+    /* the most specific rule applies */
+    CHECK(pol_routes_match(c, "pkg.Svc", 7, "Slow", 4) == &c->rules[2]);
+    CHECK(pol_routes_match(c, "pkg.Svc", 7, "Fast", 4) == &c->rules[1]);
+    CHECK(pol_routes_match(c, "other.Svc", 9, "Get", 3) == &c->rules[1]);
+    CHECK(pol_routes_match(c, "other.Svc", 9, "Put", 3) == &c->rules[0]);
+    CHECK(pol_routes_match(c, "pkg.Sv", 6, "Slow", 4) == &c->rules[0]);
+
+    json_t *j = pol_routes_describe(c);
+    char *s = json_dumps(j, JSON_COMPACT);
+    CHECK_CONTAINS(s, "\"retryable_status\":[\"RESOURCE_EXHAUSTED\",\"ABORTED\",\"UNAVAILABLE\"]");
+    CHECK_CONTAINS(s, "\"fault\":{\"abort\":{\"status\":\"UNAVAILABLE\",\"percent\":12.5}");
+    CHECK_CONTAINS(s, "\"retry_budget\":{\"ratio\":0.1");
+    free(s);
+    json_decref(j);
+    pol_routes_free(c);
+}
+
+static void test_defaults(void)
+{
+    char err[512] = "";
+    pol_routes_conf_t *c = parse("listen: 1.2.3.4:5\n", err);
+    CHECK(c && !c->present && c->n_rules == 0);
+    CHECK(c->budget.ratio == 0.2 && c->budget.min_per_s == 10); /* Linkerd's */
+    CHECK(pol_routes_match(c, "a.B", 3, "C", 1) == NULL);
+    pol_routes_free(c);
+    c = parse("routes:\n", err);
+    CHECK(c && c->present && c->n_rules == 0);
+    pol_routes_free(c);
+}
+
+/* Each bad block fails with r.yaml:LINE: routes.KEY: and a hint. */
+static void bad(const char *yaml, const char *want)
+{
+    char err[512] = "";
+    pol_routes_conf_t *c = parse(yaml, err);
+    if (c)
+        fprintf(stderr, "accepted: %s\n", yaml);
+    CHECK(!c);
+    CHECK_CONTAINS(err, want);
+}
+
+static void test_errors(void)
+{
+    bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      retry: {max-attempts: 3, foo: 1}\n",
+        "r.yaml:4: routes.rules[0].retry.foo: unknown key");
+    bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      retry: {initial-backoff: 1s}\n",
+        "r.yaml:4: routes.rules[0].retry: max-attempts is required");
+    bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      retry:\n        max-attempts: 2\n"
+        "        retryable-status: [UNAVAILABLE, NOPE]\n",
+        "r.yaml:6: routes.rules[0].retry.retryable-status: 'NOPE' is not a gRPC status");
+    bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      per-try-timeout: soon\n",
+        "r.yaml:4: routes.rules[0].per-try-timeout: 'soon' is not a duration");
+    bad("routes:\n  rules:\n    - match: pkg/Svc/X\n",
+        "r.yaml:3: routes.rules[0].match: 'pkg/Svc/X'");
+    bad("routes:\n  rules:\n    - idempotent: true\n",
+        "r.yaml:3: routes.rules[0]: match is required");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      hedging: {max-attempts: 2, delay: 5ms}\n",
+        "r.yaml:3: routes.rules[0]: hedging needs idempotent: true");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      fault: {abort: {status: OK}}\n",
+        "r.yaml:4: routes.rules[0].fault.abort.status: 'OK' is not a gRPC error status");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      fault: {delay: {duration: 1s, percent: "
+        "101}}\n",
+        "routes.rules[0].fault.delay.percent: '101' is not a number from 0 to 100");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      fault: {header: X-Up}\n",
+        "routes.rules[0].fault.header: 'X-Up' is not a lower-case header name");
+    bad("routes:\n  retry-budget: {ratio: -1}\n", "r.yaml:2: routes.retry-budget.ratio:");
+    bad("routes:\n  rulez: []\n", "r.yaml:2: routes.rulez: unknown key");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      balancer: p2c\n",
+        "r.yaml:4: routes.rules[0].balancer: unknown key");
+    bad("routes: [1\n", "r.yaml:");
+}
+
+static void test_fault_rates(void)
+{
+    pol_fault_t f = {.abort_status = 14, .abort_percent = 10, .delay_ms = 50, .delay_percent = 30};
+    uint64_t x = 88172645463325252ull;
+    int aborts = 0, delays = 0, n = 100000;
+    for (int i = 0; i < n; i++) {
+        uint64_t r[2];
+        for (int k = 0; k < 2; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            r[k] = x;
+        }
+        int st;
+        uint64_t d;
+        pol_fault_decide(&f, 0, r[0], r[1], &st, &d);
+        CHECK(!(st && d)); /* an aborted call is not delayed */
+        aborts += st == 14;
+        delays += d == 50;
+    }
+    fprintf(stderr, "aborts %d delays %d of %d\n", aborts, delays, n);
+    CHECK(aborts > n / 10 - 1000 && aborts < n / 10 + 1000);
+    CHECK(delays > 27000 - 1500 && delays < 27000 + 1500); /* 30 % of the 90 % not aborted */
+    /* with a header: nothing without it, everything at 100 % with it */
+    pol_fault_t h = {.abort_status = 8, .abort_percent = 100, .header = "x-chaos"};
+    int st;
+    uint64_t d;
+    pol_fault_decide(&h, 0, 1, 1, &st, &d);
+    CHECK(st == 0 && d == 0);
+    pol_fault_decide(&h, 1, 999999, 1, &st, &d);
+    CHECK(st == 8);
+    pol_fault_t none = {.abort_status = 8, .abort_percent = 0};
+    pol_fault_decide(&none, 1, 0, 0, &st, &d);
+    CHECK(st == 0);
+}
+
+int main(void)
+{
+    RUN(test_full);
+    RUN(test_defaults);
+    RUN(test_errors);
+    RUN(test_fault_rates);
+    return 0;
+}
