@@ -359,11 +359,20 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
         return -1;
     r->line = (int)m->start_mark.line + 1;
     rule_defaults(r);
+    static const char *const keys[] = {"match",           "idempotent", "retry",
+                                       "per-try-timeout", "hedging",    "fault"};
+    unsigned seen = 0;
     for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
         char key[64], full[192];
         yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
         yaml_node_t *v = node(l, p_->value);
         int rc = 0;
+        for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+            if (!strcmp(key, keys[i])) {
+                if (seen & (1u << i))
+                    return fail(l, k_, full, "given twice in one rule");
+                seen |= 1u << i;
+            }
         if (!strcmp(key, "match")) {
             if (v->type == YAML_SEQUENCE_NODE) {
                 for (yaml_node_item_t *it = v->data.sequence.items.start;
@@ -439,6 +448,8 @@ static int read_routes(ld_t *l, yaml_node_t *m, pol_routes_conf_t *c)
                 }
             }
         } else if (!strcmp(key, "rules")) {
+            if (c->rules)
+                return fail(l, k_, fk, "given twice (one list of rules)");
             if (v->type != YAML_SEQUENCE_NODE)
                 return fail(l, v, fk, "expected a list of rules");
             size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);

@@ -118,6 +118,13 @@ static void test_errors(void)
     bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      retry:\n        max-attempts: 2\n"
         "        retryable-status: [UNAVAILABLE, NOPE]\n",
         "r.yaml:6: routes.rules[0].retry.retryable-status: 'NOPE' is not a gRPC status");
+    /* a key given twice (YAML parsers accept it; the second would silently win) */
+    bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      fault: {abort: {status: 14, percent: "
+        "1}}\n"
+        "      fault: {abort: {status: 14, percent: 2}}\n",
+        "r.yaml:5: routes.rules[0].fault: given twice in one rule");
+    bad("routes:\n  rules:\n    - match: a.B/*\n  rules:\n    - match: c.D/*\n",
+        "r.yaml:4: routes.rules: given twice");
     bad("routes:\n  rules:\n    - match: pkg.Svc/*\n      per-try-timeout: soon\n",
         "r.yaml:4: routes.rules[0].per-try-timeout: 'soon' is not a duration");
     bad("routes:\n  rules:\n    - match: pkg/Svc/X\n",
