@@ -37,6 +37,7 @@ typedef struct mesh_ev_stats {
     uint64_t client_conns;        /* client connections accepted (delta) */
     uint64_t upstream_conns_open; /* gauge */
     uint64_t endpoints;           /* gauge: upstream endpoints held */
+    uint64_t fe_req_buffered;     /* gauge: request bytes the gateway front end holds */
 } mesh_ev_stats_t;
 
 /** A call the policy chain refused (MESH_EV_POLICY): everything its audit record needs,

@@ -1098,6 +1098,16 @@ static void on_close(void *conn_ud)
 
 /* ---- the front end ------------------------------------------------------------------------ */
 
+uint64_t gw_front_req_buffered(const gw_front_t *f)
+{
+    uint64_t n = 0;
+    for (const gw_conn_t *k = f->conns; k; k = k->next)
+        for (const gw_req_t *r = k->reqs; r; r = r->next)
+            if (r->req_stream)
+                n += r->body.len + (r->call ? mesh_proxy_call_req_buffered(r->call) : 0);
+    return n;
+}
+
 gw_front_t *gw_front_new(uv_loop_t *loop, mesh_proxy_worker_t *engine, const gw_front_config_t *cfg)
 {
     gw_front_t *f = calloc(1, sizeof(*f));
