@@ -255,12 +255,19 @@ static void body_too_large(h2s_conn_t *c, h2s_stream_t *s)
 {
     if (s->aborted)
         return;
-    int began = s->started;
+    int began = s->started, tell = s->known && !s->ended;
     if (!began)
         h2s_conn_respond_error(c, (uint64_t)s->id, 413, "the request body is too large");
     else
         nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-    stream_abort(s, began ? 0 : 413, "the request body is too large");
+    s->aborted = 1;
+    /* (told after the answer, which ends the response: stream_abort would not tell) */
+    if (tell && c->cbs.on_error) {
+        c->in_cb++;
+        c->cbs.on_error(c->ud, c, (uint64_t)s->id, began ? 0 : 413,
+                        "the request body is too large");
+        c->in_cb--;
+    }
 }
 
 /* Builds the head of s (its views point into s->head) and hands it to the application. */
