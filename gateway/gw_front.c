@@ -798,7 +798,31 @@ static void start_call(gw_req_t *r)
  * stream costs the gateway about one stream buffer, one read and one window, whatever its
  * length; only one line is bounded by max_body.
  */
+static void send_lines(gw_req_t *r);
+
+/* Pauses the client's body while the call is full, resumes it otherwise: also once r is
+ * answered or its call gone, so the rest of the body is read (and dropped) and the connection
+ * or stream moves on. */
+static void body_flow(gw_req_t *r)
+{
+    gw_conn_t *k = r->conn;
+    int want = r->req_full && !r->req_done && r->call && !r->answered;
+    if (want && !r->body_paused) {
+        r->body_paused = 1;
+        k->out->pause(k->c, r->id);
+    } else if (!want && r->body_paused) {
+        r->body_paused = 0;
+        k->out->resume(k->c, r->id);
+    }
+}
+
 static void stream_lines(gw_req_t *r)
+{
+    send_lines(r);
+    body_flow(r);
+}
+
+static void send_lines(gw_req_t *r)
 {
     gw_conn_t *k = r->conn;
     size_t start = 0;
@@ -843,13 +867,6 @@ static void stream_lines(gw_req_t *r)
     if (end && !r->req_full && !r->req_ended && r->body.len == 0) {
         r->req_ended = 1;
         mesh_proxy_call_send(r->call, NULL, 0, 1);
-    }
-    if (r->req_full && !r->body_paused && !end) {
-        r->body_paused = 1;
-        k->out->pause(k->c, r->id);
-    } else if (!r->req_full && r->body_paused) {
-        r->body_paused = 0;
-        k->out->resume(k->c, r->id);
     }
 }
 

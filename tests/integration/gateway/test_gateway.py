@@ -641,14 +641,17 @@ STREAM_N = 200000
 STREAM_PAD = "p" * 150
 
 
-def stream_body():
+def stream_body(bad_at=None):
     """The NDJSON body of STREAM_N books (~40 MB) in pieces of about 64 KiB; the first book
-    asks the server to wait for the gate file, then to check the order."""
+    asks the server to wait for the gate file, then to check the order. Line bad_at, if
+    given, is not valid JSON."""
     piece = []
     size = 0
     for i in range(STREAM_N):
         title = "gate:seq" if i == 0 else STREAM_PAD
         line = '{"name": "b%d", "pages": %d, "title": "%s"}\n' % (i, i, title)
+        if i == bad_at:
+            line = '{"name": }\n'
         piece.append(line)
         size += len(line)
         if size >= 65536:
@@ -669,6 +672,43 @@ def gateway_gauge(e, name="meshd_gateway_request_buffered_bytes"):
     raise AssertionError("no %s in /metrics" % name)
 
 
+def wait_stall(progress, t):
+    """Waits until progress[0] has not moved for 2 s (generous deadline); returns it."""
+    last, still, end = -1, time.monotonic(), time.monotonic() + 90
+    while time.monotonic() < end and t.is_alive():
+        if progress[0] != last:
+            last, still = progress[0], time.monotonic()
+        elif time.monotonic() - still > 2.0:
+            break
+        time.sleep(0.1)
+    return progress[0]
+
+
+def h1_stream_request(e, progress, bad_at=None):
+    """Sends the stream as one chunked HTTP/1.1 request; returns (status line, body)."""
+    s = socket.create_connection(("127.0.0.1", e.port), timeout=300)
+    s.sendall(b"POST /v1/books:batchAdd HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for p in stream_body(bad_at):
+        s.sendall(b"%x\r\n%s\r\n" % (len(p), p))
+        progress[0] += len(p)
+    s.sendall(b"0\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(65536)
+        check(chunk, "closed before the answer: %r" % got)
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n")
+             if l.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        chunk = s.recv(65536)
+        check(chunk, "closed in the answer")
+        body += chunk
+    s.close()
+    return head.split(b"\r\n")[0], body
+
+
 def client_stream_stall(e, sender, proto):
     """Runs sender(progress) in a thread (it sends the stream and returns the response body),
     waits until it stops making progress while the upstream reads nothing, checks that the
@@ -687,15 +727,8 @@ def client_stream_stall(e, sender, proto):
             result["error"] = x
     t = threading.Thread(target=run, daemon=True)
     t.start()
-    last, still, end = -1, time.monotonic(), time.monotonic() + 90
-    while time.monotonic() < end and t.is_alive():
-        if progress[0] != last:
-            last, still = progress[0], time.monotonic()
-        elif time.monotonic() - still > 2.0:
-            break
-        time.sleep(0.1)
+    stalled_at = wait_stall(progress, t)
     check(t.is_alive(), "the sender ended while the upstream read nothing: %r" % result)
-    stalled_at = progress[0]
     time.sleep(0.6)  # a worker report tick (250 ms) after the stall
     held = gateway_gauge(e)
     grown = rss_kb(gw) - rss0
@@ -722,29 +755,38 @@ def client_stream_stall(e, sender, proto):
 def case_client_stream_backpressure(e):
     # HTTP/1.1 chunked: the gateway stops reading the connection while the call is full.
     def send(progress):
-        s = socket.create_connection(("127.0.0.1", e.port), timeout=300)
-        s.sendall(b"POST /v1/books:batchAdd HTTP/1.1\r\nHost: x\r\n"
-                  b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-        for p in stream_body():
-            s.sendall(b"%x\r\n%s\r\n" % (len(p), p))
-            progress[0] += len(p)
-        s.sendall(b"0\r\n\r\n")
-        got = b""
-        while b"\r\n\r\n" not in got:
-            chunk = s.recv(65536)
-            check(chunk, "closed before the answer: %r" % got)
-            got += chunk
-        head, _, body = got.partition(b"\r\n\r\n")
-        check(head.startswith(b"HTTP/1.1 200"), "answer %r" % head)
-        n = int([l.split(b":")[1] for l in head.split(b"\r\n")
-                 if l.lower().startswith(b"content-length:")][0])
-        while len(body) < n:
-            chunk = s.recv(65536)
-            check(chunk, "closed in the answer")
-            body += chunk
-        s.close()
+        status, body = h1_stream_request(e, progress)
+        check(status.startswith(b"HTTP/1.1 200"), "answer %r %r" % (status, body[:300]))
         return body
     client_stream_stall(e, send, "HTTP/1.1")
+
+
+def case_client_stream_backpressure_error(e):
+    # A bad line met after the client was paused: 400 naming it, the call cancelled, and the
+    # gateway reads on (the rest of the body is dropped), so the client's upload completes and
+    # it gets the answer instead of hanging on a connection nobody reads.
+    progress, result = [0], {}
+
+    def run():
+        try:
+            result["answer"] = h1_stream_request(e, progress, bad_at=150000)
+        except Exception as x:
+            result["error"] = x
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    stalled_at = wait_stall(progress, t)
+    check(t.is_alive(), "the sender ended while the upstream read nothing: %r" % result)
+    open(os.path.join(e.work, "progress.go"), "w").close()
+    t.join(180)
+    check(not t.is_alive(), "the client hangs after the bad line")
+    if "error" in result:
+        raise result["error"]
+    status, body = result["answer"]
+    check(status.startswith(b"HTTP/1.1 400"), "answer %r %r" % (status, body[:300]))
+    j = error_body(body, 3)
+    check("line 1 column" in j["message"], repr(j))
+    check(progress[0] == sum(len(p) for p in stream_body(150000)), "sent %d" % progress[0])
+    print("bad line 150,000 after a stall at %d bytes: %r" % (stalled_at, j["message"]))
 
 
 def case_h2c_client_stream_backpressure(e):
