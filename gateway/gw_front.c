@@ -16,7 +16,10 @@
  * status decides the HTTP status); a server stream starts a chunked 200 at its first message
  * and writes one line (or one event) per message; a full output buffer stops the reading of
  * the call's response queue until h1_conn says it drained, and the upstream's flow-control
- * window closes behind it.
+ * window closes behind it. A request stream (client-streaming or bidi) starts its call at the
+ * head and sends each NDJSON line as it is read, with no whole-body limit; while the call's
+ * request buffer is full the client's body is paused (the HTTP/1.1 connection stops reading,
+ * the HTTP/2 stream's window stays shut) until the call drains: backpressure the other way.
  */
 #include "gateway/gw_front.h"
 
@@ -787,17 +790,6 @@ static void start_call(gw_req_t *r)
         mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 1);
 }
 
-/*
- * Sends every complete line of r->body as one request message (the last, unterminated one
- * too once the request ended); blank lines are skipped; then the end of the request stream.
- * Bytes of an unfinished line, and lines the call cannot take yet, stay in r->body.
- *
- * Backpressure: when the call's request buffer is full (mesh_proxy_call_send returned 1) the
- * lines wait and the client's body is paused (HTTP/1.1: the connection stops reading; HTTP/2:
- * the stream's window stays shut), until the call drains (ds_on_req_drain). So a long request
- * stream costs the gateway about one stream buffer, one read and one window, whatever its
- * length; only one line is bounded by max_body.
- */
 static void send_lines(gw_req_t *r);
 
 /* Pauses the client's body while the call is full, resumes it otherwise: also once r is
@@ -816,12 +808,24 @@ static void body_flow(gw_req_t *r)
     }
 }
 
+/*
+ * Sends every complete line of r->body as one request message (the last, unterminated one
+ * too once the request ended); blank lines are skipped; then the end of the request stream.
+ * Bytes of an unfinished line, and lines the call cannot take yet, stay in r->body.
+ *
+ * Backpressure: when the call's request buffer is full (mesh_proxy_call_send returned 1) the
+ * lines wait and the client's body is paused (HTTP/1.1: the connection stops reading; HTTP/2:
+ * the stream's window stays shut), until the call drains (ds_on_req_drain). So a long request
+ * stream costs the gateway about one stream buffer, one read and one window, whatever its
+ * length; only one line is bounded by max_body.
+ */
 static void stream_lines(gw_req_t *r)
 {
     send_lines(r);
     body_flow(r);
 }
 
+/* The sending part of stream_lines. */
 static void send_lines(gw_req_t *r)
 {
     gw_conn_t *k = r->conn;
