@@ -37,6 +37,7 @@ typedef struct mesh_ev_stats {
     uint64_t client_conns;           /* client connections accepted (delta) */
     uint64_t upstream_conns_open;    /* gauge */
     uint64_t endpoints;              /* gauge: upstream endpoints held */
+    uint64_t fe_req_buffered;        /* gauge: request bytes the gateway front end holds */
     uint64_t retry_budget_exhausted; /* retries the retry budget refused (delta) */
     uint64_t faults_aborted;         /* calls answered with an injected status (delta) */
     uint64_t faults_delayed;         /* calls held by an injected delay (delta) */

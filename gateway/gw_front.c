@@ -16,7 +16,10 @@
  * status decides the HTTP status); a server stream starts a chunked 200 at its first message
  * and writes one line (or one event) per message; a full output buffer stops the reading of
  * the call's response queue until h1_conn says it drained, and the upstream's flow-control
- * window closes behind it.
+ * window closes behind it. A request stream (client-streaming or bidi) starts its call at the
+ * head and sends each NDJSON line as it is read, with no whole-body limit; while the call's
+ * request buffer is full the client's body is paused (the HTTP/1.1 connection stops reading,
+ * the HTTP/2 stream's window stays shut) until the call drains: backpressure the other way.
  */
 #include "gateway/gw_front.h"
 
@@ -64,6 +67,10 @@ typedef struct gw_out {
     int (*body)(void *c, uint64_t id, const void *data, size_t len);
     int (*end)(void *c, uint64_t id);
     int (*respond_error)(void *c, uint64_t id, int status, const char *message);
+    /* request body flow control: stop / restart reading id's body; lift its size limit */
+    void (*pause)(void *c, uint64_t id);
+    void (*resume)(void *c, uint64_t id);
+    void (*body_limit)(void *c, uint64_t id, uint64_t max_body);
 } gw_out_t;
 
 struct gw_conn {
@@ -73,6 +80,7 @@ struct gw_conn {
     gw_conn_t *prev, *next;
     gw_req_t *reqs;      /* requests in progress */
     gw_req_t *free_reqs; /* finished ones, their buffers kept */
+    int closing;         /* on_close runs: the connection is going, nothing to resume */
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
 };
@@ -89,6 +97,11 @@ struct gw_req {
     int streaming, sse, http_started, paused, answered, n_msgs, bad_response;
     int req_stream;  /* client-streaming or bidi: each NDJSON line of the body is a message */
     int req_done;    /* the HTTP request ended */
+    int req_full;    /* the call's request buffer is full: wait for on_req_drain */
+    int body_paused; /* the client's body is paused (gw_out_t.pause) */
+    int req_ended;   /* the end of the request stream was sent to the call */
+    int drained;     /* on_req_drain came (also inside mesh_proxy_call_send) */
+    int in_lines;    /* stream_lines runs */
     gw_buf_t body;   /* the request body (JSON) */
     gw_buf_t params; /* protobuf of the path variables and query parameters */
     gw_buf_t pb;     /* the framed request message */
@@ -106,7 +119,7 @@ struct gw_req {
 static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len);
 static int call_open(gw_req_t *r);
 static void request_failed(gw_req_t *r, int http_status, int code, const char *prefix);
-static void stream_lines(gw_req_t *r, int end);
+static void stream_lines(gw_req_t *r);
 
 static gw_req_t *req_new(gw_conn_t *k, uint64_t id)
 {
@@ -168,6 +181,9 @@ static void req_destroy(gw_req_t *r)
 static void req_free(gw_req_t *r)
 {
     gw_conn_t *k = r->conn;
+    if (r->body_paused && !k->closing)
+        k->out->resume(k->c, r->id); /* the rest of the body is read (and dropped) */
+    r->body_paused = 0;
     if (r->call) {
         mesh_proxy_call_cancel(r->call);
         r->call = NULL;
@@ -459,10 +475,22 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
     req_free(r);
 }
 
+/* The call's request buffer drained below half: send the lines waiting, read on. */
+static void ds_on_req_drain(void *ud, mesh_proxy_call_t *c)
+{
+    (void)c;
+    gw_req_t *r = ud;
+    r->req_full = 0;
+    r->drained = 1;
+    if (r->req_stream && !r->in_lines)
+        stream_lines(r);
+}
+
 static const mesh_proxy_downstream_t ds_ops = {
     .on_head = ds_on_head,
     .on_data = ds_on_data,
     .on_end = ds_on_end,
+    .on_req_drain = ds_on_req_drain,
 };
 
 /* ---- HTTP requests ------------------------------------------------------------------------ */
@@ -662,8 +690,12 @@ static void req_head(gw_conn_t *k, uint64_t id, const h1_conn_head_t *head)
         answer_errorf(r, 400, MESH_GRPC_INVALID_ARGUMENT, "meshd: gateway: %s", r->err);
         return;
     }
-    if (r->req_stream)
-        call_open(r); /* the request's messages follow as its body's lines arrive */
+    if (r->req_stream) {
+        /* The request's messages follow as its body's lines arrive; the body is consumed as
+         * it comes (paused while the call is full), so only a line is bounded by max_body. */
+        k->out->body_limit(k->c, id, 0);
+        call_open(r);
+    }
 }
 
 static void req_body(gw_conn_t *k, uint64_t id, const char *data, size_t len)
@@ -677,7 +709,7 @@ static void req_body(gw_conn_t *k, uint64_t id, const char *data, size_t len)
         return;
     }
     if (r->req_stream)
-        stream_lines(r, 0);
+        stream_lines(r);
 }
 
 /* The client's request is bad (r->err says why, after prefix): answered with status, or for
@@ -758,13 +790,49 @@ static void start_call(gw_req_t *r)
         mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 1);
 }
 
-/* Sends every complete line of r->body as one request message (the last, unterminated one
- * too when end); blank lines are skipped. Bytes of an unfinished line stay in r->body. */
-static void stream_lines(gw_req_t *r, int end)
+static void send_lines(gw_req_t *r);
+
+/* Pauses the client's body while the call is full, resumes it otherwise: also once r is
+ * answered or its call gone, so the rest of the body is read (and dropped) and the connection
+ * or stream moves on. */
+static void body_flow(gw_req_t *r)
 {
+    gw_conn_t *k = r->conn;
+    int want = r->req_full && !r->req_done && r->call && !r->answered;
+    if (want && !r->body_paused) {
+        r->body_paused = 1;
+        k->out->pause(k->c, r->id);
+    } else if (!want && r->body_paused) {
+        r->body_paused = 0;
+        k->out->resume(k->c, r->id);
+    }
+}
+
+/*
+ * Sends every complete line of r->body as one request message (the last, unterminated one
+ * too once the request ended); blank lines are skipped; then the end of the request stream.
+ * Bytes of an unfinished line, and lines the call cannot take yet, stay in r->body.
+ *
+ * Backpressure: when the call's request buffer is full (mesh_proxy_call_send returned 1) the
+ * lines wait and the client's body is paused (HTTP/1.1: the connection stops reading; HTTP/2:
+ * the stream's window stays shut), until the call drains (ds_on_req_drain). So a long request
+ * stream costs the gateway about one stream buffer, one read and one window, whatever its
+ * length; only one line is bounded by max_body.
+ */
+static void stream_lines(gw_req_t *r)
+{
+    send_lines(r);
+    body_flow(r);
+}
+
+/* The sending part of stream_lines. */
+static void send_lines(gw_req_t *r)
+{
+    gw_conn_t *k = r->conn;
     size_t start = 0;
     const char *b = (const char *)r->body.data;
-    while (r->call && !r->answered) {
+    int end = r->req_done;
+    while (r->call && !r->answered && !r->req_full) {
         const char *nl = b ? memchr(b + start, '\n', r->body.len - start) : NULL;
         if (!nl && !end)
             break;
@@ -775,7 +843,12 @@ static void stream_lines(gw_req_t *r, int end)
         if (i < stop) {
             if (encode_msg(r, b + start, stop - start) != 0)
                 return;
-            mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 0);
+            r->drained = 0;
+            r->in_lines = 1;
+            int full = mesh_proxy_call_send(r->call, r->pb.data, r->pb.len, 0) == 1;
+            r->in_lines = 0;
+            if (full && !r->drained)
+                r->req_full = 1;
         }
         start = nl ? stop + 1 : r->body.len;
         if (!nl)
@@ -785,8 +858,20 @@ static void stream_lines(gw_req_t *r, int end)
         memmove(r->body.data, r->body.data + start, r->body.len - start);
         r->body.len -= start;
     }
-    if (end && r->call && !r->answered)
+    if (!r->call || r->answered)
+        return;
+    uint64_t max_line = k->f->cfg.http.conn.max_body;
+    if (!end && max_line && r->body.len > max_line && !memchr(r->body.data, '\n', r->body.len)) {
+        snprintf(r->err, sizeof(r->err),
+                 "a line of the request stream is over %llu bytes (--gateway-max-body)",
+                 (unsigned long long)max_line);
+        request_failed(r, 413, MESH_GRPC_RESOURCE_EXHAUSTED, "");
+        return;
+    }
+    if (end && !r->req_full && !r->req_ended && r->body.len == 0) {
+        r->req_ended = 1;
         mesh_proxy_call_send(r->call, NULL, 0, 1);
+    }
 }
 
 static void req_end(gw_conn_t *k, uint64_t id)
@@ -800,7 +885,7 @@ static void req_end(gw_conn_t *k, uint64_t id)
     }
     if (r->req_stream) {
         r->req_done = 1;
-        stream_lines(r, 1); /* the call answers (ds_on_end frees r) */
+        stream_lines(r); /* the call answers (ds_on_end frees r) */
         if (r->answered && !r->call)
             req_free(r);
         return;
@@ -852,7 +937,25 @@ static int h1o_error(void *c, uint64_t id, int status, const char *message)
     return h1_conn_respond_error(c, id, status, message);
 }
 
-static const gw_out_t h1_out = {h1o_respond, h1o_body, h1o_end, h1o_error};
+static void h1o_pause(void *c, uint64_t id)
+{
+    (void)id; /* one request body at a time is read on an HTTP/1.1 connection */
+    h1_conn_pause(c);
+}
+
+static void h1o_resume(void *c, uint64_t id)
+{
+    (void)id;
+    h1_conn_resume(c);
+}
+
+static void h1o_body_limit(void *c, uint64_t id, uint64_t max_body)
+{
+    h1_conn_body_limit(c, id, max_body);
+}
+
+static const gw_out_t h1_out = {h1o_respond, h1o_body,   h1o_end,       h1o_error,
+                                h1o_pause,   h1o_resume, h1o_body_limit};
 
 static int h2o_respond(void *c, uint64_t id, int status, const h1_conn_hdr_t *h, size_t n,
                        int64_t cl)
@@ -875,7 +978,23 @@ static int h2o_error(void *c, uint64_t id, int status, const char *message)
     return h2s_conn_respond_error(c, id, status, message);
 }
 
-static const gw_out_t h2_out = {h2o_respond, h2o_body, h2o_end, h2o_error};
+static void h2o_pause(void *c, uint64_t id)
+{
+    h2s_conn_pause(c, id);
+}
+
+static void h2o_resume(void *c, uint64_t id)
+{
+    h2s_conn_resume(c, id);
+}
+
+static void h2o_body_limit(void *c, uint64_t id, uint64_t max_body)
+{
+    h2s_conn_body_limit(c, id, max_body);
+}
+
+static const gw_out_t h2_out = {h2o_respond, h2o_body,   h2o_end,       h2o_error,
+                                h2o_pause,   h2o_resume, h2o_body_limit};
 
 static void h1_on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *head)
 {
@@ -981,6 +1100,7 @@ static void on_close(void *conn_ud)
     gw_conn_t *k = conn_ud;
     if (!k)
         return;
+    k->closing = 1;
     while (k->reqs)
         req_free(k->reqs);
     while (k->free_reqs) {
@@ -998,6 +1118,16 @@ static void on_close(void *conn_ud)
 }
 
 /* ---- the front end ------------------------------------------------------------------------ */
+
+uint64_t gw_front_req_buffered(const gw_front_t *f)
+{
+    uint64_t n = 0;
+    for (const gw_conn_t *k = f->conns; k; k = k->next)
+        for (const gw_req_t *r = k->reqs; r; r = r->next)
+            if (r->req_stream)
+                n += r->body.len + (r->call ? mesh_proxy_call_req_buffered(r->call) : 0);
+    return n;
+}
 
 gw_front_t *gw_front_new(uv_loop_t *loop, mesh_proxy_worker_t *engine, const gw_front_config_t *cfg)
 {

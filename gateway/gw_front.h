@@ -53,6 +53,10 @@ int gw_front_port(const gw_front_t *f);
 /** Takes over a reference to api (NULL: none) for requests from now on. */
 void gw_front_set_api(gw_front_t *f, gw_api_t *api);
 
+/** Bytes of client request streams (client-streaming and bidi bodies) the front end holds now:
+ *  lines not yet sent plus what their calls buffer. Bounded per stream by backpressure. */
+uint64_t gw_front_req_buffered(const gw_front_t *f);
+
 /** Stops accepting; requests begun are answered; then done(arg). */
 void gw_front_drain(gw_front_t *f, void (*done)(void *), void *arg);
 

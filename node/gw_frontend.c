@@ -43,6 +43,11 @@ static void fe_destroy(void *fe)
     gw_front_free(fe);
 }
 
+static uint64_t fe_req_buffered(void *fe)
+{
+    return gw_front_req_buffered(fe);
+}
+
 static void api_unref(void *p)
 {
     gw_api_unref(p);
@@ -76,6 +81,7 @@ int node_gw_init(node_gw_t *g, mesh_node_t *node, const mesh_config_t *cfg, cons
         .drain = fe_drain,
         .destroy = fe_destroy,
         .payload_unref = api_unref,
+        .req_buffered = fe_req_buffered,
         .arg = g,
     };
     mesh_node_set_frontend(node, &fe);

@@ -64,7 +64,8 @@ typedef struct node_wk {
     /* worker thread only */
     mesh_actor_t *self;
     mesh_proxy_stats_t last;
-    uint64_t calls_gen; /* the per-call table's gen in the last snapshot handed over */
+    uint64_t last_fe_buffered; /* the front end's gauge last reported */
+    uint64_t calls_gen;        /* the per-call table's gen in the last snapshot handed over */
     int draining;
 } node_wk_t;
 
@@ -126,7 +127,8 @@ static void wk_report(node_wk_t *w)
     wk_report_calls(w);
     mesh_proxy_stats_t s;
     mesh_proxy_worker_stats(w->engine, &s);
-    if (!memcmp(&s, &w->last, sizeof(s)))
+    uint64_t feb = w->fe && w->node->fe.req_buffered ? w->node->fe.req_buffered(w->fe) : 0;
+    if (!memcmp(&s, &w->last, sizeof(s)) && feb == w->last_fe_buffered)
         return;
     mesh_event_t e = {.type = MESH_EV_STATS,
                       .worker = (uint32_t)w->index,
@@ -141,9 +143,12 @@ static void wk_report(node_wk_t *w)
                                 .faults_aborted = s.faults_aborted - w->last.faults_aborted,
                                 .faults_delayed = s.faults_delayed - w->last.faults_delayed,
                                 .hedges = s.hedges - w->last.hedges,
-                                .endpoints = s.endpoints};
-    if (mesh_evring_push(&w->ring, &e) == 0)
+                                .endpoints = s.endpoints,
+                                .fe_req_buffered = feb};
+    if (mesh_evring_push(&w->ring, &e) == 0) {
         w->last = s;
+        w->last_fe_buffered = feb;
+    }
 }
 
 static void wk_poke(node_wk_t *w)

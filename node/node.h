@@ -71,6 +71,9 @@ typedef struct mesh_node_frontend {
     void (*drain)(void *fe, void (*done)(void *), void *done_arg);
     void (*destroy)(void *fe);
     void (*payload_unref)(void *payload);
+    /* (may be NULL) request bytes the front end holds now, for the gauge
+     * meshd_gateway_request_buffered_bytes; worker loop thread */
+    uint64_t (*req_buffered)(void *fe);
     void *arg;
 } mesh_node_frontend_t;
 

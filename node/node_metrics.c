@@ -14,7 +14,8 @@ int node_metrics_init(node_metrics_t *m, int nworkers)
     m->nworkers = nworkers;
     m->upstream_open = calloc(n, sizeof(*m->upstream_open));
     m->endpoints = calloc(n, sizeof(*m->endpoints));
-    if (!m->upstream_open || !m->endpoints) {
+    m->fe_req_buffered = calloc(n, sizeof(*m->fe_req_buffered));
+    if (!m->upstream_open || !m->endpoints || !m->fe_req_buffered) {
         node_metrics_destroy(m);
         return -1;
     }
@@ -25,6 +26,7 @@ void node_metrics_destroy(node_metrics_t *m)
 {
     free(m->upstream_open);
     free(m->endpoints);
+    free(m->fe_req_buffered);
     for (size_t i = 0; i < m->n_br; i++)
         free(m->br[i].state);
     free(m->br);
@@ -43,6 +45,7 @@ void node_metrics_stats(node_metrics_t *m, int worker, const mesh_ev_stats_t *s)
     m->hedges += s->hedges;
     m->upstream_open[worker] = s->upstream_conns_open;
     m->endpoints[worker] = s->endpoints;
+    m->fe_req_buffered[worker] = s->fe_req_buffered;
 }
 
 /* The entry of instance, added when new; NULL on OOM. */
@@ -151,11 +154,17 @@ void node_metrics_write(const node_metrics_t *m, const node_metrics_view_t *v, p
             m->hedges);
     counter(p, "meshd_upstream_connections_total", "Upstream connections opened.",
             m->upstream_conns);
-    uint64_t open = 0, eps = 0;
+    uint64_t open = 0, eps = 0, feb = 0;
     for (int i = 0; i < m->nworkers; i++) {
         open += m->upstream_open[i];
         eps += m->endpoints[i];
+        feb += m->fe_req_buffered[i];
     }
+    gauge_u64(p, "meshd_gateway_request_buffered_bytes",
+              "Bytes of HTTP request streams (NDJSON bodies of client-streaming and bidi calls) "
+              "the gateway holds, every worker together: lines not yet sent and what their "
+              "calls buffer.",
+              feb);
     gauge_u64(p, "meshd_upstream_connections", "Upstream connections open, every worker together.",
               open);
     gauge_u64(p, "meshd_upstream_endpoints",

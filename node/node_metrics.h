@@ -32,6 +32,7 @@ typedef struct node_metrics {
     uint64_t upstream_conns, client_conns;                                   /* totals */
     uint64_t retry_budget_exhausted, faults_aborted, faults_delayed, hedges; /* totals */
     uint64_t *upstream_open, *endpoints; /* per worker: the last reported gauges */
+    uint64_t *fe_req_buffered;           /* per worker: gateway request bytes held */
     uint64_t events_dropped;             /* events the rings had no room for */
     node_breaker_t *br;
     size_t n_br, cap_br;

@@ -77,6 +77,8 @@ struct h1_conn {
     h1_conn_hdr_t *views;
     int in_trailers;
     uint64_t body_seen;
+    uint64_t body_max; /* this request's body limit (cfg.max_body unless the application lifted
+                          it in on_head: h1_conn_body_limit(); 0: none) */
 
     /* requests */
     h1c_slot_t *slots;
@@ -320,6 +322,7 @@ static int cb_message_begin(http_parser *p)
     c->last_was_value = 0;
     c->in_trailers = 0;
     c->body_seen = 0;
+    c->body_max = c->cfg.max_body;
     c->head_start_ms = c->last_read_ms;
     return 0;
 }
@@ -474,11 +477,6 @@ static int cb_headers_complete(http_parser *p)
         c->err_why = "only Expect: 100-continue is understood";
         return -1;
     }
-    if (h.content_length > 0 && (uint64_t)h.content_length > c->cfg.max_body) {
-        c->err_status = 413;
-        c->err_why = "the request body is too large";
-        return -1;
-    }
     s->expect = (unsigned)(h.expect_continue && h.has_body && h.minor == 1);
     h.expect_continue = s->expect;
     s->known = 1;
@@ -486,6 +484,12 @@ static int cb_headers_complete(http_parser *p)
         c->stop_parse = 1; /* the last request of the connection */
     if (c->cbs.on_head)
         c->cbs.on_head(c->ud, c, s->id, &h);
+    /* After on_head: the application may have lifted the limit for this request (a stream). */
+    if (h.content_length > 0 && c->body_max && (uint64_t)h.content_length > c->body_max) {
+        c->err_status = 413;
+        c->err_why = "the request body is too large";
+        return -1;
+    }
     return 0;
 }
 
@@ -497,7 +501,7 @@ static int cb_body(http_parser *p, const char *at, size_t len)
         c->err_status = 400;
         return -1;
     }
-    if (len > c->cfg.max_body - c->body_seen) {
+    if (c->body_max && len > c->body_max - c->body_seen) {
         c->err_status = 413;
         c->err_why = "the request body is too large";
         return -1;
@@ -728,6 +732,22 @@ void h1_conn_resume(h1_conn_t *c)
         return;
     c->app_paused = 0;
     wake(c);
+}
+
+int h1_conn_paused(const h1_conn_t *c)
+{
+    return c->app_paused;
+}
+
+int h1_conn_body_limit(h1_conn_t *c, uint64_t id, uint64_t max_body)
+{
+    if (!c->in_message || c->next_id == 0 || id != c->next_id - 1)
+        return -1;
+    h1c_slot_t *s = slot_of(c, id);
+    if (!s || s->aborted)
+        return -1;
+    c->body_max = max_body;
+    return 0;
 }
 
 /* ---- public: responses -------------------------------------------------------------------- */

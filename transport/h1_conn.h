@@ -94,7 +94,8 @@ typedef struct {
     size_t max_target;
     /** Header fields per request; more gets 431. 0 means 100. */
     size_t max_headers;
-    /** Bytes of a request body; more gets 413. 0 means 1 MiB. */
+    /** Bytes of a request body; more gets 413 (per request: h1_conn_body_limit()). 0 means
+     *  1 MiB. */
     uint64_t max_body;
     /** Requests received whose responses are not yet all taken; at this many the connection
      *  stops reading. 0 means 16. */
@@ -138,6 +139,19 @@ void h1_conn_pause(h1_conn_t *c);
 
 /** Undoes h1_conn_pause(); reading resumes (on_wake). */
 void h1_conn_resume(h1_conn_t *c);
+
+/** Nonzero while the application has c paused (h1_conn_pause() without h1_conn_resume()).
+ *  While paused, no idle or body timeout runs: a slow upstream is not the client's fault. */
+int h1_conn_paused(const h1_conn_t *c);
+
+/**
+ * Sets the body limit of request id, the one whose head was just delivered (call it from
+ * on_head): max_body bytes (0: no limit) instead of the configured max_body. A stream whose
+ * body is consumed as it arrives (NDJSON lines, bounded by pausing) needs no whole-body limit.
+ * A Content-Length over the limit is answered 413 right after on_head returns. 0, or -1 when
+ * id is not the request being read.
+ */
+int h1_conn_body_limit(h1_conn_t *c, uint64_t id, uint64_t max_body);
 
 /* ---- responses ------------------------------------------------------------------------------ */
 

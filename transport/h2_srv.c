@@ -25,6 +25,12 @@
 /* Output gathered per take_out, at most (more waits for the next write). */
 #define H2S_OUT_BATCH (64 * 1024)
 
+/* Request body flow control: each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE) and
+ * the connection's, large enough that streams paused by the application (each holding at most
+ * its own window) never starve the others. */
+#define H2S_STREAM_WINDOW 65535
+#define H2S_CONN_WINDOW   (H2S_MAX_STREAMS * H2S_STREAM_WINDOW)
+
 typedef struct {
     char *data;
     size_t len, cap;
@@ -42,6 +48,8 @@ struct h2s_stream {
     int has_method, has_path, has_authority;
     size_t n_fields;
     uint64_t body_len;
+    uint64_t body_max; /* the request body limit (cfg.max_body, or h2s_conn_body_limit; 0: none) */
+    size_t held;       /* body bytes delivered while paused, not yet acknowledged */
     int64_t resp_left;
     h2s_buf_t out; /* response bytes not yet in DATA frames, from out_off */
     size_t out_off;
@@ -55,6 +63,7 @@ struct h2s_stream {
     unsigned deferred : 1; /* the data provider said DEFERRED */
     unsigned full : 1;     /* h2s_conn_body() returned 1 */
     unsigned is_head : 1;
+    unsigned paused : 1; /* h2s_conn_pause(): body bytes are not acknowledged */
 };
 
 struct h2s_conn {
@@ -125,6 +134,7 @@ static h2s_stream_t *stream_new(h2s_conn_t *c, int32_t id)
     s->c = c;
     s->id = id;
     s->resp_left = -1;
+    s->body_max = c->cfg.max_body;
     s->next = c->open;
     if (c->open)
         c->open->prev = s;
@@ -240,6 +250,26 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
+/* The request body of s is over its limit: 413 (or a reset once the answer began). */
+static void body_too_large(h2s_conn_t *c, h2s_stream_t *s)
+{
+    if (s->aborted)
+        return;
+    int began = s->started, tell = s->known && !s->ended;
+    if (!began)
+        h2s_conn_respond_error(c, (uint64_t)s->id, 413, "the request body is too large");
+    else
+        nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    s->aborted = 1;
+    /* (told after the answer, which ends the response: stream_abort would not tell) */
+    if (tell && c->cbs.on_error) {
+        c->in_cb++;
+        c->cbs.on_error(c->ud, c, (uint64_t)s->id, began ? 0 : 413,
+                        "the request body is too large");
+        c->in_cb--;
+    }
+}
+
 /* Builds the head of s (its views point into s->head) and hands it to the application. */
 static void deliver_head(h2s_conn_t *c, h2s_stream_t *s, int end_stream)
 {
@@ -278,17 +308,15 @@ static void deliver_head(h2s_conn_t *c, h2s_stream_t *s, int end_stream)
     h.n_headers = s->views.len / sizeof(h1_conn_hdr_t);
     h.is_head = strcmp(h.method, "HEAD") == 0;
     s->is_head = (unsigned)h.is_head;
-    if (h.content_length >= 0 && (uint64_t)h.content_length > c->cfg.max_body) {
-        h2s_conn_respond_error(c, (uint64_t)s->id, 413, "the request body is too large");
-        s->aborted = 1;
-        return;
-    }
     s->known = 1;
     if (c->cbs.on_head) {
         c->in_cb++;
         c->cbs.on_head(c->ud, c, (uint64_t)s->id, &h);
         c->in_cb--;
     }
+    /* After on_head: the application may have lifted the limit for this stream. */
+    if (h.content_length >= 0 && s->body_max && (uint64_t)h.content_length > s->body_max)
+        body_too_large(c, s);
     return;
 oom:
     h2s_conn_respond_error(c, (uint64_t)s->id, 500, "out of memory");
@@ -344,16 +372,16 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     (void)flags;
     h2s_conn_t *c = ud;
     h2s_stream_t *s = nghttp2_session_get_stream_user_data(session, stream_id);
-    if (!s || s->aborted || !s->known)
+    /* Automatic WINDOW_UPDATE is off: bytes are acknowledged here when the application took
+     * them (or they are dropped), later (h2s_conn_resume) when it paused the stream. */
+    if (!s || s->aborted || !s->known) {
+        nghttp2_session_consume(session, stream_id, len);
         return 0;
+    }
     s->body_len += len;
-    if (s->body_len > c->cfg.max_body) {
-        int began = s->started;
-        if (!began)
-            h2s_conn_respond_error(c, (uint64_t)s->id, 413, "the request body is too large");
-        else
-            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
-        stream_abort(s, began ? 0 : 413, "the request body is too large");
+    if (s->body_max && s->body_len > s->body_max) {
+        nghttp2_session_consume(session, stream_id, len);
+        body_too_large(c, s);
         return 0;
     }
     if (c->cbs.on_body) {
@@ -361,6 +389,10 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
         c->cbs.on_body(c->ud, c, (uint64_t)s->id, (const char *)data, len);
         c->in_cb--;
     }
+    if (s->paused)
+        s->held += len;
+    else
+        nghttp2_session_consume(session, stream_id, len);
     return 0;
 }
 
@@ -373,6 +405,9 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
     if (!s)
         return 0;
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    if (s->held) /* the connection's share of what the paused stream held */
+        nghttp2_session_consume_connection(session, s->held);
+    s->held = 0;
     if (!s->ended || !s->req_done)
         stream_abort(s, 0, "the client reset the stream");
     if (s->c->upgraded == s)
@@ -467,6 +502,7 @@ static h2s_conn_t *conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *c
     int rc = -1;
     if (cb && nghttp2_option_new(&opt) == 0) {
         nghttp2_option_set_max_send_header_block_length(opt, 64 << 10);
+        nghttp2_option_set_no_auto_window_update(opt, 1);
         rc = nghttp2_session_server_new3(&c->session, cb, c, opt, mem);
     }
     nghttp2_option_del(opt);
@@ -475,8 +511,11 @@ static h2s_conn_t *conn_new(const h1_conn_config_t *cfg, const h2s_conn_cbs_t *c
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2S_MAX_STREAMS},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)c->cfg.max_head + 1024},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2S_STREAM_WINDOW},
     };
-    if (rc != 0 || nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3) != 0) {
+    if (rc != 0 || nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
+        nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, H2S_CONN_WINDOW) !=
+            0) {
         if (c->session)
             nghttp2_session_del(c->session);
         free(c);
@@ -753,6 +792,46 @@ void h2s_conn_on_timer(h2s_conn_t *c, uint64_t now_ms)
 unsigned h2s_conn_streams(const h2s_conn_t *c)
 {
     return c->n_open;
+}
+
+/* ---- request body flow control ------------------------------------------------------------ */
+
+int h2s_conn_pause(h2s_conn_t *c, uint64_t id)
+{
+    h2s_stream_t *s = stream_of(c, id);
+    if (!s)
+        return -1;
+    s->paused = 1;
+    return 0;
+}
+
+int h2s_conn_resume(h2s_conn_t *c, uint64_t id)
+{
+    h2s_stream_t *s = stream_of(c, id);
+    if (!s)
+        return -1;
+    s->paused = 0;
+    if (s->held) {
+        nghttp2_session_consume(c->session, s->id, s->held);
+        s->held = 0;
+        wake(c); /* a WINDOW_UPDATE to send */
+    }
+    return 0;
+}
+
+size_t h2s_conn_held(const h2s_conn_t *c, uint64_t id)
+{
+    h2s_stream_t *s = stream_of((h2s_conn_t *)c, id);
+    return s ? s->held : 0;
+}
+
+int h2s_conn_body_limit(h2s_conn_t *c, uint64_t id, uint64_t max_body)
+{
+    h2s_stream_t *s = stream_of(c, id);
+    if (!s || s->aborted)
+        return -1;
+    s->body_max = max_body;
+    return 0;
 }
 
 /* ---- responses ---------------------------------------------------------------------------- */

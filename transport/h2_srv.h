@@ -15,8 +15,13 @@
  * flow-control window lets nghttp2 send it; h2s_conn_body() returns 1 once a stream holds
  * out_high / 4 bytes (64 KiB by default) and on_drain follows when it fell below half of that,
  * so a client that stops reading a stream stops the application writing it (and the gateway
- * stops consuming the upstream call behind it). Request bodies are acknowledged (WINDOW_UPDATE)
- * as the application receives them; the application bounds them with max_body.
+ * stops consuming the upstream call behind it). Request bodies are flow-controlled per stream
+ * (automatic WINDOW_UPDATE is off): a stream's bytes are acknowledged once the application has
+ * received them, unless it paused the stream (h2s_conn_pause: its upstream cannot take more),
+ * then only at h2s_conn_resume; so a paused stream holds at most its window (64 KiB) and the
+ * client stops sending it, while the connection's window (100 streams' worth) keeps the other
+ * streams flowing. A body is bounded by max_body unless the application lifts that for a
+ * stream it consumes as it arrives (h2s_conn_body_limit).
  *
  * Upgrade from HTTP/1.1 (`Upgrade: h2c` with `HTTP2-Settings`): the binding collects the
  * HTTP/1.1 request and makes the connection with h2s_conn_new_upgrade(), which answers `101
@@ -107,5 +112,21 @@ int h2s_conn_respond_error(h2s_conn_t *c, uint64_t id, int status, const char *m
 
 /** Streams open now (requests begun and not over). */
 unsigned h2s_conn_streams(const h2s_conn_t *c);
+
+/* ---- request body flow control --------------------------------------------------------------- */
+
+/** Stops acknowledging stream id's request body: bytes still arrive (on_body) up to the
+ *  stream's window, then the client must wait. 0, or -1 when id is not open. */
+int h2s_conn_pause(h2s_conn_t *c, uint64_t id);
+
+/** Undoes h2s_conn_pause(): what arrived meanwhile is acknowledged (WINDOW_UPDATE, on_wake).
+ *  0, or -1 when id is not open. */
+int h2s_conn_resume(h2s_conn_t *c, uint64_t id);
+
+/** Body bytes of stream id received while it was paused and not yet acknowledged. */
+size_t h2s_conn_held(const h2s_conn_t *c, uint64_t id);
+
+/** As h1_conn_body_limit(): stream id's body limit (0: none), from on_head. 0 or -1. */
+int h2s_conn_body_limit(h2s_conn_t *c, uint64_t id, uint64_t max_body);
 
 #endif

@@ -242,6 +242,11 @@ int mesh_proxy_call_resp_field(const mesh_proxy_call_t *ps, int trailers, size_t
     return 1;
 }
 
+size_t mesh_proxy_call_req_buffered(const mesh_proxy_call_t *ps)
+{
+    return ps->req.q.buffered;
+}
+
 void mesh_proxy_call_cancel(mesh_proxy_call_t *ps)
 {
     if (ps->api.cancelled)

@@ -97,6 +97,10 @@ int mesh_proxy_call_resp_field(const mesh_proxy_call_t *c, int trailers, size_t 
                                const char **name, size_t *name_len, const char **value,
                                size_t *value_len);
 
+/** Request bytes the call holds (taken by mesh_proxy_call_send, not yet acknowledged by the
+ *  upstream, or retained for a retry). */
+size_t mesh_proxy_call_req_buffered(const mesh_proxy_call_t *c);
+
 /** The front end lets go of the call before on_end (its client left): the upstream call is
  *  cancelled, no callback follows. */
 void mesh_proxy_call_cancel(mesh_proxy_call_t *c);

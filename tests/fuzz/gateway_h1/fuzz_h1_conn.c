@@ -4,11 +4,12 @@
  *
  * The first byte picks the limits and how the application answers (when the body ended or
  * at once on the head, Content-Length or chunked, in order or each pair reversed, pausing the
- * body); the second picks how the rest is split into reads. Every request whose head was
- * delivered is answered (those left over after the input ends too), then the client closes.
- * Checks: the connection never crashes or leaks (ASan); what it wrote parses as a sequence of
- * HTTP/1.1 responses with an independent parser (http_parser in response mode, HEAD answers
- * known to have no body); the application's answers come out in request order; a request is
+ * body); the second picks how the rest is split into reads, and its top bit lifts the body
+ * limit of every request at its head (h1_conn_body_limit, as the gateway does for streams). Every
+ * request whose head was delivered is answered (those left over after the input ends too), then the
+ * client closes. Checks: the connection never crashes or leaks (ASan); what it wrote parses as a
+ * sequence of HTTP/1.1 responses with an independent parser (http_parser in response mode, HEAD
+ * answers known to have no body); the application's answers come out in request order; a request is
  * either answered, or told it is over (on_error), never both silently; and once the input is
  * over and everything is answered and written, the connection wants to close.
  */
@@ -24,6 +25,7 @@
 
 typedef struct {
     int mode;
+    int lift;
     int known[MAXREQ];   /* head delivered */
     int ended[MAXREQ];   /* request body complete */
     int errored[MAXREQ]; /* on_error */
@@ -64,6 +66,8 @@ static void on_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h
     a->known[id] = 1;
     a->is_head[id] = h->is_head;
     a->minor[id] = h->minor;
+    if (a->lift && h1_conn_body_limit(c, id, 0) != 0)
+        abort();
     if (h->expect_continue && (a->mode & 8))
         if (h1_conn_continue(c, id) != 0)
             abort();
@@ -230,6 +234,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&a, 0, sizeof(a));
     a.mode = data[0];
     unsigned split = data[1];
+    a.lift = (split & 0x80) != 0;
     data += 2;
     size -= 2;
     h1_conn_config_t cfg = {0};

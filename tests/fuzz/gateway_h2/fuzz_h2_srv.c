@@ -6,7 +6,9 @@
  * frames) or Upgrade (the next bytes, up to a NUL, are the HTTP2-Settings header value given
  * to h2s_settings_decode; when it decodes, an upgraded connection serves a GET as stream 1).
  * The second byte picks how the input is split into reads and how the application answers
- * (at the head, at the end, streamed in pieces over the output high mark, or by an error).
+ * (at the head, at the end, streamed in pieces over the output high mark, or by an error),
+ * and request body flow control: the body limit lifted at the head, streams paused at each
+ * body piece and resumed every other read (or only at the end).
  * Between reads the output is taken and "sent", and the timer is run. Checks: no crash or
  * leak (ASan); a request is answered or told it is over, and the response functions refuse
  * ids that are not open; once everything is answered and the input is over, the connection
@@ -24,6 +26,8 @@ typedef struct {
     int mode;
     uint64_t ids[MAXS];
     int n;
+    uint64_t paused[MAXS];
+    int np;
 } app_t;
 
 static void answer(app_t *a, h2s_conn_t *c, uint64_t id)
@@ -61,6 +65,8 @@ static void on_head(void *ud, h2s_conn_t *c, uint64_t id, const h1_conn_head_t *
     app_t *a = ud;
     if (!head->method || !head->target || strlen(head->target) != head->target_len)
         abort();
+    if ((a->mode & 16) && h2s_conn_body_limit(c, id, 0) != 0)
+        abort();
     if (a->mode & 4)
         answer(a, c, id);
     else if (a->n < MAXS)
@@ -95,11 +101,21 @@ static void on_error(void *ud, h2s_conn_t *c, uint64_t id, int status, const cha
 
 static void on_body(void *ud, h2s_conn_t *c, uint64_t id, const char *d, size_t n)
 {
-    (void)ud;
-    (void)c;
-    (void)id;
     (void)d;
     (void)n;
+    app_t *a = ud;
+    if ((a->mode & 32) && a->np < MAXS && h2s_conn_pause(c, id) == 0)
+        a->paused[a->np++] = id;
+}
+
+static void resume_all(app_t *a, h2s_conn_t *c)
+{
+    while (a->np > 0) {
+        uint64_t id = a->paused[--a->np];
+        h2s_conn_resume(c, id); /* -1 once the stream is gone */
+        if (h2s_conn_held(c, id) != 0)
+            abort();
+    }
 }
 
 static const h2s_conn_cbs_t cbs = {on_head, on_body, on_end, on_error, NULL, NULL};
@@ -158,9 +174,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (h2s_conn_wants_read(c))
             h2s_conn_feed(c, (const char *)data + off, n, now);
         off += n;
+        if (!(a.mode & 64) && (off / split) % 2)
+            resume_all(&a, c);
         drain_out(c, now);
         now += 10;
     }
+    resume_all(&a, c);
     /* answer what is left; the client goes away; the timer runs */
     while (a.n > 0) {
         uint64_t id = a.ids[--a.n];

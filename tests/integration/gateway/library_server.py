@@ -15,7 +15,10 @@ Behaviour the tests check (GetShelf answers a book named "shelf NAME"): GetBook 
 when full is true, after delay_ms); CreateBook returns the book with the shelf in its name;
 UpdateBook and Echo return the request; AddBooks (client stream) answers the count, the
 pages summed and the names of the books it read, failing with the status named by a book
-titled "fail:NAME"; Shout (bidi) sends each book back as it arrives, title upper-cased; ListBooks streams count books, then fails with the
+titled "fail:NAME"; a first book titled "gate:seq" makes AddBooks wait until the file
+PROGRESS.go exists (an upstream that stops reading), then check that every book's pages is its
+index (order) and keep no names (long streams; with --progress it writes how many books it has
+read into PROGRESS every 5000); Shout (bidi) sends each book back as it arrives, title upper-cased; ListBooks streams count books, then fails with the
 status named in fail if any; Fail fails with the status named by its name. Every method sends
 the request's x-test metadata back as initial metadata x-echo and trailing metadata x-trail,
 and the authorization and x-forwarded-for it saw as x-saw-auth / x-saw-xff. With --progress,
@@ -137,7 +140,26 @@ def main():
     def add_books(it, ctx):
         meta(ctx)
         out = Summary()
+        seq = False
         for b in it:
+            if out.count == 0 and b.title == "gate:seq":
+                seq = True
+                gate = (a.progress or "") + ".go"
+                end = time.monotonic() + 300
+                while not os.path.exists(gate) and time.monotonic() < end:
+                    time.sleep(0.05)
+            if seq:
+                if b.pages != out.count:
+                    ctx.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              "book %d has pages %d: out of order" % (out.count, b.pages))
+                out.count += 1
+                out.pages += b.pages
+                if a.progress and out.count % 5000 == 0:
+                    tmp = "%s.%d" % (a.progress, threading.get_ident())
+                    with open(tmp, "w") as f:
+                        f.write(str(out.count))
+                    os.replace(tmp, a.progress)
+                continue
             if b.title.startswith("fail:"):
                 ctx.abort(getattr(grpc.StatusCode, b.title[5:]), "book %d failed as asked" % out.count)
             out.count += 1

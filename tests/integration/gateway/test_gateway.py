@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -57,7 +58,9 @@ class Env:
                         "--progress", os.path.join(work, "progress")], "server")
             wait_port(self.backend)
         self.port = free_port()
+        self.admin = free_port()
         self.start([meshd, "gateway", "--listen", "127.0.0.1:%d" % self.port, "--workers", "2",
+                    "--admin-listen", "127.0.0.1:%d" % self.admin,
                     "--descriptor-set", self.desc, "--log-level", "warn",
                     "--gateway-headers", "x-tenant,X-User-Id",
                     "--static", "gwtest.v1.Library=127.0.0.1:%d" % self.backend], "gateway")
@@ -630,6 +633,215 @@ def case_h2c_backpressure(e):
     print("h2c backpressure: the upstream stopped at %d messages, gateway RSS +%d KiB while the "
           "window was shut; then %d lines in %.1f s" % (stopped_at, grown, len(lines),
                                                          time.monotonic() - t0))
+
+
+# ---- request-side backpressure: long client streams to an upstream that stops reading ---------
+
+STREAM_N = 200000
+STREAM_PAD = "p" * 150
+
+
+def stream_body(bad_at=None):
+    """The NDJSON body of STREAM_N books (~40 MB) in pieces of about 64 KiB; the first book
+    asks the server to wait for the gate file, then to check the order. Line bad_at, if
+    given, is not valid JSON."""
+    piece = []
+    size = 0
+    for i in range(STREAM_N):
+        title = "gate:seq" if i == 0 else STREAM_PAD
+        line = '{"name": "b%d", "pages": %d, "title": "%s"}\n' % (i, i, title)
+        if i == bad_at:
+            line = '{"name": }\n'
+        piece.append(line)
+        size += len(line)
+        if size >= 65536:
+            yield "".join(piece).encode()
+            piece, size = [], 0
+    if piece:
+        yield "".join(piece).encode()
+
+
+def gateway_gauge(e, name="meshd_gateway_request_buffered_bytes"):
+    c = http.client.HTTPConnection("127.0.0.1", e.admin, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for l in text.splitlines():
+        if l.startswith(name + " "):
+            return int(float(l.split()[1]))
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def wait_stall(progress, t):
+    """Waits until progress[0] has not moved for 2 s (generous deadline); returns it."""
+    last, still, end = -1, time.monotonic(), time.monotonic() + 90
+    while time.monotonic() < end and t.is_alive():
+        if progress[0] != last:
+            last, still = progress[0], time.monotonic()
+        elif time.monotonic() - still > 2.0:
+            break
+        time.sleep(0.1)
+    return progress[0]
+
+
+def h1_stream_request(e, progress, bad_at=None):
+    """Sends the stream as one chunked HTTP/1.1 request; returns (status line, body)."""
+    s = socket.create_connection(("127.0.0.1", e.port), timeout=300)
+    s.sendall(b"POST /v1/books:batchAdd HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for p in stream_body(bad_at):
+        s.sendall(b"%x\r\n%s\r\n" % (len(p), p))
+        progress[0] += len(p)
+    s.sendall(b"0\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(65536)
+        check(chunk, "closed before the answer: %r" % got)
+        got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in head.split(b"\r\n")
+             if l.lower().startswith(b"content-length:")][0])
+    while len(body) < n:
+        chunk = s.recv(65536)
+        check(chunk, "closed in the answer")
+        body += chunk
+    s.close()
+    return head.split(b"\r\n")[0], body
+
+
+def client_stream_stall(e, sender, proto):
+    """Runs sender(progress) in a thread (it sends the stream and returns the response body),
+    waits until it stops making progress while the upstream reads nothing, checks that the
+    gateway then holds a bounded number of request bytes and the client could not send the
+    whole stream, opens the gate and checks that every book arrived, in order."""
+    total = sum(len(p) for p in stream_body())
+    gw = e.procs[-1].pid
+    rss0 = rss_kb(gw)
+    progress = [0]
+    result = {}
+
+    def run():
+        try:
+            result["body"] = sender(progress)
+        except Exception as x:  # reported by the main thread
+            result["error"] = x
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    stalled_at = wait_stall(progress, t)
+    check(t.is_alive(), "the sender ended while the upstream read nothing: %r" % result)
+    time.sleep(0.6)  # a worker report tick (250 ms) after the stall
+    held = gateway_gauge(e)
+    grown = rss_kb(gw) - rss0
+    check(stalled_at < total // 2, "%s: the client sent %d of %d bytes while the upstream read "
+          "nothing: the gateway did not stop reading it" % (proto, stalled_at, total))
+    check(held <= 1 << 20, "%s: the gateway holds %d request bytes (bound: 1 MiB)" % (proto, held))
+    open(os.path.join(e.work, "progress.go"), "w").close()
+    t.join(180)
+    check(not t.is_alive(), "%s: the stream did not finish after the gate opened" % proto)
+    if "error" in result:
+        raise result["error"]
+    j = json.loads(result["body"])
+    check(j == {"count": STREAM_N, "pages": str(sum(range(STREAM_N)))},
+          "%s: the upstream saw %r" % (proto, j))
+    end = time.monotonic() + 10
+    while gateway_gauge(e) != 0 and time.monotonic() < end:
+        time.sleep(0.1)
+    check(gateway_gauge(e) == 0, "%s: request bytes still held after the call" % proto)
+    print("%s client stream: %d bytes (%d lines); the client stalled after %d bytes; the gateway "
+          "held %d request bytes (meshd_gateway_request_buffered_bytes), RSS +%d KiB; then "
+          "every line arrived in order" % (proto, total, STREAM_N, stalled_at, held, grown))
+
+
+def case_client_stream_backpressure(e):
+    # HTTP/1.1 chunked: the gateway stops reading the connection while the call is full.
+    def send(progress):
+        status, body = h1_stream_request(e, progress)
+        check(status.startswith(b"HTTP/1.1 200"), "answer %r %r" % (status, body[:300]))
+        return body
+    client_stream_stall(e, send, "HTTP/1.1")
+
+
+def case_client_stream_backpressure_error(e):
+    # A bad line met after the client was paused: 400 naming it, the call cancelled, and the
+    # gateway reads on (the rest of the body is dropped), so the client's upload completes and
+    # it gets the answer instead of hanging on a connection nobody reads.
+    progress, result = [0], {}
+
+    def run():
+        try:
+            result["answer"] = h1_stream_request(e, progress, bad_at=150000)
+        except Exception as x:
+            result["error"] = x
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    stalled_at = wait_stall(progress, t)
+    check(t.is_alive(), "the sender ended while the upstream read nothing: %r" % result)
+    open(os.path.join(e.work, "progress.go"), "w").close()
+    t.join(180)
+    check(not t.is_alive(), "the client hangs after the bad line")
+    if "error" in result:
+        raise result["error"]
+    status, body = result["answer"]
+    check(status.startswith(b"HTTP/1.1 400"), "answer %r %r" % (status, body[:300]))
+    j = error_body(body, 3)
+    check("line 1 column" in j["message"], repr(j))
+    check(progress[0] == sum(len(p) for p in stream_body(150000)), "sent %d" % progress[0])
+    print("bad line 150,000 after a stall at %d bytes: %r" % (stalled_at, j["message"]))
+
+
+def case_h2c_client_stream_backpressure(e):
+    # h2c: the stream's window stays shut while the call is full; the client sends only what
+    # the gateway's WINDOW_UPDATEs allow.
+    def send(progress):
+        c = H2Raw(e.port, 65535)
+        def lit(n, v):
+            return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+        block = lit(b":method", b"POST") + lit(b":scheme", b"http") + \
+            lit(b":path", b"/v1/books:batchAdd") + lit(b":authority", b"x") + \
+            lit(b"content-type", b"application/json")
+        c.s.sendall(c.frame(1, 0x4, 1, block))  # END_HEADERS
+        conn_win, win = 65535, 65535
+        body = b""
+        done = False
+
+        def handle(f):
+            nonlocal conn_win, win, body, done
+            typ, flags, sid, payload = f
+            if typ == 8:
+                inc = int.from_bytes(payload[:4], "big") & 0x7fffffff
+                if sid == 0:
+                    conn_win += inc
+                elif sid == 1:
+                    win += inc
+            elif typ == 4 and not flags & 1:
+                for i in range(0, len(payload), 6):
+                    ident, val = struct.unpack(">HI", payload[i:i + 6])
+                    if ident == 4:
+                        win += val - 65535
+            elif typ == 0 and sid == 1:
+                body += payload
+                done = done or bool(flags & 1)
+            elif typ == 1 and sid == 1:
+                done = done or bool(flags & 1)
+            elif typ == 3 or typ == 7:
+                raise AssertionError("stream reset or GOAWAY: %r" % (f,))
+        for p in stream_body():
+            off = 0
+            while off < len(p):
+                while min(conn_win, win) <= 0:
+                    handle(c.read_frame())
+                n = min(conn_win, win, 16384, len(p) - off)
+                c.s.sendall(c.frame(0, 0, 1, p[off:off + n]))
+                conn_win -= n
+                win -= n
+                off += n
+                progress[0] += n
+        c.s.sendall(c.frame(0, 1, 1, b""))  # END_STREAM
+        while not done:
+            handle(c.read_frame())
+        c.s.close()
+        return body
+    client_stream_stall(e, send, "h2c")
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

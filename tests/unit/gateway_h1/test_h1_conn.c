@@ -7,7 +7,8 @@
  * Every script is run whole, split at every byte boundary, and fed one byte at a time: the
  * events and the bytes written must be the same each time. Then pipelining order (answers
  * given in reverse), chunked bodies both ways, 100-continue, the limits and their statuses,
- * keep-alive and Connection: close, HTTP/1.0, backpressure, timeouts and shutdown.
+ * keep-alive and Connection: close, HTTP/1.0, backpressure, a request stream (the body limit
+ * lifted, reading paused and resumed), timeouts and shutdown.
  */
 #include "transport/h1_conn.h"
 
@@ -336,7 +337,10 @@ static void test_limits(void)
     snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: h\r\nX-Big: %0300d\r\n\r\n", 0);
     check_error(&cfg, big, 431, "");
     check_error(&cfg, "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 431, "");
-    check_error(&cfg, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n123456789", 413, "");
+    /* A Content-Length over max_body: 413 right after on_head (the application may lift the
+     * limit there, h1_conn_body_limit: see test_stream_body). */
+    check_error(&cfg, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\n123456789", 413,
+                "H0 POST / 1.1 cl=9 n=2|X0 413|");
     /* Chunked past max_body: the head was delivered, so the application hears 413. */
     check_error(&cfg,
                 "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -443,6 +447,140 @@ static void test_backpressure(void)
     CHECK_EQ(h1_conn_feed(c, "GET", 3, 0), 0);
     h1_conn_resume(c);
     CHECK_EQ(h1_conn_wants_read(c), 1);
+    h1_conn_free(c);
+}
+
+/* ---- a request stream: limit lifted, body paused and resumed --------------------------------- */
+
+typedef struct {
+    char body[256];
+    size_t len;
+    int pause_after; /* pause once this many body bytes arrived (0: never) */
+    int lift;        /* lift the body limit in on_head */
+    int ended, errors, wakes;
+} stream_app_t;
+
+static void st_head(void *ud, h1_conn_t *c, uint64_t id, const h1_conn_head_t *h)
+{
+    stream_app_t *a = ud;
+    (void)h;
+    if (a->lift)
+        CHECK_EQ(h1_conn_body_limit(c, id, 0), 0);
+    CHECK_EQ(h1_conn_body_limit(c, id + 1, 0), -1); /* not the request being read */
+}
+
+static void st_body(void *ud, h1_conn_t *c, uint64_t id, const char *data, size_t len)
+{
+    stream_app_t *a = ud;
+    (void)id;
+    CHECK(a->len + len <= sizeof(a->body));
+    memcpy(a->body + a->len, data, len);
+    a->len += len;
+    if (a->pause_after && a->len >= (size_t)a->pause_after && !h1_conn_paused(c))
+        h1_conn_pause(c);
+}
+
+static void st_end(void *ud, h1_conn_t *c, uint64_t id)
+{
+    stream_app_t *a = ud;
+    a->ended++;
+    CHECK_EQ(h1_conn_respond(c, id, 200, NULL, 0, 0), 0);
+    CHECK_EQ(h1_conn_end(c, id), 0);
+}
+
+static void st_error(void *ud, h1_conn_t *c, uint64_t id, int status, const char *why)
+{
+    stream_app_t *a = ud;
+    (void)c;
+    (void)id;
+    (void)status;
+    (void)why;
+    a->errors++;
+}
+
+static void st_wake(void *ud, h1_conn_t *c)
+{
+    stream_app_t *a = ud;
+    (void)c;
+    a->wakes++;
+}
+
+static const h1_conn_cbs_t st_cbs = {st_head, st_body, st_end, st_error, NULL, st_wake};
+
+static void test_stream_body(void)
+{
+    h1_conn_config_t cfg = {.max_body = 8, .idle_timeout_ms = 1000};
+    const char *req = "POST /s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5\r\nhello\r\n5\r\nworld\r\n6\r\nagain!\r\n5\r\nfinal\r\n0\r\n\r\n";
+    size_t len = strlen(req);
+
+    /* The application pauses after the first piece: the connection stops taking bytes (at
+     * most one more piece arrives), has no timeout while paused however long the upstream
+     * takes, and once resumed delivers the rest in order. The limit was lifted, so 21 bytes
+     * pass where max_body is 8. */
+    stream_app_t a = {.pause_after = 5, .lift = 1};
+    h1_conn_t *c = h1_conn_new(&cfg, &st_cbs, &a, 0);
+    size_t used = h1_conn_feed(c, req, len, 0);
+    CHECK(used < len);
+    CHECK(a.len == 5 || a.len == 10);
+    CHECK_EQ(h1_conn_paused(c), 1);
+    CHECK_EQ(h1_conn_wants_read(c), 0);
+    CHECK_EQ(h1_conn_feed(c, req + used, len - used, 10), 0);
+    CHECK_EQ(h1_conn_deadline(c), 0);
+    h1_conn_on_timer(c, 100000);
+    CHECK_EQ(h1_conn_should_close(c), 0);
+    CHECK_EQ(a.errors, 0);
+    size_t before = a.len;
+    a.pause_after = 0;
+    int wakes = a.wakes;
+    h1_conn_resume(c);
+    CHECK_EQ(a.wakes, wakes + 1);
+    CHECK_EQ(h1_conn_paused(c), 0);
+    CHECK_EQ(h1_conn_wants_read(c), 1);
+    CHECK_EQ(a.len, before);
+    CHECK_EQ(h1_conn_feed(c, req + used, len - used, 100001), len - used);
+    CHECK_EQ(a.len, 21);
+    CHECK(memcmp(a.body, "helloworldagain!final", 21) == 0);
+    CHECK_EQ(a.ended, 1);
+    CHECK_EQ(a.errors, 0);
+    h1_conn_free(c);
+
+    /* Paused and resumed at every piece, fed one byte at a time: same bytes, same order. */
+    memset(&a, 0, sizeof(a));
+    a.lift = 1;
+    c = h1_conn_new(&cfg, &st_cbs, &a, 0);
+    for (size_t i = 0; i < len;) {
+        size_t n = h1_conn_feed(c, req + i, 1, 0);
+        i += n;
+        if (n == 0) {
+            CHECK_EQ(h1_conn_paused(c), 1);
+            h1_conn_resume(c);
+        } else if (a.len && !a.ended) {
+            h1_conn_pause(c);
+        }
+    }
+    CHECK_EQ(a.len, 21);
+    CHECK(memcmp(a.body, "helloworldagain!final", 21) == 0);
+    CHECK_EQ(a.ended, 1);
+    h1_conn_free(c);
+
+    /* Without the lift, the same body is over max_body: 413, the application hears it. */
+    memset(&a, 0, sizeof(a));
+    c = h1_conn_new(&cfg, &st_cbs, &a, 0);
+    h1_conn_feed(c, req, len, 0);
+    CHECK_EQ(a.errors, 1);
+    CHECK_EQ(a.ended, 0);
+    h1_conn_free(c);
+
+    /* A Content-Length over max_body passes when the limit is lifted in on_head. */
+    const char *cl = "POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 13\r\n\r\n{\"a\":1}\n{\"b\"}";
+    memset(&a, 0, sizeof(a));
+    a.lift = 1;
+    c = h1_conn_new(&cfg, &st_cbs, &a, 0);
+    CHECK_EQ(h1_conn_feed(c, cl, strlen(cl), 0), strlen(cl));
+    CHECK_EQ(a.len, 13);
+    CHECK_EQ(a.ended, 1);
+    CHECK_EQ(a.errors, 0);
     h1_conn_free(c);
 }
 
@@ -588,6 +726,7 @@ int main(void)
     RUN(test_limits);
     RUN(test_connection_close);
     RUN(test_backpressure);
+    RUN(test_stream_body);
     RUN(test_output_high_water);
     RUN(test_timeouts);
     RUN(test_shutdown_and_eof);
