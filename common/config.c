@@ -69,7 +69,7 @@ static const opt_t core_opts[] = {
      "calls per upstream connection before the pool opens another, up to 8 (0 = the "
      "server's limit)",
      NULL, NULL},
-    {"connect-timeout", MESH_OPT_DUR, F(connect_timeout_ms), "2s", DP, 1, INT32_MAX, NULL,
+    {"connect-timeout", MESH_OPT_DUR, F(connect_timeout_ms), "1s", DP, 1, INT32_MAX, NULL,
      "upstream connect timeout", NULL, NULL},
     {"keepalive-interval", MESH_OPT_DUR, F(keepalive_interval_ms), "30s", DP, 0, INT32_MAX, NULL,
      "HTTP/2 PING interval on idle connections (0 = off)", NULL, NULL},
@@ -82,6 +82,21 @@ static const opt_t core_opts[] = {
     {"upstream-stall-timeout", MESH_OPT_DUR, F(upstream_stall_timeout_ms), "1s", DP, 1, INT32_MAX,
      NULL, "...and closed, failing its calls UNAVAILABLE, when the PING is unanswered this long",
      NULL, NULL},
+    /* outlier ejection of upstream instances (transport/outlier.h), proxy and gateway */
+    {"outlier", MESH_OPT_ENUM, F(outlier), "on", P | G, 0, 0, "on|off",
+     "on | off: take an instance whose calls keep failing out of balancing", NULL, NULL},
+    {"outlier-consecutive", MESH_OPT_INT, F(outlier_consecutive), "5", P | G, 1, 1000000, NULL,
+     "gateway failures in a row (connect failure, reset, lost connection, UNAVAILABLE, "
+     "DEADLINE_EXCEEDED) that eject an instance",
+     NULL, NULL},
+    {"outlier-base-ejection", MESH_OPT_DUR, F(outlier_base_ejection_ms), "30s", P | G, 1, INT32_MAX,
+     NULL, "first ejection time; each further ejection adds as much", NULL, NULL},
+    {"outlier-max-ejection", MESH_OPT_DUR, F(outlier_max_ejection_ms), "300s", P | G, 1, INT32_MAX,
+     NULL, "longest ejection", NULL, NULL},
+    {"outlier-max-ejection-percent", MESH_OPT_INT, F(outlier_max_ejection_percent), "10", P | G, 1,
+     100, NULL,
+     "most instances of a service ejected at once, in percent (at least one, never the last)", NULL,
+     NULL},
     {"drain-timeout", MESH_OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
      "on SIGTERM, how long in-flight calls may take to finish", NULL, NULL},
 

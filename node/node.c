@@ -47,6 +47,7 @@
 #include "policy/jwks_fetch.h"
 #include "registry/reg_msgs.h"
 #include "transport/call_stats.h"
+#include "transport/outlier_board.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
@@ -71,6 +72,7 @@ struct mesh_node {
     mesh_exec_t *exec;
     const mesh_config_t *cfg;
     mesh_proxy_config_t pcfg;
+    mesh_outlier_board_t *outlier_board; /* shared by the workers' engines; outlives them */
     char listen_host[256];
     int port;
     int nworkers;
@@ -830,6 +832,23 @@ int mesh_node_port(const mesh_node_t *n)
     return n->port;
 }
 
+/* Outlier ejection settings (--outlier*) and the state the workers share, so thresholds hold
+ * whatever the worker count (transport/outlier_board.h). */
+static int node_outlier_setup(mesh_node_t *n)
+{
+    const mesh_config_t *cfg = n->cfg;
+    mesh_proxy_config_t *pc = &n->pcfg;
+    pc->outlier_off = cfg->outlier && strcmp(cfg->outlier, "off") == 0;
+    pc->outlier_consecutive = (uint32_t)cfg->outlier_consecutive;
+    pc->outlier_base_ejection_ms = (uint64_t)cfg->outlier_base_ejection_ms;
+    pc->outlier_max_ejection_ms = (uint64_t)cfg->outlier_max_ejection_ms;
+    pc->outlier_max_ejection_percent = (uint32_t)cfg->outlier_max_ejection_percent;
+    if (!n->outlier_board)
+        n->outlier_board = mesh_outlier_board_new();
+    pc->outlier_board = n->outlier_board;
+    return n->outlier_board ? 0 : -1;
+}
+
 int mesh_node_listen(mesh_node_t *n)
 {
     const mesh_config_t *cfg = n->cfg;
@@ -851,6 +870,8 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_ms = cfg->upstream_stall_ms ? (uint64_t)cfg->upstream_stall_ms : UINT64_MAX;
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
+    if (node_outlier_setup(n) != 0)
+        return -1;
     char err[512];
     n->chain = build_chain(n, err, sizeof(err));
     if (!n->chain) {
@@ -1140,6 +1161,7 @@ void mesh_node_free(mesh_node_t *n)
     n->admin = NULL;
     if (n->exec)
         mesh_exec_free(n->exec);
+    mesh_outlier_board_free(n->outlier_board); /* after the engines' endpoints */
     mesh_routes_unref(n->routes);
     pol_chain_unref(n->chain);
     free(n->jwks_body);

@@ -399,10 +399,11 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
             return;
         n = s->n;
         for (size_t k = 0; k < s->n; k++)
-            n_ejected += mesh_outlier_is_ejected(&s->eps[k]->ol);
+            n_ejected += mesh_outlier_slot_ejected(s->eps[k]->ol);
     }
     uint64_t ms = 0;
-    switch (mesh_outlier_report(&ep->ol, &w->outlier, oc, n, n_ejected, uv_now(w->loop), &ms)) {
+    switch (mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n, n_ejected,
+                                     uv_now(w->loop), &ms)) {
     case MESH_OUTLIER_EJECTED:
         mesh_info(ACTOR, "worker %d: upstream %s ejected for %llu ms (%.*s: failed calls in a row)",
                   w->cfg.worker_index, ep->addr, (unsigned long long)ms, ps->svc_len, ps->svc_str);
@@ -571,7 +572,7 @@ static int pick_eligible(void *ud, size_t k)
     const pick_ctx_t *c = ud;
     const pxy_endpoint_t *ep = c->s->eps[k];
     return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
-           mesh_outlier_up(&ep->ol, uv_now(c->ps->w->loop)) &&
+           mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop)) &&
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
 
@@ -588,11 +589,17 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     if (!s)
         return NULL;
     pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
-    ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
-    if (k < 0)
-        return NULL;
-    mesh_outlier_picked(&s->eps[k]->ol, &ps->w->outlier, uv_now(ps->w->loop));
-    return s->eps[k];
+    /* An ejected instance's probe may be taken by another worker between the test and the
+     * pick: then pick again (the instance is no longer eligible). */
+    for (int tries = 0; tries < 3; tries++) {
+        ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        if (k < 0)
+            return NULL;
+        if (mesh_outlier_slot_picked(ps->w->board, s->eps[k]->ol, &ps->w->outlier,
+                                     uv_now(ps->w->loop)))
+            return s->eps[k];
+    }
+    return NULL;
 }
 
 /* When an instance of the call's service that serves its method has no address because of

@@ -137,7 +137,7 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
             while (!pxy_list_empty(&ep->conns))
                 us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
             mesh_bal_backoff_reset(&ep->bo, &w->bal);
-            mesh_outlier_init(&ep->ol); /* a new address: its history no longer applies */
+            mesh_outlier_slot_reset(w->board, ep->ol); /* a new address: no history */
         } else if (ep->resolved <= 0) {
             mesh_info(ACTOR, "worker %d: upstream %s resolved to %s", w->cfg.worker_index, ep->addr,
                       now);
@@ -273,7 +273,11 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
     memcpy(ep->addr, addr, alen + 1);
     ep->refs = 1;
     mesh_bal_backoff_init(&ep->bo, &w->bal);
-    mesh_outlier_init(&ep->ol);
+    ep->ol = mesh_outlier_board_get(w->board, addr);
+    if (!ep->ol) {
+        free(ep);
+        return NULL;
+    }
     pxy_list_init(&ep->conns);
     pxy_list_init(&ep->retired);
     pxy_list_init(&ep->closing);
@@ -289,6 +293,7 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
         ep->res_err = PXY_EADDR;
         mesh_warn(ACTOR, "worker %d: upstream %s is not HOST:PORT", w->cfg.worker_index, addr);
     } else if (res_new(w, ep, host, port) < 0) {
+        mesh_outlier_board_put(w->board, ep->ol);
         free(ep);
         return NULL;
     }
@@ -311,6 +316,7 @@ static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     if (ep->res)
         res_detach(ep->res);
     mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
+    mesh_outlier_board_put(w->board, ep->ol);
     free(ep);
 }
 
@@ -609,6 +615,7 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w)
             next = ep->hnext;
             if (ep->res)
                 res_detach(ep->res);
+            mesh_outlier_board_put(w->board, ep->ol);
             free(ep);
         }
     }
