@@ -48,6 +48,7 @@
 #include "registry/reg_msgs.h"
 #include "transport/call_stats.h"
 #include "transport/outlier_board.h"
+#include "node/outlier_metrics.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
@@ -597,6 +598,8 @@ static void take_events(node_state_t *st, int i)
                 log_breaker(&ev[j], i);
                 node_metrics_breaker(&st->metrics, i, &ev[j].breaker);
                 audit[na++] = ev[j];
+            } else if (ev[j].type == MESH_EV_OUTLIER) {
+                audit[na++] = ev[j]; /* logged and counted by the worker and the board */
             } else if (ev[j].type == MESH_EV_POLICY) {
                 audit[na++] = ev[j]; /* a refused call: recorded, not logged one by one */
             } else if (ev[j].type == MESH_EV_CALLS) {
@@ -628,6 +631,7 @@ static void node_collect(void *ud, prom_t *p)
                              .etcd = mesh_node_etcd_state(st->n)};
     node_metrics_write(&st->metrics, &v, p);
     node_calls_write(&st->call_metrics, p);
+    node_outlier_metrics_write(st->n->outlier_board, p);
 }
 
 static int node_start(mesh_actor_t *self, void *arg)

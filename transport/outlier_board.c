@@ -137,6 +137,18 @@ void mesh_outlier_board_stats(mesh_outlier_board_t *b, mesh_outlier_board_stats_
     pthread_mutex_unlock(&b->mu);
 }
 
+void mesh_outlier_board_each_ejected(mesh_outlier_board_t *b,
+                                     void (*fn)(void *ud, const char *addr, uint64_t until_ms),
+                                     void *ud)
+{
+    pthread_mutex_lock(&b->mu);
+    for (size_t i = 0; i < b->n_buckets; i++)
+        for (mesh_outlier_slot_t *s = b->buckets[i]; s; s = s->next)
+            if (mesh_outlier_slot_ejected(s))
+                fn(ud, s->addr, atomic_load_explicit(&s->blocked_until, memory_order_relaxed));
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* Makes the state machine's state visible to the lock-free readers (under s->mu). */
 static void publish(mesh_outlier_board_t *b, mesh_outlier_slot_t *s)
 {

@@ -73,6 +73,12 @@ void mesh_outlier_board_put(mesh_outlier_board_t *b, mesh_outlier_slot_t *s);
 /** A copy of the board's counters. */
 void mesh_outlier_board_stats(mesh_outlier_board_t *b, mesh_outlier_board_stats_t *out);
 
+/** Calls fn for every address ejected now, under the board's lock (keep fn short: it holds up
+ *  workers creating endpoints). until_ms: the end of its ejection, in loop time. */
+void mesh_outlier_board_each_ejected(mesh_outlier_board_t *b,
+                                     void (*fn)(void *ud, const char *addr, uint64_t until_ms),
+                                     void *ud);
+
 /** Whether a call may be sent to the slot's instance at now (the balancer's test). One relaxed
  *  load: the per-call path. */
 static inline int mesh_outlier_slot_up(const mesh_outlier_slot_t *s, uint64_t now)

@@ -319,6 +319,11 @@ void pxy_worker_check_drained(mesh_proxy_worker_t *w);
 void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 /** Takes cfg.outlier_board, or gives the worker a board of its own. 0 or -1 (no memory). */
 int pxy_outlier_board_init(mesh_proxy_worker_t *w);
+
+/* outlier_tell.c */
+/** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring. */
+void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const char *svc,
+                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms);
 /** Serves an already connected socket as a client connection (fuzzers, tests). */
 mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
 

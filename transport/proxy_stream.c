@@ -402,19 +402,10 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
             n_ejected += mesh_outlier_slot_ejected(s->eps[k]->ol);
     }
     uint64_t ms = 0;
-    switch (mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n, n_ejected,
-                                     uv_now(w->loop), &ms)) {
-    case MESH_OUTLIER_EJECTED:
-        mesh_info(ACTOR, "worker %d: upstream %s ejected for %llu ms (%.*s: failed calls in a row)",
-                  w->cfg.worker_index, ep->addr, (unsigned long long)ms, ps->svc_len, ps->svc_str);
-        break;
-    case MESH_OUTLIER_RETURNED:
-        mesh_info(ACTOR, "worker %d: upstream %s returned after its probe call",
-                  w->cfg.worker_index, ep->addr);
-        break;
-    default:
-        break;
-    }
+    mesh_outlier_effect_t e = mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n,
+                                                       n_ejected, uv_now(w->loop), &ms);
+    if (e != MESH_OUTLIER_NONE)
+        pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms);
 }
 
 static void detach_us(pxy_stream_t *ps)
