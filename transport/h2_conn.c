@@ -15,6 +15,7 @@
 #define BATCH_MAX_BYTES (256u * 1024)
 
 static void do_close(mesh_h2_conn_t *c);
+static void suspect_sync(mesh_h2_conn_t *c);
 static void flush_now(mesh_h2_conn_t *c);
 
 /* ---- flusher -------------------------------------------------------------------------------- */
@@ -203,6 +204,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread > 0) {
         mesh_h2_live_rx(&c->live, uv_now(c->tcp.loop));
+        if (c->suspect)
+            suspect_sync(c); /* it spoke: not suspect any more */
         mesh_h2_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
     }
 }
@@ -222,6 +225,17 @@ int mesh_h2_conn_start(mesh_h2_conn_t *c)
 /* The decisions are transport/h2_liveness.c's; this binds them to the connection's timer. */
 
 static void on_timer(uv_timer_t *t);
+
+/* Tells the owner when the peer became suspect or stopped being (closing: never suspect). */
+static void suspect_sync(mesh_h2_conn_t *c)
+{
+    int now = !c->closing && mesh_h2_live_suspect(&c->live);
+    if (now == c->suspect)
+        return;
+    c->suspect = now;
+    if (c->ops->on_suspect)
+        c->ops->on_suspect(c, now);
+}
 
 /* Arms the timer for the liveness core's next due time. */
 static void schedule(mesh_h2_conn_t *c, uint64_t now)
@@ -265,6 +279,7 @@ static void on_timer(uv_timer_t *t)
     case MESH_H2_LIVE_NONE:
         break;
     }
+    suspect_sync(c);
     schedule(c, now);
 }
 
@@ -297,8 +312,10 @@ void mesh_h2_conn_liveness(mesh_h2_conn_t *c, uint64_t stall_ms, uint64_t timeou
 void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c)
 {
     uint64_t now = uv_now(c->tcp.loop);
-    if (mesh_h2_live_acked(&c->live, now) && !c->closing)
+    if (mesh_h2_live_acked(&c->live, now) && !c->closing) {
+        suspect_sync(c);
         schedule(c, now);
+    }
 }
 
 /* Releases the lent chunks of the batch and empties it. */
@@ -475,6 +492,7 @@ static void do_close(mesh_h2_conn_t *c)
         return;
     c->closing = 1;
     dirty_remove(c);
+    suspect_sync(c);
     if (c->ops->on_teardown)
         c->ops->on_teardown(c);
     if (c->session) {

@@ -76,6 +76,9 @@ typedef struct mesh_h2_conn_ops {
     /** Calls waiting for an answer on this connection (for the liveness check; NULL: the
      * check never fires). */
     size_t (*outstanding)(mesh_h2_conn_t *c);
+    /** The peer became suspect (suspect 1: a liveness PING is out, nothing arrived since) or
+     *  not any more (0: it answered, or the connection is closing); may be NULL. */
+    void (*on_suspect)(mesh_h2_conn_t *c, int suspect);
 } mesh_h2_conn_ops_t;
 
 /** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */
@@ -113,6 +116,7 @@ struct mesh_h2_conn {
     int handles_open;
     int reading;
     mesh_h2_live_t live; /* keepalive and liveness PINGs, in loop time (h2_liveness.h) */
+    int suspect;         /* as last told to ops->on_suspect */
     uint64_t timer_due;  /* loop time the timer fires; 0: stopped */
     const char *name;    /* for logs */
 };

@@ -81,6 +81,13 @@ int mesh_h2_live_acked(mesh_h2_live_t *l, uint64_t now);
  */
 mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t outstanding);
 
+/** Whether the peer is suspect now: a liveness PING is out and nothing arrived since. New
+ *  calls are better sent elsewhere meanwhile (they would wait on a peer that may be gone). */
+static inline int mesh_h2_live_suspect(const mesh_h2_live_t *l)
+{
+    return l->ping_outstanding && l->ping_for_stall && !l->rx_since_ping;
+}
+
 /** The PING mesh_h2_live_timer asked for could not be sent: forget it. */
 void mesh_h2_live_ping_failed(mesh_h2_live_t *l);
 

@@ -149,6 +149,9 @@ struct pxy_endpoint {
     /* outlier ejection, shared by the workers (a held reference; in loop time): round robin
      * skips the endpoint while ejected (transport/outlier_board.h) */
     mesh_outlier_slot_t *ol;
+    /* connections whose peer is suspect now (a liveness PING out, nothing heard since): the
+     * balancer sends new calls elsewhere while another instance is not */
+    uint32_t n_suspect;
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */

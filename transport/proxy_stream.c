@@ -556,6 +556,7 @@ typedef struct pick_ctx {
     pxy_stream_t *ps;
     pxy_svc_t *s;
     const pxy_endpoint_t *exclude;
+    int avoid_suspect; /* skip endpoints whose peer is suspect (upstream liveness) */
 } pick_ctx_t;
 
 static int pick_eligible(void *ud, size_t k)
@@ -563,6 +564,7 @@ static int pick_eligible(void *ud, size_t k)
     const pick_ctx_t *c = ud;
     const pxy_endpoint_t *ep = c->s->eps[k];
     return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
+           (!c->avoid_suspect || !ep->n_suspect) &&
            mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop)) &&
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
@@ -579,11 +581,15 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     pxy_svc_t *s = svc_state(ps);
     if (!s)
         return NULL;
-    pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
+    pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude, .avoid_suspect = 1};
     /* An ejected instance's probe may be taken by another worker between the test and the
      * pick: then pick again (the instance is no longer eligible). */
     for (int tries = 0; tries < 3; tries++) {
         ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        if (k < 0 && c.avoid_suspect) { /* all suspect: better one of them than none */
+            c.avoid_suspect = 0;
+            k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        }
         if (k < 0)
             return NULL;
         if (mesh_outlier_slot_picked(ps->w->board, s->eps[k]->ol, &ps->w->outlier,

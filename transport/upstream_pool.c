@@ -398,11 +398,32 @@ static size_t us_outstanding(mesh_h2_conn_t *c)
     return ((pxy_us_conn_t *)c)->n_streams;
 }
 
+/* A liveness PING went out on a quiet connection with calls waiting (suspect), or the peer
+ * answered or the connection closed: new calls avoid the endpoint meanwhile. */
+static void us_on_suspect(mesh_h2_conn_t *c, int suspect)
+{
+    pxy_us_conn_t *u = (pxy_us_conn_t *)c;
+    pxy_endpoint_t *ep = u->ep;
+    if (!ep)
+        return;
+    if (suspect) {
+        ep->n_suspect++;
+        mesh_info(ACTOR,
+                  "worker %d: upstream %s suspect: %zu call(s) waiting, nothing received for "
+                  "%llu ms; PING sent, new calls go to other instances",
+                  u->w->cfg.worker_index, u->name, u->n_streams,
+                  (unsigned long long)(uv_now(u->w->loop) - c->live.last_rx));
+    } else if (ep->n_suspect > 0) {
+        ep->n_suspect--;
+    }
+}
+
 static const mesh_h2_conn_ops_t us_ops = {
     .on_teardown = us_on_teardown,
     .on_closed = us_on_closed,
     .on_idle = NULL,
     .outstanding = us_outstanding,
+    .on_suspect = us_on_suspect,
 };
 
 /* Closes a connection that carries no call: GOAWAY when the session is up (the flush closes

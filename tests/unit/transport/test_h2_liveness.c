@@ -3,7 +3,8 @@
  * (transport/h2_liveness.h) on a fake clock: a peer that drops everything is given up
  * stall + timeout after the write its calls wait on; a slow peer that answers the PING keeps
  * its connection and is not asked again until more is written; any frame answers a liveness
- * PING; a connection with nothing outstanding is never probed; keepalive still wants its ACK.
+ * PING (and ends the suspicion that steers new calls elsewhere); a connection with nothing
+ * outstanding is never probed; keepalive still wants its ACK.
  */
 #include "transport/h2_liveness.h"
 
@@ -27,7 +28,9 @@ static void test_silent_peer_closed(void)
     CHECK_EQ(mesh_h2_live_tx(&l, 10000), 1);            /* a call's HEADERS went out */
     CHECK_EQ(mesh_h2_live_due(&l), 11000);
     CHECK_EQ(mesh_h2_live_tx(&l, 10400), 0); /* later writes do not move the clock */
+    CHECK(!mesh_h2_live_suspect(&l));
     CHECK_EQ(fire(&l, 11000, 3), MESH_H2_LIVE_PING);
+    CHECK(mesh_h2_live_suspect(&l)); /* new calls go elsewhere until it answers */
     CHECK_EQ(mesh_h2_live_due(&l), 12000);
     CHECK_EQ(mesh_h2_live_timer(&l, 11500, 3), MESH_H2_LIVE_NONE); /* early: still waiting */
     CHECK_EQ(fire(&l, 12000, 3), MESH_H2_LIVE_CLOSE_STALL);        /* dropped: given up at 2 s */
@@ -40,6 +43,7 @@ static void test_slow_peer_kept(void)
     mesh_h2_live_tx(&l, 10000);
     CHECK_EQ(fire(&l, 11000, 1), MESH_H2_LIVE_PING);
     CHECK_EQ(mesh_h2_live_acked(&l, 11002), 1);
+    CHECK(!mesh_h2_live_suspect(&l));
     /* the app takes its time: no new PING until something more is written */
     CHECK_EQ(mesh_h2_live_due(&l), MESH_H2_LIVE_NEVER);
     CHECK_EQ(mesh_h2_live_acked(&l, 11003), 0); /* an ACK nobody asked for */
@@ -57,7 +61,9 @@ static void test_any_frame_answers(void)
     mesh_h2_live_stall(&l, 1000, 1000);
     mesh_h2_live_tx(&l, 10000);
     CHECK_EQ(fire(&l, 11000, 1), MESH_H2_LIVE_PING);
+    CHECK(mesh_h2_live_suspect(&l));
     mesh_h2_live_rx(&l, 11500); /* a large response arrives, the ACK queued behind it */
+    CHECK(!mesh_h2_live_suspect(&l));
     CHECK_EQ(fire(&l, 12000, 1), MESH_H2_LIVE_NONE);
     CHECK_EQ(mesh_h2_live_due(&l), MESH_H2_LIVE_NEVER); /* answered: waits for the next write */
     CHECK_EQ(mesh_h2_live_acked(&l, 12001), 0);         /* the late ACK changes nothing */
