@@ -512,12 +512,13 @@ def sc_monitor(m, a):
 
 class RateLoad(threading.Thread):
     """Open-loop unary calls through one proxy at a fixed rate (a call starts every 1/rate s
-    whatever the earlier ones do, as independent clients would), each with a 5 s deadline:
-    [(start, end, ok, server_id or reason)]."""
+    whatever the earlier ones do, as independent clients would), each with a 5 s deadline,
+    spread over `channels` client connections (each its own TCP connection, so a proxy with
+    several workers gets them on several workers): [(start, end, ok, server_id or reason)]."""
 
-    def __init__(self, proxy, rate=20.0):
+    def __init__(self, proxy, rate=20.0, channels=4):
         super().__init__(daemon=True)
-        self.proxy, self.rate = proxy, rate
+        self.proxy, self.rate, self.channels = proxy, rate, channels
         self.stop_ = threading.Event()
         self.calls, self.lock, self.error = [], threading.Lock(), None
 
@@ -525,18 +526,23 @@ class RateLoad(threading.Thread):
         from concurrent.futures import ThreadPoolExecutor
         from echo_client import EchoClient
         try:
-            with EchoClient(self.proxy.addr) as c, ThreadPoolExecutor(max_workers=200) as ex:
-                def one(start):
+            cs = [EchoClient(self.proxy.addr, options=[("grpc.use_local_subchannel_pool", 1)])
+                  for _ in range(self.channels)]
+            with ThreadPoolExecutor(max_workers=200) as ex:
+                def one(c, start):
                     r = c.unary(payload=b"x", timeout=5)
                     rec = (start, time.monotonic(), r.ok, r.replies[0].server_id if r.ok else
                            "%s: %s" % (r.code.name, r.details))
                     with self.lock:
                         self.calls.append(rec)
-                t_next = time.monotonic()
+                t_next, i = time.monotonic(), 0
                 while not self.stop_.is_set():
-                    ex.submit(one, time.monotonic())
+                    ex.submit(one, cs[i % len(cs)], time.monotonic())
+                    i += 1
                     t_next += 1.0 / self.rate
                     self.stop_.wait(max(0.0, t_next - time.monotonic()))
+            for c in cs:
+                c.close()
         except BaseException as e:
             self.error = repr(e)
             raise
@@ -575,14 +581,15 @@ def sc_gray(m, a):
     call). Prints the failed calls and the time to ejection; asserts a generous bound on the
     failures (the issue's figure, 5, is printed next to it: docs/benchmarks.md)."""
     hold = a.hold or 20
-    extra = list(a.proxy_arg or [])
+    audit = os.path.join(m.dir, "audit-p1.jsonl")
+    extra = ["--audit-file", audit] + list(a.proxy_arg or [])
     m.start_etcd()
     p1 = m.proxy("p1", extra=extra)
     s1, s2 = m.sidecar("s1", join=["p1"]), m.sidecar("s2", join=["p1"])
     wait_until(lambda: p1.routable() == {s1.addr, s2.addr}, 30, "p1 to route to s1 and s2")
     wait_until(lambda: m.members_agree([p1, s1, s2], ["p1", "s1", "s2"]), 30,
                "every node to see every node alive")
-    load = RateLoad(p1, a.rate)
+    load = RateLoad(p1, a.rate, a.channels)
     load.start()
     time.sleep(2)  # both instances carry calls on established connections
     t_cut = time.monotonic()
@@ -617,6 +624,19 @@ def sc_gray(m, a):
                  a.heal_bound, "s1 to serve calls through p1 again", since=t_heal)
     measure("heal -> s1 serves through p1 again (its probe after the ejection time)", back)
     load.finish()
+
+    def records(kind):
+        try:
+            with open(audit) as f:
+                return [e for e in map(json.loads, f) if e["type"] == kind]
+        except (OSError, ValueError):
+            return []
+    wait_until(lambda: records("outlier_returned"), 20, "an outlier_returned audit record")
+    ej, ret = records("outlier_ejected"), records("outlier_returned")
+    n_total = metric(p1, "meshd_outlier_ejections_total")
+    n_lines = sum(1 for ln in p1.meshd.output().split("\n") if " ejected: " in ln)
+    measure("ejections: audit records / log lines / meshd_outlier_ejections_total",
+            "%d / %d / %s" % (len(ej), n_lines, n_total), "")
     print("SWIM: p1 sees %s" % {k: v["state"] for k, v in (p1.members() or {}).items()},
           flush=True)
     before = [c for c in load.between(0, t_cut) if not c[2]]
@@ -625,6 +645,14 @@ def sc_gray(m, a):
     check(len(failed) <= a.max_failed, "at most %d failed calls during the cut (%d): %s" % (
         a.max_failed, len(failed), [(round(c[0] - t_cut, 2), c[3]) for c in failed][:12]))
     check(s1.addr in (p1.routable() or ()), "etcd still lists s1 and p1 still routes it")
+    check(ej and all(e["instance"] == s1.addr and e["service"] == ECHO and
+                     e["outcome"] == "failure" for e in ej),
+          "outlier_ejected audit records name s1 and its service: %s" % [
+              (e["instance"], e["reason"]) for e in ej])
+    check(len(ej) == n_lines == n_total, "each ejection told once (audit, log, metric), "
+          "whatever the worker count: %d / %d / %s" % (len(ej), n_lines, n_total))
+    check(len(ret) == 1 and ret[0]["instance"] == s1.addr and ret[0]["outcome"] == "success",
+          "one outlier_returned for s1 after the heal")
 
 
 SCENARIOS = {
@@ -647,6 +675,8 @@ def main():
     ap.add_argument("--hold", type=int, default=0, help="fault duration in s (0: the default)")
     ap.add_argument("--loss-pct", type=int, default=5)
     ap.add_argument("--rate", type=float, default=20.0, help="gray: calls per second")
+    ap.add_argument("--channels", type=int, default=4,
+                    help="gray: client connections the load spreads its calls over")
     ap.add_argument("--max-failed", type=int, default=30,
                     help="gray: failed calls allowed during the cut (generous: a loaded CI)")
     ap.add_argument("--heal-bound", type=float, default=90.0,
