@@ -97,6 +97,13 @@ static const opt_t core_opts[] = {
      100, NULL,
      "most instances of a service ejected at once, in percent (at least one, never the last)", NULL,
      NULL},
+    {"outlier-failure-percent", MESH_OPT_INT, F(outlier_failure_pct), "0", P | G, 0, 100, NULL,
+     "eject an instance whose calls failed at least this percentage in a window (0 = off)", NULL,
+     NULL},
+    {"outlier-failure-volume", MESH_OPT_INT, F(outlier_failure_volume), "50", P | G, 1, 1000000,
+     NULL, "...of at least this many calls (per worker)", NULL, NULL},
+    {"outlier-interval", MESH_OPT_DUR, F(outlier_interval_ms), "10s", P | G, 100, INT32_MAX, NULL,
+     "...the window of the failure percentage", NULL, NULL},
     {"drain-timeout", MESH_OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
      "on SIGTERM, how long in-flight calls may take to finish", NULL, NULL},
 

@@ -847,6 +847,9 @@ static int node_outlier_setup(mesh_node_t *n)
     pc->outlier_base_ejection_ms = (uint64_t)cfg->outlier_base_ejection_ms;
     pc->outlier_max_ejection_ms = (uint64_t)cfg->outlier_max_ejection_ms;
     pc->outlier_max_ejection_percent = (uint32_t)cfg->outlier_max_ejection_percent;
+    pc->outlier_failure_pct = (uint32_t)cfg->outlier_failure_pct;
+    pc->outlier_failure_volume = (uint32_t)cfg->outlier_failure_volume;
+    pc->outlier_interval_ms = (uint64_t)cfg->outlier_interval_ms;
     if (!n->outlier_board)
         n->outlier_board = mesh_outlier_board_new();
     pc->outlier_board = n->outlier_board;

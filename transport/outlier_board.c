@@ -165,6 +165,24 @@ static void publish(mesh_outlier_board_t *b, mesh_outlier_slot_t *s)
         atomic_fetch_add(&b->ejected, 1);
 }
 
+/* Counts an effect for /metrics. */
+static void count(mesh_outlier_board_t *b, mesh_outlier_effect_t e)
+{
+    switch (e) {
+    case MESH_OUTLIER_EJECTED:
+        atomic_fetch_add(&b->ejections, 1);
+        break;
+    case MESH_OUTLIER_RETURNED:
+        atomic_fetch_add(&b->returns, 1);
+        break;
+    case MESH_OUTLIER_HELD_BACK:
+        atomic_fetch_add(&b->held_back, 1);
+        break;
+    default:
+        break;
+    }
+}
+
 int mesh_outlier_slot_picked(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
                              const mesh_outlier_cfg_t *cfg, uint64_t now)
 {
@@ -200,19 +218,19 @@ mesh_outlier_effect_t mesh_outlier_slot_report(mesh_outlier_board_t *b, mesh_out
         e = MESH_OUTLIER_NONE; /* told once per streak of failures, not once per failure */
     publish(b, s);
     pthread_mutex_unlock(&s->mu);
-    switch (e) {
-    case MESH_OUTLIER_EJECTED:
-        atomic_fetch_add(&b->ejections, 1);
-        break;
-    case MESH_OUTLIER_RETURNED:
-        atomic_fetch_add(&b->returns, 1);
-        break;
-    case MESH_OUTLIER_HELD_BACK:
-        atomic_fetch_add(&b->held_back, 1);
-        break;
-    default:
-        break;
-    }
+    count(b, e);
+    return e;
+}
+
+mesh_outlier_effect_t mesh_outlier_slot_eject(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                              const mesh_outlier_cfg_t *cfg, size_t n_endpoints,
+                                              size_t n_ejected, uint64_t now, uint64_t *out_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    mesh_outlier_effect_t e = mesh_outlier_eject(&s->o, cfg, n_endpoints, n_ejected, now, out_ms);
+    publish(b, s);
+    pthread_mutex_unlock(&s->mu);
+    count(b, e);
     return e;
 }
 

@@ -113,6 +113,12 @@ mesh_outlier_effect_t mesh_outlier_slot_report(mesh_outlier_board_t *b, mesh_out
                                                mesh_outlier_outcome_t outcome, size_t n_endpoints,
                                                size_t n_ejected, uint64_t now, uint64_t *out_ms);
 
+/** Ejects the slot's instance now on another detector's verdict (mesh_outlier_eject); the
+ *  effect is returned to this caller only. */
+mesh_outlier_effect_t mesh_outlier_slot_eject(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                              const mesh_outlier_cfg_t *cfg, size_t n_endpoints,
+                                              size_t n_ejected, uint64_t now, uint64_t *out_ms);
+
 /** Forgets the slot's history (its address now means another machine). */
 void mesh_outlier_slot_reset(mesh_outlier_board_t *b, mesh_outlier_slot_t *s);
 

@@ -14,7 +14,7 @@
 #define ACTOR "proxy"
 
 void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const char *svc,
-                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms)
+                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms, const char *why)
 {
     mesh_event_t e = {.type = MESH_EV_OUTLIER, .worker = (uint32_t)w->cfg.worker_index};
     mesh_ev_outlier_t *o = &e.outlier;
@@ -22,9 +22,13 @@ void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const ch
     case MESH_OUTLIER_EJECTED:
         o->effect = MESH_EV_OUTLIER_EJECTED;
         o->ejected_ms = ms;
-        snprintf(o->reason, sizeof(o->reason),
-                 "%u gateway failures in a row (or a failed probe); ejected for %llu ms",
-                 (unsigned)w->outlier.consecutive, (unsigned long long)ms);
+        if (why)
+            snprintf(o->reason, sizeof(o->reason), "%s; ejected for %llu ms", why,
+                     (unsigned long long)ms);
+        else
+            snprintf(o->reason, sizeof(o->reason),
+                     "%u gateway failures in a row (or a failed probe); ejected for %llu ms",
+                     (unsigned)w->outlier.consecutive, (unsigned long long)ms);
         mesh_warn(ACTOR, "worker %d: upstream %s of %.*s ejected: %s", w->cfg.worker_index,
                   ep->addr, svc_len, svc, o->reason);
         break;
@@ -37,9 +41,10 @@ void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const ch
     case MESH_OUTLIER_HELD_BACK:
         o->effect = MESH_EV_OUTLIER_HELD_BACK;
         snprintf(o->reason, sizeof(o->reason),
-                 "%u gateway failures in a row, but the service has as many instances ejected "
-                 "as %u%% allows (at least one, never the last)",
-                 (unsigned)w->outlier.consecutive, (unsigned)w->outlier.max_ejection_percent);
+                 "%s, but the service has as many instances ejected as %u%% allows (at least "
+                 "one, never the last)",
+                 why ? why : "gateway failures in a row",
+                 (unsigned)w->outlier.max_ejection_percent);
         mesh_warn(ACTOR, "worker %d: upstream %s of %.*s not ejected: %s", w->cfg.worker_index,
                   ep->addr, svc_len, svc, o->reason);
         break;

@@ -162,6 +162,13 @@ typedef struct mesh_proxy_config {
     uint64_t outlier_max_ejection_ms;
     uint32_t outlier_max_ejection_percent;
     int outlier_off;
+    /* Failure percentage (transport/outlier_window.h): an instance whose calls on a worker
+     * failed at least outlier_failure_pct percent (0, the default: off) of at least
+     * outlier_failure_volume calls (default 50) in an outlier_interval_ms window (default
+     * 10000) is ejected like above. */
+    uint32_t outlier_failure_pct;
+    uint32_t outlier_failure_volume;
+    uint64_t outlier_interval_ms;
     /* The ejection state shared by the workers of a process (transport/outlier_board.h), so the
      * thresholds hold whatever the worker count; NULL: the worker keeps its own. Outlives the
      * workers that use it. */

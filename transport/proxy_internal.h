@@ -21,6 +21,7 @@
 #include "transport/h2_mem.h"
 #include "transport/outlier.h"
 #include "transport/outlier_board.h"
+#include "transport/outlier_window.h"
 #include "transport/proxy.h"
 
 /** An intrusive doubly linked list node (a list head is a node too). */
@@ -152,6 +153,8 @@ struct pxy_endpoint {
     /* connections whose peer is suspect now (a liveness PING out, nothing heard since): the
      * balancer sends new calls elsewhere while another instance is not */
     uint32_t n_suspect;
+    /* this worker's failure-percentage window (transport/outlier_window.h) */
+    mesh_olw_t olw;
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
@@ -275,6 +278,8 @@ struct mesh_proxy_worker {
     mesh_proxy_config_t cfg;
     mesh_bal_backoff_cfg_t bal; /* cfg's endpoint backoff, for transport/balancer.h */
     mesh_outlier_cfg_t outlier; /* cfg's outlier ejection, for transport/outlier.h */
+    /* cfg's failure-percentage detector */
+    mesh_olw_cfg_t olw;
     /* cfg.outlier_board, or the worker's own (own_board set) */
     mesh_outlier_board_t *board;
     int own_board;
@@ -324,9 +329,10 @@ void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 int pxy_outlier_board_init(mesh_proxy_worker_t *w);
 
 /* outlier_tell.c */
-/** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring. */
+/** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring;
+ *  why: the detector's reason (NULL: consecutive failures). */
 void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const char *svc,
-                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms);
+                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms, const char *why);
 /** Serves an already connected socket as a client connection (fuzzers, tests). */
 mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
 

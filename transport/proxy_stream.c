@@ -392,8 +392,10 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     mesh_outlier_outcome_t oc = us_outcome(ps);
     if (oc == MESH_OUTLIER_NEUTRAL)
         return;
+    uint64_t now = uv_now(w->loop);
+    int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now); /* failure percentage */
     size_t n = 0, n_ejected = 0;
-    if (oc == MESH_OUTLIER_FAILURE) {
+    if (oc == MESH_OUTLIER_FAILURE || by_window) {
         pxy_svc_t *s = svc_state(ps);
         if (!s)
             return;
@@ -402,10 +404,20 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
             n_ejected += mesh_outlier_slot_ejected(s->eps[k]->ol);
     }
     uint64_t ms = 0;
-    mesh_outlier_effect_t e = mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n,
-                                                       n_ejected, uv_now(w->loop), &ms);
+    mesh_outlier_effect_t e =
+        mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n, n_ejected, now, &ms);
+    char why[120];
+    if (e == MESH_OUTLIER_NONE && by_window) {
+        e = mesh_outlier_slot_eject(w->board, ep->ol, &w->outlier, n, n_ejected, now, &ms);
+        snprintf(why, sizeof(why), "%u%% of %u calls failed in %llu ms (threshold %u%%)",
+                 ep->olw.last_pct, ep->olw.last_volume, (unsigned long long)w->olw.interval_ms,
+                 w->olw.threshold_pct);
+        if (e != MESH_OUTLIER_NONE)
+            pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, why);
+        return;
+    }
     if (e != MESH_OUTLIER_NONE)
-        pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms);
+        pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, NULL);
 }
 
 static void detach_us(pxy_stream_t *ps)

@@ -228,6 +228,10 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
                                       .max_ejection_percent = w->cfg.outlier_max_ejection_percent,
                                       .disabled = w->cfg.outlier_off};
     mesh_outlier_cfg_fix(&w->outlier);
+    w->olw = (mesh_olw_cfg_t){.threshold_pct = w->cfg.outlier_failure_pct,
+                              .min_volume = w->cfg.outlier_failure_volume,
+                              .interval_ms = w->cfg.outlier_interval_ms};
+    mesh_olw_cfg_fix(&w->olw);
     if (pxy_outlier_board_init(w) != 0)
         goto fail;
     if (w->cfg.filter.on_call)

@@ -138,6 +138,7 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
                 us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
             mesh_bal_backoff_reset(&ep->bo, &w->bal);
             mesh_outlier_slot_reset(w->board, ep->ol); /* a new address: no history */
+            ep->olw = (mesh_olw_t){0};
         } else if (ep->resolved <= 0) {
             mesh_info(ACTOR, "worker %d: upstream %s resolved to %s", w->cfg.worker_index, ep->addr,
                       now);
