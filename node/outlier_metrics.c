@@ -27,6 +27,10 @@ void node_outlier_metrics_write(mesh_outlier_board_t *b, prom_t *p)
     prom_one(p, "meshd_outlier_held_back_total", PROM_COUNTER,
              "Ejections the max ejection percent forbade (once per streak of failures).",
              (double)st.held_back);
+    prom_one(p, "meshd_outlier_panic_picks_total", PROM_COUNTER,
+             "Calls sent to an ejected instance because no other instance of the service could "
+             "take them (every other one ejected, backing off or gone).",
+             (double)st.panic);
     prom_one(p, "meshd_outlier_ejected_instances", PROM_GAUGE, "Upstream instances ejected now.",
              (double)st.ejected);
     prom_family(p, "meshd_outlier_ejected", PROM_GAUGE,

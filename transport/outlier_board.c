@@ -12,7 +12,7 @@ struct mesh_outlier_board {
     pthread_mutex_t mu; /* the table */
     mesh_outlier_slot_t **buckets;
     size_t n_buckets, n_slots;
-    _Atomic uint64_t ejections, returns, held_back, ejected;
+    _Atomic uint64_t ejections, returns, held_back, ejected, panic;
 };
 
 static size_t hash_str(const char *s)
@@ -126,12 +126,18 @@ void mesh_outlier_board_put(mesh_outlier_board_t *b, mesh_outlier_slot_t *s)
     free(s);
 }
 
+void mesh_outlier_board_panic(mesh_outlier_board_t *b)
+{
+    atomic_fetch_add_explicit(&b->panic, 1, memory_order_relaxed);
+}
+
 void mesh_outlier_board_stats(mesh_outlier_board_t *b, mesh_outlier_board_stats_t *out)
 {
     out->ejections = atomic_load(&b->ejections);
     out->returns = atomic_load(&b->returns);
     out->held_back = atomic_load(&b->held_back);
     out->ejected = atomic_load(&b->ejected);
+    out->panic = atomic_load(&b->panic);
     pthread_mutex_lock(&b->mu);
     out->slots = b->n_slots;
     pthread_mutex_unlock(&b->mu);

@@ -54,6 +54,7 @@ typedef struct mesh_outlier_board_stats {
     uint64_t ejections; /* an instance was taken out (first ejections and failed probes) */
     uint64_t returns;   /* a probe succeeded: back in full traffic */
     uint64_t held_back; /* an ejection the max ejection percent forbade */
+    uint64_t panic;     /* calls sent to an ejected instance: no other one could take them */
     uint64_t ejected;   /* gauge: slots ejected now */
     uint64_t slots;     /* gauge: addresses on the board */
 } mesh_outlier_board_stats_t;
@@ -69,6 +70,9 @@ mesh_outlier_slot_t *mesh_outlier_board_get(mesh_outlier_board_t *b, const char 
 
 /** Drops a reference from mesh_outlier_board_get; the last one frees the slot (NULL: none). */
 void mesh_outlier_board_put(mesh_outlier_board_t *b, mesh_outlier_slot_t *s);
+
+/** Counts a panic pick (a call sent to an ejected instance because no other was eligible). */
+void mesh_outlier_board_panic(mesh_outlier_board_t *b);
 
 /** A copy of the board's counters. */
 void mesh_outlier_board_stats(mesh_outlier_board_t *b, mesh_outlier_board_stats_t *out);

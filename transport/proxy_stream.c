@@ -569,6 +569,7 @@ typedef struct pick_ctx {
     pxy_svc_t *s;
     const pxy_endpoint_t *exclude;
     int avoid_suspect; /* skip endpoints whose peer is suspect (upstream liveness) */
+    int panic;         /* ejected endpoints are eligible too: no other one is */
 } pick_ctx_t;
 
 static int pick_eligible(void *ud, size_t k)
@@ -577,13 +578,16 @@ static int pick_eligible(void *ud, size_t k)
     const pxy_endpoint_t *ep = c->s->eps[k];
     return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
            (!c->avoid_suspect || !ep->n_suspect) &&
-           mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop)) &&
+           (c->panic || mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop))) &&
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
 
 /* The balancer (transport/balancer.h): round robin over the service's instances that are not
  * backing off, not ejected as outliers (transport/outlier.h), serve the method and are not the
- * one a retry excludes. A pick of an instance whose ejection is over is its probe call. */
+ * one a retry excludes. A pick of an instance whose ejection is over is its probe call. When
+ * every candidate is suspect (upstream liveness) one of them takes the call; when only ejected
+ * ones are left (panic: e.g. a proxy whose own network just healed, its instances still out
+ * for a while), they do, rather than no instance at all. */
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
     if (ps->default_route) {
@@ -601,6 +605,14 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
         if (k < 0 && c.avoid_suspect) { /* all suspect: better one of them than none */
             c.avoid_suspect = 0;
             k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        }
+        if (k < 0 && !c.panic) { /* only ejected ones left */
+            c.panic = 1;
+            k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+            if (k >= 0) {
+                mesh_outlier_board_panic(ps->w->board);
+                return s->eps[k];
+            }
         }
         if (k < 0)
             return NULL;

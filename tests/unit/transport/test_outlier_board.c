@@ -151,6 +151,9 @@ static void test_held_back_once_per_streak(void)
     mesh_outlier_board_stats_t st;
     mesh_outlier_board_stats(b, &st);
     CHECK_EQ(st.held_back, 1);
+    mesh_outlier_board_panic(b); /* a call sent to an ejected instance: nothing else left */
+    mesh_outlier_board_stats(b, &st);
+    CHECK_EQ(st.panic, 1);
     mesh_outlier_board_put(b, s);
     mesh_outlier_board_free(b);
 }
