@@ -65,6 +65,20 @@ enum {
     MESH_EV_POLICY_RATELIMIT = 4,
 };
 
+/** MESH_EV_OUTLIER's own fields: an upstream instance ejected, returned, or held back by the
+ *  max ejection percent (transport/outlier_board.h; told once, by the worker whose call caused
+ *  it). Strings NUL-terminated, truncated to fit. */
+typedef struct mesh_ev_outlier {
+    uint8_t effect;      /* MESH_EV_OUTLIER_EJECTED, _RETURNED, _HELD_BACK */
+    uint64_t ejected_ms; /* for EJECTED: how long */
+    char instance[64];   /* "host:port" */
+    char service[128];
+    char reason[120];
+} mesh_ev_outlier_t;
+
+/** Effects in mesh_ev_outlier_t. */
+enum { MESH_EV_OUTLIER_EJECTED = 1, MESH_EV_OUTLIER_RETURNED = 2, MESH_EV_OUTLIER_HELD_BACK = 3 };
+
 /** One event (384 bytes). */
 typedef struct mesh_event {
     uint32_t type;   /* MESH_EV_* or a module's own type */
@@ -75,6 +89,7 @@ typedef struct mesh_event {
         mesh_ev_breaker_t breaker; /* MESH_EV_BREAKER */
         mesh_ev_policy_t policy;   /* MESH_EV_POLICY */
         mesh_ev_stats_t stats;     /* MESH_EV_STATS */
+        mesh_ev_outlier_t outlier; /* MESH_EV_OUTLIER */
         char pad[352];
     };
 } mesh_event_t;
@@ -90,6 +105,8 @@ enum {
                             the call in .policy */
     MESH_EV_CALLS = 4,   /* a = a pointer to a snapshot of the worker's per-call table
                             (transport/call_stats.h), which the consumer takes over (free()) */
+    MESH_EV_OUTLIER = 5, /* an outlier ejection's effect: c = when, Unix time in microseconds;
+                            the rest in .outlier */
 };
 
 /** The ring. */

@@ -323,6 +323,27 @@ static void on_policy_event(audit_actor_t *st, const mesh_event_t *e)
     accept_event(st, &ev);
 }
 
+/* A proxy's outlier ejection or return (held-back ejections are logged and counted only). */
+static void on_outlier_event(audit_actor_t *st, const mesh_event_t *e)
+{
+    const mesh_ev_outlier_t *o = &e->outlier;
+    if (o->effect != MESH_EV_OUTLIER_EJECTED && o->effect != MESH_EV_OUTLIER_RETURNED)
+        return;
+    char inst[sizeof(o->instance) + 1], svc[sizeof(o->service) + 1], why[sizeof(o->reason) + 1];
+    snprintf(inst, sizeof(inst), "%.*s", (int)sizeof(o->instance), o->instance);
+    snprintf(svc, sizeof(svc), "%.*s", (int)sizeof(o->service), o->service);
+    snprintf(why, sizeof(why), "%.*s", (int)sizeof(o->reason), o->reason);
+    audit_event_t ev = {
+        .type =
+            o->effect == MESH_EV_OUTLIER_EJECTED ? AUDIT_OUTLIER_EJECTED : AUDIT_OUTLIER_RETURNED,
+        .ts_us = e->c ? (int64_t)e->c : audit_now_us(),
+        .reason = why,
+        .instance = inst,
+        .service = svc[0] ? svc : NULL,
+    };
+    accept_event(st, &ev);
+}
+
 /* Worker events: breaker transitions become breaker_* records, the policy chain's refusals
  * their denial records. */
 static void on_batch(audit_actor_t *st, const audit_batch_t *b)
@@ -331,6 +352,10 @@ static void on_batch(audit_actor_t *st, const audit_batch_t *b)
         const mesh_event_t *e = &b->ev[i];
         if (e->type == MESH_EV_POLICY) {
             on_policy_event(st, e);
+            continue;
+        }
+        if (e->type == MESH_EV_OUTLIER) {
+            on_outlier_event(st, e);
             continue;
         }
         if (e->type != MESH_EV_BREAKER)

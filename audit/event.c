@@ -39,6 +39,8 @@ static const char *const type_names[AUDIT_TYPE_END] = {
     [AUDIT_MONITOR_EVICTION] = "monitor_eviction",
     [AUDIT_MONITOR_READMITTED] = "monitor_readmitted",
     [AUDIT_MONITOR_EVICTION_HELD] = "monitor_eviction_held",
+    [AUDIT_OUTLIER_EJECTED] = "outlier_ejected",
+    [AUDIT_OUTLIER_RETURNED] = "outlier_returned",
 };
 
 static const char *const outcome_names[AUDIT_OUTCOME_END] = {
@@ -87,6 +89,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_INSTANCE_REGISTERED:
     case AUDIT_MEMBER_LEFT:
     case AUDIT_MONITOR_READMITTED:
+    case AUDIT_OUTLIER_RETURNED:
         return AUDIT_OUTCOME_SUCCESS;
     case AUDIT_INSTANCE_REMOVED:
         /* a deregistration is the normal way out; the others are something failing */
@@ -98,6 +101,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_CONFIG_REJECTED:
     case AUDIT_AUDIT_DROPPED:
     case AUDIT_MONITOR_EVICTION:
+    case AUDIT_OUTLIER_EJECTED:
         return AUDIT_OUTCOME_FAILURE;
     case AUDIT_AUTHN_FAILURE:
     case AUDIT_ACL_DENIED:
@@ -134,6 +138,8 @@ const char *audit_event_problem(const audit_event_t *ev)
     case AUDIT_INSTANCE_REGISTERED:
     case AUDIT_MONITOR_EVICTION:
     case AUDIT_MONITOR_READMITTED:
+    case AUDIT_OUTLIER_EJECTED:
+    case AUDIT_OUTLIER_RETURNED:
         if (!ev->instance)
             return "instance events need the instance's address";
         break;
@@ -483,6 +489,8 @@ ssize_t audit_event_encode(const audit_ctx_t *ctx, const audit_event_t *ev, char
     case AUDIT_MONITOR_EVICTION:
     case AUDIT_MONITOR_READMITTED:
     case AUDIT_MONITOR_EVICTION_HELD:
+    case AUDIT_OUTLIER_EJECTED:
+    case AUDIT_OUTLIER_RETURNED:
         PUT_LIT(&w, ",\"instance\":");
         put_str(&w, ev->instance, AUDIT_MAX_ADDRESS);
         break;

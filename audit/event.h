@@ -80,7 +80,10 @@ typedef enum audit_type {
     AUDIT_MONITOR_READMITTED,    /* answering again: its eviction marker removed (success) */
     AUDIT_MONITOR_EVICTION_HELD, /* would be evicted, but a safety valve or a dry run held it
                                     (denied); instance may be null for a whole batch */
-    AUDIT_TYPE_END               /* one past the last type */
+    /* A proxy's outlier ejection (transport/outlier_board.h), with the instance and service. */
+    AUDIT_OUTLIER_EJECTED,  /* its calls kept failing: out of balancing for a while (failure) */
+    AUDIT_OUTLIER_RETURNED, /* its probe call succeeded: back in full traffic (success) */
+    AUDIT_TYPE_END          /* one past the last type */
 } audit_type_t;
 
 /** Outcomes. AUDIT_OUTCOME_DEFAULT asks for the type's usual one (audit_type_outcome). */

@@ -60,6 +60,13 @@ typedef struct mesh_config {
     int64_t keepalive_timeout_ms;
     int64_t drain_timeout_ms;
 
+    /* outlier ejection (transport/outlier.h) */
+    char *outlier; /* on | off */
+    int64_t outlier_consecutive;
+    int64_t outlier_base_ejection_ms, outlier_max_ejection_ms;
+    int64_t outlier_max_ejection_percent;
+    int64_t outlier_failure_pct, outlier_failure_volume, outlier_interval_ms;
+
     /* upstream names (transport/upstream_pool.c) */
     int64_t dns_refresh_ms; /* how often a resolved upstream name is looked up again */
 

@@ -48,6 +48,8 @@
 #include "transport/grpc_status.h"
 #include "registry/reg_msgs.h"
 #include "transport/call_stats.h"
+#include "transport/outlier_board.h"
+#include "node/outlier_metrics.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
@@ -73,6 +75,7 @@ struct mesh_node {
     mesh_exec_t *exec;
     const mesh_config_t *cfg;
     mesh_proxy_config_t pcfg;
+    mesh_outlier_board_t *outlier_board; /* shared by the workers' engines; outlives them */
     char listen_host[256];
     int port;
     int nworkers;
@@ -627,6 +630,8 @@ static void take_events(node_state_t *st, int i)
                 log_breaker(&ev[j], i);
                 node_metrics_breaker(&st->metrics, i, &ev[j].breaker);
                 audit[na++] = ev[j];
+            } else if (ev[j].type == MESH_EV_OUTLIER) {
+                audit[na++] = ev[j]; /* logged and counted by the worker and the board */
             } else if (ev[j].type == MESH_EV_POLICY) {
                 audit[na++] = ev[j]; /* a refused call: recorded, not logged one by one */
             } else if (ev[j].type == MESH_EV_CALLS) {
@@ -658,6 +663,7 @@ static void node_collect(void *ud, prom_t *p)
                              .etcd = mesh_node_etcd_state(st->n)};
     node_metrics_write(&st->metrics, &v, p);
     node_calls_write(&st->call_metrics, p);
+    node_outlier_metrics_write(st->n->outlier_board, p);
 }
 
 static int node_start(mesh_actor_t *self, void *arg)
@@ -862,6 +868,26 @@ int mesh_node_port(const mesh_node_t *n)
     return n->port;
 }
 
+/* Outlier ejection settings (--outlier*) and the state the workers share, so thresholds hold
+ * whatever the worker count (transport/outlier_board.h). */
+static int node_outlier_setup(mesh_node_t *n)
+{
+    const mesh_config_t *cfg = n->cfg;
+    mesh_proxy_config_t *pc = &n->pcfg;
+    pc->outlier_off = cfg->outlier && strcmp(cfg->outlier, "off") == 0;
+    pc->outlier_consecutive = (uint32_t)cfg->outlier_consecutive;
+    pc->outlier_base_ejection_ms = (uint64_t)cfg->outlier_base_ejection_ms;
+    pc->outlier_max_ejection_ms = (uint64_t)cfg->outlier_max_ejection_ms;
+    pc->outlier_max_ejection_percent = (uint32_t)cfg->outlier_max_ejection_percent;
+    pc->outlier_failure_pct = (uint32_t)cfg->outlier_failure_pct;
+    pc->outlier_failure_volume = (uint32_t)cfg->outlier_failure_volume;
+    pc->outlier_interval_ms = (uint64_t)cfg->outlier_interval_ms;
+    if (!n->outlier_board)
+        n->outlier_board = mesh_outlier_board_new();
+    pc->outlier_board = n->outlier_board;
+    return n->outlier_board ? 0 : -1;
+}
+
 int mesh_node_listen(mesh_node_t *n)
 {
     const mesh_config_t *cfg = n->cfg;
@@ -883,6 +909,8 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_ms = cfg->upstream_stall_ms ? (uint64_t)cfg->upstream_stall_ms : UINT64_MAX;
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
+    if (node_outlier_setup(n) != 0)
+        return -1;
     char err[512];
     n->chain = build_chain(n, err, sizeof(err));
     if (!n->chain) {
@@ -1184,6 +1212,7 @@ void mesh_node_free(mesh_node_t *n)
     n->admin = NULL;
     if (n->exec)
         mesh_exec_free(n->exec);
+    mesh_outlier_board_free(n->outlier_board); /* after the engines' endpoints */
     mesh_routes_unref(n->routes);
     pol_chain_unref(n->chain);
     free(n->jwks_body);

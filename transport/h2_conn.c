@@ -15,6 +15,7 @@
 #define BATCH_MAX_BYTES (256u * 1024)
 
 static void do_close(mesh_h2_conn_t *c);
+static void suspect_sync(mesh_h2_conn_t *c);
 static void flush_now(mesh_h2_conn_t *c);
 
 /* ---- flusher -------------------------------------------------------------------------------- */
@@ -202,7 +203,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread > 0) {
-        c->last_rx = uv_now(c->tcp.loop);
+        mesh_h2_live_rx(&c->live, uv_now(c->tcp.loop));
+        if (c->suspect)
+            suspect_sync(c); /* it spoke: not suspect any more */
         mesh_h2_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
     }
 }
@@ -219,30 +222,26 @@ int mesh_h2_conn_start(mesh_h2_conn_t *c)
 
 /* ---- keepalive and liveness --------------------------------------------------------------- */
 
+/* The decisions are transport/h2_liveness.c's; this binds them to the connection's timer. */
+
 static void on_timer(uv_timer_t *t);
 
-/* When a liveness PING is due: stall_ms after the later of the last read and the first write
- * since the last answered liveness PING (each write earns at most one PING while the peer is
- * quiet, so a long quiet stream costs no more PINGs than keepalive does). */
-static uint64_t stall_due(const mesh_h2_conn_t *c)
+/* Tells the owner when the peer became suspect or stopped being (closing: never suspect). */
+static void suspect_sync(mesh_h2_conn_t *c)
 {
-    return (c->last_rx > c->tx_since ? c->last_rx : c->tx_since) + c->stall_ms;
+    int now = !c->closing && mesh_h2_live_suspect(&c->live);
+    if (now == c->suspect)
+        return;
+    c->suspect = now;
+    if (c->ops->on_suspect)
+        c->ops->on_suspect(c, now);
 }
 
-/* Arms the timer for the earliest of: the outstanding PING's deadline, else the next keepalive
- * PING and the next liveness check. */
+/* Arms the timer for the liveness core's next due time. */
 static void schedule(mesh_h2_conn_t *c, uint64_t now)
 {
-    uint64_t due = UINT64_MAX;
-    if (c->ping_outstanding) {
-        due = c->ping_deadline;
-    } else {
-        if (c->ping_interval_ms)
-            due = c->last_ping_ack + c->ping_interval_ms;
-        if (c->stall_ms && c->tx_since && stall_due(c) < due)
-            due = stall_due(c);
-    }
-    if (due == UINT64_MAX) {
+    uint64_t due = mesh_h2_live_due(&c->live);
+    if (due == MESH_H2_LIVE_NEVER) {
         uv_timer_stop(&c->timer);
         c->timer_due = 0;
         return;
@@ -258,82 +257,65 @@ static void on_timer(uv_timer_t *t)
     c->timer_due = 0;
     if (c->closing)
         return;
-    if (c->ping_outstanding) {
-        if (now < c->ping_deadline) {
-            schedule(c, now);
-            return;
-        }
-        if (c->ping_for_stall)
-            mesh_info("h2",
-                      "%s: calls outstanding, nothing received for %llu ms and no PING ACK: "
-                      "closing",
-                      c->name, (unsigned long long)(now - c->last_rx));
-        else
-            mesh_info("h2", "%s: keepalive PING unanswered, closing", c->name);
+    size_t outstanding = c->ops->outstanding ? c->ops->outstanding(c) : 0;
+    switch (mesh_h2_live_timer(&c->live, now, outstanding)) {
+    case MESH_H2_LIVE_CLOSE_STALL:
+        mesh_info("h2",
+                  "%s: %zu call(s) outstanding, nothing received for %llu ms and no answer to a "
+                  "PING: closing",
+                  c->name, outstanding, (unsigned long long)(now - c->live.last_rx));
         mesh_h2_conn_close(c);
         return;
+    case MESH_H2_LIVE_CLOSE_KEEPALIVE:
+        mesh_info("h2", "%s: keepalive PING unanswered, closing", c->name);
+        mesh_h2_conn_close(c);
+        return;
+    case MESH_H2_LIVE_PING:
+        if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0)
+            mesh_h2_conn_flush(c);
+        else
+            mesh_h2_live_ping_failed(&c->live);
+        break;
+    case MESH_H2_LIVE_NONE:
+        break;
     }
-    uint64_t wait = 0;
-    int stall = 0;
-    if (c->stall_ms && c->tx_since && now >= stall_due(c)) {
-        if (c->ops->outstanding && c->ops->outstanding(c) > 0) {
-            wait = c->stall_timeout_ms;
-            stall = 1;
-        } else {
-            c->tx_since = 0; /* what was written awaits no answer (a reset, a window update) */
-        }
-    }
-    if (!stall && c->ping_interval_ms && now >= c->last_ping_ack + c->ping_interval_ms)
-        wait = c->ping_timeout_ms;
-    if (wait && nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0) {
-        c->ping_outstanding = 1;
-        c->ping_for_stall = stall;
-        c->ping_deadline = now + wait;
-        mesh_h2_conn_flush(c);
-    }
+    suspect_sync(c);
     schedule(c, now);
 }
 
 /* A batch went to the socket: start the liveness clock unless an earlier write did. */
 static void note_tx(mesh_h2_conn_t *c)
 {
-    if (!c->stall_ms || c->tx_since)
+    if (!c->live.stall_ms || c->live.tx_since)
         return;
     uint64_t now = uv_now(c->tcp.loop);
-    c->tx_since = now;
-    if (!c->ping_outstanding && (!c->timer_due || c->timer_due > stall_due(c)))
+    if (mesh_h2_live_tx(&c->live, now) &&
+        (!c->timer_due || c->timer_due > mesh_h2_live_due(&c->live)))
         schedule(c, now);
 }
 
 void mesh_h2_conn_keepalive(mesh_h2_conn_t *c, uint64_t interval_ms, uint64_t timeout_ms)
 {
-    c->ping_interval_ms = interval_ms;
-    c->ping_timeout_ms = timeout_ms ? timeout_ms : interval_ms;
-    c->last_ping_ack = uv_now(c->tcp.loop);
+    uint64_t now = uv_now(c->tcp.loop);
+    mesh_h2_live_keepalive(&c->live, interval_ms, timeout_ms, now);
     if (!c->closing)
-        schedule(c, c->last_ping_ack);
+        schedule(c, now);
 }
 
 void mesh_h2_conn_liveness(mesh_h2_conn_t *c, uint64_t stall_ms, uint64_t timeout_ms)
 {
-    c->stall_ms = stall_ms;
-    c->stall_timeout_ms = timeout_ms ? timeout_ms : stall_ms;
+    mesh_h2_live_stall(&c->live, stall_ms, timeout_ms);
     if (!c->closing)
         schedule(c, uv_now(c->tcp.loop));
 }
 
 void mesh_h2_conn_ping_acked(mesh_h2_conn_t *c)
 {
-    if (!c->ping_outstanding)
-        return; /* an ACK we did not ask for */
     uint64_t now = uv_now(c->tcp.loop);
-    c->ping_outstanding = 0;
-    if (c->ping_for_stall)
-        c->tx_since = 0; /* the peer is there: the next write may ask again */
-    c->ping_for_stall = 0;
-    c->last_ping_ack = now;
-    if (!c->closing)
+    if (mesh_h2_live_acked(&c->live, now) && !c->closing) {
+        suspect_sync(c);
         schedule(c, now);
+    }
 }
 
 /* Releases the lent chunks of the batch and empties it. */
@@ -510,6 +492,7 @@ static void do_close(mesh_h2_conn_t *c)
         return;
     c->closing = 1;
     dirty_remove(c);
+    suspect_sync(c);
     if (c->ops->on_teardown)
         c->ops->on_teardown(c);
     if (c->session) {

@@ -28,6 +28,7 @@
 #include <uv.h>
 
 #include "transport/chunk.h"
+#include "transport/h2_liveness.h"
 
 /** Largest number of write-batch segments. */
 #define MESH_H2_MAX_SEGS 64
@@ -75,6 +76,9 @@ typedef struct mesh_h2_conn_ops {
     /** Calls waiting for an answer on this connection (for the liveness check; NULL: the
      * check never fires). */
     size_t (*outstanding)(mesh_h2_conn_t *c);
+    /** The peer became suspect (suspect 1: a liveness PING is out, nothing arrived since) or
+     *  not any more (0: it answered, or the connection is closing); may be NULL. */
+    void (*on_suspect)(mesh_h2_conn_t *c, int suspect);
 } mesh_h2_conn_ops_t;
 
 /** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */
@@ -111,16 +115,10 @@ struct mesh_h2_conn {
     int closing;
     int handles_open;
     int reading;
-    int ping_outstanding;
-    int ping_for_stall;                         /* the PING outstanding is a liveness probe */
-    uint64_t ping_interval_ms, ping_timeout_ms; /* keepalive */
-    uint64_t stall_ms, stall_timeout_ms;        /* liveness */
-    uint64_t last_ping_ack;                     /* loop time the last keepalive period started */
-    uint64_t ping_deadline;                     /* loop time the outstanding PING is given up */
-    uint64_t last_rx;                           /* loop time of the last read */
-    uint64_t tx_since;  /* loop time of the first write since the last answered liveness PING */
-    uint64_t timer_due; /* loop time the timer fires; 0: stopped */
-    const char *name;   /* for logs */
+    mesh_h2_live_t live; /* keepalive and liveness PINGs, in loop time (h2_liveness.h) */
+    int suspect;         /* as last told to ops->on_suspect */
+    uint64_t timer_due;  /* loop time the timer fires; 0: stopped */
+    const char *name;    /* for logs */
 };
 
 /**

@@ -116,6 +116,21 @@ mesh_outlier_effect_t mesh_outlier_report(mesh_outlier_t *o, const mesh_outlier_
     return MESH_OUTLIER_EJECTED;
 }
 
+mesh_outlier_effect_t mesh_outlier_eject(mesh_outlier_t *o, const mesh_outlier_cfg_t *cfg,
+                                         size_t n_endpoints, size_t n_ejected, uint64_t now_ms,
+                                         uint64_t *out_ms)
+{
+    if (cfg->disabled || o->ejected)
+        return MESH_OUTLIER_NONE;
+    decay(o, cfg, now_ms);
+    if (!mesh_outlier_may_eject(cfg, n_endpoints, n_ejected))
+        return MESH_OUTLIER_HELD_BACK;
+    uint64_t ms = eject(o, cfg, now_ms);
+    if (out_ms)
+        *out_ms = ms;
+    return MESH_OUTLIER_EJECTED;
+}
+
 mesh_outlier_outcome_t mesh_outlier_classify_grpc(int grpc_status)
 {
     switch (grpc_status) {

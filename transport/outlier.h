@@ -103,6 +103,15 @@ mesh_outlier_effect_t mesh_outlier_report(mesh_outlier_t *o, const mesh_outlier_
                                           mesh_outlier_outcome_t outcome, size_t n_endpoints,
                                           size_t n_ejected, uint64_t now_ms, uint64_t *out_ms);
 
+/**
+ * Another detector (transport/outlier_window.h) found the endpoint an outlier at now: ejects it
+ * like a streak of failures would (growing time, max ejection percent: MESH_OUTLIER_HELD_BACK
+ * when it forbids). Nothing when the endpoint is out already or the detection is disabled.
+ */
+mesh_outlier_effect_t mesh_outlier_eject(mesh_outlier_t *o, const mesh_outlier_cfg_t *cfg,
+                                         size_t n_endpoints, size_t n_ejected, uint64_t now_ms,
+                                         uint64_t *out_ms);
+
 /** The outcome a call's final gRPC status (0..16) says about its upstream: UNAVAILABLE and
  *  DEADLINE_EXCEEDED are failures, CANCELLED is neutral, anything else came from the app. */
 mesh_outlier_outcome_t mesh_outlier_classify_grpc(int grpc_status);

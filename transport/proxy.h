@@ -151,7 +151,7 @@ typedef struct mesh_proxy_config {
     uint32_t max_header_list_size;   /* bytes (names + values + 32 each); default 16384 */
     uint32_t stream_buffer;          /* bytes buffered per stream and direction; default 256 KiB;
                                         also the HTTP/2 stream window advertised */
-    uint64_t connect_timeout_ms;     /* upstream connect; default 2000 */
+    uint64_t connect_timeout_ms;     /* upstream connect; default 1000 */
     uint64_t keepalive_interval_ms;  /* PING period on idle-or-not connections; default 30000;
                                         UINT64_MAX: off */
     uint64_t keepalive_timeout_ms;   /* PING ACK wait; default 10000 */
@@ -175,6 +175,17 @@ typedef struct mesh_proxy_config {
     uint64_t outlier_max_ejection_ms;
     uint32_t outlier_max_ejection_percent;
     int outlier_off;
+    /* Failure percentage (transport/outlier_window.h): an instance whose calls on a worker
+     * failed at least outlier_failure_pct percent (0, the default: off) of at least
+     * outlier_failure_volume calls (default 50) in an outlier_interval_ms window (default
+     * 10000) is ejected like above. */
+    uint32_t outlier_failure_pct;
+    uint32_t outlier_failure_volume;
+    uint64_t outlier_interval_ms;
+    /* The ejection state shared by the workers of a process (transport/outlier_board.h), so the
+     * thresholds hold whatever the worker count; NULL: the worker keeps its own. Outlives the
+     * workers that use it. */
+    struct mesh_outlier_board *outlier_board;
     /* Calls one upstream connection carries before the pool opens another (up to
      * max_upstream_conns); 0 (the default): the peer's MAX_CONCURRENT_STREAMS only, as gRPC
      * clients and other meshes do. gRPC servers (C++, Java, Go) read and parse each connection

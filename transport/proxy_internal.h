@@ -20,6 +20,8 @@
 #include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
 #include "transport/outlier.h"
+#include "transport/outlier_board.h"
+#include "transport/outlier_window.h"
 #include "transport/proxy.h"
 #include "transport/retry.h"
 
@@ -146,8 +148,14 @@ struct pxy_endpoint {
     uint32_t n_conns;      /* in conns; at most max_upstream_conns */
     mesh_bal_backoff_t bo; /* connect backoff, in loop time (ms): round robin skips it while
                               it backs off */
-    mesh_outlier_t ol;     /* outlier ejection, in loop time (ms): round robin skips it while
-                              ejected (transport/outlier.h) */
+    /* outlier ejection, shared by the workers (a held reference; in loop time): round robin
+     * skips the endpoint while ejected (transport/outlier_board.h) */
+    mesh_outlier_slot_t *ol;
+    /* connections whose peer is suspect now (a liveness PING out, nothing heard since): the
+     * balancer sends new calls elsewhere while another instance is not */
+    uint32_t n_suspect;
+    /* this worker's failure-percentage window (transport/outlier_window.h) */
+    mesh_olw_t olw;
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
@@ -284,6 +292,11 @@ struct mesh_proxy_worker {
     mesh_proxy_config_t cfg;
     mesh_bal_backoff_cfg_t bal; /* cfg's endpoint backoff, for transport/balancer.h */
     mesh_outlier_cfg_t outlier; /* cfg's outlier ejection, for transport/outlier.h */
+    /* cfg's failure-percentage detector */
+    mesh_olw_cfg_t olw;
+    /* cfg.outlier_board, or the worker's own (own_board set) */
+    mesh_outlier_board_t *board;
+    int own_board;
     char listen_host[64];
     uv_tcp_t listener;
     int listening;
@@ -328,6 +341,14 @@ void pxy_worker_handle_closed(mesh_proxy_worker_t *w);
 void pxy_routes_free(mesh_proxy_worker_t *w);
 void pxy_worker_check_drained(mesh_proxy_worker_t *w);
 void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
+/** Takes cfg.outlier_board, or gives the worker a board of its own. 0 or -1 (no memory). */
+int pxy_outlier_board_init(mesh_proxy_worker_t *w);
+
+/* outlier_tell.c */
+/** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring;
+ *  why: the detector's reason (NULL: consecutive failures). */
+void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const char *svc,
+                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms, const char *why);
 /** Serves an already connected socket as a client connection (fuzzers, tests). */
 mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
 

@@ -394,28 +394,32 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     mesh_outlier_outcome_t oc = us_outcome(ps);
     if (oc == MESH_OUTLIER_NEUTRAL)
         return;
+    uint64_t now = uv_now(w->loop);
+    int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now); /* failure percentage */
     size_t n = 0, n_ejected = 0;
-    if (oc == MESH_OUTLIER_FAILURE) {
+    if (oc == MESH_OUTLIER_FAILURE || by_window) {
         pxy_svc_t *s = svc_state(ps);
         if (!s)
             return;
         n = s->n;
         for (size_t k = 0; k < s->n; k++)
-            n_ejected += mesh_outlier_is_ejected(&s->eps[k]->ol);
+            n_ejected += mesh_outlier_slot_ejected(s->eps[k]->ol);
     }
     uint64_t ms = 0;
-    switch (mesh_outlier_report(&ep->ol, &w->outlier, oc, n, n_ejected, uv_now(w->loop), &ms)) {
-    case MESH_OUTLIER_EJECTED:
-        mesh_info(ACTOR, "worker %d: upstream %s ejected for %llu ms (%.*s: failed calls in a row)",
-                  w->cfg.worker_index, ep->addr, (unsigned long long)ms, ps->svc_len, ps->svc_str);
-        break;
-    case MESH_OUTLIER_RETURNED:
-        mesh_info(ACTOR, "worker %d: upstream %s returned after its probe call",
-                  w->cfg.worker_index, ep->addr);
-        break;
-    default:
-        break;
+    mesh_outlier_effect_t e =
+        mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n, n_ejected, now, &ms);
+    char why[120];
+    if (e == MESH_OUTLIER_NONE && by_window) {
+        e = mesh_outlier_slot_eject(w->board, ep->ol, &w->outlier, n, n_ejected, now, &ms);
+        snprintf(why, sizeof(why), "%u%% of %u calls failed in %llu ms (threshold %u%%)",
+                 ep->olw.last_pct, ep->olw.last_volume, (unsigned long long)w->olw.interval_ms,
+                 w->olw.threshold_pct);
+        if (e != MESH_OUTLIER_NONE)
+            pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, why);
+        return;
     }
+    if (e != MESH_OUTLIER_NONE)
+        pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, NULL);
 }
 
 static void detach_us(pxy_stream_t *ps)
@@ -570,6 +574,8 @@ typedef struct pick_ctx {
     pxy_stream_t *ps;
     pxy_svc_t *s;
     const pxy_endpoint_t *exclude;
+    int avoid_suspect; /* skip endpoints whose peer is suspect (upstream liveness) */
+    int panic;         /* ejected endpoints are eligible too: no other one is */
 } pick_ctx_t;
 
 static int pick_eligible(void *ud, size_t k)
@@ -577,13 +583,17 @@ static int pick_eligible(void *ud, size_t k)
     const pick_ctx_t *c = ud;
     const pxy_endpoint_t *ep = c->s->eps[k];
     return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
-           mesh_outlier_up(&ep->ol, uv_now(c->ps->w->loop)) &&
+           (!c->avoid_suspect || !ep->n_suspect) &&
+           (c->panic || mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop))) &&
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
 
 /* The balancer (transport/balancer.h): round robin over the service's instances that are not
  * backing off, not ejected as outliers (transport/outlier.h), serve the method and are not the
- * one a retry excludes. A pick of an instance whose ejection is over is its probe call. */
+ * one a retry excludes. A pick of an instance whose ejection is over is its probe call. When
+ * every candidate is suspect (upstream liveness) one of them takes the call; when only ejected
+ * ones are left (panic: e.g. a proxy whose own network just healed, its instances still out
+ * for a while), they do, rather than no instance at all. */
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
     if (ps->default_route) {
@@ -593,12 +603,30 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     pxy_svc_t *s = svc_state(ps);
     if (!s)
         return NULL;
-    pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
-    ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
-    if (k < 0)
-        return NULL;
-    mesh_outlier_picked(&s->eps[k]->ol, &ps->w->outlier, uv_now(ps->w->loop));
-    return s->eps[k];
+    pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude, .avoid_suspect = 1};
+    /* An ejected instance's probe may be taken by another worker between the test and the
+     * pick: then pick again (the instance is no longer eligible). */
+    for (int tries = 0; tries < 3; tries++) {
+        ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        if (k < 0 && c.avoid_suspect) { /* all suspect: better one of them than none */
+            c.avoid_suspect = 0;
+            k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        }
+        if (k < 0 && !c.panic) { /* only ejected ones left */
+            c.panic = 1;
+            k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+            if (k >= 0) {
+                mesh_outlier_board_panic(ps->w->board);
+                return s->eps[k];
+            }
+        }
+        if (k < 0)
+            return NULL;
+        if (mesh_outlier_slot_picked(ps->w->board, s->eps[k]->ol, &ps->w->outlier,
+                                     uv_now(ps->w->loop)))
+            return s->eps[k];
+    }
+    return NULL;
 }
 
 /* When an instance of the call's service that serves its method has no address because of

@@ -26,7 +26,19 @@ static void maybe_release(mesh_proxy_worker_t *w)
     free(w->rbuf);
     free(w->default_upstream);
     mesh_cs_free(&w->cs);
+    if (w->own_board)
+        mesh_outlier_board_free(w->board);
     free(w);
+}
+
+int pxy_outlier_board_init(mesh_proxy_worker_t *w)
+{
+    w->board = w->cfg.outlier_board;
+    if (w->board)
+        return 0;
+    w->board = mesh_outlier_board_new();
+    w->own_board = 1;
+    return w->board ? 0 : -1;
 }
 
 void pxy_worker_handle_closed(mesh_proxy_worker_t *w)
@@ -164,7 +176,7 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(max_concurrent_streams, 1000);
     DEF(max_header_list_size, 16384);
     DEF(stream_buffer, 256 * 1024);
-    DEF(connect_timeout_ms, 2000);
+    DEF(connect_timeout_ms, 1000);
     DEF(keepalive_interval_ms, 30000);
     DEF(keepalive_timeout_ms, 10000);
     DEF(upstream_stall_ms, 1000);
@@ -216,6 +228,12 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
                                       .max_ejection_percent = w->cfg.outlier_max_ejection_percent,
                                       .disabled = w->cfg.outlier_off};
     mesh_outlier_cfg_fix(&w->outlier);
+    w->olw = (mesh_olw_cfg_t){.threshold_pct = w->cfg.outlier_failure_pct,
+                              .min_volume = w->cfg.outlier_failure_volume,
+                              .interval_ms = w->cfg.outlier_interval_ms};
+    mesh_olw_cfg_fix(&w->olw);
+    if (pxy_outlier_board_init(w) != 0)
+        goto fail;
     if (w->cfg.filter.on_call)
         mesh_proxy_worker_add_filter(w, &w->cfg.filter);
     if (w->cfg.default_upstream && *w->cfg.default_upstream) {
@@ -299,6 +317,8 @@ fail:
         nghttp2_session_callbacks_del(w->us_cbs);
     if (w->opt)
         nghttp2_option_del(w->opt);
+    if (w->own_board)
+        mesh_outlier_board_free(w->board);
     free(w->rbuf);
     free(w->default_upstream);
     free(w);

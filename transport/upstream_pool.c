@@ -137,7 +137,8 @@ static void res_on_done(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
             while (!pxy_list_empty(&ep->conns))
                 us_retire(PXY_CONTAINER(ep->conns.next, pxy_us_conn_t, link));
             mesh_bal_backoff_reset(&ep->bo, &w->bal);
-            mesh_outlier_init(&ep->ol); /* a new address: its history no longer applies */
+            mesh_outlier_slot_reset(w->board, ep->ol); /* a new address: no history */
+            ep->olw = (mesh_olw_t){0};
         } else if (ep->resolved <= 0) {
             mesh_info(ACTOR, "worker %d: upstream %s resolved to %s", w->cfg.worker_index, ep->addr,
                       now);
@@ -273,7 +274,11 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
     memcpy(ep->addr, addr, alen + 1);
     ep->refs = 1;
     mesh_bal_backoff_init(&ep->bo, &w->bal);
-    mesh_outlier_init(&ep->ol);
+    ep->ol = mesh_outlier_board_get(w->board, addr);
+    if (!ep->ol) {
+        free(ep);
+        return NULL;
+    }
     pxy_list_init(&ep->conns);
     pxy_list_init(&ep->retired);
     pxy_list_init(&ep->closing);
@@ -289,6 +294,7 @@ pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr)
         ep->res_err = PXY_EADDR;
         mesh_warn(ACTOR, "worker %d: upstream %s is not HOST:PORT", w->cfg.worker_index, addr);
     } else if (res_new(w, ep, host, port) < 0) {
+        mesh_outlier_board_put(w->board, ep->ol);
         free(ep);
         return NULL;
     }
@@ -311,6 +317,7 @@ static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     if (ep->res)
         res_detach(ep->res);
     mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
+    mesh_outlier_board_put(w->board, ep->ol);
     free(ep);
 }
 
@@ -392,11 +399,32 @@ static size_t us_outstanding(mesh_h2_conn_t *c)
     return ((pxy_us_conn_t *)c)->n_streams;
 }
 
+/* A liveness PING went out on a quiet connection with calls waiting (suspect), or the peer
+ * answered or the connection closed: new calls avoid the endpoint meanwhile. */
+static void us_on_suspect(mesh_h2_conn_t *c, int suspect)
+{
+    pxy_us_conn_t *u = (pxy_us_conn_t *)c;
+    pxy_endpoint_t *ep = u->ep;
+    if (!ep)
+        return;
+    if (suspect) {
+        ep->n_suspect++;
+        mesh_info(ACTOR,
+                  "worker %d: upstream %s suspect: %zu call(s) waiting, nothing received for "
+                  "%llu ms; PING sent, new calls go to other instances",
+                  u->w->cfg.worker_index, u->name, u->n_streams,
+                  (unsigned long long)(uv_now(u->w->loop) - c->live.last_rx));
+    } else if (ep->n_suspect > 0) {
+        ep->n_suspect--;
+    }
+}
+
 static const mesh_h2_conn_ops_t us_ops = {
     .on_teardown = us_on_teardown,
     .on_closed = us_on_closed,
     .on_idle = NULL,
     .outstanding = us_outstanding,
+    .on_suspect = us_on_suspect,
 };
 
 /* Closes a connection that carries no call: GOAWAY when the session is up (the flush closes
@@ -609,6 +637,7 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w)
             next = ep->hnext;
             if (ep->res)
                 res_detach(ep->res);
+            mesh_outlier_board_put(w->board, ep->ol);
             free(ep);
         }
     }

@@ -31,6 +31,12 @@ Scenarios (--scenario NAME):
             (nftables, tcp dport) while its sidecar keeps its etcd lease: s1's instances are
             evicted within 3 failed checks (one monitor_eviction each), stay out while the
             sidecar runs, and are back in etcd after the heal (one monitor_readmitted each).
+  gray      p1 cut off from one healthy instance s1 (nftables drops between the two only, no
+            RST; etcd still lists s1, SWIM keeps it alive through s2), open-loop --rate calls/s
+            (default 20) through p1 for --hold seconds (default 20): upstream liveness finds
+            the silent connection, outlier ejection takes s1 out; prints the failed calls and
+            the time to ejection, asserts at most --max-failed (default 30, generous) and s1
+            serving again after the heal.
 
 Exit 0 pass, 1 fail, 77 skipped (namespaces cannot be created here: not root, no nft, ...).
 By hand (as root, after building):
@@ -42,7 +48,9 @@ import json
 import math
 import os
 import sys
+import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -502,6 +510,151 @@ def sc_monitor(m, a):
         (e["service"], e["instance"]) for e in back_evs])
 
 
+class RateLoad(threading.Thread):
+    """Open-loop unary calls through one proxy at a fixed rate (a call starts every 1/rate s
+    whatever the earlier ones do, as independent clients would), each with a 5 s deadline,
+    spread over `channels` client connections (each its own TCP connection, so a proxy with
+    several workers gets them on several workers): [(start, end, ok, server_id or reason)]."""
+
+    def __init__(self, proxy, rate=20.0, channels=4):
+        super().__init__(daemon=True)
+        self.proxy, self.rate, self.channels = proxy, rate, channels
+        self.stop_ = threading.Event()
+        self.calls, self.lock, self.error = [], threading.Lock(), None
+
+    def run(self):
+        from concurrent.futures import ThreadPoolExecutor
+        from echo_client import EchoClient
+        try:
+            cs = [EchoClient(self.proxy.addr, options=[("grpc.use_local_subchannel_pool", 1)])
+                  for _ in range(self.channels)]
+            with ThreadPoolExecutor(max_workers=200) as ex:
+                def one(c, start):
+                    r = c.unary(payload=b"x", timeout=5)
+                    rec = (start, time.monotonic(), r.ok, r.replies[0].server_id if r.ok else
+                           "%s: %s" % (r.code.name, r.details))
+                    with self.lock:
+                        self.calls.append(rec)
+                t_next, i = time.monotonic(), 0
+                while not self.stop_.is_set():
+                    ex.submit(one, cs[i % len(cs)], time.monotonic())
+                    i += 1
+                    t_next += 1.0 / self.rate
+                    self.stop_.wait(max(0.0, t_next - time.monotonic()))
+            for c in cs:
+                c.close()
+        except BaseException as e:
+            self.error = repr(e)
+            raise
+
+    def finish(self):
+        self.stop_.set()
+        self.join(30)
+        if self.error or not self.calls:
+            raise Fail("the load through %s did not run: %s" % (self.proxy.name, self.error))
+
+    def between(self, t0, t1):
+        with self.lock:
+            return [c for c in self.calls if t0 <= c[0] < t1]
+
+
+def metric(node, name):
+    """The value of an unlabelled sample of node's /metrics, or None."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(node.admin + "/metrics", timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.split("\n"):
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def sc_gray(m, a):
+    """The gray failure of issue 16: proxy p1 cut off from one healthy instance (s1) that etcd
+    still lists and the rest of the mesh still reaches (nftables drops between p1 and s1 only,
+    no RST), open-loop load of --rate calls/s through p1 for --hold s (default 20). Upstream
+    liveness finds the silent connection (PING unanswered), new calls avoid it meanwhile, and
+    outlier ejection takes s1 out of p1's balancing; after the heal s1 serves again (its probe
+    call). Prints the failed calls and the time to ejection; asserts a generous bound on the
+    failures (the issue's figure, 5, is printed next to it: docs/benchmarks.md)."""
+    hold = a.hold or 20
+    audit = os.path.join(m.dir, "audit-p1.jsonl")
+    extra = ["--audit-file", audit] + list(a.proxy_arg or [])
+    m.start_etcd()
+    p1 = m.proxy("p1", extra=extra)
+    s1, s2 = m.sidecar("s1", join=["p1"]), m.sidecar("s2", join=["p1"])
+    wait_until(lambda: p1.routable() == {s1.addr, s2.addr}, 30, "p1 to route to s1 and s2")
+    wait_until(lambda: m.members_agree([p1, s1, s2], ["p1", "s1", "s2"]), 30,
+               "every node to see every node alive")
+    load = RateLoad(p1, a.rate, a.channels)
+    load.start()
+    time.sleep(2)  # both instances carry calls on established connections
+    t_cut = time.monotonic()
+    m.net.partition(["p1"], ["s1"])
+    t_ej = None
+    while time.monotonic() < t_cut + hold:
+        if t_ej is None and (metric(p1, "meshd_outlier_ejections_total") or 0) >= 1:
+            t_ej = time.monotonic() - t_cut
+            measure("cut -> s1 ejected by p1 (first meshd_outlier_ejections_total)", t_ej)
+        time.sleep(0.1)
+    t_heal = time.monotonic()
+    during = load.between(t_cut, t_heal)
+    failed = [c for c in during if not c[2]]
+    kinds = {}
+    for c in failed:
+        k = c[3].split(":")[0]
+        kinds[k] = kinds.get(k, 0) + 1
+    by = {}
+    for c in during:
+        if c[2]:
+            by[c[3]] = by.get(c[3], 0) + 1
+    print("p1 log, outlier and liveness lines:\n  " + "\n  ".join(
+        ln for ln in p1.meshd.output().split("\n")
+        if "eject" in ln or "suspect" in ln or "PING" in ln or "returned" in ln)[:4000],
+        flush=True)
+    measure("calls started during the %d s cut at %g/s: total / failed (by code) / ok by app"
+            % (hold, a.rate), "%d / %d %s / %s" % (len(during), len(failed), kinds,
+                                                   dict(sorted(by.items()))), "")
+    measure("failed calls during the cut (issue 16's target: at most 5)", len(failed), "")
+    m.net.heal()
+    back = timed(lambda: any(c[2] and c[3] == "s1" for c in load.between(t_heal, 1e18)),
+                 a.heal_bound, "s1 to serve calls through p1 again", since=t_heal)
+    measure("heal -> s1 serves through p1 again (its probe after the ejection time)", back)
+    load.finish()
+
+    def records(kind):
+        try:
+            with open(audit) as f:
+                return [e for e in map(json.loads, f) if e["type"] == kind]
+        except (OSError, ValueError):
+            return []
+    wait_until(lambda: records("outlier_returned"), 20, "an outlier_returned audit record")
+    ej, ret = records("outlier_ejected"), records("outlier_returned")
+    n_total = metric(p1, "meshd_outlier_ejections_total")
+    n_lines = sum(1 for ln in p1.meshd.output().split("\n") if " ejected: " in ln)
+    measure("ejections: audit records / log lines / meshd_outlier_ejections_total",
+            "%d / %d / %s" % (len(ej), n_lines, n_total), "")
+    print("SWIM: p1 sees %s" % {k: v["state"] for k, v in (p1.members() or {}).items()},
+          flush=True)
+    before = [c for c in load.between(0, t_cut) if not c[2]]
+    check(not before, "no failed call before the cut: %s" % before[:3])
+    check(t_ej is not None, "p1 ejected s1 during the cut")
+    check(len(failed) <= a.max_failed, "at most %d failed calls during the cut (%d): %s" % (
+        a.max_failed, len(failed), [(round(c[0] - t_cut, 2), c[3]) for c in failed][:12]))
+    check(s1.addr in (p1.routable() or ()), "etcd still lists s1 and p1 still routes it")
+    check(ej and all(e["instance"] == s1.addr and e["service"] == ECHO and
+                     e["outcome"] == "failure" for e in ej),
+          "outlier_ejected audit records name s1 and its service: %s" % [
+              (e["instance"], e["reason"]) for e in ej])
+    check(len(ej) == n_lines == n_total, "each ejection told once (audit, log, metric), "
+          "whatever the worker count: %d / %d / %s" % (len(ej), n_lines, n_total))
+    check(len(ret) == 1 and ret[0]["instance"] == s1.addr and ret[0]["outcome"] == "success",
+          "one outlier_returned for s1 after the heal")
+
+
 SCENARIOS = {
     "etcd": (sc_etcd, ["p1", "p2", "s1", "s2", "s3", "s4"]),
     "halves": (sc_halves, ["p1", "p2", "s1", "s2", "s3", "s4"]),
@@ -509,6 +662,7 @@ SCENARIOS = {
     "loss": (sc_loss, ["p1", "p2", "s1", "s2", "s3", "s4"]),
     "isolate": (sc_isolate, ["p1", "p2", "s1", "s2", "s3", "s4"]),
     "monitor": (sc_monitor, ["m1", "s1", "s2", "s3"]),
+    "gray": (sc_gray, ["p1", "s1", "s2"]),
 }
 
 
@@ -520,6 +674,16 @@ def main():
     ap.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
     ap.add_argument("--hold", type=int, default=0, help="fault duration in s (0: the default)")
     ap.add_argument("--loss-pct", type=int, default=5)
+    ap.add_argument("--rate", type=float, default=20.0, help="gray: calls per second")
+    ap.add_argument("--channels", type=int, default=4,
+                    help="gray: client connections the load spreads its calls over")
+    ap.add_argument("--max-failed", type=int, default=30,
+                    help="gray: failed calls allowed during the cut (generous: a loaded CI)")
+    ap.add_argument("--heal-bound", type=float, default=90.0,
+                    help="gray: seconds for s1 to serve again after the heal")
+    ap.add_argument("--proxy-arg", action="append",
+                    help="gray: an extra argument for the proxy (repeatable), e.g. "
+                         "--proxy-arg=--outlier-base-ejection=5s")
     ap.add_argument("--keep-logs", action="store_true")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()

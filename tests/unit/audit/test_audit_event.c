@@ -118,6 +118,8 @@ static const char *const *own_keys(audit_type_t t)
     case AUDIT_MONITOR_EVICTION:
     case AUDIT_MONITOR_READMITTED:
     case AUDIT_MONITOR_EVICTION_HELD:
+    case AUDIT_OUTLIER_EJECTED:
+    case AUDIT_OUTLIER_RETURNED:
         return inst;
     case AUDIT_INSTANCE_REMOVED:
         return removed;
@@ -501,7 +503,8 @@ static int emit(void)
             if (!s) { /* the minimum each type needs */
                 e = (audit_event_t){.type = (audit_type_t)t, .ts_us = audit_now_us(), .seq = seq};
                 e.instance = t == AUDIT_INSTANCE_REGISTERED || t == AUDIT_INSTANCE_REMOVED ||
-                                     t == AUDIT_MONITOR_EVICTION || t == AUDIT_MONITOR_READMITTED
+                                     t == AUDIT_MONITOR_EVICTION || t == AUDIT_MONITOR_READMITTED ||
+                                     t == AUDIT_OUTLIER_EJECTED || t == AUDIT_OUTLIER_RETURNED
                                  ? "10.0.0.1:50051"
                                  : NULL;
                 e.source = AUDIT_SOURCE_GOSSIP;
