@@ -75,11 +75,11 @@ static const opt_t core_opts[] = {
      "HTTP/2 PING interval on idle connections (0 = off)", NULL, NULL},
     {"keepalive-timeout", MESH_OPT_DUR, F(keepalive_timeout_ms), "10s", DP, 1, INT32_MAX, NULL,
      "a PING unanswered this long closes the connection", NULL, NULL},
-    {"upstream-stall", MESH_OPT_DUR, F(upstream_stall_ms), "1s", DP, 0, INT32_MAX, NULL,
+    {"upstream-stall", MESH_OPT_DUR, F(upstream_stall_ms), "500ms", DP, 0, INT32_MAX, NULL,
      "an upstream connection with calls waiting that received nothing this long after a write "
      "is PINGed (0 = off)",
      NULL, NULL},
-    {"upstream-stall-timeout", MESH_OPT_DUR, F(upstream_stall_timeout_ms), "1s", DP, 1, INT32_MAX,
+    {"upstream-stall-timeout", MESH_OPT_DUR, F(upstream_stall_timeout_ms), "500ms", DP, 1, INT32_MAX,
      NULL, "...and closed, failing its calls UNAVAILABLE, when the PING is unanswered this long",
      NULL, NULL},
     /* outlier ejection of upstream instances (transport/outlier.h), proxy and gateway */

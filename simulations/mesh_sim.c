@@ -275,10 +275,10 @@ static void at(world_t *w, uint64_t delay_ns, void (*fn)(void *), void *arg)
  *   2. the production balancer (transport/balancer.h) picks an instance of the proxy's current
  *      table: round robin over the instances that serve the method, are not backing off
  *      after a failed connect and are not ejected as outliers (transport/outlier.h, the
- *      production defaults; a call's outcome goes to its instance's outlier state, and only
- *      ejected instances left means they take the call); the counter starts again whenever the
- *      service's object changes, and an address no table lists any more loses its backoff and
- *      outlier history, as in the worker;
+ *      production defaults; a call's outcome goes to its instance's outlier state; when only
+ *      ejected or backing-off instances are left, they take the call); the counter starts
+ *      again whenever the service's object changes, and an address no table lists any more
+ *      loses its backoff and outlier history, as in the worker;
  *   3. the call is a stream connect to the instance's advertised address (the node's data plane
  *      stand-in), a request and its answer, within a 1 s deadline. A refused or reset connect
  *      marks the endpoint down and is retried once on another instance, as the proxy retries a
@@ -518,7 +518,7 @@ typedef struct pick_ctx {
     const mesh_route_service_t *s;
     int exclude; /* node of a refused connect (a retry), or -1 */
     uint64_t now_ms;
-    int panic; /* ejected endpoints are eligible too: no other one is */
+    int panic; /* ejected and backing-off endpoints are eligible too: no other one is */
 } pick_ctx_t;
 
 static int pick_eligible(void *ud, size_t k)
@@ -526,8 +526,9 @@ static int pick_eligible(void *ud, size_t k)
     const pick_ctx_t *x = ud;
     const mesh_route_instance_t *in = &x->s->instances[k];
     int o = owner_of(x->c->n->w, in->addr);
-    return o >= 0 && o != x->exclude && mesh_bal_backoff_up(&x->c->bo[o], x->now_ms) &&
-           (x->panic || mesh_outlier_up(&x->c->ol[o], x->now_ms)) &&
+    return o >= 0 && o != x->exclude &&
+           (x->panic || (mesh_bal_backoff_up(&x->c->bo[o], x->now_ms) &&
+                         mesh_outlier_up(&x->c->ol[o], x->now_ms))) &&
            mesh_route_instance_serves(in, CALL_METHOD, strlen(CALL_METHOD));
 }
 
@@ -669,7 +670,8 @@ static void call_route(caller_t *c, call_t *k, int exclude)
         const mesh_route_service_t *s = c->obj ? mesh_route_svc_get(c->obj) : NULL;
         pick_ctx_t x = {.c = c, .s = s, .exclude = exclude, .now_ms = now_ns(w) / MS};
         ptrdiff_t i = s ? mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, &x) : -1;
-        if (i < 0 && s) { /* only ejected ones left: they take the call (the proxy's panic) */
+        if (i < 0 && s) { /* only ejected or backing-off ones left: they take the call (the proxy's
+                           * panic pick) */
             x.panic = 1;
             if ((i = mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, &x)) >= 0)
                 c->st.panic_picks++;

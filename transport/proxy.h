@@ -156,8 +156,8 @@ typedef struct mesh_proxy_config {
                                         UINT64_MAX: off */
     uint64_t keepalive_timeout_ms;   /* PING ACK wait; default 10000 */
     /* Upstream liveness: an upstream connection with calls outstanding that received nothing
-     * for upstream_stall_ms after a write (default 1000; UINT64_MAX: off) is PINGed and closed
-     * when the PING is not answered within upstream_stall_timeout_ms (default 1000), failing
+     * for upstream_stall_ms after a write (default 500; UINT64_MAX: off) is PINGed and closed
+     * when the PING is not answered within upstream_stall_timeout_ms (default 500), failing
      * its calls with UNAVAILABLE at once instead of at their deadlines. */
     uint64_t upstream_stall_ms;
     uint64_t upstream_stall_timeout_ms;

@@ -575,14 +575,14 @@ typedef struct pick_ctx {
     pxy_svc_t *s;
     const pxy_endpoint_t *exclude;
     int avoid_suspect; /* skip endpoints whose peer is suspect (upstream liveness) */
-    int panic;         /* ejected endpoints are eligible too: no other one is */
+    int panic;         /* ejected and backing-off endpoints are eligible too: no other one is */
 } pick_ctx_t;
 
 static int pick_eligible(void *ud, size_t k)
 {
     const pick_ctx_t *c = ud;
     const pxy_endpoint_t *ep = c->s->eps[k];
-    return ep != c->exclude && pxy_endpoint_live(c->ps->w, ep) &&
+    return ep != c->exclude && (c->panic ? ep->resolved > 0 : pxy_endpoint_live(c->ps->w, ep)) &&
            (!c->avoid_suspect || !ep->n_suspect) &&
            (c->panic || mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop))) &&
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
@@ -592,8 +592,11 @@ static int pick_eligible(void *ud, size_t k)
  * backing off, not ejected as outliers (transport/outlier.h), serve the method and are not the
  * one a retry excludes. A pick of an instance whose ejection is over is its probe call. When
  * every candidate is suspect (upstream liveness) one of them takes the call; when only ejected
- * ones are left (panic: e.g. a proxy whose own network just healed, its instances still out
- * for a while), they do, rather than no instance at all. */
+ * or backing-off ones are left (panic: e.g. a proxy whose own network just healed, its
+ * instances still out for up to their ejection time or 10 s connect backoff), they do, rather
+ * than no instance at all: the call then costs a connect attempt (failing within the connect
+ * timeout if the network is still cut, and retried once elsewhere) instead of failing at once,
+ * and the first connect that succeeds ends the backoff for everyone. */
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
     if (ps->default_route) {
@@ -612,7 +615,7 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
             c.avoid_suspect = 0;
             k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
         }
-        if (k < 0 && !c.panic) { /* only ejected ones left */
+        if (k < 0 && !c.panic) { /* only ejected or backing-off ones left */
             c.panic = 1;
             k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
             if (k >= 0) {

@@ -179,8 +179,8 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(connect_timeout_ms, 1000);
     DEF(keepalive_interval_ms, 30000);
     DEF(keepalive_timeout_ms, 10000);
-    DEF(upstream_stall_ms, 1000);
-    DEF(upstream_stall_timeout_ms, 1000);
+    DEF(upstream_stall_ms, 500);
+    DEF(upstream_stall_timeout_ms, 500);
     DEF(backoff_initial_ms, MESH_BAL_BACKOFF_INITIAL_MS);
     DEF(backoff_max_ms, MESH_BAL_BACKOFF_MAX_MS);
     DEF(max_upstream_conns, 8);

@@ -35,7 +35,7 @@ Scenarios (--scenario NAME):
             RST; etcd still lists s1, SWIM keeps it alive through s2), open-loop --rate calls/s
             (default 20) through p1 for --hold seconds (default 20): upstream liveness finds
             the silent connection, outlier ejection takes s1 out; prints the failed calls and
-            the time to ejection, asserts at most --max-failed (default 30, generous) and s1
+            the time to ejection, asserts at most --max-failed (default 15, generous) and s1
             serving again after the heal.
 
 Exit 0 pass, 1 fail, 77 skipped (namespaces cannot be created here: not root, no nft, ...).
@@ -677,7 +677,7 @@ def main():
     ap.add_argument("--rate", type=float, default=20.0, help="gray: calls per second")
     ap.add_argument("--channels", type=int, default=4,
                     help="gray: client connections the load spreads its calls over")
-    ap.add_argument("--max-failed", type=int, default=30,
+    ap.add_argument("--max-failed", type=int, default=15,
                     help="gray: failed calls allowed during the cut (generous: a loaded CI)")
     ap.add_argument("--heal-bound", type=float, default=90.0,
                     help="gray: seconds for s1 to serve again after the heal")
