@@ -101,7 +101,7 @@
 #define CALL_DEADLINE_NS (1000 * MS) /* the client's deadline, as a gRPC deadline */
 /* The production proxy's connect timeout (transport/proxy.h, connect_timeout_ms's default): a
  * connect still pending then counts as a failed connect for the endpoint's backoff. */
-#define CALL_CONNECT_TIMEOUT_NS (2000 * MS)
+#define CALL_CONNECT_TIMEOUT_NS (1000 * MS)
 #define CALLS_FROM_S            10 /* calls start once the first tables are out */
 /* The quiet tail's window: the last calls of every proxy must all have succeeded. */
 #define QUIET_CALLS 100
@@ -208,6 +208,13 @@ struct world {
     size_t gray_n;
     int gray_held;
     uint64_t gray_episodes, gray_failed_max;
+    /* gray cuts whose ejection the percent cap held back: their calls fail blind (connects
+     * succeed, so the connect backoff the failure-rate bound rests on never applies) */
+    struct {
+        int p;
+        uint64_t from, until;
+    } gray_blind[64];
+    size_t n_gray_blind;
 };
 
 enum { CUT_NONE, CUT_HALVES, CUT_MINORITY, CUT_BRIDGE };
@@ -749,7 +756,9 @@ static void call_on_connect(mesh_stream_t *s, int status, void *arg)
         return;
     }
     k->state = CALL_SENT;
-    if (mesh_write(c->n->io, s, "call", 4) != 0 ||
+    char req[16]; /* names the proxy: the gray fault silences one proxy's calls to one node */
+    int rl = snprintf(req, sizeof(req), "call%04d", c->n->i);
+    if (mesh_write(c->n->io, s, req, (size_t)rl) != 0 ||
         mesh_read_start(c->n->io, s, call_on_read, k) != 0) {
         call_end(c, k, CALL_RESET);
         call_free(c, k);
@@ -777,6 +786,8 @@ static void call_on_timer(caller_t *c, uint64_t timer)
         call_timer(c, k, k->connect_by); /* the connect goes on, as the pool's would */
         return;
     }
+    if (k->state == CALL_CONNECTING && c->listed[k->owner] == c->gen) /* its timeout is now */
+        mesh_bal_backoff_failed(&c->bo[k->owner], &c->bal, now_ns(w) / MS);
     call_free(c, k);
 }
 
@@ -876,10 +887,10 @@ static void caller_stop(caller_t *c)
  * (SWIM declared its node dead and the corroborating connect failed; the removal invariant checks
  * it for crashes) or stayed: the panic floor keeps it, or SWIM still sees its node alive (the
  * bridge's far half). One that stayed has been failing since the fault began: each failed connect
- * shows at the connect timeout CT (2 s, the pool's), during which it is still picked, then its
- * backoff takes it out (0.2 s doubling to 10 s). Four cycles CT + 0.2 ... CT + 1.6 s end within
- * 11 s < 12.4 s, B's smallest value (below 10 nodes; 18.8 s at 20 nodes, 31.6 s at 1000): after B
- * each cycle lasts at least CT + 3.2 s, so a window of W = 10 s meets at most two, and the
+ * shows at the connect timeout CT (1 s, the pool's), during which it is still picked, then its
+ * backoff takes it out (0.2 s doubling to 10 s). Five cycles CT + 0.2 ... CT + 3.2 s end within
+ * 11.2 s < 12.4 s, B's smallest value (below 10 nodes; 18.8 s at 20 nodes, 31.6 s at 1000): after
+ * B each cycle lasts at least CT + 6.4 s, so a window of W = 10 s meets at most two, and the
  * instance is eligible during at most 2 (CT + n/rate) of it (n/rate: the wait for round robin to
  * come back to it), a share f = min(1, 2 (CT rate + n) / e) of the e calls issued while some
  * instance was unreachable (the "exposed" calls: a window that meets a heal has them in part of
@@ -930,6 +941,9 @@ static int check_windows(const world_t *w, const caller_t *c, window_t *most, wi
     for (size_t s0 = 0; s0 + CALL_WINDOW_S <= c->n_secs; s0++) {
         uint64_t from = w->t0 + s0 * S, to = from + CALL_WINDOW_S * S;
         int excused = overlaps(p->dist_from, p->dist_until, from, to);
+        for (size_t k = 0; k < w->n_gray_blind && !excused; k++)
+            excused = w->gray_blind[k].p == p->i &&
+                      overlaps(w->gray_blind[k].from, w->gray_blind[k].until, from, to);
         for (size_t k = 0; k < w->n_lost && !excused; k++)
             excused = overlaps(w->lost_at[k], w->lost_at[k] + w->b_remove, from, to);
         if (excused)
@@ -1002,11 +1016,21 @@ static void calls_total(const world_t *w, call_stats_t *t)
 /* ---- the stand-in of the node actor, and a sidecar node's data plane ---------------------- */
 
 /* A request (any bytes) is answered and the stream ends; a corroborating connect, which only
- * connects and closes, meets the end of its stream. */
+ * connects and closes, meets the end of its stream. During the gray fault a call from the cut
+ * proxy to the cut node gets no answer at all (its stream stays open and silent: what a pooled
+ * connection whose packets are dropped looks like to the proxy). */
 static void dp_read(mesh_stream_t *s, const void *data, ssize_t len, void *arg)
 {
-    (void)data;
     mnode_t *n = arg;
+    world_t *w = n->w;
+    if (len >= 8 && w->gray_until == UINT64_MAX && n->i == w->gray_o && !memcmp(data, "call", 4)) {
+        const char *d = (const char *)data + 4; /* four digits, not terminated */
+        int from = 0;
+        for (int k = 0; k < 4; k++)
+            from = from * 10 + (d[k] - '0');
+        if (from == w->gray_p)
+            return; /* swallowed; the proxy's deadline ends the call and closes the stream */
+    }
     if (len > 0)
         mesh_write(n->io, s, "ok", 2);
     mesh_stream_close(n->io, s);
@@ -1937,10 +1961,11 @@ static void fault_clog(world_t *w)
     vlog(w, "node %d's links clogged for %.1f s", i, (double)d / 1e9);
 }
 
-/* The gray failure (issue 16's): one proxy cut off (silent drops, both ways) from one sidecar
- * node that everyone else reaches, for GRAY_S. Gossip sees the node alive through the others
- * and etcd keeps its lease, so it rightly stays in the proxy's table: only the proxy's own
- * outlier ejection (transport/outlier.h) keeps calls away from it. */
+/* The gray failure (issue 16's): one proxy's calls to one sidecar node go unanswered for
+ * GRAY_S, as on the production proxy's pooled connection whose packets are silently dropped:
+ * connects succeed (no connect failure, so no backoff) and requests vanish. Everyone else,
+ * gossip and etcd included, reaches the node, so it rightly stays in the proxy's table: only
+ * the proxy's own outlier ejection (transport/outlier.h) keeps calls away from it. */
 #define GRAY_S 30
 
 static void gray_heal(void *arg);
@@ -1950,10 +1975,6 @@ static void fault_gray(world_t *w)
     int p = (int)rnd(w, (uint64_t)w->o.proxies), o = random_sidecar(w, 1);
     if (o < 0 || !w->n[p].running || !w->n[p].caller)
         return;
-    mesh_addr_t a, b;
-    mesh_addr_parse(w->n[p].adv, &a);
-    mesh_addr_parse(w->n[o].adv, &b);
-    mesh_simnet_block(w->net, &a, &b, 1);
     const mesh_route_service_t *s = svc_of(&w->n[p]);
     w->gray_p = p;
     w->gray_o = o;
@@ -1963,7 +1984,7 @@ static void fault_gray(world_t *w)
     w->gray_held = 0;
     w->gray_n = s ? s->n_instances : 0;
     instances_lost(w);
-    vlog(w, "proxy %d cut off from node %d (silent drops; others reach it) for %d s", p, o, GRAY_S);
+    vlog(w, "proxy %d's calls to node %d go unanswered (others reach it) for %d s", p, o, GRAY_S);
     at(w, GRAY_S * S, gray_heal, w);
 }
 
@@ -1975,19 +1996,13 @@ static void fault_gray(world_t *w)
  * out; each time its ejection ends, one probe call fails (at most GRAY_S / base + 1 of them).
  * Only calls sent and failed during the cut count, so no slack is needed for a heal. The bound
  * holds unless the percent cap held the ejection back (other endpoints were still out). Blind
- * round robin fails rate GRAY_S / n calls (33 at 20 nodes); the simulator's calls each open a
- * connection, so the connect backoff alone already keeps it to 11-12 there (the production
- * proxy's pooled connection hangs instead, which only ejection catches), above this bound (10 at
- * 20 nodes): the check fails without ejection. Measured with it: 5, sometimes 6.
+ * round robin fails rate GRAY_S / n calls (33 at 20 nodes), far above this bound (10 at 20
+ * nodes): the check fails without ejection.
  */
 static void gray_heal(void *arg)
 {
     world_t *w = arg;
     int p = w->gray_p, o = w->gray_o;
-    mesh_addr_t a, b;
-    mesh_addr_parse(w->n[p].adv, &a);
-    mesh_addr_parse(w->n[o].adv, &b);
-    mesh_simnet_block(w->net, &a, &b, 0);
     w->gray_until = now_ns(w);
     w->epoch++;
     const caller_t *c = w->n[p].caller;
@@ -1999,6 +2014,11 @@ static void gray_heal(void *arg)
          p, o, (unsigned long long)w->gray_failed, (unsigned long long)bound,
          w->gray_held ? ", not applicable: the percent cap held an ejection back" : "");
     w->gray_episodes++;
+    if (w->gray_held && w->n_gray_blind < 64) {
+        w->gray_blind[w->n_gray_blind].p = p;
+        w->gray_blind[w->n_gray_blind].from = w->gray_from;
+        w->gray_blind[w->n_gray_blind++].until = now_ns(w);
+    }
     if (w->gray_failed > w->gray_failed_max)
         w->gray_failed_max = w->gray_failed;
     if (!w->gray_held && w->gray_n >= 3 && w->n[p].running && w->gray_failed > bound)
