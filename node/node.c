@@ -47,6 +47,7 @@
 #include "policy/jwks_fetch.h"
 #include "registry/reg_msgs.h"
 #include "transport/call_stats.h"
+#include "transport/lb_options.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
@@ -71,6 +72,8 @@ struct mesh_node {
     mesh_exec_t *exec;
     const mesh_config_t *cfg;
     mesh_proxy_config_t pcfg;
+    mesh_lb_cfg_t
+        lb; /* the engines' balancing (transport/lb.h), from --lb, --route-subset, --zone */
     char listen_host[256];
     int port;
     int nworkers;
@@ -830,6 +833,19 @@ int mesh_node_port(const mesh_node_t *n)
     return n->port;
 }
 
+/* The engines' balancing settings from the lb options and the node's zone. */
+static int node_lb_config(mesh_node_t *n, char *err, size_t errlen)
+{
+    mesh_lb_cfg_destroy(&n->lb);
+    if (mesh_lb_options_load(n->cfg, &n->lb, err, errlen) != 0)
+        return -1;
+    n->pcfg.lb = &n->lb;
+    mesh_info("node", "balancing: %s%s%s, %zu header subset%s", mesh_lb_policy_name(n->lb.policy),
+              n->lb.zone ? ", prefer zone " : "", n->lb.zone ? n->lb.zone : "", n->lb.n_subsets,
+              n->lb.n_subsets == 1 ? "" : "s");
+    return 0;
+}
+
 int mesh_node_listen(mesh_node_t *n)
 {
     const mesh_config_t *cfg = n->cfg;
@@ -852,6 +868,10 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
     char err[512];
+    if (node_lb_config(n, err, sizeof(err)) != 0) {
+        mesh_error("node", "%s", err);
+        return -1;
+    }
     n->chain = build_chain(n, err, sizeof(err));
     if (!n->chain) {
         mesh_error("policy", "%s", err);
@@ -1156,5 +1176,6 @@ void mesh_node_free(mesh_node_t *n)
         mesh_evring_destroy(&n->wk[i].ring);
     }
     free(n->wk);
+    mesh_lb_cfg_destroy(&n->lb);
     free(n);
 }

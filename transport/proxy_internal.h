@@ -19,6 +19,7 @@
 #include "transport/h2_conn.h"
 #include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
+#include "transport/lb.h"
 #include "transport/outlier.h"
 #include "transport/proxy.h"
 
@@ -147,6 +148,7 @@ struct pxy_endpoint {
                               it backs off */
     mesh_outlier_t ol;     /* outlier ejection, in loop time (ms): round robin skips it while
                               ejected (transport/outlier.h) */
+    mesh_lb_ep_t lb;       /* this worker's calls outstanding and latency EWMA (transport/lb.h) */
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
@@ -167,7 +169,9 @@ typedef struct pxy_svc {
     pxy_endpoint_t **eps;                /* one allocation with insts */
     const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
     size_t n;
-    uint32_t cs_row; /* the service's row in w->cs + 1; 0: not looked up yet */
+    uint32_t cs_row;      /* the service's row in w->cs + 1; 0: not looked up yet */
+    mesh_lb_plan_t *plan; /* weights, subsets, zone, P2C (transport/lb.h); NULL: plain round
+                             robin (rr) is the policy */
 } pxy_svc_t;
 
 /**
@@ -259,6 +263,7 @@ struct pxy_stream {
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     uint64_t t_start;               /* uv_hrtime() when the call started (0: not a call yet) */
     uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
+    uint64_t lb_t0;                 /* uv_hrtime() when sent to ps->ep (its latency sample) */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_api_t api; /* calls started with mesh_proxy_call_start() */
     pxy_stream_t *free_next;
@@ -270,6 +275,8 @@ struct mesh_proxy_worker {
     mesh_proxy_config_t cfg;
     mesh_bal_backoff_cfg_t bal; /* cfg's endpoint backoff, for transport/balancer.h */
     mesh_outlier_cfg_t outlier; /* cfg's outlier ejection, for transport/outlier.h */
+    mesh_lb_cfg_t lb;           /* cfg's balancing (strings borrowed from cfg.lb) */
+    mesh_lb_rng_t rng;          /* P2C's draws */
     char listen_host[64];
     uv_tcp_t listener;
     int listening;

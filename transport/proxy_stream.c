@@ -416,12 +416,15 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     }
 }
 
+static void lb_done(pxy_stream_t *ps);
+
 static void detach_us(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
     if (!u)
         return;
     outlier_report(ps, ps->ep);
+    lb_done(ps);
     pxy_list_remove(&ps->us_link);
     ps->us = NULL;
     if (--u->n_streams == 0 && u->retired)
@@ -575,9 +578,64 @@ static int pick_eligible(void *ud, size_t k)
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
 
-/* The balancer (transport/balancer.h): round robin over the service's instances that are not
- * backing off, not ejected as outliers (transport/outlier.h), serve the method and are not the
- * one a retry excludes. A pick of an instance whose ejection is over is its probe call. */
+/* ---- the balancer's plans (transport/lb.h): weights, header subsets, zone, P2C ------------ */
+
+static int lb_healthy(void *ud, size_t k)
+{
+    const pick_ctx_t *c = ud;
+    const pxy_endpoint_t *ep = c->s->eps[k];
+    return pxy_endpoint_live(c->ps->w, ep) && mesh_outlier_up(&ep->ol, uv_now(c->ps->w->loop));
+}
+
+static mesh_lb_ep_t *lb_load(void *ud, size_t k)
+{
+    const pick_ctx_t *c = ud;
+    return &c->s->eps[k]->lb;
+}
+
+static const char *lb_header(void *ud, const char *name, size_t *len)
+{
+    return mesh_proxy_call_header(ud, name, len);
+}
+
+static const mesh_lb_ops_t lb_ops = {pick_eligible, lb_healthy, lb_load};
+
+/* Picks by the service's plan: the subset the call's metadata selects (any instance when none
+ * of it can take the call), the caller's zone when preferred, by weight and policy. */
+static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    int sub = w->lb.n_subsets ? mesh_lb_subset_match(&w->lb, lb_header, ps) : -1;
+    mesh_lb_pick_info_t info;
+    ptrdiff_t k = mesh_lb_pick(s->plan, &w->lb, &w->rng, sub, uv_hrtime(), &lb_ops, c, &info);
+    if (info.subset_fallback)
+        mesh_debug(ACTOR, "no instance of %.*s with %s %s can take the call (%s: %s): any instance",
+                   ps->svc_len, ps->svc_str,
+                   w->lb.subsets[sub].by == MESH_LB_BY_VERSION ? "version" : "zone",
+                   w->lb.subsets[sub].want, w->lb.subsets[sub].header, w->lb.subsets[sub].value);
+    return k;
+}
+
+/* The call was sent to ep: one more outstanding there, its latency sample starts. */
+static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
+{
+    mesh_lb_ep_start(&ep->lb);
+    ps->lb_t0 = uv_hrtime();
+}
+
+/* The call's upstream part on ps->ep ended: its latency and outcome go to the endpoint's
+ * EWMA (a call the client left adds no sample). */
+static void lb_done(pxy_stream_t *ps)
+{
+    mesh_outlier_outcome_t oc = us_outcome(ps);
+    mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, ps->lb_t0, uv_hrtime(), oc == MESH_OUTLIER_FAILURE,
+                    oc != MESH_OUTLIER_NEUTRAL);
+}
+
+/* The balancer (transport/balancer.h, transport/lb.h): among the service's instances that are
+ * not backing off, not ejected as outliers (transport/outlier.h), serve the method and are not
+ * the one a retry excludes, plain round robin, or the service's plan when weights, subsets, a
+ * zone or P2C apply. A pick of an instance whose ejection is over is its probe call. */
 static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exclude)
 {
     if (ps->default_route) {
@@ -588,7 +646,7 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     if (!s)
         return NULL;
     pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
-    ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+    ptrdiff_t k = s->plan ? lb_pick(ps, s, &c) : mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
     if (k < 0)
         return NULL;
     mesh_outlier_picked(&s->eps[k]->ol, &ps->w->outlier, uv_now(ps->w->loop));
@@ -635,8 +693,10 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
         }
         ps->ep = ep;
         snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
-        if (pxy_endpoint_attach(ps->w, ep, ps) == 0)
+        if (pxy_endpoint_attach(ps->w, ep, ps) == 0) {
+            lb_sent(ps, ep);
             return;
+        }
         exclude = ep; /* could not open a connection: try another once */
         if (why)
             continue;

@@ -199,6 +199,15 @@ static void on_listener_closed(uv_handle_t *h)
     pxy_worker_handle_closed(w);
 }
 
+/* The worker's balancing settings (transport/lb.h) and its PRNG, seeded apart per worker. */
+static void lb_init(mesh_proxy_worker_t *w)
+{
+    if (w->cfg.lb)
+        w->lb = *w->cfg.lb;
+    mesh_lb_cfg_fix(&w->lb);
+    mesh_lb_rng_seed(&w->rng, uv_hrtime() ^ ((uint64_t)(w->cfg.worker_index + 1) << 40));
+}
+
 mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_config_t *cfg)
 {
     mesh_proxy_worker_t *w = calloc(1, sizeof(*w));
@@ -216,6 +225,7 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
                                       .max_ejection_percent = w->cfg.outlier_max_ejection_percent,
                                       .disabled = w->cfg.outlier_off};
     mesh_outlier_cfg_fix(&w->outlier);
+    lb_init(w);
     if (w->cfg.filter.on_call)
         mesh_proxy_worker_add_filter(w, &w->cfg.filter);
     if (w->cfg.default_upstream && *w->cfg.default_upstream) {
@@ -310,6 +320,15 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
     return w->port;
 }
 
+/* The balancer's plan of a service (transport/lb.h) when plain round robin is not the policy. */
+static int svc_plan(mesh_proxy_worker_t *w, pxy_svc_t *st)
+{
+    if (!mesh_lb_plan_needed(&w->lb, st->insts, st->n))
+        return 0;
+    st->plan = mesh_lb_plan_new(&w->lb, st->insts, st->n, (uint32_t)w->cfg.worker_index);
+    return st->plan ? 0 : -1;
+}
+
 /* Builds the state of service object obj: one endpoint reference per instance. */
 static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_svc_t *st)
 {
@@ -331,7 +350,7 @@ static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_sv
             st->eps[st->n++] = ep;
         }
     }
-    return 0;
+    return svc_plan(w, st);
 }
 
 /* Drops the state of a service that left the table or changed. */
@@ -340,6 +359,7 @@ static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
     for (size_t j = 0; j < st->n; j++)
         pxy_endpoint_release(w, st->eps[j]);
     free(st->eps);
+    mesh_lb_plan_free(st->plan);
     memset(st, 0, sizeof(*st));
 }
 
@@ -362,8 +382,10 @@ static int svc_reserve(mesh_proxy_worker_t *w, size_t n)
 
 void pxy_routes_free(mesh_proxy_worker_t *w)
 {
-    for (size_t i = 0; i < w->svc_cap; i++)
+    for (size_t i = 0; i < w->svc_cap; i++) {
         free(w->svc[i].eps);
+        mesh_lb_plan_free(w->svc[i].plan);
+    }
     free(w->svc);
     w->svc = NULL;
     w->svc_cap = 0;
