@@ -47,6 +47,8 @@ void mesh_lb_cfg_fix(mesh_lb_cfg_t *cfg)
         cfg->p2c_margin = MESH_LB_P2C_MARGIN;
     if (!cfg->fail_penalty_ms)
         cfg->fail_penalty_ms = MESH_LB_FAIL_PENALTY_MS;
+    if (!cfg->floor_us)
+        cfg->floor_us = MESH_LB_FLOOR_US;
     if (!cfg->zone_min_healthy)
         cfg->zone_min_healthy = MESH_LB_ZONE_MIN_HEALTHY;
     if (cfg->zone_overload <= 0)
@@ -445,7 +447,9 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
     const mesh_lb_ep_t *la = ops->load(ud, g->idx[a]), *lb = ops->load(ud, g->idx[b]);
     double ea = mesh_lb_ep_estimate(la, cfg, now_ns), eb = mesh_lb_ep_estimate(lb, cfg, now_ns);
     if (ea <= 0 || eb <= 0)
-        ea = eb = 1.0; /* a fresh endpoint: neutral, compare the load alone */
+        ea = eb = 0; /* a fresh endpoint: neutral, compare the load alone */
+    ea += (double)cfg->floor_us * 1e3;
+    eb += (double)cfg->floor_us * 1e3;
     uint64_t wa = entry_weight(g, (uint32_t)a), wb = entry_weight(g, (uint32_t)b);
     double ca = cost(la, ea, wa, lb, wb), cb = cost(lb, eb, wb, la, wa);
     return cb * cfg->p2c_margin < ca ? b : a;

@@ -65,6 +65,8 @@ typedef struct mesh_lb_cfg {
     uint64_t decay_ms;         /* EWMA time constant; default 10000 (Linkerd's) */
     double p2c_margin;         /* second candidate wins when cheaper by this factor; 2 */
     uint64_t fail_penalty_ms;  /* latency sample of a failed call, at least; default 1000 */
+    uint64_t floor_us;         /* added to every latency estimate in costs, so differences
+                                  within the noise of fast instances do not decide; 1000 */
     uint32_t zone_min_healthy; /* percent of the zone's instances up to prefer it; 50 */
     double zone_overload;      /* zone overloaded when its mean outstanding per instance is
                                   above this times the others' (and above this); default 4 */
@@ -73,6 +75,7 @@ typedef struct mesh_lb_cfg {
 #define MESH_LB_DECAY_MS         10000
 #define MESH_LB_P2C_MARGIN       2.0
 #define MESH_LB_FAIL_PENALTY_MS  1000
+#define MESH_LB_FLOOR_US         1000
 #define MESH_LB_ZONE_MIN_HEALTHY 50
 #define MESH_LB_ZONE_OVERLOAD    4.0
 

@@ -263,7 +263,8 @@ struct pxy_stream {
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     uint64_t t_start;               /* uv_hrtime() when the call started (0: not a call yet) */
     uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
-    uint64_t lb_t0;                 /* uv_hrtime() when sent to ps->ep (its latency sample) */
+    uint64_t lb_t0;                 /* uv_hrtime() when the request went out to ps->ep (its
+                                       latency sample); 0: not yet */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_api_t api; /* calls started with mesh_proxy_call_start() */
     pxy_stream_t *free_next;

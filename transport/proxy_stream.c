@@ -616,11 +616,12 @@ static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
     return k;
 }
 
-/* The call was sent to ep: one more outstanding there, its latency sample starts. */
+/* The call was given to ep's pool: one more outstanding there. Its latency sample starts when
+ * the request goes out on a connection (pxy_stream_submit): a connect is not the app's latency. */
 static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
 {
     mesh_lb_ep_start(&ep->lb);
-    ps->lb_t0 = uv_hrtime();
+    ps->lb_t0 = 0;
 }
 
 /* The call's upstream part on ps->ep ended: its latency and outcome go to the endpoint's
@@ -628,8 +629,9 @@ static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
 static void lb_done(pxy_stream_t *ps)
 {
     mesh_outlier_outcome_t oc = us_outcome(ps);
-    mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, ps->lb_t0, uv_hrtime(), oc == MESH_OUTLIER_FAILURE,
-                    oc != MESH_OUTLIER_NEUTRAL);
+    uint64_t now = uv_hrtime();
+    mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, ps->lb_t0 ? ps->lb_t0 : now, now,
+                    oc == MESH_OUTLIER_FAILURE, oc != MESH_OUTLIER_NEUTRAL);
 }
 
 /* The balancer (transport/balancer.h, transport/lb.h): among the service's instances that are
@@ -743,6 +745,7 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 void pxy_stream_submit(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
+    ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
     pxy_hdrs_t *h = &ps->reqh;
     nghttp2_nv *nv = nv_reserve(ps, h->n + 8);
     if (!nv) {
