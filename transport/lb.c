@@ -49,6 +49,8 @@ void mesh_lb_cfg_fix(mesh_lb_cfg_t *cfg)
         cfg->fail_penalty_ms = MESH_LB_FAIL_PENALTY_MS;
     if (!cfg->floor_us)
         cfg->floor_us = MESH_LB_FLOOR_US;
+    if (!cfg->probe_ms)
+        cfg->probe_ms = MESH_LB_PROBE_MS;
     if (!cfg->zone_min_healthy)
         cfg->zone_min_healthy = MESH_LB_ZONE_MIN_HEALTHY;
     if (cfg->zone_overload <= 0)
@@ -432,6 +434,10 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
     ptrdiff_t a = pick_rr(g, m, ops, ud), b = -1;
     if (a < 0 || m == 1)
         return a;
+    const mesh_lb_ep_t *la = ops->load(ud, g->idx[a]);
+    if (la->outstanding == 0 && la->n > 0 && now_ns > la->at_ns &&
+        now_ns - la->at_ns >= cfg->probe_ms * 1000000)
+        return a; /* a stale estimate: this turn is its probe */
     for (int t = 0; t < DRAWS && b < 0; t++) {
         uint32_t e = draw(g, m, rng);
         if (e != (uint32_t)a && ops->eligible(ud, g->idx[e]))
@@ -444,7 +450,7 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
     }
     if (b < 0)
         return a;
-    const mesh_lb_ep_t *la = ops->load(ud, g->idx[a]), *lb = ops->load(ud, g->idx[b]);
+    const mesh_lb_ep_t *lb = ops->load(ud, g->idx[b]);
     double ea = mesh_lb_ep_estimate(la, cfg, now_ns), eb = mesh_lb_ep_estimate(lb, cfg, now_ns);
     if (ea <= 0 || eb <= 0)
         ea = eb = 0; /* a fresh endpoint: neutral, compare the load alone */

@@ -31,7 +31,9 @@
  * canary split under load). An endpoint with no latency sample
  * yet has a neutral prior: the two candidates are then compared by load only. The EWMA decays
  * with time, not per sample (a sample weighs exp(-age / decay), see mesh_lb_ep_t), and decays
- * toward zero while an endpoint gets no calls, so an instance that was slow is tried again.
+ * toward zero while an endpoint gets no calls, and an instance whose turn comes while it has no
+ * call in flight and no sample for cfg.probe_ms (1 s) takes that call as a probe: an instance
+ * that was slow and recovered is seen again within about a second, one call at a time.
  */
 #ifndef MESH_LB_H
 #define MESH_LB_H
@@ -67,6 +69,9 @@ typedef struct mesh_lb_cfg {
     uint64_t fail_penalty_ms;  /* latency sample of a failed call, at least; default 1000 */
     uint64_t floor_us;         /* added to every latency estimate in costs, so differences
                                   within the noise of fast instances do not decide; 1000 */
+    uint64_t probe_ms;         /* an instance whose turn comes with no call in flight and no
+                                  sample for this long takes the call, whatever its cost, so an
+                                  instance that recovered is seen again; default 1000 */
     uint32_t zone_min_healthy; /* percent of the zone's instances up to prefer it; 50 */
     double zone_overload;      /* zone overloaded when its mean outstanding per instance is
                                   above this times the others' (and above this); default 4 */
@@ -76,6 +81,7 @@ typedef struct mesh_lb_cfg {
 #define MESH_LB_P2C_MARGIN       2.0
 #define MESH_LB_FAIL_PENALTY_MS  1000
 #define MESH_LB_FLOOR_US         1000
+#define MESH_LB_PROBE_MS         1000
 #define MESH_LB_ZONE_MIN_HEALTHY 50
 #define MESH_LB_ZONE_OVERLOAD    4.0
 

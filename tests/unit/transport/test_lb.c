@@ -275,6 +275,45 @@ static void test_p2c_weights(void)
     }
 }
 
+/* A slow instance with no call in flight and no sample for probe_ms takes its turn (one probe);
+ * while the probe is in flight, or once its sample is fresh, it loses again. */
+static void test_p2c_probe(void)
+{
+    svc_t s = {0};
+    svc_add(&s, "", "", 1);
+    svc_add(&s, "", "", 1);
+    mesh_lb_cfg_t cfg = {.policy = MESH_LB_P2C};
+    mesh_lb_cfg_fix(&cfg); /* probe after 1 s */
+    mesh_lb_ep_start(&s.load[0]);
+    mesh_lb_ep_done(&s.load[0], &cfg, 1000 * MS, 1500 * MS, 0, 1); /* 500 ms */
+    mesh_lb_ep_start(&s.load[1]);
+    mesh_lb_ep_done(&s.load[1], &cfg, 1499 * MS, 1500 * MS, 0, 1); /* 1 ms */
+    mesh_lb_plan_t *p = mesh_lb_plan_new(&cfg, s.pin, s.n, 0);
+    mesh_lb_rng_t rng;
+    mesh_lb_rng_seed(&rng, 9);
+    int to0 = 0;
+    for (int i = 0; i < 100; i++) /* 0.1 s later: 0 is never picked */
+        to0 += mesh_lb_pick(p, &cfg, &rng, -1, 1600 * MS, &ops, &s, NULL) == 0;
+    CHECK_EQ(to0, 0);
+    /* 1.2 s after its sample: its next turn is a probe; while it runs, no other call */
+    to0 = 0;
+    for (int i = 0; i < 100; i++) {
+        ptrdiff_t k = mesh_lb_pick(p, &cfg, &rng, -1, 2700 * MS, &ops, &s, NULL);
+        if (k == 0) {
+            to0++;
+            mesh_lb_ep_start(&s.load[0]);
+        }
+    }
+    CHECK_EQ(to0, 1);
+    /* the probe answers: no other probe before another second has passed */
+    mesh_lb_ep_done(&s.load[0], &cfg, 2700 * MS, 2701 * MS, 0, 1);
+    for (int i = 0; i < 100; i++)
+        CHECK(mesh_lb_pick(p, &cfg, &rng, -1, 3600 * MS, &ops, &s, NULL) == 1);
+    CHECK(mesh_lb_pick(p, &cfg, &rng, -1, 3702 * MS, &ops, &s, NULL) == 0 ||
+          mesh_lb_pick(p, &cfg, &rng, -1, 3702 * MS, &ops, &s, NULL) == 0);
+    mesh_lb_plan_free(p);
+}
+
 /* A fresh endpoint (no sample) is compared by load alone: neither flooded nor starved. */
 static void test_p2c_fresh(void)
 {
@@ -426,6 +465,7 @@ int main(void)
     test_p2c_slow();
     test_p2c_weights();
     test_p2c_fresh();
+    test_p2c_probe();
     test_subsets();
     test_zone();
     printf("ok\n");
