@@ -274,7 +274,7 @@ static int group_build(group_t *g, const mesh_lb_cfg_t *cfg, const mesh_lb_subse
             if (pass < 2 && w && (pass == 0) == local)
                 g->n_pos++;
         }
-    uint64_t sum = 0;
+    uint64_t sum = 0, local = 0;
     g->uniform = 1;
     for (uint32_t i = 0; i < g->n_pos; i++) {
         uint32_t w = insts[g->idx[i]]->weight;
@@ -282,14 +282,16 @@ static int group_build(group_t *g, const mesh_lb_cfg_t *cfg, const mesh_lb_subse
             g->uniform = 0;
         sum += w;
         g->cum[i] = sum;
+        if (i < g->n_local)
+            local = sum;
     }
     /* weighted round robin visits position (turn * stride) mod total: a stride co-prime to the
        total visits every position once per cycle, interleaving the instances */
     g->stride[0] = stride_for(sum);
-    g->stride[1] = stride_for(g->n_local ? g->cum[g->n_local - 1] : 0);
+    g->stride[1] = stride_for(local);
     /* each worker starts at its own place */
     g->pos[0] = sum ? (uint64_t)start * g->stride[0] % sum : 0;
-    g->pos[1] = g->n_local ? (uint64_t)start * g->stride[1] % g->cum[g->n_local - 1] : 0;
+    g->pos[1] = local ? (uint64_t)start * g->stride[1] % local : 0;
     return 0;
 }
 

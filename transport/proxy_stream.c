@@ -624,10 +624,14 @@ static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
     ps->lb_t0 = 0;
 }
 
-/* The call's upstream part on ps->ep ended: its latency and outcome go to the endpoint's
- * EWMA (a call the client left adds no sample). */
+/* The call's upstream part on ps->ep ended: one less outstanding there; under P2C its latency
+ * and outcome go to the endpoint's EWMA (a call the client left adds no sample). */
 static void lb_done(pxy_stream_t *ps)
 {
+    if (ps->w->lb.policy != MESH_LB_P2C) {
+        mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, 0, 0, 0, 0);
+        return;
+    }
     mesh_outlier_outcome_t oc = us_outcome(ps);
     uint64_t now = uv_hrtime();
     mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, ps->lb_t0 ? ps->lb_t0 : now, now,
@@ -745,7 +749,8 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 void pxy_stream_submit(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
-    ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
+    if (ps->w->lb.policy == MESH_LB_P2C)
+        ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
     pxy_hdrs_t *h = &ps->reqh;
     nghttp2_nv *nv = nv_reserve(ps, h->n + 8);
     if (!nv) {
