@@ -620,6 +620,8 @@ static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
  * the request goes out on a connection (pxy_stream_submit): a connect is not the app's latency. */
 static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
 {
+    if (ps->default_route)
+        return; /* one endpoint, never balanced (the sidecar's app) */
     mesh_lb_ep_start(&ep->lb);
     ps->lb_t0 = 0;
 }
@@ -628,6 +630,8 @@ static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
  * and outcome go to the endpoint's EWMA (a call the client left adds no sample). */
 static void lb_done(pxy_stream_t *ps)
 {
+    if (ps->default_route)
+        return;
     if (ps->w->lb.policy != MESH_LB_P2C) {
         mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, 0, 0, 0, 0);
         return;
@@ -749,7 +753,7 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 void pxy_stream_submit(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
-    if (ps->w->lb.policy == MESH_LB_P2C)
+    if (ps->w->lb.policy == MESH_LB_P2C && !ps->default_route)
         ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
     pxy_hdrs_t *h = &ps->reqh;
     nghttp2_nv *nv = nv_reserve(ps, h->n + 8);
