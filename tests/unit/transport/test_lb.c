@@ -3,7 +3,8 @@
  * seeded PRNG: settings parsing; weighted round robin shares and weight 0; P2C moving traffic
  * away from a slow instance while keeping weighted shares among equal ones; the EWMA decaying
  * with time; header subsets with their fallback; zone preference with its fallbacks (local
- * instances down, local instances overloaded).
+ * instances down, local instances overloaded); the options (--lb, --route-subset, --zone) as
+ * the node turns them into settings.
  */
 #include "transport/lb.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "tests/check.h"
+#include "transport/lb_options.h"
 
 #define MS 1000000ull
 
@@ -456,6 +458,50 @@ static void test_zone(void)
     }
 }
 
+/* The flags as meshd reads them, into the settings the engines get. */
+static void test_options(void)
+{
+    CHECK(mesh_config_add_section(&mesh_lb_options_section) == 0);
+    char err[300];
+    mesh_config_t cfg;
+    mesh_config_init(&cfg);
+    char *env[] = {NULL};
+    char *ok[] = {
+        "--zone",          "eu-1", "--route-subset", "x-canary=1:version=v2", "--route-subset",
+        "x-zone=b:zone=b", NULL};
+    CHECK(mesh_config_load(&cfg, 6, ok, env, MESH_ROLE_PROXY, NULL, err, sizeof(err)) == 0);
+    mesh_lb_cfg_t lb;
+    CHECK(mesh_lb_options_load(&cfg, &lb, err, sizeof(err)) == 0);
+    CHECK(lb.policy == MESH_LB_P2C); /* the default */
+    CHECK_STR(lb.zone, "eu-1");
+    CHECK_EQ(lb.n_subsets, 2);
+    CHECK_STR(lb.subsets[1].want, "b");
+    CHECK(lb.subsets[1].by == MESH_LB_BY_ZONE);
+    CHECK_EQ(lb.decay_ms, MESH_LB_DECAY_MS);
+    mesh_lb_cfg_destroy(&lb);
+    mesh_config_destroy(&cfg);
+
+    mesh_config_init(&cfg);
+    char *rr[] = {"--lb", "round-robin", NULL};
+    CHECK(mesh_config_load(&cfg, 2, rr, env, MESH_ROLE_PROXY, NULL, err, sizeof(err)) == 0);
+    CHECK(mesh_lb_options_load(&cfg, &lb, err, sizeof(err)) == 0);
+    CHECK(lb.policy == MESH_LB_ROUND_ROBIN && !lb.zone && lb.n_subsets == 0);
+    mesh_lb_cfg_destroy(&lb);
+    mesh_config_destroy(&cfg);
+
+    /* bad values: clear errors naming the flag */
+    mesh_config_init(&cfg);
+    char *bad[] = {"--route-subset", "x-canary=1:label=v2", NULL};
+    CHECK(mesh_config_load(&cfg, 2, bad, env, MESH_ROLE_PROXY, NULL, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "--route-subset") && strstr(err, "version or zone"));
+    mesh_config_destroy(&cfg);
+    mesh_config_init(&cfg);
+    char *badp[] = {"--lb", "random", NULL};
+    CHECK(mesh_config_load(&cfg, 2, badp, env, MESH_ROLE_PROXY, NULL, err, sizeof(err)) != 0);
+    CHECK(strstr(err, "--lb"));
+    mesh_config_destroy(&cfg);
+}
+
 int main(void)
 {
     test_parse();
@@ -468,6 +514,7 @@ int main(void)
     test_p2c_probe();
     test_subsets();
     test_zone();
+    test_options();
     printf("ok\n");
     return 0;
 }
