@@ -180,9 +180,15 @@ int mesh_lb_subset_match(const mesh_lb_cfg_t *cfg, mesh_lb_header_fn get, void *
 
 /* ---- per endpoint -------------------------------------------------------------------------- */
 
-static double decay_factor(const mesh_lb_cfg_t *cfg, uint64_t dt_ns)
+static double decay_factor(const mesh_lb_cfg_t *cfg, int64_t dt_ms)
 {
-    return exp(-(double)dt_ns / ((double)cfg->decay_ms * 1e6));
+    return dt_ms <= 0 ? 1.0 : exp(-(double)dt_ms / (double)cfg->decay_ms);
+}
+
+/* Milliseconds from the endpoint's last sample to now (negative: now is before it). */
+static int64_t since_ms(const mesh_lb_ep_t *e, uint64_t now_ns)
+{
+    return (int32_t)((uint32_t)(now_ns / 1000000) - e->at_ms);
 }
 
 void mesh_lb_ep_done(mesh_lb_ep_t *e, const mesh_lb_cfg_t *cfg, uint64_t start_ns, uint64_t now_ns,
@@ -192,28 +198,26 @@ void mesh_lb_ep_done(mesh_lb_ep_t *e, const mesh_lb_cfg_t *cfg, uint64_t start_n
         e->outstanding--;
     if (!sample)
         return;
-    double rtt = now_ns > start_ns ? (double)(now_ns - start_ns) : 1.0;
-    if (failed && rtt < (double)cfg->fail_penalty_ms * 1e6)
-        rtt = (double)cfg->fail_penalty_ms * 1e6;
-    if (e->n > 0 && now_ns > e->at_ns) {
-        double d = decay_factor(cfg, now_ns - e->at_ns);
-        e->sum_ns *= d;
-        e->n *= d;
+    double rtt_us = now_ns > start_ns ? (double)(now_ns - start_ns) / 1e3 : 0.001;
+    if (failed && rtt_us < (double)cfg->fail_penalty_ms * 1e3)
+        rtt_us = (double)cfg->fail_penalty_ms * 1e3;
+    int64_t dt = e->n > 0 ? since_ms(e, now_ns) : 1;
+    if (e->n > 0 && dt > 0) {
+        double d = decay_factor(cfg, dt);
+        e->sum_us = (float)(e->sum_us * d);
+        e->n = (float)(e->n * d);
     }
-    e->sum_ns += rtt;
-    e->n += 1.0;
-    if (now_ns > e->at_ns)
-        e->at_ns = now_ns;
+    e->sum_us += (float)rtt_us;
+    e->n += 1.0f;
+    if (dt > 0)
+        e->at_ms = (uint32_t)(now_ns / 1000000);
 }
 
 double mesh_lb_ep_estimate(const mesh_lb_ep_t *e, const mesh_lb_cfg_t *cfg, uint64_t now_ns)
 {
     if (e->n <= 0)
         return 0;
-    double mean = e->sum_ns / e->n;
-    if (now_ns <= e->at_ns)
-        return mean;
-    return mean * decay_factor(cfg, now_ns - e->at_ns);
+    return (double)e->sum_us / (double)e->n * 1e3 * decay_factor(cfg, since_ms(e, now_ns));
 }
 
 /* ---- plans --------------------------------------------------------------------------------- */
@@ -437,8 +441,7 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
     if (a < 0 || m == 1)
         return a;
     const mesh_lb_ep_t *la = ops->load(ud, g->idx[a]);
-    if (la->outstanding == 0 && la->n > 0 && now_ns > la->at_ns &&
-        now_ns - la->at_ns >= cfg->probe_ms * 1000000)
+    if (la->outstanding == 0 && la->n > 0 && since_ms(la, now_ns) >= (int64_t)cfg->probe_ms)
         return a; /* a stale estimate: this turn is its probe */
     for (int t = 0; t < DRAWS && b < 0; t++) {
         uint32_t e = draw(g, m, rng);

@@ -24,16 +24,19 @@
  * weighted random draw; the second replaces the first only when its cost is lower by more than
  * the margin (cfg.p2c_margin, 2). So among instances that cost about the same the weights set
  * the shares exactly (not only on average), while a slow or overloaded instance (cost twice the
- * others' or more) loses its traffic. Cost = EWMA latency * (outstanding + 1) / (expected + 1),
- * where expected is the share of the two candidates' outstanding calls their weights give it:
- * candidates carrying their weighted share of the load cost the same whatever the scale of the
- * weights (pure Linkerd cost, latency * (outstanding + 1), would starve the heavy instance of a
- * canary split under load). An endpoint with no latency sample
- * yet has a neutral prior: the two candidates are then compared by load only. The EWMA decays
- * with time, not per sample (a sample weighs exp(-age / decay), see mesh_lb_ep_t), and decays
- * toward zero while an endpoint gets no calls, and an instance whose turn comes while it has no
- * call in flight and no sample for cfg.probe_ms (1 s) takes that call as a probe: an instance
- * that was slow and recovered is seen again within about a second, one call at a time.
+ * others' or more) loses its traffic. Cost = (EWMA latency + 5 ms) * (outstanding + 1) /
+ * (expected + 1), the 5 ms floor so that differences within the noise of fast instances on a
+ * busy host do not decide (with a 1 ms floor, two Python servers behind a 75/25 split got
+ * 77.25/22.75 one call at a time while another test loaded the machine), and where expected is the
+ * share of the two candidates' outstanding calls their weights give it: candidates carrying their
+ * weighted share of the load cost the same whatever the scale of the weights (pure Linkerd cost,
+ * latency * (outstanding + 1), would starve the heavy instance of a canary split under load). An
+ * endpoint with no latency sample yet has a neutral prior: the two candidates are then compared by
+ * load only. The EWMA decays with time, not per sample (a sample weighs exp(-age / decay), see
+ * mesh_lb_ep_t), and decays toward zero while an endpoint gets no calls, and an instance whose turn
+ * comes while it has no call in flight and no sample for cfg.probe_ms (1 s) takes that call as a
+ * probe: an instance that was slow and recovered is seen again within about a second, one call at a
+ * time.
  */
 #ifndef MESH_LB_H
 #define MESH_LB_H
@@ -68,7 +71,7 @@ typedef struct mesh_lb_cfg {
     double p2c_margin;         /* second candidate wins when cheaper by this factor; 2 */
     uint64_t fail_penalty_ms;  /* latency sample of a failed call, at least; default 1000 */
     uint64_t floor_us;         /* added to every latency estimate in costs, so differences
-                                  within the noise of fast instances do not decide; 1000 */
+                                  within the noise of fast instances do not decide; 5000 */
     uint64_t probe_ms;         /* an instance whose turn comes with no call in flight and no
                                   sample for this long takes the call, whatever its cost, so an
                                   instance that recovered is seen again; default 1000 */
@@ -80,7 +83,7 @@ typedef struct mesh_lb_cfg {
 #define MESH_LB_DECAY_MS         10000
 #define MESH_LB_P2C_MARGIN       2.0
 #define MESH_LB_FAIL_PENALTY_MS  1000
-#define MESH_LB_FLOOR_US         1000
+#define MESH_LB_FLOOR_US         5000
 #define MESH_LB_PROBE_MS         1000
 #define MESH_LB_ZONE_MIN_HEALTHY 50
 #define MESH_LB_ZONE_OVERLOAD    4.0
@@ -121,14 +124,15 @@ int mesh_lb_subset_match(const mesh_lb_cfg_t *cfg, mesh_lb_header_fn get, void *
 /**
  * Load of one endpoint as one worker sees it. All zero is the fresh state (no sample). The
  * latency estimate is a time-decayed average: every sample counts once, weighed down by
- * exp(-age / decay), so sum_ns / n is the mean latency of the last `decay` or so. (Weighing a
+ * exp(-age / decay), so sum_us / n is the mean latency of the last `decay` or so. (Weighing a
  * sample by the time since the previous one instead is biased under concurrency: a slow call
- * tends to finish right after another, so a busy endpoint would look faster than it is.)
+ * tends to finish right after another, so a busy endpoint would look faster than it is.) 16
+ * bytes: one per endpoint per worker.
  */
 typedef struct mesh_lb_ep {
-    double sum_ns;        /* decayed sum of latency samples at at_ns */
-    double n;             /* decayed count of samples at at_ns; 0: no sample yet */
-    uint64_t at_ns;       /* time of the last sample */
+    float sum_us;         /* decayed sum of latency samples (us) at at_ms */
+    float n;              /* decayed count of samples at at_ms; 0: no sample yet */
+    uint32_t at_ms;       /* time of the last sample (ms, wrapping: compared by difference) */
     uint32_t outstanding; /* calls sent and not finished */
 } mesh_lb_ep_t;
 

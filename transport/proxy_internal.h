@@ -170,9 +170,21 @@ typedef struct pxy_svc {
     const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
     size_t n;
     uint32_t cs_row;      /* the service's row in w->cs + 1; 0: not looked up yet */
-    mesh_lb_plan_t *plan; /* weights, subsets, zone, P2C (transport/lb.h); NULL: plain round
-                             robin (rr) is the policy */
+    mesh_lb_plan_t *plan; /* weights, subsets, zone, P2C (transport/lb.h), made at the
+                             service's first call; PXY_PLAN_PLAIN: plain round robin (rr) is the
+                             policy; NULL: not decided yet */
 } pxy_svc_t;
+
+/** pxy_svc_t.plan of a service that plain round robin balances (not a plan to free). */
+#define PXY_PLAN_PLAIN ((mesh_lb_plan_t *)(uintptr_t)1)
+
+/** Frees a service's plan (NULL and PXY_PLAN_PLAIN are none). */
+static inline void pxy_svc_plan_free(pxy_svc_t *st)
+{
+    if (st->plan != PXY_PLAN_PLAIN)
+        mesh_lb_plan_free(st->plan);
+    st->plan = NULL;
+}
 
 /**
  * The front end that holds a call (the downstream): the HTTP/2 client side (proxy_stream.c)

@@ -600,6 +600,22 @@ static const char *lb_header(void *ud, const char *name, size_t *len)
 
 static const mesh_lb_ops_t lb_ops = {pick_eligible, lb_healthy, lb_load};
 
+/* Makes the service's plan at its first call on this worker (services that get no calls cost
+ * nothing), or marks it plain round robin when the settings and weights need none. Out of
+ * memory: plain round robin, said once. */
+static void lb_plan(mesh_proxy_worker_t *w, pxy_svc_t *s)
+{
+    s->plan = PXY_PLAN_PLAIN;
+    if (!mesh_lb_plan_needed(&w->lb, s->insts, s->n))
+        return;
+    mesh_lb_plan_t *p = mesh_lb_plan_new(&w->lb, s->insts, s->n, (uint32_t)w->cfg.worker_index);
+    if (p)
+        s->plan = p;
+    else
+        mesh_warn(ACTOR, "worker %d: out of memory for a balancing plan: round robin for %s",
+                  w->cfg.worker_index, mesh_route_svc_get(s->obj)->name);
+}
+
 /* Picks by the service's plan: the subset the call's metadata selects (any instance when none
  * of it can take the call), the caller's zone when preferred, by weight and policy. */
 static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
@@ -656,7 +672,10 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     if (!s)
         return NULL;
     pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude};
-    ptrdiff_t k = s->plan ? lb_pick(ps, s, &c) : mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+    if (!s->plan)
+        lb_plan(ps->w, s);
+    ptrdiff_t k = s->plan != PXY_PLAN_PLAIN ? lb_pick(ps, s, &c)
+                                            : mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
     if (k < 0)
         return NULL;
     mesh_outlier_picked(&s->eps[k]->ol, &ps->w->outlier, uv_now(ps->w->loop));

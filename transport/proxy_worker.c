@@ -320,15 +320,6 @@ int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
     return w->port;
 }
 
-/* The balancer's plan of a service (transport/lb.h) when plain round robin is not the policy. */
-static int svc_plan(mesh_proxy_worker_t *w, pxy_svc_t *st)
-{
-    if (!mesh_lb_plan_needed(&w->lb, st->insts, st->n))
-        return 0;
-    st->plan = mesh_lb_plan_new(&w->lb, st->insts, st->n, (uint32_t)w->cfg.worker_index);
-    return st->plan ? 0 : -1;
-}
-
 /* Builds the state of service object obj: one endpoint reference per instance. */
 static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_svc_t *st)
 {
@@ -350,7 +341,7 @@ static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_sv
             st->eps[st->n++] = ep;
         }
     }
-    return svc_plan(w, st);
+    return 0;
 }
 
 /* Drops the state of a service that left the table or changed. */
@@ -359,7 +350,7 @@ static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
     for (size_t j = 0; j < st->n; j++)
         pxy_endpoint_release(w, st->eps[j]);
     free(st->eps);
-    mesh_lb_plan_free(st->plan);
+    pxy_svc_plan_free(st);
     memset(st, 0, sizeof(*st));
 }
 
@@ -384,7 +375,7 @@ void pxy_routes_free(mesh_proxy_worker_t *w)
 {
     for (size_t i = 0; i < w->svc_cap; i++) {
         free(w->svc[i].eps);
-        mesh_lb_plan_free(w->svc[i].plan);
+        pxy_svc_plan_free(&w->svc[i]);
     }
     free(w->svc);
     w->svc = NULL;
