@@ -632,14 +632,22 @@ static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
     return k;
 }
 
-/* The call was given to ep's pool: one more outstanding there. Its latency sample starts when
- * the request goes out on a connection (pxy_stream_submit): a connect is not the app's latency. */
+/* The call goes to ep's pool: one more outstanding there. Its latency sample starts when the
+ * request goes out on a connection (pxy_stream_submit, maybe within the attach): a connect is
+ * not the app's latency. */
 static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
 {
     if (ps->default_route)
         return; /* one endpoint, never balanced (the sidecar's app) */
     mesh_lb_ep_start(&ep->lb);
     ps->lb_t0 = 0;
+}
+
+/* The pool could not take the call after all (no connection): not outstanding there. */
+static void lb_unsent(pxy_stream_t *ps, pxy_endpoint_t *ep)
+{
+    if (!ps->default_route)
+        mesh_lb_ep_done(&ep->lb, &ps->w->lb, 0, 0, 0, 0);
 }
 
 /* The call's upstream part on ps->ep ended: one less outstanding there; under P2C its latency
@@ -722,10 +730,10 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
         }
         ps->ep = ep;
         snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
-        if (pxy_endpoint_attach(ps->w, ep, ps) == 0) {
-            lb_sent(ps, ep);
+        lb_sent(ps, ep); /* before: the attach may submit (and even fail) the call at once */
+        if (pxy_endpoint_attach(ps->w, ep, ps) == 0)
             return;
-        }
+        lb_unsent(ps, ep);
         exclude = ep; /* could not open a connection: try another once */
         if (why)
             continue;
