@@ -5,7 +5,7 @@ holding the instances' records (zone, weight, version in their `meshd` object).
 
 Cases (--case NAME):
   slow_instance   three instances, one a gray one (its app sleeps 500 ms on 30 % of its calls):
-                  under P2C (the default) it gets well under half of round robin's third of the
+                  under P2C (the default) it gets under a tenth of round robin's third of the
                   calls, counted by the servers; every call succeeds.
   weighted_split  two instances of weight 3 and 1 (etcd records): over 10,000 calls the servers
                   count a split within 5 % of 75/25, under P2C (one call at a time) and under
@@ -160,7 +160,8 @@ def case_slow_instance(c):
     print("  p2c, servers' counts:", d, flush=True)
     check(not fails, "every call succeeded (%d failures: %s)" % (len(fails), fails[:3]))
     check(total == 1500, "the servers counted every call (%d)" % total)
-    check(d["slow"] < total / 6,
+    # latency decides (outstanding counts alone left it 5-6 %), plus one probe a second
+    check(d["slow"] < total / 30,
           "the gray instance got %.1f %% of the calls (round robin: 33 %%)" %
           (100.0 * d["slow"] / total))
 
