@@ -147,8 +147,10 @@ static const opt_t core_opts[] = {
     {"ready-failures", MESH_OPT_INT, F(ready_failures), "3", S, 1, 1000, NULL,
      "consecutive failed checks before /readyz says 503", NULL, NULL},
 
-    {"zone", MESH_OPT_STR, F(zone), NULL, S, 0, 0, NULL,
-     "zone of this instance, written into its registration", check_word, NULL},
+    {"zone", MESH_OPT_STR, F(zone), NULL, DP, 0, 0, NULL,
+     "zone of this instance, written into its registration; proxies and gateways prefer "
+     "instances of their zone",
+     check_word, NULL},
     {"weight", MESH_OPT_INT, F(weight), "1", S, 1, 1000000, NULL,
      "relative weight of this instance, written into its registration", NULL, NULL},
     {"version", MESH_OPT_STR, F(version), NULL, S, 0, 0, NULL,

@@ -50,6 +50,7 @@
 #include "transport/call_stats.h"
 #include "transport/outlier_board.h"
 #include "node/outlier_metrics.h"
+#include "transport/lb_options.h"
 #include "transport/proxy.h"
 
 #define WORKER_TICK_MS 250
@@ -76,6 +77,8 @@ struct mesh_node {
     const mesh_config_t *cfg;
     mesh_proxy_config_t pcfg;
     mesh_outlier_board_t *outlier_board; /* shared by the workers' engines; outlives them */
+    mesh_lb_cfg_t
+        lb; /* the engines' balancing (transport/lb.h), from --lb, --route-subset, --zone */
     char listen_host[256];
     int port;
     int nworkers;
@@ -888,6 +891,19 @@ static int node_outlier_setup(mesh_node_t *n)
     return n->outlier_board ? 0 : -1;
 }
 
+/* The engines' balancing settings from the lb options and the node's zone. */
+static int node_lb_config(mesh_node_t *n, char *err, size_t errlen)
+{
+    mesh_lb_cfg_destroy(&n->lb);
+    if (mesh_lb_options_load(n->cfg, &n->lb, err, errlen) != 0)
+        return -1;
+    n->pcfg.lb = &n->lb;
+    mesh_info("node", "balancing: %s%s%s, %zu header subset%s", mesh_lb_policy_name(n->lb.policy),
+              n->lb.zone ? ", prefer zone " : "", n->lb.zone ? n->lb.zone : "", n->lb.n_subsets,
+              n->lb.n_subsets == 1 ? "" : "s");
+    return 0;
+}
+
 int mesh_node_listen(mesh_node_t *n)
 {
     const mesh_config_t *cfg = n->cfg;
@@ -912,6 +928,10 @@ int mesh_node_listen(mesh_node_t *n)
     if (node_outlier_setup(n) != 0)
         return -1;
     char err[512];
+    if (node_lb_config(n, err, sizeof(err)) != 0) {
+        mesh_error("node", "%s", err);
+        return -1;
+    }
     n->chain = build_chain(n, err, sizeof(err));
     if (!n->chain) {
         mesh_error("policy", "%s", err);
@@ -1229,5 +1249,6 @@ void mesh_node_free(mesh_node_t *n)
         mesh_evring_destroy(&n->wk[i].ring);
     }
     free(n->wk);
+    mesh_lb_cfg_destroy(&n->lb);
     free(n);
 }

@@ -214,7 +214,7 @@ int mesh_route_svc_builder_add(mesh_route_svc_builder_t *b, const char *addr,
         .version = "",
         .methods = methods,
         .n_methods = methods ? (uint32_t)n_methods : 0,
-        .weight = weight ? weight : 1,
+        .weight = weight, /* 0 kept: no traffic unless nothing else (transport/lb.h) */
         .seq = (uint32_t)b->n,
         .source = source,
     };

@@ -38,7 +38,7 @@ typedef struct mesh_route_instance {
     const char *version;        /* release label ("v2", a canary's); "" when unknown */
     const char *const *methods; /* sorted methods this instance serves; NULL when unknown */
     uint32_t n_methods;
-    uint32_t weight; /* 1 when unknown */
+    uint32_t weight; /* 1 when unknown; 0: no traffic unless no other instance can take it */
     uint32_t index;  /* position of this instance in its service, 0..n-1 */
     mesh_route_source_t source;
 } mesh_route_instance_t;

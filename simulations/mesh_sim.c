@@ -84,6 +84,7 @@
 #include "simulations/sim_sweep.h"
 #include "transport/balancer.h"
 #include "transport/outlier.h"
+#include "transport/lb.h"
 
 #define MS        1000000ull
 #define S         (1000 * MS)
@@ -326,7 +327,9 @@ typedef struct call {
     int done;    /* the call ended; a connect may linger until its timeout */
     int retried; /* a refused connect was retried on another instance */
     int owner;   /* the node of the instance called, -1 before the pick */
+    int lb_on;   /* counted in owner's load (transport/lb.h) until its end */
     uint64_t t0, deadline, connect_by;
+    uint64_t lb_t0; /* when owner was picked (the latency sample's start) */
     uint64_t timer;
     int timer_on;
 } call_t;
@@ -350,8 +353,12 @@ struct caller {
     mesh_bal_backoff_t *bo; /* per node (addresses are nodes'), as the worker's endpoints */
     mesh_outlier_cfg_t olc; /* the proxy's defaults (Envoy's: 5 in a row, 30 s, 10 %) */
     mesh_outlier_t *ol;     /* per node, beside its backoff */
-    uint32_t *listed, gen;  /* node k is in obj when listed[k] == gen */
-    call_t inflight;        /* list head */
+    mesh_lb_cfg_t lb;       /* the proxy's default balancing: P2C (transport/lb.h) */
+    mesh_lb_rng_t rng;
+    mesh_lb_plan_t *plan;  /* obj's plan */
+    mesh_lb_ep_t *load;    /* per node, as the worker's endpoints */
+    uint32_t *listed, gen; /* node k is in obj when listed[k] == gen */
+    call_t inflight;       /* list head */
     call_t *free_calls;
     call_stats_t st;
     uint64_t ok_streak; /* calls that succeeded since the last failure */
@@ -457,6 +464,13 @@ static caller_t *caller_new(world_t *w, mnode_t *n)
         abort();
     for (int k = 0; k < w->nn; k++)
         mesh_bal_backoff_init(&c->bo[k], &c->bal);
+    c->lb = (mesh_lb_cfg_t){.policy = MESH_LB_P2C};
+    mesh_lb_cfg_fix(&c->lb);
+    uint64_t x = w->seed ^ (0x6c62ull << 32) ^ (uint64_t)n->i; /* apart from the sim's draws */
+    mesh_lb_rng_seed(&c->rng, mesh_splitmix64(&x));
+    c->load = calloc((size_t)w->nn, sizeof(*c->load));
+    if (!c->load)
+        abort();
     c->inflight.prev = c->inflight.next = &c->inflight;
     return c;
 }
@@ -478,6 +492,8 @@ static void caller_free(caller_t *c)
     if (c->obj)
         mesh_route_svc_unref(c->obj);
     pol_breaker_destroy(&c->br);
+    mesh_lb_plan_free(c->plan);
+    free(c->load);
     free(c->bo);
     free(c->ol);
     free(c->listed);
@@ -487,6 +503,25 @@ static void caller_free(caller_t *c)
     free(c->sec_n);
     free(c->sec_exposed);
     free(c);
+}
+
+/* The balancer's plan of the service's new object (transport/lb.h), as a worker makes it on an
+ * install; NULL when plain round robin is the policy. */
+static void caller_plan(caller_t *c, const mesh_route_service_t *s)
+{
+    mesh_lb_plan_free(c->plan);
+    c->plan = NULL;
+    if (!s || s->n_instances == 0)
+        return;
+    const mesh_route_instance_t **insts = malloc(s->n_instances * sizeof(*insts));
+    if (!insts)
+        abort();
+    for (size_t k = 0; k < s->n_instances; k++)
+        insts[k] = &s->instances[k];
+    if (mesh_lb_plan_needed(&c->lb, insts, s->n_instances) &&
+        !(c->plan = mesh_lb_plan_new(&c->lb, insts, s->n_instances, 0)))
+        abort();
+    free(insts);
 }
 
 /* The service's state follows the proxy's table, as a worker's does on an install: a new
@@ -518,6 +553,7 @@ static void caller_sync(caller_t *c)
     }
     c->obj = obj ? mesh_route_svc_ref(obj) : NULL;
     mesh_bal_rr_init(&c->rr, 0);
+    caller_plan(c, s);
 }
 
 typedef struct pick_ctx {
@@ -586,6 +622,44 @@ static void outlier_report(caller_t *c, int o, int ok)
         sim_trace_fold(&w->trace, ((uint64_t)e << 48) ^ ((uint64_t)c->n->i << 24) ^ (uint64_t)o);
 }
 
+static int lb_healthy(void *ud, size_t k)
+{
+    const pick_ctx_t *x = ud;
+    int o = owner_of(x->c->n->w, x->s->instances[k].addr);
+    return o >= 0 && mesh_bal_backoff_up(&x->c->bo[o], x->now_ms) &&
+           mesh_outlier_up(&x->c->ol[o], x->now_ms);
+}
+
+static mesh_lb_ep_t *lb_load(void *ud, size_t k)
+{
+    const pick_ctx_t *x = ud;
+    static mesh_lb_ep_t none; /* an address no node has: never eligible */
+    int o = owner_of(x->c->n->w, x->s->instances[k].addr);
+    return o >= 0 ? &x->c->load[o] : &none;
+}
+
+static const mesh_lb_ops_t lb_ops = {pick_eligible, lb_healthy, lb_load};
+
+/* One pick among the eligible instances: the service's plan (P2C), or round robin. */
+static ptrdiff_t sim_pick(caller_t *c, const mesh_route_service_t *s, pick_ctx_t *x)
+{
+    if (!s)
+        return -1;
+    return c->plan ? mesh_lb_pick(c->plan, &c->lb, &c->rng, -1, now_ns(c->n->w), &lb_ops, x, NULL)
+                   : mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, x);
+}
+
+/* The call's part on k->owner ended (ok: it answered): its load and latency sample, as the
+ * worker's detach does. */
+static void call_lb_done(caller_t *c, call_t *k, int ok)
+{
+    if (!k->lb_on)
+        return;
+    k->lb_on = 0;
+    uint64_t now = now_ns(c->n->w);
+    mesh_lb_ep_done(&c->load[k->owner], &c->lb, k->lb_t0, now, !ok, 1);
+}
+
 static void call_timer(caller_t *c, call_t *k, uint64_t at)
 {
     if (k->timer_on)
@@ -618,6 +692,7 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
     world_t *w = c->n->w;
     uint64_t now = now_ns(w);
     k->done = 1;
+    call_lb_done(c, k, cause == CALL_OK);
     if (k->has_permit)
         pol_breaker_done(&c->br, &k->permit,
                          cause == CALL_OK ? POL_BREAKER_SUCCESS : POL_BREAKER_FAILURE, now);
@@ -676,11 +751,11 @@ static void call_route(caller_t *c, call_t *k, int exclude)
     for (;;) {
         const mesh_route_service_t *s = c->obj ? mesh_route_svc_get(c->obj) : NULL;
         pick_ctx_t x = {.c = c, .s = s, .exclude = exclude, .now_ms = now_ns(w) / MS};
-        ptrdiff_t i = s ? mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, &x) : -1;
-        if (i < 0 && s) { /* only ejected or backing-off ones left: they take the call (the proxy's
-                           * panic pick) */
+        ptrdiff_t i = sim_pick(c, s, &x);
+        if (i < 0 && s) { /* only ejected or backing-off ones left: they take the call (the
+                           * proxy's panic pick) */
             x.panic = 1;
-            if ((i = mesh_bal_rr_pick(&c->rr, s->n_instances, pick_eligible, &x)) >= 0)
+            if ((i = sim_pick(c, s, &x)) >= 0)
                 c->st.panic_picks++;
         }
         if (i >= 0)
@@ -691,6 +766,9 @@ static void call_route(caller_t *c, call_t *k, int exclude)
             return;
         }
         k->owner = owner_of(w, s->instances[i].addr);
+        mesh_lb_ep_start(&c->load[k->owner]);
+        k->lb_on = 1;
+        k->lb_t0 = now_ns(w);
         mesh_addr_t to;
         if (mesh_addr_parse(w->n[k->owner].adv, &to) == 0 &&
             mesh_connect(c->n->io, &to, call_on_connect, k, &k->st) == 0) {
@@ -700,6 +778,7 @@ static void call_route(caller_t *c, call_t *k, int exclude)
             return;
         }
         k->st = NULL; /* could not even start: down for its backoff, another one once */
+        call_lb_done(c, k, 0);
         mesh_bal_backoff_failed(&c->bo[k->owner], &c->bal, now_ns(w) / MS);
         if (k->retried) {
             call_end(c, k, CALL_REFUSED);
@@ -731,6 +810,7 @@ static void call_on_connect(mesh_stream_t *s, int status, void *arg)
     if (status < 0) {
         mesh_stream_close(c->n->io, s);
         k->st = NULL;
+        call_lb_done(c, k, 0);
         if (c->listed[k->owner] == c->gen) /* a retired endpoint is not marked (upstream_pool.c) */
             mesh_bal_backoff_failed(&c->bo[k->owner], &c->bal, now_ns(w) / MS);
         if (k->done) { /* the call ended at its deadline; this was its connect */
@@ -792,8 +872,8 @@ static void call_on_timer(caller_t *c, uint64_t timer)
 }
 
 /* The share of the instances of the proxy's table that it cannot reach now (crashed, cut off,
- * stalled, clogged, isolated): what blind round robin would fail. Computed again when the table,
- * the faults or the second change. */
+ * stalled, clogged, isolated): what blind round robin would fail. Computed again when the
+ * table, the faults or the second change. */
 static double unreachable_share(caller_t *c)
 {
     world_t *w = c->n->w;
@@ -1013,7 +1093,8 @@ static void calls_total(const world_t *w, call_stats_t *t)
     }
 }
 
-/* ---- the stand-in of the node actor, and a sidecar node's data plane ---------------------- */
+/* ---- the stand-in of the node actor, and a sidecar node's data plane ----------------------
+ */
 
 /* A request (any bytes) is answered and the stream ends; a corroborating connect, which only
  * connects and closes, meets the end of its stream. During the gray fault a call from the cut
@@ -1896,7 +1977,8 @@ static void restore_etcd(void *arg)
         vlog(w, "etcd lost its data: back to the backup of 20 s ago");
 }
 
-/* etcd loses its data: back to a backup taken 20 s earlier (sidecars must repair their keys). */
+/* etcd loses its data: back to a backup taken 20 s earlier (sidecars must repair their keys).
+ */
 static void fault_dataloss(world_t *w)
 {
     sim_etcd_backup(w->etcd);
@@ -1991,13 +2073,13 @@ static void fault_gray(world_t *w)
 /*
  * The gray bound: calls from the proxy to the cut node that fail during the cut. A call fails
  * at its deadline D, so the first `consecutive` failures are known D after the last of them was
- * sent, and the calls round robin sent there meanwhile fail too: at most rate D / (n / 2) + 1 of
- * them (n / 2: a generous floor on the instances round robin takes turns over). Then the node is
- * out; each time its ejection ends, one probe call fails (at most GRAY_S / base + 1 of them).
- * Only calls sent and failed during the cut count, so no slack is needed for a heal. The bound
- * holds unless the percent cap held the ejection back (other endpoints were still out). Blind
- * round robin fails rate GRAY_S / n calls (33 at 20 nodes), far above this bound (10 at 20
- * nodes): the check fails without ejection.
+ * sent, and the calls round robin sent there meanwhile fail too: at most rate D / (n / 2) + 1
+ * of them (n / 2: a generous floor on the instances round robin takes turns over). Then the
+ * node is out; each time its ejection ends, one probe call fails (at most GRAY_S / base + 1 of
+ * them). Only calls sent and failed during the cut count, so no slack is needed for a heal. The
+ * bound holds unless the percent cap held the ejection back (other endpoints were still out).
+ * Blind round robin fails rate GRAY_S / n calls (33 at 20 nodes), far above this bound (10 at
+ * 20 nodes): the check fails without ejection.
  */
 static void gray_heal(void *arg)
 {
@@ -2010,7 +2092,8 @@ static void gray_heal(void *arg)
     uint64_t bound = c->olc.consecutive + (uint64_t)(w->o.call_rate * d * 2 / n) + 1 +
                      GRAY_S * 1000 / c->olc.base_ejection_ms + 1;
     vlog(w,
-         "proxy %d and node %d reach each other again: %llu calls failed meanwhile (bound %llu%s)",
+         "proxy %d and node %d reach each other again: %llu calls failed meanwhile (bound "
+         "%llu%s)",
          p, o, (unsigned long long)w->gray_failed, (unsigned long long)bound,
          w->gray_held ? ", not applicable: the percent cap held an ejection back" : "");
     w->gray_episodes++;

@@ -213,6 +213,10 @@ typedef struct mesh_proxy_config {
     /* 1: no gRPC listener; every call comes from a front end on the worker's loop
      * (transport/proxy_call.h), e.g. the gateway without --grpc-listen. */
     int no_listener;
+    /* Balancing (transport/lb.h): round robin or P2C, header subsets, the caller's zone; the
+     * worker keeps a copy whose strings stay borrowed (they must outlive the worker). NULL:
+     * round robin over every instance, shares by weight. */
+    const struct mesh_lb_cfg *lb;
 } mesh_proxy_config_t;
 
 /** Counters of one worker (read on its loop thread). */

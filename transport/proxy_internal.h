@@ -19,6 +19,7 @@
 #include "transport/h2_conn.h"
 #include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
+#include "transport/lb.h"
 #include "transport/outlier.h"
 #include "transport/outlier_board.h"
 #include "transport/outlier_window.h"
@@ -156,6 +157,7 @@ struct pxy_endpoint {
     uint32_t n_suspect;
     /* this worker's failure-percentage window (transport/outlier_window.h) */
     mesh_olw_t olw;
+    mesh_lb_ep_t lb;       /* this worker's calls outstanding and latency EWMA (transport/lb.h) */
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
@@ -176,8 +178,22 @@ typedef struct pxy_svc {
     pxy_endpoint_t **eps;                /* one allocation with insts */
     const mesh_route_instance_t **insts; /* each endpoint's instance (in the shared object) */
     size_t n;
-    uint32_t cs_row; /* the service's row in w->cs + 1; 0: not looked up yet */
+    uint32_t cs_row;      /* the service's row in w->cs + 1; 0: not looked up yet */
+    mesh_lb_plan_t *plan; /* weights, subsets, zone, P2C (transport/lb.h), made at the
+                             service's first call; PXY_PLAN_PLAIN: plain round robin (rr) is the
+                             policy; NULL: not decided yet */
 } pxy_svc_t;
+
+/** pxy_svc_t.plan of a service that plain round robin balances (not a plan to free). */
+#define PXY_PLAN_PLAIN ((mesh_lb_plan_t *)(uintptr_t)1)
+
+/** Frees a service's plan (NULL and PXY_PLAN_PLAIN are none). */
+static inline void pxy_svc_plan_free(pxy_svc_t *st)
+{
+    if (st->plan != PXY_PLAN_PLAIN)
+        mesh_lb_plan_free(st->plan);
+    st->plan = NULL;
+}
 
 /**
  * The front end that holds a call (the downstream): the HTTP/2 client side (proxy_stream.c)
@@ -268,6 +284,8 @@ struct pxy_stream {
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     uint64_t t_start;               /* uv_hrtime() when the call started (0: not a call yet) */
     uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
+    uint64_t lb_t0;                 /* uv_hrtime() when the request went out to ps->ep (its
+                                       latency sample); 0: not yet */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_api_t api; /* calls started with mesh_proxy_call_start() */
     /* Retry policy and fault injection (transport/proxy_retry.c); set by a filter. */
@@ -297,6 +315,8 @@ struct mesh_proxy_worker {
     /* cfg.outlier_board, or the worker's own (own_board set) */
     mesh_outlier_board_t *board;
     int own_board;
+    mesh_lb_cfg_t lb;  /* cfg's balancing (strings borrowed from cfg.lb) */
+    mesh_lb_rng_t rng; /* P2C's draws */
     char listen_host[64];
     uv_tcp_t listener;
     int listening;
@@ -331,7 +351,7 @@ struct mesh_proxy_worker {
     mesh_proxy_filter_t filters[MESH_PROXY_MAX_FILTERS];
     int n_filters;
     mesh_retry_budget_t budget; /* this worker's retry budget (transport/retry.h) */
-    uint64_t rng;               /* xorshift state: backoff jitter */
+    uint64_t jitter_rng;        /* xorshift state: retry backoff jitter */
 };
 
 /* proxy_worker.c */

@@ -30,11 +30,11 @@
 
 static uint64_t next_rand(mesh_proxy_worker_t *w)
 {
-    uint64_t x = w->rng ? w->rng : (uv_hrtime() | 1) ^ ((uint64_t)(uintptr_t)w << 17);
+    uint64_t x = w->jitter_rng ? w->jitter_rng : (uv_hrtime() | 1) ^ ((uint64_t)(uintptr_t)w << 17);
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    w->rng = x;
+    w->jitter_rng = x;
     return x;
 }
 

@@ -422,12 +422,15 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
         pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, NULL);
 }
 
+static void lb_done(pxy_stream_t *ps);
+
 static void detach_us(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
     if (!u)
         return;
     outlier_report(ps, ps->ep);
+    lb_done(ps);
     pxy_list_remove(&ps->us_link);
     ps->us = NULL;
     if (--u->n_streams == 0 && u->retired)
@@ -588,9 +591,105 @@ static int pick_eligible(void *ud, size_t k)
            mesh_route_instance_serves(c->s->insts[k], c->ps->method_str, (size_t)c->ps->method_len);
 }
 
-/* The balancer (transport/balancer.h): round robin over the service's instances that are not
- * backing off, not ejected as outliers (transport/outlier.h), serve the method and are not the
- * one a retry excludes. A pick of an instance whose ejection is over is its probe call. When
+/* ---- the balancer's plans (transport/lb.h): weights, header subsets, zone, P2C ------------ */
+
+static int lb_healthy(void *ud, size_t k)
+{
+    const pick_ctx_t *c = ud;
+    const pxy_endpoint_t *ep = c->s->eps[k];
+    return pxy_endpoint_live(c->ps->w, ep) && mesh_outlier_slot_up(ep->ol, uv_now(c->ps->w->loop));
+}
+
+static mesh_lb_ep_t *lb_load(void *ud, size_t k)
+{
+    const pick_ctx_t *c = ud;
+    return &c->s->eps[k]->lb;
+}
+
+static const char *lb_header(void *ud, const char *name, size_t *len)
+{
+    return mesh_proxy_call_header(ud, name, len);
+}
+
+static const mesh_lb_ops_t lb_ops = {pick_eligible, lb_healthy, lb_load};
+
+/* Makes the service's plan at its first call on this worker (services that get no calls cost
+ * nothing), or marks it plain round robin when the settings and weights need none. Out of
+ * memory: plain round robin, said once. */
+static void lb_plan(mesh_proxy_worker_t *w, pxy_svc_t *s)
+{
+    s->plan = PXY_PLAN_PLAIN;
+    if (!mesh_lb_plan_needed(&w->lb, s->insts, s->n))
+        return;
+    mesh_lb_plan_t *p = mesh_lb_plan_new(&w->lb, s->insts, s->n, (uint32_t)w->cfg.worker_index);
+    if (p)
+        s->plan = p;
+    else
+        mesh_warn(ACTOR, "worker %d: out of memory for a balancing plan: round robin for %s",
+                  w->cfg.worker_index, mesh_route_svc_get(s->obj)->name);
+}
+
+/* Picks by the service's plan: the subset the call's metadata selects (any instance when none
+ * of it can take the call), the caller's zone when preferred, by weight and policy. */
+static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
+{
+    mesh_proxy_worker_t *w = ps->w;
+    int sub = w->lb.n_subsets ? mesh_lb_subset_match(&w->lb, lb_header, ps) : -1;
+    mesh_lb_pick_info_t info;
+    ptrdiff_t k = mesh_lb_pick(s->plan, &w->lb, &w->rng, sub, uv_hrtime(), &lb_ops, c, &info);
+    if (info.subset_fallback)
+        mesh_debug(ACTOR, "no instance of %.*s with %s %s can take the call (%s: %s): any instance",
+                   ps->svc_len, ps->svc_str,
+                   w->lb.subsets[sub].by == MESH_LB_BY_VERSION ? "version" : "zone",
+                   w->lb.subsets[sub].want, w->lb.subsets[sub].header, w->lb.subsets[sub].value);
+    return k;
+}
+
+/* The call goes to ep's pool: one more outstanding there. Its latency sample starts when the
+ * request goes out on a connection (pxy_stream_submit, maybe within the attach): a connect is
+ * not the app's latency. */
+static void lb_sent(pxy_stream_t *ps, pxy_endpoint_t *ep)
+{
+    if (ps->default_route)
+        return; /* one endpoint, never balanced (the sidecar's app) */
+    mesh_lb_ep_start(&ep->lb);
+    ps->lb_t0 = 0;
+}
+
+/* The pool could not take the call after all (no connection): not outstanding there. */
+static void lb_unsent(pxy_stream_t *ps, pxy_endpoint_t *ep)
+{
+    if (!ps->default_route)
+        mesh_lb_ep_done(&ep->lb, &ps->w->lb, 0, 0, 0, 0);
+}
+
+/* The call's upstream part on ps->ep ended: one less outstanding there; under P2C its latency
+ * and outcome go to the endpoint's EWMA (a call the client left adds no sample). */
+static void lb_done(pxy_stream_t *ps)
+{
+    if (ps->default_route)
+        return;
+    if (ps->w->lb.policy != MESH_LB_P2C) {
+        mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, 0, 0, 0, 0);
+        return;
+    }
+    mesh_outlier_outcome_t oc = us_outcome(ps);
+    uint64_t now = uv_hrtime();
+    mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, ps->lb_t0 ? ps->lb_t0 : now, now,
+                    oc == MESH_OUTLIER_FAILURE, oc != MESH_OUTLIER_NEUTRAL);
+}
+
+/* One pick among the eligible instances: plain round robin, or the service's plan. */
+static ptrdiff_t pick_one(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
+{
+    return s->plan != PXY_PLAN_PLAIN ? lb_pick(ps, s, c)
+                                     : mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, c);
+}
+
+/* The balancer (transport/balancer.h, transport/lb.h): among the service's instances that are
+ * not backing off, not ejected as outliers (transport/outlier.h), serve the method and are not
+ * the one a retry excludes, plain round robin, or the service's plan when weights, subsets, a
+ * zone or P2C apply. A pick of an instance whose ejection is over is its probe call. When
  * every candidate is suspect (upstream liveness) one of them takes the call; when only ejected
  * or backing-off ones are left (panic: e.g. a proxy whose own network just healed, its
  * instances still out for up to their ejection time or 10 s connect backoff), they do, rather
@@ -607,17 +706,19 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     if (!s)
         return NULL;
     pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude, .avoid_suspect = 1};
+    if (!s->plan)
+        lb_plan(ps->w, s);
     /* An ejected instance's probe may be taken by another worker between the test and the
      * pick: then pick again (the instance is no longer eligible). */
     for (int tries = 0; tries < 3; tries++) {
-        ptrdiff_t k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+        ptrdiff_t k = pick_one(ps, s, &c);
         if (k < 0 && c.avoid_suspect) { /* all suspect: better one of them than none */
             c.avoid_suspect = 0;
-            k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+            k = pick_one(ps, s, &c);
         }
         if (k < 0 && !c.panic) { /* only ejected or backing-off ones left */
             c.panic = 1;
-            k = mesh_bal_rr_pick(&s->rr, s->n, pick_eligible, &c);
+            k = pick_one(ps, s, &c);
             if (k >= 0) {
                 mesh_outlier_board_panic(ps->w->board);
                 return s->eps[k];
@@ -677,11 +778,13 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
         }
         ps->ep = ep;
         snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
+        lb_sent(ps, ep); /* before: the attach may submit (and even fail) the call at once */
         if (pxy_endpoint_attach(ps->w, ep, ps) == 0) {
             if ((ps->rp || ps->held) && ps->us && !ps->failing)
                 pxy_retry_attempt_started(ps); /* per-try timeout; the deadline after a hold */
             return;
         }
+        lb_unsent(ps, ep);
         exclude = ep; /* could not open a connection: try another once */
         if (why)
             continue;
@@ -736,6 +839,8 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 void pxy_stream_submit(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
+    if (ps->w->lb.policy == MESH_LB_P2C && !ps->default_route)
+        ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
     pxy_hdrs_t *h = &ps->reqh;
     nghttp2_nv *nv = nv_reserve(ps, h->n + 8);
     if (!nv) {

@@ -211,6 +211,15 @@ static void on_listener_closed(uv_handle_t *h)
     pxy_worker_handle_closed(w);
 }
 
+/* The worker's balancing settings (transport/lb.h) and its PRNG, seeded apart per worker. */
+static void lb_init(mesh_proxy_worker_t *w)
+{
+    if (w->cfg.lb)
+        w->lb = *w->cfg.lb;
+    mesh_lb_cfg_fix(&w->lb);
+    mesh_lb_rng_seed(&w->rng, uv_hrtime() ^ ((uint64_t)(w->cfg.worker_index + 1) << 40));
+}
+
 mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_config_t *cfg)
 {
     mesh_proxy_worker_t *w = calloc(1, sizeof(*w));
@@ -234,6 +243,7 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     mesh_olw_cfg_fix(&w->olw);
     if (pxy_outlier_board_init(w) != 0)
         goto fail;
+    lb_init(w);
     if (w->cfg.filter.on_call)
         mesh_proxy_worker_add_filter(w, &w->cfg.filter);
     if (w->cfg.default_upstream && *w->cfg.default_upstream) {
@@ -360,6 +370,7 @@ static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
     for (size_t j = 0; j < st->n; j++)
         pxy_endpoint_release(w, st->eps[j]);
     free(st->eps);
+    pxy_svc_plan_free(st);
     memset(st, 0, sizeof(*st));
 }
 
@@ -382,8 +393,10 @@ static int svc_reserve(mesh_proxy_worker_t *w, size_t n)
 
 void pxy_routes_free(mesh_proxy_worker_t *w)
 {
-    for (size_t i = 0; i < w->svc_cap; i++)
+    for (size_t i = 0; i < w->svc_cap; i++) {
         free(w->svc[i].eps);
+        pxy_svc_plan_free(&w->svc[i]);
+    }
     free(w->svc);
     w->svc = NULL;
     w->svc_cap = 0;

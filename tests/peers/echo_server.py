@@ -30,6 +30,10 @@ def _parse():
     ap.add_argument("--no-health", action="store_true")
     ap.add_argument("--no-reflection", action="store_true")
     ap.add_argument("--proto-py", help="directory of the generated stubs (meshd_pb)")
+    ap.add_argument("--slow-ms", type=int, default=0,
+                    help="a gray instance: Unary sleeps this long on --slow-share of its calls")
+    ap.add_argument("--slow-share", type=float, default=0.0,
+                    help="share of Unary calls that sleep --slow-ms (spread evenly)")
     return ap.parse_args()
 
 
@@ -162,9 +166,20 @@ class EchoServicer(echo_pb2_grpc.EchoServicer):
         with self._lock:
             self._cancelled.append(call_id)
 
+    def slow_turn(self):
+        """Whether this Unary call is one of the --slow-share that sleep --slow-ms."""
+        if not ARGS.slow_ms or ARGS.slow_share <= 0:
+            return False
+        with self._lock:
+            self._unary = getattr(self, "_unary", 0) + 1
+            n = self._unary
+        return int(n * ARGS.slow_share) != int((n - 1) * ARGS.slow_share)
+
     def Unary(self, request, context):
         c = Call(self, context, "/meshd.test.Echo/Unary")
         c.start(request)
+        if self.slow_turn() and not c.sleep(ARGS.slow_ms):
+            return echo_pb2.EchoReply()
         if not c.sleep(request.sleep_ms):
             return echo_pb2.EchoReply()
         c.fail_if_asked(request)

@@ -163,6 +163,7 @@ class Env:
         upstreams = ",".join(b.addr for b in self.backends)
         argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port,
                 "--static", "meshd.test.Echo=" + upstreams, "--workers", str(self.args.workers)]
+        argv += getattr(self, "proxy_flags", [])
         print("starting:", " ".join(argv), flush=True)
         # meshd reads MESHD_* variables as configuration: give it none of the test's own.
         menv = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
@@ -772,6 +773,8 @@ def main():
     failed = False
     for name in names:
         env = Env(args)
+        # round_robin counts round robin's order; the other cases run the default balancer
+        env.proxy_flags = ["--lb", "round-robin"] if name == "round_robin" else []
         t0 = time.monotonic()
         print("== case %s" % name, flush=True)
         ok = not_wired = False

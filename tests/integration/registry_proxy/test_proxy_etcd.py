@@ -71,7 +71,8 @@ class Etcd:
 def start_proxy(args, workdir, etcd, port, snapshot, name):
     argv = [args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "2",
             "--etcd", etcd.url, "--snapshot-file", snapshot, "--log-format", "json",
-            "--static", "meshd.test.Other=%s" % args.other_addr]
+            "--static", "meshd.test.Other=%s" % args.other_addr,
+            "--lb", "round-robin"]  # the checks below count round robin's alternation
     menv = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
     p = Proc(name, argv, workdir, env=menv)
     p.wait_line(r"listening on", 15)

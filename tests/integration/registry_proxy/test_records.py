@@ -68,7 +68,8 @@ class Case:
     def start_proxy(self):
         port = free_port()
         argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "2",
-                "--etcd", self.etcd.url, "--log-format", "text"]
+                "--etcd", self.etcd.url, "--log-format", "text",
+                "--lb", "round-robin"]  # plain_forms counts round robin's shares
         p = Proc("proxy", argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.wait_line(r"listening on", 15)

@@ -101,7 +101,8 @@ class Env:
     def start_proxy(self):
         port = free_port()
         argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "1",
-                "--etcd", self.etcd_url, "--log-format", "text"]
+                "--etcd", self.etcd_url, "--log-format", "text",
+                "--lb", "round-robin"]  # case_round_robin checks its order
         p = Proc("proxy-%d" % len(self.procs), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.addr = "127.0.0.1:%d" % port
