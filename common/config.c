@@ -79,9 +79,10 @@ static const opt_t core_opts[] = {
      "an upstream connection with calls waiting that received nothing this long after a write "
      "is PINGed (0 = off)",
      NULL, NULL},
-    {"upstream-stall-timeout", MESH_OPT_DUR, F(upstream_stall_timeout_ms), "500ms", DP, 1, INT32_MAX,
-     NULL, "...and closed, failing its calls UNAVAILABLE, when the PING is unanswered this long",
-     NULL, NULL},
+    {"upstream-stall-timeout", MESH_OPT_DUR, F(upstream_stall_timeout_ms), "500ms", DP, 1,
+     INT32_MAX, NULL,
+     "...and closed, failing its calls UNAVAILABLE, when the PING is unanswered this long", NULL,
+     NULL},
     /* outlier ejection of upstream instances (transport/outlier.h), proxy and gateway */
     {"outlier", MESH_OPT_ENUM, F(outlier), "on", P | G, 0, 0, "on|off",
      "on | off: take an instance whose calls keep failing out of balancing", NULL, NULL},

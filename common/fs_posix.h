@@ -1,10 +1,11 @@
 /*
  * common/fs_posix.h: the file layer (common/fs_layer.h) over a real folder, with POSIX calls.
  *
- * open with O_CLOEXEC (by path, for ThreadSanitizer's sake), pwrite and pread (looping over short transfers and EINTR), ftruncate,
- * unlinkat, renameat, readdir, flock, fdatasync of a file and fsync of the folder. Errors name
- * the path and the cause ("open /var/spool/meshd/0...1.spool: Permission denied"). The folder
- * must exist; the audit spool's layer (audit/spool_fs_posix.h) creates and locks its own.
+ * open with O_CLOEXEC (by path, for ThreadSanitizer's sake), pwrite and pread (looping over short
+ * transfers and EINTR), ftruncate, unlinkat, renameat, readdir, flock, fdatasync of a file and
+ * fsync of the folder. Errors name the path and the cause ("open /var/spool/meshd/0...1.spool:
+ * Permission denied"). The folder must exist; the audit spool's layer (audit/spool_fs_posix.h)
+ * creates and locks its own.
  */
 #ifndef MESH_FS_POSIX_H
 #define MESH_FS_POSIX_H
