@@ -220,11 +220,18 @@ def start_monitor(env, name, extra=(), etcd=True):
 
 
 def audit_events(p, typ):
+    out = []
     try:
         with open(p.audit) as f:
-            return [e for e in map(json.loads, f) if e["type"] == typ]
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # a record being written: the next read has it whole
+                e = json.loads(line)
+                if e["type"] == typ:
+                    out.append(e)
     except FileNotFoundError:
-        return []
+        pass
+    return out
 
 
 def leader_of(mons):
@@ -251,6 +258,9 @@ def case_blackhole(env):
     check(marker in marks, "marker %s written: %s" % (marker, marks))
     check(int(marks[marker][0]["lease"]) == lease, "the marker names lease %d: %s" %
           (lease, marks[marker]))
+    # the audit record follows the eviction's txn through the audit actor and the file sink
+    wait_until(lambda: [e for e in audit_events(mon, "monitor_eviction")
+                        if e["service"] == SERVICE], 10, "the monitor_eviction audit record")
     ev = [e for e in audit_events(mon, "monitor_eviction") if e["service"] == SERVICE]
     check(len(ev) == 1 and ev[0]["instance"] == relay.addr, "one monitor_eviction: %s" % ev)
     # the sidecar keeps its lease and does not put the key back while the marker names it
@@ -283,7 +293,9 @@ def case_failover(env):
     key = "meshd/services/%s/%s" % (SERVICE, relay.addr)
     relay.black = True
     wait_until(lambda: key not in etcd_range(env, "meshd/services/"), 20, "eviction by m2")
-    time.sleep(2)
+    wait_until(lambda: audit_events(m2, "monitor_eviction") + audit_events(m1, "monitor_eviction"),
+               10, "the monitor_eviction audit record")
+    time.sleep(2)  # a second eviction (the bug this guards against) would show by now
     ev = [e for e in audit_events(m2, "monitor_eviction") + audit_events(m1, "monitor_eviction")
           if e["service"] == SERVICE]
     check(len(ev) == 1, "exactly one eviction: %s" % ev)
@@ -407,6 +419,9 @@ def case_indirect(env):
     relay.kill()  # now the instance is gone for everyone
     wait_until(lambda: key not in etcd_range(env, "meshd/services/"), 30, "eviction")
     t_evict = time.time() - t1
+    # the audit record follows the eviction's txn through the audit actor and the file sink
+    wait_until(lambda: [e for e in audit_events(mon, "monitor_eviction")
+                        if e["service"] == SERVICE], 10, "the monitor_eviction audit record")
     ev = [e for e in audit_events(mon, "monitor_eviction") if e["service"] == SERVICE]
     check(len(ev) == 1 and ev[0]["instance"] == relay.addr, "one monitor_eviction: %s" % ev)
     check(sc.alive(), "the sidecar runs")
