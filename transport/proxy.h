@@ -119,6 +119,13 @@ struct mesh_retry_budget_cfg;
 void mesh_proxy_call_set_retry(mesh_proxy_call_t *c, const struct mesh_retry_policy *p,
                                const struct mesh_retry_budget_cfg *budget);
 
+struct mesh_svc_policy;
+
+/** Gives the call its service's balancing and outlier settings (transport/svc_policy.h; valid
+ *  until the filter's on_done); the worker's service state takes them over its defaults (a
+ *  reference) when the call picks an instance. NULL: the defaults. Call from on_call. */
+void mesh_proxy_call_set_service_policy(mesh_proxy_call_t *c, struct mesh_svc_policy *p);
+
 /** Fault injection, decided by a filter: when the call is routed, abort_status (1..16; 0 none)
  *  answers it instead ("meshd: fault injected"), else delay_ms holds it first. From on_call. */
 void mesh_proxy_call_inject_fault(mesh_proxy_call_t *c, int abort_status, uint64_t delay_ms);

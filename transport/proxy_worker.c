@@ -371,6 +371,7 @@ static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
         pxy_endpoint_release(w, st->eps[j]);
     free(st->eps);
     pxy_svc_plan_free(st);
+    pxy_svc_policy_drop(st);
     memset(st, 0, sizeof(*st));
 }
 
@@ -396,6 +397,7 @@ void pxy_routes_free(mesh_proxy_worker_t *w)
     for (size_t i = 0; i < w->svc_cap; i++) {
         free(w->svc[i].eps);
         pxy_svc_plan_free(&w->svc[i]);
+        pxy_svc_policy_drop(&w->svc[i]);
     }
     free(w->svc);
     w->svc = NULL;
