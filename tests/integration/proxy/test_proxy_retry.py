@@ -366,6 +366,47 @@ def case_config(env):
     check(True, "a good reload switches to the new block")
 
 
+OUTLIER_OFF = """routes:
+  rules:
+    - match: meshd.test.Retry/*
+      balancer: {policy: round-robin}
+      outlier: {enabled: false}
+"""
+OUTLIER_TWO = OUTLIER_OFF.replace("{enabled: false}",
+                                  "{consecutive: 2, base-ejection: 60s, max-ejection-percent: 50}")
+
+
+def case_outlier(env):
+    """Per-service outlier settings from routes: (balancer and outlier keys) and their reload:
+    a backend answering UNAVAILABLE to everything is never ejected under `enabled: false`, and
+    after a SIGHUP to `consecutive: 2` it takes exactly two more calls (the command line's
+    default would be five), then none."""
+    a = env.backend("A")
+    b = env.backend("B", "--fail")
+    p = env.start_proxy(OUTLIER_OFF, [a, b], workers=1)
+    rp = json.loads(http(p.admin, "/v1/route-policy"))
+    check(rp["rules"][0]["outlier"]["enabled"] is False and
+          rp["rules"][0]["balancer"] == {"policy": "round-robin"},
+          "GET /v1/route-policy shows the rule's balancer and outlier settings")
+    run_calls(p.target, "Get", 40, threads=1)
+    got = counts(b)["counts"].get("Get", 0)
+    print("  enabled: false: the failing instance took %d of 40 calls" % got, flush=True)
+    check(got >= 15, "with outlier ejection off for the service it keeps its share")
+    check(metric(p.admin, "meshd_outlier_ejections_total") == 0, "and nothing is ejected")
+    env.write_config(OUTLIER_TWO)
+    p.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: json.loads(http(p.admin, "/v1/route-policy"))["rules"][0]["outlier"]
+               ["consecutive"] == 2, 10, "the reloaded block")
+    run_calls(p.target, "Get", 40, threads=1)
+    more = counts(b)["counts"].get("Get", 0) - got
+    print("  consecutive: 2: the failing instance took %d more of 40 calls" % more, flush=True)
+    check(more == 2, "after the reload two failures in a row eject it (the default: five)")
+    wait_metric(p.admin, "meshd_outlier_ejections_total", lambda v: v == 1,
+                "one ejection in /metrics")
+    p.wait_line(r"ejected: 2 gateway failures in a row", 10)
+    check(True, "the log line names the service's threshold")
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
