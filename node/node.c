@@ -941,6 +941,9 @@ static int node_outlier_setup(mesh_node_t *n)
     pc->outlier_failure_pct = (uint32_t)cfg->outlier_failure_pct;
     pc->outlier_failure_volume = (uint32_t)cfg->outlier_failure_volume;
     pc->outlier_interval_ms = (uint64_t)cfg->outlier_interval_ms;
+    pc->outlier_sr_stdev = (uint32_t)cfg->outlier_sr_stdev;
+    pc->outlier_sr_hosts = (uint32_t)cfg->outlier_sr_hosts;
+    pc->outlier_sr_volume = (uint32_t)cfg->outlier_sr_volume;
     if (!n->outlier_board)
         n->outlier_board = mesh_outlier_board_new();
     pc->outlier_board = n->outlier_board;

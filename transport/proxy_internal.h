@@ -22,6 +22,7 @@
 #include "transport/lb.h"
 #include "transport/outlier.h"
 #include "transport/outlier_board.h"
+#include "transport/outlier_sr.h"
 #include "transport/outlier_window.h"
 #include "transport/svc_policy.h"
 #include "transport/proxy.h"
@@ -158,6 +159,7 @@ struct pxy_endpoint {
     uint32_t n_suspect;
     /* this worker's failure-percentage window (transport/outlier_window.h) */
     mesh_olw_t olw;
+    mesh_olsr_ep_t olsr;   /* this worker's success-rate counts (transport/outlier_sr.h) */
     mesh_lb_ep_t lb;       /* this worker's calls outstanding and latency EWMA (transport/lb.h) */
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
@@ -188,6 +190,7 @@ typedef struct pxy_svc {
      * reports use ol. pol is held (a reference); cfg_set 0: not resolved yet. */
     mesh_svc_policy_t *pol;
     int cfg_set;
+    mesh_olsr_svc_t olsr; /* the success-rate detector's interval for this service */
     mesh_lb_cfg_t lb;
     mesh_outlier_cfg_t ol;
 } pxy_svc_t;
@@ -324,6 +327,7 @@ struct mesh_proxy_worker {
     mesh_outlier_cfg_t outlier; /* cfg's outlier ejection, for transport/outlier.h */
     /* cfg's failure-percentage detector */
     mesh_olw_cfg_t olw;
+    mesh_olsr_cfg_t olsr; /* cfg's success-rate detector */
     /* cfg.outlier_board, or the worker's own (own_board set) */
     mesh_outlier_board_t *board;
     int own_board;
@@ -382,6 +386,13 @@ int pxy_outlier_board_init(mesh_proxy_worker_t *w);
 void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p);
 /** Drops the service's settings (its reference), at svc_drop and teardown. */
 void pxy_svc_policy_drop(pxy_svc_t *s);
+
+/* proxy_outlier_sr.c */
+/** Counts an outcome of ep for the success-rate detector and, when the interval of service s
+ *  (of the call ps) is over, judges its endpoints and ejects the outliers (cfg: the service's
+ *  outlier settings). */
+void pxy_outlier_sr(pxy_stream_t *ps, pxy_svc_t *s, pxy_endpoint_t *ep,
+                    const mesh_outlier_cfg_t *cfg, mesh_outlier_outcome_t oc, uint64_t now);
 
 /* outlier_tell.c */
 /** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring;

@@ -400,6 +400,8 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
         return;
     uint64_t now = uv_now(w->loop);
     int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now); /* failure percentage */
+    if (s && w->olsr.enabled)
+        pxy_outlier_sr(ps, s, ep, cfg, oc, now); /* success rate among the service's */
     size_t n = 0, n_ejected = 0;
     if (oc == MESH_OUTLIER_FAILURE || by_window) {
         if (!s)

@@ -241,6 +241,12 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
                               .min_volume = w->cfg.outlier_failure_volume,
                               .interval_ms = w->cfg.outlier_interval_ms};
     mesh_olw_cfg_fix(&w->olw);
+    w->olsr = (mesh_olsr_cfg_t){.enabled = w->cfg.outlier_sr_stdev > 0,
+                                .stdev_factor = w->cfg.outlier_sr_stdev / 1000.0,
+                                .min_hosts = w->cfg.outlier_sr_hosts,
+                                .request_volume = w->cfg.outlier_sr_volume,
+                                .interval_ms = w->cfg.outlier_interval_ms};
+    mesh_olsr_cfg_fix(&w->olsr);
     if (pxy_outlier_board_init(w) != 0)
         goto fail;
     lb_init(w);

@@ -463,6 +463,33 @@ def case_outlier(env):
     check(True, "the log line names the service's threshold")
 
 
+def case_success_rate(env):
+    """The success-rate detector (--outlier-success-rate-stdev, off by default): six instances,
+    one answering UNAVAILABLE to everything, consecutive-failure ejection out of reach (1000 in a
+    row): within a few one-second intervals the failing one is ejected, said in the log with the
+    service's figures, counted in /metrics, and takes no more calls."""
+    ups = [env.backend(c) for c in "ABCDE"]
+    bad = env.backend("F", "--fail")
+    p = env.start_proxy("routes:\n", ups + [bad], workers=1,
+                        extra=("--lb", "round-robin", "--outlier-consecutive", "1000",
+                               "--outlier-success-rate-stdev", "1900",
+                               "--outlier-success-rate-volume", "10", "--outlier-interval", "1s"))
+
+    def ejected():
+        run_calls(p.target, "Get", 60, threads=2)
+        return metric(p.admin, "meshd_outlier_ejections_total") >= 1
+    wait_until(ejected, 30, "the failing instance ejected by its success rate")
+    p.wait_line(r"ejected: success rate below the service's", 10)
+    check(True, "ejected, the log line giving the service's mean, stdev and threshold")
+    before = counts(bad)["counts"].get("Get", 0)
+    res = run_calls(p.target, "Get", 120, threads=2)
+    after = counts(bad)["counts"].get("Get", 0)
+    print("  after the ejection the failing instance took %d of 120 calls" % (after - before),
+          flush=True)
+    check(after == before and all(r[0] == grpc.StatusCode.OK for r in res),
+          "it takes no more calls (ejected for 30 s), every call succeeds")
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 
