@@ -421,7 +421,7 @@ static int read_outlier(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule
         char key[64], full[192];
         yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
         yaml_node_t *v = node(l, p_->value);
-        double d;
+        double d = 0;
         if (!strcmp(key, "consecutive") || !strcmp(key, "max-ejection-percent")) {
             int pct = key[0] == 'm';
             if (rd_num(l, v, full, 1, pct ? 100 : 1000, &d) != 0)
