@@ -52,6 +52,7 @@
 #include "node/outlier_metrics.h"
 #include "transport/lb_options.h"
 #include "transport/proxy.h"
+#include "transport/svc_policy.h"
 
 #define WORKER_TICK_MS 250
 #define RING_EVENTS    1024 /* 384 KiB per worker once the ring has gone round */
@@ -1180,13 +1181,57 @@ static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
     return o;
 }
 
-/* GET /v1/route-policy: the `routes:` block in force (retries, budget, hedging, faults). */
+/* The balancing and outlier settings in force for one service: its service-wide rule's over
+ * the command line's (transport/svc_policy.h), as the workers resolve them. */
+static json_t *effective_settings(const mesh_node_t *n, const pol_routes_conf_t *rc,
+                                  const char *svc)
+{
+    const pol_route_rule_t *r = pol_routes_match_service(rc, svc, strlen(svc));
+    mesh_lb_cfg_t lb;
+    mesh_svc_policy_lb(r ? r->svc : NULL, &n->lb, &lb);
+    const mesh_proxy_config_t *pc = &n->pcfg;
+    mesh_outlier_cfg_t def = {.consecutive = pc->outlier_consecutive,
+                              .base_ejection_ms = pc->outlier_base_ejection_ms,
+                              .max_ejection_ms = pc->outlier_max_ejection_ms,
+                              .max_ejection_percent = pc->outlier_max_ejection_percent,
+                              .disabled = pc->outlier_off},
+                       ol;
+    mesh_outlier_cfg_fix(&def);
+    mesh_svc_policy_outlier(r ? r->svc : NULL, &def, &ol);
+    json_t *subsets = json_array();
+    for (size_t i = 0; i < lb.n_subsets; i++)
+        json_array_append_new(subsets,
+                              json_pack("{s:s,s:s,s:s}", "header", lb.subsets[i].header, "value",
+                                        lb.subsets[i].value,
+                                        lb.subsets[i].by == MESH_LB_BY_ZONE ? "zone" : "version",
+                                        lb.subsets[i].want));
+    return json_pack("{s:o,s:{s:s,s:s?,s:o},s:{s:b,s:i,s:I,s:I,s:i}}", "rule_line",
+                     r ? json_integer(r->line) : json_null(), "balancer", "policy",
+                     mesh_lb_policy_name(lb.policy), "zone", lb.zone, "subsets", subsets, "outlier",
+                     "enabled", !ol.disabled, "consecutive", (int)ol.consecutive,
+                     "base_ejection_ms", (json_int_t)ol.base_ejection_ms, "max_ejection_ms",
+                     (json_int_t)ol.max_ejection_ms, "max_ejection_percent",
+                     (int)ol.max_ejection_percent);
+}
+
+/* GET /v1/route-policy: the `routes:` block in force (retries, budget, hedging, faults,
+ * balancer and outlier rules) and, per service of the routing table, the balancing and outlier
+ * settings in force (`services`). */
 static json_t *admin_route_policy(void *ud, const h1_req_t *req, int *status)
 {
     mesh_node_t *n = ud;
     if (!n->chain)
         return json_pack("{s:b}", "present", 0);
-    return pol_routes_describe(pol_chain_routes(n->chain));
+    const pol_routes_conf_t *rc = pol_chain_routes(n->chain);
+    json_t *o = pol_routes_describe(rc);
+    json_t *svcs = json_object();
+    size_t ns = n->routes ? mesh_routes_count(n->routes) : 0;
+    for (size_t i = 0; i < ns; i++) {
+        const char *name = mesh_routes_at(n->routes, i)->name;
+        json_object_set_new(svcs, name, effective_settings(n, rc, name));
+    }
+    json_object_set_new(o, "services", svcs);
+    return o;
 }
 
 /* GET /v1/policy: the policy in force (never a secret). */

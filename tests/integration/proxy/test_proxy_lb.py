@@ -306,6 +306,13 @@ def case_yaml_subset(c):
     check(rp["rules"][0]["balancer"]["subsets"] ==
           [{"header": "x-canary", "value": "1", "version": "v2"}],
           "GET /v1/route-policy shows the rule's balancer")
+    wait_until(lambda: ECHO in route_policy(px)["services"], 20, "the service in the table")
+    eff = route_policy(px)["services"][ECHO]
+    print("  in force for %s: %s" % (ECHO, json.dumps(eff)), flush=True)
+    check(eff["rule_line"] == 3 and eff["balancer"]["policy"] == "p2c" and
+          eff["balancer"]["subsets"] == [{"header": "x-canary", "value": "1", "version": "v2"}] and
+          eff["outlier"]["consecutive"] == 5,
+          "and the settings in force for the service: the rule's subsets over --lb p2c")
     served_only(px.addr, {"py1", "py2"}, "the v1 instances routable")
     canary_md = (("x-canary", "1"),)
     wait_until(lambda: run_calls(px.addr, 1, metadata=canary_md)[0] == ["canary"], 20,
@@ -318,6 +325,9 @@ def case_yaml_subset(c):
 
     reload(c, px, YAML_RR, lambda r: r["rules"][0].get("balancer") == {"policy": "round-robin"},
            "the reloaded block (round robin, no subsets)")
+    eff = route_policy(px)["services"][ECHO]
+    check(eff["balancer"]["policy"] == "round-robin" and eff["balancer"]["subsets"] == [],
+          "the settings in force follow the reload")
     served_only(px.addr, {"py1", "py2"}, "x-canary: 1 calls on the v1 instances after the reload",
                 metadata=canary_md)
     ids, fails = run_calls(px.addr, 200, threads=2, metadata=canary_md)
