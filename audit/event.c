@@ -41,6 +41,7 @@ static const char *const type_names[AUDIT_TYPE_END] = {
     [AUDIT_MONITOR_EVICTION_HELD] = "monitor_eviction_held",
     [AUDIT_OUTLIER_EJECTED] = "outlier_ejected",
     [AUDIT_OUTLIER_RETURNED] = "outlier_returned",
+    [AUDIT_FAULT_INJECTION] = "fault_injection",
 };
 
 static const char *const outcome_names[AUDIT_OUTCOME_END] = {
@@ -90,6 +91,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_MEMBER_LEFT:
     case AUDIT_MONITOR_READMITTED:
     case AUDIT_OUTLIER_RETURNED:
+    case AUDIT_FAULT_INJECTION:
         return AUDIT_OUTCOME_SUCCESS;
     case AUDIT_INSTANCE_REMOVED:
         /* a deregistration is the normal way out; the others are something failing */

@@ -83,7 +83,10 @@ typedef enum audit_type {
     /* A proxy's outlier ejection (transport/outlier_board.h), with the instance and service. */
     AUDIT_OUTLIER_EJECTED,  /* its calls kept failing: out of balancing for a while (failure) */
     AUDIT_OUTLIER_RETURNED, /* its probe call succeeded: back in full traffic (success) */
-    AUDIT_TYPE_END          /* one past the last type */
+    /* A `routes:` block that injects faults was loaded (at start or a reload), one per rule, or
+     * a reload turned fault injection off (success: the configuration is in force). */
+    AUDIT_FAULT_INJECTION,
+    AUDIT_TYPE_END /* one past the last type */
 } audit_type_t;
 
 /** Outcomes. AUDIT_OUTCOME_DEFAULT asks for the type's usual one (audit_type_outcome). */

@@ -104,7 +104,15 @@ static const opt_t core_opts[] = {
     {"outlier-failure-volume", MESH_OPT_INT, F(outlier_failure_volume), "50", P | G, 1, 1000000,
      NULL, "...of at least this many calls (per worker)", NULL, NULL},
     {"outlier-interval", MESH_OPT_DUR, F(outlier_interval_ms), "10s", P | G, 100, INT32_MAX, NULL,
-     "...the window of the failure percentage", NULL, NULL},
+     "...the window of the failure percentage (and of the success rate)", NULL, NULL},
+    {"outlier-success-rate-stdev", MESH_OPT_INT, F(outlier_sr_stdev), "0", P | G, 0, 100000, NULL,
+     "success-rate ejection: an instance below the service's mean success rate minus this many "
+     "thousandths of a standard deviation (Envoy's 1900; 0 = off)",
+     NULL, NULL},
+    {"outlier-success-rate-hosts", MESH_OPT_INT, F(outlier_sr_hosts), "5", P | G, 2, 1000000, NULL,
+     "...judged only when this many instances of the service had the volume", NULL, NULL},
+    {"outlier-success-rate-volume", MESH_OPT_INT, F(outlier_sr_volume), "100", P | G, 1, 1000000,
+     NULL, "...calls an instance needs in an interval to be judged (per worker)", NULL, NULL},
     {"drain-timeout", MESH_OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
      "on SIGTERM, how long in-flight calls may take to finish", NULL, NULL},
 

@@ -66,6 +66,7 @@ typedef struct mesh_config {
     int64_t outlier_base_ejection_ms, outlier_max_ejection_ms;
     int64_t outlier_max_ejection_percent;
     int64_t outlier_failure_pct, outlier_failure_volume, outlier_interval_ms;
+    int64_t outlier_sr_stdev, outlier_sr_hosts, outlier_sr_volume; /* transport/outlier_sr.h */
 
     /* upstream names (transport/upstream_pool.c) */
     int64_t dns_refresh_ms; /* how often a resolved upstream name is looked up again */

@@ -52,6 +52,7 @@
 #include "node/outlier_metrics.h"
 #include "transport/lb_options.h"
 #include "transport/proxy.h"
+#include "transport/svc_policy.h"
 
 #define WORKER_TICK_MS 250
 #define RING_EVENTS    1024 /* 384 KiB per worker once the ring has gone round */
@@ -297,6 +298,7 @@ static const mesh_actor_ops_t worker_ops = {
 
 typedef struct node_state {
     mesh_node_t *n;
+    int faults_audited; /* the start's fault_injection records were emitted (audit_faults) */
     mesh_actor_t *self;
     mesh_actor_id_t supervisor;
     mesh_actor_id_t *watchers; /* told when shutdown begins */
@@ -510,23 +512,69 @@ static void jwks_watch(mesh_node_t *n, const char *url)
         mesh_error("policy", "cannot fetch %s: %s", url, err);
 }
 
+/* What a rule injects, for the log line and the audit record: "fault injection on for pkg.Svc/\*
+ * (meshd.yaml:12): abort UNAVAILABLE 5%, delay 200 ms 10%" (every pattern of the rule). */
+static void fault_text(const pol_routes_conf_t *r, const pol_route_rule_t *ru, char *buf,
+                       size_t len)
+{
+    const pol_fault_t *f = &ru->fault;
+    size_t o = (size_t)snprintf(buf, len, "fault injection on for ");
+    for (size_t j = 0; j < ru->n_match && o < len; j++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", j ? ", " : "", ru->match[j]);
+    if (o < len)
+        snprintf(buf + o, len - o, " (%s:%d): abort %s %.4g%%, delay %llu ms %.4g%%%s%s",
+                 r->file ? r->file : "?", ru->line,
+                 f->abort_status ? mesh_grpc_status_name(f->abort_status) : "-",
+                 f->abort_status ? f->abort_percent : 0.0, (unsigned long long)f->delay_ms,
+                 f->delay_ms ? f->delay_percent : 0.0, f->header ? ", only with header " : "",
+                 f->header ? f->header : "");
+}
+
 /* Fault injection is for chaos tests: every rule that injects faults is logged when the routes
  * block is loaded (at start and on each reload), so nobody runs faults unknowingly. */
 static void log_faults(const pol_chain_t *c)
 {
     const pol_routes_conf_t *r = pol_chain_routes(c);
+    char text[512];
+    for (size_t i = 0; i < r->n_rules; i++)
+        if (r->rules[i].has_fault) {
+            fault_text(r, &r->rules[i], text, sizeof(text));
+            mesh_warn("routes", "%s", text);
+        }
+}
+
+/* ... and audited (docs/audit.md, fault_injection): one record per rule that injects faults,
+ * with the service (and method) of its first pattern, when a block is loaded at start or by a
+ * reload; and one when a reload turns it off (had_faults: the block before did inject). */
+static void audit_faults(node_state_t *st, const pol_chain_t *c, int had_faults, const char *when)
+{
+    const pol_routes_conf_t *r = pol_chain_routes(c);
+    if (!st->n->audit || (!r->has_fault && !had_faults))
+        return;
+    char text[640], reason[700], svc[AUDIT_MAX_SERVICE + 1];
+    if (!r->has_fault) {
+        snprintf(reason, sizeof(reason),
+                 "fault injection off: the routes block %s (%s) has no fault rule", when,
+                 r->file ? r->file : "(no file)");
+        audit_event_t ev = {.type = AUDIT_FAULT_INJECTION, .reason = reason};
+        audit_emit(st->self, st->n->audit, &ev);
+        return;
+    }
     for (size_t i = 0; i < r->n_rules; i++) {
         const pol_route_rule_t *ru = &r->rules[i];
         if (!ru->has_fault)
             continue;
-        const pol_fault_t *f = &ru->fault;
-        mesh_warn("routes",
-                  "fault injection on for %s (%s:%d): abort %s %.4g%%, delay %llu ms %.4g%%%s%s",
-                  ru->match[0], r->file ? r->file : "?", ru->line,
-                  f->abort_status ? mesh_grpc_status_name(f->abort_status) : "-",
-                  f->abort_status ? f->abort_percent : 0.0, (unsigned long long)f->delay_ms,
-                  f->delay_ms ? f->delay_percent : 0.0, f->header ? ", only with header " : "",
-                  f->header ? f->header : "");
+        fault_text(r, ru, text, sizeof(text));
+        snprintf(reason, sizeof(reason), "%s; %s", text, when);
+        const char *m = ru->match[0], *slash = strchr(m, '/');
+        audit_event_t ev = {.type = AUDIT_FAULT_INJECTION, .reason = reason};
+        if (slash && (size_t)(slash - m) <= AUDIT_MAX_SERVICE) {
+            snprintf(svc, sizeof(svc), "%.*s", (int)(slash - m), m);
+            ev.service = svc;
+            if (strcmp(slash + 1, "*") != 0)
+                ev.method = slash + 1;
+        }
+        audit_emit(st->self, st->n->audit, &ev);
     }
 }
 
@@ -564,9 +612,12 @@ static void reload_policy(node_state_t *st)
             audit_emit(st->self, n->audit, &ev);
         return;
     }
+    int had_faults = n->chain && pol_chain_routes(n->chain)->has_fault;
+    st->faults_audited = 1; /* (a reload before the start's record: this one says it all) */
     policy_to_workers(st, c);
     jwks_watch(n, pol_chain_conf(c)->jwks_url);
     log_faults(c);
+    audit_faults(st, c, had_faults, "loaded by a reload (SIGHUP)");
     mesh_info("policy", "reloaded from %s: %zu rules",
               n->cfg->config_file ? n->cfg->config_file : "(no file)", pol_chain_conf(c)->n_rules);
 }
@@ -699,6 +750,12 @@ static int node_start(mesh_actor_t *self, void *arg)
 static int node_message(mesh_actor_t *self, mesh_msg_t *m)
 {
     node_state_t *st = mesh_state(self);
+    if (!st->faults_audited && audit_api_on(st->n->audit) && st->n->chain) {
+        /* the audit actor is spawned after this actor starts: the start's block audited once
+         * its address is known (the first message after) */
+        st->faults_audited = 1;
+        audit_faults(st, st->n->chain, 0, "loaded at start");
+    }
     switch (m->type) {
     case REG_MSG_ROUTES: {
         mesh_routes_t *routes = mesh_msg_take_ptr(m);
@@ -885,6 +942,9 @@ static int node_outlier_setup(mesh_node_t *n)
     pc->outlier_failure_pct = (uint32_t)cfg->outlier_failure_pct;
     pc->outlier_failure_volume = (uint32_t)cfg->outlier_failure_volume;
     pc->outlier_interval_ms = (uint64_t)cfg->outlier_interval_ms;
+    pc->outlier_sr_stdev = (uint32_t)cfg->outlier_sr_stdev;
+    pc->outlier_sr_hosts = (uint32_t)cfg->outlier_sr_hosts;
+    pc->outlier_sr_volume = (uint32_t)cfg->outlier_sr_volume;
     if (!n->outlier_board)
         n->outlier_board = mesh_outlier_board_new();
     pc->outlier_board = n->outlier_board;
@@ -1121,13 +1181,57 @@ static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
     return o;
 }
 
-/* GET /v1/route-policy: the `routes:` block in force (retries, budget, hedging, faults). */
+/* The balancing and outlier settings in force for one service: its service-wide rule's over
+ * the command line's (transport/svc_policy.h), as the workers resolve them. */
+static json_t *effective_settings(const mesh_node_t *n, const pol_routes_conf_t *rc,
+                                  const char *svc)
+{
+    const pol_route_rule_t *r = pol_routes_match_service(rc, svc, strlen(svc));
+    mesh_lb_cfg_t lb;
+    mesh_svc_policy_lb(r ? r->svc : NULL, &n->lb, &lb);
+    const mesh_proxy_config_t *pc = &n->pcfg;
+    mesh_outlier_cfg_t def = {.consecutive = pc->outlier_consecutive,
+                              .base_ejection_ms = pc->outlier_base_ejection_ms,
+                              .max_ejection_ms = pc->outlier_max_ejection_ms,
+                              .max_ejection_percent = pc->outlier_max_ejection_percent,
+                              .disabled = pc->outlier_off},
+                       ol;
+    mesh_outlier_cfg_fix(&def);
+    mesh_svc_policy_outlier(r ? r->svc : NULL, &def, &ol);
+    json_t *subsets = json_array();
+    for (size_t i = 0; i < lb.n_subsets; i++)
+        json_array_append_new(subsets,
+                              json_pack("{s:s,s:s,s:s}", "header", lb.subsets[i].header, "value",
+                                        lb.subsets[i].value,
+                                        lb.subsets[i].by == MESH_LB_BY_ZONE ? "zone" : "version",
+                                        lb.subsets[i].want));
+    return json_pack("{s:o,s:{s:s,s:s?,s:o},s:{s:b,s:i,s:I,s:I,s:i}}", "rule_line",
+                     r ? json_integer(r->line) : json_null(), "balancer", "policy",
+                     mesh_lb_policy_name(lb.policy), "zone", lb.zone, "subsets", subsets, "outlier",
+                     "enabled", !ol.disabled, "consecutive", (int)ol.consecutive,
+                     "base_ejection_ms", (json_int_t)ol.base_ejection_ms, "max_ejection_ms",
+                     (json_int_t)ol.max_ejection_ms, "max_ejection_percent",
+                     (int)ol.max_ejection_percent);
+}
+
+/* GET /v1/route-policy: the `routes:` block in force (retries, budget, hedging, faults,
+ * balancer and outlier rules) and, per service of the routing table, the balancing and outlier
+ * settings in force (`services`). */
 static json_t *admin_route_policy(void *ud, const h1_req_t *req, int *status)
 {
     mesh_node_t *n = ud;
     if (!n->chain)
         return json_pack("{s:b}", "present", 0);
-    return pol_routes_describe(pol_chain_routes(n->chain));
+    const pol_routes_conf_t *rc = pol_chain_routes(n->chain);
+    json_t *o = pol_routes_describe(rc);
+    json_t *svcs = json_object();
+    size_t ns = n->routes ? mesh_routes_count(n->routes) : 0;
+    for (size_t i = 0; i < ns; i++) {
+        const char *name = mesh_routes_at(n->routes, i)->name;
+        json_object_set_new(svcs, name, effective_settings(n, rc, name));
+    }
+    json_object_set_new(o, "services", svcs);
+    return o;
 }
 
 /* GET /v1/policy: the policy in force (never a secret). */

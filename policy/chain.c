@@ -1135,6 +1135,11 @@ static void apply_routes(pol_call_t *pc, const mesh_proxy_call_info_t *info)
     const pol_routes_conf_t *rc = pc->gen->chain->routes;
     if (!rc->n_rules)
         return;
+    if (rc->has_svc) { /* the service's balancing and outlier settings (its service-wide rule) */
+        const pol_route_rule_t *sr = pol_routes_match_service(rc, info->service, info->service_len);
+        if (sr && sr->svc)
+            mesh_proxy_call_set_service_policy(pc->call, sr->svc);
+    }
     const pol_route_rule_t *r =
         pol_routes_match(rc, info->service, info->service_len, info->method, info->method_len);
     if (!r)

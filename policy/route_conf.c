@@ -309,6 +309,150 @@ static int read_fault(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t
     return 0;
 }
 
+/* The rule's per-service settings, made at the first balancer or outlier key. */
+static mesh_svc_policy_t *svc_of(ld_t *l, yaml_node_t *at, const char *full, pol_route_rule_t *r)
+{
+    if (!r->svc && !(r->svc = mesh_svc_policy_new()))
+        fail(l, at, full, "out of memory");
+    return r->svc;
+}
+
+/* A header name as gRPC metadata carries it: lower case, no ':' or spaces. */
+static int header_ok(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (const char *c = s; *c; c++)
+        if (*c <= ' ' || *c >= 127 || (*c >= 'A' && *c <= 'Z') || *c == ':')
+            return 0;
+    return 1;
+}
+
+/* One subset: {header: H, value: V, version: X} (or zone: Z instead of version). */
+static int read_subset(ld_t *l, yaml_node_t *m, const char *sec, mesh_lb_cfg_t *lb)
+{
+    if (want_map(l, m, sec, "{header: H, value: V, version: X} (or zone: Z)") != 0)
+        return -1;
+    const char *hdr = NULL, *val = NULL, *want = NULL;
+    mesh_lb_by_t by = MESH_LB_BY_VERSION;
+    for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
+        char key[64], full[192];
+        yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
+        yaml_node_t *v = node(l, p_->value);
+        const char *sv = scalar(v);
+        if (!sv || !*sv)
+            return fail(l, v, full, "expected a value");
+        if (!strcmp(key, "header")) {
+            if (!header_ok(sv))
+                return fail(l, v, full, "'%s' is not a lower-case header name", sv);
+            hdr = sv;
+        } else if (!strcmp(key, "value")) {
+            val = sv;
+        } else if (!strcmp(key, "version") || !strcmp(key, "zone")) {
+            if (want)
+                return fail(l, k_, full, "give one of version and zone");
+            by = key[0] == 'z' ? MESH_LB_BY_ZONE : MESH_LB_BY_VERSION;
+            want = sv;
+        } else {
+            return fail(l, k_, full, "unknown key (header, value, version, zone)");
+        }
+    }
+    if (!hdr || !val || !want)
+        return fail(l, m, sec, "header, value and version (or zone) are required");
+    mesh_lb_subset_t sub = {
+        .header = strdup(hdr), .value = strdup(val), .by = by, .want = strdup(want)};
+    if (!sub.header || !sub.value || !sub.want || mesh_lb_cfg_add_subset(lb, &sub) != 0) {
+        mesh_lb_subset_destroy(&sub);
+        return fail(l, m, sec, "out of memory");
+    }
+    return 0;
+}
+
+static int read_balancer(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t *r)
+{
+    if (want_map(l, m, sec, "{policy: p2c|round-robin, zone-affinity: B, subsets: [..]}") != 0)
+        return -1;
+    mesh_svc_policy_t *sp = svc_of(l, m, sec, r);
+    if (!sp)
+        return -1;
+    for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
+        char key[64], full[192];
+        yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
+        yaml_node_t *v = node(l, p_->value);
+        if (!strcmp(key, "policy")) {
+            if (!scalar(v) || mesh_lb_policy_parse(scalar(v), &sp->lb.policy) != 0)
+                return fail(l, v, full, "'%s' is not p2c or round-robin",
+                            scalar(v) ? scalar(v) : "(not a value)");
+            sp->has_lb_policy = 1;
+        } else if (!strcmp(key, "zone-affinity")) {
+            if (parse_bool(scalar(v), &sp->zone_affinity) != 0)
+                return fail(l, v, full, "expected true or false");
+        } else if (!strcmp(key, "subsets")) {
+            if (v->type != YAML_SEQUENCE_NODE)
+                return fail(l, v, full, "expected a list of {header: H, value: V, version: X}");
+            sp->has_subsets = 1;
+            for (yaml_node_item_t *it = v->data.sequence.items.start;
+                 it < v->data.sequence.items.top; it++) {
+                char sec2[224];
+                snprintf(sec2, sizeof(sec2), "%s[%d]", full,
+                         (int)(it - v->data.sequence.items.start));
+                if (read_subset(l, node(l, *it), sec2, &sp->lb) != 0)
+                    return -1;
+            }
+        } else {
+            return fail(l, k_, full, "unknown key (policy, zone-affinity, subsets)");
+        }
+    }
+    return 0;
+}
+
+static int read_outlier(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t *r)
+{
+    if (want_map(l, m, sec,
+                 "{consecutive: N, base-ejection: D, max-ejection: D, max-ejection-percent: P, "
+                 "enabled: B}") != 0)
+        return -1;
+    mesh_svc_policy_t *sp = svc_of(l, m, sec, r);
+    if (!sp)
+        return -1;
+    mesh_outlier_cfg_t *o = &sp->outlier;
+    sp->has_outlier = 1;
+    for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
+        char key[64], full[192];
+        yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
+        yaml_node_t *v = node(l, p_->value);
+        double d = 0;
+        if (!strcmp(key, "consecutive") || !strcmp(key, "max-ejection-percent")) {
+            int pct = key[0] == 'm';
+            if (rd_num(l, v, full, 1, pct ? 100 : 1000, &d) != 0)
+                return -1;
+            if (d != floor(d))
+                return fail(l, v, full, "expected a whole number");
+            *(pct ? &o->max_ejection_percent : &o->consecutive) = (uint32_t)d;
+        } else if (!strcmp(key, "base-ejection") || !strcmp(key, "max-ejection")) {
+            uint64_t *ms = key[0] == 'b' ? &o->base_ejection_ms : &o->max_ejection_ms;
+            if (rd_dur(l, v, full, ms) != 0)
+                return -1;
+            if (!*ms)
+                return fail(l, v, full, "a duration above 0 is required");
+        } else if (!strcmp(key, "enabled")) {
+            int on;
+            if (parse_bool(scalar(v), &on) != 0)
+                return fail(l, v, full, "expected true or false");
+            o->disabled = !on;
+        } else {
+            return fail(l, k_, full,
+                        "unknown key (consecutive, base-ejection, max-ejection, "
+                        "max-ejection-percent, enabled)");
+        }
+    }
+    if (o->max_ejection_ms &&
+        o->max_ejection_ms <
+            (o->base_ejection_ms ? o->base_ejection_ms : MESH_OUTLIER_BASE_EJECTION_MS))
+        return fail(l, m, sec, "max-ejection is below base-ejection");
+    return 0;
+}
+
 /* "pkg.Svc/Method", "pkg.Svc/\*" or "*". */
 static int pattern_ok(const char *p)
 {
@@ -359,8 +503,8 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
         return -1;
     r->line = (int)m->start_mark.line + 1;
     rule_defaults(r);
-    static const char *const keys[] = {"match",           "idempotent", "retry",
-                                       "per-try-timeout", "hedging",    "fault"};
+    static const char *const keys[] = {"match",   "idempotent", "retry",    "per-try-timeout",
+                                       "hedging", "fault",      "balancer", "outlier"};
     unsigned seen = 0;
     for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
         char key[64], full[192];
@@ -392,9 +536,14 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
             rc = read_hedging(l, v, full, r);
         } else if (!strcmp(key, "fault")) {
             rc = read_fault(l, v, full, r);
+        } else if (!strcmp(key, "balancer")) {
+            rc = read_balancer(l, v, full, r);
+        } else if (!strcmp(key, "outlier")) {
+            rc = read_outlier(l, v, full, r);
         } else {
             rc = fail(l, k_, full,
-                      "unknown key (match, idempotent, retry, per-try-timeout, hedging, fault)");
+                      "unknown key (match, idempotent, retry, per-try-timeout, hedging, fault, "
+                      "balancer, outlier)");
         }
         if (rc != 0)
             return -1;
@@ -405,6 +554,16 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
         return fail(l, m, sec, "hedging needs idempotent: true (a hedged call runs twice)");
     if (r->retry.hedge_max_attempts > 1 && r->has_retry)
         return fail(l, m, sec, "retry and hedging exclude each other (gRPC service config)");
+    if (r->svc)
+        for (size_t i = 0; i < r->n_match; i++) {
+            const char *p = r->match[i];
+            size_t n = strlen(p);
+            if (!(n >= 1 && p[n - 1] == '*'))
+                return fail(l, m, sec,
+                            "balancer and outlier are per service: match '%s' is a method "
+                            "(use pkg.Service/* or *)",
+                            p);
+        }
     if (!r->has_retry)
         r->retry.max_attempts = 1;
     return 0;
@@ -416,6 +575,7 @@ static void rule_free(pol_route_rule_t *r)
         free(r->match[i]);
     free(r->match);
     free(r->fault.header);
+    mesh_svc_policy_unref(r->svc);
 }
 
 static int read_routes(ld_t *l, yaml_node_t *m, pol_routes_conf_t *c)
@@ -462,6 +622,8 @@ static int read_routes(ld_t *l, yaml_node_t *m, pol_routes_conf_t *c)
                 c->n_rules = i + 1;
                 if (read_rule(l, node(l, v->data.sequence.items.start[i]), sec, &c->rules[i]) != 0)
                     return -1;
+                c->has_svc |= c->rules[i].svc != NULL;
+                c->has_fault |= c->rules[i].has_fault;
             }
         } else {
             return fail(l, k_, fk, "unknown key (retry-budget, rules)");
@@ -570,7 +732,8 @@ pol_routes_conf_t *pol_routes_load(const char *path, char *err, size_t errlen)
     return c;
 }
 
-/* How specifically pattern matches service/method: 3 exact, 2 service wildcard, 1 "*", 0 no. */
+/* How specifically pattern matches service/method: 3 exact, 2 service wildcard, 1 "*", 0 no.
+ * m NULL: the service as a whole (exact patterns never match). */
 static int score(const char *pat, const char *svc, size_t sl, const char *m, size_t ml)
 {
     if (pat[0] == '*' && !pat[1])
@@ -580,7 +743,13 @@ static int score(const char *pat, const char *svc, size_t sl, const char *m, siz
     const char *pm = pat + sl + 1;
     if (pm[0] == '*' && !pm[1])
         return 2;
-    return strlen(pm) == ml && memcmp(pm, m, ml) == 0 ? 3 : 0;
+    return m && strlen(pm) == ml && memcmp(pm, m, ml) == 0 ? 3 : 0;
+}
+
+const pol_route_rule_t *pol_routes_match_service(const pol_routes_conf_t *c, const char *service,
+                                                 size_t service_len)
+{
+    return pol_routes_match(c, service, service_len, NULL, 0);
 }
 
 const pol_route_rule_t *pol_routes_match(const pol_routes_conf_t *c, const char *service,
@@ -649,6 +818,35 @@ static json_t *describe_rule(const pol_route_rule_t *r)
         if (f->header)
             json_object_set_new(fo, "header", json_string(f->header));
         json_object_set_new(o, "fault", fo);
+    }
+    const mesh_svc_policy_t *sp = r->svc;
+    if (sp && (sp->has_lb_policy || sp->has_subsets || sp->zone_affinity >= 0)) {
+        json_t *b = json_object();
+        if (sp->has_lb_policy)
+            json_object_set_new(b, "policy", json_string(mesh_lb_policy_name(sp->lb.policy)));
+        if (sp->zone_affinity >= 0)
+            json_object_set_new(b, "zone_affinity", json_boolean(sp->zone_affinity));
+        if (sp->has_subsets) {
+            json_t *a = json_array();
+            for (size_t i = 0; i < sp->lb.n_subsets; i++) {
+                const mesh_lb_subset_t *u = &sp->lb.subsets[i];
+                json_array_append_new(
+                    a, json_pack("{s:s,s:s,s:s}", "header", u->header, "value", u->value,
+                                 u->by == MESH_LB_BY_ZONE ? "zone" : "version", u->want));
+            }
+            json_object_set_new(b, "subsets", a);
+        }
+        json_object_set_new(o, "balancer", b);
+    }
+    if (sp && sp->has_outlier) {
+        mesh_outlier_cfg_t oc = sp->outlier;
+        mesh_outlier_cfg_fix(&oc);
+        json_object_set_new(o, "outlier",
+                            json_pack("{s:b,s:i,s:I,s:I,s:i}", "enabled", !oc.disabled,
+                                      "consecutive", (int)oc.consecutive, "base_ejection_ms",
+                                      (json_int_t)oc.base_ejection_ms, "max_ejection_ms",
+                                      (json_int_t)oc.max_ejection_ms, "max_ejection_percent",
+                                      (int)oc.max_ejection_percent));
     }
     return o;
 }

@@ -19,11 +19,18 @@
  *         hedging: {max-attempts: 2, delay: 20ms}     (idempotent methods only)
  *         fault: {abort: {status: UNAVAILABLE, percent: 10},
  *                 delay: {duration: 100ms, percent: 5}, header: x-meshd-fault}
+ *       - match: pkg.Svc/\*                          (per service: pkg.Svc/\* or * only)
+ *         balancer: {policy: round-robin, zone-affinity: false,
+ *                    subsets: [{header: x-canary, value: "1", version: v2}]}
+ *         outlier: {consecutive: 5, base-ejection: 30s, max-ejection: 300s,
+ *                   max-ejection-percent: 10, enabled: true}
  *
- * The most specific rule applies, whole (exact before pkg.Svc/\* before *). Room for more: a
- * rule's keys are read from one table (route_conf.c, rule_keys); balancing keys (`balancer:`,
- * `weights:`, `header-route:`, `zone:` ...) join it as fields of pol_route_rule_t. A key no
- * table knows is an error, so a typo never passes silently.
+ * The most specific rule applies, whole (exact before pkg.Svc/\* before *). `balancer` and
+ * `outlier` are per service (the proxy keeps one plan and one outlier state per service): they
+ * are allowed only in rules whose patterns are all pkg.Svc/\* or *, and a service's settings
+ * are those of its most specific such rule (pol_routes_match_service), whole: a `pkg.Svc/\*`
+ * rule without them gives the service the command line's. A key no table knows is an error,
+ * so a typo never passes silently.
  */
 #ifndef POL_ROUTE_CONF_H
 #define POL_ROUTE_CONF_H
@@ -33,6 +40,7 @@
 #include <stdint.h>
 
 #include "transport/retry.h"
+#include "transport/svc_policy.h"
 
 /** Fault injection of one rule. Percentages 0..100; header NULL: every call may be hit. */
 typedef struct pol_fault {
@@ -51,6 +59,7 @@ typedef struct pol_route_rule {
     int has_retry, has_fault;
     mesh_retry_policy_t retry; /* idempotent, per-try timeout and hedging included */
     pol_fault_t fault;
+    mesh_svc_policy_t *svc; /* balancer/outlier given (a reference); NULL: none */
 } pol_route_rule_t;
 
 /** The whole block. */
@@ -60,6 +69,8 @@ typedef struct pol_routes_conf {
     mesh_retry_budget_cfg_t budget;
     pol_route_rule_t *rules;
     size_t n_rules;
+    int has_svc;   /* some rule has balancer or outlier settings */
+    int has_fault; /* some rule injects faults */
 } pol_routes_conf_t;
 
 /** Reads the `routes:` block of the YAML file at path (none: defaults, present 0). NULL on
@@ -78,6 +89,11 @@ void pol_routes_free(pol_routes_conf_t *c);
 /** The rule for service/method (not NUL-terminated), or NULL. */
 const pol_route_rule_t *pol_routes_match(const pol_routes_conf_t *c, const char *service,
                                          size_t service_len, const char *method, size_t method_len);
+
+/** The rule that sets service's balancing and outlier settings: the most specific rule with a
+ *  pattern pkg.Svc/\* or * for it (exact patterns never), or NULL. Its svc may be NULL. */
+const pol_route_rule_t *pol_routes_match_service(const pol_routes_conf_t *c, const char *service,
+                                                 size_t service_len);
 
 /** The effective block as JSON (GET /v1/route-policy, check-config). */
 json_t *pol_routes_describe(const pol_routes_conf_t *c);

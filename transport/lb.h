@@ -2,8 +2,8 @@
  * transport/lb.h: load-aware, weighted, header- and zone-aware choice of an upstream instance,
  * without I/O (the proxy and the simulator feed it the time and their predicates).
  *
- * Settings (mesh_lb_cfg_t, a plain struct the command line fills today and a per-route YAML
- * block may fill later):
+ * Settings (mesh_lb_cfg_t, a plain struct the command line fills; a service's `routes:` rule
+ * may override the policy, the zone preference and the subsets: transport/svc_policy.h):
  *   - the policy: round robin (weighted: each instance's share is its weight over the total) or
  *     P2C (power of two choices over a time-decayed EWMA of latency and the outstanding calls,
  *     as Linkerd balances);

@@ -13,8 +13,9 @@
 
 #define ACTOR "proxy"
 
-void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const char *svc,
-                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms, const char *why)
+void pxy_outlier_tell(mesh_proxy_worker_t *w, const mesh_outlier_cfg_t *cfg,
+                      const pxy_endpoint_t *ep, const char *svc, int svc_len,
+                      mesh_outlier_effect_t effect, uint64_t ms, const char *why)
 {
     mesh_event_t e = {.type = MESH_EV_OUTLIER, .worker = (uint32_t)w->cfg.worker_index};
     mesh_ev_outlier_t *o = &e.outlier;
@@ -28,7 +29,7 @@ void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const ch
         else
             snprintf(o->reason, sizeof(o->reason),
                      "%u gateway failures in a row (or a failed probe); ejected for %llu ms",
-                     (unsigned)w->outlier.consecutive, (unsigned long long)ms);
+                     (unsigned)cfg->consecutive, (unsigned long long)ms);
         mesh_warn(ACTOR, "worker %d: upstream %s of %.*s ejected: %s", w->cfg.worker_index,
                   ep->addr, svc_len, svc, o->reason);
         break;
@@ -43,8 +44,7 @@ void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const ch
         snprintf(o->reason, sizeof(o->reason),
                  "%s, but the service has as many instances ejected as %u%% allows (at least "
                  "one, never the last)",
-                 why ? why : "gateway failures in a row",
-                 (unsigned)w->outlier.max_ejection_percent);
+                 why ? why : "gateway failures in a row", (unsigned)cfg->max_ejection_percent);
         mesh_warn(ACTOR, "worker %d: upstream %s of %.*s not ejected: %s", w->cfg.worker_index,
                   ep->addr, svc_len, svc, o->reason);
         break;

@@ -119,6 +119,13 @@ struct mesh_retry_budget_cfg;
 void mesh_proxy_call_set_retry(mesh_proxy_call_t *c, const struct mesh_retry_policy *p,
                                const struct mesh_retry_budget_cfg *budget);
 
+struct mesh_svc_policy;
+
+/** Gives the call its service's balancing and outlier settings (transport/svc_policy.h; valid
+ *  until the filter's on_done); the worker's service state takes them over its defaults (a
+ *  reference) when the call picks an instance. NULL: the defaults. Call from on_call. */
+void mesh_proxy_call_set_service_policy(mesh_proxy_call_t *c, struct mesh_svc_policy *p);
+
 /** Fault injection, decided by a filter: when the call is routed, abort_status (1..16; 0 none)
  *  answers it instead ("meshd: fault injected"), else delay_ms holds it first. From on_call. */
 void mesh_proxy_call_inject_fault(mesh_proxy_call_t *c, int abort_status, uint64_t delay_ms);
@@ -182,6 +189,14 @@ typedef struct mesh_proxy_config {
     uint32_t outlier_failure_pct;
     uint32_t outlier_failure_volume;
     uint64_t outlier_interval_ms;
+    /* Success rate (transport/outlier_sr.h): every outlier_interval_ms, among a service's
+     * instances with at least outlier_sr_volume calls on a worker (default 100), when at least
+     * outlier_sr_hosts have them (default 5), one whose success rate is below the mean minus
+     * outlier_sr_stdev thousandths (0, the default: off; Envoy's 1900) of a standard deviation
+     * is ejected like above. */
+    uint32_t outlier_sr_stdev;
+    uint32_t outlier_sr_hosts;
+    uint32_t outlier_sr_volume;
     /* The ejection state shared by the workers of a process (transport/outlier_board.h), so the
      * thresholds hold whatever the worker count; NULL: the worker keeps its own. Outlives the
      * workers that use it. */

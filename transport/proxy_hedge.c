@@ -96,6 +96,7 @@ static pxy_stream_t *hedge_new(pxy_stream_t *ps)
     h->deadline_ms = ps->deadline_ms;
     h->routes = ps->routes ? mesh_routes_ref(ps->routes) : NULL;
     h->svc = ps->svc;
+    h->svc_pol = ps->svc_pol; /* the service's settings: the same plan as the call's */
     h->default_route = ps->default_route;
     pxy_stream_parse_path(h);
     return h;

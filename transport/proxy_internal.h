@@ -22,7 +22,9 @@
 #include "transport/lb.h"
 #include "transport/outlier.h"
 #include "transport/outlier_board.h"
+#include "transport/outlier_sr.h"
 #include "transport/outlier_window.h"
+#include "transport/svc_policy.h"
 #include "transport/proxy.h"
 #include "transport/retry.h"
 
@@ -157,6 +159,7 @@ struct pxy_endpoint {
     uint32_t n_suspect;
     /* this worker's failure-percentage window (transport/outlier_window.h) */
     mesh_olw_t olw;
+    mesh_olsr_ep_t olsr;   /* this worker's success-rate counts (transport/outlier_sr.h) */
     mesh_lb_ep_t lb;       /* this worker's calls outstanding and latency EWMA (transport/lb.h) */
     pxy_link_t conns;      /* usable connections (pxy_us_conn_t.link) */
     pxy_link_t retired;    /* connections finishing their calls, taking no new ones */
@@ -182,6 +185,14 @@ typedef struct pxy_svc {
     mesh_lb_plan_t *plan; /* weights, subsets, zone, P2C (transport/lb.h), made at the
                              service's first call; PXY_PLAN_PLAIN: plain round robin (rr) is the
                              policy; NULL: not decided yet */
+    /* The service's settings (transport/svc_policy.h), resolved over the worker's defaults by
+     * pxy_svc_use_policy when a call of the service picks: the plan is made under lb, outlier
+     * reports use ol. pol is held (a reference); cfg_set 0: not resolved yet. */
+    mesh_svc_policy_t *pol;
+    int cfg_set;
+    mesh_olsr_svc_t olsr; /* the success-rate detector's interval for this service */
+    mesh_lb_cfg_t lb;
+    mesh_outlier_cfg_t ol;
 } pxy_svc_t;
 
 /** pxy_svc_t.plan of a service that plain round robin balances (not a plan to free). */
@@ -284,12 +295,16 @@ struct pxy_stream {
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     uint64_t t_start;               /* uv_hrtime() when the call started (0: not a call yet) */
     uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
+    uint8_t lb_p2c;                 /* picked under P2C (the service's policy): lb_done samples */
     uint64_t lb_t0;                 /* uv_hrtime() when the request went out to ps->ep (its
                                        latency sample); 0: not yet */
     void *filter_tokens[MESH_PROXY_MAX_FILTERS];
     pxy_api_t api; /* calls started with mesh_proxy_call_start() */
     /* Retry policy and fault injection (transport/proxy_retry.c); set by a filter. */
     const mesh_retry_policy_t *rp; /* NULL: only the never-sent retry */
+    /* the service's balancing and outlier settings (valid until the filter's on_done); NULL:
+     * the worker's defaults */
+    mesh_svc_policy_t *svc_pol;
     mesh_retry_budget_cfg_t budget_cfg;
     int retry_wait;  /* the attempt ended with a retryable status: retry once its stream closed */
     int fault_abort; /* gRPC status to answer instead of routing; 0 none */
@@ -312,6 +327,7 @@ struct mesh_proxy_worker {
     mesh_outlier_cfg_t outlier; /* cfg's outlier ejection, for transport/outlier.h */
     /* cfg's failure-percentage detector */
     mesh_olw_cfg_t olw;
+    mesh_olsr_cfg_t olsr; /* cfg's success-rate detector */
     /* cfg.outlier_board, or the worker's own (own_board set) */
     mesh_outlier_board_t *board;
     int own_board;
@@ -364,11 +380,26 @@ void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 /** Takes cfg.outlier_board, or gives the worker a board of its own. 0 or -1 (no memory). */
 int pxy_outlier_board_init(mesh_proxy_worker_t *w);
 
+/* proxy_svc_policy.c */
+/** Makes s follow settings p (NULL: the worker's defaults) when it does not yet: resolves them
+ *  over the worker's and drops the plan made under the old ones. Per pick: cheap when equal. */
+void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p);
+/** Drops the service's settings (its reference), at svc_drop and teardown. */
+void pxy_svc_policy_drop(pxy_svc_t *s);
+
+/* proxy_outlier_sr.c */
+/** Counts an outcome of ep for the success-rate detector and, when the interval of service s
+ *  (of the call ps) is over, judges its endpoints and ejects the outliers (cfg: the service's
+ *  outlier settings). */
+void pxy_outlier_sr(pxy_stream_t *ps, pxy_svc_t *s, pxy_endpoint_t *ep,
+                    const mesh_outlier_cfg_t *cfg, mesh_outlier_outcome_t oc, uint64_t now);
+
 /* outlier_tell.c */
 /** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring;
  *  why: the detector's reason (NULL: consecutive failures). */
-void pxy_outlier_tell(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep, const char *svc,
-                      int svc_len, mesh_outlier_effect_t effect, uint64_t ms, const char *why);
+void pxy_outlier_tell(mesh_proxy_worker_t *w, const mesh_outlier_cfg_t *cfg,
+                      const pxy_endpoint_t *ep, const char *svc, int svc_len,
+                      mesh_outlier_effect_t effect, uint64_t ms, const char *why);
 /** Serves an already connected socket as a client connection (fuzzers, tests). */
 mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
 

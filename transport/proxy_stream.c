@@ -389,16 +389,21 @@ static pxy_svc_t *svc_state(pxy_stream_t *ps);
 static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
 {
     mesh_proxy_worker_t *w = ps->w;
-    if (ps->default_route || !ps->svc || !ep || w->outlier.disabled)
+    if (ps->default_route || !ps->svc || !ep)
+        return;
+    pxy_svc_t *s = svc_state(ps);
+    const mesh_outlier_cfg_t *cfg = s && s->cfg_set ? &s->ol : &w->outlier; /* the service's */
+    if (cfg->disabled)
         return;
     mesh_outlier_outcome_t oc = us_outcome(ps);
     if (oc == MESH_OUTLIER_NEUTRAL)
         return;
     uint64_t now = uv_now(w->loop);
     int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now); /* failure percentage */
+    if (s && w->olsr.enabled)
+        pxy_outlier_sr(ps, s, ep, cfg, oc, now); /* success rate among the service's */
     size_t n = 0, n_ejected = 0;
     if (oc == MESH_OUTLIER_FAILURE || by_window) {
-        pxy_svc_t *s = svc_state(ps);
         if (!s)
             return;
         n = s->n;
@@ -407,19 +412,19 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     }
     uint64_t ms = 0;
     mesh_outlier_effect_t e =
-        mesh_outlier_slot_report(w->board, ep->ol, &w->outlier, oc, n, n_ejected, now, &ms);
+        mesh_outlier_slot_report(w->board, ep->ol, cfg, oc, n, n_ejected, now, &ms);
     char why[120];
     if (e == MESH_OUTLIER_NONE && by_window) {
-        e = mesh_outlier_slot_eject(w->board, ep->ol, &w->outlier, n, n_ejected, now, &ms);
+        e = mesh_outlier_slot_eject(w->board, ep->ol, cfg, n, n_ejected, now, &ms);
         snprintf(why, sizeof(why), "%u%% of %u calls failed in %llu ms (threshold %u%%)",
                  ep->olw.last_pct, ep->olw.last_volume, (unsigned long long)w->olw.interval_ms,
                  w->olw.threshold_pct);
         if (e != MESH_OUTLIER_NONE)
-            pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, why);
+            pxy_outlier_tell(w, cfg, ep, ps->svc_str, ps->svc_len, e, ms, why);
         return;
     }
     if (e != MESH_OUTLIER_NONE)
-        pxy_outlier_tell(w, ep, ps->svc_str, ps->svc_len, e, ms, NULL);
+        pxy_outlier_tell(w, cfg, ep, ps->svc_str, ps->svc_len, e, ms, NULL);
 }
 
 static void lb_done(pxy_stream_t *ps);
@@ -619,9 +624,9 @@ static const mesh_lb_ops_t lb_ops = {pick_eligible, lb_healthy, lb_load};
 static void lb_plan(mesh_proxy_worker_t *w, pxy_svc_t *s)
 {
     s->plan = PXY_PLAN_PLAIN;
-    if (!mesh_lb_plan_needed(&w->lb, s->insts, s->n))
+    if (!mesh_lb_plan_needed(&s->lb, s->insts, s->n))
         return;
-    mesh_lb_plan_t *p = mesh_lb_plan_new(&w->lb, s->insts, s->n, (uint32_t)w->cfg.worker_index);
+    mesh_lb_plan_t *p = mesh_lb_plan_new(&s->lb, s->insts, s->n, (uint32_t)w->cfg.worker_index);
     if (p)
         s->plan = p;
     else
@@ -633,15 +638,15 @@ static void lb_plan(mesh_proxy_worker_t *w, pxy_svc_t *s)
  * of it can take the call), the caller's zone when preferred, by weight and policy. */
 static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
 {
-    mesh_proxy_worker_t *w = ps->w;
-    int sub = w->lb.n_subsets ? mesh_lb_subset_match(&w->lb, lb_header, ps) : -1;
+    const mesh_lb_cfg_t *cfg = &s->lb; /* the service's settings */
+    int sub = cfg->n_subsets ? mesh_lb_subset_match(cfg, lb_header, ps) : -1;
     mesh_lb_pick_info_t info;
-    ptrdiff_t k = mesh_lb_pick(s->plan, &w->lb, &w->rng, sub, uv_hrtime(), &lb_ops, c, &info);
+    ptrdiff_t k = mesh_lb_pick(s->plan, cfg, &ps->w->rng, sub, uv_hrtime(), &lb_ops, c, &info);
     if (info.subset_fallback)
         mesh_debug(ACTOR, "no instance of %.*s with %s %s can take the call (%s: %s): any instance",
                    ps->svc_len, ps->svc_str,
-                   w->lb.subsets[sub].by == MESH_LB_BY_VERSION ? "version" : "zone",
-                   w->lb.subsets[sub].want, w->lb.subsets[sub].header, w->lb.subsets[sub].value);
+                   cfg->subsets[sub].by == MESH_LB_BY_VERSION ? "version" : "zone",
+                   cfg->subsets[sub].want, cfg->subsets[sub].header, cfg->subsets[sub].value);
     return k;
 }
 
@@ -669,7 +674,7 @@ static void lb_done(pxy_stream_t *ps)
 {
     if (ps->default_route)
         return;
-    if (ps->w->lb.policy != MESH_LB_P2C) {
+    if (!ps->lb_p2c) {
         mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, 0, 0, 0, 0);
         return;
     }
@@ -706,6 +711,8 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
     if (!s)
         return NULL;
     pick_ctx_t c = {.ps = ps, .s = s, .exclude = exclude, .avoid_suspect = 1};
+    pxy_svc_use_policy(ps->w, s, ps->svc_pol); /* the service's settings (a reload changes them) */
+    ps->lb_p2c = s->lb.policy == MESH_LB_P2C;
     if (!s->plan)
         lb_plan(ps->w, s);
     /* An ejected instance's probe may be taken by another worker between the test and the
@@ -726,8 +733,7 @@ static pxy_endpoint_t *pick_endpoint(pxy_stream_t *ps, const pxy_endpoint_t *exc
         }
         if (k < 0)
             return NULL;
-        if (mesh_outlier_slot_picked(ps->w->board, s->eps[k]->ol, &ps->w->outlier,
-                                     uv_now(ps->w->loop)))
+        if (mesh_outlier_slot_picked(ps->w->board, s->eps[k]->ol, &s->ol, uv_now(ps->w->loop)))
             return s->eps[k];
     }
     return NULL;
@@ -839,7 +845,7 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
 void pxy_stream_submit(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
-    if (ps->w->lb.policy == MESH_LB_P2C && !ps->default_route)
+    if (ps->lb_p2c && !ps->default_route)
         ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
     pxy_hdrs_t *h = &ps->reqh;
     nghttp2_nv *nv = nv_reserve(ps, h->n + 8);

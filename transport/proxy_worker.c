@@ -241,6 +241,12 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
                               .min_volume = w->cfg.outlier_failure_volume,
                               .interval_ms = w->cfg.outlier_interval_ms};
     mesh_olw_cfg_fix(&w->olw);
+    w->olsr = (mesh_olsr_cfg_t){.enabled = w->cfg.outlier_sr_stdev > 0,
+                                .stdev_factor = w->cfg.outlier_sr_stdev / 1000.0,
+                                .min_hosts = w->cfg.outlier_sr_hosts,
+                                .request_volume = w->cfg.outlier_sr_volume,
+                                .interval_ms = w->cfg.outlier_interval_ms};
+    mesh_olsr_cfg_fix(&w->olsr);
     if (pxy_outlier_board_init(w) != 0)
         goto fail;
     lb_init(w);
@@ -371,6 +377,7 @@ static void svc_drop(mesh_proxy_worker_t *w, pxy_svc_t *st)
         pxy_endpoint_release(w, st->eps[j]);
     free(st->eps);
     pxy_svc_plan_free(st);
+    pxy_svc_policy_drop(st);
     memset(st, 0, sizeof(*st));
 }
 
@@ -396,6 +403,7 @@ void pxy_routes_free(mesh_proxy_worker_t *w)
     for (size_t i = 0; i < w->svc_cap; i++) {
         free(w->svc[i].eps);
         pxy_svc_plan_free(&w->svc[i]);
+        pxy_svc_policy_drop(&w->svc[i]);
     }
     free(w->svc);
     w->svc = NULL;

@@ -1,7 +1,8 @@
 /*
  * tests/fuzz/route_conf/fuzz_route_conf.c: libFuzzer harness over pol_routes_parse(): the
  * routes block a person writes (or breaks) never crashes the loader, an error always names the
- * file and a line, and a conf that loads answers lookups with sane values and describes itself.
+ * file and a line, and a conf that loads answers lookups with sane values (balancer and outlier
+ * settings only in service-wide rules) and describes itself.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -26,6 +27,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   r->retry.max_backoff_ms < r->retry.initial_backoff_ms ||
                   (r->retry.hedge_max_attempts > 1 && !r->retry.idempotent)))
             abort();
+        /* a service's balancer and outlier settings come from a service-wide rule only */
+        const pol_route_rule_t *sr = pol_routes_match_service(c, svcs[i], strlen(svcs[i]));
+        if (sr && sr->svc) {
+            for (size_t k = 0; k < sr->n_match; k++) {
+                size_t n = strlen(sr->match[k]);
+                if (!n || sr->match[k][n - 1] != '*')
+                    abort();
+            }
+            mesh_lb_cfg_t def = {0}, eff;
+            mesh_lb_cfg_fix(&def);
+            mesh_svc_policy_lb(sr->svc, &def, &eff);
+            for (size_t k = 0; k < eff.n_subsets; k++)
+                if (!eff.subsets[k].header || !eff.subsets[k].value || !eff.subsets[k].want)
+                    abort();
+        }
     }
     json_t *j = pol_routes_describe(c);
     if (!j)

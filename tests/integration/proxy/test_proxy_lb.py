@@ -18,6 +18,11 @@ Cases (--case NAME):
                   zone a; the zone-a instance killed, calls go on (no failure) in zone b; its
                   record deleted too, the same; a new zone-a instance registered takes the calls
                   back.
+  yaml_subset     the header subset of header_routing given only in the `routes:` block
+                  (balancer: subsets, for meshd.test.Echo/*), shown by GET /v1/route-policy;
+                  a SIGHUP reload to `balancer: {policy: round-robin}` without subsets sends
+                  `x-canary: 1` calls to the v1 instances (the canary has weight 0), and one
+                  back restores the subset.
 
 Every case starts its own processes (random loopback ports, own temp dir) and kills exactly
 the PIDs it started, also on failure. Counts are printed; only behaviour is asserted.
@@ -26,7 +31,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
+import urllib.request
 import tempfile
 import threading
 
@@ -81,10 +88,21 @@ class Case:
         value = {"Op": 0, "Addr": b.addr, "Metadata": None, "meshd": md}
         self.etcd.ctl("put", "%s/%s/%s" % (PREFIX, ECHO, b.addr), json.dumps(value))
 
-    def start_proxy(self, *flags, static=None, workers=1):
+    def write_config(self, text):
+        path = os.path.join(self.dir, "meshd.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_proxy(self, *flags, static=None, workers=1, config=None):
         port = free_port()
         argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers",
                 str(workers), "--log-format", "text"] + list(flags)
+        admin = None
+        if config is not None:
+            admin = free_port()
+            argv += ["--config", self.write_config(config),
+                     "--admin-listen", "127.0.0.1:%d" % admin]
         if self.etcd:
             argv += ["--etcd", self.etcd.url]
         if static:
@@ -93,6 +111,7 @@ class Case:
         self.procs.append(p)
         p.wait_line(r"listening on", 15)
         p.addr = "127.0.0.1:%d" % port
+        p.admin = "127.0.0.1:%d" % admin if admin else None
         return p
 
     def started(self):
@@ -249,7 +268,83 @@ def case_zone_fallback(c):
     check(not fails and set(ids) == {"a2"}, "calls back in zone a")
 
 
+YAML_SUBSET = """routes:
+  rules:
+    - match: meshd.test.Echo/*
+      balancer:
+        subsets:
+          - {header: x-canary, value: "1", version: v2}
+"""
+YAML_RR = """routes:
+  rules:
+    - match: meshd.test.Echo/*
+      balancer: {policy: round-robin}
+"""
+
+
+def route_policy(px):
+    with urllib.request.urlopen("http://%s/v1/route-policy" % px.admin, timeout=5) as r:
+        return json.loads(r.read().decode())
+
+
+def reload(c, px, text, pred, what):
+    c.write_config(text)
+    px.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: pred(route_policy(px)), 10, what)
+
+
+def case_yaml_subset(c):
+    c.start_etcd()
+    v1 = [c.start_backend("py1"), c.start_backend("py2")]
+    canary = c.start_backend("canary")
+    for b in v1:
+        c.register(b, version="v1")
+    c.register(canary, version="v2", weight=0)  # no traffic unless a subset asks for it
+    px = c.start_proxy("--lb", "p2c", workers=2, config=YAML_SUBSET)  # no --route-subset
+    rp = route_policy(px)
+    print("  /v1/route-policy rules:", json.dumps(rp["rules"]), flush=True)
+    check(rp["rules"][0]["balancer"]["subsets"] ==
+          [{"header": "x-canary", "value": "1", "version": "v2"}],
+          "GET /v1/route-policy shows the rule's balancer")
+    wait_until(lambda: ECHO in route_policy(px)["services"], 20, "the service in the table")
+    eff = route_policy(px)["services"][ECHO]
+    print("  in force for %s: %s" % (ECHO, json.dumps(eff)), flush=True)
+    check(eff["rule_line"] == 3 and eff["balancer"]["policy"] == "p2c" and
+          eff["balancer"]["subsets"] == [{"header": "x-canary", "value": "1", "version": "v2"}] and
+          eff["outlier"]["consecutive"] == 5,
+          "and the settings in force for the service: the rule's subsets over --lb p2c")
+    served_only(px.addr, {"py1", "py2"}, "the v1 instances routable")
+    canary_md = (("x-canary", "1"),)
+    wait_until(lambda: run_calls(px.addr, 1, metadata=canary_md)[0] == ["canary"], 20,
+               "the canary routable by the YAML subset")
+    ids, fails = run_calls(px.addr, 200, threads=2, metadata=canary_md)
+    print("  yaml subset, x-canary: 1 ->", {s: ids.count(s) for s in set(ids)}, flush=True)
+    check(not fails and ids.count("canary") == 200, "every x-canary: 1 call reached v2")
+    ids, fails = run_calls(px.addr, 200, threads=2)
+    check(not fails and "canary" not in ids, "calls without the header never reached v2")
+
+    reload(c, px, YAML_RR, lambda r: r["rules"][0].get("balancer") == {"policy": "round-robin"},
+           "the reloaded block (round robin, no subsets)")
+    eff = route_policy(px)["services"][ECHO]
+    check(eff["balancer"]["policy"] == "round-robin" and eff["balancer"]["subsets"] == [],
+          "the settings in force follow the reload")
+    served_only(px.addr, {"py1", "py2"}, "x-canary: 1 calls on the v1 instances after the reload",
+                metadata=canary_md)
+    ids, fails = run_calls(px.addr, 200, threads=2, metadata=canary_md)
+    print("  reloaded, x-canary: 1 ->", {s: ids.count(s) for s in set(ids)}, flush=True)
+    check(not fails and set(ids) == {"py1", "py2"},
+          "after the reload the subset is gone: the header selects nothing (weights decide)")
+
+    reload(c, px, YAML_SUBSET, lambda r: "subsets" in r["rules"][0].get("balancer", {}),
+           "the subset back")
+    wait_until(lambda: run_calls(px.addr, 1, metadata=canary_md)[0] == ["canary"], 20,
+               "the canary selected again")
+    ids, fails = run_calls(px.addr, 100, threads=2, metadata=canary_md)
+    check(not fails and ids.count("canary") == 100, "the subset applies again after a reload")
+
+
 CASES = {
+    "yaml_subset": case_yaml_subset,
     "slow_instance": case_slow_instance,
     "weighted_split": case_weighted_split,
     "header_routing": case_header_routing,

@@ -44,6 +44,12 @@ from test_proxy import Proc, check, free_port, wait_until, Fail  # noqa: E402
 
 import grpc  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "unit", "audit"))
+from check_schema import load_validator, check_record  # noqa: E402
+
+VALIDATOR, _ = load_validator(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(HERE))),
+                                        "docs", "audit-event.schema.json"))
+
 BACKEND = os.path.join(HERE, "retry_backend.py")
 SVC = "meshd.test.Retry"
 
@@ -64,6 +70,7 @@ class Env:
 
     def write_config(self, text):
         path = os.path.join(self.dir, "meshd.yaml")
+        self.config_path = path
         with open(path, "w") as f:
             f.write(text)
         return path
@@ -247,12 +254,47 @@ FAULT_CONF = """routes:
 """
 
 
+def audit_records(path, kind):
+    """The records of type `kind` in the audit file (JSON lines; a line being written skipped),
+    each checked against docs/audit-event.schema.json."""
+    out = []
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("type") == kind:
+            problems = check_record(VALIDATOR, r)
+            if problems:
+                raise Fail("a %s record the schema refuses: %s (%s)" % (kind, problems, line))
+            out.append(r)
+    return out
+
+
 def case_fault(env):
     a = env.backend("A")
     b = env.backend("B")
-    p = env.start_proxy(FAULT_CONF, [a, b], workers=2)
+    audit = os.path.join(env.dir, "audit.jsonl")
+    p = env.start_proxy(FAULT_CONF, [a, b], workers=2,
+                        extra=("--audit-file", audit, "--node", "px-fault"))
     p.wait_line(r"fault injection on for meshd.test.Retry/Fault", 10)
     check(True, "loading a fault config is logged")
+    wait_until(lambda: len(audit_records(audit, "fault_injection")) == 2, 10,
+               "two fault_injection audit records (one per fault rule)")
+    recs = audit_records(audit, "fault_injection")
+    print("  audit:", [r["reason"] for r in recs], flush=True)
+    check(recs[0]["service"] == SVC and recs[0]["method"] == "Fault" and
+          recs[0]["outcome"] == "success" and
+          "meshd.test.Retry/Fault (%s:3): abort UNAVAILABLE 20%%" % env.config_path
+          in recs[0]["reason"] and "loaded at start" in recs[0]["reason"],
+          "the start's record names the rule, its file:line and what it injects")
+    check(recs[1]["method"] == "Put" and "only with header x-chaos" in recs[1]["reason"],
+          "and the second rule with its header")
     n = 2000
     res = run_calls(p.target, "Fault", n)
     aborted = [r for r in res if r[0] == grpc.StatusCode.UNAVAILABLE]
@@ -273,6 +315,20 @@ def case_fault(env):
     check(all(r[0] == grpc.StatusCode.OK for r in res), "calls with the header pass")
     wait_until(lambda: metric(p.admin, "meshd_faults_delayed_total") == 20, 10,
                "the 20 delayed calls in /metrics")
+    # Reloads are audited too: faults off, then on again.
+    env.write_config("routes:\n  rules:\n    - match: meshd.test.Retry/*\n      idempotent: true\n")
+    p.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(audit_records(audit, "fault_injection")) == 3, 10,
+               "a fault_injection record for the reload that turned faults off")
+    off = audit_records(audit, "fault_injection")[2]
+    check(off["reason"].startswith("fault injection off") and off["service"] is None,
+          "the reload's record says fault injection is off")
+    env.write_config(FAULT_CONF)
+    p.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: len(audit_records(audit, "fault_injection")) == 5, 10,
+               "two more records for the reload that turned them on again")
+    check(all("reload" in r["reason"] for r in audit_records(audit, "fault_injection")[3:]),
+          "naming the reload")
 
 
 def case_per_try(env):
@@ -364,6 +420,74 @@ def case_config(env):
     wait_until(lambda: json.loads(http(p.admin, "/v1/route-policy"))["retry_budget"]
                ["min_per_second"] == 7, 10, "the reloaded block")
     check(True, "a good reload switches to the new block")
+
+
+OUTLIER_OFF = """routes:
+  rules:
+    - match: meshd.test.Retry/*
+      balancer: {policy: round-robin}
+      outlier: {enabled: false}
+"""
+OUTLIER_TWO = OUTLIER_OFF.replace("{enabled: false}",
+                                  "{consecutive: 2, base-ejection: 60s, max-ejection-percent: 50}")
+
+
+def case_outlier(env):
+    """Per-service outlier settings from routes: (balancer and outlier keys) and their reload:
+    a backend answering UNAVAILABLE to everything is never ejected under `enabled: false`, and
+    after a SIGHUP to `consecutive: 2` it takes exactly two more calls (the command line's
+    default would be five), then none."""
+    a = env.backend("A")
+    b = env.backend("B", "--fail")
+    p = env.start_proxy(OUTLIER_OFF, [a, b], workers=1)
+    rp = json.loads(http(p.admin, "/v1/route-policy"))
+    check(rp["rules"][0]["outlier"]["enabled"] is False and
+          rp["rules"][0]["balancer"] == {"policy": "round-robin"},
+          "GET /v1/route-policy shows the rule's balancer and outlier settings")
+    run_calls(p.target, "Get", 40, threads=1)
+    got = counts(b)["counts"].get("Get", 0)
+    print("  enabled: false: the failing instance took %d of 40 calls" % got, flush=True)
+    check(got >= 15, "with outlier ejection off for the service it keeps its share")
+    check(metric(p.admin, "meshd_outlier_ejections_total") == 0, "and nothing is ejected")
+    env.write_config(OUTLIER_TWO)
+    p.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: json.loads(http(p.admin, "/v1/route-policy"))["rules"][0]["outlier"]
+               ["consecutive"] == 2, 10, "the reloaded block")
+    run_calls(p.target, "Get", 40, threads=1)
+    more = counts(b)["counts"].get("Get", 0) - got
+    print("  consecutive: 2: the failing instance took %d more of 40 calls" % more, flush=True)
+    check(more == 2, "after the reload two failures in a row eject it (the default: five)")
+    wait_metric(p.admin, "meshd_outlier_ejections_total", lambda v: v == 1,
+                "one ejection in /metrics")
+    p.wait_line(r"ejected: 2 gateway failures in a row", 10)
+    check(True, "the log line names the service's threshold")
+
+
+def case_success_rate(env):
+    """The success-rate detector (--outlier-success-rate-stdev, off by default): six instances,
+    one answering UNAVAILABLE to everything, consecutive-failure ejection out of reach (1000 in a
+    row): within a few one-second intervals the failing one is ejected, said in the log with the
+    service's figures, counted in /metrics, and takes no more calls."""
+    ups = [env.backend(c) for c in "ABCDE"]
+    bad = env.backend("F", "--fail")
+    p = env.start_proxy("routes:\n", ups + [bad], workers=1,
+                        extra=("--lb", "round-robin", "--outlier-consecutive", "1000",
+                               "--outlier-success-rate-stdev", "1900",
+                               "--outlier-success-rate-volume", "10", "--outlier-interval", "1s"))
+
+    def ejected():
+        run_calls(p.target, "Get", 60, threads=2)
+        return metric(p.admin, "meshd_outlier_ejections_total") >= 1
+    wait_until(ejected, 30, "the failing instance ejected by its success rate")
+    p.wait_line(r"ejected: success rate below the service's", 10)
+    check(True, "ejected, the log line giving the service's mean, stdev and threshold")
+    before = counts(bad)["counts"].get("Get", 0)
+    res = run_calls(p.target, "Get", 120, threads=2)
+    after = counts(bad)["counts"].get("Get", 0)
+    print("  after the ejection the failing instance took %d of 120 calls" % (after - before),
+          flush=True)
+    check(after == before and all(r[0] == grpc.StatusCode.OK for r in res),
+          "it takes no more calls (ejected for 30 s), every call succeeds")
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

@@ -142,9 +142,107 @@ static void test_errors(void)
         "routes.rules[0].fault.header: 'X-Up' is not a lower-case header name");
     bad("routes:\n  retry-budget: {ratio: -1}\n", "r.yaml:2: routes.retry-budget.ratio:");
     bad("routes:\n  rulez: []\n", "r.yaml:2: routes.rulez: unknown key");
-    bad("routes:\n  rules:\n    - match: a.B/C\n      balancer: p2c\n",
-        "r.yaml:4: routes.rules[0].balancer: unknown key");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: p2c\n",
+        "r.yaml:4: routes.rules[0].balancer: expected a mapping");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: {policy: random}\n",
+        "r.yaml:4: routes.rules[0].balancer.policy: 'random' is not p2c or round-robin");
+    bad("routes:\n  rules:\n    - match: [a.B/*, a.B/C]\n      balancer: {policy: p2c}\n",
+        "r.yaml:3: routes.rules[0]: balancer and outlier are per service: match 'a.B/C' is a "
+        "method");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      balancer:\n        subsets:\n"
+        "          - {header: x-canary, value: '1'}\n",
+        "r.yaml:6: routes.rules[0].balancer.subsets[0]: header, value and version (or zone) are "
+        "required");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      balancer:\n        subsets:\n"
+        "          - {header: X-Canary, value: '1', version: v2}\n",
+        "r.yaml:6: routes.rules[0].balancer.subsets[0].header: 'X-Canary' is not a lower-case");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: {zone-affinity: maybe}\n",
+        "r.yaml:4: routes.rules[0].balancer.zone-affinity: expected true or false");
+    bad("routes:\n  rules:\n    - match: '*'\n      outlier: {consecutive: 0}\n",
+        "r.yaml:4: routes.rules[0].outlier.consecutive: '0' is not a number from 1 to 1000");
+    bad("routes:\n  rules:\n    - match: '*'\n      outlier: {max-ejection-percent: 150}\n",
+        "routes.rules[0].outlier.max-ejection-percent: '150' is not a number from 1 to 100");
+    bad("routes:\n  rules:\n    - match: '*'\n      outlier: {base-ejection: 10s, max-ejection: "
+        "5s}\n",
+        "r.yaml:4: routes.rules[0].outlier: max-ejection is below base-ejection");
+    bad("routes:\n  rules:\n    - match: '*'\n      outlier: {eject: 1}\n",
+        "r.yaml:4: routes.rules[0].outlier.eject: unknown key (consecutive");
     bad("routes: [1\n", "r.yaml:");
+}
+
+/* balancer and outlier: per service, chosen by the most specific service-wide rule, whole. */
+static void test_service_settings(void)
+{
+    static const char y[] = "routes:\n"
+                            "  rules:\n"
+                            "    - match: '*'\n"
+                            "      outlier: {consecutive: 3, base-ejection: 5s}\n"
+                            "    - match: pkg.Svc/*\n"
+                            "      balancer:\n"
+                            "        policy: round-robin\n"
+                            "        zone-affinity: false\n"
+                            "        subsets:\n"
+                            "          - {header: x-canary, value: '1', version: v2}\n"
+                            "          - {header: x-zone, value: b, zone: zb}\n"
+                            "      outlier: {enabled: false}\n"
+                            "    - match: pkg.Svc/Get\n"
+                            "      retry: {max-attempts: 2}\n"
+                            "    - match: plain.Svc/*\n"
+                            "      idempotent: true\n";
+    char err[512] = "";
+    pol_routes_conf_t *c = parse(y, err);
+    if (!c)
+        fprintf(stderr, "%s\n", err);
+    CHECK(c && c->has_svc && !c->has_fault);
+    const pol_route_rule_t *r = pol_routes_match_service(c, "pkg.Svc", 7);
+    CHECK(r == &c->rules[1] && r->svc);
+    CHECK(r->svc->has_lb_policy && r->svc->lb.policy == MESH_LB_ROUND_ROBIN);
+    CHECK(r->svc->zone_affinity == 0 && r->svc->has_subsets && r->svc->lb.n_subsets == 2);
+    CHECK(!strcmp(r->svc->lb.subsets[0].header, "x-canary"));
+    CHECK(!strcmp(r->svc->lb.subsets[0].want, "v2"));
+    CHECK(r->svc->lb.subsets[1].by == MESH_LB_BY_ZONE);
+    CHECK(r->svc->has_outlier && r->svc->outlier.disabled);
+    /* an exact rule never sets the service's: pkg.Svc/Get's calls still balance by rules[1] */
+    CHECK(pol_routes_match(c, "pkg.Svc", 7, "Get", 3) == &c->rules[2]);
+    CHECK(pol_routes_match_service(c, "pkg.Svc", 7) == &c->rules[1]);
+    /* "*" for a service without its own rule; a service-wide rule without the keys: defaults */
+    r = pol_routes_match_service(c, "other.Svc", 9);
+    CHECK(r == &c->rules[0] && r->svc && r->svc->has_outlier && !r->svc->has_lb_policy);
+    CHECK_EQ(r->svc->outlier.consecutive, 3);
+    CHECK_EQ(r->svc->outlier.base_ejection_ms, 5000);
+    CHECK(r->svc->zone_affinity == -1);
+    r = pol_routes_match_service(c, "plain.Svc", 9);
+    CHECK(r == &c->rules[3] && !r->svc);
+
+    /* the merge over the command line's settings */
+    mesh_lb_cfg_t def = {.policy = MESH_LB_P2C, .zone = "za"}, eff;
+    mesh_lb_cfg_fix(&def);
+    mesh_svc_policy_lb(c->rules[1].svc, &def, &eff);
+    CHECK(eff.policy == MESH_LB_ROUND_ROBIN && !eff.zone && eff.n_subsets == 2);
+    CHECK_EQ(eff.decay_ms, def.decay_ms);
+    mesh_svc_policy_lb(c->rules[0].svc, &def, &eff);
+    CHECK(eff.policy == MESH_LB_P2C && eff.zone && !strcmp(eff.zone, "za") && !eff.n_subsets);
+    mesh_outlier_cfg_t odef = {.consecutive = 7}, oeff;
+    mesh_outlier_cfg_fix(&odef);
+    mesh_svc_policy_outlier(c->rules[0].svc, &odef, &oeff);
+    CHECK_EQ(oeff.consecutive, 3);
+    CHECK_EQ(oeff.max_ejection_percent, MESH_OUTLIER_MAX_EJECTION_PERCENT); /* whole: defaults */
+    mesh_svc_policy_outlier(NULL, &odef, &oeff);
+    CHECK_EQ(oeff.consecutive, 7);
+
+    /* the admin view */
+    json_t *j = pol_routes_describe(c);
+    char *s = json_dumps(j, JSON_COMPACT);
+    CHECK_CONTAINS(s, "\"balancer\":{\"policy\":\"round-robin\",\"zone_affinity\":false,"
+                      "\"subsets\":[{\"header\":\"x-canary\",\"value\":\"1\",\"version\":\"v2\"}");
+    CHECK_CONTAINS(s, "\"outlier\":{\"enabled\":true,\"consecutive\":3,\"base_ejection_ms\":5000");
+    free(s);
+    json_decref(j);
+    /* a rule's settings outlive the block while a worker holds them (a reload) */
+    mesh_svc_policy_t *held = mesh_svc_policy_ref(c->rules[1].svc);
+    pol_routes_free(c);
+    CHECK(held->lb.n_subsets == 2 && !strcmp(held->lb.subsets[1].want, "zb"));
+    mesh_svc_policy_unref(held);
 }
 
 static void test_fault_rates(void)
@@ -188,6 +286,7 @@ int main(void)
     RUN(test_full);
     RUN(test_defaults);
     RUN(test_errors);
+    RUN(test_service_settings);
     RUN(test_fault_rates);
     return 0;
 }

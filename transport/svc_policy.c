@@ -1,0 +1,58 @@
+/*
+ * transport/svc_policy.c: per-service balancing and outlier settings (see
+ * transport/svc_policy.h): the reference count and the merge over the command-line defaults.
+ */
+#include "transport/svc_policy.h"
+
+#include <stdlib.h>
+
+mesh_svc_policy_t *mesh_svc_policy_new(void)
+{
+    mesh_svc_policy_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    atomic_init(&p->refs, 1);
+    p->zone_affinity = -1;
+    return p;
+}
+
+mesh_svc_policy_t *mesh_svc_policy_ref(mesh_svc_policy_t *p)
+{
+    if (p)
+        atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return p;
+}
+
+void mesh_svc_policy_unref(mesh_svc_policy_t *p)
+{
+    if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    mesh_lb_cfg_destroy(&p->lb);
+    free(p);
+}
+
+void mesh_svc_policy_lb(const mesh_svc_policy_t *p, const mesh_lb_cfg_t *def, mesh_lb_cfg_t *out)
+{
+    *out = *def;
+    if (!p)
+        return;
+    if (p->has_lb_policy)
+        out->policy = p->lb.policy;
+    if (p->has_subsets) {
+        out->subsets = p->lb.subsets;
+        out->n_subsets = p->lb.n_subsets;
+    }
+    if (p->zone_affinity == 0)
+        out->zone = NULL;
+}
+
+void mesh_svc_policy_outlier(const mesh_svc_policy_t *p, const mesh_outlier_cfg_t *def,
+                             mesh_outlier_cfg_t *out)
+{
+    if (!p || !p->has_outlier) {
+        *out = *def;
+        return;
+    }
+    *out = p->outlier;
+    mesh_outlier_cfg_fix(out);
+}
