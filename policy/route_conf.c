@@ -142,6 +142,18 @@ static int rd_num(ld_t *l, yaml_node_t *v, const char *full, double lo, double h
     return 0;
 }
 
+/* A whole number from lo to hi. */
+static int rd_whole(ld_t *l, yaml_node_t *v, const char *full, double lo, double hi, uint32_t *out)
+{
+    double d = 0;
+    if (rd_num(l, v, full, lo, hi, &d) != 0)
+        return -1;
+    if (d != floor(d))
+        return fail(l, v, full, "expected a whole number");
+    *out = (uint32_t)d;
+    return 0;
+}
+
 /* ---- the parts of a rule ----------------------------------------------------------------- */
 
 static int read_retry(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t *r)
@@ -156,13 +168,11 @@ static int read_retry(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t
         char key[64], full[192];
         yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
         yaml_node_t *v = node(l, p_->value);
-        double d;
         if (!strcmp(key, "max-attempts")) {
-            if (rd_num(l, v, full, 1, 1000, &d) != 0)
+            uint32_t n = 0;
+            if (rd_whole(l, v, full, 1, 1000, &n) != 0)
                 return -1;
-            if (d != floor(d))
-                return fail(l, v, full, "expected a whole number");
-            r->retry.max_attempts = d > MAX_ATTEMPTS_CAP ? MAX_ATTEMPTS_CAP : (uint32_t)d;
+            r->retry.max_attempts = n > MAX_ATTEMPTS_CAP ? MAX_ATTEMPTS_CAP : n;
             have_max = 1;
         } else if (!strcmp(key, "initial-backoff")) {
             if (rd_dur(l, v, full, &r->retry.initial_backoff_ms) != 0)
@@ -216,13 +226,11 @@ static int read_hedging(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule
         char key[64], full[192];
         yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
         yaml_node_t *v = node(l, p_->value);
-        double d;
         if (!strcmp(key, "max-attempts")) {
-            if (rd_num(l, v, full, 1, 1000, &d) != 0)
+            uint32_t n = 0;
+            if (rd_whole(l, v, full, 1, 1000, &n) != 0)
                 return -1;
-            if (d != floor(d))
-                return fail(l, v, full, "expected a whole number");
-            r->retry.hedge_max_attempts = d > MAX_ATTEMPTS_CAP ? MAX_ATTEMPTS_CAP : (uint32_t)d;
+            r->retry.hedge_max_attempts = n > MAX_ATTEMPTS_CAP ? MAX_ATTEMPTS_CAP : n;
             have_max = 1;
         } else if (!strcmp(key, "delay")) {
             if (rd_dur(l, v, full, &r->retry.hedge_delay_ms) != 0)
@@ -421,14 +429,11 @@ static int read_outlier(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule
         char key[64], full[192];
         yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
         yaml_node_t *v = node(l, p_->value);
-        double d = 0;
         if (!strcmp(key, "consecutive") || !strcmp(key, "max-ejection-percent")) {
             int pct = key[0] == 'm';
-            if (rd_num(l, v, full, 1, pct ? 100 : 1000, &d) != 0)
+            if (rd_whole(l, v, full, 1, pct ? 100 : 1000,
+                         pct ? &o->max_ejection_percent : &o->consecutive) != 0)
                 return -1;
-            if (d != floor(d))
-                return fail(l, v, full, "expected a whole number");
-            *(pct ? &o->max_ejection_percent : &o->consecutive) = (uint32_t)d;
         } else if (!strcmp(key, "base-ejection") || !strcmp(key, "max-ejection")) {
             uint64_t *ms = key[0] == 'b' ? &o->base_ejection_ms : &o->max_ejection_ms;
             if (rd_dur(l, v, full, ms) != 0)
