@@ -23,7 +23,9 @@
  * long-tailed latency); one node's links clogged (packets held while its loop runs); the etcd
  * outage with a proxy killed and restarted with its registry snapshot folder (a sim_fs that
  * loses unsynced writes) and another restarted without it (restart-state); one proxy cut off
- * from one node everyone else reaches (gray: only outlier ejection helps). Every
+ * from one node everyone else reaches (gray: only outlier ejection helps); one app flapping
+ * (flap: every call fails in short bad phases, the node stays alive and reachable); every app
+ * failing every call (allfail), or a third of them (third: the percent cap must hold). Every
  * fault ends before the quiet tail of the run. After each heal (and etcd's return) the run
  * measures how long until every proxy routes to exactly the running nodes and sees every
  * running node alive (--stats).
@@ -41,6 +43,9 @@
  *     (outside a bad network, where long-tailed latencies pass the deadline); once the removal
  *     bound has passed since the last fault began, a proxy fails no more of its calls than the
  *     bound derived before check_windows() (a share of what blind round robin would fail);
+ *   - flap: a proxy's failed calls to the flapping node stay under the bound derived before
+ *     flap_heal() (consecutive failures per bad phase, growing ejections), and every ejection
+ *     (in every fault, allfail's included) respects the max ejection percent;
  *   - at the end (everything healed, quiet tail): every node sees every running node alive
  *     (never dead forever), and every proxy's table holds exactly the instances of the running
  *     sidecar nodes, which is also etcd's view; every proxy's last 100 calls succeeded and its
@@ -50,7 +55,7 @@
  *   mesh_sim --seeds COUNT [--first-seed S]        many seeds, then the determinism check
  *   options: --nodes N (4..4000), --proxies P, --duration-s S, --scenario outage|halves|isolate|
  *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|restart-state|gray|
- *            mixed, --call-rate
+ *            flap|allfail|third|mixed, --call-rate
  *            PER_S (per proxy, default 20, 0: no calls), --stats (metrics and a JSON line; "cpu_s"
  *            is the process's CPU time), --check-prefix-s S (many seeds: the determinism check
  *            compares the trace hash after S virtual seconds and replays only that far)
@@ -103,7 +108,8 @@
 /* The production proxy's connect timeout (transport/proxy.h, connect_timeout_ms's default): a
  * connect still pending then counts as a failed connect for the endpoint's backoff. */
 #define CALL_CONNECT_TIMEOUT_NS (1000 * MS)
-#define CALLS_FROM_S            10 /* calls start once the first tables are out */
+#define CALLS_FROM_S            10   /* calls start once the first tables are out */
+#define APP_FAIL                "er" /* an app's answer that is its UNAVAILABLE */
 /* The quiet tail's window: the last calls of every proxy must all have succeeded. */
 #define QUIET_CALLS 100
 
@@ -216,6 +222,20 @@ struct world {
         uint64_t from, until;
     } gray_blind[64];
     size_t n_gray_blind;
+    /* the flapping instance: sidecar node flap_o's app fails every call (UNAVAILABLE) in its
+     * bad phases (flap_bad) from flap_from until flap_until (UINT64_MAX while it lasts);
+     * flap_phases bad phases so far, each at least flap_bad_min long. allfail: every app fails
+     * every call from allfail_from until allfail_until. app_faults: both kinds of periods, whose
+     * windows the failure-rate bound excuses (they have their own checks). */
+    int flap_o, flap_bad;
+    uint64_t flap_from, flap_until, flap_phases;
+    uint64_t allfail_from, allfail_until;
+    int allfail_mod; /* the apps of nodes i with i % allfail_mod == 0 fail (1: all of them) */
+    uint64_t flap_episodes, flap_failed_max, flap_checked;
+    struct {
+        uint64_t from, until;
+    } app_faults[64];
+    size_t n_app_faults;
 };
 
 enum { CUT_NONE, CUT_HALVES, CUT_MINORITY, CUT_BRIDGE };
@@ -310,10 +330,11 @@ typedef enum {
     CALL_DEADLINE,
     CALL_NO_INSTANCE,
     CALL_BREAKER_OPEN,
+    CALL_UNAVAILABLE, /* the app answered UNAVAILABLE (the flap and allfail faults) */
     CALL_CAUSES
 } call_cause_t;
-static const char *const call_cause_names[] = {"ok",       "refused",     "reset",
-                                               "deadline", "no instance", "breaker open"};
+static const char *const call_cause_names[] = {
+    "ok", "refused", "reset", "deadline", "no instance", "breaker open", "unavailable"};
 
 enum { CALL_CONNECTING, CALL_SENT };
 
@@ -338,6 +359,7 @@ typedef struct call {
 typedef struct call_stats {
     uint64_t calls, failed, by_cause[CALL_CAUSES];
     uint64_t to_crashed, to_unreachable, to_live, to_live_netem; /* failures, by instance */
+    uint64_t to_app_error; /* answered UNAVAILABLE by the app (flap, allfail) */
     uint64_t retried, opens, closes;
     uint64_t ejected, returned, held_back; /* outlier ejection (transport/outlier.h) */
     uint64_t panic_picks; /* picks among ejected endpoints: nothing else was eligible */
@@ -362,6 +384,10 @@ struct caller {
     call_t *free_calls;
     call_stats_t st;
     uint64_t ok_streak; /* calls that succeeded since the last failure */
+    /* the flap fault: calls to the flapping node that failed while it lasted; whether the
+     * percent cap held its ejection back meanwhile */
+    uint64_t flap_failed;
+    int flap_held;
     /* per second of the run, by issue time: admitted calls, the failed ones, and the sum over
      * them of the share of the table's instances the proxy could not reach then and of the
      * table's size, and the calls issued while that share was not 0 */
@@ -614,6 +640,8 @@ static void outlier_report(caller_t *c, int o, int ok)
         c->st.held_back++;
         if (c->n->i == w->gray_p && w->gray_until == UINT64_MAX)
             w->gray_held = 1;
+        if (o == w->flap_o && w->flap_until == UINT64_MAX)
+            c->flap_held = 1;
         break;
     default:
         break;
@@ -711,6 +739,14 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
     size_t sec = (size_t)((k->t0 - w->t0) / S);
     if (sec < c->n_secs && cause != CALL_BREAKER_OPEN)
         c->sec_failed[sec]++;
+    if (cause == CALL_UNAVAILABLE) { /* the app itself failed it: the flap or allfail fault */
+        c->st.to_app_error++;
+        if (k->owner == w->flap_o && w->flap_until == UINT64_MAX && k->t0 >= w->flap_from)
+            c->flap_failed++;
+        vlog(w, "proxy %d: call to node %d failed: unavailable (the app's answer)", c->n->i,
+             k->owner);
+        return;
+    }
     if (k->owner < 0) { /* no instance: the breaker or an empty table */
         if (cause != CALL_BREAKER_OPEN)
             vlog(w, "proxy %d: call failed: %s", c->n->i, call_cause_names[cause]);
@@ -794,10 +830,12 @@ static void call_route(caller_t *c, call_t *k, int exclude)
 static void call_on_read(mesh_stream_t *s, const void *data, ssize_t len, void *arg)
 {
     (void)s;
-    (void)data;
     call_t *k = arg;
     caller_t *c = k->c;
-    call_end(c, k, len > 0 ? CALL_OK : CALL_RESET);
+    call_end(c, k,
+             len <= 0                                 ? CALL_RESET
+             : len >= 2 && !memcmp(data, APP_FAIL, 2) ? CALL_UNAVAILABLE
+                                                      : CALL_OK);
     call_free(c, k);
 }
 
@@ -1024,6 +1062,8 @@ static int check_windows(const world_t *w, const caller_t *c, window_t *most, wi
         for (size_t k = 0; k < w->n_gray_blind && !excused; k++)
             excused = w->gray_blind[k].p == p->i &&
                       overlaps(w->gray_blind[k].from, w->gray_blind[k].until, from, to);
+        for (size_t k = 0; k < w->n_app_faults && !excused; k++)
+            excused = overlaps(w->app_faults[k].from, w->app_faults[k].until, from, to);
         for (size_t k = 0; k < w->n_lost && !excused; k++)
             excused = overlaps(w->lost_at[k], w->lost_at[k] + w->b_remove, from, to);
         if (excused)
@@ -1090,6 +1130,7 @@ static void calls_total(const world_t *w, call_stats_t *t)
         t->returned += s->returned;
         t->held_back += s->held_back;
         t->panic_picks += s->panic_picks;
+        t->to_app_error += s->to_app_error;
     }
 }
 
@@ -1111,6 +1152,13 @@ static void dp_read(mesh_stream_t *s, const void *data, ssize_t len, void *arg)
             from = from * 10 + (d[k] - '0');
         if (from == w->gray_p)
             return; /* swallowed; the proxy's deadline ends the call and closes the stream */
+    }
+    if (len >= 8 && !memcmp(data, "call", 4) &&
+        ((w->flap_until == UINT64_MAX && n->i == w->flap_o && w->flap_bad) ||
+         (w->allfail_until == UINT64_MAX && n->i % w->allfail_mod == 0))) {
+        mesh_write(n->io, s, APP_FAIL, 2); /* the app's UNAVAILABLE */
+        mesh_stream_close(n->io, s);
+        return;
     }
     if (len > 0)
         mesh_write(n->io, s, "ok", 2);
@@ -1684,11 +1732,15 @@ typedef enum {
     F_CLOG,
     F_RESTART_STATE,
     F_GRAY,
+    F_FLAP,
+    F_ALLFAIL,
+    F_THIRD,
     F_KINDS
 } fault_t;
 static const char *const fault_names[] = {
-    "outage", "halves",   "isolate",     "stall", "loss", "churn",         "minority",
-    "bridge", "dataloss", "etcd-subset", "netem", "clog", "restart-state", "gray"};
+    "outage",        "halves", "isolate",  "stall",       "loss",  "churn",
+    "minority",      "bridge", "dataloss", "etcd-subset", "netem", "clog",
+    "restart-state", "gray",   "flap",     "allfail",     "third"};
 
 static int random_sidecar(world_t *w, int running)
 {
@@ -2110,6 +2162,138 @@ static void gray_heal(void *arg)
     healed(w);
 }
 
+/* An app fault (flap, allfail) begins: windows meeting it are excused from the failure-rate
+ * bound (it is about unreachable instances; these faults have their own checks). */
+static size_t app_fault_begin(world_t *w)
+{
+    size_t k = w->n_app_faults < 64 ? w->n_app_faults++ : 63;
+    w->app_faults[k].from = now_ns(w);
+    w->app_faults[k].until = UINT64_MAX;
+    return k;
+}
+
+/*
+ * The flapping instance (issue 16's): one sidecar node's app fails every call with UNAVAILABLE
+ * in bad phases of FLAP_BAD_MIN_MS..+FLAP_VAR_MS, answering normally in good phases of
+ * FLAP_GOOD_MIN_MS..+FLAP_VAR_MS, for FLAP_S. The node stays alive, registered and reachable:
+ * only the proxies' outlier ejection keeps calls away from it, and its growing ejection time
+ * keeps a flapping instance from costing the same failures again at every bad phase.
+ */
+#define FLAP_S           30
+#define FLAP_BAD_MIN_MS  2000
+#define FLAP_GOOD_MIN_MS 1000
+#define FLAP_VAR_MS      2000
+
+static size_t flap_slot;
+static void flap_phase(void *arg);
+
+static void fault_flap(world_t *w)
+{
+    int o = random_sidecar(w, 1);
+    if (o < 0)
+        return;
+    w->flap_o = o;
+    w->flap_from = now_ns(w);
+    w->flap_until = UINT64_MAX;
+    w->flap_bad = 0;
+    w->flap_phases = 0;
+    for (int p = 0; p < w->o.proxies; p++)
+        if (w->n[p].caller)
+            w->n[p].caller->flap_failed = 0, w->n[p].caller->flap_held = 0;
+    flap_slot = app_fault_begin(w);
+    vlog(w, "node %d's app flaps (fails every call in its bad phases) for %d s", o, FLAP_S);
+    flap_phase(w);
+}
+
+/*
+ * The flap bound, per proxy: calls to the flapping node that failed while it flapped. In a bad
+ * phase every call to the node fails, so its failures there are in a row: either fewer than
+ * `consecutive` (no ejection; a good phase's success starts the count over) or `consecutive`,
+ * which eject it, plus the calls sent before the last of them was answered (at most the proxy's
+ * rate x 50 ms + 1: a failure is answered within a round trip). Each ejection lasts at least
+ * base_ejection_ms, so at most 1 + FLAP_S / base bad phases eject, and each ejection's end may
+ * cost one failed probe. So: failed <= phases x (consecutive - 1) + ejecting x (1 + in flight +
+ * 1 probe). It holds unless the percent cap held the ejection back (then the check is reported
+ * as not applicable). A balancer that ignores failures fails every call sent to the node in a
+ * bad phase: about half of its share of FLAP_S x rate (about 190 at 8 nodes and 100 calls per
+ * second; bound about 40, measured about 20: the default P2C also shies away from an endpoint
+ * that just failed, so short bad phases cost 3 or 4 calls each and often eject nothing).
+ */
+static void flap_heal(world_t *w)
+{
+    int o = w->flap_o;
+    w->flap_until = now_ns(w);
+    w->app_faults[flap_slot].until = now_ns(w);
+    w->flap_episodes++;
+    for (int p = 0; p < w->o.proxies; p++) {
+        caller_t *c = w->n[p].caller;
+        const mesh_route_service_t *s = svc_of(&w->n[p]);
+        if (!c || !s || !w->n[p].running || w->n[p].started_at > w->flap_from)
+            continue;
+        if (c->flap_failed > w->flap_failed_max)
+            w->flap_failed_max = c->flap_failed;
+        uint64_t ejecting = 1 + FLAP_S * 1000 / c->olc.base_ejection_ms;
+        uint64_t bound = w->flap_phases * (c->olc.consecutive - 1) +
+                         ejecting * (1 + (uint64_t)(w->o.call_rate * 0.05) + 1 + 1);
+        vlog(w, "node %d stops flapping: proxy %d failed %llu calls to it meanwhile (bound %llu%s)",
+             o, p, (unsigned long long)c->flap_failed, (unsigned long long)bound,
+             c->flap_held ? ", not applicable: the percent cap held an ejection back" : "");
+        if (c->flap_held)
+            continue;
+        w->flap_checked++;
+        if (c->flap_failed > bound)
+            fail(w, "proxy %d failed %llu calls to flapping node %d in %d s (bound %llu)", p,
+                 (unsigned long long)c->flap_failed, o, FLAP_S, (unsigned long long)bound);
+    }
+    healed(w);
+}
+
+static void flap_phase(void *arg)
+{
+    world_t *w = arg;
+    if (w->flap_until != UINT64_MAX)
+        return;
+    if (now_ns(w) >= w->flap_from + FLAP_S * S) {
+        w->flap_bad = 0;
+        flap_heal(w);
+        return;
+    }
+    w->flap_bad = !w->flap_bad;
+    w->flap_phases += w->flap_bad;
+    uint64_t ms = (w->flap_bad ? FLAP_BAD_MIN_MS : FLAP_GOOD_MIN_MS) + rnd(w, FLAP_VAR_MS + 1);
+    uint64_t left = w->flap_from + FLAP_S * S - now_ns(w);
+    at(w, ms * MS < left ? ms * MS : left, flap_phase, w);
+}
+
+/* Every app fails every call for ALLFAIL_S (allfail: a bad deploy everywhere, a shared
+ * dependency down; the proxies' circuit breakers open before any endpoint reaches its
+ * consecutive failures), or a third of them do (third: a bad deploy to a third of the
+ * instances; the proxies eject up to their max ejection percent and no further, checked at
+ * each ejection). Everything returns afterwards (the quiet tail). */
+#define ALLFAIL_S 10
+
+static size_t allfail_slot;
+
+static void allfail_heal(void *arg)
+{
+    world_t *w = arg;
+    w->allfail_until = now_ns(w);
+    w->app_faults[allfail_slot].until = now_ns(w);
+    vlog(w, "the apps answer again");
+    healed(w);
+}
+
+static void fault_allfail(world_t *w, int mod)
+{
+    w->allfail_mod = mod;
+    w->allfail_from = now_ns(w);
+    w->allfail_until = UINT64_MAX;
+    allfail_slot = app_fault_begin(w);
+    vlog(w, "%s fails every call for %d s", mod == 1 ? "every app" : "a third of the apps",
+         ALLFAIL_S);
+    at(w, ALLFAIL_S * S, allfail_heal, w);
+}
+
 static void do_fault(world_t *w, fault_t f)
 {
     w->conv_routes_pending = w->conv_members_pending = 0; /* a new fault: not a convergence */
@@ -2152,6 +2336,15 @@ static void do_fault(world_t *w, fault_t f)
         break;
     case F_GRAY:
         fault_gray(w);
+        break;
+    case F_FLAP:
+        fault_flap(w);
+        break;
+    case F_ALLFAIL:
+        fault_allfail(w, 1);
+        break;
+    case F_THIRD:
+        fault_allfail(w, 3);
         break;
     default:
         fault_churn(w);
@@ -2277,6 +2470,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->nn = o->nodes;
     w->trace = 0xcbf29ce484222325ull;
     w->gray_p = w->gray_o = -1;
+    w->flap_o = -1;
+    w->allfail_mod = 1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
     w->sim = mesh_sim_new(seed);
     w->net = mesh_sim_net(w->sim);
@@ -2413,11 +2608,14 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)ct.closes, CALL_WINDOW_S, worst_pct, bound_pct, CALL_SLACK);
         printf("seed %llu: outlier ejection: %llu ejections, %llu returns, %llu held back by the "
                "percent cap, %llu picks among ejected endpoints; %llu gray cuts, at most %llu "
-               "calls failed in one\n",
+               "calls failed in one; %llu flapping apps, at most %llu calls to one failed at one "
+               "proxy (%llu checked against the bound); %llu calls answered UNAVAILABLE by apps\n",
                (unsigned long long)seed, (unsigned long long)ct.ejected,
                (unsigned long long)ct.returned, (unsigned long long)ct.held_back,
                (unsigned long long)ct.panic_picks, (unsigned long long)w->gray_episodes,
-               (unsigned long long)w->gray_failed_max);
+               (unsigned long long)w->gray_failed_max, (unsigned long long)w->flap_episodes,
+               (unsigned long long)w->flap_failed_max, (unsigned long long)w->flap_checked,
+               (unsigned long long)ct.to_app_error);
         printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"cpu_s\":%.2f,"
                "\"node_s_per_cpu_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
                "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f,\"heals\":%zu,"
