@@ -508,8 +508,9 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
         return -1;
     r->line = (int)m->start_mark.line + 1;
     rule_defaults(r);
-    static const char *const keys[] = {"match",   "idempotent", "retry",    "per-try-timeout",
-                                       "hedging", "fault",      "balancer", "outlier"};
+    static const char *const keys[] = {"match",           "idempotent", "retry",
+                                       "per-try-timeout", "hedging",    "fault",
+                                       "balancer",        "outlier",    "connect-timeout"};
     unsigned seen = 0;
     for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
         char key[64], full[192];
@@ -545,10 +546,15 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
             rc = read_balancer(l, v, full, r);
         } else if (!strcmp(key, "outlier")) {
             rc = read_outlier(l, v, full, r);
+        } else if (!strcmp(key, "connect-timeout")) {
+            mesh_svc_policy_t *sp = svc_of(l, v, full, r);
+            rc = sp ? rd_dur(l, v, full, &sp->connect_timeout_ms) : -1;
+            if (rc == 0 && (sp->connect_timeout_ms < 1 || sp->connect_timeout_ms > 600000))
+                rc = fail(l, v, full, "a connect timeout from 1ms to 10m");
         } else {
             rc = fail(l, k_, full,
                       "unknown key (match, idempotent, retry, per-try-timeout, hedging, fault, "
-                      "balancer, outlier)");
+                      "balancer, outlier, connect-timeout)");
         }
         if (rc != 0)
             return -1;
@@ -565,8 +571,8 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
             size_t n = strlen(p);
             if (!(n >= 1 && p[n - 1] == '*'))
                 return fail(l, m, sec,
-                            "balancer and outlier are per service: match '%s' is a method "
-                            "(use pkg.Service/* or *)",
+                            "balancer, outlier and connect-timeout are per service: match "
+                            "'%s' is a method (use pkg.Service/* or *)",
                             p);
         }
     if (!r->has_retry)
@@ -843,6 +849,9 @@ static json_t *describe_rule(const pol_route_rule_t *r)
         }
         json_object_set_new(o, "balancer", b);
     }
+    if (sp && sp->connect_timeout_ms)
+        json_object_set_new(o, "connect_timeout_ms",
+                            json_integer((json_int_t)sp->connect_timeout_ms));
     if (sp && sp->has_outlier) {
         mesh_outlier_cfg_t oc = sp->outlier;
         mesh_outlier_cfg_fix(&oc);

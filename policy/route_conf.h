@@ -24,13 +24,14 @@
  *                    subsets: [{header: x-canary, value: "1", version: v2}]}
  *         outlier: {consecutive: 5, base-ejection: 30s, max-ejection: 300s,
  *                   max-ejection-percent: 10, enabled: true}
+ *         connect-timeout: 250ms                      (the instances' connect timeout)
  *
- * The most specific rule applies, whole (exact before pkg.Svc/\* before *). `balancer` and
- * `outlier` are per service (the proxy keeps one plan and one outlier state per service): they
- * are allowed only in rules whose patterns are all pkg.Svc/\* or *, and a service's settings
- * are those of its most specific such rule (pol_routes_match_service), whole: a `pkg.Svc/\*`
- * rule without them gives the service the command line's. A key no table knows is an error,
- * so a typo never passes silently.
+ * The most specific rule applies, whole (exact before pkg.Svc/\* before *). `balancer`,
+ * `outlier` and `connect-timeout` are per service (the proxy keeps one plan and one outlier state
+ * per service): they are allowed only in rules whose patterns are all pkg.Svc/\* or *, and a
+ * service's settings are those of its most specific such rule (pol_routes_match_service), whole: a
+ * `pkg.Svc/\*` rule without them gives the service the command line's. A key no table knows is an
+ * error, so a typo never passes silently.
  */
 #ifndef POL_ROUTE_CONF_H
 #define POL_ROUTE_CONF_H

@@ -1,6 +1,7 @@
 /*
- * transport/svc_policy.h: per-service balancing and outlier settings that a configuration (the
- * `routes:` block, policy/route_conf.h) gives one service over the command-line defaults.
+ * transport/svc_policy.h: per-service balancing, outlier and connect-timeout settings that a
+ * configuration (the `routes:` block, policy/route_conf.h) gives one service over the command-line
+ * defaults.
  *
  * The proxy worker keeps its balancing plan (transport/lb.h) and its outlier reports
  * (transport/outlier.h) per service, not per method, so these settings are per service: a
@@ -31,6 +32,10 @@ typedef struct mesh_svc_policy {
     mesh_lb_cfg_t lb;           /* policy and subsets (owned); other fields unused */
     int has_outlier;            /* outlier given: replaces the defaults' settings whole */
     mesh_outlier_cfg_t outlier; /* zero fields: transport/outlier.h's defaults */
+    /** Upstream connect timeout of the service's instances; 0: the command line's
+     *  (--connect-timeout-ms). A connection is shared by every service of its endpoint: the
+     *  timeout is that of the call that opened it. */
+    uint64_t connect_timeout_ms;
 } mesh_svc_policy_t;
 
 /** A new object with nothing given, one reference (NULL: out of memory). */

@@ -517,7 +517,8 @@ static void on_connect(uv_connect_t *req, int status)
         us_close_idle(u);
 }
 
-static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
+static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
+                                   uint64_t connect_timeout_ms)
 {
     pxy_us_conn_t *u = calloc(1, sizeof(*u));
     if (!u)
@@ -551,7 +552,7 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
         mesh_h2_conn_close(&u->h2);
         return NULL;
     }
-    uv_timer_start(&u->h2.timer, on_connect_timeout, w->cfg.connect_timeout_ms, 0);
+    uv_timer_start(&u->h2.timer, on_connect_timeout, connect_timeout_ms, 0);
     return u;
 }
 
@@ -583,7 +584,10 @@ int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t
             least = u;
     }
     if (!best && ep->n_conns < w->cfg.max_upstream_conns)
-        best = us_conn_open(w, ep);
+        best = us_conn_open(w, ep,
+                            ps->svc_pol && ps->svc_pol->connect_timeout_ms
+                                ? ps->svc_pol->connect_timeout_ms
+                                : w->cfg.connect_timeout_ms);
     if (!best)
         best = least;
     if (!best)

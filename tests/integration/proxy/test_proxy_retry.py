@@ -19,6 +19,8 @@ Cases (--case NAME):
   hedging            the same slow tail with hedging after 50 ms: every call succeeds,
                      a hedge is at most one more attempt at the servers, losing attempts are
                      cancelled upstream (a server sees the cancellation); p99s printed
+  connect_timeout    a per-service connect-timeout (100 ms) beside a hung instance: every
+                     call succeeds; with only the node's 10 s a call runs out its deadline
   config             check-config accepts the block and names file:line for a bad one;
                      GET /v1/route-policy shows the block; SIGHUP with a bad block keeps the
                      one in force, with a good one switches
@@ -488,6 +490,67 @@ def case_success_rate(env):
           flush=True)
     check(after == before and all(r[0] == grpc.StatusCode.OK for r in res),
           "it takes no more calls (ejected for 30 s), every call succeeds")
+
+
+def blackhole():
+    """A listener on loopback whose accept queue is full: a connect to it gets no SYN-ACK and
+    hangs (what a host whose packets are dropped looks like), with no RST to end it early."""
+    import socket
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(0)
+    port = lst.getsockname()[1]
+    fill = []
+    for _ in range(3):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fill.append(c)
+    time.sleep(0.2)
+    return "127.0.0.1:%d" % port, [lst] + fill
+
+
+CONNECT_FAST = """routes:
+  rules:
+    - match: meshd.test.Retry/*
+      balancer: {policy: round-robin}
+      connect-timeout: 100ms
+"""
+
+
+def case_connect_timeout(env):
+    """A per-service connect timeout (routes: connect-timeout) against an instance whose connects
+    hang (no SYN-ACK, no RST), beside a live one, with the node's --connect-timeout at 10 s.
+    With `connect-timeout: 100ms` every call (3 s deadline) succeeds: the hung connect gives up
+    after 100 ms and the never-sent call goes to the live instance. Without the key, a call that
+    picked the hung instance waits for the node's 10 s and ends DEADLINE_EXCEEDED."""
+    a = env.backend("A")
+    hole, socks = blackhole()
+    try:
+        p = env.start_proxy(CONNECT_FAST, [hole, a], workers=1,
+                            extra=("--connect-timeout", "10s"))
+        rp = json.loads(http(p.admin, "/v1/route-policy"))
+        check(rp["rules"][0].get("connect_timeout_ms") == 100,
+              "GET /v1/route-policy shows the service's connect timeout")
+        res = run_calls(p.target, "Get", 20, threads=2, timeout=3)
+        codes = [r[0] for r in res]
+        print("  connect-timeout 100ms: %d of 20 calls OK" % codes.count(grpc.StatusCode.OK),
+              flush=True)
+        check(all(c == grpc.StatusCode.OK for c in codes),
+              "with the service's 100 ms connect timeout every call succeeds")
+        q = env.start_proxy("routes:\n", [hole, a], workers=1, name="meshd-default",
+                            extra=("--connect-timeout", "10s", "--lb", "round-robin"))
+        res = run_calls(q.target, "Get", 4, threads=2, timeout=3)
+        codes = [r[0] for r in res]
+        print("  node default 10 s: %s" % [c.name for c in codes], flush=True)
+        check(grpc.StatusCode.DEADLINE_EXCEEDED in codes,
+              "without it a call that picked the hung instance runs out its deadline")
+    finally:
+        for s_ in socks:
+            s_.close()
 
 
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}

@@ -142,12 +142,20 @@ static void test_errors(void)
         "routes.rules[0].fault.header: 'X-Up' is not a lower-case header name");
     bad("routes:\n  retry-budget: {ratio: -1}\n", "r.yaml:2: routes.retry-budget.ratio:");
     bad("routes:\n  rulez: []\n", "r.yaml:2: routes.rulez: unknown key");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      connect-timeout: soon\n",
+        "r.yaml:4: routes.rules[0].connect-timeout: 'soon' is not a duration (50ms, 1s, 2m)");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      connect-timeout: 0ms\n",
+        "r.yaml:4: routes.rules[0].connect-timeout: a connect timeout from 1ms to 10m");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      connect-timeout: 1s\n",
+        "r.yaml:3: routes.rules[0]: balancer, outlier and connect-timeout are per service: match "
+        "'a.B/C' is a method");
     bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: p2c\n",
         "r.yaml:4: routes.rules[0].balancer: expected a mapping");
     bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: {policy: random}\n",
         "r.yaml:4: routes.rules[0].balancer.policy: 'random' is not p2c or round-robin");
     bad("routes:\n  rules:\n    - match: [a.B/*, a.B/C]\n      balancer: {policy: p2c}\n",
-        "r.yaml:3: routes.rules[0]: balancer and outlier are per service: match 'a.B/C' is a "
+        "r.yaml:3: routes.rules[0]: balancer, outlier and connect-timeout are per service: match "
+        "'a.B/C' is a "
         "method");
     bad("routes:\n  rules:\n    - match: a.B/*\n      balancer:\n        subsets:\n"
         "          - {header: x-canary, value: '1'}\n",
@@ -185,6 +193,7 @@ static void test_service_settings(void)
                             "          - {header: x-canary, value: '1', version: v2}\n"
                             "          - {header: x-zone, value: b, zone: zb}\n"
                             "      outlier: {enabled: false}\n"
+                            "      connect-timeout: 250ms\n"
                             "    - match: pkg.Svc/Get\n"
                             "      retry: {max-attempts: 2}\n"
                             "    - match: plain.Svc/*\n"
@@ -202,6 +211,7 @@ static void test_service_settings(void)
     CHECK(!strcmp(r->svc->lb.subsets[0].want, "v2"));
     CHECK(r->svc->lb.subsets[1].by == MESH_LB_BY_ZONE);
     CHECK(r->svc->has_outlier && r->svc->outlier.disabled);
+    CHECK_EQ(r->svc->connect_timeout_ms, 250);
     /* an exact rule never sets the service's: pkg.Svc/Get's calls still balance by rules[1] */
     CHECK(pol_routes_match(c, "pkg.Svc", 7, "Get", 3) == &c->rules[2]);
     CHECK(pol_routes_match_service(c, "pkg.Svc", 7) == &c->rules[1]);
@@ -211,6 +221,7 @@ static void test_service_settings(void)
     CHECK_EQ(r->svc->outlier.consecutive, 3);
     CHECK_EQ(r->svc->outlier.base_ejection_ms, 5000);
     CHECK(r->svc->zone_affinity == -1);
+    CHECK_EQ(r->svc->connect_timeout_ms, 0); /* not given: the command line's */
     r = pol_routes_match_service(c, "plain.Svc", 9);
     CHECK(r == &c->rules[3] && !r->svc);
 
@@ -236,6 +247,7 @@ static void test_service_settings(void)
     CHECK_CONTAINS(s, "\"balancer\":{\"policy\":\"round-robin\",\"zone_affinity\":false,"
                       "\"subsets\":[{\"header\":\"x-canary\",\"value\":\"1\",\"version\":\"v2\"}");
     CHECK_CONTAINS(s, "\"outlier\":{\"enabled\":true,\"consecutive\":3,\"base_ejection_ms\":5000");
+    CHECK_CONTAINS(s, "\"connect_timeout_ms\":250");
     free(s);
     json_decref(j);
     /* a rule's settings outlive the block while a worker holds them (a reload) */
