@@ -240,10 +240,31 @@ mesh_outlier_effect_t mesh_outlier_slot_eject(mesh_outlier_board_t *b, mesh_outl
     return e;
 }
 
+int mesh_outlier_slot_window(mesh_outlier_slot_t *s, const mesh_olw_cfg_t *cfg, const mesh_olw_t *w,
+                             uint32_t *pct, uint32_t *volume)
+{
+    pthread_mutex_lock(&s->mu);
+    int eject = mesh_olw_merge(&s->fp, cfg, w);
+    *pct = s->fp.last_pct;
+    *volume = s->fp.last_volume;
+    pthread_mutex_unlock(&s->mu);
+    return eject;
+}
+
+void mesh_outlier_slot_sr(mesh_outlier_slot_t *s, uint64_t idx, const mesh_olsr_ep_t *mine,
+                          mesh_olsr_ep_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    mesh_olsr_merge(&s->sr, idx, mine, out);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void mesh_outlier_slot_reset(mesh_outlier_board_t *b, mesh_outlier_slot_t *s)
 {
     pthread_mutex_lock(&s->mu);
     mesh_outlier_init(&s->o);
+    s->fp = (mesh_olw_sum_t){0};
+    s->sr = (mesh_olsr_sum_t){0};
     publish(b, s);
     pthread_mutex_unlock(&s->mu);
 }

@@ -34,6 +34,8 @@
 #include <stdint.h>
 
 #include "transport/outlier.h"
+#include "transport/outlier_sr.h"
+#include "transport/outlier_window.h"
 
 typedef struct mesh_outlier_board mesh_outlier_board_t;
 
@@ -44,6 +46,8 @@ typedef struct mesh_outlier_slot {
     _Atomic uint32_t ejected;       /* counts toward the max ejection percent */
     pthread_mutex_t mu;
     mesh_outlier_t o;               /* under mu */
+    mesh_olw_sum_t fp;              /* the failure-percentage windows' sum, under mu */
+    mesh_olsr_sum_t sr;             /* the success-rate intervals' sum, under mu */
     uint32_t refs;                  /* under the board's lock */
     struct mesh_outlier_slot *next; /* the board's bucket chain, under the board's lock */
     char addr[];
@@ -122,6 +126,20 @@ mesh_outlier_effect_t mesh_outlier_slot_report(mesh_outlier_board_t *b, mesh_out
 mesh_outlier_effect_t mesh_outlier_slot_eject(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
                                               const mesh_outlier_cfg_t *cfg, size_t n_endpoints,
                                               size_t n_ejected, uint64_t now, uint64_t *out_ms);
+
+/**
+ * Merges a worker's failure-percentage window that just closed (mesh_olw_add returned 1) into
+ * the slot's process-wide sum (transport/outlier_window.h). Returns 1 when the sum just went
+ * over the threshold (then *pct and *volume describe the window): this caller ejects, through
+ * mesh_outlier_slot_eject. One lock per worker per window, never per call.
+ */
+int mesh_outlier_slot_window(mesh_outlier_slot_t *s, const mesh_olw_cfg_t *cfg, const mesh_olw_t *w,
+                             uint32_t *pct, uint32_t *volume);
+
+/** Merges a worker's success-rate counts of interval idx into the slot's process-wide sum
+ *  (mesh_olsr_merge) and writes the sum into *out. */
+void mesh_outlier_slot_sr(mesh_outlier_slot_t *s, uint64_t idx, const mesh_olsr_ep_t *mine,
+                          mesh_olsr_ep_t *out);
 
 /** Forgets the slot's history (its address now means another machine). */
 void mesh_outlier_slot_reset(mesh_outlier_board_t *b, mesh_outlier_slot_t *s);

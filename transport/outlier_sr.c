@@ -24,11 +24,32 @@ int mesh_olsr_due(mesh_olsr_svc_t *s, const mesh_olsr_cfg_t *cfg, uint64_t now)
 {
     if (!cfg->enabled)
         return 0;
-    if (!s->end_ms) {
-        s->end_ms = now + cfg->interval_ms;
+    if (!s->end_ms) { /* the interval around now, aligned */
+        s->end_ms = (now / cfg->interval_ms + 1) * cfg->interval_ms;
         return 0;
     }
     return now >= s->end_ms;
+}
+
+static uint32_t sat_add(uint32_t a, uint32_t b)
+{
+    return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
+void mesh_olsr_merge(mesh_olsr_sum_t *sum, uint64_t idx, const mesh_olsr_ep_t *mine,
+                     mesh_olsr_ep_t *out)
+{
+    if (idx < sum->idx) {
+        *out = *mine;
+        return;
+    }
+    if (idx > sum->idx) {
+        sum->idx = idx;
+        sum->c.ok = sum->c.failed = 0;
+    }
+    sum->c.ok = sat_add(sum->c.ok, mine->ok);
+    sum->c.failed = sat_add(sum->c.failed, mine->failed);
+    *out = sum->c;
 }
 
 /* The endpoint's success rate, or -1 below the volume. */

@@ -13,11 +13,17 @@
  * success is any answer of the app, a failure a gateway failure (mesh_outlier_classify_grpc).
  *
  * The counts (mesh_olsr_ep_t, 8 bytes) live beside each endpoint of a worker and the interval's
- * end (mesh_olsr_svc_t) beside each service of a worker: each worker judges its share of the
- * calls (no shared write per call), so request_volume is per worker. The analysis runs lazily,
- * from the first outcome reported after the interval's end (no timer), reads the service's
- * endpoints' counts and clears them. Time is passed in (ms). Nothing allocates. Off unless
- * enabled.
+ * end (mesh_olsr_svc_t) beside each service of a worker: no shared write per call. Intervals are
+ * aligned to multiples of interval_ms on the process's monotonic clock, so every worker's
+ * interval k is the same time span. The analysis runs lazily, from a worker's first outcome
+ * reported after the interval's end (no timer): it first merges its counts of each endpoint
+ * into that endpoint's process-wide sum for interval k (mesh_olsr_merge;
+ * transport/outlier_board.h keeps one per address under the slot's lock: one lock per endpoint
+ * per worker per interval) and judges the sums it gets back, so request_volume holds for the
+ * process whatever the worker count. The worker that merges last judges all the calls; one
+ * that merged earlier judged fewer (at worst its own, as a single worker would), and an
+ * endpoint ejected already is not ejected twice. Time is passed in (ms). Nothing allocates. Off
+ * unless enabled.
  */
 #ifndef MESH_OUTLIER_SR_H
 #define MESH_OUTLIER_SR_H
@@ -45,6 +51,12 @@ typedef struct mesh_olsr_cfg {
 typedef struct mesh_olsr_ep {
     uint32_t ok, failed;
 } mesh_olsr_ep_t;
+
+/** One endpoint's process-wide counts of interval idx, summed over the workers. */
+typedef struct mesh_olsr_sum {
+    uint64_t idx;
+    mesh_olsr_ep_t c;
+} mesh_olsr_sum_t;
 
 /** One service's analysis clock. Zero it to start (the first outcome opens an interval). */
 typedef struct mesh_olsr_svc {
@@ -76,6 +88,20 @@ static inline void mesh_olsr_count(mesh_olsr_ep_t *e, mesh_outlier_outcome_t out
 /** Whether the service's interval is over at now (then call mesh_olsr_analyze); opens the
  *  first interval at the first call. */
 int mesh_olsr_due(mesh_olsr_svc_t *s, const mesh_olsr_cfg_t *cfg, uint64_t now);
+
+/** The index of the interval that is over when mesh_olsr_due said so. */
+static inline uint64_t mesh_olsr_ended(const mesh_olsr_svc_t *s, const mesh_olsr_cfg_t *cfg)
+{
+    return s->end_ms / cfg->interval_ms - 1;
+}
+
+/**
+ * Adds a worker's counts of interval idx to the endpoint's sum (the caller serialises calls on
+ * one sum) and writes the sum into *out. Counts of an interval older than the sum's (a worker
+ * that judged late) are not added: *out is then mine alone.
+ */
+void mesh_olsr_merge(mesh_olsr_sum_t *sum, uint64_t idx, const mesh_olsr_ep_t *mine,
+                     mesh_olsr_ep_t *out);
 
 /**
  * Analyzes the interval that ended over the service's endpoints eps[0..n-1] (their counts are

@@ -1,8 +1,10 @@
 /*
  * transport/proxy_outlier_sr.c: the engine side of the success-rate outlier detector
  * (transport/outlier_sr.h): each reported outcome is counted for its endpoint on this worker;
- * the first report after a service's interval ended judges the service's endpoints and ejects
- * the outliers through the shared board (max ejection percent, growing time, single probe).
+ * the first report after a service's interval ended merges this worker's counts into the
+ * endpoints' process-wide sums on the shared board, judges the service's endpoints by the sums
+ * and ejects the outliers through the board (max ejection percent, growing time, single
+ * probe).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,7 @@ void pxy_outlier_sr(pxy_stream_t *ps, pxy_svc_t *s, pxy_endpoint_t *ep,
     if (!mesh_olsr_due(&s->olsr, &w->olsr, now) || !s->n)
         return;
     /* once per service per interval, not per call: the scratch is allocated here */
-    mesh_olsr_ep_t **eps = malloc(s->n * (sizeof(*eps) + sizeof(size_t)));
+    mesh_olsr_ep_t **eps = malloc(s->n * (sizeof(*eps) + sizeof(size_t) + sizeof(**eps)));
     if (!eps) {
         mesh_warn(ACTOR, "worker %d: out of memory for the success-rate analysis of %.*s",
                   w->cfg.worker_index, ps->svc_len, ps->svc_str);
@@ -28,8 +30,13 @@ void pxy_outlier_sr(pxy_stream_t *ps, pxy_svc_t *s, pxy_endpoint_t *ep,
         return;
     }
     size_t *out = (size_t *)(eps + s->n);
-    for (size_t k = 0; k < s->n; k++)
-        eps[k] = &s->eps[k]->olsr;
+    mesh_olsr_ep_t *sums = (mesh_olsr_ep_t *)(out + s->n);
+    uint64_t idx = mesh_olsr_ended(&s->olsr, &w->olsr);
+    for (size_t k = 0; k < s->n; k++) { /* this worker's counts into the process's sums */
+        mesh_outlier_slot_sr(s->eps[k]->ol, idx, &s->eps[k]->olsr, &sums[k]);
+        s->eps[k]->olsr = (mesh_olsr_ep_t){0};
+        eps[k] = &sums[k];
+    }
     mesh_olsr_result_t r;
     size_t found = mesh_olsr_analyze(&s->olsr, &w->olsr, eps, s->n, now, out, s->n, &r);
     for (size_t i = 0; i < found; i++) {

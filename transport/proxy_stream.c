@@ -399,7 +399,9 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     if (oc == MESH_OUTLIER_NEUTRAL)
         return;
     uint64_t now = uv_now(w->loop);
-    int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now); /* failure percentage */
+    uint32_t fp_pct = 0, fp_volume = 0; /* failure percentage: a closed window, summed */
+    int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now) &&
+                    mesh_outlier_slot_window(ep->ol, &w->olw, &ep->olw, &fp_pct, &fp_volume);
     if (s && w->olsr.enabled)
         pxy_outlier_sr(ps, s, ep, cfg, oc, now); /* success rate among the service's */
     size_t n = 0, n_ejected = 0;
@@ -416,9 +418,8 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     char why[120];
     if (e == MESH_OUTLIER_NONE && by_window) {
         e = mesh_outlier_slot_eject(w->board, ep->ol, cfg, n, n_ejected, now, &ms);
-        snprintf(why, sizeof(why), "%u%% of %u calls failed in %llu ms (threshold %u%%)",
-                 ep->olw.last_pct, ep->olw.last_volume, (unsigned long long)w->olw.interval_ms,
-                 w->olw.threshold_pct);
+        snprintf(why, sizeof(why), "%u%% of %u calls failed in %llu ms (threshold %u%%)", fp_pct,
+                 fp_volume, (unsigned long long)w->olw.interval_ms, w->olw.threshold_pct);
         if (e != MESH_OUTLIER_NONE)
             pxy_outlier_tell(w, cfg, ep, ps->svc_str, ps->svc_len, e, ms, why);
         return;

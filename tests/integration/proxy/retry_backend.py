@@ -2,7 +2,8 @@
 """tests/integration/proxy/retry_backend.py: a real grpcio server for the retry, budget, fault and
 per-try-timeout tests (test_proxy_retry.py). Raw-bytes methods of meshd.test.Retry (no stubs):
 
-  Get, Put, Fault   answer OK with the server id, or UNAVAILABLE with --fail
+  Get, Put, Fault   answer OK with the server id, or UNAVAILABLE with --fail (or on
+                    --fail-share of their calls: 9 of every 10 for 0.9, spread)
   Slow              sleeps --slow-ms on --slow-share of its calls, then answers OK (a slow
                     call cancelled meanwhile is counted as SlowCancelled)
   Count             (never fails) the attempts each method saw and how many of them carried
@@ -25,6 +26,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, default=0)
 ap.add_argument("--id", default="b")
 ap.add_argument("--fail", action="store_true")
+ap.add_argument("--fail-share", type=float, default=0.0)
 ap.add_argument("--slow-ms", type=int, default=0)
 ap.add_argument("--slow-share", type=float, default=0.0)
 ap.add_argument("--seed", type=int, default=1)
@@ -47,7 +49,9 @@ def seen(method, context):
 def answer(method):
     def handler(request, context):
         seen(method, context)
-        if ARGS.fail:
+        with lock:
+            n = counts[method]
+        if ARGS.fail or int(n * ARGS.fail_share) != int((n - 1) * ARGS.fail_share):
             context.abort(grpc.StatusCode.UNAVAILABLE, "%s is failing" % ARGS.id)
         return ARGS.id.encode()
     return handler

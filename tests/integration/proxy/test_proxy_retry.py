@@ -553,6 +553,54 @@ def case_connect_timeout(env):
             s_.close()
 
 
+def case_failure_percent(env):
+    """The failure-percentage detector (--outlier-failure-percent, off by default) with two
+    workers: four instances under round robin, one failing 9 of every 10 calls (never 5 in a row
+    matters: consecutive ejection is out of reach at 1000), paced at about 80 calls a second
+    over 8 channels, 1 s windows, a volume of 15 calls: the failing instance gets about 20 calls a
+    window, about 10 on each worker, so only the workers' windows summed reach the volume
+    (transport/outlier_window.h). It is ejected, said in the log with the summed window, and
+    takes no more calls."""
+    ups = [env.backend(c) for c in "ABC"]
+    bad = env.backend("D", "--fail-share", "0.9")
+    p = env.start_proxy("routes:\n", ups + [bad], workers=2,
+                        extra=("--lb", "round-robin", "--outlier-consecutive", "1000",
+                               "--outlier-failure-percent", "85",
+                               "--outlier-failure-volume", "15", "--outlier-interval", "1s"))
+    stop = [False]
+
+    def paced():
+        with grpc.insecure_channel(p.target) as ch:
+            stub = ch.unary_unary("/%s/Get" % SVC)
+            while not stop[0]:
+                try:
+                    stub(b"", timeout=5)
+                except grpc.RpcError:
+                    pass
+                time.sleep(0.1)
+    ts = [threading.Thread(target=paced) for _ in range(8)]
+    for t in ts:
+        t.start()
+    try:
+        wait_until(lambda: metric(p.admin, "meshd_outlier_ejections_total") >= 1, 30,
+                   "the flaky instance ejected by its failure percentage")
+    finally:
+        stop[0] = True
+        for t in ts:
+            t.join()
+    m = p.wait_line(r"ejected: (\d+)% of (\d+) calls failed in 1000 ms", 10)
+    print("  ejected: %s%% of %s calls failed in one window" % (m.group(1), m.group(2)), flush=True)
+    check(int(m.group(1)) >= 85 and int(m.group(2)) >= 15,
+          "the log line gives the summed window (its share and volume)")
+    before = counts(bad)["counts"].get("Get", 0)
+    res = run_calls(p.target, "Get", 120, threads=2)
+    after = counts(bad)["counts"].get("Get", 0)
+    print("  after the ejection the flaky instance took %d of 120 calls" % (after - before),
+          flush=True)
+    check(after == before and all(r[0] == grpc.StatusCode.OK for r in res),
+          "it takes no more calls (ejected for 30 s), every call succeeds")
+
+
 CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_")}
 
 

@@ -4,8 +4,9 @@
  * calls is found when the interval ends (mean - 1.9 x stdev), while five healthy ones with the
  * usual noise are not; instances under the request volume do not count, and fewer than
  * min_hosts qualifying say nothing; counts start over each interval and the intervals stay
- * aligned across quiet stretches; with a cap the worst come first; the verdict ejects through
- * the shared state with the max ejection percent.
+ * aligned across quiet stretches; two workers' halves are summed through the board (the volume
+ * is the process's, whatever the worker count); with a cap the worst come first; the verdict ejects
+ * through the shared state with the max ejection percent.
  */
 #include "transport/outlier_sr.h"
 
@@ -56,7 +57,7 @@ static void test_found(void)
     mesh_olsr_ep_t e[6] = {{0}}, *p[6];
     for (int i = 0; i < 6; i++)
         p[i] = &e[i];
-    CHECK(!mesh_olsr_due(&s, &c, 1000)); /* the first call opens the interval: ends at 11000 */
+    CHECK(!mesh_olsr_due(&s, &c, 1000)); /* the first call opens its interval: ends at 10000 */
     /* healthy ones: 0..2 % failures (noise); instance 4: half of its calls fail */
     calls(&e[0], 200, 0);
     calls(&e[1], 200, 2);
@@ -64,30 +65,78 @@ static void test_found(void)
     calls(&e[3], 200, 1);
     calls(&e[4], 200, 100);
     calls(&e[5], 200, 3);
-    CHECK(!mesh_olsr_due(&s, &c, 10999));
-    CHECK(mesh_olsr_due(&s, &c, 11000));
+    CHECK(!mesh_olsr_due(&s, &c, 9999));
+    CHECK(mesh_olsr_due(&s, &c, 10000));
+    CHECK_EQ(mesh_olsr_ended(&s, &c), 0);
     size_t out[6];
     mesh_olsr_result_t r;
-    size_t n = mesh_olsr_analyze(&s, &c, p, 6, 11000, out, 6, &r);
+    size_t n = mesh_olsr_analyze(&s, &c, p, 6, 10000, out, 6, &r);
     printf("  hosts %zu, mean %.4f, stdev %.4f, threshold %.4f\n", r.hosts, r.mean, r.stdev,
            r.threshold);
     CHECK_EQ(n, 1);
     CHECK_EQ(out[0], 4);
     CHECK_EQ(r.hosts, 6);
     CHECK(r.threshold > 0.5 && r.threshold < 0.99);
-    /* counts start over: the next interval (ends at 21000) with everyone healthy finds none */
+    /* counts start over: the next interval (ends at 20000) with everyone healthy finds none */
     for (int i = 0; i < 6; i++)
         CHECK(e[i].ok == 0 && e[i].failed == 0);
-    CHECK(!mesh_olsr_due(&s, &c, 20999));
+    CHECK(!mesh_olsr_due(&s, &c, 19999));
     for (int i = 0; i < 6; i++)
         calls(&e[i], 150, (unsigned)i % 3);
-    CHECK(mesh_olsr_due(&s, &c, 21000));
-    CHECK_EQ(mesh_olsr_analyze(&s, &c, p, 6, 21000, out, 6, NULL), 0);
+    CHECK(mesh_olsr_due(&s, &c, 20000));
+    CHECK_EQ(mesh_olsr_analyze(&s, &c, p, 6, 20000, out, 6, NULL), 0);
     /* a quiet stretch: analyzed late at 47500, the next interval still ends on the grid */
     CHECK(mesh_olsr_due(&s, &c, 47500));
     CHECK_EQ(mesh_olsr_analyze(&s, &c, p, 6, 47500, out, 6, &r), 0);
     CHECK_EQ(r.hosts, 0); /* nobody had the volume */
-    CHECK_EQ(s.end_ms, 51000);
+    CHECK_EQ(s.end_ms, 50000);
+}
+
+/* The request volume holds whatever the worker count: two workers each count half of every
+ * instance's calls (60, under the volume of 100 on their own). Merged into the board's sums
+ * (what the proxy does at each worker's interval end), the second worker to merge judges 120
+ * calls per instance and finds the bad one; the first, with only its own counts summed so far,
+ * finds nothing. A worker judging an older interval adds nothing to the sums. */
+static void test_workers_summed(void)
+{
+    mesh_olsr_cfg_t c = on();
+    mesh_outlier_board_t *b = mesh_outlier_board_new();
+    char addr[6][8];
+    mesh_outlier_slot_t *sl[6];
+    for (int i = 0; i < 6; i++) {
+        snprintf(addr[i], sizeof(addr[i]), "h:%d", i);
+        sl[i] = mesh_outlier_board_get(b, addr[i]);
+    }
+    size_t found[2];
+    for (int wk = 0; wk < 2; wk++) {
+        mesh_olsr_svc_t s = {0};
+        mesh_olsr_ep_t mine[6] = {{0}}, sums[6], *p[6];
+        CHECK(!mesh_olsr_due(&s, &c, 12000 + (uint64_t)wk)); /* interval 1: [10000, 20000) */
+        for (int i = 0; i < 6; i++)
+            calls(&mine[i], 60, i == 4 ? 30 : (unsigned)(i % 2));
+        CHECK(mesh_olsr_due(&s, &c, 20000 + (uint64_t)wk));
+        CHECK_EQ(mesh_olsr_ended(&s, &c), 1);
+        for (int i = 0; i < 6; i++) {
+            mesh_outlier_slot_sr(sl[i], 1, &mine[i], &sums[i]);
+            p[i] = &sums[i];
+        }
+        CHECK_EQ(sums[0].ok + sums[0].failed, 60u * (unsigned)(wk + 1));
+        size_t out[6];
+        found[wk] = mesh_olsr_analyze(&s, &c, p, 6, 20000, out, 6, NULL);
+        if (found[wk] == 1)
+            CHECK_EQ(out[0], 4);
+    }
+    CHECK_EQ(found[0], 0); /* 60 calls each: nobody had the volume yet */
+    CHECK_EQ(found[1], 1); /* 120 each, summed */
+    mesh_olsr_ep_t late = {.failed = 500}, got;
+    mesh_outlier_slot_sr(sl[0], 0, &late, &got); /* interval 0: older than the sum's */
+    CHECK_EQ(got.failed, 500);
+    mesh_olsr_ep_t none = {0};
+    mesh_outlier_slot_sr(sl[0], 1, &none, &got);
+    CHECK_EQ(got.ok + got.failed, 120); /* the late counts were not added */
+    for (int i = 0; i < 6; i++)
+        mesh_outlier_board_put(b, sl[i]);
+    mesh_outlier_board_free(b);
 }
 
 static void test_volume_and_min_hosts(void)
@@ -170,6 +219,7 @@ int main(void)
 {
     RUN(test_defaults_and_off);
     RUN(test_found);
+    RUN(test_workers_summed);
     RUN(test_volume_and_min_hosts);
     RUN(test_cap_worst_first);
     RUN(test_ejects_through_board);
