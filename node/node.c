@@ -1198,6 +1198,19 @@ static json_t *effective_settings(const mesh_node_t *n, const pol_routes_conf_t 
                        ol;
     mesh_outlier_cfg_fix(&def);
     mesh_svc_policy_outlier(r ? r->svc : NULL, &def, &ol);
+    mesh_olw_cfg_t dfp = {.threshold_pct = pc->outlier_failure_pct,
+                          .min_volume = pc->outlier_failure_volume,
+                          .interval_ms = pc->outlier_interval_ms},
+                   fp;
+    mesh_olsr_cfg_t dsr = {.enabled = pc->outlier_sr_stdev > 0,
+                           .stdev_factor = pc->outlier_sr_stdev / 1000.0,
+                           .min_hosts = pc->outlier_sr_hosts,
+                           .request_volume = pc->outlier_sr_volume,
+                           .interval_ms = pc->outlier_interval_ms},
+                    sr;
+    mesh_olw_cfg_fix(&dfp);
+    mesh_olsr_cfg_fix(&dsr);
+    mesh_svc_policy_detectors(r ? r->svc : NULL, &dfp, &dsr, &fp, &sr);
     json_t *subsets = json_array();
     for (size_t i = 0; i < lb.n_subsets; i++)
         json_array_append_new(subsets,
@@ -1205,13 +1218,19 @@ static json_t *effective_settings(const mesh_node_t *n, const pol_routes_conf_t 
                                         lb.subsets[i].value,
                                         lb.subsets[i].by == MESH_LB_BY_ZONE ? "zone" : "version",
                                         lb.subsets[i].want));
-    return json_pack("{s:o,s:{s:s,s:s?,s:o},s:{s:b,s:i,s:I,s:I,s:i}}", "rule_line",
-                     r ? json_integer(r->line) : json_null(), "balancer", "policy",
-                     mesh_lb_policy_name(lb.policy), "zone", lb.zone, "subsets", subsets, "outlier",
-                     "enabled", !ol.disabled, "consecutive", (int)ol.consecutive,
-                     "base_ejection_ms", (json_int_t)ol.base_ejection_ms, "max_ejection_ms",
-                     (json_int_t)ol.max_ejection_ms, "max_ejection_percent",
-                     (int)ol.max_ejection_percent);
+    json_t *o = json_pack("{s:o,s:{s:s,s:s?,s:o},s:{s:b,s:i,s:I,s:I,s:i}}", "rule_line",
+                          r ? json_integer(r->line) : json_null(), "balancer", "policy",
+                          mesh_lb_policy_name(lb.policy), "zone", lb.zone, "subsets", subsets,
+                          "outlier", "enabled", !ol.disabled, "consecutive", (int)ol.consecutive,
+                          "base_ejection_ms", (json_int_t)ol.base_ejection_ms, "max_ejection_ms",
+                          (json_int_t)ol.max_ejection_ms, "max_ejection_percent",
+                          (int)ol.max_ejection_percent);
+    pol_routes_detectors_json(json_object_get(o, "outlier"), &fp, &sr);
+    json_object_set_new(o, "connect_timeout_ms",
+                        json_integer((json_int_t)(r && r->svc && r->svc->connect_timeout_ms
+                                                      ? r->svc->connect_timeout_ms
+                                                      : pc->connect_timeout_ms)));
+    return o;
 }
 
 /* GET /v1/route-policy: the `routes:` block in force (retries, budget, hedging, faults,

@@ -414,6 +414,66 @@ static int read_balancer(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rul
     return 0;
 }
 
+/* outlier.failure-percent: {threshold: P, min-volume: N, enabled: B} */
+static int read_failure_pct(ld_t *l, yaml_node_t *m, const char *sec, mesh_svc_policy_t *sp)
+{
+    if (want_map(l, m, sec, "{threshold: P, min-volume: N, enabled: B}") != 0)
+        return -1;
+    sp->has_failure_pct = 1;
+    sp->olw.threshold_pct = MESH_OLW_THRESHOLD_PCT;
+    int on = 1;
+    for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
+        char key[64], full[224];
+        yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
+        yaml_node_t *v = node(l, p_->value);
+        if (!strcmp(key, "threshold")) {
+            if (rd_whole(l, v, full, 1, 100, &sp->olw.threshold_pct) != 0)
+                return -1;
+        } else if (!strcmp(key, "min-volume")) {
+            if (rd_whole(l, v, full, 1, 1000000, &sp->olw.min_volume) != 0)
+                return -1;
+        } else if (!strcmp(key, "enabled")) {
+            if (parse_bool(scalar(v), &on) != 0)
+                return fail(l, v, full, "expected true or false");
+        } else {
+            return fail(l, k_, full, "unknown key (threshold, min-volume, enabled)");
+        }
+    }
+    if (!on)
+        sp->olw.threshold_pct = 0;
+    return 0;
+}
+
+/* outlier.success-rate: {stdev-factor: X, min-hosts: N, volume: N, enabled: B} */
+static int read_success_rate(ld_t *l, yaml_node_t *m, const char *sec, mesh_svc_policy_t *sp)
+{
+    if (want_map(l, m, sec, "{stdev-factor: X, min-hosts: N, volume: N, enabled: B}") != 0)
+        return -1;
+    sp->has_success_rate = 1;
+    sp->olsr.enabled = 1;
+    for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
+        char key[64], full[224];
+        yaml_node_t *k_ = pair_key(l, p_, sec, key, sizeof(key), full, sizeof(full));
+        yaml_node_t *v = node(l, p_->value);
+        if (!strcmp(key, "stdev-factor")) {
+            if (rd_num(l, v, full, 0.1, 10, &sp->olsr.stdev_factor) != 0)
+                return -1;
+        } else if (!strcmp(key, "min-hosts")) {
+            if (rd_whole(l, v, full, 2, 100000, &sp->olsr.min_hosts) != 0)
+                return -1;
+        } else if (!strcmp(key, "volume")) {
+            if (rd_whole(l, v, full, 1, 1000000, &sp->olsr.request_volume) != 0)
+                return -1;
+        } else if (!strcmp(key, "enabled")) {
+            if (parse_bool(scalar(v), &sp->olsr.enabled) != 0)
+                return fail(l, v, full, "expected true or false");
+        } else {
+            return fail(l, k_, full, "unknown key (stdev-factor, min-hosts, volume, enabled)");
+        }
+    }
+    return 0;
+}
+
 static int read_outlier(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t *r)
 {
     if (want_map(l, m, sec,
@@ -445,10 +505,16 @@ static int read_outlier(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule
             if (parse_bool(scalar(v), &on) != 0)
                 return fail(l, v, full, "expected true or false");
             o->disabled = !on;
+        } else if (!strcmp(key, "failure-percent")) {
+            if (read_failure_pct(l, v, full, sp) != 0)
+                return -1;
+        } else if (!strcmp(key, "success-rate")) {
+            if (read_success_rate(l, v, full, sp) != 0)
+                return -1;
         } else {
             return fail(l, k_, full,
                         "unknown key (consecutive, base-ejection, max-ejection, "
-                        "max-ejection-percent, enabled)");
+                        "max-ejection-percent, enabled, failure-percent, success-rate)");
         }
     }
     if (o->max_ejection_ms &&
@@ -855,14 +921,33 @@ static json_t *describe_rule(const pol_route_rule_t *r)
     if (sp && sp->has_outlier) {
         mesh_outlier_cfg_t oc = sp->outlier;
         mesh_outlier_cfg_fix(&oc);
-        json_object_set_new(o, "outlier",
-                            json_pack("{s:b,s:i,s:I,s:I,s:i}", "enabled", !oc.disabled,
-                                      "consecutive", (int)oc.consecutive, "base_ejection_ms",
-                                      (json_int_t)oc.base_ejection_ms, "max_ejection_ms",
-                                      (json_int_t)oc.max_ejection_ms, "max_ejection_percent",
-                                      (int)oc.max_ejection_percent));
+        json_t *j = json_pack(
+            "{s:b,s:i,s:I,s:I,s:i}", "enabled", !oc.disabled, "consecutive", (int)oc.consecutive,
+            "base_ejection_ms", (json_int_t)oc.base_ejection_ms, "max_ejection_ms",
+            (json_int_t)oc.max_ejection_ms, "max_ejection_percent", (int)oc.max_ejection_percent);
+        mesh_olw_cfg_t fp = sp->olw;
+        mesh_olsr_cfg_t sr = sp->olsr;
+        mesh_olw_cfg_fix(&fp);
+        mesh_olsr_cfg_fix(&sr);
+        pol_routes_detectors_json(j, sp->has_failure_pct ? &fp : NULL,
+                                  sp->has_success_rate ? &sr : NULL);
+        json_object_set_new(o, "outlier", j);
     }
     return o;
+}
+
+void pol_routes_detectors_json(json_t *o, const mesh_olw_cfg_t *fp, const mesh_olsr_cfg_t *sr)
+{
+    if (fp)
+        json_object_set_new(o, "failure_percent",
+                            json_pack("{s:b,s:i,s:i}", "enabled", fp->threshold_pct > 0,
+                                      "threshold", (int)fp->threshold_pct, "min_volume",
+                                      (int)fp->min_volume));
+    if (sr)
+        json_object_set_new(o, "success_rate",
+                            json_pack("{s:b,s:f,s:i,s:i}", "enabled", sr->enabled, "stdev_factor",
+                                      sr->stdev_factor, "min_hosts", (int)sr->min_hosts, "volume",
+                                      (int)sr->request_volume));
 }
 
 json_t *pol_routes_describe(const pol_routes_conf_t *c)

@@ -23,7 +23,10 @@
  *         balancer: {policy: round-robin, zone-affinity: false,
  *                    subsets: [{header: x-canary, value: "1", version: v2}]}
  *         outlier: {consecutive: 5, base-ejection: 30s, max-ejection: 300s,
- *                   max-ejection-percent: 10, enabled: true}
+ *                   max-ejection-percent: 10, enabled: true,
+ *                   failure-percent: {threshold: 85, min-volume: 50, enabled: true},
+ *                   success-rate: {stdev-factor: 1.9, min-hosts: 5, volume: 100,
+ *                                  enabled: true}}
  *         connect-timeout: 250ms                      (the instances' connect timeout)
  *
  * The most specific rule applies, whole (exact before pkg.Svc/\* before *). `balancer`,
@@ -95,6 +98,9 @@ const pol_route_rule_t *pol_routes_match(const pol_routes_conf_t *c, const char 
  *  pattern pkg.Svc/\* or * for it (exact patterns never), or NULL. Its svc may be NULL. */
 const pol_route_rule_t *pol_routes_match_service(const pol_routes_conf_t *c, const char *service,
                                                  size_t service_len);
+
+/** Adds the window detectors' settings to an outlier object o (NULL: not shown). */
+void pol_routes_detectors_json(json_t *o, const mesh_olw_cfg_t *fp, const mesh_olsr_cfg_t *sr);
 
 /** The effective block as JSON (GET /v1/route-policy, check-config). */
 json_t *pol_routes_describe(const pol_routes_conf_t *c);

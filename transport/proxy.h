@@ -190,7 +190,7 @@ typedef struct mesh_proxy_config {
     uint32_t outlier_failure_volume;
     uint64_t outlier_interval_ms;
     /* Success rate (transport/outlier_sr.h): every outlier_interval_ms, among a service's
-     * instances with at least outlier_sr_volume calls on a worker (default 100), when at least
+     * instances with at least outlier_sr_volume calls (all workers; default 100), when at least
      * outlier_sr_hosts have them (default 5), one whose success rate is below the mean minus
      * outlier_sr_stdev thousandths (0, the default: off; Envoy's 1900) of a standard deviation
      * is ejected like above. */

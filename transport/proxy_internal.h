@@ -193,6 +193,8 @@ typedef struct pxy_svc {
     mesh_olsr_svc_t olsr; /* the success-rate detector's interval for this service */
     mesh_lb_cfg_t lb;
     mesh_outlier_cfg_t ol;
+    mesh_olw_cfg_t olw;       /* the failure-percentage detector's settings for the service */
+    mesh_olsr_cfg_t olsr_cfg; /* the success-rate detector's */
 } pxy_svc_t;
 
 /** pxy_svc_t.plan of a service that plain round robin balances (not a plan to free). */
@@ -390,9 +392,10 @@ void pxy_svc_policy_drop(pxy_svc_t *s);
 /* proxy_outlier_sr.c */
 /** Counts an outcome of ep for the success-rate detector and, when the interval of service s
  *  (of the call ps) is over, judges its endpoints and ejects the outliers (cfg: the service's
- *  outlier settings). */
+ *  outlier settings, sr: its success-rate settings). */
 void pxy_outlier_sr(pxy_stream_t *ps, pxy_svc_t *s, pxy_endpoint_t *ep,
-                    const mesh_outlier_cfg_t *cfg, mesh_outlier_outcome_t oc, uint64_t now);
+                    const mesh_outlier_cfg_t *cfg, const mesh_olsr_cfg_t *sr,
+                    mesh_outlier_outcome_t oc, uint64_t now);
 
 /* outlier_tell.c */
 /** Logs an outlier effect on ep (of service svc) and reports it on the worker's event ring;

@@ -399,11 +399,13 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     if (oc == MESH_OUTLIER_NEUTRAL)
         return;
     uint64_t now = uv_now(w->loop);
+    const mesh_olw_cfg_t *fpc = s && s->cfg_set ? &s->olw : &w->olw; /* the service's */
     uint32_t fp_pct = 0, fp_volume = 0; /* failure percentage: a closed window, summed */
-    int by_window = mesh_olw_add(&ep->olw, &w->olw, oc, now) &&
-                    mesh_outlier_slot_window(ep->ol, &w->olw, &ep->olw, &fp_pct, &fp_volume);
-    if (s && w->olsr.enabled)
-        pxy_outlier_sr(ps, s, ep, cfg, oc, now); /* success rate among the service's */
+    int by_window = mesh_olw_add(&ep->olw, fpc, oc, now) &&
+                    mesh_outlier_slot_window(ep->ol, fpc, &ep->olw, &fp_pct, &fp_volume);
+    const mesh_olsr_cfg_t *src = s && s->cfg_set ? &s->olsr_cfg : &w->olsr;
+    if (s && src->enabled)
+        pxy_outlier_sr(ps, s, ep, cfg, src, oc, now); /* success rate among the service's */
     size_t n = 0, n_ejected = 0;
     if (oc == MESH_OUTLIER_FAILURE || by_window) {
         if (!s)
@@ -419,7 +421,7 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
     if (e == MESH_OUTLIER_NONE && by_window) {
         e = mesh_outlier_slot_eject(w->board, ep->ol, cfg, n, n_ejected, now, &ms);
         snprintf(why, sizeof(why), "%u%% of %u calls failed in %llu ms (threshold %u%%)", fp_pct,
-                 fp_volume, (unsigned long long)w->olw.interval_ms, w->olw.threshold_pct);
+                 fp_volume, (unsigned long long)fpc->interval_ms, fpc->threshold_pct);
         if (e != MESH_OUTLIER_NONE)
             pxy_outlier_tell(w, cfg, ep, ps->svc_str, ps->svc_len, e, ms, why);
         return;

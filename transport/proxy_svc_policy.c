@@ -19,6 +19,7 @@ void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t 
     s->pol = p;
     mesh_svc_policy_lb(p, &w->lb, &s->lb);
     mesh_svc_policy_outlier(p, &w->outlier, &s->ol);
+    mesh_svc_policy_detectors(p, &w->olw, &w->olsr, &s->olw, &s->olsr_cfg);
     if (s->cfg_set) /* settings changed (a reload): the next pick makes the plan anew */
         pxy_svc_plan_free(s);
     s->cfg_set = 1;

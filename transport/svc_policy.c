@@ -56,3 +56,21 @@ void mesh_svc_policy_outlier(const mesh_svc_policy_t *p, const mesh_outlier_cfg_
     *out = p->outlier;
     mesh_outlier_cfg_fix(out);
 }
+
+void mesh_svc_policy_detectors(const mesh_svc_policy_t *p, const mesh_olw_cfg_t *def_fp,
+                               const mesh_olsr_cfg_t *def_sr, mesh_olw_cfg_t *fp,
+                               mesh_olsr_cfg_t *sr)
+{
+    *fp = *def_fp;
+    *sr = *def_sr;
+    if (p && p->has_failure_pct) {
+        *fp = p->olw;
+        fp->interval_ms = def_fp->interval_ms;
+        mesh_olw_cfg_fix(fp);
+    }
+    if (p && p->has_success_rate) {
+        *sr = p->olsr;
+        sr->interval_ms = def_sr->interval_ms;
+        mesh_olsr_cfg_fix(sr);
+    }
+}

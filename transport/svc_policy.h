@@ -22,6 +22,8 @@
 
 #include "transport/lb.h"
 #include "transport/outlier.h"
+#include "transport/outlier_sr.h"
+#include "transport/outlier_window.h"
 
 /** One service's settings. Fields not given ("has_*" 0, zone_affinity -1) are the defaults'. */
 typedef struct mesh_svc_policy {
@@ -36,6 +38,13 @@ typedef struct mesh_svc_policy {
      *  (--connect-timeout-ms). A connection is shared by every service of its endpoint: the
      *  timeout is that of the call that opened it. */
     uint64_t connect_timeout_ms;
+    /** The window detectors (outlier.failure-percent, outlier.success-rate), each replacing
+     *  the command line's for the service when given; their interval stays the command line's
+     *  (--outlier-interval: the windows are aligned process-wide). */
+    int has_failure_pct;
+    mesh_olw_cfg_t olw; /* threshold_pct (0: off), min_volume */
+    int has_success_rate;
+    mesh_olsr_cfg_t olsr; /* enabled, stdev_factor, min_hosts, request_volume */
 } mesh_svc_policy_t;
 
 /** A new object with nothing given, one reference (NULL: out of memory). */
@@ -57,5 +66,10 @@ void mesh_svc_policy_lb(const mesh_svc_policy_t *p, const mesh_lb_cfg_t *def, me
 /** The effective outlier settings: p's when given (defaults filled), else def. */
 void mesh_svc_policy_outlier(const mesh_svc_policy_t *p, const mesh_outlier_cfg_t *def,
                              mesh_outlier_cfg_t *out);
+/** The effective window detectors: each p's when given (defaults filled, def's interval), else
+ *  def's. */
+void mesh_svc_policy_detectors(const mesh_svc_policy_t *p, const mesh_olw_cfg_t *def_fp,
+                               const mesh_olsr_cfg_t *def_sr, mesh_olw_cfg_t *fp,
+                               mesh_olsr_cfg_t *sr);
 
 #endif

@@ -553,9 +553,18 @@ def case_connect_timeout(env):
             s_.close()
 
 
+FAILURE_PCT = """routes:
+  rules:
+    - match: meshd.test.Retry/*
+      outlier:
+        consecutive: 1000
+        failure-percent: {threshold: 85, min-volume: 15}
+"""
+
+
 def case_failure_percent(env):
-    """The failure-percentage detector (--outlier-failure-percent, off by default) with two
-    workers: four instances under round robin, one failing 9 of every 10 calls (never 5 in a row
+    """The failure-percentage detector (off by default; here the service's, from its
+    `outlier: failure-percent:` rule, the command line leaving it off) with two workers: four instances under round robin, one failing 9 of every 10 calls (never 5 in a row
     matters: consecutive ejection is out of reach at 1000), paced at about 80 calls a second
     over 8 channels, 1 s windows, a volume of 15 calls: the failing instance gets about 20 calls a
     window, about 10 on each worker, so only the workers' windows summed reach the volume
@@ -563,10 +572,11 @@ def case_failure_percent(env):
     takes no more calls."""
     ups = [env.backend(c) for c in "ABC"]
     bad = env.backend("D", "--fail-share", "0.9")
-    p = env.start_proxy("routes:\n", ups + [bad], workers=2,
-                        extra=("--lb", "round-robin", "--outlier-consecutive", "1000",
-                               "--outlier-failure-percent", "85",
-                               "--outlier-failure-volume", "15", "--outlier-interval", "1s"))
+    p = env.start_proxy(FAILURE_PCT, ups + [bad], workers=2,
+                        extra=("--lb", "round-robin", "--outlier-interval", "1s"))
+    eff = json.loads(http(p.admin, "/v1/route-policy"))["rules"][0]["outlier"]
+    check(eff["failure_percent"] == {"enabled": True, "threshold": 85, "min_volume": 15},
+          "GET /v1/route-policy shows the service's failure-percentage settings")
     stop = [False]
 
     def paced():

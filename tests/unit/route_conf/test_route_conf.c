@@ -142,6 +142,12 @@ static void test_errors(void)
         "routes.rules[0].fault.header: 'X-Up' is not a lower-case header name");
     bad("routes:\n  retry-budget: {ratio: -1}\n", "r.yaml:2: routes.retry-budget.ratio:");
     bad("routes:\n  rulez: []\n", "r.yaml:2: routes.rulez: unknown key");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      outlier: {failure-percent: {threshold: 0}}\n",
+        "r.yaml:4: routes.rules[0].outlier.failure-percent.threshold: '0' is not a number from 1 "
+        "to 100");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      outlier: {success-rate: {hosts: 3}}\n",
+        "r.yaml:4: routes.rules[0].outlier.success-rate.hosts: unknown key (stdev-factor, "
+        "min-hosts, volume, enabled)");
     bad("routes:\n  rules:\n    - match: a.B/*\n      connect-timeout: soon\n",
         "r.yaml:4: routes.rules[0].connect-timeout: 'soon' is not a duration (50ms, 1s, 2m)");
     bad("routes:\n  rules:\n    - match: a.B/*\n      connect-timeout: 0ms\n",
@@ -184,7 +190,9 @@ static void test_service_settings(void)
     static const char y[] = "routes:\n"
                             "  rules:\n"
                             "    - match: '*'\n"
-                            "      outlier: {consecutive: 3, base-ejection: 5s}\n"
+                            "      outlier: {consecutive: 3, base-ejection: 5s,\n"
+                            "                failure-percent: {threshold: 60, min-volume: 20},\n"
+                            "                success-rate: {stdev-factor: 1.5, volume: 30}}\n"
                             "    - match: pkg.Svc/*\n"
                             "      balancer:\n"
                             "        policy: round-robin\n"
@@ -220,6 +228,21 @@ static void test_service_settings(void)
     CHECK(r == &c->rules[0] && r->svc && r->svc->has_outlier && !r->svc->has_lb_policy);
     CHECK_EQ(r->svc->outlier.consecutive, 3);
     CHECK_EQ(r->svc->outlier.base_ejection_ms, 5000);
+    CHECK(r->svc->has_failure_pct && r->svc->olw.threshold_pct == 60 &&
+          r->svc->olw.min_volume == 20);
+    CHECK(r->svc->has_success_rate && r->svc->olsr.enabled && r->svc->olsr.stdev_factor == 1.5 &&
+          r->svc->olsr.request_volume == 30);
+    {
+        mesh_olw_cfg_t dfp = {.interval_ms = 2000}, fp;
+        mesh_olsr_cfg_t dsr = {.interval_ms = 2000}, sr;
+        mesh_olw_cfg_fix(&dfp);
+        mesh_olsr_cfg_fix(&dsr);
+        mesh_svc_policy_detectors(r->svc, &dfp, &dsr, &fp, &sr);
+        CHECK(fp.threshold_pct == 60 && fp.interval_ms == 2000); /* the interval: the node's */
+        CHECK(sr.enabled && sr.min_hosts == 5 && sr.interval_ms == 2000);
+        mesh_svc_policy_detectors(c->rules[1].svc, &dfp, &dsr, &fp, &sr); /* not given */
+        CHECK(fp.threshold_pct == 0 && !sr.enabled);
+    }
     CHECK(r->svc->zone_affinity == -1);
     CHECK_EQ(r->svc->connect_timeout_ms, 0); /* not given: the command line's */
     r = pol_routes_match_service(c, "plain.Svc", 9);
@@ -248,6 +271,7 @@ static void test_service_settings(void)
                       "\"subsets\":[{\"header\":\"x-canary\",\"value\":\"1\",\"version\":\"v2\"}");
     CHECK_CONTAINS(s, "\"outlier\":{\"enabled\":true,\"consecutive\":3,\"base_ejection_ms\":5000");
     CHECK_CONTAINS(s, "\"connect_timeout_ms\":250");
+    CHECK_CONTAINS(s, "\"failure_percent\":{\"enabled\":true,\"threshold\":60,\"min_volume\":20}");
     free(s);
     json_decref(j);
     /* a rule's settings outlive the block while a worker holds them (a reload) */
