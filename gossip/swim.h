@@ -187,6 +187,9 @@ typedef struct gsp_swim_stats {
     uint64_t probes, probe_acks, indirect_probes, stream_probes, suspicions, refutations, deaths,
         joins, push_pulls, bad_messages, unknown_messages, late_timers, conflicts, sent_datagrams,
         sent_bytes, recv_datagrams, recv_bytes, dropped_updates;
+    /* a member's leave or newer incarnation queued again (or told an asker) because someone
+     * held stale news of it */
+    uint64_t reasserted;
     /* Probe round trips: from a probe's ping to its first ack (direct, by TCP, or relayed by an
      * indirect probe); counts per bucket of gsp_rtt_bounds_us (not cumulative), the last one
      * for longer, and their sum. */
