@@ -89,8 +89,7 @@ static int h_open(void *ctx, mesh_local_call_t *c, const char *path, size_t pl, 
     return 0;
 }
 
-static void h_message(void *ctx, void *state, mesh_local_call_t *c, const uint8_t *msg,
-                      size_t len)
+static void h_message(void *ctx, void *state, mesh_local_call_t *c, const uint8_t *msg, size_t len)
 {
     node_health_t *h = ctx;
     hcall_t *hc = state;

@@ -63,8 +63,8 @@ typedef struct node_wk {
     mesh_node_t *node;
     int index; /* 0..N-1; executor loop index + 1 */
     mesh_proxy_worker_t *engine;
-    void *fe;          /* the role's front end on this worker (mesh_node_frontend_t), or NULL */
-    pol_worker_t *pol; /* the policy chain's filter of this worker */
+    void *fe;              /* the role's front end on this worker (mesh_node_frontend_t), or NULL */
+    pol_worker_t *pol;     /* the policy chain's filter of this worker */
     node_health_t *health; /* grpc.health.v1 answered by the engine, or NULL */
     mesh_evring_t ring;
     mesh_actor_id_t actor;
