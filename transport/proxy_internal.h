@@ -505,8 +505,6 @@ void pxy_local_close(pxy_stream_t *ps);
 /** A routing table was installed (before: the previous one): the services' on_routes, then
  *  every open local call's on_wake. */
 void pxy_local_routes_changed(mesh_proxy_worker_t *w, const mesh_routes_t *before);
-/** The worker sent GOAWAY (a drain): every open local call's on_wake (MESH_LOCAL_WAKE_GOAWAY). */
-void pxy_local_goaway(mesh_proxy_worker_t *w);
 
 /* proxy_hedge.c */
 /** The front end of a hedged attempt (its down is the call it hedges). */

@@ -177,7 +177,7 @@ void pxy_local_routes_changed(mesh_proxy_worker_t *w, const mesh_routes_t *befor
     wake_all(w, MESH_LOCAL_WAKE_ROUTES);
 }
 
-void pxy_local_goaway(mesh_proxy_worker_t *w)
+void mesh_proxy_worker_end_local_calls(mesh_proxy_worker_t *w)
 {
     wake_all(w, MESH_LOCAL_WAKE_GOAWAY);
 }

@@ -94,6 +94,11 @@ int mesh_proxy_worker_add_local(mesh_proxy_worker_t *w, const mesh_local_service
  *  does this too. */
 void mesh_proxy_worker_stop_serving(mesh_proxy_worker_t *w);
 
+/** Wakes every open local call with MESH_LOCAL_WAKE_GOAWAY, so long-lived ones end:
+ *  mesh_proxy_worker_drain() does it after its GOAWAY; a front end that drains before the
+ *  engine (the gateway's) calls it first, or its own drain would wait for them. */
+void mesh_proxy_worker_end_local_calls(mesh_proxy_worker_t *w);
+
 /* ---- what a handler can do with its call --------------------------------------------------- */
 
 /** Sends one response message (len bytes, copied; the engine writes the gRPC prefix and the
