@@ -380,7 +380,9 @@ struct mesh_proxy_worker {
     uint64_t jitter_rng;        /* xorshift state: retry backoff jitter */
     /* locally served methods (transport/proxy_local.h) and their open calls */
     mesh_local_service_t locals[MESH_LOCAL_MAX_SERVICES];
+    size_t local_len[MESH_LOCAL_MAX_SERVICES]; /* strlen of each path */
     int n_locals;
+    int n_locals_early;     /* of them, answered before the filters (the rest: after) */
     pxy_link_t local_calls; /* pxy_stream_t.local_link */
     int not_serving;        /* mesh_proxy_worker_stop_serving or a drain began */
 };

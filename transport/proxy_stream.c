@@ -1008,7 +1008,7 @@ static int filters_admit(pxy_stream_t *ps, int from)
 static void stream_route(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
-    if (w->n_locals && pxy_local_try(ps, 0))
+    if (w->n_locals > w->n_locals_early && pxy_local_try(ps, 0))
         return; /* a method the worker answers itself (transport/proxy_local.c) */
     size_t pl;
     const char *path = parse_path(ps, &pl);
@@ -1100,7 +1100,7 @@ void pxy_stream_admit(pxy_stream_t *ps)
         uv_timer_start(&ps->timer, on_deadline, ms, 0);
     }
     /* Local services registered to come first (health probes carry no credentials). */
-    if (w->n_locals && pxy_local_try(ps, 1))
+    if (w->n_locals_early && pxy_local_try(ps, 1))
         return;
     if (w->n_filters && filters_admit(ps, 0) != 0)
         return;
