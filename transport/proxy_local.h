@@ -15,9 +15,11 @@
  *                final status and message; Trailers-Only when nothing was sent)
  *
  * A call may stay open as long as the client keeps it (a server stream such as health's Watch,
- * a bidi stream such as reflection): the handler answers when it is woken. Besides the per-call
- * wake, each service gets on_routes once per table install (before its calls are woken), so it
- * can keep per-worker state that follows the table (e.g. the names that left it).
+ * a bidi stream such as reflection): the handler answers when it is woken, or whenever its own
+ * events on the worker's thread say so (a timer, a message to the worker, an answer fetched
+ * for it): it may keep the call pointer and send or finish later, until on_close. Besides the
+ * per-call wake, each service gets on_routes once per table install (before its calls are woken),
+ * so it can keep per-worker state that follows the table (e.g. the names that left it).
  *
  * Order against the policy chain: a service registered with before_filters 1 is answered
  * before the filters run (health probes from kubelet and load balancers carry no JWT and must
