@@ -15,6 +15,8 @@ Cases (--case):
   passthrough  --health-passthrough: health calls are routed to the instances as before (the
                backend's own health server answers).
   gateway      the gateway's h2c HTTP/JSON port answers Check and Watch (application/grpc).
+  exec_probe   `meshd probe` (exec probes in the image) against the proxy and a Python server:
+               0 for SERVING, 1 for unknown, draining or nothing listening, 2 for bad options.
   probe        a grpc-go health client (tests/integration/entry/probe, kubelet's `grpc:` probe
                is a grpc-go Check with a 1 s timeout) exits 0 against the proxy, 1 for an
                unknown service and for a draining proxy. Skipped (77) when Go is missing.
@@ -288,7 +290,32 @@ def case_probe(c):
                "the probe to fail once the proxy drains (NOT_SERVING)")
 
 
-CASES = {"proxy": case_proxy, "drain": case_drain, "passthrough": case_passthrough,
+def case_exec_probe(c):
+    """`meshd probe` (the image's exec probe) against the proxy and against a Python server's
+    own health service."""
+    b1 = c.backend("py1")
+    p = c.proxy(["--static", "meshd.test.Echo=%s" % b1.addr, "--health-grace", "3s"])
+
+    def run(addr, *a):
+        r = subprocess.run([c.args.meshd, "probe", "--addr", addr, "--timeout", "1s"] + list(a),
+                           capture_output=True, timeout=30)
+        print("  meshd probe", addr, a, "->", r.returncode, r.stdout.decode().strip(),
+              r.stderr.decode().strip(), flush=True)
+        return r.returncode
+
+    check(run(p.target) == 0, "meshd probe of the proxy: exit 0")
+    check(run(p.target, "--service", "meshd.test.Echo") == 0, "meshd probe of a service: 0")
+    check(run(p.target, "--service", "no.such.Service") == 1, "an unknown service: exit 1")
+    check(run(b1.addr, "--service", "meshd.test.Echo") == 0,
+          "meshd probe of the Python server's own health service: exit 0")
+    check(run("127.0.0.1:%d" % free_port()) == 1, "nothing listening: exit 1")
+    check(subprocess.run([c.args.meshd, "probe", "--timeout", "soon"],
+                         capture_output=True).returncode == 2, "a bad option: exit 2")
+    p.p.send_signal(signal.SIGTERM)
+    wait_until(lambda: run(p.target) == 1, 5, "meshd probe to fail once the proxy drains")
+
+
+CASES = {"proxy": case_proxy, "exec_probe": case_exec_probe, "drain": case_drain, "passthrough": case_passthrough,
          "gateway": case_gateway, "probe": case_probe}
 
 
