@@ -176,8 +176,11 @@ node_health_t *node_health_install(mesh_proxy_worker_t *engine, int worker_index
         return NULL;
     h->worker_index = worker_index;
     h->entry = mesh_health_entry_new(0);
+    static const char *const methods[] = {"Check", "Watch"}; /* for the call metrics */
     mesh_local_service_t s = {
         .path = HEALTH_PREFIX,
+        .methods = methods,
+        .n_methods = 2,
         .before_filters = 1, /* kubelet and load balancers carry no credentials */
         .max_message = 1024,
         .ops = &health_ops,

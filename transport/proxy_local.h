@@ -80,6 +80,10 @@ typedef struct mesh_local_service {
     const char *path;
     int before_filters; /* 1: answered before the policy chain runs */
     size_t max_message; /* largest request message; 0: 64 KiB */
+    /* the call metrics (transport/call_stats.h): local calls count under their service's own
+       row; these methods (sorted; NULL: none) get a column, any other under "other" */
+    const char *const *methods;
+    size_t n_methods;
     const mesh_local_ops_t *ops;
     void *ctx;
 } mesh_local_service_t;

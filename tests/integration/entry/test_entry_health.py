@@ -23,6 +23,7 @@ Cases (--case):
 """
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -149,7 +151,8 @@ def case_proxy(c):
     with open(policy, "w") as f:  # a strict rate limit on every call: the chain says no
         f.write("policy:\n  rules:\n    - match: '*'\n"
                 "      rate-limit: {key: peer, rate: 1, burst: 1}\n")
-    p = c.proxy(["--config", policy])
+    admin = free_port()
+    p = c.proxy(["--config", policy, "--admin-listen", str(admin)])
     t = p.target
     wait_until(lambda: check_health(t, "meshd.test.Other")[0] == "SERVING", 15,
                "meshd.test.Other to be SERVING")
@@ -187,6 +190,22 @@ def case_proxy(c):
                                                                 w_new.statuses))
     w_other.close()
     w_new.close()
+
+    def health_calls():  # the call metrics count the local calls under their own service
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=5) as r:
+            text = r.read().decode()
+        n = {}
+        for line in text.splitlines():
+            if line.startswith('meshd_calls_total{service="grpc.health.v1.Health"'):
+                m = re.search(r'method="([^"]*)",code="([^"]*)"\} (\d+)', line)
+                if m:
+                    n[(m.group(1), m.group(2))] = int(m.group(3))
+        return n
+    wait_until(lambda: health_calls().get(("Check", "OK"), 0) >= 13 and
+               health_calls().get(("Check", "NOT_FOUND"), 0) >= 1 and
+               health_calls().get(("Watch", "CANCELLED"), 0) >= 2, 10,
+               "/metrics to count the health calls by method and code")
+    print("  health calls in /metrics:", health_calls(), flush=True)
 
 
 def case_drain(c):
