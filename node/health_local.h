@@ -12,7 +12,9 @@
 typedef struct node_health node_health_t;
 
 /** Serves grpc.health.v1.Health on engine (a worker's; its loop thread). NULL when out of
- *  memory or the engine's local table is full (logged). Free after the engine. */
+ *  memory or the engine's local table is full (logged). Free after the engine is freed (its
+ *  connections may close a loop turn later: a call's on_close frees only the call's state,
+ *  never touches this). */
 node_health_t *node_health_install(mesh_proxy_worker_t *engine, int worker_index);
 
 void node_health_free(node_health_t *h);

@@ -184,7 +184,7 @@ static void wk_release(node_wk_t *w)
     }
     mesh_proxy_worker_free(w->engine);
     w->engine = NULL;
-    node_health_free(w->health); /* after the engine: its calls' on_close ran */
+    node_health_free(w->health); /* after the engine (a call closed later frees only itself) */
     w->health = NULL;
     pol_worker_free(w->pol); /* after the engine: its calls' on_done ran */
     w->pol = NULL;
