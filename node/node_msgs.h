@@ -43,6 +43,9 @@ enum {
     NODE_MSG_FRONTEND = 0x4E4F0026u,
     /* worker -> itself: the front end drained; the engine drains next */
     NODE_MSG_FE_DRAINED = 0x4E4F0027u,
+    /* node -> worker: a shutdown began: health at the entry turns NOT_SERVING (before the
+     * pre-drain period and the GOAWAY) */
+    NODE_MSG_STOP_SERVING = 0x4E4F0028u,
 };
 
 typedef struct node_signal {
