@@ -171,6 +171,9 @@
     X(x509_store_ctx_get_error, int, X509_STORE_CTX_get_error, (const X509_STORE_CTX *c))          \
     X(x509_verify_cert, int, X509_verify_cert, (X509_STORE_CTX *c))                                \
     X(x509_verify_cert_error_string, const char *, X509_verify_cert_error_string, (long n))        \
+    X(sk_new_null, OPENSSL_STACK *, OPENSSL_sk_new_null, (void))                                   \
+    X(sk_push, int, OPENSSL_sk_push, (OPENSSL_STACK *s, const void *v))                            \
+    X(sk_free, void, OPENSSL_sk_free, (OPENSSL_STACK *s))                                          \
     X(err_error_string_n, void, ERR_error_string_n, (unsigned long e, char *buf, size_t len))      \
     /* randomness */                                                                               \
     X(rand_bytes, int, RAND_bytes, (unsigned char *buf, int num))

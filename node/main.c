@@ -45,6 +45,9 @@ static const mesh_cli_command_t commands[] = {
     {"audit", 0, mesh_cli_audit,
      "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka; "
      "`audit status --admin HOST:PORT`: a node's audit pipeline"},
+    {"ca", 0, mesh_cli_ca,
+     "`ca init --dir D --trust-domain TD`: a mesh CA root; `ca verify --cert F [--key F] "
+     "[--ca F]`: checks certificate files"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},
