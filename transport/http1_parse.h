@@ -45,8 +45,9 @@ typedef struct {
     int keep_alive;
     /** Bytes of the head (request line and headers, with the empty line). */
     size_t head_len;
-    /** Bytes of the body that follows the head. */
+    /** Bytes of the body that follows the head, and where they are (NULL when none). */
     size_t body_len;
+    const char *body;
     /** The Authorization header's value (trimmed), NULL when absent; a request with two is
      *  malformed (400). */
     const char *authorization;

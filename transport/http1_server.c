@@ -38,6 +38,7 @@ typedef struct h1_route {
     size_t len;
     h1_handler_fn fn;
     void *ud;
+    int post; /* POST is answered too (h1_server_add_post) */
 } h1_route_t;
 
 struct h1_server {
@@ -435,7 +436,8 @@ static void conn_answer(probe_conn_t *c, const h1_req_t *req)
 {
     h1_server_t *s = c->s;
     int head_only = h1_req_method_is(req, "HEAD");
-    if (!head_only && !h1_req_method_is(req, "GET")) {
+    const h1_route_t *pr = h1_req_method_is(req, "POST") ? find_route(s, req) : NULL;
+    if (!head_only && !h1_req_method_is(req, "GET") && !(pr && pr->post)) {
         set_body(c, "{\"error\":\"method not allowed\",\"allow\":[\"GET\",\"HEAD\"]}");
         conn_respond(c, 405, req->keep_alive, req->minor, 0, 1);
         return;
@@ -616,7 +618,19 @@ void h1_server_set_guard(h1_server_t *s, h1_guard_fn fn, void *ud)
     s->guard_ud = ud;
 }
 
+static int add_route(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud, int post);
+
 int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
+{
+    return add_route(s, path, fn, ud, 0);
+}
+
+int h1_server_add_post(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
+{
+    return add_route(s, path, fn, ud, 1);
+}
+
+static int add_route(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud, int post)
 {
     if (!path || path[0] != '/' || !fn)
         return -1;
@@ -640,7 +654,7 @@ int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
     if (!p)
         return -1;
     memmove(&s->routes[at + 1], &s->routes[at], (s->n_routes - at) * sizeof(*s->routes));
-    s->routes[at] = (h1_route_t){.path = p, .len = strlen(p), .fn = fn, .ud = ud};
+    s->routes[at] = (h1_route_t){.path = p, .len = strlen(p), .fn = fn, .ud = ud, .post = post};
     s->n_routes++;
     return 0;
 }
