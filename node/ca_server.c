@@ -223,8 +223,13 @@ static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
         goto out;
     }
     int64_t life = lt ? (int64_t)json_integer_value(lt) : s->a->max_lifetime_s;
-    if (life < 1 || life > s->a->max_lifetime_s)
-        life = life < 1 ? 1 : s->a->max_lifetime_s; /* the CA's limit wins */
+    if (life < 1) {
+        status = fail(s, b, 400, R_BAD_REQUEST, "bad_request", node,
+                      "lifetime_seconds must be at least 1");
+        goto out;
+    }
+    if (life > s->a->max_lifetime_s)
+        life = s->a->max_lifetime_s; /* the CA's limit wins */
     ca_sign_req_t sr = {.csr_pem = csr,
                         .csr_len = strlen(csr),
                         .node = node,
