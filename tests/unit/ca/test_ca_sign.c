@@ -5,7 +5,9 @@
  * A leaf carries the node and service SPIFFE IDs, the DNS and IP SANs asked for, both EKUs,
  * 24 h by default from a notBefore slightly in the past, a serial that differs per leaf, and
  * verifies against the root (common/x509_check.h); a CSR whose signature does not verify, a
- * weak RSA key, garbage, bad names and a bad IP are refused with their code.
+ * weak RSA key, garbage, bad names and a bad IP are refused with their code. A peer's identity
+ * is read from its URI SANs: other URIs ignored; two nodes, two trust domains or no node
+ * refused.
  */
 #include "ca/ca_sign.h"
 
@@ -182,6 +184,56 @@ static void test_rejections(void)
     C->pkey_free(weak);
 }
 
+/* A self-signed certificate with the given subjectAltName value. */
+static X509 *with_san(const char *san)
+{
+    X509 *x = C->x509_new();
+    EVP_PKEY *k = ca_key_generate();
+    time_t t = NOW;
+    CHECK(x && k);
+    CHECK(C->x509_set_version(x, 2) == 1);
+    CHECK(C->x509_time_adj_ex(C->x509_getm_not_before(x), 0, 0, &t));
+    CHECK(C->x509_time_adj_ex(C->x509_getm_not_after(x), 1, 0, &t));
+    CHECK(C->x509_set_pubkey(x, k) == 1);
+    CHECK(ca_x509_add_ext(x, x, NID_subject_alt_name, san) == 0);
+    CHECK(C->x509_sign(x, k, C->sha256()) > 0);
+    C->pkey_free(k);
+    return x;
+}
+
+static void peer_case(const char *san, const char *want_err, const char *want_node,
+                      size_t want_services)
+{
+    X509 *x = with_san(san);
+    ca_peer_identity_t id;
+    char err[512];
+    int rc = ca_peer_identity_from_x509(x, NULL, &id, err, sizeof(err));
+    if (want_err) {
+        CHECK_EQ(rc, -1);
+        CHECK_CONTAINS(err, want_err);
+        CHECK_EQ(id.n_services, 0);
+    } else {
+        CHECK_EQ(rc, 0);
+        CHECK_STR(id.node, want_node);
+        CHECK_EQ(id.n_services, want_services);
+        ca_peer_identity_destroy(&id);
+    }
+    C->x509_free(x);
+}
+
+static void test_peer_identity(void)
+{
+    /* Other URIs, DNS names and other SPIFFE paths are ignored; duplicates count once. */
+    peer_case("DNS:a.example.org,URI:https://example.org/x,URI:spiffe://td/ns/default/sa/x,"
+              "URI:spiffe://td/svc/a.B,URI:spiffe://td/node/n1,URI:spiffe://td/svc/a.B",
+              NULL, "n1", 1);
+    peer_case("URI:spiffe://td/node/n1,URI:spiffe://td/node/n2", "two nodes", NULL, 0);
+    peer_case("URI:spiffe://td/node/n1,URI:spiffe://other/svc/a.B", "two trust domains", NULL, 0);
+    peer_case("URI:spiffe://td/svc/a.B", "no meshd identity", NULL, 0);
+    peer_case("DNS:only.example.org", "no meshd identity", NULL, 0);
+    peer_case("URI:spiffe://td/node/n1/extra", "no meshd identity", NULL, 0);
+}
+
 static void test_spiffe_parse(void)
 {
     char td[SPF_TD_MAX + 1], name[SPF_NAME_MAX + 1];
@@ -211,6 +263,7 @@ int main(void)
     RUN(test_root);
     RUN(test_leaf);
     RUN(test_rejections);
+    RUN(test_peer_identity);
     RUN(test_spiffe_parse);
     ca_root_destroy(&root);
     return 0;
