@@ -14,6 +14,7 @@
 #include "actors/actor.h"
 #include "ca/ca_sign.h"
 #include "ca/ca_tokens.h"
+#include "ca/sign_request.h"
 #include "common/log.h"
 
 #define LOG       "ca"
@@ -150,31 +151,6 @@ static int fail(ca_server_t *s, h1_body_t *b, int status, int result, const char
     return status;
 }
 
-/* A JSON array of strings as a new C array (pointers into the JSON), or -1. */
-static int str_array(json_t *v, const char ***out, size_t *n)
-{
-    *out = NULL;
-    *n = 0;
-    if (!v)
-        return 0;
-    if (!json_is_array(v))
-        return -1;
-    size_t k = json_array_size(v);
-    if (k == 0)
-        return 0;
-    const char **a = calloc(k, sizeof(*a));
-    if (!a)
-        return -1;
-    for (size_t i = 0; i < k; i++)
-        if (!(a[i] = json_string_value(json_array_get(v, i)))) {
-            free(a);
-            return -1;
-        }
-    *out = a;
-    *n = k;
-    return 0;
-}
-
 static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
 {
     ca_server_t *s = ud;
@@ -193,52 +169,30 @@ static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
     if (!tok)
         return fail(s, b, 401, R_UNAUTHORIZED, "unauthorized", NULL,
                     "the bootstrap token is not known to this CA");
-    json_error_t je;
-    json_t *body = req->body ? json_loadb(req->body, req->body_len, 0, &je) : NULL;
-    if (!json_is_object(body)) {
-        json_decref(body);
-        char m[300];
-        snprintf(m, sizeof(m), "the body is not a JSON object: %s",
-                 req->body ? je.text : "empty body");
-        return fail(s, b, 400, R_BAD_REQUEST, "bad_request", NULL, m);
-    }
-    const char *csr = json_string_value(json_object_get(body, "csr"));
-    const char *node = json_string_value(json_object_get(body, "node"));
-    json_t *lt = json_object_get(body, "lifetime_seconds");
-    const char **svcs = NULL, **dns = NULL, **ips = NULL;
-    size_t ns = 0, nd = 0, ni = 0;
-    int status;
+    ca_sign_request_t sq;
     char err[600];
-    if (!csr || !node || (lt && !json_is_integer(lt)) ||
-        str_array(json_object_get(body, "services"), &svcs, &ns) != 0 ||
-        str_array(json_object_get(body, "dns"), &dns, &nd) != 0 ||
-        str_array(json_object_get(body, "ips"), &ips, &ni) != 0) {
-        status = fail(s, b, 400, R_BAD_REQUEST, "bad_request", node,
-                      "expected {\"csr\": PEM, \"node\": NAME, \"services\": [...], \"dns\": "
-                      "[...], \"ips\": [...], \"lifetime_seconds\": N} (strings, integer)");
-        goto out;
-    }
+    int status;
+    if (ca_sign_request_parse(&sq, req->body, req->body_len, err, sizeof(err)) != 0)
+        return fail(s, b, 400, R_BAD_REQUEST, "bad_request", NULL, err);
+    const char *node = sq.node;
+    const char **svcs = sq.services;
+    size_t ns = sq.n_services;
     if (!ca_token_allows(tok, node, svcs, ns, err, sizeof(err))) {
         status = fail(s, b, 403, R_FORBIDDEN, "forbidden", node, err);
         goto out;
     }
-    int64_t life = lt ? (int64_t)json_integer_value(lt) : s->a->max_lifetime_s;
-    if (life < 1) {
-        status = fail(s, b, 400, R_BAD_REQUEST, "bad_request", node,
-                      "lifetime_seconds must be at least 1");
-        goto out;
-    }
+    int64_t life = sq.lifetime_s ? sq.lifetime_s : s->a->max_lifetime_s;
     if (life > s->a->max_lifetime_s)
         life = s->a->max_lifetime_s; /* the CA's limit wins */
-    ca_sign_req_t sr = {.csr_pem = csr,
-                        .csr_len = strlen(csr),
+    ca_sign_req_t sr = {.csr_pem = sq.csr,
+                        .csr_len = strlen(sq.csr),
                         .node = node,
                         .services = svcs,
                         .n_services = ns,
-                        .dns = dns,
-                        .n_dns = nd,
-                        .ips = ips,
-                        .n_ips = ni,
+                        .dns = sq.dns,
+                        .n_dns = sq.n_dns,
+                        .ips = sq.ips,
+                        .n_ips = sq.n_ips,
                         .lifetime_s = life};
     ca_issued_t out;
     int64_t now = (int64_t)time(NULL);
@@ -276,10 +230,7 @@ static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
     }
     ca_issued_destroy(&out);
 out:
-    free(svcs);
-    free(dns);
-    free(ips);
-    json_decref(body);
+    ca_sign_request_destroy(&sq);
     return status;
 }
 
