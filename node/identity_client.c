@@ -196,7 +196,10 @@ static int accept_answer(ident_t *s, const answer_t *a, char *err, size_t errlen
     json_t *o = json_loads(a->body, 0, &je);
     if (a->status != 200) {
         const char *m = json_string_value(json_object_get(o, "error"));
-        snprintf(err, errlen, "%s answered %d: %s", s->a->url, a->status, m ? m : a->body);
+        snprintf(err, errlen, "%s answered %d: %.300s", s->a->url, a->status,
+                 m            ? m
+                 : a->body[0] ? a->body
+                              : "(no body: is it a meshd CA node?)");
         json_decref(o);
         return -1;
     }
