@@ -4,7 +4,8 @@
 --ca-tokens --admin-listen`) serves POST /v1/ca/sign; a second node (`--ca-url
 --ca-token-file --identity-dir`) obtains a certificate that the openssl CLI verifies against
 the root and shows with the node's and its service's SPIFFE IDs; with a short lifetime the node
-writes new certificates before the old ones expire; a wrong token gets 401 and a service the
+writes new certificates before the old ones expire (while the admin API wants its own token
+for everything else); a wrong token gets 401 and a service the
 token does not allow 403, both with a JSON error body, and no files; every answer is audited;
 a broken token file stops the CA node at start with FILE:LINE; `meshd ca verify` says why a
 file is wrong. Every process is started here and killed by PID."""
@@ -158,9 +159,14 @@ class Test:
         os.chmod(tokens, 0o600)
         self.ca_port = free_port()
         audit = self.path("ca-audit.jsonl")
+        # The admin API wants its own token; /v1/ca/sign takes bootstrap tokens instead.
+        admin_tok = self.path("admin-token")
+        with open(admin_tok, "w") as f:
+            f.write("admin-secret-0123456789\n")
         cap = self.start("ca-node", [self.meshd, "proxy", "--node", "ca-node",
                                      "--listen", "127.0.0.1:%d" % free_port(),
                                      "--admin-listen", "127.0.0.1:%d" % self.ca_port,
+                                     "--admin-token-file", admin_tok,
                                      "--ca-dir", ca, "--ca-tokens", tokens,
                                      "--audit-file", audit, "--audit-spool", self.path("spool")])
         wait_until(lambda: "mesh CA for spiffe://" + TD in cap.output(), 20, "the CA node")
@@ -243,7 +249,14 @@ class Test:
         issued = [r for r in recs if r["type"] == "cert_issued"][0]
         check(issued["peer"]["identity"] == "spiffe://%s/node/web-1" % TD and
               issued["outcome"] == "success", "cert_issued record: %r" % issued)
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.ca_port) as r:
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.ca_port)
+            raise Fail("/metrics answered without the admin token")
+        except urllib.error.HTTPError as e:
+            check(e.code == 401, "/metrics without the admin token: %d" % e.code)
+        req = urllib.request.Request("http://127.0.0.1:%d/metrics" % self.ca_port,
+                                     headers={"Authorization": "Bearer admin-secret-0123456789"})
+        with urllib.request.urlopen(req) as r:
             m = r.read().decode()
         check(re.search(r'meshd_ca_requests_total\{result="forbidden"\} [1-9]', m) and
               re.search(r'meshd_ca_requests_total\{result="issued"\} [3-9]', m),
