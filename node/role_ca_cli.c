@@ -51,6 +51,13 @@ static int ca_init(int argc, char **argv)
         fprintf(stderr, "meshd ca init: --dir and --trust-domain are required\n");
         return usage();
     }
+    if (!spf_trust_domain_ok(td)) {
+        fprintf(stderr,
+                "meshd ca init: trust domain '%s' is not valid: 1-255 characters of a-z, 0-9, "
+                "'.', '-', '_'\n",
+                td);
+        return 2;
+    }
     char kp[4096], cp[4096];
     snprintf(kp, sizeof(kp), "%s/%s", dir, CA_ROOT_KEY_FILE);
     snprintf(cp, sizeof(cp), "%s/%s", dir, CA_ROOT_CERT_FILE);
