@@ -121,19 +121,25 @@ static void rfc3339(int64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void audit_it(ca_server_t *s, audit_type_t type, const char *node, const char *reason)
+static void audit_it(ca_server_t *s, const h1_req_t *req, audit_type_t type, const char *node,
+                     const char *reason)
 {
     if (!s->a->audit || !audit_api_on(s->a->audit))
         return;
     char id[SPF_URI_MAX + 1];
     int has_id = node && spf_format(id, sizeof(id), s->root.trust_domain, SPF_KIND_NODE, node) == 0;
-    audit_event_t ev = {.type = type, .reason = reason, .peer_identity = has_id ? id : NULL};
+    char peer[80];
+    int has_peer = h1_req_peer(req, peer, sizeof(peer)) == 0;
+    audit_event_t ev = {.type = type,
+                        .reason = reason,
+                        .peer_identity = has_id ? id : NULL,
+                        .peer_address = has_peer ? peer : NULL};
     audit_emit(s->self, s->a->audit, &ev);
 }
 
 /* Writes an error answer; returns the status. */
-static int fail(ca_server_t *s, h1_body_t *b, int status, int result, const char *code,
-                const char *node, const char *msg)
+static int fail(ca_server_t *s, const h1_req_t *req, h1_body_t *b, int status, int result,
+                const char *code, const char *node, const char *msg)
 {
     char full[1024];
     snprintf(full, sizeof(full), "meshd: ca: %s", msg);
@@ -145,9 +151,12 @@ static int fail(ca_server_t *s, h1_body_t *b, int status, int result, const char
     if (status == 401)
         h1_body_set_header(b, "WWW-Authenticate: Bearer");
     s->counts[result]++;
-    mesh_warn(LOG, "refused a certificate%s%s: %s", node ? " for node " : "", node ? node : "",
-              msg);
-    audit_it(s, AUDIT_CERT_DENIED, node, full);
+    char peer[80];
+    if (h1_req_peer(req, peer, sizeof(peer)) != 0)
+        snprintf(peer, sizeof(peer), "?");
+    mesh_warn(LOG, "refused a certificate%s%s to %s: %s", node ? " for node " : "",
+              node ? node : "", peer, msg);
+    audit_it(s, req, AUDIT_CERT_DENIED, node, full);
     return status;
 }
 
@@ -163,22 +172,22 @@ static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
     const char *auth = req->authorization;
     size_t al = req->authorization_len;
     if (!auth || al < 7 || strncasecmp(auth, "Bearer ", 7) != 0)
-        return fail(s, b, 401, R_UNAUTHORIZED, "unauthorized", NULL,
+        return fail(s, req, b, 401, R_UNAUTHORIZED, "unauthorized", NULL,
                     "a bootstrap token is required: Authorization: Bearer <token>");
     const ca_token_t *tok = ca_tokens_find(&s->tokens, auth + 7, al - 7);
     if (!tok)
-        return fail(s, b, 401, R_UNAUTHORIZED, "unauthorized", NULL,
+        return fail(s, req, b, 401, R_UNAUTHORIZED, "unauthorized", NULL,
                     "the bootstrap token is not known to this CA");
     ca_sign_request_t sq;
     char err[600];
     int status;
     if (ca_sign_request_parse(&sq, req->body, req->body_len, err, sizeof(err)) != 0)
-        return fail(s, b, 400, R_BAD_REQUEST, "bad_request", NULL, err);
+        return fail(s, req, b, 400, R_BAD_REQUEST, "bad_request", NULL, err);
     const char *node = sq.node;
     const char **svcs = sq.services;
     size_t ns = sq.n_services;
     if (!ca_token_allows(tok, node, svcs, ns, err, sizeof(err))) {
-        status = fail(s, b, 403, R_FORBIDDEN, "forbidden", node, err);
+        status = fail(s, req, b, 403, R_FORBIDDEN, "forbidden", node, err);
         goto out;
     }
     int64_t life = sq.lifetime_s ? sq.lifetime_s : s->a->max_lifetime_s;
@@ -199,8 +208,8 @@ static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
     ca_sign_err_t se = ca_sign(&s->root, &sr, now, &out, err, sizeof(err));
     if (se != CA_SIGN_OK) {
         status = se == CA_SIGN_INTERNAL
-                     ? fail(s, b, 500, R_INTERNAL, "internal", node, err)
-                     : fail(s, b, 400, R_BAD_REQUEST, ca_sign_err_name(se), node, err);
+                     ? fail(s, req, b, 500, R_INTERNAL, "internal", node, err)
+                     : fail(s, req, b, 400, R_BAD_REQUEST, ca_sign_err_name(se), node, err);
         goto out;
     }
     char nb[32], na[32], id[SPF_URI_MAX + 1];
@@ -224,7 +233,7 @@ static int sign_handler(void *ud, const h1_req_t *req, h1_body_t *b)
             off += snprintf(reason + off, sizeof(reason) - (size_t)off, "%s%s",
                             i ? ", " : "; services: ", svcs[i]);
         mesh_info(LOG, "%s", reason);
-        audit_it(s, AUDIT_CERT_ISSUED, node, reason);
+        audit_it(s, req, AUDIT_CERT_ISSUED, node, reason);
     } else {
         s->counts[R_INTERNAL]++;
     }

@@ -52,6 +52,9 @@ typedef struct {
      *  malformed (400). */
     const char *authorization;
     size_t authorization_len;
+    /** The connection it came on (set by transport/http1_server.c for h1_req_peer; NULL from
+     *  the parser). */
+    const void *conn;
 } h1_req_t;
 
 /** Parses one request from buf[0..len). Returns the total length of the request (head +

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
 #include "common/log.h"
 
 typedef struct probe_conn probe_conn_t;
@@ -528,6 +529,7 @@ static void conn_process(probe_conn_t *c)
         return;
     }
     /* Answer, then drop the request from the buffer (the answer does not point into it). */
+    req.conn = c;
     conn_answer(c, &req);
     memmove(c->in, c->in + rc, c->in_len - (size_t)rc);
     c->in_len -= (size_t)rc;
@@ -706,4 +708,29 @@ void h1_server_close(h1_server_t *s, void (*on_closed)(void *ud), void *ud)
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     else
         server_maybe_free(s);
+}
+
+int h1_req_peer(const h1_req_t *req, char *out, size_t cap)
+{
+    const probe_conn_t *c = req->conn;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (!c || cap == 0 || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    char host[64];
+    int port;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%d", host, port);
+    } else {
+        return -1;
+    }
+    return 0;
 }

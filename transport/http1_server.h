@@ -109,6 +109,10 @@ h1_server_t *h1_server_new(uv_loop_t *loop, const h1_server_config_t *cfg);
  */
 int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud);
 
+/** The address of the peer that sent req, "host:port" ("[v6]:port"), into out. 0, or -1 when
+ *  unknown (a request that did not come through a server). For logs and audit records. */
+int h1_req_peer(const h1_req_t *req, char *out, size_t cap);
+
 /** Like h1_server_add, and POST of the path is answered by fn too (req->body, at most
  *  H1_MAX_BODY bytes; the handler tells the methods apart with h1_req_method_is). */
 int h1_server_add_post(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud);

@@ -249,6 +249,10 @@ class Test:
         issued = [r for r in recs if r["type"] == "cert_issued"][0]
         check(issued["peer"]["identity"] == "spiffe://%s/node/web-1" % TD and
               issued["outcome"] == "success", "cert_issued record: %r" % issued)
+        denied = [r for r in recs if r["type"] == "cert_denied"][0]
+        check(denied["outcome"] == "denied" and
+              (denied["peer"]["address"] or "").startswith("127.0.0.1:"),
+              "cert_denied record: %r" % denied)
         try:
             urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.ca_port)
             raise Fail("/metrics answered without the admin token")

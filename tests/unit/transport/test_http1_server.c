@@ -76,11 +76,14 @@ static int echo(void *ud, const h1_req_t *req, h1_body_t *b)
     return rc == 0 ? 200 : 500;
 }
 
-/* POST /post: echoes the method and the request body (h1_server_add_post). */
+/* POST /post: echoes the method, the request body (h1_server_add_post) and the peer. */
 static int post_echo(void *ud, const h1_req_t *req, h1_body_t *b)
 {
-    json_t *o = json_pack("{s:s%,s:s%}", "method", req->method, req->method_len, "body",
-                          req->body ? req->body : "", req->body_len);
+    char peer[80] = "";
+    if (h1_req_peer(req, peer, sizeof(peer)) != 0)
+        snprintf(peer, sizeof(peer), "unknown");
+    json_t *o = json_pack("{s:s%,s:s%,s:s}", "method", req->method, req->method_len, "body",
+                          req->body ? req->body : "", req->body_len, "peer", peer);
     int rc = h1_body_json(b, o);
     json_decref(o);
     return rc == 0 ? 200 : 500;
@@ -276,6 +279,7 @@ static void *client(void *arg)
           200);
     check_json_field(&r, "method", "POST");
     check_json_field(&r, "body", "{\"a\":1}");
+    check_json_field(&r, "peer", "127.0.0.1:"); /* h1_req_peer: the client's address */
     CHECK(request("GET /post HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 200);
     check_json_field(&r, "method", "GET");
     CHECK(request("PUT /post HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &r) == 405);
