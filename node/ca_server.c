@@ -5,11 +5,13 @@
 #include "node/ca_server.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <uv.h>
 
 #include "actors/actor.h"
 #include "ca/ca_sign.h"
@@ -25,8 +27,11 @@ enum { R_ISSUED, R_UNAUTHORIZED, R_FORBIDDEN, R_BAD_REQUEST, R_INTERNAL, R_END }
 static const char *const result_names[R_END] = {"issued", "unauthorized", "forbidden",
                                                 "bad_request", "internal"};
 
+enum { MSG_RELOAD = 1 };
+
 typedef struct ca_server {
     mesh_actor_t *self;
+    uv_signal_t *sighup; /* on the heap: it outlives the state until libuv closed it */
     const ca_server_args_t *a;
     ca_root_t root;
     ca_tokens_t tokens;
@@ -259,6 +264,8 @@ static void metrics(void *ud, prom_t *p)
 
 /* ---- the actor ----------------------------------------------------------------------------- */
 
+static void on_sighup(uv_signal_t *h, int signum);
+
 static int on_start(mesh_actor_t *self, void *arg)
 {
     ca_server_t *s = mesh_state(self);
@@ -274,6 +281,12 @@ static int on_start(mesh_actor_t *self, void *arg)
         mesh_error(LOG, "cannot add %s to the admin API", SIGN_PATH);
         return -1;
     }
+    uv_loop_t *loop = mesh_uv_loop(self);
+    if (loop && (s->sighup = calloc(1, sizeof(*s->sighup)))) {
+        uv_signal_init(loop, s->sighup);
+        s->sighup->data = s;
+        uv_signal_start(s->sighup, on_sighup, SIGHUP);
+    }
     mesh_info(LOG,
               "mesh CA for spiffe://%s: POST %s on the admin API, %zu bootstrap token%s, "
               "certificates up to %lld s",
@@ -282,14 +295,60 @@ static int on_start(mesh_actor_t *self, void *arg)
     return 0;
 }
 
+/* The thin adapter: SIGHUP becomes a message to the actor (the node's own SIGHUP handler, which
+ * reloads the policy, runs too: libuv calls every watcher of a signal). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    ca_server_t *s = h->data;
+    if (s && mesh_send(s->self, mesh_self(s->self), MSG_RELOAD, NULL, 0) != 0)
+        mesh_error(LOG, "SIGHUP: cannot reach the CA actor");
+}
+
+/* SIGHUP: reads the root and the tokens again; what does not load is refused (logged and
+ * audited as config_rejected) and what is in force stays. */
+static void reload(ca_server_t *s)
+{
+    ca_server_t fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    char err[600];
+    if (load(&fresh, s->a, err, sizeof(err)) != 0) {
+        mesh_error(LOG, "reload refused, the CA's root and tokens in force stay: %s", err);
+        if (s->a->audit && audit_api_on(s->a->audit)) {
+            char reason[700];
+            snprintf(reason, sizeof(reason), "meshd: ca: reload refused: %s", err);
+            audit_event_t ev = {.type = AUDIT_CONFIG_REJECTED, .reason = reason};
+            audit_emit(s->self, s->a->audit, &ev);
+        }
+        return;
+    }
+    ca_root_destroy(&s->root);
+    ca_tokens_destroy(&s->tokens);
+    s->root = fresh.root;
+    s->tokens = fresh.tokens;
+    mesh_info(LOG, "reloaded (SIGHUP): the root of spiffe://%s, %zu bootstrap token%s from %s",
+              s->root.trust_domain, s->tokens.n, s->tokens.n == 1 ? "" : "s", s->a->tokens);
+}
+
 static int on_message(mesh_actor_t *self, mesh_msg_t *msg)
 {
+    ca_server_t *s = mesh_state(self);
+    if (msg->type == MSG_RELOAD)
+        reload(s);
     return 0;
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
 }
 
 static void on_stop(mesh_actor_t *self, int reason)
 {
     ca_server_t *s = mesh_state(self);
+    if (s->sighup) {
+        s->sighup->data = NULL;
+        uv_close((uv_handle_t *)s->sighup, free_handle);
+    }
     if (s->a) {
         mesh_admin_remove(s->a->admin, SIGN_PATH);
         mesh_admin_remove_metrics(s->a->admin, metrics, s);

@@ -11,8 +11,10 @@
  * service), 400 (bad JSON, names, CSR, weak key), 405 (not POST), 500. Each answer is audited
  * (cert_issued / cert_denied) and counted in meshd_ca_requests_total{result}.
  *
- * The handler runs on the control loop, synchronously (an ECDSA signature takes well under a
- * millisecond); the root and tokens are read at the actor's start.
+ * The handler runs on the control loop, synchronously (about a millisecond per certificate,
+ * docs/benchmarks.md); the root and tokens are read at the actor's start and again on SIGHUP
+ * (a file that does not load is refused, logged and audited as config_rejected; what is in
+ * force stays).
  */
 #ifndef MESH_CA_SERVER_H
 #define MESH_CA_SERVER_H

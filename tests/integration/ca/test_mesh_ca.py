@@ -7,13 +7,15 @@ the root and shows with the node's and its service's SPIFFE IDs; with a short li
 writes new certificates before the old ones expire (while the admin API wants its own token
 for everything else); a wrong token gets 401 and a service the
 token does not allow 403, both with a JSON error body, and no files; every answer is audited;
-a broken token file stops the CA node at start with FILE:LINE; `meshd ca verify` says why a
+a broken token file stops the CA node at start with FILE:LINE; SIGHUP reloads the tokens (a
+broken file is refused, audited, and the tokens in force stay); `meshd ca verify` says why a
 file is wrong. Every process is started here and killed by PID."""
 import argparse
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -266,7 +268,27 @@ class Test:
               re.search(r'meshd_ca_requests_total\{result="issued"\} [3-9]', m),
               "metrics:\n" + m)
 
-        # 9. meshd ca verify names what is wrong.
+        # 9. SIGHUP reloads the tokens; a broken file is refused and the tokens in force stay.
+        new_tok = "tok-new-0123456789abcdef"
+        st, body = post_sign(self.ca_port, new_tok, {"csr": csr, "node": "web-9"})
+        check(st == 401, "a token not yet in the file: %d %r" % (st, body))
+        with open(tokens, "a") as f:
+            f.write("%s web-* -\n" % new_tok)
+        cap.p.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reloaded (SIGHUP)" in cap.output(), 20, "the CA's reload")
+        st, body = post_sign(self.ca_port, new_tok, {"csr": csr, "node": "web-9"})
+        check(st == 200 and "certificate" in body, "the new token after SIGHUP: %d %r" % (st, body))
+        with open(tokens, "w") as f:
+            f.write("broken\n")
+        cap.p.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused" in cap.output(), 20, "the refused reload")
+        check(tokens + ":1: expected 3 fields" in cap.output(), "the refusal names file:line")
+        st, body = post_sign(self.ca_port, new_tok, {"csr": csr, "node": "web-9"})
+        check(st == 200, "the tokens in force after a refused reload: %d %r" % (st, body))
+        wait_until(lambda: any(json.loads(l)["type"] == "config_rejected"
+                               for l in open(audit) if l.strip()), 20, "config_rejected")
+
+        # 10. meshd ca verify names what is wrong.
         with open(self.path("garbage.pem"), "w") as f:
             f.write("not a certificate\n")
         r = run([self.meshd, "ca", "verify", "--cert", self.path("garbage.pem")])
