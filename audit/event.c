@@ -42,6 +42,8 @@ static const char *const type_names[AUDIT_TYPE_END] = {
     [AUDIT_OUTLIER_EJECTED] = "outlier_ejected",
     [AUDIT_OUTLIER_RETURNED] = "outlier_returned",
     [AUDIT_FAULT_INJECTION] = "fault_injection",
+    [AUDIT_CERT_ISSUED] = "cert_issued",
+    [AUDIT_CERT_DENIED] = "cert_denied",
 };
 
 static const char *const outcome_names[AUDIT_OUTCOME_END] = {
@@ -92,6 +94,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_MONITOR_READMITTED:
     case AUDIT_OUTLIER_RETURNED:
     case AUDIT_FAULT_INJECTION:
+    case AUDIT_CERT_ISSUED:
         return AUDIT_OUTCOME_SUCCESS;
     case AUDIT_INSTANCE_REMOVED:
         /* a deregistration is the normal way out; the others are something failing */
@@ -110,6 +113,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_RATE_LIMITED:
     case AUDIT_SIGNATURE_INVALID:
     case AUDIT_MONITOR_EVICTION_HELD:
+    case AUDIT_CERT_DENIED:
         return AUDIT_OUTCOME_DENIED;
     case AUDIT_BREAKER_HALF_OPEN:
     default:

@@ -86,6 +86,11 @@ typedef enum audit_type {
     /* A `routes:` block that injects faults was loaded (at start or a reload), one per rule, or
      * a reload turned fault injection off (success: the configuration is in force). */
     AUDIT_FAULT_INJECTION,
+    /* The mesh CA (docs/mesh-ca.md): a certificate issued over POST /v1/ca/sign (success), or a
+     * request refused: wrong token, a name the token does not allow, a bad CSR (denied). The
+     * requested node goes in peer_identity as its SPIFFE ID, the caller in peer_address. */
+    AUDIT_CERT_ISSUED,
+    AUDIT_CERT_DENIED,
     AUDIT_TYPE_END /* one past the last type */
 } audit_type_t;
 

@@ -20,7 +20,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/params.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stddef.h>
 
 /* clang-format off */
@@ -96,6 +98,83 @@
     X(i2d_ecdsa_sig, int, i2d_ECDSA_SIG, (const ECDSA_SIG *s, unsigned char **pp))                 \
     X(err_get_error, unsigned long, ERR_get_error, (void))                                         \
     X(err_clear_error, void, ERR_clear_error, (void))                                              \
+    /* X.509 for the mesh CA (ca/, common/x509_check.c): keys, PEM, certificates, requests */  \
+    X(pkey_q_keygen, EVP_PKEY *, EVP_PKEY_Q_keygen, (OSSL_LIB_CTX *l, const char *propq,           \
+      const char *type, ...))                                                                      \
+    X(pkey_is_a, int, EVP_PKEY_is_a, (const EVP_PKEY *k, const char *name))                        \
+    X(bio_new, BIO *, BIO_new, (const BIO_METHOD *m))                                              \
+    X(bio_s_mem, const BIO_METHOD *, BIO_s_mem, (void))                                            \
+    X(bio_new_mem_buf, BIO *, BIO_new_mem_buf, (const void *buf, int len))                         \
+    X(bio_free, int, BIO_free, (BIO *b))                                                           \
+    X(bio_ctrl, long, BIO_ctrl, (BIO *b, int cmd, long larg, void *parg))                          \
+    X(pem_read_x509, X509 *, PEM_read_bio_X509, (BIO *b, X509 **x, pem_password_cb *cb, void *u)) \
+    X(pem_read_x509_req, X509_REQ *, PEM_read_bio_X509_REQ, (BIO *b, X509_REQ **x,                 \
+      pem_password_cb *cb, void *u))                                                               \
+    X(pem_read_pkey, EVP_PKEY *, PEM_read_bio_PrivateKey, (BIO *b, EVP_PKEY **x,                   \
+      pem_password_cb *cb, void *u))                                                               \
+    X(pem_write_x509, int, PEM_write_bio_X509, (BIO *b, const X509 *x))                            \
+    X(pem_write_x509_req, int, PEM_write_bio_X509_REQ, (BIO *b, const X509_REQ *x))                \
+    X(pem_write_pkey, int, PEM_write_bio_PrivateKey, (BIO *b, const EVP_PKEY *k,                   \
+      const EVP_CIPHER *enc, const unsigned char *kstr, int klen, pem_password_cb *cb, void *u))   \
+    X(x509_new, X509 *, X509_new, (void))                                                          \
+    X(x509_free, void, X509_free, (X509 *x))                                                       \
+    X(x509_up_ref, int, X509_up_ref, (X509 *x))                                                    \
+    X(x509_set_version, int, X509_set_version, (X509 *x, long v))                                  \
+    X(x509_get_serial, ASN1_INTEGER *, X509_get_serialNumber, (X509 *x))                           \
+    X(bn_to_asn1_integer, ASN1_INTEGER *, BN_to_ASN1_INTEGER, (const BIGNUM *bn,                   \
+      ASN1_INTEGER *ai))                                                                           \
+    X(x509_getm_not_before, ASN1_TIME *, X509_getm_notBefore, (const X509 *x))                     \
+    X(x509_getm_not_after, ASN1_TIME *, X509_getm_notAfter, (const X509 *x))                       \
+    X(x509_time_adj_ex, ASN1_TIME *, X509_time_adj_ex, (ASN1_TIME *t, int days, long secs,         \
+      time_t *in))                                                                                 \
+    X(asn1_time_cmp_time_t, int, ASN1_TIME_cmp_time_t, (const ASN1_TIME *t, time_t cmp))           \
+    X(asn1_time_to_tm, int, ASN1_TIME_to_tm, (const ASN1_TIME *t, struct tm *tm))                  \
+    X(x509_set_pubkey, int, X509_set_pubkey, (X509 *x, EVP_PKEY *k))                               \
+    X(x509_get0_pubkey, EVP_PKEY *, X509_get0_pubkey, (const X509 *x))                             \
+    X(x509_get_subject_name, X509_NAME *, X509_get_subject_name, (const X509 *x))                  \
+    X(x509_set_subject_name, int, X509_set_subject_name, (X509 *x, const X509_NAME *n))            \
+    X(x509_set_issuer_name, int, X509_set_issuer_name, (X509 *x, const X509_NAME *n))              \
+    X(x509_name_add_entry_txt, int, X509_NAME_add_entry_by_txt, (X509_NAME *n, const char *f,      \
+      int type, const unsigned char *b, int len, int loc, int set))                                \
+    X(x509_sign, int, X509_sign, (X509 *x, EVP_PKEY *k, const EVP_MD *md))                         \
+    X(x509_add_ext, int, X509_add_ext, (X509 *x, X509_EXTENSION *e, int loc))                      \
+    X(x509v3_set_ctx, void, X509V3_set_ctx, (X509V3_CTX *c, X509 *iss, X509 *subj, X509_REQ *r,   \
+      X509_CRL *crl, int flags))                                                                   \
+    X(x509v3_ext_nconf_nid, X509_EXTENSION *, X509V3_EXT_nconf_nid, (CONF *conf, X509V3_CTX *c,    \
+      int nid, const char *value))                                                                 \
+    X(x509_extension_free, void, X509_EXTENSION_free, (X509_EXTENSION *e))                         \
+    X(x509_get_ext_d2i, void *, X509_get_ext_d2i, (const X509 *x, int nid, int *crit, int *idx))   \
+    X(general_names_free, void, GENERAL_NAMES_free, (GENERAL_NAMES *g))                            \
+    X(sk_num, int, OPENSSL_sk_num, (const OPENSSL_STACK *s))                                       \
+    X(sk_value, void *, OPENSSL_sk_value, (const OPENSSL_STACK *s, int i))                         \
+    X(asn1_string_data, const unsigned char *, ASN1_STRING_get0_data, (const ASN1_STRING *s))      \
+    X(asn1_string_length, int, ASN1_STRING_length, (const ASN1_STRING *s))                         \
+    X(x509_check_private_key, int, X509_check_private_key, (const X509 *x, const EVP_PKEY *k))     \
+    X(x509_check_ca, int, X509_check_ca, (X509 *x))                                                \
+    X(x509_req_new, X509_REQ *, X509_REQ_new, (void))                                              \
+    X(x509_req_free, void, X509_REQ_free, (X509_REQ *r))                                           \
+    X(x509_req_set_version, int, X509_REQ_set_version, (X509_REQ *r, long v))                      \
+    X(x509_req_set_pubkey, int, X509_REQ_set_pubkey, (X509_REQ *r, EVP_PKEY *k))                   \
+    X(x509_req_get_subject_name, X509_NAME *, X509_REQ_get_subject_name, (const X509_REQ *r))      \
+    X(x509_req_sign, int, X509_REQ_sign, (X509_REQ *r, EVP_PKEY *k, const EVP_MD *md))             \
+    X(x509_req_get0_pubkey, EVP_PKEY *, X509_REQ_get0_pubkey, (X509_REQ *r))                       \
+    X(x509_req_verify, int, X509_REQ_verify, (X509_REQ *r, EVP_PKEY *k))                           \
+    X(x509_store_new, X509_STORE *, X509_STORE_new, (void))                                        \
+    X(x509_store_free, void, X509_STORE_free, (X509_STORE *s))                                     \
+    X(x509_store_add_cert, int, X509_STORE_add_cert, (X509_STORE *s, X509 *x))                     \
+    X(x509_store_ctx_new, X509_STORE_CTX *, X509_STORE_CTX_new, (void))                            \
+    X(x509_store_ctx_free, void, X509_STORE_CTX_free, (X509_STORE_CTX *c))                         \
+    X(x509_store_ctx_init, int, X509_STORE_CTX_init, (X509_STORE_CTX *c, X509_STORE *s, X509 *x,   \
+      STACK_OF(X509) *chain))                                                                      \
+    X(x509_store_ctx_set_time, void, X509_STORE_CTX_set_time, (X509_STORE_CTX *c,                  \
+      unsigned long flags, time_t t))                                                              \
+    X(x509_store_ctx_get_error, int, X509_STORE_CTX_get_error, (const X509_STORE_CTX *c))          \
+    X(x509_verify_cert, int, X509_verify_cert, (X509_STORE_CTX *c))                                \
+    X(x509_verify_cert_error_string, const char *, X509_verify_cert_error_string, (long n))        \
+    X(sk_new_null, OPENSSL_STACK *, OPENSSL_sk_new_null, (void))                                   \
+    X(sk_push, int, OPENSSL_sk_push, (OPENSSL_STACK *s, const void *v))                            \
+    X(sk_free, void, OPENSSL_sk_free, (OPENSSL_STACK *s))                                          \
+    X(err_error_string_n, void, ERR_error_string_n, (unsigned long e, char *buf, size_t len))      \
     /* randomness */                                                                               \
     X(rand_bytes, int, RAND_bytes, (unsigned char *buf, int num))
 /* clang-format on */

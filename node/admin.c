@@ -53,6 +53,8 @@ struct mesh_admin {
     char address[300];
     char token[MESH_ADMIN_TOKEN_MAX + 1]; /* "" when none is required */
     size_t token_len;
+    char **own_auth; /* paths that check their own credentials (mesh_admin_add_post) */
+    size_t n_own_auth;
 };
 
 /* ---- JSON endpoints ------------------------------------------------------------------------ */
@@ -111,10 +113,34 @@ int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud
     return h1_server_add(a->http, path, fn, ud);
 }
 
+int mesh_admin_add_post(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud, int own_auth)
+{
+    if (own_auth) {
+        char **v = realloc(a->own_auth, (a->n_own_auth + 1) * sizeof(*v));
+        if (!v)
+            return -1;
+        a->own_auth = v;
+        if (!(v[a->n_own_auth] = strdup(path)))
+            return -1;
+        a->n_own_auth++;
+    }
+    if (h1_server_add_post(a->http, path, fn, ud) != 0) {
+        if (own_auth)
+            free(a->own_auth[--a->n_own_auth]);
+        return -1;
+    }
+    return 0;
+}
+
 int mesh_admin_remove(mesh_admin_t *a, const char *path)
 {
     if (h1_server_remove(a->http, path) != 0)
         return -1;
+    for (size_t i = 0; i < a->n_own_auth; i++)
+        if (strcmp(a->own_auth[i], path) == 0) {
+            free(a->own_auth[i]);
+            a->own_auth[i--] = a->own_auth[--a->n_own_auth];
+        }
     json_ep_t **p = find_ep(a, path);
     if (*p) {
         json_ep_t *ep = *p;
@@ -255,6 +281,9 @@ static int token_guard(void *ud, const h1_req_t *req, h1_body_t *b)
     mesh_admin_t *a = ud;
     if (!a->token_len || h1_req_path_is(req, "/livez") || h1_req_path_is(req, "/readyz"))
         return 0;
+    for (size_t i = 0; i < a->n_own_auth; i++)
+        if (h1_req_path_is(req, a->own_auth[i]))
+            return 0;
     const char *v = req->authorization;
     size_t n = req->authorization_len;
     if (v && n > 7 && strncasecmp(v, "Bearer ", 7) == 0) {
@@ -351,6 +380,9 @@ void mesh_admin_close(mesh_admin_t *a)
         free(ep);
     }
     free(a->srcs);
+    for (size_t i = 0; i < a->n_own_auth; i++)
+        free(a->own_auth[i]);
+    free(a->own_auth);
     free(a->msrcs);
     free(a);
 }

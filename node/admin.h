@@ -75,6 +75,14 @@ int mesh_admin_port(const mesh_admin_t *a);
  *  the path is taken. */
 int mesh_admin_add(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud);
 
+/**
+ * Adds an endpoint that answers POST as well as GET (h1_server_add_post): the mesh CA's
+ * POST /v1/ca/sign. own_auth nonzero exempts it from the admin token (it checks credentials of
+ * its own, e.g. bootstrap tokens, in the same Authorization header). 0, or -1.
+ */
+int mesh_admin_add_post(mesh_admin_t *a, const char *path, h1_handler_fn fn, void *ud,
+                        int own_auth);
+
 /** Adds a JSON endpoint. 0, or -1 when the path is taken. */
 int mesh_admin_add_json(mesh_admin_t *a, const char *path, mesh_admin_json_fn fn, void *ud);
 

@@ -59,4 +59,7 @@ int mesh_cli_audit(int argc, char **argv);
 /** `meshd audit status --admin HOST:PORT [--json]` (node/role_admin_cli.c): GET /v1/audit. */
 int mesh_cli_audit_status(int argc, char **argv);
 
+/** `meshd ca init|verify`, the mesh CA's commands: node/role_ca_cli.c. */
+int mesh_cli_ca(int argc, char **argv);
+
 #endif

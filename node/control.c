@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "gossip/gossip_options.h"
 #include "node/admin.h"
+#include "node/ca_options.h"
 #include "node/control_metrics.h"
 
 void node_control_init(node_control_t *c)
@@ -277,6 +278,44 @@ int node_control_add(node_control_t *c, const mesh_actor_ops_t *ops, void *arg, 
                      mesh_actor_id_t *id_out)
 {
     return add_child(c, ops, arg, mailbox, id_out);
+}
+
+int node_control_ca(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg)
+{
+    const mesh_ca_options_t *o = mesh_ca_options(cfg);
+    mesh_admin_t *admin = mesh_node_admin(node);
+    if (o->dir && *o->dir) {
+        if (!admin) {
+            mesh_error("ca", "--ca-dir serves the CA on the admin API: give --admin-listen too");
+            return -2;
+        }
+        c->ca = (ca_server_args_t){.admin = admin,
+                                   .audit = &c->audit,
+                                   .dir = o->dir,
+                                   .tokens = o->tokens,
+                                   .max_lifetime_s = o->max_lifetime_ms / 1000};
+        char err[600];
+        if (ca_server_precheck(&c->ca, err, sizeof(err)) != 0) {
+            mesh_error("ca", "%s", err);
+            return -2;
+        }
+        if (add_child(c, &ca_server_ops, &c->ca, 0, NULL) != 0)
+            return -2;
+    }
+    if (o->url && *o->url) {
+        c->identity = (identity_args_t){.admin = admin,
+                                        .node = cfg->node,
+                                        .url = o->url,
+                                        .token_file = o->token_file,
+                                        .dir = o->identity_dir,
+                                        .lifetime_s = o->lifetime_ms / 1000,
+                                        .services = &o->services,
+                                        .dns = &o->dns,
+                                        .ips = &o->ips};
+        if (add_child(c, &identity_client_ops, &c->identity, 0, NULL) != 0)
+            return -2;
+    }
+    return 0;
 }
 
 int node_control_start(node_control_t *c, mesh_node_t *node)

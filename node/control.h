@@ -20,6 +20,8 @@
 #include "node/node.h"
 #include "node/control_metrics.h"
 #include "node/gossip_bridge.h"
+#include "node/ca_server.h"
+#include "node/identity_client.h"
 #include "monitor/monitor_actor.h"
 #include "node/sidecar_actor.h"
 #include "registry/registry_actor.h"
@@ -47,6 +49,8 @@ typedef struct node_control {
     mesh_actor_id_t gossip_id; /* the gossip bridge (indirect checks go through it) */
     int monitor_gossip; /* a monitor without etcd: the bridge feeds it the gossip instances */
     node_reg_metrics_t reg_metrics; /* the registry view's figures for /metrics */
+    ca_server_args_t ca;            /* the mesh CA (--ca-dir) */
+    identity_args_t identity;       /* the node's certificate (--ca-url) */
 } node_control_t;
 
 /** Initializes an empty set. */
@@ -79,6 +83,14 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
  * (an unreadable key file, an unresolvable seed).
  */
 int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg);
+
+/**
+ * Adds the mesh CA (node/ca_server.h) when cfg has --ca-dir, and the identity client
+ * (node/identity_client.h) when it has --ca-url; call after node_control_audit. The CA's root
+ * and tokens are checked here. Returns 0 (also when neither is configured), or -2 on a
+ * configuration the node cannot run with (logged: exit 2).
+ */
+int node_control_ca(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg);
 
 /** Adds the sidecar actor for cfg, advertising advertise. 0 or -1. */
 int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg,

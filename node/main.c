@@ -16,6 +16,7 @@
 #include "gossip/gossip_options.h"
 #include "monitor/monitor_options.h"
 #include "node/admin_options.h"
+#include "node/ca_options.h"
 #include "policy/breaker_options.h"
 #include "transport/lb_options.h"
 
@@ -48,6 +49,9 @@ static const mesh_cli_command_t commands[] = {
     {"probe", 0, mesh_cli_probe,
      "`probe [--addr HOST:PORT] [--service NAME] [--timeout MS]`: one grpc.health.v1 Check; "
      "exit 0 when SERVING (for exec probes)"},
+    {"ca", 0, mesh_cli_ca,
+     "`ca init --dir D --trust-domain TD`: a mesh CA root; `ca verify --cert F [--key F] "
+     "[--ca F]`: checks certificate files"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},
@@ -59,7 +63,7 @@ static const mesh_cli_command_t commands[] = {
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
     &audit_options_section,       &mon_options_section,        &gw_options_section,
-    &mesh_lb_options_section,
+    &mesh_lb_options_section,     &mesh_ca_options_section,
 };
 
 static void usage(FILE *out)

@@ -114,6 +114,8 @@ int mesh_cli_gateway(int argc, char **argv)
         goto out;
     }
     int arc = node_control_audit(&control, node, &cfg, "gateway");
+    if (arc == 0)
+        arc = node_control_ca(&control, node, &cfg); /* the mesh CA, the node's identity */
     if (arc != 0) {
         mesh_routes_unref(routes);
         rc = arc == -2 ? 2 : 1;

@@ -57,6 +57,8 @@ int mesh_cli_monitor(int argc, char **argv)
     if (!node || mesh_node_admin_listen(node, "monitor") != 0)
         goto out;
     int arc = node_control_audit(&control, node, &cfg, "monitor");
+    if (arc == 0)
+        arc = node_control_ca(&control, node, &cfg); /* the mesh CA, the node's identity */
     if (arc != 0) {
         rc = arc == -2 ? 2 : 1;
         goto out;

@@ -45,6 +45,8 @@ int mesh_cli_proxy(int argc, char **argv)
     mesh_info("proxy", "%zu static service%s", mesh_routes_count(routes),
               mesh_routes_count(routes) == 1 ? "" : "s");
     int arc = node_control_audit(&control, node, &cfg, "proxy");
+    if (arc == 0)
+        arc = node_control_ca(&control, node, &cfg); /* the mesh CA, the node's identity */
     if (arc != 0) {
         mesh_routes_unref(routes);
         rc = arc == -2 ? 2 : 1;

@@ -144,6 +144,8 @@ int mesh_cli_sidecar(int argc, char **argv)
     }
     mesh_node_set_predrain(node, (uint64_t)cfg.drain_timeout_ms);
     int arc = node_control_audit(&control, node, &cfg, "sidecar");
+    if (arc == 0)
+        arc = node_control_ca(&control, node, &cfg); /* the mesh CA, the node's identity */
     if (arc != 0) {
         rc = arc == -2 ? 2 : 1;
         goto out;

@@ -193,6 +193,7 @@ int h1_parse(const char *buf, size_t len, h1_req_t *req)
     req->body_len = body > 0 ? (size_t)body : 0;
     if (len - pos < req->body_len)
         return H1_PARSE_INCOMPLETE;
+    req->body = req->body_len ? buf + pos : NULL;
     return (int)(pos + req->body_len);
 }
 

@@ -45,12 +45,16 @@ typedef struct {
     int keep_alive;
     /** Bytes of the head (request line and headers, with the empty line). */
     size_t head_len;
-    /** Bytes of the body that follows the head. */
+    /** Bytes of the body that follows the head, and where they are (NULL when none). */
     size_t body_len;
+    const char *body;
     /** The Authorization header's value (trimmed), NULL when absent; a request with two is
      *  malformed (400). */
     const char *authorization;
     size_t authorization_len;
+    /** The connection it came on (set by transport/http1_server.c for h1_req_peer; NULL from
+     *  the parser). */
+    const void *conn;
 } h1_req_t;
 
 /** Parses one request from buf[0..len). Returns the total length of the request (head +

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/addr.h"
 #include "common/log.h"
 
 typedef struct probe_conn probe_conn_t;
@@ -38,6 +39,7 @@ typedef struct h1_route {
     size_t len;
     h1_handler_fn fn;
     void *ud;
+    int post; /* POST is answered too (h1_server_add_post) */
 } h1_route_t;
 
 struct h1_server {
@@ -435,7 +437,8 @@ static void conn_answer(probe_conn_t *c, const h1_req_t *req)
 {
     h1_server_t *s = c->s;
     int head_only = h1_req_method_is(req, "HEAD");
-    if (!head_only && !h1_req_method_is(req, "GET")) {
+    const h1_route_t *pr = h1_req_method_is(req, "POST") ? find_route(s, req) : NULL;
+    if (!head_only && !h1_req_method_is(req, "GET") && !(pr && pr->post)) {
         set_body(c, "{\"error\":\"method not allowed\",\"allow\":[\"GET\",\"HEAD\"]}");
         conn_respond(c, 405, req->keep_alive, req->minor, 0, 1);
         return;
@@ -526,6 +529,7 @@ static void conn_process(probe_conn_t *c)
         return;
     }
     /* Answer, then drop the request from the buffer (the answer does not point into it). */
+    req.conn = c;
     conn_answer(c, &req);
     memmove(c->in, c->in + rc, c->in_len - (size_t)rc);
     c->in_len -= (size_t)rc;
@@ -616,7 +620,19 @@ void h1_server_set_guard(h1_server_t *s, h1_guard_fn fn, void *ud)
     s->guard_ud = ud;
 }
 
+static int add_route(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud, int post);
+
 int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
+{
+    return add_route(s, path, fn, ud, 0);
+}
+
+int h1_server_add_post(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
+{
+    return add_route(s, path, fn, ud, 1);
+}
+
+static int add_route(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud, int post)
 {
     if (!path || path[0] != '/' || !fn)
         return -1;
@@ -640,7 +656,7 @@ int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud)
     if (!p)
         return -1;
     memmove(&s->routes[at + 1], &s->routes[at], (s->n_routes - at) * sizeof(*s->routes));
-    s->routes[at] = (h1_route_t){.path = p, .len = strlen(p), .fn = fn, .ud = ud};
+    s->routes[at] = (h1_route_t){.path = p, .len = strlen(p), .fn = fn, .ud = ud, .post = post};
     s->n_routes++;
     return 0;
 }
@@ -692,4 +708,29 @@ void h1_server_close(h1_server_t *s, void (*on_closed)(void *ud), void *ud)
         uv_close((uv_handle_t *)&s->listener, on_listener_closed);
     else
         server_maybe_free(s);
+}
+
+int h1_req_peer(const h1_req_t *req, char *out, size_t cap)
+{
+    const probe_conn_t *c = req->conn;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (!c || cap == 0 || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    char host[64];
+    int port;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, host, sizeof(host));
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%d", host, port);
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, host, sizeof(host));
+        port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%d", host, port);
+    } else {
+        return -1;
+    }
+    return 0;
 }

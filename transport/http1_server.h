@@ -3,7 +3,8 @@
  * endpoints: the sidecar's probes (/livez, /readyz) and the node's admin API (node/admin.h).
  *
  * A server holds a table of paths, each with a handler. GET (or HEAD) of a path in the table
- * calls its handler, which writes the body through an h1_body_t and returns the status. The
+ * (and POST, for paths added with h1_server_add_post: the mesh CA's /v1/ca/sign) calls its
+ * handler, which writes the body through an h1_body_t and returns the status. The
  * body starts in a buffer inside the connection (H1_BODY_INLINE bytes: a probe answer fits, so
  * serving a probe allocates nothing in the server) and grows on the heap up to max_response
  * bytes for big answers (an admin listing of 10k instances is megabytes). The query string is
@@ -107,6 +108,14 @@ h1_server_t *h1_server_new(uv_loop_t *loop, const h1_server_config_t *cfg);
  * server's loop (or before it runs).
  */
 int h1_server_add(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud);
+
+/** The address of the peer that sent req, "host:port" ("[v6]:port"), into out. 0, or -1 when
+ *  unknown (a request that did not come through a server). For logs and audit records. */
+int h1_req_peer(const h1_req_t *req, char *out, size_t cap);
+
+/** Like h1_server_add, and POST of the path is answered by fn too (req->body, at most
+ *  H1_MAX_BODY bytes; the handler tells the methods apart with h1_req_method_is). */
+int h1_server_add_post(h1_server_t *s, const char *path, h1_handler_fn fn, void *ud);
 
 /** Sets the guard every GET and HEAD passes first (fn NULL: none). */
 void h1_server_set_guard(h1_server_t *s, h1_guard_fn fn, void *ud);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/integration/cli/test_cli.sh: the meshd binary's command line as a user meets it:
 # --version, --help, unknown commands and flags (usage, exit 2), config errors with
-# file:line (exit 2), check-config on a good file (exit 0), the sidecar's registration fields.
+# file:line (exit 2), check-config on a good file (exit 0), the sidecar's registration fields,
+# the mesh CA's commands and options.
 set -u
 meshd=$1
 tmp=$(mktemp -d)
@@ -35,6 +36,13 @@ expect unknown-flag-usage 2 "usage: meshd proxy" -- "$meshd" proxy --lisen 1.2.3
 expect bad-value 2 "--workers: 'lots' is not an integer" -- "$meshd" proxy --workers lots
 expect bad-env 2 "MESHD_LISTEN: 'nope' is not HOST:PORT" -- env MESHD_LISTEN=nope "$meshd" proxy
 expect bad-static 2 "static: 'x' in 'a.B=x' is not HOST:PORT" -- "$meshd" proxy --static a.B=x
+# The mesh CA's commands and options (docs/mesh-ca.md).
+expect ca-no-sub 2 "expected a subcommand: init, verify" -- "$meshd" ca
+expect ca-bad-domain 2 "trust domain 'A B' is not valid" -- "$meshd" ca init --dir "$tmp/ca" --trust-domain "A B"
+expect ca-verify-garbage 1 "/dev/null: no PEM certificate in it" -- "$meshd" ca verify --cert /dev/null
+expect ca-url-alone 2 "ca.url: needs --ca-token-file" -- "$meshd" proxy --ca-url http://127.0.0.1:1
+expect ca-url-scheme 2 "'ftp://x' is not an http:// or https:// URL" -- "$meshd" proxy --ca-url ftp://x
+expect ca-dir-alone 2 "a CA node needs --ca-tokens" -- "$meshd" proxy --ca-dir "$tmp"
 
 cat >"$tmp/bad.yaml" <<'YAML'
 listen: 127.0.0.1:7000

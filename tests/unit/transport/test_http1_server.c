@@ -6,8 +6,8 @@
  * readiness counter, 404 listing the paths, 405, 400, 431, 505, HEAD, keep-alive, pipelining,
  * HTTP/1.0 close, query strings, a multi-megabyte answer read slowly in small pieces, the
  * limits on an answer's size and on the bytes queued for slow readers, paths added and
- * removed) and then asks the loop (uv_async) to close the server. A watchdog timer fails the
- * test if the client never finishes.
+ * removed, POST with its body on a path added with h1_server_add_post) and then asks the loop
+ * (uv_async) to close the server. A watchdog timer fails the test if the client never finishes.
  */
 #include "transport/http1_server.h"
 
@@ -71,6 +71,19 @@ static int echo(void *ud, const h1_req_t *req, h1_body_t *b)
     char v[64];
     int n = h1_req_query(req, "q", v, sizeof(v));
     json_t *o = json_pack("{s:i,s:s%}", "rc", n, "q", n >= 0 ? v : "", (size_t)(n >= 0 ? n : 0));
+    int rc = h1_body_json(b, o);
+    json_decref(o);
+    return rc == 0 ? 200 : 500;
+}
+
+/* POST /post: echoes the method, the request body (h1_server_add_post) and the peer. */
+static int post_echo(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    char peer[80] = "";
+    if (h1_req_peer(req, peer, sizeof(peer)) != 0)
+        snprintf(peer, sizeof(peer), "unknown");
+    json_t *o = json_pack("{s:s%,s:s%,s:s}", "method", req->method, req->method_len, "body",
+                          req->body ? req->body : "", req->body_len, "peer", peer);
     int rc = h1_body_json(b, o);
     json_decref(o);
     return rc == 0 ? 200 : 500;
@@ -261,6 +274,15 @@ static void *client(void *arg)
     CHECK(request("POST /readyz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", &r) == 405);
     CHECK(strcasestr(r.head, "allow: GET, HEAD"));
     CHECK(request("DELETE /nope HTTP/1.1\r\n\r\n", &r) == 405);
+    /* A path added with h1_server_add_post answers POST with the body, and GET too. */
+    CHECK(request("POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", &r) ==
+          200);
+    check_json_field(&r, "method", "POST");
+    check_json_field(&r, "body", "{\"a\":1}");
+    check_json_field(&r, "peer", "127.0.0.1:"); /* h1_req_peer: the client's address */
+    CHECK(request("GET /post HTTP/1.1\r\nHost: x\r\n\r\n", &r) == 200);
+    check_json_field(&r, "method", "GET");
+    CHECK(request("PUT /post HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &r) == 405);
     CHECK(request("HELLO\r\n\r\n", &r) == 400);
     check_json_field(&r, "error", "bad request");
     CHECK(request("GET /livez HTTP/1.1\r\nBad Header: x\r\n\r\n", &r) == 400);
@@ -336,7 +358,8 @@ static void *client(void *arg)
     /* 404 names the path asked for and lists the paths there are. */
     CHECK(request("GET /v1/none HTTP/1.1\r\n\r\n", &r) == 404);
     check_json_field(&r, "path", "/v1/none");
-    CHECK(strstr(r.body, "\"paths\":[\"/big\",\"/broken\",\"/echo\",\"/livez\",\"/readyz\"]"));
+    CHECK(strstr(r.body,
+                 "\"paths\":[\"/big\",\"/broken\",\"/echo\",\"/livez\",\"/post\",\"/readyz\"]"));
 
     /* A handler that fails answers 500 naming the path. */
     CHECK(request("GET /broken HTTP/1.1\r\n\r\n", &r) == 500);
@@ -461,6 +484,7 @@ int main(void)
     CHECK(h1_server_add(server, "/big", big, NULL) == 0);
     CHECK(h1_server_add(server, "/echo", echo, NULL) == 0);
     CHECK(h1_server_add(server, "/broken", broken, NULL) == 0);
+    CHECK(h1_server_add_post(server, "/post", post_echo, NULL) == 0);
     CHECK(h1_server_listen(server, "127.0.0.1", 0) == 0);
     port = h1_server_port(server);
     CHECK(port > 0);
