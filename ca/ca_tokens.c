@@ -25,16 +25,6 @@ void ca_tokens_destroy(ca_tokens_t *t)
     t->n = 0;
 }
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 /* A glob of a node or service: the name characters plus glob syntax; nothing else. */
 static int pattern_ok(const char *s, size_t n)
 {
@@ -70,7 +60,7 @@ static int parse_services(ca_token_t *k, const char *s, size_t n, const char **w
             return -1;
         }
         k->services = v;
-        if (!(v[k->n_services] = dup_n(s + i, j - i))) {
+        if (!(v[k->n_services] = strndup(s + i, j - i))) {
             *why = "out of memory";
             return -1;
         }
@@ -124,7 +114,7 @@ static int parse_line(ca_token_t *k, const char *s, size_t n, const char **why)
                "* ? [ ] !";
         return -1;
     }
-    if (!(k->token = dup_n(f[0], fl[0])) || !(k->node_pattern = dup_n(f[1], fl[1]))) {
+    if (!(k->token = strndup(f[0], fl[0])) || !(k->node_pattern = strndup(f[1], fl[1]))) {
         *why = "out of memory";
         return -1;
     }

@@ -90,16 +90,6 @@ const char *mesh_lb_policy_name(mesh_lb_policy_t p)
     return p == MESH_LB_P2C ? "p2c" : "round-robin";
 }
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 /* A header name as gRPC metadata allows it: 0-9 a-z _ - . (upper case folded). */
 static int header_ok(const char *s, size_t n)
 {
@@ -142,8 +132,8 @@ int mesh_lb_subset_parse(const char *s, mesh_lb_subset_t *out, char *err, size_t
                  out->by == MESH_LB_BY_VERSION ? "version" : "zone");
         return -1;
     }
-    out->header = dup_n(s, hl);
-    out->value = dup_n(eq + 1, (size_t)(colon - eq - 1));
+    out->header = strndup(s, hl);
+    out->value = strndup(eq + 1, (size_t)(colon - eq - 1));
     out->want = strdup(eq2 + 1);
     if (!out->header || !out->value || !out->want) {
         mesh_lb_subset_destroy(out);
