@@ -40,11 +40,21 @@ int mesh_addr_split(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
-int mesh_addr_resolve(const char *s, struct sockaddr_storage *out, char *err, size_t errlen)
+/* Sets the port of a resolved address. */
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+int mesh_addr_resolve_all(const char *s, struct sockaddr_storage *out, size_t cap, char *err,
+                          size_t errlen)
 {
     char host[256];
     int port;
-    if (mesh_addr_split(s, host, sizeof(host), &port) != 0) {
+    if (!cap || mesh_addr_split(s, host, sizeof(host), &port) != 0) {
         snprintf(err, errlen, "'%s' is not HOST:PORT", s);
         return -1;
     }
@@ -55,17 +65,17 @@ int mesh_addr_resolve(const char *s, struct sockaddr_storage *out, char *err, si
         in4->sin_family = AF_INET;
         in4->sin_addr.s_addr = htonl(INADDR_ANY);
         in4->sin_port = htons((uint16_t)port);
-        return 0;
+        return 1;
     }
     if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)port);
-        return 0;
+        return 1;
     }
     if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
-        return 0;
+        return 1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -74,13 +84,32 @@ int mesh_addr_resolve(const char *s, struct sockaddr_storage *out, char *err, si
         snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
         return -1;
     }
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    if (out->ss_family == AF_INET)
-        in4->sin_port = htons((uint16_t)port);
-    else
-        in6->sin6_port = htons((uint16_t)port);
+    size_t n = 0;
+    for (const struct addrinfo *ai = res; ai && n < cap; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(*out))
+            continue;
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        set_port(&ss, port);
+        size_t k = 0; /* the resolver may list an address once per protocol */
+        while (k < n && memcmp(&out[k], &ss, sizeof(ss)) != 0)
+            k++;
+        if (k == n)
+            out[n++] = ss;
+    }
     freeaddrinfo(res);
-    return 0;
+    if (!n) {
+        snprintf(err, errlen, "cannot resolve '%s': no IPv4 or IPv6 address", host);
+        return -1;
+    }
+    return (int)n;
+}
+
+int mesh_addr_resolve(const char *s, struct sockaddr_storage *out, char *err, size_t errlen)
+{
+    return mesh_addr_resolve_all(s, out, 1, err, errlen) < 0 ? -1 : 0;
 }
 
 void mesh_addr_format(const struct sockaddr *sa, char *buf, size_t len)

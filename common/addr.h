@@ -28,6 +28,12 @@ int mesh_addr_split(const char *s, char *host, size_t hostlen, int *port);
  *  0 or -1 (err says why). */
 int mesh_addr_resolve(const char *s, struct sockaddr_storage *out, char *err, size_t errlen);
 
+/** Resolves "host:port" into every address the name has (a Kubernetes headless service lists
+ *  one per pod), without duplicates, at most cap of them, in the resolver's order; a numeric
+ *  form gives one. Returns how many (at least 1), or -1 (err says why). Blocking. */
+int mesh_addr_resolve_all(const char *s, struct sockaddr_storage *out, size_t cap, char *err,
+                          size_t errlen);
+
 /** Formats a socket address as "host:port" ("[v6]:port" for IPv6). */
 void mesh_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 

@@ -204,10 +204,20 @@ int gsp_options_actor_cfg(const mesh_config_t *cfg, const char *name, gsp_actor_
                  o->bind);
         return -1;
     }
-    for (size_t i = 0; i < o->join.n && i < GSP_SEEDS_MAX; i++)
-        if (numeric("gossip.join", o->join.items[i], out->seeds[out->n_seeds++], GSP_ADDR_MAX + 1,
-                    err, errlen) != 0)
+    /* every address of a name (a headless service lists one per pod), up to GSP_SEEDS_MAX */
+    for (size_t i = 0; i < o->join.n && out->n_seeds < GSP_SEEDS_MAX; i++) {
+        struct sockaddr_storage ss[GSP_SEEDS_MAX];
+        char why[128];
+        int n = mesh_addr_resolve_all(o->join.items[i], ss, GSP_SEEDS_MAX - out->n_seeds, why,
+                                      sizeof(why));
+        if (n < 0) {
+            snprintf(err, errlen, "gossip.join: cannot resolve %s: %s", o->join.items[i], why);
             return -1;
+        }
+        for (int k = 0; k < n; k++)
+            mesh_addr_format((const struct sockaddr *)&ss[k], out->seeds[out->n_seeds++],
+                             GSP_ADDR_MAX + 1);
+    }
     if (gsp_swim_profile(o->profile ? o->profile : "lan", &out->swim) != 0) {
         snprintf(err, errlen, "gossip.profile: unknown profile %s", o->profile);
         return -1;

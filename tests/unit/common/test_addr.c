@@ -55,6 +55,26 @@ static void test_forms(void)
     CHECK(mesh_addr_parse("localhost:80", &a) == -1);
     CHECK(mesh_addr_resolve("localhost:80", &ss, err, sizeof(err)) == 0);
 
+    /* Every address of a name, once each, the port on each; a numeric form is one; the cap
+     * holds; a name that does not resolve says so. */
+    struct sockaddr_storage all[8];
+    int n = mesh_addr_resolve_all("localhost:7946", all, 8, err, sizeof(err));
+    CHECK(n >= 1);
+    int has_v4 = 0;
+    for (int i = 0; i < n; i++) {
+        mesh_addr_format((const struct sockaddr *)&all[i], buf, sizeof(buf));
+        has_v4 |= !strcmp(buf, "127.0.0.1:7946");
+        CHECK(strstr(buf, ":7946") != NULL);
+        for (int j = 0; j < i; j++)
+            CHECK(memcmp(&all[i], &all[j], sizeof(all[i])) != 0);
+    }
+    CHECK(has_v4);
+    CHECK_EQ(mesh_addr_resolve_all("10.1.2.3:7946", all, 8, err, sizeof(err)), 1);
+    CHECK_EQ(mesh_addr_resolve_all("localhost:7946", all, 1, err, sizeof(err)), 1);
+    CHECK_EQ(mesh_addr_resolve_all("no-such-host.invalid:7946", all, 8, err, sizeof(err)), -1);
+    CHECK(strstr(err, "cannot resolve 'no-such-host.invalid'") != NULL);
+    CHECK_EQ(mesh_addr_resolve_all("localhost:7946", all, 0, err, sizeof(err)), -1);
+
     /* Malformed ports and missing parts. */
     const char *bad[] = {"10.0.0.1", "10.0.0.1:", "10.0.0.1:x", "10.0.0.1:65536", "[::1]80",
                          "[::1",     ""};
