@@ -552,7 +552,26 @@ mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *con
     a->enr = n0;
     a->lsr = l0;
     a->resp.valid_host = req->host ? req->host : "";
-    a->resp.original_request = req;
+    /* the echo carries what was asked, never the unknown fields of untrusted bytes */
+    req_t echo = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+    Grpc__Reflection__V1__ExtensionRequest echo_ext = GRPC__REFLECTION__V1__EXTENSION_REQUEST__INIT;
+    echo.host = req->host;
+    echo.message_request_case = req->message_request_case;
+    switch (req->message_request_case) {
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
+        if (req->file_containing_extension) {
+            echo_ext.containing_type = req->file_containing_extension->containing_type;
+            echo_ext.extension_number = req->file_containing_extension->extension_number;
+        }
+        echo.file_containing_extension = &echo_ext;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST__NOT_SET:
+        break;
+    default: /* the other cases are one string in the union */
+        echo.list_services = req->list_services;
+        break;
+    }
+    a->resp.original_request = &echo;
 
     mesh_rsrv_result_t rc = MESH_RSRV_ANSWER;
     size_t *order = NULL;
