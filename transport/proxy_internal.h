@@ -15,6 +15,7 @@
 #include "transport/balancer.h"
 #include "transport/call_stats.h"
 #include "transport/chunk.h"
+#include "transport/grpc_frame.h"
 #include "transport/grpc_timeout.h"
 #include "transport/h2_conn.h"
 #include "transport/h2_fields.h"
@@ -24,6 +25,7 @@
 #include "transport/outlier_board.h"
 #include "transport/outlier_sr.h"
 #include "transport/outlier_window.h"
+#include "transport/proxy_local.h"
 #include "transport/svc_policy.h"
 #include "transport/proxy.h"
 #include "transport/retry.h"
@@ -316,6 +318,14 @@ struct pxy_stream {
     int hedged;           /* a hedge was started (one per call) */
     int held;             /* a backoff or an injected delay took the timer: re-arm the deadline */
     char retry_why[112];
+    /* A locally served call (transport/proxy_local.c): its service (NULL: a routed call), the
+     * handler's state, its place in w->local_calls while the handler holds it. */
+    const mesh_local_service_t *local;
+    void *local_state;
+    pxy_link_t local_link;
+    mesh_grpc_deframer_t local_dfr;
+    uint8_t local_ended;    /* on_end told (or the request is refused) */
+    uint8_t local_finished; /* the handler finished (or the call ended): no more sends */
     pxy_stream_t *free_next;
 };
 
@@ -368,6 +378,11 @@ struct mesh_proxy_worker {
     int n_filters;
     mesh_retry_budget_t budget; /* this worker's retry budget (transport/retry.h) */
     uint64_t jitter_rng;        /* xorshift state: retry backoff jitter */
+    /* locally served methods (transport/proxy_local.h) and their open calls */
+    mesh_local_service_t locals[MESH_LOCAL_MAX_SERVICES];
+    int n_locals;
+    pxy_link_t local_calls; /* pxy_stream_t.local_link */
+    int not_serving;        /* mesh_proxy_worker_stop_serving or a drain began */
 };
 
 /* proxy_worker.c */
@@ -469,8 +484,29 @@ void pxy_stream_arm_timer(pxy_stream_t *ps);
 
 /** Cancels ps's upstream attempt: RST_STREAM CANCEL once sent, forgotten when not. */
 void pxy_stream_cancel_upstream(pxy_stream_t *ps);
+/** The request's :path (len set), or NULL. */
+const char *pxy_stream_path(const pxy_stream_t *ps, size_t *len);
 /** Points svc_str and method_str into ps's request headers. */
 void pxy_stream_parse_path(pxy_stream_t *ps);
+
+/** Adds a response header (trailers 0) or trailer (1) field. 0 or -1 (out of memory). */
+int pxy_stream_add_resp_field(pxy_stream_t *ps, int trailers, const char *name, size_t nl,
+                              const char *value, size_t vl);
+
+/* proxy_local.c */
+/** When ps's path is a local service's (registered with before_filters equal to early), opens
+ *  the local call and returns 1 (the call is answered here); else 0. */
+int pxy_local_try(pxy_stream_t *ps, int early);
+/** Request bytes of a local call are queued (or the request ended): hands whole messages to
+ *  the handler. */
+void pxy_local_feed(pxy_stream_t *ps);
+/** The call object of a local call goes: the handler's on_close. */
+void pxy_local_close(pxy_stream_t *ps);
+/** A routing table was installed (before: the previous one): the services' on_routes, then
+ *  every open local call's on_wake. */
+void pxy_local_routes_changed(mesh_proxy_worker_t *w, const mesh_routes_t *before);
+/** The worker sent GOAWAY (a drain): every open local call's on_wake (MESH_LOCAL_WAKE_GOAWAY). */
+void pxy_local_goaway(mesh_proxy_worker_t *w);
 
 /* proxy_hedge.c */
 /** The front end of a hedged attempt (its down is the call it hedges). */

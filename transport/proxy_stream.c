@@ -245,6 +245,7 @@ pxy_stream_t *pxy_stream_new(mesh_proxy_worker_t *w, const pxy_down_ops_t *dops,
     ps->final_status = MESH_PROXY_STATUS_NONE;
     pxy_list_init(&ps->us_link);
     pxy_list_init(&ps->ds_link);
+    pxy_list_init(&ps->local_link);
     mesh_chunkq_init(&ps->req.q, &w->pool, on_req_drop, ps);
     ps->req.q.retain = 1;
     ps->req.on_eof = NULL;
@@ -340,6 +341,8 @@ static void stream_maybe_free(pxy_stream_t *ps)
         stream_account(ps);
         ps->t_start = 0;
     }
+    if (ps->local)
+        pxy_local_close(ps); /* the handler's on_close */
     if (ps->n_admitted)
         filters_done(ps);
     uv_timer_stop(&ps->timer);
@@ -948,6 +951,10 @@ void pxy_stream_req_ready(pxy_stream_t *ps)
             body_ready(ps, 0);
         return;
     }
+    if (ps->local) {
+        pxy_local_feed(ps);
+        return;
+    }
     if (ps->us && ps->us_id > 0) {
         mesh_h2_source_resume(&ps->req, ps->us->h2.session, ps->us_id);
         mesh_h2_conn_flush(&ps->us->h2);
@@ -1001,6 +1008,8 @@ static int filters_admit(pxy_stream_t *ps, int from)
 static void stream_route(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
+    if (w->n_locals && pxy_local_try(ps, 0))
+        return; /* a method the worker answers itself (transport/proxy_local.c) */
     size_t pl;
     const char *path = parse_path(ps, &pl);
     const mesh_route_service_t *svc = NULL;
@@ -1090,6 +1099,9 @@ void pxy_stream_admit(pxy_stream_t *ps)
         ps->deadline_ms = uv_now(w->loop) + ms;
         uv_timer_start(&ps->timer, on_deadline, ms, 0);
     }
+    /* Local services registered to come first (health probes carry no credentials). */
+    if (w->n_locals && pxy_local_try(ps, 1))
+        return;
     if (w->n_filters && filters_admit(ps, 0) != 0)
         return;
     stream_route(ps);
@@ -1101,6 +1113,13 @@ int pxy_stream_add_header(pxy_stream_t *ps, const char *name, size_t nl, const c
                           size_t vl)
 {
     return hdrs_add(&ps->reqh, (const uint8_t *)name, nl, (const uint8_t *)value, vl);
+}
+
+int pxy_stream_add_resp_field(pxy_stream_t *ps, int trailers, const char *name, size_t nl,
+                              const char *value, size_t vl)
+{
+    return hdrs_add(trailers ? &ps->respt : &ps->resph, (const uint8_t *)name, nl,
+                    (const uint8_t *)value, vl);
 }
 
 int pxy_header_reserved(const char *name, size_t nl)
@@ -1662,6 +1681,11 @@ void pxy_stream_route_to(pxy_stream_t *ps, const pxy_endpoint_t *exclude, const 
 void pxy_stream_cancel_upstream(pxy_stream_t *ps)
 {
     cancel_upstream(ps);
+}
+
+const char *pxy_stream_path(const pxy_stream_t *ps, size_t *len)
+{
+    return hdrs_get(&ps->reqh, PXY_H_PATH, len);
 }
 
 void pxy_stream_parse_path(pxy_stream_t *ps)

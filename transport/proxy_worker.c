@@ -264,6 +264,7 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
     if (mesh_cs_init(&w->cs) != 0)
         goto fail;
     pxy_list_init(&w->ds_conns);
+    pxy_list_init(&w->local_calls);
     mesh_chunk_pool_init(&w->pool, 4096);
     mesh_h2_mem_init(&w->h2mem);
     w->rbuf_len = READ_BUF_SIZE;
@@ -463,9 +464,12 @@ void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
     }
     install_t in = {.w = w};
     mesh_routes_diff(w->routes, routes, on_change, &in);
-    if (w->routes)
-        mesh_routes_unref(w->routes);
+    mesh_routes_t *before = w->routes;
     w->routes = routes;
+    if (w->n_locals)
+        pxy_local_routes_changed(w, before); /* local services follow the table */
+    if (before)
+        mesh_routes_unref(before);
     if (in.failed)
         mesh_error(ACTOR, "worker %d: out of memory routing %zu service%s", w->cfg.worker_index,
                    in.failed, in.failed == 1 ? "" : "s");
@@ -475,6 +479,7 @@ void mesh_proxy_worker_set_routes(mesh_proxy_worker_t *w, mesh_routes_t *routes)
 
 void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void *arg)
 {
+    mesh_proxy_worker_stop_serving(w); /* health says NOT_SERVING before the GOAWAY */
     w->draining = 1;
     w->drain_done = done;
     w->drain_arg = arg;
@@ -491,6 +496,7 @@ void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void 
                               NGHTTP2_NO_ERROR, NULL, 0);
         mesh_h2_conn_flush(&d->h2);
     }
+    pxy_local_goaway(w); /* long-lived local calls (health's Watch) end now */
     pxy_worker_check_drained(w);
 }
 
