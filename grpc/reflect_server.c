@@ -53,8 +53,8 @@ struct mesh_rsrv_index {
     size_t n_syms, cap_syms;
     rext_t *exts; /* sorted by (extendee, number) */
     size_t n_exts, cap_exts;
-    char **pending;
-    size_t n_pending;
+    char **unf; /* unfetchable services: name, why, name, why, ... */
+    size_t n_unf;
 };
 
 /* ---- building ---- */
@@ -313,15 +313,32 @@ fail:
     return NULL;
 }
 
-int mesh_rsrv_index_add_pending(mesh_rsrv_index_t *ix, const char *service)
+int mesh_rsrv_index_add_unfetchable(mesh_rsrv_index_t *ix, const char *service, const char *why)
 {
-    char **p = realloc(ix->pending, (ix->n_pending + 1) * sizeof(*p));
+    char **p = realloc(ix->unf, (ix->n_unf + 2) * sizeof(*p));
     if (!p)
         return -1;
-    ix->pending = p;
-    if (!(p[ix->n_pending] = strdup(service)))
+    ix->unf = p;
+    p[ix->n_unf] = strdup(service);
+    p[ix->n_unf + 1] = strdup(why ? why : "");
+    if (!p[ix->n_unf] || !p[ix->n_unf + 1]) {
+        free(p[ix->n_unf]);
+        free(p[ix->n_unf + 1]);
         return -1;
-    ix->n_pending++;
+    }
+    ix->n_unf += 2;
+    return 0;
+}
+
+int mesh_rsrv_index_has_service(const mesh_rsrv_index_t *ix, const char *service)
+{
+    if (!ix)
+        return 0;
+    if (find_sym(ix, service))
+        return 1;
+    for (size_t i = 0; i < ix->n_unf; i += 2)
+        if (strcmp(ix->unf[i], service) == 0)
+            return 1;
     return 0;
 }
 
@@ -358,12 +375,12 @@ void mesh_rsrv_index_unref(mesh_rsrv_index_t *ix)
         free(ix->syms[i].name);
     for (size_t i = 0; i < ix->n_exts; i++)
         free(ix->exts[i].extendee);
-    for (size_t i = 0; i < ix->n_pending; i++)
-        free(ix->pending[i]);
+    for (size_t i = 0; i < ix->n_unf; i++)
+        free(ix->unf[i]);
     free(ix->files);
     free(ix->syms);
     free(ix->exts);
-    free(ix->pending);
+    free(ix->unf);
     free(ix);
 }
 
@@ -380,11 +397,6 @@ size_t mesh_rsrv_index_files(const mesh_rsrv_index_t *ix)
 size_t mesh_rsrv_index_symbols(const mesh_rsrv_index_t *ix)
 {
     return ix ? ix->n_syms : 0;
-}
-
-size_t mesh_rsrv_index_pending(const mesh_rsrv_index_t *ix)
-{
-    return ix ? ix->n_pending : 0;
 }
 
 /* ---- answering ---- */
@@ -414,52 +426,69 @@ static void set_error(answer_t *a, int code, const char *fmt, ...)
     a->resp.error_response = &a->error;
 }
 
-/* The pending service whose package (or name) covers symbol, or NULL. */
-static const char *pending_owner(const mesh_rsrv_index_t *ix, const char *symbol)
+/* The service of names[0..n) whose package (or own name) covers symbol, longest match first
+ * (names are "pkg.Svc"; step 1 for a plain list, 2 for name/why pairs), or -1. */
+static long covering(const char *const *names, size_t n, size_t step, const char *symbol)
 {
-    const char *best = NULL;
+    long best = -1;
     size_t best_len = 0;
-    for (size_t i = 0; ix && i < ix->n_pending; i++) {
-        const char *s = ix->pending[i];
+    for (size_t i = 0; i < n; i += step) {
+        const char *s = names[i];
         const char *dot = strrchr(s, '.');
         size_t plen = dot ? (size_t)(dot - s) : 0; /* the service's package */
         size_t slen = strlen(s);
-        size_t m = 0;
+        size_t m;
         if (strncmp(symbol, s, slen) == 0 && (symbol[slen] == 0 || symbol[slen] == '.'))
             m = slen + 1; /* under the service's own name: the best match */
         else if (plen == 0 || (strncmp(symbol, s, plen) == 0 && symbol[plen] == '.'))
             m = plen;
         else
             continue;
-        if (!best || m > best_len) {
-            best = s;
+        if (best < 0 || m > best_len) {
+            best = (long)i;
             best_len = m;
         }
     }
     return best;
 }
 
+typedef struct {
+    const char *const *pending;
+    size_t n_pending;
+    int may_hold;
+} ask_t;
+
 /* A miss on name: HOLD when a pending service covers it and the caller may wait, else a
- * NOT_FOUND naming what is missing (and why, when the descriptors are not fetched yet). */
-static mesh_rsrv_result_t miss(const mesh_rsrv_index_t *ix, answer_t *a, int may_hold,
+ * NOT_FOUND naming what is missing (and why, when the descriptors are not fetched yet or
+ * cannot be). */
+static mesh_rsrv_result_t miss(const mesh_rsrv_index_t *ix, answer_t *a, const ask_t *q,
                                const char *what, const char *name, int by_symbol)
 {
-    const char *owner = by_symbol ? pending_owner(ix, name) : NULL;
-    if (!by_symbol && ix && ix->n_pending)
-        owner = ix->pending[0];
-    if (owner && may_hold)
+    const char *owner = NULL;
+    if (by_symbol) {
+        long i = covering(q->pending, q->n_pending, 1, name);
+        owner = i >= 0 ? q->pending[i] : NULL;
+    } else if (q->n_pending) {
+        owner = q->pending[0];
+    }
+    if (owner && q->may_hold)
         return MESH_RSRV_HOLD;
     if (owner) {
         char more[64] = "";
-        if (!by_symbol && ix->n_pending > 1)
-            snprintf(more, sizeof(more), " and %zu more service%s", ix->n_pending - 1,
-                     ix->n_pending == 2 ? "" : "s");
+        if (!by_symbol && q->n_pending > 1)
+            snprintf(more, sizeof(more), " and %zu more service%s", q->n_pending - 1,
+                     q->n_pending == 2 ? "" : "s");
         set_error(a, MESH_RSRV_NOT_FOUND,
                   "meshd: %s '%.*s' not found: the descriptors of %s%s are not fetched yet", what,
                   NAME_MAX_LEN, name, owner, more);
-    } else {
-        set_error(a, MESH_RSRV_NOT_FOUND, "meshd: %s '%.*s' not found", what, NAME_MAX_LEN, name);
+        return MESH_RSRV_ANSWER;
     }
+    long u = ix && by_symbol ? covering((const char *const *)ix->unf, ix->n_unf, 2, name) : -1;
+    if (u >= 0)
+        set_error(a, MESH_RSRV_NOT_FOUND, "meshd: %s '%.*s' not found: service %s: %s", what,
+                  NAME_MAX_LEN, name, ix->unf[u], ix->unf[u + 1]);
+    else
+        set_error(a, MESH_RSRV_NOT_FOUND, "meshd: %s '%.*s' not found", what, NAME_MAX_LEN, name);
     return MESH_RSRV_ANSWER;
 }
 
@@ -521,12 +550,13 @@ static void bad(char *err, size_t errcap, const char *why)
 }
 
 mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *const *services,
-                                    size_t n_services, int may_hold, const uint8_t *reqb,
-                                    size_t len, uint8_t **out, size_t *out_len, char *err,
-                                    size_t errcap)
+                                    size_t n_services, const char *const *pending, size_t n_pending,
+                                    int may_hold, const uint8_t *reqb, size_t len, uint8_t **out,
+                                    size_t *out_len, char *err, size_t errcap)
 {
     *out = NULL;
     *out_len = 0;
+    const ask_t q = {pending, n_pending, may_hold};
     req_t *req = grpc__reflection__v1__server_reflection_request__unpack(NULL, len, reqb);
     if (!req) {
         bad(err, errcap, "meshd: not a ServerReflectionRequest");
@@ -622,7 +652,7 @@ mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *con
         if (s)
             rc = answer_files(x, a, s->file, &order, &bins);
         else
-            rc = miss(ix, a, may_hold, "symbol", sym, 1);
+            rc = miss(ix, a, &q, "symbol", sym, 1);
         break;
     }
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME: {
@@ -631,7 +661,7 @@ mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *con
         if (f)
             rc = answer_files(x, a, (size_t)(f - x->files), &order, &bins);
         else
-            rc = miss(ix, a, may_hold, "file", name, 0);
+            rc = miss(ix, a, &q, "file", name, 0);
         break;
     }
     case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION: {
@@ -647,7 +677,7 @@ mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *con
         } else {
             char what[64];
             snprintf(what, sizeof(what), "extension %d of type", (int)num);
-            rc = miss(ix, a, may_hold, what, type, 1);
+            rc = miss(ix, a, &q, what, type, 1);
         }
         break;
     }
@@ -658,7 +688,7 @@ mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *con
             type++;
         const rsym_t *s = find_sym(x, type);
         if (!s) {
-            rc = miss(ix, a, may_hold, "type", type, 1);
+            rc = miss(ix, a, &q, "type", type, 1);
             break;
         }
         size_t lo = ext_lower(x, type, INT32_MIN), hi = lo;

@@ -20,10 +20,11 @@
  *
  * What the index does not know is an error_response (NOT_FOUND with the name asked for).
  * Two more cases keep answers honest:
- *   - pending: services of the routing table whose descriptors are not fetched yet. A lookup
- *     that fails for a symbol in such a service's package (or under its name) is a HOLD when
- *     the caller may still wait (the next snapshot may bring it), else NOT_FOUND saying the
- *     descriptors are not fetched yet.
+ *   - pending: services of the routing table whose descriptors the index lacks (the caller
+ *     names them: mesh_rsrv_index_has_service() tells). A lookup that fails for a symbol in
+ *     such a service's package (or under its name), or a file name while any is pending, is a
+ *     HOLD when the caller may still wait (the next snapshot may bring it), else NOT_FOUND
+ *     saying the descriptors are not fetched yet.
  *   - conflicts: file names that two sources carry with different content and that no release
  *     label decides. An answer that would include such a file is a FAILED_PRECONDITION
  *     error_response naming the file and the sources, never a mixed answer.
@@ -56,9 +57,14 @@ typedef struct mesh_rsrv_index mesh_rsrv_index_t;
  */
 mesh_rsrv_index_t *mesh_rsrv_index_new(const mesh_desc_pool_t *pool, uint64_t generation);
 
-/** Marks service (fully qualified) as routed but not fetched yet. 0, or -1 when out of memory.
- *  Before the index is shared. */
-int mesh_rsrv_index_add_pending(mesh_rsrv_index_t *ix, const char *service);
+/** Marks service (fully qualified) as one whose descriptors cannot be fetched (its instances
+ *  serve no reflection): it is never pending, and a miss under it says so (why, copied).
+ *  0, or -1 when out of memory. Before the index is shared. */
+int mesh_rsrv_index_add_unfetchable(mesh_rsrv_index_t *ix, const char *service, const char *why);
+
+/** 1 when the index describes service (fully qualified) or knows it cannot (unfetchable); 0
+ *  when a routed service of that name is pending. ix may be NULL. */
+int mesh_rsrv_index_has_service(const mesh_rsrv_index_t *ix, const char *service);
 
 /** Marks the file named file as conflicting; message (copied) says why. A file not in the index
  *  is ignored. 0, or -1 when out of memory. Before the index is shared. */
@@ -73,10 +79,9 @@ void mesh_rsrv_index_unref(mesh_rsrv_index_t *ix);
 /** The generation given at creation. */
 uint64_t mesh_rsrv_index_generation(const mesh_rsrv_index_t *ix);
 
-/** Files, symbols and pending services in the index (for logs and tests). */
+/** Files and symbols in the index (for logs and tests). */
 size_t mesh_rsrv_index_files(const mesh_rsrv_index_t *ix);
 size_t mesh_rsrv_index_symbols(const mesh_rsrv_index_t *ix);
-size_t mesh_rsrv_index_pending(const mesh_rsrv_index_t *ix);
 
 /** What mesh_rsrv_answer() produced. */
 typedef enum {
@@ -87,13 +92,15 @@ typedef enum {
 
 /**
  * Answers one serialized ServerReflectionRequest (req/len: untrusted) from ix (NULL: nothing
- * known). services/n_services name the routed services for list_services (borrowed). may_hold
- * nonzero allows HOLD; zero turns a pending miss into NOT_FOUND. On ANSWER *out is a malloc'd
+ * known). services/n_services name the routed services for list_services, pending/n_pending
+ * those of them the index lacks (all borrowed). may_hold nonzero allows HOLD; zero turns a
+ * pending miss into NOT_FOUND. On ANSWER *out is a malloc'd
  * buffer of *out_len bytes that the caller frees. err (errcap bytes) gets the reason of BAD.
  * Out of memory is BAD with that reason.
  */
 mesh_rsrv_result_t mesh_rsrv_answer(const mesh_rsrv_index_t *ix, const char *const *services,
-                                    size_t n_services, int may_hold, const uint8_t *req, size_t len,
-                                    uint8_t **out, size_t *out_len, char *err, size_t errcap);
+                                    size_t n_services, const char *const *pending, size_t n_pending,
+                                    int may_hold, const uint8_t *req, size_t len, uint8_t **out,
+                                    size_t *out_len, char *err, size_t errcap);
 
 #endif

@@ -3,11 +3,12 @@
  * entry's reflection service: a ServerReflectionRequest (grpc/reflect_server.h), untrusted.
  *
  * The index is built once from a small pool made here (two files, one importing the other, with
- * a service, nested messages, an enum and an extension); one service is pending and one file
- * conflicts, so every path of an answer is reachable. The first input byte picks may_hold and
- * whether the index is used at all; the rest is the request. Checks: ANSWER gives a
- * ServerReflectionResponse that decodes and answers something; BAD leaves no output and says why;
- * HOLD happens only when allowed.
+ * a service, nested messages, an enum and an extension); one service is pending (when the first
+ * byte says so), one cannot be fetched and one file conflicts, so every path of an answer is
+ * reachable. The first input byte picks may_hold, whether the index is used at all and whether a
+ * service is pending; the rest is
+ * the request. Checks: ANSWER gives a ServerReflectionResponse that decodes and answers something;
+ * BAD leaves no output and says why; HOLD happens only when allowed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,7 +95,7 @@ static mesh_rsrv_index_t *make_index(void)
 
     mesh_rsrv_index_t *x = mesh_rsrv_index_new(p, 1);
     mesh_desc_pool_free(p);
-    if (!x || mesh_rsrv_index_add_pending(x, "p.Pending") != 0 ||
+    if (!x || mesh_rsrv_index_add_unfetchable(x, "u.NoRefl", "serves no reflection") != 0 ||
         mesh_rsrv_index_add_conflict(x, "g/c.proto", "differs between two sources") != 0)
         abort();
     return x;
@@ -111,14 +112,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    static const char *svcs[] = {"f.Svc", "p.Pending"};
+    static const char *svcs[] = {"f.Svc", "p.Pending", "u.NoRefl"};
+    static const char *pending[] = {"p.Pending"};
     int may_hold = data[0] & 1;
     const mesh_rsrv_index_t *x = (data[0] & 2) ? NULL : ix;
     uint8_t *out;
     size_t out_len;
     char err[128];
-    mesh_rsrv_result_t rc = mesh_rsrv_answer(x, svcs, 2, may_hold, data + 1, size - 1, &out,
-                                             &out_len, err, sizeof(err));
+    mesh_rsrv_result_t rc = mesh_rsrv_answer(x, svcs, 3, pending, (data[0] & 4) ? 1 : 0, may_hold,
+                                             data + 1, size - 1, &out, &out_len, err, sizeof(err));
     switch (rc) {
     case MESH_RSRV_ANSWER: {
         Grpc__Reflection__V1__ServerReflectionResponse *r =

@@ -73,6 +73,9 @@ static mesh_rsrv_index_t *build(void)
 }
 
 /* Packs a request, answers it, unpacks the response (NULL unless ANSWER). */
+static const char *const *pending;
+static size_t n_pending;
+
 static resp_t *ask_ix(const mesh_rsrv_index_t *x, req_t *rq, int may_hold,
                       mesh_rsrv_result_t *rc_out)
 {
@@ -82,8 +85,8 @@ static resp_t *ask_ix(const mesh_rsrv_index_t *x, req_t *rq, int may_hold,
     uint8_t *out;
     size_t out_len;
     char err[256];
-    mesh_rsrv_result_t rc =
-        mesh_rsrv_answer(x, svcs, 3, may_hold, buf, n, &out, &out_len, err, sizeof(err));
+    mesh_rsrv_result_t rc = mesh_rsrv_answer(x, svcs, 3, pending, n_pending, may_hold, buf, n, &out,
+                                             &out_len, err, sizeof(err));
     if (rc_out)
         *rc_out = rc;
     if (rc != MESH_RSRV_ANSWER)
@@ -257,7 +260,8 @@ static void test_unknown(void)
     uint8_t *out = (uint8_t *)1;
     size_t out_len = 1;
     char err[128] = "";
-    CHECK_EQ(mesh_rsrv_answer(ix, NULL, 0, 1, junk, sizeof(junk), &out, &out_len, err, sizeof(err)),
+    CHECK_EQ(mesh_rsrv_answer(ix, NULL, 0, NULL, 0, 1, junk, sizeof(junk), &out, &out_len, err,
+                              sizeof(err)),
              MESH_RSRV_BAD);
     CHECK(out == NULL && out_len == 0);
     CHECK_CONTAINS(err, "not a ServerReflectionRequest");
@@ -266,8 +270,11 @@ static void test_unknown(void)
 static void test_pending(void)
 {
     mesh_rsrv_index_t *x = build();
-    CHECK_EQ(mesh_rsrv_index_add_pending(x, "shop.v2.Cart"), 0);
-    CHECK_EQ(mesh_rsrv_index_pending(x), 1);
+    static const char *cart[] = {"shop.v2.Cart", "demo.v1.Greeter"};
+    CHECK_EQ(mesh_rsrv_index_has_service(x, "shop.v2.Cart"), 0);
+    CHECK_EQ(mesh_rsrv_index_has_service(x, "demo.v1.Greeter"), 1);
+    pending = cart;
+    n_pending = 1;
     req_t rq = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
     rq.message_request_case =
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;
@@ -294,6 +301,26 @@ static void test_pending(void)
     r = ask_ix(x, &rq, 1, &rc);
     CHECK(r);
     check_greeter_files(r);
+    grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+    /* a file name is held while anything is pending */
+    req_t fq = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+    fq.message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;
+    fq.file_by_filename = "shop/v2/cart.proto";
+    CHECK(ask_ix(x, &fq, 1, &rc) == NULL);
+    CHECK_EQ(rc, MESH_RSRV_HOLD);
+    pending = NULL;
+    n_pending = 0;
+
+    /* a service that serves no reflection is never pending, and a miss under it says why */
+    CHECK_EQ(
+        mesh_rsrv_index_add_unfetchable(x, "shop.v2.Cart", "its instances serve no reflection"), 0);
+    CHECK_EQ(mesh_rsrv_index_has_service(x, "shop.v2.Cart"), 1);
+    rq.file_containing_symbol = "shop.v2.AddRequest";
+    r = ask_ix(x, &rq, 1, &rc);
+    CHECK(r);
+    CHECK_CONTAINS(r->error_response->error_message,
+                   "service shop.v2.Cart: its instances serve no reflection");
     grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
     mesh_rsrv_index_unref(x);
 }
