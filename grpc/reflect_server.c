@@ -284,7 +284,8 @@ mesh_rsrv_index_t *mesh_rsrv_index_new(const mesh_desc_pool_t *pool, uint64_t ge
         rf->len = google__protobuf__file_descriptor_proto__pack(f, rf->data);
         ix->n_files++;
     }
-    qsort(ix->files, ix->n_files, sizeof(rfile_t), cmp_file);
+    if (ix->n_files) /* qsort wants a valid pointer even for no elements */
+        qsort(ix->files, ix->n_files, sizeof(rfile_t), cmp_file);
     /* imports and symbols, by the sorted file indexes */
     for (size_t i = 0; i < n; i++) {
         const Google__Protobuf__FileDescriptorProto *f = mesh_desc_pool_file(pool, i);
@@ -305,8 +306,10 @@ mesh_rsrv_index_t *mesh_rsrv_index_new(const mesh_desc_pool_t *pool, uint64_t ge
         if (index_file(ix, f, at) < 0)
             goto fail;
     }
-    qsort(ix->syms, ix->n_syms, sizeof(rsym_t), cmp_sym);
-    qsort(ix->exts, ix->n_exts, sizeof(rext_t), cmp_ext);
+    if (ix->n_syms)
+        qsort(ix->syms, ix->n_syms, sizeof(rsym_t), cmp_sym);
+    if (ix->n_exts)
+        qsort(ix->exts, ix->n_exts, sizeof(rext_t), cmp_ext);
     return ix;
 fail:
     mesh_rsrv_index_unref(ix);

@@ -351,6 +351,38 @@ static void test_conflict(void)
     mesh_rsrv_index_unref(ref);
 }
 
+/* Indexes without files or without extensions answer like any other. */
+static void test_small_indexes(void)
+{
+    mesh_rsrv_index_t *empty = mesh_rsrv_index_new(NULL, 1);
+    CHECK(empty);
+    CHECK_EQ(mesh_rsrv_index_files(empty), 0);
+    mesh_desc_pool_t *p = mesh_desc_pool_new();
+    size_t len;
+    Google__Protobuf__FileDescriptorSet *set = demo_set_load();
+    uint8_t *buf = demo_set_file(set, "demo/v1/common.proto", &len);
+    CHECK_EQ(mesh_desc_pool_add_file(p, buf, len), 0);
+    free(buf);
+    google__protobuf__file_descriptor_set__free_unpacked(set, NULL);
+    mesh_rsrv_index_t *noext = mesh_rsrv_index_new(p, 2);
+    mesh_desc_pool_free(p);
+    CHECK(noext);
+    req_t rq = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+    rq.message_request_case =
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE;
+    rq.all_extension_numbers_of_type = "demo.v1.Greeting";
+    resp_t *r = ask_ix(noext, &rq, 0, NULL);
+    CHECK(r);
+    CHECK_EQ(r->all_extension_numbers_response->n_extension_number, 0);
+    grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+    r = ask_ix(empty, &rq, 0, NULL);
+    CHECK(r);
+    CHECK_EQ(r->error_response->error_code, MESH_RSRV_NOT_FOUND);
+    grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+    mesh_rsrv_index_unref(empty);
+    mesh_rsrv_index_unref(noext);
+}
+
 int main(void)
 {
     ix = build();
@@ -363,6 +395,7 @@ int main(void)
     RUN(test_unknown);
     RUN(test_pending);
     RUN(test_conflict);
+    RUN(test_small_indexes);
     mesh_rsrv_index_unref(ix);
     return 0;
 }
