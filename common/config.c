@@ -115,6 +115,12 @@ static const opt_t core_opts[] = {
      NULL, "...calls an instance needs in an interval to be judged (per worker)", NULL, NULL},
     {"drain-timeout", MESH_OPT_DUR, F(drain_timeout_ms), "5s", DP, 0, INT32_MAX, NULL,
      "on SIGTERM, how long in-flight calls may take to finish", NULL, NULL},
+    /* gRPC health at the mesh entry (node/health_local.c, docs/entry.md) */
+    {"health-passthrough", MESH_OPT_BOOL, F(health_passthrough), "false", P | G, 0, 0, NULL,
+     "forward grpc.health.v1.Health calls to the instances instead of answering them", NULL, NULL},
+    {"health-grace", MESH_OPT_DUR, F(health_grace_ms), "0s", P | G, 0, INT32_MAX, NULL,
+     "on SIGTERM, how long health answers NOT_SERVING (calls still served) before the GOAWAY", NULL,
+     NULL},
 
     /* upstream names (transport/upstream_pool.c) */
     {"dns-refresh", MESH_OPT_DUR, F(dns_refresh_ms), "30s", DP, 100, INT32_MAX, NULL,

@@ -59,6 +59,8 @@ typedef struct mesh_config {
     int64_t upstream_stall_ms, upstream_stall_timeout_ms;
     int64_t keepalive_timeout_ms;
     int64_t drain_timeout_ms;
+    int health_passthrough;  /* forward grpc.health.v1 to the instances (proxy, gateway) */
+    int64_t health_grace_ms; /* NOT_SERVING before the GOAWAY on SIGTERM (proxy, gateway) */
 
     /* outlier ejection (transport/outlier.h) */
     char *outlier; /* on | off */

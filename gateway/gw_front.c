@@ -37,7 +37,9 @@
 #include "transport/grpc_frame.h"
 #include "transport/grpc_status.h"
 #include "transport/grpc_timeout.h"
+#include "transport/h2_srv.h"
 #include "transport/proxy_call.h"
+#include "transport/proxy_local.h"
 
 #define ACTOR "gateway"
 
@@ -102,6 +104,7 @@ struct gw_req {
     int req_ended;   /* the end of the request stream was sent to the call */
     int drained;     /* on_req_drain came (also inside mesh_proxy_call_send) */
     int in_lines;    /* stream_lines runs */
+    int grpc;        /* a gRPC call to gRPC's own services, passed through raw ("raw gRPC") */
     gw_buf_t body;   /* the request body (JSON) */
     gw_buf_t params; /* protobuf of the path variables and query parameters */
     gw_buf_t pb;     /* the framed request message */
@@ -120,6 +123,9 @@ static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len)
 static int call_open(gw_req_t *r);
 static void request_failed(gw_req_t *r, int http_status, int code, const char *prefix);
 static void stream_lines(gw_req_t *r);
+static void raw_pump(gw_req_t *r);
+static void raw_head(gw_req_t *r, int end_stream);
+static void raw_end(gw_req_t *r, int status, const char *msg, size_t ml);
 
 static gw_req_t *req_new(gw_conn_t *k, uint64_t id)
 {
@@ -347,7 +353,11 @@ static void collect_meta(gw_req_t *r, int trailers, const char *prefix)
 static void ds_on_head(void *ud, mesh_proxy_call_t *c, int end_stream)
 {
     (void)c;
-    (void)end_stream;
+    gw_req_t *r = ud;
+    if (r->grpc) {
+        raw_head(r, end_stream);
+        return;
+    }
     collect_meta(ud, 0, "Grpc-Metadata-");
 }
 
@@ -389,6 +399,10 @@ static int on_message(void *arg, int compressed, const uint8_t *msg, size_t len)
 /* Moves response bytes from the call to the client while the client keeps up. */
 static void pump(gw_req_t *r)
 {
+    if (r->grpc) {
+        raw_pump(r);
+        return;
+    }
     while (r->call && !r->paused && !r->bad_response) {
         const uint8_t *d;
         size_t n = mesh_proxy_call_resp_peek(r->call, &d);
@@ -428,6 +442,10 @@ static void ds_on_end(void *ud, mesh_proxy_call_t *c, int status, const char *ms
 {
     gw_req_t *r = ud;
     r->call = NULL;
+    if (r->grpc) {
+        raw_end(r, status, msg, ml);
+        return;
+    }
     if (!mesh_grpc_deframer_idle(&r->dfr) && status == 0) {
         status = MESH_GRPC_INTERNAL;
         msg = "meshd: gateway: the upstream's last message is truncated";
@@ -482,6 +500,11 @@ static void ds_on_req_drain(void *ud, mesh_proxy_call_t *c)
     gw_req_t *r = ud;
     r->req_full = 0;
     r->drained = 1;
+    if (r->grpc && r->body_paused && !r->conn->closing) {
+        r->body_paused = 0;
+        r->conn->out->resume(r->conn->c, r->id);
+        return;
+    }
     if (r->req_stream && !r->in_lines)
         stream_lines(r);
 }
@@ -492,6 +515,104 @@ static const mesh_proxy_downstream_t ds_ops = {
     .on_end = ds_on_end,
     .on_req_drain = ds_on_req_drain,
 };
+
+/* ---- raw gRPC: gRPC's own services on the HTTP port ---------------------------------------- *
+ *
+ * A request with content-type application/grpc whose path is one of gRPC's own services
+ * ("/grpc.", e.g. /grpc.health.v1.Health/Check, grpc.reflection.*) is not transcoded: its bytes
+ * go to the engine as they are (mesh_proxy_call_start), which answers it itself (health at the
+ * mesh entry, transport/proxy_local.h) or routes it like any gRPC call, and the response's
+ * bytes come back as they are, ended by grpc-status and grpc-message trailers. So probes and
+ * load balancers can check the gateway on the one port they know. HTTP/2 only (gRPC is). */
+
+static const gw_out_t h2_out; /* (below) */
+
+static const h1_conn_hdr_t grpc_ct = {"content-type", 12, "application/grpc", 16};
+
+/* Whether head is a raw gRPC request for gRPC's own services. */
+static int raw_grpc(const h1_conn_head_t *head)
+{
+    const h1_conn_hdr_t *ct = h1_conn_head_find(head, "content-type");
+    return ct && ct->value_len >= 16 && strncasecmp(ct->value, "application/grpc", 16) == 0 &&
+           (ct->value_len == 16 || ct->value[16] == '+' || ct->value[16] == ';') &&
+           head->target_len > 6 && memcmp(head->target, "/grpc.", 6) == 0;
+}
+
+/* The response headers of a raw call (once). */
+static void raw_head(gw_req_t *r, int end_stream)
+{
+    (void)end_stream; /* a Trailers-Only answer: headers now, its status with on_end */
+    if (r->http_started)
+        return;
+    if (r->conn->out->respond(r->conn->c, r->id, 200, &grpc_ct, 1, -1) == 0)
+        r->http_started = 1;
+}
+
+/* Ends a raw call's response with its status (headers first if none went yet). */
+static void raw_finish(gw_req_t *r, int status, const char *msg, size_t ml)
+{
+    gw_conn_t *k = r->conn;
+    raw_head(r, 1);
+    char st[12], enc[900];
+    snprintf(st, sizeof(st), "%d", status);
+    long el = ml ? mesh_grpc_message_encode(msg, ml > 290 ? 290 : ml, enc, sizeof(enc)) : 0;
+    h1_conn_hdr_t t[2] = {{"grpc-status", 11, st, strlen(st)},
+                          {"grpc-message", 12, enc, el > 0 ? (size_t)el : 0}};
+    if (r->http_started && h2s_conn_end_trailers(k->c, r->id, t, el > 0 ? 2 : 1) != 0)
+        k->out->end(k->c, r->id);
+    r->answered = 1;
+}
+
+/* Starts a raw gRPC call for head (HTTP/2 only). */
+static void raw_open(gw_req_t *r, const h1_conn_head_t *head)
+{
+    gw_conn_t *k = r->conn;
+    r->grpc = 1;
+    if (k->out != &h2_out) {
+        answer_errorf(r, 415, MESH_GRPC_UNIMPLEMENTED,
+                      "meshd: gateway: gRPC calls need HTTP/2 (this is HTTP/1.1)");
+        return;
+    }
+    uint64_t timeout_ms = 0;
+    const h1_conn_hdr_t *tmo = h1_conn_head_find(head, "grpc-timeout");
+    uint64_t ns;
+    if (tmo && mesh_grpc_timeout_parse(tmo->value, tmo->value_len, &ns) == 0)
+        timeout_ms = ns / 1000000 + (ns % 1000000 != 0);
+    k->out->body_limit(k->c, r->id, 0); /* the body streams into the call */
+    mesh_proxy_call_req_t creq = {
+        .path = head->target,
+        .path_len = head->target_len,
+        .peer = (const struct sockaddr *)&k->peer,
+        .timeout_ms = timeout_ms,
+    };
+    if (mesh_proxy_call_start(k->f->engine, &creq, &ds_ops, r, &r->call) != 0) {
+        const char *m = "meshd: gateway: cannot start the call";
+        raw_finish(r, MESH_GRPC_INTERNAL, m, strlen(m));
+    }
+}
+
+/* Moves a raw call's response bytes to the client while it keeps up. */
+static void raw_pump(gw_req_t *r)
+{
+    while (r->call && !r->paused) {
+        const uint8_t *d;
+        size_t n = mesh_proxy_call_resp_peek(r->call, &d);
+        if (n == 0)
+            return;
+        raw_head(r, 0);
+        int rc = r->conn->out->body(r->conn->c, r->id, d, n);
+        mesh_proxy_call_resp_consume(r->call, n);
+        if (rc == 1)
+            r->paused = 1; /* conn_drain pumps again */
+    }
+}
+
+/* The raw call ended: its status as trailers; r is done. */
+static void raw_end(gw_req_t *r, int status, const char *msg, size_t ml)
+{
+    raw_finish(r, status, msg, ml);
+    req_free(r);
+}
 
 /* ---- HTTP requests ------------------------------------------------------------------------ */
 
@@ -635,6 +756,10 @@ static void req_head(gw_conn_t *k, uint64_t id, const h1_conn_head_t *head)
         k->out->respond_error(k->c, id, 500, "meshd: gateway: out of memory");
         return;
     }
+    if (raw_grpc(head)) {
+        raw_open(r, head);
+        return;
+    }
     const char *q = memchr(head->target, '?', head->target_len);
     int pl = (int)(q ? (size_t)(q - head->target) : head->target_len);
     gw_match_t match;
@@ -703,6 +828,13 @@ static void req_body(gw_conn_t *k, uint64_t id, const char *data, size_t len)
     gw_req_t *r = req_find(k, id);
     if (!r || r->answered)
         return;
+    if (r->grpc) {
+        if (r->call && mesh_proxy_call_send(r->call, data, len, 0) == 1 && !r->body_paused) {
+            r->body_paused = 1; /* until on_req_drain */
+            k->out->pause(k->c, id);
+        }
+        return;
+    }
     if (!gw_buf_put(&r->body, data, len)) {
         snprintf(r->err, sizeof(r->err), "out of memory");
         request_failed(r, 500, MESH_GRPC_RESOURCE_EXHAUSTED, "");
@@ -879,6 +1011,14 @@ static void req_end(gw_conn_t *k, uint64_t id)
     gw_req_t *r = req_find(k, id);
     if (!r)
         return;
+    if (r->grpc) {
+        r->req_done = 1;
+        if (r->call)
+            mesh_proxy_call_send(r->call, NULL, 0, 1); /* ds_on_end answers and frees r */
+        else if (r->answered)
+            req_free(r);
+        return;
+    }
     if (r->answered && !r->call) {
         req_free(r);
         return;
@@ -1213,6 +1353,9 @@ void gw_front_drain(gw_front_t *f, void (*done)(void *), void *arg)
 {
     f->drain_done = done;
     f->drain_arg = arg;
+    /* long-lived calls the engine answers itself (health's Watch) end now: the front's drain
+     * waits for its requests, and the engine's own GOAWAY comes only after it */
+    mesh_proxy_worker_end_local_calls(f->engine);
     if (f->srv)
         h1_srv_shutdown(f->srv, on_srv_closed, f);
     else

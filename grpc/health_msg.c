@@ -1,6 +1,6 @@
 /*
- * grpc/health_msg.c: grpc.health.v1 request encoding and response decoding with the
- * protobuf-c code generated from health.proto.
+ * grpc/health_msg.c: grpc.health.v1 messages, both ways (the sidecar asks, the mesh entry
+ * answers), with the protobuf-c code generated from health.proto.
  *
  * Decoding goes through a bump allocator over a stack buffer: a HealthCheckResponse unpacks
  * into well under a kilobyte, and anything larger is refused rather than allocated.
@@ -53,6 +53,35 @@ int mesh_health_decode_response(const uint8_t *data, size_t len, mesh_health_sta
         return -1;
     *status = (mesh_health_status_t)r->status;
     return 0;
+}
+
+int mesh_health_decode_request(const uint8_t *data, size_t len, char *service, size_t cap)
+{
+    _Alignas(16) uint8_t mem[1024];
+    arena_t a = {.base = mem, .used = 0, .cap = sizeof(mem)};
+    ProtobufCAllocator alloc = {.alloc = arena_alloc, .free = arena_free, .allocator_data = &a};
+    if (len > 512 || cap == 0) /* a service name is far shorter: refused, never allocated */
+        return -1;
+    Grpc__Health__V1__HealthCheckRequest *r =
+        grpc__health__v1__health_check_request__unpack(&alloc, len, data);
+    if (!r)
+        return -1;
+    const char *name = r->service ? r->service : "";
+    size_t n = strlen(name);
+    if (n >= cap)
+        return -1;
+    memcpy(service, name, n + 1);
+    return 0;
+}
+
+int mesh_health_encode_response(mesh_health_status_t status, uint8_t *buf, size_t cap)
+{
+    Grpc__Health__V1__HealthCheckResponse r = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    r.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+    size_t n = grpc__health__v1__health_check_response__get_packed_size(&r);
+    if (n > cap)
+        return -1;
+    return (int)grpc__health__v1__health_check_response__pack(&r, buf);
 }
 
 const char *mesh_health_status_name(mesh_health_status_t status)

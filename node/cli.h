@@ -49,6 +49,9 @@ int mesh_cli_registry(int argc, char **argv);
 
 /** `meshd routes` and `meshd members`, clients of a node's admin API: node/role_admin_cli.c. */
 int mesh_cli_routes(int argc, char **argv);
+
+/** `meshd probe`: one grpc.health.v1 Check; exit 0 when SERVING (node/role_probe.c). */
+int mesh_cli_probe(int argc, char **argv);
 int mesh_cli_members(int argc, char **argv);
 
 /** `meshd audit tail`, audit events from Kafka for people: node/role_audit_cli.c. */

@@ -46,6 +46,9 @@ static const mesh_cli_command_t commands[] = {
     {"audit", 0, mesh_cli_audit,
      "`audit tail --kafka BROKERS [--topic T] [--follow] [--json]`: audit events in Kafka; "
      "`audit status --admin HOST:PORT`: a node's audit pipeline"},
+    {"probe", 0, mesh_cli_probe,
+     "`probe [--addr HOST:PORT] [--service NAME] [--timeout MS]`: one grpc.health.v1 Check; "
+     "exit 0 when SERVING (for exec probes)"},
     {"check-config", 0, cmd_check_config, "checks a YAML config file and prints it"},
     {"version", 0, cmd_version, "prints the version"},
     {"help", 0, cmd_help, "this text; `meshd help COMMAND` for a command's options"},

@@ -40,6 +40,7 @@
 #include "node/admin.h"
 #include "node/admin_options.h"
 #include "node/call_metrics.h"
+#include "node/health_local.h"
 #include "node/node_metrics.h"
 #include "node/node_msgs.h"
 #include "policy/breaker.h"
@@ -52,6 +53,7 @@
 #include "node/outlier_metrics.h"
 #include "transport/lb_options.h"
 #include "transport/proxy.h"
+#include "transport/proxy_local.h"
 #include "transport/svc_policy.h"
 
 #define WORKER_TICK_MS 250
@@ -64,6 +66,7 @@ typedef struct node_wk {
     void *fe; /* the role's front end on this worker (mesh_node_frontend_t), or NULL */
     void *ext[MESH_NODE_MAX_EXTS]; /* the role's extensions on this worker (mesh_node_ext_t) */
     pol_worker_t *pol;             /* the policy chain's filter of this worker */
+    node_health_t *health;         /* grpc.health.v1 answered by the engine, or NULL */
     mesh_evring_t ring;
     mesh_actor_id_t actor;
     /* worker thread only */
@@ -94,6 +97,7 @@ struct mesh_node {
     char *jwks_body;        /* the last good document, for snapshots built later */
     size_t jwks_len;
     uint64_t predrain_ms;
+    int serve_health; /* the engines answer grpc.health.v1 (mesh_node_serve_health) */
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
     mesh_node_frontend_t fe; /* create NULL: none */
@@ -192,7 +196,9 @@ static void wk_release(node_wk_t *w)
     }
     mesh_proxy_worker_free(w->engine);
     w->engine = NULL;
-    wk_destroy_exts(w);      /* after the engine: its local calls closed */
+    wk_destroy_exts(w);          /* after the engine: its local calls closed */
+    node_health_free(w->health); /* after the engine (a call closed later frees only itself) */
+    w->health = NULL;
     pol_worker_free(w->pol); /* after the engine: its calls' on_done ran */
     w->pol = NULL;
     node_worker_t p = {.worker = w->index};
@@ -250,6 +256,10 @@ static int wk_message(mesh_actor_t *self, mesh_msg_t *m)
             w->node->fe.payload_unref(p);
         return 0;
     }
+    case NODE_MSG_STOP_SERVING:
+        if (w->engine)
+            mesh_proxy_worker_stop_serving(w->engine);
+        return 0;
     case NODE_MSG_FE_DRAINED:
         if (w->engine)
             mesh_proxy_worker_drain(w->engine, wk_drained, w);
@@ -305,6 +315,8 @@ static void wk_stop(mesh_actor_t *self, int reason)
         w->engine = NULL;
     }
     wk_destroy_exts(w);
+    node_health_free(w->health);
+    w->health = NULL;
     pol_worker_free(w->pol);
     w->pol = NULL;
     mesh_evring_set_current(NULL);
@@ -434,6 +446,8 @@ static void shutdown_begin(node_state_t *st)
     }
     for (size_t i = 0; i < st->n_watchers; i++)
         mesh_send(st->self, st->watchers[i], NODE_MSG_SHUTDOWN, NULL, 0);
+    if (st->n->serve_health)
+        to_workers(st, NODE_MSG_STOP_SERVING); /* health NOT_SERVING before the GOAWAY */
     if (st->n->predrain_ms)
         mesh_info("node", "shutting down: serving %llu ms more before draining",
                   (unsigned long long)st->n->predrain_ms);
@@ -1047,6 +1061,8 @@ int mesh_node_listen(mesh_node_t *n)
         }
         if (role_filter.on_call)
             mesh_proxy_worker_add_filter(w->engine, &role_filter);
+        if (n->serve_health && !(w->health = node_health_install(w->engine, i)))
+            return -1;
         n->port = mesh_proxy_worker_port(w->engine);
         if (n->fe.create) {
             w->fe = n->fe.create(n->fe.arg, i, loop, w->engine);
@@ -1158,6 +1174,11 @@ int mesh_node_frontend_publish(mesh_node_t *n, void *(*ref)(void *), void *paylo
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms)
 {
     n->predrain_ms = ms;
+}
+
+void mesh_node_serve_health(mesh_node_t *n, int on)
+{
+    n->serve_health = on;
 }
 
 void mesh_node_set_audit(mesh_node_t *n, audit_api_t *api)
@@ -1395,6 +1416,12 @@ void mesh_node_free(mesh_node_t *n)
             pol_worker_free(n->wk[i].pol);
             n->wk[i].pol = NULL;
         }
+    for (int i = 0; n->wk && i < n->nworkers; i++) { /* (no call can be open: none ran) */
+        node_health_free(n->wk[i].health);
+        n->wk[i].health = NULL;
+        if (n->wk[i].node) /* the extensions of workers that never ran */
+            wk_destroy_exts(&n->wk[i]);
+    }
     mesh_admin_close(n->admin); /* a node that never ran: its closes finish in mesh_exec_free */
     n->admin = NULL;
     if (n->exec)

@@ -151,6 +151,10 @@ void mesh_node_publish_routes(mesh_node_t *n, mesh_routes_t *routes);
 /** Sets how long the node keeps serving normally after a signal before it drains. */
 void mesh_node_set_predrain(mesh_node_t *n, uint64_t ms);
 
+/** Makes every worker's engine answer grpc.health.v1 itself (node/health_local.h): the mesh
+ *  entry's roles (proxy, gateway). Call before mesh_node_listen. */
+void mesh_node_serve_health(mesh_node_t *n, int on);
+
 /** Where the workers' audited events (breaker transitions) go: the node hands them to
  *  api's audit actor in batches (audit/audit_api.h). Call before mesh_node_run; api must
  *  outlive the run. Without it they are only logged. */

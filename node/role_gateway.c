@@ -91,6 +91,10 @@ int mesh_cli_gateway(int argc, char **argv)
         goto out;
     }
     mesh_node_set_no_listener(node, go->grpc_listen == NULL);
+    if (!cfg.health_passthrough) { /* grpc.health.v1 answered here (docs/entry.md) */
+        mesh_node_serve_health(node, 1);
+        mesh_node_set_predrain(node, (uint64_t)cfg.health_grace_ms);
+    }
     if (mesh_node_listen(node) != 0 || mesh_node_admin_listen(node, "gateway") != 0) {
         mesh_routes_unref(routes);
         goto out;

@@ -5,9 +5,11 @@
  * Wiring: a node (node/node.h) with one proxy engine per worker; the routing table comes from
  * --static routes and, with --etcd, from the registry actor's view of etcd (node/control.h).
  * With --admin-listen the node serves its admin API (node/admin.h). Audit events (the audit.*
- * options) go through the audit actor (node/control.h). Unless --reflection-serve false, the
- * workers answer gRPC server reflection for every routed service (node/reflect_entry.h: the
- * descriptor cache runs as a control actor and its index reaches the workers as a snapshot).
+ * options) go through the audit actor (node/control.h). grpc.health.v1 is answered by the
+ * proxy itself (node/health_local.h) unless --health-passthrough; on SIGTERM health turns
+ * NOT_SERVING --health-grace before the GOAWAY. Unless --reflection-serve false, the workers
+ * answer gRPC server reflection for every routed service (node/reflect_entry.h: the descriptor
+ * cache runs as a control actor and its index reaches the workers as a snapshot).
  */
 #include "node/cli.h"
 #include "node/control.h"
@@ -39,6 +41,10 @@ int mesh_cli_proxy(int argc, char **argv)
     }
     mesh_routes_t *routes = mesh_route_builder_finish(b);
     node = mesh_node_new(&cfg);
+    if (node && !cfg.health_passthrough) { /* grpc.health.v1 answered here (docs/entry.md) */
+        mesh_node_serve_health(node, 1);
+        mesh_node_set_predrain(node, (uint64_t)cfg.health_grace_ms);
+    }
     if (node && serve_reflection && node_reflect_entry_init(&reflect, node, &cfg) != 0) {
         mesh_routes_unref(routes);
         goto out;

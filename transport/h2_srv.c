@@ -51,7 +51,9 @@ struct h2s_stream {
     uint64_t body_max; /* the request body limit (cfg.max_body, or h2s_conn_body_limit; 0: none) */
     size_t held;       /* body bytes delivered while paused, not yet acknowledged */
     int64_t resp_left;
-    h2s_buf_t out; /* response bytes not yet in DATA frames, from out_off */
+    h2s_buf_t out;      /* response bytes not yet in DATA frames, from out_off */
+    h2s_buf_t trailers; /* "name\0value\0" ... sent after the body (h2s_conn_end_trailers) */
+    size_t n_trailers;
     size_t out_off;
     unsigned known : 1;    /* on_head delivered */
     unsigned req_done : 1; /* the request ended (END_STREAM received) */
@@ -125,12 +127,13 @@ static h2s_stream_t *stream_new(h2s_conn_t *c, int32_t id)
     } else if (!(s = calloc(1, sizeof(*s)))) {
         return NULL;
     }
-    h2s_buf_t head = s->head, views = s->views, out = s->out;
+    h2s_buf_t head = s->head, views = s->views, out = s->out, trailers = s->trailers;
     memset(s, 0, sizeof(*s));
     s->head = head;
     s->views = views;
     s->out = out;
-    s->head.len = s->views.len = s->out.len = 0;
+    s->trailers = trailers;
+    s->head.len = s->views.len = s->out.len = s->trailers.len = 0;
     s->c = c;
     s->id = id;
     s->resp_left = -1;
@@ -166,6 +169,7 @@ static void stream_destroy(h2s_stream_t *s)
     free(s->head.data);
     free(s->views.data);
     free(s->out.data);
+    free(s->trailers.data);
     free(s);
 }
 
@@ -418,11 +422,11 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 
 /* ---- the data provider -------------------------------------------------------------------- */
 
+static void nv_set(nghttp2_nv *nv, const char *n, size_t nl, const char *v, size_t vl);
+
 static ssize_t data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length,
                          uint32_t *data_flags, nghttp2_data_source *source, void *ud)
 {
-    (void)session;
-    (void)stream_id;
     h2s_conn_t *c = ud;
     h2s_stream_t *s = source->ptr;
     size_t have = s->out.len - s->out_off;
@@ -438,7 +442,18 @@ static ssize_t data_read(nghttp2_session *session, int32_t stream_id, uint8_t *b
         c->drain_pending = 1;
     }
     if (s->out.len - s->out_off == 0) {
-        if (s->ended) {
+        if (s->ended && s->n_trailers) {
+            *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            nghttp2_nv nva[H2S_MAX_TRAILERS];
+            const char *p = s->trailers.data;
+            for (size_t i = 0; i < s->n_trailers; i++) {
+                size_t nl = strlen(p), vl = strlen(p + nl + 1);
+                nv_set(&nva[i], p, nl, p + nl + 1, vl); /* (nghttp2 copies them) */
+                p += nl + 1 + vl + 1;
+            }
+            if (nghttp2_submit_trailer(session, stream_id, nva, s->n_trailers) != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        } else if (s->ended) {
             *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         } else if (n == 0) {
             s->deferred = 1;
@@ -950,6 +965,33 @@ int h2s_conn_end(h2s_conn_t *c, uint64_t id)
         wake(c);
         return -1;
     }
+    resume(s);
+    wake(c);
+    return 0;
+}
+
+int h2s_conn_end_trailers(h2s_conn_t *c, uint64_t id, const h1_conn_hdr_t *trailers, size_t n)
+{
+    h2s_stream_t *s = stream_of(c, id);
+    if (!s || !s->started || s->ended || n == 0 || n > H2S_MAX_TRAILERS || s->resp_left > 0)
+        return -1;
+    s->trailers.len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const h1_conn_hdr_t *h = &trailers[i];
+        if (!header_ok(h) || memchr(h->name, 0, h->name_len) || memchr(h->value, 0, h->value_len))
+            return -1;
+        for (size_t j = 0; j < h->name_len; j++) { /* lower-cased, as the response's */
+            char ch = h->name[j];
+            ch = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+            if (buf_add(&s->trailers, &ch, 1))
+                return -1;
+        }
+        if (buf_add(&s->trailers, "", 1) || buf_add(&s->trailers, h->value, h->value_len) ||
+            buf_add(&s->trailers, "", 1))
+            return -1;
+    }
+    s->n_trailers = n;
+    s->ended = 1;
     resume(s);
     wake(c);
     return 0;

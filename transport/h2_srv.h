@@ -110,6 +110,14 @@ int h2s_conn_body(h2s_conn_t *c, uint64_t id, const void *data, size_t len);
 int h2s_conn_end(h2s_conn_t *c, uint64_t id);
 int h2s_conn_respond_error(h2s_conn_t *c, uint64_t id, int status, const char *message);
 
+/** Most trailer fields of a response. */
+#define H2S_MAX_TRAILERS 8
+
+/** Ends a started response with trailer fields (a HEADERS frame after the body: gRPC's
+ *  grpc-status and grpc-message), instead of h2s_conn_end(). 0, or -1 (not started, ended,
+ *  none or more than H2S_MAX_TRAILERS fields, a bad field, out of memory). */
+int h2s_conn_end_trailers(h2s_conn_t *c, uint64_t id, const h1_conn_hdr_t *trailers, size_t n);
+
 /** Streams open now (requests begun and not over). */
 unsigned h2s_conn_streams(const h2s_conn_t *c);
 

@@ -380,7 +380,9 @@ struct mesh_proxy_worker {
     uint64_t jitter_rng;        /* xorshift state: retry backoff jitter */
     /* locally served methods (transport/proxy_local.h) and their open calls */
     mesh_local_service_t locals[MESH_LOCAL_MAX_SERVICES];
+    size_t local_len[MESH_LOCAL_MAX_SERVICES]; /* strlen of each path */
     int n_locals;
+    int n_locals_early;     /* of them, answered before the filters (the rest: after) */
     pxy_link_t local_calls; /* pxy_stream_t.local_link */
     int not_serving;        /* mesh_proxy_worker_stop_serving or a drain began */
 };
@@ -505,8 +507,6 @@ void pxy_local_close(pxy_stream_t *ps);
 /** A routing table was installed (before: the previous one): the services' on_routes, then
  *  every open local call's on_wake. */
 void pxy_local_routes_changed(mesh_proxy_worker_t *w, const mesh_routes_t *before);
-/** The worker sent GOAWAY (a drain): every open local call's on_wake (MESH_LOCAL_WAKE_GOAWAY). */
-void pxy_local_goaway(mesh_proxy_worker_t *w);
 
 /* proxy_hedge.c */
 /** The front end of a hedged attempt (its down is the call it hedges). */

@@ -26,7 +26,9 @@ int mesh_proxy_worker_add_local(mesh_proxy_worker_t *w, const mesh_local_service
     if (!s || !s->path || s->path[0] != '/' || !s->ops || !s->ops->on_open || !s->ops->on_close ||
         w->n_locals == MESH_LOCAL_MAX_SERVICES)
         return -1;
+    w->local_len[w->n_locals] = strlen(s->path);
     w->locals[w->n_locals++] = *s;
+    w->n_locals_early += s->before_filters != 0;
     return 0;
 }
 
@@ -36,9 +38,9 @@ static const mesh_local_service_t *local_match(const mesh_proxy_worker_t *w, con
 {
     for (int i = 0; i < w->n_locals; i++) {
         const mesh_local_service_t *s = &w->locals[i];
-        if ((s->before_filters != 0) != (early != 0))
+        size_t sl = w->local_len[i];
+        if ((s->before_filters != 0) != (early != 0) || pl < sl)
             continue;
-        size_t sl = strlen(s->path);
         if (s->path[sl - 1] == '/' ? pl > sl && memcmp(path, s->path, sl) == 0
                                    : pl == sl && memcmp(path, s->path, sl) == 0)
             return s;
@@ -72,8 +74,8 @@ static int on_local_message(void *arg, int compressed, const uint8_t *msg, size_
 int pxy_local_try(pxy_stream_t *ps, int early)
 {
     mesh_proxy_worker_t *w = ps->w;
-    if (w->n_locals == 0)
-        return 0;
+    if ((early ? w->n_locals_early : w->n_locals - w->n_locals_early) == 0)
+        return 0; /* (per routed call: nothing of this kind is served locally) */
     size_t pl = 0;
     const char *path = pxy_stream_path(ps, &pl);
     const mesh_local_service_t *s = path ? local_match(w, path, pl, early) : NULL;
@@ -177,7 +179,7 @@ void pxy_local_routes_changed(mesh_proxy_worker_t *w, const mesh_routes_t *befor
     wake_all(w, MESH_LOCAL_WAKE_ROUTES);
 }
 
-void pxy_local_goaway(mesh_proxy_worker_t *w)
+void mesh_proxy_worker_end_local_calls(mesh_proxy_worker_t *w)
 {
     wake_all(w, MESH_LOCAL_WAKE_GOAWAY);
 }

@@ -15,9 +15,11 @@
  *                final status and message; Trailers-Only when nothing was sent)
  *
  * A call may stay open as long as the client keeps it (a server stream such as health's Watch,
- * a bidi stream such as reflection): the handler answers when it is woken. Besides the per-call
- * wake, each service gets on_routes once per table install (before its calls are woken), so it
- * can keep per-worker state that follows the table (e.g. the names that left it).
+ * a bidi stream such as reflection): the handler answers when it is woken, or whenever its own
+ * events on the worker's thread say so (a timer, a message to the worker, an answer fetched
+ * for it): it may keep the call pointer and send or finish later, until on_close. Besides the
+ * per-call wake, each service gets on_routes once per table install (before its calls are woken),
+ * so it can keep per-worker state that follows the table (e.g. the names that left it).
  *
  * Order against the policy chain: a service registered with before_filters 1 is answered
  * before the filters run (health probes from kubelet and load balancers carry no JWT and must
@@ -78,6 +80,10 @@ typedef struct mesh_local_service {
     const char *path;
     int before_filters; /* 1: answered before the policy chain runs */
     size_t max_message; /* largest request message; 0: 64 KiB */
+    /* the call metrics (transport/call_stats.h): local calls count under their service's own
+       row; these methods (sorted; NULL: none) get a column, any other under "other" */
+    const char *const *methods;
+    size_t n_methods;
     const mesh_local_ops_t *ops;
     void *ctx;
 } mesh_local_service_t;
@@ -93,6 +99,11 @@ int mesh_proxy_worker_add_local(mesh_proxy_worker_t *w, const mesh_local_service
  *  drain): its local calls are woken with MESH_LOCAL_WAKE_DRAIN. mesh_proxy_worker_drain()
  *  does this too. */
 void mesh_proxy_worker_stop_serving(mesh_proxy_worker_t *w);
+
+/** Wakes every open local call with MESH_LOCAL_WAKE_GOAWAY, so long-lived ones end:
+ *  mesh_proxy_worker_drain() does it after its GOAWAY; a front end that drains before the
+ *  engine (the gateway's) calls it first, or its own drain would wait for them. */
+void mesh_proxy_worker_end_local_calls(mesh_proxy_worker_t *w);
 
 /* ---- what a handler can do with its call --------------------------------------------------- */
 

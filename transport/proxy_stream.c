@@ -290,7 +290,8 @@ static int client_status(const pxy_stream_t *ps)
 
 /* Counts a finished call in the worker's per-call table (transport/call_stats.h). A routed
  * call's row was found at routing time; other calls look theirs up by name, and take a row
- * only for a service of the table or the default route (never for any name a client sends). */
+ * only for a service of the table, the default route or a local service (never for any name
+ * a client sends). */
 static void stream_account(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
@@ -301,6 +302,11 @@ static void stream_account(pxy_stream_t *ps)
     if (ps->cs_row) {
         known = ps->svc ? ps->svc->methods : NULL;
         n_known = ps->svc ? ps->svc->n_methods : 0;
+    } else if (ps->local && ps->svc_len > 0) { /* answered by the worker: its service's row */
+        static const char *const none[1] = {""};
+        known = ps->local->methods ? ps->local->methods : none;
+        n_known = ps->local->methods ? ps->local->n_methods : 1;
+        row = mesh_cs_service(cs, ps->svc_str, (size_t)ps->svc_len, 1);
     } else if (ps->svc_str && ps->svc_len > 0) {
         int insert = ps->default_route;
         if (!insert && w->routes) { /* rejected before routing: a service of the table? */
@@ -1008,7 +1014,7 @@ static int filters_admit(pxy_stream_t *ps, int from)
 static void stream_route(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
-    if (w->n_locals && pxy_local_try(ps, 0))
+    if (w->n_locals > w->n_locals_early && pxy_local_try(ps, 0))
         return; /* a method the worker answers itself (transport/proxy_local.c) */
     size_t pl;
     const char *path = parse_path(ps, &pl);
@@ -1100,7 +1106,7 @@ void pxy_stream_admit(pxy_stream_t *ps)
         uv_timer_start(&ps->timer, on_deadline, ms, 0);
     }
     /* Local services registered to come first (health probes carry no credentials). */
-    if (w->n_locals && pxy_local_try(ps, 1))
+    if (w->n_locals_early && pxy_local_try(ps, 1))
         return;
     if (w->n_filters && filters_admit(ps, 0) != 0)
         return;

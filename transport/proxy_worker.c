@@ -496,7 +496,7 @@ void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void 
                               NGHTTP2_NO_ERROR, NULL, 0);
         mesh_h2_conn_flush(&d->h2);
     }
-    pxy_local_goaway(w); /* long-lived local calls (health's Watch) end now */
+    mesh_proxy_worker_end_local_calls(w); /* long-lived local calls (health's Watch) end */
     pxy_worker_check_drained(w);
 }
 

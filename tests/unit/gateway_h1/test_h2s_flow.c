@@ -7,7 +7,8 @@
  * stream on the same connection still flows (the connection window is not held by the paused
  * one); h2s_conn_resume acknowledges what arrived and the rest follows, every byte in order.
  * A body over max_body gets 413 unless the application lifted the limit in on_head
- * (h2s_conn_body_limit).
+ * (h2s_conn_body_limit). A response can end with trailers (h2s_conn_end_trailers, as gRPC's
+ * grpc-status), which the client receives as a second header block after the body.
  */
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ typedef struct {
     int error_status[8];
     int pause_1; /* pause stream 1 at its first body bytes */
     int lift;    /* lift the body limit in on_head */
+    int grpc;    /* answer like a gRPC server: a body, then trailers (h2s_conn_end_trailers) */
 } app_t;
 
 static unsigned char pattern(size_t off)
@@ -61,6 +63,18 @@ static void on_end(void *ud, h2s_conn_t *c, uint64_t id)
 {
     app_t *a = ud;
     a->ended[id / 2] = 1;
+    if (a->grpc) {
+        static const h1_conn_hdr_t ct = {"Content-Type", 12, "application/grpc", 16};
+        static const h1_conn_hdr_t tr[2] = {{"Grpc-Status", 11, "5", 1},
+                                            {"grpc-message", 12, "not%20here", 10}};
+        CHECK_EQ(h2s_conn_respond(c, id, 200, &ct, 1, -1), 0);
+        CHECK_EQ(h2s_conn_body(c, id, "\0\0\0\0\2hi", 7), 0);
+        CHECK_EQ(h2s_conn_end_trailers(c, id, tr, 0), -1); /* none: refused */
+        CHECK_EQ(h2s_conn_end_trailers(c, id, tr, 2), 0);
+        CHECK_EQ(h2s_conn_end_trailers(c, id, tr, 2), -1); /* once */
+        CHECK_EQ(h2s_conn_end(c, id), -1);
+        return;
+    }
     CHECK_EQ(h2s_conn_respond(c, id, 200, NULL, 0, 0), 0);
     CHECK_EQ(h2s_conn_end(c, id), 0);
 }
@@ -235,11 +249,92 @@ static void test_body_limit(void)
     h2s_conn_free(c);
 }
 
+/* What a gRPC client sees of a response: its header blocks, DATA bytes and the end. */
+typedef struct {
+    client_t body;
+    int blocks; /* header blocks of the response (2: headers, then trailers) */
+    char trailers[128];
+    size_t data;
+    int data_after_trailers;
+    int closed;
+    uint32_t close_err;
+} gclient_t;
+
+static int g_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+                       const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+{
+    (void)s, (void)flags;
+    gclient_t *g = ud;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_HEADERS) {
+        size_t l = strlen(g->trailers);
+        snprintf(g->trailers + l, sizeof(g->trailers) - l, "%.*s=%.*s;", (int)nl, name, (int)vl,
+                 value);
+    }
+    return 0;
+}
+
+static int g_on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+    (void)s;
+    gclient_t *g = ud;
+    if (f->hd.type == NGHTTP2_HEADERS)
+        g->blocks++;
+    return 0;
+}
+
+static int g_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *d, size_t n,
+                     void *ud)
+{
+    (void)s, (void)flags, (void)id, (void)d;
+    gclient_t *g = ud;
+    g->data += n;
+    g->data_after_trailers += g->blocks > 1;
+    return 0;
+}
+
+static int g_on_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
+{
+    (void)s, (void)id;
+    gclient_t *g = ud;
+    g->closed = 1;
+    g->close_err = err;
+    return 0;
+}
+
+static void test_trailers(void)
+{
+    /* A gRPC-style response: headers, a message, then grpc-status in a trailer block. */
+    app_t a = {.grpc = 1, .lift = 1};
+    gclient_t g = {0};
+    h2s_conn_t *c = h2s_conn_new(NULL, &cbs, &a, 0, NULL);
+    nghttp2_session_callbacks *cb;
+    CHECK_EQ(nghttp2_session_callbacks_new(&cb), 0);
+    nghttp2_session_callbacks_set_on_header_callback(cb, g_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, g_on_frame);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, g_on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, g_on_close);
+    nghttp2_session *cl;
+    CHECK_EQ(nghttp2_session_client_new(&cl, cb, &g), 0);
+    nghttp2_session_callbacks_del(cb);
+    CHECK_EQ(nghttp2_submit_settings(cl, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+    post(cl);
+    pump(cl, c);
+    CHECK_EQ(a.ended[0], 1);
+    CHECK(g.closed && g.close_err == NGHTTP2_NO_ERROR);
+    CHECK_EQ(g.blocks, 2);
+    CHECK_EQ(g.data, 7);
+    CHECK_EQ(g.data_after_trailers, 0);
+    CHECK_STR(g.trailers, "grpc-status=5;grpc-message=not%20here;"); /* names lower-cased */
+    nghttp2_session_del(cl);
+    h2s_conn_free(c);
+}
+
 int main(void)
 {
     RUN(test_paused_stream);
     RUN(test_pause_every_piece);
     RUN(test_body_limit);
+    RUN(test_trailers);
     fprintf(stderr, "ok\n");
     return 0;
 }
