@@ -23,11 +23,9 @@ static void mark_unfetchable(void *ud, const char *service)
         u->failed = 1;
 }
 
-/* The cache reports a new merged pool (control loop). */
-static void on_pool(void *ctx, const mesh_desc_pool_t *merged, uint64_t generation)
+void node_reflect_entry_publish(node_reflect_entry_t *e, const gw_cache_t *c,
+                                const mesh_desc_pool_t *merged, uint64_t generation)
 {
-    node_reflect_entry_t *e = ctx;
-    const gw_cache_t *c = e->cache.live;
     mesh_rsrv_index_t *ix = mesh_rsrv_index_new(merged, generation);
     if (!ix) {
         mesh_error(ACTOR,
@@ -56,6 +54,13 @@ static void on_pool(void *ctx, const mesh_desc_pool_t *merged, uint64_t generati
     if (mesh_node_ext_publish(e->node, e->ext_id, node_reflect_index_ref, ix) == 0)
         e->generation = generation;
     mesh_rsrv_index_unref(ix);
+}
+
+/* The cache reports a new merged pool (control loop). */
+static void on_pool(void *ctx, const mesh_desc_pool_t *merged, uint64_t generation)
+{
+    node_reflect_entry_t *e = ctx;
+    node_reflect_entry_publish(e, e->cache.live, merged, generation);
 }
 
 int node_reflect_entry_init(node_reflect_entry_t *e, mesh_node_t *node, const mesh_config_t *cfg)

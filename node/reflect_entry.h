@@ -36,6 +36,12 @@ typedef struct node_reflect_entry {
  *  reflection.* options of cfg. 0, or -1 (logged). */
 int node_reflect_entry_init(node_reflect_entry_t *e, mesh_node_t *node, const mesh_config_t *cfg);
 
+/** Publishes the index of merged (the cache c's pool of that generation; c gives its
+ *  conflicts and unfetchable services) to the workers: what the cache's on_pool does. A role
+ *  that runs the cache itself (the gateway) calls it from its own on_pool. */
+void node_reflect_entry_publish(node_reflect_entry_t *e, const gw_cache_t *c,
+                                const mesh_desc_pool_t *merged, uint64_t generation);
+
 /** Adds the descriptor cache to the role's control actors (before node_control_start).
  *  0 or -1. */
 int node_reflect_entry_start(node_reflect_entry_t *e, node_control_t *control);

@@ -2,7 +2,8 @@
  * node/reflect_options.h: the options of aggregated reflection at the mesh entry
  * (reflection.*), a config section of their own (common/config.h).
  *
- *   --reflection-serve true|false  meshd proxy answers grpc.reflection.v1 and v1alpha itself,
+ *   --reflection-serve true|false  meshd proxy and meshd gateway answer grpc.reflection.v1 and
+ *                                  v1alpha themselves,
  *                                  from the descriptors it fetches from every routed service
  *                                  (default true; false: reflection calls are routed like any
  *                                  other and the descriptor cache does not run)

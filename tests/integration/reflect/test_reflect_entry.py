@@ -15,6 +15,7 @@ Cases (--case NAME, or all):
            becomes listable and describable; a second service whose shop/types.proto differs
            (no version decides) makes answers that include that file a FAILED_PRECONDITION
            error naming it, never a mixed answer
+  gateway  the same answers from `meshd gateway` on its HTTP port (h2c, application/grpc)
   sidecar  a sidecar still forwards reflection to its app: the answer is the app's own
 Each case starts its own processes in a temp dir and kills exactly those, also on failure.
 """
@@ -170,6 +171,30 @@ def case_entry(args, workdir, procs):
     check(f[0] == "echo.proto", "files without the conflict are still answered")
 
 
+def case_gateway(args, workdir, procs):
+    cc = start_server(workdir, "cc1", [args.cc_server, "--port", "0", "--id", "cc1"])
+    procs.append(cc)
+    cart = shop(workdir, "Cart")
+    procs.append(cart)
+    port = free_port()
+    gw = Proc("gateway", [args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                          "--workers", "1", "--log-format", "text",
+                          "--static", "meshd.test.Echo=%s" % cc.addr,
+                          "--static", "shop.v1.Cart=%s" % cart.addr], workdir, env=meshd_env())
+    procs.append(gw)
+    gw.wait_line(r"HTTP/JSON on", 15)
+    target = "127.0.0.1:%d" % port  # gRPC's own services over h2c on the HTTP port
+    for v in VERSIONS:
+        names = listed(target, v)
+        check(set(names) == {"meshd.test.Echo", "shop.v1.Cart"} | INFRA,
+              "gateway %s: list_services names the routed services: %s" % (v, names))
+        f = files_of(ask(target, v, file_containing_symbol="shop.v1.Cart"))
+        check(f == ["shop/cart.proto", "shop/types.proto", "google/protobuf/timestamp.proto"],
+              "gateway %s: shop.v1.Cart with its imports: %s" % (v, f))
+        f = files_of(ask(target, v, file_containing_symbol="meshd.test.Echo"))
+        check(f[0] == "echo.proto", "gateway %s: meshd.test.Echo (a grpc++ server)" % v)
+
+
 def case_sidecar(args, workdir, procs):
     app = start_server(workdir, "app", ["/usr/bin/python3", args.py_server, "--port", "0",
                                         "--id", "py1"])
@@ -192,7 +217,7 @@ def case_sidecar(args, workdir, procs):
               "%s: symbol lookups through the sidecar are the app's answers: %s" % (v, f))
 
 
-CASES = {"entry": case_entry, "sidecar": case_sidecar}
+CASES = {"entry": case_entry, "gateway": case_gateway, "sidecar": case_sidecar}
 
 
 def main():
