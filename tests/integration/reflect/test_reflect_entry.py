@@ -15,6 +15,9 @@ Cases (--case NAME, or all):
            becomes listable and describable; a second service whose shop/types.proto differs
            (no version decides) makes answers that include that file a FAILED_PRECONDITION
            error naming it, never a mixed answer
+  pending  a routed service whose instance never answers: a lookup under it is held for
+           --reflection-hold, then NOT_FOUND saying the descriptors are not fetched yet; other
+           names are answered at once
   gateway  the same answers from `meshd gateway` on its HTTP port (h2c, application/grpc)
   sidecar  a sidecar still forwards reflection to its app: the answer is the app's own
 Each case starts its own processes in a temp dir and kills exactly those, also on failure.
@@ -23,8 +26,10 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -171,6 +176,44 @@ def case_entry(args, workdir, procs):
     check(f[0] == "echo.proto", "files without the conflict are still answered")
 
 
+def case_pending(args, workdir, procs):
+    # A routed service whose only instance accepts and never answers: its descriptors never
+    # arrive. A lookup under it is held for --reflection-hold, then NOT_FOUND saying why.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    cart = shop(workdir, "Cart")
+    procs.append(cart)
+    port = free_port()
+    proxy = Proc("proxy", [args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port,
+                           "--workers", "1", "--log-format", "text", "--reflection-hold", "1s",
+                           "--static", "shop.v1.Cart=%s" % cart.addr,
+                           "--static", "quiet.v1.Silent=127.0.0.1:%d" % silent.getsockname()[1]],
+                 workdir, env=meshd_env())
+    procs.append(proxy)
+    proxy.wait_line(r"listening on", 15)
+    target = "127.0.0.1:%d" % port
+    try:
+        f = files_of(ask(target, "v1", file_containing_symbol="shop.v1.Cart"))
+        check(f[0] == "shop/cart.proto", "a described service is answered")
+        t0 = time.monotonic()
+        r = ask(target, "v1", file_containing_symbol="quiet.v1.Silent")
+        held = time.monotonic() - t0
+        print("  (held %.2f s)" % held, flush=True)
+        check(r.WhichOneof("message_response") == "error_response"
+              and r.error_response.error_code == NOT_FOUND
+              and "descriptors of quiet.v1.Silent are not fetched yet"
+              in r.error_response.error_message,
+              "a service not fetched: held, then NOT_FOUND saying so: %r"
+              % r.error_response.error_message)
+        r = ask(target, "v1alpha", file_containing_symbol="other.v1.Unrelated")
+        check(r.error_response.error_code == NOT_FOUND
+              and "not fetched" not in r.error_response.error_message,
+              "an unrelated unknown symbol is NOT_FOUND without waiting")
+    finally:
+        silent.close()
+
+
 def case_gateway(args, workdir, procs):
     cc = start_server(workdir, "cc1", [args.cc_server, "--port", "0", "--id", "cc1"])
     procs.append(cc)
@@ -217,7 +260,8 @@ def case_sidecar(args, workdir, procs):
               "%s: symbol lookups through the sidecar are the app's answers: %s" % (v, f))
 
 
-CASES = {"entry": case_entry, "gateway": case_gateway, "sidecar": case_sidecar}
+CASES = {"entry": case_entry, "pending": case_pending, "gateway": case_gateway,
+         "sidecar": case_sidecar}
 
 
 def main():
