@@ -97,15 +97,16 @@ static int names_of(rl_worker_t *w, const mesh_routes_t *t, size_t *n, size_t *n
     return 0;
 }
 
-/* Answers the call's queued requests in order until one is held. */
-static void pump(rl_call_t *rc)
+/* Answers the call's queued requests in order until one is held. Returns 1 when the call was
+ * finished or is going away (rc must not be touched again: its on_close may have run), else 0. */
+static int pump(rl_call_t *rc)
 {
     rl_worker_t *w = rc->w;
     while (rc->head && !rc->finished) {
         size_t n, n_pending;
         if (names_of(w, mesh_local_call_routes(rc->c), &n, &n_pending) != 0) {
             call_finish(rc, 8 /* RESOURCE_EXHAUSTED */, "meshd: out of memory");
-            return;
+            return 1;
         }
         uint64_t now = now_ms();
         int may_hold = !rc->no_hold && (rc->hold_until == 0 || now < rc->hold_until);
@@ -118,11 +119,11 @@ static void pump(rl_call_t *rc)
         if (r == MESH_RSRV_HOLD) {
             if (!rc->hold_until)
                 rc->hold_until = now + hold_ms(w);
-            return;
+            return 0;
         }
         if (r == MESH_RSRV_BAD) {
             call_finish(rc, 3 /* INVALID_ARGUMENT */, err);
-            return;
+            return 1;
         }
         rl_msg_t *m = rc->head;
         rc->head = m->next;
@@ -134,17 +135,22 @@ static void pump(rl_call_t *rc)
         int s = mesh_local_call_send(rc->c, out, out_len);
         free(out);
         if (s < 0)
-            return; /* the call is going away: on_close follows */
+            return 1; /* the call is going away: on_close follows */
     }
-    if (!rc->head && rc->ended)
+    if (rc->finished)
+        return 1;
+    if (!rc->head && rc->ended) {
         call_finish(rc, 0, NULL);
+        return 1;
+    }
+    return 0;
 }
 
 static void pump_all(rl_worker_t *w)
 {
     for (rl_call_t *rc = w->calls.next; rc != &w->calls;) {
-        rl_call_t *next = rc->next; /* pump may not free rc (on_close does), but be safe */
-        pump(rc);
+        rl_call_t *next = rc->next; /* rc may be closed (freed) by the time pump returns */
+        (void)pump(rc);
         rc = next;
     }
 }
@@ -201,7 +207,7 @@ static void on_message(void *ctx, void *state, mesh_local_call_t *c, const uint8
     rc->tail = m;
     rc->n_queued++;
     if (rc->head == m)
-        pump(rc);
+        (void)pump(rc);
 }
 
 static void on_end(void *ctx, void *state, mesh_local_call_t *c)
@@ -218,14 +224,14 @@ static void on_wake(void *ctx, void *state, mesh_local_call_t *c, mesh_local_wak
     (void)ctx, (void)c;
     rl_call_t *rc = state;
     if (why == MESH_LOCAL_WAKE_ROUTES) {
-        pump(rc);
+        (void)pump(rc);
         return;
     }
     /* draining: what is queued is answered as it stands now (no more holding), then the
      * stream ends so the drain does not wait for it */
     rc->no_hold = 1;
-    pump(rc);
-    call_finish(rc, 14 /* UNAVAILABLE */, "meshd: the proxy is shutting down; reconnect");
+    if (!pump(rc))
+        call_finish(rc, 14 /* UNAVAILABLE */, "meshd: the proxy is shutting down; reconnect");
 }
 
 static void on_close(void *ctx, void *state)
