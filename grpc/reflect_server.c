@@ -1,8 +1,9 @@
 /*
  * grpc/reflect_server.c: the index and the answers behind grpc/reflect_server.h.
  *
- * The index is built once per snapshot on the control loop (it allocates freely): every file is
- * packed again into its own bytes, its imports resolved to indexes, and two sorted arrays are
+ * The index is built once per snapshot on the control loop (it allocates freely): every file of
+ * the pool, and the embedded files of gRPC's own services the pool lacks, is packed again into
+ * its own bytes, its imports resolved to indexes, and two sorted arrays are
  * made, symbols (name -> file) and extensions ((extended type, number) -> file). Answers
  * (worker threads) decode the request with protobuf-c, look up by binary search and pack one
  * response; they allocate only that request's buffers, never the index (it is immutable and
@@ -17,6 +18,10 @@
 #include <string.h>
 
 #include "grpc/reflection/v1/reflection.pb-c.h"
+
+/* The embedded FileDescriptorSet of health.proto and both reflection.proto (grpc/CMakeLists). */
+extern const unsigned char mesh_grpc_infra_set_bytes[];
+extern const size_t mesh_grpc_infra_set_bytes_len;
 
 typedef Grpc__Reflection__V1__ServerReflectionRequest req_t;
 typedef Grpc__Reflection__V1__ServerReflectionResponse resp_t;
@@ -256,21 +261,42 @@ static size_t ext_lower(const mesh_rsrv_index_t *ix, const char *extendee, int32
     return lo;
 }
 
+/* The pool's files, then the embedded files of gRPC's own services the pool lacks. */
+static const Google__Protobuf__FileDescriptorProto **
+all_files(const mesh_desc_pool_t *pool, const Google__Protobuf__FileDescriptorSet *infra, size_t *n)
+{
+    size_t np = pool ? mesh_desc_pool_file_count(pool) : 0, ni = infra ? infra->n_file : 0;
+    const Google__Protobuf__FileDescriptorProto **all = malloc((np + ni + 1) * sizeof(*all));
+    if (!all)
+        return NULL;
+    *n = 0;
+    for (size_t i = 0; i < np; i++)
+        all[(*n)++] = mesh_desc_pool_file(pool, i);
+    for (size_t i = 0; i < ni; i++)
+        if (infra->file[i]->name && !(pool && mesh_desc_pool_find_file(pool, infra->file[i]->name)))
+            all[(*n)++] = infra->file[i];
+    return all;
+}
+
 mesh_rsrv_index_t *mesh_rsrv_index_new(const mesh_desc_pool_t *pool, uint64_t generation)
 {
     mesh_rsrv_index_t *ix = calloc(1, sizeof(*ix));
-    if (!ix)
-        return NULL;
-    atomic_init(&ix->refs, 1);
+    if (ix)
+        atomic_init(&ix->refs, 1);
+    Google__Protobuf__FileDescriptorSet *infra = google__protobuf__file_descriptor_set__unpack(
+        NULL, mesh_grpc_infra_set_bytes_len, mesh_grpc_infra_set_bytes);
+    size_t n = 0;
+    const Google__Protobuf__FileDescriptorProto **all = ix ? all_files(pool, infra, &n) : NULL;
+    if (!ix || !all)
+        goto fail;
     ix->generation = generation;
-    size_t n = pool ? mesh_desc_pool_file_count(pool) : 0;
     if (n) {
         ix->files = calloc(n, sizeof(rfile_t));
         if (!ix->files)
             goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        const Google__Protobuf__FileDescriptorProto *f = mesh_desc_pool_file(pool, i);
+        const Google__Protobuf__FileDescriptorProto *f = all[i];
         if (!f->name)
             continue;
         rfile_t *rf = &ix->files[ix->n_files];
@@ -288,7 +314,7 @@ mesh_rsrv_index_t *mesh_rsrv_index_new(const mesh_desc_pool_t *pool, uint64_t ge
         qsort(ix->files, ix->n_files, sizeof(rfile_t), cmp_file);
     /* imports and symbols, by the sorted file indexes */
     for (size_t i = 0; i < n; i++) {
-        const Google__Protobuf__FileDescriptorProto *f = mesh_desc_pool_file(pool, i);
+        const Google__Protobuf__FileDescriptorProto *f = all[i];
         if (!f->name)
             continue;
         size_t at = (size_t)(find_file(ix, f->name) - ix->files);
@@ -310,9 +336,16 @@ mesh_rsrv_index_t *mesh_rsrv_index_new(const mesh_desc_pool_t *pool, uint64_t ge
         qsort(ix->syms, ix->n_syms, sizeof(rsym_t), cmp_sym);
     if (ix->n_exts)
         qsort(ix->exts, ix->n_exts, sizeof(rext_t), cmp_ext);
+    free(all);
+    if (infra)
+        google__protobuf__file_descriptor_set__free_unpacked(infra, NULL);
     return ix;
 fail:
-    mesh_rsrv_index_unref(ix);
+    free(all);
+    if (infra)
+        google__protobuf__file_descriptor_set__free_unpacked(infra, NULL);
+    if (ix)
+        mesh_rsrv_index_unref(ix);
     return NULL;
 }
 

@@ -6,9 +6,11 @@
  * ServerReflectionRequest (untrusted bytes) is answered with a ServerReflectionResponse from an
  * index: an immutable, reference-counted snapshot built on the control loop from a descriptor
  * pool (grpc/descriptors.h) and handed to the worker threads, which answer from it without
- * crossing threads. The index holds each file's serialized bytes and its dependencies, every
- * package-qualified symbol (messages, nested messages, enums, enum values, fields, oneofs,
- * extensions, services, methods) and the extensions by (extended type, number).
+ * crossing threads. The index holds each file's serialized bytes and its dependencies (the
+ * pool's files, plus health.proto and both reflection.proto, embedded at build time, so the
+ * services the entry serves itself are described too), every package-qualified symbol
+ * (messages, nested messages, enums, enum values, fields, oneofs, extensions, services,
+ * methods) and the extensions by (extended type, number).
  *
  *   list_services                  the caller's service names (the routing table) plus
  *                                  grpc.health.v1.Health and both reflection services, sorted,

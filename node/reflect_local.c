@@ -265,6 +265,7 @@ static void *ext_create(void *arg, int worker, struct mesh_proxy_worker *engine)
         return NULL;
     w->cfg = arg;
     w->index = worker;
+    w->ix = mesh_rsrv_index_new(NULL, 0); /* gRPC's own services, until the first snapshot */
     w->calls.next = w->calls.prev = &w->calls;
     static const char *const paths[] = {"/grpc.reflection.v1.ServerReflection/",
                                         "/grpc.reflection.v1alpha.ServerReflection/"};

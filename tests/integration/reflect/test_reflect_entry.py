@@ -129,6 +129,11 @@ def case_entry(args, workdir, procs):
         f = files_of(ask(target, v, file_containing_symbol="shop.v1.Cart"))
         check(f == ["shop/cart.proto", "shop/types.proto", "google/protobuf/timestamp.proto"],
               "%s: shop.v1.Cart with its imports, transitively, each once: %s" % (v, f))
+    for sym, fname in [("grpc.health.v1.Health", "grpc/health/v1/health.proto"),
+                       ("grpc.reflection.v1alpha.ServerReflection",
+                        "grpc/reflection/v1alpha/reflection.proto")]:
+        f = files_of(ask(target, "v1", file_containing_symbol=sym))
+        check(f == [fname], "the entry's own %s is described too: %s" % (sym, f))
     f = files_of(ask(target, "v1", file_containing_symbol="shop.v1.Cart.Add"))
     check(f[0] == "shop/cart.proto", "a method resolves to its file")
     f = files_of(ask(target, "v1alpha", file_containing_symbol="shop.v1.Item"))

@@ -356,7 +356,11 @@ static void test_small_indexes(void)
 {
     mesh_rsrv_index_t *empty = mesh_rsrv_index_new(NULL, 1);
     CHECK(empty);
-    CHECK_EQ(mesh_rsrv_index_files(empty), 0);
+    /* gRPC's own services are always described: health and both reflection versions */
+    CHECK_EQ(mesh_rsrv_index_files(empty), 3);
+    CHECK(mesh_rsrv_index_has_service(empty, "grpc.health.v1.Health"));
+    CHECK(mesh_rsrv_index_has_service(empty, "grpc.reflection.v1.ServerReflection"));
+    CHECK(mesh_rsrv_index_has_service(empty, "grpc.reflection.v1alpha.ServerReflection"));
     mesh_desc_pool_t *p = mesh_desc_pool_new();
     size_t len;
     Google__Protobuf__FileDescriptorSet *set = demo_set_load();
