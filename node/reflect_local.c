@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "grpc/reflect_server.h"
 #include "grpc/reflection.h"
+#include "transport/grpc_status.h"
 #include "transport/proxy_local.h"
 
 #define ACTOR           "reflect"
@@ -55,7 +56,7 @@ struct rl_worker {
 
 static uint64_t hold_ms(const rl_worker_t *w)
 {
-    return w->cfg && w->cfg->hold_ms ? w->cfg->hold_ms : DEFAULT_HOLD_MS;
+    return w->cfg ? w->cfg->hold_ms : DEFAULT_HOLD_MS;
 }
 
 static uint64_t now_ms(void)
@@ -105,11 +106,11 @@ static int pump(rl_call_t *rc)
     while (rc->head && !rc->finished) {
         size_t n, n_pending;
         if (names_of(w, mesh_local_call_routes(rc->c), &n, &n_pending) != 0) {
-            call_finish(rc, 8 /* RESOURCE_EXHAUSTED */, "meshd: out of memory");
+            call_finish(rc, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: out of memory");
             return 1;
         }
         uint64_t now = now_ms();
-        int may_hold = !rc->no_hold && (rc->hold_until == 0 || now < rc->hold_until);
+        int may_hold = !rc->no_hold && hold_ms(w) && (rc->hold_until == 0 || now < rc->hold_until);
         uint8_t *out;
         size_t out_len;
         char err[160];
@@ -122,7 +123,7 @@ static int pump(rl_call_t *rc)
             return 0;
         }
         if (r == MESH_RSRV_BAD) {
-            call_finish(rc, 3 /* INVALID_ARGUMENT */, err);
+            call_finish(rc, MESH_GRPC_INVALID_ARGUMENT, err);
             return 1;
         }
         rl_msg_t *m = rc->head;
@@ -140,7 +141,7 @@ static int pump(rl_call_t *rc)
     if (rc->finished)
         return 1;
     if (!rc->head && rc->ended) {
-        call_finish(rc, 0, NULL);
+        call_finish(rc, MESH_GRPC_OK, NULL);
         return 1;
     }
     return 0;
@@ -170,7 +171,7 @@ static int on_open(void *ctx, mesh_local_call_t *c, const char *path, size_t pat
         !(path_len == al && memcmp(path, MESH_REFLECT_V1ALPHA_PATH, al) == 0)) {
         /* another method of the reflection services: there is none */
         rc->finished = 1;
-        mesh_local_call_finish(c, 12 /* UNIMPLEMENTED */,
+        mesh_local_call_finish(c, MESH_GRPC_UNIMPLEMENTED,
                                "meshd: the reflection service has only ServerReflectionInfo");
     }
     rc->next = w->calls.next;
@@ -188,13 +189,13 @@ static void on_message(void *ctx, void *state, mesh_local_call_t *c, const uint8
     if (rc->finished)
         return;
     if (rc->n_queued >= MAX_QUEUED) {
-        call_finish(rc, 8 /* RESOURCE_EXHAUSTED */,
+        call_finish(rc, MESH_GRPC_RESOURCE_EXHAUSTED,
                     "meshd: too many reflection requests waiting on one stream");
         return;
     }
     rl_msg_t *m = malloc(sizeof(*m) + len);
     if (!m) {
-        call_finish(rc, 8, "meshd: out of memory");
+        call_finish(rc, MESH_GRPC_RESOURCE_EXHAUSTED, "meshd: out of memory");
         return;
     }
     m->next = NULL;
@@ -216,7 +217,7 @@ static void on_end(void *ctx, void *state, mesh_local_call_t *c)
     rl_call_t *rc = state;
     rc->ended = 1;
     if (!rc->head)
-        call_finish(rc, 0, NULL);
+        call_finish(rc, MESH_GRPC_OK, NULL);
 }
 
 static void on_wake(void *ctx, void *state, mesh_local_call_t *c, mesh_local_wake_t why)
@@ -231,7 +232,7 @@ static void on_wake(void *ctx, void *state, mesh_local_call_t *c, mesh_local_wak
      * stream ends so the drain does not wait for it */
     rc->no_hold = 1;
     if (!pump(rc))
-        call_finish(rc, 14 /* UNAVAILABLE */, "meshd: the proxy is shutting down; reconnect");
+        call_finish(rc, MESH_GRPC_UNAVAILABLE, "meshd: the proxy is shutting down; reconnect");
 }
 
 static void on_close(void *ctx, void *state)

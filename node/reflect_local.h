@@ -19,11 +19,11 @@
 
 /** What every worker's handler reads; must outlive the node. */
 typedef struct node_reflect_cfg {
-    uint64_t hold_ms; /* longest hold of a request on a miss; 0: 3000 */
+    uint64_t hold_ms; /* longest hold of a request on a miss (--reflection-hold); 0: none */
 } node_reflect_cfg_t;
 
-/** The extension's operations (arg: a node_reflect_cfg_t *); payloads are mesh_rsrv_index_t
- *  references. */
+/** The extension's operations (arg: a node_reflect_cfg_t *, NULL: holds of 3 s); payloads are
+ * mesh_rsrv_index_t references. */
 extern const mesh_node_ext_t node_reflect_ext;
 
 /** mesh_node_ext_publish's ref function for an index. */
