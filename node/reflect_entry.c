@@ -4,8 +4,11 @@
  */
 #include "node/reflect_entry.h"
 
+#include <jansson.h>
+
 #include "common/log.h"
 #include "grpc/reflect_server.h"
+#include "node/admin.h"
 #include "node/reflect_options.h"
 
 #define ACTOR "reflect"
@@ -51,8 +54,12 @@ void node_reflect_entry_publish(node_reflect_entry_t *e, const gw_cache_t *c,
     mesh_info(ACTOR, "index generation %llu: %zu files, %zu symbols, %zu conflicting file%s",
               (unsigned long long)generation, mesh_rsrv_index_files(ix),
               mesh_rsrv_index_symbols(ix), n_conf, n_conf == 1 ? "" : "s");
-    if (mesh_node_ext_publish(e->node, e->ext_id, node_reflect_index_ref, ix) == 0)
+    if (mesh_node_ext_publish(e->node, e->ext_id, node_reflect_index_ref, ix) == 0) {
         e->generation = generation;
+        e->files = mesh_rsrv_index_files(ix);
+        e->symbols = mesh_rsrv_index_symbols(ix);
+        e->conflicting = n_conf;
+    }
     mesh_rsrv_index_unref(ix);
 }
 
@@ -87,4 +94,28 @@ int node_reflect_entry_start(node_reflect_entry_t *e, node_control_t *control)
         .routes_from = mesh_node_actor(e->node),
     };
     return node_control_add(control, &gw_cache_actor_ops, &e->cache, 0, NULL);
+}
+
+/* GET /v1/reflection (control loop). */
+static json_t *admin_reflection(void *ud, const h1_req_t *req, int *status)
+{
+    (void)req, (void)status;
+    node_reflect_entry_t *e = ud;
+    json_t *o = gw_cache_stats_json(e->cache.live);
+    if (o)
+        json_object_set_new(o, "index",
+                            json_pack("{s:I,s:I,s:I,s:I}", "generation", (json_int_t)e->generation,
+                                      "files", (json_int_t)e->files, "symbols",
+                                      (json_int_t)e->symbols, "conflicting_files",
+                                      (json_int_t)e->conflicting));
+    return o;
+}
+
+int node_reflect_entry_admin(node_reflect_entry_t *e, struct mesh_admin *admin)
+{
+    if (admin && mesh_admin_add_json(admin, "/v1/reflection", admin_reflection, e) != 0) {
+        mesh_error(ACTOR, "cannot serve /v1/reflection");
+        return -1;
+    }
+    return 0;
 }

@@ -29,7 +29,8 @@ typedef struct node_reflect_entry {
     mesh_node_ext_t ext;
     node_reflect_cfg_t wcfg;
     gw_cache_args_t cache;
-    uint64_t generation; /* of the last index published */
+    uint64_t generation;                /* of the last index published */
+    size_t files, symbols, conflicting; /* in it */
 } node_reflect_entry_t;
 
 /** Installs the workers' reflection extension on node (before mesh_node_listen) with the
@@ -41,6 +42,12 @@ int node_reflect_entry_init(node_reflect_entry_t *e, mesh_node_t *node, const me
  *  that runs the cache itself (the gateway) calls it from its own on_pool. */
 void node_reflect_entry_publish(node_reflect_entry_t *e, const gw_cache_t *c,
                                 const mesh_desc_pool_t *merged, uint64_t generation);
+
+struct mesh_admin;
+
+/** Serves GET /v1/reflection on admin (may be NULL: nothing): the cache's stats
+ *  (gw_cache_stats_json) and the index the workers were last given. 0, or -1 (logged). */
+int node_reflect_entry_admin(node_reflect_entry_t *e, struct mesh_admin *admin);
 
 /** Adds the descriptor cache to the role's control actors (before node_control_start).
  *  0 or -1. */

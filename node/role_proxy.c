@@ -68,7 +68,8 @@ int mesh_cli_proxy(int argc, char **argv)
         rc = 2; /* a key file or a seed that does not work: the config's fault */
         goto out;
     }
-    if (serve_reflection && node_reflect_entry_start(&reflect, &control) != 0)
+    if (serve_reflection && (node_reflect_entry_start(&reflect, &control) != 0 ||
+                             node_reflect_entry_admin(&reflect, mesh_node_admin(node)) != 0))
         goto out;
     if (node_control_start(&control, node) != 0)
         goto out;

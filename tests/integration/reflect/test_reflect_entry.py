@@ -30,6 +30,7 @@ import socket
 import sys
 import tempfile
 import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -106,9 +107,10 @@ def case_entry(args, workdir, procs):
     procs.append(cc)
     cart = shop(workdir, "Cart")
     procs.append(cart)
-    port = free_port()
+    port, admin = free_port(), free_port()
     proxy = Proc("proxy", [args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port,
                            "--workers", "2", "--etcd", etcd.url, "--log-format", "text",
+                           "--admin-listen", "127.0.0.1:%d" % admin,
                            "--static", "meshd.test.Echo=%s" % cc.addr,
                            "--static", "shop.v1.Cart=%s" % cart.addr],
                  workdir, env=meshd_env())
@@ -179,6 +181,11 @@ def case_entry(args, workdir, procs):
           "conflicting file: FAILED_PRECONDITION naming it: %r" % r.error_response.error_message)
     f = files_of(ask(target, "v1alpha", file_containing_symbol="meshd.test.Echo"))
     check(f[0] == "echo.proto", "files without the conflict are still answered")
+    with urllib.request.urlopen("http://127.0.0.1:%d/v1/reflection" % admin, timeout=10) as r:
+        st = json.load(r)
+    check(st["running"] and st["held"] == 4 and st["index"]["conflicting_files"] == 1
+          and st["index"]["generation"] == st["generation"],
+          "GET /v1/reflection: the cache and the workers' index (%s)" % st["index"])
 
 
 def case_pending(args, workdir, procs):
