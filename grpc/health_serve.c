@@ -130,7 +130,7 @@ mesh_health_status_t mesh_health_entry_status(const mesh_health_entry_t *e, cons
                                               int draining, const char *service)
 {
     if (service[0] == '\0' || strcmp(service, MESH_HEALTH_SERVICE) == 0)
-        return draining ? MESH_HEALTH_NOT_SERVING : MESH_HEALTH_SERVING;
+        return draining || !t ? MESH_HEALTH_NOT_SERVING : MESH_HEALTH_SERVING;
     const mesh_route_service_t *s = t ? mesh_routes_service(t, service) : NULL;
     if (s)
         return !draining && s->n_instances > 0 ? MESH_HEALTH_SERVING : MESH_HEALTH_NOT_SERVING;

@@ -4,8 +4,9 @@
  * only on change".
  *
  * Rules (docs/entry.md):
- * - service "" (and "grpc.health.v1.Health") is the node: SERVING, NOT_SERVING once the node
- *   stops serving (a drain begins), so load balancers stop before the GOAWAY;
+ * - service "" (and "grpc.health.v1.Health") is the node: SERVING once it has a routing table
+ *   (before the first one it could route nothing), NOT_SERVING once the node stops serving (a
+ *   drain begins), so load balancers stop before the GOAWAY;
  * - a service of the routing table is SERVING while the table lists at least one instance of
  *   it (what routing uses: the table already leaves out evicted and dead instances; local
  *   outlier ejection and connect backoff do not count, the engine never ejects the last

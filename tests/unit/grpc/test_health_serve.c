@@ -46,8 +46,8 @@ static void test_rules(void)
 {
     mesh_health_entry_t *e = mesh_health_entry_new(60000);
     CHECK(e);
-    /* before any table: the node serves; nothing else is known */
-    CHECK_EQ(ST(NULL, 0, ""), MESH_HEALTH_SERVING);
+    /* before any table: the node cannot route yet; nothing else is known */
+    CHECK_EQ(ST(NULL, 0, ""), MESH_HEALTH_NOT_SERVING);
     CHECK_EQ(ST(NULL, 0, "a.A"), MESH_HEALTH_SERVICE_UNKNOWN);
     const char *const p1[] = {"a.A=10.0.0.1:1", "a.A=10.0.0.2:1", "b.B=10.0.0.3:1", NULL};
     mesh_routes_t *t1 = table(p1);
