@@ -270,8 +270,10 @@ static void *ext_create(void *arg, int worker, struct mesh_proxy_worker *engine)
     w->calls.next = w->calls.prev = &w->calls;
     static const char *const paths[] = {"/grpc.reflection.v1.ServerReflection/",
                                         "/grpc.reflection.v1alpha.ServerReflection/"};
+    static const char *const methods[] = {"ServerReflectionInfo"}; /* the call metrics' column */
     for (int i = 0; i < 2; i++) {
-        mesh_local_service_t s = {.path = paths[i], .ops = &reflect_ops, .ctx = w};
+        mesh_local_service_t s = {
+            .path = paths[i], .methods = methods, .n_methods = 1, .ops = &reflect_ops, .ctx = w};
         if (mesh_proxy_worker_add_local(engine, &s) != 0) {
             mesh_error(ACTOR, "worker %d: cannot serve %s", worker, paths[i]);
             free(w);

@@ -186,6 +186,12 @@ def case_entry(args, workdir, procs):
     check(st["running"] and st["held"] == 4 and st["index"]["conflicting_files"] == 1
           and st["index"]["generation"] == st["generation"],
           "GET /v1/reflection: the cache and the workers' index (%s)" % st["index"])
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin, timeout=10) as r:
+        metrics = r.read().decode()
+    for svc in ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"):
+        check(any(line.startswith("meshd_calls_total{") and 'service="%s"' % svc in line
+                  and 'method="ServerReflectionInfo"' in line for line in metrics.splitlines()),
+              "reflection calls are counted in /metrics under %s/ServerReflectionInfo" % svc)
 
 
 def case_pending(args, workdir, procs):
