@@ -362,7 +362,7 @@ static void test_small_indexes(void)
     CHECK(mesh_rsrv_index_has_service(empty, "grpc.reflection.v1.ServerReflection"));
     CHECK(mesh_rsrv_index_has_service(empty, "grpc.reflection.v1alpha.ServerReflection"));
     mesh_desc_pool_t *p = mesh_desc_pool_new();
-    size_t len;
+    size_t len = 0;
     Google__Protobuf__FileDescriptorSet *set = demo_set_load();
     uint8_t *buf = demo_set_file(set, "demo/v1/common.proto", &len);
     CHECK_EQ(mesh_desc_pool_add_file(p, buf, len), 0);
