@@ -6,9 +6,8 @@
  * a service, nested messages, an enum and an extension); one service is pending (when the first
  * byte says so), one cannot be fetched and one file conflicts, so every path of an answer is
  * reachable. The first input byte picks may_hold, whether the index is used at all and whether a
- * service is pending; the rest is
- * the request. Checks: ANSWER gives a ServerReflectionResponse that decodes and answers something;
- * BAD leaves no output and says why; HOLD happens only when allowed.
+ * service is pending; the rest is the request. Checks: ANSWER gives a ServerReflectionResponse that
+ * decodes and answers something; BAD leaves no output and says why; HOLD happens only when allowed.
  */
 #include <stdint.h>
 #include <stdlib.h>
