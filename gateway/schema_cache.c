@@ -397,6 +397,7 @@ static void round_failed(gw_cache_t *c, gwc_fetch_t *f)
                       "of the gateway until a new version is deployed",
                       s->name);
         s->norefl_logged = 1;
+        changed(c); /* reflection at the entry says so instead of waiting for it */
         return;
     }
     v->state = GWC_V_FAILED;
@@ -827,6 +828,7 @@ static void cache_stop(mesh_actor_t *self, int reason)
     free(c->backoff);
     mesh_routes_unref(c->routes);
     mesh_desc_pool_free(c->merged);
+    gwc_unresolved_clear(c);
 }
 
 static int cache_message_pump(mesh_actor_t *self, mesh_msg_t *m)
@@ -877,4 +879,32 @@ mesh_rpc_t *gw_cache_rpc_grpc(void *arg, mesh_actor_t *self, const char *addr,
     (void)arg;
     struct uv_loop_s *loop = mesh_uv_loop(self);
     return loop ? mesh_rpc_grpc_new(loop, addr, 5000, deliver_fn, deliver_ud) : NULL;
+}
+
+size_t gw_cache_conflict_count(const gw_cache_t *c)
+{
+    return c ? c->n_unresolved / 2 : 0;
+}
+
+const char *gw_cache_conflict(const gw_cache_t *c, size_t i, const char **why)
+{
+    *why = c->unresolved[2 * i + 1];
+    return c->unresolved[2 * i];
+}
+
+void gw_cache_each_unfetchable(const gw_cache_t *c, void (*fn)(void *ud, const char *service),
+                               void *ud)
+{
+    for (size_t i = 0; c && i < c->n_buckets; i++)
+        for (const gwc_svc_t *s = c->buckets[i]; s; s = s->hnext) {
+            if (!s->obj || !s->n_v)
+                continue;
+            size_t norefl = 0, held = 0;
+            for (size_t k = 0; k < s->n_v; k++) {
+                norefl += s->v[k]->state == GWC_V_NOREFL;
+                held += s->v[k]->n_files != 0;
+            }
+            if (norefl && !held)
+                fn(ud, s->name);
+        }
 }

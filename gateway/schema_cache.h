@@ -26,8 +26,9 @@
  * changed, at most once per coalesce_ms. merged is one descriptor pool of every held variant's
  * files, its model built for the cached services; when two variants carry a file of the same
  * name with different content the newer variant's copy wins (newer: first seen later in the
- * table) and that is logged. The pool stays valid until the next on_pool call or the actor's
- * stop; the callback may read it, never free it.
+ * table) and that is logged; unless the two are variants of one service with different
+ * release labels, the conflict is also reported by gw_cache_conflict(). The pool stays valid
+ * until the next on_pool call or the actor's stop; the callback may read it, never free it.
  *
  * Stats for the admin API (GET /v1/gateway/schemas): gw_cache_stats_json() on the same loop.
  */
@@ -101,6 +102,18 @@ void gw_cache_counts(const gw_cache_t *c, gw_cache_counts_t *out);
  * bytes, fetch time). A stopped cache gives {"running":false}. On the actor's loop.
  */
 struct json_t *gw_cache_stats_json(const gw_cache_t *c);
+
+/** The last merge's unresolved conflicts (see schema_merge.c): file names two sources carry
+ *  with different content that no release label decides (two services, or one service's
+ *  variants with the same `version`). gw_cache_conflict gives the i-th file name and, in *why,
+ *  a sentence naming both sources. On the actor's loop (e.g. in on_pool). */
+size_t gw_cache_conflict_count(const gw_cache_t *c);
+const char *gw_cache_conflict(const gw_cache_t *c, size_t i, const char **why);
+
+/** Calls fn for every service of the table whose instances serve no reflection (and whose
+ *  descriptors the cache therefore cannot hold). On the actor's loop. */
+void gw_cache_each_unfetchable(const gw_cache_t *c, void (*fn)(void *ud, const char *service),
+                               void *ud);
 
 /** The production seam: a gRPC client of addr on the actor's libuv loop (arg unused). */
 mesh_rpc_t *gw_cache_rpc_grpc(void *arg, mesh_actor_t *self, const char *addr,

@@ -110,12 +110,19 @@ struct gw_cache {
     uint64_t generation;
 
     uint64_t fetches_started, fetched, timeouts, conflicts;
+    /* the last merge's unresolved conflicts: file name, why, file name, why, ... */
+    char **unresolved;
+    size_t n_unresolved;
     size_t no_reflection;
 };
 
 /** Builds the merged pool of every held variant (see schema_cache.h); NULL when out of
- * memory. Counts conflicts into c->conflicts (reset per merge) and logs them. */
+ * memory. Counts conflicts into c->conflicts (reset per merge) and logs them; those no release
+ * label decides go to c->unresolved (replaced per merge). */
 mesh_desc_pool_t *gwc_merge(gw_cache_t *c);
+
+/** Frees c->unresolved. */
+void gwc_unresolved_clear(gw_cache_t *c);
 
 /** The name of a variant state for the stats. */
 const char *gwc_vstate_name(gwc_vstate_t s);

@@ -4,13 +4,18 @@
  * Every variant holding descriptors contributes its files, newest variant first, so that when
  * two variants carry a file of the same name the newer one's copy is the one the pool keeps
  * (mesh_desc_pool_add_file keeps the first of a name); a copy with different bytes is a
- * conflict, counted and logged. The model is built for the cached services only; should a
- * conflict leave one of them unresolvable (its file replaced by another service's file of the
- * same name), the others are modelled without it and that is logged.
+ * conflict, counted and logged. A conflict between two variants of one service with different
+ * release labels (`version`) is resolved: the newer variant is the deploy in progress. Any
+ * other (two services, or one service's variants with the same label) is unresolved: recorded
+ * in c->unresolved so that reflection at the entry answers an error for that file instead of
+ * a copy that may not match the caller's service. The model is built for the cached services only;
+ * should a conflict leave one of them unresolvable (its file replaced by another service's file of
+ * the same name), the others are modelled without it and that is logged.
  *
  * A merge costs the size of everything held (each file is unpacked once); it runs only when the
  * held set changed, at most once per coalesce period.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +58,41 @@ static taken_t *taken_slot(taken_t *t, size_t cap, const char *name)
             return &t[i];
 }
 
+void gwc_unresolved_clear(gw_cache_t *c)
+{
+    for (size_t i = 0; i < c->n_unresolved; i++)
+        free(c->unresolved[i]);
+    free(c->unresolved);
+    c->unresolved = NULL;
+    c->n_unresolved = 0;
+}
+
+/* Records an unresolved conflict on file (once per file name). */
+static void unresolved_add(gw_cache_t *c, const char *file, const gwc_variant_t *a,
+                           const gwc_variant_t *b)
+{
+    for (size_t i = 0; i < c->n_unresolved; i += 2)
+        if (strcmp(c->unresolved[i], file) == 0)
+            return;
+    char why[512];
+    snprintf(why, sizeof(why),
+             "the file differs between %s (version '%s', from %s) and %s (version '%s', from %s) "
+             "and no release label decides which is right",
+             a->svc->name, a->version, a->from, b->svc->name, b->version, b->from);
+    char **u = realloc(c->unresolved, (c->n_unresolved + 2) * sizeof(*u));
+    if (!u)
+        return;
+    c->unresolved = u;
+    u[c->n_unresolved] = strdup(file);
+    u[c->n_unresolved + 1] = strdup(why);
+    if (!u[c->n_unresolved] || !u[c->n_unresolved + 1]) {
+        free(u[c->n_unresolved]);
+        free(u[c->n_unresolved + 1]);
+        return;
+    }
+    c->n_unresolved += 2;
+}
+
 mesh_desc_pool_t *gwc_merge(gw_cache_t *c)
 {
     size_t n_v = 0, n_files = 0;
@@ -83,6 +123,7 @@ mesh_desc_pool_t *gwc_merge(gw_cache_t *c)
 
     /* Files, newest variant first; a name already taken is compared with the taken copy. */
     c->conflicts = 0;
+    gwc_unresolved_clear(c);
     for (size_t i = 0; i < n_v; i++) {
         const gwc_variant_t *v = vs[i];
         for (size_t f = 0; f < v->n_files; f++) {
@@ -100,6 +141,9 @@ mesh_desc_pool_t *gwc_merge(gw_cache_t *c)
             }
             if ((t->file->len != file->len || memcmp(t->file->data, file->data, file->len))) {
                 c->conflicts++;
+                int resolved = t->v->svc == v->svc && strcmp(t->v->version, v->version) != 0;
+                if (!resolved)
+                    unresolved_add(c, file->name, t->v, v);
                 mesh_warn(ACTOR,
                           "file %s differs between %s version '%s' and %s version '%s': the "
                           "first, seen later, is used",

@@ -17,6 +17,7 @@
 #include "monitor/monitor_options.h"
 #include "node/admin_options.h"
 #include "node/ca_options.h"
+#include "node/reflect_options.h"
 #include "policy/breaker_options.h"
 #include "transport/lb_options.h"
 
@@ -63,7 +64,7 @@ static const mesh_cli_command_t commands[] = {
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
     &audit_options_section,       &mon_options_section,        &gw_options_section,
-    &mesh_lb_options_section,     &mesh_ca_options_section,
+    &mesh_lb_options_section,     &mesh_ca_options_section,    &reflect_options_section,
 };
 
 static void usage(FILE *out)

@@ -63,9 +63,10 @@ typedef struct node_wk {
     mesh_node_t *node;
     int index; /* 0..N-1; executor loop index + 1 */
     mesh_proxy_worker_t *engine;
-    void *fe;              /* the role's front end on this worker (mesh_node_frontend_t), or NULL */
-    pol_worker_t *pol;     /* the policy chain's filter of this worker */
-    node_health_t *health; /* grpc.health.v1 answered by the engine, or NULL */
+    void *fe; /* the role's front end on this worker (mesh_node_frontend_t), or NULL */
+    void *ext[MESH_NODE_MAX_EXTS]; /* the role's extensions on this worker (mesh_node_ext_t) */
+    pol_worker_t *pol;             /* the policy chain's filter of this worker */
+    node_health_t *health;         /* grpc.health.v1 answered by the engine, or NULL */
     mesh_evring_t ring;
     mesh_actor_id_t actor;
     /* worker thread only */
@@ -100,6 +101,8 @@ struct mesh_node {
     void (*engine_hook)(mesh_proxy_config_t *cfg, void *arg);
     void *engine_hook_arg;
     mesh_node_frontend_t fe; /* create NULL: none */
+    mesh_node_ext_t exts[MESH_NODE_MAX_EXTS];
+    int n_exts;
     int no_listener;
     int running; /* mesh_node_run began: front end payloads go by message */
     const mesh_supervisor_spec_t *sup_spec;
@@ -171,6 +174,15 @@ static void wk_poke(node_wk_t *w)
         mesh_evring_done(&w->ring); /* the node is gone or busy: poke again next tick */
 }
 
+static void wk_destroy_exts(node_wk_t *w)
+{
+    for (int i = 0; i < w->node->n_exts; i++)
+        if (w->ext[i]) {
+            w->node->exts[i].destroy(w->ext[i]);
+            w->ext[i] = NULL;
+        }
+}
+
 /* Frees the engine (after a drain, or forced) and tells the node. */
 static void wk_release(node_wk_t *w)
 {
@@ -184,6 +196,7 @@ static void wk_release(node_wk_t *w)
     }
     mesh_proxy_worker_free(w->engine);
     w->engine = NULL;
+    wk_destroy_exts(w);          /* after the engine: its local calls closed */
     node_health_free(w->health); /* after the engine (a call closed later frees only itself) */
     w->health = NULL;
     pol_worker_free(w->pol); /* after the engine: its calls' on_done ran */
@@ -270,8 +283,19 @@ static int wk_message(mesh_actor_t *self, mesh_msg_t *m)
     case NODE_MSG_WORKER_TICK:
         wk_report(w);
         wk_poke(w);
+        for (int i = 0; i < w->node->n_exts; i++)
+            if (w->ext[i] && w->node->exts[i].tick)
+                w->node->exts[i].tick(w->ext[i], mesh_now(self) / 1000000u);
         return 0;
     default:
+        if (m->type >= NODE_MSG_EXT && m->type < NODE_MSG_EXT + MESH_NODE_MAX_EXTS) {
+            int id = (int)(m->type - NODE_MSG_EXT);
+            void *p = mesh_msg_take_ptr(m);
+            if (id < w->node->n_exts && w->ext[id] && p)
+                w->node->exts[id].update(w->ext[id], p);
+            else if (p && id < w->node->n_exts)
+                w->node->exts[id].payload_unref(p);
+        }
         return 0;
     }
 }
@@ -290,6 +314,7 @@ static void wk_stop(mesh_actor_t *self, int reason)
         mesh_proxy_worker_free(w->engine);
         w->engine = NULL;
     }
+    wk_destroy_exts(w);
     node_health_free(w->health);
     w->health = NULL;
     pol_worker_free(w->pol);
@@ -1044,6 +1069,9 @@ int mesh_node_listen(mesh_node_t *n)
             if (!w->fe)
                 return -1;
         }
+        for (int k = 0; k < n->n_exts; k++)
+            if (!(w->ext[k] = n->exts[k].create(n->exts[k].arg, i, w->engine)))
+                return -1;
         mesh_spawn_opts_t so = {.loop = MESH_ON_LOOP(i + 1)};
         if (mesh_exec_spawn(n->exec, &worker_ops, w, &so, &w->actor) != 0) {
             mesh_error("node", "cannot start worker %d", i);
@@ -1078,6 +1106,41 @@ void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *c
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe)
 {
     n->fe = *fe;
+}
+
+int mesh_node_add_ext(mesh_node_t *n, const mesh_node_ext_t *e)
+{
+    if (n->n_exts == MESH_NODE_MAX_EXTS)
+        return -1;
+    n->exts[n->n_exts] = *e;
+    return n->n_exts++;
+}
+
+int mesh_node_ext_publish(mesh_node_t *n, int id, void *(*ref)(void *), void *payload)
+{
+    if (id < 0 || id >= n->n_exts)
+        return -1;
+    const mesh_node_ext_t *e = &n->exts[id];
+    int rc = 0;
+    for (int i = 0; i < n->nworkers; i++) {
+        node_wk_t *w = &n->wk[i];
+        if (!w->ext[id])
+            continue;
+        void *p = ref(payload);
+        if (!n->running) {
+            e->update(w->ext[id], p);
+            continue;
+        }
+        int err =
+            mesh_exec_send_ptr(n->exec, w->actor, NODE_MSG_EXT + (uint32_t)id, p, e->payload_unref);
+        if (err != 0) {
+            e->payload_unref(p);
+            mesh_error("node", "worker %d did not take an extension's update: %s", i,
+                       mesh_strerror(err));
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 void mesh_node_set_no_listener(mesh_node_t *n, int no_listener)
@@ -1375,6 +1438,8 @@ void mesh_node_free(mesh_node_t *n)
     for (int i = 0; n->wk && i < n->nworkers; i++) { /* (no call can be open: none ran) */
         node_health_free(n->wk[i].health);
         n->wk[i].health = NULL;
+        if (n->wk[i].node) /* the extensions of workers that never ran */
+            wk_destroy_exts(&n->wk[i]);
     }
     mesh_admin_close(n->admin); /* a node that never ran: its closes finish in mesh_exec_free */
     n->admin = NULL;

@@ -85,6 +85,36 @@ void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe);
  *  reached (logged). The caller keeps its own reference. */
 int mesh_node_frontend_publish(mesh_node_t *n, void *(*ref)(void *), void *payload);
 
+/**
+ * A per-worker extension of a role beside the engine (the proxy's aggregated reflection): an
+ * object on each worker's thread, fed with immutable snapshots the control loop publishes, like
+ * the routing table. create runs on the thread calling mesh_node_listen once the worker's engine
+ * exists (it may register local services on it, transport/proxy_local.h; NULL fails the
+ * listen); update (a payload reference, the extension's to keep or drop with payload_unref),
+ * tick (may be NULL; every worker tick, 250 ms, with the loop's time in ms) and destroy (after
+ * the engine is freed, so its local calls have closed) run on the worker's loop thread.
+ */
+typedef struct mesh_node_ext {
+    void *(*create)(void *arg, int worker, struct mesh_proxy_worker *engine);
+    void (*update)(void *ext, void *payload);
+    void (*tick)(void *ext, uint64_t now_ms);
+    void (*destroy)(void *ext);
+    void (*payload_unref)(void *payload);
+    void *arg;
+} mesh_node_ext_t;
+
+/** Most extensions a node takes. */
+#define MESH_NODE_MAX_EXTS 4
+
+/** Adds an extension (copied) every worker gets; before mesh_node_listen. Its id (0..), or -1
+ *  when the node has MESH_NODE_MAX_EXTS already. */
+int mesh_node_add_ext(mesh_node_t *n, const mesh_node_ext_t *e);
+
+/** Hands every worker's extension id a reference to payload (ref takes one): by message once
+ *  the node runs (from the control loop), at once before. 0, or -1 when a worker could not be
+ *  reached (logged). The caller keeps its own reference. */
+int mesh_node_ext_publish(mesh_node_t *n, int id, void *(*ref)(void *), void *payload);
+
 /** With no_listener set, mesh_node_listen binds no gRPC listener (calls come from the front
  *  end only). */
 void mesh_node_set_no_listener(mesh_node_t *n, int no_listener);

@@ -46,6 +46,9 @@ enum {
     /* node -> worker: a shutdown began: health at the entry turns NOT_SERVING (before the
      * pre-drain period and the GOAWAY) */
     NODE_MSG_STOP_SERVING = 0x4E4F0028u,
+    /* node -> worker: a payload for the worker's extension number (type - NODE_MSG_EXT)
+     * (mesh_node_ext_publish); NODE_MSG_EXT .. NODE_MSG_EXT + MESH_NODE_MAX_EXTS - 1 */
+    NODE_MSG_EXT = 0x4E4F0030u,
 };
 
 typedef struct node_signal {

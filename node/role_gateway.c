@@ -10,7 +10,9 @@
  * a control actor under the node's supervisor, watches the node's routing tables
  * (REG_MSG_ROUTES_WATCH) and learns every service by reflection; each merged pool it reports
  * is published to the workers (node_gw_publish), merged with --descriptor-set FILE when one is
- * given (the file's services win). GET /v1/gateway/schemas reports both.
+ * given (the file's services win), and turned into the reflection index the workers answer gRPC
+ * server reflection from (node/reflect_entry.h; unless --reflection-serve false).
+ * GET /v1/gateway/schemas reports both.
  */
 #include <jansson.h>
 #include <stdlib.h>
@@ -24,20 +26,27 @@
 #include "node/control.h"
 #include "node/gw_frontend.h"
 #include "node/node.h"
+#include "node/reflect_entry.h"
+#include "node/reflect_options.h"
 #include "registry/route_static.h"
 #include "transport/proxy.h"
-
-/* The descriptor cache reports a new merged pool (control loop). */
-static void on_pool(void *ctx, const mesh_desc_pool_t *merged, uint64_t generation)
-{
-    (void)generation;
-    node_gw_publish(ctx, merged);
-}
 
 typedef struct gw_role {
     node_gw_t gw;
     gw_cache_args_t cache;
+    int reflection; /* the workers answer reflection (reflect below) */
+    node_reflect_entry_t reflect;
 } gw_role_t;
+
+/* The descriptor cache reports a new merged pool (control loop): the HTTP/JSON API, and the
+ * reflection index. */
+static void on_pool(void *ctx, const mesh_desc_pool_t *merged, uint64_t generation)
+{
+    gw_role_t *r = ctx;
+    node_gw_publish(&r->gw, merged);
+    if (r->reflection)
+        node_reflect_entry_publish(&r->reflect, r->cache.live, merged, generation);
+}
 
 /* GET /v1/gateway/schemas: the descriptor cache's stats, and the API the workers serve. */
 static json_t *admin_schemas(void *ud, const h1_req_t *req, int *status)
@@ -91,6 +100,12 @@ int mesh_cli_gateway(int argc, char **argv)
         goto out;
     }
     mesh_node_set_no_listener(node, go->grpc_listen == NULL);
+    const reflect_options_t *ro = reflect_options(&cfg);
+    role.reflection = ro && ro->serve;
+    if (role.reflection && node_reflect_entry_init(&role.reflect, node, &cfg) != 0) {
+        mesh_routes_unref(routes);
+        goto out;
+    }
     if (!cfg.health_passthrough) { /* grpc.health.v1 answered here (docs/entry.md) */
         mesh_node_serve_health(node, 1);
         mesh_node_set_predrain(node, (uint64_t)cfg.health_grace_ms);
@@ -131,7 +146,7 @@ int mesh_cli_gateway(int argc, char **argv)
     role.cache = (gw_cache_args_t){
         .rpc_new = gw_cache_rpc_grpc,
         .on_pool = on_pool,
-        .ctx = &role.gw,
+        .ctx = &role,
         .routes_from = mesh_node_actor(node),
     };
     if (node_control_add(&control, &gw_cache_actor_ops, &role.cache, 0, NULL) != 0 ||
