@@ -16,6 +16,7 @@
 #include "gossip/gossip_options.h"
 #include "monitor/monitor_options.h"
 #include "node/admin_options.h"
+#include "node/tls_options.h"
 #include "policy/breaker_options.h"
 #include "transport/lb_options.h"
 
@@ -56,7 +57,7 @@ static const mesh_cli_command_t commands[] = {
 static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
     &audit_options_section,       &mon_options_section,        &gw_options_section,
-    &mesh_lb_options_section,
+    &mesh_lb_options_section,     &mesh_tls_options_section,
 };
 
 static void usage(FILE *out)

@@ -43,6 +43,8 @@ enum {
     NODE_MSG_FRONTEND = 0x4E4F0026u,
     /* worker -> itself: the front end drained; the engine drains next */
     NODE_MSG_FE_DRAINED = 0x4E4F0027u,
+    /* node timer: check the TLS certificate files for changes (node/node_tls.h) */
+    NODE_MSG_TLS_POLL = 0x4E4F0028u,
 };
 
 typedef struct node_signal {

@@ -223,6 +223,24 @@ void mesh_tls_out_consume(mesh_tls_t *t, size_t n)
     }
 }
 
+size_t mesh_tls_out_pending(mesh_tls_t *t)
+{
+    return t->ctx->S->bio_ctrl_pending(t->out);
+}
+
+size_t mesh_tls_out_take(mesh_tls_t *t, uint8_t *buf, size_t cap)
+{
+    size_t have = 0;
+    while (have < cap) {
+        size_t want = cap - have;
+        int k = t->ctx->S->bio_read(t->out, buf + have, want > (1u << 30) ? (1 << 30) : (int)want);
+        if (k <= 0)
+            break;
+        have += (size_t)k;
+    }
+    return have;
+}
+
 const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len)
 {
     const unsigned char *p = NULL;

@@ -127,6 +127,13 @@ size_t mesh_tls_out_peek(mesh_tls_t *t, const uint8_t **p);
 /** Drops the first n bytes of the waiting ciphertext (they were sent or copied). */
 void mesh_tls_out_consume(mesh_tls_t *t, size_t n);
 
+/** How many bytes of ciphertext wait to be sent. */
+size_t mesh_tls_out_pending(mesh_tls_t *t);
+
+/** Moves up to cap bytes of the waiting ciphertext into buf; returns how many. (Cheaper than
+ *  peek + consume of everything: an emptied memory BIO is reset with a memset of its buffer.) */
+size_t mesh_tls_out_take(mesh_tls_t *t, uint8_t *buf, size_t cap);
+
 /** The protocol ALPN chose ("h2"), or NULL with *len 0 when none was negotiated. */
 const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len);
 

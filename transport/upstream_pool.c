@@ -34,6 +34,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 #include "transport/proxy_internal.h"
+#include "transport/tls_holder.h"
 
 #define ACTOR "proxy"
 
@@ -517,6 +518,24 @@ static void on_connect(uv_connect_t *req, int status)
         us_close_idle(u);
 }
 
+/* Makes the connection TLS: the server's certificate must name the instance's host (or
+ * cfg.upstream_tls_name); a name is also sent as SNI. */
+static int us_tls(mesh_proxy_worker_t *w, pxy_us_conn_t *u)
+{
+    char host[256];
+    int port;
+    const char *name = w->cfg.upstream_tls_name;
+    if (!name || !*name) {
+        if (mesh_addr_split(u->ep->addr, host, sizeof(host), &port) != 0)
+            snprintf(host, sizeof(host), "%s", u->ep->addr);
+        name = host;
+    }
+    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.upstream_tls);
+    int rv = mesh_h2_conn_set_tls(&u->h2, ctx, name, "upstream");
+    mesh_tls_ctx_unref(ctx);
+    return rv;
+}
+
 static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
 {
     pxy_us_conn_t *u = calloc(1, sizeof(*u));
@@ -544,6 +563,10 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     mesh_h2_conn_set_session(&u->h2, s);
     if (w->flusher_on)
         mesh_h2_conn_set_flusher(&u->h2, &w->flusher);
+    if (w->cfg.upstream_tls && us_tls(w, u) < 0) {
+        mesh_h2_conn_close(&u->h2);
+        return NULL;
+    }
     u->creq.data = u;
     int rv = uv_tcp_connect(&u->creq, &u->h2.tcp, &ep->sa.sa, on_connect);
     if (rv < 0) {
