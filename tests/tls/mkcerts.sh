@@ -2,6 +2,7 @@
 # tests/tls/mkcerts.sh DIR: makes the certificates the TLS tests use, with the openssl CLI:
 #   ca.pem/ca.key          a test CA
 #   server.pem/server.key  signed by it, SAN DNS:localhost, IP:127.0.0.1, IP:::1
+#   server2.pem/.key       another server certificate like server.pem (for rotation)
 #   client.pem/client.key  signed by it (a client certificate for mTLS)
 #   expired.pem/.key       signed by it, valid 2020-01-01 .. 2020-01-02
 #   future.pem/.key        signed by it, valid from 2099-01-01
@@ -60,6 +61,7 @@ X
 ca ca "meshd test CA"
 ca other-ca "another CA"
 leaf server ca srv
+leaf server2 ca srv
 leaf client ca cli
 leaf wrongca other-ca srv
 dated expired 20200101000000Z 20200102000000Z
