@@ -15,6 +15,9 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   rotation       new certificate files while a load loop runs; SIGHUP, then a change picked up
                  by the file check alone: 0 failed calls, new handshakes see the new certificate
   resumption     a second connection resumes the first one's session (a ticket)
+  mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
+                 sidecar requires a client certificate, the proxy shows one (and a proxy
+                 without one is refused)
 """
 import os
 import re
@@ -312,6 +315,31 @@ def case_resumption(c):
                     if i == 1:
                         check(t.session_reused, "%s: the second connection resumed" % ver.name)
                     session = t.session
+
+
+def case_mesh_hop(c):
+    app = c.backend("py1")
+    sc_port, probe = free_port(), free_port()
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", app.addr,
+                             "--listen", "127.0.0.1:%d" % sc_port,
+                             "--probe-listen", "127.0.0.1:%d" % probe, "--workers", "1",
+                             "--health-interval", "300ms", "--log-format", "text",
+                             "--audit-file", os.path.join(c.dir, "sidecar.audit"),
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                             "--tls-ca", c.c("ca.pem"), "--tls-client-auth", "require"])
+    sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc_port, 20)
+    route = "meshd.test.Echo=127.0.0.1:%d" % sc_port
+    p = c.proxy("--static", route, "--tls-upstream-ca", c.c("ca.pem"), "--tls-upstream-cert",
+                c.c("client.pem"), "--tls-upstream-key", c.c("client.key"))
+    res = calls_ok("127.0.0.1:%d" % p.main_port, None)
+    check(all(r.ok and r.replies[0].server_id == "py1" for r in res),
+          "client -> proxy -> mTLS -> sidecar's mesh port -> app: OK")
+    q = c.proxy("--static", route, "--tls-upstream-ca", c.c("ca.pem"), name="proxy-nocert")
+    r = calls_ok("127.0.0.1:%d" % q.main_port, None, n=1)[0]
+    check(not r.ok, "a proxy without a client certificate is refused by the sidecar (%s)" % r.code)
+    wait_until(lambda: "peer did not return a certificate" in sc.output(), 10,
+               "the sidecar's log line")
+    check(True, "...and the sidecar logs why: peer did not return a certificate")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
