@@ -353,12 +353,21 @@ static void mark_down(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *wh
 static void us_on_teardown(mesh_h2_conn_t *c)
 {
     pxy_us_conn_t *u = (pxy_us_conn_t *)c;
-    int never_sent = !u->connected;
-    char why[160];
-    if (never_sent)
+    /* Nothing reaches the app before the TLS handshake is done: calls on a connection whose
+     * handshake failed never left, and the endpoint is down as after a failed connect. */
+    int tls_unfinished = c->tls && !c->tls->established;
+    int never_sent = !u->connected || tls_unfinished;
+    char why[320];
+    if (c->tls && c->tls->failed) {
+        snprintf(why, sizeof(why), "TLS handshake with upstream %s failed: %s", u->name,
+                 mesh_tls_reason(c->tls));
+        if (u->ep)
+            mark_down(u->w, u->ep, why);
+    } else if (never_sent) {
         snprintf(why, sizeof(why), "cannot connect to upstream %s", u->name);
-    else
+    } else {
         snprintf(why, sizeof(why), "connection to upstream %s lost", u->name);
+    }
     if (u->ep) {
         pxy_list_remove(&u->link); /* from conns or retired: no new call comes here */
         if (!u->retired)
