@@ -6,6 +6,7 @@
  */
 #include "transport/h2_conn.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -509,9 +510,29 @@ static void flush_now(mesh_h2_conn_t *c)
 
 /* Plaintext of a batch is gathered here before encryption (one SSL_write per scratch-full rather
  * than one record per frame). Per thread, not the shared read buffer: a connection may flush
- * while nghttp2 still parses another connection's input in that buffer. */
+ * while nghttp2 still parses another connection's input in that buffer. Allocated on a thread's
+ * first TLS write (a static thread-local array would be zeroed, so resident, in every thread of
+ * every node, TLS or not) and freed when the thread ends. */
 #define TLS_SCRATCH (32 * 1024)
-static _Thread_local uint8_t tls_scratch[TLS_SCRATCH];
+static _Thread_local uint8_t *tls_scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void)
+{
+    pthread_key_create(&scratch_key, free);
+}
+
+static uint8_t *scratch(void)
+{
+    if (!tls_scratch) {
+        pthread_once(&scratch_once, scratch_key_init);
+        tls_scratch = malloc(TLS_SCRATCH);
+        if (tls_scratch)
+            pthread_setspecific(scratch_key, tls_scratch);
+    }
+    return tls_scratch;
+}
 
 int mesh_h2_conn_set_tls(mesh_h2_conn_t *c, struct mesh_tls_ctx *ctx, const char *server_name,
                          const char *where)
@@ -601,6 +622,9 @@ static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
 /* Encrypts the batch (then releases it: its chunks are no longer needed). */
 static int tls_seal(mesh_h2_conn_t *c)
 {
+    uint8_t *buf = scratch();
+    if (!buf)
+        return -1;
     size_t fill = 0;
     for (int i = 0; i < c->n_segs; i++) {
         mesh_h2_seg_t *s = &c->segs[i];
@@ -608,18 +632,18 @@ static int tls_seal(mesh_h2_conn_t *c)
         size_t n = s->len;
         while (n > 0) {
             if (fill == TLS_SCRATCH) {
-                if (mesh_tls_write(c->tls, tls_scratch, fill) < 0)
+                if (mesh_tls_write(c->tls, buf, fill) < 0)
                     return -1;
                 fill = 0;
             }
             size_t k = n < TLS_SCRATCH - fill ? n : TLS_SCRATCH - fill;
-            memcpy(tls_scratch + fill, p, k);
+            memcpy(buf + fill, p, k);
             fill += k;
             p += k;
             n -= k;
         }
     }
-    int rv = fill ? mesh_tls_write(c->tls, tls_scratch, fill) : 0;
+    int rv = fill ? mesh_tls_write(c->tls, buf, fill) : 0;
     batch_reset(c);
     return rv;
 }
