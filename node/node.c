@@ -1083,6 +1083,16 @@ void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *c
     n->engine_hook_arg = arg;
 }
 
+struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n)
+{
+    return node_tls_http(n->tls);
+}
+
+int mesh_node_tls_http_wanted(const mesh_node_t *n)
+{
+    return node_tls_listener(n->tls);
+}
+
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe)
 {
     n->fe = *fe;

@@ -18,6 +18,8 @@
 struct node_tls {
     mesh_tls_holder_t *server;   /* client-facing listener; NULL: none */
     mesh_tls_holder_t *upstream; /* upstream connections; NULL: h2c */
+    mesh_tls_holder_t *http;     /* HTTP listeners (ALPN h2,http/1.1), made when asked for */
+    mesh_tls_conf_t server_conf; /* what server was made from (strings: the options') */
     char listen_host[256];       /* tls.listen's host; "" when --listen is TLS */
     int listen_port;
     char *upstream_name;
@@ -58,6 +60,7 @@ int node_tls_new(const mesh_config_t *cfg, node_tls_t **out)
                              .ca_file = o->ca,
                              .client_auth = client_auth_of(o->client_auth),
                              .alpn = "h2"};
+        t->server_conf = c;
         t->server = mesh_tls_holder_new(&c, 1, err, sizeof(err));
         if (!t->server) {
             mesh_error(ACTOR, "TLS listener: %s", err);
@@ -104,6 +107,7 @@ void node_tls_free(node_tls_t *t)
         return;
     mesh_tls_holder_free(t->server);
     mesh_tls_holder_free(t->upstream);
+    mesh_tls_holder_free(t->http);
     free(t->upstream_name);
     free(t);
 }
@@ -117,6 +121,21 @@ void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port)
     pc->tls_listen_port = port ? port : t->listen_port;
     pc->upstream_tls = t->upstream;
     pc->upstream_tls_name = t->upstream_name;
+}
+
+mesh_tls_holder_t *node_tls_http(node_tls_t *t)
+{
+    if (!t || !t->server)
+        return NULL;
+    if (!t->http) {
+        mesh_tls_conf_t c = t->server_conf;
+        c.alpn = "h2,http/1.1";
+        char err[768];
+        t->http = mesh_tls_holder_new(&c, 1, err, sizeof(err));
+        if (!t->http)
+            mesh_error(ACTOR, "HTTP listener: %s", err);
+    }
+    return t->http;
 }
 
 static void reload_one(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)
@@ -140,6 +159,7 @@ void node_tls_reload(node_tls_t *t, int force)
         return;
     reload_one(t, t->server, "TLS listener", force);
     reload_one(t, t->upstream, "upstream TLS", force);
+    reload_one(t, t->http, "HTTP listener", force);
 }
 
 uint64_t node_tls_poll_ms(const node_tls_t *t)
@@ -170,7 +190,8 @@ void node_tls_metrics(void *ud, prom_t *p)
         prom_sample_u64(p, "meshd_tls_handshake_failures_total", &l, 1, counts[i]);
     }
     uint64_t reloads = (t->server ? mesh_tls_holder_reloads(t->server) : 0) +
-                       (t->upstream ? mesh_tls_holder_reloads(t->upstream) : 0);
+                       (t->upstream ? mesh_tls_holder_reloads(t->upstream) : 0) +
+                       (t->http ? mesh_tls_holder_reloads(t->http) : 0);
     prom_one(p, "meshd_tls_reloads_total", PROM_COUNTER,
              "certificate reloads that put new certificates in use", (double)reloads);
     prom_one(p, "meshd_tls_reload_failures_total", PROM_COUNTER,

@@ -25,6 +25,11 @@ void node_tls_free(node_tls_t *t);
  *  listener's port to use (0 before the first worker picked one). */
 void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port);
 
+/** The context holder of HTTP listeners (the gateway's: ALPN h2 and http/1.1, the same files),
+ *  made on first use; NULL when no listener certificate is configured, or (logged) when it cannot
+ *  be made. On the thread that sets the node up. */
+struct mesh_tls_holder *node_tls_http(node_tls_t *t);
+
 /** Reloads the contexts whose files changed, or all of them (force, SIGHUP); logs what it did.
  *  On the control loop. */
 void node_tls_reload(node_tls_t *t, int force);

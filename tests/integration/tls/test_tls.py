@@ -15,6 +15,8 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   rotation       new certificate files while a load loop runs; SIGHUP, then a change picked up
                  by the file check alone: 0 failed calls, new handshakes see the new certificate
   resumption     a second connection resumes the first one's session (a ticket)
+  gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
+                 --http1.1) and h2 (curl --http2), answered from a real grpcio server
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
                  sidecar requires a client certificate, the proxy shows one (and a proxy
                  without one is refused)
@@ -342,6 +344,51 @@ def case_mesh_hop(c):
     wait_until(lambda: "peer did not return a certificate" in sc.output(), 10,
                "the sidecar's log line")
     check(True, "...and the sidecar logs why: peer did not return a certificate")
+
+
+def case_gateway(c):
+    gwdir = os.path.join(ROOT, "tests", "integration", "gateway")
+    desc = os.path.join(c.dir, "library.pb")
+    subprocess.run(["protoc", "-I" + os.path.join(gwdir, "protos"),
+                    "-I" + os.path.join(ROOT, "tests", "unit", "gateway_route", "protos"),
+                    "-I/usr/include", "--include_imports", "--descriptor_set_out=" + desc,
+                    "gwtest/v1/library.proto"], check=True)
+    bport = free_port()
+    c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
+                        "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
+    wait_until(lambda: _accepting(bport), 20, "the library server")
+    port = free_port()
+    gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--workers", "2", "--descriptor-set", desc, "--log-format", "text",
+                             "--audit-file", os.path.join(c.dir, "gw.audit"),
+                             "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key")])
+    wait_until(lambda: _accepting(port), 20, "the gateway")
+    url = "https://localhost:%d/v1/shelves/1/books/2" % port
+    for flag, proto in (("--http1.1", "1.1"), ("--http2", "2")):
+        out = subprocess.run(["curl", "-sS", flag, "--cacert", c.c("ca.pem"), "-o", "/dev/null",
+                              "-w", "%{http_code} %{http_version}", url],
+                             capture_output=True, text=True, timeout=30)
+        check(out.stdout.strip() == "200 " + proto,
+              "curl %s over TLS: %s %s" % (flag, out.stdout.strip(), out.stderr.strip()))
+    out = subprocess.run(["curl", "-sS", "--http1.1", "--cacert", c.c("ca.pem"), url],
+                         capture_output=True, text=True, timeout=30)
+    check('"name":"shelves/1/books/2"' in out.stdout.replace(" ", ""),
+          "the JSON answer came through: " + out.stdout[:80])
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                          "http://127.0.0.1:%d/v1/shelves/1/books/2" % port],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() != "200", "plain HTTP on the TLS port is refused (%s)" %
+          (out.stdout.strip() or out.stderr.strip()))
+    check(gw.alive(), "the gateway is still up")
+
+
+def _accepting(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
