@@ -75,6 +75,7 @@
     X(ssl_get0_param, X509_VERIFY_PARAM *, SSL_get0_param, (SSL *s))                               \
     X(ssl_session_reused, int, SSL_session_reused, (const SSL *s))                                 \
     X(ssl_get_version, const char *, SSL_get_version, (const SSL *s))                              \
+    X(ssl_set_verify, void, SSL_set_verify, (SSL *s, int mode, SSL_verify_cb cb))                  \
     X(ssl_get1_session, SSL_SESSION *, SSL_get1_session, (SSL *s))                                 \
     X(ssl_set_session, int, SSL_set_session, (SSL *s, SSL_SESSION *sess))                          \
     X(session_free, void, SSL_SESSION_free, (SSL_SESSION *sess))                                   \

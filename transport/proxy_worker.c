@@ -349,37 +349,18 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
 
     if (w->cfg.no_listener)
         goto listening; /* calls come from a front end on this loop (transport/proxy_call.h) */
-    struct sockaddr_storage sa;
-    if (uv_ip4_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in6 *)&sa) != 0) {
-        mesh_error(ACTOR, "worker %d: bad listen host %s", w->cfg.worker_index, w->listen_host);
-        goto fail;
-    }
-    int rv = uv_tcp_init_ex(loop, &w->listener, sa.ss_family);
-    if (rv < 0)
-        goto fail_uv;
-    w->listener.data = w;
-    w->listening = 1;
-    w->n_handles++;
-    uv_os_fd_t fd;
-    int one = 1;
-    if (uv_fileno((uv_handle_t *)&w->listener, &fd) == 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    rv = uv_tcp_bind(&w->listener, (const struct sockaddr *)&sa, 0);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    int rv = listen_on(w, &w->listener, &w->listening, w->listen_host, w->cfg.listen_port,
+                       on_connection, &w->port);
     if (rv < 0) {
         mesh_error(ACTOR, "worker %d: cannot listen on %s:%d: %s", w->cfg.worker_index,
-                   w->listen_host, w->cfg.listen_port, uv_strerror(rv));
+                   w->listen_host, w->cfg.listen_port,
+                   !w->listening && rv == UV_EINVAL ? "not an IP address" : uv_strerror(rv));
+        if (!w->listening)
+            goto fail; /* no handle yet: freed now */
         w->freeing = 1;
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+        close_listeners(w);
         return NULL; /* released when the loop runs the close */
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &blen);
-    w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port);
     mesh_info(ACTOR, "worker %d listening on %s:%d%s", w->cfg.worker_index, w->listen_host, w->port,
               w->cfg.tls && !w->cfg.tls_listen_host ? " (TLS)" : "");
     if (w->cfg.tls && w->cfg.tls_listen_host) {
@@ -406,8 +387,6 @@ listening:
                   w->default_upstream);
     }
     return w;
-fail_uv:
-    mesh_error(ACTOR, "worker %d: listener: %s", w->cfg.worker_index, uv_strerror(rv));
 fail:
     mesh_cs_free(&w->cs);
     if (w->ds_cbs)

@@ -64,6 +64,10 @@ struct mesh_tls_ctx {
  *  that does not match, a CA that does not verify the certificate. */
 mesh_tls_ctx_t *mesh_tls_ctx_new(const mesh_tls_conf_t *conf, int server, char *err, size_t errlen);
 
+/** Server contexts: to takes from's session ticket keys, so tickets issued before a reload still
+ *  resume after it. */
+void mesh_tls_ctx_share_tickets(mesh_tls_ctx_t *from, mesh_tls_ctx_t *to);
+
 void mesh_tls_ctx_ref(mesh_tls_ctx_t *ctx);
 void mesh_tls_ctx_unref(mesh_tls_ctx_t *ctx);
 

@@ -292,6 +292,16 @@ fail:
     return NULL;
 }
 
+void mesh_tls_ctx_share_tickets(mesh_tls_ctx_t *from, mesh_tls_ctx_t *to)
+{
+    unsigned char keys[80]; /* name, HMAC and AES keys: OpenSSL's 80-byte layout */
+    if (!from || !to || !from->server || !to->server)
+        return;
+    if (from->S->ctx_ctrl(from->ssl_ctx, SSL_CTRL_GET_TLSEXT_TICKET_KEYS, sizeof(keys), keys) > 0)
+        to->S->ctx_ctrl(to->ssl_ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEYS, sizeof(keys), keys);
+    memset(keys, 0, sizeof(keys));
+}
+
 void mesh_tls_ctx_ref(mesh_tls_ctx_t *ctx)
 {
     atomic_fetch_add(&ctx->refs, 1);

@@ -131,6 +131,7 @@ int mesh_tls_holder_reload(mesh_tls_holder_t *h, int force, char *err, size_t er
     if (!next)
         return -1;
     pthread_mutex_lock(&h->lock);
+    mesh_tls_ctx_share_tickets(h->cur, next); /* clients' tickets keep resuming */
     mesh_tls_ctx_t *old = h->cur;
     h->cur = next;
     pthread_mutex_unlock(&h->lock);

@@ -326,6 +326,37 @@ static void test_holder_reload(void)
     cur = mesh_tls_holder_get(h);
     CHECK(cur != first);
     CHECK_EQ(mesh_tls_holder_reload(h, 1, err, sizeof(err)), 1); /* forced (SIGHUP) */
+    /* A ticket from the context before the reloads resumes on the one after them. */
+    {
+        const mesh_ssl_t *S = mesh_ssl(NULL, 0);
+        mesh_tls_ctx_t *cc = client_ctx("ca.pem", NULL, "h2");
+        mesh_tls_ctx_t *now = mesh_tls_holder_get(h);
+        SSL_SESSION *sess = NULL;
+        mesh_tls_ctx_t *servers[2] = {first, now};
+        for (int i = 0; i < 2; i++) {
+            mesh_tls_t s, c;
+            CHECK_EQ(mesh_tls_init(&s, servers[i], NULL), 0);
+            CHECK_EQ(mesh_tls_init(&c, cc, NULL), 0);
+            S->ssl_set_verify(c.ssl, SSL_VERIFY_NONE, NULL); /* (live.pem is client.pem) */
+            if (sess)
+                CHECK_EQ(S->ssl_set_session(c.ssl, sess), 1);
+            int rc, rs;
+            handshake(&c, &s, &rc, &rs);
+            CHECK_EQ(rc, MESH_TLS_DONE);
+            CHECK_EQ(rs, MESH_TLS_DONE);
+            uint8_t buf[16];
+            CHECK_EQ(mesh_tls_read(&c, buf, sizeof(buf)), MESH_TLS_WANT);
+            CHECK_EQ(mesh_tls_resumed(&s), i == 1);
+            if (!sess)
+                sess = S->ssl_get1_session(c.ssl);
+            mesh_tls_close(&c);
+            mesh_tls_destroy(&c);
+            mesh_tls_destroy(&s);
+        }
+        S->session_free(sess);
+        mesh_tls_ctx_unref(now);
+        mesh_tls_ctx_unref(cc);
+    }
     CHECK_EQ(mesh_tls_holder_reloads(h), 2);
     mesh_tls_ctx_unref(cur);
     mesh_tls_ctx_unref(first);
