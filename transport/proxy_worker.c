@@ -551,6 +551,10 @@ void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void 
         l = l->next;
         if (d->h2.closing || !d->h2.session)
             continue;
+        if (d->h2.tls && !d->h2.tls->established) {
+            mesh_h2_conn_close(&d->h2); /* mid-handshake: no call on it, nothing to finish */
+            continue;
+        }
         d->draining = 1;
         nghttp2_submit_goaway(d->h2.session, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(d->h2.session),
