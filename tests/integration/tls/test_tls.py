@@ -16,7 +16,8 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
                  by the file check alone: 0 failed calls, new handshakes see the new certificate
   resumption     a second connection resumes the first one's session (a ticket)
   gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
-                 --http1.1) and h2 (curl --http2), answered from a real grpcio server
+                 --http1.1) and h2 (curl --http2), and gRPC over TLS on --grpc-listen, answered
+                 by a real grpcio server
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
                  sidecar requires a client certificate, the proxy shows one (and a proxy
                  without one is refused)
@@ -357,8 +358,9 @@ def case_gateway(c):
     c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
                         "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
     wait_until(lambda: _accepting(bport), 20, "the library server")
-    port = free_port()
+    port, gport = free_port(), free_port()
     gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--grpc-listen", "127.0.0.1:%d" % gport,
                              "--workers", "2", "--descriptor-set", desc, "--log-format", "text",
                              "--audit-file", os.path.join(c.dir, "gw.audit"),
                              "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
@@ -380,6 +382,13 @@ def case_gateway(c):
                          capture_output=True, text=True, timeout=30)
     check(out.stdout.strip() != "200", "plain HTTP on the TLS port is refused (%s)" %
           (out.stdout.strip() or out.stderr.strip()))
+    # its gRPC listener (--grpc-listen) serves TLS too (ALPN h2 only): a raw call to GetBook
+    # with a name field (GetBookRequest field 1) is answered by the library server
+    ch = grpc.secure_channel("127.0.0.1:%d" % gport, c.creds())
+    get = ch.unary_unary("/gwtest.v1.Library/GetBook")
+    reply = get(b"\x0a\x11shelves/1/books/2", timeout=10)
+    ch.close()
+    check(b"shelves/1/books/2" in reply, "gRPC over TLS on --grpc-listen: GetBook answered")
     check(gw.alive(), "the gateway is still up")
 
 
