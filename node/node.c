@@ -1301,6 +1301,15 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
         mesh_error("node", "cannot create the admin API");
         return -1;
     }
+    if (mesh_admin_options(n->cfg)->tls) {
+        struct mesh_tls_holder *h = node_tls_admin(n->tls);
+        if (!h) {
+            if (!node_tls_listener(n->tls))
+                mesh_error("node", "admin-tls: needs --tls-cert and --tls-key");
+            return -1;
+        }
+        mesh_admin_set_tls(n->admin, h);
+    }
     return mesh_admin_listen(n->admin, spec);
 }
 

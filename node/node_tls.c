@@ -19,6 +19,7 @@ struct node_tls {
     mesh_tls_holder_t *server;   /* client-facing listener; NULL: none */
     mesh_tls_holder_t *upstream; /* upstream connections; NULL: h2c */
     mesh_tls_holder_t *http;     /* HTTP listeners (ALPN h2,http/1.1), made when asked for */
+    mesh_tls_holder_t *admin;    /* the admin API (ALPN http/1.1), made when asked for */
     mesh_tls_conf_t server_conf; /* what server was made from (strings: the options') */
     char listen_host[256];       /* tls.listen's host; "" when --listen is TLS */
     int listen_port;
@@ -108,6 +109,7 @@ void node_tls_free(node_tls_t *t)
     mesh_tls_holder_free(t->server);
     mesh_tls_holder_free(t->upstream);
     mesh_tls_holder_free(t->http);
+    mesh_tls_holder_free(t->admin);
     free(t->upstream_name);
     free(t);
 }
@@ -123,19 +125,31 @@ void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port)
     pc->upstream_tls_name = t->upstream_name;
 }
 
-mesh_tls_holder_t *node_tls_http(node_tls_t *t)
+/* A holder on the listener's files with another ALPN list, made once. */
+static mesh_tls_holder_t *variant(node_tls_t *t, mesh_tls_holder_t **slot, const char *alpn,
+                                  const char *what)
 {
     if (!t || !t->server)
         return NULL;
-    if (!t->http) {
+    if (!*slot) {
         mesh_tls_conf_t c = t->server_conf;
-        c.alpn = "h2,http/1.1";
+        c.alpn = alpn;
         char err[768];
-        t->http = mesh_tls_holder_new(&c, 1, err, sizeof(err));
-        if (!t->http)
-            mesh_error(ACTOR, "HTTP listener: %s", err);
+        *slot = mesh_tls_holder_new(&c, 1, err, sizeof(err));
+        if (!*slot)
+            mesh_error(ACTOR, "%s: %s", what, err);
     }
-    return t->http;
+    return *slot;
+}
+
+mesh_tls_holder_t *node_tls_http(node_tls_t *t)
+{
+    return variant(t, t ? &t->http : NULL, "h2,http/1.1", "HTTP listener");
+}
+
+mesh_tls_holder_t *node_tls_admin(node_tls_t *t)
+{
+    return variant(t, t ? &t->admin : NULL, "http/1.1", "admin API");
 }
 
 static void reload_one(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)
@@ -160,6 +174,7 @@ void node_tls_reload(node_tls_t *t, int force)
     reload_one(t, t->server, "TLS listener", force);
     reload_one(t, t->upstream, "upstream TLS", force);
     reload_one(t, t->http, "HTTP listener", force);
+    reload_one(t, t->admin, "admin API", force);
 }
 
 uint64_t node_tls_poll_ms(const node_tls_t *t)
@@ -191,7 +206,8 @@ void node_tls_metrics(void *ud, prom_t *p)
     }
     uint64_t reloads = (t->server ? mesh_tls_holder_reloads(t->server) : 0) +
                        (t->upstream ? mesh_tls_holder_reloads(t->upstream) : 0) +
-                       (t->http ? mesh_tls_holder_reloads(t->http) : 0);
+                       (t->http ? mesh_tls_holder_reloads(t->http) : 0) +
+                       (t->admin ? mesh_tls_holder_reloads(t->admin) : 0);
     prom_one(p, "meshd_tls_reloads_total", PROM_COUNTER,
              "certificate reloads that put new certificates in use", (double)reloads);
     prom_one(p, "meshd_tls_reload_failures_total", PROM_COUNTER,

@@ -30,6 +30,9 @@ void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port);
  *  be made. On the thread that sets the node up. */
 struct mesh_tls_holder *node_tls_http(node_tls_t *t);
 
+/** The same for the admin API (ALPN http/1.1 only). */
+struct mesh_tls_holder *node_tls_admin(node_tls_t *t);
+
 /** Reloads the contexts whose files changed, or all of them (force, SIGHUP); logs what it did.
  *  On the control loop. */
 void node_tls_reload(node_tls_t *t, int force);

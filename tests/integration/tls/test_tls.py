@@ -18,6 +18,8 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
                  --http1.1) and h2 (curl --http2), and gRPC over TLS on --grpc-listen, answered
                  by a real grpcio server
+  admin          --admin-tls: the admin API over TLS (curl, `meshd routes --admin-ca`), plain
+                 HTTP refused; /metrics over TLS carries the TLS families
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
                  sidecar requires a client certificate, the proxy shows one (and a proxy
                  without one is refused)
@@ -390,6 +392,39 @@ def case_gateway(c):
     ch.close()
     check(b"shelves/1/books/2" in reply, "gRPC over TLS on --grpc-listen: GetBook answered")
     check(gw.alive(), "the gateway is still up")
+
+
+def case_admin(c):
+    app = c.backend("py1")
+    admin = free_port()
+    p = c.start("proxy", [c.args.meshd, "proxy", "--listen", "127.0.0.1:0", "--workers", "1",
+                          "--static", "meshd.test.Echo=" + app.addr, "--log-format", "text",
+                          "--audit-file", os.path.join(c.dir, "p.audit"),
+                          "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                          "--admin-listen", "127.0.0.1:%d" % admin, "--admin-tls"])
+    p.wait_line(r"admin API on", 20)
+    base = "https://127.0.0.1:%d" % admin
+    out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), "-o", "/dev/null", "-w",
+                          "%{http_code} %{http_version}", base + "/v1/node"],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() == "200 1.1", "GET /v1/node over TLS: %s %s" %
+          (out.stdout.strip(), out.stderr.strip()))
+    out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), base + "/metrics"],
+                         capture_output=True, text=True, timeout=30)
+    check('meshd_tls_handshake_failures_total{reason="verify"}' in out.stdout,
+          "/metrics over TLS carries meshd_tls_handshake_failures_total")
+    r = subprocess.run([c.args.meshd, "routes", "--admin", "127.0.0.1:%d" % admin, "--admin-ca",
+                        c.c("ca.pem")], capture_output=True, text=True, timeout=30,
+                       env=meshd_env())
+    check(r.returncode == 0 and "meshd.test.Echo" in r.stdout,
+          "meshd routes --admin-ca over TLS: exit %d, lists the service" % r.returncode)
+    r = subprocess.run([c.args.meshd, "routes", "--admin", "127.0.0.1:%d" % admin],
+                       capture_output=True, text=True, timeout=30, env=meshd_env())
+    check(r.returncode != 0, "without --admin-ca (plain HTTP) it fails: " +
+          r.stderr.strip().splitlines()[-1][:100])
+    wait_until(lambda: "admin: TLS handshake with 127.0.0.1 failed" in p.output(), 10,
+               "the refused plain request logged")
+    check(True, "...and the node logs the plain-HTTP handshake failure")
 
 
 def _accepting(port):
