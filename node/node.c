@@ -1088,6 +1088,11 @@ struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n)
     return node_tls_http(n->tls);
 }
 
+struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n)
+{
+    return node_tls_admin(n->tls);
+}
+
 int mesh_node_tls_http_wanted(const mesh_node_t *n)
 {
     return node_tls_listener(n->tls);

@@ -84,6 +84,9 @@ struct mesh_tls_holder;
  *  create, during mesh_node_listen. */
 struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n);
 
+/** The same for plain HTTP/1.1 servers (the admin API, the probes: ALPN http/1.1 only). */
+struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n);
+
 /** 1 when the node's listeners are to serve TLS (--tls-cert). */
 int mesh_node_tls_http_wanted(const mesh_node_t *n);
 

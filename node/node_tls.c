@@ -127,13 +127,15 @@ void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port)
 
 /* A holder on the listener's files with another ALPN list, made once. */
 static mesh_tls_holder_t *variant(node_tls_t *t, mesh_tls_holder_t **slot, const char *alpn,
-                                  const char *what)
+                                  int same_client_auth, const char *what)
 {
     if (!t || !t->server)
         return NULL;
     if (!*slot) {
         mesh_tls_conf_t c = t->server_conf;
         c.alpn = alpn;
+        if (!same_client_auth)
+            c.client_auth = MESH_TLS_CLIENT_AUTH_NONE;
         char err[768];
         *slot = mesh_tls_holder_new(&c, 1, err, sizeof(err));
         if (!*slot)
@@ -144,12 +146,13 @@ static mesh_tls_holder_t *variant(node_tls_t *t, mesh_tls_holder_t **slot, const
 
 mesh_tls_holder_t *node_tls_http(node_tls_t *t)
 {
-    return variant(t, t ? &t->http : NULL, "h2,http/1.1", "HTTP listener");
+    return variant(t, t ? &t->http : NULL, "h2,http/1.1", 1, "HTTP listener");
 }
 
 mesh_tls_holder_t *node_tls_admin(node_tls_t *t)
 {
-    return variant(t, t ? &t->admin : NULL, "http/1.1", "admin API");
+    /* No client certificates: the admin API has its token, and the kubelet's probes have none. */
+    return variant(t, t ? &t->admin : NULL, "http/1.1", 0, "admin API");
 }
 
 static void reload_one(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)

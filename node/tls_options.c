@@ -83,6 +83,13 @@ static const mesh_config_opt_t opts[] = {
      .off = O(upstream_key),
      .roles = ROLES,
      .help = "PEM private key of --tls-upstream-cert"},
+    {.name = "tls.probe",
+     .type = MESH_OPT_BOOL,
+     .off = O(probe),
+     .def = "false",
+     .roles = MESH_ROLE_SIDECAR,
+     .help = "the probes (--probe-listen) serve HTTPS too, with --tls-cert (a Kubernetes probe "
+             "then says scheme: HTTPS)"},
     {.name = "tls.upstream-server-name",
      .type = MESH_OPT_STR,
      .off = O(upstream_name),

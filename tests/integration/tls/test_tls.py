@@ -22,7 +22,7 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
                  HTTP refused; /metrics over TLS carries the TLS families
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
                  sidecar requires a client certificate, the proxy shows one (and a proxy
-                 without one is refused)
+                 without one is refused); the sidecar's probes over HTTPS (--tls-probe)
 """
 import os
 import re
@@ -333,8 +333,22 @@ def case_mesh_hop(c):
                              "--health-interval", "300ms", "--log-format", "text",
                              "--audit-file", os.path.join(c.dir, "sidecar.audit"),
                              "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
-                             "--tls-ca", c.c("ca.pem"), "--tls-client-auth", "require"])
+                             "--tls-ca", c.c("ca.pem"), "--tls-client-auth", "require",
+                             "--tls-probe"])
     sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc_port, 20)
+    sc.wait_line(r"probes /livez /readyz on", 20)
+
+    def probe(path):
+        out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), "-o", "/dev/null", "-w",
+                              "%{http_code}", "https://127.0.0.1:%d%s" % (probe_port, path)],
+                             capture_output=True, text=True, timeout=30)
+        return out.stdout.strip()
+    probe_port = int(re.search(r"probes /livez /readyz on 127\.0\.0\.1:(\d+)",
+                               sc.output()).group(1))
+    check(probe("/livez") == "200", "--tls-probe: GET /livez over HTTPS (no client certificate "
+          "asked: the kubelet has none): 200")
+    wait_until(lambda: probe("/readyz") == "200", 20, "ready over HTTPS")
+    check(True, "GET /readyz over HTTPS: 200 once the app is healthy")
     route = "meshd.test.Echo=127.0.0.1:%d" % sc_port
     p = c.proxy("--static", route, "--tls-upstream-ca", c.c("ca.pem"), "--tls-upstream-cert",
                 c.c("client.pem"), "--tls-upstream-key", c.c("client.key"))
