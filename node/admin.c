@@ -331,6 +331,11 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
     return a;
 }
 
+void mesh_admin_set_tls(mesh_admin_t *a, struct mesh_tls_holder *tls)
+{
+    h1_server_set_tls(a->http, tls);
+}
+
 int mesh_admin_listen(mesh_admin_t *a, const char *spec)
 {
     char host[256];

@@ -58,6 +58,11 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop);
  */
 int mesh_admin_listen(mesh_admin_t *a, const char *spec);
 
+struct mesh_tls_holder;
+
+/** Serves the API over TLS with the holder's current context (--admin-tls); before listening. */
+void mesh_admin_set_tls(mesh_admin_t *a, struct mesh_tls_holder *tls);
+
 /**
  * Requires "Authorization: Bearer <token>" on every endpoint but /livez and /readyz (compared
  * in constant time; others get 401 {"error": ...} with WWW-Authenticate: Bearer). token NULL

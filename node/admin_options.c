@@ -105,6 +105,13 @@ static const mesh_config_opt_t opts[] = {
      .help = "file holding a bearer token every admin endpoint but /livez and /readyz then "
              "requires (Authorization: Bearer TOKEN)",
      .check = check_token_file},
+    {.name = "admin.tls",
+     .type = MESH_OPT_BOOL,
+     .off = offsetof(mesh_admin_options_t, tls),
+     .def = "false",
+     .roles = MESH_ROLE_PROXY | MESH_ROLE_SIDECAR | MESH_ROLE_GATEWAY,
+     .help = "serve the admin API over TLS (HTTP/1.1) with --tls-cert and --tls-key; the CLI "
+             "commands then need --admin-ca"},
 };
 
 const mesh_config_section_t mesh_admin_options_section = {

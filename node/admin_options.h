@@ -24,6 +24,7 @@
 typedef struct mesh_admin_options {
     char *listen;     /* admin.listen: NULL when the admin API is off */
     char *token_file; /* admin.token-file: NULL when no token is required */
+    int tls;          /* admin.tls: serve over TLS with --tls-cert (node/node_tls.h) */
 } mesh_admin_options_t;
 
 /** Longest admin token accepted, in bytes. */

@@ -13,6 +13,7 @@
 #include "node/admin.h"
 #include "node/ca_options.h"
 #include "node/control_metrics.h"
+#include "node/tls_options.h"
 
 void node_control_init(node_control_t *c)
 {
@@ -231,6 +232,14 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
     a->rpc_arg = mesh_node_exec(node);
     a->exec = mesh_node_exec(node);
     a->audit = &c->audit;
+    if (mesh_tls_options(cfg)->probe) {
+        a->probe_tls = mesh_node_tls_admin(node);
+        if (!a->probe_tls) {
+            if (!mesh_node_tls_http_wanted(node))
+                mesh_error("sidecar", "tls-probe: needs --tls-cert and --tls-key");
+            return -1;
+        }
+    }
     return add_child(c, &sc_actor_ops, a, 0, NULL);
 }
 

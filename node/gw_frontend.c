@@ -22,6 +22,9 @@ static void *fe_create(void *arg, int worker, uv_loop_t *loop, mesh_proxy_worker
     gw_front_config_t c = g->fcfg;
     c.port = g->http_port;
     c.worker_index = worker;
+    c.http.tls = mesh_node_tls_http(g->node);
+    if (!c.http.tls && mesh_node_tls_http_wanted(g->node))
+        return NULL; /* the certificate did not load (logged) */
     gw_front_t *f = gw_front_new(loop, engine, &c);
     if (f)
         g->http_port = gw_front_port(f); /* port 0: the first worker picks, the others share */

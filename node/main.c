@@ -18,6 +18,7 @@
 #include "node/admin_options.h"
 #include "node/ca_options.h"
 #include "node/reflect_options.h"
+#include "node/tls_options.h"
 #include "policy/breaker_options.h"
 #include "transport/lb_options.h"
 
@@ -65,6 +66,7 @@ static const mesh_config_section_t *const sections[] = {
     &pol_breaker_options_section, &mesh_admin_options_section, &gsp_options_section,
     &audit_options_section,       &mon_options_section,        &gw_options_section,
     &mesh_lb_options_section,     &mesh_ca_options_section,    &reflect_options_section,
+    &mesh_tls_options_section,
 };
 
 static void usage(FILE *out)

@@ -43,6 +43,7 @@
 #include "node/health_local.h"
 #include "node/node_metrics.h"
 #include "node/node_msgs.h"
+#include "node/node_tls.h"
 #include "policy/breaker.h"
 #include "policy/chain.h"
 #include "policy/jwks_fetch.h"
@@ -86,6 +87,8 @@ struct mesh_node {
         lb; /* the engines' balancing (transport/lb.h), from --lb, --route-subset, --zone */
     char listen_host[256];
     int port;
+    node_tls_t *tls; /* TLS contexts (node/node_tls.h); NULL: no TLS configured */
+    int tls_port;    /* the port of a TLS listener beside the h2c one; 0: none */
     int nworkers;
     node_wk_t *wk;
     mesh_actor_id_t actor;
@@ -770,6 +773,16 @@ static int node_start(mesh_actor_t *self, void *arg)
         mesh_error("node", "out of memory for the metrics");
         return -1;
     }
+    if (st->n->tls && st->n->admin &&
+        mesh_admin_add_metrics(st->n->admin, node_tls_metrics, st->n->tls) != 0) {
+        mesh_error("node", "out of memory for the metrics");
+        return -1;
+    }
+    uint64_t poll_ns = node_tls_poll_ms(st->n->tls) * 1000000ull;
+    if (poll_ns && mesh_timer_start(self, poll_ns, poll_ns, NODE_MSG_TLS_POLL, NULL) < 0) {
+        mesh_error("node", "cannot start the TLS file check timer");
+        return -1;
+    }
     st->live = st->n->nworkers;
     for (int i = 0; i < st->n->nworkers; i++)
         if (!st->n->wk[i].engine)
@@ -828,6 +841,10 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
     }
     case NODE_MSG_RELOAD:
         reload_policy(st);
+        node_tls_reload(st->n->tls, 1);
+        return 0;
+    case NODE_MSG_TLS_POLL:
+        node_tls_reload(st->n->tls, 0);
         return 0;
     case NODE_MSG_POLICY_NEW: {
         const node_policy_t *np = mesh_msg_as(m, node_policy_t);
@@ -1038,6 +1055,8 @@ int mesh_node_listen(mesh_node_t *n)
     }
     jwks_watch(n, pol_chain_conf(n->chain)->jwks_url);
     log_faults(n->chain);
+    if (node_tls_new(cfg, &n->tls) != 0)
+        return -1;
     pc->n_workers = n->nworkers;
     for (int i = 0; i < n->nworkers; i++) {
         node_wk_t *w = &n->wk[i];
@@ -1045,6 +1064,7 @@ int mesh_node_listen(mesh_node_t *n)
         pc->worker_index = i;
         mesh_proxy_config_t wc = *pc;
         wc.no_listener = n->no_listener;
+        node_tls_engine_config(n->tls, &wc, n->tls_port);
         if (n->engine_hook)
             n->engine_hook(&wc, n->engine_hook_arg);
         /* The policy chain runs first, then the role's own filter (the sidecar's breaker). */
@@ -1064,6 +1084,7 @@ int mesh_node_listen(mesh_node_t *n)
         if (n->serve_health && !(w->health = node_health_install(w->engine, i)))
             return -1;
         n->port = mesh_proxy_worker_port(w->engine);
+        n->tls_port = mesh_proxy_worker_tls_port(w->engine);
         if (n->fe.create) {
             w->fe = n->fe.create(n->fe.arg, i, loop, w->engine);
             if (!w->fe)
@@ -1082,8 +1103,11 @@ int mesh_node_listen(mesh_node_t *n)
         mesh_info("node", "%d worker%s (no gRPC listener)", n->nworkers,
                   n->nworkers == 1 ? "" : "s");
     else
-        mesh_info("node", "listening on %s:%d with %d worker%s", pc->listen_host, n->port,
+        mesh_info("node", "listening on %s:%d%s with %d worker%s", pc->listen_host, n->port,
+                  node_tls_listener(n->tls) && !n->tls_port && !n->no_listener ? " (TLS)" : "",
                   n->nworkers, n->nworkers == 1 ? "" : "s");
+    if (n->tls_port)
+        mesh_info("node", "listening on %s:%d (TLS)", node_tls_listen_host(n->tls), n->tls_port);
     return 0;
 }
 
@@ -1101,6 +1125,21 @@ void mesh_node_set_engine_hook(mesh_node_t *n, void (*fn)(mesh_proxy_config_t *c
 {
     n->engine_hook = fn;
     n->engine_hook_arg = arg;
+}
+
+struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n)
+{
+    return node_tls_http(n->tls);
+}
+
+struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n)
+{
+    return node_tls_admin(n->tls);
+}
+
+int mesh_node_tls_http_wanted(const mesh_node_t *n)
+{
+    return node_tls_listener(n->tls);
 }
 
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe)
@@ -1370,6 +1409,15 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
         mesh_error("node", "cannot create the admin API");
         return -1;
     }
+    if (mesh_admin_options(n->cfg)->tls) {
+        struct mesh_tls_holder *h = node_tls_admin(n->tls);
+        if (!h) {
+            if (!node_tls_listener(n->tls))
+                mesh_error("node", "admin-tls: needs --tls-cert and --tls-key");
+            return -1;
+        }
+        mesh_admin_set_tls(n->admin, h);
+    }
     return mesh_admin_listen(n->admin, spec);
 }
 
@@ -1463,5 +1511,6 @@ void mesh_node_free(mesh_node_t *n)
     }
     free(n->wk);
     mesh_lb_cfg_destroy(&n->lb);
+    node_tls_free(n->tls); /* after the engines: connections hold contexts, not the holders */
     free(n);
 }

@@ -77,6 +77,19 @@ typedef struct mesh_node_frontend {
     void *arg;
 } mesh_node_frontend_t;
 
+struct mesh_tls_holder;
+
+/** The TLS context holder for the node's HTTP listeners (ALPN h2 and http/1.1, from --tls-cert),
+ *  made on first use; NULL when TLS is not configured (or failed: logged). For a front end's
+ *  create, during mesh_node_listen. */
+struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n);
+
+/** The same for plain HTTP/1.1 servers (the admin API, the probes: ALPN http/1.1 only). */
+struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n);
+
+/** 1 when the node's listeners are to serve TLS (--tls-cert). */
+int mesh_node_tls_http_wanted(const mesh_node_t *n);
+
 /** Sets the front end (copied) every worker gets; before mesh_node_listen. */
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe);
 

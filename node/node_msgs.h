@@ -49,6 +49,8 @@ enum {
     /* node -> worker: a payload for the worker's extension number (type - NODE_MSG_EXT)
      * (mesh_node_ext_publish); NODE_MSG_EXT .. NODE_MSG_EXT + MESH_NODE_MAX_EXTS - 1 */
     NODE_MSG_EXT = 0x4E4F0030u,
+    /* node timer: check the TLS certificate files for changes (node/node_tls.h) */
+    NODE_MSG_TLS_POLL = 0x4E4F0029u,
 };
 
 typedef struct node_signal {

@@ -52,8 +52,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ud)
 
 /* GETs path from the admin at addr. Returns the HTTP status (body in *out), or -1 with the
  * reason in err. */
-static long get(const char *addr, const char *path, const char *token, buf_t *out, char *err,
-                size_t errlen)
+static long get(const char *addr, const char *path, const char *token, const char *ca, buf_t *out,
+                char *err, size_t errlen)
 {
     char host[256];
     int port;
@@ -70,8 +70,10 @@ static long get(const char *addr, const char *path, const char *token, buf_t *ou
         return -1;
     }
     char url[400];
-    snprintf(url, sizeof(url), strchr(host, ':') ? "http://[%s]:%d%s" : "http://%s:%d%s", host,
-             port, path);
+    /* With a CA the node's admin API is TLS (--admin-tls): its certificate is checked against
+     * the CA and the host given. */
+    snprintf(url, sizeof(url), strchr(host, ':') ? "%s://[%s]:%d%s" : "%s://%s:%d%s",
+             ca ? "https" : "http", host, port, path);
     char cerr[CURL_ERROR_SIZE] = "";
     c->easy_setopt(e, CURLOPT_URL, url);
     c->easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
@@ -81,6 +83,8 @@ static long get(const char *addr, const char *path, const char *token, buf_t *ou
     c->easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
     c->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     c->easy_setopt(e, CURLOPT_NOPROXY, "*"); /* a loopback admin, never through http_proxy */
+    if (ca)
+        c->easy_setopt(e, CURLOPT_CAINFO, ca);
     struct curl_slist *headers = NULL;
     char auth[MESH_ADMIN_TOKEN_MAX + 32];
     if (token) {
@@ -327,10 +331,13 @@ static int print_audit(json_t *o, FILE *out)
 static int usage(const char *cmd)
 {
     fprintf(stderr,
-            "usage: meshd %s --admin HOST:PORT [--admin-token-file PATH] [--json]\n\n"
+            "usage: meshd %s --admin HOST:PORT [--admin-token-file PATH] [--admin-ca PATH] "
+            "[--json]\n\n"
             "Asks a running node's admin API (its --admin-listen) for its %s:\n"
             "a table, or with --json the server's JSON as it is. --admin-token-file sends\n"
-            "the node's bearer token (the node's own --admin-token-file).\n",
+            "the node's bearer token (the node's own --admin-token-file). --admin-ca: the node\n"
+            "serves its admin API over TLS (--admin-tls); its certificate is checked against\n"
+            "this CA (also MESHD_ADMIN_CA).\n",
             cmd,
             strcmp(cmd, "routes") == 0    ? "routes"
             : strcmp(cmd, "members") == 0 ? "gossip members"
@@ -341,7 +348,7 @@ static int usage(const char *cmd)
 static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *), int argc,
                char **argv)
 {
-    const char *admin = NULL, *token_file = NULL;
+    const char *admin = NULL, *token_file = NULL, *ca = NULL;
     int json = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
@@ -354,6 +361,10 @@ static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *)
             token_file = argv[++i];
         } else if (strncmp(argv[i], "--admin-token-file=", 19) == 0) {
             token_file = argv[i] + 19;
+        } else if (strcmp(argv[i], "--admin-ca") == 0 && i + 1 < argc) {
+            ca = argv[++i];
+        } else if (strncmp(argv[i], "--admin-ca=", 11) == 0) {
+            ca = argv[i] + 11;
         } else {
             fprintf(stderr, "meshd %s: unknown argument '%s'\n", cmd, argv[i]);
             return usage(cmd);
@@ -377,8 +388,11 @@ static int run(const char *cmd, const char *path, int (*print)(json_t *, FILE *)
         fprintf(stderr, "meshd %s: %s\n", cmd, err);
         return 2;
     }
+    if (!ca)
+        ca = getenv("MESHD_ADMIN_CA");
     buf_t b = {0};
-    long status = get(admin, path, token_file && *token_file ? token : NULL, &b, err, sizeof(err));
+    long status = get(admin, path, token_file && *token_file ? token : NULL, ca && *ca ? ca : NULL,
+                      &b, err, sizeof(err));
     int rc = 1;
     if (status < 0) {
         fprintf(stderr, "meshd %s: cannot reach admin at %s: %s\n", cmd, admin, err);

@@ -44,6 +44,7 @@ typedef struct sc_args {
     struct mesh_exec *exec; /* the real executor, for the probe server's loop; NULL: no HTTP
                                probes (simulations) */
     audit_api_t *audit;     /* where this sidecar's audit events go (NULL: nowhere) */
+    struct mesh_tls_holder *probe_tls; /* the probes over TLS (--tls-probe); NULL: plain HTTP */
     /** Observation hook for simulations, on the actor's thread: the registration wish changed
      *  (want: the app is ready and known) or the registry confirmed (registered). */
     void (*on_state)(void *ud, int want, int registered);

@@ -19,6 +19,10 @@
 
 #include "common/log.h"
 #include "transport/h2_mem.h"
+#include "transport/tls_holder.h"
+
+/* Ciphertext is read into one buffer per server (reads are handed to TLS at once). */
+#define TLS_READ 16384
 
 typedef struct h1s_conn h1s_conn_t;
 
@@ -52,6 +56,7 @@ struct h1_srv {
     void *on_closed_ud;
     struct sockaddr_storage peer; /* of the connection being opened (h1_srv_peer) */
     mesh_h2_mem_t h2mem;          /* nghttp2's allocator for the HTTP/2 connections */
+    uint8_t *ctext;               /* TLS: the read buffer of ciphertext (TLS_READ bytes) */
 };
 
 struct h1s_conn {
@@ -73,8 +78,12 @@ struct h1s_conn {
     int reading;
     int lingering; /* FIN sent: reading and dropping until EOF */
     int pumping, again;
-    int opened; /* on_open was called */
-    int eof;    /* the client sent FIN; 2 when the core has been told */
+    int opened;       /* on_open was called */
+    int eof;          /* the client sent FIN; 2 when the core has been told */
+    mesh_tls_t *tls;  /* TLS (cfg.tls): decrypted into in, the core's output encrypted */
+    uint8_t *tls_out; /* ciphertext being written */
+    size_t tls_out_cap;
+    int tls_core_write; /* the write in flight carries the core's output (core_sent after it) */
     size_t in_len;
     char in[];
 };
@@ -158,6 +167,7 @@ static void server_maybe_free(h1_srv_t *s)
     void (*cb)(void *) = s->on_closed;
     void *ud = s->on_closed_ud;
     mesh_h2_mem_destroy(&s->h2mem);
+    free(s->ctext);
     free(s);
     if (cb)
         cb(ud);
@@ -178,6 +188,11 @@ static void on_conn_handle_closed(uv_handle_t *h)
     s->n_conns--;
     h1_conn_free(sc->core); /* requests still open hear on_error(0) */
     h2s_conn_free(sc->h2);
+    if (sc->tls) {
+        mesh_tls_destroy(sc->tls);
+        free(sc->tls);
+    }
+    free(sc->tls_out);
     upgrade_free(sc->up);
     if (sc->opened && s->h.on_close)
         s->h.on_close(sc->app_ud);
@@ -213,6 +228,15 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
  * destroy the last answer before the client reads it. */
 static void conn_linger(h1s_conn_t *sc)
 {
+    if (sc->tls && sc->tls->established) {
+        /* close_notify before the FIN: a TLS client then sees a clean end, not a truncation */
+        mesh_tls_close(sc->tls);
+        uint8_t alert[256];
+        size_t n = mesh_tls_out_take(sc->tls, alert, sizeof(alert));
+        uv_buf_t b = uv_buf_init((char *)alert, (unsigned)n);
+        if (n)
+            uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
+    }
     sc->lingering = 1;
     sc->in_len = 0;
     sc->shut.data = sc;
@@ -233,6 +257,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     (void)suggested;
     if (sc->lingering)
         sc->in_len = 0;
+    if (sc->tls && !sc->lingering) {
+        *buf = uv_buf_init((char *)sc->s->ctext, TLS_READ);
+        return;
+    }
     *buf = uv_buf_init(sc->in + sc->in_len, (unsigned)(sc->s->cfg.read_buffer - sc->in_len));
 }
 
@@ -261,6 +289,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     } else if (nread == 0) {
         return;
+    } else if (sc->tls) {
+        if (mesh_tls_feed(sc->tls, sc->s->ctext, (size_t)nread) < 0) {
+            conn_close(sc);
+            return;
+        }
     } else {
         sc->in_len += (size_t)nread;
     }
@@ -277,7 +310,9 @@ static void on_written(uv_write_t *wr, int status)
         conn_close(sc);
         return;
     }
-    core_sent(sc, uv_now(sc->s->loop));
+    if (!sc->tls || sc->tls_core_write)
+        core_sent(sc, uv_now(sc->s->loop));
+    sc->tls_core_write = 0;
     pump(sc);
 }
 
@@ -297,10 +332,85 @@ static void on_timer(uv_timer_t *t)
 static int conn_sniff(h1s_conn_t *sc);
 static void conn_upgrade(h1s_conn_t *sc);
 
+/* TLS: writes the ciphertext waiting (one write at a time). 0, or -1 when the connection closed. */
+static int tls_flush(h1s_conn_t *sc, int core_write)
+{
+    size_t n = mesh_tls_out_pending(sc->tls);
+    if (n == 0 || sc->writing)
+        return 0;
+    if (n > sc->tls_out_cap) {
+        uint8_t *p = realloc(sc->tls_out, n);
+        if (!p) {
+            conn_close(sc);
+            return -1;
+        }
+        sc->tls_out = p;
+        sc->tls_out_cap = n;
+    }
+    n = mesh_tls_out_take(sc->tls, sc->tls_out, n);
+    uv_buf_t b = uv_buf_init((char *)sc->tls_out, (unsigned)n);
+    sc->wr.data = sc;
+    if (uv_write(&sc->wr, (uv_stream_t *)&sc->tcp, &b, 1, on_written) < 0) {
+        conn_close(sc);
+        return -1;
+    }
+    sc->writing = 1;
+    sc->tls_core_write = core_write;
+    return 0;
+}
+
+/* TLS: advances the handshake, then decrypts into the read buffer while it has room. 0 when the
+ * core may run, -1 when it may not (handshake going on, or the connection closed). */
+static int tls_step(h1s_conn_t *sc)
+{
+    mesh_tls_t *t = sc->tls;
+    if (!t->established) {
+        int r = mesh_tls_handshake(t);
+        if (r == MESH_TLS_FAIL) {
+            mesh_tls_fail_report(t, sc->s->name, (const struct sockaddr *)&sc->peer);
+            uint8_t alert[256];
+            size_t n = mesh_tls_out_take(t, alert, sizeof(alert));
+            uv_buf_t b = uv_buf_init((char *)alert, (unsigned)n);
+            if (n && !sc->writing)
+                uv_try_write((uv_stream_t *)&sc->tcp, &b, 1);
+            conn_close(sc);
+            return -1;
+        }
+        if (tls_flush(sc, 0) < 0)
+            return -1;
+        if (r == MESH_TLS_WANT) {
+            if (!sc->reading && uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) == 0)
+                sc->reading = 1;
+            return -1;
+        }
+    }
+    while (sc->in_len < sc->s->cfg.read_buffer) {
+        ssize_t k =
+            mesh_tls_read(t, (uint8_t *)sc->in + sc->in_len, sc->s->cfg.read_buffer - sc->in_len);
+        if (k > 0) {
+            sc->in_len += (size_t)k;
+            continue;
+        }
+        if (k == MESH_TLS_WANT)
+            break;
+        if (k == MESH_TLS_CLOSED) {
+            if (!sc->eof)
+                sc->eof = 1; /* close_notify: as a FIN */
+            break;
+        }
+        mesh_debug(sc->s->name, "TLS: %s", mesh_tls_reason(t));
+        conn_close(sc);
+        return -1;
+    }
+    return 0;
+}
+
 static void pump_once(h1s_conn_t *sc)
 {
     h1_srv_t *s = sc->s;
     uint64_t now = uv_now(s->loop);
+    if (sc->tls && tls_step(sc) < 0)
+        return;
     if (!sc->core && !sc->h2 && !conn_sniff(sc)) {
         /* waiting for the first bytes (the timer closes a silent connection) */
         if (sc->closing)
@@ -330,7 +440,18 @@ static void pump_once(h1s_conn_t *sc)
         sc->eof = 2;
         core_eof(sc, now);
     }
-    if (!sc->writing) {
+    if (!sc->writing && sc->tls) {
+        const char *data;
+        size_t n = core_take_out(sc, &data, now);
+        if (n && mesh_tls_write(sc->tls, data, n) < 0) {
+            conn_close(sc);
+            return;
+        }
+        if (tls_flush(sc, n > 0) < 0)
+            return;
+        if (n && !sc->writing) /* (cannot happen: the bytes were encrypted) */
+            core_sent(sc, now);
+    } else if (!sc->writing) {
         const char *data;
         size_t n = core_take_out(sc, &data, now);
         if (n) {
@@ -710,6 +831,20 @@ static void on_connection(uv_stream_t *ls, int status)
     int plen = sizeof(sc->peer);
     if (uv_tcp_getpeername(&sc->tcp, (struct sockaddr *)&sc->peer, &plen) < 0)
         sc->peer.ss_family = AF_UNSPEC;
+    if (s->cfg.tls) {
+        mesh_tls_ctx_t *ctx = mesh_tls_holder_get(s->cfg.tls);
+        sc->tls = calloc(1, sizeof(*sc->tls));
+        if (!s->ctext)
+            s->ctext = malloc(TLS_READ);
+        if (!sc->tls || !s->ctext || mesh_tls_init(sc->tls, ctx, NULL) < 0) {
+            free(sc->tls);
+            sc->tls = NULL;
+            mesh_tls_ctx_unref(ctx);
+            conn_close(sc);
+            return;
+        }
+        mesh_tls_ctx_unref(ctx);
+    }
     uv_tcp_nodelay(&sc->tcp, 1);
     if (!s->h.on_open_h2) {
         conn_sniff(sc); /* HTTP/1.1 only: nothing to wait for */

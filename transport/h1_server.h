@@ -64,6 +64,10 @@ typedef struct {
     int reuseport;
     /** Log component; NULL means "gateway". */
     const char *name;
+    /** Non-NULL: connections are TLS with this holder's current context (transport/
+     *  tls_holder.h; ALPN "h2,http/1.1"; it must outlive the server). The first plaintext
+     *  bytes still decide between HTTP/2 and HTTP/1.1, as without TLS. */
+    struct mesh_tls_holder *tls;
 } h1_srv_config_t;
 
 /** A new server on loop (not yet listening), or NULL when out of memory. handler is copied. */

@@ -6,10 +6,12 @@
  */
 #include "transport/h2_conn.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "transport/tls.h"
 
 /* Stop adding to a batch beyond this many bytes. */
 #define BATCH_MAX_BYTES (256u * 1024)
@@ -125,6 +127,11 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles_open == 0) {
         free(c->bytes);
         c->bytes = NULL;
+        if (c->tls) {
+            mesh_tls_destroy(c->tls);
+            free(c->tls);
+            c->tls = NULL;
+        }
         c->ops->on_closed(c);
     }
 }
@@ -193,6 +200,8 @@ int mesh_h2_conn_feed(mesh_h2_conn_t *c, const uint8_t *data, size_t len)
     return 0;
 }
 
+static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n);
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     mesh_h2_conn_t *c = s->data;
@@ -206,12 +215,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         mesh_h2_live_rx(&c->live, uv_now(c->tcp.loop));
         if (c->suspect)
             suspect_sync(c); /* it spoke: not suspect any more */
-        mesh_h2_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+        if (c->tls)
+            tls_on_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        else
+            mesh_h2_conn_feed(c, (const uint8_t *)buf->base, (size_t)nread);
     }
 }
 
 int mesh_h2_conn_start(mesh_h2_conn_t *c)
 {
+    if (c->tls && !c->tls->ctx->server && mesh_tls_handshake(c->tls) == MESH_TLS_FAIL)
+        return UV_EPROTO; /* (the ClientHello could not be made) */
     int rv = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (rv == 0)
         c->reading = 1;
@@ -421,6 +435,8 @@ static void went_idle(mesh_h2_conn_t *c)
         c->ops->on_idle(c);
 }
 
+static void flush_tls(mesh_h2_conn_t *c);
+
 static void flush_now(mesh_h2_conn_t *c)
 {
     if (c->closing || !c->session)
@@ -430,6 +446,10 @@ static void flush_now(mesh_h2_conn_t *c)
         return;
     }
     c->want_flush = 0;
+    if (c->tls) {
+        flush_tls(c);
+        return;
+    }
     for (;;) {
         int full = gather(c);
         if (c->want_close) {
@@ -478,6 +498,206 @@ static void flush_now(mesh_h2_conn_t *c)
                       (unsigned)(c->n_segs - first), on_write);
         if (rv < 0) {
             batch_reset(c);
+            mesh_h2_conn_close(c);
+            return;
+        }
+        c->writing = 1;
+        return;
+    }
+}
+
+/* ---- TLS ------------------------------------------------------------------------------------ */
+
+/* Plaintext of a batch is gathered here before encryption (one SSL_write per scratch-full rather
+ * than one record per frame). Per thread, not the shared read buffer: a connection may flush
+ * while nghttp2 still parses another connection's input in that buffer. Allocated on a thread's
+ * first TLS write (a static thread-local array would be zeroed, so resident, in every thread of
+ * every node, TLS or not) and freed when the thread ends. */
+#define TLS_SCRATCH (32 * 1024)
+static _Thread_local uint8_t *tls_scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_key_init(void)
+{
+    pthread_key_create(&scratch_key, free);
+}
+
+static uint8_t *scratch(void)
+{
+    if (!tls_scratch) {
+        pthread_once(&scratch_once, scratch_key_init);
+        tls_scratch = malloc(TLS_SCRATCH);
+        if (tls_scratch)
+            pthread_setspecific(scratch_key, tls_scratch);
+    }
+    return tls_scratch;
+}
+
+int mesh_h2_conn_set_tls(mesh_h2_conn_t *c, struct mesh_tls_ctx *ctx, const char *server_name,
+                         const char *where)
+{
+    mesh_tls_t *t = calloc(1, sizeof(*t));
+    if (!t || mesh_tls_init(t, ctx, server_name) < 0) {
+        free(t);
+        return -1;
+    }
+    c->tls = t;
+    c->tls_where = where;
+    return 0;
+}
+
+static int bytes_reserve(mesh_h2_conn_t *c, size_t n)
+{
+    if (n <= c->bytes_cap)
+        return 0;
+    size_t nc = c->bytes_cap ? c->bytes_cap : 16384;
+    while (nc < n)
+        nc *= 2;
+    uint8_t *nb = realloc(c->bytes, nc);
+    if (!nb)
+        return -1;
+    c->bytes = nb;
+    c->bytes_cap = nc;
+    return 0;
+}
+
+/* The handshake failed: count and log it, send the alert if the socket takes it, close. */
+static void tls_failed(mesh_h2_conn_t *c)
+{
+    struct sockaddr_storage peer;
+    int plen = sizeof(peer);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) < 0)
+        peer.ss_family = AF_UNSPEC;
+    mesh_tls_fail_report(c->tls, c->tls_where ? c->tls_where : c->name,
+                         (const struct sockaddr *)&peer);
+    uint8_t alert[256]; /* an alert record is a few bytes */
+    size_t n = mesh_tls_out_take(c->tls, alert, sizeof(alert));
+    if (n && !c->writing) {
+        uv_buf_t b = uv_buf_init((char *)alert, (unsigned)n);
+        uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+    mesh_h2_conn_close(c);
+}
+
+/* Ciphertext from the socket: advance the handshake, then hand the plaintext to nghttp2. */
+static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
+{
+    mesh_tls_t *t = c->tls;
+    if (mesh_tls_feed(t, p, n) < 0) {
+        mesh_h2_conn_close(c);
+        return;
+    }
+    if (!t->established) {
+        int r = mesh_tls_handshake(t);
+        if (r == MESH_TLS_FAIL) {
+            tls_failed(c);
+            return;
+        }
+        mesh_h2_conn_flush(c); /* the next flight of the handshake, or (done) the SETTINGS */
+        if (r == MESH_TLS_WANT)
+            return;
+        mesh_debug("h2", "%s: %s%s", c->name, mesh_tls_version(t),
+                   mesh_tls_resumed(t) ? ", resumed" : "");
+    }
+    /* The ciphertext is in the TLS input now: the read buffer takes the plaintext. */
+    for (;;) {
+        ssize_t k = mesh_tls_read(t, c->rbuf, c->rbuf_len);
+        if (k > 0) {
+            if (mesh_h2_conn_feed(c, c->rbuf, (size_t)k) < 0)
+                return;
+            continue;
+        }
+        if (k == MESH_TLS_WANT)
+            break;
+        if (k == MESH_TLS_FAIL)
+            mesh_debug("h2", "%s: TLS: %s", c->name, mesh_tls_reason(t));
+        mesh_h2_conn_close(c); /* failed, or the peer's close_notify */
+        return;
+    }
+    if (mesh_tls_out_pending(t))
+        mesh_h2_conn_flush(c); /* TLS's own output (tickets, key updates) */
+}
+
+/* Encrypts the batch (then releases it: its chunks are no longer needed). */
+static int tls_seal(mesh_h2_conn_t *c)
+{
+    uint8_t *buf = scratch();
+    if (!buf)
+        return -1;
+    size_t fill = 0;
+    for (int i = 0; i < c->n_segs; i++) {
+        mesh_h2_seg_t *s = &c->segs[i];
+        const uint8_t *p = s->chunk ? s->data : c->bytes + s->off;
+        size_t n = s->len;
+        while (n > 0) {
+            if (fill == TLS_SCRATCH) {
+                if (mesh_tls_write(c->tls, buf, fill) < 0)
+                    return -1;
+                fill = 0;
+            }
+            size_t k = n < TLS_SCRATCH - fill ? n : TLS_SCRATCH - fill;
+            memcpy(buf + fill, p, k);
+            fill += k;
+            p += k;
+            n -= k;
+        }
+    }
+    int rv = fill ? mesh_tls_write(c->tls, buf, fill) : 0;
+    batch_reset(c);
+    return rv;
+}
+
+/* flush_now over TLS: gather, encrypt, write the ciphertext; the batch bytes hold it (and keep
+ * it while a write the socket did not take at once is in flight). */
+static void flush_tls(mesh_h2_conn_t *c)
+{
+    mesh_tls_t *t = c->tls;
+    for (;;) {
+        if (t->established) {
+            gather(c);
+            if (c->want_close) {
+                batch_reset(c);
+                settle(c);
+                return;
+            }
+            if (c->n_segs && tls_seal(c) < 0) {
+                mesh_debug("h2", "%s: TLS: %s", c->name, mesh_tls_reason(t));
+                batch_reset(c);
+                mesh_h2_conn_close(c);
+                return;
+            }
+        }
+        size_t n = mesh_tls_out_pending(t);
+        if (n == 0) {
+            if (t->established)
+                went_idle(c);
+            return;
+        }
+        if (bytes_reserve(c, n) < 0) {
+            mesh_h2_conn_close(c);
+            return;
+        }
+        n = mesh_tls_out_take(t, c->bytes, n);
+        note_tx(c);
+        c->bufs[0] = uv_buf_init((char *)c->bytes, (unsigned)n);
+        int rv = uv_try_write((uv_stream_t *)&c->tcp, c->bufs, 1);
+        if (rv == UV_EAGAIN || rv == UV_ENOSYS)
+            rv = 0;
+        if (rv < 0) {
+            mesh_debug("h2", "%s: write: %s", c->name, uv_strerror(rv));
+            mesh_h2_conn_close(c);
+            return;
+        }
+        if ((size_t)rv == n)
+            continue; /* nghttp2 may have more */
+        /* The socket took part of it: the rest goes from the batch bytes, which stay until the
+         * write completes (on_write resets the batch). */
+        c->bufs[0].base += rv;
+        c->bufs[0].len -= (unsigned)rv;
+        c->wreq.data = c;
+        rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->bufs, 1, on_write);
+        if (rv < 0) {
             mesh_h2_conn_close(c);
             return;
         }

@@ -30,6 +30,9 @@
 #include "transport/chunk.h"
 #include "transport/h2_liveness.h"
 
+struct mesh_tls;
+struct mesh_tls_ctx;
+
 /** Largest number of write-batch segments. */
 #define MESH_H2_MAX_SEGS 64
 
@@ -119,6 +122,9 @@ struct mesh_h2_conn {
     int suspect;         /* as last told to ops->on_suspect */
     uint64_t timer_due;  /* loop time the timer fires; 0: stopped */
     const char *name;    /* for logs */
+    /* TLS (mesh_h2_conn_set_tls; NULL: h2c): ciphertext on the socket, plaintext to nghttp2 */
+    struct mesh_tls *tls;
+    const char *tls_where; /* for handshake failure logs: "proxy", "upstream" ... */
 };
 
 /**
@@ -133,6 +139,18 @@ void mesh_h2_conn_set_session(mesh_h2_conn_t *c, nghttp2_session *s);
 
 /** Attaches the connection to a flusher of the same loop (before it starts). */
 void mesh_h2_conn_set_flusher(mesh_h2_conn_t *c, mesh_h2_flusher_t *f);
+
+/**
+ * Runs the connection over TLS made from ctx (a reference is taken): a server context accepts,
+ * a client context connects and checks server_name (SNI and the certificate's names). Call
+ * before mesh_h2_conn_start. Nothing goes to nghttp2 or from it until the handshake is done; a
+ * failed handshake is counted and logged (mesh_tls_fail_report, as where) and closes the
+ * connection. Reads decrypt into the shared read buffer; writes encrypt a batch at once (the
+ * read buffer is the plaintext scratch) and send the ciphertext straight from OpenSSL's memory
+ * BIO when the socket takes it all. Returns 0 or -1 (out of memory).
+ */
+int mesh_h2_conn_set_tls(mesh_h2_conn_t *c, struct mesh_tls_ctx *ctx, const char *server_name,
+                         const char *where);
 
 /** Starts reading the socket. Returns 0 or a negative libuv error. */
 int mesh_h2_conn_start(mesh_h2_conn_t *c);

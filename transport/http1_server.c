@@ -20,6 +20,10 @@
 
 #include "common/addr.h"
 #include "common/log.h"
+#include "transport/tls_holder.h"
+
+/* TLS: ciphertext is read into one buffer per server and handed to the connection's TLS. */
+#define TLS_READ 16384
 
 typedef struct probe_conn probe_conn_t;
 
@@ -60,6 +64,7 @@ struct h1_server {
     void *guard_ud;
     void (*on_closed)(void *ud);
     void *on_closed_ud;
+    uint8_t *ctext; /* TLS: the read buffer of ciphertext */
 };
 
 struct probe_conn {
@@ -73,7 +78,10 @@ struct probe_conn {
     int closing;
     int writing;
     int close_after_write;
-    int draining; /* answered with Connection: close; discarding input until EOF */
+    int draining;     /* answered with Connection: close; discarding input until EOF */
+    mesh_tls_t *tls;  /* cfg.tls: requests decrypted into in, answers encrypted */
+    uint8_t *tls_out; /* ciphertext being written */
+    size_t tls_out_cap;
     size_t in_len;
     size_t out_off, out_len; /* body bytes written / to write of the current answer */
     size_t queued;           /* what this answer counts in s->queued */
@@ -195,6 +203,7 @@ void h1_body_reset(h1_body_t *b)
 }
 
 static void conn_process(probe_conn_t *c);
+static int tls_handshake(probe_conn_t *c);
 
 static void server_maybe_free(h1_server_t *s)
 {
@@ -205,6 +214,7 @@ static void server_maybe_free(h1_server_t *s)
     for (size_t i = 0; i < s->n_routes; i++)
         free(s->routes[i].path);
     free(s->routes);
+    free(s->ctext);
     free(s);
     if (cb)
         cb(ud);
@@ -225,6 +235,11 @@ static void on_conn_handle_closed(uv_handle_t *h)
     s->n_conns--;
     s->queued -= c->queued;
     body_release(&c->body);
+    if (c->tls) {
+        mesh_tls_destroy(c->tls);
+        free(c->tls);
+    }
+    free(c->tls_out);
     free(c);
     server_maybe_free(s);
 }
@@ -263,6 +278,14 @@ static void on_shutdown(uv_shutdown_t *req, int status)
  * make the kernel send RST, which can destroy the answer before the client reads it. */
 static void conn_linger(probe_conn_t *c)
 {
+    if (c->tls && c->tls->established) { /* close_notify first: a clean end for the client */
+        mesh_tls_close(c->tls);
+        uint8_t alert[256];
+        size_t n = mesh_tls_out_take(c->tls, alert, sizeof(alert));
+        uv_buf_t b = uv_buf_init((char *)alert, (unsigned)n);
+        if (n)
+            uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
     c->draining = 1;
     c->in_len = 0;
     c->shut.data = c;
@@ -315,6 +338,35 @@ static void answer_done(probe_conn_t *c)
 
 static void on_written(uv_write_t *wr, int status);
 
+/* TLS: moves the ciphertext waiting into the connection's out buffer; *n gets its length. */
+static int tls_take(probe_conn_t *c, size_t *n)
+{
+    size_t want = mesh_tls_out_pending(c->tls);
+    if (want > c->tls_out_cap) {
+        uint8_t *p = realloc(c->tls_out, want);
+        if (!p)
+            return -1;
+        c->tls_out = p;
+        c->tls_out_cap = want;
+    }
+    *n = mesh_tls_out_take(c->tls, c->tls_out, want);
+    return 0;
+}
+
+/* TLS: encrypts bufs and replaces them by one buffer of ciphertext. */
+static int tls_seal(probe_conn_t *c, uv_buf_t *bufs, unsigned *nb)
+{
+    for (unsigned i = 0; i < *nb; i++)
+        if (bufs[i].len && mesh_tls_write(c->tls, bufs[i].base, bufs[i].len) < 0)
+            return -1;
+    size_t n;
+    if (tls_take(c, &n) < 0)
+        return -1;
+    bufs[0] = uv_buf_init((char *)c->tls_out, (unsigned)n);
+    *nb = 1;
+    return 0;
+}
+
 /* Hands libuv the next chunk of the body (after the head, when head_len > 0). */
 static void write_next(probe_conn_t *c, size_t head_len)
 {
@@ -331,6 +383,11 @@ static void write_next(probe_conn_t *c, size_t head_len)
     c->writing = 1;
     c->wr.data = c;
     touch(c); /* a reader that stops reading is closed after the idle timeout */
+    if (c->tls && tls_seal(c, bufs, &nb) < 0) {
+        c->writing = 0;
+        conn_close(c);
+        return;
+    }
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, bufs, nb, on_written) < 0) {
         c->writing = 0;
         conn_close(c);
@@ -479,6 +536,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     /* in_len is reset after every drained read, so the whole buffer is reused. */
     probe_conn_t *c = h->data;
     (void)suggested;
+    if (c->tls && !c->draining) {
+        *buf = uv_buf_init((char *)c->s->ctext, TLS_READ);
+        return;
+    }
     *buf = uv_buf_init(c->in + c->in_len, (unsigned)(sizeof(c->in) - c->in_len));
 }
 
@@ -496,9 +557,62 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         c->in_len = 0;
         return;
     }
-    c->in_len += (size_t)nread;
     touch(c);
+    if (c->tls) {
+        if (mesh_tls_feed(c->tls, c->s->ctext, (size_t)nread) < 0 || tls_handshake(c) < 0)
+            return;
+    } else {
+        c->in_len += (size_t)nread;
+    }
     conn_process(c);
+}
+
+/* TLS: advances the handshake and sends its next flight. 0 once it is done; -1 while it is
+ * not, or when it failed (the connection is closed). */
+static int tls_handshake(probe_conn_t *c)
+{
+    if (c->tls->established)
+        return 0;
+    int r = mesh_tls_handshake(c->tls);
+    if (r == MESH_TLS_FAIL) {
+        struct sockaddr_storage peer;
+        int plen = sizeof(peer);
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) < 0)
+            peer.ss_family = AF_UNSPEC;
+        mesh_tls_fail_report(c->tls, c->s->name, (const struct sockaddr *)&peer);
+        conn_close(c);
+        return -1;
+    }
+    size_t n;
+    if (!c->writing && mesh_tls_out_pending(c->tls)) {
+        if (tls_take(c, &n) < 0) {
+            conn_close(c);
+            return -1;
+        }
+        uv_buf_t b = uv_buf_init((char *)c->tls_out, (unsigned)n);
+        c->writing = 1;
+        c->wr.data = c;
+        if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0) {
+            c->writing = 0;
+            conn_close(c);
+            return -1;
+        }
+    }
+    return r == MESH_TLS_DONE ? 0 : -1;
+}
+
+/* TLS: decrypts what arrived into the input buffer while it has room. */
+static void tls_fill(probe_conn_t *c)
+{
+    while (c->tls->established && c->in_len < sizeof(c->in)) {
+        ssize_t k = mesh_tls_read(c->tls, (uint8_t *)c->in + c->in_len, sizeof(c->in) - c->in_len);
+        if (k <= 0) {
+            if (k == MESH_TLS_FAIL || k == MESH_TLS_CLOSED)
+                conn_close(c);
+            return;
+        }
+        c->in_len += (size_t)k;
+    }
 }
 
 /* Answers the next buffered request if there is one, else reads on. */
@@ -506,6 +620,13 @@ static void conn_process(probe_conn_t *c)
 {
     if (c->closing || c->writing || c->draining)
         return;
+    if (c->tls) {
+        if (!c->tls->established)
+            return; /* on_read goes on with the handshake */
+        tls_fill(c);
+        if (c->closing)
+            return;
+    }
     h1_req_t req;
     int rc = h1_parse(c->in, c->in_len, &req);
     if (rc == H1_PARSE_INCOMPLETE) {
@@ -535,6 +656,11 @@ static void conn_process(probe_conn_t *c)
     c->in_len -= (size_t)rc;
 }
 
+void h1_server_set_tls(h1_server_t *s, struct mesh_tls_holder *tls)
+{
+    s->cfg.tls = tls;
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
     h1_server_t *s = ls->data;
@@ -560,6 +686,20 @@ static void on_connection(uv_stream_t *ls, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->cfg.tls) {
+        mesh_tls_ctx_t *ctx = mesh_tls_holder_get(s->cfg.tls);
+        c->tls = calloc(1, sizeof(*c->tls));
+        if (!s->ctext)
+            s->ctext = malloc(TLS_READ);
+        int rv = c->tls && s->ctext ? mesh_tls_init(c->tls, ctx, NULL) : -1;
+        mesh_tls_ctx_unref(ctx);
+        if (rv < 0) {
+            free(c->tls);
+            c->tls = NULL;
+            conn_close(c);
+            return;
+        }
+    }
     touch(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }

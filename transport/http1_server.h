@@ -94,6 +94,9 @@ typedef struct {
     size_t max_queued;
     /** Log component ("sidecar", "admin"); NULL means "http". */
     const char *name;
+    /** Non-NULL: connections are TLS with this holder's current context (transport/
+     *  tls_holder.h, ALPN http/1.1; it must outlive the server). */
+    struct mesh_tls_holder *tls;
 } h1_server_config_t;
 
 /** A server. */
@@ -101,6 +104,9 @@ typedef struct h1_server h1_server_t;
 
 /** A new server on loop (not yet listening), or NULL when out of memory. */
 h1_server_t *h1_server_new(uv_loop_t *loop, const h1_server_config_t *cfg);
+
+/** Makes the connections accepted from now on TLS (cfg.tls); before listening. */
+void h1_server_set_tls(h1_server_t *s, struct mesh_tls_holder *tls);
 
 /**
  * Adds path (exact match, e.g. "/v1/routes"; copied) with its handler. Returns 0, or -1 when

@@ -232,6 +232,17 @@ typedef struct mesh_proxy_config {
      * worker keeps a copy whose strings stay borrowed (they must outlive the worker). NULL:
      * round robin over every instance, shares by weight. */
     const struct mesh_lb_cfg *lb;
+    /* TLS (transport/tls_holder.h; the holders outlive the worker). tls: client connections
+     * are TLS: those of a second listener at tls_listen_host:tls_listen_port when
+     * tls_listen_host is set (the main listener stays h2c), else those of the main listener.
+     * NULL: h2c only. */
+    struct mesh_tls_holder *tls;
+    const char *tls_listen_host;
+    int tls_listen_port;
+    /* upstream_tls: upstream connections are TLS, the server checked against
+     * upstream_tls_name or else the instance's host (NULL: h2c). */
+    struct mesh_tls_holder *upstream_tls;
+    const char *upstream_tls_name;
 } mesh_proxy_config_t;
 
 /** Counters of one worker (read on its loop thread). */
@@ -260,6 +271,9 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
 
 /** The bound port (useful with listen_port 0). */
 int mesh_proxy_worker_port(const mesh_proxy_worker_t *w);
+
+/** The bound port of the second (TLS) listener, or 0 when there is none. */
+int mesh_proxy_worker_tls_port(const mesh_proxy_worker_t *w);
 
 /**
  * Installs a routing table: takes ownership of one reference and drops the previous table.

@@ -349,6 +349,9 @@ struct mesh_proxy_worker {
     uv_tcp_t listener;
     int listening;
     int port;
+    uv_tcp_t tls_listener; /* cfg.tls_listen_host: the TLS listener beside the h2c one */
+    int tls_listening;
+    int tls_port;
     mesh_chunk_pool_t pool;
     uint8_t *rbuf;
     size_t rbuf_len;

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "transport/proxy_internal.h"
+#include "transport/tls_holder.h"
 
 #define ACTOR         "proxy"
 #define READ_BUF_SIZE (64 * 1024)
@@ -50,7 +51,8 @@ void pxy_worker_handle_closed(mesh_proxy_worker_t *w)
 
 void pxy_worker_check_drained(mesh_proxy_worker_t *w)
 {
-    if (!w->draining || w->freeing || w->listening || w->n_ds_conns > 0 || !w->drain_done)
+    if (!w->draining || w->freeing || w->listening || w->tls_listening || w->n_ds_conns > 0 ||
+        !w->drain_done)
         return;
     void (*done)(void *) = w->drain_done;
     w->drain_done = NULL;
@@ -103,8 +105,9 @@ static const mesh_h2_conn_ops_t ds_ops = {
     .on_idle = ds_on_idle,
 };
 
-/* Creates a client connection; with server set it is accepted from it, else fd is adopted. */
-static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, int fd)
+/* Creates a client connection; with server set it is accepted from it, else fd is adopted;
+ * tls: it speaks TLS (the worker's current server context). */
+static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, int fd, int tls)
 {
     pxy_ds_conn_t *d = calloc(1, sizeof(*d));
     if (!d)
@@ -127,6 +130,15 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
         return NULL;
     }
     mesh_h2_conn_set_session(&d->h2, s);
+    if (tls) {
+        mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.tls);
+        int trv = mesh_h2_conn_set_tls(&d->h2, ctx, NULL, "proxy");
+        mesh_tls_ctx_unref(ctx);
+        if (trv < 0) {
+            mesh_h2_conn_close(&d->h2);
+            return NULL;
+        }
+    }
     int plen = sizeof(d->peer);
     if (uv_tcp_getpeername(&d->h2.tcp, (struct sockaddr *)&d->peer, &plen) < 0)
         d->peer.ss_family = AF_UNSPEC;
@@ -157,12 +169,21 @@ static void on_connection(uv_stream_t *server, int status)
     mesh_proxy_worker_t *w = server->data;
     if (status < 0 || w->draining || w->freeing)
         return;
-    ds_conn_new(w, server, -1);
+    /* The main listener is TLS when TLS has no listener of its own. */
+    ds_conn_new(w, server, -1, w->cfg.tls && !w->cfg.tls_listen_host);
+}
+
+static void on_tls_connection(uv_stream_t *server, int status)
+{
+    mesh_proxy_worker_t *w = server->data;
+    if (status < 0 || w->draining || w->freeing)
+        return;
+    ds_conn_new(w, server, -1, 1);
 }
 
 mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd)
 {
-    pxy_ds_conn_t *d = ds_conn_new(w, NULL, fd);
+    pxy_ds_conn_t *d = ds_conn_new(w, NULL, fd, 0);
     return d ? &d->h2 : NULL;
 }
 
@@ -209,6 +230,54 @@ static void on_listener_closed(uv_handle_t *h)
     mesh_proxy_worker_t *w = h->data;
     w->listening = 0;
     pxy_worker_handle_closed(w);
+}
+
+static void on_tls_listener_closed(uv_handle_t *h)
+{
+    mesh_proxy_worker_t *w = h->data;
+    w->tls_listening = 0;
+    pxy_worker_handle_closed(w);
+}
+
+static void close_listeners(mesh_proxy_worker_t *w)
+{
+    if (w->listening && !uv_is_closing((uv_handle_t *)&w->listener))
+        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    if (w->tls_listening && !uv_is_closing((uv_handle_t *)&w->tls_listener))
+        uv_close((uv_handle_t *)&w->tls_listener, on_tls_listener_closed);
+}
+
+/* Binds h to host:port with SO_REUSEPORT and listens; *port_out gets the bound port. Returns 0
+ * or a negative libuv error (once the handle is initialized, *flag is set and it is counted in
+ * n_handles: close it with close_listeners). */
+static int listen_on(mesh_proxy_worker_t *w, uv_tcp_t *h, int *flag, const char *host, int port,
+                     uv_connection_cb cb, int *port_out)
+{
+    struct sockaddr_storage sa;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&sa) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&sa) != 0)
+        return UV_EINVAL;
+    int rv = uv_tcp_init_ex(w->loop, h, sa.ss_family);
+    if (rv < 0)
+        return rv;
+    h->data = w;
+    *flag = 1;
+    w->n_handles++;
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((uv_handle_t *)h, &fd) == 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    rv = uv_tcp_bind(h, (const struct sockaddr *)&sa, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)h, 1024, cb);
+    if (rv < 0)
+        return rv;
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(h, (struct sockaddr *)&bound, &blen);
+    *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
 }
 
 /* The worker's balancing settings (transport/lb.h) and its PRNG, seeded apart per worker. */
@@ -281,38 +350,33 @@ mesh_proxy_worker_t *mesh_proxy_worker_new(uv_loop_t *loop, const mesh_proxy_con
 
     if (w->cfg.no_listener)
         goto listening; /* calls come from a front end on this loop (transport/proxy_call.h) */
-    struct sockaddr_storage sa;
-    if (uv_ip4_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in *)&sa) != 0 &&
-        uv_ip6_addr(w->listen_host, w->cfg.listen_port, (struct sockaddr_in6 *)&sa) != 0) {
-        mesh_error(ACTOR, "worker %d: bad listen host %s", w->cfg.worker_index, w->listen_host);
-        goto fail;
-    }
-    int rv = uv_tcp_init_ex(loop, &w->listener, sa.ss_family);
-    if (rv < 0)
-        goto fail_uv;
-    w->listener.data = w;
-    w->listening = 1;
-    w->n_handles++;
-    uv_os_fd_t fd;
-    int one = 1;
-    if (uv_fileno((uv_handle_t *)&w->listener, &fd) == 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    rv = uv_tcp_bind(&w->listener, (const struct sockaddr *)&sa, 0);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+    int rv = listen_on(w, &w->listener, &w->listening, w->listen_host, w->cfg.listen_port,
+                       on_connection, &w->port);
     if (rv < 0) {
         mesh_error(ACTOR, "worker %d: cannot listen on %s:%d: %s", w->cfg.worker_index,
-                   w->listen_host, w->cfg.listen_port, uv_strerror(rv));
+                   w->listen_host, w->cfg.listen_port,
+                   !w->listening && rv == UV_EINVAL ? "not an IP address" : uv_strerror(rv));
+        if (!w->listening)
+            goto fail; /* no handle yet: freed now */
         w->freeing = 1;
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+        close_listeners(w);
         return NULL; /* released when the loop runs the close */
     }
-    struct sockaddr_storage bound;
-    int blen = sizeof(bound);
-    uv_tcp_getsockname(&w->listener, (struct sockaddr *)&bound, &blen);
-    w->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port);
-    mesh_info(ACTOR, "worker %d listening on %s:%d", w->cfg.worker_index, w->listen_host, w->port);
+    mesh_info(ACTOR, "worker %d listening on %s:%d%s", w->cfg.worker_index, w->listen_host, w->port,
+              w->cfg.tls && !w->cfg.tls_listen_host ? " (TLS)" : "");
+    if (w->cfg.tls && w->cfg.tls_listen_host) {
+        rv = listen_on(w, &w->tls_listener, &w->tls_listening, w->cfg.tls_listen_host,
+                       w->cfg.tls_listen_port, on_tls_connection, &w->tls_port);
+        if (rv < 0) {
+            mesh_error(ACTOR, "worker %d: cannot listen on %s:%d (TLS): %s", w->cfg.worker_index,
+                       w->cfg.tls_listen_host, w->cfg.tls_listen_port, uv_strerror(rv));
+            w->freeing = 1;
+            close_listeners(w);
+            return NULL; /* released when the loop runs the closes */
+        }
+        mesh_info(ACTOR, "worker %d listening on %s:%d (TLS)", w->cfg.worker_index,
+                  w->cfg.tls_listen_host, w->tls_port);
+    }
 listening:
     if (mesh_h2_flusher_init(&w->flusher, loop) == 0) {
         w->flusher_on = 1;
@@ -324,8 +388,6 @@ listening:
                   w->default_upstream);
     }
     return w;
-fail_uv:
-    mesh_error(ACTOR, "worker %d: listener: %s", w->cfg.worker_index, uv_strerror(rv));
 fail:
     mesh_cs_free(&w->cs);
     if (w->ds_cbs)
@@ -345,6 +407,11 @@ fail:
 int mesh_proxy_worker_port(const mesh_proxy_worker_t *w)
 {
     return w->port;
+}
+
+int mesh_proxy_worker_tls_port(const mesh_proxy_worker_t *w)
+{
+    return w->tls_port;
 }
 
 /* Builds the state of service object obj: one endpoint reference per instance. */
@@ -483,13 +550,16 @@ void mesh_proxy_worker_drain(mesh_proxy_worker_t *w, void (*done)(void *), void 
     w->draining = 1;
     w->drain_done = done;
     w->drain_arg = arg;
-    if (w->listening && !uv_is_closing((uv_handle_t *)&w->listener))
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    close_listeners(w);
     for (pxy_link_t *l = w->ds_conns.next; l != &w->ds_conns;) {
         pxy_ds_conn_t *d = PXY_CONTAINER(l, pxy_ds_conn_t, link);
         l = l->next;
         if (d->h2.closing || !d->h2.session)
             continue;
+        if (d->h2.tls && !d->h2.tls->established) {
+            mesh_h2_conn_close(&d->h2); /* mid-handshake: no call on it, nothing to finish */
+            continue;
+        }
         d->draining = 1;
         nghttp2_submit_goaway(d->h2.session, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(d->h2.session),
@@ -536,8 +606,7 @@ void mesh_proxy_worker_free(mesh_proxy_worker_t *w)
         return;
     w->freeing = 1;
     w->drain_done = NULL;
-    if (w->listening && !uv_is_closing((uv_handle_t *)&w->listener))
-        uv_close((uv_handle_t *)&w->listener, on_listener_closed);
+    close_listeners(w);
     for (pxy_link_t *l = w->ds_conns.next; l != &w->ds_conns;) {
         pxy_ds_conn_t *d = PXY_CONTAINER(l, pxy_ds_conn_t, link);
         l = l->next;

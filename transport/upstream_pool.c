@@ -34,6 +34,7 @@
 #include "common/addr.h"
 #include "common/log.h"
 #include "transport/proxy_internal.h"
+#include "transport/tls_holder.h"
 
 #define ACTOR "proxy"
 
@@ -352,12 +353,21 @@ static void mark_down(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *wh
 static void us_on_teardown(mesh_h2_conn_t *c)
 {
     pxy_us_conn_t *u = (pxy_us_conn_t *)c;
-    int never_sent = !u->connected;
-    char why[160];
-    if (never_sent)
+    /* Nothing reaches the app before the TLS handshake is done: calls on a connection whose
+     * handshake failed never left, and the endpoint is down as after a failed connect. */
+    int tls_unfinished = c->tls && !c->tls->established;
+    int never_sent = !u->connected || tls_unfinished;
+    char why[320];
+    if (c->tls && c->tls->failed) {
+        snprintf(why, sizeof(why), "TLS handshake with upstream %s failed: %s", u->name,
+                 mesh_tls_reason(c->tls));
+        if (u->ep)
+            mark_down(u->w, u->ep, why);
+    } else if (never_sent) {
         snprintf(why, sizeof(why), "cannot connect to upstream %s", u->name);
-    else
+    } else {
         snprintf(why, sizeof(why), "connection to upstream %s lost", u->name);
+    }
     if (u->ep) {
         pxy_list_remove(&u->link); /* from conns or retired: no new call comes here */
         if (!u->retired)
@@ -517,6 +527,24 @@ static void on_connect(uv_connect_t *req, int status)
         us_close_idle(u);
 }
 
+/* Makes the connection TLS: the server's certificate must name the instance's host (or
+ * cfg.upstream_tls_name); a name is also sent as SNI. */
+static int us_tls(mesh_proxy_worker_t *w, pxy_us_conn_t *u)
+{
+    char host[256];
+    int port;
+    const char *name = w->cfg.upstream_tls_name;
+    if (!name || !*name) {
+        if (mesh_addr_split(u->ep->addr, host, sizeof(host), &port) != 0)
+            snprintf(host, sizeof(host), "%s", u->ep->addr);
+        name = host;
+    }
+    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.upstream_tls);
+    int rv = mesh_h2_conn_set_tls(&u->h2, ctx, name, "upstream");
+    mesh_tls_ctx_unref(ctx);
+    return rv;
+}
+
 static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
                                    uint64_t connect_timeout_ms)
 {
@@ -545,6 +573,10 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
     mesh_h2_conn_set_session(&u->h2, s);
     if (w->flusher_on)
         mesh_h2_conn_set_flusher(&u->h2, &w->flusher);
+    if (w->cfg.upstream_tls && us_tls(w, u) < 0) {
+        mesh_h2_conn_close(&u->h2);
+        return NULL;
+    }
     u->creq.data = u;
     int rv = uv_tcp_connect(&u->creq, &u->h2.tcp, &ep->sa.sa, on_connect);
     if (rv < 0) {

@@ -116,12 +116,16 @@ def _md(call, name):
 class EchoClient:
     """A channel to one target with helpers for every Echo call kind."""
 
-    def __init__(self, target, options=()):
+    def __init__(self, target, options=(), credentials=None):
+        """credentials: grpc.ssl_channel_credentials(...) for TLS, None for h2c."""
         opts = [("grpc.max_receive_message_length", MAX_MSG),
                 ("grpc.max_send_message_length", MAX_MSG),
                 ("grpc.enable_retries", 0)] + list(options)
         self.target = target
-        self.channel = grpc.insecure_channel(target, options=opts)
+        if credentials is not None:
+            self.channel = grpc.secure_channel(target, credentials, options=opts)
+        else:
+            self.channel = grpc.insecure_channel(target, options=opts)
         self.echo = echo_pb2_grpc.EchoStub(self.channel)
         self.other = echo_pb2_grpc.OtherStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)

@@ -3,7 +3,9 @@
 
 Run with /usr/bin/python3:
   echo_server.py --port 0 --id py1 [--host 127.0.0.1] [--no-health] [--no-reflection]
-                 [--proto-py DIR]
+                 [--proto-py DIR] [--tls-cert F --tls-key F [--tls-client-ca F]]
+With --tls-cert it serves TLS (grpc.ssl_server_credentials; --tls-client-ca: client
+certificates required and verified against it).
 Prints "listening on PORT" (the real port, also for --port 0) once it serves.
 Also serves grpc.health.v1.Health (SIGUSR1: everything NOT_SERVING, SIGUSR2: everything
 SERVING, or the Echo/SetHealth RPC) and server reflection v1alpha + v1.
@@ -30,6 +32,9 @@ def _parse():
     ap.add_argument("--no-health", action="store_true")
     ap.add_argument("--no-reflection", action="store_true")
     ap.add_argument("--proto-py", help="directory of the generated stubs (meshd_pb)")
+    ap.add_argument("--tls-cert", help="PEM certificate: serve TLS")
+    ap.add_argument("--tls-key", help="PEM key of --tls-cert")
+    ap.add_argument("--tls-client-ca", help="require client certificates from this CA")
     ap.add_argument("--slow-ms", type=int, default=0,
                     help="a gray instance: Unary sleeps this long on --slow-share of its calls")
     ap.add_argument("--slow-share", type=float, default=0.0,
@@ -278,7 +283,17 @@ def main():
         signal.signal(signal.SIGUSR2, lambda *_: echo.health.set_all(True))
     if not ARGS.no_reflection:
         reflection_service.add_to_server(server, services)
-    port = server.add_insecure_port("%s:%d" % (ARGS.host, ARGS.port))
+    if ARGS.tls_cert:
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+        creds = grpc.ssl_server_credentials(
+            [(read(ARGS.tls_key), read(ARGS.tls_cert))],
+            root_certificates=read(ARGS.tls_client_ca) if ARGS.tls_client_ca else None,
+            require_client_auth=bool(ARGS.tls_client_ca))
+        port = server.add_secure_port("%s:%d" % (ARGS.host, ARGS.port), creds)
+    else:
+        port = server.add_insecure_port("%s:%d" % (ARGS.host, ARGS.port))
     if port == 0:
         sys.exit("echo_server.py: cannot listen on %s:%d" % (ARGS.host, ARGS.port))
     server.start()

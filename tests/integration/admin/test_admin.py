@@ -168,7 +168,8 @@ def case_static(c):
     check(rc == 1 and err.startswith("meshd routes: cannot reach admin at 127.0.0.1:%d: " % dead),
           "unreachable admin: exit 1, the address and the reason")
     rc, out, err = meshd_cli(c.args, "routes", "--bogus")
-    check(rc == 2 and "usage: meshd routes --admin HOST:PORT [--admin-token-file PATH] [--json]" in err,
+    check(rc == 2 and "usage: meshd routes --admin HOST:PORT [--admin-token-file PATH] "
+          "[--admin-ca PATH] [--json]" in err,
           "unknown flag: usage, exit 2")
     rc, out, err = meshd_cli(c.args, "members")
     check(rc == 2 and "--admin HOST:PORT is required" in err, "missing --admin: exit 2")

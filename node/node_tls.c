@@ -1,0 +1,219 @@
+/*
+ * node/node_tls.c: the node's TLS contexts from the tls.* options, their reloads and metrics
+ * (see node/node_tls.h).
+ */
+#include "node/node_tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/addr.h"
+#include "common/log.h"
+#include "node/tls_options.h"
+#include "transport/tls_holder.h"
+
+#define ACTOR "tls"
+
+struct node_tls {
+    mesh_tls_holder_t *server;   /* client-facing listener; NULL: none */
+    mesh_tls_holder_t *upstream; /* upstream connections; NULL: h2c */
+    mesh_tls_holder_t *http;     /* HTTP listeners (ALPN h2,http/1.1), made when asked for */
+    mesh_tls_holder_t *admin;    /* the admin API (ALPN http/1.1), made when asked for */
+    mesh_tls_conf_t server_conf; /* what server was made from (strings: the options') */
+    char listen_host[256];       /* tls.listen's host; "" when --listen is TLS */
+    int listen_port;
+    char *upstream_name;
+    uint64_t poll_ms;
+    uint64_t reload_failures;
+};
+
+static int client_auth_of(const char *v)
+{
+    if (v && strcmp(v, "require") == 0)
+        return MESH_TLS_CLIENT_AUTH_REQUIRE;
+    if (v && strcmp(v, "optional") == 0)
+        return MESH_TLS_CLIENT_AUTH_OPTIONAL;
+    return MESH_TLS_CLIENT_AUTH_NONE;
+}
+
+static int set(const char *s)
+{
+    return s && *s;
+}
+
+int node_tls_new(const mesh_config_t *cfg, node_tls_t **out)
+{
+    const mesh_tls_options_t *o = mesh_tls_options(cfg);
+    *out = NULL;
+    if (!set(o->cert) && !set(o->upstream_ca))
+        return 0;
+    node_tls_t *t = calloc(1, sizeof(*t));
+    if (!t) {
+        mesh_error(ACTOR, "out of memory");
+        return -1;
+    }
+    t->poll_ms = (uint64_t)o->reload_ms;
+    char err[768];
+    if (set(o->cert)) {
+        mesh_tls_conf_t c = {.cert_file = o->cert,
+                             .key_file = o->key,
+                             .ca_file = o->ca,
+                             .client_auth = client_auth_of(o->client_auth),
+                             .alpn = "h2"};
+        t->server_conf = c;
+        t->server = mesh_tls_holder_new(&c, 1, err, sizeof(err));
+        if (!t->server) {
+            mesh_error(ACTOR, "TLS listener: %s", err);
+            node_tls_free(t);
+            return -1;
+        }
+        if (set(o->listen) && mesh_addr_split(o->listen, t->listen_host, sizeof(t->listen_host),
+                                              &t->listen_port) != 0) {
+            mesh_error(ACTOR, "tls-listen: '%s' is not HOST:PORT", o->listen);
+            node_tls_free(t);
+            return -1;
+        }
+        mesh_info(ACTOR, "TLS listener with certificate %s%s%s", o->cert,
+                  c.client_auth == MESH_TLS_CLIENT_AUTH_REQUIRE ? ", client certificates required"
+                  : c.client_auth == MESH_TLS_CLIENT_AUTH_OPTIONAL
+                      ? ", client certificates verified"
+                      : "",
+                  t->poll_ms ? "" : " (reloaded on SIGHUP only)");
+    }
+    if (set(o->upstream_ca)) {
+        mesh_tls_conf_t c = {.cert_file = o->upstream_cert,
+                             .key_file = o->upstream_key,
+                             .ca_file = o->upstream_ca,
+                             .alpn = "h2"};
+        t->upstream = mesh_tls_holder_new(&c, 0, err, sizeof(err));
+        if (!t->upstream) {
+            mesh_error(ACTOR, "upstream TLS: %s", err);
+            node_tls_free(t);
+            return -1;
+        }
+        if (set(o->upstream_name))
+            t->upstream_name = strdup(o->upstream_name);
+        mesh_info(ACTOR, "upstream calls over TLS, servers verified against %s%s%s", o->upstream_ca,
+                  set(o->upstream_name) ? " as " : "",
+                  set(o->upstream_name) ? o->upstream_name : "");
+    }
+    *out = t;
+    return 0;
+}
+
+void node_tls_free(node_tls_t *t)
+{
+    if (!t)
+        return;
+    mesh_tls_holder_free(t->server);
+    mesh_tls_holder_free(t->upstream);
+    mesh_tls_holder_free(t->http);
+    mesh_tls_holder_free(t->admin);
+    free(t->upstream_name);
+    free(t);
+}
+
+void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port)
+{
+    if (!t)
+        return;
+    pc->tls = t->server;
+    pc->tls_listen_host = t->server && t->listen_host[0] ? t->listen_host : NULL;
+    pc->tls_listen_port = port ? port : t->listen_port;
+    pc->upstream_tls = t->upstream;
+    pc->upstream_tls_name = t->upstream_name;
+}
+
+/* A holder on the listener's files with another ALPN list, made once. */
+static mesh_tls_holder_t *variant(node_tls_t *t, mesh_tls_holder_t **slot, const char *alpn,
+                                  int same_client_auth, const char *what)
+{
+    if (!t || !t->server)
+        return NULL;
+    if (!*slot) {
+        mesh_tls_conf_t c = t->server_conf;
+        c.alpn = alpn;
+        if (!same_client_auth)
+            c.client_auth = MESH_TLS_CLIENT_AUTH_NONE;
+        char err[768];
+        *slot = mesh_tls_holder_new(&c, 1, err, sizeof(err));
+        if (!*slot)
+            mesh_error(ACTOR, "%s: %s", what, err);
+    }
+    return *slot;
+}
+
+mesh_tls_holder_t *node_tls_http(node_tls_t *t)
+{
+    return variant(t, t ? &t->http : NULL, "h2,http/1.1", 1, "HTTP listener");
+}
+
+mesh_tls_holder_t *node_tls_admin(node_tls_t *t)
+{
+    /* No client certificates: the admin API has its token, and the kubelet's probes have none. */
+    return variant(t, t ? &t->admin : NULL, "http/1.1", 0, "admin API");
+}
+
+static void reload_one(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)
+{
+    if (!h)
+        return;
+    char err[768];
+    int rv = mesh_tls_holder_reload(h, force, err, sizeof(err));
+    if (rv > 0) {
+        mesh_info(ACTOR, "%s: certificates reloaded from %s (new handshakes use them)", what,
+                  mesh_tls_holder_desc(h));
+    } else if (rv < 0) {
+        t->reload_failures++;
+        mesh_error(ACTOR, "%s: reload refused, the certificates in use stay: %s", what, err);
+    }
+}
+
+void node_tls_reload(node_tls_t *t, int force)
+{
+    if (!t)
+        return;
+    reload_one(t, t->server, "TLS listener", force);
+    reload_one(t, t->upstream, "upstream TLS", force);
+    reload_one(t, t->http, "HTTP listener", force);
+    reload_one(t, t->admin, "admin API", force);
+}
+
+uint64_t node_tls_poll_ms(const node_tls_t *t)
+{
+    return t ? t->poll_ms : 0;
+}
+
+int node_tls_listener(const node_tls_t *t)
+{
+    return t && t->server;
+}
+
+const char *node_tls_listen_host(const node_tls_t *t)
+{
+    return t && t->server && t->listen_host[0] ? t->listen_host : NULL;
+}
+
+void node_tls_metrics(void *ud, prom_t *p)
+{
+    node_tls_t *t = ud;
+    uint64_t counts[MESH_TLS_FAIL_N];
+    mesh_tls_fail_counts(counts);
+    prom_family(p, "meshd_tls_handshake_failures_total", PROM_COUNTER,
+                "TLS handshakes that failed, by reason (verify, no_peer_certificate, peer_alert, "
+                "protocol, alpn, other)");
+    for (int i = 0; i < MESH_TLS_FAIL_N; i++) {
+        prom_label_t l = {"reason", mesh_tls_fail_name((mesh_tls_fail_t)i)};
+        prom_sample_u64(p, "meshd_tls_handshake_failures_total", &l, 1, counts[i]);
+    }
+    uint64_t reloads = (t->server ? mesh_tls_holder_reloads(t->server) : 0) +
+                       (t->upstream ? mesh_tls_holder_reloads(t->upstream) : 0) +
+                       (t->http ? mesh_tls_holder_reloads(t->http) : 0) +
+                       (t->admin ? mesh_tls_holder_reloads(t->admin) : 0);
+    prom_one(p, "meshd_tls_reloads_total", PROM_COUNTER,
+             "certificate reloads that put new certificates in use", (double)reloads);
+    prom_one(p, "meshd_tls_reload_failures_total", PROM_COUNTER,
+             "certificate reloads refused (the certificates in use stayed)",
+             (double)t->reload_failures);
+}

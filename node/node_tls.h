@@ -1,0 +1,53 @@
+/*
+ * node/node_tls.h: the node's TLS: the listener's and the upstreams' contexts made from the
+ * tls.* options (node/tls_options.h), refused at start with the file and the reason, reloaded on
+ * SIGHUP and when the files change (new handshakes get the new certificate, connections up keep
+ * theirs), and the TLS metrics of GET /metrics.
+ */
+#ifndef MESH_NODE_TLS_H
+#define MESH_NODE_TLS_H
+
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/prom.h"
+#include "transport/proxy.h"
+
+typedef struct node_tls node_tls_t;
+
+/** Makes the contexts cfg asks for: 0 with *out NULL when TLS is not configured (libssl is then
+ *  never loaded), 0 with *out set, or -1 (logged: the file and the reason). */
+int node_tls_new(const mesh_config_t *cfg, node_tls_t **out);
+
+void node_tls_free(node_tls_t *t);
+
+/** Puts the contexts and the TLS listen address into an engine's settings. port: the TLS
+ *  listener's port to use (0 before the first worker picked one). */
+void node_tls_engine_config(node_tls_t *t, mesh_proxy_config_t *pc, int port);
+
+/** The context holder of HTTP listeners (the gateway's: ALPN h2 and http/1.1, the same files),
+ *  made on first use; NULL when no listener certificate is configured, or (logged) when it cannot
+ *  be made. On the thread that sets the node up. */
+struct mesh_tls_holder *node_tls_http(node_tls_t *t);
+
+/** The same for the admin API (ALPN http/1.1 only). */
+struct mesh_tls_holder *node_tls_admin(node_tls_t *t);
+
+/** Reloads the contexts whose files changed, or all of them (force, SIGHUP); logs what it did.
+ *  On the control loop. */
+void node_tls_reload(node_tls_t *t, int force);
+
+/** How often to check the files (ms; 0: never, SIGHUP only). */
+uint64_t node_tls_poll_ms(const node_tls_t *t);
+
+/** 1 when client connections are TLS (a certificate is configured). */
+int node_tls_listener(const node_tls_t *t);
+
+/** The TLS listen address for logs ("HOST" part), or NULL when --listen itself is TLS. */
+const char *node_tls_listen_host(const node_tls_t *t);
+
+/** Metrics collector (node/admin.h mesh_admin_metrics_fn): handshake failures by reason,
+ *  reloads, and the certificate's expiry time. */
+void node_tls_metrics(void *ud, prom_t *p);
+
+#endif

@@ -1,0 +1,455 @@
+#!/usr/bin/python3
+"""tests/integration/tls/test_tls.py: TLS on `meshd proxy` with real grpcio peers.
+
+Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp folder. Cases:
+  side_by_side   a grpcio TLS client (grpc.ssl_channel_credentials) on --tls-listen and an h2c
+                 client on --listen, both to a plaintext app; TLS 1.2 and 1.3 both accepted
+  tls_main       --listen itself is TLS: an h2c client is refused, the failure counted
+                 (meshd_tls_handshake_failures_total{reason="protocol"}) and logged once
+  upstream       h2c client -> proxy -> a grpcio TLS app (--tls-upstream-ca), and a server
+                 name that the app's certificate does not carry refused (reason="verify")
+  bad_certs      expired, not yet valid, key that does not match, CA that does not verify,
+                 garbage PEM, missing file: each refused at start, file and reason in stderr
+  client_auth    --tls-client-auth require: a client without a certificate refused (counted
+                 as no_peer_certificate), one with a certificate served
+  rotation       new certificate files while a load loop runs; SIGHUP, then a change picked up
+                 by the file check alone: 0 failed calls, new handshakes see the new certificate
+  resumption     a second connection resumes the first one's session (a ticket)
+  gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
+                 --http1.1) and h2 (curl --http2), and gRPC over TLS on --grpc-listen, answered
+                 by a real grpcio server
+  admin          --admin-tls: the admin API over TLS (curl, `meshd routes --admin-ca`), plain
+                 HTTP refused; /metrics over TLS carries the TLS families
+  mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
+                 sidecar requires a client certificate, the proxy shows one (and a proxy
+                 without one is refused); the sidecar's probes over HTTPS (--tls-probe)
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
+from cases import Case, run, meshd_env  # noqa: E402
+from test_proxy import Fail, check, wait_until, free_port  # noqa: E402
+from echo_client import EchoClient  # noqa: E402
+import grpc  # noqa: E402
+
+MKCERTS = os.path.join(ROOT, "tests", "tls", "mkcerts.sh")
+
+
+class TlsCase(Case):
+    def __init__(self, args):
+        super().__init__(args, "meshd-tls-")
+        self.certs = os.path.join(self.dir, "certs")
+        subprocess.run(["sh", MKCERTS, self.certs], check=True)
+
+    def c(self, name):
+        return os.path.join(self.certs, name)
+
+    def read(self, name):
+        with open(self.c(name), "rb") as f:
+            return f.read()
+
+    def tls_backend(self, sid, cert="server"):
+        p = self.start("backend-" + sid,
+                       ["/usr/bin/python3", self.args.py_server, "--port", "0", "--id", sid,
+                        "--tls-cert", self.c(cert + ".pem"), "--tls-key", self.c(cert + ".key")],
+                       env=dict(os.environ))
+        m = p.wait_line(r"listening on (\d+)", 20)
+        p.addr = "127.0.0.1:%s" % m.group(1)
+        return p
+
+    def proxy(self, *flags, name="proxy"):
+        """meshd proxy with an admin port; returns the process with .h2c, .tls, .admin set."""
+        admin = free_port()
+        argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:0", "--workers", "2",
+                "--admin-listen", "127.0.0.1:%d" % admin, "--log-format", "text",
+                "--audit-file", os.path.join(self.dir, name + ".audit")] + list(flags)
+        p = self.start(name, argv)
+        m = p.wait_line(r"listening on 127\.0\.0\.1:(\d+)( \(TLS\))? with", 20)
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)( \(TLS\))? with", p.output())
+        p.main_port = int(m.group(1))
+        p.main_tls = bool(m.group(2))
+        if "--tls-listen" in flags:
+            t = p.wait_line(r"\[node\] listening on 127\.0\.0\.1:(\d+) \(TLS\)\n", 20)
+            p.tls_port = int(t.group(1))
+        else:
+            p.tls_port = p.main_port if p.main_tls else None
+        p.admin = admin
+        return p
+
+    def creds(self, client_cert=False, ca="ca.pem"):
+        if client_cert:
+            return grpc.ssl_channel_credentials(self.read(ca), self.read("client.key"),
+                                                self.read("client.pem"))
+        return grpc.ssl_channel_credentials(self.read(ca))
+
+
+def metric(p, name, labels=""):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % p.admin, timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def calls_ok(target, creds, n=3, **kw):
+    with EchoClient(target, credentials=creds, **kw) as c:
+        res = [c.unary(timeout=10) for _ in range(n)]
+    return res
+
+
+def case_side_by_side(c):
+    app = c.backend("py1")
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
+                "--tls-key", c.c("server.key"), "--tls-listen", "127.0.0.1:0")
+    check(p.tls_port and p.tls_port != p.main_port, "a TLS port beside the h2c one")
+    tls = calls_ok("127.0.0.1:%d" % p.tls_port, c.creds())
+    check(all(r.ok for r in tls), "grpcio TLS client through the TLS listener: OK")
+    check(all(r.replies[0].server_id == "py1" for r in tls), "...answered by the plaintext app")
+    byname = calls_ok("localhost:%d" % p.tls_port, c.creds(), n=1)
+    check(byname[0].ok, "...also when it dials the name in the certificate (localhost)")
+    h2c = calls_ok("127.0.0.1:%d" % p.main_port, None)
+    check(all(r.ok for r in h2c), "h2c client on --listen at the same time: OK")
+    for ver in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.create_default_context(cafile=c.c("ca.pem"))
+        ctx.minimum_version = ctx.maximum_version = ver
+        ctx.set_alpn_protocols(["h2"])
+        with socket.create_connection(("127.0.0.1", p.tls_port), timeout=5) as s:
+            with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                check(t.version() == ver.name.replace("v1_", "v1.") and
+                      t.selected_alpn_protocol() == "h2", "%s with ALPN h2" % t.version())
+
+
+def case_tls_main(c):
+    app = c.backend("py1")
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
+                "--tls-key", c.c("server.key"))
+    check(p.main_tls, "--listen serves TLS when --tls-cert is given without --tls-listen")
+    check(calls_ok("127.0.0.1:%d" % p.main_port, c.creds(), n=1)[0].ok, "TLS client: OK")
+    for _ in range(3):
+        r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
+        check(r.code == grpc.StatusCode.UNAVAILABLE, "h2c client refused (UNAVAILABLE)")
+    wait_until(lambda: (metric(p, "meshd_tls_handshake_failures_total", '{reason="protocol"}') or 0)
+               >= 3, 10, "protocol failures counted")
+    check(True, "meshd_tls_handshake_failures_total{reason=\"protocol\"} counts them")
+    lines = [ln for ln in p.output().splitlines() if "TLS handshake with 127.0.0.1 failed" in ln]
+    check(len(lines) == 1, "logged once for the peer address (%d line)" % len(lines))
+    check("wrong version number" in lines[0] or "http request" in lines[0] or
+          "packet length" in lines[0], "...with OpenSSL's reason: " + lines[0][-80:])
+
+
+def case_upstream(c):
+    app = c.tls_backend("tls1")
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-upstream-ca", c.c("ca.pem"))
+    res = calls_ok("127.0.0.1:%d" % p.main_port, None)
+    check(all(r.ok and r.replies[0].server_id == "tls1" for r in res),
+          "h2c client -> proxy -> TLS app (server verified as 127.0.0.1): OK")
+    q = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-upstream-ca", c.c("ca.pem"),
+                "--tls-upstream-server-name", "not-in-the-cert.example", name="proxy-badname")
+    r = calls_ok("127.0.0.1:%d" % q.main_port, None, n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE and "TLS handshake with upstream" in r.details
+          and "hostname mismatch" in r.details,
+          "a server name the certificate lacks: UNAVAILABLE, saying why: " + r.details)
+    wait_until(lambda: (metric(q, "meshd_tls_handshake_failures_total", '{reason="verify"}') or 0)
+               >= 1, 10, "verify failure counted")
+    check("hostname mismatch" in q.output(), "...logged with the reason (hostname mismatch)")
+    w = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-upstream-ca",
+                c.c("other-ca.pem"), name="proxy-wrongca")
+    r = calls_ok("127.0.0.1:%d" % w.main_port, None, n=1)[0]
+    check(not r.ok, "an upstream CA that does not sign the app's certificate: the call fails")
+    wait_until(lambda: "unable to get local issuer certificate" in w.output(), 10,
+               "the reason in the log")
+    check(True, "...logged: unable to get local issuer certificate")
+
+
+def case_bad_certs(c):
+    bad = [("expired.pem", "expired.key", None, r"expired\.pem has expired: it ended on 2020-01-02"),
+           ("future.pem", "future.key", None, r"future\.pem is not valid yet: it starts on 2099"),
+           ("server.pem", "client.key", None, r"client\.key does not match certificate .*server\.pem"),
+           ("wrongca.pem", "wrongca.key", "ca.pem",
+            r"ca\.pem does not verify certificate .*wrongca\.pem: unable to get local issuer"),
+           ("garbage.pem", "server.key", None, r"garbage\.pem: no PEM certificate in it"),
+           ("server.pem", "garbage.pem", None, r"garbage\.pem: no PEM private key in it"),
+           ("missing.pem", "server.key", None, r"missing\.pem: cannot read: No such file")]
+    for cert, key, ca, want in bad:
+        argv = [c.args.meshd, "proxy", "--listen", "127.0.0.1:0", "--workers", "1",
+                "--log-format", "text", "--tls-cert", c.c(cert), "--tls-key", c.c(key)]
+        if ca:
+            argv += ["--tls-ca", c.c(ca)]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=meshd_env())
+        out = r.stdout + r.stderr
+        check(r.returncode != 0 and re.search(want, out),
+              "%s + %s%s refused at start: %s" % (cert, key, " + CA " + ca if ca else "",
+                                                   (re.search(want, out) or [out[-200:]])[0]))
+
+
+def case_client_auth(c):
+    app = c.backend("py1")
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
+                "--tls-key", c.c("server.key"), "--tls-ca", c.c("ca.pem"),
+                "--tls-client-auth", "require")
+    r = calls_ok("127.0.0.1:%d" % p.main_port, c.creds(), n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE, "client without a certificate refused")
+    wait_until(lambda: (metric(p, "meshd_tls_handshake_failures_total",
+                               '{reason="no_peer_certificate"}') or 0) >= 1, 10, "counted")
+    check("peer did not return a certificate" in p.output(),
+          "counted (no_peer_certificate) and logged with the reason")
+    res = calls_ok("127.0.0.1:%d" % p.main_port, c.creds(client_cert=True))
+    check(all(x.ok for x in res), "client with a certificate from the CA: OK")
+
+
+def served_serial(port):
+    """The serial of the certificate a new handshake gets."""
+    ctx = ssl.create_default_context(cafile=None)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        with ctx.wrap_socket(s) as t:
+            der = t.getpeercert(binary_form=True)
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, text=True,
+                         capture_output=True, check=True).stdout
+    return out.strip()
+
+
+def serial_of(path):
+    return subprocess.run(["openssl", "x509", "-noout", "-serial", "-in", path], text=True,
+                          capture_output=True, check=True).stdout.strip()
+
+
+def replace(src, dst):
+    """Writes dst atomically (a temp file renamed over it), as a CA client would."""
+    shutil.copy(src, dst + ".tmp")
+    os.rename(dst + ".tmp", dst)
+
+
+def case_rotation(c):
+    app = c.backend("py1")
+    live_cert, live_key = c.c("live.pem"), c.c("live.key")
+    shutil.copy(c.c("server.pem"), live_cert)
+    shutil.copy(c.c("server.key"), live_key)
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", live_cert,
+                "--tls-key", live_key, "--tls-reload-interval", "300ms")
+    target = "127.0.0.1:%d" % p.main_port
+    stop = threading.Event()
+    counts = {"ok": 0, "failed": 0, "channels": 0}
+    errors = []
+
+    def load(k):
+        # Long-lived channels (calls on connections made before the rotation) and fresh ones
+        # (new handshakes after it), side by side.
+        long_client = EchoClient(target, credentials=c.creds())
+        while not stop.is_set():
+            for client, fresh in ((long_client, False), (EchoClient(target, credentials=c.creds()),
+                                                         True)):
+                r = client.unary(timeout=10)
+                if r.ok:
+                    counts["ok"] += 1
+                else:
+                    counts["failed"] += 1
+                    errors.append("%s %s" % (r.code, r.details))
+                if fresh:
+                    counts["channels"] += 1
+                    client.close()
+        long_client.close()
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: counts["ok"] >= 50, 30, "load running")
+        first = served_serial(p.main_port)
+        check(first == serial_of(c.c("server.pem")), "serving server.pem (%s)" % first)
+        # 1: new files, then SIGHUP (the file check would also see them: give it no time)
+        replace(c.c("server2.pem"), live_cert)
+        replace(c.c("server2.key"), live_key)
+        p.p.send_signal(signal.SIGHUP)
+        wait_until(lambda: served_serial(p.main_port) == serial_of(c.c("server2.pem")), 10,
+                   "server2.pem served")
+        check(True, "after new files and SIGHUP new handshakes get server2.pem")
+        n0 = counts["ok"]
+        wait_until(lambda: counts["ok"] >= n0 + 50, 30, "more calls")
+        # 2: back to server.pem by the file check alone; the key first: until the certificate
+        # follows, the pair does not match and the reload is refused (the old pair stays).
+        replace(c.c("server.key"), live_key)
+        time.sleep(1.0)
+        check(served_serial(p.main_port) == serial_of(c.c("server2.pem")),
+              "a key without its certificate: refused, server2.pem still served")
+        replace(c.c("server.pem"), live_cert)
+        wait_until(lambda: served_serial(p.main_port) == serial_of(c.c("server.pem")), 10,
+                   "server.pem served again")
+        check(True, "the file check alone put server.pem back")
+        n1 = counts["ok"]
+        wait_until(lambda: counts["ok"] >= n1 + 50, 30, "more calls")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    check(counts["failed"] == 0, "%d calls on %d fresh channels and 4 long-lived ones during "
+          "two rotations, %d failed %s" % (counts["ok"], counts["channels"], counts["failed"],
+                                          errors[:3]))
+    check("reload refused, the certificates in use stay" in p.output() and
+          "does not match" in p.output(), "the refused reload is logged with the reason")
+    check(metric(p, "meshd_tls_reloads_total") >= 2, "meshd_tls_reloads_total counts the reloads")
+
+
+def case_resumption(c):
+    app = c.backend("py1")
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
+                "--tls-key", c.c("server.key"))
+    for ver in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = ssl.create_default_context(cafile=c.c("ca.pem"))
+        ctx.minimum_version = ctx.maximum_version = ver
+        ctx.set_alpn_protocols(["h2"])
+        session = None
+        for i in range(2):
+            with socket.create_connection(("127.0.0.1", p.main_port), timeout=5) as s:
+                with ctx.wrap_socket(s, server_hostname="localhost", session=session) as t:
+                    t.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+                    t.recv(100)  # the server's SETTINGS (TLS 1.3 tickets come before them)
+                    if i == 1:
+                        check(t.session_reused, "%s: the second connection resumed" % ver.name)
+                    session = t.session
+
+
+def case_mesh_hop(c):
+    app = c.backend("py1")
+    sc_port, probe = free_port(), free_port()
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", app.addr,
+                             "--listen", "127.0.0.1:%d" % sc_port,
+                             "--probe-listen", "127.0.0.1:%d" % probe, "--workers", "1",
+                             "--health-interval", "300ms", "--log-format", "text",
+                             "--audit-file", os.path.join(c.dir, "sidecar.audit"),
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                             "--tls-ca", c.c("ca.pem"), "--tls-client-auth", "require",
+                             "--tls-probe"])
+    sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc_port, 20)
+    sc.wait_line(r"probes /livez /readyz on", 20)
+
+    def probe(path):
+        out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), "-o", "/dev/null", "-w",
+                              "%{http_code}", "https://127.0.0.1:%d%s" % (probe_port, path)],
+                             capture_output=True, text=True, timeout=30)
+        return out.stdout.strip()
+    probe_port = int(re.search(r"probes /livez /readyz on 127\.0\.0\.1:(\d+)",
+                               sc.output()).group(1))
+    check(probe("/livez") == "200", "--tls-probe: GET /livez over HTTPS (no client certificate "
+          "asked: the kubelet has none): 200")
+    wait_until(lambda: probe("/readyz") == "200", 20, "ready over HTTPS")
+    check(True, "GET /readyz over HTTPS: 200 once the app is healthy")
+    route = "meshd.test.Echo=127.0.0.1:%d" % sc_port
+    p = c.proxy("--static", route, "--tls-upstream-ca", c.c("ca.pem"), "--tls-upstream-cert",
+                c.c("client.pem"), "--tls-upstream-key", c.c("client.key"))
+    res = calls_ok("127.0.0.1:%d" % p.main_port, None)
+    check(all(r.ok and r.replies[0].server_id == "py1" for r in res),
+          "client -> proxy -> mTLS -> sidecar's mesh port -> app: OK")
+    q = c.proxy("--static", route, "--tls-upstream-ca", c.c("ca.pem"), name="proxy-nocert")
+    r = calls_ok("127.0.0.1:%d" % q.main_port, None, n=1)[0]
+    check(not r.ok, "a proxy without a client certificate is refused by the sidecar (%s)" % r.code)
+    wait_until(lambda: "peer did not return a certificate" in sc.output(), 10,
+               "the sidecar's log line")
+    check(True, "...and the sidecar logs why: peer did not return a certificate")
+
+
+def case_gateway(c):
+    gwdir = os.path.join(ROOT, "tests", "integration", "gateway")
+    desc = os.path.join(c.dir, "library.pb")
+    subprocess.run(["protoc", "-I" + os.path.join(gwdir, "protos"),
+                    "-I" + os.path.join(ROOT, "tests", "unit", "gateway_route", "protos"),
+                    "-I/usr/include", "--include_imports", "--descriptor_set_out=" + desc,
+                    "gwtest/v1/library.proto"], check=True)
+    bport = free_port()
+    c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
+                        "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
+    wait_until(lambda: _accepting(bport), 20, "the library server")
+    port, gport = free_port(), free_port()
+    gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--grpc-listen", "127.0.0.1:%d" % gport,
+                             "--workers", "2", "--descriptor-set", desc, "--log-format", "text",
+                             "--audit-file", os.path.join(c.dir, "gw.audit"),
+                             "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key")])
+    wait_until(lambda: _accepting(port), 20, "the gateway")
+    url = "https://localhost:%d/v1/shelves/1/books/2" % port
+    for flag, proto in (("--http1.1", "1.1"), ("--http2", "2")):
+        out = subprocess.run(["curl", "-sS", flag, "--cacert", c.c("ca.pem"), "-o", "/dev/null",
+                              "-w", "%{http_code} %{http_version}", url],
+                             capture_output=True, text=True, timeout=30)
+        check(out.stdout.strip() == "200 " + proto,
+              "curl %s over TLS: %s %s" % (flag, out.stdout.strip(), out.stderr.strip()))
+    out = subprocess.run(["curl", "-sS", "--http1.1", "--cacert", c.c("ca.pem"), url],
+                         capture_output=True, text=True, timeout=30)
+    check('"name":"shelves/1/books/2"' in out.stdout.replace(" ", ""),
+          "the JSON answer came through: " + out.stdout[:80])
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+                          "http://127.0.0.1:%d/v1/shelves/1/books/2" % port],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() != "200", "plain HTTP on the TLS port is refused (%s)" %
+          (out.stdout.strip() or out.stderr.strip()))
+    # its gRPC listener (--grpc-listen) serves TLS too (ALPN h2 only): a raw call to GetBook
+    # with a name field (GetBookRequest field 1) is answered by the library server
+    ch = grpc.secure_channel("127.0.0.1:%d" % gport, c.creds())
+    get = ch.unary_unary("/gwtest.v1.Library/GetBook")
+    reply = get(b"\x0a\x11shelves/1/books/2", timeout=10)
+    ch.close()
+    check(b"shelves/1/books/2" in reply, "gRPC over TLS on --grpc-listen: GetBook answered")
+    check(gw.alive(), "the gateway is still up")
+
+
+def case_admin(c):
+    app = c.backend("py1")
+    admin = free_port()
+    p = c.start("proxy", [c.args.meshd, "proxy", "--listen", "127.0.0.1:0", "--workers", "1",
+                          "--static", "meshd.test.Echo=" + app.addr, "--log-format", "text",
+                          "--audit-file", os.path.join(c.dir, "p.audit"),
+                          "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                          "--admin-listen", "127.0.0.1:%d" % admin, "--admin-tls"])
+    p.wait_line(r"admin API on", 20)
+    base = "https://127.0.0.1:%d" % admin
+    out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), "-o", "/dev/null", "-w",
+                          "%{http_code} %{http_version}", base + "/v1/node"],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() == "200 1.1", "GET /v1/node over TLS: %s %s" %
+          (out.stdout.strip(), out.stderr.strip()))
+    out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), base + "/metrics"],
+                         capture_output=True, text=True, timeout=30)
+    check('meshd_tls_handshake_failures_total{reason="verify"}' in out.stdout,
+          "/metrics over TLS carries meshd_tls_handshake_failures_total")
+    r = subprocess.run([c.args.meshd, "routes", "--admin", "127.0.0.1:%d" % admin, "--admin-ca",
+                        c.c("ca.pem")], capture_output=True, text=True, timeout=30,
+                       env=meshd_env())
+    check(r.returncode == 0 and "meshd.test.Echo" in r.stdout,
+          "meshd routes --admin-ca over TLS: exit %d, lists the service" % r.returncode)
+    r = subprocess.run([c.args.meshd, "routes", "--admin", "127.0.0.1:%d" % admin],
+                       capture_output=True, text=True, timeout=30, env=meshd_env())
+    check(r.returncode != 0, "without --admin-ca (plain HTTP) it fails: " +
+          r.stderr.strip().splitlines()[-1][:100])
+    wait_until(lambda: "admin: TLS handshake with 127.0.0.1 failed" in p.output(), 10,
+               "the refused plain request logged")
+    check(True, "...and the node logs the plain-HTTP handshake failure")
+
+
+def _accepting(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+if __name__ == "__main__":
+    sys.exit(run(CASES, TlsCase))
