@@ -1137,6 +1137,18 @@ struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n)
     return node_tls_admin(n->tls);
 }
 
+mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *addr,
+                                   mesh_rpc_deliver_fn deliver, void *ud)
+{
+    mesh_node_t *n = node;
+    struct uv_loop_s *loop = mesh_uv_loop(self);
+    mesh_proxy_config_t up = {0}; /* the upstream part of what the workers get */
+    node_tls_engine_config(n->tls, &up, 0);
+    return loop ? mesh_rpc_grpc_new_tls(loop, addr, 5000, up.upstream_tls, up.upstream_tls_name,
+                                        deliver, ud)
+                : NULL;
+}
+
 int mesh_node_tls_http_wanted(const mesh_node_t *n)
 {
     return node_tls_listener(n->tls);

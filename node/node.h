@@ -28,6 +28,7 @@
 #include "actors/supervisor.h"
 #include "common/config.h"
 #include "registry/route_table.h"
+#include "transport/rpc.h"
 
 #include <uv.h>
 
@@ -86,6 +87,13 @@ struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n);
 
 /** The same for plain HTTP/1.1 servers (the admin API, the probes: ALPN http/1.1 only). */
 struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n);
+
+/** A gRPC client seam (transport/rpc.h) to an instance at addr on self's loop, made as the
+ *  node's workers reach instances: over TLS with the upstream context when --tls-upstream-ca
+ *  is set. For control actors that call instances (the descriptor cache: gw_cache_rpc_fn,
+ *  with node as its argument). */
+mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *addr,
+                                   mesh_rpc_deliver_fn deliver, void *ud);
 
 /** 1 when the node's listeners are to serve TLS (--tls-cert). */
 int mesh_node_tls_http_wanted(const mesh_node_t *n);

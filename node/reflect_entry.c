@@ -88,7 +88,8 @@ int node_reflect_entry_init(node_reflect_entry_t *e, mesh_node_t *node, const me
 int node_reflect_entry_start(node_reflect_entry_t *e, node_control_t *control)
 {
     e->cache = (gw_cache_args_t){
-        .rpc_new = gw_cache_rpc_grpc,
+        .rpc_new = mesh_node_upstream_rpc, /* TLS to instances as the workers reach them */
+        .rpc_arg = e->node,
         .on_pool = on_pool,
         .ctx = e,
         .routes_from = mesh_node_actor(e->node),

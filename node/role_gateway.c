@@ -144,7 +144,8 @@ int mesh_cli_gateway(int argc, char **argv)
     }
     /* The descriptor cache: every service of the node's routing tables, by reflection. */
     role.cache = (gw_cache_args_t){
-        .rpc_new = gw_cache_rpc_grpc,
+        .rpc_new = mesh_node_upstream_rpc, /* TLS to instances as the workers reach them */
+        .rpc_arg = node,
         .on_pool = on_pool,
         .ctx = &role,
         .routes_from = mesh_node_actor(node),

@@ -26,6 +26,8 @@
 #include "transport/grpc_status.h"
 #include "transport/grpc_timeout.h"
 #include "transport/h2_conn.h"
+#include "transport/tls.h"
+#include "transport/tls_holder.h"
 
 #define ACTOR         "grpc-client"
 #define CONN_RBUF     16384
@@ -82,8 +84,10 @@ struct mesh_grpc_client {
     size_t max_message;
     mesh_grpc_client_event_cb on_event;
     void *ud;
-    gc_conn_t *conn;  /* current */
-    gc_conn_t *conns; /* all live connections */
+    struct mesh_tls_holder *tls; /* NULL: h2c */
+    char tls_name[256];          /* the server's expected name */
+    gc_conn_t *conn;             /* current */
+    gc_conn_t *conns;            /* all live connections */
 };
 
 /* ---- calls ------------------------------------------------------------------------------ */
@@ -441,6 +445,16 @@ static gc_conn_t *conn_open(mesh_grpc_client_t *c)
         return NULL;
     }
     mesh_h2_conn_set_session(&k->h2, s);
+    if (c->tls) { /* TLS before anything is sent: the handshake leads */
+        mesh_tls_ctx_t *ctx = mesh_tls_holder_get(c->tls);
+        int rv = ctx ? mesh_h2_conn_set_tls(&k->h2, ctx, c->tls_name, "upstream") : -1;
+        mesh_tls_ctx_unref(ctx);
+        if (rv < 0) {
+            snprintf(k->why, sizeof(k->why), "cannot set up TLS to %s", c->addr);
+            mesh_h2_conn_close(&k->h2);
+            return NULL;
+        }
+    }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, GC_WINDOW_MAX},
@@ -468,6 +482,14 @@ mesh_grpc_client_t *mesh_grpc_client_new(uv_loop_t *loop, const mesh_grpc_client
     c->max_message = cfg->max_message;
     c->on_event = cfg->on_event;
     c->ud = cfg->ud;
+    c->tls = cfg->tls;
+    if (cfg->tls) {
+        int port;
+        if (cfg->tls_name && *cfg->tls_name)
+            snprintf(c->tls_name, sizeof(c->tls_name), "%s", cfg->tls_name);
+        else if (mesh_addr_split(cfg->addr, c->tls_name, sizeof(c->tls_name), &port) != 0)
+            snprintf(c->tls_name, sizeof(c->tls_name), "%s", cfg->addr);
+    }
     if (!c->addr || !c->authority) {
         free(c->addr);
         free(c->authority);

@@ -64,6 +64,10 @@ typedef struct mesh_grpc_client_cfg {
     const char *authority;       /* :authority of every call; default addr */
     uint64_t connect_timeout_ms; /* default 2000 */
     size_t max_message;          /* largest response message; default 4 MiB */
+    /* TLS to the server (transport/tls_holder.h; NULL: h2c): the certificate must name tls_name,
+     * or else addr's host (also sent as SNI); the holder must outlive the client */
+    struct mesh_tls_holder *tls;
+    const char *tls_name;
     mesh_grpc_client_event_cb on_event;
     void *ud;
 } mesh_grpc_client_cfg_t;

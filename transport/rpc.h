@@ -111,4 +111,12 @@ struct uv_loop_s;
 mesh_rpc_t *mesh_rpc_grpc_new(struct uv_loop_s *loop, const char *addr, uint64_t connect_timeout_ms,
                               mesh_rpc_deliver_fn deliver, void *ud);
 
+struct mesh_tls_holder;
+
+/** The same over TLS when tls is given (transport/tls_holder.h: the node's upstream context;
+ *  tls_name NULL: addr's host is the name the certificate must carry). */
+mesh_rpc_t *mesh_rpc_grpc_new_tls(struct uv_loop_s *loop, const char *addr,
+                                  uint64_t connect_timeout_ms, struct mesh_tls_holder *tls,
+                                  const char *tls_name, mesh_rpc_deliver_fn deliver, void *ud);
+
 #endif

@@ -177,11 +177,22 @@ static const mesh_rpc_ops_t grpc_ops = {
 mesh_rpc_t *mesh_rpc_grpc_new(struct uv_loop_s *loop, const char *addr, uint64_t connect_timeout_ms,
                               mesh_rpc_deliver_fn deliver_fn, void *ud)
 {
+    return mesh_rpc_grpc_new_tls(loop, addr, connect_timeout_ms, NULL, NULL, deliver_fn, ud);
+}
+
+mesh_rpc_t *mesh_rpc_grpc_new_tls(struct uv_loop_s *loop, const char *addr,
+                                  uint64_t connect_timeout_ms, struct mesh_tls_holder *tls,
+                                  const char *tls_name, mesh_rpc_deliver_fn deliver_fn, void *ud)
+{
     grpc_rpc_t *g = calloc(1, sizeof(*g));
     if (!g)
         return NULL;
-    mesh_grpc_client_cfg_t gc = {
-        .addr = addr, .connect_timeout_ms = connect_timeout_ms, .on_event = on_event, .ud = g};
+    mesh_grpc_client_cfg_t gc = {.addr = addr,
+                                 .connect_timeout_ms = connect_timeout_ms,
+                                 .on_event = on_event,
+                                 .ud = g,
+                                 .tls = tls,
+                                 .tls_name = tls_name};
     g->client = mesh_grpc_client_new(loop, &gc);
     if (!g->client) {
         free(g);

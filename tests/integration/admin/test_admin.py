@@ -138,7 +138,7 @@ def case_static(c):
     st, body, _ = http_get(admin, "/v1/nope")
     check(st == 404 and body["path"] == "/v1/nope" and
           body["paths"] == ["/", "/metrics", "/v1/audit", "/v1/members", "/v1/node", "/v1/policy",
-                          "/v1/route-policy", "/v1/routes"],
+                          "/v1/reflection", "/v1/route-policy", "/v1/routes"],
           "unknown path: 404 listing the paths: %s" % body)
 
     rc, out, err = meshd_cli(c.args, "routes", "--admin", "127.0.0.1:%d" % admin)
