@@ -153,7 +153,7 @@ static rsig_result_t chain(const mesh_crypto_t *C, const rsig_trust_t *t, X509 *
 }
 
 rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const rsig_record_t *r,
-                          int64_t now, char *err, size_t errlen)
+                          int64_t now, size_t *refused, char *err, size_t errlen)
 {
     if (!r->sig || !r->sig_len || !r->cert_der || !r->cert_len) {
         snprintf(err, errlen, "node %s: its record is not signed", r->node);
@@ -214,6 +214,8 @@ rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const
                  "node %s: may not register %s (not in its certificate, no rule allows it)",
                  r->node, s);
         rc = RSIG_SERVICE_NOT_ALLOWED;
+        if (refused)
+            *refused = i;
         goto done;
     }
     rc = RSIG_OK;

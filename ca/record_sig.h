@@ -82,9 +82,10 @@ typedef struct rsig_record {
 
 /**
  * Checks r at now (Unix seconds) against the trust and the rules (NULL: the certificate's svc
- * URIs alone). RSIG_OK, or the first failure with a sentence in err naming the node.
+ * URIs alone). RSIG_OK, or the first failure with a sentence in err naming the node; with
+ * RSIG_SERVICE_NOT_ALLOWED, *refused (when not NULL) is the index of the service refused.
  */
 rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const rsig_record_t *r,
-                          int64_t now, char *err, size_t errlen);
+                          int64_t now, size_t *refused, char *err, size_t errlen);
 
 #endif

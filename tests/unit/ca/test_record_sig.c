@@ -79,7 +79,10 @@ static rsig_result_t verify(const rsig_trust_t *t, const svr_rules_t *rules, con
                        .cert_len = id ? id->der_len : 0,
                        .services = svcs,
                        .n_services = svc ? 1 : 0};
-    return rsig_verify(t, rules, &r, NOW, err, 512);
+    size_t refused = 99;
+    rsig_result_t res = rsig_verify(t, rules, &r, NOW, &refused, err, 512);
+    CHECK(res != RSIG_SERVICE_NOT_ALLOWED || refused == 0);
+    return res;
 }
 
 static void test_records(void)
