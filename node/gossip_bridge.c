@@ -179,6 +179,8 @@ static rsig_result_t verify_record(bridge_t *b, bmember_t *m)
     if (!m->meta ||
         gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) != 0)
         return RSIG_OK; /* nothing routable comes of it anyway */
+    if (n == 0 && b->nattrs.n_evicted == 0)
+        return RSIG_OK; /* claims nothing (a proxy's record): nothing to prove */
     char **svcs = n ? calloc(n, sizeof(char *)) : NULL;
     size_t k = 0;
     for (size_t i = 0; svcs && i < n; i++) {
