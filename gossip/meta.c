@@ -69,6 +69,8 @@ static int pack_attrs(msgpack_packer *pk, const gsp_node_attrs_t *a)
         return -1;
     if (a->cert.n && (pack_key(pk, "cert") || gsp_mp_pack_str(pk, a->cert, 1)))
         return -1;
+    if (a->cset && (pack_key(pk, "cset") || msgpack_pack_uint64(pk, a->cset)))
+        return -1;
     if (!a->n_evicted)
         return 0;
     if (pack_key(pk, "evicted") || msgpack_pack_array(pk, a->n_evicted))
@@ -97,9 +99,10 @@ int gsp_meta_encode_node(const gsp_inst_t *insts, size_t n, const gsp_node_attrs
     gsp_enc_t e = {.buf = buf, .cap = cap < GSP_META_MAX ? cap : GSP_META_MAX, .len = 0};
     msgpack_packer pk;
     gsp_mp_packer(&pk, &e);
-    if (attrs && (attrs->role.n || attrs->n_evicted || attrs->sig.n || attrs->cert.n)) {
+    if (attrs &&
+        (attrs->role.n || attrs->n_evicted || attrs->sig.n || attrs->cert.n || attrs->cset)) {
         uint32_t pairs = 1 + (attrs->role.n > 0) + (attrs->n_evicted > 0) + (attrs->sig.n > 0) +
-                         (attrs->cert.n > 0);
+                         (attrs->cert.n > 0) + (attrs->cset != 0);
         if (msgpack_pack_map(&pk, pairs) || pack_key(&pk, "i") || msgpack_pack_array(&pk, n))
             return -1;
         for (size_t i = 0; i < n; i++)
@@ -199,6 +202,8 @@ static int rd_map(gsp_mpr_t *r, gsp_inst_t *out, size_t cap, size_t *n, gsp_node
             rc = gsp_mpr_str(r, GSP_SIG_MAX, 1, &a->sig);
         } else if (key_is(key, "cert")) {
             rc = gsp_mpr_str(r, GSP_CERT_MAX, 1, &a->cert);
+        } else if (key_is(key, "cset")) {
+            rc = gsp_mpr_uint(r, UINT64_MAX, &a->cset);
         } else if (key_is(key, "role")) {
             rc = gsp_mpr_str(r, GSP_FIELD_MAX, 0, &a->role);
         } else if (key_is(key, "evicted")) {
@@ -221,6 +226,7 @@ static void attrs_clear(gsp_node_attrs_t *a)
 {
     a->role = a->sig = a->cert = a->insts_raw = (gsp_str_t){"", 0};
     a->n_evicted = 0;
+    a->cset = 0;
 }
 
 int gsp_meta_decode_node(const void *buf, size_t len, gsp_inst_t *out, size_t cap, size_t *n,

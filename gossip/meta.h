@@ -25,7 +25,9 @@
  *              leading monitor) evicted from etcd; proxies keep them out of gossip-sourced routes
  *   "sig"      bin, 1..GSP_SIG_MAX bytes: the node's signature over its "i" value's bytes
  *              (ca/record_sig.h says what exactly is signed)
- *   "cert"     bin, 1..GSP_CERT_MAX bytes: the signing node's leaf certificate, DER
+ *   "cert"     bin, 1..GSP_CERT_MAX bytes: the signing node's leaf certificate, DER, inline
+ *   "cset"     uint, not 0: the hash of the set that carries the leaf instead (fetched once per
+ *              hash like a method set: gossip/cert_set.h); what meshd sends
  *
  * A node without attributes sends the bare array (so sidecars' metadata is what it always was).
  *
@@ -77,7 +79,8 @@ typedef struct gsp_evicted {
 typedef struct gsp_node_attrs {
     gsp_str_t role;      /* empty: none */
     gsp_str_t sig;       /* the record signature (empty: unsigned) */
-    gsp_str_t cert;      /* the signer's leaf certificate, DER (empty: none) */
+    gsp_str_t cert;      /* the signer's leaf certificate, DER, inline (empty: none) */
+    uint64_t cset;       /* the hash of the set carrying the leaf (0: none) */
     gsp_str_t insts_raw; /* decoding only: the bytes of the instance array (what is signed) */
     uint32_t n_evicted;
     gsp_evicted_t evicted[GSP_EVICTED_MAX];

@@ -29,6 +29,8 @@
 
 #define MS 1000000ull
 
+#define VERDICT_PENDING RSIG_N_RESULTS /* a record whose certificate set has not arrived */
+
 typedef struct bmember {
     char name[GSP_NAME_MAX + 1];
     char addr[GSP_ADDR_MAX + 1];
@@ -38,8 +40,10 @@ typedef struct bmember {
     int self, meta_known;
     uint8_t *meta;
     size_t meta_len;
-    rsig_result_t verdict; /* of the record in meta (RSIG_OK when verification is off) */
-    uint32_t logged;       /* reasons already logged, a bit each */
+    int verdict;     /* rsig_result_t of the record in meta (RSIG_OK when verification is off),
+                        or VERDICT_PENDING while its certificate set is being fetched */
+    uint64_t cset;   /* the certificate set it waits for (pending) */
+    uint32_t logged; /* reasons already logged, a bit each */
 } bmember_t;
 
 typedef struct bset {
@@ -79,6 +83,7 @@ typedef struct bridge {
     size_t local_meta_len;
     gsp_node_attrs_t nattrs;           /* scratch: attributes being encoded or decoded */
     gsign_t signer;                    /* our signing identity */
+    uint8_t cert[GSP_CERT_MAX];        /* scratch: a member's certificate reassembled */
     uint64_t rejected[RSIG_N_RESULTS]; /* records refused, by reason ([RSIG_OK]: accepted) */
 } bridge_t;
 
@@ -173,14 +178,29 @@ static void rejected(bridge_t *b, bmember_t *m, rsig_result_t r, const char *why
 }
 
 /* Checks a member's record (once per metadata version: the mirror calls it when it changes). */
-static rsig_result_t verify_record(bridge_t *b, bmember_t *m)
+static int verify_record(bridge_t *b, bmember_t *m)
 {
     size_t n = 0;
+    m->cset = 0;
+    if (m->self)
+        return RSIG_OK; /* our own record: we signed it */
     if (!m->meta ||
         gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) != 0)
         return RSIG_OK; /* nothing routable comes of it anyway */
     if (n == 0 && b->nattrs.n_evicted == 0)
         return RSIG_OK; /* claims nothing (a proxy's record): nothing to prove */
+    const uint8_t *cert = (const uint8_t *)b->nattrs.cert.p;
+    size_t cert_len = b->nattrs.cert.n;
+    if (!cert_len && b->nattrs.cset && b->nattrs.sig.n) {
+        const bset_t *cs = set_of(b, b->nattrs.cset);
+        if (!cs) {
+            m->cset = b->nattrs.cset; /* being fetched: checked when it arrives */
+            return VERDICT_PENDING;
+        }
+        long cl = gsp_cert_set_read((const char *const *)cs->names, cs->n, b->cert, GSP_CERT_MAX);
+        cert = b->cert;
+        cert_len = cl > 0 ? (size_t)cl : 0; /* not a certificate set: unsigned */
+    }
     char **svcs = n ? calloc(n, sizeof(char *)) : NULL;
     size_t k = 0;
     for (size_t i = 0; svcs && i < n; i++) {
@@ -204,8 +224,8 @@ static rsig_result_t verify_record(bridge_t *b, bmember_t *m)
                              .rec_len = b->nattrs.insts_raw.n,
                              .sig = (const uint8_t *)b->nattrs.sig.p,
                              .sig_len = b->nattrs.sig.n,
-                             .cert_der = (const uint8_t *)b->nattrs.cert.p,
-                             .cert_len = b->nattrs.cert.n,
+                             .cert_der = cert,
+                             .cert_len = cert_len,
                              .services = (const char *const *)svcs,
                              .n_services = k};
         r = rsig_verify(b->a->trust, b->a->rules, &rec, (int64_t)time(NULL), &refused, err,
@@ -285,6 +305,9 @@ static void on_set(bridge_t *b, gsp_set_event_t *e)
         b->cap_sets = nc;
     }
     b->sets[b->n_sets++] = (bset_t){.hash = e->hash, .n = e->n, .names = e->names, .ev = e};
+    for (size_t i = 0; b->a->verify && i < b->n; i++) /* a certificate some records wait for */
+        if (b->ms[i]->verdict == VERDICT_PENDING && b->ms[i]->cset == e->hash)
+            b->ms[i]->verdict = verify_record(b, b->ms[i]);
 }
 
 /* Decodes a member's instances into b->insts; their count, or 0. */
@@ -451,8 +474,8 @@ static int encode_with_attrs(bridge_t *b, size_t n, const uint8_t *rec, size_t r
     uint8_t sig[RSIG_SIG_MAX];
     size_t sl = rec ? gsign_sign(&b->signer, b->a->gossip.name, rec, rec_len, sig) : 0;
     na->sig = (gsp_str_t){(const char *)sig, (uint32_t)sl};
-    na->cert = sl ? (gsp_str_t){(const char *)b->signer.cert_der, (uint32_t)b->signer.cert_len}
-                  : (gsp_str_t){"", 0};
+    na->cert = (gsp_str_t){"", 0};
+    na->cset = sl ? b->signer.cset.hash : 0; /* the certificate travels as a set */
     na->role = (gsp_str_t){a->role, (uint32_t)strlen(a->role)};
     na->n_evicted = 0;
     for (size_t i = 0; i < a->n_evicted && na->n_evicted < GSP_EVICTED_MAX; i++)
@@ -473,6 +496,27 @@ static int encode_with_attrs(bridge_t *b, size_t n, const uint8_t *rec, size_t r
     return len;
 }
 
+/* Adds our certificate set (when we sign) to u's sets (room for one more was allocated). */
+static int add_cert_set(bridge_t *b, gsp_meta_update_t *u)
+{
+    const gsp_cert_set_t *cs = &b->signer.cset;
+    if (!b->signer.key || !cs->n)
+        return 0;
+    char **names = calloc(cs->n, sizeof(char *));
+    if (!names)
+        return -1;
+    u->sets[u->n_sets].hash = cs->hash;
+    u->sets[u->n_sets].names = names;
+    u->sets[u->n_sets].n = 0;
+    for (size_t i = 0; i < cs->n; i++, u->sets[u->n_sets].n++)
+        if (!(names[i] = strdup(cs->names[i]))) {
+            u->n_sets++;
+            return -1;
+        }
+    u->n_sets++;
+    return 0;
+}
+
 /* Announces our last instances again with our attributes and identity (either changed). */
 static void reannounce(bridge_t *b)
 {
@@ -481,7 +525,8 @@ static void reannounce(bridge_t *b)
         gsp_meta_decode(b->local_meta, b->local_meta_len, b->insts, GSP_INST_MAX, &n) != 0)
         n = 0;
     gsp_meta_update_t *u = calloc(1, sizeof(*u));
-    if (!u || !(u->meta = malloc(GSP_META_MAX))) {
+    if (!u || !(u->meta = malloc(GSP_META_MAX)) || !(u->sets = calloc(1, sizeof(*u->sets))) ||
+        add_cert_set(b, u) != 0) {
         gsp_meta_update_free(u);
         return;
     }
@@ -513,9 +558,9 @@ static void on_local(bridge_t *b, const reg_local_t *l)
     if (!u || (l->n && (!vals || !ok)))
         goto out;
     size_t n = 0;
-    u->sets = l->n ? calloc(l->n, sizeof(*u->sets)) : NULL;
+    u->sets = calloc(l->n + 1, sizeof(*u->sets)); /* and our certificate's */
     u->meta = malloc(GSP_META_MAX);
-    if ((l->n && !u->sets) || !u->meta)
+    if (!u->sets || !u->meta)
         goto out;
     size_t plen = strlen(b->a->prefix);
     for (size_t i = 0; i < l->n && n < GSP_INST_MAX; i++) {
@@ -578,6 +623,8 @@ static void on_local(bridge_t *b, const reg_local_t *l)
     b->local_meta_len = (size_t)len;
     if ((b->attrs || b->signer.key) &&
         (len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta)) < 0)
+        goto out;
+    if (add_cert_set(b, u) != 0)
         goto out;
     u->meta_len = (size_t)len;
     if (mesh_send_ptr(b->self, b->gossip, GSP_MSG_SET_META, u, gsp_meta_update_free) == 0)

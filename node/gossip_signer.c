@@ -30,6 +30,7 @@ static void forget(gsign_t *s)
     free(s->cert_der);
     s->cert_der = NULL;
     s->cert_len = 0;
+    gsp_cert_set_destroy(&s->cset);
 }
 
 void gsign_destroy(gsign_t *s)
@@ -91,11 +92,20 @@ int gsign_refresh(gsign_t *s)
         unsigned char *p = s->cert_der;
         C->i2d_x509(x, &p);
         s->cert_len = (size_t)n;
+        if (gsp_cert_set_make(&s->cset, s->cert_der, s->cert_len) != 0) {
+            C->pkey_free(k);
+            k = NULL;
+            free(s->cert_der);
+            s->cert_der = NULL;
+            s->cert_len = 0;
+            goto out;
+        }
         s->key = k;
         mesh_info("gossip", "signing our gossip record with the identity in %s", s->cert_path);
     } else {
         C->pkey_free(k);
     }
+out:
     if (x)
         C->x509_free(x);
     if (C)

@@ -2,8 +2,9 @@
  * node/gossip_signer.h: this node's gossip signing identity: the key and leaf certificate in
  * --identity-dir (key.pem, cert.pem: node/identity_client.h writes them, or a person does),
  * re-read when cert.pem changes (the first issue, each rotation), and the signature of our
- * instance record with them (ca/record_sig.h). The bridge checks for a change every few
- * seconds and announces its record again, signed with the new certificate.
+ * instance record with them (ca/record_sig.h). The certificate travels as a set fetched once
+ * per hash (gossip/cert_set.h), the signature with every copy of our metadata. The bridge checks
+ * for a change every few seconds and announces its record again, signed with the new certificate.
  */
 #ifndef MESH_GOSSIP_SIGNER_H
 #define MESH_GOSSIP_SIGNER_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "ca/record_sig.h"
+#include "gossip/cert_set.h"
 #include "gossip/meta.h"
 
 /** A signing identity (in place: gsign_init / gsign_destroy). */
@@ -20,6 +22,7 @@ typedef struct gsign {
     EVP_PKEY *key; /* NULL: no identity (yet) */
     uint8_t *cert_der;
     size_t cert_len;
+    gsp_cert_set_t cset; /* the certificate as a set (gossip/cert_set.h), what travels */
     int64_t mtime_ns;
     int64_t size;
     int warned; /* a bad identity was logged (once per change of the files) */
