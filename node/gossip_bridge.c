@@ -684,6 +684,11 @@ static json_t *members_json(void *ud, const h1_req_t *req, int *status)
             json_object_set_new(o, "role", json_stringn(b->nattrs.role.p, b->nattrs.role.n));
             json_object_set_new(o, "evicted", ev ? ev : json_array());
         }
+        if (o && b->a->verify && ok) /* the signed record's verdict (docs/gossip.md) */
+            json_object_set_new(o, "record",
+                                json_string(m->verdict == VERDICT_PENDING
+                                                ? "pending"
+                                                : rsig_result_name((rsig_result_t)m->verdict)));
         json_array_append_new(arr, o);
     }
     return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);

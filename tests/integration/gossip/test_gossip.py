@@ -426,8 +426,12 @@ def case_signed(c):
     check(set(routable(proxy)) == {s1.addr}, "only side-1 routable: %s" % routable(proxy))
     got = served_by("127.0.0.1:%d" % proxy_port, 8)
     check(got == ["app-1"] * 8, "every call reaches side-1's app only: %s" % got)
-    check(members(proxy).get("side-2", {}).get("state") == "alive",
+    ms = members(proxy)
+    check(ms.get("side-2", {}).get("state") == "alive",
           "the refused member stays a known, alive member")
+    check(ms["side-1"].get("record") == "ok" and ms["side-2"].get("record") == "wrong_identity"
+          and ms["side-3"].get("record") == "service_not_allowed",
+          "/v1/members shows each record's verdict: %r" % {k: v.get("record") for k, v in ms.items()})
     check(s2.alive() and s3.alive(), "the refused sidecars keep running")
 
     # A rule lets side-3's identity register the service (a second proxy with the rule table).
