@@ -13,8 +13,23 @@
 
 #define RSIG_TAG "meshd-gossip-record-v1"
 
+/* A certificate checked once (chain, validity, identity), for RSIG_CACHE_TTL_S: records of
+ * later metadata versions cost a digest, a lookup and the signature check alone. */
+typedef struct cert_entry {
+    uint8_t digest[32]; /* SHA-256 of the DER */
+    int used;
+    X509 *leaf;            /* NULL when it did not parse */
+    rsig_result_t rc;      /* of the chain and identity checks (RSIG_OK, or the reason) */
+    char why[300];         /* the reason, without the node's name */
+    ca_peer_identity_t id; /* when rc is RSIG_OK */
+    int64_t checked_at, not_before, not_after;
+} cert_entry_t;
+
 struct rsig_trust {
     X509_STORE *store;
+    cert_entry_t cache[RSIG_CACHE_MAX];
+    size_t next; /* the entry replaced next (round robin) */
+    uint64_t hits, misses;
 };
 
 static const char *const names[RSIG_N_RESULTS] = {
@@ -117,11 +132,27 @@ fail:
     return NULL;
 }
 
+static void entry_clear(const mesh_crypto_t *C, cert_entry_t *e)
+{
+    if (C && e->leaf)
+        C->x509_free(e->leaf);
+    ca_peer_identity_destroy(&e->id);
+    memset(e, 0, sizeof(*e));
+}
+
+void rsig_trust_stats(const rsig_trust_t *t, uint64_t *hits, uint64_t *misses)
+{
+    *hits = t ? t->hits : 0;
+    *misses = t ? t->misses : 0;
+}
+
 void rsig_trust_free(rsig_trust_t *t)
 {
     if (!t)
         return;
     const mesh_crypto_t *C = ca_crypto(NULL, 0);
+    for (size_t i = 0; i < RSIG_CACHE_MAX; i++)
+        entry_clear(C, &t->cache[i]);
     if (C && t->store)
         C->x509_store_free(t->store);
     free(t);
@@ -129,7 +160,7 @@ void rsig_trust_free(rsig_trust_t *t)
 
 /* Chains leaf to the trust at now. */
 static rsig_result_t chain(const mesh_crypto_t *C, const rsig_trust_t *t, X509 *leaf, int64_t now,
-                           const char *node, char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
     X509_STORE_CTX *ctx = C->x509_store_ctx_new();
     if (!ctx || C->x509_store_ctx_init(ctx, t->store, leaf, NULL) != 1) {
@@ -147,12 +178,70 @@ static rsig_result_t chain(const mesh_crypto_t *C, const rsig_trust_t *t, X509 *
     rsig_result_t r = e == X509_V_ERR_CERT_HAS_EXPIRED     ? RSIG_EXPIRED
                       : e == X509_V_ERR_CERT_NOT_YET_VALID ? RSIG_NOT_YET_VALID
                                                            : RSIG_WRONG_CA;
-    snprintf(err, errlen, "node %s: its certificate does not verify against the gossip CA: %s",
-             node, C->x509_verify_cert_error_string(e));
+    snprintf(err, errlen, "its certificate does not verify against the gossip CA: %s",
+             C->x509_verify_cert_error_string(e));
     return r;
 }
 
-rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const rsig_record_t *r,
+/* Checks a certificate once: parse, chain at now, identity. Fills e. */
+static void check_cert(const mesh_crypto_t *C, rsig_trust_t *t, cert_entry_t *e, const uint8_t *der,
+                       size_t len, int64_t now)
+{
+    e->used = 1;
+    e->checked_at = now;
+    const unsigned char *p = der;
+    e->leaf = len <= 0x7fffffff ? C->d2i_x509(NULL, &p, (long)len) : NULL;
+    if (!e->leaf || p != der + len) {
+        if (e->leaf)
+            C->x509_free(e->leaf);
+        e->leaf = NULL;
+        e->rc = RSIG_BAD_CERT;
+        snprintf(e->why, sizeof(e->why), "its certificate is not DER X.509");
+        return;
+    }
+    if (ca_asn1_time_unix(C->x509_getm_not_before(e->leaf), &e->not_before) != 0 ||
+        ca_asn1_time_unix(C->x509_getm_not_after(e->leaf), &e->not_after) != 0)
+        e->not_before = e->not_after = 0; /* unreadable times: the chain check refuses it */
+    e->rc = chain(C, t, e->leaf, now, e->why, sizeof(e->why));
+    if (e->rc != RSIG_OK)
+        return;
+    char why[256];
+    if (ca_peer_identity_from_x509(e->leaf, NULL, &e->id, why, sizeof(why)) != 0) {
+        snprintf(e->why, sizeof(e->why), "its certificate names no meshd identity: %s", why);
+        e->rc = RSIG_WRONG_IDENTITY;
+    }
+}
+
+/* The checked entry for a certificate: from the cache while fresh and valid now, else checked
+ * again (into the entry replaced next). */
+static const cert_entry_t *lookup(const mesh_crypto_t *C, rsig_trust_t *t, const uint8_t *der,
+                                  size_t len, int64_t now)
+{
+    uint8_t d[32];
+    unsigned int dl = 0;
+    if (C->digest(der, len, d, &dl, C->sha256(), NULL) != 1 || dl != sizeof(d))
+        return NULL;
+    cert_entry_t *e = NULL;
+    for (size_t i = 0; i < RSIG_CACHE_MAX && !e; i++)
+        if (t->cache[i].used && !memcmp(t->cache[i].digest, d, sizeof(d)))
+            e = &t->cache[i];
+    if (e && now >= e->checked_at && now - e->checked_at < RSIG_CACHE_TTL_S &&
+        (e->rc != RSIG_OK || (now >= e->not_before && now <= e->not_after))) {
+        t->hits++;
+        return e;
+    }
+    t->misses++;
+    if (!e) {
+        e = &t->cache[t->next];
+        t->next = (t->next + 1) % RSIG_CACHE_MAX;
+    }
+    entry_clear(C, e);
+    memcpy(e->digest, d, sizeof(d));
+    check_cert(C, t, e, der, len, now);
+    return e;
+}
+
+rsig_result_t rsig_verify(rsig_trust_t *t, const svr_rules_t *rules, const rsig_record_t *r,
                           int64_t now, size_t *refused, char *err, size_t errlen)
 {
     if (!r->sig || !r->sig_len || !r->cert_der || !r->cert_len) {
@@ -162,35 +251,26 @@ rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const
     const mesh_crypto_t *C = ca_crypto(err, errlen);
     if (!C || !t)
         return RSIG_INTERNAL;
-    const unsigned char *p = r->cert_der;
-    X509 *leaf = r->cert_len <= 0x7fffffff ? C->d2i_x509(NULL, &p, (long)r->cert_len) : NULL;
-    if (!leaf || p != r->cert_der + r->cert_len) {
-        if (leaf)
-            C->x509_free(leaf);
-        C->err_clear_error();
-        snprintf(err, errlen, "node %s: its certificate is not DER X.509", r->node);
-        return RSIG_BAD_CERT;
+    const cert_entry_t *e = lookup(C, t, r->cert_der, r->cert_len, now);
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return RSIG_INTERNAL;
     }
-    ca_peer_identity_t id = {0};
-    uint8_t *b = NULL;
-    EVP_MD_CTX *ctx = NULL;
-    rsig_result_t rc = chain(C, t, leaf, now, r->node, err, errlen);
-    if (rc != RSIG_OK)
-        goto done;
-    char why[256];
-    if (ca_peer_identity_from_x509(leaf, NULL, &id, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "node %s: its certificate names no meshd identity: %s", r->node, why);
-        rc = RSIG_WRONG_IDENTITY;
-        goto done;
+    if (e->rc != RSIG_OK) {
+        snprintf(err, errlen, "node %s: %s", r->node, e->why);
+        return e->rc;
     }
-    if (strcmp(id.node, r->node) != 0) {
+    const ca_peer_identity_t *id = &e->id;
+    if (strcmp(id->node, r->node) != 0) {
         snprintf(err, errlen, "node %s: its record is signed by the identity of node %s", r->node,
-                 id.node);
-        rc = RSIG_WRONG_IDENTITY;
-        goto done;
+                 id->node);
+        return RSIG_WRONG_IDENTITY;
     }
     size_t n;
-    EVP_PKEY *pub = C->x509_get0_pubkey(leaf);
+    uint8_t *b = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    rsig_result_t rc;
+    EVP_PKEY *pub = C->x509_get0_pubkey(e->leaf);
     if (!pub || !(b = tbs(r->node, r->rec, r->rec_len, &n)) || !(ctx = C->md_ctx_new())) {
         snprintf(err, errlen, "out of memory");
         rc = RSIG_INTERNAL;
@@ -203,12 +283,12 @@ rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const
         goto done;
     }
     char uri[SPF_URI_MAX + 1];
-    if (spf_format(uri, sizeof(uri), id.trust_domain, SPF_KIND_NODE, id.node) != 0)
+    if (spf_format(uri, sizeof(uri), id->trust_domain, SPF_KIND_NODE, id->node) != 0)
         uri[0] = 0;
     for (size_t i = 0; i < r->n_services; i++) {
         const char *s = r->services[i];
-        if (ca_peer_identity_has_service(&id, s) ||
-            svr_rules_allow(rules, s, id.node, uri[0] ? uri : NULL))
+        if (ca_peer_identity_has_service(id, s) ||
+            svr_rules_allow(rules, s, id->node, uri[0] ? uri : NULL))
             continue;
         snprintf(err, errlen,
                  "node %s: may not register %s (not in its certificate, no rule allows it)",
@@ -224,7 +304,5 @@ done:
     if (ctx)
         C->md_ctx_free(ctx);
     free(b);
-    ca_peer_identity_destroy(&id);
-    C->x509_free(leaf);
     return rc;
 }

@@ -19,7 +19,8 @@
  *   RSIG_BAD_SIGNATURE     the signature does not verify with the leaf's key over the record
  *   RSIG_SERVICE_NOT_ALLOWED  a service of the record is neither in the leaf's svc URIs nor
  *                          allowed by the rule table (ca/svc_rules.h) for that identity
- * Sans-I/O: keys, certificates, the record and the time in; a result out.
+ * Sans-I/O: keys, certificates, the record and the time in; a result out (and the trust's
+ * certificate cache updated).
  */
 #ifndef CA_RECORD_SIG_H
 #define CA_RECORD_SIG_H
@@ -32,6 +33,10 @@
 
 /** Longest signature rsig_sign writes (RSA 4096). */
 #define RSIG_SIG_MAX 512
+
+/** Certificates whose checks the trust keeps (round robin beyond), and for how long. */
+#define RSIG_CACHE_MAX   256
+#define RSIG_CACHE_TTL_S 600
 
 /** Results of rsig_verify. */
 typedef enum {
@@ -58,7 +63,10 @@ const char *rsig_result_name(rsig_result_t r);
 int rsig_sign(EVP_PKEY *key, const char *node, const uint8_t *rec, size_t len, uint8_t *sig,
               size_t cap);
 
-/** The trusted CA certificates (opaque). */
+/** The trusted CA certificates (opaque), and a cache of the certificates checked against them:
+ *  a certificate's parse, chain and identity are checked once per RSIG_CACHE_TTL_S (keyed by
+ *  its SHA-256, and never past its notAfter); each record still gets its signature checked.
+ *  Not thread-safe: one trust per actor. */
 typedef struct rsig_trust rsig_trust_t;
 
 /** Reads the CA certificates of a PEM text (every certificate in it). The trust, or NULL with
@@ -85,7 +93,10 @@ typedef struct rsig_record {
  * URIs alone). RSIG_OK, or the first failure with a sentence in err naming the node; with
  * RSIG_SERVICE_NOT_ALLOWED, *refused (when not NULL) is the index of the service refused.
  */
-rsig_result_t rsig_verify(const rsig_trust_t *t, const svr_rules_t *rules, const rsig_record_t *r,
+rsig_result_t rsig_verify(rsig_trust_t *t, const svr_rules_t *rules, const rsig_record_t *r,
                           int64_t now, size_t *refused, char *err, size_t errlen);
+
+/** How often rsig_verify found a certificate's checks in the cache, and had to run them. */
+void rsig_trust_stats(const rsig_trust_t *t, uint64_t *hits, uint64_t *misses);
 
 #endif
