@@ -28,7 +28,8 @@ Cases (--case NAME):
             whose own certificate does not name the service (service_not_allowed): each is
             audited (gossip_record_rejected), counted in meshd_gossip_records_total{result},
             and no call reaches their apps; a rule table (--gossip-rules) then lets side-3's
-            identity register the service.
+            identity register the service; a renewed certificate for side-3 that names the
+            service is picked up and signed with, and side-3 becomes routable everywhere.
   config    refusals with clear errors and exit 2: gossip on a non-loopback address without
             --gossip-key; a key file with a bad line (FILE:LINE); a second live node with the
             same name.
@@ -350,9 +351,10 @@ def issue(c, ca_dir, name, services, td="example.org"):
     """An identity folder (key.pem, cert.pem, ca.pem) for node name, signed by the CA in ca_dir
     with the openssl CLI, with the SANs `meshd ca` writes."""
     d = os.path.join(c.dir, "id-" + name)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
     key, csr, cert = (os.path.join(d, f) for f in ("key.pem", "req.pem", "cert.pem"))
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    if not os.path.exists(key):  # a renewal keeps the key, as meshd's identity client does
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
     openssl("req", "-new", "-key", key, "-subj", "/CN=%s/O=%s" % (name, td), "-out", csr)
     ext = os.path.join(d, "ext.cnf")
     sans = ["URI:spiffe://%s/node/%s" % (td, name)]
@@ -363,7 +365,8 @@ def issue(c, ca_dir, name, services, td="example.org"):
     openssl("x509", "-req", "-in", csr, "-CA", os.path.join(ca_dir, "ca-cert.pem"),
             "-CAkey", os.path.join(ca_dir, "ca-key.pem"), "-set_serial",
             str(int.from_bytes(os.urandom(8), "big")), "-days", "1", "-extfile", ext,
-            "-out", cert)
+            "-out", cert + ".new")
+    os.rename(cert + ".new", cert)  # atomically, as the identity client writes it
     with open(os.path.join(ca_dir, "ca-cert.pem")) as src, \
             open(os.path.join(d, "ca.pem"), "w") as dst:
         dst.write(src.read())
@@ -435,6 +438,7 @@ def case_signed(c):
     check(s2.alive() and s3.alive(), "the refused sidecars keep running")
 
     # A rule lets side-3's identity register the service (a second proxy with the rule table).
+    # (Before side-3's certificate changes below.)
     rules = os.path.join(c.dir, "rules.txt")
     with open(rules, "w") as f:
         f.write("# who may register what\n%s  side-3\n" % ECHO)
@@ -444,6 +448,13 @@ def case_signed(c):
                      "--gossip-rules", rules])
     wait_until(lambda: set(routable(proxy2)) == {s1.addr, s3.addr}, 15,
                "with the rule, side-1 and side-3 routable (side-2 still refused)")
+
+    # side-3 gets a certificate that names the service (a renewal, same key): it signs again
+    # with it within seconds, and the first proxy routes it without a rule.
+    issue(c, ca_dir, "side-3", [ECHO, OTHER])
+    wait_until(lambda: set(routable(proxy)) == {s1.addr, s3.addr}, 15,
+               "after side-3's new certificate, side-3 routable at the proxy without a rule")
+    check(members(proxy)["side-3"].get("record") == "ok", "side-3's record now ok")
 
 
 def case_config(c):
