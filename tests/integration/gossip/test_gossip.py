@@ -31,8 +31,9 @@ Cases (--case NAME):
             identity register the service; a renewed certificate for side-3 that names the
             service is picked up and signed with, and side-3 becomes routable everywhere.
   config    refusals with clear errors and exit 2: gossip on a non-loopback address without
-            --gossip-key; a key file with a bad line (FILE:LINE); a second live node with the
-            same name.
+            --gossip-key; a key file with a bad line (FILE:LINE); --gossip-verify without a CA,
+            a CA file without a certificate, a rule file with a bad line (FILE:LINE); a second
+            live node with the same name.
 
 Every case starts its own processes on free loopback ports in a temp folder and kills exactly
 the PIDs it started, also on failure.
@@ -474,6 +475,23 @@ def case_config(c):
                   "127.0.0.1:%d" % free_port(), "--gossip-key", keyfile)
     print(out, flush=True)
     check(rc == 2 and "%s:3" % keyfile in out, "a bad key line refused (exit 2) with FILE:LINE")
+    # signed records: verification needs a CA; a rule file's bad line is named with FILE:LINE
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-verify")
+    check(rc == 2 and "--gossip-ca" in out, "--gossip-verify without a CA refused (exit 2)")
+    rules = os.path.join(c.dir, "rules.txt")
+    with open(rules, "w") as f:
+        f.write("shop.*  cart-*\nshop.Cart cart-1 extra\n")
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-ca", keyfile, "--gossip-rules", rules)
+    check(rc == 2 and "no PEM certificate" in out, "a CA file without a certificate refused")
+    ca_dir = os.path.join(c.dir, "ca")
+    check(subprocess.run([c.args.meshd, "ca", "init", "--dir", ca_dir, "--trust-domain",
+                          "example.org"], capture_output=True).returncode == 0, "meshd ca init")
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-ca",
+                  os.path.join(ca_dir, "ca-cert.pem"), "--gossip-rules", rules)
+    check(rc == 2 and "%s:2" % rules in out, "a bad rule line refused (exit 2) with FILE:LINE")
     g = free_port()
     first = c.node("proxy", "same", g, None, ["--listen", "127.0.0.1:%d" % free_port()])
     second = c.start("second", [c.args.meshd, "proxy", "--node", "same", "--workers", "1",
