@@ -44,6 +44,7 @@ static const char *const type_names[AUDIT_TYPE_END] = {
     [AUDIT_FAULT_INJECTION] = "fault_injection",
     [AUDIT_CERT_ISSUED] = "cert_issued",
     [AUDIT_CERT_DENIED] = "cert_denied",
+    [AUDIT_GOSSIP_RECORD_REJECTED] = "gossip_record_rejected",
 };
 
 static const char *const outcome_names[AUDIT_OUTCOME_END] = {
@@ -114,6 +115,7 @@ audit_outcome_t audit_event_outcome(const audit_event_t *ev)
     case AUDIT_SIGNATURE_INVALID:
     case AUDIT_MONITOR_EVICTION_HELD:
     case AUDIT_CERT_DENIED:
+    case AUDIT_GOSSIP_RECORD_REJECTED:
         return AUDIT_OUTCOME_DENIED;
     case AUDIT_BREAKER_HALF_OPEN:
     default:
@@ -151,6 +153,7 @@ const char *audit_event_problem(const audit_event_t *ev)
         break;
     case AUDIT_MEMBER_DEAD:
     case AUDIT_MEMBER_LEFT:
+    case AUDIT_GOSSIP_RECORD_REJECTED:
         if (!ev->member)
             return "member events need the member's name";
         break;
@@ -511,6 +514,7 @@ ssize_t audit_event_encode(const audit_ctx_t *ctx, const audit_event_t *ev, char
     }
     case AUDIT_MEMBER_DEAD:
     case AUDIT_MEMBER_LEFT:
+    case AUDIT_GOSSIP_RECORD_REJECTED:
         PUT_LIT(&w, ",\"member\":");
         put_str(&w, ev->member, AUDIT_MAX_MEMBER);
         break;

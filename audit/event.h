@@ -91,6 +91,8 @@ typedef enum audit_type {
      * requested node goes in peer_identity as its SPIFFE ID, the caller in peer_address. */
     AUDIT_CERT_ISSUED,
     AUDIT_CERT_DENIED,
+    /* A gossip member's signed record refused (docs/gossip.md, "Signed records"): denied. */
+    AUDIT_GOSSIP_RECORD_REJECTED,
     AUDIT_TYPE_END /* one past the last type */
 } audit_type_t;
 
@@ -138,7 +140,8 @@ typedef struct audit_event {
                               (required by instance_registered, instance_removed,
                               monitor_eviction and monitor_readmitted) */
     audit_source_t source; /* instance_removed: required */
-    const char *member;    /* member_dead, member_left: the gossip member's name (required) */
+    const char *member;    /* member_dead, member_left, gossip_record_rejected: the gossip
+                              member's name (required) */
     bool ready;            /* readiness_changed: the new state */
     uint64_t dropped;      /* audit_dropped: events dropped since the last report (>= 1) */
 } audit_event_t;

@@ -159,6 +159,12 @@
     X(x509_req_sign, int, X509_REQ_sign, (X509_REQ *r, EVP_PKEY *k, const EVP_MD *md))             \
     X(x509_req_get0_pubkey, EVP_PKEY *, X509_REQ_get0_pubkey, (X509_REQ *r))                       \
     X(x509_req_verify, int, X509_REQ_verify, (X509_REQ *r, EVP_PKEY *k))                           \
+    X(d2i_x509, X509 *, d2i_X509, (X509 **a, const unsigned char **pp, long len))                 \
+    X(i2d_x509, int, i2d_X509, (const X509 *x, unsigned char **pp))                               \
+    X(digest_sign_init, int, EVP_DigestSignInit, (EVP_MD_CTX *c, EVP_PKEY_CTX **pc,                \
+      const EVP_MD *md, ENGINE *e, EVP_PKEY *k))                                                   \
+    X(digest_sign, int, EVP_DigestSign, (EVP_MD_CTX *c, unsigned char *sig, size_t *siglen,       \
+      const unsigned char *tbs, size_t tbslen))                                                    \
     X(x509_store_new, X509_STORE *, X509_STORE_new, (void))                                        \
     X(x509_store_free, void, X509_STORE_free, (X509_STORE *s))                                     \
     X(x509_store_add_cert, int, X509_STORE_add_cert, (X509_STORE *s, X509 *x))                     \

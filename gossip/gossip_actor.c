@@ -87,6 +87,7 @@ struct gstate {
     size_t n_probes;
     gsp_decoder_t cdec;             /* CHECK and CHECK_ACK datagrams */
     gsp_inst_t insts[GSP_INST_MAX]; /* decoding a member's metadata (big: not on the stack) */
+    gsp_node_attrs_t nattrs;        /* scratch: a member's attributes (its certificate set) */
     uint8_t sbuf[GSP_UDP_MAX];      /* a sealed datagram */
     uint8_t scratch[GSP_UDP_MAX];   /* an opened one */
     uint8_t *fscratch;              /* opened frames */
@@ -382,7 +383,8 @@ static void on_log(void *ud, int level, const char *line)
     glog(ud, level, "gossip: %s", line);
 }
 
-/* After every input: ask for unknown method sets, re-arm the timer, tell the observer. */
+/* After every input: ask for unknown method sets (and certificate sets), re-arm the timer, tell the
+ * observer. */
 static void kick(gstate_t *g)
 {
     uint64_t now = mesh_now(g->self);
@@ -391,10 +393,13 @@ static void kick(gstate_t *g)
         gsp_inst_t *insts = g->insts;
         size_t n = 0;
         if (gsp_swim_find(g->swim, g->pending_sets[i], &m) || !m.meta ||
-            gsp_meta_decode(m.meta, m.meta_len, insts, GSP_INST_MAX, &n))
+            gsp_meta_decode_node(m.meta, m.meta_len, insts, GSP_INST_MAX, &n, &g->nattrs))
             continue;
-        uint64_t want[GSP_INST_MAX];
-        size_t k = 0;
+        uint64_t want[GSP_INST_MAX + 1];
+        size_t k = 0, sn0;
+        /* a signed record's certificate travels as a set too (gossip/cert_set.h) */
+        if (g->nattrs.cset && !gsp_swim_method_set(g->swim, g->nattrs.cset, &sn0))
+            want[k++] = g->nattrs.cset;
         for (size_t j = 0; j < n; j++) {
             size_t sn;
             if (insts[j].methods && !gsp_swim_method_set(g->swim, insts[j].methods, &sn))

@@ -55,6 +55,25 @@ static const mesh_config_opt_t opts[] = {
      .def = "false",
      .roles = P,
      .help = "allow unencrypted gossip on a non-loopback address"},
+    {.name = "gossip.verify",
+     .type = MESH_OPT_BOOL,
+     .off = F(verify),
+     .def = "false",
+     .roles = P,
+     .help = "route only gossip records signed by an identity of the mesh CA that may register "
+             "their services (docs/gossip.md, Signed records)"},
+    {.name = "gossip.ca",
+     .type = MESH_OPT_STR,
+     .off = F(ca),
+     .roles = P,
+     .help = "CA certificates (PEM) gossip records must chain to; implies --gossip-verify "
+             "(default with --gossip-verify: the identity directory's ca.pem)"},
+    {.name = "gossip.rules",
+     .type = MESH_OPT_STR,
+     .off = F(rules),
+     .roles = P,
+     .help = "rule table: lines SERVICE-GLOB IDENTITY-GLOB, who may register a service besides "
+             "the services in its certificate"},
     {.name = "gossip.probe-interval",
      .type = MESH_OPT_DUR,
      .off = F(probe_interval_ms),
@@ -110,7 +129,7 @@ static int validate(const void *values, unsigned roles, char *err, size_t errlen
     (void)roles;
     const gsp_options_t *o = values;
     if (!o->bind) {
-        if (o->join.n || o->advertise || o->key || o->label) {
+        if (o->join.n || o->advertise || o->key || o->label || o->verify || o->ca || o->rules) {
             snprintf(err, errlen, "gossip.bind: needed by the other gossip options");
             return -1;
         }

@@ -9,6 +9,9 @@
  *   --gossip-label TEXT         cluster label: packets of other labels are refused
  *   --gossip-profile lan|wan|local   timer profile (default lan)
  *   --gossip-insecure           allow plain gossip on a non-loopback address
+ *   --gossip-verify             route only records signed by an allowed identity (ca/record_sig.h)
+ *   --gossip-ca FILE            the CA records chain to (implies --gossip-verify)
+ *   --gossip-rules FILE         who may register which service (ca/svc_rules.h)
  *   --gossip-probe-interval, --gossip-probe-timeout, --gossip-suspicion-mult,
  *   --gossip-interval, --gossip-push-pull-interval   override one timer of the profile
  *
@@ -29,6 +32,8 @@ typedef struct gsp_options {
     char *bind, *advertise, *key, *label, *profile;
     mesh_config_list_t join;
     int insecure;
+    int verify;       /* gossip.verify, or gossip.ca given */
+    char *ca, *rules; /* gossip.ca, gossip.rules */
     int64_t probe_interval_ms, probe_timeout_ms, gossip_interval_ms, push_pull_interval_ms;
     int64_t suspicion_mult;
 } gsp_options_t;

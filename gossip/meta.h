@@ -23,6 +23,11 @@
  *   "role"     str, 0..GSP_FIELD_MAX bytes: what the node is besides its instances ("monitor")
  *   "evicted"  array of at most GSP_EVICTED_MAX [service, addr] pairs: instances the node (the
  *              leading monitor) evicted from etcd; proxies keep them out of gossip-sourced routes
+ *   "sig"      bin, 1..GSP_SIG_MAX bytes: the node's signature over its "i" value's bytes
+ *              (ca/record_sig.h says what exactly is signed)
+ *   "cert"     bin, 1..GSP_CERT_MAX bytes: the signing node's leaf certificate, DER, inline
+ *   "cset"     uint, not 0: the hash of the set that carries the leaf instead (fetched once per
+ *              hash like a method set: gossip/cert_set.h); what meshd sends
  *
  * A node without attributes sends the bare array (so sidecars' metadata is what it always was).
  *
@@ -44,6 +49,8 @@
 #define GSP_LABEL_MAX   16      /* labels of one instance */
 #define GSP_WEIGHT_MAX  1000000 /* as the registry's REG_MAX_WEIGHT */
 #define GSP_EVICTED_MAX 256     /* instances in a node's "evicted" attribute */
+#define GSP_SIG_MAX     512     /* a record signature (RSA 4096; ECDSA P-256 needs 72) */
+#define GSP_CERT_MAX    8192    /* a leaf certificate, DER (meshd ca's: about 600-900) */
 
 /** The role attribute of a `meshd monitor` node. */
 #define GSP_ROLE_MONITOR "monitor"
@@ -70,7 +77,11 @@ typedef struct gsp_evicted {
 
 /** A node's attributes (see the format above); borrowed strings. */
 typedef struct gsp_node_attrs {
-    gsp_str_t role; /* empty: none */
+    gsp_str_t role;      /* empty: none */
+    gsp_str_t sig;       /* the record signature (empty: unsigned) */
+    gsp_str_t cert;      /* the signer's leaf certificate, DER, inline (empty: none) */
+    uint64_t cset;       /* the hash of the set carrying the leaf (0: none) */
+    gsp_str_t insts_raw; /* decoding only: the bytes of the instance array (what is signed) */
     uint32_t n_evicted;
     gsp_evicted_t evicted[GSP_EVICTED_MAX];
 } gsp_node_attrs_t;

@@ -1354,6 +1354,7 @@ static void stream_send(gsp_swim_t *s, const char *addr, const uint8_t *data, si
     if (!s->ops.stream || s->streams >= STREAMS_MAX)
         return;
     s->streams++;
+    s->st.stream_request_bytes += len;
     s->ops.stream(s->ud, addr, data, len, tag);
 }
 

@@ -190,6 +190,9 @@ typedef struct gsp_swim_stats {
     /* a member's leave or newer incarnation queued again (or told an asker) because someone
      * held stale news of it */
     uint64_t reasserted;
+    /* bytes of the stream requests this node opened (push-pull states, WANTs, TCP pings); the
+     * answers it gives count in sent_bytes with the datagrams */
+    uint64_t stream_request_bytes;
     /* Probe round trips: from a probe's ping to its first ack (direct, by TCP, or relayed by an
      * indirect probe); counts per bucket of gsp_rtt_bounds_us (not cumulative), the last one
      * for longer, and their sum. */

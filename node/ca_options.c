@@ -158,7 +158,8 @@ static const mesh_config_opt_t opts[] = {
      .type = MESH_OPT_STR,
      .off = F(identity_dir),
      .roles = R,
-     .help = "folder where the node writes key.pem, cert.pem and ca.pem (with --ca-url)"},
+     .help = "folder of the node's key.pem, cert.pem and ca.pem (written with --ca-url); "
+             "with them the node signs its gossip record"},
     {.name = "identity.lifetime",
      .type = MESH_OPT_DUR,
      .off = F(lifetime_ms),

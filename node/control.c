@@ -4,6 +4,7 @@
 #include "node/control.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit/audit_options.h"
@@ -199,6 +200,57 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
     return add_child(c, &reg_actor_ops, c->registry, REG_ACTOR_MAILBOX, &c->registry_id);
 }
 
+/* Signed gossip records: our identity, and with verification the CA and the rule table, read
+ * now so that a bad file stops the start with its reason. */
+static int gossip_signing(gsp_bridge_args_t *a, const mesh_config_t *cfg)
+{
+    const gsp_options_t *g = gsp_options(cfg);
+    const mesh_ca_options_t *o = mesh_ca_options(cfg);
+    a->identity_dir = o && o->identity_dir && *o->identity_dir ? o->identity_dir : NULL;
+    a->verify = g->verify || (g->ca && *g->ca);
+    if (!a->verify) {
+        if (g->rules)
+            mesh_warn("node", "gossip.rules: ignored without --gossip-verify or --gossip-ca");
+        return 0;
+    }
+    char path[4096], err[700];
+    if (g->ca && *g->ca)
+        snprintf(path, sizeof(path), "%s", g->ca);
+    else if (a->identity_dir)
+        snprintf(path, sizeof(path), "%s/ca.pem", a->identity_dir);
+    else {
+        mesh_error("node", "gossip.verify: needs --gossip-ca FILE or --identity-dir DIR (its "
+                           "ca.pem): the CA records must chain to");
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    char *pem = f ? malloc(1 << 20) : NULL;
+    size_t n = pem ? fread(pem, 1, (1 << 20) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    if (!pem) {
+        mesh_error("node", "gossip.ca: %s: cannot read it", path);
+        free(pem);
+        return -1;
+    }
+    rsig_trust_free(a->trust);
+    a->trust = rsig_trust_new(pem, n, path, err, sizeof(err));
+    free(pem);
+    if (!a->trust) {
+        mesh_error("node", "gossip.ca: %s", err);
+        return -1;
+    }
+    svr_rules_free(a->rules);
+    a->rules = NULL;
+    if (g->rules && *g->rules && !(a->rules = svr_rules_load(g->rules, err, sizeof(err)))) {
+        mesh_error("node", "gossip.rules: %s", err);
+        return -1;
+    }
+    mesh_info("node", "gossip: routing only signed records that chain to %s (%zu rules)", path,
+              svr_rules_count(a->rules));
+    return 0;
+}
+
 int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_t *cfg)
 {
     if (!gsp_options_enabled(cfg))
@@ -216,6 +268,8 @@ int node_control_gossip(node_control_t *c, mesh_node_t *node, const mesh_config_
     a->admin = mesh_node_admin(node);
     a->routes = c->watch || c->monitor_gossip;
     a->audit = &c->audit;
+    if (gossip_signing(a, cfg) != 0)
+        return -1;
     c->gossip_on = 1;
     return add_child(c, &gsp_bridge_ops, a, 0, &c->gossip_id);
 }
@@ -340,4 +394,8 @@ void node_control_release(node_control_t *c)
     c->audit_args = NULL;
     reg_actor_args_free(c->registry);
     c->registry = NULL;
+    rsig_trust_free(c->gossip.trust);
+    c->gossip.trust = NULL;
+    svr_rules_free(c->gossip.rules);
+    c->gossip.rules = NULL;
 }

@@ -21,12 +21,15 @@
 #include "gossip/meta.h"
 #include "node/admin.h"
 #include "node/admin_routes.h"
+#include "node/gossip_signer.h"
 #include "node/node_msgs.h"
 #include "registry/instance.h"
 #include "registry/reg_msgs.h"
 #include "registry/registry_actor.h"
 
 #define MS 1000000ull
+
+#define VERDICT_PENDING RSIG_N_RESULTS /* a record whose certificate set has not arrived */
 
 typedef struct bmember {
     char name[GSP_NAME_MAX + 1];
@@ -37,6 +40,10 @@ typedef struct bmember {
     int self, meta_known;
     uint8_t *meta;
     size_t meta_len;
+    int verdict;     /* rsig_result_t of the record in meta (RSIG_OK when verification is off),
+                        or VERDICT_PENDING while its certificate set is being fetched */
+    uint64_t cset;   /* the certificate set it waits for (pending) */
+    uint32_t logged; /* reasons already logged, a bit each */
 } bmember_t;
 
 typedef struct bset {
@@ -74,7 +81,10 @@ typedef struct bridge {
     gsp_attrs_update_t *attrs; /* our node attributes (a monitor's), or NULL */
     uint8_t *local_meta;       /* our instances alone, as last encoded (NULL: none yet) */
     size_t local_meta_len;
-    gsp_node_attrs_t nattrs; /* scratch: attributes being encoded or decoded */
+    gsp_node_attrs_t nattrs;           /* scratch: attributes being encoded or decoded */
+    gsign_t signer;                    /* our signing identity */
+    uint8_t cert[GSP_CERT_MAX];        /* scratch: a member's certificate reassembled */
+    uint64_t rejected[RSIG_N_RESULTS]; /* records refused, by reason ([RSIG_OK]: accepted) */
 } bridge_t;
 
 /* ---- the mirror -------------------------------------------------------------------------- */
@@ -135,6 +145,108 @@ static const bset_t *set_of(const bridge_t *b, uint64_t hash)
     return NULL;
 }
 
+static void cstr(char *buf, size_t cap, gsp_str_t s)
+{
+    size_t n = s.n < cap - 1 ? s.n : cap - 1;
+    if (n)
+        memcpy(buf, s.p, n);
+    buf[n] = 0;
+}
+
+/* ---- signed records ---------------------------------------------------------------------- */
+
+/* A refused record: counted, logged once per (member, reason), audited. */
+static void rejected(bridge_t *b, bmember_t *m, rsig_result_t r, const char *why, const char *svc)
+{
+    b->rejected[r]++;
+    if (!(m->logged & (1u << r))) {
+        m->logged |= 1u << r;
+        mesh_warn("gossip", "record of %s (%s) refused, its instances are not routed: %s", m->name,
+                  rsig_result_name(r), why);
+    }
+    audit_api_t *api = b->a->audit;
+    if (!audit_api_on(api))
+        return;
+    char reason[700];
+    snprintf(reason, sizeof(reason), "%s: %s", rsig_result_name(r), why);
+    audit_event_t ev = {.type = AUDIT_GOSSIP_RECORD_REJECTED,
+                        .member = m->name,
+                        .peer_address = m->addr,
+                        .service = svc,
+                        .reason = reason};
+    audit_emit(b->self, api, &ev);
+}
+
+/* Checks a member's record (once per metadata version: the mirror calls it when it changes). */
+static int verify_record(bridge_t *b, bmember_t *m)
+{
+    size_t n = 0;
+    m->cset = 0;
+    if (m->self)
+        return RSIG_OK; /* our own record: we signed it */
+    if (!m->meta ||
+        gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) != 0)
+        return RSIG_OK; /* nothing routable comes of it anyway */
+    if (n == 0 && b->nattrs.n_evicted == 0)
+        return RSIG_OK; /* claims nothing (a proxy's record): nothing to prove */
+    const uint8_t *cert = (const uint8_t *)b->nattrs.cert.p;
+    size_t cert_len = b->nattrs.cert.n;
+    if (!cert_len && b->nattrs.cset && b->nattrs.sig.n) {
+        const bset_t *cs = set_of(b, b->nattrs.cset);
+        if (!cs) {
+            m->cset = b->nattrs.cset; /* being fetched: checked when it arrives */
+            return VERDICT_PENDING;
+        }
+        long cl = gsp_cert_set_read((const char *const *)cs->names, cs->n, b->cert, GSP_CERT_MAX);
+        cert = b->cert;
+        cert_len = cl > 0 ? (size_t)cl : 0; /* not a certificate set: unsigned */
+    }
+    char **svcs = n ? calloc(n, sizeof(char *)) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; svcs && i < n; i++) {
+        char svc[GSP_FIELD_MAX + 1];
+        cstr(svc, sizeof(svc), b->insts[i].service);
+        int dup = 0;
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = !strcmp(svcs[j], svc);
+        if (!dup && !(svcs[k++] = strdup(svc)))
+            break;
+    }
+    char err[600];
+    size_t refused = SIZE_MAX;
+    rsig_result_t r;
+    if (n && (!svcs || !svcs[k - 1])) {
+        snprintf(err, sizeof(err), "out of memory");
+        r = RSIG_INTERNAL;
+    } else {
+        rsig_record_t rec = {.node = m->name,
+                             .rec = (const uint8_t *)b->nattrs.insts_raw.p,
+                             .rec_len = b->nattrs.insts_raw.n,
+                             .sig = (const uint8_t *)b->nattrs.sig.p,
+                             .sig_len = b->nattrs.sig.n,
+                             .cert_der = cert,
+                             .cert_len = cert_len,
+                             .services = (const char *const *)svcs,
+                             .n_services = k};
+        r = rsig_verify(b->a->trust, b->a->rules, &rec, (int64_t)time(NULL), &refused, err,
+                        sizeof(err));
+    }
+    if (r == RSIG_OK) {
+        b->rejected[RSIG_OK]++;
+        if (m->logged) {
+            mesh_info("gossip", "record of %s accepted again", m->name);
+            m->logged = 0;
+        }
+    } else {
+        /* The audit names the service refused, when that was the reason. */
+        rejected(b, m, r, err, refused < k ? svcs[refused] : NULL);
+    }
+    for (size_t j = 0; svcs && j < k; j++)
+        free(svcs[j]);
+    free(svcs);
+    return r;
+}
+
 static void on_member(bridge_t *b, const gsp_member_event_t *e)
 {
     bmember_t *m = find(b, e->name);
@@ -172,6 +284,7 @@ static void on_member(bridge_t *b, const gsp_member_event_t *e)
         m->meta = c;
         m->meta_len = e->meta_len;
         m->meta_known = 1;
+        m->verdict = b->a->verify ? verify_record(b, m) : RSIG_OK;
     }
 }
 
@@ -192,24 +305,19 @@ static void on_set(bridge_t *b, gsp_set_event_t *e)
         b->cap_sets = nc;
     }
     b->sets[b->n_sets++] = (bset_t){.hash = e->hash, .n = e->n, .names = e->names, .ev = e};
+    for (size_t i = 0; b->a->verify && i < b->n; i++) /* a certificate some records wait for */
+        if (b->ms[i]->verdict == VERDICT_PENDING && b->ms[i]->cset == e->hash)
+            b->ms[i]->verdict = verify_record(b, b->ms[i]);
 }
 
 /* Decodes a member's instances into b->insts; their count, or 0. */
 static size_t instances_of(bridge_t *b, const bmember_t *m)
 {
     size_t n = 0;
-    if (!m->meta_known || !m->meta ||
+    if (!m->meta_known || !m->meta || m->verdict != RSIG_OK ||
         gsp_meta_decode(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n) != 0)
         return 0;
     return n;
-}
-
-static void cstr(char *buf, size_t cap, gsp_str_t s)
-{
-    size_t n = s.n < cap - 1 ? s.n : cap - 1;
-    if (n)
-        memcpy(buf, s.p, n);
-    buf[n] = 0;
 }
 
 static int is_live(gsp_state_t s)
@@ -227,7 +335,7 @@ static int monitors_of(bridge_t *b, gsp_evicted_set_t *ev, reg_gossip_t *g)
     for (size_t i = 0; i < b->n; i++) {
         const bmember_t *m = b->ms[i];
         size_t n;
-        if (!is_live(m->state) || !m->meta_known || !m->meta ||
+        if (!is_live(m->state) || !m->meta_known || !m->meta || m->verdict != RSIG_OK ||
             gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) !=
                 0 ||
             !b->nattrs.role.n || strlen(GSP_ROLE_MONITOR) != b->nattrs.role.n ||
@@ -355,11 +463,19 @@ static void schedule(bridge_t *b)
 
 /* ---- our registrations as gossip metadata ------------------------------------------------ */
 
-/* Encodes b->insts[0..n) with our attributes into buf (GSP_META_MAX bytes). */
-static int encode_with_attrs(bridge_t *b, size_t n, uint8_t *buf)
+/* Encodes b->insts[0..n) with our attributes (b->attrs, may be NULL) and, with an identity,
+ * the signature over rec (their bare encoding) into buf (GSP_META_MAX bytes). */
+static int encode_with_attrs(bridge_t *b, size_t n, const uint8_t *rec, size_t rec_len,
+                             uint8_t *buf)
 {
     gsp_node_attrs_t *na = &b->nattrs;
-    const gsp_attrs_update_t *a = b->attrs;
+    static const gsp_attrs_update_t none = {.role = ""};
+    const gsp_attrs_update_t *a = b->attrs ? b->attrs : &none;
+    uint8_t sig[RSIG_SIG_MAX];
+    size_t sl = rec ? gsign_sign(&b->signer, b->a->gossip.name, rec, rec_len, sig) : 0;
+    na->sig = (gsp_str_t){(const char *)sig, (uint32_t)sl};
+    na->cert = (gsp_str_t){"", 0};
+    na->cset = sl ? b->signer.cset.hash : 0; /* the certificate travels as a set */
     na->role = (gsp_str_t){a->role, (uint32_t)strlen(a->role)};
     na->n_evicted = 0;
     for (size_t i = 0; i < a->n_evicted && na->n_evicted < GSP_EVICTED_MAX; i++)
@@ -380,21 +496,41 @@ static int encode_with_attrs(bridge_t *b, size_t n, uint8_t *buf)
     return len;
 }
 
-/* New attributes: announce them with the instances we last announced. */
-static void on_attrs(bridge_t *b, gsp_attrs_update_t *a)
+/* Adds our certificate set (when we sign) to u's sets (room for one more was allocated). */
+static int add_cert_set(bridge_t *b, gsp_meta_update_t *u)
 {
-    gsp_attrs_update_free(b->attrs);
-    b->attrs = a;
+    const gsp_cert_set_t *cs = &b->signer.cset;
+    if (!b->signer.key || !cs->n)
+        return 0;
+    char **names = calloc(cs->n, sizeof(char *));
+    if (!names)
+        return -1;
+    u->sets[u->n_sets].hash = cs->hash;
+    u->sets[u->n_sets].names = names;
+    u->sets[u->n_sets].n = 0;
+    for (size_t i = 0; i < cs->n; i++, u->sets[u->n_sets].n++)
+        if (!(names[i] = strdup(cs->names[i]))) {
+            u->n_sets++;
+            return -1;
+        }
+    u->n_sets++;
+    return 0;
+}
+
+/* Announces our last instances again with our attributes and identity (either changed). */
+static void reannounce(bridge_t *b)
+{
     size_t n = 0;
     if (b->local_meta &&
         gsp_meta_decode(b->local_meta, b->local_meta_len, b->insts, GSP_INST_MAX, &n) != 0)
         n = 0;
     gsp_meta_update_t *u = calloc(1, sizeof(*u));
-    if (!u || !(u->meta = malloc(GSP_META_MAX))) {
+    if (!u || !(u->meta = malloc(GSP_META_MAX)) || !(u->sets = calloc(1, sizeof(*u->sets))) ||
+        add_cert_set(b, u) != 0) {
         gsp_meta_update_free(u);
         return;
     }
-    int len = encode_with_attrs(b, n, u->meta);
+    int len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta);
     if (len < 0) {
         gsp_meta_update_free(u);
         return;
@@ -406,6 +542,14 @@ static void on_attrs(bridge_t *b, gsp_attrs_update_t *a)
     }
 }
 
+/* New attributes: announce them with the instances we last announced. */
+static void on_attrs(bridge_t *b, gsp_attrs_update_t *a)
+{
+    gsp_attrs_update_free(b->attrs);
+    b->attrs = a;
+    reannounce(b);
+}
+
 static void on_local(bridge_t *b, const reg_local_t *l)
 {
     gsp_meta_update_t *u = calloc(1, sizeof(*u));
@@ -414,9 +558,9 @@ static void on_local(bridge_t *b, const reg_local_t *l)
     if (!u || (l->n && (!vals || !ok)))
         goto out;
     size_t n = 0;
-    u->sets = l->n ? calloc(l->n, sizeof(*u->sets)) : NULL;
+    u->sets = calloc(l->n + 1, sizeof(*u->sets)); /* and our certificate's */
     u->meta = malloc(GSP_META_MAX);
-    if ((l->n && !u->sets) || !u->meta)
+    if (!u->sets || !u->meta)
         goto out;
     size_t plen = strlen(b->a->prefix);
     for (size_t i = 0; i < l->n && n < GSP_INST_MAX; i++) {
@@ -477,7 +621,10 @@ static void on_local(bridge_t *b, const reg_local_t *l)
     free(b->local_meta);
     b->local_meta = copy;
     b->local_meta_len = (size_t)len;
-    if (b->attrs && (len = encode_with_attrs(b, n, u->meta)) < 0)
+    if ((b->attrs || b->signer.key) &&
+        (len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta)) < 0)
+        goto out;
+    if (add_cert_set(b, u) != 0)
         goto out;
     u->meta_len = (size_t)len;
     if (mesh_send_ptr(b->self, b->gossip, GSP_MSG_SET_META, u, gsp_meta_update_free) == 0)
@@ -537,6 +684,11 @@ static json_t *members_json(void *ud, const h1_req_t *req, int *status)
             json_object_set_new(o, "role", json_stringn(b->nattrs.role.p, b->nattrs.role.n));
             json_object_set_new(o, "evicted", ev ? ev : json_array());
         }
+        if (o && b->a->verify && ok) /* the signed record's verdict (docs/gossip.md) */
+            json_object_set_new(o, "record",
+                                json_string(m->verdict == VERDICT_PENDING
+                                                ? "pending"
+                                                : rsig_result_name((rsig_result_t)m->verdict)));
         json_array_append_new(arr, o);
     }
     return json_pack("{s:s, s:o}", "self", b->a->gossip.name, "members", arr);
@@ -633,6 +785,15 @@ static void gossip_metrics(void *ud, prom_t *p)
                     "SWIM probe round trips: from a probe's ping to its first ack (direct, by "
                     "TCP or through an indirect probe).");
         prom_histogram(p, "meshd_gossip_probe_rtt_seconds", NULL, 0, &rtt);
+    }
+    if (b->a->verify) {
+        prom_family(p, "meshd_gossip_records_total", PROM_COUNTER,
+                    "Members' signed records checked (once per metadata version), by result "
+                    "(ok, or why it was refused: unsigned, wrong_identity, ...).");
+        for (int r = 0; r < RSIG_N_RESULTS; r++) {
+            prom_label_t l[] = {{"result", rsig_result_name((rsig_result_t)r)}};
+            prom_sample_u64(p, "meshd_gossip_records_total", l, 1, b->rejected[r]);
+        }
     }
     prom_family(p, "meshd_gossip_refused_total", PROM_COUNTER,
                 "Packets refused by the seal, by cause (auth, label, version, ...).");
@@ -783,6 +944,11 @@ static int br_start(mesh_actor_t *self, void *arg)
         mesh_error("gossip", "cannot start the gossip actor: %s", mesh_strerror(rc));
         return -1;
     }
+    gsign_init(&b->signer, b->a->identity_dir);
+    if (b->a->identity_dir && *b->a->identity_dir) {
+        gsign_refresh(&b->signer);
+        mesh_timer_start(self, 2000 * MS, 2000 * MS, GSP_BRIDGE_MSG_IDENTITY, NULL);
+    }
     if (b->a->registry && *b->a->registry)
         mesh_send(self, *b->a->registry, REG_MSG_LOCAL_SUBSCRIBE, NULL, 0);
     if (b->a->admin) {
@@ -873,6 +1039,10 @@ static int br_message(mesh_actor_t *self, mesh_msg_t *m)
     case GSP_BRIDGE_MSG_REBUILD:
         rebuild(b);
         return 0;
+    case GSP_BRIDGE_MSG_IDENTITY: /* a first or rotated certificate: sign with it */
+        if (gsign_refresh(&b->signer) && b->local_meta)
+            reannounce(b);
+        return 0;
     case MESH_MSG_CHILD_EXIT: {
         const mesh_child_exit_t *x = mesh_msg_as(m, mesh_child_exit_t);
         if (x && x->reason != MESH_STOP_FAILED)
@@ -894,6 +1064,7 @@ static void br_stop(mesh_actor_t *self, int reason)
     b->attrs = NULL;
     free(b->local_meta);
     b->local_meta = NULL;
+    gsign_destroy(&b->signer);
     while (b->n_deaths) /* stopping within a tie-break window: report rather than lose it */
         death_report(b, b->n_deaths - 1);
     free(b->deaths);

@@ -16,6 +16,12 @@
  * tie-break window (ten gossip rounds) only the one whose name sorts first; member_left about
  * ourselves when we leave (the gossip actor announces the leave as it stops at shutdown).
  *
+ * Signed records: with an identity (--identity-dir) our record is signed (node/gossip_signer.h)
+ * and announced again whenever the certificate changes. With verification on, each member's
+ * record is checked once per metadata version (ca/record_sig.h); one that fails is not routed
+ * (the member stays known), is counted in meshd_gossip_records_total{result}, logged
+ * once per (member, reason) and audited (gossip_record_rejected).
+ *
  * A name conflict about our own name while we are joining (another live node uses it) stops
  * the node with exit 2: names must be unique, and the newcomer gives way.
  */
@@ -24,6 +30,7 @@
 
 #include "actors/actor.h"
 #include "audit/audit_api.h"
+#include "ca/record_sig.h"
 #include "gossip/gossip_actor.h"
 
 struct mesh_admin;
@@ -38,6 +45,11 @@ typedef struct gsp_bridge_args {
     uint64_t coalesce_ns;            /* membership changes gathered before a rebuild (0: 20 ms) */
     int routes;         /* the registry actor routes (a proxy): send it REG_MSG_GOSSIP */
     audit_api_t *audit; /* where membership audit events go (NULL: nowhere) */
+    /* Signed records (docs/gossip.md): */
+    const char *identity_dir; /* key.pem, cert.pem: sign our record (NULL: unsigned) */
+    int verify;               /* route only records that verify (trust set) */
+    rsig_trust_t *trust;      /* the CA records chain to */
+    svr_rules_t *rules;       /* who may register what besides certificates, or NULL */
 } gsp_bridge_args_t;
 
 extern const mesh_actor_ops_t gsp_bridge_ops;
@@ -45,7 +57,8 @@ extern const mesh_actor_ops_t gsp_bridge_ops;
 /** Message types of the bridge's own timers. */
 enum {
     GSP_BRIDGE_MSG_REBUILD = 0x47530040u,
-    GSP_BRIDGE_MSG_DEATH = 0x47530041u, /* a declared death's tie-break window ended */
+    GSP_BRIDGE_MSG_DEATH = 0x47530041u,    /* a declared death's tie-break window ended */
+    GSP_BRIDGE_MSG_IDENTITY = 0x47530042u, /* look for a new signing certificate */
 };
 
 #endif

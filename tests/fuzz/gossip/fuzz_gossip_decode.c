@@ -16,13 +16,18 @@
  *     re-encoding is a fixed point: decode(encode(decode(x))) encodes to the same bytes;
  *   - a message relayed raw (gsp_enc_raw) decodes to the same message;
  *   - metadata that decodes re-encodes, and decodes again to the same encoding;
- *   - a SET's names hash the same in any order (the hash of the names as decoded and reversed).
+ *   - a SET's names hash the same in any order (the hash of the names as decoded and reversed);
+ *   - signed records' fields (sig, cert, cset) survive re-encoding, and the bytes signed (the
+ *     instance array) lie within the metadata;
+ *   - a SET read as a certificate set (gossip/cert_set.h) gives a bounded result or -1, and a
+ *     certificate made into a set reads back to the same bytes.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gossip/cert_set.h"
 #include "gossip/meta.h"
 #include "gossip/seal.h"
 #include "gossip/wire.h"
@@ -122,6 +127,14 @@ static void check_meta(const uint8_t *p, size_t len)
     check(gsp_meta_decode_node(a, (size_t)la, insts2, GSP_INST_MAX, &n2, &attrs2) == 0 && n2 == n &&
               attrs2.n_evicted == attrs1.n_evicted,
           "re-encoded metadata decodes");
+    check(attrs2.sig.n == attrs1.sig.n && attrs2.cert.n == attrs1.cert.n &&
+              attrs2.cset == attrs1.cset &&
+              (!attrs1.sig.n || !memcmp(attrs2.sig.p, attrs1.sig.p, attrs1.sig.n)) &&
+              (!attrs1.cert.n || !memcmp(attrs2.cert.p, attrs1.cert.p, attrs1.cert.n)),
+          "signature, certificate and certificate set survive re-encoding");
+    check((const uint8_t *)attrs1.insts_raw.p >= p && attrs1.insts_raw.n > 0 &&
+              (const uint8_t *)attrs1.insts_raw.p + attrs1.insts_raw.n <= p + len,
+          "the signed bytes (the instance array) lie within the metadata");
     int lb = gsp_meta_encode_node(insts2, n2, &attrs2, b, sizeof(b));
     check(lb == la && memcmp(a, b, (size_t)la) == 0, "metadata encoding is a fixed point");
 }
@@ -160,6 +173,23 @@ static void check_compound(const uint8_t *p, size_t len)
             check(gsp_meta_set_hash_strs(m.u.set.names, m.u.set.n) ==
                       gsp_meta_set_hash_strs(rev, m.u.set.n),
                   "set hash is order-independent");
+            /* a certificate set: reassembled within bounds, and made again to the same hash */
+            static uint8_t der[GSP_CERT_MAX];
+            c.used = 0;
+            const char *const *names = to_cstrs(&c, m.u.set.names, m.u.set.n);
+            long dl = gsp_cert_set_read(names, m.u.set.n, der, sizeof(der));
+            check(dl == -1 || (dl > 0 && dl <= GSP_CERT_MAX), "certificate set read is bounded");
+            if (dl > 0) {
+                gsp_cert_set_t cs;
+                static uint8_t back[GSP_CERT_MAX];
+                check(gsp_cert_set_make(&cs, der, (size_t)dl) == 0 && cs.n == m.u.set.n,
+                      "a certificate read from a set makes a set again");
+                check(gsp_cert_set_read((const char *const *)cs.names, cs.n, back, sizeof(back)) ==
+                              dl &&
+                          !memcmp(back, der, (size_t)dl),
+                      "a certificate set reads back to its bytes");
+                gsp_cert_set_destroy(&cs);
+            }
         }
     }
     check(rc == GSP_WIRE_END || rc == GSP_WIRE_EBAD, "decoder result");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gossip/cert_set.h"
 #include "gossip/meta.h"
 #include "gossip/seal.h"
 #include "gossip/wire.h"
@@ -115,6 +116,30 @@ int main(int argc, char **argv)
     na.evicted[1] = (gsp_evicted_t){S("echo.Echo"), S("[::1]:5002")};
     mlen = gsp_meta_encode_node(NULL, 0, &na, m, sizeof(m));
     put("meta_monitor", 4, m, (size_t)mlen);
+
+    /* A signed record: the instances with a signature and the hash of a certificate set; and
+     * a compound holding that certificate set (fake DER bytes: the decoders do not parse it). */
+    static uint8_t fake_der[600], bare[2048];
+    for (size_t i = 0; i < sizeof(fake_der); i++)
+        fake_der[i] = (uint8_t)(i * 7);
+    gsp_cert_set_t cs;
+    if (gsp_cert_set_make(&cs, fake_der, sizeof(fake_der)) != 0)
+        return 1;
+    static gsp_inst_t one[1];
+    one[0].service = S("shop.Cart");
+    one[0].addr = S("10.0.0.9:50051");
+    one[0].weight = 1;
+    static gsp_node_attrs_t sa;
+    static const char sig[71] = "0E\x02\x20signature-bytes";
+    sa.sig = (gsp_str_t){sig, sizeof(sig)};
+    sa.cset = cs.hash;
+    mlen = gsp_meta_encode_node(one, 1, &sa, m, sizeof(m));
+    put("meta_signed", 4, m, (size_t)mlen);
+    gsp_enc_t ce;
+    gsp_enc_init(&ce, bare, sizeof(bare));
+    gsp_enc_set(&ce, cs.hash, (const char *const *)cs.names, cs.n);
+    put("compound_cert_set", 2, bare, gsp_enc_finish(&ce));
+    gsp_cert_set_destroy(&cs);
 
     /* Two plain frames, read in chunks of 17 bytes (the first byte: chunk size - 1). */
     fr[0] = 16;

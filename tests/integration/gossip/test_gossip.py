@@ -21,9 +21,19 @@ Cases (--case NAME):
             declares it dead, but the kernel still accepts connections) stays routable while
             its lease lives, and is alive again in gossip after SIGCONT; killing two more
             leaves at least half of the four routable (the panic floor), saying so in the log.
+  signed    signed records (docs/gossip.md, "Signed records"): a CA from `meshd ca init`, leaf
+            certificates made by the openssl CLI with meshd's SAN forms; a proxy with
+            --gossip-verify routes side-1 (its certificate names the Echo service), and refuses
+            side-2, whose record is signed with side-1's identity (wrong_identity), and side-3,
+            whose own certificate does not name the service (service_not_allowed): each is
+            audited (gossip_record_rejected), counted in meshd_gossip_records_total{result},
+            and no call reaches their apps; a rule table (--gossip-rules) then lets side-3's
+            identity register the service; a renewed certificate for side-3 that names the
+            service is picked up and signed with, and side-3 becomes routable everywhere.
   config    refusals with clear errors and exit 2: gossip on a non-loopback address without
-            --gossip-key; a key file with a bad line (FILE:LINE); a second live node with the
-            same name.
+            --gossip-key; a key file with a bad line (FILE:LINE); --gossip-verify without a CA,
+            a CA file without a certificate, a rule file with a bad line (FILE:LINE); a second
+            live node with the same name.
 
 Every case starts its own processes on free loopback ports in a temp folder and kills exactly
 the PIDs it started, also on failure.
@@ -49,6 +59,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from cases import Case, meshd_env, run  # noqa: E402
 
 ECHO = "meshd.test.Echo"
+OTHER = "meshd.test.Other"
 # lan profile: probe 400 ms, suspicion min 3 * log10(n) * 400 ms, max 4x; detection within one
 # probe round, the longest suspicion and a few gossip rounds. Generous for a loaded 2-core CI.
 DETECT_BOUND_S = 15
@@ -332,6 +343,121 @@ def case_corroborate(c):
     check("panic floor" in proxy.output(), "the proxy logs the panic floor")
 
 
+def openssl(*argv):
+    r = subprocess.run(["openssl"] + list(argv), capture_output=True, text=True)
+    check(r.returncode == 0, "openssl %s: %s" % (argv[0], r.stderr))
+
+
+def issue(c, ca_dir, name, services, td="example.org"):
+    """An identity folder (key.pem, cert.pem, ca.pem) for node name, signed by the CA in ca_dir
+    with the openssl CLI, with the SANs `meshd ca` writes."""
+    d = os.path.join(c.dir, "id-" + name)
+    os.makedirs(d, exist_ok=True)
+    key, csr, cert = (os.path.join(d, f) for f in ("key.pem", "req.pem", "cert.pem"))
+    if not os.path.exists(key):  # a renewal keeps the key, as meshd's identity client does
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+    openssl("req", "-new", "-key", key, "-subj", "/CN=%s/O=%s" % (name, td), "-out", csr)
+    ext = os.path.join(d, "ext.cnf")
+    sans = ["URI:spiffe://%s/node/%s" % (td, name)]
+    sans += ["URI:spiffe://%s/svc/%s" % (td, s) for s in services]
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "subjectAltName=%s\n" % ",".join(sans))
+    openssl("x509", "-req", "-in", csr, "-CA", os.path.join(ca_dir, "ca-cert.pem"),
+            "-CAkey", os.path.join(ca_dir, "ca-key.pem"), "-set_serial",
+            str(int.from_bytes(os.urandom(8), "big")), "-days", "1", "-extfile", ext,
+            "-out", cert + ".new")
+    os.rename(cert + ".new", cert)  # atomically, as the identity client writes it
+    with open(os.path.join(ca_dir, "ca-cert.pem")) as src, \
+            open(os.path.join(d, "ca.pem"), "w") as dst:
+        dst.write(src.read())
+    return d
+
+
+def metric(p, name, label):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open("http://127.0.0.1:%d/metrics" % p.admin, timeout=5) as r:
+            text = r.read().decode()
+    except (urllib.error.URLError, ConnectionError, OSError):
+        return 0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def case_signed(c):
+    ca_dir = os.path.join(c.dir, "ca")
+    r = subprocess.run([c.args.meshd, "ca", "init", "--dir", ca_dir, "--trust-domain",
+                        "example.org"], capture_output=True, text=True)
+    check(r.returncode == 0, "meshd ca init: %s" % r.stderr)
+    # The echo app serves two services; a certificate must name both (or a rule allow them).
+    id1 = issue(c, ca_dir, "side-1", [ECHO, OTHER])
+    id3 = issue(c, ca_dir, "side-3", [OTHER])
+    audit = os.path.join(c.dir, "audit.jsonl")
+    a1, a2, a3 = c.backend("app-1"), c.backend("app-2"), c.backend("app-3")
+    gp, proxy_port = free_port(), free_port()
+    proxy = c.node("proxy", "proxy", gp, None,
+                   ["--listen", "127.0.0.1:%d" % proxy_port, "--gossip-verify", "--gossip-ca",
+                    os.path.join(ca_dir, "ca-cert.pem"), "--audit-file", audit,
+                    "--audit-spool", os.path.join(c.dir, "spool")])
+    join = "127.0.0.1:%d" % gp
+    s1 = c.sidecar("side-1", a1, join, ["--identity-dir", id1])
+    s2 = c.sidecar("side-2", a2, join, ["--identity-dir", id1])  # side-1's identity
+    s3 = c.sidecar("side-3", a3, join, ["--identity-dir", id3])
+    wait_until(lambda: set(routable(proxy)) == {s1.addr}, 15,
+               "side-1's instance routable at the proxy through gossip")
+    wait_until(lambda: metric(proxy, "meshd_gossip_records_total", 'result="wrong_identity"')
+               and metric(proxy, "meshd_gossip_records_total",
+                          'result="service_not_allowed"'), 15,
+               "side-2's and side-3's records refused and counted")
+
+    def rejected():
+        if not os.path.exists(audit):
+            return None
+        recs = [json.loads(line) for line in open(audit) if line.strip()]
+        recs = [x for x in recs if x["type"] == "gossip_record_rejected"]
+        by = {x["member"]: x for x in recs}
+        return by if {"side-2", "side-3"} <= set(by) else None
+    by = wait_until(rejected, 20, "gossip_record_rejected audit records for side-2 and side-3")
+    check(by["side-2"]["outcome"] == "denied" and "wrong_identity" in by["side-2"]["reason"] and
+          "side-1" in by["side-2"]["reason"], "side-2 audited: %r" % by["side-2"])
+    check("service_not_allowed" in by["side-3"]["reason"] and by["side-3"].get("service") == ECHO,
+          "side-3 audited with the service: %r" % by["side-3"])
+    check("side-1" not in by, "side-1's own record is not refused")
+    time.sleep(1)
+    check(set(routable(proxy)) == {s1.addr}, "only side-1 routable: %s" % routable(proxy))
+    got = served_by("127.0.0.1:%d" % proxy_port, 8)
+    check(got == ["app-1"] * 8, "every call reaches side-1's app only: %s" % got)
+    ms = members(proxy)
+    check(ms.get("side-2", {}).get("state") == "alive",
+          "the refused member stays a known, alive member")
+    check(ms["side-1"].get("record") == "ok" and ms["side-2"].get("record") == "wrong_identity"
+          and ms["side-3"].get("record") == "service_not_allowed",
+          "/v1/members shows each record's verdict: %r" % {k: v.get("record") for k, v in ms.items()})
+    check(s2.alive() and s3.alive(), "the refused sidecars keep running")
+
+    # A rule lets side-3's identity register the service (a second proxy with the rule table).
+    # (Before side-3's certificate changes below.)
+    rules = os.path.join(c.dir, "rules.txt")
+    with open(rules, "w") as f:
+        f.write("# who may register what\n%s  side-3\n" % ECHO)
+    proxy2 = c.node("proxy", "proxy-2", free_port(), join,
+                    ["--listen", "127.0.0.1:%d" % free_port(), "--gossip-verify",
+                     "--gossip-ca", os.path.join(ca_dir, "ca-cert.pem"),
+                     "--gossip-rules", rules])
+    wait_until(lambda: set(routable(proxy2)) == {s1.addr, s3.addr}, 15,
+               "with the rule, side-1 and side-3 routable (side-2 still refused)")
+
+    # side-3 gets a certificate that names the service (a renewal, same key): it signs again
+    # with it within seconds, and the first proxy routes it without a rule.
+    issue(c, ca_dir, "side-3", [ECHO, OTHER])
+    wait_until(lambda: set(routable(proxy)) == {s1.addr, s3.addr}, 15,
+               "after side-3's new certificate, side-3 routable at the proxy without a rule")
+    check(members(proxy)["side-3"].get("record") == "ok", "side-3's record now ok")
+
+
 def case_config(c):
     def run(*argv):
         r = subprocess.run([c.args.meshd] + list(argv), capture_output=True, env=meshd_env(),
@@ -349,6 +475,23 @@ def case_config(c):
                   "127.0.0.1:%d" % free_port(), "--gossip-key", keyfile)
     print(out, flush=True)
     check(rc == 2 and "%s:3" % keyfile in out, "a bad key line refused (exit 2) with FILE:LINE")
+    # signed records: verification needs a CA; a rule file's bad line is named with FILE:LINE
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-verify")
+    check(rc == 2 and "--gossip-ca" in out, "--gossip-verify without a CA refused (exit 2)")
+    rules = os.path.join(c.dir, "rules.txt")
+    with open(rules, "w") as f:
+        f.write("shop.*  cart-*\nshop.Cart cart-1 extra\n")
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-ca", keyfile, "--gossip-rules", rules)
+    check(rc == 2 and "no PEM certificate" in out, "a CA file without a certificate refused")
+    ca_dir = os.path.join(c.dir, "ca")
+    check(subprocess.run([c.args.meshd, "ca", "init", "--dir", ca_dir, "--trust-domain",
+                          "example.org"], capture_output=True).returncode == 0, "meshd ca init")
+    rc, out = run("proxy", "--listen", "127.0.0.1:%d" % free_port(), "--gossip-bind",
+                  "127.0.0.1:%d" % free_port(), "--gossip-ca",
+                  os.path.join(ca_dir, "ca-cert.pem"), "--gossip-rules", rules)
+    check(rc == 2 and "%s:2" % rules in out, "a bad rule line refused (exit 2) with FILE:LINE")
     g = free_port()
     first = c.node("proxy", "same", g, None, ["--listen", "127.0.0.1:%d" % free_port()])
     second = c.start("second", [c.args.meshd, "proxy", "--node", "same", "--workers", "1",
@@ -364,7 +507,7 @@ def case_config(c):
 
 
 CASES = {"members": case_members, "only": case_only, "etcd": case_etcd,
-         "corroborate": case_corroborate, "config": case_config}
+         "corroborate": case_corroborate, "config": case_config, "signed": case_signed}
 
 
 if __name__ == "__main__":

@@ -125,6 +125,7 @@ static const char *const *own_keys(audit_type_t t)
         return removed;
     case AUDIT_MEMBER_DEAD:
     case AUDIT_MEMBER_LEFT:
+    case AUDIT_GOSSIP_RECORD_REJECTED:
         return member;
     case AUDIT_READINESS_CHANGED:
         return ready;
