@@ -4,6 +4,7 @@
 #include "common/procstat.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,14 @@ static double boot_time(void)
 int mesh_procstat_read(mesh_procstat_t *out)
 {
     *out = (mesh_procstat_t){-1, -1, -1, -1, -1, -1, -1, -1};
-    DIR *d = opendir("/proc/self/fd");
+    /* open() then fdopendir(), not opendir(): ThreadSanitizer sees the descriptor created
+     * here (opendir's own openat is inside libc, out of its sight), so a number that libuv
+     * closed on another thread (by a raw close syscall, also out of its sight) and that this
+     * reuses is not taken for a race */
+    int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0)
+        close(fd);
     if (d) {
         long n = 0;
         for (struct dirent *e; (e = readdir(d));)
