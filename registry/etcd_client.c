@@ -65,6 +65,10 @@ struct etcd_client {
     uint32_t request_timeout_ms, connect_timeout_ms;
     char *token;
     char *auth_header;
+    char *principal;        /* for logs: "user NAME" / "the client certificate FILE" */
+    int auth_failed_said;   /* a refused authentication was logged (cleared by a success) */
+    uint64_t refused_until; /* loop time (ms): until then, requests fail at once with
+                               ETCD_ERR_AUTH instead of asking etcd again */
     int auth_inflight;
     etcd_req_t *reqs;
     sock_ctx_t *socks;
@@ -501,7 +505,8 @@ static int retryable_error(long status, const etcd_error_t *e)
 static int auth_error(const etcd_error_t *e)
 {
     return e->code == ETCD_CODE_UNAUTHENTICATED || strstr(e->message, "invalid auth token") ||
-           strstr(e->message, "user name is empty");
+           strstr(e->message, "user name is empty") ||
+           strstr(e->message, "revision of auth store is old");
 }
 
 static void finish_transfer(etcd_req_t *r, CURLcode cc)
@@ -560,6 +565,10 @@ static void finish_transfer(etcd_req_t *r, CURLcode cc)
 
 /* ---- authentication --------------------------------------------------------------------- */
 
+/* How long refused credentials are believed: requests fail at once meanwhile, so a wrong
+ * password costs etcd one authentication per period, not one per request. */
+#define AUTH_REFUSED_HOLD_MS 5000
+
 static void on_auth(void *ud, int err, const char *body, size_t len)
 {
     etcd_client_t *c = ud;
@@ -572,9 +581,22 @@ static void on_auth(void *ud, int err, const char *body, size_t len)
     }
     json_decref(root);
     int ok = c->token != NULL;
-    if (!ok)
-        mesh_warn("registry", "etcd: authentication as %s failed: %.*s", c->username, (int)len,
-                  body);
+    int refused = !ok && (err == ETCD_OK || err == ETCD_ERR_SERVER);
+    if (ok && c->auth_failed_said) {
+        c->auth_failed_said = 0;
+        mesh_info("registry", "etcd: authenticated as %s again", c->username);
+    } else if (refused) {
+        etcd_error_t e;
+        etcd_decode_error(body, len, &e);
+        c->refused_until = uv_now(c->loop) + AUTH_REFUSED_HOLD_MS;
+        if (!c->auth_failed_said) /* once per streak: a wrong password is not a log flood */
+            mesh_error("registry",
+                       "etcd: authentication as user %s refused: %s (check --etcd-user and "
+                       "--etcd-password-file); retrying every %d s without further logs",
+                       c->username, e.message[0] ? e.message : "no token in the answer",
+                       AUTH_REFUSED_HOLD_MS / 1000);
+        c->auth_failed_said = 1;
+    }
     for (etcd_req_t *r = c->reqs; r; r = r->next) {
         if (r->queued != 2 || r->canceled)
             continue;
@@ -582,7 +604,7 @@ static void on_auth(void *ud, int err, const char *body, size_t len)
             r->queued = 1;
         } else {
             r->queued = 0;
-            fail(r, err == ETCD_OK || err == ETCD_ERR_SERVER ? ETCD_ERR_AUTH : err, "", 0);
+            fail(r, refused ? ETCD_ERR_AUTH : err, "", 0);
         }
     }
 }
@@ -629,7 +651,9 @@ static void submit(etcd_req_t *r)
 {
     etcd_client_t *c = r->c;
     r->attempts = 0;
-    if (c->username && !c->token && !r->internal) {
+    if (c->username && !c->token && !r->internal && uv_now(c->loop) < c->refused_until) {
+        fail_later(r, ETCD_ERR_AUTH); /* refused a moment ago: do not ask etcd again yet */
+    } else if (c->username && !c->token && !r->internal) {
         r->queued = 2;
         start_auth(c);
     } else {
@@ -683,6 +707,11 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
     c->ca_file = dup_or_null(cfg->ca_file);
     c->cert_file = dup_or_null(cfg->cert_file);
     c->key_file = dup_or_null(cfg->key_file);
+    if (c->username && asprintf(&c->principal, "etcd user %s", c->username) < 0)
+        c->principal = NULL;
+    else if (!c->username && c->cert_file &&
+             asprintf(&c->principal, "the client certificate %s", c->cert_file) < 0)
+        c->principal = NULL;
     c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 5000;
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000;
     c->multi = cu->multi_init();
@@ -728,6 +757,7 @@ static void client_destroy(etcd_client_t *c)
     free(c->key_file);
     free(c->token);
     free(c->auth_header);
+    free(c->principal);
     if (c->timer.data) {
         uv_close((uv_handle_t *)&c->timer, timer_closed);
         uv_close((uv_handle_t *)&c->kick, timer_closed);
@@ -793,6 +823,11 @@ void etcd_req_cancel(etcd_req_t *r)
     etcd_client_t *c = r->c;
     enter(c);
     leave(c);
+}
+
+const char *etcd_client_principal(const etcd_client_t *c)
+{
+    return c->principal;
 }
 
 const char *etcd_client_endpoint(const etcd_client_t *c)

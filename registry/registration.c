@@ -157,6 +157,27 @@ static void tell(reg_registration_t *r, reg_event_kind_t ev, int64_t lease)
                    r->spec->addr, mesh_strerror(rc));
 }
 
+/* etcd refused the txn of every key (it does not say which key its RBAC refused): one error
+ * naming them all and the etcd user, once per streak of refusals. */
+static void log_denied(reg_registration_t *r)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < r->spec->n_keys; i++)
+        len += strlen(r->spec->keys[i]) + 2;
+    char *keys = calloc(1, len);
+    for (size_t i = 0; keys && i < r->spec->n_keys; i++) {
+        if (i)
+            strcat(keys, ", ");
+        strcat(keys, r->spec->keys[i]);
+    }
+    mesh_error("registry",
+               "etcd refused to register %s: permission denied writing %s as %s (etcd RBAC, "
+               "docs/etcd-rbac.md); serving on, retrying every %d s without further logs",
+               r->spec->addr, keys ? keys : r->spec->keys[0], etcd_api_principal(r->api),
+               REG_LEASE_DENIED_RETRY_MS / 1000);
+    free(keys);
+}
+
 /* Sends a request (NULL: it could not be built); one that cannot be queued fails at once
  * through on_result, as a request etcd never answered. */
 static void submit(reg_registration_t *r, etcd_request_t *req, etcd_call_t call)
@@ -215,6 +236,16 @@ static void delete_keys(reg_registration_t *r, int64_t lease)
         ops[i] = (etcd_op_t){.kind = ETCD_OP_DELETE, .key = r->spec->keys[i]};
     }
     r->deleting = 1;
+    if (r->sm.denied) { /* etcd refused our keys: none is there, and deleting is refused too */
+        free(cmps);
+        free(ops);
+        etcd_result_t skip = {.call = ETCD_CALL_TXN, .err = ETCD_API_OK, .succeeded = 1};
+        r->seq = ++r->next_seq ? r->next_seq : ++r->next_seq;
+        skip.tag = reg_tag(REG_TAG_LEASE, r->id, r->seq);
+        r->phase = PH_LEASE;
+        reg_registration_on_result(r, &skip);
+        return;
+    }
     submit(r, cmps && ops ? &req : NULL, ETCD_CALL_TXN);
     free(cmps);
     free(ops);
@@ -266,6 +297,10 @@ static void run(reg_registration_t *r, reg_lfxs_t *fx)
             mesh_warn("registry", "lease %" PRId64 " of %s lost; registering again", e->arg,
                       r->spec->addr);
             tell(r, REG_EV_LEASE_LOST, e->arg);
+            break;
+        case REG_LFX_DENIED:
+            log_denied(r);
+            tell(r, REG_EV_DENIED, e->arg);
             break;
         case REG_LFX_DONE:
             mesh_info("registry", "deregistered %s", r->spec->addr);
@@ -411,6 +446,8 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
             reg_lease_sm_revoke_done(&r->sm, now, &fx);
         } else if (res->err == ETCD_API_OK) {
             reg_lease_sm_put_ok(&r->sm, now, &fx);
+        } else if (etcd_result_denied(res)) {
+            reg_lease_sm_put_denied(&r->sm, now, &fx); /* logged once, by the DENIED effect */
         } else {
             int gone = etcd_result_lease_gone(res);
             mesh_warn("registry", "put of %s failed: %s%s", r->spec->addr,
