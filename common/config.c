@@ -140,7 +140,8 @@ static const opt_t core_opts[] = {
     {"etcd-cacert", MESH_OPT_STR, F(etcd_cacert), NULL, ALL, 0, 0, NULL,
      "CA bundle that verifies etcd's https:// endpoints", NULL, NULL},
     {"etcd-cert", MESH_OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL,
-     "client certificate for etcd (PEM; with --client-cert-auth etcd takes its CN as the user)",
+     "client certificate for etcd's mutual TLS (PEM; without a CN: etcd 3.4's gateway refuses "
+     "one with a CN)",
      NULL, NULL},
     {"etcd-key", MESH_OPT_STR, F(etcd_key), NULL, ALL, 0, 0, NULL, "client key for etcd", NULL,
      NULL},

@@ -119,9 +119,10 @@ static int etcd_credentials(mesh_config_t *cfg, const char *command)
         if (f)
             fclose(f);
     }
-    if (!cfg->etcd_user)
+    if (!cfg->etcd_user && !cfg->etcd_cert)
         return 0;
-    if (etcd_password_read(cfg->etcd_password_file, &cfg->etcd_password, err, sizeof(err)) != 0) {
+    if (cfg->etcd_user &&
+        etcd_password_read(cfg->etcd_password_file, &cfg->etcd_password, err, sizeof(err)) != 0) {
         fprintf(stderr, "meshd %s: %s\n", command, err);
         return -1;
     }

@@ -421,8 +421,9 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
         if (res->err == ETCD_API_OK) {
             reg_lease_sm_grant_ok(&r->sm, res->lease, res->ttl_s, now, &fx);
         } else {
-            mesh_warn("registry", "lease grant for %s failed: %s", r->spec->addr,
-                      etcd_api_strerror(res->err));
+            mesh_warn("registry", "lease grant for %s failed: %s%s%s (as %s)", r->spec->addr,
+                      etcd_api_strerror(res->err), res->server.message[0] ? ": " : "",
+                      res->server.message, etcd_api_principal(r->api));
             reg_lease_sm_grant_failed(&r->sm, now, &fx);
         }
         break;
@@ -450,8 +451,9 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
             reg_lease_sm_put_denied(&r->sm, now, &fx); /* logged once, by the DENIED effect */
         } else {
             int gone = etcd_result_lease_gone(res);
-            mesh_warn("registry", "put of %s failed: %s%s", r->spec->addr,
-                      etcd_api_strerror(res->err), gone ? " (lease not found)" : "");
+            mesh_warn("registry", "put of %s failed: %s%s%s%s", r->spec->addr,
+                      etcd_api_strerror(res->err), res->server.message[0] ? ": " : "",
+                      res->server.message, gone ? " (lease not found)" : "");
             reg_lease_sm_put_failed(&r->sm, gone, now, &fx);
         }
         break;

@@ -16,6 +16,11 @@ the PIDs it started at the end, also on failure.
                keep working, and a sidecar started after the restart is routed.
   bad_password a wrong password exits 2 naming the user; an unreadable password file exits 2
                naming the file; the reader user cannot register anything.
+  client_cert  etcd on https with --client-cert-auth (certificates made with the openssl CLI):
+               etcd 3.4's JSON gateway refuses client certificates with a CN, so meshd with
+               one exits 2 saying so; with a certificate without a CN (mutual TLS) plus the
+               team's password, cart registers shop.Cart and is refused shop.Pay, and the
+               proxy reads as meshd-reader.
 """
 import argparse
 import base64
@@ -24,6 +29,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -74,10 +80,11 @@ class Env:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- etcd ------------------------------------------------------------------------------
-    def start_etcd(self, ports=None):
+    def start_etcd(self, ports=None, tls=False):
         cp, pp = ports or (free_port(), free_port())
         self.etcd_ports = (cp, pp)
-        self.etcd_url = "http://127.0.0.1:%d" % cp
+        self.tls = tls
+        self.etcd_url = "%s://127.0.0.1:%d" % ("https" if tls else "http", cp)
         argv = ["etcd", "--logger=zap", "--name", "e1", "--data-dir",
                 os.path.join(self.dir, "etcd"), "--listen-client-urls", self.etcd_url,
                 "--advertise-client-urls", self.etcd_url,
@@ -85,6 +92,9 @@ class Env:
                 "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % pp,
                 "--initial-cluster", "e1=http://127.0.0.1:%d" % pp,
                 "--auth-token", "simple", "--auth-token-ttl", "5"]
+        if tls:
+            argv += ["--client-cert-auth", "--trusted-ca-file", self.pki("ca.pem"),
+                     "--cert-file", self.pki("etcd.pem"), "--key-file", self.pki("etcd.key")]
         p = Proc("etcd-%d" % len(self.procs), argv, self.dir)
         self.procs.append(p)
         self.etcd = p
@@ -93,15 +103,60 @@ class Env:
             if not p.alive():
                 raise Fail("etcd exited:\n" + p.output()[-2000:])
             try:
-                with urllib.request.urlopen(self.etcd_url + "/health", timeout=1) as r:
+                with urllib.request.urlopen(self.etcd_url + "/health", timeout=1,
+                                            context=self.ssl_ctx("meshd")) as r:
                     return b"true" in r.read()
             except (OSError, urllib.error.URLError):
                 return False
         wait_until(healthy, 20, "etcd to be healthy")
 
+    # -- certificates (openssl CLI) --------------------------------------------------------
+    def pki(self, name):
+        return os.path.join(self.dir, "pki", name)
+
+    def make_pki(self, users):
+        """A CA, etcd's server certificate for 127.0.0.1, and one client certificate per user
+        (CN = the etcd user)."""
+        os.makedirs(self.pki(""), exist_ok=True)
+
+        def ossl(*a):
+            subprocess.run(["openssl"] + list(a), check=True, capture_output=True, timeout=60)
+        ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", self.pki("ca.key"), "-out", self.pki("ca.pem"), "-days", "2",
+             "-subj", "/CN=meshd test etcd CA")
+        ext = self.pki("ext.cnf")
+        with open(ext, "w") as f:
+            # etcd's gateway dials etcd's gRPC with the server certificate: clientAuth too
+            f.write("[server]\nsubjectAltName=IP:127.0.0.1\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n"
+                    "[client]\nextendedKeyUsage=clientAuth\n")
+        certs = [("etcd", "/CN=etcd", "server"), ("meshd", "/O=meshd", "client")]
+        certs += [(u, "/CN=" + u, "client") for u in users]
+        for name, subj, section in certs:
+            ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", self.pki(name + ".key"), "-out", self.pki(name + ".csr"),
+                 "-subj", subj)
+            ossl("x509", "-req", "-in", self.pki(name + ".csr"), "-CA", self.pki("ca.pem"),
+                 "-CAkey", self.pki("ca.key"), "-CAcreateserial", "-days", "1",
+                 "-out", self.pki(name + ".pem"), "-extfile", ext, "-extensions", section)
+
+    def ssl_ctx(self, user):
+        if not getattr(self, "tls", False):
+            return None
+        ctx = ssl.create_default_context(cafile=self.pki("ca.pem"))
+        ctx.load_cert_chain(self.pki(user + ".pem"), self.pki(user + ".key"))
+        return ctx
+
+    def tls_args(self, user, prefix="--etcd-"):
+        if not getattr(self, "tls", False):
+            return []
+        return [prefix + "cacert", self.pki("ca.pem"), prefix + "cert", self.pki(user + ".pem"),
+                prefix + "key", self.pki(user + ".key")]
+
     def rbac(self):
+        tls = self.tls_args("root", "--")
         out = subprocess.run([SCRIPT, "--endpoints", self.etcd_url, "--password-dir", self.pw,
-                              "--team", "cart=shop.Cart", "--team", "pay=shop.Pay"],
+                              "--team", "cart=shop.Cart", "--team", "pay=shop.Pay"] + tls,
                              capture_output=True, text=True, timeout=120)
         print(out.stdout, out.stderr, flush=True)
         check(out.returncode == 0, "scripts/etcd-rbac set up the roles and users")
@@ -115,7 +170,7 @@ class Env:
         body = json.dumps({"key": start, "range_end": end}).encode()
         req = urllib.request.Request(self.etcd_url + "/v3/kv/range", data=body,
                                      headers={"Authorization": tok})
-        with urllib.request.urlopen(req, timeout=5) as r:
+        with urllib.request.urlopen(req, timeout=5, context=self.ssl_ctx("meshd")) as r:
             out = json.loads(r.read())
         return {base64.b64decode(kv["key"]).decode(): kv.get("lease", "0")
                 for kv in out.get("kvs", [])}
@@ -123,7 +178,8 @@ class Env:
     def token(self, user):
         body = json.dumps({"name": user, "password": self.password(user)}).encode()
         with urllib.request.urlopen(urllib.request.Request(
-                self.etcd_url + "/v3/auth/authenticate", data=body), timeout=5) as r:
+                self.etcd_url + "/v3/auth/authenticate", data=body), timeout=5,
+                context=self.ssl_ctx("meshd")) as r:
             return json.loads(r.read())["token"]
 
     def password(self, user):
@@ -146,8 +202,8 @@ class Env:
                 "--listen", "127.0.0.1:%d" % port, "--probe-listen", "127.0.0.1:%d" % probe,
                 "--admin-listen", "127.0.0.1:%d" % admin, "--health-interval", "300ms",
                 "--workers", "1", "--log-format", "text", "--audit-file",
-                os.path.join(self.dir, name + ".audit.jsonl"), "--etcd", self.etcd_url,
-                "--etcd-user", user, "--etcd-password-file", os.path.join(self.pw, user)]
+                os.path.join(self.dir, name + ".audit.jsonl"), "--etcd", self.etcd_url]
+        argv += self.credentials(user)
         argv += list(extra)
         p = Proc("sidecar-%s-%d" % (name, len(self.procs)), argv, self.dir, env=meshd_env())
         self.procs.append(p)
@@ -158,13 +214,18 @@ class Env:
     def start_proxy(self, user="meshd-reader"):
         port = free_port()
         argv = [self.args.meshd, "proxy", "--listen", "127.0.0.1:%d" % port, "--workers", "1",
-                "--etcd", self.etcd_url, "--log-format", "text", "--lb", "round-robin",
-                "--etcd-user", user, "--etcd-password-file", os.path.join(self.pw, user)]
+                "--etcd", self.etcd_url, "--log-format", "text", "--lb", "round-robin"]
+        argv += self.credentials(user)
         p = Proc("proxy-%d" % len(self.procs), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.addr = "127.0.0.1:%d" % port
         wait_until(lambda: self.accepts(p, port), 20, "proxy to accept")
         return p
+
+    def credentials(self, user):
+        """The user's password file, and with TLS the client certificate without a CN."""
+        return self.tls_args("meshd") + ["--etcd-user", user, "--etcd-password-file",
+                                         os.path.join(self.pw, user)]
 
     @staticmethod
     def accepts(p, port):
@@ -319,7 +380,32 @@ def case_bad_password(env):
     check(not env.keys(), "the read-only user registered nothing")
 
 
-CASES = {"teams": case_teams, "token_expiry": case_token_expiry,
+def case_client_cert(env):
+    env.make_pki(["root", "cart"])
+    env.start_etcd(tls=True)
+    env.rbac()
+    cart_app = env.start_app("shop.Cart", "cart1")
+    rc, out = env.run_meshd(["sidecar", "--app", cart_app.addr, "--listen", "127.0.0.1:0",
+                             "--etcd", env.etcd_url] + env.tls_args("cart"))
+    print(out)
+    check(rc == 2 and "refuses client certificates with a common name" in out,
+          "a certificate with a CN (refused by etcd's gateway) exits 2 saying why")
+    env.start_sidecar(cart_app, "cart", "cart")
+    proxy = env.start_proxy()
+    wait_until(routed(proxy.addr, "shop.Cart", "cart1"), 30,
+               "the proxy (mutual TLS, user meshd-reader) to route shop.Cart")
+    pay_app = env.start_app("shop.Pay", "pay1")
+    thief = env.start_sidecar(pay_app, "cart", "thief")
+    thief.wait_line(r"permission denied writing meshd/services/shop.Pay/\S+ as etcd user cart",
+                    30)
+    check(not any(k.startswith(PREFIX + "shop.Pay/") for k in env.keys()),
+          "cart may not register shop.Pay over TLS either")
+    thief.kill()
+    env.start_sidecar(pay_app, "pay", "pay")
+    wait_until(routed(proxy.addr, "shop.Pay", "pay1"), 30, "shop.Pay routed once pay registered")
+
+
+CASES = {"teams": case_teams, "client_cert": case_client_cert, "token_expiry": case_token_expiry,
          "bad_password": case_bad_password}
 
 
