@@ -27,6 +27,9 @@ struct reg_registration {
     uint32_t next_seq; /* for tags */
     int phase;         /* what the request in flight is: PH_LEASE, PH_VERIFY, PH_REPAIR */
     int evicted_said;  /* logged that a marker keeps a key out */
+    int failing;       /* the outcome of the last failed grant / put, 0 after a success: a
+                          streak of the same failure is logged once (etcd down, a refused
+                          password: the backoff retries every 2 s) */
     int deleting;      /* the request in flight is the delete of the deregistration */
     int64_t revoke_lease;
     uint64_t timer;
@@ -155,6 +158,25 @@ static void tell(reg_registration_t *r, reg_event_kind_t ev, int64_t lease)
     if (rc != 0 && rc != -MESH_ENOENT)
         mesh_error("registry", "cannot tell the owner of %s about its registration: %s",
                    r->spec->addr, mesh_strerror(rc));
+}
+
+/* A grant or put failed: warn for the first failure of a streak (or a new kind of failure),
+ * the rest at debug level. */
+static void warn_failed(reg_registration_t *r, const char *what, const etcd_result_t *res,
+                        const char *extra)
+{
+    int same = r->failing == res->err;
+    r->failing = res->err;
+    if (same) {
+        mesh_debug("registry", "%s for %s failed again: %s", what, r->spec->addr,
+                   etcd_api_strerror(res->err));
+        return;
+    }
+    mesh_warn("registry",
+              "%s for %s failed: %s%s%s%s (as %s; retrying, further failures of "
+              "this kind at debug level)",
+              what, r->spec->addr, etcd_api_strerror(res->err), res->server.message[0] ? ": " : "",
+              res->server.message, extra, etcd_api_principal(r->api));
 }
 
 /* etcd refused the txn of every key (it does not say which key its RBAC refused): one error
@@ -421,9 +443,7 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
         if (res->err == ETCD_API_OK) {
             reg_lease_sm_grant_ok(&r->sm, res->lease, res->ttl_s, now, &fx);
         } else {
-            mesh_warn("registry", "lease grant for %s failed: %s%s%s (as %s)", r->spec->addr,
-                      etcd_api_strerror(res->err), res->server.message[0] ? ": " : "",
-                      res->server.message, etcd_api_principal(r->api));
+            warn_failed(r, "lease grant", res, "");
             reg_lease_sm_grant_failed(&r->sm, now, &fx);
         }
         break;
@@ -446,14 +466,13 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
             }
             reg_lease_sm_revoke_done(&r->sm, now, &fx);
         } else if (res->err == ETCD_API_OK) {
+            r->failing = 0;
             reg_lease_sm_put_ok(&r->sm, now, &fx);
         } else if (etcd_result_denied(res)) {
             reg_lease_sm_put_denied(&r->sm, now, &fx); /* logged once, by the DENIED effect */
         } else {
             int gone = etcd_result_lease_gone(res);
-            mesh_warn("registry", "put of %s failed: %s%s%s%s", r->spec->addr,
-                      etcd_api_strerror(res->err), res->server.message[0] ? ": " : "",
-                      res->server.message, gone ? " (lease not found)" : "");
+            warn_failed(r, "put", res, gone ? " (lease not found)" : "");
             reg_lease_sm_put_failed(&r->sm, gone, now, &fx);
         }
         break;
