@@ -315,6 +315,10 @@ def case_teams(env):
     check(metric(pay, "meshd_sidecar_registration_denied_total") == 0,
           "the pay sidecar was never refused")
     check(routed(proxy.addr, "shop.Cart", "cart1")(), "shop.Cart is still routed")
+    rc, out = env.run_meshd(["registry", "list", "--etcd", env.etcd_url]
+                            + env.credentials("meshd-reader"))
+    check(rc == 0 and "shop.Cart" in out and "shop.Pay" in out,
+          "`meshd registry list` as meshd-reader lists both services")
 
 
 def case_token_expiry(env):
