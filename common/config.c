@@ -132,13 +132,16 @@ static const opt_t core_opts[] = {
      NULL, ","},
     {"etcd-prefix", MESH_OPT_STR, F(etcd_prefix), "meshd/services", ALL, 0, 0, NULL,
      "key prefix of service instances", NULL, NULL},
-    {"etcd-username", MESH_OPT_STR, F(etcd_username), NULL, ALL, 0, 0, NULL, "etcd user", NULL,
-     NULL},
-    {"etcd-password", MESH_OPT_STR, F(etcd_password), NULL, ALL, 0, 0, NULL, "etcd password", NULL,
-     NULL},
-    {"etcd-ca", MESH_OPT_STR, F(etcd_ca), NULL, ALL, 0, 0, NULL, "CA file for etcd TLS", NULL,
-     NULL},
-    {"etcd-cert", MESH_OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL, "client certificate for etcd",
+    {"etcd-user", MESH_OPT_STR, F(etcd_user), NULL, ALL, 0, 0, NULL,
+     "etcd user to authenticate as (etcd RBAC, docs/etcd-rbac.md); needs --etcd-password-file",
+     NULL, NULL},
+    {"etcd-password-file", MESH_OPT_STR, F(etcd_password_file), NULL, ALL, 0, 0, NULL,
+     "file whose first line is the etcd user's password (never on the command line)", NULL, NULL},
+    {"etcd-cacert", MESH_OPT_STR, F(etcd_cacert), NULL, ALL, 0, 0, NULL,
+     "CA bundle that verifies etcd's https:// endpoints", NULL, NULL},
+    {"etcd-cert", MESH_OPT_STR, F(etcd_cert), NULL, ALL, 0, 0, NULL,
+     "client certificate for etcd's mutual TLS (PEM; without a CN: etcd 3.4's gateway refuses "
+     "one with a CN)",
      NULL, NULL},
     {"etcd-key", MESH_OPT_STR, F(etcd_key), NULL, ALL, 0, 0, NULL, "client key for etcd", NULL,
      NULL},
@@ -878,6 +881,11 @@ void mesh_config_init(mesh_config_t *cfg)
 
 void mesh_config_destroy(mesh_config_t *cfg)
 {
+    if (cfg->etcd_password) { /* read from --etcd-password-file, not an option */
+        memset(cfg->etcd_password, 0, strlen(cfg->etcd_password));
+        free(cfg->etcd_password);
+        cfg->etcd_password = NULL;
+    }
     for (size_t t = 0; t < tables_of(cfg); t++) {
         values_free(tables[t], values_of(cfg, t));
         if (t > 0) {
@@ -1331,6 +1339,19 @@ int mesh_config_validate(const mesh_config_t *cfg, unsigned role, char *err, siz
             return -1;
         }
     }
+    if (cfg->etcd_user && !cfg->etcd_password_file) {
+        errf(err, errlen, "etcd-user: give the password in --etcd-password-file FILE");
+        return -1;
+    }
+    if (cfg->etcd_password_file && !cfg->etcd_user) {
+        errf(err, errlen, "etcd-password-file: whose password? give --etcd-user too");
+        return -1;
+    }
+    if (!cfg->etcd_cert != !cfg->etcd_key) {
+        errf(err, errlen, "%s: a client certificate needs both --etcd-cert and --etcd-key",
+             cfg->etcd_cert ? "etcd-cert" : "etcd-key");
+        return -1;
+    }
     if ((role & MESH_ROLE_SIDECAR) && !cfg->app) {
         errf(err, errlen, "app: the sidecar needs --app HOST:PORT");
         return -1;
@@ -1477,7 +1498,7 @@ void mesh_config_dump(FILE *out, const mesh_config_t *cfg)
     for (size_t t = 0; t < nt; t++)
         for (size_t i = 0; i < tables[t]->n_opts; i++) {
             opt_ref_t r = {t, &tables[t]->opts[i]};
-            if (CORE_IS(r, config_file) || CORE_IS(r, etcd_password))
+            if (CORE_IS(r, config_file))
                 continue;
             const char *dot = strchr(r.o->name, '.');
             if (!dot) {

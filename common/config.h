@@ -76,9 +76,10 @@ typedef struct mesh_config {
     /* registry (etcd) */
     mesh_config_list_t etcd; /* endpoint URLs */
     char *etcd_prefix;
-    char *etcd_username;
-    char *etcd_password;
-    char *etcd_ca;
+    char *etcd_user;          /* etcd RBAC user (docs/etcd-rbac.md) */
+    char *etcd_password_file; /* its password: the file's first line */
+    char *etcd_password;      /* not an option: read from etcd_password_file at start */
+    char *etcd_cacert;
     char *etcd_cert;
     char *etcd_key;
     char *snapshot_file; /* last registry view, for restarts during an etcd outage */

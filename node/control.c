@@ -173,9 +173,9 @@ int node_control_registry(node_control_t *c, mesh_node_t *node, const mesh_confi
             {
                 .endpoints = (const char *const *)cfg->etcd.items,
                 .n_endpoints = cfg->etcd.n,
-                .username = cfg->etcd_username,
+                .username = cfg->etcd_user,
                 .password = cfg->etcd_password,
-                .ca_file = cfg->etcd_ca,
+                .ca_file = cfg->etcd_cacert,
                 .cert_file = cfg->etcd_cert,
                 .key_file = cfg->etcd_key,
             },
@@ -294,6 +294,9 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
             return -1;
         }
     }
+    mesh_admin_t *admin = mesh_node_admin(node);
+    if (admin && mesh_admin_add_metrics(admin, sc_metrics_write, a) != 0)
+        return -1;
     return add_child(c, &sc_actor_ops, a, 0, NULL);
 }
 
@@ -313,9 +316,9 @@ int node_control_monitor(node_control_t *c, mesh_node_t *node, const mesh_config
             {
                 .endpoints = (const char *const *)cfg->etcd.items,
                 .n_endpoints = cfg->etcd.n,
-                .username = cfg->etcd_username,
+                .username = cfg->etcd_user,
                 .password = cfg->etcd_password,
-                .ca_file = cfg->etcd_ca,
+                .ca_file = cfg->etcd_cacert,
                 .cert_file = cfg->etcd_cert,
                 .key_file = cfg->etcd_key,
             },

@@ -2,6 +2,7 @@
  * node/main.c: the meshd binary's entry point: global flags, the command table, and the
  * config loading every role shares. Each role's wiring lives in node/role_<name>.c.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "node/reflect_options.h"
 #include "node/tls_options.h"
 #include "policy/breaker_options.h"
+#include "registry/etcd_auth_check.h"
 #include "transport/lb_options.h"
 
 extern char **environ;
@@ -101,6 +103,62 @@ void mesh_cli_command_usage(FILE *out, const char *name)
     }
 }
 
+/* The etcd credentials (docs/etcd-rbac.md): the password file is read, then etcd is asked
+ * once, so a wrong password or an unreadable file stops the node now (exit 2) with the user or
+ * the file named. An etcd that does not answer yet is only a warning: the node runs on its
+ * snapshot and gossip until it does. 0 or -1 (printed). */
+static int etcd_credentials(mesh_config_t *cfg, const char *command)
+{
+    char err[512];
+    const char *files[] = {cfg->etcd_cacert, cfg->etcd_cert, cfg->etcd_key};
+    const char *names[] = {"etcd-cacert", "etcd-cert", "etcd-key"};
+    for (size_t i = 0; i < 3; i++) {
+        FILE *f = files[i] ? fopen(files[i], "r") : NULL;
+        if (files[i] && !f) {
+            fprintf(stderr, "meshd %s: %s: cannot read %s: %s\n", command, names[i], files[i],
+                    strerror(errno));
+            return -1;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (!cfg->etcd_user && !cfg->etcd_cert)
+        return 0;
+    if (cfg->etcd_user &&
+        etcd_password_read(cfg->etcd_password_file, &cfg->etcd_password, err, sizeof(err)) != 0) {
+        fprintf(stderr, "meshd %s: %s\n", command, err);
+        return -1;
+    }
+    if (cfg->etcd.n == 0)
+        return 0;
+    size_t len = 1;
+    for (size_t i = 0; i < cfg->etcd.n; i++)
+        len += strlen(cfg->etcd.items[i]) + 1;
+    char *endpoints = calloc(1, len);
+    for (size_t i = 0; endpoints && i < cfg->etcd.n; i++) {
+        if (i)
+            strcat(endpoints, ",");
+        strcat(endpoints, cfg->etcd.items[i]);
+    }
+    etcd_client_cfg_t ec = {
+        .endpoints = endpoints,
+        .username = cfg->etcd_user,
+        .password = cfg->etcd_password,
+        .ca_file = cfg->etcd_cacert,
+        .cert_file = cfg->etcd_cert,
+        .key_file = cfg->etcd_key,
+    };
+    int rc = endpoints ? etcd_auth_check(&ec, err, sizeof(err)) : ETCD_AUTH_CHECK_UNREACHED;
+    free(endpoints);
+    if (rc == ETCD_AUTH_CHECK_REFUSED) {
+        fprintf(stderr, "meshd %s: %s\n", command, err);
+        return -1;
+    }
+    if (rc != ETCD_AUTH_CHECK_OK)
+        mesh_warn("config", "%s; going on (authenticating when etcd answers)", err);
+    return 0;
+}
+
 int mesh_cli_load_config(mesh_config_t *cfg, const char *command, unsigned roles, int argc,
                          char **argv, mesh_config_list_t *positional)
 {
@@ -125,6 +183,10 @@ int mesh_cli_load_config(mesh_config_t *cfg, const char *command, unsigned roles
     else if (strcmp(cfg->log_format, "text") == 0)
         fmt = MESH_LOG_FORMAT_TEXT;
     mesh_log_init(cfg->node, cfg->log_level, fmt);
+    if (etcd_credentials(cfg, command) != 0) {
+        mesh_config_destroy(cfg);
+        return -1;
+    }
     return 0;
 }
 

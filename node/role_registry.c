@@ -55,9 +55,9 @@ int mesh_cli_registry(int argc, char **argv)
     char *endpoints = join(&cfg.etcd);
     etcd_client_cfg_t ec = {
         .endpoints = endpoints,
-        .username = cfg.etcd_username,
+        .username = cfg.etcd_user,
         .password = cfg.etcd_password,
-        .ca_file = cfg.etcd_ca,
+        .ca_file = cfg.etcd_cacert,
         .cert_file = cfg.etcd_cert,
         .key_file = cfg.etcd_key,
     };

@@ -35,6 +35,7 @@
 #include "grpc/reflection.h"
 #include "node/node_msgs.h"
 #include "node/readiness.h"
+#include "common/prom.h"
 #include "registry/reg_msgs.h"
 #include "registry/registration.h"
 #include "transport/grpc_status.h"
@@ -649,6 +650,7 @@ static void on_reg_event(sidecar_t *sc, const mesh_msg_t *m)
     switch (e->event) {
     case REG_EV_REGISTERED:
         sc->reg_confirmed = 1;
+        sc->a->reg_denied_now = 0;
         if (!sc->reg_audited) { /* once per lease: a key put again under it is not news */
             sc->reg_audited = 1;
             char reason[128];
@@ -659,6 +661,11 @@ static void on_reg_event(sidecar_t *sc, const mesh_msg_t *m)
                 snprintf(reason, sizeof(reason), "announced in gossip (no etcd)");
             audit_instance(sc, AUDIT_INSTANCE_REGISTERED, AUDIT_SOURCE_NONE, reason);
         }
+        break;
+    case REG_EV_DENIED: /* logged by the registration, once per streak; serving goes on */
+        sc->reg_confirmed = 0;
+        sc->a->reg_denied_total++;
+        sc->a->reg_denied_now = 1;
         break;
     case REG_EV_LEASE_LOST: {
         sc->reg_confirmed = 0;
@@ -671,6 +678,7 @@ static void on_reg_event(sidecar_t *sc, const mesh_msg_t *m)
         break;
     }
     case REG_EV_DEREGISTERED:
+        sc->a->reg_denied_now = 0;
         if (sc->reg_audited)
             audit_instance(
                 sc, AUDIT_INSTANCE_REMOVED, etcd ? AUDIT_SOURCE_ETCD : AUDIT_SOURCE_GOSSIP,
@@ -732,6 +740,10 @@ static int readyz(void *ud, const h1_req_t *req, h1_body_t *body)
     if (o) {
         json_object_set_new(o, "app", json_string(sc->cfg->app));
         json_object_set_new(o, "registered", json_boolean(sc->reg_state == REG_ACTIVE));
+        if (sc->a->reg_denied_now)
+            json_object_set_new(o, "registry_error",
+                                json_string("etcd refused the registration: permission denied "
+                                            "(etcd RBAC, docs/etcd-rbac.md)"));
         json_object_set_new(o, "services", svcs ? svcs : json_array());
         if (sc->disco_error[0])
             json_object_set_new(o, "error", json_string(sc->disco_error));
@@ -909,4 +921,16 @@ mesh_rpc_t *sc_rpc_grpc_factory(mesh_actor_t *self, mesh_rpc_deliver_fn deliver_
     return loop ? mesh_rpc_grpc_new(loop, sc->cfg->app, (uint64_t)sc->cfg->connect_timeout_ms,
                                     deliver_fn, deliver_ud)
                 : NULL;
+}
+
+void sc_metrics_write(void *ud, prom_t *p)
+{
+    const sc_args_t *a = ud;
+    prom_family(p, "meshd_sidecar_registration_denied_total", PROM_COUNTER,
+                "Times etcd refused this sidecar's registration with permission denied (etcd "
+                "RBAC); one per streak of refusals.");
+    prom_sample_u64(p, "meshd_sidecar_registration_denied_total", NULL, 0, a->reg_denied_total);
+    prom_one(p, "meshd_sidecar_registration_denied", PROM_GAUGE,
+             "1 while etcd refuses this sidecar's registration (permission denied).",
+             (double)a->reg_denied_now);
 }

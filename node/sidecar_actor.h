@@ -54,7 +54,18 @@ typedef struct sc_args {
      *  publishes it to the HTTP/JSON front ends). May be NULL. On the actor's thread. */
     void (*on_pool)(void *ud, const mesh_desc_pool_t *pool);
     void *pool_ud;
+    /** Written by the actor (kept across its restarts), read by the metrics on the same loop:
+     *  refusals of the registration by etcd's RBAC (streaks, docs/etcd-rbac.md), and whether
+     *  the registration is refused right now. */
+    uint64_t reg_denied_total;
+    int reg_denied_now;
 } sc_args_t;
+
+struct prom;
+
+/** The sidecar's registry metric families (meshd_sidecar_registration_denied*); ud is the
+ *  sc_args_t. On the control loop. */
+void sc_metrics_write(void *ud, struct prom *p);
 
 /** The actor's operations (spawn or supervise with an sc_args_t *). */
 extern const mesh_actor_ops_t sc_actor_ops;

@@ -127,6 +127,9 @@ typedef struct etcd_api_ops {
     const char *(*endpoint)(etcd_api_t *api);
     /** Cancels everything and frees the implementation. */
     void (*free)(etcd_api_t *api);
+    /** Who etcd sees us as, for logs ("user cart", "the client certificate F"); NULL (or a
+     *  NULL operation): no authentication. */
+    const char *(*principal)(etcd_api_t *api);
 } etcd_api_ops_t;
 
 /** The seam: implementations embed this first. */
@@ -152,6 +155,19 @@ static inline void etcd_api_cancel(etcd_api_t *api, uint64_t tag)
 static inline const char *etcd_api_endpoint(etcd_api_t *api)
 {
     return api->ops->endpoint(api);
+}
+
+/** Who etcd sees us as (for logs): never NULL ("no etcd user" without authentication). */
+static inline const char *etcd_api_principal(etcd_api_t *api)
+{
+    const char *p = api->ops->principal ? api->ops->principal(api) : NULL;
+    return p ? p : "no etcd user";
+}
+
+/** Whether a failed result is etcd's "permission denied" (RBAC: the user lacks the role). */
+static inline int etcd_result_denied(const etcd_result_t *res)
+{
+    return res->err == ETCD_API_ERR_SERVER && res->server.code == ETCD_CODE_PERMISSION_DENIED;
 }
 
 /** Frees an implementation (NULL is ignored). */

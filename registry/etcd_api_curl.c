@@ -276,6 +276,11 @@ static const char *api_endpoint(etcd_api_t *api)
     return etcd_client_endpoint(((curl_api_t *)api)->client);
 }
 
+static const char *api_principal(etcd_api_t *api)
+{
+    return etcd_client_principal(((curl_api_t *)api)->client);
+}
+
 static void api_free(etcd_api_t *api)
 {
     curl_api_t *a = (curl_api_t *)api;
@@ -295,6 +300,7 @@ static const etcd_api_ops_t curl_ops = {
     .cancel = api_cancel,
     .endpoint = api_endpoint,
     .free = api_free,
+    .principal = api_principal,
 };
 
 etcd_api_t *etcd_api_curl_new(struct uv_loop_s *loop, const etcd_api_curl_cfg_t *cfg,

@@ -15,6 +15,7 @@
 
 #include "common/curl_lib.h"
 #include "common/log.h"
+#include "registry/etcd_auth_sm.h"
 #include "registry/etcd_codec.h"
 
 /* libcurl, loaded once by the first etcd_client_new (common/curl_lib.h: pthread_once, so
@@ -41,6 +42,7 @@ struct etcd_req {
     int pending_err;
     int attempts;
     int auth_retried;
+    uint32_t token_gen; /* the token it was sent with (etcd_auth_sm_t.token_gen) */
     size_t endpoint;
     long status;
     char *resp;
@@ -63,9 +65,10 @@ struct etcd_client {
     size_t current;
     char *username, *password, *ca_file, *cert_file, *key_file;
     uint32_t request_timeout_ms, connect_timeout_ms;
-    char *token;
+    char *token; /* the current token (auth.state READY) */
     char *auth_header;
-    int auth_inflight;
+    char *principal;     /* for logs: "etcd user NAME" / "the client certificate FILE" */
+    etcd_auth_sm_t auth; /* when to authenticate, hold requests, give up (etcd_auth_sm.h) */
     etcd_req_t *reqs;
     sock_ctx_t *socks;
     int depth;
@@ -304,6 +307,7 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 /* ---- request life cycle ----------------------------------------------------------------- */
 
 static void rotate(etcd_client_t *c, size_t failed);
+static void token_rejected(etcd_client_t *c, uint32_t gen);
 static int retryable_error(long status, const etcd_error_t *e);
 static int auth_error(const etcd_error_t *e);
 
@@ -316,10 +320,8 @@ static void stream_error(etcd_req_t *r, const char *line, size_t len)
         return;
     if (retryable_error(0, &e))
         rotate(r->c, r->endpoint);
-    else if (auth_error(&e) && r->c->username) {
-        free(r->c->token);
-        r->c->token = NULL;
-    }
+    else if (auth_error(&e) && r->c->username)
+        token_rejected(r->c, r->token_gen);
 }
 
 /* Per connection: how many keepalive probes may go unanswered, and how long sent data may stay
@@ -374,7 +376,8 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *ud)
 static void set_auth_header(etcd_req_t *r)
 {
     etcd_client_t *c = r->c;
-    if (c->token && !r->internal) {
+    r->token_gen = c->auth.token_gen;
+    if (c->token && !r->internal && etcd_auth_sm_has_token(&c->auth)) {
         free(c->auth_header);
         c->auth_header = NULL;
         if (asprintf(&c->auth_header, "Authorization: %s", c->token) > 0)
@@ -501,7 +504,8 @@ static int retryable_error(long status, const etcd_error_t *e)
 static int auth_error(const etcd_error_t *e)
 {
     return e->code == ETCD_CODE_UNAUTHENTICATED || strstr(e->message, "invalid auth token") ||
-           strstr(e->message, "user name is empty");
+           strstr(e->message, "user name is empty") ||
+           strstr(e->message, "revision of auth store is old");
 }
 
 static void finish_transfer(etcd_req_t *r, CURLcode cc)
@@ -545,8 +549,7 @@ static void finish_transfer(etcd_req_t *r, CURLcode cc)
     etcd_decode_error(body, r->resp_len, &e);
     if (!r->internal && c->username && auth_error(&e) && !r->auth_retried) {
         r->auth_retried = 1;
-        free(c->token);
-        c->token = NULL;
+        token_rejected(c, r->token_gen);
         mesh_info("registry", "etcd: auth token rejected (%s), authenticating again", e.message);
         submit(r);
         return;
@@ -560,29 +563,52 @@ static void finish_transfer(etcd_req_t *r, CURLcode cc)
 
 /* ---- authentication --------------------------------------------------------------------- */
 
+/* etcd rejected the token a request was sent with: the machine decides whether it is the
+ * current one, which is then forgotten (the next request authenticates again). */
+static void token_rejected(etcd_client_t *c, uint32_t gen)
+{
+    etcd_auth_sm_rejected(&c->auth, gen);
+    if (!etcd_auth_sm_has_token(&c->auth)) {
+        free(c->token);
+        c->token = NULL;
+    }
+}
+
 static void on_auth(void *ud, int err, const char *body, size_t len)
 {
     etcd_client_t *c = ud;
-    c->auth_inflight = 0;
     json_t *root = err == ETCD_OK ? json_loadb(body, len, 0, NULL) : NULL;
     const json_t *tok = json_object_get(root, "token");
-    if (json_is_string(tok)) {
-        free(c->token);
-        c->token = strdup(json_string_value(tok));
-    }
+    char *token = json_is_string(tok) ? strdup(json_string_value(tok)) : NULL;
     json_decref(root);
-    int ok = c->token != NULL;
-    if (!ok)
-        mesh_warn("registry", "etcd: authentication as %s failed: %.*s", c->username, (int)len,
-                  body);
+    etcd_auth_answer_t answer = token ? ETCD_AUTH_ANSWER_OK
+                                : err == ETCD_OK || err == ETCD_ERR_SERVER
+                                    ? ETCD_AUTH_ANSWER_REFUSED
+                                    : ETCD_AUTH_ANSWER_UNREACHED;
+    if (token) {
+        free(c->token);
+        c->token = token;
+    }
+    unsigned fx = etcd_auth_sm_answered(&c->auth, answer, uv_now(c->loop));
+    if (fx & ETCD_AUTH_FX_LOG_AGAIN)
+        mesh_info("registry", "etcd: authenticated as user %s again", c->username);
+    if (fx & ETCD_AUTH_FX_LOG_REFUSED) { /* once per streak: a wrong password is no log flood */
+        etcd_error_t e;
+        etcd_decode_error(body, len, &e);
+        mesh_error("registry",
+                   "etcd: authentication as user %s refused: %s (check --etcd-user and "
+                   "--etcd-password-file); asking again every %d s at most, without further logs",
+                   c->username, e.message[0] ? e.message : "no token in the answer",
+                   (int)(c->auth.hold_ms / 1000));
+    }
     for (etcd_req_t *r = c->reqs; r; r = r->next) {
         if (r->queued != 2 || r->canceled)
             continue;
-        if (ok) {
+        if (fx & ETCD_AUTH_FX_RELEASE) {
             r->queued = 1;
         } else {
             r->queued = 0;
-            fail(r, err == ETCD_OK || err == ETCD_ERR_SERVER ? ETCD_ERR_AUTH : err, "", 0);
+            fail(r, answer == ETCD_AUTH_ANSWER_REFUSED ? ETCD_ERR_AUTH : err, "", 0);
         }
     }
 }
@@ -605,23 +631,27 @@ static etcd_req_t *req_new(etcd_client_t *c, const char *path, const char *body)
     return r;
 }
 
+/* Sends the authentication (the machine said START); on failure to even queue it, the
+ * machine hears "unreached" and the waiting requests fail on the next loop turn. */
 static void start_auth(etcd_client_t *c)
 {
-    if (c->auth_inflight)
-        return;
     json_t *j =
         json_pack("{s:s,s:s}", "name", c->username, "password", c->password ? c->password : "");
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     etcd_req_t *r = body ? req_new(c, "/v3/auth/authenticate", body) : NULL;
     free(body);
-    if (!r)
+    if (!r) {
+        etcd_auth_sm_answered(&c->auth, ETCD_AUTH_ANSWER_UNREACHED, uv_now(c->loop));
+        for (etcd_req_t *w = c->reqs; w; w = w->next)
+            if (w->queued == 2 && !w->canceled)
+                fail_later(w, ETCD_ERR_NOMEM);
         return;
+    }
     r->internal = 1;
     r->done = on_auth;
     r->ud = c;
     r->queued = 1;
-    c->auth_inflight = 1;
 }
 
 /* Queues r to start when the outermost call returns (after a token, if one is needed). */
@@ -629,11 +659,24 @@ static void submit(etcd_req_t *r)
 {
     etcd_client_t *c = r->c;
     r->attempts = 0;
-    if (c->username && !c->token && !r->internal) {
+    if (r->internal) {
+        r->queued = 1;
+        return;
+    }
+    switch (etcd_auth_sm_before(&c->auth, uv_now(c->loop))) {
+    case ETCD_AUTH_SEND:
+        r->queued = 1;
+        break;
+    case ETCD_AUTH_WAIT:
+        r->queued = 2;
+        break;
+    case ETCD_AUTH_START:
         r->queued = 2;
         start_auth(c);
-    } else {
-        r->queued = 1;
+        break;
+    case ETCD_AUTH_FAIL: /* refused a moment ago: do not ask etcd again yet */
+        fail_later(r, ETCD_ERR_AUTH);
+        break;
     }
 }
 
@@ -683,6 +726,12 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
     c->ca_file = dup_or_null(cfg->ca_file);
     c->cert_file = dup_or_null(cfg->cert_file);
     c->key_file = dup_or_null(cfg->key_file);
+    etcd_auth_sm_init(&c->auth, c->username != NULL, 0);
+    if (c->username && asprintf(&c->principal, "etcd user %s", c->username) < 0)
+        c->principal = NULL;
+    else if (!c->username && c->cert_file &&
+             asprintf(&c->principal, "the client certificate %s", c->cert_file) < 0)
+        c->principal = NULL;
     c->request_timeout_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : 5000;
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 1000;
     c->multi = cu->multi_init();
@@ -728,6 +777,7 @@ static void client_destroy(etcd_client_t *c)
     free(c->key_file);
     free(c->token);
     free(c->auth_header);
+    free(c->principal);
     if (c->timer.data) {
         uv_close((uv_handle_t *)&c->timer, timer_closed);
         uv_close((uv_handle_t *)&c->kick, timer_closed);
@@ -793,6 +843,11 @@ void etcd_req_cancel(etcd_req_t *r)
     etcd_client_t *c = r->c;
     enter(c);
     leave(c);
+}
+
+const char *etcd_client_principal(const etcd_client_t *c)
+{
+    return c->principal;
 }
 
 const char *etcd_client_endpoint(const etcd_client_t *c)

@@ -88,6 +88,10 @@ void etcd_req_cancel(etcd_req_t *r);
 /** The endpoint requests currently start from. */
 const char *etcd_client_endpoint(const etcd_client_t *c);
 
+/** Who etcd sees this client as, for logs: "user NAME", "the client certificate FILE", or
+ *  NULL without authentication. */
+const char *etcd_client_principal(const etcd_client_t *c);
+
 /** Name of an outcome, for logs. */
 const char *etcd_strerror(int err);
 

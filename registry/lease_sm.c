@@ -109,6 +109,7 @@ void reg_lease_sm_put_ok(reg_lease_sm_t *sm, uint64_t now_ms, reg_lfxs_t *fx)
     if (sm->state != REG_LEASE_PUTTING)
         return;
     sm->failures = 0;
+    sm->denied = 0;
     sm->last_ok_ms = now_ms;
     emit(fx, REG_LFX_REGISTERED, sm->lease);
     if (stop_now(sm, fx))
@@ -127,6 +128,21 @@ void reg_lease_sm_put_failed(reg_lease_sm_t *sm, int lease_gone, uint64_t now_ms
     }
     if (!stop_now(sm, fx))
         backoff(sm, fx); /* the timer retries the put while the lease may still live */
+}
+
+void reg_lease_sm_put_denied(reg_lease_sm_t *sm, uint64_t now_ms, reg_lfxs_t *fx)
+{
+    if (sm->state != REG_LEASE_PUTTING)
+        return;
+    sm->denials++;
+    if (!sm->denied)
+        emit(fx, REG_LFX_DENIED, sm->lease);
+    sm->denied = 1;
+    if (stop_now(sm, fx))
+        return;
+    /* The lease is left to expire: the retry grants a new one if it did. */
+    sm->state = REG_LEASE_BACKOFF;
+    emit(fx, REG_LFX_TIMER, REG_LEASE_DENIED_RETRY_MS);
 }
 
 void reg_lease_sm_keepalive_ok(reg_lease_sm_t *sm, int64_t ttl_s, uint64_t now_ms, reg_lfxs_t *fx)

@@ -10,6 +10,8 @@
  *   IDLE -start-> GRANTING -ok-> PUTTING -ok-> ACTIVE -timer-> KEEPALIVE -ok-> ACTIVE
  *   KEEPALIVE -ttl 0 / not found / silent for a TTL-> GRANTING (lost)
  *   GRANTING/PUTTING -failed-> BACKOFF -timer-> GRANTING
+ *   PUTTING -denied (etcd RBAC: no write permission)-> BACKOFF for REG_LEASE_DENIED_RETRY_MS
+ *     (the first denial of a streak emits DENIED; a retry that is denied again says nothing)
  *   any -stop-> REVOKING (delete + revoke) -done-> DONE
  *
  * One request is in flight at a time; the adapter reports its outcome with the matching event.
@@ -31,6 +33,10 @@ typedef enum {
     REG_LEASE_DONE = 7,
 } reg_lease_state_t;
 
+/** How long a registration etcd refused (permission denied) waits before trying again: an
+ *  operator has to change etcd's roles first, so a quick retry would only load etcd. */
+#define REG_LEASE_DENIED_RETRY_MS 30000
+
 /** Effects for the adapter. */
 typedef enum {
     REG_LFX_GRANT = 0,      /* grant a lease of arg seconds */
@@ -41,6 +47,8 @@ typedef enum {
     REG_LFX_REGISTERED = 5, /* the keys are in etcd under lease arg */
     REG_LFX_LOST = 6,       /* lease arg was lost; re-registering */
     REG_LFX_DONE = 7,       /* deregistered */
+    REG_LFX_DENIED = 8,     /* etcd refused the put (permission denied) under lease arg: the
+                               first of a streak; retried every REG_LEASE_DENIED_RETRY_MS */
 } reg_lfx_kind_t;
 
 /** One effect. */
@@ -73,6 +81,8 @@ typedef struct reg_lease_sm {
     uint32_t failures;
     int stop_requested;
     uint64_t regrants; /* leases granted after a loss */
+    uint64_t denials;  /* puts etcd refused (permission denied) */
+    int denied;        /* the last put was refused (cleared by a put that succeeds) */
 } reg_lease_sm_t;
 
 /** Initializes with the TTL in seconds (default 10 when 0). */
@@ -93,6 +103,10 @@ void reg_lease_sm_put_ok(reg_lease_sm_t *sm, uint64_t now_ms, reg_lfxs_t *fx);
 
 /** The put failed; lease_gone when etcd said the lease does not exist. */
 void reg_lease_sm_put_failed(reg_lease_sm_t *sm, int lease_gone, uint64_t now_ms, reg_lfxs_t *fx);
+
+/** etcd refused the put: the user may not write these keys (RBAC). Retried after
+ *  REG_LEASE_DENIED_RETRY_MS; REG_LFX_DENIED only for the first refusal of a streak. */
+void reg_lease_sm_put_denied(reg_lease_sm_t *sm, uint64_t now_ms, reg_lfxs_t *fx);
 
 /** A keepalive answered with ttl seconds (<= 0: the lease is gone). */
 void reg_lease_sm_keepalive_ok(reg_lease_sm_t *sm, int64_t ttl_s, uint64_t now_ms, reg_lfxs_t *fx);

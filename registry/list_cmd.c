@@ -312,7 +312,8 @@ int reg_list_run(const etcd_client_cfg_t *cfg, const char *prefix, int json, FIL
         while (!l.done && uv_run(&loop, UV_RUN_ONCE))
             ;
         if (l.done && l.status == ETCD_OK) {
-            qsort(l.recs, l.n, sizeof(*l.recs), cmp_rec);
+            if (l.n) /* qsort must not get NULL, even for nothing */
+                qsort(l.recs, l.n, sizeof(*l.recs), cmp_rec);
             rc = json ? print_json(&l, out) : print_table(&l, out);
             if (rc != 0 && err)
                 fprintf(err, "meshd registry list: out of memory\n");

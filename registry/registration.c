@@ -27,6 +27,9 @@ struct reg_registration {
     uint32_t next_seq; /* for tags */
     int phase;         /* what the request in flight is: PH_LEASE, PH_VERIFY, PH_REPAIR */
     int evicted_said;  /* logged that a marker keeps a key out */
+    int failing;       /* the outcome of the last failed grant / put, 0 after a success: a
+                          streak of the same failure is logged once (etcd down, a refused
+                          password: the backoff retries every 2 s) */
     int deleting;      /* the request in flight is the delete of the deregistration */
     int64_t revoke_lease;
     uint64_t timer;
@@ -157,6 +160,46 @@ static void tell(reg_registration_t *r, reg_event_kind_t ev, int64_t lease)
                    r->spec->addr, mesh_strerror(rc));
 }
 
+/* A grant or put failed: warn for the first failure of a streak (or a new kind of failure),
+ * the rest at debug level. */
+static void warn_failed(reg_registration_t *r, const char *what, const etcd_result_t *res,
+                        const char *extra)
+{
+    int same = r->failing == res->err;
+    r->failing = res->err;
+    if (same) {
+        mesh_debug("registry", "%s for %s failed again: %s", what, r->spec->addr,
+                   etcd_api_strerror(res->err));
+        return;
+    }
+    mesh_warn("registry",
+              "%s for %s failed: %s%s%s%s (as %s; retrying, further failures of "
+              "this kind at debug level)",
+              what, r->spec->addr, etcd_api_strerror(res->err), res->server.message[0] ? ": " : "",
+              res->server.message, extra, etcd_api_principal(r->api));
+}
+
+/* etcd refused the txn of every key (it does not say which key its RBAC refused): one error
+ * naming them all and the etcd user, once per streak of refusals. */
+static void log_denied(reg_registration_t *r)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < r->spec->n_keys; i++)
+        len += strlen(r->spec->keys[i]) + 2;
+    char *keys = calloc(1, len);
+    for (size_t i = 0; keys && i < r->spec->n_keys; i++) {
+        if (i)
+            strcat(keys, ", ");
+        strcat(keys, r->spec->keys[i]);
+    }
+    mesh_error("registry",
+               "etcd refused to register %s: permission denied writing %s as %s (etcd RBAC, "
+               "docs/etcd-rbac.md); serving on, retrying every %d s without further logs",
+               r->spec->addr, keys ? keys : r->spec->keys[0], etcd_api_principal(r->api),
+               REG_LEASE_DENIED_RETRY_MS / 1000);
+    free(keys);
+}
+
 /* Sends a request (NULL: it could not be built); one that cannot be queued fails at once
  * through on_result, as a request etcd never answered. */
 static void submit(reg_registration_t *r, etcd_request_t *req, etcd_call_t call)
@@ -215,6 +258,16 @@ static void delete_keys(reg_registration_t *r, int64_t lease)
         ops[i] = (etcd_op_t){.kind = ETCD_OP_DELETE, .key = r->spec->keys[i]};
     }
     r->deleting = 1;
+    if (r->sm.denied) { /* etcd refused our keys: none is there, and deleting is refused too */
+        free(cmps);
+        free(ops);
+        etcd_result_t skip = {.call = ETCD_CALL_TXN, .err = ETCD_API_OK, .succeeded = 1};
+        r->seq = ++r->next_seq ? r->next_seq : ++r->next_seq;
+        skip.tag = reg_tag(REG_TAG_LEASE, r->id, r->seq);
+        r->phase = PH_LEASE;
+        reg_registration_on_result(r, &skip);
+        return;
+    }
     submit(r, cmps && ops ? &req : NULL, ETCD_CALL_TXN);
     free(cmps);
     free(ops);
@@ -266,6 +319,10 @@ static void run(reg_registration_t *r, reg_lfxs_t *fx)
             mesh_warn("registry", "lease %" PRId64 " of %s lost; registering again", e->arg,
                       r->spec->addr);
             tell(r, REG_EV_LEASE_LOST, e->arg);
+            break;
+        case REG_LFX_DENIED:
+            log_denied(r);
+            tell(r, REG_EV_DENIED, e->arg);
             break;
         case REG_LFX_DONE:
             mesh_info("registry", "deregistered %s", r->spec->addr);
@@ -386,8 +443,7 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
         if (res->err == ETCD_API_OK) {
             reg_lease_sm_grant_ok(&r->sm, res->lease, res->ttl_s, now, &fx);
         } else {
-            mesh_warn("registry", "lease grant for %s failed: %s", r->spec->addr,
-                      etcd_api_strerror(res->err));
+            warn_failed(r, "lease grant", res, "");
             reg_lease_sm_grant_failed(&r->sm, now, &fx);
         }
         break;
@@ -410,11 +466,13 @@ void reg_registration_on_result(reg_registration_t *r, const etcd_result_t *res)
             }
             reg_lease_sm_revoke_done(&r->sm, now, &fx);
         } else if (res->err == ETCD_API_OK) {
+            r->failing = 0;
             reg_lease_sm_put_ok(&r->sm, now, &fx);
+        } else if (etcd_result_denied(res)) {
+            reg_lease_sm_put_denied(&r->sm, now, &fx); /* logged once, by the DENIED effect */
         } else {
             int gone = etcd_result_lease_gone(res);
-            mesh_warn("registry", "put of %s failed: %s%s", r->spec->addr,
-                      etcd_api_strerror(res->err), gone ? " (lease not found)" : "");
+            warn_failed(r, "put", res, gone ? " (lease not found)" : "");
             reg_lease_sm_put_failed(&r->sm, gone, now, &fx);
         }
         break;

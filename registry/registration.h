@@ -17,6 +17,11 @@
  * lease: an evicted instance stays out until the monitor removes the marker. A key that now
  * carries another lease belongs to someone else (a new pod on the same address) and is left.
  *
+ * A put that etcd refuses with "permission denied" (its RBAC: the etcd user may not write
+ * this service's prefix, docs/etcd-rbac.md) is logged once with the keys and the user,
+ * reported as REG_EV_DENIED, and retried every REG_LEASE_DENIED_RETRY_MS without more logs
+ * until it succeeds (an operator granted the role).
+ *
  * Whoever asked for the registration (the sidecar actor) is told what happens through
  * REG_MSG_EVENT messages (registry/reg_msgs.h).
  */
@@ -73,6 +78,7 @@ typedef enum {
     REG_EV_REGISTERED = 0,   /* keys are in etcd (first time, or again after a lost lease) */
     REG_EV_LEASE_LOST = 1,   /* the lease expired in etcd; registering again */
     REG_EV_DEREGISTERED = 2, /* deregistration finished */
+    REG_EV_DENIED = 3,       /* etcd refused the keys (permission denied); retried slowly */
 } reg_event_kind_t;
 
 /** Payload of REG_MSG_EVENT. */

@@ -101,8 +101,49 @@ static void test_overflow_is_loud(void)
     CHECK_CONTAINS(buf, "lease machine: effect list full (6)");
 }
 
+/* etcd's RBAC refuses the put: DENIED once per streak, a long backoff, a new lease later. */
+static void test_put_denied(void)
+{
+    reg_lease_sm_t sm;
+    reg_lfxs_t fx = {.n = 0};
+    int64_t arg;
+    reg_lease_sm_init(&sm, 10);
+    reg_lease_sm_start(&sm, 0, &fx);
+    reg_lease_sm_grant_ok(&sm, 9, 10, 0, &fx);
+    fx.n = 0;
+    reg_lease_sm_put_denied(&sm, 0, &fx);
+    expect_two(&fx, REG_LFX_DENIED, REG_LFX_TIMER);
+    CHECK(has(&fx, REG_LFX_DENIED, &arg) && arg == 9);
+    CHECK(has(&fx, REG_LFX_TIMER, &arg) && arg == REG_LEASE_DENIED_RETRY_MS);
+    /* the retry comes after the lease expired: a new lease, a put, refused again, silently */
+    fx.n = 0;
+    reg_lease_sm_timer(&sm, REG_LEASE_DENIED_RETRY_MS, &fx);
+    CHECK(has(&fx, REG_LFX_GRANT, NULL));
+    reg_lease_sm_grant_ok(&sm, 10, 10, REG_LEASE_DENIED_RETRY_MS, &fx);
+    fx.n = 0;
+    reg_lease_sm_put_denied(&sm, REG_LEASE_DENIED_RETRY_MS, &fx);
+    CHECK(!has(&fx, REG_LFX_DENIED, NULL) && has(&fx, REG_LFX_TIMER, &arg));
+    CHECK_EQ(sm.denials, 2);
+    /* the operator granted the role: registered, and a later refusal is news again */
+    fx.n = 0;
+    reg_lease_sm_timer(&sm, 2 * REG_LEASE_DENIED_RETRY_MS, &fx);
+    reg_lease_sm_grant_ok(&sm, 11, 10, 2 * REG_LEASE_DENIED_RETRY_MS, &fx);
+    reg_lease_sm_put_ok(&sm, 2 * REG_LEASE_DENIED_RETRY_MS, &fx);
+    CHECK(has(&fx, REG_LFX_REGISTERED, NULL) && !sm.denied);
+    /* a stop while refused: no put in flight, the revoke goes at once */
+    reg_lease_sm_init(&sm, 10);
+    fx.n = 0;
+    reg_lease_sm_start(&sm, 0, &fx);
+    reg_lease_sm_grant_ok(&sm, 12, 10, 0, &fx);
+    reg_lease_sm_put_denied(&sm, 0, &fx);
+    fx.n = 0;
+    reg_lease_sm_stop(&sm, 1, &fx);
+    CHECK(has(&fx, REG_LFX_REVOKE, &arg) && arg == 12);
+}
+
 int main(void)
 {
+    test_put_denied();
     test_longest_effect_lists();
     test_overflow_is_loud();
     reg_lease_sm_t sm;
