@@ -150,12 +150,19 @@ def per_call(m):
     """The per-call families on the proxy and the sidecars after the calls above."""
     want = {("Unary", "OK"): 5, ("Unary", "NOT_FOUND"): 3}
 
+    odd = 'odd<b>"&.S'
+
     def proxy_counted():
+        # Each worker publishes its counters on its own tick: wait for every call made above,
+        # the refused ones included (they may have run on another worker than the echo calls).
         text = http(m.admin, "/metrics")[2]
         got = {(mth, code): total(text, "meshd_calls_total", service=ECHO, method=mth, code=code)
                for mth, code in want}
-        return text if got == want else None
-    text = wait_until(proxy_counted, 30, "the proxy counts 5 OK and 3 NOT_FOUND echo calls")
+        odd_seen = total(text, "meshd_calls_total", service=odd, code="UNAVAILABLE")
+        refused = total(text, "meshd_upstream_connect_failures_total", upstream="127.0.0.1:1")
+        return text if got == want and odd_seen >= 2 and refused >= 1 else None
+    text = wait_until(proxy_counted, 30,
+                      "the proxy counts 5 OK and 3 NOT_FOUND echo calls and 2 refused ones")
     check(total(text, "meshd_calls_total", service=ECHO) == 8,
           "no other echo calls on the proxy: %s" % samples(text, "meshd_calls_total"))
     check(total(text, "meshd_call_duration_seconds_count", service=ECHO) == 8,
@@ -165,7 +172,6 @@ def per_call(m):
     check(total(text, "meshd_call_duration_seconds_sum", service=ECHO) > 0, "durations summed")
     check(total(text, "meshd_request_bytes_total", service=ECHO) > 0 and
           total(text, "meshd_response_bytes_total", service=ECHO) > 0, "bytes in and out counted")
-    odd = 'odd<b>"&.S'
     check(total(text, "meshd_calls_total", service=odd, code="UNAVAILABLE") == 2,
           "the refused instance's calls: UNAVAILABLE under their (escaped) service name")
     check(total(text, "meshd_upstream_connect_failures_total", upstream="127.0.0.1:1") >= 1,
