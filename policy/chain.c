@@ -440,6 +440,15 @@ enum {
     STEP_DONE
 };
 
+/* Where the request fields the steps read are: entry indexes of mesh_proxy_call_header_at, -1
+ * for none (indexes, not pointers: a step that sets a field may move the header buffer). */
+typedef struct call_fields {
+    int traceparent, tracestate, request_id, token, identity;
+    int claims; /* fields named CLAIM_PREFIX...: some */
+    int n_xff;
+    int xff[8]; /* the first 8 x-forwarded-for fields */
+} call_fields_t;
+
 struct pol_call {
     pol_worker_t *w;
     wgen_t *gen;
@@ -455,11 +464,15 @@ struct pol_call {
     pol_authz_call_t *authz_call; /* an external check in flight */
     pol_ip_t client;              /* the client address (after trusted X-Forwarded-For) */
     int client_known;
-    char peer[48];
+    int client_is_peer; /* no trusted proxy spoke for another client */
+    char peer[48];      /* "" until peer_of() formats it (only refusals and logs need it) */
+    call_fields_t f;    /* where the fields the steps read are (scan_fields) */
     pol_trace_t trace;
     pol_identity_t id;
     pol_call_t *free_next;
 };
+
+static const char *peer_of(pol_call_t *pc);
 
 static int64_t unix_s(void)
 {
@@ -577,7 +590,7 @@ static void log_call(pol_call_t *pc, int status)
                      "\"identity\":%s%s%s,\"path\":\"%s\",\"status\":%d,\"upstream\":%s%s%s,"
                      "\"bytes_in\":%llu,\"bytes_out\":%llu,\"retries\":%d,\"duration_us\":%llu,"
                      "\"worker\":%d}\n",
-                     ts, pc->trace.trace_id_hex, rid, pc->peer, pc->has_id ? "\"" : "",
+                     ts, pc->trace.trace_id_hex, rid, peer_of(pc), pc->has_id ? "\"" : "",
                      pc->has_id ? who : "null", pc->has_id ? "\"" : "", path, status,
                      sum.upstream ? "\"" : "", sum.upstream ? sum.upstream : "null",
                      sum.upstream ? "\"" : "", (unsigned long long)sum.req_bytes,
@@ -621,7 +634,7 @@ static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *ou
     mesh_ev_policy_t *p = &e.policy;
     p->kind = (uint8_t)kind;
     p->status = (uint8_t)status;
-    snprintf(p->peer, sizeof(p->peer), "%s", pc->peer);
+    snprintf(p->peer, sizeof(p->peer), "%s", peer_of(pc));
     snprintf(p->trace_id, sizeof(p->trace_id), "%s", pc->trace.trace_id_hex);
     size_t pl = 0;
     const char *path = mesh_proxy_call_header(pc->call, ":path", &pl);
@@ -636,7 +649,7 @@ static int refuse(pol_call_t *pc, int kind, int status, mesh_proxy_verdict_t *ou
     if (mesh_evring_push_current(&e) == 0)
         w->audit_suppressed = 0;
     else
-        mesh_info(ACTOR, "refused %s from %s: %s (trace %s)", filters[kind], pc->peer, reason,
+        mesh_info(ACTOR, "refused %s from %s: %s (trace %s)", filters[kind], peer_of(pc), reason,
                   pc->trace.trace_id_hex);
     return MESH_PROXY_REJECT;
 }
@@ -650,11 +663,62 @@ static const char *hdr(pol_call_t *pc, const char *name, size_t *len)
     return mesh_proxy_call_header(pc->call, name, len);
 }
 
+/* Finds the fields the steps read in one pass over the request (by length first: most names
+ * are compared with nothing). */
+static void scan_fields(pol_call_t *pc)
+{
+    call_fields_t *f = &pc->f;
+    const pol_conf_t *cf = conf_of(pc);
+    const char *idh = cf->identity_header;
+    size_t idl = strlen(idh);
+    f->traceparent = f->tracestate = f->request_id = f->token = f->identity = -1;
+    f->claims = f->n_xff = 0;
+    const char *name, *value;
+    size_t nl, vl;
+    int rv;
+#define IS(lit) (nl == sizeof(lit) - 1 && !memcmp(name, lit, sizeof(lit) - 1))
+    for (size_t i = 0; (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
+         i++) {
+        if (rv != 1 || name[0] == ':')
+            continue;
+        if (nl == idl && !memcmp(name, idh, idl))
+            f->identity = (int)i;
+        else if (IS("traceparent"))
+            f->traceparent = f->traceparent < 0 ? (int)i : f->traceparent;
+        else if (IS("tracestate"))
+            f->tracestate = f->tracestate < 0 ? (int)i : f->tracestate;
+        else if (IS("x-request-id"))
+            f->request_id = f->request_id < 0 ? (int)i : f->request_id;
+        else if (IS(POL_IDENTITY_TOKEN_HEADER))
+            f->token = f->token < 0 ? (int)i : f->token;
+        else if (IS("x-forwarded-for")) {
+            if (f->n_xff < 8)
+                f->xff[f->n_xff++] = (int)i;
+        } else if (nl > sizeof(CLAIM_PREFIX) - 1 &&
+                   !memcmp(name, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1))
+            f->claims = 1;
+    }
+#undef IS
+}
+
+/* The value of field entry i (from scan_fields), or NULL (len 0) for -1. */
+static const char *field_at(pol_call_t *pc, int i, size_t *len)
+{
+    const char *name, *value;
+    size_t nl;
+    *len = 0;
+    if (i < 0 || mesh_proxy_call_header_at(pc->call, (size_t)i, &name, &nl, &value, len) != 1)
+        return NULL;
+    return value;
+}
+
 static void step_trace(pol_call_t *pc)
 {
+    scan_fields(pc);
     size_t tpl, tsl, ril;
-    const char *tp = hdr(pc, "traceparent", &tpl), *ts = hdr(pc, "tracestate", &tsl),
-               *ri = hdr(pc, "x-request-id", &ril);
+    const char *tp = field_at(pc, pc->f.traceparent, &tpl),
+               *ts = field_at(pc, pc->f.tracestate, &tsl),
+               *ri = field_at(pc, pc->f.request_id, &ril);
     pol_trace_begin(&pc->trace, tp, tpl, ts, tsl, ri, ril, POL_TRACE_FLAG_SAMPLED);
     mesh_proxy_call_set_trace_id(pc->call, pc->trace.trace_id_hex, 32);
     if (!conf_of(pc)->trace)
@@ -663,7 +727,7 @@ static void step_trace(pol_call_t *pc)
     if (pc->trace.tracestate_len)
         mesh_proxy_call_set_header(pc->call, "tracestate", pc->trace.tracestate,
                                    pc->trace.tracestate_len);
-    else
+    else if (ts)
         mesh_proxy_call_remove_header(pc->call, "tracestate");
     mesh_proxy_call_set_header(pc->call, "x-request-id", pc->trace.request_id,
                                strlen(pc->trace.request_id));
@@ -678,43 +742,55 @@ static void find_client(pol_call_t *pc)
         memset(&peer, 0, sizeof(peer));
     pc->client = peer;
     const pol_cidr_set_t *trusted = pc->gen->chain->trusted;
-    if (trusted) {
+    if (trusted && pc->f.n_xff) {
         pol_str_t xff[8];
         size_t n = 0;
-        const char *name, *value;
-        size_t nl, vl;
-        int rv;
-        for (size_t i = 0;
-             n < 8 && (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
-             i++)
-            if (rv == 1 && nl == 15 && !memcmp(name, "x-forwarded-for", 15))
-                xff[n++] = (pol_str_t){value, vl};
+        for (int i = 0; i < pc->f.n_xff; i++) {
+            size_t vl;
+            const char *v = field_at(pc, pc->f.xff[i], &vl);
+            if (v)
+                xff[n++] = (pol_str_t){v, vl};
+        }
         if (n)
             pol_xff_client(trusted, &peer, xff, n, &pc->client, NULL);
     }
+    pc->client_is_peer = pol_ip_equal(&pc->client, &peer);
+    pc->client_known = 1;
+}
+
+/* The client as text, "ip:port" ("[ip]:port") or the vouched-for "ip" alone: formatted on first
+ * use, since only refusals, the access log and external checks need it. */
+static const char *peer_of(pol_call_t *pc)
+{
+    if (pc->peer[0])
+        return pc->peer;
     char ip[POL_IP_STRLEN];
     if (pol_ip_format(&pc->client, ip, sizeof(ip)) < 0)
         snprintf(ip, sizeof(ip), "?");
-    int port = sa->sa_family == AF_INET    ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
+    const struct sockaddr *sa = mesh_proxy_call_peer(pc->call);
+    int port = !sa                         ? 0
+               : sa->sa_family == AF_INET  ? ntohs(((const struct sockaddr_in *)sa)->sin_port)
                : sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
                                            : 0;
-    if (pol_ip_equal(&pc->client, &peer))
+    if (pc->client_is_peer)
         snprintf(pc->peer, sizeof(pc->peer), strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
     else
         snprintf(pc->peer, sizeof(pc->peer), "%s", ip);
-    pc->client_known = 1;
+    return pc->peer;
 }
 
 /* Removes what a client may not say about itself, and trusts a valid mesh identity token. */
 static void step_identity(pol_call_t *pc)
 {
     const pol_conf_t *cf = conf_of(pc);
-    mesh_proxy_call_remove_header(pc->call, cf->identity_header);
+    if (pc->f.identity >= 0)
+        mesh_proxy_call_remove_header(pc->call, cf->identity_header);
     const char *name, *value;
     size_t nl, vl;
     int rv;
     char claim[96];
-    for (size_t i = 0; (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
+    for (size_t i = 0; pc->f.claims &&
+                       (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
          i++)
         if (rv == 1 && nl > sizeof(CLAIM_PREFIX) - 1 && nl < sizeof(claim) &&
             !memcmp(name, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1)) {
@@ -723,7 +799,7 @@ static void step_identity(pol_call_t *pc)
             mesh_proxy_call_remove_header(pc->call, claim);
         }
     size_t tl;
-    const char *tok = hdr(pc, POL_IDENTITY_TOKEN_HEADER, &tl);
+    const char *tok = field_at(pc, pc->f.token, &tl);
     if (tok && pc->gen->chain->has_idkeys) {
         size_t pl;
         const char *path = hdr(pc, ":path", &pl);
@@ -875,7 +951,7 @@ static int authn_external(pol_call_t *pc, mesh_proxy_verdict_t *out)
     snprintf(auth, sizeof(auth), "%.*s", (int)al, au ? au : "");
     pol_authz_req_info_t info = {.path = path,
                                  .authority = au ? auth : NULL,
-                                 .peer = pc->peer,
+                                 .peer = peer_of(pc),
                                  .request_id = pc->trace.request_id,
                                  .fields = fields,
                                  .n_fields = n};
@@ -1008,7 +1084,7 @@ static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)
     switch (pc->rule->rl_key) {
     case POL_RL_PEER:
         kl = 0; /* (keyed by the address itself) */
-        snprintf(what, sizeof(what), "peer %s", pc->peer);
+        snprintf(what, sizeof(what), "peer %s", peer_of(pc));
         break;
     case POL_RL_IDENTITY:
         kl = (size_t)snprintf(key, sizeof(key), "%s", pc->has_id ? pc->id.sub : "");
@@ -1175,8 +1251,9 @@ static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_ver
     pc->call = info->call;
     pc->step = STEP_TRACE;
     pc->waiting = pc->from_mesh = pc->has_id = pc->client_known = 0;
+    pc->peer[0] = '\0';
     pc->authz_call = NULL;
-    pc->t0_ns = uv_hrtime();
+    pc->t0_ns = conf_of(pc)->access_log ? uv_hrtime() : 0; /* (only the access log's duration) */
     pc->rule = pol_conf_match(conf_of(pc), info->service, info->service_len, info->method,
                               info->method_len, &pc->exempt);
     pc->rule_idx = pc->rule ? (size_t)(pc->rule - conf_of(pc)->rules) : 0;

@@ -630,6 +630,8 @@ const pol_rule_t *pol_conf_match(const pol_conf_t *c, const char *service, size_
                                  const char *method, size_t method_len, int *exempt)
 {
     *exempt = 0;
+    if (!c->n_rules)
+        return NULL; /* (exemptions only lift rules) */
     for (size_t i = 0; i < c->exempt.n && !*exempt; i++)
         *exempt = score(c->exempt.v[i], service, service_len, method, method_len) > 0;
     const pol_rule_t *best = NULL;

@@ -112,7 +112,8 @@ void pol_conf_free(pol_conf_t *c);
 
 /**
  * The rule for a call to service/method (not NUL-terminated), or NULL. Also says whether the
- * method is exempt (health, reflection by default) from authn, signature and rate limits.
+ * method is exempt (health, reflection by default) from authn, signature and rate limits
+ * (always 0 when there are no rules: exemptions only lift rules).
  */
 const pol_rule_t *pol_conf_match(const pol_conf_t *c, const char *service, size_t service_len,
                                  const char *method, size_t method_len, int *exempt);

@@ -294,7 +294,8 @@ void pol_trace_begin(pol_trace_t *t, const char *traceparent, size_t tp_len, con
     outp.flags = t->flags;
     pol_traceparent_format(&outp, t->traceparent);
     t->traceparent[POL_TRACEPARENT_LEN] = '\0';
-    pol_hex(t->trace_id, 16, t->trace_id_hex);
+    memcpy(t->trace_id_hex, t->traceparent + 3, 32); /* (the trace id, hexed just above) */
+    t->trace_id_hex[32] = '\0';
 
     t->tracestate_kept =
         t->trace_reused && tracestate && ts_len > 0 && pol_tracestate_valid(tracestate, ts_len);

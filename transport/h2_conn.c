@@ -62,6 +62,7 @@ static void on_flusher_idle(uv_idle_t *h)
 static void on_flusher_check(uv_check_t *h)
 {
     mesh_h2_flusher_t *f = h->data;
+    f->now_ns = 0;
     if (f->held) {
         f->held = 0;
         uv_idle_stop(&f->idle);
@@ -76,6 +77,7 @@ static void on_flusher_check(uv_check_t *h)
 static void on_flusher_prepare(uv_prepare_t *h)
 {
     mesh_h2_flusher_t *f = h->data;
+    f->now_ns = 0;
     if (!f->held) /* (held: the poll right after this does not block) */
         flusher_run(f);
 }

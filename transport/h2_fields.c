@@ -143,6 +143,16 @@ static const char *name_problem(const uint8_t *name, size_t nl)
     return "invalid character in a field name";
 }
 
+int mesh_h2_name_bad(const char *name, size_t nl)
+{
+    return nl == 0 || name_problem((const uint8_t *)name, nl) != NULL;
+}
+
+int mesh_h2_value_bad(const char *value, size_t vl)
+{
+    return value_bad((const uint8_t *)value, vl);
+}
+
 static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t k,
                         const uint8_t *value, size_t vl)
 {

@@ -47,4 +47,12 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
 /** At the end of a block: -1 (and f->problem) if a required pseudo-header field is missing. */
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block);
 
+/** 1 when name (nl bytes) is not a valid regular field name: empty, or a byte that is not a
+ *  lower-case token character. The check mesh_h2_field_check makes of a name it does not know. */
+int mesh_h2_name_bad(const char *name, size_t nl);
+
+/** 1 when the value has a control character other than HTAB, or DEL (NUL, CR and LF among them).
+ *  The check mesh_h2_field_check makes of every value; eight bytes at a time. */
+int mesh_h2_value_bad(const char *value, size_t vl);
+
 #endif

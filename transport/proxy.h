@@ -86,7 +86,8 @@ int mesh_proxy_call_header_at(const mesh_proxy_call_t *c, size_t i, const char *
                               size_t *name_len, const char **value, size_t *value_len);
 
 /** Sets request field name (lower case) to value for the upstream, replacing every field of
- * that name. Pseudo-fields, content-type, te and grpc-timeout cannot be set: -1 (also when
+ * that name. Pseudo-fields, content-type, te and grpc-timeout cannot be set, nor a name that is
+ * not a lower-case token or a value with a control character other than HTAB: -1 (also when
  * out of memory or over the header size limit). */
 int mesh_proxy_call_set_header(mesh_proxy_call_t *c, const char *name, const char *value,
                                size_t value_len);

@@ -184,7 +184,7 @@ int mesh_proxy_call_start(mesh_proxy_worker_t *w, const mesh_proxy_call_req_t *r
     }
     ps->started = 1;
     w->stats.calls++;
-    ps->t_start = uv_hrtime();
+    ps->t_start = pxy_now_ns(w);
     *out = ps;
     pxy_stream_admit(ps);
     return 0;

@@ -386,11 +386,19 @@ struct mesh_proxy_worker {
     /* locally served methods (transport/proxy_local.h) and their open calls */
     mesh_local_service_t locals[MESH_LOCAL_MAX_SERVICES];
     size_t local_len[MESH_LOCAL_MAX_SERVICES]; /* strlen of each path */
+    uint8_t local_first[32];                   /* bit set: some local path has that 2nd byte */
     int n_locals;
     int n_locals_early;     /* of them, answered before the filters (the rest: after) */
     pxy_link_t local_calls; /* pxy_stream_t.local_link */
     int not_serving;        /* mesh_proxy_worker_stop_serving or a drain began */
 };
+
+/** Now in ns for the worker's latency samples and call durations: the loop turn's clock when
+ * writes are coalesced (transport/h2_conn.h), else uv_hrtime(). */
+static inline uint64_t pxy_now_ns(mesh_proxy_worker_t *w)
+{
+    return w->flusher_on ? mesh_h2_flusher_now_ns(&w->flusher) : uv_hrtime();
+}
 
 /* proxy_worker.c */
 void pxy_worker_handle_closed(mesh_proxy_worker_t *w);

@@ -26,8 +26,12 @@ int mesh_proxy_worker_add_local(mesh_proxy_worker_t *w, const mesh_local_service
     if (!s || !s->path || s->path[0] != '/' || !s->ops || !s->ops->on_open || !s->ops->on_close ||
         w->n_locals == MESH_LOCAL_MAX_SERVICES)
         return -1;
-    w->local_len[w->n_locals] = strlen(s->path);
+    size_t sl = strlen(s->path);
+    w->local_len[w->n_locals] = sl;
     w->locals[w->n_locals++] = *s;
+    for (unsigned c = 0; c < 256; c++)           /* ("/" alone is a prefix of every path) */
+        if (sl == 1 || c == (uint8_t)s->path[1]) /* (path[1] is NUL when sl == 1) */
+            w->local_first[c >> 3] |= (uint8_t)(1u << (c & 7));
     w->n_locals_early += s->before_filters != 0;
     return 0;
 }
@@ -78,7 +82,12 @@ int pxy_local_try(pxy_stream_t *ps, int early)
         return 0; /* (per routed call: nothing of this kind is served locally) */
     size_t pl = 0;
     const char *path = pxy_stream_path(ps, &pl);
-    const mesh_local_service_t *s = path ? local_match(w, path, pl, early) : NULL;
+    if (!path)
+        return 0;
+    uint8_t c = pl > 1 ? (uint8_t)path[1] : 0;
+    if (!(w->local_first[c >> 3] & (1u << (c & 7))))
+        return 0; /* (most calls: no local path starts like this one) */
+    const mesh_local_service_t *s = local_match(w, path, pl, early);
     if (!s)
         return 0;
     pxy_stream_parse_path(ps);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fmt_num.h"
 #include "common/log.h"
 #include "transport/grpc_status.h"
 #include "transport/grpc_timeout.h"
@@ -147,6 +148,28 @@ static int is_hop_by_hop(const char *n, size_t l)
 #define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
     return IS("connection") || IS("keep-alive") || IS("proxy-connection") ||
            IS("transfer-encoding") || IS("upgrade") || IS("host") || IS("te");
+#undef IS
+}
+
+/* Fields whose value is new on every call (trace and request ids, identity tokens): sent
+ * without HPACK indexing, since entering them in the connection's dynamic table would only
+ * evict the fields that do repeat (path, authority, content-type ...), which then cost their
+ * whole literal again on the next call. */
+static int is_per_call(const char *n, size_t l)
+{
+#define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
+    switch (l) {
+    case 11:
+        return IS("traceparent");
+    case 12:
+        return IS("x-request-id") || IS("x-b3-traceid");
+    case 14:
+        return IS("grpc-trace-bin");
+    case 22:
+        return IS("x-meshd-identity-token");
+    default:
+        return 0;
+    }
 #undef IS
 }
 
@@ -330,7 +353,7 @@ static void stream_account(pxy_stream_t *ps)
         ps->method_str && row != MESH_CS_OTHER
             ? mesh_cs_method(cs, row, ps->method_str, (size_t)ps->method_len, known, n_known)
             : MESH_CS_METHODS;
-    double secs = (double)(uv_hrtime() - ps->t_start) * 1e-9;
+    double secs = (double)(pxy_now_ns(ps->w) - ps->t_start) * 1e-9;
     mesh_cs_record(cs, row, col, client_status(ps), ps->req_bytes, ps->resp_bytes,
                    (uint32_t)ps->retries, secs);
 }
@@ -653,7 +676,8 @@ static ptrdiff_t lb_pick(pxy_stream_t *ps, pxy_svc_t *s, pick_ctx_t *c)
     const mesh_lb_cfg_t *cfg = &s->lb; /* the service's settings */
     int sub = cfg->n_subsets ? mesh_lb_subset_match(cfg, lb_header, ps) : -1;
     mesh_lb_pick_info_t info;
-    ptrdiff_t k = mesh_lb_pick(s->plan, cfg, &ps->w->rng, sub, uv_hrtime(), &lb_ops, c, &info);
+    ptrdiff_t k =
+        mesh_lb_pick(s->plan, cfg, &ps->w->rng, sub, pxy_now_ns(ps->w), &lb_ops, c, &info);
     if (info.subset_fallback)
         mesh_debug(ACTOR, "no instance of %.*s with %s %s can take the call (%s: %s): any instance",
                    ps->svc_len, ps->svc_str,
@@ -691,7 +715,7 @@ static void lb_done(pxy_stream_t *ps)
         return;
     }
     mesh_outlier_outcome_t oc = us_outcome(ps);
-    uint64_t now = uv_hrtime();
+    uint64_t now = pxy_now_ns(ps->w);
     mesh_lb_ep_done(&ps->ep->lb, &ps->w->lb, ps->lb_t0 ? ps->lb_t0 : now, now,
                     oc == MESH_OUTLIER_FAILURE, oc != MESH_OUTLIER_NEUTRAL);
 }
@@ -795,7 +819,7 @@ static void route_to_upstream(pxy_stream_t *ps, const pxy_endpoint_t *exclude, c
             return;
         }
         ps->ep = ep;
-        snprintf(ps->upstream, sizeof(ps->upstream), "%s", ep->addr);
+        mesh_fmt_str(ps->upstream, sizeof(ps->upstream), ep->addr);
         lb_sent(ps, ep); /* before: the attach may submit (and even fail) the call at once */
         if (pxy_endpoint_attach(ps->w, ep, ps) == 0) {
             if ((ps->rp || ps->held) && ps->us && !ps->failing)
@@ -858,7 +882,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
     if (ps->lb_p2c && !ps->default_route)
-        ps->lb_t0 = uv_hrtime(); /* the balancer's latency sample starts (lb_done) */
+        ps->lb_t0 = pxy_now_ns(ps->w); /* the balancer's latency sample starts (lb_done) */
     pxy_hdrs_t *h = &ps->reqh;
     nghttp2_nv *nv = nv_reserve(ps, h->n + 8);
     if (!nv) {
@@ -894,7 +918,10 @@ void pxy_stream_submit(pxy_stream_t *ps)
         if (nl == 0 || name[0] == ':' || is_hop_by_hop(name, nl) ||
             (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0))
             continue;
-        nv[n++] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+        nv[n] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
+        if (is_per_call(name, nl))
+            nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+        n++;
     }
     nghttp2_data_provider prd = {.source = {.ptr = &ps->req}, .read_callback = mesh_h2_source_read};
     ps->req.deferred = 0; /* (a retry: the last session's state) */
@@ -1053,7 +1080,7 @@ static void h2_stream_start(pxy_stream_t *ps)
     const char *v;
     ps->started = 1;
     w->stats.calls++;
-    ps->t_start = uv_hrtime();
+    ps->t_start = pxy_now_ns(ps->w);
     mesh_debug(ACTOR, "%s: call on stream %d", ps->ds->name, ps->ds_id);
     if (ps->hdr_overflow) {
         pxy_stream_fail(ps, MESH_GRPC_RESOURCE_EXHAUSTED,
@@ -1193,12 +1220,8 @@ int mesh_proxy_call_set_header(mesh_proxy_call_t *ps, const char *name, const ch
     if (nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0 ||
         is_hop_by_hop(name, nl))
         return -1;
-    for (size_t i = 0; i < nl; i++)
-        if (name[i] <= ' ' || name[i] >= 127 || (name[i] >= 'A' && name[i] <= 'Z'))
-            return -1;
-    for (size_t i = 0; i < value_len; i++)
-        if (value[i] == '\0' || value[i] == '\r' || value[i] == '\n')
-            return -1;
+    if (mesh_h2_name_bad(name, nl) || mesh_h2_value_bad(value, value_len))
+        return -1;
     mesh_proxy_call_remove_header(ps, name);
     if (h->size + nl + value_len + 32 > 2 * (size_t)ps->w->cfg.max_header_list_size)
         return -1;
