@@ -15,7 +15,7 @@ Cases (--case NAME):
            timeout declared it), the sidecar stopped with SIGTERM (instance_removed etcd,
            member_left by itself). Proxies emit no registry events they merely observed.
   outage   a proxy emitting 1,000 synthetic events per second (--audit-test-rate) while Kafka
-           is down for 60 s: the records wait in the spool (at most the in-flight bound outside
+           is down for 60 s (--outage; the default run uses 20 s, label integration_long 60 s): the records wait in the spool (at most the in-flight bound outside
            it), and once Kafka is back every event arrives, exactly once after dedup by
            event_id, in order per key.
   sigkill  the same, but the node is SIGKILLed in the middle of the outage and started again
@@ -340,7 +340,7 @@ def outage_run(run, kill):
     t0 = time.monotonic()
     durable_before_kill = None
     boots = [status(p)["boot_id"]]
-    outage = 60
+    outage = run.args.outage
     if kill:
         time.sleep(outage / 2)
         s = status(p)
@@ -529,6 +529,8 @@ def main():
     ap.add_argument("--schema", required=True)
     ap.add_argument("--py-server", required=True)
     ap.add_argument("--case", required=True, choices=sorted(CASES))
+    ap.add_argument("--outage", type=int, default=60,
+                    help="seconds Kafka is down in the outage and sigkill cases (CI: 20)")
     args = ap.parse_args()
     run = Run(args)
     ok = False
