@@ -65,6 +65,24 @@ static int big(void *ud, const h1_req_t *req, h1_body_t *b)
     return rc == 0 ? 200 : 500;
 }
 
+/* n bytes of 'x' (query n): a big answer made in milliseconds even under ASan, so tests of
+ * queued answers do not race the idle timeout while a JSON document is built. */
+static int blob(void *ud, const h1_req_t *req, h1_body_t *b)
+{
+    (void)ud;
+    char v[32];
+    size_t n = h1_req_query(req, "n", v, sizeof(v)) > 0 ? strtoull(v, NULL, 10) : 0;
+    static char piece[65536];
+    memset(piece, 'x', sizeof(piece));
+    while (n) {
+        size_t k = n < sizeof(piece) ? n : sizeof(piece);
+        if (h1_body_write(b, piece, k) != 0)
+            return 500;
+        n -= k;
+    }
+    return 200;
+}
+
 /* Echoes the query parameter "q" (and says when it is absent or malformed). */
 static int echo(void *ud, const h1_req_t *req, h1_body_t *b)
 {
@@ -358,8 +376,9 @@ static void *client(void *arg)
     /* 404 names the path asked for and lists the paths there are. */
     CHECK(request("GET /v1/none HTTP/1.1\r\n\r\n", &r) == 404);
     check_json_field(&r, "path", "/v1/none");
-    CHECK(strstr(r.body,
-                 "\"paths\":[\"/big\",\"/broken\",\"/echo\",\"/livez\",\"/post\",\"/readyz\"]"));
+    CHECK(strstr(
+        r.body,
+        "\"paths\":[\"/big\",\"/blob\",\"/broken\",\"/echo\",\"/livez\",\"/post\",\"/readyz\"]"));
 
     /* A handler that fails answers 500 naming the path. */
     CHECK(request("GET /broken HTTP/1.1\r\n\r\n", &r) == 500);
@@ -413,11 +432,13 @@ static void *client(void *arg)
             struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
             a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
             CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof(a)) == 0);
-            /* ~8 MB, unread: more than loopback's socket buffers take (tcp_wmem's 4 MiB) */
-            const char *q = "GET /big?n=64000 HTTP/1.1\r\n\r\n";
+            /* 8 MB, unread: more than loopback's socket buffers take (tcp_wmem's 4 MiB) */
+            const char *q = "GET /blob?n=8000000 HTTP/1.1\r\n\r\n";
             send_all(fds[i], q, strlen(q));
-            if (i == 0)
-                usleep(500000); /* the first answer is queued first */
+            if (i == 0) { /* the first answer is queued first: wait for its first bytes */
+                char peek;
+                CHECK(recv(fds[0], &peek, 1, MSG_PEEK) == 1);
+            }
         }
         char b[64];
         /* closed without an answer (an RST may come instead of a FIN) */
@@ -482,6 +503,7 @@ int main(void)
     CHECK(h1_server_add(server, "/gone", livez, NULL) == 0);
     CHECK(h1_server_remove(server, "/gone") == 0 && h1_server_remove(server, "/gone") == -1);
     CHECK(h1_server_add(server, "/big", big, NULL) == 0);
+    CHECK(h1_server_add(server, "/blob", blob, NULL) == 0);
     CHECK(h1_server_add(server, "/echo", echo, NULL) == 0);
     CHECK(h1_server_add(server, "/broken", broken, NULL) == 0);
     CHECK(h1_server_add_post(server, "/post", post_echo, NULL) == 0);
