@@ -12,6 +12,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "policy/acl.h"
+
 /* The methods every node answers for itself: exempt from authn, signature and rate limits. */
 static const char *const default_exempt[] = {
     "grpc.health.v1.Health/*",
@@ -269,6 +271,23 @@ static int pattern_ok(const char *p)
     return 1;
 }
 
+/* Identity patterns of SPIFFE form ("spiffe://TD/node/N", ".../node/\*", ".../svc/pkg.Svc",
+ * ".../svc/\*"), checked here so that an error names the entry's own line. */
+static int check_spiffe_ids(ld_t *l, yaml_node_t *v, const char *key, const pol_strlist_t *ids)
+{
+    for (size_t i = 0; i < ids->n; i++) {
+        char why[256];
+        if (strncmp(ids->v[i], "spiffe://", 9) != 0 ||
+            pol_acl_spiffe_pattern_check(ids->v[i], why, sizeof(why)) == 0)
+            continue;
+        yaml_node_t *at = v;
+        if (v->type == YAML_SEQUENCE_NODE)
+            at = yaml_document_get_node(&l->doc, v->data.sequence.items.start[i]);
+        return fail(l, at, key, "'%.80s': %s", ids->v[i], why);
+    }
+    return 0;
+}
+
 static int read_acl(ld_t *l, yaml_node_t *m, const char *key, pol_strlist_t *peers,
                     pol_strlist_t *ids)
 {
@@ -283,7 +302,7 @@ static int read_acl(ld_t *l, yaml_node_t *m, const char *key, pol_strlist_t *pee
             if (read_list(l, v, full, peers) != 0)
                 return -1;
         } else if (scalar(k) && !strcmp(scalar(k), "identities")) {
-            if (read_list(l, v, full, ids) != 0)
+            if (read_list(l, v, full, ids) != 0 || check_spiffe_ids(l, v, full, ids) != 0)
                 return -1;
         } else {
             return fail(l, k, full, "unknown key (peers or identities)");
