@@ -122,9 +122,9 @@ static int part(char *out, size_t cap, const char *s, size_t n)
 
 int pol_acl_spiffe_pattern_check(const char *pattern, char *why, size_t whylen)
 {
-    static const char form[] = "a SPIFFE pattern is spiffe://<trust domain>/node/<node>, "
-                               "spiffe://<trust domain>/node/*, spiffe://<trust "
-                               "domain>/svc/<pkg.Service> or spiffe://<trust domain>/svc/*";
+    static const char form[] = "a SPIFFE pattern is spiffe://<trust domain>/node/<node> or "
+                               "spiffe://<trust domain>/svc/<pkg.Service>, the name or its end "
+                               "may be '*'";
     const char *td = pattern + sizeof(SPIFFE_SCHEME) - 1;
     const char *slash = strchr(td, '/');
     char tds[SPF_TD_MAX + 1], name[SPF_NAME_MAX + 1];
@@ -146,11 +146,16 @@ int pol_acl_spiffe_pattern_check(const char *pattern, char *why, size_t whylen)
         snprintf(why, whylen, "%s", form);
         return -1;
     }
-    if (!strcmp(nm, "*"))
+    size_t nl = strlen(nm);
+    if (nl && nm[nl - 1] == '*') /* a prefix of names ("web-" then a star), or all */
+        nl--;
+    if (nl == 0 && nm[0] == '*')
         return 0;
-    if (part(name, sizeof(name), nm, strlen(nm)) != 0 || !spf_name_ok(name)) {
-        snprintf(why, whylen, "'%.64s' is not a node or service name (1..%d of A-Za-z 0-9 . _ -%s)",
-                 nm, SPF_NAME_MAX, strchr(nm, '*') ? "; '*' stands alone" : "");
+    if (part(name, sizeof(name), nm, nl) != 0 || !spf_name_ok(name)) {
+        snprintf(why, whylen,
+                 "'%.64s' is not a node or service name (1..%d of A-Za-z 0-9 . _ -, or a prefix "
+                 "of one and '*')",
+                 nm, SPF_NAME_MAX);
         return -1;
     }
     return 0;
@@ -548,6 +553,25 @@ int pol_acl_format_reason(const pol_acl_call_t *call, const pol_acl_result_t *re
     default:
         n = snprintf(buf, cap, "meshd: acl: denied");
         break;
+    }
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int pol_acl_format_short(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
+                         size_t cap)
+{
+    int n;
+    if (res->reason == POL_ACL_IDENTITY_DENIED) {
+        char pat[72];
+        safe_copy(pat, sizeof(pat), &res->pattern);
+        n = snprintf(buf, cap, "denied by '%s%s'", pat, res->pattern_star ? "*" : "");
+    } else if (res->reason == POL_ACL_IDENTITY_NOT_ALLOWED) {
+        n = snprintf(buf, cap, "not allowed");
+    } else {
+        char full[200];
+        n = pol_acl_format_reason(call, res, full, sizeof(full));
+        const char *t = strncmp(full, "meshd: acl: ", 12) == 0 ? full + 12 : full;
+        n = n < 0 ? -1 : snprintf(buf, cap, "%s", t);
     }
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

@@ -71,9 +71,10 @@ typedef struct {
 typedef struct pol_acl pol_acl_t;
 
 /** Checks an identity pattern of SPIFFE form (one that starts with "spiffe://"):
- * spiffe://<td>/node/<node>, spiffe://<td>/node/\*, spiffe://<td>/svc/<pkg.Service> or
- * spiffe://<td>/svc/\* (the trust domain and names as ca/spiffe.h allows them). 0, or -1 with
- * the reason in why. pol_acl_new applies it to every such entry. */
+ * spiffe://<td>/node/<node> or spiffe://<td>/svc/<pkg.Service>, where the name may also be
+ * "*" (every node, every service) or a prefix and "*" ("web-*"); the trust domain and names as
+ * ca/spiffe.h allows them. 0, or -1 with the reason in why. pol_acl_new applies it to every
+ * such entry. */
 int pol_acl_spiffe_pattern_check(const char *pattern, char *why, size_t whylen);
 
 /** Builds an ACL. On a bad entry writes "<list> entry N (\"...\"): why" to err (for example
@@ -148,5 +149,12 @@ const char *pol_acl_reason_name(pol_acl_reason_t r);
  * '?'. Returns the length, or -1 when it did not fit (buf then holds a truncated message). */
 int pol_acl_format_reason(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
                           size_t cap);
+
+/** The reason for a record that names the caller's identity in a field of its own (the audit
+ * event, whose text is short): "denied by 'spiffe://td/node/\*'" and "not allowed" for the two
+ * identity reasons, else pol_acl_format_reason's text without "meshd: acl: ". Returns the
+ * length, or -1 when it did not fit (truncated). */
+int pol_acl_format_short(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
+                         size_t cap);
 
 #endif

@@ -1004,11 +1004,17 @@ static int step_acl(pol_call_t *pc, mesh_proxy_verdict_t *out)
     pol_acl_result_t res;
     if (pol_acl_check(acl, &ac, &res) == POL_ACL_ALLOWED)
         return MESH_PROXY_ACCEPT;
-    char msg[200];
+    /* The client learns who was refused by which rule; the audit record, which names the
+     * identity in a field of its own, gets the shorter text. */
+    char msg[200], rec[96];
     pol_acl_format_reason(&ac, &res, msg, sizeof(msg));
-    const char *why = !strncmp(msg, "meshd: acl: ", 12) ? msg + 12 : msg;
-    return refuse(pc, MESH_EV_POLICY_ACL, MESH_GRPC_PERMISSION_DENIED, out,
-                  "%s (rules[%zu], line %d)", why, pc->rule_idx, pc->rule->line);
+    pol_acl_format_short(&ac, &res, rec, sizeof(rec));
+    int rc = refuse(pc, MESH_EV_POLICY_ACL, MESH_GRPC_PERMISSION_DENIED, out,
+                    "%s (rules[%zu], line %d)", rec, pc->rule_idx, pc->rule->line);
+    if (snprintf(out->message, sizeof(out->message), "%s (rules[%zu], line %d)", msg, pc->rule_idx,
+                 pc->rule->line) >= (int)sizeof(out->message))
+        memcpy(out->message + sizeof(out->message) - 4, "...", 4); /* (cut, and says so) */
+    return rc;
 }
 
 static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)

@@ -101,6 +101,15 @@ static void test_allow_by_spiffe(void)
     CHECK_EQ(check(a, "spiffe://mesh.test/node/x", 0, NULL, NULL, 0), POL_ACL_IDENTITY_NOT_ALLOWED);
     pol_acl_free(a);
 
+    /* A prefix of node names. */
+    c.allow_identities = LIST("spiffe://mesh.test/node/client-*");
+    a = build(&c);
+    CHECK_EQ(check(a, c1->node_uri.p, 1, c1, NULL, 0), POL_ACL_ALLOWED);
+    CHECK_EQ(check(a, "spiffe://mesh.test/node/clientx", 1, NULL, NULL, 0),
+             POL_ACL_IDENTITY_NOT_ALLOWED);
+    CHECK_EQ(check(a, o1->node_uri.p, 1, o1, NULL, 0), POL_ACL_IDENTITY_NOT_ALLOWED);
+    pol_acl_free(a);
+
     /* A service ID: matched against the caller's certificate. */
     c.allow_identities = LIST("alice", "spiffe://mesh.test/svc/pkg.Orders");
     a = build(&c);
@@ -154,9 +163,10 @@ static void test_deny_by_spiffe(void)
 static void test_pattern_errors(void)
 {
     char why[256];
-    const char *good[] = {"spiffe://mesh.test/node/a", "spiffe://mesh.test/node/*",
+    const char *good[] = {"spiffe://mesh.test/node/a",      "spiffe://mesh.test/node/*",
                           "spiffe://mesh.test/svc/pkg.Svc", "spiffe://mesh.test/svc/*",
-                          "spiffe://a-b_c.d/node/N.1_x-y"};
+                          "spiffe://a-b_c.d/node/N.1_x-y",  "spiffe://mesh.test/node/web-*",
+                          "spiffe://mesh.test/svc/pkg.*"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         CHECK_EQ(pol_acl_spiffe_pattern_check(good[i], why, sizeof(why)), 0);
     CHECK_EQ(pol_acl_spiffe_pattern_check("spiffe://Mesh/node/a", why, sizeof(why)), -1);
@@ -164,16 +174,18 @@ static void test_pattern_errors(void)
     CHECK_EQ(pol_acl_spiffe_pattern_check("spiffe://mesh.test/ns/default/sa/x", why, sizeof(why)),
              -1);
     CHECK_CONTAINS(why, "a SPIFFE pattern is spiffe://<trust domain>/node/<node>");
-    CHECK_EQ(pol_acl_spiffe_pattern_check("spiffe://mesh.test/node/web-*", why, sizeof(why)), -1);
-    CHECK_STR(why, "'web-*' is not a node or service name (1..128 of A-Za-z 0-9 . _ -; '*' "
-                   "stands alone)");
+    CHECK_EQ(pol_acl_spiffe_pattern_check("spiffe://mesh.test/node/w*b", why, sizeof(why)), -1);
+    CHECK_STR(why, "'w*b' is not a node or service name (1..128 of A-Za-z 0-9 . _ -, or a "
+                   "prefix of one and '*')");
     const char *bad[] = {"spiffe://",
                          "spiffe://mesh.test",
                          "spiffe:///node/a",
                          "spiffe://mesh.test/node/",
                          "spiffe://mesh.test/node/a/b",
                          "spiffe://mesh.test/svc/..",
-                         "spiffe://mesh.test/node/*/x"};
+                         "spiffe://mesh.test/node/*/x",
+                         "spiffe://mesh.test/node/**",
+                         "spiffe://mesh.test/*"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (pol_acl_spiffe_pattern_check(bad[i], why, sizeof(why)) != -1) {
             fprintf(stderr, "accepted %s\n", bad[i]);
