@@ -12,7 +12,7 @@ pol_cid_t pol_call_identity(const pol_cid_in_t *in, pol_identity_t *out,
     pol_identity_result_t tr = POL_IDENTITY_ABSENT;
     pol_cid_t got = POL_CID_NONE;
     if (in->token) {
-        if (in->peer) {
+        if (in->peer && in->peer_forwards) {
             tr = pol_identity_read(in->token, in->token_len, in->path, in->path_len, in->now, out);
             got = POL_CID_TOKEN_MTLS;
         } else if (in->keys) {

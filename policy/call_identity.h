@@ -6,11 +6,13 @@
  *
  * The rule, in order:
  *  1. A token (x-meshd-identity-token) that arrives over mTLS from a meshd node (the peer's
- *     verified certificate names spiffe://<td>/node/<node>) is believed as it stands: the
- *     certificate proves which node forwards the call, and that node vouches for the caller it
- *     verified (a JWT subject, a signing client, an SSO user...). Its format, expiry and path
- *     are checked; its MAC is not needed (a node without a mesh secret sends none).
- *  2. Otherwise (plaintext, or a client certificate that names no meshd node) a token is
+ *     verified certificate names spiffe://<td>/node/<node>) that may forward identities (every
+ *     node, or those `identity.forwarders` names) is believed as it stands: the certificate
+ *     proves which node forwards the call, and that node vouches for the caller it verified (a
+ *     JWT subject, a signing client, an SSO user...). Its format, expiry and path are checked;
+ *     its MAC is not needed (a node without a mesh secret sends none).
+ *  2. Otherwise (plaintext, a client certificate that names no meshd node, a node that is not
+ *     a forwarder) a token is
  *     believed only when its HMAC verifies with the mesh secret; without a secret it is never
  *     believed. A token not believed is stripped, as before.
  *  3. Without a believed token, a peer with a meshd certificate is the caller itself: the
@@ -39,6 +41,7 @@ typedef enum {
 /** What the decision looks at. */
 typedef struct pol_cid_in {
     const mesh_peer_id_t *peer;      /* NULL: h2c, or no meshd certificate */
+    int peer_forwards;               /* 1: peer may vouch for the callers it forwards */
     const pol_identity_keys_t *keys; /* NULL: no mesh secret */
     const char *token;               /* the token header's value; NULL: none */
     size_t token_len;

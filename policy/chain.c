@@ -70,6 +70,7 @@ struct pol_chain {
     int has_idkeys;
     pol_sig_secrets_t *secrets;
     pol_cidr_set_t *trusted;
+    pol_acl_t *forwarders;     /* identity.forwarders (an allow list); NULL: every node */
     uint64_t sample_below;     /* trace ids hashing below this are access-logged */
     pol_routes_conf_t *routes; /* the `routes:` block (policy/route_conf.h); never NULL */
 };
@@ -274,6 +275,16 @@ pol_chain_t *pol_chain_build(pol_conf_t *conf, char *err, size_t errlen)
             rc = -1;
         }
     }
+    if (rc == 0 && conf->identity_forwarders.n) {
+        char why[256];
+        pol_acl_config_t ac = {
+            .allow_identities = {(const char *const *)conf->identity_forwarders.v,
+                                 conf->identity_forwarders.n}};
+        if (!(c->forwarders = pol_acl_new(&ac, why, sizeof(why)))) {
+            snprintf(err, errlen, "%s: policy.identity.forwarders: %s", conf->file, why);
+            rc = -1;
+        }
+    }
     if (rc == 0)
         rc = build_rules(c, err, errlen);
     if (rc != 0) {
@@ -334,6 +345,7 @@ void pol_chain_unref(pol_chain_t *c)
     pol_keyset_unref(c->keys);
     pol_sig_secrets_unref(c->secrets);
     pol_cidr_set_free(c->trusted);
+    pol_acl_free(c->forwarders);
     pol_identity_keys_wipe(&c->idkeys);
     pol_conf_free(c->conf);
     pol_routes_free(c->routes);
@@ -710,6 +722,17 @@ static void find_client(pol_call_t *pc)
     pc->client_known = 1;
 }
 
+/* Whether node peer may vouch for the callers it forwards (identity.forwarders). */
+static int forwards(const pol_chain_t *c, const mesh_peer_id_t *peer)
+{
+    if (!c->forwarders)
+        return 1;
+    pol_acl_call_t ac = {
+        .identity = {peer->node_uri.p, peer->node_uri.len}, .identity_mtls = 1, .cert = peer};
+    pol_acl_result_t res;
+    return pol_acl_check(c->forwarders, &ac, &res) == POL_ACL_ALLOWED;
+}
+
 /* Removes what a client may not say about itself, and trusts a valid mesh identity token. */
 static void step_identity(pol_call_t *pc)
 {
@@ -737,6 +760,7 @@ static void step_identity(pol_call_t *pc)
                            .token_len = tl,
                            .now = unix_s()};
         in.path = hdr(pc, ":path", &in.path_len);
+        in.peer_forwards = tok && pc->peer_id && forwards(pc->gen->chain, pc->peer_id);
         pol_cid_t src = pol_call_identity(&in, &pc->id, NULL);
         pc->has_id = src != POL_CID_NONE;
         pc->from_mesh = src == POL_CID_TOKEN_MTLS || src == POL_CID_TOKEN_HMAC;

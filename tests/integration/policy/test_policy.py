@@ -23,8 +23,8 @@ Cases:
              app sees the JWT subject; grpcio clients with node certificates straight to the
              sidecar: the app sees the SPIFFE ID, identity rules (node ID, node/*, svc ID)
              allow and deny them (PERMISSION_DENIED naming identity and pattern, audited); a
-             forged or unsigned identity token over plaintext or from a certificate that names
-             no node is stripped
+             forged or unsigned identity token over plaintext, from a certificate that names
+             no node, or from a node not among identity.forwarders is stripped
   reload     SIGHUP under load: a good policy takes effect, a bad one is refused with
              file:line and a config_rejected record, the old one stays, no call fails
 """
@@ -689,6 +689,7 @@ MTLS_SIDECAR_POLICY = """
                            alice]}}
     - match: {echo}/Unary
       deny: {{identities: ['spiffe://mesh.test/node/client-2']}}
+  identity: {{forwarders: ['spiffe://mesh.test/node/fr*']}}
 """
 
 
@@ -774,7 +775,14 @@ def case_mtls(c):
         check(refused(r, P, "meshd: acl: no identity"),
               "a forged token %s is stripped (%s %s)" % (what, r.code, r.details))
     u = "/%s/Unary" % ECHO
-    r = call(h2c, [("x-meshd-identity-token", unsigned.replace(path, u))])
+    forged = "v1.%s." % base64.urlsafe_b64encode(lines.replace(path, u).encode()).rstrip(
+        b"=").decode()
+    r = call(tls, [("x-meshd-identity-token", forged)], creds=creds(c1))
+    check(r.ok and observed(r).get("x-meshd-identity") == ["spiffe://mesh.test/node/client-1"],
+          "a node that is not among identity.forwarders cannot vouch for others: its unsigned "
+          "token naming alice is stripped, the call is its own (%s)"
+          % (observed(r) if r.ok else r.details))
+    r = call(h2c, [("x-meshd-identity-token", forged)])
     check(r.ok and "x-meshd-identity" not in observed(r) and
           "x-meshd-identity-token" not in observed(r),
           "...and never reaches the app (%s)" % (observed(r) if r.ok else r.details))

@@ -154,6 +154,26 @@ static void test_errors(void)
         "node or service name");
 }
 
+/* identity.forwarders: node patterns only, errors on the entry's line. */
+static void test_forwarders(void)
+{
+    char err[512] = "";
+    pol_conf_t *c =
+        parse("policy:\n  identity:\n    forwarders: ['spiffe://mesh.test/node/proxy-*',"
+              " 'spiffe://mesh.test/node/gw']\n",
+              err);
+    CHECK(c && c->identity_forwarders.n == 2);
+    pol_conf_free(c);
+    bad("policy:\n  identity:\n    forwarders:\n      - spiffe://mesh.test/node/gw\n"
+        "      - spiffe://mesh.test/svc/pkg.Svc\n",
+        "p.yaml:5: policy.identity.forwarders: 'spiffe://mesh.test/svc/pkg.Svc': expected a "
+        "node's SPIFFE ID");
+    bad("policy:\n  identity: {forwarders: proxy}\n",
+        "p.yaml:2: policy.identity.forwarders: 'proxy': expected a node's SPIFFE ID");
+    bad("policy:\n  identity: {forwarders: ['spiffe://MESH/node/a']}\n",
+        "p.yaml:2: policy.identity.forwarders: 'spiffe://MESH/node/a': trust domain 'MESH'");
+}
+
 /* SPIFFE identity rules load, beside plain ones. */
 static void test_spiffe_rules(void)
 {
@@ -179,6 +199,7 @@ int main(void)
     test_defaults();
     test_errors();
     test_spiffe_rules();
+    test_forwarders();
     fprintf(stderr, "ok\n");
     return 0;
 }

@@ -33,12 +33,15 @@ static pol_identity_t alice(void)
     return id;
 }
 
+static int forwarder = 1; /* whether the peer of decide() may vouch for callers */
+
 /* Runs the decision for one case. */
 static pol_cid_t decide(const mesh_peer_id_t *peer, const pol_identity_keys_t *keys,
                         const char *tok, const char *p, pol_identity_t *out,
                         pol_identity_result_t *tr)
 {
     pol_cid_in_t in = {.peer = peer,
+                       .peer_forwards = peer && forwarder,
                        .keys = keys,
                        .token = tok,
                        .token_len = tok ? strlen(tok) : 0,
@@ -125,6 +128,18 @@ static void test_trust(void)
     snprintf(junk, sizeof(junk), "%sAAAA", bare);
     CHECK_EQ(decide(node, NULL, junk, path, &got, &tr), POL_CID_PEER);
     CHECK_EQ(tr, POL_IDENTITY_MALFORMED);
+
+    /* A node that is not among identity.forwarders: its token counts as over plaintext (the
+     * HMAC decides), and without one the call is the node's own. */
+    forwarder = 0;
+    CHECK_EQ(decide(node, NULL, bare, path, &got, &tr), POL_CID_PEER);
+    CHECK_EQ(tr, POL_IDENTITY_UNTRUSTED);
+    CHECK_STR(got.sub, "spiffe://mesh.test/node/proxy-1");
+    CHECK_EQ(decide(node, &k, bare, path, &got, &tr), POL_CID_PEER);
+    CHECK_EQ(tr, POL_IDENTITY_BAD_SIGNATURE);
+    CHECK_EQ(decide(node, &k, signed_tok, path, &got, &tr), POL_CID_TOKEN_HMAC);
+    CHECK_STR(got.sub, "alice");
+    forwarder = 1;
 
     CHECK_STR(pol_cid_name(POL_CID_TOKEN_MTLS), "token over mTLS");
     mesh_peer_id_free(node);
