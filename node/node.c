@@ -1073,6 +1073,7 @@ int mesh_node_listen(mesh_node_t *n)
         w->pol = pol_worker_new(loop, i, n->chain);
         if (!w->pol)
             return -1;
+        pol_worker_set_upstream_mtls(w->pol, node_tls_upstream_mtls(n->tls));
         pol_worker_filter(w->pol, &wc.filter);
         w->engine = mesh_proxy_worker_new(loop, &wc);
         if (!w->engine) {

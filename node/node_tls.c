@@ -24,6 +24,7 @@ struct node_tls {
     char listen_host[256];       /* tls.listen's host; "" when --listen is TLS */
     int listen_port;
     char *upstream_name;
+    int upstream_mtls; /* the upstream context has a client certificate */
     uint64_t poll_ms;
     uint64_t reload_failures;
 };
@@ -94,12 +95,18 @@ int node_tls_new(const mesh_config_t *cfg, node_tls_t **out)
         }
         if (set(o->upstream_name))
             t->upstream_name = strdup(o->upstream_name);
+        t->upstream_mtls = set(o->upstream_cert);
         mesh_info(ACTOR, "upstream calls over TLS, servers verified against %s%s%s", o->upstream_ca,
                   set(o->upstream_name) ? " as " : "",
                   set(o->upstream_name) ? o->upstream_name : "");
     }
     *out = t;
     return 0;
+}
+
+int node_tls_upstream_mtls(const node_tls_t *t)
+{
+    return t && t->upstream_mtls;
 }
 
 void node_tls_free(node_tls_t *t)

@@ -43,6 +43,9 @@ uint64_t node_tls_poll_ms(const node_tls_t *t);
 /** 1 when client connections are TLS (a certificate is configured). */
 int node_tls_listener(const node_tls_t *t);
 
+/** 1 when upstream connections are mTLS: TLS with a client certificate of this node. */
+int node_tls_upstream_mtls(const node_tls_t *t);
+
 /** The TLS listen address for logs ("HOST" part), or NULL when --listen itself is TLS. */
 const char *node_tls_listen_host(const node_tls_t *t);
 

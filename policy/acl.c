@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/spiffe.h"
+#include "common/peer_id.h"
+
 /* ---- name matchers -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -105,33 +108,111 @@ static int has_unprintable(const char *s)
     return 0;
 }
 
-static int identities_build(matcher_t *m, const pol_acl_list_t *l, const char *what, char *err,
+#define SPIFFE_SCHEME "spiffe://"
+
+/* Copies s[0..n) NUL-terminated into out (cap bytes); 0, or -1 when it does not fit. */
+static int part(char *out, size_t cap, const char *s, size_t n)
+{
+    if (n >= cap)
+        return -1;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return 0;
+}
+
+int pol_acl_spiffe_pattern_check(const char *pattern, char *why, size_t whylen)
+{
+    static const char form[] = "a SPIFFE pattern is spiffe://<trust domain>/node/<node> or "
+                               "spiffe://<trust domain>/svc/<pkg.Service>, the name or its end "
+                               "may be '*'";
+    const char *td = pattern + sizeof(SPIFFE_SCHEME) - 1;
+    const char *slash = strchr(td, '/');
+    char tds[SPF_TD_MAX + 1], name[SPF_NAME_MAX + 1];
+    if (strncmp(pattern, SPIFFE_SCHEME, sizeof(SPIFFE_SCHEME) - 1) != 0 || !slash) {
+        snprintf(why, whylen, "%s", form);
+        return -1;
+    }
+    if (part(tds, sizeof(tds), td, (size_t)(slash - td)) != 0 || !spf_trust_domain_ok(tds)) {
+        snprintf(why, whylen, "trust domain '%.*s' is not 1..%d of a-z 0-9 . _ -",
+                 (int)(slash - td) > 64 ? 64 : (int)(slash - td), td, SPF_TD_MAX);
+        return -1;
+    }
+    const char *rest = slash + 1, *nm;
+    if (!strncmp(rest, "node/", 5))
+        nm = rest + 5;
+    else if (!strncmp(rest, "svc/", 4))
+        nm = rest + 4;
+    else {
+        snprintf(why, whylen, "%s", form);
+        return -1;
+    }
+    size_t nl = strlen(nm);
+    if (nl && nm[nl - 1] == '*') /* a prefix of names ("web-" then a star), or all */
+        nl--;
+    if (nl == 0 && nm[0] == '*')
+        return 0;
+    if (part(name, sizeof(name), nm, nl) != 0 || !spf_name_ok(name)) {
+        snprintf(why, whylen,
+                 "'%.64s' is not a node or service name (1..%d of A-Za-z 0-9 . _ -, or a prefix "
+                 "of one and '*')",
+                 nm, SPF_NAME_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+/* An identity list: plain patterns, and SPIFFE ones (matched only for certificate-proven
+ * identities, and against the certificate's service IDs too). */
+typedef struct {
+    matcher_t plain, spiffe;
+} idlist_t;
+
+static int idlist_empty(const idlist_t *l)
+{
+    return matcher_empty(&l->plain) && matcher_empty(&l->spiffe);
+}
+
+static void idlist_free(idlist_t *l)
+{
+    matcher_free(&l->plain);
+    matcher_free(&l->spiffe);
+}
+
+static int identities_build(idlist_t *ids, const pol_acl_list_t *l, const char *what, char *err,
                             size_t errlen)
 {
-    memset(m, 0, sizeof(*m));
+    memset(ids, 0, sizeof(*ids));
     if (l->n == 0)
         return 0;
-    m->exact = calloc(l->n, sizeof(pol_str_t));
-    m->prefix = calloc(l->n, sizeof(pol_str_t));
-    if (!m->exact || !m->prefix) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
+    matcher_t *ms[2] = {&ids->plain, &ids->spiffe};
+    for (int k = 0; k < 2; k++) {
+        ms[k]->exact = calloc(l->n, sizeof(pol_str_t));
+        ms[k]->prefix = calloc(l->n, sizeof(pol_str_t));
+        if (!ms[k]->exact || !ms[k]->prefix) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     }
     for (size_t i = 0; i < l->n; i++) {
         const char *s = l->v[i];
         const char *why = NULL;
+        char swhy[200];
         size_t len = s ? strlen(s) : 0;
         const char *star = s ? strchr(s, '*') : NULL;
+        int spiffe = s && !strncmp(s, SPIFFE_SCHEME, sizeof(SPIFFE_SCHEME) - 1);
         if (!s || len == 0)
             why = "empty identity";
         else if (has_unprintable(s))
             why = "identity holds a blank or a control byte";
+        else if (spiffe && pol_acl_spiffe_pattern_check(s, swhy, sizeof(swhy)) != 0)
+            why = swhy;
         else if (star && star != s + len - 1)
             why = "'*' may only end a pattern (\"name\", \"prefix*\" or \"*\")";
         if (why) {
             snprintf(err, errlen, "%s entry %zu (\"%.64s\"): %s", what, i + 1, s ? s : "", why);
             return -1;
         }
+        matcher_t *m = spiffe ? &ids->spiffe : &ids->plain;
         if (len == 1 && star) {
             m->any = 1;
             continue;
@@ -143,21 +224,67 @@ static int identities_build(matcher_t *m, const pol_acl_list_t *l, const char *w
             return -1;
         }
     }
-    sort_unique(m->exact, &m->nexact);
+    sort_unique(ids->plain.exact, &ids->plain.nexact);
+    sort_unique(ids->spiffe.exact, &ids->spiffe.nexact);
     return 0;
 }
 
-static int identity_match(const matcher_t *m, const pol_str_t *id)
+/* The pattern of m that id matches (recorded in res when res is not NULL): 1, or 0. */
+static int matcher_hit(const matcher_t *m, const pol_str_t *id, pol_acl_result_t *res)
 {
+    if (m->any) {
+        if (res) {
+            res->pattern = (pol_str_t){"", 0};
+            res->pattern_star = 1;
+        }
+        return 1;
+    }
+    size_t a = 0, b = m->nexact;
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        int c = str_cmp(&m->exact[mid], id);
+        if (c == 0) {
+            if (res) {
+                res->pattern = m->exact[mid];
+                res->pattern_star = 0;
+            }
+            return 1;
+        }
+        if (c < 0)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    for (size_t i = 0; i < m->nprefix; i++)
+        if (id->len >= m->prefix[i].len && memcmp(id->p, m->prefix[i].p, m->prefix[i].len) == 0) {
+            if (res) {
+                res->pattern = m->prefix[i];
+                res->pattern_star = 1;
+            }
+            return 1;
+        }
+    return 0;
+}
+
+/* Whether the call's identity (or, for SPIFFE patterns, its certificate's service IDs)
+ * matches a pattern of l; the pattern goes to res when res is not NULL. */
+static int identity_match(const idlist_t *l, const pol_acl_call_t *call, pol_acl_result_t *res)
+{
+    const pol_str_t *id = &call->identity;
     if (!id->p)
         return 0;
-    if (m->any)
+    if (matcher_hit(&l->plain, id, res))
         return 1;
-    if (exact_find(m->exact, m->nexact, id))
+    if (!call->identity_mtls || matcher_empty(&l->spiffe))
+        return 0;
+    if (matcher_hit(&l->spiffe, id, res))
         return 1;
-    for (size_t i = 0; i < m->nprefix; i++)
-        if (id->len >= m->prefix[i].len && memcmp(id->p, m->prefix[i].p, m->prefix[i].len) == 0)
+    const mesh_peer_id_t *cert = call->cert;
+    for (size_t i = 0; cert && i < cert->n_svc; i++) {
+        pol_str_t svc = {cert->svc[i].p, cert->svc[i].len};
+        if (matcher_hit(&l->spiffe, &svc, res))
             return 1;
+    }
     return 0;
 }
 
@@ -244,7 +371,7 @@ static int method_match(const matcher_t *m, const pol_str_t *path)
 
 struct pol_acl {
     pol_cidr_set_t *allow_peers, *deny_peers, *trusted;
-    matcher_t allow_ids, deny_ids;
+    idlist_t allow_ids, deny_ids;
     matcher_t allow_methods, deny_methods;
     pol_acl_xff_malformed_t xff_malformed;
 };
@@ -256,8 +383,8 @@ void pol_acl_free(pol_acl_t *acl)
     pol_cidr_set_free(acl->allow_peers);
     pol_cidr_set_free(acl->deny_peers);
     pol_cidr_set_free(acl->trusted);
-    matcher_free(&acl->allow_ids);
-    matcher_free(&acl->deny_ids);
+    idlist_free(&acl->allow_ids);
+    idlist_free(&acl->deny_ids);
     matcher_free(&acl->allow_methods);
     matcher_free(&acl->deny_methods);
     free(acl);
@@ -318,17 +445,17 @@ pol_acl_reason_t pol_acl_check(const pol_acl_t *acl, const pol_acl_call_t *call,
     /* Deny wins. */
     if (acl->deny_peers && pol_cidr_set_contains(acl->deny_peers, &res->client))
         return res->reason = POL_ACL_PEER_DENIED;
-    if (!matcher_empty(&acl->deny_ids) && identity_match(&acl->deny_ids, &call->identity))
+    if (!idlist_empty(&acl->deny_ids) && identity_match(&acl->deny_ids, call, res))
         return res->reason = POL_ACL_IDENTITY_DENIED;
     if (!matcher_empty(&acl->deny_methods) && method_match(&acl->deny_methods, &call->path))
         return res->reason = POL_ACL_METHOD_DENIED;
     /* Every configured allow list must match. */
     if (acl->allow_peers && !pol_cidr_set_contains(acl->allow_peers, &res->client))
         return res->reason = POL_ACL_PEER_NOT_ALLOWED;
-    if (!matcher_empty(&acl->allow_ids)) {
+    if (!idlist_empty(&acl->allow_ids)) {
         if (!call->identity.p)
             return res->reason = POL_ACL_NO_IDENTITY;
-        if (!identity_match(&acl->allow_ids, &call->identity))
+        if (!identity_match(&acl->allow_ids, call, NULL))
             return res->reason = POL_ACL_IDENTITY_NOT_ALLOWED;
     }
     if (!matcher_empty(&acl->allow_methods) && !method_match(&acl->allow_methods, &call->path))
@@ -394,10 +521,14 @@ int pol_acl_format_reason(const pol_acl_call_t *call, const pol_acl_result_t *re
     case POL_ACL_PEER_NOT_ALLOWED:
         n = snprintf(buf, cap, "meshd: acl: peer %s not allowed", ip);
         break;
-    case POL_ACL_IDENTITY_DENIED:
+    case POL_ACL_IDENTITY_DENIED: {
+        char pat[72];
         safe_copy(s, sizeof(s), &call->identity);
-        n = snprintf(buf, cap, "meshd: acl: identity %s denied", s);
+        safe_copy(pat, sizeof(pat), &res->pattern);
+        n = snprintf(buf, cap, "meshd: acl: identity %s denied by '%s%s'", s, pat,
+                     res->pattern_star ? "*" : "");
         break;
+    }
     case POL_ACL_IDENTITY_NOT_ALLOWED:
         safe_copy(s, sizeof(s), &call->identity);
         n = snprintf(buf, cap, "meshd: acl: identity %s not allowed", s);
@@ -422,6 +553,25 @@ int pol_acl_format_reason(const pol_acl_call_t *call, const pol_acl_result_t *re
     default:
         n = snprintf(buf, cap, "meshd: acl: denied");
         break;
+    }
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
+int pol_acl_format_short(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
+                         size_t cap)
+{
+    int n;
+    if (res->reason == POL_ACL_IDENTITY_DENIED) {
+        char pat[72];
+        safe_copy(pat, sizeof(pat), &res->pattern);
+        n = snprintf(buf, cap, "denied by '%s%s'", pat, res->pattern_star ? "*" : "");
+    } else if (res->reason == POL_ACL_IDENTITY_NOT_ALLOWED) {
+        n = snprintf(buf, cap, "not allowed");
+    } else {
+        char full[200];
+        n = pol_acl_format_reason(call, res, full, sizeof(full));
+        const char *t = strncmp(full, "meshd: acl: ", 12) == 0 ? full + 12 : full;
+        n = n < 0 ? -1 : snprintf(buf, cap, "%s", t);
     }
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

@@ -8,8 +8,11 @@
  *               is a trusted proxy; see pol_xff_client() in policy/cidr.h);
  *   identities  "name" (exact), "prefix*" (any identity starting with prefix) or "*" (any
  *               identity); matched against the identity an earlier filter established (JWT sub,
- *               external authorization, signature client). A call without identity matches no
- *               identity pattern, not even "*";
+ *               external authorization, signature client, a peer certificate). A call without
+ *               identity matches no identity pattern, not even "*". Patterns of SPIFFE form
+ *               (spiffe://<td>/node/<node>, .../node/\*, .../svc/<pkg.Service>, .../svc/\*)
+ *               match only identities a certificate proved (identity_mtls), and the svc forms
+ *               match the service IDs of the caller's certificate (cert);
  *   methods     "pkg.Svc/Method" (exact), "pkg.Svc/" followed by "*" (every method of a
  *               service) or "*" (every call); a leading "/" is allowed and ignored. Matched
  *               against the gRPC path.
@@ -38,6 +41,8 @@
 
 #include "policy/cidr.h"
 
+struct mesh_peer_id;
+
 /** What to do when X-Forwarded-For from a trusted proxy holds an entry that is not an address. */
 typedef enum {
     /** Deny the call (default): a trusted proxy that writes garbage cannot be reasoned about. */
@@ -65,6 +70,13 @@ typedef struct {
 /** An immutable ACL (opaque). */
 typedef struct pol_acl pol_acl_t;
 
+/** Checks an identity pattern of SPIFFE form (one that starts with "spiffe://"):
+ * spiffe://<td>/node/<node> or spiffe://<td>/svc/<pkg.Service>, where the name may also be
+ * "*" (every node, every service) or a prefix and "*" ("web-*"); the trust domain and names as
+ * ca/spiffe.h allows them. 0, or -1 with the reason in why. pol_acl_new applies it to every
+ * such entry. */
+int pol_acl_spiffe_pattern_check(const char *pattern, char *why, size_t whylen);
+
 /** Builds an ACL. On a bad entry writes "<list> entry N (\"...\"): why" to err (for example
  * "deny_peers entry 2 (\"10.0.0.1/8\"): 10.0.0.1/8: host bits set after /8 (did you mean
  * 10.0.0.0/8?)") and returns NULL; NULL also on out of memory. */
@@ -82,6 +94,13 @@ typedef struct {
     size_t n_xff;
     /** The established identity; identity.p == NULL means none. */
     pol_str_t identity;
+    /** 1 when a certificate proved the identity (source "mtls", at this node or at the meshd
+     *  node before): only then do SPIFFE patterns ("spiffe://...") match it, so a JWT subject
+     *  that merely looks like a SPIFFE ID never passes for a workload. */
+    int identity_mtls;
+    /** When the identity is this peer certificate's node ID: the certificate, whose service IDs
+     *  (spiffe://<td>/svc/<pkg.Service>) SPIFFE patterns match as well. NULL: none. */
+    const struct mesh_peer_id *cert;
     /** The gRPC path, "/pkg.Svc/Method". */
     pol_str_t path;
 } pol_acl_call_t;
@@ -108,6 +127,10 @@ typedef struct {
     pol_xff_status_t client_from;
     /** For POL_ACL_XFF_MALFORMED: the bad entry (points into the call's xff). */
     pol_str_t bad_xff;
+    /** For POL_ACL_IDENTITY_DENIED: the deny pattern that matched (points into the ACL), without
+     *  its trailing '*' when pattern_star is 1 ("*" itself: empty, star 1). */
+    pol_str_t pattern;
+    int pattern_star;
 } pol_acl_result_t;
 
 /** Evaluates call against acl. Returns res->reason: POL_ACL_ALLOWED (0) or why it was denied.
@@ -126,5 +149,12 @@ const char *pol_acl_reason_name(pol_acl_reason_t r);
  * '?'. Returns the length, or -1 when it did not fit (buf then holds a truncated message). */
 int pol_acl_format_reason(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
                           size_t cap);
+
+/** The reason for a record that names the caller's identity in a field of its own (the audit
+ * event, whose text is short): "denied by 'spiffe://td/node/\*'" and "not allowed" for the two
+ * identity reasons, else pol_acl_format_reason's text without "meshd: acl: ". Returns the
+ * length, or -1 when it did not fit (truncated). */
+int pol_acl_format_short(const pol_acl_call_t *call, const pol_acl_result_t *res, char *buf,
+                         size_t cap);
 
 #endif

@@ -22,7 +22,9 @@
 
 #include "actors/evring.h"
 #include "common/log.h"
+#include "common/peer_id.h"
 #include "policy/acl.h"
+#include "policy/call_identity.h"
 #include "policy/cidr.h"
 #include "policy/ext_authz.h"
 #include "policy/fault.h"
@@ -68,6 +70,7 @@ struct pol_chain {
     int has_idkeys;
     pol_sig_secrets_t *secrets;
     pol_cidr_set_t *trusted;
+    pol_acl_t *forwarders;     /* identity.forwarders (an allow list); NULL: every node */
     uint64_t sample_below;     /* trace ids hashing below this are access-logged */
     pol_routes_conf_t *routes; /* the `routes:` block (policy/route_conf.h); never NULL */
 };
@@ -272,6 +275,16 @@ pol_chain_t *pol_chain_build(pol_conf_t *conf, char *err, size_t errlen)
             rc = -1;
         }
     }
+    if (rc == 0 && conf->identity_forwarders.n) {
+        char why[256];
+        pol_acl_config_t ac = {
+            .allow_identities = {(const char *const *)conf->identity_forwarders.v,
+                                 conf->identity_forwarders.n}};
+        if (!(c->forwarders = pol_acl_new(&ac, why, sizeof(why)))) {
+            snprintf(err, errlen, "%s: policy.identity.forwarders: %s", conf->file, why);
+            rc = -1;
+        }
+    }
     if (rc == 0)
         rc = build_rules(c, err, errlen);
     if (rc != 0) {
@@ -332,6 +345,7 @@ void pol_chain_unref(pol_chain_t *c)
     pol_keyset_unref(c->keys);
     pol_sig_secrets_unref(c->secrets);
     pol_cidr_set_free(c->trusted);
+    pol_acl_free(c->forwarders);
     pol_identity_keys_wipe(&c->idkeys);
     pol_conf_free(c->conf);
     pol_routes_free(c->routes);
@@ -427,6 +441,8 @@ struct pol_worker {
     int handles;
     int freeing;
     uint64_t rng; /* xorshift state: fault injection draws */
+    /* Upstreams see this node's certificate: identities go to them without a mesh secret. */
+    int upstream_mtls;
 };
 
 enum {
@@ -469,6 +485,7 @@ struct pol_call {
     call_fields_t f;    /* where the fields the steps read are (scan_fields) */
     pol_trace_t trace;
     pol_identity_t id;
+    const mesh_peer_id_t *peer_id; /* what the client's certificate proved; NULL: nothing */
     pol_call_t *free_next;
 };
 
@@ -779,6 +796,17 @@ static const char *peer_of(pol_call_t *pc)
     return pc->peer;
 }
 
+/* Whether node peer may vouch for the callers it forwards (identity.forwarders). */
+static int forwards(const pol_chain_t *c, const mesh_peer_id_t *peer)
+{
+    if (!c->forwarders)
+        return 1;
+    pol_acl_call_t ac = {
+        .identity = {peer->node_uri.p, peer->node_uri.len}, .identity_mtls = 1, .cert = peer};
+    pol_acl_result_t res;
+    return pol_acl_check(c->forwarders, &ac, &res) == POL_ACL_ALLOWED;
+}
+
 /* Removes what a client may not say about itself, and trusts a valid mesh identity token. */
 static void step_identity(pol_call_t *pc)
 {
@@ -800,14 +828,18 @@ static void step_identity(pol_call_t *pc)
         }
     size_t tl;
     const char *tok = field_at(pc, pc->f.token, &tl);
-    if (tok && pc->gen->chain->has_idkeys) {
-        size_t pl;
-        const char *path = hdr(pc, ":path", &pl);
-        if (pol_identity_verify(&pc->gen->chain->idkeys, tok, tl, path, pl, unix_s(), &pc->id) ==
-            POL_IDENTITY_OK) {
-            pc->has_id = 1;
-            pc->from_mesh = 1;
-        }
+    pc->peer_id = mesh_proxy_call_peer_identity(pc->call);
+    if (tok || pc->peer_id) { /* (policy/call_identity.h: the token, the certificate, or none) */
+        pol_cid_in_t in = {.peer = pc->peer_id,
+                           .keys = pc->gen->chain->has_idkeys ? &pc->gen->chain->idkeys : NULL,
+                           .token = tok,
+                           .token_len = tl,
+                           .now = unix_s()};
+        in.path = hdr(pc, ":path", &in.path_len);
+        in.peer_forwards = tok && pc->peer_id && forwards(pc->gen->chain, pc->peer_id);
+        pol_cid_t src = pol_call_identity(&in, &pc->id, NULL);
+        pc->has_id = src != POL_CID_NONE;
+        pc->from_mesh = src == POL_CID_TOKEN_MTLS || src == POL_CID_TOKEN_HMAC;
     }
     if (tok)
         mesh_proxy_call_remove_header(pc->call, POL_IDENTITY_TOKEN_HEADER);
@@ -1063,15 +1095,26 @@ static int step_acl(pol_call_t *pc, mesh_proxy_verdict_t *out)
     pol_acl_call_t ac = {.xff = xff, .n_xff = n, .path = {path, pl}};
     if (pol_ip_from_sockaddr(mesh_proxy_call_peer(pc->call), &ac.peer) != 0)
         memset(&ac.peer, 0, sizeof(ac.peer));
-    if (pc->has_id)
+    if (pc->has_id) {
         ac.identity = (pol_str_t){pc->id.sub, strlen(pc->id.sub)};
+        ac.identity_mtls = !strcmp(pc->id.source, POL_IDENTITY_SOURCE_MTLS);
+        if (ac.identity_mtls && pc->peer_id && !strcmp(pc->id.sub, pc->peer_id->node_uri.p))
+            ac.cert = pc->peer_id; /* the caller is the peer: its service IDs count too */
+    }
     pol_acl_result_t res;
     if (pol_acl_check(acl, &ac, &res) == POL_ACL_ALLOWED)
         return MESH_PROXY_ACCEPT;
-    char msg[200];
+    /* The client learns who was refused by which rule; the audit record, which names the
+     * identity in a field of its own, gets the shorter text. */
+    char msg[200], rec[96];
     pol_acl_format_reason(&ac, &res, msg, sizeof(msg));
-    const char *why = !strncmp(msg, "meshd: acl: ", 12) ? msg + 12 : msg;
-    return refuse(pc, MESH_EV_POLICY_ACL, MESH_GRPC_PERMISSION_DENIED, out, "%s", why);
+    pol_acl_format_short(&ac, &res, rec, sizeof(rec));
+    int rc = refuse(pc, MESH_EV_POLICY_ACL, MESH_GRPC_PERMISSION_DENIED, out,
+                    "%s (rules[%zu], line %d)", rec, pc->rule_idx, pc->rule->line);
+    if (snprintf(out->message, sizeof(out->message), "%s (rules[%zu], line %d)", msg, pc->rule_idx,
+                 pc->rule->line) >= (int)sizeof(out->message))
+        memcpy(out->message + sizeof(out->message) - 4, "...", 4); /* (cut, and says so) */
+    return rc;
 }
 
 static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)
@@ -1130,12 +1173,18 @@ static void step_forward(pol_call_t *pc)
         mesh_proxy_call_set_header(pc->call, name, pc->id.claims[i].value,
                                    strlen(pc->id.claims[i].value));
     }
-    if (pc->gen->chain->has_idkeys) {
+    if (pc->gen->chain->has_idkeys || pc->w->upstream_mtls) {
         char tok[POL_IDENTITY_TOKEN_MAX], err[128];
         size_t pl;
         const char *path = hdr(pc, ":path", &pl);
-        long n = pol_identity_mint(&pc->gen->chain->idkeys, &pc->id, path, pl, unix_s(), tok,
-                                   sizeof(tok), err, sizeof(err));
+        /* Without a mesh secret the next node believes the token because our certificate
+         * proves who sends it (policy/call_identity.h): no MAC. */
+        long n =
+            pc->gen->chain->has_idkeys
+                ? pol_identity_mint(&pc->gen->chain->idkeys, &pc->id, path, pl, unix_s(), tok,
+                                    sizeof(tok), err, sizeof(err))
+                : pol_identity_mint_unsigned(conf_of(pc)->mesh_token_ttl_ms / 1000, &pc->id, path,
+                                             pl, unix_s(), tok, sizeof(tok), err, sizeof(err));
         if (n > 0)
             mesh_proxy_call_set_header(pc->call, POL_IDENTITY_TOKEN_HEADER, tok, (size_t)n);
         else
@@ -1312,6 +1361,11 @@ pol_worker_t *pol_worker_new(uv_loop_t *loop, int worker_index, pol_chain_t *c)
 void pol_worker_filter(pol_worker_t *w, mesh_proxy_filter_t *out)
 {
     *out = (mesh_proxy_filter_t){.ctx = w, .on_call = on_call, .on_done = on_done};
+}
+
+void pol_worker_set_upstream_mtls(pol_worker_t *w, int on)
+{
+    w->upstream_mtls = on;
 }
 
 void pol_worker_set_chain(pol_worker_t *w, pol_chain_t *c)

@@ -18,9 +18,10 @@
  *  - trace: a valid traceparent/tracestate/x-request-id is reused, else created; the upstream
  *    gets ours (a new span id); log lines about the call and its audit events carry the id.
  *  - identity: identity headers from the client (x-meshd-identity and the claim headers) are
- *    always removed; a valid mesh identity token (x-meshd-identity-token, HMAC with the mesh
- *    secret, minted by the meshd node before this one) establishes the identity without
- *    checking credentials again.
+ *    always removed; a mesh identity token (x-meshd-identity-token, minted by the meshd node
+ *    before this one) believed over mTLS from a meshd node or by its HMAC with the mesh secret
+ *    establishes the identity without checking credentials again; without one, a client
+ *    certificate naming a meshd node makes its SPIFFE ID the identity (policy/call_identity.h).
  *  - authn per rule: a JWT from `authorization: Bearer ...` and/or an external check; an
  *    exempt method (health, reflection) skips authn, signature and rate limits.
  *  - the upstream receives x-meshd-identity (subject), x-meshd-claim-<name> per configured
@@ -85,6 +86,11 @@ pol_worker_t *pol_worker_new(uv_loop_t *loop, int worker_index, pol_chain_t *c);
 
 /** The filter to give the worker's engine (first in its list). */
 void pol_worker_filter(pol_worker_t *w, mesh_proxy_filter_t *out);
+
+/** on: the worker's upstreams are reached over mTLS with this node's certificate, so the
+ *  identity token goes to them even without a mesh secret (unsigned: the next node believes it
+ *  because of our certificate; policy/call_identity.h). Set once, after pol_worker_new. */
+void pol_worker_set_upstream_mtls(pol_worker_t *w, int on);
 
 /** Switches to snapshot c for calls that start from now on (a reference is taken). Worker
  *  thread. */

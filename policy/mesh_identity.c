@@ -27,6 +27,8 @@ const char *pol_identity_reason(pol_identity_result_t r)
         return "minted for another method";
     case POL_IDENTITY_INTERNAL:
         return "crypto unavailable";
+    case POL_IDENTITY_UNTRUSTED:
+        return "no mesh secret and not over mTLS from a meshd node";
     }
     return "unknown";
 }
@@ -173,9 +175,9 @@ static int mac_of(const pol_hmac_key_t *key, const char *p64, size_t n, uint8_t 
     return pol_hmac_sha256_with(key, iov, 2, mac);
 }
 
-long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, const char *path,
-                       size_t path_len, int64_t now, char *out, size_t cap, char *err,
-                       size_t errlen)
+/* Mints with hk (NULL: unsigned, an empty MAC part) and a lifetime of ttl seconds. */
+static long mint(const pol_hmac_key_t *hk, int64_t ttl, const pol_identity_t *id, const char *path,
+                 size_t path_len, int64_t now, char *out, size_t cap, char *err, size_t errlen)
 {
     size_t sub_n = strnlen(id->sub, sizeof(id->sub));
     size_t src_n = strnlen(id->source, sizeof(id->source));
@@ -214,7 +216,7 @@ long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, c
     char payload[POL_IDENTITY_PAYLOAD_MAX];
     buf_t b = {payload, 0, sizeof(payload), 0};
     char num[32];
-    snprintf(num, sizeof(num), "exp=%lld\n", (long long)(now + k->ttl));
+    snprintf(num, sizeof(num), "exp=%lld\n", (long long)(now + ttl));
     put_str(&b, num);
     put_str(&b, "sub=");
     put(&b, id->sub, sub_n);
@@ -248,13 +250,32 @@ long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, c
     memcpy(out, "v1.", 3);
     size_t n = 3 + b64url(payload, b.len, out + 3);
     uint8_t mac[POL_SHA256_LEN];
-    if (mac_of(&k->current_hk, out + 3, n - 3, mac) != 0) {
+    if (hk && mac_of(hk, out + 3, n - 3, mac) != 0) {
         snprintf(err, errlen, "identity token: libcrypto unavailable");
         return -1;
     }
     out[n++] = '.';
-    n += b64url(mac, sizeof(mac), out + n);
+    if (hk)
+        n += b64url(mac, sizeof(mac), out + n);
+    else
+        out[n] = '\0';
     return (long)n;
+}
+
+long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, const char *path,
+                       size_t path_len, int64_t now, char *out, size_t cap, char *err,
+                       size_t errlen)
+{
+    return mint(&k->current_hk, k->ttl, id, path, path_len, now, out, cap, err, errlen);
+}
+
+long pol_identity_mint_unsigned(int64_t ttl, const pol_identity_t *id, const char *path,
+                                size_t path_len, int64_t now, char *out, size_t cap, char *err,
+                                size_t errlen)
+{
+    if (ttl <= 0)
+        ttl = POL_IDENTITY_TTL_DEFAULT;
+    return mint(NULL, ttl, id, path, path_len, now, out, cap, err, errlen);
 }
 
 /* Parses "[0-9]+" (or "-[0-9]+") fully into v; 0 or -1. */
@@ -332,9 +353,10 @@ static int parse_payload(const char *p, size_t len, pol_identity_t *out, const c
     return have_exp && out->sub[0] ? 0 : -1;
 }
 
-pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const char *token,
-                                          size_t len, const char *path, size_t path_len,
-                                          int64_t now, pol_identity_t *out)
+/* Verifies (k set) or only reads (k NULL: the channel vouches for the token) a token. */
+static pol_identity_result_t check(const pol_identity_keys_t *k, const char *token, size_t len,
+                                   const char *path, size_t path_len, int64_t now,
+                                   pol_identity_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (!token)
@@ -347,12 +369,18 @@ pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const ch
     const char *p64 = token + 3, *m64 = dot + 1;
     size_t pn = (size_t)(dot - p64), mn = len - (size_t)(m64 - token);
     uint8_t mac[POL_SHA256_LEN], want[POL_SHA256_LEN];
-    if (pn < 1 || !b64url_only(p64, pn) || !b64url_only(m64, mn) ||
-        mesh_b64_decode(m64, mn, mac, sizeof(mac), 1) != (long)POL_SHA256_LEN)
+    if (pn < 1 || !b64url_only(p64, pn) || !b64url_only(m64, mn))
         return POL_IDENTITY_MALFORMED;
+    int prev = 0;
+    if (!k) {
+        if (mn && mesh_b64_decode(m64, mn, mac, sizeof(mac), 1) != (long)POL_SHA256_LEN)
+            return POL_IDENTITY_MALFORMED;
+        goto payload;
+    }
+    if (mesh_b64_decode(m64, mn, mac, sizeof(mac), 1) != (long)POL_SHA256_LEN)
+        return mn ? POL_IDENTITY_MALFORMED : POL_IDENTITY_BAD_SIGNATURE;
     if (mac_of(&k->current_hk, p64, pn, want) != 0)
         return POL_IDENTITY_INTERNAL;
-    int prev = 0;
     if (!pol_ct_equal(mac, want, sizeof(mac))) {
         if (!k->previous_len)
             return POL_IDENTITY_BAD_SIGNATURE;
@@ -362,6 +390,7 @@ pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const ch
             return POL_IDENTITY_BAD_SIGNATURE;
         prev = 1;
     }
+payload:;
     char payload[POL_IDENTITY_PAYLOAD_MAX];
     long n = mesh_b64_decode(p64, pn, payload, sizeof(payload), 1);
     const char *bpath;
@@ -380,4 +409,17 @@ pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const ch
     }
     out->previous_key = prev;
     return POL_IDENTITY_OK;
+}
+
+pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const char *token,
+                                          size_t len, const char *path, size_t path_len,
+                                          int64_t now, pol_identity_t *out)
+{
+    return check(k, token, len, path, path_len, now, out);
+}
+
+pol_identity_result_t pol_identity_read(const char *token, size_t len, const char *path,
+                                        size_t path_len, int64_t now, pol_identity_t *out)
+{
+    return check(NULL, token, len, path, path_len, now, out);
 }

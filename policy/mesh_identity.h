@@ -32,6 +32,8 @@
 
 #include "policy/sig_digest.h"
 
+/** The source of an identity a peer certificate proved (a SPIFFE ID: policy/call_identity.h). */
+#define POL_IDENTITY_SOURCE_MTLS "mtls"
 /** The header between meshd nodes. */
 #define POL_IDENTITY_TOKEN_HEADER "x-meshd-identity-token"
 /** Default token lifetime in seconds, and the largest allowed. */
@@ -86,6 +88,7 @@ typedef enum {
     POL_IDENTITY_EXPIRED,       /* "expired" */
     POL_IDENTITY_WRONG_PATH,    /* "minted for another method" */
     POL_IDENTITY_INTERNAL,      /* "crypto unavailable" */
+    POL_IDENTITY_UNTRUSTED,     /* "no mesh secret and not over mTLS from a meshd node" */
 } pol_identity_result_t;
 
 /** The reason text of a result (static). */
@@ -119,5 +122,24 @@ long pol_identity_mint(const pol_identity_keys_t *k, const pol_identity_t *id, c
 pol_identity_result_t pol_identity_verify(const pol_identity_keys_t *k, const char *token,
                                           size_t len, const char *path, size_t path_len,
                                           int64_t now, pol_identity_t *out);
+
+/**
+ * Mints a token without a MAC ("v1.<payload>.", the MAC part empty) valid until now + ttl
+ * seconds (0: the default): for a hop whose channel authenticates the sender (mTLS from a meshd
+ * node; policy/call_identity.h), when no mesh secret is configured. Otherwise as
+ * pol_identity_mint.
+ */
+long pol_identity_mint_unsigned(int64_t ttl, const pol_identity_t *id, const char *path,
+                                size_t path_len, int64_t now, char *out, size_t cap, char *err,
+                                size_t errlen);
+
+/**
+ * Reads a token whose sender the channel vouches for (mTLS from a meshd node): the format,
+ * expiry and path are checked as by pol_identity_verify, the MAC part (empty, or any MAC) is
+ * not. Never use it for a token that came over a channel that does not authenticate its
+ * sender.
+ */
+pol_identity_result_t pol_identity_read(const char *token, size_t len, const char *path,
+                                        size_t path_len, int64_t now, pol_identity_t *out);
 
 #endif

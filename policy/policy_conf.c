@@ -12,6 +12,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "policy/acl.h"
+
 /* The methods every node answers for itself: exempt from authn, signature and rate limits. */
 static const char *const default_exempt[] = {
     "grpc.health.v1.Health/*",
@@ -139,6 +141,7 @@ static const fld_t identity_f[] = {
     {"header", F_STR, C(identity_header)},
     {"claims", F_LIST, C(identity_claims)},
     {"mesh-secret-file", F_STR, C(mesh_secret_file)},
+    {"forwarders", F_LIST, C(identity_forwarders)},
     {"ttl", F_DUR, C(mesh_token_ttl_ms)},
 };
 static const fld_t jwt_f[] = {
@@ -269,6 +272,54 @@ static int pattern_ok(const char *p)
     return 1;
 }
 
+/* Identity patterns of SPIFFE form ("spiffe://TD/node/N", ".../node/\*", ".../svc/pkg.Svc",
+ * ".../svc/\*"), checked here so that an error names the entry's own line. */
+static int check_spiffe_ids(ld_t *l, yaml_node_t *v, const char *key, const pol_strlist_t *ids)
+{
+    for (size_t i = 0; i < ids->n; i++) {
+        char why[256];
+        if (strncmp(ids->v[i], "spiffe://", 9) != 0 ||
+            pol_acl_spiffe_pattern_check(ids->v[i], why, sizeof(why)) == 0)
+            continue;
+        yaml_node_t *at = v;
+        if (v->type == YAML_SEQUENCE_NODE)
+            at = yaml_document_get_node(&l->doc, v->data.sequence.items.start[i]);
+        return fail(l, at, key, "'%.80s': %s", ids->v[i], why);
+    }
+    return 0;
+}
+
+/* identity.forwarders: node patterns only ("spiffe://TD/node/NAME", a prefix and '*', or '*'). */
+static int check_forwarders(ld_t *l, yaml_node_t *m, const pol_conf_t *c)
+{
+    yaml_node_t *v = NULL;
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(&l->doc, p->key));
+        if (k && !strcmp(k, "forwarders"))
+            v = yaml_document_get_node(&l->doc, p->value);
+    }
+    if (!v)
+        return 0;
+    const pol_strlist_t *f = &c->identity_forwarders;
+    if (check_spiffe_ids(l, v, "identity.forwarders", f) != 0)
+        return -1;
+    for (size_t i = 0; i < f->n; i++) {
+        const char *e = f->v[i];
+        const char *slash = strncmp(e, "spiffe://", 9) ? NULL : strchr(e + 9, '/');
+        if (!slash || strncmp(slash, "/node/", 6) != 0)
+            return fail(
+                l,
+                v->type == YAML_SEQUENCE_NODE
+                    ? yaml_document_get_node(&l->doc, v->data.sequence.items.start[i])
+                    : v,
+                "identity.forwarders",
+                "'%.80s': expected a node's SPIFFE ID (spiffe://<trust domain>/node/<node>, "
+                "or its name ending in '*')",
+                e);
+    }
+    return 0;
+}
+
 static int read_acl(ld_t *l, yaml_node_t *m, const char *key, pol_strlist_t *peers,
                     pol_strlist_t *ids)
 {
@@ -283,7 +334,7 @@ static int read_acl(ld_t *l, yaml_node_t *m, const char *key, pol_strlist_t *pee
             if (read_list(l, v, full, peers) != 0)
                 return -1;
         } else if (scalar(k) && !strcmp(scalar(k), "identities")) {
-            if (read_list(l, v, full, ids) != 0)
+            if (read_list(l, v, full, ids) != 0 || check_spiffe_ids(l, v, full, ids) != 0)
                 return -1;
         } else {
             return fail(l, k, full, "unknown key (peers or identities)");
@@ -420,6 +471,7 @@ void pol_conf_free(pol_conf_t *c)
     free(c->access_log);
     free(c->identity_header);
     list_free(&c->identity_claims);
+    list_free(&c->identity_forwarders);
     free(c->mesh_secret_file);
     free(c->jwks_file);
     free(c->jwks_url);
@@ -489,7 +541,7 @@ static int read_policy(ld_t *l, yaml_node_t *m, pol_conf_t *c)
         if (!strcmp(key, "trace"))
             rc = FIELDS(trace_f);
         else if (!strcmp(key, "identity"))
-            rc = FIELDS(identity_f);
+            rc = FIELDS(identity_f) || check_forwarders(l, v, c);
         else if (!strcmp(key, "jwt"))
             rc = FIELDS(jwt_f);
         else if (!strcmp(key, "ext-authz"))

@@ -10,7 +10,8 @@
  *
  *   policy:
  *     trace: {enabled: true, access-log: /var/log/meshd/access.jsonl, sample: 0.1}
- *     identity: {header: x-meshd-identity, claims: [email], mesh-secret-file: F, ttl: 30s}
+ *     identity: {header: x-meshd-identity, claims: [email], mesh-secret-file: F, ttl: 30s,
+ *                forwarders: ['spiffe://TD/node/proxy-*']}
  *     jwt: {jwks-file: F, jwks-url: U, refresh: 5m, issuers: [..], audiences: [..],
  *           algorithms: [RS256, ES256], clock-skew: 60s, header: authorization}
  *     ext-authz: {url: http://.., grpc: host:port, timeout: 200ms, fail-open: false,
@@ -69,6 +70,7 @@ typedef struct pol_conf {
     char *identity_header;
     pol_strlist_t identity_claims;
     char *mesh_secret_file;
+    pol_strlist_t identity_forwarders; /* nodes whose tokens are believed over mTLS; empty: all */
     int64_t mesh_token_ttl_ms;
     /* jwt */
     char *jwks_file, *jwks_url;

@@ -601,6 +601,8 @@ static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
             return;
         mesh_debug("h2", "%s: %s%s", c->name, mesh_tls_version(t),
                    mesh_tls_resumed(t) ? ", resumed" : "");
+        if (c->ops->on_tls_ready)
+            c->ops->on_tls_ready(c);
     }
     /* The ciphertext is in the TLS input now: the read buffer takes the plaintext. */
     for (;;) {

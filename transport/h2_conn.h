@@ -93,6 +93,9 @@ typedef struct mesh_h2_conn_ops {
     /** The peer became suspect (suspect 1: a liveness PING is out, nothing arrived since) or
      *  not any more (0: it answered, or the connection is closing); may be NULL. */
     void (*on_suspect)(mesh_h2_conn_t *c, int suspect);
+    /** The TLS handshake completed (once per connection, before any plaintext reaches
+     *  nghttp2): the place to read the peer's certificate; may be NULL. */
+    void (*on_tls_ready)(mesh_h2_conn_t *c);
 } mesh_h2_conn_ops_t;
 
 /** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */

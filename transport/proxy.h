@@ -98,6 +98,14 @@ int mesh_proxy_call_remove_header(mesh_proxy_call_t *c, const char *name);
 /** The client's address (the TCP peer). */
 const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *c);
 
+struct mesh_peer_id;
+
+/** What the client's certificate proved (common/peer_id.h): read once per TLS connection when
+ *  the handshake completed with a client certificate that verified and names a meshd node;
+ *  NULL otherwise (h2c, no certificate, none of ours, a front end that is not HTTP/2). Valid
+ *  like the peer address, while the client holds the call. */
+const struct mesh_peer_id *mesh_proxy_call_peer_identity(const mesh_proxy_call_t *c);
+
 /** Tags the call's log lines with a trace id (copied, at most 64 bytes). */
 void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *c, const char *id, size_t len);
 

@@ -104,6 +104,7 @@ struct pxy_ds_conn {
     int draining;
     pxy_stream_t *hdr_ps;         /* call of the header block being received (saves lookups) */
     struct sockaddr_storage peer; /* the client's address */
+    struct mesh_peer_id *peer_id; /* what its verified certificate proves (TLS); NULL: nothing */
     char name[64];
 };
 

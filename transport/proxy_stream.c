@@ -1233,6 +1233,11 @@ const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *ps)
     return ps->peer;
 }
 
+const struct mesh_peer_id *mesh_proxy_call_peer_identity(const mesh_proxy_call_t *ps)
+{
+    return ps->ds ? ps->ds->peer_id : NULL;
+}
+
 void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *ps, const char *id, size_t len)
 {
     if (len >= sizeof(ps->trace_id))

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "transport/proxy_internal.h"
 #include "transport/tls_holder.h"
+#include "transport/tls_peer.h"
 
 #define ACTOR         "proxy"
 #define READ_BUF_SIZE (64 * 1024)
@@ -88,6 +89,7 @@ static void ds_on_closed(mesh_h2_conn_t *c)
     mesh_proxy_worker_t *w = d->w;
     pxy_list_remove(&d->link);
     w->n_ds_conns--;
+    mesh_peer_id_free(d->peer_id);
     free(d);
     pxy_worker_handle_closed(w);
 }
@@ -99,10 +101,23 @@ static void ds_on_idle(mesh_h2_conn_t *c)
         mesh_h2_conn_close(c);
 }
 
+/* The handshake is done: read once what the client's certificate proves, for every call. */
+static void ds_on_tls_ready(mesh_h2_conn_t *c)
+{
+    pxy_ds_conn_t *d = (pxy_ds_conn_t *)c;
+    char why[256];
+    d->peer_id = mesh_tls_peer_id(c->tls, why, sizeof(why));
+    if (d->peer_id)
+        mesh_debug(ACTOR, "%s: peer %s", d->name, d->peer_id->node_uri.p);
+    else if (why[0])
+        mesh_debug(ACTOR, "%s: no peer identity: %s", d->name, why);
+}
+
 static const mesh_h2_conn_ops_t ds_ops = {
     .on_teardown = ds_on_teardown,
     .on_closed = ds_on_closed,
     .on_idle = ds_on_idle,
+    .on_tls_ready = ds_on_tls_ready,
 };
 
 /* Creates a client connection; with server set it is accepted from it, else fd is adopted;

@@ -3,7 +3,10 @@
 #   ca.pem/ca.key          a test CA
 #   server.pem/server.key  signed by it, SAN DNS:localhost, IP:127.0.0.1, IP:::1
 #   server2.pem/.key       another server certificate like server.pem (for rotation)
-#   client.pem/client.key  signed by it (a client certificate for mTLS)
+#   client.pem/client.key  signed by it (a client certificate for mTLS; its URI SAN is not a
+#                          meshd identity)
+#   node.pem/node.key      signed by it, a meshd node's form: URI:spiffe://mesh.test/node/n1 and
+#                          URI:spiffe://mesh.test/svc/pkg.Orders (a peer identity for mTLS)
 #   expired.pem/.key       signed by it, valid 2020-01-01 .. 2020-01-02
 #   future.pem/.key        signed by it, valid from 2099-01-01
 #   other-ca.pem/.key      another CA; wrongca.pem/.key signed by it (SAN as server's)
@@ -26,6 +29,9 @@ subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
 extendedKeyUsage = serverAuth, clientAuth
 [cli]
 subjectAltName = URI:spiffe://test/client
+extendedKeyUsage = clientAuth
+[node]
+subjectAltName = URI:spiffe://mesh.test/node/n1, URI:spiffe://mesh.test/svc/pkg.Orders
 extendedKeyUsage = clientAuth
 X
 leaf() { # name signer-ca ext
@@ -63,6 +69,7 @@ ca other-ca "another CA"
 leaf server ca srv
 leaf server2 ca srv
 leaf client ca cli
+leaf node ca node
 leaf wrongca other-ca srv
 dated expired 20200101000000Z 20200102000000Z
 dated future 20990101000000Z 20991231000000Z

@@ -57,6 +57,7 @@ from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # n
 from test_proxy_etcd import Etcd  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from cases import Case, meshd_env, run  # noqa: E402
+from mesh_certs import issue  # noqa: E402
 
 ECHO = "meshd.test.Echo"
 OTHER = "meshd.test.Other"
@@ -341,37 +342,6 @@ def case_corroborate(c):
     check(len(r) >= 2 and s3.addr in r,
           "the panic floor keeps at least half of the four instances routable")
     check("panic floor" in proxy.output(), "the proxy logs the panic floor")
-
-
-def openssl(*argv):
-    r = subprocess.run(["openssl"] + list(argv), capture_output=True, text=True)
-    check(r.returncode == 0, "openssl %s: %s" % (argv[0], r.stderr))
-
-
-def issue(c, ca_dir, name, services, td="example.org"):
-    """An identity folder (key.pem, cert.pem, ca.pem) for node name, signed by the CA in ca_dir
-    with the openssl CLI, with the SANs `meshd ca` writes."""
-    d = os.path.join(c.dir, "id-" + name)
-    os.makedirs(d, exist_ok=True)
-    key, csr, cert = (os.path.join(d, f) for f in ("key.pem", "req.pem", "cert.pem"))
-    if not os.path.exists(key):  # a renewal keeps the key, as meshd's identity client does
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
-    openssl("req", "-new", "-key", key, "-subj", "/CN=%s/O=%s" % (name, td), "-out", csr)
-    ext = os.path.join(d, "ext.cnf")
-    sans = ["URI:spiffe://%s/node/%s" % (td, name)]
-    sans += ["URI:spiffe://%s/svc/%s" % (td, s) for s in services]
-    with open(ext, "w") as f:
-        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-                "subjectAltName=%s\n" % ",".join(sans))
-    openssl("x509", "-req", "-in", csr, "-CA", os.path.join(ca_dir, "ca-cert.pem"),
-            "-CAkey", os.path.join(ca_dir, "ca-key.pem"), "-set_serial",
-            str(int.from_bytes(os.urandom(8), "big")), "-days", "1", "-extfile", ext,
-            "-out", cert + ".new")
-    os.rename(cert + ".new", cert)  # atomically, as the identity client writes it
-    with open(os.path.join(ca_dir, "ca-cert.pem")) as src, \
-            open(os.path.join(d, "ca.pem"), "w") as dst:
-        dst.write(src.read())
-    return d
 
 
 def metric(p, name, label):

@@ -18,6 +18,13 @@ Cases:
   acl        deny and allow lists by peer and identity, X-Forwarded-For from a trusted proxy
              only
   ratelimit  burst then RESOURCE_EXHAUSTED with retry-after-ms, per peer, refusals audited
+  mtls       identities from certificates (`meshd ca init` root, leaves by the openssl CLI):
+             proxy -(mTLS)-> sidecar with a JWT at the proxy and no mesh secret anywhere: the
+             app sees the JWT subject; grpcio clients with node certificates straight to the
+             sidecar: the app sees the SPIFFE ID, identity rules (node ID, node/*, svc ID)
+             allow and deny them (PERMISSION_DENIED naming identity and pattern, audited); a
+             forged or unsigned identity token over plaintext, from a certificate that names
+             no node, or from a node not among identity.forwarders is stripped
   reload     SIGHUP under load: a good policy takes effect, a bad one is refused with
              file:line and a config_rejected record, the old one stays, no call fails
 """
@@ -36,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 from cases import Case, meshd_env, run  # noqa: E402
+from mesh_certs import ca_init, issue  # noqa: E402
 from test_proxy import Fail, check, free_port, wait_until  # noqa: E402
 from echo_client import EchoClient  # noqa: E402
 import grpc  # noqa: E402
@@ -119,14 +127,14 @@ def observed(r):
     return out
 
 
-def call(target, md=(), timeout=10, payload=b"x"):
-    with EchoClient(target) as c:
+def call(target, md=(), timeout=10, payload=b"x", creds=None):
+    with EchoClient(target, credentials=creds) as c:
         return c.unary(payload=payload, report=True, metadata=list(md), timeout=timeout)
 
 
-def stream(target, md=(), timeout=10):
+def stream(target, md=(), timeout=10, creds=None):
     """A server-streaming call (the second method the rules name)."""
-    with EchoClient(target) as c:
+    with EchoClient(target, credentials=creds) as c:
         return c.server_stream(payload=b"s", report=True, metadata=list(md), timeout=timeout)
 
 
@@ -674,7 +682,124 @@ def case_reload(c):
     check_schema(c.audit_records())
 
 
-CASES = {"jwt": case_jwt, "sidecar": case_sidecar, "ext_authz": case_ext_authz,
+MTLS_SIDECAR_POLICY = """
+  rules:
+    - match: {echo}/ServerStream
+      allow: {{identities: ['spiffe://mesh.test/svc/pkg.Orders', 'spiffe://mesh.test/node/ops-*',
+                           alice]}}
+    - match: {echo}/Unary
+      deny: {{identities: ['spiffe://mesh.test/node/client-2']}}
+  identity: {{forwarders: ['spiffe://mesh.test/node/fr*']}}
+"""
+
+
+def case_mtls(c):
+    ca = os.path.join(c.dir, "ca")
+    ca_init(c.args.meshd, ca, "mesh.test")
+    td = "mesh.test"
+    front = issue(c, ca, "front", [], td)
+    side = issue(c, ca, "sc", [ECHO], td, extra_sans=["IP:127.0.0.1"])
+    c1 = issue(c, ca, "client-1", ["pkg.Orders"], td)
+    c2 = issue(c, ca, "client-2", [], td)
+    # Verified by the same CA, but no meshd node in it: a workload of another kind.
+    other = issue(c, ca, "other", [], td, sans=["URI:spiffe://mesh.test/ns/default/sa/x"])
+    f = lambda d, n: os.path.join(d, n)  # noqa: E731
+    port, tls_port, probe = free_port(), free_port(), free_port()
+    cfg = c.write("sidecar.yaml", "policy:\n" + MTLS_SIDECAR_POLICY.format(echo=ECHO))
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", c.be.addr,
+                             "--listen", "127.0.0.1:%d" % port, "--probe-listen",
+                             "127.0.0.1:%d" % probe, "--workers", "2", "--config", cfg,
+                             "--audit-file", c.audit, "--node", "sc",
+                             "--tls-listen", "127.0.0.1:%d" % tls_port,
+                             "--tls-cert", f(side, "cert.pem"), "--tls-key", f(side, "key.pem"),
+                             "--tls-ca", f(side, "ca.pem"), "--tls-client-auth", "optional"],
+                 env=meshd_env())
+    sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % tls_port, 15)
+    h2c, tls = "127.0.0.1:%d" % port, "127.0.0.1:%d" % tls_port
+
+    # 1. proxy -> mTLS -> sidecar, the JWT checked at the proxy, no mesh secret anywhere.
+    px = c.proxy("front", JWT_POLICY.format(jwks=c.jwks, echo=ECHO), upstream=tls,
+                 extra=["--tls-upstream-ca", f(front, "ca.pem"), "--tls-upstream-cert",
+                        f(front, "cert.pem"), "--tls-upstream-key", f(front, "key.pem")])
+    r = call(px.target, [("authorization", "Bearer " + c.token(sub="carol"))])
+    md = observed(r) if r.ok else {}
+    check(r.ok and md.get("x-meshd-identity") == ["carol"] and
+          md.get("x-meshd-claim-email") == ["alice@example.com"],
+          "proxy -mTLS-> sidecar -> app, no mesh secret: the app sees the JWT subject and claim "
+          "(%s %s %s)" % (r.code, r.details, md))
+    check("x-meshd-identity-token" not in md, "...and no identity token (the sidecar's upstream "
+          "is the app, not a meshd node)")
+    r = stream(px.target, [("authorization", "Bearer " + c.token(sub="alice"))])
+    check(r.ok, "the proxy's caller, not the proxy node, meets the sidecar's identity rule "
+          "(alice allowed: %s %s)" % (r.code, r.details))
+
+    # 2. grpcio clients with certificates straight to the sidecar.
+    def creds(d):
+        return grpc.ssl_channel_credentials(open(f(d, "ca.pem"), "rb").read(),
+                                            open(f(d, "key.pem"), "rb").read(),
+                                            open(f(d, "cert.pem"), "rb").read())
+    r = call(tls, creds=creds(c1))
+    check(r.ok and observed(r).get("x-meshd-identity") == ["spiffe://mesh.test/node/client-1"],
+          "a client with a node certificate: the app sees its SPIFFE ID (%s %s)"
+          % (r.code, r.details))
+    r = stream(tls, creds=creds(c1))
+    check(r.ok, "allowed by spiffe://mesh.test/svc/pkg.Orders, a service its certificate names "
+          "(%s %s)" % (r.code, r.details))
+    P = grpc.StatusCode.PERMISSION_DENIED
+    r = stream(tls, creds=creds(c2))
+    check(refused(r, P, "meshd: acl: identity spiffe://mesh.test/node/client-2 not allowed"),
+          "client-2 (no such service) is not allowed: %s %s" % (r.code, r.details))
+    r = call(tls, creds=creds(c2))
+    check(refused(r, P, "meshd: acl: identity spiffe://mesh.test/node/client-2 denied by "
+                  "'spiffe://mesh.test/node/client-2' (rules[1], line 7)"),
+          "client-2 denied by its node ID, the message names identity, pattern and rule: %s"
+          % r.details)
+    r = stream(tls, creds=creds(other))
+    check(refused(r, P, "meshd: acl: no identity"),
+          "a certificate that names no meshd node proves no identity (%s)" % r.details)
+    r = stream(h2c, [("x-meshd-identity", "alice")])
+    check(refused(r, P, "meshd: acl: no identity"), "h2c: a spoofed identity header is "
+          "removed (%s)" % r.details)
+
+    # 3. Forged identity tokens: stripped unless a meshd node sends them over mTLS.
+    path = "/%s/ServerStream" % ECHO
+    lines = "exp=%d\nsub=alice\nsrc=jwt\npath=%s\n" % (int(time.time()) + 30, path)
+    unsigned = "v1.%s." % base64.urlsafe_b64encode(lines.encode()).rstrip(b"=").decode()
+    for what, target, cr, tok in [
+            ("unsigned, over h2c", h2c, None, unsigned),
+            ("HMAC with a secret nobody configured, over h2c", h2c, None,
+             mint(os.urandom(32), "alice", path=path)),
+            ("unsigned, over TLS with a certificate that names no node", tls, creds(other),
+             unsigned)]:
+        r = stream(target, [("x-meshd-identity-token", tok)], creds=cr)
+        check(refused(r, P, "meshd: acl: no identity"),
+              "a forged token %s is stripped (%s %s)" % (what, r.code, r.details))
+    u = "/%s/Unary" % ECHO
+    forged = "v1.%s." % base64.urlsafe_b64encode(lines.replace(path, u).encode()).rstrip(
+        b"=").decode()
+    r = call(tls, [("x-meshd-identity-token", forged)], creds=creds(c1))
+    check(r.ok and observed(r).get("x-meshd-identity") == ["spiffe://mesh.test/node/client-1"],
+          "a node that is not among identity.forwarders cannot vouch for others: its unsigned "
+          "token naming alice is stripped, the call is its own (%s)"
+          % (observed(r) if r.ok else r.details))
+    r = call(h2c, [("x-meshd-identity-token", forged)])
+    check(r.ok and "x-meshd-identity" not in observed(r) and
+          "x-meshd-identity-token" not in observed(r),
+          "...and never reaches the app (%s)" % (observed(r) if r.ok else r.details))
+
+    def denials():
+        return [x for x in c.audit_records() if x["type"] == "acl_denied"
+                and x.get("role") == "sidecar"]
+    wait_until(lambda: any("client-2" in json.dumps(x) for x in denials()), 10,
+               "the identity denials audited")
+    rec = [x for x in denials() if "denied by" in x["reason"]][0]
+    check(rec["reason"] == "denied by 'spiffe://mesh.test/node/client-2' (rules[1], line 7)" and
+          rec["peer"]["identity"] == "spiffe://mesh.test/node/client-2",
+          "acl_denied names the SPIFFE identity (its own field), the pattern and the rule")
+    check_schema(c.audit_records())
+
+
+CASES = {"jwt": case_jwt, "mtls": case_mtls, "sidecar": case_sidecar, "ext_authz": case_ext_authz,
          "jwks_url": case_jwks_url, "trace": case_trace, "mesh": case_mesh, "signature": case_signature,
          "acl": case_acl, "ratelimit": case_ratelimit, "rate_workers": case_rate_workers,
          "reload": case_reload}

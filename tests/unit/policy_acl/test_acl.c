@@ -114,9 +114,10 @@ static void test_identities(void)
     /* Deny wins over the allowed prefix. */
     CHECK(check(a, "1.2.3.4", NULL, "svc-legacy-billing", "/x.Y/Z", msg, sizeof(msg)) ==
           POL_ACL_IDENTITY_DENIED);
-    CHECK_STR(msg, "meshd: acl: identity svc-legacy-billing denied");
+    CHECK_STR(msg, "meshd: acl: identity svc-legacy-billing denied by 'svc-legacy*'");
     CHECK(check(a, "1.2.3.4", NULL, "mallory", "/x.Y/Z", msg, sizeof(msg)) ==
           POL_ACL_IDENTITY_DENIED);
+    CHECK_STR(msg, "meshd: acl: identity mallory denied by 'mallory'");
     CHECK(check(a, "1.2.3.4", NULL, "eve", "/x.Y/Z", msg, sizeof(msg)) ==
           POL_ACL_IDENTITY_NOT_ALLOWED);
     CHECK_STR(msg, "meshd: acl: identity eve not allowed");

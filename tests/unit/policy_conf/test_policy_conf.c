@@ -140,6 +140,57 @@ static void test_errors(void)
         "policy.jwt.audiences: expected a value or a list");
     bad("policy:\n  rules:\n   - match: '*'\n  - x\n", "p.yaml:");
     bad("policy:\n  exempt: [nope]\n", "policy.exempt: 'nope': expected");
+    /* Identity rules of SPIFFE form: each bad entry names its own line. */
+    bad("policy:\n  rules:\n    - match: '*'\n      allow:\n        identities:\n"
+        "          - alice\n          - spiffe://Mesh.Test/node/a\n",
+        "p.yaml:7: policy.rules[0].allow.identities: 'spiffe://Mesh.Test/node/a': trust domain "
+        "'Mesh.Test' is not 1..255 of a-z 0-9 . _ -");
+    bad("policy:\n  rules:\n    - match: '*'\n      deny: {identities: 'spiffe://m/ns/x/sa/y'}\n",
+        "p.yaml:4: policy.rules[0].deny.identities: 'spiffe://m/ns/x/sa/y': a SPIFFE pattern is "
+        "spiffe://<trust domain>/node/<node>");
+    bad("policy:\n  rules:\n    - match: '*'\n      allow: {identities: [a, "
+        "'spiffe://m/node/w*b']}\n",
+        "p.yaml:4: policy.rules[0].allow.identities: 'spiffe://m/node/w*b': 'w*b' is not a "
+        "node or service name");
+}
+
+/* identity.forwarders: node patterns only, errors on the entry's line. */
+static void test_forwarders(void)
+{
+    char err[512] = "";
+    pol_conf_t *c =
+        parse("policy:\n  identity:\n    forwarders: ['spiffe://mesh.test/node/proxy-*',"
+              " 'spiffe://mesh.test/node/gw']\n",
+              err);
+    CHECK(c && c->identity_forwarders.n == 2);
+    pol_conf_free(c);
+    bad("policy:\n  identity:\n    forwarders:\n      - spiffe://mesh.test/node/gw\n"
+        "      - spiffe://mesh.test/svc/pkg.Svc\n",
+        "p.yaml:5: policy.identity.forwarders: 'spiffe://mesh.test/svc/pkg.Svc': expected a "
+        "node's SPIFFE ID");
+    bad("policy:\n  identity: {forwarders: proxy}\n",
+        "p.yaml:2: policy.identity.forwarders: 'proxy': expected a node's SPIFFE ID");
+    bad("policy:\n  identity: {forwarders: ['spiffe://MESH/node/a']}\n",
+        "p.yaml:2: policy.identity.forwarders: 'spiffe://MESH/node/a': trust domain 'MESH'");
+}
+
+/* SPIFFE identity rules load, beside plain ones. */
+static void test_spiffe_rules(void)
+{
+    char err[512] = "";
+    pol_conf_t *c = parse("policy:\n  rules:\n    - match: pkg.Orders/*\n      allow:\n"
+                          "        identities: [alice, 'spiffe://mesh.test/node/*',\n"
+                          "                     'spiffe://mesh.test/svc/pkg.Billing']\n"
+                          "      deny: {identities: 'spiffe://mesh.test/node/evil'}\n",
+                          err);
+    if (!c)
+        fprintf(stderr, "%s\n", err);
+    CHECK(c != NULL);
+    CHECK(c->n_rules == 1);
+    CHECK(c->rules[0].allow_identities.n == 3);
+    CHECK(!strcmp(c->rules[0].allow_identities.v[1], "spiffe://mesh.test/node/*"));
+    CHECK(c->rules[0].deny_identities.n == 1);
+    pol_conf_free(c);
 }
 
 int main(void)
@@ -147,6 +198,8 @@ int main(void)
     test_full();
     test_defaults();
     test_errors();
+    test_spiffe_rules();
+    test_forwarders();
     fprintf(stderr, "ok\n");
     return 0;
 }

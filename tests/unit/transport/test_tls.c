@@ -2,7 +2,8 @@
  * tests/unit/transport/test_tls.c: the sans-I/O TLS layer (transport/tls.h) against itself, a
  * server and a client context in one process with no socket: handshakes with ALPN, data both
  * ways, session resumption by ticket, client certificates required and missing, a server name
- * that does not match, a CA that does not verify; and the start-up checks of certificate files
+ * that does not match, a CA that does not verify, the identity a client certificate proves
+ * (transport/tls_peer.h); and the start-up checks of certificate files
  * (expired, not yet valid, key that does not match, wrong CA, garbage, missing) with the file
  * and the reason in the error. Certificates come from tests/tls/mkcerts.sh (openssl CLI).
  */
@@ -15,6 +16,7 @@
 #include "tests/check.h"
 #include "transport/tls.h"
 #include "transport/tls_holder.h"
+#include "transport/tls_peer.h"
 
 static char dir[256];
 
@@ -268,6 +270,44 @@ static void test_mtls_ok(void)
     mesh_tls_ctx_unref(sc);
 }
 
+/* What a client certificate proves, read once the handshake is done (transport/tls_peer.h): a
+ * meshd node's SPIFFE IDs; a certificate of another form or none proves nothing. */
+static void test_peer_identity(void)
+{
+    mesh_tls_ctx_t *sc = server_ctx(MESH_TLS_CLIENT_AUTH_OPTIONAL, "h2");
+    const char *certs[] = {"node.pem", "client.pem", NULL};
+    for (int i = 0; i < 3; i++) {
+        mesh_tls_ctx_t *cc = client_ctx("ca.pem", certs[i], "h2");
+        mesh_tls_t s, c;
+        CHECK_EQ(mesh_tls_init(&s, sc, NULL), 0);
+        CHECK_EQ(mesh_tls_init(&c, cc, "127.0.0.1"), 0);
+        char why[256] = "x";
+        CHECK(mesh_tls_peer_id(&s, why, sizeof(why)) == NULL); /* not before the handshake */
+        int rc, rs;
+        handshake(&c, &s, &rc, &rs);
+        CHECK_EQ(rs, MESH_TLS_DONE);
+        mesh_peer_id_t *id = mesh_tls_peer_id(&s, why, sizeof(why));
+        if (i == 0) {
+            CHECK(id != NULL);
+            CHECK_STR(id->node_uri.p, "spiffe://mesh.test/node/n1");
+            CHECK_STR(id->node, "n1");
+            CHECK_EQ(id->n_svc, 1);
+            CHECK_STR(id->svc[0].p, "spiffe://mesh.test/svc/pkg.Orders");
+        } else {
+            CHECK(id == NULL);
+            if (i == 1)
+                CHECK(strstr(why, "no meshd identity") != NULL);
+            else
+                CHECK_STR(why, ""); /* no certificate: nothing to say */
+        }
+        mesh_peer_id_free(id);
+        mesh_tls_destroy(&c);
+        mesh_tls_destroy(&s);
+        mesh_tls_ctx_unref(cc);
+    }
+    mesh_tls_ctx_unref(sc);
+}
+
 /* A context from these files must fail with every one of the want strings in the error. */
 static void bad_files(const char *cert, const char *key, const char *ca, const char *want1,
                       const char *want2)
@@ -386,6 +426,7 @@ int main(int argc, char **argv)
     test_resumption();
     test_failures();
     test_mtls_ok();
+    test_peer_identity();
     test_start_errors();
     test_holder_reload();
     printf("ok\n");
