@@ -41,17 +41,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail, meshd_env  # noqa: E402
 from test_proxy_etcd import Etcd, PREFIX  # noqa: E402
 from echo_client import make_request  # noqa: E402
 import grpc  # noqa: E402
 
 ECHO = "meshd.test.Echo"
 METHODS = ["Unary", "ServerStream", "ClientStream", "Bidi", "Stats", "SetHealth"]
-
-
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
 
 
 class Case:
