@@ -15,96 +15,80 @@ const mesh_crypto_t *ca_crypto(char *err, size_t errlen)
     return mesh_crypto(err, errlen);
 }
 
-static BIO *mem_in(const mesh_crypto_t *C, const char *pem, size_t len)
-{
-    if (!pem || len > INT_MAX)
-        return NULL;
-    return C->bio_new_mem_buf(pem, (int)len);
-}
-
-X509 *ca_pem_read_x509(const char *pem, size_t len)
-{
-    const mesh_crypto_t *C = ca_crypto(NULL, 0);
-    BIO *b = C ? mem_in(C, pem, len) : NULL;
-    if (!b)
-        return NULL;
-    X509 *x = C->pem_read_x509(b, NULL, NULL, NULL);
-    C->bio_free(b);
-    return x;
-}
-
-X509_REQ *ca_pem_read_req(const char *pem, size_t len)
-{
-    const mesh_crypto_t *C = ca_crypto(NULL, 0);
-    BIO *b = C ? mem_in(C, pem, len) : NULL;
-    if (!b)
-        return NULL;
-    X509_REQ *r = C->pem_read_x509_req(b, NULL, NULL, NULL);
-    C->bio_free(b);
-    return r;
-}
-
 /* A passphrase callback that refuses: an encrypted key is an error, never a prompt. */
 static int no_pass(char *buf, int size, int rw, void *u)
 {
     return -1;
 }
 
-EVP_PKEY *ca_pem_read_key(const char *pem, size_t len)
+/* What a PEM text holds: one reader and one writer serve every kind. */
+typedef enum { PEM_X509, PEM_REQ, PEM_KEY } pem_kind_t;
+
+/* The object of kind in PEM text pem[0..len) (its first one), or NULL. */
+static void *pem_read(pem_kind_t kind, const char *pem, size_t len)
 {
     const mesh_crypto_t *C = ca_crypto(NULL, 0);
-    BIO *b = C ? mem_in(C, pem, len) : NULL;
+    if (!C || !pem || len > INT_MAX)
+        return NULL;
+    BIO *b = C->bio_new_mem_buf(pem, (int)len);
     if (!b)
         return NULL;
-    EVP_PKEY *k = C->pem_read_pkey(b, NULL, no_pass, NULL);
+    void *o = kind == PEM_X509  ? (void *)C->pem_read_x509(b, NULL, NULL, NULL)
+              : kind == PEM_REQ ? (void *)C->pem_read_x509_req(b, NULL, NULL, NULL)
+                                : (void *)C->pem_read_pkey(b, NULL, no_pass, NULL);
     C->bio_free(b);
-    return k;
+    return o;
 }
 
-/* The text of a memory BIO as a new string. */
-static char *bio_string(const mesh_crypto_t *C, BIO *b)
+/* The object o of kind as new NUL-terminated PEM text, or NULL. */
+static char *pem_write(pem_kind_t kind, const void *o)
 {
+    const mesh_crypto_t *C = ca_crypto(NULL, 0);
+    BIO *b = C ? C->bio_new(C->bio_s_mem()) : NULL;
+    if (!b)
+        return NULL;
+    int ok = kind == PEM_X509  ? C->pem_write_x509(b, o)
+             : kind == PEM_REQ ? C->pem_write_x509_req(b, o)
+                               : C->pem_write_pkey(b, o, NULL, NULL, 0, NULL, NULL);
     char *data = NULL;
-    long n = C->bio_ctrl(b, BIO_CTRL_INFO, 0, &data); /* BIO_get_mem_data */
+    long n = ok == 1 ? C->bio_ctrl(b, BIO_CTRL_INFO, 0, &data) : -1; /* BIO_get_mem_data */
     char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (s) {
         memcpy(s, data, (size_t)n);
         s[n] = '\0';
     }
+    C->bio_free(b);
     return s;
+}
+
+X509 *ca_pem_read_x509(const char *pem, size_t len)
+{
+    return pem_read(PEM_X509, pem, len);
+}
+
+X509_REQ *ca_pem_read_req(const char *pem, size_t len)
+{
+    return pem_read(PEM_REQ, pem, len);
+}
+
+EVP_PKEY *ca_pem_read_key(const char *pem, size_t len)
+{
+    return pem_read(PEM_KEY, pem, len);
 }
 
 char *ca_pem_write_x509(const X509 *x)
 {
-    const mesh_crypto_t *C = ca_crypto(NULL, 0);
-    BIO *b = C ? C->bio_new(C->bio_s_mem()) : NULL;
-    if (!b)
-        return NULL;
-    char *s = C->pem_write_x509(b, x) == 1 ? bio_string(C, b) : NULL;
-    C->bio_free(b);
-    return s;
+    return pem_write(PEM_X509, x);
 }
 
 char *ca_pem_write_req(const X509_REQ *r)
 {
-    const mesh_crypto_t *C = ca_crypto(NULL, 0);
-    BIO *b = C ? C->bio_new(C->bio_s_mem()) : NULL;
-    if (!b)
-        return NULL;
-    char *s = C->pem_write_x509_req(b, r) == 1 ? bio_string(C, b) : NULL;
-    C->bio_free(b);
-    return s;
+    return pem_write(PEM_REQ, r);
 }
 
 char *ca_pem_write_key(const EVP_PKEY *k)
 {
-    const mesh_crypto_t *C = ca_crypto(NULL, 0);
-    BIO *b = C ? C->bio_new(C->bio_s_mem()) : NULL;
-    if (!b)
-        return NULL;
-    char *s = C->pem_write_pkey(b, k, NULL, NULL, 0, NULL, NULL) == 1 ? bio_string(C, b) : NULL;
-    C->bio_free(b);
-    return s;
+    return pem_write(PEM_KEY, k);
 }
 
 EVP_PKEY *ca_key_generate(void)

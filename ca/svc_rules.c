@@ -5,11 +5,12 @@
  */
 #include "ca/svc_rules.h"
 
-#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/file_read.h"
 
 typedef struct svr_rule {
     char *svc, *id;
@@ -118,38 +119,10 @@ fail:
 
 svr_rules_t *svr_rules_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t len;
+    char *buf = mesh_file_read(path, 16u << 20, 0, &len, err, errlen);
+    if (!buf)
         return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            size_t nc = cap ? cap * 2 : 4096;
-            char *nb = nc <= (16u << 20) ? realloc(buf, nc) : NULL;
-            if (!nb) {
-                snprintf(err, errlen, "%s: too large or out of memory", path);
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "%s: read error", path);
-        free(buf);
-        return NULL;
-    }
     svr_rules_t *r = svr_rules_parse(buf, len, path, err, errlen);
     free(buf);
     return r;

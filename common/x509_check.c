@@ -3,7 +3,6 @@
  */
 #include "common/x509_check.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <time.h>
 
 #include "common/crypto_lib.h"
+#include "common/file_read.h"
 
 const char *x509c_result_name(x509c_result_t r)
 {
@@ -160,51 +160,8 @@ done:
     return rc;
 }
 
-/* The whole file as a new string, or NULL with the reason. */
-static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    while (s) {
-        size_t r = fread(s + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n + 1 == cap) {
-            if (cap >= 16u << 20) { /* no certificate file is this big */
-                snprintf(err, errlen, "%s: larger than 16 MiB", path);
-                free(s);
-                s = NULL;
-                break;
-            }
-            char *t = realloc(s, cap *= 2);
-            if (!t) {
-                free(s);
-                s = NULL;
-            } else {
-                s = t;
-            }
-        }
-    }
-    if (s && ferror(f)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        free(s);
-        s = NULL;
-    } else if (!s && !err[0]) {
-        snprintf(err, errlen, "%s: out of memory", path);
-    }
-    fclose(f);
-    if (s) {
-        s[n] = '\0';
-        *len = n;
-    }
-    return s;
-}
+/* No certificate or key file is this big. */
+#define PEM_FILE_MAX (16u << 20)
 
 x509c_result_t x509c_check_files(const char *cert_path, const char *key_path, const char *ca_path,
                                  int64_t now, char *err, size_t errlen)
@@ -213,9 +170,14 @@ x509c_result_t x509c_check_files(const char *cert_path, const char *key_path, co
     x509c_result_t rc = X509C_FILE;
     if (errlen)
         err[0] = '\0';
-    char *cp = slurp(cert_path, &c.len, err, errlen), *kp = NULL, *ap = NULL;
-    if (!cp || (key_path && !(kp = slurp(key_path, &k.len, err, errlen))) ||
-        (ca_path && !(ap = slurp(ca_path, &a.len, err, errlen))))
+    char *kp = NULL, *ap = NULL;
+    char *cp = mesh_file_read(cert_path, PEM_FILE_MAX, 0, &c.len, err, errlen);
+    if (!cp)
+        goto done;
+    if (key_path &&
+        !(kp = mesh_file_read(key_path, PEM_FILE_MAX, MESH_FILE_SECRET, &k.len, err, errlen)))
+        goto done;
+    if (ca_path && !(ap = mesh_file_read(ca_path, PEM_FILE_MAX, 0, &a.len, err, errlen)))
         goto done;
     c.pem = cp;
     k.pem = kp;
@@ -223,6 +185,8 @@ x509c_result_t x509c_check_files(const char *cert_path, const char *key_path, co
     rc = x509c_check(&c, key_path ? &k : NULL, ca_path ? &a : NULL, now, err, errlen);
 done:
     free(cp);
+    if (kp)
+        explicit_bzero(kp, k.len);
     free(kp);
     free(ap);
     return rc;

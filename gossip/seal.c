@@ -13,6 +13,7 @@
 
 #include "common/base64.h"
 #include "common/crypto_lib.h"
+#include "common/file_read.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -98,28 +99,12 @@ int gsp_keyring_load(const char *path, gsp_keyring_t *ring, char *err, size_t er
     /* A key file is small: GSP_KEYRING_MAX keys and some comments. */
     enum { MAX_FILE = 64 << 10 };
     memset(ring, 0, sizeof(*ring));
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t n;
+    char *text = mesh_file_read(path, MAX_FILE, MESH_FILE_SECRET, &n, err, errlen);
+    if (!text)
         return -1;
-    }
-    char *text = malloc(MAX_FILE + 1);
-    if (!text) {
-        fclose(f);
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
-    size_t n = fread(text, 1, MAX_FILE + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    int rc = -1;
-    if (bad)
-        snprintf(err, errlen, "%s: read error", path);
-    else if (n > MAX_FILE)
-        snprintf(err, errlen, "%s: larger than %d bytes: not a key file", path, MAX_FILE);
-    else
-        rc = gsp_keyring_parse(text, n, path, ring, err, errlen);
-    explicit_bzero(text, MAX_FILE + 1);
+    int rc = gsp_keyring_parse(text, n, path, ring, err, errlen);
+    explicit_bzero(text, n);
     free(text);
     return rc;
 }

@@ -9,11 +9,12 @@
  */
 #include "grpc/descriptors.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/file_read.h"
 
 #define DESC_SET_FILE_MAX (64u << 20)
 
@@ -219,49 +220,20 @@ int mesh_desc_pool_add_set(mesh_desc_pool_t *p, const uint8_t *data, size_t len)
 
 int mesh_desc_pool_load_set_file(mesh_desc_pool_t *p, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        set_err(p, "cannot open descriptor set %s: %s", path, strerror(errno));
+    char why[600];
+    size_t len;
+    char *buf = mesh_file_read(path, DESC_SET_FILE_MAX, 0, &len, why, sizeof(why));
+    if (!buf) {
+        set_err(p, "cannot open descriptor set %s", why);
         return -1;
     }
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    int rc = -1;
-    while (buf) {
-        if (len == cap) {
-            if (cap >= DESC_SET_FILE_MAX) {
-                set_err(p, "descriptor set %s is larger than %u bytes", path, DESC_SET_FILE_MAX);
-                goto out;
-            }
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb)
-                break;
-            buf = nb;
-            cap *= 2;
-        }
-        size_t n = fread(buf + len, 1, cap - len, fp);
-        len += n;
-        if (n == 0) {
-            if (ferror(fp)) {
-                set_err(p, "cannot read descriptor set %s: %s", path, strerror(errno));
-                goto out;
-            }
-            break;
-        }
-    }
-    if (!buf) {
-        set_err(p, "out of memory");
-        goto out;
-    }
-    rc = mesh_desc_pool_add_set(p, buf, len);
+    int rc = mesh_desc_pool_add_set(p, (const uint8_t *)buf, len);
     if (rc < 0) {
         char inner[200];
         snprintf(inner, sizeof(inner), "%s", p->err);
         set_err(p, "%s: %s", path, inner);
     }
-out:
     free(buf);
-    fclose(fp);
     return rc;
 }
 

@@ -5,39 +5,24 @@
 #include "node/ca_options.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ca/ca_tokens.h"
 #include "ca/spiffe.h"
+#include "common/file_read.h"
 
 #define F(f) offsetof(mesh_ca_options_t, f)
 #define R    (MESH_ROLE_PROXY | MESH_ROLE_SIDECAR | MESH_ROLE_GATEWAY | MESH_ROLE_MONITOR)
 
-/* The whole of a small file, or NULL with the reason. */
+/* The whole of a small file, or NULL with "cannot read PATH: why". */
 static char *slurp(const char *path, size_t max, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *s = malloc(max + 1);
-    size_t n = s ? fread(s, 1, max + 1, f) : 0;
-    int bad = !s || ferror(f);
-    fclose(f);
-    if (bad || n > max) {
-        snprintf(err, errlen, "cannot read %s: %s", path,
-                 !s        ? "out of memory"
-                 : n > max ? "too large"
-                           : "read error");
-        free(s);
-        return NULL;
-    }
-    s[n] = '\0';
-    *len = n;
+    char why[600];
+    char *s = mesh_file_read(path, max, 0, len, why, sizeof(why));
+    if (!s)
+        snprintf(err, errlen, "cannot read %s", why);
     return s;
 }
 

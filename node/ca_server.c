@@ -17,6 +17,7 @@
 #include "ca/ca_sign.h"
 #include "ca/ca_tokens.h"
 #include "ca/sign_request.h"
+#include "common/file_read.h"
 #include "common/log.h"
 
 #define LOG       "ca"
@@ -41,40 +42,8 @@ typedef struct ca_server {
 
 /* ---- loading --------------------------------------------------------------------------------- */
 
-static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot read %s: %m", path);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *s = malloc(cap);
-    while (s) {
-        size_t r = fread(s + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-        if (n + 1 == cap) {
-            char *t = cap < (16u << 20) ? realloc(s, cap * 2) : NULL;
-            if (!t) {
-                free(s);
-                s = NULL;
-                break;
-            }
-            s = t;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!s) {
-        snprintf(err, errlen, "cannot read %s: too large or out of memory", path);
-        return NULL;
-    }
-    s[n] = '\0';
-    *len = n;
-    return s;
-}
+/* The CA's files (its key, certificate and token list) are small. */
+#define CA_FILE_MAX (16u << 20)
 
 static int load(ca_server_t *s, const ca_server_args_t *a, char *err, size_t errlen)
 {
@@ -82,9 +51,10 @@ static int load(ca_server_t *s, const ca_server_args_t *a, char *err, size_t err
     snprintf(kp, sizeof(kp), "%s/%s", a->dir, CA_ROOT_KEY_FILE);
     snprintf(cp, sizeof(cp), "%s/%s", a->dir, CA_ROOT_CERT_FILE);
     size_t kl = 0, cl = 0, tl = 0;
-    char *key = slurp(kp, &kl, err, errlen);
-    char *cert = key ? slurp(cp, &cl, err, errlen) : NULL;
-    char *tok = cert ? slurp(a->tokens, &tl, err, errlen) : NULL;
+    char *key = mesh_file_read(kp, CA_FILE_MAX, MESH_FILE_SECRET, &kl, err, errlen);
+    char *cert = key ? mesh_file_read(cp, CA_FILE_MAX, 0, &cl, err, errlen) : NULL;
+    char *tok =
+        cert ? mesh_file_read(a->tokens, CA_FILE_MAX, MESH_FILE_SECRET, &tl, err, errlen) : NULL;
     int rc = -1;
     if (tok) {
         if (ca_root_load(&s->root, key, kl, cert, cl, e2, sizeof(e2)) != 0)

@@ -9,6 +9,7 @@
 
 #include "audit/audit_options.h"
 #include "audit/spool_fs_posix.h"
+#include "common/file_read.h"
 #include "common/log.h"
 #include "gossip/gossip_options.h"
 #include "node/admin.h"
@@ -223,14 +224,10 @@ static int gossip_signing(gsp_bridge_args_t *a, const mesh_config_t *cfg)
                            "ca.pem): the CA records must chain to");
         return -1;
     }
-    FILE *f = fopen(path, "rb");
-    char *pem = f ? malloc(1 << 20) : NULL;
-    size_t n = pem ? fread(pem, 1, (1 << 20) - 1, f) : 0;
-    if (f)
-        fclose(f);
+    size_t n;
+    char *pem = mesh_file_read(path, 1 << 20, 0, &n, err, sizeof(err));
     if (!pem) {
-        mesh_error("node", "gossip.ca: %s: cannot read it", path);
-        free(pem);
+        mesh_error("node", "gossip.ca: %s", err);
         return -1;
     }
     rsig_trust_free(a->trust);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/file_read.h"
 #include "common/log.h"
 
 void gsign_init(gsign_t *s, const char *dir)
@@ -38,25 +39,6 @@ void gsign_destroy(gsign_t *s)
     forget(s);
 }
 
-/* A whole small file as a NUL-terminated string, or NULL. */
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *b = malloc(65537);
-    size_t n = b ? fread(b, 1, 65536, f) : 0;
-    int bad = !b || ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return NULL;
-    }
-    b[n] = 0;
-    *len = n;
-    return b;
-}
-
 int gsign_refresh(gsign_t *s)
 {
     if (!s->cert_path[0])
@@ -76,7 +58,9 @@ int gsign_refresh(gsign_t *s)
     if (mt < 0)
         return had;
     size_t kl = 0, cl = 0;
-    char *kp = slurp(s->key_path, &kl), *cp = slurp(s->cert_path, &cl);
+    /* A certificate or key file is small: at most 64 KiB. */
+    char *kp = mesh_file_read(s->key_path, 64 << 10, 0, &kl, NULL, 0);
+    char *cp = mesh_file_read(s->cert_path, 64 << 10, 0, &cl, NULL, 0);
     const mesh_crypto_t *C = ca_crypto(NULL, 0);
     X509 *x = cp && C ? ca_pem_read_x509(cp, cl) : NULL;
     EVP_PKEY *k = kp && C ? ca_pem_read_key(kp, kl) : NULL;

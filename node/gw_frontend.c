@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/addr.h"
+#include "common/file_read.h"
 #include "common/log.h"
 #include "gateway/gw_api.h"
 #include "gateway/gw_options.h"
@@ -234,46 +235,16 @@ void node_gw_publish(node_gw_t *g, const mesh_desc_pool_t *learned)
     gw_api_unref(api);
 }
 
-/* Reads a whole file. 0 or -1 (errno set). */
-static int read_all(const char *path, uint8_t **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    size_t cap = 65536, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 int node_gw_load_set(node_gw_t *g, const char *path)
 {
     mesh_desc_pool_t *pool = mesh_desc_pool_new();
     if (!pool)
         return -1;
     int rc = -1;
-    if (read_all(path, &g->set_data, &g->set_len) != 0) {
-        mesh_error(g->who, "descriptor-set %s: cannot read it", path);
+    char why[600];
+    g->set_data = (uint8_t *)mesh_file_read(path, 64u << 20, 0, &g->set_len, why, sizeof(why));
+    if (!g->set_data) {
+        mesh_error(g->who, "descriptor-set %s", why);
     } else if (mesh_desc_pool_add_set(pool, g->set_data, g->set_len) < 0 ||
                mesh_desc_pool_build(pool, NULL, 0) < 0) {
         mesh_error(g->who, "descriptor-set %s: %s", path, mesh_desc_pool_error(pool));

@@ -15,6 +15,7 @@
 #include "ca/ca_root.h"
 #include "ca/peer_identity.h"
 #include "common/atomic_file.h"
+#include "common/file_read.h"
 #include "common/x509_check.h"
 #include "node/cli.h"
 
@@ -126,12 +127,10 @@ static int ca_verify(int argc, char **argv)
     }
     printf("%s: ok%s%s\n", cert, key ? ", key matches" : "", ca ? ", verifies against the CA" : "");
     /* The meshd identity, when it has one. */
-    FILE *f = fopen(cert, "rb");
-    char buf[65536];
-    size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
-    if (f)
-        fclose(f);
-    X509 *x = ca_pem_read_x509(buf, n);
+    size_t n = 0;
+    char *pem = mesh_file_read(cert, 16u << 20, 0, &n, NULL, 0); /* as x509c_check_files */
+    X509 *x = pem ? ca_pem_read_x509(pem, n) : NULL;
+    free(pem);
     ca_peer_identity_t id;
     if (x && ca_peer_identity_from_x509(x, NULL, &id, err, sizeof(err)) == 0) {
         printf("identity: spiffe://%s/node/%s\n", id.trust_domain, id.node);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "actors/evring.h"
+#include "common/file_read.h"
 #include "common/log.h"
 #include "common/peer_id.h"
 #include "policy/acl.h"
@@ -88,39 +89,8 @@ static void nonces_init(void)
 
 static int read_file(const char *path, char **out, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap + 1);
-    for (;;) {
-        if (!b) {
-            fclose(f);
-            snprintf(err, errlen, "%s: out of memory", path);
-            return -1;
-        }
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap || cap >= (8u << 20))
-            break;
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb)
-            free(b);
-        b = nb;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        snprintf(err, errlen, "%s: read error", path);
-        return -1;
-    }
-    b[n] = '\0';
-    *out = b;
-    *len = n;
-    return 0;
+    *out = mesh_file_read(path, 8u << 20, MESH_FILE_SECRET, len, err, errlen);
+    return *out ? 0 : -1;
 }
 
 /* The mesh secret file: the current secret (base64) on its first line, optionally the

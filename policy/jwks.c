@@ -8,7 +8,6 @@
  */
 #include "policy/jwks.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,6 +16,7 @@
 #include <string.h>
 
 #include "common/crypto_lib.h"
+#include "common/file_read.h"
 #include "policy/b64url.h"
 
 struct pol_keyset {
@@ -435,22 +435,10 @@ pol_keyset_t *pol_keyset_parse(const char *json, size_t len, char *err, size_t e
 
 pol_keyset_t *pol_keyset_load_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t n;
+    char *buf = mesh_file_read(path, POL_KEYSET_MAX_DOC, 0, &n, err, errlen);
+    if (!buf)
         return NULL;
-    }
-    char *buf = malloc(POL_KEYSET_MAX_DOC + 1);
-    size_t n = buf ? fread(buf, 1, POL_KEYSET_MAX_DOC + 1, f) : 0;
-    int failed = !buf || ferror(f);
-    fclose(f);
-    if (failed) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
-        free(buf);
-        return NULL;
-    }
     char why[1024];
     pol_keyset_t *ks = pol_keyset_parse(buf, n, why, sizeof(why));
     free(buf);

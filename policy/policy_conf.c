@@ -12,6 +12,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "common/file_read.h"
 #include "policy/acl.h"
 
 /* The methods every node answers for itself: exempt from authn, signature and rate limits. */
@@ -627,37 +628,10 @@ pol_conf_t *pol_conf_parse(const char *name, const char *yaml, size_t len, char 
 
 pol_conf_t *pol_conf_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t len;
+    char *buf = mesh_file_read(path, 16u << 20, 0, &len, err, errlen);
+    if (!buf)
         return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = cap > (16u << 20) ? NULL : realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                snprintf(err, errlen, "%s: too large", path);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, errlen, "%s: read error", path);
-        return NULL;
-    }
     pol_conf_t *c = pol_conf_parse(path, buf, len, err, errlen);
     free(buf);
     return c;

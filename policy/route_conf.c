@@ -11,6 +11,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "common/file_read.h"
 #include "transport/grpc_status.h"
 
 /* gRPC's service config caps maxAttempts at 5 (larger values are treated as 5). */
@@ -774,36 +775,10 @@ pol_routes_conf_t *pol_routes_parse(const char *name, const char *yaml, size_t l
 
 pol_routes_conf_t *pol_routes_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t len;
+    char *buf = mesh_file_read(path, 16u << 20, 0, &len, err, errlen);
+    if (!buf)
         return NULL;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int bad = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 8192;
-            char *nb = cap > (16u << 20) ? NULL : realloc(buf, cap);
-            if (!nb) {
-                bad = 1;
-                break;
-            }
-            buf = nb;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    bad |= ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, errlen, "%s: cannot read (too large or a read error)", path);
-        return NULL;
-    }
     pol_routes_conf_t *c = pol_routes_parse(path, buf, len, err, errlen);
     free(buf);
     return c;

@@ -4,13 +4,13 @@
  */
 #include "policy/signature.h"
 
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/base64.h"
+#include "common/file_read.h"
 
 /* ---- reasons --------------------------------------------------------------------------------- */
 
@@ -252,44 +252,10 @@ fail:
 
 pol_sig_secrets_t *pol_sig_secrets_load(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    size_t len;
+    char *buf = mesh_file_read(path, 64u << 20, MESH_FILE_SECRET, &len, err, errlen);
+    if (!buf)
         return NULL;
-    }
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (len < cap)
-            break;
-        if (cap >= (64u << 20)) {
-            snprintf(err, errlen, "%s: larger than 64 MiB", path);
-            explicit_bzero(buf, len);
-            free(buf);
-            fclose(f);
-            return NULL;
-        }
-        char *nb = malloc(cap * 2);
-        if (nb) {
-            memcpy(nb, buf, len);
-        }
-        explicit_bzero(buf, len);
-        free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (!buf || rerr) {
-        snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
-        if (buf) {
-            explicit_bzero(buf, len);
-            free(buf);
-        }
-        return NULL;
-    }
     pol_sig_secrets_t *s = pol_sig_secrets_parse(buf, len, path, err, errlen);
     explicit_bzero(buf, len);
     free(buf);

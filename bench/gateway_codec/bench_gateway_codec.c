@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/file_read.h"
 #include "gateway/json_pb.h"
 #include "gateway/pb_json.h"
 #include "gateway/schema.h"
@@ -65,16 +66,15 @@ static void run(gw_schema_t *s, const char *type, const char *json, long iters)
 int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 200000;
-    FILE *f = fopen(GW_BENCH_DESCRIPTORS, "rb");
-    if (!f) {
-        perror(GW_BENCH_DESCRIPTORS);
+    char err[1200];
+    size_t n;
+    char *set = mesh_file_read(GW_BENCH_DESCRIPTORS, 16u << 20, 0, &n, err, sizeof err);
+    if (!set) {
+        fprintf(stderr, "%s\n", err);
         return 1;
     }
-    static uint8_t set[1 << 20];
-    size_t n = fread(set, 1, sizeof set, f);
-    fclose(f);
-    char err[256];
-    gw_schema_t *s = gw_schema_build_set(set, n, err, sizeof err);
+    gw_schema_t *s = gw_schema_build_set((const uint8_t *)set, n, err, sizeof err);
+    free(set);
     if (!s) {
         fprintf(stderr, "%s\n", err);
         return 1;

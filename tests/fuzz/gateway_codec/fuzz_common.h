@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file_read.h"
 #include "gateway/json_pb.h"
 #include "gateway/pb_json.h"
 #include "gateway/schema.h"
@@ -29,16 +30,15 @@ static void fz_init(void)
 {
     if (fz_schema)
         return;
-    FILE *f = fopen(GW_FUZZ_DESCRIPTORS, "rb");
-    if (!f) {
-        perror(GW_FUZZ_DESCRIPTORS);
+    char err[1200];
+    size_t n;
+    char *set = mesh_file_read(GW_FUZZ_DESCRIPTORS, 16u << 20, 0, &n, err, sizeof err);
+    if (!set) {
+        fprintf(stderr, "%s\n", err);
         abort();
     }
-    static uint8_t set[1 << 20];
-    size_t n = fread(set, 1, sizeof set, f);
-    fclose(f);
-    char err[256];
-    fz_schema = gw_schema_build_set(set, n, err, sizeof err);
+    fz_schema = gw_schema_build_set((const uint8_t *)set, n, err, sizeof err);
+    free(set);
     if (!fz_schema) {
         fprintf(stderr, "schema: %s\n", err);
         abort();

@@ -26,16 +26,16 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
-from test_proxy_etcd import Etcd  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Proc, check, free_port, wait_until, Fail  # noqa: E402
+import web  # noqa: E402
+from calls import served_by  # noqa: E402
+from test_proxy_etcd import Etcd  # noqa: E402
 from cases import Case, meshd_env, run  # noqa: E402
 
 ECHO = "meshd.test.Echo"
@@ -44,32 +44,17 @@ OTHER = "meshd.test.Other"
 
 def http_get(port, path):
     """(status, parsed JSON body, raw text) of GET http://127.0.0.1:port/path."""
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=10) as r:
-            text = r.read().decode()
-            check(r.headers.get("Content-Type") == "application/json",
-                  "%s answers application/json" % path)
-            return r.status, json.loads(text), text
-    except urllib.error.HTTPError as e:
-        text = e.read().decode()
-        return e.code, json.loads(text), text
+    status, headers, text = web.get(port, path)
+    if status < 400:
+        check(headers.get("Content-Type") == "application/json",
+              "%s answers application/json" % path)
+    return status, json.loads(text), text
 
 
 def meshd_cli(args, *argv):
     r = subprocess.run([args.meshd] + list(argv), capture_output=True, env=meshd_env(),
                        timeout=30)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
-
-
-def served_by(target, n):
-    out = []
-    with EchoClient(target) as c:
-        for _ in range(n):
-            r = c.unary(payload=b"x", timeout=5)
-            out.append(r.replies[0].server_id if r.ok else "%s: %s" % (r.code.name, r.details))
-    return out
 
 
 def make_case(args):

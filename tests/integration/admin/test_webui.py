@@ -45,25 +45,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import check, free_port, wait_until, Fail  # noqa: E402
+from web import get as http  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from cases import Case, meshd_env, run  # noqa: E402
 
 ECHO = "meshd.test.Echo"
-
-
-def http(port, path, token=None):
-    """(status, headers, body text) of GET http://127.0.0.1:port/path."""
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(req, timeout=10) as r:
-            return r.status, r.headers, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read().decode()
 
 
 class Mesh:

@@ -21,28 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(HERE, "..", "..", "unit", "audit"))
 import check_schema  # noqa: E402
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-    print("  ok:", what, flush=True)
-
-
-def wait_until(pred, timeout, what):
-    """Polls pred() until it returns something true (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise Fail("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(0.05)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from procs import Fail, check, wait_until  # noqa: E402,F401  (also for the audit tests)
 
 
 class Broker:

@@ -32,19 +32,13 @@ Cases (--case NAME):
 Every process is started here, recorded by PID and stopped by that PID; each case works in its
 own temp folder.
 """
-import argparse
 import base64
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
@@ -53,7 +47,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 import kafka_rig  # noqa: E402
 from kafka_rig import Broker, Fail, check, wait_until  # noqa: E402
-from test_proxy import Proc, free_port, EchoClient  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, free_port, meshd_env, remove_dir  # noqa: E402
+from web import get_json as http_json  # noqa: E402
+from cases import Case, run  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
 
 TOPIC = "meshd.audit"
@@ -61,24 +58,9 @@ ECHO = "meshd.test.Echo"
 OTHER = "meshd.test.Other"
 
 
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-
-
-def http_json(port, path):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
-            return json.loads(r.read().decode())
-    except (urllib.error.URLError, ConnectionError, OSError, ValueError):
-        return None
-
-
-class Run:
+class Run(Case):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-audit-")
-        self.procs = []
+        super().__init__(args, "meshd-it-audit-")
         self.brokers = []
 
     # -- processes --------------------------------------------------------------------------
@@ -121,12 +103,7 @@ class Run:
             p.kill()
         for b in self.brokers:
             b.stop()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-4000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_dir(self.dir, failed, 4000)
 
 
 def status(p):
@@ -523,27 +500,12 @@ CASES = {"events": case_events, "outage": case_outage, "sigkill": case_sigkill,
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--broker", required=True)
-    ap.add_argument("--schema", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    ap.add_argument("--outage", type=int, default=60,
-                    help="seconds Kafka is down in the outage and sigkill cases (CI: 20)")
-    args = ap.parse_args()
-    run = Run(args)
-    ok = False
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](run)
-        ok = True
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        run.stop(not ok)
-    return 0 if ok else 1
+    def add_args(ap):
+        ap.add_argument("--broker", required=True)
+        ap.add_argument("--schema", required=True)
+        ap.add_argument("--outage", type=int, default=60,
+                        help="seconds Kafka is down in the outage and sigkill cases (CI: 20)")
+    return run(CASES, Run, add_args)
 
 
 if __name__ == "__main__":

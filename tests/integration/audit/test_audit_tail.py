@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 from kafka_rig import (Broker, Fail, check, wait_until, kcat_produce, kcat_metadata,  # noqa: E402
                        end_offsets, audit_records, validate, has_control_chars)
+from procs import free_port, meshd_env  # noqa: E402  (kafka_rig put lib/ on the path)
 
 TOPIC = "meshd.audit"
 
@@ -38,16 +38,9 @@ def tail(a, *argv, timeout=60):
     """(exit code, stdout, stderr, seconds) of `meshd audit tail ARGV`."""
     t0 = time.monotonic()
     r = subprocess.run([a.meshd, "audit", "tail"] + list(argv), capture_output=True,
-                       timeout=timeout, env={k: v for k, v in os.environ.items()
-                                             if not k.startswith("MESHD_")})
+                       timeout=timeout, env=meshd_env())
     return (r.returncode, r.stdout.decode("utf-8", "replace"),
             r.stderr.decode("utf-8", "replace"), time.monotonic() - t0)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(a, workdir):

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,53 +23,13 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+from procs import Fail, Proc, check, free_port, meshd_env, wait_until  # noqa: E402
+
 TD = "example.org"
 TOKEN_WEB = "tok-web-0123456789abcdef"
 TOKEN_OTHER = "tok-other-0123456789abcdef"
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(fn, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise Fail("timed out waiting for " + what)
-
-
-class Proc:
-    def __init__(self, name, argv, workdir):
-        self.name, self.log = name, os.path.join(workdir, name + ".log")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-        print("starting:", " ".join(argv), flush=True)
-        with open(self.log, "wb") as f:
-            self.p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env)
-
-    def output(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait(timeout=10)
 
 
 def run(argv, **kw):
@@ -111,7 +70,8 @@ class Test:
         return os.path.join(self.dir, *p)
 
     def start(self, name, argv):
-        p = Proc(name, argv, self.dir)
+        print("starting:", " ".join(argv), flush=True)
+        p = Proc(name, argv, self.dir, env=meshd_env())
         self.procs.append(p)
         return p
 

@@ -21,14 +21,12 @@ Cases (--case):
                is a grpc-go Check with a 1 s timeout) exits 0 against the proxy, 1 for an
                unknown service and for a draining proxy. Skipped (77) when Go is missing.
 """
-import argparse
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -39,7 +37,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "integration", "proxy"))
 sys.path.insert(0, os.path.join(ROOT, "integration", "registry_proxy"))
 sys.path.insert(0, os.path.join(ROOT, "peers"))
-from test_proxy import Proc, Fail, check, free_port, wait_until, EchoClient  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, Fail, check, free_port, wait_until, meshd_env, remove_dir  # noqa: E402
+from cases import Case as CaseBase, run  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
 import stubs  # noqa: E402
 
@@ -52,10 +52,6 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICE_UNKNOWN = health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
 NAME = health_pb2.HealthCheckResponse.ServingStatus.Name
 SKIP = 77
-
-
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
 
 
 def check_health(target, service, timeout=5):
@@ -94,11 +90,9 @@ class Watch:
         self.ch.close()
 
 
-class Case:
+class Case(CaseBase):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-entry-")
-        self.procs = []
+        super().__init__(args, "meshd-it-entry-")
         self.etcd = None
 
     def backend(self, sid):
@@ -134,12 +128,7 @@ class Case:
             p.kill()
         if self.etcd and self.etcd.proc:
             self.etcd.kill()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-3000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_dir(self.dir, failed)
 
 
 def case_proxy(c):
@@ -340,24 +329,9 @@ CASES = {"proxy": case_proxy, "exec_probe": case_exec_probe, "drain": case_drain
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    ap.add_argument("--build-dir", help="where the Go probe is built (and its cache kept)")
-    args = ap.parse_args()
-    c = Case(args)
-    ok = False
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](c)
-        ok = True
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        c.stop(not ok)
-    return 0 if ok else 1
+    def add_args(ap):
+        ap.add_argument("--build-dir", help="where the Go probe is built (and its cache kept)")
+    return run(CASES, Case, add_args)
 
 
 if __name__ == "__main__":

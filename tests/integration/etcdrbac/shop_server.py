@@ -12,15 +12,16 @@ tests/peers too. Prints "listening on PORT" once it serves; SIGTERM stops it.
 """
 import argparse
 import os
-import signal
 import sys
-import threading
 from concurrent import futures
 
 sys.dont_write_bytecode = True
 PEERS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                      "peers")
 sys.path.insert(0, PEERS)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+from serve import serve  # noqa: E402
 import stubs  # noqa: E402
 
 stubs.load()
@@ -68,14 +69,7 @@ def main():
     server.add_generic_rpc_handlers((handler,))
     health_service.add_to_server(server, [a.service])
     reflection_service.add_to_server(server, [a.service, "grpc.health.v1.Health"])
-    port = server.add_insecure_port("127.0.0.1:%d" % a.port)
-    server.start()
-    print("listening on %d" % port, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.stop(0)
+    serve(server, a.port)
 
 
 if __name__ == "__main__":

@@ -28,11 +28,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,16 +39,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
-from test_proxy import Fail, Proc, check, free_port, wait_until  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Fail, Proc, check, free_port, wait_until, meshd_env  # noqa: E402
+from certs import openssl  # noqa: E402
+from cases import Case, run_case  # noqa: E402
 
 import grpc  # noqa: E402
 
 PREFIX = "meshd/services/"
 SCRIPT = os.path.join(REPO, "scripts", "etcd-rbac")
-
-
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
 
 
 def msg(text):
@@ -63,21 +60,11 @@ def unmsg(data):
     return data[2:2 + data[1]].decode() if data else ""
 
 
-class Env:
+class Env(Case):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-etcdrbac-")
+        super().__init__(args, "meshd-it-etcdrbac-")
         self.pw = os.path.join(self.dir, "passwords")
-        self.procs = []
         self.etcd = None
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for p in self.procs:
-                print("---- %s log ----\n%s" % (p.name, p.output()[-4000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- etcd ------------------------------------------------------------------------------
     def start_etcd(self, ports=None, tls=False):
@@ -118,12 +105,9 @@ class Env:
         """A CA, etcd's server certificate for 127.0.0.1, and one client certificate per user
         (CN = the etcd user)."""
         os.makedirs(self.pki(""), exist_ok=True)
-
-        def ossl(*a):
-            subprocess.run(["openssl"] + list(a), check=True, capture_output=True, timeout=60)
-        ossl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", self.pki("ca.key"), "-out", self.pki("ca.pem"), "-days", "2",
-             "-subj", "/CN=meshd test etcd CA")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-keyout", self.pki("ca.key"), "-out", self.pki("ca.pem"), "-days", "2",
+                "-subj", "/CN=meshd test etcd CA")
         ext = self.pki("ext.cnf")
         with open(ext, "w") as f:
             # etcd's gateway dials etcd's gRPC with the server certificate: clientAuth too
@@ -133,12 +117,12 @@ class Env:
         certs = [("etcd", "/CN=etcd", "server"), ("meshd", "/O=meshd", "client")]
         certs += [(u, "/CN=" + u, "client") for u in users]
         for name, subj, section in certs:
-            ossl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", self.pki(name + ".key"), "-out", self.pki(name + ".csr"),
-                 "-subj", subj)
-            ossl("x509", "-req", "-in", self.pki(name + ".csr"), "-CA", self.pki("ca.pem"),
-                 "-CAkey", self.pki("ca.key"), "-CAcreateserial", "-days", "1",
-                 "-out", self.pki(name + ".pem"), "-extfile", ext, "-extensions", section)
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", self.pki(name + ".key"), "-out", self.pki(name + ".csr"),
+                    "-subj", subj)
+            openssl("x509", "-req", "-in", self.pki(name + ".csr"), "-CA", self.pki("ca.pem"),
+                    "-CAkey", self.pki("ca.key"), "-CAcreateserial", "-days", "1",
+                    "-out", self.pki(name + ".pem"), "-extfile", ext, "-extensions", section)
 
     def ssl_ctx(self, user):
         if not getattr(self, "tls", False):
@@ -208,7 +192,7 @@ class Env:
         p = Proc("sidecar-%s-%d" % (name, len(self.procs)), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.addr, p.admin, p.probe = "127.0.0.1:%d" % port, admin, probe
-        wait_until(lambda: self.accepts(p, probe), 20, "sidecar %s probes" % name)
+        wait_until(lambda: p.accepts(probe), 20, "sidecar %s probes" % name)
         return p
 
     def start_proxy(self, user="meshd-reader"):
@@ -219,23 +203,13 @@ class Env:
         p = Proc("proxy-%d" % len(self.procs), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.addr = "127.0.0.1:%d" % port
-        wait_until(lambda: self.accepts(p, port), 20, "proxy to accept")
+        wait_until(lambda: p.accepts(port), 20, "proxy to accept")
         return p
 
     def credentials(self, user):
         """The user's password file, and with TLS the client certificate without a CN."""
         return self.tls_args("meshd") + ["--etcd-user", user, "--etcd-password-file",
                                          os.path.join(self.pw, user)]
-
-    @staticmethod
-    def accepts(p, port):
-        if not p.alive():
-            raise Fail("%s exited (%s):\n%s" % (p.name, p.p.returncode, p.output()[-3000:]))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
 
     def run_meshd(self, argv):
         out = subprocess.run([self.args.meshd] + argv, capture_output=True, text=True,
@@ -421,18 +395,7 @@ def main():
     if not shutil.which("etcd") or not shutil.which("etcdctl"):
         print("SKIP: etcd / etcdctl not installed (etcd-server, etcd-client)")
         return 77
-    env = Env(args)
-    failed = True
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](env)
-        failed = False
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        env.stop(failed)
-    return 1 if failed else 0
+    return run_case(CASES, args.case, Env(args))
 
 
 if __name__ == "__main__":

@@ -23,12 +23,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOS = [os.path.join(HERE, "protos"),
           os.path.join(HERE, "..", "..", "unit", "gateway_route", "protos"), "/usr/include"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import free_port  # noqa: E402,F401  (also for test_gateway_mesh)
 
 
 def wait_port(port, timeout=30):

@@ -15,13 +15,15 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from concurrent import futures
 
 sys.dont_write_bytecode = True
 PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "peers")
 sys.path.insert(0, os.path.abspath(PEERS))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+from serve import serve  # noqa: E402
 
 
 def parse():
@@ -80,15 +82,7 @@ def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     if not args.no_reflection:
         reflection_service.add_to_server(server, ["gwcache.test.Probe"])
-    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
-    server.start()
-    print("listening on %d" % port, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
-    while not done.wait(0.5):
-        pass
-    server.stop(0)
+    serve(server, args.port)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail  # noqa: E402
+from calls import served_by  # noqa: E402
+from web import get_json as http_json  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 from cases import Case, meshd_env, run  # noqa: E402
@@ -64,15 +67,6 @@ OTHER = "meshd.test.Other"
 # lan profile: probe 400 ms, suspicion min 3 * log10(n) * 400 ms, max 4x; detection within one
 # probe round, the longest suspicion and a few gossip rounds. Generous for a loaded 2-core CI.
 DETECT_BOUND_S = 15
-
-
-def http_json(port, path):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
-            return json.loads(r.read().decode())
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return None
 
 
 class GossipCase(Case):
@@ -121,15 +115,6 @@ def routable(p, service=ECHO):
 
 def everyone_sees(nodes, name, state):
     return all(members(n).get(name, {}).get("state") == state for n in nodes)
-
-
-def served_by(target, n):
-    out = []
-    with EchoClient(target) as c:
-        for _ in range(n):
-            r = c.unary(payload=b"x", timeout=5)
-            out.append(r.replies[0].server_id if r.ok else "%s: %s" % (r.code.name, r.details))
-    return out
 
 
 class Load(threading.Thread):

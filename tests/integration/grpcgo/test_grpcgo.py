@@ -26,13 +26,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail  # noqa: E402
+from cases import Case as CaseBase  # noqa: E402
 from test_proxy_etcd import Etcd, PREFIX  # noqa: E402
 
 ECHO = "meshd.test.Echo"
@@ -67,11 +68,9 @@ def case_build(args):
     check(os.access(binary(args.build_dir), os.X_OK), "built %s" % binary(args.build_dir))
 
 
-class Case:
+class Case(CaseBase):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-grpcgo-")
-        self.procs = []
+        super().__init__(args, "meshd-it-grpcgo-")
         self.go = binary(args.build_dir)
         self.etcd = Etcd(self.dir)
 
@@ -110,16 +109,6 @@ class Case:
                 "-want", str(want), "-timeout", "%ds" % timeout_s]
         print("running:", " ".join(argv), flush=True)
         return subprocess.run(argv, capture_output=True, timeout=timeout_s + 30)
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-3000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def case_sidecars(c):

@@ -1,23 +1,18 @@
-"""tests/integration/lib/cases.py: what the case-based integration tests share (admin, gossip):
-a Case holding the processes one case started in its own temp folder (killed by PID at the end,
-their logs printed when the case failed), the environment meshd runs in, and the command-line
-runner (`--meshd`, `--py-server`, `--case NAME`)."""
+"""tests/integration/lib/cases.py: what the case-based integration tests share: a Case holding
+the processes one case started in its own temp folder (killed by PID at the end, their logs
+printed when the case failed), and the command-line runner (`--meshd`, `--py-server`, `--case
+NAME` and a test's own options: run, or parse_args and run_case for a test with its own case
+object). The basics (Proc, check, wait_until, free_port, meshd_env) are in lib/procs.py."""
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
-from test_proxy import Proc, Fail  # noqa: E402
-
-
-def meshd_env(**extra):
-    """The environment without any MESHD_* variable of the caller, plus extra."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-    env.update(extra)
-    return env
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "peers"))
+from procs import Proc, Fail, meshd_env, remove_dir  # noqa: E402,F401  (meshd_env for the cases)
 
 
 class Case:
@@ -44,30 +39,38 @@ class Case:
     def stop(self, failed, tail=3000):
         for p in reversed(self.procs):
             p.kill()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-tail:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
+        remove_dir(self.dir, failed, tail)
 
 
-def run(cases, make_case):
-    """Parses the command line, runs the case it names with make_case(args); the exit code."""
+def parse_args(cases, add_args=None):
+    """The command line: --meshd, --py-server, --case NAME (one of cases) and what add_args(ap)
+    adds."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--meshd", required=True)
     ap.add_argument("--py-server", required=True)
     ap.add_argument("--case", required=True, choices=sorted(cases))
-    args = ap.parse_args()
-    c = make_case(args)
+    if add_args:
+        add_args(ap)
+    return ap.parse_args()
+
+
+def run_case(cases, name, c):
+    """Runs the case name on c (anything with stop(failed)), which it stops at the end; says
+    PASS or FAIL; the exit code."""
     ok = False
     try:
-        print("== case", args.case, flush=True)
-        cases[args.case](c)
+        print("== case", name, flush=True)
+        cases[name](c)
         ok = True
-        print("PASS", args.case)
+        print("PASS", name)
     except Fail as e:
         print("FAIL:", e)
     finally:
         c.stop(not ok)
     return 0 if ok else 1
+
+
+def run(cases, make_case, add_args=None):
+    """Parses the command line, runs the case it names with make_case(args); the exit code."""
+    args = parse_args(cases, add_args)
+    return run_case(cases, args.case, make_case(args))

@@ -4,16 +4,9 @@ ca.pem) as meshd's identity client writes it, with the SANs `meshd ca` writes
 (spiffe://TD/node/NAME and spiffe://TD/svc/SERVICE), or other SANs a test asks for."""
 import os
 import subprocess
-import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
-from test_proxy import check  # noqa: E402
-
-
-def openssl(*argv):
-    r = subprocess.run(["openssl"] + list(argv), capture_output=True, text=True)
-    check(r.returncode == 0, "openssl %s: %s" % (argv[0], r.stderr))
+from certs import openssl
+from procs import check
 
 
 def ca_init(meshd, ca_dir, td):

@@ -19,7 +19,6 @@ eviction; then the instance gone for everyone: evicted), degraded (an evicted in
 out of a proxy's gossip-sourced routes while etcd is down, through the monitor's evicted list
 in gossip; re-admitted once etcd is back). Timings are printed, not asserted.
 """
-import argparse
 import base64
 import json
 import os
@@ -35,7 +34,9 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "sidecar"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 import test_sidecar  # noqa: E402
-from test_proxy import Fail, Proc, check, free_port, wait_until  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Fail, Proc, check, free_port, wait_until  # noqa: E402
+from cases import run  # noqa: E402
 
 SERVICE = "meshd.test.Echo"
 
@@ -215,7 +216,7 @@ def start_monitor(env, name, extra=(), etcd=True):
     p = Proc("monitor-%s" % name, argv, env.dir, env=test_sidecar.meshd_env())
     env.procs.append(p)
     p.admin, p.audit = ap, audit
-    wait_until(lambda: env._accepts(p, ap), 15, "monitor %s admin" % name)
+    wait_until(lambda: p.accepts(ap), 15, "monitor %s admin" % name)
     return p
 
 
@@ -466,7 +467,7 @@ def case_degraded(env):
                            "--admin-listen", "127.0.0.1:%d" % pa, "--log-format", "text"] +
                  gossip_monitor_args(seed), env.dir, env=test_sidecar.meshd_env())
     env.procs.append(proxy)
-    wait_until(lambda: env._accepts(proxy, pa), 15, "proxy admin")
+    wait_until(lambda: proxy.accepts(pa), 15, "proxy admin")
     wait_until(lambda: admin(mon.admin)["role"] == "leader", 15, "m1 to lead")
     wait_until(lambda: len(proxy_routes(pa, SERVICE)[0]) == 3, 15, "3 instances at the proxy")
     _, sc, relay = pods[0]
@@ -504,23 +505,7 @@ CASES = {"blackhole": case_blackhole, "failover": case_failover, "valve": case_v
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    args = ap.parse_args()
-    env = test_sidecar.Env(args)
-    failed = True
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](env)
-        failed = False
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        env.stop(failed)
-    return 1 if failed else 0
+    return run(CASES, test_sidecar.Env)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 from cases import Case, meshd_env, run  # noqa: E402
 from mesh_certs import ca_init, issue  # noqa: E402
-from test_proxy import Fail, check, free_port, wait_until  # noqa: E402
+from procs import Fail, check, free_port, wait_until  # noqa: E402
 from echo_client import EchoClient  # noqa: E402
 import grpc  # noqa: E402
 import jwt  # noqa: E402 (python3-jwt)

@@ -16,7 +16,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "audit"))
 import kafka_rig  # noqa: E402
 from test_policy import ECHO, PolicyCase, call, check_schema  # noqa: E402
-from test_proxy import Fail, check  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Fail, check  # noqa: E402
 
 
 def main():

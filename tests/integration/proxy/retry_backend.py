@@ -14,13 +14,18 @@ Prints "listening on PORT" once it serves; SIGTERM stops it.
 """
 import argparse
 import json
+import os
 import random
-import signal
+import sys
 import threading
 import time
 from concurrent import futures
 
 import grpc
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+from serve import serve  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--port", type=int, default=0)
@@ -85,14 +90,7 @@ def main():
                 "Fault": unary(answer("Fault")), "Slow": unary(slow), "Count": unary(count)}
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("meshd.test.Retry", handlers),))
-    port = server.add_insecure_port("127.0.0.1:%d" % ARGS.port)
-    server.start()
-    print("listening on %d" % port, flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    signal.signal(signal.SIGINT, lambda *a: stop.set())
-    stop.wait()
-    server.stop(0)
+    serve(server, ARGS.port)
 
 
 if __name__ == "__main__":

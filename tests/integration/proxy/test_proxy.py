@@ -35,6 +35,8 @@ sys.path.insert(0, PEERS)
 import echo_client  # noqa: E402
 from echo_client import EchoClient, make_request, requests_of  # noqa: E402
 import grpc  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Fail, Proc, check, free_port, wait_until  # noqa: E402,F401  (also for others)
 
 SKIP = 77
 MiB = 1024 * 1024
@@ -45,74 +47,12 @@ def pattern(n):
     return (_PATTERN * (n // 256 + 1))[:n]
 
 
-class Fail(Exception):
-    pass
-
-
 # What `meshd proxy` says while its CLI exists but the engine is not wired in yet.
 NOT_WIRED = "not wired in yet"
 
 
 class NotWired(Exception):
     pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
-    print("  ok:", what, flush=True)
-
-
-def wait_until(pred, timeout, what):
-    """Poll pred() until it is true or the deadline passes (then fail with `what`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise Fail("timed out after %.1fs waiting for %s" % (timeout, what))
-        time.sleep(0.02)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    """A process this test started: its log file and its PID, nothing else is ever killed."""
-
-    def __init__(self, name, argv, workdir, env=None):
-        self.name = name
-        self.log = os.path.join(workdir, name + ".log")
-        with open(self.log, "wb") as f:
-            self.p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env)
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def output(self):
-        with open(self.log, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def wait_line(self, regex, timeout):
-        def found():
-            if not self.alive():
-                raise Fail("%s exited (%s) before ready:\n%s" % (self.name, self.p.returncode,
-                                                                 self.output()[-2000:]))
-            return re.search(regex, self.output())
-        return wait_until(found, timeout, "%s to print %r" % (self.name, regex))
-
-    def kill(self):
-        if self.alive():
-            self.p.kill()
-        try:
-            self.p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 class Backend:

@@ -27,7 +27,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -38,7 +37,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail, remove_dir  # noqa: E402
 from test_proxy_etcd import Etcd, PREFIX  # noqa: E402
 
 SERVICE = "meshd.test.Echo"
@@ -376,12 +376,7 @@ def main():
                     p.kill()
             else:
                 p.kill()
-        if not ok:
-            for name in sorted(os.listdir(workdir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(workdir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-3000:]))
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_dir(workdir, not ok)
     return 0 if ok else 1
 
 

@@ -31,7 +31,8 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail  # noqa: E402
 from echo_client import make_request  # noqa: E402  (test_proxy put tests/peers on the path)
 import grpc  # noqa: E402
 

@@ -41,17 +41,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail, meshd_env  # noqa: E402
 from test_proxy_etcd import Etcd, PREFIX  # noqa: E402
 from echo_client import make_request  # noqa: E402
 import grpc  # noqa: E402
 
 ECHO = "meshd.test.Echo"
 METHODS = ["Unary", "ServerStream", "ClientStream", "Bidi", "Stats", "SetHealth"]
-
-
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
 
 
 class Case:
@@ -110,6 +107,8 @@ class Case:
         p = Proc("proxy-%d" % len(self.procs), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.wait_line(r"listening on", 15)
+        if admin:  # a worker says "listening on" before the admin listener is up
+            wait_until(lambda: p.accepts(admin), 15, "the proxy's admin port")
         p.addr = "127.0.0.1:%d" % port
         p.admin = "127.0.0.1:%d" % admin if admin else None
         return p

@@ -30,11 +30,9 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -42,7 +40,9 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, HERE)
-from test_proxy import Proc, check, free_port, wait_until, Fail  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Proc, check, free_port, wait_until, Fail  # noqa: E402
+from cases import Case  # noqa: E402
 
 import grpc  # noqa: E402
 
@@ -56,11 +56,9 @@ BACKEND = os.path.join(HERE, "retry_backend.py")
 SVC = "meshd.test.Retry"
 
 
-class Env:
+class Env(Case):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-retry-")
-        self.procs = []
+        super().__init__(args, "meshd-it-retry-")
         self.proxy = None
 
     def backend(self, sid, *flags):
@@ -100,14 +98,6 @@ class Env:
                 return False
         wait_until(up, 20, "meshd's admin API")
         return p
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for p in self.procs:
-                print("---- %s log ----\n%s" % (p.name, p.output()[-3000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def http(addr, path):

@@ -12,14 +12,15 @@ Prints "listening on PORT" once it serves; SIGTERM stops it.
 """
 import argparse
 import os
-import signal
 import sys
-import threading
 from concurrent import futures
 
 sys.dont_write_bytecode = True
 PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "peers")
 sys.path.insert(0, os.path.abspath(PEERS))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+from serve import serve  # noqa: E402
 
 
 def add_files(service, types):
@@ -65,15 +66,7 @@ def main():
     add_files(args.service, args.types)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     reflection_service.add_to_server(server, ["shop.v1." + args.service])
-    port = server.add_insecure_port("127.0.0.1:%d" % args.port)
-    server.start()
-    print("listening on %d" % port, flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
-    while not done.wait(0.5):
-        pass
-    server.stop(0)
+    serve(server, args.port)
 
 
 if __name__ == "__main__":

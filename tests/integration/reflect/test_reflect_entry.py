@@ -37,7 +37,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "peers"))
-from test_proxy import Proc, check, free_port, wait_until, Fail  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
+from procs import Proc, check, free_port, wait_until, Fail, meshd_env  # noqa: E402
 from test_proxy_etcd import Etcd, PREFIX  # noqa: E402
 import stubs  # noqa: E402
 
@@ -53,10 +54,6 @@ VERSIONS = {"v1": (v1_pb2, v1_grpc), "v1alpha": (v1a_pb2, v1a_grpc)}
 NOT_FOUND, FAILED_PRECONDITION = 5, 9
 INFRA = {"grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
          "grpc.reflection.v1alpha.ServerReflection"}
-
-
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
 
 
 def ask(target, version, **kw):

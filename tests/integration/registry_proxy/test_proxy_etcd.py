@@ -7,7 +7,6 @@ during the outage routes from its snapshot file, and etcd's return resyncs the v
 import argparse
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 import test_proxy as tp  # noqa: E402  (Proc, wait_until, free_port, check, EchoClient)
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail, remove_dir  # noqa: E402
+from calls import served_by  # noqa: E402
 
 PREFIX = "meshd/services"
 
@@ -77,16 +78,6 @@ def start_proxy(args, workdir, etcd, port, snapshot, name):
     p = Proc(name, argv, workdir, env=menv)
     p.wait_line(r"listening on", 15)
     return p
-
-
-def served_by(target, n=6):
-    """The server ids answering n unary calls (errors as 'CODE: details')."""
-    out = []
-    with EchoClient(target) as c:
-        for _ in range(n):
-            r = c.unary(payload=b"x", timeout=5)
-            out.append(r.replies[0].server_id if r.ok else "%s: %s" % (r.code.name, r.details))
-    return out
 
 
 def main():
@@ -188,12 +179,7 @@ def main():
                     p.kill()
             else:
                 p.kill()
-        if not ok:
-            for name in sorted(os.listdir(workdir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(workdir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-3000:]))
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_dir(workdir, not ok)
     return 0 if ok else 1
 
 

@@ -17,23 +17,22 @@ Cases (--case NAME):
                   the sidecar.
 
 Every case starts its own etcd (random loopback ports, own data dir) and processes, and kills
-exactly the PIDs it started, also on failure. Helpers come from tests/integration/proxy/
-test_proxy.py and the Etcd class from test_proxy_etcd.py (which itself writes meshd's former
+exactly the PIDs it started, also on failure. Helpers come from tests/integration/lib/ and
+the Etcd class from test_proxy_etcd.py (which itself writes meshd's former
 record form, so the proxy's reading of that form stays covered there).
 """
-import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 sys.path.insert(0, HERE)
-from test_proxy import Proc, check, free_port, wait_until, EchoClient, Fail  # noqa: E402
+from test_proxy import EchoClient  # noqa: E402
+from procs import Proc, check, free_port, wait_until, Fail, meshd_env  # noqa: E402
+from cases import Case as CaseBase, run  # noqa: E402
 from test_proxy_etcd import Etcd, PREFIX  # noqa: E402
 import grpc  # noqa: E402
 
@@ -41,15 +40,9 @@ ECHO = "meshd.test.Echo"
 ALL_METHODS = ("Unary", "ServerStream", "ClientStream", "Bidi", "Stats", "SetHealth")
 
 
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-
-
-class Case:
+class Case(CaseBase):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-records-")
-        self.procs = []
+        super().__init__(args, "meshd-it-records-")
         self.etcd = None
 
     def start_etcd(self):
@@ -104,16 +97,6 @@ class Case:
         if r.returncode != 0:
             raise Fail("registry list failed (%d): %s" % (r.returncode, r.stderr.decode()))
         return r.stdout.decode()
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    with open(os.path.join(self.dir, name), errors="replace") as f:
-                        print("---- %s ----\n%s" % (name, f.read()[-3000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def outcome(r):
@@ -296,23 +279,7 @@ CASES = {"plain_forms": case_plain_forms, "sidecar_fields": case_sidecar_fields}
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    args = ap.parse_args()
-    c = Case(args)
-    ok = False
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](c)
-        ok = True
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        c.stop(not ok)
-    return 0 if ok else 1
+    return run(CASES, Case)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,16 @@ real gRPC apps (tests/peers: the Python and the C++ Echo servers).
 
 Each case (--case NAME) starts its own etcd (random loopback ports, own data dir), its apps
 and sidecars (and a `meshd proxy --etcd` where it needs one), and kills exactly the PIDs it
-started at the end, also on failure. Helpers (Proc, wait_until, check, free_port) come from
-tests/integration/proxy/test_proxy.py.
+started at the end, also on failure. Helpers (Proc, wait_until, check, free_port, the Case
+this Env extends and the runner) come from tests/integration/lib/.
 """
-import argparse
 import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -26,21 +23,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "proxy"))
 import test_proxy  # noqa: E402
-from test_proxy import Fail, Proc, check, free_port, wait_until  # noqa: E402
+from procs import Fail, Proc, check, free_port, wait_until, meshd_env  # noqa: E402
+from cases import Case, run  # noqa: E402
 from echo_client import EchoClient  # noqa: E402
 
 PREFIX = "meshd/services/"
 
 
-def meshd_env():
-    return {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
-
-
-class Env:
+class Env(Case):
     def __init__(self, args):
-        self.args = args
-        self.dir = tempfile.mkdtemp(prefix="meshd-it-sidecar-")
-        self.procs = []
+        super().__init__(args, "meshd-it-sidecar-")
         self.etcd_url = None
 
     # -- processes ----------------------------------------------------------------------
@@ -95,7 +87,7 @@ class Env:
         self.procs.append(p)
         p.port, p.probe = port, probe
         p.addr = "127.0.0.1:%d" % port
-        wait_until(lambda: self._accepts(p, probe), 15, "sidecar %s probes" % name)
+        wait_until(lambda: p.accepts(probe), 15, "sidecar %s probes" % name)
         return p
 
     def start_proxy(self):
@@ -106,26 +98,8 @@ class Env:
         p = Proc("proxy-%d" % len(self.procs), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.addr = "127.0.0.1:%d" % port
-        wait_until(lambda: self._accepts(p, port), 15, "proxy to accept")
+        wait_until(lambda: p.accepts(port), 15, "proxy to accept")
         return p
-
-    @staticmethod
-    def _accepts(p, port):
-        if not p.alive():
-            raise Fail("%s exited (%s):\n%s" % (p.name, p.p.returncode, p.output()[-3000:]))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def stop(self, failed):
-        for p in reversed(self.procs):
-            p.kill()
-        if failed:
-            for p in self.procs:
-                print("---- %s log ----\n%s" % (p.name, p.output()[-4000:]))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- etcd and probes ------------------------------------------------------------------
     def keys(self):
@@ -511,24 +485,7 @@ CASES = {n[5:]: f for n, f in globals().items() if n.startswith("case_") and n !
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--meshd", required=True)
-    ap.add_argument("--py-server", required=True)
-    ap.add_argument("--cc-server")
-    ap.add_argument("--case", required=True, choices=sorted(CASES))
-    args = ap.parse_args()
-    env = Env(args)
-    failed = True
-    try:
-        print("== case", args.case, flush=True)
-        CASES[args.case](env)
-        failed = False
-        print("PASS", args.case)
-    except Fail as e:
-        print("FAIL:", e)
-    finally:
-        env.stop(failed)
-    return 1 if failed else 0
+    return run(CASES, Env, lambda ap: ap.add_argument("--cc-server"))
 
 
 if __name__ == "__main__":

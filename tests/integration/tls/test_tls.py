@@ -42,7 +42,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
 from cases import Case, run, meshd_env  # noqa: E402
-from test_proxy import Fail, check, wait_until, free_port  # noqa: E402
+from procs import Fail, check, wait_until, free_port  # noqa: E402
 from echo_client import EchoClient  # noqa: E402
 import grpc  # noqa: E402
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file_read.h"
 #include "gateway/json_pb.h"
 #include "gateway/pb_json.h"
 #include "gateway/schema.h"
@@ -43,16 +44,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: gw_codec_tool DESCRIPTOR_SET\n");
         return 2;
     }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) {
-        perror(argv[1]);
+    char err[1200];
+    size_t n;
+    char *set = mesh_file_read(argv[1], 16u << 20, 0, &n, err, sizeof err);
+    if (!set) {
+        fprintf(stderr, "%s\n", err);
         return 2;
     }
-    static uint8_t set[1 << 20];
-    size_t n = fread(set, 1, sizeof set, f);
-    fclose(f);
-    char err[512];
-    gw_schema_t *s = gw_schema_build_set(set, n, err, sizeof err);
+    gw_schema_t *s = gw_schema_build_set((const uint8_t *)set, n, err, sizeof err);
+    free(set);
     if (!s) {
         fprintf(stderr, "schema: %s\n", err);
         return 2;

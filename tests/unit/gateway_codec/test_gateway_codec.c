@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file_read.h"
 #include "gateway/json_pb.h"
 #include "gateway/pb_json.h"
 #include "gateway/schema.h"
@@ -427,12 +428,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_gateway_codec codec_test.pb\n");
         return 2;
     }
-    FILE *f = fopen(argv[1], "rb");
-    CHECK(f != NULL);
-    static uint8_t set[1 << 20];
-    size_t n = fread(set, 1, sizeof set, f);
-    fclose(f);
-    char err[256];
+    char err[1200];
+    size_t n;
+    uint8_t *set = (uint8_t *)mesh_file_read(argv[1], 16u << 20, 0, &n, err, sizeof err);
+    if (!set)
+        fprintf(stderr, "%s\n", err);
+    CHECK(set != NULL);
     S = gw_schema_build_set(set, n, err, sizeof err);
     if (!S)
         fprintf(stderr, "%s\n", err);
@@ -446,6 +447,7 @@ int main(int argc, char **argv)
     RUN(test_shared_snapshot);
     test_from_pool(set, n);
     gw_schema_unref(S);
+    free(set);
     printf("test_gateway_codec: ok\n");
     return 0;
 }

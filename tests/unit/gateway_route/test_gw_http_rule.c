@@ -10,25 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file_read.h"
 #include "grpc/descriptors.h"
 #include "tests/check.h"
 
 static uint8_t *read_file(const char *name, size_t *len)
 {
-    char path[1024];
+    char path[1024], err[1200];
     snprintf(path, sizeof path, "%s/%s", GW_TESTDATA, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    CHECK(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
+    uint8_t *buf = (uint8_t *)mesh_file_read(path, 16u << 20, 0, len, err, sizeof err);
+    if (!buf)
+        fprintf(stderr, "%s\n", err);
+    CHECK(buf);
     return buf;
 }
 

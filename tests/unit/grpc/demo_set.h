@@ -10,26 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file_read.h"
 #include "google/protobuf/descriptor.pb-c.h"
 
 /* Reads a whole file; exits on failure. */
 static inline uint8_t *demo_read_file(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
+    char err[1200];
+    uint8_t *buf = (uint8_t *)mesh_file_read(path, 16u << 20, 0, len, err, sizeof err);
+    if (!buf) {
+        fprintf(stderr, "%s\n", err);
         exit(1);
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "cannot read %s\n", path);
-        exit(1);
-    }
-    fclose(f);
-    *len = (size_t)n;
     return buf;
 }
 

@@ -1,0 +1,102 @@
+"""tests/integration/lib/procs.py: the basics every integration test shares: a failed check
+(Fail, check), polling until something holds (wait_until), a free loopback port, a process
+the test started and kills by PID (Proc), the environment meshd runs in (meshd_env), and the end of a test's folder
+(remove_dir: its logs printed first when the test failed)."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+    print("  ok:", what, flush=True)
+
+
+def wait_until(pred, timeout, what):
+    """Poll pred() until it is true (its value returned) or the deadline passes (then fail
+    with `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise Fail("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(0.02)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def meshd_env(**extra):
+    """The environment without any MESHD_* variable of the caller, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHD_")}
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A process this test started: its log file and its PID, nothing else is ever killed."""
+
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.log = os.path.join(workdir, name + ".log")
+        with open(self.log, "wb") as f:
+            self.p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, env=env)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def output(self):
+        with open(self.log, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_line(self, regex, timeout):
+        def found():
+            if not self.alive():
+                raise Fail("%s exited (%s) before ready:\n%s" % (self.name, self.p.returncode,
+                                                                 self.output()[-2000:]))
+            return re.search(regex, self.output())
+        return wait_until(found, timeout, "%s to print %r" % (self.name, regex))
+
+    def accepts(self, port):
+        """True once 127.0.0.1:port takes a TCP connection; fails when the process exited."""
+        if not self.alive():
+            raise Fail("%s exited (%s):\n%s" % (self.name, self.p.returncode,
+                                                 self.output()[-3000:]))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def kill(self):
+        if self.alive():
+            self.p.kill()
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def remove_dir(workdir, failed, tail=3000):
+    """Removes a test's folder; when the test failed, prints the end (tail characters) of each
+    of its *.log files first."""
+    if failed:
+        for name in sorted(os.listdir(workdir)):
+            if name.endswith(".log"):
+                with open(os.path.join(workdir, name), errors="replace") as f:
+                    print("---- %s ----\n%s" % (name, f.read()[-tail:]))
+    shutil.rmtree(workdir, ignore_errors=True)
