@@ -64,6 +64,8 @@ typedef struct gsp_swim_cfg {
     uint64_t reconnect_timeout_ns; /* dead members are retried for this long */
     uint64_t late_timer_ns;        /* a timer this late means the loop stalled */
     size_t udp_max;                /* bytes of one compound (the datagram minus sealing) */
+    int legacy_push_pull;          /* behave as a node older than digest push-pulls: send and answer
+                                      whole states, never read digests (simulations of mixed meshes) */
 } gsp_swim_cfg_t;
 
 /** "lan" (default), "wan" or "local"; returns 0, or -1 for an unknown name. */
@@ -193,6 +195,9 @@ typedef struct gsp_swim_stats {
     /* bytes of the stream requests this node opened (push-pull states, WANTs, TCP pings); the
      * answers it gives count in sent_bytes with the datagrams */
     uint64_t stream_request_bytes;
+    /* push-pulls sent as digests; STATEs sent in answer to digests (what the asker lacked);
+     * members fetched (WANT) from an asker that held them newer */
+    uint64_t digest_push_pulls, digest_states_sent, digest_wants;
     /* Probe round trips: from a probe's ping to its first ack (direct, by TCP, or relayed by an
      * indirect probe); counts per bucket of gsp_rtt_bounds_us (not cumulative), the last one
      * for longer, and their sum. */

@@ -13,7 +13,8 @@
  *      opened by the plain sealer and decoded
  * Properties checked besides "no crash, no leak, no read out of bounds":
  *   - the encoders accept every message the decoder accepted (same rules on both sides), and
- *     re-encoding is a fixed point: decode(encode(decode(x))) encodes to the same bytes;
+ *     re-encoding is a fixed point: decode(encode(decode(x))) encodes to the same bytes (the
+ *     digest push-pull's messages too: PUSH_PULL's optional fields, DIGEST, HAVE);
  *   - a message relayed raw (gsp_enc_raw) decodes to the same message;
  *   - metadata that decodes re-encodes, and decodes again to the same encoding;
  *   - a SET's names hash the same in any order (the hash of the names as decoded and reversed);
@@ -109,6 +110,10 @@ static int encode(gsp_enc_t *e, const gsp_msg_t *m, cstrs_t *c)
         return gsp_enc_check(e, &m->u.check);
     case GSP_CHECK_ACK:
         return gsp_enc_check_ack(e, &m->u.check_ack);
+    case GSP_DIGEST:
+        return gsp_enc_digest(e, &m->u.digest);
+    case GSP_HAVE:
+        return gsp_enc_have(e, m->u.have.sets, m->u.have.n_sets);
     }
     return -1;
 }
