@@ -33,6 +33,10 @@
  *   clog       one node's links clogged both ways for 2-4 s (its loop runs): nobody else is
  *              ever seen dead, the clogged node declares nobody dead, and once unclogged it is
  *              alive again everywhere within the bound from the timers
+ *   mixed      every odd node behaves as a node older than digest push-pulls (whole states
+ *              both ways); halves split until each declares the other dead, a new node of one
+ *              half and an old node of the other announce metadata, then heal: one membership
+ *              again, both records everywhere, and both kinds of push-pull were used
  *
  *   gossip_sim --scenario NAME|all [--seed N | --seeds COUNT [--first-seed S]] [--nodes N]
  *              [--verbose] [--json]   --json: after a single seed's line, a JSON line of what
@@ -1227,6 +1231,69 @@ typedef struct scenario {
     int min_nodes;
 } scenario_t;
 
+/* Every running node knows the metadata of nodes a and b (arg: {a, b}) at version 1 or later. */
+static int pred_meta_of(world_t *w, void *arg)
+{
+    const int *k = arg;
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < 2; j++) {
+            gsp_member_t m;
+            if (i == k[j] || !w->nodes[i].running || !w->nodes[i].swim)
+                continue;
+            if (gsp_swim_find(w->nodes[i].swim, w->nodes[k[j]].cfg.name, &m) ||
+                m.meta_version < 1 || !m.meta)
+                return 0;
+        }
+    return 1;
+}
+
+static void sc_mixed(world_t *w)
+{
+    for (int i = 0; i < w->n; i++)
+        node_init(w, i);
+    for (int i = 1; i < w->n; i += 2)
+        w->nodes[i].cfg.swim.legacy_push_pull = 1; /* a node older than digests */
+    for (int i = 0; i < w->n; i++)
+        node_start(w, i);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    partition(w, 1);
+    uint64_t b = detect_bound(w, w->n) * 2, t = wait_for(w, b, pred_split, NULL);
+    if (t == UINT64_MAX) {
+        fail(w, "halves did not declare each other dead within %llu ms",
+             (unsigned long long)(b / MS));
+        return;
+    }
+    int k[2] = {0, (w->n / 2) | 1}; /* a new node in one half, an old one in the other */
+    uint64_t h;
+    announce(w, k[0], 1, &h);
+    announce(w, k[1], 1, &h);
+    run_for(w, 60 * S);
+    partition(w, 0);
+    b = w->prof.reconnect_interval_ns + join_bound(w, w->n) + susp_max(w, w->n);
+    t = wait_for(w, b, pred_whole, NULL);
+    w->m_heal = t;
+    if (t == UINT64_MAX) {
+        fail(w, "no whole membership within %llu ms after the heal", (unsigned long long)(b / MS));
+        return;
+    }
+    say(w, "healed: one membership after %llu ms (bound %llu ms)", (unsigned long long)(t / MS),
+        (unsigned long long)(b / MS));
+    b = w->prof.push_pull_interval_ns * 2 + spread(w, w->n);
+    t = wait_for(w, b, pred_meta_of, k);
+    if (t == UINT64_MAX)
+        fail(w, "the records of %s (new) and %s (old) not everywhere within %llu ms after the heal",
+             w->nodes[k[0]].cfg.name, w->nodes[k[1]].cfg.name, (unsigned long long)(b / MS));
+    gsp_swim_stats_t st = stats_sum(w);
+    if (!st.digest_push_pulls || st.push_pulls <= st.digest_push_pulls)
+        fail(w, "push-pulls: %llu, by digest %llu: both kinds should have run",
+             (unsigned long long)st.push_pulls, (unsigned long long)st.digest_push_pulls);
+    say(w, "push-pulls %llu (by digest %llu; %llu states answered to digests, %llu fetched back)",
+        (unsigned long long)st.push_pulls, (unsigned long long)st.digest_push_pulls,
+        (unsigned long long)st.digest_states_sent, (unsigned long long)st.digest_wants);
+}
+
 static const scenario_t scenarios[] = {
     {"join", sc_join, 3},           {"kill", sc_kill, 3},
     {"refute", sc_refute, 4},       {"loss", sc_loss, 3},
@@ -1236,6 +1303,7 @@ static const scenario_t scenarios[] = {
     {"meta", sc_meta, 3},           {"signed", sc_signed, 3},
     {"keys", sc_keys, 5},           {"dupreorder", sc_dupreorder, 4},
     {"longtail", sc_longtail, 3},   {"clog", sc_clog, 3},
+    {"mixed", sc_mixed, 4},
 };
 
 /* ---- the report (--report): detection, false positives by loss, dissemination, bytes ------- */
