@@ -1082,9 +1082,12 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         }
         /* our own update echoed back, or one from a previous life: outdo the latter */
         if (!s->leaving && (inc > m->inc || (inc == m->inc && mv > m->meta_version))) {
-            if (mv > m->meta_version)
+            int bumped = mv > m->meta_version;
+            if (bumped)
                 m->meta_version = mv + 1;
             refute(s, now, inc);
+            if (bumped) /* a host that signs its record signs it again at the new version */
+                notify(s, m, m->state, 0);
         }
         return;
     }
@@ -2485,15 +2488,26 @@ void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t
 
 int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len)
 {
+    return gsp_swim_set_meta_version(s, now, meta, len, 0);
+}
+
+int gsp_swim_set_meta_version(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len,
+                              uint64_t version)
+{
     (void)now;
     if (len > GSP_META_MAX) {
         logf_(s, 3, "our metadata is %zu bytes, over the %u-byte bound: not announced", len,
               (unsigned)GSP_META_MAX);
         return -1;
     }
+    if (version && version <= s->self->meta_version) {
+        logf_(s, 3, "our metadata at version %llu, not above the current %llu: not announced",
+              (unsigned long long)version, (unsigned long long)s->self->meta_version);
+        return -1;
+    }
     if (set_meta_bytes(s, s->self, meta, len))
         return -1;
-    s->self->meta_version++;
+    s->self->meta_version = version ? version : s->self->meta_version + 1;
     slot_sync(s, s->self);
     queue_alive(s, s->self);
     notify(s, s->self, GSP_ST_ALIVE, 0);

@@ -127,6 +127,10 @@ void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t
 /** Sets our metadata (encoded instances) and the method sets it refers to; bumps
  *  meta_version and announces it. Copies everything. Returns 0, or -1 when over a bound. */
 int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len);
+/** As gsp_swim_set_meta at a version chosen by the caller (a signed record names its version:
+ *  ca/record_sig.h); 0 means the next one. -1 also when version is not above our current one. */
+int gsp_swim_set_meta_version(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len,
+                              uint64_t version);
 /** Registers a method set we serve (so we can answer WANT); copies the names. */
 int gsp_swim_add_method_set(gsp_swim_t *s, uint64_t hash, const char *const *names, size_t n);
 

@@ -739,9 +739,14 @@ static void announce_signed(world_t *w, int k, int n_inst, uint64_t *hash_out,
     if (len > 0 && sg) { /* the bare array is the record signed; then the map with sig, cert */
         static gsp_node_attrs_t na;
         uint8_t sig[RSIG_SIG_MAX];
-        int sl = rsig_sign(sg->key, w->nodes[k].cfg.name, u->meta, (size_t)len, sig, sizeof sig);
+        gsp_member_t self; /* signed at the version it is announced at: the next */
+        if (!w->nodes[k].swim || gsp_swim_find(w->nodes[k].swim, w->nodes[k].cfg.name, &self))
+            self.meta_version = 0;
+        u->version = self.meta_version + 1;
+        int sl = rsig_sign(sg->key, w->nodes[k].cfg.name, u->version, u->meta, (size_t)len, sig,
+                           sizeof sig);
         memset(&na, 0, sizeof na);
-        na.sig = (gsp_str_t){(const char *)sig, sl > 0 ? (uint32_t)sl : 0};
+        na.vsig = (gsp_str_t){(const char *)sig, sl > 0 ? (uint32_t)sl : 0};
         if (sg->inline_cert)
             na.cert = (gsp_str_t){(const char *)sg->cert, (uint32_t)sg->cert_len};
         else
@@ -941,15 +946,20 @@ static void sc_signed(world_t *w)
         rsig_record_t rec = {.node = "node-2",
                              .rec = (const uint8_t *)na.insts_raw.p,
                              .rec_len = na.insts_raw.n,
-                             .sig = (const uint8_t *)na.sig.p,
-                             .sig_len = na.sig.n,
+                             .sig = (const uint8_t *)na.vsig.p,
+                             .sig_len = na.vsig.n,
                              .cert_der = der,
                              .cert_len = (size_t)dl,
                              .services = svcs,
-                             .n_services = 1};
+                             .n_services = 1,
+                             .version = m.meta_version};
         rsig_result_t r = rsig_verify(tr, NULL, &rec, (int64_t)time(NULL), NULL, err, sizeof err);
         if (r != RSIG_OK)
             fail(w, "node-2's record does not verify at node-0: %s", err);
+        rec.version++; /* the same record replayed as a newer version */
+        if (rsig_verify(tr, NULL, &rec, (int64_t)time(NULL), NULL, err, sizeof err) !=
+            RSIG_BAD_SIGNATURE)
+            fail(w, "node-2's record verifies at a version it was not signed at");
     }
     if (w->n > 30)
         bytes[1] = 0; /* not measured */
@@ -959,7 +969,7 @@ static void sc_signed(world_t *w)
         "signed, certificate inline %.0f (x%.2f); signed, certificate as a set %.0f (x%.2f); "
         "signature %u B, certificate %zu B, signed metadata %u B",
         w->n, bytes[0], bytes[1], bytes[0] > 0 ? bytes[1] / bytes[0] : 0, bytes[2],
-        bytes[0] > 0 ? bytes[2] / bytes[0] : 0, na.sig.n, sg->cert_len, (unsigned)m.meta_len);
+        bytes[0] > 0 ? bytes[2] / bytes[0] : 0, na.vsig.n, sg->cert_len, (unsigned)m.meta_len);
     rsig_trust_free(tr);
     gsp_cert_set_destroy(&sg->cs);
     ca_crypto(NULL, 0)->pkey_free(sg->key);
