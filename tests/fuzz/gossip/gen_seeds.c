@@ -135,6 +135,10 @@ int main(int argc, char **argv)
     sa.cset = cs.hash;
     mlen = gsp_meta_encode_node(one, 1, &sa, m, sizeof(m));
     put("meta_signed", 4, m, (size_t)mlen);
+    sa.vsig = sa.sig; /* versioned (v2), what meshd sends */
+    sa.sig = (gsp_str_t){"", 0};
+    mlen = gsp_meta_encode_node(one, 1, &sa, m, sizeof(m));
+    put("meta_signed_v2", 4, m, (size_t)mlen);
     gsp_enc_t ce;
     gsp_enc_init(&ce, bare, sizeof(bare));
     gsp_enc_set(&ce, cs.hash, (const char *const *)cs.names, cs.n);
