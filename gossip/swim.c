@@ -1635,7 +1635,7 @@ static int meta_known(const member_t *m)
  * sets (HAVE), instead of our whole state (see answer_digest). */
 static size_t build_digest(gsp_swim_t *s)
 {
-    size_t need = 64 + GSP_ADDR_MAX + (s->sets_n / GSP_SET_MAX + 1) * 16 + s->sets_n * 9;
+    size_t need = 64 + GSP_ADDR_MAX + (s->sets_n / 256 + 1) * 16 + s->sets_n * 9;
     for (size_t i = 0; i < s->n; i++)
         need += GSP_MSG_OVERHEAD + s->ms[i]->name_len;
     if (need > GSP_FRAME_MAX)
