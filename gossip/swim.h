@@ -25,7 +25,10 @@
  * - Dissemination: every change is queued and piggybacked on probes and acks, fewest sent
  *   first, each at most retransmit_mult * ceil(log10(n + 1)) times; a gossip tick sends queued
  *   updates to a few random members. A periodic push-pull over a stream with one random
- *   member exchanges the whole state (anti-entropy); members that died recently are retried
+ *   member brings both states together (anti-entropy): the request carries a digest per
+ *   member (name, incarnation, state, meta version) and the answer what the asker lacks or
+ *   holds differently; what the answerer lacks it fetches (WANT). Joins, and nodes older than
+ *   digests, exchange whole states. Members that died recently are retried
  *   (push-pull) every reconnect interval, and the seeds are re-joined while any are dead, so
  *   the two sides of a healed partition merge again.
  * - Each member carries metadata: the instances it serves, versioned (meta_version). Updates
