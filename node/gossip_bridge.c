@@ -165,8 +165,10 @@ static void rejected(bridge_t *b, bmember_t *m, rsig_result_t r, const char *why
     b->rejected[r]++;
     if (!(m->logged & (1u << r))) {
         m->logged |= 1u << r;
-        mesh_warn("gossip", "record of %s (%s) refused, its instances are not routed: %s", m->name,
-                  rsig_result_name(r), why);
+        mesh_warn("gossip", "record of %s (%s) refused, %s: %s", m->name, rsig_result_name(r),
+                  r == RSIG_STALE ? "the record accepted before stays"
+                                  : "its instances are not routed",
+                  why);
     }
     audit_api_t *api = b->a->audit;
     if (!audit_api_on(api))
