@@ -11,7 +11,8 @@
 #include "ca/peer_identity.h"
 #include "ca/spiffe.h"
 
-#define RSIG_TAG "meshd-gossip-record-v1"
+#define RSIG_TAG_V1 "meshd-gossip-record-v1"
+#define RSIG_TAG_V2 "meshd-gossip-record-v2"
 
 /* A certificate checked once (chain, validity, identity), for RSIG_CACHE_TTL_S: records of
  * later metadata versions cost a digest, a lookup and the signature check alone. */
@@ -43,6 +44,7 @@ static const char *const names[RSIG_N_RESULTS] = {
     [RSIG_BAD_SIGNATURE] = "bad_signature",
     [RSIG_SERVICE_NOT_ALLOWED] = "service_not_allowed",
     [RSIG_INTERNAL] = "internal",
+    [RSIG_STALE] = "stale",
 };
 
 const char *rsig_result_name(rsig_result_t r)
@@ -50,18 +52,23 @@ const char *rsig_result_name(rsig_result_t r)
     return (unsigned)r < RSIG_N_RESULTS ? names[r] : "unknown";
 }
 
-/* The bytes signed: tag, NUL, node, NUL, record; into a new buffer (*out, free it). */
-static uint8_t *tbs(const char *node, const uint8_t *rec, size_t len, size_t *out_len)
+/* The bytes signed: tag, NUL, node, NUL, (v2) the version in 8 bytes big endian, record; into
+ * a new buffer (free it). */
+static uint8_t *tbs(int v1, const char *node, uint64_t version, const uint8_t *rec, size_t len,
+                    size_t *out_len)
 {
-    size_t tl = sizeof(RSIG_TAG), nl = strlen(node) + 1;
-    uint8_t *b = malloc(tl + nl + len + 1);
+    const char *tag = v1 ? RSIG_TAG_V1 : RSIG_TAG_V2;
+    size_t tl = strlen(tag) + 1, nl = strlen(node) + 1, vl = v1 ? 0 : 8;
+    uint8_t *b = malloc(tl + nl + vl + len + 1);
     if (!b)
         return NULL;
-    memcpy(b, RSIG_TAG, tl);
+    memcpy(b, tag, tl);
     memcpy(b + tl, node, nl);
+    for (size_t i = 0; i < vl; i++)
+        b[tl + nl + i] = (uint8_t)(version >> (56 - 8 * i));
     if (len)
-        memcpy(b + tl + nl, rec, len);
-    *out_len = tl + nl + len;
+        memcpy(b + tl + nl + vl, rec, len);
+    *out_len = tl + nl + vl + len;
     return b;
 }
 
@@ -71,14 +78,14 @@ static const EVP_MD *md_for(const mesh_crypto_t *C, EVP_PKEY *key)
     return C->pkey_is_a(key, "ED25519") ? NULL : C->sha256();
 }
 
-int rsig_sign(EVP_PKEY *key, const char *node, const uint8_t *rec, size_t len, uint8_t *sig,
-              size_t cap)
+static int sign(int v1, EVP_PKEY *key, const char *node, uint64_t version, const uint8_t *rec,
+                size_t len, uint8_t *sig, size_t cap)
 {
     const mesh_crypto_t *C = ca_crypto(NULL, 0);
     if (!C || !key || !node)
         return -1;
     size_t n;
-    uint8_t *b = tbs(node, rec, len, &n);
+    uint8_t *b = tbs(v1, node, version, rec, len, &n);
     EVP_MD_CTX *ctx = C->md_ctx_new();
     int rc = -1;
     size_t sl = cap;
@@ -92,6 +99,18 @@ int rsig_sign(EVP_PKEY *key, const char *node, const uint8_t *rec, size_t len, u
     C->md_ctx_free(ctx);
     free(b);
     return rc;
+}
+
+int rsig_sign(EVP_PKEY *key, const char *node, uint64_t version, const uint8_t *rec, size_t len,
+              uint8_t *sig, size_t cap)
+{
+    return sign(0, key, node, version, rec, len, sig, cap);
+}
+
+int rsig_sign_v1(EVP_PKEY *key, const char *node, const uint8_t *rec, size_t len, uint8_t *sig,
+                 size_t cap)
+{
+    return sign(1, key, node, 0, rec, len, sig, cap);
 }
 
 rsig_trust_t *rsig_trust_new(const char *pem, size_t len, const char *name, char *err,
@@ -248,6 +267,20 @@ rsig_result_t rsig_verify(rsig_trust_t *t, const svr_rules_t *rules, const rsig_
         snprintf(err, errlen, "node %s: its record is not signed", r->node);
         return RSIG_UNSIGNED;
     }
+    if (r->v1 && r->pinned) {
+        snprintf(err, errlen,
+                 "node %s: its record is signed without a version (v1), after a versioned one "
+                 "was accepted: a replay",
+                 r->node);
+        return RSIG_STALE;
+    }
+    if (!r->v1 && r->version < r->accepted) {
+        snprintf(err, errlen,
+                 "node %s: its record at version %llu is older than the one accepted (%llu): "
+                 "a replay",
+                 r->node, (unsigned long long)r->version, (unsigned long long)r->accepted);
+        return RSIG_STALE;
+    }
     const mesh_crypto_t *C = ca_crypto(err, errlen);
     if (!C || !t)
         return RSIG_INTERNAL;
@@ -271,14 +304,20 @@ rsig_result_t rsig_verify(rsig_trust_t *t, const svr_rules_t *rules, const rsig_
     EVP_MD_CTX *ctx = NULL;
     rsig_result_t rc;
     EVP_PKEY *pub = C->x509_get0_pubkey(e->leaf);
-    if (!pub || !(b = tbs(r->node, r->rec, r->rec_len, &n)) || !(ctx = C->md_ctx_new())) {
+    if (!pub || !(b = tbs(r->v1, r->node, r->version, r->rec, r->rec_len, &n)) ||
+        !(ctx = C->md_ctx_new())) {
         snprintf(err, errlen, "out of memory");
         rc = RSIG_INTERNAL;
         goto done;
     }
     if (C->digest_verify_init(ctx, NULL, md_for(C, pub), NULL, pub) != 1 ||
         C->digest_verify(ctx, r->sig, r->sig_len, b, n) != 1) {
-        snprintf(err, errlen, "node %s: the signature of its record does not verify", r->node);
+        if (r->v1)
+            snprintf(err, errlen, "node %s: the signature of its record does not verify", r->node);
+        else
+            snprintf(err, errlen,
+                     "node %s: the signature of its record does not verify at version %llu",
+                     r->node, (unsigned long long)r->version);
         rc = RSIG_BAD_SIGNATURE;
         goto done;
     }

@@ -809,11 +809,11 @@ static int g_message(mesh_actor_t *self, mesh_msg_t *m)
         for (size_t i = 0; i < u->n_sets; i++)
             gsp_swim_add_method_set(g->swim, u->sets[i].hash, (const char *const *)u->sets[i].names,
                                     u->sets[i].n);
-        if (gsp_swim_set_meta(g->swim, now, u->meta, u->meta_len))
+        if (gsp_swim_set_meta_version(g->swim, now, u->meta, u->meta_len, u->version))
             glog(g, MESH_LOG_ERROR,
-                 "gossip: our instances (%zu bytes encoded) are over the "
-                 "gossip bound: not announced",
-                 u->meta_len);
+                 "gossip: our instances (%zu bytes encoded, version %llu) are over the gossip "
+                 "bound or below our current version: not announced",
+                 u->meta_len, (unsigned long long)u->version);
         break;
     }
     case GSP_MSG_LEAVE:

@@ -143,6 +143,7 @@ typedef struct gsp_conflict_event {
 typedef struct gsp_meta_update {
     uint8_t *meta;
     size_t meta_len;
+    uint64_t version; /* the metadata version (a signed record's, ca/record_sig.h); 0: the next */
     size_t n_sets;
     struct {
         uint64_t hash;

@@ -45,8 +45,8 @@ static int pack_inst(msgpack_packer *pk, const gsp_inst_t *in)
 static int attrs_ok(const gsp_node_attrs_t *a)
 {
     if (!gsp_mp_str_ok(a->role, GSP_FIELD_MAX) || a->n_evicted > GSP_EVICTED_MAX ||
-        a->sig.n > GSP_SIG_MAX || a->cert.n > GSP_CERT_MAX || (a->sig.n && !a->sig.p) ||
-        (a->cert.n && !a->cert.p))
+        a->sig.n > GSP_SIG_MAX || a->vsig.n > GSP_SIG_MAX || a->cert.n > GSP_CERT_MAX ||
+        (a->sig.n && !a->sig.p) || (a->vsig.n && !a->vsig.p) || (a->cert.n && !a->cert.p))
         return 0;
     for (uint32_t i = 0; i < a->n_evicted; i++)
         if (a->evicted[i].service.n == 0 || !gsp_mp_str_ok(a->evicted[i].service, GSP_FIELD_MAX) ||
@@ -66,6 +66,8 @@ static int pack_attrs(msgpack_packer *pk, const gsp_node_attrs_t *a)
     if (a->role.n && (pack_key(pk, "role") || gsp_mp_pack_str(pk, a->role, 0)))
         return -1;
     if (a->sig.n && (pack_key(pk, "sig") || gsp_mp_pack_str(pk, a->sig, 1)))
+        return -1;
+    if (a->vsig.n && (pack_key(pk, "vsig") || gsp_mp_pack_str(pk, a->vsig, 1)))
         return -1;
     if (a->cert.n && (pack_key(pk, "cert") || gsp_mp_pack_str(pk, a->cert, 1)))
         return -1;
@@ -99,10 +101,10 @@ int gsp_meta_encode_node(const gsp_inst_t *insts, size_t n, const gsp_node_attrs
     gsp_enc_t e = {.buf = buf, .cap = cap < GSP_META_MAX ? cap : GSP_META_MAX, .len = 0};
     msgpack_packer pk;
     gsp_mp_packer(&pk, &e);
-    if (attrs &&
-        (attrs->role.n || attrs->n_evicted || attrs->sig.n || attrs->cert.n || attrs->cset)) {
+    if (attrs && (attrs->role.n || attrs->n_evicted || attrs->sig.n || attrs->vsig.n ||
+                  attrs->cert.n || attrs->cset)) {
         uint32_t pairs = 1 + (attrs->role.n > 0) + (attrs->n_evicted > 0) + (attrs->sig.n > 0) +
-                         (attrs->cert.n > 0) + (attrs->cset != 0);
+                         (attrs->vsig.n > 0) + (attrs->cert.n > 0) + (attrs->cset != 0);
         if (msgpack_pack_map(&pk, pairs) || pack_key(&pk, "i") || msgpack_pack_array(&pk, n))
             return -1;
         for (size_t i = 0; i < n; i++)
@@ -200,6 +202,8 @@ static int rd_map(gsp_mpr_t *r, gsp_inst_t *out, size_t cap, size_t *n, gsp_node
             seen_i = 1;
         } else if (key_is(key, "sig")) {
             rc = gsp_mpr_str(r, GSP_SIG_MAX, 1, &a->sig);
+        } else if (key_is(key, "vsig")) {
+            rc = gsp_mpr_str(r, GSP_SIG_MAX, 1, &a->vsig);
         } else if (key_is(key, "cert")) {
             rc = gsp_mpr_str(r, GSP_CERT_MAX, 1, &a->cert);
         } else if (key_is(key, "cset")) {
@@ -224,7 +228,7 @@ int gsp_meta_decode(const void *buf, size_t len, gsp_inst_t *out, size_t cap, si
 
 static void attrs_clear(gsp_node_attrs_t *a)
 {
-    a->role = a->sig = a->cert = a->insts_raw = (gsp_str_t){"", 0};
+    a->role = a->sig = a->vsig = a->cert = a->insts_raw = (gsp_str_t){"", 0};
     a->n_evicted = 0;
     a->cset = 0;
 }

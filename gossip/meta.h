@@ -23,8 +23,11 @@
  *   "role"     str, 0..GSP_FIELD_MAX bytes: what the node is besides its instances ("monitor")
  *   "evicted"  array of at most GSP_EVICTED_MAX [service, addr] pairs: instances the node (the
  *              leading monitor) evicted from etcd; proxies keep them out of gossip-sourced routes
- *   "sig"      bin, 1..GSP_SIG_MAX bytes: the node's signature over its "i" value's bytes
- *              (ca/record_sig.h says what exactly is signed)
+ *   "vsig"     bin, 1..GSP_SIG_MAX bytes: the node's signature over its "i" value's bytes and
+ *              the metadata version it announces them at (ca/record_sig.h says what exactly is
+ *              signed); what meshd sends
+ *   "sig"      bin, 1..GSP_SIG_MAX bytes: the same without the version, as nodes older than
+ *              "vsig" sign (still read during an upgrade: docs/gossip.md, "Signed records")
  *   "cert"     bin, 1..GSP_CERT_MAX bytes: the signing node's leaf certificate, DER, inline
  *   "cset"     uint, not 0: the hash of the set that carries the leaf instead (fetched once per
  *              hash like a method set: gossip/cert_set.h); what meshd sends
@@ -78,7 +81,8 @@ typedef struct gsp_evicted {
 /** A node's attributes (see the format above); borrowed strings. */
 typedef struct gsp_node_attrs {
     gsp_str_t role;      /* empty: none */
-    gsp_str_t sig;       /* the record signature (empty: unsigned) */
+    gsp_str_t sig;       /* the record signature without version (v1; empty: none) */
+    gsp_str_t vsig;      /* the record signature with the meta version (v2; empty: none) */
     gsp_str_t cert;      /* the signer's leaf certificate, DER, inline (empty: none) */
     uint64_t cset;       /* the hash of the set carrying the leaf (0: none) */
     gsp_str_t insts_raw; /* decoding only: the bytes of the instance array (what is signed) */

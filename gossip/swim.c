@@ -41,6 +41,7 @@
 #define GC_INTERVAL         (60 * S)
 #define LEAVE_FANOUT        5
 #define PREFETCH_BATCH      16 /* messages decoded ahead of handling (prefetch_members) */
+#define PP_SLOTS            64 /* digest push-pulls in flight, remembered by address */
 
 /* Stream tags: the kind in the top byte, a value below. */
 #define TAG_PROBE     1ull
@@ -49,6 +50,11 @@
 #define TAG_WANT      4ull
 #define TAG(kind, v)  ((kind) << 56 | ((uint64_t)(v)&0x00ffffffffffffffull))
 #define TAG_KIND(t)   ((t) >> 56)
+/* A push-pull's tag value: PP_FAST (a recently dead member retried), PP_DIGEST (the request
+ * carried digests), and above them the PP_SLOTS slot of the address it went to. */
+#define PP_FAST    1ull
+#define PP_DIGEST  2ull
+#define PP_SLOT(t) (((t)&0x00ffffffffffffffull) >> 2)
 
 typedef struct member {
     uint64_t meta_version;
@@ -68,6 +74,9 @@ typedef struct member {
     uint8_t name_len, addr_len; /* strlen of name and addr (both fit: see the bounds) */
     uint8_t room;               /* blk's room for the head: GSP_STATE_HEAD_MAX of the lengths */
     uint8_t head_len;           /* the cached STATE head's length (0: stale, see slot_sync) */
+    uint8_t full_pp;            /* it answered a digest push-pull as a node older than digests
+                                   do: our push-pulls to it carry our whole state */
+    uint32_t pp_mark;           /* answering a digest push-pull: the asker holds what we do */
     const char *name;           /* interned (gossip/intern.h): a member's name never changes */
     const char *addr;           /* interned */
 } member_t;
@@ -137,7 +146,8 @@ typedef struct relay {
 } relay_t;
 
 typedef struct mset {
-    uint64_t hash; /* 0: empty slot */
+    uint64_t hash;    /* 0: empty slot */
+    uint32_t pp_mark; /* answering a digest push-pull: the asker holds this set */
     size_t n;
     char **names; /* one allocation: pointers then the strings */
 } mset_t;
@@ -194,6 +204,10 @@ struct gsp_swim {
 
     mset_t *sets;
     size_t sets_cap, sets_n;
+
+    uint32_t pp_gen;                          /* digest push-pulls answered (pp_mark) */
+    uint32_t pp_next;                         /* the next slot of pp_addr */
+    char pp_addr[PP_SLOTS][GSP_ADDR_MAX + 1]; /* where our digest push-pulls went */
 
     uint64_t due; /* the next deadline, as last computed */
     gsp_swim_stats_t st;
@@ -1068,9 +1082,12 @@ static void on_alive(gsp_swim_t *s, uint64_t now, gsp_str_t node, gsp_str_t addr
         }
         /* our own update echoed back, or one from a previous life: outdo the latter */
         if (!s->leaving && (inc > m->inc || (inc == m->inc && mv > m->meta_version))) {
-            if (mv > m->meta_version)
+            int bumped = mv > m->meta_version;
+            if (bumped)
                 m->meta_version = mv + 1;
             refute(s, now, inc);
+            if (bumped) /* a host that signs its record signs it again at the new version */
+                notify(s, m, m->state, 0);
         }
         return;
     }
@@ -1572,8 +1589,12 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
         return 0;
     gsp_enc_t e;
     gsp_enc_init(&e, *bufp, need);
-    gsp_push_pull_t h = {
-        .join = (uint8_t)join, .reply = (uint8_t)reply, .n_states = (uint32_t)s->n};
+    /* an answer says that we read digests (an older node skips the field) */
+    gsp_push_pull_t h = {.join = (uint8_t)join,
+                         .reply = (uint8_t)reply,
+                         .n_states = (uint32_t)s->n,
+                         .digest = (uint8_t)(reply && !s->cfg.legacy_push_pull),
+                         .from_addr = M_ADDR(s->self)};
     if (gsp_enc_push_pull(&e, &h))
         return 0;
     size_t left_out = 0;
@@ -1605,9 +1626,87 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
     return gsp_enc_finish(&e);
 }
 
+static int meta_known(const member_t *m)
+{
+    return m->meta != NULL || m->meta_version == 0;
+}
+
+/* Our digest push-pull request: a DIGEST of every member we hold and the hashes of our method
+ * sets (HAVE), instead of our whole state (see answer_digest). */
+static size_t build_digest(gsp_swim_t *s)
+{
+    size_t need = 64 + GSP_ADDR_MAX + (s->sets_n / 256 + 1) * 16 + s->sets_n * 9;
+    for (size_t i = 0; i < s->n; i++)
+        need += GSP_MSG_OVERHEAD + s->ms[i]->name_len;
+    if (need > GSP_FRAME_MAX)
+        need = GSP_FRAME_MAX;
+    if (frame_room(s, need))
+        return 0;
+    gsp_enc_t e;
+    gsp_enc_init(&e, s->fbuf, need);
+    gsp_push_pull_t h = {.digest = 1, .from_addr = M_ADDR(s->self)};
+    if (gsp_enc_push_pull(&e, &h))
+        return 0;
+    size_t left_out = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        const member_t *m = s->ms[i];
+        gsp_digest_t g = {.node = M_NAME(m),
+                          .incarnation = m->inc,
+                          .state = (uint8_t)m->state,
+                          .meta_version = m->meta_version,
+                          .meta_known = (uint8_t)meta_known(m)};
+        if (gsp_enc_digest(&e, &g))
+            left_out++;
+    }
+    uint64_t hashes[256];
+    size_t k = 0;
+    for (size_t i = 0; i < s->sets_cap; i++) {
+        if (!s->sets[i].hash)
+            continue;
+        hashes[k++] = s->sets[i].hash;
+        if (k == 256) {
+            left_out += gsp_enc_have(&e, hashes, k) ? k : 0;
+            k = 0;
+        }
+    }
+    if (k && gsp_enc_have(&e, hashes, k))
+        left_out += k;
+    if (left_out)
+        logf_(s, 2, "digest push-pull frame over %u bytes: %zu members or sets left out",
+              (unsigned)GSP_FRAME_MAX, left_out);
+    return gsp_enc_finish(&e);
+}
+
+/* Whether a member at addr answered a digest push-pull as an older node (see full_pp). */
+static int peer_wants_full(const gsp_swim_t *s, const char *addr)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ms[i]->full_pp && !strcmp(s->ms[i]->addr, addr))
+            return 1;
+    return 0;
+}
+
+static void mark_full_pp(gsp_swim_t *s, const char *addr, size_t addr_len, int full)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ms[i]->addr_len == addr_len && !memcmp(s->ms[i]->addr, addr, addr_len))
+            s->ms[i]->full_pp = (uint8_t)full;
+}
+
+/* A push-pull: a join carries our whole state (the seed answers with its own), as does one to
+ * a node older than digests; any other carries digests, and its answer what we lack. */
 static void push_pull_tag(gsp_swim_t *s, const char *addr, uint64_t tag)
 {
-    size_t len = build_push_pull(s, &s->fbuf, &s->fcap, TAG_KIND(tag) == TAG_JOIN, 0);
+    size_t len;
+    if (TAG_KIND(tag) == TAG_PUSH_PULL && !s->cfg.legacy_push_pull && !peer_wants_full(s, addr)) {
+        uint32_t slot = s->pp_next++ % PP_SLOTS;
+        snprintf(s->pp_addr[slot], sizeof s->pp_addr[slot], "%s", addr);
+        tag |= PP_DIGEST | (uint64_t)slot << 2;
+        len = build_digest(s);
+        s->st.digest_push_pulls++;
+    } else {
+        len = build_push_pull(s, &s->fbuf, &s->fcap, TAG_KIND(tag) == TAG_JOIN, 0);
+    }
     if (!len)
         return;
     s->st.push_pulls++;
@@ -1617,6 +1716,192 @@ static void push_pull_tag(gsp_swim_t *s, const char *addr, uint64_t tag)
 static void push_pull(gsp_swim_t *s, const char *addr, int join)
 {
     push_pull_tag(s, addr, TAG(join ? TAG_JOIN : TAG_PUSH_PULL, 0));
+}
+
+/* A WANT (member names, set hashes) to addr, in frames of at most GSP_SET_MAX of each. */
+static void want_from(gsp_swim_t *s, const char *addr, uint64_t tag, const gsp_str_t *nodes,
+                      size_t n_nodes, const uint64_t *sets, size_t n_sets)
+{
+    while (n_nodes || n_sets) {
+        size_t kn = n_nodes < GSP_SET_MAX ? n_nodes : GSP_SET_MAX;
+        size_t ks = n_sets < GSP_SET_MAX ? n_sets : GSP_SET_MAX;
+        char *names[GSP_SET_MAX];
+        char *blk = malloc(kn * (GSP_NAME_MAX + 1) + 1);
+        if (!blk)
+            return;
+        for (size_t i = 0; i < kn; i++) {
+            names[i] = blk + i * (GSP_NAME_MAX + 1);
+            if (str_copy(names[i], GSP_NAME_MAX + 1, nodes[i]))
+                names[i][0] = 0;
+        }
+        size_t need = 64 + kn * (GSP_NAME_MAX + 5) + ks * 9;
+        gsp_enc_t e;
+        if (!frame_room(s, need)) {
+            gsp_enc_init(&e, s->fbuf, need);
+            if (!gsp_enc_want(&e, (const char *const *)names, kn, sets, ks))
+                stream_send(s, addr, s->fbuf, gsp_enc_finish(&e), tag);
+        }
+        free(blk);
+        if (kn)
+            nodes += kn, n_nodes -= kn;
+        if (ks)
+            sets += ks, n_sets -= ks;
+    }
+}
+
+static void merge_state(gsp_swim_t *s, uint64_t now, const gsp_member_state_t *st);
+static int reply_room(gsp_swim_t *s, size_t need);
+
+/* A list of borrowed names, grown as needed. */
+typedef struct strs {
+    gsp_str_t *v;
+    size_t n, cap;
+} strs_t;
+
+/*
+ * A DIGEST of the asker's, against what we hold of that member: the same record is marked (it
+ * stays out of our answer); a different one puts ours in the answer (unmarked), and theirs is
+ * taken as its STATE would be: a suspect, dead or left record of a member we know needs
+ * neither address nor metadata and is merged at once; a newer alive one, the metadata we lack,
+ * or a member we do not know is fetched whole (WANT, into want).
+ */
+static void digest_merge(gsp_swim_t *s, uint64_t now, const gsp_digest_t *g, uint32_t gen,
+                         strs_t *want)
+{
+    const slot_t *t = find_slot_str(s, g->node);
+    member_t *x = t ? s->ms[SLOT_IDX(t)] : NULL;
+    int fetch = !x;
+    if (x) {
+        int mk = meta_known(x);
+        if (g->incarnation == x->inc && g->state == (uint8_t)x->state &&
+            g->meta_version == x->meta_version && g->meta_known == mk) {
+            x->pp_mark = gen;
+            return;
+        }
+        if (g->state != GSP_ST_ALIVE) { /* merge_state reads neither address nor metadata */
+            gsp_member_state_t st = {.node = g->node,
+                                     .addr = M_ADDR(x),
+                                     .incarnation = g->incarnation,
+                                     .state = g->state,
+                                     .meta_version = g->meta_version};
+            merge_state(s, now, &st);
+            return;
+        }
+        fetch = g->incarnation > x->inc ||
+                (g->incarnation == x->inc &&
+                 (g->meta_version > x->meta_version ||
+                  (g->meta_version == x->meta_version && g->meta_known && !mk)));
+        if (!fetch && x->state == GSP_ST_LEFT && g->incarnation <= x->inc)
+            reassert(s, t); /* it holds a member alive that left: as its STATE would */
+    }
+    if (fetch && !grow((void **)&want->v, &want->cap, want->n + 1, sizeof *want->v))
+        want->v[want->n++] = g->node;
+}
+
+/*
+ * Answers a digest push-pull (data: its frame): merges what the asker holds that we lack or
+ * hold older, as far as the digests tell (digest_merge), and answers with the STATE of every
+ * member whose record the asker lacks or holds differently, and the method sets it lacks. What
+ * the asker holds newer and needs its address or metadata is fetched from it (WANT to its
+ * from_addr, answered like any fetch). Returns the answer's length (in s->rbuf), or 0.
+ */
+static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, size_t len)
+{
+    gsp_decoder_t *d = &s->dec;
+    if (gsp_dec_init(d, data, len) != GSP_WIRE_OK)
+        return 0;
+    if (++s->pp_gen == 0)
+        s->pp_gen = 1;
+    uint32_t gen = s->pp_gen;
+    strs_t want = {0};
+    uint64_t *want_sets = NULL;
+    size_t n_want_sets = 0, cap_want_sets = 0;
+    char from[GSP_ADDR_MAX + 1] = "";
+    gsp_msg_t m;
+    int rc;
+    while ((rc = gsp_dec_next(d, &m, NULL, NULL)) != GSP_WIRE_END) {
+        if (rc == GSP_WIRE_EBAD) {
+            s->st.bad_messages++;
+            free(want.v);
+            free(want_sets);
+            return 0;
+        }
+        if (rc == GSP_WIRE_SKIP)
+            continue;
+        if (m.type == GSP_PUSH_PULL) {
+            if (str_copy(from, sizeof from, m.u.push_pull.from_addr))
+                from[0] = 0;
+        } else if (m.type == GSP_DIGEST) {
+            digest_merge(s, now, &m.u.digest, gen, &want);
+        } else if (m.type == GSP_HAVE) {
+            for (uint32_t i = 0; i < m.u.have.n_sets; i++) {
+                mset_t *x = set_find(s, m.u.have.sets[i]);
+                if (x)
+                    x->pp_mark = gen;
+                else if (m.u.have.sets[i] && !grow((void **)&want_sets, &cap_want_sets,
+                                                   n_want_sets + 1, sizeof *want_sets))
+                    want_sets[n_want_sets++] = m.u.have.sets[i];
+            }
+        } else if (m.type == GSP_STATE) {
+            merge_state(s, now, &m.u.state);
+        }
+    }
+    /* the answer: what the asker lacks or holds differently */
+    size_t need = 64 + GSP_ADDR_MAX, k = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->ms[i]->pp_mark != gen) {
+            need += GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len +
+                    s->ms[i]->meta_len + 24;
+            k++;
+        }
+    for (size_t i = 0; i < s->sets_cap; i++)
+        if (s->sets[i].hash && s->sets[i].pp_mark != gen) {
+            need += GSP_MSG_OVERHEAD + 16;
+            for (size_t j = 0; j < s->sets[i].n; j++)
+                need += strlen(s->sets[i].names[j]) + 5;
+        }
+    size_t out = 0;
+    if (need > GSP_FRAME_MAX)
+        need = GSP_FRAME_MAX;
+    if (!reply_room(s, need)) {
+        gsp_enc_t e;
+        gsp_enc_init(&e, s->rbuf, need);
+        gsp_push_pull_t h = {
+            .reply = 1, .n_states = (uint32_t)k, .digest = 1, .from_addr = M_ADDR(s->self)};
+        if (!gsp_enc_push_pull(&e, &h)) {
+            for (size_t i = 0; i < s->n; i++) {
+                member_t *x = s->ms[i];
+                size_t l;
+                const uint8_t *enc;
+                if (x->pp_mark == gen)
+                    continue;
+                if ((enc = state_enc(x, &l))) {
+                    (void)gsp_enc_raw(&e, enc, l);
+                    continue;
+                }
+                gsp_member_state_t st = {.node = M_NAME(x),
+                                         .addr = M_ADDR(x),
+                                         .incarnation = x->inc,
+                                         .state = (uint8_t)x->state,
+                                         .meta_version = x->meta_version,
+                                         .meta = {(const char *)x->meta, (uint32_t)x->meta_len}};
+                (void)gsp_enc_state(&e, &st);
+            }
+            for (size_t i = 0; i < s->sets_cap; i++)
+                if (s->sets[i].hash && s->sets[i].pp_mark != gen)
+                    (void)gsp_enc_set(&e, s->sets[i].hash, (const char *const *)s->sets[i].names,
+                                      s->sets[i].n);
+            out = gsp_enc_finish(&e);
+        }
+    }
+    s->st.digest_states_sent += k;
+    if (from[0] && (want.n || n_want_sets)) {
+        s->st.digest_wants += want.n;
+        want_from(s, from, TAG(TAG_WANT, 0), want.v, want.n, want_sets, n_want_sets);
+    }
+    free(want.v);
+    free(want_sets);
+    return out;
 }
 
 /* A STATE merged as memberlist does: a remote dead or suspect is only a suspicion here (we
@@ -1808,7 +2093,10 @@ const uint8_t *gsp_swim_on_stream_request(gsp_swim_t *s, uint64_t now, const uin
         }
         break;
     case GSP_PUSH_PULL:
-        if (read_frame(s, now, data, len, &first) == GSP_PUSH_PULL) {
+        if (first.u.push_pull.digest && !first.u.push_pull.reply && !s->cfg.legacy_push_pull) {
+            *reply_len = answer_digest(s, now, data, len);
+            out = *reply_len ? s->rbuf : NULL;
+        } else if (read_frame(s, now, data, len, &first) == GSP_PUSH_PULL) {
             *reply_len = build_push_pull(s, &s->rbuf, &s->rcap, 0, 1);
             out = *reply_len ? s->rbuf : NULL;
         }
@@ -1838,8 +2126,19 @@ void gsp_swim_on_stream_reply(gsp_swim_t *s, uint64_t now, uint64_t tag, const u
         gsp_msg_t first;
         memset(&first, 0, sizeof first);
         int t = read_frame(s, now, data, len, &first);
-        if (tag == TAG(TAG_PUSH_PULL, 1) && t == GSP_PUSH_PULL)
+        if (kind == TAG_PUSH_PULL && (tag & PP_FAST) && t == GSP_PUSH_PULL)
             s->fast_reconnect = 0; /* a dead member answered: back to the usual pace */
+        if (t == GSP_PUSH_PULL && first.u.push_pull.digest) /* it reads digests (again) */
+            mark_full_pp(s, first.u.push_pull.from_addr.p, first.u.push_pull.from_addr.n, 0);
+        if (kind == TAG_PUSH_PULL && (tag & PP_DIGEST) && t == GSP_PUSH_PULL &&
+            !first.u.push_pull.digest) {
+            /* an older node: it answered with its whole state and never read our digests, so
+             * it gets our whole state now, and from now on */
+            const char *addr = s->pp_addr[PP_SLOT(tag) % PP_SLOTS];
+            mark_full_pp(s, addr, strlen(addr), 1);
+            logf_(s, 0, "%s does not read digest push-pulls (an older node): whole states", addr);
+            push_pull_tag(s, addr, TAG(TAG_PUSH_PULL, tag & PP_FAST));
+        }
         if (kind == TAG_JOIN && t == GSP_PUSH_PULL && !s->joined) {
             s->joined = 1;
             s->next_join = UINT64_MAX;
@@ -2189,15 +2488,26 @@ void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t
 
 int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len)
 {
+    return gsp_swim_set_meta_version(s, now, meta, len, 0);
+}
+
+int gsp_swim_set_meta_version(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len,
+                              uint64_t version)
+{
     (void)now;
     if (len > GSP_META_MAX) {
         logf_(s, 3, "our metadata is %zu bytes, over the %u-byte bound: not announced", len,
               (unsigned)GSP_META_MAX);
         return -1;
     }
+    if (version && version <= s->self->meta_version) {
+        logf_(s, 3, "our metadata at version %llu, not above the current %llu: not announced",
+              (unsigned long long)version, (unsigned long long)s->self->meta_version);
+        return -1;
+    }
     if (set_meta_bytes(s, s->self, meta, len))
         return -1;
-    s->self->meta_version++;
+    s->self->meta_version = version ? version : s->self->meta_version + 1;
     slot_sync(s, s->self);
     queue_alive(s, s->self);
     notify(s, s->self, GSP_ST_ALIVE, 0);

@@ -25,7 +25,10 @@
  * - Dissemination: every change is queued and piggybacked on probes and acks, fewest sent
  *   first, each at most retransmit_mult * ceil(log10(n + 1)) times; a gossip tick sends queued
  *   updates to a few random members. A periodic push-pull over a stream with one random
- *   member exchanges the whole state (anti-entropy); members that died recently are retried
+ *   member brings both states together (anti-entropy): the request carries a digest per
+ *   member (name, incarnation, state, meta version) and the answer what the asker lacks or
+ *   holds differently; what the answerer lacks it fetches (WANT). Joins, and nodes older than
+ *   digests, exchange whole states. Members that died recently are retried
  *   (push-pull) every reconnect interval, and the seeds are re-joined while any are dead, so
  *   the two sides of a healed partition merge again.
  * - Each member carries metadata: the instances it serves, versioned (meta_version). Updates
@@ -64,6 +67,8 @@ typedef struct gsp_swim_cfg {
     uint64_t reconnect_timeout_ns; /* dead members are retried for this long */
     uint64_t late_timer_ns;        /* a timer this late means the loop stalled */
     size_t udp_max;                /* bytes of one compound (the datagram minus sealing) */
+    int legacy_push_pull;          /* behave as a node older than digest push-pulls: send and answer
+                                      whole states, never read digests (simulations of mixed meshes) */
 } gsp_swim_cfg_t;
 
 /** "lan" (default), "wan" or "local"; returns 0, or -1 for an unknown name. */
@@ -125,6 +130,10 @@ void gsp_swim_join(gsp_swim_t *s, uint64_t now, const char *const *seeds, size_t
 /** Sets our metadata (encoded instances) and the method sets it refers to; bumps
  *  meta_version and announces it. Copies everything. Returns 0, or -1 when over a bound. */
 int gsp_swim_set_meta(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len);
+/** As gsp_swim_set_meta at a version chosen by the caller (a signed record names its version:
+ *  ca/record_sig.h); 0 means the next one. -1 also when version is not above our current one. */
+int gsp_swim_set_meta_version(gsp_swim_t *s, uint64_t now, const uint8_t *meta, size_t len,
+                              uint64_t version);
 /** Registers a method set we serve (so we can answer WANT); copies the names. */
 int gsp_swim_add_method_set(gsp_swim_t *s, uint64_t hash, const char *const *names, size_t n);
 
@@ -193,6 +202,9 @@ typedef struct gsp_swim_stats {
     /* bytes of the stream requests this node opened (push-pull states, WANTs, TCP pings); the
      * answers it gives count in sent_bytes with the datagrams */
     uint64_t stream_request_bytes;
+    /* push-pulls sent as digests; STATEs sent in answer to digests (what the asker lacked);
+     * members fetched (WANT) from an asker that held them newer */
+    uint64_t digest_push_pulls, digest_states_sent, digest_wants;
     /* Probe round trips: from a probe's ping to its first ack (direct, by TCP, or relayed by an
      * indirect probe); counts per bucket of gsp_rtt_bounds_us (not cumulative), the last one
      * for longer, and their sum. */

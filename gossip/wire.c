@@ -12,11 +12,13 @@
  *   SUSPECT,
  *   DEAD        node, incarnation, from
  *   STATE       node, addr, incarnation, state, meta_version, meta (bin)
- *   PUSH_PULL   join (bool), reply (bool), n_states
+ *   PUSH_PULL   join (bool), reply (bool), n_states[, digest (bool), from_addr]
  *   SET         hash, [names...]
  *   WANT        [nodes...], [hashes...]
  *   CHECK       seq, addr, timeout_ms, from
  *   CHECK_ACK   seq, reached (bool), from
+ *   DIGEST      node, incarnation, state, meta_version, meta_known (bool)
+ *   HAVE        [hashes...]
  *
  * Strings are msgpack str (no NUL byte inside), the metadata msgpack bin. Both sides check the
  * same rules: names at most GSP_NAME_MAX bytes, addresses GSP_ADDR_MAX, method names
@@ -197,12 +199,41 @@ int gsp_enc_push_pull(gsp_enc_t *e, const gsp_push_pull_t *m)
 {
     msgpack_packer pk;
     size_t start = e->len;
-    if (m->n_states > GSP_COMPOUND_MAX)
+    if (m->n_states > GSP_COMPOUND_MAX ||
+        (m->digest && (!m->from_addr.n || !addr_ok(m->from_addr))))
         return -1;
-    int rc = msg_begin(e, &pk, GSP_PUSH_PULL, 3) ||
+    /* without digest, the three fields older nodes send (the same bytes) */
+    int rc = msg_begin(e, &pk, GSP_PUSH_PULL, m->digest ? 5 : 3) ||
              (m->join ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) ||
              (m->reply ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk)) ||
              msgpack_pack_uint32(&pk, m->n_states);
+    if (!rc && m->digest)
+        rc = msgpack_pack_true(&pk) || gsp_mp_pack_str(&pk, m->from_addr, 0);
+    return msg_end(e, start, rc);
+}
+
+int gsp_enc_digest(gsp_enc_t *e, const gsp_digest_t *m)
+{
+    msgpack_packer pk;
+    size_t start = e->len;
+    if (!member_ok(m->node) || m->state > GSP_ST_LEFT)
+        return -1;
+    int rc = msg_begin(e, &pk, GSP_DIGEST, 5) || gsp_mp_pack_str(&pk, m->node, 0) ||
+             msgpack_pack_uint32(&pk, m->incarnation) || msgpack_pack_uint8(&pk, m->state) ||
+             msgpack_pack_uint64(&pk, m->meta_version) ||
+             (m->meta_known ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
+    return msg_end(e, start, rc);
+}
+
+int gsp_enc_have(gsp_enc_t *e, const uint64_t *sets, size_t n)
+{
+    msgpack_packer pk;
+    size_t start = e->len;
+    if (n > GSP_SET_MAX || (n && !sets))
+        return -1;
+    int rc = msg_begin(e, &pk, GSP_HAVE, 1) || msgpack_pack_array(&pk, n);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = msgpack_pack_uint64(&pk, sets[i]);
     return msg_end(e, start, rc);
 }
 
@@ -350,7 +381,7 @@ static const uint8_t n_fields[GSP_TYPE_MAX + 1] = {
     [GSP_PING] = 4,      [GSP_PING_REQ] = 6, [GSP_ACK] = 1,  [GSP_NACK] = 1,
     [GSP_ALIVE] = 5,     [GSP_SUSPECT] = 3,  [GSP_DEAD] = 3, [GSP_STATE] = 6,
     [GSP_PUSH_PULL] = 3, [GSP_SET] = 2,      [GSP_WANT] = 2, [GSP_CHECK] = 4,
-    [GSP_CHECK_ACK] = 3,
+    [GSP_CHECK_ACK] = 3, [GSP_DIGEST] = 5,   [GSP_HAVE] = 1,
 };
 
 /* Reads the fields of a message of a known type into m: 0, or -1. */
@@ -414,6 +445,24 @@ static int rd_fields(gsp_mpr_t *r, gsp_decoder_t *d, gsp_msg_t *m)
             gsp_mpr_uint(r, GSP_COMPOUND_MAX, &v) < 0)
             return -1;
         p->n_states = (uint32_t)v;
+        return 0; /* the optional fields: gsp_dec_next */
+    }
+    case GSP_DIGEST: {
+        gsp_digest_t *g = &m->u.digest;
+        if (rd_member(r, &g->node) || rd_u32(r, &g->incarnation) ||
+            gsp_mpr_uint(r, GSP_ST_LEFT, &v) < 0)
+            return -1;
+        g->state = (uint8_t)v;
+        return rd_u64(r, &g->meta_version) || gsp_mpr_bool(r, &g->meta_known) ? -1 : 0;
+    }
+    case GSP_HAVE: {
+        gsp_have_t *h = &m->u.have;
+        if (gsp_mpr_array(r, GSP_SET_MAX, &h->n_sets) < 0)
+            return -1;
+        for (uint32_t i = 0; i < h->n_sets; i++)
+            if (rd_u64(r, &d->hashes[i]))
+                return -1;
+        h->sets = d->hashes;
         return 0;
     }
     case GSP_SET: {
@@ -468,6 +517,13 @@ int gsp_dec_next(gsp_decoder_t *d, gsp_msg_t *m, const uint8_t **raw, size_t *ra
         if (n < n_fields[type] || rd_fields(&r, d, m) < 0)
             return dec_fail(d);
         n -= n_fields[type];
+        if (m->type == GSP_PUSH_PULL && n >= 2) { /* its optional fields */
+            gsp_push_pull_t *p = &m->u.push_pull;
+            if (gsp_mpr_bool(&r, &p->digest) || rd_addr(&r, &p->from_addr) ||
+                (p->digest && !p->from_addr.n))
+                return dec_fail(d);
+            n -= 2;
+        }
     }
     /* Unknown trailing fields, or the whole body of an unknown message. */
     if (gsp_mpr_skip(&r, n) < 0)

@@ -73,7 +73,10 @@ typedef enum gsp_type {
     GSP_WANT = 11,      /* asks for metadata (by node) and method sets (by hash) */
     GSP_CHECK = 12,     /* indirect check: connect to an instance for me, answer CHECK_ACK */
     GSP_CHECK_ACK = 13, /* the answer to a CHECK: whether the instance accepted a connection */
-    GSP_TYPE_MAX = 13,
+    GSP_DIGEST = 14,    /* what the sender holds of a member, without address or metadata
+                           (a digest push-pull; streams only) */
+    GSP_HAVE = 15,      /* the method sets the sender holds, by hash (a digest push-pull) */
+    GSP_TYPE_MAX = 15,
 } gsp_type_t;
 
 typedef struct gsp_ping {
@@ -122,7 +125,30 @@ typedef struct gsp_push_pull {
     uint8_t join;      /* the sender is joining (the receiver answers with its own state) */
     uint8_t reply;     /* this is the answer to a push-pull */
     uint32_t n_states; /* STATE messages that follow in the frame */
+    /* Optional trailing fields (a node older than them sends and reads the three above): in a
+     * request, DIGEST and HAVE messages follow instead of the sender's whole state, and the
+     * receiver answers with what the sender lacks (fetching what it lacks itself from
+     * from_addr with WANT); in an answer, the sender reads digests (an answer without it
+     * comes from an older node, which must be sent a whole state). */
+    uint8_t digest;
+    gsp_str_t from_addr; /* the sender's gossip address (with digest) */
 } gsp_push_pull_t;
+
+/** A digest: what the sender holds of one member, enough to tell whether the receiver's
+ *  record is the same, older or newer (the ordering of gossip/swim.c). */
+typedef struct gsp_digest {
+    gsp_str_t node;
+    uint32_t incarnation;
+    uint8_t state; /* gsp_state_t */
+    uint64_t meta_version;
+    uint8_t meta_known; /* the sender holds the metadata of that version */
+} gsp_digest_t;
+
+/** The method sets a sender holds (HAVE). */
+typedef struct gsp_have {
+    uint32_t n_sets;
+    const uint64_t *sets; /* in the decoder's scratch */
+} gsp_have_t;
 
 typedef struct gsp_set {
     uint64_t hash;
@@ -167,6 +193,8 @@ typedef struct gsp_msg {
         gsp_want_t want;
         gsp_check_t check;
         gsp_check_ack_t check_ack;
+        gsp_digest_t digest;
+        gsp_have_t have;
     } u;
 } gsp_msg_t;
 
@@ -221,6 +249,9 @@ int gsp_enc_set(gsp_enc_t *e, uint64_t hash, const char *const *names, size_t n)
 int gsp_enc_want(gsp_enc_t *e, const char *const *nodes, size_t n_nodes, const uint64_t *sets,
                  size_t n_sets);
 int gsp_enc_check(gsp_enc_t *e, const gsp_check_t *m);
+int gsp_enc_digest(gsp_enc_t *e, const gsp_digest_t *m);
+/** At most GSP_SET_MAX hashes per message (send several for more). */
+int gsp_enc_have(gsp_enc_t *e, const uint64_t *sets, size_t n);
 int gsp_enc_check_ack(gsp_enc_t *e, const gsp_check_ack_t *m);
 /** An already encoded message (as gsp_dec_next's raw output gives it), copied as is. */
 int gsp_enc_raw(gsp_enc_t *e, const void *msg, size_t len);

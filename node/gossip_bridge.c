@@ -44,6 +44,9 @@ typedef struct bmember {
                         or VERDICT_PENDING while its certificate set is being fetched */
     uint64_t cset;   /* the certificate set it waits for (pending) */
     uint32_t logged; /* reasons already logged, a bit each */
+    uint64_t meta_version; /* of meta */
+    uint64_t accepted;     /* the version of its last signed record accepted (v2; 0: none) */
+    int pinned;            /* a v2 record of it was accepted: v1 records are refused */
 } bmember_t;
 
 typedef struct bset {
@@ -85,6 +88,7 @@ typedef struct bridge {
     gsign_t signer;                    /* our signing identity */
     uint8_t cert[GSP_CERT_MAX];        /* scratch: a member's certificate reassembled */
     uint64_t rejected[RSIG_N_RESULTS]; /* records refused, by reason ([RSIG_OK]: accepted) */
+    uint64_t version; /* the highest metadata version of ours we chose or saw (signed records) */
 } bridge_t;
 
 /* ---- the mirror -------------------------------------------------------------------------- */
@@ -161,8 +165,10 @@ static void rejected(bridge_t *b, bmember_t *m, rsig_result_t r, const char *why
     b->rejected[r]++;
     if (!(m->logged & (1u << r))) {
         m->logged |= 1u << r;
-        mesh_warn("gossip", "record of %s (%s) refused, its instances are not routed: %s", m->name,
-                  rsig_result_name(r), why);
+        mesh_warn("gossip", "record of %s (%s) refused, %s: %s", m->name, rsig_result_name(r),
+                  r == RSIG_STALE ? "the record accepted before stays"
+                                  : "its instances are not routed",
+                  why);
     }
     audit_api_t *api = b->a->audit;
     if (!audit_api_on(api))
@@ -191,7 +197,9 @@ static int verify_record(bridge_t *b, bmember_t *m)
         return RSIG_OK; /* claims nothing (a proxy's record): nothing to prove */
     const uint8_t *cert = (const uint8_t *)b->nattrs.cert.p;
     size_t cert_len = b->nattrs.cert.n;
-    if (!cert_len && b->nattrs.cset && b->nattrs.sig.n) {
+    int v1 = !b->nattrs.vsig.n; /* signed by a node older than versioned signatures */
+    gsp_str_t sig = v1 ? b->nattrs.sig : b->nattrs.vsig;
+    if (!cert_len && b->nattrs.cset && sig.n) {
         const bset_t *cs = set_of(b, b->nattrs.cset);
         if (!cs) {
             m->cset = b->nattrs.cset; /* being fetched: checked when it arrives */
@@ -222,8 +230,12 @@ static int verify_record(bridge_t *b, bmember_t *m)
         rsig_record_t rec = {.node = m->name,
                              .rec = (const uint8_t *)b->nattrs.insts_raw.p,
                              .rec_len = b->nattrs.insts_raw.n,
-                             .sig = (const uint8_t *)b->nattrs.sig.p,
-                             .sig_len = b->nattrs.sig.n,
+                             .sig = (const uint8_t *)sig.p,
+                             .sig_len = sig.n,
+                             .version = m->meta_version,
+                             .v1 = v1,
+                             .accepted = m->accepted,
+                             .pinned = m->pinned,
                              .cert_der = cert,
                              .cert_len = cert_len,
                              .services = (const char *const *)svcs,
@@ -233,6 +245,11 @@ static int verify_record(bridge_t *b, bmember_t *m)
     }
     if (r == RSIG_OK) {
         b->rejected[RSIG_OK]++;
+        if (!v1) {
+            m->pinned = 1;
+            if (m->meta_version > m->accepted)
+                m->accepted = m->meta_version;
+        }
         if (m->logged) {
             mesh_info("gossip", "record of %s accepted again", m->name);
             m->logged = 0;
@@ -246,6 +263,8 @@ static int verify_record(bridge_t *b, bmember_t *m)
     free(svcs);
     return r;
 }
+
+static void reannounce(bridge_t *b);
 
 static void on_member(bridge_t *b, const gsp_member_event_t *e)
 {
@@ -274,17 +293,37 @@ static void on_member(bridge_t *b, const gsp_member_event_t *e)
     m->incarnation = e->incarnation;
     m->since_ns = e->since_ns;
     m->self = e->self;
+    if (e->self && e->meta_version > b->version && b->signer.key && b->local_meta) {
+        /* our version was raised past the one we signed (the swim heard of a previous life):
+         * sign again above it */
+        b->version = e->meta_version;
+        reannounce(b);
+    }
     if (e->meta_known) {
         uint8_t *c = e->meta_len ? malloc(e->meta_len) : NULL;
         if (e->meta_len && !c)
             return;
         if (c)
             memcpy(c, e->meta, e->meta_len);
-        free(m->meta);
+        uint8_t *old = m->meta;
+        size_t old_len = m->meta_len;
+        uint64_t old_version = m->meta_version;
+        int old_verdict = m->verdict, had = m->meta_known;
         m->meta = c;
         m->meta_len = e->meta_len;
+        m->meta_version = e->meta_version;
         m->meta_known = 1;
         m->verdict = b->a->verify ? verify_record(b, m) : RSIG_OK;
+        if (m->verdict == RSIG_STALE && had) {
+            /* a replayed older record: the one accepted stays (metadata never moves back) */
+            free(c);
+            m->meta = old;
+            m->meta_len = old_len;
+            m->meta_version = old_version;
+            m->verdict = old_verdict;
+        } else {
+            free(old);
+        }
     }
 }
 
@@ -463,17 +502,33 @@ static void schedule(bridge_t *b)
 
 /* ---- our registrations as gossip metadata ------------------------------------------------ */
 
+/* The metadata version of our next signed record: above every one we chose or saw, and at least
+ * the wall clock in milliseconds, so that it rises across our restarts too (a receiver refuses a
+ * signed record below the last it accepted: ca/record_sig.h). */
+static uint64_t next_version(bridge_t *b)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    b->version = ms > b->version ? ms : b->version + 1;
+    return b->version;
+}
+
 /* Encodes b->insts[0..n) with our attributes (b->attrs, may be NULL) and, with an identity,
- * the signature over rec (their bare encoding) into buf (GSP_META_MAX bytes). */
+ * the signature over rec (their bare encoding) at the version it picks (*version; 0 when
+ * unsigned: the swim takes the next) into buf (GSP_META_MAX bytes). */
 static int encode_with_attrs(bridge_t *b, size_t n, const uint8_t *rec, size_t rec_len,
-                             uint8_t *buf)
+                             uint8_t *buf, uint64_t *version)
 {
     gsp_node_attrs_t *na = &b->nattrs;
     static const gsp_attrs_update_t none = {.role = ""};
     const gsp_attrs_update_t *a = b->attrs ? b->attrs : &none;
     uint8_t sig[RSIG_SIG_MAX];
-    size_t sl = rec ? gsign_sign(&b->signer, b->a->gossip.name, rec, rec_len, sig) : 0;
-    na->sig = (gsp_str_t){(const char *)sig, (uint32_t)sl};
+    uint64_t v = rec && b->signer.key ? next_version(b) : 0;
+    size_t sl = v ? gsign_sign(&b->signer, b->a->gossip.name, v, rec, rec_len, sig) : 0;
+    *version = sl ? v : 0;
+    na->sig = (gsp_str_t){"", 0};
+    na->vsig = (gsp_str_t){(const char *)sig, (uint32_t)sl};
     na->cert = (gsp_str_t){"", 0};
     na->cset = sl ? b->signer.cset.hash : 0; /* the certificate travels as a set */
     na->role = (gsp_str_t){a->role, (uint32_t)strlen(a->role)};
@@ -530,7 +585,7 @@ static void reannounce(bridge_t *b)
         gsp_meta_update_free(u);
         return;
     }
-    int len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta);
+    int len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta, &u->version);
     if (len < 0) {
         gsp_meta_update_free(u);
         return;
@@ -622,7 +677,7 @@ static void on_local(bridge_t *b, const reg_local_t *l)
     b->local_meta = copy;
     b->local_meta_len = (size_t)len;
     if ((b->attrs || b->signer.key) &&
-        (len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta)) < 0)
+        (len = encode_with_attrs(b, n, b->local_meta, b->local_meta_len, u->meta, &u->version)) < 0)
         goto out;
     if (add_cert_set(b, u) != 0)
         goto out;

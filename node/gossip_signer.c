@@ -99,11 +99,12 @@ out:
     return had || s->key != NULL;
 }
 
-size_t gsign_sign(const gsign_t *s, const char *node, const uint8_t *rec, size_t len, uint8_t *sig)
+size_t gsign_sign(const gsign_t *s, const char *node, uint64_t version, const uint8_t *rec,
+                  size_t len, uint8_t *sig)
 {
     if (!s->key)
         return 0;
-    int n = rsig_sign(s->key, node, rec, len, sig, RSIG_SIG_MAX);
+    int n = rsig_sign(s->key, node, version, rec, len, sig, RSIG_SIG_MAX);
     if (n <= 0) {
         mesh_warn("gossip", "cannot sign our gossip record with %s: it goes unsigned", s->key_path);
         return 0;

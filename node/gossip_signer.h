@@ -36,9 +36,11 @@ void gsign_init(gsign_t *s, const char *dir);
  *  is logged once and leaves the node unsigned. */
 int gsign_refresh(gsign_t *s);
 
-/** Signs rec (our instance array) for node into sig (RSIG_SIG_MAX bytes). Its length, or 0
- *  when there is no identity or signing failed (then the record goes unsigned). */
-size_t gsign_sign(const gsign_t *s, const char *node, const uint8_t *rec, size_t len, uint8_t *sig);
+/** Signs rec (our instance array) for node at metadata version version (ca/record_sig.h, v2)
+ *  into sig (RSIG_SIG_MAX bytes). Its length, or 0 when there is no identity or signing failed
+ *  (then the record goes unsigned). */
+size_t gsign_sign(const gsign_t *s, const char *node, uint64_t version, const uint8_t *rec,
+                  size_t len, uint8_t *sig);
 
 /** Frees what s holds. */
 void gsign_destroy(gsign_t *s);

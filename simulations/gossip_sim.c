@@ -33,6 +33,10 @@
  *   clog       one node's links clogged both ways for 2-4 s (its loop runs): nobody else is
  *              ever seen dead, the clogged node declares nobody dead, and once unclogged it is
  *              alive again everywhere within the bound from the timers
+ *   mixed      every odd node behaves as a node older than digest push-pulls (whole states
+ *              both ways); halves split until each declares the other dead, a new node of one
+ *              half and an old node of the other announce metadata, then heal: one membership
+ *              again, both records everywhere, and both kinds of push-pull were used
  *
  *   gossip_sim --scenario NAME|all [--seed N | --seeds COUNT [--first-seed S]] [--nodes N]
  *              [--verbose] [--json]   --json: after a single seed's line, a JSON line of what
@@ -735,9 +739,14 @@ static void announce_signed(world_t *w, int k, int n_inst, uint64_t *hash_out,
     if (len > 0 && sg) { /* the bare array is the record signed; then the map with sig, cert */
         static gsp_node_attrs_t na;
         uint8_t sig[RSIG_SIG_MAX];
-        int sl = rsig_sign(sg->key, w->nodes[k].cfg.name, u->meta, (size_t)len, sig, sizeof sig);
+        gsp_member_t self; /* signed at the version it is announced at: the next */
+        if (!w->nodes[k].swim || gsp_swim_find(w->nodes[k].swim, w->nodes[k].cfg.name, &self))
+            self.meta_version = 0;
+        u->version = self.meta_version + 1;
+        int sl = rsig_sign(sg->key, w->nodes[k].cfg.name, u->version, u->meta, (size_t)len, sig,
+                           sizeof sig);
         memset(&na, 0, sizeof na);
-        na.sig = (gsp_str_t){(const char *)sig, sl > 0 ? (uint32_t)sl : 0};
+        na.vsig = (gsp_str_t){(const char *)sig, sl > 0 ? (uint32_t)sl : 0};
         if (sg->inline_cert)
             na.cert = (gsp_str_t){(const char *)sg->cert, (uint32_t)sg->cert_len};
         else
@@ -937,15 +946,20 @@ static void sc_signed(world_t *w)
         rsig_record_t rec = {.node = "node-2",
                              .rec = (const uint8_t *)na.insts_raw.p,
                              .rec_len = na.insts_raw.n,
-                             .sig = (const uint8_t *)na.sig.p,
-                             .sig_len = na.sig.n,
+                             .sig = (const uint8_t *)na.vsig.p,
+                             .sig_len = na.vsig.n,
                              .cert_der = der,
                              .cert_len = (size_t)dl,
                              .services = svcs,
-                             .n_services = 1};
+                             .n_services = 1,
+                             .version = m.meta_version};
         rsig_result_t r = rsig_verify(tr, NULL, &rec, (int64_t)time(NULL), NULL, err, sizeof err);
         if (r != RSIG_OK)
             fail(w, "node-2's record does not verify at node-0: %s", err);
+        rec.version++; /* the same record replayed as a newer version */
+        if (rsig_verify(tr, NULL, &rec, (int64_t)time(NULL), NULL, err, sizeof err) !=
+            RSIG_BAD_SIGNATURE)
+            fail(w, "node-2's record verifies at a version it was not signed at");
     }
     if (w->n > 30)
         bytes[1] = 0; /* not measured */
@@ -955,7 +969,7 @@ static void sc_signed(world_t *w)
         "signed, certificate inline %.0f (x%.2f); signed, certificate as a set %.0f (x%.2f); "
         "signature %u B, certificate %zu B, signed metadata %u B",
         w->n, bytes[0], bytes[1], bytes[0] > 0 ? bytes[1] / bytes[0] : 0, bytes[2],
-        bytes[0] > 0 ? bytes[2] / bytes[0] : 0, na.sig.n, sg->cert_len, (unsigned)m.meta_len);
+        bytes[0] > 0 ? bytes[2] / bytes[0] : 0, na.vsig.n, sg->cert_len, (unsigned)m.meta_len);
     rsig_trust_free(tr);
     gsp_cert_set_destroy(&sg->cs);
     ca_crypto(NULL, 0)->pkey_free(sg->key);
@@ -1227,6 +1241,69 @@ typedef struct scenario {
     int min_nodes;
 } scenario_t;
 
+/* Every running node knows the metadata of nodes a and b (arg: {a, b}) at version 1 or later. */
+static int pred_meta_of(world_t *w, void *arg)
+{
+    const int *k = arg;
+    for (int i = 0; i < w->n; i++)
+        for (int j = 0; j < 2; j++) {
+            gsp_member_t m;
+            if (i == k[j] || !w->nodes[i].running || !w->nodes[i].swim)
+                continue;
+            if (gsp_swim_find(w->nodes[i].swim, w->nodes[k[j]].cfg.name, &m) ||
+                m.meta_version < 1 || !m.meta)
+                return 0;
+        }
+    return 1;
+}
+
+static void sc_mixed(world_t *w)
+{
+    for (int i = 0; i < w->n; i++)
+        node_init(w, i);
+    for (int i = 1; i < w->n; i += 2)
+        w->nodes[i].cfg.swim.legacy_push_pull = 1; /* a node older than digests */
+    for (int i = 0; i < w->n; i++)
+        node_start(w, i);
+    if (join_all(w))
+        return;
+    run_for(w, 2 * S);
+    partition(w, 1);
+    uint64_t b = detect_bound(w, w->n) * 2, t = wait_for(w, b, pred_split, NULL);
+    if (t == UINT64_MAX) {
+        fail(w, "halves did not declare each other dead within %llu ms",
+             (unsigned long long)(b / MS));
+        return;
+    }
+    int k[2] = {0, (w->n / 2) | 1}; /* a new node in one half, an old one in the other */
+    uint64_t h;
+    announce(w, k[0], 1, &h);
+    announce(w, k[1], 1, &h);
+    run_for(w, 60 * S);
+    partition(w, 0);
+    b = w->prof.reconnect_interval_ns + join_bound(w, w->n) + susp_max(w, w->n);
+    t = wait_for(w, b, pred_whole, NULL);
+    w->m_heal = t;
+    if (t == UINT64_MAX) {
+        fail(w, "no whole membership within %llu ms after the heal", (unsigned long long)(b / MS));
+        return;
+    }
+    say(w, "healed: one membership after %llu ms (bound %llu ms)", (unsigned long long)(t / MS),
+        (unsigned long long)(b / MS));
+    b = w->prof.push_pull_interval_ns * 2 + spread(w, w->n);
+    t = wait_for(w, b, pred_meta_of, k);
+    if (t == UINT64_MAX)
+        fail(w, "the records of %s (new) and %s (old) not everywhere within %llu ms after the heal",
+             w->nodes[k[0]].cfg.name, w->nodes[k[1]].cfg.name, (unsigned long long)(b / MS));
+    gsp_swim_stats_t st = stats_sum(w);
+    if (!st.digest_push_pulls || st.push_pulls <= st.digest_push_pulls)
+        fail(w, "push-pulls: %llu, by digest %llu: both kinds should have run",
+             (unsigned long long)st.push_pulls, (unsigned long long)st.digest_push_pulls);
+    say(w, "push-pulls %llu (by digest %llu; %llu states answered to digests, %llu fetched back)",
+        (unsigned long long)st.push_pulls, (unsigned long long)st.digest_push_pulls,
+        (unsigned long long)st.digest_states_sent, (unsigned long long)st.digest_wants);
+}
+
 static const scenario_t scenarios[] = {
     {"join", sc_join, 3},           {"kill", sc_kill, 3},
     {"refute", sc_refute, 4},       {"loss", sc_loss, 3},
@@ -1236,6 +1313,7 @@ static const scenario_t scenarios[] = {
     {"meta", sc_meta, 3},           {"signed", sc_signed, 3},
     {"keys", sc_keys, 5},           {"dupreorder", sc_dupreorder, 4},
     {"longtail", sc_longtail, 3},   {"clog", sc_clog, 3},
+    {"mixed", sc_mixed, 4},
 };
 
 /* ---- the report (--report): detection, false positives by loss, dissemination, bytes ------- */

@@ -13,11 +13,12 @@
  *      opened by the plain sealer and decoded
  * Properties checked besides "no crash, no leak, no read out of bounds":
  *   - the encoders accept every message the decoder accepted (same rules on both sides), and
- *     re-encoding is a fixed point: decode(encode(decode(x))) encodes to the same bytes;
+ *     re-encoding is a fixed point: decode(encode(decode(x))) encodes to the same bytes (the
+ *     digest push-pull's messages too: PUSH_PULL's optional fields, DIGEST, HAVE);
  *   - a message relayed raw (gsp_enc_raw) decodes to the same message;
  *   - metadata that decodes re-encodes, and decodes again to the same encoding;
  *   - a SET's names hash the same in any order (the hash of the names as decoded and reversed);
- *   - signed records' fields (sig, cert, cset) survive re-encoding, and the bytes signed (the
+ *   - signed records' fields (vsig, sig, cert, cset) survive re-encoding, and the bytes signed (the
  *     instance array) lie within the metadata;
  *   - a SET read as a certificate set (gossip/cert_set.h) gives a bounded result or -1, and a
  *     certificate made into a set reads back to the same bytes.
@@ -109,6 +110,10 @@ static int encode(gsp_enc_t *e, const gsp_msg_t *m, cstrs_t *c)
         return gsp_enc_check(e, &m->u.check);
     case GSP_CHECK_ACK:
         return gsp_enc_check_ack(e, &m->u.check_ack);
+    case GSP_DIGEST:
+        return gsp_enc_digest(e, &m->u.digest);
+    case GSP_HAVE:
+        return gsp_enc_have(e, m->u.have.sets, m->u.have.n_sets);
     }
     return -1;
 }
@@ -127,9 +132,10 @@ static void check_meta(const uint8_t *p, size_t len)
     check(gsp_meta_decode_node(a, (size_t)la, insts2, GSP_INST_MAX, &n2, &attrs2) == 0 && n2 == n &&
               attrs2.n_evicted == attrs1.n_evicted,
           "re-encoded metadata decodes");
-    check(attrs2.sig.n == attrs1.sig.n && attrs2.cert.n == attrs1.cert.n &&
-              attrs2.cset == attrs1.cset &&
+    check(attrs2.sig.n == attrs1.sig.n && attrs2.vsig.n == attrs1.vsig.n &&
+              attrs2.cert.n == attrs1.cert.n && attrs2.cset == attrs1.cset &&
               (!attrs1.sig.n || !memcmp(attrs2.sig.p, attrs1.sig.p, attrs1.sig.n)) &&
+              (!attrs1.vsig.n || !memcmp(attrs2.vsig.p, attrs1.vsig.p, attrs1.vsig.n)) &&
               (!attrs1.cert.n || !memcmp(attrs2.cert.p, attrs1.cert.p, attrs1.cert.n)),
           "signature, certificate and certificate set survive re-encoding");
     check((const uint8_t *)attrs1.insts_raw.p >= p && attrs1.insts_raw.n > 0 &&

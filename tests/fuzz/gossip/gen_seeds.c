@@ -71,7 +71,7 @@ static size_t all_types(uint8_t *buf, size_t cap)
     gsp_member_state_t st = {
         S("node-3"), S("10.0.0.3:7946"), 1, GSP_ST_ALIVE, 2, {(const char *)m, (uint32_t)mlen}};
     gsp_enc_state(&e, &st);
-    gsp_push_pull_t pp = {1, 0, 1};
+    gsp_push_pull_t pp = {.join = 1, .reply = 0, .n_states = 1};
     gsp_enc_push_pull(&e, &pp);
     const char *names[] = {"Get", "Put", "Watch"};
     gsp_enc_set(&e, gsp_meta_set_hash(names, 3), names, 3);
@@ -135,10 +135,30 @@ int main(int argc, char **argv)
     sa.cset = cs.hash;
     mlen = gsp_meta_encode_node(one, 1, &sa, m, sizeof(m));
     put("meta_signed", 4, m, (size_t)mlen);
+    sa.vsig = sa.sig; /* versioned (v2), what meshd sends */
+    sa.sig = (gsp_str_t){"", 0};
+    mlen = gsp_meta_encode_node(one, 1, &sa, m, sizeof(m));
+    put("meta_signed_v2", 4, m, (size_t)mlen);
     gsp_enc_t ce;
     gsp_enc_init(&ce, bare, sizeof(bare));
     gsp_enc_set(&ce, cs.hash, (const char *const *)cs.names, cs.n);
     put("compound_cert_set", 2, bare, gsp_enc_finish(&ce));
+
+    /* A digest push-pull request (PUSH_PULL with its optional fields, DIGESTs, HAVE) and the
+     * head of its answer. */
+    gsp_enc_t de;
+    gsp_enc_init(&de, bare, sizeof(bare));
+    gsp_push_pull_t dp = {.digest = 1, .from_addr = S("10.0.0.1:7946")};
+    gsp_enc_push_pull(&de, &dp);
+    gsp_digest_t dg = {S("node-1"), 4, GSP_ST_ALIVE, 1767225600123ull, 1};
+    gsp_enc_digest(&de, &dg);
+    dg = (gsp_digest_t){S("node-2"), 9, GSP_ST_DEAD, 3, 0};
+    gsp_enc_digest(&de, &dg);
+    uint64_t have[] = {42, cs.hash};
+    gsp_enc_have(&de, have, 2);
+    dp = (gsp_push_pull_t){.reply = 1, .n_states = 0, .digest = 1, .from_addr = S("[::1]:7946")};
+    gsp_enc_push_pull(&de, &dp);
+    put("compound_digest", 2, bare, gsp_enc_finish(&de));
     gsp_cert_set_destroy(&cs);
 
     /* Two plain frames, read in chunks of 17 bytes (the first byte: chunk size - 1). */

@@ -67,6 +67,8 @@ static const uint8_t REC[] = "\x91\x98\xa9shop.Cart"; /* any bytes: the signer d
 
 static int64_t at = NOW; /* the time verify() checks at */
 
+#define VER 1767225600123ULL /* the metadata version records are signed at (a wall clock in ms) */
+
 static rsig_result_t verify(rsig_trust_t *t, const svr_rules_t *rules, const char *node,
                             const ident_t *id, const uint8_t *rec, size_t rec_len,
                             const uint8_t *sig, size_t sig_len, const char *svc, char *err)
@@ -80,7 +82,8 @@ static rsig_result_t verify(rsig_trust_t *t, const svr_rules_t *rules, const cha
                        .cert_der = id ? id->der : NULL,
                        .cert_len = id ? id->der_len : 0,
                        .services = svcs,
-                       .n_services = svc ? 1 : 0};
+                       .n_services = svc ? 1 : 0,
+                       .version = VER};
     size_t refused = 99;
     rsig_result_t res = rsig_verify(t, rules, &r, at, &refused, err, 512);
     CHECK(res != RSIG_SERVICE_NOT_ALLOWED || refused == 0);
@@ -104,7 +107,7 @@ static void test_records(void)
     issue(&foreign, &other, "node-a", a_svcs, 1, NOW - 60, 0);
 
     uint8_t sig[RSIG_SIG_MAX];
-    int sl = rsig_sign(a.key, "node-a", REC, sizeof(REC), sig, sizeof(sig));
+    int sl = rsig_sign(a.key, "node-a", VER, REC, sizeof(REC), sig, sizeof(sig));
     CHECK(sl > 0 && sl <= 72); /* ECDSA P-256, DER */
     /* The round trip. */
     CHECK(verify(t, NULL, "node-a", &a, REC, sizeof(REC), sig, (size_t)sl, "shop.Cart", err) ==
@@ -121,7 +124,7 @@ static void test_records(void)
           RSIG_WRONG_IDENTITY);
     CHECK_CONTAINS(err, "identity of node node-a");
     /* Node B signing a claim on shop.Cart with its own identity: not allowed. */
-    int bl = rsig_sign(b.key, "node-b", REC, sizeof(REC), sig, sizeof(sig));
+    int bl = rsig_sign(b.key, "node-b", VER, REC, sizeof(REC), sig, sizeof(sig));
     CHECK(bl > 0);
     CHECK(verify(t, NULL, "node-b", &b, REC, sizeof(REC), sig, (size_t)bl, "shop.Cart", err) ==
           RSIG_SERVICE_NOT_ALLOWED);
@@ -141,11 +144,11 @@ static void test_records(void)
           RSIG_SERVICE_NOT_ALLOWED);
     svr_rules_free(rules);
     /* Expired leaf. */
-    int ol = rsig_sign(old.key, "node-a", REC, sizeof(REC), sig, sizeof(sig));
+    int ol = rsig_sign(old.key, "node-a", VER, REC, sizeof(REC), sig, sizeof(sig));
     CHECK(verify(t, NULL, "node-a", &old, REC, sizeof(REC), sig, (size_t)ol, "shop.Cart", err) ==
           RSIG_EXPIRED);
     /* A leaf of another CA. */
-    int fl = rsig_sign(foreign.key, "node-a", REC, sizeof(REC), sig, sizeof(sig));
+    int fl = rsig_sign(foreign.key, "node-a", VER, REC, sizeof(REC), sig, sizeof(sig));
     CHECK(verify(t, NULL, "node-a", &foreign, REC, sizeof(REC), sig, (size_t)fl, "shop.Cart",
                  err) == RSIG_WRONG_CA);
     CHECK_CONTAINS(err, "does not verify against the gossip CA");
@@ -163,7 +166,7 @@ static void test_records(void)
     uint64_t hits, misses;
     rsig_trust_stats(t, &hits, &misses);
     CHECK(hits > 0 && misses >= 5);
-    sl = rsig_sign(a.key, "node-a", REC, sizeof(REC), sig, sizeof(sig));
+    sl = rsig_sign(a.key, "node-a", VER, REC, sizeof(REC), sig, sizeof(sig));
     at = NOW + 2 * 86400;
     CHECK(verify(t, NULL, "node-a", &a, REC, sizeof(REC), sig, (size_t)sl, "shop.Cart", err) ==
           RSIG_EXPIRED);
@@ -207,6 +210,84 @@ static void test_records(void)
     rsig_trust_free(t);
     ca_root_destroy(&root);
     ca_root_destroy(&other);
+}
+
+/* Replays: a record signed at one metadata version and re-sent claiming a newer one fails its
+ * signature; a record at a version below the member's last accepted one is stale, however well
+ * signed; a v1 record (no version, what nodes before v2 sign) is read until the member was
+ * accepted with v2, then it is stale too. */
+static void test_replay(void)
+{
+    char err[512];
+    ca_root_t root;
+    CHECK(ca_root_create(&root, "example.org", 10, NOW - 86400, err, sizeof(err)) == 0);
+    rsig_trust_t *t =
+        rsig_trust_new(root.cert_pem, strlen(root.cert_pem), "ca.pem", err, sizeof(err));
+    CHECK(t);
+    const char *svcs[] = {"shop.Cart"};
+    ident_t a;
+    issue(&a, &root, "node-a", svcs, 1, NOW - 60, 0);
+    static const uint8_t OLD[] = "\x91\x98\xa9shop.Cart"
+                                 "\xaf"
+                                 "10.0.0.1:50051";
+    static const uint8_t NEW[] = "\x91\x98\xa9shop.Cart"
+                                 "\xaf"
+                                 "10.0.0.2:50051";
+    uint8_t sig_old[RSIG_SIG_MAX], sig_new[RSIG_SIG_MAX], sig_v1[RSIG_SIG_MAX];
+    int lo = rsig_sign(a.key, "node-a", 100, OLD, sizeof(OLD), sig_old, sizeof(sig_old));
+    int ln = rsig_sign(a.key, "node-a", 200, NEW, sizeof(NEW), sig_new, sizeof(sig_new));
+    int l1 = rsig_sign_v1(a.key, "node-a", OLD, sizeof(OLD), sig_v1, sizeof(sig_v1));
+    CHECK(lo > 0 && ln > 0 && l1 > 0);
+    rsig_record_t r = {.node = "node-a",
+                       .rec = OLD,
+                       .rec_len = sizeof(OLD),
+                       .sig = sig_old,
+                       .sig_len = (size_t)lo,
+                       .cert_der = a.der,
+                       .cert_len = a.der_len,
+                       .services = svcs,
+                       .n_services = 1,
+                       .version = 100};
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_OK);
+    /* the old record re-sent at a version above the current one: its signature says 100 */
+    r.version = 201;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_BAD_SIGNATURE);
+    CHECK_CONTAINS(err, "does not verify at version 201");
+    /* ... at its own version, once the member was accepted at 200: stale */
+    r.version = 100;
+    r.accepted = 200;
+    r.pinned = 1;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_STALE);
+    CHECK_CONTAINS(err, "version 100 is older than the one accepted (200)");
+    CHECK_STR(rsig_result_name(RSIG_STALE), "stale");
+    /* the current record verifies, at its version and after it was accepted (the same again) */
+    r.rec = NEW;
+    r.rec_len = sizeof(NEW);
+    r.sig = sig_new;
+    r.sig_len = (size_t)ln;
+    r.version = 200;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_OK);
+    /* v2 signatures do not verify as v1 and the other way round */
+    r.v1 = 1;
+    r.pinned = 0;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_BAD_SIGNATURE);
+    /* a v1 record: read (whatever version it claims) while the member has not shown v2 ... */
+    r.rec = OLD;
+    r.rec_len = sizeof(OLD);
+    r.sig = sig_v1;
+    r.sig_len = (size_t)l1;
+    r.version = 5000;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_OK);
+    r.v1 = 0;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_BAD_SIGNATURE);
+    /* ... and refused once it has */
+    r.v1 = 1;
+    r.pinned = 1;
+    CHECK(rsig_verify(t, NULL, &r, NOW, NULL, err, sizeof(err)) == RSIG_STALE);
+    CHECK_CONTAINS(err, "without a version (v1)");
+    C->pkey_free(a.key);
+    rsig_trust_free(t);
+    ca_root_destroy(&root);
 }
 
 static void test_rules_errors(void)
@@ -258,6 +339,7 @@ int main(void)
     C = ca_crypto(err, sizeof(err));
     CHECK(C);
     RUN(test_records);
+    RUN(test_replay);
     RUN(test_rules_errors);
     RUN(test_meta_fields);
     return 0;

@@ -491,6 +491,80 @@ static void test_state_head(void)
     CHECK_EQ(gsp_enc_state_head(head, sizeof head, &bad), 0);
 }
 
+/* The digest push-pull: PUSH_PULL's optional fields, DIGEST and HAVE round trip; a PUSH_PULL
+ * without digest has the three fields older nodes send (byte for byte), and older nodes' three
+ * fields decode as "no digest"; what breaks a rule is refused on both sides. */
+static void test_digest(void)
+{
+    uint8_t buf[512], old[64];
+    gsp_enc_t e;
+    gsp_enc_init(&e, buf, sizeof buf);
+    gsp_push_pull_t pp = {.digest = 1, .from_addr = S("10.0.0.1:7946")};
+    CHECK_EQ(gsp_enc_push_pull(&e, &pp), 0);
+    gsp_digest_t g = {.node = S("node-1"),
+                      .incarnation = 7,
+                      .state = GSP_ST_SUSPECT,
+                      .meta_version = 1767225600123ULL,
+                      .meta_known = 1};
+    CHECK_EQ(gsp_enc_digest(&e, &g), 0);
+    uint64_t hashes[3] = {1, 0xffffffffffffffffULL, 42};
+    CHECK_EQ(gsp_enc_have(&e, hashes, 3), 0);
+    gsp_push_pull_t plain = {.join = 1, .reply = 1, .n_states = 9};
+    CHECK_EQ(gsp_enc_push_pull(&e, &plain), 0);
+    size_t len = gsp_enc_finish(&e);
+
+    gsp_msg_t m;
+    CHECK_EQ(gsp_dec_init(&dec, buf, len), GSP_WIRE_OK);
+    CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_OK);
+    CHECK(m.type == GSP_PUSH_PULL && m.u.push_pull.digest == 1 && !m.u.push_pull.reply);
+    CHECK(str_is(m.u.push_pull.from_addr, "10.0.0.1:7946"));
+    CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_OK);
+    CHECK(m.type == GSP_DIGEST && str_is(m.u.digest.node, "node-1"));
+    CHECK(m.u.digest.incarnation == 7 && m.u.digest.state == GSP_ST_SUSPECT);
+    CHECK(m.u.digest.meta_version == 1767225600123ULL && m.u.digest.meta_known == 1);
+    CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_OK);
+    CHECK(m.type == GSP_HAVE && m.u.have.n_sets == 3);
+    CHECK(m.u.have.sets[0] == 1 && m.u.have.sets[1] == UINT64_MAX && m.u.have.sets[2] == 42);
+    CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_OK);
+    CHECK(m.type == GSP_PUSH_PULL && m.u.push_pull.join && m.u.push_pull.reply);
+    CHECK(m.u.push_pull.n_states == 9 && !m.u.push_pull.digest && !m.u.push_pull.from_addr.n);
+    CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_END);
+
+    /* without digest: [9, true, true, 9], what a node older than digests writes */
+    gsp_enc_init(&e, old, sizeof old);
+    CHECK_EQ(gsp_enc_push_pull(&e, &plain), 0);
+    len = gsp_enc_finish(&e);
+    static const uint8_t want[] = {0xdc, 0, 1, 0x94, GSP_PUSH_PULL, 0xc3, 0xc3, 9};
+    CHECK_EQ(len, sizeof want);
+    CHECK(!memcmp(old, want, len));
+
+    /* refused: a digest without the sender's address, an empty member, a state past LEFT, a
+     * HAVE over GSP_SET_MAX */
+    gsp_enc_init(&e, buf, sizeof buf);
+    pp.from_addr = S("");
+    CHECK_EQ(gsp_enc_push_pull(&e, &pp), -1);
+    g.node = S("");
+    CHECK_EQ(gsp_enc_digest(&e, &g), -1);
+    g.node = S("n");
+    g.state = GSP_ST_LEFT + 1;
+    CHECK_EQ(gsp_enc_digest(&e, &g), -1);
+    CHECK_EQ(gsp_enc_have(&e, hashes, GSP_SET_MAX + 1), -1);
+    CHECK_EQ(e.n, 0);
+
+    hand_t h; /* a digest flag with an empty address, by hand: malformed */
+    hand_init(&h, 1);
+    msgpack_pack_array(&h.pk, 6);
+    msgpack_pack_uint8(&h.pk, GSP_PUSH_PULL);
+    msgpack_pack_false(&h.pk);
+    msgpack_pack_false(&h.pk);
+    msgpack_pack_uint8(&h.pk, 0);
+    msgpack_pack_true(&h.pk);
+    hand_str(&h, "", 0);
+    CHECK_EQ(gsp_dec_init(&dec, h.sb.data, h.sb.size), GSP_WIRE_OK);
+    CHECK_EQ(gsp_dec_next(&dec, &m, NULL, NULL), GSP_WIRE_EBAD);
+    msgpack_sbuffer_destroy(&h.sb);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -499,6 +573,7 @@ int main(void)
     RUN(test_unknown);
     RUN(test_full);
     RUN(test_state_head);
+    RUN(test_digest);
     printf("ok\n");
     return 0;
 }
