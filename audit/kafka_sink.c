@@ -102,8 +102,8 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 /* ---- the producer ------------------------------------------------------------------------ */
 
-static int conf_set(const mesh_kafka_t *K, rd_kafka_conf_t *conf, const char *key, const char *val, const char *what,
-                    char *err, size_t errlen)
+static int conf_set(const mesh_kafka_t *K, rd_kafka_conf_t *conf, const char *key, const char *val,
+                    const char *what, char *err, size_t errlen)
 {
     char e[512];
     if (K->conf_set(conf, key, val, e, sizeof(e)) == RD_KAFKA_CONF_OK)
@@ -224,12 +224,11 @@ static int producer_make(kafka_sink_t *k, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create the Kafka producer: %s", e);
         goto fail;
     }
-    conf = NULL;                         /* the producer owns it now */
+    conf = NULL;                   /* the producer owns it now */
     K->set_log_queue(k->rk, NULL); /* log lines through the main queue, on the loop */
     k->rkt = K->topic_new(k->rk, k->topic, NULL);
     if (!k->rkt) {
-        snprintf(err, errlen, "Kafka topic '%s': %s", k->topic,
-                 K->err2str(K->last_error()));
+        snprintf(err, errlen, "Kafka topic '%s': %s", k->topic, K->err2str(K->last_error()));
         producer_drop(k);
         return -1;
     }

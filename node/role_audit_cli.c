@@ -293,10 +293,10 @@ static int tail(const tail_args_t *a)
     parts = K->partitions_new(nparts);
     long last = a->last >= 0 ? a->last : 10;
     for (int p = 0; p < nparts; p++)
-        K->partitions_add(parts, a->topic, p)->offset =
-            a->from_beginning ? RD_KAFKA_OFFSET_BEGINNING
-            : last == 0       ? RD_KAFKA_OFFSET_END
-                              : RD_KAFKA_OFFSET_TAIL(last);
+        K->partitions_add(parts, a->topic, p)->offset = a->from_beginning
+                                                            ? RD_KAFKA_OFFSET_BEGINNING
+                                                        : last == 0 ? RD_KAFKA_OFFSET_END
+                                                                    : RD_KAFKA_OFFSET_TAIL(last);
     rd_kafka_resp_err_t e = K->assign(rk, parts);
     if (e) {
         fprintf(stderr, "meshd audit tail: assign %s: %s\n", a->topic, K->err2str(e));
