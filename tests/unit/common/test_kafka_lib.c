@@ -78,13 +78,16 @@ static void t_through_the_table(void)
     CHECK_EQ(audit_kafka_check_opt("linger.ms=5", err, sizeof(err)), 0);
     CHECK_EQ(audit_kafka_check_opt("no.such.property=1", err, sizeof(err)), -1);
     CHECK(strstr(err, "No such configuration property") != NULL);
-    /* A client made and destroyed through the table (no broker is contacted). */
+#ifndef MESHD_TSAN
+    /* A client made and destroyed through the table. Not under ThreadSanitizer: librdkafka's
+     * own (uninstrumented) threads crash its allocator (tests/integration/audit/CMakeLists.txt). */
     rd_kafka_conf_t *conf = K->conf_new();
     CHECK_EQ(K->conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err)),
              RD_KAFKA_CONF_OK);
     rd_kafka_t *rk = K->create(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
     CHECK(rk != NULL);
     K->destroy(rk);
+#endif
 }
 
 int main(void)
