@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "audit/event.h"
+#include "common/kafka_lib.h"
 #include "common/log.h"
 
 typedef struct kafka_sink {
@@ -25,6 +26,7 @@ typedef struct kafka_sink {
     uv_loop_t *loop;
     audit_sink_cbs_t cbs;
     void *ud;
+    const mesh_kafka_t *K; /* librdkafka (common/kafka_lib.h) */
     /* settings, kept to make the producer again after a fatal error */
     char *brokers, *topic, *client_id;
     char **opts;
@@ -54,8 +56,9 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     kafka_sink_t *k = opaque;
     if (k->closing)
         return;
+    const mesh_kafka_t *K = k->K;
     uint64_t seq = (uint64_t)(uintptr_t)m->_private;
-    k->cbs.delivered(k->ud, seq, m->len, m->err, m->err ? rd_kafka_err2str(m->err) : "");
+    k->cbs.delivered(k->ud, seq, m->len, m->err, m->err ? K->err2str(m->err) : "");
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -63,10 +66,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     kafka_sink_t *k = opaque;
     if (k->closing)
         return;
+    const mesh_kafka_t *K = k->K;
     char why[512];
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char fatal[256];
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        K->fatal_error(rk, fatal, sizeof(fatal));
         mesh_error("audit",
                    "Kafka producer: fatal error: %s; starting a new producer (records "
                    "in flight are sent again from the spool)",
@@ -81,7 +85,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         k->cbs.link(k->ud, 1, why);
         return;
     }
-    snprintf(why, sizeof(why), "Kafka (%s): %s", rd_kafka_err2name(err), reason);
+    snprintf(why, sizeof(why), "Kafka (%s): %s", K->err2name(err), reason);
     k->cbs.link(k->ud, -1, why);
 }
 
@@ -98,11 +102,11 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 /* ---- the producer ------------------------------------------------------------------------ */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *val, const char *what,
-                    char *err, size_t errlen)
+static int conf_set(const mesh_kafka_t *K, rd_kafka_conf_t *conf, const char *key, const char *val,
+                    const char *what, char *err, size_t errlen)
 {
     char e[512];
-    if (rd_kafka_conf_set(conf, key, val, e, sizeof(e)) == RD_KAFKA_CONF_OK)
+    if (K->conf_set(conf, key, val, e, sizeof(e)) == RD_KAFKA_CONF_OK)
         return 0;
     snprintf(err, errlen, "%s: %s", what, e);
     return -1;
@@ -128,18 +132,22 @@ int audit_kafka_check_opt(const char *kv, char *err, size_t errlen)
         snprintf(err, errlen, "'%s' is not KEY=VALUE (a librdkafka property)", kv);
         return -1;
     }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const mesh_kafka_t *K = mesh_kafka(err, errlen);
+    if (!K)
+        return -1;
+    rd_kafka_conf_t *conf = K->conf_new();
     char e[512];
-    int rc = rd_kafka_conf_set(conf, key, val, e, sizeof(e)) == RD_KAFKA_CONF_OK ? 0 : -1;
+    int rc = K->conf_set(conf, key, val, e, sizeof(e)) == RD_KAFKA_CONF_OK ? 0 : -1;
     if (rc)
         snprintf(err, errlen, "%s", e);
-    rd_kafka_conf_destroy(conf);
+    K->conf_destroy(conf);
     return rc;
 }
 
 const char *audit_kafka_version(void)
 {
-    return rd_kafka_version_str();
+    const mesh_kafka_t *K = mesh_kafka(NULL, 0);
+    return K ? K->version_str() : "(librdkafka.so.1 cannot be loaded)";
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -157,23 +165,25 @@ static void producer_drop(kafka_sink_t *k)
 {
     if (!k->rk)
         return;
+    const mesh_kafka_t *K = k->K;
     if (k->mainq) {
-        rd_kafka_queue_io_event_enable(k->mainq, -1, NULL, 0);
-        rd_kafka_queue_destroy(k->mainq);
+        K->queue_io_event_enable(k->mainq, -1, NULL, 0);
+        K->queue_destroy(k->mainq);
         k->mainq = NULL;
     }
     if (k->rkt)
-        rd_kafka_topic_destroy(k->rkt);
+        K->topic_destroy(k->rkt);
     k->rkt = NULL;
     /* What it still holds stays in the spool: purge, so destroying it does not wait. */
-    rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    K->purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    K->destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     k->rk = NULL;
 }
 
 static int producer_make(kafka_sink_t *k, char *err, size_t errlen)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const mesh_kafka_t *K = k->K;
+    rd_kafka_conf_t *conf = K->conf_new();
     char maxmsg[32];
     snprintf(maxmsg, sizeof(maxmsg), "%u", k->max_messages);
     struct {
@@ -191,7 +201,7 @@ static int producer_make(kafka_sink_t *k, char *err, size_t errlen)
         {"queue.buffering.max.messages", k->max_messages ? maxmsg : NULL},
     };
     for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-        if (ours[i].v && conf_set(conf, ours[i].k, ours[i].v, ours[i].k, err, errlen) != 0)
+        if (ours[i].v && conf_set(K, conf, ours[i].k, ours[i].v, ours[i].k, err, errlen) != 0)
             goto fail;
     for (size_t i = 0; i < k->n_opts; i++) {
         char key[256], what[300];
@@ -201,35 +211,34 @@ static int producer_make(kafka_sink_t *k, char *err, size_t errlen)
             goto fail;
         }
         snprintf(what, sizeof(what), "audit.kafka-opt %s", key);
-        if (conf_set(conf, key, val, what, err, errlen) != 0)
+        if (conf_set(K, conf, key, val, what, err, errlen) != 0)
             goto fail;
     }
-    rd_kafka_conf_set_opaque(conf, k);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    K->conf_set_opaque(conf, k);
+    K->conf_set_dr_msg_cb(conf, on_dr);
+    K->conf_set_error_cb(conf, on_error);
+    K->conf_set_log_cb(conf, on_log);
     char e[512];
-    k->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    k->rk = K->create(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
     if (!k->rk) {
         snprintf(err, errlen, "cannot create the Kafka producer: %s", e);
         goto fail;
     }
-    conf = NULL;                         /* the producer owns it now */
-    rd_kafka_set_log_queue(k->rk, NULL); /* log lines through the main queue, on the loop */
-    k->rkt = rd_kafka_topic_new(k->rk, k->topic, NULL);
+    conf = NULL;                   /* the producer owns it now */
+    K->set_log_queue(k->rk, NULL); /* log lines through the main queue, on the loop */
+    k->rkt = K->topic_new(k->rk, k->topic, NULL);
     if (!k->rkt) {
-        snprintf(err, errlen, "Kafka topic '%s': %s", k->topic,
-                 rd_kafka_err2str(rd_kafka_last_error()));
+        snprintf(err, errlen, "Kafka topic '%s': %s", k->topic, K->err2str(K->last_error()));
         producer_drop(k);
         return -1;
     }
-    k->mainq = rd_kafka_queue_get_main(k->rk);
+    k->mainq = K->queue_get_main(k->rk);
     static const uint64_t one = 1;
-    rd_kafka_queue_io_event_enable(k->mainq, k->efd, &one, sizeof(one));
+    K->queue_io_event_enable(k->mainq, k->efd, &one, sizeof(one));
     return 0;
 fail:
     if (conf)
-        rd_kafka_conf_destroy(conf);
+        K->conf_destroy(conf);
     return -1;
 }
 
@@ -238,13 +247,14 @@ fail:
 static int k_produce(audit_sink_t *s, const audit_sink_rec_t *r, char *err, size_t errlen)
 {
     kafka_sink_t *k = (kafka_sink_t *)s;
+    const mesh_kafka_t *K = k->K;
     if (!k->rk || k->fatal) {
         snprintf(err, errlen, "the Kafka producer is being made again");
         return -1;
     }
     /* An event without a service has the empty key (not a null key): one partition. */
     static const char empty[1] = "";
-    rd_kafka_resp_err_t e = rd_kafka_producev(
+    rd_kafka_resp_err_t e = K->producev(
         k->rk, RD_KAFKA_V_RKT(k->rkt), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)r->value, r->len),
         RD_KAFKA_V_KEY(r->key ? r->key : empty, r->key ? r->key_len : 0),
@@ -253,7 +263,7 @@ static int k_produce(audit_sink_t *s, const audit_sink_rec_t *r, char *err, size
         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)r->seq), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
         return 0;
-    snprintf(err, errlen, "%s", rd_kafka_err2str(e));
+    snprintf(err, errlen, "%s", K->err2str(e));
     return -1;
 }
 
@@ -261,7 +271,7 @@ static void k_serve(audit_sink_t *s)
 {
     kafka_sink_t *k = (kafka_sink_t *)s;
     if (k->rk)
-        rd_kafka_poll(k->rk, 0);
+        k->K->poll(k->rk, 0);
     if (!k->fatal)
         return;
     /* The producer is unusable: serve what it reported, then start over. Records it held get
@@ -282,7 +292,7 @@ static void k_flush(audit_sink_t *s, uint64_t timeout_ms)
 {
     kafka_sink_t *k = (kafka_sink_t *)s;
     if (k->rk && !k->fatal)
-        rd_kafka_flush(k->rk, (int)timeout_ms);
+        k->K->flush(k->rk, (int)timeout_ms);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -327,11 +337,18 @@ static const audit_sink_ops_t kafka_ops = {
 audit_sink_t *audit_kafka_new(uv_loop_t *loop, const audit_kafka_cfg_t *cfg,
                               const audit_sink_cbs_t *cbs, void *ud, char *err, size_t errlen)
 {
+    /* librdkafka is opened here, by the first sink: a node without --audit-kafka never maps it
+     * (nor the libcrypto, zstd, sasl2 ... it brings). When it is missing, the sink does not
+     * start and the actor logs why, with the package to install. */
+    const mesh_kafka_t *K = mesh_kafka(err, errlen);
+    if (!K)
+        return NULL;
     kafka_sink_t *k = calloc(1, sizeof(*k));
     if (!k) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    k->K = K;
     k->super.ops = &kafka_ops;
     k->loop = loop;
     k->cbs = *cbs;

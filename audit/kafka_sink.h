@@ -45,9 +45,10 @@ typedef struct audit_kafka_cfg {
 } audit_kafka_cfg_t;
 
 /**
- * A Kafka sink on loop (the control loop). Returns NULL with the reason in err when the
- * configuration is refused ("audit.kafka-opt: KEY: No such configuration property ...") or the
- * producer cannot be made. Brokers are not contacted here: a wrong address is reported later,
+ * A Kafka sink on loop (the control loop). Returns NULL with the reason in err when librdkafka
+ * cannot be loaded (the first sink opens it: common/kafka_lib.h; "librdkafka.so.1 cannot be
+ * loaded: ...; install librdkafka1"), the configuration is refused ("audit.kafka-opt: KEY: No
+ * such configuration property ...") or the producer cannot be made. Brokers are not contacted here: a wrong address is reported later,
  * through link(), and records wait.
  */
 audit_sink_t *audit_kafka_new(uv_loop_t *loop, const audit_kafka_cfg_t *cfg,
@@ -55,11 +56,12 @@ audit_sink_t *audit_kafka_new(uv_loop_t *loop, const audit_kafka_cfg_t *cfg,
 
 /**
  * Checks one "KEY=VALUE" librdkafka property the way the sink applies it: 0, or -1 with the
- * problem in err ("not KEY=VALUE", or librdkafka's own words). For the config layer's check.
+ * problem in err ("not KEY=VALUE", librdkafka's own words, or that it cannot be loaded). For the
+ * config layer's check (this opens librdkafka).
  */
 int audit_kafka_check_opt(const char *kv, char *err, size_t errlen);
 
-/** The librdkafka version string ("2.0.2"). */
+/** The librdkafka version string ("2.0.2"; opens librdkafka). */
 const char *audit_kafka_version(void);
 
 #endif

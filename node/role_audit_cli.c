@@ -18,7 +18,11 @@
  * that long. A broker address that does not answer and a topic that does not exist are errors
  * that say so (the topic is looked up in the list of all topics, which never creates it).
  *
- * Exit codes: 0 shown; 1 Kafka unreachable, no such topic or the read broke off; 2 bad flags.
+ * librdkafka is opened on first use (common/kafka_lib.h): when it is missing, the command says
+ * so, with the package to install (librdkafka1).
+ *
+ * Exit codes: 0 shown; 1 librdkafka missing, Kafka unreachable, no such topic or the read broke
+ * off; 2 bad flags.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -31,11 +35,15 @@
 #include <unistd.h>
 
 #include "audit/tail_format.h"
+#include "common/kafka_lib.h"
 #include "node/cli.h"
 
 #define DEFAULT_TOPIC "meshd.audit"
 
 static volatile sig_atomic_t stop_requested;
+
+/* librdkafka (common/kafka_lib.h), opened by tail() before anything else here runs. */
+static const mesh_kafka_t *K;
 
 static void on_stop(int sig)
 {
@@ -164,7 +172,7 @@ static int parse_args(tail_args_t *a, int argc, char **argv)
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
     char err[512];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+    if (K->conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
         fprintf(stderr, "meshd audit tail: %s=%s: %s\n", k, v, err);
         return -1;
     }
@@ -175,11 +183,11 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 static int find_topic(rd_kafka_t *rk, const tail_args_t *a)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, (int)(a->timeout_s * 1000));
+    rd_kafka_resp_err_t e = K->metadata(rk, 1, NULL, &md, (int)(a->timeout_s * 1000));
     if (e) {
-        rd_kafka_poll(rk, 0); /* serve the error callback: the last transport error */
+        K->poll(rk, 0); /* serve the error callback: the last transport error */
         fprintf(stderr, "meshd audit tail: cannot reach Kafka at %s within %g s: %s\n", a->brokers,
-                a->timeout_s, last_error[0] ? last_error : rd_kafka_err2str(e));
+                a->timeout_s, last_error[0] ? last_error : K->err2str(e));
         return -1;
     }
     int n = -1;
@@ -189,14 +197,14 @@ static int find_topic(rd_kafka_t *rk, const tail_args_t *a)
             continue;
         if (t->err) {
             fprintf(stderr, "meshd audit tail: topic '%s' at %s: %s\n", a->topic, a->brokers,
-                    rd_kafka_err2str(t->err));
+                    K->err2str(t->err));
         } else if (t->partition_cnt == 0) {
             fprintf(stderr, "meshd audit tail: topic '%s' at %s has no partitions\n", a->topic,
                     a->brokers);
         } else {
             n = t->partition_cnt;
         }
-        rd_kafka_metadata_destroy(md);
+        K->metadata_destroy(md);
         return n;
     }
     fprintf(stderr, "meshd audit tail: topic '%s' does not exist at %s", a->topic, a->brokers);
@@ -208,7 +216,7 @@ static int find_topic(rd_kafka_t *rk, const tail_args_t *a)
         shown++;
     }
     fprintf(stderr, "%s\n", shown ? ")" : " (no topics there)");
-    rd_kafka_metadata_destroy(md);
+    K->metadata_destroy(md);
     return -1;
 }
 
@@ -237,7 +245,11 @@ static void show(const tail_args_t *a, const rd_kafka_message_t *m, unsigned lon
 static int tail(const tail_args_t *a)
 {
     char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!(K = mesh_kafka(err, sizeof(err)))) {
+        fprintf(stderr, "meshd audit tail: %s\n", err);
+        return 1;
+    }
+    rd_kafka_conf_t *conf = K->conf_new();
     /* The high-level consumer needs a group even for assign(); nothing joins it or commits
      * (a cluster with group ACLs may want --kafka-opt group.id=ALLOWED). */
     char group[64];
@@ -247,7 +259,7 @@ static int tail(const tail_args_t *a)
         set(conf, "enable.auto.offset.store", "false") ||
         set(conf, "enable.partition.eof", "true") ||
         set(conf, "allow.auto.create.topics", "false") || set(conf, "log_level", "0")) {
-        rd_kafka_conf_destroy(conf);
+        K->conf_destroy(conf);
         return 2;
     }
     for (int i = 0; i < a->nopts; i++) {
@@ -255,39 +267,39 @@ static int tail(const tail_args_t *a)
         char key[256];
         if ((size_t)(eq - a->opts[i]) >= sizeof(key)) {
             fprintf(stderr, "meshd audit tail: --kafka-opt: key too long in '%s'\n", a->opts[i]);
-            rd_kafka_conf_destroy(conf);
+            K->conf_destroy(conf);
             return 2;
         }
         memcpy(key, a->opts[i], (size_t)(eq - a->opts[i]));
         key[eq - a->opts[i]] = '\0';
         if (set(conf, key, eq + 1)) {
-            rd_kafka_conf_destroy(conf);
+            K->conf_destroy(conf);
             return 2;
         }
     }
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    K->conf_set_error_cb(conf, on_error);
+    rd_kafka_t *rk = K->create(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!rk) {
         fprintf(stderr, "meshd audit tail: %s\n", err);
         return 1;
     }
-    rd_kafka_poll_set_consumer(rk);
+    K->poll_set_consumer(rk);
 
     int rc = 1;
     int nparts = find_topic(rk, a);
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (nparts < 0)
         goto out;
-    parts = rd_kafka_topic_partition_list_new(nparts);
+    parts = K->partitions_new(nparts);
     long last = a->last >= 0 ? a->last : 10;
     for (int p = 0; p < nparts; p++)
-        rd_kafka_topic_partition_list_add(parts, a->topic, p)->offset =
-            a->from_beginning ? RD_KAFKA_OFFSET_BEGINNING
-            : last == 0       ? RD_KAFKA_OFFSET_END
-                              : RD_KAFKA_OFFSET_TAIL(last);
-    rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
+        K->partitions_add(parts, a->topic, p)->offset = a->from_beginning
+                                                            ? RD_KAFKA_OFFSET_BEGINNING
+                                                        : last == 0 ? RD_KAFKA_OFFSET_END
+                                                                    : RD_KAFKA_OFFSET_TAIL(last);
+    rd_kafka_resp_err_t e = K->assign(rk, parts);
     if (e) {
-        fprintf(stderr, "meshd audit tail: assign %s: %s\n", a->topic, rd_kafka_err2str(e));
+        fprintf(stderr, "meshd audit tail: assign %s: %s\n", a->topic, K->err2str(e));
         goto out;
     }
     if (!a->json)
@@ -298,7 +310,7 @@ static int tail(const tail_args_t *a)
     unsigned long shown = 0, bad = 0;
     double idle_since = now_s();
     while (!stop_requested) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        rd_kafka_message_t *m = K->consumer_poll(rk, 200);
         if (!m) {
             if (!a->follow && now_s() - idle_since > a->timeout_s) {
                 fprintf(stderr,
@@ -315,7 +327,7 @@ static int tail(const tail_args_t *a)
                 ended++;
             }
             idle_since = now_s();
-            rd_kafka_message_destroy(m);
+            K->message_destroy(m);
             if (!a->follow && ended == nparts)
                 break;
             continue;
@@ -324,8 +336,8 @@ static int tail(const tail_args_t *a)
             int fatal = m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                         m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
                         m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
-            fprintf(stderr, "meshd audit tail: %s\n", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
+            fprintf(stderr, "meshd audit tail: %s\n", K->message_errstr(m));
+            K->message_destroy(m);
             if (fatal)
                 goto out_loop;
             continue;
@@ -337,7 +349,7 @@ static int tail(const tail_args_t *a)
             at_end[m->partition] = 0; /* --follow: new records after the end */
             ended--;
         }
-        rd_kafka_message_destroy(m);
+        K->message_destroy(m);
         fflush(stdout);
     }
     rc = 0;
@@ -351,9 +363,9 @@ out_loop:
 out:
     fflush(stdout);
     if (parts)
-        rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+        K->partitions_destroy(parts);
+    K->consumer_close(rk);
+    K->destroy(rk);
     return rc;
 }
 

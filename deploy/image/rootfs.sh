@@ -1,7 +1,7 @@
 #!/bin/sh
 # deploy/image/rootfs.sh: run in the Containerfile's build stage; lays out the runtime image's
 # whole root file system in DEST: the meshd binary, every shared library it loads (those it is
-# linked with, and libcurl and libcrypto, which it opens at run time, each with its own
+# linked with, and libcurl, libcrypto and librdkafka, which it opens at run time, each with its own
 # dependencies), the CA certificates, the non-root user, the default config and the two
 # writable folders. The runtime stage copies DEST onto an empty image: no shell, no package
 # manager, nothing else.
@@ -42,14 +42,17 @@ ln -s usr/lib "$dest/lib"
 ln -s usr/lib64 "$dest/lib64"
 
 install -m 0755 "$meshd" "$dest/usr/local/bin/meshd"
-# meshd opens these two by soname at run time (common/curl_lib.c, common/crypto_lib.c).
+# meshd opens these by soname at run time (common/curl_lib.c, common/crypto_lib.c,
+# common/kafka_lib.c; libssl comes with libcurl).
 curl=$(libpath libcurl.so.4)
 crypto=$(libpath libcrypto.so.3)
-for f in "$meshd" "$curl" "$crypto"; do
+rdkafka=$(libpath librdkafka.so.1)
+for f in "$meshd" "$curl" "$crypto" "$rdkafka"; do
 	libs "$f"
 done | sort -u >"$dest.libs"
 echo "$curl" >>"$dest.libs"
 echo "$crypto" >>"$dest.libs"
+echo "$rdkafka" >>"$dest.libs"
 sort -u "$dest.libs" | while read -r lib; do
 	copy "$lib"
 done

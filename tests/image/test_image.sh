@@ -2,9 +2,10 @@
 # tests/image/test_image.sh (label image): builds the container image with scripts/image,
 # exports its root file system and checks it from a chroot (containers cannot be started in
 # every sandbox; building, exporting and chrooting work): no shell or package manager, a
-# non-root user, every shared library meshd loads (libcurl and libcrypto too) resolvable inside,
-# `meshd --version`, `meshd check-config` on the default config, and a proxy round trip to a
-# gRPC backend on loopback, run as the image's user on the root file system mounted read-only.
+# non-root user, every shared library meshd loads (libcurl, libcrypto, librdkafka too)
+# resolvable inside, `meshd --version`, `meshd check-config` on the default config, and a proxy
+# round trip to a gRPC backend on loopback, run as the image's user on the root file system
+# mounted read-only.
 # Exits 77 (ctest: skipped) with a message where neither podman nor a running docker exists.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -75,7 +76,7 @@ echo "     $files files, $size bytes ($((size / 1024 / 1024)) MiB uncompressed)"
 
 # Every library meshd opens resolves inside the image, with the image's own loader.
 loader=$(cd "$rootfs" && ls usr/lib64/ld-linux-*.so.* usr/lib/ld-linux-*.so.* 2>/dev/null | head -n1)
-for f in usr/local/bin/meshd usr/lib/*/libcurl.so.4 usr/lib/*/libcrypto.so.3; do
+for f in usr/local/bin/meshd usr/lib/*/libcurl.so.4 usr/lib/*/libcrypto.so.3 usr/lib/*/librdkafka.so.1; do
   out=$(cd "$rootfs" && ls $f >/dev/null 2>&1 && chroot "$rootfs" "/$loader" --list "/$(cd "$rootfs" && ls $f)" 2>&1)
   st=$?
   if echo "$out" | grep -q 'not found'; then st=1; fi

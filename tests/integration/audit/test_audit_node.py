@@ -28,6 +28,10 @@ Cases (--case NAME):
   wrong    a broker address that refuses connections, one that does not resolve, and a topic
            the cluster does not have: a clear log line, state spooling in /v1/audit, no crash,
            a clean exit on SIGTERM; a librdkafka property it does not know: exit 2 naming it.
+           librdkafka is opened only by a node that audits to Kafka (a proxy without
+           --audit-kafka maps neither it nor libcrypto), and a node whose librdkafka.so.1 is
+           missing (hidden by a bind mount in a private mount namespace; skipped when unshare
+           is not allowed) says so, naming the package, and keeps serving.
 
 Every process is started here, recorded by PID and stopped by that PID; each case works in its
 own temp folder.
@@ -437,12 +441,48 @@ def case_damage(run):
           "the torn node's %d durable records arrived, in one run without a gap" % durable)
 
 
+def mapped_paths(p, name):
+    """The files of p's mappings whose path has name in it."""
+    with open("/proc/%d/maps" % p.p.pid) as f:
+        return {line.split()[-1] for line in f if name in line}
+
+
+def missing_librdkafka(run, dead, lib_path):
+    """A proxy auditing to Kafka whose librdkafka.so.1 is an empty file (/dev/null bound over it
+    in a mount namespace of its own; nothing outside it changes)."""
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        print("  skipped: a missing librdkafka (unshare -m is not allowed here)", flush=True)
+        return
+    argv = [run.args.meshd, "proxy", "--node", "nolib", "--workers", "1",
+            "--listen", "127.0.0.1:%d" % free_port(), "--admin-listen", str(free_port()),
+            "--log-format", "text", "--audit-spool", os.path.join(run.dir, "spool-nolib"),
+            "--audit-kafka", dead]
+    p = run.start("nolib", ["unshare", "-m", "sh", "-c",
+                            'mount --bind /dev/null "$0" && exec "$@"', lib_path] + argv)
+    wait_until(lambda: re.search(r"librdkafka\.so\.1 cannot be loaded: .*; install librdkafka1",
+                                 p.output()) or not p.alive(), 20,
+               "a log line naming the missing library")
+    check(re.search(r"librdkafka\.so\.1 cannot be loaded: .*; install librdkafka1", p.output()),
+          "the log says librdkafka.so.1 cannot be loaded and names the package:\n" +
+          p.output()[-1500:])
+    check(p.alive() and not mapped_paths(p, "librdkafka"), "alive, without librdkafka")
+    check(term(p) == 0, "clean exit")
+
+
 def case_wrong(run):
-    # a port nobody listens on
     dead = "127.0.0.1:%d" % free_port()
+    # no --audit-kafka: librdkafka is not opened, and neither is what it brings (libcrypto)
+    p = run.meshd("proxy", "nokafka", None, ["--listen", "127.0.0.1:%d" % free_port()])
+    check(not mapped_paths(p, "librdkafka") and not mapped_paths(p, "libcrypto"),
+          "a proxy without --audit-kafka maps neither librdkafka nor libcrypto: %s"
+          % (mapped_paths(p, "librdkafka") | mapped_paths(p, "libcrypto")))
+    check(term(p) == 0, "clean exit")
+    # a port nobody listens on
     p = run.meshd("proxy", "refused", dead, ["--listen", "127.0.0.1:%d" % free_port(),
                                               "--audit-test-rate", "10"])
     wait_until(lambda: (status(p) or {}).get("state") == "spooling", 20, "state spooling")
+    lib = mapped_paths(p, "librdkafka.so.1")
+    check(len(lib) == 1, "a proxy auditing to Kafka has opened librdkafka: %s" % lib)
     wait_until(lambda: re.search(r"Kafka does not take records: all brokers down", p.output()),
                10, "a clear log line")
     check("Connection refused" in (status(p)["last_error"] or ""),
@@ -484,6 +524,7 @@ def case_wrong(run):
     err = r.stderr.decode()
     check(r.returncode == 2 and "audit-kafka-opt" in err and "no.such.property" in err,
           "exit 2 naming the option: %s" % err.strip())
+    missing_librdkafka(run, dead, lib.pop())
 
 
 def _read_line(path):
