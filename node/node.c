@@ -1041,6 +1041,7 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_ms = cfg->upstream_stall_ms ? (uint64_t)cfg->upstream_stall_ms : UINT64_MAX;
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
+    pc->tls_handshake_timeout_ms = node_tls_handshake_timeout(cfg);
     if (node_outlier_setup(n) != 0)
         return -1;
     char err[512];

@@ -180,6 +180,12 @@ void node_tls_reload(node_tls_t *t, int force)
     reload_one(t, t->admin, "admin API", force);
 }
 
+uint64_t node_tls_handshake_timeout(const mesh_config_t *cfg)
+{
+    int64_t ms = mesh_tls_options(cfg)->handshake_ms;
+    return ms > 0 ? (uint64_t)ms : UINT64_MAX;
+}
+
 uint64_t node_tls_poll_ms(const node_tls_t *t)
 {
     return t ? t->poll_ms : 0;
@@ -206,6 +212,18 @@ void node_tls_metrics(void *ud, prom_t *p)
     for (int i = 0; i < MESH_TLS_FAIL_N; i++) {
         prom_label_t l = {"reason", mesh_tls_fail_name((mesh_tls_fail_t)i)};
         prom_sample_u64(p, "meshd_tls_handshake_failures_total", &l, 1, counts[i]);
+    }
+    uint64_t hs[2][2];
+    mesh_tls_handshake_counts(hs);
+    prom_family(p, "meshd_tls_handshakes_total", PROM_COUNTER,
+                "TLS handshakes that finished, by side (server: our listeners; client: our "
+                "upstream connections) and whether they resumed a session");
+    for (int side = 0; side < 2; side++) {
+        for (int r = 0; r < 2; r++) {
+            prom_label_t l[2] = {{"side", side ? "server" : "client"},
+                                 {"resumed", r ? "true" : "false"}};
+            prom_sample_u64(p, "meshd_tls_handshakes_total", l, 2, hs[side][r]);
+        }
     }
     uint64_t reloads = (t->server ? mesh_tls_holder_reloads(t->server) : 0) +
                        (t->upstream ? mesh_tls_holder_reloads(t->upstream) : 0) +

@@ -66,6 +66,15 @@ static const mesh_config_opt_t opts[] = {
      .max = INT32_MAX,
      .help = "how often certificate, key and CA files are checked for changes (0 = on SIGHUP "
              "only)"},
+    {.name = "tls.handshake-timeout",
+     .type = MESH_OPT_DUR,
+     .off = O(handshake_ms),
+     .def = "10s",
+     .roles = ROLES,
+     .min = 0,
+     .max = INT32_MAX,
+     .help = "a TLS handshake not done in this time fails: a client is closed, an upstream "
+             "counts as a failed connect (0 = no limit)"},
     {.name = "tls.upstream-ca",
      .type = MESH_OPT_STR,
      .off = O(upstream_ca),

@@ -152,6 +152,12 @@ void mesh_h2_conn_set_flusher(mesh_h2_conn_t *c, mesh_h2_flusher_t *f);
 int mesh_h2_conn_set_tls(mesh_h2_conn_t *c, struct mesh_tls_ctx *ctx, const char *server_name,
                          const char *where);
 
+/** Closes the connection as a failed handshake (class "timeout", counted and logged) when its
+ *  TLS handshake is not done within timeout_ms from now (0: no limit). Server side: at accept;
+ *  client side: once connected (the connect timeout covers the TCP part). Shares the timer
+ *  with keepalive and liveness. */
+void mesh_h2_conn_tls_timeout(mesh_h2_conn_t *c, uint64_t timeout_ms);
+
 /** Starts reading the socket. Returns 0 or a negative libuv error. */
 int mesh_h2_conn_start(mesh_h2_conn_t *c);
 

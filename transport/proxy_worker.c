@@ -138,6 +138,7 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
             mesh_h2_conn_close(&d->h2);
             return NULL;
         }
+        mesh_h2_conn_tls_timeout(&d->h2, pxy_ms_or_off(w->cfg.tls_handshake_timeout_ms));
     }
     int plen = sizeof(d->peer);
     if (uv_tcp_getpeername(&d->h2.tcp, (struct sockaddr *)&d->peer, &plen) < 0)
@@ -208,6 +209,7 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(dns_refresh_ms, 30000);
     DEF(dns_retry_initial_ms, 1000);
     DEF(dns_retry_max_ms, 30000);
+    DEF(tls_handshake_timeout_ms, 10000);
 #undef DEF
     /* A failing name is retried at least as often as a good one is refreshed. */
     if (c->dns_retry_max_ms > c->dns_refresh_ms)

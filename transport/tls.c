@@ -250,6 +250,15 @@ const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len)
     return n ? (const char *)p : NULL;
 }
 
+void mesh_tls_timed_out(mesh_tls_t *t)
+{
+    if (t->failed || t->established)
+        return;
+    t->failed = 1;
+    t->fail_class = MESH_TLS_FAIL_TIMEOUT;
+    snprintf(t->reason, sizeof(t->reason), "TLS handshake timed out");
+}
+
 int mesh_tls_resumed(const mesh_tls_t *t)
 {
     return t->ctx->S->ssl_session_reused(t->ssl);

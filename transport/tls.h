@@ -86,6 +86,7 @@ typedef enum mesh_tls_fail {
     MESH_TLS_FAIL_PEER_ALERT,   /* the peer refused us (an alert: unknown CA, bad cert ...) */
     MESH_TLS_FAIL_PROTOCOL,     /* not TLS, or a version or cipher we do not accept */
     MESH_TLS_FAIL_ALPN,         /* no protocol in common (ALPN) */
+    MESH_TLS_FAIL_TIMEOUT,      /* not done within the handshake timeout (mesh_tls_timed_out) */
     MESH_TLS_FAIL_OTHER,
     MESH_TLS_FAIL_N
 } mesh_tls_fail_t;
@@ -141,6 +142,10 @@ size_t mesh_tls_out_take(mesh_tls_t *t, uint8_t *buf, size_t cap);
 /** The protocol ALPN chose ("h2"), or NULL with *len 0 when none was negotiated. */
 const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len);
 
+/** The handshake did not finish in time: the connection counts as failed with the reason "TLS
+ *  handshake timed out" (class MESH_TLS_FAIL_TIMEOUT). */
+void mesh_tls_timed_out(mesh_tls_t *t);
+
 /** 1 when the handshake resumed a session (a ticket). */
 int mesh_tls_resumed(const mesh_tls_t *t);
 
@@ -162,5 +167,12 @@ void mesh_tls_fail_report(const mesh_tls_t *t, const char *listener, const struc
 
 /** Handshake failures so far, per class (process-wide). */
 void mesh_tls_fail_counts(uint64_t out[MESH_TLS_FAIL_N]);
+
+/** Counts a finished handshake of t (by side, and whether it resumed a session): once per
+ *  connection. Thread-safe. */
+void mesh_tls_count_handshake(const mesh_tls_t *t);
+
+/** Finished handshakes so far: out[server][resumed] (process-wide). */
+void mesh_tls_handshake_counts(uint64_t out[2][2]);
 
 #endif

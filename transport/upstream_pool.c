@@ -358,7 +358,11 @@ static void us_on_teardown(mesh_h2_conn_t *c)
     int tls_unfinished = c->tls && !c->tls->established;
     int never_sent = !u->connected || tls_unfinished;
     char why[320];
-    if (c->tls && c->tls->failed) {
+    if (c->tls && c->tls->failed && c->tls->fail_class == MESH_TLS_FAIL_TIMEOUT) {
+        snprintf(why, sizeof(why), "upstream %s: %s", u->name, mesh_tls_reason(c->tls));
+        if (u->ep)
+            mark_down(u->w, u->ep, why);
+    } else if (c->tls && c->tls->failed) {
         snprintf(why, sizeof(why), "TLS handshake with upstream %s failed: %s", u->name,
                  mesh_tls_reason(c->tls));
         if (u->ep)
@@ -510,6 +514,7 @@ static void on_connect(uv_connect_t *req, int status)
         mesh_h2_conn_close(&u->h2);
         return;
     }
+    mesh_h2_conn_tls_timeout(&u->h2, pxy_ms_or_off(w->cfg.tls_handshake_timeout_ms));
     mesh_h2_conn_keepalive(&u->h2, pxy_ms_or_off(w->cfg.keepalive_interval_ms),
                            w->cfg.keepalive_timeout_ms);
     mesh_h2_conn_liveness(&u->h2, pxy_ms_or_off(w->cfg.upstream_stall_ms),
