@@ -383,6 +383,7 @@ static int tls_step(h1s_conn_t *sc)
                 sc->reading = 1;
             return -1;
         }
+        mesh_tls_count_handshake(t);
     }
     while (sc->in_len < sc->s->cfg.read_buffer) {
         ssize_t k =

@@ -598,7 +598,10 @@ static int tls_handshake(probe_conn_t *c)
             return -1;
         }
     }
-    return r == MESH_TLS_DONE ? 0 : -1;
+    if (r != MESH_TLS_DONE)
+        return -1;
+    mesh_tls_count_handshake(c->tls);
+    return 0;
 }
 
 /* TLS: decrypts what arrived into the input buffer while it has room. */

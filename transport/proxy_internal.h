@@ -27,6 +27,7 @@
 #include "transport/outlier_window.h"
 #include "transport/proxy_local.h"
 #include "transport/svc_policy.h"
+#include "transport/tls.h"
 #include "transport/proxy.h"
 #include "transport/retry.h"
 
@@ -120,6 +121,10 @@ struct pxy_us_conn {
     int goaway;
     int retired;          /* takes no new calls; closed once its last call detached */
     pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
+    /* the TLS it was opened with (NULL: h2c): calls wanting another setting never share it;
+     * tls_pol holds a reference on the service settings that own tls_holder, if they do */
+    struct mesh_tls_holder *tls_holder;
+    mesh_svc_policy_t *tls_pol;
     char name[96];
 };
 
@@ -168,6 +173,7 @@ struct pxy_endpoint {
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
     pxy_resolver_t *res;   /* hostname endpoints only */
     pxy_endpoint_t *hnext; /* in w->ep_hash, which is also the list of all endpoints */
+    mesh_tls_session_t tls_sess; /* the newest TLS session, resumed by the next connection */
     char addr[]; /* "host:port" as the table lists it (one allocation with the endpoint) */
 };
 

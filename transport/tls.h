@@ -26,6 +26,7 @@
 
 struct x509_st;
 struct ssl_st;
+struct ssl_session_st;
 struct bio_st;
 struct ssl_ctx_st;
 struct mesh_ssl;
@@ -91,6 +92,20 @@ typedef enum mesh_tls_fail {
     MESH_TLS_FAIL_N
 } mesh_tls_fail_t;
 
+/**
+ * A client's session for one upstream, kept for resumption (TLS 1.3 tickets, TLS 1.2 session ids
+ * or tickets): the newest session a connection of the upstream received, and the context it
+ * was made with (a session is resumed only with that context, so a reloaded certificate is
+ * presented in full once). Zero it to start; mesh_tls_session_clear frees. Not thread-safe:
+ * one per upstream per worker.
+ */
+typedef struct mesh_tls_session {
+    struct ssl_session_st *sess;
+    struct mesh_tls_ctx *ctx; /* a reference while sess is set */
+} mesh_tls_session_t;
+
+void mesh_tls_session_clear(mesh_tls_session_t *s);
+
 /** One connection. Embed it or allocate it; mesh_tls_init/_destroy. */
 typedef struct mesh_tls {
     mesh_tls_ctx_t *ctx;
@@ -99,6 +114,7 @@ typedef struct mesh_tls {
     int established;
     int failed;
     mesh_tls_fail_t fail_class;
+    mesh_tls_session_t *sess; /* client: where new sessions go (mesh_tls_use_session) */
     char reason[200];
 } mesh_tls_t;
 
@@ -108,6 +124,14 @@ typedef struct mesh_tls {
 int mesh_tls_init(mesh_tls_t *t, mesh_tls_ctx_t *ctx, const char *server_name);
 
 void mesh_tls_destroy(mesh_tls_t *t);
+
+/** Client side, before the handshake: resumes slot's session when it was made with t's
+ *  context, and stores every session the server hands out afterwards in slot (t must not move
+ *  while it may receive one; mesh_tls_use_session(t, NULL) detaches). */
+void mesh_tls_use_session(mesh_tls_t *t, mesh_tls_session_t *slot);
+
+/** (transport/tls_ctx.c installs it as client contexts' new-session callback.) */
+int mesh_tls_on_new_session(struct ssl_st *ssl, struct ssl_session_st *sess);
 
 /** Sends close_notify (queued as ciphertext): the peer sees a clean end, and a client's session
  *  stays resumable. */

@@ -319,6 +319,7 @@ static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
         res_detach(ep->res);
     mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
     mesh_outlier_board_put(w->board, ep->ol);
+    mesh_tls_session_clear(&ep->tls_sess);
     free(ep);
 }
 
@@ -399,6 +400,7 @@ static void us_on_closed(mesh_h2_conn_t *c)
     pxy_endpoint_t *ep = u->ep;
     if (ep)
         pxy_list_remove(&u->link); /* from ep->closing */
+    mesh_svc_policy_unref(u->tls_pol);
     free(u);
     w->n_us_open--;
     if (ep) {
@@ -532,26 +534,44 @@ static void on_connect(uv_connect_t *req, int status)
         us_close_idle(u);
 }
 
-/* Makes the connection TLS: the server's certificate must name the instance's host (or
- * cfg.upstream_tls_name); a name is also sent as SNI. */
-static int us_tls(mesh_proxy_worker_t *w, pxy_us_conn_t *u)
+/* The TLS a call of service settings sp needs to ep (NULL: h2c), and the name to check in the
+ * server's certificate (NULL: the instance's host). The service's own setting first, then the
+ * node's. */
+static mesh_tls_holder_t *us_tls_for(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep,
+                                     const mesh_svc_policy_t *sp, const char **name)
+{
+    (void)ep;
+    if (sp && sp->upstream_tls != MESH_SVC_TLS_DEFAULT) {
+        *name = sp->tls_name;
+        return sp->upstream_tls == MESH_SVC_TLS_OWN ? sp->tls : NULL;
+    }
+    *name = w->cfg.upstream_tls_name;
+    return w->cfg.upstream_tls;
+}
+
+/* Makes the connection TLS from holder: the server's certificate must name the instance's host
+ * (or name); a name is also sent as SNI. The endpoint's last session is offered for resumption
+ * and the ones the server hands out are kept for the next connection. */
+static int us_tls(pxy_us_conn_t *u, mesh_tls_holder_t *holder, const char *name)
 {
     char host[256];
     int port;
-    const char *name = w->cfg.upstream_tls_name;
     if (!name || !*name) {
         if (mesh_addr_split(u->ep->addr, host, sizeof(host), &port) != 0)
             snprintf(host, sizeof(host), "%s", u->ep->addr);
         name = host;
     }
-    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.upstream_tls);
+    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(holder);
     int rv = mesh_h2_conn_set_tls(&u->h2, ctx, name, "upstream");
     mesh_tls_ctx_unref(ctx);
+    if (rv == 0)
+        mesh_tls_use_session(u->h2.tls, &u->ep->tls_sess);
     return rv;
 }
 
 static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
-                                   uint64_t connect_timeout_ms)
+                                   uint64_t connect_timeout_ms, mesh_tls_holder_t *tls,
+                                   const char *tls_name, const mesh_svc_policy_t *sp)
 {
     pxy_us_conn_t *u = calloc(1, sizeof(*u));
     if (!u)
@@ -578,7 +598,10 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
     mesh_h2_conn_set_session(&u->h2, s);
     if (w->flusher_on)
         mesh_h2_conn_set_flusher(&u->h2, &w->flusher);
-    if (w->cfg.upstream_tls && us_tls(w, u) < 0) {
+    u->tls_holder = tls;
+    if (tls && sp && tls == sp->tls)
+        u->tls_pol = mesh_svc_policy_ref((mesh_svc_policy_t *)sp); /* tls lives while u does */
+    if (tls && us_tls(u, tls, tls_name) < 0) {
         mesh_h2_conn_close(&u->h2);
         return NULL;
     }
@@ -611,8 +634,12 @@ static size_t us_room(pxy_us_conn_t *u)
 int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t *ps)
 {
     pxy_us_conn_t *best = NULL, *least = NULL;
+    const char *tls_name = NULL;
+    mesh_tls_holder_t *tls = us_tls_for(w, ep, ps->svc_pol, &tls_name);
     for (pxy_link_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
         pxy_us_conn_t *u = PXY_CONTAINER(l, pxy_us_conn_t, link);
+        if (u->tls_holder != tls)
+            continue; /* made for another TLS setting (another service at this address) */
         if (us_room(u) > 0) {
             best = u;
             break;
@@ -624,7 +651,8 @@ int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t
         best = us_conn_open(w, ep,
                             ps->svc_pol && ps->svc_pol->connect_timeout_ms
                                 ? ps->svc_pol->connect_timeout_ms
-                                : w->cfg.connect_timeout_ms);
+                                : w->cfg.connect_timeout_ms,
+                            tls, tls_name, ps->svc_pol);
     if (!best)
         best = least;
     if (!best)
@@ -649,6 +677,8 @@ static void us_close_list(pxy_endpoint_t *ep, pxy_link_t *list)
         u->retired = 1;
         ep->n_held--;
         u->ep = NULL;
+        if (u->h2.tls)
+            mesh_tls_use_session(u->h2.tls, NULL);
         mesh_h2_conn_close(&u->h2);
     }
 }
@@ -664,6 +694,8 @@ void pxy_us_close_all(mesh_proxy_worker_t *w)
                 pxy_list_remove(&u->link);
                 ep->n_held--;
                 u->ep = NULL;
+                if (u->h2.tls)
+                    mesh_tls_use_session(u->h2.tls, NULL);
             }
         }
     }
@@ -679,6 +711,7 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w)
             if (ep->res)
                 res_detach(ep->res);
             mesh_outlier_board_put(w->board, ep->ol);
+            mesh_tls_session_clear(&ep->tls_sess);
             free(ep);
         }
     }
