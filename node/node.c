@@ -1155,6 +1155,11 @@ int mesh_node_tls_http_wanted(const mesh_node_t *n)
     return node_tls_listener(n->tls);
 }
 
+int mesh_node_tls_mesh_served(const mesh_node_t *n)
+{
+    return node_tls_mesh_served(n->tls);
+}
+
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe)
 {
     n->fe = *fe;

@@ -29,6 +29,7 @@ typedef struct mesh_tls_options {
     char *upstream_key;   /* tls.upstream-key: its key */
     char *upstream_name;  /* tls.upstream-server-name: name checked instead of the host */
     int probe;            /* tls.probe: the sidecar's probes over TLS too */
+    int mesh;             /* tls.mesh: with an identity, TLS on the mesh port and mTLS to nodes */
 } mesh_tls_options_t;
 
 /** The tls.* section; register it once with mesh_config_add_section(). */

@@ -694,7 +694,7 @@ static void on_connection(uv_stream_t *ls, int status)
         c->tls = calloc(1, sizeof(*c->tls));
         if (!s->ctext)
             s->ctext = malloc(TLS_READ);
-        int rv = c->tls && s->ctext ? mesh_tls_init(c->tls, ctx, NULL) : -1;
+        int rv = ctx && c->tls && s->ctext ? mesh_tls_init(c->tls, ctx, NULL) : -1;
         mesh_tls_ctx_unref(ctx);
         if (rv < 0) {
             free(c->tls);

@@ -174,7 +174,8 @@ struct pxy_endpoint {
     pxy_resolver_t *res;   /* hostname endpoints only */
     pxy_endpoint_t *hnext; /* in w->ep_hash, which is also the list of all endpoints */
     mesh_tls_session_t tls_sess; /* the newest TLS session, resumed by the next connection */
-    char addr[]; /* "host:port" as the table lists it (one allocation with the endpoint) */
+    int mesh_tls; /* a meshd mesh port serving TLS (its record): mTLS with cfg.mesh_tls */
+    char addr[];  /* "host:port" as the table lists it (one allocation with the endpoint) */
 };
 
 /**

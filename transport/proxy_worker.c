@@ -132,7 +132,8 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
     mesh_h2_conn_set_session(&d->h2, s);
     if (tls) {
         mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.tls);
-        int trv = mesh_h2_conn_set_tls(&d->h2, ctx, NULL, "proxy");
+        /* (no context yet: a mesh identity the CA has not issued; the client tries again) */
+        int trv = ctx ? mesh_h2_conn_set_tls(&d->h2, ctx, NULL, "proxy") : -1;
         mesh_tls_ctx_unref(ctx);
         if (trv < 0) {
             mesh_h2_conn_close(&d->h2);
@@ -433,6 +434,7 @@ static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_sv
     for (size_t j = 0; j < s->n_instances; j++) {
         pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
         if (ep) {
+            ep->mesh_tls = s->instances[j].mesh_tls; /* (the latest table's word) */
             st->insts[st->n] = &s->instances[j];
             st->eps[st->n++] = ep;
         }

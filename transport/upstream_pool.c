@@ -540,28 +540,36 @@ static void on_connect(uv_connect_t *req, int status)
 static mesh_tls_holder_t *us_tls_for(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep,
                                      const mesh_svc_policy_t *sp, const char **name)
 {
-    (void)ep;
     if (sp && sp->upstream_tls != MESH_SVC_TLS_DEFAULT) {
         *name = sp->tls_name;
         return sp->upstream_tls == MESH_SVC_TLS_OWN ? sp->tls : NULL;
+    }
+    if (ep->mesh_tls && w->cfg.mesh_tls) {
+        *name = NULL;
+        return w->cfg.mesh_tls;
     }
     *name = w->cfg.upstream_tls_name;
     return w->cfg.upstream_tls;
 }
 
 /* Makes the connection TLS from holder: the server's certificate must name the instance's host
- * (or name); a name is also sent as SNI. The endpoint's last session is offered for resumption
- * and the ones the server hands out are kept for the next connection. */
+ * (or name); a name is also sent as SNI (a mesh identity: verified against the mesh CA only). The
+ * endpoint's last session is offered for resumption and the ones the server hands out are kept for
+ * the next connection. */
 static int us_tls(pxy_us_conn_t *u, mesh_tls_holder_t *holder, const char *name)
 {
     char host[256];
     int port;
-    if (!name || !*name) {
+    if (holder == u->w->cfg.mesh_tls) {
+        name = NULL; /* a mesh identity: the chain to the mesh CA is what is checked */
+    } else if (!name || !*name) {
         if (mesh_addr_split(u->ep->addr, host, sizeof(host), &port) != 0)
             snprintf(host, sizeof(host), "%s", u->ep->addr);
         name = host;
     }
     mesh_tls_ctx_t *ctx = mesh_tls_holder_get(holder);
+    if (!ctx)
+        return -1; /* a mesh identity not issued yet */
     int rv = mesh_h2_conn_set_tls(&u->h2, ctx, name, "upstream");
     mesh_tls_ctx_unref(ctx);
     if (rv == 0)
@@ -602,6 +610,7 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
     if (tls && sp && tls == sp->tls)
         u->tls_pol = mesh_svc_policy_ref((mesh_svc_policy_t *)sp); /* tls lives while u does */
     if (tls && us_tls(u, tls, tls_name) < 0) {
+        mark_down(w, ep, "no TLS context (the node's identity has no certificate yet?)");
         mesh_h2_conn_close(&u->h2);
         return NULL;
     }
