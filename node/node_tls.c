@@ -134,6 +134,13 @@ int node_tls_new(const mesh_config_t *cfg, node_tls_t **out)
         free(t);
         return -1;
     }
+    if (client_auth_of(o->client_auth) != MESH_TLS_CLIENT_AUTH_NONE && !set(o->ca) &&
+        !(identity && !set(o->cert))) {
+        mesh_error(ACTOR, "tls-client-auth: needs --tls-ca (the CA of the client certificates), "
+                          "or an identity (--identity-dir)");
+        free(t);
+        return -1;
+    }
     if (!set(o->cert) && !set(o->upstream_ca) && !identity) {
         free(t);
         return 0; /* no TLS: libssl is never loaded */

@@ -125,11 +125,7 @@ static int validate(const void *values, unsigned roles, char *err, size_t errlen
         return -1;
     }
     /* (tls-listen without --tls-cert is checked by node/node_tls.c: an identity will do) */
-    if (o->client_auth && strcmp(o->client_auth, "none") != 0 && !(o->ca && *o->ca)) {
-        snprintf(err, errlen,
-                 "tls-client-auth: needs --tls-ca (the CA of the client certificates)");
-        return -1;
-    }
+    /* (tls-client-auth without --tls-ca: node/node_tls.c, since an identity's CA will do) */
     if ((o->upstream_cert && *o->upstream_cert) && !(o->upstream_ca && *o->upstream_ca)) {
         snprintf(err, errlen, "tls-upstream-cert: needs --tls-upstream-ca");
         return -1;
