@@ -610,6 +610,13 @@ static int read_upstream_tls(ld_t *l, yaml_node_t *v, const char *full, pol_rout
         return fail(l, v, full, "ca is required (the CA that verifies the instances)");
     if (!sp->tls_cert != !sp->tls_key)
         return fail(l, v, full, "cert and key go together");
+    for (int i = 0; i < 4; i++) { /* (a missing file: say so, before OpenSSL's reasons) */
+        FILE *f = i == 1 || !*dst[i] ? NULL : fopen(*dst[i], "r");
+        if (i != 1 && *dst[i] && !f)
+            return fail(l, v, full, "%s %s: cannot read: %s", names[i], *dst[i], strerror(errno));
+        if (f)
+            fclose(f);
+    }
     mesh_tls_conf_t c = {
         .cert_file = sp->tls_cert, .key_file = sp->tls_key, .ca_file = sp->tls_ca, .alpn = "h2"};
     char err[768];

@@ -391,6 +391,9 @@ static void test_upstream_tls(const char *mkcerts)
              "%s/client.pem}\n",
              dir, dir);
     bad(y, "r.yaml:4: routes.rules[0].upstream-tls: cert and key go together");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {ca: /nonexistent/ca.pem}\n",
+        "r.yaml:4: routes.rules[0].upstream-tls: ca /nonexistent/ca.pem: cannot read: No such "
+        "file");
     snprintf(y, sizeof(y),
              "routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {ca: %s/garbage.pem}\n",
              dir);
