@@ -608,6 +608,11 @@ static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
     }
     if (!t->established) {
         int r = mesh_tls_handshake(t);
+        if (r == MESH_TLS_DONE && c->ops->on_tls_done && c->ops->on_tls_done(c) < 0) {
+            t->failed = 1; /* (the owner said why with mesh_tls_refuse) */
+            t->established = 0;
+            r = MESH_TLS_FAIL;
+        }
         if (r == MESH_TLS_FAIL) {
             tls_failed(c);
             return;

@@ -82,6 +82,9 @@ typedef struct mesh_h2_conn_ops {
     /** The peer became suspect (suspect 1: a liveness PING is out, nothing arrived since) or
      *  not any more (0: it answered, or the connection is closing); may be NULL. */
     void (*on_suspect)(mesh_h2_conn_t *c, int suspect);
+    /** The TLS handshake finished, before anything is sent: return -1 to refuse the peer (call
+     *  mesh_tls_refuse first: the connection then fails as a failed handshake). May be NULL. */
+    int (*on_tls_done)(mesh_h2_conn_t *c);
 } mesh_h2_conn_ops_t;
 
 /** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */

@@ -434,7 +434,7 @@ static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_sv
     for (size_t j = 0; j < s->n_instances; j++) {
         pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
         if (ep) {
-            ep->mesh_tls = s->instances[j].mesh_tls; /* (the latest table's word) */
+            pxy_endpoint_set_mesh(ep, &s->instances[j]); /* (the latest table's word) */
             st->insts[st->n] = &s->instances[j];
             st->eps[st->n++] = ep;
         }

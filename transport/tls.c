@@ -300,6 +300,14 @@ void mesh_tls_timed_out(mesh_tls_t *t)
     snprintf(t->reason, sizeof(t->reason), "TLS handshake timed out");
 }
 
+void mesh_tls_refuse(mesh_tls_t *t, const char *reason)
+{
+    t->failed = 1;
+    t->established = 0;
+    t->fail_class = MESH_TLS_FAIL_VERIFY;
+    snprintf(t->reason, sizeof(t->reason), "%s", reason);
+}
+
 int mesh_tls_resumed(const mesh_tls_t *t)
 {
     return t->ctx->S->ssl_session_reused(t->ssl);

@@ -170,6 +170,11 @@ const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len);
  *  handshake timed out" (class MESH_TLS_FAIL_TIMEOUT). */
 void mesh_tls_timed_out(mesh_tls_t *t);
 
+/** The owner refuses a peer whose handshake succeeded (its certificate proves the wrong
+ *  identity): the connection counts as a failed handshake of class "verify" with reason, and as
+ *  not established (nothing was sent on it). */
+void mesh_tls_refuse(mesh_tls_t *t, const char *reason);
+
 /** 1 when the handshake resumed a session (a ticket). */
 int mesh_tls_resumed(const mesh_tls_t *t);
 

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ca/peer_identity.h"
 #include "common/addr.h"
 #include "common/log.h"
 #include "transport/proxy_internal.h"
@@ -320,7 +321,18 @@ static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
     mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
     mesh_outlier_board_put(w->board, ep->ol);
     mesh_tls_session_clear(&ep->tls_sess);
+    free(ep->mesh_node);
     free(ep);
+}
+
+void pxy_endpoint_set_mesh(pxy_endpoint_t *ep, const mesh_route_instance_t *in)
+{
+    ep->mesh_tls = in->mesh_tls;
+    const char *node = in->mesh_tls && in->node && *in->node ? in->node : NULL;
+    if (!node == !ep->mesh_node && (!node || strcmp(node, ep->mesh_node) == 0))
+        return;
+    free(ep->mesh_node);
+    ep->mesh_node = node ? strdup(node) : NULL; /* (out of memory: not checked, as unknown) */
 }
 
 void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
@@ -435,12 +447,43 @@ static void us_on_suspect(mesh_h2_conn_t *c, int suspect)
     }
 }
 
+/* Mesh TLS: the server's certificate must prove the node its record names (a key holder of the
+ * mesh cannot answer for another node's address). Other TLS: the chain and name checks only. */
+static int us_on_tls_done(mesh_h2_conn_t *c)
+{
+    pxy_us_conn_t *u = (pxy_us_conn_t *)c;
+    if (!u->ep || !u->ep->mesh_node || u->tls_holder != u->w->cfg.mesh_tls)
+        return 0;
+    struct x509_st *x = mesh_tls_peer_cert(c->tls);
+    ca_peer_identity_t id;
+    char err[256], why[400];
+    int rv = 0;
+    if (!x || ca_peer_identity_from_x509(x, NULL, &id, err, sizeof(err)) != 0) {
+        snprintf(why, sizeof(why), "the server's certificate proves no mesh node: %s",
+                 x ? err : "none");
+        rv = -1;
+    } else {
+        if (strcmp(id.node, u->ep->mesh_node) != 0) {
+            snprintf(why, sizeof(why), "the server proves node '%s', its record names '%s'",
+                     id.node, u->ep->mesh_node);
+            rv = -1;
+        }
+        ca_peer_identity_destroy(&id);
+    }
+    if (x)
+        ca_crypto(NULL, 0)->x509_free(x);
+    if (rv < 0)
+        mesh_tls_refuse(c->tls, why);
+    return rv;
+}
+
 static const mesh_h2_conn_ops_t us_ops = {
     .on_teardown = us_on_teardown,
     .on_closed = us_on_closed,
     .on_idle = NULL,
     .outstanding = us_outstanding,
     .on_suspect = us_on_suspect,
+    .on_tls_done = us_on_tls_done,
 };
 
 /* Closes a connection that carries no call: GOAWAY when the session is up (the flush closes
@@ -721,6 +764,7 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w)
                 res_detach(ep->res);
             mesh_outlier_board_put(w->board, ep->ol);
             mesh_tls_session_clear(&ep->tls_sess);
+            free(ep->mesh_node);
             free(ep);
         }
     }

@@ -441,6 +441,33 @@ def case_mesh_mtls(c):
     wait_until(both, 20, "calls to reach both instances")
     check(True, "an instance etcdctl registered (no \"tls\") is called over h2c beside the mTLS "
           "one: both answer")
+    # A sidecar whose record names side-2 while its certificate proves side-1 (it was given
+    # side-1's identity files): refused right after the handshake, before a call is sent on it;
+    # the calls it was picked for go to the other instances.
+    app3 = c.backend("py3")
+    sc2_port = free_port()
+    sc2 = c.start("sidecar-2", [c.args.meshd, "sidecar", "--node", "side-2", "--app", app3.addr,
+                                "--listen", "127.0.0.1:%d" % sc2_port,
+                                "--probe-listen", "127.0.0.1:%d" % free_port(), "--workers", "1",
+                                "--health-interval", "300ms", "--log-format", "text",
+                                "--etcd", etcd.url, "--identity-dir", id_side,
+                                "--audit-file", os.path.join(c.dir, "sidecar2.audit")])
+    sc2.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc2_port, 20)
+    key2 = "meshd/services/meshd.test.Echo/127.0.0.1:%d" % sc2_port
+    wait_until(lambda: '"tls":"mtls"' in etcd.ctl("get", key2), 20, "side-2's record")
+    served = []
+
+    def refused():
+        served.extend(r.replies[0].server_id if r.ok else r.code.name
+                      for r in calls_ok("127.0.0.1:%d" % p.main_port, None, n=6))
+        return "its record names 'side-2'" in p.output()
+    wait_until(refused, 20, "the proxy to refuse side-2's address")
+    check(True, "the proxy refuses an instance whose certificate proves another node than its "
+          "record names (logged: the server proves node 'side-1', its record names 'side-2')")
+    check("py3" not in served and all(x in ("py1", "py2") for x in served),
+          "...no call reached it, and none failed: %s" % sorted(set(served)))
+    check((metric(p, "meshd_tls_handshake_failures_total", '{reason="verify"}') or 0) >= 1,
+          "...counted as reason=\"verify\"")
     # A proxy without an identity cannot call the sidecar (h2c on a TLS port): not in the mesh.
     q = c.proxy("--static", "meshd.test.Echo=127.0.0.1:%d" % sc_port, name="proxy-noid")
     r = calls_ok("127.0.0.1:%d" % q.main_port, None, n=1)[0]
