@@ -688,10 +688,20 @@ int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t
     pxy_us_conn_t *best = NULL, *least = NULL;
     const char *tls_name = NULL;
     mesh_tls_holder_t *tls = us_tls_for(w, ep, ps->svc_pol, &tls_name);
-    for (pxy_link_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
+    uint32_t n_same = 0; /* connections of this TLS setting (the limit is per setting) */
+    for (pxy_link_t *l = ep->conns.next, *next; l != &ep->conns; l = next) {
+        next = l->next;
         pxy_us_conn_t *u = PXY_CONTAINER(l, pxy_us_conn_t, link);
-        if (u->tls_holder != tls)
-            continue; /* made for another TLS setting (another service at this address) */
+        if (u->tls_holder != tls) {
+            /* Made for another TLS setting (another service at this address), or for service
+             * settings a reload replaced: nobody but the connection holds those any more, so
+             * no call will want it again. */
+            if (u->tls_pol && u->n_streams == 0 &&
+                atomic_load_explicit(&u->tls_pol->refs, memory_order_acquire) == 1)
+                us_retire(u);
+            continue;
+        }
+        n_same++;
         if (us_room(u) > 0) {
             best = u;
             break;
@@ -699,7 +709,7 @@ int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t
         if (!u->h2.closing && !u->goaway && (!least || u->n_streams < least->n_streams))
             least = u;
     }
-    if (!best && ep->n_conns < w->cfg.max_upstream_conns)
+    if (!best && n_same < w->cfg.max_upstream_conns)
         best = us_conn_open(w, ep,
                             ps->svc_pol && ps->svc_pol->connect_timeout_ms
                                 ? ps->svc_pol->connect_timeout_ms

@@ -35,7 +35,8 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   upstream_resumption  the proxy's second connection to a TLS upstream (another meshd) resumes
                  the first one's session: meshd_tls_handshakes_total{resumed="true"} on both
   route_tls      per-service upstream TLS in `routes:` (upstream-tls: {ca, server-name}) to a
-                 TLS app, beside a service with upstream-tls: off; shown in /v1/route-policy
+                 TLS app, beside a service with upstream-tls: off; shown in /v1/route-policy;
+                 a SIGHUP to a server name the app's certificate lacks applies at once
 """
 import os
 import re
@@ -566,6 +567,19 @@ def case_route_tls(c):
         body = r.read().decode()
     check('"upstream_tls"' in body and '"server_name": "localhost"' in body.replace('":"', '": "')
           and '"off"' in body, "/v1/route-policy shows both settings")
+    # SIGHUP with a server name the app's certificate lacks: new connections use the new
+    # settings (the old connection, made for the replaced ones, takes no call), and fail.
+    with open(routes, "w") as f:
+        f.write("routes:\n  rules:\n"
+                "    - match: meshd.test.Echo/*\n"
+                "      upstream-tls: {ca: %s, server-name: not-in-the-cert.example}\n"
+                % c.c("ca.pem"))
+    reloads = p.output().count("[policy] reloaded from")
+    p.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: p.output().count("[policy] reloaded from") > reloads, 10, "the reload")
+    r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE and "hostname mismatch" in r.details,
+          "after a SIGHUP to another server name: the new rule applies (%s)" % r.details)
 
 
 def case_gateway(c):
