@@ -50,6 +50,8 @@
       SSL_CTX_alpn_select_cb_func cb, void *arg))                                                  \
     X(ctx_set_alpn_protos, int, SSL_CTX_set_alpn_protos, (SSL_CTX *c, const unsigned char *p,      \
       unsigned int len))                                                                           \
+    X(ctx_sess_set_new_cb, void, SSL_CTX_sess_set_new_cb, (SSL_CTX *c,                           \
+      int (*cb)(SSL *s, SSL_SESSION *sess)))                                                       \
     X(select_next_proto, int, SSL_select_next_proto, (unsigned char **out, unsigned char *outlen,  \
       const unsigned char *server, unsigned int server_len, const unsigned char *client,           \
       unsigned int client_len))                                                                    \
@@ -76,9 +78,12 @@
     X(ssl_session_reused, int, SSL_session_reused, (const SSL *s))                                 \
     X(ssl_get_version, const char *, SSL_get_version, (const SSL *s))                              \
     X(ssl_set_verify, void, SSL_set_verify, (SSL *s, int mode, SSL_verify_cb cb))                  \
+    X(ssl_set_ex_data, int, SSL_set_ex_data, (SSL *s, int idx, void *data))                        \
+    X(ssl_get_ex_data, void *, SSL_get_ex_data, (const SSL *s, int idx))                           \
     X(ssl_get1_session, SSL_SESSION *, SSL_get1_session, (SSL *s))                                 \
     X(ssl_set_session, int, SSL_set_session, (SSL *s, SSL_SESSION *sess))                          \
     X(session_free, void, SSL_SESSION_free, (SSL_SESSION *sess))                                   \
+    X(session_dup, SSL_SESSION *, SSL_SESSION_dup, (const SSL_SESSION *sess))                      \
     X(alert_desc_string_long, const char *, SSL_alert_desc_string_long, (int value))               \
     /* memory BIOs */                                                                              \
     X(bio_s_mem, const BIO_METHOD *, BIO_s_mem, (void))                                            \

@@ -29,16 +29,18 @@ static int inst_ok(const gsp_inst_t *in)
 
 static int pack_inst(msgpack_packer *pk, const gsp_inst_t *in)
 {
-    if (msgpack_pack_array(pk, INST_FIELDS) || gsp_mp_pack_str(pk, in->service, 0) ||
-        gsp_mp_pack_str(pk, in->addr, 0) || gsp_mp_pack_str(pk, in->node, 0) ||
-        gsp_mp_pack_str(pk, in->zone, 0) || gsp_mp_pack_str(pk, in->version, 0) ||
-        msgpack_pack_uint32(pk, in->weight) || msgpack_pack_uint64(pk, in->methods) ||
-        msgpack_pack_map(pk, in->n_labels))
+    if (msgpack_pack_array(pk, INST_FIELDS + (in->mesh_tls ? 1 : 0)) ||
+        gsp_mp_pack_str(pk, in->service, 0) || gsp_mp_pack_str(pk, in->addr, 0) ||
+        gsp_mp_pack_str(pk, in->node, 0) || gsp_mp_pack_str(pk, in->zone, 0) ||
+        gsp_mp_pack_str(pk, in->version, 0) || msgpack_pack_uint32(pk, in->weight) ||
+        msgpack_pack_uint64(pk, in->methods) || msgpack_pack_map(pk, in->n_labels))
         return -1;
     for (uint32_t i = 0; i < in->n_labels; i++)
         if (gsp_mp_pack_str(pk, in->labels[i].key, 0) ||
             gsp_mp_pack_str(pk, in->labels[i].value, 0))
             return -1;
+    if (in->mesh_tls && msgpack_pack_uint32(pk, 1))
+        return -1;
     return 0;
 }
 
@@ -143,6 +145,15 @@ static int rd_inst(gsp_mpr_t *r, gsp_inst_t *in)
         if (gsp_mpr_str(r, GSP_FIELD_MAX, 0, &in->labels[i].key) < 0 ||
             gsp_mpr_str(r, GSP_FIELD_MAX, 0, &in->labels[i].value) < 0)
             return -1;
+    in->mesh_tls = 0;
+    if (k > INST_FIELDS) { /* tls: uint 1; another value or type is a newer node's: skipped */
+        gsp_mpr_t peek = *r;
+        if (gsp_mpr_uint(&peek, UINT64_MAX, &v) == 0) {
+            in->mesh_tls = v == 1;
+            *r = peek;
+            k--;
+        }
+    }
     return gsp_mpr_skip(r, k - INST_FIELDS); /* fields of a newer version */
 }
 

@@ -15,6 +15,8 @@
  *   methods   uint 64: the method set's hash (gsp_meta_set_hash); 0: the instance does not list
  *             its methods (it may serve every method of its service)
  *   labels    map of str to str, at most GSP_LABEL_MAX pairs of 0..GSP_FIELD_MAX bytes each
+ *   tls       uint 1, only when set (else the array has the 8 fields above, as before): the
+ *             address is a meshd mesh port serving TLS with a mesh identity
  *
  * Node attributes: a node that has some (a monitor: its role and the instances it evicted)
  * sends a msgpack map instead of the bare array, with these keys (others are skipped):
@@ -71,6 +73,7 @@ typedef struct gsp_inst {
     uint64_t methods; /* method set hash; 0: not listed (an empty list hashes to non-zero) */
     uint32_t n_labels;
     gsp_label_t labels[GSP_LABEL_MAX];
+    uint8_t mesh_tls; /* the 9th field: a meshd mesh port serving TLS (registry's "tls":"mtls") */
 } gsp_inst_t;
 
 /** A [service, addr] pair of a node's "evicted" attribute; borrowed strings. */

@@ -283,6 +283,7 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
     a->rpc_arg = mesh_node_exec(node);
     a->exec = mesh_node_exec(node);
     a->audit = &c->audit;
+    a->mesh_tls = mesh_node_tls_mesh_served(node);
     if (mesh_tls_options(cfg)->probe) {
         a->probe_tls = mesh_node_tls_admin(node);
         if (!a->probe_tls) {

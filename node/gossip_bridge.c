@@ -430,7 +430,8 @@ static reg_gossip_t *build(bridge_t *b)
                 continue; /* a live monitor evicted it: marked failed in gossip */
             if (mesh_route_builder_add(rb, svc, addr, methods, n_methods, MESH_ROUTE_GOSSIP,
                                        m->name, zone, in->weight ? in->weight : 1) != 0 ||
-                mesh_route_builder_set_version(rb, version) != 0)
+                mesh_route_builder_set_version(rb, version) != 0 ||
+                mesh_route_builder_set_mesh_tls(rb, in->mesh_tls) != 0)
                 mesh_warn("gossip", "instance %s of %s from %s not routable (bad or no memory)",
                           addr, svc, m->name);
         }
@@ -635,6 +636,7 @@ static void on_local(bridge_t *b, const reg_local_t *l)
         gi->version = S_(in->version);
 #undef S_
         gi->weight = in->weight;
+        gi->mesh_tls = in->mesh_tls ? 1 : 0;
         for (size_t k = 0; k < in->n_labels && k < GSP_LABEL_MAX; k++, gi->n_labels++) {
             gi->labels[k].key = (gsp_str_t){in->labels[k].key, (uint32_t)strlen(in->labels[k].key)};
             gi->labels[k].value =

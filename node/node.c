@@ -1041,6 +1041,7 @@ int mesh_node_listen(mesh_node_t *n)
     pc->upstream_stall_ms = cfg->upstream_stall_ms ? (uint64_t)cfg->upstream_stall_ms : UINT64_MAX;
     pc->upstream_stall_timeout_ms = (uint64_t)cfg->upstream_stall_timeout_ms;
     pc->dns_refresh_ms = (uint64_t)cfg->dns_refresh_ms;
+    pc->tls_handshake_timeout_ms = node_tls_handshake_timeout(cfg);
     if (node_outlier_setup(n) != 0)
         return -1;
     char err[512];
@@ -1153,6 +1154,11 @@ mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *a
 int mesh_node_tls_http_wanted(const mesh_node_t *n)
 {
     return node_tls_listener(n->tls);
+}
+
+int mesh_node_tls_mesh_served(const mesh_node_t *n)
+{
+    return node_tls_mesh_served(n->tls);
 }
 
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe)

@@ -98,6 +98,9 @@ mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *a
 /** 1 when the node's listeners are to serve TLS (--tls-cert). */
 int mesh_node_tls_http_wanted(const mesh_node_t *n);
 
+/** 1 when --listen serves TLS with the node's mesh identity (node/node_tls.h). */
+int mesh_node_tls_mesh_served(const mesh_node_t *n);
+
 /** Sets the front end (copied) every worker gets; before mesh_node_listen. */
 void mesh_node_set_frontend(mesh_node_t *n, const mesh_node_frontend_t *fe);
 

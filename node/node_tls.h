@@ -37,8 +37,15 @@ struct mesh_tls_holder *node_tls_admin(node_tls_t *t);
  *  On the control loop. */
 void node_tls_reload(node_tls_t *t, int force);
 
+/** --tls-handshake-timeout in the engine's terms (mesh_proxy_config_t: UINT64_MAX is off). */
+uint64_t node_tls_handshake_timeout(const mesh_config_t *cfg);
+
 /** How often to check the files (ms; 0: never, SIGHUP only). */
 uint64_t node_tls_poll_ms(const node_tls_t *t);
+
+/** 1 when --listen serves TLS with the node's mesh identity (the sidecar registers its address
+ *  as a mesh TLS port then, "tls":"mtls"). */
+int node_tls_mesh_served(const node_tls_t *t);
 
 /** 1 when client connections are TLS (a certificate is configured). */
 int node_tls_listener(const node_tls_t *t);

@@ -547,6 +547,7 @@ static reg_spec_t *build_spec(sidecar_t *sc)
         .labels = (const char *const *)sc->cfg->labels.items,
         .n_labels = sc->cfg->labels.n,
         .ttl_s = (sc->cfg->lease_ttl_ms + 999) / 1000,
+        .mesh_tls = sc->a->mesh_tls,
         .services = rs,
         .n_services = sc->n_svcs,
     };

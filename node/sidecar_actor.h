@@ -45,6 +45,7 @@ typedef struct sc_args {
                                probes (simulations) */
     audit_api_t *audit;     /* where this sidecar's audit events go (NULL: nowhere) */
     struct mesh_tls_holder *probe_tls; /* the probes over TLS (--tls-probe); NULL: plain HTTP */
+    int mesh_tls; /* advertise serves TLS with the node's mesh identity: registered "tls":"mtls" */
     /** Observation hook for simulations, on the actor's thread: the registration wish changed
      *  (want: the app is ready and known) or the registry confirmed (registered). */
     void (*on_state)(void *ud, int want, int registered);

@@ -66,6 +66,15 @@ static const mesh_config_opt_t opts[] = {
      .max = INT32_MAX,
      .help = "how often certificate, key and CA files are checked for changes (0 = on SIGHUP "
              "only)"},
+    {.name = "tls.handshake-timeout",
+     .type = MESH_OPT_DUR,
+     .off = O(handshake_ms),
+     .def = "10s",
+     .roles = ROLES,
+     .min = 0,
+     .max = INT32_MAX,
+     .help = "a TLS handshake not done in this time fails: a client is closed, an upstream "
+             "counts as a failed connect (0 = no limit)"},
     {.name = "tls.upstream-ca",
      .type = MESH_OPT_STR,
      .off = O(upstream_ca),
@@ -90,6 +99,14 @@ static const mesh_config_opt_t opts[] = {
      .roles = MESH_ROLE_SIDECAR,
      .help = "the probes (--probe-listen) serve HTTPS too, with --tls-cert (a Kubernetes probe "
              "then says scheme: HTTPS)"},
+    {.name = "tls.mesh",
+     .type = MESH_OPT_BOOL,
+     .off = O(mesh),
+     .def = "true",
+     .roles = ROLES,
+     .help = "with an identity (--identity-dir, or a --tls-cert with a SPIFFE ID and --tls-ca): "
+             "--listen serves TLS with it, registered as such, and calls to meshd nodes "
+             "registered so use mTLS with it (false: neither)"},
     {.name = "tls.upstream-server-name",
      .type = MESH_OPT_STR,
      .off = O(upstream_name),
@@ -107,15 +124,8 @@ static int validate(const void *values, unsigned roles, char *err, size_t errlen
                  o->cert && *o->cert ? "tls-cert: needs --tls-key" : "tls-key: needs --tls-cert");
         return -1;
     }
-    if (o->listen && *o->listen && !(o->cert && *o->cert)) {
-        snprintf(err, errlen, "tls-listen: needs --tls-cert and --tls-key");
-        return -1;
-    }
-    if (o->client_auth && strcmp(o->client_auth, "none") != 0 && !(o->ca && *o->ca)) {
-        snprintf(err, errlen,
-                 "tls-client-auth: needs --tls-ca (the CA of the client certificates)");
-        return -1;
-    }
+    /* (tls-listen without --tls-cert is checked by node/node_tls.c: an identity will do) */
+    /* (tls-client-auth without --tls-ca: node/node_tls.c, since an identity's CA will do) */
     if ((o->upstream_cert && *o->upstream_cert) && !(o->upstream_ca && *o->upstream_ca)) {
         snprintf(err, errlen, "tls-upstream-cert: needs --tls-upstream-ca");
         return -1;

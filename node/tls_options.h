@@ -17,17 +17,19 @@
 
 /** The values of the tls.* options. */
 typedef struct mesh_tls_options {
-    char *cert;          /* tls.cert: PEM certificate (and chain) of the listener */
-    char *key;           /* tls.key: its private key */
-    char *ca;            /* tls.ca: CA that verifies client certificates */
-    char *client_auth;   /* tls.client-auth: none | optional | require */
-    char *listen;        /* tls.listen: HOST:PORT of a TLS listener beside --listen */
-    int64_t reload_ms;   /* tls.reload-interval: file change checks (0: SIGHUP only) */
-    char *upstream_ca;   /* tls.upstream-ca: upstreams are TLS, verified against this CA */
-    char *upstream_cert; /* tls.upstream-cert: client certificate shown to upstreams */
-    char *upstream_key;  /* tls.upstream-key: its key */
-    char *upstream_name; /* tls.upstream-server-name: name checked instead of the host */
-    int probe;           /* tls.probe: the sidecar's probes over TLS too */
+    char *cert;           /* tls.cert: PEM certificate (and chain) of the listener */
+    char *key;            /* tls.key: its private key */
+    char *ca;             /* tls.ca: CA that verifies client certificates */
+    char *client_auth;    /* tls.client-auth: none | optional | require */
+    char *listen;         /* tls.listen: HOST:PORT of a TLS listener beside --listen */
+    int64_t reload_ms;    /* tls.reload-interval: file change checks (0: SIGHUP only) */
+    int64_t handshake_ms; /* tls.handshake-timeout: handshakes not done by then fail (0: none) */
+    char *upstream_ca;    /* tls.upstream-ca: upstreams are TLS, verified against this CA */
+    char *upstream_cert;  /* tls.upstream-cert: client certificate shown to upstreams */
+    char *upstream_key;   /* tls.upstream-key: its key */
+    char *upstream_name;  /* tls.upstream-server-name: name checked instead of the host */
+    int probe;            /* tls.probe: the sidecar's probes over TLS too */
+    int mesh;             /* tls.mesh: with an identity, TLS on the mesh port and mTLS to nodes */
 } mesh_tls_options_t;
 
 /** The tls.* section; register it once with mesh_config_add_section(). */

@@ -13,6 +13,7 @@
 
 #include "common/file_read.h"
 #include "transport/grpc_status.h"
+#include "transport/tls_holder.h"
 
 /* gRPC's service config caps maxAttempts at 5 (larger values are treated as 5). */
 #define MAX_ATTEMPTS_CAP 5
@@ -568,6 +569,65 @@ static void rule_defaults(pol_route_rule_t *r)
     r->retry.hedge_delay_ms = 0;
 }
 
+/* upstream-tls: off, or {ca: F, server-name: N, cert: F, key: F}: the service's own client
+ * context, made (and its files checked) here, so a bad file is refused with the rule's line. */
+static int read_upstream_tls(ld_t *l, yaml_node_t *v, const char *full, pol_route_rule_t *r)
+{
+    mesh_svc_policy_t *sp = svc_of(l, v, full, r);
+    if (!sp)
+        return -1;
+    const char *sv = scalar(v);
+    int on = 0;
+    if (sv) {
+        if (parse_bool(sv, &on) != 0 || on)
+            return fail(l, v, full,
+                        "expected off, or {ca: FILE, server-name: NAME, cert: FILE, key: FILE} "
+                        "(TLS with the node's settings needs no rule)");
+        sp->upstream_tls = MESH_SVC_TLS_OFF;
+        return 0;
+    }
+    if (want_map(l, v, full, "{ca: FILE, server-name: NAME, cert: FILE, key: FILE}") != 0)
+        return -1;
+    char **dst[4] = {&sp->tls_ca, &sp->tls_name, &sp->tls_cert, &sp->tls_key};
+    static const char *const names[4] = {"ca", "server-name", "cert", "key"};
+    for (yaml_node_pair_t *p_ = v->data.mapping.pairs.start; p_ < v->data.mapping.pairs.top; p_++) {
+        char key[64], f2[256];
+        yaml_node_t *k_ = pair_key(l, p_, full, key, sizeof(key), f2, sizeof(f2));
+        yaml_node_t *v2 = node(l, p_->value);
+        int i = 0;
+        while (i < 4 && strcmp(key, names[i]) != 0)
+            i++;
+        if (i == 4)
+            return fail(l, k_, f2, "unknown key (ca, server-name, cert, key)");
+        const char *val = scalar(v2);
+        if (!val || !*val)
+            return fail(l, v2, f2, "expected a %s", i == 1 ? "name" : "file name");
+        if (*dst[i])
+            return fail(l, k_, f2, "given twice");
+        if (!(*dst[i] = strdup(val)))
+            return fail(l, v2, f2, "out of memory");
+    }
+    if (!sp->tls_ca)
+        return fail(l, v, full, "ca is required (the CA that verifies the instances)");
+    if (!sp->tls_cert != !sp->tls_key)
+        return fail(l, v, full, "cert and key go together");
+    for (int i = 0; i < 4; i++) { /* (a missing file: say so, before OpenSSL's reasons) */
+        FILE *f = i == 1 || !*dst[i] ? NULL : fopen(*dst[i], "r");
+        if (i != 1 && *dst[i] && !f)
+            return fail(l, v, full, "%s %s: cannot read: %s", names[i], *dst[i], strerror(errno));
+        if (f)
+            fclose(f);
+    }
+    mesh_tls_conf_t c = {
+        .cert_file = sp->tls_cert, .key_file = sp->tls_key, .ca_file = sp->tls_ca, .alpn = "h2"};
+    char err[768];
+    sp->tls = mesh_tls_holder_new(&c, 0, err, sizeof(err));
+    if (!sp->tls)
+        return fail(l, v, full, "%s", err);
+    sp->upstream_tls = MESH_SVC_TLS_OWN;
+    return 0;
+}
+
 /* The keys of a rule. Balancing keys join this list (see route_conf.h). */
 static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t *r)
 {
@@ -575,9 +635,9 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
         return -1;
     r->line = (int)m->start_mark.line + 1;
     rule_defaults(r);
-    static const char *const keys[] = {"match",           "idempotent", "retry",
-                                       "per-try-timeout", "hedging",    "fault",
-                                       "balancer",        "outlier",    "connect-timeout"};
+    static const char *const keys[] = {
+        "match", "idempotent", "retry",   "per-try-timeout", "hedging",
+        "fault", "balancer",   "outlier", "connect-timeout", "upstream-tls"};
     unsigned seen = 0;
     for (yaml_node_pair_t *p_ = m->data.mapping.pairs.start; p_ < m->data.mapping.pairs.top; p_++) {
         char key[64], full[192];
@@ -618,10 +678,12 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
             rc = sp ? rd_dur(l, v, full, &sp->connect_timeout_ms) : -1;
             if (rc == 0 && (sp->connect_timeout_ms < 1 || sp->connect_timeout_ms > 600000))
                 rc = fail(l, v, full, "a connect timeout from 1ms to 10m");
+        } else if (!strcmp(key, "upstream-tls")) {
+            rc = read_upstream_tls(l, v, full, r);
         } else {
             rc = fail(l, k_, full,
                       "unknown key (match, idempotent, retry, per-try-timeout, hedging, fault, "
-                      "balancer, outlier, connect-timeout)");
+                      "balancer, outlier, connect-timeout, upstream-tls)");
         }
         if (rc != 0)
             return -1;
@@ -637,10 +699,11 @@ static int read_rule(ld_t *l, yaml_node_t *m, const char *sec, pol_route_rule_t 
             const char *p = r->match[i];
             size_t n = strlen(p);
             if (!(n >= 1 && p[n - 1] == '*'))
-                return fail(l, m, sec,
-                            "balancer, outlier and connect-timeout are per service: match "
-                            "'%s' is a method (use pkg.Service/* or *)",
-                            p);
+                return fail(
+                    l, m, sec,
+                    "balancer, outlier, connect-timeout and upstream-tls are per service: match "
+                    "'%s' is a method (use pkg.Service/* or *)",
+                    p);
         }
     if (!r->has_retry)
         r->retry.max_attempts = 1;
@@ -893,6 +956,12 @@ static json_t *describe_rule(const pol_route_rule_t *r)
     if (sp && sp->connect_timeout_ms)
         json_object_set_new(o, "connect_timeout_ms",
                             json_integer((json_int_t)sp->connect_timeout_ms));
+    if (sp && sp->upstream_tls == MESH_SVC_TLS_OFF)
+        json_object_set_new(o, "upstream_tls", json_string("off"));
+    if (sp && sp->upstream_tls == MESH_SVC_TLS_OWN)
+        json_object_set_new(o, "upstream_tls",
+                            json_pack("{s:s,s:s?,s:s?,s:s?}", "ca", sp->tls_ca, "server_name",
+                                      sp->tls_name, "cert", sp->tls_cert, "key", sp->tls_key));
     if (sp && sp->has_outlier) {
         mesh_outlier_cfg_t oc = sp->outlier;
         mesh_outlier_cfg_fix(&oc);

@@ -28,13 +28,15 @@
  *                   success-rate: {stdev-factor: 1.9, min-hosts: 5, volume: 100,
  *                                  enabled: true}}
  *         connect-timeout: 250ms                      (the instances' connect timeout)
+ *         upstream-tls: {ca: F, server-name: N,       (TLS to the instances with these files;
+ *                        cert: F, key: F}             `off`: h2c whatever the node's settings)
  *
  * The most specific rule applies, whole (exact before pkg.Svc/\* before *). `balancer`,
- * `outlier` and `connect-timeout` are per service (the proxy keeps one plan and one outlier state
- * per service): they are allowed only in rules whose patterns are all pkg.Svc/\* or *, and a
- * service's settings are those of its most specific such rule (pol_routes_match_service), whole: a
- * `pkg.Svc/\*` rule without them gives the service the command line's. A key no table knows is an
- * error, so a typo never passes silently.
+ * `outlier`, `connect-timeout` and `upstream-tls` are per service (the proxy keeps one plan and one
+ * outlier state per service): they are allowed only in rules whose patterns are all pkg.Svc/\* or
+ * *, and a service's settings are those of its most specific such rule (pol_routes_match_service),
+ * whole: a `pkg.Svc/\*` rule without them gives the service the command line's. A key no table
+ * knows is an error, so a typo never passes silently.
  */
 #ifndef POL_ROUTE_CONF_H
 #define POL_ROUTE_CONF_H

@@ -67,6 +67,8 @@ static int parse_meshd(const json_t *md, reg_value_t *out)
     in->zone = opt_string(md, "zone");
     in->version = opt_string(md, "version");
     in->schema = opt_string(md, "schema");
+    const char *tls = opt_string(md, "tls");
+    in->mesh_tls = tls && strcmp(tls, "mtls") == 0;
     const json_t *w = json_object_get(md, "weight");
     if (w) {
         if (!json_is_integer(w) || json_integer_value(w) < 0 ||
@@ -209,6 +211,8 @@ char *reg_value_format(const reg_instance_t *inst)
     }
     if (inst->schema)
         bad |= set_new(md, "schema", json_string(inst->schema)) < 0;
+    if (inst->mesh_tls)
+        bad |= set_new(md, "tls", json_string("mtls")) < 0;
     if (md) {
         bad |= json_object_set(root, "meshd", md) < 0;
         json_decref(md);

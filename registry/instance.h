@@ -7,7 +7,13 @@
  * tools ignore:
  *
  *   {"Op":0,"Addr":"host:port","Metadata":null,
- *    "meshd":{"node":..,"methods":[..],"zone":..,"weight":..,"version":..,"labels":{..}}}
+ *    "meshd":{"node":..,"methods":[..],"zone":..,"weight":..,"version":..,"labels":{..},
+ *             "tls":"mtls"}}
+ *
+ * `tls` is "mtls" when the address is a meshd node's mesh port that serves TLS with a mesh
+ * identity (a sidecar with --identity-dir): nodes with an identity then call it over mTLS.
+ * Absent (records of other tools, etcdctl, meshd nodes without an identity) or any other value:
+ * h2c, as before.
  *
  * `Metadata` stays null: grpc-go hands it to its balancers inside resolver.Address, which they
  * use as a map key, and a JSON object decodes to an unhashable Go map (grpc-go 1.33 panics).
@@ -52,6 +58,7 @@ typedef struct reg_instance {
     const reg_label_t *labels; /* n_labels entries, in the record's order */
     size_t n_labels;
     uint32_t weight; /* 1 when unknown; 0..REG_MAX_WEIGHT */
+    int mesh_tls;    /* "tls":"mtls": a meshd mesh port serving TLS with a mesh identity */
 } reg_instance_t;
 
 /** A parsed key: service and addr point into the key (not NUL-terminated). */

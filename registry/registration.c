@@ -122,6 +122,7 @@ reg_spec_t *reg_spec_build(const reg_registration_cfg_t *cfg)
             .labels = labels,
             .n_labels = cfg->n_labels,
             .weight = cfg->weight ? cfg->weight : 1,
+            .mesh_tls = cfg->mesh_tls,
         };
         char key[1024];
         if (!svc->name || reg_key_format(key, sizeof(key), prefix, svc->name, cfg->addr) < 0)

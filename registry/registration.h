@@ -53,6 +53,7 @@ typedef struct reg_registration_cfg {
     const char *const *labels; /* "KEY=VALUE" each (KEY non-empty), n_labels of them */
     size_t n_labels;
     int64_t ttl_s; /* default 10 */
+    int mesh_tls;  /* addr serves TLS with a mesh identity: "tls":"mtls" in the records */
     const reg_service_t *services;
     size_t n_services;
 } reg_registration_cfg_t;

@@ -135,6 +135,7 @@ typedef struct pend {
     uint32_t weight;
     uint32_t seq;
     mesh_route_source_t source;
+    uint8_t mesh_tls;
 } pend_t;
 
 /* A string of the pool: hash, offset, length; len == UINT32_MAX marks a free slot. */
@@ -230,12 +231,21 @@ int mesh_route_svc_builder_set_version(mesh_route_svc_builder_t *b, const char *
     return 0;
 }
 
+int mesh_route_svc_builder_set_mesh_tls(mesh_route_svc_builder_t *b, int mesh_tls)
+{
+    if (!b || b->n == 0)
+        return -1;
+    b->p[b->n - 1].mesh_tls = mesh_tls ? 1 : 0;
+    return 0;
+}
+
 int mesh_route_svc_builder_add_instance(mesh_route_svc_builder_t *b,
                                         const mesh_route_instance_t *in)
 {
     if (mesh_route_svc_builder_add(b, in->addr, in->methods, in->n_methods, in->source, in->node,
                                    in->zone, in->weight) < 0)
         return -1;
+    b->p[b->n - 1].mesh_tls = in->mesh_tls;
     return mesh_route_svc_builder_set_version(b, in->version);
 }
 
@@ -452,6 +462,7 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
             .weight = b->p[i].weight,
             .index = (uint32_t)i,
             .source = b->p[i].source,
+            .mesh_tls = b->p[i].mesh_tls,
         };
     }
     /* An instance that does not list its methods may serve any (records other tools wrote):
@@ -1004,6 +1015,7 @@ typedef struct badd {
     int has_methods;
     uint32_t weight;
     mesh_route_source_t source;
+    int mesh_tls;
 } badd_t;
 
 struct mesh_route_builder {
@@ -1078,6 +1090,14 @@ int mesh_route_builder_set_version(mesh_route_builder_t *b, const char *version)
     return arena_put(b, version, &b->adds[b->n - 1].version);
 }
 
+int mesh_route_builder_set_mesh_tls(mesh_route_builder_t *b, int mesh_tls)
+{
+    if (!b || b->n == 0)
+        return -1;
+    b->adds[b->n - 1].mesh_tls = mesh_tls ? 1 : 0;
+    return 0;
+}
+
 typedef struct ord {
     const char *svc;
     uint32_t i;
@@ -1112,7 +1132,8 @@ mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b)
         if (mesh_route_svc_builder_add(
                 sb, b->arena + a->addr, a->has_methods ? mptr + a->m_start : NULL, a->n_methods,
                 a->source, b->arena + a->node, b->arena + a->zone, a->weight) < 0 ||
-            mesh_route_svc_builder_set_version(sb, b->arena + a->version) < 0)
+            mesh_route_svc_builder_set_version(sb, b->arena + a->version) < 0 ||
+            mesh_route_svc_builder_set_mesh_tls(sb, a->mesh_tls) < 0)
             goto out;
         if (i + 1 < b->n && strcmp(ord[i].svc, ord[i + 1].svc) == 0)
             continue;

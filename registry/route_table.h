@@ -41,6 +41,9 @@ typedef struct mesh_route_instance {
     uint32_t weight; /* 1 when unknown; 0: no traffic unless no other instance can take it */
     uint32_t index;  /* position of this instance in its service, 0..n-1 */
     mesh_route_source_t source;
+    /* 1: the address is a meshd node's mesh port serving TLS with a mesh identity (its record
+     * says so); callers with an identity of their own use mTLS there. 0: unknown, h2c. */
+    uint8_t mesh_tls;
 } mesh_route_instance_t;
 
 /** A service: its instances (in the order first added) and, when known, its methods. */
@@ -98,6 +101,11 @@ int mesh_route_svc_builder_add(mesh_route_svc_builder_t *b, const char *addr,
  * nothing was added yet.
  */
 int mesh_route_svc_builder_set_version(mesh_route_svc_builder_t *b, const char *version);
+
+/** Marks the instance added last as a meshd mesh port serving TLS (mesh_route_instance_t's
+ *  mesh_tls); like the version, the later add of one addr wins. Returns 0, or -1 when nothing was
+ *  added yet. */
+int mesh_route_svc_builder_set_mesh_tls(mesh_route_svc_builder_t *b, int mesh_tls);
 
 /** Adds a copy of an instance of another service object (merging sources, version too). */
 int mesh_route_svc_builder_add_instance(mesh_route_svc_builder_t *b,
@@ -229,6 +237,10 @@ int mesh_route_builder_add(mesh_route_builder_t *b, const char *service, const c
 /** Sets the release label of the instance added last (copied; NULL or "": unknown). Returns
  * 0, or -1 when nothing was added yet or out of memory. */
 int mesh_route_builder_set_version(mesh_route_builder_t *b, const char *version);
+
+/** Marks the instance added last as a meshd mesh port serving TLS. Returns 0, or -1 when nothing
+ *  was added yet. */
+int mesh_route_builder_set_mesh_tls(mesh_route_builder_t *b, int mesh_tls);
 
 /** Freezes the builder into a table (reference count 1) and frees the builder. */
 mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b);

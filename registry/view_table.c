@@ -292,6 +292,7 @@ static reg_entry_t *entry_new(const char *key, size_t klen, const reg_key_t *k,
         e->version = put_str(&p, nz(in->version), strlen(nz(in->version)));
         e->n_methods = (uint16_t)in->n_methods;
         e->weight = in->weight;
+        e->mesh_tls = in->mesh_tls ? 1 : 0;
         for (size_t i = 0; i < in->n_methods; i++)
             e->methods[i] = put_str(&p, in->methods[i], strlen(in->methods[i]));
     }
@@ -307,7 +308,8 @@ static int entry_same(const reg_entry_t *e, const reg_key_t *k, const reg_instan
         memcmp(e->service, k->service, k->service_len) != 0 || strcmp(e->addr, in->addr) != 0 ||
         strcmp(e->node, nz(in->node)) != 0 || strcmp(e->zone, nz(in->zone)) != 0 ||
         strcmp(e->version, nz(in->version)) != 0 || e->weight != in->weight ||
-        e->n_methods != in->n_methods || !e->methods != !in->methods)
+        e->mesh_tls != (in->mesh_tls ? 1 : 0) || e->n_methods != in->n_methods ||
+        !e->methods != !in->methods)
         return 0;
     for (size_t i = 0; i < in->n_methods; i++)
         if (strcmp(e->methods[i], in->methods[i]) != 0)
@@ -486,7 +488,8 @@ static int svc_build(mesh_route_svc_builder_t *sb, const reg_svc_t *s, mesh_rout
     for (const reg_entry_t *e = s->entries; e; e = e->svc_next)
         if (mesh_route_svc_builder_add(sb, e->addr, (const char *const *)e->methods, e->n_methods,
                                        MESH_ROUTE_ETCD, e->node, e->zone, e->weight) < 0 ||
-            mesh_route_svc_builder_set_version(sb, e->version) < 0) {
+            mesh_route_svc_builder_set_version(sb, e->version) < 0 ||
+            mesh_route_svc_builder_set_mesh_tls(sb, e->mesh_tls) < 0) {
             mesh_route_svc_builder_reset(sb);
             return -1;
         }
@@ -600,6 +603,7 @@ int reg_table_dump(const reg_table_t *t, reg_snap_buf_t *out)
                 .methods = (const char *const *)e->methods,
                 .n_methods = e->n_methods,
                 .weight = e->weight,
+                .mesh_tls = e->mesh_tls,
             };
             char *v = reg_value_format(&in);
             int rc =

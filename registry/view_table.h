@@ -33,7 +33,8 @@ typedef struct reg_entry {
     uint32_t gen;
     int64_t mod_revision;
     int64_t lease;
-    uint8_t valid; /* 0: malformed value, skipped (and warned about once) */
+    uint8_t valid;    /* 0: malformed value, skipped (and warned about once) */
+    uint8_t mesh_tls; /* the record's "tls":"mtls" */
     uint16_t n_methods;
     uint32_t weight;
     uint32_t alloc_size; /* bytes of this entry's allocation */

@@ -383,6 +383,7 @@ static int tls_step(h1s_conn_t *sc)
                 sc->reading = 1;
             return -1;
         }
+        mesh_tls_count_handshake(t);
     }
     while (sc->in_len < sc->s->cfg.read_buffer) {
         ssize_t k =
@@ -836,7 +837,7 @@ static void on_connection(uv_stream_t *ls, int status)
         sc->tls = calloc(1, sizeof(*sc->tls));
         if (!s->ctext)
             s->ctext = malloc(TLS_READ);
-        if (!sc->tls || !s->ctext || mesh_tls_init(sc->tls, ctx, NULL) < 0) {
+        if (!ctx || !sc->tls || !s->ctext || mesh_tls_init(sc->tls, ctx, NULL) < 0) {
             free(sc->tls);
             sc->tls = NULL;
             mesh_tls_ctx_unref(ctx);

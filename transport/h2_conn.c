@@ -241,6 +241,7 @@ int mesh_h2_conn_start(mesh_h2_conn_t *c)
 /* The decisions are transport/h2_liveness.c's; this binds them to the connection's timer. */
 
 static void on_timer(uv_timer_t *t);
+static void tls_failed(mesh_h2_conn_t *c);
 
 /* Tells the owner when the peer became suspect or stopped being (closing: never suspect). */
 static void suspect_sync(mesh_h2_conn_t *c)
@@ -285,6 +286,14 @@ static void on_timer(uv_timer_t *t)
     case MESH_H2_LIVE_CLOSE_KEEPALIVE:
         mesh_info("h2", "%s: keepalive PING unanswered, closing", c->name);
         mesh_h2_conn_close(c);
+        return;
+    case MESH_H2_LIVE_CLOSE_HANDSHAKE:
+        if (c->tls) {
+            mesh_tls_timed_out(c->tls);
+            tls_failed(c); /* counted and logged as a failed handshake; closes */
+        } else {
+            mesh_h2_conn_close(c);
+        }
         return;
     case MESH_H2_LIVE_PING:
         if (nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, NULL) == 0)
@@ -549,6 +558,15 @@ int mesh_h2_conn_set_tls(mesh_h2_conn_t *c, struct mesh_tls_ctx *ctx, const char
     return 0;
 }
 
+void mesh_h2_conn_tls_timeout(mesh_h2_conn_t *c, uint64_t timeout_ms)
+{
+    if (!c->tls || c->tls->established || c->closing || !timeout_ms)
+        return;
+    uint64_t now = uv_now(c->tcp.loop);
+    mesh_h2_live_handshake(&c->live, timeout_ms, now);
+    schedule(c, now);
+}
+
 static int bytes_reserve(mesh_h2_conn_t *c, size_t n)
 {
     if (n <= c->bytes_cap)
@@ -592,6 +610,11 @@ static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
     }
     if (!t->established) {
         int r = mesh_tls_handshake(t);
+        if (r == MESH_TLS_DONE && c->ops->on_tls_done && c->ops->on_tls_done(c) < 0) {
+            t->failed = 1; /* (the owner said why with mesh_tls_refuse) */
+            t->established = 0;
+            r = MESH_TLS_FAIL;
+        }
         if (r == MESH_TLS_FAIL) {
             tls_failed(c);
             return;
@@ -599,10 +622,14 @@ static void tls_on_read(mesh_h2_conn_t *c, const uint8_t *p, size_t n)
         mesh_h2_conn_flush(c); /* the next flight of the handshake, or (done) the SETTINGS */
         if (r == MESH_TLS_WANT)
             return;
+        mesh_tls_count_handshake(t);
+        if (c->live.handshake_deadline) {
+            mesh_h2_live_handshake_done(&c->live);
+            if (!c->closing)
+                schedule(c, uv_now(c->tcp.loop));
+        }
         mesh_debug("h2", "%s: %s%s", c->name, mesh_tls_version(t),
                    mesh_tls_resumed(t) ? ", resumed" : "");
-        if (c->ops->on_tls_ready)
-            c->ops->on_tls_ready(c);
     }
     /* The ciphertext is in the TLS input now: the read buffer takes the plaintext. */
     for (;;) {

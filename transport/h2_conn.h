@@ -93,9 +93,10 @@ typedef struct mesh_h2_conn_ops {
     /** The peer became suspect (suspect 1: a liveness PING is out, nothing arrived since) or
      *  not any more (0: it answered, or the connection is closing); may be NULL. */
     void (*on_suspect)(mesh_h2_conn_t *c, int suspect);
-    /** The TLS handshake completed (once per connection, before any plaintext reaches
-     *  nghttp2): the place to read the peer's certificate; may be NULL. */
-    void (*on_tls_ready)(mesh_h2_conn_t *c);
+    /** The TLS handshake finished, before anything is sent: the place to read or check the
+     *  peer's certificate. Return -1 to refuse the peer (call mesh_tls_refuse first: the
+     *  connection then fails as a failed handshake), else 0. May be NULL. */
+    int (*on_tls_done)(mesh_h2_conn_t *c);
 } mesh_h2_conn_ops_t;
 
 /** One segment of the write batch: bytes in the batch buffer or a lent chunk slice. */
@@ -165,6 +166,12 @@ void mesh_h2_conn_set_flusher(mesh_h2_conn_t *c, mesh_h2_flusher_t *f);
  */
 int mesh_h2_conn_set_tls(mesh_h2_conn_t *c, struct mesh_tls_ctx *ctx, const char *server_name,
                          const char *where);
+
+/** Closes the connection as a failed handshake (class "timeout", counted and logged) when its
+ *  TLS handshake is not done within timeout_ms from now (0: no limit). Server side: at accept;
+ *  client side: once connected (the connect timeout covers the TCP part). Shares the timer
+ *  with keepalive and liveness. */
+void mesh_h2_conn_tls_timeout(mesh_h2_conn_t *c, uint64_t timeout_ms);
 
 /** Starts reading the socket. Returns 0 or a negative libuv error. */
 int mesh_h2_conn_start(mesh_h2_conn_t *c);

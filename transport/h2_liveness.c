@@ -28,10 +28,12 @@ static uint64_t stall_due(const mesh_h2_live_t *l)
 
 uint64_t mesh_h2_live_due(const mesh_h2_live_t *l)
 {
-    if (l->ping_outstanding)
-        return l->ping_deadline;
     uint64_t due = MESH_H2_LIVE_NEVER;
-    if (l->ping_interval_ms)
+    if (l->handshake_deadline)
+        due = l->handshake_deadline;
+    if (l->ping_outstanding)
+        return l->ping_deadline < due ? l->ping_deadline : due;
+    if (l->ping_interval_ms && l->last_ping_ack + l->ping_interval_ms < due)
         due = l->last_ping_ack + l->ping_interval_ms;
     if (l->stall_ms && l->tx_since && stall_due(l) < due)
         due = stall_due(l);
@@ -67,6 +69,8 @@ int mesh_h2_live_acked(mesh_h2_live_t *l, uint64_t now)
 
 mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t outstanding)
 {
+    if (l->handshake_deadline && now >= l->handshake_deadline)
+        return MESH_H2_LIVE_CLOSE_HANDSHAKE;
     if (l->ping_outstanding) {
         if (now < l->ping_deadline)
             return MESH_H2_LIVE_NONE;

@@ -14,6 +14,10 @@
  *     timeout. A slow peer answers the PING and is not asked again until something more is
  *     written, so a long quiet call costs one PING per write burst, not one per stall_ms.
  *
+ * Before either, a TLS connection may have a handshake deadline (mesh_h2_live_handshake): when
+ * the handshake is not done by then, the connection is closed (a client that connects and
+ * never finishes, an upstream that accepts and never answers).
+ *
  * The owner feeds reads, writes, ACKs and timer expiries with the time (ms) and arms one timer
  * for mesh_h2_live_due(); transport/h2_conn.c binds it to a uv_timer_t, the unit test to a fake
  * clock. Nothing allocates.
@@ -37,8 +41,9 @@ typedef struct mesh_h2_live {
     uint64_t last_rx;                           /* the last read */
     uint64_t tx_since; /* the first write since the last answered liveness PING; 0: none */
     uint8_t ping_outstanding;
-    uint8_t ping_for_stall; /* the outstanding PING is a liveness probe */
-    uint8_t rx_since_ping;  /* something arrived since the outstanding PING went out */
+    uint8_t ping_for_stall;      /* the outstanding PING is a liveness probe */
+    uint8_t rx_since_ping;       /* something arrived since the outstanding PING went out */
+    uint64_t handshake_deadline; /* the TLS handshake must be done by then; 0: none */
 } mesh_h2_live_t;
 
 /** What the owner must do when the timer fired. */
@@ -47,6 +52,7 @@ typedef enum mesh_h2_live_action {
     MESH_H2_LIVE_PING,            /* send a PING now (then re-arm the timer) */
     MESH_H2_LIVE_CLOSE_STALL,     /* calls waited, the peer said nothing: close */
     MESH_H2_LIVE_CLOSE_KEEPALIVE, /* the keepalive PING went unanswered: close */
+    MESH_H2_LIVE_CLOSE_HANDSHAKE, /* the TLS handshake was not done by its deadline: close */
 } mesh_h2_live_action_t;
 
 /** Keepalive PINGs every interval_ms (0: off), closing after timeout_ms (0: interval_ms)
@@ -57,6 +63,18 @@ void mesh_h2_live_keepalive(mesh_h2_live_t *l, uint64_t interval_ms, uint64_t ti
 /** Liveness PINGs after stall_ms quiet with calls waiting (0: off), closing after timeout_ms
  *  (0: stall_ms) without any frame. */
 void mesh_h2_live_stall(mesh_h2_live_t *l, uint64_t stall_ms, uint64_t timeout_ms);
+
+/** The TLS handshake must be done within timeout_ms of now (0: no deadline). */
+static inline void mesh_h2_live_handshake(mesh_h2_live_t *l, uint64_t timeout_ms, uint64_t now)
+{
+    l->handshake_deadline = timeout_ms ? now + timeout_ms : 0;
+}
+
+/** The TLS handshake is done: its deadline no longer applies. */
+static inline void mesh_h2_live_handshake_done(mesh_h2_live_t *l)
+{
+    l->handshake_deadline = 0;
+}
 
 /** When the owner's timer must fire next, or MESH_H2_LIVE_NEVER. */
 uint64_t mesh_h2_live_due(const mesh_h2_live_t *l);

@@ -598,7 +598,10 @@ static int tls_handshake(probe_conn_t *c)
             return -1;
         }
     }
-    return r == MESH_TLS_DONE ? 0 : -1;
+    if (r != MESH_TLS_DONE)
+        return -1;
+    mesh_tls_count_handshake(c->tls);
+    return 0;
 }
 
 /* TLS: decrypts what arrived into the input buffer while it has room. */
@@ -691,7 +694,7 @@ static void on_connection(uv_stream_t *ls, int status)
         c->tls = calloc(1, sizeof(*c->tls));
         if (!s->ctext)
             s->ctext = malloc(TLS_READ);
-        int rv = c->tls && s->ctext ? mesh_tls_init(c->tls, ctx, NULL) : -1;
+        int rv = ctx && c->tls && s->ctext ? mesh_tls_init(c->tls, ctx, NULL) : -1;
         mesh_tls_ctx_unref(ctx);
         if (rv < 0) {
             free(c->tls);

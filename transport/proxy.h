@@ -252,6 +252,16 @@ typedef struct mesh_proxy_config {
      * upstream_tls_name or else the instance's host (NULL: h2c). */
     struct mesh_tls_holder *upstream_tls;
     const char *upstream_tls_name;
+    /* mesh_tls: the node's identity as a client context (certificate, key, the mesh CA): used
+     * for instances whose record says they are meshd mesh ports serving TLS (a sidecar with an
+     * identity), before upstream_tls; the server is verified against the mesh CA, not by host
+     * name (its certificate names SPIFFE IDs). NULL: no identity, those instances get
+     * upstream_tls or h2c. */
+    struct mesh_tls_holder *mesh_tls;
+    /* A TLS handshake not done within tls_handshake_timeout_ms (default 10000; UINT64_MAX:
+     * off) fails: a client connection is closed, an upstream connection counts as a failed
+     * connect ("TLS handshake timed out"). Upstream, it starts once TCP connected. */
+    uint64_t tls_handshake_timeout_ms;
 } mesh_proxy_config_t;
 
 /** Counters of one worker (read on its loop thread). */

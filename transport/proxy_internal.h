@@ -27,6 +27,7 @@
 #include "transport/outlier_window.h"
 #include "transport/proxy_local.h"
 #include "transport/svc_policy.h"
+#include "transport/tls.h"
 #include "transport/proxy.h"
 #include "transport/retry.h"
 
@@ -121,6 +122,10 @@ struct pxy_us_conn {
     int goaway;
     int retired;          /* takes no new calls; closed once its last call detached */
     pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
+    /* the TLS it was opened with (NULL: h2c): calls wanting another setting never share it;
+     * tls_pol holds a reference on the service settings that own tls_holder, if they do */
+    struct mesh_tls_holder *tls_holder;
+    mesh_svc_policy_t *tls_pol;
     char name[96];
 };
 
@@ -169,7 +174,10 @@ struct pxy_endpoint {
     pxy_link_t closing;    /* connections torn down whose handles are still closing */
     pxy_resolver_t *res;   /* hostname endpoints only */
     pxy_endpoint_t *hnext; /* in w->ep_hash, which is also the list of all endpoints */
-    char addr[]; /* "host:port" as the table lists it (one allocation with the endpoint) */
+    mesh_tls_session_t tls_sess; /* the newest TLS session, resumed by the next connection */
+    int mesh_tls;    /* a meshd mesh port serving TLS (its record): mTLS with cfg.mesh_tls */
+    char *mesh_node; /* the node its record names (mesh TLS: the server must prove it); NULL */
+    char addr[];     /* "host:port" as the table lists it (one allocation with the endpoint) */
 };
 
 /**
@@ -440,6 +448,9 @@ mesh_h2_conn_t *pxy_ds_conn_adopt(mesh_proxy_worker_t *w, int fd);
  *  pxy_endpoint_release when the routing state that holds it goes away). A numeric address is
  *  parsed at once; a name is resolved off the loop (the endpoint is not live until it is). */
 pxy_endpoint_t *pxy_endpoint_get(mesh_proxy_worker_t *w, const char *addr);
+
+/** Takes in's mesh TLS flag and node (at table install: copies only when they changed). */
+void pxy_endpoint_set_mesh(pxy_endpoint_t *ep, const mesh_route_instance_t *in);
 /** Drops one table reference taken by pxy_endpoint_get. The last one retires the endpoint's
  *  connections (each closes once its calls finished) and frees it when none is left. */
 void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep);

@@ -102,7 +102,7 @@ static void ds_on_idle(mesh_h2_conn_t *c)
 }
 
 /* The handshake is done: read once what the client's certificate proves, for every call. */
-static void ds_on_tls_ready(mesh_h2_conn_t *c)
+static int ds_on_tls_done(mesh_h2_conn_t *c)
 {
     pxy_ds_conn_t *d = (pxy_ds_conn_t *)c;
     char why[256];
@@ -111,13 +111,14 @@ static void ds_on_tls_ready(mesh_h2_conn_t *c)
         mesh_debug(ACTOR, "%s: peer %s", d->name, d->peer_id->node_uri.p);
     else if (why[0])
         mesh_debug(ACTOR, "%s: no peer identity: %s", d->name, why);
+    return 0;
 }
 
 static const mesh_h2_conn_ops_t ds_ops = {
     .on_teardown = ds_on_teardown,
     .on_closed = ds_on_closed,
     .on_idle = ds_on_idle,
-    .on_tls_ready = ds_on_tls_ready,
+    .on_tls_done = ds_on_tls_done,
 };
 
 /* Creates a client connection; with server set it is accepted from it, else fd is adopted;
@@ -147,12 +148,14 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
     mesh_h2_conn_set_session(&d->h2, s);
     if (tls) {
         mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.tls);
-        int trv = mesh_h2_conn_set_tls(&d->h2, ctx, NULL, "proxy");
+        /* (no context yet: a mesh identity the CA has not issued; the client tries again) */
+        int trv = ctx ? mesh_h2_conn_set_tls(&d->h2, ctx, NULL, "proxy") : -1;
         mesh_tls_ctx_unref(ctx);
         if (trv < 0) {
             mesh_h2_conn_close(&d->h2);
             return NULL;
         }
+        mesh_h2_conn_tls_timeout(&d->h2, pxy_ms_or_off(w->cfg.tls_handshake_timeout_ms));
     }
     int plen = sizeof(d->peer);
     if (uv_tcp_getpeername(&d->h2.tcp, (struct sockaddr *)&d->peer, &plen) < 0)
@@ -223,6 +226,7 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(dns_refresh_ms, 30000);
     DEF(dns_retry_initial_ms, 1000);
     DEF(dns_retry_max_ms, 30000);
+    DEF(tls_handshake_timeout_ms, 10000);
 #undef DEF
     /* A failing name is retried at least as often as a good one is refreshed. */
     if (c->dns_retry_max_ms > c->dns_refresh_ms)
@@ -446,6 +450,7 @@ static int svc_build(mesh_proxy_worker_t *w, const mesh_route_svc_t *obj, pxy_sv
     for (size_t j = 0; j < s->n_instances; j++) {
         pxy_endpoint_t *ep = pxy_endpoint_get(w, s->instances[j].addr);
         if (ep) {
+            pxy_endpoint_set_mesh(ep, &s->instances[j]); /* (the latest table's word) */
             st->insts[st->n] = &s->instances[j];
             st->eps[st->n++] = ep;
         }

@@ -1,10 +1,12 @@
 /*
- * transport/svc_policy.c: per-service balancing and outlier settings (see
+ * transport/svc_policy.c: per-service balancing, outlier and upstream TLS settings (see
  * transport/svc_policy.h): the reference count and the merge over the command-line defaults.
  */
 #include "transport/svc_policy.h"
 
 #include <stdlib.h>
+
+#include "transport/tls_holder.h"
 
 mesh_svc_policy_t *mesh_svc_policy_new(void)
 {
@@ -28,6 +30,11 @@ void mesh_svc_policy_unref(mesh_svc_policy_t *p)
     if (!p || atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) != 1)
         return;
     mesh_lb_cfg_destroy(&p->lb);
+    mesh_tls_holder_free(p->tls);
+    free(p->tls_name);
+    free(p->tls_ca);
+    free(p->tls_cert);
+    free(p->tls_key);
     free(p);
 }
 

@@ -25,6 +25,15 @@
 #include "transport/outlier_sr.h"
 #include "transport/outlier_window.h"
 
+struct mesh_tls_holder;
+
+/** A service's upstream TLS (routes: upstream-tls). */
+enum {
+    MESH_SVC_TLS_DEFAULT = 0, /* not given: the node's (--tls-upstream-ca, mTLS to meshd nodes) */
+    MESH_SVC_TLS_OFF,         /* h2c, whatever the node's settings */
+    MESH_SVC_TLS_OWN,         /* the service's own client context (tls below) */
+};
+
 /** One service's settings. Fields not given ("has_*" 0, zone_affinity -1) are the defaults'. */
 typedef struct mesh_svc_policy {
     _Atomic uint32_t refs;
@@ -45,6 +54,13 @@ typedef struct mesh_svc_policy {
     mesh_olw_cfg_t olw; /* threshold_pct (0: off), min_volume */
     int has_success_rate;
     mesh_olsr_cfg_t olsr; /* enabled, stdev_factor, min_hosts, request_volume */
+    /** Upstream TLS (MESH_SVC_TLS_*). _OWN: connections to the service's instances are TLS
+     *  from tls (owned; the files tls_ca, tls_cert, tls_key), the server's certificate checked
+     *  against tls_name or else the instance's host. Connections of an endpoint are pooled per
+     *  TLS setting, so two services at one address with different settings never share one. */
+    int upstream_tls;
+    struct mesh_tls_holder *tls;
+    char *tls_name, *tls_ca, *tls_cert, *tls_key;
 } mesh_svc_policy_t;
 
 /** A new object with nothing given, one reference (NULL: out of memory). */

@@ -53,12 +53,53 @@ int mesh_tls_init(mesh_tls_t *t, mesh_tls_ctx_t *ctx, const char *server_name)
     return 0;
 }
 
+void mesh_tls_session_clear(mesh_tls_session_t *s)
+{
+    if (s->sess)
+        s->ctx->S->session_free(s->sess);
+    mesh_tls_ctx_unref(s->ctx);
+    s->sess = NULL;
+    s->ctx = NULL;
+}
+
+void mesh_tls_use_session(mesh_tls_t *t, mesh_tls_session_t *slot)
+{
+    if (!t->ssl || t->ctx->server)
+        return;
+    const mesh_ssl_t *S = t->ctx->S;
+    t->sess = slot;
+    S->ssl_set_ex_data(t->ssl, 0, slot ? t : NULL);
+    if (slot && slot->sess && slot->ctx == t->ctx && !t->established)
+        S->ssl_set_session(t->ssl, slot->sess);
+}
+
+/* A ticket or a session id arrived: a copy goes to the connection's slot, replacing the one
+ * there. A copy, because OpenSSL marks the connection's own session not resumable when the
+ * connection ends without close_notify (an upstream that closed first, a reset). */
+int mesh_tls_on_new_session(struct ssl_st *ssl, struct ssl_session_st *sess)
+{
+    const mesh_ssl_t *S = mesh_ssl(NULL, 0);
+    mesh_tls_t *t = S ? S->ssl_get_ex_data(ssl, 0) : NULL;
+    if (!t || !t->sess || !S->session_is_resumable(sess))
+        return 0;
+    SSL_SESSION *copy = S->session_dup(sess);
+    if (!copy)
+        return 0;
+    mesh_tls_session_clear(t->sess);
+    mesh_tls_ctx_ref(t->ctx);
+    t->sess->ctx = t->ctx;
+    t->sess->sess = copy;
+    return 0; /* OpenSSL drops its reference to sess */
+}
+
 void mesh_tls_destroy(mesh_tls_t *t)
 {
     if (!t->ctx)
         return;
-    if (t->ssl)
+    if (t->ssl) {
+        t->ctx->S->ssl_set_ex_data(t->ssl, 0, NULL);
         t->ctx->S->ssl_free(t->ssl); /* frees the BIOs too */
+    }
     mesh_tls_ctx_unref(t->ctx);
     memset(t, 0, sizeof(*t));
 }
@@ -248,6 +289,23 @@ const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len)
     t->ctx->S->ssl_get0_alpn(t->ssl, &p, &n);
     *len = n;
     return n ? (const char *)p : NULL;
+}
+
+void mesh_tls_timed_out(mesh_tls_t *t)
+{
+    if (t->failed || t->established)
+        return;
+    t->failed = 1;
+    t->fail_class = MESH_TLS_FAIL_TIMEOUT;
+    snprintf(t->reason, sizeof(t->reason), "TLS handshake timed out");
+}
+
+void mesh_tls_refuse(mesh_tls_t *t, const char *reason)
+{
+    t->failed = 1;
+    t->established = 0;
+    t->fail_class = MESH_TLS_FAIL_VERIFY;
+    snprintf(t->reason, sizeof(t->reason), "%s", reason);
 }
 
 int mesh_tls_resumed(const mesh_tls_t *t)

@@ -26,6 +26,7 @@
 
 struct x509_st;
 struct ssl_st;
+struct ssl_session_st;
 struct bio_st;
 struct ssl_ctx_st;
 struct mesh_ssl;
@@ -86,9 +87,24 @@ typedef enum mesh_tls_fail {
     MESH_TLS_FAIL_PEER_ALERT,   /* the peer refused us (an alert: unknown CA, bad cert ...) */
     MESH_TLS_FAIL_PROTOCOL,     /* not TLS, or a version or cipher we do not accept */
     MESH_TLS_FAIL_ALPN,         /* no protocol in common (ALPN) */
+    MESH_TLS_FAIL_TIMEOUT,      /* not done within the handshake timeout (mesh_tls_timed_out) */
     MESH_TLS_FAIL_OTHER,
     MESH_TLS_FAIL_N
 } mesh_tls_fail_t;
+
+/**
+ * A client's session for one upstream, kept for resumption (TLS 1.3 tickets, TLS 1.2 session ids
+ * or tickets): the newest session a connection of the upstream received, and the context it
+ * was made with (a session is resumed only with that context, so a reloaded certificate is
+ * presented in full once). Zero it to start; mesh_tls_session_clear frees. Not thread-safe:
+ * one per upstream per worker.
+ */
+typedef struct mesh_tls_session {
+    struct ssl_session_st *sess;
+    struct mesh_tls_ctx *ctx; /* a reference while sess is set */
+} mesh_tls_session_t;
+
+void mesh_tls_session_clear(mesh_tls_session_t *s);
 
 /** One connection. Embed it or allocate it; mesh_tls_init/_destroy. */
 typedef struct mesh_tls {
@@ -98,6 +114,7 @@ typedef struct mesh_tls {
     int established;
     int failed;
     mesh_tls_fail_t fail_class;
+    mesh_tls_session_t *sess; /* client: where new sessions go (mesh_tls_use_session) */
     char reason[200];
 } mesh_tls_t;
 
@@ -107,6 +124,14 @@ typedef struct mesh_tls {
 int mesh_tls_init(mesh_tls_t *t, mesh_tls_ctx_t *ctx, const char *server_name);
 
 void mesh_tls_destroy(mesh_tls_t *t);
+
+/** Client side, before the handshake: resumes slot's session when it was made with t's
+ *  context, and stores every session the server hands out afterwards in slot (t must not move
+ *  while it may receive one; mesh_tls_use_session(t, NULL) detaches). */
+void mesh_tls_use_session(mesh_tls_t *t, mesh_tls_session_t *slot);
+
+/** (transport/tls_ctx.c installs it as client contexts' new-session callback.) */
+int mesh_tls_on_new_session(struct ssl_st *ssl, struct ssl_session_st *sess);
 
 /** Sends close_notify (queued as ciphertext): the peer sees a clean end, and a client's session
  *  stays resumable. */
@@ -141,6 +166,15 @@ size_t mesh_tls_out_take(mesh_tls_t *t, uint8_t *buf, size_t cap);
 /** The protocol ALPN chose ("h2"), or NULL with *len 0 when none was negotiated. */
 const char *mesh_tls_alpn(const mesh_tls_t *t, size_t *len);
 
+/** The handshake did not finish in time: the connection counts as failed with the reason "TLS
+ *  handshake timed out" (class MESH_TLS_FAIL_TIMEOUT). */
+void mesh_tls_timed_out(mesh_tls_t *t);
+
+/** The owner refuses a peer whose handshake succeeded (its certificate proves the wrong
+ *  identity): the connection counts as a failed handshake of class "verify" with reason, and as
+ *  not established (nothing was sent on it). */
+void mesh_tls_refuse(mesh_tls_t *t, const char *reason);
+
 /** 1 when the handshake resumed a session (a ticket). */
 int mesh_tls_resumed(const mesh_tls_t *t);
 
@@ -162,5 +196,12 @@ void mesh_tls_fail_report(const mesh_tls_t *t, const char *listener, const struc
 
 /** Handshake failures so far, per class (process-wide). */
 void mesh_tls_fail_counts(uint64_t out[MESH_TLS_FAIL_N]);
+
+/** Counts a finished handshake of t (by side, and whether it resumed a session): once per
+ *  connection. Thread-safe. */
+void mesh_tls_count_handshake(const mesh_tls_t *t);
+
+/** Finished handshakes so far: out[server][resumed] (process-wide). */
+void mesh_tls_handshake_counts(uint64_t out[2][2]);
 
 #endif

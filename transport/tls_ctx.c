@@ -276,6 +276,11 @@ mesh_tls_ctx_t *mesh_tls_ctx_new(const mesh_tls_conf_t *conf, int server, char *
                 S->ctx_set_client_ca_list(c, names);
         }
     } else {
+        /* Resumption of upstream sessions: new sessions go to the connection's slot
+         * (mesh_tls_use_session), never to OpenSSL's own cache. */
+        S->ctx_ctrl(c, SSL_CTRL_SET_SESS_CACHE_MODE,
+                    SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE, NULL);
+        S->ctx_sess_set_new_cb(c, mesh_tls_on_new_session);
         S->ctx_set_verify(c, SSL_VERIFY_PEER, NULL);
         if (ctx->alpn_len && S->ctx_set_alpn_protos(c, ctx->alpn, ctx->alpn_len) != 0) {
             snprintf(err, errlen, "out of memory");

@@ -1,6 +1,7 @@
 /*
- * transport/tls_fail.c: failed TLS handshakes, counted per class for
- * meshd_tls_handshake_failures_total{reason=...} and logged with OpenSSL's reason at most once a
+ * transport/tls_fail.c: TLS handshakes counted: finished ones by side and resumption for
+ * meshd_tls_handshakes_total{side,resumed}, and failed ones per class for
+ * meshd_tls_handshake_failures_total{reason=...}, these logged with OpenSSL's reason at most once a
  * minute per peer IP address (a scanner or a misconfigured client must not flood the log; the
  * next line says how many failures were not logged in between).
  */
@@ -20,6 +21,7 @@
 #define SLOTS       256
 
 static _Atomic uint64_t counts[MESH_TLS_FAIL_N];
+static _Atomic uint64_t done[2][2]; /* [server][resumed] */
 
 typedef struct slot {
     char ip[64];
@@ -38,6 +40,7 @@ const char *mesh_tls_fail_name(mesh_tls_fail_t f)
         [MESH_TLS_FAIL_PEER_ALERT] = "peer_alert",
         [MESH_TLS_FAIL_PROTOCOL] = "protocol",
         [MESH_TLS_FAIL_ALPN] = "alpn",
+        [MESH_TLS_FAIL_TIMEOUT] = "timeout",
         [MESH_TLS_FAIL_OTHER] = "other",
     };
     return f < MESH_TLS_FAIL_N ? names[f] : "other";
@@ -97,4 +100,16 @@ void mesh_tls_fail_counts(uint64_t out[MESH_TLS_FAIL_N])
 {
     for (int i = 0; i < MESH_TLS_FAIL_N; i++)
         out[i] = atomic_load(&counts[i]);
+}
+
+void mesh_tls_count_handshake(const mesh_tls_t *t)
+{
+    atomic_fetch_add(&done[t->ctx->server ? 1 : 0][mesh_tls_resumed(t) ? 1 : 0], 1);
+}
+
+void mesh_tls_handshake_counts(uint64_t out[2][2])
+{
+    for (int s = 0; s < 2; s++)
+        for (int r = 0; r < 2; r++)
+            out[s][r] = atomic_load(&done[s][r]);
 }

@@ -69,8 +69,8 @@ static mesh_tls_ctx_t *make(mesh_tls_holder_t *h, char *err, size_t errlen)
     return mesh_tls_ctx_new(&conf, h->server, err, errlen);
 }
 
-mesh_tls_holder_t *mesh_tls_holder_new(const mesh_tls_conf_t *conf, int server, char *err,
-                                       size_t errlen)
+static mesh_tls_holder_t *holder_new(const mesh_tls_conf_t *conf, int server, int waiting,
+                                     char *err, size_t errlen)
 {
     mesh_tls_holder_t *h = calloc(1, sizeof(*h));
     if (!h) {
@@ -85,11 +85,23 @@ mesh_tls_holder_t *mesh_tls_holder_new(const mesh_tls_conf_t *conf, int server, 
     h->files[F_CA] = dup_or_null(conf->ca_file);
     h->alpn = dup_or_null(conf->alpn);
     h->cur = make(h, err, errlen);
-    if (!h->cur) {
+    if (!h->cur && !waiting) {
         mesh_tls_holder_free(h);
         return NULL;
     }
     return h;
+}
+
+mesh_tls_holder_t *mesh_tls_holder_new(const mesh_tls_conf_t *conf, int server, char *err,
+                                       size_t errlen)
+{
+    return holder_new(conf, server, 0, err, errlen);
+}
+
+mesh_tls_holder_t *mesh_tls_holder_new_waiting(const mesh_tls_conf_t *conf, int server, char *err,
+                                               size_t errlen)
+{
+    return holder_new(conf, server, 1, err, errlen);
 }
 
 void mesh_tls_holder_free(mesh_tls_holder_t *h)
@@ -108,7 +120,8 @@ mesh_tls_ctx_t *mesh_tls_holder_get(mesh_tls_holder_t *h)
 {
     pthread_mutex_lock(&h->lock);
     mesh_tls_ctx_t *c = h->cur;
-    mesh_tls_ctx_ref(c);
+    if (c)
+        mesh_tls_ctx_ref(c);
     pthread_mutex_unlock(&h->lock);
     return c;
 }

@@ -23,9 +23,16 @@ typedef struct mesh_tls_holder mesh_tls_holder_t;
 mesh_tls_holder_t *mesh_tls_holder_new(const mesh_tls_conf_t *conf, int server, char *err,
                                        size_t errlen);
 
+/** The same for files that may not be there yet (a mesh identity before the CA answered): when
+ *  they do not make a context, the holder starts empty (mesh_tls_holder_get returns NULL) and the
+ *  first reload that works fills it. Why it is empty goes to err. NULL only when out of memory. */
+mesh_tls_holder_t *mesh_tls_holder_new_waiting(const mesh_tls_conf_t *conf, int server, char *err,
+                                               size_t errlen);
+
 void mesh_tls_holder_free(mesh_tls_holder_t *h);
 
-/** The current context, with a reference the caller drops (mesh_tls_ctx_unref). Any thread. */
+/** The current context, with a reference the caller drops (mesh_tls_ctx_unref); NULL while a
+ *  waiting holder has none yet. Any thread. */
 mesh_tls_ctx_t *mesh_tls_holder_get(mesh_tls_holder_t *h);
 
 /** Reloads when forced (SIGHUP) or when a file changed (size, time or inode) since the last

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ca/peer_identity.h"
 #include "common/addr.h"
 #include "common/log.h"
 #include "transport/proxy_internal.h"
@@ -319,7 +320,19 @@ static void ep_maybe_free(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
         res_detach(ep->res);
     mesh_debug(ACTOR, "worker %d: upstream %s removed", w->cfg.worker_index, ep->addr);
     mesh_outlier_board_put(w->board, ep->ol);
+    mesh_tls_session_clear(&ep->tls_sess);
+    free(ep->mesh_node);
     free(ep);
+}
+
+void pxy_endpoint_set_mesh(pxy_endpoint_t *ep, const mesh_route_instance_t *in)
+{
+    ep->mesh_tls = in->mesh_tls;
+    const char *node = in->mesh_tls && in->node && *in->node ? in->node : NULL;
+    if (!node == !ep->mesh_node && (!node || strcmp(node, ep->mesh_node) == 0))
+        return;
+    free(ep->mesh_node);
+    ep->mesh_node = node ? strdup(node) : NULL; /* (out of memory: not checked, as unknown) */
 }
 
 void pxy_endpoint_release(mesh_proxy_worker_t *w, pxy_endpoint_t *ep)
@@ -358,7 +371,11 @@ static void us_on_teardown(mesh_h2_conn_t *c)
     int tls_unfinished = c->tls && !c->tls->established;
     int never_sent = !u->connected || tls_unfinished;
     char why[320];
-    if (c->tls && c->tls->failed) {
+    if (c->tls && c->tls->failed && c->tls->fail_class == MESH_TLS_FAIL_TIMEOUT) {
+        snprintf(why, sizeof(why), "upstream %s: %s", u->name, mesh_tls_reason(c->tls));
+        if (u->ep)
+            mark_down(u->w, u->ep, why);
+    } else if (c->tls && c->tls->failed) {
         snprintf(why, sizeof(why), "TLS handshake with upstream %s failed: %s", u->name,
                  mesh_tls_reason(c->tls));
         if (u->ep)
@@ -395,6 +412,7 @@ static void us_on_closed(mesh_h2_conn_t *c)
     pxy_endpoint_t *ep = u->ep;
     if (ep)
         pxy_list_remove(&u->link); /* from ep->closing */
+    mesh_svc_policy_unref(u->tls_pol);
     free(u);
     w->n_us_open--;
     if (ep) {
@@ -429,12 +447,43 @@ static void us_on_suspect(mesh_h2_conn_t *c, int suspect)
     }
 }
 
+/* Mesh TLS: the server's certificate must prove the node its record names (a key holder of the
+ * mesh cannot answer for another node's address). Other TLS: the chain and name checks only. */
+static int us_on_tls_done(mesh_h2_conn_t *c)
+{
+    pxy_us_conn_t *u = (pxy_us_conn_t *)c;
+    if (!u->ep || !u->ep->mesh_node || u->tls_holder != u->w->cfg.mesh_tls)
+        return 0;
+    struct x509_st *x = mesh_tls_peer_cert(c->tls);
+    ca_peer_identity_t id;
+    char err[256], why[400];
+    int rv = 0;
+    if (!x || ca_peer_identity_from_x509(x, NULL, &id, err, sizeof(err)) != 0) {
+        snprintf(why, sizeof(why), "the server's certificate proves no mesh node: %s",
+                 x ? err : "none");
+        rv = -1;
+    } else {
+        if (strcmp(id.node, u->ep->mesh_node) != 0) {
+            snprintf(why, sizeof(why), "the server proves node '%s', its record names '%s'",
+                     id.node, u->ep->mesh_node);
+            rv = -1;
+        }
+        ca_peer_identity_destroy(&id);
+    }
+    if (x)
+        ca_crypto(NULL, 0)->x509_free(x);
+    if (rv < 0)
+        mesh_tls_refuse(c->tls, why);
+    return rv;
+}
+
 static const mesh_h2_conn_ops_t us_ops = {
     .on_teardown = us_on_teardown,
     .on_closed = us_on_closed,
     .on_idle = NULL,
     .outstanding = us_outstanding,
     .on_suspect = us_on_suspect,
+    .on_tls_done = us_on_tls_done,
 };
 
 /* Closes a connection that carries no call: GOAWAY when the session is up (the flush closes
@@ -510,6 +559,7 @@ static void on_connect(uv_connect_t *req, int status)
         mesh_h2_conn_close(&u->h2);
         return;
     }
+    mesh_h2_conn_tls_timeout(&u->h2, pxy_ms_or_off(w->cfg.tls_handshake_timeout_ms));
     mesh_h2_conn_keepalive(&u->h2, pxy_ms_or_off(w->cfg.keepalive_interval_ms),
                            w->cfg.keepalive_timeout_ms);
     mesh_h2_conn_liveness(&u->h2, pxy_ms_or_off(w->cfg.upstream_stall_ms),
@@ -527,26 +577,52 @@ static void on_connect(uv_connect_t *req, int status)
         us_close_idle(u);
 }
 
-/* Makes the connection TLS: the server's certificate must name the instance's host (or
- * cfg.upstream_tls_name); a name is also sent as SNI. */
-static int us_tls(mesh_proxy_worker_t *w, pxy_us_conn_t *u)
+/* The TLS a call of service settings sp needs to ep (NULL: h2c), and the name to check in the
+ * server's certificate (NULL: the instance's host). The service's own setting first, then the
+ * node's. */
+static mesh_tls_holder_t *us_tls_for(mesh_proxy_worker_t *w, const pxy_endpoint_t *ep,
+                                     const mesh_svc_policy_t *sp, const char **name)
+{
+    if (sp && sp->upstream_tls != MESH_SVC_TLS_DEFAULT) {
+        *name = sp->tls_name;
+        return sp->upstream_tls == MESH_SVC_TLS_OWN ? sp->tls : NULL;
+    }
+    if (ep->mesh_tls && w->cfg.mesh_tls) {
+        *name = NULL;
+        return w->cfg.mesh_tls;
+    }
+    *name = w->cfg.upstream_tls_name;
+    return w->cfg.upstream_tls;
+}
+
+/* Makes the connection TLS from holder: the server's certificate must name the instance's host
+ * (or name); a name is also sent as SNI (a mesh identity: verified against the mesh CA only). The
+ * endpoint's last session is offered for resumption and the ones the server hands out are kept for
+ * the next connection. */
+static int us_tls(pxy_us_conn_t *u, mesh_tls_holder_t *holder, const char *name)
 {
     char host[256];
     int port;
-    const char *name = w->cfg.upstream_tls_name;
-    if (!name || !*name) {
+    if (holder == u->w->cfg.mesh_tls) {
+        name = NULL; /* a mesh identity: the chain to the mesh CA is what is checked */
+    } else if (!name || !*name) {
         if (mesh_addr_split(u->ep->addr, host, sizeof(host), &port) != 0)
             snprintf(host, sizeof(host), "%s", u->ep->addr);
         name = host;
     }
-    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(w->cfg.upstream_tls);
+    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(holder);
+    if (!ctx)
+        return -1; /* a mesh identity not issued yet */
     int rv = mesh_h2_conn_set_tls(&u->h2, ctx, name, "upstream");
     mesh_tls_ctx_unref(ctx);
+    if (rv == 0)
+        mesh_tls_use_session(u->h2.tls, &u->ep->tls_sess);
     return rv;
 }
 
 static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
-                                   uint64_t connect_timeout_ms)
+                                   uint64_t connect_timeout_ms, mesh_tls_holder_t *tls,
+                                   const char *tls_name, const mesh_svc_policy_t *sp)
 {
     pxy_us_conn_t *u = calloc(1, sizeof(*u));
     if (!u)
@@ -573,7 +649,11 @@ static pxy_us_conn_t *us_conn_open(mesh_proxy_worker_t *w, pxy_endpoint_t *ep,
     mesh_h2_conn_set_session(&u->h2, s);
     if (w->flusher_on)
         mesh_h2_conn_set_flusher(&u->h2, &w->flusher);
-    if (w->cfg.upstream_tls && us_tls(w, u) < 0) {
+    u->tls_holder = tls;
+    if (tls && sp && tls == sp->tls)
+        u->tls_pol = mesh_svc_policy_ref((mesh_svc_policy_t *)sp); /* tls lives while u does */
+    if (tls && us_tls(u, tls, tls_name) < 0) {
+        mark_down(w, ep, "no TLS context (the node's identity has no certificate yet?)");
         mesh_h2_conn_close(&u->h2);
         return NULL;
     }
@@ -606,8 +686,22 @@ static size_t us_room(pxy_us_conn_t *u)
 int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t *ps)
 {
     pxy_us_conn_t *best = NULL, *least = NULL;
-    for (pxy_link_t *l = ep->conns.next; l != &ep->conns; l = l->next) {
+    const char *tls_name = NULL;
+    mesh_tls_holder_t *tls = us_tls_for(w, ep, ps->svc_pol, &tls_name);
+    uint32_t n_same = 0; /* connections of this TLS setting (the limit is per setting) */
+    for (pxy_link_t *l = ep->conns.next, *next; l != &ep->conns; l = next) {
+        next = l->next;
         pxy_us_conn_t *u = PXY_CONTAINER(l, pxy_us_conn_t, link);
+        if (u->tls_holder != tls) {
+            /* Made for another TLS setting (another service at this address), or for service
+             * settings a reload replaced: nobody but the connection holds those any more, so
+             * no call will want it again. */
+            if (u->tls_pol && u->n_streams == 0 &&
+                atomic_load_explicit(&u->tls_pol->refs, memory_order_acquire) == 1)
+                us_retire(u);
+            continue;
+        }
+        n_same++;
         if (us_room(u) > 0) {
             best = u;
             break;
@@ -615,11 +709,12 @@ int pxy_endpoint_attach(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, pxy_stream_t
         if (!u->h2.closing && !u->goaway && (!least || u->n_streams < least->n_streams))
             least = u;
     }
-    if (!best && ep->n_conns < w->cfg.max_upstream_conns)
+    if (!best && n_same < w->cfg.max_upstream_conns)
         best = us_conn_open(w, ep,
                             ps->svc_pol && ps->svc_pol->connect_timeout_ms
                                 ? ps->svc_pol->connect_timeout_ms
-                                : w->cfg.connect_timeout_ms);
+                                : w->cfg.connect_timeout_ms,
+                            tls, tls_name, ps->svc_pol);
     if (!best)
         best = least;
     if (!best)
@@ -644,6 +739,8 @@ static void us_close_list(pxy_endpoint_t *ep, pxy_link_t *list)
         u->retired = 1;
         ep->n_held--;
         u->ep = NULL;
+        if (u->h2.tls)
+            mesh_tls_use_session(u->h2.tls, NULL);
         mesh_h2_conn_close(&u->h2);
     }
 }
@@ -659,6 +756,8 @@ void pxy_us_close_all(mesh_proxy_worker_t *w)
                 pxy_list_remove(&u->link);
                 ep->n_held--;
                 u->ep = NULL;
+                if (u->h2.tls)
+                    mesh_tls_use_session(u->h2.tls, NULL);
             }
         }
     }
@@ -674,6 +773,8 @@ void pxy_endpoints_free(mesh_proxy_worker_t *w)
             if (ep->res)
                 res_detach(ep->res);
             mesh_outlier_board_put(w->board, ep->ol);
+            mesh_tls_session_clear(&ep->tls_sess);
+            free(ep->mesh_node);
             free(ep);
         }
     }

@@ -350,13 +350,18 @@ def case_signed(c):
     # The echo app serves two services; a certificate must name both (or a rule allow them).
     id1 = issue(c, ca_dir, "side-1", [ECHO, OTHER])
     id3 = issue(c, ca_dir, "side-3", [OTHER])
+    # The sidecars serve their mesh port over TLS with their identity and say so in their
+    # records (docs/tls.md, "Mesh TLS"): the proxy calls them over mTLS with an identity of its
+    # own, its clients' port staying h2c (--tls-listen puts its TLS port beside it).
+    idp = issue(c, ca_dir, "proxy", [])
     audit = os.path.join(c.dir, "audit.jsonl")
     a1, a2, a3 = c.backend("app-1"), c.backend("app-2"), c.backend("app-3")
     gp, proxy_port = free_port(), free_port()
     proxy = c.node("proxy", "proxy", gp, None,
                    ["--listen", "127.0.0.1:%d" % proxy_port, "--gossip-verify", "--gossip-ca",
                     os.path.join(ca_dir, "ca-cert.pem"), "--audit-file", audit,
-                    "--audit-spool", os.path.join(c.dir, "spool")])
+                    "--audit-spool", os.path.join(c.dir, "spool"), "--identity-dir", idp,
+                    "--tls-listen", "127.0.0.1:0"])
     join = "127.0.0.1:%d" % gp
     s1 = c.sidecar("side-1", a1, join, ["--identity-dir", id1])
     s2 = c.sidecar("side-2", a2, join, ["--identity-dir", id1])  # side-1's identity

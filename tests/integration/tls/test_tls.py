@@ -23,6 +23,20 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
                  sidecar requires a client certificate, the proxy shows one (and a proxy
                  without one is refused); the sidecar's probes over HTTPS (--tls-probe)
+  mesh_mtls      automatic mTLS through etcd: a sidecar with an identity (--identity-dir, SPIFFE
+                 IDs from an openssl-made CA) serves TLS on its mesh port, requiring client
+                 certificates, and registers "tls":"mtls"; a proxy with an identity of its own
+                 calls it over mTLS with no --tls-upstream-* option, while an instance that
+                 etcdctl registered (no tls) is called over h2c beside it
+  handshake_timeout  a client that opens TCP and sends nothing is closed after
+                 --tls-handshake-timeout (counted reason="timeout"); an upstream whose accept
+                 succeeds but that never answers fails the call UNAVAILABLE, "TLS handshake
+                 timed out", as a failed connect
+  upstream_resumption  the proxy's second connection to a TLS upstream (another meshd) resumes
+                 the first one's session: meshd_tls_handshakes_total{resumed="true"} on both
+  route_tls      per-service upstream TLS in `routes:` (upstream-tls: {ca, server-name}) to a
+                 TLS app, beside a service with upstream-tls: off; shown in /v1/route-policy;
+                 a SIGHUP to a server name the app's certificate lacks applies at once
 """
 import os
 import re
@@ -41,9 +55,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "lib"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "peers"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 from cases import Case, run, meshd_env  # noqa: E402
 from procs import Fail, check, wait_until, free_port  # noqa: E402
-from echo_client import EchoClient  # noqa: E402
+from test_proxy_etcd import Etcd  # noqa: E402
+from mesh_certs import issue  # noqa: E402
+from echo_client import EchoClient, make_request  # noqa: E402
 import grpc  # noqa: E402
 
 MKCERTS = os.path.join(ROOT, "tests", "tls", "mkcerts.sh")
@@ -361,6 +378,207 @@ def case_mesh_hop(c):
     wait_until(lambda: "peer did not return a certificate" in sc.output(), 10,
                "the sidecar's log line")
     check(True, "...and the sidecar logs why: peer did not return a certificate")
+
+
+def case_mesh_mtls(c):
+    etcd = Etcd(c.dir)
+    etcd.start()
+    ca_dir = os.path.join(c.dir, "meshca")
+    r = subprocess.run([c.args.meshd, "ca", "init", "--dir", ca_dir, "--trust-domain",
+                        "example.org"], capture_output=True, text=True)
+    check(r.returncode == 0, "meshd ca init: %s" % r.stderr)
+    id_side = issue(c, ca_dir, "side-1", ["meshd.test.Echo", "meshd.test.Other"])
+    id_proxy = issue(c, ca_dir, "proxy-1", [])
+    app = c.backend("py1")
+    sc_port = free_port()
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--node", "side-1", "--app", app.addr,
+                             "--listen", "127.0.0.1:%d" % sc_port,
+                             "--probe-listen", "127.0.0.1:%d" % free_port(), "--workers", "1",
+                             "--health-interval", "300ms", "--log-format", "text",
+                             "--etcd", etcd.url, "--identity-dir", id_side,
+                             "--tls-client-auth", "require",
+                             "--audit-file", os.path.join(c.dir, "sidecar.audit")])
+    sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc_port, 20)
+    check(True, "a sidecar with an identity serves TLS on its mesh port, no --tls-cert given")
+    key = "meshd/services/meshd.test.Echo/127.0.0.1:%d" % sc_port
+    wait_until(lambda: '"tls":"mtls"' in etcd.ctl("get", key), 20,
+               "the sidecar's record to say \"tls\":\"mtls\"")
+    check(True, "...and its etcd record says \"tls\":\"mtls\"")
+    p = c.proxy("--etcd", etcd.url, "--identity-dir", id_proxy, "--tls-listen", "127.0.0.1:0",
+                "--lb", "round-robin")
+    check(not p.main_tls and p.tls_port, "the proxy's --listen stays h2c (TLS beside it)")
+
+    def through():
+        res = calls_ok("127.0.0.1:%d" % p.main_port, None, n=3)
+        return res if all(r.ok for r in res) else None
+    res = wait_until(through, 20, "calls through the proxy to the sidecar")
+    check(all(r.replies[0].server_id == "py1" for r in res),
+          "h2c client -> proxy -(mTLS, the proxy's identity)-> sidecar requiring client "
+          "certificates -> app: OK, with no --tls-upstream-* option")
+    check((metric(p, "meshd_tls_handshakes_total", '{side="client",resumed="false"}') or 0) >= 1,
+          "the proxy counts its client handshake")
+    # Rotation: new certificates for both (the key stays, as the identity client does) reach the
+    # listener and the client context by the file check alone; a channel kept open keeps working.
+    with EchoClient("127.0.0.1:%d" % p.main_port) as kept:
+        check(kept.unary(timeout=10).ok, "a long-lived channel before the rotation: OK")
+        issue(c, ca_dir, "side-1", ["meshd.test.Echo", "meshd.test.Other"])
+        issue(c, ca_dir, "proxy-1", [])
+        wait_until(lambda: "mesh TLS (client): certificates reloaded" in p.output() and
+                   "TLS listener: certificates reloaded" in sc.output(), 20,
+                   "both nodes to reload their identity")
+        check(kept.unary(timeout=10).ok, "...and after it, on the same channel: OK")
+    res = calls_ok("127.0.0.1:%d" % p.main_port, None, n=3)
+    check(all(r.ok for r in res), "the rotated identities reach the proxy's client context and "
+          "the sidecar's listener: new channels OK")
+    # A record without tls (etcdctl, another tool's app) is called over h2c beside it.
+    app2 = c.backend("py2")
+    etcd.register("meshd.test.Echo", app2.addr, "other-tool")
+
+    def both():
+        ids = {r.replies[0].server_id for r in calls_ok("127.0.0.1:%d" % p.main_port, None, n=6)
+               if r.ok}
+        return ids if ids == {"py1", "py2"} else None
+    wait_until(both, 20, "calls to reach both instances")
+    check(True, "an instance etcdctl registered (no \"tls\") is called over h2c beside the mTLS "
+          "one: both answer")
+    # A sidecar whose record names side-2 while its certificate proves side-1 (it was given
+    # side-1's identity files): refused right after the handshake, before a call is sent on it;
+    # the calls it was picked for go to the other instances.
+    app3 = c.backend("py3")
+    sc2_port = free_port()
+    sc2 = c.start("sidecar-2", [c.args.meshd, "sidecar", "--node", "side-2", "--app", app3.addr,
+                                "--listen", "127.0.0.1:%d" % sc2_port,
+                                "--probe-listen", "127.0.0.1:%d" % free_port(), "--workers", "1",
+                                "--health-interval", "300ms", "--log-format", "text",
+                                "--etcd", etcd.url, "--identity-dir", id_side,
+                                "--audit-file", os.path.join(c.dir, "sidecar2.audit")])
+    sc2.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc2_port, 20)
+    key2 = "meshd/services/meshd.test.Echo/127.0.0.1:%d" % sc2_port
+    wait_until(lambda: '"tls":"mtls"' in etcd.ctl("get", key2), 20, "side-2's record")
+    served = []
+
+    def refused():
+        served.extend(r.replies[0].server_id if r.ok else r.code.name
+                      for r in calls_ok("127.0.0.1:%d" % p.main_port, None, n=6))
+        return "its record names 'side-2'" in p.output()
+    wait_until(refused, 20, "the proxy to refuse side-2's address")
+    check(True, "the proxy refuses an instance whose certificate proves another node than its "
+          "record names (logged: the server proves node 'side-1', its record names 'side-2')")
+    check("py3" not in served and all(x in ("py1", "py2") for x in served),
+          "...no call reached it, and none failed: %s" % sorted(set(served)))
+    check((metric(p, "meshd_tls_handshake_failures_total", '{reason="verify"}') or 0) >= 1,
+          "...counted as reason=\"verify\"")
+    # A proxy without an identity cannot call the sidecar (h2c on a TLS port): not in the mesh.
+    q = c.proxy("--static", "meshd.test.Echo=127.0.0.1:%d" % sc_port, name="proxy-noid")
+    r = calls_ok("127.0.0.1:%d" % q.main_port, None, n=1)[0]
+    check(not r.ok, "a proxy without an identity is not let in (%s)" % r.code)
+
+
+def case_handshake_timeout(c):
+    app = c.backend("py1")
+    p = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
+                "--tls-key", c.c("server.key"), "--tls-handshake-timeout", "1s")
+    with socket.create_connection(("127.0.0.1", p.main_port), timeout=60) as s:
+        try:
+            got = s.recv(100)  # nothing sent: the proxy closes it
+        except socket.timeout:
+            got = None
+    check(got == b"", "a client that opens TCP and sends nothing is closed by the proxy")
+    wait_until(lambda: (metric(p, "meshd_tls_handshake_failures_total", '{reason="timeout"}')
+                        or 0) >= 1, 10, "the timeout counted")
+    check(True, "...counted in meshd_tls_handshake_failures_total{reason=\"timeout\"}")
+    # An upstream whose accept succeeds but that never says a word.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+
+    def accept_all():
+        while True:
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                return
+    threading.Thread(target=accept_all, daemon=True).start()
+    addr = "127.0.0.1:%d" % silent.getsockname()[1]
+    q = c.proxy("--static", "meshd.test.Echo=" + addr, "--tls-upstream-ca", c.c("ca.pem"),
+                "--tls-handshake-timeout", "1s", name="proxy-silent")
+    r = calls_ok("127.0.0.1:%d" % q.main_port, None, n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE and "TLS handshake timed out" in r.details,
+          "an upstream that accepts and never answers: UNAVAILABLE, saying why: " + r.details)
+    check(len(held) >= 1, "...its accept succeeded")
+    wait_until(lambda: "TLS handshake timed out" in q.output(), 10, "the log line")
+    check("down for" in q.output(), "...the endpoint is down as after a failed connect")
+    silent.close()
+    for h in held:
+        h.close()
+
+
+def case_upstream_resumption(c):
+    app = c.backend("py1")
+    b = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
+                "--tls-key", c.c("server.key"), name="proxy-b")
+    # One call per upstream connection: a second call while the first is open needs a second.
+    a = c.proxy("--static", "meshd.test.Echo=127.0.0.1:%d" % b.main_port, "--tls-upstream-ca",
+                c.c("ca.pem"), "--upstream-streams-per-conn", "1", name="proxy-a")
+    target = "127.0.0.1:%d" % a.main_port
+    with EchoClient(target) as cl, EchoClient(app.addr) as direct:
+        first = cl.unary(timeout=10)
+        check(first.ok, "client -> proxy A -(TLS)-> proxy B -> app: OK")
+        done = threading.Event()
+        held = threading.Thread(target=lambda: cl.client_stream(
+            [make_request()], hold=True, timeout=60, cancel_when=done.wait), daemon=True)
+        started = direct.stats().calls_started
+        held.start()
+        wait_until(lambda: direct.stats().calls_started >= started + 1, 10,
+                   "the held call to reach the app")
+        second = cl.unary(timeout=10)
+        done.set()
+        held.join(10)
+    check(second.ok, "a call beside the held one: OK (on a second upstream connection)")
+    check((metric(a, "meshd_tls_handshakes_total", '{side="client",resumed="true"}') or 0) >= 1,
+          "proxy A's second connection resumed the first one's session")
+    check((metric(b, "meshd_tls_handshakes_total", '{side="server",resumed="true"}') or 0) >= 1,
+          "...and proxy B saw a resumed handshake")
+
+
+def case_route_tls(c):
+    tls_app = c.tls_backend("tls1")
+    plain = c.backend("py1")
+    routes = os.path.join(c.dir, "routes.yaml")
+    with open(routes, "w") as f:
+        f.write("routes:\n  rules:\n"
+                "    - match: meshd.test.Echo/*\n"
+                "      upstream-tls: {ca: %s, server-name: localhost}\n"
+                "    - match: meshd.test.Other/*\n"
+                "      upstream-tls: off\n" % c.c("ca.pem"))
+    # The node-wide upstream CA is the wrong one: the rules decide for these services.
+    p = c.proxy("--static", "meshd.test.Echo=" + tls_app.addr, "--static",
+                "meshd.test.Other=" + plain.addr, "--tls-upstream-ca", c.c("other-ca.pem"),
+                "--config", routes)
+    res = calls_ok("127.0.0.1:%d" % p.main_port, None)
+    check(all(r.ok and r.replies[0].server_id == "tls1" for r in res),
+          "meshd.test.Echo over TLS with its rule's CA and server name: OK")
+    with EchoClient("127.0.0.1:%d" % p.main_port) as cl:
+        pong = cl.ping(timeout=10)
+    check(pong is not None, "meshd.test.Other over h2c (upstream-tls: off): OK")
+    with urllib.request.urlopen("http://127.0.0.1:%d/v1/route-policy" % p.admin, timeout=5) as r:
+        body = r.read().decode()
+    check('"upstream_tls"' in body and '"server_name": "localhost"' in body.replace('":"', '": "')
+          and '"off"' in body, "/v1/route-policy shows both settings")
+    # SIGHUP with a server name the app's certificate lacks: new connections use the new
+    # settings (the old connection, made for the replaced ones, takes no call), and fail.
+    with open(routes, "w") as f:
+        f.write("routes:\n  rules:\n"
+                "    - match: meshd.test.Echo/*\n"
+                "      upstream-tls: {ca: %s, server-name: not-in-the-cert.example}\n"
+                % c.c("ca.pem"))
+    reloads = p.output().count("[policy] reloaded from")
+    p.p.send_signal(signal.SIGHUP)
+    wait_until(lambda: p.output().count("[policy] reloaded from") > reloads, 10, "the reload")
+    r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE and "hostname mismatch" in r.details,
+          "after a SIGHUP to another server name: the new rule applies (%s)" % r.details)
 
 
 def case_gateway(c):

@@ -44,6 +44,7 @@ static void test_round_trip(void)
     static uint8_t buf[GSP_META_MAX];
     for (int i = 0; i < 5; i++)
         fill(&in[i], i);
+    in[3].mesh_tls = 1; /* a mesh TLS port: the 9th field */
     int len = gsp_meta_encode(in, 5, buf, sizeof(buf));
     CHECK(len > 0);
     size_t n;
@@ -55,6 +56,7 @@ static void test_round_trip(void)
         CHECK(eq(out[i].version, in[i].version));
         CHECK_EQ(out[i].weight, in[i].weight);
         CHECK(out[i].methods == in[i].methods);
+        CHECK_EQ(out[i].mesh_tls, i == 3);
         CHECK_EQ(out[i].n_labels, in[i].n_labels);
         for (uint32_t k = 0; k < in[i].n_labels; k++)
             CHECK(eq(out[i].labels[k].key, in[i].labels[k].key) &&
@@ -98,6 +100,26 @@ static void test_round_trip(void)
             in[i].labels[k] = (gsp_label_t){S("some-label-key"), S("some label value")};
     }
     CHECK_EQ(gsp_meta_encode(in, GSP_INST_MAX, huge, sizeof(huge)), -1);
+}
+
+/* An instance without tls encodes as before (8 fields: a node of the version before reads it
+ * and signatures over it do not change); with it, 9. */
+static void test_tls_field(void)
+{
+    static gsp_inst_t in[1];
+    static uint8_t a[GSP_META_MAX], b[GSP_META_MAX];
+    fill(&in[0], 0);
+    int la = gsp_meta_encode(in, 1, a, sizeof(a));
+    in[0].mesh_tls = 1;
+    int lb = gsp_meta_encode(in, 1, b, sizeof(b));
+    CHECK(la > 0 && lb == la + 1);
+    CHECK_EQ(a[1], 0x98); /* fixarray of 8 */
+    CHECK_EQ(b[1], 0x99); /* of 9 */
+    size_t n;
+    CHECK_EQ(gsp_meta_decode(a, (size_t)la, out, GSP_INST_MAX, &n), 0);
+    CHECK(n == 1 && !out[0].mesh_tls);
+    CHECK_EQ(gsp_meta_decode(b, (size_t)lb, out, GSP_INST_MAX, &n), 0);
+    CHECK(n == 1 && out[0].mesh_tls);
 }
 
 static void test_limits(void)
@@ -219,6 +241,7 @@ static void test_set_hash(void)
 int main(void)
 {
     RUN(test_round_trip);
+    RUN(test_tls_field);
     RUN(test_limits);
     RUN(test_set_hash);
     printf("ok\n");

@@ -16,6 +16,7 @@
 #include "node/node_msgs.h"
 #include "registry/reg_msgs.h"
 #include "tests/check.h"
+#include "node/ca_options.h"
 #include "node/tls_options.h"
 #include "transport/lb_options.h"
 
@@ -145,6 +146,7 @@ int main(void)
     /* the node reads the balancer's options when it listens (as node/main.c registers them) */
     CHECK(mesh_config_add_section(&mesh_lb_options_section) == 0);
     CHECK(mesh_config_add_section(&mesh_tls_options_section) == 0); /* read at listen too */
+    CHECK(mesh_config_add_section(&mesh_ca_options_section) == 0);  /* (the identity, for TLS) */
     RUN(test_supervisor_gives_up);
     RUN(test_fail_message);
     RUN(test_sigterm);

@@ -326,10 +326,53 @@ static void test_routes_mixed(void)
     reg_table_destroy(&t);
 }
 
+/* "tls":"mtls" says a meshd mesh port serves TLS; absent or any other value: h2c. */
+static void test_tls(void)
+{
+    reg_instance_t in = {.addr = "10.0.0.1:9091", .node = "n1", .mesh_tls = 1};
+    char *s = reg_value_format(&in);
+    CHECK_CONTAINS(s, "\"tls\":\"mtls\"");
+    reg_value_t v;
+    CHECK(reg_value_parse(s, strlen(s), &v) == REG_VALUE_OK);
+    CHECK(v.inst.mesh_tls == 1);
+    reg_value_release(&v);
+    free(s);
+    in.mesh_tls = 0;
+    s = reg_value_format(&in);
+    CHECK(strstr(s, "tls") == NULL);
+    free(s);
+    const char *other = "{\"Op\":0,\"Addr\":\"a:1\",\"meshd\":{\"tls\":\"quic\"}}";
+    CHECK(reg_value_parse(other, strlen(other), &v) == REG_VALUE_OK);
+    CHECK(v.inst.mesh_tls == 0);
+    reg_value_release(&v);
+    const char *etcdctl = "{\"Op\":0,\"Addr\":\"a:1\",\"Metadata\":null}";
+    CHECK(reg_value_parse(etcdctl, strlen(etcdctl), &v) == REG_VALUE_OK);
+    CHECK(v.inst.mesh_tls == 0);
+    reg_value_release(&v);
+    /* The flag reaches the routing table's instance, and a change of it is a change. */
+    reg_table_t t;
+    CHECK(reg_table_init(&t, P) == 0);
+    CHECK(put(&t, P "/pkg.Echo/127.0.0.1:7001",
+              "{\"Op\":0,\"Addr\":\"127.0.0.1:7001\",\"meshd\":{\"tls\":\"mtls\"}}",
+              2) == REG_TABLE_CHANGED);
+    CHECK(put(&t, P "/pkg.Echo/127.0.0.1:7001", "{\"Op\":0,\"Addr\":\"127.0.0.1:7001\"}", 3) ==
+          REG_TABLE_CHANGED);
+    CHECK(put(&t, P "/pkg.Echo/127.0.0.1:7001",
+              "{\"Op\":0,\"Addr\":\"127.0.0.1:7001\",\"meshd\":{\"tls\":\"mtls\"}}",
+              4) == REG_TABLE_CHANGED);
+    mesh_routes_t *rt = reg_table_build_routes(&t);
+    const mesh_route_service_t *svc = NULL;
+    CHECK(look(rt, "/pkg.Echo/Unary", &svc) == MESH_ROUTE_FOUND);
+    CHECK(svc->n_instances == 1 && svc->instances[0].mesh_tls == 1);
+    mesh_routes_unref(rt);
+    reg_table_destroy(&t);
+}
+
 int main(void)
 {
     mesh_log_init("test", MESH_LOG_ERROR, MESH_LOG_FORMAT_TEXT);
     RUN(test_format);
+    RUN(test_tls);
     RUN(test_plain_forms);
     RUN(test_legacy_form);
     RUN(test_malformed);

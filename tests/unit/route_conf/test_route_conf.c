@@ -1,16 +1,20 @@
 /*
  * tests/unit/route_conf/test_route_conf.c: reading the `routes:` block (policy/route_conf.h):
  * a full block, the defaults, the most specific rule winning, the errors a person gets
- * (file:line, the key, what is wrong), and the fault decision (policy/fault.h) at its rates.
+ * (file:line, the key, what is wrong), the fault decision (policy/fault.h) at its rates, and
+ * per-service upstream TLS (its context made from files by tests/tls/mkcerts.sh, and refused with
+ * the rule's line when a file is bad).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy/fault.h"
 #include "policy/route_conf.h"
 #include "tests/check.h"
 #include "transport/grpc_status.h"
+#include "transport/tls_holder.h"
 
 static pol_routes_conf_t *parse(const char *y, char *err)
 {
@@ -153,14 +157,16 @@ static void test_errors(void)
     bad("routes:\n  rules:\n    - match: a.B/*\n      connect-timeout: 0ms\n",
         "r.yaml:4: routes.rules[0].connect-timeout: a connect timeout from 1ms to 10m");
     bad("routes:\n  rules:\n    - match: a.B/C\n      connect-timeout: 1s\n",
-        "r.yaml:3: routes.rules[0]: balancer, outlier and connect-timeout are per service: match "
+        "r.yaml:3: routes.rules[0]: balancer, outlier, connect-timeout and upstream-tls are per "
+        "service: match "
         "'a.B/C' is a method");
     bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: p2c\n",
         "r.yaml:4: routes.rules[0].balancer: expected a mapping");
     bad("routes:\n  rules:\n    - match: a.B/*\n      balancer: {policy: random}\n",
         "r.yaml:4: routes.rules[0].balancer.policy: 'random' is not p2c or round-robin");
     bad("routes:\n  rules:\n    - match: [a.B/*, a.B/C]\n      balancer: {policy: p2c}\n",
-        "r.yaml:3: routes.rules[0]: balancer, outlier and connect-timeout are per service: match "
+        "r.yaml:3: routes.rules[0]: balancer, outlier, connect-timeout and upstream-tls are per "
+        "service: match "
         "'a.B/C' is a "
         "method");
     bad("routes:\n  rules:\n    - match: a.B/*\n      balancer:\n        subsets:\n"
@@ -317,12 +323,98 @@ static void test_fault_rates(void)
     CHECK(st == 0);
 }
 
-int main(void)
+static char dir[256];
+
+static void cleanup(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void test_upstream_tls(const char *mkcerts)
+{
+    snprintf(dir, sizeof(dir), "/tmp/meshd-routes-tls-XXXXXX");
+    CHECK(mkdtemp(dir));
+    atexit(cleanup);
+    char y[2048];
+    snprintf(y, sizeof(y), "sh %s %s", mkcerts, dir);
+    CHECK_EQ(system(y), 0);
+
+    snprintf(y, sizeof(y),
+             "routes:\n"
+             "  rules:\n"
+             "    - match: plain.Svc/*\n"
+             "      upstream-tls: off\n"
+             "    - match: tls.Svc/*\n"
+             "      upstream-tls:\n"
+             "        ca: %s/ca.pem\n"
+             "        server-name: localhost\n"
+             "        cert: %s/client.pem\n"
+             "        key: %s/client.key\n",
+             dir, dir, dir);
+    char err[512] = "";
+    pol_routes_conf_t *c = parse(y, err);
+    if (!c)
+        fprintf(stderr, "%s\n", err);
+    CHECK(c && c->n_rules == 2);
+    const pol_route_rule_t *r = pol_routes_match_service(c, "plain.Svc", 9);
+    CHECK(r && r->svc && r->svc->upstream_tls == MESH_SVC_TLS_OFF && !r->svc->tls);
+    r = pol_routes_match_service(c, "tls.Svc", 7);
+    CHECK(r && r->svc && r->svc->upstream_tls == MESH_SVC_TLS_OWN && r->svc->tls);
+    CHECK_STR(r->svc->tls_name, "localhost");
+    mesh_tls_ctx_t *ctx = mesh_tls_holder_get(r->svc->tls);
+    CHECK(ctx && !ctx->server);
+    mesh_tls_ctx_unref(ctx);
+    json_t *j = pol_routes_describe(c);
+    char *s = json_dumps(j, JSON_COMPACT);
+    CHECK_CONTAINS(s, "\"upstream_tls\":\"off\"");
+    CHECK_CONTAINS(s, "\"server_name\":\"localhost\"");
+    CHECK_CONTAINS(s, "/client.pem\"");
+    free(s);
+    json_decref(j);
+    pol_routes_free(c);
+
+    bad("routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: on\n",
+        "r.yaml:4: routes.rules[0].upstream-tls: expected off, or {ca: FILE, server-name: NAME, "
+        "cert: FILE, key: FILE}");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {server-name: x}\n",
+        "r.yaml:4: routes.rules[0].upstream-tls: ca is required");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {ca: c.pem, sni: x}\n",
+        "r.yaml:4: routes.rules[0].upstream-tls.sni: unknown key (ca, server-name, cert, key)");
+    bad("routes:\n  rules:\n    - match: a.B/C\n      upstream-tls: off\n",
+        "r.yaml:3: routes.rules[0]: balancer, outlier, connect-timeout and upstream-tls are per "
+        "service: match 'a.B/C' is a method");
+    snprintf(y, sizeof(y),
+             "routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {ca: %s/ca.pem, cert: "
+             "%s/client.pem}\n",
+             dir, dir);
+    bad(y, "r.yaml:4: routes.rules[0].upstream-tls: cert and key go together");
+    bad("routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {ca: /nonexistent/ca.pem}\n",
+        "r.yaml:4: routes.rules[0].upstream-tls: ca /nonexistent/ca.pem: cannot read: No such "
+        "file");
+    snprintf(y, sizeof(y),
+             "routes:\n  rules:\n    - match: a.B/*\n      upstream-tls: {ca: %s/garbage.pem}\n",
+             dir);
+    bad(y, "r.yaml:4: routes.rules[0].upstream-tls: CA ");
+    bad(y, "garbage.pem: no PEM certificate in it");
+    snprintf(y, sizeof(y),
+             "routes:\n  rules:\n    - match: a.B/*\n      upstream-tls:\n"
+             "        ca: %s/ca.pem\n        cert: %s/expired.pem\n        key: %s/client.key\n",
+             dir, dir, dir);
+    bad(y, "r.yaml:5: routes.rules[0].upstream-tls: certificate "); /* (the mapping's line) */
+    bad(y, "expired.pem has expired");
+}
+
+int main(int argc, char **argv)
 {
     RUN(test_full);
     RUN(test_defaults);
     RUN(test_errors);
     RUN(test_service_settings);
     RUN(test_fault_rates);
+    CHECK(argc == 2); /* tests/tls/mkcerts.sh */
+    test_upstream_tls(argv[1]);
     return 0;
 }

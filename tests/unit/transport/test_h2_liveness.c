@@ -4,7 +4,8 @@
  * stall + timeout after the write its calls wait on; a slow peer that answers the PING keeps
  * its connection and is not asked again until more is written; any frame answers a liveness
  * PING (and ends the suspicion that steers new calls elsewhere); a connection with nothing
- * outstanding is never probed; keepalive still wants its ACK.
+ * outstanding is never probed; keepalive still wants its ACK; a TLS handshake not done by its
+ * deadline closes the connection, one done in time lifts the deadline.
  */
 #include "transport/h2_liveness.h"
 
@@ -117,6 +118,27 @@ static void test_ping_not_sent(void)
     CHECK_EQ(mesh_h2_live_due(&l), MESH_H2_LIVE_NEVER);
 }
 
+static void test_handshake_deadline(void)
+{
+    mesh_h2_live_t l = {0};
+    mesh_h2_live_keepalive(&l, 30000, 10000, 1000);
+    mesh_h2_live_handshake(&l, 10000, 1000);
+    CHECK_EQ(mesh_h2_live_due(&l), 11000); /* before keepalive's first PING at 31 s */
+    CHECK_EQ(mesh_h2_live_timer(&l, 10999, 0), MESH_H2_LIVE_NONE);
+    CHECK_EQ(fire(&l, 11000, 0), MESH_H2_LIVE_CLOSE_HANDSHAKE); /* a silent peer: closed */
+
+    mesh_h2_live_t k = {0};
+    mesh_h2_live_keepalive(&k, 30000, 10000, 1000);
+    mesh_h2_live_handshake(&k, 10000, 1000);
+    mesh_h2_live_handshake_done(&k); /* the handshake finished at once */
+    CHECK_EQ(mesh_h2_live_due(&k), 31000);
+    CHECK_EQ(fire(&k, 31000, 0), MESH_H2_LIVE_PING); /* keepalive as before, no close */
+
+    mesh_h2_live_t n = {0};
+    mesh_h2_live_handshake(&n, 0, 1000); /* 0: no deadline */
+    CHECK_EQ(mesh_h2_live_due(&n), MESH_H2_LIVE_NEVER);
+}
+
 int main(void)
 {
     RUN(test_silent_peer_closed);
@@ -126,6 +148,7 @@ int main(void)
     RUN(test_keepalive_wants_ack);
     RUN(test_stall_before_keepalive);
     RUN(test_ping_not_sent);
+    RUN(test_handshake_deadline);
     printf("test_h2_liveness: ok\n");
     return 0;
 }

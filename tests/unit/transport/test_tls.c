@@ -1,11 +1,12 @@
 /*
  * tests/unit/transport/test_tls.c: the sans-I/O TLS layer (transport/tls.h) against itself, a
  * server and a client context in one process with no socket: handshakes with ALPN, data both
- * ways, session resumption by ticket, client certificates required and missing, a server name
- * that does not match, a CA that does not verify, the identity a client certificate proves
- * (transport/tls_peer.h); and the start-up checks of certificate files
- * (expired, not yet valid, key that does not match, wrong CA, garbage, missing) with the file
- * and the reason in the error. Certificates come from tests/tls/mkcerts.sh (openssl CLI).
+ * ways, session resumption by ticket (and an upstream's session slot), client certificates
+ * required and missing, a server name that does not match, a CA that does not verify, the
+ * identity a client certificate proves (transport/tls_peer.h); and the start-up checks of
+ * certificate files (expired, not yet valid, key that does not match, wrong CA, garbage,
+ * missing) with the file and the reason in the error. Certificates come from
+ * tests/tls/mkcerts.sh (openssl CLI).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,8 +160,10 @@ static void test_resumption(void)
         uint8_t buf[16];
         CHECK_EQ(mesh_tls_read(&c, buf, sizeof(buf)), MESH_TLS_WANT);
         CHECK_EQ(mesh_tls_resumed(&s), i == 1);
-        if (!sess)
-            sess = S->ssl_get1_session(c.ssl);
+        /* (A client resumes a TLS 1.3 ticket once: keep the newest.) */
+        if (sess)
+            S->session_free(sess);
+        sess = S->ssl_get1_session(c.ssl);
         CHECK(sess);
         CHECK(S->session_is_resumable(sess));
         mesh_tls_close(&c); /* a close_notify keeps the session resumable */
@@ -169,6 +172,43 @@ static void test_resumption(void)
     }
     S->session_free(sess);
     mesh_tls_ctx_unref(cc);
+    mesh_tls_ctx_unref(sc);
+}
+
+/* The client side keeps an upstream's session in a slot: the second connection resumes it, and a
+ * new client context (a reload) makes a full handshake once, then resumes again. */
+static void test_upstream_session_slot(void)
+{
+    mesh_tls_ctx_t *sc = server_ctx(0, "h2");
+    mesh_tls_ctx_t *cc[2] = {client_ctx("ca.pem", NULL, "h2"), client_ctx("ca.pem", NULL, "h2")};
+    mesh_tls_session_t slot = {0};
+    const int ctx_of[4] = {0, 0, 1, 1};
+    const int resumed[4] = {0, 1, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        mesh_tls_t s, c;
+        CHECK_EQ(mesh_tls_init(&s, sc, NULL), 0);
+        CHECK_EQ(mesh_tls_init(&c, cc[ctx_of[i]], "localhost"), 0);
+        mesh_tls_use_session(&c, &slot);
+        int rc, rs;
+        handshake(&c, &s, &rc, &rs);
+        CHECK_EQ(rc, MESH_TLS_DONE);
+        CHECK_EQ(rs, MESH_TLS_DONE);
+        uint8_t buf[16];
+        CHECK_EQ(mesh_tls_read(&c, buf, sizeof(buf)), MESH_TLS_WANT); /* the tickets */
+        CHECK_EQ(mesh_tls_resumed(&c), resumed[i]);
+        CHECK_EQ(mesh_tls_resumed(&s), resumed[i]);
+        CHECK(slot.sess != NULL);
+        CHECK(slot.ctx == cc[ctx_of[i]]);
+        mesh_tls_destroy(&c); /* no close_notify needed: the slot has the session */
+        mesh_tls_destroy(&s);
+    }
+    uint64_t hs[2][2];
+    mesh_tls_handshake_counts(hs); /* nobody counted: the h2 connection does that */
+    CHECK_EQ(hs[0][1], 0);
+    mesh_tls_session_clear(&slot);
+    CHECK(slot.sess == NULL && slot.ctx == NULL);
+    mesh_tls_ctx_unref(cc[0]);
+    mesh_tls_ctx_unref(cc[1]);
     mesh_tls_ctx_unref(sc);
 }
 
@@ -424,6 +464,7 @@ int main(int argc, char **argv)
     test_handshake_alpn_data();
     CHECK(mesh_ssl_loaded());
     test_resumption();
+    test_upstream_session_slot();
     test_failures();
     test_mtls_ok();
     test_peer_identity();
