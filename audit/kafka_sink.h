@@ -48,8 +48,8 @@ typedef struct audit_kafka_cfg {
  * A Kafka sink on loop (the control loop). Returns NULL with the reason in err when librdkafka
  * cannot be loaded (the first sink opens it: common/kafka_lib.h; "librdkafka.so.1 cannot be
  * loaded: ...; install librdkafka1"), the configuration is refused ("audit.kafka-opt: KEY: No
- * such configuration property ...") or the producer cannot be made. Brokers are not contacted here: a wrong address is reported later,
- * through link(), and records wait.
+ * such configuration property ...") or the producer cannot be made. Brokers are not contacted here:
+ * a wrong address is reported later, through link(), and records wait.
  */
 audit_sink_t *audit_kafka_new(uv_loop_t *loop, const audit_kafka_cfg_t *cfg,
                               const audit_sink_cbs_t *cbs, void *ud, char *err, size_t errlen);
