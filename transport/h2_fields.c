@@ -1,10 +1,11 @@
 /*
  * transport/h2_fields.c: HTTP/2 field rules checked by the proxy (see h2_fields.h).
  *
- * One switch on the name's length classifies it: the pseudo-header fields, the names with a
- * rule of their own (te, the connection-specific ones) and the names every gRPC call carries
- * (content-type, user-agent, grpc-*), which are then known to be valid without looking at
- * their bytes. Any other name is checked byte by byte against a table; values eight bytes at a
+ * One switch on the name's length classifies it (mesh_h2_name_of): the pseudo-header fields,
+ * the names with a rule of their own (te, the connection-specific ones) and the names every
+ * gRPC call carries (content-type, user-agent, grpc-*, the trace context), which are then known
+ * to be valid without looking at their bytes. The proxy keeps the class, so a name is
+ * classified once. Any other name is checked byte by byte against a table; values eight bytes at a
  * time.
  */
 #include "transport/h2_fields.h"
@@ -45,43 +46,78 @@ static int fail(mesh_h2_fields_t *f, const char *problem)
 
 #define IS(s) (memcmp(name, s, sizeof(s) - 1) == 0)
 
-static name_kind_t classify(const uint8_t *name, size_t nl)
+mesh_h2_name_t mesh_h2_name_of(const uint8_t *name, size_t nl)
 {
     switch (nl) {
     case 2:
-        return IS("te") ? NAME_TE : NAME_UNKNOWN;
+        return IS("te") ? MESH_H2_N_TE : MESH_H2_N_OTHER;
+    case 4:
+        return IS("host") ? MESH_H2_N_HOST : MESH_H2_N_OTHER;
     case 5:
-        return IS(":path") ? NAME_PATH : NAME_UNKNOWN;
+        return IS(":path") ? MESH_H2_N_PATH : MESH_H2_N_OTHER;
     case 7:
-        return IS(":method")   ? NAME_METHOD
-               : IS(":scheme") ? NAME_SCHEME
-               : IS(":status") ? NAME_STATUS
-               : IS("upgrade") ? NAME_CONNECTION
-                               : NAME_UNKNOWN;
+        return IS(":method")   ? MESH_H2_N_METHOD
+               : IS(":scheme") ? MESH_H2_N_SCHEME
+               : IS(":status") ? MESH_H2_N_STATUS
+               : IS("upgrade") ? MESH_H2_N_UPGRADE
+                               : MESH_H2_N_OTHER;
     case 10:
-        return IS(":authority")                       ? NAME_AUTHORITY
-               : IS("user-agent")                     ? NAME_REGULAR
-               : IS("connection") || IS("keep-alive") ? NAME_CONNECTION
-                                                      : NAME_UNKNOWN;
+        return IS(":authority")   ? MESH_H2_N_AUTHORITY
+               : IS("user-agent") ? MESH_H2_N_USER_AGENT
+               : IS("tracestate") ? MESH_H2_N_TRACESTATE
+               : IS("connection") ? MESH_H2_N_CONNECTION
+               : IS("keep-alive") ? MESH_H2_N_KEEP_ALIVE
+                                  : MESH_H2_N_OTHER;
     case 11:
-        return IS("grpc-status") ? NAME_REGULAR : NAME_UNKNOWN;
+        return IS("grpc-status")   ? MESH_H2_N_GRPC_STATUS
+               : IS("traceparent") ? MESH_H2_N_TRACEPARENT
+                                   : MESH_H2_N_OTHER;
     case 12:
-        return IS("content-type") || IS("grpc-message") || IS("grpc-timeout") ? NAME_REGULAR
-                                                                              : NAME_UNKNOWN;
+        return IS("content-type")   ? MESH_H2_N_CONTENT_TYPE
+               : IS("grpc-message") ? MESH_H2_N_GRPC_MESSAGE
+               : IS("grpc-timeout") ? MESH_H2_N_GRPC_TIMEOUT
+               : IS("x-request-id") ? MESH_H2_N_REQUEST_ID
+                                    : MESH_H2_N_OTHER;
     case 13:
-        return IS("grpc-encoding") ? NAME_REGULAR : NAME_UNKNOWN;
+        return IS("grpc-encoding") ? MESH_H2_N_GRPC_ENCODING : MESH_H2_N_OTHER;
     case 16:
-        return IS("proxy-connection") ? NAME_CONNECTION : NAME_UNKNOWN;
+        return IS("proxy-connection") ? MESH_H2_N_PROXY_CONNECTION : MESH_H2_N_OTHER;
     case 17:
-        return IS("transfer-encoding") ? NAME_CONNECTION : NAME_UNKNOWN;
+        return IS("transfer-encoding") ? MESH_H2_N_TRANSFER_ENCODING : MESH_H2_N_OTHER;
     case 20:
-        return IS("grpc-accept-encoding") ? NAME_REGULAR : NAME_UNKNOWN;
+        return IS("grpc-accept-encoding") ? MESH_H2_N_GRPC_ACCEPT_ENCODING : MESH_H2_N_OTHER;
     default:
-        return NAME_UNKNOWN;
+        return MESH_H2_N_OTHER;
     }
 }
 
 #undef IS
+
+/* The rule each name has (NAME_UNKNOWN: check its bytes). */
+static const uint8_t KIND[MESH_H2_N_COUNT] = {
+    [MESH_H2_N_METHOD] = NAME_METHOD,
+    [MESH_H2_N_SCHEME] = NAME_SCHEME,
+    [MESH_H2_N_PATH] = NAME_PATH,
+    [MESH_H2_N_AUTHORITY] = NAME_AUTHORITY,
+    [MESH_H2_N_STATUS] = NAME_STATUS,
+    [MESH_H2_N_CONTENT_TYPE] = NAME_REGULAR,
+    [MESH_H2_N_USER_AGENT] = NAME_REGULAR,
+    [MESH_H2_N_GRPC_TIMEOUT] = NAME_REGULAR,
+    [MESH_H2_N_GRPC_STATUS] = NAME_REGULAR,
+    [MESH_H2_N_GRPC_MESSAGE] = NAME_REGULAR,
+    [MESH_H2_N_GRPC_ENCODING] = NAME_REGULAR,
+    [MESH_H2_N_GRPC_ACCEPT_ENCODING] = NAME_REGULAR,
+    [MESH_H2_N_TRACEPARENT] = NAME_REGULAR,
+    [MESH_H2_N_TRACESTATE] = NAME_REGULAR,
+    [MESH_H2_N_REQUEST_ID] = NAME_REGULAR,
+    [MESH_H2_N_TE] = NAME_TE,
+    [MESH_H2_N_HOST] = NAME_REGULAR,
+    [MESH_H2_N_CONNECTION] = NAME_CONNECTION,
+    [MESH_H2_N_KEEP_ALIVE] = NAME_CONNECTION,
+    [MESH_H2_N_PROXY_CONNECTION] = NAME_CONNECTION,
+    [MESH_H2_N_TRANSFER_ENCODING] = NAME_CONNECTION,
+    [MESH_H2_N_UPGRADE] = NAME_CONNECTION,
+};
 
 /* 1 when some byte of the 8 in x is below 0x20 or is 0x7f (bytes >= 0x80 pass). */
 static inline int word_suspect(uint64_t x)
@@ -185,9 +221,10 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
         return fail(f, "field value starts or ends with whitespace");
     if (value_bad(value, vl))
         return fail(f, "control character in a field value");
-    name_kind_t k = classify(name, nl);
+    mesh_h2_name_t id = mesh_h2_name_of(name, nl);
+    name_kind_t k = (name_kind_t)KIND[id];
     if (name[0] == ':')
-        return pseudo_field(f, block, k, value, vl);
+        return pseudo_field(f, block, k, value, vl) < 0 ? -1 : (int)id;
     if (k == NAME_UNKNOWN) {
         const char *p = name_problem(name, nl);
         if (p)
@@ -198,7 +235,7 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
         return fail(f, "te other than \"trailers\"");
     if (k == NAME_CONNECTION)
         return fail(f, "connection-specific field");
-    return 0;
+    return (int)id;
 }
 
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block)

@@ -23,6 +23,45 @@ typedef enum {
     MESH_H2_TRAILERS, /* a later HEADERS block: no pseudo-header fields */
 } mesh_h2_block_t;
 
+/** The field names with a meaning or a rule of their own (mesh_h2_name_of), so that the proxy
+ *  classifies each name once. Every name listed is valid (a lower-case token, or a known
+ *  pseudo-header field); MESH_H2_N_OTHER is any other name. */
+typedef enum {
+    MESH_H2_N_OTHER = 0,
+    MESH_H2_N_METHOD, /* pseudo-header fields */
+    MESH_H2_N_SCHEME,
+    MESH_H2_N_PATH,
+    MESH_H2_N_AUTHORITY,
+    MESH_H2_N_STATUS,
+    MESH_H2_N_CONTENT_TYPE, /* regular fields every gRPC call carries */
+    MESH_H2_N_USER_AGENT,
+    MESH_H2_N_GRPC_TIMEOUT,
+    MESH_H2_N_GRPC_STATUS,
+    MESH_H2_N_GRPC_MESSAGE,
+    MESH_H2_N_GRPC_ENCODING,
+    MESH_H2_N_GRPC_ACCEPT_ENCODING,
+    MESH_H2_N_TRACEPARENT, /* trace context (policy/trace.h) */
+    MESH_H2_N_TRACESTATE,
+    MESH_H2_N_REQUEST_ID,
+    MESH_H2_N_TE,         /* te: only "trailers" */
+    MESH_H2_N_HOST,       /* valid in HTTP/2, but :authority says it: a proxy does not forward it */
+    MESH_H2_N_CONNECTION, /* connection-specific: never in HTTP/2 */
+    MESH_H2_N_KEEP_ALIVE,
+    MESH_H2_N_PROXY_CONNECTION,
+    MESH_H2_N_TRANSFER_ENCODING,
+    MESH_H2_N_UPGRADE,
+    MESH_H2_N_COUNT
+} mesh_h2_name_t;
+
+/** Which of the names above name (nl bytes) is; MESH_H2_N_OTHER for any other name. */
+mesh_h2_name_t mesh_h2_name_of(const uint8_t *name, size_t nl);
+
+/** 1 for the names a proxy never forwards: te, host and the connection-specific ones. */
+static inline int mesh_h2_name_hop_by_hop(mesh_h2_name_t n)
+{
+    return n >= MESH_H2_N_TE;
+}
+
 /** What one header block has shown so far. Zero it (or mesh_h2_fields_reset) per block. */
 typedef struct mesh_h2_fields {
     uint8_t pseudo;      /* pseudo-header fields seen (one bit each) */
@@ -38,8 +77,9 @@ static inline void mesh_h2_fields_reset(mesh_h2_fields_t *f)
 }
 
 /**
- * Checks one field of a block. Returns 0 if it is acceptable, -1 if it breaks a rule (then
- * f->problem says which; later calls keep the first problem and return -1).
+ * Checks one field of a block. Returns the name's mesh_h2_name_t (>= 0; 0 for any other name)
+ * if it is acceptable, -1 if it breaks a rule (then f->problem says which; later calls keep the
+ * first problem and return -1).
  */
 int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_t *name, size_t nl,
                         const uint8_t *value, size_t vl);

@@ -83,6 +83,7 @@ typedef struct pxy_hdrs {
     size_t len, cap;
     struct pxy_hdr {
         uint32_t no, nl, vo, vl;
+        uint8_t id; /* the name's mesh_h2_name_t, classified once as the field arrived */
     } * ents;
     size_t n, ents_cap;
     size_t size;          /* HTTP/2 header list size: name + value + 32 per field */

@@ -37,30 +37,20 @@
 
 /* ---- header collection ---------------------------------------------------------------- */
 
-/* Which PXY_H_* field name is (-1: none of them). */
-static int hdr_key(const uint8_t *n, size_t l)
-{
-#define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
-    switch (l) {
-    case 5:
-        return IS(":path") ? PXY_H_PATH : -1;
-    case 7:
-        return IS(":method") ? PXY_H_METHOD : IS(":status") ? PXY_H_STATUS : -1;
-    case 10:
-        return IS(":authority") ? PXY_H_AUTHORITY : -1;
-    case 11:
-        return IS("grpc-status") ? PXY_H_GRPC_STATUS : -1;
-    case 12:
-        return IS("content-type")   ? PXY_H_CONTENT_TYPE
-               : IS("grpc-timeout") ? PXY_H_GRPC_TIMEOUT
-                                    : -1;
-    default:
-        return -1;
-    }
-#undef IS
-}
+/* The PXY_H_* key of each mesh_h2_name_t, plus one (0: not a key). */
+static const uint8_t KEY_OF[MESH_H2_N_COUNT] = {
+    [MESH_H2_N_PATH] = PXY_H_PATH + 1,
+    [MESH_H2_N_AUTHORITY] = PXY_H_AUTHORITY + 1,
+    [MESH_H2_N_METHOD] = PXY_H_METHOD + 1,
+    [MESH_H2_N_CONTENT_TYPE] = PXY_H_CONTENT_TYPE + 1,
+    [MESH_H2_N_GRPC_TIMEOUT] = PXY_H_GRPC_TIMEOUT + 1,
+    [MESH_H2_N_STATUS] = PXY_H_STATUS + 1,
+    [MESH_H2_N_GRPC_STATUS] = PXY_H_GRPC_STATUS + 1,
+};
 
-static int hdrs_add(pxy_hdrs_t *h, const uint8_t *name, size_t nl, const uint8_t *value, size_t vl)
+/* Appends a field whose name is id (mesh_h2_name_of). */
+static int hdrs_add(pxy_hdrs_t *h, mesh_h2_name_t id, const uint8_t *name, size_t nl,
+                    const uint8_t *value, size_t vl)
 {
     if (h->len + nl + vl > h->cap) {
         size_t nc = h->cap ? h->cap : 1024;
@@ -80,10 +70,11 @@ static int hdrs_add(pxy_hdrs_t *h, const uint8_t *name, size_t nl, const uint8_t
         h->ents = ne;
         h->ents_cap = nc;
     }
-    int key = hdr_key(name, nl);
+    int key = KEY_OF[id] - 1;
     if (key >= 0 && h->idx[key] < 0)
         h->idx[key] = (int32_t)h->n;
     struct pxy_hdr *e = &h->ents[h->n++];
+    e->id = (uint8_t)id;
     e->no = (uint32_t)h->len;
     e->nl = (uint32_t)nl;
     memcpy(h->buf + h->len, name, nl);
@@ -141,14 +132,6 @@ static const char *hdrs_get(const pxy_hdrs_t *h, int key, size_t *vl)
         return NULL;
     *vl = h->ents[i].vl;
     return h->buf + h->ents[i].vo;
-}
-
-static int is_hop_by_hop(const char *n, size_t l)
-{
-#define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
-    return IS("connection") || IS("keep-alive") || IS("proxy-connection") ||
-           IS("transfer-encoding") || IS("upgrade") || IS("host") || IS("te");
-#undef IS
 }
 
 /* Fields whose value is new on every call (trace and request ids, identity tokens): sent
@@ -576,7 +559,7 @@ static int on_resp_eof(mesh_h2_source_t *src, nghttp2_session *session, int32_t 
         size_t n = 0;
         for (size_t i = 0; i < h->n; i++) {
             const char *name = h->buf + h->ents[i].no;
-            if (name[0] == ':' || is_hop_by_hop(name, h->ents[i].nl))
+            if (h->ents[i].nl == 0 || name[0] == ':' || mesh_h2_name_hop_by_hop(h->ents[i].id))
                 continue;
             nv[n++] = mknv_nc(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
         }
@@ -915,11 +898,13 @@ void pxy_stream_submit(pxy_stream_t *ps)
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->buf + h->ents[i].no;
         size_t nl = h->ents[i].nl;
-        if (nl == 0 || name[0] == ':' || is_hop_by_hop(name, nl) ||
-            (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0))
+        mesh_h2_name_t id = (mesh_h2_name_t)h->ents[i].id;
+        if (nl == 0 || name[0] == ':' || mesh_h2_name_hop_by_hop(id) ||
+            id == MESH_H2_N_GRPC_TIMEOUT)
             continue;
         nv[n] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
-        if (is_per_call(name, nl))
+        if (id == MESH_H2_N_TRACEPARENT || id == MESH_H2_N_REQUEST_ID ||
+            (id == MESH_H2_N_OTHER && is_per_call(name, nl)))
             nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
         n++;
     }
@@ -1148,20 +1133,27 @@ void pxy_stream_admit(pxy_stream_t *ps)
 int pxy_stream_add_header(pxy_stream_t *ps, const char *name, size_t nl, const char *value,
                           size_t vl)
 {
-    return hdrs_add(&ps->reqh, (const uint8_t *)name, nl, (const uint8_t *)value, vl);
+    return hdrs_add(&ps->reqh, mesh_h2_name_of((const uint8_t *)name, nl), (const uint8_t *)name,
+                    nl, (const uint8_t *)value, vl);
 }
 
 int pxy_stream_add_resp_field(pxy_stream_t *ps, int trailers, const char *name, size_t nl,
                               const char *value, size_t vl)
 {
-    return hdrs_add(trailers ? &ps->respt : &ps->resph, (const uint8_t *)name, nl,
-                    (const uint8_t *)value, vl);
+    return hdrs_add(trailers ? &ps->respt : &ps->resph, mesh_h2_name_of((const uint8_t *)name, nl),
+                    (const uint8_t *)name, nl, (const uint8_t *)value, vl);
+}
+
+/* Names a filter may not set or remove: pseudo-header fields, the fields the proxy reads
+ * itself (PXY_H_*) and the hop-by-hop ones. */
+static int reserved(const char *name, size_t nl, mesh_h2_name_t id)
+{
+    return nl == 0 || name[0] == ':' || KEY_OF[id] || mesh_h2_name_hop_by_hop(id);
 }
 
 int pxy_header_reserved(const char *name, size_t nl)
 {
-    return nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0 ||
-           is_hop_by_hop(name, nl);
+    return reserved(name, nl, mesh_h2_name_of((const uint8_t *)name, nl));
 }
 
 static int name_is(const pxy_hdrs_t *h, size_t i, const char *name, size_t nl)
@@ -1196,13 +1188,10 @@ int mesh_proxy_call_header_at(const mesh_proxy_call_t *ps, size_t i, const char 
     return 1;
 }
 
-int mesh_proxy_call_remove_header(mesh_proxy_call_t *ps, const char *name)
+/* Removes the fields named name (nl bytes). */
+static int remove_fields(pxy_hdrs_t *h, const char *name, size_t nl)
 {
-    pxy_hdrs_t *h = &ps->reqh;
-    size_t nl = strlen(name);
     int n = 0;
-    if (nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0)
-        return 0;
     for (size_t i = 0; i < h->n; i++)
         if (name_is(h, i, name, nl)) {
             h->size -= h->ents[i].nl + h->ents[i].vl + 32;
@@ -1212,20 +1201,29 @@ int mesh_proxy_call_remove_header(mesh_proxy_call_t *ps, const char *name)
     return n;
 }
 
+int mesh_proxy_call_remove_header(mesh_proxy_call_t *ps, const char *name)
+{
+    size_t nl = strlen(name);
+    if (nl == 0 || name[0] == ':' || KEY_OF[mesh_h2_name_of((const uint8_t *)name, nl)])
+        return 0;
+    return remove_fields(&ps->reqh, name, nl);
+}
+
 int mesh_proxy_call_set_header(mesh_proxy_call_t *ps, const char *name, const char *value,
                                size_t value_len)
 {
     pxy_hdrs_t *h = &ps->reqh;
     size_t nl = strlen(name);
-    if (nl == 0 || name[0] == ':' || hdr_key((const uint8_t *)name, nl) >= 0 ||
-        is_hop_by_hop(name, nl))
+    mesh_h2_name_t id = mesh_h2_name_of((const uint8_t *)name, nl);
+    if (reserved(name, nl, id))
         return -1;
-    if (mesh_h2_name_bad(name, nl) || mesh_h2_value_bad(value, value_len))
+    if ((id == MESH_H2_N_OTHER && mesh_h2_name_bad(name, nl)) ||
+        mesh_h2_value_bad(value, value_len))
         return -1;
-    mesh_proxy_call_remove_header(ps, name);
+    remove_fields(h, name, nl);
     if (h->size + nl + value_len + 32 > 2 * (size_t)ps->w->cfg.max_header_list_size)
         return -1;
-    return hdrs_add(h, (const uint8_t *)name, nl, (const uint8_t *)value, value_len);
+    return hdrs_add(h, id, (const uint8_t *)name, nl, (const uint8_t *)value, value_len);
 }
 
 const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *ps)
@@ -1362,9 +1360,10 @@ static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
         ps->hdr_overflow = 1;
         return 0;
     }
-    if (mesh_h2_field_check(&ps->reqh.chk, MESH_H2_REQUEST, name, nl, value, vl) < 0)
+    int id = mesh_h2_field_check(&ps->reqh.chk, MESH_H2_REQUEST, name, nl, value, vl);
+    if (id < 0)
         return 0; /* answered when the block ends */
-    if (hdrs_add(&ps->reqh, name, nl, value, vl) < 0)
+    if (hdrs_add(&ps->reqh, (mesh_h2_name_t)id, name, nl, value, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -1467,9 +1466,10 @@ static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
     if (h->size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
-    if (mesh_h2_field_check(&h->chk, blk, name, nl, value, vl) < 0)
+    int id = mesh_h2_field_check(&h->chk, blk, name, nl, value, vl);
+    if (id < 0)
         return 0; /* answered when the block ends */
-    if (hdrs_add(h, name, nl, value, vl) < 0)
+    if (hdrs_add(h, (mesh_h2_name_t)id, name, nl, value, vl) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -1513,7 +1513,7 @@ static void h2_respond_head(pxy_stream_t *ps, int end_stream)
     nv[n++] = mknv_nc(":status", 7, st, 3);
     for (size_t i = 0; i < h->n; i++) {
         const char *name = h->buf + h->ents[i].no;
-        if (name[0] == ':' || is_hop_by_hop(name, h->ents[i].nl))
+        if (name[0] == ':' || mesh_h2_name_hop_by_hop(h->ents[i].id))
             continue;
         nv[n++] = mknv_nc(name, h->ents[i].nl, h->buf + h->ents[i].vo, h->ents[i].vl);
     }

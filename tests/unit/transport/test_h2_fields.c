@@ -128,6 +128,63 @@ static void test_connection_fields(void)
     BAD(MESH_H2_RESPONSE, "connection-specific field", {":status", "200"}, {"connection", "x"});
 }
 
+/* Each name is classified once, by the check itself: what the check returns is what
+ * mesh_h2_name_of says, and the proxy's "never forward" set is te, host and the connection-specific
+ * fields. Names that only look alike (another length, one letter off, upper case) are other
+ * names. */
+static void test_name_classes(void)
+{
+    static const struct {
+        const char *name;
+        mesh_h2_name_t id;
+        int hop;
+    } cases[] = {
+        {":path", MESH_H2_N_PATH, 0},
+        {":authority", MESH_H2_N_AUTHORITY, 0},
+        {"content-type", MESH_H2_N_CONTENT_TYPE, 0},
+        {"grpc-timeout", MESH_H2_N_GRPC_TIMEOUT, 0},
+        {"grpc-status", MESH_H2_N_GRPC_STATUS, 0},
+        {"traceparent", MESH_H2_N_TRACEPARENT, 0},
+        {"tracestate", MESH_H2_N_TRACESTATE, 0},
+        {"x-request-id", MESH_H2_N_REQUEST_ID, 0},
+        {"grpc-accept-encoding", MESH_H2_N_GRPC_ACCEPT_ENCODING, 0},
+        {"te", MESH_H2_N_TE, 1},
+        {"host", MESH_H2_N_HOST, 1},
+        {"connection", MESH_H2_N_CONNECTION, 1},
+        {"keep-alive", MESH_H2_N_KEEP_ALIVE, 1},
+        {"proxy-connection", MESH_H2_N_PROXY_CONNECTION, 1},
+        {"transfer-encoding", MESH_H2_N_TRANSFER_ENCODING, 1},
+        {"upgrade", MESH_H2_N_UPGRADE, 1},
+        {"x-request-ie", MESH_H2_N_OTHER, 0},
+        {"traceparents", MESH_H2_N_OTHER, 0},
+        {"Host", MESH_H2_N_OTHER, 0},
+        {"hos", MESH_H2_N_OTHER, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const uint8_t *n = (const uint8_t *)cases[i].name;
+        size_t nl = strlen(cases[i].name);
+        CHECK_EQ(mesh_h2_name_of(n, nl), cases[i].id);
+        CHECK_EQ(mesh_h2_name_hop_by_hop(mesh_h2_name_of(n, nl)), cases[i].hop);
+    }
+    /* What the check returns for an acceptable field is the name's class. */
+    mesh_h2_fields_t f;
+    mesh_h2_fields_reset(&f);
+    CHECK_EQ(mesh_h2_field_check(&f, MESH_H2_REQUEST, (const uint8_t *)":path", 5,
+                                 (const uint8_t *)"/a/b", 4),
+             MESH_H2_N_PATH);
+    CHECK_EQ(mesh_h2_field_check(&f, MESH_H2_REQUEST, (const uint8_t *)"x-request-id", 12,
+                                 (const uint8_t *)"r-1", 3),
+             MESH_H2_N_REQUEST_ID);
+    CHECK_EQ(mesh_h2_field_check(&f, MESH_H2_REQUEST, (const uint8_t *)"x-a", 3,
+                                 (const uint8_t *)"1", 1),
+             MESH_H2_N_OTHER);
+    /* host is valid HTTP/2 (the proxy drops it, the check does not refuse it) */
+    CHECK_EQ(mesh_h2_field_check(&f, MESH_H2_REQUEST, (const uint8_t *)"host", 4,
+                                 (const uint8_t *)"a", 1),
+             MESH_H2_N_HOST);
+    CHECK(f.problem == NULL);
+}
+
 int main(void)
 {
     RUN(test_valid_blocks);
@@ -135,6 +192,7 @@ int main(void)
     RUN(test_values);
     RUN(test_pseudo_headers);
     RUN(test_connection_fields);
+    RUN(test_name_classes);
     fprintf(stderr, "ok\n");
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "transport/http1_server.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -166,6 +167,9 @@ static char *read_big(int fd, int *status, size_t *len, size_t piece, unsigned p
             CHECK(buf);
         }
         ssize_t r = recv(fd, buf + n, piece, 0);
+        if (r <= 0)
+            fprintf(stderr, "read_big: recv %zd (%s) after %zu bytes of %zu\n", r,
+                    r < 0 ? strerror(errno) : "closed", n, want);
         CHECK(r > 0);
         n += (size_t)r;
         buf[n] = '\0';
