@@ -1,7 +1,7 @@
 /*
  * registry/etcd_client.c: the etcd JSON-gateway client on libcurl multi + libuv
- * (see etcd_client.h). Layout: socket/timer glue between curl and libuv, then the request
- * life cycle (start, write, finish with failover / re-authentication), then the public API.
+ * (see etcd_client.h). curl's sockets and timer run on the loop through common/curl_uv.h.
+ * Layout: small helpers, then the request life cycle (start, write, finish with failover / re-authentication), then the public API.
  */
 #include "registry/etcd_client.h"
 
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common/curl_lib.h"
+#include "common/curl_uv.h"
 #include "common/log.h"
 #include "registry/etcd_auth_sm.h"
 #include "registry/etcd_codec.h"
@@ -21,13 +22,6 @@
 /* libcurl, loaded once by the first etcd_client_new (common/curl_lib.h: pthread_once, so
  * clients on several threads see it loaded, and nothing is written after). */
 #define cu (mesh_curl(NULL, 0))
-
-typedef struct sock_ctx {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    etcd_client_t *c;
-    struct sock_ctx *next, *prev;
-} sock_ctx_t;
 
 struct etcd_req {
     etcd_client_t *c;
@@ -57,8 +51,8 @@ struct etcd_req {
 struct etcd_client {
     uv_loop_t *loop;
     CURLM *multi;
-    uv_timer_t timer;
-    uv_timer_t kick; /* reports start failures on the next loop turn, never inside a call */
+    mesh_curl_uv_t cuv; /* curl's sockets and timer on the loop (common/curl_uv.h) */
+    uv_timer_t kick;    /* reports start failures on the next loop turn, never inside a call */
     int handles_open;
     char **endpoints;
     size_t n_endpoints;
@@ -70,7 +64,6 @@ struct etcd_client {
     char *principal;     /* for logs: "etcd user NAME" / "the client certificate FILE" */
     etcd_auth_sm_t auth; /* when to authenticate, hold requests, give up (etcd_auth_sm.h) */
     etcd_req_t *reqs;
-    sock_ctx_t *socks;
     int depth;
     int closing;
 };
@@ -212,96 +205,15 @@ static void check_multi(etcd_client_t *c)
     }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events)
+/* curl's socket or timer fired (common/curl_uv.h). */
+static void on_curl(void *owner, curl_socket_t fd, int flags)
 {
-    sock_ctx_t *s = h->data;
-    etcd_client_t *c = s->c;
-    int flags = 0;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
+    etcd_client_t *c = owner;
     int running;
     enter(c);
-    cu->multi_socket_action(c->multi, s->fd, flags, &running);
+    cu->multi_socket_action(c->multi, fd, flags, &running);
     check_multi(c);
     leave(c);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    etcd_client_t *c = t->data;
-    int running;
-    enter(c);
-    cu->multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi(c);
-    leave(c);
-}
-
-static void sock_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void sock_release(etcd_client_t *c, sock_ctx_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, sock_closed);
-}
-
-static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    etcd_client_t *c = userp;
-    sock_ctx_t *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            cu->multi_assign(c->multi, fd, NULL);
-            sock_release(c, s);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s)
-            return -1;
-        if (uv_poll_init_socket(c->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->fd = fd;
-        s->c = c;
-        s->poll.data = s;
-        s->next = c->socks;
-        if (c->socks)
-            c->socks->prev = s;
-        c->socks = s;
-        cu->multi_assign(c->multi, fd, s);
-    }
-    int ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    etcd_client_t *c = userp;
-    if (timeout_ms < 0)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
 }
 
 /* ---- request life cycle ----------------------------------------------------------------- */
@@ -740,14 +652,10 @@ etcd_client_t *etcd_client_new(uv_loop_t *loop, const etcd_client_cfg_t *cfg)
         client_destroy(c);
         return NULL;
     }
-    uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->kick);
-    c->timer.data = c->kick.data = c;
+    c->kick.data = c;
+    mesh_curl_uv_init(&c->cuv, loop, c->multi, on_curl, c);
     c->handles_open = 2;
-    cu->multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    cu->multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    cu->multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    cu->multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     return c;
 }
 
@@ -765,8 +673,6 @@ static void client_destroy(etcd_client_t *c)
     if (c->multi)
         cu->multi_cleanup(c->multi);
     c->multi = NULL;
-    while (c->socks)
-        sock_release(c, c->socks);
     for (size_t i = 0; i < c->n_endpoints; i++)
         free(c->endpoints[i]);
     free(c->endpoints);
@@ -778,8 +684,8 @@ static void client_destroy(etcd_client_t *c)
     free(c->token);
     free(c->auth_header);
     free(c->principal);
-    if (c->timer.data) {
-        uv_close((uv_handle_t *)&c->timer, timer_closed);
+    if (c->handles_open) {
+        mesh_curl_uv_close(&c->cuv, timer_closed);
         uv_close((uv_handle_t *)&c->kick, timer_closed);
     } else {
         free(c);

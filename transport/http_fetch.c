@@ -1,8 +1,8 @@
 /*
  * transport/http_fetch.c: the asynchronous HTTP client (see transport/http_fetch.h).
  *
- * Layout: the request objects and their buffers, the glue between curl's multi socket API and
- * libuv (one uv_poll per socket, one uv_timer for curl's timeout), completion (curl's result to
+ * Layout: the request objects and their buffers, curl's multi socket API on the loop
+ * (common/curl_uv.h), completion (curl's result to
  * a status or MESH_HTTP_ERR_* code), then the public API.
  *
  * Re-entrancy: user code runs only from check_multi() and on_kick(), never inside a curl
@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "common/curl_lib.h"
+#include "common/curl_uv.h"
 #include "common/log.h"
 
 #define ACTOR                 "http-fetch"
@@ -28,13 +29,6 @@
 
 /* Loaded by mesh_http_fetch_new (pthread_once in common/curl_lib.c; read-only afterwards). */
 #define cu (mesh_curl(NULL, 0))
-
-typedef struct fetch_sock {
-    uv_poll_t poll;
-    curl_socket_t fd;
-    mesh_http_fetch_t *f;
-    struct fetch_sock *prev, *next;
-} fetch_sock_t;
 
 typedef struct http_field {
     char *name, *value; /* point into the request's header buffer */
@@ -71,12 +65,11 @@ struct mesh_http_req {
 struct mesh_http_fetch {
     uv_loop_t *loop;
     CURLM *multi;
-    uv_timer_t timer; /* curl's timeout */
-    uv_timer_t kick;  /* reports failures found before a transfer on the next loop turn */
+    mesh_curl_uv_t cuv; /* curl's sockets and timer on the loop (common/curl_uv.h) */
+    uv_timer_t kick;    /* reports failures found before a transfer on the next loop turn */
     int handles_open;
     mesh_http_req_t *reqs;
     size_t pending;
-    fetch_sock_t *socks;
     int depth;
     int closing;
 };
@@ -382,93 +375,15 @@ static void check_multi(mesh_http_fetch_t *f)
     }
 }
 
-static void on_poll(uv_poll_t *h, int status, int events)
+/* curl's socket or timer fired (common/curl_uv.h). */
+static void on_curl(void *owner, curl_socket_t fd, int flags)
 {
-    fetch_sock_t *s = h->data;
-    mesh_http_fetch_t *f = s->f;
-    int flags = status < 0 ? CURL_CSELECT_ERR : 0, running;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    enter(f);
-    cu->multi_socket_action(f->multi, s->fd, flags, &running);
-    check_multi(f);
-    leave(f);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    mesh_http_fetch_t *f = t->data;
+    mesh_http_fetch_t *f = owner;
     int running;
     enter(f);
-    cu->multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    cu->multi_socket_action(f->multi, fd, flags, &running);
     check_multi(f);
     leave(f);
-}
-
-static void sock_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void sock_release(mesh_http_fetch_t *f, fetch_sock_t *s)
-{
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        f->socks = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    uv_poll_stop(&s->poll);
-    uv_close((uv_handle_t *)&s->poll, sock_closed);
-}
-
-static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    mesh_http_fetch_t *f = userp;
-    fetch_sock_t *s = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (s) {
-            cu->multi_assign(f->multi, fd, NULL);
-            sock_release(f, s);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = calloc(1, sizeof(*s));
-        if (!s)
-            return -1;
-        if (uv_poll_init_socket(f->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->fd = fd;
-        s->f = f;
-        s->poll.data = s;
-        s->next = f->socks;
-        if (f->socks)
-            f->socks->prev = s;
-        f->socks = s;
-        cu->multi_assign(f->multi, fd, s);
-    }
-    int ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    mesh_http_fetch_t *f = userp;
-    if (timeout_ms < 0)
-        uv_timer_stop(&f->timer);
-    else
-        uv_timer_start(&f->timer, on_timer, (uint64_t)timeout_ms, 0);
-    return 0;
 }
 
 static void on_kick(uv_timer_t *t)
@@ -512,14 +427,10 @@ mesh_http_fetch_t *mesh_http_fetch_new(uv_loop_t *loop)
         free(f);
         return NULL;
     }
-    uv_timer_init(loop, &f->timer);
     uv_timer_init(loop, &f->kick);
-    f->timer.data = f->kick.data = f;
+    f->kick.data = f;
+    mesh_curl_uv_init(&f->cuv, loop, f->multi, on_curl, f);
     f->handles_open = 2;
-    cu->multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    cu->multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-    cu->multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    cu->multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
     return f;
 }
 
@@ -681,9 +592,7 @@ static void fetch_destroy(mesh_http_fetch_t *f)
     if (f->multi)
         cu->multi_cleanup(f->multi); /* closes the connections (CURL_POLL_REMOVE each) */
     f->multi = NULL;
-    while (f->socks)
-        sock_release(f, f->socks);
-    uv_close((uv_handle_t *)&f->timer, timer_closed);
+    mesh_curl_uv_close(&f->cuv, timer_closed);
     uv_close((uv_handle_t *)&f->kick, timer_closed);
 }
 
