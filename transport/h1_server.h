@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/peer_id.h"
 #include "transport/h1_conn.h"
 #include "transport/h2_srv.h"
 
@@ -81,6 +82,11 @@ int h1_srv_listen(h1_srv_t *s, const char *host, int port);
 /** The address of the client whose connection is being opened: valid during on_open only
  *  (family AF_UNSPEC when unknown). */
 const struct sockaddr *h1_srv_peer(const h1_srv_t *s);
+
+/** What the certificate of the client whose connection is being opened proves (TLS with client
+ *  certificates asked for: transport/tls_peer.h), or NULL (none, or not TLS): valid during
+ *  on_open, and the object itself until that connection's on_close has returned. */
+const mesh_peer_id_t *h1_srv_peer_identity(const h1_srv_t *s);
 
 /** The port listened on, or -1. */
 int h1_srv_port(const h1_srv_t *s);

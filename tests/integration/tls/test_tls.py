@@ -18,6 +18,11 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
                  --http1.1) and h2 (curl --http2), and gRPC over TLS on --grpc-listen, answered
                  by a real grpcio server
+  gateway_identity  `meshd gateway` requiring nothing but asking for client certificates
+                 (--tls-client-auth optional, a `meshd ca init` root): the identity a client
+                 certificate proves reaches the policy chain as on the gRPC listeners, so an
+                 identity rule allows client-1 (its service ID) over HTTP/1.1 and HTTP/2 and
+                 refuses client-2 and a client without a certificate (403, audited)
   admin          --admin-tls: the admin API over TLS (curl, `meshd routes --admin-ca`), plain
                  HTTP refused; /metrics over TLS carries the TLS families
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
@@ -41,6 +46,7 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
 import os
 import re
 import shutil
+import json
 import signal
 import socket
 import ssl
@@ -59,7 +65,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 from cases import Case, run, meshd_env  # noqa: E402
 from procs import Fail, check, wait_until, free_port  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
-from mesh_certs import issue  # noqa: E402
+from mesh_certs import ca_init, issue  # noqa: E402
 from echo_client import EchoClient, make_request  # noqa: E402
 import grpc  # noqa: E402
 
@@ -623,6 +629,87 @@ def case_gateway(c):
     reply = get(b"\x0a\x11shelves/1/books/2", timeout=10)
     ch.close()
     check(b"shelves/1/books/2" in reply, "gRPC over TLS on --grpc-listen: GetBook answered")
+    check(gw.alive(), "the gateway is still up")
+
+
+GW_IDENTITY_POLICY = """policy:
+  rules:
+    - match: gwtest.v1.Library/GetBook
+      allow: {identities: ['spiffe://mesh.test/svc/pkg.Orders']}
+"""
+
+
+def _library(c):
+    """The gateway tests' library server and its descriptor set: (descriptor path, port)."""
+    gwdir = os.path.join(ROOT, "tests", "integration", "gateway")
+    desc = os.path.join(c.dir, "library.pb")
+    subprocess.run(["protoc", "-I" + os.path.join(gwdir, "protos"),
+                    "-I" + os.path.join(ROOT, "tests", "unit", "gateway_route", "protos"),
+                    "-I/usr/include", "--include_imports", "--descriptor_set_out=" + desc,
+                    "gwtest/v1/library.proto"], check=True)
+    bport = free_port()
+    c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
+                        "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
+    wait_until(lambda: _accepting(bport), 20, "the library server")
+    return desc, bport
+
+
+def case_gateway_identity(c):
+    ca = os.path.join(c.dir, "ca")
+    ca_init(c.args.meshd, ca, "mesh.test")
+    gw_id = issue(c, ca, "gw", [], "mesh.test", extra_sans=["DNS:localhost", "IP:127.0.0.1"])
+    c1 = issue(c, ca, "client-1", ["pkg.Orders"], "mesh.test")
+    c2 = issue(c, ca, "client-2", [], "mesh.test")
+    desc, bport = _library(c)
+    cfg = os.path.join(c.dir, "gw.yaml")
+    with open(cfg, "w") as f:
+        f.write(GW_IDENTITY_POLICY)
+    audit = os.path.join(c.dir, "gw.audit")
+    port = free_port()
+    f = os.path.join
+    gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--workers", "2", "--descriptor-set", desc, "--log-format", "text",
+                             "--audit-file", audit, "--config", cfg,
+                             "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
+                             "--tls-cert", f(gw_id, "cert.pem"), "--tls-key", f(gw_id, "key.pem"),
+                             "--tls-ca", f(gw_id, "ca.pem"), "--tls-client-auth", "optional"])
+    wait_until(lambda: _accepting(port), 20, "the gateway")
+    url = "https://localhost:%d/v1/shelves/1/books/2" % port
+
+    def get(flag, who):
+        cert = ["--cert", f(who, "cert.pem"), "--key", f(who, "key.pem")] if who else []
+        out = subprocess.run(["curl", "-sS", flag, "--cacert", f(gw_id, "ca.pem"), "-w",
+                              "\n%{http_code} %{http_version}", url] + cert,
+                             capture_output=True, text=True, timeout=30)
+        body, _, status = out.stdout.rpartition("\n")
+        return status.strip(), body, out.stderr.strip()
+
+    for flag, proto in (("--http1.1", "1.1"), ("--http2", "2")):
+        status, body, err = get(flag, c1)
+        check(status == "200 " + proto and "shelves/1/books/2" in body,
+              "client-1's certificate (spiffe://mesh.test/svc/pkg.Orders) is allowed over "
+              "HTTP/%s: %s %s" % (proto, status, err or body[:80]))
+        status, body, err = get(flag, c2)
+        check(status == "403 " + proto and
+              "identity spiffe://mesh.test/node/client-2 not allowed" in body,
+              "client-2's certificate is refused over HTTP/%s, naming its identity: %s %s"
+              % (proto, status, body[:160]))
+        status, body, err = get(flag, None)
+        check(status == "403 " + proto and "no identity" in body,
+              "no client certificate: no identity, refused over HTTP/%s: %s %s"
+              % (proto, status, body[:120]))
+
+    def denials():
+        try:
+            with open(audit) as fh:
+                recs = [json.loads(x) for x in fh if x.strip()]
+        except OSError:
+            return []
+        return [x for x in recs if x.get("type") == "acl_denied"]
+    wait_until(lambda: any((x.get("peer") or {}).get("identity") ==
+                           "spiffe://mesh.test/node/client-2" for x in denials()), 10,
+               "client-2's refusal audited with its identity")
+    check(True, "...client-2's refusal is an acl_denied record naming its SPIFFE ID")
     check(gw.alive(), "the gateway is still up")
 
 
