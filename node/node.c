@@ -1151,6 +1151,11 @@ mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *a
                 : NULL;
 }
 
+uint64_t mesh_node_tls_handshake_timeout(const mesh_node_t *n)
+{
+    return node_tls_handshake_timeout(n->cfg);
+}
+
 int mesh_node_tls_http_wanted(const mesh_node_t *n)
 {
     return node_tls_listener(n->tls);
@@ -1435,7 +1440,7 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
                 mesh_error("node", "admin-tls: needs --tls-cert and --tls-key");
             return -1;
         }
-        mesh_admin_set_tls(n->admin, h);
+        mesh_admin_set_tls(n->admin, h, node_tls_handshake_timeout(n->cfg));
     }
     return mesh_admin_listen(n->admin, spec);
 }

@@ -87,6 +87,7 @@ struct h1s_conn {
     size_t tls_out_cap;
     int tls_core_write; /* the write in flight carries the core's output (core_sent after it) */
     mesh_peer_id_t *peer_id; /* what the client's verified certificate proves; NULL: nothing */
+    uint64_t hs_deadline;    /* TLS: loop time the handshake must be done by; 0: no limit */
     size_t in_len;
     char in[];
 };
@@ -326,7 +327,12 @@ static void on_timer(uv_timer_t *t)
     if (sc->closing || sc->lingering)
         return;
     if (!sc->core && !sc->h2) {
-        conn_close(sc); /* no first bytes in time */
+        if (sc->tls && !sc->tls->established && sc->hs_deadline &&
+            uv_now(sc->s->loop) >= sc->hs_deadline) {
+            mesh_tls_timed_out(sc->tls); /* counted and logged as a failed handshake */
+            mesh_tls_fail_report(sc->tls, sc->s->name, (const struct sockaddr *)&sc->peer);
+        }
+        conn_close(sc); /* no handshake, or no first bytes, in time */
         return;
     }
     core_on_timer(sc, uv_now(sc->s->loop));
@@ -335,6 +341,12 @@ static void on_timer(uv_timer_t *t)
 
 static int conn_sniff(h1s_conn_t *sc);
 static void conn_upgrade(h1s_conn_t *sc);
+
+/* How long a connection may wait for its first bytes (ms). */
+static uint64_t header_timeout(const h1_srv_t *s)
+{
+    return s->cfg.conn.header_timeout_ms ? s->cfg.conn.header_timeout_ms : 10000;
+}
 
 /* TLS: writes the ciphertext waiting (one write at a time). 0, or -1 when the connection closed. */
 static int tls_flush(h1s_conn_t *sc, int core_write)
@@ -382,12 +394,18 @@ static int tls_step(h1s_conn_t *sc)
         }
         if (tls_flush(sc, 0) < 0)
             return -1;
+        if (r == MESH_TLS_WANT && sc->eof) {
+            conn_close(sc); /* the client left before the handshake was done */
+            return -1;
+        }
         if (r == MESH_TLS_WANT) {
             if (!sc->reading && uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) == 0)
                 sc->reading = 1;
             return -1;
         }
         mesh_tls_count_handshake(t);
+        if (!sc->core && !sc->h2) /* the first bytes have the header timeout from now on */
+            uv_timer_start(&sc->timer, on_timer, header_timeout(sc->s), 0);
         char why[256];
         sc->peer_id = mesh_tls_peer_id(t, why, sizeof(why));
         if (sc->peer_id)
@@ -859,12 +877,15 @@ static void on_connection(uv_stream_t *ls, int status)
         mesh_tls_ctx_unref(ctx);
     }
     uv_tcp_nodelay(&sc->tcp, 1);
-    if (!s->h.on_open_h2 && !sc->tls) {
+    uint64_t hs = s->cfg.tls_handshake_timeout_ms ? s->cfg.tls_handshake_timeout_ms : 10000;
+    if (sc->tls && hs != UINT64_MAX) {
+        sc->hs_deadline = uv_now(s->loop) + hs; /* then the header timeout (tls_step) */
+        uv_timer_start(&sc->timer, on_timer, hs, 0);
+    } else if (!s->h.on_open_h2 && !sc->tls) {
         conn_sniff(sc); /* HTTP/1.1 only: nothing to wait for (with TLS: the handshake first, so
                            on_open knows the client's certificate) */
     } else {
-        unsigned t = s->cfg.conn.header_timeout_ms ? s->cfg.conn.header_timeout_ms : 10000;
-        uv_timer_start(&sc->timer, on_timer, t, 0);
+        uv_timer_start(&sc->timer, on_timer, header_timeout(s), 0);
     }
     pump(sc);
 }

@@ -69,6 +69,10 @@ typedef struct {
      *  tls_holder.h; ALPN "h2,http/1.1"; it must outlive the server). The first plaintext
      *  bytes still decide between HTTP/2 and HTTP/1.1, as without TLS. */
     struct mesh_tls_holder *tls;
+    /** TLS: a handshake not done within this many ms closes the connection, counted and logged
+     *  as a failed handshake (reason "timeout", like the gRPC listeners'); 0 means 10000,
+     *  UINT64_MAX none (then the header timeout closes a silent client, uncounted). */
+    uint64_t tls_handshake_timeout_ms;
 } h1_srv_config_t;
 
 /** A new server on loop (not yet listening), or NULL when out of memory. handler is copied. */

@@ -37,6 +37,10 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
                  --tls-handshake-timeout (counted reason="timeout"); an upstream whose accept
                  succeeds but that never answers fails the call UNAVAILABLE, "TLS handshake
                  timed out", as a failed connect
+  handshake_timeout_listeners  the same timeout on every other TLS listener: a sidecar's mesh
+                 port, its probes (--tls-probe) and admin API (--admin-tls), and a gateway's
+                 HTTP/JSON listener: a silent client on each is closed, counted
+                 (reason="timeout") and logged naming the listener
   upstream_resumption  the proxy's second connection to a TLS upstream (another meshd) resumes
                  the first one's session: meshd_tls_handshakes_total{resumed="true"} on both
   route_tls      per-service upstream TLS in `routes:` (upstream-tls: {ca, server-name}) to a
@@ -518,6 +522,88 @@ def case_handshake_timeout(c):
     silent.close()
     for h in held:
         h.close()
+
+
+def _silent_client(port, source_ip):
+    """Opens TCP to port from source_ip (its own line in the once-per-peer log), sends nothing;
+    True when the server closed it (EOF) before the generous deadline."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60,
+                                  source_address=(source_ip, 0)) as s:
+        try:
+            return s.recv(100) == b""
+        except (socket.timeout, ConnectionResetError):
+            return False
+
+
+def case_handshake_timeout_listeners(c):
+    app = c.backend("py1")
+    sc_port, probe, admin = free_port(), free_port(), free_port()
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", app.addr,
+                             "--listen", "127.0.0.1:%d" % sc_port,
+                             "--probe-listen", "127.0.0.1:%d" % probe, "--workers", "1",
+                             "--admin-listen", "127.0.0.1:%d" % admin, "--admin-tls",
+                             "--log-format", "text",
+                             "--audit-file", os.path.join(c.dir, "sidecar.audit"),
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                             "--tls-probe", "--tls-handshake-timeout", "1s"])
+    sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc_port, 20)
+    sc.wait_line(r"probes /livez /readyz on", 20)
+    sc.wait_line(r"admin API on", 20)
+
+    def timeouts(port):
+        out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"),
+                              "https://127.0.0.1:%d/metrics" % port],
+                             capture_output=True, text=True, timeout=30)
+        m = re.search(r'^meshd_tls_handshake_failures_total\{reason="timeout"\} (\S+)$',
+                      out.stdout, re.M)
+        return float(m.group(1)) if m else None
+
+    # each listener from its own source address, so each has its own log line
+    for what, port, src in (("the mesh port", sc_port, "127.0.0.2"),
+                            ("the probes", probe, "127.0.0.3"),
+                            ("the admin API", admin, "127.0.0.4")):
+        before = timeouts(admin)
+        check(before is not None, "the timeout counter is exported")
+        check(_silent_client(port, src), "a client that sends nothing to %s is closed" % what)
+        wait_until(lambda: timeouts(admin) == before + 1, 10, "the timeout counted")
+        wait_until(lambda: re.search(r"TLS handshake with %s failed \(timeout\)" %
+                                     re.escape(src), sc.output()), 10, "the log line")
+        line = re.search(r"\] (\S+): TLS handshake with %s failed \(timeout\)" % re.escape(src),
+                         sc.output())
+        check(True, "...counted (reason=\"timeout\") and logged by '%s'" % line.group(1))
+    # a real client still gets through each of them
+    out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), "-o", "/dev/null", "-w",
+                          "%{http_code}", "https://127.0.0.1:%d/livez" % probe],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() == "200", "a probe that speaks TLS is answered: %s" % out.stdout)
+    res = calls_ok("127.0.0.1:%d" % sc_port, c.creds(), n=1)
+    check(res[0].ok, "a gRPC call over TLS to the mesh port is answered")
+
+    # the gateway's HTTP/JSON listener
+    desc, bport = _library(c)
+    port, gadmin = free_port(), free_port()
+    gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--workers", "1", "--descriptor-set", desc, "--log-format", "text",
+                             "--admin-listen", "127.0.0.1:%d" % gadmin,
+                             "--audit-file", os.path.join(c.dir, "gw.audit"),
+                             "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                             "--tls-handshake-timeout", "1s"])
+    wait_until(lambda: _accepting(port), 20, "the gateway")
+    gw.admin = gadmin
+    before = metric(gw, "meshd_tls_handshake_failures_total", '{reason="timeout"}') or 0
+    check(_silent_client(port, "127.0.0.5"), "a client that sends nothing to the gateway's HTTP "
+          "listener is closed")
+    wait_until(lambda: (metric(gw, "meshd_tls_handshake_failures_total", '{reason="timeout"}')
+                        or 0) == before + 1, 10, "the timeout counted")
+    wait_until(lambda: "gateway: TLS handshake with 127.0.0.5 failed (timeout)" in gw.output(),
+               10, "the log line")
+    check(True, "...counted (reason=\"timeout\") and logged by 'gateway'")
+    out = subprocess.run(["curl", "-sS", "--http2", "--cacert", c.c("ca.pem"), "-o", "/dev/null",
+                          "-w", "%{http_code}", "https://localhost:%d/v1/shelves/1/books/2" % port],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() == "200", "a TLS client of the gateway is answered: %s %s"
+          % (out.stdout, out.stderr.strip()))
 
 
 def case_upstream_resumption(c):
