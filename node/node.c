@@ -1315,6 +1315,16 @@ static void admin_routes_table(void *ud, mesh_admin_routes_t *list)
         mesh_error("admin", "out of memory listing the routes");
 }
 
+/* A service's own settings (routes:), for its upstream TLS in /v1/routes. */
+static const mesh_svc_policy_t *admin_routes_svc(void *ud, const char *service)
+{
+    mesh_node_t *n = ud;
+    const pol_route_rule_t *r =
+        n->chain ? pol_routes_match_service(pol_chain_routes(n->chain), service, strlen(service))
+                 : NULL;
+    return r ? r->svc : NULL;
+}
+
 /* GET /v1/routes. */
 static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
 {
@@ -1323,7 +1333,12 @@ static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
     if (!list)
         return NULL;
     mesh_admin_collect_routes(n->admin, list);
-    json_t *o = mesh_admin_routes_json(list, mesh_node_etcd_state(n));
+    mesh_admin_tls_view_t tls = {.mesh = node_tls_mesh_client(n->tls),
+                                 .upstream = node_tls_upstream(n->tls),
+                                 .upstream_mtls = node_tls_upstream_mtls(n->tls),
+                                 .svc = admin_routes_svc,
+                                 .ud = n};
+    json_t *o = mesh_admin_routes_json(list, mesh_node_etcd_state(n), &tls);
     mesh_admin_routes_free(list);
     return o;
 }

@@ -230,6 +230,16 @@ int node_tls_upstream_mtls(const node_tls_t *t)
     return t && t->upstream_mtls;
 }
 
+int node_tls_upstream(const node_tls_t *t)
+{
+    return t && t->upstream;
+}
+
+int node_tls_mesh_client(const node_tls_t *t)
+{
+    return t && t->mesh;
+}
+
 void node_tls_free(node_tls_t *t)
 {
     if (!t)

@@ -53,6 +53,13 @@ int node_tls_listener(const node_tls_t *t);
 /** 1 when upstream connections are mTLS: TLS with a client certificate of this node. */
 int node_tls_upstream_mtls(const node_tls_t *t);
 
+/** 1 when upstream connections are TLS (--tls-upstream-ca). */
+int node_tls_upstream(const node_tls_t *t);
+
+/** 1 when calls to meshd nodes whose records say "tls":"mtls" use mTLS with this node's identity
+ *  (an identity, --tls-mesh). */
+int node_tls_mesh_client(const node_tls_t *t);
+
 /** The TLS listen address for logs ("HOST" part), or NULL when --listen itself is TLS. */
 const char *node_tls_listen_host(const node_tls_t *t);
 

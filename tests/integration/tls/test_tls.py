@@ -451,6 +451,14 @@ def case_mesh_mtls(c):
     wait_until(both, 20, "calls to reach both instances")
     check(True, "an instance etcdctl registered (no \"tls\") is called over h2c beside the mTLS "
           "one: both answer")
+    with urllib.request.urlopen("http://127.0.0.1:%d/v1/routes" % p.admin, timeout=5) as r:
+        inst = {i["address"]: i for s in json.load(r)["services"]
+                if s["service"] == "meshd.test.Echo" for i in s["instances"]}
+    side, tool = inst["127.0.0.1:%d" % sc_port], inst[app2.addr]
+    check(side["tls"] == "mtls" and side["transport"] == "mtls" and tool["tls"] is None and
+          tool["transport"] == "h2c", "the proxy's /v1/routes: the sidecar's record says mtls and "
+          "is reached over mTLS, the etcdctl one over h2c (%s/%s, %s/%s)"
+          % (side["tls"], side["transport"], tool["tls"], tool["transport"]))
     # A sidecar whose record names side-2 while its certificate proves side-1 (it was given
     # side-1's identity files): refused right after the handshake, before a call is sent on it;
     # the calls it was picked for go to the other instances.
@@ -658,6 +666,21 @@ def case_route_tls(c):
         body = r.read().decode()
     check('"upstream_tls"' in body and '"server_name": "localhost"' in body.replace('":"', '": "')
           and '"off"' in body, "/v1/route-policy shows both settings")
+    with urllib.request.urlopen("http://127.0.0.1:%d/v1/routes" % p.admin, timeout=5) as r:
+        svcs = {s["service"]: s for s in json.load(r)["services"]}
+    echo, other = svcs["meshd.test.Echo"], svcs["meshd.test.Other"]
+    check(echo["upstream_tls"]["server_name"] == "localhost" and
+          echo["upstream_tls"]["ca"] == c.c("ca.pem") and other["upstream_tls"] == "off",
+          "/v1/routes shows each service's upstream-tls: %s, %s" % (echo["upstream_tls"],
+                                                                   other["upstream_tls"]))
+    check([i["transport"] for i in echo["instances"]] == ["tls"] and
+          [i["transport"] for i in other["instances"]] == ["h2c"],
+          "...and how each instance is reached: Echo over TLS, Other over h2c (its rule beats "
+          "--tls-upstream-ca)")
+    r = subprocess.run([c.args.meshd, "routes", "--admin", "127.0.0.1:%d" % p.admin],
+                       capture_output=True, text=True, timeout=30, env=meshd_env())
+    check(re.search(r"meshd\.test\.Echo\s+\S+\s+static\s+routable\s+tls\s", r.stdout),
+          "meshd routes: a TRANSPORT column (tls for Echo)")
     # SIGHUP with a server name the app's certificate lacks: new connections use the new
     # settings (the old connection, made for the replaced ones, takes no call), and fail.
     with open(routes, "w") as f:
