@@ -778,7 +778,9 @@ static int node_start(mesh_actor_t *self, void *arg)
         mesh_error("node", "out of memory for the metrics");
         return -1;
     }
-    uint64_t poll_ns = node_tls_poll_ms(st->n->tls) * 1000000ull;
+    /* the node's own certificates, and the services' upstream-tls files (routes:) */
+    uint64_t poll_ns =
+        st->n->tls || st->n->chain ? node_tls_poll_ms_of(st->n->cfg) * 1000000ull : 0;
     if (poll_ns && mesh_timer_start(self, poll_ns, poll_ns, NODE_MSG_TLS_POLL, NULL) < 0) {
         mesh_error("node", "cannot start the TLS file check timer");
         return -1;
@@ -797,6 +799,22 @@ static int node_start(mesh_actor_t *self, void *arg)
         }
     }
     return 0;
+}
+
+/* One service's upstream-tls holder: reloaded when its files changed, like the node's own. */
+static void route_tls_one(void *ud, struct mesh_tls_holder *h, int line)
+{
+    node_state_t *st = ud;
+    char what[64];
+    snprintf(what, sizeof(what), "routes: upstream-tls (line %d)", line);
+    node_tls_reload_holder(st->n->tls, h, what, 0);
+}
+
+/* The services' own upstream TLS files (routes: upstream-tls), checked for changes. */
+static void routes_tls_reload(node_state_t *st)
+{
+    if (st->n->chain)
+        pol_routes_each_tls(pol_chain_routes(st->n->chain), route_tls_one, st);
 }
 
 static int node_message(mesh_actor_t *self, mesh_msg_t *m)
@@ -840,11 +858,13 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     }
     case NODE_MSG_RELOAD:
-        reload_policy(st);
+        reload_policy(st); /* (a new routes: block made its services' TLS from the files) */
         node_tls_reload(st->n->tls, 1);
+        routes_tls_reload(st);
         return 0;
     case NODE_MSG_TLS_POLL:
         node_tls_reload(st->n->tls, 0);
+        routes_tls_reload(st);
         return 0;
     case NODE_MSG_POLICY_NEW: {
         const node_policy_t *np = mesh_msg_as(m, node_policy_t);

@@ -569,6 +569,16 @@ static void rule_defaults(pol_route_rule_t *r)
     r->retry.hedge_delay_ms = 0;
 }
 
+void pol_routes_each_tls(const pol_routes_conf_t *c,
+                         void (*fn)(void *ud, struct mesh_tls_holder *h, int line), void *ud)
+{
+    for (size_t i = 0; c && i < c->n_rules; i++) {
+        const mesh_svc_policy_t *sp = c->rules[i].svc;
+        if (sp && sp->upstream_tls == MESH_SVC_TLS_OWN && sp->tls)
+            fn(ud, sp->tls, c->rules[i].line);
+    }
+}
+
 json_t *pol_routes_upstream_tls_json(const mesh_svc_policy_t *sp)
 {
     if (sp && sp->upstream_tls == MESH_SVC_TLS_OFF)

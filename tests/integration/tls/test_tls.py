@@ -15,6 +15,9 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   rotation       new certificate files while a load loop runs; SIGHUP, then a change picked up
                  by the file check alone: 0 failed calls, new handshakes see the new certificate
   resumption     a second connection resumes the first one's session (a ticket)
+  route_tls_reload  a service's upstream-tls files are checked for changes like the node's own
+                 certificates: its CA replaced on disk (no SIGHUP, no other TLS option) reaches
+                 new connections, calls that failed verification succeed
   gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
                  --http1.1) and h2 (curl --http2), and gRPC over TLS on --grpc-listen, answered
                  by a real grpcio server
@@ -694,6 +697,34 @@ def case_route_tls(c):
     r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
     check(r.code == grpc.StatusCode.UNAVAILABLE and "hostname mismatch" in r.details,
           "after a SIGHUP to another server name: the new rule applies (%s)" % r.details)
+
+
+def case_route_tls_reload(c):
+    tls_app = c.tls_backend("tls1")
+    rule_ca = os.path.join(c.dir, "rule-ca.pem")
+    shutil.copy(c.c("other-ca.pem"), rule_ca)  # the wrong CA first
+    routes = os.path.join(c.dir, "routes.yaml")
+    with open(routes, "w") as f:
+        f.write("routes:\n  rules:\n"
+                "    - match: meshd.test.Echo/*\n"
+                "      upstream-tls: {ca: %s, server-name: localhost}\n" % rule_ca)
+    # No TLS option of the node's own: only the rule's files are checked.
+    p = c.proxy("--static", "meshd.test.Echo=" + tls_app.addr, "--config", routes,
+                "--tls-reload-interval", "500ms")
+    r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE and "certificate verify failed" in r.details,
+          "the rule's CA does not verify the app: UNAVAILABLE (%s)" % r.details)
+    replace(c.c("ca.pem"), rule_ca)  # the right CA, renamed into place
+
+    def through():
+        res = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)
+        return res if res[0].ok else None
+    res = wait_until(through, 30, "a call through with the new CA")
+    check(res[0].replies[0].server_id == "tls1",
+          "the CA replaced on disk reaches new connections: the call is answered by the TLS app")
+    check("routes: upstream-tls (line 3): certificates reloaded from %s" % rule_ca in p.output(),
+          "...logged as a reload of the rule's files")
+    check("[policy] reloaded from" not in p.output(), "...with no SIGHUP (no policy reload)")
 
 
 def case_gateway(c):
