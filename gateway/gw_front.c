@@ -85,6 +85,7 @@ struct gw_conn {
     int closing;         /* on_close runs: the connection is going, nothing to resume */
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
+    const mesh_peer_id_t *peer_id; /* what its TLS certificate proves (the server's; NULL) */
 };
 
 struct gw_req {
@@ -509,11 +510,20 @@ static void ds_on_req_drain(void *ud, mesh_proxy_call_t *c)
         stream_lines(r);
 }
 
+/* The client's certificate identity, for the filters (identity rules, the caller's ID). */
+static const mesh_peer_id_t *ds_peer_identity(void *ud, const mesh_proxy_call_t *c)
+{
+    (void)c;
+    gw_req_t *r = ud;
+    return r->conn->peer_id;
+}
+
 static const mesh_proxy_downstream_t ds_ops = {
     .on_head = ds_on_head,
     .on_data = ds_on_data,
     .on_end = ds_on_end,
     .on_req_drain = ds_on_req_drain,
+    .peer_identity = ds_peer_identity,
 };
 
 /* ---- raw gRPC: gRPC's own services on the HTTP port ---------------------------------------- *
@@ -1209,6 +1219,7 @@ static void *conn_open(gw_front_t *f, const gw_out_t *out, void *c)
     k->out = out;
     k->c = c;
     const struct sockaddr *sa = h1_srv_peer(f->srv);
+    k->peer_id = h1_srv_peer_identity(f->srv);
     if (sa->sa_family == AF_INET) {
         memcpy(&k->peer, sa, sizeof(struct sockaddr_in));
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, k->peer_ip,

@@ -331,9 +331,9 @@ mesh_admin_t *mesh_admin_new(uv_loop_t *loop)
     return a;
 }
 
-void mesh_admin_set_tls(mesh_admin_t *a, struct mesh_tls_holder *tls)
+void mesh_admin_set_tls(mesh_admin_t *a, struct mesh_tls_holder *tls, uint64_t handshake_timeout_ms)
 {
-    h1_server_set_tls(a->http, tls);
+    h1_server_set_tls(a->http, tls, handshake_timeout_ms);
 }
 
 int mesh_admin_listen(mesh_admin_t *a, const char *spec)

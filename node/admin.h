@@ -60,8 +60,10 @@ int mesh_admin_listen(mesh_admin_t *a, const char *spec);
 
 struct mesh_tls_holder;
 
-/** Serves the API over TLS with the holder's current context (--admin-tls); before listening. */
-void mesh_admin_set_tls(mesh_admin_t *a, struct mesh_tls_holder *tls);
+/** Serves the API over TLS with the holder's current context (--admin-tls), a handshake bounded
+ *  by handshake_timeout_ms (--tls-handshake-timeout; UINT64_MAX: none); before listening. */
+void mesh_admin_set_tls(mesh_admin_t *a, struct mesh_tls_holder *tls,
+                        uint64_t handshake_timeout_ms);
 
 /**
  * Requires "Authorization: Bearer <token>" on every endpoint but /livez and /readyz (compared

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/route_conf.h"
+
 struct mesh_admin_routes {
     mesh_admin_route_t *r;
     size_t n, cap;
@@ -47,6 +49,7 @@ static int rec_copy(mesh_admin_route_t *out, const mesh_admin_route_t *in)
     out->weight = in->weight ? in->weight : 1;
     out->source = in->source;
     out->state = in->state;
+    out->mesh_tls = in->mesh_tls;
     int ok = out->service && out->addr && (!in->node || !*in->node || out->node) &&
              (!in->zone || !*in->zone || out->zone) &&
              (!in->version || !*in->version || out->version);
@@ -180,6 +183,7 @@ int mesh_admin_routes_add_table(mesh_admin_routes_t *l, const mesh_routes_t *t)
                 .weight = in->weight,
                 .source = in->source,
                 .state = MESH_ADMIN_ROUTE_ROUTABLE,
+                .mesh_tls = in->mesh_tls,
             };
             if ((fresh ? append(l, &r) : mesh_admin_routes_put(l, &r)) != 0)
                 return -1;
@@ -259,7 +263,22 @@ static json_t *service_methods(const mesh_admin_route_t *r, size_t n)
     return a;
 }
 
-static json_t *instance_json(const mesh_admin_route_t *r)
+const char *mesh_admin_route_transport(const mesh_admin_tls_view_t *v, const mesh_svc_policy_t *sp,
+                                       int mesh_tls)
+{
+    if (sp && sp->upstream_tls == MESH_SVC_TLS_OFF)
+        return "h2c";
+    if (sp && sp->upstream_tls == MESH_SVC_TLS_OWN)
+        return sp->tls_cert ? "mtls" : "tls";
+    if (v && mesh_tls && v->mesh)
+        return "mtls";
+    if (v && v->upstream)
+        return v->upstream_mtls ? "mtls" : "tls";
+    return "h2c";
+}
+
+static json_t *instance_json(const mesh_admin_route_t *r, const mesh_admin_tls_view_t *v,
+                             const mesh_svc_policy_t *sp)
 {
     json_t *m = methods_json(r->methods, r->n_methods);
     if (!m)
@@ -280,13 +299,16 @@ static json_t *instance_json(const mesh_admin_route_t *r)
         if (!m)
             return NULL;
     }
-    return json_pack("{s:s,s:s?,s:s?,s:I,s:s?,s:o,s:s,s:s}", "address", r->addr, "node", r->node,
-                     "zone", r->zone, "weight", (json_int_t)r->weight, "version", r->version,
-                     "methods", m, "source", mesh_admin_route_source_name(r->source), "state",
-                     mesh_admin_route_state_name(r->state));
+    return json_pack("{s:s,s:s?,s:s?,s:I,s:s?,s:o,s:s,s:s,s:s?,s:s}", "address", r->addr, "node",
+                     r->node, "zone", r->zone, "weight", (json_int_t)r->weight, "version",
+                     r->version, "methods", m, "source", mesh_admin_route_source_name(r->source),
+                     "state", mesh_admin_route_state_name(r->state), "tls",
+                     r->mesh_tls ? "mtls" : NULL, "transport",
+                     mesh_admin_route_transport(v, sp, r->mesh_tls));
 }
 
-json_t *mesh_admin_routes_json(const mesh_admin_routes_t *cl, const char *etcd)
+json_t *mesh_admin_routes_json(const mesh_admin_routes_t *cl, const char *etcd,
+                               const mesh_admin_tls_view_t *tls)
 {
     mesh_admin_routes_t *l = (mesh_admin_routes_t *)cl; /* sorting does not change the set */
     sort(l);
@@ -297,9 +319,10 @@ json_t *mesh_admin_routes_json(const mesh_admin_routes_t *cl, const char *etcd)
         size_t e = i + 1;
         while (e < l->n && strcmp(l->r[e].service, l->r[i].service) == 0)
             e++;
+        const mesh_svc_policy_t *sp = tls && tls->svc ? tls->svc(tls->ud, l->r[i].service) : NULL;
         json_t *inst = json_array();
         for (size_t j = i; inst && j < e; j++)
-            if (json_array_append_new(inst, instance_json(&l->r[j])) != 0) {
+            if (json_array_append_new(inst, instance_json(&l->r[j], tls, sp)) != 0) {
                 json_decref(inst);
                 inst = NULL;
             }
@@ -311,8 +334,9 @@ json_t *mesh_admin_routes_json(const mesh_admin_routes_t *cl, const char *etcd)
             return NULL;
         }
         /* json_pack takes over the "o" references, also when it fails */
-        json_t *s =
-            json_pack("{s:s,s:o,s:o}", "service", l->r[i].service, "methods", m, "instances", inst);
+        json_t *ut = pol_routes_upstream_tls_json(sp);
+        json_t *s = json_pack("{s:s,s:o,s:o,s:o}", "service", l->r[i].service, "methods", m,
+                              "upstream_tls", ut ? ut : json_null(), "instances", inst);
         if (!s) {
             json_decref(services);
             return NULL;

@@ -15,6 +15,7 @@
 #include "node/admin.h"
 #include "node/ca_options.h"
 #include "node/control_metrics.h"
+#include "node/node_tls.h"
 #include "node/tls_options.h"
 
 void node_control_init(node_control_t *c)
@@ -286,6 +287,7 @@ int node_control_sidecar(node_control_t *c, mesh_node_t *node, const mesh_config
     a->mesh_tls = mesh_node_tls_mesh_served(node);
     if (mesh_tls_options(cfg)->probe) {
         a->probe_tls = mesh_node_tls_admin(node);
+        a->probe_tls_timeout_ms = node_tls_handshake_timeout(cfg);
         if (!a->probe_tls) {
             if (!mesh_node_tls_http_wanted(node))
                 mesh_error("sidecar", "tls-probe: needs --tls-cert and --tls-key");

@@ -159,6 +159,16 @@ static void cstr(char *buf, size_t cap, gsp_str_t s)
 
 /* ---- signed records ---------------------------------------------------------------------- */
 
+/* Whether a record refused for r leaves the member's last accepted record in force (routed):
+ * what only someone other than the owner sends. A replay (stale) or a signature that does not
+ * verify, always; no signature at all (also an empty or missing record) from a member that had
+ * a signed record accepted, which keeps signing for as long as it lives. Other refusals (an
+ * expired or wrong certificate, a service not allowed) are the owner's own and unroute it. */
+static int keeps_accepted(const bmember_t *m, int r)
+{
+    return r == RSIG_STALE || r == RSIG_BAD_SIGNATURE || (r == RSIG_UNSIGNED && m->pinned);
+}
+
 /* A refused record: counted, logged once per (member, reason), audited. */
 static void rejected(bridge_t *b, bmember_t *m, rsig_result_t r, const char *why, const char *svc)
 {
@@ -166,8 +176,8 @@ static void rejected(bridge_t *b, bmember_t *m, rsig_result_t r, const char *why
     if (!(m->logged & (1u << r))) {
         m->logged |= 1u << r;
         mesh_warn("gossip", "record of %s (%s) refused, %s: %s", m->name, rsig_result_name(r),
-                  r == RSIG_STALE ? "the record accepted before stays"
-                                  : "its instances are not routed",
+                  keeps_accepted(m, r) ? "the record accepted before stays"
+                                       : "its instances are not routed",
                   why);
     }
     audit_api_t *api = b->a->audit;
@@ -191,10 +201,18 @@ static int verify_record(bridge_t *b, bmember_t *m)
     if (m->self)
         return RSIG_OK; /* our own record: we signed it */
     if (!m->meta ||
-        gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) != 0)
-        return RSIG_OK; /* nothing routable comes of it anyway */
-    if (n == 0 && b->nattrs.n_evicted == 0)
+        gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) != 0) {
+        if (!m->pinned)
+            return RSIG_OK; /* nothing routable comes of it anyway */
+        /* It would withdraw what a signed record of the member claims: only a signed one may. */
+        rejected(b, m, RSIG_UNSIGNED, m->meta ? "metadata that does not decode" : "no metadata",
+                 NULL);
+        return RSIG_UNSIGNED;
+    }
+    if (n == 0 && b->nattrs.n_evicted == 0 && !m->pinned)
         return RSIG_OK; /* claims nothing (a proxy's record): nothing to prove */
+    /* (An empty record of a member that signed before withdraws its instances: it is checked
+     * like any record, so a keyring holder cannot erase another node's services with one.) */
     const uint8_t *cert = (const uint8_t *)b->nattrs.cert.p;
     size_t cert_len = b->nattrs.cert.n;
     int v1 = !b->nattrs.vsig.n; /* signed by a node older than versioned signatures */
@@ -314,8 +332,9 @@ static void on_member(bridge_t *b, const gsp_member_event_t *e)
         m->meta_version = e->meta_version;
         m->meta_known = 1;
         m->verdict = b->a->verify ? verify_record(b, m) : RSIG_OK;
-        if (m->verdict == RSIG_STALE && had) {
-            /* a replayed older record: the one accepted stays (metadata never moves back) */
+        if (keeps_accepted(m, m->verdict) && had) {
+            /* a replayed, forged or unsigned record: the one accepted stays (metadata never
+             * moves back, and only the owner changes it) */
             free(c);
             m->meta = old;
             m->meta_len = old_len;

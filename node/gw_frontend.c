@@ -24,6 +24,7 @@ static void *fe_create(void *arg, int worker, uv_loop_t *loop, mesh_proxy_worker
     c.port = g->http_port;
     c.worker_index = worker;
     c.http.tls = mesh_node_tls_http(g->node);
+    c.http.tls_handshake_timeout_ms = mesh_node_tls_handshake_timeout(g->node);
     if (!c.http.tls && mesh_node_tls_http_wanted(g->node))
         return NULL; /* the certificate did not load (logged) */
     gw_front_t *f = gw_front_new(loop, engine, &c);

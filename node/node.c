@@ -778,7 +778,9 @@ static int node_start(mesh_actor_t *self, void *arg)
         mesh_error("node", "out of memory for the metrics");
         return -1;
     }
-    uint64_t poll_ns = node_tls_poll_ms(st->n->tls) * 1000000ull;
+    /* the node's own certificates, and the services' upstream-tls files (routes:) */
+    uint64_t poll_ns =
+        st->n->tls || st->n->chain ? node_tls_poll_ms_of(st->n->cfg) * 1000000ull : 0;
     if (poll_ns && mesh_timer_start(self, poll_ns, poll_ns, NODE_MSG_TLS_POLL, NULL) < 0) {
         mesh_error("node", "cannot start the TLS file check timer");
         return -1;
@@ -797,6 +799,22 @@ static int node_start(mesh_actor_t *self, void *arg)
         }
     }
     return 0;
+}
+
+/* One service's upstream-tls holder: reloaded when its files changed, like the node's own. */
+static void route_tls_one(void *ud, struct mesh_tls_holder *h, int line)
+{
+    node_state_t *st = ud;
+    char what[64];
+    snprintf(what, sizeof(what), "routes: upstream-tls (line %d)", line);
+    node_tls_reload_holder(st->n->tls, h, what, 0);
+}
+
+/* The services' own upstream TLS files (routes: upstream-tls), checked for changes. */
+static void routes_tls_reload(node_state_t *st)
+{
+    if (st->n->chain)
+        pol_routes_each_tls(pol_chain_routes(st->n->chain), route_tls_one, st);
 }
 
 static int node_message(mesh_actor_t *self, mesh_msg_t *m)
@@ -840,11 +858,13 @@ static int node_message(mesh_actor_t *self, mesh_msg_t *m)
         return 0;
     }
     case NODE_MSG_RELOAD:
-        reload_policy(st);
+        reload_policy(st); /* (a new routes: block made its services' TLS from the files) */
         node_tls_reload(st->n->tls, 1);
+        routes_tls_reload(st);
         return 0;
     case NODE_MSG_TLS_POLL:
         node_tls_reload(st->n->tls, 0);
+        routes_tls_reload(st);
         return 0;
     case NODE_MSG_POLICY_NEW: {
         const node_policy_t *np = mesh_msg_as(m, node_policy_t);
@@ -1151,6 +1171,11 @@ mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *a
                 : NULL;
 }
 
+uint64_t mesh_node_tls_handshake_timeout(const mesh_node_t *n)
+{
+    return node_tls_handshake_timeout(n->cfg);
+}
+
 int mesh_node_tls_http_wanted(const mesh_node_t *n)
 {
     return node_tls_listener(n->tls);
@@ -1310,6 +1335,16 @@ static void admin_routes_table(void *ud, mesh_admin_routes_t *list)
         mesh_error("admin", "out of memory listing the routes");
 }
 
+/* A service's own settings (routes:), for its upstream TLS in /v1/routes. */
+static const mesh_svc_policy_t *admin_routes_svc(void *ud, const char *service)
+{
+    mesh_node_t *n = ud;
+    const pol_route_rule_t *r =
+        n->chain ? pol_routes_match_service(pol_chain_routes(n->chain), service, strlen(service))
+                 : NULL;
+    return r ? r->svc : NULL;
+}
+
 /* GET /v1/routes. */
 static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
 {
@@ -1318,7 +1353,12 @@ static json_t *admin_routes(void *ud, const h1_req_t *req, int *status)
     if (!list)
         return NULL;
     mesh_admin_collect_routes(n->admin, list);
-    json_t *o = mesh_admin_routes_json(list, mesh_node_etcd_state(n));
+    mesh_admin_tls_view_t tls = {.mesh = node_tls_mesh_client(n->tls),
+                                 .upstream = node_tls_upstream(n->tls),
+                                 .upstream_mtls = node_tls_upstream_mtls(n->tls),
+                                 .svc = admin_routes_svc,
+                                 .ud = n};
+    json_t *o = mesh_admin_routes_json(list, mesh_node_etcd_state(n), &tls);
     mesh_admin_routes_free(list);
     return o;
 }
@@ -1435,7 +1475,7 @@ int mesh_node_admin_listen(mesh_node_t *n, const char *roles)
                 mesh_error("node", "admin-tls: needs --tls-cert and --tls-key");
             return -1;
         }
-        mesh_admin_set_tls(n->admin, h);
+        mesh_admin_set_tls(n->admin, h, node_tls_handshake_timeout(n->cfg));
     }
     return mesh_admin_listen(n->admin, spec);
 }

@@ -88,6 +88,9 @@ struct mesh_tls_holder *mesh_node_tls_http(mesh_node_t *n);
 /** The same for plain HTTP/1.1 servers (the admin API, the probes: ALPN http/1.1 only). */
 struct mesh_tls_holder *mesh_node_tls_admin(mesh_node_t *n);
 
+/** --tls-handshake-timeout for every TLS listener, in ms (UINT64_MAX: none). */
+uint64_t mesh_node_tls_handshake_timeout(const mesh_node_t *n);
+
 /** A gRPC client seam (transport/rpc.h) to an instance at addr on self's loop, made as the
  *  node's workers reach instances: over TLS with the upstream context when --tls-upstream-ca
  *  is set. For control actors that call instances (the descriptor cache: gw_cache_rpc_fn,

@@ -33,6 +33,8 @@ struct node_tls {
     int upstream_mtls; /* the upstream context has a client certificate */
     uint64_t poll_ms;
     uint64_t reload_failures;
+    uint64_t
+        other_reloads; /* reloads of holders that are not the node's (node_tls_reload_holder) */
     char id_cert[4096], id_key[4096], id_ca[4096]; /* the identity's files; "" when none */
 };
 
@@ -230,6 +232,16 @@ int node_tls_upstream_mtls(const node_tls_t *t)
     return t && t->upstream_mtls;
 }
 
+int node_tls_upstream(const node_tls_t *t)
+{
+    return t && t->upstream;
+}
+
+int node_tls_mesh_client(const node_tls_t *t)
+{
+    return t && t->mesh;
+}
+
 void node_tls_free(node_tls_t *t)
 {
     if (!t)
@@ -286,19 +298,35 @@ mesh_tls_holder_t *node_tls_admin(node_tls_t *t)
     return variant(t, t ? &t->admin : NULL, "http/1.1", 0, "admin API");
 }
 
-static void reload_one(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)
+/* Reloads h when its files changed (or force); logs and counts what happened. 1 when new
+ * certificates are in use. t may be NULL (nothing counted). */
+static int reload_one(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)
 {
     if (!h)
-        return;
+        return 0;
     char err[768];
     int rv = mesh_tls_holder_reload(h, force, err, sizeof(err));
     if (rv > 0) {
         mesh_info(ACTOR, "%s: certificates reloaded from %s (new handshakes use them)", what,
                   mesh_tls_holder_desc(h));
     } else if (rv < 0) {
-        t->reload_failures++;
+        if (t)
+            t->reload_failures++;
         mesh_error(ACTOR, "%s: reload refused, the certificates in use stay: %s", what, err);
     }
+    return rv > 0;
+}
+
+void node_tls_reload_holder(node_tls_t *t, mesh_tls_holder_t *h, const char *what, int force)
+{
+    if (reload_one(t, h, what, force) && t)
+        t->other_reloads++;
+}
+
+uint64_t node_tls_poll_ms_of(const mesh_config_t *cfg)
+{
+    int64_t ms = mesh_tls_options(cfg)->reload_ms;
+    return ms > 0 ? (uint64_t)ms : 0;
 }
 
 void node_tls_reload(node_tls_t *t, int force)
@@ -366,7 +394,7 @@ void node_tls_metrics(void *ud, prom_t *p)
                        (t->upstream ? mesh_tls_holder_reloads(t->upstream) : 0) +
                        (t->http ? mesh_tls_holder_reloads(t->http) : 0) +
                        (t->admin ? mesh_tls_holder_reloads(t->admin) : 0) +
-                       (t->mesh ? mesh_tls_holder_reloads(t->mesh) : 0);
+                       (t->mesh ? mesh_tls_holder_reloads(t->mesh) : 0) + t->other_reloads;
     prom_one(p, "meshd_tls_reloads_total", PROM_COUNTER,
              "certificate reloads that put new certificates in use", (double)reloads);
     prom_one(p, "meshd_tls_reload_failures_total", PROM_COUNTER,

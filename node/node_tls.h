@@ -37,6 +37,15 @@ struct mesh_tls_holder *node_tls_admin(node_tls_t *t);
  *  On the control loop. */
 void node_tls_reload(node_tls_t *t, int force);
 
+/** Reloads another holder whose files the node checks with its own (a service's upstream-tls in
+ *  routes:): the same check, log lines and reload metrics. t may be NULL (a node with no TLS
+ *  options of its own: nothing counted). On the control loop. */
+void node_tls_reload_holder(node_tls_t *t, struct mesh_tls_holder *h, const char *what, int force);
+
+/** How often to check TLS files, from the options, whether or not the node has TLS of its own
+ *  (ms; 0: never). */
+uint64_t node_tls_poll_ms_of(const mesh_config_t *cfg);
+
 /** --tls-handshake-timeout in the engine's terms (mesh_proxy_config_t: UINT64_MAX is off). */
 uint64_t node_tls_handshake_timeout(const mesh_config_t *cfg);
 
@@ -52,6 +61,13 @@ int node_tls_listener(const node_tls_t *t);
 
 /** 1 when upstream connections are mTLS: TLS with a client certificate of this node. */
 int node_tls_upstream_mtls(const node_tls_t *t);
+
+/** 1 when upstream connections are TLS (--tls-upstream-ca). */
+int node_tls_upstream(const node_tls_t *t);
+
+/** 1 when calls to meshd nodes whose records say "tls":"mtls" use mTLS with this node's identity
+ *  (an identity, --tls-mesh). */
+int node_tls_mesh_client(const node_tls_t *t);
 
 /** The TLS listen address for logs ("HOST" part), or NULL when --listen itself is TLS. */
 const char *node_tls_listen_host(const node_tls_t *t);

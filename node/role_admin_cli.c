@@ -189,8 +189,8 @@ static int print_routes(json_t *o, FILE *out)
     if (!json_is_array(svcs))
         return -1;
     fprintf(out, "etcd: %s\n\n", str_or_dash(json_object_get(o, "etcd")));
-    table_t t = {.ncol = 5};
-    char *head[] = {"SERVICE", "ADDRESS", "SOURCE", "STATE", "METHODS"};
+    table_t t = {.ncol = 6};
+    char *head[] = {"SERVICE", "ADDRESS", "SOURCE", "STATE", "TRANSPORT", "METHODS"};
     table_add(&t, head);
     size_t i, j, n = 0;
     json_t *s, *in;
@@ -202,7 +202,9 @@ static int print_routes(json_t *o, FILE *out)
             char *row[] = {(char *)str_or_dash(json_object_get(s, "service")),
                            (char *)str_or_dash(json_object_get(in, "address")),
                            (char *)str_or_dash(json_object_get(in, "source")),
-                           (char *)str_or_dash(json_object_get(in, "state")), m};
+                           (char *)str_or_dash(json_object_get(in, "state")),
+                           (char *)str_or_dash(json_object_get(in, "transport")),
+                           m};
             table_add(&t, row);
             free(m);
             n++;

@@ -796,7 +796,7 @@ static int sc_start(mesh_actor_t *self, void *arg)
         h1_server_config_t pc = {.name = ACTOR};
         sc->probe = h1_server_new(mesh_exec_uv_loop(sc->a->exec, mesh_loop_index(self)), &pc);
         if (sc->probe && sc->a->probe_tls)
-            h1_server_set_tls(sc->probe, sc->a->probe_tls);
+            h1_server_set_tls(sc->probe, sc->a->probe_tls, sc->a->probe_tls_timeout_ms);
         if (!sc->probe || h1_server_add(sc->probe, "/livez", livez, sc) != 0 ||
             h1_server_add(sc->probe, "/readyz", readyz, sc) != 0 ||
             mesh_addr_split(cfg->probe_listen, host, sizeof(host), &port) != 0 ||

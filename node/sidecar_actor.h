@@ -22,6 +22,8 @@
 #ifndef MESH_SIDECAR_ACTOR_H
 #define MESH_SIDECAR_ACTOR_H
 
+#include <stdint.h>
+
 #include "actors/actor.h"
 #include "audit/audit_api.h"
 #include "common/config.h"
@@ -45,6 +47,7 @@ typedef struct sc_args {
                                probes (simulations) */
     audit_api_t *audit;     /* where this sidecar's audit events go (NULL: nowhere) */
     struct mesh_tls_holder *probe_tls; /* the probes over TLS (--tls-probe); NULL: plain HTTP */
+    uint64_t probe_tls_timeout_ms;     /* their handshake timeout (UINT64_MAX: none) */
     int mesh_tls; /* advertise serves TLS with the node's mesh identity: registered "tls":"mtls" */
     /** Observation hook for simulations, on the actor's thread: the registration wish changed
      *  (want: the app is ready and known) or the registry confirmed (registered). */

@@ -798,7 +798,7 @@ static void step_identity(pol_call_t *pc)
         }
     size_t tl;
     const char *tok = field_at(pc, pc->f.token, &tl);
-    pc->peer_id = mesh_proxy_call_peer_identity(pc->call);
+    pc->peer_id = mesh_proxy_call_client_identity(pc->call);
     if (tok || pc->peer_id) { /* (policy/call_identity.h: the token, the certificate, or none) */
         pol_cid_in_t in = {.peer = pc->peer_id,
                            .keys = pc->gen->chain->has_idkeys ? &pc->gen->chain->idkeys : NULL,

@@ -569,6 +569,26 @@ static void rule_defaults(pol_route_rule_t *r)
     r->retry.hedge_delay_ms = 0;
 }
 
+void pol_routes_each_tls(const pol_routes_conf_t *c,
+                         void (*fn)(void *ud, struct mesh_tls_holder *h, int line), void *ud)
+{
+    for (size_t i = 0; c && i < c->n_rules; i++) {
+        const mesh_svc_policy_t *sp = c->rules[i].svc;
+        if (sp && sp->upstream_tls == MESH_SVC_TLS_OWN && sp->tls)
+            fn(ud, sp->tls, c->rules[i].line);
+    }
+}
+
+json_t *pol_routes_upstream_tls_json(const mesh_svc_policy_t *sp)
+{
+    if (sp && sp->upstream_tls == MESH_SVC_TLS_OFF)
+        return json_string("off");
+    if (sp && sp->upstream_tls == MESH_SVC_TLS_OWN)
+        return json_pack("{s:s,s:s?,s:s?,s:s?}", "ca", sp->tls_ca, "server_name", sp->tls_name,
+                         "cert", sp->tls_cert, "key", sp->tls_key);
+    return NULL;
+}
+
 /* upstream-tls: off, or {ca: F, server-name: N, cert: F, key: F}: the service's own client
  * context, made (and its files checked) here, so a bad file is refused with the rule's line. */
 static int read_upstream_tls(ld_t *l, yaml_node_t *v, const char *full, pol_route_rule_t *r)
@@ -956,12 +976,9 @@ static json_t *describe_rule(const pol_route_rule_t *r)
     if (sp && sp->connect_timeout_ms)
         json_object_set_new(o, "connect_timeout_ms",
                             json_integer((json_int_t)sp->connect_timeout_ms));
-    if (sp && sp->upstream_tls == MESH_SVC_TLS_OFF)
-        json_object_set_new(o, "upstream_tls", json_string("off"));
-    if (sp && sp->upstream_tls == MESH_SVC_TLS_OWN)
-        json_object_set_new(o, "upstream_tls",
-                            json_pack("{s:s,s:s?,s:s?,s:s?}", "ca", sp->tls_ca, "server_name",
-                                      sp->tls_name, "cert", sp->tls_cert, "key", sp->tls_key));
+    json_t *ut = pol_routes_upstream_tls_json(sp);
+    if (ut)
+        json_object_set_new(o, "upstream_tls", ut);
     if (sp && sp->has_outlier) {
         mesh_outlier_cfg_t oc = sp->outlier;
         mesh_outlier_cfg_fix(&oc);

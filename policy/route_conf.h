@@ -104,6 +104,15 @@ const pol_route_rule_t *pol_routes_match_service(const pol_routes_conf_t *c, con
 /** Adds the window detectors' settings to an outlier object o (NULL: not shown). */
 void pol_routes_detectors_json(json_t *o, const mesh_olw_cfg_t *fp, const mesh_olsr_cfg_t *sr);
 
+/** A service's upstream-tls as JSON: "off", {ca, server_name, cert, key} (null when not given),
+ *  or NULL when sp (may be NULL) does not set it. */
+json_t *pol_routes_upstream_tls_json(const mesh_svc_policy_t *sp);
+
+/** Calls fn with every service's own upstream TLS context holder (upstream-tls: {ca, ...}) and
+ *  its rule's line, so the node checks their files for changes like its own certificates. */
+void pol_routes_each_tls(const pol_routes_conf_t *c,
+                         void (*fn)(void *ud, struct mesh_tls_holder *h, int line), void *ud);
+
 /** The effective block as JSON (GET /v1/route-policy, check-config). */
 json_t *pol_routes_describe(const pol_routes_conf_t *c);
 

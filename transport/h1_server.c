@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "transport/h2_mem.h"
 #include "transport/tls_holder.h"
+#include "transport/tls_peer.h"
 
 /* Ciphertext is read into one buffer per server (reads are handed to TLS at once). */
 #define TLS_READ 16384
@@ -54,9 +55,10 @@ struct h1_srv {
     h1s_conn_t *conns;
     void (*on_closed)(void *ud);
     void *on_closed_ud;
-    struct sockaddr_storage peer; /* of the connection being opened (h1_srv_peer) */
-    mesh_h2_mem_t h2mem;          /* nghttp2's allocator for the HTTP/2 connections */
-    uint8_t *ctext;               /* TLS: the read buffer of ciphertext (TLS_READ bytes) */
+    struct sockaddr_storage peer;  /* of the connection being opened (h1_srv_peer) */
+    const mesh_peer_id_t *peer_id; /* of the connection being opened (h1_srv_peer_identity) */
+    mesh_h2_mem_t h2mem;           /* nghttp2's allocator for the HTTP/2 connections */
+    uint8_t *ctext;                /* TLS: the read buffer of ciphertext (TLS_READ bytes) */
 };
 
 struct h1s_conn {
@@ -84,6 +86,8 @@ struct h1s_conn {
     uint8_t *tls_out; /* ciphertext being written */
     size_t tls_out_cap;
     int tls_core_write; /* the write in flight carries the core's output (core_sent after it) */
+    mesh_peer_id_t *peer_id; /* what the client's verified certificate proves; NULL: nothing */
+    uint64_t hs_deadline;    /* TLS: loop time the handshake must be done by; 0: no limit */
     size_t in_len;
     char in[];
 };
@@ -196,6 +200,7 @@ static void on_conn_handle_closed(uv_handle_t *h)
     upgrade_free(sc->up);
     if (sc->opened && s->h.on_close)
         s->h.on_close(sc->app_ud);
+    mesh_peer_id_free(sc->peer_id); /* after on_close: the application may hold it till then */
     free(sc);
     server_maybe_free(s);
 }
@@ -322,7 +327,12 @@ static void on_timer(uv_timer_t *t)
     if (sc->closing || sc->lingering)
         return;
     if (!sc->core && !sc->h2) {
-        conn_close(sc); /* no first bytes in time */
+        if (sc->tls && !sc->tls->established && sc->hs_deadline &&
+            uv_now(sc->s->loop) >= sc->hs_deadline) {
+            mesh_tls_timed_out(sc->tls); /* counted and logged as a failed handshake */
+            mesh_tls_fail_report(sc->tls, sc->s->name, (const struct sockaddr *)&sc->peer);
+        }
+        conn_close(sc); /* no handshake, or no first bytes, in time */
         return;
     }
     core_on_timer(sc, uv_now(sc->s->loop));
@@ -331,6 +341,12 @@ static void on_timer(uv_timer_t *t)
 
 static int conn_sniff(h1s_conn_t *sc);
 static void conn_upgrade(h1s_conn_t *sc);
+
+/* How long a connection may wait for its first bytes (ms). */
+static uint64_t header_timeout(const h1_srv_t *s)
+{
+    return s->cfg.conn.header_timeout_ms ? s->cfg.conn.header_timeout_ms : 10000;
+}
 
 /* TLS: writes the ciphertext waiting (one write at a time). 0, or -1 when the connection closed. */
 static int tls_flush(h1s_conn_t *sc, int core_write)
@@ -378,12 +394,24 @@ static int tls_step(h1s_conn_t *sc)
         }
         if (tls_flush(sc, 0) < 0)
             return -1;
+        if (r == MESH_TLS_WANT && sc->eof) {
+            conn_close(sc); /* the client left before the handshake was done */
+            return -1;
+        }
         if (r == MESH_TLS_WANT) {
             if (!sc->reading && uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) == 0)
                 sc->reading = 1;
             return -1;
         }
         mesh_tls_count_handshake(t);
+        if (!sc->core && !sc->h2) /* the first bytes have the header timeout from now on */
+            uv_timer_start(&sc->timer, on_timer, header_timeout(sc->s), 0);
+        char why[256];
+        sc->peer_id = mesh_tls_peer_id(t, why, sizeof(why));
+        if (sc->peer_id)
+            mesh_debug(sc->s->name, "TLS client: peer %s", sc->peer_id->node_uri.p);
+        else if (why[0])
+            mesh_debug(sc->s->name, "TLS client: no peer identity: %s", why);
     }
     while (sc->in_len < sc->s->cfg.read_buffer) {
         ssize_t k =
@@ -731,6 +759,7 @@ static int conn_sniff(h1s_conn_t *sc)
     }
     sc->opened = 1;
     s->peer = sc->peer;
+    s->peer_id = sc->peer_id;
     if (h2 && s->h.on_open_h2)
         sc->app_ud = s->h.on_open_h2(s->ud, sc->h2);
     else if (!h2 && s->h.on_open)
@@ -791,6 +820,7 @@ static void conn_upgrade(h1s_conn_t *sc)
         s->h.on_close(sc->app_ud);
     sc->h2 = h2;
     s->peer = sc->peer;
+    s->peer_id = sc->peer_id;
     sc->app_ud = s->h.on_open_h2(s->ud, h2);
     h2s_conn_start(h2);
     if (s->stopping)
@@ -847,11 +877,15 @@ static void on_connection(uv_stream_t *ls, int status)
         mesh_tls_ctx_unref(ctx);
     }
     uv_tcp_nodelay(&sc->tcp, 1);
-    if (!s->h.on_open_h2) {
-        conn_sniff(sc); /* HTTP/1.1 only: nothing to wait for */
+    uint64_t hs = s->cfg.tls_handshake_timeout_ms ? s->cfg.tls_handshake_timeout_ms : 10000;
+    if (sc->tls && hs != UINT64_MAX) {
+        sc->hs_deadline = uv_now(s->loop) + hs; /* then the header timeout (tls_step) */
+        uv_timer_start(&sc->timer, on_timer, hs, 0);
+    } else if (!s->h.on_open_h2 && !sc->tls) {
+        conn_sniff(sc); /* HTTP/1.1 only: nothing to wait for (with TLS: the handshake first, so
+                           on_open knows the client's certificate) */
     } else {
-        unsigned t = s->cfg.conn.header_timeout_ms ? s->cfg.conn.header_timeout_ms : 10000;
-        uv_timer_start(&sc->timer, on_timer, t, 0);
+        uv_timer_start(&sc->timer, on_timer, header_timeout(s), 0);
     }
     pump(sc);
 }
@@ -913,6 +947,11 @@ int h1_srv_listen(h1_srv_t *s, const char *host, int port)
 const struct sockaddr *h1_srv_peer(const h1_srv_t *s)
 {
     return (const struct sockaddr *)&s->peer;
+}
+
+const mesh_peer_id_t *h1_srv_peer_identity(const h1_srv_t *s)
+{
+    return s->peer_id;
 }
 
 int h1_srv_port(const h1_srv_t *s)

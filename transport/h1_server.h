@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "common/peer_id.h"
 #include "transport/h1_conn.h"
 #include "transport/h2_srv.h"
 
@@ -68,6 +69,10 @@ typedef struct {
      *  tls_holder.h; ALPN "h2,http/1.1"; it must outlive the server). The first plaintext
      *  bytes still decide between HTTP/2 and HTTP/1.1, as without TLS. */
     struct mesh_tls_holder *tls;
+    /** TLS: a handshake not done within this many ms closes the connection, counted and logged
+     *  as a failed handshake (reason "timeout", like the gRPC listeners'); 0 means 10000,
+     *  UINT64_MAX none (then the header timeout closes a silent client, uncounted). */
+    uint64_t tls_handshake_timeout_ms;
 } h1_srv_config_t;
 
 /** A new server on loop (not yet listening), or NULL when out of memory. handler is copied. */
@@ -81,6 +86,11 @@ int h1_srv_listen(h1_srv_t *s, const char *host, int port);
 /** The address of the client whose connection is being opened: valid during on_open only
  *  (family AF_UNSPEC when unknown). */
 const struct sockaddr *h1_srv_peer(const h1_srv_t *s);
+
+/** What the certificate of the client whose connection is being opened proves (TLS with client
+ *  certificates asked for: transport/tls_peer.h), or NULL (none, or not TLS): valid during
+ *  on_open, and the object itself until that connection's on_close has returned. */
+const mesh_peer_id_t *h1_srv_peer_identity(const h1_srv_t *s);
 
 /** The port listened on, or -1. */
 int h1_srv_port(const h1_srv_t *s);

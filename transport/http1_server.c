@@ -82,6 +82,7 @@ struct probe_conn {
     mesh_tls_t *tls;  /* cfg.tls: requests decrypted into in, answers encrypted */
     uint8_t *tls_out; /* ciphertext being written */
     size_t tls_out_cap;
+    uint64_t hs_deadline; /* TLS: loop time the handshake must be done by; 0: no limit */
     size_t in_len;
     size_t out_off, out_len; /* body bytes written / to write of the current answer */
     size_t queued;           /* what this answer counts in s->queued */
@@ -253,14 +254,32 @@ static void conn_close(probe_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
+/* The connection's timer: idle for too long, or (TLS) its handshake not done in time. */
 static void on_idle(uv_timer_t *t)
 {
-    conn_close(t->data);
+    probe_conn_t *c = t->data;
+    if (c->tls && !c->tls->established && c->hs_deadline && uv_now(c->s->loop) >= c->hs_deadline) {
+        struct sockaddr_storage peer;
+        int plen = sizeof(peer);
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &plen) < 0)
+            peer.ss_family = AF_UNSPEC;
+        mesh_tls_timed_out(c->tls);
+        mesh_tls_fail_report(c->tls, c->s->name, (const struct sockaddr *)&peer);
+    }
+    conn_close(c);
 }
 
+/* Re-arms the idle timer; before the TLS handshake is done, no later than its deadline. */
 static void touch(probe_conn_t *c)
 {
-    uv_timer_start(&c->timer, on_idle, c->s->cfg.idle_timeout_ms, 0);
+    uint64_t ms = c->s->cfg.idle_timeout_ms;
+    if (c->tls && !c->tls->established && c->hs_deadline) {
+        uint64_t now = uv_now(c->s->loop);
+        uint64_t left = c->hs_deadline > now ? c->hs_deadline - now : 0;
+        if (left < ms)
+            ms = left;
+    }
+    uv_timer_start(&c->timer, on_idle, ms, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -601,6 +620,7 @@ static int tls_handshake(probe_conn_t *c)
     if (r != MESH_TLS_DONE)
         return -1;
     mesh_tls_count_handshake(c->tls);
+    touch(c); /* the idle timeout from now on */
     return 0;
 }
 
@@ -659,9 +679,10 @@ static void conn_process(probe_conn_t *c)
     c->in_len -= (size_t)rc;
 }
 
-void h1_server_set_tls(h1_server_t *s, struct mesh_tls_holder *tls)
+void h1_server_set_tls(h1_server_t *s, struct mesh_tls_holder *tls, uint64_t handshake_timeout_ms)
 {
     s->cfg.tls = tls;
+    s->cfg.tls_handshake_timeout_ms = handshake_timeout_ms;
 }
 
 static void on_connection(uv_stream_t *ls, int status)
@@ -702,6 +723,9 @@ static void on_connection(uv_stream_t *ls, int status)
             conn_close(c);
             return;
         }
+        uint64_t hs = s->cfg.tls_handshake_timeout_ms;
+        if (hs != UINT64_MAX)
+            c->hs_deadline = uv_now(s->loop) + (hs ? hs : 10000);
     }
     touch(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

@@ -27,6 +27,7 @@
 #define H1_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "transport/http1_parse.h"
@@ -97,6 +98,10 @@ typedef struct {
     /** Non-NULL: connections are TLS with this holder's current context (transport/
      *  tls_holder.h, ALPN http/1.1; it must outlive the server). */
     struct mesh_tls_holder *tls;
+    /** TLS: a handshake not done within this many ms closes the connection, counted and logged
+     *  as a failed handshake (reason "timeout", like the gRPC listeners'); 0 means 10000,
+     *  UINT64_MAX none (the idle timeout still closes a silent client). */
+    uint64_t tls_handshake_timeout_ms;
 } h1_server_config_t;
 
 /** A server. */
@@ -105,8 +110,9 @@ typedef struct h1_server h1_server_t;
 /** A new server on loop (not yet listening), or NULL when out of memory. */
 h1_server_t *h1_server_new(uv_loop_t *loop, const h1_server_config_t *cfg);
 
-/** Makes the connections accepted from now on TLS (cfg.tls); before listening. */
-void h1_server_set_tls(h1_server_t *s, struct mesh_tls_holder *tls);
+/** Makes the connections accepted from now on TLS (cfg.tls), their handshakes bounded by
+ *  handshake_timeout_ms (cfg.tls_handshake_timeout_ms); before listening. */
+void h1_server_set_tls(h1_server_t *s, struct mesh_tls_holder *tls, uint64_t handshake_timeout_ms);
 
 /**
  * Adds path (exact match, e.g. "/v1/routes"; copied) with its handler. Returns 0, or -1 when

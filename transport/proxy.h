@@ -106,6 +106,12 @@ struct mesh_peer_id;
  *  like the peer address, while the client holds the call. */
 const struct mesh_peer_id *mesh_proxy_call_peer_identity(const mesh_proxy_call_t *c);
 
+/** What the client of any call proved with its certificate: the HTTP/2 listener's
+ *  (mesh_proxy_call_peer_identity), or, for a call a front end started (the gateway's
+ *  HTTP/JSON listener, transport/proxy_call.h), the one its downstream interface reports;
+ *  NULL when nothing. Valid while the client holds the call. The policy chain reads this. */
+const struct mesh_peer_id *mesh_proxy_call_client_identity(const mesh_proxy_call_t *c);
+
 /** Tags the call's log lines with a trace id (copied, at most 64 bytes). */
 void mesh_proxy_call_set_trace_id(mesh_proxy_call_t *c, const char *id, size_t len);
 

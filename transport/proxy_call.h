@@ -58,6 +58,10 @@ typedef struct mesh_proxy_call_req {
  *   on_end (mesh_proxy_call_resp_field with trailers 1). After on_end returns the call is gone.
  * on_req_drain (may be NULL): after mesh_proxy_call_send() returned 1, the request bytes
  *   buffered fell below half the stream buffer.
+ * peer_identity (may be NULL): what the front end's client proved with its TLS certificate
+ *   (common/peer_id.h), or NULL; the object must stay valid until on_end or cancel. The
+ *   filters read it through mesh_proxy_call_client_identity() (transport/proxy.h), as they read
+ *   the HTTP/2 listener's.
  */
 typedef struct mesh_proxy_downstream {
     void (*on_head)(void *ud, mesh_proxy_call_t *c, int end_stream);
@@ -65,6 +69,7 @@ typedef struct mesh_proxy_downstream {
     void (*on_end)(void *ud, mesh_proxy_call_t *c, int status, const char *message,
                    size_t message_len);
     void (*on_req_drain)(void *ud, mesh_proxy_call_t *c);
+    const struct mesh_peer_id *(*peer_identity)(void *ud, const mesh_proxy_call_t *c);
 } mesh_proxy_downstream_t;
 
 /**

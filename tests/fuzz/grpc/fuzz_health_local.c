@@ -40,7 +40,7 @@ static void on_end(void *ud, mesh_proxy_call_t *c, int status, const char *msg, 
     ended = 1;
 }
 
-static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, NULL};
+static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, NULL, NULL};
 
 static void setup(void)
 {

@@ -106,6 +106,9 @@ def case_static(c):
     check(got == want, "/v1/routes: every static instance, sorted, routable: %s" % got)
     check(all(i["weight"] == 1 and i["node"] is None for _, i in instances(routes)),
           "/v1/routes: static instances have weight 1 and no node")
+    check(all(i["tls"] is None and i["transport"] == "h2c" for _, i in instances(routes)) and
+          all(s["upstream_tls"] is None for s in routes["services"]),
+          "/v1/routes: no TLS anywhere: tls null, transport h2c, upstream_tls null")
     st2, routes2, _ = http_get(admin, "/v1/routes?verbose=1&x")
     check(st2 == 200 and routes2 == routes, "a query string is ignored")
 
@@ -130,9 +133,10 @@ def case_static(c):
     print(out, flush=True)
     check(rc == 0 and out.startswith("etcd: off"), "meshd routes: exit 0, etcd off first")
     rows = table_rows(out)
-    check(rows[0] == ["SERVICE", "ADDRESS", "SOURCE", "STATE", "METHODS"], "table header")
-    check(rows[1:] == [[s, ad, src, stt, "*"] for s, ad, src, stt, _ in want],
-          "meshd routes: one row per instance, sorted, '*' for every method")
+    check(rows[0] == ["SERVICE", "ADDRESS", "SOURCE", "STATE", "TRANSPORT", "METHODS"],
+          "table header")
+    check(rows[1:] == [[s, ad, src, stt, "h2c", "*"] for s, ad, src, stt, _ in want],
+          "meshd routes: one row per instance, sorted, h2c (no TLS), '*' for every method")
     header = next(ln for ln in out.splitlines() if ln.startswith("SERVICE"))
     row = next(ln for ln in out.splitlines() if ln.startswith(OTHER))
     check(header.index("ADDRESS") == row.index(a.addr) and
@@ -222,8 +226,8 @@ def case_etcd(c):
     rows = table_rows(out)
     check(rc == 0 and out.startswith("etcd: connected"), "meshd routes: etcd connected")
     row = next(r for r in rows if r[0] == ECHO)
-    check(row[1:4] == [sc_addr, "etcd", "routable"] and "Unary" in row[4].split(","),
-          "meshd routes: the sidecar's row with source, state and methods")
+    check(row[1:5] == [sc_addr, "etcd", "routable", "h2c"] and "Unary" in row[5].split(","),
+          "meshd routes: the sidecar's row with source, state, transport and methods")
 
     etcd.kill()
     wait_until(lambda: http_get(admin, "/v1/routes")[1]["etcd"] == "degraded", 20,

@@ -15,9 +15,17 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
   rotation       new certificate files while a load loop runs; SIGHUP, then a change picked up
                  by the file check alone: 0 failed calls, new handshakes see the new certificate
   resumption     a second connection resumes the first one's session (a ticket)
+  route_tls_reload  a service's upstream-tls files are checked for changes like the node's own
+                 certificates: its CA replaced on disk (no SIGHUP, no other TLS option) reaches
+                 new connections, calls that failed verification succeed
   gateway        `meshd gateway --tls-cert`: HTTP/JSON over TLS with ALPN http/1.1 (curl
                  --http1.1) and h2 (curl --http2), and gRPC over TLS on --grpc-listen, answered
                  by a real grpcio server
+  gateway_identity  `meshd gateway` requiring nothing but asking for client certificates
+                 (--tls-client-auth optional, a `meshd ca init` root): the identity a client
+                 certificate proves reaches the policy chain as on the gRPC listeners, so an
+                 identity rule allows client-1 (its service ID) over HTTP/1.1 and HTTP/2 and
+                 refuses client-2 and a client without a certificate (403, audited)
   admin          --admin-tls: the admin API over TLS (curl, `meshd routes --admin-ca`), plain
                  HTTP refused; /metrics over TLS carries the TLS families
   mesh_hop       h2c client -> proxy -(mTLS)-> `meshd sidecar` mesh port -> plaintext app: the
@@ -32,6 +40,10 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
                  --tls-handshake-timeout (counted reason="timeout"); an upstream whose accept
                  succeeds but that never answers fails the call UNAVAILABLE, "TLS handshake
                  timed out", as a failed connect
+  handshake_timeout_listeners  the same timeout on every other TLS listener: a sidecar's mesh
+                 port, its probes (--tls-probe) and admin API (--admin-tls), and a gateway's
+                 HTTP/JSON listener: a silent client on each is closed, counted
+                 (reason="timeout") and logged naming the listener
   upstream_resumption  the proxy's second connection to a TLS upstream (another meshd) resumes
                  the first one's session: meshd_tls_handshakes_total{resumed="true"} on both
   route_tls      per-service upstream TLS in `routes:` (upstream-tls: {ca, server-name}) to a
@@ -41,6 +53,7 @@ Certificates come from tests/tls/mkcerts.sh (the openssl CLI) in the case's temp
 import os
 import re
 import shutil
+import json
 import signal
 import socket
 import ssl
@@ -59,7 +72,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 from cases import Case, run, meshd_env  # noqa: E402
 from procs import Fail, check, wait_until, free_port  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
-from mesh_certs import issue  # noqa: E402
+from mesh_certs import ca_init, issue  # noqa: E402
 from echo_client import EchoClient, make_request  # noqa: E402
 import grpc  # noqa: E402
 
@@ -441,6 +454,14 @@ def case_mesh_mtls(c):
     wait_until(both, 20, "calls to reach both instances")
     check(True, "an instance etcdctl registered (no \"tls\") is called over h2c beside the mTLS "
           "one: both answer")
+    with urllib.request.urlopen("http://127.0.0.1:%d/v1/routes" % p.admin, timeout=5) as r:
+        inst = {i["address"]: i for s in json.load(r)["services"]
+                if s["service"] == "meshd.test.Echo" for i in s["instances"]}
+    side, tool = inst["127.0.0.1:%d" % sc_port], inst[app2.addr]
+    check(side["tls"] == "mtls" and side["transport"] == "mtls" and tool["tls"] is None and
+          tool["transport"] == "h2c", "the proxy's /v1/routes: the sidecar's record says mtls and "
+          "is reached over mTLS, the etcdctl one over h2c (%s/%s, %s/%s)"
+          % (side["tls"], side["transport"], tool["tls"], tool["transport"]))
     # A sidecar whose record names side-2 while its certificate proves side-1 (it was given
     # side-1's identity files): refused right after the handshake, before a call is sent on it;
     # the calls it was picked for go to the other instances.
@@ -514,6 +535,88 @@ def case_handshake_timeout(c):
         h.close()
 
 
+def _silent_client(port, source_ip):
+    """Opens TCP to port from source_ip (its own line in the once-per-peer log), sends nothing;
+    True when the server closed it (EOF) before the generous deadline."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60,
+                                  source_address=(source_ip, 0)) as s:
+        try:
+            return s.recv(100) == b""
+        except (socket.timeout, ConnectionResetError):
+            return False
+
+
+def case_handshake_timeout_listeners(c):
+    app = c.backend("py1")
+    sc_port, probe, admin = free_port(), free_port(), free_port()
+    sc = c.start("sidecar", [c.args.meshd, "sidecar", "--app", app.addr,
+                             "--listen", "127.0.0.1:%d" % sc_port,
+                             "--probe-listen", "127.0.0.1:%d" % probe, "--workers", "1",
+                             "--admin-listen", "127.0.0.1:%d" % admin, "--admin-tls",
+                             "--log-format", "text",
+                             "--audit-file", os.path.join(c.dir, "sidecar.audit"),
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                             "--tls-probe", "--tls-handshake-timeout", "1s"])
+    sc.wait_line(r"listening on 127\.0\.0\.1:%d \(TLS\)" % sc_port, 20)
+    sc.wait_line(r"probes /livez /readyz on", 20)
+    sc.wait_line(r"admin API on", 20)
+
+    def timeouts(port):
+        out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"),
+                              "https://127.0.0.1:%d/metrics" % port],
+                             capture_output=True, text=True, timeout=30)
+        m = re.search(r'^meshd_tls_handshake_failures_total\{reason="timeout"\} (\S+)$',
+                      out.stdout, re.M)
+        return float(m.group(1)) if m else None
+
+    # each listener from its own source address, so each has its own log line
+    for what, port, src in (("the mesh port", sc_port, "127.0.0.2"),
+                            ("the probes", probe, "127.0.0.3"),
+                            ("the admin API", admin, "127.0.0.4")):
+        before = timeouts(admin)
+        check(before is not None, "the timeout counter is exported")
+        check(_silent_client(port, src), "a client that sends nothing to %s is closed" % what)
+        wait_until(lambda: timeouts(admin) == before + 1, 10, "the timeout counted")
+        wait_until(lambda: re.search(r"TLS handshake with %s failed \(timeout\)" %
+                                     re.escape(src), sc.output()), 10, "the log line")
+        line = re.search(r"\] (\S+): TLS handshake with %s failed \(timeout\)" % re.escape(src),
+                         sc.output())
+        check(True, "...counted (reason=\"timeout\") and logged by '%s'" % line.group(1))
+    # a real client still gets through each of them
+    out = subprocess.run(["curl", "-sS", "--cacert", c.c("ca.pem"), "-o", "/dev/null", "-w",
+                          "%{http_code}", "https://127.0.0.1:%d/livez" % probe],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() == "200", "a probe that speaks TLS is answered: %s" % out.stdout)
+    res = calls_ok("127.0.0.1:%d" % sc_port, c.creds(), n=1)
+    check(res[0].ok, "a gRPC call over TLS to the mesh port is answered")
+
+    # the gateway's HTTP/JSON listener
+    desc, bport = _library(c)
+    port, gadmin = free_port(), free_port()
+    gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--workers", "1", "--descriptor-set", desc, "--log-format", "text",
+                             "--admin-listen", "127.0.0.1:%d" % gadmin,
+                             "--audit-file", os.path.join(c.dir, "gw.audit"),
+                             "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
+                             "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
+                             "--tls-handshake-timeout", "1s"])
+    wait_until(lambda: _accepting(port), 20, "the gateway")
+    gw.admin = gadmin
+    before = metric(gw, "meshd_tls_handshake_failures_total", '{reason="timeout"}') or 0
+    check(_silent_client(port, "127.0.0.5"), "a client that sends nothing to the gateway's HTTP "
+          "listener is closed")
+    wait_until(lambda: (metric(gw, "meshd_tls_handshake_failures_total", '{reason="timeout"}')
+                        or 0) == before + 1, 10, "the timeout counted")
+    wait_until(lambda: "gateway: TLS handshake with 127.0.0.5 failed (timeout)" in gw.output(),
+               10, "the log line")
+    check(True, "...counted (reason=\"timeout\") and logged by 'gateway'")
+    out = subprocess.run(["curl", "-sS", "--http2", "--cacert", c.c("ca.pem"), "-o", "/dev/null",
+                          "-w", "%{http_code}", "https://localhost:%d/v1/shelves/1/books/2" % port],
+                         capture_output=True, text=True, timeout=30)
+    check(out.stdout.strip() == "200", "a TLS client of the gateway is answered: %s %s"
+          % (out.stdout, out.stderr.strip()))
+
+
 def case_upstream_resumption(c):
     app = c.backend("py1")
     b = c.proxy("--static", "meshd.test.Echo=" + app.addr, "--tls-cert", c.c("server.pem"),
@@ -566,6 +669,21 @@ def case_route_tls(c):
         body = r.read().decode()
     check('"upstream_tls"' in body and '"server_name": "localhost"' in body.replace('":"', '": "')
           and '"off"' in body, "/v1/route-policy shows both settings")
+    with urllib.request.urlopen("http://127.0.0.1:%d/v1/routes" % p.admin, timeout=5) as r:
+        svcs = {s["service"]: s for s in json.load(r)["services"]}
+    echo, other = svcs["meshd.test.Echo"], svcs["meshd.test.Other"]
+    check(echo["upstream_tls"]["server_name"] == "localhost" and
+          echo["upstream_tls"]["ca"] == c.c("ca.pem") and other["upstream_tls"] == "off",
+          "/v1/routes shows each service's upstream-tls: %s, %s" % (echo["upstream_tls"],
+                                                                   other["upstream_tls"]))
+    check([i["transport"] for i in echo["instances"]] == ["tls"] and
+          [i["transport"] for i in other["instances"]] == ["h2c"],
+          "...and how each instance is reached: Echo over TLS, Other over h2c (its rule beats "
+          "--tls-upstream-ca)")
+    r = subprocess.run([c.args.meshd, "routes", "--admin", "127.0.0.1:%d" % p.admin],
+                       capture_output=True, text=True, timeout=30, env=meshd_env())
+    check(re.search(r"meshd\.test\.Echo\s+\S+\s+static\s+routable\s+tls\s", r.stdout),
+          "meshd routes: a TRANSPORT column (tls for Echo)")
     # SIGHUP with a server name the app's certificate lacks: new connections use the new
     # settings (the old connection, made for the replaced ones, takes no call), and fail.
     with open(routes, "w") as f:
@@ -579,6 +697,34 @@ def case_route_tls(c):
     r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
     check(r.code == grpc.StatusCode.UNAVAILABLE and "hostname mismatch" in r.details,
           "after a SIGHUP to another server name: the new rule applies (%s)" % r.details)
+
+
+def case_route_tls_reload(c):
+    tls_app = c.tls_backend("tls1")
+    rule_ca = os.path.join(c.dir, "rule-ca.pem")
+    shutil.copy(c.c("other-ca.pem"), rule_ca)  # the wrong CA first
+    routes = os.path.join(c.dir, "routes.yaml")
+    with open(routes, "w") as f:
+        f.write("routes:\n  rules:\n"
+                "    - match: meshd.test.Echo/*\n"
+                "      upstream-tls: {ca: %s, server-name: localhost}\n" % rule_ca)
+    # No TLS option of the node's own: only the rule's files are checked.
+    p = c.proxy("--static", "meshd.test.Echo=" + tls_app.addr, "--config", routes,
+                "--tls-reload-interval", "500ms")
+    r = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)[0]
+    check(r.code == grpc.StatusCode.UNAVAILABLE and "certificate verify failed" in r.details,
+          "the rule's CA does not verify the app: UNAVAILABLE (%s)" % r.details)
+    replace(c.c("ca.pem"), rule_ca)  # the right CA, renamed into place
+
+    def through():
+        res = calls_ok("127.0.0.1:%d" % p.main_port, None, n=1)
+        return res if res[0].ok else None
+    res = wait_until(through, 30, "a call through with the new CA")
+    check(res[0].replies[0].server_id == "tls1",
+          "the CA replaced on disk reaches new connections: the call is answered by the TLS app")
+    check("routes: upstream-tls (line 3): certificates reloaded from %s" % rule_ca in p.output(),
+          "...logged as a reload of the rule's files")
+    check("[policy] reloaded from" not in p.output(), "...with no SIGHUP (no policy reload)")
 
 
 def case_gateway(c):
@@ -623,6 +769,87 @@ def case_gateway(c):
     reply = get(b"\x0a\x11shelves/1/books/2", timeout=10)
     ch.close()
     check(b"shelves/1/books/2" in reply, "gRPC over TLS on --grpc-listen: GetBook answered")
+    check(gw.alive(), "the gateway is still up")
+
+
+GW_IDENTITY_POLICY = """policy:
+  rules:
+    - match: gwtest.v1.Library/GetBook
+      allow: {identities: ['spiffe://mesh.test/svc/pkg.Orders']}
+"""
+
+
+def _library(c):
+    """The gateway tests' library server and its descriptor set: (descriptor path, port)."""
+    gwdir = os.path.join(ROOT, "tests", "integration", "gateway")
+    desc = os.path.join(c.dir, "library.pb")
+    subprocess.run(["protoc", "-I" + os.path.join(gwdir, "protos"),
+                    "-I" + os.path.join(ROOT, "tests", "unit", "gateway_route", "protos"),
+                    "-I/usr/include", "--include_imports", "--descriptor_set_out=" + desc,
+                    "gwtest/v1/library.proto"], check=True)
+    bport = free_port()
+    c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
+                        "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
+    wait_until(lambda: _accepting(bport), 20, "the library server")
+    return desc, bport
+
+
+def case_gateway_identity(c):
+    ca = os.path.join(c.dir, "ca")
+    ca_init(c.args.meshd, ca, "mesh.test")
+    gw_id = issue(c, ca, "gw", [], "mesh.test", extra_sans=["DNS:localhost", "IP:127.0.0.1"])
+    c1 = issue(c, ca, "client-1", ["pkg.Orders"], "mesh.test")
+    c2 = issue(c, ca, "client-2", [], "mesh.test")
+    desc, bport = _library(c)
+    cfg = os.path.join(c.dir, "gw.yaml")
+    with open(cfg, "w") as f:
+        f.write(GW_IDENTITY_POLICY)
+    audit = os.path.join(c.dir, "gw.audit")
+    port = free_port()
+    f = os.path.join
+    gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
+                             "--workers", "2", "--descriptor-set", desc, "--log-format", "text",
+                             "--audit-file", audit, "--config", cfg,
+                             "--static", "gwtest.v1.Library=127.0.0.1:%d" % bport,
+                             "--tls-cert", f(gw_id, "cert.pem"), "--tls-key", f(gw_id, "key.pem"),
+                             "--tls-ca", f(gw_id, "ca.pem"), "--tls-client-auth", "optional"])
+    wait_until(lambda: _accepting(port), 20, "the gateway")
+    url = "https://localhost:%d/v1/shelves/1/books/2" % port
+
+    def get(flag, who):
+        cert = ["--cert", f(who, "cert.pem"), "--key", f(who, "key.pem")] if who else []
+        out = subprocess.run(["curl", "-sS", flag, "--cacert", f(gw_id, "ca.pem"), "-w",
+                              "\n%{http_code} %{http_version}", url] + cert,
+                             capture_output=True, text=True, timeout=30)
+        body, _, status = out.stdout.rpartition("\n")
+        return status.strip(), body, out.stderr.strip()
+
+    for flag, proto in (("--http1.1", "1.1"), ("--http2", "2")):
+        status, body, err = get(flag, c1)
+        check(status == "200 " + proto and "shelves/1/books/2" in body,
+              "client-1's certificate (spiffe://mesh.test/svc/pkg.Orders) is allowed over "
+              "HTTP/%s: %s %s" % (proto, status, err or body[:80]))
+        status, body, err = get(flag, c2)
+        check(status == "403 " + proto and
+              "identity spiffe://mesh.test/node/client-2 not allowed" in body,
+              "client-2's certificate is refused over HTTP/%s, naming its identity: %s %s"
+              % (proto, status, body[:160]))
+        status, body, err = get(flag, None)
+        check(status == "403 " + proto and "no identity" in body,
+              "no client certificate: no identity, refused over HTTP/%s: %s %s"
+              % (proto, status, body[:120]))
+
+    def denials():
+        try:
+            with open(audit) as fh:
+                recs = [json.loads(x) for x in fh if x.strip()]
+        except OSError:
+            return []
+        return [x for x in recs if x.get("type") == "acl_denied"]
+    wait_until(lambda: any((x.get("peer") or {}).get("identity") ==
+                           "spiffe://mesh.test/node/client-2" for x in denials()), 10,
+               "client-2's refusal audited with its identity")
+    check(True, "...client-2's refusal is an acl_denied record naming its SPIFFE ID")
     check(gw.alive(), "the gateway is still up")
 
 

@@ -6,9 +6,13 @@
  *
  * A member's record signed at version 200 is routed. Its older record (signed at version 100)
  * replayed at a higher incarnation is refused as stale, and the record accepted stays routed;
- * the older record claiming version 201 fails its signature and is not routed; the current
- * record again (the owner refuting at a newer incarnation) is routed again. (Each refusal goes
- * through the path every refused record takes: counted by reason, logged, audited.)
+ * the older record claiming version 201 fails its signature, and the record accepted stays
+ * routed too (like stale: only the owner changes its record); an empty record without a
+ * signature (what a keyring holder would send to erase the member's services), and no metadata
+ * at all, are refused as unsigned and change nothing; the current record again (the owner
+ * refuting at a newer incarnation) is routed; the owner's own empty record, signed, withdraws
+ * its instances. (Each refusal goes through the path every refused record takes: counted by
+ * reason, logged, audited.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,25 +52,27 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
 
 static const mesh_actor_ops_t reg_ops = {.name = "registry", .on_message = reg_message};
 
-/* Metadata of one shop.Cart instance at addr, signed by key for node-a at version, with the
- * leaf inline; into buf. */
+/* Metadata of one shop.Cart instance at addr (NULL: no instance, an empty record), signed by key
+ * for node-a at version (key NULL: unsigned), with the leaf inline; into buf. */
 static size_t signed_meta(EVP_PKEY *key, const uint8_t *der, size_t der_len, const char *addr,
                           uint64_t version, uint8_t *buf, size_t cap)
 {
     gsp_inst_t in = {.service = {"shop.Cart", 9},
-                     .addr = {addr, (uint32_t)strlen(addr)},
+                     .addr = {addr, addr ? (uint32_t)strlen(addr) : 0},
                      .node = {"node-a", 6},
                      .weight = 1};
+    size_t n = addr ? 1 : 0;
     uint8_t rec[256], sig[RSIG_SIG_MAX];
-    int rl = gsp_meta_encode(&in, 1, rec, sizeof rec);
+    int rl = gsp_meta_encode(&in, n, rec, sizeof rec);
     CHECK(rl > 0);
-    int sl = rsig_sign(key, "node-a", version, rec, (size_t)rl, sig, sizeof sig);
-    CHECK(sl > 0);
+    int sl = key ? rsig_sign(key, "node-a", version, rec, (size_t)rl, sig, sizeof sig) : 0;
+    CHECK(!key || sl > 0);
     static gsp_node_attrs_t na;
     memset(&na, 0, sizeof na);
     na.vsig = (gsp_str_t){(const char *)sig, (uint32_t)sl};
-    na.cert = (gsp_str_t){(const char *)der, (uint32_t)der_len};
-    int len = gsp_meta_encode_node(&in, 1, &na, buf, cap);
+    if (key)
+        na.cert = (gsp_str_t){(const char *)der, (uint32_t)der_len};
+    int len = gsp_meta_encode_node(&in, n, &na, buf, cap);
     CHECK(len > 0);
     return (size_t)len;
 }
@@ -159,10 +165,22 @@ int main(void)
     /* the older record claiming a newer version: its signature says 100 */
     memcpy(forged, old_meta, ol);
     member(sim, bridge, 3, 201, forged, ol);
-    CHECK_STR(routed, "");
-    /* the owner refutes with its current record: routed again */
-    member(sim, bridge, 4, 200, cur_meta, cl);
     CHECK_STR(routed, "10.0.0.2:50052");
+    /* an empty record without a signature at a newer version: it would erase the member's
+     * services; refused (unsigned), the accepted record stays */
+    static uint8_t empty[GSP_META_MAX], withdrawn[GSP_META_MAX];
+    size_t el = signed_meta(NULL, NULL, 0, NULL, 0, empty, sizeof empty);
+    member(sim, bridge, 4, 300, empty, el);
+    CHECK_STR(routed, "10.0.0.2:50052");
+    member(sim, bridge, 5, 301, empty, 0); /* no metadata at all: the same */
+    CHECK_STR(routed, "10.0.0.2:50052");
+    /* the owner refutes with its current record: routed */
+    member(sim, bridge, 6, 200, cur_meta, cl);
+    CHECK_STR(routed, "10.0.0.2:50052");
+    /* the owner withdraws its instances with a signed empty record: accepted */
+    size_t wl = signed_meta(key, der, (size_t)der_len, NULL, 400, withdrawn, sizeof withdrawn);
+    member(sim, bridge, 7, 400, withdrawn, wl);
+    CHECK_STR(routed, "");
 
     mesh_exec_free(sim);
     rsig_trust_free(a.trust);

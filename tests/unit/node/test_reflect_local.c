@@ -133,7 +133,7 @@ static void on_end(void *ud, mesh_proxy_call_t *c, int status, const char *msg, 
     t->c = NULL;
 }
 
-static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, NULL};
+static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, NULL, NULL};
 
 /* Runs the loop (and the worker tick the node would give) until cond or ms pass. */
 #define RUN_UNTIL(cond, ms)                                                                        \

@@ -5,8 +5,10 @@
  * on its own thread). Covers a unary call with metadata, a 2 MB streamed echo whose response
  * the front end stops consuming (the upstream cannot finish: its window is shut) and then
  * reads, a cancel from inside on_data (the server sees the RST_STREAM, no callback follows), a
- * deadline, a retry after a connect failure, a filter that rejects, a call with no route, and,
- * for every call, on_end on a later loop turn than mesh_proxy_call_start().
+ * deadline, a retry after a connect failure, a filter that rejects, a call with no route, the
+ * client identity the front end reports reaching the filters (mesh_proxy_call_client_identity,
+ * as the gateway's TLS listener reports a client certificate's), and, for every call, on_end on
+ * a later loop turn than mesh_proxy_call_start().
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/peer_id.h"
 #include "echo_server.h"
 #include "registry/route_table.h"
 #include "tests/check.h"
@@ -43,6 +46,7 @@ typedef struct tcall {
     const uint8_t *req; /* request still to send */
     int send_refused;
     size_t req_len, req_off;
+    const mesh_peer_id_t *peer_id; /* what the front end reports its client proved */
 } tcall_t;
 
 static long now_ms(void)
@@ -147,7 +151,14 @@ static void on_req_drain(void *ud, mesh_proxy_call_t *c)
     send_more(t);
 }
 
-static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, on_req_drain};
+static const mesh_peer_id_t *peer_identity(void *ud, const mesh_proxy_call_t *c)
+{
+    tcall_t *t = ud;
+    CHECK(t->c == c);
+    return t->peer_id;
+}
+
+static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, on_req_drain, peer_identity};
 
 static void start(tcall_t *t, const char *path, uint64_t timeout_ms, const uint8_t *req, size_t len)
 {
@@ -305,6 +316,12 @@ static int reject_filter(void *ctx, const mesh_proxy_call_info_t *info, mesh_pro
     (void)ctx;
     (void)token;
     CHECK(info->peer && info->peer->sa_family == AF_INET); /* the front end's client */
+    if (info->method_len == 6 && memcmp(info->method, "Whoami", 6) == 0) {
+        const mesh_peer_id_t *id = mesh_proxy_call_client_identity(info->call);
+        out->grpc_status = MESH_GRPC_PERMISSION_DENIED;
+        snprintf(out->message, sizeof(out->message), "whoami: %s", id ? id->node_uri.p : "-");
+        return MESH_PROXY_REJECT;
+    }
     if (info->method_len == 6 && memcmp(info->method, "Reject", 6) == 0) {
         out->grpc_status = MESH_GRPC_PERMISSION_DENIED;
         snprintf(out->message, sizeof(out->message), "meshd: test: not you");
@@ -330,6 +347,26 @@ static void test_filter_and_no_route(void)
     RUN_UNTIL(u.ends, 10000);
     CHECK_EQ(u.status, MESH_GRPC_UNIMPLEMENTED);
     CHECK(strncmp(u.msg, "meshd:", 6) == 0);
+    free(req);
+}
+
+/* The identity the front end reports is the one the filters see, per call; none is none. */
+static void test_client_identity(void)
+{
+    size_t len;
+    uint8_t *req = grpc_msgs(1, 8, &len);
+    const char *svcs[] = {"pkg.Orders"};
+    mesh_peer_id_t *id = mesh_peer_id_new("mesh.test", "client-1", svcs, 1);
+    CHECK(id);
+    tcall_t t = {.peer_id = id};
+    start(&t, "/test.Echo/Whoami", 5000, req, len);
+    RUN_UNTIL(t.ends, 10000);
+    CHECK(strcmp(t.msg, "whoami: spiffe://mesh.test/node/client-1") == 0);
+    tcall_t u = {0};
+    start(&u, "/test.Echo/Whoami", 5000, req, len);
+    RUN_UNTIL(u.ends, 10000);
+    CHECK(strcmp(u.msg, "whoami: -") == 0);
+    mesh_peer_id_free(id);
     free(req);
 }
 
@@ -364,6 +401,7 @@ int main(void)
     test_deadline();
     test_retry_connect_failure();
     test_filter_and_no_route();
+    test_client_identity();
 
     mesh_proxy_worker_free(w);
     uv_close((uv_handle_t *)&tick, NULL);

@@ -173,7 +173,7 @@ static void on_end(void *ud, mesh_proxy_call_t *c, int status, const char *msg, 
     t->c = NULL;
 }
 
-static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, NULL};
+static const mesh_proxy_downstream_t ops = {on_head, on_data, on_end, NULL, NULL};
 
 static void start(tcall_t *t, const char *path, uint64_t timeout_ms)
 {
