@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 
 #include "common/addr.h"
 #include "common/log.h"
@@ -83,6 +85,7 @@ struct probe_conn {
     uint8_t *tls_out; /* ciphertext being written */
     size_t tls_out_cap;
     uint64_t hs_deadline; /* TLS: loop time the handshake must be done by; 0: no limit */
+    int sent_queue;       /* while writing: the kernel's unsent bytes when the timer was armed */
     size_t in_len;
     size_t out_off, out_len; /* body bytes written / to write of the current answer */
     size_t queued;           /* what this answer counts in s->queued */
@@ -254,10 +257,31 @@ static void conn_close(probe_conn_t *c)
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
 
-/* The connection's timer: idle for too long, or (TLS) its handshake not done in time. */
+/* The bytes the kernel still holds to send on c's socket (SIOCOUTQ), or -1. */
+static int send_queue(probe_conn_t *c)
+{
+    uv_os_fd_t fd;
+    int q;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 || ioctl(fd, SIOCOUTQ, &q) != 0)
+        return -1;
+    return q;
+}
+
+/* The connection's timer: idle for too long, or (TLS) its handshake not done in time. A reader
+ * still taking the answer is not idle: a write waits while the kernel's buffers (hundreds of
+ * KB on loopback) drain, so progress is the kernel's send queue moving since the timer was
+ * armed, not a write finishing. */
 static void on_idle(uv_timer_t *t)
 {
     probe_conn_t *c = t->data;
+    if (c->writing && !c->closing) {
+        int q = send_queue(c);
+        if (q >= 0 && q != c->sent_queue) {
+            c->sent_queue = q;
+            uv_timer_start(&c->timer, on_idle, c->s->cfg.idle_timeout_ms, 0);
+            return;
+        }
+    }
     if (c->tls && !c->tls->established && c->hs_deadline && uv_now(c->s->loop) >= c->hs_deadline) {
         struct sockaddr_storage peer;
         int plen = sizeof(peer);
@@ -410,7 +434,9 @@ static void write_next(probe_conn_t *c, size_t head_len)
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, bufs, nb, on_written) < 0) {
         c->writing = 0;
         conn_close(c);
+        return;
     }
+    c->sent_queue = send_queue(c); /* (after the part of the write the kernel took at once) */
 }
 
 static void on_written(uv_write_t *wr, int status)

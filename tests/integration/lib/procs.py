@@ -33,10 +33,20 @@ def wait_until(pred, timeout, what):
         time.sleep(0.02)
 
 
+_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never one this process was given before: the kernel
+    hands a port just closed out again, and two of a test's listeners on one port made a meshd
+    refuse to start ("--admin-listen 45065 and --probe-listen 127.0.0.1:45065 share a port")."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def meshd_env(**extra):

@@ -160,6 +160,7 @@ static char *read_big(int fd, int *status, size_t *len, size_t piece, unsigned p
     char *buf = malloc(cap + 1);
     char *end = NULL;
     size_t want = (size_t)-1, head_len = 0;
+    int reads = 0;
     while (n < want) {
         if (n + piece > cap) {
             cap *= 2;
@@ -167,9 +168,10 @@ static char *read_big(int fd, int *status, size_t *len, size_t piece, unsigned p
             CHECK(buf);
         }
         ssize_t r = recv(fd, buf + n, piece, 0);
+        reads++;
         if (r <= 0)
-            fprintf(stderr, "read_big: recv %zd (%s) after %zu bytes of %zu\n", r,
-                    r < 0 ? strerror(errno) : "closed", n, want);
+            fprintf(stderr, "read_big: recv %zd (%s) after %zu bytes of %zu, %d reads\n", r,
+                    r < 0 ? strerror(errno) : "closed", n, want, reads);
         CHECK(r > 0);
         n += (size_t)r;
         buf[n] = '\0';
