@@ -365,6 +365,11 @@ void mesh_lb_plan_free(mesh_lb_plan_t *p)
 
 /* ---- picks --------------------------------------------------------------------------------- */
 
+/* A pick runs on every call: its common path (no subset, no zone, weights above 0) is one
+ * function, its rare branches are calls out of line. */
+#define HOT  static inline __attribute__((always_inline))
+#define COLD static __attribute__((noinline))
+
 /* The entry at weighted position pos (0 <= pos < cum[m-1]) among the first m entries. */
 static uint32_t entry_at(const group_t *g, uint32_t m, uint64_t pos)
 {
@@ -400,8 +405,7 @@ static uint32_t draw(const group_t *g, uint32_t m, mesh_lb_rng_t *rng)
 }
 
 /* The first eligible entry among the first m from entry `from` on (cyclic), or -1. */
-static ptrdiff_t scan(const group_t *g, uint32_t from, uint32_t m, const mesh_lb_ops_t *ops,
-                      void *ud)
+COLD ptrdiff_t scan(const group_t *g, uint32_t from, uint32_t m, const mesh_lb_ops_t *ops, void *ud)
 {
     for (uint32_t i = 0; i < m; i++) {
         uint32_t e = (from + i) % m;
@@ -413,7 +417,7 @@ static ptrdiff_t scan(const group_t *g, uint32_t from, uint32_t m, const mesh_lb
 
 /* Weighted round robin among the first m entries: turns at stride through the weighted
  * positions; an ineligible entry is passed over, the turn counted. */
-static ptrdiff_t pick_rr(group_t *g, uint32_t m, const mesh_lb_ops_t *ops, void *ud)
+HOT ptrdiff_t pick_rr(group_t *g, uint32_t m, const mesh_lb_ops_t *ops, void *ud)
 {
     if (m == 1) { /* every turn is entry 0 (the positions do not matter): DRAWS turns, then
                      the scan, all ask entry 0 */
@@ -458,8 +462,8 @@ static double cost(const mesh_lb_ep_t *x, double est, uint64_t wx, const mesh_lb
 
 /* P2C among the first m entries: the weighted round robin's turn, a weighted random draw, the
  * second only when clearly cheaper (see transport/lb.h). */
-static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
-                          uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
+HOT ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
+                       uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
 {
     ptrdiff_t a = pick_rr(g, m, ops, ud), b = -1;
     if (a < 0 || m == 1)
@@ -480,7 +484,8 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
     if (b < 0)
         return a;
     const mesh_lb_ep_t *lb = ops->load(ud, g->idx[b]);
-    double ea = mesh_lb_ep_estimate(la, cfg, now_ns), eb = mesh_lb_ep_estimate(lb, cfg, now_ns);
+    double ea = mesh_lb_ep_estimate(la, cfg, now_ns);
+    double eb = ea > 0 ? mesh_lb_ep_estimate(lb, cfg, now_ns) : 0;
     if (ea <= 0 || eb <= 0)
         ea = eb = 0; /* a fresh endpoint: neutral, compare the load alone */
     ea += (double)cfg->floor_us * 1e3;
@@ -492,8 +497,8 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
 
 /* Whether g's calls go to the caller's zone now: enough of its instances are up and they are
  * not overloaded against the others. Decided at most once per millisecond. */
-static __attribute__((noinline)) int zone_local(group_t *g, const mesh_lb_cfg_t *cfg,
-                                                uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
+COLD int zone_local(group_t *g, const mesh_lb_cfg_t *cfg, uint64_t now_ns, const mesh_lb_ops_t *ops,
+                    void *ud)
 {
     uint64_t ms = now_ns / 1000000 + 1;
     if (g->zone_ms == ms)
@@ -524,8 +529,8 @@ static __attribute__((noinline)) int zone_local(group_t *g, const mesh_lb_cfg_t 
 }
 
 /* A pick by cfg's policy among the first m entries of g (m > 0), or -1. */
-static ptrdiff_t pick_in(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
-                         uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
+HOT ptrdiff_t pick_in(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
+                      uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
 {
     if (cfg->policy == MESH_LB_P2C)
         return pick_p2c(g, m, cfg, rng, now_ns, ops, ud);
@@ -533,7 +538,7 @@ static ptrdiff_t pick_in(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_
 }
 
 /* With weight 0 only: the next eligible one of them, in turn, or -1. */
-static __attribute__((noinline)) ptrdiff_t pick_zero(group_t *g, const mesh_lb_ops_t *ops, void *ud)
+COLD ptrdiff_t pick_zero(group_t *g, const mesh_lb_ops_t *ops, void *ud)
 {
     ptrdiff_t z = -1;
     for (uint32_t i = 0; i < g->n - g->n_pos && z < 0; i++) {
@@ -545,23 +550,39 @@ static __attribute__((noinline)) ptrdiff_t pick_zero(group_t *g, const mesh_lb_o
     return z;
 }
 
+/* In the caller's zone when it is preferred now (g has local entries), or -1. */
+COLD ptrdiff_t pick_local(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng, uint64_t now_ns,
+                          const mesh_lb_ops_t *ops, void *ud, mesh_lb_pick_info_t *info)
+{
+    if (!zone_local(g, cfg, now_ns, ops, ud))
+        return -1;
+    ptrdiff_t e = pick_in(g, g->n_local, cfg, rng, now_ns, ops, ud);
+    if (e >= 0 && info)
+        info->zone_local = 1;
+    return e;
+}
+
 /* A pick within group g, or -1: in the caller's zone when it is preferred, else among all
  * the weighted entries, else (weight 0: only when nothing else can take it) the others. */
-static ptrdiff_t pick_group(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
-                            uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud,
-                            mesh_lb_pick_info_t *info)
+HOT ptrdiff_t pick_group(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng, uint64_t now_ns,
+                         const mesh_lb_ops_t *ops, void *ud, mesh_lb_pick_info_t *info)
 {
     ptrdiff_t e = -1;
-    if (g->n_local && zone_local(g, cfg, now_ns, ops, ud)) {
-        e = pick_in(g, g->n_local, cfg, rng, now_ns, ops, ud);
-        if (e >= 0 && info)
-            info->zone_local = 1;
-    }
+    if (g->n_local)
+        e = pick_local(g, cfg, rng, now_ns, ops, ud, info);
     if (e < 0 && g->n_pos)
         e = pick_in(g, g->n_pos, cfg, rng, now_ns, ops, ud); /* info->zone_local stays 0 */
     if (e < 0 && g->n > g->n_pos)
         e = pick_zero(g, ops, ud);
     return e < 0 ? -1 : (ptrdiff_t)g->idx[e];
+}
+
+/* A pick within a subset's group, or -1. */
+COLD ptrdiff_t pick_subset(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
+                           uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud,
+                           mesh_lb_pick_info_t *info)
+{
+    return pick_group(g, cfg, rng, now_ns, ops, ud, info);
 }
 
 ptrdiff_t mesh_lb_pick(mesh_lb_plan_t *p, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng, int subset,
@@ -571,7 +592,7 @@ ptrdiff_t mesh_lb_pick(mesh_lb_plan_t *p, const mesh_lb_cfg_t *cfg, mesh_lb_rng_
     if (info)
         *info = (mesh_lb_pick_info_t){0};
     if (subset >= 0 && (size_t)subset < p->n_subsets) {
-        ptrdiff_t k = pick_group(&p->subsets[subset], cfg, rng, now_ns, ops, ud, info);
+        ptrdiff_t k = pick_subset(&p->subsets[subset], cfg, rng, now_ns, ops, ud, info);
         if (k >= 0)
             return k;
         if (info)
