@@ -320,7 +320,11 @@ int mesh_lb_plan_needed(const mesh_lb_cfg_t *cfg, const mesh_route_instance_t *c
 {
     if (!cfg)
         return 0;
-    if (cfg->policy != MESH_LB_ROUND_ROBIN || cfg->n_subsets || (cfg->zone && cfg->zone[0]))
+    if (cfg->n_subsets || (cfg->zone && cfg->zone[0]))
+        return 1;
+    /* P2C has a choice to make only among two or more (one instance: it is every turn, and
+       its latency samples are still taken) */
+    if (cfg->policy != MESH_LB_ROUND_ROBIN && n > 1)
         return 1;
     for (size_t k = 0; k < n; k++)
         if (insts[k]->weight != insts[0]->weight || insts[k]->weight == 0)
