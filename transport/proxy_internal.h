@@ -420,9 +420,15 @@ void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 int pxy_outlier_board_init(mesh_proxy_worker_t *w);
 
 /* proxy_svc_policy.c */
-/** Makes s follow settings p (NULL: the worker's defaults) when it does not yet: resolves them
- *  over the worker's and drops the plan made under the old ones. Per pick: cheap when equal. */
-void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p);
+/** Resolves settings p over the worker's for s and drops the plan made under the old ones. */
+void pxy_svc_set_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p);
+/** Makes s follow settings p (NULL: the worker's defaults) when it does not yet. Per pick: one
+ *  test, inline, when they are the same. */
+static inline void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p)
+{
+    if (!s->cfg_set || s->pol != p)
+        pxy_svc_set_policy(w, s, p);
+}
 /** Drops the service's settings (its reference), at svc_drop and teardown. */
 void pxy_svc_policy_drop(pxy_svc_t *s);
 
