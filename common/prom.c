@@ -175,7 +175,13 @@ int prom_hist_init(prom_hist_t *h, const double *bounds, uint32_t n)
 
 void prom_hist_observe(prom_hist_t *h, double v)
 {
-    uint32_t lo = 0, hi = h->n_bounds; /* the answer is in [lo, hi]; hi = +Inf */
+    uint32_t lo = h->last, n = h->n_bounds;
+    /* bucket lo is the answer when bounds[lo - 1] < v <= bounds[lo] (with -Inf and +Inf at the
+       ends); latencies of a service come in runs, so most observations stop here */
+    if (n && lo <= n && (lo == n || v <= h->bounds[lo]) && (lo == 0 || v > h->bounds[lo - 1]))
+        goto found;
+    lo = 0;
+    uint32_t hi = n; /* the answer is in [lo, hi]; hi = +Inf */
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (v <= h->bounds[mid])
@@ -183,6 +189,8 @@ void prom_hist_observe(prom_hist_t *h, double v)
         else
             lo = mid + 1;
     }
+    h->last = lo;
+found:
     h->counts[lo]++;
     h->count++;
     h->sum += v;

@@ -72,13 +72,16 @@ int prom_name_ok(const char *s);
 /** Most finite bounds a histogram may have (the +Inf bucket comes on top). */
 #define PROM_HIST_MAX_BOUNDS 32
 
-/** A histogram: bounds shared (static), counts per bucket, the last for +Inf. */
+/** A histogram: bounds shared (static), counts per bucket, the last for +Inf. The fields an
+ *  observation writes besides its bucket come first, beside the low buckets (one cache line
+ *  for most observations, with the fields of the struct before it). */
 typedef struct prom_hist {
     const double *bounds; /* ascending upper bounds, n_bounds of them */
     uint32_t n_bounds;
-    uint64_t counts[PROM_HIST_MAX_BOUNDS + 1];
+    uint32_t last; /* the bucket of the last observation: observations come in runs */
     uint64_t count;
     double sum;
+    uint64_t counts[PROM_HIST_MAX_BOUNDS + 1];
 } prom_hist_t;
 
 /** Log-linear latency bounds in seconds, as Linkerd's: 1, 2, 3, 4, 5 in each decade from
@@ -90,7 +93,8 @@ extern const double prom_latency_bounds[PROM_LATENCY_BOUNDS];
  *  0, or -1 when the bounds are not usable. */
 int prom_hist_init(prom_hist_t *h, const double *bounds, uint32_t n);
 
-/** Observes v: the first bucket whose bound is >= v (binary search), else +Inf. */
+/** Observes v: the first bucket whose bound is >= v, else +Inf (the last observation's bucket
+ *  when it is that one, else a binary search). */
 void prom_hist_observe(prom_hist_t *h, double v);
 
 /** Adds src's counts into dst (same bounds). 0, or -1 when the bounds differ. */

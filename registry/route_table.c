@@ -929,10 +929,8 @@ mesh_route_status_t mesh_routes_lookup(const mesh_routes_t *t, const char *path,
     return MESH_ROUTE_FOUND;
 }
 
-int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *method, size_t len)
+int mesh_route_instance_lists(const mesh_route_instance_t *in, const char *method, size_t len)
 {
-    if (!in->methods)
-        return 1;
     size_t lo = 0, hi = in->n_methods;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;

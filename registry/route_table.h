@@ -176,12 +176,20 @@ typedef enum {
 mesh_route_status_t mesh_routes_lookup(const mesh_routes_t *t, const char *path, size_t len,
                                        const mesh_route_service_t **out);
 
+int mesh_route_instance_lists(const mesh_route_instance_t *in, const char *method, size_t len);
+
 /**
  * Whether an instance serves a method (len bytes, not NUL-terminated): 1 when it listed the
- * method or did not list its methods at all, else 0. During a rolling update the instances of
- * one service may serve different methods; the proxy sends a call only to those that serve it.
+ * method (mesh_route_instance_lists: a binary search) or did not list its methods at all, else
+ * 0. During a rolling update the instances of one service may serve different methods; the
+ * proxy sends a call only to those that serve it. The balancer asks it of every candidate of
+ * every call: inline.
  */
-int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *method, size_t len);
+static inline int mesh_route_instance_serves(const mesh_route_instance_t *in, const char *method,
+                                             size_t len)
+{
+    return !in->methods || mesh_route_instance_lists(in, method, len);
+}
 
 /** Looks up a service by name (NUL-terminated); NULL when absent. */
 const mesh_route_service_t *mesh_routes_service(const mesh_routes_t *t, const char *name);

@@ -65,9 +65,12 @@ void mesh_bal_backoff_connected(mesh_bal_backoff_t *b, const mesh_bal_backoff_cf
  * interval next). */
 void mesh_bal_backoff_reset(mesh_bal_backoff_t *b, const mesh_bal_backoff_cfg_t *cfg);
 
-/** Round robin position of one service. */
+/** Round robin position of one service: a counter, and the candidate it points at (next % n,
+ *  kept for the n of the last pick, so a pick divides only when n changed). */
 typedef struct mesh_bal_rr {
     uint32_t next;
+    uint32_t pos; /* next % n_at */
+    size_t n_at;  /* 0: pos not known */
 } mesh_bal_rr_t;
 
 /** Starts the counter at start (each worker starts at its own index, so workers that install
@@ -75,6 +78,7 @@ typedef struct mesh_bal_rr {
 static inline void mesh_bal_rr_init(mesh_bal_rr_t *rr, uint32_t start)
 {
     rr->next = start;
+    rr->n_at = 0;
 }
 
 /** Whether candidate k (0..n-1) may take the call; ud is the caller's. */
@@ -90,8 +94,15 @@ typedef int (*mesh_bal_eligible_fn)(void *ud, size_t k);
 static inline ptrdiff_t mesh_bal_rr_pick(mesh_bal_rr_t *rr, size_t n, mesh_bal_eligible_fn eligible,
                                          void *ud)
 {
+    if (rr->n_at != n) { /* the service's size changed: where the counter points now */
+        rr->n_at = n;
+        rr->pos = n ? (uint32_t)(rr->next % n) : 0;
+    }
     for (size_t i = 0; i < n; i++) {
-        size_t k = rr->next++ % n;
+        size_t k = rr->pos;
+        /* next % n after next++: the following candidate, or 0 past the last one or when the
+           counter wraps (0 % n) */
+        rr->pos = ++rr->next == 0 || k + 1 == n ? 0 : (uint32_t)k + 1;
         if (eligible(ud, k))
             return (ptrdiff_t)k;
     }

@@ -94,6 +94,39 @@ static int known_has(const char *const *known, size_t n, const char *m, size_t l
     return 0;
 }
 
+static uint64_t ld8(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static uint32_t ld4(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Whether a and b (len bytes, 0 < len < MESH_CS_METHOD_NAME) are equal: by words, the last
+ * one overlapping the one before for lengths that are not a multiple (no byte outside is
+ * read), instead of a call to memcmp per call for a name of a few bytes. */
+static int name_eq(const char *a, const char *b, size_t len)
+{
+    if (len < 4) {
+        for (size_t i = 0; i < len; i++)
+            if (a[i] != b[i])
+                return 0;
+        return 1;
+    }
+    if (len < 8)
+        return ld4(a) == ld4(b) && ld4(a + len - 4) == ld4(b + len - 4);
+    for (size_t i = 0; i + 8 < len; i += 8)
+        if (ld8(a + i) != ld8(b + i))
+            return 0;
+    return ld8(a + len - 8) == ld8(b + len - 8);
+}
+
 uint32_t mesh_cs_method(mesh_call_stats_t *cs, uint32_t svc, const char *m, size_t len,
                         const char *const *known, size_t n_known)
 {
@@ -101,7 +134,7 @@ uint32_t mesh_cs_method(mesh_call_stats_t *cs, uint32_t svc, const char *m, size
     if (!r || svc == MESH_CS_OTHER || len == 0 || len >= MESH_CS_METHOD_NAME)
         return MESH_CS_METHODS;
     for (uint32_t i = 0; i < r->n_methods; i++)
-        if (r->method_len[i] == len && memcmp(r->methods[i], m, len) == 0)
+        if (r->method_len[i] == len && name_eq(r->methods[i], m, len))
             return i;
     if (r->n_methods == MESH_CS_METHODS || memchr(m, '\0', len) ||
         (known && !known_has(known, n_known, m, len)))

@@ -22,7 +22,8 @@ typedef struct group {
     uint32_t n;         /* entries */
     uint32_t n_pos;     /* entries with a weight above 0 */
     uint32_t n_local;   /* of those, in the caller's zone (the first n_local) */
-    int uniform;        /* every positive weight is the same: draws need no search */
+    uint64_t uw;        /* every positive weight is this one (0: they differ): a weighted
+                           position's entry is position / uw, no search (1: the position) */
     uint32_t rr;        /* round robin position */
     uint64_t stride[2]; /* weighted round robin over all, over the local entries: co-prime to
                            their total weight, spreads the turns */
@@ -170,9 +171,28 @@ int mesh_lb_subset_match(const mesh_lb_cfg_t *cfg, mesh_lb_header_fn get, void *
 
 /* ---- per endpoint -------------------------------------------------------------------------- */
 
+/* exp(-dt / decay). Asked for the same few small dt again and again (a busy endpoint's last
+ * sample is 0 to a few ms old: 0 needs no exp), so each thread keeps the last factors it
+ * computed, by dt: a hit is the very value exp gave, for a fraction of its cost. */
+#define DECAY_MEMO 16
+
 static double decay_factor(const mesh_lb_cfg_t *cfg, int64_t dt_ms)
 {
-    return dt_ms <= 0 ? 1.0 : exp(-(double)dt_ms / (double)cfg->decay_ms);
+    static _Thread_local struct {
+        int64_t dt; /* 0: empty (dt 0 never asks) */
+        uint64_t decay_ms;
+        double f;
+    } memo[DECAY_MEMO];
+    if (dt_ms <= 0)
+        return 1.0;
+    unsigned i = (unsigned)dt_ms & (DECAY_MEMO - 1);
+    if (memo[i].dt == dt_ms && memo[i].decay_ms == cfg->decay_ms)
+        return memo[i].f;
+    double f = exp(-(double)dt_ms / (double)cfg->decay_ms);
+    memo[i].dt = dt_ms;
+    memo[i].decay_ms = cfg->decay_ms;
+    memo[i].f = f;
+    return f;
 }
 
 /* Milliseconds from the endpoint's last sample to now (negative: now is before it). */
@@ -269,11 +289,11 @@ static int group_build(group_t *g, const mesh_lb_cfg_t *cfg, const mesh_lb_subse
                 g->n_pos++;
         }
     uint64_t sum = 0, local = 0;
-    g->uniform = 1;
+    g->uw = g->n_pos ? insts[g->idx[0]]->weight : 0;
     for (uint32_t i = 0; i < g->n_pos; i++) {
         uint32_t w = insts[g->idx[i]]->weight;
         if (w != insts[g->idx[0]]->weight)
-            g->uniform = 0;
+            g->uw = 0;
         sum += w;
         g->cum[i] = sum;
         if (i < g->n_local)
@@ -300,7 +320,11 @@ int mesh_lb_plan_needed(const mesh_lb_cfg_t *cfg, const mesh_route_instance_t *c
 {
     if (!cfg)
         return 0;
-    if (cfg->policy != MESH_LB_ROUND_ROBIN || cfg->n_subsets || (cfg->zone && cfg->zone[0]))
+    if (cfg->n_subsets || (cfg->zone && cfg->zone[0]))
+        return 1;
+    /* P2C has a choice to make only among two or more (one instance: it is every turn, and
+       its latency samples are still taken) */
+    if (cfg->policy != MESH_LB_ROUND_ROBIN && n > 1)
         return 1;
     for (size_t k = 0; k < n; k++)
         if (insts[k]->weight != insts[0]->weight || insts[k]->weight == 0)
@@ -345,11 +369,18 @@ void mesh_lb_plan_free(mesh_lb_plan_t *p)
 
 /* ---- picks --------------------------------------------------------------------------------- */
 
+/* A pick runs on every call: its common path (no subset, no zone, weights above 0) is one
+ * function, its rare branches are calls out of line. */
+#define HOT  static inline __attribute__((always_inline))
+#define COLD static __attribute__((noinline))
+
 /* The entry at weighted position pos (0 <= pos < cum[m-1]) among the first m entries. */
 static uint32_t entry_at(const group_t *g, uint32_t m, uint64_t pos)
 {
-    if (g->uniform)
-        return (uint32_t)(pos / g->cum[0]);
+    if (g->uw == 1)
+        return (uint32_t)pos; /* every weight 1 (the default): the position is the entry */
+    if (g->uw)
+        return (uint32_t)(pos / g->uw);
     uint32_t lo = 0, hi = m - 1;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
@@ -368,15 +399,17 @@ static uint64_t below(mesh_lb_rng_t *rng, uint64_t n)
     return (uint64_t)(((unsigned __int128)mesh_lb_rand(rng) * n) >> 64);
 }
 
-/* A weighted random entry among the first m (m > 0). */
+/* A weighted random entry among the first m (m > 0). Equal weights w: below(m x w) / w is
+ * below(m) (the same number from the same draw), so no division. */
 static uint32_t draw(const group_t *g, uint32_t m, mesh_lb_rng_t *rng)
 {
+    if (g->uw)
+        return (uint32_t)below(rng, m);
     return entry_at(g, m, below(rng, g->cum[m - 1]));
 }
 
 /* The first eligible entry among the first m from entry `from` on (cyclic), or -1. */
-static ptrdiff_t scan(const group_t *g, uint32_t from, uint32_t m, const mesh_lb_ops_t *ops,
-                      void *ud)
+COLD ptrdiff_t scan(const group_t *g, uint32_t from, uint32_t m, const mesh_lb_ops_t *ops, void *ud)
 {
     for (uint32_t i = 0; i < m; i++) {
         uint32_t e = (from + i) % m;
@@ -388,8 +421,16 @@ static ptrdiff_t scan(const group_t *g, uint32_t from, uint32_t m, const mesh_lb
 
 /* Weighted round robin among the first m entries: turns at stride through the weighted
  * positions; an ineligible entry is passed over, the turn counted. */
-static ptrdiff_t pick_rr(group_t *g, uint32_t m, const mesh_lb_ops_t *ops, void *ud)
+HOT ptrdiff_t pick_rr(group_t *g, uint32_t m, const mesh_lb_ops_t *ops, void *ud)
 {
+    if (m == 1) { /* every turn is entry 0 (the positions do not matter): DRAWS turns, then
+                     the scan, all ask entry 0 */
+        g->rr++;
+        if (ops->eligible(ud, g->idx[0]))
+            return 0;
+        g->rr += DRAWS - 1;
+        return -1;
+    }
     uint64_t total = g->cum[m - 1];
     int r = m == g->n_pos ? 0 : 1;
     for (uint32_t t = 0; t < DRAWS; t++) {
@@ -418,14 +459,15 @@ static double cost(const mesh_lb_ep_t *x, double est, uint64_t wx, const mesh_lb
                    uint64_t wy)
 {
     double both = (double)x->outstanding + (double)y->outstanding;
-    double expect = both * (double)wx / ((double)wx + (double)wy);
+    /* equal weights: both x w / (2 w) is exactly both / 2, without the division */
+    double expect = wx == wy ? both * 0.5 : both * (double)wx / ((double)wx + (double)wy);
     return est * ((double)x->outstanding + 1.0) / (expect + 1.0);
 }
 
 /* P2C among the first m entries: the weighted round robin's turn, a weighted random draw, the
  * second only when clearly cheaper (see transport/lb.h). */
-static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
-                          uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
+HOT ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
+                       uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
 {
     ptrdiff_t a = pick_rr(g, m, ops, ud), b = -1;
     if (a < 0 || m == 1)
@@ -446,7 +488,8 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
     if (b < 0)
         return a;
     const mesh_lb_ep_t *lb = ops->load(ud, g->idx[b]);
-    double ea = mesh_lb_ep_estimate(la, cfg, now_ns), eb = mesh_lb_ep_estimate(lb, cfg, now_ns);
+    double ea = mesh_lb_ep_estimate(la, cfg, now_ns);
+    double eb = ea > 0 ? mesh_lb_ep_estimate(lb, cfg, now_ns) : 0;
     if (ea <= 0 || eb <= 0)
         ea = eb = 0; /* a fresh endpoint: neutral, compare the load alone */
     ea += (double)cfg->floor_us * 1e3;
@@ -458,8 +501,8 @@ static ptrdiff_t pick_p2c(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh
 
 /* Whether g's calls go to the caller's zone now: enough of its instances are up and they are
  * not overloaded against the others. Decided at most once per millisecond. */
-static int zone_local(group_t *g, const mesh_lb_cfg_t *cfg, uint64_t now_ns,
-                      const mesh_lb_ops_t *ops, void *ud)
+COLD int zone_local(group_t *g, const mesh_lb_cfg_t *cfg, uint64_t now_ns, const mesh_lb_ops_t *ops,
+                    void *ud)
 {
     uint64_t ms = now_ns / 1000000 + 1;
     if (g->zone_ms == ms)
@@ -489,34 +532,61 @@ static int zone_local(group_t *g, const mesh_lb_cfg_t *cfg, uint64_t now_ns,
     return ok;
 }
 
-/* A pick within group g, or -1. */
-static ptrdiff_t pick_group(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
-                            uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud,
-                            mesh_lb_pick_info_t *info)
+/* A pick by cfg's policy among the first m entries of g (m > 0), or -1. */
+HOT ptrdiff_t pick_in(group_t *g, uint32_t m, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
+                      uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud)
+{
+    if (cfg->policy == MESH_LB_P2C)
+        return pick_p2c(g, m, cfg, rng, now_ns, ops, ud);
+    return pick_rr(g, m, ops, ud);
+}
+
+/* With weight 0 only: the next eligible one of them, in turn, or -1. */
+COLD ptrdiff_t pick_zero(group_t *g, const mesh_lb_ops_t *ops, void *ud)
+{
+    ptrdiff_t z = -1;
+    for (uint32_t i = 0; i < g->n - g->n_pos && z < 0; i++) {
+        uint32_t k = g->n_pos + (g->rr + i) % (g->n - g->n_pos);
+        if (ops->eligible(ud, g->idx[k]))
+            z = k;
+    }
+    g->rr++;
+    return z;
+}
+
+/* In the caller's zone when it is preferred now (g has local entries), or -1. */
+COLD ptrdiff_t pick_local(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng, uint64_t now_ns,
+                          const mesh_lb_ops_t *ops, void *ud, mesh_lb_pick_info_t *info)
+{
+    if (!zone_local(g, cfg, now_ns, ops, ud))
+        return -1;
+    ptrdiff_t e = pick_in(g, g->n_local, cfg, rng, now_ns, ops, ud);
+    if (e >= 0 && info)
+        info->zone_local = 1;
+    return e;
+}
+
+/* A pick within group g, or -1: in the caller's zone when it is preferred, else among all
+ * the weighted entries, else (weight 0: only when nothing else can take it) the others. */
+HOT ptrdiff_t pick_group(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng, uint64_t now_ns,
+                         const mesh_lb_ops_t *ops, void *ud, mesh_lb_pick_info_t *info)
 {
     ptrdiff_t e = -1;
-    for (int local = 1; local >= 0 && e < 0; local--) {
-        uint32_t m = local ? g->n_local : g->n_pos;
-        if (m == 0 || (local && !zone_local(g, cfg, now_ns, ops, ud)))
-            continue;
-        if (cfg->policy == MESH_LB_P2C)
-            e = pick_p2c(g, m, cfg, rng, now_ns, ops, ud);
-        else
-            e = pick_rr(g, m, ops, ud);
-        if (e >= 0 && info)
-            info->zone_local = local;
-    }
-    if (e < 0 && g->n > g->n_pos) { /* weight 0: only when nothing else can take it */
-        ptrdiff_t z = -1;
-        for (uint32_t i = 0; i < g->n - g->n_pos && z < 0; i++) {
-            uint32_t k = g->n_pos + (g->rr + i) % (g->n - g->n_pos);
-            if (ops->eligible(ud, g->idx[k]))
-                z = k;
-        }
-        g->rr++;
-        e = z;
-    }
+    if (g->n_local)
+        e = pick_local(g, cfg, rng, now_ns, ops, ud, info);
+    if (e < 0 && g->n_pos)
+        e = pick_in(g, g->n_pos, cfg, rng, now_ns, ops, ud); /* info->zone_local stays 0 */
+    if (e < 0 && g->n > g->n_pos)
+        e = pick_zero(g, ops, ud);
     return e < 0 ? -1 : (ptrdiff_t)g->idx[e];
+}
+
+/* A pick within a subset's group, or -1. */
+COLD ptrdiff_t pick_subset(group_t *g, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng,
+                           uint64_t now_ns, const mesh_lb_ops_t *ops, void *ud,
+                           mesh_lb_pick_info_t *info)
+{
+    return pick_group(g, cfg, rng, now_ns, ops, ud, info);
 }
 
 ptrdiff_t mesh_lb_pick(mesh_lb_plan_t *p, const mesh_lb_cfg_t *cfg, mesh_lb_rng_t *rng, int subset,
@@ -526,7 +596,7 @@ ptrdiff_t mesh_lb_pick(mesh_lb_plan_t *p, const mesh_lb_cfg_t *cfg, mesh_lb_rng_
     if (info)
         *info = (mesh_lb_pick_info_t){0};
     if (subset >= 0 && (size_t)subset < p->n_subsets) {
-        ptrdiff_t k = pick_group(&p->subsets[subset], cfg, rng, now_ns, ops, ud, info);
+        ptrdiff_t k = pick_subset(&p->subsets[subset], cfg, rng, now_ns, ops, ud, info);
         if (k >= 0)
             return k;
         if (info)

@@ -181,9 +181,10 @@ static inline uint64_t mesh_lb_rand(mesh_lb_rng_t *r)
 typedef struct mesh_lb_plan mesh_lb_plan_t;
 
 /**
- * Whether a service of these instances needs a plan under cfg: not when cfg is plain round
- * robin (no zone, no subsets) and every instance has the same weight (above 0). Then the
- * caller's unweighted round robin (transport/balancer.h) is exactly the policy.
+ * Whether a service of these instances needs a plan under cfg: not when cfg has no zone and no
+ * subsets, every instance has the same weight (above 0) and the policy is round robin or there
+ * is one instance (P2C then has nothing to choose). Then the caller's unweighted round robin
+ * (transport/balancer.h) is exactly the policy.
  */
 int mesh_lb_plan_needed(const mesh_lb_cfg_t *cfg, const mesh_route_instance_t *const *insts,
                         size_t n);

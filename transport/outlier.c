@@ -4,8 +4,6 @@
  */
 #include "transport/outlier.h"
 
-#include "transport/grpc_status.h"
-
 void mesh_outlier_cfg_fix(mesh_outlier_cfg_t *cfg)
 {
     if (!cfg->consecutive)
@@ -129,17 +127,4 @@ mesh_outlier_effect_t mesh_outlier_eject(mesh_outlier_t *o, const mesh_outlier_c
     if (out_ms)
         *out_ms = ms;
     return MESH_OUTLIER_EJECTED;
-}
-
-mesh_outlier_outcome_t mesh_outlier_classify_grpc(int grpc_status)
-{
-    switch (grpc_status) {
-    case MESH_GRPC_UNAVAILABLE:
-    case MESH_GRPC_DEADLINE_EXCEEDED:
-        return MESH_OUTLIER_FAILURE;
-    case MESH_GRPC_CANCELLED:
-        return MESH_OUTLIER_NEUTRAL;
-    default:
-        return MESH_OUTLIER_SUCCESS;
-    }
 }

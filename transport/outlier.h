@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "transport/grpc_status.h"
+
 /** Envoy's defaults: 5 consecutive gateway failures, 30 s base ejection, 300 s cap, 10 %. */
 #define MESH_OUTLIER_CONSECUTIVE          5
 #define MESH_OUTLIER_BASE_EJECTION_MS     30000
@@ -113,8 +115,20 @@ mesh_outlier_effect_t mesh_outlier_eject(mesh_outlier_t *o, const mesh_outlier_c
                                          uint64_t *out_ms);
 
 /** The outcome a call's final gRPC status (0..16) says about its upstream: UNAVAILABLE and
- *  DEADLINE_EXCEEDED are failures, CANCELLED is neutral, anything else came from the app. */
-mesh_outlier_outcome_t mesh_outlier_classify_grpc(int grpc_status);
+ *  DEADLINE_EXCEEDED are failures, CANCELLED is neutral, anything else came from the app.
+ *  Per call: inline. */
+static inline mesh_outlier_outcome_t mesh_outlier_classify_grpc(int grpc_status)
+{
+    switch (grpc_status) {
+    case MESH_GRPC_UNAVAILABLE:
+    case MESH_GRPC_DEADLINE_EXCEEDED:
+        return MESH_OUTLIER_FAILURE;
+    case MESH_GRPC_CANCELLED:
+        return MESH_OUTLIER_NEUTRAL;
+    default:
+        return MESH_OUTLIER_SUCCESS;
+    }
+}
 
 /** Whether one more endpoint may be ejected out of n_endpoints with n_ejected already out. */
 int mesh_outlier_may_eject(const mesh_outlier_cfg_t *cfg, size_t n_endpoints, size_t n_ejected);

@@ -189,11 +189,9 @@ static void count(mesh_outlier_board_t *b, mesh_outlier_effect_t e)
     }
 }
 
-int mesh_outlier_slot_picked(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
-                             const mesh_outlier_cfg_t *cfg, uint64_t now)
+int mesh_outlier_slot_take_probe(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                 const mesh_outlier_cfg_t *cfg, uint64_t now)
 {
-    if (!mesh_outlier_slot_ejected(s))
-        return 1;
     pthread_mutex_lock(&s->mu);
     int ok = 1;
     if (s->o.ejected) {
@@ -207,15 +205,12 @@ int mesh_outlier_slot_picked(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
     return ok;
 }
 
-mesh_outlier_effect_t mesh_outlier_slot_report(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
-                                               const mesh_outlier_cfg_t *cfg,
-                                               mesh_outlier_outcome_t outcome, size_t n_endpoints,
-                                               size_t n_ejected, uint64_t now, uint64_t *out_ms)
+mesh_outlier_effect_t mesh_outlier_slot_count(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                              const mesh_outlier_cfg_t *cfg,
+                                              mesh_outlier_outcome_t outcome, size_t n_endpoints,
+                                              size_t n_ejected, uint64_t now, uint64_t *out_ms)
 {
     if (cfg->disabled || outcome == MESH_OUTLIER_NEUTRAL)
-        return MESH_OUTLIER_NONE;
-    /* The healthy path: nothing counted, nothing to return from. */
-    if (outcome == MESH_OUTLIER_SUCCESS && !atomic_load_explicit(&s->hot, memory_order_relaxed))
         return MESH_OUTLIER_NONE;
     pthread_mutex_lock(&s->mu);
     mesh_outlier_effect_t e =

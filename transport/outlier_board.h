@@ -100,26 +100,47 @@ static inline int mesh_outlier_slot_ejected(const mesh_outlier_slot_t *s)
     return atomic_load_explicit(&s->ejected, memory_order_relaxed) != 0;
 }
 
+int mesh_outlier_slot_take_probe(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                 const mesh_outlier_cfg_t *cfg, uint64_t now);
+
 /**
  * The balancer picked the slot's instance at now. Returns 1 when the call may go there: always
- * for an instance in traffic (no shared write); for an ejected instance whose time is over,
- * only for the one call that takes the probe (another worker may have taken it a moment
- * earlier: 0, pick again).
+ * for an instance in traffic (one relaxed load, inline: the per-call path); for an ejected
+ * instance whose time is over, only for the one call that takes the probe (another worker may
+ * have taken it a moment earlier: 0, pick again): mesh_outlier_slot_take_probe, under the lock.
  */
-int mesh_outlier_slot_picked(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
-                             const mesh_outlier_cfg_t *cfg, uint64_t now);
+static inline int mesh_outlier_slot_picked(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                           const mesh_outlier_cfg_t *cfg, uint64_t now)
+{
+    if (!mesh_outlier_slot_ejected(s))
+        return 1;
+    return mesh_outlier_slot_take_probe(b, s, cfg, now);
+}
+
+mesh_outlier_effect_t mesh_outlier_slot_count(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                                              const mesh_outlier_cfg_t *cfg,
+                                              mesh_outlier_outcome_t outcome, size_t n_endpoints,
+                                              size_t n_ejected, uint64_t now, uint64_t *out_ms);
 
 /**
  * A call to the slot's instance finished at now (see mesh_outlier_report). n_endpoints and
  * n_ejected are the service's, as the calling worker sees it (mesh_outlier_slot_ejected).
- * A success on a slot with nothing to change returns at once without writing. The effect is
- * returned to this caller only; *out_ms as mesh_outlier_report. MESH_OUTLIER_HELD_BACK comes
- * once per streak of failures (the failure that reached the threshold), not for each after.
+ * A success on a slot with nothing to change returns at once without writing (inline, one
+ * relaxed load: the healthy per-call path); anything else is mesh_outlier_slot_count, under the
+ * lock. The effect is returned to this caller only; *out_ms as mesh_outlier_report.
+ * MESH_OUTLIER_HELD_BACK comes once per streak of failures (the failure that reached the
+ * threshold), not for each after.
  */
-mesh_outlier_effect_t mesh_outlier_slot_report(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
-                                               const mesh_outlier_cfg_t *cfg,
-                                               mesh_outlier_outcome_t outcome, size_t n_endpoints,
-                                               size_t n_ejected, uint64_t now, uint64_t *out_ms);
+static inline mesh_outlier_effect_t
+mesh_outlier_slot_report(mesh_outlier_board_t *b, mesh_outlier_slot_t *s,
+                         const mesh_outlier_cfg_t *cfg, mesh_outlier_outcome_t outcome,
+                         size_t n_endpoints, size_t n_ejected, uint64_t now, uint64_t *out_ms)
+{
+    if (cfg->disabled || outcome == MESH_OUTLIER_NEUTRAL ||
+        (outcome == MESH_OUTLIER_SUCCESS && !atomic_load_explicit(&s->hot, memory_order_relaxed)))
+        return MESH_OUTLIER_NONE;
+    return mesh_outlier_slot_count(b, s, cfg, outcome, n_endpoints, n_ejected, now, out_ms);
+}
 
 /** Ejects the slot's instance now on another detector's verdict (mesh_outlier_eject); the
  *  effect is returned to this caller only. */

@@ -14,8 +14,8 @@ void mesh_olw_cfg_fix(mesh_olw_cfg_t *cfg)
         cfg->interval_ms = MESH_OLW_INTERVAL_MS;
 }
 
-int mesh_olw_add(mesh_olw_t *w, const mesh_olw_cfg_t *cfg, mesh_outlier_outcome_t outcome,
-                 uint64_t now)
+int mesh_olw_count(mesh_olw_t *w, const mesh_olw_cfg_t *cfg, mesh_outlier_outcome_t outcome,
+                   uint64_t now)
 {
     if (!cfg->threshold_pct || outcome == MESH_OUTLIER_NEUTRAL)
         return 0;

@@ -58,12 +58,21 @@ typedef struct mesh_olw_sum {
 /** Fills zero fields of cfg with the defaults. */
 void mesh_olw_cfg_fix(mesh_olw_cfg_t *cfg);
 
+int mesh_olw_count(mesh_olw_t *w, const mesh_olw_cfg_t *cfg, mesh_outlier_outcome_t outcome,
+                   uint64_t now);
+
 /**
  * Counts an outcome at now. Returns 1 when a window with outcomes just closed: its counts are
- * in w->closed_*, for mesh_olw_merge. Neutral outcomes are not counted.
+ * in w->closed_*, for mesh_olw_merge. Neutral outcomes are not counted; with the detector off
+ * (the default) this is one test, inline, and mesh_olw_count does the counting.
  */
-int mesh_olw_add(mesh_olw_t *w, const mesh_olw_cfg_t *cfg, mesh_outlier_outcome_t outcome,
-                 uint64_t now);
+static inline int mesh_olw_add(mesh_olw_t *w, const mesh_olw_cfg_t *cfg,
+                               mesh_outlier_outcome_t outcome, uint64_t now)
+{
+    if (!cfg->threshold_pct || outcome == MESH_OUTLIER_NEUTRAL)
+        return 0;
+    return mesh_olw_count(w, cfg, outcome, now);
+}
 
 /**
  * Adds w's closed window to sum (the caller serialises calls on one sum). Returns 1 when the

@@ -421,9 +421,15 @@ void pxy_ds_conn_maybe_finish(pxy_ds_conn_t *d);
 int pxy_outlier_board_init(mesh_proxy_worker_t *w);
 
 /* proxy_svc_policy.c */
-/** Makes s follow settings p (NULL: the worker's defaults) when it does not yet: resolves them
- *  over the worker's and drops the plan made under the old ones. Per pick: cheap when equal. */
-void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p);
+/** Resolves settings p over the worker's for s and drops the plan made under the old ones. */
+void pxy_svc_set_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p);
+/** Makes s follow settings p (NULL: the worker's defaults) when it does not yet. Per pick: one
+ *  test, inline, when they are the same. */
+static inline void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p)
+{
+    if (!s->cfg_set || s->pol != p)
+        pxy_svc_set_policy(w, s, p);
+}
 /** Drops the service's settings (its reference), at svc_drop and teardown. */
 void pxy_svc_policy_drop(pxy_svc_t *s);
 
@@ -549,9 +555,15 @@ void pxy_hedge_drop(pxy_stream_t *ps);
 pxy_stream_t *pxy_hedge_settle(pxy_stream_t *ps);
 
 /* proxy_retry.c */
+/** Applies the call's injected fault: 1 when it was answered (an abort) or is held (a delay). */
+int pxy_retry_fault(pxy_stream_t *ps);
 /** A routed call is about to pick an upstream: counts it in the budget, applies an injected
- *  fault. 1: the call was answered or is held (a delay); 0: route it now. */
-int pxy_retry_before_route(pxy_stream_t *ps);
+ *  fault. 1: the call was answered or is held (a delay); 0: route it now. Per call: inline. */
+static inline int pxy_retry_before_route(pxy_stream_t *ps)
+{
+    mesh_retry_budget_call(&ps->w->budget, uv_now(ps->w->loop));
+    return ps->fault_abort || ps->fault_delay_ms ? pxy_retry_fault(ps) : 0;
+}
 /** The attempt's upstream answered Trailers-Only with grpc-status status: 1 when it will be
  *  retried (ps->retry_wait: the stream is being closed; pxy_retry_attempt_closed follows). */
 int pxy_retry_on_status(pxy_stream_t *ps, int status);

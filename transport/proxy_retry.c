@@ -85,10 +85,9 @@ static void hold(pxy_stream_t *ps, uint64_t ms)
     uv_timer_start(&ps->timer, on_hold, ms, 0);
 }
 
-int pxy_retry_before_route(pxy_stream_t *ps)
+int pxy_retry_fault(pxy_stream_t *ps)
 {
     mesh_proxy_worker_t *w = ps->w;
-    mesh_retry_budget_call(&w->budget, uv_now(w->loop));
     if (ps->fault_abort) {
         int code = ps->fault_abort;
         ps->fault_abort = 0;

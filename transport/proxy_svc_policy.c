@@ -10,10 +10,8 @@ void mesh_proxy_call_set_service_policy(mesh_proxy_call_t *ps, mesh_svc_policy_t
     ps->svc_pol = p;
 }
 
-void pxy_svc_use_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p)
+void pxy_svc_set_policy(mesh_proxy_worker_t *w, pxy_svc_t *s, mesh_svc_policy_t *p)
 {
-    if (s->cfg_set && s->pol == p)
-        return;
     mesh_svc_policy_ref(p);
     mesh_svc_policy_unref(s->pol);
     s->pol = p;

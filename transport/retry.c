@@ -62,8 +62,13 @@ uint64_t mesh_retry_backoff_ms(const mesh_retry_policy_t *p, uint32_t n, uint64_
 static void advance(mesh_retry_budget_t *b, uint64_t now_ms)
 {
     uint64_t s = now_ms / 1000;
-    if (s <= b->slot_s)
+    if (s <= b->slot_s) {
+        if (!b->next_ms) { /* zero-initialised: the fast path's fields */
+            b->next_ms = (b->slot_s + 1) * 1000;
+            b->k = (uint32_t)(b->slot_s % MESH_RETRY_BUDGET_SLOTS);
+        }
         return;
+    }
     uint64_t gap = s - b->slot_s;
     if (gap > MESH_RETRY_BUDGET_SLOTS)
         gap = MESH_RETRY_BUDGET_SLOTS;
@@ -72,14 +77,15 @@ static void advance(mesh_retry_budget_t *b, uint64_t now_ms)
         b->calls[k] = b->retries[k] = 0;
     }
     b->slot_s = s;
+    b->next_ms = (s + 1) * 1000;
+    b->k = (uint32_t)(s % MESH_RETRY_BUDGET_SLOTS);
 }
 
-void mesh_retry_budget_call(mesh_retry_budget_t *b, uint64_t now_ms)
+void mesh_retry_budget_call_slow(mesh_retry_budget_t *b, uint64_t now_ms)
 {
     advance(b, now_ms);
-    size_t k = (size_t)(b->slot_s % MESH_RETRY_BUDGET_SLOTS);
-    if (b->calls[k] < UINT32_MAX)
-        b->calls[k]++;
+    if (b->calls[b->k] < UINT32_MAX)
+        b->calls[b->k]++;
 }
 
 int mesh_retry_budget_take(mesh_retry_budget_t *b, const mesh_retry_budget_cfg_t *cfg,
@@ -96,8 +102,7 @@ int mesh_retry_budget_take(mesh_retry_budget_t *b, const mesh_retry_budget_cfg_t
         b->exhausted++;
         return 0;
     }
-    size_t k = (size_t)(b->slot_s % MESH_RETRY_BUDGET_SLOTS);
-    if (b->retries[k] < UINT32_MAX)
-        b->retries[k]++;
+    if (b->retries[b->k] < UINT32_MAX)
+        b->retries[b->k]++;
     return 1;
 }

@@ -82,14 +82,25 @@ typedef struct mesh_retry_budget_cfg {
 
 /** One budget's state (one per worker: no locks). Zero-initialised is valid. */
 typedef struct mesh_retry_budget {
-    uint64_t slot_s; /* the second of slot (slot_s % SLOTS) last written */
+    uint64_t slot_s;  /* the second of slot (slot_s % SLOTS) last written */
+    uint64_t next_ms; /* (slot_s + 1) x 1000: before it, a call counts in slot k as is */
+    uint32_t k;       /* slot_s % SLOTS */
     uint32_t calls[MESH_RETRY_BUDGET_SLOTS];
     uint32_t retries[MESH_RETRY_BUDGET_SLOTS];
     uint64_t exhausted; /* retries refused, since creation */
 } mesh_retry_budget_t;
 
-/** Counts one call started at now_ms (a deposit). */
-void mesh_retry_budget_call(mesh_retry_budget_t *b, uint64_t now_ms);
+void mesh_retry_budget_call_slow(mesh_retry_budget_t *b, uint64_t now_ms);
+
+/** Counts one call started at now_ms (a deposit). Every call pays it, retry policy or not:
+ *  within the current second it is a comparison and an increment, inline (no division). */
+static inline void mesh_retry_budget_call(mesh_retry_budget_t *b, uint64_t now_ms)
+{
+    if (now_ms < b->next_ms && b->calls[b->k] < UINT32_MAX)
+        b->calls[b->k]++;
+    else
+        mesh_retry_budget_call_slow(b, now_ms);
+}
 
 /** Asks for one retry at now_ms: 1 granted (counted), 0 refused (counted in exhausted).
  *  Granted while retries in the window + 1 <= ratio x calls in the window + floor x window. */

@@ -54,6 +54,40 @@ static void test_round_robin_order_and_start(void)
     CHECK_EQ(mesh_bal_rr_pick(&rr, 0, eligible, &c), -1); /* no instance */
 }
 
+/* The counter's candidate is counter % n whatever happens between picks: the service grows or
+ * shrinks (the next pick starts at counter % new n), candidates are skipped, the counter wraps
+ * past 2^32 - 1 (0 % n comes next, as the modulo says). */
+static void test_position_follows_the_counter(void)
+{
+    mesh_bal_backoff_cfg_t cfg = {0};
+    mesh_bal_backoff_cfg_fix(&cfg);
+    cands_t c;
+    cands_init(&c, &cfg);
+    mesh_bal_rr_t rr;
+    uint32_t counter = UINT32_MAX - 20;
+    mesh_bal_rr_init(&rr, counter);
+    static const size_t sizes[] = {3, 3, 5, 5, 1, 4, 4, 7, 3, 2, 6, 6, 6, 5};
+    for (int i = 0; i < 400; i++) {
+        size_t n = sizes[i % 14];
+        c.serves[(i / 3) % n] = i % 4 != 0; /* now and then one is skipped */
+        c.asked = 0;
+        ptrdiff_t k = mesh_bal_rr_pick(&rr, n, eligible, &c);
+        ptrdiff_t want = -1;
+        uint32_t tried = 0;
+        for (size_t t = 0; t < n && want < 0; t++) {
+            uint32_t cand = (uint32_t)((uint32_t)(counter + tried) % n);
+            tried++;
+            if (c.serves[cand])
+                want = cand;
+        }
+        counter += tried;
+        CHECK_EQ(k, want);
+        CHECK_EQ((uint32_t)c.asked, tried);
+        for (int j = 0; j < 8; j++)
+            c.serves[j] = 1;
+    }
+}
+
 static void test_skips_keep_the_others_share(void)
 {
     mesh_bal_backoff_cfg_t cfg = {0};
@@ -142,6 +176,7 @@ static void test_config_defaults(void)
 int main(void)
 {
     RUN(test_round_robin_order_and_start);
+    RUN(test_position_follows_the_counter);
     RUN(test_skips_keep_the_others_share);
     RUN(test_backoff_doubles_to_cap_and_resets);
     RUN(test_config_defaults);

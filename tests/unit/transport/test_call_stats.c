@@ -76,6 +76,45 @@ static void t_methods(void)
     mesh_cs_free(&cs);
 }
 
+/* Method names of every length a column takes, each against names that differ from it in one
+ * byte (first, middle, last) and against its own prefixes: found only when equal (the lookup
+ * compares by words). The names are built in exact-size heap blocks, so ASan sees any byte
+ * read beyond them. */
+static void t_method_compare(void)
+{
+    mesh_call_stats_t cs;
+    CHECK_EQ(mesh_cs_init(&cs), 0);
+    for (size_t len = 1; len < MESH_CS_METHOD_NAME; len++) {
+        char svc[32];
+        int sl = snprintf(svc, sizeof(svc), "pkg.L%zu", len);
+        uint32_t row = mesh_cs_service(&cs, svc, (size_t)sl, 1);
+        CHECK(row != MESH_CS_OTHER);
+        char *m = malloc(len);
+        for (size_t i = 0; i < len; i++)
+            m[i] = (char)('a' + i % 26);
+        CHECK_EQ(mesh_cs_method(&cs, row, m, len, NULL, 0), 0);
+        size_t at[3] = {0, len / 2, len - 1};
+        for (int k = 0; k < 3; k++) {
+            char *v = malloc(len);
+            memcpy(v, m, len);
+            v[at[k]] = 'Z';
+            uint32_t col = mesh_cs_method(&cs, row, v, len, NULL, 0);
+            CHECK(col != 0);
+            CHECK_EQ(mesh_cs_method(&cs, row, v, len, NULL, 0), col); /* found again */
+            free(v);
+        }
+        for (size_t pl = 1; pl < len; pl++) {
+            char *pre = malloc(pl);
+            memcpy(pre, m, pl);
+            CHECK(mesh_cs_method(&cs, row, pre, pl, NULL, 0) != 0);
+            free(pre);
+        }
+        CHECK_EQ(mesh_cs_method(&cs, row, m, len, NULL, 0), 0);
+        free(m);
+    }
+    mesh_cs_free(&cs);
+}
+
 static void t_record_and_snapshot(void)
 {
     mesh_call_stats_t cs;
@@ -140,6 +179,7 @@ int main(void)
 {
     RUN(t_rows);
     RUN(t_methods);
+    RUN(t_method_compare);
     RUN(t_record_and_snapshot);
     RUN(t_instance_bound);
     return 0;

@@ -99,6 +99,10 @@ static void test_plan_needed(void)
     s.in[1].weight = 1;
     cfg.policy = MESH_LB_P2C;
     CHECK(mesh_lb_plan_needed(&cfg, s.pin, s.n));
+    /* one instance: P2C has nothing to choose, round robin picks it (unless its weight is 0) */
+    CHECK(!mesh_lb_plan_needed(&cfg, s.pin, 1));
+    s.in[0].weight = 0;
+    CHECK(mesh_lb_plan_needed(&cfg, s.pin, 1));
 }
 
 /* Weighted round robin: shares exactly by weight, interleaved; weight 0 only as a last resort. */
