@@ -199,17 +199,21 @@ struct mesh_stream {
     struct mesh_stream *next;
 };
 
+/* An event of the network. A datagram's ends are kept as socket keys (ip << 16 | port: a
+ * mesh_addr_t is 132 bytes) and its bytes in the same allocation, after the event (see
+ * dgram_new): one allocation of about 100 bytes plus the payload per datagram, where two, the
+ * first of 330 zeroed bytes, were; a datagram is the simulator's commonest event. */
 struct simev {
     struct simev *prev, *next; /* pending list; next alone in a host's deferred queue */
     mesh_simnet_t *net;
     int kind;
     int status;
-    int clogged; /* counted once in stats.clogged */
-    mesh_addr_t from, to;
+    int clogged;       /* counted once in stats.clogged */
+    uint64_t from, to; /* a datagram's ends, as sock_key */
     struct mesh_udp *udp;
     mesh_stream_t *stream;
     mesh_listener_t *listener;
-    chunk_t *chunk;
+    chunk_t *chunk; /* a datagram's: inline (ev + 1), freed with the event */
 };
 
 enum {
@@ -307,16 +311,28 @@ static void fnv(uint64_t *h, uint64_t v)
     }
 }
 
-/* Folds one network decision into the trace. */
-static void note(mesh_simnet_t *n, int kind, int verdict, const mesh_addr_t *from,
-                 const mesh_addr_t *to, int64_t len)
+/* Folds one network decision into the trace; the ends as sock_key (0: none). */
+static void note_k(mesh_simnet_t *n, int kind, int verdict, uint64_t from, uint64_t to, int64_t len)
 {
     uint64_t *h = &n->stats.trace;
     fnv(h, n->sim->now);
     fnv(h, (uint64_t)kind << 8 | (uint64_t)verdict);
-    fnv(h, from ? sock_key(from) : 0);
-    fnv(h, to ? sock_key(to) : 0);
+    fnv(h, from);
+    fnv(h, to);
     fnv(h, (uint64_t)len);
+}
+
+/* Folds one network decision into the trace. */
+static void note(mesh_simnet_t *n, int kind, int verdict, const mesh_addr_t *from,
+                 const mesh_addr_t *to, int64_t len)
+{
+    note_k(n, kind, verdict, from ? sock_key(from) : 0, to ? sock_key(to) : 0, len);
+}
+
+/* The ip (network order) of a sock_key. */
+static uint32_t key_ip(uint64_t key)
+{
+    return (uint32_t)(key >> 16);
 }
 
 static simhost_t *host_get(mesh_simnet_t *n, uint32_t ip)
@@ -457,6 +473,27 @@ static void ev_stream(mesh_simnet_t *n, int kind, uint64_t at, mesh_stream_t *s,
     }
 }
 
+/* A datagram's arrival at at: the event with its bytes inline (freed with it, never alone). */
+static simev_t *dgram_new(mesh_simnet_t *n, uint64_t at, const void *data, size_t len)
+{
+    simev_t *ev = malloc(sizeof(*ev) + sizeof(chunk_t) + len);
+    if (!ev)
+        return NULL;
+    memset(ev, 0, sizeof(*ev));
+    ev->net = n;
+    ev->kind = EV_DGRAM;
+    chunk_t *c = (chunk_t *)(ev + 1);
+    c->next = NULL;
+    c->len = (ssize_t)len;
+    memcpy(c->data, data, len);
+    ev->chunk = c;
+    if (ev_schedule(n, ev, at) < 0) {
+        free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 static chunk_t *chunk_new(const void *data, ssize_t len)
 {
     chunk_t *c = malloc(sizeof(*c) + (len > 0 ? (size_t)len : 0));
@@ -577,10 +614,11 @@ static void app_run(mesh_simnet_t *n, simev_t *ev)
             n->stats.unreachable++;
         } else {
             n->stats.delivered++;
-            u->cb(u, &ev->from, ev->chunk->data, (size_t)ev->chunk->len, u->arg);
+            mesh_addr_t from;
+            make_addr(&from, key_ip(ev->from), (uint16_t)ev->from);
+            u->cb(u, &from, ev->chunk->data, (size_t)ev->chunk->len, u->arg);
         }
-        free(ev->chunk);
-        ev->chunk = NULL;
+        ev->chunk = NULL; /* inline: freed with ev */
         break;
     }
     case EV_ACCEPTED: {
@@ -808,44 +846,40 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
 
 static void on_dgram(mesh_simnet_t *n, simev_t *ev)
 {
-    struct mesh_udp *u = map_get(&n->udp_map, sock_key(&ev->to), &n->stats.probes);
+    struct mesh_udp *u = map_get(&n->udp_map, ev->to, &n->stats.probes);
     if (n->sim->now < n->clog_end) {
-        simhost_t *src = host_get(n, addr_ip(&ev->from));
-        simhost_t *dst = u ? u->host : host_get(n, addr_ip(&ev->to));
+        simhost_t *src = host_get(n, key_ip(ev->from));
+        simhost_t *dst = u ? u->host : host_get(n, key_ip(ev->to));
         uint64_t until = clogged_until(n, src, dst);
         if (until) { /* it waits in the network for the clog's end */
             if (!ev->clogged)
                 n->stats.clogged++;
             ev->clogged = 1;
-            note(n, EV_DGRAM, V_CLOGGED, &ev->from, &ev->to, (int64_t)until);
-            if (ev_schedule(n, ev, until) < 0) {
-                free(ev->chunk);
+            note_k(n, EV_DGRAM, V_CLOGGED, ev->from, ev->to, (int64_t)until);
+            if (ev_schedule(n, ev, until) < 0)
                 free(ev);
-            }
             return;
         }
     }
     if (!u || u->host->down) {
-        simhost_t *h = u ? u->host : host_get(n, addr_ip(&ev->to));
+        simhost_t *h = u ? u->host : host_get(n, key_ip(ev->to));
         int down = h && h->down;
         if (down)
             n->stats.host_down++;
         else
             n->stats.unreachable++;
-        note(n, EV_DGRAM, down ? V_DOWN : V_UNREACHABLE, &ev->from, &ev->to, ev->chunk->len);
-        free(ev->chunk);
+        note_k(n, EV_DGRAM, down ? V_DOWN : V_UNREACHABLE, ev->from, ev->to, ev->chunk->len);
         free(ev);
         return;
     }
     uint32_t limit = n->opts.udp_queue ? n->opts.udp_queue : DEFAULT_UDP_QUEUE;
     if (stalled(u->host) && u->queued >= limit) {
         n->stats.overflow++;
-        note(n, EV_DGRAM, V_OVERFLOW, &ev->from, &ev->to, ev->chunk->len);
-        free(ev->chunk);
+        note_k(n, EV_DGRAM, V_OVERFLOW, ev->from, ev->to, ev->chunk->len);
         free(ev);
         return;
     }
-    note(n, EV_DGRAM, V_DELIVER, &ev->from, &ev->to, ev->chunk->len);
+    note_k(n, EV_DGRAM, V_DELIVER, ev->from, ev->to, ev->chunk->len);
     if (stalled(u->host)) {
         u->queued++;
         ev->status = 1;
@@ -993,15 +1027,11 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
             n->stats.reordered++;
             note(n, EV_DGRAM, V_REORDERED, &u->addr, to, (int64_t)extra);
         }
-        chunk_t *c = chunk_new(data, (ssize_t)len);
-        simev_t *ev = c ? ev_new(n, EV_DGRAM, at) : NULL;
-        if (!ev) {
-            free(c);
+        simev_t *ev = dgram_new(n, at, data, len);
+        if (!ev)
             return -ENOMEM;
-        }
-        ev->from = u->addr;
-        ev->to = *to;
-        ev->chunk = c;
+        ev->from = sock_key(&u->addr);
+        ev->to = sock_key(to);
     }
     return 0;
 }
@@ -1209,7 +1239,8 @@ mesh_simnet_t *mesh_simnet_new(mesh_exec_t *sim)
 
 static void ev_free(simev_t *ev)
 {
-    free(ev->chunk);
+    if (ev->chunk != (chunk_t *)(ev + 1))
+        free(ev->chunk);
     free(ev);
 }
 
