@@ -1,7 +1,8 @@
 /*
  * registry/etcd_client.c: the etcd JSON-gateway client on libcurl multi + libuv
  * (see etcd_client.h). curl's sockets and timer run on the loop through common/curl_uv.h.
- * Layout: small helpers, then the request life cycle (start, write, finish with failover / re-authentication), then the public API.
+ * Layout: small helpers, then the request life cycle (start, write, finish with failover /
+ * re-authentication), then the public API.
  */
 #include "registry/etcd_client.h"
 

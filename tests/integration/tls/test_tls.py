@@ -727,7 +727,8 @@ def case_route_tls_reload(c):
     check("[policy] reloaded from" not in p.output(), "...with no SIGHUP (no policy reload)")
 
 
-def case_gateway(c):
+def _library(c):
+    """The gateway tests' library server and its descriptor set: (descriptor path, port)."""
     gwdir = os.path.join(ROOT, "tests", "integration", "gateway")
     desc = os.path.join(c.dir, "library.pb")
     subprocess.run(["protoc", "-I" + os.path.join(gwdir, "protos"),
@@ -738,6 +739,11 @@ def case_gateway(c):
     c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
                         "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
     wait_until(lambda: _accepting(bport), 20, "the library server")
+    return desc, bport
+
+
+def case_gateway(c):
+    desc, bport = _library(c)
     port, gport = free_port(), free_port()
     gw = c.start("gateway", [c.args.meshd, "gateway", "--listen", "127.0.0.1:%d" % port,
                              "--grpc-listen", "127.0.0.1:%d" % gport,
@@ -777,21 +783,6 @@ GW_IDENTITY_POLICY = """policy:
     - match: gwtest.v1.Library/GetBook
       allow: {identities: ['spiffe://mesh.test/svc/pkg.Orders']}
 """
-
-
-def _library(c):
-    """The gateway tests' library server and its descriptor set: (descriptor path, port)."""
-    gwdir = os.path.join(ROOT, "tests", "integration", "gateway")
-    desc = os.path.join(c.dir, "library.pb")
-    subprocess.run(["protoc", "-I" + os.path.join(gwdir, "protos"),
-                    "-I" + os.path.join(ROOT, "tests", "unit", "gateway_route", "protos"),
-                    "-I/usr/include", "--include_imports", "--descriptor_set_out=" + desc,
-                    "gwtest/v1/library.proto"], check=True)
-    bport = free_port()
-    c.start("library", [sys.executable, os.path.join(gwdir, "library_server.py"),
-                        "--descriptor-set", desc, "--port", str(bport)], env=dict(os.environ))
-    wait_until(lambda: _accepting(bport), 20, "the library server")
-    return desc, bport
 
 
 def case_gateway_identity(c):
