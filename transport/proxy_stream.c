@@ -137,15 +137,18 @@ static const char *hdrs_get(const pxy_hdrs_t *h, int key, size_t *vl)
 /* Fields whose value is new on every call (trace and request ids, identity tokens): sent
  * without HPACK indexing, since entering them in the connection's dynamic table would only
  * evict the fields that do repeat (path, authority, content-type ...), which then cost their
- * whole literal again on the next call. */
-static int is_per_call(const char *n, size_t l)
+ * whole literal again on the next call. id is the name's class (h2_fields.h): the trace
+ * context's names have their own, the rest are compared here. */
+static int is_per_call(mesh_h2_name_t id, const char *n, size_t l)
 {
+    if (id == MESH_H2_N_TRACEPARENT || id == MESH_H2_N_REQUEST_ID)
+        return 1;
+    if (id != MESH_H2_N_OTHER)
+        return 0;
 #define IS(s) (l == sizeof(s) - 1 && memcmp(n, s, l) == 0)
     switch (l) {
-    case 11:
-        return IS("traceparent");
     case 12:
-        return IS("x-request-id") || IS("x-b3-traceid");
+        return IS("x-b3-traceid");
     case 14:
         return IS("grpc-trace-bin");
     case 22:
@@ -903,8 +906,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
             id == MESH_H2_N_GRPC_TIMEOUT)
             continue;
         nv[n] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
-        if (id == MESH_H2_N_TRACEPARENT || id == MESH_H2_N_REQUEST_ID ||
-            (id == MESH_H2_N_OTHER && is_per_call(name, nl)))
+        if (is_per_call(id, name, nl))
             nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
         n++;
     }
