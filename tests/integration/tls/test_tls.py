@@ -601,6 +601,7 @@ def case_handshake_timeout_listeners(c):
                              "--tls-cert", c.c("server.pem"), "--tls-key", c.c("server.key"),
                              "--tls-handshake-timeout", "1s"])
     wait_until(lambda: _accepting(port), 20, "the gateway")
+    wait_until(lambda: _accepting(gadmin), 20, "the gateway's admin API")  # (started after)
     gw.admin = gadmin
     before = metric(gw, "meshd_tls_handshake_failures_total", '{reason="timeout"}') or 0
     check(_silent_client(port, "127.0.0.5"), "a client that sends nothing to the gateway's HTTP "
