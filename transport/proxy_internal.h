@@ -96,6 +96,12 @@ typedef struct pxy_ds_conn pxy_ds_conn_t;
 typedef struct pxy_us_conn pxy_us_conn_t;
 typedef struct pxy_stream pxy_stream_t;
 
+/* The trace context's names, sent once per upstream connection with indexing so that HPACK
+ * keeps the name in both tables; later calls send the value never-indexed with the indexed
+ * name (pxy_us_conn.named). */
+#define PXY_NAMED_TRACEPARENT 1u
+#define PXY_NAMED_REQUEST_ID  2u
+
 /** A client (downstream) connection. */
 struct pxy_ds_conn {
     mesh_h2_conn_t h2; /* first */
@@ -123,6 +129,7 @@ struct pxy_us_conn {
     int goaway;
     int retired;          /* takes no new calls; closed once its last call detached */
     pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
+    uint8_t named;        /* PXY_NAMED_*: per-call names already in the peer's HPACK table */
     /* the TLS it was opened with (NULL: h2c): calls wanting another setting never share it;
      * tls_pol holds a reference on the service settings that own tls_holder, if they do */
     struct mesh_tls_holder *tls_holder;

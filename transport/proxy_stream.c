@@ -159,6 +159,24 @@ static int is_per_call(mesh_h2_name_t id, const char *n, size_t l)
 #undef IS
 }
 
+/* How a per-call field goes upstream: never indexed (a new value each call would only churn
+ * the peer's table, and tokens must not be indexed), except the first traceparent and
+ * x-request-id on a connection, indexed so that their names stay in the table. Every later
+ * one then names its field by index instead of as a Huffman-coded literal: about 1,000
+ * instructions a call, and 22 bytes on the wire. Losing the entry (a table under pressure)
+ * costs only that again. */
+static uint8_t per_call_flag(pxy_us_conn_t *u, mesh_h2_name_t id)
+{
+    unsigned bit = id == MESH_H2_N_TRACEPARENT  ? PXY_NAMED_TRACEPARENT
+                   : id == MESH_H2_N_REQUEST_ID ? PXY_NAMED_REQUEST_ID
+                                                : 0;
+    if (bit && !(u->named & bit)) {
+        u->named |= (uint8_t)bit;
+        return NGHTTP2_NV_FLAG_NONE;
+    }
+    return NGHTTP2_NV_FLAG_NO_INDEX;
+}
+
 static nghttp2_nv *nv_reserve(pxy_stream_t *ps, size_t n)
 {
     if (ps->nv_cap < n) {
@@ -907,7 +925,7 @@ void pxy_stream_submit(pxy_stream_t *ps)
             continue;
         nv[n] = mknv_nc(name, nl, h->buf + h->ents[i].vo, h->ents[i].vl);
         if (is_per_call(id, name, nl))
-            nv[n].flags |= NGHTTP2_NV_FLAG_NO_INDEX;
+            nv[n].flags |= per_call_flag(u, id);
         n++;
     }
     nghttp2_data_provider prd = {.source = {.ptr = &ps->req}, .read_callback = mesh_h2_source_read};

@@ -184,8 +184,9 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *
         pthread_mutex_lock(&c->srv->mu);
         size_t used = strlen(c->srv->last_fields);
         if (used + nl + vl + 3 < sizeof(c->srv->last_fields))
-            snprintf(c->srv->last_fields + used, sizeof(c->srv->last_fields) - used, "%.*s: %.*s\n",
-                     (int)nl, name, (int)vl, value);
+            snprintf(c->srv->last_fields + used, sizeof(c->srv->last_fields) - used,
+                     "%.*s:%s %.*s\n", (int)nl, name, (flags & NGHTTP2_NV_FLAG_NO_INDEX) ? "!" : "",
+                     (int)vl, value);
         pthread_mutex_unlock(&c->srv->mu);
     }
     if (nl == 12 && memcmp(name, "grpc-timeout", 12) == 0 && vl < 32) {

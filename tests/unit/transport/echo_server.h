@@ -73,7 +73,8 @@ int echo_server_calls(echo_server_t *s);
 /** The grpc-timeout header of the last call ("" if none). */
 void echo_server_last_timeout(echo_server_t *s, char *out, size_t cap);
 
-/** The request fields of the last call but pseudo ones, "name: value\n" each ("" if none). */
+/** The request fields of the last call but pseudo ones, "name: value\n" each ("" if none);
+ *  a field the client sent never-indexed (HPACK) is "name:! value\n". */
 void echo_server_last_fields(echo_server_t *s, char *out, size_t cap);
 
 /** Sets the mode for calls and connections from now on (any thread). */

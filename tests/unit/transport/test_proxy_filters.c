@@ -3,7 +3,8 @@
  * chain uses it: reading, setting and removing request fields (the backend sees the result),
  * the peer and method, rejections with a status, a message and one more trailer, filters
  * that finish later (accept, reject, a call whose deadline passes while it waits, a client
- * that goes away), and filters that wait for the request body.
+ * that goes away), filters that wait for the request body, and per-call fields (new values on
+ * every call, sent never-indexed once their names are in the backend's HPACK table).
  */
 #include <arpa/inet.h>
 #include <signal.h>
@@ -93,6 +94,16 @@ static int filter_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy
         CHECK(mesh_proxy_call_set_header(info->call, "grpc-timeout", "1S", 2) < 0);
         CHECK(mesh_proxy_call_set_header(info->call, "X-Upper", "a", 1) < 0);
         CHECK(mesh_proxy_call_set_header(info->call, "x-crlf", "a\r\nb: c", 7) < 0);
+        return MESH_PROXY_ACCEPT;
+    }
+    if (method_is(info, "Trace")) { /* new on every call, as the trace context is */
+        static int seq;
+        char tp[64], rid[40];
+        int n = ++seq;
+        snprintf(tp, sizeof(tp), "00-%032x-%016x-01", n, n);
+        snprintf(rid, sizeof(rid), "req-%d", n);
+        CHECK(mesh_proxy_call_set_header(info->call, "traceparent", tp, strlen(tp)) == 0);
+        CHECK(mesh_proxy_call_set_header(info->call, "x-request-id", rid, strlen(rid)) == 0);
         return MESH_PROXY_ACCEPT;
     }
     if (method_is(info, "Reject")) {
@@ -186,6 +197,28 @@ static void test_fields(echo_server_t *s)
     free(req);
 }
 
+/* Per-call fields reach the backend with their own values on every call, never indexed in
+ * HPACK (a new value each call would only churn the backend's table) once the connection's
+ * first call has put their names in it. Other fields are indexed as usual. */
+static void test_per_call_fields(echo_server_t *s)
+{
+    nghttp2_nv nv[] = {NV("x-in", "hello")};
+    for (int i = 1; i <= 3; i++) {
+        h2_call_t c;
+        call("/f.Svc/Trace", NULL, nv, 1, NULL, 0, &c);
+        CHECK(c.grpc_status == 0);
+        char seen[2048], want[128];
+        echo_server_last_fields(s, seen, sizeof(seen));
+        const char *never = i > 1 ? "!" : "";
+        snprintf(want, sizeof(want), "traceparent:%s 00-%032x-%016x-01\n", never, i, i);
+        CHECK(strstr(seen, want));
+        snprintf(want, sizeof(want), "x-request-id:%s req-%d\n", never, i);
+        CHECK(strstr(seen, want));
+        CHECK(strstr(seen, "x-in: hello\n"));
+        h2_call_free(&c);
+    }
+}
+
 static void test_reject_with_trailer(void)
 {
     h2_call_t c;
@@ -258,6 +291,8 @@ int main(void)
     proxy_thread_start(&px, cfg, mesh_route_builder_finish(b));
     fprintf(stderr, "-- fields\n");
     test_fields(s);
+    fprintf(stderr, "-- per-call fields\n");
+    test_per_call_fields(s);
     fprintf(stderr, "-- reject\n");
     test_reject_with_trailer();
     fprintf(stderr, "-- pending\n");
@@ -266,8 +301,8 @@ int main(void)
     test_body(s);
     proxy_thread_stop(&px);
     /* Every call that got past on_call got its on_done, the rejected one too (none owed). */
-    CHECK(atomic_load(&done_calls) == 7);
-    CHECK(atomic_load(&peer_ok) == 8);
+    CHECK(atomic_load(&done_calls) == 10);
+    CHECK(atomic_load(&peer_ok) == 11);
     CHECK(atomic_load(&resumed_after_done) == 0);
     echo_server_stop(s);
     fprintf(stderr, "ok\n");
