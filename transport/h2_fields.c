@@ -238,6 +238,18 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
     return (int)id;
 }
 
+int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id,
+                          const uint8_t *value, size_t vl)
+{
+    if (f->problem)
+        return -1;
+    name_kind_t k = (name_kind_t)KIND[id];
+    if (k & (REQUEST_PSEUDO | NAME_STATUS)) /* (only these pseudo-header kinds ever pass) */
+        return pseudo_field(f, block, k, value, vl) < 0 ? -1 : (int)id;
+    f->regular = 1;
+    return (int)id;
+}
+
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block)
 {
     if (f->problem)

@@ -66,6 +66,7 @@ static inline int mesh_h2_name_hop_by_hop(mesh_h2_name_t n)
 typedef struct mesh_h2_fields {
     uint8_t pseudo;      /* pseudo-header fields seen (one bit each) */
     uint8_t regular;     /* a regular field was seen */
+    uint16_t n;          /* fields of the block so far, for whoever counts them (h2_field_cache) */
     const char *problem; /* the first rule broken (a static string), or NULL */
 } mesh_h2_fields_t;
 
@@ -73,6 +74,7 @@ static inline void mesh_h2_fields_reset(mesh_h2_fields_t *f)
 {
     f->pseudo = 0;
     f->regular = 0;
+    f->n = 0;
     f->problem = NULL;
 }
 
@@ -83,6 +85,12 @@ static inline void mesh_h2_fields_reset(mesh_h2_fields_t *f)
  */
 int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_t *name, size_t nl,
                         const uint8_t *value, size_t vl);
+
+/** The rest of mesh_h2_field_check for a field whose name and value passed it before with the
+ *  result id (h2_field_cache.h): what depends on the block and the fields before it (pseudo-header
+ *  fields: their block, order, repetition and :status's form). Same result as the full check. */
+int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id,
+                          const uint8_t *value, size_t vl);
 
 /** At the end of a block: -1 (and f->problem) if a required pseudo-header field is missing. */
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block);

@@ -17,6 +17,7 @@
 #include "transport/chunk.h"
 #include "transport/grpc_frame.h"
 #include "transport/grpc_timeout.h"
+#include "transport/h2_field_cache.h"
 #include "transport/h2_conn.h"
 #include "transport/h2_fields.h"
 #include "transport/h2_mem.h"
@@ -111,6 +112,7 @@ struct pxy_ds_conn {
     size_t n_streams;
     int draining;
     pxy_stream_t *hdr_ps;         /* call of the header block being received (saves lookups) */
+    mesh_h2_field_cache_t fields; /* fields that passed the checks (cleared at teardown) */
     struct sockaddr_storage peer; /* the client's address */
     struct mesh_peer_id *peer_id; /* what its verified certificate proves (TLS); NULL: nothing */
     char name[64];
@@ -130,6 +132,7 @@ struct pxy_us_conn {
     int retired;          /* takes no new calls; closed once its last call detached */
     pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
     uint8_t named;        /* PXY_NAMED_*: per-call names already in the peer's HPACK table */
+    mesh_h2_field_cache_t fields; /* fields that passed the checks (cleared at teardown) */
     /* the TLS it was opened with (NULL: h2c): calls wanting another setting never share it;
      * tls_pol holds a reference on the service settings that own tls_holder, if they do */
     struct mesh_tls_holder *tls_holder;

@@ -1367,8 +1367,8 @@ static int ds_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void 
     return 0;
 }
 
-static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-                        const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *name,
+                        nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
     pxy_ds_conn_t *d = ud;
     pxy_stream_t *ps = d->hdr_ps;
@@ -1376,14 +1376,16 @@ static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
         ps = ds_stream(s, f->hd.stream_id);
     if (!ps || ps->started || ps->hdr_overflow)
         return 0; /* request trailers are not forwarded (gRPC clients send none) */
-    if (ps->reqh.size + nl + vl + 32 > ps->w->cfg.max_header_list_size) {
+    nghttp2_vec n = nghttp2_rcbuf_get_buf(name), v = nghttp2_rcbuf_get_buf(value);
+    if (ps->reqh.size + n.len + v.len + 32 > ps->w->cfg.max_header_list_size) {
         ps->hdr_overflow = 1;
         return 0;
     }
-    int id = mesh_h2_field_check(&ps->reqh.chk, MESH_H2_REQUEST, name, nl, value, vl);
+    int id =
+        mesh_h2_field_cache_check(&d->fields, &ps->reqh.chk, MESH_H2_REQUEST, name, value, &n, &v);
     if (id < 0)
         return 0; /* answered when the block ends */
-    if (hdrs_add(&ps->reqh, (mesh_h2_name_t)id, name, nl, value, vl) < 0)
+    if (hdrs_add(&ps->reqh, (mesh_h2_name_t)id, n.base, n.len, v.base, v.len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -1455,7 +1457,7 @@ nghttp2_session_callbacks *pxy_ds_callbacks_new(void)
     if (nghttp2_session_callbacks_new(&cb) != 0)
         return NULL;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, ds_on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cb, ds_on_header);
+    nghttp2_session_callbacks_set_on_header_callback2(cb, ds_on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, ds_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, ds_on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, ds_on_frame_send);
@@ -1473,8 +1475,8 @@ static int us_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void 
     return 0;
 }
 
-static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-                        const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbuf *name,
+                        nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
     pxy_us_conn_t *u = ud;
     pxy_stream_t *ps = u->hdr_ps;
@@ -1483,13 +1485,14 @@ static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_
     if (!ps || !ps->down || ps->failing)
         return 0;
     pxy_hdrs_t *h = ps->resp_headers ? &ps->respt : &ps->resph;
-    if (h->size + nl + vl + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     mesh_h2_block_t blk = ps->resp_headers ? MESH_H2_TRAILERS : MESH_H2_RESPONSE;
-    int id = mesh_h2_field_check(&h->chk, blk, name, nl, value, vl);
+    nghttp2_vec n = nghttp2_rcbuf_get_buf(name), v = nghttp2_rcbuf_get_buf(value);
+    if (h->size + n.len + v.len + 32 > 4 * (size_t)ps->w->cfg.max_header_list_size)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    int id = mesh_h2_field_cache_check(&u->fields, &h->chk, blk, name, value, &n, &v);
     if (id < 0)
         return 0; /* answered when the block ends */
-    if (hdrs_add(h, (mesh_h2_name_t)id, name, nl, value, vl) < 0)
+    if (hdrs_add(h, (mesh_h2_name_t)id, n.base, n.len, v.base, v.len) < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return 0;
 }
@@ -1702,7 +1705,7 @@ nghttp2_session_callbacks *pxy_us_callbacks_new(void)
     if (nghttp2_session_callbacks_new(&cb) != 0)
         return NULL;
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, us_on_begin_headers);
-    nghttp2_session_callbacks_set_on_header_callback(cb, us_on_header);
+    nghttp2_session_callbacks_set_on_header_callback2(cb, us_on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, us_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, us_on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, us_on_frame_send);

@@ -74,6 +74,7 @@ static void ds_on_teardown(mesh_h2_conn_t *c)
 {
     pxy_ds_conn_t *d = (pxy_ds_conn_t *)c;
     mesh_debug(ACTOR, "%s closing with %zu calls", d->name, d->n_streams);
+    mesh_h2_field_cache_clear(&d->fields); /* (before the session and its tables go) */
     while (!pxy_list_empty(&d->streams)) {
         pxy_stream_t *ps = PXY_CONTAINER(d->streams.next, pxy_stream_t, ds_link);
         if (c->session)

@@ -366,6 +366,7 @@ static void mark_down(mesh_proxy_worker_t *w, pxy_endpoint_t *ep, const char *wh
 static void us_on_teardown(mesh_h2_conn_t *c)
 {
     pxy_us_conn_t *u = (pxy_us_conn_t *)c;
+    mesh_h2_field_cache_clear(&u->fields); /* (before the session and its tables go) */
     /* Nothing reaches the app before the TLS handshake is done: calls on a connection whose
      * handshake failed never left, and the endpoint is down as after a failed connect. */
     int tls_unfinished = c->tls && !c->tls->established;

@@ -1,0 +1,52 @@
+/*
+ * transport/h2_field_cache.c: the memo of checked header fields (see h2_field_cache.h).
+ */
+#include "transport/h2_field_cache.h"
+
+/* The entry of the block's i-th field, or -1: none. */
+static int slot_of(mesh_h2_block_t block, unsigned i)
+{
+    unsigned base = block == MESH_H2_TRAILERS ? MESH_H2_FIELD_CACHE_TRAILERS : 0;
+    unsigned end = block == MESH_H2_TRAILERS ? MESH_H2_FIELD_CACHE_N : MESH_H2_FIELD_CACHE_TRAILERS;
+    return base + i < end ? (int)(base + i) : -1;
+}
+
+int mesh_h2_field_cache_check(mesh_h2_field_cache_t *c, mesh_h2_fields_t *f, mesh_h2_block_t block,
+                              nghttp2_rcbuf *name, nghttp2_rcbuf *value, const nghttp2_vec *n,
+                              const nghttp2_vec *v)
+{
+    int s = slot_of(block, f->n++);
+    if (s < 0)
+        return mesh_h2_field_check(f, block, n->base, n->len, v->base, v->len);
+    if (c->e[s].name == name && c->e[s].value == value) {
+        c->e[s].misses = 0;
+        return mesh_h2_field_recheck(f, block, (mesh_h2_name_t)c->e[s].id, v->base, v->len);
+    }
+    int id = mesh_h2_field_check(f, block, n->base, n->len, v->base, v->len);
+    if (id < 0)
+        return id; /* never remembered: a bad field is checked (and refused) every time */
+    uint8_t m = c->e[s].misses < 255 ? c->e[s].misses + 1 : 8;
+    c->e[s].misses = m;
+    if (m > 2 && (m & 7) != 0)
+        return id; /* a literal's place: new buffers every time */
+    nghttp2_rcbuf_incref(name);
+    nghttp2_rcbuf_incref(value);
+    if (c->e[s].name) {
+        nghttp2_rcbuf_decref(c->e[s].name);
+        nghttp2_rcbuf_decref(c->e[s].value);
+    }
+    c->e[s].name = name;
+    c->e[s].value = value;
+    c->e[s].id = (uint8_t)id;
+    return id;
+}
+
+void mesh_h2_field_cache_clear(mesh_h2_field_cache_t *c)
+{
+    for (int i = 0; i < MESH_H2_FIELD_CACHE_N; i++)
+        if (c->e[i].name) {
+            nghttp2_rcbuf_decref(c->e[i].name);
+            nghttp2_rcbuf_decref(c->e[i].value);
+            c->e[i].name = c->e[i].value = NULL;
+        }
+}

@@ -1,0 +1,51 @@
+/*
+ * transport/h2_field_cache.h: a connection's memo of header fields that passed the checks,
+ * keyed by HPACK's shared buffers and the field's place in its block.
+ *
+ * A field the peer sends indexed (nearly every field of a gRPC call after the first on a
+ * connection) reaches nghttp2's on_header2 callback as the same pair of reference-counted
+ * buffers (nghttp2_rcbuf) every time: its decoder's table entry, or the static table's. Name
+ * and value checks that passed once need not run again for the same pair: the cache remembers
+ * the pair with the name's class (mesh_h2_name_t), holding a reference on both buffers so that
+ * neither can be freed and its address reused for other bytes while remembered. What depends on
+ * the header block (pseudo-header order and kind, a regular field after them) is still checked
+ * for every field (mesh_h2_field_recheck).
+ *
+ * One entry per place in a block: a client sends its fields in the same order on every call,
+ * so the i-th field of a block is looked for only in entry i (the first 10 of a request or
+ * response, the first 6 of trailers; later fields are checked in full). Fields sent as literals
+ * (":path" and "content-length" from nghttp2's encoder, per-call values) come in new buffers
+ * every time: after two misses in a row an entry stops taking new fields, trying again every
+ * eighth miss, so a literal costs no reference counting. 16 entries, 384 bytes a connection.
+ * Not thread-safe: one per nghttp2 session, on its thread.
+ */
+#ifndef MESH_H2_FIELD_CACHE_H
+#define MESH_H2_FIELD_CACHE_H
+
+#include <nghttp2/nghttp2.h>
+
+#include "transport/h2_fields.h"
+
+#define MESH_H2_FIELD_CACHE_N        16
+#define MESH_H2_FIELD_CACHE_TRAILERS 10 /* where the entries of trailers' fields start */
+
+typedef struct mesh_h2_field_cache {
+    struct {
+        nghttp2_rcbuf *name, *value; /* NULL: empty; both referenced while here */
+        uint8_t id;                  /* what mesh_h2_field_check returned for them */
+        uint8_t misses;              /* in a row */
+    } e[MESH_H2_FIELD_CACHE_N];
+} mesh_h2_field_cache_t;
+
+/** mesh_h2_field_check for a field given as nghttp2's buffers: the same result (the name's
+ *  class, or -1 with f->problem set), with the checks of the name and value skipped when this
+ *  pair passed them before in the same place of a block. n and v: the buffers' bytes
+ *  (nghttp2_rcbuf_get_buf). Counts the block's fields in f->n. */
+int mesh_h2_field_cache_check(mesh_h2_field_cache_t *c, mesh_h2_fields_t *f, mesh_h2_block_t block,
+                              nghttp2_rcbuf *name, nghttp2_rcbuf *value, const nghttp2_vec *n,
+                              const nghttp2_vec *v);
+
+/** Drops every entry and its references (the connection is closing). */
+void mesh_h2_field_cache_clear(mesh_h2_field_cache_t *c);
+
+#endif
