@@ -1167,7 +1167,7 @@ mesh_rpc_t *mesh_node_upstream_rpc(void *node, mesh_actor_t *self, const char *a
     mesh_proxy_config_t up = {0}; /* the upstream part of what the workers get */
     node_tls_engine_config(n->tls, &up, 0);
     return loop ? mesh_rpc_grpc_new_tls(loop, addr, 5000, up.upstream_tls, up.upstream_tls_name,
-                                        deliver, ud)
+                                        node_tls_handshake_timeout(n->cfg), deliver, ud)
                 : NULL;
 }
 

@@ -81,6 +81,7 @@ struct mesh_grpc_client {
     char *addr;
     char *authority;
     uint64_t connect_timeout_ms;
+    uint64_t tls_handshake_timeout_ms; /* 0: none */
     size_t max_message;
     mesh_grpc_client_event_cb on_event;
     void *ud;
@@ -326,6 +327,12 @@ static void conn_detach(gc_conn_t *k, const char *why)
 static void conn_on_teardown(mesh_h2_conn_t *h)
 {
     gc_conn_t *k = (gc_conn_t *)h;
+    if (!k->why[0] && h->tls && !h->tls->established && k->connected) {
+        /* (mesh_tls_reason: "TLS handshake timed out", the verification error, the alert...) */
+        snprintf(k->why, sizeof(k->why), "TLS handshake with %s failed: %s", k->name,
+                 mesh_tls_reason(h->tls)[0] ? mesh_tls_reason(h->tls) : "connection closed");
+        k->reason = MESH_GRPC_CONN_HANDSHAKE;
+    }
     if (!k->why[0]) {
         snprintf(k->why, sizeof(k->why), "connection to %s %s", k->name,
                  k->established ? "lost" : "closed before the HTTP/2 handshake");
@@ -386,8 +393,12 @@ static void on_connect(uv_connect_t *req, int status)
     }
     k->connected = 1;
     uv_tcp_nodelay(&k->h2.tcp, 1);
-    if (mesh_h2_conn_start(&k->h2) < 0)
+    if (mesh_h2_conn_start(&k->h2) < 0) {
         conn_fail(k, MESH_GRPC_CONN_LOST, "cannot read from %s: %s", "read start failed");
+        return;
+    }
+    if (k->client) /* (no-op without TLS) */
+        mesh_h2_conn_tls_timeout(&k->h2, k->client->tls_handshake_timeout_ms);
 }
 
 /* The zero-delay timer: resolve and connect, then bound the connect. */
@@ -479,6 +490,9 @@ mesh_grpc_client_t *mesh_grpc_client_new(uv_loop_t *loop, const mesh_grpc_client
     c->addr = strdup(cfg->addr);
     c->authority = strdup(cfg->authority ? cfg->authority : cfg->addr);
     c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
+    c->tls_handshake_timeout_ms = cfg->tls_handshake_timeout_ms == UINT64_MAX ? 0
+                                  : cfg->tls_handshake_timeout_ms ? cfg->tls_handshake_timeout_ms
+                                                                  : 10000;
     c->max_message = cfg->max_message;
     c->on_event = cfg->on_event;
     c->ud = cfg->ud;

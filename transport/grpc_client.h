@@ -68,6 +68,10 @@ typedef struct mesh_grpc_client_cfg {
      * or else addr's host (also sent as SNI); the holder must outlive the client */
     struct mesh_tls_holder *tls;
     const char *tls_name;
+    /* a TLS handshake not done within this long after the TCP connect fails the connection
+     * (its calls end UNAVAILABLE naming the timeout; counted as a failed handshake of class
+     * "timeout"): a server that accepts and then says nothing. Default 10000; UINT64_MAX: none */
+    uint64_t tls_handshake_timeout_ms;
     mesh_grpc_client_event_cb on_event;
     void *ud;
 } mesh_grpc_client_cfg_t;

@@ -114,9 +114,11 @@ mesh_rpc_t *mesh_rpc_grpc_new(struct uv_loop_s *loop, const char *addr, uint64_t
 struct mesh_tls_holder;
 
 /** The same over TLS when tls is given (transport/tls_holder.h: the node's upstream context;
- *  tls_name NULL: addr's host is the name the certificate must carry). */
+ *  tls_name NULL: addr's host is the name the certificate must carry; handshake_timeout_ms:
+ *  mesh_grpc_client_cfg_t.tls_handshake_timeout_ms, 0 its default, UINT64_MAX none). */
 mesh_rpc_t *mesh_rpc_grpc_new_tls(struct uv_loop_s *loop, const char *addr,
                                   uint64_t connect_timeout_ms, struct mesh_tls_holder *tls,
-                                  const char *tls_name, mesh_rpc_deliver_fn deliver, void *ud);
+                                  const char *tls_name, uint64_t handshake_timeout_ms,
+                                  mesh_rpc_deliver_fn deliver, void *ud);
 
 #endif

@@ -177,12 +177,13 @@ static const mesh_rpc_ops_t grpc_ops = {
 mesh_rpc_t *mesh_rpc_grpc_new(struct uv_loop_s *loop, const char *addr, uint64_t connect_timeout_ms,
                               mesh_rpc_deliver_fn deliver_fn, void *ud)
 {
-    return mesh_rpc_grpc_new_tls(loop, addr, connect_timeout_ms, NULL, NULL, deliver_fn, ud);
+    return mesh_rpc_grpc_new_tls(loop, addr, connect_timeout_ms, NULL, NULL, 0, deliver_fn, ud);
 }
 
 mesh_rpc_t *mesh_rpc_grpc_new_tls(struct uv_loop_s *loop, const char *addr,
                                   uint64_t connect_timeout_ms, struct mesh_tls_holder *tls,
-                                  const char *tls_name, mesh_rpc_deliver_fn deliver_fn, void *ud)
+                                  const char *tls_name, uint64_t handshake_timeout_ms,
+                                  mesh_rpc_deliver_fn deliver_fn, void *ud)
 {
     grpc_rpc_t *g = calloc(1, sizeof(*g));
     if (!g)
@@ -192,7 +193,8 @@ mesh_rpc_t *mesh_rpc_grpc_new_tls(struct uv_loop_s *loop, const char *addr,
                                  .on_event = on_event,
                                  .ud = g,
                                  .tls = tls,
-                                 .tls_name = tls_name};
+                                 .tls_name = tls_name,
+                                 .tls_handshake_timeout_ms = handshake_timeout_ms};
     g->client = mesh_grpc_client_new(loop, &gc);
     if (!g->client) {
         free(g);

@@ -1,7 +1,9 @@
 /*
  * tests/unit/transport/test_grpc_client.c: transport/grpc_client.h against the real Python
  * gRPC echo server (tests/peers/echo_server.py): unary, server streaming, a status error,
- * grpc.health.v1 Check, a deadline, connection refused and a server that goes away.
+ * grpc.health.v1 Check, a deadline, connection refused and a server that goes away; and (argv[2]:
+ * tests/tls/mkcerts.sh) a TLS server that accepts and never answers, ended by the handshake
+ * timeout.
  *
  * argv[1] is echo_server.py; the server is started here with /usr/bin/python3 on a free
  * loopback port and killed (by its PID) at the end, also when a check fails.
@@ -10,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +22,8 @@
 #include "grpc/health_msg.h"
 #include "transport/grpc_client.h"
 #include "transport/grpc_status.h"
+#include "transport/tls.h"
+#include "transport/tls_holder.h"
 
 static pid_t g_server = -1;
 
@@ -369,6 +375,45 @@ int main(int argc, char **argv)
         mesh_grpc_client_free(c2);
         drain_loop(&loop);
         CHECK(r2.ended == 0);
+    }
+
+    if (argc >= 3) {
+        fprintf(stderr, "-- TLS to a server that accepts and never answers\n");
+        /* A listening socket nobody accepts from: the kernel completes the TCP handshake, then
+         * nothing is ever said. The TLS handshake's own timeout ends the call, long before
+         * its deadline, and says so. */
+        char dir[] = "/tmp/meshd-gc-tls-XXXXXX", cmd[512], ca[600];
+        CHECK(mkdtemp(dir));
+        snprintf(cmd, sizeof(cmd), "sh %s %s >/dev/null 2>&1", argv[2], dir);
+        CHECK(system(cmd) == 0);
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        char err[512];
+        mesh_tls_conf_t tc = {.ca_file = ca, .alpn = "h2"};
+        mesh_tls_holder_t *h = mesh_tls_holder_new(&tc, 0, err, sizeof(err));
+        CHECK(h);
+        int ls = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t sl = sizeof(sa);
+        CHECK(bind(ls, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(ls, 8) == 0);
+        CHECK(getsockname(ls, (struct sockaddr *)&sa, &sl) == 0);
+        char a3[64];
+        snprintf(a3, sizeof(a3), "127.0.0.1:%d", ntohs(sa.sin_port));
+        mesh_grpc_client_cfg_t c3cfg = {
+            .addr = a3, .tls = h, .tls_name = "localhost", .tls_handshake_timeout_ms = 300};
+        mesh_grpc_client_t *c3 = mesh_grpc_client_new(&loop, &c3cfg);
+        CHECK(c3);
+        rec_t r = {0};
+        CHECK(mesh_grpc_unary(c3, "/meshd.test.Echo/Unary", NULL, 0, 30000, &rec_ops, &r));
+        run_until(&loop, &r.ended);
+        fprintf(stderr, "   message: %s\n", r.message);
+        CHECK(r.status == MESH_GRPC_UNAVAILABLE);
+        CHECK(strstr(r.message, "TLS handshake with") && strstr(r.message, "timed out"));
+        mesh_grpc_client_free(c3);
+        drain_loop(&loop);
+        mesh_tls_holder_free(h);
+        close(ls);
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        CHECK(system(cmd) == 0);
     }
 
     drain_loop(&loop);
