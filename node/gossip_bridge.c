@@ -161,12 +161,15 @@ static void cstr(char *buf, size_t cap, gsp_str_t s)
 
 /* Whether a record refused for r leaves the member's last accepted record in force (routed):
  * what only someone other than the owner sends. A replay (stale) or a signature that does not
- * verify, always; no signature at all (also an empty or missing record) from a member that had
- * a signed record accepted, which keeps signing for as long as it lives. Other refusals (an
- * expired or wrong certificate, a service not allowed) are the owner's own and unroute it. */
+ * verify, always; from a member that had a signed record accepted (which keeps signing with its
+ * own identity for as long as it lives), no signature at all (also an empty or missing record)
+ * and a record signed by another identity (another member's valid certificate, or one naming
+ * no node). Other refusals (an expired or wrong-CA certificate, a service not allowed) are the
+ * owner's own and unroute it, as does a wrong identity before anything was accepted. */
 static int keeps_accepted(const bmember_t *m, int r)
 {
-    return r == RSIG_STALE || r == RSIG_BAD_SIGNATURE || (r == RSIG_UNSIGNED && m->pinned);
+    return r == RSIG_STALE || r == RSIG_BAD_SIGNATURE ||
+           ((r == RSIG_UNSIGNED || r == RSIG_WRONG_IDENTITY) && m->pinned);
 }
 
 /* A refused record: counted, logged once per (member, reason), audited. */

@@ -10,7 +10,8 @@
  * routed too (like stale: only the owner changes its record); an empty record without a
  * signature (what a keyring holder would send to erase the member's services), and no metadata
  * at all, are refused as unsigned and change nothing; the current record again (the owner
- * refuting at a newer incarnation) is routed; the owner's own empty record, signed, withdraws
+ * refuting at a newer incarnation) is routed; a record for it signed by another member's valid
+ * identity (wrong_identity) changes nothing either; the owner's own empty record, signed, withdraws
  * its instances. (Each refusal goes through the path every refused record takes: counted by
  * reason, logged, audited.)
  */
@@ -96,6 +97,33 @@ static void member(mesh_exec_t *sim, mesh_actor_id_t bridge, uint32_t inc, uint6
     CHECK(tables > before); /* a table after every member change */
 }
 
+/* A key and a leaf for node (owning shop.Cart) signed by root; the leaf's DER into der. */
+static int leaf(ca_root_t *root, const char *node, int64_t now, EVP_PKEY **key, uint8_t *der)
+{
+    char err[512];
+    *key = ca_key_generate();
+    CHECK(*key);
+    X509_REQ *r = C->x509_req_new();
+    CHECK(r && C->x509_req_set_version(r, 0) == 1 && C->x509_req_set_pubkey(r, *key) == 1 &&
+          C->x509_req_sign(r, *key, C->sha256()) > 0);
+    char *csr = ca_pem_write_req(r);
+    C->x509_req_free(r);
+    const char *svcs[] = {"shop.Cart"};
+    ca_sign_req_t req = {
+        .csr_pem = csr, .csr_len = strlen(csr), .node = node, .services = svcs, .n_services = 1};
+    ca_issued_t out;
+    CHECK(ca_sign(root, &req, now - 60, &out, err, sizeof err) == CA_SIGN_OK);
+    X509 *x = ca_pem_read_x509(out.cert_pem, strlen(out.cert_pem));
+    CHECK(x);
+    unsigned char *p = der;
+    int der_len = C->i2d_x509(x, &p);
+    CHECK(der_len > 0 && der_len <= GSP_CERT_MAX);
+    C->x509_free(x);
+    ca_issued_destroy(&out);
+    free(csr);
+    return der_len;
+}
+
 int main(void)
 {
     char err[512];
@@ -106,31 +134,11 @@ int main(void)
     ca_root_t root;
     CHECK(ca_root_create(&root, "example.org", 10, now - 86400, err, sizeof err) == 0);
 
-    /* node-a's key and leaf (shop.Cart) */
-    EVP_PKEY *key = ca_key_generate();
-    CHECK(key);
-    X509_REQ *r = C->x509_req_new();
-    CHECK(r && C->x509_req_set_version(r, 0) == 1 && C->x509_req_set_pubkey(r, key) == 1 &&
-          C->x509_req_sign(r, key, C->sha256()) > 0);
-    char *csr = ca_pem_write_req(r);
-    C->x509_req_free(r);
-    const char *svcs[] = {"shop.Cart"};
-    ca_sign_req_t req = {.csr_pem = csr,
-                         .csr_len = strlen(csr),
-                         .node = "node-a",
-                         .services = svcs,
-                         .n_services = 1};
-    ca_issued_t out;
-    CHECK(ca_sign(&root, &req, now - 60, &out, err, sizeof err) == CA_SIGN_OK);
-    X509 *x = ca_pem_read_x509(out.cert_pem, strlen(out.cert_pem));
-    CHECK(x);
-    static uint8_t der[GSP_CERT_MAX];
-    unsigned char *p = der;
-    int der_len = C->i2d_x509(x, &p);
-    CHECK(der_len > 0);
-    C->x509_free(x);
-    ca_issued_destroy(&out);
-    free(csr);
+    /* node-a's key and leaf (shop.Cart); node-b's, another member of the mesh */
+    static uint8_t der[GSP_CERT_MAX], der_b[GSP_CERT_MAX];
+    EVP_PKEY *key = NULL, *key_b = NULL;
+    int der_len = leaf(&root, "node-a", now, &key, der);
+    int der_b_len = leaf(&root, "node-b", now, &key_b, der_b);
 
     mesh_exec_t *sim = mesh_sim_new(1);
     mesh_io_t *host = mesh_simnet_host(mesh_sim_net(sim), "10.0.0.1");
@@ -177,14 +185,22 @@ int main(void)
     /* the owner refutes with its current record: routed */
     member(sim, bridge, 6, 200, cur_meta, cl);
     CHECK_STR(routed, "10.0.0.2:50052");
+    /* another member of the mesh (node-b, a valid leaf of the same CA) signs a record for
+     * node-a pointing at its own address: wrong identity, and node-a stays routed as it was */
+    static uint8_t hijack[GSP_META_MAX];
+    size_t hl =
+        signed_meta(key_b, der_b, (size_t)der_b_len, "10.0.0.66:50051", 350, hijack, sizeof hijack);
+    member(sim, bridge, 7, 350, hijack, hl);
+    CHECK_STR(routed, "10.0.0.2:50052");
     /* the owner withdraws its instances with a signed empty record: accepted */
     size_t wl = signed_meta(key, der, (size_t)der_len, NULL, 400, withdrawn, sizeof withdrawn);
-    member(sim, bridge, 7, 400, withdrawn, wl);
+    member(sim, bridge, 8, 400, withdrawn, wl);
     CHECK_STR(routed, "");
 
     mesh_exec_free(sim);
     rsig_trust_free(a.trust);
     C->pkey_free(key);
+    C->pkey_free(key_b);
     ca_root_destroy(&root);
     printf("ok\n");
     return 0;
