@@ -3,28 +3,14 @@
  */
 #include "transport/h2_field_cache.h"
 
-/* The entry of the block's i-th field, or -1: none. */
-static int slot_of(mesh_h2_block_t block, unsigned i)
+/* A miss: the full check, and the pair remembered in entry s when it passes (s < 0: no entry). */
+int mesh_h2_field_cache_miss(mesh_h2_field_cache_t *c, int s, mesh_h2_fields_t *f,
+                             mesh_h2_block_t block, nghttp2_rcbuf *name, nghttp2_rcbuf *value,
+                             const nghttp2_vec *n, const nghttp2_vec *v)
 {
-    unsigned base = block == MESH_H2_TRAILERS ? MESH_H2_FIELD_CACHE_TRAILERS : 0;
-    unsigned end = block == MESH_H2_TRAILERS ? MESH_H2_FIELD_CACHE_N : MESH_H2_FIELD_CACHE_TRAILERS;
-    return base + i < end ? (int)(base + i) : -1;
-}
-
-int mesh_h2_field_cache_check(mesh_h2_field_cache_t *c, mesh_h2_fields_t *f, mesh_h2_block_t block,
-                              nghttp2_rcbuf *name, nghttp2_rcbuf *value, const nghttp2_vec *n,
-                              const nghttp2_vec *v)
-{
-    int s = slot_of(block, f->n++);
-    if (s < 0)
-        return mesh_h2_field_check(f, block, n->base, n->len, v->base, v->len);
-    if (c->e[s].name == name && c->e[s].value == value) {
-        c->e[s].misses = 0;
-        return mesh_h2_field_recheck(f, block, (mesh_h2_name_t)c->e[s].id, v->base, v->len);
-    }
     int id = mesh_h2_field_check(f, block, n->base, n->len, v->base, v->len);
-    if (id < 0)
-        return id; /* never remembered: a bad field is checked (and refused) every time */
+    if (id < 0 || s < 0)
+        return id; /* a bad field is never remembered: checked (and refused) every time */
     uint8_t m = c->e[s].misses < 255 ? c->e[s].misses + 1 : 8;
     c->e[s].misses = m;
     if (m > 2 && (m & 7) != 0)

@@ -37,13 +37,36 @@ typedef struct mesh_h2_field_cache {
     } e[MESH_H2_FIELD_CACHE_N];
 } mesh_h2_field_cache_t;
 
+/** The entry of a block's i-th field (-1: none). */
+static inline int mesh_h2_field_cache_slot(mesh_h2_block_t block, unsigned i)
+{
+    unsigned base = block == MESH_H2_TRAILERS ? MESH_H2_FIELD_CACHE_TRAILERS : 0;
+    unsigned end = block == MESH_H2_TRAILERS ? MESH_H2_FIELD_CACHE_N : MESH_H2_FIELD_CACHE_TRAILERS;
+    return base + i < end ? (int)(base + i) : -1;
+}
+
+/** The full check of a field not found in entry s, remembering it there when it passes. */
+int mesh_h2_field_cache_miss(mesh_h2_field_cache_t *c, int s, mesh_h2_fields_t *f,
+                             mesh_h2_block_t block, nghttp2_rcbuf *name, nghttp2_rcbuf *value,
+                             const nghttp2_vec *n, const nghttp2_vec *v);
+
 /** mesh_h2_field_check for a field given as nghttp2's buffers: the same result (the name's
  *  class, or -1 with f->problem set), with the checks of the name and value skipped when this
  *  pair passed them before in the same place of a block. n and v: the buffers' bytes
- *  (nghttp2_rcbuf_get_buf). Counts the block's fields in f->n. */
-int mesh_h2_field_cache_check(mesh_h2_field_cache_t *c, mesh_h2_fields_t *f, mesh_h2_block_t block,
-                              nghttp2_rcbuf *name, nghttp2_rcbuf *value, const nghttp2_vec *n,
-                              const nghttp2_vec *v);
+ *  (nghttp2_rcbuf_get_buf). Counts the block's fields in f->n. (Inline: the hit is the common
+ *  case, a few instructions in the caller.) */
+static inline int mesh_h2_field_cache_check(mesh_h2_field_cache_t *c, mesh_h2_fields_t *f,
+                                            mesh_h2_block_t block, nghttp2_rcbuf *name,
+                                            nghttp2_rcbuf *value, const nghttp2_vec *n,
+                                            const nghttp2_vec *v)
+{
+    int s = mesh_h2_field_cache_slot(block, f->n++);
+    if (s >= 0 && c->e[s].name == name && c->e[s].value == value) {
+        c->e[s].misses = 0;
+        return mesh_h2_field_recheck(f, block, (mesh_h2_name_t)c->e[s].id);
+    }
+    return mesh_h2_field_cache_miss(c, s, f, block, name, value, n, v);
+}
 
 /** Drops every entry and its references (the connection is closing). */
 void mesh_h2_field_cache_clear(mesh_h2_field_cache_t *c);

@@ -189,8 +189,8 @@ int mesh_h2_value_bad(const char *value, size_t vl)
     return value_bad((const uint8_t *)value, vl);
 }
 
-static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t k,
-                        const uint8_t *value, size_t vl)
+/* What a pseudo-header field must be where it is: the block, the order, no repetition. */
+static int pseudo_place(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t k)
 {
     if (block == MESH_H2_TRAILERS)
         return fail(f, "pseudo-header field in trailers");
@@ -201,6 +201,14 @@ static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t 
     if (f->pseudo & k)
         return fail(f, "repeated pseudo-header field");
     f->pseudo |= (uint8_t)k;
+    return 0;
+}
+
+static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t k,
+                        const uint8_t *value, size_t vl)
+{
+    if (pseudo_place(f, block, k) < 0)
+        return -1;
     if (k == NAME_STATUS && (vl != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' ||
                              value[1] > '9' || value[2] < '0' || value[2] > '9'))
         return fail(f, ":status is not three digits");
@@ -238,14 +246,13 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
     return (int)id;
 }
 
-int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id,
-                          const uint8_t *value, size_t vl)
+int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id)
 {
     if (f->problem)
         return -1;
     name_kind_t k = (name_kind_t)KIND[id];
     if (k & (REQUEST_PSEUDO | NAME_STATUS)) /* (only these pseudo-header kinds ever pass) */
-        return pseudo_field(f, block, k, value, vl) < 0 ? -1 : (int)id;
+        return pseudo_place(f, block, k) < 0 ? -1 : (int)id;
     f->regular = 1;
     return (int)id;
 }

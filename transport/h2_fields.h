@@ -87,10 +87,10 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
                         const uint8_t *value, size_t vl);
 
 /** The rest of mesh_h2_field_check for a field whose name and value passed it before with the
- *  result id (h2_field_cache.h): what depends on the block and the fields before it (pseudo-header
- *  fields: their block, order, repetition and :status's form). Same result as the full check. */
-int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id,
-                          const uint8_t *value, size_t vl);
+ *  result id (h2_field_cache.h): what depends on the block and the fields before it
+ *  (pseudo-header fields: their block, order and repetition; what the value must be passed
+ *  already). Same result as the full check. */
+int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id);
 
 /** At the end of a block: -1 (and f->problem) if a required pseudo-header field is missing. */
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block);
