@@ -550,11 +550,13 @@ class H2Raw:
     def frame(typ, flags, sid, payload):
         return struct.pack(">I", len(payload))[1:] + bytes([typ, flags]) + struct.pack(">I", sid) + payload
 
-    def get(self, sid, path):
+    def get(self, sid, path, extra=()):
         def lit(n, v):  # literal header field without indexing, no Huffman
             return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
         block = lit(b":method", b"GET") + lit(b":scheme", b"http") + lit(b":path", path) + \
             lit(b":authority", b"x")
+        for n, v in extra:
+            block += lit(n, v)
         self.s.sendall(self.frame(1, 0x5, sid, block))  # END_STREAM | END_HEADERS
 
     def window(self, sid, n):
@@ -593,7 +595,9 @@ def case_h2c_backpressure(e):
     # writes its progress); then every line arrives once the client opens its window.
     gw = e.procs[-1].pid
     c = H2Raw(e.port, 0)
-    c.get(1, b"/v1/shelves/s/books?count=200000")
+    # The call's deadline: the wait below and the transfer after it took more than the default
+    # 60 s (--gateway-timeout) on a loaded CI machine ("Deadline Exceeded" mid-stream).
+    c.get(1, b"/v1/shelves/s/books?count=200000", [(b"grpc-timeout", b"600S")])
     t = c.read_frame()
     while not (t[0] == 1 and t[2] == 1):  # the response HEADERS
         t = c.read_frame()
