@@ -100,6 +100,11 @@ static void start_proxy(void)
                                .stream_buffer = 64 * 1024,
                                .connect_timeout_ms = 1000,
                                .keepalive_interval_ms = 5000,
+                               /* liveness is transport_h2_liveness's and transport_proxy_retry's
+                                * to test: here a loaded CI machine (ASan, parallel tests) left
+                                * the in-process echo server's PING unanswered for 550 ms during
+                                * the 2 MB stream, and the default 500 ms closed the connection */
+                               .upstream_stall_timeout_ms = 5000,
                                .worker_index = 0};
     px.w = mesh_proxy_worker_new(&px.loop, &cfg);
     CHECK(px.w);
