@@ -61,6 +61,7 @@
  *            compares the trace hash after S virtual seconds and replays only that far)
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,8 +114,13 @@
 /* The quiet tail's window: the last calls of every proxy must all have succeeded. */
 #define QUIET_CALLS 100
 
+/* The simulator's logical processes (actors/sim_lp.c): the proxies share process 0 (their
+ * calls write the world's failure record), the sidecar nodes are spread over the others. The
+ * trace hash depends on this number, never on --threads. */
+#define SIM_LPS 32
+
 typedef struct opts {
-    int nodes, proxies, verbose, stats;
+    int nodes, proxies, verbose, stats, threads;
     uint64_t duration_s;
     const char *scenario;
     double call_rate; /* calls per second per proxy; 0: none */
@@ -254,10 +260,15 @@ static uint64_t rnd(world_t *w, uint64_t n)
     return n ? mesh_sim_random(w->sim) % n : 0;
 }
 
+/* Folds v into the trace hash: the chain of the logical process that calls (actors/sim.h). */
 static void fold(void *ud, uint64_t v)
 {
-    sim_trace_fold(&((world_t *)ud)->trace, v);
+    mesh_sim_fold(((world_t *)ud)->sim, v);
 }
+
+/* fail() is called by the checks (alone, at window boundaries) and by the proxies' calls (on
+ * process 0), and by a node giving up (on its own process): the record is locked. */
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void vlog(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void vlog(world_t *w, const char *fmt, ...)
@@ -280,9 +291,11 @@ static void fail(world_t *w, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&fail_lock);
     if (w->failures++ == 0)
         snprintf(w->first_failure, sizeof(w->first_failure), "t=%.3fs %s",
                  (double)(now_ns(w) - w->t0) / 1e9, why);
+    pthread_mutex_unlock(&fail_lock);
     if (w->o.verbose)
         printf("INVARIANT VIOLATED at %.3f s: %s\n", (double)(now_ns(w) - w->t0) / 1e9, why);
 }
@@ -647,7 +660,7 @@ static void outlier_report(caller_t *c, int o, int ok)
         break;
     }
     if (e != MESH_OUTLIER_NONE)
-        sim_trace_fold(&w->trace, ((uint64_t)e << 48) ^ ((uint64_t)c->n->i << 24) ^ (uint64_t)o);
+        fold(w, ((uint64_t)e << 48) ^ ((uint64_t)c->n->i << 24) ^ (uint64_t)o);
 }
 
 static int lb_healthy(void *ud, size_t k)
@@ -725,8 +738,8 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
         pol_breaker_done(&c->br, &k->permit,
                          cause == CALL_OK ? POL_BREAKER_SUCCESS : POL_BREAKER_FAILURE, now);
     k->has_permit = 0;
-    sim_trace_fold(&w->trace, ((uint64_t)c->n->i << 40) ^ ((uint64_t)cause << 32) ^
-                                  (uint64_t)(uint32_t)(k->owner + 1));
+    fold(w,
+         ((uint64_t)c->n->i << 40) ^ ((uint64_t)cause << 32) ^ (uint64_t)(uint32_t)(k->owner + 1));
     c->st.by_cause[cause]++;
     if (cause != CALL_NO_INSTANCE && cause != CALL_BREAKER_OPEN)
         outlier_report(c, k->owner, cause == CALL_OK);
@@ -1264,6 +1277,8 @@ static void node_init(world_t *w, int i)
     snprintf(n->ip, sizeof(n->ip), "10.%d.%d.%d", 1 + i / 62500, (i / 250) % 250, i % 250 + 1);
     snprintf(n->adv, sizeof(n->adv), "%s:9091", n->ip);
     n->io = mesh_simnet_host(w->net, n->ip);
+    if (mesh_sim_host_lp(w->sim, n->io, n->proxy ? 0 : 1 + i % (SIM_LPS - 1)) < 0)
+        abort();
     if (n->proxy) {
         n->caller = caller_new(w, n);
         uint64_t x = w->seed ^ (0x736e6170ull << 20) ^ (uint64_t)i; /* apart from the sim's */
@@ -2473,7 +2488,9 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->flap_o = -1;
     w->allfail_mod = 1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
-    w->sim = mesh_sim_new(seed);
+    w->sim = mesh_sim_new_lp(seed, SIM_LPS);
+    if (!w->sim || mesh_sim_set_threads(w->sim, o->threads) < 0)
+        abort();
     w->net = mesh_sim_net(w->sim);
     w->etcd = sim_etcd_new(PREFIX "/", seed);
     mesh_simnet_opts_t no = {.latency_min_ns = LINK_LATENCY_MIN_NS, .latency_jitter_ns = 1 * MS};
@@ -2672,7 +2689,12 @@ static void replay(void *ud, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.nodes = 20, .proxies = 2, .duration_s = 240, .scenario = "mixed", .call_rate = 20};
+    opts_t o = {.nodes = 20,
+                .proxies = 2,
+                .duration_s = 240,
+                .scenario = "mixed",
+                .call_rate = 20,
+                .threads = 1};
     uint64_t seed = 0, seeds = 0, first = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -2694,6 +2716,8 @@ int main(int argc, char **argv)
             o.call_rate = strtod(v, NULL), i++;
         else if (!strcmp(a, "--check-prefix-s") && v)
             o.check_prefix_s = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--threads") && v)
+            o.threads = atoi(v), i++;
         else if (!strcmp(a, "--verbose"))
             o.verbose = 1;
         else if (!strcmp(a, "--stats"))
@@ -2703,16 +2727,17 @@ int main(int argc, char **argv)
                             "[--nodes N] [--proxies P] [--duration-s S] [--scenario "
                             "outage|halves|isolate|stall|loss|churn|minority|bridge|dataloss|"
                             "etcd-subset|netem|clog|restart-state|mixed] [--call-rate PER_S] "
-                            "[--check-prefix-s S] [--stats] [--verbose]\n");
+                            "[--check-prefix-s S] [--threads T (1: the default; the trace hash is "
+                            "the same for any T)] [--stats] [--verbose]\n");
             return 2;
         }
     }
     if (o.nodes < 4 || o.nodes > MAX_NODES || o.proxies < 1 || o.proxies >= o.nodes ||
         o.duration_s < 120 || !(o.call_rate >= 0 && o.call_rate <= 1000) ||
-        o.check_prefix_s > o.duration_s) {
+        o.check_prefix_s > o.duration_s || o.threads < 1 || o.threads > 64) {
         fprintf(stderr,
                 "mesh_sim: --nodes 4..%d, --proxies 1..nodes-1, --duration-s >= 120, "
-                "--call-rate 0..1000, --check-prefix-s 0..duration\n",
+                "--call-rate 0..1000, --check-prefix-s 0..duration, --threads 1..64\n",
                 MAX_NODES);
         return 2;
     }
