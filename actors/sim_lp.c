@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "actors/runtime.h"
 #include "common/log.h"
@@ -74,6 +75,21 @@ int mesh_sim_call_at_lp(mesh_exec_t *e, int lp, uint64_t at, void (*fn)(void *),
     n->fn = fn;
     n->arg = arg;
     return 0;
+}
+
+/* MESH_SIM_LP_STATS=1: where the wall time of the windows goes (printed when the simulator is
+ * freed). */
+static struct {
+    int on;
+    uint64_t windows, busy_lps, serial_calls;
+    uint64_t window_ns, serial_ns, merge_ns;
+} lp_stats;
+
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Sets every clock to t (a boundary: nothing runs anywhere). */
@@ -174,6 +190,16 @@ static struct mesh_sim_pool *pool_new(mesh_exec_t *e, int workers)
 
 void mesh_sim_lp_free(mesh_exec_t *e)
 {
+    if (lp_stats.on && lp_stats.windows) {
+        fprintf(stderr,
+                "sim_lp: %d LPs, %d threads: %llu windows (%.1f busy LPs each), %.2f s in them; "
+                "%llu serial calls, %.2f s; merges %.2f s\n",
+                e->nloops, e->nthreads, (unsigned long long)lp_stats.windows,
+                (double)lp_stats.busy_lps / (double)lp_stats.windows,
+                (double)lp_stats.window_ns / 1e9, (unsigned long long)lp_stats.serial_calls,
+                (double)lp_stats.serial_ns / 1e9, (double)lp_stats.merge_ns / 1e9);
+        lp_stats.windows = 0;
+    }
     struct mesh_sim_pool *p = e->pool;
     if (!p)
         return;
@@ -280,6 +306,12 @@ int mesh_sim_lp_count(const mesh_exec_t *e)
 
 uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_steps)
 {
+    static int checked;
+    if (!checked) {
+        checked = 1;
+        const char *v = getenv("MESH_SIM_LP_STATS");
+        lp_stats.on = v && *v == '1';
+    }
     uint64_t steps0 = mesh_sim_steps(e);
     while (mesh_sim_steps(e) - steps0 < max_steps) {
         uint64_t sn = mesh_timer_next(e->serial), next = UINT64_MAX;
@@ -295,9 +327,13 @@ uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_step
                 break;
             set_now(e, sn > e->now ? sn : e->now);
             e->win_end = e->now;
+            uint64_t t0 = lp_stats.on ? wall_ns() : 0;
             while (mesh_timer_next(e->serial) <= e->now) {
                 mesh_timer_fire_one(e->serial, e->now);
+                lp_stats.serial_calls++;
             }
+            if (lp_stats.on)
+                lp_stats.serial_ns += wall_ns() - t0;
             continue;
         }
         if (next == UINT64_MAX || next > until)
@@ -308,8 +344,20 @@ uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_step
         if (until != UINT64_MAX && end > until + 1)
             end = until + 1;
         e->win_end = end;
+        uint64_t t0 = 0;
+        if (lp_stats.on) {
+            t0 = wall_ns();
+            lp_stats.windows++;
+            for (int i = 0; i < e->nloops; i++)
+                lp_stats.busy_lps += lp_next(e->loops[i]) < end;
+        }
         run_window(e, next);
+        uint64_t t1 = lp_stats.on ? wall_ns() : 0;
         merge(e);
+        if (lp_stats.on) {
+            lp_stats.window_ns += t1 - t0;
+            lp_stats.merge_ns += wall_ns() - t1;
+        }
         set_now(e, end - 1);
     }
     if (until != UINT64_MAX && e->now < until)
