@@ -199,6 +199,10 @@ void mesh_sim_lp_free(mesh_exec_t *e)
                 (double)lp_stats.window_ns / 1e9, (unsigned long long)lp_stats.serial_calls,
                 (double)lp_stats.serial_ns / 1e9, (double)lp_stats.merge_ns / 1e9);
         lp_stats.windows = 0;
+        fprintf(stderr, "sim_lp: steps per LP:");
+        for (int i = 0; i < e->nloops; i++)
+            fprintf(stderr, " %llu", (unsigned long long)e->loops[i]->sim_steps);
+        fprintf(stderr, "\n");
     }
     struct mesh_sim_pool *p = e->pool;
     if (!p)
