@@ -204,6 +204,11 @@ void mesh_sim_lp_free(mesh_exec_t *e)
             fprintf(stderr, " %llu", (unsigned long long)e->loops[i]->sim_steps);
         fprintf(stderr, "\n");
     }
+    for (int i = 0; i < e->nloops; i++) { /* empty between windows: only their room */
+        free(e->loops[i]->out);
+        e->loops[i]->out = NULL;
+        e->loops[i]->nout = e->loops[i]->cout = 0;
+    }
     struct mesh_sim_pool *p = e->pool;
     if (!p)
         return;
@@ -218,11 +223,6 @@ void mesh_sim_lp_free(mesh_exec_t *e)
     free(p->th);
     free(p);
     e->pool = NULL;
-    for (int i = 0; i < e->nloops; i++) {
-        free(e->loops[i]->out);
-        e->loops[i]->out = NULL;
-        e->loops[i]->nout = e->loops[i]->cout = 0;
-    }
 }
 
 /* Runs one window on every LP that has an event in it: on the pool, or here. */
