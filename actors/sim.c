@@ -6,6 +6,9 @@
  * choice of the next event is the PRNG's: each step draws one of the ready actors (its oldest
  * message is delivered) or, when a timer is due, the timer queue. Time jumps to the next
  * deadline only when nothing is ready. Every delivery and firing is hashed (FNV-1a).
+ *
+ * A simulator made by mesh_sim_new_lp has one loop per logical process, each stepped the same
+ * way with its own clock, PRNG and hash; sim_lp.c runs them in windows.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -628,7 +628,7 @@ static void stream_fail(mesh_simnet_t *n, mesh_stream_t *s, int err)
         return;
     s->reset = 1;
     st(n)->resets++;
-    chunk_t *c = chunk_new(NULL, err);
+    chunk_t *c = chunk_new(NULL, err < 0 ? err : -ECONNRESET); /* an error: no bytes */
     if (c)
         stream_deliver(n, s, c);
 }
@@ -818,7 +818,7 @@ static void on_syn(mesh_simnet_t *n, simev_t *ev)
     sv->next = l->host->streams;
     l->host->streams = sv;
     simev_t *sa = ev_stream(n, EV_SYNACK, now_of(n) + path_latency(n, sip, cip), cl, 0);
-    if (sa)
+    if (sa && n->lp_mode)
         sa->peer = sv;
     acc->net = n;
     acc->kind = EV_ACCEPTED;
@@ -987,7 +987,7 @@ static void ev_fire(void *arg)
     case EV_SYNACK:
         if (ev->peer) /* logical-process mode: the accepted end is known here from now on */
             s->peer = ev->peer;
-        if (s->closed && ev->peer && !s->reset) { /* closed while connecting: a FIN follows */
+        if (n->lp_mode && s->closed && !s->reset) { /* closed while connecting: a FIN follows */
             chunk_t *c = chunk_new(NULL, -1);
             simev_t *fin = c ? ev_new(n, EV_DATA, now_of(n) + latency(n), s->peer->host) : NULL;
             if (fin) {
