@@ -25,13 +25,17 @@ static inline int is_sys(uint32_t type)
 
 uint64_t mesh_rt_now(mesh_loop_t *l)
 {
-    return l->exec->sim ? l->exec->now : uv_hrtime();
+    if (!l->exec->sim)
+        return uv_hrtime();
+    return l->exec->lp_mode ? l->sim_now : l->exec->now;
 }
 
 mesh_loop_t *mesh_rt_caller_loop(mesh_exec_t *e)
 {
-    if (e->sim)
-        return e->loops[0];
+    if (e->sim) {
+        mesh_loop_t *c = mesh_sim_cur(e);
+        return c ? c : e->loops[0];
+    }
     mesh_loop_t *l = mesh_tls_loop;
     return (l && l->exec == e) ? l : NULL;
 }
@@ -130,6 +134,13 @@ int mesh_rt_route(mesh_exec_t *e, mesh_loop_t *from_loop, mesh_msg_t *m, int sys
         }
         mesh_rt_enqueue(tl, a, m);
         return 0;
+    }
+    if (e->lp_mode && mesh_sim_cur(e)) {
+        /* Within a window the logical processes meet only through the network and the serial
+         * queue; a direct message would arrive at a time that depends on the threads. */
+        mesh_error("sim", "a message from logical process %d to %u within a window (type %u)",
+                   from_loop ? from_loop->index : -1, li, m->type);
+        abort();
     }
     if (!sys) {
         uint32_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -490,8 +501,10 @@ int mesh_rt_spawn(mesh_exec_t *e, mesh_actor_t *parent, mesh_loop_t *parent_loop
     int target = parent_loop ? parent_loop->index : 0;
     if (opts && opts->loop > 0)
         target = opts->loop - 1;
-    if (e->sim)
+    if (e->sim && !e->lp_mode)
         target = 0; /* the simulator runs every "loop" on its single one */
+    else if (e->sim && parent_loop && parent)
+        target = parent_loop->index; /* a logical process's actors stay on it */
     if (target < 0 || target >= e->nloops)
         return -MESH_EINVAL;
     mesh_loop_t *tl = e->loops[target];

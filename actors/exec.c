@@ -224,6 +224,8 @@ void mesh_exec_free(mesh_exec_t *e)
     if (!e)
         return;
     if (e->sim)
+        mesh_sim_lp_free(e); /* the worker threads first */
+    if (e->sim)
         mesh_rt_stop_live(e); /* the simulated actors' on_stop release what they own */
     for (int i = 0; e->loops && i < e->nloops; i++) {
         mesh_loop_t *l = e->loops[i];
@@ -254,6 +256,10 @@ void mesh_exec_free(mesh_exec_t *e)
             mesh_loop_destroy_common(e->loops[i]);
             free(e->loops[i]);
         }
+    }
+    if (e->serial) {
+        mesh_loop_destroy_common(e->serial);
+        free(e->serial);
     }
     while (e->hooks) {
         mesh_shutdown_hook_t *h = e->hooks;

@@ -70,6 +70,7 @@ enum {
  *  to it (mesh_actor_t.sim_host) are parked and their timers held while it stalls. */
 typedef struct mesh_sim_host {
     int state;
+    int lp; /* the logical process (loop index) its actors and I/O events run on */
     uint64_t resume_at;
     mesh_io_t *io;
     struct mesh_actor **parked; /* ready actors waiting for the stall to end, in arrival order */
@@ -153,7 +154,23 @@ struct mesh_loop {
     mesh_prng_t prng;
     _Atomic uint64_t busy; /* published after each drain: messages left in mailboxes */
     uint64_t in_mailboxes; /* owner */
+    /* simulator, logical-process mode (sim_lp.c): this loop is one logical process */
+    uint64_t sim_now;         /* its clock */
+    uint64_t sim_trace;       /* its FNV-1a chain of deliveries, firings and folds */
+    uint64_t sim_steps;       /* deliveries and firings */
+    mesh_prng_t sim_prng;     /* its scheduling and scenario draws */
+    struct mesh_sim_out *out; /* calls for other processes, merged at the window's end */
+    uint32_t nout, cout;
 };
+
+/** A call one logical process makes for another (or for the serial queue: lp < 0) within a
+ *  window; merged at the window's end in (process, order) order. */
+typedef struct mesh_sim_out {
+    uint64_t at;
+    int lp;
+    void (*fn)(void *arg);
+    void *arg;
+} mesh_sim_out_t;
 
 /* --- slots and ids (slots.c) --- */
 static inline uint32_t mesh_id_gen(mesh_actor_id_t id)
@@ -275,6 +292,14 @@ struct mesh_exec {
     mesh_simnet_t *net;
     mesh_sim_trace_cb trace_cb;
     void *trace_arg;
+    /* simulator, logical-process mode (sim_lp.c) */
+    int lp_mode;                /* loops[] are logical processes run in windows */
+    int nthreads;               /* threads that run a window's processes */
+    uint64_t lookahead;         /* the window's length: the least latency between processes */
+    uint64_t win_end;           /* the running window's end (exclusive) */
+    mesh_loop_t *serial;        /* the serial queue: calls that run alone at window boundaries */
+    uint32_t next_lp;           /* the process the next simulated host joins (round robin) */
+    struct mesh_sim_pool *pool; /* worker threads (nthreads > 1) */
 };
 
 /** The loop the calling thread runs (NULL outside loop threads). */
@@ -293,6 +318,24 @@ uint64_t mesh_rt_now(mesh_loop_t *l);
 void mesh_exec_stop_acked(mesh_exec_t *e);
 /** Folds an event into the simulator's trace. */
 void mesh_sim_trace_event(mesh_exec_t *e, mesh_actor_id_t from, mesh_actor_id_t to, uint32_t type);
+
+/** Simulator, logical-process mode: the process the calling thread runs now, or NULL (at a
+ *  window boundary, or outside that mode). */
+static inline mesh_loop_t *mesh_sim_cur(const mesh_exec_t *e)
+{
+    mesh_loop_t *l = mesh_tls_loop;
+    return (e->lp_mode && l && l->exec == e) ? l : NULL;
+}
+/** Simulator: schedules fn(arg) at at on logical process lp (lp < 0: the serial queue); from
+ *  within a window, a call for another process goes through the outbox (at must not be before
+ *  the window's end: the lookahead). Outside the mode, the same as mesh_sim_call_at. */
+int mesh_sim_call_at_lp(mesh_exec_t *e, int lp, uint64_t at, void (*fn)(void *), void *arg);
+/** Simulator, logical-process mode: runs windows until until_ns (sim_lp.c). */
+uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until_ns, uint64_t max_steps);
+/** Simulator, logical-process mode: one step of process l at its clock (sim.c). */
+int mesh_sim_lp_step(mesh_exec_t *e, mesh_loop_t *l);
+/** Simulator, logical-process mode: stops the worker threads (sim_lp.c). */
+void mesh_sim_lp_free(mesh_exec_t *e);
 
 /** Simulator: adds a ready actor to the ready array, or parks it when its host stalls. */
 void mesh_sim_ready_add(mesh_loop_t *l, mesh_actor_t *a);

@@ -6,6 +6,9 @@
  * choice of the next event is the PRNG's: each step draws one of the ready actors (its oldest
  * message is delivered) or, when a timer is due, the timer queue. Time jumps to the next
  * deadline only when nothing is ready. Every delivery and firing is hashed (FNV-1a).
+ *
+ * A simulator made by mesh_sim_new_lp has one loop per logical process, each stepped the same
+ * way with its own clock, PRNG and hash; sim_lp.c runs them in windows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +18,8 @@
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME  0x100000001b3ull
 
-mesh_exec_t *mesh_sim_new(uint64_t seed)
+/* A simulator of nlps loops: one (the classic executor) or that many logical processes. */
+static mesh_exec_t *sim_create(uint64_t seed, int nlps, int lp_mode)
 {
     mesh_exec_t *e = calloc(1, sizeof(*e));
     if (!e)
@@ -25,24 +29,57 @@ mesh_exec_t *mesh_sim_new(uint64_t seed)
     e->trace = FNV_OFFSET;
     mesh_prng_seed(&e->prng, seed);
     pthread_mutex_init(&e->reg_lock, NULL);
-    e->nloops = 1;
-    e->loops = calloc(1, sizeof(*e->loops));
-    mesh_loop_t *l = e->loops ? calloc(1, sizeof(*l)) : NULL;
-    if (!l) {
-        free(e->loops);
-        e->loops = NULL;
+    e->lp_mode = lp_mode;
+    e->nthreads = 1;
+    e->lookahead = 1000000ull; /* the simulated network's least latency (simnet.h) */
+    e->loops = calloc((size_t)nlps, sizeof(*e->loops));
+    if (!e->loops) {
         mesh_exec_free(e);
         return NULL;
     }
-    e->loops[0] = l;
-    mesh_loop_init_common(l, e, 0, seed ^ 0x5157u);
+    for (int i = 0; i < nlps; i++) {
+        mesh_loop_t *l = calloc(1, sizeof(*l));
+        if (!l) {
+            mesh_exec_free(e);
+            return NULL;
+        }
+        e->loops[i] = l;
+        e->nloops = i + 1;
+        /* Loop 0 keeps the classic executor's seed: a one-loop simulator is unchanged. */
+        mesh_loop_init_common(l, e, i, seed ^ 0x5157u ^ ((uint64_t)i << 40));
+        uint64_t x = seed ^ 0x4c50ull << 48 ^ (uint64_t)i;
+        mesh_prng_seed(&l->sim_prng, mesh_splitmix64(&x));
+        l->sim_now = e->now;
+        l->sim_trace = FNV_OFFSET;
+    }
+    if (lp_mode) {
+        e->serial = calloc(1, sizeof(*e->serial));
+        if (!e->serial) {
+            mesh_exec_free(e);
+            return NULL;
+        }
+        mesh_loop_init_common(e->serial, e, nlps, seed);
+    }
     e->net = mesh_simnet_new(e);
     if (!e->net) {
         mesh_exec_free(e);
         return NULL;
     }
-    l->io = mesh_simnet_io(e->net);
+    for (int i = 0; i < nlps; i++)
+        e->loops[i]->io = mesh_simnet_io(e->net);
     return e;
+}
+
+mesh_exec_t *mesh_sim_new(uint64_t seed)
+{
+    return sim_create(seed, 1, 0);
+}
+
+mesh_exec_t *mesh_sim_new_lp(uint64_t seed, int nlps)
+{
+    if (nlps < 1 || nlps > MESH_MAX_LOOPS)
+        return NULL;
+    return sim_create(seed, nlps, 1);
 }
 
 static void fnv(uint64_t *h, uint64_t v)
@@ -55,13 +92,25 @@ static void fnv(uint64_t *h, uint64_t v)
 
 void mesh_sim_trace_event(mesh_exec_t *e, mesh_actor_id_t from, mesh_actor_id_t to, uint32_t type)
 {
-    fnv(&e->trace, e->now);
-    fnv(&e->trace, from);
-    fnv(&e->trace, to);
-    fnv(&e->trace, type);
-    e->steps++;
-    if (e->trace_cb)
-        e->trace_cb(e->now, from, to, type, e->trace_arg);
+    mesh_loop_t *c = mesh_sim_cur(e);
+    uint64_t *h = c ? &c->sim_trace : &e->trace;
+    uint64_t now = c ? c->sim_now : e->now;
+    fnv(h, now);
+    fnv(h, from);
+    fnv(h, to);
+    fnv(h, type);
+    if (c)
+        c->sim_steps++;
+    else
+        e->steps++;
+    if (e->trace_cb && e->nthreads <= 1) /* the observer sees one thread's order only */
+        e->trace_cb(now, from, to, type, e->trace_arg);
+}
+
+void mesh_sim_fold(mesh_exec_t *e, uint64_t v)
+{
+    mesh_loop_t *c = mesh_sim_cur(e);
+    fnv(c ? &c->sim_trace : &e->trace, v);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -129,18 +178,19 @@ void mesh_sim_ready_remove(mesh_loop_t *l, mesh_actor_t *a)
 
 void mesh_sim_host_release_timers(mesh_exec_t *e, mesh_sim_host_t *h)
 {
-    mesh_loop_t *l = e->loops[0];
+    mesh_loop_t *l = e->loops[h->lp];
+    uint64_t now = mesh_sim_now(e);
     for (uint32_t i = 0; i < h->nlate; i++) {
         mesh_tnode_t *n = mesh_timer_find(l, h->late[i]);
         if (n && n->heap_pos == UINT32_MAX)
-            mesh_timer_requeue(l, n, e->now);
+            mesh_timer_requeue(l, n, now);
     }
     h->nlate = 0;
 }
 
 void mesh_sim_host_unpark(mesh_exec_t *e, mesh_sim_host_t *h)
 {
-    mesh_loop_t *l = e->loops[0];
+    mesh_loop_t *l = e->loops[h->lp];
     /* Parked actors keep their order; the array is compacted by swaps only on removal. */
     for (uint32_t i = 0; i < h->nparked; i++) {
         mesh_actor_t *a = h->parked[i];
@@ -161,10 +211,10 @@ void mesh_sim_host_destroy(mesh_sim_host_t *h)
 
 /* Takes the due timers of actors on stalled hosts off the heap until the earliest one is
  * fireable: they wait in their host's late list for the stall to end. */
-static void hold_stalled_timers(mesh_exec_t *e, mesh_loop_t *l)
+static void hold_stalled_timers(mesh_loop_t *l, uint64_t now)
 {
     mesh_tnode_t *n;
-    while ((n = mesh_timer_top(l)) && n->deadline <= e->now &&
+    while ((n = mesh_timer_top(l)) && n->deadline <= now &&
            (n->kind == MESH_T_USER || n->kind == MESH_T_REQUEST)) {
         mesh_slot_t *s = mesh_slot_get(l, mesh_id_slot(n->owner));
         mesh_actor_t *a = NULL;
@@ -181,21 +231,20 @@ static void hold_stalled_timers(mesh_exec_t *e, mesh_loop_t *l)
     }
 }
 
-/* One step at the current time; returns 0 when nothing is ready now. */
-static int sim_step(mesh_exec_t *e)
+/* One step of loop l at now, drawing from prng; returns 0 when nothing is ready now. */
+static int step_on(mesh_loop_t *l, mesh_prng_t *prng, uint64_t now)
 {
-    mesh_loop_t *l = e->loops[0];
     if (atomic_load_explicit(&l->inbox, memory_order_relaxed))
         mesh_rt_take_inbox(l);
     for (;;) {
-        hold_stalled_timers(e, l);
-        int timer_due = mesh_timer_next(l) <= e->now;
+        hold_stalled_timers(l, now);
+        int timer_due = mesh_timer_next(l) <= now;
         uint64_t choices = l->nready + (timer_due ? 1u : 0u);
         if (choices == 0)
             return 0;
-        uint64_t r = choices == 1 ? 0 : mesh_prng_below(&e->prng, choices);
+        uint64_t r = choices == 1 ? 0 : mesh_prng_below(prng, choices);
         if (r == l->nready) {
-            mesh_timer_fire_one(l, e->now);
+            mesh_timer_fire_one(l, now);
             return 1;
         }
         mesh_actor_t *a = l->ready_arr[r];
@@ -214,8 +263,22 @@ static int sim_step(mesh_exec_t *e)
     }
 }
 
+/* One step of the classic executor at the current time. */
+static int sim_step(mesh_exec_t *e)
+{
+    return step_on(e->loops[0], &e->prng, e->now);
+}
+
+int mesh_sim_lp_step(mesh_exec_t *e, mesh_loop_t *l)
+{
+    (void)e;
+    return step_on(l, &l->sim_prng, l->sim_now);
+}
+
 uint64_t mesh_sim_run_until(mesh_exec_t *e, uint64_t until_ns)
 {
+    if (e->lp_mode)
+        return mesh_sim_lp_run_until(e, until_ns, UINT64_MAX);
     uint64_t steps = 0;
     for (;;) {
         if (sim_step(e)) {
@@ -234,6 +297,8 @@ uint64_t mesh_sim_run_until(mesh_exec_t *e, uint64_t until_ns)
 
 uint64_t mesh_sim_run(mesh_exec_t *e, uint64_t max_steps)
 {
+    if (e->lp_mode)
+        return mesh_sim_lp_run_until(e, UINT64_MAX, max_steps);
     uint64_t steps = 0;
     while (steps < max_steps) {
         if (sim_step(e)) {
@@ -250,22 +315,36 @@ uint64_t mesh_sim_run(mesh_exec_t *e, uint64_t max_steps)
 
 uint64_t mesh_sim_now(const mesh_exec_t *e)
 {
-    return e->now;
+    const mesh_loop_t *c = mesh_sim_cur(e);
+    return c ? c->sim_now : e->now;
 }
 
 uint64_t mesh_sim_trace_hash(const mesh_exec_t *e)
 {
-    return e->trace;
+    if (!e->lp_mode)
+        return e->trace;
+    /* The processes' chains folded in process order, after the serial queue's: the same for
+     * any number of threads. */
+    uint64_t h = e->trace;
+    for (int i = 0; i < e->nloops; i++) {
+        fnv(&h, e->loops[i]->sim_trace);
+        fnv(&h, e->loops[i]->sim_steps);
+    }
+    return h;
 }
 
 uint64_t mesh_sim_steps(const mesh_exec_t *e)
 {
-    return e->steps;
+    uint64_t n = e->steps;
+    for (int i = 0; e->lp_mode && i < e->nloops; i++)
+        n += e->loops[i]->sim_steps;
+    return n;
 }
 
 uint64_t mesh_sim_random(mesh_exec_t *e)
 {
-    return mesh_prng_next(&e->prng);
+    mesh_loop_t *c = mesh_sim_cur(e);
+    return mesh_prng_next(c ? &c->sim_prng : &e->prng);
 }
 
 mesh_simnet_t *mesh_sim_net(mesh_exec_t *e)
@@ -275,6 +354,10 @@ mesh_simnet_t *mesh_sim_net(mesh_exec_t *e)
 
 int mesh_sim_call_at(mesh_exec_t *e, uint64_t at_ns, void (*fn)(void *), void *arg)
 {
+    if (e->lp_mode) { /* the calling process's own, or the serial queue's at a boundary */
+        mesh_loop_t *c = mesh_sim_cur(e);
+        return mesh_sim_call_at_lp(e, c ? c->index : -1, at_ns, fn, arg);
+    }
     mesh_loop_t *l = e->loops[0];
     uint64_t id = mesh_timer_add(l, at_ns < e->now ? e->now : at_ns, MESH_T_CALL);
     if (!id)
@@ -283,6 +366,21 @@ int mesh_sim_call_at(mesh_exec_t *e, uint64_t at_ns, void (*fn)(void *), void *a
     n->fn = fn;
     n->arg = arg;
     return 0;
+}
+
+void mesh_sim_drop_calls(mesh_exec_t *e, void (*fn)(void *), void (*drop)(void *))
+{
+    for (int i = 0; i <= e->nloops; i++) {
+        mesh_loop_t *l = i < e->nloops ? e->loops[i] : e->serial;
+        for (uint32_t k = 0; l && k < l->ntn; k++) {
+            mesh_tnode_t *n = &l->tn[k];
+            if (n->kind == MESH_T_CALL && n->fn == fn) {
+                drop(n->arg);
+                n->fn = NULL;
+                n->arg = NULL;
+            }
+        }
+    }
 }
 
 void mesh_sim_set_trace(mesh_exec_t *e, mesh_sim_trace_cb cb, void *arg)
@@ -300,10 +398,14 @@ int mesh_sim_spawn_on(mesh_exec_t *sim, mesh_io_t *host, const mesh_actor_ops_t 
     if (!h)
         return -MESH_EINVAL;
     mesh_actor_id_t id;
-    int rc = mesh_exec_spawn(sim, ops, arg, opts, &id);
+    mesh_spawn_opts_t o = {0};
+    if (opts)
+        o = *opts;
+    o.loop = MESH_ON_LOOP(sim->lp_mode ? h->lp : 0); /* its host's logical process */
+    int rc = mesh_exec_spawn(sim, ops, arg, &o, &id);
     if (rc < 0)
         return rc;
-    mesh_loop_t *l = sim->loops[0];
+    mesh_loop_t *l = sim->loops[mesh_id_loop(id)];
     mesh_actor_t *a = mesh_slot_get(l, mesh_id_slot(id))->actor;
     a->sim_host = h;
     if (a->queued && host_holds(a)) {

@@ -29,6 +29,42 @@ typedef struct mesh_simnet mesh_simnet_t;
  *  clock starts at 1 s. */
 mesh_exec_t *mesh_sim_new(uint64_t seed);
 
+/** Creates a simulator of nlps logical processes (1..256; actors/sim_lp.c): simulated hosts are
+ *  spread over them (mesh_sim_host_lp), each runs its hosts' actors and I/O with its own clock,
+ *  timer heap, ready set, PRNG and trace chain, in windows as long as the network's least latency
+ *  (1 ms), on mesh_sim_set_threads threads. The trace hash depends on the seed and nlps, never
+ *  on the number of threads. Calls scheduled with mesh_sim_call_at from outside any process
+ *  (scenario code, checkers) run alone at window boundaries (the serial queue); from within
+ *  one, on that process. */
+mesh_exec_t *mesh_sim_new_lp(uint64_t seed, int nlps);
+
+/** Runs the windows of a mesh_sim_new_lp simulator on threads threads (1: the calling thread
+ *  alone; the default). 0 or -MESH_EINVAL (not an LP simulator, threads outside 1..256). */
+int mesh_sim_set_threads(mesh_exec_t *sim, int threads);
+
+/** The number of logical processes (1 for mesh_sim_new). */
+int mesh_sim_lp_count(const mesh_exec_t *sim);
+
+/** Moves a simulated host (an io of mesh_simnet_host) to logical process lp, before any actor
+ *  runs on it or any packet travels to it (hosts join the processes round robin as they are
+ *  created, the default host 127.0.0.1 process 0). 0 or -MESH_EINVAL. */
+int mesh_sim_host_lp(mesh_exec_t *sim, mesh_io_t *host, int lp);
+
+/** Schedules fn(arg) at at_ns on the serial queue (alone, at a window boundary): for state
+ *  that several hosts share, such as a simulated etcd. From within a process at_ns must not be
+ *  sooner than the lookahead (the process aborts with a message otherwise). */
+int mesh_sim_call_at_serial(mesh_exec_t *sim, uint64_t at_ns, void (*fn)(void *arg), void *arg);
+
+/** Schedules fn(arg) at at_ns on the process of host (same rule). */
+int mesh_sim_call_at_host(mesh_exec_t *sim, mesh_io_t *host, uint64_t at_ns, void (*fn)(void *arg),
+                          void *arg);
+
+/** Folds v into the trace hash: the calling process's chain, or the serial one. */
+void mesh_sim_fold(mesh_exec_t *sim, uint64_t v);
+
+/** Calls drop(arg) for every scheduled call of fn not yet run (teardown of what they own). */
+void mesh_sim_drop_calls(mesh_exec_t *sim, void (*fn)(void *arg), void (*drop)(void *arg));
+
 /** Runs until no event is left or the virtual clock would pass until_ns; returns the number
  *  of steps taken. The clock ends at until_ns if events remain beyond it. */
 uint64_t mesh_sim_run_until(mesh_exec_t *sim, uint64_t until_ns);

@@ -19,6 +19,7 @@
 
 #include "actors/runtime.h"
 #include "actors/simnet.h"
+#include "common/log.h"
 
 #define MS                1000000ull
 #define SEC               1000000000ull
@@ -149,6 +150,13 @@ typedef struct simhost {
     uint64_t clog_in, clog_out;       /* clogged until (virtual ns), per direction */
     simev_t *defer_head, *defer_tail; /* application events held back by a stall */
     struct simhost *next;
+    /* Its sockets: touched by its own logical process only (see "Logical processes"). */
+    map_t udp_map; /* ip << 16 | port -> live mesh_udp */
+    map_t lis_map; /* ip << 16 | port -> live listener */
+    struct mesh_udp *udps;
+    struct mesh_listener *listeners;
+    struct mesh_stream *streams;
+    uint16_t next_port; /* logical-process mode: its ephemeral ports */
 } simhost_t;
 
 /* One direction between two hosts: a one-way block and overrides of the global settings. */
@@ -204,8 +212,10 @@ struct mesh_stream {
  * dgram_new): one allocation of about 100 bytes plus the payload per datagram, where two, the
  * first of 330 zeroed bytes, were; a datagram is the simulator's commonest event. */
 struct simev {
-    struct simev *prev, *next; /* pending list; next alone in a host's deferred queue */
+    struct simev *next; /* in a host's deferred queue */
     mesh_simnet_t *net;
+    simhost_t *dst;      /* the host whose logical process handles it */
+    mesh_stream_t *peer; /* EV_SYNACK (logical-process mode): the accepted end */
     int kind;
     int status;
     int clogged;       /* counted once in stats.clogged */
@@ -225,6 +235,7 @@ enum {
     EV_RST,     /* a reset arrives at stream */
     EV_SYNACK,  /* the handshake's answer arrives at the connecting host */
     EV_CONNERR, /* a connect fails with status (refused or timed out) */
+    EV_FAIL,    /* logical-process mode: stream fails with status (its peer's kernel decided) */
     /* application stage (deferred while the host stalls) */
     EV_RECV,     /* udp's callback gets the datagram */
     EV_ACCEPTED, /* listener's callback gets stream */
@@ -254,8 +265,6 @@ struct mesh_simnet {
     mesh_simnet_latency_t glat; /* the global latency distribution, defaults filled in */
     simhost_t *hosts, *def;
     map_t host_map;    /* ip -> simhost_t */
-    map_t udp_map;     /* ip << 16 | port -> live mesh_udp */
-    map_t lis_map;     /* ip << 16 | port -> live listener */
     map_t link_map;    /* from ip << 32 | to ip -> link_t */
     size_t nblocked;   /* links with blocked set: skip the link lookup when none */
     size_t nloss;      /* links with a loss override */
@@ -263,13 +272,24 @@ struct mesh_simnet {
     size_t nlat;       /* links with a latency override */
     uint64_t clog_end; /* the latest end of any clog: no host is clogged from then on */
     int ngrouped;      /* hosts outside group 0 (a partition is in place) */
-    struct mesh_udp *udps;
-    mesh_listener_t *listeners;
-    mesh_stream_t *streams;
-    simev_t *pending;
     uint16_t next_port;
-    mesh_simnet_stats_t stats;
+    int lp_mode;                 /* the simulator runs logical processes */
+    int nstats;                  /* one per process, then the serial queue's */
+    mesh_simnet_stats_t *lstats; /* summed (traces folded in order) by mesh_simnet_stats */
 };
+
+/* The counters of the calling logical process (the serial queue's at a boundary). */
+static inline mesh_simnet_stats_t *st(mesh_simnet_t *n)
+{
+    mesh_loop_t *c = mesh_sim_cur(n->sim);
+    return &n->lstats[c ? c->index : n->nstats - 1];
+}
+
+/* The calling process's clock. */
+static inline uint64_t now_of(mesh_simnet_t *n)
+{
+    return mesh_sim_now(n->sim);
+}
 
 static const mesh_io_ops_t simnet_ops;
 
@@ -314,8 +334,8 @@ static void fnv(uint64_t *h, uint64_t v)
 /* Folds one network decision into the trace; the ends as sock_key (0: none). */
 static void note_k(mesh_simnet_t *n, int kind, int verdict, uint64_t from, uint64_t to, int64_t len)
 {
-    uint64_t *h = &n->stats.trace;
-    fnv(h, n->sim->now);
+    uint64_t *h = &st(n)->trace;
+    fnv(h, now_of(n));
     fnv(h, (uint64_t)kind << 8 | (uint64_t)verdict);
     fnv(h, from);
     fnv(h, to);
@@ -337,12 +357,12 @@ static uint32_t key_ip(uint64_t key)
 
 static simhost_t *host_get(mesh_simnet_t *n, uint32_t ip)
 {
-    return map_get(&n->host_map, ip, &n->stats.probes);
+    return map_get(&n->host_map, ip, &st(n)->probes);
 }
 
 static link_t *link_get(mesh_simnet_t *n, uint32_t from, uint32_t to)
 {
-    return map_get(&n->link_map, (uint64_t)from << 32 | to, &n->stats.probes);
+    return map_get(&n->link_map, (uint64_t)from << 32 | to, &st(n)->probes);
 }
 
 /* Whether traffic from host a (ip from) to ip to is cut: 0, V_PARTITIONED or V_BLOCKED. */
@@ -364,9 +384,9 @@ static int cut(mesh_simnet_t *n, simhost_t *a, uint32_t from, uint32_t to)
 static void count_cut(mesh_simnet_t *n, int verdict)
 {
     if (verdict == V_PARTITIONED)
-        n->stats.partitioned++;
+        st(n)->partitioned++;
     else
-        n->stats.blocked++;
+        st(n)->blocked++;
 }
 
 /* A uniform draw in [0, 1). */
@@ -419,7 +439,7 @@ static uint64_t path_latency(mesh_simnet_t *n, uint32_t from, uint32_t to)
 /* Until when traffic from host a to host b waits in a clog: 0 when it does not. */
 static uint64_t clogged_until(mesh_simnet_t *n, const simhost_t *a, const simhost_t *b)
 {
-    uint64_t now = n->sim->now, until = 0;
+    uint64_t now = now_of(n), until = 0;
     if (now >= n->clog_end)
         return 0;
     if (a && a->clog_out > now)
@@ -436,26 +456,23 @@ static int stalled(const simhost_t *h)
 
 static void ev_fire(void *arg);
 
-/* Puts ev (not pending) on the timer queue at at and the pending list. 0 or -ENOMEM. */
+/* Puts ev on the timer queue of its host's logical process (ev->dst) at at. Events still
+ * scheduled when the simulator ends are freed through mesh_sim_drop_calls. 0 or -ENOMEM. */
 static int ev_schedule(mesh_simnet_t *n, simev_t *ev, uint64_t at)
 {
-    if (mesh_sim_call_at(n->sim, at, ev_fire, ev) < 0)
+    if (mesh_sim_call_at_lp(n->sim, ev->dst->rt.lp, at, ev_fire, ev) < 0)
         return -ENOMEM;
-    ev->prev = NULL;
-    ev->next = n->pending;
-    if (n->pending)
-        n->pending->prev = ev;
-    n->pending = ev;
     return 0;
 }
 
-static simev_t *ev_new(mesh_simnet_t *n, int kind, uint64_t at)
+static simev_t *ev_new(mesh_simnet_t *n, int kind, uint64_t at, simhost_t *dst)
 {
     simev_t *ev = calloc(1, sizeof(*ev));
     if (!ev)
         return NULL;
     ev->net = n;
     ev->kind = kind;
+    ev->dst = dst;
     if (ev_schedule(n, ev, at) < 0) {
         free(ev);
         return NULL;
@@ -463,18 +480,30 @@ static simev_t *ev_new(mesh_simnet_t *n, int kind, uint64_t at)
     return ev;
 }
 
-/* Schedules an event on a stream (most kinds need nothing else). */
-static void ev_stream(mesh_simnet_t *n, int kind, uint64_t at, mesh_stream_t *s, int status)
+/* The host a connect's SYN goes to: the listener's, or (no such host) the connecting one,
+ * which finds nothing there. */
+static simhost_t *syn_host(mesh_simnet_t *n, const mesh_stream_t *cl)
 {
-    simev_t *ev = ev_new(n, kind, at);
+    simhost_t *h = host_get(n, addr_ip(&cl->remote));
+    return h ? h : cl->host;
+}
+
+/* Schedules an event on a stream (most kinds need nothing else); status is the tries so far
+ * for a SYN. */
+static simev_t *ev_stream(mesh_simnet_t *n, int kind, uint64_t at, mesh_stream_t *s, int status)
+{
+    simev_t *ev = ev_new(n, kind, at, kind == EV_SYN ? syn_host(n, s) : s->host);
     if (ev) {
         ev->stream = s;
         ev->status = status;
     }
+    return ev;
 }
 
-/* A datagram's arrival at at: the event with its bytes inline (freed with it, never alone). */
-static simev_t *dgram_new(mesh_simnet_t *n, uint64_t at, const void *data, size_t len)
+/* A datagram's arrival at at on host dst: the event with its bytes inline (freed with it,
+ * never alone). */
+static simev_t *dgram_new(mesh_simnet_t *n, uint64_t at, simhost_t *dst, const void *data,
+                          size_t len)
 {
     simev_t *ev = malloc(sizeof(*ev) + sizeof(chunk_t) + len);
     if (!ev)
@@ -482,6 +511,7 @@ static simev_t *dgram_new(mesh_simnet_t *n, uint64_t at, const void *data, size_
     memset(ev, 0, sizeof(*ev));
     ev->net = n;
     ev->kind = EV_DGRAM;
+    ev->dst = dst;
     chunk_t *c = (chunk_t *)(ev + 1);
     c->next = NULL;
     c->len = (ssize_t)len;
@@ -541,7 +571,7 @@ static void app_event(mesh_simnet_t *n, simhost_t *h, simev_t *ev)
         else
             h->defer_head = ev;
         h->defer_tail = ev;
-        n->stats.deferred++;
+        st(n)->deferred++;
         return;
     }
     app_run(n, ev);
@@ -556,7 +586,7 @@ static void flush_later(mesh_simnet_t *n, mesh_stream_t *s, int now)
     s->flush_queued = 1;
     simev_t *ev;
     if (now) {
-        ev = ev_new(n, EV_FLUSH, n->sim->now);
+        ev = ev_new(n, EV_FLUSH, now_of(n), s->host);
     } else {
         ev = calloc(1, sizeof(*ev));
         if (ev) {
@@ -597,10 +627,21 @@ static void stream_fail(mesh_simnet_t *n, mesh_stream_t *s, int err)
     if (s->reset || s->closed)
         return;
     s->reset = 1;
-    n->stats.resets++;
-    chunk_t *c = chunk_new(NULL, err);
+    st(n)->resets++;
+    chunk_t *c = chunk_new(NULL, err < 0 ? err : -ECONNRESET); /* an error: no bytes */
     if (c)
         stream_deliver(n, s, c);
+}
+
+/* The peer's kernel ended stream s: at once, or (logical-process mode: s is another process's)
+ * when the news arrives. */
+static void peer_fail(mesh_simnet_t *n, mesh_stream_t *s, int err)
+{
+    if (!n->lp_mode) {
+        stream_fail(n, s, err);
+        return;
+    }
+    ev_stream(n, EV_FAIL, now_of(n) + latency(n), s, err);
 }
 
 static void app_run(mesh_simnet_t *n, simev_t *ev)
@@ -611,9 +652,9 @@ static void app_run(mesh_simnet_t *n, simev_t *ev)
         if (ev->status) /* counted in the socket's stall queue */
             u->queued--;
         if (u->closed) {
-            n->stats.unreachable++;
+            st(n)->unreachable++;
         } else {
-            n->stats.delivered++;
+            st(n)->delivered++;
             mesh_addr_t from;
             make_addr(&from, key_ip(ev->from), (uint16_t)ev->from);
             u->cb(u, &from, ev->chunk->data, (size_t)ev->chunk->len, u->arg);
@@ -671,8 +712,8 @@ static void syn_lost(mesh_simnet_t *n, mesh_stream_t *cl)
         return;
     }
     uint64_t at = cl->syn_t0 + ((1ull << cl->syn_tries) - 1) * SEC;
-    if (at < n->sim->now)
-        at = n->sim->now;
+    if (at < now_of(n))
+        at = now_of(n);
     ev_stream(n, EV_SYN, at + path_latency(n, cl->host->ip, addr_ip(&cl->remote)), cl, 0);
 }
 
@@ -680,13 +721,13 @@ static void syn_lost(mesh_simnet_t *n, mesh_stream_t *cl)
 static void hold(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
 {
     chunk_append(&to->held_head, &to->held_tail, c);
-    n->stats.held++;
+    st(n)->held++;
     if (to->retx_queued)
         return;
     to->retx_queued = 1;
-    to->held_since = n->sim->now;
+    to->held_since = now_of(n);
     to->rto = RTO_MIN_NS;
-    ev_stream(n, EV_RETX, n->sim->now + to->rto, to, 0);
+    ev_stream(n, EV_RETX, now_of(n) + to->rto, to, 0);
 }
 
 /* A chunk met a clog: it waits in the receiver's held queue, retransmitted when the clog ends
@@ -694,18 +735,37 @@ static void hold(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
 static void clog_hold(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c, uint64_t until)
 {
     chunk_append(&to->held_head, &to->held_tail, c);
-    n->stats.clogged++;
+    st(n)->clogged++;
     if (to->retx_queued)
         return;
     to->retx_queued = 1;
-    to->held_since = n->sim->now;
+    to->held_since = now_of(n);
     to->rto = RTO_MIN_NS;
     ev_stream(n, EV_RETX, until, to, 0);
 }
 
-static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
+/* Logical-process mode: the SYN ev (its tries in status) was lost; the connecting kernel's next
+ * one is sent from here, on the listener's process (the connect's start is all it reads). */
+static void syn_lost_lp(mesh_simnet_t *n, simev_t *ev)
 {
-    if (cl->closed)
+    mesh_stream_t *cl = ev->stream;
+    int tries = ev->status + 1;
+    if (tries > SYN_RETRIES) {
+        uint64_t at = cl->syn_t0 + ((1ull << (SYN_RETRIES + 1)) - 1) * SEC;
+        uint64_t soonest = now_of(n) + n->sim->lookahead;
+        ev_stream(n, EV_CONNERR, at < soonest ? soonest : at, cl, -ETIMEDOUT);
+        return;
+    }
+    uint64_t at = cl->syn_t0 + ((1ull << tries) - 1) * SEC;
+    if (at < now_of(n))
+        at = now_of(n);
+    ev_stream(n, EV_SYN, at + path_latency(n, cl->host->ip, addr_ip(&cl->remote)), cl, tries);
+}
+
+static void on_syn(mesh_simnet_t *n, simev_t *ev)
+{
+    mesh_stream_t *cl = ev->stream;
+    if (!n->lp_mode && cl->closed) /* LP mode: the connecting end learns it at the SYN-ACK */
         return;
     uint32_t cip = cl->host->ip, sip = addr_ip(&cl->remote);
     simhost_t *sh = host_get(n, sip);
@@ -716,7 +776,9 @@ static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
         count_cut(n, v);
         note(n, EV_SYN, v, &cl->local, &cl->remote, 0);
         if (n->opts.cut == MESH_SIMNET_CUT_RESET)
-            ev_stream(n, EV_CONNERR, n->sim->now + latency(n), cl, -ECONNREFUSED);
+            ev_stream(n, EV_CONNERR, now_of(n) + latency(n), cl, -ECONNREFUSED);
+        else if (n->lp_mode)
+            syn_lost_lp(n, ev);
         else
             syn_lost(n, cl);
         return;
@@ -725,17 +787,17 @@ static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
     if (back > until)
         until = back;
     if (until) { /* the handshake waits for the clog's end; no retry is spent */
-        n->stats.clogged++;
+        st(n)->clogged++;
         note(n, EV_SYN, V_CLOGGED, &cl->local, &cl->remote, (int64_t)until);
-        ev_stream(n, EV_SYN, until, cl, 0);
+        ev_stream(n, EV_SYN, until, cl, ev->status);
         return;
     }
-    mesh_listener_t *l = map_get(&n->lis_map, sock_key(&cl->remote), &n->stats.probes);
+    mesh_listener_t *l = sh ? map_get(&sh->lis_map, sock_key(&cl->remote), &st(n)->probes) : NULL;
     if (!l || (sh && sh->down)) {
         if (sh && sh->down)
-            n->stats.host_down++;
+            st(n)->host_down++;
         note(n, EV_SYN, sh && sh->down ? V_DOWN : V_UNREACHABLE, &cl->local, &cl->remote, 0);
-        ev_stream(n, EV_CONNERR, n->sim->now + latency(n), cl, -ECONNREFUSED);
+        ev_stream(n, EV_CONNERR, now_of(n) + latency(n), cl, -ECONNREFUSED);
         return;
     }
     note(n, EV_SYN, V_DELIVER, &cl->local, &cl->remote, 0);
@@ -751,10 +813,13 @@ static void on_syn(mesh_simnet_t *n, mesh_stream_t *cl)
     sv->remote = cl->local;
     sv->peer = cl;
     sv->connected = 1;
-    cl->peer = sv;
-    sv->next = n->streams;
-    n->streams = sv;
-    ev_stream(n, EV_SYNACK, n->sim->now + path_latency(n, sip, cip), cl, 0);
+    if (!n->lp_mode)
+        cl->peer = sv; /* LP mode: at the SYN-ACK, on the connecting end's process */
+    sv->next = l->host->streams;
+    l->host->streams = sv;
+    simev_t *sa = ev_stream(n, EV_SYNACK, now_of(n) + path_latency(n, sip, cip), cl, 0);
+    if (sa && n->lp_mode)
+        sa->peer = sv;
     acc->net = n;
     acc->kind = EV_ACCEPTED;
     acc->listener = l;
@@ -766,8 +831,8 @@ static void on_data(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
 {
     if (to->closed) {
         /* A killed process's kernel answers with a reset; otherwise the data is dropped. */
-        if (to->killed && to->peer && !to->peer->closed)
-            ev_stream(n, EV_RST, n->sim->now + latency(n), to->peer, 0);
+        if (to->killed && to->peer && (n->lp_mode || !to->peer->closed))
+            ev_stream(n, EV_RST, now_of(n) + latency(n), to->peer, 0);
         free(c);
         return;
     }
@@ -775,9 +840,9 @@ static void on_data(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
     if (to->held_head) { /* behind earlier held data */
         chunk_append(&to->held_head, &to->held_tail, c);
         if (clogged_until(n, from->host, to->host))
-            n->stats.clogged++;
+            st(n)->clogged++;
         else
-            n->stats.held++;
+            st(n)->held++;
         return;
     }
     int v = cut(n, from->host, from->host->ip, to->host->ip);
@@ -792,13 +857,13 @@ static void on_data(mesh_simnet_t *n, mesh_stream_t *to, chunk_t *c)
         if (n->opts.cut == MESH_SIMNET_CUT_RESET) {
             free(c);
             stream_fail(n, to, -ECONNRESET);
-            stream_fail(n, from, -ECONNRESET);
+            peer_fail(n, from, -ECONNRESET);
             return;
         }
         hold(n, to, c);
         return;
     }
-    n->stats.delivered++;
+    st(n)->delivered++;
     stream_deliver(n, to, c);
 }
 
@@ -806,25 +871,26 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
 {
     to->retx_queued = 0;
     if (to->closed || !to->held_head) {
-        if (to->closed && to->killed && to->held_head && to->peer && !to->peer->closed)
-            ev_stream(n, EV_RST, n->sim->now + latency(n), to->peer, 0);
+        if (to->closed && to->killed && to->held_head && to->peer &&
+            (n->lp_mode || !to->peer->closed))
+            ev_stream(n, EV_RST, now_of(n) + latency(n), to->peer, 0);
         chunks_free(to->held_head);
         to->held_head = to->held_tail = NULL;
         return;
     }
     mesh_stream_t *from = to->peer;
     if (cut(n, from->host, from->host->ip, to->host->ip)) {
-        if (n->sim->now - to->held_since >= STREAM_GIVE_UP_NS) {
+        if (now_of(n) - to->held_since >= STREAM_GIVE_UP_NS) {
             /* The writer's kernel gives up; the reader hears nothing. */
             chunks_free(to->held_head);
             to->held_head = to->held_tail = NULL;
             note(n, EV_RETX, V_LOST, &to->remote, &to->local, 0);
-            stream_fail(n, from, -ETIMEDOUT);
+            peer_fail(n, from, -ETIMEDOUT);
             return;
         }
         to->rto = to->rto * 2 > RTO_MAX_NS ? RTO_MAX_NS : to->rto * 2;
         to->retx_queued = 1;
-        ev_stream(n, EV_RETX, n->sim->now + to->rto, to, 0);
+        ev_stream(n, EV_RETX, now_of(n) + to->rto, to, 0);
         return;
     }
     uint64_t until = clogged_until(n, from->host, to->host);
@@ -838,7 +904,7 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
     while (c) {
         chunk_t *next = c->next;
         note(n, EV_RETX, V_DELIVER, &to->remote, &to->local, c->len);
-        n->stats.delivered++;
+        st(n)->delivered++;
         stream_deliver(n, to, c);
         c = next;
     }
@@ -846,14 +912,15 @@ static void on_retx(mesh_simnet_t *n, mesh_stream_t *to)
 
 static void on_dgram(mesh_simnet_t *n, simev_t *ev)
 {
-    struct mesh_udp *u = map_get(&n->udp_map, ev->to, &n->stats.probes);
-    if (n->sim->now < n->clog_end) {
+    simhost_t *dh = ev->dst->ip == key_ip(ev->to) ? ev->dst : NULL;
+    struct mesh_udp *u = dh ? map_get(&dh->udp_map, ev->to, &st(n)->probes) : NULL;
+    if (now_of(n) < n->clog_end) {
         simhost_t *src = host_get(n, key_ip(ev->from));
         simhost_t *dst = u ? u->host : host_get(n, key_ip(ev->to));
         uint64_t until = clogged_until(n, src, dst);
         if (until) { /* it waits in the network for the clog's end */
             if (!ev->clogged)
-                n->stats.clogged++;
+                st(n)->clogged++;
             ev->clogged = 1;
             note_k(n, EV_DGRAM, V_CLOGGED, ev->from, ev->to, (int64_t)until);
             if (ev_schedule(n, ev, until) < 0)
@@ -865,16 +932,16 @@ static void on_dgram(mesh_simnet_t *n, simev_t *ev)
         simhost_t *h = u ? u->host : host_get(n, key_ip(ev->to));
         int down = h && h->down;
         if (down)
-            n->stats.host_down++;
+            st(n)->host_down++;
         else
-            n->stats.unreachable++;
+            st(n)->unreachable++;
         note_k(n, EV_DGRAM, down ? V_DOWN : V_UNREACHABLE, ev->from, ev->to, ev->chunk->len);
         free(ev);
         return;
     }
     uint32_t limit = n->opts.udp_queue ? n->opts.udp_queue : DEFAULT_UDP_QUEUE;
     if (stalled(u->host) && u->queued >= limit) {
-        n->stats.overflow++;
+        st(n)->overflow++;
         note_k(n, EV_DGRAM, V_OVERFLOW, ev->from, ev->to, ev->chunk->len);
         free(ev);
         return;
@@ -893,20 +960,14 @@ static void ev_fire(void *arg)
 {
     simev_t *ev = arg;
     mesh_simnet_t *n = ev->net;
-    if (ev->prev)
-        ev->prev->next = ev->next;
-    else
-        n->pending = ev->next;
-    if (ev->next)
-        ev->next->prev = ev->prev;
-    ev->prev = ev->next = NULL;
+    ev->next = NULL;
     mesh_stream_t *s = ev->stream;
     switch (ev->kind) {
     case EV_DGRAM:
         on_dgram(n, ev);
         return; /* it took ev */
     case EV_SYN:
-        on_syn(n, s);
+        on_syn(n, ev);
         break;
     case EV_DATA:
         on_data(n, s, ev->chunk);
@@ -920,7 +981,22 @@ static void ev_fire(void *arg)
             !cut(n, host_get(n, addr_ip(&s->remote)), addr_ip(&s->remote), s->host->ip))
             stream_fail(n, s, -ECONNRESET);
         break;
+    case EV_FAIL:
+        stream_fail(n, s, ev->status);
+        break;
     case EV_SYNACK:
+        if (ev->peer) /* logical-process mode: the accepted end is known here from now on */
+            s->peer = ev->peer;
+        if (n->lp_mode && s->closed && !s->reset) { /* closed while connecting: a FIN follows */
+            chunk_t *c = chunk_new(NULL, -1);
+            simev_t *fin = c ? ev_new(n, EV_DATA, now_of(n) + latency(n), s->peer->host) : NULL;
+            if (fin) {
+                fin->stream = s->peer;
+                fin->chunk = c;
+            } else {
+                free(c);
+            }
+        }
         if (!s->closed) {
             s->connected = 1;
             ev->kind = EV_CONNECTED;
@@ -958,25 +1034,25 @@ static int sn_udp_bind(mesh_io_t *io, const mesh_addr_t *a, mesh_udp_recv_cb cb,
     mesh_simnet_t *n = h->net;
     uint16_t port = a ? addr_port(a) : 0;
     if (!port)
-        port = n->next_port++;
+        port = n->lp_mode ? h->next_port++ : n->next_port++;
     struct mesh_udp *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
     u->host = h;
     make_addr(&u->addr, h->ip, port);
     uint64_t key = sock_key(&u->addr);
-    if (map_get(&n->udp_map, key, &n->stats.probes)) {
+    if (map_get(&h->udp_map, key, &st(n)->probes)) {
         free(u);
         return -EADDRINUSE;
     }
-    if (map_put(&n->udp_map, key, u) < 0) {
+    if (map_put(&h->udp_map, key, u) < 0) {
         free(u);
         return -ENOMEM;
     }
     u->cb = cb;
     u->arg = arg;
-    u->next = n->udps;
-    n->udps = u;
+    u->next = h->udps;
+    h->udps = u;
     *out = u;
     return 0;
 }
@@ -992,9 +1068,9 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
     mesh_simnet_t *n = u->host->net;
     if (u->closed)
         return -EBADF;
-    n->stats.sent++;
+    st(n)->sent++;
     if (u->host->down) {
-        n->stats.host_down++;
+        st(n)->host_down++;
         note(n, EV_DGRAM, V_DOWN, &u->addr, to, (int64_t)len);
         return 0;
     }
@@ -1008,7 +1084,7 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
     const link_t *l = n->nloss || n->ndup || n->nlat ? link_get(n, u->host->ip, dst) : NULL;
     double loss = l && l->has_loss ? l->loss : n->opts.loss;
     if (loss > 0 && unit(n) < loss) {
-        n->stats.lost++;
+        st(n)->lost++;
         note(n, EV_DGRAM, V_LOST, &u->addr, to, (int64_t)len);
         return 0;
     }
@@ -1016,18 +1092,19 @@ static int sn_udp_send(mesh_udp_t *u, const mesh_addr_t *to, const void *data, s
     int copies = 1;
     if (dup > 0 && unit(n) < dup) {
         copies = 2;
-        n->stats.duplicated++;
+        st(n)->duplicated++;
         note(n, EV_DGRAM, V_DUPLICATED, &u->addr, to, (int64_t)len);
     }
     for (int k = 0; k < copies; k++) {
-        uint64_t at = n->sim->now + path_latency_l(n, l);
+        uint64_t at = now_of(n) + path_latency_l(n, l);
         if (n->opts.reorder > 0 && unit(n) < n->opts.reorder) {
             uint64_t extra = 1 + mesh_sim_random(n->sim) % n->opts.reorder_delay_ns;
             at += extra;
-            n->stats.reordered++;
+            st(n)->reordered++;
             note(n, EV_DGRAM, V_REORDERED, &u->addr, to, (int64_t)extra);
         }
-        simev_t *ev = dgram_new(n, at, data, len);
+        simhost_t *dh = host_get(n, dst);
+        simev_t *ev = dgram_new(n, at, dh ? dh : u->host, data, len);
         if (!ev)
             return -ENOMEM;
         ev->from = sock_key(&u->addr);
@@ -1041,7 +1118,7 @@ static void sn_udp_close(mesh_udp_t *u)
     if (u->closed)
         return;
     u->closed = 1;
-    map_del(&u->host->net->udp_map, sock_key(&u->addr));
+    map_del(&u->host->udp_map, sock_key(&u->addr));
 }
 
 static int sn_listen(mesh_io_t *io, const mesh_addr_t *a, mesh_accept_cb cb, void *arg,
@@ -1053,21 +1130,21 @@ static int sn_listen(mesh_io_t *io, const mesh_addr_t *a, mesh_accept_cb cb, voi
     if (!l)
         return -ENOMEM;
     uint16_t port = a ? addr_port(a) : 0;
-    make_addr(&l->addr, h->ip, port ? port : n->next_port++);
+    make_addr(&l->addr, h->ip, port ? port : n->lp_mode ? h->next_port++ : n->next_port++);
     uint64_t key = sock_key(&l->addr);
-    if (map_get(&n->lis_map, key, &n->stats.probes)) {
+    if (map_get(&h->lis_map, key, &st(n)->probes)) {
         free(l);
         return -EADDRINUSE;
     }
-    if (map_put(&n->lis_map, key, l) < 0) {
+    if (map_put(&h->lis_map, key, l) < 0) {
         free(l);
         return -ENOMEM;
     }
     l->host = h;
     l->cb = cb;
     l->arg = arg;
-    l->next = n->listeners;
-    n->listeners = l;
+    l->next = h->listeners;
+    h->listeners = l;
     *out = l;
     return 0;
 }
@@ -1083,7 +1160,7 @@ static void sn_listener_close(mesh_listener_t *l)
     if (l->closed)
         return;
     l->closed = 1;
-    map_del(&l->host->net->lis_map, sock_key(&l->addr));
+    map_del(&l->host->lis_map, sock_key(&l->addr));
 }
 
 static int sn_connect(mesh_io_t *io, const mesh_addr_t *to, mesh_connect_cb cb, void *arg,
@@ -1097,17 +1174,15 @@ static int sn_connect(mesh_io_t *io, const mesh_addr_t *to, mesh_connect_cb cb, 
     if (!s)
         return -ENOMEM;
     s->host = h;
-    make_addr(&s->local, h->ip, n->next_port++);
+    make_addr(&s->local, h->ip, n->lp_mode ? h->next_port++ : n->next_port++);
     s->remote = *to;
     s->ccb = cb;
     s->carg = arg;
-    s->syn_t0 = n->sim->now;
-    s->next = n->streams;
-    n->streams = s;
-    simev_t *ev = ev_new(n, EV_SYN, n->sim->now + path_latency(n, h->ip, addr_ip(to)));
-    if (!ev)
+    s->syn_t0 = now_of(n);
+    s->next = h->streams;
+    h->streams = s;
+    if (!ev_stream(n, EV_SYN, now_of(n) + path_latency(n, h->ip, addr_ip(to)), s, 0))
         return -ENOMEM;
-    ev->stream = s;
     *out = s;
     return 0;
 }
@@ -1126,17 +1201,17 @@ static int sn_write(mesh_stream_t *s, const void *data, size_t len)
     mesh_simnet_t *n = s->host->net;
     if (s->closed || !s->connected || !s->peer || s->reset)
         return -EPIPE;
-    uint64_t at = n->sim->now + path_latency(n, s->host->ip, s->peer->host->ip);
+    uint64_t at = now_of(n) + path_latency(n, s->host->ip, s->peer->host->ip);
     if (at < s->last_delivery)
         at = s->last_delivery; /* a stream keeps its order */
     s->last_delivery = at;
     chunk_t *c = chunk_new(data, (ssize_t)len);
-    simev_t *ev = c ? ev_new(n, EV_DATA, at) : NULL;
+    simev_t *ev = c ? ev_new(n, EV_DATA, at, s->peer->host) : NULL;
     if (!ev) {
         free(c);
         return -ENOMEM;
     }
-    n->stats.sent++;
+    st(n)->sent++;
     ev->stream = s->peer;
     ev->chunk = c;
     return 0;
@@ -1148,12 +1223,13 @@ static void sn_stream_close(mesh_stream_t *s)
         return;
     s->closed = 1;
     mesh_simnet_t *n = s->host->net;
-    if (s->peer && !s->peer->closed && !s->reset) {
-        uint64_t at = n->sim->now + path_latency(n, s->host->ip, s->peer->host->ip);
+    /* LP mode: the peer is another process's; its end reads a FIN it no longer wants. */
+    if (s->peer && (n->lp_mode || !s->peer->closed) && !s->reset) {
+        uint64_t at = now_of(n) + path_latency(n, s->host->ip, s->peer->host->ip);
         if (at < s->last_delivery)
             at = s->last_delivery;
         chunk_t *c = chunk_new(NULL, -1);
-        simev_t *ev = c ? ev_new(n, EV_DATA, at) : NULL;
+        simev_t *ev = c ? ev_new(n, EV_DATA, at, s->peer->host) : NULL;
         if (ev) {
             ev->stream = s->peer;
             ev->chunk = c;
@@ -1189,11 +1265,11 @@ static void on_resume(void *arg)
 {
     simhost_t *h = arg;
     mesh_simnet_t *n = h->net;
-    if (h->rt.state != MESH_HOST_STALLED || n->sim->now < h->rt.resume_at)
+    if (h->rt.state != MESH_HOST_STALLED || now_of(n) < h->rt.resume_at)
         return; /* extended: a later on_resume ends it */
     h->rt.state = MESH_HOST_RESUMING;
     mesh_sim_host_release_timers(n->sim, &h->rt);
-    if (mesh_sim_call_at(n->sim, n->sim->now, on_flush_host, h) < 0)
+    if (mesh_sim_call_at_lp(n->sim, h->rt.lp, now_of(n), on_flush_host, h) < 0)
         on_flush_host(h);
 }
 
@@ -1225,10 +1301,18 @@ mesh_simnet_t *mesh_simnet_new(mesh_exec_t *sim)
     if (!n)
         return NULL;
     n->sim = sim;
+    n->lp_mode = sim->lp_mode;
+    n->nstats = sim->nloops + 1;
+    n->lstats = calloc((size_t)n->nstats, sizeof(*n->lstats));
+    if (!n->lstats) {
+        free(n);
+        return NULL;
+    }
+    for (int i = 0; i < n->nstats; i++)
+        n->lstats[i].trace = FNV_OFFSET;
     mesh_simnet_opts_t o = {.latency_min_ns = MS, .latency_jitter_ns = MS};
     mesh_simnet_configure(n, &o);
     n->next_port = 40000;
-    n->stats.trace = FNV_OFFSET;
     n->def = (simhost_t *)mesh_simnet_host(n, "127.0.0.1");
     if (!n->def) {
         mesh_simnet_free(n);
@@ -1244,33 +1328,36 @@ static void ev_free(simev_t *ev)
     free(ev);
 }
 
+static void ev_drop(void *arg)
+{
+    ev_free(arg);
+}
+
 void mesh_simnet_free(mesh_simnet_t *n)
 {
-    while (n->pending) {
-        simev_t *ev = n->pending;
-        n->pending = ev->next;
-        ev_free(ev);
-    }
-    while (n->udps) {
-        struct mesh_udp *u = n->udps;
-        n->udps = u->next;
-        free(u);
-    }
-    while (n->listeners) {
-        mesh_listener_t *l = n->listeners;
-        n->listeners = l->next;
-        free(l);
-    }
-    while (n->streams) {
-        mesh_stream_t *s = n->streams;
-        n->streams = s->next;
-        chunks_free(s->pend_head);
-        chunks_free(s->held_head);
-        free(s);
-    }
+    mesh_sim_drop_calls(n->sim, ev_fire, ev_drop);
     while (n->hosts) {
         simhost_t *h = n->hosts;
         n->hosts = h->next;
+        while (h->udps) {
+            struct mesh_udp *u = h->udps;
+            h->udps = u->next;
+            free(u);
+        }
+        while (h->listeners) {
+            mesh_listener_t *l = h->listeners;
+            h->listeners = l->next;
+            free(l);
+        }
+        while (h->streams) {
+            mesh_stream_t *s = h->streams;
+            h->streams = s->next;
+            chunks_free(s->pend_head);
+            chunks_free(s->held_head);
+            free(s);
+        }
+        map_free(&h->udp_map);
+        map_free(&h->lis_map);
         while (h->defer_head) {
             simev_t *ev = h->defer_head;
             h->defer_head = ev->next;
@@ -1282,9 +1369,8 @@ void mesh_simnet_free(mesh_simnet_t *n)
     for (size_t i = 0; i < n->link_map.cap; i++)
         free(n->link_map.vals[i]);
     map_free(&n->host_map);
-    map_free(&n->udp_map);
-    map_free(&n->lis_map);
     map_free(&n->link_map);
+    free(n->lstats);
     free(n);
 }
 
@@ -1301,6 +1387,10 @@ mesh_io_t *mesh_simnet_host(mesh_simnet_t *n, const char *ip)
     simhost_t *h = host_get(n, in.s_addr);
     if (h)
         return &h->io;
+    if (mesh_sim_cur(n->sim)) { /* the host map is read by every process within a window */
+        mesh_error("simnet", "host %s created within a window", ip);
+        abort();
+    }
     h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
@@ -1308,6 +1398,9 @@ mesh_io_t *mesh_simnet_host(mesh_simnet_t *n, const char *ip)
     h->rt.io = &h->io;
     h->net = n;
     h->ip = in.s_addr;
+    h->next_port = 40000;
+    if (n->lp_mode) /* round robin over the processes: the default host on process 0 */
+        h->rt.lp = (int)(n->sim->next_lp++ % (uint32_t)n->sim->nloops);
     if (map_put(&n->host_map, h->ip, h) < 0) {
         free(h);
         return NULL;
@@ -1504,7 +1597,7 @@ int mesh_simnet_clog(mesh_simnet_t *n, const char *ip, uint64_t duration_ns, int
     simhost_t *h = host_by_text(n, ip);
     if (!h || !(dirs & MESH_SIMNET_CLOG_BOTH) || (dirs & ~MESH_SIMNET_CLOG_BOTH))
         return -EINVAL;
-    uint64_t until = n->sim->now + duration_ns;
+    uint64_t until = now_of(n) + duration_ns;
     if ((dirs & MESH_SIMNET_CLOG_IN) && until > h->clog_in)
         h->clog_in = until;
     if ((dirs & MESH_SIMNET_CLOG_OUT) && until > h->clog_out)
@@ -1550,19 +1643,17 @@ int mesh_simnet_host_down(mesh_simnet_t *n, const char *ip, int down)
     }
     h->down = 1;
     /* The process is gone: the kernel closes its sockets and resets its connections. */
-    for (struct mesh_udp *u = n->udps; u; u = u->next)
-        if (u->host == h)
-            sn_udp_close(u);
-    for (mesh_listener_t *l = n->listeners; l; l = l->next)
-        if (l->host == h)
-            sn_listener_close(l);
-    for (mesh_stream_t *s = n->streams; s; s = s->next) {
-        if (s->host != h || s->closed)
+    for (struct mesh_udp *u = h->udps; u; u = u->next)
+        sn_udp_close(u);
+    for (mesh_listener_t *l = h->listeners; l; l = l->next)
+        sn_listener_close(l);
+    for (mesh_stream_t *s = h->streams; s; s = s->next) {
+        if (s->closed)
             continue;
         s->closed = 1;
         s->killed = 1;
         if (s->peer && !s->peer->closed && !s->reset)
-            ev_stream(n, EV_RST, n->sim->now + latency(n), s->peer, 0);
+            ev_stream(n, EV_RST, now_of(n) + latency(n), s->peer, 0);
     }
     return 0;
 }
@@ -1572,10 +1663,10 @@ int mesh_simnet_stall(mesh_simnet_t *n, const char *ip, uint64_t duration_ns)
     simhost_t *h = host_by_text(n, ip);
     if (!h)
         return -EINVAL;
-    uint64_t until = n->sim->now + duration_ns;
+    uint64_t until = now_of(n) + duration_ns;
     if (h->rt.state == MESH_HOST_STALLED && until <= h->rt.resume_at)
         return 0;
-    if (mesh_sim_call_at(n->sim, until, on_resume, h) < 0)
+    if (mesh_sim_call_at_lp(n->sim, h->rt.lp, until, on_resume, h) < 0)
         return -ENOMEM;
     h->rt.state = MESH_HOST_STALLED;
     h->rt.resume_at = until;
@@ -1584,5 +1675,27 @@ int mesh_simnet_stall(mesh_simnet_t *n, const char *ip, uint64_t duration_ns)
 
 void mesh_simnet_stats(const mesh_simnet_t *n, mesh_simnet_stats_t *out)
 {
-    *out = n->stats;
+    memset(out, 0, sizeof(*out));
+    uint64_t trace = FNV_OFFSET;
+    for (int i = 0; i < n->nstats; i++) {
+        const mesh_simnet_stats_t *s = &n->lstats[i];
+        out->sent += s->sent;
+        out->delivered += s->delivered;
+        out->lost += s->lost;
+        out->blocked += s->blocked;
+        out->partitioned += s->partitioned;
+        out->host_down += s->host_down;
+        out->overflow += s->overflow;
+        out->unreachable += s->unreachable;
+        out->deferred += s->deferred;
+        out->held += s->held;
+        out->resets += s->resets;
+        out->duplicated += s->duplicated;
+        out->reordered += s->reordered;
+        out->clogged += s->clogged;
+        out->probes += s->probes;
+        fnv(&trace, s->trace); /* the processes' chains in process order */
+    }
+    /* One loop: its only chain, as before logical processes existed. */
+    out->trace = n->lp_mode ? trace : n->lstats[n->nstats - 1].trace;
 }

@@ -57,10 +57,14 @@
  *            stall|loss|churn|minority|bridge|dataloss|etcd-subset|netem|clog|restart-state|gray|
  *            flap|allfail|third|mixed, --call-rate
  *            PER_S (per proxy, default 20, 0: no calls), --stats (metrics and a JSON line; "cpu_s"
- *            is the process's CPU time), --check-prefix-s S (many seeds: the determinism check
- *            compares the trace hash after S virtual seconds and replays only that far)
+ *            is the process's CPU time, "wall_s" its wall time), --check-prefix-s S (many seeds:
+ *            the determinism check compares the trace hash after S virtual seconds and replays
+ *            only that far), --threads T (default 1: the simulator's windows run on T threads;
+ *            the trace hash is the same for every T), --replay-threads T (the determinism
+ *            replays of a sweep run on T threads: default --threads)
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,14 +117,21 @@
 /* The quiet tail's window: the last calls of every proxy must all have succeeded. */
 #define QUIET_CALLS 100
 
+/* The simulator's logical processes (actors/sim_lp.c): the proxies share process 0 (their
+ * calls write the world's failure record), the sidecar nodes are spread over the others. The
+ * trace hash depends on this number, never on --threads. */
+#define SIM_LPS 32
+
 typedef struct opts {
-    int nodes, proxies, verbose, stats;
+    int nodes, proxies, verbose, stats, threads;
     uint64_t duration_s;
     const char *scenario;
     double call_rate; /* calls per second per proxy; 0: none */
     /* many seeds: the determinism check compares the trace hash after this many virtual
      * seconds and replays only that far (0: the whole run) */
     uint64_t check_prefix_s;
+    /* the sweep's determinism replays run on this many threads (the hash must not change) */
+    int replay_threads;
 } opts_t;
 
 typedef struct world world_t;
@@ -254,10 +265,15 @@ static uint64_t rnd(world_t *w, uint64_t n)
     return n ? mesh_sim_random(w->sim) % n : 0;
 }
 
+/* Folds v into the trace hash: the chain of the logical process that calls (actors/sim.h). */
 static void fold(void *ud, uint64_t v)
 {
-    sim_trace_fold(&((world_t *)ud)->trace, v);
+    mesh_sim_fold(((world_t *)ud)->sim, v);
 }
+
+/* fail() is called by the checks (alone, at window boundaries) and by the proxies' calls (on
+ * process 0), and by a node giving up (on its own process): the record is locked. */
+static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void vlog(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void vlog(world_t *w, const char *fmt, ...)
@@ -280,9 +296,11 @@ static void fail(world_t *w, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&fail_lock);
     if (w->failures++ == 0)
         snprintf(w->first_failure, sizeof(w->first_failure), "t=%.3fs %s",
                  (double)(now_ns(w) - w->t0) / 1e9, why);
+    pthread_mutex_unlock(&fail_lock);
     if (w->o.verbose)
         printf("INVARIANT VIOLATED at %.3f s: %s\n", (double)(now_ns(w) - w->t0) / 1e9, why);
 }
@@ -647,7 +665,7 @@ static void outlier_report(caller_t *c, int o, int ok)
         break;
     }
     if (e != MESH_OUTLIER_NONE)
-        sim_trace_fold(&w->trace, ((uint64_t)e << 48) ^ ((uint64_t)c->n->i << 24) ^ (uint64_t)o);
+        fold(w, ((uint64_t)e << 48) ^ ((uint64_t)c->n->i << 24) ^ (uint64_t)o);
 }
 
 static int lb_healthy(void *ud, size_t k)
@@ -725,8 +743,8 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
         pol_breaker_done(&c->br, &k->permit,
                          cause == CALL_OK ? POL_BREAKER_SUCCESS : POL_BREAKER_FAILURE, now);
     k->has_permit = 0;
-    sim_trace_fold(&w->trace, ((uint64_t)c->n->i << 40) ^ ((uint64_t)cause << 32) ^
-                                  (uint64_t)(uint32_t)(k->owner + 1));
+    fold(w,
+         ((uint64_t)c->n->i << 40) ^ ((uint64_t)cause << 32) ^ (uint64_t)(uint32_t)(k->owner + 1));
     c->st.by_cause[cause]++;
     if (cause != CALL_NO_INSTANCE && cause != CALL_BREAKER_OPEN)
         outlier_report(c, k->owner, cause == CALL_OK);
@@ -1264,6 +1282,8 @@ static void node_init(world_t *w, int i)
     snprintf(n->ip, sizeof(n->ip), "10.%d.%d.%d", 1 + i / 62500, (i / 250) % 250, i % 250 + 1);
     snprintf(n->adv, sizeof(n->adv), "%s:9091", n->ip);
     n->io = mesh_simnet_host(w->net, n->ip);
+    if (mesh_sim_host_lp(w->sim, n->io, n->proxy ? 0 : 1 + i % (SIM_LPS - 1)) < 0)
+        abort();
     if (n->proxy) {
         n->caller = caller_new(w, n);
         uint64_t x = w->seed ^ (0x736e6170ull << 20) ^ (uint64_t)i; /* apart from the sim's */
@@ -2473,7 +2493,9 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->flap_o = -1;
     w->allfail_mod = 1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
-    w->sim = mesh_sim_new(seed);
+    w->sim = mesh_sim_new_lp(seed, SIM_LPS);
+    if (!w->sim || mesh_sim_set_threads(w->sim, tally ? o->threads : o->replay_threads) < 0)
+        abort();
     w->net = mesh_sim_net(w->sim);
     w->etcd = sim_etcd_new(PREFIX "/", seed);
     mesh_simnet_opts_t no = {.latency_min_ns = LINK_LATENCY_MIN_NS, .latency_jitter_ns = 1 * MS};
@@ -2494,6 +2516,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
      * before the least round trip has passed: faster than anything gossip could bring. */
     w->b_state = 2 * LINK_LATENCY_MIN_NS - 1;
     clock_t c0 = clock();
+    struct timespec wall0, wall1;
+    clock_gettime(CLOCK_MONOTONIC, &wall0);
     w->t0 = now_ns(w);
     w->t_end = w->t0 + o->duration_s * S;
     w->quiet_at = w->t_end - (w->prof.reconnect_interval_ns + 30 * S);
@@ -2547,6 +2571,9 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
         final_checks(w);
     /* the process's CPU time (clock()), not wall time: the machine's cores are shared */
     double cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    clock_gettime(CLOCK_MONOTONIC, &wall1);
+    double wall =
+        (double)(wall1.tv_sec - wall0.tv_sec) + (double)(wall1.tv_nsec - wall0.tv_nsec) / 1e9;
     if (o->stats && !replay_cut) {
         qsort(w->det_samples, w->n_det, sizeof(uint64_t), cmp_u64);
         double p50 = w->n_det ? (double)w->det_samples[w->n_det / 2] / 1e9 : 0;
@@ -2567,12 +2594,14 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
         double cm50 = w->n_conv_members ? (double)w->conv_members[w->n_conv_members / 2] / 1e9 : 0;
         double cm99 =
             w->n_conv_members ? (double)w->conv_members[(w->n_conv_members * 99) / 100] / 1e9 : 0;
-        printf("seed %llu: %d nodes, %llu s virtual in %.1f s of CPU (%.0f node-seconds per CPU "
-               "second), peak RSS %.1f MiB (%.1f KiB per node); crashes %llu, detection p50 %.2f "
+        printf("seed %llu: %d nodes, %llu s virtual in %.1f s of CPU, %.1f s of wall time on %d "
+               "threads (%.0f node-seconds per CPU second), peak RSS %.1f MiB (%.1f KiB per node); "
+               "crashes %llu, detection p50 %.2f "
                "s p99 %.2f s over %zu crashes; gossip %.0f bytes per node per second\n",
-               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu,
-               cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / 1024, (double)rss_kb() / w->nn,
-               (unsigned long long)w->crashes, p50, p99, w->n_det, (double)sent / node_s);
+               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu, wall,
+               o->threads, cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / 1024,
+               (double)rss_kb() / w->nn, (unsigned long long)w->crashes, p50, p99, w->n_det,
+               (double)sent / node_s);
         printf("seed %llu: after %zu heals routes converged in p50 %.2f s p99 %.2f s, membership "
                "in p50 %.2f s p99 %.2f s (over %zu)\n",
                (unsigned long long)seed, w->n_conv_routes, cr50, cr99, cm50, cm99,
@@ -2617,6 +2646,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)w->flap_failed_max, (unsigned long long)w->flap_checked,
                (unsigned long long)ct.to_app_error);
         printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"cpu_s\":%.2f,"
+               "\"wall_s\":%.2f,\"threads\":%d,"
                "\"node_s_per_cpu_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
                "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f,\"heals\":%zu,"
                "\"routes_converge_p50_s\":%.3f,\"routes_converge_p99_s\":%.3f,"
@@ -2626,8 +2656,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                "\"failed_no_instance\":%llu,\"breaker_rejected\":%llu,\"retried\":%llu,"
                "\"breaker_opens\":%llu,\"window_failed_pct\":%.2f,"
                "\"window_bound_pct\":%.2f}\n",
-               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu,
-               cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / w->nn, p50, p99,
+               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu, wall,
+               o->threads, cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / w->nn, p50, p99,
                (double)sent / node_s, w->n_conv_routes, cr50, cr99, cm50, cm99,
                (unsigned long long)ct.calls, (unsigned long long)ct.failed,
                (unsigned long long)ct.to_live, (unsigned long long)ct.to_crashed,
@@ -2672,7 +2702,12 @@ static void replay(void *ud, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.nodes = 20, .proxies = 2, .duration_s = 240, .scenario = "mixed", .call_rate = 20};
+    opts_t o = {.nodes = 20,
+                .proxies = 2,
+                .duration_s = 240,
+                .scenario = "mixed",
+                .call_rate = 20,
+                .threads = 1};
     uint64_t seed = 0, seeds = 0, first = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -2694,6 +2729,10 @@ int main(int argc, char **argv)
             o.call_rate = strtod(v, NULL), i++;
         else if (!strcmp(a, "--check-prefix-s") && v)
             o.check_prefix_s = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--threads") && v)
+            o.threads = atoi(v), i++;
+        else if (!strcmp(a, "--replay-threads") && v)
+            o.replay_threads = atoi(v), i++;
         else if (!strcmp(a, "--verbose"))
             o.verbose = 1;
         else if (!strcmp(a, "--stats"))
@@ -2703,19 +2742,24 @@ int main(int argc, char **argv)
                             "[--nodes N] [--proxies P] [--duration-s S] [--scenario "
                             "outage|halves|isolate|stall|loss|churn|minority|bridge|dataloss|"
                             "etcd-subset|netem|clog|restart-state|mixed] [--call-rate PER_S] "
-                            "[--check-prefix-s S] [--stats] [--verbose]\n");
+                            "[--check-prefix-s S] [--threads T (1: the default; the trace hash is "
+                            "the same for any T)] [--replay-threads T (the sweep's determinism "
+                            "replays; default --threads)] [--stats] [--verbose]\n");
             return 2;
         }
     }
     if (o.nodes < 4 || o.nodes > MAX_NODES || o.proxies < 1 || o.proxies >= o.nodes ||
         o.duration_s < 120 || !(o.call_rate >= 0 && o.call_rate <= 1000) ||
-        o.check_prefix_s > o.duration_s) {
+        o.check_prefix_s > o.duration_s || o.threads < 1 || o.threads > 64 ||
+        o.replay_threads < 0 || o.replay_threads > 64) {
         fprintf(stderr,
                 "mesh_sim: --nodes 4..%d, --proxies 1..nodes-1, --duration-s >= 120, "
-                "--call-rate 0..1000, --check-prefix-s 0..duration\n",
+                "--call-rate 0..1000, --check-prefix-s 0..duration, --threads 1..64\n",
                 MAX_NODES);
         return 2;
     }
+    if (!o.replay_threads)
+        o.replay_threads = o.threads;
     mesh_log_init("sim",
                   o.verbose ? (getenv("MESH_SIM_LOG_INFO") ? MESH_LOG_INFO : MESH_LOG_WARN)
                             : MESH_LOG_OFF,
