@@ -147,6 +147,7 @@ class Mesh:
             argv += ["--etcd", self.etcd.url]
         self.start(name, argv + list(extra))
         wait_port(port)
+        wait_port(admin)  # (it listens after the HTTP port: refused once on a loaded machine)
         return port, admin
 
     def close(self, failed):
