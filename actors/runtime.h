@@ -201,6 +201,8 @@ void mesh_slots_destroy(mesh_loop_t *l);
 /* --- timers (timers.c) --- */
 /** Allocates a node and queues it; returns its id (gen << 32 | index). */
 uint64_t mesh_timer_add(mesh_loop_t *l, uint64_t deadline, int kind);
+/** Queues a call of fn(arg) at deadline (a MESH_T_CALL node): 0, or -MESH_ENOMEM. */
+int mesh_timer_add_call(mesh_loop_t *l, uint64_t deadline, void (*fn)(void *), void *arg);
 /** Looks a live node up by id, NULL if fired or cancelled. */
 mesh_tnode_t *mesh_timer_find(mesh_loop_t *l, uint64_t id);
 /** Removes a node from the heap and frees it. */

@@ -358,14 +358,7 @@ int mesh_sim_call_at(mesh_exec_t *e, uint64_t at_ns, void (*fn)(void *), void *a
         mesh_loop_t *c = mesh_sim_cur(e);
         return mesh_sim_call_at_lp(e, c ? c->index : -1, at_ns, fn, arg);
     }
-    mesh_loop_t *l = e->loops[0];
-    uint64_t id = mesh_timer_add(l, at_ns < e->now ? e->now : at_ns, MESH_T_CALL);
-    if (!id)
-        return -MESH_ENOMEM;
-    mesh_tnode_t *n = mesh_timer_find(l, id);
-    n->fn = fn;
-    n->arg = arg;
-    return 0;
+    return mesh_timer_add_call(e->loops[0], at_ns < e->now ? e->now : at_ns, fn, arg);
 }
 
 void mesh_sim_drop_calls(mesh_exec_t *e, void (*fn)(void *), void (*drop)(void *))

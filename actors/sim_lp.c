@@ -72,13 +72,7 @@ int mesh_sim_call_at_lp(mesh_exec_t *e, int lp, uint64_t at, void (*fn)(void *),
     }
     mesh_loop_t *l = lp < 0 ? e->serial : e->loops[lp];
     uint64_t now = c ? c->sim_now : e->now;
-    uint64_t id = mesh_timer_add(l, at < now ? now : at, MESH_T_CALL);
-    if (!id)
-        return -MESH_ENOMEM;
-    mesh_tnode_t *n = mesh_timer_find(l, id);
-    n->fn = fn;
-    n->arg = arg;
-    return 0;
+    return mesh_timer_add_call(l, at < now ? now : at, fn, arg);
 }
 
 /* MESH_SIM_LP_STATS=1: where the wall time of the windows goes (printed when the simulator is

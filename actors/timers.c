@@ -119,6 +119,17 @@ mesh_tnode_t *mesh_timer_find(mesh_loop_t *l, uint64_t id)
     return n;
 }
 
+int mesh_timer_add_call(mesh_loop_t *l, uint64_t deadline, void (*fn)(void *), void *arg)
+{
+    uint64_t id = mesh_timer_add(l, deadline, MESH_T_CALL);
+    if (!id)
+        return -MESH_ENOMEM;
+    mesh_tnode_t *n = mesh_timer_find(l, id);
+    n->fn = fn;
+    n->arg = arg;
+    return 0;
+}
+
 static void node_free(mesh_loop_t *l, mesh_tnode_t *n)
 {
     n->kind = MESH_T_FREE;
