@@ -794,9 +794,11 @@ def case_mtls(c):
     def denials():
         return [x for x in c.audit_records() if x["type"] == "acl_denied"
                 and x.get("role") == "sidecar"]
-    wait_until(lambda: any("client-2" in json.dumps(x) for x in denials()), 10,
-               "the identity denials audited")
-    rec = [x for x in denials() if "denied by" in x["reason"]][0]
+    # Both of client-2's denials (rules[0]'s "not allowed" and rules[1]'s "denied by"): the
+    # audit writes in batches, so the first one can be there before the second.
+    rec = wait_until(lambda: next((x for x in denials() if "denied by" in x["reason"] and
+                                   "client-2" in json.dumps(x)), None), 10,
+                     "the identity denials audited")
     check(rec["reason"] == "denied by 'spiffe://mesh.test/node/client-2' (rules[1], line 7)" and
           rec["peer"]["identity"] == "spiffe://mesh.test/node/client-2",
           "acl_denied names the SPIFFE identity (its own field), the pattern and the rule")
