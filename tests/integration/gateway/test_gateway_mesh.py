@@ -136,6 +136,10 @@ class Mesh:
             argv += ["--etcd", self.etcd.url]
         self.start(name, argv + list(extra))
         wait_port(port)
+        # Its other listeners open after the proxy's (one was refused under TSan in CI).
+        for flag, val in zip(extra, list(extra)[1:]):
+            if flag in ("--http-listen", "--admin-listen"):
+                wait_port(int(val.rsplit(":", 1)[1]))
         return port
 
     def gateway(self, extra=(), name="gateway"):
