@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/log.h"
 #include "transport/tls.h"
@@ -267,6 +268,17 @@ static void schedule(mesh_h2_conn_t *c, uint64_t now)
     uv_timer_start(&c->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
+/* Whether the peer's bytes wait unread in the socket (libuv runs due timers before it polls
+ * for input: after a pause of this process, an answer may be there, not yet read). */
+static int peer_bytes_unread(mesh_h2_conn_t *c)
+{
+    uv_os_fd_t fd;
+    uint8_t b;
+    if (!c->reading || uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
+        return 0;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static void on_timer(uv_timer_t *t)
 {
     mesh_h2_conn_t *c = t->data;
@@ -275,7 +287,8 @@ static void on_timer(uv_timer_t *t)
     if (c->closing)
         return;
     size_t outstanding = c->ops->outstanding ? c->ops->outstanding(c) : 0;
-    switch (mesh_h2_live_timer(&c->live, now, outstanding)) {
+    int unread = mesh_h2_live_deciding(&c->live, now) && peer_bytes_unread(c);
+    switch (mesh_h2_live_timer(&c->live, now, outstanding, unread)) {
     case MESH_H2_LIVE_CLOSE_STALL:
         mesh_info("h2",
                   "%s: %zu call(s) outstanding, nothing received for %llu ms and no answer to a "

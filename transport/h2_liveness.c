@@ -67,7 +67,8 @@ int mesh_h2_live_acked(mesh_h2_live_t *l, uint64_t now)
     return 1;
 }
 
-mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t outstanding)
+mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t outstanding,
+                                         int unread)
 {
     if (l->handshake_deadline && now >= l->handshake_deadline)
         return MESH_H2_LIVE_CLOSE_HANDSHAKE;
@@ -75,9 +76,22 @@ mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t
         if (now < l->ping_deadline)
             return MESH_H2_LIVE_NONE;
         /* A liveness probe asks "is anybody there": any frame answers it (a peer busy sending
-         * a large response may queue the ACK behind it). Keepalive wants the ACK itself. */
-        if (l->ping_for_stall && l->rx_since_ping) {
+         * a large response may queue the ACK behind it), read or waiting to be. Keepalive wants
+         * the ACK itself, which may be among the unread bytes: one more loop turn reads them. */
+        if (l->ping_for_stall && (l->rx_since_ping || unread)) {
             answered(l, now);
+            return MESH_H2_LIVE_NONE;
+        }
+        if (unread && !l->unread_forgiven) {
+            l->unread_forgiven = 1;
+            l->ping_deadline = now + 1;
+            return MESH_H2_LIVE_NONE;
+        }
+        /* The loop ran late: the time it was not running does not count against the peer. */
+        uint64_t late = now - l->ping_deadline, wait = l->ping_deadline - l->ping_sent;
+        if (!l->late_forgiven && late > wait / 4) {
+            l->late_forgiven = 1;
+            l->ping_deadline = now + (late < wait ? late : wait);
             return MESH_H2_LIVE_NONE;
         }
         return l->ping_for_stall ? MESH_H2_LIVE_CLOSE_STALL : MESH_H2_LIVE_CLOSE_KEEPALIVE;
@@ -99,6 +113,8 @@ mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t
     l->ping_outstanding = 1;
     l->ping_for_stall = (uint8_t)stall;
     l->rx_since_ping = 0;
+    l->late_forgiven = 0;
+    l->unread_forgiven = 0;
     l->ping_sent = now;
     l->ping_deadline = now + wait;
     return MESH_H2_LIVE_PING;

@@ -14,6 +14,16 @@
  *     timeout. A slow peer answers the PING and is not asked again until something more is
  *     written, so a long quiet call costs one PING per write burst, not one per stall_ms.
  *
+ * Giving up is decided from outside the connection's own lateness (Lifeguard's point: a node
+ * that is itself slow must not blame its peers):
+ *   - bytes of the peer waiting unread in the socket answer it (libuv runs due timers before it
+ *     polls for input, so after a pause of the process the ACK may sit unread when the timer
+ *     fires): a liveness probe counts as answered, a keepalive PING gets one more loop turn;
+ *   - when the timer fires later than a quarter of the PING's wait after its deadline, the loop
+ *     itself was not running (CPU starvation, a stopped process, a long callback): the deadline
+ *     moves once by that lateness, since the peer's answer may have been held up the same way.
+ * A peer whose packets are dropped still is given up: nothing arrives and the extension is one.
+ *
  * Before either, a TLS connection may have a handshake deadline (mesh_h2_live_handshake): when
  * the handshake is not done by then, the connection is closed (a client that connects and
  * never finishes, an upstream that accepts and never answers).
@@ -43,6 +53,8 @@ typedef struct mesh_h2_live {
     uint8_t ping_outstanding;
     uint8_t ping_for_stall;      /* the outstanding PING is a liveness probe */
     uint8_t rx_since_ping;       /* something arrived since the outstanding PING went out */
+    uint8_t late_forgiven;       /* the outstanding PING's deadline moved for the loop's lateness */
+    uint8_t unread_forgiven;     /* ... and for bytes waiting unread (keepalive) */
     uint64_t handshake_deadline; /* the TLS handshake must be done by then; 0: none */
 } mesh_h2_live_t;
 
@@ -92,12 +104,22 @@ int mesh_h2_live_tx(mesh_h2_live_t *l, uint64_t now);
 /** A PING ACK arrived at now. Returns 1 when it answered our PING (re-arm the timer). */
 int mesh_h2_live_acked(mesh_h2_live_t *l, uint64_t now);
 
+/** Whether the timer firing at now would decide on giving up the outstanding PING: the only
+ *  time the owner needs to look for unread bytes (a syscall) for mesh_h2_live_timer. */
+static inline int mesh_h2_live_deciding(const mesh_h2_live_t *l, uint64_t now)
+{
+    return l->ping_outstanding && now >= l->ping_deadline;
+}
+
 /**
  * The timer fired at now; outstanding is the number of calls waiting for an answer on the
- * connection. On MESH_H2_LIVE_PING the PING counts as sent (call mesh_h2_live_ping_failed
- * when it could not be queued). Re-arm the timer for mesh_h2_live_due() afterwards.
+ * connection; unread says bytes of the peer wait unread in the socket (only read when
+ * mesh_h2_live_deciding; 0 otherwise). On MESH_H2_LIVE_PING the PING counts as sent (call
+ * mesh_h2_live_ping_failed when it could not be queued). Re-arm the timer for
+ * mesh_h2_live_due() afterwards.
  */
-mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t outstanding);
+mesh_h2_live_action_t mesh_h2_live_timer(mesh_h2_live_t *l, uint64_t now, size_t outstanding,
+                                         int unread);
 
 /** Whether the peer is suspect now: a liveness PING is out and nothing arrived since. New
  *  calls are better sent elsewhere meanwhile (they would wait on a peer that may be gone). */

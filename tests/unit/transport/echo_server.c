@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 struct echo_server {
@@ -25,7 +26,7 @@ struct echo_server {
     atomic_int calls;
     atomic_int mode, mode_arg;
     atomic_int conns, refused, resets, dropped, completed, headers_frames;
-    atomic_int open_conns, goaways;
+    atomic_int open_conns, goaways, pings, ping_delay_ms;
     pthread_mutex_t mu;
     char last_timeout[32];
     char last_fields[2048];
@@ -288,6 +289,12 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
     econn_t *c = ud;
     if (f->hd.type == NGHTTP2_GOAWAY)
         atomic_fetch_add(&c->srv->goaways, 1);
+    if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        atomic_fetch_add(&c->srv->pings, 1); /* (nghttp2 queues the ACK itself) */
+        int ms = atomic_load(&c->srv->ping_delay_ms);
+        if (ms)
+            usleep((useconds_t)ms * 1000); /* a busy server: the ACK leaves ms later */
+    }
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
     estream_t *st = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -538,6 +545,16 @@ void echo_server_release(echo_server_t *s)
 int echo_server_conns(echo_server_t *s)
 {
     return atomic_load(&s->conns);
+}
+
+int echo_server_pings(echo_server_t *s)
+{
+    return atomic_load(&s->pings);
+}
+
+void echo_server_set_ping_delay(echo_server_t *s, int ms)
+{
+    atomic_store(&s->ping_delay_ms, ms);
 }
 
 int echo_server_refused(echo_server_t *s)

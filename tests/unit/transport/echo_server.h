@@ -90,6 +90,12 @@ void echo_server_release(echo_server_t *s);
 /** Connections accepted. */
 int echo_server_conns(echo_server_t *s);
 
+/** PINGs received (not ACKs); each is answered at once. */
+int echo_server_pings(echo_server_t *s);
+
+/** The server's loop stops for ms after each PING it receives, before it answers (any thread). */
+void echo_server_set_ping_delay(echo_server_t *s, int ms);
+
 /** Streams answered with RST_STREAM(REFUSED_STREAM). */
 int echo_server_refused(echo_server_t *s);
 

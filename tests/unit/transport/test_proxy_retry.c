@@ -11,6 +11,8 @@
  * - a call the upstream reset after reading it is not retried (INTERNAL);
  * - keepalive closes an upstream connection whose peer stops answering PINGs (the call fails
  *   UNAVAILABLE long before its deadline) and leaves an idle healthy one alone;
+ * - liveness PINGs close a connection whose upstream went silent, not one whose answer came
+ *   while the proxy's own loop was paused;
  * - two workers on two loops share one SO_REUSEPORT port and both serve connections.
  */
 #include <arpa/inet.h>
@@ -38,11 +40,12 @@ typedef struct {
     mesh_proxy_worker_t *w;
     int port;
     atomic_int command; /* PX_* */
-    atomic_int done;    /* the last PX_STATS command was served */
+    atomic_int done;    /* the last PX_STATS or PX_PAUSE command was served */
     mesh_proxy_stats_t stats;
+    int pause_ms; /* of a PX_PAUSE */
 } proxy_thread_t;
 
-enum { PX_NONE = 0, PX_STATS = 1, PX_FREE = 2 };
+enum { PX_NONE = 0, PX_STATS = 1, PX_FREE = 2, PX_PAUSE = 3 };
 
 static long now_ms(void)
 {
@@ -57,6 +60,9 @@ static void on_cmd(uv_async_t *a)
     int c = atomic_exchange(&p->command, PX_NONE);
     if (c == PX_STATS) {
         mesh_proxy_worker_stats(p->w, &p->stats);
+        atomic_store(&p->done, 1);
+    } else if (c == PX_PAUSE) {
+        usleep((useconds_t)p->pause_ms * 1000); /* the loop does not run: a stopped process */
         atomic_store(&p->done, 1);
     } else if (c == PX_FREE) {
         mesh_proxy_worker_free(p->w);
@@ -608,6 +614,54 @@ static void test_liveness_slow_upstream(void)
     busy_healthy(liveness_cfg, "2S");
 }
 
+/* Blocks the worker's loop for ms (as a stopped process or CPU starvation would). */
+static void proxy_pause(proxy_thread_t *p, int ms)
+{
+    p->pause_ms = ms;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->command, PX_PAUSE);
+    uv_async_send(&p->cmd);
+    long end = now_ms() + ms + 10000;
+    while (!atomic_load(&p->done) && now_ms() < end)
+        usleep(1000);
+    CHECK(atomic_load(&p->done));
+}
+
+/* The proxy's own loop stops right after its liveness PING went out; the upstream answers
+ * 150 ms later, and the ACK waits unread until the loop runs again, past the PING's deadline. The
+ * proxy's lateness is not the upstream's fault: the connection stays and the call ends by its
+ * own deadline (before, the timer ran first and closed it: UNAVAILABLE). */
+static void test_liveness_own_pause(void)
+{
+    echo_server_t *s = echo_server_start();
+    CHECK(s);
+    echo_server_set_ping_delay(s, 150);
+    char a1[64];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
+    proxy_thread_t px;
+    proxy_start(&px, liveness_cfg, mesh_route_builder_finish(b));
+    h2_client_t c;
+    CHECK(h2_client_connect(&c, px.port) == 0);
+    h2_call_t call;
+    CHECK(h2_client_call(&c, &call, "/test.Echo/Hang", "application/grpc", "4S", NULL, 0, 1) == 0);
+    long end = now_ms() + 10000;
+    while (echo_server_pings(s) < 1 && now_ms() < end)
+        h2_client_pump(&c, 10);
+    CHECK_EQ(echo_server_pings(s), 1); /* the upstream has the PING and will answer it */
+    proxy_pause(&px, 1000);            /* 3x the PING's 300 ms wait */
+    h2_call_t *calls[] = {&call};
+    CHECK(h2_client_wait(&c, calls, 1, 15000) == 0);
+    CHECK_EQ(call.grpc_status, 4);
+    CHECK(strcmp(call.grpc_message, "meshd: deadline exceeded") == 0);
+    CHECK_EQ(echo_server_conns(s), 1);
+    CHECK_EQ(proxy_stats(&px).upstream_conns, 1);
+    h2_call_free(&call);
+    h2_client_close(&c);
+    proxy_stop(&px);
+    echo_server_stop(s);
+}
+
 /* ---- 4b. spreading calls over upstream connections ----------------------------------------- */
 
 /* Starts n calls that the server holds (until their 2 s deadline) on client c. */
@@ -732,6 +786,7 @@ int main(void)
     RUN(test_keepalive_busy_healthy);
     RUN(test_liveness_silent_upstream);
     RUN(test_liveness_slow_upstream);
+    RUN(test_liveness_own_pause);
     RUN(test_upstream_streams_per_conn);
     RUN(test_two_workers_reuseport);
     fprintf(stderr, "ok\n");
