@@ -710,14 +710,15 @@ static void step_trace(pol_call_t *pc)
     mesh_proxy_call_set_trace_id(pc->call, pc->trace.trace_id_hex, 32);
     if (!conf_of(pc)->trace)
         return; /* ids for logs and audit only: the headers go on as they came */
-    mesh_proxy_call_set_header(pc->call, "traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN);
+#define OWN(name, v, len) mesh_proxy_call_set_own_header(pc->call, name, sizeof(name) - 1, v, len)
+    OWN("traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN);
     if (pc->trace.tracestate_len)
         mesh_proxy_call_set_header(pc->call, "tracestate", pc->trace.tracestate,
                                    pc->trace.tracestate_len);
     else if (ts)
         mesh_proxy_call_remove_header(pc->call, "tracestate");
-    mesh_proxy_call_set_header(pc->call, "x-request-id", pc->trace.request_id,
-                               strlen(pc->trace.request_id));
+    OWN("x-request-id", pc->trace.request_id, strlen(pc->trace.request_id));
+#undef OWN
 }
 
 /* The client's address: the peer, or the address a trusted proxy vouches for. */

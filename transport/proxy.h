@@ -92,6 +92,13 @@ int mesh_proxy_call_header_at(const mesh_proxy_call_t *c, size_t i, const char *
 int mesh_proxy_call_set_header(mesh_proxy_call_t *c, const char *name, const char *value,
                                size_t value_len);
 
+/** mesh_proxy_call_set_header for a field meshd sets on every call (the trace context):
+ * name_len bytes of a literal name the caller knows may be set, and a value the caller made or
+ * validated under stricter rules (printable ASCII), so neither is checked again; debug builds
+ * assert both. */
+int mesh_proxy_call_set_own_header(mesh_proxy_call_t *c, const char *name, size_t name_len,
+                                   const char *value, size_t value_len);
+
 /** Removes every request field called name; returns how many. */
 int mesh_proxy_call_remove_header(mesh_proxy_call_t *c, const char *name);
 

@@ -10,6 +10,7 @@
  * both hops. Until the upstream answers, the request's bytes are retained (up to half the
  * stream buffer) so a call the upstream never saw can be retried once elsewhere.
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1229,6 +1230,16 @@ int mesh_proxy_call_remove_header(mesh_proxy_call_t *ps, const char *name)
     return remove_fields(&ps->reqh, name, nl);
 }
 
+/* Replaces every field called name (checked) with one of value. */
+static int set_checked(pxy_hdrs_t *h, const mesh_proxy_call_t *ps, mesh_h2_name_t id,
+                       const char *name, size_t nl, const char *value, size_t value_len)
+{
+    remove_fields(h, name, nl);
+    if (h->size + nl + value_len + 32 > 2 * (size_t)ps->w->cfg.max_header_list_size)
+        return -1;
+    return hdrs_add(h, id, (const uint8_t *)name, nl, (const uint8_t *)value, value_len);
+}
+
 int mesh_proxy_call_set_header(mesh_proxy_call_t *ps, const char *name, const char *value,
                                size_t value_len)
 {
@@ -1240,10 +1251,16 @@ int mesh_proxy_call_set_header(mesh_proxy_call_t *ps, const char *name, const ch
     if ((id == MESH_H2_N_OTHER && mesh_h2_name_bad(name, nl)) ||
         mesh_h2_value_bad(value, value_len))
         return -1;
-    remove_fields(h, name, nl);
-    if (h->size + nl + value_len + 32 > 2 * (size_t)ps->w->cfg.max_header_list_size)
-        return -1;
-    return hdrs_add(h, id, (const uint8_t *)name, nl, (const uint8_t *)value, value_len);
+    return set_checked(h, ps, id, name, nl, value, value_len);
+}
+
+int mesh_proxy_call_set_own_header(mesh_proxy_call_t *ps, const char *name, size_t nl,
+                                   const char *value, size_t value_len)
+{
+    mesh_h2_name_t id = mesh_h2_name_of((const uint8_t *)name, nl);
+    assert(!reserved(name, nl, id) && !mesh_h2_name_bad(name, nl) &&
+           !mesh_h2_value_bad(value, value_len));
+    return set_checked(&ps->reqh, ps, id, name, nl, value, value_len);
 }
 
 const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *ps)

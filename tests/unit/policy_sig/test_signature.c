@@ -383,6 +383,25 @@ static void test_body_digest(void)
     CHECK_STR(hex, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+/* pol_hex (4 bytes a word, then byte by byte) equals printf's %02x for every byte value, at
+ * every length and alignment, and ends the string. */
+static void test_hex(void)
+{
+    uint8_t in[256 + 8];
+    for (size_t i = 0; i < sizeof(in); i++)
+        in[i] = (uint8_t)(i * 7 + 3); /* every value, each nibble beside every other */
+    for (size_t off = 0; off < 4; off++)
+        for (size_t n = 0; n + off <= sizeof(in); n += n < 40 ? 1 : 37) {
+            char got[2 * sizeof(in) + 2], want[2 * sizeof(in) + 2];
+            memset(got, 'X', sizeof(got));
+            pol_hex(in + off, n, got + (off & 1));
+            for (size_t i = 0; i < n; i++)
+                snprintf(want + 2 * i, 3, "%02x", in[off + i]);
+            want[2 * n] = '\0';
+            CHECK_STR(got + (off & 1), want);
+        }
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2);
@@ -392,6 +411,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "libcrypto: %s\n", err);
         return 1;
     }
+    RUN(test_hex);
     RUN(test_body_digest);
     RUN(test_secrets_file);
     RUN(test_rejections);
