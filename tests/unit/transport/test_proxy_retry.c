@@ -127,6 +127,16 @@ static void route_add(mesh_route_builder_t *b, const char *svc, const char *addr
     CHECK(mesh_route_builder_add(b, svc, addr, NULL, 0, MESH_ROUTE_STATIC, "", "", 1) == 0);
 }
 
+/* Starts a worker with cfg whose one route sends svc to echo server s. */
+static void proxy_start_one(proxy_thread_t *p, mesh_proxy_config_t cfg, const char *svc,
+                            echo_server_t *s)
+{
+    char a[64];
+    mesh_route_builder_t *b = mesh_route_builder_new();
+    route_add(b, svc, addr_of(s, a, sizeof(a)));
+    proxy_start(p, cfg, mesh_route_builder_finish(b));
+}
+
 /* Two echo servers behind one proxy worker: both serve svc (round robin starts at first);
  * solo (may be NULL) is served by first alone. Modes are set by the test afterwards. */
 typedef struct pair {
@@ -514,11 +524,8 @@ static void test_keepalive_idle_healthy(void)
 {
     echo_server_t *s = echo_server_start();
     CHECK(s);
-    char a1[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "k.Svc", addr_of(s, a1, sizeof(a1)));
     proxy_thread_t px;
-    proxy_start(&px, keepalive_cfg, mesh_route_builder_finish(b));
+    proxy_start_one(&px, keepalive_cfg, "k.Svc", s);
     size_t len;
     uint8_t *req = grpc_msgs(1, 6, 9, &len);
     h2_client_t c;
@@ -549,11 +556,8 @@ static void busy_healthy(mesh_proxy_config_t cfg, const char *tmo)
 {
     echo_server_t *s = echo_server_start();
     CHECK(s);
-    char a1[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
     proxy_thread_t px;
-    proxy_start(&px, cfg, mesh_route_builder_finish(b));
+    proxy_start_one(&px, cfg, "test.Echo", s);
     h2_call_t call;
     one_call(px.port, "/test.Echo/Hang", tmo, NULL, 0, &call, 10000);
     CHECK(call.grpc_status == 4);
@@ -584,11 +588,8 @@ static void test_liveness_silent_upstream(void)
     echo_server_t *mute = echo_server_start();
     CHECK(mute);
     echo_server_set_mode(mute, ECHO_MODE_MUTE, 0);
-    char a1[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "mute.Svc", addr_of(mute, a1, sizeof(a1)));
     proxy_thread_t px;
-    proxy_start(&px, liveness_cfg, mesh_route_builder_finish(b));
+    proxy_start_one(&px, liveness_cfg, "mute.Svc", mute);
     size_t len;
     uint8_t *req = grpc_msgs(1, 10, 8, &len);
     h2_client_t c;
@@ -636,11 +637,8 @@ static void test_liveness_own_pause(void)
     echo_server_t *s = echo_server_start();
     CHECK(s);
     echo_server_set_ping_delay(s, 150);
-    char a1[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
     proxy_thread_t px;
-    proxy_start(&px, liveness_cfg, mesh_route_builder_finish(b));
+    proxy_start_one(&px, liveness_cfg, "test.Echo", s);
     h2_client_t c;
     CHECK(h2_client_connect(&c, px.port) == 0);
     h2_call_t call;
@@ -678,12 +676,8 @@ static void test_upstream_streams_per_conn(void)
 {
     echo_server_t *s = echo_server_start();
     CHECK(s);
-    char a1[64];
-    mesh_route_builder_t *b = mesh_route_builder_new();
-    route_add(b, "test.Echo", addr_of(s, a1, sizeof(a1)));
     proxy_thread_t px;
-    proxy_start(&px, (mesh_proxy_config_t){.upstream_streams_per_conn = 10},
-                mesh_route_builder_finish(b));
+    proxy_start_one(&px, (mesh_proxy_config_t){.upstream_streams_per_conn = 10}, "test.Echo", s);
     h2_client_t c;
     CHECK(h2_client_connect(&c, px.port) == 0);
     enum { N = 25 };
