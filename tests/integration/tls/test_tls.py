@@ -117,6 +117,9 @@ class TlsCase(Case):
             p.tls_port = int(t.group(1))
         else:
             p.tls_port = p.main_port if p.main_tls else None
+        # The admin port listens after the node's "listening on" lines: wait for its own line
+        # (no test connection: one to a TLS port would count a failed handshake).
+        p.wait_line(r"admin API on http://127\.0\.0\.1:%d/" % admin, 20)
         p.admin = admin
         return p
 
