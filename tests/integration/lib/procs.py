@@ -62,6 +62,9 @@ def meshd_env(**extra):
 # and the --http-listen front end, then "listening on ..." is logged, then --admin-listen ("admin
 # API on ..."), and the sidecar's --probe-listen only once its actor started ("probes /livez
 # /readyz on ..."). A port that took a connection stays open, so each one is waited for.
+# (Calls on the gRPC and HTTP ports are answered only once the admin port listens: a call made
+# first hides a missing admin wait, not a missing probe wait: with every listen(2) delayed by
+# 3 s, a sidecar answered a call at once and refused its probe port for 3 s more.)
 LISTEN_OPTS = ("--listen", "--grpc-listen", "--tls-listen", "--http-listen", "--admin-listen",
                "--probe-listen")
 
