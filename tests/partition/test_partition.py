@@ -592,6 +592,10 @@ def sc_gray(m, a):
     load = RateLoad(p1, a.rate, a.channels)
     load.start()
     time.sleep(2)  # both instances carry calls on established connections
+    # (the condition itself: a loaded machine may not have reached s1 in those 2 s, and a cut
+    # before p1 has a connection to s1 is another scenario than the gray failure's)
+    wait_until(lambda: {c[3] for c in load.between(0, 1e18) if c[2]} >= {"s1", "s2"}, 10,
+               "calls through p1 to reach both s1 and s2")
     t_cut = time.monotonic()
     m.net.partition(["p1"], ["s1"])
     t_ej = None

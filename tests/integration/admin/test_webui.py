@@ -88,6 +88,7 @@ class Mesh:
                 "--gossip-join", "127.0.0.1:%d" % self.proxy_gossip,
                 "--log-format", "text"] + extra)
             sc.wait_line(r"admin API on", 15)
+            sc.wait_listening(15)  # its --probe-listen port opens after the admin API's
             sc.addr, sc.admin, sc.probe = "127.0.0.1:%d" % sc_port, admin, probe
             self.sidecars.append(sc)
 

@@ -111,6 +111,7 @@ class Case(CaseBase):
         p = Proc(name, [self.args.meshd] + argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.wait_line(ready, 20)
+        p.wait_listening(20)  # an --admin-listen port listens after "listening on"
         return p
 
     def proxy(self, extra=(), name="proxy"):

@@ -61,6 +61,7 @@ class Env:
                     "--gateway-headers", "x-tenant,X-User-Id",
                     "--static", "gwtest.v1.Library=127.0.0.1:%d" % self.backend], "gateway")
         wait_port(self.port)
+        wait_port(self.admin)  # it listens after the HTTP port (gateway_gauge reads /metrics)
 
     def start(self, argv, name):
         log = open(os.path.join(self.work, name + ".log"), "w")

@@ -287,7 +287,7 @@ def main():
         menv["ASAN_OPTIONS"] = (menv.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0").lstrip(":")
         proxy = Proc("meshd", argv, workdir, env=menv)
         procs.append(proxy)
-        wait_until(lambda: fds(proxy.p.pid) > 0, 10, "meshd to start")
+        proxy.wait_listening(20)
         pid = proxy.p.pid
         api = EtcdApi(etcd.url)
         api.put_all(["127.0.0.1:%d" % backends["py1"], "127.0.0.1:%d" % backends["py2"]],

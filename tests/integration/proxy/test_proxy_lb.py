@@ -107,8 +107,7 @@ class Case:
         p = Proc("proxy-%d" % len(self.procs), argv, self.dir, env=meshd_env())
         self.procs.append(p)
         p.wait_line(r"listening on", 15)
-        if admin:  # a worker says "listening on" before the admin listener is up
-            wait_until(lambda: p.accepts(admin), 15, "the proxy's admin port")
+        p.wait_listening(15)  # a worker says "listening on" before the admin listener is up
         p.addr = "127.0.0.1:%d" % port
         p.admin = "127.0.0.1:%d" % admin if admin else None
         return p

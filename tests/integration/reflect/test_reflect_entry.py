@@ -113,6 +113,7 @@ def case_entry(args, workdir, procs):
                  workdir, env=meshd_env())
     procs.append(proxy)
     proxy.wait_line(r"listening on", 15)
+    proxy.wait_listening(15)  # the admin port (/v1/reflection, /metrics) listens after
     target = "127.0.0.1:%d" % port
 
     for v in VERSIONS:

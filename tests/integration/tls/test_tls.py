@@ -117,6 +117,9 @@ class TlsCase(Case):
             p.tls_port = int(t.group(1))
         else:
             p.tls_port = p.main_port if p.main_tls else None
+        # The admin port listens after the node's "listening on" lines: wait for its own line
+        # (no test connection: one to a TLS port would count a failed handshake).
+        p.wait_line(r"admin API on http://127\.0\.0\.1:%d/" % admin, 20)
         p.admin = admin
         return p
 
@@ -313,8 +316,12 @@ def case_rotation(c):
         wait_until(lambda: counts["ok"] >= n0 + 50, 30, "more calls")
         # 2: back to server.pem by the file check alone; the key first: until the certificate
         # follows, the pair does not match and the reload is refused (the old pair stays).
+        refused = p.output().count("reload refused")
         replace(c.c("server.key"), live_key)
-        time.sleep(1.0)
+        # the file check's refusal itself (a fixed second was too short for a loaded machine's
+        # 300 ms check: the key alone went unseen, and the refusal checked below never came)
+        wait_until(lambda: p.output().count("reload refused") > refused, 10,
+                   "the file check to refuse the key without its certificate")
         check(served_serial(p.main_port) == serial_of(c.c("server2.pem")),
               "a key without its certificate: refused, server2.pem still served")
         replace(c.c("server.pem"), live_cert)
