@@ -55,6 +55,10 @@ void mesh_slot_release(mesh_loop_t *l, mesh_actor_id_t id)
     uint32_t ix = mesh_id_slot(id);
     pthread_mutex_lock(&l->slot_lock);
     mesh_slot_t *s = mesh_slot_get(l, ix);
+    if (!s) { /* not an id of this loop's (its chunk was never made) */
+        pthread_mutex_unlock(&l->slot_lock);
+        return;
+    }
     atomic_store_explicit(&s->state, MESH_SLOT_FREE, memory_order_relaxed);
     atomic_store_explicit(&s->gen, mesh_id_gen(id) + 1, memory_order_release);
     s->actor = NULL;
