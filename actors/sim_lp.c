@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "actors/runtime.h"
@@ -84,6 +85,7 @@ static struct {
     /* one thread: the windows' wall time on 2 and 4 idle cores by their critical path (per
      * window, the larger of its longest LP and its LPs' sum over the cores) */
     uint64_t bound2_ns, bound4_ns;
+    uint64_t lp_ns[MESH_MAX_LOOPS]; /* one thread: each LP's wall time in the windows */
 } lp_stats;
 
 static uint64_t wall_ns(void)
@@ -213,11 +215,19 @@ void mesh_sim_lp_free(mesh_exec_t *e)
                     "sim_lp: the windows' critical path on idle cores: %.2f s on 2, %.2f s on "
                     "4\n",
                     (double)lp_stats.bound2_ns / 1e9, (double)lp_stats.bound4_ns / 1e9);
-        lp_stats.windows = 0;
         fprintf(stderr, "sim_lp: steps per LP:");
         for (int i = 0; i < e->nloops; i++)
             fprintf(stderr, " %llu", (unsigned long long)e->loops[i]->sim_steps);
         fprintf(stderr, "\n");
+        if (lp_stats.bound2_ns) {
+            fprintf(stderr, "sim_lp: seconds per LP:");
+            for (int i = 0; i < e->nloops; i++)
+                fprintf(stderr, " %.2f", (double)lp_stats.lp_ns[i] / 1e9);
+            fprintf(stderr, "\n");
+        }
+        int on = lp_stats.on; /* the next simulator's figures start from zero */
+        memset(&lp_stats, 0, sizeof(lp_stats));
+        lp_stats.on = on;
     }
     for (int i = 0; i < e->nloops; i++) { /* empty between windows: only their room */
         free(e->loops[i]->out);
@@ -258,6 +268,7 @@ static void run_window(mesh_exec_t *e, uint64_t start)
             uint64_t t0 = wall_ns();
             lp_window(e, e->loops[i], start);
             uint64_t d = wall_ns() - t0;
+            lp_stats.lp_ns[i] += d;
             sum += d;
             max = d > max ? d : max;
         }
@@ -346,6 +357,12 @@ int mesh_sim_host_lp(mesh_exec_t *e, mesh_io_t *host, int lp)
 int mesh_sim_lp_count(const mesh_exec_t *e)
 {
     return e->lp_mode ? e->nloops : 1;
+}
+
+int mesh_sim_lp_current(const mesh_exec_t *e)
+{
+    mesh_loop_t *c = mesh_sim_cur(e);
+    return c && c != e->serial ? c->index : -1;
 }
 
 uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_steps)
