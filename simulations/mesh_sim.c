@@ -64,7 +64,6 @@
  *            replays of a sweep run on T threads: default --threads)
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
