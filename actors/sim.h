@@ -45,6 +45,11 @@ int mesh_sim_set_threads(mesh_exec_t *sim, int threads);
 /** The number of logical processes (1 for mesh_sim_new). */
 int mesh_sim_lp_count(const mesh_exec_t *sim);
 
+/** The logical process running the caller (0..count-1), or -1 outside any (the serial queue,
+ *  code between runs, a mesh_sim_new simulator): state the processes write during a window
+ *  can be kept per process and merged in process order, whatever the threads. */
+int mesh_sim_lp_current(const mesh_exec_t *sim);
+
 /** Moves a simulated host (an io of mesh_simnet_host) to logical process lp, before any actor
  *  runs on it or any packet travels to it (hosts join the processes round robin as they are
  *  created, the default host 127.0.0.1 process 0). 0 or -MESH_EINVAL. */

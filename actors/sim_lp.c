@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "actors/runtime.h"
@@ -42,8 +43,19 @@ struct mesh_sim_pool {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     _Atomic uint64_t start; /* the window's start */
-    int *busy;              /* the LPs with an event in the window, in LP order */
+    int *busy;              /* the LPs with an event in the window, costliest first */
+    /* per LP: the moving average of its windows' wall time (ns), written by the thread that ran
+     * it, read between windows; it orders the LPs and decides the hand-off, never what an LP
+     * does */
+    uint64_t *cost;
+    uint64_t handoff_ns; /* windows whose LPs' costs sum to less run here, without a hand-off */
 };
+
+/* A window whose busy LPs are expected to take less than this (the sum of their moving
+ * averages) runs on the calling thread alone: waking another thread would cost more (a
+ * futex wake when it sleeps, cache lines bouncing when it spins). MESH_SIM_HANDOFF_NS
+ * overrides it (measurements). */
+#define HANDOFF_NS 20000u
 
 int mesh_sim_call_at_lp(mesh_exec_t *e, int lp, uint64_t at, void (*fn)(void *), void *arg)
 {
@@ -81,15 +93,28 @@ static struct {
     int on;
     uint64_t windows, busy_lps, serial_calls;
     uint64_t window_ns, serial_ns, merge_ns;
-    /* one thread: the windows' wall time on 2 and 4 idle cores by their critical path (per
-     * window, the larger of its longest LP and its LPs' sum over the cores) */
+    /* one thread: the windows' time on 2 and 4 idle cores by their critical path (per window,
+     * the larger of its longest LP and its LPs' sum over the cores), from the thread's CPU
+     * time (preemption by other jobs does not count) */
     uint64_t bound2_ns, bound4_ns;
+    uint64_t lp_ns[MESH_MAX_LOOPS]; /* one thread: each LP's CPU time in the windows */
+    /* threads: windows handed off, those whose LPs the caller ran alone, its wait for the
+     * others at their end */
+    uint64_t handoffs, handoffs_alone, wait_ns;
 } lp_stats;
 
 static uint64_t wall_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The calling thread's CPU time: what one thread's LPs cost, whatever else the cores run. */
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -132,16 +157,26 @@ static void lp_window(mesh_exec_t *e, mesh_loop_t *l, uint64_t start)
     mesh_tls_loop = NULL;
 }
 
-/* Takes LPs of the published window until none is left. */
-static void pool_take(struct mesh_sim_pool *p)
+/* Runs LP lp's window and notes its cost. */
+static void lp_window_timed(struct mesh_sim_pool *p, int lp, uint64_t start)
 {
-    mesh_exec_t *e = p->e;
+    uint64_t t0 = wall_ns();
+    lp_window(p->e, p->e->loops[lp], start);
+    uint64_t d = wall_ns() - t0;
+    p->cost[lp] = p->cost[lp] - p->cost[lp] / 4 + d / 4;
+}
+
+/* Takes LPs of the published window until none is left; returns how many it ran. */
+static uint32_t pool_take(struct mesh_sim_pool *p)
+{
+    uint32_t ran = 0;
     for (;;) {
         uint64_t v = atomic_fetch_add(&p->next, 1);
         uint32_t i = (uint32_t)v, n = (uint32_t)(v >> 32) & 0x1FFu;
         if (i >= n)
-            return;
-        lp_window(e, e->loops[p->busy[i]], p->start);
+            return ran;
+        lp_window_timed(p, p->busy[i], p->start);
+        ran++;
         atomic_fetch_add(&p->done, 1);
     }
 }
@@ -182,7 +217,12 @@ static struct mesh_sim_pool *pool_new(mesh_exec_t *e, int workers)
     p->e = e;
     p->th = calloc((size_t)workers, sizeof(*p->th));
     p->busy = calloc((size_t)e->nloops, sizeof(*p->busy));
-    if (!p->busy) {
+    p->cost = calloc((size_t)e->nloops, sizeof(*p->cost));
+    const char *h = getenv("MESH_SIM_HANDOFF_NS");
+    p->handoff_ns = h && *h ? strtoull(h, NULL, 10) : HANDOFF_NS;
+    if (!p->busy || !p->cost) {
+        free(p->busy);
+        free(p->cost);
         free(p->th);
         free(p);
         return NULL;
@@ -208,16 +248,35 @@ void mesh_sim_lp_free(mesh_exec_t *e)
                 (double)lp_stats.busy_lps / (double)lp_stats.windows,
                 (double)lp_stats.window_ns / 1e9, (unsigned long long)lp_stats.serial_calls,
                 (double)lp_stats.serial_ns / 1e9, (double)lp_stats.merge_ns / 1e9);
-        if (lp_stats.bound2_ns)
+        if (lp_stats.handoffs)
             fprintf(stderr,
-                    "sim_lp: the windows' critical path on idle cores: %.2f s on 2, %.2f s on "
-                    "4\n",
-                    (double)lp_stats.bound2_ns / 1e9, (double)lp_stats.bound4_ns / 1e9);
-        lp_stats.windows = 0;
+                    "sim_lp: %llu windows handed off (%llu of them run by the caller alone), "
+                    "%.2f s waiting for the other threads\n",
+                    (unsigned long long)lp_stats.handoffs,
+                    (unsigned long long)lp_stats.handoffs_alone, (double)lp_stats.wait_ns / 1e9);
+        if (lp_stats.bound2_ns) {
+            uint64_t all = 0;
+            for (int i = 0; i < e->nloops; i++)
+                all += lp_stats.lp_ns[i];
+            fprintf(stderr,
+                    "sim_lp: the windows' critical path on idle cores: %.2f s on 2, %.2f s on 4 "
+                    "(%.2f s of CPU on one)\n",
+                    (double)lp_stats.bound2_ns / 1e9, (double)lp_stats.bound4_ns / 1e9,
+                    (double)all / 1e9);
+        }
         fprintf(stderr, "sim_lp: steps per LP:");
         for (int i = 0; i < e->nloops; i++)
             fprintf(stderr, " %llu", (unsigned long long)e->loops[i]->sim_steps);
         fprintf(stderr, "\n");
+        if (lp_stats.bound2_ns) {
+            fprintf(stderr, "sim_lp: CPU seconds per LP:");
+            for (int i = 0; i < e->nloops; i++)
+                fprintf(stderr, " %.2f", (double)lp_stats.lp_ns[i] / 1e9);
+            fprintf(stderr, "\n");
+        }
+        int on = lp_stats.on; /* the next simulator's figures start from zero */
+        memset(&lp_stats, 0, sizeof(lp_stats));
+        lp_stats.on = on;
     }
     for (int i = 0; i < e->nloops; i++) { /* empty between windows: only their room */
         free(e->loops[i]->out);
@@ -237,6 +296,7 @@ void mesh_sim_lp_free(mesh_exec_t *e)
     pthread_mutex_destroy(&p->lock);
     free(p->th);
     free(p->busy);
+    free(p->cost);
     free(p);
     e->pool = NULL;
 }
@@ -255,9 +315,10 @@ static void run_window(mesh_exec_t *e, uint64_t start)
         for (int i = 0; i < e->nloops; i++) {
             if (lp_next(e->loops[i]) >= e->win_end)
                 continue;
-            uint64_t t0 = wall_ns();
+            uint64_t t0 = cpu_ns();
             lp_window(e, e->loops[i], start);
-            uint64_t d = wall_ns() - t0;
+            uint64_t d = cpu_ns() - t0;
+            lp_stats.lp_ns[i] += d;
             sum += d;
             max = d > max ? d : max;
         }
@@ -266,12 +327,19 @@ static void run_window(mesh_exec_t *e, uint64_t start)
         return;
     }
     uint32_t n = 0;
-    for (int i = 0; i < e->nloops; i++)
-        if (lp_next(e->loops[i]) < e->win_end)
-            p->busy[n++] = i;
-    if (n <= 1) { /* nothing to share: no hand-off */
-        if (n)
-            lp_window(e, e->loops[p->busy[0]], start);
+    uint64_t sum = 0;
+    for (int i = 0; i < e->nloops; i++) {
+        if (lp_next(e->loops[i]) >= e->win_end)
+            continue;
+        uint32_t k = n++; /* costliest first: the last LPs taken are the short ones */
+        for (; k > 0 && p->cost[p->busy[k - 1]] < p->cost[i]; k--)
+            p->busy[k] = p->busy[k - 1];
+        p->busy[k] = i;
+        sum += p->cost[i];
+    }
+    if (n <= 1 || sum < p->handoff_ns) { /* nothing to share, or too little: no hand-off */
+        for (uint32_t k = 0; k < n; k++)
+            lp_window_timed(p, p->busy[k], start);
         return;
     }
     p->start = start;
@@ -283,11 +351,17 @@ static void run_window(mesh_exec_t *e, uint64_t start)
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
     }
-    pool_take(p);
+    uint32_t ran = pool_take(p);
+    uint64_t t0 = lp_stats.on ? wall_ns() : 0;
     int spins = 0;
     while (atomic_load(&p->done) < n)
         if (++spins > 2000)
             sched_yield();
+    if (lp_stats.on) {
+        lp_stats.handoffs++;
+        lp_stats.handoffs_alone += ran == n;
+        lp_stats.wait_ns += wall_ns() - t0;
+    }
 }
 
 /* Moves every outbox into its receivers' heaps, in LP order then outbox order. */
@@ -346,6 +420,12 @@ int mesh_sim_host_lp(mesh_exec_t *e, mesh_io_t *host, int lp)
 int mesh_sim_lp_count(const mesh_exec_t *e)
 {
     return e->lp_mode ? e->nloops : 1;
+}
+
+int mesh_sim_lp_current(const mesh_exec_t *e)
+{
+    mesh_loop_t *c = mesh_sim_cur(e);
+    return c && c != e->serial ? c->index : -1;
 }
 
 uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_steps)

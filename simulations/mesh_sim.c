@@ -64,7 +64,6 @@
  *            replays of a sweep run on T threads: default --threads)
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +116,12 @@
 /* The quiet tail's window: the last calls of every proxy must all have succeeded. */
 #define QUIET_CALLS 100
 
-/* The simulator's logical processes (actors/sim_lp.c): the proxies share process 0 (their
- * calls write the world's failure record), the sidecar nodes are spread over the others. The
- * trace hash depends on this number, never on --threads. */
-#define SIM_LPS 32
+/* The simulator's logical processes (actors/sim_lp.c): each proxy on one of its own (round
+ * robin over at most SIM_PROXY_LPS), the sidecar nodes round robin over SIM_SIDECAR_LPS more: a
+ * proxy (its calls, its registry's rebuilds of the whole table) costs about as much as 25-30
+ * sidecar nodes. The trace hash depends on these numbers, never on --threads. */
+#define SIM_PROXY_LPS   32
+#define SIM_SIDECAR_LPS 32
 
 typedef struct opts {
     int nodes, proxies, verbose, stats, threads;
@@ -136,6 +137,13 @@ typedef struct opts {
 
 typedef struct world world_t;
 typedef struct caller caller_t;
+
+/* Violations found by one logical process: how many, and the first one with its time. */
+typedef struct fail_rec {
+    int n;
+    uint64_t at;
+    char first[768];
+} fail_rec_t;
 
 typedef struct mnode {
     world_t *w;
@@ -181,8 +189,9 @@ struct world {
     int nn;
     uint64_t t0, t_end, quiet_at;
     uint64_t trace;
-    int failures;
-    char first_failure[768];
+    /* the run's failure record, per logical process (slot 0: the serial queue and code
+     * outside the runs; k + 1: process k), merged in failures() and first_failure() */
+    fail_rec_t fails[SIM_PROXY_LPS + SIM_SIDECAR_LPS + 1];
     gsp_swim_cfg_t prof;
     uint64_t b_remove, b_detect, b_converge;
     /* the etcd outage's no-flap check */
@@ -219,12 +228,11 @@ struct world {
     int overdue; /* check_tick: some crashed node is down for longer than the removal bound */
     /* the gray fault: proxy gray_p cut off (silent drops) from sidecar node gray_o, which
      * everyone else reaches (gray_until UINT64_MAX while it lasts); gray_n instances in the
-     * proxy's table then; gray_failed calls from it to gray_o failed during the cut; gray_held:
-     * an ejection was held back by the percent cap meanwhile */
+     * proxy's table then (the calls that failed and whether an ejection was held back are
+     * the proxy's: caller_t) */
     int gray_p, gray_o;
-    uint64_t gray_from, gray_until, gray_failed;
+    uint64_t gray_from, gray_until;
     size_t gray_n;
-    int gray_held;
     uint64_t gray_episodes, gray_failed_max;
     /* gray cuts whose ejection the percent cap held back: their calls fail blind (connects
      * succeed, so the connect backoff the failure-rate bound rests on never applies) */
@@ -271,9 +279,10 @@ static void fold(void *ud, uint64_t v)
     mesh_sim_fold(((world_t *)ud)->sim, v);
 }
 
-/* fail() is called by the checks (alone, at window boundaries) and by the proxies' calls (on
- * process 0), and by a node giving up (on its own process): the record is locked. */
-static pthread_mutex_t fail_lock = PTHREAD_MUTEX_INITIALIZER;
+/* fail() is called by the checks (alone, at window boundaries), by the proxies' calls and by a
+ * node giving up (each on its own process, maybe in the same window on other threads): each
+ * writes its own process's record, and the run's record is their merge, the same whatever the
+ * threads. */
 
 static void vlog(world_t *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void vlog(world_t *w, const char *fmt, ...)
@@ -296,13 +305,33 @@ static void fail(world_t *w, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&fail_lock);
-    if (w->failures++ == 0)
-        snprintf(w->first_failure, sizeof(w->first_failure), "t=%.3fs %s",
-                 (double)(now_ns(w) - w->t0) / 1e9, why);
-    pthread_mutex_unlock(&fail_lock);
+    fail_rec_t *r = &w->fails[1 + mesh_sim_lp_current(w->sim)];
+    if (r->n++ == 0) {
+        r->at = now_ns(w);
+        snprintf(r->first, sizeof(r->first), "t=%.3fs %s", (double)(r->at - w->t0) / 1e9, why);
+    }
     if (w->o.verbose)
         printf("INVARIANT VIOLATED at %.3f s: %s\n", (double)(now_ns(w) - w->t0) / 1e9, why);
+}
+
+/* The run's violations so far: read between runs (the records are written during windows). */
+static int failures(const world_t *w)
+{
+    int n = 0;
+    for (size_t k = 0; k < sizeof(w->fails) / sizeof(w->fails[0]); k++)
+        n += w->fails[k].n;
+    return n;
+}
+
+/* The run's first violation: the earliest of the processes' first ones (the serial queue's
+ * first at an instant: it runs before the processes' events then), "" when none. */
+static const char *first_failure(const world_t *w)
+{
+    const fail_rec_t *f = NULL;
+    for (size_t k = 0; k < sizeof(w->fails) / sizeof(w->fails[0]); k++)
+        if (w->fails[k].n && (!f || w->fails[k].at < f->at))
+            f = &w->fails[k];
+    return f ? f->first : "";
 }
 
 static void at(world_t *w, uint64_t delay_ns, void (*fn)(void *), void *arg)
@@ -406,6 +435,10 @@ struct caller {
      * percent cap held its ejection back meanwhile */
     uint64_t flap_failed;
     int flap_held;
+    /* the gray fault, when this proxy is the one cut off: its calls to the cut node that
+     * failed meanwhile; whether the percent cap held an ejection back meanwhile */
+    uint64_t gray_failed;
+    int gray_held;
     /* per second of the run, by issue time: admitted calls, the failed ones, and the sum over
      * them of the share of the table's instances the proxy could not reach then and of the
      * table's size, and the calls issued while that share was not 0 */
@@ -657,7 +690,7 @@ static void outlier_report(caller_t *c, int o, int ok)
     case MESH_OUTLIER_HELD_BACK:
         c->st.held_back++;
         if (c->n->i == w->gray_p && w->gray_until == UINT64_MAX)
-            w->gray_held = 1;
+            c->gray_held = 1;
         if (o == w->flap_o && w->flap_until == UINT64_MAX)
             c->flap_held = 1;
         break;
@@ -783,7 +816,7 @@ static void call_end(caller_t *c, call_t *k, call_cause_t cause)
         c->st.to_unreachable++;
         if (c->n->i == w->gray_p && k->owner == w->gray_o && w->gray_until == UINT64_MAX &&
             k->t0 >= w->gray_from)
-            w->gray_failed++;
+            c->gray_failed++;
         break;
     default:
         c->st.to_live++;
@@ -1282,7 +1315,9 @@ static void node_init(world_t *w, int i)
     snprintf(n->ip, sizeof(n->ip), "10.%d.%d.%d", 1 + i / 62500, (i / 250) % 250, i % 250 + 1);
     snprintf(n->adv, sizeof(n->adv), "%s:9091", n->ip);
     n->io = mesh_simnet_host(w->net, n->ip);
-    if (mesh_sim_host_lp(w->sim, n->io, n->proxy ? 0 : 1 + i % (SIM_LPS - 1)) < 0)
+    int proxy_lps = w->o.proxies < SIM_PROXY_LPS ? w->o.proxies : SIM_PROXY_LPS;
+    int lp = n->proxy ? i % proxy_lps : proxy_lps + (i - w->o.proxies) % SIM_SIDECAR_LPS;
+    if (mesh_sim_host_lp(w->sim, n->io, lp) < 0)
         abort();
     if (n->proxy) {
         n->caller = caller_new(w, n);
@@ -2134,8 +2169,8 @@ static void fault_gray(world_t *w)
     w->gray_o = o;
     w->gray_from = now_ns(w);
     w->gray_until = UINT64_MAX;
-    w->gray_failed = 0;
-    w->gray_held = 0;
+    w->n[p].caller->gray_failed = 0;
+    w->n[p].caller->gray_held = 0;
     w->gray_n = s ? s->n_instances : 0;
     instances_lost(w);
     vlog(w, "proxy %d's calls to node %d go unanswered (others reach it) for %d s", p, o, GRAY_S);
@@ -2160,25 +2195,27 @@ static void gray_heal(void *arg)
     w->gray_until = now_ns(w);
     w->epoch++;
     const caller_t *c = w->n[p].caller;
+    uint64_t failed = c->gray_failed;
+    int held = c->gray_held;
     double d = (double)CALL_DEADLINE_NS / 1e9, n = (double)(w->gray_n > 2 ? w->gray_n : 2);
     uint64_t bound = c->olc.consecutive + (uint64_t)(w->o.call_rate * d * 2 / n) + 1 +
                      GRAY_S * 1000 / c->olc.base_ejection_ms + 1;
     vlog(w,
          "proxy %d and node %d reach each other again: %llu calls failed meanwhile (bound "
          "%llu%s)",
-         p, o, (unsigned long long)w->gray_failed, (unsigned long long)bound,
-         w->gray_held ? ", not applicable: the percent cap held an ejection back" : "");
+         p, o, (unsigned long long)failed, (unsigned long long)bound,
+         held ? ", not applicable: the percent cap held an ejection back" : "");
     w->gray_episodes++;
-    if (w->gray_held && w->n_gray_blind < 64) {
+    if (held && w->n_gray_blind < 64) {
         w->gray_blind[w->n_gray_blind].p = p;
         w->gray_blind[w->n_gray_blind].from = w->gray_from;
         w->gray_blind[w->n_gray_blind++].until = now_ns(w);
     }
-    if (w->gray_failed > w->gray_failed_max)
-        w->gray_failed_max = w->gray_failed;
-    if (!w->gray_held && w->gray_n >= 3 && w->n[p].running && w->gray_failed > bound)
+    if (failed > w->gray_failed_max)
+        w->gray_failed_max = failed;
+    if (!held && w->gray_n >= 3 && w->n[p].running && failed > bound)
         fail(w, "proxy %d failed %llu calls to node %d during its %d s gray cut (bound %llu)", p,
-             (unsigned long long)w->gray_failed, o, GRAY_S, (unsigned long long)bound);
+             (unsigned long long)failed, o, GRAY_S, (unsigned long long)bound);
     healed(w);
 }
 
@@ -2493,7 +2530,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->flap_o = -1;
     w->allfail_mod = 1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
-    w->sim = mesh_sim_new_lp(seed, SIM_LPS);
+    w->sim = mesh_sim_new_lp(seed, (o->proxies < SIM_PROXY_LPS ? o->proxies : SIM_PROXY_LPS) +
+                                       SIM_SIDECAR_LPS);
     if (!w->sim || mesh_sim_set_threads(w->sim, tally ? o->threads : o->replay_threads) < 0)
         abort();
     w->net = mesh_sim_net(w->sim);
@@ -2554,7 +2592,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
      * end, and a replay (not tallied) stops there */
     uint64_t prefix_end = o->check_prefix_s ? w->t0 + o->check_prefix_s * S : 0, prefix_hash = 0;
     int replay_cut = 0;
-    while (now_ns(w) < w->t_end && (!w->failures || o->verbose)) {
+    while (now_ns(w) < w->t_end && (!failures(w) || o->verbose)) {
         uint64_t slice = now_ns(w) + 1 * S;
         if (prefix_end && !prefix_hash && slice > prefix_end)
             slice = prefix_end;
@@ -2567,7 +2605,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
             }
         }
     }
-    if (!w->failures && !replay_cut)
+    if (!failures(w) && !replay_cut)
         final_checks(w);
     /* the process's CPU time (clock()), not wall time: the machine's cores are shared */
     double cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
@@ -2667,8 +2705,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)ct.opens, worst_pct, bound_pct);
     }
     out->hash = prefix_hash ? prefix_hash : mesh_sim_trace_hash(w->sim) ^ w->trace;
-    out->failures = w->failures;
-    snprintf(out->why, sizeof(out->why), "%s", w->first_failure);
+    out->failures = failures(w);
+    snprintf(out->why, sizeof(out->why), "%s", first_failure(w));
     mesh_exec_free(w->sim);
     for (int i = 0; i < w->nn; i++) {
         mnode_t *n = &w->n[i];
