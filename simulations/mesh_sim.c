@@ -122,6 +122,8 @@
  * sidecar nodes. The trace hash depends on these numbers, never on --threads. */
 #define SIM_PROXY_LPS   32
 #define SIM_SIDECAR_LPS 32
+/* The logical processes the proxies take: one each, up to SIM_PROXY_LPS. */
+#define SIM_PROXY_LPS_OF(proxies) ((proxies) < SIM_PROXY_LPS ? (proxies) : SIM_PROXY_LPS)
 
 typedef struct opts {
     int nodes, proxies, verbose, stats, threads;
@@ -1315,7 +1317,7 @@ static void node_init(world_t *w, int i)
     snprintf(n->ip, sizeof(n->ip), "10.%d.%d.%d", 1 + i / 62500, (i / 250) % 250, i % 250 + 1);
     snprintf(n->adv, sizeof(n->adv), "%s:9091", n->ip);
     n->io = mesh_simnet_host(w->net, n->ip);
-    int proxy_lps = w->o.proxies < SIM_PROXY_LPS ? w->o.proxies : SIM_PROXY_LPS;
+    int proxy_lps = SIM_PROXY_LPS_OF(w->o.proxies);
     int lp = n->proxy ? i % proxy_lps : proxy_lps + (i - w->o.proxies) % SIM_SIDECAR_LPS;
     if (mesh_sim_host_lp(w->sim, n->io, lp) < 0)
         abort();
@@ -2530,8 +2532,7 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->flap_o = -1;
     w->allfail_mod = 1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
-    w->sim = mesh_sim_new_lp(seed, (o->proxies < SIM_PROXY_LPS ? o->proxies : SIM_PROXY_LPS) +
-                                       SIM_SIDECAR_LPS);
+    w->sim = mesh_sim_new_lp(seed, SIM_PROXY_LPS_OF(o->proxies) + SIM_SIDECAR_LPS);
     if (!w->sim || mesh_sim_set_threads(w->sim, tally ? o->threads : o->replay_threads) < 0)
         abort();
     w->net = mesh_sim_net(w->sim);

@@ -42,6 +42,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "registry_proxy"))
 from test_gateway import PROTOS, check, free_port, wait_port  # noqa: E402
 from test_proxy_etcd import Etcd  # noqa: E402
+from procs import listen_addrs  # noqa: E402  (on the path test_gateway set)
 
 SVC = "gwtest.v1.Library"
 V2_METHOD = """  rpc GetShelf(GetBookRequest) returns (Book) {
@@ -137,9 +138,8 @@ class Mesh:
         self.start(name, argv + list(extra))
         wait_port(port)
         # Its other listeners open after the proxy's (one was refused under TSan in CI).
-        for flag, val in zip(extra, list(extra)[1:]):
-            if flag in ("--http-listen", "--admin-listen"):
-                wait_port(int(val.rsplit(":", 1)[1]))
+        for _, p in listen_addrs(list(extra)):
+            wait_port(p)
         return port
 
     def gateway(self, extra=(), name="gateway"):
