@@ -62,10 +62,32 @@ static etcd_api_curl_cfg_t direct(const char *const *eps)
     return (etcd_api_curl_cfg_t){.endpoints = eps, .n_endpoints = 1};
 }
 
+/* An optional string as one argv word ("-": NULL) and back. */
+#define OPT_ARG(s) ((s) ? (s) : "-")
+#define ARG_OPT(a) (strcmp((a), "-") ? (a) : NULL)
+
+/* `test_registry_etcd --list JSON ENDPOINTS USER PASSWORD CA CERT KEY`: `registry list` alone in
+ * a fresh process (list_run). */
+static int list_main(char **a)
+{
+    etcd_client_cfg_t lc = {.endpoints = a[1],
+                            .username = ARG_OPT(a[2]),
+                            .password = ARG_OPT(a[3]),
+                            .ca_file = ARG_OPT(a[4]),
+                            .cert_file = ARG_OPT(a[5]),
+                            .key_file = ARG_OPT(a[6])};
+    FILE *devnull = fopen("/dev/null", "w");
+    int rc = reg_list_run(&lc, NULL, atoi(a[0]), stdout, devnull);
+    fclose(devnull);
+    return rc == 0 ? 0 : 1;
+}
+
 /*
  * Runs `registry list` (reg_list_run, with its own loop and etcd client) in a child process and
  * returns its output (malloc'd) and result: the registry actors keep running on the rig's
- * thread meanwhile, and the one-shot command's sockets and loop stay out of their process.
+ * thread meanwhile, and the one-shot command's sockets and loop stay out of their process. The
+ * child execs this binary afresh (--list): a child that only forked would inherit the locks
+ * other threads held at the fork (malloc's, libcurl's) and could hang on them.
  */
 static int list_run(const etcd_client_cfg_t *lc, int json, char **out)
 {
@@ -76,11 +98,12 @@ static int list_run(const etcd_client_cfg_t *lc, int json, char **out)
     CHECK(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        FILE *f = fdopen(fds[1], "w");
-        FILE *devnull = fopen("/dev/null", "w");
-        int rc = reg_list_run(lc, NULL, json, f, devnull);
-        fclose(f);
-        _exit(rc == 0 ? 0 : 1);
+        dup2(fds[1], 1);
+        close(fds[1]);
+        execl("/proc/self/exe", "test_registry_etcd", "--list", json ? "1" : "0", lc->endpoints,
+              OPT_ARG(lc->username), OPT_ARG(lc->password), OPT_ARG(lc->ca_file),
+              OPT_ARG(lc->cert_file), OPT_ARG(lc->key_file), (char *)NULL);
+        _exit(127);
     }
     close(fds[1]);
     size_t len = 0, cap = 4096;
@@ -487,6 +510,8 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--register") == 0)
         return registrar_main(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 9 && strcmp(argv[1], "--list") == 0)
+        return list_main(argv + 2);
     setvbuf(stdout, NULL, _IOLBF, 0);
     mesh_log_init("test", getenv("MESHD_TEST_LOG") ? MESH_LOG_DEBUG : MESH_LOG_WARN,
                   MESH_LOG_FORMAT_TEXT);
