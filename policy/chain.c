@@ -572,17 +572,18 @@ static void log_call(pol_call_t *pc, int status)
     snprintf(ts + tl, sizeof(ts) - tl, ".%06ldZ", (long)tv.tv_usec);
     if (w->log_len + 1024 > ACCESS_BUF)
         log_flush(w);
-    int n = snprintf(w->log_buf + w->log_len, ACCESS_BUF - w->log_len,
-                     "{\"ts\":\"%s\",\"trace_id\":\"%s\",\"request_id\":\"%s\",\"peer\":\"%s\","
-                     "\"identity\":%s%s%s,\"path\":\"%s\",\"status\":%d,\"upstream\":%s%s%s,"
-                     "\"bytes_in\":%llu,\"bytes_out\":%llu,\"retries\":%d,\"duration_us\":%llu,"
-                     "\"worker\":%d}\n",
-                     ts, pc->trace.trace_id_hex, rid, peer_of(pc), pc->has_id ? "\"" : "",
-                     pc->has_id ? who : "null", pc->has_id ? "\"" : "", path, status,
-                     sum.upstream ? "\"" : "", sum.upstream ? sum.upstream : "null",
-                     sum.upstream ? "\"" : "", (unsigned long long)sum.req_bytes,
-                     (unsigned long long)sum.resp_bytes, sum.retries,
-                     (unsigned long long)((uv_hrtime() - pc->t0_ns) / 1000), w->index);
+    int n =
+        snprintf(w->log_buf + w->log_len, ACCESS_BUF - w->log_len,
+                 "{\"ts\":\"%s\",\"trace_id\":\"%s\",\"request_id\":%s%s%s,\"peer\":\"%s\","
+                 "\"identity\":%s%s%s,\"path\":\"%s\",\"status\":%d,\"upstream\":%s%s%s,"
+                 "\"bytes_in\":%llu,\"bytes_out\":%llu,\"retries\":%d,\"duration_us\":%llu,"
+                 "\"worker\":%d}\n",
+                 ts, pc->trace.trace_id_hex, rid[0] ? "\"" : "", rid[0] ? rid : "null",
+                 rid[0] ? "\"" : "", peer_of(pc), pc->has_id ? "\"" : "", pc->has_id ? who : "null",
+                 pc->has_id ? "\"" : "", path, status, sum.upstream ? "\"" : "",
+                 sum.upstream ? sum.upstream : "null", sum.upstream ? "\"" : "",
+                 (unsigned long long)sum.req_bytes, (unsigned long long)sum.resp_bytes, sum.retries,
+                 (unsigned long long)((uv_hrtime() - pc->t0_ns) / 1000), w->index);
     if (n > 0 && (size_t)n < ACCESS_BUF - w->log_len)
         w->log_len += (size_t)n;
 }
@@ -706,9 +707,11 @@ static void step_trace(pol_call_t *pc)
     const char *tp = field_at(pc, pc->f.traceparent, &tpl),
                *ts = field_at(pc, pc->f.tracestate, &tsl),
                *ri = field_at(pc, pc->f.request_id, &ril);
-    pol_trace_begin(&pc->trace, tp, tpl, ts, tsl, ri, ril, POL_TRACE_FLAG_SAMPLED);
+    const pol_conf_t *conf = conf_of(pc);
+    pol_trace_begin(&pc->trace, tp, tpl, ts, tsl, ri, ril, POL_TRACE_FLAG_SAMPLED,
+                    conf->trace && conf->request_id_create);
     mesh_proxy_call_set_trace_id(pc->call, pc->trace.trace_id_hex, 32);
-    if (!conf_of(pc)->trace)
+    if (!conf->trace)
         return; /* ids for logs and audit only: the headers go on as they came */
 #define OWN(name, v, len) mesh_proxy_call_set_own_header(pc->call, name, sizeof(name) - 1, v, len)
     OWN("traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN);
@@ -717,7 +720,8 @@ static void step_trace(pol_call_t *pc)
                                    pc->trace.tracestate_len);
     else if (ts)
         mesh_proxy_call_remove_header(pc->call, "tracestate");
-    OWN("x-request-id", pc->trace.request_id, strlen(pc->trace.request_id));
+    if (pc->trace.request_id[0])
+        OWN("x-request-id", pc->trace.request_id, strlen(pc->trace.request_id));
 #undef OWN
 }
 
@@ -955,7 +959,8 @@ static int authn_external(pol_call_t *pc, mesh_proxy_verdict_t *out)
     pol_authz_req_info_t info = {.path = path,
                                  .authority = au ? auth : NULL,
                                  .peer = peer_of(pc),
-                                 .request_id = pc->trace.request_id,
+                                 .request_id =
+                                     pc->trace.request_id[0] ? pc->trace.request_id : NULL,
                                  .fields = fields,
                                  .n_fields = n};
     pol_authz_result_t res;

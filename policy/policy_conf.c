@@ -137,6 +137,7 @@ static const fld_t trace_f[] = {
     {"enabled", F_BOOL, C(trace)},
     {"access-log", F_STR, C(access_log)},
     {"sample", F_NUM, C(access_log_sample)},
+    {"request-id", F_STR, C(request_id_mode)},
 };
 static const fld_t identity_f[] = {
     {"header", F_STR, C(identity_header)},
@@ -470,6 +471,7 @@ void pol_conf_free(pol_conf_t *c)
         return;
     free(c->file);
     free(c->access_log);
+    free(c->request_id_mode);
     free(c->identity_header);
     list_free(&c->identity_claims);
     list_free(&c->identity_forwarders);
@@ -522,6 +524,11 @@ static int validate(ld_t *l, pol_conf_t *c, yaml_node_t *policy)
     }
     if (c->access_log_sample > 1)
         return fail(l, policy, "trace.sample", "a share between 0 and 1");
+    if (c->request_id_mode && strcmp(c->request_id_mode, "reuse") &&
+        strcmp(c->request_id_mode, "create"))
+        return fail(l, policy, "trace.request-id", "'%s' is neither reuse nor create",
+                    c->request_id_mode);
+    c->request_id_create = c->request_id_mode && !strcmp(c->request_id_mode, "create");
     if (c->authz_url && strncmp(c->authz_url, "http://", 7) && strncmp(c->authz_url, "https://", 8))
         return fail(l, policy, "ext-authz.url", "'%s' is not an http:// or https:// URL",
                     c->authz_url);

@@ -9,7 +9,8 @@
  * beside the old, which stays in force when the new one is refused.
  *
  *   policy:
- *     trace: {enabled: true, access-log: /var/log/meshd/access.jsonl, sample: 0.1}
+ *     trace: {enabled: true, access-log: /var/log/meshd/access.jsonl, sample: 0.1,
+ *             request-id: reuse}                 (or create)
  *     identity: {header: x-meshd-identity, claims: [email], mesh-secret-file: F, ttl: 30s,
  *                forwarders: ['spiffe://TD/node/proxy-*']}
  *     jwt: {jwks-file: F, jwks-url: U, refresh: 5m, issuers: [..], audiences: [..],
@@ -66,6 +67,8 @@ typedef struct pol_conf {
     int trace;
     char *access_log; /* NULL: off; "-": stderr */
     double access_log_sample;
+    char *request_id_mode; /* "reuse" (NULL: the default) or "create" */
+    int request_id_create; /* an x-request-id is created for a call that came without one */
     /* identity */
     char *identity_header;
     pol_strlist_t identity_claims;

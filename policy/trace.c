@@ -274,7 +274,8 @@ static void nonzero_random(uint8_t *p, size_t n)
 }
 
 void pol_trace_begin(pol_trace_t *t, const char *traceparent, size_t tp_len, const char *tracestate,
-                     size_t ts_len, const char *request_id, size_t rid_len, uint8_t new_flags)
+                     size_t ts_len, const char *request_id, size_t rid_len, uint8_t new_flags,
+                     int create_request_id)
 {
     pol_traceparent_t in, outp;
     t->trace_reused = traceparent && pol_traceparent_parse(traceparent, tp_len, &in) == 0;
@@ -308,7 +309,9 @@ void pol_trace_begin(pol_trace_t *t, const char *traceparent, size_t tp_len, con
     if (t->request_id_reused) {
         memcpy(t->request_id, request_id, rid_len);
         t->request_id[rid_len] = '\0';
-    } else {
+    } else if (create_request_id) {
         pol_uuid4(t->request_id);
+    } else {
+        t->request_id[0] = '\0';
     }
 }

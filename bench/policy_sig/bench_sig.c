@@ -156,8 +156,10 @@ int main(int argc, char **argv)
     const char *ts = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
     pol_trace_t tr;
     MEASURE("trace: reuse traceparent+tracestate+request-id", N,
-            pol_trace_begin(&tr, tp, 55, ts, strlen(ts), "req-42", 6, 1));
-    MEASURE("trace: create (no headers)", N, pol_trace_begin(&tr, NULL, 0, NULL, 0, NULL, 0, 1));
+            pol_trace_begin(&tr, tp, 55, ts, strlen(ts), "req-42", 6, 1, 0));
+    MEASURE("trace: create (no headers)", N, pol_trace_begin(&tr, NULL, 0, NULL, 0, NULL, 0, 1, 0));
+    MEASURE("trace: create, and an x-request-id", N,
+            pol_trace_begin(&tr, NULL, 0, NULL, 0, NULL, 0, 1, 1));
 
     uint8_t body[105];
     memset(body, 0x5a, sizeof(body));

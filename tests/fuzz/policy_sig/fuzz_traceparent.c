@@ -7,7 +7,8 @@
  * with an independent position-by-position reading of the W3C grammar; the tracestate and
  * request-id decisions respect their limits; and pol_trace_begin always forwards a valid
  * version-00 traceparent that keeps the caller's trace-id exactly when it was valid, a
- * tracestate only as sent, and a valid x-request-id.
+ * tracestate only as sent, and a valid x-request-id when one was sent or created (none
+ * otherwise).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -95,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     pol_trace_t t;
     pol_trace_begin(&t, len[0] ? v[0] : NULL, len[0], len[1] ? v[1] : NULL, len[1],
-                    len[2] ? v[2] : NULL, len[2], size & 1);
+                    len[2] ? v[2] : NULL, len[2], size & 1, (size >> 1) & 1);
     pol_traceparent_t fwd;
     if (strlen(t.traceparent) != POL_TRACEPARENT_LEN ||
         pol_traceparent_parse(t.traceparent, POL_TRACEPARENT_LEN, &fwd) != 0 || fwd.version != 0)
@@ -109,7 +110,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (t.tracestate_kept ? (t.tracestate_len != len[1] || memcmp(t.tracestate, v[1], len[1]))
                           : t.tracestate_len != 0)
         abort();
-    if (!pol_request_id_valid(t.request_id, strlen(t.request_id)))
+    int created = (size >> 1) & 1;
+    if ((rid_ok || created) ? !pol_request_id_valid(t.request_id, strlen(t.request_id))
+                            : t.request_id[0] != '\0')
         abort();
     if (rid_ok && (strlen(t.request_id) != len[2] || memcmp(t.request_id, v[2], len[2])))
         abort();

@@ -9,8 +9,9 @@ Cases:
              missing, expired, wrong audience, wrong issuer, bad signature, alg none, unknown
              kid, HS256 signed with the RSA public key (key confusion), not Bearer, optional
              rules, health exempt; each refusal is an audit record (schema-checked)
-  trace      traceparent/x-request-id created when absent, reused when valid (new span id),
-             replaced when invalid; tracestate kept or dropped
+  trace      traceparent created when absent, reused when valid (new span id), replaced when
+             invalid; tracestate kept or dropped; x-request-id reused, created only with
+             `request-id: create`
   mesh       the identity token between nodes: two proxies in a row, the second trusts the
              first's token (no JWT needed), a forged or expired token is stripped
   signature  x-meshd-signature computed in Python: valid, replayed, expired, bad, unknown
@@ -251,9 +252,9 @@ def case_trace(c):
     p = c.proxy("trace", "  trace: {enabled: true, access-log: %s}\n" % log)
     r = call(p.target)
     md = observed(r)
-    tp = md.get("traceparent", [""])[0]
+    tp = tp0 = md.get("traceparent", [""])[0]
     check(r.ok and len(tp) == 55 and tp.startswith("00-"), "a traceparent is created: %s" % md)
-    check(len(md.get("x-request-id", [""])[0]) == 36, "an x-request-id (UUID) is created")
+    check("x-request-id" not in md, "no x-request-id is created by default: %s" % md)
     mine = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     r = call(p.target, [("traceparent", mine), ("tracestate", "congo=t61rcWkgMzE"),
                         ("x-request-id", "req-42")])
@@ -286,6 +287,17 @@ def case_trace(c):
           mine[0]["identity"] is None and mine[0]["duration_us"] > 0,
           "the access log: trace and request id, path, status, upstream, bytes, peer, "
           "duration: %s" % mine)
+    first = [x for x in lines() if x["trace_id"] == tp0[3:35]]
+    check(len(first) == 1 and first[0]["request_id"] is None,
+          "a call without an x-request-id is logged with request_id null: %s" % first)
+
+    # request-id: create (Envoy's behaviour): a UUID for a call that came without one.
+    p = c.proxy("trace-create", "  trace: {enabled: true, request-id: create}\n")
+    md = observed(call(p.target))
+    rid = md.get("x-request-id", [""])[0]
+    check(len(rid) == 36 and rid[14] == "4", "request-id: create makes a UUID: %s" % md)
+    md = observed(call(p.target, [("x-request-id", "req-43")]))
+    check(md.get("x-request-id") == ["req-43"], "and still reuses the caller's: %s" % md)
 
 
 def mint(secret, sub, ttl=30, path=None):

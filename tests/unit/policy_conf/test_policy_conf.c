@@ -18,7 +18,8 @@ static pol_conf_t *parse(const char *y, char *err)
 static const char full[] = "listen: 0.0.0.0:9090\n"
                            "etcd: [http://127.0.0.1:2379]\n"
                            "policy:\n"
-                           "  trace: {enabled: true, access_log: /tmp/a.jsonl, sample: 0.25}\n"
+                           "  trace: {enabled: true, access_log: /tmp/a.jsonl, sample: 0.25,\n"
+                           "          request-id: create}\n"
                            "  identity:\n"
                            "    header: x-who\n"
                            "    claims: [email, groups]\n"
@@ -55,6 +56,7 @@ static void test_full(void)
         fprintf(stderr, "%s\n", err);
     CHECK(c && c->present);
     CHECK(c->trace && strcmp(c->access_log, "/tmp/a.jsonl") == 0 && c->access_log_sample == 0.25);
+    CHECK(c->request_id_create);
     CHECK(strcmp(c->identity_header, "x-who") == 0 && c->identity_claims.n == 2);
     CHECK(c->mesh_token_ttl_ms == 10000);
     CHECK(c->issuers.n == 1 && c->audiences.n == 2 && c->algorithms.n == 2);
@@ -67,7 +69,7 @@ static void test_full(void)
     CHECK(strcmp(c->rules[1].match.v[1], "other.Svc/Get") == 0); /* a leading / is dropped */
     CHECK(c->rules[2].rl_key == POL_RL_PEER && c->rules[2].rl_rate == 50);
     CHECK(c->rules[2].rl_burst == 50);
-    CHECK(c->rules[1].line == 25);
+    CHECK(c->rules[1].line == 26);
     /* Most specific wins. */
     int ex;
     CHECK(pol_conf_match(c, "pkg.Svc", 7, "Hot", 3, &ex) == &c->rules[2] && !ex);
@@ -89,7 +91,8 @@ static void test_defaults(void)
 {
     char err[512];
     pol_conf_t *c = parse("listen: 127.0.0.1:1\n", err);
-    CHECK(c && !c->present && c->trace && c->n_rules == 0 && c->exempt.n == 3);
+    CHECK(c && !c->present && c->trace && !c->request_id_create && c->n_rules == 0 &&
+          c->exempt.n == 3);
     int ex;
     CHECK(pol_conf_match(c, "a.B", 3, "C", 1, &ex) == NULL && !ex);
     pol_conf_free(c);
@@ -116,6 +119,8 @@ static void test_errors(void)
     bad("policy:\n  jwt: {clock-skew: soon}\n",
         "p.yaml:2: policy.jwt.clock-skew: 'soon' is not a duration");
     bad("policy:\n  trace: {sample: 2}\n", "policy.trace.sample: a share between 0 and 1");
+    bad("policy:\n  trace: {request-id: always}\n",
+        "p.yaml:2: policy.trace.request-id: 'always' is neither reuse nor create");
     bad("policy:\n  rules:\n    - authn: jwt\n", "p.yaml:3: policy.rules[0]: a rule needs match:");
     bad("policy:\n  rules:\n    - match: pkg.Svc\n", "'pkg.Svc': expected pkg.Service/Method");
     bad("policy:\n  rules:\n    - match: 'a.B/C*'\n", "'a.B/C*': expected");

@@ -167,7 +167,7 @@ static void test_call_reuse(void)
     pol_trace_t t;
     const char *st = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
     const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03";
-    pol_trace_begin(&t, tp, strlen(tp), st, strlen(st), "req-42", 6, POL_TRACE_FLAG_SAMPLED);
+    pol_trace_begin(&t, tp, strlen(tp), st, strlen(st), "req-42", 6, POL_TRACE_FLAG_SAMPLED, 1);
     CHECK(t.trace_reused && t.tracestate_kept && t.request_id_reused);
     CHECK_STR(t.trace_id_hex, "4bf92f3577b34da6a3ce929d0e0e4736");
     CHECK_EQ(strlen(t.traceparent), 55);
@@ -183,7 +183,7 @@ static void test_call_reuse(void)
 
     /* Unsampled stays unsampled; a future version is answered with 00. */
     tp = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-future";
-    pol_trace_begin(&t, tp, strlen(tp), NULL, 0, NULL, 0, POL_TRACE_FLAG_SAMPLED);
+    pol_trace_begin(&t, tp, strlen(tp), NULL, 0, NULL, 0, POL_TRACE_FLAG_SAMPLED, 1);
     CHECK(t.trace_reused && !t.tracestate_kept && !t.request_id_reused);
     CHECK(strncmp(t.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-", 36) == 0);
     CHECK(strcmp(t.traceparent + 52, "-00") == 0);
@@ -193,9 +193,20 @@ static void test_call_reuse(void)
 
     /* Two hops of the same call get different span ids. */
     pol_trace_t t2;
-    pol_trace_begin(&t2, tp, strlen(tp), NULL, 0, NULL, 0, 0);
+    pol_trace_begin(&t2, tp, strlen(tp), NULL, 0, NULL, 0, 0, 1);
     CHECK(memcmp(t.span_id, t2.span_id, 8) != 0);
     CHECK(strcmp(t.request_id, t2.request_id) != 0);
+
+    /* The default: an x-request-id is passed on, never created; the trace id is. */
+    pol_trace_begin(&t2, NULL, 0, NULL, 0, NULL, 0, POL_TRACE_FLAG_SAMPLED, 0);
+    CHECK(!t2.trace_reused && !t2.request_id_reused);
+    CHECK_STR(t2.request_id, "");
+    CHECK(parses(t2.traceparent));
+    pol_trace_begin(&t2, NULL, 0, NULL, 0, "bad id", 6, POL_TRACE_FLAG_SAMPLED, 0);
+    CHECK_STR(t2.request_id, "");
+    pol_trace_begin(&t2, NULL, 0, NULL, 0, "req-43", 6, POL_TRACE_FLAG_SAMPLED, 0);
+    CHECK(t2.request_id_reused);
+    CHECK_STR(t2.request_id, "req-43");
 }
 
 static void test_call_create(void)
@@ -206,7 +217,7 @@ static void test_call_create(void)
     const char *st = "rojo=1";
     char longid[200];
     memset(longid, 'r', sizeof(longid));
-    pol_trace_begin(&t, tp, strlen(tp), st, strlen(st), longid, sizeof(longid), 0);
+    pol_trace_begin(&t, tp, strlen(tp), st, strlen(st), longid, sizeof(longid), 0, 1);
     CHECK(!t.trace_reused && !t.tracestate_kept && !t.request_id_reused);
     CHECK(parses(t.traceparent));
     CHECK(strcmp(t.traceparent + 52, "-00") == 0);
@@ -214,14 +225,14 @@ static void test_call_create(void)
     static const uint8_t zero[8];
     CHECK(memcmp(t.parent_id, zero, 8) == 0);
     CHECK_EQ(strlen(t.request_id), 36);
-    pol_trace_begin(&t, NULL, 0, NULL, 0, "bad id", 6, POL_TRACE_FLAG_SAMPLED);
+    pol_trace_begin(&t, NULL, 0, NULL, 0, "bad id", 6, POL_TRACE_FLAG_SAMPLED, 1);
     CHECK(strcmp(t.traceparent + 52, "-01") == 0);
     CHECK(!t.request_id_reused);
     /* A valid traceparent with an oversized tracestate: trace kept, tracestate dropped. */
     char big[600];
     memset(big, 'a', sizeof(big));
     memcpy(big, "k=", 2);
-    pol_trace_begin(&t, TP_OK, strlen(TP_OK), big, sizeof(big), NULL, 0, 0);
+    pol_trace_begin(&t, TP_OK, strlen(TP_OK), big, sizeof(big), NULL, 0, 0, 0);
     CHECK(t.trace_reused && !t.tracestate_kept && t.tracestate_len == 0);
 }
 
@@ -234,7 +245,7 @@ static void *make_ids(void *arg)
     uint8_t(*out)[16] = arg;
     for (int i = 0; i < NIDS; i++) {
         pol_trace_t t;
-        pol_trace_begin(&t, NULL, 0, NULL, 0, NULL, 0, 0);
+        pol_trace_begin(&t, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         memcpy(out[i], t.trace_id, 16);
     }
     return NULL;
