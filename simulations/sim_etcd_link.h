@@ -31,6 +31,13 @@ typedef struct sim_link_cfg {
     uint64_t fail_min_ns; /* time until an unreachable etcd is reported */
     uint64_t fail_jitter_ns;
     uint32_t reset_pct; /* % of stream breaks that lose the lines in flight */
+    /* On a simulator of logical processes (mesh_sim_new_lp): the node's host, whose process
+     * receives etcd's answers and lines, and etcd's own host, on a process of its own, where
+     * the requests are applied (both at least latency_min_ns away: it must not be under the
+     * network's least latency). NULL: answers run where etcd ran, and etcd on the serial
+     * queue (alone, at window boundaries; the one-loop simulator: its one loop). */
+    mesh_io_t *node_host;
+    mesh_io_t *etcd_host;
 } sim_link_cfg_t;
 
 /** What the scenario learns from a link. */
