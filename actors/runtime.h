@@ -156,7 +156,6 @@ struct mesh_loop {
     uint64_t in_mailboxes; /* owner */
     /* simulator, logical-process mode (sim_lp.c): this loop is one logical process */
     uint64_t sim_now;         /* its clock */
-    uint64_t sim_end;         /* its horizon in the running window (exclusive, sim_lp.c) */
     uint64_t sim_trace;       /* its FNV-1a chain of deliveries, firings and folds */
     uint64_t sim_steps;       /* deliveries and firings */
     mesh_prng_t sim_prng;     /* its scheduling and scenario draws */

@@ -65,13 +65,10 @@ int mesh_sim_call_at_lp(mesh_exec_t *e, int lp, uint64_t at, void (*fn)(void *),
         return -MESH_EINVAL;
     mesh_loop_t *c = mesh_sim_cur(e);
     if (c && c->index != lp) { /* another LP or the serial queue: through the outbox */
-        /* it must arrive after the receiver's horizon; the serial queue runs when every LP
-         * has reached it, the sender too (the others' horizons are earlier by construction) */
-        uint64_t end = c == e->serial ? e->win_end : lp < 0 ? c->sim_end : e->loops[lp]->sim_end;
-        if (at < end) {
+        if (at < e->win_end) {
             mesh_error("sim",
-                       "lookahead violated: LP %d schedules for %d at %llu, its window ends %llu",
-                       c->index, lp, (unsigned long long)at, (unsigned long long)end);
+                       "lookahead violated: LP %d schedules for %d at %llu, window ends %llu",
+                       c->index, lp, (unsigned long long)at, (unsigned long long)e->win_end);
             abort();
         }
         if (c->nout == c->cout) {
@@ -104,7 +101,6 @@ static struct {
     /* threads: windows handed off, those whose LPs the caller ran alone, its wait for the
      * others at their end */
     uint64_t handoffs, handoffs_alone, wait_ns;
-    uint64_t ahead_ns; /* virtual time the earliest LPs ran past the others' horizon */
 } lp_stats;
 
 static uint64_t wall_ns(void)
@@ -127,7 +123,7 @@ static void set_now(mesh_exec_t *e, uint64_t t)
 {
     e->now = t;
     for (int i = 0; i < e->nloops; i++)
-        e->loops[i]->sim_now = e->loops[i]->sim_end = t;
+        e->loops[i]->sim_now = t;
 }
 
 static int has_ready(mesh_loop_t *l)
@@ -144,7 +140,7 @@ static uint64_t lp_next(mesh_loop_t *l)
 /* Runs LP l's events before the window's end. */
 static void lp_window(mesh_exec_t *e, mesh_loop_t *l, uint64_t start)
 {
-    if (lp_next(l) >= l->sim_end)
+    if (lp_next(l) >= e->win_end)
         return;
     mesh_tls_loop = l;
     if (l->sim_now < start)
@@ -153,7 +149,7 @@ static void lp_window(mesh_exec_t *e, mesh_loop_t *l, uint64_t start)
         if (mesh_sim_lp_step(e, l))
             continue;
         uint64_t next = mesh_timer_next(l);
-        if (next >= l->sim_end)
+        if (next >= e->win_end)
             break;
         if (next > l->sim_now)
             l->sim_now = next;
@@ -247,13 +243,11 @@ void mesh_sim_lp_free(mesh_exec_t *e)
     if (lp_stats.on && lp_stats.windows) {
         fprintf(stderr,
                 "sim_lp: %d LPs, %d threads: %llu windows (%.1f busy LPs each), %.2f s in them; "
-                "%llu serial calls, %.2f s; merges %.2f s; the earliest LP ran %.1f ms ahead "
-                "per window on average\n",
+                "%llu serial calls, %.2f s; merges %.2f s\n",
                 e->nloops, e->nthreads, (unsigned long long)lp_stats.windows,
                 (double)lp_stats.busy_lps / (double)lp_stats.windows,
                 (double)lp_stats.window_ns / 1e9, (unsigned long long)lp_stats.serial_calls,
-                (double)lp_stats.serial_ns / 1e9, (double)lp_stats.merge_ns / 1e9,
-                (double)lp_stats.ahead_ns / 1e6 / (double)lp_stats.windows);
+                (double)lp_stats.serial_ns / 1e9, (double)lp_stats.merge_ns / 1e9);
         if (lp_stats.handoffs)
             fprintf(stderr,
                     "sim_lp: %llu windows handed off (%llu of them run by the caller alone), "
@@ -319,7 +313,7 @@ static void run_window(mesh_exec_t *e, uint64_t start)
         }
         uint64_t sum = 0, max = 0;
         for (int i = 0; i < e->nloops; i++) {
-            if (lp_next(e->loops[i]) >= e->loops[i]->sim_end)
+            if (lp_next(e->loops[i]) >= e->win_end)
                 continue;
             uint64_t t0 = cpu_ns();
             lp_window(e, e->loops[i], start);
@@ -335,7 +329,7 @@ static void run_window(mesh_exec_t *e, uint64_t start)
     uint32_t n = 0;
     uint64_t sum = 0;
     for (int i = 0; i < e->nloops; i++) {
-        if (lp_next(e->loops[i]) >= e->loops[i]->sim_end)
+        if (lp_next(e->loops[i]) >= e->win_end)
             continue;
         uint32_t k = n++; /* costliest first: the last LPs taken are the short ones */
         for (; k > 0 && p->cost[p->busy[k - 1]] < p->cost[i]; k--)
@@ -444,18 +438,11 @@ uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_step
     }
     uint64_t steps0 = mesh_sim_steps(e);
     while (mesh_sim_steps(e) - steps0 < max_steps) {
-        /* the earliest LP's next event (next), the second earliest (next2) */
-        uint64_t sn = mesh_timer_next(e->serial), next = UINT64_MAX, next2 = UINT64_MAX;
-        int first = -1;
+        uint64_t sn = mesh_timer_next(e->serial), next = UINT64_MAX;
         for (int i = 0; i < e->nloops; i++) {
             uint64_t t = lp_next(e->loops[i]);
-            if (t < next) {
-                next2 = next;
+            if (t < next)
                 next = t;
-                first = i;
-            } else if (t < next2) {
-                next2 = t;
-            }
         }
         if (next < e->now)
             next = e->now;
@@ -475,30 +462,18 @@ uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_step
         }
         if (next == UINT64_MAX || next > until)
             break;
-        /* The horizons: an LP runs until the earliest instant another could send to it: the
-         * least of the others' next events plus the lookahead, or of its own plus two (what it
-         * sends may make another answer sooner). That is next + lookahead for all but the
-         * earliest LP, which may run to min(next2, next + lookahead) + lookahead (conservative
-         * PDES: whatever any LP sends in the window arrives at or after every receiver's
-         * horizon). The serial queue and until cut every horizon. */
-        uint64_t cap = sn;
-        if (until != UINT64_MAX && cap > until + 1)
-            cap = until + 1;
-        uint64_t end = next + e->lookahead, end1 = end;
-        if (next2 != UINT64_MAX && max_steps == UINT64_MAX) /* a step budget: in step */
-            end1 = (next2 < end ? next2 : end) + e->lookahead;
-        end = end < cap ? end : cap;
-        end1 = end1 < cap ? end1 : cap;
+        uint64_t end = next + e->lookahead;
+        if (end > sn)
+            end = sn;
+        if (until != UINT64_MAX && end > until + 1)
+            end = until + 1;
         e->win_end = end;
-        for (int i = 0; i < e->nloops; i++)
-            e->loops[i]->sim_end = i == first ? end1 : end;
         uint64_t t0 = 0;
         if (lp_stats.on) {
             t0 = wall_ns();
             lp_stats.windows++;
-            lp_stats.ahead_ns += end1 - end;
             for (int i = 0; i < e->nloops; i++)
-                lp_stats.busy_lps += lp_next(e->loops[i]) < e->loops[i]->sim_end;
+                lp_stats.busy_lps += lp_next(e->loops[i]) < end;
         }
         run_window(e, next);
         uint64_t t1 = lp_stats.on ? wall_ns() : 0;
@@ -507,16 +482,10 @@ uint64_t mesh_sim_lp_run_until(mesh_exec_t *e, uint64_t until, uint64_t max_step
             lp_stats.window_ns += t1 - t0;
             lp_stats.merge_ns += wall_ns() - t1;
         }
-        /* every clock at its horizon's last instant (the earliest LP's may be ahead of the
-         * others'); the run's clock at the least horizon's */
-        e->now = end - 1;
-        for (int i = 0; i < e->nloops; i++)
-            e->loops[i]->sim_now = e->loops[i]->sim_end - 1;
+        set_now(e, end - 1);
     }
-    uint64_t last = e->now; /* one clock again: the latest (nothing is pending before it) */
-    for (int i = 0; i < e->nloops; i++)
-        last = e->loops[i]->sim_now > last ? e->loops[i]->sim_now : last;
-    set_now(e, until != UINT64_MAX && last < until ? until : last);
+    if (until != UINT64_MAX && e->now < until)
+        set_now(e, until);
     e->win_end = e->now;
     return mesh_sim_steps(e) - steps0;
 }
