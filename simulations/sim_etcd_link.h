@@ -13,7 +13,12 @@
  *
  * A link outlives the actors that use it: each start of the registry actor gets a new
  * incarnation of the seam from the factory, and whatever was in flight for an earlier
- * incarnation (a crashed actor) is dropped on arrival.
+ * incarnation (a crashed actor) is dropped on arrival, as is the answer to a request the node
+ * cancelled (the real client's cancel aborts the HTTP request).
+ *
+ * On a simulator of logical processes the node's end and etcd's end may run at once on two
+ * threads (cfg.node_host, cfg.etcd_host): each end keeps its own state and learns the other's
+ * from packets only.
  */
 #ifndef SIM_ETCD_LINK_H
 #define SIM_ETCD_LINK_H
