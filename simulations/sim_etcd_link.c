@@ -201,8 +201,10 @@ static void pkt_done(pkt_t *k)
     atomic_store_explicit(&k->done, 1, memory_order_release);
 }
 
-/* A new packet on the list *list of the side making it; frees that side's done ones first. */
-static pkt_t *pkt_new(sim_etcd_link_t *l, pkt_t **list, int kind, uint64_t tag, stream_t *st)
+/* A new packet of incarnation gen on the list *list of the side making it; frees that side's
+ * done ones first. */
+static pkt_t *pkt_new(sim_etcd_link_t *l, pkt_t **list, int kind, uint32_t gen, uint64_t tag,
+                      stream_t *st)
 {
     for (pkt_t **p = list; *p;) {
         pkt_t *d = *p;
@@ -216,7 +218,7 @@ static pkt_t *pkt_new(sim_etcd_link_t *l, pkt_t **list, int kind, uint64_t tag, 
     pkt_t *k = xcalloc(1, sizeof(*k));
     k->l = l;
     k->kind = kind;
-    k->gen = l->gen;
+    k->gen = gen;
     k->tag = tag;
     k->st = st;
     k->next = *list;
@@ -241,8 +243,7 @@ static void send_to_node(sim_etcd_link_t *l, pkt_t *k, uint64_t at)
 
 static void answer(sim_etcd_link_t *l, pkt_t *req, etcd_result_t *res, int reachable)
 {
-    pkt_t *a = pkt_new(l, &l->etcd_pkts, P_ANSWER, req->tag, NULL);
-    a->gen = req->gen;
+    pkt_t *a = pkt_new(l, &l->etcd_pkts, P_ANSWER, req->gen, req->tag, NULL);
     a->rid = req->rid;
     a->res = res;
     uint64_t now = mesh_sim_now(l->sim);
@@ -265,8 +266,7 @@ static void stream_line(void *ctx, sim_watch_line_t *line)
         at = st->down_last_at;
     }
     st->down_last_at = at;
-    pkt_t *k = pkt_new(l, &l->etcd_pkts, P_LINE, st->tag, st);
-    k->gen = st->gen;
+    pkt_t *k = pkt_new(l, &l->etcd_pkts, P_LINE, st->gen, st->tag, st);
     k->line = line;
     send_to_node(l, k, at);
 }
@@ -405,8 +405,7 @@ static void at_etcd(void *arg)
         if (st->etcd_id < 0) {
             sim_watch_line_t *line = xcalloc(1, sizeof(*line));
             line->closed = 1;
-            pkt_t *a = pkt_new(l, &l->etcd_pkts, P_LINE, st->tag, st);
-            a->gen = st->gen;
+            pkt_t *a = pkt_new(l, &l->etcd_pkts, P_LINE, st->gen, st->tag, st);
             a->line = line;
             uint64_t at = now + draw(l, l->cfg.fail_min_ns, l->cfg.fail_jitter_ns);
             if (at < st->down_last_at)
@@ -535,7 +534,7 @@ static int api_submit(etcd_api_t *api, const etcd_request_t *q)
         st->next = l->streams;
         l->streams = st;
         llog(l, "WATCH from %lld", (long long)q->start_revision);
-        send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_REQ, q->tag, st));
+        send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_REQ, l->gen, q->tag, st));
         return 0;
     }
     llog(l, "%s",
@@ -544,7 +543,7 @@ static int api_submit(etcd_api_t *api, const etcd_request_t *q)
          : q->call == ETCD_CALL_LEASE_GRANT     ? "LEASE GRANT"
          : q->call == ETCD_CALL_LEASE_KEEPALIVE ? "KEEPALIVE"
                                                 : "REVOKE");
-    pkt_t *k = pkt_new(l, &l->node_pkts, P_REQ, q->tag, NULL);
+    pkt_t *k = pkt_new(l, &l->node_pkts, P_REQ, l->gen, q->tag, NULL);
     k->req = sreq_copy(q);
     k->rid = ++l->next_rid;
     if (l->n_pending == l->cap_pending) {
@@ -565,7 +564,7 @@ static void api_cancel(etcd_api_t *api, uint64_t tag)
         if (st->tag == tag && st->gen == l->gen && !st->canceled) {
             st->canceled = 1;
             llog(l, "CANCEL_WATCH");
-            send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_CANCEL, tag, st));
+            send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_CANCEL, l->gen, tag, st));
         }
     for (size_t i = 0; i < l->n_pending;) /* their answers are dropped when they arrive */
         if (l->pending[i].tag == tag)
@@ -587,7 +586,7 @@ static void api_free(etcd_api_t *api)
     for (stream_t *st = l->streams; st; st = st->next)
         if (st->gen == l->gen && !st->canceled) {
             st->canceled = 1;
-            send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_CANCEL, st->tag, st));
+            send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_CANCEL, l->gen, st->tag, st));
         }
     if (l->api == a) {
         l->api = NULL;
