@@ -124,6 +124,11 @@
 #define SIM_SIDECAR_LPS 32
 /* The logical processes the proxies take: one each, up to SIM_PROXY_LPS. */
 #define SIM_PROXY_LPS_OF(proxies) ((proxies) < SIM_PROXY_LPS ? (proxies) : SIM_PROXY_LPS)
+/* The simulated etcd runs on the last process, alone (its host ETCD_IP): its requests and
+ * answers cross processes as the network's packets do, at least the lookahead away, so it no
+ * longer cuts the windows short as calls on the serial queue did. */
+#define SIM_LPS_OF(proxies) (SIM_PROXY_LPS_OF(proxies) + SIM_SIDECAR_LPS + 1)
+#define ETCD_IP             "10.255.255.250"
 
 typedef struct opts {
     int nodes, proxies, verbose, stats, threads;
@@ -187,13 +192,14 @@ struct world {
     mesh_exec_t *sim;
     mesh_simnet_t *net;
     sim_etcd_t *etcd;
+    mesh_io_t *etcd_io; /* etcd's host: its process runs the requests */
     mnode_t *n;
     int nn;
     uint64_t t0, t_end, quiet_at;
     uint64_t trace;
     /* the run's failure record, per logical process (slot 0: the serial queue and code
      * outside the runs; k + 1: process k), merged in failures() and first_failure() */
-    fail_rec_t fails[SIM_PROXY_LPS + SIM_SIDECAR_LPS + 1];
+    fail_rec_t fails[SIM_PROXY_LPS + SIM_SIDECAR_LPS + 2];
     gsp_swim_cfg_t prof;
     uint64_t b_remove, b_detect, b_converge;
     /* the etcd outage's no-flap check */
@@ -1332,7 +1338,9 @@ static void node_init(world_t *w, int i)
                            .latency_jitter_ns = 4 * MS,
                            .fail_min_ns = 1 * MS,
                            .fail_jitter_ns = 500 * MS,
-                           .reset_pct = 50};
+                           .reset_pct = 50,
+                           .node_host = n->io,
+                           .etcd_host = w->etcd_io};
     sim_link_hooks_t lh = {.ud = w, .fold = fold};
     n->link = sim_etcd_link_new(w->sim, w->etcd, (uint32_t)i, &link, &lh);
     if (!n->proxy) {
@@ -2532,13 +2540,16 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
     w->flap_o = -1;
     w->allfail_mod = 1;
     w->n = calloc((size_t)w->nn, sizeof(mnode_t));
-    w->sim = mesh_sim_new_lp(seed, SIM_PROXY_LPS_OF(o->proxies) + SIM_SIDECAR_LPS);
+    w->sim = mesh_sim_new_lp(seed, SIM_LPS_OF(o->proxies));
     if (!w->sim || mesh_sim_set_threads(w->sim, tally ? o->threads : o->replay_threads) < 0)
         abort();
     w->net = mesh_sim_net(w->sim);
     w->etcd = sim_etcd_new(PREFIX "/", seed);
     mesh_simnet_opts_t no = {.latency_min_ns = LINK_LATENCY_MIN_NS, .latency_jitter_ns = 1 * MS};
     mesh_simnet_configure(w->net, &no);
+    w->etcd_io = mesh_simnet_host(w->net, ETCD_IP);
+    if (!w->etcd_io || mesh_sim_host_lp(w->sim, w->etcd_io, SIM_LPS_OF(o->proxies) - 1) < 0)
+        abort();
     gsp_swim_profile("lan", &w->prof);
     /* bounds from the timers: detection (a probe round of at most 8 probers' intervals, the
      * longest suspicion, dissemination), then a corroborating connect (1 s) and a rebuild */

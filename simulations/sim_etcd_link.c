@@ -1,16 +1,25 @@
 /*
  * simulations/sim_etcd_link.c: the simulated etcd seam of one node (see sim_etcd_link.h).
  *
- * Every request becomes a packet scheduled on the simulator (mesh_sim_call_at) for its arrival
- * at etcd, where it is applied to the simulated store; the answer becomes a packet scheduled
- * for its arrival back at the node, where it is handed to the actor's deliver callback as an
+ * Every request becomes a packet scheduled on the simulator for its arrival at etcd (on the
+ * etcd host's logical process, or on the serial queue), where it is applied to the simulated
+ * store; the answer becomes a packet scheduled for its arrival back at the node (on the node
+ * host's logical process), where it is handed to the actor's deliver callback as an
  * etcd_result_t, exactly as registry/etcd_api_curl.c hands over what libcurl received.
- * Packets of an earlier incarnation (an actor that crashed or stopped) and of cancelled
- * requests are dropped when they arrive.
+ * Packets of an earlier incarnation (an actor that crashed or stopped) and answers to
+ * cancelled requests are dropped when they arrive.
+ *
+ * The two ends may run at once on two threads (actors/sim_lp.c), so each field has one side:
+ * the node's (the incarnation, the requests awaiting an answer, a stream's cancel flag and
+ * upstream order) or etcd's (a stream's watch id and downstream order). What one side learns
+ * from the other travels in packets. A packet stays on the list of the side that made it
+ * until the receiver has marked it done (a release store, after which it never touches it);
+ * the maker frees done packets when it makes its next one, and the rest with the link.
  */
 #include "simulations/sim_etcd_link.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +32,10 @@ typedef struct stream {
     uint32_t gen;
     char *prefix;
     int64_t start;
-    int64_t etcd_id;       /* 0 until etcd opened it */
-    int canceled;          /* the node closed it: its lines are never seen */
-    uint64_t up_last_at;   /* FIFO of the client's packets */
-    uint64_t down_last_at; /* FIFO of etcd's lines */
-    uint64_t cut_at;       /* nonzero: lines arriving after it were lost in a reset */
+    int64_t etcd_id;       /* etcd's side: 0 until etcd opened it */
+    uint64_t down_last_at; /* etcd's side: FIFO of etcd's lines */
+    int canceled;          /* the node's side: it closed the stream, its lines are never seen */
+    uint64_t up_last_at;   /* the node's side: FIFO of the client's packets */
 } stream_t;
 
 typedef struct sim_etcd_link sim_etcd_link_t;
@@ -47,18 +55,24 @@ typedef struct sreq {
 enum { P_REQ, P_WATCH_REQ, P_WATCH_CANCEL, P_ANSWER, P_LINE };
 
 typedef struct pkt {
-    struct pkt *prev, *next; /* in flight; freed with the link if never delivered */
+    struct pkt *next; /* on its maker's list until the receiver is done with it */
+    _Atomic int done; /* the receiver has finished with it (release) */
     sim_etcd_link_t *l;
     int kind;
     uint32_t gen;
     uint64_t tag;
+    uint64_t rid; /* P_REQ, P_ANSWER: the request's number on the node's side */
     uint64_t at;
     stream_t *st;
     sreq_t *req;
     etcd_result_t *res;
     sim_watch_line_t *line;
-    int canceled;
 } pkt_t;
+
+/* A request awaiting its answer (the node's side): cancelling its tag forgets it. */
+typedef struct pending {
+    uint64_t rid, tag;
+} pending_t;
 
 typedef struct link_api {
     etcd_api_t super;
@@ -71,10 +85,16 @@ struct sim_etcd_link {
     uint32_t client;
     sim_link_cfg_t cfg;
     sim_link_hooks_t hooks;
+    /* the node's side */
     uint32_t gen;    /* current incarnation; 0: none */
     link_api_t *api; /* of the current incarnation */
     stream_t *streams;
-    pkt_t *in_flight;
+    pending_t *pending; /* requests of this incarnation awaiting an answer */
+    size_t n_pending, cap_pending;
+    uint64_t next_rid;
+    pkt_t *node_pkts; /* made on the node's side */
+    /* etcd's side */
+    pkt_t *etcd_pkts; /* made on etcd's side */
 };
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -169,30 +189,40 @@ static sreq_t *sreq_copy(const etcd_request_t *q)
 
 static void pkt_free(pkt_t *k)
 {
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        k->l->in_flight = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
     sreq_free(k->req);
     etcd_result_free(k->res);
     sim_etcd_line_free(k->line);
     free(k);
 }
 
-static pkt_t *pkt_new(sim_etcd_link_t *l, int kind, uint64_t tag, stream_t *st)
+/* The receiver is done with k: it never touches it again, its maker frees it. */
+static void pkt_done(pkt_t *k)
 {
+    atomic_store_explicit(&k->done, 1, memory_order_release);
+}
+
+/* A new packet of incarnation gen on the list *list of the side making it; frees that side's
+ * done ones first. */
+static pkt_t *pkt_new(sim_etcd_link_t *l, pkt_t **list, int kind, uint32_t gen, uint64_t tag,
+                      stream_t *st)
+{
+    for (pkt_t **p = list; *p;) {
+        pkt_t *d = *p;
+        if (atomic_load_explicit(&d->done, memory_order_acquire)) {
+            *p = d->next;
+            pkt_free(d);
+        } else {
+            p = &d->next;
+        }
+    }
     pkt_t *k = xcalloc(1, sizeof(*k));
     k->l = l;
     k->kind = kind;
-    k->gen = l->gen;
+    k->gen = gen;
     k->tag = tag;
     k->st = st;
-    k->next = l->in_flight;
-    if (k->next)
-        k->next->prev = k;
-    l->in_flight = k;
+    k->next = *list;
+    *list = k;
     return k;
 }
 
@@ -203,14 +233,18 @@ static void to_node(void *arg);
 static void send_to_node(sim_etcd_link_t *l, pkt_t *k, uint64_t at)
 {
     k->at = at;
-    if (mesh_sim_call_at(l->sim, at, to_node, k) < 0)
+    /* on the node host's process: at least the link's least latency away, so it crosses
+     * processes like any packet (actors/sim_lp.c) */
+    int rc = l->cfg.node_host ? mesh_sim_call_at_host(l->sim, l->cfg.node_host, at, to_node, k)
+                              : mesh_sim_call_at(l->sim, at, to_node, k);
+    if (rc < 0)
         abort();
 }
 
 static void answer(sim_etcd_link_t *l, pkt_t *req, etcd_result_t *res, int reachable)
 {
-    pkt_t *a = pkt_new(l, P_ANSWER, req->tag, NULL);
-    a->gen = req->gen;
+    pkt_t *a = pkt_new(l, &l->etcd_pkts, P_ANSWER, req->gen, req->tag, NULL);
+    a->rid = req->rid;
     a->res = res;
     uint64_t now = mesh_sim_now(l->sim);
     send_to_node(l, a,
@@ -226,13 +260,13 @@ static void stream_line(void *ctx, sim_watch_line_t *line)
     uint64_t now = mesh_sim_now(l->sim);
     uint64_t at = now + draw(l, l->cfg.latency_min_ns, l->cfg.latency_jitter_ns);
     if (line->closed && draw(l, 0, 99) < l->cfg.reset_pct) {
-        st->cut_at = at; /* a reset: the close overtakes what is still in flight */
+        /* a reset: the close overtakes what is still in flight, which the node then drops
+         * (the close cancels the stream on its side) */
     } else if (at < st->down_last_at) {
         at = st->down_last_at;
     }
     st->down_last_at = at;
-    pkt_t *k = pkt_new(l, P_LINE, st->tag, st);
-    k->gen = st->gen;
+    pkt_t *k = pkt_new(l, &l->etcd_pkts, P_LINE, st->gen, st->tag, st);
     k->line = line;
     send_to_node(l, k, at);
 }
@@ -364,15 +398,14 @@ static void at_etcd(void *arg)
         break;
     }
     case P_WATCH_REQ: {
+        /* opened even when the node has closed the stream since: its cancel follows on the
+         * same connection and closes it, and the node drops what came meanwhile */
         stream_t *st = k->st;
-        if (st->canceled || st->gen != l->gen)
-            break;
         st->etcd_id = sim_etcd_watch(l->etcd, l->client, st->prefix, st->start, stream_line, st);
         if (st->etcd_id < 0) {
             sim_watch_line_t *line = xcalloc(1, sizeof(*line));
             line->closed = 1;
-            pkt_t *a = pkt_new(l, P_LINE, st->tag, st);
-            a->gen = st->gen;
+            pkt_t *a = pkt_new(l, &l->etcd_pkts, P_LINE, st->gen, st->tag, st);
             a->line = line;
             uint64_t at = now + draw(l, l->cfg.fail_min_ns, l->cfg.fail_jitter_ns);
             if (at < st->down_last_at)
@@ -389,7 +422,7 @@ static void at_etcd(void *arg)
         k->st->etcd_id = 0;
         break;
     }
-    pkt_free(k);
+    pkt_done(k);
 }
 
 static void send_to_etcd(sim_etcd_link_t *l, pkt_t *k)
@@ -401,8 +434,11 @@ static void send_to_etcd(sim_etcd_link_t *l, pkt_t *k)
         k->st->up_last_at = at;
     }
     k->at = at;
-    /* etcd is shared by every node: it runs alone, at a window boundary (actors/sim_lp.c) */
-    if (mesh_sim_call_at_serial(l->sim, at, at_etcd, k) < 0)
+    /* etcd is shared by every node: on a logical process of its own, at least the link's least
+     * latency away (actors/sim_lp.c), or alone on the serial queue */
+    int rc = l->cfg.etcd_host ? mesh_sim_call_at_host(l->sim, l->cfg.etcd_host, at, at_etcd, k)
+                              : mesh_sim_call_at_serial(l->sim, at, at_etcd, k);
+    if (rc < 0)
         abort();
 }
 
@@ -439,21 +475,32 @@ static etcd_result_t *line_result(const sim_watch_line_t *line, uint64_t tag)
     return res;
 }
 
+/* Forgets the awaited request rid; 0 if it was not awaited (cancelled). */
+static int pending_take(sim_etcd_link_t *l, uint64_t rid)
+{
+    for (size_t i = 0; i < l->n_pending; i++)
+        if (l->pending[i].rid == rid) {
+            l->pending[i] = l->pending[--l->n_pending];
+            return 1;
+        }
+    return 0;
+}
+
 /* A packet reaches the node's host: hand it to the actor (or lose it). */
 static void to_node(void *arg)
 {
     pkt_t *k = arg;
     sim_etcd_link_t *l = k->l;
-    if (k->gen != l->gen || !l->api || k->canceled) {
-        pkt_free(k); /* for an actor that is gone, or a request it cancelled */
+    if (k->gen != l->gen || !l->api || (k->kind == P_ANSWER && !pending_take(l, k->rid))) {
+        pkt_done(k); /* for an actor that is gone, or a request it cancelled */
         return;
     }
     etcd_result_t *res = NULL;
     if (k->kind == P_LINE) {
         stream_t *st = k->st;
-        if (st->canceled || (st->cut_at && k->at > st->cut_at)) {
+        if (st->canceled) {
             fold(l, 0x105e);
-            pkt_free(k); /* a stream the node closed, or lost with the connection */
+            pkt_done(k); /* a stream the node closed, or lost with the connection */
             return;
         }
         res = line_result(k->line, k->tag);
@@ -467,7 +514,7 @@ static void to_node(void *arg)
         k->res = NULL;
     }
     fold(l, k->tag ^ (uint64_t)res->err << 48);
-    pkt_free(k);
+    pkt_done(k);
     l->api->super.deliver(l->api->super.ud, res);
 }
 
@@ -487,7 +534,7 @@ static int api_submit(etcd_api_t *api, const etcd_request_t *q)
         st->next = l->streams;
         l->streams = st;
         llog(l, "WATCH from %lld", (long long)q->start_revision);
-        send_to_etcd(l, pkt_new(l, P_WATCH_REQ, q->tag, st));
+        send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_REQ, l->gen, q->tag, st));
         return 0;
     }
     llog(l, "%s",
@@ -496,8 +543,16 @@ static int api_submit(etcd_api_t *api, const etcd_request_t *q)
          : q->call == ETCD_CALL_LEASE_GRANT     ? "LEASE GRANT"
          : q->call == ETCD_CALL_LEASE_KEEPALIVE ? "KEEPALIVE"
                                                 : "REVOKE");
-    pkt_t *k = pkt_new(l, P_REQ, q->tag, NULL);
+    pkt_t *k = pkt_new(l, &l->node_pkts, P_REQ, l->gen, q->tag, NULL);
     k->req = sreq_copy(q);
+    k->rid = ++l->next_rid;
+    if (l->n_pending == l->cap_pending) {
+        l->cap_pending = l->cap_pending ? 2 * l->cap_pending : 8;
+        l->pending = realloc(l->pending, l->cap_pending * sizeof(*l->pending));
+        if (!l->pending)
+            abort();
+    }
+    l->pending[l->n_pending++] = (pending_t){.rid = k->rid, .tag = q->tag};
     send_to_etcd(l, k);
     return 0;
 }
@@ -509,11 +564,13 @@ static void api_cancel(etcd_api_t *api, uint64_t tag)
         if (st->tag == tag && st->gen == l->gen && !st->canceled) {
             st->canceled = 1;
             llog(l, "CANCEL_WATCH");
-            send_to_etcd(l, pkt_new(l, P_WATCH_CANCEL, tag, st));
+            send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_CANCEL, l->gen, tag, st));
         }
-    for (pkt_t *k = l->in_flight; k; k = k->next)
-        if (k->tag == tag && k->gen == l->gen && k->kind != P_WATCH_CANCEL)
-            k->canceled = 1;
+    for (size_t i = 0; i < l->n_pending;) /* their answers are dropped when they arrive */
+        if (l->pending[i].tag == tag)
+            l->pending[i] = l->pending[--l->n_pending];
+        else
+            i++;
 }
 
 static const char *api_endpoint(etcd_api_t *api)
@@ -529,11 +586,12 @@ static void api_free(etcd_api_t *api)
     for (stream_t *st = l->streams; st; st = st->next)
         if (st->gen == l->gen && !st->canceled) {
             st->canceled = 1;
-            send_to_etcd(l, pkt_new(l, P_WATCH_CANCEL, st->tag, st));
+            send_to_etcd(l, pkt_new(l, &l->node_pkts, P_WATCH_CANCEL, l->gen, st->tag, st));
         }
     if (l->api == a) {
         l->api = NULL;
         l->gen++;
+        l->n_pending = 0; /* answers to this incarnation are dropped on arrival */
     }
     free(a);
 }
@@ -578,8 +636,12 @@ void sim_etcd_link_free(sim_etcd_link_t *l)
 {
     if (!l)
         return;
-    while (l->in_flight)
-        pkt_free(l->in_flight);
+    for (int side = 0; side < 2; side++) /* the executor is gone: nothing is in flight */
+        for (pkt_t *k = side ? l->etcd_pkts : l->node_pkts, *next; k; k = next) {
+            next = k->next;
+            pkt_free(k);
+        }
+    free(l->pending);
     while (l->streams) {
         stream_t *st = l->streams;
         l->streams = st->next;

@@ -13,7 +13,12 @@
  *
  * A link outlives the actors that use it: each start of the registry actor gets a new
  * incarnation of the seam from the factory, and whatever was in flight for an earlier
- * incarnation (a crashed actor) is dropped on arrival.
+ * incarnation (a crashed actor) is dropped on arrival, as is the answer to a request the node
+ * cancelled (the real client's cancel aborts the HTTP request).
+ *
+ * On a simulator of logical processes the node's end and etcd's end may run at once on two
+ * threads (cfg.node_host, cfg.etcd_host): each end keeps its own state and learns the other's
+ * from packets only.
  */
 #ifndef SIM_ETCD_LINK_H
 #define SIM_ETCD_LINK_H
@@ -31,6 +36,13 @@ typedef struct sim_link_cfg {
     uint64_t fail_min_ns; /* time until an unreachable etcd is reported */
     uint64_t fail_jitter_ns;
     uint32_t reset_pct; /* % of stream breaks that lose the lines in flight */
+    /* On a simulator of logical processes (mesh_sim_new_lp): the node's host, whose process
+     * receives etcd's answers and lines, and etcd's own host, on a process of its own, where
+     * the requests are applied (both at least latency_min_ns away: it must not be under the
+     * network's least latency). NULL: answers run where etcd ran, and etcd on the serial
+     * queue (alone, at window boundaries; the one-loop simulator: its one loop). */
+    mesh_io_t *node_host;
+    mesh_io_t *etcd_host;
 } sim_link_cfg_t;
 
 /** What the scenario learns from a link. */
