@@ -109,7 +109,7 @@ typedef struct slot {
 #define SLOT_ST(t)   ((gsp_state_t)((t)->bits & SLOT_STATE))
 #define SLOT_LIVE(t) (SLOT_ST(t) == GSP_ST_ALIVE || SLOT_ST(t) == GSP_ST_SUSPECT)
 
-/* A queued update about a member, in the list of its transmit count (see piggyback). Its
+/* A queued update about a member, in the level of its transmit count (see piggyback). Its
  * encoding is kept in the slot when it fits (a SUSPECT or DEAD, and an ALIVE without metadata,
  * with names and addresses of up to about 25 bytes each: the bulk of a partition's updates), so
  * sending it reads the slot alone and queueing allocates nothing; a larger ALIVE is allocated. 72
@@ -119,12 +119,26 @@ typedef struct bcast {
     member_t *m;
     uint32_t len;
     uint32_t transmits;
-    uint32_t prev, next; /* neighbours in its list, as slot + 1 (0: none); next: free list */
+    uint32_t pos;  /* its place in its level's array (qlevel_t) */
+    uint32_t next; /* free list: slot + 1 (0: none) */
     union {
         uint8_t in[BCAST_INLINE]; /* len <= BCAST_INLINE */
         uint8_t *heap;            /* len > BCAST_INLINE: malloc'd */
     } msg;
 } bcast_t;
+
+/*
+ * The queued updates of one transmit count, as an array of slot numbers (slot + 1; 0: a hole
+ * left by an update that was replaced or dropped) whose top (the end) is the newest: the order
+ * a linked list newest first would keep, but piggyback reads the slot numbers ahead of the slots
+ * and loads the next few slots while it copies one (the slots are cold: a node's queue is read
+ * every gossip interval, and a thousand nodes' queues do not fit in a cache). Holes are squeezed
+ * out when they are the majority (qlevel_squeeze) or when piggyback has read past them.
+ */
+typedef struct qlevel {
+    uint32_t *v;
+    uint32_t n, cap, holes;
+} qlevel_t;
 
 static const uint8_t *bcast_bytes(const bcast_t *b)
 {
@@ -170,11 +184,11 @@ struct gsp_swim {
     member_t **scratch; /* for random picks */
     size_t scratch_cap;
 
-    bcast_t *q;     /* slots; the queue is one list per transmit count, newest first */
+    bcast_t *q;     /* slots; the queue is one level per transmit count, newest on top */
     size_t qn;      /* queued updates */
     size_t qcap;    /* slots */
     uint32_t qfree; /* free slots, linked through next (slot + 1; 0: none) */
-    uint32_t qhead[QLISTS], qtail[QLISTS];
+    qlevel_t ql[QLISTS];
 
     susp_t *suspects;
     size_t n_susp, susp_cap;
@@ -732,39 +746,65 @@ static uint32_t retransmit_limit(const gsp_swim_t *s)
     return lim ? lim : 1;
 }
 
+static uint32_t qlevel_of(const bcast_t *b)
+{
+    return b->transmits < QLISTS ? b->transmits : QLISTS - 1;
+}
+
+/* Squeezes the holes out of l's entries from lo up, keeping their order (and the slots' pos). */
+static void qlevel_squeeze(gsp_swim_t *s, qlevel_t *l, uint32_t lo)
+{
+    uint32_t w = lo;
+    for (uint32_t i = lo; i < l->n; i++) {
+        uint32_t slot = l->v[i];
+        if (!slot)
+            continue;
+        s->q[slot - 1].pos = w;
+        l->v[w++] = slot;
+    }
+    l->holes -= l->n - w;
+    l->n = w;
+}
+
+/* Takes slot out of its level: the top is popped (with the holes under it), else it leaves a
+ * hole; a level of mostly holes is squeezed (each squeeze at least halves it: O(1) amortized). */
 static void qlist_unlink(gsp_swim_t *s, uint32_t slot)
 {
     bcast_t *b = &s->q[slot - 1];
-    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
-    if (b->prev)
-        s->q[b->prev - 1].next = b->next;
-    else
-        s->qhead[t] = b->next;
-    if (b->next)
-        s->q[b->next - 1].prev = b->prev;
-    else
-        s->qtail[t] = b->prev;
-    b->prev = b->next = 0;
+    qlevel_t *l = &s->ql[qlevel_of(b)];
+    if (b->pos + 1 == l->n) {
+        l->n--;
+        while (l->n && !l->v[l->n - 1]) {
+            l->n--;
+            l->holes--;
+        }
+        return;
+    }
+    l->v[b->pos] = 0;
+    if (++l->holes > 32 && l->holes * 2 > l->n)
+        qlevel_squeeze(s, l, 0);
 }
 
-static void qlist_push_head(gsp_swim_t *s, uint32_t slot)
+/* Puts slot on top of its level; -1 out of memory (the slot is then in no level). */
+static int qlist_push_head(gsp_swim_t *s, uint32_t slot)
 {
     bcast_t *b = &s->q[slot - 1];
-    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
-    b->prev = 0;
-    b->next = s->qhead[t];
-    if (b->next)
-        s->q[b->next - 1].prev = slot;
-    else
-        s->qtail[t] = slot;
-    s->qhead[t] = slot;
+    qlevel_t *l = &s->ql[qlevel_of(b)];
+    if (l->n == l->cap) {
+        size_t cap = l->cap;
+        if (grow((void **)&l->v, &cap, (size_t)l->n + 1, sizeof *l->v))
+            return -1;
+        l->cap = (uint32_t)cap;
+    }
+    b->pos = l->n;
+    l->v[l->n++] = slot;
+    return 0;
 }
 
-/* Drops the update in slot (slot + 1 numbering, as m->qi). */
-static void queue_drop(gsp_swim_t *s, uint32_t slot)
+/* Frees a slot that is in no level (slot + 1 numbering). */
+static void queue_release(gsp_swim_t *s, uint32_t slot)
 {
     bcast_t *b = &s->q[slot - 1];
-    qlist_unlink(s, slot);
     if (b->m && b->m->qi == slot)
         b->m->qi = 0;
     bcast_release(b);
@@ -773,6 +813,13 @@ static void queue_drop(gsp_swim_t *s, uint32_t slot)
     b->next = s->qfree;
     s->qfree = slot;
     s->qn--;
+}
+
+/* Drops the update in slot (slot + 1 numbering, as m->qi). */
+static void queue_drop(gsp_swim_t *s, uint32_t slot)
+{
+    qlist_unlink(s, slot);
+    queue_release(s, slot);
 }
 
 /* Queues an encoded message about m, replacing an older one about it (found through m->qi:
@@ -813,15 +860,30 @@ static void queue_put(gsp_swim_t *s, member_t *m, const uint8_t *msg, size_t len
     b->m = m;
     b->len = (uint32_t)len;
     b->transmits = 0;
-    b->prev = b->next = 0;
+    b->next = 0;
     if (c)
         b->msg.heap = c;
     memcpy(c ? c : b->msg.in, msg, len);
-    qlist_push_head(s, slot);
+    if (qlist_push_head(s, slot)) {
+        queue_release(s, slot);
+        s->st.dropped_updates++;
+    }
+}
+
+/* Slots loaded ahead of the one piggyback copies (the next ones in its level's order). */
+#define QPREFETCH 8
+
+static void slot_prefetch(const gsp_swim_t *s, uint32_t slot)
+{
+    if (slot) {
+        const char *p = (const char *)&s->q[slot - 1];
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + sizeof(bcast_t) - 1);
+    }
 }
 
 /* Adds queued updates to e while they fit: fewest sent first, newest first among equals (the
- * lists keep that order), so a datagram costs what it carries, not the queue's length. An
+ * levels keep that order), so a datagram costs what it carries, not the queue's length. An
  * update sent `limit` times leaves the queue. */
 static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
 {
@@ -831,38 +893,52 @@ static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
     if (limit > QLISTS - 1)
         limit = QLISTS - 1;
     for (uint32_t t = limit; t < QLISTS; t++) /* the limit shrank as members left */
-        while (s->qhead[t])
-            queue_drop(s, s->qhead[t]);
+        while (s->ql[t].n) {
+            uint32_t top = s->ql[t].v[s->ql[t].n - 1];
+            if (top) {
+                queue_drop(s, top);
+            } else {
+                s->ql[t].n--;
+                s->ql[t].holes--;
+            }
+        }
     uint32_t moved[MOVED_MAX];
     size_t n_moved = 0, misfits = 0;
     for (uint32_t t = 0; t < limit && n_moved < MOVED_MAX && misfits < MISFITS_MAX; t++) {
-        for (uint32_t slot = s->qhead[t]; slot && n_moved < MOVED_MAX;) {
+        qlevel_t *l = &s->ql[t];
+        uint32_t i = l->n;
+        for (uint32_t k = 1; k <= QPREFETCH && k <= i; k++)
+            slot_prefetch(s, l->v[i - k]);
+        while (i > 0 && n_moved < MOVED_MAX) {
+            i--;
+            if (i >= QPREFETCH)
+                slot_prefetch(s, l->v[i - QPREFETCH]);
+            uint32_t slot = l->v[i];
+            if (!slot)
+                continue;
             bcast_t *b = &s->q[slot - 1];
-            uint32_t next = b->next;
             if (gsp_enc_raw(e, bcast_bytes(b), b->len)) {
                 if (++misfits >= MISFITS_MAX)
                     break; /* a smaller one might still fit, but not worth the search */
-                slot = next;
                 continue;
             }
-            qlist_unlink(s, slot);
+            l->v[i] = 0; /* taken: squeezed out below */
+            l->holes++;
             moved[n_moved++] = slot;
             if (s->leaving && b->m == s->self)
                 s->leave_transmits++;
-            slot = next;
             if (e->cap - e->len < 16) {
                 misfits = MISFITS_MAX; /* full */
                 break;
             }
         }
+        qlevel_squeeze(s, l, i); /* what was read: the taken updates and the holes among them */
     }
-    /* into the next list, at its head and in the order sent (pushed last to first) */
+    /* into the next level, on top in the order sent (pushed last to first) */
     for (size_t i = n_moved; i-- > 0;) {
         bcast_t *b = &s->q[moved[i] - 1];
-        if (++b->transmits >= limit)
-            queue_drop(s, moved[i]);
-        else
-            qlist_push_head(s, moved[i]);
+        if (++b->transmits >= limit || qlist_push_head(s, moved[i]))
+            queue_release(s, moved[i]);
     }
 }
 
@@ -2443,6 +2519,8 @@ void gsp_swim_free(gsp_swim_t *s)
     }
     for (size_t i = 0; i < s->qcap; i++)
         bcast_release(&s->q[i]);
+    for (size_t t = 0; t < QLISTS; t++)
+        free(s->ql[t].v);
     for (size_t i = 0; i < s->sets_cap; i++)
         free(s->sets[i].names);
     for (size_t i = 0; i < s->n_seeds; i++)
