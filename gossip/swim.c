@@ -669,6 +669,35 @@ static const uint8_t *state_enc(member_t *m, size_t *len)
     return m->blk + m->room - m->head_len;
 }
 
+/*
+ * Passes over every member (push-pull frames, digests): each member is a separate allocation, and
+ * at a thousand nodes a node's members are cold when its push-pull comes, so a pass that reads
+ * them one after the other waits for each in turn. These load the member MEMBERS_AHEAD places on,
+ * and the bytes its encoding copies (name, block) of the one half as far on (whose member is then
+ * loaded): hints, nothing changes.
+ */
+#define MEMBERS_AHEAD 8
+
+static void member_ahead(const gsp_swim_t *s, size_t i)
+{
+    if (i + MEMBERS_AHEAD < s->n) {
+        const char *p = (const char *)s->ms[i + MEMBERS_AHEAD];
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + sizeof(member_t) - 1);
+    }
+}
+
+static void encoding_ahead(const gsp_swim_t *s, size_t i)
+{
+    member_ahead(s, i);
+    if (i + MEMBERS_AHEAD / 2 < s->n) {
+        const member_t *m = s->ms[i + MEMBERS_AHEAD / 2];
+        __builtin_prefetch(m->name);
+        if (m->blk && m->head_len)
+            __builtin_prefetch(m->blk + m->room - m->head_len);
+    }
+}
+
 /* ---- method sets ------------------------------------------------------------------------- */
 
 static mset_t *set_find(const gsp_swim_t *s, uint64_t h)
@@ -882,6 +911,18 @@ static void slot_prefetch(const gsp_swim_t *s, uint32_t slot)
     }
 }
 
+/* A slot loaded by slot_prefetch a few steps ago: its message's bytes when they are elsewhere. */
+static void heap_prefetch(const gsp_swim_t *s, uint32_t slot)
+{
+    if (slot) {
+        const bcast_t *b = &s->q[slot - 1];
+        if (b->len > BCAST_INLINE) {
+            __builtin_prefetch(b->msg.heap);
+            __builtin_prefetch(b->msg.heap + b->len - 1);
+        }
+    }
+}
+
 /* Adds queued updates to e while they fit: fewest sent first, newest first among equals (the
  * levels keep that order), so a datagram costs what it carries, not the queue's length. An
  * update sent `limit` times leaves the queue. */
@@ -913,6 +954,8 @@ static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
             i--;
             if (i >= QPREFETCH)
                 slot_prefetch(s, l->v[i - QPREFETCH]);
+            if (i >= QPREFETCH / 2)
+                heap_prefetch(s, l->v[i - QPREFETCH / 2]);
             uint32_t slot = l->v[i];
             if (!slot)
                 continue;
@@ -1650,9 +1693,11 @@ static int frame_room(gsp_swim_t *s, size_t need)
 static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int join, int reply)
 {
     size_t need = 64;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         need +=
             GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len + s->ms[i]->meta_len + 24;
+    }
     for (size_t i = 0; i < s->sets_cap; i++)
         if (s->sets[i].hash) {
             need += GSP_MSG_OVERHEAD + 16;
@@ -1675,6 +1720,7 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
         return 0;
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
+        encoding_ahead(s, i);
         member_t *m = s->ms[i];
         size_t len;
         const uint8_t *enc = state_enc(m, &len);
@@ -1712,8 +1758,10 @@ static int meta_known(const member_t *m)
 static size_t build_digest(gsp_swim_t *s)
 {
     size_t need = 64 + GSP_ADDR_MAX + (s->sets_n / 256 + 1) * 16 + s->sets_n * 9;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         need += GSP_MSG_OVERHEAD + s->ms[i]->name_len;
+    }
     if (need > GSP_FRAME_MAX)
         need = GSP_FRAME_MAX;
     if (frame_room(s, need))
@@ -1725,6 +1773,7 @@ static size_t build_digest(gsp_swim_t *s)
         return 0;
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
+        encoding_ahead(s, i);
         const member_t *m = s->ms[i];
         gsp_digest_t g = {.node = M_NAME(m),
                           .incarnation = m->inc,
@@ -1756,17 +1805,21 @@ static size_t build_digest(gsp_swim_t *s)
 /* Whether a member at addr answered a digest push-pull as an older node (see full_pp). */
 static int peer_wants_full(const gsp_swim_t *s, const char *addr)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         if (s->ms[i]->full_pp && !strcmp(s->ms[i]->addr, addr))
             return 1;
+    }
     return 0;
 }
 
 static void mark_full_pp(gsp_swim_t *s, const char *addr, size_t addr_len, int full)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         if (s->ms[i]->addr_len == addr_len && !memcmp(s->ms[i]->addr, addr, addr_len))
             s->ms[i]->full_pp = (uint8_t)full;
+    }
 }
 
 /* A push-pull: a join carries our whole state (the seed answers with its own), as does one to
@@ -1874,6 +1927,16 @@ static void digest_merge(gsp_swim_t *s, uint64_t now, const gsp_digest_t *g, uin
         want->v[want->n++] = g->node;
 }
 
+/* Merges n digests in order, their lookups overlapping (prefetch_members); returns 0. */
+static size_t digests_merge(gsp_swim_t *s, uint64_t now, const gsp_digest_t *dg,
+                            const gsp_str_t *names, size_t n, uint32_t gen, strs_t *want)
+{
+    prefetch_members(s, names, n);
+    for (size_t i = 0; i < n; i++)
+        digest_merge(s, now, &dg[i], gen, want);
+    return 0;
+}
+
 /*
  * Answers a digest push-pull (data: its frame): merges what the asker holds that we lack or
  * hold older, as far as the digests tell (digest_merge), and answers with the STATE of every
@@ -1895,20 +1958,30 @@ static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, si
     char from[GSP_ADDR_MAX + 1] = "";
     gsp_msg_t m;
     int rc;
+    /* digests are merged a batch at a time, their lookups overlapping (prefetch_members) */
+    gsp_digest_t dg[PREFETCH_BATCH];
+    gsp_str_t names[PREFETCH_BATCH];
+    size_t n_dg = 0;
     while ((rc = gsp_dec_next(d, &m, NULL, NULL)) != GSP_WIRE_END) {
+        if (rc == GSP_WIRE_SKIP)
+            continue;
+        if (rc != GSP_WIRE_EBAD && m.type == GSP_DIGEST) {
+            names[n_dg] = m.u.digest.node;
+            dg[n_dg++] = m.u.digest;
+            if (n_dg == PREFETCH_BATCH)
+                n_dg = digests_merge(s, now, dg, names, n_dg, gen, &want);
+            continue;
+        }
+        n_dg = digests_merge(s, now, dg, names, n_dg, gen, &want); /* before what follows */
         if (rc == GSP_WIRE_EBAD) {
             s->st.bad_messages++;
             free(want.v);
             free(want_sets);
             return 0;
         }
-        if (rc == GSP_WIRE_SKIP)
-            continue;
         if (m.type == GSP_PUSH_PULL) {
             if (str_copy(from, sizeof from, m.u.push_pull.from_addr))
                 from[0] = 0;
-        } else if (m.type == GSP_DIGEST) {
-            digest_merge(s, now, &m.u.digest, gen, &want);
         } else if (m.type == GSP_HAVE) {
             for (uint32_t i = 0; i < m.u.have.n_sets; i++) {
                 mset_t *x = set_find(s, m.u.have.sets[i]);
@@ -1922,14 +1995,17 @@ static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, si
             merge_state(s, now, &m.u.state);
         }
     }
+    digests_merge(s, now, dg, names, n_dg, gen, &want);
     /* the answer: what the asker lacks or holds differently */
     size_t need = 64 + GSP_ADDR_MAX, k = 0;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         if (s->ms[i]->pp_mark != gen) {
             need += GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len +
                     s->ms[i]->meta_len + 24;
             k++;
         }
+    }
     for (size_t i = 0; i < s->sets_cap; i++)
         if (s->sets[i].hash && s->sets[i].pp_mark != gen) {
             need += GSP_MSG_OVERHEAD + 16;
@@ -1946,6 +2022,7 @@ static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, si
             .reply = 1, .n_states = (uint32_t)k, .digest = 1, .from_addr = M_ADDR(s->self)};
         if (!gsp_enc_push_pull(&e, &h)) {
             for (size_t i = 0; i < s->n; i++) {
+                encoding_ahead(s, i);
                 member_t *x = s->ms[i];
                 size_t l;
                 const uint8_t *enc;
