@@ -781,6 +781,18 @@ static uint32_t qlevel_of(const bcast_t *b)
 }
 
 /* Squeezes the holes out of l's entries from lo up, keeping their order (and the slots' pos). */
+/* An emptied level gives back a large array: a wave of updates passes through the levels one
+ * after the other, and arrays kept at their largest held 5 % more memory per simulated node. */
+#define QLEVEL_KEEP 64
+static void qlevel_trim(qlevel_t *l)
+{
+    if (!l->n && l->cap > QLEVEL_KEEP) {
+        free(l->v);
+        l->v = NULL;
+        l->cap = 0;
+    }
+}
+
 static void qlevel_squeeze(gsp_swim_t *s, qlevel_t *l, uint32_t lo)
 {
     uint32_t w = lo;
@@ -793,6 +805,7 @@ static void qlevel_squeeze(gsp_swim_t *s, qlevel_t *l, uint32_t lo)
     }
     l->holes -= l->n - w;
     l->n = w;
+    qlevel_trim(l);
 }
 
 /* Takes slot out of its level: the top is popped (with the holes under it), else it leaves a
@@ -807,6 +820,7 @@ static void qlist_unlink(gsp_swim_t *s, uint32_t slot)
             l->n--;
             l->holes--;
         }
+        qlevel_trim(l);
         return;
     }
     l->v[b->pos] = 0;
