@@ -109,7 +109,7 @@ typedef struct slot {
 #define SLOT_ST(t)   ((gsp_state_t)((t)->bits & SLOT_STATE))
 #define SLOT_LIVE(t) (SLOT_ST(t) == GSP_ST_ALIVE || SLOT_ST(t) == GSP_ST_SUSPECT)
 
-/* A queued update about a member, in the list of its transmit count (see piggyback). Its
+/* A queued update about a member, in the level of its transmit count (see piggyback). Its
  * encoding is kept in the slot when it fits (a SUSPECT or DEAD, and an ALIVE without metadata,
  * with names and addresses of up to about 25 bytes each: the bulk of a partition's updates), so
  * sending it reads the slot alone and queueing allocates nothing; a larger ALIVE is allocated. 72
@@ -119,12 +119,26 @@ typedef struct bcast {
     member_t *m;
     uint32_t len;
     uint32_t transmits;
-    uint32_t prev, next; /* neighbours in its list, as slot + 1 (0: none); next: free list */
+    uint32_t pos;  /* its place in its level's array (qlevel_t) */
+    uint32_t next; /* free list: slot + 1 (0: none) */
     union {
         uint8_t in[BCAST_INLINE]; /* len <= BCAST_INLINE */
         uint8_t *heap;            /* len > BCAST_INLINE: malloc'd */
     } msg;
 } bcast_t;
+
+/*
+ * The queued updates of one transmit count, as an array of slot numbers (slot + 1; 0: a hole
+ * left by an update that was replaced or dropped) whose top (the end) is the newest: the order
+ * a linked list newest first would keep, but piggyback reads the slot numbers ahead of the slots
+ * and loads the next few slots while it copies one (the slots are cold: a node's queue is read
+ * every gossip interval, and a thousand nodes' queues do not fit in a cache). Holes are squeezed
+ * out when they are the majority (qlevel_squeeze) or when piggyback has read past them.
+ */
+typedef struct qlevel {
+    uint32_t *v;
+    uint32_t n, cap, holes;
+} qlevel_t;
 
 static const uint8_t *bcast_bytes(const bcast_t *b)
 {
@@ -170,11 +184,11 @@ struct gsp_swim {
     member_t **scratch; /* for random picks */
     size_t scratch_cap;
 
-    bcast_t *q;     /* slots; the queue is one list per transmit count, newest first */
+    bcast_t *q;     /* slots; the queue is one level per transmit count, newest on top */
     size_t qn;      /* queued updates */
     size_t qcap;    /* slots */
     uint32_t qfree; /* free slots, linked through next (slot + 1; 0: none) */
-    uint32_t qhead[QLISTS], qtail[QLISTS];
+    qlevel_t ql[QLISTS];
 
     susp_t *suspects;
     size_t n_susp, susp_cap;
@@ -655,6 +669,35 @@ static const uint8_t *state_enc(member_t *m, size_t *len)
     return m->blk + m->room - m->head_len;
 }
 
+/*
+ * Passes over every member (push-pull frames, digests): each member is a separate allocation, and
+ * at a thousand nodes a node's members are cold when its push-pull comes, so a pass that reads
+ * them one after the other waits for each in turn. These load the member MEMBERS_AHEAD places on,
+ * and the bytes its encoding copies (name, block) of the one half as far on (whose member is then
+ * loaded): hints, nothing changes.
+ */
+#define MEMBERS_AHEAD 8
+
+static void member_ahead(const gsp_swim_t *s, size_t i)
+{
+    if (i + MEMBERS_AHEAD < s->n) {
+        const char *p = (const char *)s->ms[i + MEMBERS_AHEAD];
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + sizeof(member_t) - 1);
+    }
+}
+
+static void encoding_ahead(const gsp_swim_t *s, size_t i)
+{
+    member_ahead(s, i);
+    if (i + MEMBERS_AHEAD / 2 < s->n) {
+        const member_t *m = s->ms[i + MEMBERS_AHEAD / 2];
+        __builtin_prefetch(m->name);
+        if (m->blk && m->head_len)
+            __builtin_prefetch(m->blk + m->room - m->head_len);
+    }
+}
+
 /* ---- method sets ------------------------------------------------------------------------- */
 
 static mset_t *set_find(const gsp_swim_t *s, uint64_t h)
@@ -732,39 +775,79 @@ static uint32_t retransmit_limit(const gsp_swim_t *s)
     return lim ? lim : 1;
 }
 
+static uint32_t qlevel_of(const bcast_t *b)
+{
+    return b->transmits < QLISTS ? b->transmits : QLISTS - 1;
+}
+
+/* Squeezes the holes out of l's entries from lo up, keeping their order (and the slots' pos). */
+/* An emptied level gives back a large array: a wave of updates passes through the levels one
+ * after the other, and arrays kept at their largest held 5 % more memory per simulated node. */
+#define QLEVEL_KEEP 64
+static void qlevel_trim(qlevel_t *l)
+{
+    if (!l->n && l->cap > QLEVEL_KEEP) {
+        free(l->v);
+        l->v = NULL;
+        l->cap = 0;
+    }
+}
+
+static void qlevel_squeeze(gsp_swim_t *s, qlevel_t *l, uint32_t lo)
+{
+    uint32_t w = lo;
+    for (uint32_t i = lo; i < l->n; i++) {
+        uint32_t slot = l->v[i];
+        if (!slot)
+            continue;
+        s->q[slot - 1].pos = w;
+        l->v[w++] = slot;
+    }
+    l->holes -= l->n - w;
+    l->n = w;
+    qlevel_trim(l);
+}
+
+/* Takes slot out of its level: the top is popped (with the holes under it), else it leaves a
+ * hole; a level of mostly holes is squeezed (each squeeze at least halves it: O(1) amortized). */
 static void qlist_unlink(gsp_swim_t *s, uint32_t slot)
 {
     bcast_t *b = &s->q[slot - 1];
-    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
-    if (b->prev)
-        s->q[b->prev - 1].next = b->next;
-    else
-        s->qhead[t] = b->next;
-    if (b->next)
-        s->q[b->next - 1].prev = b->prev;
-    else
-        s->qtail[t] = b->prev;
-    b->prev = b->next = 0;
+    qlevel_t *l = &s->ql[qlevel_of(b)];
+    if (b->pos + 1 == l->n) {
+        l->n--;
+        while (l->n && !l->v[l->n - 1]) {
+            l->n--;
+            l->holes--;
+        }
+        qlevel_trim(l);
+        return;
+    }
+    l->v[b->pos] = 0;
+    if (++l->holes > 32 && l->holes * 2 > l->n)
+        qlevel_squeeze(s, l, 0);
 }
 
-static void qlist_push_head(gsp_swim_t *s, uint32_t slot)
+/* Puts slot on top of its level; -1 out of memory (the slot is then in no level). */
+static int qlist_push_head(gsp_swim_t *s, uint32_t slot)
 {
     bcast_t *b = &s->q[slot - 1];
-    uint32_t t = b->transmits < QLISTS ? b->transmits : QLISTS - 1;
-    b->prev = 0;
-    b->next = s->qhead[t];
-    if (b->next)
-        s->q[b->next - 1].prev = slot;
-    else
-        s->qtail[t] = slot;
-    s->qhead[t] = slot;
+    qlevel_t *l = &s->ql[qlevel_of(b)];
+    if (l->n == l->cap) {
+        size_t cap = l->cap;
+        if (grow((void **)&l->v, &cap, (size_t)l->n + 1, sizeof *l->v))
+            return -1;
+        l->cap = (uint32_t)cap;
+    }
+    b->pos = l->n;
+    l->v[l->n++] = slot;
+    return 0;
 }
 
-/* Drops the update in slot (slot + 1 numbering, as m->qi). */
-static void queue_drop(gsp_swim_t *s, uint32_t slot)
+/* Frees a slot that is in no level (slot + 1 numbering). */
+static void queue_release(gsp_swim_t *s, uint32_t slot)
 {
     bcast_t *b = &s->q[slot - 1];
-    qlist_unlink(s, slot);
     if (b->m && b->m->qi == slot)
         b->m->qi = 0;
     bcast_release(b);
@@ -773,6 +856,13 @@ static void queue_drop(gsp_swim_t *s, uint32_t slot)
     b->next = s->qfree;
     s->qfree = slot;
     s->qn--;
+}
+
+/* Drops the update in slot (slot + 1 numbering, as m->qi). */
+static void queue_drop(gsp_swim_t *s, uint32_t slot)
+{
+    qlist_unlink(s, slot);
+    queue_release(s, slot);
 }
 
 /* Queues an encoded message about m, replacing an older one about it (found through m->qi:
@@ -813,15 +903,42 @@ static void queue_put(gsp_swim_t *s, member_t *m, const uint8_t *msg, size_t len
     b->m = m;
     b->len = (uint32_t)len;
     b->transmits = 0;
-    b->prev = b->next = 0;
+    b->next = 0;
     if (c)
         b->msg.heap = c;
     memcpy(c ? c : b->msg.in, msg, len);
-    qlist_push_head(s, slot);
+    if (qlist_push_head(s, slot)) {
+        queue_release(s, slot);
+        s->st.dropped_updates++;
+    }
+}
+
+/* Slots loaded ahead of the one piggyback copies (the next ones in its level's order). */
+#define QPREFETCH 8
+
+static void slot_prefetch(const gsp_swim_t *s, uint32_t slot)
+{
+    if (slot) {
+        const char *p = (const char *)&s->q[slot - 1];
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + sizeof(bcast_t) - 1);
+    }
+}
+
+/* A slot loaded by slot_prefetch a few steps ago: its message's bytes when they are elsewhere. */
+static void heap_prefetch(const gsp_swim_t *s, uint32_t slot)
+{
+    if (slot) {
+        const bcast_t *b = &s->q[slot - 1];
+        if (b->len > BCAST_INLINE) {
+            __builtin_prefetch(b->msg.heap);
+            __builtin_prefetch(b->msg.heap + b->len - 1);
+        }
+    }
 }
 
 /* Adds queued updates to e while they fit: fewest sent first, newest first among equals (the
- * lists keep that order), so a datagram costs what it carries, not the queue's length. An
+ * levels keep that order), so a datagram costs what it carries, not the queue's length. An
  * update sent `limit` times leaves the queue. */
 static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
 {
@@ -831,38 +948,54 @@ static void piggyback(gsp_swim_t *s, gsp_enc_t *e)
     if (limit > QLISTS - 1)
         limit = QLISTS - 1;
     for (uint32_t t = limit; t < QLISTS; t++) /* the limit shrank as members left */
-        while (s->qhead[t])
-            queue_drop(s, s->qhead[t]);
+        while (s->ql[t].n) {
+            uint32_t top = s->ql[t].v[s->ql[t].n - 1];
+            if (top) {
+                queue_drop(s, top);
+            } else {
+                s->ql[t].n--;
+                s->ql[t].holes--;
+            }
+        }
     uint32_t moved[MOVED_MAX];
     size_t n_moved = 0, misfits = 0;
     for (uint32_t t = 0; t < limit && n_moved < MOVED_MAX && misfits < MISFITS_MAX; t++) {
-        for (uint32_t slot = s->qhead[t]; slot && n_moved < MOVED_MAX;) {
+        qlevel_t *l = &s->ql[t];
+        uint32_t i = l->n;
+        for (uint32_t k = 1; k <= QPREFETCH && k <= i; k++)
+            slot_prefetch(s, l->v[i - k]);
+        while (i > 0 && n_moved < MOVED_MAX) {
+            i--;
+            if (i >= QPREFETCH)
+                slot_prefetch(s, l->v[i - QPREFETCH]);
+            if (i >= QPREFETCH / 2)
+                heap_prefetch(s, l->v[i - QPREFETCH / 2]);
+            uint32_t slot = l->v[i];
+            if (!slot)
+                continue;
             bcast_t *b = &s->q[slot - 1];
-            uint32_t next = b->next;
             if (gsp_enc_raw(e, bcast_bytes(b), b->len)) {
                 if (++misfits >= MISFITS_MAX)
                     break; /* a smaller one might still fit, but not worth the search */
-                slot = next;
                 continue;
             }
-            qlist_unlink(s, slot);
+            l->v[i] = 0; /* taken: squeezed out below */
+            l->holes++;
             moved[n_moved++] = slot;
             if (s->leaving && b->m == s->self)
                 s->leave_transmits++;
-            slot = next;
             if (e->cap - e->len < 16) {
                 misfits = MISFITS_MAX; /* full */
                 break;
             }
         }
+        qlevel_squeeze(s, l, i); /* what was read: the taken updates and the holes among them */
     }
-    /* into the next list, at its head and in the order sent (pushed last to first) */
+    /* into the next level, on top in the order sent (pushed last to first) */
     for (size_t i = n_moved; i-- > 0;) {
         bcast_t *b = &s->q[moved[i] - 1];
-        if (++b->transmits >= limit)
-            queue_drop(s, moved[i]);
-        else
-            qlist_push_head(s, moved[i]);
+        if (++b->transmits >= limit || qlist_push_head(s, moved[i]))
+            queue_release(s, moved[i]);
     }
 }
 
@@ -1574,9 +1707,11 @@ static int frame_room(gsp_swim_t *s, size_t need)
 static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int join, int reply)
 {
     size_t need = 64;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         need +=
             GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len + s->ms[i]->meta_len + 24;
+    }
     for (size_t i = 0; i < s->sets_cap; i++)
         if (s->sets[i].hash) {
             need += GSP_MSG_OVERHEAD + 16;
@@ -1599,6 +1734,7 @@ static size_t build_push_pull(gsp_swim_t *s, uint8_t **bufp, size_t *capp, int j
         return 0;
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
+        encoding_ahead(s, i);
         member_t *m = s->ms[i];
         size_t len;
         const uint8_t *enc = state_enc(m, &len);
@@ -1636,8 +1772,10 @@ static int meta_known(const member_t *m)
 static size_t build_digest(gsp_swim_t *s)
 {
     size_t need = 64 + GSP_ADDR_MAX + (s->sets_n / 256 + 1) * 16 + s->sets_n * 9;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         need += GSP_MSG_OVERHEAD + s->ms[i]->name_len;
+    }
     if (need > GSP_FRAME_MAX)
         need = GSP_FRAME_MAX;
     if (frame_room(s, need))
@@ -1649,6 +1787,7 @@ static size_t build_digest(gsp_swim_t *s)
         return 0;
     size_t left_out = 0;
     for (size_t i = 0; i < s->n; i++) {
+        encoding_ahead(s, i);
         const member_t *m = s->ms[i];
         gsp_digest_t g = {.node = M_NAME(m),
                           .incarnation = m->inc,
@@ -1680,17 +1819,21 @@ static size_t build_digest(gsp_swim_t *s)
 /* Whether a member at addr answered a digest push-pull as an older node (see full_pp). */
 static int peer_wants_full(const gsp_swim_t *s, const char *addr)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         if (s->ms[i]->full_pp && !strcmp(s->ms[i]->addr, addr))
             return 1;
+    }
     return 0;
 }
 
 static void mark_full_pp(gsp_swim_t *s, const char *addr, size_t addr_len, int full)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         if (s->ms[i]->addr_len == addr_len && !memcmp(s->ms[i]->addr, addr, addr_len))
             s->ms[i]->full_pp = (uint8_t)full;
+    }
 }
 
 /* A push-pull: a join carries our whole state (the seed answers with its own), as does one to
@@ -1798,6 +1941,16 @@ static void digest_merge(gsp_swim_t *s, uint64_t now, const gsp_digest_t *g, uin
         want->v[want->n++] = g->node;
 }
 
+/* Merges n digests in order, their lookups overlapping (prefetch_members); returns 0. */
+static size_t digests_merge(gsp_swim_t *s, uint64_t now, const gsp_digest_t *dg,
+                            const gsp_str_t *names, size_t n, uint32_t gen, strs_t *want)
+{
+    prefetch_members(s, names, n);
+    for (size_t i = 0; i < n; i++)
+        digest_merge(s, now, &dg[i], gen, want);
+    return 0;
+}
+
 /*
  * Answers a digest push-pull (data: its frame): merges what the asker holds that we lack or
  * hold older, as far as the digests tell (digest_merge), and answers with the STATE of every
@@ -1819,20 +1972,30 @@ static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, si
     char from[GSP_ADDR_MAX + 1] = "";
     gsp_msg_t m;
     int rc;
+    /* digests are merged a batch at a time, their lookups overlapping (prefetch_members) */
+    gsp_digest_t dg[PREFETCH_BATCH];
+    gsp_str_t names[PREFETCH_BATCH];
+    size_t n_dg = 0;
     while ((rc = gsp_dec_next(d, &m, NULL, NULL)) != GSP_WIRE_END) {
+        if (rc == GSP_WIRE_SKIP)
+            continue;
+        if (rc != GSP_WIRE_EBAD && m.type == GSP_DIGEST) {
+            names[n_dg] = m.u.digest.node;
+            dg[n_dg++] = m.u.digest;
+            if (n_dg == PREFETCH_BATCH)
+                n_dg = digests_merge(s, now, dg, names, n_dg, gen, &want);
+            continue;
+        }
+        n_dg = digests_merge(s, now, dg, names, n_dg, gen, &want); /* before what follows */
         if (rc == GSP_WIRE_EBAD) {
             s->st.bad_messages++;
             free(want.v);
             free(want_sets);
             return 0;
         }
-        if (rc == GSP_WIRE_SKIP)
-            continue;
         if (m.type == GSP_PUSH_PULL) {
             if (str_copy(from, sizeof from, m.u.push_pull.from_addr))
                 from[0] = 0;
-        } else if (m.type == GSP_DIGEST) {
-            digest_merge(s, now, &m.u.digest, gen, &want);
         } else if (m.type == GSP_HAVE) {
             for (uint32_t i = 0; i < m.u.have.n_sets; i++) {
                 mset_t *x = set_find(s, m.u.have.sets[i]);
@@ -1846,14 +2009,17 @@ static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, si
             merge_state(s, now, &m.u.state);
         }
     }
+    digests_merge(s, now, dg, names, n_dg, gen, &want);
     /* the answer: what the asker lacks or holds differently */
     size_t need = 64 + GSP_ADDR_MAX, k = 0;
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        member_ahead(s, i);
         if (s->ms[i]->pp_mark != gen) {
             need += GSP_MSG_OVERHEAD + s->ms[i]->name_len + s->ms[i]->addr_len +
                     s->ms[i]->meta_len + 24;
             k++;
         }
+    }
     for (size_t i = 0; i < s->sets_cap; i++)
         if (s->sets[i].hash && s->sets[i].pp_mark != gen) {
             need += GSP_MSG_OVERHEAD + 16;
@@ -1870,6 +2036,7 @@ static size_t answer_digest(gsp_swim_t *s, uint64_t now, const uint8_t *data, si
             .reply = 1, .n_states = (uint32_t)k, .digest = 1, .from_addr = M_ADDR(s->self)};
         if (!gsp_enc_push_pull(&e, &h)) {
             for (size_t i = 0; i < s->n; i++) {
+                encoding_ahead(s, i);
                 member_t *x = s->ms[i];
                 size_t l;
                 const uint8_t *enc;
@@ -2443,6 +2610,8 @@ void gsp_swim_free(gsp_swim_t *s)
     }
     for (size_t i = 0; i < s->qcap; i++)
         bcast_release(&s->q[i]);
+    for (size_t t = 0; t < QLISTS; t++)
+        free(s->ql[t].v);
     for (size_t i = 0; i < s->sets_cap; i++)
         free(s->sets[i].names);
     for (size_t i = 0; i < s->n_seeds; i++)
