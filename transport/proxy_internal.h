@@ -111,7 +111,7 @@ struct pxy_ds_conn {
     pxy_link_t streams; /* pxy_stream_t.ds_link */
     size_t n_streams;
     int draining;
-    pxy_stream_t *hdr_ps;         /* call of the header block being received (saves lookups) */
+    pxy_stream_t *hdr_ps;         /* the call found last (ds_stream): NULL once it leaves */
     mesh_h2_field_cache_t fields; /* fields that passed the checks (cleared at teardown) */
     struct sockaddr_storage peer; /* the client's address */
     struct mesh_peer_id *peer_id; /* what its verified certificate proves (TLS); NULL: nothing */
@@ -130,7 +130,7 @@ struct pxy_us_conn {
     int connected;
     int goaway;
     int retired;          /* takes no new calls; closed once its last call detached */
-    pxy_stream_t *hdr_ps; /* call of the header block being received (saves lookups) */
+    pxy_stream_t *hdr_ps; /* the call found last (us_stream): NULL once it detaches */
     uint8_t named;        /* PXY_NAMED_*: per-call names already in the peer's HPACK table */
     mesh_h2_field_cache_t fields; /* fields that passed the checks (cleared at teardown) */
     /* the TLS it was opened with (NULL: h2c): calls wanting another setting never share it;
@@ -279,19 +279,10 @@ struct pxy_stream {
                               the connection holds it, nothing else does */
     mesh_routes_t *routes; /* reference held for the call */
     const mesh_route_service_t *svc;
-    mesh_h2_source_t req;  /* client -> upstream bytes */
-    mesh_h2_source_t resp; /* upstream -> client bytes */
-    /* Header blocks. Each is written once per call and stays put until the call object is
-     * reused: submitted fields point into them (NGHTTP2_NV_FLAG_NO_COPY_*), and nghttp2 reads
-     * them when it packs the frame, possibly a loop turn later. */
-    pxy_hdrs_t reqh;                     /* the client's request headers */
-    pxy_hdrs_t resph;                    /* the upstream's response headers */
-    pxy_hdrs_t respt;                    /* the upstream's trailers */
+    mesh_h2_source_t req;                /* client -> upstream bytes */
+    mesh_h2_source_t resp;               /* upstream -> client bytes */
     char tmo[MESH_GRPC_TIMEOUT_MAX_LEN]; /* grpc-timeout sent upstream */
-    nghttp2_nv *nv;                      /* scratch for submitting headers */
-    size_t nv_cap;
-    uv_timer_t timer;     /* deadline */
-    uint64_t deadline_ms; /* loop time; 0 none */
+    uint64_t deadline_ms;                /* loop time; 0 none */
     int retries;
     int started;      /* request headers processed */
     int hdr_overflow; /* request headers beyond the limit */
@@ -301,7 +292,6 @@ struct pxy_stream {
     int failing;      /* the mesh is ending the call with its own status */
     int trailers;     /* PXY_TRAILERS_* */
     int err_code;
-    char err_msg[200];
     int default_route;   /* routed to w->default_ep (no table entry) */
     const char *svc_str; /* service name from :path (in reqh.buf), for messages */
     int svc_len;
@@ -313,9 +303,6 @@ struct pxy_stream {
     mesh_proxy_body_cb body_cb; /* a filter waits for the request body */
     void *body_ctx;
     size_t body_max;
-    char err_meta[2][64];           /* one more trailer of the mesh's own error: name, value */
-    char trace_id[65];              /* for log lines about the call; "" none */
-    char upstream[48];              /* the last endpoint tried ("host:port"), "" none */
     uint64_t req_bytes, resp_bytes; /* DATA payload bytes from the client, to the client */
     uint64_t t_start;               /* uv_hrtime() when the call started (0: not a call yet) */
     uint32_t cs_row;                /* the routed service's row in w->cs + 1; 0: look it up */
@@ -339,7 +326,6 @@ struct pxy_stream {
     pxy_stream_t *hedge;  /* the call's hedged attempt in flight, or NULL */
     int hedged;           /* a hedge was started (one per call) */
     int held;             /* a backoff or an injected delay took the timer: re-arm the deadline */
-    char retry_why[112];
     /* A locally served call (transport/proxy_local.c): its service (NULL: a routed call), the
      * handler's state, its place in w->local_calls while the handler holds it. */
     const mesh_local_service_t *local;
@@ -349,6 +335,22 @@ struct pxy_stream {
     uint8_t local_ended;    /* on_end told (or the request is refused) */
     uint8_t local_finished; /* the handler finished (or the call ended): no more sends */
     pxy_stream_t *free_next;
+    /* ---- Not cleared when the object is reused (pxy_stream_new): the texts, each reset to
+     * "" (every writer terminates them), then what the object keeps from call to call. ---- */
+    char err_msg[200];
+    char err_meta[2][64]; /* one more trailer of the mesh's own error: name, value */
+    char trace_id[65];    /* for log lines about the call; "" none */
+    char upstream[48];    /* the last endpoint tried ("host:port"), "" none */
+    char retry_why[112];
+    /* Header blocks. Each is written once per call and stays put until the call object is
+     * reused: submitted fields point into them (NGHTTP2_NV_FLAG_NO_COPY_*), and nghttp2 reads
+     * them when it packs the frame, possibly a loop turn later. */
+    pxy_hdrs_t reqh;  /* the client's request headers */
+    pxy_hdrs_t resph; /* the upstream's response headers */
+    pxy_hdrs_t respt; /* the upstream's trailers */
+    nghttp2_nv *nv;   /* scratch for submitting headers */
+    size_t nv_cap;
+    uv_timer_t timer; /* deadline */
 };
 
 /** The worker. */

@@ -12,6 +12,7 @@
  */
 #include <assert.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,18 +248,11 @@ pxy_stream_t *pxy_stream_new(mesh_proxy_worker_t *w, const pxy_down_ops_t *dops,
         ps->timer.data = ps;
         w->n_handles++;
     }
-    /* Keep the buffers and the timer, reset the rest. */
-    pxy_hdrs_t reqh = ps->reqh, resph = ps->resph, respt = ps->respt;
-    nghttp2_nv *nv = ps->nv;
-    size_t nv_cap = ps->nv_cap;
-    uv_timer_t timer = ps->timer;
-    memset(ps, 0, sizeof(*ps));
-    ps->timer = timer;
-    ps->reqh = reqh;
-    ps->resph = resph;
-    ps->respt = respt;
-    ps->nv = nv;
-    ps->nv_cap = nv_cap;
+    /* Clear the call's state; keep the header buffers, the scratch array and the timer
+     * (after the texts, at the end of the object); the texts only need to read "". */
+    memset(ps, 0, offsetof(pxy_stream_t, err_msg));
+    ps->err_msg[0] = ps->err_meta[0][0] = ps->err_meta[1][0] = '\0';
+    ps->trace_id[0] = ps->upstream[0] = ps->retry_why[0] = '\0';
     hdrs_clear(&ps->reqh);
     hdrs_clear(&ps->resph);
     hdrs_clear(&ps->respt);
@@ -477,6 +471,8 @@ static void detach_us(pxy_stream_t *ps)
     outlier_report(ps, ps->ep);
     lb_done(ps);
     pxy_list_remove(&ps->us_link);
+    if (u->hdr_ps == ps)
+        u->hdr_ps = NULL;
     ps->us = NULL;
     if (--u->n_streams == 0 && u->retired)
         pxy_us_conn_retired_idle(u); /* its endpoint left the table: close it now */
@@ -1357,14 +1353,27 @@ static void h2_detach(pxy_stream_t *ps)
     pxy_ds_conn_t *d = ps->ds;
     pxy_list_remove(&ps->ds_link);
     d->n_streams--;
+    if (d->hdr_ps == ps)
+        d->hdr_ps = NULL;
     ps->ds = NULL;
     ps->down = NULL;
     pxy_ds_conn_maybe_finish(d);
 }
 
-static pxy_stream_t *ds_stream(nghttp2_session *s, int32_t id)
+/* The call of the client's stream id. Most frames of a call arrive together (HEADERS, then
+ * DATA), so the connection remembers the call it found last (hdr_ps, also the call whose header
+ * block is coming in) and asks nghttp2's stream map only for another stream. The memo is
+ * checked against the call's own connection and stream id, and dropped when the call leaves
+ * the connection or its stream closes, so it never names a call object reused or freed. */
+static pxy_stream_t *ds_stream(pxy_ds_conn_t *d, nghttp2_session *s, int32_t id)
 {
-    return nghttp2_session_get_stream_user_data(s, id);
+    pxy_stream_t *ps = d->hdr_ps;
+    if (ps && ps->ds_id == id && ps->ds == d)
+        return ps;
+    ps = nghttp2_session_get_stream_user_data(s, id);
+    if (ps)
+        d->hdr_ps = ps;
+    return ps;
 }
 
 static int ds_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
@@ -1388,9 +1397,7 @@ static int ds_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbu
                         nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
     pxy_ds_conn_t *d = ud;
-    pxy_stream_t *ps = d->hdr_ps;
-    if (!ps || ps->ds != d || ps->ds_id != f->hd.stream_id)
-        ps = ds_stream(s, f->hd.stream_id);
+    pxy_stream_t *ps = ds_stream(d, s, f->hd.stream_id);
     if (!ps || ps->started || ps->hdr_overflow)
         return 0; /* request trailers are not forwarded (gRPC clients send none) */
     nghttp2_vec n = nghttp2_rcbuf_get_buf(name), v = nghttp2_rcbuf_get_buf(value);
@@ -1416,9 +1423,7 @@ static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     }
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
         return 0;
-    pxy_stream_t *ps = d->hdr_ps;
-    if (!ps || ps->ds != d || ps->ds_id != f->hd.stream_id)
-        ps = ds_stream(s, f->hd.stream_id);
+    pxy_stream_t *ps = ds_stream(d, s, f->hd.stream_id);
     if (!ps)
         return 0;
     if (f->hd.type == NGHTTP2_HEADERS && !ps->started)
@@ -1433,7 +1438,7 @@ static int ds_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
 static int ds_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
                             size_t len, void *ud)
 {
-    pxy_stream_t *ps = ds_stream(s, id);
+    pxy_stream_t *ps = ds_stream(ud, s, id);
     if (!ps || ps->failing || ps->resp_done || !ps->started) {
         nghttp2_session_consume(s, id, len);
         return 0;
@@ -1457,10 +1462,13 @@ static int ds_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud
 
 static int ds_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
 {
-    pxy_stream_t *ps = ds_stream(s, id);
+    pxy_ds_conn_t *d = ud;
+    pxy_stream_t *ps = ds_stream(d, s, id);
     if (!ps)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (d->hdr_ps == ps)
+        d->hdr_ps = NULL;
     mesh_debug(ACTOR, "stream %d closed err=%u resp_done=%d", id, err, ps->resp_done);
     if (err != NGHTTP2_NO_ERROR && !ps->resp_done)
         mesh_debug(ACTOR, "client reset call (%s)", nghttp2_http2_strerror(err));
@@ -1485,10 +1493,23 @@ nghttp2_session_callbacks *pxy_ds_callbacks_new(void)
 
 /* ---- upstream session callbacks ----------------------------------------------------------- */
 
+/* The call of the upstream stream id: as ds_stream, the connection's memo (hdr_ps) checked
+ * against the call's connection and stream id, dropped when the call detaches (detach_us) or
+ * the stream closes; nghttp2's stream map otherwise. */
+static pxy_stream_t *us_stream(pxy_us_conn_t *u, nghttp2_session *s, int32_t id)
+{
+    pxy_stream_t *ps = u->hdr_ps;
+    if (ps && ps->us_id == id && ps->us == u)
+        return ps;
+    ps = nghttp2_session_get_stream_user_data(s, id);
+    if (ps)
+        u->hdr_ps = ps;
+    return ps;
+}
+
 static int us_on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
-    pxy_us_conn_t *u = ud;
-    u->hdr_ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    us_stream(ud, s, f->hd.stream_id);
     return 0;
 }
 
@@ -1496,9 +1517,7 @@ static int us_on_header(nghttp2_session *s, const nghttp2_frame *f, nghttp2_rcbu
                         nghttp2_rcbuf *value, uint8_t flags, void *ud)
 {
     pxy_us_conn_t *u = ud;
-    pxy_stream_t *ps = u->hdr_ps;
-    if (!ps || ps->us != u || ps->us_id != f->hd.stream_id)
-        ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    pxy_stream_t *ps = us_stream(u, s, f->hd.stream_id);
     if (!ps || !ps->down || ps->failing)
         return 0;
     pxy_hdrs_t *h = ps->resp_headers ? &ps->respt : &ps->resph;
@@ -1595,7 +1614,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
     }
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
-    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    pxy_stream_t *ps = us_stream(u, s, f->hd.stream_id);
     if (!ps || !ps->down || ps->failing)
         return 0;
     int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -1631,7 +1650,7 @@ static int us_on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud
 static int us_on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
                             size_t len, void *ud)
 {
-    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, id);
+    pxy_stream_t *ps = us_stream(ud, s, id);
     if (!ps || !ps->down || ps->failing || !ps->resp_started) {
         nghttp2_session_consume(s, id, len);
         return 0;
@@ -1647,7 +1666,7 @@ static int us_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud
 {
     if (f->hd.type != NGHTTP2_DATA)
         return 0;
-    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    pxy_stream_t *ps = us_stream(ud, s, f->hd.stream_id);
     /* Retain at most half the stream buffer for a retry; beyond that, commit. */
     if (ps && ps->req.q.retain &&
         ps->req.q.buffered - ps->req.q.unsent >= ps->w->cfg.stream_buffer / 2)
@@ -1658,10 +1677,12 @@ static int us_on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud
 static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void *ud)
 {
     pxy_us_conn_t *u = ud;
-    pxy_stream_t *ps = nghttp2_session_get_stream_user_data(s, id);
+    pxy_stream_t *ps = us_stream(u, s, id);
     if (!ps)
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
+    if (u->hdr_ps == ps)
+        u->hdr_ps = NULL;
     if (ps->retry_wait) { /* the attempt is closed: the retry goes on (proxy_retry.c) */
         pxy_retry_attempt_closed(ps);
         return 0;
