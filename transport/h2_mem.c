@@ -30,6 +30,13 @@ static size_t class_size(unsigned c)
     return (size_t)32 << c;
 }
 
+/* Free blocks a class keeps for reuse: MESH_H2_MEM_CACHE_BYTES of each class (a table: the
+ * product was most of what a free cost). */
+#define KEEP_OF(c) (MESH_H2_MEM_CACHE_BYTES / (32u << (c)))
+static const size_t KEEP[MESH_H2_MEM_N_CLASSES] = {KEEP_OF(0), KEEP_OF(1), KEEP_OF(2), KEEP_OF(3),
+                                                   KEEP_OF(4), KEEP_OF(5), KEEP_OF(6), KEEP_OF(7)};
+_Static_assert(MESH_H2_MEM_N_CLASSES == 8, "KEEP lists every class");
+
 static void *mem_malloc(size_t size, void *ud)
 {
     mesh_h2_mem_t *m = ud;
@@ -61,7 +68,7 @@ static void mem_free(void *ptr, void *ud)
         return;
     uint8_t *p = (uint8_t *)ptr - HDR;
     unsigned c = ((blk_hdr_t *)(void *)p)->cls;
-    if (c == LARGE || m->n_free[c] * class_size(c) >= MESH_H2_MEM_CACHE_BYTES) {
+    if (c == LARGE || m->n_free[c] >= KEEP[c]) {
         free(p);
         return;
     }
