@@ -700,6 +700,12 @@ static const char *field_at(pol_call_t *pc, int i, size_t *len)
     return value;
 }
 
+/* Sets one of the trace context's fields: replacing the caller's, or added when the scan found
+ * none to replace. */
+#define OWN(name, v, len, have)                                                                    \
+    ((have) ? mesh_proxy_call_set_own_header(pc->call, name, sizeof(name) - 1, v, len)             \
+            : mesh_proxy_call_add_own_header(pc->call, name, sizeof(name) - 1, v, len))
+
 static void step_trace(pol_call_t *pc)
 {
     scan_fields(pc);
@@ -713,15 +719,14 @@ static void step_trace(pol_call_t *pc)
     mesh_proxy_call_set_trace_id(pc->call, pc->trace.trace_id_hex, 32);
     if (!conf->trace)
         return; /* ids for logs and audit only: the headers go on as they came */
-#define OWN(name, v, len) mesh_proxy_call_set_own_header(pc->call, name, sizeof(name) - 1, v, len)
-    OWN("traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN);
+    OWN("traceparent", pc->trace.traceparent, POL_TRACEPARENT_LEN, tp != NULL);
     if (pc->trace.tracestate_len)
         mesh_proxy_call_set_header(pc->call, "tracestate", pc->trace.tracestate,
                                    pc->trace.tracestate_len);
     else if (ts)
         mesh_proxy_call_remove_header(pc->call, "tracestate");
     if (pc->trace.request_id[0])
-        OWN("x-request-id", pc->trace.request_id, strlen(pc->trace.request_id));
+        OWN("x-request-id", pc->trace.request_id, strlen(pc->trace.request_id), ri != NULL);
 #undef OWN
 }
 

@@ -99,6 +99,12 @@ int mesh_proxy_call_set_header(mesh_proxy_call_t *c, const char *name, const cha
 int mesh_proxy_call_set_own_header(mesh_proxy_call_t *c, const char *name, size_t name_len,
                                    const char *value, size_t value_len);
 
+/** mesh_proxy_call_set_own_header for a field the request does not have (the caller looked:
+ * policy/chain.c's one pass over the fields found none), appended without looking for fields
+ * to replace. */
+int mesh_proxy_call_add_own_header(mesh_proxy_call_t *c, const char *name, size_t name_len,
+                                   const char *value, size_t value_len);
+
 /** Removes every request field called name; returns how many. */
 int mesh_proxy_call_remove_header(mesh_proxy_call_t *c, const char *name);
 

@@ -279,10 +279,9 @@ struct pxy_stream {
                               the connection holds it, nothing else does */
     mesh_routes_t *routes; /* reference held for the call */
     const mesh_route_service_t *svc;
-    mesh_h2_source_t req;                /* client -> upstream bytes */
-    mesh_h2_source_t resp;               /* upstream -> client bytes */
-    char tmo[MESH_GRPC_TIMEOUT_MAX_LEN]; /* grpc-timeout sent upstream */
-    uint64_t deadline_ms;                /* loop time; 0 none */
+    mesh_h2_source_t req;  /* client -> upstream bytes */
+    mesh_h2_source_t resp; /* upstream -> client bytes */
+    uint64_t deadline_ms;  /* loop time; 0 none */
     int retries;
     int started;      /* request headers processed */
     int hdr_overflow; /* request headers beyond the limit */
@@ -309,8 +308,7 @@ struct pxy_stream {
     uint8_t lb_p2c;                 /* picked under P2C (the service's policy): lb_done samples */
     uint64_t lb_t0;                 /* uv_hrtime() when the request went out to ps->ep (its
                                        latency sample); 0: not yet */
-    void *filter_tokens[MESH_PROXY_MAX_FILTERS];
-    pxy_api_t api; /* calls started with mesh_proxy_call_start() */
+    pxy_api_t api;                  /* calls started with mesh_proxy_call_start() */
     /* Retry policy and fault injection (transport/proxy_retry.c); set by a filter. */
     const mesh_retry_policy_t *rp; /* NULL: only the never-sent retry */
     /* the service's balancing and outlier settings (valid until the filter's on_done); NULL:
@@ -331,17 +329,22 @@ struct pxy_stream {
     const mesh_local_service_t *local;
     void *local_state;
     pxy_link_t local_link;
-    mesh_grpc_deframer_t local_dfr;
     uint8_t local_ended;    /* on_end told (or the request is refused) */
     uint8_t local_finished; /* the handler finished (or the call ended): no more sends */
     pxy_stream_t *free_next;
     /* ---- Not cleared when the object is reused (pxy_stream_new): the texts, each reset to
-     * "" (every writer terminates them), then what the object keeps from call to call. ---- */
+     * "" (every writer terminates them), what is written before it is read, then what the
+     * object keeps from call to call. ---- */
     char err_msg[200];
     char err_meta[2][64]; /* one more trailer of the mesh's own error: name, value */
     char trace_id[65];    /* for log lines about the call; "" none */
     char upstream[48];    /* the last endpoint tried ("host:port"), "" none */
     char retry_why[112];
+    /* Written before they are read: grpc-timeout sent upstream (at each submit), the filters'
+     * tokens (the first n_admitted), a local call's deframer (initialised when it opens). */
+    char tmo[MESH_GRPC_TIMEOUT_MAX_LEN];
+    void *filter_tokens[MESH_PROXY_MAX_FILTERS];
+    mesh_grpc_deframer_t local_dfr;
     /* Header blocks. Each is written once per call and stays put until the call object is
      * reused: submitted fields point into them (NGHTTP2_NV_FLAG_NO_COPY_*), and nghttp2 reads
      * them when it packs the frame, possibly a loop turn later. */

@@ -1273,6 +1273,22 @@ int mesh_proxy_call_set_own_header(mesh_proxy_call_t *ps, const char *name, size
     return set_checked(&ps->reqh, ps, id, name, nl, value, value_len);
 }
 
+int mesh_proxy_call_add_own_header(mesh_proxy_call_t *ps, const char *name, size_t nl,
+                                   const char *value, size_t value_len)
+{
+    mesh_h2_name_t id = mesh_h2_name_of((const uint8_t *)name, nl);
+    assert(!reserved(name, nl, id) && !mesh_h2_name_bad(name, nl) &&
+           !mesh_h2_value_bad(value, value_len));
+#ifndef NDEBUG
+    size_t have;
+    assert(!mesh_proxy_call_header(ps, name, &have)); /* (name: a literal, terminated) */
+#endif
+    pxy_hdrs_t *h = &ps->reqh;
+    if (h->size + nl + value_len + 32 > 2 * (size_t)ps->w->cfg.max_header_list_size)
+        return -1;
+    return hdrs_add(h, id, (const uint8_t *)name, nl, (const uint8_t *)value, value_len);
+}
+
 const struct sockaddr *mesh_proxy_call_peer(const mesh_proxy_call_t *ps)
 {
     return ps->peer;
