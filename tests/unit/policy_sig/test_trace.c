@@ -95,6 +95,37 @@ static int ts_ok(const char *s)
     return pol_tracestate_valid(s, strlen(s));
 }
 
+/* Formatting writes every byte value as its two lowercase digits, in order (the ids are hexed
+ * several bytes at a time): each of the 256 values in each place of the ids, and as flags. */
+static void test_traceparent_format_all_bytes(void)
+{
+    static const char hexd[] = "0123456789abcdef";
+    for (int base = 0; base < 256; base++) {
+        pol_traceparent_t tp = {.version = 0, .flags = (uint8_t)base};
+        for (int i = 0; i < 16; i++)
+            tp.trace_id[i] = (uint8_t)(base + 17 * i);
+        for (int i = 0; i < 8; i++)
+            tp.parent_id[i] = (uint8_t)(base + 31 * i + 5);
+        char want[POL_TRACEPARENT_LEN + 1], out[POL_TRACEPARENT_LEN + 1];
+        char *w = want;
+        *w++ = '0', *w++ = '0', *w++ = '-';
+        for (int i = 0; i < 16; i++)
+            *w++ = hexd[tp.trace_id[i] >> 4], *w++ = hexd[tp.trace_id[i] & 15];
+        *w++ = '-';
+        for (int i = 0; i < 8; i++)
+            *w++ = hexd[tp.parent_id[i] >> 4], *w++ = hexd[tp.parent_id[i] & 15];
+        *w++ = '-';
+        *w++ = hexd[tp.flags >> 4], *w++ = hexd[tp.flags & 15];
+        *w = '\0';
+        pol_traceparent_format(&tp, out);
+        out[POL_TRACEPARENT_LEN] = '\0';
+        CHECK_STR(out, want);
+        pol_traceparent_t back;
+        CHECK(pol_traceparent_parse(out, POL_TRACEPARENT_LEN, &back) == 0 &&
+              back.flags == tp.flags);
+    }
+}
+
 static void test_tracestate(void)
 {
     CHECK(ts_ok("rojo=00f067aa0ba902b7"));
@@ -272,6 +303,7 @@ static void test_unique_ids(void)
 int main(void)
 {
     RUN(test_traceparent);
+    RUN(test_traceparent_format_all_bytes);
     RUN(test_tracestate);
     RUN(test_request_id);
     RUN(test_call_reuse);

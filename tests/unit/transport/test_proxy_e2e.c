@@ -362,6 +362,49 @@ static void test_client_cancel(void)
     h2_call_free(&call);
 }
 
+/* The proxy remembers the call of the last stream it looked up on each connection (client and
+ * upstream side). A call the client resets closes both streams and its call object is reused by
+ * the next call on the same connection, with new stream ids: calls after it, several at once
+ * and interleaved with more resets, must each get their own answer. */
+static void test_reset_then_reuse(void)
+{
+    size_t len;
+    uint8_t *req = grpc_msgs(3, 100, &len);
+    h2_client_t c;
+    CHECK(h2_client_connect(&c, proxy_port) == 0);
+    for (int round = 0; round < 3; round++) {
+        int cancels = echo_server_cancels(srv), seen = echo_server_calls(srv);
+        h2_call_t hang;
+        CHECK(h2_client_call(&c, &hang, "/test.Echo/Hang", "application/grpc", NULL, NULL, 0, 0) ==
+              0);
+        long end = now_ms() + 5000;
+        while (echo_server_calls(srv) == seen && now_ms() < end)
+            h2_client_pump(&c, 10);
+        CHECK(echo_server_calls(srv) > seen);
+        nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, hang.id, NGHTTP2_CANCEL);
+        while (echo_server_cancels(srv) == cancels && now_ms() < end)
+            h2_client_pump(&c, 10);
+        CHECK(echo_server_cancels(srv) > cancels);
+        enum { N = 4 };
+        h2_call_t calls[N], *ptrs[N];
+        for (int i = 0; i < N; i++) {
+            CHECK(h2_client_call(&c, &calls[i], "/test.Echo/Echo", "application/grpc", NULL, req,
+                                 (size_t)(i % 3 + 1) * len / 3, 1) == 0);
+            ptrs[i] = &calls[i];
+        }
+        CHECK(h2_client_wait(&c, ptrs, N, 10000) == 0);
+        for (int i = 0; i < N; i++) {
+            CHECK(calls[i].grpc_status == 0);
+            CHECK(calls[i].body_len == (size_t)(i % 3 + 1) * len / 3);
+            CHECK(memcmp(calls[i].body, req, calls[i].body_len) == 0);
+            h2_call_free(&calls[i]);
+        }
+        h2_call_free(&hang);
+    }
+    h2_client_close(&c);
+    free(req);
+}
+
 static void test_upstream_dies(void)
 {
     size_t len;
@@ -465,6 +508,7 @@ int main(void)
     RUN(test_retry_other_instance);
     RUN(test_deadline);
     RUN(test_client_cancel);
+    RUN(test_reset_then_reuse);
     RUN(test_upstream_dies);
     RUN(test_garbage_isolated);
     RUN(test_drain);
