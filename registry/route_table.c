@@ -24,8 +24,9 @@
 struct mesh_route_svc {
     mesh_route_service_t pub; /* first; its pointers point into this allocation */
     atomic_uint refs;
-    uint32_t id; /* small, unique among live objects (mesh_routes_index_of) */
-    size_t size; /* bytes of the allocation */
+    uint32_t id;       /* small, unique among live objects (mesh_routes_index_of) */
+    uint32_t name_len; /* strlen(pub.name): a call's lookup compares without strlen */
+    size_t size;       /* bytes of the allocation */
 };
 
 static int grow(void *pp, size_t *cap, size_t need, size_t elem)
@@ -479,6 +480,7 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
         .n_methods = listed ? u : 0,
     };
     atomic_init(&s->refs, 1);
+    s->name_len = (uint32_t)strlen(s->pub.name);
     s->size = size;
     return s;
 }
@@ -556,6 +558,7 @@ typedef struct leaf {
 typedef struct root_ent {
     leaf_t *leaf;      /* referenced */
     const char *first; /* leaf->svc[0]'s name */
+    size_t first_len;  /* and its length */
     size_t before;     /* services in the leaves before this one */
 } root_ent_t;
 
@@ -744,6 +747,7 @@ mesh_routes_t *mesh_routes_update(const mesh_routes_t *base, mesh_route_edit_t *
     t->root = u.root;
     for (size_t i = 0; i < u.n_root; i++) {
         t->root[i].first = u.root[i].leaf->svc[0]->pub.name;
+        t->root[i].first_len = u.root[i].leaf->svc[0]->name_len;
         t->root[i].before = t->n;
         t->n += u.root[i].leaf->n;
     }
@@ -854,14 +858,19 @@ void mesh_routes_unref(mesh_routes_t *t)
     free(t);
 }
 
-/* strcmp of a NUL-terminated string against len bytes. */
-static int cmp_n(const char *z, const char *p, size_t len)
+/* z (of length zl) against p[0..len) in strcmp's order. */
+static int cmp_n(const char *z, size_t zl, const char *p, size_t len)
 {
-    size_t zl = strlen(z);
     int c = memcmp(z, p, zl < len ? zl : len);
     if (c)
         return c;
     return zl < len ? -1 : zl > len ? 1 : 0;
+}
+
+/* strcmp of a NUL-terminated string against len bytes. */
+static int cmp_z(const char *z, const char *p, size_t len)
+{
+    return cmp_n(z, strlen(z), p, len);
 }
 
 static const mesh_route_svc_t *find_service(const mesh_routes_t *t, const char *name, size_t len)
@@ -870,7 +879,7 @@ static const mesh_route_svc_t *find_service(const mesh_routes_t *t, const char *
     size_t lo = 0, hi = t->n_leaves;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cmp_n(t->root[mid].first, name, len) <= 0)
+        if (cmp_n(t->root[mid].first, t->root[mid].first_len, name, len) <= 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -882,7 +891,7 @@ static const mesh_route_svc_t *find_service(const mesh_routes_t *t, const char *
     hi = l->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = cmp_n(l->svc[mid]->pub.name, name, len);
+        int c = cmp_n(l->svc[mid]->pub.name, l->svc[mid]->name_len, name, len);
         if (c == 0)
             return l->svc[mid];
         if (c < 0)
@@ -913,7 +922,7 @@ mesh_route_status_t mesh_routes_lookup(const mesh_routes_t *t, const char *path,
         int found = 0;
         while (lo < hi && !found) {
             size_t mid = (lo + hi) / 2;
-            int c = cmp_n(s->pub.methods[mid], method, mlen);
+            int c = cmp_z(s->pub.methods[mid], method, mlen);
             if (c == 0)
                 found = 1;
             else if (c < 0)
@@ -934,7 +943,7 @@ int mesh_route_instance_lists(const mesh_route_instance_t *in, const char *metho
     size_t lo = 0, hi = in->n_methods;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = cmp_n(in->methods[mid], method, len);
+        int c = cmp_z(in->methods[mid], method, len);
         if (c == 0)
             return 1;
         if (c < 0)

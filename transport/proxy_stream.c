@@ -1496,7 +1496,8 @@ static int ds_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     pxy_stream_t *ps = ds_stream(d, s, id);
     if (!ps)
         return 0;
-    nghttp2_session_set_stream_user_data(s, id, NULL);
+    /* The stream's user data is left as it is: nghttp2 marks the stream closed when this
+     * returns, and nghttp2_session_get_stream_user_data answers NULL for a closed stream. */
     if (d->hdr_ps == ps)
         d->hdr_ps = NULL;
     mesh_debug(ACTOR, "stream %d closed err=%u resp_done=%d", id, err, ps->resp_done);
@@ -1710,7 +1711,7 @@ static int us_on_stream_close(nghttp2_session *s, int32_t id, uint32_t err, void
     pxy_stream_t *ps = us_stream(u, s, id);
     if (!ps)
         return 0;
-    nghttp2_session_set_stream_user_data(s, id, NULL);
+    /* User data left as it is, as in ds_on_stream_close. */
     if (u->hdr_ps == ps)
         u->hdr_ps = NULL;
     if (ps->retry_wait) { /* the attempt is closed: the retry goes on (proxy_retry.c) */
