@@ -27,28 +27,39 @@
 #include "actors/runtime.h"
 #include "common/log.h"
 
-/* The worker threads: a window is published by bumping gen; each thread (the caller too) takes
- * busy LPs from next until none is left; done counts the finished ones. next packs the window's
- * number of busy LPs (bits 32-40) with the index taken (bits 0-31), so a thread late from the
- * last window claims either nothing or a slot of this one, never one beyond its end. */
+/* The worker threads. Each LP has a home thread (LP i on thread i % threads, the caller being
+ * thread 0), so its actors' memory stays in one core's cache and is freed by the thread that
+ * allocated it (glibc's arena of that thread, through its tcache). A window's busy LPs are laid
+ * out in busy[] as one run per thread, costliest first; seg[t] packs run t's next index to take
+ * (bits 0-31) with its end (bits 32-63). A thread takes its own run from the front, then steals
+ * the others' cheapest from their ends; every take is a compare-and-swap on the run's word, so
+ * a thread late from the last window finds the runs empty or takes a slot of this one. done
+ * counts the finished LPs; gen publishes a window to the sleeping or spinning workers. */
+struct mesh_sim_seg {
+    _Alignas(64) _Atomic uint64_t w;
+};
+
 struct mesh_sim_pool {
     mesh_exec_t *e;
     int n; /* worker threads besides the caller */
     pthread_t *th;
-    _Atomic uint64_t gen;
-    _Atomic uint64_t next;
-    _Atomic uint32_t done;
+    struct mesh_sim_seg *seg; /* n + 1 runs */
+    _Alignas(64) _Atomic uint64_t gen;
     _Atomic int quit;
     _Atomic int sleepers;
-    pthread_mutex_t lock;
+    _Alignas(64) _Atomic uint32_t done;
+    _Alignas(64) pthread_mutex_t lock;
     pthread_cond_t cond;
-    _Atomic uint64_t start; /* the window's start */
-    int *busy;              /* the LPs with an event in the window, costliest first */
+    uint64_t start; /* the window's start, written before gen (release) */
+    int *busy;      /* the LPs with an event in the window, by home thread, costliest first */
+    int *tmp;       /* room to sort them */
     /* per LP: the moving average of its windows' wall time (ns), written by the thread that ran
      * it, read between windows; it orders the LPs and decides the hand-off, never what an LP
      * does */
     uint64_t *cost;
     uint64_t handoff_ns; /* windows whose LPs' costs sum to less run here, without a hand-off */
+    uint64_t wake_ns;    /* the same while a worker sleeps (a wake-up costs more than a spin) */
+    int spins;           /* pauses an idle worker spins before it sleeps */
 };
 
 /* A window whose busy LPs are expected to take less than this (the sum of their moving
@@ -56,6 +67,15 @@ struct mesh_sim_pool {
  * futex wake when it sleeps, cache lines bouncing when it spins). MESH_SIM_HANDOFF_NS
  * overrides it (measurements). */
 #define HANDOFF_NS 20000u
+
+/* The same threshold while a worker sleeps: waking it is a futex call here and a wait for the
+ * scheduler there (tens of microseconds in this VM), so only a window with more work than that
+ * wakes it. MESH_SIM_WAKE_NS overrides it. */
+#define WAKE_NS 20000u
+
+/* Pauses an idle worker spins for the next window before it sleeps on the condition variable
+ * (about 19 ns each here). MESH_SIM_SPINS overrides it. */
+#define SPINS 2000
 
 int mesh_sim_call_at_lp(mesh_exec_t *e, int lp, uint64_t at, void (*fn)(void *), void *arg)
 {
@@ -101,6 +121,7 @@ static struct {
     /* threads: windows handed off, those whose LPs the caller ran alone, its wait for the
      * others at their end */
     uint64_t handoffs, handoffs_alone, wait_ns;
+    uint64_t stolen; /* threads: LPs the caller took from the other threads' runs */
 } lp_stats;
 
 static uint64_t wall_ns(void)
@@ -166,30 +187,57 @@ static void lp_window_timed(struct mesh_sim_pool *p, int lp, uint64_t start)
     p->cost[lp] = p->cost[lp] - p->cost[lp] / 4 + d / 4;
 }
 
-/* Takes LPs of the published window until none is left; returns how many it ran. */
-static uint32_t pool_take(struct mesh_sim_pool *p)
+/* Takes one LP from run t: its front (the costliest) for the run's own thread, its end (the
+ * cheapest) for a thief. Returns the LP, or -1 when the run is empty. */
+static int seg_take(struct mesh_sim_pool *p, int t, int own)
 {
-    uint32_t ran = 0;
+    _Atomic uint64_t *w = &p->seg[t].w;
+    uint64_t v = atomic_load_explicit(w, memory_order_acquire);
     for (;;) {
-        uint64_t v = atomic_fetch_add(&p->next, 1);
-        uint32_t i = (uint32_t)v, n = (uint32_t)(v >> 32) & 0x1FFu;
-        if (i >= n)
-            return ran;
-        lp_window_timed(p, p->busy[i], p->start);
-        ran++;
-        atomic_fetch_add(&p->done, 1);
+        uint32_t head = (uint32_t)v, end = (uint32_t)(v >> 32);
+        if (head >= end)
+            return -1;
+        uint64_t nv = own ? v + 1 : ((uint64_t)(end - 1) << 32 | head);
+        if (atomic_compare_exchange_weak_explicit(w, &v, nv, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return p->busy[own ? head : end - 1];
     }
 }
 
+/* Thread self takes LPs of the published window until none is left: its own run first, then the
+ * others'. Returns how many it ran. */
+static uint32_t pool_take(struct mesh_sim_pool *p, int self)
+{
+    uint32_t ran = 0;
+    int nt = p->n + 1;
+    for (;;) {
+        int lp = seg_take(p, self, 1);
+        for (int k = 1; lp < 0 && k < nt; k++)
+            lp = seg_take(p, (self + k) % nt, 0);
+        if (lp < 0)
+            return ran;
+        lp_window_timed(p, lp, p->start);
+        ran++;
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
+struct pool_arg {
+    struct mesh_sim_pool *p;
+    int self;
+};
+
 static void *pool_main(void *arg)
 {
-    struct mesh_sim_pool *p = arg;
+    struct pool_arg a = *(struct pool_arg *)arg;
+    free(arg);
+    struct mesh_sim_pool *p = a.p;
     uint64_t seen = 0;
     for (;;) {
         uint64_t g;
         int spins = 0;
         while ((g = atomic_load(&p->gen)) == seen && !atomic_load(&p->quit)) {
-            if (++spins < 2000) {
+            if (++spins < p->spins) {
 #if defined(__x86_64__)
                 __builtin_ia32_pause();
 #endif
@@ -205,34 +253,55 @@ static void *pool_main(void *arg)
         if (atomic_load(&p->quit))
             return NULL;
         seen = g;
-        pool_take(p);
+        pool_take(p, a.self);
     }
+}
+
+static void pool_free(struct mesh_sim_pool *p)
+{
+    free(p->th);
+    free(p->seg);
+    free(p->busy);
+    free(p->tmp);
+    free(p->cost);
+    free(p);
 }
 
 static struct mesh_sim_pool *pool_new(mesh_exec_t *e, int workers)
 {
-    struct mesh_sim_pool *p = calloc(1, sizeof(*p));
+    struct mesh_sim_pool *p = aligned_alloc(64, (sizeof(*p) + 63) / 64 * 64);
     if (!p)
         return NULL;
+    memset(p, 0, sizeof(*p));
     p->e = e;
     p->th = calloc((size_t)workers, sizeof(*p->th));
+    p->seg = aligned_alloc(64, (size_t)(workers + 1) * sizeof(*p->seg));
     p->busy = calloc((size_t)e->nloops, sizeof(*p->busy));
+    p->tmp = calloc((size_t)e->nloops, sizeof(*p->tmp));
     p->cost = calloc((size_t)e->nloops, sizeof(*p->cost));
     const char *h = getenv("MESH_SIM_HANDOFF_NS");
     p->handoff_ns = h && *h ? strtoull(h, NULL, 10) : HANDOFF_NS;
-    if (!p->busy || !p->cost) {
-        free(p->busy);
-        free(p->cost);
-        free(p->th);
-        free(p);
+    h = getenv("MESH_SIM_WAKE_NS");
+    p->wake_ns = h && *h ? strtoull(h, NULL, 10) : WAKE_NS;
+    h = getenv("MESH_SIM_SPINS");
+    p->spins = h && *h ? atoi(h) : SPINS;
+    if (!p->th || !p->seg || !p->busy || !p->tmp || !p->cost) {
+        pool_free(p);
         return NULL;
     }
+    for (int t = 0; t <= workers; t++)
+        atomic_init(&p->seg[t].w, 0); /* every run empty */
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
-    atomic_store(&p->next, 0); /* no busy LP */
-    for (int i = 0; p->th && i < workers; i++) {
-        if (pthread_create(&p->th[i], NULL, pool_main, p) != 0)
+    for (int i = 0; i < workers; i++) {
+        struct pool_arg *a = malloc(sizeof(*a));
+        if (!a)
             break;
+        *a = (struct pool_arg){.p = p, .self = i + 1};
+        if (pthread_create(&p->th[i], NULL, pool_main, a) != 0) {
+            free(a);
+            break;
+        }
         p->n = i + 1;
     }
     return p;
@@ -251,9 +320,10 @@ void mesh_sim_lp_free(mesh_exec_t *e)
         if (lp_stats.handoffs)
             fprintf(stderr,
                     "sim_lp: %llu windows handed off (%llu of them run by the caller alone), "
-                    "%.2f s waiting for the other threads\n",
+                    "%.2f s waiting for the other threads; the caller took %llu LPs of theirs\n",
                     (unsigned long long)lp_stats.handoffs,
-                    (unsigned long long)lp_stats.handoffs_alone, (double)lp_stats.wait_ns / 1e9);
+                    (unsigned long long)lp_stats.handoffs_alone, (double)lp_stats.wait_ns / 1e9,
+                    (unsigned long long)lp_stats.stolen);
         if (lp_stats.bound2_ns) {
             uint64_t all = 0;
             for (int i = 0; i < e->nloops; i++)
@@ -294,10 +364,7 @@ void mesh_sim_lp_free(mesh_exec_t *e)
         pthread_join(p->th[i], NULL);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
-    free(p->th);
-    free(p->busy);
-    free(p->cost);
-    free(p);
+    pool_free(p);
     e->pool = NULL;
 }
 
@@ -326,40 +393,56 @@ static void run_window(mesh_exec_t *e, uint64_t start)
         lp_stats.bound4_ns += max > sum / 4 ? max : sum / 4;
         return;
     }
+    /* the busy LPs costliest first, then laid out by home thread, the order kept in each run */
     uint32_t n = 0;
     uint64_t sum = 0;
     for (int i = 0; i < e->nloops; i++) {
         if (lp_next(e->loops[i]) >= e->win_end)
             continue;
-        uint32_t k = n++; /* costliest first: the last LPs taken are the short ones */
-        for (; k > 0 && p->cost[p->busy[k - 1]] < p->cost[i]; k--)
-            p->busy[k] = p->busy[k - 1];
-        p->busy[k] = i;
+        uint32_t k = n++;
+        for (; k > 0 && p->cost[p->tmp[k - 1]] < p->cost[i]; k--)
+            p->tmp[k] = p->tmp[k - 1];
+        p->tmp[k] = i;
         sum += p->cost[i];
     }
-    if (n <= 1 || sum < p->handoff_ns) { /* nothing to share, or too little: no hand-off */
+    if (n <= 1 || sum < p->handoff_ns || /* nothing to share, or too little: no hand-off */
+        (sum < p->wake_ns && atomic_load_explicit(&p->sleepers, memory_order_relaxed))) {
         for (uint32_t k = 0; k < n; k++)
-            lp_window_timed(p, p->busy[k], start);
+            lp_window_timed(p, p->tmp[k], start);
         return;
     }
+    /* the runs are empty (the last window took them all): fill them, the caller's last */
     p->start = start;
-    atomic_store(&p->done, 0);
-    atomic_store(&p->next, (uint64_t)n << 32);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    int nt = p->n + 1;
+    uint32_t at = 0, own = 0;
+    for (int t = 0; t < nt; t++) {
+        uint32_t lo = at;
+        for (uint32_t k = 0; k < n; k++)
+            if (p->tmp[k] % nt == t)
+                p->busy[at++] = p->tmp[k];
+        if (t > 0)
+            atomic_store_explicit(&p->seg[t].w, (uint64_t)at << 32 | lo, memory_order_release);
+        else
+            own = at;
+    }
+    atomic_store_explicit(&p->seg[0].w, (uint64_t)own << 32, memory_order_release);
     atomic_fetch_add(&p->gen, 1);
     if (atomic_load(&p->sleepers)) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->lock);
     }
-    uint32_t ran = pool_take(p);
+    uint32_t ran = pool_take(p, 0);
     uint64_t t0 = lp_stats.on ? wall_ns() : 0;
     int spins = 0;
-    while (atomic_load(&p->done) < n)
-        if (++spins > 2000)
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n)
+        if (++spins > p->spins)
             sched_yield();
     if (lp_stats.on) {
         lp_stats.handoffs++;
         lp_stats.handoffs_alone += ran == n;
+        lp_stats.stolen += ran > own ? ran - own : 0;
         lp_stats.wait_ns += wall_ns() - t0;
     }
 }
