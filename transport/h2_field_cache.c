@@ -8,7 +8,11 @@ int mesh_h2_field_cache_miss(mesh_h2_field_cache_t *c, int s, mesh_h2_fields_t *
                              mesh_h2_block_t block, nghttp2_rcbuf *name, nghttp2_rcbuf *value,
                              const nghttp2_vec *n, const nghttp2_vec *v)
 {
-    int id = mesh_h2_field_check(f, block, n->base, n->len, v->base, v->len);
+    /* The same name buffer with a new value (a literal under a name from HPACK's tables, as
+     * nghttp2's encoder sends `:path` and `content-length`): only the value is checked anew. */
+    int id = s >= 0 && c->e[s].name == name
+                 ? mesh_h2_field_check_value(f, block, (mesh_h2_name_t)c->e[s].id, v->base, v->len)
+                 : mesh_h2_field_check(f, block, n->base, n->len, v->base, v->len);
     if (id < 0 || s < 0)
         return id; /* a bad field is never remembered: checked (and refused) every time */
     uint8_t m = c->e[s].misses < 255 ? c->e[s].misses + 1 : 8;

@@ -16,8 +16,9 @@
  * response, the first 6 of trailers; later fields are checked in full). Fields sent as literals
  * (":path" and "content-length" from nghttp2's encoder, per-call values) come in new buffers
  * every time: after two misses in a row an entry stops taking new fields, trying again every
- * eighth miss, so a literal costs no reference counting. 16 entries, 384 bytes a connection.
- * Not thread-safe: one per nghttp2 session, on its thread.
+ * eighth miss, so a literal costs no reference counting; when its name is the entry's (a name
+ * from HPACK's static or dynamic table), only the value is checked anew. 16 entries, 384 bytes a
+ * connection. Not thread-safe: one per nghttp2 session, on its thread.
  */
 #ifndef MESH_H2_FIELD_CACHE_H
 #define MESH_H2_FIELD_CACHE_H

@@ -217,6 +217,29 @@ static int pseudo_field(mesh_h2_fields_t *f, mesh_h2_block_t block, name_kind_t 
     return 0;
 }
 
+/* What every value must be, whatever its name: the problem, or NULL. */
+static const char *value_problem(const uint8_t *value, size_t vl)
+{
+    if (vl &&
+        (value[0] == ' ' || value[0] == '\t' || value[vl - 1] == ' ' || value[vl - 1] == '\t'))
+        return "field value starts or ends with whitespace";
+    if (value_bad(value, vl))
+        return "control character in a field value";
+    return NULL;
+}
+
+/* A regular field's rules that depend on its name's kind and its value. */
+static int regular_field(mesh_h2_fields_t *f, name_kind_t k, const uint8_t *value, size_t vl,
+                         mesh_h2_name_t id)
+{
+    f->regular = 1;
+    if (k == NAME_TE && !(vl == 8 && memcmp(value, "trailers", 8) == 0))
+        return fail(f, "te other than \"trailers\"");
+    if (k == NAME_CONNECTION)
+        return fail(f, "connection-specific field");
+    return (int)id;
+}
+
 int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_t *name, size_t nl,
                         const uint8_t *value, size_t vl)
 {
@@ -224,11 +247,9 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
         return -1;
     if (nl == 0)
         return fail(f, "empty field name");
-    if (vl &&
-        (value[0] == ' ' || value[0] == '\t' || value[vl - 1] == ' ' || value[vl - 1] == '\t'))
-        return fail(f, "field value starts or ends with whitespace");
-    if (value_bad(value, vl))
-        return fail(f, "control character in a field value");
+    const char *vp = value_problem(value, vl);
+    if (vp)
+        return fail(f, vp);
     mesh_h2_name_t id = mesh_h2_name_of(name, nl);
     name_kind_t k = (name_kind_t)KIND[id];
     if (name[0] == ':')
@@ -238,12 +259,21 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
         if (p)
             return fail(f, p);
     }
-    f->regular = 1;
-    if (k == NAME_TE && !(vl == 8 && memcmp(value, "trailers", 8) == 0))
-        return fail(f, "te other than \"trailers\"");
-    if (k == NAME_CONNECTION)
-        return fail(f, "connection-specific field");
-    return (int)id;
+    return regular_field(f, k, value, vl, id);
+}
+
+int mesh_h2_field_check_value(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id,
+                              const uint8_t *value, size_t vl)
+{
+    if (f->problem)
+        return -1;
+    const char *vp = value_problem(value, vl);
+    if (vp)
+        return fail(f, vp);
+    name_kind_t k = (name_kind_t)KIND[id];
+    if (k & (REQUEST_PSEUDO | NAME_STATUS)) /* (only these pseudo-header kinds ever pass) */
+        return pseudo_field(f, block, k, value, vl) < 0 ? -1 : (int)id;
+    return regular_field(f, k, value, vl, id);
 }
 
 int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id)

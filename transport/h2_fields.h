@@ -92,6 +92,12 @@ int mesh_h2_field_check(mesh_h2_fields_t *f, mesh_h2_block_t block, const uint8_
  *  already). Same result as the full check. */
 int mesh_h2_field_recheck(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id);
 
+/** mesh_h2_field_check for a field whose name passed it before with the result id and whose
+ *  value is new (a literal such as `:path` under a name from HPACK's static table): the value's
+ *  checks and the block's, without classifying the name again. Same result as the full check. */
+int mesh_h2_field_check_value(mesh_h2_fields_t *f, mesh_h2_block_t block, mesh_h2_name_t id,
+                              const uint8_t *value, size_t vl);
+
 /** At the end of a block: -1 (and f->problem) if a required pseudo-header field is missing. */
 int mesh_h2_fields_end(mesh_h2_fields_t *f, mesh_h2_block_t block);
 

@@ -138,6 +138,25 @@ int main(void)
     request(conn, 4);
     CHECK_STR(sv.cached.problem, "te other than \"trailers\"");
 
+    /* A literal under a remembered name (":path", a new value every call, its name from the
+     * static table) has only its value checked anew, and a bad one is still refused. */
+    request(call, 7);
+    const nghttp2_nv empty_path[] = {NV(":method", "POST"), NV(":scheme", "http"), NV(":path", "")};
+    request(empty_path, 3);
+    CHECK(sv.cache.e[2].name == sv.seen_name[2]); /* (the name's entry answered) */
+    CHECK(sv.results[2] < 0);
+    CHECK_STR(sv.cached.problem, "empty :method, :scheme or :path");
+    const nghttp2_nv ctl_path[] = {NV(":method", "POST"), NV(":scheme", "http"),
+                                   NV(":path", "/a/\001")};
+    request(ctl_path, 3);
+    CHECK(sv.results[2] < 0);
+    CHECK_STR(sv.cached.problem, "control character in a field value");
+    const nghttp2_nv good_path[] = {NV(":method", "POST"), NV(":scheme", "http"),
+                                    NV(":path", "/shop.v1.Echo/Other")};
+    request(good_path, 3);
+    CHECK(sv.cache.e[2].name == sv.seen_name[2]);
+    CHECK_EQ(sv.results[2], MESH_H2_N_PATH);
+
     mesh_h2_field_cache_clear(&sv.cache);
     for (int i = 0; i < MESH_H2_FIELD_CACHE_N; i++)
         CHECK(sv.cache.e[i].name == NULL);
