@@ -727,15 +727,21 @@ static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
     reg_gossip_t *g = mesh_msg_take_ptr(m);
     if (!g)
         return;
-    /* the gossip bridge sends its dead owners sorted by name: then sorting costs one pass */
-    int sorted = 1;
-    for (size_t i = 1; sorted && i < g->n_dead; i++)
-        sorted = strcmp(g->dead[i - 1].node, g->dead[i].node) <= 0;
-    if (!sorted)
-        qsort(g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
-    int dead_changed = !st->a->gossip || st->a->gossip->n_dead != g->n_dead;
+    /* The dead owners sorted by name. The gossip bridge sends them so, and mostly the same as
+     * before: equal to the last view's (sorted) list, they are sorted; else one pass checks. */
+    const reg_gossip_t *was = st->a->gossip;
+    int dead_changed = !was || was->n_dead != g->n_dead;
     for (size_t i = 0; !dead_changed && i < g->n_dead; i++)
-        dead_changed = strcmp(g->dead[i].node, st->a->gossip->dead[i].node) != 0;
+        dead_changed = strcmp(g->dead[i].node, was->dead[i].node) != 0;
+    int sorted = 1;
+    for (size_t i = 1; dead_changed && sorted && i < g->n_dead; i++)
+        sorted = strcmp(g->dead[i - 1].node, g->dead[i].node) <= 0;
+    if (!sorted) {
+        qsort(g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
+        dead_changed = !was || was->n_dead != g->n_dead;
+        for (size_t i = 0; !dead_changed && i < g->n_dead; i++)
+            dead_changed = strcmp(g->dead[i].node, was->dead[i].node) != 0;
+    }
     reg_gossip_free(st->a->gossip);
     st->a->gossip = g;
     st->gossip_gen++;
