@@ -285,8 +285,10 @@ static gsp_member_event_t *member_event(const gsp_member_t *m, gsp_state_t prev,
     gsp_member_event_t *e = calloc(1, sizeof *e + m->meta_len);
     if (!e)
         return NULL;
-    snprintf(e->name, sizeof e->name, "%s", m->name);
-    snprintf(e->addr, sizeof e->addr, "%s", m->addr);
+    /* copies, not snprintf: one event per member change of every node */
+    size_t nl = strnlen(m->name, sizeof e->name - 1), al = strnlen(m->addr, sizeof e->addr - 1);
+    memcpy(e->name, m->name, nl);
+    memcpy(e->addr, m->addr, al);
     e->state = m->state;
     e->prev = prev;
     e->incarnation = m->incarnation;

@@ -47,6 +47,13 @@ typedef struct bmember {
     uint64_t meta_version; /* of meta */
     uint64_t accepted;     /* the version of its last signed record accepted (v2; 0: none) */
     int pinned;            /* a v2 record of it was accepted: v1 records are refused */
+    int monitor;           /* meta decodes and says role "monitor" (set whenever meta changes) */
+    /* The services meta lists, each once, in the order of its instances: NUL-terminated names
+     * one after the other (what a dead owner's entry for the registry actor lists; set whenever
+     * meta changes, so a rebuild does not decode the dead). */
+    char *svcs;
+    size_t svcs_len;
+    uint32_t n_svcs;
 } bmember_t;
 
 typedef struct bset {
@@ -72,7 +79,8 @@ typedef struct bridge {
     mesh_actor_t *self;
     mesh_actor_id_t gossip;
     uint64_t started;
-    bmember_t **ms;
+    bmember_t **ms;      /* in the order first heard of (the gossip table's instance order) */
+    bmember_t **by_name; /* the same members sorted by name (dead owners go out in this order) */
     size_t n, cap;
     bset_t *sets;
     size_t n_sets, cap_sets;
@@ -139,6 +147,30 @@ static int tab_add(bridge_t *b, bmember_t *m)
         j = (j + 1) & (b->tab_cap - 1);
     b->tab[j] = m;
     return 0;
+}
+
+/* Copies the string src into dst of cap bytes, cut to fit (what snprintf "%s" does, without
+ * formatting: this runs for every member event). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* Adds m (new, b->n members before it) to the name order; room for it is there. */
+static void by_name_add(bridge_t *b, bmember_t *m)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(b->by_name[mid]->name, m->name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    memmove(b->by_name + lo + 1, b->by_name + lo, (b->n - lo) * sizeof(*b->by_name));
+    b->by_name[lo] = m;
 }
 
 static const bset_t *set_of(const bridge_t *b, uint64_t hash)
@@ -287,6 +319,47 @@ static int verify_record(bridge_t *b, bmember_t *m)
 
 static void reannounce(bridge_t *b);
 
+/* Whether m's metadata decodes and names it a monitor (its role attribute). */
+static int is_monitor(bridge_t *b, const bmember_t *m)
+{
+    size_t n;
+    return m->meta &&
+           gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) ==
+               0 &&
+           b->nattrs.role.n == strlen(GSP_ROLE_MONITOR) &&
+           memcmp(b->nattrs.role.p, GSP_ROLE_MONITOR, b->nattrs.role.n) == 0;
+}
+
+/* Sets m->svcs from m->meta (none when it does not decode). 0, or -1 out of memory. */
+static int services_of(bridge_t *b, bmember_t *m)
+{
+    free(m->svcs);
+    m->svcs = NULL;
+    m->svcs_len = 0;
+    m->n_svcs = 0;
+    size_t n = 0, len = 0;
+    if (!m->meta || gsp_meta_decode(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n) != 0 || !n)
+        return 0;
+    for (size_t k = 0; k < n; k++)
+        len += b->insts[k].service.n + 1;
+    if (!(m->svcs = malloc(len)))
+        return -1;
+    for (size_t k = 0; k < n; k++) {
+        char svc[GSP_FIELD_MAX + 1];
+        cstr(svc, sizeof(svc), b->insts[k].service);
+        int dup = 0;
+        for (size_t o = 0; o < m->svcs_len && !dup; o += strlen(m->svcs + o) + 1)
+            dup = !strcmp(m->svcs + o, svc);
+        if (dup)
+            continue;
+        size_t sl = strlen(svc) + 1;
+        memcpy(m->svcs + m->svcs_len, svc, sl);
+        m->svcs_len += sl;
+        m->n_svcs++;
+    }
+    return 0;
+}
+
 static void on_member(bridge_t *b, const gsp_member_event_t *e)
 {
     bmember_t *m = find(b, e->name);
@@ -297,19 +370,24 @@ static void on_member(bridge_t *b, const gsp_member_event_t *e)
             if (!nm)
                 return;
             b->ms = nm;
+            bmember_t **nb = realloc(b->by_name, nc * sizeof(*nb));
+            if (!nb)
+                return;
+            b->by_name = nb;
             b->cap = nc;
         }
         m = calloc(1, sizeof(*m));
         if (!m)
             return;
-        snprintf(m->name, sizeof(m->name), "%s", e->name);
+        copy_str(m->name, sizeof(m->name), e->name);
         if (tab_add(b, m) != 0) {
             free(m);
             return;
         }
+        by_name_add(b, m);
         b->ms[b->n++] = m;
     }
-    snprintf(m->addr, sizeof(m->addr), "%s", e->addr);
+    copy_str(m->addr, sizeof(m->addr), e->addr);
     m->state = e->state;
     m->incarnation = e->incarnation;
     m->since_ns = e->since_ns;
@@ -345,6 +423,9 @@ static void on_member(bridge_t *b, const gsp_member_event_t *e)
             m->verdict = old_verdict;
         } else {
             free(old);
+            m->monitor = is_monitor(b, m);
+            if (services_of(b, m) != 0)
+                mesh_error("gossip", "out of memory reading the services of %s", m->name);
         }
     }
 }
@@ -396,7 +477,8 @@ static int monitors_of(bridge_t *b, gsp_evicted_set_t *ev, reg_gossip_t *g)
     for (size_t i = 0; i < b->n; i++) {
         const bmember_t *m = b->ms[i];
         size_t n;
-        if (!is_live(m->state) || !m->meta_known || !m->meta || m->verdict != RSIG_OK ||
+        if (!m->monitor || !is_live(m->state) || !m->meta_known || !m->meta ||
+            m->verdict != RSIG_OK ||
             gsp_meta_decode_node(m->meta, m->meta_len, b->insts, GSP_INST_MAX, &n, &b->nattrs) !=
                 0 ||
             !b->nattrs.role.n || strlen(GSP_ROLE_MONITOR) != b->nattrs.role.n ||
@@ -413,6 +495,13 @@ static int monitors_of(bridge_t *b, gsp_evicted_set_t *ev, reg_gossip_t *g)
         g->first_monitor_self = first->self;
     }
     return 0;
+}
+
+/* Whether a dead owner's entry lists m's services: its metadata is known and accepted (what
+ * instances_of decodes). */
+static int dead_lists_services(const bmember_t *m)
+{
+    return m->meta_known && m->meta && m->verdict == RSIG_OK && m->n_svcs;
 }
 
 static reg_gossip_t *build(bridge_t *b)
@@ -462,29 +551,44 @@ static reg_gossip_t *build(bridge_t *b)
     rb = NULL;
     if (!g->routes)
         goto oom;
-    if (n_dead && !(g->dead = calloc(n_dead, sizeof(*g->dead))))
-        goto oom;
+    /* the dead owners, their names and service lists in one allocation (reg_gossip_t) */
+    size_t n_ptrs = 0, n_chars = 0;
     for (size_t i = 0; i < b->n; i++) {
-        const bmember_t *m = b->ms[i];
+        const bmember_t *m = b->by_name[i];
         if (is_live(m->state) || m->self)
             continue;
-        reg_dead_owner_t *d = &g->dead[g->n_dead++];
-        /* a member whose metadata we never had (it died before we joined) may own instances
-         * in any service of the etcd view we restarted with: the registry actor looks */
-        d->services_unknown = !m->meta_known || !m->meta;
-        size_t n = d->services_unknown ? 0 : instances_of(b, m);
-        d->node = strdup(m->name);
-        d->services = n ? calloc(n, sizeof(char *)) : NULL;
-        if (!d->node || (n && !d->services))
+        n_chars += strlen(m->name) + 1;
+        if (dead_lists_services(m)) {
+            n_ptrs += m->n_svcs;
+            n_chars += m->svcs_len;
+        }
+    }
+    if (n_dead) {
+        size_t size = n_dead * sizeof(*g->dead) + n_ptrs * sizeof(char *) + n_chars;
+        if (!(g->dead = malloc(size)))
             goto oom;
-        for (size_t k = 0; k < n; k++) {
-            char svc[GSP_FIELD_MAX + 1];
-            cstr(svc, sizeof(svc), b->insts[k].service);
-            int dup = 0;
-            for (size_t j = 0; j < d->n_services && !dup; j++)
-                dup = !strcmp(d->services[j], svc);
-            if (!dup && !(d->services[d->n_services++] = strdup(svc)))
-                goto oom;
+        char **ptrs = (char **)(g->dead + n_dead);
+        char *chars = (char *)(ptrs + n_ptrs);
+        for (size_t i = 0; i < b->n; i++) { /* in name order: the registry actor wants them so */
+            const bmember_t *m = b->by_name[i];
+            if (is_live(m->state) || m->self)
+                continue;
+            reg_dead_owner_t *d = &g->dead[g->n_dead++];
+            /* a member whose metadata we never had (it died before we joined) may own
+             * instances in any service of the etcd view we restarted with: the registry actor
+             * looks */
+            size_t nl = strlen(m->name) + 1;
+            *d = (reg_dead_owner_t){.node = memcpy(chars, m->name, nl),
+                                    .services_unknown = !m->meta_known || !m->meta};
+            chars += nl;
+            if (!dead_lists_services(m))
+                continue;
+            d->services = ptrs;
+            d->n_services = m->n_svcs;
+            memcpy(chars, m->svcs, m->svcs_len);
+            for (size_t o = 0; o < m->svcs_len; o += strlen(chars + o) + 1)
+                *ptrs++ = chars + o;
+            chars += m->svcs_len;
         }
     }
     gsp_evicted_set_destroy(&ev);
@@ -1167,9 +1271,11 @@ static void br_stop(mesh_actor_t *self, int reason)
     }
     for (size_t i = 0; i < b->n; i++) {
         free(b->ms[i]->meta);
+        free(b->ms[i]->svcs);
         free(b->ms[i]);
     }
     free(b->ms);
+    free(b->by_name);
     free(b->tab);
     for (size_t i = 0; i < b->n_sets; i++)
         free(b->sets[i].ev);

@@ -91,6 +91,15 @@ typedef struct reg_actor {
     size_t n_dead_names, dead_names_cap;
     uint64_t dead_gen;
     int dead_names_ok;
+    /* The dead owners of the gossip view dead_ix_gen by name: open addressing, at most half
+     * full, built on the first lookup of each view (a lookup per instance of a service). */
+    struct dead_slot {
+        uint32_t pos; /* index in the view's dead + 1; 0: free */
+        uint32_t hash;
+    } * dead_ix;
+    size_t dead_ix_cap;
+    uint64_t dead_ix_gen;
+    int dead_ix_ok;
     int link; /* last REG_MSG_LINK sent by this start: -1 none, else reg_link_t */
 } reg_actor_t;
 
@@ -176,14 +185,57 @@ static int dead_cmp(const void *a, const void *b)
     return strcmp(((const reg_dead_owner_t *)a)->node, ((const reg_dead_owner_t *)b)->node);
 }
 
-/* g's dead owners are sorted by name when g arrives (on_gossip): a lookup is a binary search,
- * so a mass death (a partition) costs n log n, not n squared. */
-static const reg_dead_owner_t *dead_owner(const reg_gossip_t *g, const char *node)
+static uint64_t addr_hash(const char *s);
+
+/* Indexes the current gossip view's dead owners by name. 0, or -1 out of memory. */
+static int dead_ix_build(reg_actor_t *st)
 {
+    const reg_gossip_t *g = st->a->gossip;
+    size_t cap = 16;
+    while (cap < 2 * g->n_dead)
+        cap *= 2;
+    if (cap > st->dead_ix_cap) {
+        struct dead_slot *ni = realloc(st->dead_ix, cap * sizeof(*ni));
+        if (!ni)
+            return -1;
+        st->dead_ix = ni;
+        st->dead_ix_cap = cap;
+    }
+    memset(st->dead_ix, 0, cap * sizeof(*st->dead_ix));
+    for (size_t d = 0; d < g->n_dead; d++) {
+        uint64_t h = addr_hash(g->dead[d].node);
+        size_t i = h & (cap - 1);
+        while (st->dead_ix[i].pos)
+            i = (i + 1) & (cap - 1);
+        st->dead_ix[i] = (struct dead_slot){.pos = (uint32_t)d + 1, .hash = (uint32_t)h};
+    }
+    st->dead_ix_cap = cap; /* the probe mask uses exactly this size */
+    st->dead_ix_gen = st->gossip_gen;
+    st->dead_ix_ok = 1;
+    return 0;
+}
+
+/* The dead owner named node in the current gossip view, or NULL: a hash lookup (the index is
+ * built once per view); g's dead owners are also sorted by name when g arrives (on_gossip), so
+ * without memory for the index a lookup is a binary search. */
+static const reg_dead_owner_t *dead_owner(reg_actor_t *st, const char *node)
+{
+    const reg_gossip_t *g = st->a->gossip;
     if (!g || !node || !node[0] || !g->n_dead)
         return NULL;
-    reg_dead_owner_t key = {.node = (char *)node};
-    return bsearch(&key, g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
+    if ((!st->dead_ix_ok || st->dead_ix_gen != st->gossip_gen) && dead_ix_build(st) != 0) {
+        st->dead_ix_ok = 0;
+        reg_dead_owner_t key = {.node = (char *)node};
+        return bsearch(&key, g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
+    }
+    uint64_t h = addr_hash(node);
+    size_t mask = st->dead_ix_cap - 1;
+    for (size_t i = h & mask; st->dead_ix[i].pos; i = (i + 1) & mask) {
+        const reg_dead_owner_t *d = &g->dead[st->dead_ix[i].pos - 1];
+        if (st->dead_ix[i].hash == (uint32_t)h && !strcmp(d->node, node))
+            return d;
+    }
+    return NULL;
 }
 
 /* ---- the probe index (by instance address) -------------------------------------------------- */
@@ -269,11 +321,12 @@ static void probe_drop(reg_actor_t *st, size_t i)
     st->probes[i] = st->probes[--st->n_probes];
 }
 
-/* Forgets the probes of owners that are no longer dead (all when keep is NULL). */
-static void probes_prune(reg_actor_t *st, const reg_gossip_t *keep)
+/* Forgets the probes of owners that are no longer dead in the current gossip view (all when
+ * keep is 0). */
+static void probes_prune(reg_actor_t *st, int keep)
 {
     for (size_t i = 0; i < st->n_probes;)
-        if (!keep || !dead_owner(keep, st->probes[i]->node))
+        if (!keep || !dead_owner(st, st->probes[i]->node))
             probe_drop(st, i);
         else
             i++;
@@ -397,10 +450,9 @@ static void unk_clear(reg_actor_t *st)
 /* Adds the service if one of its instances belongs to an unknown dead owner of the gossip view. */
 static void unk_consider(reg_actor_t *st, const char *name, const mesh_route_service_t *svc)
 {
-    const reg_gossip_t *g = st->a->gossip;
     int hit = 0;
     for (size_t k = 0; svc && k < svc->n_instances && !hit; k++) {
-        const reg_dead_owner_t *d = dead_owner(g, svc->instances[k].node);
+        const reg_dead_owner_t *d = dead_owner(st, svc->instances[k].node);
         hit = d && d->services_unknown;
     }
     if (!hit)
@@ -544,7 +596,7 @@ static mesh_routes_t *without_dead(reg_actor_t *st, mesh_routes_t *etcd)
         memset(gone, 0, n);
         for (size_t i = 0; i < n; i++) {
             const mesh_route_instance_t *in = &svc->instances[i];
-            if (!dead_owner(g, in->node))
+            if (!dead_owner(st, in->node))
                 continue;
             if (connected && corroborated(st, in->node, in->addr) != PROBE_GONE)
                 continue;
@@ -675,16 +727,26 @@ static void on_gossip(reg_actor_t *st, mesh_msg_t *m)
     reg_gossip_t *g = mesh_msg_take_ptr(m);
     if (!g)
         return;
-    if (g->n_dead > 1)
-        qsort(g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
-    int dead_changed = !st->a->gossip || st->a->gossip->n_dead != g->n_dead;
+    /* The dead owners sorted by name. The gossip bridge sends them so, and mostly the same as
+     * before: equal to the last view's (sorted) list, they are sorted; else one pass checks. */
+    const reg_gossip_t *was = st->a->gossip;
+    int dead_changed = !was || was->n_dead != g->n_dead;
     for (size_t i = 0; !dead_changed && i < g->n_dead; i++)
-        dead_changed = strcmp(g->dead[i].node, st->a->gossip->dead[i].node) != 0;
+        dead_changed = strcmp(g->dead[i].node, was->dead[i].node) != 0;
+    int sorted = 1;
+    for (size_t i = 1; dead_changed && sorted && i < g->n_dead; i++)
+        sorted = strcmp(g->dead[i - 1].node, g->dead[i].node) <= 0;
+    if (!sorted) {
+        qsort(g->dead, g->n_dead, sizeof(*g->dead), dead_cmp);
+        dead_changed = !was || was->n_dead != g->n_dead;
+        for (size_t i = 0; !dead_changed && i < g->n_dead; i++)
+            dead_changed = strcmp(g->dead[i].node, was->dead[i].node) != 0;
+    }
     reg_gossip_free(st->a->gossip);
     st->a->gossip = g;
     st->gossip_gen++;
     if (dead_changed)
-        probes_prune(st, g);
+        probes_prune(st, 1);
     /* with etcd connected gossip's routes are not merged: only a change of the dead owners
      * can change the table */
     int merged = st->etcd_state != REG_ETCD_CONNECTED || st->grace;
@@ -714,13 +776,7 @@ void reg_gossip_free(void *p)
     if (!g)
         return;
     mesh_routes_unref(g->routes);
-    for (size_t i = 0; i < g->n_dead; i++) {
-        for (size_t k = 0; k < g->dead[i].n_services; k++)
-            free(g->dead[i].services[k]);
-        free(g->dead[i].services);
-        free(g->dead[i].node);
-    }
-    free(g->dead);
+    free(g->dead); /* with the names and lists it points to */
     free(g->first_monitor);
     free(g);
 }
@@ -1113,7 +1169,7 @@ static void reg_stop(mesh_actor_t *self, int reason)
         return;
     reg_view_free(st->view);
     st->view = NULL;
-    probes_prune(st, NULL);
+    probes_prune(st, 0);
     free(st->probe_ix);
     st->probe_ix = NULL;
     st->probe_ix_cap = 0;
@@ -1125,6 +1181,10 @@ static void reg_stop(mesh_actor_t *self, int reason)
     st->unk_names = NULL;
     st->unk_cap = 0;
     free(st->dead_names);
+    free(st->dead_ix);
+    st->dead_ix = NULL;
+    st->dead_ix_cap = 0;
+    st->dead_ix_ok = 0;
     st->dead_names = NULL;
     st->n_dead_names = st->dead_names_cap = 0;
     st->dead_names_ok = 0;

@@ -97,6 +97,8 @@ typedef struct reg_dead_owner {
 typedef struct reg_gossip {
     mesh_routes_t *routes; /* one reference, or NULL */
     size_t n_dead;
+    /* One allocation: the n_dead entries, then their service lists and the strings they point
+     * to (reg_gossip_free frees it whole). */
     reg_dead_owner_t *dead;
     /* Of the live members whose gossip metadata says role "monitor" (gossip/meta.h): the one
      * whose name sorts first (NULL: none), and whether it is this node (monitors reporting

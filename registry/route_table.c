@@ -177,6 +177,10 @@ struct mesh_route_svc_builder {
     size_t fin_cap;
     const char **merged; /* method lists of instances added more than once, concatenated */
     size_t merged_cap;
+    /* a hash set of slot numbers + 1 (0 free): the distinct method names while the union is
+     * made, and the distinct addresses while finish() looks for an address added twice */
+    uint32_t *set;
+    size_t set_cap;
 };
 
 mesh_route_svc_builder_t *mesh_route_svc_builder_new(void)
@@ -198,6 +202,7 @@ void mesh_route_svc_builder_free(mesh_route_svc_builder_t *b)
     free(b->dlt);
     free(b->fin);
     free(b->merged);
+    free(b->set);
     free(b);
 }
 
@@ -345,6 +350,39 @@ static size_t pow2_at_least(size_t n)
     return s;
 }
 
+/* Looks str up in b->set, whose entries are positions + 1 in strs (mask + 1 slots, at most half
+ * full); when absent, records it as strs[n] and returns 1 (the caller stores it there). */
+static int set_put(mesh_route_svc_builder_t *b, size_t mask, const char *const *strs, size_t n,
+                   const char *str)
+{
+    uint32_t h = hash_bytes(2166136261u, str, strlen(str));
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        if (!b->set[i]) {
+            b->set[i] = (uint32_t)n + 1;
+            return 1;
+        }
+        const char *t = strs[b->set[i] - 1];
+        if (t == str || strcmp(t, str) == 0)
+            return 0;
+    }
+}
+
+/* Whether two of the n instances added have one address (a hash set of their addresses). */
+static int addr_added_twice(mesh_route_svc_builder_t *b)
+{
+    size_t cap = pow2_at_least(2 * b->n + 2);
+    if (grow(&b->names, &b->names_cap, b->n, sizeof(char *)) < 0 ||
+        grow(&b->set, &b->set_cap, cap, sizeof(uint32_t)) < 0)
+        return -1;
+    memset(b->set, 0, cap * sizeof(uint32_t));
+    for (size_t i = 0; i < b->n; i++) {
+        if (!set_put(b, cap - 1, b->names, i, b->p[i].addr))
+            return 1;
+        b->names[i] = b->p[i].addr;
+    }
+    return 0;
+}
+
 /* Lays out the object of the k merged instances in b->p. */
 static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, size_t k)
 {
@@ -358,20 +396,27 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
         } else {
             any_unlisted = 1;
         }
-    if (grow(&b->names, &b->names_cap, total + 1, sizeof(char *)) < 0)
+    if (grow(&b->names, &b->names_cap, total + 1, sizeof(char *)) < 0 ||
+        grow(&b->set, &b->set_cap, pow2_at_least(2 * total + 2), sizeof(uint32_t)) < 0)
         return NULL;
-    size_t u = 0;
-    for (size_t i = 0; i < k; i++)
-        for (uint32_t j = 0; b->p[i].methods && j < b->p[i].n_methods; j++)
-            if (b->p[i].methods[j])
-                b->names[u++] = b->p[i].methods[j];
+    /* Each distinct name once (a hash set: the instances of a service mostly list the same
+     * methods, often the very same strings), then only the distinct names are sorted. */
+    size_t u = 0, set_mask = pow2_at_least(2 * total + 2) - 1;
+    memset(b->set, 0, (set_mask + 1) * sizeof(uint32_t));
+    const char *const *seen_list = NULL; /* the last list taken whole (lists are shared) */
+    uint32_t seen_n = 0;
+    for (size_t i = 0; i < k; i++) {
+        const char *const *ml = b->p[i].methods;
+        if (!ml || (ml == seen_list && b->p[i].n_methods == seen_n))
+            continue;
+        seen_list = ml;
+        seen_n = b->p[i].n_methods;
+        for (uint32_t j = 0; j < b->p[i].n_methods; j++)
+            if (ml[j] && set_put(b, set_mask, b->names, u, ml[j]))
+                b->names[u++] = ml[j];
+    }
     if (u > 1)
         qsort(b->names, u, sizeof(char *), cmp_str);
-    size_t w = 0;
-    for (size_t i = 0; i < u; i++)
-        if (w == 0 || strcmp(b->names[w - 1], b->names[i]) != 0)
-            b->names[w++] = b->names[i];
-    u = w;
 
     /* The string pool: every distinct string once. */
     size_t it_cap = pow2_at_least(2 * (4 * k + u + 1));
@@ -396,6 +441,9 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
 
     /* Instances: their strings, and their method lists as distinct lists of union indices. */
     size_t idx_len = 0, n_dl = 0;
+    const char *const *last_list = NULL; /* the previous instance's list and its number */
+    uint32_t last_n = 0;
+    int32_t last_id = -1;
     for (size_t i = 0; i < k; i++) {
         const pend_t *p = &b->p[i];
         fin_t *f = &b->fin[i];
@@ -405,6 +453,10 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
         f->list = -1;
         if (!p->methods)
             continue;
+        if (p->methods == last_list && p->n_methods == last_n) {
+            f->list = last_id; /* the same list as the instance before (a shared one) */
+            continue;
+        }
         size_t start = idx_len;
         for (uint32_t j = 0; j < p->n_methods; j++)
             if (p->methods[j])
@@ -417,6 +469,9 @@ static mesh_route_svc_t *layout(mesh_route_svc_builder_t *b, const char *name, s
                 b->idx[e++] = b->idx[j];
         idx_len = e;
         f->list = list_intern(b, &n_dl, start, &idx_len);
+        last_list = p->methods;
+        last_n = p->n_methods;
+        last_id = f->list;
     }
 
     /* One allocation: header, instances, union pointers, list pointers, string pool. */
@@ -498,8 +553,17 @@ int mesh_route_svc_builder_finish(mesh_route_svc_builder_t *b, const char *name,
     /* Same address added more than once: one instance, in the place of its first add. Node,
      * zone, weight and source: the later add wins; methods: the union of the lists the adds
      * give (unknown only when none gives one). The unions go to b->merged, sized first. */
-    if (b->n > 1)
-        qsort(b->p, b->n, sizeof(pend_t), cmp_pend);
+    int twice = b->n > 1 ? addr_added_twice(b) : 0;
+    if (twice < 0) {
+        b->n = 0;
+        return -1;
+    }
+    if (!twice) { /* every address once (the usual case): the instances stand as added */
+        *out = layout(b, name, b->n);
+        b->n = 0;
+        return *out ? 0 : -1;
+    }
+    qsort(b->p, b->n, sizeof(pend_t), cmp_pend);
     size_t need = 0;
     for (size_t i = 0, j; i < b->n; i = j) {
         for (j = i + 1; j < b->n && strcmp(b->p[j].addr, b->p[i].addr) == 0; j++)
@@ -1133,7 +1197,12 @@ mesh_routes_t *mesh_route_builder_finish(mesh_route_builder_t *b)
         mptr[i] = b->arena + b->moff[i];
     for (size_t i = 0; i < b->n; i++)
         ord[i] = (ord_t){b->arena + b->adds[i].svc, (uint32_t)i};
-    qsort(ord, b->n, sizeof(*ord), cmp_ord);
+    /* added in (service, order) order already (one service, or grouped by the caller): no sort */
+    size_t run = 1;
+    while (run < b->n && strcmp(ord[run - 1].svc, ord[run].svc) <= 0)
+        run++;
+    if (run < b->n)
+        qsort(ord, b->n, sizeof(*ord), cmp_ord);
     for (size_t i = 0; i < b->n; i++) {
         const badd_t *a = &b->adds[ord[i].i];
         if (mesh_route_svc_builder_add(

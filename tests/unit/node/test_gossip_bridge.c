@@ -13,7 +13,8 @@
  * refuting at a newer incarnation) is routed; a record for it signed by another member's valid
  * identity (wrong_identity) changes nothing either; the owner's own empty record, signed, withdraws
  * its instances. (Each refusal goes through the path every refused record takes: counted by
- * reason, logged, audited.)
+ * reason, logged, audited.) Dead owners reach the registry actor sorted by name, each with the
+ * services of its accepted record, or marked unknown when its metadata never came.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,8 @@
 static const mesh_crypto_t *C;
 static char routed[256]; /* the addresses of shop.Cart the bridge last handed over, joined */
 static int tables;       /* REG_MSG_GOSSIP received */
+static char
+    dead[256]; /* the dead owners it last handed over: "node:svc|svc" (?: unknown), joined */
 
 /* The registry actor's stand-in: keeps what the bridge routes. */
 static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
@@ -47,6 +50,15 @@ static int reg_message(mesh_actor_t *self, mesh_msg_t *m)
     for (size_t i = 0; s && i < s->n_instances; i++)
         snprintf(routed + strlen(routed), sizeof routed - strlen(routed), "%s%s", i ? "," : "",
                  s->instances[i].addr);
+    dead[0] = 0;
+    for (size_t i = 0; i < g->n_dead; i++) {
+        const reg_dead_owner_t *d = &g->dead[i];
+        snprintf(dead + strlen(dead), sizeof dead - strlen(dead), "%s%s:%s", i ? "," : "", d->node,
+                 d->services_unknown ? "?" : "");
+        for (size_t k = 0; k < d->n_services; k++)
+            snprintf(dead + strlen(dead), sizeof dead - strlen(dead), "%s%s", k ? "|" : "",
+                     d->services[k]);
+    }
     tables++;
     return 0;
 }
@@ -78,23 +90,31 @@ static size_t signed_meta(EVP_PKEY *key, const uint8_t *der, size_t der_len, con
     return (size_t)len;
 }
 
-static void member(mesh_exec_t *sim, mesh_actor_id_t bridge, uint32_t inc, uint64_t version,
-                   const uint8_t *meta, size_t len)
+/* A member event for name in state st (meta NULL: its metadata is not known). */
+static void member_in(mesh_exec_t *sim, mesh_actor_id_t bridge, const char *name, gsp_state_t st,
+                      uint32_t inc, uint64_t version, const uint8_t *meta, size_t len)
 {
     gsp_member_event_t *e = calloc(1, sizeof *e + len);
     CHECK(e);
-    snprintf(e->name, sizeof e->name, "node-a");
+    snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->addr, sizeof e->addr, "10.0.0.2:7946");
-    e->state = e->prev = GSP_ST_ALIVE;
+    e->state = e->prev = st;
     e->incarnation = inc;
     e->meta_version = version;
-    e->meta_known = 1;
+    e->meta_known = meta != NULL;
     e->meta_len = len;
-    memcpy(e->meta, meta, len);
+    if (len)
+        memcpy(e->meta, meta, len);
     CHECK(mesh_exec_send_ptr(sim, bridge, GSP_MSG_MEMBER, e, free) == 0);
     int before = tables;
     mesh_sim_run_until(sim, mesh_sim_now(sim) + 100 * MS);
     CHECK(tables > before); /* a table after every member change */
+}
+
+static void member(mesh_exec_t *sim, mesh_actor_id_t bridge, uint32_t inc, uint64_t version,
+                   const uint8_t *meta, size_t len)
+{
+    member_in(sim, bridge, "node-a", GSP_ST_ALIVE, inc, version, meta, len);
 }
 
 /* A key and a leaf for node (owning shop.Cart) signed by root; the leaf's DER into der. */
@@ -192,6 +212,17 @@ int main(void)
         signed_meta(key_b, der_b, (size_t)der_b_len, "10.0.0.66:50051", 350, hijack, sizeof hijack);
     member(sim, bridge, 7, 350, hijack, hl);
     CHECK_STR(routed, "10.0.0.2:50052");
+    CHECK_STR(dead, "");
+    /* dead owners go to the registry actor sorted by name, each with the services its accepted
+     * record lists (or unknown: its metadata never came); alive again, it leaves the list */
+    member_in(sim, bridge, "node-z", GSP_ST_DEAD, 1, 0, NULL, 0);
+    CHECK_STR(dead, "node-z:?");
+    member_in(sim, bridge, "node-a", GSP_ST_DEAD, 9, 200, cur_meta, cl);
+    CHECK_STR(routed, "");
+    CHECK_STR(dead, "node-a:shop.Cart,node-z:?");
+    member_in(sim, bridge, "node-a", GSP_ST_ALIVE, 10, 200, cur_meta, cl);
+    CHECK_STR(routed, "10.0.0.2:50052");
+    CHECK_STR(dead, "node-z:?");
     /* the owner withdraws its instances with a signed empty record: accepted */
     size_t wl = signed_meta(key, der, (size_t)der_len, NULL, 400, withdrawn, sizeof withdrawn);
     member(sim, bridge, 8, 400, withdrawn, wl);

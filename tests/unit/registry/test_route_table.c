@@ -6,6 +6,7 @@
 #include "registry/route_table.h"
 #include "tests/check.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static mesh_route_status_t look(const mesh_routes_t *t, const char *path,
@@ -391,6 +392,72 @@ static void test_same_addr_methods(void)
     mesh_route_svc_builder_free(sb);
 }
 
+/* A service of many instances, most listing one shared method list, some their own copy of it
+ * or another list, rebuilt from its own object without the instances of a few owners (what the
+ * registry does when owners die): every instance keeps its place, its node and its methods,
+ * and the service's methods are the union; an address added twice far apart is one instance. */
+static void test_large_rebuild(void)
+{
+    enum { N = 600 };
+    static char addrs[N][32], nodes[N][16];
+    const char *shared[] = {"Call", "Watch"}, *other[] = {"Zap"};
+    char own_call[] = "Call", own_watch[] = "Watch"; /* equal names, other strings */
+    const char *own[] = {own_watch, own_call};
+    mesh_route_svc_builder_t *sb = mesh_route_svc_builder_new();
+    for (int i = 0; i < N; i++) {
+        snprintf(addrs[i], sizeof addrs[i], "10.%d.%d.1:7000", i / 250, i % 250);
+        snprintf(nodes[i], sizeof nodes[i], "node-%d", i);
+        const char *const *ml = i % 97 == 5 ? own : i % 50 == 7 ? other : shared;
+        size_t nm = ml == other ? 1 : 2;
+        CHECK(mesh_route_svc_builder_add(sb, addrs[i], ml, nm, MESH_ROUTE_ETCD, nodes[i], "z", 1) ==
+              0);
+    }
+    mesh_route_svc_t *all = NULL;
+    CHECK(mesh_route_svc_builder_finish(sb, "big.Svc", &all) == 0 && all);
+    const mesh_route_service_t *s = mesh_route_svc_get(all);
+    CHECK(s->n_instances == N && s->n_methods == 3);
+    CHECK(!strcmp(s->methods[0], "Call") && !strcmp(s->methods[1], "Watch") &&
+          !strcmp(s->methods[2], "Zap"));
+    for (int i = 0; i < N; i++) {
+        const mesh_route_instance_t *in = &s->instances[i];
+        CHECK(!strcmp(in->addr, addrs[i]) && !strcmp(in->node, nodes[i]) &&
+              in->index == (uint32_t)i);
+        int zap = i % 97 != 5 && i % 50 == 7;
+        CHECK(in->n_methods == (zap ? 1u : 2u));
+        CHECK(mesh_route_instance_serves(in, "Zap", 3) == zap);
+        CHECK(mesh_route_instance_serves(in, "Call", 4) == !zap);
+        CHECK(mesh_route_instance_serves(in, "Watch", 5) == !zap);
+    }
+    /* without every third instance, copied from the object */
+    for (int i = 0; i < N; i++)
+        if (i % 3)
+            CHECK(mesh_route_svc_builder_add_instance(sb, &s->instances[i]) == 0);
+    mesh_route_svc_t *some = NULL;
+    CHECK(mesh_route_svc_builder_finish(sb, "big.Svc", &some) == 0 && some);
+    const mesh_route_service_t *t = mesh_route_svc_get(some);
+    CHECK(t->n_instances == N - (N + 2) / 3 && t->n_methods == 3);
+    for (size_t k = 0, i = 1; k < t->n_instances; k++, i += i % 3 == 1 ? 1 : 2) {
+        CHECK(!strcmp(t->instances[k].addr, addrs[i]) && t->instances[k].index == k);
+        CHECK(mesh_route_instance_serves(&t->instances[k], "Zap", 3) ==
+              (i % 97 != 5 && i % 50 == 7));
+    }
+    /* the first address again at the end: merged into the first place, methods united */
+    for (int i = 0; i < N; i++)
+        CHECK(mesh_route_svc_builder_add_instance(sb, &s->instances[i]) == 0);
+    CHECK(mesh_route_svc_builder_add(sb, addrs[0], other, 1, MESH_ROUTE_GOSSIP, "late", "", 2) ==
+          0);
+    mesh_route_svc_t *again = NULL;
+    CHECK(mesh_route_svc_builder_finish(sb, "big.Svc", &again) == 0 && again);
+    const mesh_route_service_t *u = mesh_route_svc_get(again);
+    CHECK(u->n_instances == N && !strcmp(u->instances[0].node, "late"));
+    CHECK(u->instances[0].n_methods == 3 && mesh_route_instance_serves(&u->instances[0], "Zap", 3));
+    CHECK(!strcmp(u->instances[N - 1].addr, addrs[N - 1]));
+    mesh_route_svc_unref(again);
+    mesh_route_svc_unref(some);
+    mesh_route_svc_unref(all);
+    mesh_route_svc_builder_free(sb);
+}
+
 /* The release label: "" unless set; the later add of an address wins; copies keep it. */
 static void test_version(void)
 {
@@ -433,6 +500,7 @@ int main(void)
     RUN(test_service_object);
     RUN(test_instance_order);
     RUN(test_same_addr_methods);
+    RUN(test_large_rebuild);
     RUN(test_version);
     fprintf(stderr, "ok\n");
     return 0;
