@@ -2644,14 +2644,16 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
         double cm50 = w->n_conv_members ? (double)w->conv_members[w->n_conv_members / 2] / 1e9 : 0;
         double cm99 =
             w->n_conv_members ? (double)w->conv_members[(w->n_conv_members * 99) / 100] / 1e9 : 0;
-        printf("seed %llu: %d nodes, %llu s virtual in %.1f s of CPU, %.1f s of wall time on %d "
-               "threads (%.0f node-seconds per CPU second), peak RSS %.1f MiB (%.1f KiB per node); "
-               "crashes %llu, detection p50 %.2f "
-               "s p99 %.2f s over %zu crashes; gossip %.0f bytes per node per second\n",
-               (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu, wall,
-               o->threads, cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / 1024,
-               (double)rss_kb() / w->nn, (unsigned long long)w->crashes, p50, p99, w->n_det,
-               (double)sent / node_s);
+        printf(
+            "seed %llu: %d nodes, %llu s virtual in %.1f s of CPU, %.1f s of wall time on %d "
+            "threads (%.0f node-seconds per wall second, %.0f per CPU second), peak RSS %.1f MiB "
+            "(%.1f KiB per node); "
+            "crashes %llu, detection p50 %.2f "
+            "s p99 %.2f s over %zu crashes; gossip %.0f bytes per node per second\n",
+            (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu, wall,
+            o->threads, wall > 0 ? node_s / wall : 0, cpu > 0 ? node_s / cpu : 0,
+            (double)rss_kb() / 1024, (double)rss_kb() / w->nn, (unsigned long long)w->crashes, p50,
+            p99, w->n_det, (double)sent / node_s);
         printf("seed %llu: after %zu heals routes converged in p50 %.2f s p99 %.2f s, membership "
                "in p50 %.2f s p99 %.2f s (over %zu)\n",
                (unsigned long long)seed, w->n_conv_routes, cr50, cr99, cm50, cm99,
@@ -2697,7 +2699,8 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                (unsigned long long)ct.to_app_error);
         printf("{\"seed\":%llu,\"nodes\":%d,\"virtual_s\":%llu,\"cpu_s\":%.2f,"
                "\"wall_s\":%.2f,\"threads\":%d,"
-               "\"node_s_per_cpu_s\":%.0f,\"rss_kib_per_node\":%.1f,\"detect_p50_s\":%.3f,"
+               "\"node_s_per_wall_s\":%.0f,\"node_s_per_cpu_s\":%.0f,\"rss_kib_per_node\":%.1f,"
+               "\"detect_p50_s\":%.3f,"
                "\"detect_p99_s\":%.3f,\"gossip_bytes_per_node_s\":%.1f,\"heals\":%zu,"
                "\"routes_converge_p50_s\":%.3f,\"routes_converge_p99_s\":%.3f,"
                "\"members_converge_p50_s\":%.3f,\"members_converge_p99_s\":%.3f,"
@@ -2707,9 +2710,9 @@ static void run_one(void *ud, uint64_t seed, int tally, sim_outcome_t *out)
                "\"breaker_opens\":%llu,\"window_failed_pct\":%.2f,"
                "\"window_bound_pct\":%.2f}\n",
                (unsigned long long)seed, w->nn, (unsigned long long)o->duration_s, cpu, wall,
-               o->threads, cpu > 0 ? node_s / cpu : 0, (double)rss_kb() / w->nn, p50, p99,
-               (double)sent / node_s, w->n_conv_routes, cr50, cr99, cm50, cm99,
-               (unsigned long long)ct.calls, (unsigned long long)ct.failed,
+               o->threads, wall > 0 ? node_s / wall : 0, cpu > 0 ? node_s / cpu : 0,
+               (double)rss_kb() / w->nn, p50, p99, (double)sent / node_s, w->n_conv_routes, cr50,
+               cr99, cm50, cm99, (unsigned long long)ct.calls, (unsigned long long)ct.failed,
                (unsigned long long)ct.to_live, (unsigned long long)ct.to_crashed,
                (unsigned long long)ct.to_unreachable,
                (unsigned long long)ct.by_cause[CALL_NO_INSTANCE],
