@@ -186,6 +186,8 @@ typedef struct mesh_proxy_config {
     uint32_t max_header_list_size;   /* bytes (names + values + 32 each); default 16384 */
     uint32_t stream_buffer;          /* bytes buffered per stream and direction; default 256 KiB;
                                         also the HTTP/2 stream window advertised */
+    uint32_t conn_window;            /* connection-level receive window of client and upstream
+                                        connections; default 1 GiB (at least stream_buffer) */
     uint64_t connect_timeout_ms;     /* upstream connect; default 1000 */
     uint64_t keepalive_interval_ms;  /* PING period on idle-or-not connections; default 30000;
                                         UINT64_MAX: off */

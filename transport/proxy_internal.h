@@ -131,6 +131,7 @@ struct pxy_us_conn {
     int goaway;
     int retired;          /* takes no new calls; closed once its last call detached */
     pxy_stream_t *hdr_ps; /* the call found last (us_stream): NULL once it detaches */
+    size_t resp_owed;     /* response bytes of closed streams not yet given back (detach_us) */
     uint8_t named;        /* PXY_NAMED_*: per-call names already in the peer's HPACK table */
     mesh_h2_field_cache_t fields; /* fields that passed the checks (cleared at teardown) */
     /* the TLS it was opened with (NULL: h2c): calls wanting another setting never share it;

@@ -477,11 +477,31 @@ static void outlier_report(pxy_stream_t *ps, pxy_endpoint_t *ep)
 
 static void lb_done(pxy_stream_t *ps);
 
+/* Response bytes still queued when a call leaves its upstream connection came from that
+ * connection's DATA. Their stream's window no longer matters (the stream is closed or reset),
+ * but the connection's does: they are given back now, since on_resp_drop no longer knows the
+ * connection when they leave. Otherwise every call whose response arrived with its trailers
+ * (most unary calls) would keep its response's size of the connection window for good, and the
+ * connection would stall once the upstream's window is spent (1 GiB: 70 million small calls).
+ * Given back in batches of an eighth of the window, at most 64 KiB. */
+static void return_resp_owed(pxy_us_conn_t *u, size_t n)
+{
+    u->resp_owed += n;
+    size_t batch = u->w->cfg.conn_window / 8;
+    if (u->resp_owed < (batch < 65536 ? batch : 65536) || !u->h2.session)
+        return;
+    nghttp2_session_consume_connection(u->h2.session, u->resp_owed);
+    u->resp_owed = 0;
+    mesh_h2_conn_flush(&u->h2);
+}
+
 static void detach_us(pxy_stream_t *ps)
 {
     pxy_us_conn_t *u = ps->us;
     if (!u)
         return;
+    if (ps->resp.q.buffered)
+        return_resp_owed(u, ps->resp.q.buffered);
     outlier_report(ps, ps->ep);
     lb_done(ps);
     pxy_list_remove(&ps->us_link);
@@ -885,8 +905,10 @@ void pxy_stream_downstream_lost(pxy_stream_t *ps)
     if (ps->hedge)
         pxy_hedge_drop(ps);
     cancel_upstream(ps); /* still attached: the upstream stream is not closed yet */
-    detach_ds(ps);
+    /* Dropped while the client connection is attached, so on_req_drop gives the request bytes
+     * still held (unsent, or kept for a retry) back to that connection's window. */
     mesh_chunkq_discard(&ps->req.q);
+    detach_ds(ps);
     mesh_chunkq_discard(&ps->resp.q);
     stream_maybe_free(ps);
 }

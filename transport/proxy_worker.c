@@ -173,7 +173,7 @@ static pxy_ds_conn_t *ds_conn_new(mesh_proxy_worker_t *w, uv_stream_t *server, i
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 5);
-    nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+    nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, (int32_t)w->cfg.conn_window);
     if (mesh_h2_conn_start(&d->h2) < 0) {
         mesh_h2_conn_close(&d->h2);
         return NULL;
@@ -216,6 +216,7 @@ static void defaults(mesh_proxy_config_t *c)
     DEF(max_concurrent_streams, 1000);
     DEF(max_header_list_size, 16384);
     DEF(stream_buffer, 256 * 1024);
+    DEF(conn_window, 1u << 30);
     DEF(connect_timeout_ms, 1000);
     DEF(keepalive_interval_ms, 30000);
     DEF(keepalive_timeout_ms, 10000);
@@ -238,6 +239,10 @@ static void defaults(mesh_proxy_config_t *c)
         c->stream_buffer = 16384;
     if (c->stream_buffer > (1u << 30))
         c->stream_buffer = 1u << 30;
+    if (c->conn_window > (1u << 31) - 1)
+        c->conn_window = (1u << 31) - 1;
+    if (c->conn_window < c->stream_buffer)
+        c->conn_window = c->stream_buffer;
 }
 
 static void on_flusher_closed(uv_handle_t *h)

@@ -555,7 +555,8 @@ static void on_connect(uv_connect_t *req, int status)
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(u->h2.session, NGHTTP2_FLAG_NONE, iv, 4);
-    nghttp2_session_set_local_window_size(u->h2.session, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+    nghttp2_session_set_local_window_size(u->h2.session, NGHTTP2_FLAG_NONE, 0,
+                                          (int32_t)w->cfg.conn_window);
     if (mesh_h2_conn_start(&u->h2) < 0) {
         mesh_h2_conn_close(&u->h2);
         return;

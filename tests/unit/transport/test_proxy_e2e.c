@@ -98,6 +98,9 @@ static void start_proxy(void)
     mesh_proxy_config_t cfg = {.listen_host = "127.0.0.1",
                                .listen_port = 0,
                                .stream_buffer = 64 * 1024,
+                               /* a connection window of one stream's: a byte never given back
+                                * stalls a connection within a few calls (test_window_returned) */
+                               .conn_window = 64 * 1024,
                                .connect_timeout_ms = 1000,
                                .keepalive_interval_ms = 5000,
                                /* liveness is transport_h2_liveness's and transport_proxy_retry's
@@ -205,6 +208,30 @@ static void test_many_concurrent(void)
         CHECK(calls[i].grpc_status == 0);
         CHECK(calls[i].body_len == len);
         h2_call_free(&calls[i]);
+    }
+    h2_client_close(&c);
+    free(req);
+}
+
+/* Every byte a connection carried is given back to its window, also when the response arrived
+ * with its trailers (the upstream stream closed before the bytes left the proxy): 40 calls of
+ * 8 KiB each way on one client connection carry five times the 64 KiB connection windows of
+ * both hops. A byte kept for good on either hop would stall the later calls. */
+static void test_window_returned(void)
+{
+    h2_client_t c;
+    CHECK(h2_client_connect(&c, proxy_port) == 0);
+    size_t len;
+    uint8_t *req = grpc_msgs(1, 8192, &len);
+    for (int i = 0; i < 40; i++) {
+        h2_call_t call;
+        CHECK(h2_client_call(&c, &call, "/test.Echo/Echo", "application/grpc", NULL, req, len, 1) ==
+              0);
+        h2_call_t *calls[] = {&call};
+        CHECK(h2_client_wait(&c, calls, 1, 5000) == 0);
+        CHECK(call.grpc_status == 0);
+        CHECK(call.body_len == len && memcmp(call.body, req, len) == 0);
+        h2_call_free(&call);
     }
     h2_client_close(&c);
     free(req);
@@ -366,6 +393,41 @@ static void test_client_cancel(void)
  * upstream side). A call the client resets closes both streams and its call object is reused by
  * the next call on the same connection, with new stream ids: calls after it, several at once
  * and interleaved with more resets, must each get their own answer. */
+/* The request bytes a call still held when its client reset it (kept for a retry: the upstream
+ * had not answered) are given back to the client connection's window: after ten such calls of
+ * 8 KiB, more than the 64 KiB window, a call on the same connection still goes through. */
+static void test_cancel_window_returned(void)
+{
+    h2_client_t c;
+    CHECK(h2_client_connect(&c, proxy_port) == 0);
+    size_t len;
+    uint8_t *req = grpc_msgs(1, 8192, &len);
+    long end = now_ms() + 10000;
+    for (int i = 0; i < 10; i++) {
+        int calls = echo_server_calls(srv), cancels = echo_server_cancels(srv);
+        h2_call_t call;
+        CHECK(h2_client_call(&c, &call, "/test.Echo/Hang", "application/grpc", NULL, req, len, 1) ==
+              0);
+        while (echo_server_calls(srv) == calls && now_ms() < end)
+            h2_client_pump(&c, 10);
+        CHECK(echo_server_calls(srv) > calls);
+        nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, call.id, NGHTTP2_CANCEL);
+        while (echo_server_cancels(srv) == cancels && now_ms() < end)
+            h2_client_pump(&c, 10);
+        CHECK(echo_server_cancels(srv) > cancels);
+        h2_call_free(&call);
+    }
+    h2_call_t call;
+    CHECK(h2_client_call(&c, &call, "/test.Echo/Echo", "application/grpc", NULL, req, len, 1) == 0);
+    h2_call_t *calls[] = {&call};
+    CHECK(h2_client_wait(&c, calls, 1, 5000) == 0);
+    CHECK(call.grpc_status == 0);
+    CHECK(call.body_len == len);
+    h2_call_free(&call);
+    h2_client_close(&c);
+    free(req);
+}
+
 static void test_reset_then_reuse(void)
 {
     size_t len;
@@ -500,6 +562,7 @@ int main(void)
     RUN(test_unary);
     RUN(test_streaming);
     RUN(test_many_concurrent);
+    RUN(test_window_returned);
     RUN(test_no_route);
     RUN(test_not_grpc);
     RUN(test_malformed_request);
@@ -508,6 +571,7 @@ int main(void)
     RUN(test_retry_other_instance);
     RUN(test_deadline);
     RUN(test_client_cancel);
+    RUN(test_cancel_window_returned);
     RUN(test_reset_then_reuse);
     RUN(test_upstream_dies);
     RUN(test_garbage_isolated);
