@@ -297,6 +297,7 @@ struct pxy_stream {
     int svc_len;
     const char *method_str; /* method name from :path, for instances that list methods */
     int method_len;
+    const char *path_seen;      /* the :path value svc_str and method_str were found in */
     int final_status;           /* for the filters' on_done: MESH_PROXY_STATUS_* or a gRPC status */
     int n_admitted;             /* filters that accepted the call or went pending (on_done owed) */
     int pending;                /* 1 + the index of the filter the call waits for; 0: none */

@@ -972,18 +972,22 @@ void pxy_stream_submit(pxy_stream_t *ps)
     mesh_h2_conn_flush(&u->h2);
 }
 
-/* Points svc_str and method_str into the request headers (again: a filter that sets a field
- * may move the buffer). Returns the path. */
+/* Points svc_str and method_str into the request headers (again when a filter that set a
+ * field moved the buffer; no filter can change :path itself, so the same address holds the
+ * same path). Returns the path. */
 static const char *parse_path(pxy_stream_t *ps, size_t *pl_out)
 {
     size_t pl = 0;
     const char *path = hdrs_get(&ps->reqh, PXY_H_PATH, &pl);
+    *pl_out = pl;
+    if (path && path == ps->path_seen)
+        return path;
+    ps->path_seen = path;
     ps->svc_str = pl > 1 ? path + 1 : path;
     const char *slash = pl > 1 ? memchr(path + 1, '/', pl - 1) : NULL;
     ps->svc_len = slash ? (int)(slash - (path + 1)) : (pl > 1 ? (int)pl - 1 : 0);
     ps->method_str = slash ? slash + 1 : path + pl;
     ps->method_len = slash ? (int)(path + pl - (slash + 1)) : 0;
-    *pl_out = pl;
     return path;
 }
 
@@ -1395,7 +1399,12 @@ static void h2_resp_ready(pxy_stream_t *ps)
 static void h2_req_consumed(pxy_stream_t *ps, size_t n)
 {
     if (ps->ds->h2.session) {
-        nghttp2_session_consume(ps->ds->h2.session, ps->ds_id, n);
+        /* A stream whose request ended takes no more DATA: only the connection's window
+         * matters (and nghttp2 need not look the stream up). */
+        if (ps->req.q.eof)
+            nghttp2_session_consume_connection(ps->ds->h2.session, n);
+        else
+            nghttp2_session_consume(ps->ds->h2.session, ps->ds_id, n);
         mesh_h2_conn_flush(&ps->ds->h2);
     }
 }
