@@ -685,6 +685,8 @@ static void scan_fields(pol_call_t *pc)
             f->identity = (int)i;
             continue;
         }
+        if (name[0] != 't' && name[0] != 'x')
+            continue; /* (every other name the scan looks for starts with one of these) */
         switch (nl) {
         case sizeof("tracestate") - 1:
             if (IS("tracestate")) {
@@ -745,10 +747,15 @@ static const char *field_at(pol_call_t *pc, int i, size_t *len)
 static void step_trace(pol_call_t *pc)
 {
     scan_fields(pc);
-    size_t tpl, tsl, ril;
-    const char *tp = field_at(pc, pc->f.traceparent, &tpl),
-               *ts = field_at(pc, pc->f.tracestate, &tsl),
-               *ri = field_at(pc, pc->f.request_id, &ril);
+    size_t tpl = 0, tsl = 0, ril = 0;
+    const char *tp = NULL, *ts = NULL, *ri = NULL;
+    /* (the three indexes are -1 or not negative: their AND is negative only when all are -1,
+     * as on most calls) */
+    if ((pc->f.traceparent & pc->f.tracestate & pc->f.request_id) >= 0) {
+        tp = field_at(pc, pc->f.traceparent, &tpl);
+        ts = field_at(pc, pc->f.tracestate, &tsl);
+        ri = field_at(pc, pc->f.request_id, &ril);
+    }
     const pol_conf_t *conf = conf_of(pc);
     pol_trace_begin(&pc->trace, tp, tpl, ts, tsl, ri, ril, POL_TRACE_FLAG_SAMPLED,
                     conf->trace && conf->request_id_create);
