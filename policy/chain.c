@@ -71,9 +71,10 @@ struct pol_chain {
     int has_idkeys;
     pol_sig_secrets_t *secrets;
     pol_cidr_set_t *trusted;
-    pol_acl_t *forwarders;     /* identity.forwarders (an allow list); NULL: every node */
-    uint64_t sample_below;     /* trace ids hashing below this are access-logged */
-    pol_routes_conf_t *routes; /* the `routes:` block (policy/route_conf.h); never NULL */
+    pol_acl_t *forwarders;      /* identity.forwarders (an allow list); NULL: every node */
+    uint64_t sample_below;      /* trace ids hashing below this are access-logged */
+    size_t identity_header_len; /* strlen(conf->identity_header), for each call's scan */
+    pol_routes_conf_t *routes;  /* the `routes:` block (policy/route_conf.h); never NULL */
 };
 
 /* The node's nonce cache: one for the process, so a reload never forgets a nonce. */
@@ -217,6 +218,7 @@ pol_chain_t *pol_chain_build(pol_conf_t *conf, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    c->identity_header_len = strlen(conf->identity_header);
     c->sample_below = conf->access_log_sample >= 1.0
                           ? UINT64_MAX
                           : (uint64_t)(conf->access_log_sample * 18446744073709551615.0);
@@ -546,11 +548,11 @@ static size_t json_esc(char *out, size_t cap, const char *s, size_t n)
     return o;
 }
 
-static void log_call(pol_call_t *pc, int status)
+/* One access-log line for the call (log_call decided there is a log). */
+static __attribute__((noinline)) void log_write(pol_call_t *pc, int status)
 {
     pol_worker_t *w = pc->w;
-    const pol_conf_t *cf = conf_of(pc);
-    if (!cf->access_log || w->log_fd < 0 || !w->log_buf)
+    if (w->log_fd < 0 || !w->log_buf)
         return;
     uint64_t h;
     memcpy(&h, pc->trace.trace_id, sizeof(h));
@@ -586,6 +588,14 @@ static void log_call(pol_call_t *pc, int status)
                  (unsigned long long)((uv_hrtime() - pc->t0_ns) / 1000), w->index);
     if (n > 0 && (size_t)n < ACCESS_BUF - w->log_len)
         w->log_len += (size_t)n;
+}
+
+/* The call's access-log line, when there is a log (the test inline: most nodes have none, and
+ * the line's function saves and restores a frame's worth of registers). */
+static inline void log_call(pol_call_t *pc, int status)
+{
+    if (conf_of(pc)->access_log)
+        log_write(pc, status);
 }
 
 /* ---- refusals ------------------------------------------------------------------------------- */
@@ -651,41 +661,69 @@ static const char *hdr(pol_call_t *pc, const char *name, size_t *len)
     return mesh_proxy_call_header(pc->call, name, len);
 }
 
-/* Finds the fields the steps read in one pass over the request (by length first: most names
- * are compared with nothing). */
+/* Finds the fields the steps read in one pass over the request: the configured identity header
+ * compared first (by length, then bytes), then the rest by a switch on the name's length, so a
+ * field is compared with at most one fixed name (and the claim prefix). */
 static void scan_fields(pol_call_t *pc)
 {
     call_fields_t *f = &pc->f;
-    const pol_conf_t *cf = conf_of(pc);
-    const char *idh = cf->identity_header;
-    size_t idl = strlen(idh);
+    const pol_chain_t *c = pc->gen->chain;
+    const char *idh = c->conf->identity_header;
+    size_t idl = c->identity_header_len;
     f->traceparent = f->tracestate = f->request_id = f->token = f->identity = -1;
     f->claims = f->n_xff = 0;
     const char *name, *value;
     size_t nl, vl;
     int rv;
-#define IS(lit) (nl == sizeof(lit) - 1 && !memcmp(name, lit, sizeof(lit) - 1))
+#define IS(lit)      (!memcmp(name, lit, sizeof(lit) - 1))
+#define FIRST(field) (field = field < 0 ? (int)i : field)
     for (size_t i = 0; (rv = mesh_proxy_call_header_at(pc->call, i, &name, &nl, &value, &vl)) >= 0;
          i++) {
         if (rv != 1 || name[0] == ':')
             continue;
-        if (nl == idl && !memcmp(name, idh, idl))
+        if (nl == idl && !memcmp(name, idh, idl)) {
             f->identity = (int)i;
-        else if (IS("traceparent"))
-            f->traceparent = f->traceparent < 0 ? (int)i : f->traceparent;
-        else if (IS("tracestate"))
-            f->tracestate = f->tracestate < 0 ? (int)i : f->tracestate;
-        else if (IS("x-request-id"))
-            f->request_id = f->request_id < 0 ? (int)i : f->request_id;
-        else if (IS(POL_IDENTITY_TOKEN_HEADER))
-            f->token = f->token < 0 ? (int)i : f->token;
-        else if (IS("x-forwarded-for")) {
-            if (f->n_xff < 8)
-                f->xff[f->n_xff++] = (int)i;
-        } else if (nl > sizeof(CLAIM_PREFIX) - 1 &&
-                   !memcmp(name, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1))
+            continue;
+        }
+        if (name[0] != 't' && name[0] != 'x')
+            continue; /* (every other name the scan looks for starts with one of these) */
+        switch (nl) {
+        case sizeof("tracestate") - 1:
+            if (IS("tracestate")) {
+                FIRST(f->tracestate);
+                continue;
+            }
+            break;
+        case sizeof("traceparent") - 1:
+            if (IS("traceparent")) {
+                FIRST(f->traceparent);
+                continue;
+            }
+            break;
+        case sizeof("x-request-id") - 1:
+            if (IS("x-request-id")) {
+                FIRST(f->request_id);
+                continue;
+            }
+            break;
+        case sizeof("x-forwarded-for") - 1:
+            if (IS("x-forwarded-for")) {
+                if (f->n_xff < 8)
+                    f->xff[f->n_xff++] = (int)i;
+                continue;
+            }
+            break;
+        case sizeof(POL_IDENTITY_TOKEN_HEADER) - 1:
+            if (IS(POL_IDENTITY_TOKEN_HEADER)) {
+                FIRST(f->token);
+                continue;
+            }
+            break;
+        }
+        if (nl > sizeof(CLAIM_PREFIX) - 1 && !memcmp(name, CLAIM_PREFIX, sizeof(CLAIM_PREFIX) - 1))
             f->claims = 1;
     }
+#undef FIRST
 #undef IS
 }
 
@@ -709,10 +747,15 @@ static const char *field_at(pol_call_t *pc, int i, size_t *len)
 static void step_trace(pol_call_t *pc)
 {
     scan_fields(pc);
-    size_t tpl, tsl, ril;
-    const char *tp = field_at(pc, pc->f.traceparent, &tpl),
-               *ts = field_at(pc, pc->f.tracestate, &tsl),
-               *ri = field_at(pc, pc->f.request_id, &ril);
+    size_t tpl = 0, tsl = 0, ril = 0;
+    const char *tp = NULL, *ts = NULL, *ri = NULL;
+    /* (the three indexes are -1 or not negative: their AND is negative only when all are -1,
+     * as on most calls) */
+    if ((pc->f.traceparent & pc->f.tracestate & pc->f.request_id) >= 0) {
+        tp = field_at(pc, pc->f.traceparent, &tpl);
+        ts = field_at(pc, pc->f.tracestate, &tsl);
+        ri = field_at(pc, pc->f.request_id, &ril);
+    }
     const pol_conf_t *conf = conf_of(pc);
     pol_trace_begin(&pc->trace, tp, tpl, ts, tsl, ri, ril, POL_TRACE_FLAG_SAMPLED,
                     conf->trace && conf->request_id_create);
@@ -730,7 +773,9 @@ static void step_trace(pol_call_t *pc)
 #undef OWN
 }
 
-/* The client's address: the peer, or the address a trusted proxy vouches for. */
+/* The client's address: the peer, or the address a trusted proxy vouches for. Found on first
+ * use (client_of): only refusals, the access log, external checks and a rate limit by peer
+ * need it. */
 static void find_client(pol_call_t *pc)
 {
     pol_ip_t peer;
@@ -755,6 +800,13 @@ static void find_client(pol_call_t *pc)
     pc->client_known = 1;
 }
 
+static const pol_ip_t *client_of(pol_call_t *pc)
+{
+    if (!pc->client_known)
+        find_client(pc);
+    return &pc->client;
+}
+
 /* The client as text, "ip:port" ("[ip]:port") or the vouched-for "ip" alone: formatted on first
  * use, since only refusals, the access log and external checks need it. */
 static const char *peer_of(pol_call_t *pc)
@@ -762,7 +814,7 @@ static const char *peer_of(pol_call_t *pc)
     if (pc->peer[0])
         return pc->peer;
     char ip[POL_IP_STRLEN];
-    if (pol_ip_format(&pc->client, ip, sizeof(ip)) < 0)
+    if (pol_ip_format(client_of(pc), ip, sizeof(ip)) < 0)
         snprintf(ip, sizeof(ip), "?");
     const struct sockaddr *sa = mesh_proxy_call_peer(pc->call);
     int port = !sa                         ? 0
@@ -787,8 +839,8 @@ static int forwards(const pol_chain_t *c, const mesh_peer_id_t *peer)
     return pol_acl_check(c->forwarders, &ac, &res) == POL_ACL_ALLOWED;
 }
 
-/* Removes what a client may not say about itself, and trusts a valid mesh identity token. */
-static void step_identity(pol_call_t *pc)
+/* Removes the identity header and the claim fields the client sent (the scan found some). */
+static __attribute__((noinline)) void strip_claims(pol_call_t *pc)
 {
     const pol_conf_t *cf = conf_of(pc);
     if (pc->f.identity >= 0)
@@ -806,23 +858,36 @@ static void step_identity(pol_call_t *pc)
             claim[nl] = '\0';
             mesh_proxy_call_remove_header(pc->call, claim);
         }
+}
+
+/* The identity the mesh token tok (NULL: none) or the client's certificate proves. */
+static __attribute__((noinline)) void trust_identity(pol_call_t *pc, const char *tok, size_t tl)
+{
+    pol_cid_in_t in = {.peer = pc->peer_id,
+                       .keys = pc->gen->chain->has_idkeys ? &pc->gen->chain->idkeys : NULL,
+                       .token = tok,
+                       .token_len = tl,
+                       .now = unix_s()};
+    in.path = hdr(pc, ":path", &in.path_len);
+    in.peer_forwards = tok && pc->peer_id && forwards(pc->gen->chain, pc->peer_id);
+    pol_cid_t src = pol_call_identity(&in, &pc->id, NULL);
+    pc->has_id = src != POL_CID_NONE;
+    pc->from_mesh = src == POL_CID_TOKEN_MTLS || src == POL_CID_TOKEN_HMAC;
+    if (tok)
+        mesh_proxy_call_remove_header(pc->call, POL_IDENTITY_TOKEN_HEADER);
+}
+
+/* Removes what a client may not say about itself, and trusts a valid mesh identity token (the
+ * work in functions of their own: a call with neither pays a few tests). */
+static inline void step_identity(pol_call_t *pc)
+{
+    if (pc->f.identity >= 0 || pc->f.claims)
+        strip_claims(pc);
     size_t tl;
     const char *tok = field_at(pc, pc->f.token, &tl);
     pc->peer_id = mesh_proxy_call_client_identity(pc->call);
-    if (tok || pc->peer_id) { /* (policy/call_identity.h: the token, the certificate, or none) */
-        pol_cid_in_t in = {.peer = pc->peer_id,
-                           .keys = pc->gen->chain->has_idkeys ? &pc->gen->chain->idkeys : NULL,
-                           .token = tok,
-                           .token_len = tl,
-                           .now = unix_s()};
-        in.path = hdr(pc, ":path", &in.path_len);
-        in.peer_forwards = tok && pc->peer_id && forwards(pc->gen->chain, pc->peer_id);
-        pol_cid_t src = pol_call_identity(&in, &pc->id, NULL);
-        pc->has_id = src != POL_CID_NONE;
-        pc->from_mesh = src == POL_CID_TOKEN_MTLS || src == POL_CID_TOKEN_HMAC;
-    }
-    if (tok)
-        mesh_proxy_call_remove_header(pc->call, POL_IDENTITY_TOKEN_HEADER);
+    if (tok || pc->peer_id) /* (policy/call_identity.h: the token, the certificate, or none) */
+        trust_identity(pc, tok, tl);
 }
 
 /* What authn_jwt found besides a refusal (MESH_PROXY_REJECT). */
@@ -1124,7 +1189,7 @@ static int step_ratelimit(pol_call_t *pc, mesh_proxy_verdict_t *out)
     }
     pol_ratelimit_result_t res;
     pol_ratelimit_verdict_t v = pc->rule->rl_key == POL_RL_PEER
-                                    ? pol_ratelimit_check_ip(rl, &pc->client, uv_hrtime(), &res)
+                                    ? pol_ratelimit_check_ip(rl, client_of(pc), uv_hrtime(), &res)
                                     : pol_ratelimit_check(rl, key, kl, uv_hrtime(), &res);
     if (v == POL_RATELIMIT_ALLOWED)
         return MESH_PROXY_ACCEPT;
@@ -1174,39 +1239,43 @@ static void step_forward(pol_call_t *pc)
     }
 }
 
-/* Runs the steps from pc->step on. */
+/* Runs the steps from pc->step on (a step that went pending continues the run itself, from
+ * the step after it). Without a rule for the call, authn, signature, ACL and rate limit have
+ * nothing to do, and without an identity neither has forward: one test each instead of a call
+ * (the default config has no rules). */
 static int run(pol_call_t *pc, mesh_proxy_verdict_t *out)
 {
-    for (; pc->step < STEP_DONE; pc->step++) {
-        int rc = MESH_PROXY_ACCEPT;
-        switch (pc->step) {
-        case STEP_TRACE:
-            step_trace(pc);
-            break;
-        case STEP_IDENTITY:
-            find_client(pc);
-            step_identity(pc);
-            break;
-        case STEP_AUTHN:
-            rc = step_authn(pc, out);
-            break;
-        case STEP_SIGNATURE:
-            rc = step_signature(pc, out);
-            break;
-        case STEP_ACL:
-            rc = step_acl(pc, out);
-            break;
-        case STEP_RATELIMIT:
-            rc = step_ratelimit(pc, out);
-            break;
-        case STEP_FORWARD:
+    int rc;
+    switch (pc->step) {
+    case STEP_TRACE:
+        step_trace(pc);
+        /* fallthrough */
+    case STEP_IDENTITY:
+        step_identity(pc);
+        /* fallthrough */
+    case STEP_AUTHN:
+        if (pc->rule && (rc = step_authn(pc, out)) != MESH_PROXY_ACCEPT)
+            return rc;
+        /* fallthrough */
+    case STEP_SIGNATURE:
+        if (pc->rule && (rc = step_signature(pc, out)) != MESH_PROXY_ACCEPT)
+            return rc;
+        /* fallthrough */
+    case STEP_ACL:
+        if (pc->rule && (rc = step_acl(pc, out)) != MESH_PROXY_ACCEPT)
+            return rc;
+        /* fallthrough */
+    case STEP_RATELIMIT:
+        if (pc->rule && (rc = step_ratelimit(pc, out)) != MESH_PROXY_ACCEPT)
+            return rc;
+        /* fallthrough */
+    case STEP_FORWARD:
+        if (pc->has_id)
             step_forward(pc);
-            break;
-        }
-        if (rc != MESH_PROXY_ACCEPT)
-            return rc; /* PENDING: the step continues the run itself */
+        /* fallthrough */
+    default:
+        return MESH_PROXY_ACCEPT;
     }
-    return MESH_PROXY_ACCEPT;
 }
 
 /* ---- the filter -------------------------------------------------------------------------------
@@ -1284,8 +1353,10 @@ static int on_call(void *ctx, const mesh_proxy_call_info_t *info, mesh_proxy_ver
     pc->peer[0] = '\0';
     pc->authz_call = NULL;
     pc->t0_ns = conf_of(pc)->access_log ? uv_hrtime() : 0; /* (only the access log's duration) */
-    pc->rule = pol_conf_match(conf_of(pc), info->service, info->service_len, info->method,
-                              info->method_len, &pc->exempt);
+    pc->exempt = 0;
+    pc->rule = conf_of(pc)->n_rules ? pol_conf_match(conf_of(pc), info->service, info->service_len,
+                                                     info->method, info->method_len, &pc->exempt)
+                                    : NULL; /* (pol_conf_match's answer without rules) */
     pc->rule_idx = pc->rule ? (size_t)(pc->rule - conf_of(pc)->rules) : 0;
     apply_routes(pc, info);
     *token = pc;

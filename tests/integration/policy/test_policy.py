@@ -272,13 +272,31 @@ def case_trace(c):
     check("00000000000000000000000000000000" not in tp and len(tp) == 55 and
           "tracestate" not in md, "an invalid traceparent is replaced, its tracestate dropped")
 
+    # The chain's scan of the request (policy/chain.c scan_fields): the first of two
+    # traceparent fields is the caller's; a tracestate without a traceparent is dropped; an
+    # empty traceparent starts a trace; an empty x-request-id is not reused.
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    md = observed(call(p.target, [("traceparent", mine), ("traceparent", other)]))
+    tp = md.get("traceparent", [""])
+    check(len(tp) == 1 and tp[0].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-") and
+          tp[0].endswith("-01"), "of two traceparents the first is continued, once: %s" % md)
+    md = observed(call(p.target, [("tracestate", "congo=t61rcWkgMzE")]))
+    tp = md.get("traceparent", [""])[0]
+    check(len(tp) == 55 and "tracestate" not in md,
+          "a tracestate without a traceparent is dropped: %s" % md)
+    md = observed(call(p.target, [("traceparent", ""), ("x-request-id", "")]))
+    tp = md.get("traceparent", [""])
+    check(len(tp) == 1 and len(tp[0]) == 55 and tp[0].endswith("-01") and
+          md.get("x-request-id", [""]) == [""],
+          "an empty traceparent starts a trace, an empty x-request-id is not replaced: %s" % md)
+
     def lines():
         try:
             with open(log) as f:
                 return [json.loads(x) for x in f if x.strip()]
         except FileNotFoundError:
             return []
-    wait_until(lambda: len(lines()) >= 3, 10, "an access-log line per call")
+    wait_until(lambda: len(lines()) >= 6, 10, "an access-log line per call")
     mine = [x for x in lines() if x["request_id"] == "req-42"]
     check(len(mine) == 1 and mine[0]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and
           mine[0]["path"] == "/%s/Unary" % ECHO and mine[0]["status"] == 0 and

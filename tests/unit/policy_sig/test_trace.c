@@ -267,6 +267,50 @@ static void test_call_create(void)
     CHECK(t.trace_reused && !t.tracestate_kept && t.tracestate_len == 0);
 }
 
+/* hex of n bytes, byte by byte (the reference the formatted ids are held to). */
+static void ref_hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char hexd[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++)
+        out[2 * i] = hexd[in[i] >> 4], out[2 * i + 1] = hexd[in[i] & 15];
+    out[2 * n] = '\0';
+}
+
+/* New and continued traces: the traceparent's text and trace_id_hex are the id bytes (drawn
+ * several words at once and hexed a register at a time), the span never repeats a half of the
+ * trace id, and the bits of the ids are about half ones. */
+static void test_new_ids_text(void)
+{
+    long ones = 0, bits = 0;
+    for (int i = 0; i < 4000; i++) {
+        pol_trace_t t;
+        if (i & 1)
+            pol_trace_begin(&t, TP_OK, strlen(TP_OK), NULL, 0, NULL, 0, 0, 0);
+        else
+            pol_trace_begin(&t, NULL, 0, NULL, 0, NULL, 0, POL_TRACE_FLAG_SAMPLED, 0);
+        char hex[33];
+        ref_hex(t.trace_id, 16, hex);
+        CHECK_STR(t.trace_id_hex, hex);
+        CHECK(strncmp(t.traceparent + 3, hex, 32) == 0);
+        ref_hex(t.span_id, 8, hex);
+        CHECK(strncmp(t.traceparent + 36, hex, 16) == 0);
+        CHECK(parses(t.traceparent));
+        CHECK(memcmp(t.span_id, t.trace_id, 8) != 0 && memcmp(t.span_id, t.trace_id + 8, 8) != 0);
+        if (i & 1) {
+            CHECK(t.trace_reused && strncmp(t.trace_id_hex, &TP_OK[3], 32) == 0);
+        } else {
+            for (int b = 0; b < 16; b++)
+                ones += __builtin_popcount(t.trace_id[b]);
+            bits += 128;
+        }
+        for (int b = 0; b < 8; b++)
+            ones += __builtin_popcount(t.span_id[b]);
+        bits += 64;
+    }
+    /* 512,000 bits: half of them within 2,000 (over 5 standard deviations of 362). */
+    CHECK(ones > bits / 2 - 2000 && ones < bits / 2 + 2000);
+}
+
 /* 20000 new trace ids from one thread (plus 20000 from another) are distinct. */
 #define NIDS 20000
 static uint8_t ids[2][NIDS][16];
@@ -308,6 +352,7 @@ int main(void)
     RUN(test_request_id);
     RUN(test_call_reuse);
     RUN(test_call_create);
+    RUN(test_new_ids_text);
     RUN(test_unique_ids);
     return 0;
 }
