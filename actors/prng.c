@@ -18,23 +18,9 @@ void mesh_prng_seed(mesh_prng_t *p, uint64_t seed)
         p->s[i] = mesh_splitmix64(&x);
 }
 
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 uint64_t mesh_prng_next(mesh_prng_t *p)
 {
-    uint64_t *s = p->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return mesh_xoshiro_step(p->s);
 }
 
 uint64_t mesh_prng_below(mesh_prng_t *p, uint64_t n)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actors/prng.h"
 #include "policy/sig_digest.h"
 
 #if defined(__SSE2__)
@@ -18,14 +19,6 @@
 
 static _Thread_local uint64_t rng[4];
 static _Thread_local int rng_seeded;
-
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static void seed(void)
 {
@@ -38,30 +31,12 @@ static void seed(void)
         uint64_t x = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         x ^= (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)&rng_seeded;
         for (int i = 0; i < 4; i++)
-            s[i] ^= splitmix(&x);
+            s[i] ^= mesh_splitmix64(&x);
     }
     if (!(s[0] | s[1] | s[2] | s[3]))
         s[0] = 1; /* xoshiro's one forbidden state */
     memcpy(rng, s, sizeof(rng));
     rng_seeded = 1;
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-/* One xoshiro256** step on a copy of the state s. */
-static inline uint64_t step(uint64_t s[4])
-{
-    uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return r;
 }
 
 /* The next n (1..3) words of the thread's sequence: the state is read and written back once
@@ -73,7 +48,7 @@ static inline __attribute__((always_inline)) void next_n(uint64_t *out, int n)
         seed();
     uint64_t s[4] = {rng[0], rng[1], rng[2], rng[3]};
     for (int i = 0; i < n; i++)
-        out[i] = step(s);
+        out[i] = mesh_xoshiro_step(s);
     rng[0] = s[0];
     rng[1] = s[1];
     rng[2] = s[2];
