@@ -64,6 +64,10 @@ static const opt_t core_opts[] = {
      NULL, "largest header block accepted", NULL, NULL},
     {"stream-buffer", MESH_OPT_SIZE, F(stream_buffer), "256KiB", DP, 16384, 1 << 30, NULL,
      "bytes buffered per stream and direction before the sender is slowed", NULL, NULL},
+    {"conn-window", MESH_OPT_SIZE, F(conn_window), "1GiB", DP, 16384, (1u << 31) - 1, NULL,
+     "HTTP/2 connection receive window of client and upstream connections (at least "
+     "stream-buffer)",
+     NULL, NULL},
     {"upstream-streams-per-conn", MESH_OPT_INT, F(upstream_streams_per_conn), "0", DP, 0, 1 << 20,
      NULL,
      "calls per upstream connection before the pool opens another, up to 8 (0 = the "

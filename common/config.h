@@ -53,6 +53,7 @@ typedef struct mesh_config {
     int64_t max_concurrent_streams;
     int64_t max_header_list_size;
     int64_t stream_buffer;             /* bytes buffered per stream and direction */
+    int64_t conn_window;               /* HTTP/2 connection receive window */
     int64_t upstream_streams_per_conn; /* calls per upstream connection; 0 = server's limit */
     int64_t connect_timeout_ms;
     int64_t keepalive_interval_ms;

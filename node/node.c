@@ -1052,6 +1052,7 @@ int mesh_node_listen(mesh_node_t *n)
     pc->max_concurrent_streams = (uint32_t)cfg->max_concurrent_streams;
     pc->max_header_list_size = (uint32_t)cfg->max_header_list_size;
     pc->stream_buffer = (uint32_t)cfg->stream_buffer;
+    pc->conn_window = (uint32_t)cfg->conn_window;
     pc->upstream_streams_per_conn = (uint32_t)cfg->upstream_streams_per_conn;
     pc->connect_timeout_ms = (uint64_t)cfg->connect_timeout_ms;
     /* (0 in the options is "off"; in the proxy's settings it is "the default") */

@@ -49,6 +49,7 @@ static void test_defaults(void)
     CHECK_STR(c.etcd_prefix, "meshd/services");
     CHECK(c.lease_ttl_ms == 10000);
     CHECK(c.stream_buffer == 256 * 1024);
+    CHECK(c.conn_window == 1 << 30);
     CHECK(c.ready_failures == 3);
     CHECK(pol_breaker_options(&c)->failure_ratio == 0.5);
     CHECK(c.node && c.node[0]);
@@ -97,6 +98,7 @@ static void test_sections_and_keyed_lists(void)
                              "  pkg.Svc: [127.0.0.1:1, 127.0.0.1:2]\n"
                              "  pkg.Other: 127.0.0.1:3\n"
                              "stream-buffer: 1MiB\n"
+                             "conn-window: 64KiB\n"
                              "etcd: [http://127.0.0.1:2379, http://127.0.0.1:22379]\n");
     mesh_config_t c;
     mesh_config_init(&c);
@@ -110,6 +112,7 @@ static void test_sections_and_keyed_lists(void)
     CHECK_STR(c.static_routes.items[0], "pkg.Svc=127.0.0.1:1,127.0.0.1:2");
     CHECK_STR(c.static_routes.items[1], "pkg.Other=127.0.0.1:3");
     CHECK(c.stream_buffer == 1024 * 1024);
+    CHECK(c.conn_window == 64 * 1024);
     CHECK(c.etcd.n == 2);
     CHECK(mesh_config_validate(&c, MESH_ROLE_PROXY, err, sizeof(err)) == 0);
     mesh_config_destroy(&c);
