@@ -147,6 +147,10 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: the tests open 40 connections at once, the kernel
+    # drops the SYNs past the backlog and the client's retransmission (1 s, then 3 s) can
+    # outlast its 2 s connect timeout on a loaded machine. A real server listens wider.
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         # a client that gave up (timeout, cancel, size bound) is part of the tests
