@@ -67,6 +67,7 @@
     X(ssl_read, int, SSL_read, (SSL *s, void *buf, int num))                                       \
     X(ssl_write, int, SSL_write, (SSL *s, const void *buf, int num))                               \
     X(ssl_get_error, int, SSL_get_error, (const SSL *s, int ret))                                  \
+    X(ssl_has_pending, int, SSL_has_pending, (const SSL *s))                                      \
     X(ssl_is_init_finished, int, SSL_is_init_finished, (const SSL *s))                             \
     X(ssl_get0_alpn, void, SSL_get0_alpn_selected, (const SSL *s, const unsigned char **data,      \
       unsigned int *len))                                                                          \

@@ -210,6 +210,11 @@ ssize_t mesh_tls_read(mesh_tls_t *t, uint8_t *buf, size_t cap)
     if (t->failed)
         return MESH_TLS_FAIL;
     const mesh_ssl_t *S = t->ctx->S;
+    /* Nothing fed and nothing buffered: SSL_read could only say "want read", at the cost of a
+     * record-layer pass and an error-queue mark (about a thousand instructions, once per read
+     * event). */
+    if (S->bio_ctrl_pending(t->in) == 0 && !S->ssl_has_pending(t->ssl))
+        return MESH_TLS_WANT;
     int n = S->ssl_read(t->ssl, buf, cap > (1u << 30) ? (1 << 30) : (int)cap);
     if (n > 0)
         return n;

@@ -135,6 +135,30 @@ static void test_handshake_alpn_data(void)
         have += (size_t)k;
     CHECK_EQ(have, sizeof(big));
     CHECK(memcmp(big, got, sizeof(big)) == 0);
+    /* Ciphertext that arrives a byte at a time, read into a buffer smaller than a record: every
+     * byte comes out once, "want" only while a record is incomplete (mesh_tls_read answers
+     * "want" without asking the library when nothing is fed or buffered). */
+    CHECK_EQ(mesh_tls_write(&c, big, 40000), 0);
+    const uint8_t *ct;
+    size_t ctn = mesh_tls_out_peek(&c, &ct);
+    static uint8_t cts[50000];
+    CHECK(ctn > 40000 && ctn <= sizeof(cts));
+    memcpy(cts, ct, ctn);
+    mesh_tls_out_consume(&c, ctn);
+    have = 0;
+    for (size_t i = 0; i < ctn; i++) {
+        CHECK_EQ(mesh_tls_feed(&s, cts + i, 1), 0);
+        while ((k = mesh_tls_read(&s, got + have, 1000)) > 0)
+            have += (size_t)k;
+        CHECK_EQ(k, MESH_TLS_WANT);
+    }
+    CHECK_EQ(have, 40000);
+    CHECK(memcmp(big, got, 40000) == 0);
+    CHECK_EQ(mesh_tls_read(&s, buf, sizeof(buf)), MESH_TLS_WANT);
+    /* The peer's close_notify is still seen. */
+    mesh_tls_close(&c);
+    move(&c, &s);
+    CHECK_EQ(mesh_tls_read(&s, buf, sizeof(buf)), MESH_TLS_CLOSED);
     mesh_tls_destroy(&c);
     mesh_tls_destroy(&s);
     mesh_tls_ctx_unref(cc);
